@@ -1,0 +1,122 @@
+/**
+ * `synapse-mount <entity> <mountpoint>`: like mount-s3 and gcsfuse, returns once the mount is
+ * ready and serves from a detached background process; `--foreground` stays attached.
+ *
+ * Background mode (Node cannot fork): the command re-executes itself as a detached child with
+ * the token in the child's environment — never argv, which /proc shows to every user — and
+ * waits on an IPC channel until the child reports that the mount answered its first op, or
+ * reports the error, which the parent prints as one line before exiting 1. The child's stdout
+ * and stderr go to the log file, so libfuse's own messages are kept there.
+ *
+ * The serving process unmounts on SIGINT/SIGTERM, and exits when someone else unmounts it
+ * (fuse-native has no destroy callback: the adapter watches /proc/self/mountinfo).
+ */
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { defaultLogFile } from '../config.js';
+import { createLogger, type LogLevel } from '../log.js';
+import { mount, type MountConfig } from '../fs/mount.js';
+import { writeMountRecord, removeMountRecord } from './mount-registry.js';
+
+/** Env var marking the re-executed serving child. */
+export const CHILD_ENV = 'SYNAPSE_MOUNT_SERVING_CHILD';
+const READY_TIMEOUT_MS = 120_000;
+
+interface ChildMessage {
+  ready?: boolean;
+  error?: string;
+}
+
+export interface MountCommandOptions {
+  config: MountConfig;
+  foreground: boolean;
+  logLevel: LogLevel;
+  logFile: string | undefined;
+  /** argv to re-execute (without node and script). */
+  argv: string[];
+}
+
+/** Parent side of background mode. Resolves with the exit code. */
+async function startBackground(opts: MountCommandOptions): Promise<number> {
+  const logFile = path.resolve(opts.logFile ?? defaultLogFile(opts.config.mountpoint));
+  await mkdir(path.dirname(logFile), { recursive: true, mode: 0o700 });
+  const logFd = openSync(logFile, 'a', 0o600);
+  const script = process.argv[1];
+  if (!script) throw new Error('cannot find the synapse-mount script to run in the background');
+  const child = spawn(process.execPath, [...process.execArgv, script, ...opts.argv, '--foreground', '--log-file', logFile], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'ipc'],
+    env: { ...process.env, SYNAPSE_AUTH_TOKEN: opts.config.authToken, [CHILD_ENV]: '1' },
+  });
+  return new Promise<number>((resolve) => {
+    let settled = false;
+    const finish = (code: number, message?: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (message) process.stderr.write(`synapse-mount: ${message}\n`);
+      if (child.connected) child.disconnect();
+      child.unref();
+      resolve(code);
+    };
+    const timer = setTimeout(() => finish(1, `the mount did not become ready within ${READY_TIMEOUT_MS / 1000} s; see ${logFile}`), READY_TIMEOUT_MS);
+    child.on('message', (msg: ChildMessage) => {
+      if (msg.ready) finish(0);
+      else if (msg.error) finish(1, msg.error);
+    });
+    child.on('exit', (code) => finish(1, `the mount process exited (${code ?? 'signal'}) before it was ready; see ${logFile}`));
+    child.on('error', (err) => finish(1, `could not start the mount process: ${err.message}`));
+  });
+}
+
+/** Serving side: mount, report readiness, serve until unmounted or signalled. */
+async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
+  const report = (msg: ChildMessage): void => {
+    if (process.send && process.connected) process.send(msg, () => { if (msg.ready || msg.error) process.disconnect(); });
+  };
+  let mounted;
+  try {
+    mounted = await mount(opts.config, log);
+    // The mount answered its first op (the kernel asks for the root's attributes).
+    await stat(opts.config.mountpoint);
+  } catch (err) {
+    const message = (err as Error).message;
+    log.error({ err }, 'mount failed');
+    if (process.send) report({ error: message });
+    else process.stderr.write(`synapse-mount: ${message}\n`);
+    if (mounted) await mounted.unmount().catch(() => undefined);
+    return 1;
+  }
+  await writeMountRecord({
+    pid: process.pid, mountpoint: path.resolve(opts.config.mountpoint), entityId: opts.config.entityId,
+    startedAt: new Date().toISOString(), ...(opts.logFile ? { logFile: opts.logFile } : {}),
+  }).catch((err: unknown) => log.warn({ err }, 'could not write the mount record'));
+  report({ ready: true });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (why: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ why }, 'unmounting');
+      await mounted.unmount().catch((err: unknown) => log.error({ err }, 'unmount failed'));
+      await removeMountRecord(opts.config.mountpoint, process.pid).catch(() => undefined);
+      log.info('unmounted; exiting');
+      resolve(0);
+    };
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGHUP', () => void stop('SIGHUP'));
+    mounted.adapter.watchForUnmount(() => void stop('unmounted from outside'));
+  });
+}
+
+export async function runMount(opts: MountCommandOptions): Promise<number> {
+  process.title = `synapse-mount ${opts.config.entityId} ${opts.config.mountpoint}`;
+  if (!opts.foreground && !process.env[CHILD_ENV]) return startBackground(opts);
+  const log = createLogger(opts.logLevel, process.env[CHILD_ENV] ? opts.logFile : undefined);
+  return serve(opts, log);
+}

@@ -1,0 +1,54 @@
+/**
+ * `synapse-mount unmount <dir>`: asks the serving process to drain and unmount (SIGTERM), then
+ * waits until the mount is gone and the process has exited. Without a live serving process
+ * (killed, or mounted by another tool) it falls back to `fusermount -u`, and for a dead mount
+ * (ENOTCONN) to a lazy unmount.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { findOnPath, lazyUnmount, mountedType } from '../fs/preflight.js';
+import { processAlive, readMountRecord } from './mount-registry.js';
+
+const exec = promisify(execFile);
+/** Uploads in flight may take a while to finish or journal; report progress meanwhile. */
+const DRAIN_TIMEOUT_MS = 10 * 60_000;
+const POLL_MS = 100;
+
+export async function runUnmount(mountpoint: string): Promise<number> {
+  const dir = path.resolve(mountpoint);
+  if (!(await mountedType(dir))) {
+    process.stderr.write(`synapse-mount: ${dir} is not mounted\n`);
+    return 1;
+  }
+  const rec = await readMountRecord(dir);
+  if (rec && processAlive(rec.pid)) {
+    process.kill(rec.pid, 'SIGTERM');
+    const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+    let told = false;
+    while (Date.now() < deadline) {
+      if (!(await mountedType(dir)) && !processAlive(rec.pid)) return 0;
+      if (!told && Date.now() > deadline - DRAIN_TIMEOUT_MS + 5000) {
+        process.stderr.write(`synapse-mount: waiting for ${dir} to finish uploads (pid ${rec.pid})…\n`);
+        told = true;
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    process.stderr.write(`synapse-mount: ${dir} did not unmount within ${DRAIN_TIMEOUT_MS / 1000} s (pid ${rec.pid}); see its log\n`);
+    return 1;
+  }
+  const fusermount = await findOnPath('fusermount');
+  try {
+    if (fusermount) await exec(fusermount, ['-u', dir]);
+    else await exec('umount', [dir]);
+  } catch (err) {
+    const msg = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
+    if (/not connected|Transport endpoint/i.test(msg)) {
+      await lazyUnmount(dir);
+    } else {
+      process.stderr.write(`synapse-mount: could not unmount ${dir}: ${msg.split('\n')[0]}\n`);
+      return 1;
+    }
+  }
+  return (await mountedType(dir)) ? 1 : 0;
+}

@@ -1,0 +1,112 @@
+/**
+ * In-memory block cache: fixed-size blocks of immutable objects, keyed by
+ * (RangeSource.cacheKey, block index), bounded in bytes by lru-cache's maxSize.
+ *
+ * lru-cache's `fetchMethod` gives single-flight for free: concurrent misses on one block share
+ * one GET. Blocks being fetched are not yet counted by lru-cache, so prefetches are also bounded
+ * by `inflightBudget` bytes (see Prefetcher) — cache + in-flight stays within the configured
+ * memory. Failed fetches are not cached; the next read tries again.
+ *
+ * Block size default 8 MiB (DESIGN §4): large enough that a sequential reader needs few GETs
+ * (S3 throughput wants ≥ 8 MiB requests), small enough that a random reader wastes little.
+ */
+import { LRUCache } from 'lru-cache';
+import type { RangeSource } from '../s3/object-store.js';
+
+interface FetchContext {
+  source: RangeSource;
+  index: number;
+}
+
+export interface BlockCacheOptions {
+  maxBytes: number;
+  blockSize: number;
+}
+
+export class BlockCache {
+  readonly blockSize: number;
+  private readonly cache: LRUCache<string, Buffer, FetchContext>;
+  private inflight = 0;
+  stats = { hits: 0, misses: 0, bytesFetched: 0 };
+
+  constructor(opts: BlockCacheOptions) {
+    this.blockSize = opts.blockSize;
+    this.cache = new LRUCache<string, Buffer, FetchContext>({
+      maxSize: Math.max(opts.maxBytes, opts.blockSize),
+      sizeCalculation: (b) => Math.max(1, b.length),
+      fetchMethod: async (_key, _stale, { context, signal }) => {
+        const start = context.index * this.blockSize;
+        const end = Math.min(start + this.blockSize, context.source.size);
+        this.stats.misses++;
+        this.inflight += end - start;
+        try {
+          const data = await context.source.read(start, end, signal);
+          this.stats.bytesFetched += data.length;
+          return data;
+        } finally {
+          this.inflight -= end - start;
+        }
+      },
+    });
+  }
+
+  /** Bytes currently being fetched (not yet in the cache). */
+  get inflightBytes(): number {
+    return this.inflight;
+  }
+
+  get cachedBytes(): number {
+    return this.cache.calculatedSize;
+  }
+
+  private key(source: RangeSource, index: number): string {
+    return `${source.cacheKey}#${index}`;
+  }
+
+  has(source: RangeSource, index: number): boolean {
+    return this.cache.has(this.key(source, index));
+  }
+
+  async block(source: RangeSource, index: number): Promise<Buffer> {
+    const key = this.key(source, index);
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.stats.hits++;
+      return hit;
+    }
+    const data = await this.cache.fetch(key, { context: { source, index } });
+    if (!data) throw new Error(`block ${index} of ${source.cacheKey} could not be fetched`);
+    return data;
+  }
+
+  /** Start fetching a block without waiting; errors are left for a real read to see. */
+  prefetch(source: RangeSource, index: number): void {
+    const key = this.key(source, index);
+    if (this.cache.has(key)) return;
+    this.cache.fetch(key, { context: { source, index } }).catch(() => undefined);
+  }
+
+  /** Read [offset, offset+length) of the source through the cache. */
+  async read(source: RangeSource, offset: number, length: number): Promise<Buffer> {
+    const end = Math.min(offset + length, source.size);
+    if (end <= offset) return Buffer.alloc(0);
+    const first = Math.floor(offset / this.blockSize);
+    const last = Math.floor((end - 1) / this.blockSize);
+    const blocks = await Promise.all(
+      Array.from({ length: last - first + 1 }, (_, i) => this.block(source, first + i)),
+    );
+    if (blocks.length === 1) {
+      const start = offset - first * this.blockSize;
+      return blocks[0]!.subarray(start, start + (end - offset));
+    }
+    const out = Buffer.allocUnsafe(end - offset);
+    let written = 0;
+    for (let i = 0; i < blocks.length; i++) {
+      const blockStart = (first + i) * this.blockSize;
+      const from = Math.max(offset, blockStart) - blockStart;
+      const to = Math.min(end, blockStart + this.blockSize) - blockStart;
+      written += blocks[i]!.copy(out, written, from, to);
+    }
+    return out;
+  }
+}

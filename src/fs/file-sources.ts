@@ -1,0 +1,162 @@
+/**
+ * Turns a Synapse FileEntity into a RangeSource, choosing the cheapest path its storage allows
+ * (DESIGN §3 open/read; the Python client's `use_boto_sts_transfers`, with no flag):
+ *  - STS-enabled storage location → S3 with the location's read_only STS credentials (one
+ *    AwsObjectStore per location; credentials cached and refreshed by the StsCache);
+ *  - anything else → presigned URLs from POST /fileHandle/batch, refreshed by age or on 403.
+ * Whether a location is STS-enabled is learned once per location by asking for credentials
+ * (400 "not in an STS-enabled storage location" → presigned) — a GET /storageLocation would
+ * need the caller to be its creator.
+ *
+ * File handles are immutable, so the (entity, version) → file handle answer is cached for good;
+ * open() therefore costs one bundle2 call only when the listing's version is new to us.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import type { SynapseApi } from '../synapse/api.js';
+import { SynapseError } from '../synapse/errors.js';
+import type { S3FileHandle, StsCredentials, StsPermission } from '../synapse/types.js';
+import type { ObjectStore, RangeSource } from '../s3/object-store.js';
+import { PresignedRangeSource } from '../s3/presigned-store.js';
+import { S3RangeSource } from '../s3/s3-range-source.js';
+import { FsError } from './errors.js';
+import type { FsNode } from './inode-table.js';
+
+/** Synapse's download URLs live 30 s; refresh at 20 s so a slow GET never starts on a dead URL. */
+const PRESIGNED_URL_MAX_AGE_MS = 20_000;
+
+export interface StsProvider {
+  get(scopeKey: string, entityId: string, permission: StsPermission): Promise<StsCredentials>;
+  invalidate(scopeKey: string, permission: StsPermission): void;
+}
+
+/** Builds an ObjectStore for one storage location from a credentials provider. */
+export type StoreFactory = (
+  credentials: () => Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken: string; expiration: Date }>,
+  onExpired: () => void,
+) => ObjectStore;
+
+export interface ResolvedFile {
+  entityId: string;
+  versionNumber: number;
+  fileHandle: S3FileHandle;
+}
+
+export interface FileSourcesOptions {
+  useSts: boolean;
+  requestTimeoutMs: number;
+  logger?: Logger;
+}
+
+class EmptySource implements RangeSource {
+  readonly size = 0;
+  constructor(readonly cacheKey: string) {}
+  read(): Promise<Buffer> {
+    return Promise.resolve(Buffer.alloc(0));
+  }
+}
+
+export class FileSources {
+  private readonly handles = new LRUCache<string, ResolvedFile>({ max: 100_000 });
+  /** storageLocationId → STS-enabled? (learned on first use) */
+  private readonly stsEnabled = new Map<number, Promise<boolean>>();
+  private readonly stores = new Map<string, ObjectStore>();
+
+  constructor(
+    private readonly api: SynapseApi,
+    private readonly sts: StsProvider,
+    private readonly makeStore: StoreFactory,
+    private readonly opts: FileSourcesOptions,
+  ) {}
+
+  /** The file handle behind a file node; uses the cached answer when the version is known. */
+  async resolve(node: FsNode, trustCachedVersion: boolean): Promise<ResolvedFile> {
+    if (trustCachedVersion && node.versionNumber !== undefined) {
+      const cached = this.handles.get(`${node.entityId}.${node.versionNumber}`);
+      if (cached) return cached;
+    }
+    const bundle = await this.api.getBundle(node.entityId, { includeEntity: true, includeFileHandles: true });
+    const entity = bundle.entity;
+    if (!entity?.dataFileHandleId) throw new FsError('EIO', `${node.entityId}: bundle has no file entity`);
+    const fileHandle = bundle.fileHandles?.find((fh) => String(fh.id) === String(entity.dataFileHandleId));
+    if (!fileHandle) {
+      throw new FsError('EACCES', `${node.entityId}: no DOWNLOAD permission (Synapse returned no file handle)`);
+    }
+    const resolved: ResolvedFile = { entityId: entity.id, versionNumber: entity.versionNumber ?? 1, fileHandle };
+    this.handles.set(`${entity.id}.${resolved.versionNumber}`, resolved);
+    node.versionNumber = resolved.versionNumber;
+    return resolved;
+  }
+
+  /** A RangeSource for the resolved file, through STS when its location allows. */
+  async source(file: ResolvedFile): Promise<RangeSource> {
+    const fh = file.fileHandle;
+    const key = `fh${fh.id}`;
+    if (fh.contentSize === 0) return new EmptySource(key);
+    const loc = fh.storageLocationId;
+    if (this.opts.useSts && loc !== undefined && (await this.isStsEnabled(loc, file.entityId))) {
+      const store = this.storeFor(loc, file.entityId, 'read_only');
+      return S3RangeSource.open(key, store, { bucket: fh.bucketName, key: fh.key });
+    }
+    return new PresignedRangeSource(key, fh.contentSize, this.urlProvider(file), { requestTimeoutMs: this.opts.requestTimeoutMs });
+  }
+
+  private isStsEnabled(locationId: number, entityId: string): Promise<boolean> {
+    let known = this.stsEnabled.get(locationId);
+    if (!known) {
+      known = this.sts.get(`loc${locationId}`, entityId, 'read_only').then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof SynapseError && (err.status === 400 || err.status === 403)) {
+            if (err.status === 403) {
+              this.opts.logger?.warn({ storageLocationId: locationId, reason: err.reason },
+                'STS credentials refused (a token needs view, modify and download scopes); using presigned URLs');
+            }
+            return false;
+          }
+          this.stsEnabled.delete(locationId); // transient: ask again next time
+          throw err;
+        },
+      );
+      this.stsEnabled.set(locationId, known);
+    }
+    return known;
+  }
+
+  /** One ObjectStore per (storage location, permission), fed by the STS cache. */
+  storeFor(locationId: number, entityId: string, permission: StsPermission): ObjectStore {
+    const scope = `loc${locationId}`;
+    const id = `${scope}:${permission}`;
+    let store = this.stores.get(id);
+    if (!store) {
+      store = this.makeStore(async () => {
+        const c = await this.sts.get(scope, entityId, permission);
+        return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiration: new Date(c.expiration) };
+      }, () => this.sts.invalidate(scope, permission));
+      this.stores.set(id, store);
+    }
+    return store;
+  }
+
+  private urlProvider(file: ResolvedFile): (force: boolean) => Promise<string> {
+    let current: { url: string; at: number } | undefined;
+    let pending: Promise<string> | undefined;
+    return (force) => {
+      if (!force && current && Date.now() - current.at < PRESIGNED_URL_MAX_AGE_MS) return Promise.resolve(current.url);
+      if (pending) return pending;
+      pending = this.api.batchFileHandles(
+        [{ fileHandleId: String(file.fileHandle.id), associateObjectId: file.entityId, associateObjectType: 'FileEntity' }],
+        { includeFileHandles: false, includePreSignedURLs: true },
+      ).then((results) => {
+        const r = results[0];
+        if (!r?.preSignedURL) {
+          throw new FsError(r?.failureCode === 'UNAUTHORIZED' ? 'EACCES' : 'EIO',
+            `${file.entityId}: no download URL (${r?.failureCode ?? 'none returned'})`);
+        }
+        current = { url: r.preSignedURL, at: Date.now() };
+        return r.preSignedURL;
+      }).finally(() => { pending = undefined; });
+      return pending;
+    };
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * Path ↔ entity map: directory listings from /entity/children, cached with a TTL, plus
+ * per-file sizes cached for good per (entity id, versionNumber).
+ *
+ * libfuse 2.9's high-level API is path based, so the table resolves a path by walking cached
+ * listings from the root. A listing is refetched when older than `ttlMs` (single-flight: many
+ * concurrent lookups in one folder make one paged listing). The mount's own changes patch the
+ * cached listing directly, so they show at once.
+ *
+ * Sizes: EntityHeader has none (synapse-api.md, "Sizes for a whole folder"), so after a listing
+ * the sizes of its files are fetched in the background (GET /entity/{id}/version?limit=1), at
+ * most `backgroundConcurrency` at a time so a user's own calls always find a free slot in the
+ * client's queue of 3; a getattr that needs a size now takes that file out of the queue and asks
+ * at once (or joins the request in flight) — no size is ever requested twice. A
+ * (id, version) size never changes, so it is cached without TTL (bounded LRU).
+ *
+ * INVARIANT: `listings` entries hold FsNodes whose `parentId` is the listing's entity id.
+ * INVARIANT: a cached size belongs to exactly the (id, versionNumber) in its key.
+ * Across an `await`, a listing may be replaced by a fresher one; callers re-read the map.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import type { SynapseApi } from '../synapse/api.js';
+import { CONCRETE, type EntityHeader } from '../synapse/types.js';
+import { FsError } from './errors.js';
+
+export type NodeKind = 'dir' | 'file' | 'link';
+
+export interface FsNode {
+  entityId: string;
+  name: string;
+  kind: NodeKind;
+  parentId: string | undefined;
+  versionNumber: number | undefined;
+  modifiedOn: number;
+  createdOn: number;
+}
+
+export interface FileSize {
+  size: number;
+  md5: string | undefined;
+}
+
+interface Listing {
+  entries: Map<string, FsNode>;
+  fetchedAt: number;
+}
+
+export interface InodeTableOptions {
+  /** Listing TTL; Infinity = never refetch. */
+  ttlMs: number;
+  now?: () => number;
+  logger?: Logger;
+  /** A low-priority view of the API (the client's background lane) for speculative fetches. */
+  backgroundApi?: SynapseApi;
+  /** Background size fetches in flight at once; leaves the client's other slots for users. */
+  backgroundConcurrency?: number;
+  maxSizes?: number;
+}
+
+function kindOf(type: string): NodeKind | undefined {
+  switch (type) {
+    case CONCRETE.folder: return 'dir';
+    case CONCRETE.file: return 'file';
+    case CONCRETE.link: return 'link';
+    default: return undefined;
+  }
+}
+
+/** Names the kernel cannot take as a directory entry (never a path escape). */
+export function isUnsafeName(name: string): boolean {
+  return name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0');
+}
+
+export function nodeFromHeader(h: EntityHeader, parentId: string): FsNode | undefined {
+  const kind = kindOf(h.type);
+  if (!kind) return undefined;
+  return {
+    entityId: h.id,
+    name: h.name,
+    kind,
+    parentId,
+    versionNumber: h.versionNumber,
+    modifiedOn: h.modifiedOn ? Date.parse(h.modifiedOn) : Date.now(),
+    createdOn: h.createdOn ? Date.parse(h.createdOn) : Date.now(),
+  };
+}
+
+export class InodeTable {
+  private readonly listings = new Map<string, Listing>();
+  private readonly pendingListings = new Map<string, Promise<Listing>>();
+  private readonly sizes: LRUCache<string, FileSize>;
+  private readonly pendingSizes = new Map<string, Promise<FileSize>>();
+  private readonly now: () => number;
+  /** Files whose sizes are wanted but not yet asked for, in listing order. */
+  private readonly backgroundQueue = new Map<string, FsNode>();
+  private backgroundInflight = 0;
+
+  constructor(
+    private readonly api: SynapseApi,
+    readonly root: FsNode,
+    private readonly opts: InodeTableOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.sizes = new LRUCache({ max: opts.maxSizes ?? 1_000_000 });
+  }
+
+  /** Resolve an absolute mount path ("/a/b") to its node; ENOENT / ENOTDIR as POSIX says. */
+  async resolve(path: string): Promise<FsNode> {
+    let node = this.root;
+    if (path === '/' || path === '') return node;
+    const parts = path.split('/').filter((p) => p.length > 0);
+    for (const part of parts) {
+      if (node.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: not a directory`);
+      const listing = await this.listing(node.entityId);
+      const child = listing.entries.get(part);
+      if (!child) throw new FsError('ENOENT', `${path}: no such entry`);
+      node = child;
+    }
+    return node;
+  }
+
+  /** Resolve the parent directory of `path` and the last name. */
+  async resolveParent(path: string): Promise<{ parent: FsNode; name: string }> {
+    const idx = path.lastIndexOf('/');
+    const parentPath = idx <= 0 ? '/' : path.slice(0, idx);
+    const parent = await this.resolve(parentPath);
+    if (parent.kind !== 'dir') throw new FsError('ENOTDIR', `${parentPath}: not a directory`);
+    return { parent, name: path.slice(idx + 1) };
+  }
+
+  /** The children of a directory (fresh within the TTL). */
+  async children(dirId: string): Promise<FsNode[]> {
+    const listing = await this.listing(dirId);
+    return [...listing.entries.values()];
+  }
+
+  cachedListing(dirId: string): Map<string, FsNode> | undefined {
+    return this.listings.get(dirId)?.entries;
+  }
+
+  private async listing(dirId: string): Promise<Listing> {
+    const cached = this.listings.get(dirId);
+    if (cached && this.now() - cached.fetchedAt < this.opts.ttlMs) return cached;
+    let pending = this.pendingListings.get(dirId);
+    if (!pending) {
+      pending = this.fetchListing(dirId).finally(() => this.pendingListings.delete(dirId));
+      this.pendingListings.set(dirId, pending);
+    }
+    return pending;
+  }
+
+  private async fetchListing(dirId: string): Promise<Listing> {
+    const fetchedAt = this.now();
+    const headers = await this.api.listChildren(dirId, ['folder', 'file', 'link']);
+    const entries = new Map<string, FsNode>();
+    for (const h of headers) {
+      const node = nodeFromHeader(h, dirId);
+      if (!node) continue;
+      if (isUnsafeName(node.name)) {
+        this.opts.logger?.warn({ entityId: h.id, name: h.name }, 'entity name is not a valid file name; hidden');
+        continue;
+      }
+      entries.set(node.name, node);
+    }
+    const listing = { entries, fetchedAt };
+    this.listings.set(dirId, listing);
+    this.prefetchSizes(entries.values());
+    return listing;
+  }
+
+  /** Drop a directory's listing so the next lookup refetches it. */
+  invalidate(dirId: string): void {
+    this.listings.delete(dirId);
+  }
+
+  /** The mount's own change: add or replace an entry in a cached listing. */
+  upsert(node: FsNode): void {
+    if (!node.parentId) return;
+    const listing = this.listings.get(node.parentId);
+    if (listing) listing.entries.set(node.name, node);
+  }
+
+  /** The mount's own change: remove an entry from a cached listing. */
+  remove(parentId: string, name: string): void {
+    this.listings.get(parentId)?.entries.delete(name);
+  }
+
+  private sizeKey(node: FsNode): string {
+    return `${node.entityId}.${node.versionNumber ?? 'latest'}`;
+  }
+
+  knownSize(node: FsNode): FileSize | undefined {
+    return this.sizes.get(this.sizeKey(node));
+  }
+
+  setSize(entityId: string, versionNumber: number, size: FileSize): void {
+    this.sizes.set(`${entityId}.${versionNumber}`, size);
+  }
+
+  /**
+   * Size of a file: cached, in flight (shared), or fetched now. A file still waiting in the
+   * background queue is taken out of it and fetched at once, so no request is ever made twice.
+   */
+  async size(node: FsNode): Promise<FileSize> {
+    const key = this.sizeKey(node);
+    const known = this.sizes.get(key);
+    if (known) return known;
+    const pending = this.pendingSizes.get(key);
+    if (pending) return pending;
+    this.backgroundQueue.delete(key);
+    return this.fetchSize(node, key, this.api);
+  }
+
+  private fetchSize(node: FsNode, key: string, api: SynapseApi): Promise<FileSize> {
+    const pending = api.getLatestVersionInfo(node.entityId).then((info) => {
+      const size: FileSize = { size: Number(info.contentSize ?? 0), md5: info.contentMd5 };
+      this.sizes.set(`${node.entityId}.${info.versionNumber}`, size);
+      if (node.versionNumber === undefined || node.versionNumber === info.versionNumber) this.sizes.set(key, size);
+      if (node.versionNumber !== undefined && info.versionNumber > node.versionNumber) {
+        // The listing is behind Synapse: a newer version exists. Show it now; the listing
+        // catches up at its TTL.
+        node.versionNumber = info.versionNumber;
+        node.modifiedOn = Date.parse(info.modifiedOn) || node.modifiedOn;
+        this.sizes.set(this.sizeKey(node), size);
+      }
+      return size;
+    }).finally(() => this.pendingSizes.delete(key));
+    this.pendingSizes.set(key, pending);
+    return pending;
+  }
+
+  /** Queue background size fetches for listed files; at most `backgroundConcurrency` run at once. */
+  private prefetchSizes(nodes: Iterable<FsNode>): void {
+    for (const node of nodes) {
+      const key = this.sizeKey(node);
+      if (node.kind !== 'file' || this.sizes.has(key) || this.pendingSizes.has(key)) continue;
+      this.backgroundQueue.set(key, node);
+    }
+    this.pumpBackground();
+  }
+
+  private pumpBackground(): void {
+    const limit = this.opts.backgroundConcurrency ?? 2;
+    while (this.backgroundInflight < limit && this.backgroundQueue.size > 0) {
+      const [key, node] = this.backgroundQueue.entries().next().value as [string, FsNode];
+      this.backgroundQueue.delete(key);
+      if (this.sizes.has(key) || this.pendingSizes.has(key)) continue;
+      this.backgroundInflight++;
+      this.fetchSize(node, key, this.opts.backgroundApi ?? this.api)
+        .catch((err: unknown) => this.opts.logger?.debug({ entityId: node.entityId, err }, 'background size fetch failed'))
+        .finally(() => {
+          this.backgroundInflight--;
+          this.pumpBackground();
+        });
+    }
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * Composition root: builds the Synapse client, STS cache, object stores, caches and filesystem
+ * from a MountConfig, checks the root entity and the mountpoint, and mounts. Used by the CLI and
+ * by end-to-end tests; nothing else wires layers together.
+ */
+import type { Logger } from 'pino';
+import { HttpSynapseClient } from '../synapse/http-client.js';
+import { SynapseError } from '../synapse/errors.js';
+import { StsCredentialCache } from '../synapse/sts.js';
+import { CONCRETE } from '../synapse/types.js';
+import { AwsObjectStore } from '../s3/aws-object-store.js';
+import { BlockCache } from './block-cache.js';
+import { FileSources } from './file-sources.js';
+import { SynapseFilesystem } from './filesystem.js';
+import { FuseAdapter } from './fuse-adapter.js';
+import { InodeTable, type FsNode } from './inode-table.js';
+import { MountError, preflight } from './preflight.js';
+
+export interface MountConfig {
+  entityId: string;
+  mountpoint: string;
+  endpoint: string;
+  authToken: string;
+  s3Endpoint?: string;
+  s3Region?: string;
+  readOnly: boolean;
+  useSts: boolean;
+  cacheBytes: number;
+  blockBytes: number;
+  metadataTtlMs: number;
+  readTimeoutMs: number;
+  retryTimeoutSec: number;
+  allowOther: boolean;
+  uid: number;
+  gid: number;
+  fileMode: number;
+  dirMode: number;
+}
+
+export interface MountedFilesystem {
+  fs: SynapseFilesystem;
+  client: HttpSynapseClient;
+  adapter: FuseAdapter;
+  userName: string;
+  unmount(): Promise<void>;
+}
+
+/** Readahead window cap: 128 MiB of blocks (DESIGN §4), never more than half the cache. */
+const MAX_READAHEAD_BYTES = 128 * 1024 * 1024;
+
+function describeRootError(err: unknown, entityId: string): Error {
+  if (err instanceof SynapseError) {
+    if (err.status === 401) return new MountError(`Synapse refused the auth token (401): ${err.reason}`);
+    if (err.status === 403) return new MountError(`${entityId}: you do not have permission to read it (403)`);
+    if (err.status === 404) return new MountError(`${entityId}: no such entity (404)`);
+    return new MountError(`${entityId}: ${err.message}`);
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+export function normaliseEntityId(id: string): string {
+  const m = /^(?:syn)?(\d+)$/i.exec(id.trim());
+  if (!m) throw new MountError(`"${id}" is not a Synapse ID (expected e.g. syn123)`);
+  return `syn${m[1]}`;
+}
+
+/** Validate the token and the root entity; returns the user name and the root node. */
+export async function checkRoot(client: HttpSynapseClient, entityId: string): Promise<{ userName: string; root: FsNode }> {
+  let userName: string;
+  try {
+    userName = (await client.getUserProfile()).userName;
+  } catch (err) {
+    throw describeRootError(err, entityId);
+  }
+  let entity;
+  try {
+    entity = await client.getEntity(entityId);
+  } catch (err) {
+    throw describeRootError(err, entityId);
+  }
+  if (entity.concreteType !== CONCRETE.folder && entity.concreteType !== CONCRETE.project) {
+    const kind = entity.concreteType.split('.').pop();
+    throw new MountError(`${entityId} is a ${kind}, not a folder or project`);
+  }
+  const root: FsNode = {
+    entityId: entity.id, name: entity.name, kind: 'dir', parentId: entity.parentId,
+    versionNumber: undefined, modifiedOn: Date.parse(entity.modifiedOn), createdOn: Date.parse(entity.createdOn),
+  };
+  return { userName, root };
+}
+
+export async function mount(config: MountConfig, log: Logger): Promise<MountedFilesystem> {
+  const client = new HttpSynapseClient({
+    endpoint: config.endpoint,
+    authToken: config.authToken,
+    retryTimeoutSec: config.retryTimeoutSec,
+    logger: log.child({ component: 'synapse' }),
+  });
+  const { userName, root } = await checkRoot(client, config.entityId);
+  await preflight(config.mountpoint);
+
+  const sts = new StsCredentialCache({ fetch: (id, permission) => client.getStsCredentials(id, permission) });
+  const sources = new FileSources(client, sts, (credentials, onExpired) => new AwsObjectStore({
+    ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
+    ...(config.s3Region ? { region: config.s3Region } : {}),
+    credentials,
+    onCredentialsExpired: onExpired,
+    requestTimeoutMs: config.readTimeoutMs,
+  }), { useSts: config.useSts, requestTimeoutMs: config.readTimeoutMs, logger: log.child({ component: 'files' }) });
+  const table = new InodeTable(client, root, {
+    ttlMs: config.metadataTtlMs,
+    backgroundApi: client.background(),
+    logger: log.child({ component: 'inodes' }),
+  });
+  const cache = new BlockCache({ maxBytes: config.cacheBytes, blockSize: config.blockBytes });
+  const readaheadBytes = Math.min(MAX_READAHEAD_BYTES, Math.floor(config.cacheBytes / 2));
+  const fs = new SynapseFilesystem(client, table, sources, cache, {
+    readOnly: config.readOnly,
+    uid: config.uid,
+    gid: config.gid,
+    fileMode: config.fileMode,
+    dirMode: config.dirMode,
+    readahead: {
+      maxWindowBlocks: Math.max(1, Math.floor(readaheadBytes / config.blockBytes)),
+      inflightBudget: readaheadBytes,
+      readTimeoutMs: config.readTimeoutMs,
+    },
+    logger: log.child({ component: 'fs' }),
+  });
+  const adapter = new FuseAdapter(fs, {
+    mountpoint: config.mountpoint,
+    fsname: `synapse:${config.entityId}`,
+    allowOther: config.allowOther,
+    readTimeoutMs: config.readTimeoutMs,
+    metadataTimeoutMs: Math.max(60_000, (config.retryTimeoutSec + 30) * 1000),
+  }, log.child({ component: 'fuse' }));
+  try {
+    await adapter.mount();
+  } catch (err) {
+    throw new MountError(`mounting ${config.mountpoint} failed: ${(err as Error).message} (see the log for libfuse's message)`);
+  }
+  log.info({ entityId: config.entityId, mountpoint: config.mountpoint, userName }, 'mounted');
+  return {
+    fs, client, adapter, userName,
+    unmount: () => adapter.unmount(),
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * Checks made before mounting, so that user errors get one clear line instead of libfuse's
+ * stderr and fuse-native's bare "fuse failed" (DESIGN §6): mountpoint missing / not a
+ * directory / not empty / already mounted, /dev/fuse or fusermount missing. A stale FUSE mount
+ * left by a killed process (stat → ENOTCONN) is detached first. All calls are async and touch
+ * only the mountpoint itself — never a path inside a mount this process serves.
+ */
+import { execFile } from 'node:child_process';
+import { access, readdir, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
+
+export class MountError extends Error {
+  override readonly name = 'MountError';
+}
+
+/** Is `dir` a mountpoint right now (per /proc/self/mountinfo)? Returns its fs type or undefined. */
+export async function mountedType(dir: string): Promise<string | undefined> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const escaped = path.resolve(dir).replace(/ /g, '\\040');
+  for (const line of info.split('\n')) {
+    const fields = line.split(' ');
+    if (fields[4] !== escaped) continue;
+    const sep = fields.indexOf('-');
+    return sep >= 0 ? fields[sep + 1] : 'unknown';
+  }
+  return undefined;
+}
+
+export async function findOnPath(cmd: string): Promise<string | undefined> {
+  for (const dir of (process.env['PATH'] ?? '/usr/bin:/bin').split(':').concat(['/usr/bin', '/bin', '/usr/sbin', '/sbin'])) {
+    const p = path.join(dir, cmd);
+    try {
+      await access(p, constants.X_OK);
+      return p;
+    } catch { /* next */ }
+  }
+  return undefined;
+}
+
+export async function lazyUnmount(dir: string): Promise<void> {
+  const fusermount = (await findOnPath('fusermount')) ?? (await findOnPath('fusermount3'));
+  if (fusermount) {
+    await exec(fusermount, ['-uz', dir]).catch(() => undefined);
+    return;
+  }
+  await exec('umount', ['-l', dir]).catch(() => undefined);
+}
+
+export async function preflight(mountpoint: string): Promise<void> {
+  const dir = path.resolve(mountpoint);
+  try {
+    await access('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch {
+    throw new MountError('/dev/fuse is missing or not accessible: install FUSE (apt-get install fuse libfuse2) or run where /dev/fuse exists');
+  }
+  if (!(await findOnPath('fusermount')) && !(await findOnPath('fusermount3'))) {
+    throw new MountError('fusermount not found: install FUSE (apt-get install fuse)');
+  }
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTCONN') {
+      await lazyUnmount(dir);
+      st = await stat(dir).catch(() => undefined);
+      if (!st) throw new MountError(`${dir}: a stale mount could not be cleaned up (try: fusermount -uz ${dir})`);
+    } else if (code === 'ENOENT') {
+      throw new MountError(`${dir}: mountpoint does not exist`);
+    } else {
+      throw new MountError(`${dir}: cannot use mountpoint (${code ?? String(err)})`);
+    }
+  }
+  if (!st.isDirectory()) throw new MountError(`${dir}: mountpoint is not a directory`);
+  const type = await mountedType(dir);
+  if (type) throw new MountError(`${dir}: already mounted (${type}); unmount it first (synapse-mount unmount ${dir})`);
+  const entries = await readdir(dir);
+  if (entries.length > 0) throw new MountError(`${dir}: mountpoint is not empty`);
+}

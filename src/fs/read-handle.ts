@@ -1,0 +1,76 @@
+/**
+ * Per-open-file read state with sequential readahead (DESIGN §4, after mountpoint-s3's
+ * prefetcher).
+ *
+ * A read that starts near where the last one ended is "sequential". While reads stay
+ * sequential, the readahead window (in blocks) doubles each time the reader enters a new block,
+ * up to `maxWindowBlocks`; a seek elsewhere resets it to 0, so random readers fetch only what
+ * they touch. "Near" tolerates the kernel's out-of-order readahead: anything inside the current
+ * window counts. Prefetches are skipped while the cache's in-flight bytes exceed
+ * `inflightBudget`, so memory stays bounded whatever the number of readers.
+ *
+ * Every read runs under a deadline (`readTimeoutMs`): a stalled GET fails this read with EIO
+ * (the mount stays usable) long before fuse-native's own per-op timeout could answer ETIMEDOUT.
+ */
+import type { RangeSource } from '../s3/object-store.js';
+import type { BlockCache } from './block-cache.js';
+import { FsError } from './errors.js';
+
+export interface ReadaheadOptions {
+  maxWindowBlocks: number;
+  inflightBudget: number;
+  readTimeoutMs: number;
+}
+
+export class ReadHandle {
+  private nextOffset = 0;
+  private windowBlocks = 1;
+  private lastBlock = -1;
+
+  constructor(
+    readonly source: RangeSource,
+    private readonly cache: BlockCache,
+    private readonly opts: ReadaheadOptions,
+  ) {}
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    if (offset >= this.source.size) return Buffer.alloc(0);
+    this.planReadahead(offset, length);
+    const deadline = this.opts.readTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new FsError('EIO', `read of ${this.source.cacheKey} at ${offset} took longer than ${deadline} ms`)), deadline);
+    });
+    try {
+      return await Promise.race([this.cache.read(this.source, offset, length), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private planReadahead(offset: number, length: number): void {
+    const bs = this.cache.blockSize;
+    const block = Math.floor(offset / bs);
+    const windowBytes = Math.max(this.windowBlocks, 1) * bs;
+    const sequential = offset === 0 || (offset >= this.nextOffset - windowBytes && offset <= this.nextOffset + windowBytes);
+    this.nextOffset = Math.max(this.nextOffset, offset + length);
+    if (!sequential) {
+      this.windowBlocks = 0;
+      this.nextOffset = offset + length;
+      this.lastBlock = block;
+      return;
+    }
+    if (block !== this.lastBlock) {
+      this.windowBlocks = Math.min(Math.max(1, this.windowBlocks * 2), this.opts.maxWindowBlocks);
+      this.lastBlock = block;
+    }
+    const lastBlockOfFile = Math.floor((this.source.size - 1) / bs);
+    for (let i = 1; i <= this.windowBlocks; i++) {
+      const next = block + i;
+      if (next > lastBlockOfFile) break;
+      if (this.cache.has(this.source, next)) continue;
+      if (this.cache.inflightBytes >= this.opts.inflightBudget) break;
+      this.cache.prefetch(this.source, next);
+    }
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * ObjectStore over @aws-sdk/client-s3 — the only module that imports the AWS SDK.
+ *
+ * One client per credential scope (an STS storage location, or the admin key in tests).
+ * Choices and why:
+ *  - checksums WHEN_REQUIRED: the SDK's default aws-chunked CRC trailers cost CPU on the hot path
+ *    and some S3-compatible servers store the framing; we send Content-MD5 on parts instead,
+ *    which S3 verifies.
+ *  - maxSockets 256 + keep-alive: readahead keeps dozens of ranged GETs in flight; the SDK's
+ *    default of 50 sockets queues them invisibly.
+ *  - followRegionRedirects: STS credentials cannot call GetBucketLocation, so without
+ *    --s3-region the SDK must learn the region from S3's 301s.
+ *  - Body errors (connection reset mid-body) are retried here: the SDK retries only until the
+ *    headers arrive. ExpiredToken triggers `onCredentialsExpired` (drop the cached STS token) and
+ *    one more try.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { S3Error, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
+
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+}
+
+export interface AwsObjectStoreOptions {
+  /** e.g. http://127.0.0.1:9000; undefined = AWS S3. */
+  endpoint?: string;
+  region?: string;
+  credentials: AwsCredentials | (() => Promise<AwsCredentials>);
+  /** Abort a single request (headers and body) after this long. */
+  requestTimeoutMs?: number;
+  onCredentialsExpired?: () => void;
+  maxAttempts?: number;
+}
+
+const BODY_ATTEMPTS = 4;
+
+function stripQuotes(etag: string | undefined): string | undefined {
+  return etag?.replace(/^"|"$/g, '');
+}
+
+/** Turn an SDK error into an S3Error with S3's code. */
+export function toS3Error(err: unknown, what: string): S3Error {
+  if (err instanceof S3Error) return err;
+  const e = err as { name?: string; Code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  let code = e.Code ?? e.name ?? 'Unknown';
+  if (code === 'TimeoutError' || code === 'AbortError') code = 'RequestTimeout';
+  if (status === 412) code = 'PreconditionFailed';
+  return new S3Error(code, `S3 ${what}: ${code}${status ? ` (${status})` : ''}`, status, { cause: err });
+}
+
+function isRetryableBodyError(err: unknown): boolean {
+  if (err instanceof S3Error) return err.status >= 500 || err.code === 'RequestTimeout' || err.code === 'SlowDown';
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNREFUSED'
+    || (err as Error).name === 'Error' && /aborted|socket hang up|premature/i.test((err as Error).message);
+}
+
+async function readBodyInto(body: Readable, length: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(length);
+  let offset = 0;
+  for await (const chunk of body) {
+    const c = chunk as Buffer;
+    if (offset + c.length > length) throw new S3Error('InvalidRange', 'S3 returned more bytes than requested', 200);
+    c.copy(out, offset);
+    offset += c.length;
+  }
+  if (offset !== length) {
+    const err = new Error(`premature end of body: ${offset} of ${length} bytes`) as NodeJS.ErrnoException;
+    err.code = 'ERR_STREAM_PREMATURE_CLOSE';
+    throw err;
+  }
+  return out;
+}
+
+export class AwsObjectStore implements ObjectStore {
+  private readonly client: S3Client;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: AwsObjectStoreOptions) {
+    this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
+    const agentOpts = { keepAlive: true, maxSockets: 256 };
+    this.client = new S3Client({
+      ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
+      region: opts.region ?? 'us-east-1',
+      followRegionRedirects: true,
+      credentials: opts.credentials,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: opts.maxAttempts ?? 5,
+      requestHandler: {
+        httpAgent: new http.Agent(agentOpts),
+        httpsAgent: new https.Agent(agentOpts),
+        connectionTimeout: 10_000,
+      },
+    });
+  }
+
+  /** Run one SDK call with a timeout; on ExpiredToken refresh credentials once. */
+  private async call<T>(what: string, fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const timeout = AbortSignal.timeout(this.timeoutMs);
+      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      try {
+        return await fn(combined);
+      } catch (err) {
+        const s3err = toS3Error(err, what);
+        if (timeout.aborted) throw new S3Error('RequestTimeout', `S3 ${what}: no answer within ${this.timeoutMs} ms`, 0, { cause: err });
+        if ((s3err.code === 'ExpiredToken' || s3err.code === 'InvalidToken') && attempt === 0 && this.opts.onCredentialsExpired) {
+          this.opts.onCredentialsExpired();
+          continue;
+        }
+        throw s3err;
+      }
+    }
+  }
+
+  async getRange(loc: S3Location, start: number, end: number, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<RangeResult> {
+    const length = end - start;
+    if (length <= 0) return { data: Buffer.alloc(0) };
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < BODY_ATTEMPTS; attempt++) {
+      try {
+        return await this.call('GetObject', async (signal) => {
+          const res = await this.client.send(new GetObjectCommand({
+            Bucket: loc.bucket, Key: loc.key, Range: `bytes=${start}-${end - 1}`,
+            ...(opts.ifMatch ? { IfMatch: `"${opts.ifMatch}"` } : {}),
+          }), { abortSignal: signal });
+          const body = res.Body as Readable;
+          try {
+            const data = await readBodyInto(body, length);
+            const etag = stripQuotes(res.ETag);
+            return etag ? { data, etag } : { data };
+          } catch (err) {
+            body.destroy();
+            throw err;
+          }
+        }, opts.signal);
+      } catch (err) {
+        lastErr = err;
+        if (opts.signal?.aborted || !isRetryableBodyError(err)) throw toS3Error(err, 'GetObject');
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
+    throw toS3Error(lastErr, 'GetObject');
+  }
+
+  async head(loc: S3Location): Promise<{ size: number; etag: string }> {
+    const res = await this.call('HeadObject', (signal) =>
+      this.client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal }));
+    return { size: res.ContentLength ?? 0, etag: stripQuotes(res.ETag) ?? '' };
+  }
+
+  async putObject(loc: S3Location, body: Buffer, opts: { contentMd5Base64?: string; contentType?: string } = {}): Promise<{ etag: string }> {
+    const res = await this.call('PutObject', (signal) => this.client.send(new PutObjectCommand({
+      Bucket: loc.bucket, Key: loc.key, Body: body, ContentLength: body.length,
+      ...(opts.contentMd5Base64 ? { ContentMD5: opts.contentMd5Base64 } : {}),
+      ...(opts.contentType ? { ContentType: opts.contentType } : {}),
+    }), { abortSignal: signal }));
+    return { etag: stripQuotes(res.ETag) ?? '' };
+  }
+
+  async createMultipartUpload(loc: S3Location, opts: { contentType?: string } = {}): Promise<string> {
+    const res = await this.call('CreateMultipartUpload', (signal) => this.client.send(new CreateMultipartUploadCommand({
+      Bucket: loc.bucket, Key: loc.key, ...(opts.contentType ? { ContentType: opts.contentType } : {}),
+    }), { abortSignal: signal }));
+    if (!res.UploadId) throw new S3Error('InvalidResponse', 'S3 CreateMultipartUpload returned no UploadId', 200);
+    return res.UploadId;
+  }
+
+  async uploadPart(loc: S3Location, uploadId: string, partNumber: number, body: Buffer, contentMd5Base64?: string): Promise<string> {
+    const res = await this.call('UploadPart', (signal) => this.client.send(new UploadPartCommand({
+      Bucket: loc.bucket, Key: loc.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length,
+      ...(contentMd5Base64 ? { ContentMD5: contentMd5Base64 } : {}),
+    }), { abortSignal: signal }));
+    return stripQuotes(res.ETag) ?? '';
+  }
+
+  async completeMultipartUpload(loc: S3Location, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }> {
+    const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
+    const res = await this.call('CompleteMultipartUpload', (signal) => this.client.send(new CompleteMultipartUploadCommand({
+      Bucket: loc.bucket, Key: loc.key, UploadId: uploadId,
+      MultipartUpload: { Parts: sorted.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })) },
+    }), { abortSignal: signal }));
+    return { etag: stripQuotes(res.ETag) ?? '' };
+  }
+
+  async abortMultipartUpload(loc: S3Location, uploadId: string): Promise<void> {
+    await this.call('AbortMultipartUpload', (signal) => this.client.send(new AbortMultipartUploadCommand({
+      Bucket: loc.bucket, Key: loc.key, UploadId: uploadId,
+    }), { abortSignal: signal }));
+  }
+
+  async streamObject(loc: S3Location, onChunk: (chunk: Buffer) => void): Promise<void> {
+    await this.call('GetObject', async (signal) => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
+      for await (const chunk of res.Body as Readable) onChunk(chunk as Buffer);
+    });
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+}

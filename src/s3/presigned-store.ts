@@ -1,0 +1,84 @@
+/**
+ * RangeSource over presigned GET URLs (Synapse-managed storage, or any storage without STS).
+ *
+ * URLs are opaque: production may hand out CloudFront or other signed URLs, so we never parse
+ * them. A URL is refreshed when it is older than `maxUrlAgeMs` (Synapse's download URLs live
+ * 30 s; 20 s leaves room for a slow GET) or when the server answers 403 (expired early, clock
+ * skew). Transient failures (5xx, resets, truncated bodies) are retried with backoff.
+ * Version pinning: the first response's ETag is remembered and a later response with another
+ * ETag fails the read (the object was replaced) rather than mixing bytes of two versions.
+ */
+import { S3Error, type RangeSource } from './object-store.js';
+
+export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
+
+const ATTEMPTS = 4;
+
+export interface PresignedRangeSourceOptions {
+  requestTimeoutMs?: number;
+}
+
+export class PresignedRangeSource implements RangeSource {
+  private pinnedEtag: string | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(
+    readonly cacheKey: string,
+    readonly size: number,
+    private readonly url: UrlProvider,
+    opts: PresignedRangeSourceOptions = {},
+  ) {
+    this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
+  }
+
+  async read(start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
+    const length = Math.min(end, this.size) - start;
+    if (length <= 0) return Buffer.alloc(0);
+    let forceRefresh = false;
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const timeout = AbortSignal.timeout(this.timeoutMs);
+      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      try {
+        const url = await this.url(forceRefresh);
+        forceRefresh = false;
+        const res = await fetch(url, { headers: { Range: `bytes=${start}-${start + length - 1}` }, signal: combined });
+        if (res.status === 403) {
+          await res.body?.cancel();
+          forceRefresh = true;
+          lastErr = new S3Error('AccessDenied', 'presigned URL refused (expired?)', 403);
+          continue;
+        }
+        if (res.status !== 206 && res.status !== 200) {
+          await res.body?.cancel();
+          const err = new S3Error(res.status === 404 ? 'NoSuchKey' : `HTTP${res.status}`, `presigned GET answered ${res.status}`, res.status);
+          if (res.status < 500 && res.status !== 429) throw err;
+          lastErr = err;
+          await backoff(attempt);
+          continue;
+        }
+        const etag = res.headers.get('etag')?.replace(/^"|"$/g, '');
+        const body = Buffer.from(await res.arrayBuffer());
+        // A 200 means the server ignored Range and sent the whole object.
+        const data = res.status === 200 ? body.subarray(start, start + length) : body;
+        if (data.length !== length) throw Object.assign(new Error(`short body: ${data.length} of ${length}`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+        if (etag) {
+          if (this.pinnedEtag === undefined) this.pinnedEtag = etag;
+          else if (this.pinnedEtag !== etag) throw new S3Error('PreconditionFailed', 'object changed while open', 412);
+        }
+        return data;
+      } catch (err) {
+        if (err instanceof S3Error) throw err;
+        if (signal?.aborted) throw err;
+        if (timeout.aborted) throw new S3Error('RequestTimeout', `presigned GET: no answer within ${this.timeoutMs} ms`, 0, { cause: err });
+        lastErr = err;
+        await backoff(attempt);
+      }
+    }
+    throw lastErr instanceof S3Error ? lastErr : new S3Error('NetworkError', `presigned GET failed: ${(lastErr as Error)?.message}`, 0, { cause: lastErr });
+  }
+}
+
+function backoff(attempt: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+}

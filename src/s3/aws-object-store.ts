@@ -27,6 +27,10 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
+// The SDK warns on every start that Node 20 leaves its support window in 2027; this project
+// pins Node 20 (engines), so the warning would only alarm users on stderr.
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+
 import { S3Error, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
 
 export interface AwsCredentials {

@@ -1,0 +1,263 @@
+/**
+ * Publishing written bytes to Synapse (DESIGN §5): upload the spool file, register a file
+ * handle, then create the FileEntity or make the new handle the next version of an existing one.
+ *
+ * Which upload path (decided per parent folder from its upload destination, cached):
+ *  - STS fast path — an STS-enabled external S3 location created by this user: S3 multipart
+ *    upload with the folder's read_write STS credentials at `<baseKey>/<uuid>/<name>` (the
+ *    Python client's key layout), then POST /externalFileHandle/s3. Synapse lets only the
+ *    location's creator register external handles, and only the creator can GET the location,
+ *    so "GET /storageLocation/{id} answers with createdBy = me" is the test.
+ *  - Everyone else, and every other storage: Synapse's multipart API (start with the whole
+ *    file's MD5 — which is why bytes are spooled first — presigned part URLs, add part, complete).
+ * Parts: 16 MiB by default, grown so 10,000 parts cover the file; 4 in flight per file.
+ *
+ * Nothing partial is ever published: the entity is touched only after a complete file handle
+ * exists, and an S3 multipart upload that fails is aborted.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { SynapseApi } from '../synapse/api.js';
+import { SynapseError } from '../synapse/errors.js';
+import { CONCRETE, type Entity, type UploadDestination } from '../synapse/types.js';
+import type { ObjectStore } from '../s3/object-store.js';
+import { FsError } from './errors.js';
+
+const MiB = 1024 * 1024;
+const MIN_PART = 5 * MiB;
+const MAX_PARTS = 10_000;
+const PARTS_IN_FLIGHT = 4;
+/** Upload destinations rarely change; re-ask after this long. */
+const DESTINATION_TTL_MS = 60_000;
+
+export const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
+
+export interface PublishSource {
+  file: string;
+  size: number;
+  md5: string;
+}
+
+export interface PublisherOptions {
+  userId: string;
+  partSize: number;
+  useSts: boolean;
+  logger?: Logger;
+}
+
+export type StoreForLocation = (locationId: number, entityId: string) => ObjectStore;
+
+export class EmptyFileNotSupported extends FsError {
+  constructor(where: string) {
+    super('EIO', `${where}: Synapse's multipart API refuses 0-byte files and this folder's storage takes no external handles`);
+  }
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  txt: 'text/plain', md: 'text/markdown', csv: 'text/csv', tsv: 'text/tab-separated-values', json: 'application/json',
+  html: 'text/html', xml: 'application/xml', yaml: 'application/x-yaml', yml: 'application/x-yaml',
+  png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', svg: 'image/svg+xml', tif: 'image/tiff', tiff: 'image/tiff',
+  pdf: 'application/pdf', zip: 'application/zip', gz: 'application/gzip', tar: 'application/x-tar', bz2: 'application/x-bzip2',
+  py: 'text/x-python', r: 'text/plain', sh: 'application/x-sh', parquet: 'application/octet-stream',
+};
+
+export function guessContentType(name: string): string {
+  const ext = name.includes('.') ? name.split('.').pop()!.toLowerCase() : '';
+  return CONTENT_TYPES[ext] ?? 'application/octet-stream';
+}
+
+export function partSizeFor(size: number, preferred: number): number {
+  return Math.max(MIN_PART, preferred, Math.ceil(size / MAX_PARTS));
+}
+
+async function readPart(file: string, start: number, length: number): Promise<Buffer> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await fh.read(buf, got, length - got, start + got);
+      if (bytesRead === 0) throw new FsError('EIO', `spool file ${file} is shorter than expected`);
+      got += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Run `fn` over `items` with at most `limit` in flight. */
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  });
+  await Promise.all(workers);
+}
+
+type Target =
+  | { kind: 'sts'; locationId: number; bucket: string; baseKey: string }
+  | { kind: 'synapse'; locationId: number; acceptsEmpty: boolean };
+
+export class Publisher {
+  private readonly destinations = new Map<string, { at: number; target: Promise<Target> }>();
+  private readonly creatorOf = new Map<number, Promise<boolean>>();
+
+  constructor(
+    private readonly api: SynapseApi,
+    private readonly storeFor: StoreForLocation,
+    private readonly opts: PublisherOptions,
+  ) {}
+
+  private target(parentId: string): Promise<Target> {
+    const cached = this.destinations.get(parentId);
+    if (cached && Date.now() - cached.at < DESTINATION_TTL_MS) return cached.target;
+    const target = this.api.getUploadDestination(parentId).then((d) => this.chooseTarget(d));
+    target.catch(() => this.destinations.delete(parentId));
+    this.destinations.set(parentId, { at: Date.now(), target });
+    return target;
+  }
+
+  private async chooseTarget(d: UploadDestination): Promise<Target> {
+    const external = d.concreteType === CONCRETE.externalS3UploadDestination;
+    if (this.opts.useSts && external && d.stsEnabled && d.bucket && (await this.isCreator(d.storageLocationId))) {
+      return { kind: 'sts', locationId: d.storageLocationId, bucket: d.bucket, baseKey: d.baseKey ?? '' };
+    }
+    return { kind: 'synapse', locationId: d.storageLocationId, acceptsEmpty: false };
+  }
+
+  private isCreator(locationId: number): Promise<boolean> {
+    let known = this.creatorOf.get(locationId);
+    if (!known) {
+      known = this.api.getStorageLocation(locationId).then(
+        (s) => String(s.createdBy) === String(this.opts.userId),
+        (err: unknown) => {
+          if (err instanceof SynapseError && (err.status === 403 || err.status === 404)) return false;
+          this.creatorOf.delete(locationId);
+          throw err;
+        },
+      );
+      this.creatorOf.set(locationId, known);
+    }
+    return known;
+  }
+
+  /** Upload the bytes and register a file handle; returns its id. */
+  async upload(src: PublishSource, parentId: string, name: string): Promise<string> {
+    const target = await this.target(parentId);
+    if (target.kind === 'sts') return this.uploadSts(src, parentId, name, target);
+    if (src.size === 0) throw new EmptyFileNotSupported(name);
+    return this.uploadMultipartApi(src, name, target.locationId);
+  }
+
+  private async uploadSts(src: PublishSource, parentId: string, name: string, t: Extract<Target, { kind: 'sts' }>): Promise<string> {
+    const store = this.storeFor(t.locationId, parentId);
+    const key = [t.baseKey.replace(/\/+$/, ''), randomUUID(), name].filter((s) => s.length > 0).join('/');
+    const loc = { bucket: t.bucket, key };
+    const contentType = guessContentType(name);
+    const partSize = partSizeFor(src.size, this.opts.partSize);
+    if (src.size <= partSize) {
+      const body = src.size === 0 ? Buffer.alloc(0) : await readPart(src.file, 0, src.size);
+      await store.putObject(loc, body, { contentMd5Base64: Buffer.from(src.md5, 'hex').toString('base64'), contentType });
+    } else {
+      const uploadId = await store.createMultipartUpload(loc, { contentType });
+      try {
+        const count = Math.ceil(src.size / partSize);
+        const parts: Array<{ partNumber: number; etag: string }> = [];
+        await pool(Array.from({ length: count }, (_, i) => i + 1), PARTS_IN_FLIGHT, async (n) => {
+          const start = (n - 1) * partSize;
+          const body = await readPart(src.file, start, Math.min(partSize, src.size - start));
+          const md5 = createHash('md5').update(body).digest('base64');
+          parts.push({ partNumber: n, etag: await store.uploadPart(loc, uploadId, n, body, md5) });
+        });
+        await store.completeMultipartUpload(loc, uploadId, parts);
+      } catch (err) {
+        await store.abortMultipartUpload(loc, uploadId).catch(() => undefined);
+        throw err;
+      }
+    }
+    const fh = await this.api.createExternalS3FileHandle({
+      concreteType: CONCRETE.s3FileHandle, bucketName: t.bucket, key, storageLocationId: t.locationId,
+      contentMd5: src.md5, contentSize: src.size, fileName: name, contentType,
+    });
+    return String(fh.id);
+  }
+
+  private async uploadMultipartApi(src: PublishSource, name: string, locationId: number): Promise<string> {
+    const partSize = partSizeFor(src.size, this.opts.partSize);
+    const request = {
+      concreteType: CONCRETE.multipartUploadRequest, contentMD5Hex: src.md5, fileName: name, fileSizeBytes: src.size,
+      partSizeBytes: partSize, contentType: guessContentType(name), storageLocationId: locationId, generatePreview: false,
+    };
+    let status = await this.api.startMultipartUpload(request, false);
+    if (status.state !== 'COMPLETED') {
+      const count = Math.ceil(src.size / partSize);
+      const missing = Array.from({ length: count }, (_, i) => i + 1).filter((n) => status.partsState[n - 1] !== '1');
+      await pool(missing, PARTS_IN_FLIGHT, async (n) => {
+        const start = (n - 1) * partSize;
+        const body = await readPart(src.file, start, Math.min(partSize, src.size - start));
+        await this.putPart(status.uploadId, n, body);
+        const md5 = createHash('md5').update(body).digest('hex');
+        const added = await this.api.addPart(status.uploadId, n, md5);
+        if (added.addPartState !== 'ADD_SUCCESS') {
+          throw new FsError('EIO', `Synapse refused part ${n} of ${name}: ${added.errorMessage ?? added.addPartState}`);
+        }
+      });
+      status = await this.api.completeMultipartUpload(status.uploadId);
+    }
+    if (!status.resultFileHandleId) throw new FsError('EIO', `multipart upload of ${name} completed without a file handle`);
+    return String(status.resultFileHandleId);
+  }
+
+  /** PUT one part to its presigned URL; a 403 (URL expired) gets a fresh URL once. */
+  private async putPart(uploadId: string, partNumber: number, body: Buffer): Promise<void> {
+    let lastStatus = 0;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const [url] = await this.api.getPartUploadUrls(uploadId, [partNumber]);
+      if (!url) throw new FsError('EIO', `no upload URL for part ${partNumber}`);
+      try {
+        const res = await fetch(url.uploadPresignedUrl, { method: 'PUT', body: body as unknown as BodyInit, headers: url.signedHeaders ?? {} });
+        await res.body?.cancel();
+        if (res.ok) return;
+        lastStatus = res.status;
+        if (res.status !== 403 && res.status < 500) break;
+      } catch (err) {
+        if (attempt === 3) throw new FsError('EIO', `part ${partNumber} upload failed: ${(err as Error).message}`, { cause: err });
+      }
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
+    throw new FsError('EIO', `part ${partNumber} upload refused (HTTP ${lastStatus})`);
+  }
+
+  /**
+   * Make `fileHandleId` the content of `name` in `parentId`: a new FileEntity, or the next
+   * version of `entityId` (or of whatever entity took the name meanwhile).
+   */
+  async commit(parentId: string, name: string, fileHandleId: string, entityId?: string): Promise<Entity> {
+    if (!entityId) {
+      try {
+        return await this.api.createEntity({ concreteType: CONCRETE.file, name, parentId, dataFileHandleId: fileHandleId });
+      } catch (err) {
+        if (!(err instanceof SynapseError && err.status === 409)) throw err;
+        const existing = await this.api.lookupChild(parentId, name);
+        if (!existing) throw err;
+        entityId = existing;
+      }
+    }
+    for (let attempt = 0; ; attempt++) {
+      const entity = await this.api.getEntity(entityId);
+      if (entity.concreteType !== CONCRETE.file) throw new FsError('EISDIR', `${name} exists and is not a file`);
+      if (String(entity.dataFileHandleId) === fileHandleId) return entity;
+      try {
+        return await this.api.updateEntity({ ...entity, dataFileHandleId: fileHandleId });
+      } catch (err) {
+        if (err instanceof SynapseError && err.status === 412 && attempt < 3) continue;
+        throw err;
+      }
+    }
+  }
+}

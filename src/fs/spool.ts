@@ -1,0 +1,149 @@
+/**
+ * Local staging of written bytes (DESIGN §5): every file open for writing has a spool file in
+ * `--spool-dir`, so reads of a file being written see its bytes (git index-pack reads its pack
+ * while writing it), non-sequential writes and appends need no special path, and a publish
+ * that fails leaves the exact bytes on disk for `synapse-mount recover`.
+ *
+ * The MD5 Synapse needs is kept incrementally while writes are sequential appends; any other
+ * write invalidates it and it is recomputed from the file at publish.
+ *
+ * Journal: a publish that fails writes `journal/<id>.json` next to the spool file, naming the
+ * target (parent, name, entity to version) and the bytes' md5/size; `recover` publishes it once.
+ */
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface JournalEntry {
+  id: string;
+  spoolFile: string;
+  parentId: string;
+  name: string;
+  /** The existing entity that should get a new version, if any. */
+  entityId?: string;
+  size: number;
+  md5: string;
+  createdAt: string;
+  error: string;
+  /** Set once the file handle exists in Synapse, so recovery does not upload twice. */
+  fileHandleId?: string;
+}
+
+export class Spool {
+  constructor(readonly dir: string) {}
+
+  private get filesDir(): string {
+    return path.join(this.dir, 'files');
+  }
+
+  get journalDir(): string {
+    return path.join(this.dir, 'journal');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.filesDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.journalDir, { recursive: true, mode: 0o700 });
+  }
+
+  async create(): Promise<SpoolFile> {
+    const id = randomUUID();
+    const file = path.join(this.filesDir, id);
+    const fh = await open(file, 'w+', 0o600);
+    return new SpoolFile(id, file, fh);
+  }
+
+  async writeJournal(entry: JournalEntry): Promise<string> {
+    const file = path.join(this.journalDir, `${entry.id}.json`);
+    const tmp = `${file}.tmp`;
+    await writeFile(tmp, JSON.stringify(entry, null, 2), { mode: 0o600 });
+    await rename(tmp, file);
+    return file;
+  }
+
+  async listJournal(): Promise<JournalEntry[]> {
+    const names = await readdir(this.journalDir).catch(() => [] as string[]);
+    const out: JournalEntry[] = [];
+    for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
+      try {
+        out.push(JSON.parse(await readFile(path.join(this.journalDir, n), 'utf8')) as JournalEntry);
+      } catch { /* a torn entry is skipped; its .tmp twin never replaced it */ }
+    }
+    return out;
+  }
+
+  async removeJournal(id: string): Promise<void> {
+    await rm(path.join(this.journalDir, `${id}.json`), { force: true });
+  }
+}
+
+export class SpoolFile {
+  private hash: Hash | undefined = createHash('md5');
+  private hashedUpTo = 0;
+  size = 0;
+  private closed = false;
+
+  constructor(readonly id: string, readonly file: string, private readonly fh: FileHandle) {}
+
+  async write(data: Buffer, position: number): Promise<void> {
+    let off = 0;
+    while (off < data.length) {
+      const { bytesWritten } = await this.fh.write(data, off, data.length - off, position + off);
+      off += bytesWritten;
+    }
+    if (this.hash && position === this.hashedUpTo && position === this.size) {
+      this.hash.update(data);
+      this.hashedUpTo += data.length;
+    } else {
+      this.hash = undefined;
+    }
+    this.size = Math.max(this.size, position + data.length);
+  }
+
+  async read(position: number, length: number): Promise<Buffer> {
+    const len = Math.max(0, Math.min(length, this.size - position));
+    const buf = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await this.fh.read(buf, got, len - got, position + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return buf.subarray(0, got);
+  }
+
+  async truncate(size: number): Promise<void> {
+    await this.fh.truncate(size);
+    if (size === 0) {
+      this.hash = createHash('md5');
+      this.hashedUpTo = 0;
+    } else if (size !== this.size) {
+      this.hash = undefined;
+    }
+    this.size = size;
+  }
+
+  /** MD5 hex of the current content (incremental when possible, else read back). */
+  async md5(): Promise<string> {
+    if (this.hash && this.hashedUpTo === this.size) return this.hash.copy().digest('hex');
+    const h = createHash('md5');
+    await new Promise<void>((resolve, reject) => {
+      createReadStream(this.file, { start: 0, end: Math.max(0, this.size - 1), highWaterMark: 1 << 20 })
+        .on('data', (c) => { if (this.size > 0) h.update(c as Buffer); })
+        .on('end', () => resolve())
+        .on('error', reject);
+    });
+    return h.digest('hex');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
+
+  async remove(): Promise<void> {
+    await this.close();
+    await rm(this.file, { force: true });
+  }
+}

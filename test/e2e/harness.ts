@@ -1,0 +1,130 @@
+/**
+ * End-to-end harness: runs the real CLI (through tsx) in a child process against the in-process
+ * local Synapse + S3 stack, and drives the mount only from child processes (`ls`, `cat`, `dd`,
+ * python3) — never with fs calls from this process, which serves the servers (DESIGN §6).
+ * Every wait is bounded; teardown always unmounts.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = path.join(ROOT, 'bin', 'synapse-mount.ts');
+/** How the tests run the CLI: node with tsx's loader, exactly as a user would run the built bin. */
+export const NODE_ARGS = ['--import', 'tsx', BIN];
+
+export interface ShResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a shell command in a child process (bounded). */
+export function sh(cmd: string, opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ShResult> {
+  return new Promise((resolve) => {
+    execFile('/bin/bash', ['-c', cmd], {
+      timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8',
+      env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT,
+    }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Run the CLI to completion (not for the serving foreground mode). */
+export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ShResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [...NODE_ARGS, ...args], {
+      timeout: opts.timeoutMs ?? 120_000, encoding: 'utf8', env: opts.env ?? process.env, cwd: ROOT,
+    }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export async function isMounted(dir: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const escaped = path.resolve(dir).replace(/ /g, '\\040');
+  return info.split('\n').some((l) => l.split(' ')[4] === escaped);
+}
+
+export async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+export async function tempDir(prefix = 'synmount-'): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+export interface StackLike {
+  endpoint: string;
+  s3Endpoint: string;
+  authToken: string;
+}
+
+export interface Mounted {
+  dir: string;
+  proc: ChildProcess;
+  output(): string;
+  unmount(): Promise<void>;
+}
+
+/**
+ * Mount `entityId` with the CLI in --foreground mode in a child process; resolves once the
+ * mount is in the mount table. `args` are extra CLI options.
+ */
+export async function mountForeground(stack: StackLike, entityId: string, args: string[] = [], token = stack.authToken): Promise<Mounted> {
+  const dir = await tempDir('mnt-');
+  let output = '';
+  const proc = spawn(process.execPath, [
+    ...NODE_ARGS, entityId, dir, '--foreground', '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint,
+    '--log-level', process.env['SYNAPSE_MOUNT_TEST_LOG'] ?? 'warn', ...args,
+  ], { env: { ...process.env, SYNAPSE_AUTH_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  proc.stdout?.on('data', (d: Buffer) => { output += d.toString(); });
+  proc.stderr?.on('data', (d: Buffer) => { output += d.toString(); });
+  let exited = false;
+  proc.on('exit', () => { exited = true; });
+  try {
+    await waitFor(`mount of ${entityId} at ${dir}`, async () => {
+      if (exited) throw new Error(`mount process exited early:\n${output}`);
+      return isMounted(dir);
+    });
+  } catch (err) {
+    proc.kill('SIGKILL');
+    await sh(`fusermount -uz ${dir} 2>/dev/null; rmdir ${dir}`);
+    throw err;
+  }
+  return {
+    dir,
+    proc,
+    output: () => output,
+    unmount: async () => {
+      if (!exited) {
+        proc.kill('SIGTERM');
+        await waitFor('mount process exit', () => exited, 20_000).catch(() => proc.kill('SIGKILL'));
+      }
+      if (await isMounted(dir)) await sh(`fusermount -uz ${dir}`);
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    },
+  };
+}
+
+/** Deterministic content for a seeded file: a ramp seeded by `seed`. */
+export function patternBytes(size: number, seed = 1): Buffer {
+  const b = Buffer.allocUnsafe(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}

@@ -1,0 +1,394 @@
+/**
+ * The S3 gate: an HTTP proxy on its own loopback port in front of s3rver that makes the local
+ * S3 behave like AWS for what synapse-mount relies on.
+ *  - Authentication: every request is SigV4-verified (header or presigned query) against the
+ *    admin key, the stack's internal key, or a session issued by GET /entity/{id}/sts.
+ *    Unknown token → 403 InvalidToken, expired → 400 ExpiredToken, bad signature → 403
+ *    SignatureDoesNotMatch, presigned URL past X-Amz-Date + X-Amz-Expires → 403 AccessDenied.
+ *  - Session scope like Synapse's STS policy: only the bucket, keys under `baseKey/`, listing
+ *    with a prefix under it; read_only may not write.
+ *  - aws-chunked bodies are decoded before s3rver sees them; per-key read/write locks make
+ *    PUT/CompleteMultipartUpload atomic to readers; multipart part sizes (5 MiB minimum but
+ *    the last, EntityTooSmall) and part numbers (1..10,000) are enforced; suffix ranges are
+ *    resolved (s3rver misreads `bytes=-N`).
+ *  - Counts stats, adds the s3 latency knob, applies s3 fault rules. The internal key (used by
+ *    the Synapse server itself for HEADs, owner.txt reads and multipart completion) bypasses
+ *    stats, latency and faults so benches measure client traffic only.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AwsChunkedDecoder, isAwsChunked } from './aws-chunked.js';
+import { KeyLocks } from './key-locks.js';
+import { sendS3Error, codeForStatus } from './s3-errors.js';
+import { parseAmzDate, parseAuth, signatureMatches, splitQuery, uriEncode } from './sigv4.js';
+import { S3_MAX_PARTS, S3_MIN_PART_SIZE, type DevConfig } from './config.js';
+import { sleep, type Faults } from './faults.js';
+import type { Stats } from './stats.js';
+
+export interface StsSession {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  bucket: string;
+  baseKey?: string;
+  permission: 'read_only' | 'read_write';
+  expiresAt: number;
+  userId: string;
+}
+
+export interface KeyPair { accessKeyId: string; secretAccessKey: string }
+
+export interface GateOptions {
+  backendPort: number;
+  port: number;
+  admin: KeyPair;
+  internal: KeyPair;
+  config: DevConfig;
+  faults: Faults;
+  stats: Stats;
+}
+
+type Principal = { kind: 'admin' | 'internal' } | { kind: 'session'; session: StsSession };
+
+/** Query parameters that belong to SigV4, never forwarded to s3rver. */
+const AUTH_QUERY = new Set([
+  'X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Date', 'X-Amz-Expires', 'X-Amz-SignedHeaders',
+  'X-Amz-Signature', 'X-Amz-Security-Token', 'X-Amz-Content-Sha256',
+]);
+/** Request headers dropped when forwarding (auth, aws-chunked framing, checksums of the framing). */
+const DROP_HEADERS = new Set([
+  'authorization', 'x-amz-security-token', 'x-amz-content-sha256', 'x-amz-date', 'x-amz-decoded-content-length',
+  'x-amz-trailer', 'x-amz-sdk-checksum-algorithm', 'expect', 'host', 'connection', 'transfer-encoding', 'content-length',
+]);
+const RESPONSE_OVERRIDES = new Set([
+  'response-content-type', 'response-content-language', 'response-expires', 'response-cache-control',
+  'response-content-disposition', 'response-content-encoding',
+]);
+const MAX_COMPLETE_BODY = 4 * 1024 * 1024;
+const RESET_AFTER_DEFAULT = 64 * 1024;
+
+const decodeSeg = (s: string): string => { try { return decodeURIComponent(s); } catch { return s; } };
+
+export class S3Gate {
+  readonly sessions = new Map<string, StsSession>();
+  /** uploadId → partNumber → {etag, size}, learned from UploadPart responses. */
+  private readonly parts = new Map<string, Map<number, { etag: string; size: number }>>();
+  private readonly locks = new KeyLocks();
+  private server: http.Server | undefined;
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  endpoint = '';
+
+  constructor(private readonly opts: GateOptions) {}
+
+  async start(): Promise<string> {
+    const server = http.createServer((req, res) => {
+      this.handle(req, res).catch((e: unknown) => {
+        if (!res.headersSent) sendS3Error(res, req.method ?? 'GET', 500, 'InternalError', String((e as Error).message ?? e));
+        else res.destroy();
+      });
+    });
+    server.keepAliveTimeout = 30_000;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, '127.0.0.1', () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    this.endpoint = `http://127.0.0.1:${port}`;
+    return this.endpoint;
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+    this.agent.destroy();
+  }
+
+  registerSession(s: StsSession): void {
+    this.sessions.set(s.accessKeyId, s);
+  }
+
+  /** What S3 knows of an uploaded part (ETag without quotes, size), if it was uploaded. */
+  partInfo(uploadId: string, partNumber: number): { etag: string; size: number } | undefined {
+    return this.parts.get(uploadId)?.get(partNumber);
+  }
+
+  private authenticate(req: IncomingMessage, rawPath: string, query: Array<[string, string]>):
+    { principal: Principal } | { status: number; code: string; message?: string } {
+    const method = req.method ?? 'GET';
+    const raw = { method, rawPath, query, headers: req.headers };
+    const auth = parseAuth(raw);
+    if (auth === null) return { status: 403, code: 'AccessDenied' };
+    if (typeof auth === 'string') {
+      return { status: 400, code: req.headers.authorization ? 'AuthorizationHeaderMalformed' : 'AuthorizationQueryParametersError', message: auth };
+    }
+    let principal: Principal;
+    let secret: string;
+    if (auth.sessionToken !== undefined) {
+      const s = this.sessions.get(auth.accessKeyId);
+      if (!s || s.sessionToken !== auth.sessionToken) return { status: 403, code: 'InvalidToken' };
+      if (Date.now() >= s.expiresAt) return { status: 400, code: 'ExpiredToken' };
+      principal = { kind: 'session', session: s };
+      secret = s.secretAccessKey;
+    } else if (auth.accessKeyId === this.opts.admin.accessKeyId) {
+      principal = { kind: 'admin' };
+      secret = this.opts.admin.secretAccessKey;
+    } else if (auth.accessKeyId === this.opts.internal.accessKeyId) {
+      principal = { kind: 'internal' };
+      secret = this.opts.internal.secretAccessKey;
+    } else {
+      return { status: 403, code: 'InvalidAccessKeyId' };
+    }
+    if (!signatureMatches(raw, auth, secret)) return { status: 403, code: 'SignatureDoesNotMatch' };
+    if (auth.kind === 'query') {
+      const t0 = parseAmzDate(auth.amzDate);
+      if (!Number.isFinite(t0) || auth.expires === undefined || auth.expires < 1 || auth.expires > 604800) {
+        return { status: 400, code: 'AuthorizationQueryParametersError', message: 'X-Amz-Expires must be between 1 and 604800 seconds' };
+      }
+      if (Date.now() > t0 + auth.expires * 1000) return { status: 403, code: 'AccessDenied', message: 'Request has expired' };
+    }
+    return { principal };
+  }
+
+  /** Session policy check; null when allowed. */
+  private scopeDenied(s: StsSession, method: string, bucket: string, key: string, q: Map<string, string>): boolean {
+    if (bucket !== s.bucket) return true;
+    const write = method === 'PUT' || method === 'POST' || method === 'DELETE';
+    if (write && s.permission === 'read_only') return true;
+    const base = s.baseKey ? `${s.baseKey}/` : '';
+    if (key !== '') return !key.startsWith(base);
+    // bucket-level: only ListObjects (v1/v2) with a prefix inside the base key
+    if (method !== 'GET') return !(method === 'POST' && q.has('delete') && s.permission === 'read_write');
+    if (q.has('uploads')) return s.permission === 'read_only' || !(q.get('prefix') ?? '').startsWith(base);
+    const prefix = q.get('prefix') ?? '';
+    if (!s.baseKey) return false;
+    return !(prefix === s.baseKey || prefix.startsWith(base));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const rawUrl = req.url ?? '/';
+    const qi = rawUrl.indexOf('?');
+    const rawPath = qi < 0 ? rawUrl : rawUrl.slice(0, qi);
+    const query = splitQuery(qi < 0 ? '' : rawUrl.slice(qi + 1));
+    const q = new Map(query);
+    const segs = rawPath.split('/');
+    const bucket = decodeSeg(segs[1] ?? '');
+    const key = segs.slice(2).map(decodeSeg).join('/');
+
+    const authResult = this.authenticate(req, rawPath, query);
+    const internal = 'principal' in authResult && authResult.principal.kind === 'internal';
+    let bytesIn = 0;
+    if (!internal) {
+      this.opts.stats.s3.requests++;
+      req.on('data', (c: Buffer) => { this.opts.stats.s3.bytesIn += c.length; bytesIn += c.length; });
+    }
+    const fail = (status: number, code: string, message?: string, extra: Record<string, string> = {}): void => {
+      req.resume();
+      sendS3Error(res, method, status, code, message, extra);
+    };
+    if (!('principal' in authResult)) { fail(authResult.status, authResult.code, authResult.message); return; }
+    const principal = authResult.principal;
+    if (principal.kind === 'session' && this.scopeDenied(principal.session, method, bucket, key, q)) {
+      fail(403, 'AccessDenied'); return;
+    }
+
+    let resetMidBody = false;
+    if (!internal) {
+      const fault = this.opts.faults.take('s3', method, rawPath);
+      const delay = this.opts.config.s3LatencyMs + (fault?.latencyMs ?? 0);
+      if (delay > 0) await sleep(delay);
+      if (fault?.reset) {
+        if (method === 'GET' || method === 'HEAD') resetMidBody = true;
+        else { req.socket.destroy(); return; }
+      } else if (fault?.status !== undefined) {
+        if (fault.retryAfterSec !== undefined) res.setHeader('Retry-After', String(fault.retryAfterSec));
+        fail(fault.status, codeForStatus(fault.status)); return;
+      }
+    }
+
+    const isUploadPart = method === 'PUT' && q.has('uploadId') && q.has('partNumber');
+    const isComplete = method === 'POST' && q.has('uploadId');
+    const isAbort = method === 'DELETE' && q.has('uploadId');
+    const chunked = isAwsChunked(req.headers);
+
+    if (isUploadPart) {
+      const n = Number(q.get('partNumber'));
+      if (!Number.isInteger(n) || n < 1 || n > S3_MAX_PARTS) {
+        fail(400, 'InvalidArgument', `Part number must be an integer between 1 and ${S3_MAX_PARTS}, inclusive`,
+          { ArgumentName: 'partNumber', ArgumentValue: q.get('partNumber') ?? '' });
+        return;
+      }
+    }
+
+    let completeBody: Buffer | undefined;
+    if (isComplete) {
+      completeBody = await readAll(chunked ? req.pipe(new AwsChunkedDecoder()) : req, MAX_COMPLETE_BODY);
+      const problem = this.validateComplete(q.get('uploadId') ?? '', completeBody.toString('utf8'));
+      if (problem) { fail(400, problem.code, problem.message); return; }
+    }
+
+    const objectId = `${bucket}/${key}`;
+    const isRead = (method === 'GET' || method === 'HEAD') && key !== '' && !q.has('uploadId');
+    const isWrite = key !== '' && ((method === 'PUT' && !isUploadPart && !q.has('tagging') && !q.has('acl')) || isComplete || (method === 'DELETE' && !isAbort));
+    const release = isRead ? await this.locks.read(objectId) : isWrite ? await this.locks.write(objectId) : (): void => {};
+    let released = false;
+    const done = (): void => { if (!released) { released = true; release(); } };
+    res.on('close', done);
+
+    try {
+      // headers for s3rver
+      const headers: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (v === undefined || DROP_HEADERS.has(k) || k.startsWith('x-amz-checksum-')) continue;
+        headers[k] = v;
+      }
+      if (chunked) {
+        const enc = String(req.headers['content-encoding'] ?? '').split(',').map((s) => s.trim()).filter((s) => s && s !== 'aws-chunked');
+        if (enc.length) headers['content-encoding'] = enc.join(','); else delete headers['content-encoding'];
+      }
+      let bodyLength: number | undefined;
+      if (completeBody) bodyLength = completeBody.length;
+      else if (chunked) {
+        const d = Number(req.headers['x-amz-decoded-content-length']);
+        if (Number.isFinite(d)) bodyLength = d;
+      } else if (req.headers['content-length'] !== undefined) bodyLength = Number(req.headers['content-length']);
+      if (bodyLength !== undefined) headers['content-length'] = String(bodyLength);
+      else if (method === 'PUT' || method === 'POST') headers['transfer-encoding'] = 'chunked';
+
+      if (isRead && method === 'GET') {
+        const range = String(req.headers.range ?? '');
+        const suffix = /^bytes=-(\d+)$/.exec(range);
+        if (suffix) {
+          const size = await this.backendSize(rawPath);
+          if (size !== undefined) {
+            const n = Number(suffix[1]);
+            headers.range = size === 0 ? 'bytes=0-' : `bytes=${Math.max(0, size - n)}-${size - 1}`;
+          }
+        }
+      }
+
+      // response-* overrides are applied here: s3rver refuses them on (to it) anonymous requests
+      const overrides: Record<string, string> = {};
+      for (const [k, v] of query) if (RESPONSE_OVERRIDES.has(k)) overrides[k.slice('response-'.length)] = v;
+      const fwdQuery = query.filter(([k]) => !AUTH_QUERY.has(k) && !RESPONSE_OVERRIDES.has(k)).map(([k, v]) => (v === '' ? uriEncode(k) : `${uriEncode(k)}=${uriEncode(v)}`)).join('&');
+      const path = rawPath + (fwdQuery ? `?${fwdQuery}` : '');
+
+      await new Promise<void>((resolve) => {
+        let partBytes = 0;
+        const proxyReq = http.request({
+          host: '127.0.0.1', port: this.opts.backendPort, method, path, headers, agent: this.agent,
+        }, (proxyRes) => {
+          const status = proxyRes.statusCode ?? 502;
+          const outHeaders = { ...proxyRes.headers };
+          if (status === 200 || status === 206) Object.assign(outHeaders, overrides);
+          res.writeHead(status, outHeaders);
+          const chunks: Buffer[] = [];
+          const wantBody = isComplete;
+          let sent = 0;
+          const resetAfter = resetMidBody
+            ? Math.max(1, Math.floor(Number(proxyRes.headers['content-length'] ?? RESET_AFTER_DEFAULT * 2) / 2))
+            : Infinity;
+          if (resetMidBody && method === 'HEAD') { res.destroy(); proxyRes.destroy(); resolve(); return; }
+          proxyRes.on('data', (c: Buffer) => {
+            if (wantBody) chunks.push(c);
+            if (sent + c.length >= resetAfter) {
+              const part = c.subarray(0, Math.max(0, resetAfter - sent));
+              if (!internal) this.opts.stats.s3.bytesOut += part.length;
+              res.write(part, () => { res.destroy(); });
+              proxyRes.destroy();
+              sent = resetAfter;
+              resolve();
+              return;
+            }
+            sent += c.length;
+            if (!internal) this.opts.stats.s3.bytesOut += c.length;
+            if (!res.write(c)) { proxyRes.pause(); res.once('drain', () => proxyRes.resume()); }
+          });
+          proxyRes.on('end', () => {
+            if (status === 200 && isUploadPart) {
+              const uploadId = q.get('uploadId') ?? '';
+              let m = this.parts.get(uploadId);
+              if (!m) { m = new Map(); this.parts.set(uploadId, m); }
+              m.set(Number(q.get('partNumber')), { etag: String(proxyRes.headers.etag ?? '').replace(/"/g, ''), size: partBytes });
+            }
+            if (status === 200 && isComplete && !Buffer.concat(chunks).toString('utf8').includes('<Error>')) {
+              this.parts.delete(q.get('uploadId') ?? '');
+            }
+            if (isAbort && status < 300) this.parts.delete(q.get('uploadId') ?? '');
+            res.end();
+            resolve();
+          });
+          proxyRes.on('error', () => { res.destroy(); resolve(); });
+          res.on('close', () => { if (!proxyRes.complete) proxyRes.destroy(); resolve(); });
+        });
+        proxyReq.on('error', (e) => {
+          if (!res.headersSent) sendS3Error(res, method, 500, 'InternalError', e.message);
+          else res.destroy();
+          resolve();
+        });
+        if (completeBody) { proxyReq.end(completeBody); return; }
+        if (method === 'GET' || method === 'HEAD' || method === 'DELETE') {
+          if (bodyLength === undefined || bodyLength === 0) { req.resume(); proxyReq.end(); return; }
+        }
+        const src = chunked ? req.pipe(new AwsChunkedDecoder()) : req;
+        src.on('data', (c: Buffer) => { partBytes += c.length; });
+        src.on('error', (e) => { proxyReq.destroy(e); });
+        req.on('aborted', () => proxyReq.destroy());
+        src.pipe(proxyReq);
+      });
+    } finally {
+      if (res.writableEnded || res.destroyed) done();
+      void bytesIn;
+    }
+  }
+
+  private validateComplete(uploadId: string, xml: string): { code: string; message?: string } | undefined {
+    const blocks = xml.match(/<Part>[\s\S]*?<\/Part>/g) ?? [];
+    if (blocks.length === 0) return { code: 'MalformedXML' };
+    const known = this.parts.get(uploadId);
+    const list: Array<{ n: number; etag: string }> = [];
+    for (const b of blocks) {
+      const n = Number(/<PartNumber>\s*(\d+)\s*<\/PartNumber>/.exec(b)?.[1]);
+      const etag = (/<ETag>([\s\S]*?)<\/ETag>/.exec(b)?.[1] ?? '').replace(/&quot;|&#34;|"/g, '').trim();
+      if (!Number.isInteger(n)) return { code: 'MalformedXML' };
+      list.push({ n, etag });
+    }
+    for (let i = 1; i < list.length; i++) {
+      if ((list[i]?.n ?? 0) <= (list[i - 1]?.n ?? 0)) return { code: 'InvalidPartOrder' };
+    }
+    for (const [i, p] of list.entries()) {
+      const info = known?.get(p.n);
+      if (!info || (p.etag !== '' && info.etag !== p.etag)) return { code: 'InvalidPart' };
+      if (i < list.length - 1 && info.size < S3_MIN_PART_SIZE) return { code: 'EntityTooSmall' };
+    }
+    return undefined;
+  }
+
+  private backendSize(rawPath: string): Promise<number | undefined> {
+    return new Promise((resolve) => {
+      const r = http.request({ host: '127.0.0.1', port: this.opts.backendPort, method: 'HEAD', path: rawPath, agent: this.agent }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200 ? Number(res.headers['content-length']) : undefined);
+      });
+      r.on('error', () => resolve(undefined));
+      r.end();
+    });
+  }
+}
+
+function readAll(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    stream.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) { reject(new Error('body too large')); return; }
+      chunks.push(c);
+    });
+    stream.on('end', () => resolve(Buffer.concat(chunks)));
+    stream.on('error', reject);
+  });
+}

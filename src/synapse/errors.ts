@@ -3,6 +3,8 @@
  * status and Synapse's `reason`; transport failures after retries become SynapseError with
  * status 0. `code` is a stable name for logs and the errno table (src/fs/errors.ts).
  * Messages never contain the auth token.
+ * `attempts` is how many HTTP attempts the call made (1 unless it was retried); the message says so
+ * when retries were exhausted, so a user reading a log knows the failure was not a single blip.
  */
 export type SynapseErrorCode =
   | 'BAD_REQUEST'
@@ -33,14 +35,21 @@ export function codeForStatus(status: number): SynapseErrorCode {
 export class SynapseError extends Error {
   override readonly name = 'SynapseError';
   readonly code: SynapseErrorCode;
+  readonly attempts: number;
   constructor(
     readonly status: number,
     readonly reason: string,
     readonly method: string,
     readonly path: string,
-    options?: { cause?: unknown; code?: SynapseErrorCode },
+    options?: { cause?: unknown; code?: SynapseErrorCode; attempts?: number },
   ) {
-    super(`Synapse ${method} ${path} failed${status ? ` (${status})` : ''}: ${reason}`, options);
+    const attempts = options?.attempts ?? 1;
+    super(
+      `Synapse ${method} ${path} failed${status ? ` (${status})` : ''}: ${reason}` +
+        (attempts > 1 ? ` [gave up after ${attempts} attempts]` : ''),
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = options?.code ?? codeForStatus(status);
+    this.attempts = attempts;
   }
 }

@@ -101,6 +101,11 @@ export interface S3FileHandle {
   storageLocationId?: number;
   createdBy: string;
   createdOn: string;
+  modifiedOn?: string;
+  /** AVAILABLE | UNLINKED | ARCHIVED — a handle that is not AVAILABLE should not be read. */
+  status?: string;
+  previewId?: string;
+  isPreview?: boolean;
   endpointUrl?: string;
 }
 
@@ -122,6 +127,7 @@ export interface BatchFileResult {
   fileHandleId: string;
   fileHandle?: S3FileHandle;
   preSignedURL?: string;
+  previewPreSignedURL?: string;
   failureCode?: 'NOT_FOUND' | 'UNAUTHORIZED';
 }
 

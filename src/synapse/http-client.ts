@@ -1,0 +1,797 @@
+/**
+ * HttpSynapseClient: `SynapseApi` over Synapse's REST API (shared/synapse-api.md).
+ *
+ * Every call goes through one `RequestQueue` per client (shared by its priority views):
+ *
+ * - At most `maxConcurrent` (default 3) HTTP requests in flight. Synapse throttles each user to 3
+ *   concurrent requests and 600 per minute and answers 429 beyond that, so a larger number only
+ *   buys 429s and backoff. S3 traffic does not pass through here.
+ * - Two priorities. `high` (the default) is for work a user is waiting on (lookup, getattr, open,
+ *   readdir, publishing on close); `low` is for speculative background work (per-file size fetches
+ *   after a readdir, prefetch of metadata). A waiting `high` call is always dispatched before any
+ *   waiting `low` call; calls already in flight are never cancelled. Low calls can starve while
+ *   high calls keep arriving — that is intended: background work only fills idle slots.
+ *   Express it by asking for a view: `client.background()` (or `client.withPriority('low')`)
+ *   returns a `SynapseApi` whose calls queue at low priority; views share the queue, retries and
+ *   counters of the client they came from.
+ * - A slot is held for one HTTP attempt, including reading the whole body, and released while a
+ *   retry waits, so a backing-off call never blocks others.
+ *
+ * Retries (all methods, like the Python client): 429, 500, 502, 503, 504 and transport failures
+ * (connection refused/reset, socket hang up, `fetch failed`, no response within
+ * `requestTimeoutMs`). 429 honours `Retry-After` (seconds or HTTP date) and also pauses the whole
+ * queue until then (the limit is per user, so every call would get 429 too); otherwise the delay is
+ * full-jitter exponential: random(0, min(5 s, 100 ms × 2^attempt)). 100 ms is about one Synapse
+ * round trip; 5 s is far below the 60 s window of the 600/min limit, so a throttled client keeps
+ * probing; full jitter spreads the 3 concurrent callers apart. The whole call (all attempts and
+ * waits) is bounded by `retryTimeoutSec` (default 60 s, one throttle window): a Retry-After that
+ * would end beyond the deadline ends the call at once with the 429. A retried POST whose first
+ * attempt did reach Synapse may answer 409 (e.g. POST /entity): callers resolve that as they
+ * resolve any 409 (lookupChild). Other 4xx are never retried. Redirects are not followed (the
+ * JSON endpoints used here never redirect; following one could send the bearer token elsewhere).
+ *
+ * Errors: a non-2xx answer → `SynapseError(status, reason, method, path)` with Synapse's JSON
+ * `reason` (or the start of the text body); a 2xx whose JSON is malformed, truncated, or lacks a
+ * field the filesystem depends on → code `BAD_RESPONSE`, never a crash later. The token is sent
+ * only in the Authorization header and is scrubbed from every message; log lines (debug level)
+ * carry method, path, status, duration and attempt only.
+ *
+ * Normalisation: file handle ids (`id`, `fileHandleId`, `dataFileHandleId`, `resultFileHandleId`)
+ * become strings, `storageLocationId`/`locations` numbers, file handle `contentSize` a number and
+ * VersionInfo `contentSize` a string, whatever form the server sent.
+ */
+import type { Logger } from 'pino';
+import type { BundleRequest, ChildType, SynapseApi } from './api.js';
+import { SynapseError } from './errors.js';
+import {
+  CONCRETE,
+  type AddPartResponse,
+  type BatchFileResult,
+  type Entity,
+  type EntityBundle,
+  type EntityHeader,
+  type ExternalS3FileHandleRequest,
+  type FileHandleAssociation,
+  type MultipartUploadRequest,
+  type MultipartUploadStatus,
+  type NewEntity,
+  type PartPresignedUrl,
+  type S3FileHandle,
+  type StorageLocationSetting,
+  type StsCredentials,
+  type StsPermission,
+  type UploadDestination,
+  type UploadDestinationListSetting,
+  type UserProfile,
+  type VersionInfo,
+} from './types.js';
+
+export type Priority = 'high' | 'low';
+
+export interface HttpSynapseClientOptions {
+  /** Base URL, e.g. https://repo-prod.prod.sagebase.org; `/repo/v1` etc. are appended. A trailing
+   *  `/repo/v1` (the form ~/.synapseConfig uses) is tolerated and stripped. */
+  endpoint: string;
+  authToken: string;
+  /** HTTP requests in flight at once (default 3 = Synapse's per-user limit). */
+  maxConcurrent?: number;
+  /** Bound on one call's total time across retries, in seconds (default 60). */
+  retryTimeoutSec?: number;
+  logger?: Logger;
+  /** Per-attempt timeout until the whole response body has arrived (default 60 000 ms). */
+  requestTimeoutMs?: number;
+  userAgent?: string;
+  /** Backoff schedule (defaults 100 ms doubling to 5 000 ms); tests shorten it. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Source of randomness for jitter (default Math.random); tests pin it. */
+  random?: () => number;
+}
+
+export interface SynapseClientStats {
+  /** Logical API calls started (a paged listChildren counts once per page). */
+  calls: number;
+  /** HTTP attempts sent, including retries. */
+  requests: number;
+  /** Attempts that were retried (after a 429/5xx/transport failure). */
+  retries: number;
+  /** 429 answers received. */
+  throttled: number;
+  /** Calls that ended in an error (any SynapseError, after retries). */
+  errors: number;
+  inFlight: number;
+  queued: { high: number; low: number };
+}
+
+export const DEFAULT_ENDPOINT = 'https://repo-prod.prod.sagebase.org';
+const DEFAULT_MAX_CONCURRENT = 3;
+const DEFAULT_RETRY_TIMEOUT_SEC = 60;
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+const BACKOFF_INITIAL_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+/** Synapse's limit for POST /fileHandle/batch. */
+export const FILE_HANDLE_BATCH_MAX = 100;
+/** How much of a non-JSON error body becomes the reason. */
+const MAX_REASON_CHARS = 500;
+const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
+
+type Service = 'repo' | 'file' | 'auth';
+
+// ---------------------------------------------------------------------------------------------
+// Queue
+
+/**
+ * A counting semaphore with two FIFO wait lists. INVARIANT: active <= max; a waiter is resumed
+ * only when a slot is free and the queue is not paused; high waiters always before low ones.
+ */
+export class RequestQueue {
+  #active = 0;
+  readonly #waiting: Record<Priority, Array<() => void>> = { high: [], low: [] };
+  #pausedUntil = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly max: number) {
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxConcurrent must be a positive integer, got ${max}`);
+  }
+
+  get active(): number { return this.#active; }
+  queued(priority: Priority): number { return this.#waiting[priority].length; }
+
+  acquire(priority: Priority): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#waiting[priority].push(resolve);
+      this.#pump();
+    });
+  }
+
+  release(): void {
+    this.#active--;
+    this.#pump();
+  }
+
+  /** Dispatch nothing new before `untilMs` (Date.now() clock), e.g. after a 429 with Retry-After. */
+  pause(untilMs: number): void {
+    if (untilMs > this.#pausedUntil) this.#pausedUntil = untilMs;
+  }
+
+  #pump(): void {
+    const wait = this.#pausedUntil - Date.now();
+    if (wait > 0) {
+      if (this.#timer === undefined && (this.#waiting.high.length > 0 || this.#waiting.low.length > 0)) {
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined;
+          this.#pump();
+        }, wait);
+      }
+      return;
+    }
+    while (this.#active < this.max) {
+      const next = this.#waiting.high.shift() ?? this.#waiting.low.shift();
+      if (next === undefined) return;
+      this.#active++;
+      next();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport: queue + retries + error mapping, shared by all priority views of one client.
+
+interface RequestSpec {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  service: Service;
+  /** Path below the service prefix, already URL-encoded, e.g. `/entity/syn1`. */
+  path: string;
+  body?: unknown;
+  priority: Priority;
+}
+
+interface RawResponse {
+  status: number;
+  text: string;
+  /** path as shown in errors: `/repo/v1/entity/syn1` */
+  shownPath: string;
+}
+
+type AttemptResult =
+  | { kind: 'response'; status: number; statusText: string; retryAfter: string | null; text: string }
+  | { kind: 'network'; error: unknown };
+
+class Transport {
+  readonly queue: RequestQueue;
+  readonly counters = { calls: 0, requests: 0, retries: 0, throttled: 0, errors: 0 };
+  readonly #base: string;
+  readonly #token: string;
+  readonly #retryTimeoutMs: number;
+  readonly #requestTimeoutMs: number;
+  readonly #userAgent: string;
+  readonly #log: Logger | undefined;
+  readonly #backoffInitial: number;
+  readonly #backoffMax: number;
+  readonly #random: () => number;
+
+  constructor(opts: HttpSynapseClientOptions) {
+    this.#base = normaliseEndpoint(opts.endpoint);
+    if (typeof opts.authToken !== 'string' || opts.authToken.trim() === '') {
+      throw new TypeError('HttpSynapseClient: authToken is empty');
+    }
+    this.#token = opts.authToken.trim();
+    this.queue = new RequestQueue(opts.maxConcurrent ?? DEFAULT_MAX_CONCURRENT);
+    this.#retryTimeoutMs = 1000 * (opts.retryTimeoutSec ?? DEFAULT_RETRY_TIMEOUT_SEC);
+    this.#requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#userAgent = opts.userAgent ?? `synapse-mount/0.1.0 node/${process.versions.node}`;
+    this.#log = opts.logger;
+    this.#backoffInitial = opts.backoff?.initialMs ?? BACKOFF_INITIAL_MS;
+    this.#backoffMax = opts.backoff?.maxMs ?? BACKOFF_MAX_MS;
+    this.#random = opts.random ?? Math.random;
+  }
+
+  /** Replace every occurrence of the token (a server might echo it back) before text leaves us. */
+  scrub(text: string): string {
+    return this.#token.length >= 4 ? text.split(this.#token).join('[REDACTED]') : text;
+  }
+
+  /**
+   * One logical call: queued, retried, mapped. Resolves with the 2xx status and body text;
+   * throws SynapseError otherwise. `okStatuses` lets a caller accept a non-2xx (e.g. 404 → null).
+   */
+  async request(spec: RequestSpec, okStatuses: readonly number[] = []): Promise<RawResponse> {
+    this.counters.calls++;
+    const shownPath = `/${spec.service}/v1${spec.path}`;
+    const url = this.#base + shownPath;
+    const started = Date.now();
+    const deadline = started + this.#retryTimeoutMs;
+    const body = spec.body === undefined ? undefined : JSON.stringify(spec.body);
+    for (let attempt = 1; ; attempt++) {
+      await this.queue.acquire(spec.priority);
+      let result: AttemptResult;
+      const t0 = Date.now();
+      try {
+        this.counters.requests++;
+        result = await this.#attempt(spec.method, url, body);
+      } finally {
+        this.queue.release();
+      }
+      const ms = Date.now() - t0;
+      if (this.#log?.isLevelEnabled('debug')) {
+        this.#log.debug(
+          { method: spec.method, path: shownPath, status: result.kind === 'response' ? result.status : 0, ms, attempt },
+          'synapse request',
+        );
+      }
+
+      let error: SynapseError;
+      let retryable: boolean;
+      let retryAfterMs: number | undefined;
+      if (result.kind === 'response') {
+        const { status } = result;
+        if ((status >= 200 && status < 300) || okStatuses.includes(status)) {
+          return { status, text: result.text, shownPath };
+        }
+        error = new SynapseError(status, this.#reasonOf(result), spec.method, shownPath, { attempts: attempt });
+        retryable = RETRYABLE_STATUS.has(status);
+        if (status === 429) {
+          this.counters.throttled++;
+          retryAfterMs = parseRetryAfter(result.retryAfter, Date.now());
+        }
+      } else {
+        error = new SynapseError(0, this.scrub(describeNetworkError(result.error, this.#requestTimeoutMs)), spec.method, shownPath, {
+          code: 'NETWORK',
+          attempts: attempt,
+          cause: result.error,
+        });
+        retryable = true;
+      }
+
+      if (!retryable) return this.#fail(error);
+      const now = Date.now();
+      const remaining = deadline - now;
+      let delay: number;
+      if (retryAfterMs !== undefined) {
+        // Honour the server's word exactly; if it asks for longer than we may wait, stop now.
+        if (retryAfterMs > remaining) return this.#fail(error);
+        delay = retryAfterMs;
+        this.queue.pause(now + retryAfterMs);
+      } else {
+        const cap = Math.min(this.#backoffMax, this.#backoffInitial * 2 ** (attempt - 1));
+        delay = Math.floor(this.#random() * cap);
+        if (remaining <= 0) return this.#fail(error);
+        delay = Math.min(delay, remaining);
+      }
+      this.counters.retries++;
+      if (this.#log?.isLevelEnabled('debug')) {
+        this.#log.debug({ method: spec.method, path: shownPath, status: error.status, attempt, delayMs: delay }, 'synapse retry');
+      }
+      await sleep(delay);
+    }
+  }
+
+  #fail(error: SynapseError): never {
+    this.counters.errors++;
+    throw error;
+  }
+
+  /** A SynapseError for a 2xx we cannot use, counted as an error. */
+  badResponse(raw: RawResponse, method: string, detail: string): SynapseError {
+    this.counters.errors++;
+    return new SynapseError(raw.status, this.scrub(detail), method, raw.shownPath, { code: 'BAD_RESPONSE' });
+  }
+
+  async #attempt(method: string, url: string, body: string | undefined): Promise<AttemptResult> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new RequestTimeout()), this.#requestTimeoutMs);
+    try {
+      const headers: Record<string, string> = {
+        Authorization: `Bearer ${this.#token}`,
+        Accept: 'application/json',
+        'User-Agent': this.#userAgent,
+      };
+      if (body !== undefined) headers['Content-Type'] = 'application/json; charset=utf-8';
+      const res = await fetch(url, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body }),
+        redirect: 'manual',
+        signal: controller.signal,
+      });
+      // Read the whole body inside the slot and under the timeout: a response cut mid-body is a
+      // transport failure like any other.
+      const text = await res.text();
+      return { kind: 'response', status: res.status, statusText: res.statusText, retryAfter: res.headers.get('retry-after'), text };
+    } catch (error) {
+      return { kind: 'network', error: controller.signal.aborted ? controller.signal.reason : error };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #reasonOf(r: { status: number; statusText: string; text: string }): string {
+    let reason: string | undefined;
+    const text = r.text.trim();
+    if (text.startsWith('{')) {
+      try {
+        const parsed: unknown = JSON.parse(text);
+        if (isRecord(parsed) && typeof parsed.reason === 'string') reason = parsed.reason;
+      } catch { /* not JSON: fall through to the text */ }
+    }
+    if (reason === undefined) {
+      if (r.status >= 300 && r.status < 400) reason = `unexpected redirect (${r.status}); redirects are not followed`;
+      else if (text !== '') reason = text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS)}…` : text;
+      else reason = r.statusText || `HTTP ${r.status}`;
+    }
+    return this.scrub(reason);
+  }
+}
+
+class RequestTimeout extends Error {
+  override readonly name = 'RequestTimeout';
+}
+
+function describeNetworkError(error: unknown, timeoutMs: number): string {
+  if (error instanceof RequestTimeout) return `no complete response within ${timeoutMs} ms`;
+  const parts: string[] = [];
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
+    const code = (e as { code?: unknown }).code;
+    parts.push(typeof code === 'string' && !e.message.includes(code) ? `${code} ${e.message}` : e.message);
+    e = e.cause;
+  }
+  return `network error: ${parts.length > 0 ? parts.join(': ') : String(error)}`;
+}
+
+/** Retry-After is delay-seconds or an HTTP-date (RFC 9110 §10.2.3). undefined when absent/invalid. */
+export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
+  const date = Date.parse(v);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - nowMs);
+}
+
+export function normaliseEndpoint(endpoint: string): string {
+  let base = endpoint.trim().replace(/\/+$/, '');
+  base = base.replace(/\/(repo|file|auth)\/v1$/, '');
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch {
+    throw new TypeError(`invalid Synapse endpoint URL: ${JSON.stringify(endpoint)}`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new TypeError(`Synapse endpoint must be http(s): ${JSON.stringify(endpoint)}`);
+  }
+  return base;
+}
+
+function sleep(ms: number): Promise<void> {
+  return ms <= 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response checks
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+class ShapeError extends Error {}
+
+function record(v: unknown, what: string): Record<string, unknown> {
+  if (!isRecord(v)) throw new ShapeError(`${what} is not a JSON object`);
+  return v;
+}
+function str(o: Record<string, unknown>, key: string, what: string): string {
+  const v = o[key];
+  if (typeof v !== 'string') throw new ShapeError(`${what} lacks string field '${key}'`);
+  return v;
+}
+/** An id that may arrive as a string or an integer → string. */
+function idString(o: Record<string, unknown>, key: string, what: string): string {
+  const v = o[key];
+  if (typeof v === 'string' && v !== '') return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  throw new ShapeError(`${what} lacks id field '${key}'`);
+}
+function num(v: unknown, what: string): number {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n)) throw new ShapeError(`${what} is not a number`);
+  return n;
+}
+function array(v: unknown, what: string): unknown[] {
+  if (!Array.isArray(v)) throw new ShapeError(`${what} is not an array`);
+  return v;
+}
+/** Normalise optional id-ish fields in place (only when present and non-null). */
+function optIdString(o: Record<string, unknown>, key: string, what: string): void {
+  if (o[key] !== undefined && o[key] !== null) o[key] = idString(o, key, what);
+}
+function optNum(o: Record<string, unknown>, key: string, what: string): void {
+  if (o[key] !== undefined && o[key] !== null) o[key] = num(o[key], `${what}.${key}`);
+}
+
+function checkEntity(v: unknown, what = 'entity'): Entity {
+  const o = { ...record(v, what) };
+  str(o, 'id', what);
+  str(o, 'name', what);
+  str(o, 'concreteType', what);
+  str(o, 'etag', what);
+  optIdString(o, 'dataFileHandleId', what);
+  optNum(o, 'versionNumber', what);
+  return o as unknown as Entity;
+}
+
+function checkFileHandle(v: unknown, what = 'file handle'): S3FileHandle {
+  const o = { ...record(v, what) };
+  o.id = idString(o, 'id', what);
+  str(o, 'concreteType', what);
+  optNum(o, 'storageLocationId', what);
+  optNum(o, 'contentSize', what);
+  optIdString(o, 'previewId', what);
+  return o as unknown as S3FileHandle;
+}
+
+function checkHeader(v: unknown): EntityHeader {
+  const o = record(v, 'child entity header');
+  str(o, 'id', 'child entity header');
+  str(o, 'name', 'child entity header');
+  str(o, 'type', 'child entity header');
+  return o as unknown as EntityHeader;
+}
+
+function checkVersionInfo(v: unknown): VersionInfo {
+  const o = { ...record(v, 'version info') };
+  str(o, 'id', 'version info');
+  o.versionNumber = num(o.versionNumber, 'version info.versionNumber');
+  if (typeof o.contentSize === 'number') o.contentSize = String(o.contentSize);
+  return o as unknown as VersionInfo;
+}
+
+function checkUploadDestination(v: unknown): UploadDestination {
+  const o = { ...record(v, 'upload destination') };
+  str(o, 'concreteType', 'upload destination');
+  o.storageLocationId = num(o.storageLocationId, 'upload destination.storageLocationId');
+  return o as unknown as UploadDestination;
+}
+
+function checkStorageLocation(v: unknown): StorageLocationSetting {
+  const o = { ...record(v, 'storage location') };
+  str(o, 'concreteType', 'storage location');
+  optNum(o, 'storageLocationId', 'storage location');
+  return o as unknown as StorageLocationSetting;
+}
+
+function checkProjectSetting(v: unknown): UploadDestinationListSetting {
+  const o = { ...record(v, 'project setting') };
+  str(o, 'concreteType', 'project setting');
+  optIdString(o, 'id', 'project setting');
+  o.locations = array(o.locations ?? [], 'project setting.locations').map((l, i) => num(l, `project setting.locations[${i}]`));
+  return o as unknown as UploadDestinationListSetting;
+}
+
+function checkSts(v: unknown): StsCredentials {
+  const o = record(v, 'STS credentials');
+  for (const k of ['accessKeyId', 'secretAccessKey', 'sessionToken', 'expiration']) str(o, k, 'STS credentials');
+  if (Number.isNaN(Date.parse(o.expiration as string))) throw new ShapeError('STS credentials have an unparseable expiration');
+  return o as unknown as StsCredentials;
+}
+
+function checkMultipartStatus(v: unknown): MultipartUploadStatus {
+  const o = { ...record(v, 'multipart upload status') };
+  o.uploadId = idString(o, 'uploadId', 'multipart upload status');
+  str(o, 'state', 'multipart upload status');
+  if (o.partsState !== undefined) str(o, 'partsState', 'multipart upload status');
+  optIdString(o, 'resultFileHandleId', 'multipart upload status');
+  return o as unknown as MultipartUploadStatus;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+
+export class HttpSynapseClient implements SynapseApi {
+  readonly #t: Transport;
+  /** The priority of every call made through this object. */
+  readonly priority: Priority;
+
+  constructor(options: HttpSynapseClientOptions);
+  /** @internal — a priority view sharing `source`'s queue and counters (see withPriority). */
+  constructor(options: HttpSynapseClientOptions | Transport, priority?: Priority);
+  constructor(options: HttpSynapseClientOptions | Transport, priority: Priority = 'high') {
+    this.#t = options instanceof Transport ? options : new Transport(options);
+    this.priority = priority;
+  }
+
+  /** A view of this client whose calls queue at `priority`; shares queue, retries and stats. */
+  withPriority(priority: Priority): HttpSynapseClient {
+    return priority === this.priority ? this : new HttpSynapseClient(this.#t, priority);
+  }
+
+  /** Shorthand for withPriority('low'): for background work that must yield to user requests. */
+  background(): HttpSynapseClient {
+    return this.withPriority('low');
+  }
+
+  stats(): SynapseClientStats {
+    const q = this.#t.queue;
+    return { ...this.#t.counters, inFlight: q.active, queued: { high: q.queued('high'), low: q.queued('low') } };
+  }
+
+  // -- plumbing ---------------------------------------------------------------------------------
+
+  #req(method: RequestSpec['method'], service: Service, path: string, body?: unknown, okStatuses?: readonly number[]): Promise<RawResponse> {
+    const spec: RequestSpec = { method, service, path, priority: this.priority };
+    if (body !== undefined) spec.body = body;
+    return this.#t.request(spec, okStatuses);
+  }
+
+  /** Parse a JSON body and run `check` on it; any failure → BAD_RESPONSE. */
+  #parse<T>(raw: RawResponse, method: string, check: (v: unknown) => T): T {
+    if (raw.text.trim() === '') throw this.#t.badResponse(raw, method, `empty body in a ${raw.status} response where JSON was expected`);
+    let value: unknown;
+    try {
+      value = JSON.parse(raw.text);
+    } catch (e) {
+      throw this.#t.badResponse(
+        raw,
+        method,
+        `malformed or truncated JSON in a ${raw.status} response of ${raw.text.length} characters (${(e as Error).message})`,
+      );
+    }
+    try {
+      return check(value);
+    } catch (e) {
+      if (e instanceof ShapeError) throw this.#t.badResponse(raw, method, `unexpected response shape: ${e.message}`);
+      throw e;
+    }
+  }
+
+  async #json<T>(method: RequestSpec['method'], service: Service, path: string, body: unknown, check: (v: unknown) => T): Promise<T> {
+    const raw = await this.#req(method, service, path, body);
+    return this.#parse(raw, method, check);
+  }
+
+  // -- entities ---------------------------------------------------------------------------------
+
+  getUserProfile(): Promise<UserProfile> {
+    return this.#json('GET', 'repo', '/userProfile', undefined, (v) => {
+      const o = { ...record(v, 'user profile') };
+      o.ownerId = idString(o, 'ownerId', 'user profile');
+      str(o, 'userName', 'user profile');
+      return o as unknown as UserProfile;
+    });
+  }
+
+  getEntity(id: string): Promise<Entity> {
+    return this.#json('GET', 'repo', `/entity/${enc(id)}`, undefined, (v) => checkEntity(v));
+  }
+
+  createEntity(entity: NewEntity): Promise<Entity> {
+    return this.#json('POST', 'repo', '/entity', entity, (v) => checkEntity(v));
+  }
+
+  updateEntity(entity: Entity, opts?: { newVersion?: boolean }): Promise<Entity> {
+    const q = opts?.newVersion === true ? '?newVersion=true' : '';
+    return this.#json('PUT', 'repo', `/entity/${enc(entity.id)}${q}`, entity, (v) => checkEntity(v));
+  }
+
+  async deleteEntity(id: string): Promise<void> {
+    await this.#req('DELETE', 'repo', `/entity/${enc(id)}`);
+  }
+
+  async listChildren(parentId: string, types: ChildType[]): Promise<EntityHeader[]> {
+    const all: EntityHeader[] = [];
+    let token: string | null = null;
+    const seen = new Set<string>();
+    for (;;) {
+      const body: Record<string, unknown> = {
+        parentId,
+        includeTypes: types,
+        sortBy: 'NAME',
+        sortDirection: 'ASC',
+      };
+      if (token !== null) body.nextPageToken = token;
+      const raw = await this.#req('POST', 'repo', '/entity/children', body);
+      const page = this.#parse(raw, 'POST', (v) => {
+        const o = record(v, 'children response');
+        const headers = array(o.page, 'children response.page').map(checkHeader);
+        const next = o.nextPageToken;
+        if (next !== undefined && next !== null && typeof next !== 'string') throw new ShapeError('children response.nextPageToken is not a string');
+        return { headers, next: typeof next === 'string' && next !== '' ? next : null };
+      });
+      all.push(...page.headers);
+      if (page.next === null) return all;
+      if (seen.has(page.next)) throw this.#t.badResponse(raw, 'POST', `children paging did not advance (token ${JSON.stringify(page.next)} repeated)`);
+      seen.add(page.next);
+      token = page.next;
+    }
+  }
+
+  async lookupChild(parentId: string, name: string): Promise<string | null> {
+    const raw = await this.#req('POST', 'repo', '/entity/child', { parentId, entityName: name }, [404]);
+    if (raw.status === 404) return null;
+    return this.#parse(raw, 'POST', (v) => str(record(v, 'entity id'), 'id', 'entity id'));
+  }
+
+  getBundle(id: string, request: BundleRequest, version?: number): Promise<EntityBundle> {
+    const path = version === undefined ? `/entity/${enc(id)}/bundle2` : `/entity/${enc(id)}/version/${version}/bundle2`;
+    return this.#json('POST', 'repo', path, request, (v) => {
+      const o = { ...record(v, 'entity bundle') };
+      if (o.entity !== undefined && o.entity !== null) o.entity = checkEntity(o.entity, 'bundle entity');
+      if (o.fileHandles !== undefined && o.fileHandles !== null) {
+        o.fileHandles = array(o.fileHandles, 'bundle fileHandles').map((h) => checkFileHandle(h, 'bundle file handle'));
+      }
+      return o as EntityBundle;
+    });
+  }
+
+  getLatestVersionInfo(id: string): Promise<VersionInfo> {
+    return this.#json('GET', 'repo', `/entity/${enc(id)}/version?offset=0&limit=1`, undefined, (v) => {
+      const results = array(record(v, 'version list').results, 'version list.results');
+      if (results.length === 0) throw new ShapeError('version list is empty');
+      return checkVersionInfo(results[0]);
+    });
+  }
+
+  // -- file handles -----------------------------------------------------------------------------
+
+  getFileHandle(id: string): Promise<S3FileHandle> {
+    return this.#json('GET', 'file', `/fileHandle/${enc(id)}`, undefined, (v) => checkFileHandle(v));
+  }
+
+  /**
+   * POST /fileHandle/batch. Synapse takes at most 100 associations per request; longer lists are
+   * split into chunks of 100 sent concurrently (through the queue) and the results concatenated in
+   * request order.
+   */
+  async batchFileHandles(
+    files: FileHandleAssociation[],
+    opts: { includeFileHandles: boolean; includePreSignedURLs: boolean },
+  ): Promise<BatchFileResult[]> {
+    if (files.length === 0) return [];
+    const chunks: FileHandleAssociation[][] = [];
+    for (let i = 0; i < files.length; i += FILE_HANDLE_BATCH_MAX) chunks.push(files.slice(i, i + FILE_HANDLE_BATCH_MAX));
+    const results = await Promise.all(
+      chunks.map((chunk) =>
+        this.#json(
+          'POST',
+          'file',
+          '/fileHandle/batch',
+          {
+            requestedFiles: chunk.map((f) => ({ ...f, fileHandleId: String(f.fileHandleId) })),
+            includeFileHandles: opts.includeFileHandles,
+            includePreSignedURLs: opts.includePreSignedURLs,
+            includePreviewPreSignedURLs: false,
+          },
+          (v) =>
+            array(record(v, 'batch file result').requestedFiles, 'batch file result.requestedFiles').map((r) => {
+              const o = { ...record(r, 'batch file result entry') };
+              o.fileHandleId = idString(o, 'fileHandleId', 'batch file result entry');
+              if (o.fileHandle !== undefined && o.fileHandle !== null) o.fileHandle = checkFileHandle(o.fileHandle);
+              return o as unknown as BatchFileResult;
+            }),
+        ),
+      ),
+    );
+    return results.flat();
+  }
+
+  createExternalS3FileHandle(request: ExternalS3FileHandleRequest): Promise<S3FileHandle> {
+    return this.#json('POST', 'file', '/externalFileHandle/s3', request, (v) => checkFileHandle(v));
+  }
+
+  // -- storage ----------------------------------------------------------------------------------
+
+  getUploadDestination(parentId: string): Promise<UploadDestination> {
+    return this.#json('GET', 'file', `/entity/${enc(parentId)}/uploadDestination`, undefined, checkUploadDestination);
+  }
+
+  createStorageLocation(setting: StorageLocationSetting): Promise<StorageLocationSetting> {
+    return this.#json('POST', 'repo', '/storageLocation', setting, checkStorageLocation);
+  }
+
+  getStorageLocation(id: number): Promise<StorageLocationSetting> {
+    return this.#json('GET', 'repo', `/storageLocation/${enc(String(id))}`, undefined, checkStorageLocation);
+  }
+
+  /** Synapse answers 200 with an empty body (no JSON content type) when no setting exists → null. */
+  async getUploadProjectSetting(projectOrFolderId: string): Promise<UploadDestinationListSetting | null> {
+    const raw = await this.#req('GET', 'repo', `/projectSettings/${enc(projectOrFolderId)}/type/upload`);
+    const text = raw.text.trim();
+    if (text === '' || text === 'null') return null;
+    return this.#parse(raw, 'GET', checkProjectSetting);
+  }
+
+  createProjectSetting(setting: UploadDestinationListSetting): Promise<UploadDestinationListSetting> {
+    return this.#json('POST', 'repo', '/projectSettings', setting, checkProjectSetting);
+  }
+
+  /** PUT /projectSettings answers 200 with no body (the controller returns void). */
+  async updateProjectSetting(setting: UploadDestinationListSetting): Promise<void> {
+    await this.#req('PUT', 'repo', '/projectSettings', setting);
+  }
+
+  getStsCredentials(entityId: string, permission: StsPermission): Promise<StsCredentials> {
+    return this.#json('GET', 'repo', `/entity/${enc(entityId)}/sts?permission=${enc(permission)}`, undefined, checkSts);
+  }
+
+  // -- multipart upload -------------------------------------------------------------------------
+
+  startMultipartUpload(request: MultipartUploadRequest, forceRestart = false): Promise<MultipartUploadStatus> {
+    const body = { concreteType: CONCRETE.multipartUploadRequest, ...request };
+    return this.#json('POST', 'file', `/file/multipart?forceRestart=${forceRestart ? 'true' : 'false'}`, body, checkMultipartStatus);
+  }
+
+  getPartUploadUrls(uploadId: string, partNumbers: number[]): Promise<PartPresignedUrl[]> {
+    return this.#json('POST', 'file', `/file/multipart/${enc(uploadId)}/presigned/url/batch`, { uploadId, partNumbers }, (v) =>
+      array(record(v, 'presigned URL batch').partPresignedUrls, 'presigned URL batch.partPresignedUrls').map((p) => {
+        const o = { ...record(p, 'part presigned URL') };
+        o.partNumber = num(o.partNumber, 'part presigned URL.partNumber');
+        str(o, 'uploadPresignedUrl', 'part presigned URL');
+        return o as unknown as PartPresignedUrl;
+      }),
+    );
+  }
+
+  addPart(uploadId: string, partNumber: number, partMd5Hex: string): Promise<AddPartResponse> {
+    return this.#json(
+      'PUT',
+      'file',
+      `/file/multipart/${enc(uploadId)}/add/${partNumber}?partMD5Hex=${enc(partMd5Hex)}`,
+      undefined,
+      (v) => {
+        const o = { ...record(v, 'add part response') };
+        str(o, 'addPartState', 'add part response');
+        optIdString(o, 'uploadId', 'add part response');
+        optNum(o, 'partNumber', 'add part response');
+        return o as unknown as AddPartResponse;
+      },
+    );
+  }
+
+  completeMultipartUpload(uploadId: string): Promise<MultipartUploadStatus> {
+    return this.#json('PUT', 'file', `/file/multipart/${enc(uploadId)}/complete`, undefined, checkMultipartStatus);
+  }
+}
+
+function enc(s: string): string {
+  return encodeURIComponent(s);
+}

@@ -76,7 +76,15 @@ export async function preflight(mountpoint: string): Promise<void> {
     }
   }
   if (!st.isDirectory()) throw new MountError(`${dir}: mountpoint is not a directory`);
-  const type = await mountedType(dir);
+  let type = await mountedType(dir);
+  if (type) {
+    // The kernel may still answer stat from its attribute cache; a listing tells a dead mount.
+    const dead = await readdir(dir).then(() => false, (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN');
+    if (dead) {
+      await lazyUnmount(dir);
+      type = await mountedType(dir);
+    }
+  }
   if (type) throw new MountError(`${dir}: already mounted (${type}); unmount it first (synapse-mount unmount ${dir})`);
   const entries = await readdir(dir);
   if (entries.length > 0) throw new MountError(`${dir}: mountpoint is not empty`);

@@ -1,0 +1,153 @@
+/**
+ * The mount command's contract (issue #3 §1): background start and clean unmount, exit after an
+ * outside umount, stale-mount cleanup, and one clear line plus a non-zero exit for each user
+ * error. Every mount made here is unmounted in teardown.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startStack, type Stack } from '../server/stack.js';
+import { cli, isMounted, mountForeground, sh, tempDir, waitFor } from './harness.js';
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+describe('synapse-mount command line', () => {
+  let stack: Stack;
+  let projectId: string;
+  let fileId: string;
+  let stateHome: string;
+  const cleanup: string[] = [];
+  let env: NodeJS.ProcessEnv;
+
+  const args = (entity: string, dir: string, ...extra: string[]): string[] =>
+    [entity, dir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint, ...extra];
+
+  async function servingPid(dir: string): Promise<number> {
+    const mounts = path.join(stateHome, 'synapse-mount', 'mounts');
+    for (const f of await readdir(mounts)) {
+      const rec = JSON.parse(await readFile(path.join(mounts, f), 'utf8')) as { pid: number; mountpoint: string };
+      if (rec.mountpoint === dir) return rec.pid;
+    }
+    throw new Error(`no mount record for ${dir}`);
+  }
+
+  before(async () => {
+    stack = await startStack({ fixture: 'empty' });
+    projectId = stack.seed.project('CLI Test');
+    const folder = await stack.seed.folder(projectId, 'data', { storage: 'managed' });
+    fileId = (await stack.seed.file(folder.id, 'hello.txt', Buffer.from('hello\n'))).id;
+    stateHome = await tempDir('state-');
+    env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken, XDG_STATE_HOME: stateHome };
+  });
+
+  after(async () => {
+    for (const dir of cleanup) {
+      if (await isMounted(dir)) await sh(`fusermount -uz '${dir}'`);
+      await rm(dir, { recursive: true, force: true });
+    }
+    await stack?.close();
+    await rm(stateHome, { recursive: true, force: true });
+  });
+
+  async function newDir(): Promise<string> {
+    const d = await tempDir('mp-');
+    cleanup.push(d);
+    return d;
+  }
+
+  test('background mount returns when ready; unmount command ends it', async () => {
+    const dir = await newDir();
+    const r = await cli(args(projectId, dir), { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(await isMounted(dir));
+    const ls = await sh(`cat '${dir}/data/hello.txt'`);
+    assert.equal(ls.stdout, 'hello\n');
+    const pid = await servingPid(dir);
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    assert.ok(!cmdline.includes(stack.authToken), 'the token is not in the serving process argv');
+    const u = await cli(['unmount', dir], { env });
+    assert.equal(u.code, 0, u.stderr);
+    assert.equal(await isMounted(dir), false);
+    await waitFor('serving process exit', () => !alive(pid), 10_000);
+  });
+
+  test('an outside umount makes the serving process exit', async () => {
+    const dir = await newDir();
+    const r = await cli(args(projectId, dir), { env });
+    assert.equal(r.code, 0, r.stderr);
+    const pid = await servingPid(dir);
+    const u = await sh(`umount '${dir}'`);
+    assert.equal(u.code, 0, u.stderr);
+    await waitFor('serving process exit after umount', () => !alive(pid), 10_000);
+  });
+
+  test('a stale mount left by a killed process is cleaned up before mounting', async () => {
+    const m = await mountForeground(stack, projectId);
+    m.proc.kill('SIGKILL');
+    await waitFor('killed', () => m.proc.exitCode !== null || m.proc.signalCode !== null, 10_000);
+    const stat = await sh(`ls '${m.dir}'`);
+    assert.match(stat.stderr, /Transport endpoint is not connected/);
+    cleanup.push(m.dir);
+    const r = await cli(args(projectId, m.dir), { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await sh(`cat '${m.dir}/data/hello.txt'`)).stdout, 'hello\n');
+    assert.equal((await cli(['unmount', m.dir], { env })).code, 0);
+  });
+
+  const userErrors: Array<[string, () => Promise<{ argv: string[]; env?: NodeJS.ProcessEnv }>, RegExp]> = [
+    ['unknown entity', async () => ({ argv: args('syn999999', await newDir()) }), /syn999999: no such entity/],
+    ['not a folder', async () => ({ argv: args(fileId, await newDir()) }), /is a FileEntity, not a folder or project/],
+    ['bad token', async () => ({ argv: args(projectId, await newDir()), env: { ...env, SYNAPSE_AUTH_TOKEN: 'not-a-token' } }), /auth token.*401/],
+    ['no permission', async () => ({ argv: args(projectId, await newDir()), env: { ...env, SYNAPSE_AUTH_TOKEN: stack.secondAuthToken } }), /permission/],
+    ['mountpoint missing', async () => ({ argv: args(projectId, '/nonexistent/mnt') }), /does not exist/],
+    ['mountpoint is a file', async () => {
+      const d = await newDir();
+      await writeFile(path.join(d, 'f'), 'x');
+      return { argv: args(projectId, path.join(d, 'f')) };
+    }, /not a directory/],
+    ['mountpoint not empty', async () => {
+      const d = await newDir();
+      await mkdir(path.join(d, 'x'));
+      return { argv: args(projectId, d) };
+    }, /not empty/],
+    ['not a Synapse ID', async () => ({ argv: args('banana', await newDir()) }), /not a Synapse ID/],
+  ];
+  for (const [name, make, pattern] of userErrors) {
+    test(`user error: ${name} → one line, exit 1`, async () => {
+      const { argv, env: e } = await make();
+      const r = await cli(argv, { env: e ?? env });
+      assert.equal(r.code, 1, `exit code; stderr: ${r.stderr}`);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, `one line: ${r.stderr}`);
+      assert.match(lines[0]!, pattern);
+      assert.ok(!r.stderr.includes('    at '), 'no stack trace');
+    });
+  }
+
+  test('user error: already mounted', async () => {
+    const m = await mountForeground(stack, projectId);
+    try {
+      const r = await cli(args(projectId, m.dir), { env });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /already mounted/);
+    } finally {
+      await m.unmount();
+    }
+  });
+
+  test('usage error exits 2', async () => {
+    const r = await cli(['--no-such-flag'], { env });
+    assert.equal(r.code, 2);
+  });
+
+  test('no token anywhere → one clear line', async () => {
+    const noTokenEnv = { ...env, HOME: await newDir() };
+    delete noTokenEnv['SYNAPSE_AUTH_TOKEN'];
+    const r = await cli(args(projectId, await newDir()), { env: noTokenEnv });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /SYNAPSE_AUTH_TOKEN/);
+  });
+});

@@ -11,13 +11,20 @@ import { normaliseEntityId } from '../src/fs/mount.js';
 import { runMount } from '../src/cli/mount-command.js';
 import { runUnmount } from '../src/cli/unmount-command.js';
 import { describeError, resolveAuth } from '../src/cli/common.js';
+import { clientFor } from '../src/cli/common.js';
+import { runStsToken, STS_FORMATS, STS_PERMISSIONS, type StsFormat } from '../src/cli/sts-token-command.js';
+import { formatCreateFolder, runCreateFolder } from '../src/cli/create-folder-command.js';
+import { runAddS3File } from '../src/cli/add-s3-file-command.js';
+import { formatInfo, runInfo } from '../src/cli/info-command.js';
+import type { StsPermission } from '../src/synapse/types.js';
 import type { LogLevel } from '../src/log.js';
 
 const VERSION = '0.1.0';
 let exitCode = 0;
 
 function fail(err: unknown): never {
-  process.stderr.write(`synapse-mount: ${describeError(err)}\n`);
+  // One line, always: a Synapse reason may span lines.
+  process.stderr.write(`synapse-mount: ${describeError(err).replace(/\s*[\r\n]+\s*/g, ' ')}\n`);
   process.exit(1);
 }
 
@@ -104,6 +111,96 @@ await yargs(argv)
     async (a) => {
       try {
         exitCode = await runUnmount(a.mountpoint!);
+      } catch (err) {
+        fail(err);
+      }
+    },
+  )
+  // -- Synapse S3 storage features (issue 5): the Python client's get-sts-token,
+  //    create_s3_storage_location and external S3 file handles; `info` maps a mounted path back.
+  .command(
+    'sts-token <entity> <permission>',
+    'print temporary AWS credentials for an STS-enabled folder or file (like `synapse get-sts-token`)',
+    (y) => y
+      .positional('entity', { type: 'string', describe: 'Synapse ID of a folder (or file) in an STS-enabled storage location', demandOption: true })
+      .positional('permission', { choices: STS_PERMISSIONS, describe: 'read_only or read_write', demandOption: true })
+      .options(authOptions)
+      .option('output', {
+        alias: 'o', choices: STS_FORMATS, default: 'shell' as StsFormat,
+        describe: 'json: as Synapse sent it; boto: boto3 kwargs; shell/bash, cmd, powershell: lines to eval',
+      })
+      .example('eval "$($0 sts-token syn123 read_write)"', 'then: aws s3 ls "$SYNAPSE_STS_S3_LOCATION/"'),
+    async (a) => {
+      try {
+        const api = await clientFor({ endpoint: a.endpoint, authTokenFile: a['auth-token-file'], retryTimeout: a['retry-timeout'] });
+        process.stdout.write(await runStsToken(api, {
+          entityId: normaliseEntityId(a.entity!), permission: a.permission as StsPermission, format: a.output as StsFormat,
+        }));
+      } catch (err) {
+        fail(err);
+      }
+    },
+  )
+  .command(
+    'create-folder',
+    'create a folder whose files are stored in your S3 bucket (or Synapse storage), optionally STS-enabled; prints {"folderId", "storageLocationId", "projectSettingId"}',
+    (y) => y
+      .options(authOptions)
+      .options({
+        parent: { type: 'string', demandOption: true, describe: 'Synapse ID of the project or folder to create the folder in' },
+        name: { type: 'string', demandOption: true, describe: 'folder name (an existing folder of that name is used)' },
+        bucket: { type: 'string', describe: 'your S3 bucket (needs <base-key>/owner.txt holding your Synapse user name); default: Synapse storage' },
+        'base-key': { type: 'string', implies: 'bucket', describe: 'key prefix inside --bucket for this folder' },
+        sts: { type: 'boolean', default: false, describe: 'enable STS credentials (sts-token); only on a new or empty folder' },
+      }),
+    async (a) => {
+      try {
+        const api = await clientFor({ endpoint: a.endpoint, authTokenFile: a['auth-token-file'], retryTimeout: a['retry-timeout'] });
+        process.stdout.write(formatCreateFolder(await runCreateFolder(api, {
+          parentId: normaliseEntityId(a.parent), name: a.name, bucket: a.bucket, baseKey: a['base-key'], sts: a.sts,
+        })));
+      } catch (err) {
+        fail(err);
+      }
+    },
+  )
+  .command(
+    'add-s3-file <url>',
+    'register an object already in the folder\'s S3 bucket as a Synapse file, without copying it; prints the synID',
+    (y) => y
+      .positional('url', { type: 'string', demandOption: true, describe: 's3://bucket/key of the object' })
+      .options(authOptions)
+      .options({
+        parent: { type: 'string', demandOption: true, describe: 'Synapse ID of the folder (backed by that bucket) to add the file to' },
+        name: { type: 'string', describe: 'name of the Synapse file (default: the last part of the key)' },
+        'local-file': { type: 'string', describe: 'a local copy of the object to take MD5 and size from (else the object is read once with STS credentials)' },
+        's3-endpoint': { type: 'string', describe: 'S3 endpoint URL for S3-compatible stores or the local server (default: AWS)' },
+        's3-region': { type: 'string', describe: 'S3 region of the bucket (default: learned from S3 redirects)' },
+      }),
+    async (a) => {
+      try {
+        const api = await clientFor({ endpoint: a.endpoint, authTokenFile: a['auth-token-file'], retryTimeout: a['retry-timeout'] });
+        const id = await runAddS3File(api, {
+          parentId: normaliseEntityId(a.parent), url: a.url!, name: a.name, localFile: a['local-file'],
+          s3Endpoint: a['s3-endpoint'], s3Region: a['s3-region'],
+        });
+        process.stdout.write(`${id}\n`);
+      } catch (err) {
+        fail(err);
+      }
+    },
+  )
+  .command(
+    'info <path>',
+    'show the synID, version, MD5, size, storage location and S3 URL of a file or folder in a mount',
+    (y) => y
+      .positional('path', { type: 'string', demandOption: true, describe: 'a file or folder inside a synapse-mount mount' })
+      .options(authOptions)
+      .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }),
+    async (a) => {
+      try {
+        const api = await clientFor({ endpoint: a.endpoint, authTokenFile: a['auth-token-file'], retryTimeout: a['retry-timeout'] });
+        process.stdout.write(formatInfo(await runInfo(api, a.path!), a.json));
       } catch (err) {
         fail(err);
       }

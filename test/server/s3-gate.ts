@@ -180,11 +180,11 @@ export class S3Gate {
 
     const authResult = this.authenticate(req, rawPath, query);
     const internal = 'principal' in authResult && authResult.principal.kind === 'internal';
-    let bytesIn = 0;
-    if (!internal) {
-      this.opts.stats.s3.requests++;
-      req.on('data', (c: Buffer) => { this.opts.stats.s3.bytesIn += c.length; bytesIn += c.length; });
-    }
+    if (!internal) this.opts.stats.s3.requests++;
+    // count request body bytes only once the body is consumed (a 'data' listener starts the flow)
+    const countIn = (): void => {
+      if (!internal) req.on('data', (c: Buffer) => { this.opts.stats.s3.bytesIn += c.length; });
+    };
     const fail = (status: number, code: string, message?: string, extra: Record<string, string> = {}): void => {
       req.resume();
       sendS3Error(res, method, status, code, message, extra);
@@ -225,6 +225,7 @@ export class S3Gate {
 
     let completeBody: Buffer | undefined;
     if (isComplete) {
+      countIn();
       completeBody = await readAll(chunked ? req.pipe(new AwsChunkedDecoder()) : req, MAX_COMPLETE_BODY);
       const problem = this.validateComplete(q.get('uploadId') ?? '', completeBody.toString('utf8'));
       if (problem) { fail(400, problem.code, problem.message); return; }
@@ -333,6 +334,7 @@ export class S3Gate {
         if (method === 'GET' || method === 'HEAD' || method === 'DELETE') {
           if (bodyLength === undefined || bodyLength === 0) { req.resume(); proxyReq.end(); return; }
         }
+        countIn();
         const src = chunked ? req.pipe(new AwsChunkedDecoder()) : req;
         src.on('data', (c: Buffer) => { partBytes += c.length; });
         src.on('error', (e) => { proxyReq.destroy(e); });
@@ -341,7 +343,6 @@ export class S3Gate {
       });
     } finally {
       if (res.writableEnded || res.destroyed) done();
-      void bytesIn;
     }
   }
 

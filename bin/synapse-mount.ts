@@ -6,7 +6,8 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ConfigError, currentGid, currentUid, parseSize, parseTtlSeconds } from '../src/config.js';
+import path from 'node:path';
+import { ConfigError, currentGid, currentUid, defaultCacheDir, parseSize, parseTtlSeconds } from '../src/config.js';
 import { normaliseEntityId } from '../src/fs/mount.js';
 import { runMount } from '../src/cli/mount-command.js';
 import { runUnmount } from '../src/cli/unmount-command.js';
@@ -56,6 +57,8 @@ await yargs(argv)
         'block-size': { type: 'string', default: '8M', describe: 'read block size (K/M/G; bare number = MiB)' },
         'metadata-ttl': { type: 'string', default: '60', describe: 'seconds a folder listing is trusted, or "indefinite"' },
         'read-timeout': { type: 'number', default: 30, describe: 'seconds before a stalled read fails with EIO' },
+        'spool-dir': { type: 'string', describe: 'where written files are staged before upload (default ~/.cache/synapse-mount/spool, /var/cache/synapse-mount/spool without HOME)' },
+        'part-size': { type: 'string', default: '16M', describe: 'upload part size (K/M/G; grown so 10,000 parts cover the file)' },
         'allow-other': { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf)' },
         uid: { type: 'number', describe: 'owner uid of files (default: yours)' },
         gid: { type: 'number', describe: 'group gid of files (default: yours)' },
@@ -93,6 +96,8 @@ await yargs(argv)
             gid: a.gid ?? currentGid(),
             fileMode: readOnly ? fileMode & 0o555 : fileMode,
             dirMode,
+            spoolDir: path.resolve(a['spool-dir'] ?? path.join(defaultCacheDir(), 'spool')),
+            partBytes: parseSize(a['part-size'], '--part-size'),
           },
           foreground: a.foreground,
           logLevel: a['log-level'] as LogLevel,

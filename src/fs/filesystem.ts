@@ -13,16 +13,26 @@
  *    location per token lifetime; reads then cost no Synapse request (presigned storage: one
  *    batch call per 20 s of reading).
  *
+ * Writes (DESIGN §3, §5): an fd opened for writing shares one ActiveFile per path (so every
+ * reader and writer of the path sees the written bytes); flush/fsync publish, release drops
+ * the spool. Names Synapse refuses → EINVAL; editors' scratch names stay local (names.ts).
+ *
  * INVARIANT: every fd in `handles` maps to a handle opened by open()/create() and not yet released.
+ * INVARIANT: `active` holds exactly the ActiveFiles with refs > 0, keyed by their current path.
  */
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
-import type { Entity } from '../synapse/types.js';
+import { SynapseError } from '../synapse/errors.js';
+import { CONCRETE, type Entity } from '../synapse/types.js';
 import { BlockCache } from './block-cache.js';
 import { FsError } from './errors.js';
 import type { FileSources } from './file-sources.js';
 import type { FsNode, InodeTable } from './inode-table.js';
+import { isScratchName, nameProblem } from './names.js';
+import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
+import type { Spool, SpoolFile } from './spool.js';
+import { ActiveFile } from './write-handle.js';
 
 export interface Stat {
   mode: number;
@@ -69,15 +79,37 @@ const S_IFLNK = 0o120000;
 
 export const XATTR_NAMES = ['user.synapse.id', 'user.synapse.version', 'user.synapse.md5'] as const;
 
-interface OpenHandle {
-  node: FsNode;
-  reader: ReadHandle;
+type OpenHandle =
+  | { kind: 'read'; node: FsNode; reader: ReadHandle }
+  | { kind: 'write'; path: string; file: ActiveFile };
+
+export interface WriteDeps {
+  publisher: Publisher;
+  spool: Spool;
+}
+
+function joinPath(parent: string, name: string): string {
+  return parent === '/' ? `/${name}` : `${parent}/${name}`;
+}
+
+function parentPath(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+/** Synapse answers a move into or out of an STS folder with 400 naming STS. */
+function isStsMoveRefusal(err: unknown): boolean {
+  return err instanceof SynapseError && err.status === 400 && /sts/i.test(err.reason);
 }
 
 export class SynapseFilesystem {
   private readonly handles = new Map<number, OpenHandle>();
   private nextFd = 10;
   private readonly linkTargets = new Map<string, Promise<string>>();
+  /** Files open for writing, by path. */
+  private readonly active = new Map<string, ActiveFile>();
+  /** mtimes set by utimens (rsync -a, cp -p), by entity id — kept so a second rsync skips. */
+  private readonly mtimes = new Map<string, number>();
 
   constructor(
     private readonly api: SynapseApi,
@@ -85,10 +117,16 @@ export class SynapseFilesystem {
     private readonly sources: FileSources,
     readonly cache: BlockCache,
     private readonly opts: FilesystemOptions,
+    private readonly writes?: WriteDeps,
   ) {}
 
   get openHandleCount(): number {
     return this.handles.size;
+  }
+
+  /** Files open for writing (for status and for draining at unmount). */
+  get activeFiles(): ActiveFile[] {
+    return [...this.active.values()];
   }
 
   private stat(kind: 'dir' | 'file' | 'link', size: number, mtimeMs: number): Stat {
@@ -105,11 +143,15 @@ export class SynapseFilesystem {
   }
 
   async getattr(path: string): Promise<Stat> {
+    const af = this.active.get(path);
+    if (af) return this.stat('file', af.size, this.mtimes.get(af.entityId ?? `local:${path}`) ?? af.mtime);
     const node = await this.table.resolve(path);
-    if (node.kind === 'dir') return this.stat('dir', 4096, node.modifiedOn);
-    if (node.kind === 'link') return this.stat('link', 0, node.modifiedOn);
+    const mtime = this.mtimes.get(node.entityId) ?? node.modifiedOn;
+    if (node.kind === 'dir') return this.stat('dir', 4096, mtime);
+    if (node.kind === 'link') return this.stat('link', 0, mtime);
+    if (!node.entityId) return this.stat('file', 0, mtime); // local-only, not open
     const { size } = await this.table.size(node);
-    return this.stat('file', size, node.modifiedOn);
+    return this.stat('file', size, mtime);
   }
 
   async readdir(path: string): Promise<string[]> {
@@ -120,17 +162,129 @@ export class SynapseFilesystem {
   }
 
   async open(path: string, flags: number): Promise<number> {
+    const writing = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
+    const af = this.active.get(path);
+    if (af) {
+      // Another fd has this path open for writing: share its bytes, readers included.
+      if (writing) this.checkWritable(path);
+      if ((flags & O_TRUNC) !== 0) await af.truncate(0);
+      return this.addWriteHandle(path, af);
+    }
     const node = await this.table.resolve(path);
     if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
-    const writing = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
-    if (writing) throw new FsError('EROFS', `${path}: the mount is read-only`);
+    if (writing) {
+      this.checkWritable(path);
+      if (node.kind !== 'file') throw new FsError('EACCES', `${path}: links are read-only`);
+      const base = node.entityId ? await this.table.size(node) : undefined;
+      const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined, base);
+      if ((flags & O_TRUNC) !== 0) await file.truncate(0);
+      return this.addWriteHandle(path, file);
+    }
+    if (!node.entityId) return this.addWriteHandle(path, this.newActiveFile(path, node.parentId!, node.name, undefined, undefined));
     const file = await this.sources.resolve(node, true);
     const fh = file.fileHandle;
     this.table.setSize(file.entityId, file.versionNumber, { size: fh.contentSize, md5: fh.contentMd5 });
     const source = await this.sources.source(file);
     const fd = this.nextFd++;
-    this.handles.set(fd, { node, reader: new ReadHandle(source, this.cache, this.opts.readahead) });
+    this.handles.set(fd, { kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead) });
     return fd;
+  }
+
+  private checkWritable(path: string): void {
+    if (this.opts.readOnly || !this.writes) throw new FsError('EROFS', `${path}: the mount is read-only`);
+  }
+
+  private newActiveFile(path: string, parentId: string, name: string, entityId: string | undefined,
+    base: { size: number; md5: string | undefined } | undefined): ActiveFile {
+    const w = this.writes!;
+    const file = new ActiveFile({
+      spool: w.spool, publisher: w.publisher, loadBase: (id, into) => this.loadBase(id, into),
+      ...(this.opts.logger ? { logger: this.opts.logger } : {}),
+    }, { parentId, name, entityId, base, localOnly: isScratchName(name) });
+    this.active.set(path, file);
+    return file;
+  }
+
+  private addWriteHandle(path: string, file: ActiveFile): number {
+    file.refs++;
+    const fd = this.nextFd++;
+    this.handles.set(fd, { kind: 'write', path, file });
+    return fd;
+  }
+
+  /** Copy the published bytes of an entity into a spool file (append, partial rewrite). */
+  private async loadBase(entityId: string, into: SpoolFile): Promise<void> {
+    const file = await this.sources.resolve({
+      entityId, name: '', kind: 'file', parentId: undefined, versionNumber: undefined, modifiedOn: 0, createdOn: 0,
+    }, false);
+    const source = await this.sources.source(file);
+    const chunk = this.cache.blockSize;
+    for (let off = 0; off < source.size; off += chunk) {
+      await into.write(await this.cache.read(source, off, chunk), off);
+    }
+  }
+
+  async create(path: string, _mode: number): Promise<number> {
+    this.checkWritable(path);
+    const { parent, name } = await this.table.resolveParent(path);
+    const existing = this.active.get(path);
+    if (existing) return this.addWriteHandle(path, existing);
+    if (!isScratchName(name)) {
+      const problem = nameProblem(name);
+      if (problem) {
+        this.opts.logger?.warn({ path, rule: problem }, 'name refused: Synapse would reject it');
+        throw new FsError('EINVAL', `${path}: ${problem}`);
+      }
+    }
+    const listed = this.table.cachedListing(parent.entityId)?.get(name);
+    if (listed && listed.kind !== 'file') throw new FsError('EISDIR', `${path}: exists and is not a file`);
+    const base = listed?.entityId ? await this.table.size(listed).catch(() => undefined) : undefined;
+    const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || undefined, base);
+    if (listed?.entityId) await file.truncate(0);
+    else {
+      // Visible at once in the writer's listing; published on flush.
+      this.table.addLocal({
+        entityId: '', name, kind: 'file', parentId: parent.entityId, versionNumber: undefined,
+        modifiedOn: Date.now(), createdOn: Date.now(),
+      });
+    }
+    return this.addWriteHandle(path, file);
+  }
+
+  async write(fd: number, data: Buffer, position: number): Promise<number> {
+    const h = this.handle(fd);
+    if (h.kind !== 'write') throw new FsError('EBADF', `fd ${fd} is not open for writing`);
+    h.file.assertWritable();
+    return h.file.write(data, position);
+  }
+
+  /** Publish the file's content if it changed (flush runs on every close of an fd). */
+  async flush(fd: number): Promise<void> {
+    const h = this.handles.get(fd);
+    if (!h || h.kind !== 'write') return;
+    await this.publish(h.path, h.file);
+  }
+
+  async fsync(fd: number): Promise<void> {
+    await this.flush(fd);
+  }
+
+  private async publish(path: string, file: ActiveFile): Promise<void> {
+    const version = await file.publish();
+    if (!version) return;
+    const node: FsNode = {
+      entityId: version.entityId, name: file.name, kind: 'file', parentId: file.parentId,
+      versionNumber: version.versionNumber, modifiedOn: version.modifiedOn, createdOn: version.modifiedOn,
+    };
+    this.table.removeLocal(file.parentId, file.name);
+    this.table.upsert(node);
+    this.table.setSize(version.entityId, version.versionNumber, { size: version.size, md5: version.md5 });
+    const localMtime = this.mtimes.get(`local:${path}`);
+    if (localMtime !== undefined) {
+      this.mtimes.delete(`local:${path}`);
+      this.mtimes.set(version.entityId, localMtime);
+    }
+    this.opts.logger?.info({ path, entityId: version.entityId, version: version.versionNumber, size: version.size }, 'published');
   }
 
   private handle(fd: number): OpenHandle {
@@ -140,11 +294,237 @@ export class SynapseFilesystem {
   }
 
   async read(fd: number, length: number, position: number): Promise<Buffer> {
-    return this.handle(fd).reader.read(position, length);
+    const h = this.handle(fd);
+    if (h.kind === 'write') return h.file.read(position, length);
+    return h.reader.read(position, length);
   }
 
+  /**
+   * Last close of an fd. Errors here reach nobody (libfuse ignores release's answer), so a file
+   * still dirty — its flush failed — is published once more and otherwise left journaled.
+   */
   async release(fd: number): Promise<void> {
+    const h = this.handles.get(fd);
     this.handles.delete(fd);
+    if (!h || h.kind !== 'write') return;
+    const file = h.file;
+    file.refs--;
+    if (file.refs > 0) return;
+    let failed = false;
+    if (file.dirty && !file.unlinked) {
+      await this.publish(h.path, file).catch(() => { failed = true; });
+    }
+    if (this.active.get(h.path) === file) this.active.delete(h.path);
+    if (!file.localOnly && !file.emptyPlaceholder && file.entityId) this.table.removeLocal(file.parentId, file.name);
+    await file.dispose(failed);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    this.checkWritable(path);
+    const af = this.active.get(path);
+    if (af) return af.truncate(size);
+    // truncate(1) on a file nobody has open: open, truncate, publish, close.
+    const fd = await this.open(path, 1);
+    try {
+      await (this.handle(fd) as { file: ActiveFile }).file.truncate(size);
+      await this.flush(fd);
+    } finally {
+      await this.release(fd);
+    }
+  }
+
+  async ftruncate(fd: number, size: number): Promise<void> {
+    const h = this.handle(fd);
+    if (h.kind !== 'write') throw new FsError('EBADF', `fd ${fd} is not open for writing`);
+    await h.file.truncate(size);
+  }
+
+  async mkdir(path: string): Promise<void> {
+    this.checkWritable(path);
+    const { parent, name } = await this.table.resolveParent(path);
+    const problem = nameProblem(name);
+    if (problem) {
+      this.opts.logger?.warn({ path, rule: problem }, 'name refused: Synapse would reject it');
+      throw new FsError('EINVAL', `${path}: ${problem}`);
+    }
+    const entity = await this.api.createEntity({ concreteType: CONCRETE.folder, name, parentId: parent.entityId });
+    this.table.upsert(this.nodeOf(entity, 'dir'));
+  }
+
+  private nodeOf(entity: Entity, kind: FsNode['kind']): FsNode {
+    return {
+      entityId: entity.id, name: entity.name, kind, parentId: entity.parentId, versionNumber: entity.versionNumber,
+      modifiedOn: Date.parse(entity.modifiedOn) || Date.now(), createdOn: Date.parse(entity.createdOn) || Date.now(),
+    };
+  }
+
+  async rmdir(path: string): Promise<void> {
+    this.checkWritable(path);
+    const node = await this.table.resolve(path);
+    if (node.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: not a directory`);
+    if (node === this.table.root) throw new FsError('EBUSY', 'cannot remove the mount root');
+    this.table.invalidate(node.entityId);
+    if ((await this.table.children(node.entityId)).length > 0) throw new FsError('ENOTEMPTY', `${path}: directory not empty`);
+    await this.api.deleteEntity(node.entityId);
+    this.table.remove(node.parentId!, node.name);
+    this.table.invalidate(node.entityId);
+  }
+
+  async unlink(path: string): Promise<void> {
+    this.checkWritable(path);
+    const node = await this.table.resolve(path);
+    if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
+    const af = this.active.get(path);
+    if (af) {
+      af.unlinked = true;
+      this.active.delete(path);
+    }
+    if (node.entityId) await this.api.deleteEntity(node.entityId);
+    this.table.remove(node.parentId!, node.name);
+  }
+
+  /**
+   * rename(2). Onto an existing file, the moved content becomes the next version of the
+   * target entity (its synID, annotations and history survive) and the source entity goes.
+   * Into or out of an STS folder Synapse refuses the move: EXDEV, so `mv` copies instead.
+   */
+  async rename(src: string, dest: string): Promise<void> {
+    this.checkWritable(src);
+    const node = await this.table.resolve(src);
+    const { parent: destParent, name: destName } = await this.table.resolveParent(dest);
+    const scratch = isScratchName(destName);
+    if (!scratch) {
+      const problem = nameProblem(destName);
+      if (problem) {
+        this.opts.logger?.warn({ path: dest, rule: problem }, 'name refused: Synapse would reject it');
+        throw new FsError('EINVAL', `${dest}: ${problem}`);
+      }
+    }
+    const target = await this.table.resolve(dest).catch(() => undefined);
+    if (target && target.entityId && target.entityId === node.entityId) return;
+    const af = this.active.get(src);
+
+    if (node.kind === 'file' && (scratch || isScratchName(node.name) || af)) {
+      return this.renameLocalFile(src, dest, node, destParent, destName, target, af);
+    }
+    if (target) {
+      if (node.kind === 'dir') {
+        if (target.kind !== 'dir') throw new FsError('ENOTDIR', `${dest}: not a directory`);
+        this.table.invalidate(target.entityId);
+        if ((await this.table.children(target.entityId)).length > 0) throw new FsError('ENOTEMPTY', `${dest}: directory not empty`);
+        await this.api.deleteEntity(target.entityId);
+        this.table.remove(destParent.entityId, destName);
+      } else if (target.kind === 'dir') {
+        throw new FsError('EISDIR', `${dest}: is a directory`);
+      } else if (node.kind === 'file' && target.kind === 'file') {
+        await this.replaceContent(node, target);
+        this.table.remove(node.parentId!, node.name);
+        return;
+      }
+    }
+    const entity = await this.api.getEntity(node.entityId);
+    let moved: Entity;
+    try {
+      moved = await this.api.updateEntity({ ...entity, name: destName, parentId: destParent.entityId });
+    } catch (err) {
+      if (isStsMoveRefusal(err)) throw new FsError('EXDEV', `${src} → ${dest}: Synapse refuses moves into or out of an STS folder`, { cause: err });
+      throw err;
+    }
+    this.table.remove(node.parentId!, node.name);
+    this.table.upsert(this.nodeOf(moved, node.kind));
+    this.moveActivePaths(src, dest);
+  }
+
+  /** The content of `source` becomes the next version of `target`; `source` is deleted. */
+  private async replaceContent(source: FsNode, target: FsNode): Promise<void> {
+    const src = await this.api.getEntity(source.entityId);
+    if (src.parentId !== target.parentId && (await this.crossesSts(src.parentId!, target.parentId!))) {
+      throw new FsError('EXDEV', 'Synapse refuses moving content into or out of an STS folder');
+    }
+    const updated = await this.writes!.publisher.commit(target.parentId!, target.name, String(src.dataFileHandleId), target.entityId);
+    await this.api.deleteEntity(source.entityId);
+    this.table.upsert(this.nodeOf(updated, 'file'));
+    const size = this.table.knownSize(source);
+    if (size && updated.versionNumber !== undefined) this.table.setSize(updated.id, updated.versionNumber, size);
+  }
+
+  private async crossesSts(a: string, b: string): Promise<boolean> {
+    const [da, db] = await Promise.all([this.api.getUploadDestination(a), this.api.getUploadDestination(b)]);
+    return (da.stsEnabled ?? false) !== (db.stsEnabled ?? false) || (da.stsEnabled === true && da.storageLocationId !== db.storageLocationId);
+  }
+
+  /**
+   * Renames that involve a file not (yet) published as itself: an open file being written, a
+   * scratch file, or a published file renamed to a scratch name (vim/emacs backups). The
+   * Synapse entity, if any, is left as it is; the mount's view changes at once.
+   */
+  private async renameLocalFile(src: string, dest: string, node: FsNode, destParent: FsNode, destName: string,
+    target: FsNode | undefined, af: ActiveFile | undefined): Promise<void> {
+    if (target?.kind === 'dir') throw new FsError('EISDIR', `${dest}: is a directory`);
+    if (af) {
+      // Publish under the new name: as a new version of the file it replaces, if any.
+      this.active.delete(src);
+      const old = this.active.get(dest);
+      if (old) old.unlinked = true;
+      af.parentId = destParent.entityId;
+      af.name = destName;
+      if (target?.entityId && !isScratchName(destName)) {
+        if (af.entityId && af.entityId !== target.entityId) await this.api.deleteEntity(af.entityId);
+        af.entityId = target.entityId;
+        af.dirty = true;
+      } else if (af.entityId && !isScratchName(destName)) {
+        const entity = await this.api.getEntity(af.entityId);
+        await this.api.updateEntity({ ...entity, name: destName, parentId: destParent.entityId }).catch((err: unknown) => {
+          if (isStsMoveRefusal(err)) throw new FsError('EXDEV', `${src} → ${dest}: STS folder boundary`, { cause: err });
+          throw err;
+        });
+      }
+      this.active.set(dest, af);
+      for (const h of this.handles.values()) if (h.kind === 'write' && h.file === af) h.path = dest;
+      this.table.remove(node.parentId!, node.name);
+      this.table.addLocal({ ...node, entityId: target?.entityId ?? af.entityId ?? '', name: destName, parentId: destParent.entityId });
+      return;
+    }
+    if (isScratchName(destName)) {
+      // e.g. vim's backup `file~`: hide the published file under its old name; keep a local,
+      // read-only view of it under the scratch name. The entity itself is untouched.
+      this.table.remove(node.parentId!, node.name);
+      this.table.addLocal({ ...node, name: destName, parentId: destParent.entityId });
+      return;
+    }
+    // A scratch file renamed to a real name: publish its bytes under that name.
+    if (!node.entityId) throw new FsError('EINVAL', `${src}: local scratch file has no content to publish`);
+    this.table.remove(node.parentId!, node.name);
+    const entity = await this.api.getEntity(node.entityId);
+    const updated = await this.writes!.publisher.commit(destParent.entityId, destName, String(entity.dataFileHandleId), target?.entityId);
+    this.table.upsert(this.nodeOf(updated, 'file'));
+  }
+
+  private moveActivePaths(src: string, dest: string): void {
+    for (const [p, file] of [...this.active]) {
+      if (p === src || p.startsWith(`${src}/`)) {
+        const np = dest + p.slice(src.length);
+        this.active.delete(p);
+        this.active.set(np, file);
+        for (const h of this.handles.values()) if (h.kind === 'write' && h.file === file) h.path = np;
+      }
+    }
+  }
+
+  /** utimens: kept in memory so a second `rsync -a` sees the times it set and skips the file. */
+  async utimens(path: string, _atime: number, mtimeMs: number): Promise<void> {
+    this.checkWritable(path);
+    // UTIME_NOW/UTIME_OMIT arrive as a timespec with tv_sec 0: a value near the epoch means "now".
+    const mtime = mtimeMs < 100_000 ? Date.now() : mtimeMs;
+    const af = this.active.get(path);
+    const node = af ? undefined : await this.table.resolve(path);
+    const key = af ? (af.entityId ?? `local:${path}`) : node!.entityId || `local:${path}`;
+    this.mtimes.set(key, mtime);
+  }
+
+  /** chmod/chown: accepted (Synapse has no POSIX modes) so `cp -p`, rsync and tar work. */
+  async chmod(path: string): Promise<void> {
+    await this.table.resolve(path).catch((err: unknown) => { if (!this.active.has(path)) throw err; });
   }
 
   async readlink(path: string): Promise<string> {
@@ -211,8 +591,8 @@ export class SynapseFilesystem {
     }
   }
 
-  /** Everything that would change Synapse: refused until the write path lands, or with --read-only. */
-  readOnlyError(path: string): FsError {
-    return new FsError('EROFS', `${path}: the mount is read-only`);
+  /** Operations Synapse has no equivalent for (hard links, symlink creation, xattr writes). */
+  unsupported(path: string, what: string): FsError {
+    return new FsError(this.opts.readOnly ? 'EROFS' : 'EPERM', `${path}: ${what} is not supported on Synapse`);
   }
 }

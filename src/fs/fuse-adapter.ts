@@ -16,7 +16,7 @@
 import { readFile } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
-import { errnoName, toErrno } from './errors.js';
+import { errnoName, FsError, toErrno } from './errors.js';
 import type { SynapseFilesystem } from './filesystem.js';
 
 export interface FuseMountOptions {
@@ -29,6 +29,9 @@ export interface FuseMountOptions {
 }
 
 type Cb = (...args: unknown[]) => void;
+
+/** Answers that tools provoke in normal use (lookups of absent files, xattr probes): debug only. */
+const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'EISDIR', 'ENOTDIR']);
 
 /** The mount option string smuggled through fuse-native's unescaped `fsname`. */
 export function fsnameOption(name: string): string {
@@ -48,7 +51,7 @@ export class FuseAdapter {
 
   private fail(op: string, path: string, err: unknown, cb: Cb): void {
     const name = errnoName(err);
-    const level = name === 'ENOENT' || name === 'ENODATA' ? 'debug' : 'warn';
+    const level = EXPECTED.has(name) ? 'debug' : 'warn';
     if (this.log.isLevelEnabled(level)) this.log[level]({ op, path, errno: name, err }, `${op} failed`);
     cb(toErrno(err));
   }
@@ -75,21 +78,28 @@ export class FuseAdapter {
       listxattr: (path: string, cb: Cb) => this.run('listxattr', path, cb, () => fs.listxattr(path)),
       getxattr: (path: string, name: string, _pos: number, cb: Cb) =>
         this.run('getxattr', path, cb, () => fs.getxattr(path, name), (v) => [0, v]),
-      // Everything that changes Synapse is refused until the write path is implemented.
-      create: (path: string, _mode: number, cb: Cb) => this.fail('create', path, fs.readOnlyError(path), cb),
-      write: (path: string, _fd: number, _buf: Buffer, _len: number, _pos: number, cb: Cb) => this.fail('write', path, fs.readOnlyError(path), cb),
-      truncate: (path: string, _size: number, cb: Cb) => this.fail('truncate', path, fs.readOnlyError(path), cb),
-      ftruncate: (path: string, _fd: number, _size: number, cb: Cb) => this.fail('ftruncate', path, fs.readOnlyError(path), cb),
-      mkdir: (path: string, _mode: number, cb: Cb) => this.fail('mkdir', path, fs.readOnlyError(path), cb),
-      rmdir: (path: string, cb: Cb) => this.fail('rmdir', path, fs.readOnlyError(path), cb),
-      unlink: (path: string, cb: Cb) => this.fail('unlink', path, fs.readOnlyError(path), cb),
-      rename: (src: string, _dest: string, cb: Cb) => this.fail('rename', src, fs.readOnlyError(src), cb),
-      symlink: (_src: string, dest: string, cb: Cb) => this.fail('symlink', dest, fs.readOnlyError(dest), cb),
-      link: (_src: string, dest: string, cb: Cb) => this.fail('link', dest, fs.readOnlyError(dest), cb),
-      chmod: (path: string, _mode: number, cb: Cb) => this.fail('chmod', path, fs.readOnlyError(path), cb),
-      chown: (path: string, _uid: number, _gid: number, cb: Cb) => this.fail('chown', path, fs.readOnlyError(path), cb),
-      utimens: (path: string, _a: number, _m: number, cb: Cb) => this.fail('utimens', path, fs.readOnlyError(path), cb),
-      setxattr: (path: string, _n: string, _v: Buffer, _p: number, _f: number, cb: Cb) => this.fail('setxattr', path, fs.readOnlyError(path), cb),
+      create: (path: string, mode: number, cb: Cb) => this.run('create', path, cb, () => fs.create(path, mode)),
+      write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+        // libfuse reuses `buf` once we return: copy before anything async.
+        const data = Buffer.from(buf.subarray(0, len));
+        this.run('write', path, cb, () => fs.write(fd, data, pos), (n) => [n]);
+      },
+      flush: (path: string, fd: number, cb: Cb) => this.run('flush', path, cb, () => fs.flush(fd), () => [0]),
+      fsync: (path: string, _datasync: boolean, fd: number, cb: Cb) => this.run('fsync', path, cb, () => fs.fsync(fd), () => [0]),
+      truncate: (path: string, size: number, cb: Cb) => this.run('truncate', path, cb, () => fs.truncate(path, size), () => [0]),
+      ftruncate: (path: string, fd: number, size: number, cb: Cb) => this.run('ftruncate', path, cb, () => fs.ftruncate(fd, size), () => [0]),
+      mkdir: (path: string, _mode: number, cb: Cb) => this.run('mkdir', path, cb, () => fs.mkdir(path), () => [0]),
+      rmdir: (path: string, cb: Cb) => this.run('rmdir', path, cb, () => fs.rmdir(path), () => [0]),
+      unlink: (path: string, cb: Cb) => this.run('unlink', path, cb, () => fs.unlink(path), () => [0]),
+      rename: (src: string, dest: string, cb: Cb) => this.run('rename', src, cb, () => fs.rename(src, dest), () => [0]),
+      utimens: (path: string, atime: number, mtime: number, cb: Cb) =>
+        this.run('utimens', path, cb, () => fs.utimens(path, atime, mtime), () => [0]),
+      chmod: (path: string, _mode: number, cb: Cb) => this.run('chmod', path, cb, () => fs.chmod(path), () => [0]),
+      chown: (path: string, _uid: number, _gid: number, cb: Cb) => this.run('chown', path, cb, () => fs.chmod(path), () => [0]),
+      symlink: (_src: string, dest: string, cb: Cb) => this.fail('symlink', dest, fs.unsupported(dest, 'creating symbolic links'), cb),
+      link: (_src: string, dest: string, cb: Cb) => this.fail('link', dest, fs.unsupported(dest, 'hard links'), cb),
+      setxattr: (path: string, _n: string, _v: Buffer, _p: number, _f: number, cb: Cb) =>
+        this.fail('setxattr', path, new FsError('ENOTSUP', `${path}: extended attributes are read-only`), cb),
     };
   }
 

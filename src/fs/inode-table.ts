@@ -88,6 +88,11 @@ export function nodeFromHeader(h: EntityHeader, parentId: string): FsNode | unde
 
 export class InodeTable {
   private readonly listings = new Map<string, Listing>();
+  /**
+   * Entries that exist only in this mount (files being written and not yet published, editors'
+   * scratch files): merged into every listing of their folder until removed.
+   */
+  private readonly localEntries = new Map<string, Map<string, FsNode>>();
   private readonly pendingListings = new Map<string, Promise<Listing>>();
   private readonly sizes: LRUCache<string, FileSize>;
   private readonly pendingSizes = new Map<string, Promise<FileSize>>();
@@ -163,6 +168,9 @@ export class InodeTable {
       }
       entries.set(node.name, node);
     }
+    for (const local of this.localEntries.get(dirId)?.values() ?? []) {
+      if (!entries.has(local.name)) entries.set(local.name, local);
+    }
     const listing = { entries, fetchedAt };
     this.listings.set(dirId, listing);
     this.prefetchSizes(entries.values());
@@ -181,9 +189,26 @@ export class InodeTable {
     if (listing) listing.entries.set(node.name, node);
   }
 
-  /** The mount's own change: remove an entry from a cached listing. */
+  /** The mount's own change: remove an entry from a cached listing (and any local entry). */
   remove(parentId: string, name: string): void {
     this.listings.get(parentId)?.entries.delete(name);
+    this.removeLocal(parentId, name);
+  }
+
+  /** An entry that exists only in this mount until it is published (or forever, for scratch). */
+  addLocal(node: FsNode): void {
+    if (!node.parentId) return;
+    let dir = this.localEntries.get(node.parentId);
+    if (!dir) this.localEntries.set(node.parentId, (dir = new Map()));
+    dir.set(node.name, node);
+    this.upsert(node);
+  }
+
+  removeLocal(parentId: string, name: string): void {
+    const dir = this.localEntries.get(parentId);
+    if (!dir) return;
+    dir.delete(name);
+    if (dir.size === 0) this.localEntries.delete(parentId);
   }
 
   private sizeKey(node: FsNode): string {

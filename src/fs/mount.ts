@@ -15,6 +15,8 @@ import { SynapseFilesystem } from './filesystem.js';
 import { FuseAdapter } from './fuse-adapter.js';
 import { InodeTable, type FsNode } from './inode-table.js';
 import { MountError, preflight } from './preflight.js';
+import { Publisher } from './publisher.js';
+import { Spool } from './spool.js';
 
 export interface MountConfig {
   entityId: string;
@@ -35,6 +37,8 @@ export interface MountConfig {
   gid: number;
   fileMode: number;
   dirMode: number;
+  spoolDir: string;
+  partBytes: number;
 }
 
 export interface MountedFilesystem {
@@ -65,10 +69,13 @@ export function normaliseEntityId(id: string): string {
 }
 
 /** Validate the token and the root entity; returns the user name and the root node. */
-export async function checkRoot(client: HttpSynapseClient, entityId: string): Promise<{ userName: string; root: FsNode }> {
+export async function checkRoot(client: HttpSynapseClient, entityId: string): Promise<{ userName: string; userId: string; root: FsNode }> {
   let userName: string;
+  let userId: string;
   try {
-    userName = (await client.getUserProfile()).userName;
+    const profile = await client.getUserProfile();
+    userName = profile.userName;
+    userId = String(profile.ownerId);
   } catch (err) {
     throw describeRootError(err, entityId);
   }
@@ -86,7 +93,7 @@ export async function checkRoot(client: HttpSynapseClient, entityId: string): Pr
     entityId: entity.id, name: entity.name, kind: 'dir', parentId: entity.parentId,
     versionNumber: undefined, modifiedOn: Date.parse(entity.modifiedOn), createdOn: Date.parse(entity.createdOn),
   };
-  return { userName, root };
+  return { userName, userId, root };
 }
 
 export async function mount(config: MountConfig, log: Logger): Promise<MountedFilesystem> {
@@ -96,8 +103,16 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     retryTimeoutSec: config.retryTimeoutSec,
     logger: log.child({ component: 'synapse' }),
   });
-  const { userName, root } = await checkRoot(client, config.entityId);
+  const { userName, userId, root } = await checkRoot(client, config.entityId);
   await preflight(config.mountpoint);
+  const spool = new Spool(config.spoolDir);
+  if (!config.readOnly) {
+    try {
+      await spool.init();
+    } catch (err) {
+      throw new MountError(`spool directory ${config.spoolDir} is not writable: ${(err as Error).message}`);
+    }
+  }
 
   const sts = new StsCredentialCache({ fetch: (id, permission) => client.getStsCredentials(id, permission) });
   const sources = new FileSources(client, sts, (credentials, onExpired) => new AwsObjectStore({
@@ -114,6 +129,9 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
   });
   const cache = new BlockCache({ maxBytes: config.cacheBytes, blockSize: config.blockBytes });
   const readaheadBytes = Math.min(MAX_READAHEAD_BYTES, Math.floor(config.cacheBytes / 2));
+  const publisher = new Publisher(client, (locationId, entityId) => sources.storeFor(locationId, entityId, 'read_write'), {
+    userId, partSize: config.partBytes, useSts: config.useSts, logger: log.child({ component: 'publish' }),
+  });
   const fs = new SynapseFilesystem(client, table, sources, cache, {
     readOnly: config.readOnly,
     uid: config.uid,
@@ -126,7 +144,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
       readTimeoutMs: config.readTimeoutMs,
     },
     logger: log.child({ component: 'fs' }),
-  });
+  }, config.readOnly ? undefined : { publisher, spool });
   const adapter = new FuseAdapter(fs, {
     mountpoint: config.mountpoint,
     fsname: `synapse:${config.entityId}`,

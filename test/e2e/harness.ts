@@ -28,8 +28,9 @@ export function sh(cmd: string, opts: { timeoutMs?: number; env?: NodeJS.Process
       timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8',
       env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT,
     }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr });
+      const numeric = typeof (err as { code?: unknown } | null)?.code === 'number';
+      const code = err ? (numeric ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr: err && !numeric ? `${stderr}[harness: ${err.message}]` : stderr });
     });
   });
 }

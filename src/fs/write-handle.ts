@@ -1,0 +1,204 @@
+/**
+ * ActiveFile: the state of one file open for writing, shared by every fd open on its path.
+ *
+ * Bytes live in a spool file (spool.ts). An existing file's content is NOT downloaded at open —
+ * O_TRUNC arrives later as truncate(0) (fuse-native has no atomic_o_trunc), and `cp` over a file
+ * never needs the old bytes. The old content is copied into the spool only when a write,
+ * read or truncate needs it (append with `>>`, seek-and-rewrite).
+ *
+ * Publish rule (documented in the README): every flush/fsync/close of an fd publishes the
+ * file's complete current content as one version if it changed since the last publish; an
+ * unchanged MD5 and size make no version. The bytes published are always the whole file as
+ * written so far — never a part of one write — because writes wait while a publish reads the
+ * spool. A publish that fails leaves a journal entry and the spool file for `recover`.
+ *
+ * INVARIANT: `loaded` ⇒ spool holds the file's entire current content.
+ * INVARIANT: at most one publish runs at a time (`busy` chain); writes wait for it.
+ */
+import type { Logger } from 'pino';
+import { FsError } from './errors.js';
+import { EmptyFileNotSupported, type Publisher } from './publisher.js';
+import type { Spool, SpoolFile } from './spool.js';
+
+export interface PublishedVersion {
+  entityId: string;
+  versionNumber: number;
+  size: number;
+  md5: string;
+  modifiedOn: number;
+}
+
+export interface ActiveFileDeps {
+  spool: Spool;
+  publisher: Publisher;
+  /** Copy the published content of `entityId` into `into` (used once, on first need). */
+  loadBase: (entityId: string, into: SpoolFile) => Promise<void>;
+  logger?: Logger;
+}
+
+export interface ActiveFileInit {
+  parentId: string;
+  name: string;
+  entityId: string | undefined;
+  base: { size: number; md5: string | undefined } | undefined;
+  localOnly: boolean;
+}
+
+export class ActiveFile {
+  parentId: string;
+  name: string;
+  entityId: string | undefined;
+  readonly localOnly: boolean;
+  /** Kept local because its storage cannot hold an empty file (see Publisher). */
+  emptyPlaceholder = false;
+  refs = 0;
+  dirty = false;
+  unlinked = false;
+  mtime = Date.now();
+  private base: { size: number; md5: string | undefined } | undefined;
+  private loaded: boolean;
+  private spoolFile: SpoolFile | undefined;
+  private busy: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly deps: ActiveFileDeps, init: ActiveFileInit) {
+    this.parentId = init.parentId;
+    this.name = init.name;
+    this.entityId = init.entityId;
+    this.base = init.base;
+    this.localOnly = init.localOnly;
+    // A new file has no published content: the (empty) spool is the whole file.
+    this.loaded = init.entityId === undefined;
+  }
+
+  get size(): number {
+    if (this.loaded) return this.spoolFile?.size ?? 0;
+    return this.base?.size ?? 0;
+  }
+
+  get journalId(): string | undefined {
+    return this.spoolFile?.id;
+  }
+
+  /** Run `fn` after any publish in progress (serialises spool access against uploads). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(fn, fn);
+    this.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  private async spool(): Promise<SpoolFile> {
+    if (!this.spoolFile) this.spoolFile = await this.deps.spool.create();
+    return this.spoolFile;
+  }
+
+  private async ensureLoaded(): Promise<SpoolFile> {
+    const spool = await this.spool();
+    if (!this.loaded) {
+      if (this.entityId && (this.base?.size ?? 0) > 0) await this.deps.loadBase(this.entityId, spool);
+      this.loaded = true;
+    }
+    return spool;
+  }
+
+  write(data: Buffer, position: number): Promise<number> {
+    return this.exclusive(async () => {
+      const spool = await this.ensureLoaded();
+      await spool.write(data, position);
+      this.dirty = true;
+      this.mtime = Date.now();
+      return data.length;
+    });
+  }
+
+  /** Read what has been written (loads the published content first if needed). */
+  read(position: number, length: number): Promise<Buffer> {
+    return this.exclusive(async () => (await this.ensureLoaded()).read(position, length));
+  }
+
+  truncate(size: number): Promise<void> {
+    return this.exclusive(async () => {
+      if (size === 0) {
+        // O_TRUNC: the old content is not needed at all.
+        const spool = await this.spool();
+        await spool.truncate(0);
+        this.loaded = true;
+      } else {
+        await (await this.ensureLoaded()).truncate(size);
+      }
+      this.dirty = true;
+      this.mtime = Date.now();
+    });
+  }
+
+  /**
+   * Publish the current content if it changed. Returns the new version, or undefined when
+   * nothing was published (clean, unchanged bytes, local-only file).
+   */
+  publish(): Promise<PublishedVersion | undefined> {
+    return this.exclusive(async () => {
+      if (!this.dirty || this.localOnly || this.unlinked) return undefined;
+      const spool = await this.ensureLoaded();
+      const md5 = await spool.md5();
+      const size = spool.size;
+      if (this.entityId && this.base && this.base.md5 === md5 && this.base.size === size) {
+        this.dirty = false;
+        return undefined;
+      }
+      let fileHandleId: string;
+      try {
+        fileHandleId = await this.deps.publisher.upload({ file: spool.file, size, md5 }, this.parentId, this.name);
+      } catch (err) {
+        if (err instanceof EmptyFileNotSupported && !this.entityId) {
+          this.emptyPlaceholder = true;
+          this.deps.logger?.warn({ name: this.name, parentId: this.parentId },
+            'empty file kept in this mount only: this folder\'s storage cannot hold a 0-byte file; it is published once it has content');
+          return undefined;
+        }
+        throw await this.journal(err, size, md5);
+      }
+      let entity;
+      try {
+        entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId);
+      } catch (err) {
+        throw await this.journal(err, size, md5, fileHandleId);
+      }
+      this.entityId = entity.id;
+      this.base = { size, md5 };
+      this.dirty = false;
+      this.emptyPlaceholder = false;
+      return {
+        entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5,
+        modifiedOn: Date.parse(entity.modifiedOn) || Date.now(),
+      };
+    });
+  }
+
+  /** Record a failed publish for `recover`; returns the error to give to close(). */
+  private async journal(err: unknown, size: number, md5: string, fileHandleId?: string): Promise<unknown> {
+    const spool = this.spoolFile!;
+    try {
+      const file = await this.deps.spool.writeJournal({
+        id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
+        ...(this.entityId ? { entityId: this.entityId } : {}),
+        ...(fileHandleId ? { fileHandleId } : {}),
+        size, md5, createdAt: new Date().toISOString(), error: (err as Error).message ?? String(err),
+      });
+      this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
+    } catch (jerr) {
+      this.deps.logger?.error({ err: jerr }, 'could not write the journal entry');
+    }
+    return err;
+  }
+
+  /** Last fd closed: drop the spool unless a failed publish still needs it. */
+  async dispose(keepForRecovery: boolean): Promise<void> {
+    await this.busy;
+    if (!this.spoolFile) return;
+    if (keepForRecovery) await this.spoolFile.close();
+    else await this.spoolFile.remove();
+  }
+
+  assertWritable(): void {
+    if (this.unlinked) throw new FsError('ENOENT', `${this.name} was removed`);
+  }
+}

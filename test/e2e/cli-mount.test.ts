@@ -144,7 +144,7 @@ describe('synapse-mount command line', () => {
   });
 
   test('no token anywhere → one clear line', async () => {
-    const noTokenEnv = { ...env, HOME: await newDir() };
+    const noTokenEnv: NodeJS.ProcessEnv = { ...env, HOME: await newDir() };
     delete noTokenEnv['SYNAPSE_AUTH_TOKEN'];
     const r = await cli(args(projectId, await newDir()), { env: noTokenEnv });
     assert.equal(r.code, 1);

@@ -195,7 +195,7 @@ describe('auth and entities', () => {
       requestedFiles: [{ fileHandleId: f.fileHandleId, associateObjectId: f.id, associateObjectType: 'FileEntity' }],
       includeFileHandles: true, includePreSignedURLs: true,
     }, stack.secondAuthToken);
-    assert.equal(batch.status, 200);
+    assert.equal(batch.status, 201, 'Synapse answers CREATED for fileHandle/batch');
     assert.equal(batch.json.requestedFiles[0].failureCode, 'UNAUTHORIZED');
     assert.equal((await call('GET', `/file/v1/fileHandle/${f.fileHandleId}`, undefined, stack.secondAuthToken)).status, 403);
     const tooMany = await call('POST', '/file/v1/fileHandle/batch', {
@@ -398,7 +398,7 @@ describe('multipart upload through Synapse', () => {
     await putPart(2);
     await putPart(3);
     const done = await call('PUT', `/file/v1/file/multipart/${uploadId}/complete`);
-    assert.equal(done.status, 200);
+    assert.equal(done.status, 201);
     assert.equal(done.json.state, 'COMPLETED');
     const fh = await call('GET', `/file/v1/fileHandle/${done.json.resultFileHandleId}`);
     assert.equal(fh.status, 200);
@@ -445,7 +445,7 @@ describe('storage locations, external handles, project settings', () => {
     assert.equal((await call('POST', '/file/v1/externalFileHandle/s3', { ...req, contentMd5: 'xyz' })).status, 400);
     assert.equal((await call('POST', '/file/v1/externalFileHandle/s3', { ...req, key: 'lab/ext-test/missing' })).status, 400);
     const mine = await call('POST', '/file/v1/externalFileHandle/s3', req);
-    assert.equal(mine.status, 201);
+    assert.equal(mine.status, 200, 'Synapse answers OK (not CREATED) for externalFileHandle/s3');
     assert.equal(mine.json.storageLocationId, ext.storageLocationId);
     assert.equal(mine.json.contentSize, bytes.length);
     const dest = await call('GET', `/file/v1/entity/${ext.id}/uploadDestination`);

@@ -1,10 +1,10 @@
 /**
  * POST /entity/children and POST /entity/child. Pages hold `childrenPageSize` entries (50 on
  * synapse.org); nextPageToken uses Synapse's NextPageToken format "<limit>a<offset>". Children
- * the caller cannot READ are left out, as Synapse filters by benefactor. Default includeTypes is
- * [folder, file]; a null parentId lists the projects the caller can read.
+ * the caller cannot READ are left out, as Synapse filters by benefactor. includeTypes is required
+ * (400 without it); a null parentId lists the projects the caller can read (EntityManagerImpl).
  */
-import { asObject, badRequest, notFound, optString, optBool, type Router } from '../http.js';
+import { asObject, badRequest, forbidden, notFound, optString, optBool, type Router } from '../http.js';
 import { ROOT_ID, synId, type EntityKind, type EntityRecord } from '../state.js';
 import { entityHeaderJson } from '../views.js';
 import { isContainer, lookupEntity, requirePerm, type Deps } from './common.js';
@@ -16,7 +16,6 @@ const KNOWN_TYPES = new Set([
   'project', 'folder', 'file', 'link', 'table', 'entityview', 'dockerrepo', 'submissionview', 'dataset',
   'datasetcollection', 'materializedview', 'virtualtable',
 ]);
-const DEFAULT_TYPES = ['folder', 'file'];
 
 function parseToken(token: string | undefined, pageSize: number): { limit: number; offset: number } {
   if (token === undefined || token === null) return { limit: pageSize, offset: 0 };
@@ -31,9 +30,11 @@ export function register(router: Router, deps: Deps): void {
   router.add('POST', 'repo', '/entity/children', ({ body, user, config }) => {
     const b = asObject(body, 'EntityChildrenRequest');
     const parentText = optString(b, 'parentId');
-    const rawTypes = b.includeTypes;
-    const types = rawTypes === undefined || rawTypes === null ? DEFAULT_TYPES : rawTypes;
-    if (!Array.isArray(types) || types.length === 0) throw badRequest('includeTypes is required and must not be empty');
+    // a null parentId lists projects (EntityManagerImpl.getChildren); otherwise includeTypes is required
+    const types = parentText === undefined ? ['project'] : b.includeTypes;
+    if (types === undefined || types === null) throw badRequest('EntityChildrenRequest.includeTypes is required.');
+    if (!Array.isArray(types)) throw badRequest('EntityChildrenRequest.includeTypes must be a list');
+    if (types.length === 0) throw badRequest('EntityChildrenRequest.includeTypes must include at least one type');
     const kinds = new Set<EntityKind>();
     for (const t of types) {
       if (typeof t !== 'string' || !KNOWN_TYPES.has(t)) throw badRequest(`Unknown entity type in includeTypes: ${String(t)}`);
@@ -78,18 +79,18 @@ export function register(router: Router, deps: Deps): void {
   router.add('POST', 'repo', '/entity/child', ({ body, user }) => {
     const b = asObject(body, 'EntityLookupRequest');
     const name = optString(b, 'entityName');
-    if (!name) throw badRequest('entityName is required.');
+    if (!name) throw badRequest('EntityLookupRequest.entityName is required.');
     const parentText = optString(b, 'parentId');
     let parentId = ROOT_ID;
     if (parentText !== undefined) {
       const parent = lookupEntity(state, parentText);
-      requirePerm(state, parent, user.id, 'READ');
+      if (!state.can(parent, user.id, 'READ')) throw forbidden('Lack of READ permission on the parent entity.');
       if (!isContainer(parent)) throw notFound('The resource you are attempting to access cannot be found');
       parentId = parent.id;
     }
     const child = state.childByName(parentId, name);
     if (!child) throw notFound('The resource you are attempting to access cannot be found');
-    requirePerm(state, child, user.id, 'READ');
+    if (!state.can(child, user.id, 'READ')) throw forbidden('Lack of READ permission on the requested entity.');
     return { status: 200, json: { id: synId(child.id) } };
   });
 }

@@ -75,7 +75,7 @@ export function register(router: Router, deps: Deps): void {
       }
       results.push(r);
     }
-    return { status: 200, json: { requestedFiles: results } };
+    return { status: 201, json: { requestedFiles: results } }; // UploadController: CREATED
   });
 
   router.add('POST', 'file', '/externalFileHandle/s3', async ({ body, user }) => {
@@ -118,6 +118,6 @@ export function register(router: Router, deps: Deps): void {
       fileName: optString(b, 'fileName') ?? NOT_SET,
       storageLocationId,
     });
-    return { status: 201, json: fileHandleJson(fh) };
+    return { status: 200, json: fileHandleJson(fh) }; // UploadController: OK (not CREATED)
   });
 }

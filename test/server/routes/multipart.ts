@@ -5,8 +5,9 @@
  * (checks the part S3 holds has that MD5 → ADD_SUCCESS, else ADD_FAILED with a message),
  * complete (all parts added; S3 CompleteMultipartUpload; the whole-object MD5 must equal
  * contentMD5Hex) → an S3FileHandle. Validation: file name rules, size ≥ 1 byte, part size ≥
- * 5 MiB, ≤ 10,000 parts. Keys: `<userId>/<uuid>/<fileName>`, prefixed by `<baseKey>/` in a
- * location with a base key (MultipartUtils.createNewKey).
+ * 5 MiB, ≤ 10,000 parts. Every call answers 201 (UploadController's @ResponseStatus(CREATED)).
+ * Keys: `<userId>/<uuid>/<fileName>`, prefixed by `<baseKey>/` in a location with a base key
+ * (MultipartUtils.createNewKey).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { PART_URL_LIFETIME_SEC, S3_MAX_PARTS, S3_MIN_PART_SIZE } from '../config.js';
@@ -122,23 +123,23 @@ export function register(router: Router, deps: Deps): void {
     const md5 = url.searchParams.get('partMD5Hex');
     if (!md5) throw badRequest('PartMD5Hex is required.');
     const base = { uploadId: u.uploadId, partNumber: n };
-    if (u.state === 'COMPLETED') return { status: 200, json: { ...base, addPartState: 'ADD_SUCCESS' } };
+    if (u.state === 'COMPLETED') return { status: 201, json: { ...base, addPartState: 'ADD_SUCCESS' } };
     const info = s3.partInfo(u.s3UploadId, n);
-    if (!info) return { status: 200, json: { ...base, addPartState: 'ADD_FAILED', errorMessage: 'The uploaded part could not be found' } };
+    if (!info) return { status: 201, json: { ...base, addPartState: 'ADD_FAILED', errorMessage: 'The uploaded part could not be found' } };
     if (info.etag.toLowerCase() !== md5.toLowerCase()) {
       return {
-        status: 200,
+        status: 201,
         json: { ...base, addPartState: 'ADD_FAILED', errorMessage: 'The provided MD5 does not match the MD5 of the uploaded part.  Please re-upload the part.' },
       };
     }
     u.parts.set(n, info.etag.toLowerCase());
     u.updatedOn = nowIso();
-    return { status: 200, json: { ...base, addPartState: 'ADD_SUCCESS' } };
+    return { status: 201, json: { ...base, addPartState: 'ADD_SUCCESS' } };
   });
 
   router.add('PUT', 'file', '/file/multipart/{uploadId}/complete', async ({ params, user }) => {
     const u = ownUpload(params.uploadId, user);
-    if (u.state === 'COMPLETED') return { status: 200, json: statusJson(u) };
+    if (u.state === 'COMPLETED') return { status: 201, json: statusJson(u) };
     const missing: number[] = [];
     for (let i = 1; i <= u.numberOfParts; i++) if (!u.parts.has(i)) missing.push(i);
     if (missing.length) {
@@ -159,6 +160,6 @@ export function register(router: Router, deps: Deps): void {
     u.state = 'COMPLETED';
     u.resultFileHandleId = fh.id;
     u.updatedOn = nowIso();
-    return { status: 200, json: statusJson(u) };
+    return { status: 201, json: statusJson(u) };
   });
 }

@@ -58,6 +58,10 @@ export class S3Backend {
       configureBuckets: opts.buckets.map((name) => ({ name })),
     });
     const addr = await s3rver.run();
+    // s3rver's Console transport is silent, but winston still complains about lines logged after
+    // close (e.g. an aborted GET finishing late): make the logger itself silent.
+    const logger = (s3rver as unknown as { logger?: { silent?: boolean } }).logger;
+    if (logger) logger.silent = true;
     const admin: KeyPair = { accessKeyId: randomKey('AKIALOCAL', 11), secretAccessKey: randomBytes(30).toString('base64') };
     const internal: KeyPair = { accessKeyId: randomKey('AKIAINTERNAL', 8), secretAccessKey: randomBytes(30).toString('base64') };
     const gate = new S3Gate({

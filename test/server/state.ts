@@ -152,6 +152,8 @@ export class State {
   storageLocations = new Map<number, StorageLocationRecord>();
   projectSettings = new Map<string, ProjectSettingRecord>();
   multipart = new Map<string, MultipartRecord>();
+  /** parentId → children (trashed ones included; readers filter), so listings stay O(children) */
+  private byParent = new Map<number, Set<EntityRecord>>();
   private nextEntity = FIRST_ENTITY_ID;
   private nextFileHandle = FIRST_FILE_HANDLE_ID;
   private nextStorageLocation = FIRST_STORAGE_LOCATION_ID;
@@ -207,25 +209,40 @@ export class State {
     return false;
   }
 
-  /** Live children of a node, in insertion order. */
+  private index(e: EntityRecord): void {
+    let set = this.byParent.get(e.parentId);
+    if (!set) { set = new Set(); this.byParent.set(e.parentId, set); }
+    set.add(e);
+  }
+
+  /** Change an entity's parent (keeps the child index right). */
+  move(e: EntityRecord, newParentId: number): void {
+    if (newParentId === e.parentId) return;
+    this.byParent.get(e.parentId)?.delete(e);
+    e.parentId = newParentId;
+    this.index(e);
+  }
+
+  /** Move an entity (and so its subtree) to the trash can. */
+  trash(e: EntityRecord): void {
+    e.trashedFrom = e.parentId;
+  }
+
+  /** Live children of a node, in creation order. */
   children(parentId: number): EntityRecord[] {
     const out: EntityRecord[] = [];
-    for (const e of this.entities.values()) if (e.parentId === parentId && e.trashedFrom === undefined) out.push(e);
+    for (const e of this.byParent.get(parentId) ?? []) if (e.trashedFrom === undefined) out.push(e);
     return out;
   }
 
   /** Children including those deleted from this parent into the trash can. */
   childrenInclTrash(parentId: number): EntityRecord[] {
-    const out: EntityRecord[] = [];
-    for (const e of this.entities.values()) {
-      if (e.parentId === parentId || e.trashedFrom === parentId) out.push(e);
-    }
-    return out;
+    return [...(this.byParent.get(parentId) ?? [])];
   }
 
   childByName(parentId: number, name: string): EntityRecord | undefined {
-    for (const e of this.entities.values()) {
-      if (e.parentId === parentId && e.trashedFrom === undefined && e.name === name) return e;
+    for (const e of this.byParent.get(parentId) ?? []) {
+      if (e.trashedFrom === undefined && e.name === name) return e;
     }
     return undefined;
   }
@@ -306,6 +323,7 @@ export class State {
     if (init.linksToClassName !== undefined) e.linksToClassName = init.linksToClassName;
     if (init.kind === 'project') e.acl = new Map([[init.userId, new Set(ALL_PERMS)]]);
     this.entities.set(e.id, e);
+    this.index(e);
     return e;
   }
 
@@ -364,14 +382,5 @@ export class State {
     const rec: FileHandleRecord = { ...fh, id: this.newFileHandleId(), etag: randomUUID(), createdOn: now, modifiedOn: now };
     this.fileHandles.set(rec.id, rec);
     return rec;
-  }
-
-  /** All entity ids (any version) that reference a file handle. */
-  entitiesReferencing(fileHandleId: string): EntityRecord[] {
-    const out: EntityRecord[] = [];
-    for (const e of this.entities.values()) {
-      if (e.versions.some((v) => v.dataFileHandleId === fileHandleId)) out.push(e);
-    }
-    return out;
   }
 }

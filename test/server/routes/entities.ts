@@ -163,7 +163,7 @@ export function register(router: Router, deps: Deps): void {
     if (e.kind === 'link' && b.linksTo !== undefined) e.linksTo = linkTarget(state, b);
 
     e.name = name;
-    e.parentId = targetParentId;
+    state.move(e, targetParentId);
     const desc = optString(b, 'description');
     if (desc !== undefined) e.description = desc; else if ('description' in b) delete e.description;
     const label = optString(b, 'versionLabel');
@@ -187,7 +187,7 @@ export function register(router: Router, deps: Deps): void {
   router.add('DELETE', 'repo', '/entity/{id}', ({ params, user }) => {
     const e = lookupEntity(state, params.id);
     requirePerm(state, e, user.id, 'DELETE');
-    e.trashedFrom = e.parentId;
+    state.trash(e);
     state.touch(e, user.id);
     return { status: 200, empty: true };
   });

@@ -224,6 +224,12 @@ describe('presigned URLs', () => {
       assert.equal(r.status, 206);
       assert.equal(r.headers.get('content-range'), `bytes 1000-1999/${data.length}`);
       assert.ok(Buffer.from(await r.arrayBuffer()).equals(data.subarray(1000, 2000)));
+      for (const [range, from, to] of [['bytes=0-0', 0, 1], ['bytes=-10', data.length - 10, data.length]] as const) {
+        const x = await fetch(url, { headers: { Range: range } });
+        assert.equal(x.status, 206);
+        assert.equal(x.headers.get('content-range'), `bytes ${from}-${to - 1}/${data.length}`);
+        assert.ok(Buffer.from(await x.arrayBuffer()).equals(data.subarray(from, to)), range);
+      }
       await waitFor(async () => {
         const x = await fetch(url, { headers: { Range: 'bytes=0-0' } });
         const body = await x.text();

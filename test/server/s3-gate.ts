@@ -9,8 +9,8 @@
  *    with a prefix under it; read_only may not write.
  *  - aws-chunked bodies are decoded before s3rver sees them; per-key read/write locks make
  *    PUT/CompleteMultipartUpload atomic to readers; multipart part sizes (5 MiB minimum but
- *    the last, EntityTooSmall) and part numbers (1..10,000) are enforced; suffix ranges are
- *    resolved (s3rver misreads `bytes=-N`).
+ *    the last, EntityTooSmall) and part numbers (1..10,000) are enforced; suffix ranges and
+ *    `bytes=0-0` are answered right (s3rver misreads both).
  *  - Counts stats, adds the s3 latency knob, applies s3 fault rules. The internal key (used by
  *    the Synapse server itself for HEADs, owner.txt reads and multipart completion) bypasses
  *    stats, latency and faults so benches measure client traffic only.
@@ -259,8 +259,11 @@ export class S3Gate {
       if (bodyLength !== undefined) headers['content-length'] = String(bodyLength);
       else if (method === 'PUT' || method === 'POST') headers['transfer-encoding'] = 'chunked';
 
+      // s3rver misreads two ranges: `bytes=-N` (suffix) and an end of 0 (`bytes=0-0` → whole object)
+      let firstByteOnly = false;
       if (isRead && method === 'GET') {
         const range = String(req.headers.range ?? '');
+        if (/^bytes=0-0+$/.test(range)) { headers.range = 'bytes=0-'; firstByteOnly = true; }
         const suffix = /^bytes=-(\d+)$/.exec(range);
         if (suffix) {
           const size = await this.backendSize(rawPath);
@@ -285,6 +288,13 @@ export class S3Gate {
           const status = proxyRes.statusCode ?? 502;
           const outHeaders = { ...proxyRes.headers };
           if (status === 200 || status === 206) Object.assign(outHeaders, overrides);
+          let limit = Infinity;
+          if (firstByteOnly && status === 206) {
+            const total = /\/(\d+)$/.exec(String(proxyRes.headers['content-range'] ?? ''))?.[1] ?? '*';
+            outHeaders['content-range'] = `bytes 0-0/${total}`;
+            outHeaders['content-length'] = '1';
+            limit = 1;
+          }
           res.writeHead(status, outHeaders);
           const chunks: Buffer[] = [];
           const wantBody = isComplete;
@@ -293,7 +303,9 @@ export class S3Gate {
             ? Math.max(1, Math.floor(Number(proxyRes.headers['content-length'] ?? RESET_AFTER_DEFAULT * 2) / 2))
             : Infinity;
           if (resetMidBody && method === 'HEAD') { res.destroy(); proxyRes.destroy(); resolve(); return; }
-          proxyRes.on('data', (c: Buffer) => {
+          proxyRes.on('data', (chunk: Buffer) => {
+            if (sent >= limit) return;
+            const c = sent + chunk.length > limit ? chunk.subarray(0, limit - sent) : chunk;
             if (wantBody) chunks.push(c);
             if (sent + c.length >= resetAfter) {
               const part = c.subarray(0, Math.max(0, resetAfter - sent));
@@ -306,6 +318,7 @@ export class S3Gate {
             }
             sent += c.length;
             if (!internal) this.opts.stats.s3.bytesOut += c.length;
+            if (sent >= limit) { res.end(c); proxyRes.destroy(); resolve(); return; }
             if (!res.write(c)) { proxyRes.pause(); res.once('drain', () => proxyRes.resume()); }
           });
           proxyRes.on('end', () => {

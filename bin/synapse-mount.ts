@@ -11,6 +11,7 @@ import { ConfigError, currentGid, currentUid, defaultCacheDir, parseSize, parseT
 import { normaliseEntityId } from '../src/fs/mount.js';
 import { runMount } from '../src/cli/mount-command.js';
 import { runUnmount } from '../src/cli/unmount-command.js';
+import { runRecover } from '../src/cli/recover-run.js';
 import { describeError, resolveAuth } from '../src/cli/common.js';
 import { clientFor } from '../src/cli/common.js';
 import { runStsToken, STS_FORMATS, STS_PERMISSIONS, type StsFormat } from '../src/cli/sts-token-command.js';
@@ -206,6 +207,34 @@ await yargs(argv)
       try {
         const api = await clientFor({ endpoint: a.endpoint, authTokenFile: a['auth-token-file'], retryTimeout: a['retry-timeout'] });
         process.stdout.write(formatInfo(await runInfo(api, a.path!), a.json));
+      } catch (err) {
+        fail(err);
+      }
+    },
+  )
+  .command(
+    'recover',
+    'publish files whose upload failed (kept in the spool journal); --list only shows them',
+    (y) => y.options(authOptions).options({
+      'spool-dir': { type: 'string', describe: 'the spool directory the mount used' },
+      list: { type: 'boolean', default: false, describe: 'list waiting entries without publishing' },
+      's3-endpoint': { type: 'string', describe: 'S3 endpoint URL (as for the mount)' },
+      's3-region': { type: 'string', describe: 'S3 region' },
+      sts: { type: 'boolean', default: true, describe: 'use STS where allowed' },
+      'part-size': { type: 'string', default: '16M', describe: 'upload part size' },
+    }),
+    async (a) => {
+      try {
+        exitCode = await runRecover({
+          spoolDir: path.resolve(a['spool-dir'] ?? path.join(defaultCacheDir(), 'spool')),
+          list: a.list,
+          auth: { endpoint: a.endpoint, authTokenFile: a['auth-token-file'], retryTimeout: a['retry-timeout'] },
+          transfer: {
+            ...(a['s3-endpoint'] ? { s3Endpoint: a['s3-endpoint'] } : {}),
+            ...(a['s3-region'] ? { s3Region: a['s3-region'] } : {}),
+            useSts: a.sts, readTimeoutMs: 60_000, partBytes: parseSize(a['part-size'], '--part-size'),
+          },
+        });
       } catch (err) {
         fail(err);
       }

@@ -108,6 +108,8 @@ export class SynapseFilesystem {
   private readonly linkTargets = new Map<string, Promise<string>>();
   /** Files open for writing, by path. */
   private readonly active = new Map<string, ActiveFile>();
+  /** Publishes running at release (touch, files only created or truncated), by path. */
+  private readonly releasing = new Map<string, Promise<void>>();
   /** mtimes set by utimens (rsync -a, cp -p), by entity id — kept so a second rsync skips. */
   private readonly mtimes = new Map<string, number>();
 
@@ -258,15 +260,18 @@ export class SynapseFilesystem {
     return h.file.write(data, position);
   }
 
-  /** Publish the file's content if it changed (flush runs on every close of an fd). */
+  /** close(): publish if bytes were written since the last publish (rule in write-handle.ts). */
   async flush(fd: number): Promise<void> {
     const h = this.handles.get(fd);
-    if (!h || h.kind !== 'write') return;
+    if (!h || h.kind !== 'write' || !h.file.writtenSincePublish) return;
     await this.publish(h.path, h.file);
   }
 
+  /** fsync: publish whatever changed. */
   async fsync(fd: number): Promise<void> {
-    await this.flush(fd);
+    const h = this.handles.get(fd);
+    if (!h || h.kind !== 'write') return;
+    await this.publish(h.path, h.file);
   }
 
   private async publish(path: string, file: ActiveFile): Promise<void> {
@@ -312,7 +317,13 @@ export class SynapseFilesystem {
     if (file.refs > 0) return;
     let failed = false;
     if (file.dirty && !file.unlinked) {
-      await this.publish(h.path, file).catch(() => { failed = true; });
+      const publishing = this.publish(h.path, file).catch((err: unknown) => {
+        failed = true;
+        this.opts.logger?.error({ err, path: h.path }, 'publish at last close failed; kept for `synapse-mount recover`');
+      });
+      this.releasing.set(h.path, publishing);
+      await publishing;
+      if (this.releasing.get(h.path) === publishing) this.releasing.delete(h.path);
     }
     if (this.active.get(h.path) === file) this.active.delete(h.path);
     if (!file.localOnly && !file.emptyPlaceholder && file.entityId) this.table.removeLocal(file.parentId, file.name);
@@ -577,6 +588,8 @@ export class SynapseFilesystem {
   }
 
   async getxattr(path: string, name: string): Promise<Buffer | null> {
+    // A file published at its last close (touch) may still be on its way into Synapse.
+    await this.releasing.get(path);
     const node = await this.table.resolve(path);
     switch (name) {
       case 'user.synapse.id': return Buffer.from(node.entityId);

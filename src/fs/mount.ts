@@ -96,6 +96,26 @@ export async function checkRoot(client: HttpSynapseClient, entityId: string): Pr
   return { userName, userId, root };
 }
 
+export type TransferConfig = Pick<MountConfig, 's3Endpoint' | 's3Region' | 'useSts' | 'readTimeoutMs' | 'partBytes'>;
+
+/** The STS cache, per-location S3 clients and the publisher: shared by the mount and `recover`. */
+export function transferServices(client: HttpSynapseClient, userId: string, config: TransferConfig, log: Logger): {
+  sources: FileSources; publisher: Publisher;
+} {
+  const sts = new StsCredentialCache({ fetch: (id, permission) => client.getStsCredentials(id, permission) });
+  const sources = new FileSources(client, sts, (credentials, onExpired) => new AwsObjectStore({
+    ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
+    ...(config.s3Region ? { region: config.s3Region } : {}),
+    credentials,
+    onCredentialsExpired: onExpired,
+    requestTimeoutMs: config.readTimeoutMs,
+  }), { useSts: config.useSts, requestTimeoutMs: config.readTimeoutMs, logger: log.child({ component: 'files' }) });
+  const publisher = new Publisher(client, (locationId, entityId) => sources.storeFor(locationId, entityId, 'read_write'), {
+    userId, partSize: config.partBytes, useSts: config.useSts, logger: log.child({ component: 'publish' }),
+  });
+  return { sources, publisher };
+}
+
 export async function mount(config: MountConfig, log: Logger): Promise<MountedFilesystem> {
   const client = new HttpSynapseClient({
     endpoint: config.endpoint,
@@ -114,14 +134,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     }
   }
 
-  const sts = new StsCredentialCache({ fetch: (id, permission) => client.getStsCredentials(id, permission) });
-  const sources = new FileSources(client, sts, (credentials, onExpired) => new AwsObjectStore({
-    ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
-    ...(config.s3Region ? { region: config.s3Region } : {}),
-    credentials,
-    onCredentialsExpired: onExpired,
-    requestTimeoutMs: config.readTimeoutMs,
-  }), { useSts: config.useSts, requestTimeoutMs: config.readTimeoutMs, logger: log.child({ component: 'files' }) });
+  const { sources, publisher } = transferServices(client, userId, config, log);
   const table = new InodeTable(client, root, {
     ttlMs: config.metadataTtlMs,
     backgroundApi: client.background(),
@@ -129,9 +142,6 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
   });
   const cache = new BlockCache({ maxBytes: config.cacheBytes, blockSize: config.blockBytes });
   const readaheadBytes = Math.min(MAX_READAHEAD_BYTES, Math.floor(config.cacheBytes / 2));
-  const publisher = new Publisher(client, (locationId, entityId) => sources.storeFor(locationId, entityId, 'read_write'), {
-    userId, partSize: config.partBytes, useSts: config.useSts, logger: log.child({ component: 'publish' }),
-  });
   const fs = new SynapseFilesystem(client, table, sources, cache, {
     readOnly: config.readOnly,
     uid: config.uid,

@@ -72,6 +72,12 @@ export class Spool {
     return out;
   }
 
+  /** Delete a spool file that belongs to this spool (never anything outside it). */
+  async removeSpoolFile(file: string): Promise<void> {
+    if (path.dirname(path.resolve(file)) !== path.resolve(this.filesDir)) return;
+    await rm(file, { force: true });
+  }
+
   async removeJournal(id: string): Promise<void> {
     await rm(path.join(this.journalDir, `${id}.json`), { force: true });
   }

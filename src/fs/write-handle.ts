@@ -6,11 +6,14 @@
  * never needs the old bytes. The old content is copied into the spool only when a write,
  * read or truncate needs it (append with `>>`, seek-and-rewrite).
  *
- * Publish rule (documented in the README): every flush/fsync/close of an fd publishes the
- * file's complete current content as one version if it changed since the last publish; an
- * unchanged MD5 and size make no version. The bytes published are always the whole file as
- * written so far — never a part of one write — because writes wait while a publish reads the
- * spool. A publish that fails leaves a journal entry and the spool file for `recover`.
+ * Publish rule (documented in the README): a close() (flush) publishes the file's complete
+ * current content as one version if bytes were WRITTEN since the last publish; a file that was
+ * only created or truncated (touch, the shell's `>` which dups and closes its fd before the
+ * first write) is published at the last close (release) instead, so `echo x > f` makes one
+ * version, not an empty one first. fsync publishes whatever changed. An unchanged MD5 and size
+ * make no version. The bytes published are always the whole file as written so far — writes
+ * wait while a publish reads the spool. A publish that fails leaves a journal entry and the
+ * spool file for `recover`.
  *
  * INVARIANT: `loaded` ⇒ spool holds the file's entire current content.
  * INVARIANT: at most one publish runs at a time (`busy` chain); writes wait for it.
@@ -52,7 +55,10 @@ export class ActiveFile {
   /** Kept local because its storage cannot hold an empty file (see Publisher). */
   emptyPlaceholder = false;
   refs = 0;
+  /** Content differs from the last published version. */
   dirty = false;
+  /** write() was called since the last publish (flush publishes only then). */
+  writtenSincePublish = false;
   unlinked = false;
   mtime = Date.now();
   private base: { size: number; md5: string | undefined } | undefined;
@@ -68,6 +74,8 @@ export class ActiveFile {
     this.localOnly = init.localOnly;
     // A new file has no published content: the (empty) spool is the whole file.
     this.loaded = init.entityId === undefined;
+    // A new file exists once created, even if nothing is ever written to it (touch, cp of 0 B).
+    this.dirty = init.entityId === undefined;
   }
 
   get size(): number {
@@ -105,6 +113,7 @@ export class ActiveFile {
       const spool = await this.ensureLoaded();
       await spool.write(data, position);
       this.dirty = true;
+      this.writtenSincePublish = true;
       this.mtime = Date.now();
       return data.length;
     });
@@ -142,6 +151,7 @@ export class ActiveFile {
       const size = spool.size;
       if (this.entityId && this.base && this.base.md5 === md5 && this.base.size === size) {
         this.dirty = false;
+        this.writtenSincePublish = false;
         return undefined;
       }
       let fileHandleId: string;
@@ -165,6 +175,7 @@ export class ActiveFile {
       this.entityId = entity.id;
       this.base = { size, md5 };
       this.dirty = false;
+      this.writtenSincePublish = false;
       this.emptyPlaceholder = false;
       return {
         entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5,

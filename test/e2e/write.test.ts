@@ -1,0 +1,314 @@
+/**
+ * Writes through a real mount (issue #4): files become Synapse files on close, read back
+ * byte-identical through the mount and through Synapse's download path; the tools users run
+ * (cp -p, rsync -a, tar, git, vim, python) work; failures are recoverable.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startStack, type Stack } from '../server/stack.js';
+import { cli, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
+
+const MiB = 1024 * 1024;
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+
+describe('writing through the mount', () => {
+  let stack: Stack;
+  let m: Mounted;
+  let projectId: string;
+  let stsId: string;
+  let stsLocation: number;
+  let managedId: string;
+  let scratch: string;
+
+  async function idOf(p: string): Promise<string> {
+    const r = await sh(`getfattr --only-values -n user.synapse.id '${p}'`);
+    assert.equal(r.code, 0, `getfattr ${p}: ${r.stderr}`);
+    return r.stdout.trim();
+  }
+
+  async function waitForId(p: string): Promise<string> {
+    let id = '';
+    await waitFor(`synID of ${p}`, async () => {
+      const r = await sh(`getfattr --only-values -n user.synapse.id '${p}'`);
+      id = r.stdout.trim();
+      return /^syn\d+$/.test(id);
+    }, 10_000);
+    return id;
+  }
+
+  /** The bytes Synapse serves for the entity's current version (the download path). */
+  async function synapseBytes(entityId: string): Promise<{ bytes: Buffer; fh: ReturnType<Stack['seed']['fileHandle']> }> {
+    const entity = stack.seed.entity(entityId);
+    const fh = stack.seed.fileHandle(String(entity.dataFileHandleId));
+    return { bytes: await stack.seed.objectBytes(fh.bucketName, fh.key), fh };
+  }
+
+  before(async () => {
+    stack = await startStack({ fixture: 'empty' });
+    projectId = stack.seed.project('Write Test');
+    const sts = await stack.seed.folder(projectId, 'sts', { storage: 'sts' });
+    stsId = sts.id;
+    stsLocation = sts.storageLocationId!;
+    managedId = (await stack.seed.folder(projectId, 'managed', { storage: 'managed' })).id;
+    stack.seed.grant(projectId, stack.secondUserId, ['READ', 'DOWNLOAD', 'CREATE', 'UPDATE', 'DELETE']);
+    scratch = await tempDir('write-src-');
+    m = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool')]);
+  });
+
+  after(async () => {
+    await m?.unmount();
+    await stack?.close();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  for (const [label, size] of [['0 B', 0], ['1 B', 1], ['16 MiB-1', 16 * MiB - 1], ['16 MiB+1', 16 * MiB + 1], ['300 MiB', 300 * MiB]] as const) {
+    test(`cp of ${label} into the STS folder reads back identical (mount and Synapse)`, async () => {
+      const data = patternBytes(size, size + 7);
+      const src = path.join(scratch, `src-${size}`);
+      await writeFile(src, data);
+      const dest = `${m.dir}/sts/file-${size}.bin`;
+      const cp = await sh(`cp '${src}' '${dest}'`, { timeoutMs: 300_000 });
+      assert.equal(cp.code, 0, cp.stderr);
+      const back = await sh(`md5sum < '${dest}'; stat -c %s '${dest}'`);
+      assert.equal(back.stdout.split(/\s+/)[0], md5(data));
+      assert.equal(back.stdout.trim().split('\n')[1], String(size));
+      // An empty file is published at the last close (release), which the kernel sends just
+      // after close(2) returns: poll briefly for its synID.
+      const id = await waitForId(dest);
+      const { bytes, fh } = await synapseBytes(id);
+      assert.equal(fh.contentMd5, md5(data));
+      assert.equal(Number(fh.contentSize), size);
+      assert.equal(fh.storageLocationId, stsLocation, 'stored in the folder\'s STS location');
+      assert.equal(md5(bytes), md5(data));
+    });
+  }
+
+  test('cp into Synapse-managed storage goes through the multipart API', async () => {
+    for (const size of [1, 16 * MiB + 1]) {
+      const data = patternBytes(size, 99 + size);
+      const src = path.join(scratch, `m-${size}`);
+      await writeFile(src, data);
+      const cp = await sh(`cp '${src}' '${m.dir}/managed/m-${size}.bin'`);
+      assert.equal(cp.code, 0, cp.stderr);
+      const id = await idOf(`${m.dir}/managed/m-${size}.bin`);
+      const { bytes, fh } = await synapseBytes(id);
+      assert.equal(md5(bytes), md5(data));
+      assert.equal(fh.bucketName, stack.managedBucket);
+    }
+    assert.ok((stack.dev.stats().synapse.byRoute['PUT /file/multipart/{uploadId}/complete'] ?? 0) >= 2);
+  });
+
+  test('an empty file in Synapse storage stays local and is documented as such; touch works', async () => {
+    const r = await sh(`touch '${m.dir}/managed/empty.txt' && ls -l '${m.dir}/managed/empty.txt'`);
+    assert.equal(r.code, 0, r.stderr);
+    const lookup = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
+      method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ parentId: managedId, entityName: 'empty.txt' }),
+    });
+    assert.equal(lookup.status, 404, 'no entity with different bytes was published');
+    // Once it has content it is published.
+    const w = await sh(`echo content > '${m.dir}/managed/empty.txt'`);
+    assert.equal(w.code, 0, w.stderr);
+    const id = await idOf(`${m.dir}/managed/empty.txt`);
+    assert.equal((await synapseBytes(id)).bytes.toString(), 'content\n');
+  });
+
+  test('overwrite makes version 2 and leaves version 1 intact', async () => {
+    const f = `${m.dir}/sts/versioned.txt`;
+    assert.equal((await sh(`echo one > '${f}'`)).code, 0);
+    const id = await idOf(f);
+    const v1 = await synapseBytes(id);
+    assert.equal((await sh(`echo two > '${f}'`)).code, 0);
+    assert.equal(await idOf(f), id, 'same synID');
+    const versions = stack.seed.versions(id);
+    assert.equal(versions.length, 2);
+    assert.equal((await synapseBytes(id)).bytes.toString(), 'two\n');
+    const old = stack.seed.fileHandle(String(versions.find((v) => v.versionNumber === 1)!.fileHandleId));
+    assert.equal((await stack.seed.objectBytes(old.bucketName, old.key)).toString(), 'one\n');
+    assert.equal(md5(v1.bytes), md5(Buffer.from('one\n')));
+    // Unchanged bytes make no version.
+    assert.equal((await sh(`echo two > '${f}'`)).code, 0);
+    assert.equal(stack.seed.versions(id).length, 2);
+  });
+
+  test('append with >> and python seek-and-rewrite', async () => {
+    const f = `${m.dir}/sts/log.txt`;
+    assert.equal((await sh(`printf 'abc\\n' > '${f}' && printf 'def\\n' >> '${f}'`)).code, 0);
+    assert.equal((await sh(`cat '${f}'`)).stdout, 'abc\ndef\n');
+    const py = await sh(`python3 -c "
+f=open('${f}','r+b'); f.seek(1); f.write(b'ZZ'); f.seek(0,2); f.write(b'end'); f.close()"`);
+    assert.equal(py.code, 0, py.stderr);
+    assert.equal((await sh(`cat '${f}'`)).stdout, 'aZZ\ndef\nend');
+    assert.equal((await synapseBytes(await idOf(f))).bytes.toString(), 'aZZ\ndef\nend');
+  });
+
+  test('touch in STS storage publishes an empty file', async () => {
+    assert.equal((await sh(`touch '${m.dir}/sts/.gitkeep'`)).code, 0);
+    const { fh } = await synapseBytes(await waitForId(`${m.dir}/sts/.gitkeep`));
+    assert.equal(Number(fh.contentSize), 0);
+  });
+
+  test('rsync -a of a tree; a second rsync -a transfers nothing and makes no version', async () => {
+    const tree = path.join(scratch, 'tree');
+    await sh(`mkdir -p '${tree}/a/b' && echo 1 > '${tree}/top.txt' && echo 2 > '${tree}/a/mid.txt' && head -c 100000 /dev/urandom > '${tree}/a/b/deep.bin'`);
+    const r1 = await sh(`rsync -a '${tree}/' '${m.dir}/sts/tree/'`, { timeoutMs: 120_000 });
+    assert.equal(r1.code, 0, r1.stderr);
+    const diff = await sh(`diff -r '${tree}' '${m.dir}/sts/tree'`);
+    assert.equal(diff.code, 0, diff.stdout + diff.stderr);
+    const id = await idOf(`${m.dir}/sts/tree/a/b/deep.bin`);
+    const before = stack.seed.versions(id).length;
+    const r2 = await sh(`rsync -a -i '${tree}/' '${m.dir}/sts/tree/'`);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(r2.stdout.trim(), '', `second rsync itemized nothing: ${r2.stdout}`);
+    assert.equal(stack.seed.versions(id).length, before);
+  });
+
+  test('cp -p keeps the mtime; tar x works', async () => {
+    const src = path.join(scratch, 'dated.txt');
+    await sh(`echo dated > '${src}' && touch -d '2020-01-02 03:04:05' '${src}'`);
+    const cp = await sh(`cp -p '${src}' '${m.dir}/sts/dated.txt' && stat -c %Y '${m.dir}/sts/dated.txt' '${src}'`);
+    assert.equal(cp.code, 0, cp.stderr);
+    const [a, b] = cp.stdout.trim().split('\n');
+    assert.equal(a, b);
+    const tar = await sh(`cd '${scratch}' && tar cf t.tar tree && mkdir -p '${m.dir}/sts/untar' && tar xf t.tar -C '${m.dir}/sts/untar' && diff -r tree '${m.dir}/sts/untar/tree'`);
+    assert.equal(tar.code, 0, tar.stderr + tar.stdout);
+  });
+
+  test('git clone into the mount, then git fsck', async () => {
+    const repo = path.join(scratch, 'repo');
+    const mk = await sh(`git init -q '${repo}' && cd '${repo}' && echo hi > a.txt && mkdir d && echo x > d/b.txt && git add . && git -c user.email=t@e -c user.name=t commit -qm init`);
+    assert.equal(mk.code, 0, mk.stderr);
+    const clone = await sh(`git clone -q --no-hardlinks '${repo}' '${m.dir}/sts/clone' && cd '${m.dir}/sts/clone' && git fsck && cat a.txt`, { timeoutMs: 120_000 });
+    assert.equal(clone.code, 0, clone.stderr);
+    assert.match(clone.stdout, /hi/);
+  });
+
+  test('rename onto an existing file keeps the target synID and adds a version', async () => {
+    const a = `${m.dir}/sts/target.txt`;
+    const b = `${m.dir}/sts/incoming.txt`;
+    await sh(`echo old > '${a}' && echo new > '${b}'`);
+    const targetId = await idOf(a);
+    const mv = await sh(`mv '${b}' '${a}'`);
+    assert.equal(mv.code, 0, mv.stderr);
+    assert.equal(await idOf(a), targetId);
+    assert.equal((await sh(`cat '${a}'`)).stdout, 'new\n');
+    assert.equal(stack.seed.versions(targetId).length, 2);
+    assert.equal((await sh(`ls '${b}'`)).code, 2, 'source is gone');
+  });
+
+  test('mv out of the STS folder falls back to copy + delete (EXDEV)', async () => {
+    await sh(`echo moving > '${m.dir}/sts/moveme.txt'`);
+    const oldId = await idOf(`${m.dir}/sts/moveme.txt`);
+    const mv = await sh(`mv '${m.dir}/sts/moveme.txt' '${m.dir}/managed/moveme.txt'`);
+    assert.equal(mv.code, 0, mv.stderr);
+    assert.equal((await sh(`cat '${m.dir}/managed/moveme.txt'`)).stdout, 'moving\n');
+    assert.notEqual(await idOf(`${m.dir}/managed/moveme.txt`), oldId);
+    assert.equal((await sh(`ls '${m.dir}/sts/moveme.txt'`)).code, 2);
+  });
+
+  test('vim can save a file (scratch files stay local)', async () => {
+    const f = `${m.dir}/sts/edit.txt`;
+    await sh(`printf 'hello world\\n' > '${f}'`);
+    const id = await idOf(f);
+    const vim = await sh(`vim -E -s -n -c '%s/world/there/' -c 'wq' '${f}'`, { timeoutMs: 30_000 });
+    assert.equal(vim.code, 0, vim.stderr + vim.stdout);
+    assert.equal((await sh(`cat '${f}'`)).stdout, 'hello there\n');
+    assert.equal(await idOf(f), id, 'still the same entity');
+    const ls = await sh(`ls -a '${m.dir}/sts'`);
+    assert.doesNotMatch(ls.stdout, /~$|\.swp/m);
+  });
+
+  test('names Synapse refuses fail with EINVAL', async () => {
+    const r = await sh(`echo x > '${m.dir}/sts/a:b.txt'`);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /Invalid argument/);
+    const d = await sh(`mkdir '${m.dir}/sts/bad*dir'`);
+    assert.match(d.stderr, /Invalid argument/);
+  });
+
+  test('mkdir, rename, unlink and rmdir are visible to a second client', async () => {
+    const other = await mountForeground(stack, projectId, ['--metadata-ttl', '0', '--read-only']);
+    try {
+      assert.equal((await sh(`mkdir '${m.dir}/managed/shared' && echo s > '${m.dir}/managed/shared/f.txt'`)).code, 0);
+      assert.equal((await sh(`cat '${other.dir}/managed/shared/f.txt'`)).stdout, 's\n');
+      assert.equal((await sh(`mv '${m.dir}/managed/shared/f.txt' '${m.dir}/managed/shared/g.txt'`)).code, 0);
+      assert.match((await sh(`ls '${other.dir}/managed/shared'`)).stdout, /^g\.txt$/m);
+      assert.equal((await sh(`rm '${m.dir}/managed/shared/g.txt' && rmdir '${m.dir}/managed/shared'`)).code, 0);
+      assert.equal((await sh(`ls '${other.dir}/managed/shared'`)).code, 2);
+      const ne = await sh(`mkdir -p '${m.dir}/managed/full' && echo 1 > '${m.dir}/managed/full/x' && rmdir '${m.dir}/managed/full'`);
+      assert.match(ne.stderr, /not empty/);
+    } finally {
+      await other.unmount();
+    }
+  });
+
+  test('the second user (not the location creator) writes into the STS folder via the multipart API', async () => {
+    const m2 = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool2')], stack.secondAuthToken);
+    try {
+      const data = patternBytes(6 * MiB, 42);
+      await writeFile(path.join(scratch, 'u2.bin'), data);
+      const cp = await sh(`cp '${scratch}/u2.bin' '${m2.dir}/sts/by-user2.bin'`);
+      assert.equal(cp.code, 0, cp.stderr);
+      const { bytes, fh } = await synapseBytes(await idOf(`${m2.dir}/sts/by-user2.bin`));
+      assert.equal(md5(bytes), md5(data));
+      assert.equal(fh.createdBy, stack.secondUserId);
+      assert.equal(fh.storageLocationId, stsLocation);
+    } finally {
+      await m2.unmount();
+    }
+  });
+
+  test('--read-only and a user without CREATE get clean errors', async () => {
+    const ro = await mountForeground(stack, projectId, ['--read-only']);
+    try {
+      const r = await sh(`echo x > '${ro.dir}/sts/ro.txt'`, { timeoutMs: 20_000 });
+      assert.match(r.stderr, /Read-only file system/);
+    } finally {
+      await ro.unmount();
+    }
+    const locked = (await stack.seed.folder(projectId, 'locked', { storage: 'managed' })).id;
+    stack.seed.grant(locked, stack.secondUserId, ['READ', 'DOWNLOAD']);
+    const m2 = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool3')], stack.secondAuthToken);
+    try {
+      const r = await sh(`mkdir '${m2.dir}/locked/x'; echo x > '${m2.dir}/locked/y.txt'`, { timeoutMs: 30_000 });
+      assert.match(r.stderr, /Permission denied/);
+    } finally {
+      await m2.unmount();
+    }
+  });
+
+  test('a publish refused by Synapse fails close(); recover publishes the exact bytes once', async () => {
+    const spoolDir = path.join(scratch, 'spool-fail');
+    const mf = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--retry-timeout', '2']);
+    const data = patternBytes(3 * MiB, 77);
+    await writeFile(path.join(scratch, 'fail.bin'), data);
+    try {
+      stack.dev.addFault({ target: 'synapse', pathPattern: '/externalFileHandle/s3', status: 503, rate: 1 });
+      const cp = await sh(`cp '${scratch}/fail.bin' '${mf.dir}/sts/fail.bin'`, { timeoutMs: 60_000 });
+      assert.notEqual(cp.code, 0, 'cp reports the failure');
+      assert.match(cp.stderr, /Input\/output error|failed to close/);
+    } finally {
+      stack.dev.clearFaults();
+      await mf.unmount();
+    }
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const list = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
+    assert.match(list.stdout, /fail\.bin/);
+    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
+    assert.equal(rec.code, 0, rec.stderr + rec.stdout);
+    assert.match(rec.stdout, /published/);
+    const again = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint], { env });
+    assert.match(again.stdout, /nothing to recover/);
+    const m3 = await mountForeground(stack, projectId, ['--read-only']);
+    try {
+      const id = await idOf(`${m3.dir}/sts/fail.bin`);
+      assert.equal(md5((await synapseBytes(id)).bytes), md5(data));
+      assert.equal(stack.seed.versions(id).length, 1);
+    } finally {
+      await m3.unmount();
+    }
+  });
+});

@@ -18,7 +18,8 @@
  *  - Only the creator of the storage location may register files in it: anyone else gets
  *    Synapse's 403, shown as one line by the caller (src/cli/common.ts describeError).
  * The handle's fileName is the key's last segment (what a download is called); the entity's
- * name is --name, default that same segment. contentType is guessed from the extension, as
+ * name is --name, default that same segment, and is checked to be free before the object is
+ * read (Synapse would answer 409 only after the whole stream). contentType is guessed from the extension, as
  * the Python client does with `mimetypes`.
  */
 import { createHash } from 'node:crypto';
@@ -103,6 +104,10 @@ export async function runAddS3File(api: SynapseApi, opts: AddS3FileOptions): Pro
   }
 
   const fileName = key.slice(key.lastIndexOf('/') + 1);
+  const entityName = opts.name ?? fileName;
+  // Before reading the object: a taken name would only fail after the whole stream (409).
+  const taken = await api.lookupChild(parent.id, entityName);
+  if (taken !== null) throw new ConfigError(`"${entityName}" already exists in ${parent.id} (${taken}); pass --name to choose another name`);
   let store: AwsObjectStore | undefined;
   const stsStore = async (): Promise<AwsObjectStore> => {
     const creds = await api.getStsCredentials(parent.id, 'read_only');
@@ -154,7 +159,7 @@ export async function runAddS3File(api: SynapseApi, opts: AddS3FileOptions): Pro
       contentType: guessContentType(fileName),
     });
     const entity = await api.createEntity({
-      concreteType: CONCRETE.file, name: opts.name ?? fileName, parentId: parent.id, dataFileHandleId: handle.id,
+      concreteType: CONCRETE.file, name: entityName, parentId: parent.id, dataFileHandleId: handle.id,
     });
     return entity.id;
   } finally {

@@ -9,6 +9,8 @@ import { hideBin } from 'yargs/helpers';
 import path from 'node:path';
 import { ConfigError, currentGid, currentUid, defaultCacheDir, parseSize, parseTtlSeconds } from '../src/config.js';
 import { normaliseEntityId } from '../src/fs/mount.js';
+import { expandMountOptions } from '../src/cli/mount-options.js';
+import { installFetchProxy } from '../src/net/proxy.js';
 import { runMount } from '../src/cli/mount-command.js';
 import { runUnmount } from '../src/cli/unmount-command.js';
 import { runRecover } from '../src/cli/recover-run.js';
@@ -36,7 +38,16 @@ const authOptions = {
   'retry-timeout': { type: 'number', default: 60, describe: 'seconds to keep retrying a throttled or failing Synapse call' },
 } as const;
 
-const argv = hideBin(process.argv);
+// HTTPS_PROXY / NO_PROXY for Synapse calls (Node 20's fetch ignores them); S3 agents apply them too.
+installFetchProxy();
+
+// The mount-helper convention: `synapse-mount SRC DIR -o ro,cache_dir=/x` → long flags (mount-options.ts).
+let argv: string[] = [];
+try {
+  argv = expandMountOptions(hideBin(process.argv));
+} catch (err) {
+  fail(err);
+}
 
 await yargs(argv)
   .scriptName('synapse-mount')
@@ -60,11 +71,14 @@ await yargs(argv)
         'read-timeout': { type: 'number', default: 30, describe: 'seconds before a stalled read fails with EIO' },
         'spool-dir': { type: 'string', describe: 'where written files are staged before upload (default ~/.cache/synapse-mount/spool, /var/cache/synapse-mount/spool without HOME)' },
         'part-size': { type: 'string', default: '16M', describe: 'upload part size (K/M/G; grown so 10,000 parts cover the file)' },
+        'max-write-memory': { type: 'string', default: '256M', describe: 'memory for upload parts of all files being written (writers wait beyond it)' },
         'allow-other': { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf)' },
         uid: { type: 'number', describe: 'owner uid of files (default: yours)' },
         gid: { type: 'number', describe: 'group gid of files (default: yours)' },
         'file-mode': { type: 'string', default: '644', describe: 'permission bits of files (octal)' },
         'dir-mode': { type: 'string', default: '755', describe: 'permission bits of directories (octal)' },
+        'cache-dir': { type: 'string', describe: 'keep blocks read from S3 and file sizes on local disk here, across remounts and shared by mounts (off by default)' },
+        'cache-dir-size': { type: 'string', default: '10G', describe: 'bound on --cache-dir blocks (K/M/G; the disk also keeps 5% free)' },
         'log-level': { choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', describe: 'log verbosity' },
         'log-file': { type: 'string', describe: 'log file in background mode (default ~/.local/state/synapse-mount/<mountpoint>.log)' },
         foreground: { alias: 'f', type: 'boolean', default: false, describe: 'stay attached; log to stderr; Ctrl-C unmounts' },
@@ -99,6 +113,8 @@ await yargs(argv)
             dirMode,
             spoolDir: path.resolve(a['spool-dir'] ?? path.join(defaultCacheDir(), 'spool')),
             partBytes: parseSize(a['part-size'], '--part-size'),
+            ...(a['cache-dir'] ? { cacheDir: path.resolve(a['cache-dir']), cacheDirBytes: parseSize(a['cache-dir-size'], '--cache-dir-size') } : {}),
+            maxWriteMemoryBytes: parseSize(a['max-write-memory'], '--max-write-memory'),
           },
           foreground: a.foreground,
           logLevel: a['log-level'] as LogLevel,

@@ -1,5 +1,6 @@
 /** CLI side of `recover`: list or publish journal entries and print one line per entry. */
 import { Spool } from '../fs/spool.js';
+import { abortOrphanedUploads } from '../fs/orphans.js';
 import { transferServices, type TransferConfig } from '../fs/mount.js';
 import { createLogger } from '../log.js';
 import { clientFor, type AuthArgs } from './common.js';
@@ -8,7 +9,7 @@ import { recoverAll } from './recover-command.js';
 export async function runRecover(opts: { spoolDir: string; list: boolean; auth: AuthArgs; transfer: TransferConfig }): Promise<number> {
   const spool = new Spool(opts.spoolDir);
   const entries = await spool.listJournal();
-  if (opts.list || entries.length === 0) {
+  if (opts.list || (entries.length === 0 && (await spool.listUploads()).length === 0)) {
     if (entries.length === 0) process.stdout.write(`nothing to recover in ${opts.spoolDir}\n`);
     for (const e of entries) {
       process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\tfailed: ${e.error}\n`);
@@ -18,7 +19,9 @@ export async function runRecover(opts: { spoolDir: string; list: boolean; auth: 
   const client = await clientFor(opts.auth);
   const log = createLogger('warn');
   const me = await client.getUserProfile();
-  const { publisher } = transferServices(client, String(me.ownerId), opts.transfer, log);
+  const { publisher, sources } = transferServices(client, String(me.ownerId), opts.transfer, log);
+  const orphans = await abortOrphanedUploads(spool, (loc, id) => sources.storeFor(loc, id, 'read_write'), log);
+  if (orphans > 0) process.stdout.write(`aborted ${orphans} orphaned multipart upload(s)\n`);
   const results = await recoverAll(client, publisher, spool, log);
   let failed = 0;
   for (const r of results) {

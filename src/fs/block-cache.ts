@@ -9,9 +9,29 @@
  *
  * Block size default 8 MiB (DESIGN §4): large enough that a sequential reader needs few GETs
  * (S3 throughput wants ≥ 8 MiB requests), small enough that a random reader wastes little.
+ *
+ * Optional second tier (`disk`, a BlockStore such as disk-cache.ts): a memory miss asks the disk
+ * first, and only then S3; bytes fetched from S3 are handed to the disk tier to keep, without
+ * waiting for the write. Prefetches go through the same path, so readahead fills the disk too.
+ * Disk errors are never read errors: a failing disk tier is a miss.
  */
 import { LRUCache } from 'lru-cache';
 import type { RangeSource } from '../s3/object-store.js';
+
+/** One block of one immutable object: the disk tier's key (block size included: a remount may use another). */
+export interface BlockId {
+  object: string;
+  blockSize: number;
+  index: number;
+}
+
+/** A persistent block tier behind the memory cache. */
+export interface BlockStore {
+  /** The block's bytes if stored and intact (exactly `length` bytes), else undefined. */
+  get(id: BlockId, length: number): Promise<Buffer | undefined>;
+  /** Keep a copy; asynchronous, best effort, never throws. */
+  put(id: BlockId, data: Buffer): void;
+}
 
 interface FetchContext {
   source: RangeSource;
@@ -21,13 +41,15 @@ interface FetchContext {
 export interface BlockCacheOptions {
   maxBytes: number;
   blockSize: number;
+  /** Persistent tier consulted on a memory miss before S3 (--cache-dir). */
+  disk?: BlockStore;
 }
 
 export class BlockCache {
   readonly blockSize: number;
   private readonly cache: LRUCache<string, Buffer, FetchContext>;
   private inflight = 0;
-  stats = { hits: 0, misses: 0, bytesFetched: 0 };
+  stats = { hits: 0, misses: 0, bytesFetched: 0, diskHits: 0 };
 
   constructor(opts: BlockCacheOptions) {
     this.blockSize = opts.blockSize;
@@ -40,8 +62,18 @@ export class BlockCache {
         this.stats.misses++;
         this.inflight += end - start;
         try {
+          const disk = opts.disk;
+          const id: BlockId = { object: context.source.cacheKey, blockSize: this.blockSize, index: context.index };
+          if (disk) {
+            const stored = await disk.get(id, end - start).catch(() => undefined);
+            if (stored) {
+              this.stats.diskHits++;
+              return stored;
+            }
+          }
           const data = await context.source.read(start, end, signal);
           this.stats.bytesFetched += data.length;
+          if (disk && data.length === end - start) disk.put(id, data);
           return data;
         } finally {
           this.inflight -= end - start;

@@ -32,6 +32,8 @@ import { isScratchName, nameProblem } from './names.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
 import type { Spool, SpoolFile } from './spool.js';
+import { MemoryBudget, StreamingUpload } from '../s3/multipart-upload.js';
+import { guessContentType } from './publisher.js';
 import { ActiveFile } from './write-handle.js';
 
 export interface Stat {
@@ -86,7 +88,13 @@ type OpenHandle =
 export interface WriteDeps {
   publisher: Publisher;
   spool: Spool;
+  /** Shared bound on part buffers of streaming uploads (--max-write-memory). */
+  budget: MemoryBudget;
+  partSize: number;
 }
+
+/** Parts in flight per streaming upload: enough to keep S3 busy, small enough for memory. */
+const PARTS_IN_FLIGHT = 4;
 
 function joinPath(parent: string, name: string): string {
   return parent === '/' ? `/${name}` : `${parent}/${name}`;
@@ -201,6 +209,7 @@ export class SynapseFilesystem {
     const w = this.writes!;
     const file = new ActiveFile({
       spool: w.spool, publisher: w.publisher, loadBase: (id, into) => this.loadBase(id, into),
+      startStream: (parentId, name) => this.startStream(parentId, name),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
     }, { parentId, name, entityId, base, localOnly: isScratchName(name) });
     this.active.set(path, file);
@@ -212,6 +221,23 @@ export class SynapseFilesystem {
     const fd = this.nextFd++;
     this.handles.set(fd, { kind: 'write', path, file });
     return fd;
+  }
+
+  /** A streaming upload for a new file, where its folder's storage allows one (STS fast path). */
+  private async startStream(parentId: string, name: string): Promise<import('./write-handle.js').StreamTarget | undefined> {
+    const w = this.writes!;
+    const t = await w.publisher.streamTarget(parentId, name);
+    if (!t) return undefined;
+    const record = { bucket: t.bucket, key: t.key, storageLocationId: t.locationId, parentId, startedAt: new Date().toISOString(), pid: process.pid };
+    const upload = new StreamingUpload(t.store, { bucket: t.bucket, key: t.key }, w.budget, {
+      partSize: w.partSize, partsInFlight: PARTS_IN_FLIGHT, contentType: guessContentType(name),
+      onStarted: (uploadId) => w.spool.recordUpload({ uploadId, ...record }),
+      onFinished: (uploadId) => w.spool.removeUpload(uploadId),
+    });
+    return {
+      upload, parentId,
+      register: (size, md5, finalName) => w.publisher.registerExternal(t.bucket, t.key, t.locationId, size, md5, finalName),
+    };
   }
 
   /** Copy the published bytes of an entity into a spool file (append, partial rewrite). */

@@ -12,7 +12,9 @@
  * most `backgroundConcurrency` at a time so a user's own calls always find a free slot in the
  * client's queue of 3; a getattr that needs a size now takes that file out of the queue and asks
  * at once (or joins the request in flight) — no size is ever requested twice. A
- * (id, version) size never changes, so it is cached without TTL (bounded LRU).
+ * (id, version) size never changes, so it is cached without TTL (bounded LRU), and — with
+ * `--cache-dir` — also in an optional persistent `sizeStore` (disk-cache.ts), consulted on a
+ * memory miss, so after a remount a cold `ls -l` costs only the children listing.
  *
  * INVARIANT: `listings` entries hold FsNodes whose `parentId` is the listing's entity id.
  * INVARIANT: a cached size belongs to exactly the (id, versionNumber) in its key.
@@ -46,6 +48,12 @@ interface Listing {
   fetchedAt: number;
 }
 
+/** Sizes that outlive the mount (disk-cache.ts PersistentSizes); keyed by (id, version) only. */
+export interface SizeStore {
+  get(entityId: string, versionNumber: number): FileSize | undefined;
+  set(entityId: string, versionNumber: number, size: FileSize): void;
+}
+
 export interface InodeTableOptions {
   /** Listing TTL; Infinity = never refetch. */
   ttlMs: number;
@@ -56,6 +64,8 @@ export interface InodeTableOptions {
   /** Background size fetches in flight at once; leaves the client's other slots for users. */
   backgroundConcurrency?: number;
   maxSizes?: number;
+  /** Persistent (id, version) → size store, read on a memory miss and written on every learn. */
+  sizeStore?: SizeStore;
 }
 
 function kindOf(type: string): NodeKind | undefined {
@@ -216,11 +226,21 @@ export class InodeTable {
   }
 
   knownSize(node: FsNode): FileSize | undefined {
-    return this.sizes.get(this.sizeKey(node));
+    return this.cachedSize(this.sizeKey(node), node);
+  }
+
+  /** Memory first, then the persistent store (only for a known version: 'latest' moves). */
+  private cachedSize(key: string, node: FsNode): FileSize | undefined {
+    const hit = this.sizes.get(key);
+    if (hit || node.versionNumber === undefined || !this.opts.sizeStore) return hit;
+    const stored = this.opts.sizeStore.get(node.entityId, node.versionNumber);
+    if (stored) this.sizes.set(key, stored);
+    return stored;
   }
 
   setSize(entityId: string, versionNumber: number, size: FileSize): void {
     this.sizes.set(`${entityId}.${versionNumber}`, size);
+    this.opts.sizeStore?.set(entityId, versionNumber, size);
   }
 
   /**
@@ -229,7 +249,7 @@ export class InodeTable {
    */
   async size(node: FsNode): Promise<FileSize> {
     const key = this.sizeKey(node);
-    const known = this.sizes.get(key);
+    const known = this.cachedSize(key, node);
     if (known) return known;
     const pending = this.pendingSizes.get(key);
     if (pending) return pending;
@@ -240,7 +260,7 @@ export class InodeTable {
   private fetchSize(node: FsNode, key: string, api: SynapseApi): Promise<FileSize> {
     const pending = api.getLatestVersionInfo(node.entityId).then((info) => {
       const size: FileSize = { size: Number(info.contentSize ?? 0), md5: info.contentMd5 };
-      this.sizes.set(`${node.entityId}.${info.versionNumber}`, size);
+      this.setSize(node.entityId, info.versionNumber, size);
       if (node.versionNumber === undefined || node.versionNumber === info.versionNumber) this.sizes.set(key, size);
       if (node.versionNumber !== undefined && info.versionNumber > node.versionNumber) {
         // The listing is behind Synapse: a newer version exists. Show it now; the listing
@@ -259,7 +279,7 @@ export class InodeTable {
   private prefetchSizes(nodes: Iterable<FsNode>): void {
     for (const node of nodes) {
       const key = this.sizeKey(node);
-      if (node.kind !== 'file' || this.sizes.has(key) || this.pendingSizes.has(key)) continue;
+      if (node.kind !== 'file' || this.cachedSize(key, node) || this.pendingSizes.has(key)) continue;
       this.backgroundQueue.set(key, node);
     }
     this.pumpBackground();

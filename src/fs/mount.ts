@@ -10,6 +10,7 @@ import { StsCredentialCache } from '../synapse/sts.js';
 import { CONCRETE } from '../synapse/types.js';
 import { AwsObjectStore } from '../s3/aws-object-store.js';
 import { BlockCache } from './block-cache.js';
+import { DiskCache, PersistentSizes } from './disk-cache.js';
 import { FileSources } from './file-sources.js';
 import { SynapseFilesystem } from './filesystem.js';
 import { FuseAdapter } from './fuse-adapter.js';
@@ -17,6 +18,8 @@ import { InodeTable, type FsNode } from './inode-table.js';
 import { MountError, preflight } from './preflight.js';
 import { Publisher } from './publisher.js';
 import { Spool } from './spool.js';
+import { abortOrphanedUploads } from './orphans.js';
+import { MemoryBudget } from '../s3/multipart-upload.js';
 
 export interface MountConfig {
   entityId: string;
@@ -39,7 +42,15 @@ export interface MountConfig {
   dirMode: number;
   spoolDir: string;
   partBytes: number;
+  /** Persistent block + size cache directory (--cache-dir); off when undefined. */
+  cacheDir?: string;
+  /** Bound on the bytes of blocks under cacheDir (--cache-dir-size; default 10 GiB). */
+  cacheDirBytes?: number;
+  maxWriteMemoryBytes: number;
 }
+
+/** --cache-dir-size default (issue 9). */
+export const DEFAULT_CACHE_DIR_BYTES = 10 * 1024 * 1024 * 1024;
 
 export interface MountedFilesystem {
   fs: SynapseFilesystem;
@@ -134,13 +145,27 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     }
   }
 
+  let disk: DiskCache | undefined;
+  let sizes: PersistentSizes | undefined;
+  if (config.cacheDir) {
+    try {
+      disk = await DiskCache.open({
+        dir: config.cacheDir, maxBytes: config.cacheDirBytes ?? DEFAULT_CACHE_DIR_BYTES, logger: log.child({ component: 'disk-cache' }),
+      });
+      sizes = await PersistentSizes.open(config.cacheDir, log.child({ component: 'disk-cache' }));
+    } catch (err) {
+      throw new MountError(`--cache-dir: ${(err as Error).message}`);
+    }
+  }
+
   const { sources, publisher } = transferServices(client, userId, config, log);
   const table = new InodeTable(client, root, {
     ttlMs: config.metadataTtlMs,
     backgroundApi: client.background(),
     logger: log.child({ component: 'inodes' }),
+    ...(sizes ? { sizeStore: sizes } : {}),
   });
-  const cache = new BlockCache({ maxBytes: config.cacheBytes, blockSize: config.blockBytes });
+  const cache = new BlockCache({ maxBytes: config.cacheBytes, blockSize: config.blockBytes, ...(disk ? { disk } : {}) });
   const readaheadBytes = Math.min(MAX_READAHEAD_BYTES, Math.floor(config.cacheBytes / 2));
   const fs = new SynapseFilesystem(client, table, sources, cache, {
     readOnly: config.readOnly,
@@ -154,7 +179,9 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
       readTimeoutMs: config.readTimeoutMs,
     },
     logger: log.child({ component: 'fs' }),
-  }, config.readOnly ? undefined : { publisher, spool });
+  }, config.readOnly ? undefined : {
+    publisher, spool, budget: new MemoryBudget(config.maxWriteMemoryBytes), partSize: Math.max(5 * 1024 * 1024, config.partBytes),
+  });
   const adapter = new FuseAdapter(fs, {
     mountpoint: config.mountpoint,
     fsname: `synapse:${config.entityId}`,
@@ -167,9 +194,17 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
   } catch (err) {
     throw new MountError(`mounting ${config.mountpoint} failed: ${(err as Error).message} (see the log for libfuse's message)`);
   }
-  log.info({ entityId: config.entityId, mountpoint: config.mountpoint, userName }, 'mounted');
+  log.info({ entityId: config.entityId, mountpoint: config.mountpoint, userName, cacheDir: config.cacheDir }, 'mounted');
+  if (!config.readOnly) {
+    void abortOrphanedUploads(spool, (loc, entityId) => sources.storeFor(loc, entityId, 'read_write'), log)
+      .catch((err: unknown) => log.warn({ err }, 'checking for orphaned uploads failed'));
+  }
   return {
     fs, client, adapter, userName,
-    unmount: () => adapter.unmount(),
+    unmount: async () => {
+      await adapter.unmount();
+      // Keep what was learned: queued block writes and the last second of sizes.
+      await Promise.all([disk?.close(), sizes?.flush()]);
+    },
   };
 }

@@ -146,6 +146,26 @@ export class Publisher {
     return known;
   }
 
+  /**
+   * Where a new file of `parentId` can be streamed while it is written: the STS fast path only
+   * (Synapse's multipart API needs the whole file's MD5 before the first part).
+   */
+  async streamTarget(parentId: string, name: string): Promise<{ store: ObjectStore; locationId: number; bucket: string; key: string } | undefined> {
+    const target = await this.target(parentId);
+    if (target.kind !== 'sts') return undefined;
+    const key = [target.baseKey.replace(/\/+$/, ''), randomUUID(), name].filter((s) => s.length > 0).join('/');
+    return { store: this.storeFor(target.locationId, parentId), locationId: target.locationId, bucket: target.bucket, key };
+  }
+
+  /** Register an object already uploaded to an STS location (see streamTarget). */
+  async registerExternal(bucket: string, key: string, locationId: number, size: number, md5: string, name: string): Promise<string> {
+    const fh = await this.api.createExternalS3FileHandle({
+      concreteType: CONCRETE.s3FileHandle, bucketName: bucket, key, storageLocationId: locationId,
+      contentMd5: md5, contentSize: size, fileName: name, contentType: guessContentType(name),
+    });
+    return String(fh.id);
+  }
+
   /** Upload the bytes and register a file handle; returns its id. */
   async upload(src: PublishSource, parentId: string, name: string): Promise<string> {
     const target = await this.target(parentId);

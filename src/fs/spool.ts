@@ -30,6 +30,18 @@ export interface JournalEntry {
   fileHandleId?: string;
 }
 
+/** An S3 multipart upload in progress, recorded so one orphaned by a crash can be aborted. */
+export interface UploadRecord {
+  uploadId: string;
+  bucket: string;
+  key: string;
+  storageLocationId: number;
+  /** An entity in the location's folder, to ask Synapse for STS credentials. */
+  parentId: string;
+  startedAt: string;
+  pid: number;
+}
+
 export class Spool {
   constructor(readonly dir: string) {}
 
@@ -41,9 +53,37 @@ export class Spool {
     return path.join(this.dir, 'journal');
   }
 
+  private get uploadsDir(): string {
+    return path.join(this.dir, 'uploads');
+  }
+
   async init(): Promise<void> {
     await mkdir(this.filesDir, { recursive: true, mode: 0o700 });
     await mkdir(this.journalDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.uploadsDir, { recursive: true, mode: 0o700 });
+  }
+
+  private uploadFile(uploadId: string): string {
+    return path.join(this.uploadsDir, `${createHash('sha1').update(uploadId).digest('hex')}.json`);
+  }
+
+  async recordUpload(rec: UploadRecord): Promise<void> {
+    await writeFile(this.uploadFile(rec.uploadId), JSON.stringify(rec), { mode: 0o600 });
+  }
+
+  async removeUpload(uploadId: string): Promise<void> {
+    await rm(this.uploadFile(uploadId), { force: true });
+  }
+
+  async listUploads(): Promise<UploadRecord[]> {
+    const names = await readdir(this.uploadsDir).catch(() => [] as string[]);
+    const out: UploadRecord[] = [];
+    for (const n of names) {
+      try {
+        out.push(JSON.parse(await readFile(path.join(this.uploadsDir, n), 'utf8')) as UploadRecord);
+      } catch { /* ignore a torn record */ }
+    }
+    return out;
   }
 
   async create(): Promise<SpoolFile> {

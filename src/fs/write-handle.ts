@@ -15,10 +15,17 @@
  * wait while a publish reads the spool. A publish that fails leaves a journal entry and the
  * spool file for `recover`.
  *
+ * Streaming (STS fast path): a file written sequentially from offset 0 also streams its parts
+ * to S3 as they fill (multipart-upload.ts), so close only sends the last part and registers
+ * the handle — upload overlaps writing. Any other write, a truncate, or a failed part drops the
+ * stream (aborted on S3) and the publish falls back to uploading the spool.
+ *
  * INVARIANT: `loaded` ⇒ spool holds the file's entire current content.
+ * INVARIANT: `stream` ⇒ stream.length === spool size (every byte of the file went to it in order).
  * INVARIANT: at most one publish runs at a time (`busy` chain); writes wait for it.
  */
 import type { Logger } from 'pino';
+import type { StreamingUpload } from '../s3/multipart-upload.js';
 import { FsError } from './errors.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import type { Spool, SpoolFile } from './spool.js';
@@ -36,7 +43,16 @@ export interface ActiveFileDeps {
   publisher: Publisher;
   /** Copy the published content of `entityId` into `into` (used once, on first need). */
   loadBase: (entityId: string, into: SpoolFile) => Promise<void>;
+  /** Start streaming a new file to S3, or undefined where its storage does not allow it. */
+  startStream?: (parentId: string, name: string) => Promise<StreamTarget | undefined>;
   logger?: Logger;
+}
+
+export interface StreamTarget {
+  upload: StreamingUpload;
+  /** The folder whose storage location the stream writes to. */
+  parentId: string;
+  register: (size: number, md5: string, name: string) => Promise<string>;
 }
 
 export interface ActiveFileInit {
@@ -65,6 +81,9 @@ export class ActiveFile {
   private loaded: boolean;
   private spoolFile: SpoolFile | undefined;
   private busy: Promise<unknown> = Promise.resolve();
+  private stream: StreamTarget | undefined;
+  /** Streaming is tried once per file, for its first publish only. */
+  private streamTried = false;
 
   constructor(private readonly deps: ActiveFileDeps, init: ActiveFileInit) {
     this.parentId = init.parentId;
@@ -108,9 +127,40 @@ export class ActiveFile {
     return spool;
   }
 
+  private dropStream(why: string): void {
+    const s = this.stream;
+    if (!s) return;
+    this.stream = undefined;
+    this.deps.logger?.debug({ name: this.name, why }, 'streaming upload dropped; will upload from the spool');
+    void s.upload.abort();
+  }
+
+  /** Start a stream at the first write of a new (or emptied) file at offset 0. */
+  private async maybeStartStream(spool: SpoolFile, position: number): Promise<void> {
+    if (this.streamTried || this.localOnly || !this.deps.startStream) return;
+    this.streamTried = true;
+    if (position !== 0 || spool.size !== 0) return;
+    try {
+      this.stream = await this.deps.startStream(this.parentId, this.name);
+    } catch (err) {
+      this.deps.logger?.debug({ err, name: this.name }, 'no streaming upload; the spool will be uploaded at close');
+    }
+  }
+
   write(data: Buffer, position: number): Promise<number> {
     return this.exclusive(async () => {
       const spool = await this.ensureLoaded();
+      await this.maybeStartStream(spool, position);
+      if (this.stream) {
+        if (position !== this.stream.upload.length || this.stream.upload.failed) this.dropStream('non-sequential write or failed part');
+        else {
+          try {
+            await this.stream.upload.append(data, position);
+          } catch {
+            this.dropStream('append failed');
+          }
+        }
+      }
       await spool.write(data, position);
       this.dirty = true;
       this.writtenSincePublish = true;
@@ -126,6 +176,7 @@ export class ActiveFile {
 
   truncate(size: number): Promise<void> {
     return this.exclusive(async () => {
+      if (this.stream && size !== this.stream.upload.length) this.dropStream('truncate');
       if (size === 0) {
         // O_TRUNC: the old content is not needed at all.
         const spool = await this.spool();
@@ -156,7 +207,8 @@ export class ActiveFile {
       }
       let fileHandleId: string;
       try {
-        fileHandleId = await this.deps.publisher.upload({ file: spool.file, size, md5 }, this.parentId, this.name);
+        fileHandleId = await this.uploadStreamed(size, md5)
+          ?? await this.deps.publisher.upload({ file: spool.file, size, md5 }, this.parentId, this.name);
       } catch (err) {
         if (err instanceof EmptyFileNotSupported && !this.entityId) {
           this.emptyPlaceholder = true;
@@ -184,6 +236,24 @@ export class ActiveFile {
     });
   }
 
+  /** Finish the streaming upload if it holds exactly the file; undefined → use the spool. */
+  private async uploadStreamed(size: number, md5: string): Promise<string | undefined> {
+    const s = this.stream;
+    this.stream = undefined;
+    if (!s) return undefined;
+    if (s.upload.length !== size || s.upload.failed || s.parentId !== this.parentId) {
+      void s.upload.abort();
+      return undefined;
+    }
+    try {
+      await s.upload.complete(Buffer.from(md5, 'hex').toString('base64'));
+    } catch (err) {
+      this.deps.logger?.warn({ err, name: this.name }, 'streaming upload failed; uploading from the spool');
+      return undefined;
+    }
+    return s.register(size, md5, this.name);
+  }
+
   /** Record a failed publish for `recover`; returns the error to give to close(). */
   private async journal(err: unknown, size: number, md5: string, fileHandleId?: string): Promise<unknown> {
     const spool = this.spoolFile!;
@@ -204,6 +274,7 @@ export class ActiveFile {
   /** Last fd closed: drop the spool unless a failed publish still needs it. */
   async dispose(keepForRecovery: boolean): Promise<void> {
     await this.busy;
+    this.dropStream('closed');
     if (!this.spoolFile) return;
     if (keepForRecovery) await this.spoolFile.close();
     else await this.spoolFile.remove();

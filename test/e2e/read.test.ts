@@ -93,10 +93,19 @@ describe('read-only mount of an STS folder and a Synapse-managed folder', () => 
     assert.equal(b.stdout.trim(), md5(files['big.bin']!.subarray(50 * MiB)));
   });
 
-  test('writes are refused with EROFS-style errors, never a hang', async () => {
-    const r = await sh(`echo hi > '${m!.dir}/sts/new.txt'`, { timeoutMs: 20_000 });
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /Read-only file system|Permission denied/);
+  test('--read-only refuses every change with EROFS, never a hang', async () => {
+    const ro = await mountForeground(stack, projectId, ['--read-only']);
+    try {
+      for (const cmd of [`echo hi > '${ro.dir}/sts/new.txt'`, `mkdir '${ro.dir}/sts/d'`, `rm '${ro.dir}/sts/one.bin'`,
+        `mv '${ro.dir}/sts/one.bin' '${ro.dir}/sts/two.bin'`, `echo x >> '${ro.dir}/sts/one.bin'`]) {
+        const r = await sh(cmd, { timeoutMs: 20_000 });
+        assert.notEqual(r.code, 0, cmd);
+        assert.match(r.stderr, /Read-only file system/, cmd);
+      }
+      assert.equal((await sh(`cat '${ro.dir}/sts/one.bin'`)).stdout, 'x', 'nothing changed');
+    } finally {
+      await ro.unmount();
+    }
   });
 
   test('getfattr shows the synID of a file', async () => {

@@ -1,0 +1,547 @@
+/**
+ * Persistent cache under `--cache-dir` (DESIGN §2): blocks of immutable objects on local disk,
+ * and the sizes of (entity, version) pairs — both survive unmount and remount, and several
+ * mounts (processes) on one machine may share one directory at once.
+ *
+ * Why a block is never stale: it is keyed by the object's identity — `fh<fileHandleId>` for
+ * Synapse-managed storage, `fh<fileHandleId>:<ETag>` for S3 reads with STS credentials (the ETag
+ * is pinned by a HEAD at open) — plus the block size and index. Synapse file handles are
+ * immutable: a new version of a file is a new file handle, so its blocks have another key.
+ *
+ * Layout (`<dir>`):
+ *   blocks/<object>/<blockSize>-<index>.blk   one block: header + bytes
+ *   tmp/<pid>-<random>.tmp                    writes in progress (renamed into blocks/)
+ *   meta/sizes.jsonl                          (entity id, version) → size, md5; append-only log
+ *
+ * Block file: 20-byte header — magic "SMBC", u16 format, u16 key length, u32 data length,
+ * u32 CRC-32 of the data, u32 CRC-32 of the header's first 16 bytes and the key — then the key
+ * (`<object>#<blockSize>#<index>`), then the data. A reader checks all of it (file size, magic,
+ * key, length, both CRCs); a block that fails is deleted and counted as a miss, so the caller
+ * refetches it from S3: a truncated, corrupt or foreign file is never served. CRC-32 (zlib's,
+ * native) costs ~2 ms per 8 MiB block — negligible next to a GET, and it catches torn writes
+ * that a length check alone would not (a crash after rename without fsync can leave zeros).
+ *
+ * Concurrency between mounts: every write goes to a private temp file and is renamed into
+ * place (rename is atomic: a reader sees the old file, the new one, or none — never a partial
+ * one); two mounts writing one block write the same bytes, so the last rename wins harmlessly.
+ * Deleting a file another mount is reading is safe (its open descriptor keeps the bytes).
+ *
+ * Eviction (LRU by size): the file mtime is the LRU clock — a hit refreshes it (at most once a
+ * minute per block, to keep hits cheap) — so all mounts sharing the directory share one LRU
+ * order without talking to each other. Each mount keeps an estimate of the bytes stored (its last
+ * scan plus its own writes since); when a write would pass the bound, or after it has written
+ * 5% of the bound since its last scan (so the writes of other mounts are learned), it rescans
+ * the directory and deletes the least recently used blocks down to 90% of the bound (batches,
+ * not one delete per write). The bound is `--cache-dir-size`, and lower when the disk is short:
+ * a write never takes free space below 5% of the file system (statfs, re-read at most every
+ * second and debited by our own writes in between). With N mounts writing at once the bound can
+ * be overshot by at most N × 5% between scans.
+ *
+ * Writes are asynchronous and best effort: at most 4 at a time, and at most 128 MiB of blocks
+ * waiting (the readahead cap) — beyond that a block is not kept (counted in `stats.skipped`)
+ * rather than let memory grow. A failing disk is a cache miss, never a read error.
+ *
+ * INVARIANT: a file under blocks/ is either absent or a complete block file (atomic rename).
+ * INVARIANT: `usage` ≥ 0; it is an estimate between scans and exact after one (this mount's view).
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, appendFile, mkdir, open, readdir, readFile, rename, rmdir, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { Logger } from 'pino';
+import type { BlockId, BlockStore } from './block-cache.js';
+
+const MiB = 1024 * 1024;
+const MAGIC = Buffer.from('SMBC');
+const FORMAT = 1;
+const FIXED_HEADER = 20;
+/** Never let a write take the file system below this fraction free (issue 9). */
+export const MIN_FREE_FRACTION = 0.05;
+/** Evict down to this fraction of the bound, so eviction runs in batches. */
+const LOW_WATER = 0.9;
+/** Rescan after writing this fraction of the bound (learns other mounts' writes). */
+const RESCAN_FRACTION = 0.05;
+const WRITE_CONCURRENCY = 4;
+/** Blocks waiting to be written; matches the readahead cap (DESIGN §4). */
+const MAX_PENDING_WRITE_BYTES = 128 * MiB;
+/** A hit refreshes the block's mtime (the LRU clock) only if older than this. */
+const TOUCH_AFTER_MS = 60_000;
+const STATFS_MAX_AGE_MS = 1000;
+/** Temp files older than this are left by a crashed writer. */
+const STALE_TMP_MS = 3_600_000;
+
+export class DiskCacheError extends Error {
+  override readonly name = 'DiskCacheError';
+}
+
+export interface DiskCacheOptions {
+  dir: string;
+  /** Upper bound on the bytes of block files (--cache-dir-size). */
+  maxBytes: number;
+  minFreeFraction?: number;
+  logger?: Logger;
+  /** For tests: the file system's size and free bytes. */
+  diskSpace?: (dir: string) => Promise<{ total: number; avail: number }>;
+}
+
+interface ScannedBlock {
+  file: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/** File-name-safe form of an object key (`fh12:abc-3` → `fh12%3Aabc-3`); injective. */
+export function encodeObjectKey(object: string): string {
+  return object.replace(/[^A-Za-z0-9._-]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+function headerKey(id: BlockId): string {
+  return `${id.object}#${id.blockSize}#${id.index}`;
+}
+
+/** Header + key for a block of `data`. */
+export function encodeBlockHeader(id: BlockId, data: Buffer): Buffer {
+  const key = Buffer.from(headerKey(id));
+  const h = Buffer.alloc(FIXED_HEADER + key.length);
+  MAGIC.copy(h, 0);
+  h.writeUInt16LE(FORMAT, 4);
+  h.writeUInt16LE(key.length, 6);
+  h.writeUInt32LE(data.length, 8);
+  h.writeUInt32LE(crc32(data), 12);
+  key.copy(h, FIXED_HEADER);
+  h.writeUInt32LE(crc32(key, crc32(h.subarray(0, 16))), 16);
+  return h;
+}
+
+/** The data of a whole block file if it is intact and is `id` with `length` bytes; else why not. */
+export function decodeBlock(file: Buffer, id: BlockId, length: number): Buffer | string {
+  if (file.length < FIXED_HEADER) return `short file (${file.length} bytes)`;
+  if (!file.subarray(0, 4).equals(MAGIC)) return 'bad magic';
+  if (file.readUInt16LE(4) !== FORMAT) return `format ${file.readUInt16LE(4)}`;
+  const keyLen = file.readUInt16LE(6);
+  const dataLen = file.readUInt32LE(8);
+  if (file.length < FIXED_HEADER + keyLen) return 'short header';
+  const key = file.subarray(FIXED_HEADER, FIXED_HEADER + keyLen);
+  if (crc32(key, crc32(file.subarray(0, 16))) !== file.readUInt32LE(16)) return 'header checksum';
+  if (key.toString() !== headerKey(id)) return `key ${key.toString()}`;
+  if (dataLen !== length) return `length ${dataLen}, expected ${length}`;
+  if (file.length !== FIXED_HEADER + keyLen + dataLen) return `file is ${file.length} bytes, header says ${FIXED_HEADER + keyLen + dataLen}`;
+  const data = file.subarray(FIXED_HEADER + keyLen);
+  if (crc32(data) !== file.readUInt32LE(12)) return 'data checksum';
+  return data;
+}
+
+async function defaultDiskSpace(dir: string): Promise<{ total: number; avail: number }> {
+  const s = await statfs(dir);
+  return { total: s.blocks * s.bsize, avail: s.bavail * s.bsize };
+}
+
+const isCode = (err: unknown, code: string): boolean => (err as NodeJS.ErrnoException | null)?.code === code;
+
+export class DiskCache implements BlockStore {
+  readonly dir: string;
+  readonly stats = {
+    hits: 0, misses: 0, corrupt: 0, writes: 0, writeBytes: 0, skipped: 0, evictions: 0, evictedBytes: 0, errors: 0, scans: 0,
+  };
+  private readonly blocksDir: string;
+  private readonly tmpDir: string;
+  private readonly minFree: number;
+  private readonly diskSpace: (dir: string) => Promise<{ total: number; avail: number }>;
+  /** Bytes of block files: exact after a scan, plus this mount's writes since. */
+  private usage = 0;
+  private writtenSinceScan = 0;
+  private pendingBytes = 0;
+  private running = 0;
+  private readonly queue: Array<() => Promise<void>> = [];
+  private idleWaiters: Array<() => void> = [];
+  private evicting: Promise<void> | undefined;
+  private space: { total: number; avail: number; at: number } | undefined;
+  private warned = false;
+  private closed = false;
+
+  private constructor(private readonly opts: DiskCacheOptions) {
+    this.dir = path.resolve(opts.dir);
+    this.blocksDir = path.join(this.dir, 'blocks');
+    this.tmpDir = path.join(this.dir, 'tmp');
+    this.minFree = opts.minFreeFraction ?? MIN_FREE_FRACTION;
+    this.diskSpace = opts.diskSpace ?? defaultDiskSpace;
+  }
+
+  /** Create the directory layout, learn what is stored, and evict if over the bound. */
+  static async open(opts: DiskCacheOptions): Promise<DiskCache> {
+    if (!(opts.maxBytes > 0)) throw new DiskCacheError(`cache size must be positive (got ${opts.maxBytes})`);
+    const cache = new DiskCache(opts);
+    try {
+      for (const d of [cache.dir, cache.blocksDir, cache.tmpDir, path.join(cache.dir, 'meta')]) await mkdir(d, { recursive: true, mode: 0o700 });
+      await access(cache.blocksDir, constants.R_OK | constants.W_OK);
+      await access(cache.tmpDir, constants.R_OK | constants.W_OK);
+    } catch (err) {
+      throw new DiskCacheError(`cache directory ${cache.dir} is not usable: ${(err as Error).message}`);
+    }
+    await cache.evict(0);
+    return cache;
+  }
+
+  /** Bytes of block files as this mount last knew them. */
+  get usedBytes(): number {
+    return this.usage;
+  }
+
+  blockPath(id: BlockId): string {
+    return path.join(this.blocksDir, encodeObjectKey(id.object), `${id.blockSize}-${id.index}.blk`);
+  }
+
+  private problem(what: string, err: unknown): void {
+    this.stats.errors++;
+    // One warning per mount, then debug: a broken disk must not flood the log on every read.
+    if (!this.warned) {
+      this.warned = true;
+      this.opts.logger?.warn({ err, dir: this.dir }, `disk cache: ${what} failed; continuing without it where it fails`);
+    } else {
+      this.opts.logger?.debug({ err }, `disk cache: ${what} failed`);
+    }
+  }
+
+  async get(id: BlockId, length: number): Promise<Buffer | undefined> {
+    const file = this.blockPath(id);
+    let fh;
+    try {
+      fh = await open(file, 'r');
+    } catch (err) {
+      if (!isCode(err, 'ENOENT')) this.problem('open', err);
+      this.stats.misses++;
+      return undefined;
+    }
+    let size = 0;
+    try {
+      const st = await fh.stat();
+      size = st.size;
+      const buf = Buffer.allocUnsafe(size);
+      let got = 0;
+      while (got < size) {
+        const { bytesRead } = await fh.read(buf, got, size - got, got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      const decoded = decodeBlock(buf.subarray(0, got), id, length);
+      if (typeof decoded === 'string') {
+        await this.discard(file, size, decoded);
+        return undefined;
+      }
+      const now = Date.now();
+      if (now - st.mtimeMs > TOUCH_AFTER_MS) await fh.utimes(now / 1000, now / 1000).catch(() => undefined);
+      this.stats.hits++;
+      return decoded;
+    } catch (err) {
+      this.problem('read', err);
+      this.stats.misses++;
+      return undefined;
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /** A block that failed its checks: delete it so it is refetched and rewritten. */
+  private async discard(file: string, size: number, why: string): Promise<void> {
+    this.stats.corrupt++;
+    this.stats.misses++;
+    this.opts.logger?.warn({ file, why }, 'disk cache: damaged block discarded; refetching');
+    await unlink(file).catch(() => undefined);
+    this.usage = Math.max(0, this.usage - size);
+  }
+
+  put(id: BlockId, data: Buffer): void {
+    if (this.closed) return;
+    if (this.pendingBytes + data.length > MAX_PENDING_WRITE_BYTES) {
+      this.stats.skipped++;
+      return;
+    }
+    this.pendingBytes += data.length;
+    this.queue.push(async () => {
+      try {
+        await this.write(id, data);
+      } catch (err) {
+        this.problem('write', err);
+      } finally {
+        this.pendingBytes -= data.length;
+      }
+    });
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.running < WRITE_CONCURRENCY && this.queue.length > 0) {
+      const job = this.queue.shift()!;
+      this.running++;
+      void job().finally(() => {
+        this.running--;
+        this.pump();
+        if (this.running === 0 && this.queue.length === 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          for (const w of waiters) w();
+        }
+      });
+    }
+  }
+
+  /** Resolves when every queued write has finished. */
+  flush(): Promise<void> {
+    if (this.running === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Finish queued writes; later puts are ignored. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+  }
+
+  private async write(id: BlockId, data: Buffer): Promise<void> {
+    const header = encodeBlockHeader(id, data);
+    const size = header.length + data.length;
+    if (!(await this.makeRoom(size))) {
+      this.stats.skipped++;
+      return;
+    }
+    const final = this.blockPath(id);
+    const tmp = path.join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      const fh = await open(tmp, 'wx', 0o600);
+      try {
+        let { bytesWritten: done } = await fh.writev([header, data]);
+        while (done < size) {
+          // A short writev (rare on local files): write the rest from where it stopped.
+          const rest = done < header.length ? Buffer.concat([header.subarray(done), data]) : data.subarray(done - header.length);
+          const { bytesWritten } = await fh.write(rest, 0, rest.length, done);
+          if (bytesWritten === 0) throw new Error(`short write: ${done} of ${size} bytes`);
+          done += bytesWritten;
+        }
+      } finally {
+        await fh.close();
+      }
+      await mkdir(path.dirname(final), { recursive: true, mode: 0o700 });
+      try {
+        await rename(tmp, final);
+      } catch (err) {
+        // Another mount's eviction removed the (empty) object directory in between.
+        if (!isCode(err, 'ENOENT')) throw err;
+        await mkdir(path.dirname(final), { recursive: true, mode: 0o700 });
+        await rename(tmp, final);
+      }
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    this.usage += size;
+    this.writtenSinceScan += size;
+    if (this.space) this.space.avail -= size;
+    this.stats.writes++;
+    this.stats.writeBytes += data.length;
+    if (this.writtenSinceScan > this.opts.maxBytes * RESCAN_FRACTION) void this.evict(0);
+  }
+
+  private async refreshSpace(force: boolean): Promise<{ total: number; avail: number }> {
+    if (!force && this.space && Date.now() - this.space.at < STATFS_MAX_AGE_MS) return this.space;
+    const s = await this.diskSpace(this.dir);
+    this.space = { ...s, at: Date.now() };
+    return this.space;
+  }
+
+  /** The bound now: --cache-dir-size, or less so the file system keeps `minFree` free. */
+  private limitFor(usage: number, space: { total: number; avail: number }): number {
+    return Math.min(this.opts.maxBytes, usage + space.avail - space.total * this.minFree);
+  }
+
+  /** Evict if `size` more bytes would pass the bound; false if they cannot fit at all. */
+  private async makeRoom(size: number): Promise<boolean> {
+    if (size > this.opts.maxBytes * LOW_WATER) return false;
+    let space = await this.refreshSpace(false);
+    if (this.usage + size <= this.limitFor(this.usage, space)) return true;
+    await this.evict(size);
+    space = await this.refreshSpace(false);
+    return this.usage + size <= this.limitFor(this.usage, space);
+  }
+
+  /** Rescan and delete least recently used blocks until `needed` more bytes fit (single-flight). */
+  evict(needed: number): Promise<void> {
+    if (!this.evicting) {
+      this.evicting = this.scanAndEvict(needed)
+        .catch((err: unknown) => this.problem('eviction', err))
+        .finally(() => { this.evicting = undefined; });
+    }
+    return this.evicting;
+  }
+
+  private async scanAndEvict(needed: number): Promise<void> {
+    const blocks = await this.scan();
+    let total = blocks.reduce((n, b) => n + b.size, 0);
+    this.writtenSinceScan = 0;
+    const space = await this.refreshSpace(true);
+    const limit = this.limitFor(total, space);
+    if (total + needed > limit) {
+      const target = Math.max(0, limit * LOW_WATER - needed);
+      blocks.sort((a, b) => a.mtimeMs - b.mtimeMs);
+      for (const b of blocks) {
+        if (total <= target) break;
+        try {
+          await unlink(b.file);
+          this.stats.evictions++;
+          this.stats.evictedBytes += b.size;
+          space.avail += b.size;
+        } catch (err) {
+          if (!isCode(err, 'ENOENT')) throw err; // another mount evicted it first
+        }
+        total -= b.size;
+      }
+      this.opts.logger?.debug({ total, limit }, 'disk cache: evicted least recently used blocks');
+    }
+    this.usage = total;
+  }
+
+  /** Every block file with its size and mtime; removes empty object dirs and stale temp files. */
+  private async scan(): Promise<ScannedBlock[]> {
+    this.stats.scans++;
+    const out: ScannedBlock[] = [];
+    const objects = await readdir(this.blocksDir, { withFileTypes: true });
+    for (const o of objects) {
+      if (!o.isDirectory()) continue;
+      const dir = path.join(this.blocksDir, o.name);
+      const names = await readdir(dir).catch(() => [] as string[]);
+      const files = names.filter((n) => n.endsWith('.blk'));
+      if (names.length === 0) {
+        await rmdir(dir).catch(() => undefined); // ENOTEMPTY if a mount just wrote into it: fine
+        continue;
+      }
+      for (let i = 0; i < files.length; i += 64) {
+        const stats = await Promise.all(files.slice(i, i + 64).map(async (n) => {
+          const file = path.join(dir, n);
+          const st = await stat(file).catch(() => undefined);
+          return st?.isFile() ? { file, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+        }));
+        for (const s of stats) if (s) out.push(s);
+      }
+    }
+    const now = Date.now();
+    for (const n of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const file = path.join(this.tmpDir, n);
+      const st = await stat(file).catch(() => undefined);
+      if (st && now - st.mtimeMs > STALE_TMP_MS) await unlink(file).catch(() => undefined);
+    }
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Sizes of (entity, version) pairs, as the inode table caches them (inode-table.ts SizeStore). */
+export interface PersistedSize {
+  size: number;
+  md5: string | undefined;
+}
+
+/** Entries kept; at ~100 bytes each, 500k entries are ~50 MB of log and less in memory. */
+const MAX_SIZE_ENTRIES = 500_000;
+/** New entries are appended in batches at most this often. */
+const SIZE_FLUSH_MS = 1000;
+
+/**
+ * `meta/sizes.jsonl`: one JSON array per line, `["syn123",2,1048576,"md5"]`. A (entity,
+ * version) pair names immutable content, so an entry never goes stale. Several mounts append
+ * to the same file (O_APPEND, one write per batch of whole lines); a line torn by a crash is
+ * skipped when read. The log is rewritten (temp + rename) at open when it holds many more lines
+ * than entries or more than MAX_SIZE_ENTRIES; a line another mount appends during that rewrite
+ * may be lost — it is a cache, and that size is simply asked of Synapse again.
+ */
+export class PersistentSizes {
+  private readonly map = new Map<string, PersistedSize>();
+  private pending: string[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> = Promise.resolve();
+
+  private constructor(readonly file: string, private readonly logger?: Logger) {}
+
+  static async open(dir: string, logger?: Logger): Promise<PersistentSizes> {
+    const metaDir = path.join(path.resolve(dir), 'meta');
+    await mkdir(metaDir, { recursive: true, mode: 0o700 });
+    const store = new PersistentSizes(path.join(metaDir, 'sizes.jsonl'), logger);
+    await store.load();
+    return store;
+  }
+
+  get count(): number {
+    return this.map.size;
+  }
+
+  private async load(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return;
+      throw err;
+    }
+    let lines = 0;
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      lines++;
+      try {
+        const v = JSON.parse(line) as unknown;
+        if (!Array.isArray(v) || typeof v[0] !== 'string' || !Number.isInteger(v[1]) || typeof v[2] !== 'number' || v[2] < 0) continue;
+        const key = `${v[0]}.${v[1] as number}`;
+        this.map.delete(key); // re-insert: Map order is age order for the cap below
+        this.map.set(key, { size: v[2], md5: typeof v[3] === 'string' ? v[3] : undefined });
+      } catch { /* a torn line */ }
+    }
+    while (this.map.size > MAX_SIZE_ENTRIES) this.map.delete(this.map.keys().next().value as string);
+    if (lines > 2 * this.map.size + 1000) await this.compact();
+  }
+
+  private async compact(): Promise<void> {
+    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const body = [...this.map].map(([k, v]) => this.line(k, v)).join('');
+    try {
+      await writeFile(tmp, body, { mode: 0o600 });
+      await rename(tmp, this.file);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      this.logger?.debug({ err }, 'sizes log compaction failed');
+    }
+  }
+
+  private line(key: string, v: PersistedSize): string {
+    const dot = key.lastIndexOf('.');
+    return `${JSON.stringify([key.slice(0, dot), Number(key.slice(dot + 1)), v.size, v.md5 ?? null])}\n`;
+  }
+
+  get(entityId: string, versionNumber: number): PersistedSize | undefined {
+    return this.map.get(`${entityId}.${versionNumber}`);
+  }
+
+  set(entityId: string, versionNumber: number, size: PersistedSize): void {
+    const key = `${entityId}.${versionNumber}`;
+    const known = this.map.get(key);
+    if (known && known.size === size.size && known.md5 === size.md5) return;
+    if (!known && this.map.size >= MAX_SIZE_ENTRIES) this.map.delete(this.map.keys().next().value as string);
+    this.map.set(key, { size: size.size, md5: size.md5 });
+    this.pending.push(this.line(key, size));
+    if (!this.timer) {
+      this.timer = setTimeout(() => { this.timer = undefined; void this.flush(); }, SIZE_FLUSH_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** Append what is pending (one write of whole lines). */
+  flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length === 0) return this.writing;
+    const body = this.pending.join('');
+    this.pending = [];
+    this.writing = this.writing.then(() => appendFile(this.file, body, { mode: 0o600 })).catch((err: unknown) => {
+      this.logger?.debug({ err }, 'could not append to the sizes log');
+    });
+    return this.writing;
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * Abort S3 multipart uploads that a crashed mount left behind (issue #4 §3). Streaming uploads
+ * are recorded in `<spool>/uploads/` when they start and removed when they complete or abort;
+ * a record whose process is gone is an orphan: nothing references it, so its parts are
+ * aborted (S3 would otherwise bill for them forever). s3rver and S3 with STS credentials have no
+ * usable ListMultipartUploads, which is why the records exist.
+ */
+import type { Logger } from 'pino';
+import type { ObjectStore } from '../s3/object-store.js';
+import type { Spool } from './spool.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function abortOrphanedUploads(
+  spool: Spool,
+  storeFor: (locationId: number, entityId: string) => ObjectStore,
+  log?: Logger,
+): Promise<number> {
+  let aborted = 0;
+  for (const rec of await spool.listUploads()) {
+    if (rec.pid !== process.pid && alive(rec.pid)) continue;
+    try {
+      await storeFor(rec.storageLocationId, rec.parentId).abortMultipartUpload({ bucket: rec.bucket, key: rec.key }, rec.uploadId);
+      aborted++;
+      log?.info({ key: rec.key, startedAt: rec.startedAt }, 'aborted an orphaned multipart upload');
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'NoSuchUpload') {
+        log?.warn({ err, key: rec.key }, 'could not abort an orphaned multipart upload; will retry next time');
+        continue;
+      }
+    }
+    await spool.removeUpload(rec.uploadId);
+  }
+  return aborted;
+}

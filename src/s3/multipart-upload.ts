@@ -1,0 +1,185 @@
+/**
+ * Streaming S3 multipart upload for append-only writers (DESIGN §5, after lib-storage's Upload
+ * and gcsfuse's buffered writes): bytes are appended in order, a part is sent as soon as it
+ * fills, and at most `partsInFlight` parts per upload are in the air. Memory is bounded twice:
+ * per upload (filling part + parts in flight) and globally by a shared `MemoryBudget`, so a
+ * writer that outruns S3 waits in `append()` instead of growing the process.
+ *
+ * The multipart upload is created lazily when the first part is full; a file that never fills
+ * one part is sent with a single PutObject at `complete()`. Any failure aborts the upload on S3
+ * (`abort()`), so no orphan parts stay billable; `onStarted`/`onFinished` let the caller journal
+ * the upload id so an upload orphaned by a crash can be aborted later.
+ */
+import { createHash } from 'node:crypto';
+import type { CompletedPart, ObjectStore, S3Location } from './object-store.js';
+
+/** A counting semaphore over bytes, shared by every upload of a mount. */
+export class MemoryBudget {
+  private used = 0;
+  private readonly waiters: Array<{ bytes: number; resolve: () => void }> = [];
+
+  constructor(readonly limit: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  async acquire(bytes: number): Promise<void> {
+    // A single request larger than the limit is let through alone rather than deadlocking.
+    if (this.used + bytes <= this.limit || this.used === 0) {
+      this.used += bytes;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiters.push({ bytes, resolve }));
+  }
+
+  release(bytes: number): void {
+    this.used -= bytes;
+    while (this.waiters.length > 0) {
+      const next = this.waiters[0]!;
+      if (this.used + next.bytes > this.limit && this.used !== 0) break;
+      this.waiters.shift();
+      this.used += next.bytes;
+      next.resolve();
+    }
+  }
+}
+
+export class OutOfOrderWrite extends Error {
+  override readonly name = 'OutOfOrderWrite';
+}
+
+export interface StreamingUploadOptions {
+  partSize: number;
+  partsInFlight: number;
+  maxParts?: number;
+  contentType?: string;
+  onStarted?: (uploadId: string) => Promise<void> | void;
+  onFinished?: (uploadId: string) => Promise<void> | void;
+}
+
+export class StreamingUpload {
+  private uploadId: string | undefined;
+  private readonly parts: CompletedPart[] = [];
+  private filling: Buffer[] = [];
+  private fillingBytes = 0;
+  private nextPart = 1;
+  private readonly inflight = new Set<Promise<void>>();
+  private failure: unknown;
+  private finished = false;
+  /** Bytes accepted so far (= the next append's required offset). */
+  length = 0;
+
+  constructor(
+    private readonly store: ObjectStore,
+    readonly loc: S3Location,
+    private readonly budget: MemoryBudget,
+    private readonly opts: StreamingUploadOptions,
+  ) {}
+
+  get failed(): unknown {
+    return this.failure;
+  }
+
+  /** Append bytes at `position`; throws OutOfOrderWrite unless position === length. */
+  async append(data: Buffer, position: number): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.finished) throw new OutOfOrderWrite('upload already completed');
+    if (position !== this.length) throw new OutOfOrderWrite(`write at ${position}, expected ${this.length}`);
+    let off = 0;
+    while (off < data.length) {
+      const take = Math.min(data.length - off, this.opts.partSize - this.fillingBytes);
+      if (this.fillingBytes === 0) await this.budget.acquire(this.opts.partSize);
+      this.filling.push(data.subarray(off, off + take));
+      this.fillingBytes += take;
+      off += take;
+      this.length += take;
+      if (this.fillingBytes === this.opts.partSize) await this.sendFilling();
+    }
+  }
+
+  private async sendFilling(): Promise<void> {
+    const body = Buffer.concat(this.filling, this.fillingBytes);
+    this.filling = [];
+    this.fillingBytes = 0;
+    const partNumber = this.nextPart++;
+    if (partNumber > (this.opts.maxParts ?? 10_000)) throw new OutOfOrderWrite('too many parts for streaming');
+    if (!this.uploadId) {
+      this.uploadId = await this.store.createMultipartUpload(this.loc, this.opts.contentType ? { contentType: this.opts.contentType } : {});
+      await this.opts.onStarted?.(this.uploadId);
+    }
+    while (this.inflight.size >= this.opts.partsInFlight) await Promise.race(this.inflight);
+    if (this.failure) throw this.failure;
+    const uploadId = this.uploadId;
+    const p = (async () => {
+      try {
+        const md5 = createHash('md5').update(body).digest('base64');
+        const etag = await this.store.uploadPart(this.loc, uploadId, partNumber, body, md5);
+        this.parts.push({ partNumber, etag });
+      } catch (err) {
+        this.failure ??= err;
+      } finally {
+        this.budget.release(this.opts.partSize);
+      }
+    })();
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  /** Send what is left and complete; returns the object's location. */
+  async complete(contentMd5Base64: string): Promise<S3Location> {
+    try {
+      if (this.failure) throw this.failure;
+      if (!this.uploadId) {
+        // Never filled a part: one PutObject.
+        const body = Buffer.concat(this.filling, this.fillingBytes);
+        await this.store.putObject(this.loc, body, { contentMd5Base64, ...(this.opts.contentType ? { contentType: this.opts.contentType } : {}) });
+      } else {
+        if (this.fillingBytes > 0) {
+          const held = this.fillingBytes;
+          const body = Buffer.concat(this.filling, held);
+          this.filling = [];
+          this.fillingBytes = 0;
+          const md5 = createHash('md5').update(body).digest('base64');
+          try {
+            this.parts.push({ partNumber: this.nextPart, etag: await this.store.uploadPart(this.loc, this.uploadId, this.nextPart, body, md5) });
+            this.nextPart++;
+          } finally {
+            this.budget.release(this.opts.partSize);
+          }
+        }
+        await Promise.all(this.inflight);
+        if (this.failure) throw this.failure;
+        await this.store.completeMultipartUpload(this.loc, this.uploadId, this.parts);
+        await this.opts.onFinished?.(this.uploadId);
+      }
+      this.finished = true;
+      return this.loc;
+    } catch (err) {
+      await this.abort();
+      throw err;
+    } finally {
+      if (!this.uploadId && this.fillingBytes > 0) {
+        this.budget.release(this.opts.partSize);
+        this.filling = [];
+        this.fillingBytes = 0;
+      }
+    }
+  }
+
+  /** Give up: abort the S3 upload (best effort) and free memory. */
+  async abort(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.failure ??= new OutOfOrderWrite('aborted');
+    await Promise.allSettled(this.inflight);
+    if (this.fillingBytes > 0) this.budget.release(this.opts.partSize);
+    this.filling = [];
+    this.fillingBytes = 0;
+    if (this.uploadId) {
+      const id = this.uploadId;
+      await this.store.abortMultipartUpload(this.loc, id).catch(() => undefined);
+      await this.opts.onFinished?.(id);
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { MemoryBudget, OutOfOrderWrite, StreamingUpload } from '../../src/s3/multipart-upload.js';
+import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
+
+const MiB = 1024 * 1024;
+const loc = { bucket: 'b', key: 'k' };
+const md5b64 = (b: Buffer): string => createHash('md5').update(b).digest('base64');
+
+function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + seed) & 0xff;
+  return b;
+}
+
+async function writeAll(up: StreamingUpload, data: Buffer, chunk: number): Promise<void> {
+  for (let off = 0; off < data.length; off += chunk) await up.append(data.subarray(off, off + chunk), off);
+}
+
+test('a file smaller than a part is one PutObject', async () => {
+  const store = new MemoryObjectStore();
+  const up = new StreamingUpload(store, loc, new MemoryBudget(64 * MiB), { partSize: 5 * MiB, partsInFlight: 2 });
+  const data = bytes(1000, 1);
+  await writeAll(up, data, 128);
+  await up.complete(md5b64(data));
+  assert.deepEqual(store.objects.get('b/k')!.data, data);
+  assert.equal(store.calls['createMultipartUpload'], undefined);
+});
+
+test('parts are sent while writing; the object is exact; memory stays bounded', async () => {
+  const store = new MemoryObjectStore();
+  const budget = new MemoryBudget(15 * MiB);
+  const up = new StreamingUpload(store, loc, budget, { partSize: 5 * MiB, partsInFlight: 4 });
+  const data = bytes(23 * MiB + 17, 2);
+  let peak = 0;
+  for (let off = 0; off < data.length; off += 128 * 1024) {
+    await up.append(data.subarray(off, off + 128 * 1024), off);
+    peak = Math.max(peak, budget.inUse);
+    if (off === 11 * MiB) assert.ok((store.calls['uploadPart'] ?? 0) >= 1, 'a part went out before the writer finished');
+  }
+  await up.complete(md5b64(data));
+  assert.deepEqual(store.objects.get('b/k')!.data, data);
+  assert.ok(peak <= 15 * MiB, `peak ${peak}`);
+  assert.equal(budget.inUse, 0, 'all memory released');
+});
+
+test('a writer that outruns S3 waits instead of growing memory', async () => {
+  const store = new MemoryObjectStore();
+  let open!: () => void;
+  store.partGate = new Promise((r) => { open = r; });
+  const budget = new MemoryBudget(10 * MiB);
+  const up = new StreamingUpload(store, loc, budget, { partSize: 5 * MiB, partsInFlight: 4 });
+  const data = bytes(30 * MiB, 3);
+  let done = false;
+  const writing = writeAll(up, data, MiB).then(() => { done = true; });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(done, false, 'the writer is held back');
+  assert.ok(budget.inUse <= 10 * MiB);
+  open();
+  await writing;
+  await up.complete(md5b64(data));
+  assert.deepEqual(store.objects.get('b/k')!.data, data);
+});
+
+test('an out-of-order write is refused by name; abort leaves nothing', async () => {
+  const store = new MemoryObjectStore();
+  const budget = new MemoryBudget(64 * MiB);
+  const up = new StreamingUpload(store, loc, budget, { partSize: 5 * MiB, partsInFlight: 2 });
+  await writeAll(up, bytes(6 * MiB, 4), MiB);
+  await assert.rejects(up.append(Buffer.from('x'), 0), OutOfOrderWrite);
+  await up.abort();
+  assert.equal(store.uploads.size, 0, 'multipart upload aborted');
+  assert.equal(store.objects.size, 0, 'nothing visible');
+  assert.equal(budget.inUse, 0);
+});
+
+test('a failed part fails complete() and aborts the upload', async () => {
+  const store = new MemoryObjectStore();
+  store.failNext('uploadPart', 1);
+  const up = new StreamingUpload(store, loc, new MemoryBudget(64 * MiB), { partSize: 5 * MiB, partsInFlight: 2 });
+  const data = bytes(11 * MiB, 5);
+  await writeAll(up, data, MiB).catch(() => undefined);
+  await assert.rejects(up.complete(md5b64(data)));
+  assert.equal(store.uploads.size, 0);
+  assert.equal(store.objects.size, 0);
+});
+
+test('onStarted/onFinished bracket the multipart upload (for the orphan journal)', async () => {
+  const store = new MemoryObjectStore();
+  const events: string[] = [];
+  const up = new StreamingUpload(store, loc, new MemoryBudget(64 * MiB), {
+    partSize: 5 * MiB, partsInFlight: 2,
+    onStarted: (id) => { events.push(`start ${id.length > 0}`); },
+    onFinished: () => { events.push('finish'); },
+  });
+  const data = bytes(12 * MiB, 6);
+  await writeAll(up, data, MiB);
+  await up.complete(md5b64(data));
+  assert.deepEqual(events, ['start true', 'finish']);
+});

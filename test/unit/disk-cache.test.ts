@@ -1,0 +1,245 @@
+/**
+ * Disk cache (issue 9): blocks survive a new instance (remount), damaged files are never served,
+ * eviction keeps the bound and the 5%-free rule, instances share a directory safely; sizes
+ * persist; the block cache consults the disk before S3 and fills it.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { BlockCache, type BlockId } from '../../src/fs/block-cache.js';
+import { decodeBlock, DiskCache, encodeBlockHeader, encodeObjectKey, PersistentSizes } from '../../src/fs/disk-cache.js';
+import { InodeTable, type FsNode } from '../../src/fs/inode-table.js';
+import type { SynapseApi } from '../../src/synapse/api.js';
+import type { RangeSource } from '../../src/s3/object-store.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const dirs: string[] = [];
+after(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+
+async function tmp(): Promise<string> {
+  const d = await mkdtemp(path.join(os.tmpdir(), 'diskcache-'));
+  dirs.push(d);
+  return d;
+}
+
+function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) % 251;
+  return b;
+}
+
+const id = (object: string, index: number, blockSize = 64 * KiB): BlockId => ({ object, blockSize, index });
+const bigDisk = async (): Promise<{ total: number; avail: number }> => ({ total: 1024 * 1024 * MiB, avail: 512 * 1024 * MiB });
+
+async function blockFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const o of await readdir(path.join(dir, 'blocks'))) {
+    for (const f of await readdir(path.join(dir, 'blocks', o))) out.push(path.join(dir, 'blocks', o, f));
+  }
+  return out;
+}
+
+test('object keys map to distinct safe file names', () => {
+  assert.equal(encodeObjectKey('fh12'), 'fh12');
+  assert.equal(encodeObjectKey('fh12:abc-3'), 'fh12%3Aabc-3');
+  assert.notEqual(encodeObjectKey('a/b'), encodeObjectKey('a_b'));
+  assert.doesNotMatch(encodeObjectKey('../x/y'), /\//);
+});
+
+test('block file format: round trip, and every kind of damage is refused', () => {
+  const data = bytes(1000, 3);
+  const file = Buffer.concat([encodeBlockHeader(id('fh1', 2), data), data]);
+  assert.deepEqual(decodeBlock(file, id('fh1', 2), 1000), data);
+  assert.equal(typeof decodeBlock(file.subarray(0, file.length - 1), id('fh1', 2), 1000), 'string', 'truncated');
+  assert.equal(typeof decodeBlock(file, id('fh1', 3), 1000), 'string', 'another block');
+  assert.equal(typeof decodeBlock(file, id('fh1', 2, 32 * KiB), 1000), 'string', 'another block size');
+  assert.equal(typeof decodeBlock(file, id('fh1', 2), 999), 'string', 'unexpected length');
+  const flipped = Buffer.from(file);
+  flipped[flipped.length - 10]! ^= 1;
+  assert.match(decodeBlock(flipped, id('fh1', 2), 1000) as string, /checksum/);
+  const badHeader = Buffer.from(file);
+  badHeader[9]! ^= 1;
+  assert.equal(typeof decodeBlock(badHeader, id('fh1', 2), 1000), 'string', 'header damage');
+  assert.equal(typeof decodeBlock(Buffer.alloc(0), id('fh1', 2), 1000), 'string', 'empty file');
+});
+
+test('blocks survive a new instance on the same directory (remount)', async () => {
+  const dir = await tmp();
+  const a = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
+  const data = bytes(64 * KiB, 1);
+  a.put(id('fh7:etag', 0), data);
+  await a.close();
+  const b = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
+  assert.deepEqual(await b.get(id('fh7:etag', 0), data.length), data);
+  assert.equal(await b.get(id('fh7:other', 0), data.length), undefined, 'another ETag is another object');
+  assert.equal(b.usedBytes, (await stat(b.blockPath(id('fh7:etag', 0)))).size, 'the scan learned what is stored');
+  assert.deepEqual(b.stats.hits, 1);
+});
+
+test('a truncated or corrupted block file is discarded, not served, and can be rewritten', async () => {
+  const dir = await tmp();
+  const c = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
+  const data = bytes(64 * KiB, 2);
+  c.put(id('fh1', 0), data);
+  c.put(id('fh1', 1), data);
+  await c.flush();
+  const f0 = c.blockPath(id('fh1', 0));
+  await truncate(f0, 1000);
+  assert.equal(await c.get(id('fh1', 0), data.length), undefined);
+  await assert.rejects(stat(f0), { code: 'ENOENT' }, 'the damaged file is deleted');
+  const f1 = c.blockPath(id('fh1', 1));
+  const raw = await readFile(f1);
+  raw[raw.length - 5]! ^= 0xff;
+  await writeFile(f1, raw);
+  assert.equal(await c.get(id('fh1', 1), data.length), undefined);
+  assert.equal(c.stats.corrupt, 2);
+  c.put(id('fh1', 0), data);
+  await c.flush();
+  assert.deepEqual(await c.get(id('fh1', 0), data.length), data);
+});
+
+test('eviction keeps the bound and removes the least recently used blocks', async () => {
+  const dir = await tmp();
+  const block = 64 * KiB;
+  const c = await DiskCache.open({ dir, maxBytes: 10 * block, diskSpace: bigDisk });
+  const data = bytes(block, 4);
+  for (let i = 0; i < 8; i++) c.put(id('fhA', i), data);
+  await c.flush();
+  // Make block 0 the most recently used and the others old, in order.
+  const now = Date.now() / 1000;
+  for (let i = 0; i < 8; i++) await utimes(c.blockPath(id('fhA', i)), now - 1000 + i, now - 1000 + i);
+  await utimes(c.blockPath(id('fhA', 0)), now, now);
+  for (let i = 8; i < 13; i++) {
+    c.put(id('fhA', i), data);
+    await c.flush();
+  }
+  await c.evict(0);
+  const files = await blockFiles(dir);
+  const total = (await Promise.all(files.map((f) => stat(f)))).reduce((n, s) => n + s.size, 0);
+  assert.ok(total <= 10 * block + 10 * 100, `stored ${total} bytes, bound ${10 * block}`);
+  assert.ok(c.stats.evictions > 0);
+  assert.ok(files.includes(c.blockPath(id('fhA', 0))), 'the recently used block stays');
+  assert.ok(!files.includes(c.blockPath(id('fhA', 1))), 'the least recently used block goes');
+  assert.deepEqual(await c.get(id('fhA', 12), block), data, 'the newest block is there');
+});
+
+test('writes never take the disk below 5% free', async () => {
+  const dir = await tmp();
+  const block = 64 * KiB;
+  // A 100-block disk with 6 blocks free before the cache: 5 blocks (5%) must stay free, so the
+  // cache can hold about one block; later writes evict earlier ones to stay within that.
+  const stored = async (): Promise<number> => {
+    const files = await blockFiles(dir).catch(() => [] as string[]);
+    return (await Promise.all(files.map((f) => stat(f)))).reduce((n, s) => n + s.size, 0);
+  };
+  const c = await DiskCache.open({ dir, maxBytes: 1000 * block, diskSpace: async () => ({ total: 100 * block, avail: 6 * block - await stored() }) });
+  const data = bytes(block - 100, 5);
+  for (let i = 0; i < 4; i++) {
+    c.put(id('fhB', i), data);
+    await c.flush();
+    assert.ok(6 * block - await stored() >= 5 * block, `free space stays ≥ 5% after write ${i}`);
+  }
+  assert.ok(c.stats.writes >= 1);
+  assert.deepEqual(await c.get(id('fhB', 3), data.length), data, 'the newest block is kept');
+  // A block that cannot fit even in an empty cache is skipped, not written.
+  const huge = await DiskCache.open({ dir: await tmp(), maxBytes: 1000 * block, diskSpace: async () => ({ total: 100 * block, avail: 5 * block }) });
+  huge.put(id('fhC', 0), data);
+  await huge.flush();
+  assert.equal(huge.stats.writes, 0);
+  assert.equal(huge.stats.skipped, 1);
+});
+
+test('two instances sharing one directory write and read the same blocks at once', async () => {
+  const dir = await tmp();
+  const [a, b] = await Promise.all([
+    DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk }),
+    DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk }),
+  ]);
+  const blocks = Array.from({ length: 16 }, (_, i) => bytes(64 * KiB, i));
+  const readers: Array<Promise<Buffer | undefined>> = [];
+  for (let round = 0; round < 3; round++) {
+    blocks.forEach((d, i) => { a.put(id('fhS', i), d); b.put(id('fhS', i), d); });
+    blocks.forEach((d, i) => readers.push(a.get(id('fhS', i), d.length), b.get(id('fhS', i), d.length)));
+  }
+  const seen = await Promise.all(readers);
+  seen.forEach((r, k) => { if (r) assert.deepEqual(r, blocks[Math.floor(k / 2) % 16]); });
+  await Promise.all([a.flush(), b.flush()]);
+  for (let i = 0; i < 16; i++) assert.deepEqual(await b.get(id('fhS', i), 64 * KiB), blocks[i]);
+  assert.equal(a.stats.corrupt + b.stats.corrupt, 0, 'no reader ever saw a partial file');
+  assert.deepEqual(await readdir(path.join(dir, 'tmp')), [], 'no temp files left');
+});
+
+test('sizes persist across instances; a torn line is skipped', async () => {
+  const dir = await tmp();
+  const a = await PersistentSizes.open(dir);
+  a.set('syn1', 1, { size: 10, md5: 'aa' });
+  a.set('syn1', 2, { size: 20, md5: undefined });
+  await a.flush();
+  await writeFile(a.file, '["syn9",1,5', { flag: 'a' }); // a crash mid-append
+  const b = await PersistentSizes.open(dir);
+  assert.deepEqual(b.get('syn1', 1), { size: 10, md5: 'aa' });
+  assert.deepEqual(b.get('syn1', 2), { size: 20, md5: undefined });
+  assert.equal(b.get('syn9', 1), undefined);
+  assert.equal(b.count, 2);
+});
+
+class RampSource implements RangeSource {
+  reads = 0;
+  constructor(readonly cacheKey: string, readonly size: number) {}
+  async read(start: number, end: number): Promise<Buffer> {
+    this.reads++;
+    const b = Buffer.allocUnsafe(end - start);
+    for (let i = start; i < end; i++) b[i - start] = (i * 7 + 1) % 253;
+    return b;
+  }
+}
+
+test('the block cache reads the disk before S3 and fills it, readahead included', async () => {
+  const dir = await tmp();
+  const blockSize = 64 * KiB;
+  const disk1 = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
+  const first = new BlockCache({ maxBytes: 10 * MiB, blockSize, disk: disk1 });
+  const src = new RampSource('fh42', 5 * blockSize + 123);
+  const whole = await first.read(src, 0, src.size);
+  first.prefetch(src, 5); // already cached in memory: nothing to do
+  await disk1.close();
+  assert.equal(src.reads, 6);
+  assert.equal((await blockFiles(dir)).length, 6);
+
+  // "Remount": new memory cache, same disk.
+  const disk2 = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
+  const second = new BlockCache({ maxBytes: 10 * MiB, blockSize, disk: disk2 });
+  const src2 = new RampSource('fh42', src.size);
+  assert.deepEqual(await second.read(src2, 0, src2.size), whole);
+  assert.equal(src2.reads, 0, 'no S3 read after a remount');
+  assert.equal(second.stats.diskHits, 6);
+
+  // A damaged block is refetched from S3 and rewritten.
+  await truncate(disk2.blockPath({ object: 'fh42', blockSize, index: 2 }), 10);
+  const third = new BlockCache({ maxBytes: 10 * MiB, blockSize, disk: disk2 });
+  assert.deepEqual(await third.read(src2, 2 * blockSize, blockSize), whole.subarray(2 * blockSize, 3 * blockSize));
+  assert.equal(src2.reads, 1);
+  await disk2.flush();
+  assert.ok((await stat(disk2.blockPath({ object: 'fh42', blockSize, index: 2 }))).size > blockSize, 'rewritten whole');
+});
+
+test('inode table: sizes from the persistent store cost no Synapse request', async () => {
+  const dir = await tmp();
+  const store = await PersistentSizes.open(dir);
+  store.set('syn5', 3, { size: 1234, md5: 'ff' });
+  let calls = 0;
+  const api = {
+    listChildren: async () => { calls++; return [{ id: 'syn5', name: 'a.txt', type: 'org.sagebionetworks.repo.model.FileEntity', versionNumber: 3 }]; },
+    getLatestVersionInfo: async () => { calls++; throw new Error('should not be asked'); },
+  } as unknown as SynapseApi;
+  const root: FsNode = { entityId: 'syn1', name: 'p', kind: 'dir', parentId: undefined, versionNumber: undefined, modifiedOn: 0, createdOn: 0 };
+  const table = new InodeTable(api, root, { ttlMs: 60_000, sizeStore: store });
+  const node = await table.resolve('/a.txt');
+  assert.deepEqual(await table.size(node), { size: 1234, md5: 'ff' });
+  assert.equal(calls, 1, 'only the listing');
+  table.setSize('syn5', 4, { size: 99, md5: 'ee' });
+  assert.deepEqual(store.get('syn5', 4), { size: 99, md5: 'ee' }, 'learned sizes are persisted');
+});

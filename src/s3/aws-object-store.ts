@@ -10,12 +10,11 @@
  *    default of 50 sockets queues them invisibly.
  *  - followRegionRedirects: STS credentials cannot call GetBucketLocation, so without
  *    --s3-region the SDK must learn the region from S3's 301s.
+ *  - Proxies and CAs: the agents come from src/net/proxy.ts (HTTPS_PROXY, NO_PROXY, AWS_CA_BUNDLE).
  *  - Body errors (connection reset mid-body) are retried here: the SDK retries only until the
  *    headers arrive. ExpiredToken triggers `onCredentialsExpired` (drop the cached STS token) and
  *    one more try.
  */
-import http from 'node:http';
-import https from 'node:https';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -31,6 +30,7 @@ import type { Readable } from 'node:stream';
 // pins Node 20 (engines), so the warning would only alarm users on stderr.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
+import { s3Agents } from '../net/proxy.js';
 import { S3Error, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
 
 export interface AwsCredentials {
@@ -108,8 +108,8 @@ export class AwsObjectStore implements ObjectStore {
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: opts.maxAttempts ?? 5,
       requestHandler: {
-        httpAgent: new http.Agent(agentOpts),
-        httpsAgent: new https.Agent(agentOpts),
+        // HTTPS_PROXY/HTTP_PROXY/NO_PROXY and AWS_CA_BUNDLE applied (src/net/proxy.ts).
+        ...s3Agents(agentOpts),
         connectionTimeout: 10_000,
       },
     });

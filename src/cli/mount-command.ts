@@ -39,6 +39,16 @@ export interface MountCommandOptions {
   argv: string[];
 }
 
+/** argv minus any --log-file (the child is given the resolved one; twice would make yargs an array). */
+function withoutLogFile(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--log-file') i++;
+    else if (!argv[i]!.startsWith('--log-file=')) out.push(argv[i]!);
+  }
+  return out;
+}
+
 /** Parent side of background mode. Resolves with the exit code. */
 async function startBackground(opts: MountCommandOptions): Promise<number> {
   const logFile = path.resolve(opts.logFile ?? defaultLogFile(opts.config.mountpoint));
@@ -46,7 +56,7 @@ async function startBackground(opts: MountCommandOptions): Promise<number> {
   const logFd = openSync(logFile, 'a', 0o600);
   const script = process.argv[1];
   if (!script) throw new Error('cannot find the synapse-mount script to run in the background');
-  const child = spawn(process.execPath, [...process.execArgv, script, ...opts.argv, '--foreground', '--log-file', logFile], {
+  const child = spawn(process.execPath, [...process.execArgv, script, ...withoutLogFile(opts.argv), '--foreground', '--log-file', logFile], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'ipc'],
     env: { ...process.env, SYNAPSE_AUTH_TOKEN: opts.config.authToken, [CHILD_ENV]: '1' },

@@ -22,6 +22,7 @@ import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
 import { CONCRETE, type Entity, type UploadDestination } from '../synapse/types.js';
 import type { ObjectStore } from '../s3/object-store.js';
+import { s3Stats } from '../s3/s3-stats.js';
 import { FsError } from './errors.js';
 
 const MiB = 1024 * 1024;
@@ -37,6 +38,8 @@ export interface PublishSource {
   file: string;
   size: number;
   md5: string;
+  /** Called with the byte count of each part (or whole object) once S3 has it (for `status`). */
+  onProgress?: (bytes: number) => void;
 }
 
 export interface PublisherOptions {
@@ -183,6 +186,7 @@ export class Publisher {
     if (src.size <= partSize) {
       const body = src.size === 0 ? Buffer.alloc(0) : await readPart(src.file, 0, src.size);
       await store.putObject(loc, body, { contentMd5Base64: Buffer.from(src.md5, 'hex').toString('base64'), contentType });
+      src.onProgress?.(body.length);
     } else {
       const uploadId = await store.createMultipartUpload(loc, { contentType });
       try {
@@ -193,6 +197,7 @@ export class Publisher {
           const body = await readPart(src.file, start, Math.min(partSize, src.size - start));
           const md5 = createHash('md5').update(body).digest('base64');
           parts.push({ partNumber: n, etag: await store.uploadPart(loc, uploadId, n, body, md5) });
+          src.onProgress?.(body.length);
         });
         await store.completeMultipartUpload(loc, uploadId, parts);
       } catch (err) {
@@ -217,10 +222,12 @@ export class Publisher {
     if (status.state !== 'COMPLETED') {
       const count = Math.ceil(src.size / partSize);
       const missing = Array.from({ length: count }, (_, i) => i + 1).filter((n) => status.partsState[n - 1] !== '1');
+      src.onProgress?.(src.size - missing.reduce((sum, n) => sum + Math.min(partSize, src.size - (n - 1) * partSize), 0));
       await pool(missing, PARTS_IN_FLIGHT, async (n) => {
         const start = (n - 1) * partSize;
         const body = await readPart(src.file, start, Math.min(partSize, src.size - start));
         await this.putPart(status.uploadId, n, body);
+        src.onProgress?.(body.length);
         const md5 = createHash('md5').update(body).digest('hex');
         const added = await this.api.addPart(status.uploadId, n, md5);
         if (added.addPartState !== 'ADD_SUCCESS') {
@@ -240,9 +247,15 @@ export class Publisher {
       const [url] = await this.api.getPartUploadUrls(uploadId, [partNumber]);
       if (!url) throw new FsError('EIO', `no upload URL for part ${partNumber}`);
       try {
-        const res = await fetch(url.uploadPresignedUrl, { method: 'PUT', body: body as unknown as BodyInit, headers: url.signedHeaders ?? {} });
+        s3Stats.request();
+        const res = await fetch(url.uploadPresignedUrl, { method: 'PUT', body: body as unknown as BodyInit, headers: url.signedHeaders ?? {} })
+          .catch((err: unknown) => { s3Stats.error(); throw err; });
         await res.body?.cancel();
-        if (res.ok) return;
+        if (res.ok) {
+          s3Stats.up(body.length);
+          return;
+        }
+        s3Stats.error();
         lastStatus = res.status;
         if (res.status !== 403 && res.status < 500) break;
       } catch (err) {

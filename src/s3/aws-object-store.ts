@@ -31,6 +31,7 @@ import type { Readable } from 'node:stream';
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
 import { s3Agents } from '../net/proxy.js';
+import { s3Stats } from './s3-stats.js';
 import { S3Error, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
 
 export interface AwsCredentials {
@@ -83,6 +84,7 @@ async function readBodyInto(body: Readable, length: number): Promise<Buffer> {
     if (offset + c.length > length) throw new S3Error('InvalidRange', 'S3 returned more bytes than requested', 200);
     c.copy(out, offset);
     offset += c.length;
+    s3Stats.down(c.length);
   }
   if (offset !== length) {
     const err = new Error(`premature end of body: ${offset} of ${length} bytes`) as NodeJS.ErrnoException;
@@ -113,6 +115,16 @@ export class AwsObjectStore implements ObjectStore {
         connectionTimeout: 10_000,
       },
     });
+    // Count every HTTP attempt (inside the SDK's retry middleware) for `synapse-mount status`.
+    this.client.middlewareStack.add((next) => async (args) => {
+      s3Stats.request();
+      try {
+        return await next(args);
+      } catch (err) {
+        s3Stats.error();
+        throw err;
+      }
+    }, { step: 'finalizeRequest', priority: 'low', name: 'synapseMountS3Stats' });
   }
 
   /** Run one SDK call with a timeout; on ExpiredToken refresh credentials once. */
@@ -152,6 +164,7 @@ export class AwsObjectStore implements ObjectStore {
             return etag ? { data, etag } : { data };
           } catch (err) {
             body.destroy();
+            s3Stats.error(); // the middleware saw this attempt succeed: its body was cut short
             throw err;
           }
         }, opts.signal);
@@ -176,6 +189,7 @@ export class AwsObjectStore implements ObjectStore {
       ...(opts.contentMd5Base64 ? { ContentMD5: opts.contentMd5Base64 } : {}),
       ...(opts.contentType ? { ContentType: opts.contentType } : {}),
     }), { abortSignal: signal }));
+    s3Stats.up(body.length);
     return { etag: stripQuotes(res.ETag) ?? '' };
   }
 
@@ -192,6 +206,7 @@ export class AwsObjectStore implements ObjectStore {
       Bucket: loc.bucket, Key: loc.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length,
       ...(contentMd5Base64 ? { ContentMD5: contentMd5Base64 } : {}),
     }), { abortSignal: signal }));
+    s3Stats.up(body.length);
     return stripQuotes(res.ETag) ?? '';
   }
 
@@ -213,7 +228,10 @@ export class AwsObjectStore implements ObjectStore {
   async streamObject(loc: S3Location, onChunk: (chunk: Buffer) => void): Promise<void> {
     await this.call('GetObject', async (signal) => {
       const res = await this.client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal });
-      for await (const chunk of res.Body as Readable) onChunk(chunk as Buffer);
+      for await (const chunk of res.Body as Readable) {
+        s3Stats.down((chunk as Buffer).length);
+        onChunk(chunk as Buffer);
+      }
     });
   }
 

@@ -69,6 +69,8 @@ export class StreamingUpload {
   private finished = false;
   /** Bytes accepted so far (= the next append's required offset). */
   length = 0;
+  /** Bytes S3 has acknowledged (parts uploaded, or the single PutObject) — for `status`. */
+  uploaded = 0;
 
   constructor(
     private readonly store: ObjectStore,
@@ -116,6 +118,7 @@ export class StreamingUpload {
         const md5 = createHash('md5').update(body).digest('base64');
         const etag = await this.store.uploadPart(this.loc, uploadId, partNumber, body, md5);
         this.parts.push({ partNumber, etag });
+        this.uploaded += body.length;
       } catch (err) {
         this.failure ??= err;
       } finally {
@@ -134,6 +137,7 @@ export class StreamingUpload {
         // Never filled a part: one PutObject.
         const body = Buffer.concat(this.filling, this.fillingBytes);
         await this.store.putObject(this.loc, body, { contentMd5Base64, ...(this.opts.contentType ? { contentType: this.opts.contentType } : {}) });
+        this.uploaded += body.length;
       } else {
         if (this.fillingBytes > 0) {
           const held = this.fillingBytes;
@@ -143,6 +147,7 @@ export class StreamingUpload {
           const md5 = createHash('md5').update(body).digest('base64');
           try {
             this.parts.push({ partNumber: this.nextPart, etag: await this.store.uploadPart(this.loc, this.uploadId, this.nextPart, body, md5) });
+            this.uploaded += body.length;
             this.nextPart++;
           } finally {
             this.budget.release(this.opts.partSize);

@@ -9,6 +9,7 @@
  * ETag fails the read (the object was replaced) rather than mixing bytes of two versions.
  */
 import { S3Error, type RangeSource } from './object-store.js';
+import { s3Stats } from './s3-stats.js';
 
 export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
 
@@ -42,7 +43,15 @@ export class PresignedRangeSource implements RangeSource {
       try {
         const url = await this.url(forceRefresh);
         forceRefresh = false;
-        const res = await fetch(url, { headers: { Range: `bytes=${start}-${start + length - 1}` }, signal: combined });
+        s3Stats.request();
+        let res: Response;
+        try {
+          res = await fetch(url, { headers: { Range: `bytes=${start}-${start + length - 1}` }, signal: combined });
+        } catch (err) {
+          s3Stats.error();
+          throw err;
+        }
+        if (res.status >= 400) s3Stats.error();
         if (res.status === 403) {
           await res.body?.cancel();
           forceRefresh = true;
@@ -58,10 +67,20 @@ export class PresignedRangeSource implements RangeSource {
           continue;
         }
         const etag = res.headers.get('etag')?.replace(/^"|"$/g, '');
-        const body = Buffer.from(await res.arrayBuffer());
+        let body: Buffer;
+        try {
+          body = Buffer.from(await res.arrayBuffer());
+        } catch (err) {
+          s3Stats.error();
+          throw err;
+        }
+        s3Stats.down(body.length);
         // A 200 means the server ignored Range and sent the whole object.
         const data = res.status === 200 ? body.subarray(start, start + length) : body;
-        if (data.length !== length) throw Object.assign(new Error(`short body: ${data.length} of ${length}`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+        if (data.length !== length) {
+          s3Stats.error();
+          throw Object.assign(new Error(`short body: ${data.length} of ${length}`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+        }
         if (etag) {
           if (this.pinnedEtag === undefined) this.pinnedEtag = etag;
           else if (this.pinnedEtag !== etag) throw new S3Error('PreconditionFailed', 'object changed while open', 412);

@@ -26,6 +26,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { Agent as AgentBase, type AgentConnectOpts } from 'agent-base';
@@ -139,6 +140,11 @@ class EnvProxyAgent extends AgentBase {
     const url = `${protocol}//${host.includes(':') ? `[${host}]` : host}:${opts.port ?? defaultPort(protocol)}/`;
     const proxy = proxyForUrl(url, this.env);
     if (!proxy) return this.direct;
+    if (this.secure && net.isIP(host) !== 0) {
+      // https-proxy-agent starts the origin's TLS without `host`, and an IP is no SNI name, so
+      // Node would check the certificate against "localhost": check it against the real IP.
+      (opts as tls.ConnectionOptions).checkServerIdentity = (_name, cert) => tls.checkServerIdentity(host, cert);
+    }
     let agent = this.proxied.get(proxy);
     if (!agent) {
       const { ca: _ca, ...proxyOpts } = this.agentOpts;

@@ -18,7 +18,8 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { deterministicBytes, READS_BIN_SIZE, startStack, type Stack } from '../server/stack.js';
-import { isMounted, mountForeground, NODE_ARGS, patternBytes, ROOT, sh, tempDir, waitFor, type Mounted } from './harness.js';
+import { MOUNT_FLAGS } from '../../src/cli/mount-options.js';
+import { cli, isMounted, mountForeground, NODE_ARGS, patternBytes, ROOT, sh, tempDir, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -75,6 +76,14 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
       return false;
     }
   };
+
+  test('every option of the mount command can be given with -o', async () => {
+    const help = await cli(['--help']);
+    assert.equal(help.code, 0, help.stderr);
+    const flags = [...help.stdout.matchAll(/^\s+(?:-\w, )?--([a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== 'help' && f !== 'version');
+    assert.ok(flags.includes('cache-dir') && flags.includes('metadata-ttl'), flags.join(' '));
+    for (const f of flags) assert.ok(f in MOUNT_FLAGS, `--${f} is missing from MOUNT_FLAGS (src/cli/mount-options.ts), so -o ${f.replace(/-/g, '_')}= would be refused`);
+  });
 
   test('mount -t fuse.synapse-mount SRC DIR -o … (the fstab path) mounts with shared-mount options; umount ends it', { skip: !isRoot && 'mount(8) needs root' }, async () => {
     const work = await dir('helper-');

@@ -19,7 +19,9 @@ import type { Logger } from 'pino';
 import { defaultLogFile } from '../config.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { mount, type MountConfig } from '../fs/mount.js';
-import { writeMountRecord, removeMountRecord } from './mount-registry.js';
+import { writeMountRecord, removeMountRecord, controlSocketPath } from './mount-registry.js';
+import { startControlServer, type ControlServer } from './control.js';
+import { collectStatus } from '../fs/mount-status.js';
 
 /** Env var marking the re-executed serving child. */
 export const CHILD_ENV = 'SYNAPSE_MOUNT_SERVING_CHILD';
@@ -100,6 +102,15 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
     if (mounted) await mounted.unmount().catch(() => undefined);
     return 1;
   }
+  // `synapse-mount status DIR` asks this process over a Unix socket next to the mount record.
+  const startedAt = new Date();
+  const control: ControlServer | undefined = await startControlServer(controlSocketPath(opts.config.mountpoint), () => collectStatus({
+    fs: mounted.fs, client: mounted.client, userName: mounted.userName, config: opts.config, startedAt,
+    ...(opts.logFile && process.env[CHILD_ENV] ? { logFile: opts.logFile } : {}),
+  }), log).catch((err: unknown) => {
+    log.warn({ err }, 'no control socket: `synapse-mount status` cannot ask this mount');
+    return undefined;
+  });
   await writeMountRecord({
     pid: process.pid, mountpoint: path.resolve(opts.config.mountpoint), entityId: opts.config.entityId,
     startedAt: new Date().toISOString(), ...(opts.logFile ? { logFile: opts.logFile } : {}),
@@ -112,8 +123,15 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info({ why }, 'unmounting');
+      const { published, journaled } = await mounted.fs.drain();
+      for (const p of published) log.warn({ path: p }, 'file still open at unmount: published');
+      for (const p of journaled) log.error({ path: p }, 'file still open at unmount could not be published: journaled for `synapse-mount recover`');
+      if (published.length + journaled.length > 0 && !process.env[CHILD_ENV]) {
+        process.stderr.write(`synapse-mount: at unmount ${published.length} open file(s) published, ${journaled.length} journaled for recover\n`);
+      }
       await mounted.unmount().catch((err: unknown) => log.error({ err }, 'unmount failed'));
       await removeMountRecord(opts.config.mountpoint, process.pid).catch(() => undefined);
+      await control?.close().catch(() => undefined);
       log.info('unmounted; exiting');
       resolve(0);
     };

@@ -139,6 +139,11 @@ export class SynapseFilesystem {
     return [...this.active.values()];
   }
 
+  /** Files open for writing with their paths (for `synapse-mount status`). */
+  get activeFilesByPath(): Array<[string, ActiveFile]> {
+    return [...this.active.entries()];
+  }
+
   private stat(kind: 'dir' | 'file' | 'link', size: number, mtimeMs: number): Stat {
     const t = new Date(mtimeMs);
     const mode = kind === 'dir' ? S_IFDIR | this.opts.dirMode
@@ -342,7 +347,7 @@ export class SynapseFilesystem {
     file.refs--;
     if (file.refs > 0) return;
     let failed = false;
-    if (file.dirty && !file.unlinked) {
+    if (file.dirty && !file.unlinked && !file.broken) {
       const publishing = this.publish(h.path, file).catch((err: unknown) => {
         failed = true;
         this.opts.logger?.error({ err, path: h.path }, 'publish at last close failed; kept for `synapse-mount recover`');
@@ -354,6 +359,25 @@ export class SynapseFilesystem {
     if (this.active.get(h.path) === file) this.active.delete(h.path);
     if (!file.localOnly && !file.emptyPlaceholder && file.entityId) this.table.removeLocal(file.parentId, file.name);
     await file.dispose(failed);
+  }
+
+  /**
+   * Unmount: publish every file still open for writing (a failure leaves its journal entry).
+   * Returns which were published and which were journaled, so the process can say so.
+   */
+  async drain(): Promise<{ published: string[]; journaled: string[] }> {
+    const published: string[] = [];
+    const journaled: string[] = [];
+    for (const [path, file] of [...this.active]) {
+      if (!file.dirty || file.unlinked || file.localOnly) continue;
+      try {
+        await this.publish(path, file);
+        published.push(path);
+      } catch {
+        journaled.push(path);
+      }
+    }
+    return { published, journaled };
   }
 
   async truncate(path: string, size: number): Promise<void> {

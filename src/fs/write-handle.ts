@@ -26,7 +26,7 @@
  */
 import type { Logger } from 'pino';
 import type { StreamingUpload } from '../s3/multipart-upload.js';
-import { FsError } from './errors.js';
+import { errnoName, FsError } from './errors.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import type { Spool, SpoolFile } from './spool.js';
 
@@ -76,6 +76,8 @@ export class ActiveFile {
   /** write() was called since the last publish (flush publishes only then). */
   writtenSincePublish = false;
   unlinked = false;
+  /** A write failed (e.g. ENOSPC in the spool): the content is incomplete and is never published. */
+  broken: unknown;
   mtime = Date.now();
   private base: { size: number; md5: string | undefined } | undefined;
   private loaded: boolean;
@@ -104,6 +106,30 @@ export class ActiveFile {
 
   get journalId(): string | undefined {
     return this.spoolFile?.id;
+  }
+
+  /** A publish of this file is running (for `synapse-mount status`). */
+  publishing = false;
+  private uploadedBytes = 0;
+  private publishStream: StreamingUpload | undefined;
+
+  /** Bytes of the current content S3 has acknowledged (streamed parts, or the running publish's). */
+  get bytesUploaded(): number {
+    if (!this.publishing) return this.stream?.upload.uploaded ?? 0;
+    return Math.max(this.uploadedBytes, this.publishStream?.uploaded ?? 0);
+  }
+
+  /** Mark a publish as running while `fn` runs, so status can show its progress. */
+  private async tracked<T>(fn: () => Promise<T>): Promise<T> {
+    this.publishing = true;
+    this.uploadedBytes = 0;
+    this.publishStream = this.stream?.upload;
+    try {
+      return await fn();
+    } finally {
+      this.publishing = false;
+      this.publishStream = undefined;
+    }
   }
 
   /** Run `fn` after any publish in progress (serialises spool access against uploads). */
@@ -149,24 +175,36 @@ export class ActiveFile {
 
   write(data: Buffer, position: number): Promise<number> {
     return this.exclusive(async () => {
-      const spool = await this.ensureLoaded();
-      await this.maybeStartStream(spool, position);
-      if (this.stream) {
-        if (position !== this.stream.upload.length || this.stream.upload.failed) this.dropStream('non-sequential write or failed part');
-        else {
-          try {
-            await this.stream.upload.append(data, position);
-          } catch {
-            this.dropStream('append failed');
-          }
+      if (this.broken) throw this.broken;
+      try {
+        return await this.writeNow(data, position);
+      } catch (err) {
+        // The file as the program meant it can no longer be built: never publish a part of it.
+        this.broken = err;
+        this.dropStream('write failed');
+        throw err;
+      }
+    });
+  }
+
+  private async writeNow(data: Buffer, position: number): Promise<number> {
+    const spool = await this.ensureLoaded();
+    await this.maybeStartStream(spool, position);
+    if (this.stream) {
+      if (position !== this.stream.upload.length || this.stream.upload.failed) this.dropStream('non-sequential write or failed part');
+      else {
+        try {
+          await this.stream.upload.append(data, position);
+        } catch {
+          this.dropStream('append failed');
         }
       }
-      await spool.write(data, position);
-      this.dirty = true;
-      this.writtenSincePublish = true;
-      this.mtime = Date.now();
-      return data.length;
-    });
+    }
+    await spool.write(data, position);
+    this.dirty = true;
+    this.writtenSincePublish = true;
+    this.mtime = Date.now();
+    return data.length;
   }
 
   /** Read what has been written (loads the published content first if needed). */
@@ -195,7 +233,10 @@ export class ActiveFile {
    * nothing was published (clean, unchanged bytes, local-only file).
    */
   publish(): Promise<PublishedVersion | undefined> {
-    return this.exclusive(async () => {
+    return this.exclusive(() => this.tracked(async () => {
+      if (this.broken) {
+        throw new FsError(errnoName(this.broken), `${this.name}: not published, an earlier write failed (${(this.broken as Error).message})`);
+      }
       if (!this.dirty || this.localOnly || this.unlinked) return undefined;
       const spool = await this.ensureLoaded();
       const md5 = await spool.md5();
@@ -208,7 +249,9 @@ export class ActiveFile {
       let fileHandleId: string;
       try {
         fileHandleId = await this.uploadStreamed(size, md5)
-          ?? await this.deps.publisher.upload({ file: spool.file, size, md5 }, this.parentId, this.name);
+          ?? await this.deps.publisher.upload({
+            file: spool.file, size, md5, onProgress: (n) => { this.publishStream = undefined; this.uploadedBytes += n; },
+          }, this.parentId, this.name);
       } catch (err) {
         if (err instanceof EmptyFileNotSupported && !this.entityId) {
           this.emptyPlaceholder = true;
@@ -233,7 +276,7 @@ export class ActiveFile {
         entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5,
         modifiedOn: Date.parse(entity.modifiedOn) || Date.now(),
       };
-    });
+    }));
   }
 
   /** Finish the streaming upload if it holds exactly the file; undefined → use the spool. */

@@ -3,7 +3,8 @@
  * ("s3" or "synapse") whose path contains `pathPattern` (and whose method equals `method`
  * when given); it fires with probability `rate`, at most `count` times (null = unlimited).
  * A fired rule adds `latencyMs`, then answers `status` (an S3 XML error or a Synapse JSON
- * reason) or, with `reset`, destroys the connection mid-response.
+ * reason) or, with `reset`, destroys the connection mid-response; with `body` (synapse only)
+ * it answers 200 with that raw text as `application/json` — malformed or truncated JSON.
  */
 export interface FaultRule {
   id: number;
@@ -17,6 +18,8 @@ export interface FaultRule {
   count: number | null;
   /** optional: Retry-After header (seconds) on a 429/503 answer */
   retryAfterSec?: number;
+  /** optional (synapse): answer 200 with this raw body, e.g. '{"id": "syn' */
+  body?: string;
   fired: number;
 }
 
@@ -69,6 +72,10 @@ export class Faults {
     if (input.retryAfterSec !== undefined && input.retryAfterSec !== null) {
       if (typeof input.retryAfterSec !== 'number' || input.retryAfterSec < 0) return 'retryAfterSec must be >= 0';
       rule.retryAfterSec = input.retryAfterSec;
+    }
+    if (input.body !== undefined && input.body !== null) {
+      if (typeof input.body !== 'string') return 'body must be a string';
+      rule.body = input.body;
     }
     this.rules.push(rule);
     return rule;

@@ -97,6 +97,12 @@ export class SynapseServer {
         res.write(body.slice(0, Math.floor(body.length / 2)), () => res.destroy());
         return;
       }
+      if (fault.body !== undefined) {
+        req.resume();
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(fault.body) });
+        res.end(fault.body);
+        return;
+      }
       if (fault.status !== undefined) {
         req.resume();
         const headers: Record<string, string> = {};

@@ -20,6 +20,7 @@ import { runStsToken, STS_FORMATS, STS_PERMISSIONS, type StsFormat } from '../sr
 import { formatCreateFolder, runCreateFolder } from '../src/cli/create-folder-command.js';
 import { runAddS3File } from '../src/cli/add-s3-file-command.js';
 import { formatInfo, runInfo } from '../src/cli/info-command.js';
+import { runStatus } from '../src/cli/status-command.js';
 import type { StsPermission } from '../src/synapse/types.js';
 import type { LogLevel } from '../src/log.js';
 
@@ -133,6 +134,20 @@ await yargs(argv)
     async (a) => {
       try {
         exitCode = await runUnmount(a.mountpoint!);
+      } catch (err) {
+        fail(err);
+      }
+    },
+  )
+  .command(
+    'status [mountpoint]',
+    'what a mount is doing: uploads in flight, files waiting for recover, cache use, Synapse/S3 request and error counts; without a mountpoint, one line per mount',
+    (y) => y
+      .positional('mountpoint', { type: 'string', describe: 'a synapse-mount mountpoint (default: list all mounts)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON (for scripts)' }),
+    async (a) => {
+      try {
+        exitCode = await runStatus({ mountpoint: a.mountpoint, json: a.json });
       } catch (err) {
         fail(err);
       }

@@ -1,10 +1,11 @@
 /**
  * Which process serves which mountpoint: a small JSON file per mount under the state dir, so
  * `synapse-mount unmount DIR` can ask the serving process to drain and unmount itself (it must
- * finish uploads first; a bare `fusermount -u` cannot wait for them).
+ * finish uploads first; a bare `fusermount -u` cannot wait for them), and `synapse-mount status`
+ * can list mounts and find each one's control socket (`<hash>.sock`, control.ts) next to it.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { defaultStateDir } from '../config.js';
 
@@ -16,9 +17,22 @@ export interface MountRecord {
   logFile?: string;
 }
 
-function recordPath(mountpoint: string): string {
+function mountsDir(): string {
+  return path.join(defaultStateDir(), 'mounts');
+}
+
+function recordBase(mountpoint: string): string {
   const hash = createHash('sha1').update(path.resolve(mountpoint)).digest('hex').slice(0, 16);
-  return path.join(defaultStateDir(), 'mounts', `${hash}.json`);
+  return path.join(mountsDir(), hash);
+}
+
+function recordPath(mountpoint: string): string {
+  return `${recordBase(mountpoint)}.json`;
+}
+
+/** The serving process's control socket (control.ts), next to its record. */
+export function controlSocketPath(mountpoint: string): string {
+  return `${recordBase(mountpoint)}.sock`;
 }
 
 export async function writeMountRecord(rec: MountRecord): Promise<void> {
@@ -35,9 +49,25 @@ export async function readMountRecord(mountpoint: string): Promise<MountRecord |
   }
 }
 
+/** Every mount record (live or not), sorted by mountpoint. */
+export async function listMountRecords(): Promise<MountRecord[]> {
+  const names = await readdir(mountsDir()).catch(() => [] as string[]);
+  const out: MountRecord[] = [];
+  for (const n of names.filter((x) => x.endsWith('.json'))) {
+    try {
+      const rec = JSON.parse(await readFile(path.join(mountsDir(), n), 'utf8')) as MountRecord;
+      if (typeof rec.pid === 'number' && typeof rec.mountpoint === 'string') out.push(rec);
+    } catch { /* a torn or foreign file */ }
+  }
+  return out.sort((a, b) => a.mountpoint.localeCompare(b.mountpoint));
+}
+
 export async function removeMountRecord(mountpoint: string, pid: number): Promise<void> {
   const rec = await readMountRecord(mountpoint);
-  if (rec && rec.pid === pid) await rm(recordPath(mountpoint), { force: true });
+  if (rec && rec.pid === pid) {
+    await rm(recordPath(mountpoint), { force: true });
+    await rm(controlSocketPath(mountpoint), { force: true });
+  }
 }
 
 export function processAlive(pid: number): boolean {

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findOnPath, lazyUnmount, mountedType } from '../fs/preflight.js';
-import { processAlive, readMountRecord } from './mount-registry.js';
+import { processAlive, readMountRecord, removeMountRecord } from './mount-registry.js';
 
 const exec = promisify(execFile);
 /** Uploads in flight may take a while to finish or journal; report progress meanwhile. */
@@ -17,11 +17,17 @@ const POLL_MS = 100;
 
 export async function runUnmount(mountpoint: string): Promise<number> {
   const dir = path.resolve(mountpoint);
+  const rec = await readMountRecord(dir);
   if (!(await mountedType(dir))) {
+    if (rec && !processAlive(rec.pid)) {
+      // A killed process left its record (status shows it as dead): clear it.
+      await removeMountRecord(dir, rec.pid);
+      process.stderr.write(`synapse-mount: ${dir} is not mounted; removed the record left by its dead serving process (pid ${rec.pid})\n`);
+      return 0;
+    }
     process.stderr.write(`synapse-mount: ${dir} is not mounted\n`);
     return 1;
   }
-  const rec = await readMountRecord(dir);
   if (rec && processAlive(rec.pid)) {
     process.kill(rec.pid, 'SIGTERM');
     const deadline = Date.now() + DRAIN_TIMEOUT_MS;
@@ -50,5 +56,7 @@ export async function runUnmount(mountpoint: string): Promise<number> {
       return 1;
     }
   }
-  return (await mountedType(dir)) ? 1 : 0;
+  if (await mountedType(dir)) return 1;
+  if (rec && !processAlive(rec.pid)) await removeMountRecord(dir, rec.pid).catch(() => undefined);
+  return 0;
 }

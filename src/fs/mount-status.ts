@@ -1,0 +1,165 @@
+/**
+ * What `synapse-mount status DIR` reports about a live mount (issue 8): what a worried user
+ * needs — uploads in flight with bytes done, journal entries waiting for `recover`, cache use,
+ * Synapse and S3 request/error counts, uptime, entity and endpoint.
+ *
+ * Collected inside the serving process (from the filesystem, the Synapse client's counters, the
+ * process-wide S3 counters and the spool directory) and sent over the control socket as JSON.
+ * Nothing here may carry a secret: the endpoint loses any user-info and query, journal errors
+ * are the messages close() returned (Synapse reasons are scrubbed of the token by the client;
+ * S3 errors name codes, never URLs).
+ */
+import path from 'node:path';
+import type { SynapseClientStats } from '../synapse/http-client.js';
+import { s3Stats, type S3Counters } from '../s3/s3-stats.js';
+import type { SynapseFilesystem } from './filesystem.js';
+import { Spool } from './spool.js';
+
+/** Bumped when a field changes meaning (scripts reading `status --json` can check it). */
+export const STATUS_FORMAT = 1;
+
+export interface UploadStatus {
+  /** Path inside the mount. */
+  path: string;
+  /** The entity that gets a new version, or undefined for a new file. */
+  entityId?: string;
+  /** Current size of the file as written. */
+  size: number;
+  /** Bytes S3 has acknowledged for the upload now running (streamed parts or the publish). */
+  uploaded: number;
+  /** writing: open, not yet published; publishing: upload/registration running; clean: open, nothing to publish. */
+  state: 'writing' | 'publishing' | 'clean';
+  /** fds open on it. */
+  openHandles: number;
+}
+
+export interface JournalStatus {
+  id: string;
+  parentId: string;
+  name: string;
+  entityId?: string;
+  size: number;
+  createdAt: string;
+  error: string;
+}
+
+export interface MountStatus {
+  format: number;
+  pid: number;
+  mountpoint: string;
+  entityId: string;
+  endpoint: string;
+  s3Endpoint?: string;
+  userName: string;
+  startedAt: string;
+  uptimeSec: number;
+  readOnly: boolean;
+  logFile?: string;
+  spoolDir: string;
+  uploads: UploadStatus[];
+  /** Entries in the spool dir's journal (the spool dir may be shared by several mounts). */
+  journal: JournalStatus[];
+  /** Recorded S3 multipart uploads whose process is gone (aborted at the next mount or recover). */
+  orphanedUploads: number;
+  cache: {
+    bytes: number;
+    limitBytes: number;
+    fetchingBytes: number;
+    blockBytes: number;
+    hits: number;
+    misses: number;
+    diskHits: number;
+    bytesFetched: number;
+    dir?: string;
+  };
+  synapse: Pick<SynapseClientStats, 'calls' | 'requests' | 'retries' | 'throttled' | 'errors' | 'inFlight'> & { queued: number };
+  s3: S3Counters;
+}
+
+export interface StatusSources {
+  fs: SynapseFilesystem;
+  client: { stats(): SynapseClientStats };
+  userName: string;
+  config: {
+    entityId: string; mountpoint: string; endpoint: string; s3Endpoint?: string; readOnly: boolean;
+    spoolDir: string; cacheBytes: number; blockBytes: number; cacheDir?: string;
+  };
+  startedAt: Date;
+  logFile?: string;
+}
+
+/** A URL fit to show: no user-info, query or fragment (a proxy-style endpoint could carry one). */
+export function displayUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    u.search = '';
+    u.hash = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function collectStatus(src: StatusSources): Promise<MountStatus> {
+  const { fs, config } = src;
+  const uploads: UploadStatus[] = fs.activeFilesByPath.map(([file, f]) => ({
+    path: file,
+    ...(f.entityId ? { entityId: f.entityId } : {}),
+    size: f.size,
+    uploaded: f.bytesUploaded,
+    state: f.publishing ? 'publishing' : f.dirty ? 'writing' : 'clean',
+    openHandles: f.refs,
+  }));
+  const spool = new Spool(config.spoolDir);
+  const journal: JournalStatus[] = (await spool.listJournal()).map((e) => ({
+    id: e.id, parentId: e.parentId, name: e.name, ...(e.entityId ? { entityId: e.entityId } : {}),
+    size: e.size, createdAt: e.createdAt, error: e.error,
+  }));
+  const orphanedUploads = (await spool.listUploads()).filter((u) => u.pid !== process.pid && !alive(u.pid)).length;
+  const syn = src.client.stats();
+  const cache = fs.cache;
+  return {
+    format: STATUS_FORMAT,
+    pid: process.pid,
+    mountpoint: path.resolve(config.mountpoint),
+    entityId: config.entityId,
+    endpoint: displayUrl(config.endpoint),
+    ...(config.s3Endpoint ? { s3Endpoint: displayUrl(config.s3Endpoint) } : {}),
+    userName: src.userName,
+    startedAt: src.startedAt.toISOString(),
+    uptimeSec: Math.round((Date.now() - src.startedAt.getTime()) / 1000),
+    readOnly: config.readOnly,
+    ...(src.logFile ? { logFile: src.logFile } : {}),
+    spoolDir: config.spoolDir,
+    uploads,
+    journal,
+    orphanedUploads,
+    cache: {
+      bytes: cache.cachedBytes,
+      limitBytes: config.cacheBytes,
+      fetchingBytes: cache.inflightBytes,
+      blockBytes: config.blockBytes,
+      hits: cache.stats.hits,
+      misses: cache.stats.misses,
+      diskHits: cache.stats.diskHits,
+      bytesFetched: cache.stats.bytesFetched,
+      ...(config.cacheDir ? { dir: config.cacheDir } : {}),
+    },
+    synapse: {
+      calls: syn.calls, requests: syn.requests, retries: syn.retries, throttled: syn.throttled, errors: syn.errors,
+      inFlight: syn.inFlight, queued: syn.queued.high + syn.queued.low,
+    },
+    s3: s3Stats.snapshot(),
+  };
+}

@@ -1,0 +1,218 @@
+/**
+ * `synapse-mount status` (issue 8): a live mount answers over its control socket (mode 0600,
+ * removed at unmount) with uploads in flight and bytes uploaded, journal entries waiting for
+ * `recover`, cache use, Synapse/S3 request and error counts, uptime, entity and endpoint — and
+ * no secret; without a mountpoint every mount gets one line; a mount whose process was killed
+ * is reported dead. Every mount made here is unmounted in teardown.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { startStack, type Stack } from '../server/stack.js';
+import type { MountStatus } from '../../src/fs/mount-status.js';
+import type { MountReport } from '../../src/cli/status-command.js';
+import { cli, isMounted, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
+
+const MiB = 1024 * 1024;
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+describe('synapse-mount status', () => {
+  let stack: Stack;
+  let projectId: string;
+  let stateHome: string;
+  let spoolDir: string;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  const extra: Mounted[] = [];
+  const writers: ChildProcess[] = [];
+
+  const statusJson = async (mp?: string): Promise<{ code: number; report: MountReport & { mounts?: MountReport[] }; stderr: string }> => {
+    const r = await cli(['status', ...(mp ? [mp] : []), '--json'], { env, timeoutMs: 20_000 });
+    let report: MountReport & { mounts?: MountReport[] };
+    try {
+      report = JSON.parse(r.stdout) as typeof report;
+    } catch {
+      throw new Error(`status --json printed no JSON (exit ${r.code}): ${r.stdout}\n${r.stderr}`);
+    }
+    return { code: r.code, report, stderr: r.stderr };
+  };
+  const liveStatus = async (): Promise<MountStatus> => {
+    const { code, report, stderr } = await statusJson(dir);
+    assert.equal(code, 0, stderr);
+    assert.equal(report.state, 'alive');
+    return report.status!;
+  };
+
+  before(async () => {
+    stack = await startStack({ fixture: 'empty' });
+    projectId = stack.seed.project('Status Test');
+    const managed = await stack.seed.folder(projectId, 'managed', { storage: 'managed' });
+    await stack.seed.folder(projectId, 'sts', { storage: 'sts' });
+    await stack.seed.file(managed.id, 'hello.txt', Buffer.from('hello\n'));
+    await stack.seed.file(managed.id, 'ramp.bin', patternBytes(3 * MiB, 7));
+    stateHome = await tempDir('status-state-');
+    spoolDir = path.join(stateHome, 'spool');
+    dir = await tempDir('status-mnt-');
+    env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken, XDG_STATE_HOME: stateHome };
+    // Background mount, as users run it: the serving process is a detached child.
+    const r = await cli([projectId, dir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint,
+      '--spool-dir', spoolDir, '--cache-size', '64M', '--part-size', '5M'], { env });
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  after(async () => {
+    for (const w of writers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+    for (const m of extra) await m.unmount().catch(() => undefined);
+    if (await isMounted(dir)) {
+      await cli(['unmount', dir], { env, timeoutMs: 30_000 });
+      if (await isMounted(dir)) await sh(`fusermount -uz '${dir}'`);
+    }
+    await rm(dir, { recursive: true, force: true });
+    await stack?.close();
+    await rm(stateHome, { recursive: true, force: true });
+  });
+
+  test('a live mount answers: entity, endpoint, uptime, cache, Synapse and S3 counts; socket is 0600', async () => {
+    const cat = await sh(`cat '${dir}/managed/hello.txt' && md5sum < '${dir}/managed/ramp.bin'`);
+    assert.equal(cat.code, 0, cat.stderr);
+    const s = await liveStatus();
+    assert.equal(s.entityId, projectId);
+    assert.equal(s.mountpoint, dir);
+    assert.equal(s.endpoint, stack.endpoint);
+    assert.equal(s.userName, stack.userName);
+    assert.ok(s.uptimeSec >= 0 && s.uptimeSec < 300, `uptime ${s.uptimeSec}`);
+    assert.ok(alive(s.pid));
+    assert.ok(s.synapse.requests > 0, JSON.stringify(s.synapse));
+    assert.ok(s.s3.requests >= 2, `S3 requests ${JSON.stringify(s.s3)}`);
+    assert.ok(s.s3.bytesDown >= 3 * MiB, `S3 bytes down ${s.s3.bytesDown}`);
+    assert.equal(s.cache.limitBytes, 64 * MiB);
+    assert.ok(s.cache.bytes >= 3 * MiB, `cache bytes ${s.cache.bytes}`);
+    assert.deepEqual(s.uploads, []);
+    assert.deepEqual(s.journal, []);
+
+    const sock = (await readdir(path.join(stateHome, 'synapse-mount', 'mounts'))).find((f) => f.endsWith('.sock'));
+    assert.ok(sock, 'control socket next to the mount record');
+    const st = await stat(path.join(stateHome, 'synapse-mount', 'mounts', sock));
+    assert.ok(st.isSocket());
+    assert.equal(st.mode & 0o777, 0o600);
+
+    const human = await cli(['status', dir], { env });
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, new RegExp(`${dir}: ${projectId} from ${stack.endpoint.replace(/[.]/g, '\\.')} as ${stack.userName}`));
+    assert.match(human.stdout, /Synapse: \d+ requests/);
+    assert.match(human.stdout, /S3: +\d+ requests, 0 errors/);
+    assert.match(human.stdout, /Cache: +[\d.]+ MiB of 64 MiB in memory/);
+    assert.match(human.stdout, /Uploads: none in flight/);
+    assert.ok(!human.stdout.includes(stack.authToken) && !JSON.stringify(s).includes(stack.authToken), 'no token in status');
+  });
+
+  test('an upload in flight shows its size and the bytes S3 already has; gone once closed', async () => {
+    const file = `${dir}/sts/big.bin`;
+    // One fd, written and held open: the STS fast path streams 5 MiB parts while it stays open.
+    const writer = spawn('python3', ['-c',
+      'import os,sys,time\nf=open(sys.argv[1],"wb",buffering=0)\nf.write(os.urandom(12<<20))\nprint("written",flush=True)\ntime.sleep(60)\n', file],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+    writers.push(writer);
+    let out = '';
+    writer.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    writer.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    await waitFor('the writer to write 12 MiB', () => out.includes('written') || writer.exitCode !== null, 30_000);
+    assert.match(out, /written/);
+    let upload: MountStatus['uploads'][number] | undefined;
+    await waitFor('streamed parts to show in status', async () => {
+      upload = (await liveStatus()).uploads.find((u) => u.path === '/sts/big.bin');
+      return upload !== undefined && upload.uploaded >= 10 * MiB;
+    }, 20_000);
+    assert.equal(upload!.size, 12 * MiB);
+    assert.equal(upload!.state, 'writing');
+    assert.equal(upload!.openHandles, 1);
+    const human = await cli(['status', dir], { env });
+    assert.match(human.stdout, /Uploads in flight \(1\):/);
+    assert.match(human.stdout, /\/sts\/big\.bin +12 MiB +10 MiB \(83%\) +writing +new file/);
+
+    writer.kill('SIGTERM'); // the kernel closes the fd: flush publishes
+    await waitFor('the upload to finish', async () => (await liveStatus()).uploads.length === 0, 30_000);
+    const ls = await sh(`stat -c %s '${file}'`);
+    assert.equal(ls.stdout.trim(), String(12 * MiB));
+  });
+
+  test('a failed publish shows as a journal entry waiting for recover', async () => {
+    // Synapse refuses to start the multipart upload (both at close and at the retry at release).
+    stack.dev.addFault({ target: 'synapse', pathPattern: '/file/multipart', method: 'POST', status: 403, count: 10 });
+    try {
+      const w = await sh(`head -c 65536 /dev/zero > '${dir}/managed/refused.bin'`);
+      assert.notEqual(w.code, 0, 'close reports the failed publish');
+    } finally {
+      stack.dev.clearFaults();
+    }
+    const s = await liveStatus();
+    const entry = s.journal.find((j) => j.name === 'refused.bin');
+    assert.ok(entry, `journal entry in ${JSON.stringify(s.journal)}`);
+    assert.equal(entry.size, 65536);
+    assert.ok(s.synapse.errors > 0, 'the refusal counts as a Synapse error');
+    const human = await cli(['status', dir], { env });
+    assert.match(human.stdout, new RegExp(`Journal: 1 file\\(s\\) waiting for \`synapse-mount recover --spool-dir ${spoolDir}\``));
+    assert.match(human.stdout, /refused\.bin/);
+    // What `recover --list` sees is what status said.
+    const list = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
+    assert.match(list.stdout, new RegExp(entry.id));
+  });
+
+  test('without a mountpoint: one line per mount; a killed mount is reported dead; unmount clears it', async () => {
+    const saved = process.env['XDG_STATE_HOME'];
+    process.env['XDG_STATE_HOME'] = stateHome; // the foreground mount's record goes to the same registry
+    let victim: Mounted;
+    try {
+      victim = await mountForeground(stack, projectId, ['--spool-dir', spoolDir]);
+    } finally {
+      if (saved === undefined) delete process.env['XDG_STATE_HOME'];
+      else process.env['XDG_STATE_HOME'] = saved;
+    }
+    extra.push(victim);
+    await waitFor('the second mount to be registered', async () => (await statusJson()).report.mounts!.length === 2, 10_000);
+    const both = (await statusJson()).report.mounts!;
+    assert.deepEqual(both.map((m) => m.state), ['alive', 'alive']);
+
+    victim.proc.kill('SIGKILL');
+    await waitFor('the victim to die', () => victim.proc.exitCode !== null || victim.proc.signalCode !== null, 10_000);
+    const { report } = await statusJson();
+    const dead = report.mounts!.find((m) => m.mountpoint === victim.dir)!;
+    assert.equal(dead.state, 'dead');
+    assert.equal(dead.mounted, true, 'a stale FUSE mount is left');
+    assert.equal(report.mounts!.find((m) => m.mountpoint === dir)!.state, 'alive');
+
+    const list = await cli(['status'], { env });
+    assert.equal(list.code, 0);
+    const lines = list.stdout.trim().split('\n');
+    assert.match(lines[0]!, /^MOUNTPOINT +ENTITY +PID +STATE +UPTIME/);
+    assert.equal(lines.length, 3, list.stdout);
+    assert.match(list.stdout, new RegExp(`${victim.dir} +${projectId} +\\d+ +dead \\(stale mount\\)`));
+    assert.match(list.stdout, new RegExp(`${dir} +${projectId} +\\d+ +alive +\\d+[smhd]`));
+
+    const one = await cli(['status', victim.dir], { env });
+    assert.equal(one.code, 1);
+    assert.match(one.stdout, /dead: the serving process \(pid \d+\) is gone; a stale mount is left/);
+
+    const u = await cli(['unmount', victim.dir], { env });
+    assert.equal(u.code, 0, u.stderr);
+    const after = (await statusJson()).report.mounts!;
+    assert.deepEqual(after.map((m) => m.mountpoint), [dir], 'the dead record is gone after unmount');
+    const notOurs = await cli(['status', victim.dir], { env });
+    assert.equal(notOurs.code, 1);
+    assert.match(notOurs.stdout, /not a synapse-mount mount/);
+  });
+
+  test('unmount removes the control socket and the record', async () => {
+    const mounts = path.join(stateHome, 'synapse-mount', 'mounts');
+    const u = await cli(['unmount', dir], { env, timeoutMs: 30_000 });
+    assert.equal(u.code, 0, u.stderr);
+    assert.deepEqual((await readdir(mounts)).filter((f) => f.endsWith('.sock') || f.endsWith('.json')), []);
+    const s = await cli(['status'], { env });
+    assert.equal(s.stdout, 'no synapse-mount mounts\n');
+  });
+});

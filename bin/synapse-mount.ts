@@ -22,14 +22,14 @@ import { runAddS3File } from '../src/cli/add-s3-file-command.js';
 import { formatInfo, runInfo } from '../src/cli/info-command.js';
 import { runStatus } from '../src/cli/status-command.js';
 import type { StsPermission } from '../src/synapse/types.js';
-import type { LogLevel } from '../src/log.js';
+import { scrubSecrets, type LogLevel } from '../src/log.js';
 
 const VERSION = '0.1.0';
 let exitCode = 0;
 
 function fail(err: unknown): never {
   // One line, always: a Synapse reason may span lines.
-  process.stderr.write(`synapse-mount: ${describeError(err).replace(/\s*[\r\n]+\s*/g, ' ')}\n`);
+  process.stderr.write(`synapse-mount: ${scrubSecrets(describeError(err)).replace(/\s*[\r\n]+\s*/g, ' ')}\n`);
   process.exit(1);
 }
 

@@ -17,7 +17,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { defaultLogFile } from '../config.js';
-import { createLogger, type LogLevel } from '../log.js';
+import { createLogger, registerSecret, scrubSecrets, type LogLevel } from '../log.js';
 import { mount, type MountConfig } from '../fs/mount.js';
 import { writeMountRecord, removeMountRecord, controlSocketPath } from './mount-registry.js';
 import { startControlServer, type ControlServer } from './control.js';
@@ -95,7 +95,7 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
     // The mount answered its first op (the kernel asks for the root's attributes).
     await stat(opts.config.mountpoint);
   } catch (err) {
-    const message = (err as Error).message;
+    const message = scrubSecrets((err as Error).message);
     log.error({ err }, 'mount failed');
     if (process.send) report({ error: message });
     else process.stderr.write(`synapse-mount: ${message}\n`);
@@ -143,6 +143,7 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
 }
 
 export async function runMount(opts: MountCommandOptions): Promise<number> {
+  registerSecret(opts.config.authToken);
   process.title = `synapse-mount ${opts.config.entityId} ${opts.config.mountpoint}`;
   if (!opts.foreground && !process.env[CHILD_ENV]) return startBackground(opts);
   const log = createLogger(opts.logLevel, process.env[CHILD_ENV] ? opts.logFile : undefined);

@@ -20,6 +20,7 @@ import { Publisher } from './publisher.js';
 import { Spool } from './spool.js';
 import { abortOrphanedUploads } from './orphans.js';
 import { MemoryBudget } from '../s3/multipart-upload.js';
+import { registerSecret } from '../log.js';
 
 export interface MountConfig {
   entityId: string;
@@ -117,7 +118,13 @@ export function transferServices(client: HttpSynapseClient, userId: string, conf
   const sources = new FileSources(client, sts, (credentials, onExpired) => new AwsObjectStore({
     ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
     ...(config.s3Region ? { region: config.s3Region } : {}),
-    credentials,
+    // Every STS secret is known to the log scrubber before the SDK sees it (log.ts).
+    credentials: async () => {
+      const c = await credentials();
+      registerSecret(c.secretAccessKey);
+      registerSecret(c.sessionToken);
+      return c;
+    },
     onCredentialsExpired: onExpired,
     requestTimeoutMs: config.readTimeoutMs,
   }), { useSts: config.useSts, requestTimeoutMs: config.readTimeoutMs, logger: log.child({ component: 'files' }) });
@@ -128,6 +135,7 @@ export function transferServices(client: HttpSynapseClient, userId: string, conf
 }
 
 export async function mount(config: MountConfig, log: Logger): Promise<MountedFilesystem> {
+  registerSecret(config.authToken);
   const client = new HttpSynapseClient({
     endpoint: config.endpoint,
     authToken: config.authToken,

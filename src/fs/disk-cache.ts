@@ -286,6 +286,37 @@ export class DiskCache implements BlockStore {
     }
   }
 
+  /**
+   * Keep the bytes of a local file (a spool file just published as `object`, e.g. `fh<id>` or
+   * `fh<id>:<etag>` — the key its RangeSource will have) as blocks, one block in memory at a
+   * time, so a written file is read back from disk after a remount. Returns blocks stored.
+   */
+  async populateFromFile(object: string, blockSize: number, file: string, size: number): Promise<number> {
+    if (this.closed || size <= 0) return 0;
+    let stored = 0;
+    const fh = await open(file, 'r');
+    try {
+      for (let index = 0; index * blockSize < size; index++) {
+        const length = Math.min(blockSize, size - index * blockSize);
+        const data = Buffer.allocUnsafe(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await fh.read(data, got, length - got, index * blockSize + got);
+          if (bytesRead === 0) throw new Error(`${file} is shorter than ${size} bytes`);
+          got += bytesRead;
+        }
+        const before = this.stats.writes;
+        await this.write({ object, blockSize, index }, data);
+        if (this.stats.writes > before) stored++;
+      }
+    } catch (err) {
+      this.problem('populate', err);
+    } finally {
+      await fh.close();
+    }
+    return stored;
+  }
+
   /** Resolves when every queued write has finished. */
   flush(): Promise<void> {
     if (this.running === 0 && this.queue.length === 0) return Promise.resolve();
@@ -357,11 +388,14 @@ export class DiskCache implements BlockStore {
   /** Evict if `size` more bytes would pass the bound; false if they cannot fit at all. */
   private async makeRoom(size: number): Promise<boolean> {
     if (size > this.opts.maxBytes * LOW_WATER) return false;
-    let space = await this.refreshSpace(false);
-    if (this.usage + size <= this.limitFor(this.usage, space)) return true;
-    await this.evict(size);
-    space = await this.refreshSpace(false);
-    return this.usage + size <= this.limitFor(this.usage, space);
+    // Up to three rounds: an eviction already in flight (started for a smaller need) may not
+    // have made enough room; the next round starts one for this write's size.
+    for (let round = 0; round < 3; round++) {
+      const space = await this.refreshSpace(false);
+      if (this.usage + size <= this.limitFor(this.usage, space)) return true;
+      await this.evict(size);
+    }
+    return false;
   }
 
   /** Rescan and delete least recently used blocks until `needed` more bytes fit (single-flight). */

@@ -243,3 +243,17 @@ test('inode table: sizes from the persistent store cost no Synapse request', asy
   table.setSize('syn5', 4, { size: 99, md5: 'ee' });
   assert.deepEqual(store.get('syn5', 4), { size: 99, md5: 'ee' }, 'learned sizes are persisted');
 });
+
+test('a written file can populate the cache block by block (write path)', async () => {
+  const dir = await tmp();
+  const c = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
+  const blockSize = 64 * KiB;
+  const body = bytes(3 * blockSize + 10, 9);
+  const file = path.join(dir, 'spooled');
+  await writeFile(file, body);
+  assert.equal(await c.populateFromFile('fh900:etag-2', blockSize, file, body.length), 4);
+  const cache = new BlockCache({ maxBytes: 10 * MiB, blockSize, disk: c });
+  const src = new RampSource('fh900:etag-2', body.length);
+  assert.deepEqual(await cache.read(src, 0, body.length), body, 'read back from disk, not from the source');
+  assert.equal(src.reads, 0);
+});

@@ -35,6 +35,11 @@ export interface Seeder {
   versions(id: string): SeedVersion[];
   fileHandle(id: string): S3FileHandle;
   objectBytes(bucket: string, key: string): Promise<Buffer>;
+  /**
+   * Test-only: give an entity a name Synapse's NameValidation would refuse ("a/b", NUL, …), to
+   * test that a client never turns a server-side name into a path escape. Bypasses all checks.
+   */
+  forceName(id: string, name: string): void;
 }
 
 export function createSeeder(state: State, s3: S3Backend, users: { user1: User; user2: User }, externalBucket: string): Seeder {
@@ -159,6 +164,10 @@ export function createSeeder(state: State, s3: S3Backend, users: { user1: User; 
       const fh = state.fileHandles.get(id);
       if (!fh) throw new Error(`seeder: no file handle ${id}`);
       return fileHandleJson(fh) as unknown as S3FileHandle;
+    },
+
+    forceName(id, name) {
+      get(id).name = name;
     },
 
     async objectBytes(bucket, key) {

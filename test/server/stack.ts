@@ -38,6 +38,11 @@ export interface DevControls {
   addFault(rule: FaultInput): FaultRule;
   clearFaults(): void;
   stats(): StatsSnapshot;
+  /**
+   * Test-only read-out: every STS credential set issued so far (GET /entity/{id}/sts), so a
+   * test can check the mount never writes one to its log.
+   */
+  stsCredentials(): Array<{ accessKeyId: string; secretAccessKey: string; sessionToken: string }>;
 }
 
 export interface Stack {
@@ -102,6 +107,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         },
         clearFaults() { faults.clear(); },
         stats() { return stats.snapshot() as StatsSnapshot; },
+        stsCredentials() {
+          return [...s3.gate.sessions.values()].map((x) => ({
+            accessKeyId: x.accessKeyId, secretAccessKey: x.secretAccessKey, sessionToken: x.sessionToken,
+          }));
+        },
       },
       async close() {
         if (closed) return;

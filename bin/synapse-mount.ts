@@ -52,6 +52,8 @@ try {
 
 await yargs(argv)
   .scriptName('synapse-mount')
+  // A repeated option takes its last value (as mount -o and most CLIs do), never an array.
+  .parserConfiguration({ 'duplicate-arguments-array': false })
   .version(VERSION)
   .usage('$0 <entity> <mountpoint> [options]\n\nMount a Synapse project or folder as a directory.')
   .command(

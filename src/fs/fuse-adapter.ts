@@ -5,7 +5,9 @@
  *  - Mount options: fuse-native has no option for big_writes or max_background, but its option
  *    string is not escaped, so they ride in `fsname` (DESIGN §6): 128 KiB writes instead of
  *    4 KiB, 64 requests in flight for parallel readahead. hard_remove so an unlinked open file
- *    never becomes a `.fuse_hidden…` entity. Pinned to fuse-native 2.2.6.
+ *    never becomes a `.fuse_hidden…` entity. No kernel_cache/auto_cache: the page cache is
+ *    dropped at each open, so a new open always sees the current object (our block cache, keyed
+ *    by version, keeps warm re-reads fast). Pinned to fuse-native 2.2.6.
  *  - Per-op timeouts on purpose: the library's default 15 s would answer ETIMEDOUT while a
  *    throttled Synapse call is still retrying. Reads get `readTimeoutMs` + slack (the read path
  *    fails with EIO first); metadata ops get the retry budget + slack; flush/fsync/release run
@@ -36,7 +38,7 @@ const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY',
 /** The mount option string smuggled through fuse-native's unescaped `fsname`. */
 export function fsnameOption(name: string): string {
   const safe = name.replace(/[^A-Za-z0-9_.:-]/g, '_');
-  return `${safe},big_writes,max_background=64,congestion_threshold=48,hard_remove,auto_cache`;
+  return `${safe},big_writes,max_background=64,congestion_threshold=48,hard_remove`;
 }
 
 export class FuseAdapter {

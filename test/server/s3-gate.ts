@@ -71,6 +71,8 @@ const decodeSeg = (s: string): string => { try { return decodeURIComponent(s); }
 
 export class S3Gate {
   readonly sessions = new Map<string, StsSession>();
+  /** Upload ids aborted through the gate (see the AbortMultipartUpload note in handle()). */
+  private readonly aborted = new Set<string>();
   /** uploadId → partNumber → {etag, size}, learned from UploadPart responses. */
   private readonly parts = new Map<string, Map<number, { etag: string; size: number }>>();
   private readonly locks = new KeyLocks();
@@ -223,6 +225,23 @@ export class S3Gate {
       }
     }
 
+    // s3rver 3.7 has no AbortMultipartUpload (405); S3 answers 204 and forgets the upload, so
+    // later UploadPart/Complete with that id get 404 NoSuchUpload. The parts s3rver already
+    // stored stay in its temp directory, which nothing reads.
+    const uploadIdParam = q.get('uploadId') ?? '';
+    if (isAbort) {
+      this.aborted.add(uploadIdParam);
+      this.parts.delete(uploadIdParam);
+      req.resume();
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if ((isUploadPart || isComplete) && this.aborted.has(uploadIdParam)) {
+      fail(404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.');
+      return;
+    }
+
     let completeBody: Buffer | undefined;
     if (isComplete) {
       countIn();
@@ -258,6 +277,19 @@ export class S3Gate {
       } else if (req.headers['content-length'] !== undefined) bodyLength = Number(req.headers['content-length']);
       if (bodyLength !== undefined) headers['content-length'] = String(bodyLength);
       else if (method === 'PUT' || method === 'POST') headers['transfer-encoding'] = 'chunked';
+
+      // s3rver ignores If-Match; S3 answers 412 when the object's ETag differs (readers pin a
+      // version this way).
+      const ifMatch = req.headers['if-match'];
+      if (isRead && typeof ifMatch === 'string') {
+        const current = await this.backendEtag(rawPath);
+        const wanted = ifMatch.split(',').map((t) => t.trim().replace(/^W\//, '').replace(/"/g, ''));
+        if (current !== undefined && !wanted.includes('*') && !wanted.includes(current)) {
+          req.resume();
+          fail(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: 'If-Match' });
+          return;
+        }
+      }
 
       // s3rver misreads two ranges: `bytes=-N` (suffix) and an end of 0 (`bytes=0-0` → whole object)
       let firstByteOnly = false;
@@ -379,6 +411,17 @@ export class S3Gate {
       if (i < list.length - 1 && info.size < S3_MIN_PART_SIZE) return { code: 'EntityTooSmall' };
     }
     return undefined;
+  }
+
+  private backendEtag(rawPath: string): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      const r = http.request({ host: '127.0.0.1', port: this.opts.backendPort, method: 'HEAD', path: rawPath, agent: this.agent }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200 ? String(res.headers.etag ?? '').replace(/"/g, '') : undefined);
+      });
+      r.on('error', () => resolve(undefined));
+      r.end();
+    });
   }
 
   private backendSize(rawPath: string): Promise<number | undefined> {

@@ -1,0 +1,317 @@
+/**
+ * The fault matrix of issue #8, each row through a real mount with faults injected at runtime
+ * into the local Synapse and S3 servers (`/_dev/faults`).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startStack, type Stack } from '../server/stack.js';
+import { cli, isMounted, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
+
+const MiB = 1024 * 1024;
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+
+describe('fault matrix', () => {
+  let stack: Stack;
+  let projectId: string;
+  let stsId: string;
+  let managedId: string;
+  let scratch: string;
+  const big = patternBytes(24 * MiB, 11);
+  let m: Mounted;
+  let replaceFile: { fileHandleId: string };
+
+  before(async () => {
+    stack = await startStack({ fixture: 'empty' });
+    projectId = stack.seed.project('Faults');
+    stsId = (await stack.seed.folder(projectId, 'sts', { storage: 'sts' })).id;
+    managedId = (await stack.seed.folder(projectId, 'managed', { storage: 'managed' })).id;
+    await stack.seed.file(stsId, 'big.bin', big);
+    await stack.seed.file(managedId, 'big.bin', big);
+    await stack.seed.file(stsId, 'stall.bin', big);
+    replaceFile = await stack.seed.file(stsId, 'replace.bin', patternBytes(6 * MiB, 5));
+    scratch = await tempDir('faults-');
+    await writeFile(path.join(scratch, 'up.bin'), big);
+    // Small blocks and cache: every read goes to S3, many requests, so faults really hit.
+    m = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool'), '--block-size', '1M',
+      '--cache-size', '4M', '--part-size', '5M', '--read-timeout', '3', '--retry-timeout', '20']);
+  });
+
+  after(async () => {
+    stack?.dev.clearFaults();
+    await m?.unmount();
+    await stack?.close();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  test('S3 503 SlowDown on 30% of GETs and part uploads: retried, bytes right, cp succeeds', async () => {
+    stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'GET', status: 503, rate: 0.3 });
+    stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'PUT', status: 503, rate: 0.3 });
+    try {
+      for (const dir of ['sts', 'managed']) {
+        const r = await sh(`md5sum < '${m.dir}/${dir}/big.bin'`, { timeoutMs: 120_000 });
+        assert.equal(r.stdout.split(' ')[0], md5(big), `${dir}: ${r.stderr}`);
+        const cp = await sh(`cp '${scratch}/up.bin' '${m.dir}/${dir}/up-503.bin' && md5sum < '${m.dir}/${dir}/up-503.bin'`, { timeoutMs: 120_000 });
+        assert.equal(cp.code, 0, `${dir}: ${cp.stderr}`);
+        assert.equal(cp.stdout.split(' ')[0], md5(big));
+      }
+    } finally {
+      stack.dev.clearFaults();
+    }
+  });
+
+  test('connection reset mid-body on ranged GETs: the range is retried, bytes right', async () => {
+    stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'GET', reset: true, rate: 0.3 });
+    try {
+      for (const dir of ['sts', 'managed']) {
+        const r = await sh(`md5sum < '${m.dir}/${dir}/big.bin'`, { timeoutMs: 120_000 });
+        assert.equal(r.stdout.split(' ')[0], md5(big), `${dir}: ${r.stderr}`);
+      }
+    } finally {
+      stack.dev.clearFaults();
+    }
+  });
+
+  test('S3 stalls longer than --read-timeout: that read gets EIO (not ETIMEDOUT); later reads work', async () => {
+    // A file nothing has read yet, so neither our cache nor the kernel's page cache has it.
+    stack.dev.addFault({ target: 's3', pathPattern: 'stall.bin', method: 'GET', latencyMs: 8000, count: 50 });
+    let r;
+    try {
+      const t0 = Date.now();
+      r = await sh(`dd if='${m.dir}/sts/stall.bin' of=/dev/null bs=1M skip=20 count=1 status=none`, { timeoutMs: 60_000 });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /Input\/output error/);
+      assert.doesNotMatch(r.stderr, /timed out/i);
+      assert.ok(Date.now() - t0 < 15_000, 'failed near --read-timeout, long before fuse-native\'s own timeout');
+    } finally {
+      stack.dev.clearFaults();
+    }
+    const ok = await sh(`dd if='${m.dir}/sts/stall.bin' bs=1M skip=22 count=1 status=none | md5sum`, { timeoutMs: 60_000 });
+    assert.equal(ok.stdout.split(' ')[0], md5(big.subarray(22 * MiB, 23 * MiB)));
+    assert.equal((await sh(`ls '${m.dir}/sts'`)).code, 0, 'the mount is alive');
+  });
+
+  test('Synapse 429 with Retry-After and 502/503 are waited out; a permanent 404 is not retried', async () => {
+    const before = stack.dev.stats().synapse.byRoute['POST /entity/children'] ?? 0;
+    stack.dev.addFault({ target: 'synapse', pathPattern: '/entity/children', status: 429, retryAfterSec: 1, count: 1 });
+    stack.dev.addFault({ target: 'synapse', pathPattern: '/entity/children', status: 503, count: 1 });
+    stack.dev.addFault({ target: 'synapse', pathPattern: '/entity/children', status: 502, count: 1 });
+    try {
+      await mkdir(path.join(scratch, 'unused'), { recursive: true });
+      const other = await mountForeground(stack, projectId, ['--read-only', '--retry-timeout', '20']);
+      try {
+        const t0 = Date.now();
+        const ls = await sh(`ls '${other.dir}/sts'`, { timeoutMs: 60_000 });
+        assert.equal(ls.code, 0, ls.stderr);
+        assert.match(ls.stdout, /big\.bin/);
+        assert.ok(Date.now() - t0 >= 1000, 'Retry-After was honoured');
+        assert.ok((stack.dev.stats().synapse.byRoute['POST /entity/children'] ?? 0) - before >= 4, 'retried');
+        // A permanent error is answered at once, never retried.
+        stack.dev.addFault({ target: 'synapse', pathPattern: '/entity/children', status: 403, count: 1 });
+        const n0 = stack.dev.stats().synapse.byRoute['POST /entity/children'] ?? 0;
+        const denied = await sh(`ls '${other.dir}/managed'`, { timeoutMs: 30_000 });
+        assert.match(denied.stderr, /Permission denied/);
+        assert.equal((stack.dev.stats().synapse.byRoute['POST /entity/children'] ?? 0) - n0, 1, 'not retried');
+        assert.equal((await sh(`ls '${other.dir}/managed'`)).code, 0, 'the next call works');
+      } finally {
+        await other.unmount();
+      }
+    } finally {
+      stack.dev.clearFaults();
+    }
+  });
+
+  test('STS tokens that expire mid-read and between upload parts are refreshed', async () => {
+    stack.dev.setConfig({ stsLifetimeSec: 1 });
+    const other = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool-sts'),
+      '--block-size', '1M', '--cache-size', '2M', '--part-size', '5M']);
+    try {
+      const issued = stack.dev.stats().sts.issued;
+      const py = `import hashlib,sys,time
+h=hashlib.md5(); f=open(sys.argv[1],'rb')
+while True:
+    b=f.read(2*1024*1024)
+    if not b: break
+    h.update(b); time.sleep(0.15)
+print(h.hexdigest())`;
+      const r = await sh(`python3 -c "${py.replace(/"/g, '\\"')}" '${other.dir}/sts/big.bin'`, { timeoutMs: 120_000 });
+      assert.equal(r.stdout.trim(), md5(big), r.stderr);
+      // An upload whose parts trickle in across token lifetimes.
+      const w = `import sys,time
+src=open(sys.argv[1],'rb'); dst=open(sys.argv[2],'wb')
+while True:
+    b=src.read(3*1024*1024)
+    if not b: break
+    dst.write(b); dst.flush(); time.sleep(0.3)
+dst.close()`;
+      const up = await sh(`python3 -c "${w.replace(/"/g, '\\"')}" '${scratch}/up.bin' '${other.dir}/sts/slow-up.bin'`, { timeoutMs: 120_000 });
+      assert.equal(up.code, 0, up.stderr);
+      assert.equal((await sh(`md5sum < '${other.dir}/sts/slow-up.bin'`)).stdout.split(' ')[0], md5(big));
+      assert.ok(stack.dev.stats().sts.issued - issued >= 3, 'tokens were refreshed');
+    } finally {
+      stack.dev.setConfig({ stsLifetimeSec: 3600 });
+      await other.unmount();
+    }
+  });
+
+  test('an object replaced under an open handle: EIO on that handle, never mixed bytes; a new open reads the new object', async () => {
+    const fh = stack.seed.fileHandle(replaceFile.fileHandleId);
+    const py = `import sys
+f=open(sys.argv[1],'rb'); sys.stdout.write(str(len(f.read(1024*1024)))+'\\n'); sys.stdout.flush()
+sys.stdin.readline()
+try:
+    f.seek(4*1024*1024); f.read(1024*1024); print('read-ok')
+except OSError as e:
+    print('errno', e.errno)`;
+    const child = spawn('python3', ['-c', py, `${m.dir}/sts/replace.bin`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    await waitFor('first read', () => out.includes('\n'), 20_000);
+    // Another tool overwrites the S3 object behind Synapse's back.
+    const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
+    const s3 = new S3Client({ endpoint: stack.s3Endpoint, forcePathStyle: true, region: 'us-east-1',
+      credentials: { accessKeyId: stack.s3AccessKeyId, secretAccessKey: stack.s3SecretAccessKey } });
+    const replacement = patternBytes(6 * MiB, 99);
+    await s3.send(new PutObjectCommand({ Bucket: fh.bucketName, Key: fh.key, Body: replacement }));
+    s3.destroy();
+    child.stdin.end('go\n');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+    child.kill();
+    assert.match(out, /errno 5/, `EIO on the old handle: ${out}`);
+    const fresh = await sh(`md5sum < '${m.dir}/sts/replace.bin'`);
+    assert.equal(fresh.stdout.split(' ')[0], md5(replacement));
+  });
+
+  test('recover after the mount died between Synapse accepting a version and clearing the journal: no duplicate', async () => {
+    const spoolDir = path.join(scratch, 'spool-dup');
+    const one = await mountForeground(stack, projectId, ['--spool-dir', spoolDir]);
+    let id: string;
+    try {
+      await sh(`printf 'published once\\n' > '${one.dir}/sts/once.txt'`);
+      id = (await sh(`getfattr --only-values -n user.synapse.id '${one.dir}/sts/once.txt'`)).stdout.trim();
+    } finally {
+      await one.unmount();
+    }
+    // The journal entry a crash would have left behind for those very bytes.
+    const bytes = Buffer.from('published once\n');
+    await mkdir(path.join(spoolDir, 'files'), { recursive: true });
+    await mkdir(path.join(spoolDir, 'journal'), { recursive: true });
+    const spoolFile = path.join(spoolDir, 'files', 'crash-1');
+    await writeFile(spoolFile, bytes);
+    await writeFile(path.join(spoolDir, 'journal', 'crash-1.json'), JSON.stringify({
+      id: 'crash-1', spoolFile, parentId: stsId, name: 'once.txt', entityId: id, size: bytes.length, md5: md5(bytes),
+      createdAt: new Date().toISOString(), error: 'simulated crash',
+    }));
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
+    assert.equal(rec.code, 0, rec.stderr);
+    assert.match(rec.stdout, /already-published/);
+    assert.equal(stack.seed.versions(id).length, 1, 'no duplicate version');
+    assert.deepEqual(await readdir(path.join(spoolDir, 'journal')), []);
+  });
+
+  test('SIGKILL mid-write: nothing partial in Synapse; the next mount recovers the mountpoint and aborts the orphaned upload', async () => {
+    const spoolDir = path.join(scratch, 'spool-kill');
+    const victim = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--part-size', '5M']);
+    const w = `import sys,time
+dst=open(sys.argv[1],'wb')
+for i in range(40):
+    dst.write(b'x'*(1024*1024)); dst.flush(); time.sleep(0.05)
+time.sleep(30)`;
+    const writer = spawn('python3', ['-c', w, `${victim.dir}/sts/killed.bin`], { stdio: 'ignore' });
+    await waitFor('an orphan-able multipart upload', async () => (await readdir(path.join(spoolDir, 'uploads')).catch(() => [])).length > 0, 30_000);
+    victim.proc.kill('SIGKILL');
+    writer.kill('SIGKILL');
+    await waitFor('mount process gone', () => victim.proc.exitCode !== null || victim.proc.signalCode !== null, 10_000);
+    const lookup = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
+      method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ parentId: stsId, entityName: 'killed.bin' }),
+    });
+    assert.equal(lookup.status, 404, 'no partial file was published');
+    // Mount again on the same (stale) directory with the same spool.
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const again = await cli([projectId, victim.dir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint, '--spool-dir', spoolDir], { env });
+    assert.equal(again.code, 0, again.stderr);
+    try {
+      await waitFor('orphaned upload aborted', async () => (await readdir(path.join(spoolDir, 'uploads'))).length === 0, 20_000);
+      assert.equal((await sh(`ls '${victim.dir}/sts'`)).code, 0);
+    } finally {
+      await cli(['unmount', victim.dir], { env });
+      await victim.unmount();
+    }
+  });
+
+  test('spool disk full: ENOSPC from write/close, nothing half-published', async () => {
+    const tmpfs = path.join(scratch, 'tmpfs');
+    await mkdir(tmpfs, { recursive: true });
+    const mt = await sh(`mount -t tmpfs -o size=4m tmpfs '${tmpfs}'`);
+    assert.equal(mt.code, 0, mt.stderr);
+    try {
+      const small = await mountForeground(stack, projectId, ['--spool-dir', tmpfs]);
+      try {
+        const r = await sh(`cp '${scratch}/up.bin' '${small.dir}/managed/full.bin'`, { timeoutMs: 60_000 });
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /No space left on device/);
+        const lookup = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
+          method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ parentId: managedId, entityName: 'full.bin' }),
+        });
+        assert.equal(lookup.status, 404, 'nothing published');
+        assert.equal((await sh(`echo small > '${small.dir}/managed/after.txt' && cat '${small.dir}/managed/after.txt'`)).stdout, 'small\n', 'the mount still works');
+      } finally {
+        await small.unmount();
+      }
+    } finally {
+      await sh(`umount '${tmpfs}'`);
+    }
+  });
+
+  test('SIGTERM with a file open for writing: its upload finishes and the process says so', async () => {
+    const spoolDir = path.join(scratch, 'spool-term');
+    const t = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--log-level', 'warn']);
+    const w = `import sys,time
+dst=open(sys.argv[1],'wb'); dst.write(b'written before unmount\\n'); dst.flush()
+sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(30)`;
+    const writer = spawn('python3', ['-c', w, `${t.dir}/managed/open-at-exit.txt`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let ready = '';
+    writer.stdout.on('data', (d: Buffer) => { ready += d.toString(); });
+    try {
+      await waitFor('writer ready', () => ready.includes('ready'), 20_000);
+      t.proc.kill('SIGTERM');
+      await waitFor('mount process exit', () => t.proc.exitCode !== null || t.proc.signalCode !== null, 30_000);
+      assert.match(t.output(), /published/);
+      const lookup = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
+        method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ parentId: managedId, entityName: 'open-at-exit.txt' }),
+      });
+      assert.equal(lookup.status, 200);
+    } finally {
+      writer.kill('SIGKILL');
+      await t.unmount();
+    }
+  });
+
+  test('malformed or truncated JSON from Synapse: a clear error for that op; the mount survives', async () => {
+    const other = await mountForeground(stack, projectId, ['--read-only', '--retry-timeout', '2', '--metadata-ttl', '0']);
+    try {
+      stack.dev.addFault({ target: 'synapse', pathPattern: '/entity/children', body: '{"page": [{"id": "syn', count: 1 });
+      const bad = await sh(`ls '${other.dir}/sts'`, { timeoutMs: 30_000 });
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /Input\/output error/);
+      stack.dev.addFault({ target: 'synapse', pathPattern: '/entity/children', body: 'not json at all', count: 1 });
+      assert.notEqual((await sh(`ls '${other.dir}/managed'`, { timeoutMs: 30_000 })).code, 0);
+      const good = await sh(`ls '${other.dir}/sts'`);
+      assert.equal(good.code, 0, good.stderr);
+      assert.match(good.stdout, /big\.bin/);
+      assert.ok(await isMounted(other.dir));
+      assert.match(other.output(), /BAD_RESPONSE|malformed|JSON/i);
+    } finally {
+      stack.dev.clearFaults();
+      await other.unmount();
+    }
+  });
+});

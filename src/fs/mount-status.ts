@@ -7,11 +7,12 @@
  * process-wide S3 counters and the spool directory) and sent over the control socket as JSON.
  * Nothing here may carry a secret: the endpoint loses any user-info and query, journal errors
  * are the messages close() returned (Synapse reasons are scrubbed of the token by the client;
- * S3 errors name codes, never URLs).
+ * S3 errors name codes, never URLs), and go through the log scrubber (log.ts) once more.
  */
 import path from 'node:path';
 import type { SynapseClientStats } from '../synapse/http-client.js';
 import { s3Stats, type S3Counters } from '../s3/s3-stats.js';
+import { scrubSecrets } from '../log.js';
 import type { SynapseFilesystem } from './filesystem.js';
 import { Spool } from './spool.js';
 
@@ -124,7 +125,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
   const spool = new Spool(config.spoolDir);
   const journal: JournalStatus[] = (await spool.listJournal()).map((e) => ({
     id: e.id, parentId: e.parentId, name: e.name, ...(e.entityId ? { entityId: e.entityId } : {}),
-    size: e.size, createdAt: e.createdAt, error: e.error,
+    size: e.size, createdAt: e.createdAt, error: scrubSecrets(String(e.error ?? '')),
   }));
   const orphanedUploads = (await spool.listUploads()).filter((u) => u.pid !== process.pid && !alive(u.pid)).length;
   const syn = src.client.stats();

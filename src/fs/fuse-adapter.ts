@@ -111,6 +111,8 @@ export class FuseAdapter {
       fsname: fsnameOption(this.opts.fsname),
       subtype: 'synapse-mount',
       allowOther: this.opts.allowOther,
+      // Shared mounts: let the kernel enforce --uid/--gid/--file-mode/--dir-mode for other users.
+      defaultPermissions: this.opts.allowOther,
       debug: this.opts.debug ?? false,
       timeout: {
         default: meta,

@@ -29,6 +29,8 @@ const MiB = 1024 * 1024;
 const MIN_PART = 5 * MiB;
 const MAX_PARTS = 10_000;
 const PARTS_IN_FLIGHT = 4;
+/** Tries for one part PUT to its presigned URL (403 gets a fresh URL; 5xx and resets back off). */
+const PUT_ATTEMPTS = 6;
 /** Upload destinations rarely change; re-ask after this long. */
 const DESTINATION_TTL_MS = 60_000;
 
@@ -243,7 +245,7 @@ export class Publisher {
   /** PUT one part to its presigned URL; a 403 (URL expired) gets a fresh URL once. */
   private async putPart(uploadId: string, partNumber: number, body: Buffer): Promise<void> {
     let lastStatus = 0;
-    for (let attempt = 0; attempt < 4; attempt++) {
+    for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
       const [url] = await this.api.getPartUploadUrls(uploadId, [partNumber]);
       if (!url) throw new FsError('EIO', `no upload URL for part ${partNumber}`);
       try {
@@ -259,7 +261,7 @@ export class Publisher {
         lastStatus = res.status;
         if (res.status !== 403 && res.status < 500) break;
       } catch (err) {
-        if (attempt === 3) throw new FsError('EIO', `part ${partNumber} upload failed: ${(err as Error).message}`, { cause: err });
+        if (attempt === PUT_ATTEMPTS - 1) throw new FsError('EIO', `part ${partNumber} upload failed: ${(err as Error).message}`, { cause: err });
       }
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }

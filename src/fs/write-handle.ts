@@ -84,6 +84,8 @@ export class ActiveFile {
   private spoolFile: SpoolFile | undefined;
   private busy: Promise<unknown> = Promise.resolve();
   private stream: StreamTarget | undefined;
+  /** A journal entry exists for this file's spool (a publish failed and was recorded). */
+  private journaled = false;
   /** Streaming is tried once per file, for its first publish only. */
   private streamTried = false;
 
@@ -207,6 +209,22 @@ export class ActiveFile {
     return data.length;
   }
 
+  /**
+   * This file's bytes become the next version of another entity (a rename onto a published
+   * file). The bytes are loaded first — they are this file's, and a later load would fetch
+   * `entityId`'s — and the base is dropped, as it describes another entity's content: without
+   * that, a file unchanged since its last publish compared equal to it and was never published,
+   * and the target kept its old bytes (found by test/unit/fs-model.test.ts).
+   */
+  adopt(entityId: string): Promise<void> {
+    return this.exclusive(async () => {
+      await this.ensureLoaded();
+      this.entityId = entityId;
+      this.base = undefined;
+      this.dirty = true;
+    });
+  }
+
   /** Read what has been written (loads the published content first if needed). */
   read(position: number, length: number): Promise<Buffer> {
     return this.exclusive(async () => (await this.ensureLoaded()).read(position, length));
@@ -272,6 +290,12 @@ export class ActiveFile {
       this.dirty = false;
       this.writtenSincePublish = false;
       this.emptyPlaceholder = false;
+      // A publish that failed earlier (at close) left a journal entry: these bytes are now in
+      // Synapse, so it must not linger as "waiting for recover".
+      if (this.journaled) {
+        this.journaled = false;
+        await this.deps.spool.removeJournal(spool.id).catch(() => undefined);
+      }
       return {
         entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5,
         modifiedOn: Date.parse(entity.modifiedOn) || Date.now(),
@@ -301,6 +325,7 @@ export class ActiveFile {
   private async journal(err: unknown, size: number, md5: string, fileHandleId?: string): Promise<unknown> {
     const spool = this.spoolFile!;
     try {
+      this.journaled = true;
       const file = await this.deps.spool.writeJournal({
         id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
         ...(this.entityId ? { entityId: this.entityId } : {}),

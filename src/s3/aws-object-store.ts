@@ -52,7 +52,13 @@ export interface AwsObjectStoreOptions {
   maxAttempts?: number;
 }
 
-const BODY_ATTEMPTS = 4;
+/**
+ * Attempts for one ranged GET whose body fails mid-way (resets, truncation, 5xx): S3 errors are
+ * independent per request, so 8 tries make a lost block vanishingly rare even at a 30% fault
+ * rate (0.3^8 ≈ 7e-5), and the capped backoff keeps the worst case (~4 s) well inside
+ * --read-timeout.
+ */
+const BODY_ATTEMPTS = 8;
 
 function stripQuotes(etag: string | undefined): string | undefined {
   return etag?.replace(/^"|"$/g, '');
@@ -171,7 +177,7 @@ export class AwsObjectStore implements ObjectStore {
       } catch (err) {
         lastErr = err;
         if (opts.signal?.aborted || !isRetryableBodyError(err)) throw toS3Error(err, 'GetObject');
-        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)));
       }
     }
     throw toS3Error(lastErr, 'GetObject');

@@ -13,7 +13,8 @@ import { s3Stats } from './s3-stats.js';
 
 export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
 
-const ATTEMPTS = 4;
+/** As for S3 GETs (aws-object-store.ts BODY_ATTEMPTS): 8 tries, capped jittered backoff. */
+const ATTEMPTS = 8;
 
 export interface PresignedRangeSourceOptions {
   requestTimeoutMs?: number;
@@ -99,5 +100,5 @@ export class PresignedRangeSource implements RangeSource {
 }
 
 function backoff(attempt: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+  return new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)));
 }

@@ -22,6 +22,7 @@ import type {
   StorageLocationSetting,
   StsCredentials,
   StsPermission,
+  TableQueryPoll,
   UploadDestination,
   UploadDestinationListSetting,
   UserProfile,
@@ -92,4 +93,23 @@ export interface SynapseApi {
   addPart(uploadId: string, partNumber: number, partMd5Hex: string): Promise<AddPartResponse>;
   /** PUT /file/v1/file/multipart/{uploadId}/complete */
   completeMultipartUpload(uploadId: string): Promise<MultipartUploadStatus>;
+
+  /**
+   * POST /repo/v1/entity/{viewId}/table/query/async/start with a QueryBundleRequest → the job's
+   * token. `sql` names the view (`FROM synN`); offset/limit override the SQL's pagination.
+   * Use `queryView` (table-query.ts) to poll and page.
+   */
+  startTableQuery(viewId: string, sql: string, opts?: TableQueryOptions): Promise<string>;
+  /**
+   * GET /repo/v1/entity/{viewId}/table/query/async/get/{token}: `{done: false}` while the job runs
+   * (202 + AsynchronousJobStatus), else the QueryResultBundle. A failed job is a SynapseError.
+   */
+  getTableQueryResult(viewId: string, token: string): Promise<TableQueryPoll>;
+}
+
+export interface TableQueryOptions {
+  offset?: number;
+  limit?: number;
+  /** QueryBundleRequest.partMask (QUERY_PART in types.ts); Synapse's default is every part. */
+  partMask?: number;
 }

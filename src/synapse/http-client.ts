@@ -36,13 +36,21 @@
  * only in the Authorization header and is scrubbed from every message; log lines (debug level)
  * carry method, path, status, duration and attempt only.
  *
+ * Table queries (views): `startTableQuery` posts a QueryBundleRequest and returns the job token;
+ * `getTableQueryResult` answers `{done: false}` for a 202 (job still running) and otherwise checks
+ * the QueryResultBundle (rows' `values` arrays of strings or nulls, headers with names) — any
+ * other 2xx counts as done (the controller answers 201). A failed job comes back as the job's
+ * HTTP error (400/403/404), so it becomes a SynapseError like any other call. Polling and paging
+ * live in table-query.ts.
+ *
  * Normalisation: file handle ids (`id`, `fileHandleId`, `dataFileHandleId`, `resultFileHandleId`)
  * become strings, `storageLocationId`/`locations` numbers, file handle `contentSize` a number and
  * VersionInfo `contentSize` a string, whatever form the server sent.
  */
 import type { Logger } from 'pino';
-import type { BundleRequest, ChildType, SynapseApi } from './api.js';
+import type { BundleRequest, ChildType, SynapseApi, TableQueryOptions } from './api.js';
 import { SynapseError } from './errors.js';
+import { queryView, type QueryViewOptions, type QueryViewResult } from './table-query.js';
 import {
   CONCRETE,
   type AddPartResponse,
@@ -58,8 +66,12 @@ import {
   type PartPresignedUrl,
   type S3FileHandle,
   type StorageLocationSetting,
+  type AsynchronousJobStatus,
+  type QueryBundleRequest,
+  type QueryResultBundle,
   type StsCredentials,
   type StsPermission,
+  type TableQueryPoll,
   type UploadDestination,
   type UploadDestinationListSetting,
   type UserProfile,
@@ -515,6 +527,39 @@ function checkSts(v: unknown): StsCredentials {
   return o as unknown as StsCredentials;
 }
 
+function checkJobStatus(v: unknown): AsynchronousJobStatus {
+  const o = record(v, 'asynchronous job status');
+  const state = str(o, 'jobState', 'asynchronous job status');
+  if (state !== 'PROCESSING' && state !== 'FAILED' && state !== 'COMPLETE') throw new ShapeError(`unknown jobState ${JSON.stringify(state)}`);
+  return o as unknown as AsynchronousJobStatus;
+}
+
+function checkSelectColumns(v: unknown, what: string): void {
+  array(v, what).forEach((h, i) => str(record(h, `${what}[${i}]`), 'name', `${what}[${i}]`));
+}
+
+/** A QueryResultBundle: when queryResult is present, its rows are arrays of strings/nulls as wide as the headers. */
+function checkQueryBundle(v: unknown): QueryResultBundle {
+  const o = record(v, 'query result bundle');
+  if (o.queryResult !== undefined && o.queryResult !== null) {
+    const qr = record(o.queryResult, 'queryResult');
+    const rs = record(qr.queryResults, 'queryResult.queryResults');
+    checkSelectColumns(rs.headers, 'queryResults.headers');
+    const width = (rs.headers as unknown[]).length;
+    array(rs.rows ?? [], 'queryResults.rows').forEach((r, i) => {
+      const values = array(record(r, `row ${i}`).values, `row ${i}.values`);
+      if (values.length !== width) throw new ShapeError(`row ${i} has ${values.length} values for ${width} headers`);
+      for (const x of values) if (x !== null && typeof x !== 'string') throw new ShapeError(`row ${i} has a value that is neither a string nor null`);
+    });
+    if (rs.rows === undefined) rs.rows = [];
+    if (qr.nextPageToken !== undefined && qr.nextPageToken !== null) str(record(qr.nextPageToken, 'nextPageToken'), 'token', 'nextPageToken');
+  }
+  if (o.selectColumns !== undefined && o.selectColumns !== null) checkSelectColumns(o.selectColumns, 'selectColumns');
+  optNum(o, 'maxRowsPerPage', 'query result bundle');
+  optNum(o, 'queryCount', 'query result bundle');
+  return o as unknown as QueryResultBundle;
+}
+
 function checkMultipartStatus(v: unknown): MultipartUploadStatus {
   const o = { ...record(v, 'multipart upload status') };
   o.uploadId = idString(o, 'uploadId', 'multipart upload status');
@@ -789,6 +834,35 @@ export class HttpSynapseClient implements SynapseApi {
 
   completeMultipartUpload(uploadId: string): Promise<MultipartUploadStatus> {
     return this.#json('PUT', 'file', `/file/multipart/${enc(uploadId)}/complete`, undefined, checkMultipartStatus);
+  }
+
+  // -- table / view queries ---------------------------------------------------------------------
+
+  startTableQuery(viewId: string, sql: string, opts: TableQueryOptions = {}): Promise<string> {
+    const body: QueryBundleRequest = { concreteType: CONCRETE.queryBundleRequest, entityId: viewId, query: { sql } };
+    if (opts.offset !== undefined) body.query.offset = opts.offset;
+    if (opts.limit !== undefined) body.query.limit = opts.limit;
+    if (opts.partMask !== undefined) body.partMask = opts.partMask;
+    return this.#json('POST', 'repo', `/entity/${enc(viewId)}/table/query/async/start`, body, (v) =>
+      idString(record(v, 'async job id'), 'token', 'async job id'));
+  }
+
+  async getTableQueryResult(viewId: string, token: string): Promise<TableQueryPoll> {
+    const raw = await this.#req('GET', 'repo', `/entity/${enc(viewId)}/table/query/async/get/${enc(token)}`);
+    if (raw.status === 202) {
+      const status = this.#parse(raw, 'GET', checkJobStatus);
+      // Synapse rethrows a failed job's error instead; a FAILED status here is not a shape we can use.
+      if (status.jobState === 'FAILED') {
+        throw this.#t.badResponse(raw, 'GET', `query job failed: ${status.errorMessage ?? 'no error message'}`);
+      }
+      return { done: false, status };
+    }
+    return { done: true, bundle: this.#parse(raw, 'GET', checkQueryBundle) };
+  }
+
+  /** The whole answer of a view query: start, poll with bounded backoff, follow pages (table-query.ts). */
+  queryView(viewId: string, sql: string, opts?: QueryViewOptions): Promise<QueryViewResult> {
+    return queryView(this, viewId, sql, opts);
   }
 }
 

@@ -20,6 +20,13 @@ export const CONCRETE = {
   externalS3UploadDestination: 'org.sagebionetworks.repo.model.file.ExternalS3UploadDestination',
   multipartUploadRequest: 'org.sagebionetworks.repo.model.file.MultipartUploadRequest',
   entityChildrenRequest: 'org.sagebionetworks.repo.model.EntityChildrenRequest',
+  entityView: 'org.sagebionetworks.repo.model.table.EntityView',
+  queryBundleRequest: 'org.sagebionetworks.repo.model.table.QueryBundleRequest',
+  queryResultBundle: 'org.sagebionetworks.repo.model.table.QueryResultBundle',
+  queryResult: 'org.sagebionetworks.repo.model.table.QueryResult',
+  rowSet: 'org.sagebionetworks.repo.model.table.RowSet',
+  queryNextPageToken: 'org.sagebionetworks.repo.model.table.QueryNextPageToken',
+  columnModel: 'org.sagebionetworks.repo.model.table.ColumnModel',
 } as const;
 
 export interface UserProfile {
@@ -46,6 +53,10 @@ export interface Entity {
   linksTo?: { targetId: string; targetVersionNumber?: number };
   linksToClassName?: string;
   description?: string;
+  /** EntityView only: the containers whose subtrees the view covers, and the entity types (File = 0x01). */
+  scopeIds?: string[];
+  viewTypeMask?: number;
+  columnIds?: string[];
 }
 
 /** The body of POST /entity: what a client sends to create an entity. */
@@ -221,3 +232,83 @@ export interface AddPartResponse {
   addPartState: 'ADD_SUCCESS' | 'ADD_FAILED';
   errorMessage?: string;
 }
+
+// ---------- Tables and views (TableController: POST/GET /entity/{id}/table/query/async/…) ----------
+
+/** EntityView.viewTypeMask bits (HasViewTypeMask): File=0x01, Project=0x02, Table=0x04, Folder=0x08, … */
+export const VIEW_TYPE_FILE = 0x01;
+
+/** QueryBundleRequest.partMask bits. */
+export const QUERY_PART = { results: 0x1, count: 0x2, selectColumns: 0x4, maxRowsPerPage: 0x8, columnModels: 0x10 } as const;
+
+/** org.sagebionetworks.repo.model.table.Query (the subset we send). */
+export interface TableQuery {
+  sql: string;
+  offset?: number;
+  limit?: number;
+  includeEntityEtag?: boolean;
+}
+
+/** Body of POST /entity/{id}/table/query/async/start. */
+export interface QueryBundleRequest {
+  concreteType: string;
+  entityId: string;
+  query: TableQuery;
+  partMask?: number;
+}
+
+export interface SelectColumn {
+  name: string;
+  columnType?: string;
+  id?: string;
+}
+
+/** A row of a RowSet: `values` align with `headers`; a null cell is null. */
+export interface TableRow {
+  rowId?: number;
+  versionNumber?: number;
+  etag?: string;
+  values: Array<string | null>;
+}
+
+export interface RowSet {
+  concreteType?: string;
+  tableId?: string;
+  etag?: string;
+  headers: SelectColumn[];
+  rows: TableRow[];
+}
+
+export interface QueryResult {
+  concreteType?: string;
+  queryResults: RowSet;
+  /** Present when the page is full (rows = maxRowsPerPage): more rows may follow. */
+  nextPageToken?: { concreteType?: string; entityId?: string; token: string };
+}
+
+export interface QueryResultBundle {
+  concreteType?: string;
+  queryResult?: QueryResult;
+  queryCount?: number;
+  selectColumns?: SelectColumn[];
+  maxRowsPerPage?: number;
+}
+
+/** org.sagebionetworks.repo.model.asynch.AsynchronousJobStatus (the fields we read). */
+export interface AsynchronousJobStatus {
+  jobState: 'PROCESSING' | 'FAILED' | 'COMPLETE';
+  jobId?: string;
+  jobCanceling?: boolean;
+  progressMessage?: string;
+  progressCurrent?: number;
+  progressTotal?: number;
+  errorMessage?: string;
+  errorDetails?: string;
+  startedOn?: string;
+  changedOn?: string;
+}
+
+/** GET …/async/get/{token}: 202 → still running (its status); other 2xx → the result. */
+export type TableQueryPoll =
+  | { done: false; status: AsynchronousJobStatus }
+  | { done: true; bundle: QueryResultBundle };

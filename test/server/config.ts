@@ -3,8 +3,15 @@
  *
  * Defaults mirror production Synapse: STS credentials live 1 hour (3600 s), presigned download
  * URLs 30 s (FileHandleManagerImpl.PRESIGNED_URL_EXPIRE_TIME_S), children pages hold 50 entries,
- * throttling is 3 concurrent requests and 600 requests per sliding 60 s per user. Throttling and
- * latency are off by default so unit-style tests run fast; benches turn them on.
+ * throttling is 3 concurrent requests and 600 requests per sliding 60 s per user; a table/view
+ * query page holds at most 2 MiB of (maximum-width) rows (org.sagebionetworks.table.max.bytes.per.request
+ * = 2097152, so maxRowsPerPage = 2097152 / row width). Throttling and latency are off by default so
+ * unit-style tests run fast; benches turn them on.
+ *
+ * `viewSnapshotAtMs` plays the eventual consistency of entity views: 0 (default) = views show the
+ * entities as they are now; T > 0 (ms since the epoch) = view replication stopped at T, so a view
+ * query answers with the entities created by T and, for each file, the newest version made by T
+ * (names, parents and trash state are always current).
  */
 
 export interface StackOptions {
@@ -14,6 +21,8 @@ export interface StackOptions {
   presignedUrlLifetimeSec?: number;
   childrenPageSize?: number;
   throttle?: boolean;
+  tableMaxBytesPerPage?: number;
+  viewSnapshotAtMs?: number;
   fixture?: 'sample' | 'empty';
   port?: number;
   s3Port?: number;
@@ -28,6 +37,8 @@ export interface DevConfig {
   presignedUrlLifetimeSec: number;
   childrenPageSize: number;
   throttle: boolean;
+  tableMaxBytesPerPage: number;
+  viewSnapshotAtMs: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<DevConfig> = {
@@ -37,6 +48,8 @@ export const DEFAULT_CONFIG: Readonly<DevConfig> = {
   presignedUrlLifetimeSec: 30,
   childrenPageSize: 50,
   throttle: false,
+  tableMaxBytesPerPage: 2_097_152,
+  viewSnapshotAtMs: 0,
 };
 
 /** Production limits enforced when `throttle` is on. */
@@ -58,12 +71,13 @@ export const MAX_BATCH_FILE_REQUESTS = 100;
 export function applyConfig(target: DevConfig, partial: Record<string, unknown>): string | null {
   const numeric: Array<keyof DevConfig> = [
     'synapseLatencyMs', 's3LatencyMs', 'stsLifetimeSec', 'presignedUrlLifetimeSec', 'childrenPageSize',
+    'tableMaxBytesPerPage', 'viewSnapshotAtMs',
   ];
   for (const k of numeric) {
     const v = partial[k];
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) return `${k} must be a non-negative number`;
-    if (k === 'childrenPageSize' && (v < 1 || !Number.isInteger(v))) return 'childrenPageSize must be a positive integer';
+    if ((k === 'childrenPageSize' || k === 'tableMaxBytesPerPage') && (v < 1 || !Number.isInteger(v))) return `${k} must be a positive integer`;
   }
   if (partial.throttle !== undefined && typeof partial.throttle !== 'boolean') return 'throttle must be a boolean';
   for (const k of numeric) {

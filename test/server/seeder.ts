@@ -4,7 +4,7 @@
  * with external/STS storage locations (owner.txt written, location created by the project's
  * owner, an UploadDestinationListSetting on the folder), files whose bytes are put in the
  * parent's effective storage location with a correct S3FileHandle (MD5, size), new versions,
- * links and grants. Keys: managed `<userId>/<uuid>/<name>`; external `<baseKey>/<uuid>/<name>`
+ * links, entity views (file views with the default columns, as the web UI makes them) and grants. Keys: managed `<userId>/<uuid>/<name>`; external `<baseKey>/<uuid>/<name>`
  * (what the Python client writes with STS credentials).
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -30,6 +30,12 @@ export interface Seeder {
   fileVersion(entityId: string, bytes: Buffer, opts?: { contentType?: string }):
     Promise<{ id: string; fileHandleId: string; versionNumber: number }>;
   link(parentId: string, name: string, targetId: string): string;
+  /**
+   * An EntityView in `parentId` over the files below `scopeIds` (projects or folders, whole
+   * subtrees), with the default file-view columns (id, name, currentVersion, parentId,
+   * dataFileSizeBytes, dataFileMD5Hex, modifiedOn, …). `viewTypeMask` defaults to files (0x01).
+   */
+  view(parentId: string, name: string, scopeIds: string[], opts?: { viewTypeMask?: number }): string;
   grant(entityId: string, userId: string, perms: Perm[]): void;
   entity(id: string): Entity;
   versions(id: string): SeedVersion[];
@@ -140,6 +146,18 @@ export function createSeeder(state: State, s3: S3Backend, users: { user1: User; 
       const e = state.createEntity({
         kind: 'link', name: n, parentId: parent.id, userId: ownerOf(parent),
         linksTo: { targetId: synId(target.id) }, linksToClassName: entityJson(state, target).concreteType as string,
+      });
+      return synId(e.id);
+    },
+
+    view(parentId, name, scopeIds, opts = {}) {
+      const parent = container(parentId);
+      const n = validateEntityName(name);
+      freeName(parent.id, n);
+      const viewTypeMask = opts.viewTypeMask ?? 0x01;
+      const e = state.createEntity({
+        kind: 'entityview', name: n, parentId: parent.id, userId: ownerOf(parent),
+        view: { scopeIds: scopeIds.map((id) => container(id).id), viewTypeMask, columnIds: state.defaultViewColumns(viewTypeMask).map((c) => c.id) },
       });
       return synId(e.id);
     },

@@ -5,21 +5,23 @@
  *
  * Ids: entities count from 1001 (syn4489 is Synapse's root, the parent of every project);
  * file handles from 5001; storage locations from 101 (1 is Synapse's default storage);
- * project settings from 201. Permissions follow Synapse's benefactor model: an entity's
- * permissions come from the ACL of the nearest ancestor-or-self that has one.
+ * project settings from 201; column models from 7001 (the default columns of entity views, made
+ * at start as Synapse has them for everyone). Permissions follow Synapse's benefactor model: an
+ * entity's permissions come from the ACL of the nearest ancestor-or-self that has one.
  */
 import { randomUUID } from 'node:crypto';
 import { CONCRETE } from '../../src/synapse/types.js';
 
 export type Perm = 'READ' | 'DOWNLOAD' | 'CREATE' | 'UPDATE' | 'DELETE' | 'CHANGE_PERMISSIONS';
 export const ALL_PERMS: readonly Perm[] = ['READ', 'DOWNLOAD', 'CREATE', 'UPDATE', 'DELETE', 'CHANGE_PERMISSIONS'];
-export type EntityKind = 'project' | 'folder' | 'file' | 'link';
+export type EntityKind = 'project' | 'folder' | 'file' | 'link' | 'entityview';
 
 export const ROOT_ID = 4489;
 const FIRST_ENTITY_ID = 1001;
 const FIRST_FILE_HANDLE_ID = 5001;
 const FIRST_STORAGE_LOCATION_ID = 101;
 const FIRST_PROJECT_SETTING_ID = 201;
+const FIRST_COLUMN_MODEL_ID = 7001;
 export const DEFAULT_STORAGE_LOCATION_ID = 1;
 
 export const KIND_CONCRETE: Record<EntityKind, string> = {
@@ -27,6 +29,7 @@ export const KIND_CONCRETE: Record<EntityKind, string> = {
   folder: CONCRETE.folder,
   file: CONCRETE.file,
   link: CONCRETE.link,
+  entityview: CONCRETE.entityView,
 };
 
 export function kindOfConcrete(concreteType: string): EntityKind | undefined {
@@ -74,7 +77,55 @@ export interface EntityRecord {
   acl?: Map<string, Set<Perm>>;
   /** Set when the entity was deleted (moved to the trash can); children go with it. */
   trashedFrom?: number;
+  /** EntityView only (routes/tables.ts). */
+  view?: ViewDefinition;
 }
+
+/** An EntityView's definition: scope containers, entity-type mask, schema (column model ids). */
+export interface ViewDefinition {
+  scopeIds: number[];
+  viewTypeMask: number;
+  columnIds: string[];
+}
+
+/** org.sagebionetworks.repo.model.table.ColumnModel (the fields views use). */
+export interface ColumnModelRecord {
+  id: string;
+  name: string;
+  columnType: string;
+  maximumSize?: number;
+  facetType?: string;
+}
+
+/**
+ * The default columns of an entity view (EntityMetadataIndexProvider: Constants.BASIC_DEAFULT_COLUMNS,
+ * then FILE_SPECIFIC_COLUMNS when the mask includes files), typed and sized as ObjectField says.
+ */
+export const VIEW_BASIC_COLUMNS: ReadonlyArray<Omit<ColumnModelRecord, 'id'>> = [
+  { name: 'id', columnType: 'ENTITYID' },
+  { name: 'name', columnType: 'STRING', maximumSize: 256 },
+  { name: 'description', columnType: 'STRING', maximumSize: 1000 },
+  { name: 'createdOn', columnType: 'DATE', facetType: 'range' },
+  { name: 'createdBy', columnType: 'USERID', facetType: 'enumeration' },
+  { name: 'etag', columnType: 'STRING', maximumSize: 36 },
+  { name: 'modifiedOn', columnType: 'DATE', facetType: 'range' },
+  { name: 'modifiedBy', columnType: 'USERID', facetType: 'enumeration' },
+  { name: 'path', columnType: 'STRING', maximumSize: 1000 },
+];
+export const VIEW_FILE_COLUMNS: ReadonlyArray<Omit<ColumnModelRecord, 'id'>> = [
+  { name: 'type', columnType: 'STRING', maximumSize: 20, facetType: 'enumeration' },
+  { name: 'currentVersion', columnType: 'INTEGER' },
+  { name: 'parentId', columnType: 'ENTITYID', facetType: 'enumeration' },
+  { name: 'benefactorId', columnType: 'ENTITYID' },
+  { name: 'projectId', columnType: 'ENTITYID', facetType: 'enumeration' },
+  { name: 'dataFileHandleId', columnType: 'FILEHANDLEID' },
+  { name: 'dataFileName', columnType: 'STRING', maximumSize: 256 },
+  { name: 'dataFileSizeBytes', columnType: 'INTEGER' },
+  { name: 'dataFileMD5Hex', columnType: 'STRING', maximumSize: 100 },
+  { name: 'dataFileConcreteType', columnType: 'STRING', maximumSize: 65, facetType: 'enumeration' },
+  { name: 'dataFileBucket', columnType: 'STRING', maximumSize: 100, facetType: 'enumeration' },
+  { name: 'dataFileKey', columnType: 'STRING', maximumSize: 700 },
+];
 
 export interface FileHandleRecord {
   id: string;
@@ -152,6 +203,8 @@ export class State {
   storageLocations = new Map<number, StorageLocationRecord>();
   projectSettings = new Map<string, ProjectSettingRecord>();
   multipart = new Map<string, MultipartRecord>();
+  /** Column models by id (only the entity-view defaults: there is no POST /column here). */
+  columnModels = new Map<string, ColumnModelRecord>();
   /** parentId → children (trashed ones included; readers filter), so listings stay O(children) */
   private byParent = new Map<number, Set<EntityRecord>>();
   private nextEntity = FIRST_ENTITY_ID;
@@ -159,6 +212,7 @@ export class State {
   private nextStorageLocation = FIRST_STORAGE_LOCATION_ID;
   private nextProjectSetting = FIRST_PROJECT_SETTING_ID;
   private nextUpload = 1;
+  private nextColumnModel = FIRST_COLUMN_MODEL_ID;
 
   constructor(readonly managedBucket: string) {
     this.storageLocations.set(DEFAULT_STORAGE_LOCATION_ID, {
@@ -170,6 +224,16 @@ export class State {
       createdOn: '2014-06-01T00:00:00.000Z',
       etag: randomUUID(),
     });
+    for (const c of [...VIEW_BASIC_COLUMNS, ...VIEW_FILE_COLUMNS]) {
+      const id = String(this.nextColumnModel++);
+      this.columnModels.set(id, { id, ...c });
+    }
+  }
+
+  /** The default column models of an entity view with this type mask (files add the file columns). */
+  defaultViewColumns(viewTypeMask: number): ColumnModelRecord[] {
+    const names = new Set([...VIEW_BASIC_COLUMNS, ...((viewTypeMask & 1) !== 0 ? VIEW_FILE_COLUMNS : [])].map((c) => c.name));
+    return [...this.columnModels.values()].filter((c) => names.has(c.name));
   }
 
   addUser(u: Omit<User, 'etag' | 'createdOn'>): User {
@@ -294,7 +358,7 @@ export class State {
   createEntity(init: {
     kind: EntityKind; name: string; parentId: number; userId: string; dataFileHandleId?: string;
     linksTo?: { targetId: string; targetVersionNumber?: number }; linksToClassName?: string;
-    description?: string; versionLabel?: string; versionComment?: string;
+    description?: string; versionLabel?: string; versionComment?: string; view?: ViewDefinition;
   }): EntityRecord {
     const now = nowIso();
     const v: EntityVersion = {
@@ -321,6 +385,7 @@ export class State {
     if (init.description !== undefined) e.description = init.description;
     if (init.linksTo) e.linksTo = init.linksTo;
     if (init.linksToClassName !== undefined) e.linksToClassName = init.linksToClassName;
+    if (init.view) e.view = init.view;
     if (init.kind === 'project') e.acl = new Map([[init.userId, new Set(ALL_PERMS)]]);
     this.entities.set(e.id, e);
     this.index(e);

@@ -25,6 +25,7 @@ import { register as registerStorage } from './routes/storage.js';
 import { register as registerSts } from './routes/sts.js';
 import { register as registerMultipart } from './routes/multipart.js';
 import { register as registerUsers } from './routes/users.js';
+import { register as registerTables } from './routes/tables.js';
 
 export interface SynapseServerOptions {
   port: number;
@@ -43,7 +44,7 @@ export class SynapseServer {
 
   constructor(private readonly opts: SynapseServerOptions) {
     const deps: Deps = { state: opts.state, config: opts.config, s3: opts.s3, stats: opts.stats, faults: opts.faults };
-    for (const reg of [registerUsers, registerEntities, registerChildren, registerFiles, registerStorage, registerSts, registerMultipart]) {
+    for (const reg of [registerUsers, registerEntities, registerChildren, registerFiles, registerStorage, registerSts, registerMultipart, registerTables]) {
       reg(this.router, deps);
     }
   }

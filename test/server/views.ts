@@ -1,11 +1,13 @@
 /**
- * Renders state records as Synapse's JSON: Entity, EntityHeader, VersionInfo, S3FileHandle,
- * storage location settings, upload destinations, project settings. Field names are the real
+ * Renders state records as Synapse's JSON: Entity (EntityView included), EntityHeader, VersionInfo,
+ * S3FileHandle, storage location settings, upload destinations, project settings, ColumnModel. Field names are the real
  * schema's (org.sagebionetworks.repo.model.*); ids of entities are "synN", file handle ids are
  * strings, storage location ids are integers, user ids are strings.
  */
 import { CONCRETE } from '../../src/synapse/types.js';
-import type { EntityRecord, EntityVersion, FileHandleRecord, ProjectSettingRecord, State, StorageLocationRecord } from './state.js';
+import type {
+  ColumnModelRecord, EntityRecord, EntityVersion, FileHandleRecord, ProjectSettingRecord, State, StorageLocationRecord,
+} from './state.js';
 import { KIND_CONCRETE, synId } from './state.js';
 
 export function entityJson(state: State, e: EntityRecord, version?: EntityVersion): Record<string, unknown> {
@@ -34,6 +36,23 @@ export function entityJson(state: State, e: EntityRecord, version?: EntityVersio
     if (e.linksTo) out.linksTo = e.linksTo;
     if (e.linksToClassName !== undefined) out.linksToClassName = e.linksToClassName;
   }
+  if (e.kind === 'entityview' && e.view) {
+    // Versionable like every table; scopeIds come back as bare numbers (NodeUtils.createIdListFromBytes)
+    out.versionNumber = v.versionNumber;
+    out.versionLabel = v.versionLabel;
+    out.isLatestVersion = v.versionNumber === cur.versionNumber;
+    out.columnIds = [...e.view.columnIds];
+    out.isSearchEnabled = false;
+    out.viewTypeMask = e.view.viewTypeMask;
+    out.scopeIds = e.view.scopeIds.map(String);
+  }
+  return out;
+}
+
+export function columnModelJson(c: ColumnModelRecord): Record<string, unknown> {
+  const out: Record<string, unknown> = { id: c.id, name: c.name, columnType: c.columnType };
+  if (c.maximumSize !== undefined) out.maximumSize = c.maximumSize;
+  if (c.facetType !== undefined) out.facetType = c.facetType;
   return out;
 }
 

@@ -10,7 +10,7 @@ import { entityHeaderJson } from '../views.js';
 import { isContainer, lookupEntity, requirePerm, type Deps } from './common.js';
 
 const TYPE_NAMES: Record<string, EntityKind | undefined> = {
-  project: 'project', folder: 'folder', file: 'file', link: 'link',
+  project: 'project', folder: 'folder', file: 'file', link: 'link', entityview: 'entityview',
 };
 const KNOWN_TYPES = new Set([
   'project', 'folder', 'file', 'link', 'table', 'entityview', 'dockerrepo', 'submissionview', 'dataset',

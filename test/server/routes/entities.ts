@@ -3,7 +3,8 @@
  * trash can, versions, bundle2, annotations2 — with Synapse's permission checks, name rules,
  * 409 on a taken name and 412 on a stale etag. A FileEntity gets a new version when its
  * dataFileHandleId changes and the MD5s differ or are missing (EntityManagerImpl), or on
- * ?newVersion=true; renames and moves never version.
+ * ?newVersion=true; renames and moves never version. EntityViews carry scopeIds, viewTypeMask and
+ * columnIds (validated by routes/tables.ts, which serves their queries).
  */
 import { CONCRETE } from '../../../src/synapse/types.js';
 import {
@@ -15,6 +16,7 @@ import { entityJson, fileHandleJson, versionInfoJson } from '../views.js';
 import {
   isContainer, lookupEntity, queryFlag, readableEntity, requirePerm, validateCanAddFile, validateCanMoveFolder, type Deps,
 } from './common.js';
+import { viewDefinition } from './tables.js';
 
 const DEFAULT_VERSION_LIMIT = 10;
 const MAX_VERSION_LIMIT = 100;
@@ -95,6 +97,7 @@ export function register(router: Router, deps: Deps): void {
       init.linksTo = linkTarget(state, b);
       init.linksToClassName = optString(b, 'linksToClassName') ?? CONCRETE.file;
     }
+    if (kind === 'entityview') init.view = viewDefinition(state, b);
     const e = state.createEntity(init);
     return { status: 201, json: entityJson(state, e) };
   });
@@ -161,6 +164,7 @@ export function register(router: Router, deps: Deps): void {
       if (fh && newParent && (newHandle !== undefined || targetParentId !== e.parentId)) validateCanAddFile(state, fh.storageLocationId, newParent);
     }
     if (e.kind === 'link' && b.linksTo !== undefined) e.linksTo = linkTarget(state, b);
+    if (e.kind === 'entityview') e.view = viewDefinition(state, b, e.view);
 
     e.name = name;
     state.move(e, targetParentId);

@@ -51,6 +51,7 @@ export const MOUNT_FLAGS: Readonly<Record<string, FlagKind>> = {
   'log-file': 'string',
   'cache-dir': 'string',
   'cache-dir-size': 'string',
+  'metadata-view': 'string',
   foreground: 'boolean',
 };
 

@@ -16,6 +16,11 @@
  * `--cache-dir` — also in an optional persistent `sizeStore` (disk-cache.ts), consulted on a
  * memory miss, so after a remount a cold `ls -l` costs only the children listing.
  *
+ * --metadata-view (optional `folderSizes`, view-sizes.ts): after a listing, the folder's file
+ * sizes are first asked of a Synapse file view in one query; only the files it cannot vouch for
+ * go to the per-file background queue. A getattr arriving while that query is in flight waits
+ * for it instead of asking on its own, so no size is requested twice.
+ *
  * INVARIANT: `listings` entries hold FsNodes whose `parentId` is the listing's entity id.
  * INVARIANT: a cached size belongs to exactly the (id, versionNumber) in its key.
  * Across an `await`, a listing may be replaced by a fresher one; callers re-read the map.
@@ -66,6 +71,11 @@ export interface InodeTableOptions {
   maxSizes?: number;
   /** Persistent (id, version) → size store, read on a memory miss and written on every learn. */
   sizeStore?: SizeStore;
+  /**
+   * --metadata-view: sizes of a folder's files in one batch (view-sizes.ts), keyed by entity id;
+   * files left out (or a rejection) fall back to the per-file path.
+   */
+  folderSizes?: (dirId: string, nodes: readonly FsNode[]) => Promise<Map<string, FileSize>>;
 }
 
 function kindOf(type: string): NodeKind | undefined {
@@ -110,6 +120,8 @@ export class InodeTable {
   /** Files whose sizes are wanted but not yet asked for, in listing order. */
   private readonly backgroundQueue = new Map<string, FsNode>();
   private backgroundInflight = 0;
+  /** --metadata-view: size key → the folder view query that will (or will not) answer it. */
+  private readonly viewPending = new Map<string, Promise<void>>();
 
   constructor(
     private readonly api: SynapseApi,
@@ -183,7 +195,7 @@ export class InodeTable {
     }
     const listing = { entries, fetchedAt };
     this.listings.set(dirId, listing);
-    this.prefetchSizes(entries.values());
+    this.prefetchSizes(entries.values(), dirId);
     return listing;
   }
 
@@ -253,6 +265,13 @@ export class InodeTable {
     if (known) return known;
     const pending = this.pendingSizes.get(key);
     if (pending) return pending;
+    // --metadata-view: the folder's view query is in flight; its answer (or the fallback it
+    // queues) decides — no request of our own meanwhile.
+    const viaView = this.viewPending.get(key);
+    if (viaView) {
+      await viaView;
+      return this.size(node);
+    }
     this.backgroundQueue.delete(key);
     return this.fetchSize(node, key, this.api);
   }
@@ -276,13 +295,42 @@ export class InodeTable {
   }
 
   /** Queue background size fetches for listed files; at most `backgroundConcurrency` run at once. */
-  private prefetchSizes(nodes: Iterable<FsNode>): void {
+  private prefetchSizes(nodes: Iterable<FsNode>, dirId: string): void {
+    const wanted: FsNode[] = [];
     for (const node of nodes) {
       const key = this.sizeKey(node);
-      if (node.kind !== 'file' || this.cachedSize(key, node) || this.pendingSizes.has(key)) continue;
-      this.backgroundQueue.set(key, node);
+      if (node.kind !== 'file' || this.cachedSize(key, node) || this.pendingSizes.has(key) || this.viewPending.has(key)) continue;
+      wanted.push(node);
     }
+    if (this.opts.folderSizes && wanted.length > 0) {
+      this.prefetchFromView(dirId, wanted, this.opts.folderSizes);
+      return;
+    }
+    for (const node of wanted) this.backgroundQueue.set(this.sizeKey(node), node);
     this.pumpBackground();
+  }
+
+  /**
+   * --metadata-view: one view query for the folder; what it vouches for is cached under the
+   * (id, version) the listing gave, the rest joins the per-file background queue.
+   */
+  private prefetchFromView(dirId: string, wanted: FsNode[], folderSizes: NonNullable<InodeTableOptions['folderSizes']>): void {
+    const asked = wanted.map((node) => ({ node, key: this.sizeKey(node), version: node.versionNumber }));
+    const done = folderSizes(dirId, wanted)
+      .then((found) => {
+        for (const a of asked) {
+          const size = found.get(a.node.entityId);
+          if (size && a.version !== undefined) this.setSize(a.node.entityId, a.version, size);
+        }
+      }, (err: unknown) => this.opts.logger?.debug({ dirId, err }, 'metadata view query failed; sizes fetched one by one'))
+      .finally(() => {
+        for (const a of asked) {
+          this.viewPending.delete(a.key);
+          if (!this.cachedSize(a.key, a.node) && !this.pendingSizes.has(a.key)) this.backgroundQueue.set(a.key, a.node);
+        }
+        this.pumpBackground();
+      });
+    for (const a of asked) this.viewPending.set(a.key, done);
   }
 
   private pumpBackground(): void {

@@ -15,6 +15,7 @@ import { FileSources } from './file-sources.js';
 import { SynapseFilesystem } from './filesystem.js';
 import { FuseAdapter } from './fuse-adapter.js';
 import { InodeTable, type FsNode } from './inode-table.js';
+import { checkMetadataView, ViewSizes } from './view-sizes.js';
 import { MountError, preflight } from './preflight.js';
 import { Publisher } from './publisher.js';
 import { Spool } from './spool.js';
@@ -48,6 +49,8 @@ export interface MountConfig {
   /** Bound on the bytes of blocks under cacheDir (--cache-dir-size; default 10 GiB). */
   cacheDirBytes?: number;
   maxWriteMemoryBytes: number;
+  /** --metadata-view: a Synapse file view (synN) covering the mounted tree, for folder-wide sizes. */
+  metadataView?: string;
 }
 
 /** --cache-dir-size default (issue 9). */
@@ -143,6 +146,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     logger: log.child({ component: 'synapse' }),
   });
   const { userName, userId, root } = await checkRoot(client, config.entityId);
+  if (config.metadataView) await checkMetadataView(client, config.metadataView);
   await preflight(config.mountpoint);
   const spool = new Spool(config.spoolDir);
   if (!config.readOnly) {
@@ -167,11 +171,16 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
   }
 
   const { sources, publisher } = transferServices(client, userId, config, log);
+  // View queries run at the user's priority: a getattr waits on its folder's query (view-sizes.ts).
+  const viewSizes = config.metadataView
+    ? new ViewSizes({ api: client, viewId: config.metadataView, logger: log.child({ component: 'metadata-view' }) })
+    : undefined;
   const table = new InodeTable(client, root, {
     ttlMs: config.metadataTtlMs,
     backgroundApi: client.background(),
     logger: log.child({ component: 'inodes' }),
     ...(sizes ? { sizeStore: sizes } : {}),
+    ...(viewSizes ? { folderSizes: viewSizes.folderSizes } : {}),
   });
   const cache = new BlockCache({ maxBytes: config.cacheBytes, blockSize: config.blockBytes, ...(disk ? { disk } : {}) });
   const readaheadBytes = Math.min(MAX_READAHEAD_BYTES, Math.floor(config.cacheBytes / 2));

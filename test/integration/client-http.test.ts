@@ -156,7 +156,9 @@ test('a 429 Retry-After pauses the whole queue, not just the throttled call', T,
   };
   const c = client();
   const a = c.getEntity('synA');
-  await new Promise((r) => setTimeout(r, 100)); // the 429 has arrived
+  // Wait (bounded) until the client has seen the 429, however slow the machine is.
+  for (let i = 0; i < 200 && c.stats().throttled < 1; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(c.stats().throttled, 1);
   const b = c.getEntity('synB');
   await Promise.all([a, b]);
   const bArrival = arrivals.find((x) => x.url.endsWith('synB'));

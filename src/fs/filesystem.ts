@@ -357,7 +357,8 @@ export class SynapseFilesystem {
       if (this.releasing.get(h.path) === publishing) this.releasing.delete(h.path);
     }
     if (this.active.get(h.path) === file) this.active.delete(h.path);
-    if (!file.localOnly && !file.emptyPlaceholder && file.entityId) this.table.removeLocal(file.parentId, file.name);
+    // An unlinked file's name is no longer its own (a new file may hold it): leave its entry be.
+    if (!file.unlinked && !file.localOnly && !file.emptyPlaceholder && file.entityId) this.table.removeLocal(file.parentId, file.name);
     await file.dispose(failed);
   }
 
@@ -480,6 +481,7 @@ export class SynapseFilesystem {
       } else if (node.kind === 'file' && target.kind === 'file') {
         await this.replaceContent(node, target);
         this.table.remove(node.parentId!, node.name);
+        this.orphanReplaced(dest, destParent.entityId, destName);
         return;
       }
     }
@@ -494,6 +496,20 @@ export class SynapseFilesystem {
     this.table.remove(node.parentId!, node.name);
     this.table.upsert(this.nodeOf(moved, node.kind));
     this.moveActivePaths(src, dest);
+  }
+
+  /**
+   * A file open for writing at `path` was just replaced by a rename onto it: as in POSIX its
+   * fds keep the old, now nameless file, whose bytes are never published (as after unlink);
+   * its local listing entry goes. Without this, its last close published its bytes over the
+   * renamed file (found by test/unit/fs-model.test.ts).
+   */
+  private orphanReplaced(path: string, parentId: string, name: string): void {
+    const af = this.active.get(path);
+    if (!af) return;
+    af.unlinked = true;
+    this.active.delete(path);
+    this.table.removeLocal(parentId, name);
   }
 
   /** The content of `source` becomes the next version of `target`; `source` is deleted. */
@@ -530,9 +546,10 @@ export class SynapseFilesystem {
       af.parentId = destParent.entityId;
       af.name = destName;
       if (target?.entityId && !isScratchName(destName)) {
-        if (af.entityId && af.entityId !== target.entityId) await this.api.deleteEntity(af.entityId);
-        af.entityId = target.entityId;
-        af.dirty = true;
+        // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
+        const source = af.entityId;
+        await af.adopt(target.entityId);
+        if (source && source !== target.entityId) await this.api.deleteEntity(source);
       } else if (af.entityId && !isScratchName(destName)) {
         const entity = await this.api.getEntity(af.entityId);
         await this.api.updateEntity({ ...entity, name: destName, parentId: destParent.entityId }).catch((err: unknown) => {

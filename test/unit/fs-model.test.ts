@@ -1,0 +1,1132 @@
+/**
+ * Model-based test of the filesystem layer (CONVENTIONS §9, issue 8's last paragraph; after
+ * mountpoint-s3's reftests): fast-check `fc.commands` drives SynapseFilesystem directly — no
+ * FUSE, no HTTP — over the in-memory Synapse (src/synapse/memory-api.ts) and S3
+ * (src/s3/memory-object-store.ts), beside a plain in-memory tree that says what POSIX promises.
+ *
+ * Wiring: as src/fs/mount.ts `mount()` and `transferServices()` do (InodeTable,
+ * StsCredentialCache → FileSources with a store factory, Publisher, BlockCache, Spool in a temp
+ * dir, MemoryBudget), mounted on an STS folder so writes take the STS fast path, with a
+ * metadata TTL of 0 so what another client changes is seen at the next op. 1 KiB blocks, so
+ * files of a few KiB span several.
+ *
+ * Each command computes the expected outcome (success or an errno) from the model, then asks
+ * the filesystem as the kernel would: the VFS's own lookups and checks first (see `vfs()`:
+ * mkdir of an existing name, rename of a folder into itself, unlink of a folder… are answered
+ * by the kernel without calling the filesystem), then the op. Commands: write a whole file
+ * (create or open(O_TRUNC), write, close), write at an offset, read a range, truncate, rename
+ * (within and across folders, onto files and folders), unlink, mkdir, rmdir; fds held open
+ * across commands — writers (open, write, read, ftruncate, close through the fd) and readers
+ * (see Model.readers); and, as another Synapse client through the fake's helpers, upload a file
+ * or a new version, make a folder, move/rename, delete (only where they touch no file open for
+ * writing here: those races are pinned as `known:` tests below).
+ *
+ * Paths are picked from the model when a command runs (an existing path, a name under an
+ * existing folder, or a fixed path), so few commands die on ENOENT; three names (and a rare
+ * one with a space, and an invalid one) make collisions common.
+ *
+ * After every command the tree is compared three ways: the model; the filesystem (readdir of
+ * every folder, getattr kinds and sizes, every file's bytes through open/read/release); and —
+ * once no file is open for writing — Synapse itself (the fake's tree with each file's newest
+ * bytes: nothing may be only local once all is closed, and no spool file may be left). Always:
+ * the filesystem's fds and open-for-write files match the model's (none leaked, none lost), no
+ * journal entry (no publish failed), no S3 multipart upload left open, the fake's invariants.
+ *
+ * Runtime: up to NUM_RUNS sequences of up to MAX_COMMANDS commands, cut at TIME_LIMIT_MS (the
+ * file stays well under 30 s). The seed is fixed (FS_MODEL_SEED overrides it, FS_MODEL_SEED=random
+ * explores, FS_MODEL_RUNS changes the count) and a failure prints the seed, the replay path and
+ * the shrunk command list. Each shrunk failure is pinned below: `regression:` tests for what was
+ * fixed, `known:` tests (node:test `todo`) for what is reported and not yet fixed.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import { MemorySynapseApi, type FakeTree } from '../../src/synapse/memory-api.js';
+import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
+import { StsCredentialCache } from '../../src/synapse/sts.js';
+import { FileSources } from '../../src/fs/file-sources.js';
+import { Publisher } from '../../src/fs/publisher.js';
+import { BlockCache } from '../../src/fs/block-cache.js';
+import { InodeTable, type FsNode } from '../../src/fs/inode-table.js';
+import { Spool } from '../../src/fs/spool.js';
+import { SynapseFilesystem } from '../../src/fs/filesystem.js';
+import { MemoryBudget } from '../../src/s3/multipart-upload.js';
+import { errnoName, FsError, type ErrnoName } from '../../src/fs/errors.js';
+
+const NUM_RUNS = Number(process.env.FS_MODEL_RUNS ?? 200);
+/** fast-check stops starting new runs after this long (not a failure). */
+const TIME_LIMIT_MS = 20_000;
+const MAX_COMMANDS = 40;
+const SEED = process.env.FS_MODEL_SEED === 'random' ? Date.now() ^ 0 : Number(process.env.FS_MODEL_SEED ?? 20240611);
+/** Small blocks so a few-KiB file spans several (reads across block boundaries). */
+const BLOCK = 1024;
+const MiB = 1024 * 1024;
+const O_RDONLY = 0;
+const O_WRONLY = 1;
+const O_TRUNC = 0o1000;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+
+// ---------------------------------------------------------------------------------------------
+// The real system
+
+interface Real {
+  fs: SynapseFilesystem;
+  api: MemorySynapseApi;
+  /** Another Synapse client of the same user (the user's Python client elsewhere). */
+  remote: MemorySynapseApi;
+  store: MemoryObjectStore;
+  rootId: string;
+  spoolDir: string;
+  /** fds held open for writing across commands, in the order of Model.handles. */
+  fds: number[];
+  /** fds held open for reading across commands, in the order of Model.readers. */
+  rfds: number[];
+}
+
+async function makeReal(): Promise<Real> {
+  const store = new MemoryObjectStore();
+  const api = new MemorySynapseApi({ store });
+  const project = await api.createProject('Model Project');
+  const { folder } = await api.createStsFolder(project.id, 'mounted');
+  const spoolDir = await mkdtemp(path.join(tmpdir(), 'fs-model-'));
+  const spool = new Spool(spoolDir);
+  await spool.init();
+  // As transferServices(): STS cache → FileSources (one store per location) → Publisher.
+  const sts = new StsCredentialCache({ fetch: (id, permission) => api.getStsCredentials(id, permission) });
+  const sources = new FileSources(api, sts, () => store, { useSts: true, requestTimeoutMs: 5_000 });
+  const publisher = new Publisher(api, (locationId, entityId) => sources.storeFor(locationId, entityId, 'read_write'), {
+    userId: api.user.id, partSize: 5 * MiB, useSts: true,
+  });
+  // As mount(), with TTL 0: every lookup sees what other clients did.
+  const root: FsNode = {
+    entityId: folder.id, name: folder.name, kind: 'dir', parentId: folder.parentId, versionNumber: undefined,
+    modifiedOn: Date.parse(folder.modifiedOn), createdOn: Date.parse(folder.createdOn),
+  };
+  // maxSizes: lru-cache preallocates `max` slots; the default (1e6) would cost ~0.1 s per run.
+  const table = new InodeTable(api, root, { ttlMs: 0, maxSizes: 10_000 });
+  const cache = new BlockCache({ maxBytes: 256 * 1024, blockSize: BLOCK });
+  const fs = new SynapseFilesystem(api, table, sources, cache, {
+    readOnly: false, uid: 1000, gid: 1000, fileMode: 0o644, dirMode: 0o755,
+    readahead: { maxWindowBlocks: 4, inflightBudget: 64 * 1024, readTimeoutMs: 5_000 },
+  }, { publisher, spool, budget: new MemoryBudget(64 * MiB), partSize: 5 * MiB });
+  return { fs, api, remote: api.otherClient(), store, rootId: folder.id, spoolDir, fds: [], rfds: [] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model: a plain tree
+
+type MNode = MDir | MFile;
+interface MDir { kind: 'dir'; children: Map<string, MNode> }
+interface MFile { kind: 'file'; data: Buffer }
+
+class Model {
+  readonly root: MDir = { kind: 'dir', children: new Map() };
+  /** Files held open for writing across commands (the inode each fd refers to), as Real.fds. */
+  readonly handles: MFile[] = [];
+  /**
+   * Files held open for reading, as Real.rfds: the inode itself when the file was open for
+   * writing at the time (the fd shares the writer's bytes), else the bytes at open — a reader
+   * of a published file reads that version to its close, whatever happens to the path
+   * (close-to-open consistency, as NFS; documented in the README's POSIX notes).
+   */
+  readonly readers: Array<MFile | Buffer> = [];
+
+  /** Inodes whose bytes live in the filesystem's open-for-write state (writers, live readers). */
+  liveFiles(): MFile[] {
+    return [...this.handles, ...this.readers.filter((x): x is MFile => !Buffer.isBuffer(x))];
+  }
+
+  /** Is this inode still in the tree (not unlinked, not replaced by a rename onto its path)? */
+  isLinked(node: MNode): boolean {
+    const walk = (dir: MDir): boolean => [...dir.children.values()].some((c) => c === node || (c.kind === 'dir' && walk(c)));
+    return walk(this.root);
+  }
+
+  /** Does the subtree at `n` hold a file that is open for writing? */
+  holdsOpen(n: MNode): boolean {
+    if (n.kind === 'file') return this.liveFiles().includes(n);
+    return [...n.children.values()].some((c) => this.holdsOpen(c));
+  }
+
+  lookup(p: string): MNode | ErrnoName {
+    let node: MNode = this.root;
+    for (const part of parts(p)) {
+      if (node.kind !== 'dir') return 'ENOTDIR';
+      const child: MNode | undefined = node.children.get(part);
+      if (!child) return 'ENOENT';
+      node = child;
+    }
+    return node;
+  }
+
+  /** Every path in the tree (files and folders) and every folder path ('/' included), sorted. */
+  paths(): { all: string[]; dirs: string[] } {
+    const all: string[] = [];
+    const dirs: string[] = ['/'];
+    const walk = (prefix: string, dir: MDir): void => {
+      for (const [name, node] of [...dir.children].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
+        const p = `${prefix}/${name}`;
+        all.push(p);
+        if (node.kind === 'dir') {
+          dirs.push(p);
+          walk(p, node);
+        }
+      }
+    };
+    walk('', this.root);
+    return { all, dirs };
+  }
+
+  /** The parent folder of `p` and the last name (ENOENT / ENOTDIR as path resolution says). */
+  parent(p: string): { dir: MDir; name: string } | ErrnoName {
+    const ps = parts(p);
+    const dir = this.lookup(`/${ps.slice(0, -1).join('/')}`);
+    if (typeof dir === 'string') return dir;
+    if (dir.kind !== 'dir') return 'ENOTDIR';
+    return { dir, name: ps[ps.length - 1]! };
+  }
+}
+
+function parts(p: string): string[] {
+  return p.split('/').filter((x) => x.length > 0);
+}
+
+/** What Synapse (and so the filesystem) accepts as a name (src/fs/names.ts, by its spec). */
+function validName(n: string): boolean {
+  return /^[A-Za-z0-9,_.\-+()' ]+$/.test(n) && n.trim() === n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+interface Content { len: number; seed: number }
+
+function bytesOf(c: Content): Buffer {
+  const b = Buffer.allocUnsafe(c.len);
+  for (let i = 0; i < c.len; i++) b[i] = (i * 31 + c.seed * 7 + (i >> 8)) & 0xff;
+  return b;
+}
+
+const showContent = (c: Content): string => `${c.len}B#${c.seed}`;
+
+function resized(data: Buffer, size: number): Buffer {
+  if (size <= data.length) return Buffer.from(data.subarray(0, size));
+  return Buffer.concat([data, Buffer.alloc(size - data.length)]);
+}
+
+function writtenAt(data: Buffer, offset: number, chunk: Buffer): Buffer {
+  const out = resized(data, Math.max(data.length, offset + chunk.length));
+  chunk.copy(out, offset);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running an op and comparing outcomes
+
+type Outcome = 'ok' | ErrnoName;
+
+async function outcome(fn: () => Promise<unknown>): Promise<Outcome> {
+  try {
+    await fn();
+    return 'ok';
+  } catch (err) {
+    const name = errnoName(err);
+    // An error the errno table does not know (a bug, a fake limitation) must not pass as EIO.
+    if (name === 'EIO') throw err;
+    return name;
+  }
+}
+
+/** Outcomes seen per op (printed after the property: a coverage check for whoever tunes the generators). */
+const STATS = new Map<string, number>();
+function expectOutcome(what: string, expected: Outcome, got: Outcome): void {
+  const k = `${what.split('(')[0]}:${expected}`;
+  STATS.set(k, (STATS.get(k) ?? 0) + 1);
+  if (expected !== got) throw new Error(`${what}: expected ${expected}, filesystem answered ${got}`);
+}
+
+function isDir(mode: number): boolean {
+  return (mode & S_IFMT) === S_IFDIR;
+}
+
+/** The kernel's lookup before create/open: ENOENT → create, a file → open, else the errno. */
+async function lookupKind(r: Real, p: string): Promise<'file' | 'dir' | ErrnoName> {
+  try {
+    return isDir((await r.fs.getattr(p)).mode) ? 'dir' : 'file';
+  } catch (err) {
+    return errnoName(err);
+  }
+}
+
+/**
+ * The kernel's lookup of `p` before it calls an op (VFS: path walk, then the checks it makes
+ * itself — e.g. mkdir of an existing name is EEXIST without asking the filesystem). `answers`
+ * says what to throw for a file, a folder or an absent entry; 'ok' lets the op proceed. An
+ * absent entry is ENOENT unless said otherwise.
+ */
+async function vfs(r: Real, p: string, answers: { file?: ErrnoName | 'ok'; dir?: ErrnoName | 'ok'; absent?: 'ok' }): Promise<'file' | 'dir' | 'absent'> {
+  const kind = await lookupKind(r, p);
+  if (kind === 'file' || kind === 'dir') {
+    const a = answers[kind] ?? 'ok';
+    if (a !== 'ok') throw fsErr(a);
+    return kind;
+  }
+  if (kind === 'ENOENT' && answers.absent === 'ok') return 'absent';
+  throw fsErr(kind);
+}
+
+async function readAll(r: Real, p: string): Promise<Buffer> {
+  const fd = await r.fs.open(p, O_RDONLY);
+  try {
+    const chunks: Buffer[] = [];
+    for (let off = 0; ; ) {
+      const b = await r.fs.read(fd, 4096, off);
+      if (b.length === 0) break;
+      chunks.push(Buffer.from(b));
+      off += b.length;
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    await r.fs.release(fd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands: the filesystem
+
+type Cmd = fc.AsyncCommand<Model, Real>;
+
+/** `cat > p`: create (or open with O_TRUNC), write in chunks, close. */
+class WriteFile implements Cmd {
+  constructor(readonly p: string, readonly content: Content) {}
+  check(): boolean { return true; }
+  async run(m: Model, r: Real): Promise<void> {
+    const data = bytesOf(this.content);
+    const target = m.lookup(this.p);
+    const par = m.parent(this.p);
+    let expected: Outcome = 'ok';
+    if (typeof par === 'string') expected = par;
+    else if (typeof target !== 'string' && target.kind === 'dir') expected = 'EISDIR';
+    else if (typeof target === 'string' && !validName(par.name)) expected = 'EINVAL';
+    const got = await outcome(async () => {
+      const kind = await lookupKind(r, this.p);
+      if (kind === 'dir') throw fsErr('EISDIR');
+      if (kind !== 'file' && kind !== 'ENOENT') throw fsErr(kind);
+      const fd = kind === 'file' ? await r.fs.open(this.p, O_WRONLY | O_TRUNC) : await r.fs.create(this.p, 0o644);
+      try {
+        for (let off = 0; off < data.length; off += 1000) await r.fs.write(fd, Buffer.from(data.subarray(off, off + 1000)), off);
+        await r.fs.flush(fd);
+      } finally {
+        await r.fs.release(fd);
+      }
+    });
+    expectOutcome(this.toString(), expected, got);
+    if (expected !== 'ok' || typeof par === 'string') return;
+    if (typeof target !== 'string' && target.kind === 'file') target.data = data; // the same inode: fds open on it see it
+    else par.dir.children.set(par.name, { kind: 'file', data });
+  }
+  toString(): string { return `writeFile(${this.p}, ${showContent(this.content)})`; }
+}
+
+/** Open an existing file for writing, write at `offset` (holes read as zeros), close. */
+class WriteAt implements Cmd {
+  constructor(readonly p: string, readonly offset: number, readonly content: Content) {}
+  check(): boolean { return true; }
+  async run(m: Model, r: Real): Promise<void> {
+    const data = bytesOf(this.content);
+    const target = m.lookup(this.p);
+    const expected: Outcome = typeof target === 'string' ? target : target.kind === 'dir' ? 'EISDIR' : 'ok';
+    const got = await outcome(async () => {
+      const kind = await lookupKind(r, this.p);
+      if (kind === 'dir') throw fsErr('EISDIR');
+      if (kind !== 'file') throw fsErr(kind);
+      const fd = await r.fs.open(this.p, O_WRONLY);
+      try {
+        await r.fs.write(fd, data, this.offset);
+        await r.fs.flush(fd);
+      } finally {
+        await r.fs.release(fd);
+      }
+    });
+    expectOutcome(this.toString(), expected, got);
+    if (expected === 'ok' && typeof target !== 'string' && target.kind === 'file') target.data = writtenAt(target.data, this.offset, data);
+  }
+  toString(): string { return `writeAt(${this.p}, @${this.offset}, ${showContent(this.content)})`; }
+}
+
+/** Read a range through a fresh fd and compare bytes. */
+class ReadRange implements Cmd {
+  constructor(readonly p: string, readonly offset: number, readonly length: number) {}
+  check(): boolean { return true; }
+  async run(m: Model, r: Real): Promise<void> {
+    const target = m.lookup(this.p);
+    const expected: Outcome = typeof target === 'string' ? target : target.kind === 'dir' ? 'EISDIR' : 'ok';
+    let bytes: Buffer | undefined;
+    const got = await outcome(async () => {
+      const kind = await lookupKind(r, this.p);
+      if (kind === 'dir') throw fsErr('EISDIR');
+      if (kind !== 'file') throw fsErr(kind);
+      const fd = await r.fs.open(this.p, O_RDONLY);
+      try {
+        bytes = Buffer.from(await r.fs.read(fd, this.length, this.offset));
+      } finally {
+        await r.fs.release(fd);
+      }
+    });
+    expectOutcome(this.toString(), expected, got);
+    if (expected === 'ok' && typeof target !== 'string' && target.kind === 'file') {
+      const want = target.data.subarray(Math.min(this.offset, target.data.length), Math.min(this.offset + this.length, target.data.length));
+      assert.ok(bytes !== undefined && bytes.equals(want), `${this.toString()}: read ${bytes?.length} bytes that differ from the model's ${want.length}`);
+    }
+  }
+  toString(): string { return `read(${this.p}, @${this.offset}, ${this.length})`; }
+}
+
+class Truncate implements Cmd {
+  constructor(readonly p: string, readonly size: number) {}
+  check(): boolean { return true; }
+  async run(m: Model, r: Real): Promise<void> {
+    const target = m.lookup(this.p);
+    const expected: Outcome = typeof target === 'string' ? target : target.kind === 'dir' ? 'EISDIR' : 'ok';
+    expectOutcome(this.toString(), expected, await outcome(async () => { await vfs(r, this.p, { dir: 'EISDIR' }); await r.fs.truncate(this.p, this.size); }));
+    if (expected === 'ok' && typeof target !== 'string' && target.kind === 'file') target.data = resized(target.data, this.size);
+  }
+  toString(): string { return `truncate(${this.p}, ${this.size})`; }
+}
+
+/**
+ * rename(2) as the kernel and the filesystem answer it together. The VFS (do_renameat2,
+ * vfs_rename) answers some cases without calling the filesystem, so the harness does too:
+ * the same entry on both sides (0), a folder into its own subtree (EINVAL), onto one of the
+ * source's ancestors (ENOTEMPTY). Then, in the filesystem's order: kinds (ENOTDIR/EISDIR), the
+ * name (EINVAL), a non-empty target folder (ENOTEMPTY).
+ */
+class Rename implements Cmd {
+  constructor(readonly src: string, readonly dest: string) {}
+  check(): boolean { return true; }
+  /** What the kernel answers without calling the filesystem, or undefined. */
+  vfs(m: Model): Outcome | undefined {
+    const node = m.lookup(this.src);
+    if (typeof node === 'string') return node;
+    const par = m.parent(this.dest);
+    if (typeof par === 'string') return par;
+    if (par.dir.children.get(par.name) === node) return 'ok';
+    if (this.dest.startsWith(`${this.src}/`)) return 'EINVAL';
+    if (this.src.startsWith(`${this.dest}/`)) return 'ENOTEMPTY';
+    return undefined;
+  }
+  expected(m: Model): Outcome {
+    const answered = this.vfs(m);
+    if (answered) return answered;
+    const node = m.lookup(this.src) as MNode;
+    const par = m.parent(this.dest) as { dir: MDir; name: string };
+    const target = par.dir.children.get(par.name);
+    if (target && node.kind === 'dir' && target.kind !== 'dir') return 'ENOTDIR';
+    if (target && node.kind === 'file' && target.kind === 'dir') return 'EISDIR';
+    if (!validName(par.name)) return 'EINVAL';
+    if (target?.kind === 'dir' && target.children.size > 0) return 'ENOTEMPTY';
+    return 'ok';
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    const expected = this.expected(m);
+    const answered = this.vfs(m);
+    const got = answered ?? await outcome(async () => {
+      // The VFS's own lookups and may_delete() kind checks, then the filesystem.
+      const srcKind = await vfs(r, this.src, {});
+      await vfs(r, parentOf(this.dest), { file: 'ENOTDIR' });
+      const destKind = await vfs(r, this.dest, { absent: 'ok' });
+      if (destKind === 'file' && srcKind === 'dir') throw fsErr('ENOTDIR');
+      if (destKind === 'dir' && srcKind === 'file') throw fsErr('EISDIR');
+      await r.fs.rename(this.src, this.dest);
+    });
+    expectOutcome(this.toString(), expected, got);
+    if (expected !== 'ok' || answered) return;
+    const node = m.lookup(this.src) as MNode;
+    const from = m.parent(this.src) as { dir: MDir; name: string };
+    const to = m.parent(this.dest) as { dir: MDir; name: string };
+    from.dir.children.delete(from.name);
+    to.dir.children.set(to.name, node);
+  }
+  toString(): string { return `rename(${this.src}, ${this.dest})`; }
+}
+
+class Unlink implements Cmd {
+  constructor(readonly p: string) {}
+  check(): boolean { return true; }
+  async run(m: Model, r: Real): Promise<void> {
+    const target = m.lookup(this.p);
+    const expected: Outcome = typeof target === 'string' ? target : target.kind === 'dir' ? 'EISDIR' : 'ok';
+    expectOutcome(this.toString(), expected, await outcome(async () => { await vfs(r, this.p, { dir: 'EISDIR' }); await r.fs.unlink(this.p); }));
+    if (expected === 'ok') {
+      const par = m.parent(this.p) as { dir: MDir; name: string };
+      par.dir.children.delete(par.name);
+    }
+  }
+  toString(): string { return `unlink(${this.p})`; }
+}
+
+class Mkdir implements Cmd {
+  constructor(readonly p: string) {}
+  check(): boolean { return true; }
+  async run(m: Model, r: Real): Promise<void> {
+    const par = m.parent(this.p);
+    const expected: Outcome = typeof par === 'string' ? par
+      : !validName(par.name) ? 'EINVAL'
+      : par.dir.children.has(par.name) ? 'EEXIST' : 'ok';
+    expectOutcome(this.toString(), expected, await outcome(async () => { await vfs(r, this.p, { file: 'EEXIST', dir: 'EEXIST', absent: 'ok' }); await r.fs.mkdir(this.p); }));
+    if (expected === 'ok' && typeof par !== 'string') par.dir.children.set(par.name, { kind: 'dir', children: new Map() });
+  }
+  toString(): string { return `mkdir(${this.p})`; }
+}
+
+class Rmdir implements Cmd {
+  constructor(readonly p: string) {}
+  check(): boolean { return true; }
+  async run(m: Model, r: Real): Promise<void> {
+    const target = m.lookup(this.p);
+    const expected: Outcome = typeof target === 'string' ? target
+      : target.kind !== 'dir' ? 'ENOTDIR'
+      : target.children.size > 0 ? 'ENOTEMPTY' : 'ok';
+    expectOutcome(this.toString(), expected, await outcome(async () => { await vfs(r, this.p, { file: 'ENOTDIR' }); await r.fs.rmdir(this.p); }));
+    if (expected === 'ok') {
+      const par = m.parent(this.p) as { dir: MDir; name: string };
+      par.dir.children.delete(par.name);
+    }
+  }
+  toString(): string { return `rmdir(${this.p})`; }
+}
+
+/** The errno the kernel would answer without calling the filesystem op (after its lookup). */
+function fsErr(errno: ErrnoName): FsError {
+  return new FsError(errno, `lookup: ${errno}`);
+}
+
+/** open(O_RDONLY) and keep the fd (see Model.readers for what it reads). */
+class OpenRead implements Cmd {
+  constructor(readonly p: string) {}
+  check(m: Readonly<Model>): boolean { return m.readers.length < 3; }
+  async run(m: Model, r: Real): Promise<void> {
+    const target = m.lookup(this.p);
+    const expected: Outcome = typeof target === 'string' ? target : target.kind === 'dir' ? 'EISDIR' : 'ok';
+    let fd: number | undefined;
+    const got = await outcome(async () => {
+      await vfs(r, this.p, { dir: 'EISDIR' });
+      fd = await r.fs.open(this.p, O_RDONLY);
+    });
+    expectOutcome(this.toString(), expected, got);
+    if (expected !== 'ok' || typeof target === 'string' || target.kind !== 'file') return;
+    m.readers.push(m.liveFiles().includes(target) ? target : Buffer.from(target.data));
+    r.rfds.push(fd!);
+  }
+  toString(): string { return `openRead(${this.p})`; }
+}
+
+class ReadHeld implements Cmd {
+  constructor(readonly k: number, readonly offset: number, readonly length: number) {}
+  check(m: Readonly<Model>): boolean { return m.readers.length > 0; }
+  async run(m: Model, r: Real): Promise<void> {
+    const i = this.k % m.readers.length;
+    const x = m.readers[i]!;
+    const data = Buffer.isBuffer(x) ? x : x.data;
+    const got = Buffer.from(await r.fs.read(r.rfds[i]!, this.length, this.offset));
+    const want = data.subarray(Math.min(this.offset, data.length), Math.min(this.offset + this.length, data.length));
+    assert.ok(got.equals(want), `${this.toString()}: read ${got.length} bytes that differ from the model's ${want.length}`);
+  }
+  toString(): string { return `readHeld(#${this.k}, @${this.offset}, ${this.length})`; }
+}
+
+class CloseRead implements Cmd {
+  constructor(readonly k: number) {}
+  check(m: Readonly<Model>): boolean { return m.readers.length > 0; }
+  async run(m: Model, r: Real): Promise<void> {
+    const i = this.k % m.readers.length;
+    const fd = r.rfds[i]!;
+    m.readers.splice(i, 1);
+    r.rfds.splice(i, 1);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+  }
+  toString(): string { return `closeRead(#${this.k})`; }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands: another Synapse client, behind the filesystem's back. Each applies only where it
+// would succeed in Synapse (check()), so shrinking keeps sequences meaningful.
+
+function remoteParent(m: Model, p: string): { dir: MDir; name: string } | undefined {
+  const par = m.parent(p);
+  return typeof par === 'string' || !validName(par.name) ? undefined : par;
+}
+
+/** Upload a new file, or a new version of an existing one. */
+class RemotePut implements Cmd {
+  constructor(readonly p: string, readonly content: Content) {}
+  check(m: Readonly<Model>): boolean {
+    const par = remoteParent(m as Model, this.p);
+    const target = par?.dir.children.get(par.name);
+    return par !== undefined && target?.kind !== 'dir' && !(target && (m as Model).holdsOpen(target));
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    const par = remoteParent(m, this.p)!;
+    const data = bytesOf(this.content);
+    const existing = r.api.resolvePath(r.rootId, this.p);
+    if (existing) await r.remote.putVersion(existing.id, data);
+    else await r.remote.putFile(r.api.resolvePath(r.rootId, parentOf(this.p))!.id, par.name, data);
+    const target = par.dir.children.get(par.name);
+    if (target?.kind === 'file') target.data = data;
+    else par.dir.children.set(par.name, { kind: 'file', data });
+  }
+  toString(): string { return `remote.put(${this.p}, ${showContent(this.content)})`; }
+}
+
+class RemoteMkdir implements Cmd {
+  constructor(readonly p: string) {}
+  check(m: Readonly<Model>): boolean {
+    const par = remoteParent(m as Model, this.p);
+    return par !== undefined && !par.dir.children.has(par.name);
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    const par = remoteParent(m, this.p)!;
+    await r.remote.mkdir(r.api.resolvePath(r.rootId, parentOf(this.p))!.id, par.name);
+    par.dir.children.set(par.name, { kind: 'dir', children: new Map() });
+  }
+  toString(): string { return `remote.mkdir(${this.p})`; }
+}
+
+/** Rename and/or move; Synapse refuses a taken name (409), so only onto a free one. */
+class RemoteMove implements Cmd {
+  constructor(readonly src: string, readonly dest: string) {}
+  check(m: Readonly<Model>): boolean {
+    const node = (m as Model).lookup(this.src);
+    const par = remoteParent(m as Model, this.dest);
+    if (typeof node === 'string' || !par || par.dir.children.has(par.name) || (m as Model).holdsOpen(node)) return false;
+    return !(this.dest + '/').startsWith(this.src + '/');
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    const node = m.lookup(this.src) as MNode;
+    const from = m.parent(this.src) as { dir: MDir; name: string };
+    const to = remoteParent(m, this.dest)!;
+    const id = r.api.resolvePath(r.rootId, this.src)!.id;
+    await r.remote.move(id, to.name, r.api.resolvePath(r.rootId, parentOf(this.dest))!.id);
+    from.dir.children.delete(from.name);
+    to.dir.children.set(to.name, node);
+  }
+  toString(): string { return `remote.move(${this.src}, ${this.dest})`; }
+}
+
+/** Delete to the trash can (a folder with everything in it). */
+class RemoteDelete implements Cmd {
+  constructor(readonly p: string) {}
+  check(m: Readonly<Model>): boolean {
+    const node = (m as Model).lookup(this.p);
+    return typeof node !== 'string' && !(m as Model).holdsOpen(node);
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    await r.remote.trash(r.api.resolvePath(r.rootId, this.p)!.id);
+    const par = m.parent(this.p) as { dir: MDir; name: string };
+    par.dir.children.delete(par.name);
+  }
+  toString(): string { return `remote.delete(${this.p})`; }
+}
+
+function parentOf(p: string): string {
+  const ps = parts(p);
+  return `/${ps.slice(0, -1).join('/')}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// After every command: model = filesystem = Synapse, and nothing leaked.
+
+async function compareFs(m: Model, r: Real): Promise<void> {
+  const walk = async (dirPath: string, dir: MDir): Promise<void> => {
+    const names = [...(await r.fs.readdir(dirPath))].sort();
+    const want = [...dir.children.keys()].sort();
+    assert.deepEqual(names, want, `readdir(${dirPath})`);
+    for (const name of want) {
+      const p = dirPath === '/' ? `/${name}` : `${dirPath}/${name}`;
+      const node = dir.children.get(name)!;
+      const st = await r.fs.getattr(p);
+      assert.equal(isDir(st.mode) ? 'dir' : 'file', node.kind, `getattr(${p}) kind`);
+      if (node.kind === 'dir') await walk(p, node);
+      else {
+        assert.equal(st.size, node.data.length, `getattr(${p}).size`);
+        const bytes = await readAll(r, p);
+        assert.ok(bytes.equals(node.data), `bytes of ${p}: ${bytes.length} read, ${node.data.length} expected, content differs`);
+      }
+    }
+  };
+  await walk('/', m.root);
+}
+
+function compareSynapse(m: Model, r: Real): void {
+  const walk = (where: string, dir: MDir, tree: FakeTree): void => {
+    assert.deepEqual(Object.keys(tree).sort(), [...dir.children.keys()].sort(), `Synapse children of ${where}`);
+    for (const [name, node] of dir.children) {
+      const t = tree[name]!;
+      const p = `${where === '/' ? '' : where}/${name}`;
+      if (node.kind === 'dir') {
+        assert.equal(t.kind, 'folder', `Synapse kind of ${p}`);
+        if (t.kind === 'folder') walk(p, node, t.children);
+      } else {
+        assert.equal(t.kind, 'file', `Synapse kind of ${p}`);
+        if (t.kind === 'file') assert.ok(t.bytes.equals(node.data), `Synapse bytes of ${p} (${t.bytes.length} vs ${node.data.length})`);
+      }
+    }
+  };
+  walk('/', m.root, r.api.tree(r.rootId));
+}
+
+async function checkAll(m: Model, r: Real, after: string): Promise<void> {
+  try {
+    const held = m.handles.length + m.readers.length;
+    assert.equal(r.fs.openHandleCount, held, 'fds leaked (or lost)');
+    const live = m.liveFiles();
+    const linkedOpen = new Set(live.filter((h) => m.isLinked(h)));
+    assert.equal(r.fs.activeFiles.length, linkedOpen.size, 'open-for-write files leaked (or lost)');
+    await compareFs(m, r);
+    assert.equal(r.fs.openHandleCount, held, 'fds leaked by the comparison reads');
+    if (live.length === 0) {
+      // Every writer closed: all of it must be in Synapse, and nothing left on the side.
+      compareSynapse(m, r);
+      assert.deepEqual(await readdir(path.join(r.spoolDir, 'files')), [], 'spool files left behind');
+    }
+    r.api.checkInvariants();
+    assert.equal(r.store.uploads.size, 0, 'an S3 multipart upload was left open');
+    assert.deepEqual(await readdir(path.join(r.spoolDir, 'journal')), [], 'journal entries (a publish failed)');
+  } catch (err) {
+    (err as Error).message = `after ${after}: ${(err as Error).message}`;
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands: fds held open across commands (a writer that stays open while other ops happen)
+
+/** open(O_WRONLY[|O_TRUNC]) an existing file or create a new one, and keep the fd. */
+class OpenWrite implements Cmd {
+  constructor(readonly p: string, readonly trunc: boolean) {}
+  check(m: Readonly<Model>): boolean { return m.handles.length < 4; }
+  async run(m: Model, r: Real): Promise<void> {
+    const target = m.lookup(this.p);
+    const par = m.parent(this.p);
+    let expected: Outcome = 'ok';
+    if (typeof par === 'string') expected = par;
+    else if (typeof target !== 'string' && target.kind === 'dir') expected = 'EISDIR';
+    else if (typeof target === 'string' && !validName(par.name)) expected = 'EINVAL';
+    let fd: number | undefined;
+    const got = await outcome(async () => {
+      const kind = await lookupKind(r, this.p);
+      if (kind === 'dir') throw fsErr('EISDIR');
+      if (kind !== 'file' && kind !== 'ENOENT') throw fsErr(kind);
+      fd = kind === 'file' ? await r.fs.open(this.p, O_WRONLY | (this.trunc ? O_TRUNC : 0)) : await r.fs.create(this.p, 0o644);
+    });
+    expectOutcome(this.toString(), expected, got);
+    if (expected !== 'ok' || typeof par === 'string') return;
+    let node = typeof target === 'string' ? undefined : target as MFile;
+    if (!node) par.dir.children.set(par.name, (node = { kind: 'file', data: Buffer.alloc(0) }));
+    else if (this.trunc) node.data = Buffer.alloc(0);
+    m.handles.push(node);
+    r.fds.push(fd!);
+  }
+  toString(): string { return `openWrite(${this.p}${this.trunc ? ', O_TRUNC' : ''})`; }
+}
+
+abstract class FdCmd implements Cmd {
+  constructor(readonly k: number) {}
+  check(m: Readonly<Model>): boolean { return m.handles.length > 0; }
+  protected at(m: Model, r: Real): { i: number; node: MFile; fd: number } {
+    const i = this.k % m.handles.length;
+    return { i, node: m.handles[i]!, fd: r.fds[i]! };
+  }
+  abstract run(m: Model, r: Real): Promise<void>;
+}
+
+/**
+ * write(2) through a held fd. After the file was unlinked (or replaced by a rename onto its
+ * path) the filesystem answers ENOENT (ActiveFile.assertWritable) where POSIX would accept the
+ * bytes into the orphaned inode — a documented deviation the model follows.
+ */
+class WriteFd extends FdCmd {
+  constructor(k: number, readonly offset: number, readonly content: Content) { super(k); }
+  override async run(m: Model, r: Real): Promise<void> {
+    const { node, fd } = this.at(m, r);
+    const data = bytesOf(this.content);
+    const expected: Outcome = m.isLinked(node) ? 'ok' : 'ENOENT';
+    expectOutcome(this.toString(), expected, await outcome(() => r.fs.write(fd, data, this.offset)));
+    if (expected === 'ok') node.data = writtenAt(node.data, this.offset, data);
+  }
+  override toString(): string { return `writeFd(#${this.k}, @${this.offset}, ${showContent(this.content)})`; }
+}
+
+class ReadFd extends FdCmd {
+  constructor(k: number, readonly offset: number, readonly length: number) { super(k); }
+  override async run(m: Model, r: Real): Promise<void> {
+    const { node, fd } = this.at(m, r);
+    const got = Buffer.from(await r.fs.read(fd, this.length, this.offset));
+    const want = node.data.subarray(Math.min(this.offset, node.data.length), Math.min(this.offset + this.length, node.data.length));
+    assert.ok(got.equals(want), `${this.toString()}: read ${got.length} bytes that differ from the model's ${want.length}`);
+  }
+  override toString(): string { return `readFd(#${this.k}, @${this.offset}, ${this.length})`; }
+}
+
+class FtruncateFd extends FdCmd {
+  constructor(k: number, readonly size: number) { super(k); }
+  override async run(m: Model, r: Real): Promise<void> {
+    const { node, fd } = this.at(m, r);
+    expectOutcome(this.toString(), 'ok', await outcome(() => r.fs.ftruncate(fd, this.size)));
+    node.data = resized(node.data, this.size);
+  }
+  override toString(): string { return `ftruncate(#${this.k}, ${this.size})`; }
+}
+
+/** close(2): flush (publishes what was written) then release (the last one publishes the rest). */
+class CloseFd extends FdCmd {
+  override async run(m: Model, r: Real): Promise<void> {
+    const { i, fd } = this.at(m, r);
+    m.handles.splice(i, 1);
+    r.fds.splice(i, 1);
+    try {
+      await r.fs.flush(fd);
+    } finally {
+      await r.fs.release(fd);
+    }
+  }
+  override toString(): string { return `close(#${this.k})`; }
+}
+
+/** Wraps a command so the whole state is compared after it runs. */
+class Checked implements Cmd {
+  constructor(readonly inner: Cmd) {}
+  check(m: Readonly<Model>): boolean { return this.inner.check(m); }
+  async run(m: Model, r: Real): Promise<void> {
+    await this.inner.run(m, r);
+    await checkAll(m, r, this.inner.toString());
+  }
+  toString(): string { return this.inner.toString(); }
+}
+
+/**
+ * Paths are mostly chosen from what exists when the command runs (so few commands die on
+ * ENOENT): an existing path by index, a name under an existing folder, or a fixed path.
+ */
+type Ref = { existing: number } | { under: number; name: string } | { fixed: string };
+
+function pick(m: Model, ref: Ref): string {
+  if ('fixed' in ref) return ref.fixed;
+  const { all, dirs } = m.paths();
+  if ('existing' in ref) return all.length === 0 ? '/a' : all[ref.existing % all.length]!;
+  const dir = dirs[ref.under % dirs.length]!;
+  return `${dir === '/' ? '' : dir}/${ref.name}`;
+}
+
+/** A command whose paths are picked from the model just before it runs, checked after. */
+class Picked implements Cmd {
+  private cmd: Cmd | undefined;
+  constructor(private readonly make: (m: Model) => Cmd, private readonly desc: string) {}
+  check(m: Readonly<Model>): boolean {
+    this.cmd = this.make(m as Model);
+    return this.cmd.check(m);
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    const cmd = this.cmd ?? this.make(m);
+    await cmd.run(m, r);
+    await checkAll(m, r, cmd.toString());
+  }
+  toString(): string { return this.cmd?.toString() ?? this.desc; }
+  /** A fresh instance per run: fast-check shares command objects between shrink attempts. */
+  [fc.cloneMethod](): Picked {
+    return new Picked(this.make, this.desc);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generators: few names, so paths collide (EEXIST, ENOTDIR, EISDIR, ENOTEMPTY, replace).
+
+const NAMES = ['a', 'b', 'd'] as const;
+const arbValidName = fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...NAMES) }, { weight: 1, arbitrary: fc.constant('e 1') });
+const arbName = fc.oneof({ weight: 15, arbitrary: arbValidName }, { weight: 1, arbitrary: fc.constant('x:y') });
+const pathOf = (name: fc.Arbitrary<string>): fc.Arbitrary<string> =>
+  fc.array(name, { minLength: 1, maxLength: 3 }).map((ps) => `/${ps.join('/')}`);
+const refOf = (name: fc.Arbitrary<string>): fc.Arbitrary<Ref> => fc.oneof(
+  { weight: 4, arbitrary: fc.nat().map((existing): Ref => ({ existing })) },
+  { weight: 4, arbitrary: fc.tuple(fc.nat(), name).map(([under, n]): Ref => ({ under, name: n })) },
+  { weight: 1, arbitrary: pathOf(name).map((fixed): Ref => ({ fixed })) },
+);
+const arbRef = refOf(arbName);
+const arbValidRef = refOf(arbValidName);
+/** rename destinations: anywhere, or inside the source (a folder into itself → EINVAL). */
+const arbDest = fc.oneof(
+  { weight: 6, arbitrary: arbRef },
+  { weight: 1, arbitrary: arbName.map((n) => ({ intoSource: n })) },
+);
+const arbContent = fc.record({ len: fc.nat({ max: 3000 }), seed: fc.nat({ max: 255 }) });
+/** Positional writes carry ≥ 1 byte: the kernel never sends an empty FUSE write. */
+const arbChunk = fc.record({ len: fc.integer({ min: 1, max: 3000 }), seed: fc.nat({ max: 255 }) });
+const show = (v: unknown): string => JSON.stringify(v);
+
+const commandArbs: Array<fc.Arbitrary<Cmd>> = [
+  fc.tuple(arbRef, arbContent).map(([p, c]): Cmd => new Picked((m) => new WriteFile(pick(m, p), c), `writeFile(${show(p)})`)),
+  fc.tuple(arbRef, fc.nat({ max: 4000 }), arbChunk).map(([p, o, c]): Cmd =>
+    new Picked((m) => new WriteAt(pick(m, p), o, c), `writeAt(${show(p)})`)),
+  fc.tuple(arbRef, fc.nat({ max: 4000 }), fc.integer({ min: 1, max: 5000 })).map(([p, o, l]): Cmd =>
+    new Picked((m) => new ReadRange(pick(m, p), o, l), `read(${show(p)})`)),
+  fc.tuple(arbRef, fc.nat({ max: 5000 })).map(([p, n]): Cmd => new Picked((m) => new Truncate(pick(m, p), n), `truncate(${show(p)})`)),
+  fc.tuple(arbRef, arbDest).map(([a, b]): Cmd => new Picked((m) => {
+    const src = pick(m, a);
+    return new Rename(src, 'intoSource' in b ? `${src}/${b.intoSource}` : pick(m, b));
+  }, `rename(${show(a)}, ${show(b)})`)),
+  arbRef.map((p): Cmd => new Picked((m) => new Unlink(pick(m, p)), `unlink(${show(p)})`)),
+  arbRef.map((p): Cmd => new Picked((m) => new Mkdir(pick(m, p)), `mkdir(${show(p)})`)),
+  arbRef.map((p): Cmd => new Picked((m) => new Rmdir(pick(m, p)), `rmdir(${show(p)})`)),
+  fc.tuple(arbValidRef, arbContent).map(([p, c]): Cmd => new Picked((m) => new RemotePut(pick(m, p), c), `remote.put(${show(p)})`)),
+  arbValidRef.map((p): Cmd => new Picked((m) => new RemoteMkdir(pick(m, p)), `remote.mkdir(${show(p)})`)),
+  fc.tuple(arbValidRef, arbValidRef).map(([a, b]): Cmd =>
+    new Picked((m) => new RemoteMove(pick(m, a), pick(m, b)), `remote.move(${show(a)}, ${show(b)})`)),
+  arbValidRef.map((p): Cmd => new Picked((m) => new RemoteDelete(pick(m, p)), `remote.delete(${show(p)})`)),
+  fc.tuple(arbRef, fc.boolean()).map(([p, t]): Cmd => new Picked((m) => new OpenWrite(pick(m, p), t), `openWrite(${show(p)})`)),
+  fc.tuple(fc.nat(), fc.nat({ max: 4000 }), arbChunk).map(([k, o, c]): Cmd => new Checked(new WriteFd(k, o, c))),
+  fc.tuple(fc.nat(), fc.nat({ max: 4000 }), fc.integer({ min: 1, max: 5000 })).map(([k, o, l]): Cmd => new Checked(new ReadFd(k, o, l))),
+  fc.tuple(fc.nat(), fc.nat({ max: 5000 })).map(([k, n]): Cmd => new Checked(new FtruncateFd(k, n))),
+  fc.nat().map((k): Cmd => new Checked(new CloseFd(k))),
+  fc.nat().map((k): Cmd => new Checked(new CloseFd(k))),
+  arbRef.map((p): Cmd => new Picked((m) => new OpenRead(pick(m, p)), `openRead(${show(p)})`)),
+  fc.tuple(fc.nat(), fc.nat({ max: 4000 }), fc.integer({ min: 1, max: 5000 })).map(([k, o, l]): Cmd => new Checked(new ReadHeld(k, o, l))),
+  fc.nat().map((k): Cmd => new Checked(new CloseRead(k))),
+];
+
+const RUNS = { n: 0 };
+
+async function runSequence(cmds: Iterable<Cmd>): Promise<void> {
+  RUNS.n++;
+  const real = await makeReal();
+  try {
+    const model = new Model();
+    await fc.asyncModelRun(async () => ({ model, real }), cmds);
+    // Every sequence ends with its held fds closed, so Synapse is compared once all are.
+    while (model.handles.length + model.readers.length > 0) {
+      const close = model.readers.length > 0 ? new CloseRead(0) : new CloseFd(0);
+      await close.run(model, real);
+      await checkAll(model, real, `${close.toString()} (closing what the sequence left open)`);
+    }
+  } finally {
+    // After a failure: release what is still open (best effort), so no spool FileHandle is left to GC.
+    for (const fd of [...real.fds, ...real.rfds]) await real.fs.release(fd).catch(() => undefined);
+    await rm(real.spoolDir, { recursive: true, force: true });
+  }
+}
+
+/** A regression: the commands in order, each checked. */
+function sequence(...cmds: Cmd[]): Promise<void> {
+  return runSequence(cmds.map((c) => new Checked(c)));
+}
+
+const c = (len: number, seed = 1): Content => ({ len, seed });
+
+// ---------------------------------------------------------------------------------------------
+
+test('the filesystem agrees with a plain tree model (and Synapse) after every command', { timeout: 120_000 }, async () => {
+  const started = Date.now();
+  try {
+    await fc.assert(
+      fc.asyncProperty(fc.commands(commandArbs, { maxCommands: MAX_COMMANDS, size: 'max' }), (cmds) => runSequence(cmds)),
+      { numRuns: NUM_RUNS, seed: SEED, includeErrorInReport: true, interruptAfterTimeLimit: TIME_LIMIT_MS, markInterruptAsFailure: false },
+    );
+  } catch (err) {
+    console.error(`fs-model: failed with seed ${SEED} (rerun: FS_MODEL_SEED=${SEED}); see the counterexample above`);
+    throw err;
+  }
+  console.log(`fs-model: ${RUNS.n} runs of ≤ ${MAX_COMMANDS} commands in ${Date.now() - started} ms (seed ${SEED}); outcomes: ${
+    [...STATS].sort().map(([k, v]) => `${k}=${v}`).join(' ')}`);
+});
+
+// ---- a sanity sequence over every command kind (fast, and a readable example) ----
+
+test('model smoke: every command kind once', async () => {
+  await sequence(
+    new Mkdir('/d'),
+    new WriteFile('/d/a', c(2500)),
+    new WriteAt('/d/a', 4000, c(10, 2)),
+    new ReadRange('/d/a', 1000, 3500),
+    new Truncate('/d/a', 1200),
+    new Rename('/d/a', '/b'),
+    new RemotePut('/d/a', c(700, 3)),
+    new Rename('/d/a', '/b'),
+    new RemoteMkdir('/e 1'),
+    new RemoteMove('/b', '/e 1/b'),
+    new Rmdir('/e 1'),
+    new Unlink('/e 1/b'),
+    new Rmdir('/e 1'),
+    new RemoteDelete('/d'),
+    new WriteFile('/x:y', c(1)),
+  );
+});
+
+// ---- regressions: shrunk counterexamples found by the property, pinned ----
+
+test('regression: a folder renamed into its own subfolder is EINVAL and nothing is deleted', async () => {
+  // seeds 1 and 3: remote.mkdir(/e 1), mkdir(/e 1/b), rename(/e 1, /e 1/b). Answered by the VFS
+  // through FUSE; called directly, the filesystem deleted the empty /e 1/b first (todo below).
+  await sequence(new RemoteMkdir('/e 1'), new Mkdir('/e 1/b'), new Rename('/e 1', '/e 1/b'));
+});
+
+test('regression: mkdir over a file being written is EEXIST and the file survives', async () => {
+  // seeds 1–3: openWrite(/b), mkdir(/b). The VFS's lookup finds the new, unpublished file.
+  await sequence(new OpenWrite('/b', false), new Mkdir('/b'), new WriteFd(0, 0, c(5)), new CloseFd(0));
+});
+
+test('regression: a rename onto a file open for writing replaces it; the writer\'s bytes are never published there', async () => {
+  // seed 5: openWrite(/a), remote.put(/d, 0B#0), rename(/d, /a) — the open file kept its path
+  // and its last close published it over the renamed file. Fixed: SynapseFilesystem.orphanReplaced.
+  await sequence(new OpenWrite('/a', false), new RemotePut('/d', c(0, 0)), new Rename('/d', '/a'));
+  await sequence(new OpenWrite('/a', false), new WriteFd(0, 0, c(300, 4)), new RemotePut('/d', c(700, 5)), new Rename('/d', '/a'),
+    new WriteFd(0, 10, c(20, 6)), new CloseFd(0));
+  // seeds 6 and 7: the renamed file was itself written (and closed) through the mount.
+  await sequence(new OpenWrite('/a', false), new OpenWrite('/e 1', false), new CloseFd(1), new Rename('/e 1', '/a'));
+  await sequence(new OpenWrite('/a', false), new CloseFd(0), new OpenWrite('/e 1', false), new Rename('/a', '/e 1'));
+});
+
+test('regression: an open file published once and renamed onto another file publishes its bytes there', async () => {
+  // seed 9: openWrite(/b), openWrite(/a), writeAt(/a, @0, 1B#0), close(#0), rename(/a, /b), close(#0)
+  // — /a's entity was deleted and /b kept its old bytes: the unchanged-since-publish check
+  // compared /a's bytes with /a's own last version. Fixed: ActiveFile.adopt.
+  await sequence(new OpenWrite('/b', false), new OpenWrite('/a', false), new WriteAt('/a', 0, c(1, 0)), new CloseFd(0),
+    new Rename('/a', '/b'), new CloseFd(0));
+});
+
+test('regression: a file open for writing but not yet read, renamed onto another file, carries its own bytes', async () => {
+  // Found while shrinking seed 9's family: the lazy load of the base fetched the target's bytes.
+  await sequence(new RemotePut('/x', c(10, 1)), new RemotePut('/y', c(20, 2)), new OpenWrite('/x', false), new Rename('/x', '/y'),
+    new CloseFd(0));
+});
+
+test('regression: closing an unlinked file leaves a new file of the same name listed', async () => {
+  // seed 11: writeFile(/a, 0B#0), openWrite(/a), unlink(/a), openWrite(/a), ftruncate(#0, 0) — the
+  // old file's last close removed the new file's listing entry. Fixed in release().
+  await sequence(new WriteFile('/a', c(0, 0)), new OpenWrite('/a', false), new Unlink('/a'), new OpenWrite('/a', false),
+    new FtruncateFd(0, 0), new CloseFd(0), new WriteFd(0, 0, c(9, 3)), new CloseFd(0));
+});
+
+// ---- found by the model, not fixed (reported): `todo` until src/fs changes ----
+
+async function withReal(fn: (r: Real) => Promise<void>): Promise<void> {
+  const real = await makeReal();
+  try {
+    await fn(real);
+  } finally {
+    for (const fd of [...real.fds, ...real.rfds]) await real.fs.release(fd).catch(() => undefined);
+    await rm(real.spoolDir, { recursive: true, force: true });
+  }
+}
+
+/** What `cat > p` makes the kernel do: lookup, then open(O_TRUNC) or create; write; close. */
+async function writeClose(r: Real, p: string, bytes: Buffer): Promise<void> {
+  const fd = (await lookupKind(r, p)) === 'file' ? await r.fs.open(p, O_WRONLY | O_TRUNC) : await r.fs.create(p, 0o644);
+  await r.fs.write(fd, bytes, 0);
+  await r.fs.flush(fd);
+  await r.fs.release(fd);
+}
+
+async function readPath(r: Real, p: string): Promise<string> {
+  return (await readAll(r, p)).toString();
+}
+
+test('known: vim-style save (rename to file~, write file, unlink file~) keeps the file in Synapse', {
+  todo: 'reported: the backup view follows the entity, which the new a.txt was published into (409 → next version): it reads v2, and unlinking it deletes a.txt from Synapse',
+}, async () => {
+  await withReal(async (r) => {
+    await writeClose(r, '/a.txt', Buffer.from('v1'));
+    await r.fs.rename('/a.txt', '/a.txt~');
+    await writeClose(r, '/a.txt', Buffer.from('v2'));
+    assert.equal(await readPath(r, '/a.txt~'), 'v1', 'the backup holds the old bytes');
+    await r.fs.unlink('/a.txt~');
+    const a = r.api.resolvePath(r.rootId, '/a.txt');
+    assert.ok(a, 'a.txt is still in Synapse after vim deleted its backup');
+    assert.equal(r.api.fileBytes(a.id).toString(), 'v2');
+  });
+});
+
+test('known: a scratch file (emacs #autosave#) keeps its bytes after close', {
+  todo: 'reported: a local-only file\'s spool is dropped at its last close; it then reads as empty',
+}, async () => {
+  await withReal(async (r) => {
+    await writeClose(r, '/#notes.txt#', Buffer.from('autosave'));
+    assert.equal((await r.fs.getattr('/#notes.txt#')).size, 8);
+    assert.equal(await readPath(r, '/#notes.txt#'), 'autosave');
+  });
+});
+
+test('known: renaming a published file to a scratch name hides the old name (TTL 0)', {
+  todo: 'reported: the entity keeps its name in Synapse, so the next listing shows it under both names',
+}, async () => {
+  await withReal(async (r) => {
+    await writeClose(r, '/a.txt', Buffer.from('v1'));
+    await r.fs.rename('/a.txt', '/a.txt~');
+    assert.deepEqual([...(await r.fs.readdir('/'))].sort(), ['a.txt~']);
+  });
+});
+
+test('known: a writer that has not read the file yet does not mix in a newer version from another client', {
+  todo: 'reported: ActiveFile loads its base lazily from the newest version, not the one open() saw',
+}, async () => {
+  await withReal(async (r) => {
+    const f = await r.remote.putFile(r.rootId, 'f', Buffer.from('0123456789'));
+    const fd = await r.fs.open('/f', O_WRONLY);
+    await r.remote.putVersion(f.id, Buffer.from('ABCDEFGHIJKLMNOPQRST'));
+    await r.fs.write(fd, Buffer.from('xx'), 10); // append to what open() saw
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    const got = r.api.fileBytes(f.id).toString();
+    assert.ok(got === '0123456789xx' || got === 'ABCDEFGHIJKLMNOPQRST', `a mix of two versions: ${got}`);
+  });
+});
+
+test('known: a file being written keeps its size when another client renames its folder', {
+  todo: 'reported: open-for-write files are keyed by path; a remote move of an ancestor is not followed until close',
+}, async () => {
+  await withReal(async (r) => {
+    const d = await r.remote.mkdir(r.rootId, 'd');
+    const fd = await r.fs.create('/d/a', 0o644);
+    r.fds.push(fd);
+    await r.fs.write(fd, Buffer.from('hello'), 0);
+    await r.remote.move(d.id, 'e');
+    assert.equal((await r.fs.getattr('/e/a')).size, 5);
+    await assert.rejects(r.fs.getattr('/d/a'), /ENOENT|no such/);
+  });
+});
+
+test('known: a zero-byte write past the end does not grow the file', {
+  todo: 'reported (unreachable through FUSE, which sends no empty writes): SpoolFile.write sets size = position',
+}, async () => {
+  await withReal(async (r) => {
+    const fd = await r.fs.create('/z', 0o644);
+    await r.fs.write(fd, Buffer.alloc(0), 5);
+    assert.equal((await r.fs.getattr('/z')).size, 0);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+  });
+});
+
+test('known: fs.rename of a folder into its own empty subfolder deletes nothing', {
+  todo: 'reported (unreachable through FUSE: the VFS answers EINVAL first): the target folder is deleted before Synapse refuses',
+}, async () => {
+  await withReal(async (r) => {
+    await r.fs.mkdir('/d');
+    await r.fs.mkdir('/d/e');
+    await assert.rejects(r.fs.rename('/d', '/d/e'));
+    assert.deepEqual(await r.fs.readdir('/d'), ['e']);
+  });
+});
+
+test('known: fs.mkdir over a file being written (not yet published) is EEXIST', {
+  todo: 'reported (unreachable through FUSE: the VFS lookup answers EEXIST first): Synapse, not knowing the file, makes the folder',
+}, async () => {
+  await withReal(async (r) => {
+    const fd = await r.fs.create('/b', 0o644);
+    r.fds.push(fd);
+    await assert.rejects(r.fs.mkdir('/b'), (e: unknown) => errnoName(e) === 'EEXIST');
+  });
+});

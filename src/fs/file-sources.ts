@@ -75,7 +75,9 @@ export class FileSources {
       const cached = this.handles.get(`${node.entityId}.${node.versionNumber}`);
       if (cached) return cached;
     }
-    const bundle = await this.api.getBundle(node.entityId, { includeEntity: true, includeFileHandles: true });
+    const pinned = node.pinnedVersion === true && node.versionNumber !== undefined;
+    const bundle = await this.api.getBundle(node.entityId, { includeEntity: true, includeFileHandles: true },
+      ...(pinned ? [node.versionNumber] : []));
     const entity = bundle.entity;
     if (!entity?.dataFileHandleId) throw new FsError('EIO', `${node.entityId}: bundle has no file entity`);
     const fileHandle = bundle.fileHandles?.find((fh) => String(fh.id) === String(entity.dataFileHandleId));
@@ -84,7 +86,7 @@ export class FileSources {
     }
     const resolved: ResolvedFile = { entityId: entity.id, versionNumber: entity.versionNumber ?? 1, fileHandle };
     this.handles.set(`${entity.id}.${resolved.versionNumber}`, resolved);
-    node.versionNumber = resolved.versionNumber;
+    if (!pinned) node.versionNumber = resolved.versionNumber;
     return resolved;
   }
 

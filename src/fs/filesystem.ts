@@ -346,6 +346,9 @@ export class SynapseFilesystem {
     const file = h.file;
     file.refs--;
     if (file.refs > 0) return;
+    // Scratch files (editor autosaves, swap files) live only in this mount: keep their bytes
+    // until they are removed, so a later open (emacs recovering #file#) still finds them.
+    if (file.localOnly && !file.unlinked) return;
     let failed = false;
     if (file.dirty && !file.unlinked && !file.broken) {
       const publishing = this.publish(h.path, file).catch((err: unknown) => {
@@ -440,8 +443,12 @@ export class SynapseFilesystem {
     if (af) {
       af.unlinked = true;
       this.active.delete(path);
+      if (af.refs === 0) await af.dispose(false);
     }
-    if (node.entityId) await this.api.deleteEntity(node.entityId);
+    // A scratch name never owns a Synapse entity, even when it shows one (an editor's backup
+    // `file~` is a read-only view of the version it was renamed from): removing it deletes
+    // nothing in Synapse.
+    if (node.entityId && !isScratchName(node.name)) await this.api.deleteEntity(node.entityId);
     this.table.remove(node.parentId!, node.name);
   }
 
@@ -567,7 +574,7 @@ export class SynapseFilesystem {
       // e.g. vim's backup `file~`: hide the published file under its old name; keep a local,
       // read-only view of it under the scratch name. The entity itself is untouched.
       this.table.remove(node.parentId!, node.name);
-      this.table.addLocal({ ...node, name: destName, parentId: destParent.entityId });
+      this.table.addLocal({ ...node, name: destName, parentId: destParent.entityId, pinnedVersion: true });
       return;
     }
     // A scratch file renamed to a real name: publish its bytes under that name.

@@ -41,6 +41,8 @@ export interface FsNode {
   versionNumber: number | undefined;
   modifiedOn: number;
   createdOn: number;
+  /** Reads must use exactly `versionNumber` (an editor's backup of a version now superseded). */
+  pinnedVersion?: boolean;
 }
 
 export interface FileSize {

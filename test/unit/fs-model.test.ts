@@ -1034,9 +1034,9 @@ async function readPath(r: Real, p: string): Promise<string> {
   return (await readAll(r, p)).toString();
 }
 
-test('known: vim-style save (rename to file~, write file, unlink file~) keeps the file in Synapse', {
-  todo: 'reported: the backup view follows the entity, which the new a.txt was published into (409 → next version): it reads v2, and unlinking it deletes a.txt from Synapse',
-}, async () => {
+// Regression (found by the model, fixed): the backup is pinned to its version, and removing a
+// scratch name never deletes the entity it shows.
+test('regression: vim-style save (rename to file~, write file, unlink file~) keeps the file in Synapse', async () => {
   await withReal(async (r) => {
     await writeClose(r, '/a.txt', Buffer.from('v1'));
     await r.fs.rename('/a.txt', '/a.txt~');
@@ -1049,9 +1049,8 @@ test('known: vim-style save (rename to file~, write file, unlink file~) keeps th
   });
 });
 
-test('known: a scratch file (emacs #autosave#) keeps its bytes after close', {
-  todo: 'reported: a local-only file\'s spool is dropped at its last close; it then reads as empty',
-}, async () => {
+// Regression (found by the model, fixed): local-only files keep their spool until removed.
+test('regression: a scratch file (emacs #autosave#) keeps its bytes after close', async () => {
   await withReal(async (r) => {
     await writeClose(r, '/#notes.txt#', Buffer.from('autosave'));
     assert.equal((await r.fs.getattr('/#notes.txt#')).size, 8);

@@ -190,7 +190,7 @@ export class SynapseFilesystem {
     if (writing) {
       this.checkWritable(path);
       if (node.kind !== 'file') throw new FsError('EACCES', `${path}: links are read-only`);
-      const base = node.entityId ? await this.table.size(node) : undefined;
+      const base = node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined;
       const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined, base);
       if ((flags & O_TRUNC) !== 0) await file.truncate(0);
       return this.addWriteHandle(path, file);
@@ -210,10 +210,10 @@ export class SynapseFilesystem {
   }
 
   private newActiveFile(path: string, parentId: string, name: string, entityId: string | undefined,
-    base: { size: number; md5: string | undefined } | undefined): ActiveFile {
+    base: { size: number; md5: string | undefined; version?: number | undefined } | undefined): ActiveFile {
     const w = this.writes!;
     const file = new ActiveFile({
-      spool: w.spool, publisher: w.publisher, loadBase: (id, into) => this.loadBase(id, into),
+      spool: w.spool, publisher: w.publisher, loadBase: (id, version, into) => this.loadBase(id, version, into),
       startStream: (parentId, name) => this.startStream(parentId, name),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
     }, { parentId, name, entityId, base, localOnly: isScratchName(name) });
@@ -246,10 +246,11 @@ export class SynapseFilesystem {
   }
 
   /** Copy the published bytes of an entity into a spool file (append, partial rewrite). */
-  private async loadBase(entityId: string, into: SpoolFile): Promise<void> {
+  private async loadBase(entityId: string, version: number | undefined, into: SpoolFile): Promise<void> {
     const file = await this.sources.resolve({
-      entityId, name: '', kind: 'file', parentId: undefined, versionNumber: undefined, modifiedOn: 0, createdOn: 0,
-    }, false);
+      entityId, name: '', kind: 'file', parentId: undefined, versionNumber: version, modifiedOn: 0, createdOn: 0,
+      pinnedVersion: version !== undefined,
+    }, version !== undefined);
     const source = await this.sources.source(file);
     const chunk = this.cache.blockSize;
     for (let off = 0; off < source.size; off += chunk) {

@@ -42,7 +42,7 @@ export interface ActiveFileDeps {
   spool: Spool;
   publisher: Publisher;
   /** Copy the published content of `entityId` into `into` (used once, on first need). */
-  loadBase: (entityId: string, into: SpoolFile) => Promise<void>;
+  loadBase: (entityId: string, version: number | undefined, into: SpoolFile) => Promise<void>;
   /** Start streaming a new file to S3, or undefined where its storage does not allow it. */
   startStream?: (parentId: string, name: string) => Promise<StreamTarget | undefined>;
   logger?: Logger;
@@ -59,7 +59,7 @@ export interface ActiveFileInit {
   parentId: string;
   name: string;
   entityId: string | undefined;
-  base: { size: number; md5: string | undefined } | undefined;
+  base: { size: number; md5: string | undefined; version?: number | undefined } | undefined;
   localOnly: boolean;
 }
 
@@ -79,7 +79,7 @@ export class ActiveFile {
   /** A write failed (e.g. ENOSPC in the spool): the content is incomplete and is never published. */
   broken: unknown;
   mtime = Date.now();
-  private base: { size: number; md5: string | undefined } | undefined;
+  private base: { size: number; md5: string | undefined; version?: number | undefined } | undefined;
   private loaded: boolean;
   private spoolFile: SpoolFile | undefined;
   private busy: Promise<unknown> = Promise.resolve();
@@ -149,7 +149,8 @@ export class ActiveFile {
   private async ensureLoaded(): Promise<SpoolFile> {
     const spool = await this.spool();
     if (!this.loaded) {
-      if (this.entityId && (this.base?.size ?? 0) > 0) await this.deps.loadBase(this.entityId, spool);
+      // The version open() saw, not whatever is newest now: never mix two versions' bytes.
+      if (this.entityId && (this.base?.size ?? 0) > 0) await this.deps.loadBase(this.entityId, this.base?.version, spool);
       this.loaded = true;
     }
     return spool;

@@ -1068,9 +1068,8 @@ test('known: renaming a published file to a scratch name hides the old name (TTL
   });
 });
 
-test('known: a writer that has not read the file yet does not mix in a newer version from another client', {
-  todo: 'reported: ActiveFile loads its base lazily from the newest version, not the one open() saw',
-}, async () => {
+// Regression (found by the model, fixed): the spool is loaded from the version open() saw.
+test('regression: a writer that has not read the file yet does not mix in a newer version from another client', async () => {
   await withReal(async (r) => {
     const f = await r.remote.putFile(r.rootId, 'f', Buffer.from('0123456789'));
     const fd = await r.fs.open('/f', O_WRONLY);

@@ -350,8 +350,10 @@ export class SynapseFilesystem {
     // Scratch files (editor autosaves, swap files) live only in this mount: keep their bytes
     // until they are removed, so a later open (emacs recovering #file#) still finds them.
     if (file.localOnly && !file.unlinked) return;
-    let failed = false;
-    if (file.dirty && !file.unlinked && !file.broken) {
+    // A publish that already failed was reported to close() and journaled: leave it to
+    // `recover` rather than retrying behind the user's back (predictable, exactly once).
+    let failed = file.awaitingRecovery;
+    if (file.dirty && !file.unlinked && !file.broken && !file.awaitingRecovery) {
       const publishing = this.publish(h.path, file).catch((err: unknown) => {
         failed = true;
         this.opts.logger?.error({ err, path: h.path }, 'publish at last close failed; kept for `synapse-mount recover`');

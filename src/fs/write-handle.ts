@@ -86,6 +86,11 @@ export class ActiveFile {
   private stream: StreamTarget | undefined;
   /** A journal entry exists for this file's spool (a publish failed and was recorded). */
   private journaled = false;
+
+  /** A publish failed and was reported (to close() or the log): `recover` owns these bytes now. */
+  get awaitingRecovery(): boolean {
+    return this.journaled;
+  }
   /** Streaming is tried once per file, for its first publish only. */
   private streamTried = false;
 

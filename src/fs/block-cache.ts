@@ -56,7 +56,11 @@ export class BlockCache {
     this.cache = new LRUCache<string, Buffer, FetchContext>({
       maxSize: Math.max(opts.maxBytes, opts.blockSize),
       sizeCalculation: (b) => Math.max(1, b.length),
-      fetchMethod: async (_key, _stale, { context, signal }) => {
+      // A pending fetch can be evicted by other blocks arriving (a small cache, a busy reader);
+      // lru-cache would then abort it and hand its waiters `undefined` — an EIO for a read that
+      // was fine. Let it finish: its waiters get the bytes, even if the cache no longer keeps them.
+      ignoreFetchAbort: true,
+      fetchMethod: async (_key, _stale, { context }) => {
         const start = context.index * this.blockSize;
         const end = Math.min(start + this.blockSize, context.source.size);
         this.stats.misses++;
@@ -71,7 +75,7 @@ export class BlockCache {
               return stored;
             }
           }
-          const data = await context.source.read(start, end, signal);
+          const data = await context.source.read(start, end);
           this.stats.bytesFetched += data.length;
           if (disk && data.length === end - start) disk.put(id, data);
           return data;

@@ -121,3 +121,16 @@ test('a stalled read fails with EIO after the read timeout', async () => {
   const h = new ReadHandle(src, cache, { maxWindowBlocks: 1, inflightBudget: KiB, readTimeoutMs: 100 });
   await assert.rejects(h.read(0, 10), (err: Error & { errno?: string }) => err.errno === 'EIO');
 });
+
+test('a pending fetch evicted by other blocks still answers its readers (no spurious EIO)', async () => {
+  const bs = 64 * KiB;
+  const cache = new BlockCache({ maxBytes: bs, blockSize: bs }); // room for one block only
+  const src = new FakeSource('h', 16 * bs);
+  let open!: () => void;
+  src.gate = new Promise((r) => { open = r; });
+  const reads = Array.from({ length: 16 }, (_, i) => cache.read(src, i * bs + 5, 100));
+  for (let i = 0; i < 16; i++) cache.prefetch(src, (i + 3) % 16);
+  open();
+  const results = await Promise.all(reads);
+  results.forEach((r, i) => assert.deepEqual(r, ramp(i * bs + 5, i * bs + 105), `block ${i}`));
+});

@@ -18,7 +18,7 @@
 import { readFile } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
-import { errnoName, FsError, toErrno } from './errors.js';
+import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
 import type { SynapseFilesystem } from './filesystem.js';
 
 export interface FuseMountOptions {
@@ -78,8 +78,15 @@ export class FuseAdapter {
       readlink: (path: string, cb: Cb) => this.run('readlink', path, cb, () => fs.readlink(path)),
       statfs: (path: string, cb: Cb) => this.run('statfs', path, cb, () => fs.statfs()),
       listxattr: (path: string, cb: Cb) => this.run('listxattr', path, cb, () => fs.listxattr(path)),
-      getxattr: (path: string, name: string, _pos: number, cb: Cb) =>
-        this.run('getxattr', path, cb, () => fs.getxattr(path, name), (v) => [0, v]),
+      getxattr: (path: string, name: string, _pos: number, cb: Cb) => {
+        // `ls -l` asks every file for security.selinux and system.posix_acl_access: answer
+        // those at once (ENOTSUP makes ls stop asking) — only user.* names are ours.
+        if (!name.startsWith('user.')) {
+          cb(-ERRNO.ENOTSUP);
+          return;
+        }
+        this.run('getxattr', path, cb, () => fs.getxattr(path, name), (v) => [0, v]);
+      },
       create: (path: string, mode: number, cb: Cb) => this.run('create', path, cb, () => fs.create(path, mode)),
       write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
         // libfuse reuses `buf` once we return: copy before anything async.

@@ -140,8 +140,15 @@ export class RequestQueue {
   readonly #waiting: Record<Priority, Array<() => void>> = { high: [], low: [] };
   #pausedUntil = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Dispatch times within the rate window (oldest first). */
+  readonly #sent: number[] = [];
 
-  constructor(readonly max: number) {
+  /**
+   * `rate`: Synapse's second limit, N requests per sliding window per user (600 per 60 s).
+   * Holding a request here costs nothing; sending it into a 429 costs a wasted request and a
+   * backoff, so the queue keeps under the limit itself (a small margin covers clock skew).
+   */
+  constructor(readonly max: number, readonly rate: { limit: number; windowMs: number } = { limit: 600, windowMs: 60_500 }) {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxConcurrent must be a positive integer, got ${max}`);
   }
 
@@ -166,7 +173,10 @@ export class RequestQueue {
   }
 
   #pump(): void {
-    const wait = this.#pausedUntil - Date.now();
+    const now = Date.now();
+    while (this.#sent.length > 0 && this.#sent[0]! <= now - this.rate.windowMs) this.#sent.shift();
+    const windowFull = this.#sent.length >= this.rate.limit ? this.#sent[0]! + this.rate.windowMs - now : 0;
+    const wait = Math.max(this.#pausedUntil - now, windowFull);
     if (wait > 0) {
       if (this.#timer === undefined && (this.#waiting.high.length > 0 || this.#waiting.low.length > 0)) {
         this.#timer = setTimeout(() => {
@@ -177,9 +187,14 @@ export class RequestQueue {
       return;
     }
     while (this.#active < this.max) {
+      if (this.#sent.length >= this.rate.limit) {
+        this.#pump();
+        return;
+      }
       const next = this.#waiting.high.shift() ?? this.#waiting.low.shift();
       if (next === undefined) return;
       this.#active++;
+      this.#sent.push(Date.now());
       next();
     }
   }

@@ -1,0 +1,20 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RequestQueue } from '../../src/synapse/http-client.js';
+
+test('the queue keeps under the per-window request limit instead of sending into a 429', async () => {
+  const q = new RequestQueue(10, { limit: 3, windowMs: 300 });
+  const t0 = Date.now();
+  const started: number[] = [];
+  await Promise.all(Array.from({ length: 7 }, async () => {
+    await q.acquire('high');
+    started.push(Date.now() - t0);
+    q.release();
+  }));
+  started.sort((a, b) => a - b);
+  assert.ok(started[2]! < 150, `first three at once: ${started.join(',')}`);
+  assert.ok(started[3]! >= 290, `the fourth waits for the window: ${started.join(',')}`);
+  assert.ok(started[6]! >= 590, `the seventh waits two windows: ${started.join(',')}`);
+  // Never more than 3 in any 300 ms window.
+  for (let i = 3; i < started.length; i++) assert.ok(started[i]! - started[i - 3]! >= 290);
+});

@@ -330,10 +330,14 @@ export class SynapseFilesystem {
     return h;
   }
 
-  async read(fd: number, length: number, position: number): Promise<Buffer> {
+  /** Copy up to `length` bytes at `position` into `target` (libfuse's buffer); returns the count. */
+  async read(fd: number, target: Buffer, length: number, position: number): Promise<number> {
     const h = this.handle(fd);
-    if (h.kind === 'write') return h.file.read(position, length);
-    return h.reader.read(position, length);
+    if (h.kind === 'write') {
+      const data = await h.file.read(position, length);
+      return data.copy(target, 0, 0, Math.min(length, data.length));
+    }
+    return h.reader.readInto(target, position, Math.min(length, target.length));
   }
 
   /**

@@ -71,10 +71,7 @@ export class FuseAdapter {
       open: (path: string, flags: number, cb: Cb) => this.run('open', path, cb, () => fs.open(path, flags)),
       release: (path: string, fd: number, cb: Cb) => this.run('release', path, cb, () => fs.release(fd), () => [0]),
       read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-        this.run('read', path, cb, () => fs.read(fd, len, pos), (data) => {
-          const n = data.copy(buf, 0, 0, Math.min(len, data.length));
-          return [n];
-        }),
+        this.run('read', path, cb, () => fs.read(fd, buf, len, pos), (n) => [n]),
       readlink: (path: string, cb: Cb) => this.run('readlink', path, cb, () => fs.readlink(path)),
       statfs: (path: string, cb: Cb) => this.run('statfs', path, cb, () => fs.statfs()),
       listxattr: (path: string, cb: Cb) => this.run('listxattr', path, cb, () => fs.listxattr(path)),

@@ -33,19 +33,33 @@ export class ReadHandle {
     private readonly opts: ReadaheadOptions,
   ) {}
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    if (offset >= this.source.size) return Buffer.alloc(0);
+  /** Copy up to `length` bytes at `offset` into `target`; returns the count (0 at EOF). */
+  async readInto(target: Buffer, offset: number, length: number): Promise<number> {
+    if (offset >= this.source.size) return 0;
     this.planReadahead(offset, length);
     const deadline = this.opts.readTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new FsError('EIO', `read of ${this.source.cacheKey} at ${offset} took longer than ${deadline} ms`)), deadline);
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new FsError('EIO', `read of ${this.source.cacheKey} at ${offset} took longer than ${deadline} ms`));
+      }, deadline);
     });
     try {
-      return await Promise.race([this.cache.read(this.source, offset, length), timeout]);
+      // After a timeout the fetch may still finish: `timedOut` stops it writing into `target`,
+      // which belongs to libfuse again once we have answered.
+      return await Promise.race([this.cache.readInto(this.source, offset, length, target, () => timedOut), timeout]);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Read into a new buffer (tests, tools). */
+  async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, this.source.size - offset)));
+    const n = await this.readInto(out, offset, out.length);
+    return out.subarray(0, n);
   }
 
   private planReadahead(offset: number, length: number): void {

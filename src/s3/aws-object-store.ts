@@ -32,7 +32,7 @@ process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
 import { s3Agents } from '../net/proxy.js';
 import { s3Stats } from './s3-stats.js';
-import { S3Error, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
+import { S3Error, type Alloc, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -82,8 +82,8 @@ function isRetryableBodyError(err: unknown): boolean {
     || (err as Error).name === 'Error' && /aborted|socket hang up|premature/i.test((err as Error).message);
 }
 
-async function readBodyInto(body: Readable, length: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(length);
+async function readBodyInto(body: Readable, length: number, alloc?: Alloc): Promise<Buffer> {
+  const out = alloc ? alloc(length) : Buffer.allocUnsafe(length);
   let offset = 0;
   for await (const chunk of body) {
     const c = chunk as Buffer;
@@ -152,7 +152,7 @@ export class AwsObjectStore implements ObjectStore {
     }
   }
 
-  async getRange(loc: S3Location, start: number, end: number, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<RangeResult> {
+  async getRange(loc: S3Location, start: number, end: number, opts: { ifMatch?: string; signal?: AbortSignal; alloc?: Alloc } = {}): Promise<RangeResult> {
     const length = end - start;
     if (length <= 0) return { data: Buffer.alloc(0) };
     let lastErr: unknown;
@@ -165,7 +165,7 @@ export class AwsObjectStore implements ObjectStore {
           }), { abortSignal: signal });
           const body = res.Body as Readable;
           try {
-            const data = await readBodyInto(body, length);
+            const data = await readBodyInto(body, length, opts.alloc);
             const etag = stripQuotes(res.ETag);
             return etag ? { data, etag } : { data };
           } catch (err) {

@@ -33,6 +33,9 @@ export interface RangeResult {
   etag?: string;
 }
 
+/** Supplies the buffer a body of `length` bytes is read into (a pool of block buffers). */
+export type Alloc = (length: number) => Buffer;
+
 export interface CompletedPart {
   partNumber: number;
   etag: string;
@@ -40,7 +43,7 @@ export interface CompletedPart {
 
 export interface ObjectStore {
   /** Bytes [start, end) of the object. `ifMatch` pins the version: a changed object → S3Error PreconditionFailed. */
-  getRange(loc: S3Location, start: number, end: number, opts?: { ifMatch?: string; signal?: AbortSignal }): Promise<RangeResult>;
+  getRange(loc: S3Location, start: number, end: number, opts?: { ifMatch?: string; signal?: AbortSignal; alloc?: Alloc }): Promise<RangeResult>;
   head(loc: S3Location): Promise<{ size: number; etag: string }>;
   putObject(loc: S3Location, body: Buffer, opts?: { contentMd5Base64?: string; contentType?: string }): Promise<{ etag: string }>;
   createMultipartUpload(loc: S3Location, opts?: { contentType?: string }): Promise<string>;
@@ -58,5 +61,5 @@ export interface ObjectStore {
 export interface RangeSource {
   readonly cacheKey: string;
   readonly size: number;
-  read(start: number, end: number, signal?: AbortSignal): Promise<Buffer>;
+  read(start: number, end: number, signal?: AbortSignal, alloc?: Alloc): Promise<Buffer>;
 }

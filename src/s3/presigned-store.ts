@@ -8,7 +8,7 @@
  * Version pinning: the first response's ETag is remembered and a later response with another
  * ETag fails the read (the object was replaced) rather than mixing bytes of two versions.
  */
-import { S3Error, type RangeSource } from './object-store.js';
+import { S3Error, type Alloc, type RangeSource } from './object-store.js';
 import { s3Stats } from './s3-stats.js';
 
 export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
@@ -33,7 +33,7 @@ export class PresignedRangeSource implements RangeSource {
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
   }
 
-  async read(start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
+  async read(start: number, end: number, signal?: AbortSignal, alloc?: Alloc): Promise<Buffer> {
     const length = Math.min(end, this.size) - start;
     if (length <= 0) return Buffer.alloc(0);
     let forceRefresh = false;
@@ -97,6 +97,19 @@ export class PresignedRangeSource implements RangeSource {
     }
     throw lastErr instanceof S3Error ? lastErr : new S3Error('NetworkError', `presigned GET failed: ${(lastErr as Error)?.message}`, 0, { cause: lastErr });
   }
+}
+
+/** Copy a response body into one buffer (from `alloc` when given) without intermediate copies. */
+async function readInto(res: Response, length: number, alloc?: Alloc): Promise<Buffer> {
+  const out = alloc ? alloc(length) : Buffer.allocUnsafe(length);
+  let offset = 0;
+  if (!res.body) return out.subarray(0, 0);
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    if (offset + chunk.length > length) throw new S3Error('InvalidRange', 'presigned GET returned more bytes than asked for', 206);
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return offset === length ? out : out.subarray(0, offset);
 }
 
 function backoff(attempt: number): Promise<void> {

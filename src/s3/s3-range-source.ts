@@ -4,7 +4,7 @@
  * replaced under an open file fails the read (PreconditionFailed → EIO) instead of mixing
  * versions, and a later open (new ETag) never meets blocks cached from the old object.
  */
-import type { ObjectStore, RangeSource, S3Location } from './object-store.js';
+import type { Alloc, ObjectStore, RangeSource, S3Location } from './object-store.js';
 
 export class S3RangeSource implements RangeSource {
   readonly cacheKey: string;
@@ -25,12 +25,13 @@ export class S3RangeSource implements RangeSource {
     return new S3RangeSource(idKey, head.size, head.etag, store, loc);
   }
 
-  async read(start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
+  async read(start: number, end: number, signal?: AbortSignal, alloc?: Alloc): Promise<Buffer> {
     const stop = Math.min(end, this.size);
     if (stop <= start) return Buffer.alloc(0);
     const res = await this.store.getRange(this.loc, start, stop, {
       ...(this.etag ? { ifMatch: this.etag } : {}),
       ...(signal ? { signal } : {}),
+      ...(alloc ? { alloc } : {}),
     });
     return res.data;
   }

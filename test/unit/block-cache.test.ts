@@ -16,14 +16,22 @@ class FakeSource implements RangeSource {
   gate: Promise<void> | undefined;
   failNext = 0;
   constructor(readonly cacheKey: string, readonly size: number) {}
-  async read(start: number, end: number): Promise<Buffer> {
+  /** Per-block gates: reads of that block wait for it. */
+  blockGates = new Map<number, Promise<void>>();
+  async read(start: number, end: number, _signal?: AbortSignal, alloc?: (n: number) => Buffer): Promise<Buffer> {
     this.reads.push([start, end]);
     if (this.gate) await this.gate;
+    const g = this.blockGates.get(start);
+    if (g) await g;
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error('injected failure');
     }
-    return ramp(start, Math.min(end, this.size));
+    const data = ramp(start, Math.min(end, this.size));
+    if (!alloc) return data;
+    const out = alloc(data.length);
+    data.copy(out);
+    return out;
   }
 }
 
@@ -133,4 +141,21 @@ test('a pending fetch evicted by other blocks still answers its readers (no spur
   open();
   const results = await Promise.all(reads);
   results.forEach((r, i) => assert.deepEqual(r, ramp(i * bs + 5, i * bs + 105), `block ${i}`));
+});
+
+test('pooled block buffers are never reused while a reader still copies from them', async () => {
+  const bs = 64 * KiB;
+  const cache = new BlockCache({ maxBytes: bs, blockSize: bs }); // one block: every fetch evicts
+  const src = new FakeSource('pin', 8 * bs);
+  let openB1!: () => void;
+  src.blockGates.set(bs, new Promise((r) => { openB1 = r; }));
+  const target = Buffer.alloc(2 * bs);
+  // A read spanning blocks 0 and 1: block 0 arrives, block 1 is held back…
+  const spanning = cache.readInto(src, 0, 2 * bs, target);
+  await new Promise((r) => setTimeout(r, 10));
+  // …meanwhile other blocks arrive, evicting block 0 and recycling buffers through the pool.
+  for (let i = 2; i < 8; i++) assert.deepEqual(await cache.read(src, i * bs, bs), ramp(i * bs, (i + 1) * bs));
+  openB1();
+  assert.equal(await spanning, 2 * bs);
+  assert.deepEqual(target, ramp(0, 2 * bs), 'block 0 was not overwritten while pinned');
 });

@@ -279,12 +279,19 @@ async function vfs(r: Real, p: string, answers: { file?: ErrnoName | 'ok'; dir?:
   throw fsErr(kind);
 }
 
+/** SynapseFilesystem.read copies into a caller's buffer (libfuse's); return just the bytes. */
+async function fsRead(fs: SynapseFilesystem, fd: number, length: number, offset: number): Promise<Buffer> {
+  const target = Buffer.alloc(length);
+  const n = await fs.read(fd, target, length, offset);
+  return target.subarray(0, n);
+}
+
 async function readAll(r: Real, p: string): Promise<Buffer> {
   const fd = await r.fs.open(p, O_RDONLY);
   try {
     const chunks: Buffer[] = [];
     for (let off = 0; ; ) {
-      const b = await r.fs.read(fd, 4096, off);
+      const b = await fsRead(r.fs, fd, 4096, off);
       if (b.length === 0) break;
       chunks.push(Buffer.from(b));
       off += b.length;
@@ -372,7 +379,7 @@ class ReadRange implements Cmd {
       if (kind !== 'file') throw fsErr(kind);
       const fd = await r.fs.open(this.p, O_RDONLY);
       try {
-        bytes = Buffer.from(await r.fs.read(fd, this.length, this.offset));
+        bytes = Buffer.from(await fsRead(r.fs, fd, this.length, this.offset));
       } finally {
         await r.fs.release(fd);
       }
@@ -532,7 +539,7 @@ class ReadHeld implements Cmd {
     const i = this.k % m.readers.length;
     const x = m.readers[i]!;
     const data = Buffer.isBuffer(x) ? x : x.data;
-    const got = Buffer.from(await r.fs.read(r.rfds[i]!, this.length, this.offset));
+    const got = Buffer.from(await fsRead(r.fs, r.rfds[i]!, this.length, this.offset));
     const want = data.subarray(Math.min(this.offset, data.length), Math.min(this.offset + this.length, data.length));
     assert.ok(got.equals(want), `${this.toString()}: read ${got.length} bytes that differ from the model's ${want.length}`);
   }
@@ -766,7 +773,7 @@ class ReadFd extends FdCmd {
   constructor(k: number, readonly offset: number, readonly length: number) { super(k); }
   override async run(m: Model, r: Real): Promise<void> {
     const { node, fd } = this.at(m, r);
-    const got = Buffer.from(await r.fs.read(fd, this.length, this.offset));
+    const got = Buffer.from(await fsRead(r.fs, fd, this.length, this.offset));
     const want = node.data.subarray(Math.min(this.offset, node.data.length), Math.min(this.offset + this.length, node.data.length));
     assert.ok(got.equals(want), `${this.toString()}: read ${got.length} bytes that differ from the model's ${want.length}`);
   }

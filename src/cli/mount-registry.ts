@@ -70,11 +70,4 @@ export async function removeMountRecord(mountpoint: string, pid: number): Promis
   }
 }
 
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { processAlive } from '../process-alive.js';

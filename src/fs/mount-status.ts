@@ -15,6 +15,7 @@ import { s3Stats, type S3Counters } from '../s3/s3-stats.js';
 import { scrubSecrets } from '../log.js';
 import type { SynapseFilesystem } from './filesystem.js';
 import { Spool } from './spool.js';
+import { processAlive } from '../process-alive.js';
 
 /** Bumped when a field changes meaning (scripts reading `status --json` can check it). */
 export const STATUS_FORMAT = 1;
@@ -103,14 +104,6 @@ export function displayUrl(url: string): string {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export async function collectStatus(src: StatusSources): Promise<MountStatus> {
   const { fs, config } = src;
@@ -127,7 +120,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
     id: e.id, parentId: e.parentId, name: e.name, ...(e.entityId ? { entityId: e.entityId } : {}),
     size: e.size, createdAt: e.createdAt, error: scrubSecrets(String(e.error ?? '')),
   }));
-  const orphanedUploads = (await spool.listUploads()).filter((u) => u.pid !== process.pid && !alive(u.pid)).length;
+  const orphanedUploads = (await spool.listUploads()).filter((u) => u.pid !== process.pid && !processAlive(u.pid)).length;
   const syn = src.client.stats();
   const cache = fs.cache;
   return {

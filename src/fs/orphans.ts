@@ -8,15 +8,8 @@
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../s3/object-store.js';
 import type { Spool } from './spool.js';
+import { processAlive } from '../process-alive.js';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export async function abortOrphanedUploads(
   spool: Spool,
@@ -25,7 +18,7 @@ export async function abortOrphanedUploads(
 ): Promise<number> {
   let aborted = 0;
   for (const rec of await spool.listUploads()) {
-    if (rec.pid !== process.pid && alive(rec.pid)) continue;
+    if (rec.pid !== process.pid && processAlive(rec.pid)) continue;
     try {
       await storeFor(rec.storageLocationId, rec.parentId).abortMultipartUpload({ bucket: rec.bucket, key: rec.key }, rec.uploadId);
       aborted++;

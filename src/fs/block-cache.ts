@@ -65,8 +65,9 @@ export class BlockCache {
 
   constructor(opts: BlockCacheOptions) {
     this.blockSize = opts.blockSize;
-    // Enough free buffers to cover readahead bursts; the rest of the cache's memory is in use.
-    this.pool = opts.disk ? undefined : new BufferPool(opts.blockSize, Math.max(4, Math.floor(opts.maxBytes / opts.blockSize / 4)));
+    // A few free buffers: in steady state each new block replaces an evicted one; more would
+    // be memory outside --cache-size.
+    this.pool = opts.disk ? undefined : new BufferPool(opts.blockSize, 4);
     this.cache = new LRUCache<string, Buffer, FetchContext>({
       maxSize: Math.max(opts.maxBytes, opts.blockSize),
       sizeCalculation: (b) => Math.max(1, b.length),
@@ -104,9 +105,15 @@ export class BlockCache {
   }
 
   private recycle(buf: Buffer): void {
-    if (!this.pool || buf.length !== this.blockSize) return;
-    if ((this.pins.get(buf) ?? 0) > 0) this.releaseWhenUnpinned.add(buf);
-    else this.pool.release(buf);
+    const pool = this.pool;
+    if (!pool || buf.length !== this.blockSize) return;
+    // Readers pin a block in the microtask after they receive it, and an eviction can happen in
+    // between (another fetch resolving in the same turn). Decide one macrotask later, when every
+    // reader that got this buffer has pinned it.
+    setImmediate(() => {
+      if ((this.pins.get(buf) ?? 0) > 0) this.releaseWhenUnpinned.add(buf);
+      else pool.release(buf);
+    });
   }
 
   private pin(buf: Buffer): Buffer {

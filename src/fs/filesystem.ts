@@ -91,6 +91,8 @@ export interface WriteDeps {
   /** Shared bound on part buffers of streaming uploads (--max-write-memory). */
   budget: MemoryBudget;
   partSize: number;
+  /** After a publish, while the spool still holds the bytes (e.g. fill the disk cache). */
+  onPublished?: (fileHandleId: string, spoolFile: string, size: number) => Promise<void>;
 }
 
 /** Parts in flight per streaming upload: enough to keep S3 busy, small enough for memory. */
@@ -309,6 +311,8 @@ export class SynapseFilesystem {
   private async publish(path: string, file: ActiveFile): Promise<void> {
     const version = await file.publish();
     if (!version) return;
+    await this.writes?.onPublished?.(version.fileHandleId, version.spoolFile, version.size)
+      .catch((err: unknown) => this.opts.logger?.debug({ err }, 'post-publish hook failed'));
     const node: FsNode = {
       entityId: version.entityId, name: file.name, kind: 'file', parentId: file.parentId,
       versionNumber: version.versionNumber, modifiedOn: version.modifiedOn, createdOn: version.modifiedOn,

@@ -207,6 +207,12 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     logger: log.child({ component: 'fs' }),
   }, config.readOnly ? undefined : {
     publisher, spool, budget: new MemoryBudget(config.maxWriteMemoryBytes), partSize: Math.max(5 * 1024 * 1024, config.partBytes),
+    // Files written here are often read next: keep their blocks in the disk cache. Presigned
+    // reads key blocks by file handle (`fh<id>`); STS reads also pin the S3 ETag, which a write
+    // does not know cheaply, so those are cached on their first read instead.
+    ...(disk ? { onPublished: async (fileHandleId: string, file: string, size: number) => {
+      await disk.populateFromFile(`fh${fileHandleId}`, config.blockBytes, file, size);
+    } } : {}),
   });
   const adapter = new FuseAdapter(fs, {
     mountpoint: config.mountpoint,

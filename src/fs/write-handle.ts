@@ -36,6 +36,9 @@ export interface PublishedVersion {
   size: number;
   md5: string;
   modifiedOn: number;
+  fileHandleId: string;
+  /** The spool file holding exactly the published bytes (until the last close). */
+  spoolFile: string;
 }
 
 export interface ActiveFileDeps {
@@ -303,7 +306,7 @@ export class ActiveFile {
         await this.deps.spool.removeJournal(spool.id).catch(() => undefined);
       }
       return {
-        entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5,
+        entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5, fileHandleId, spoolFile: spool.file,
         modifiedOn: Date.parse(entity.modifiedOn) || Date.now(),
       };
     }));

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, rm, stat, truncate } from 'node:fs/promises';
+import { readdir, rm, stat, writeFile, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack, type StatsSnapshot } from '../server/stack.js';
 import { mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
@@ -233,5 +233,20 @@ describe('disk cache and request budget', () => {
     assert.deepEqual(again, { 'POST /entity/{id}/bundle2': 1 }, `re-reads cost Synapse requests: ${JSON.stringify(again)} (${Date.now() - t2} ms)`);
     assert.ok(s3.s3.bytesOut - s2.s3.bytesOut > 40 * MiB, 're-reads did reach S3 (the memory cache is small)');
     await unmount(m);
+  });
+  test('a file written through the mount (Synapse storage) fills the disk cache: the next mount reads it without S3', async () => {
+    const dir = await cacheDir();
+    const data = patternBytes(9 * MiB + 3, 21);
+    const src = path.join(dir, 'src.bin');
+    await writeFile(src, data);
+    const w = await mountWith(['--cache-dir', path.join(dir, 'c'), '--spool-dir', path.join(dir, 'spool')]);
+    const cp = await sh(`cp '${src}' '${w.dir}/managed/written.bin'`);
+    assert.equal(cp.code, 0, cp.stderr);
+    await unmount(w);
+    const r = await mountWith(['--cache-dir', path.join(dir, 'c'), '--read-only']);
+    const s0 = stack.dev.stats().s3.bytesOut;
+    assert.equal(await md5Of(`${r.dir}/managed/written.bin`), md5(data));
+    assert.ok(stack.dev.stats().s3.bytesOut - s0 < 64 * 1024, 'served from the disk cache filled at write time');
+    await unmount(r);
   });
 });

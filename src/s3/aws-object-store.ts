@@ -76,7 +76,11 @@ export function toS3Error(err: unknown, what: string): S3Error {
 }
 
 function isRetryableBodyError(err: unknown): boolean {
-  if (err instanceof S3Error) return err.status >= 500 || err.code === 'RequestTimeout' || err.code === 'SlowDown';
+  if (err instanceof S3Error) {
+    // status 0: no S3 answer at all (a reset or truncated body, wrapped by call()): judge the cause.
+    if (err.status === 0 && err.cause !== undefined && !(err.cause instanceof S3Error)) return err.code === 'RequestTimeout' || isRetryableBodyError(err.cause);
+    return err.status >= 500 || err.code === 'RequestTimeout' || err.code === 'SlowDown';
+  }
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNREFUSED'
     || (err as Error).name === 'Error' && /aborted|socket hang up|premature/i.test((err as Error).message);

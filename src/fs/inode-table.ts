@@ -115,6 +115,8 @@ export class InodeTable {
    * scratch files): merged into every listing of their folder until removed.
    */
   private readonly localEntries = new Map<string, Map<string, FsNode>>();
+  /** Per folder whose listing is being fetched: the mount's own changes since it started. */
+  private readonly inflightChanges = new Map<string, Array<{ upsert: FsNode } | { remove: string }>>();
   private readonly pendingListings = new Map<string, Promise<Listing>>();
   private readonly sizes: LRUCache<string, FileSize>;
   private readonly pendingSizes = new Map<string, Promise<FileSize>>();
@@ -181,7 +183,16 @@ export class InodeTable {
 
   private async fetchListing(dirId: string): Promise<Listing> {
     const fetchedAt = this.now();
-    const headers = await this.api.listChildren(dirId, ['folder', 'file', 'link']);
+    // The mount's own changes made while this listing is in flight may be missing from it
+    // (Synapse answered first): they are recorded and replayed onto the result.
+    const changes: Array<{ upsert: FsNode } | { remove: string }> = [];
+    this.inflightChanges.set(dirId, changes);
+    let headers;
+    try {
+      headers = await this.api.listChildren(dirId, ['folder', 'file', 'link']);
+    } finally {
+      if (this.inflightChanges.get(dirId) === changes) this.inflightChanges.delete(dirId);
+    }
     const entries = new Map<string, FsNode>();
     for (const h of headers) {
       const node = nodeFromHeader(h, dirId);
@@ -191,6 +202,10 @@ export class InodeTable {
         continue;
       }
       entries.set(node.name, node);
+    }
+    for (const c of changes) {
+      if ('upsert' in c) entries.set(c.upsert.name, c.upsert);
+      else entries.delete(c.remove);
     }
     for (const local of this.localEntries.get(dirId)?.values() ?? []) {
       if (!entries.has(local.name)) entries.set(local.name, local);
@@ -211,11 +226,13 @@ export class InodeTable {
     if (!node.parentId) return;
     const listing = this.listings.get(node.parentId);
     if (listing) listing.entries.set(node.name, node);
+    this.inflightChanges.get(node.parentId)?.push({ upsert: node });
   }
 
   /** The mount's own change: remove an entry from a cached listing (and any local entry). */
   remove(parentId: string, name: string): void {
     this.listings.get(parentId)?.entries.delete(name);
+    this.inflightChanges.get(parentId)?.push({ remove: name });
     this.removeLocal(parentId, name);
   }
 

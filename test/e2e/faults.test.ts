@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
-import { cli, isMounted, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
+import { childId, cli, isMounted, mountForeground, patternBytes, sh, slowMd5, tempDir, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -130,14 +130,7 @@ describe('fault matrix', () => {
       '--block-size', '1M', '--cache-size', '2M', '--part-size', '5M']);
     try {
       const issued = stack.dev.stats().sts.issued;
-      const py = `import hashlib,sys,time
-h=hashlib.md5(); f=open(sys.argv[1],'rb')
-while True:
-    b=f.read(2*1024*1024)
-    if not b: break
-    h.update(b); time.sleep(0.15)
-print(h.hexdigest())`;
-      const r = await sh(`python3 -c "${py.replace(/"/g, '\\"')}" '${other.dir}/sts/big.bin'`, { timeoutMs: 120_000 });
+      const r = await slowMd5(`${other.dir}/sts/big.bin`, 2, 0.15);
       assert.equal(r.stdout.trim(), md5(big), r.stderr);
       // An upload whose parts trickle in across token lifetimes.
       const w = `import sys,time
@@ -227,11 +220,7 @@ time.sleep(30)`;
     victim.proc.kill('SIGKILL');
     writer.kill('SIGKILL');
     await waitFor('mount process gone', () => victim.proc.exitCode !== null || victim.proc.signalCode !== null, 10_000);
-    const lookup = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
-      method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ parentId: stsId, entityName: 'killed.bin' }),
-    });
-    assert.equal(lookup.status, 404, 'no partial file was published');
+    assert.equal(await childId(stack, stsId, 'killed.bin'), undefined, 'no partial file was published');
     // Mount again on the same (stale) directory with the same spool.
     const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
     const again = await cli([projectId, victim.dir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint, '--spool-dir', spoolDir], { env });
@@ -256,11 +245,7 @@ time.sleep(30)`;
         const r = await sh(`cp '${scratch}/up.bin' '${small.dir}/managed/full.bin'`, { timeoutMs: 60_000 });
         assert.notEqual(r.code, 0);
         assert.match(r.stderr, /No space left on device/);
-        const lookup = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
-          method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
-          body: JSON.stringify({ parentId: managedId, entityName: 'full.bin' }),
-        });
-        assert.equal(lookup.status, 404, 'nothing published');
+        assert.equal(await childId(stack, managedId, 'full.bin'), undefined, 'nothing published');
         assert.equal((await sh(`echo small > '${small.dir}/managed/after.txt' && cat '${small.dir}/managed/after.txt'`)).stdout, 'small\n', 'the mount still works');
       } finally {
         await small.unmount();
@@ -284,11 +269,7 @@ sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(30)`;
       t.proc.kill('SIGTERM');
       await waitFor('mount process exit', () => t.proc.exitCode !== null || t.proc.signalCode !== null, 30_000);
       assert.match(t.output(), /published/);
-      const lookup = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
-        method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ parentId: managedId, entityName: 'open-at-exit.txt' }),
-      });
-      assert.equal(lookup.status, 200);
+      assert.ok(await childId(stack, managedId, 'open-at-exit.txt'));
     } finally {
       writer.kill('SIGKILL');
       await t.unmount();

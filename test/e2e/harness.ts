@@ -135,3 +135,29 @@ export function patternBytes(size: number, seed = 1): Buffer {
   }
   return b;
 }
+
+/**
+ * md5 of a file read slowly in a child python process: `chunkMiB` at a time with `pauseSec`
+ * between chunks, so the read outlives short-lived STS tokens or presigned URLs.
+ */
+export async function slowMd5(file: string, chunkMiB: number, pauseSec: number, timeoutMs = 120_000): Promise<ShResult> {
+  const py = `import hashlib,sys,time
+h=hashlib.md5(); f=open(sys.argv[1],'rb')
+while True:
+    b=f.read(${chunkMiB}*1024*1024)
+    if not b: break
+    h.update(b); time.sleep(${pauseSec})
+print(h.hexdigest())`;
+  return sh(`python3 -c "${py.replace(/"/g, '\\"')}" '${file}'`, { timeoutMs });
+}
+
+/** POST /entity/child as `token`: the entity id of `name` in `parentId`, or undefined (404). */
+export async function childId(stack: StackLike, parentId: string, name: string, token = stack.authToken): Promise<string | undefined> {
+  const res = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
+    method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ parentId, entityName: name }),
+  });
+  if (res.status === 404) return undefined;
+  if (!res.ok) throw new Error(`entity/child answered ${res.status}`);
+  return ((await res.json()) as { id: string }).id;
+}

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { startStack, type Stack } from '../server/stack.js';
-import { mountForeground, patternBytes, sh, type Mounted } from './harness.js';
+import { mountForeground, patternBytes, sh, slowMd5, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -153,13 +153,8 @@ describe('STS credentials expire while reading', () => {
     const first = await sh(`md5sum < '${m!.dir}/sts/a.bin'`);
     assert.equal(first.stdout.split(' ')[0], md5(data));
     const issuedBefore = stack.dev.stats().sts.issued;
-    // Read slowly past two token lifetimes: python sleeps between chunks (bounded: ~5 s).
-    const py = `import hashlib,sys,time
-h=hashlib.md5(); f=open(sys.argv[1],'rb')
-for i in range(24):
-    h.update(f.read(1024*1024)); time.sleep(0.2)
-print(h.hexdigest())`;
-    const slow = await sh(`python3 -c "${py.replace(/"/g, '\\"')}" '${m!.dir}/sts/b.bin'`, { timeoutMs: 60_000 });
+    // Read slowly past two token lifetimes: 1 MiB every 0.2 s (bounded: ~5 s).
+    const slow = await slowMd5(`${m!.dir}/sts/b.bin`, 1, 0.2, 60_000);
     assert.equal(slow.stdout.trim(), md5(data), slow.stderr);
     assert.ok(stack.dev.stats().sts.issued > issuedBefore, 'a fresh STS token was issued during the read');
   });

@@ -11,7 +11,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
 import { spawn } from 'node:child_process';
-import { mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
+import { childId, mountForeground, patternBytes, sh, slowMd5, tempDir, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -74,19 +74,11 @@ describe('a project mixing Synapse, external and STS storage', () => {
         // Without STS, uploads go through Synapse's multipart API, which refuses 0 bytes: such a
         // file stays local to the mount (README: empty files).
         if (size === 0 && kind !== 'sts') continue;
-        const child = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
-          method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
-          body: JSON.stringify({ parentId: folders[kind], entityName: `w-${size}.bin` }),
-        });
         // The release-time publish of an empty file may trail close(2) by a moment.
-        let id = child.ok ? ((await child.json()) as { id: string }).id : undefined;
+        let id = await childId(stack, folders[kind]!, `w-${size}.bin`);
         for (let i = 0; !id && i < 100; i++) {
           await new Promise((r) => setTimeout(r, 50));
-          const again = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
-            method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
-            body: JSON.stringify({ parentId: folders[kind], entityName: `w-${size}.bin` }),
-          });
-          if (again.ok) id = ((await again.json()) as { id: string }).id;
+          id = await childId(stack, folders[kind]!, `w-${size}.bin`);
         }
         assert.ok(id, `${kind} ${size} published`);
         const fh = stack.seed.fileHandle(String(stack.seed.entity(id).dataFileHandleId));
@@ -98,14 +90,7 @@ describe('a project mixing Synapse, external and STS storage', () => {
   test('presigned URLs that expire mid-read are refreshed', async () => {
     // 2 s URLs; read 40 MiB in 1 MiB blocks slowly enough to outlive several URLs.
     const batchesBefore = stack.dev.stats().synapse.byRoute['POST /fileHandle/batch'] ?? 0;
-    const py = `import hashlib,sys,time
-h=hashlib.md5(); f=open(sys.argv[1],'rb')
-while True:
-    b=f.read(2*1024*1024)
-    if not b: break
-    h.update(b); time.sleep(0.25)
-print(h.hexdigest())`;
-    const r = await sh(`python3 -c "${py.replace(/"/g, '\\"')}" '${m.dir}/managed/r-${40 * MiB}.bin'`, { timeoutMs: 120_000 });
+    const r = await slowMd5(`${m.dir}/managed/r-${40 * MiB}.bin`, 2, 0.25);
     assert.equal(r.stdout.trim(), md5(patternBytes(40 * MiB, 40 * MiB + 'managed'.length)), r.stderr);
     const batches = (stack.dev.stats().synapse.byRoute['POST /fileHandle/batch'] ?? 0) - batchesBefore;
     assert.ok(batches >= 2, `the URL was refreshed during the read (${batches} batch calls)`);

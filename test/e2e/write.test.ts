@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
-import { cli, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
+import { childId, cli, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -104,11 +104,7 @@ describe('writing through the mount', () => {
   test('an empty file in Synapse storage stays local and is documented as such; touch works', async () => {
     const r = await sh(`touch '${m.dir}/managed/empty.txt' && ls -l '${m.dir}/managed/empty.txt'`);
     assert.equal(r.code, 0, r.stderr);
-    const lookup = await fetch(`${stack.endpoint}/repo/v1/entity/child`, {
-      method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ parentId: managedId, entityName: 'empty.txt' }),
-    });
-    assert.equal(lookup.status, 404, 'no entity with different bytes was published');
+    assert.equal(await childId(stack, managedId, 'empty.txt'), undefined, 'no entity with different bytes was published');
     // Once it has content it is published.
     const w = await sh(`echo content > '${m.dir}/managed/empty.txt'`);
     assert.equal(w.code, 0, w.stderr);

@@ -3,9 +3,23 @@
  * per-file sizes cached for good per (entity id, versionNumber).
  *
  * libfuse 2.9's high-level API is path based, so the table resolves a path by walking cached
- * listings from the root. A listing is refetched when older than `ttlMs` (single-flight: many
- * concurrent lookups in one folder make one paged listing). The mount's own changes patch the
- * cached listing directly, so they show at once.
+ * listings from the root (single-flight: many concurrent lookups in one folder make one paged
+ * listing). The mount's own changes patch the cached listing directly, so they show at once.
+ *
+ * Freshness rule — a folder's *snapshot* is its listing plus the sizes of its files that the
+ * listing sets off fetching. The snapshot's age counts from when it finished loading (the
+ * listing arrived and every one of those sizes settled, fetched or failed), and the listing is
+ * refetched once that age reaches `ttlMs`. While the snapshot is still loading it is never
+ * refetched (up to `maxLoadHoldMs` after the listing, default 10 min — a safety net for a load
+ * Synapse keeps failing or starving). Why: under Synapse's throttle (600 requests/min) the sizes
+ * of N uncached files take ≈ N/10 s, so a cold `ls -l` of 1,000 files lasts longer than the
+ * default 60 s TTL; an age counted from the listing made the lookups of that very `ls -l`
+ * re-list the folder it was traversing (20 wasted requests per 1,000 files, per minute). Bound:
+ * a change made by another client (file added, removed, renamed) shows at most `ttlMs` after
+ * the snapshot finished loading, i.e. within load time + `ttlMs` of the listing (load time ≈ 0
+ * when sizes are cached or come from --metadata-view; never more than `maxLoadHoldMs`). A new
+ * version of a listed file can show sooner: a size fetch asks for the latest version. Folders
+ * on the path to a folder are separate snapshots: each expires by its own age.
  *
  * Sizes: EntityHeader has none (synapse-api.md, "Sizes for a whole folder"), so after a listing
  * the sizes of its files are fetched in the background (GET /entity/{id}/version?limit=1), at
@@ -23,6 +37,9 @@
  *
  * INVARIANT: `listings` entries hold FsNodes whose `parentId` is the listing's entity id.
  * INVARIANT: a cached size belongs to exactly the (id, versionNumber) in its key.
+ * INVARIANT: a listing's `loading` holds only size keys that are in flight, queued or waiting
+ * for a view query, and the listing is in `awaiting` under each of them; it has `loadedAt` iff
+ * `loading` is empty.
  * Across an `await`, a listing may be replaced by a fresher one; callers re-read the map.
  */
 import { LRUCache } from 'lru-cache';
@@ -52,8 +69,16 @@ export interface FileSize {
 
 interface Listing {
   entries: Map<string, FsNode>;
+  /** When the listing request started. */
   fetchedAt: number;
+  /** Size keys of its files still being fetched: the snapshot is loading while non-empty. */
+  loading: Set<string>;
+  /** When the snapshot finished loading (its freshness counts from here); undefined while loading. */
+  loadedAt: number | undefined;
 }
+
+/** Default cap on how long a loading snapshot keeps its listing from being refetched. */
+export const DEFAULT_MAX_LOAD_HOLD_MS = 10 * 60_000;
 
 /** Sizes that outlive the mount (disk-cache.ts PersistentSizes); keyed by (id, version) only. */
 export interface SizeStore {
@@ -62,8 +87,10 @@ export interface SizeStore {
 }
 
 export interface InodeTableOptions {
-  /** Listing TTL; Infinity = never refetch. */
+  /** Snapshot TTL, counted from when the snapshot finished loading; Infinity = never refetch. */
   ttlMs: number;
+  /** Longest a still-loading snapshot holds off a refetch of its listing (default 10 min). */
+  maxLoadHoldMs?: number;
   now?: () => number;
   logger?: Logger;
   /** A low-priority view of the API (the client's background lane) for speculative fetches. */
@@ -121,11 +148,18 @@ export class InodeTable {
   private readonly sizes: LRUCache<string, FileSize>;
   private readonly pendingSizes = new Map<string, Promise<FileSize>>();
   private readonly now: () => number;
-  /** Files whose sizes are wanted but not yet asked for, in listing order. */
-  private readonly backgroundQueue = new Map<string, FsNode>();
+  /**
+   * Files whose sizes are wanted but not yet asked for: per folder in listing order, the folders
+   * taking turns, so a small folder's snapshot never waits behind a big one's load.
+   */
+  private readonly backgroundQueues = new Map<string, Map<string, FsNode>>();
+  /** Size key → the folder whose queue holds it. */
+  private readonly queuedIn = new Map<string, string>();
   private backgroundInflight = 0;
   /** --metadata-view: size key → the folder view query that will (or will not) answer it. */
   private readonly viewPending = new Map<string, Promise<void>>();
+  /** Size key → the listings whose snapshot waits for it. */
+  private readonly awaiting = new Map<string, Set<Listing>>();
 
   constructor(
     private readonly api: SynapseApi,
@@ -134,6 +168,11 @@ export class InodeTable {
   ) {
     this.now = opts.now ?? Date.now;
     this.sizes = new LRUCache({ max: opts.maxSizes ?? 1_000_000 });
+  }
+
+  /** How long the table trusts a folder snapshot (ms; Infinity = for good). */
+  get ttlMs(): number {
+    return this.opts.ttlMs;
   }
 
   /** Resolve an absolute mount path ("/a/b") to its node; ENOENT / ENOTDIR as POSIX says. */
@@ -170,9 +209,16 @@ export class InodeTable {
     return this.listings.get(dirId)?.entries;
   }
 
+  /** The freshness rule (head comment): age from the end of loading; no refetch while loading. */
+  private isFresh(listing: Listing): boolean {
+    const now = this.now();
+    if (listing.loadedAt !== undefined) return now - listing.loadedAt < this.opts.ttlMs;
+    return now - listing.fetchedAt < Math.max(this.opts.ttlMs, this.opts.maxLoadHoldMs ?? DEFAULT_MAX_LOAD_HOLD_MS);
+  }
+
   private async listing(dirId: string): Promise<Listing> {
     const cached = this.listings.get(dirId);
-    if (cached && this.now() - cached.fetchedAt < this.opts.ttlMs) return cached;
+    if (cached && this.isFresh(cached)) return cached;
     let pending = this.pendingListings.get(dirId);
     if (!pending) {
       pending = this.fetchListing(dirId).finally(() => this.pendingListings.delete(dirId));
@@ -210,9 +256,9 @@ export class InodeTable {
     for (const local of this.localEntries.get(dirId)?.values() ?? []) {
       if (!entries.has(local.name)) entries.set(local.name, local);
     }
-    const listing = { entries, fetchedAt };
+    const listing: Listing = { entries, fetchedAt, loading: new Set(), loadedAt: undefined };
     this.listings.set(dirId, listing);
-    this.prefetchSizes(entries.values(), dirId);
+    this.prefetchSizes(listing, dirId);
     return listing;
   }
 
@@ -270,8 +316,22 @@ export class InodeTable {
   }
 
   setSize(entityId: string, versionNumber: number, size: FileSize): void {
-    this.sizes.set(`${entityId}.${versionNumber}`, size);
+    const key = `${entityId}.${versionNumber}`;
+    this.sizes.set(key, size);
     this.opts.sizeStore?.set(entityId, versionNumber, size);
+    this.settled(key);
+  }
+
+  /** A size key is no longer outstanding (learned, or its fetch failed): snapshots waiting on it move on. */
+  private settled(key: string): void {
+    const waiting = this.awaiting.get(key);
+    if (!waiting) return;
+    this.awaiting.delete(key);
+    const now = this.now();
+    for (const listing of waiting) {
+      listing.loading.delete(key);
+      if (listing.loading.size === 0 && listing.loadedAt === undefined) listing.loadedAt = now;
+    }
   }
 
   /**
@@ -291,7 +351,7 @@ export class InodeTable {
       await viaView;
       return this.size(node);
     }
-    this.backgroundQueue.delete(key);
+    this.unqueue(key);
     return this.fetchSize(node, key, this.api);
   }
 
@@ -308,24 +368,38 @@ export class InodeTable {
         this.sizes.set(this.sizeKey(node), size);
       }
       return size;
-    }).finally(() => this.pendingSizes.delete(key));
+    }).finally(() => {
+      this.pendingSizes.delete(key);
+      this.settled(key);
+    });
     this.pendingSizes.set(key, pending);
     return pending;
   }
 
-  /** Queue background size fetches for listed files; at most `backgroundConcurrency` run at once. */
-  private prefetchSizes(nodes: Iterable<FsNode>, dirId: string): void {
+  /**
+   * Queue background size fetches for a new listing's files (at most `backgroundConcurrency` run
+   * at once); the listing's snapshot is loading until every size it lacks has settled.
+   */
+  private prefetchSizes(listing: Listing, dirId: string): void {
     const wanted: FsNode[] = [];
-    for (const node of nodes) {
+    for (const node of listing.entries.values()) {
+      // Local-only entries (entityId '') have nothing to fetch.
+      if (node.kind !== 'file' || !node.entityId) continue;
       const key = this.sizeKey(node);
-      if (node.kind !== 'file' || this.cachedSize(key, node) || this.pendingSizes.has(key) || this.viewPending.has(key)) continue;
+      if (this.cachedSize(key, node)) continue;
+      listing.loading.add(key);
+      let waiting = this.awaiting.get(key);
+      if (!waiting) this.awaiting.set(key, (waiting = new Set()));
+      waiting.add(listing);
+      if (this.pendingSizes.has(key) || this.viewPending.has(key) || this.queuedIn.has(key)) continue;
       wanted.push(node);
     }
+    if (listing.loading.size === 0) listing.loadedAt = this.now();
     if (this.opts.folderSizes && wanted.length > 0) {
       this.prefetchFromView(dirId, wanted, this.opts.folderSizes);
       return;
     }
-    for (const node of wanted) this.backgroundQueue.set(this.sizeKey(node), node);
+    for (const node of wanted) this.enqueue(dirId, this.sizeKey(node), node);
     this.pumpBackground();
   }
 
@@ -345,19 +419,51 @@ export class InodeTable {
       .finally(() => {
         for (const a of asked) {
           this.viewPending.delete(a.key);
-          if (!this.cachedSize(a.key, a.node) && !this.pendingSizes.has(a.key)) this.backgroundQueue.set(a.key, a.node);
+          if (this.cachedSize(a.key, a.node)) this.settled(a.key);
+          else if (!this.pendingSizes.has(a.key)) this.enqueue(dirId, a.key, a.node);
         }
         this.pumpBackground();
       });
     for (const a of asked) this.viewPending.set(a.key, done);
   }
 
+  private enqueue(dirId: string, key: string, node: FsNode): void {
+    if (this.queuedIn.has(key)) return;
+    let queue = this.backgroundQueues.get(dirId);
+    if (!queue) this.backgroundQueues.set(dirId, (queue = new Map()));
+    queue.set(key, node);
+    this.queuedIn.set(key, dirId);
+  }
+
+  private unqueue(key: string): void {
+    const dirId = this.queuedIn.get(key);
+    if (dirId === undefined) return;
+    this.queuedIn.delete(key);
+    const queue = this.backgroundQueues.get(dirId);
+    queue?.delete(key);
+    if (queue?.size === 0) this.backgroundQueues.delete(dirId);
+  }
+
+  /** The next wanted size, round-robin over folders (the folder served goes to the back). */
+  private dequeue(): [string, FsNode] {
+    const [dirId, queue] = this.backgroundQueues.entries().next().value as [string, Map<string, FsNode>];
+    const [key, node] = queue.entries().next().value as [string, FsNode];
+    queue.delete(key);
+    this.queuedIn.delete(key);
+    this.backgroundQueues.delete(dirId);
+    if (queue.size > 0) this.backgroundQueues.set(dirId, queue);
+    return [key, node];
+  }
+
   private pumpBackground(): void {
     const limit = this.opts.backgroundConcurrency ?? 2;
-    while (this.backgroundInflight < limit && this.backgroundQueue.size > 0) {
-      const [key, node] = this.backgroundQueue.entries().next().value as [string, FsNode];
-      this.backgroundQueue.delete(key);
-      if (this.sizes.has(key) || this.pendingSizes.has(key)) continue;
+    while (this.backgroundInflight < limit && this.backgroundQueues.size > 0) {
+      const [key, node] = this.dequeue();
+      if (this.pendingSizes.has(key)) continue;
+      if (this.sizes.has(key)) {
+        this.settled(key);
+        continue;
+      }
       this.backgroundInflight++;
       this.fetchSize(node, key, this.opts.backgroundApi ?? this.api)
         .catch((err: unknown) => this.opts.logger?.debug({ entityId: node.entityId, err }, 'background size fetch failed'))

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InodeTable, type FsNode } from '../../src/fs/inode-table.js';
+import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
 import type { SynapseApi } from '../../src/synapse/api.js';
+import { MemorySynapseApi } from '../../src/synapse/memory-api.js';
 import { CONCRETE, type EntityHeader } from '../../src/synapse/types.js';
 
 const root: FsNode = { entityId: 'syn1', name: 'root', kind: 'dir', parentId: undefined, versionNumber: undefined, modifiedOn: 0, createdOn: 0 };
@@ -22,4 +24,156 @@ test('a change the mount makes while a listing is in flight survives that listin
   release();
   const names = (await listing).map((n) => n.name).sort();
   assert.deepEqual(names, ['new.txt']);
+});
+
+// ---- The freshness rule: a folder snapshot's age counts from when it finished loading --------
+
+/** The fake Synapse behind a gate: size requests (getLatestVersionInfo) wait until released. */
+async function gatedFake(files: Record<string, number>, opts: { failSizes?: boolean } = {}) {
+  const api = new MemorySynapseApi({ store: new MemoryObjectStore() });
+  const project = await api.createProject('Freshness');
+  const folder = await api.mkdir(project.id, 'many');
+  for (const [name, size] of Object.entries(files)) await api.putFile(folder.id, name, Buffer.alloc(size, 1));
+  const asked: Array<{ id: string; go: () => void }> = [];
+  const before = { ...api.calls };
+  const listed = new Map<string, number>();
+  const gated = {
+    listChildren: (parentId: string, types: Parameters<SynapseApi['listChildren']>[1]) => {
+      listed.set(parentId, (listed.get(parentId) ?? 0) + 1);
+      return api.listChildren(parentId, types);
+    },
+    getLatestVersionInfo: async (id: string) => {
+      await new Promise<void>((go) => asked.push({ id, go }));
+      if (opts.failSizes) throw new Error('Synapse is down');
+      return api.getLatestVersionInfo(id);
+    },
+  } as unknown as SynapseApi;
+  const projectNode: FsNode = {
+    entityId: project.id, name: project.name, kind: 'dir', parentId: undefined, versionNumber: undefined, modifiedOn: 0, createdOn: 0,
+  };
+  const calls = (m: string): number => (api.calls[m] ?? 0) - (before[m] ?? 0);
+  /** Release every size request made so far, then let their continuations run. */
+  const releaseAll = async (): Promise<void> => {
+    for (let n = 0; n < 100 && asked.length > 0; n++) {
+      for (const a of asked.splice(0)) a.go();
+      await settle();
+    }
+  };
+  /** Answer the size requests for one entity only (the throttle lets one through). */
+  const release = async (id: string): Promise<void> => {
+    for (const a of asked.filter((x) => x.id === id)) {
+      asked.splice(asked.indexOf(a), 1);
+      a.go();
+    }
+    await settle();
+  };
+  return { api, gated, folderId: folder.id, projectNode, asked, calls, release, releaseAll, listed: (id: string) => listed.get(id) ?? 0 };
+}
+
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+test('freshness: lookups during a slow size load never re-list the folder; the TTL counts from the end of the load', async () => {
+  const files = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`f${i}.txt`, 10 + i]));
+  const f = await gatedFake(files);
+  let now = 1_000_000;
+  const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 60_000, now: () => now, maxSizes: 100, backgroundConcurrency: 2 });
+  assert.equal((await table.children(f.folderId)).length, 6);
+  assert.equal(f.calls('listChildren'), 1);
+  // The throttle makes the sizes slow: `ls -l` stats one file after another, each waiting for
+  // its size, for longer than the TTL.
+  for (let i = 0; i < 6; i++) {
+    now += 20_000;
+    const node = await table.resolve(`/many/f${i}.txt`);
+    const size = table.size(node);
+    await settle();
+    assert.ok(f.asked.some((a) => a.id === node.entityId), 'its size is being asked (background or now)');
+    await f.release(node.entityId);
+    assert.equal((await size).size, 10 + i);
+  }
+  assert.equal(f.listed(f.folderId), 1, 'no re-listing of many/ mid-traversal');
+  // The folders on the path are snapshots of their own: the root (no files, loaded at once)
+  // expires by its own age — once in these 120 s.
+  assert.equal(f.listed(f.projectNode.entityId), 2);
+  assert.equal(f.calls('getLatestVersionInfo'), 6, 'one size request per file');
+  // Finished loading at `now`: fresh for the TTL from here, then refetched.
+  const loadedAt = now;
+  await f.api.putFile(f.folderId, 'added-by-another-client.txt', Buffer.from('x'));
+  now = loadedAt + 59_999;
+  assert.equal((await table.children(f.folderId)).length, 6);
+  now = loadedAt + 60_000;
+  assert.equal((await table.children(f.folderId)).length, 7, 'a change by another client shows once the snapshot is TTL old');
+  assert.equal(f.listed(f.folderId), 2);
+});
+
+test('freshness: a load that never finishes holds the listing at most maxLoadHoldMs', async () => {
+  const f = await gatedFake({ 'a.txt': 1, 'b.txt': 2 });
+  let now = 0;
+  const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 1_000, maxLoadHoldMs: 30_000, now: () => now, maxSizes: 100 });
+  await table.children(f.folderId);
+  await settle();
+  assert.equal(f.asked.length, 2, 'both sizes asked, neither answered');
+  now = 29_999;
+  await table.children(f.folderId);
+  assert.equal(f.calls('listChildren'), 1, 'still loading: held');
+  now = 30_000;
+  await table.children(f.folderId);
+  assert.equal(f.calls('listChildren'), 2, 'the hold is bounded');
+  await f.releaseAll();
+});
+
+test('freshness: failed size fetches end the load too (the size is asked again on demand)', async () => {
+  const f = await gatedFake({ 'a.txt': 1, 'b.txt': 2 }, { failSizes: true });
+  let now = 0;
+  const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 1_000, now: () => now, maxSizes: 100 });
+  await table.children(f.folderId);
+  now = 5_000;
+  await f.releaseAll();
+  now = 5_999;
+  await table.children(f.folderId);
+  assert.equal(f.calls('listChildren'), 1, 'fresh: the load ended (in failure) at 5 000');
+  now = 6_000;
+  await table.children(f.folderId);
+  assert.equal(f.calls('listChildren'), 2);
+  await f.releaseAll();
+});
+
+test('freshness: a folder whose sizes are all known is loaded as soon as it is listed; local entries cost no request', async () => {
+  const f = await gatedFake({ 'a.txt': 1 });
+  let now = 0;
+  const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 1_000, now: () => now, maxSizes: 100 });
+  table.addLocal({ entityId: '', name: 'being-written.txt', kind: 'file', parentId: f.folderId, versionNumber: undefined, modifiedOn: 0, createdOn: 0 });
+  await table.children(f.folderId);
+  await settle();
+  assert.deepEqual(f.asked.map((a) => a.id).length, 1, 'only the published file is asked for');
+  await f.releaseAll();
+  now = 10_000;
+  assert.equal((await table.children(f.folderId)).length, 2);
+  assert.equal(f.calls('listChildren'), 2);
+  await settle();
+  assert.equal(f.asked.length, 0, 'the size is cached per (id, version): the refetched listing loads at once');
+  now = 10_999;
+  await table.children(f.folderId);
+  assert.equal(f.calls('listChildren'), 2);
+});
+
+test('background sizes: folders take turns, so a small folder is not stuck behind a big one', async () => {
+  const f = await gatedFake(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`big${i}.txt`, 1])));
+  const small = await f.api.mkdir(f.projectNode.entityId, 'small');
+  await f.api.putFile(small.id, 's0.txt', Buffer.from('s'));
+  await f.api.putFile(small.id, 's1.txt', Buffer.from('s'));
+  const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 1_000, maxSizes: 100, backgroundConcurrency: 1 });
+  await table.children(f.folderId);
+  await table.children(small.id);
+  const order: string[] = [];
+  for (let n = 0; n < 12; n++) {
+    await settle();
+    const a = f.asked.shift();
+    if (!a) break;
+    order.push(a.id);
+    a.go();
+  }
+  const smallIds = new Set((await table.children(small.id)).map((c) => c.entityId));
+  const firstSmall = order.findIndex((id) => smallIds.has(id));
+  const lastSmall = order.length - 1 - [...order].reverse().findIndex((id) => smallIds.has(id));
+  assert.ok(firstSmall >= 0 && lastSmall <= 4, `small folder's sizes asked early: ${lastSmall} in ${order.length}`);
 });

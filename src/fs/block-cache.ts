@@ -1,14 +1,27 @@
 /**
  * In-memory block cache: fixed-size blocks of immutable objects, keyed by
- * (RangeSource.cacheKey, block index), bounded in bytes by lru-cache's maxSize.
+ * (RangeSource.cacheKey, block index). Block size default 8 MiB (DESIGN §4): large enough that a
+ * sequential reader needs few GETs (S3 throughput wants ≥ 8 MiB requests), small enough that a
+ * random reader wastes little.
  *
- * lru-cache's `fetchMethod` gives single-flight for free: concurrent misses on one block share
- * one GET. Blocks being fetched are not yet counted by lru-cache, so prefetches are also bounded
- * by `inflightBudget` bytes (see Prefetcher) — cache + in-flight stays within the configured
- * memory. Failed fetches are not cached; the next read tries again.
+ * Where a block lives (after mountpoint-s3, which keeps prefetched data apart from any cache,
+ * and the 2Q policy, which keeps one-pass scans from flushing a cache):
  *
- * Block size default 8 MiB (DESIGN §4): large enough that a sequential reader needs few GETs
- * (S3 throughput wants ≥ 8 MiB requests), small enough that a random reader wastes little.
+ *   fetching   single-flight: concurrent misses on one block share one GET
+ *   staged     prefetched by readahead, not read yet. Outside the LRU, so nothing evicts a block
+ *              its reader is about to ask for (an LRU did: prefetched-but-unread blocks were the
+ *              least recently used, and parallel readers fetched them twice). Bounded by the
+ *              callers' readahead budget (`readaheadBytes`); unread for STAGED_MAX_AGE_MS, a
+ *              block is moved into the main LRU.
+ *   main       LRU of blocks read at random, by short sequential runs, or read again: the cache.
+ *   probation  small LRU of blocks consumed by a long sequential scan (`mode: 'stream'`; the
+ *              ReadHandle decides). A 1 TiB `cp` thus cycles a few buffers instead of flushing
+ *              the cache — and instead of writing fresh memory for every block, which on VMs is
+ *              the main cost of a cold read (bench/README.md). Keys dropped from probation are
+ *              remembered (`ghosts`); a block asked for again is fetched into main (a file read
+ *              twice is kept).
+ *
+ * Failed fetches are not cached; the next read tries again.
  *
  * Optional second tier (`disk`, a BlockStore such as disk-cache.ts): a memory miss asks the disk
  * first, and only then S3; bytes fetched from S3 are handed to the disk tier to keep, without
@@ -16,11 +29,12 @@
  * Disk errors are never read errors: a failing disk tier is a miss.
  *
  * Buffers: without a disk tier, block buffers come from a BufferPool and go back to it when
- * their block is evicted, so a long sequential read stops paying for fresh memory. Readers
- * copy out of blocks (`readInto`) while the blocks are pinned; an evicted block still pinned
- * goes back to the pool only when its last reader is done. (With a disk tier, blocks are handed
- * to asynchronous disk writes, so they are never recycled.)
- * INVARIANT: a buffer in the pool is neither cached nor pinned.
+ * their block leaves the cache, so a long sequential read stops paying for fresh memory.
+ * Readers copy out of blocks (`readInto`) while the blocks are pinned; a block dropped while
+ * pinned goes back to the pool only when its last reader is done. (With a disk tier, blocks are
+ * handed to asynchronous disk writes, so they are never recycled.)
+ * INVARIANTS: a buffer in the pool is neither cached, staged, nor pinned; every pooled buffer a
+ * fetch returns is in exactly one of main, probation or staged until it goes back to the pool.
  */
 import { LRUCache } from 'lru-cache';
 import type { RangeSource } from '../s3/object-store.js';
@@ -41,73 +55,65 @@ export interface BlockStore {
   put(id: BlockId, data: Buffer): void;
 }
 
-interface FetchContext {
-  source: RangeSource;
-  index: number;
-}
-
 export interface BlockCacheOptions {
+  /** Bytes of the main LRU. */
   maxBytes: number;
   blockSize: number;
+  /** Bytes of the probation LRU for long sequential scans (default 4 blocks). */
+  probationBytes?: number;
   /** Persistent tier consulted on a memory miss before S3 (--cache-dir). */
   disk?: BlockStore;
 }
 
+/** How a reader uses a block: `stream` = part of a long sequential scan (probation, not main). */
+export type ReadMode = 'demand' | 'stream';
+
+/** A staged block unread this long is presumed abandoned and moved into the main LRU. */
+const STAGED_MAX_AGE_MS = 5_000;
+const GHOST_KEYS = 16_384;
+
+interface Fetching {
+  promise: Promise<Buffer>;
+  bytes: number;
+  prefetch: boolean;
+}
+
 export class BlockCache {
   readonly blockSize: number;
-  private readonly cache: LRUCache<string, Buffer, FetchContext>;
-  private inflight = 0;
+  private readonly main: LRUCache<string, Buffer>;
+  private readonly probation: LRUCache<string, Buffer>;
+  private readonly ghosts = new LRUCache<string, true>({ max: GHOST_KEYS });
+  private readonly fetching = new Map<string, Fetching>();
+  /** Insertion order = age (oldest first). */
+  private readonly staged = new Map<string, { buf: Buffer; at: number }>();
+  private fetchingBytes = 0;
+  private prefetchingBytes = 0;
+  private stagedBytes = 0;
   private readonly pool: BufferPool | undefined;
   private readonly pins = new Map<Buffer, number>();
-  /** Evicted while pinned: back to the pool when the last pin goes. */
+  /** Dropped while pinned: back to the pool when the last pin goes. */
   private readonly releaseWhenUnpinned = new Set<Buffer>();
   stats = { hits: 0, misses: 0, bytesFetched: 0, diskHits: 0 };
 
-  constructor(opts: BlockCacheOptions) {
+  constructor(private readonly opts: BlockCacheOptions) {
     this.blockSize = opts.blockSize;
-    // A few free buffers: in steady state each new block replaces an evicted one; more would
-    // be memory outside --cache-size.
-    this.pool = opts.disk ? undefined : new BufferPool(opts.blockSize, 4);
-    this.cache = new LRUCache<string, Buffer, FetchContext>({
-      maxSize: Math.max(opts.maxBytes, opts.blockSize),
+    this.pool = opts.disk ? undefined : new BufferPool(opts.blockSize);
+    const lru = (bytes: number, onEvict?: (key: string) => void): LRUCache<string, Buffer> => new LRUCache<string, Buffer>({
+      maxSize: Math.max(bytes, opts.blockSize),
       sizeCalculation: (b) => Math.max(1, b.length),
-      dispose: (buf) => this.recycle(buf),
-      // A pending fetch can be evicted by other blocks arriving (a small cache, a busy reader);
-      // lru-cache would then abort it and hand its waiters `undefined` — an EIO for a read that
-      // was fine. Let it finish: its waiters get the bytes, even if the cache no longer keeps them.
-      ignoreFetchAbort: true,
-      fetchMethod: async (_key, _stale, { context }) => {
-        const start = context.index * this.blockSize;
-        const end = Math.min(start + this.blockSize, context.source.size);
-        this.stats.misses++;
-        this.inflight += end - start;
-        try {
-          const disk = opts.disk;
-          const id: BlockId = { object: context.source.cacheKey, blockSize: this.blockSize, index: context.index };
-          if (disk) {
-            const stored = await disk.get(id, end - start).catch(() => undefined);
-            if (stored) {
-              this.stats.diskHits++;
-              return stored;
-            }
-          }
-          const pool = this.pool;
-          const alloc = pool && end - start === this.blockSize ? (): Buffer => pool.acquire() : undefined;
-          const data = await context.source.read(start, end, undefined, alloc);
-          this.stats.bytesFetched += data.length;
-          if (disk && data.length === end - start) disk.put(id, data);
-          return data;
-        } finally {
-          this.inflight -= end - start;
-        }
+      dispose: (buf, key, reason) => {
+        this.recycle(buf);
+        if (reason === 'evict') onEvict?.(key);
       },
     });
+    this.main = lru(opts.maxBytes);
+    this.probation = lru(opts.probationBytes ?? 4 * opts.blockSize, (key) => this.ghosts.set(key, true));
   }
 
   private recycle(buf: Buffer): void {
     const pool = this.pool;
     if (!pool || buf.length !== this.blockSize) return;
-    // Readers pin a block in the microtask after they receive it, and an eviction can happen in
+    // Readers pin a block in the microtask after they receive it, and a drop can happen in
     // between (another fetch resolving in the same turn). Decide one macrotask later, when every
     // reader that got this buffer has pinned it.
     setImmediate(() => {
@@ -133,38 +139,135 @@ export class BlockCache {
 
   /** Bytes currently being fetched (not yet in the cache). */
   get inflightBytes(): number {
-    return this.inflight;
+    return this.fetchingBytes;
   }
 
+  /** Readahead outstanding: prefetches in flight plus prefetched blocks not read yet. */
+  get readaheadBytes(): number {
+    return this.prefetchingBytes + this.stagedBytes;
+  }
+
+  /** Bytes held: main + probation + staged. */
   get cachedBytes(): number {
-    return this.cache.calculatedSize;
+    return this.main.calculatedSize + this.probation.calculatedSize + this.stagedBytes;
   }
 
   private key(source: RangeSource, index: number): string {
     return `${source.cacheKey}#${index}`;
   }
 
+  /** Cached, staged or being fetched: a prefetch would add nothing. */
   has(source: RangeSource, index: number): boolean {
-    return this.cache.has(this.key(source, index));
+    const key = this.key(source, index);
+    return this.main.has(key) || this.probation.has(key) || this.staged.has(key) || this.fetching.has(key);
   }
 
-  async block(source: RangeSource, index: number): Promise<Buffer> {
+  async block(source: RangeSource, index: number, mode: ReadMode = 'demand'): Promise<Buffer> {
     const key = this.key(source, index);
-    const hit = this.cache.get(key);
-    if (hit) {
+    const ready = this.lookup(key, mode);
+    if (ready) {
       this.stats.hits++;
-      return hit;
+      return ready;
     }
-    const data = await this.cache.fetch(key, { context: { source, index } });
-    if (!data) throw new Error(`block ${index} of ${source.cacheKey} could not be fetched`);
-    return data;
+    const pending = this.fetching.get(key) ?? this.startFetch(source, index, key, false, mode);
+    const buf = await pending.promise;
+    // A prefetch we joined put the block in `staged`: this read consumes it.
+    return this.lookup(key, mode) ?? buf;
+  }
+
+  /** A block already here: main, probation, or staged (which this read consumes). */
+  private lookup(key: string, mode: ReadMode): Buffer | undefined {
+    const hit = this.main.get(key) ?? this.probation.get(key);
+    if (hit) return hit;
+    const staged = this.staged.get(key);
+    if (!staged) return undefined;
+    this.unstage(key, staged.buf);
+    this.keep(key, staged.buf, mode);
+    return staged.buf;
+  }
+
+  private unstage(key: string, buf: Buffer): void {
+    this.staged.delete(key);
+    this.stagedBytes -= buf.length;
+  }
+
+  /** Put a block where its use says: a scan's blocks in probation, unless asked for before. */
+  private keep(key: string, buf: Buffer, mode: ReadMode): void {
+    if (mode === 'stream' && !this.ghosts.has(key)) this.probation.set(key, buf);
+    else {
+      this.ghosts.delete(key);
+      this.main.set(key, buf);
+    }
   }
 
   /** Start fetching a block without waiting; errors are left for a real read to see. */
   prefetch(source: RangeSource, index: number): void {
-    const key = this.key(source, index);
-    if (this.cache.has(key)) return;
-    this.cache.fetch(key, { context: { source, index } }).catch(() => undefined);
+    this.demoteStaleStaged();
+    if (this.has(source, index)) return;
+    this.startFetch(source, index, this.key(source, index), true, 'demand').promise.catch(() => undefined);
+  }
+
+  private demoteStaleStaged(): void {
+    const old = Date.now() - STAGED_MAX_AGE_MS;
+    for (const [key, s] of this.staged) {
+      if (s.at > old) break;
+      this.unstage(key, s.buf);
+      this.main.set(key, s.buf);
+    }
+  }
+
+  private startFetch(source: RangeSource, index: number, key: string, prefetch: boolean, mode: ReadMode): Fetching {
+    const start = index * this.blockSize;
+    const bytes = Math.min(start + this.blockSize, source.size) - start;
+    const entry: Fetching = { promise: Promise.resolve(Buffer.alloc(0)), bytes, prefetch };
+    this.stats.misses++;
+    this.fetchingBytes += bytes;
+    if (prefetch) this.prefetchingBytes += bytes;
+    entry.promise = this.fetchBlock(source, index, start, start + bytes).then((buf) => {
+      // Store before anyone awaiting the promise runs: they find it in lookup().
+      if (prefetch) {
+        this.staged.set(key, { buf, at: Date.now() });
+        this.stagedBytes += buf.length;
+      } else this.keep(key, buf, mode);
+      return buf;
+    }).finally(() => {
+      this.fetching.delete(key);
+      this.fetchingBytes -= bytes;
+      if (prefetch) this.prefetchingBytes -= bytes;
+    });
+    this.fetching.set(key, entry);
+    return entry;
+  }
+
+  private async fetchBlock(source: RangeSource, index: number, start: number, end: number): Promise<Buffer> {
+    const disk = this.opts.disk;
+    const id: BlockId = { object: source.cacheKey, blockSize: this.blockSize, index };
+    if (disk) {
+      const stored = await disk.get(id, end - start).catch(() => undefined);
+      if (stored) {
+        this.stats.diskHits++;
+        return stored;
+      }
+    }
+    const pool = this.pool;
+    // Every attempt of a retried GET takes a buffer; all but the one returned go back.
+    const lent: Buffer[] = [];
+    const alloc = pool && end - start === this.blockSize ? (): Buffer => {
+      const b = pool.acquire();
+      lent.push(b);
+      return b;
+    } : undefined;
+    let data: Buffer;
+    try {
+      data = await source.read(start, end, undefined, alloc);
+    } catch (err) {
+      for (const b of lent) pool?.release(b);
+      throw err;
+    }
+    for (const b of lent) if (b !== data) pool?.release(b);
+    this.stats.bytesFetched += data.length;
+    if (disk && data.length === end - start) disk.put(id, data);
+    return data;
   }
 
   /**
@@ -172,16 +275,16 @@ export class BlockCache {
    * number of bytes copied. `cancelled()` is checked right before copying, so a read abandoned
    * by its caller (a timeout already answered) never writes into a buffer it no longer owns.
    */
-  async readInto(source: RangeSource, offset: number, length: number, target: Buffer, cancelled: () => boolean = () => false): Promise<number> {
+  async readInto(source: RangeSource, offset: number, length: number, target: Buffer, cancelled: () => boolean = () => false, mode: ReadMode = 'demand'): Promise<number> {
     const end = Math.min(offset + length, source.size, offset + target.length);
     if (end <= offset) return 0;
     const first = Math.floor(offset / this.blockSize);
     const last = Math.floor((end - 1) / this.blockSize);
     const pinned: Buffer[] = [];
     try {
-      // Pin each block the moment it is ours: an eviction can only happen in a later task.
+      // Pin each block the moment it is ours: a drop can only happen in a later task.
       const blocks = await Promise.all(
-        Array.from({ length: last - first + 1 }, (_, i) => this.block(source, first + i).then((b) => {
+        Array.from({ length: last - first + 1 }, (_, i) => this.block(source, first + i, mode).then((b) => {
           pinned.push(this.pin(b));
           return b;
         })),

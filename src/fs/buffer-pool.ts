@@ -1,25 +1,72 @@
 /**
- * A free list of block-sized buffers. Writing into fresh memory is the single largest cost of a
- * read on VMs like ours (first-touch page faults: 2–7 s per GiB, bench/README.md), so buffers of
- * evicted blocks are reused for the next GETs instead of being left to the GC.
+ * Block-sized buffers carved from large slabs, with a free list. Writing into fresh memory is the
+ * single largest cost of a cold read on VMs like ours (first-touch page faults: 2–7 s per GiB,
+ * bench/README.md), so buffers of evicted blocks are reused for the next GETs instead of being
+ * left to the GC.
  *
- * INVARIANT: a buffer is in the pool only when no cached block and no reader refers to it
+ * Why slabs: every new ArrayBuffer is reported to V8 as external memory, and each ~64 MiB of
+ * growth makes V8 run a full mark-compact; a cache filling with 8 MiB buffers paid dozens of
+ * them. One slab is one report. A slab is only reserved address space until a slice is written
+ * (pages are faulted in as they are touched), and with glibc's `hugetlb` malloc tunable
+ * (mount-command.ts sets it for the serving process) a large slab is backed by 2 MiB pages
+ * almost entirely — 512× fewer faults than 4 KiB pages.
+ *
+ * The pool never shrinks: it hands out a new slice only when every slice issued so far is in use
+ * (cached, being fetched or being read), so what it holds is bounded by the peak the block
+ * cache reached, which --cache-size bounds.
+ *
+ * INVARIANT: a buffer is in the free list only when no cached block and no reader refers to it
  * (BlockCache pins buffers while it copies from them and releases only unpinned ones).
  */
+const SLAB_TARGET_BYTES = 64 * 1024 * 1024;
+
 export class BufferPool {
   private readonly free: Buffer[] = [];
+  /** Slices of the current slab never handed out (never touched, so not resident). */
+  private readonly unissued: Buffer[] = [];
+  private readonly ours = new WeakSet<Buffer>();
+  /** Membership of `free`: a second release of one buffer would hand it to two blocks. */
+  private readonly isFree = new WeakSet<Buffer>();
+  private readonly perSlab: number;
+  private slabs = 0;
 
-  constructor(readonly size: number, private readonly maxFree: number) {}
+  constructor(readonly size: number, slabBytes = SLAB_TARGET_BYTES) {
+    this.perSlab = Math.max(1, Math.floor(slabBytes / size));
+  }
 
   acquire(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+    const reused = this.free.pop();
+    if (reused) {
+      this.isFree.delete(reused);
+      return reused;
+    }
+    if (this.unissued.length === 0) this.carveSlab();
+    return this.unissued.pop()!;
   }
 
   release(buf: Buffer): void {
-    if (buf.length === this.size && buf.byteOffset === 0 && this.free.length < this.maxFree) this.free.push(buf);
+    if (!this.ours.has(buf) || this.isFree.has(buf)) return;
+    this.isFree.add(buf);
+    this.free.push(buf);
+  }
+
+  private carveSlab(): void {
+    const slab = Buffer.allocUnsafeSlow(this.size * this.perSlab);
+    this.slabs++;
+    // Hand out low addresses first (pop from the end of a reversed list).
+    for (let i = this.perSlab - 1; i >= 0; i--) {
+      const slice = slab.subarray(i * this.size, (i + 1) * this.size);
+      this.ours.add(slice);
+      this.unissued.push(slice);
+    }
   }
 
   get freeCount(): number {
     return this.free.length;
+  }
+
+  /** Bytes reserved in slabs (resident only where written). */
+  get reservedBytes(): number {
+    return this.slabs * this.perSlab * this.size;
   }
 }

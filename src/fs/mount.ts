@@ -186,12 +186,15 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     ...(sizes ? { sizeStore: sizes } : {}),
     ...(viewSizes ? { folderSizes: viewSizes.folderSizes } : {}),
   });
-  // --cache-size bounds cached blocks AND blocks being fetched: readahead in flight gets a
-  // quarter of it (at most 64 MiB), the finished-block cache the rest, so the process stays
-  // within --cache-size + Node's own ~100 MiB.
+  // --cache-size bounds every block the process holds: readahead (in flight + prefetched,
+  // unread) gets a quarter of it (at most 64 MiB), the probation area for long scans up to 4
+  // blocks (block-cache.ts), the main LRU the rest — so the process stays within --cache-size +
+  // Node's own ~100 MiB. A sequential run longer than a quarter of the main LRU is a scan.
   const readaheadBytes = Math.max(config.blockBytes, Math.min(MAX_READAHEAD_BYTES, Math.floor(config.cacheBytes / 4)));
+  const probationBytes = Math.max(config.blockBytes, Math.min(4 * config.blockBytes, Math.floor(config.cacheBytes / 8)));
+  const mainBytes = Math.max(config.blockBytes, config.cacheBytes - readaheadBytes - probationBytes);
   const cache = new BlockCache({
-    maxBytes: Math.max(config.blockBytes, config.cacheBytes - readaheadBytes), blockSize: config.blockBytes, ...(disk ? { disk } : {}),
+    maxBytes: mainBytes, probationBytes, blockSize: config.blockBytes, ...(disk ? { disk } : {}),
   });
   const fs = new SynapseFilesystem(client, table, sources, cache, {
     readOnly: config.readOnly,
@@ -203,6 +206,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
       maxWindowBlocks: Math.max(1, Math.floor(readaheadBytes / config.blockBytes)),
       inflightBudget: readaheadBytes,
       readTimeoutMs: config.readTimeoutMs,
+      streamAfterBytes: Math.max(config.blockBytes, Math.floor(mainBytes / 4)),
     },
     logger: log.child({ component: 'fs' }),
   }, config.readOnly ? undefined : {

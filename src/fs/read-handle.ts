@@ -9,23 +9,32 @@
  * window counts. Prefetches are skipped while the cache's in-flight bytes exceed
  * `inflightBudget`, so memory stays bounded whatever the number of readers.
  *
+ * A run that has gone on for `streamAfterBytes` is a scan: its blocks are read in `stream` mode
+ * (block-cache.ts keeps them in probation rather than the main LRU), so one pass over a big file
+ * neither flushes the cache nor writes fresh memory for every block.
+ *
  * Every read runs under a deadline (`readTimeoutMs`): a stalled GET fails this read with EIO
  * (the mount stays usable) long before fuse-native's own per-op timeout could answer ETIMEDOUT.
  */
 import type { RangeSource } from '../s3/object-store.js';
-import type { BlockCache } from './block-cache.js';
+import type { BlockCache, ReadMode } from './block-cache.js';
 import { FsError } from './errors.js';
 
 export interface ReadaheadOptions {
   maxWindowBlocks: number;
+  /** Readahead outstanding (in flight + prefetched, unread), all handles together. */
   inflightBudget: number;
   readTimeoutMs: number;
+  /** A sequential run this long is a scan (default: never). */
+  streamAfterBytes?: number;
 }
 
 export class ReadHandle {
   private nextOffset = 0;
   private windowBlocks = 1;
   private lastBlock = -1;
+  /** Where the current sequential run began. */
+  private runStart = 0;
 
   constructor(
     readonly source: RangeSource,
@@ -36,7 +45,7 @@ export class ReadHandle {
   /** Copy up to `length` bytes at `offset` into `target`; returns the count (0 at EOF). */
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
     if (offset >= this.source.size) return 0;
-    this.planReadahead(offset, length);
+    const mode = this.planReadahead(offset, length);
     const deadline = this.opts.readTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
@@ -49,7 +58,7 @@ export class ReadHandle {
     try {
       // After a timeout the fetch may still finish: `timedOut` stops it writing into `target`,
       // which belongs to libfuse again once we have answered.
-      return await Promise.race([this.cache.readInto(this.source, offset, length, target, () => timedOut), timeout]);
+      return await Promise.race([this.cache.readInto(this.source, offset, length, target, () => timedOut, mode), timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -62,17 +71,20 @@ export class ReadHandle {
     return out.subarray(0, n);
   }
 
-  private planReadahead(offset: number, length: number): void {
+  private planReadahead(offset: number, length: number): ReadMode {
     const bs = this.cache.blockSize;
     const block = Math.floor(offset / bs);
     const windowBytes = Math.max(this.windowBlocks, 1) * bs;
-    const sequential = offset === 0 || (offset >= this.nextOffset - windowBytes && offset <= this.nextOffset + windowBytes);
+    const nearby = offset >= this.nextOffset - windowBytes && offset <= this.nextOffset + windowBytes;
+    if (offset === 0 && !nearby) this.runStart = 0; // back to the start: a new run
+    const sequential = offset === 0 || nearby;
     this.nextOffset = Math.max(this.nextOffset, offset + length);
     if (!sequential) {
       this.windowBlocks = 0;
       this.nextOffset = offset + length;
       this.lastBlock = block;
-      return;
+      this.runStart = offset;
+      return 'demand';
     }
     if (block !== this.lastBlock) {
       this.windowBlocks = Math.min(Math.max(1, this.windowBlocks * 2), this.opts.maxWindowBlocks);
@@ -83,8 +95,9 @@ export class ReadHandle {
       const next = block + i;
       if (next > lastBlockOfFile) break;
       if (this.cache.has(this.source, next)) continue;
-      if (this.cache.inflightBytes >= this.opts.inflightBudget) break;
+      if (this.cache.readaheadBytes >= this.opts.inflightBudget) break;
       this.cache.prefetch(this.source, next);
     }
+    return offset - this.runStart >= (this.opts.streamAfterBytes ?? Infinity) ? 'stream' : 'demand';
   }
 }

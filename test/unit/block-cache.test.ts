@@ -159,3 +159,59 @@ test('pooled block buffers are never reused while a reader still copies from the
   assert.equal(await spanning, 2 * bs);
   assert.deepEqual(target, ramp(0, 2 * bs), 'block 0 was not overwritten while pinned');
 });
+
+test('prefetched blocks wait for their reader: other traffic does not evict them', async () => {
+  const bs = 64 * KiB;
+  const cache = new BlockCache({ maxBytes: 2 * bs, probationBytes: bs, blockSize: bs });
+  const src = new FakeSource('staged', 64 * bs);
+  for (let i = 1; i <= 4; i++) cache.prefetch(src, i);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(cache.readaheadBytes, 4 * bs, 'four blocks staged');
+  // Twenty other blocks go through a main LRU of two.
+  for (let i = 20; i < 40; i++) await cache.read(src, i * bs, 10);
+  const before = src.reads.length;
+  for (let i = 1; i <= 4; i++) assert.deepEqual(await cache.read(src, i * bs, 100), ramp(i * bs, i * bs + 100));
+  assert.equal(src.reads.length, before, 'no prefetched block was fetched twice');
+  assert.equal(cache.readaheadBytes, 0, 'reading them consumed the readahead');
+});
+
+test('a long sequential scan does not flush the cache, and a file read twice is kept', async () => {
+  const bs = 64 * KiB;
+  const cache = new BlockCache({ maxBytes: 8 * bs, probationBytes: 2 * bs, blockSize: bs });
+  const hot = new FakeSource('hot', 4 * bs);
+  for (let i = 0; i < 4; i++) await cache.read(hot, i * bs, 10); // the working set: 4 blocks
+  const big = new FakeSource('scan', 32 * bs);
+  const opts = { maxWindowBlocks: 4, inflightBudget: 4 * bs, readTimeoutMs: 5000, streamAfterBytes: 2 * bs };
+  const scan = async (): Promise<void> => {
+    const h = new ReadHandle(big, cache, opts);
+    for (let off = 0; off < big.size; off += 32 * KiB) assert.deepEqual(await h.read(off, 32 * KiB), ramp(off, off + 32 * KiB));
+  };
+  await scan();
+  const hotReads = hot.reads.length;
+  for (let i = 0; i < 4; i++) await cache.read(hot, i * bs, 10);
+  assert.equal(hot.reads.length, hotReads, 'the working set survived a scan 4× the cache');
+  assert.ok(cache.cachedBytes <= (8 + 2 + 4) * bs, `held ${cache.cachedBytes / bs} blocks`);
+
+  await scan(); // read again: remembered keys bring its blocks into the main cache…
+  const second = big.reads.length;
+  const h = new ReadHandle(big, cache, opts);
+  for (let off = 28 * bs; off < 32 * bs; off += 32 * KiB) await h.read(off, 32 * KiB);
+  await new Promise((r) => setImmediate(r));
+  // …as far as it holds (8 blocks): the end of the file is read a third time from memory.
+  assert.equal(big.reads.length - second, 0, 'blocks 28–31 were cached');
+});
+
+test('the buffer pool carves distinct slices from slabs and takes each back once', async () => {
+  const { BufferPool } = await import('../../src/fs/buffer-pool.js');
+  const pool = new BufferPool(64 * KiB, 256 * KiB); // 4 slices per slab
+  const got = Array.from({ length: 6 }, () => pool.acquire());
+  assert.equal(pool.reservedBytes, 512 * KiB, 'two slabs for six buffers');
+  got.forEach((b, i) => b.fill(i));
+  got.forEach((b, i) => assert.ok(b.every((x) => x === i), `slice ${i} shares memory with another`));
+  pool.release(got[0]!);
+  pool.release(got[0]!); // a double release must not hand one buffer to two blocks
+  pool.release(Buffer.alloc(64 * KiB)); // not ours
+  assert.equal(pool.freeCount, 1);
+  assert.equal(pool.acquire(), got[0]);
+  assert.notEqual(pool.acquire(), got[0]);
+});

@@ -17,9 +17,19 @@
  * reader and writer of the path sees the written bytes); flush/fsync publish, release drops
  * the spool. Names Synapse refuses → EINVAL; editors' scratch names stay local (names.ts).
  *
+ * Kernel attribute cache: the kernel keeps each getattr/lookup answer for `kernelCacheMs(ttl)`
+ * (2 × --metadata-ttl; fuse-adapter.ts passes it as entry_timeout/attr_timeout). While it may
+ * still hold an answer, the kernel caps reads at the size it
+ * was told (and appends at it), so an open of that path reads — and a write builds on — exactly
+ * the version that answer described (`shown`), even if a newer one has appeared in Synapse
+ * since: stat and read always agree, never a newer version cut to the old size. The mount's own
+ * changes go through the kernel, which updates its attributes itself; they drop `shown` so
+ * the next open takes the listing's (just published) version.
+ *
  * INVARIANT: every fd in `handles` maps to a handle opened by open()/create() and not yet released.
  * INVARIANT: `active` holds exactly the ActiveFiles with refs > 0, keyed by their current path.
  */
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
@@ -27,12 +37,12 @@ import { CONCRETE, type Entity } from '../synapse/types.js';
 import { BlockCache } from './block-cache.js';
 import { FsError } from './errors.js';
 import type { FileSources } from './file-sources.js';
-import type { FsNode, InodeTable } from './inode-table.js';
+import type { FileSize, FsNode, InodeTable } from './inode-table.js';
 import { isScratchName, nameProblem } from './names.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
 import type { Spool, SpoolFile } from './spool.js';
-import { MemoryBudget, StreamingUpload } from '../s3/multipart-upload.js';
+import { MemoryBudget, StreamingUpload, type PartBuffers } from '../s3/multipart-upload.js';
 import { guessContentType } from './publisher.js';
 import { ActiveFile } from './write-handle.js';
 
@@ -91,12 +101,40 @@ export interface WriteDeps {
   /** Shared bound on part buffers of streaming uploads (--max-write-memory). */
   budget: MemoryBudget;
   partSize: number;
+  /** Part buffers shared by all streaming uploads (reused, not fresh memory per part). */
+  partBuffers?: PartBuffers;
   /** After a publish, while the spool still holds the bytes (e.g. fill the disk cache). */
   onPublished?: (fileHandleId: string, spoolFile: string, size: number) => Promise<void>;
 }
 
 /** Parts in flight per streaming upload: enough to keep S3 busy, small enough for memory. */
 const PARTS_IN_FLIGHT = 4;
+
+/** Longest the kernel keeps an answer (--metadata-ttl indefinite). */
+const KERNEL_CACHE_MAX_MS = 3_600_000;
+
+/**
+ * How long the kernel may keep a getattr/lookup answer: twice --metadata-ttl (0 → the kernel
+ * asks every time), at most an hour. Why twice: the inode table trusts a folder snapshot for the
+ * TTL *after* it finished loading, so an answer given while it loads — every lookup of a cold
+ * `ls -l` waits for its file's size, i.e. is part of the load — comes from a snapshot trusted up
+ * to load time + TTL later. A cold `ls -l` of 1,000 files loads for ≈ 70 s (Synapse's 600
+ * requests/min): with the kernel keeping answers only for the TTL, the ≈ 580 answered in its
+ * first 10 s were gone by its end and the next `ls -l` looked them all up again. The price: an
+ * answer given late in a snapshot's life can outlive it by up to 2 × TTL — a path the kernel
+ * already knows may show a remote change up to 2 × TTL later than the folder listing does.
+ */
+export function kernelCacheMs(metadataTtlMs: number): number {
+  return Math.min(2 * Math.max(0, metadataTtlMs), KERNEL_CACHE_MAX_MS);
+}
+
+/** A file's attributes as last told to the kernel. */
+interface Shown {
+  entityId: string;
+  version: number;
+  size: number;
+  md5: string | undefined;
+}
 
 function joinPath(parent: string, name: string): string {
   return parent === '/' ? `/${name}` : `${parent}/${name}`;
@@ -122,6 +160,11 @@ export class SynapseFilesystem {
   private readonly releasing = new Map<string, Promise<void>>();
   /** mtimes set by utimens (rsync -a, cp -p), by entity id — kept so a second rsync skips. */
   private readonly mtimes = new Map<string, number>();
+  /**
+   * Per path, the file version whose attributes the kernel may still hold (head comment);
+   * entries live a second longer than the kernel's timeout. Absent when the kernel caches nothing.
+   */
+  private readonly shown: LRUCache<string, Shown> | undefined;
 
   constructor(
     private readonly api: SynapseApi,
@@ -130,7 +173,10 @@ export class SynapseFilesystem {
     readonly cache: BlockCache,
     private readonly opts: FilesystemOptions,
     private readonly writes?: WriteDeps,
-  ) {}
+  ) {
+    const kernelMs = kernelCacheMs(table.ttlMs);
+    this.shown = kernelMs > 0 ? new LRUCache({ max: 1_000_000, ttl: kernelMs + 1000 }) : undefined;
+  }
 
   get openHandleCount(): number {
     return this.handles.size;
@@ -159,16 +205,67 @@ export class SynapseFilesystem {
     };
   }
 
-  async getattr(path: string): Promise<Stat> {
+  /**
+   * getattr answered from memory alone, or undefined when a listing or a size must be fetched:
+   * the fast path for the kernel's lookups (no promise, no await — fuse-adapter.ts).
+   */
+  getattrNow(path: string): Stat | undefined {
     const af = this.active.get(path);
-    if (af) return this.stat('file', af.size, this.mtimes.get(af.entityId ?? `local:${path}`) ?? af.mtime);
+    if (af) {
+      this.shown?.delete(path);
+      return this.stat('file', af.size, this.mtimes.get(af.entityId ?? `local:${path}`) ?? af.mtime);
+    }
+    const node = this.table.resolveCached(path);
+    return node && this.nodeStat(path, node, node.kind === 'file' && node.entityId ? this.table.knownSize(node) : undefined);
+  }
+
+  async getattr(path: string): Promise<Stat> {
+    const now = this.getattrNow(path);
+    if (now) return now;
     const node = await this.table.resolve(path);
+    const size = node.kind === 'file' && node.entityId ? await this.table.size(node) : undefined;
+    const stat = this.nodeStat(path, node, size);
+    if (!stat) throw new FsError('EIO', `${path}: no size`); // unreachable: size() answers or throws
+    return stat;
+  }
+
+  /** The attributes of a listed node; for a published file, `size` is needed (else undefined). */
+  private nodeStat(path: string, node: FsNode, size: FileSize | undefined): Stat | undefined {
     const mtime = this.mtimes.get(node.entityId) ?? node.modifiedOn;
     if (node.kind === 'dir') return this.stat('dir', 4096, mtime);
     if (node.kind === 'link') return this.stat('link', 0, mtime);
     if (!node.entityId) return this.stat('file', 0, mtime); // local-only, not open
-    const { size } = await this.table.size(node);
-    return this.stat('file', size, mtime);
+    if (!size) return undefined;
+    // A size fetch that found a newer version has moved the node to it: node and size agree.
+    if (this.shown && node.versionNumber !== undefined) {
+      this.shown.set(path, { entityId: node.entityId, version: node.versionNumber, size: size.size, md5: size.md5 });
+    }
+    return this.stat('file', size.size, mtime);
+  }
+
+  /**
+   * The version an open of `path` must use: the one the kernel was told about while it may
+   * still hold that answer (same entity only), else the listing's.
+   */
+  private shownVersion(path: string, node: FsNode): { node: FsNode; base: { size: number; md5: string | undefined; version: number } } | undefined {
+    const shown = this.shown?.get(path);
+    if (!shown || shown.entityId !== node.entityId) return undefined;
+    return {
+      node: { ...node, versionNumber: shown.version, pinnedVersion: true },
+      base: { size: shown.size, md5: shown.md5, version: shown.version },
+    };
+  }
+
+  /**
+   * The mount changed what is at `path` (and below it, for a folder): the kernel learns that
+   * from the op itself, and the next open takes the listing's version.
+   */
+  private forgetShown(path: string, folder = false): void {
+    if (!this.shown) return;
+    this.shown.delete(path);
+    if (!folder) return;
+    const prefix = `${path}/`;
+    for (const p of [...this.shown.keys()]) if (p.startsWith(prefix)) this.shown.delete(p);
   }
 
   async readdir(path: string): Promise<string[]> {
@@ -189,16 +286,19 @@ export class SynapseFilesystem {
     }
     const node = await this.table.resolve(path);
     if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
+    const shown = this.shownVersion(path, node);
     if (writing) {
       this.checkWritable(path);
       if (node.kind !== 'file') throw new FsError('EACCES', `${path}: links are read-only`);
-      const base = node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined;
+      // Appends and partial rewrites land where the kernel thinks the file ends: build on that version.
+      const base = shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
+      this.shown?.delete(path);
       const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined, base);
       if ((flags & O_TRUNC) !== 0) await file.truncate(0);
       return this.addWriteHandle(path, file);
     }
     if (!node.entityId) return this.addWriteHandle(path, this.newActiveFile(path, node.parentId!, node.name, undefined, undefined));
-    const file = await this.sources.resolve(node, true);
+    const file = await this.sources.resolve(shown?.node ?? node, true);
     const fh = file.fileHandle;
     this.table.setSize(file.entityId, file.versionNumber, { size: fh.contentSize, md5: fh.contentMd5 });
     const source = await this.sources.source(file);
@@ -238,6 +338,7 @@ export class SynapseFilesystem {
     const record = { bucket: t.bucket, key: t.key, storageLocationId: t.locationId, parentId, startedAt: new Date().toISOString(), pid: process.pid };
     const upload = new StreamingUpload(t.store, { bucket: t.bucket, key: t.key }, w.budget, {
       partSize: w.partSize, partsInFlight: PARTS_IN_FLIGHT, contentType: guessContentType(name),
+      ...(w.partBuffers ? { partBuffers: w.partBuffers } : {}),
       onStarted: (uploadId) => w.spool.recordUpload({ uploadId, ...record }),
       onFinished: (uploadId) => w.spool.removeUpload(uploadId),
     });
@@ -320,6 +421,7 @@ export class SynapseFilesystem {
     this.table.removeLocal(file.parentId, file.name);
     this.table.upsert(node);
     this.table.setSize(version.entityId, version.versionNumber, { size: version.size, md5: version.md5 });
+    this.forgetShown(path);
     const localMtime = this.mtimes.get(`local:${path}`);
     if (localMtime !== undefined) {
       this.mtimes.delete(`local:${path}`);
@@ -461,6 +563,7 @@ export class SynapseFilesystem {
     // nothing in Synapse.
     if (node.entityId && !isScratchName(node.name)) await this.api.deleteEntity(node.entityId);
     this.table.remove(node.parentId!, node.name);
+    this.forgetShown(path);
   }
 
   /**
@@ -483,6 +586,8 @@ export class SynapseFilesystem {
     const target = await this.table.resolve(dest).catch(() => undefined);
     if (target && target.entityId && target.entityId === node.entityId) return;
     const af = this.active.get(src);
+    this.forgetShown(src, node.kind === 'dir');
+    this.forgetShown(dest, node.kind === 'dir');
 
     if (node.kind === 'file' && (scratch || isScratchName(node.name) || af)) {
       return this.renameLocalFile(src, dest, node, destParent, destName, target, af);

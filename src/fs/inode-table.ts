@@ -175,6 +175,22 @@ export class InodeTable {
     return this.opts.ttlMs;
   }
 
+  /**
+   * resolve() from fresh cached listings alone, without waiting (getattr's fast path): undefined
+   * when that is not enough (a listing to fetch, or no such entry — resolve() says which error).
+   */
+  resolveCached(path: string): FsNode | undefined {
+    let node = this.root;
+    for (const part of path.split('/')) {
+      if (part === '') continue;
+      const listing = node.kind === 'dir' ? this.listings.get(node.entityId) : undefined;
+      const child = listing && this.isFresh(listing) ? listing.entries.get(part) : undefined;
+      if (!child) return undefined;
+      node = child;
+    }
+    return node;
+  }
+
   /** Resolve an absolute mount path ("/a/b") to its node; ENOENT / ENOTDIR as POSIX says. */
   async resolve(path: string): Promise<FsNode> {
     let node = this.root;

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { startStack, type Stack } from '../server/stack.js';
-import { mountForeground, patternBytes, sh, slowMd5, type Mounted } from './harness.js';
+import { mountForeground, patternBytes, sh, slowMd5, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -112,6 +112,28 @@ describe('read-only mount of an STS folder and a Synapse-managed folder', () => 
     const r = await sh(`getfattr --only-values -n user.synapse.id '${m!.dir}/managed/m-one.txt'`);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^syn\d+$/);
+  });
+
+  test('the kernel caches what stat showed: a read matches it, never a newer version cut to the old size', async () => {
+    // --metadata-ttl 2: listings trusted 2 s after loading, kernel answers kept 4 s.
+    const folder = await stack.seed.folder(projectId, 'versions', { storage: 'sts' });
+    const v1 = Buffer.from('version one\n');
+    const v2 = Buffer.from('version two, a longer one\n');
+    const f = await stack.seed.file(folder.id, 'grows.txt', v1);
+    const other = await mountForeground(stack, projectId, ['--metadata-ttl', '2']);
+    try {
+      const file = `${other.dir}/versions/grows.txt`;
+      assert.equal((await sh(`stat -c %s '${file}'`)).stdout.trim(), String(v1.length));
+      await stack.seed.fileVersion(f.id, v2); // another client, after the kernel cached the size
+      // The kernel still says 12 bytes: the open reads version 1 whole (the newest version cut
+      // to 12 bytes would be "version two,").
+      assert.equal((await sh(`cat '${file}'`)).stdout, v1.toString());
+      // Once the listing and the kernel's copy have expired, stat and read agree on version 2.
+      await waitFor('the new version to show', async () => (await sh(`stat -c %s '${file}'`)).stdout.trim() === String(v2.length), 20_000);
+      assert.equal((await sh(`cat '${file}'`)).stdout, v2.toString());
+    } finally {
+      await other.unmount();
+    }
   });
 
   test('second user: READ-without-DOWNLOAD file lists but open gives EACCES', async () => {

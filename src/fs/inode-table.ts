@@ -156,6 +156,8 @@ export class InodeTable {
   /** Size key → the folder whose queue holds it. */
   private readonly queuedIn = new Map<string, string>();
   private backgroundInflight = 0;
+  /** A size fetch runs in a waiting getattr's slot (lendSlot). */
+  private lending = false;
   /** --metadata-view: size key → the folder view query that will (or will not) answer it. */
   private readonly viewPending = new Map<string, Promise<void>>();
   /** Size key → the listings whose snapshot waits for it. */
@@ -359,7 +361,10 @@ export class InodeTable {
     const known = this.cachedSize(key, node);
     if (known) return known;
     const pending = this.pendingSizes.get(key);
-    if (pending) return pending;
+    if (pending) {
+      this.lendSlot(node.parentId);
+      return pending;
+    }
     // --metadata-view: the folder's view query is in flight; its answer (or the fallback it
     // queues) decides — no request of our own meanwhile.
     const viaView = this.viewPending.get(key);
@@ -460,33 +465,64 @@ export class InodeTable {
     if (queue?.size === 0) this.backgroundQueues.delete(dirId);
   }
 
-  /** The next wanted size, round-robin over folders (the folder served goes to the back). */
-  private dequeue(): [string, FsNode] {
-    const [dirId, queue] = this.backgroundQueues.entries().next().value as [string, Map<string, FsNode>];
-    const [key, node] = queue.entries().next().value as [string, FsNode];
-    queue.delete(key);
-    this.queuedIn.delete(key);
-    this.backgroundQueues.delete(dirId);
-    if (queue.size > 0) this.backgroundQueues.set(dirId, queue);
-    return [key, node];
+  /**
+   * The next wanted size: of folder `dirId`, or round-robin over folders (the folder served goes
+   * to the back). Undefined when there is none.
+   */
+  private dequeue(dirId?: string): [string, FsNode] | undefined {
+    const [dir, queue] = dirId === undefined
+      ? this.backgroundQueues.entries().next().value ?? []
+      : [dirId, this.backgroundQueues.get(dirId)];
+    const first = queue?.entries().next().value;
+    if (dir === undefined || !queue || !first) return undefined;
+    this.unqueue(first[0]);
+    if (queue.size > 0) {
+      this.backgroundQueues.delete(dir);
+      this.backgroundQueues.set(dir, queue);
+    }
+    return first;
+  }
+
+  /**
+   * A getattr waiting for a size already in flight in the background leaves its own slot in the
+   * client's queue idle (the background lane keeps to `backgroundConcurrency` so that user calls
+   * always find a slot): it lends that slot to the next size its folder waits for, one lent
+   * fetch at a time. A cold `ls -l` thus keeps all of Synapse's 3 concurrent requests busy
+   * instead of 2 (it trails right behind the background fetches).
+   */
+  private lendSlot(dirId: string | undefined): void {
+    if (this.lending || dirId === undefined) return;
+    const next = this.dequeue(dirId);
+    if (!next) return;
+    const fetch = this.fetchQueued(next, this.api);
+    if (!fetch) return;
+    this.lending = true;
+    void fetch.finally(() => { this.lending = false; });
+  }
+
+  /** Fetch a size taken off the queue, unless it is known or in flight by now. */
+  private fetchQueued([key, node]: [string, FsNode], api: SynapseApi): Promise<void> | undefined {
+    if (this.pendingSizes.has(key)) return undefined;
+    if (this.sizes.has(key)) {
+      this.settled(key);
+      return undefined;
+    }
+    return this.fetchSize(node, key, api).then(
+      () => undefined,
+      (err: unknown) => this.opts.logger?.debug({ entityId: node.entityId, err }, 'prefetched size fetch failed'),
+    );
   }
 
   private pumpBackground(): void {
     const limit = this.opts.backgroundConcurrency ?? 2;
     while (this.backgroundInflight < limit && this.backgroundQueues.size > 0) {
-      const [key, node] = this.dequeue();
-      if (this.pendingSizes.has(key)) continue;
-      if (this.sizes.has(key)) {
-        this.settled(key);
-        continue;
-      }
+      const fetch = this.fetchQueued(this.dequeue()!, this.opts.backgroundApi ?? this.api);
+      if (!fetch) continue;
       this.backgroundInflight++;
-      this.fetchSize(node, key, this.opts.backgroundApi ?? this.api)
-        .catch((err: unknown) => this.opts.logger?.debug({ entityId: node.entityId, err }, 'background size fetch failed'))
-        .finally(() => {
-          this.backgroundInflight--;
-          this.pumpBackground();
-        });
+      void fetch.finally(() => {
+        this.backgroundInflight--;
+        this.pumpBackground();
+      });
     }
   }
 }

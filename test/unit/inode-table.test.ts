@@ -177,3 +177,19 @@ test('background sizes: folders take turns, so a small folder is not stuck behin
   const lastSmall = order.length - 1 - [...order].reverse().findIndex((id) => smallIds.has(id));
   assert.ok(firstSmall >= 0 && lastSmall <= 4, `small folder's sizes asked early: ${lastSmall} in ${order.length}`);
 });
+
+test('background sizes: a getattr waiting for a size in flight lends its slot to the next one (3 in flight, not 2)', async () => {
+  const f = await gatedFake(Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}.txt`, i + 1])));
+  const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 60_000, maxSizes: 100, backgroundConcurrency: 2 });
+  const nodes = await table.children(f.folderId);
+  await settle();
+  assert.equal(f.asked.length, 2, 'the background lane: 2 at a time');
+  const first = table.size(nodes[0]!);
+  const second = table.size(nodes[1]!);
+  await settle();
+  assert.equal(f.asked.length, 3, 'the waiting getattr lends its slot, once');
+  assert.deepEqual(f.asked.map((a) => a.id), nodes.slice(0, 3).map((n) => n.entityId), 'to the next file of its folder');
+  await f.releaseAll();
+  assert.deepEqual([(await first).size, (await second).size], [1, 2]);
+  assert.equal(f.calls('getLatestVersionInfo'), 8, 'every size asked once');
+});

@@ -11,9 +11,10 @@
  * (mount-command.ts sets it for the serving process) a large slab is backed by 2 MiB pages
  * almost entirely — 512× fewer faults than 4 KiB pages.
  *
- * The pool never shrinks: it hands out a new slice only when every slice issued so far is in use
- * (cached, being fetched or being read), so what it holds is bounded by the peak the block
- * cache reached, which --cache-size bounds.
+ * The block cache's pool never shrinks: it hands out a new slice only when every slice issued so
+ * far is in use (cached, being fetched or being read), so what it holds is bounded by the peak
+ * the block cache reached, which --cache-size bounds. Write part buffers use one buffer per slab
+ * and `maxFree`, so an idle mount gives most of them back.
  *
  * INVARIANT: a buffer is in the free list only when no cached block and no reader refers to it
  * (BlockCache pins buffers while it copies from them and releases only unpinned ones).
@@ -30,7 +31,12 @@ export class BufferPool {
   private readonly perSlab: number;
   private slabs = 0;
 
-  constructor(readonly size: number, slabBytes = SLAB_TARGET_BYTES) {
+  /**
+   * @param slabBytes bytes per slab (one buffer per slab when ≤ size)
+   * @param maxFree free buffers kept; beyond, a released buffer is left to the GC — only sensible
+   *        with one buffer per slab (a slab lives while any of its slices does)
+   */
+  constructor(readonly size: number, slabBytes = SLAB_TARGET_BYTES, private readonly maxFree = Infinity) {
     this.perSlab = Math.max(1, Math.floor(slabBytes / size));
   }
 
@@ -45,7 +51,7 @@ export class BufferPool {
   }
 
   release(buf: Buffer): void {
-    if (!this.ours.has(buf) || this.isFree.has(buf)) return;
+    if (!this.ours.has(buf) || this.isFree.has(buf) || this.free.length >= this.maxFree) return;
     this.isFree.add(buf);
     this.free.push(buf);
   }

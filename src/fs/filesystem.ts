@@ -42,7 +42,7 @@ import { isScratchName, nameProblem } from './names.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
 import type { Spool, SpoolFile } from './spool.js';
-import { MemoryBudget, StreamingUpload } from '../s3/multipart-upload.js';
+import { MemoryBudget, StreamingUpload, type PartBuffers } from '../s3/multipart-upload.js';
 import { guessContentType } from './publisher.js';
 import { ActiveFile } from './write-handle.js';
 
@@ -101,6 +101,8 @@ export interface WriteDeps {
   /** Shared bound on part buffers of streaming uploads (--max-write-memory). */
   budget: MemoryBudget;
   partSize: number;
+  /** Part buffers shared by all streaming uploads (reused, not fresh memory per part). */
+  partBuffers?: PartBuffers;
   /** After a publish, while the spool still holds the bytes (e.g. fill the disk cache). */
   onPublished?: (fileHandleId: string, spoolFile: string, size: number) => Promise<void>;
 }
@@ -336,6 +338,7 @@ export class SynapseFilesystem {
     const record = { bucket: t.bucket, key: t.key, storageLocationId: t.locationId, parentId, startedAt: new Date().toISOString(), pid: process.pid };
     const upload = new StreamingUpload(t.store, { bucket: t.bucket, key: t.key }, w.budget, {
       partSize: w.partSize, partsInFlight: PARTS_IN_FLIGHT, contentType: guessContentType(name),
+      ...(w.partBuffers ? { partBuffers: w.partBuffers } : {}),
       onStarted: (uploadId) => w.spool.recordUpload({ uploadId, ...record }),
       onFinished: (uploadId) => w.spool.removeUpload(uploadId),
     });

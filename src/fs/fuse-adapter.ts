@@ -99,9 +99,11 @@ export class FuseAdapter {
       },
       create: (path: string, mode: number, cb: Cb) => this.run('create', path, cb, () => fs.create(path, mode)),
       write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
-        // libfuse reuses `buf` once we return: copy before anything async.
-        const data = Buffer.from(buf.subarray(0, len));
-        this.run('write', path, cb, () => fs.write(fd, data, pos), (n) => [n]);
+        // `buf` is libfuse's: valid until we answer (writes have no fuse-native timeout, so only
+        // we answer), detached after. The write path copies what it keeps (spool file, part
+        // buffer) before it resolves, so no copy here — a fresh 128 KiB per op was a third of
+        // a write's memory traffic.
+        this.run('write', path, cb, () => fs.write(fd, buf.subarray(0, len), pos), (n) => [n]);
       },
       flush: (path: string, fd: number, cb: Cb) => this.run('flush', path, cb, () => fs.flush(fd), () => [0]),
       fsync: (path: string, _datasync: boolean, fd: number, cb: Cb) => this.run('fsync', path, cb, () => fs.fsync(fd), () => [0]),

@@ -21,6 +21,7 @@ import { Publisher } from './publisher.js';
 import { Spool } from './spool.js';
 import { abortOrphanedUploads } from './orphans.js';
 import { MemoryBudget } from '../s3/multipart-upload.js';
+import { BufferPool } from './buffer-pool.js';
 import { registerSecret } from '../log.js';
 
 export interface MountConfig {
@@ -196,6 +197,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
   const cache = new BlockCache({
     maxBytes: mainBytes, probationBytes, blockSize: config.blockBytes, ...(disk ? { disk } : {}),
   });
+  const partSize = Math.max(5 * 1024 * 1024, config.partBytes);
   const fs = new SynapseFilesystem(client, table, sources, cache, {
     readOnly: config.readOnly,
     uid: config.uid,
@@ -210,7 +212,10 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     },
     logger: log.child({ component: 'fs' }),
   }, config.readOnly ? undefined : {
-    publisher, spool, budget: new MemoryBudget(config.maxWriteMemoryBytes), partSize: Math.max(5 * 1024 * 1024, config.partBytes),
+    publisher, spool, budget: new MemoryBudget(config.maxWriteMemoryBytes), partSize,
+    // Part buffers are reused across parts and files; at most --max-write-memory of them exist at
+    // once (the budget), and no more than one budget's worth is kept while idle.
+    partBuffers: new BufferPool(partSize, partSize, Math.max(1, Math.floor(config.maxWriteMemoryBytes / partSize))),
     // Files written here are often read next: keep their blocks in the disk cache. Presigned
     // reads key blocks by file handle (`fh<id>`); STS reads also pin the S3 ETag, which a write
     // does not know cheaply, so those are cached on their first read instead.

@@ -9,8 +9,20 @@
  * one part is sent with a single PutObject at `complete()`. Any failure aborts the upload on S3
  * (`abort()`), so no orphan parts stay billable; `onStarted`/`onFinished` let the caller journal
  * the upload id so an upload orphaned by a crash can be aborted later.
+ *
+ * Appended bytes are copied at once into a part-sized buffer (`partBuffers`, a pool shared by
+ * the mount's uploads), so callers may reuse theirs — the FUSE adapter hands over libfuse's own
+ * buffer — and a long write reuses the same few part buffers instead of writing fresh memory for
+ * every part (the main cost of a write on VMs, bench/README.md).
  */
 import type { CompletedPart, ObjectStore, S3Location } from './object-store.js';
+
+/** Where part buffers come from (BufferPool of part-sized buffers; a fresh one per part if absent). */
+export interface PartBuffers {
+  readonly size: number;
+  acquire(): Buffer;
+  release(buf: Buffer): void;
+}
 
 /** A counting semaphore over bytes, shared by every upload of a mount. */
 export class MemoryBudget {
@@ -53,6 +65,7 @@ export interface StreamingUploadOptions {
   partsInFlight: number;
   maxParts?: number;
   contentType?: string;
+  partBuffers?: PartBuffers;
   onStarted?: (uploadId: string) => Promise<void> | void;
   onFinished?: (uploadId: string) => Promise<void> | void;
 }
@@ -60,7 +73,8 @@ export interface StreamingUploadOptions {
 export class StreamingUpload {
   private uploadId: string | undefined;
   private readonly parts: CompletedPart[] = [];
-  private filling: Buffer[] = [];
+  /** The part being filled (holds `fillingBytes`), with budget taken for it. */
+  private filling: Buffer | undefined;
   private fillingBytes = 0;
   private nextPart = 1;
   private readonly inflight = new Set<Promise<void>>();
@@ -76,7 +90,22 @@ export class StreamingUpload {
     readonly loc: S3Location,
     private readonly budget: MemoryBudget,
     private readonly opts: StreamingUploadOptions,
-  ) {}
+  ) {
+    this.buffers = opts.partBuffers?.size === opts.partSize ? opts.partBuffers : {
+      size: opts.partSize, acquire: () => Buffer.allocUnsafe(opts.partSize), release: () => undefined,
+    };
+  }
+
+  private readonly buffers: PartBuffers;
+
+  /** Give back the filling part's buffer and budget. */
+  private dropFilling(): void {
+    if (!this.filling) return;
+    this.buffers.release(this.filling);
+    this.filling = undefined;
+    this.fillingBytes = 0;
+    this.budget.release(this.opts.partSize);
+  }
 
   get failed(): unknown {
     return this.failure;
@@ -89,9 +118,12 @@ export class StreamingUpload {
     if (position !== this.length) throw new OutOfOrderWrite(`write at ${position}, expected ${this.length}`);
     let off = 0;
     while (off < data.length) {
+      if (!this.filling) {
+        await this.budget.acquire(this.opts.partSize);
+        this.filling = this.buffers.acquire();
+      }
       const take = Math.min(data.length - off, this.opts.partSize - this.fillingBytes);
-      if (this.fillingBytes === 0) await this.budget.acquire(this.opts.partSize);
-      this.filling.push(data.subarray(off, off + take));
+      data.copy(this.filling, this.fillingBytes, off, off + take);
       this.fillingBytes += take;
       off += take;
       this.length += take;
@@ -100,10 +132,7 @@ export class StreamingUpload {
   }
 
   private async sendFilling(): Promise<void> {
-    const body = Buffer.concat(this.filling, this.fillingBytes);
-    this.filling = [];
-    this.fillingBytes = 0;
-    const partNumber = this.nextPart++;
+    const partNumber = this.nextPart;
     if (partNumber > (this.opts.maxParts ?? 10_000)) throw new OutOfOrderWrite('too many parts for streaming');
     if (!this.uploadId) {
       this.uploadId = await this.store.createMultipartUpload(this.loc, this.opts.contentType ? { contentType: this.opts.contentType } : {});
@@ -111,6 +140,12 @@ export class StreamingUpload {
     }
     while (this.inflight.size >= this.opts.partsInFlight) await Promise.race(this.inflight);
     if (this.failure) throw this.failure;
+    // The part leaves `filling` only now: until then a failure above leaves it for dropFilling().
+    const buf = this.filling!;
+    const body = buf.subarray(0, this.fillingBytes);
+    this.filling = undefined;
+    this.fillingBytes = 0;
+    this.nextPart++;
     const uploadId = this.uploadId;
     const p = (async () => {
       try {
@@ -122,6 +157,7 @@ export class StreamingUpload {
       } catch (err) {
         this.failure ??= err;
       } finally {
+        this.buffers.release(buf);
         this.budget.release(this.opts.partSize);
       }
     })();
@@ -135,23 +171,18 @@ export class StreamingUpload {
       if (this.failure) throw this.failure;
       if (!this.uploadId) {
         // Never filled a part: one PutObject.
-        const body = Buffer.concat(this.filling, this.fillingBytes);
+        const body = this.filling ? this.filling.subarray(0, this.fillingBytes) : Buffer.alloc(0);
         await this.store.putObject(this.loc, body, { contentMd5Base64, ...(this.opts.contentType ? { contentType: this.opts.contentType } : {}) });
         this.uploaded += body.length;
+        this.dropFilling();
       } else {
-        if (this.fillingBytes > 0) {
-          const held = this.fillingBytes;
-          const body = Buffer.concat(this.filling, held);
-          this.filling = [];
-          this.fillingBytes = 0;
-          try {
-            this.parts.push({ partNumber: this.nextPart, etag: await this.store.uploadPart(this.loc, this.uploadId, this.nextPart, body) });
-            this.uploaded += body.length;
-            this.nextPart++;
-          } finally {
-            this.budget.release(this.opts.partSize);
-          }
+        if (this.filling && this.fillingBytes > 0) {
+          const body = this.filling.subarray(0, this.fillingBytes);
+          this.parts.push({ partNumber: this.nextPart, etag: await this.store.uploadPart(this.loc, this.uploadId, this.nextPart, body) });
+          this.uploaded += body.length;
+          this.nextPart++;
         }
+        this.dropFilling();
         await Promise.all(this.inflight);
         if (this.failure) throw this.failure;
         await this.store.completeMultipartUpload(this.loc, this.uploadId, this.parts);
@@ -163,11 +194,7 @@ export class StreamingUpload {
       await this.abort();
       throw err;
     } finally {
-      if (!this.uploadId && this.fillingBytes > 0) {
-        this.budget.release(this.opts.partSize);
-        this.filling = [];
-        this.fillingBytes = 0;
-      }
+      this.dropFilling();
     }
   }
 
@@ -177,9 +204,7 @@ export class StreamingUpload {
     this.finished = true;
     this.failure ??= new OutOfOrderWrite('aborted');
     await Promise.allSettled(this.inflight);
-    if (this.fillingBytes > 0) this.budget.release(this.opts.partSize);
-    this.filling = [];
-    this.fillingBytes = 0;
+    this.dropFilling();
     if (this.uploadId) {
       const id = this.uploadId;
       await this.store.abortMultipartUpload(this.loc, id).catch(() => undefined);

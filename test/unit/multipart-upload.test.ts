@@ -99,3 +99,32 @@ test('onStarted/onFinished bracket the multipart upload (for the orphan journal)
   await up.complete(md5b64(data));
   assert.deepEqual(events, ['start true', 'finish']);
 });
+
+test('appended bytes are copied at once (the caller reuses its buffer) into pooled part buffers that all come back', async () => {
+  const { BufferPool } = await import('../../src/fs/buffer-pool.js');
+  const pool = new BufferPool(5 * MiB, 5 * MiB, 8);
+  const store = new MemoryObjectStore();
+  const budget = new MemoryBudget(64 * MiB);
+  const data = bytes(12 * MiB + 333, 5);
+  const scratch = Buffer.alloc(128 * 1024); // one buffer for every write, as libfuse does
+  const up = new StreamingUpload(store, loc, budget, { partSize: 5 * MiB, partsInFlight: 2, partBuffers: pool });
+  for (let off = 0; off < data.length; off += scratch.length) {
+    const n = data.copy(scratch, 0, off, off + scratch.length);
+    await up.append(scratch.subarray(0, n), off);
+    scratch.fill(0xee); // overwritten as soon as append() returns
+  }
+  await up.complete(md5b64(data));
+  assert.ok(store.objects.get('b/k')!.data.equals(data), 'the object is exactly the bytes written');
+  assert.equal(budget.inUse, 0);
+  const made = pool.reservedBytes / (5 * MiB);
+  assert.ok(made >= 1 && made <= 3, `${made} part buffers for 3 parts`);
+  assert.equal(pool.freeCount, made, 'every part buffer went back to the pool');
+
+  // An aborted upload gives its filling buffer back too.
+  const aborted = new StreamingUpload(store, { bucket: 'b', key: 'k2' }, budget, { partSize: 5 * MiB, partsInFlight: 2, partBuffers: pool });
+  await aborted.append(bytes(1000, 1), 0);
+  assert.equal(pool.freeCount, made - 1, 'a reused buffer, not a new one');
+  await aborted.abort();
+  assert.equal(pool.freeCount, made);
+  assert.equal(budget.inUse, 0);
+});

@@ -73,6 +73,27 @@ describe('read-only mount of an STS folder and a Synapse-managed folder', () => 
     assert.equal(cat.stdout, 'nested\n');
   });
 
+  test('a long sequential read is a scan: it leaves the cache to the files read before it', async () => {
+    // 128 MiB of cache: 32 MiB readahead, 32 MiB probation, a 64 MiB main LRU; runs past 16 MiB
+    // are scans (src/fs/mount.ts). A plain LRU of that size would have dropped the 8 MiB file.
+    const small = await mountForeground(stack, projectId, ['--cache-size', '128M']);
+    try {
+      const hot = `${small.dir}/sts/block-plus-one.bin`;
+      const served = (): number => stack.dev.stats().s3.bytesOut;
+      assert.equal((await sh(`md5sum '${hot}'`)).stdout.split(' ')[0], md5(files['block-plus-one.bin']!));
+      const b0 = served();
+      assert.equal((await sh(`md5sum '${small.dir}/sts/big.bin'`)).stdout.split(' ')[0], md5(files['big.bin']!));
+      const scanned = served() - b0;
+      assert.ok(scanned >= 100 * MiB && scanned < 108 * MiB, `the 100 MiB file came from S3 once (${scanned} bytes)`);
+      await sh('sync; echo 3 > /proc/sys/vm/drop_caches'); // the kernel's copy must not answer
+      const b1 = served();
+      assert.equal((await sh(`md5sum '${hot}'`)).stdout.split(' ')[0], md5(files['block-plus-one.bin']!));
+      assert.equal(served() - b1, 0, 'the 8 MiB file read before the scan is still cached');
+    } finally {
+      await small.unmount();
+    }
+  });
+
   test('dd skip= random reads return the right ranges', async () => {
     const big = files['big.bin']!;
     for (const [skip, count] of [[0, 1], [7, 3], [31, 2], [99, 1], [50, 1]] as const) {

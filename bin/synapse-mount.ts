@@ -70,7 +70,7 @@ await yargs(argv)
         sts: { type: 'boolean', default: true, describe: 'use STS credentials where the storage allows (--no-sts: presigned URLs everywhere)' },
         'cache-size': { type: 'string', default: '512M', describe: 'memory block cache size (K/M/G; bare number = MiB)' },
         'block-size': { type: 'string', default: '8M', describe: 'read block size (K/M/G; bare number = MiB)' },
-        'metadata-ttl': { type: 'string', default: '60', describe: 'seconds a folder listing is trusted, or "indefinite"' },
+        'metadata-ttl': { type: 'string', default: '60', describe: 'seconds a folder (listing + sizes) is trusted after it finished loading, or "indefinite"; the kernel keeps stat answers twice as long' },
         'read-timeout': { type: 'number', default: 30, describe: 'seconds before a stalled read fails with EIO' },
         'spool-dir': { type: 'string', describe: 'where written files are staged before upload (default ~/.cache/synapse-mount/spool, /var/cache/synapse-mount/spool without HOME)' },
         'part-size': { type: 'string', default: '16M', describe: 'upload part size (K/M/G; grown so 10,000 parts cover the file)' },

@@ -14,43 +14,27 @@
  * MemoryObjectStore has its own `failNext` for quick cases; this wrapper works over any store
  * (AwsObjectStore against the local S3 included) and adds skip/afterCall/delay.
  */
+import { FaultScript, type ScriptedFault } from '../fault-script.js';
 import { S3Error, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
 
 export type ObjectStoreOp = keyof ObjectStore;
 
-export interface S3Fault {
-  times?: number;
-  skip?: number;
+export interface S3Fault extends ScriptedFault {
   /** S3 error code of the injected S3Error (default InternalError). */
   code?: string;
   /** Its HTTP status (default 500). */
   status?: number;
-  /** Throw this instead (a value, or built per call from the op name). */
-  error?: unknown;
-  afterCall?: boolean;
-  delayMs?: number;
 }
-
-interface Script extends S3Fault {
-  /** Failures still to inject. */
-  left: number;
-  /** Calls still to let through before them. */
-  toSkip: number;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class FaultyObjectStore implements ObjectStore {
-  private readonly scripts = new Map<ObjectStoreOp, Script[]>();
-  readonly calls: Partial<Record<ObjectStoreOp, number>> = {};
-  readonly injected: Partial<Record<ObjectStoreOp, number>> = {};
+  private readonly script = new FaultScript<ObjectStoreOp, S3Fault>();
+  readonly calls = this.script.calls;
+  readonly injected = this.script.injected;
 
   constructor(readonly inner: ObjectStore) {}
 
   fail(op: ObjectStoreOp, fault: S3Fault = {}): this {
-    const list = this.scripts.get(op) ?? [];
-    list.push({ ...fault, left: fault.times ?? 1, toSkip: fault.skip ?? 0 });
-    this.scripts.set(op, list);
+    this.script.add(op, fault);
     return this;
   }
 
@@ -59,37 +43,15 @@ export class FaultyObjectStore implements ObjectStore {
   }
 
   pending(op: ObjectStoreOp): number {
-    return (this.scripts.get(op) ?? []).reduce((n, s) => n + s.left, 0);
+    return this.script.pending(op);
   }
 
   clear(): void {
-    this.scripts.clear();
+    this.script.clear();
   }
 
-  private take(op: ObjectStoreOp): { fault: Script; fail: boolean } | undefined {
-    const list = this.scripts.get(op);
-    const s = list?.[0];
-    if (!list || !s) return undefined;
-    if (s.toSkip > 0) {
-      s.toSkip--;
-      return { fault: s, fail: false };
-    }
-    s.left--;
-    if (s.left <= 0) list.shift();
-    if (list.length === 0) this.scripts.delete(op);
-    return { fault: s, fail: true };
-  }
-
-  private async run<T>(op: ObjectStoreOp, call: () => Promise<T>): Promise<T> {
-    this.calls[op] = (this.calls[op] ?? 0) + 1;
-    const t = this.take(op);
-    if (t?.fault.delayMs) await sleep(t.fault.delayMs);
-    if (!t?.fail) return call();
-    this.injected[op] = (this.injected[op] ?? 0) + 1;
-    if (t.fault.afterCall) await call();
-    const f = t.fault;
-    if (f.error !== undefined) throw typeof f.error === 'function' ? (f.error as (o: string) => unknown)(op) : f.error;
-    throw new S3Error(f.code ?? 'InternalError', `injected ${op} failure`, f.status ?? 500);
+  private run<T>(op: ObjectStoreOp, call: () => Promise<T>): Promise<T> {
+    return this.script.run(op, call, (f) => new S3Error(f.code ?? 'InternalError', `injected ${op} failure`, f.status ?? 500));
   }
 
   getRange(loc: S3Location, start: number, end: number, opts?: { ifMatch?: string; signal?: AbortSignal }): Promise<RangeResult> {

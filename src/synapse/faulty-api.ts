@@ -16,6 +16,7 @@
  * failures thrown. Injected SynapseErrors carry the HTTP verb and path template of the method
  * and a reason starting with "injected".
  */
+import { FaultScript, type ScriptedFault } from '../fault-script.js';
 import type { BundleRequest, ChildType, SynapseApi } from './api.js';
 import { SynapseError } from './errors.js';
 import type {
@@ -27,21 +28,11 @@ import type {
 
 export type SynapseMethod = keyof SynapseApi;
 
-export interface SynapseFault {
-  /** How many calls fail (default 1). */
-  times?: number;
-  /** Calls let through before the first failure (default 0). */
-  skip?: number;
+export interface SynapseFault extends ScriptedFault {
   /** HTTP status of the injected SynapseError (default 500). */
   status?: number;
   /** Its reason (default "injected failure"). */
   reason?: string;
-  /** Throw this instead (a value, or built per call from the method name). */
-  error?: unknown;
-  /** Make the real call, then throw: the work is done, the answer lost. */
-  afterCall?: boolean;
-  /** Wait this long before answering. */
-  delayMs?: number;
 }
 
 /** HTTP verb and path of each method, for the injected errors' messages. */
@@ -73,27 +64,16 @@ const ROUTES: Record<SynapseMethod, [string, string]> = {
   getTableQueryResult: ['GET', '/repo/v1/entity/{id}/table/query/async/get/{asyncToken}'],
 };
 
-interface Script extends SynapseFault {
-  /** Failures still to inject. */
-  left: number;
-  /** Calls still to let through before them. */
-  toSkip: number;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export class FaultySynapseApi implements SynapseApi {
-  private readonly scripts = new Map<SynapseMethod, Script[]>();
-  readonly calls: Partial<Record<SynapseMethod, number>> = {};
-  readonly injected: Partial<Record<SynapseMethod, number>> = {};
+  private readonly script = new FaultScript<SynapseMethod, SynapseFault>();
+  readonly calls = this.script.calls;
+  readonly injected = this.script.injected;
 
   constructor(readonly inner: SynapseApi) {}
 
   /** Script failures of `method` (see the header). */
   fail(method: SynapseMethod, fault: SynapseFault = {}): this {
-    const list = this.scripts.get(method) ?? [];
-    list.push({ ...fault, left: fault.times ?? 1, toSkip: fault.skip ?? 0 });
-    this.scripts.set(method, list);
+    this.script.add(method, fault);
     return this;
   }
 
@@ -104,42 +84,18 @@ export class FaultySynapseApi implements SynapseApi {
 
   /** Failures still scripted for `method`. */
   pending(method: SynapseMethod): number {
-    return (this.scripts.get(method) ?? []).reduce((n, s) => n + s.left, 0);
+    return this.script.pending(method);
   }
 
   clear(): void {
-    this.scripts.clear();
+    this.script.clear();
   }
 
-  /** The script that applies to this call, if any: consumes one skip or one failure. */
-  private take(method: SynapseMethod): { fault: Script; fail: boolean } | undefined {
-    const list = this.scripts.get(method);
-    const s = list?.[0];
-    if (!list || !s) return undefined;
-    if (s.toSkip > 0) {
-      s.toSkip--;
-      return { fault: s, fail: false };
-    }
-    s.left--;
-    if (s.left <= 0) list.shift();
-    if (list.length === 0) this.scripts.delete(method);
-    return { fault: s, fail: true };
-  }
-
-  private error(method: SynapseMethod, s: Script): unknown {
-    if (s.error !== undefined) return typeof s.error === 'function' ? (s.error as (m: string) => unknown)(method) : s.error;
-    const [verb, path] = ROUTES[method];
-    return new SynapseError(s.status ?? 500, s.reason ?? 'injected failure', verb, path);
-  }
-
-  private async run<T>(method: SynapseMethod, call: () => Promise<T>): Promise<T> {
-    this.calls[method] = (this.calls[method] ?? 0) + 1;
-    const t = this.take(method);
-    if (t?.fault.delayMs) await sleep(t.fault.delayMs);
-    if (!t?.fail) return call();
-    this.injected[method] = (this.injected[method] ?? 0) + 1;
-    if (t.fault.afterCall) await call();
-    throw this.error(method, t.fault);
+  private run<T>(method: SynapseMethod, call: () => Promise<T>): Promise<T> {
+    return this.script.run(method, call, (f) => {
+      const [verb, path] = ROUTES[method];
+      return new SynapseError(f.status ?? 500, f.reason ?? 'injected failure', verb, path);
+    });
   }
 
   getUserProfile(): Promise<UserProfile> { return this.run('getUserProfile', () => this.inner.getUserProfile()); }

@@ -307,15 +307,15 @@ class Bench {
 
   // ---------------------------------------------------------------- figures
 
-  /** One cold `dd` of big.bin through a mount. */
-  async mountSeqRead(m: BenchMount, what: string, timeoutMs = 240_000): Promise<Run> {
+  /** One cold `dd` of the 1 GiB object through a mount (ours: data/big.bin; a peer: `file`). */
+  async mountSeqRead(m: BenchMount, what: string, file = `${m.dir}/data/big.bin`, timeoutMs = 240_000): Promise<Run> {
     await dropCaches();
     const b = this.stats();
-    const t = await this.timed(`dd if='${m.dir}/data/big.bin' of=/dev/null bs=1M`, m.pid, timeoutMs);
+    const t = await this.timed(`dd if='${file}' of=/dev/null bs=1M`, m.pid, timeoutMs);
     if (ddBytes(t.r) !== BIG_BYTES) throw new Error(`${what} copied ${ddBytes(t.r)} bytes, not ${BIG_BYTES}`);
     const served = this.checkServed(what, b, BIG_BYTES);
     const run = { mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, s3Bytes: served, s3Requests: this.stats().s3.requests - b.s3.requests };
-    this.log(`${what}: ${run.mbps} MiB/s, mount CPU ${run.cpu.toFixed(2)} s`);
+    this.log(`${what}: ${run.mbps} MiB/s, CPU ${run.cpu.toFixed(2)} s`);
     return run;
   }
 
@@ -328,14 +328,15 @@ class Bench {
     return d;
   }
 
-  async mountSeqWrite(m: BenchMount, name: string): Promise<Run> {
+  /** `dd` of the 1 GiB source file into `file` on a mount, until close() returns. */
+  async mountSeqWrite(m: BenchMount, file: string, what = 'mount seq write'): Promise<Run> {
     await must(`cat '${this.srcFile}' > /dev/null`);
     const b = this.stats();
-    const t = await this.timed(`dd if='${this.srcFile}' of='${m.dir}/data/${name}' bs=1M`, m.pid, 300_000);
-    if (ddBytes(t.r) !== BIG_BYTES) throw new Error(`mount seq write copied ${ddBytes(t.r)} bytes, not ${BIG_BYTES}`);
-    const got = this.checkReceived('mount seq write', b, BIG_BYTES);
+    const t = await this.timed(`dd if='${this.srcFile}' of='${file}' bs=1M`, m.pid, 300_000);
+    if (ddBytes(t.r) !== BIG_BYTES) throw new Error(`${what} copied ${ddBytes(t.r)} bytes, not ${BIG_BYTES}`);
+    const got = this.checkReceived(what, b, BIG_BYTES);
     const run = { mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, s3Bytes: got, s3Requests: this.stats().s3.requests - b.s3.requests };
-    this.log(`mount seq write: ${run.mbps} MiB/s, mount CPU ${run.cpu.toFixed(2)} s`);
+    this.log(`${what}: ${run.mbps} MiB/s, CPU ${run.cpu.toFixed(2)} s`);
     return run;
   }
 
@@ -352,10 +353,10 @@ class Bench {
       const m = await this.mount(); // a fresh mount each round: every mount read is a cold first read
       try {
         if (doRead) {
-          reads.mount.push(await this.mountSeqRead(m, 'mount seq read', 180_000));
+          reads.mount.push(await this.mountSeqRead(m, 'mount seq read', undefined, 180_000));
           rssAfterRead = Math.max(rssAfterRead, round0(await peakRssMiB(m.pid)));
         }
-        if (doWrite) writes.mount.push(await this.mountSeqWrite(m, `written-${round}.bin`));
+        if (doWrite) writes.mount.push(await this.mountSeqWrite(m, `${m.dir}/data/written-${round}.bin`));
         rssPeak = Math.max(rssPeak, round0(await peakRssMiB(m.pid)));
       } finally {
         await this.unmount(m);
@@ -519,20 +520,9 @@ class Bench {
           const m = await mountPeer(peerOpts);
           this.mounts.add(m);
           try {
-            await dropCaches();
-            const b = this.stats();
-            const t = await this.timed(`dd if='${m.dir}/${bigName}' of=/dev/null bs=1M`, m.pid, 240_000);
-            if (ddBytes(t.r) !== BIG_BYTES) throw new Error(`${name} read copied ${ddBytes(t.r)} bytes`);
-            this.checkServed(`${name} seq read`, b, BIG_BYTES);
-            reads.push({ mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu });
-            await must(`cat '${this.srcFile}' > /dev/null`);
-            const bw = this.stats();
-            const w = await this.timed(`dd if='${this.srcFile}' of='${m.dir}/${name}-write-${r}.bin' bs=1M`, m.pid, 300_000);
-            if (ddBytes(w.r) !== BIG_BYTES) throw new Error(`${name} write copied ${ddBytes(w.r)} bytes`);
-            this.checkReceived(`${name} seq write`, bw, BIG_BYTES);
-            writes.push({ mbps: mibps(BIG_BYTES, w.seconds), seconds: w.seconds, cpu: w.cpu });
+            reads.push(await this.mountSeqRead(m, `${name} seq read`, `${m.dir}/${bigName}`));
+            writes.push(await this.mountSeqWrite(m, `${m.dir}/${name}-write-${r}.bin`, `${name} seq write`));
             rss = Math.max(rss, round0(await peakRssMiB(m.pid)));
-            this.log(`${name}: read ${reads.at(-1)!.mbps} MiB/s, write ${writes.at(-1)!.mbps} MiB/s`);
           } catch (err) {
             this.log(`${name} failed: ${(err as Error).message}\n${m.output().slice(-2000)}`);
             throw err;

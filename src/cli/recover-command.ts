@@ -1,7 +1,8 @@
 /**
  * `synapse-mount recover [--spool-dir DIR] [--list]`: publish what failed to publish.
  *
- * Each journal entry (spool.ts) names the bytes (spool file, md5, size) and where they belong.
+ * Each journal entry (spool.ts) names the bytes (spool file, md5, size — or, for a streamed
+ * file, the complete S3 object) and where they belong.
  * Recovery is idempotent — it publishes each entry exactly once even if a previous run (or the
  * mount itself) died after Synapse accepted the version but before the entry was cleared:
  *  - a file handle already registered (`fileHandleId` in the entry) is committed, not re-uploaded;
@@ -42,10 +43,15 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
       if (done) {
         results.push({ entry, outcome: 'already-published', entityId: done });
       } else {
-        const size = (await stat(entry.spoolFile)).size;
-        if (size !== entry.size) throw new Error(`spool file ${entry.spoolFile} has ${size} bytes, the journal says ${entry.size}`);
-        const fileHandleId = entry.fileHandleId
-          ?? (await publisher.upload({ file: entry.spoolFile, size: entry.size, md5: entry.md5 }, entry.parentId, entry.name));
+        let fileHandleId = entry.fileHandleId;
+        if (!fileHandleId && entry.s3Object) {
+          const o = entry.s3Object;
+          fileHandleId = await publisher.registerExternal(o.bucket, o.key, o.storageLocationId, entry.size, entry.md5, entry.name);
+        } else if (!fileHandleId) {
+          const size = (await stat(entry.spoolFile)).size;
+          if (size !== entry.size) throw new Error(`spool file ${entry.spoolFile} has ${size} bytes, the journal says ${entry.size}`);
+          fileHandleId = await publisher.upload({ file: entry.spoolFile, size: entry.size, md5: entry.md5 }, entry.parentId, entry.name);
+        }
         if (!entry.fileHandleId) await spool.writeJournal({ ...entry, fileHandleId });
         const entity = await publisher.commit(entry.parentId, entry.name, fileHandleId, entry.entityId);
         results.push({ entry, outcome: 'published', entityId: entity.id });

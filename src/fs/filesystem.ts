@@ -107,8 +107,13 @@ export interface WriteDeps {
   onPublished?: (fileHandleId: string, spoolFile: string, size: number) => Promise<void>;
 }
 
-/** Parts in flight per streaming upload: enough to keep S3 busy, small enough for memory. */
-const PARTS_IN_FLIGHT = 4;
+/**
+ * Parts in flight per streaming upload. A writer is fed by one synchronous FUSE write at a time,
+ * so S3 must absorb parts as fast as they fill: 8 × 16 MiB kept the local bench's write at
+ * 89–94 MiB/s against 77–83 with 4 (the direct client's setting is 8 too); --max-write-memory
+ * still bounds all uploads together.
+ */
+const PARTS_IN_FLIGHT = 8;
 
 /** Longest the kernel keeps an answer (--metadata-ttl indefinite). */
 const KERNEL_CACHE_MAX_MS = 3_600_000;
@@ -343,7 +348,7 @@ export class SynapseFilesystem {
       onFinished: (uploadId) => w.spool.removeUpload(uploadId),
     });
     return {
-      upload, parentId,
+      upload, parentId, object: { bucket: t.bucket, key: t.key, storageLocationId: t.locationId },
       register: (size, md5, finalName) => w.publisher.registerExternal(t.bucket, t.key, t.locationId, size, md5, finalName),
     };
   }
@@ -412,8 +417,10 @@ export class SynapseFilesystem {
   private async publish(path: string, file: ActiveFile): Promise<void> {
     const version = await file.publish();
     if (!version) return;
-    await this.writes?.onPublished?.(version.fileHandleId, version.spoolFile, version.size)
-      .catch((err: unknown) => this.opts.logger?.debug({ err }, 'post-publish hook failed'));
+    if (version.spoolFile) {
+      await this.writes?.onPublished?.(version.fileHandleId, version.spoolFile, version.size)
+        .catch((err: unknown) => this.opts.logger?.debug({ err }, 'post-publish hook failed'));
+    }
     const node: FsNode = {
       entityId: version.entityId, name: file.name, kind: 'file', parentId: file.parentId,
       versionNumber: version.versionNumber, modifiedOn: version.modifiedOn, createdOn: version.modifiedOn,

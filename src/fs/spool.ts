@@ -28,6 +28,11 @@ export interface JournalEntry {
   error: string;
   /** Set once the file handle exists in Synapse, so recovery does not upload twice. */
   fileHandleId?: string;
+  /**
+   * A streamed file (write-handle.ts): its bytes are this complete S3 object, not the spool
+   * file; recovery registers it as an external handle instead of uploading.
+   */
+  s3Object?: { bucket: string; key: string; storageLocationId: number };
 }
 
 /** An S3 multipart upload in progress, recorded so one orphaned by a crash can be aborted. */

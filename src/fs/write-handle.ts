@@ -15,13 +15,22 @@
  * wait while a publish reads the spool. A publish that fails leaves a journal entry and the
  * spool file for `recover`.
  *
- * Streaming (STS fast path): a file written sequentially from offset 0 also streams its parts
- * to S3 as they fill (multipart-upload.ts), so close only sends the last part and registers
- * the handle — upload overlaps writing. Any other write, a truncate, or a failed part drops the
- * stream (aborted on S3) and the publish falls back to uploading the spool.
+ * Streaming (STS fast path): a file written sequentially from offset 0 streams its parts to S3
+ * as they fill (multipart-upload.ts), so close only sends the last part and registers the
+ * handle — upload overlaps writing. A streamed file's bytes are NOT written to the spool: on
+ * this class of VM, writing every byte into fresh page cache cost ~3.5 CPU-s per GiB and half
+ * the write throughput (bench/README.md), while mountpoint-s3, gcsfuse's streaming writes and
+ * rclone keep no local copy at all. The bytes live in the upload (parts on S3, part buffers),
+ * which keeps the file's MD5 as they pass. When the file stops being append-only — a read, a
+ * write elsewhere, a truncate, a move to another folder — the stream is spilled: its bytes are
+ * copied into the spool (read back from S3 if parts were sent) and the file goes on from there.
+ * Failures: parts are retried (aws-object-store.ts); a part or completion that still fails
+ * leaves nothing to publish, so the file is marked broken — the next write and close() fail
+ * with EIO and nothing partial is published. A completed object whose registration in Synapse
+ * fails is journaled by its S3 location, so `recover` registers it without the bytes.
  *
- * INVARIANT: `loaded` ⇒ spool holds the file's entire current content.
- * INVARIANT: `stream` ⇒ stream.length === spool size (every byte of the file went to it in order).
+ * INVARIANT: `loaded` ⇒ spool holds the file's entire current content, unless `stream`.
+ * INVARIANT: `stream` ⇒ the file's content is exactly the stream's bytes; the spool is empty.
  * INVARIANT: at most one publish runs at a time (`busy` chain); writes wait for it.
  */
 import type { Logger } from 'pino';
@@ -30,6 +39,13 @@ import { errnoName, FsError } from './errors.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import type { Spool, SpoolFile } from './spool.js';
 
+/** A streamed upload failed: its bytes are gone, so there is nothing to journal. */
+class StreamLost extends Error {
+  constructor(override readonly cause: unknown) {
+    super('stream lost');
+  }
+}
+
 export interface PublishedVersion {
   entityId: string;
   versionNumber: number;
@@ -37,8 +53,8 @@ export interface PublishedVersion {
   md5: string;
   modifiedOn: number;
   fileHandleId: string;
-  /** The spool file holding exactly the published bytes (until the last close). */
-  spoolFile: string;
+  /** The spool file holding exactly the published bytes (until the last close); undefined if streamed. */
+  spoolFile: string | undefined;
 }
 
 export interface ActiveFileDeps {
@@ -55,6 +71,8 @@ export interface StreamTarget {
   upload: StreamingUpload;
   /** The folder whose storage location the stream writes to. */
   parentId: string;
+  /** Where the object lands (journaled if its registration fails). */
+  object: { bucket: string; key: string; storageLocationId: number };
   register: (size: number, md5: string, name: string) => Promise<string>;
 }
 
@@ -110,6 +128,7 @@ export class ActiveFile {
   }
 
   get size(): number {
+    if (this.stream) return this.stream.upload.length;
     if (this.loaded) return this.spoolFile?.size ?? 0;
     return this.base?.size ?? 0;
   }
@@ -164,12 +183,33 @@ export class ActiveFile {
     return spool;
   }
 
+  /** End the stream and discard its bytes (the file was emptied, removed, or closed). */
   private dropStream(why: string): void {
     const s = this.stream;
     if (!s) return;
     this.stream = undefined;
-    this.deps.logger?.debug({ name: this.name, why }, 'streaming upload dropped; will upload from the spool');
+    this.deps.logger?.debug({ name: this.name, why }, 'streaming upload dropped');
     void s.upload.abort();
+  }
+
+  /**
+   * Move the stream's bytes into the spool and end the stream: the file needs them there (a
+   * read, a non-sequential write, a truncate, a move). If that fails the bytes are gone, so the
+   * file is broken: never published.
+   */
+  private async spill(why: string): Promise<void> {
+    const s = this.stream;
+    if (!s) return;
+    this.stream = undefined;
+    const spool = await this.spool();
+    this.deps.logger?.debug({ name: this.name, why, bytes: s.upload.length }, 'streamed bytes move to the spool');
+    try {
+      await s.upload.spill((data, offset) => spool.write(data, offset));
+    } catch (err) {
+      this.broken = err;
+      void s.upload.abort();
+      throw new FsError('EIO', `${this.name}: the streamed bytes could not be brought back for a ${why} (${(err as Error).message})`, { cause: err });
+    }
   }
 
   /** Start a stream at the first write of a new (or emptied) file at offset 0. */
@@ -202,16 +242,13 @@ export class ActiveFile {
     const spool = await this.ensureLoaded();
     await this.maybeStartStream(spool, position);
     if (this.stream) {
-      if (position !== this.stream.upload.length || this.stream.upload.failed) this.dropStream('non-sequential write or failed part');
+      // A failed part makes append() throw: those bytes exist nowhere else (see the header).
+      if (position === this.stream.upload.length) await this.stream.upload.append(data, position);
       else {
-        try {
-          await this.stream.upload.append(data, position);
-        } catch {
-          this.dropStream('append failed');
-        }
+        await this.spill('non-sequential write');
+        await spool.write(data, position);
       }
-    }
-    await spool.write(data, position);
+    } else await spool.write(data, position);
     this.dirty = true;
     this.writtenSincePublish = true;
     this.mtime = Date.now();
@@ -236,13 +273,21 @@ export class ActiveFile {
 
   /** Read what has been written (loads the published content first if needed). */
   read(position: number, length: number): Promise<Buffer> {
-    return this.exclusive(async () => (await this.ensureLoaded()).read(position, length));
+    return this.exclusive(async () => {
+      await this.spill('read');
+      return (await this.ensureLoaded()).read(position, length);
+    });
   }
 
   truncate(size: number): Promise<void> {
     return this.exclusive(async () => {
-      if (this.stream && size !== this.stream.upload.length) this.dropStream('truncate');
-      if (size === 0) {
+      if (this.stream) {
+        if (size === 0) this.dropStream('truncate to 0');
+        else if (size !== this.stream.upload.length) await this.spill('truncate');
+      }
+      if (this.stream) {
+        // Same size: nothing changes.
+      } else if (size === 0) {
         // O_TRUNC: the old content is not needed at all.
         const spool = await this.spool();
         await spool.truncate(0);
@@ -265,19 +310,27 @@ export class ActiveFile {
         throw new FsError(errnoName(this.broken), `${this.name}: not published, an earlier write failed (${(this.broken as Error).message})`);
       }
       if (!this.dirty || this.localOnly || this.unlinked) return undefined;
-      const spool = await this.ensureLoaded();
-      const md5 = await spool.md5();
-      const size = spool.size;
+      // The stream wrote into the old folder's storage location: a moved file goes via the spool.
+      if (this.stream && this.stream.parentId !== this.parentId) await this.spill('move to another folder');
+      const stream = this.stream;
+      const spool = stream ? undefined : await this.ensureLoaded();
+      const md5 = stream ? stream.upload.md5Hex() : await spool!.md5();
+      const size = stream ? stream.upload.length : spool!.size;
       if (this.entityId && this.base && this.base.md5 === md5 && this.base.size === size) {
+        if (stream) {
+          // Same bytes as the published version: that version is the content again.
+          this.dropStream('unchanged');
+          this.loaded = false;
+        }
         this.dirty = false;
         this.writtenSincePublish = false;
         return undefined;
       }
       let fileHandleId: string;
       try {
-        fileHandleId = await this.uploadStreamed(size, md5)
-          ?? await this.deps.publisher.upload({
-            file: spool.file, size, md5, onProgress: (n) => { this.publishStream = undefined; this.uploadedBytes += n; },
+        fileHandleId = stream ? await this.completeStream(stream, size, md5)
+          : await this.deps.publisher.upload({
+            file: spool!.file, size, md5, onProgress: (n) => { this.publishStream = undefined; this.uploadedBytes += n; },
           }, this.parentId, this.name);
       } catch (err) {
         if (err instanceof EmptyFileNotSupported && !this.entityId) {
@@ -286,59 +339,65 @@ export class ActiveFile {
             'empty file kept in this mount only: this folder\'s storage cannot hold a 0-byte file; it is published once it has content');
           return undefined;
         }
-        throw await this.journal(err, size, md5);
+        if (err instanceof StreamLost) throw err.cause;
+        // A streamed file's bytes are now only that S3 object, which the journal names: this
+        // mount holds no copy to write on from.
+        if (stream) this.broken = err;
+        throw await this.journal(err, size, md5, stream ? { s3Object: stream.object } : {});
       }
       let entity;
       try {
         entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId);
       } catch (err) {
-        throw await this.journal(err, size, md5, fileHandleId);
+        throw await this.journal(err, size, md5, { fileHandleId });
       }
       this.entityId = entity.id;
-      this.base = { size, md5 };
+      this.base = { size, md5, version: entity.versionNumber };
+      // A streamed file's bytes are now only in Synapse: a later write loads them from there.
+      if (stream) this.loaded = false;
       this.dirty = false;
       this.writtenSincePublish = false;
       this.emptyPlaceholder = false;
       // A publish that failed earlier (at close) left a journal entry: these bytes are now in
       // Synapse, so it must not linger as "waiting for recover".
-      if (this.journaled) {
+      if (this.journaled && this.spoolFile) {
         this.journaled = false;
-        await this.deps.spool.removeJournal(spool.id).catch(() => undefined);
+        await this.deps.spool.removeJournal(this.spoolFile.id).catch(() => undefined);
       }
       return {
-        entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5, fileHandleId, spoolFile: spool.file,
+        entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5, fileHandleId, spoolFile: spool?.file,
         modifiedOn: Date.parse(entity.modifiedOn) || Date.now(),
       };
     }));
   }
 
-  /** Finish the streaming upload if it holds exactly the file; undefined → use the spool. */
-  private async uploadStreamed(size: number, md5: string): Promise<string | undefined> {
-    const s = this.stream;
+  /**
+   * Complete the stream and register its object. The stream ends either way; if the upload
+   * itself fails its bytes are gone (StreamLost: the file is broken, nothing to journal).
+   */
+  private async completeStream(s: StreamTarget, size: number, md5: string): Promise<string> {
     this.stream = undefined;
-    if (!s) return undefined;
-    if (s.upload.length !== size || s.upload.failed || s.parentId !== this.parentId) {
-      void s.upload.abort();
-      return undefined;
-    }
     try {
       await s.upload.complete(Buffer.from(md5, 'hex').toString('base64'));
     } catch (err) {
-      this.deps.logger?.warn({ err, name: this.name }, 'streaming upload failed; uploading from the spool');
-      return undefined;
+      this.broken = err;
+      this.deps.logger?.error({ err, name: this.name }, 'streaming upload failed; nothing was published');
+      throw new StreamLost(new FsError('EIO', `${this.name}: upload failed, nothing was published (${(err as Error).message})`, { cause: err }));
     }
     return s.register(size, md5, this.name);
   }
 
   /** Record a failed publish for `recover`; returns the error to give to close(). */
-  private async journal(err: unknown, size: number, md5: string, fileHandleId?: string): Promise<unknown> {
-    const spool = this.spoolFile!;
+  private async journal(err: unknown, size: number, md5: string,
+    where: { fileHandleId?: string; s3Object?: StreamTarget['object'] }): Promise<unknown> {
+    const spool = await this.spool();
     try {
       this.journaled = true;
       const file = await this.deps.spool.writeJournal({
         id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
         ...(this.entityId ? { entityId: this.entityId } : {}),
-        ...(fileHandleId ? { fileHandleId } : {}),
+        ...(where.fileHandleId ? { fileHandleId: where.fileHandleId } : {}),
+        ...(where.s3Object ? { s3Object: where.s3Object } : {}),
         size, md5, createdAt: new Date().toISOString(), error: (err as Error).message ?? String(err),
       });
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');

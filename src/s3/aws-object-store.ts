@@ -19,6 +19,7 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -59,6 +60,18 @@ export interface AwsObjectStoreOptions {
  * --read-timeout.
  */
 const BODY_ATTEMPTS = 8;
+
+/**
+ * Attempts for one part PUT beyond the SDK's own retries (whose shared retry quota drains under
+ * a burst of 503s). A streamed part lives only in memory until S3 has it — the spool does not
+ * hold streamed bytes (write-handle.ts) — so a part gives up only after these, ~10 s of backoff.
+ */
+const PART_ATTEMPTS = 6;
+
+/** Capped, jittered exponential backoff before retry `attempt` (0-based). */
+function backoff(attempt: number, capMs: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.min(capMs, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+}
 
 function stripQuotes(etag: string | undefined): string | undefined {
   return etag?.replace(/^"|"$/g, '');
@@ -181,7 +194,7 @@ export class AwsObjectStore implements ObjectStore {
       } catch (err) {
         lastErr = err;
         if (opts.signal?.aborted || !isRetryableBodyError(err)) throw toS3Error(err, 'GetObject');
-        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+        await backoff(attempt, 1000);
       }
     }
     throw toS3Error(lastErr, 'GetObject');
@@ -212,12 +225,19 @@ export class AwsObjectStore implements ObjectStore {
   }
 
   async uploadPart(loc: S3Location, uploadId: string, partNumber: number, body: Buffer, contentMd5Base64?: string): Promise<string> {
-    const res = await this.call('UploadPart', (signal) => this.client.send(new UploadPartCommand({
-      Bucket: loc.bucket, Key: loc.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length,
-      ...(contentMd5Base64 ? { ContentMD5: contentMd5Base64 } : {}),
-    }), { abortSignal: signal }));
-    s3Stats.up(body.length);
-    return stripQuotes(res.ETag) ?? '';
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await this.call('UploadPart', (signal) => this.client.send(new UploadPartCommand({
+          Bucket: loc.bucket, Key: loc.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length,
+          ...(contentMd5Base64 ? { ContentMD5: contentMd5Base64 } : {}),
+        }), { abortSignal: signal }));
+        s3Stats.up(body.length);
+        return stripQuotes(res.ETag) ?? '';
+      } catch (err) {
+        if (attempt + 1 >= PART_ATTEMPTS || !isRetryableBodyError(err)) throw toS3Error(err, 'UploadPart');
+        await backoff(attempt + 3, 4000);
+      }
+    }
   }
 
   async completeMultipartUpload(loc: S3Location, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }> {
@@ -233,6 +253,10 @@ export class AwsObjectStore implements ObjectStore {
     await this.call('AbortMultipartUpload', (signal) => this.client.send(new AbortMultipartUploadCommand({
       Bucket: loc.bucket, Key: loc.key, UploadId: uploadId,
     }), { abortSignal: signal }));
+  }
+
+  async deleteObject(loc: S3Location): Promise<void> {
+    await this.call('DeleteObject', (signal) => this.client.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal }));
   }
 
   async streamObject(loc: S3Location, onChunk: (chunk: Buffer) => void): Promise<void> {

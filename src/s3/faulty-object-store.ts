@@ -75,6 +75,9 @@ export class FaultyObjectStore implements ObjectStore {
   abortMultipartUpload(loc: S3Location, uploadId: string): Promise<void> {
     return this.run('abortMultipartUpload', () => this.inner.abortMultipartUpload(loc, uploadId));
   }
+  deleteObject(loc: S3Location): Promise<void> {
+    return this.run('deleteObject', () => this.inner.deleteObject(loc));
+  }
   streamObject(loc: S3Location, onChunk: (chunk: Buffer) => void): Promise<void> {
     return this.run('streamObject', () => this.inner.streamObject(loc, onChunk));
   }

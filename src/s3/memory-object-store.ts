@@ -113,6 +113,11 @@ export class MemoryObjectStore implements ObjectStore {
     this.uploads.delete(uploadId);
   }
 
+  async deleteObject(loc: S3Location): Promise<void> {
+    this.enter('deleteObject');
+    this.objects.delete(this.k(loc));
+  }
+
   async streamObject(loc: S3Location, onChunk: (chunk: Buffer) => void): Promise<void> {
     this.enter('streamObject');
     const o = this.objects.get(this.k(loc));

@@ -10,12 +10,22 @@
  * (`abort()`), so no orphan parts stay billable; `onStarted`/`onFinished` let the caller journal
  * the upload id so an upload orphaned by a crash can be aborted later.
  *
+ * The upload also keeps the MD5 of everything appended (Synapse's file handles carry the whole
+ * file's MD5), so a streamed file needs no second pass over its bytes. `spill()` hands every
+ * byte appended so far to a sink in order — from the filling buffer if no part was sent yet,
+ * else by completing the upload, reading the object back and deleting it — for a writer that
+ * stops being append-only (write-handle.ts keeps streamed bytes nowhere else).
+ *
  * Appended bytes are copied at once into a part-sized buffer (`partBuffers`, a pool shared by
  * the mount's uploads), so callers may reuse theirs — the FUSE adapter hands over libfuse's own
  * buffer — and a long write reuses the same few part buffers instead of writing fresh memory for
  * every part (the main cost of a write on VMs, bench/README.md).
  */
+import { createHash, type Hash } from 'node:crypto';
 import type { CompletedPart, ObjectStore, S3Location } from './object-store.js';
+
+/** Read-back chunk of spill(): one ranged GET each. */
+const SPILL_CHUNK = 8 * 1024 * 1024;
 
 /** Where part buffers come from (BufferPool of part-sized buffers; a fresh one per part if absent). */
 export interface PartBuffers {
@@ -84,6 +94,7 @@ export class StreamingUpload {
   length = 0;
   /** Bytes S3 has acknowledged (parts uploaded, or the single PutObject) — for `status`. */
   uploaded = 0;
+  private readonly hash: Hash = createHash('md5');
 
   constructor(
     private readonly store: ObjectStore,
@@ -111,11 +122,17 @@ export class StreamingUpload {
     return this.failure;
   }
 
+  /** MD5 (hex) of every byte appended so far. */
+  md5Hex(): string {
+    return this.hash.copy().digest('hex');
+  }
+
   /** Append bytes at `position`; throws OutOfOrderWrite unless position === length. */
   async append(data: Buffer, position: number): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.finished) throw new OutOfOrderWrite('upload already completed');
     if (position !== this.length) throw new OutOfOrderWrite(`write at ${position}, expected ${this.length}`);
+    this.hash.update(data);
     let off = 0;
     while (off < data.length) {
       if (!this.filling) {
@@ -196,6 +213,33 @@ export class StreamingUpload {
     } finally {
       this.dropFilling();
     }
+  }
+
+  /**
+   * Hand every byte appended so far to `sink` (in order, offsets from 0) and end the upload,
+   * leaving nothing on S3. Bytes already sent as parts can only be read back from a completed
+   * object, so that object is completed, read back in SPILL_CHUNK ranges and deleted.
+   */
+  async spill(sink: (data: Buffer, offset: number) => Promise<void>): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.finished) throw new OutOfOrderWrite('upload already completed');
+    if (!this.uploadId) {
+      try {
+        if (this.filling && this.fillingBytes > 0) await sink(this.filling.subarray(0, this.fillingBytes), 0);
+      } finally {
+        this.finished = true;
+        this.dropFilling();
+      }
+      return;
+    }
+    const size = this.length;
+    await this.complete('');
+    for (let off = 0; off < size; off += SPILL_CHUNK) {
+      const { data } = await this.store.getRange(this.loc, off, Math.min(size, off + SPILL_CHUNK));
+      if (data.length !== Math.min(SPILL_CHUNK, size - off)) throw new OutOfOrderWrite(`read-back of ${this.loc.key} came up short at ${off}`);
+      await sink(data, off);
+    }
+    await this.store.deleteObject(this.loc);
   }
 
   /** Give up: abort the S3 upload (best effort) and free memory. */

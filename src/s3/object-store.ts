@@ -50,6 +50,8 @@ export interface ObjectStore {
   uploadPart(loc: S3Location, uploadId: string, partNumber: number, body: Buffer, contentMd5Base64?: string): Promise<string>;
   completeMultipartUpload(loc: S3Location, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }>;
   abortMultipartUpload(loc: S3Location, uploadId: string): Promise<void>;
+  /** Remove an object (a streamed upload read back into the spool leaves one behind). */
+  deleteObject(loc: S3Location): Promise<void>;
   /** Stream the whole object through `onChunk` (for hashing without holding it in memory). */
   streamObject(loc: S3Location, onChunk: (chunk: Buffer) => void): Promise<void>;
 }

@@ -128,3 +128,47 @@ test('appended bytes are copied at once (the caller reuses its buffer) into pool
   assert.equal(pool.freeCount, made);
   assert.equal(budget.inUse, 0);
 });
+
+test('md5Hex() is the MD5 of every byte appended, without a second pass', async () => {
+  const store = new MemoryObjectStore();
+  const up = new StreamingUpload(store, loc, new MemoryBudget(64 * MiB), { partSize: 5 * MiB, partsInFlight: 2 });
+  const data = bytes(11 * MiB + 5, 9);
+  await writeAll(up, data, 128 * 1024);
+  assert.equal(up.md5Hex(), createHash('md5').update(data).digest('hex'));
+  await up.complete(md5b64(data));
+});
+
+test('spill() before any part was sent hands over the filling buffer and leaves nothing on S3', async () => {
+  const store = new MemoryObjectStore();
+  const budget = new MemoryBudget(64 * MiB);
+  const up = new StreamingUpload(store, loc, budget, { partSize: 5 * MiB, partsInFlight: 2 });
+  const data = bytes(3 * MiB + 1, 10);
+  await writeAll(up, data, 64 * 1024);
+  const got: Array<[number, Buffer]> = [];
+  await up.spill(async (b, off) => { got.push([off, Buffer.from(b)]); });
+  assert.deepEqual(got.map(([o]) => o), [0]);
+  assert.ok(got[0]![1].equals(data));
+  assert.equal(store.objects.size, 0);
+  assert.equal(store.calls['createMultipartUpload'], undefined);
+  assert.equal(budget.inUse, 0);
+});
+
+test('spill() after parts were sent reads the bytes back in order and deletes the temporary object', async () => {
+  const store = new MemoryObjectStore();
+  const budget = new MemoryBudget(64 * MiB);
+  const up = new StreamingUpload(store, loc, budget, { partSize: 5 * MiB, partsInFlight: 2 });
+  const data = bytes(17 * MiB + 3, 11);
+  await writeAll(up, data, MiB);
+  const out = Buffer.alloc(data.length);
+  let next = 0;
+  await up.spill(async (b, off) => {
+    assert.equal(off, next, 'in order');
+    b.copy(out, off);
+    next = off + b.length;
+  });
+  assert.ok(out.equals(data), 'every byte, exactly');
+  assert.equal(store.objects.size, 0, 'the read-back object is gone');
+  assert.equal(store.uploads.size, 0);
+  assert.equal(budget.inUse, 0);
+  await assert.rejects(up.append(Buffer.from('x'), data.length), OutOfOrderWrite, 'the upload is over');
+});

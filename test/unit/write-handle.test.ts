@@ -1,0 +1,174 @@
+/**
+ * ActiveFile's streaming path (write-handle.ts): a file written append-only from offset 0 keeps
+ * its bytes in the S3 upload only — never in the spool — and moves them into the spool
+ * ("spill") the moment it stops being append-only. Real Spool (temp dir), StreamingUpload over
+ * the in-memory object store, a recording fake publisher.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ActiveFile, type StreamTarget } from '../../src/fs/write-handle.js';
+import type { Publisher } from '../../src/fs/publisher.js';
+import { Spool } from '../../src/fs/spool.js';
+import { MemoryBudget, StreamingUpload } from '../../src/s3/multipart-upload.js';
+import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
+
+const MiB = 1024 * 1024;
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+const dirs: string[] = [];
+after(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+
+function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 13 + seed) & 0xff;
+  return b;
+}
+
+async function setup(opts: { registerFails?: boolean } = {}) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'wh-'));
+  dirs.push(dir);
+  const spool = new Spool(dir);
+  await spool.init();
+  const store = new MemoryObjectStore();
+  const budget = new MemoryBudget(64 * MiB);
+  const registered: Array<{ size: number; md5: string; key: string }> = [];
+  const uploaded: Buffer[] = [];
+  const committed: string[] = [];
+  let keys = 0;
+  const publisher = {
+    upload: async (src: { file: string; size: number; md5: string }) => {
+      const data = await readFile(src.file);
+      assert.equal(data.length, src.size);
+      assert.equal(md5(data), src.md5, 'the md5 given is the spool\'s');
+      uploaded.push(data);
+      return `fh-up-${uploaded.length}`;
+    },
+    commit: async (_parent: string, _name: string, fileHandleId: string) => {
+      committed.push(fileHandleId);
+      return { id: 'syn9', versionNumber: committed.length, modifiedOn: new Date().toISOString() };
+    },
+  } as unknown as Publisher;
+  const startStream = async (parentId: string): Promise<StreamTarget> => {
+    const key = `base/${++keys}/f.bin`;
+    const upload = new StreamingUpload(store, { bucket: 'b', key }, budget, { partSize: 5 * MiB, partsInFlight: 2 });
+    return {
+      upload, parentId, object: { bucket: 'b', key, storageLocationId: 7 },
+      register: async (size, m) => {
+        if (opts.registerFails) throw new Error('Synapse said 503');
+        registered.push({ size, md5: m, key });
+        return 'fh-streamed';
+      },
+    };
+  };
+  const file = new ActiveFile({
+    spool, publisher, startStream,
+    loadBase: async () => { throw new Error('no base in these tests'); },
+  }, { parentId: 'syn1', name: 'f.bin', entityId: undefined, base: undefined, localOnly: false });
+  const spoolBytes = async (): Promise<number> => {
+    let n = 0;
+    for (const f of await readdir(path.join(dir, 'files'))) n += (await stat(path.join(dir, 'files', f))).size;
+    return n;
+  };
+  return { file, store, budget, spool, registered, uploaded, committed, spoolBytes };
+}
+
+async function writeSeq(file: ActiveFile, data: Buffer, from = 0, chunk = 128 * 1024): Promise<void> {
+  for (let off = 0; off < data.length; off += chunk) await file.write(data.subarray(off, off + chunk), from + off);
+}
+
+test('a streamed file never touches the spool; close registers the uploaded object with the right md5', async () => {
+  const t = await setup();
+  const data = bytes(12 * MiB + 7, 1);
+  await writeSeq(t.file, data);
+  assert.equal(t.file.size, data.length);
+  assert.equal(await t.spoolBytes(), 0, 'no byte went to the spool');
+  const v = await t.file.publish();
+  assert.ok(v);
+  assert.equal(v.spoolFile, undefined);
+  assert.deepEqual(t.registered, [{ size: data.length, md5: md5(data), key: 'base/1/f.bin' }]);
+  assert.ok(t.store.objects.get('b/base/1/f.bin')!.data.equals(data));
+  assert.deepEqual(t.uploaded, [], 'nothing uploaded from the spool');
+  assert.equal(t.budget.inUse, 0);
+});
+
+test('a read of a streamed file spills its bytes into the spool (read back from S3), and writing goes on from there', async () => {
+  const t = await setup();
+  const data = bytes(12 * MiB + 7, 2);
+  await writeSeq(t.file, data);
+  const got = await t.file.read(MiB + 3, 4096);
+  assert.ok(got.equals(data.subarray(MiB + 3, MiB + 3 + 4096)));
+  assert.equal(t.store.objects.size, 0, 'the temporary object of the read-back is deleted');
+  assert.equal(t.store.uploads.size, 0);
+  const more = bytes(MiB, 3);
+  await writeSeq(t.file, more, data.length);
+  const whole = Buffer.concat([data, more]);
+  assert.equal(t.file.size, whole.length);
+  await t.file.publish();
+  assert.equal(t.registered.length, 0);
+  assert.equal(t.uploaded.length, 1);
+  assert.ok(t.uploaded[0]!.equals(whole), 'the spool holds every byte');
+});
+
+test('a non-sequential write after parts went out spills first; before any part, only memory is spilled', async () => {
+  for (const size of [12 * MiB + 1, 3 * MiB]) {
+    const t = await setup();
+    const data = bytes(size, 4);
+    await writeSeq(t.file, data);
+    await t.file.write(Buffer.from('XYZ'), 100);
+    data.write('XYZ', 100);
+    await t.file.publish();
+    assert.ok(t.uploaded[0]!.equals(data), `${size}: rewritten bytes in place`);
+    assert.equal(t.store.objects.size, 0, `${size}: nothing left on S3`);
+    assert.equal(t.store.calls['createMultipartUpload'] ?? 0, size > 5 * MiB ? 1 : 0);
+  }
+});
+
+test('truncate of a streamed file: to its size changes nothing, to 0 drops the stream, elsewhere spills', async () => {
+  const t = await setup();
+  const data = bytes(6 * MiB, 5);
+  await writeSeq(t.file, data);
+  await t.file.truncate(data.length);
+  assert.equal(await t.spoolBytes(), 0, 'same size: still streaming');
+  await t.file.truncate(2 * MiB);
+  assert.equal(t.file.size, 2 * MiB);
+  await t.file.publish();
+  assert.ok(t.uploaded[0]!.equals(data.subarray(0, 2 * MiB)));
+
+  const z = await setup();
+  await writeSeq(z.file, bytes(6 * MiB, 6));
+  await z.file.truncate(0);
+  assert.equal(z.file.size, 0);
+  await writeSeq(z.file, Buffer.from('fresh'));
+  await z.file.publish();
+  assert.equal(z.uploaded[0]!.toString(), 'fresh');
+  assert.equal(z.store.uploads.size, 0, 'the dropped stream was aborted');
+});
+
+test('a part that fails for good breaks the file: writes and close() fail, nothing is published or left on S3', async () => {
+  const t = await setup();
+  t.store.failNext('uploadPart', 1);
+  const data = bytes(20 * MiB, 7);
+  await assert.rejects(writeSeq(t.file, data));
+  await assert.rejects(t.file.publish(), /not published/);
+  assert.equal(t.registered.length + t.uploaded.length + t.committed.length, 0);
+  await t.file.dispose(false);
+  assert.equal(t.store.uploads.size, 0);
+  assert.equal(t.store.objects.size, 0);
+});
+
+test('a registration that fails journals the complete S3 object, so recover needs no spool bytes', async () => {
+  const t = await setup({ registerFails: true });
+  const data = bytes(7 * MiB, 8);
+  await writeSeq(t.file, data);
+  await assert.rejects(t.file.publish(), /503/);
+  const [entry] = await t.spool.listJournal();
+  assert.ok(entry);
+  assert.deepEqual(entry.s3Object, { bucket: 'b', key: 'base/1/f.bin', storageLocationId: 7 });
+  assert.equal(entry.size, data.length);
+  assert.equal(entry.md5, md5(data));
+  assert.ok(t.store.objects.get('b/base/1/f.bin')!.data.equals(data), 'the object stays for recover');
+  assert.ok(t.file.awaitingRecovery);
+});

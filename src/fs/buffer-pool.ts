@@ -35,12 +35,38 @@ export class BufferPool {
    * @param slabBytes bytes per slab (one buffer per slab when ≤ size)
    * @param maxFree free buffers kept; beyond, a released buffer is left to the GC — only sensible
    *        with one buffer per slab (a slab lives while any of its slices does)
+   * @param shared slabs are SharedArrayBuffers, which a worker thread can read in place (upload
+   *        parts: offthread-hash.ts)
+   * @param idle after `idle.ms` without an acquire, free buffers beyond `idle.keep` are dropped
+   *        (while busy, every released buffer is kept for reuse: a dropped SharedArrayBuffer
+   *        lingers until V8 collects it, and under a write burst those lingering slabs pushed
+   *        peak RSS past the write budget)
    */
-  constructor(readonly size: number, slabBytes = SLAB_TARGET_BYTES, private readonly maxFree = Infinity) {
+  constructor(readonly size: number, slabBytes = SLAB_TARGET_BYTES, private readonly maxFree = Infinity, private readonly shared = false,
+    private readonly idle?: { keep: number; ms: number }) {
     this.perSlab = Math.max(1, Math.floor(slabBytes / size));
   }
 
+  private lastAcquire = 0;
+  private trimTimer: NodeJS.Timeout | undefined;
+
+  /** Drop idle free buffers once acquires have stopped for `idle.ms`. */
+  private scheduleTrim(): void {
+    const idle = this.idle;
+    if (!idle || this.trimTimer || this.free.length <= idle.keep) return;
+    this.trimTimer = setTimeout(() => {
+      this.trimTimer = undefined;
+      if (Date.now() - this.lastAcquire < idle.ms) {
+        this.scheduleTrim();
+        return;
+      }
+      while (this.free.length > idle.keep) this.isFree.delete(this.free.shift()!);
+    }, idle.ms);
+    this.trimTimer.unref();
+  }
+
   acquire(): Buffer {
+    this.lastAcquire = Date.now();
     const reused = this.free.pop();
     if (reused) {
       this.isFree.delete(reused);
@@ -54,10 +80,12 @@ export class BufferPool {
     if (!this.ours.has(buf) || this.isFree.has(buf) || this.free.length >= this.maxFree) return;
     this.isFree.add(buf);
     this.free.push(buf);
+    this.scheduleTrim();
   }
 
   private carveSlab(): void {
-    const slab = Buffer.allocUnsafeSlow(this.size * this.perSlab);
+    const bytes = this.size * this.perSlab;
+    const slab = this.shared ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafeSlow(bytes);
     this.slabs++;
     // Hand out low addresses first (pop from the end of a reversed list).
     for (let i = this.perSlab - 1; i >= 0; i--) {

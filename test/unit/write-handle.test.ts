@@ -92,6 +92,7 @@ test('a streamed file never touches the spool; close registers the uploaded obje
   assert.ok(t.store.objects.get('b/base/1/f.bin')!.data.equals(data));
   assert.deepEqual(t.uploaded, [], 'nothing uploaded from the spool');
   assert.equal(t.budget.inUse, 0);
+  await t.file.dispose(false);
 });
 
 test('a read of a streamed file spills its bytes into the spool (read back from S3), and writing goes on from there', async () => {
@@ -110,6 +111,7 @@ test('a read of a streamed file spills its bytes into the spool (read back from 
   assert.equal(t.registered.length, 0);
   assert.equal(t.uploaded.length, 1);
   assert.ok(t.uploaded[0]!.equals(whole), 'the spool holds every byte');
+  await t.file.dispose(false);
 });
 
 test('a non-sequential write after parts went out spills first; before any part, only memory is spilled', async () => {
@@ -123,6 +125,7 @@ test('a non-sequential write after parts went out spills first; before any part,
     assert.ok(t.uploaded[0]!.equals(data), `${size}: rewritten bytes in place`);
     assert.equal(t.store.objects.size, 0, `${size}: nothing left on S3`);
     assert.equal(t.store.calls['createMultipartUpload'] ?? 0, size > 5 * MiB ? 1 : 0);
+    await t.file.dispose(false);
   }
 });
 
@@ -136,6 +139,7 @@ test('truncate of a streamed file: to its size changes nothing, to 0 drops the s
   assert.equal(t.file.size, 2 * MiB);
   await t.file.publish();
   assert.ok(t.uploaded[0]!.equals(data.subarray(0, 2 * MiB)));
+  await t.file.dispose(false);
 
   const z = await setup();
   await writeSeq(z.file, bytes(6 * MiB, 6));
@@ -144,6 +148,7 @@ test('truncate of a streamed file: to its size changes nothing, to 0 drops the s
   await writeSeq(z.file, Buffer.from('fresh'));
   await z.file.publish();
   assert.equal(z.uploaded[0]!.toString(), 'fresh');
+  await z.file.dispose(false);
   assert.equal(z.store.uploads.size, 0, 'the dropped stream was aborted');
 });
 
@@ -171,4 +176,5 @@ test('a registration that fails journals the complete S3 object, so recover need
   assert.equal(entry.md5, md5(data));
   assert.ok(t.store.objects.get('b/base/1/f.bin')!.data.equals(data), 'the object stays for recover');
   assert.ok(t.file.awaitingRecovery);
+  await t.file.dispose(true);
 });

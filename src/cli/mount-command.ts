@@ -124,11 +124,13 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info({ why }, 'unmounting');
-      const { published, journaled } = await mounted.fs.drain();
+      const { published, journaled, lost } = await mounted.fs.drain();
       for (const p of published) log.warn({ path: p }, 'file still open at unmount: published');
       for (const p of journaled) log.error({ path: p }, 'file still open at unmount could not be published: journaled for `synapse-mount recover`');
-      if (published.length + journaled.length > 0 && !process.env[CHILD_ENV]) {
-        process.stderr.write(`synapse-mount: at unmount ${published.length} open file(s) published, ${journaled.length} journaled for recover\n`);
+      for (const p of lost) log.error({ path: p }, 'file still open at unmount was not published: its upload had failed (its writer got EIO)');
+      if (published.length + journaled.length + lost.length > 0 && !process.env[CHILD_ENV]) {
+        process.stderr.write(`synapse-mount: at unmount ${published.length} open file(s) published, ${journaled.length} journaled for recover`
+          + `${lost.length ? `, ${lost.length} not published (upload failed)` : ''}\n`);
       }
       await mounted.unmount().catch((err: unknown) => log.error({ err }, 'unmount failed'));
       await removeMountRecord(opts.config.mountpoint, process.pid).catch(() => undefined);

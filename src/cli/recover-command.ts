@@ -2,14 +2,16 @@
  * `synapse-mount recover [--spool-dir DIR] [--list]`: publish what failed to publish.
  *
  * Each journal entry (spool.ts) names the bytes (spool file, md5, size — or, for a streamed
- * file, the complete S3 object) and where they belong.
+ * file, the complete S3 object, or its open multipart upload plus the refused parts kept in the
+ * spool file) and where they belong.
  * Recovery is idempotent — it publishes each entry exactly once even if a previous run (or the
  * mount itself) died after Synapse accepted the version but before the entry was cleared:
  *  - a file handle already registered (`fileHandleId` in the entry) is committed, not re-uploaded;
  *  - if the target entity's current version already has the entry's md5 and size, the entry is
  *    simply cleared.
  */
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
+import type { ObjectStore } from '../s3/object-store.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
@@ -35,7 +37,41 @@ async function alreadyPublished(api: SynapseApi, e: JournalEntry): Promise<strin
   return undefined;
 }
 
-export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: Spool, log?: Logger): Promise<RecoverResult[]> {
+/** Read `length` bytes at `offset` of a spool file (a part kept there by a streamed upload). */
+async function readRange(file: string, offset: number, length: number): Promise<Buffer> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, offset);
+    if (bytesRead !== length) throw new Error(`spool file ${file} has no ${length} bytes at ${offset}`);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Finish a streamed file's open multipart upload: send the parts S3 refused (kept in the spool
+ * file), complete, and return the object. A completion that already happened (a recover that
+ * died after it) is recognised by the object's size.
+ */
+async function finishUpload(e: JournalEntry, store: ObjectStore): Promise<void> {
+  const u = e.s3Upload!;
+  const loc = { bucket: u.bucket, key: u.key };
+  const parts = [...u.parts];
+  for (const m of u.missing) {
+    parts.push({ partNumber: m.partNumber, etag: await store.uploadPart(loc, u.uploadId, m.partNumber, await readRange(e.spoolFile, m.offset, m.length)) });
+  }
+  try {
+    await store.completeMultipartUpload(loc, u.uploadId, parts);
+  } catch (err) {
+    const done = (err as { code?: string }).code === 'NoSuchUpload' && (await store.head(loc).catch(() => undefined))?.size === e.size;
+    if (!done) throw err;
+  }
+}
+
+export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: Spool, log?: Logger,
+  storeFor?: (locationId: number, entityId: string) => ObjectStore): Promise<RecoverResult[]> {
   const results: RecoverResult[] = [];
   for (const entry of await spool.listJournal()) {
     try {
@@ -44,7 +80,12 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
         results.push({ entry, outcome: 'already-published', entityId: done });
       } else {
         let fileHandleId = entry.fileHandleId;
-        if (!fileHandleId && entry.s3Object) {
+        if (!fileHandleId && entry.s3Upload) {
+          if (!storeFor) throw new Error('an open S3 upload needs S3 credentials to finish');
+          const u = entry.s3Upload;
+          await finishUpload(entry, storeFor(u.storageLocationId, entry.parentId));
+          fileHandleId = await publisher.registerExternal(u.bucket, u.key, u.storageLocationId, entry.size, entry.md5, entry.name);
+        } else if (!fileHandleId && entry.s3Object) {
           const o = entry.s3Object;
           fileHandleId = await publisher.registerExternal(o.bucket, o.key, o.storageLocationId, entry.size, entry.md5, entry.name);
         } else if (!fileHandleId) {

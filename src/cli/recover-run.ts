@@ -22,7 +22,7 @@ export async function runRecover(opts: { spoolDir: string; list: boolean; auth: 
   const { publisher, sources } = transferServices(client, String(me.ownerId), opts.transfer, log);
   const orphans = await abortOrphanedUploads(spool, (loc, id) => sources.storeFor(loc, id, 'read_write'), log);
   if (orphans > 0) process.stdout.write(`aborted ${orphans} orphaned multipart upload(s)\n`);
-  const results = await recoverAll(client, publisher, spool, log);
+  const results = await recoverAll(client, publisher, spool, log, (loc, id) => sources.storeFor(loc, id, 'read_write'));
   let failed = 0;
   for (const r of results) {
     if (r.outcome === 'failed') failed++;

@@ -42,7 +42,7 @@ import { isScratchName, nameProblem } from './names.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
 import type { Spool, SpoolFile } from './spool.js';
-import { MemoryBudget, StreamingUpload, type PartBuffers } from '../s3/multipart-upload.js';
+import { MemoryBudget, StreamingUpload, type FailedPartStore, type PartBuffers } from '../s3/multipart-upload.js';
 import { guessContentType } from './publisher.js';
 import { ActiveFile } from './write-handle.js';
 
@@ -321,7 +321,7 @@ export class SynapseFilesystem {
     const w = this.writes!;
     const file = new ActiveFile({
       spool: w.spool, publisher: w.publisher, loadBase: (id, version, into) => this.loadBase(id, version, into),
-      startStream: (parentId, name) => this.startStream(parentId, name),
+      startStream: (parentId, name, keep) => this.startStream(parentId, name, keep),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
     }, { parentId, name, entityId, base, localOnly: isScratchName(name) });
     this.active.set(path, file);
@@ -336,7 +336,7 @@ export class SynapseFilesystem {
   }
 
   /** A streaming upload for a new file, where its folder's storage allows one (STS fast path). */
-  private async startStream(parentId: string, name: string): Promise<import('./write-handle.js').StreamTarget | undefined> {
+  private async startStream(parentId: string, name: string, keep: FailedPartStore): Promise<import('./write-handle.js').StreamTarget | undefined> {
     const w = this.writes!;
     const t = await w.publisher.streamTarget(parentId, name);
     if (!t) return undefined;
@@ -344,6 +344,8 @@ export class SynapseFilesystem {
     const upload = new StreamingUpload(t.store, { bucket: t.bucket, key: t.key }, w.budget, {
       partSize: w.partSize, partsInFlight: PARTS_IN_FLIGHT, contentType: guessContentType(name),
       ...(w.partBuffers ? { partBuffers: w.partBuffers } : {}),
+      keepFailedParts: keep,
+      onPartKept: (partNumber, err) => this.opts.logger?.warn({ err, name, partNumber }, 'S3 refused a part after retries; kept in the spool to send again at close'),
       onStarted: (uploadId) => w.spool.recordUpload({ uploadId, ...record }),
       onFinished: (uploadId) => w.spool.removeUpload(uploadId),
     });
@@ -478,6 +480,9 @@ export class SynapseFilesystem {
       this.releasing.set(h.path, publishing);
       await publishing;
       if (this.releasing.get(h.path) === publishing) this.releasing.delete(h.path);
+      // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
+      // upload) has nothing in it for `recover`.
+      failed = file.awaitingRecovery;
     }
     if (this.active.get(h.path) === file) this.active.delete(h.path);
     // An unlinked file's name is no longer its own (a new file may hold it): leave its entry be.
@@ -489,19 +494,21 @@ export class SynapseFilesystem {
    * Unmount: publish every file still open for writing (a failure leaves its journal entry).
    * Returns which were published and which were journaled, so the process can say so.
    */
-  async drain(): Promise<{ published: string[]; journaled: string[] }> {
+  async drain(): Promise<{ published: string[]; journaled: string[]; lost: string[] }> {
     const published: string[] = [];
     const journaled: string[] = [];
+    const lost: string[] = [];
     for (const [path, file] of [...this.active]) {
       if (!file.dirty || file.unlinked || file.localOnly) continue;
       try {
         await this.publish(path, file);
         published.push(path);
       } catch {
-        journaled.push(path);
+        // Journaled, or a file whose upload failed outright (its writer already got EIO).
+        (file.awaitingRecovery ? journaled : lost).push(path);
       }
     }
-    return { published, journaled };
+    return { published, journaled, lost };
   }
 
   async truncate(path: string, size: number): Promise<void> {

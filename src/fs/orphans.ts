@@ -17,8 +17,14 @@ export async function abortOrphanedUploads(
   log?: Logger,
 ): Promise<number> {
   let aborted = 0;
+  // An upload a journal entry still needs (a streamed file S3 left incomplete) is recover's.
+  const journaled = new Set((await spool.listJournal()).map((e) => e.s3Upload?.uploadId).filter((id) => id !== undefined));
   for (const rec of await spool.listUploads()) {
     if (rec.pid !== process.pid && processAlive(rec.pid)) continue;
+    if (journaled.has(rec.uploadId)) {
+      await spool.removeUpload(rec.uploadId);
+      continue;
+    }
     try {
       await storeFor(rec.storageLocationId, rec.parentId).abortMultipartUpload({ bucket: rec.bucket, key: rec.key }, rec.uploadId);
       aborted++;

@@ -33,6 +33,16 @@ export interface JournalEntry {
    * file; recovery registers it as an external handle instead of uploading.
    */
   s3Object?: { bucket: string; key: string; storageLocationId: number };
+  /**
+   * A streamed file whose multipart upload S3 left incomplete: the parts it holds, and the
+   * refused ones, whose bytes are in the spool file at their offsets. Recovery sends those,
+   * completes the upload and registers the object.
+   */
+  s3Upload?: {
+    bucket: string; key: string; storageLocationId: number; uploadId: string;
+    parts: Array<{ partNumber: number; etag: string }>;
+    missing: Array<{ partNumber: number; offset: number; length: number }>;
+  };
 }
 
 /** An S3 multipart upload in progress, recorded so one orphaned by a crash can be aborted. */

@@ -24,20 +24,23 @@
  * which keeps the file's MD5 as they pass. When the file stops being append-only — a read, a
  * write elsewhere, a truncate, a move to another folder — the stream is spilled: its bytes are
  * copied into the spool (read back from S3 if parts were sent) and the file goes on from there.
- * Failures: parts are retried (aws-object-store.ts); a part or completion that still fails
- * leaves nothing to publish, so the file is marked broken — the next write and close() fail
- * with EIO and nothing partial is published. A completed object whose registration in Synapse
- * fails is journaled by its S3 location, so `recover` registers it without the bytes.
+ * Failures: parts are retried (aws-object-store.ts); a part S3 still refuses is written to the
+ * spool at its offset and sent again at close. If it is still refused then, close() fails
+ * (EIO) and the open multipart upload — parts on S3 plus the refused ones in the spool — is
+ * journaled, so `recover` finishes it; nothing partial is ever published. A completed object
+ * whose registration in Synapse fails is journaled by its S3 location, so `recover` registers it
+ * without the bytes. Either way the file is then broken for this mount (later writes fail).
  *
  * INVARIANT: `loaded` ⇒ spool holds the file's entire current content, unless `stream`.
- * INVARIANT: `stream` ⇒ the file's content is exactly the stream's bytes; the spool is empty.
+ * INVARIANT: `stream` ⇒ the file's content is exactly the stream's bytes; the spool holds
+ *            nothing but parts S3 refused, at their offsets.
  * INVARIANT: at most one publish runs at a time (`busy` chain); writes wait for it.
  */
 import type { Logger } from 'pino';
-import type { StreamingUpload } from '../s3/multipart-upload.js';
+import { PartsMissing, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
 import { errnoName, FsError } from './errors.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
-import type { Spool, SpoolFile } from './spool.js';
+import type { JournalEntry, Spool, SpoolFile } from './spool.js';
 
 /** A streamed upload failed: its bytes are gone, so there is nothing to journal. */
 class StreamLost extends Error {
@@ -62,8 +65,11 @@ export interface ActiveFileDeps {
   publisher: Publisher;
   /** Copy the published content of `entityId` into `into` (used once, on first need). */
   loadBase: (entityId: string, version: number | undefined, into: SpoolFile) => Promise<void>;
-  /** Start streaming a new file to S3, or undefined where its storage does not allow it. */
-  startStream?: (parentId: string, name: string) => Promise<StreamTarget | undefined>;
+  /**
+   * Start streaming a new file to S3, or undefined where its storage does not allow it. Parts S3
+   * refuses for good are kept in `keep` (the file's spool, at their offsets) to be sent again.
+   */
+  startStream?: (parentId: string, name: string, keep: FailedPartStore) => Promise<StreamTarget | undefined>;
   logger?: Logger;
 }
 
@@ -109,6 +115,8 @@ export class ActiveFile {
   private aborting: Promise<void> | undefined;
   /** A journal entry exists for this file's spool (a publish failed and was recorded). */
   private journaled = false;
+  /** Where the last journal entry was written, if writing it succeeded. */
+  private journalFile: string | undefined;
 
   /** A publish failed and was reported (to close() or the log): `recover` owns these bytes now. */
   get awaitingRecovery(): boolean {
@@ -202,16 +210,18 @@ export class ActiveFile {
   private async spill(why: string): Promise<void> {
     const s = this.stream;
     if (!s) return;
-    this.stream = undefined;
     const spool = await this.spool();
     this.deps.logger?.debug({ name: this.name, why, bytes: s.upload.length }, 'streamed bytes move to the spool');
     try {
-      await s.upload.spill((data, offset) => spool.write(data, offset));
+      await s.upload.spill((data, offset) => spool.write(data, offset), this.deps.logger);
     } catch (err) {
+      this.stream = undefined;
       this.broken = err;
       this.aborting = s.upload.abort();
       throw new FsError('EIO', `${this.name}: the streamed bytes could not be brought back for a ${why} (${(err as Error).message})`, { cause: err });
     }
+    // Only now: until the spool holds every byte, `size` (getattr) must still come from the stream.
+    this.stream = undefined;
   }
 
   /** Start a stream at the first write of a new (or emptied) file at offset 0. */
@@ -220,7 +230,10 @@ export class ActiveFile {
     this.streamTried = true;
     if (position !== 0 || spool.size !== 0) return;
     try {
-      this.stream = await this.deps.startStream(this.parentId, this.name);
+      this.stream = await this.deps.startStream(this.parentId, this.name, {
+        save: (data, offset) => spool.write(data, offset),
+        load: (offset, length) => spool.read(offset, length),
+      });
     } catch (err) {
       this.deps.logger?.debug({ err, name: this.name }, 'no streaming upload; the spool will be uploaded at close');
     }
@@ -243,6 +256,12 @@ export class ActiveFile {
   private async writeNow(data: Buffer, position: number): Promise<number> {
     const spool = await this.ensureLoaded();
     await this.maybeStartStream(spool, position);
+    if (this.stream && position + data.length > this.stream.upload.capacity) {
+      // More than 10,000 parts: go on in the spool, whose publish picks a part size to fit.
+      this.deps.logger?.warn({ name: this.name, bytes: this.stream.upload.capacity },
+        'file outgrew a streamed upload (10,000 × --part-size); moving it to the spool (one read-back); a larger --part-size avoids this');
+      await this.spill('file larger than 10,000 parts');
+    }
     if (this.stream) {
       // A failed part makes append() throw: those bytes exist nowhere else (see the header).
       if (position === this.stream.upload.length) await this.stream.upload.append(data, position);
@@ -276,6 +295,7 @@ export class ActiveFile {
   /** Read what has been written (loads the published content first if needed). */
   read(position: number, length: number): Promise<Buffer> {
     return this.exclusive(async () => {
+      if (this.broken) throw new FsError('EIO', `${this.name}: an earlier write failed; its content is incomplete (${(this.broken as Error).message})`);
       await this.spill('read');
       return (await this.ensureLoaded()).read(position, length);
     });
@@ -335,6 +355,7 @@ export class ActiveFile {
             file: spool!.file, size, md5, onProgress: (n) => { this.publishStream = undefined; this.uploadedBytes += n; },
           }, this.parentId, this.name);
       } catch (err) {
+        if (stream) this.stream = undefined;
         if (err instanceof EmptyFileNotSupported && !this.entityId) {
           this.emptyPlaceholder = true;
           this.deps.logger?.warn({ name: this.name, parentId: this.parentId },
@@ -351,12 +372,20 @@ export class ActiveFile {
       try {
         entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId);
       } catch (err) {
+        if (stream) {
+          // Its bytes are only the registered file handle, which the journal names.
+          this.stream = undefined;
+          this.broken = err;
+        }
         throw await this.journal(err, size, md5, { fileHandleId });
       }
       this.entityId = entity.id;
       this.base = { size, md5, version: entity.versionNumber };
-      // A streamed file's bytes are now only in Synapse: a later write loads them from there.
-      if (stream) this.loaded = false;
+      if (stream) {
+        // A streamed file's bytes are now only in Synapse: a later write loads them from there.
+        this.stream = undefined;
+        this.loaded = false;
+      }
       this.dirty = false;
       this.writtenSincePublish = false;
       this.emptyPlaceholder = false;
@@ -378,11 +407,18 @@ export class ActiveFile {
    * itself fails its bytes are gone (StreamLost: the file is broken, nothing to journal).
    */
   private async completeStream(s: StreamTarget, size: number, md5: string): Promise<string> {
-    this.stream = undefined;
     try {
       await s.upload.complete(Buffer.from(md5, 'hex').toString('base64'));
     } catch (err) {
       this.broken = err;
+      if (err instanceof PartsMissing) {
+        const reported = await this.journal(err, size, md5, {
+          s3Upload: { ...s.object, uploadId: err.uploadId, parts: err.parts, missing: err.missing },
+        });
+        // The journal owns the open upload now: the orphan sweep must not abort it.
+        if (this.journalFile) await this.deps.spool.removeUpload(err.uploadId).catch(() => undefined);
+        throw new StreamLost(new FsError('EIO', `${this.name}: not published, S3 refused ${err.missing.length} part(s); kept for \`synapse-mount recover\``, { cause: reported }));
+      }
       this.deps.logger?.error({ err, name: this.name }, 'streaming upload failed; nothing was published');
       throw new StreamLost(new FsError('EIO', `${this.name}: upload failed, nothing was published (${(err as Error).message})`, { cause: err }));
     }
@@ -391,7 +427,7 @@ export class ActiveFile {
 
   /** Record a failed publish for `recover`; returns the error to give to close(). */
   private async journal(err: unknown, size: number, md5: string,
-    where: { fileHandleId?: string; s3Object?: StreamTarget['object'] }): Promise<unknown> {
+    where: Pick<JournalEntry, 'fileHandleId' | 's3Object' | 's3Upload'>): Promise<unknown> {
     const spool = await this.spool();
     try {
       this.journaled = true;
@@ -400,8 +436,10 @@ export class ActiveFile {
         ...(this.entityId ? { entityId: this.entityId } : {}),
         ...(where.fileHandleId ? { fileHandleId: where.fileHandleId } : {}),
         ...(where.s3Object ? { s3Object: where.s3Object } : {}),
+        ...(where.s3Upload ? { s3Upload: where.s3Upload } : {}),
         size, md5, createdAt: new Date().toISOString(), error: (err as Error).message ?? String(err),
       });
+      this.journalFile = file;
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
     } catch (jerr) {
       this.deps.logger?.error({ err: jerr }, 'could not write the journal entry');

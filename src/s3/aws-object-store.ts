@@ -239,7 +239,9 @@ export class AwsObjectStore implements ObjectStore {
         s3Stats.up(body.length);
         return stripQuotes(res.ETag) ?? '';
       } catch (err) {
-        if (attempt + 1 >= PART_ATTEMPTS || !isRetryableBodyError(err)) throw toS3Error(err, 'UploadPart');
+        // A hash worker that died while signing is restarted by the next attempt.
+        const workerLost = /hash worker/.test((err as Error)?.message ?? '');
+        if (attempt + 1 >= PART_ATTEMPTS || !(workerLost || isRetryableBodyError(err))) throw toS3Error(err, 'UploadPart');
         await backoff(attempt + 3, 4000);
       }
     }

@@ -74,6 +74,30 @@ export class OutOfOrderWrite extends Error {
   override readonly name = 'OutOfOrderWrite';
 }
 
+/** A part S3 refused for good, kept by the caller (`keepFailedParts`) at its file offset. */
+export interface MissingPart {
+  partNumber: number;
+  offset: number;
+  length: number;
+}
+
+/** Where parts that S3 refused for good are kept, so they can be sent again (the spool file). */
+export interface FailedPartStore {
+  save(data: Buffer, offset: number): Promise<void>;
+  load(offset: number, length: number): Promise<Buffer>;
+}
+
+/**
+ * complete() could not send every part, even again from where they were kept: the multipart
+ * upload is left open (not aborted) with what it holds, for a journal to finish later.
+ */
+export class PartsMissing extends Error {
+  override readonly name = 'PartsMissing';
+  constructor(readonly uploadId: string, readonly parts: CompletedPart[], readonly missing: MissingPart[], cause: unknown) {
+    super(`${missing.length} part(s) could not be uploaded: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
 export interface StreamingUploadOptions {
   partSize: number;
   partsInFlight: number;
@@ -82,6 +106,14 @@ export interface StreamingUploadOptions {
   partBuffers?: PartBuffers;
   onStarted?: (uploadId: string) => Promise<void> | void;
   onFinished?: (uploadId: string) => Promise<void> | void;
+  /**
+   * Keep a part that fails for good (after the store's retries) here and send it again at
+   * complete(); complete() then throws PartsMissing rather than losing it. Without this, such a
+   * part fails the upload.
+   */
+  keepFailedParts?: FailedPartStore;
+  /** A part was refused for good and kept (for the log). */
+  onPartKept?: (partNumber: number, err: unknown) => void;
 }
 
 export class StreamingUpload {
@@ -94,6 +126,11 @@ export class StreamingUpload {
   private readonly inflight = new Set<Promise<void>>();
   private failure: unknown;
   private finished = false;
+  /** Completed on S3, or aborted: nothing more to do (abort() is then a no-op). */
+  private settledOnS3 = false;
+  /** Parts refused for good and kept by `keepFailedParts`, to send again at complete(). */
+  private readonly missing: MissingPart[] = [];
+  private lastPartError: unknown;
   /** Bytes accepted so far (= the next append's required offset). */
   length = 0;
   /** Bytes S3 has acknowledged (parts uploaded, or the single PutObject) — for `status`. */
@@ -130,6 +167,11 @@ export class StreamingUpload {
 
   get failed(): unknown {
     return this.failure;
+  }
+
+  /** The most bytes this upload can take (S3 allows 10,000 parts). */
+  get capacity(): number {
+    return (this.opts.maxParts ?? 10_000) * this.opts.partSize;
   }
 
   /** Hand the filling part's unhashed bytes to the hash worker. */
@@ -186,11 +228,7 @@ export class StreamingUpload {
     const uploadId = this.uploadId;
     const p = (async () => {
       try {
-        // No per-part Content-MD5: the SigV4 payload hash already makes S3 check every byte, and
-        // MD5 of each part was a third of the CPU of a write (bench/README.md).
-        const etag = await this.store.uploadPart(this.loc, uploadId, partNumber, body);
-        this.parts.push({ partNumber, etag });
-        this.uploaded += body.length;
+        await this.sendPart(uploadId, partNumber, body);
       } catch (err) {
         this.failure ??= err;
       } finally {
@@ -202,6 +240,48 @@ export class StreamingUpload {
     })();
     this.inflight.add(p);
     void p.finally(() => this.inflight.delete(p));
+  }
+
+  /**
+   * Upload one part; if S3 refuses it for good, keep it (keepFailedParts) to send again later.
+   * Throws only when it can be neither uploaded nor kept.
+   */
+  private async sendPart(uploadId: string, partNumber: number, body: Buffer): Promise<void> {
+    try {
+      // No per-part Content-MD5: the SigV4 payload hash already makes S3 check every byte, and
+      // MD5 of each part was a third of the CPU of a write (bench/README.md).
+      const etag = await this.store.uploadPart(this.loc, uploadId, partNumber, body);
+      this.parts.push({ partNumber, etag });
+      this.uploaded += body.length;
+    } catch (err) {
+      const keep = this.opts.keepFailedParts;
+      if (!keep) throw err;
+      const offset = (partNumber - 1) * this.opts.partSize;
+      await keep.save(body, offset);
+      this.missing.push({ partNumber, offset, length: body.length });
+      this.lastPartError = err;
+      this.opts.onPartKept?.(partNumber, err);
+    }
+  }
+
+  /** Send the kept parts again; throws PartsMissing (upload left open) if any still fails. */
+  private async resendMissing(uploadId: string): Promise<void> {
+    const keep = this.opts.keepFailedParts;
+    if (!keep || this.missing.length === 0) return;
+    for (const m of [...this.missing].sort((a, b) => a.partNumber - b.partNumber)) {
+      try {
+        const data = await keep.load(m.offset, m.length);
+        if (data.length !== m.length) throw new Error(`kept part ${m.partNumber} has ${data.length} bytes, not ${m.length}`);
+        this.parts.push({ partNumber: m.partNumber, etag: await this.store.uploadPart(this.loc, uploadId, m.partNumber, data) });
+        this.uploaded += m.length;
+        this.missing.splice(this.missing.indexOf(m), 1);
+      } catch (err) {
+        this.lastPartError = err;
+      }
+    }
+    if (this.missing.length > 0) {
+      throw new PartsMissing(uploadId, [...this.parts].sort((a, b) => a.partNumber - b.partNumber), [...this.missing], this.lastPartError);
+    }
   }
 
   /** Send what is left and complete; returns the object's location. */
@@ -216,22 +296,27 @@ export class StreamingUpload {
         await this.dropFilling();
       } else {
         if (this.filling && this.fillingBytes > 0) {
-          const body = this.filling.subarray(0, this.fillingBytes);
-          this.parts.push({ partNumber: this.nextPart, etag: await this.store.uploadPart(this.loc, this.uploadId, this.nextPart, body) });
-          this.uploaded += body.length;
+          this.flushHash();
+          await this.sendPart(this.uploadId, this.nextPart, this.filling.subarray(0, this.fillingBytes));
           this.nextPart++;
         }
         await this.dropFilling();
         await Promise.all(this.inflight);
         if (this.failure) throw this.failure;
+        await this.resendMissing(this.uploadId);
         await this.store.completeMultipartUpload(this.loc, this.uploadId, this.parts);
         await this.opts.onFinished?.(this.uploadId);
       }
       this.finished = true;
+      this.settledOnS3 = true;
       this.hash.dispose();
       return this.loc;
     } catch (err) {
-      await this.abort();
+      if (err instanceof PartsMissing) {
+        // Left open for the caller's journal; abort() still ends it if the caller gives up.
+        this.finished = true;
+        this.hash.dispose();
+      } else await this.abort();
       throw err;
     } finally {
       await this.dropFilling();
@@ -243,7 +328,7 @@ export class StreamingUpload {
    * leaving nothing on S3. Bytes already sent as parts can only be read back from a completed
    * object, so that object is completed, read back in SPILL_CHUNK ranges and deleted.
    */
-  async spill(sink: (data: Buffer, offset: number) => Promise<void>): Promise<void> {
+  async spill(sink: (data: Buffer, offset: number) => Promise<void>, log?: { warn: (o: object, msg: string) => void }): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.finished) throw new OutOfOrderWrite('upload already completed');
     if (!this.uploadId) {
@@ -251,23 +336,34 @@ export class StreamingUpload {
         if (this.filling && this.fillingBytes > 0) await sink(this.filling.subarray(0, this.fillingBytes), 0);
       } finally {
         this.finished = true;
+        this.settledOnS3 = true;
+        this.hash.dispose();
         await this.dropFilling();
       }
       return;
     }
     const size = this.length;
     await this.complete('');
-    for (let off = 0; off < size; off += SPILL_CHUNK) {
-      const { data } = await this.store.getRange(this.loc, off, Math.min(size, off + SPILL_CHUNK));
-      if (data.length !== Math.min(SPILL_CHUNK, size - off)) throw new OutOfOrderWrite(`read-back of ${this.loc.key} came up short at ${off}`);
-      await sink(data, off);
+    // The completed object is only a vehicle for the read-back: it goes whatever happens, and
+    // failing to delete it loses nothing (the sink has every byte) — it is logged.
+    const remove = (): Promise<void> => this.store.deleteObject(this.loc).catch((err: unknown) => {
+      log?.warn({ err, bucket: this.loc.bucket, key: this.loc.key }, 'could not delete the temporary object of a read-back; remove it by hand');
+    });
+    try {
+      for (let off = 0; off < size; off += SPILL_CHUNK) {
+        const { data } = await this.store.getRange(this.loc, off, Math.min(size, off + SPILL_CHUNK));
+        if (data.length !== Math.min(SPILL_CHUNK, size - off)) throw new OutOfOrderWrite(`read-back of ${this.loc.key} came up short at ${off}`);
+        await sink(data, off);
+      }
+    } finally {
+      await remove();
     }
-    await this.store.deleteObject(this.loc);
   }
 
   /** Give up: abort the S3 upload (best effort) and free memory. */
   async abort(): Promise<void> {
-    if (this.finished) return;
+    if (this.settledOnS3) return;
+    this.settledOnS3 = true;
     this.finished = true;
     this.hash.dispose();
     this.failure ??= new OutOfOrderWrite('aborted');

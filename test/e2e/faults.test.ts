@@ -63,6 +63,22 @@ describe('fault matrix', () => {
     }
   });
 
+  test('part uploads refused past every retry: the parts are kept in the spool, sent again at close, and the file is exact', async () => {
+    // Two 5 MiB parts × 30 attempts each (the SDK's 5 inside our 6): both are refused for good
+    // and kept; the faults run out, so the last part and the resent ones go through at close.
+    stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'PUT', status: 503, count: 60 });
+    try {
+      const data = big.subarray(0, 12 * MiB);
+      await writeFile(path.join(scratch, 'kept.bin'), data);
+      const cp = await sh(`cp '${scratch}/kept.bin' '${m.dir}/sts/kept.bin'`, { timeoutMs: 180_000 });
+      assert.equal(cp.code, 0, cp.stderr);
+      assert.match(m.output(), /kept in the spool to send again at close/);
+      assert.equal((await sh(`md5sum < '${m.dir}/sts/kept.bin'`)).stdout.split(' ')[0], md5(data));
+    } finally {
+      stack.dev.clearFaults();
+    }
+  });
+
   test('connection reset mid-body on ranged GETs: the range is retried, bytes right', async () => {
     stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'GET', reset: true, rate: 0.3 });
     try {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { MemoryBudget, OutOfOrderWrite, StreamingUpload } from '../../src/s3/multipart-upload.js';
+import { MemoryBudget, OutOfOrderWrite, PartsMissing, StreamingUpload, type FailedPartStore } from '../../src/s3/multipart-upload.js';
 import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
 
 const MiB = 1024 * 1024;
@@ -171,4 +171,44 @@ test('spill() after parts were sent reads the bytes back in order and deletes th
   assert.equal(store.uploads.size, 0);
   assert.equal(budget.inUse, 0);
   await assert.rejects(up.append(Buffer.from('x'), data.length), OutOfOrderWrite, 'the upload is over');
+});
+
+/** A FailedPartStore over a sparse in-memory file. */
+function keptParts(): FailedPartStore & { saved: number[] } {
+  const file = Buffer.alloc(64 * MiB);
+  const saved: number[] = [];
+  return {
+    saved,
+    save: async (data, offset) => { data.copy(file, offset); saved.push(offset); },
+    load: async (offset, length) => Buffer.from(file.subarray(offset, offset + length)),
+  };
+}
+
+test('a part S3 refuses is kept and sent again at complete(): the object is exact', async () => {
+  const store = new MemoryObjectStore();
+  const keep = keptParts();
+  const up = new StreamingUpload(store, loc, new MemoryBudget(64 * MiB), { partSize: 5 * MiB, partsInFlight: 2, keepFailedParts: keep });
+  store.failNext('uploadPart', 1);
+  const data = bytes(12 * MiB + 9, 12);
+  await writeAll(up, data, MiB);
+  await up.complete(md5b64(data));
+  assert.deepEqual(keep.saved, [0], 'the first part was kept at its offset');
+  assert.ok(store.objects.get('b/k')!.data.equals(data));
+});
+
+test('parts still refused at complete() leave the upload open for a journal (PartsMissing); abort() still ends it', async () => {
+  const store = new MemoryObjectStore();
+  const keep = keptParts();
+  const up = new StreamingUpload(store, loc, new MemoryBudget(64 * MiB), { partSize: 5 * MiB, partsInFlight: 2, keepFailedParts: keep });
+  const data = bytes(12 * MiB + 9, 13);
+  await writeAll(up, data.subarray(0, 6 * MiB), MiB);
+  store.failNext('uploadPart', 100);
+  for (let off = 6 * MiB; off < data.length; off += MiB) await up.append(data.subarray(off, off + MiB), off);
+  const err = await up.complete(md5b64(data)).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof PartsMissing, String(err));
+  assert.deepEqual(err.missing.map((m) => m.partNumber), [2, 3]);
+  assert.deepEqual(err.parts.map((p) => p.partNumber), [1]);
+  assert.equal(store.uploads.size, 1, 'left open');
+  await up.abort();
+  assert.equal(store.uploads.size, 0);
 });

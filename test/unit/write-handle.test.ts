@@ -13,7 +13,9 @@ import path from 'node:path';
 import { ActiveFile, type StreamTarget } from '../../src/fs/write-handle.js';
 import type { Publisher } from '../../src/fs/publisher.js';
 import { Spool } from '../../src/fs/spool.js';
-import { MemoryBudget, StreamingUpload } from '../../src/s3/multipart-upload.js';
+import { recoverAll } from '../../src/cli/recover-command.js';
+import type { SynapseApi } from '../../src/synapse/api.js';
+import { MemoryBudget, StreamingUpload, type FailedPartStore } from '../../src/s3/multipart-upload.js';
 import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
 
 const MiB = 1024 * 1024;
@@ -27,7 +29,7 @@ function bytes(n: number, seed: number): Buffer {
   return b;
 }
 
-async function setup(opts: { registerFails?: boolean } = {}) {
+async function setup(opts: { registerFails?: boolean; maxParts?: number } = {}) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wh-'));
   dirs.push(dir);
   const spool = new Spool(dir);
@@ -51,9 +53,9 @@ async function setup(opts: { registerFails?: boolean } = {}) {
       return { id: 'syn9', versionNumber: committed.length, modifiedOn: new Date().toISOString() };
     },
   } as unknown as Publisher;
-  const startStream = async (parentId: string): Promise<StreamTarget> => {
+  const startStream = async (parentId: string, _name: string, keep: FailedPartStore): Promise<StreamTarget> => {
     const key = `base/${++keys}/f.bin`;
-    const upload = new StreamingUpload(store, { bucket: 'b', key }, budget, { partSize: 5 * MiB, partsInFlight: 2 });
+    const upload = new StreamingUpload(store, { bucket: 'b', key }, budget, { partSize: 5 * MiB, partsInFlight: 2, keepFailedParts: keep, ...(opts.maxParts ? { maxParts: opts.maxParts } : {}) });
     return {
       upload, parentId, object: { bucket: 'b', key, storageLocationId: 7 },
       register: async (size, m) => {
@@ -152,16 +154,51 @@ test('truncate of a streamed file: to its size changes nothing, to 0 drops the s
   assert.equal(z.store.uploads.size, 0, 'the dropped stream was aborted');
 });
 
-test('a part that fails for good breaks the file: writes and close() fail, nothing is published or left on S3', async () => {
+test('a part S3 refuses is kept in the spool at its offset and sent again at close: published exactly', async () => {
   const t = await setup();
+  const data = bytes(12 * MiB + 3, 7);
+  await writeSeq(t.file, data.subarray(0, MiB));
   t.store.failNext('uploadPart', 1);
-  const data = bytes(20 * MiB, 7);
-  await assert.rejects(writeSeq(t.file, data));
-  await assert.rejects(t.file.publish(), /not published/);
-  assert.equal(t.registered.length + t.uploaded.length + t.committed.length, 0);
+  await writeSeq(t.file, data.subarray(MiB), MiB);
+  assert.equal(await t.spoolBytes(), 5 * MiB, 'only the refused part went to the spool');
+  await t.file.publish();
+  assert.equal(t.registered.length, 1);
+  assert.ok(t.store.objects.get('b/base/1/f.bin')!.data.equals(data));
   await t.file.dispose(false);
-  assert.equal(t.store.uploads.size, 0);
-  assert.equal(t.store.objects.size, 0);
+});
+
+test('parts refused even at close: close() fails, the open upload is journaled, and recover publishes the exact bytes', async () => {
+  const t = await setup();
+  const data = bytes(12 * MiB + 3, 17);
+  t.store.failNext('uploadPart', 1000);
+  await writeSeq(t.file, data);
+  await assert.rejects(t.file.publish(), /recover/);
+  assert.equal(t.registered.length + t.uploaded.length + t.committed.length, 0, 'nothing published');
+  assert.ok(t.file.awaitingRecovery);
+  await t.file.dispose(true);
+  const [entry] = await t.spool.listJournal();
+  assert.ok(entry?.s3Upload, 'the journal names the open upload');
+  assert.deepEqual(entry.s3Upload.missing.map((m) => m.partNumber), [1, 2, 3]);
+  assert.equal(t.store.uploads.size, 1, 'not aborted');
+  assert.deepEqual(await t.spool.listUploads(), [], 'nor left to the orphan sweep');
+
+  t.store.failNext('uploadPart', 0);
+  const registered: string[] = [];
+  const publisher = {
+    registerExternal: async (bucket: string, key: string, _loc: number, size: number, m: string) => {
+      assert.equal(size, data.length);
+      assert.equal(m, md5(data));
+      registered.push(`${bucket}/${key}`);
+      return 'fh-recovered';
+    },
+    commit: async () => ({ id: 'syn9', versionNumber: 1, modifiedOn: new Date().toISOString() }),
+  } as unknown as Publisher;
+  const api = { lookupChild: async () => undefined } as unknown as SynapseApi;
+  const results = await recoverAll(api, publisher, t.spool, undefined, () => t.store);
+  assert.deepEqual(results.map((r) => r.outcome), ['published'], results[0]?.error);
+  assert.deepEqual(registered, ['b/base/1/f.bin']);
+  assert.ok(t.store.objects.get('b/base/1/f.bin')!.data.equals(data), 'every byte, from S3 parts and the spool');
+  assert.deepEqual(await t.spool.listJournal(), []);
 });
 
 test('a registration that fails journals the complete S3 object, so recover needs no spool bytes', async () => {
@@ -177,4 +214,15 @@ test('a registration that fails journals the complete S3 object, so recover need
   assert.ok(t.store.objects.get('b/base/1/f.bin')!.data.equals(data), 'the object stays for recover');
   assert.ok(t.file.awaitingRecovery);
   await t.file.dispose(true);
+});
+
+test('a streamed file that outgrows 10,000 parts moves to the spool and is published whole', async () => {
+  const t = await setup({ maxParts: 2 });
+  const data = bytes(12 * MiB + 5, 21);
+  await writeSeq(t.file, data);
+  await t.file.publish();
+  assert.equal(t.registered.length, 0);
+  assert.ok(t.uploaded[0]!.equals(data), 'every byte, via the spool');
+  assert.equal(t.store.objects.size, 0, 'the read-back object is gone');
+  await t.file.dispose(false);
 });

@@ -73,7 +73,7 @@ await yargs(argv)
         'metadata-ttl': { type: 'string', default: '60', describe: 'seconds a folder (listing + sizes) is trusted after it finished loading, or "indefinite"; the kernel keeps stat answers twice as long' },
         'read-timeout': { type: 'number', default: 30, describe: 'seconds before a stalled read fails with EIO' },
         'spool-dir': { type: 'string', describe: 'where written files are staged before upload (default ~/.cache/synapse-mount/spool, /var/cache/synapse-mount/spool without HOME)' },
-        'part-size': { type: 'string', default: '16M', describe: 'upload part size (K/M/G; grown so 10,000 parts cover the file)' },
+        'part-size': { type: 'string', default: '16M', describe: 'upload part size (K/M/G); spooled files grow it so 10,000 parts cover the file; a streamed file past 10,000 parts moves to the spool' },
         'max-write-memory': { type: 'string', default: '256M', describe: 'memory for upload parts of all files being written (writers wait beyond it)' },
         'allow-other': { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf)' },
         uid: { type: 'number', describe: 'owner uid of files (default: yours)' },

@@ -271,6 +271,34 @@ export class BlockCache {
   }
 
   /**
+   * The synchronous twin of readInto() for the common case — every block already here (cached,
+   * in probation, or staged by readahead): copies and returns the byte count, with the same
+   * bookkeeping as a hit. Undefined when any block is missing (the caller then awaits readInto).
+   * No pins are needed: nothing can recycle a buffer before this returns (recycle() waits for
+   * the next macrotask), and each block is copied right after it is looked up.
+   */
+  readIntoNow(source: RangeSource, offset: number, length: number, target: Buffer, mode: ReadMode = 'demand'): number | undefined {
+    const end = Math.min(offset + length, source.size, offset + target.length);
+    if (end <= offset) return 0;
+    const first = Math.floor(offset / this.blockSize);
+    const last = Math.floor((end - 1) / this.blockSize);
+    for (let i = first; i <= last; i++) {
+      const key = this.key(source, i);
+      if (!this.main.has(key) && !this.probation.has(key) && !this.staged.has(key)) return undefined;
+    }
+    let written = 0;
+    for (let i = first; i <= last; i++) {
+      const block = this.lookup(this.key(source, i), mode);
+      // Moving a staged block into an LRU can evict another: then take the slow path.
+      if (!block) return undefined;
+      this.stats.hits++;
+      const blockStart = i * this.blockSize;
+      written += block.copy(target, written, Math.max(offset, blockStart) - blockStart, Math.min(end, blockStart + this.blockSize) - blockStart);
+    }
+    return written;
+  }
+
+  /**
    * Copy [offset, offset+length) of the source into `target` through the cache; returns the
    * number of bytes copied. `cancelled()` is checked right before copying, so a read abandoned
    * by its caller (a timeout already answered) never writes into a buffer it no longer owns.

@@ -446,6 +446,13 @@ export class SynapseFilesystem {
   }
 
   /** Copy up to `length` bytes at `position` into `target` (libfuse's buffer); returns the count. */
+  /** read(), answered synchronously when the block cache has every byte (ReadHandle.readAny). */
+  readAny(fd: number, target: Buffer, length: number, position: number): number | Promise<number> {
+    const h = this.handle(fd);
+    if (h.kind === 'write') return this.read(fd, target, length, position);
+    return h.reader.readAny(target, position, Math.min(length, target.length));
+  }
+
   async read(fd: number, target: Buffer, length: number, position: number): Promise<number> {
     const h = this.handle(fd);
     if (h.kind === 'write') {

@@ -83,8 +83,18 @@ export class FuseAdapter {
       readdir: (path: string, cb: Cb) => this.run('readdir', path, cb, () => fs.readdir(path)),
       open: (path: string, flags: number, cb: Cb) => this.run('open', path, cb, () => fs.open(path, flags)),
       release: (path: string, fd: number, cb: Cb) => this.run('release', path, cb, () => fs.release(fd), () => [0]),
-      read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-        this.run('read', path, cb, () => fs.read(fd, buf, len, pos), (n) => [n]),
+      read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
+        // Answered at once when the block cache has the bytes (no promise chain per request).
+        let r: number | Promise<number>;
+        try {
+          r = fs.readAny(fd, buf, len, pos);
+        } catch (err) {
+          this.fail('read', path, err, cb);
+          return;
+        }
+        if (typeof r === 'number') cb(r);
+        else r.then((n) => cb(n), (err: unknown) => this.fail('read', path, err, cb));
+      },
       readlink: (path: string, cb: Cb) => this.run('readlink', path, cb, () => fs.readlink(path)),
       statfs: (path: string, cb: Cb) => this.run('statfs', path, cb, () => fs.statfs()),
       listxattr: (path: string, cb: Cb) => this.run('listxattr', path, cb, () => fs.listxattr(path)),

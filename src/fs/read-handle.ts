@@ -44,8 +44,21 @@ export class ReadHandle {
 
   /** Copy up to `length` bytes at `offset` into `target`; returns the count (0 at EOF). */
   async readInto(target: Buffer, offset: number, length: number): Promise<number> {
+    return this.readAny(target, offset, length);
+  }
+
+  /**
+   * readInto(), answered synchronously when the cache already holds every byte — the usual case
+   * of a sequential reader behind its readahead: no promise, timer or race per 128 KiB request
+   * (8,192 of them per GiB).
+   */
+  readAny(target: Buffer, offset: number, length: number): number | Promise<number> {
     if (offset >= this.source.size) return 0;
     const mode = this.planReadahead(offset, length);
+    return this.cache.readIntoNow(this.source, offset, length, target, mode) ?? this.fetchInto(target, offset, length, mode);
+  }
+
+  private async fetchInto(target: Buffer, offset: number, length: number, mode: ReadMode): Promise<number> {
     const deadline = this.opts.readTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;

@@ -28,7 +28,7 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 // The SDK warns on every start that Node 20 leaves its support window in 2027; this project
 // pins Node 20 (engines), so the warning would only alarm users on stderr.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
@@ -102,22 +102,33 @@ function isRetryableBodyError(err: unknown): boolean {
     || (err as Error).name === 'Error' && /aborted|socket hang up|premature/i.test((err as Error).message);
 }
 
-async function readBodyInto(body: Readable, length: number, alloc?: Alloc): Promise<Buffer> {
+/**
+ * Copy a GET body into one buffer. 'data' events, not `for await`: the async iterator cost a
+ * promise and a microtask per 64 KiB chunk (16,384 per GiB; ~10 % of a read's CPU here).
+ * `finished` reports resets and premature closes as errors (retried by getRange).
+ */
+function readBodyInto(body: Readable, length: number, alloc?: Alloc): Promise<Buffer> {
   const out = alloc ? alloc(length) : Buffer.allocUnsafe(length);
   let offset = 0;
-  for await (const chunk of body) {
-    const c = chunk as Buffer;
-    if (offset + c.length > length) throw new S3Error('InvalidRange', 'S3 returned more bytes than requested', 200);
-    c.copy(out, offset);
-    offset += c.length;
-    s3Stats.down(c.length);
-  }
-  if (offset !== length) {
-    const err = new Error(`premature end of body: ${offset} of ${length} bytes`) as NodeJS.ErrnoException;
-    err.code = 'ERR_STREAM_PREMATURE_CLOSE';
-    throw err;
-  }
-  return out;
+  return new Promise<Buffer>((resolve, reject) => {
+    body.on('data', (c: Buffer) => {
+      if (offset + c.length > length) {
+        body.destroy(new S3Error('InvalidRange', 'S3 returned more bytes than requested', 200));
+        return;
+      }
+      c.copy(out, offset);
+      offset += c.length;
+      s3Stats.down(c.length);
+    });
+    finished(body, (err) => {
+      if (err) reject(err);
+      else if (offset !== length) {
+        const e = new Error(`premature end of body: ${offset} of ${length} bytes`) as NodeJS.ErrnoException;
+        e.code = 'ERR_STREAM_PREMATURE_CLOSE';
+        reject(e);
+      } else resolve(out);
+    });
+  });
 }
 
 export class AwsObjectStore implements ObjectStore {

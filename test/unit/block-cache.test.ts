@@ -215,3 +215,37 @@ test('the buffer pool carves distinct slices from slabs and takes each back once
   assert.equal(pool.acquire(), got[0]);
   assert.notEqual(pool.acquire(), got[0]);
 });
+
+test('readIntoNow answers synchronously only when every block is here (cached, staged by readahead), with exact bytes', async () => {
+  const cache = new BlockCache({ maxBytes: 1024 * KiB, blockSize: 64 * KiB });
+  const src = new FakeSource('now', 256 * KiB);
+  const out = Buffer.alloc(100 * KiB);
+  assert.equal(cache.readIntoNow(src, 10, 1000, out), undefined, 'a miss: the caller must fetch');
+  assert.equal(src.reads.length, 0, 'and readIntoNow itself fetches nothing');
+  await cache.read(src, 0, 10);
+  assert.equal(cache.readIntoNow(src, 60 * KiB, 10 * KiB, out), undefined, 'block 1 is not here yet');
+  cache.prefetch(src, 1);
+  await new Promise((r) => setImmediate(r));
+  const hits = cache.stats.hits;
+  assert.equal(cache.readIntoNow(src, 60 * KiB, 10 * KiB, out), 10 * KiB, 'spans block 0 (cached) and block 1 (staged)');
+  assert.ok(out.subarray(0, 10 * KiB).equals(ramp(60 * KiB, 70 * KiB)));
+  assert.equal(cache.stats.hits, hits + 2);
+  assert.equal(cache.readaheadBytes, 0, 'the staged block was consumed');
+  assert.equal(cache.readIntoNow(src, 256 * KiB, 10, out), 0, 'at EOF');
+});
+
+test('ReadHandle.readAny: a sequential reader behind its readahead is answered without a promise', async () => {
+  const cache = new BlockCache({ maxBytes: 4096 * KiB, blockSize: 64 * KiB });
+  const src = new FakeSource('seq', 1024 * KiB);
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 4, inflightBudget: 256 * KiB, readTimeoutMs: 5_000 });
+  const buf = Buffer.alloc(32 * KiB);
+  let sync = 0;
+  for (let off = 0; off < src.size; off += buf.length) {
+    const r = h.readAny(buf, off, buf.length);
+    const n = typeof r === 'number' ? (sync++, r) : await r;
+    assert.equal(n, buf.length);
+    assert.ok(buf.equals(ramp(off, off + buf.length)), `bytes at ${off}`);
+    await new Promise((r2) => setImmediate(r2)); // let readahead land
+  }
+  assert.ok(sync >= 24, `${sync} of 32 reads answered synchronously`);
+});

@@ -35,6 +35,11 @@ export class ReadHandle {
   private lastBlock = -1;
   /** Where the current sequential run began. */
   private runStart = 0;
+  /**
+   * Blocks up to here were prefetched or found present by an earlier plan of this run, so a
+   * plan walks only the new end of the window — not 8 cache lookups per 128 KiB request.
+   */
+  private coveredUpTo = -1;
 
   constructor(
     readonly source: RangeSource,
@@ -89,7 +94,11 @@ export class ReadHandle {
     const block = Math.floor(offset / bs);
     const windowBytes = Math.max(this.windowBlocks, 1) * bs;
     const nearby = offset >= this.nextOffset - windowBytes && offset <= this.nextOffset + windowBytes;
-    if (offset === 0 && !nearby) this.runStart = 0; // back to the start: a new run
+    if (offset === 0 && !nearby) {
+      // Back to the start: a new run.
+      this.runStart = 0;
+      this.coveredUpTo = -1;
+    }
     const sequential = offset === 0 || nearby;
     this.nextOffset = Math.max(this.nextOffset, offset + length);
     if (!sequential) {
@@ -97,19 +106,20 @@ export class ReadHandle {
       this.nextOffset = offset + length;
       this.lastBlock = block;
       this.runStart = offset;
+      this.coveredUpTo = block;
       return 'demand';
     }
     if (block !== this.lastBlock) {
       this.windowBlocks = Math.min(Math.max(1, this.windowBlocks * 2), this.opts.maxWindowBlocks);
       this.lastBlock = block;
     }
-    const lastBlockOfFile = Math.floor((this.source.size - 1) / bs);
-    for (let i = 1; i <= this.windowBlocks; i++) {
-      const next = block + i;
-      if (next > lastBlockOfFile) break;
-      if (this.cache.has(this.source, next)) continue;
-      if (this.cache.readaheadBytes >= this.opts.inflightBudget) break;
-      this.cache.prefetch(this.source, next);
+    const last = Math.min(block + this.windowBlocks, Math.floor((this.source.size - 1) / bs));
+    for (let next = Math.max(block + 1, this.coveredUpTo + 1); next <= last; next++) {
+      if (!this.cache.has(this.source, next)) {
+        if (this.cache.readaheadBytes >= this.opts.inflightBudget) break;
+        this.cache.prefetch(this.source, next);
+      }
+      this.coveredUpTo = next;
     }
     return offset - this.runStart >= (this.opts.streamAfterBytes ?? Infinity) ? 'stream' : 'demand';
   }

@@ -42,8 +42,11 @@ async function readRange(file: string, offset: number, length: number): Promise<
   const fh = await open(file, 'r');
   try {
     const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, offset);
-    if (bytesRead !== length) throw new Error(`spool file ${file} has no ${length} bytes at ${offset}`);
+    for (let got = 0; got < length;) {
+      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+      if (bytesRead === 0) throw new Error(`spool file ${file} has no ${length} bytes at ${offset}`);
+      got += bytesRead;
+    }
     return buf;
   } finally {
     await fh.close();
@@ -58,6 +61,8 @@ async function readRange(file: string, offset: number, length: number): Promise<
 async function finishUpload(e: JournalEntry, store: ObjectStore): Promise<void> {
   const u = e.s3Upload!;
   const loc = { bucket: u.bucket, key: u.key };
+  // Completed by an earlier run that died before updating the journal?
+  if ((await store.head(loc).catch(() => undefined))?.size === e.size) return;
   const parts = [...u.parts];
   for (const m of u.missing) {
     parts.push({ partNumber: m.partNumber, etag: await store.uploadPart(loc, u.uploadId, m.partNumber, await readRange(e.spoolFile, m.offset, m.length)) });
@@ -84,6 +89,11 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
           if (!storeFor) throw new Error('an open S3 upload needs S3 credentials to finish');
           const u = entry.s3Upload;
           await finishUpload(entry, storeFor(u.storageLocationId, entry.parentId));
+          // From here the entry is a complete object: a later run registers it, never re-sends parts.
+          const object = { bucket: u.bucket, key: u.key, storageLocationId: u.storageLocationId };
+          const { s3Upload: _done, ...rest } = entry;
+          await spool.writeJournal({ ...rest, s3Object: object });
+          await spool.removeUpload(u.uploadId);
           fileHandleId = await publisher.registerExternal(u.bucket, u.key, u.storageLocationId, entry.size, entry.md5, entry.name);
         } else if (!fileHandleId && entry.s3Object) {
           const o = entry.s3Object;

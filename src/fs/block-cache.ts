@@ -291,10 +291,10 @@ export class BlockCache {
       const block = this.lookup(this.key(source, i), mode);
       // Moving a staged block into an LRU can evict another: then take the slow path.
       if (!block) return undefined;
-      this.stats.hits++;
       const blockStart = i * this.blockSize;
       written += block.copy(target, written, Math.max(offset, blockStart) - blockStart, Math.min(end, blockStart + this.blockSize) - blockStart);
     }
+    this.stats.hits += last - first + 1;
     return written;
   }
 

@@ -21,10 +21,8 @@ export async function abortOrphanedUploads(
   const journaled = new Set((await spool.listJournal()).map((e) => e.s3Upload?.uploadId).filter((id) => id !== undefined));
   for (const rec of await spool.listUploads()) {
     if (rec.pid !== process.pid && processAlive(rec.pid)) continue;
-    if (journaled.has(rec.uploadId)) {
-      await spool.removeUpload(rec.uploadId);
-      continue;
-    }
+    // Its record stays: once recover finishes it (or the entry goes), a later sweep ends it.
+    if (journaled.has(rec.uploadId)) continue;
     try {
       await storeFor(rec.storageLocationId, rec.parentId).abortMultipartUpload({ bucket: rec.bucket, key: rec.key }, rec.uploadId);
       aborted++;

@@ -60,7 +60,12 @@ export class ReadHandle {
   readAny(target: Buffer, offset: number, length: number): number | Promise<number> {
     if (offset >= this.source.size) return 0;
     const mode = this.planReadahead(offset, length);
-    return this.cache.readIntoNow(this.source, offset, length, target, mode) ?? this.fetchInto(target, offset, length, mode);
+    const now = this.cache.readIntoNow(this.source, offset, length, target, mode);
+    if (now !== undefined) return now;
+    // A miss: something the window held may be gone (a failed prefetch, an evicted block), so
+    // the next plan walks the whole window again.
+    this.coveredUpTo = Math.min(this.coveredUpTo, Math.floor(offset / this.cache.blockSize));
+    return this.fetchInto(target, offset, length, mode);
   }
 
   private async fetchInto(target: Buffer, offset: number, length: number, mode: ReadMode): Promise<number> {

@@ -37,7 +37,7 @@
  * INVARIANT: at most one publish runs at a time (`busy` chain); writes wait for it.
  */
 import type { Logger } from 'pino';
-import { PartsMissing, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
+import { KeptWhole, PartsMissing, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
 import { errnoName, FsError } from './errors.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import type { JournalEntry, Spool, SpoolFile } from './spool.js';
@@ -113,10 +113,10 @@ export class ActiveFile {
   private stream: StreamTarget | undefined;
   /** A dropped stream's abort (S3 AbortMultipartUpload), awaited by dispose(). */
   private aborting: Promise<void> | undefined;
+  /** A dropped stream's kept-part writes have ended: the spool is ours again once it resolves. */
+  private spoolQuiet: Promise<void> | undefined;
   /** A journal entry exists for this file's spool (a publish failed and was recorded). */
   private journaled = false;
-  /** Where the last journal entry was written, if writing it succeeded. */
-  private journalFile: string | undefined;
 
   /** A publish failed and was reported (to close() or the log): `recover` owns these bytes now. */
   get awaitingRecovery(): boolean {
@@ -179,6 +179,7 @@ export class ActiveFile {
   }
 
   private async spool(): Promise<SpoolFile> {
+    if (this.spoolQuiet) await this.spoolQuiet;
     if (!this.spoolFile) this.spoolFile = await this.deps.spool.create();
     return this.spoolFile;
   }
@@ -200,6 +201,8 @@ export class ActiveFile {
     this.stream = undefined;
     this.deps.logger?.debug({ name: this.name, why }, 'streaming upload dropped');
     this.aborting = s.upload.abort();
+    // A part still failing could otherwise write its bytes into the spool after we reuse it.
+    this.spoolQuiet = s.upload.keptPartsSettled();
   }
 
   /**
@@ -412,12 +415,17 @@ export class ActiveFile {
     } catch (err) {
       this.broken = err;
       if (err instanceof PartsMissing) {
+        // The journal owns the open upload now (the orphan sweep leaves journaled uploads alone).
         const reported = await this.journal(err, size, md5, {
           s3Upload: { ...s.object, uploadId: err.uploadId, parts: err.parts, missing: err.missing },
         });
-        // The journal owns the open upload now: the orphan sweep must not abort it.
-        if (this.journalFile) await this.deps.spool.removeUpload(err.uploadId).catch(() => undefined);
-        throw new StreamLost(new FsError('EIO', `${this.name}: not published, S3 refused ${err.missing.length} part(s); kept for \`synapse-mount recover\``, { cause: reported }));
+        throw new StreamLost(new FsError('EIO', `${this.name}: not published (${err.message}); kept for \`synapse-mount recover\``, { cause: reported }));
+      }
+      if (err instanceof KeptWhole) {
+        // A file under one part: its bytes are now the spool's, so it is an ordinary spooled
+        // file whose publish failed — journaled, and not broken.
+        this.broken = undefined;
+        throw new StreamLost(await this.journal(err, size, md5, {}));
       }
       this.deps.logger?.error({ err, name: this.name }, 'streaming upload failed; nothing was published');
       throw new StreamLost(new FsError('EIO', `${this.name}: upload failed, nothing was published (${(err as Error).message})`, { cause: err }));
@@ -439,7 +447,6 @@ export class ActiveFile {
         ...(where.s3Upload ? { s3Upload: where.s3Upload } : {}),
         size, md5, createdAt: new Date().toISOString(), error: (err as Error).message ?? String(err),
       });
-      this.journalFile = file;
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
     } catch (jerr) {
       this.deps.logger?.error({ err: jerr }, 'could not write the journal entry');

@@ -94,7 +94,15 @@ export interface FailedPartStore {
 export class PartsMissing extends Error {
   override readonly name = 'PartsMissing';
   constructor(readonly uploadId: string, readonly parts: CompletedPart[], readonly missing: MissingPart[], cause: unknown) {
-    super(`${missing.length} part(s) could not be uploaded: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    super(`${missing.length > 0 ? `${missing.length} part(s) could not be uploaded` : 'the upload could not be completed'}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+/** A file smaller than one part whose PutObject failed: its bytes were kept whole (offset 0). */
+export class KeptWhole extends Error {
+  override readonly name = 'KeptWhole';
+  constructor(cause: unknown) {
+    super(`the upload failed; the bytes were kept: ${(cause as Error)?.message ?? String(cause)}`, { cause });
   }
 }
 
@@ -131,6 +139,8 @@ export class StreamingUpload {
   /** Parts refused for good and kept by `keepFailedParts`, to send again at complete(). */
   private readonly missing: MissingPart[] = [];
   private lastPartError: unknown;
+  /** Kept-part writes in progress (keepFailedPartsSettled waits for them). */
+  private readonly saving = new Set<Promise<void>>();
   /** Bytes accepted so far (= the next append's required offset). */
   length = 0;
   /** Bytes S3 has acknowledged (parts uploaded, or the single PutObject) — for `status`. */
@@ -255,9 +265,16 @@ export class StreamingUpload {
       this.uploaded += body.length;
     } catch (err) {
       const keep = this.opts.keepFailedParts;
-      if (!keep) throw err;
+      // After abort() nothing is kept: the caller may be reusing its store (truncate to 0).
+      if (!keep || this.settledOnS3) throw err;
       const offset = (partNumber - 1) * this.opts.partSize;
-      await keep.save(body, offset);
+      const saved = keep.save(body, offset);
+      this.saving.add(saved);
+      try {
+        await saved;
+      } finally {
+        this.saving.delete(saved);
+      }
       this.missing.push({ partNumber, offset, length: body.length });
       this.lastPartError = err;
       this.opts.onPartKept?.(partNumber, err);
@@ -284,6 +301,14 @@ export class StreamingUpload {
     }
   }
 
+  /**
+   * Resolves once no kept part is being written and none will be (call after abort() began,
+   * which stops new ones): the FailedPartStore is the caller's again.
+   */
+  async keptPartsSettled(): Promise<void> {
+    await Promise.allSettled([...this.saving]);
+  }
+
   /** Send what is left and complete; returns the object's location. */
   async complete(contentMd5Base64: string): Promise<S3Location> {
     try {
@@ -291,7 +316,14 @@ export class StreamingUpload {
       if (!this.uploadId) {
         // Never filled a part: one PutObject.
         const body = this.filling ? this.filling.subarray(0, this.fillingBytes) : Buffer.alloc(0);
-        await this.store.putObject(this.loc, body, { contentMd5Base64, ...(this.opts.contentType ? { contentType: this.opts.contentType } : {}) });
+        try {
+          await this.store.putObject(this.loc, body, { contentMd5Base64, ...(this.opts.contentType ? { contentType: this.opts.contentType } : {}) });
+        } catch (err) {
+          const keep = this.opts.keepFailedParts;
+          if (!keep || !contentMd5Base64) throw err;
+          await keep.save(body, 0);
+          throw new KeptWhole(err);
+        }
         this.uploaded += body.length;
         await this.dropFilling();
       } else {
@@ -304,7 +336,13 @@ export class StreamingUpload {
         await Promise.all(this.inflight);
         if (this.failure) throw this.failure;
         await this.resendMissing(this.uploadId);
-        await this.store.completeMultipartUpload(this.loc, this.uploadId, this.parts);
+        try {
+          await this.store.completeMultipartUpload(this.loc, this.uploadId, this.parts);
+        } catch (err) {
+          // Every part is on S3: leave the upload open for a journal rather than lose them.
+          if (!this.opts.keepFailedParts) throw err;
+          throw new PartsMissing(this.uploadId, [...this.parts].sort((a, b) => a.partNumber - b.partNumber), [], err);
+        }
         await this.opts.onFinished?.(this.uploadId);
       }
       this.finished = true;

@@ -14,6 +14,7 @@ import { ActiveFile, type StreamTarget } from '../../src/fs/write-handle.js';
 import type { Publisher } from '../../src/fs/publisher.js';
 import { Spool } from '../../src/fs/spool.js';
 import { recoverAll } from '../../src/cli/recover-command.js';
+import { abortOrphanedUploads } from '../../src/fs/orphans.js';
 import type { SynapseApi } from '../../src/synapse/api.js';
 import { MemoryBudget, StreamingUpload, type FailedPartStore } from '../../src/s3/multipart-upload.js';
 import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
@@ -160,8 +161,8 @@ test('a part S3 refuses is kept in the spool at its offset and sent again at clo
   await writeSeq(t.file, data.subarray(0, MiB));
   t.store.failNext('uploadPart', 1);
   await writeSeq(t.file, data.subarray(MiB), MiB);
-  assert.equal(await t.spoolBytes(), 5 * MiB, 'only the refused part went to the spool');
   await t.file.publish();
+  assert.equal(await t.spoolBytes(), 5 * MiB, 'only the refused part went to the spool');
   assert.equal(t.registered.length, 1);
   assert.ok(t.store.objects.get('b/base/1/f.bin')!.data.equals(data));
   await t.file.dispose(false);
@@ -180,7 +181,10 @@ test('parts refused even at close: close() fails, the open upload is journaled, 
   assert.ok(entry?.s3Upload, 'the journal names the open upload');
   assert.deepEqual(entry.s3Upload.missing.map((m) => m.partNumber), [1, 2, 3]);
   assert.equal(t.store.uploads.size, 1, 'not aborted');
-  assert.deepEqual(await t.spool.listUploads(), [], 'nor left to the orphan sweep');
+  // A crashed mount's record of that upload: the orphan sweep leaves a journaled upload alone.
+  await t.spool.recordUpload({ uploadId: entry.s3Upload.uploadId, bucket: 'b', key: 'base/1/f.bin', storageLocationId: 7, parentId: 'syn1', startedAt: '', pid: 2 ** 22 + 1 });
+  assert.equal(await abortOrphanedUploads(t.spool, () => t.store), 0);
+  assert.equal(t.store.uploads.size, 1, 'the sweep did not abort it');
 
   t.store.failNext('uploadPart', 0);
   const registered: string[] = [];
@@ -199,6 +203,65 @@ test('parts refused even at close: close() fails, the open upload is journaled, 
   assert.deepEqual(registered, ['b/base/1/f.bin']);
   assert.ok(t.store.objects.get('b/base/1/f.bin')!.data.equals(data), 'every byte, from S3 parts and the spool');
   assert.deepEqual(await t.spool.listJournal(), []);
+  assert.deepEqual(await t.spool.listUploads(), [], 'its record went with it');
+});
+
+test('recover that dies between completing the upload and registering it: the next run registers the object, once', async () => {
+  const t = await setup();
+  const data = bytes(11 * MiB, 19);
+  t.store.failNext('uploadPart', 1000);
+  await writeSeq(t.file, data);
+  await assert.rejects(t.file.publish(), /recover/);
+  await t.file.dispose(true);
+  t.store.failNext('uploadPart', 0);
+  let fail = true;
+  const publisher = {
+    registerExternal: async () => {
+      if (fail) throw new Error('Synapse 503');
+      return 'fh-late';
+    },
+    commit: async () => ({ id: 'syn9', versionNumber: 1, modifiedOn: new Date().toISOString() }),
+  } as unknown as Publisher;
+  const api = { lookupChild: async () => undefined } as unknown as SynapseApi;
+  const first = await recoverAll(api, publisher, t.spool, undefined, () => t.store);
+  assert.deepEqual(first.map((r) => r.outcome), ['failed']);
+  const [entry] = await t.spool.listJournal();
+  assert.ok(entry?.s3Object && !entry.s3Upload, 'the entry now names the completed object');
+  fail = false;
+  const parts = t.store.calls['uploadPart'];
+  const second = await recoverAll(api, publisher, t.spool, undefined, () => t.store);
+  assert.deepEqual(second.map((r) => r.outcome), ['published']);
+  assert.equal(t.store.calls['uploadPart'], parts, 'no part sent again');
+  assert.ok(t.store.objects.get('b/base/1/f.bin')!.data.equals(data));
+});
+
+test('a part still failing after truncate(0) never writes its old bytes into the reused spool', async () => {
+  const t = await setup();
+  let open!: () => void;
+  t.store.partGate = new Promise((r) => { open = r; });
+  t.store.failNext('uploadPart', 1000);
+  await writeSeq(t.file, bytes(6 * MiB, 23)); // part 1 is in flight, held at the gate
+  await t.file.truncate(0);
+  const fresh = Buffer.from('new content');
+  const writing = t.file.write(fresh, 0);
+  open(); // part 1 now fails for good, after the stream was dropped
+  await writing;
+  await t.file.publish();
+  assert.equal(t.uploaded[0]!.toString(), 'new content', 'only the new bytes');
+  await t.file.dispose(false);
+});
+
+test('a file under one part whose PutObject fails is kept whole in the spool and journaled as an ordinary file', async () => {
+  const t = await setup();
+  const data = bytes(2 * MiB + 1, 29);
+  await writeSeq(t.file, data);
+  t.store.failNext('putObject', 1);
+  await assert.rejects(t.file.publish());
+  const [entry] = await t.spool.listJournal();
+  assert.ok(entry && !entry.s3Upload && !entry.s3Object);
+  assert.ok((await readFile(entry.spoolFile)).equals(data), 'the spool holds the whole file');
+  assert.ok((await t.file.read(0, 10)).equals(data.subarray(0, 10)), 'and the file is still readable');
+  await t.file.dispose(true);
 });
 
 test('a registration that fails journals the complete S3 object, so recover needs no spool bytes', async () => {

@@ -266,7 +266,7 @@ export class ActiveFile {
       await this.spill('file larger than 10,000 parts');
     }
     if (this.stream) {
-      // A failed part makes append() throw: those bytes exist nowhere else (see the header).
+      // append() throws only for a part that could be neither uploaded nor kept in the spool.
       if (position === this.stream.upload.length) await this.stream.upload.append(data, position);
       else {
         await this.spill('non-sequential write');

@@ -10,12 +10,12 @@
  *  - if the target entity's current version already has the entry's md5 and size, the entry is
  *    simply cleared.
  */
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { ObjectStore } from '../s3/object-store.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import type { Publisher } from '../fs/publisher.js';
+import { readPart, type Publisher } from '../fs/publisher.js';
 import type { JournalEntry, Spool } from '../fs/spool.js';
 
 export interface RecoverResult {
@@ -37,26 +37,10 @@ async function alreadyPublished(api: SynapseApi, e: JournalEntry): Promise<strin
   return undefined;
 }
 
-/** Read `length` bytes at `offset` of a spool file (a part kept there by a streamed upload). */
-async function readRange(file: string, offset: number, length: number): Promise<Buffer> {
-  const fh = await open(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    for (let got = 0; got < length;) {
-      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-      if (bytesRead === 0) throw new Error(`spool file ${file} has no ${length} bytes at ${offset}`);
-      got += bytesRead;
-    }
-    return buf;
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * Finish a streamed file's open multipart upload: send the parts S3 refused (kept in the spool
- * file), complete, and return the object. A completion that already happened (a recover that
- * died after it) is recognised by the object's size.
+ * file) and complete it. A completion that already happened (a recover that died before
+ * rewriting the entry) is recognised by the object's size.
  */
 async function finishUpload(e: JournalEntry, store: ObjectStore): Promise<void> {
   const u = e.s3Upload!;
@@ -65,14 +49,9 @@ async function finishUpload(e: JournalEntry, store: ObjectStore): Promise<void> 
   if ((await store.head(loc).catch(() => undefined))?.size === e.size) return;
   const parts = [...u.parts];
   for (const m of u.missing) {
-    parts.push({ partNumber: m.partNumber, etag: await store.uploadPart(loc, u.uploadId, m.partNumber, await readRange(e.spoolFile, m.offset, m.length)) });
+    parts.push({ partNumber: m.partNumber, etag: await store.uploadPart(loc, u.uploadId, m.partNumber, await readPart(e.spoolFile, m.offset, m.length)) });
   }
-  try {
-    await store.completeMultipartUpload(loc, u.uploadId, parts);
-  } catch (err) {
-    const done = (err as { code?: string }).code === 'NoSuchUpload' && (await store.head(loc).catch(() => undefined))?.size === e.size;
-    if (!done) throw err;
-  }
+  await store.completeMultipartUpload(loc, u.uploadId, parts);
 }
 
 export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: Spool, log?: Logger,

@@ -275,7 +275,7 @@ export class BlockCache {
    * in probation, or staged by readahead): copies and returns the byte count, with the same
    * bookkeeping as a hit. Undefined when any block is missing (the caller then awaits readInto).
    * No pins are needed: nothing can recycle a buffer before this returns (recycle() waits for
-   * the next macrotask), and each block is copied right after it is looked up.
+   * the next macrotask).
    */
   readIntoNow(source: RangeSource, offset: number, length: number, target: Buffer, mode: ReadMode = 'demand'): number | undefined {
     const end = Math.min(offset + length, source.size, offset + target.length);
@@ -286,15 +286,24 @@ export class BlockCache {
       const key = this.key(source, i);
       if (!this.main.has(key) && !this.probation.has(key) && !this.staged.has(key)) return undefined;
     }
-    let written = 0;
+    const blocks: Buffer[] = [];
     for (let i = first; i <= last; i++) {
       const block = this.lookup(this.key(source, i), mode);
       // Moving a staged block into an LRU can evict another: then take the slow path.
       if (!block) return undefined;
-      const blockStart = i * this.blockSize;
-      written += block.copy(target, written, Math.max(offset, blockStart) - blockStart, Math.min(end, blockStart + this.blockSize) - blockStart);
+      blocks.push(block);
     }
-    this.stats.hits += last - first + 1;
+    this.stats.hits += blocks.length;
+    return this.copyOut(blocks, first, offset, end, target);
+  }
+
+  /** Copy [offset, end) out of consecutive blocks starting at block `first`; returns the count. */
+  private copyOut(blocks: Buffer[], first: number, offset: number, end: number, target: Buffer): number {
+    let written = 0;
+    for (let i = 0; i < blocks.length; i++) {
+      const blockStart = (first + i) * this.blockSize;
+      written += blocks[i]!.copy(target, written, Math.max(offset, blockStart) - blockStart, Math.min(end, blockStart + this.blockSize) - blockStart);
+    }
     return written;
   }
 
@@ -318,14 +327,7 @@ export class BlockCache {
         })),
       );
       if (cancelled()) return 0;
-      let written = 0;
-      for (let i = 0; i < blocks.length; i++) {
-        const blockStart = (first + i) * this.blockSize;
-        const from = Math.max(offset, blockStart) - blockStart;
-        const to = Math.min(end, blockStart + this.blockSize) - blockStart;
-        written += blocks[i]!.copy(target, written, from, to);
-      }
-      return written;
+      return this.copyOut(blocks, first, offset, end, target);
     } finally {
       for (const b of pinned) this.unpin(b);
     }

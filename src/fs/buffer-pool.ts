@@ -14,7 +14,7 @@
  * The block cache's pool never shrinks: it hands out a new slice only when every slice issued so
  * far is in use (cached, being fetched or being read), so what it holds is bounded by the peak
  * the block cache reached, which --cache-size bounds. Write part buffers use one buffer per slab
- * and `maxFree`, so an idle mount gives most of them back.
+ * and an `idle` trim, so an idle mount gives most of them back.
  *
  * INVARIANT: a buffer is in the free list only when no cached block and no reader refers to it
  * (BlockCache pins buffers while it copies from them and releases only unpinned ones).
@@ -33,17 +33,15 @@ export class BufferPool {
 
   /**
    * @param slabBytes bytes per slab (one buffer per slab when ≤ size)
-   * @param maxFree free buffers kept; beyond, a released buffer is left to the GC — only sensible
-   *        with one buffer per slab (a slab lives while any of its slices does)
-   * @param shared slabs are SharedArrayBuffers, which a worker thread can read in place (upload
-   *        parts: offthread-hash.ts)
-   * @param idle after `idle.ms` without an acquire, free buffers beyond `idle.keep` are dropped
-   *        (while busy, every released buffer is kept for reuse: a dropped SharedArrayBuffer
-   *        lingers until V8 collects it, and under a write burst those lingering slabs pushed
-   *        peak RSS past the write budget)
+   * @param opts.shared slabs are SharedArrayBuffers, which a worker thread can read in place
+   *        (upload parts: offthread-hash.ts)
+   * @param opts.idle after `idle.ms` without an acquire, free buffers beyond `idle.keep` are left
+   *        to the GC — only sensible with one buffer per slab (a slab lives while any of its
+   *        slices does). While busy, every released buffer is kept for reuse: a dropped
+   *        SharedArrayBuffer lingers until V8 collects it, and under a write burst those
+   *        lingering slabs pushed peak RSS past the write budget.
    */
-  constructor(readonly size: number, slabBytes = SLAB_TARGET_BYTES, private readonly maxFree = Infinity, private readonly shared = false,
-    private readonly idle?: { keep: number; ms: number }) {
+  constructor(readonly size: number, slabBytes = SLAB_TARGET_BYTES, private readonly opts: { shared?: boolean; idle?: { keep: number; ms: number } } = {}) {
     this.perSlab = Math.max(1, Math.floor(slabBytes / size));
   }
 
@@ -52,7 +50,7 @@ export class BufferPool {
 
   /** Drop idle free buffers once acquires have stopped for `idle.ms`. */
   private scheduleTrim(): void {
-    const idle = this.idle;
+    const idle = this.opts.idle;
     if (!idle || this.trimTimer || this.free.length <= idle.keep) return;
     this.trimTimer = setTimeout(() => {
       this.trimTimer = undefined;
@@ -77,7 +75,7 @@ export class BufferPool {
   }
 
   release(buf: Buffer): void {
-    if (!this.ours.has(buf) || this.isFree.has(buf) || this.free.length >= this.maxFree) return;
+    if (!this.ours.has(buf) || this.isFree.has(buf)) return;
     this.isFree.add(buf);
     this.free.push(buf);
     this.scheduleTrim();
@@ -85,7 +83,7 @@ export class BufferPool {
 
   private carveSlab(): void {
     const bytes = this.size * this.perSlab;
-    const slab = this.shared ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafeSlow(bytes);
+    const slab = this.opts.shared ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafeSlow(bytes);
     this.slabs++;
     // Hand out low addresses first (pop from the end of a reversed list).
     for (let i = this.perSlab - 1; i >= 0; i--) {

@@ -445,7 +445,6 @@ export class SynapseFilesystem {
     return h;
   }
 
-  /** Copy up to `length` bytes at `position` into `target` (libfuse's buffer); returns the count. */
   /** read(), answered synchronously when the block cache has every byte (ReadHandle.readAny). */
   readAny(fd: number, target: Buffer, length: number, position: number): number | Promise<number> {
     const h = this.handle(fd);
@@ -453,6 +452,7 @@ export class SynapseFilesystem {
     return h.reader.readAny(target, position, Math.min(length, target.length));
   }
 
+  /** Copy up to `length` bytes at `position` into `target` (libfuse's buffer); returns the count. */
   async read(fd: number, target: Buffer, length: number, position: number): Promise<number> {
     const h = this.handle(fd);
     if (h.kind === 'write') {

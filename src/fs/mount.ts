@@ -236,7 +236,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     // Part buffers are reused across parts and files; at most --max-write-memory of them exist at
     // once (the budget), and PARTS_KEPT of them are kept while idle. Shared memory: the hash
     // worker reads them in place (src/s3/offthread-hash.ts).
-    partBuffers: new BufferPool(partSize, partSize, Infinity, true, { keep: PARTS_KEPT, ms: PARTS_IDLE_MS }),
+    partBuffers: new BufferPool(partSize, partSize, { shared: true, idle: { keep: PARTS_KEPT, ms: PARTS_IDLE_MS } }),
     // Files written here are often read next: keep their blocks in the disk cache. Presigned
     // reads key blocks by file handle (`fh<id>`); STS reads also pin the S3 ETag, which a write
     // does not know cheaply, so those are cached on their first read instead.

@@ -76,7 +76,8 @@ export function partSizeFor(size: number, preferred: number): number {
   return Math.max(MIN_PART, preferred, Math.ceil(size / MAX_PARTS));
 }
 
-async function readPart(file: string, start: number, length: number): Promise<Buffer> {
+/** `length` bytes of `file` at `start` (a part of a spool file); EIO if the file is shorter. */
+export async function readPart(file: string, start: number, length: number): Promise<Buffer> {
   const fh = await open(file, 'r');
   try {
     const buf = Buffer.allocUnsafe(length);

@@ -42,13 +42,6 @@ import { errnoName, FsError } from './errors.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import type { JournalEntry, Spool, SpoolFile } from './spool.js';
 
-/** A streamed upload failed: its bytes are gone, so there is nothing to journal. */
-class StreamLost extends Error {
-  constructor(override readonly cause: unknown) {
-    super('stream lost');
-  }
-}
-
 export interface PublishedVersion {
   entityId: string;
   versionNumber: number;
@@ -358,18 +351,18 @@ export class ActiveFile {
             file: spool!.file, size, md5, onProgress: (n) => { this.publishStream = undefined; this.uploadedBytes += n; },
           }, this.parentId, this.name);
       } catch (err) {
-        if (stream) this.stream = undefined;
+        if (stream) {
+          // completeStream journaled whatever of it can be recovered.
+          this.stream = undefined;
+          throw err;
+        }
         if (err instanceof EmptyFileNotSupported && !this.entityId) {
           this.emptyPlaceholder = true;
           this.deps.logger?.warn({ name: this.name, parentId: this.parentId },
             'empty file kept in this mount only: this folder\'s storage cannot hold a 0-byte file; it is published once it has content');
           return undefined;
         }
-        if (err instanceof StreamLost) throw err.cause;
-        // A streamed file's bytes are now only that S3 object, which the journal names: this
-        // mount holds no copy to write on from.
-        if (stream) this.broken = err;
-        throw await this.journal(err, size, md5, stream ? { s3Object: stream.object } : {});
+        throw await this.journal(err, size, md5, {});
       }
       let entity;
       try {
@@ -406,31 +399,33 @@ export class ActiveFile {
   }
 
   /**
-   * Complete the stream and register its object. The stream ends either way; if the upload
-   * itself fails its bytes are gone (StreamLost: the file is broken, nothing to journal).
+   * Complete the stream and register its object; on failure, journal what can be recovered and
+   * throw the error for close(). Unless its bytes went whole into the spool (KeptWhole), the
+   * file is then broken for this mount: they are only on S3, or nowhere.
    */
   private async completeStream(s: StreamTarget, size: number, md5: string): Promise<string> {
     try {
       await s.upload.complete(Buffer.from(md5, 'hex').toString('base64'));
     } catch (err) {
+      // A file under one part: an ordinary spooled file whose publish failed.
+      if (err instanceof KeptWhole) throw await this.journal(err, size, md5, {});
       this.broken = err;
       if (err instanceof PartsMissing) {
         // The journal owns the open upload now (the orphan sweep leaves journaled uploads alone).
         const reported = await this.journal(err, size, md5, {
           s3Upload: { ...s.object, uploadId: err.uploadId, parts: err.parts, missing: err.missing },
         });
-        throw new StreamLost(new FsError('EIO', `${this.name}: not published (${err.message}); kept for \`synapse-mount recover\``, { cause: reported }));
-      }
-      if (err instanceof KeptWhole) {
-        // A file under one part: its bytes are now the spool's, so it is an ordinary spooled
-        // file whose publish failed — journaled, and not broken.
-        this.broken = undefined;
-        throw new StreamLost(await this.journal(err, size, md5, {}));
+        throw new FsError('EIO', `${this.name}: not published (${err.message}); kept for \`synapse-mount recover\``, { cause: reported });
       }
       this.deps.logger?.error({ err, name: this.name }, 'streaming upload failed; nothing was published');
-      throw new StreamLost(new FsError('EIO', `${this.name}: upload failed, nothing was published (${(err as Error).message})`, { cause: err }));
+      throw new FsError('EIO', `${this.name}: upload failed, nothing was published (${(err as Error).message})`, { cause: err });
     }
-    return s.register(size, md5, this.name);
+    try {
+      return await s.register(size, md5, this.name);
+    } catch (err) {
+      this.broken = err;
+      throw await this.journal(err, size, md5, { s3Object: s.object });
+    }
   }
 
   /** Record a failed publish for `recover`; returns the error to give to close(). */

@@ -34,7 +34,7 @@ import { finished, type Readable } from 'node:stream';
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
 import { s3Agents } from '../net/proxy.js';
-import { OffThreadSha256 } from './offthread-hash.js';
+import { HashWorkerLost, OffThreadSha256 } from './offthread-hash.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error, type Alloc, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
 
@@ -100,6 +100,15 @@ function isRetryableBodyError(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNREFUSED'
     || (err as Error).name === 'Error' && /aborted|socket hang up|premature/i.test((err as Error).message);
+}
+
+/**
+ * A part PUT worth another try: S3's transient answers, and a hash worker that died while
+ * signing it (call() wraps that as an S3Error; the next attempt starts a new worker).
+ */
+export function isRetryablePartError(err: unknown): boolean {
+  const cause = err instanceof S3Error ? err.cause : err;
+  return cause instanceof HashWorkerLost || isRetryableBodyError(err);
 }
 
 /**
@@ -250,9 +259,7 @@ export class AwsObjectStore implements ObjectStore {
         s3Stats.up(body.length);
         return stripQuotes(res.ETag) ?? '';
       } catch (err) {
-        // A hash worker that died while signing is restarted by the next attempt.
-        const workerLost = /hash worker/.test((err as Error)?.message ?? '');
-        if (attempt + 1 >= PART_ATTEMPTS || !(workerLost || isRetryableBodyError(err))) throw toS3Error(err, 'UploadPart');
+        if (attempt + 1 >= PART_ATTEMPTS || !isRetryablePartError(err)) throw toS3Error(err, 'UploadPart');
         await backoff(attempt + 3, 4000);
       }
     }

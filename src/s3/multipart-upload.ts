@@ -179,6 +179,17 @@ export class StreamingUpload {
     return this.failure;
   }
 
+  /** No more appends; `settled` = the upload is also over on S3 (completed or aborted). */
+  private end(settled: boolean): void {
+    this.finished = true;
+    if (settled) this.settledOnS3 = true;
+    this.hash.dispose();
+  }
+
+  private sortedParts(): CompletedPart[] {
+    return [...this.parts].sort((a, b) => a.partNumber - b.partNumber);
+  }
+
   /** The most bytes this upload can take (S3 allows 10,000 parts). */
   get capacity(): number {
     return (this.opts.maxParts ?? 10_000) * this.opts.partSize;
@@ -297,7 +308,7 @@ export class StreamingUpload {
       }
     }
     if (this.missing.length > 0) {
-      throw new PartsMissing(uploadId, [...this.parts].sort((a, b) => a.partNumber - b.partNumber), [...this.missing], this.lastPartError);
+      throw new PartsMissing(uploadId, this.sortedParts(), [...this.missing], this.lastPartError);
     }
   }
 
@@ -341,20 +352,16 @@ export class StreamingUpload {
         } catch (err) {
           // Every part is on S3: leave the upload open for a journal rather than lose them.
           if (!this.opts.keepFailedParts) throw err;
-          throw new PartsMissing(this.uploadId, [...this.parts].sort((a, b) => a.partNumber - b.partNumber), [], err);
+          throw new PartsMissing(this.uploadId, this.sortedParts(), [], err);
         }
         await this.opts.onFinished?.(this.uploadId);
       }
-      this.finished = true;
-      this.settledOnS3 = true;
-      this.hash.dispose();
+      this.end(true);
       return this.loc;
     } catch (err) {
-      if (err instanceof PartsMissing) {
-        // Left open for the caller's journal; abort() still ends it if the caller gives up.
-        this.finished = true;
-        this.hash.dispose();
-      } else await this.abort();
+      // PartsMissing: left open for the caller's journal; abort() still ends it if asked.
+      if (err instanceof PartsMissing) this.end(false);
+      else await this.abort();
       throw err;
     } finally {
       await this.dropFilling();
@@ -373,9 +380,7 @@ export class StreamingUpload {
       try {
         if (this.filling && this.fillingBytes > 0) await sink(this.filling.subarray(0, this.fillingBytes), 0);
       } finally {
-        this.finished = true;
-        this.settledOnS3 = true;
-        this.hash.dispose();
+        this.end(true);
         await this.dropFilling();
       }
       return;
@@ -401,9 +406,7 @@ export class StreamingUpload {
   /** Give up: abort the S3 upload (best effort) and free memory. */
   async abort(): Promise<void> {
     if (this.settledOnS3) return;
-    this.settledOnS3 = true;
-    this.finished = true;
-    this.hash.dispose();
+    this.end(true);
     this.failure ??= new OutOfOrderWrite('aborted');
     await Promise.allSettled(this.inflight);
     await this.dropFilling();

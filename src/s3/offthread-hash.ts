@@ -49,6 +49,11 @@ parentPort.on('message', (m) => {
 });
 `;
 
+/** The worker died with requests outstanding: retry (a new worker starts on the next request). */
+export class HashWorkerLost extends Error {
+  override readonly name = 'HashWorkerLost';
+}
+
 interface Reply {
   id: number;
   hex?: string;
@@ -81,11 +86,11 @@ class HashWorker {
         if (r.error !== undefined) p.reject(new Error(`hash worker: ${r.error}`));
         else p.resolve(r);
       });
-      w.on('error', (err) => this.failAll(err));
+      w.on('error', (err) => this.failAll(new HashWorkerLost(`hash worker failed: ${err.message}`, { cause: err })));
       w.on('exit', () => {
         this.worker = undefined;
         this.generation++;
-        this.failAll(new Error('hash worker exited'));
+        this.failAll(new HashWorkerLost('hash worker exited'));
       });
       this.worker = w;
     }

@@ -263,14 +263,18 @@ export class S3Gate {
     const isWrite = key !== '' && ((method === 'PUT' && !isUploadPart && !q.has('tagging') && !q.has('acl')) || isComplete || (method === 'DELETE' && !isAbort));
     const release = isRead ? await this.locks.read(objectId) : isWrite ? await this.locks.write(objectId) : (): void => {};
     let released = false;
+    // Remembered ETags a write makes stale: before it starts and again once it is over.
+    const forgetEtags = (): void => {
+      if (isWrite) this.etags.delete(objectId);
+      else if (method === 'POST' && q.has('delete')) this.etags.clear(); // DeleteObjects: many keys
+    };
     const done = (): void => {
       if (released) return;
       released = true;
-      if (isWrite) this.etags.delete(objectId);
-    if (method === 'POST' && q.has('delete')) this.etags.clear(); // DeleteObjects: many keys at once
+      forgetEtags();
       release();
     };
-    if (isWrite) this.etags.delete(objectId);
+    forgetEtags();
     res.on('close', done);
 
     try {

@@ -102,7 +102,7 @@ test('onStarted/onFinished bracket the multipart upload (for the orphan journal)
 
 test('appended bytes are copied at once (the caller reuses its buffer) into pooled part buffers that all come back', async () => {
   const { BufferPool } = await import('../../src/fs/buffer-pool.js');
-  const pool = new BufferPool(5 * MiB, 5 * MiB, 8);
+  const pool = new BufferPool(5 * MiB, 5 * MiB);
   const store = new MemoryObjectStore();
   const budget = new MemoryBudget(64 * MiB);
   const data = bytes(12 * MiB + 333, 5);

@@ -38,3 +38,12 @@ test('OffThreadSha256 matches node:crypto for a large shared body, a small plain
   s3.update(big);
   assert.equal(Buffer.from(await s3.digest()).toString('hex'), createHmac('sha256', 'key').update(big).digest('hex'));
 });
+
+test('a part whose signing lost the hash worker is retried, as S3 5xx are; a 4xx is not', async () => {
+  const { isRetryablePartError, toS3Error } = await import('../../src/s3/aws-object-store.js');
+  const { HashWorkerLost } = await import('../../src/s3/offthread-hash.js');
+  const { S3Error } = await import('../../src/s3/object-store.js');
+  assert.equal(isRetryablePartError(toS3Error(new HashWorkerLost('hash worker exited'), 'UploadPart')), true, 'as call() wraps it');
+  assert.equal(isRetryablePartError(new S3Error('InternalError', 'x', 500)), true);
+  assert.equal(isRetryablePartError(new S3Error('InvalidArgument', 'x', 400)), false);
+});

@@ -6,9 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
+import type { JournalEntry } from '../../src/fs/spool.js';
 import { childId, cli, isMounted, mountForeground, patternBytes, sh, slowMd5, tempDir, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
@@ -91,6 +92,47 @@ dst.write(src[10*1048576:]); dst.close()`;
     } finally {
       stack.dev.clearFaults();
       await own.unmount();
+    }
+  });
+
+  test('S3 refusing every part PUT: close() fails, the open upload and a small file are journaled, and recover publishes both exactly', async () => {
+    const spoolDir = path.join(scratch, 'spool-refused');
+    const own = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--part-size', '5M']);
+    const files = { 'refused-big.bin': big.subarray(0, 12 * MiB), 'refused-small.bin': patternBytes(100 * 1024, 41) };
+    for (const [name, data] of Object.entries(files)) await writeFile(path.join(scratch, name), data);
+    // A 400 is refused at once (no retries), taking the same path as parts refused past every
+    // retry: kept in the spool, sent again at close, refused again.
+    stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'PUT', status: 400, rate: 1 });
+    try {
+      for (const name of Object.keys(files)) {
+        const cp = await sh(`cp '${scratch}/${name}' '${own.dir}/sts/${name}'`, { timeoutMs: 120_000 });
+        assert.notEqual(cp.code, 0, `${name}: close() reports the failure`);
+        assert.match(cp.stderr, /Input\/output error|failed to close/);
+        assert.equal(await childId(stack, stsId, name), undefined, `${name}: nothing published`);
+      }
+    } finally {
+      stack.dev.clearFaults();
+      await own.unmount();
+    }
+    const journal = await Promise.all((await readdir(path.join(spoolDir, 'journal'))).map(async (f) =>
+      JSON.parse(await readFile(path.join(spoolDir, 'journal', f), 'utf8')) as JournalEntry));
+    const byName = new Map(journal.map((e) => [e.name, e]));
+    assert.deepEqual(byName.get('refused-big.bin')?.s3Upload?.missing.map((m) => m.partNumber), [1, 2, 3], 'the open upload, every part kept');
+    assert.ok(byName.get('refused-small.bin') && !byName.get('refused-small.bin')!.s3Upload, 'the small file, kept whole in the spool');
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const list = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
+    for (const name of Object.keys(files)) assert.match(list.stdout, new RegExp(name.replace('.', '\\.')));
+    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
+    assert.equal(rec.code, 0, rec.stderr + rec.stdout);
+    assert.equal((rec.stdout.match(/^published/gm) ?? []).length, 2, rec.stdout);
+    assert.deepEqual(await readdir(path.join(spoolDir, 'journal')), []);
+    const ro = await mountForeground(stack, projectId, ['--read-only']);
+    try {
+      for (const [name, data] of Object.entries(files)) {
+        assert.equal((await sh(`md5sum < '${ro.dir}/sts/${name}'`)).stdout.split(' ')[0], md5(data), `${name}: the exact bytes`);
+      }
+    } finally {
+      await ro.unmount();
     }
   });
 

@@ -74,7 +74,7 @@ await yargs(argv)
         'read-timeout': { type: 'number', default: 30, describe: 'seconds before a stalled read fails with EIO' },
         'spool-dir': { type: 'string', describe: 'where written files are staged before upload (default ~/.cache/synapse-mount/spool, /var/cache/synapse-mount/spool without HOME)' },
         'part-size': { type: 'string', default: '16M', describe: 'upload part size (K/M/G); spooled files grow it so 10,000 parts cover the file; a streamed file past 10,000 parts moves to the spool' },
-        'max-write-memory': { type: 'string', default: '256M', describe: 'memory for upload parts of all files being written (writers wait beyond it)' },
+        'max-write-memory': { type: 'string', default: '256M', describe: 'memory for upload parts of all files being written (beyond it a writer waits for parts in flight, or goes on in the spool)' },
         'allow-other': { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf)' },
         uid: { type: 'number', describe: 'owner uid of files (default: yours)' },
         gid: { type: 'number', describe: 'group gid of files (default: yours)' },

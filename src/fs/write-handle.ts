@@ -37,7 +37,7 @@
  * INVARIANT: at most one publish runs at a time (`busy` chain); writes wait for it.
  */
 import type { Logger } from 'pino';
-import { KeptWhole, PartsMissing, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
+import { KeptWhole, NoWriteMemory, PartsMissing, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
 import { errnoName, FsError } from './errors.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import type { JournalEntry, Spool, SpoolFile } from './spool.js';
@@ -259,8 +259,9 @@ export class ActiveFile {
       await this.spill('file larger than 10,000 parts');
     }
     if (this.stream) {
-      // append() throws only for a part that could be neither uploaded nor kept in the spool.
-      if (position === this.stream.upload.length) await this.stream.upload.append(data, position);
+      // append() throws for a part that could be neither uploaded nor kept in the spool, and
+      // NoWriteMemory when every part buffer is held by other files being written.
+      if (position === this.stream.upload.length) await this.appendOrSpill(this.stream.upload, spool, data, position);
       else {
         await this.spill('non-sequential write');
         await spool.write(data, position);
@@ -270,6 +271,25 @@ export class ActiveFile {
     this.writtenSincePublish = true;
     this.mtime = Date.now();
     return data.length;
+  }
+
+  /**
+   * Append to the stream; without a part buffer to be had (MemoryBudget: a program writing more
+   * big files at once than --max-write-memory holds parts for), go on in the spool instead of
+   * waiting on buffers only the program itself can free.
+   */
+  private async appendOrSpill(upload: StreamingUpload, spool: SpoolFile, data: Buffer, position: number): Promise<void> {
+    try {
+      await upload.append(data, position);
+    } catch (err) {
+      if (!(err instanceof NoWriteMemory)) throw err;
+      // Before a part was sent this costs nothing; after, one read-back of what was sent.
+      const level = upload.partsSent > 0 ? 'warn' : 'debug';
+      this.deps.logger?.[level]({ name: this.name, bytes: upload.length },
+        'every part buffer is held by other files being written: this one goes on in the spool (a larger --max-write-memory avoids it)');
+      await this.spill('write memory full');
+      await spool.write(data, position);
+    }
   }
 
   /**

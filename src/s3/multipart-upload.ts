@@ -38,10 +38,26 @@ export interface PartBuffers {
   release(buf: Buffer): void;
 }
 
-/** A counting semaphore over bytes, shared by every upload of a mount. */
+/**
+ * A counting semaphore over the bytes of part buffers, shared by every upload of a mount.
+ *
+ * Two kinds of bytes are held: buffers being filled, which come back only when their writer goes
+ * on (or closes), and parts being sent, which come back on their own (S3 answers or the part is
+ * kept). Waiting on the first kind can deadlock: a program writing many files in turn — a
+ * demultiplexer with one output per sample — blocks in its write to one file while the budget
+ * sits in the half-filled parts of its other files. So `acquire()` waits only when the parts in
+ * flight, once back, cover it and everyone already waiting; otherwise it answers false at once
+ * and the caller goes on without memory (write-handle.ts moves the file to the spool).
+ *
+ * INVARIANT: filling + promised-to-waiters ≤ limit, so every admitted waiter is served once the
+ * parts in flight come back (a request larger than the whole limit is let through alone).
+ */
 export class MemoryBudget {
   private used = 0;
+  /** Of `used`: parts on their way to S3. */
+  private sending = 0;
   private readonly waiters: Array<{ bytes: number; resolve: () => void }> = [];
+  private promised = 0;
 
   constructor(readonly limit: number) {}
 
@@ -49,25 +65,42 @@ export class MemoryBudget {
     return this.used;
   }
 
-  async acquire(bytes: number): Promise<void> {
-    // A single request larger than the limit is let through alone rather than deadlocking.
-    if (this.used + bytes <= this.limit || this.used === 0) {
+  /** Take `bytes` for a buffer to fill: true once taken; false (at once) if waiting could deadlock. */
+  async acquire(bytes: number): Promise<boolean> {
+    if (this.waiters.length === 0 && (this.used + bytes <= this.limit || this.used === 0)) {
       this.used += bytes;
-      return;
+      return true;
     }
+    const filling = this.used - this.sending;
+    if (filling + this.promised + bytes > this.limit && !(filling === 0 && this.promised === 0)) return false;
+    this.promised += bytes;
     await new Promise<void>((resolve) => this.waiters.push({ bytes, resolve }));
+    return true;
   }
 
-  release(bytes: number): void {
+  /** A filled buffer of `bytes` is being sent: it will come back without its writer's help. */
+  markSending(bytes: number): void {
+    this.sending += bytes;
+  }
+
+  /** Give back `bytes`; `sent` if they were marked sending. */
+  release(bytes: number, sent = false): void {
     this.used -= bytes;
+    if (sent) this.sending -= bytes;
     while (this.waiters.length > 0) {
       const next = this.waiters[0]!;
       if (this.used + next.bytes > this.limit && this.used !== 0) break;
       this.waiters.shift();
+      this.promised -= next.bytes;
       this.used += next.bytes;
       next.resolve();
     }
   }
+}
+
+/** No part buffer could be had without risking a deadlock (MemoryBudget): the caller must go on without streaming. */
+export class NoWriteMemory extends Error {
+  override readonly name = 'NoWriteMemory';
 }
 
 export class OutOfOrderWrite extends Error {
@@ -190,6 +223,11 @@ export class StreamingUpload {
     return [...this.parts].sort((a, b) => a.partNumber - b.partNumber);
   }
 
+  /** Parts handed to S3 so far (sent, in flight, or kept to send again). */
+  get partsSent(): number {
+    return this.nextPart - 1;
+  }
+
   /** The most bytes this upload can take (S3 allows 10,000 parts). */
   get capacity(): number {
     return (this.opts.maxParts ?? 10_000) * this.opts.partSize;
@@ -216,7 +254,9 @@ export class StreamingUpload {
     let off = 0;
     while (off < data.length) {
       if (!this.filling) {
-        await this.budget.acquire(this.opts.partSize);
+        if (!(await this.budget.acquire(this.opts.partSize))) {
+          throw new NoWriteMemory(`no part buffer free within --max-write-memory (${this.budget.limit} bytes), held by other files being written`);
+        }
         this.filling = this.buffers.acquire();
       }
       const take = Math.min(data.length - off, this.opts.partSize - this.fillingBytes);
@@ -246,6 +286,7 @@ export class StreamingUpload {
     this.fillingBytes = 0;
     this.hashedInFilling = 0;
     this.nextPart++;
+    this.budget.markSending(this.opts.partSize);
     const uploadId = this.uploadId;
     const p = (async () => {
       try {
@@ -256,7 +297,7 @@ export class StreamingUpload {
         // Not reused before the hash worker has read it.
         await this.hash.settled().catch(() => undefined);
         this.buffers.release(buf);
-        this.budget.release(this.opts.partSize);
+        this.budget.release(this.opts.partSize, true);
       }
     })();
     this.inflight.add(p);
@@ -296,6 +337,9 @@ export class StreamingUpload {
   private async resendMissing(uploadId: string): Promise<void> {
     const keep = this.opts.keepFailedParts;
     if (!keep || this.missing.length === 0) return;
+    // One at a time, and no further after a part is refused again: each try carries the full
+    // retry budget (~16 s), so an S3 still down would otherwise hold close() for parts × 16 s
+    // before the upload is journaled — and `recover` sends whatever is left anyway.
     for (const m of [...this.missing].sort((a, b) => a.partNumber - b.partNumber)) {
       try {
         const data = await keep.load(m.offset, m.length);
@@ -305,6 +349,7 @@ export class StreamingUpload {
         this.missing.splice(this.missing.indexOf(m), 1);
       } catch (err) {
         this.lastPartError = err;
+        break;
       }
     }
     if (this.missing.length > 0) {

@@ -332,4 +332,44 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       await m3.unmount();
     }
   });
+
+  test('a program writing more files at once than --max-write-memory has part buffers for never hangs; every file is published whole', async () => {
+    // Four 5 MiB buffers, eight outputs written in turn, 64 KiB at a time (a demultiplexer):
+    // streamed files used to wait for buffers only the same program's later writes would free.
+    const mf = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool-demux'), '--part-size', '5M', '--max-write-memory', '20M']);
+    try {
+      const n = 8;
+      const size = 12 * MiB + 321;
+      const py = [
+        'import hashlib, os, sys',
+        `n, size, d = ${n}, ${size}, sys.argv[1]`,
+        "fs = [open(os.path.join(d, f'demux-{i}.bin'), 'wb', buffering=0) for i in range(n)]",
+        'hs = [hashlib.md5() for _ in range(n)]',
+        'off = 0',
+        'while off < size:',
+        '    for i, f in enumerate(fs):',
+        '        c = bytes([(off // 65536 + i) % 251]) * min(65536, size - off)',
+        '        f.write(c); hs[i].update(c)',
+        '    off += 65536',
+        'for f in fs: f.close()',
+        "print(' '.join(h.hexdigest() for h in hs))",
+      ].join('\n');
+      await writeFile(path.join(scratch, 'demux.py'), py);
+      const r = await sh(`python3 '${scratch}/demux.py' '${mf.dir}/sts'`, { timeoutMs: 120_000 });
+      assert.equal(r.code, 0, `the demultiplexer finished: ${r.stderr}`);
+      const want = r.stdout.trim().split(' ');
+      assert.equal(want.length, n);
+      for (let i = 0; i < n; i++) {
+        const p = `${mf.dir}/sts/demux-${i}.bin`;
+        const back = await sh(`md5sum < '${p}'`);
+        assert.equal(back.stdout.split(/\s+/)[0], want[i], `demux-${i} reads back`);
+        const id = await idOf(p);
+        const { bytes } = await synapseBytes(id);
+        assert.equal(bytes.length, size);
+        assert.equal(md5(bytes), want[i], `demux-${i} in Synapse`);
+      }
+    } finally {
+      await mf.unmount();
+    }
+  });
 });

@@ -209,6 +209,39 @@ test('parts still refused at complete() leave the upload open for a journal (Par
   assert.deepEqual(err.missing.map((m) => m.partNumber), [2, 3]);
   assert.deepEqual(err.parts.map((p) => p.partNumber), [1]);
   assert.equal(store.uploads.size, 1, 'left open');
+  // Parts 2 and 3 were each refused while writing; at complete() part 2 is tried once more and,
+  // refused again, part 3 is not: close() must not spend the retry budget once per kept part.
+  assert.equal(store.calls['uploadPart'], 4);
   await up.abort();
   assert.equal(store.uploads.size, 0);
+});
+
+test('MemoryBudget waits only on parts in flight, refuses to wait on buffers being filled, and serves waiters in order', async () => {
+  const b = new MemoryBudget(3 * MiB);
+  assert.equal(await b.acquire(MiB), true);
+  assert.equal(await b.acquire(MiB), true);
+  assert.equal(await b.acquire(MiB), true);
+  // All three are being filled: only their writers can free them, so no waiting.
+  assert.equal(await b.acquire(MiB), false);
+  // Two go to S3: they come back on their own, so two waiters are admitted, a third is not.
+  b.markSending(MiB);
+  b.markSending(MiB);
+  const order: string[] = [];
+  const w1 = b.acquire(MiB).then((ok) => { order.push('w1'); return ok; });
+  const w2 = b.acquire(MiB).then((ok) => { order.push('w2'); return ok; });
+  assert.equal(await b.acquire(MiB), false, 'a third waiter would rest on the buffer still filling');
+  b.release(MiB, true);
+  assert.equal(await w1, true);
+  // Free room appears (the filling buffer is dropped), but w2 is first in line: no queue jumping.
+  b.release(MiB);
+  assert.equal(await w2, true);
+  assert.deepEqual(order, ['w1', 'w2']);
+  assert.equal(b.inUse, 3 * MiB);
+  b.release(MiB, true);
+  b.release(MiB);
+  b.release(MiB);
+  assert.equal(b.inUse, 0);
+  // A single request larger than the whole budget still goes through alone.
+  assert.equal(await b.acquire(5 * MiB), true);
+  b.release(5 * MiB);
 });

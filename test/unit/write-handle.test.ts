@@ -30,13 +30,13 @@ function bytes(n: number, seed: number): Buffer {
   return b;
 }
 
-async function setup(opts: { registerFails?: boolean; maxParts?: number } = {}) {
+async function setup(opts: { registerFails?: boolean; maxParts?: number; budgetBytes?: number } = {}) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wh-'));
   dirs.push(dir);
   const spool = new Spool(dir);
   await spool.init();
   const store = new MemoryObjectStore();
-  const budget = new MemoryBudget(64 * MiB);
+  const budget = new MemoryBudget(opts.budgetBytes ?? 64 * MiB);
   const registered: Array<{ size: number; md5: string; key: string }> = [];
   const uploaded: Buffer[] = [];
   const committed: string[] = [];
@@ -66,16 +66,17 @@ async function setup(opts: { registerFails?: boolean; maxParts?: number } = {}) 
       },
     };
   };
-  const file = new ActiveFile({
+  const makeFile = (name: string): ActiveFile => new ActiveFile({
     spool, publisher, startStream,
     loadBase: async () => { throw new Error('no base in these tests'); },
-  }, { parentId: 'syn1', name: 'f.bin', entityId: undefined, base: undefined, localOnly: false });
+  }, { parentId: 'syn1', name, entityId: undefined, base: undefined, localOnly: false });
+  const file = makeFile('f.bin');
   const spoolBytes = async (): Promise<number> => {
     let n = 0;
     for (const f of await readdir(path.join(dir, 'files'))) n += (await stat(path.join(dir, 'files', f))).size;
     return n;
   };
-  return { file, store, budget, spool, registered, uploaded, committed, spoolBytes };
+  return { file, makeFile, store, budget, spool, registered, uploaded, committed, spoolBytes };
 }
 
 async function writeSeq(file: ActiveFile, data: Buffer, from = 0, chunk = 128 * 1024): Promise<void> {
@@ -288,4 +289,55 @@ test('a streamed file that outgrows 10,000 parts moves to the spool and is publi
   assert.ok(t.uploaded[0]!.equals(data), 'every byte, via the spool');
   assert.equal(t.store.objects.size, 0, 'the read-back object is gone');
   await t.file.dispose(false);
+});
+
+test('files written in turn beyond --max-write-memory never wait on each other: the ones without a part buffer go on in the spool', async () => {
+  // A demultiplexer: one program writing many outputs round-robin. Each streamed file holds a
+  // part buffer while it fills; with room for 3, the 4th and later files must not wait for the
+  // others' buffers (only this program's next writes would free them), nor must a streamed
+  // file that needs a fresh buffer while the others hold theirs.
+  const t = await setup({ budgetBytes: 15 * MiB });
+  const files = Array.from({ length: 6 }, (_, i) => t.makeFile(`out-${i}.bin`));
+  const contents = files.map((_, i) => bytes(11 * MiB + i, 40 + i));
+  const chunk = 256 * 1024;
+  const deadline = Date.now() + 30_000;
+  for (let off = 0; off < 12 * MiB; off += chunk) {
+    for (let i = 0; i < files.length; i++) {
+      const c = contents[i]!.subarray(off, off + chunk);
+      if (c.length === 0) continue;
+      const w = files[i]!.write(c, off);
+      // A deadlock shows up as a write that never settles: fail fast instead of hanging the suite.
+      const n = await Promise.race([w, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`write to out-${i} at ${off} hung`)), Math.max(1, deadline - Date.now())).unref())]);
+      assert.equal(n, c.length);
+    }
+  }
+  for (const [i, f] of files.entries()) {
+    assert.equal(f.size, contents[i]!.length);
+    assert.ok((await f.read(0, contents[i]!.length)).equals(contents[i]!), `out-${i} reads back`);
+    await f.publish();
+    await f.dispose(false);
+  }
+  // Every file was published whole, from the spool (each was read above) or as a stream.
+  const published = [...t.uploaded.map((b) => md5(b)), ...t.registered.map((r) => r.md5)].sort();
+  assert.deepEqual(published, contents.map((c) => md5(c)).sort());
+  assert.equal(t.budget.inUse, 0, 'every part buffer is back');
+});
+
+test('a file that cannot stream for want of memory at its first write never starts a multipart upload', async () => {
+  const t = await setup({ budgetBytes: 10 * MiB });
+  const a = t.makeFile('a.bin');
+  const b = t.makeFile('b.bin');
+  const c = t.makeFile('c.bin');
+  const da = bytes(3 * MiB, 1), db = bytes(3 * MiB, 2), dc = bytes(3 * MiB, 3);
+  await a.write(da, 0);
+  await b.write(db, 0);
+  assert.equal(t.budget.inUse, 10 * MiB, 'a and b each hold a part buffer');
+  await c.write(dc, 0); // would wait forever on a and b before
+  assert.equal(await t.spoolBytes(), dc.length, 'c went on in the spool');
+  for (const f of [a, b, c]) await f.publish();
+  assert.equal(t.store.uploads.size, 0, 'no multipart upload left open');
+  assert.deepEqual(t.uploaded.map((x) => md5(x)), [md5(dc)]);
+  assert.deepEqual(t.registered.map((r) => r.md5).sort(), [md5(da), md5(db)].sort());
+  for (const f of [a, b, c]) await f.dispose(false);
+  assert.equal(t.budget.inUse, 0);
 });

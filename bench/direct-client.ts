@@ -5,7 +5,8 @@
  * AwsObjectStore is (checksums WHEN_REQUIRED, keep-alive, many sockets).
  *
  *   read  --keys k1,k2,…  read each object whole with parallel ranged GETs (all keys at once)
- *   write --file F --key K   multipart upload of a local file (parts read from disk as sent)
+ *   write --file F --key K   multipart upload of a local file (parts read from disk as sent, into
+ *                            one reused buffer per part in flight)
  *
  * Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (never argv). Prints one JSON
  * line {bytes, seconds, requests, cpu_s} on stdout; `seconds` runs from the first request to the last
@@ -76,11 +77,11 @@ function client(endpoint: string): S3Client {
   });
 }
 
-/** Run `fn` over 0..count-1 with at most `limit` in flight. */
-async function pool(count: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
+/** Run `fn` over 0..count-1 with at most `limit` in flight; `lane` (0..limit-1) says which worker runs it. */
+async function pool(count: number, limit: number, fn: (i: number, lane: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, count) }, async () => {
-    while (next < count) await fn(next++);
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, async (_, lane) => {
+    while (next < count) await fn(next++, lane);
   }));
 }
 
@@ -126,10 +127,14 @@ async function writeObject(a: Args): Promise<{ bytes: number; requests: number }
     if (!UploadId) throw new Error('no UploadId');
     const count = Math.ceil(size / a.partBytes);
     const parts: Array<{ PartNumber: number; ETag: string }> = [];
-    await pool(count, a.concurrency, async (i) => {
+    // One part buffer per lane, reused for every part it sends (the mount's pool does the same):
+    // a fresh 16 MiB buffer per part made this baseline pay for 1 GiB of newly touched memory per
+    // upload, the dearest thing on this VM (bench/README.md, Caveats), and swing with it.
+    const buffers: Buffer[] = [];
+    await pool(count, a.concurrency, async (i, lane) => {
       const start = i * a.partBytes;
       const len = Math.min(a.partBytes, size - start);
-      const body = Buffer.allocUnsafe(len);
+      const body = (buffers[lane] ??= Buffer.allocUnsafe(a.partBytes)).subarray(0, len);
       let got = 0;
       while (got < len) {
         const { bytesRead } = await fh.read(body, got, len - got, start + got);

@@ -334,12 +334,24 @@ class Bench {
   }
 
   /**
+   * Every timed write starts from the same state, as every cold read does: page cache dropped,
+   * then the source file read back into it. Without the drop a write's speed depended on what
+   * ran just before it — the same run's direct upload made 111–114 MiB/s after a cold read and
+   * 143 after another write — because fresh memory is cheap or dear on this VM depending on how
+   * recently it was freed (Caveats), and the direct client allocates a new buffer per part.
+   */
+  private async writeStart(): Promise<void> {
+    await dropCaches();
+    await must(`cat '${this.srcFile}' > /dev/null`);
+  }
+
+  /**
    * A fresh key each round, as the mount and the peers write: s3rver overwriting an object it
    * already holds reuses that file's freed pages, and measured ≈ 7 % faster (11.1–11.5 vs
    * 12.1–12.6 server CPU-s per GiB) — a head start the mount never gets.
    */
   async directSeqWrite(round: number): Promise<Run> {
-    await must(`cat '${this.srcFile}' > /dev/null`);
+    await this.writeStart();
     const b = this.stats();
     const d = await this.direct(`write --bucket ${this.bucket} --file '${this.srcFile}' --key bench/direct-write-${round}.bin`, 'seq write', 300_000);
     this.checkReceived('direct seq write', b, BIG_BYTES);
@@ -349,7 +361,7 @@ class Bench {
 
   /** `dd` of the 1 GiB source file into `file` on a mount, until close() returns. */
   async mountSeqWrite(m: BenchMount, file: string, what = 'mount seq write'): Promise<Run> {
-    await must(`cat '${this.srcFile}' > /dev/null`);
+    await this.writeStart();
     const b = this.stats();
     const t = await this.timed(`dd if='${this.srcFile}' of='${file}' bs=1M`, m.pid, 300_000);
     if (ddBytes(t.r) !== BIG_BYTES) throw new Error(`${what} copied ${ddBytes(t.r)} bytes, not ${BIG_BYTES}`);

@@ -91,20 +91,15 @@ const round0 = (x: number): number => Math.round(x);
  * Throughput figures run ROUNDS interleaved rounds (direct, then a fresh mount) and compare the
  * best run of each side: this 2-core VM is shared (noisy neighbours, host-side memory
  * reclaim), and one run of either side varied by 2× between rounds. Best-of-N is the same
- * estimator for both sides; every run is kept in .tmp/bench-details.json. Three rounds, not
- * two: the server's own CPU per GiB served is bimodal here (≈ 1.7–2.2 s or ≈ 4.4–5.9 s for the
- * same cold read, whichever client asks — `serverCpu` in the details), and with two rounds one
- * side often drew only slow-server runs.
+ * estimator for both sides; every run is kept in .tmp/bench-details.json. Five rounds: the
+ * server's own CPU per GiB is bimodal here (≈ 1.7–2.2 s or ≈ 4.4–5.9 s for the same cold read,
+ * whichever client asks — `serverCpu` in the details), and with three one side still often drew
+ * only dear-server runs (session 4: the mount's three parallel reads at 339, 246 and 142 MiB/s
+ * beside the direct client's 487). The read with 20 ms of S3 latency, which varies least, runs
+ * LATENCY_ROUNDS.
  */
-const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 3));
-
-/**
- * Sequential writes (mount, direct client and peers) run more rounds than reads: they vary the
- * most — the same direct upload ran at 83–163 MiB/s across this session's runs, as s3rver's CPU
- * per GiB received moved between ≈ 8 and ≈ 16 s — and a write round is cheap next to the ls
- * figures. The extra rounds write only.
- */
-const WRITE_ROUNDS = Math.max(ROUNDS, Number(process.env['BENCH_WRITE_ROUNDS'] ?? 5));
+const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 5));
+const LATENCY_ROUNDS = Math.max(1, Number(process.env['BENCH_LATENCY_ROUNDS'] ?? 3));
 
 interface Run {
   mbps: number;
@@ -378,13 +373,12 @@ class Bench {
     const writes: Rounds = { direct: [], mount: [] };
     let rssPeak = 0;
     let rssAfterRead = 0;
-    for (let round = 0; round < (doWrite ? WRITE_ROUNDS : ROUNDS); round++) {
-      const read = doRead && round < ROUNDS;
-      if (read) reads.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read'));
+    for (let round = 0; round < ROUNDS; round++) {
+      if (doRead) reads.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read'));
       if (doWrite) writes.direct.push(await this.directSeqWrite(round));
       const m = await this.mount(); // a fresh mount each round: every mount read is a cold first read
       try {
-        if (read) {
+        if (doRead) {
           reads.mount.push(await this.mountSeqRead(m, 'mount seq read', undefined, 180_000));
           rssAfterRead = Math.max(rssAfterRead, round0(await peakRssMiB(m.pid)));
         }
@@ -417,7 +411,7 @@ class Bench {
     this.results.rss_peak_mib = rssPeak;
     this.rows.push({
       key: 'rss_peak_mib', value: rssPeak,
-      note: `VmHWM of the mount process, highest of ${doWrite ? WRITE_ROUNDS : ROUNDS} mounts${doRead ? `; ${rssAfterRead} MiB after the read, before the write` : ''}`,
+      note: `VmHWM of the mount process, highest of ${ROUNDS} mounts${doRead ? `; ${rssAfterRead} MiB after the read, before the write` : ''}`,
     });
     this.results.cache_mib = 512;
     this.results.write_buffer_mib = this.maxWriteMemorySupported ? 256 : 64;
@@ -511,7 +505,7 @@ class Bench {
     this.stack.dev.setConfig({ s3LatencyMs: S3_LATENCY_MS });
     try {
       const rounds: Rounds = { direct: [], mount: [] };
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0; round < LATENCY_ROUNDS; round++) {
         rounds.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read with latency'));
         const m = await this.mount();
         try {
@@ -548,11 +542,11 @@ class Bench {
       const writes: Run[] = [];
       let rss = 0;
       try {
-        for (let r = 0; r < WRITE_ROUNDS; r++) {
+        for (let r = 0; r < ROUNDS; r++) {
           const m = await mountPeer(peerOpts);
           this.mounts.add(m);
           try {
-            if (r < ROUNDS) reads.push(await this.mountSeqRead(m, `${name} seq read`, `${m.dir}/${bigName}`));
+            reads.push(await this.mountSeqRead(m, `${name} seq read`, `${m.dir}/${bigName}`));
             writes.push(await this.mountSeqWrite(m, `${m.dir}/${name}-write-${r}.bin`, `${name} seq write`));
             rss = Math.max(rss, round0(await peakRssMiB(m.pid)));
           } catch (err) {

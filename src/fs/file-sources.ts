@@ -12,6 +12,7 @@
  * open() therefore costs one bundle2 call only when the listing's version is new to us.
  */
 import { LRUCache } from 'lru-cache';
+import { entryBound } from './lru-bound.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
@@ -57,7 +58,7 @@ class EmptySource implements RangeSource {
 }
 
 export class FileSources {
-  private readonly handles = new LRUCache<string, ResolvedFile>({ max: 100_000 });
+  private readonly handles = new LRUCache<string, ResolvedFile>(entryBound(100_000));
   /** storageLocationId → STS-enabled? (learned on first use) */
   private readonly stsEnabled = new Map<number, Promise<boolean>>();
   private readonly stores = new Map<string, ObjectStore>();

@@ -30,6 +30,7 @@
  * INVARIANT: `active` holds exactly the ActiveFiles with refs > 0, keyed by their current path.
  */
 import { LRUCache } from 'lru-cache';
+import { entryBound } from './lru-bound.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
@@ -180,7 +181,7 @@ export class SynapseFilesystem {
     private readonly writes?: WriteDeps,
   ) {
     const kernelMs = kernelCacheMs(table.ttlMs);
-    this.shown = kernelMs > 0 ? new LRUCache({ max: 1_000_000, ttl: kernelMs + 1000 }) : undefined;
+    this.shown = kernelMs > 0 ? new LRUCache({ ...entryBound(1_000_000), ttl: kernelMs + 1000 }) : undefined;
   }
 
   get openHandleCount(): number {

@@ -43,6 +43,7 @@
  * Across an `await`, a listing may be replaced by a fresher one; callers re-read the map.
  */
 import { LRUCache } from 'lru-cache';
+import { entryBound } from './lru-bound.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { CONCRETE, type EntityHeader } from '../synapse/types.js';
@@ -169,7 +170,7 @@ export class InodeTable {
     private readonly opts: InodeTableOptions,
   ) {
     this.now = opts.now ?? Date.now;
-    this.sizes = new LRUCache({ max: opts.maxSizes ?? 1_000_000 });
+    this.sizes = new LRUCache(entryBound(opts.maxSizes ?? 1_000_000));
   }
 
   /** How long the table trusts a folder snapshot (ms; Infinity = for good). */

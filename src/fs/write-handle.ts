@@ -287,8 +287,11 @@ export class ActiveFile {
       const level = upload.partsSent > 0 ? 'warn' : 'debug';
       this.deps.logger?.[level]({ name: this.name, bytes: upload.length },
         'every part buffer is held by other files being written: this one goes on in the spool (a larger --max-write-memory avoids it)');
+      // append() may have taken the head of `data` (upload.length says how much): the spill
+      // brought that back, so only the rest is written — the spool's running MD5 stays valid.
+      const taken = upload.length - position;
       await this.spill('write memory full');
-      await spool.write(data, position);
+      await spool.write(data.subarray(taken), position + taken);
     }
   }
 

@@ -246,27 +246,45 @@ export class StreamingUpload {
     return this.hash.digest();
   }
 
-  /** Append bytes at `position`; throws OutOfOrderWrite unless position === length. */
+  /**
+   * Append bytes at `position`; throws OutOfOrderWrite unless position === length.
+   *
+   * NoWriteMemory may come after part of `data` was taken: `length` says how much. An upload
+   * that sends a part takes the buffer for its next one at once (waiting, if need be, for parts
+   * in flight), so its need is always counted — as filling, or as promised to it — when a file
+   * opened later asks: the newcomer gets memory only if everyone already streaming keeps theirs,
+   * and otherwise goes without a stream, which costs it nothing yet (an established stream that
+   * lost its buffer would have to read back all it sent).
+   */
   async append(data: Buffer, position: number): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.finished) throw new OutOfOrderWrite('upload already completed');
     if (position !== this.length) throw new OutOfOrderWrite(`write at ${position}, expected ${this.length}`);
     let off = 0;
     while (off < data.length) {
-      if (!this.filling) {
-        if (!(await this.budget.acquire(this.opts.partSize))) {
-          throw new NoWriteMemory(`no part buffer free within --max-write-memory (${this.budget.limit} bytes), held by other files being written`);
-        }
-        this.filling = this.buffers.acquire();
+      if (!this.filling && !(await this.takeBuffer())) {
+        throw new NoWriteMemory(`no part buffer free within --max-write-memory (${this.budget.limit} bytes), held by other files being written`);
       }
+      const filling = this.filling!;
       const take = Math.min(data.length - off, this.opts.partSize - this.fillingBytes);
-      data.copy(this.filling, this.fillingBytes, off, off + take);
+      data.copy(filling, this.fillingBytes, off, off + take);
       this.fillingBytes += take;
       off += take;
       this.length += take;
       if (this.fillingBytes - this.hashedInFilling >= HASH_BATCH) this.flushHash();
-      if (this.fillingBytes === this.opts.partSize) await this.sendFilling();
+      if (this.fillingBytes === this.opts.partSize) {
+        await this.sendFilling();
+        // Hold the next part's buffer now (see above); without one, the next append decides.
+        if (!this.failure) await this.takeBuffer();
+      }
     }
+  }
+
+  /** A buffer for the filling part, if the budget gives one. */
+  private async takeBuffer(): Promise<boolean> {
+    if (!(await this.budget.acquire(this.opts.partSize))) return false;
+    this.filling = this.buffers.acquire();
+    return true;
   }
 
   private async sendFilling(): Promise<void> {

@@ -341,3 +341,23 @@ test('a file that cannot stream for want of memory at its first write never star
   for (const f of [a, b, c]) await f.dispose(false);
   assert.equal(t.budget.inUse, 0);
 });
+
+test('a file opened after others are streaming goes to the spool at no cost, and never pushes an established stream into a read-back', async () => {
+  // Room for three part buffers. a, b and c each send a part, and their parts come back; then d
+  // is opened. d must not take the buffer one of them needs next: an established stream that
+  // loses its buffer has to read back everything it sent, while d has sent nothing yet.
+  const t = await setup({ budgetBytes: 15 * MiB });
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n) => t.makeFile(`${n}.bin`)) as [ActiveFile, ActiveFile, ActiveFile, ActiveFile];
+  const content = new Map([[a, bytes(7 * MiB, 1)], [b, bytes(7 * MiB, 2)], [c, bytes(7 * MiB, 3)], [d, bytes(MiB, 4)]]);
+  for (const f of [a, b, c]) await writeSeq(f, content.get(f)!.subarray(0, 5 * MiB));
+  await new Promise((r) => setTimeout(r, 20)); // the memory store has answered every part
+  await writeSeq(d, content.get(d)!);
+  assert.equal(await t.spoolBytes(), MiB, 'd went on in the spool');
+  for (const f of [a, b, c]) await writeSeq(f, content.get(f)!.subarray(5 * MiB), 5 * MiB);
+  assert.equal(await t.spoolBytes(), MiB, 'a, b and c are still streaming: nothing was read back');
+  for (const f of [a, b, c, d]) await f.publish();
+  assert.deepEqual(t.registered.map((r) => r.md5).sort(), [a, b, c].map((f) => md5(content.get(f)!)).sort());
+  assert.deepEqual(t.uploaded.map((x) => md5(x)), [md5(content.get(d)!)]);
+  for (const f of [a, b, c, d]) await f.dispose(false);
+  assert.equal(t.budget.inUse, 0);
+});

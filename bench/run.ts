@@ -366,28 +366,42 @@ class Bench {
     return run;
   }
 
+  /** One round of the direct client and a fresh mount: cold read, then write (as selected). */
+  private async mountRound(round: number, doRead: boolean, doWrite: boolean, reads: Rounds, writes: Rounds,
+    note: (rssPeak: number, rssAfterRead: number) => void): Promise<void> {
+    let afterRead = 0;
+    if (doRead) reads.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read'));
+    if (doWrite) writes.direct.push(await this.directSeqWrite(round));
+    const m = await this.mount(); // a fresh mount each round: every mount read is a cold first read
+    try {
+      if (doRead) {
+        reads.mount.push(await this.mountSeqRead(m, 'mount seq read', undefined, 180_000));
+        afterRead = round0(await peakRssMiB(m.pid));
+      }
+      if (doWrite) writes.mount.push(await this.mountSeqWrite(m, `${m.dir}/data/written-${round}.bin`));
+      note(round0(await peakRssMiB(m.pid)), afterRead);
+    } finally {
+      await this.unmount(m);
+    }
+  }
+
   async seqReadAndWrite(): Promise<void> {
     const doRead = this.has('seq_read');
     const doWrite = this.has('seq_write');
+    const doPeers = this.has('peers');
+    if (doPeers) await this.findPeers();
     const reads: Rounds = { direct: [], mount: [] };
     const writes: Rounds = { direct: [], mount: [] };
     let rssPeak = 0;
     let rssAfterRead = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      if (doRead) reads.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read'));
-      if (doWrite) writes.direct.push(await this.directSeqWrite(round));
-      const m = await this.mount(); // a fresh mount each round: every mount read is a cold first read
-      try {
-        if (doRead) {
-          reads.mount.push(await this.mountSeqRead(m, 'mount seq read', undefined, 180_000));
-          rssAfterRead = Math.max(rssAfterRead, round0(await peakRssMiB(m.pid)));
-        }
-        if (doWrite) writes.mount.push(await this.mountSeqWrite(m, `${m.dir}/data/written-${round}.bin`));
-        rssPeak = Math.max(rssPeak, round0(await peakRssMiB(m.pid)));
-      } finally {
-        await this.unmount(m);
-      }
+      if (doRead || doWrite) await this.mountRound(round, doRead, doWrite, reads, writes, (rss, afterRead) => {
+        rssPeak = Math.max(rssPeak, rss);
+        rssAfterRead = Math.max(rssAfterRead, afterRead);
+      });
+      if (doPeers) await this.peerRound(round);
     }
+    if (doPeers) this.finishPeers();
     if (doRead) {
       const { mount, direct } = best(reads);
       this.results.seq_read_mbps = mount.mbps;
@@ -408,6 +422,7 @@ class Bench {
         note: `direct ${direct.mbps} MiB/s; ${describeRounds(writes)}; dd until close() returned (upload included); CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}, server ${(mount.serverCpu ?? 0).toFixed(1)}`,
       });
     }
+    if (!doRead && !doWrite) return;
     this.results.rss_peak_mib = rssPeak;
     this.rows.push({
       key: 'rss_peak_mib', value: rssPeak,
@@ -526,46 +541,60 @@ class Bench {
     }
   }
 
-  async peers(): Promise<void> {
+  private readonly peerRuns = new Map<'s3fs' | 'rclone', { reads: Run[]; writes: Run[]; rss: number; failed?: string }>();
+
+  /** Which peers can run (installed); the others are noted and left null. */
+  private async findPeers(): Promise<void> {
+    for (const name of ['s3fs', 'rclone'] as const) {
+      if ((await sh(`command -v ${name}`)).code !== 0) this.notes.push(`${name} not installed: peers.${name} is null`);
+      else this.peerRuns.set(name, { reads: [], writes: [], rss: 0 });
+    }
+  }
+
+  /**
+   * One round of each peer, inside the mount's own rounds (seqReadAndWrite): a fresh peer mount,
+   * a cold read, then a write. So every read of every side follows another side's write, and
+   * every write another side's read — the same conditions for all (a peer measured in a section
+   * of its own had its first read follow reads only, and that read was its best every time).
+   */
+  private async peerRound(r: number): Promise<void> {
     const peerOpts = {
       s3Endpoint: this.stack.s3Endpoint, accessKeyId: this.stack.s3AccessKeyId,
       secretAccessKey: this.stack.s3SecretAccessKey, bucket: this.bucket, prefix: path.posix.dirname(this.bigKey),
     };
     const bigName = path.posix.basename(this.bigKey);
     for (const [name, mountPeer] of [['s3fs', mountS3fs], ['rclone', mountRclone]] as const) {
-      if ((await sh(`command -v ${name}`)).code !== 0) {
-        this.notes.push(`${name} not installed: peers.${name} is null`);
+      const runs = this.peerRuns.get(name);
+      if (!runs || runs.failed) continue;
+      let m: BenchMount | undefined;
+      try {
+        m = await mountPeer(peerOpts);
+        this.mounts.add(m);
+        runs.reads.push(await this.mountSeqRead(m, `${name} seq read`, `${m.dir}/${bigName}`));
+        runs.writes.push(await this.mountSeqWrite(m, `${m.dir}/${name}-write-${r}.bin`, `${name} seq write`));
+        runs.rss = Math.max(runs.rss, round0(await peakRssMiB(m.pid)));
+      } catch (err) {
+        this.log(`${name} failed: ${(err as Error).message}\n${m?.output().slice(-2000) ?? ''}`);
+        runs.failed = (err as Error).message.split('\n')[0] ?? 'failed';
+      } finally {
+        if (m) await this.unmount(m);
+      }
+    }
+  }
+
+  private finishPeers(): void {
+    for (const [name, runs] of this.peerRuns) {
+      if (runs.failed || runs.reads.length === 0) {
+        this.notes.push(`${name} failed: ${runs.failed ?? 'no run'}`);
         continue;
       }
-      // The same rounds as the mount's figures: a fresh peer mount each, best read and write.
-      const reads: Run[] = [];
-      const writes: Run[] = [];
-      let rss = 0;
-      try {
-        for (let r = 0; r < ROUNDS; r++) {
-          const m = await mountPeer(peerOpts);
-          this.mounts.add(m);
-          try {
-            reads.push(await this.mountSeqRead(m, `${name} seq read`, `${m.dir}/${bigName}`));
-            writes.push(await this.mountSeqWrite(m, `${m.dir}/${name}-write-${r}.bin`, `${name} seq write`));
-            rss = Math.max(rss, round0(await peakRssMiB(m.pid)));
-          } catch (err) {
-            this.log(`${name} failed: ${(err as Error).message}\n${m.output().slice(-2000)}`);
-            throw err;
-          } finally {
-            await this.unmount(m);
-          }
-        }
-        const read = fastest(reads);
-        const write = fastest(writes);
-        this.results.peers[name].seq_read_mbps = read.mbps;
-        this.results.peers[name].seq_write_mbps = write.mbps;
-        this.details[`peer_${name}`] = { read, write, reads, writes, rss_peak_mib: rss };
-        this.rows.push({ key: `peers.${name}.seq_read_mbps`, value: read.mbps, note: `best of ${reads.map((x) => x.mbps).join(', ')}; CPU ${read.cpu.toFixed(1)} s/GiB` });
-        this.rows.push({ key: `peers.${name}.seq_write_mbps`, value: write.mbps, note: `best of ${writes.map((x) => x.mbps).join(', ')}; CPU ${write.cpu.toFixed(1)} s/GiB; peak RSS ${rss} MiB` });
-      } catch (err) {
-        this.notes.push(`${name} failed: ${(err as Error).message.split('\n')[0]}`);
-      }
+      const read = fastest(runs.reads);
+      const write = fastest(runs.writes);
+      this.results.peers[name].seq_read_mbps = read.mbps;
+      this.results.peers[name].seq_write_mbps = write.mbps;
+      this.details[`peer_${name}`] = { read, write, reads: runs.reads, writes: runs.writes, rss_peak_mib: runs.rss };
+      this.rows.push({ key: `peers.${name}.seq_read_mbps`, value: read.mbps, note: `best of ${runs.reads.map((x) => x.mbps).join(', ')}; CPU ${read.cpu.toFixed(1)} s/GiB` });
+      this.rows.push({ key: `peers.${name}.seq_write_mbps`, value: write.mbps, note: `best of ${runs.writes.map((x) => x.mbps).join(', ')}; CPU ${write.cpu.toFixed(1)} s/GiB; peak RSS ${runs.rss} MiB` });
     }
   }
 
@@ -678,10 +707,9 @@ async function main(): Promise<number> {
   try {
     await bench.setup();
     const steps: Array<[boolean, string, () => Promise<void>]> = [
-      [bench.has('seq_read') || bench.has('seq_write'), 'sequential read/write', () => bench.seqReadAndWrite()],
+      [bench.has('seq_read') || bench.has('seq_write') || bench.has('peers'), 'sequential read/write (and the peers, in the same rounds)', () => bench.seqReadAndWrite()],
       [bench.has('par_read') || bench.has('rand_read'), 'parallel/random read', () => bench.parReadAndRand()],
       [bench.has('seq_read_latency'), 'sequential read with S3 latency', () => bench.seqReadLatency()],
-      [bench.has('peers'), 'peers', () => bench.peers()],
       [bench.has('ls'), 'ls', () => bench.ls()],
     ];
     for (const [on, name, fn] of steps) {

@@ -451,7 +451,8 @@ export class StreamingUpload {
     const size = this.length;
     await this.complete('');
     // The completed object is only a vehicle for the read-back: it goes whatever happens, and
-    // failing to delete it loses nothing (the sink has every byte) — it is logged.
+    // failing to delete it loses nothing (the sink has every byte) — it is logged. Synapse's
+    // read_write STS policy grants s3:DeleteObject (StsManagerImpl, Synapse-Repository-Services).
     const remove = (): Promise<void> => this.store.deleteObject(this.loc).catch((err: unknown) => {
       log?.warn({ err, bucket: this.loc.bucket, key: this.loc.key }, 'could not delete the temporary object of a read-back; remove it by hand');
     });

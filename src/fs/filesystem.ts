@@ -164,8 +164,13 @@ export class SynapseFilesystem {
   private readonly active = new Map<string, ActiveFile>();
   /** Publishes running at release (touch, files only created or truncated), by path. */
   private readonly releasing = new Map<string, Promise<void>>();
-  /** mtimes set by utimens (rsync -a, cp -p), by entity id — kept so a second rsync skips. */
-  private readonly mtimes = new Map<string, number>();
+  /**
+   * mtimes set by utimens (rsync -a, cp -p), by entity id — kept so a second rsync skips. Bounded
+   * (a long-lived mount rsync'd into daily would otherwise grow without end): a file whose time
+   * was dropped shows Synapse's modifiedOn again, so the next rsync copies it once more — and,
+   * its bytes unchanged, that publishes no new version (the publish rule).
+   */
+  private readonly mtimes = new LRUCache<string, number>(entryBound(1_000_000));
   /**
    * Per path, the file version whose attributes the kernel may still hold (head comment);
    * entries live a second longer than the kernel's timeout. Absent when the kernel caches nothing.

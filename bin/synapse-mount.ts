@@ -20,6 +20,7 @@ import { runStsToken, STS_FORMATS, STS_PERMISSIONS, type StsFormat } from '../sr
 import { formatCreateFolder, runCreateFolder } from '../src/cli/create-folder-command.js';
 import { runAddS3File } from '../src/cli/add-s3-file-command.js';
 import { formatInfo, runInfo } from '../src/cli/info-command.js';
+import { mountRecordFor } from '../src/cli/mount-registry.js';
 import { runStatus } from '../src/cli/status-command.js';
 import type { StsPermission } from '../src/synapse/types.js';
 import { scrubSecrets, type LogLevel } from '../src/log.js';
@@ -240,7 +241,9 @@ await yargs(argv)
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' }),
     async (a) => {
       try {
-        const api = await clientFor({ endpoint: a.endpoint, authTokenFile: a['auth-token-file'], retryTimeout: a['retry-timeout'] });
+        // Without --endpoint, the endpoint of the mount the path is in (its mount record).
+        const endpoint = a.endpoint ?? (await mountRecordFor(a.path!))?.endpoint;
+        const api = await clientFor({ endpoint, authTokenFile: a['auth-token-file'], retryTimeout: a['retry-timeout'] });
         process.stdout.write(formatInfo(await runInfo(api, a.path!), a.json));
       } catch (err) {
         fail(err);

@@ -15,6 +15,8 @@ export interface MountRecord {
   entityId: string;
   startedAt: string;
   logFile?: string;
+  /** The Synapse endpoint the mount talks to, so `info` on a path inside it needs no --endpoint. */
+  endpoint?: string;
 }
 
 function mountsDir(): string {
@@ -71,3 +73,14 @@ export async function removeMountRecord(mountpoint: string, pid: number): Promis
 }
 
 export { processAlive } from '../process-alive.js';
+
+/** The record of the mount whose mountpoint holds `file` (the innermost, if mounts nest). */
+export async function mountRecordFor(file: string): Promise<MountRecord | undefined> {
+  const abs = path.resolve(file);
+  let best: MountRecord | undefined;
+  for (const rec of await listMountRecords()) {
+    const inside = abs === rec.mountpoint || abs.startsWith(rec.mountpoint.endsWith(path.sep) ? rec.mountpoint : rec.mountpoint + path.sep);
+    if (inside && (!best || rec.mountpoint.length > best.mountpoint.length)) best = rec;
+  }
+  return best;
+}

@@ -386,5 +386,12 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     });
     assertOneLineError(outside!, 1, /is not inside a synapse-mount mount/);
     assertOneLineError(missing!, 1, /No such file or directory/);
+
+    // No --endpoint: the mount's own record says which Synapse it talks to (the default,
+    // synapse.org, is unreachable here). Same state dir as the mount, which got this process's env.
+    const stateHome = process.env['XDG_STATE_HOME'] ?? path.join(process.env['HOME'] ?? '/root', '.local', 'state');
+    const bare = await cli(['info', '--json', file], { env: { ...env, XDG_STATE_HOME: stateHome }, timeoutMs: 60_000 });
+    assert.equal(bare.code, 0, bare.stderr);
+    assert.equal(JSON.parse(bare.stdout).id, streamedId);
   });
 });

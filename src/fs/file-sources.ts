@@ -3,7 +3,8 @@
  * (DESIGN §3 open/read; the Python client's `use_boto_sts_transfers`, with no flag):
  *  - STS-enabled storage location → S3 with the location's read_only STS credentials (one
  *    AwsObjectStore per location; credentials cached and refreshed by the StsCache);
- *  - anything else → presigned URLs from POST /fileHandle/batch, refreshed by age or on 403.
+ *  - anything else → presigned URLs from POST /fileHandle/batch, refreshed by age or on 403,
+ *    batched across files (presigned-urls.ts).
  * Whether a location is STS-enabled is learned once per location by asking for credentials
  * (400 "not in an STS-enabled storage location" → presigned) — a GET /storageLocation would
  * need the caller to be its creator.
@@ -21,6 +22,7 @@ import type { ObjectStore, RangeSource } from '../s3/object-store.js';
 import { PresignedRangeSource } from '../s3/presigned-store.js';
 import { S3RangeSource } from '../s3/s3-range-source.js';
 import { FsError } from './errors.js';
+import { PresignedUrls } from './presigned-urls.js';
 import type { FsNode } from './inode-table.js';
 
 /** Synapse's download URLs live 30 s; refresh at 20 s so a slow GET never starts on a dead URL. */
@@ -63,12 +65,16 @@ export class FileSources {
   private readonly stsEnabled = new Map<number, Promise<boolean>>();
   private readonly stores = new Map<string, ObjectStore>();
 
+  private readonly urls: PresignedUrls;
+
   constructor(
     private readonly api: SynapseApi,
     private readonly sts: StsProvider,
     private readonly makeStore: StoreFactory,
     private readonly opts: FileSourcesOptions,
-  ) {}
+  ) {
+    this.urls = new PresignedUrls(api, PRESIGNED_URL_MAX_AGE_MS);
+  }
 
   /** The file handle behind a file node; uses the cached answer when the version is known. */
   async resolve(node: FsNode, trustCachedVersion: boolean): Promise<ResolvedFile> {
@@ -101,7 +107,7 @@ export class FileSources {
       const store = this.storeFor(loc, file.entityId, 'read_only');
       return S3RangeSource.open(key, store, { bucket: fh.bucketName, key: fh.key });
     }
-    return new PresignedRangeSource(key, fh.contentSize, this.urlProvider(file), { requestTimeoutMs: this.opts.requestTimeoutMs });
+    return new PresignedRangeSource(key, fh.contentSize, this.urls.provider({ entityId: file.entityId, fileHandleId: String(fh.id) }), { requestTimeoutMs: this.opts.requestTimeoutMs });
   }
 
   private isStsEnabled(locationId: number, entityId: string): Promise<boolean> {
@@ -139,27 +145,5 @@ export class FileSources {
       this.stores.set(id, store);
     }
     return store;
-  }
-
-  private urlProvider(file: ResolvedFile): (force: boolean) => Promise<string> {
-    let current: { url: string; at: number } | undefined;
-    let pending: Promise<string> | undefined;
-    return (force) => {
-      if (!force && current && Date.now() - current.at < PRESIGNED_URL_MAX_AGE_MS) return Promise.resolve(current.url);
-      if (pending) return pending;
-      pending = this.api.batchFileHandles(
-        [{ fileHandleId: String(file.fileHandle.id), associateObjectId: file.entityId, associateObjectType: 'FileEntity' }],
-        { includeFileHandles: false, includePreSignedURLs: true },
-      ).then((results) => {
-        const r = results[0];
-        if (!r?.preSignedURL) {
-          throw new FsError(r?.failureCode === 'UNAUTHORIZED' ? 'EACCES' : 'EIO',
-            `${file.entityId}: no download URL (${r?.failureCode ?? 'none returned'})`);
-        }
-        current = { url: r.preSignedURL, at: Date.now() };
-        return r.preSignedURL;
-      }).finally(() => { pending = undefined; });
-      return pending;
-    };
   }
 }

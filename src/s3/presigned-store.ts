@@ -70,7 +70,9 @@ export class PresignedRangeSource implements RangeSource {
         const etag = res.headers.get('etag')?.replace(/^"|"$/g, '');
         let body: Buffer;
         try {
-          body = Buffer.from(await res.arrayBuffer());
+          // A ranged answer goes straight into the caller's (pooled) buffer: no fresh 8 MiB
+          // ArrayBuffer and copy per block. A 200 (Range ignored) is the whole object, cut below.
+          body = res.status === 206 ? await readInto(res, length, alloc) : Buffer.from(await res.arrayBuffer());
         } catch (err) {
           s3Stats.error();
           throw err;

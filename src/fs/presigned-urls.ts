@@ -21,12 +21,21 @@ import { FsError } from './errors.js';
 /** Synapse's limit for POST /fileHandle/batch. */
 const BATCH_MAX = 100;
 
+interface Waiter {
+  promise: Promise<string>;
+  resolve: (url: string) => void;
+  reject: (err: unknown) => void;
+}
+
 interface Entry {
   readonly key: string;
   readonly association: FileHandleAssociation;
+  /** The newest URL, stamped with the time its request was sent (its age is never understated). */
   current?: { url: string; at: number };
-  /** Set while this entry waits for (or rides in) a batch a reader asked for. */
-  waiting?: { promise: Promise<string>; resolve: (url: string) => void; reject: (err: unknown) => void } | undefined;
+  /** A reader waits for the next batch that carries this entry. */
+  waiting?: Waiter | undefined;
+  /** Batches carrying this entry now (an unasked renewal is not sent twice). */
+  inFlight: number;
   lastUsed: number;
 }
 
@@ -47,7 +56,7 @@ export class PresignedUrls {
     return (force) => {
       let e = this.entries.get(key);
       if (!e) {
-        e = { key, association: { fileHandleId: file.fileHandleId, associateObjectId: file.entityId, associateObjectType: 'FileEntity' }, lastUsed: 0 };
+        e = { key, association: { fileHandleId: file.fileHandleId, associateObjectId: file.entityId, associateObjectType: 'FileEntity' }, inFlight: 0, lastUsed: 0 };
         this.entries.set(key, e);
       }
       e.lastUsed = this.now();
@@ -63,60 +72,67 @@ export class PresignedUrls {
     const promise = new Promise<string>((res, rej) => { resolve = res; reject = rej; });
     e.waiting = { promise, resolve, reject };
     this.queued.add(e);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      // Every reader that asks during this turn of the loop rides in the same request.
-      setImmediate(() => void this.flush());
-    }
+    this.schedule();
     return promise;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // Every reader that asks during this turn of the loop rides in the same request.
+    setImmediate(() => void this.flush());
   }
 
   private async flush(): Promise<void> {
     this.scheduled = false;
-    const batch: Entry[] = [];
+    // Each slot keeps the waiter it was sent for: an answer settles that waiter only, never one
+    // who asked after the request left (that one rides in the next batch).
+    const sent: Array<{ e: Entry; w: Waiter | undefined }> = [];
     for (const e of this.queued) {
-      if (batch.length === BATCH_MAX) break;
-      batch.push(e);
+      if (sent.length === BATCH_MAX) break;
       this.queued.delete(e);
+      if (e.waiting) sent.push({ e, w: e.waiting });
     }
-    if (this.queued.size > 0) {
-      this.scheduled = true;
-      setImmediate(() => void this.flush());
-    }
+    if (this.queued.size > 0) this.schedule();
     const t = this.now();
     for (const e of this.entries.values()) {
-      if (t - e.lastUsed > 3 * this.maxAgeMs && !e.waiting) {
+      const busy = e.waiting !== undefined || e.inFlight > 0;
+      if (!busy && t - e.lastUsed > 3 * this.maxAgeMs) {
         this.entries.delete(e.key); // not read for a while: no renewals on its behalf
         continue;
       }
       // Renew, unasked, the URLs past half their life of files read in the last half-life.
-      if (batch.length < BATCH_MAX && !e.waiting && e.current && t - e.current.at > this.maxAgeMs / 2 && t - e.lastUsed < this.maxAgeMs / 2) batch.push(e);
-    }
-    let results: Awaited<ReturnType<SynapseApi['batchFileHandles']>>;
-    try {
-      results = await this.api.batchFileHandles(batch.map((e) => e.association), { includeFileHandles: false, includePreSignedURLs: true });
-    } catch (err) {
-      for (const e of batch) this.settle(e, undefined, err);
-      return;
-    }
-    const at = this.now();
-    batch.forEach((e, i) => {
-      // Synapse answers in request order; a mismatched entry is treated as missing.
-      const r = results[i]?.fileHandleId === e.association.fileHandleId ? results[i] : undefined;
-      if (r?.preSignedURL) {
-        e.current = { url: r.preSignedURL, at };
-        this.settle(e, r.preSignedURL);
-      } else {
-        this.settle(e, undefined, new FsError(r?.failureCode === 'UNAUTHORIZED' ? 'EACCES' : 'EIO',
-          `${e.association.associateObjectId}: no download URL (${r?.failureCode ?? 'none returned'})`));
+      if (sent.length < BATCH_MAX && !busy && e.current && t - e.current.at > this.maxAgeMs / 2 && t - e.lastUsed < this.maxAgeMs / 2) {
+        sent.push({ e, w: undefined });
       }
-    });
+    }
+    if (sent.length === 0) return;
+    for (const s of sent) s.e.inFlight++;
+    try {
+      const results = await this.api.batchFileHandles(sent.map((s) => s.e.association), { includeFileHandles: false, includePreSignedURLs: true });
+      sent.forEach(({ e, w }, i) => {
+        // Synapse answers in request order; a mismatched entry is treated as missing.
+        const r = results[i]?.fileHandleId === e.association.fileHandleId ? results[i] : undefined;
+        if (r?.preSignedURL) {
+          if (!e.current || e.current.at <= t) e.current = { url: r.preSignedURL, at: t };
+          this.settle(e, w, r.preSignedURL);
+        } else {
+          this.settle(e, w, undefined, new FsError(r?.failureCode === 'UNAUTHORIZED' ? 'EACCES' : 'EIO',
+            `${e.association.associateObjectId}: no download URL (${r?.failureCode ?? 'none returned'})`));
+        }
+      });
+    } catch (err) {
+      // The request failed (or its answer could not be used): every reader in it hears of it.
+      for (const { e, w } of sent) this.settle(e, w, undefined, err);
+    } finally {
+      for (const s of sent) s.e.inFlight--;
+    }
   }
 
-  private settle(e: Entry, url: string | undefined, err?: unknown): void {
-    const w = e.waiting;
-    e.waiting = undefined;
-    if (!w) return; // renewed unasked: a failure waits for the next reader to ask
+  /** Answer the waiter a slot was sent for (none: an unasked renewal, whose failure is dropped). */
+  private settle(e: Entry, w: Waiter | undefined, url: string | undefined, err?: unknown): void {
+    if (!w) return;
+    if (e.waiting === w) e.waiting = undefined;
     if (url !== undefined) w.resolve(url);
     else w.reject(err);
   }

@@ -2,9 +2,10 @@
  * RangeSource over presigned GET URLs (Synapse-managed storage, or any storage without STS).
  *
  * URLs are opaque: production may hand out CloudFront or other signed URLs, so we never parse
- * them. A URL is refreshed when it is older than `maxUrlAgeMs` (Synapse's download URLs live
- * 30 s; 20 s leaves room for a slow GET) or when the server answers 403 (expired early, clock
- * skew). Transient failures (5xx, resets, truncated bodies) are retried with backoff.
+ * them. The UrlProvider renews a URL by age (src/fs/presigned-urls.ts) and when asked after a
+ * 403 (expired early, clock skew). Transient failures of the GET (5xx, resets, truncated bodies)
+ * are retried with backoff; a provider that fails (Synapse refused the file, or gave up after its
+ * own retries) fails the read at once, with its own error (EACCES stays EACCES).
  * Version pinning: the first response's ETag is remembered and a later response with another
  * ETag fails the read (the object was replaced) rather than mixing bytes of two versions.
  */
@@ -38,12 +39,15 @@ export class PresignedRangeSource implements RangeSource {
     if (length <= 0) return Buffer.alloc(0);
     let forceRefresh = false;
     let lastErr: unknown;
+    // One buffer for every attempt (a failed body is simply overwritten by the next one).
+    let buf: Buffer | undefined;
+    const once = alloc ? (n: number): Buffer => (buf ??= alloc(n)) : undefined;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const url = await this.url(forceRefresh);
+      forceRefresh = false;
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
       try {
-        const url = await this.url(forceRefresh);
-        forceRefresh = false;
         s3Stats.request();
         let res: Response;
         try {
@@ -72,7 +76,7 @@ export class PresignedRangeSource implements RangeSource {
         try {
           // A ranged answer goes straight into the caller's (pooled) buffer: no fresh 8 MiB
           // ArrayBuffer and copy per block. A 200 (Range ignored) is the whole object, cut below.
-          body = res.status === 206 ? await readInto(res, length, alloc) : Buffer.from(await res.arrayBuffer());
+          body = res.status === 206 ? await readInto(res, length, once) : Buffer.from(await res.arrayBuffer());
         } catch (err) {
           s3Stats.error();
           throw err;

@@ -88,3 +88,44 @@ test('two opens of the same file share one URL', async () => {
   assert.equal(calls.length, 1);
   assert.equal(calls[0]!.length, 1);
 });
+
+test('a reader who asks while a renewal of its file is in flight is answered by its own request, whatever the renewal does', async () => {
+  let now = 0;
+  const pending: Array<{ files: FileHandleAssociation[]; resolve: (r: BatchFileResult[]) => void; reject: (e: unknown) => void }> = [];
+  const api = {
+    batchFileHandles: (files: FileHandleAssociation[]) => new Promise<BatchFileResult[]>((resolve, reject) => pending.push({ files, resolve, reject })),
+  };
+  const answer = (i: number, tag: string): void => pending[i]!.resolve(pending[i]!.files.map((f) => ({ fileHandleId: f.fileHandleId, preSignedURL: `u-${f.fileHandleId}-${tag}` })));
+  const urls = new PresignedUrls(api, 20_000, () => now);
+  const a = urls.provider(file(1));
+  const b = urls.provider(file(2));
+  const first = Promise.all([a(false), b(false)]);
+  await new Promise((r) => setImmediate(r));
+  answer(0, 'first');
+  await first;
+  now = 12_000;
+  await b(false); // b in use; both URLs past half their life
+  now = 21_000;
+  const aNew = a(false); // batch 1: a (asked) + b (unasked renewal), left pending
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(pending[1]!.files.map((f) => f.fileHandleId).sort(), ['501', '502']);
+  const bForced = b(true); // b's reader got a 403 while batch 1 is in flight
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(pending[2]!.files.map((f) => f.fileHandleId), ['502'], 'b goes again, in its own request');
+  pending[1]!.reject(new Error('Synapse 503'));
+  await assert.rejects(aNew, /503/, 'a asked in batch 1: it hears of the failure');
+  answer(2, 'forced');
+  assert.equal(await bForced, 'u-502-forced', "batch 1's failure never reached b's reader");
+});
+
+test("a range source hands the URL provider's refusal to the reader at once (EACCES stays EACCES, no retries)", async () => {
+  const { PresignedRangeSource } = await import('../../src/s3/presigned-store.js');
+  const { FsError } = await import('../../src/fs/errors.js');
+  let asked = 0;
+  const source = new PresignedRangeSource('k', 1000, async () => {
+    asked++;
+    throw new FsError('EACCES', 'syn101: no download URL (UNAUTHORIZED)');
+  });
+  await assert.rejects(source.read(0, 100), (err: unknown) => (err as { errno?: string }).errno === 'EACCES');
+  assert.equal(asked, 1, 'no retry of a refusal');
+});

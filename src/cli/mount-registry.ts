@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { defaultStateDir } from '../config.js';
+import { processAlive } from '../process-alive.js';
 
 export interface MountRecord {
   pid: number;
@@ -79,6 +80,7 @@ export async function mountRecordFor(file: string): Promise<MountRecord | undefi
   const abs = path.resolve(file);
   let best: MountRecord | undefined;
   for (const rec of await listMountRecords()) {
+    if (!processAlive(rec.pid)) continue; // a dead mount's record: its mountpoint serves nothing
     const inside = abs === rec.mountpoint || abs.startsWith(rec.mountpoint.endsWith(path.sep) ? rec.mountpoint : rec.mountpoint + path.sep);
     if (inside && (!best || rec.mountpoint.length > best.mountpoint.length)) best = rec;
   }

@@ -54,8 +54,8 @@ async function finishUpload(e: JournalEntry, store: ObjectStore): Promise<void> 
   await store.completeMultipartUpload(loc, u.uploadId, parts);
 }
 
-export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: Spool, log?: Logger,
-  storeFor?: (locationId: number, entityId: string) => ObjectStore): Promise<RecoverResult[]> {
+export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: Spool, log: Logger | undefined,
+  storeFor: (locationId: number, entityId: string) => ObjectStore): Promise<RecoverResult[]> {
   const results: RecoverResult[] = [];
   for (const entry of await spool.listJournal()) {
     try {
@@ -63,26 +63,26 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
       if (done) {
         results.push({ entry, outcome: 'already-published', entityId: done });
       } else {
-        let fileHandleId = entry.fileHandleId;
-        if (!fileHandleId && entry.s3Upload) {
-          if (!storeFor) throw new Error('an open S3 upload needs S3 credentials to finish');
-          const u = entry.s3Upload;
-          await finishUpload(entry, storeFor(u.storageLocationId, entry.parentId));
+        let e = entry;
+        if (!e.fileHandleId && e.s3Upload) {
+          const u = e.s3Upload;
+          await finishUpload(e, storeFor(u.storageLocationId, e.parentId));
           // From here the entry is a complete object: a later run registers it, never re-sends parts.
-          const object = { bucket: u.bucket, key: u.key, storageLocationId: u.storageLocationId };
-          const { s3Upload: _done, ...rest } = entry;
-          await spool.writeJournal({ ...rest, s3Object: object });
+          const { s3Upload: _done, ...rest } = e;
+          e = { ...rest, s3Object: { bucket: u.bucket, key: u.key, storageLocationId: u.storageLocationId } };
+          await spool.writeJournal(e);
           await spool.removeUpload(u.uploadId);
-          fileHandleId = await publisher.registerExternal(u.bucket, u.key, u.storageLocationId, entry.size, entry.md5, entry.name);
-        } else if (!fileHandleId && entry.s3Object) {
-          const o = entry.s3Object;
-          fileHandleId = await publisher.registerExternal(o.bucket, o.key, o.storageLocationId, entry.size, entry.md5, entry.name);
-        } else if (!fileHandleId) {
-          const size = (await stat(entry.spoolFile)).size;
-          if (size !== entry.size) throw new Error(`spool file ${entry.spoolFile} has ${size} bytes, the journal says ${entry.size}`);
-          fileHandleId = await publisher.upload({ file: entry.spoolFile, size: entry.size, md5: entry.md5 }, entry.parentId, entry.name);
         }
-        if (!entry.fileHandleId) await spool.writeJournal({ ...entry, fileHandleId });
+        let fileHandleId = e.fileHandleId;
+        if (!fileHandleId && e.s3Object) {
+          const o = e.s3Object;
+          fileHandleId = await publisher.registerExternal(o.bucket, o.key, o.storageLocationId, e.size, e.md5, e.name);
+        } else if (!fileHandleId) {
+          const size = (await stat(e.spoolFile)).size;
+          if (size !== e.size) throw new Error(`spool file ${e.spoolFile} has ${size} bytes, the journal says ${e.size}`);
+          fileHandleId = await publisher.upload({ file: e.spoolFile, size: e.size, md5: e.md5 }, e.parentId, e.name);
+        }
+        if (!e.fileHandleId) await spool.writeJournal({ ...e, fileHandleId });
         const entity = await publisher.commit(entry.parentId, entry.name, fileHandleId, entry.entityId);
         results.push({ entry, outcome: 'published', entityId: entity.id });
       }

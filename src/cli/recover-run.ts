@@ -1,4 +1,5 @@
 /** CLI side of `recover`: list or publish journal entries and print one line per entry. */
+import type { ObjectStore } from '../s3/object-store.js';
 import { Spool } from '../fs/spool.js';
 import { abortOrphanedUploads } from '../fs/orphans.js';
 import { transferServices, type TransferConfig } from '../fs/mount.js';
@@ -20,9 +21,10 @@ export async function runRecover(opts: { spoolDir: string; list: boolean; auth: 
   const log = createLogger('warn');
   const me = await client.getUserProfile();
   const { publisher, sources } = transferServices(client, String(me.ownerId), opts.transfer, log);
-  const orphans = await abortOrphanedUploads(spool, (loc, id) => sources.storeFor(loc, id, 'read_write'), log);
+  const storeFor = (loc: number, id: string): ObjectStore => sources.storeFor(loc, id, 'read_write');
+  const orphans = await abortOrphanedUploads(spool, storeFor, log);
   if (orphans > 0) process.stdout.write(`aborted ${orphans} orphaned multipart upload(s)\n`);
-  const results = await recoverAll(client, publisher, spool, log, (loc, id) => sources.storeFor(loc, id, 'read_write'));
+  const results = await recoverAll(client, publisher, spool, log, storeFor);
   let failed = 0;
   for (const r of results) {
     if (r.outcome === 'failed') failed++;

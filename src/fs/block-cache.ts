@@ -250,21 +250,18 @@ export class BlockCache {
       }
     }
     const pool = this.pool;
-    // Every attempt of a retried GET takes a buffer; all but the one returned go back.
-    const lent: Buffer[] = [];
-    const alloc = pool && end - start === this.blockSize ? (): Buffer => {
-      const b = pool.acquire();
-      lent.push(b);
-      return b;
-    } : undefined;
+    // One buffer for the whole fetch: a retried GET writes its new body over a failed one (the
+    // failed body's stream is destroyed first, so nothing writes into it afterwards).
+    let lent: Buffer | undefined;
+    const alloc = pool && end - start === this.blockSize ? (): Buffer => (lent ??= pool.acquire()) : undefined;
     let data: Buffer;
     try {
       data = await source.read(start, end, undefined, alloc);
     } catch (err) {
-      for (const b of lent) pool?.release(b);
+      if (lent) pool?.release(lent);
       throw err;
     }
-    for (const b of lent) if (b !== data) pool?.release(b);
+    if (lent && lent !== data) pool?.release(lent);
     this.stats.bytesFetched += data.length;
     if (disk && data.length === end - start) disk.put(id, data);
     return data;
@@ -282,14 +279,11 @@ export class BlockCache {
     if (end <= offset) return 0;
     const first = Math.floor(offset / this.blockSize);
     const last = Math.floor((end - 1) / this.blockSize);
-    for (let i = first; i <= last; i++) {
-      const key = this.key(source, i);
-      if (!this.main.has(key) && !this.probation.has(key) && !this.staged.has(key)) return undefined;
-    }
     const blocks: Buffer[] = [];
     for (let i = first; i <= last; i++) {
       const block = this.lookup(this.key(source, i), mode);
-      // Moving a staged block into an LRU can evict another: then take the slow path.
+      // A block not here (or evicted by moving a staged one into an LRU): the slow path, which
+      // looks the same blocks up again (same effects) and fetches what is missing.
       if (!block) return undefined;
       blocks.push(block);
     }

@@ -64,7 +64,7 @@ export class BufferPool {
   }
 
   acquire(): Buffer {
-    this.lastAcquire = Date.now();
+    if (this.opts.idle) this.lastAcquire = Date.now();
     const reused = this.free.pop();
     if (reused) {
       this.isFree.delete(reused);

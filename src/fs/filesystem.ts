@@ -451,21 +451,19 @@ export class SynapseFilesystem {
     return h;
   }
 
-  /** read(), answered synchronously when the block cache has every byte (ReadHandle.readAny). */
+  /**
+   * Copy up to `length` bytes at `position` into `target` (libfuse's buffer); returns the count —
+   * synchronously when the block cache has every byte (ReadHandle.readAny).
+   */
   readAny(fd: number, target: Buffer, length: number, position: number): number | Promise<number> {
     const h = this.handle(fd);
-    if (h.kind === 'write') return this.read(fd, target, length, position);
+    if (h.kind === 'write') return h.file.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
     return h.reader.readAny(target, position, Math.min(length, target.length));
   }
 
-  /** Copy up to `length` bytes at `position` into `target` (libfuse's buffer); returns the count. */
+  /** readAny(), always as a promise. */
   async read(fd: number, target: Buffer, length: number, position: number): Promise<number> {
-    const h = this.handle(fd);
-    if (h.kind === 'write') {
-      const data = await h.file.read(position, length);
-      return data.copy(target, 0, 0, Math.min(length, data.length));
-    }
-    return h.reader.readInto(target, position, Math.min(length, target.length));
+    return this.readAny(fd, target, length, position);
   }
 
   /**
@@ -484,23 +482,20 @@ export class SynapseFilesystem {
     if (file.localOnly && !file.unlinked) return;
     // A publish that already failed was reported to close() and journaled: leave it to
     // `recover` rather than retrying behind the user's back (predictable, exactly once).
-    let failed = file.awaitingRecovery;
     if (file.dirty && !file.unlinked && !file.broken && !file.awaitingRecovery) {
       const publishing = this.publish(h.path, file).catch((err: unknown) => {
-        failed = true;
         this.opts.logger?.error({ err, path: h.path }, 'publish at last close failed; kept for `synapse-mount recover`');
       });
       this.releasing.set(h.path, publishing);
       await publishing;
       if (this.releasing.get(h.path) === publishing) this.releasing.delete(h.path);
-      // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
-      // upload) has nothing in it for `recover`.
-      failed = file.awaitingRecovery;
     }
     if (this.active.get(h.path) === file) this.active.delete(h.path);
     // An unlinked file's name is no longer its own (a new file may hold it): leave its entry be.
     if (!file.unlinked && !file.localOnly && !file.emptyPlaceholder && file.entityId) this.table.removeLocal(file.parentId, file.name);
-    await file.dispose(failed);
+    // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
+    // upload) has nothing in it for `recover`.
+    await file.dispose(file.awaitingRecovery);
   }
 
   /**

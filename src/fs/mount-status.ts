@@ -15,7 +15,7 @@ import { s3Stats, type S3Counters } from '../s3/s3-stats.js';
 import { scrubSecrets } from '../log.js';
 import type { SynapseFilesystem } from './filesystem.js';
 import { Spool } from './spool.js';
-import { processAlive } from '../process-alive.js';
+import { orphanedUploads } from './orphans.js';
 
 /** Bumped when a field changes meaning (scripts reading `status --json` can check it). */
 export const STATUS_FORMAT = 1;
@@ -120,7 +120,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
     id: e.id, parentId: e.parentId, name: e.name, ...(e.entityId ? { entityId: e.entityId } : {}),
     size: e.size, createdAt: e.createdAt, error: scrubSecrets(String(e.error ?? '')),
   }));
-  const orphanedUploads = (await spool.listUploads()).filter((u) => u.pid !== process.pid && !processAlive(u.pid)).length;
+  const orphanedCount = (await orphanedUploads(spool, true)).length;
   const syn = src.client.stats();
   const cache = fs.cache;
   return {
@@ -138,7 +138,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
     spoolDir: config.spoolDir,
     uploads,
     journal,
-    orphanedUploads,
+    orphanedUploads: orphanedCount,
     cache: {
       bytes: cache.cachedBytes,
       limitBytes: config.cacheBytes,

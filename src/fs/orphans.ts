@@ -7,9 +7,20 @@
  */
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../s3/object-store.js';
-import type { Spool } from './spool.js';
+import type { Spool, UploadRecord } from './spool.js';
 import { processAlive } from '../process-alive.js';
 
+/**
+ * Upload records that no live process owns and no journal entry needs — an upload a journal
+ * entry names (a streamed file S3 left incomplete) is recover's, and its record stays until
+ * recover finishes it. `selfIsLive`: records with this process's pid are its own uploads in
+ * flight (status, asked inside a mount), not a dead namesake's (the sweep at start).
+ */
+export async function orphanedUploads(spool: Spool, selfIsLive: boolean): Promise<UploadRecord[]> {
+  const journaled = new Set((await spool.listJournal()).map((e) => e.s3Upload?.uploadId).filter((id) => id !== undefined));
+  return (await spool.listUploads()).filter((rec) =>
+    !journaled.has(rec.uploadId) && (rec.pid === process.pid ? !selfIsLive : !processAlive(rec.pid)));
+}
 
 export async function abortOrphanedUploads(
   spool: Spool,
@@ -17,12 +28,7 @@ export async function abortOrphanedUploads(
   log?: Logger,
 ): Promise<number> {
   let aborted = 0;
-  // An upload a journal entry still needs (a streamed file S3 left incomplete) is recover's.
-  const journaled = new Set((await spool.listJournal()).map((e) => e.s3Upload?.uploadId).filter((id) => id !== undefined));
-  for (const rec of await spool.listUploads()) {
-    if (rec.pid !== process.pid && processAlive(rec.pid)) continue;
-    // Its record stays: once recover finishes it (or the entry goes), a later sweep ends it.
-    if (journaled.has(rec.uploadId)) continue;
+  for (const rec of await orphanedUploads(spool, false)) {
     try {
       await storeFor(rec.storageLocationId, rec.parentId).abortMultipartUpload({ bucket: rec.bucket, key: rec.key }, rec.uploadId);
       aborted++;

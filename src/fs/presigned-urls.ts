@@ -86,12 +86,13 @@ export class PresignedUrls {
   private async flush(): Promise<void> {
     this.scheduled = false;
     // Each slot keeps the waiter it was sent for: an answer settles that waiter only, never one
-    // who asked after the request left (that one rides in the next batch).
+    // who asked after the request left while the file rode in it as an unasked renewal (that
+    // one rides in the next batch). Queued entries always have a waiter.
     const sent: Array<{ e: Entry; w: Waiter | undefined }> = [];
     for (const e of this.queued) {
       if (sent.length === BATCH_MAX) break;
       this.queued.delete(e);
-      if (e.waiting) sent.push({ e, w: e.waiting });
+      sent.push({ e, w: e.waiting });
     }
     if (this.queued.size > 0) this.schedule();
     const t = this.now();

@@ -47,13 +47,9 @@ export class ReadHandle {
     private readonly opts: ReadaheadOptions,
   ) {}
 
-  /** Copy up to `length` bytes at `offset` into `target`; returns the count (0 at EOF). */
-  async readInto(target: Buffer, offset: number, length: number): Promise<number> {
-    return this.readAny(target, offset, length);
-  }
-
   /**
-   * readInto(), answered synchronously when the cache already holds every byte — the usual case
+   * Copy up to `length` bytes at `offset` into `target`; returns the count (0 at EOF) —
+   * synchronously when the cache already holds every byte, the usual case
    * of a sequential reader behind its readahead: no promise, timer or race per 128 KiB request
    * (8,192 of them per GiB).
    */
@@ -90,7 +86,7 @@ export class ReadHandle {
   /** Read into a new buffer (tests, tools). */
   async read(offset: number, length: number): Promise<Buffer> {
     const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, this.source.size - offset)));
-    const n = await this.readInto(out, offset, out.length);
+    const n = await this.readAny(out, offset, out.length);
     return out.subarray(0, n);
   }
 

@@ -172,7 +172,10 @@ export class ActiveFile {
   }
 
   private async spool(): Promise<SpoolFile> {
-    if (this.spoolQuiet) await this.spoolQuiet;
+    if (this.spoolQuiet) {
+      await this.spoolQuiet;
+      this.spoolQuiet = undefined;
+    }
     if (!this.spoolFile) this.spoolFile = await this.deps.spool.create();
     return this.spoolFile;
   }

@@ -171,7 +171,6 @@ export class StreamingUpload {
   private settledOnS3 = false;
   /** Parts refused for good and kept by `keepFailedParts`, to send again at complete(). */
   private readonly missing: MissingPart[] = [];
-  private lastPartError: unknown;
   /** Kept-part writes in progress (keepFailedPartsSettled waits for them). */
   private readonly saving = new Set<Promise<void>>();
   /** Bytes accepted so far (= the next append's required offset). */
@@ -346,7 +345,6 @@ export class StreamingUpload {
         this.saving.delete(saved);
       }
       this.missing.push({ partNumber, offset, length: body.length });
-      this.lastPartError = err;
       this.opts.onPartKept?.(partNumber, err);
     }
   }
@@ -358,20 +356,18 @@ export class StreamingUpload {
     // One at a time, and no further after a part is refused again: each try carries the full
     // retry budget (~16 s), so an S3 still down would otherwise hold close() for parts × 16 s
     // before the upload is journaled — and `recover` sends whatever is left anyway.
-    for (const m of [...this.missing].sort((a, b) => a.partNumber - b.partNumber)) {
+    this.missing.sort((a, b) => a.partNumber - b.partNumber);
+    while (this.missing.length > 0) {
+      const m = this.missing[0]!;
       try {
         const data = await keep.load(m.offset, m.length);
         if (data.length !== m.length) throw new Error(`kept part ${m.partNumber} has ${data.length} bytes, not ${m.length}`);
         this.parts.push({ partNumber: m.partNumber, etag: await this.store.uploadPart(this.loc, uploadId, m.partNumber, data) });
-        this.uploaded += m.length;
-        this.missing.splice(this.missing.indexOf(m), 1);
       } catch (err) {
-        this.lastPartError = err;
-        break;
+        throw new PartsMissing(uploadId, this.sortedParts(), [...this.missing], err);
       }
-    }
-    if (this.missing.length > 0) {
-      throw new PartsMissing(uploadId, this.sortedParts(), [...this.missing], this.lastPartError);
+      this.uploaded += m.length;
+      this.missing.shift();
     }
   }
 

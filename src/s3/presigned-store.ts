@@ -39,9 +39,6 @@ export class PresignedRangeSource implements RangeSource {
     if (length <= 0) return Buffer.alloc(0);
     let forceRefresh = false;
     let lastErr: unknown;
-    // One buffer for every attempt (a failed body is simply overwritten by the next one).
-    let buf: Buffer | undefined;
-    const once = alloc ? (n: number): Buffer => (buf ??= alloc(n)) : undefined;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const url = await this.url(forceRefresh);
       forceRefresh = false;
@@ -76,7 +73,7 @@ export class PresignedRangeSource implements RangeSource {
         try {
           // A ranged answer goes straight into the caller's (pooled) buffer: no fresh 8 MiB
           // ArrayBuffer and copy per block. A 200 (Range ignored) is the whole object, cut below.
-          body = res.status === 206 ? await readInto(res, length, once) : Buffer.from(await res.arrayBuffer());
+          body = res.status === 206 ? await readInto(res, length, alloc) : Buffer.from(await res.arrayBuffer());
         } catch (err) {
           s3Stats.error();
           throw err;

@@ -311,6 +311,10 @@ test('files written in turn beyond --max-write-memory never wait on each other: 
       assert.equal(n, c.length);
     }
   }
+  // Both paths were taken: some files kept streaming (nothing in the spool), the rest went on there.
+  const spooled = await t.spoolBytes();
+  const total = contents.reduce((a, c) => a + c.length, 0);
+  assert.ok(spooled > 0 && spooled < total, `spool holds ${spooled} of ${total} bytes`);
   for (const [i, f] of files.entries()) {
     assert.equal(f.size, contents[i]!.length);
     assert.ok((await f.read(0, contents[i]!.length)).equals(contents[i]!), `out-${i} reads back`);

@@ -1,5 +1,5 @@
 /**
- * ObjectStore over @aws-sdk/client-s3 — the only module that imports the AWS SDK.
+ * ObjectStore over @aws-sdk/client-s3 — the only module that imports the AWS SDK client.
  *
  * One client per credential scope (an STS storage location, or the admin key in tests).
  * Choices and why:
@@ -13,6 +13,10 @@
  *  - followRegionRedirects: STS credentials cannot call GetBucketLocation, so without
  *    --s3-region the SDK must learn the region from S3's 301s.
  *  - Proxies and CAs: the agents come from src/net/proxy.ts (HTTPS_PROXY, NO_PROXY, AWS_CA_BUNDLE).
+ *  - Ranged GETs (the read hot path) go through DirectRangeGetter (direct-range-get.ts), which
+ *    reads bodies straight into the block buffer, signed by the SDK's SigV4 signer; anything it
+ *    does not handle — a proxy, an answer it does not recognise — goes through the SDK, and one
+ *    unrecognised answer turns it off for this store. SYNAPSE_MOUNT_S3_GET=sdk turns it off.
  *  - Body errors (connection reset mid-body) are retried here: the SDK retries only until the
  *    headers arrive. ExpiredToken triggers `onCredentialsExpired` (drop the cached STS token) and
  *    one more try.
@@ -33,7 +37,8 @@ import { finished, type Readable } from 'node:stream';
 // pins Node 20 (engines), so the warning would only alarm users on stderr.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
-import { s3Agents } from '../net/proxy.js';
+import { proxyConfigured, proxyForUrl, s3Agents, s3CaCertificates } from '../net/proxy.js';
+import { DirectGetUnsupported, DirectRangeGetter } from './direct-range-get.js';
 import { HashWorkerLost, OffThreadSha256 } from './offthread-hash.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error, type Alloc, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
@@ -116,8 +121,7 @@ export function isRetryablePartError(err: unknown): boolean {
  * promise and a microtask per 64 KiB chunk (16,384 per GiB; ~10 % of a read's CPU here).
  * `finished` reports resets and premature closes as errors (retried by getRange).
  */
-function readBodyInto(body: Readable, length: number, alloc?: Alloc): Promise<Buffer> {
-  const out = alloc ? alloc(length) : Buffer.allocUnsafe(length);
+function readBodyInto(body: Readable, length: number, out: Buffer): Promise<Buffer> {
   let offset = 0;
   return new Promise<Buffer>((resolve, reject) => {
     body.on('data', (c: Buffer) => {
@@ -140,12 +144,29 @@ function readBodyInto(body: Readable, length: number, alloc?: Alloc): Promise<Bu
   });
 }
 
+/**
+ * Should ranged GETs use DirectRangeGetter? Not through a proxy (it connects directly), and not
+ * when the user asked for the SDK.
+ */
+function directGetsAllowed(endpoint: string | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
+  if ((env['SYNAPSE_MOUNT_S3_GET'] ?? '').toLowerCase() === 'sdk') return false;
+  if (!proxyConfigured(env)) return true;
+  // Virtual-hosted AWS hosts vary per bucket; with a proxy configured, leave AWS to the SDK.
+  return endpoint !== undefined && proxyForUrl(endpoint, env) === undefined;
+}
+
 export class AwsObjectStore implements ObjectStore {
   private readonly client: S3Client;
   private readonly timeoutMs: number;
+  /** The fast path for ranged GETs; undefined once it met an answer it does not handle. */
+  private direct: DirectRangeGetter | undefined;
 
   constructor(private readonly opts: AwsObjectStoreOptions) {
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
+    if (directGetsAllowed(opts.endpoint)) {
+      const ca = s3CaCertificates();
+      this.direct = new DirectRangeGetter({ ...(opts.endpoint ? { endpoint: opts.endpoint } : {}), region: opts.region ?? 'us-east-1', credentials: opts.credentials, ...(ca ? { ca } : {}) });
+    }
     const agentOpts = { keepAlive: true, maxSockets: 256 };
     this.client = new S3Client({
       ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
@@ -201,13 +222,28 @@ export class AwsObjectStore implements ObjectStore {
     for (let attempt = 0; attempt < BODY_ATTEMPTS; attempt++) {
       try {
         return await this.call('GetObject', async (signal) => {
+          const out = opts.alloc ? opts.alloc(length) : Buffer.allocUnsafe(length);
+          const direct = this.direct;
+          if (direct) {
+            try {
+              const { etag } = await direct.getInto(loc, start, end, out, { ...(opts.ifMatch ? { ifMatch: opts.ifMatch } : {}), signal });
+              return etag ? { data: out, etag } : { data: out };
+            } catch (err) {
+              if (!(err instanceof DirectGetUnsupported)) throw err;
+              // An answer the fast path does not know: the SDK handles this request and all later ones.
+              if (this.direct === direct) {
+                this.direct = undefined;
+                direct.destroy();
+              }
+            }
+          }
           const res = await this.client.send(new GetObjectCommand({
             Bucket: loc.bucket, Key: loc.key, Range: `bytes=${start}-${end - 1}`,
             ...(opts.ifMatch ? { IfMatch: `"${opts.ifMatch}"` } : {}),
           }), { abortSignal: signal });
           const body = res.Body as Readable;
           try {
-            const data = await readBodyInto(body, length, opts.alloc);
+            const data = await readBodyInto(body, length, out);
             const etag = stripQuotes(res.ETag);
             return etag ? { data, etag } : { data };
           } catch (err) {
@@ -295,6 +331,7 @@ export class AwsObjectStore implements ObjectStore {
   }
 
   destroy(): void {
+    this.direct?.destroy();
     this.client.destroy();
   }
 }

@@ -1,0 +1,290 @@
+/**
+ * DirectRangeGetter against a scripted HTTP server (exact bytes on the wire, every odd answer)
+ * and against the real local S3 (s3rver behind the SigV4-verifying gate), plus AwsObjectStore's
+ * fall-back to the SDK when the fast path meets an answer it does not handle.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { DirectGetUnsupported, DirectRangeGetter } from '../../src/s3/direct-range-get.js';
+import { AwsObjectStore } from '../../src/s3/aws-object-store.js';
+import { S3Error } from '../../src/s3/object-store.js';
+import { startStack, type Stack } from '../server/stack.js';
+
+const creds = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' };
+const OBJECT = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7 + 3) & 0xff));
+
+interface Req { head: string; conn: number }
+type Answer = (req: Req, sock: net.Socket, range: [number, number]) => void;
+
+/** A raw HTTP/1.1 server: parses request heads, hands each to `answer`, keeps connections open. */
+async function scripted(answer: Answer): Promise<{ url: string; requests: Req[]; connections: () => number; close: () => Promise<void> }> {
+  const requests: Req[] = [];
+  let conns = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    const id = ++conns;
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {});
+    let buf = '';
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      let i;
+      while ((i = buf.indexOf('\r\n\r\n')) >= 0) {
+        const head = buf.slice(0, i);
+        buf = buf.slice(i + 4);
+        const req = { head, conn: id };
+        requests.push(req);
+        const m = /range: bytes=(\d+)-(\d+)/i.exec(head);
+        answer(req, sock, m ? [Number(m[1]), Number(m[2]) + 1] : [0, OBJECT.length]);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    connections: () => conns,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+function partial(sock: net.Socket, [s, e]: [number, number], extra = ''): void {
+  sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\nETag: "abc123"\r\n${extra}\r\n`);
+  sock.write(OBJECT.subarray(s, e));
+}
+
+function s3error(sock: net.Socket, status: number, code: string, extraHeaders = ''): void {
+  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>m</Message></Error>`;
+  sock.write(`HTTP/1.1 ${status} X\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extraHeaders}\r\n${body}`);
+}
+
+const loc = { bucket: 'bkt', key: 'dir/a b+c(1)é.bin' };
+
+describe('DirectRangeGetter on the wire', () => {
+  test('reads ranges into the given buffer over one keep-alive connection, signed for the key as S3 encodes it', async () => {
+    const srv = await scripted((_req, sock, r) => partial(sock, r));
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      for (const [s, e] of [[0, 100_000], [100_000, 250_000], [250_000, 300_000], [5, 6]] as const) {
+        const into = Buffer.alloc(e - s + 10, 0xee);
+        const { etag } = await g.getInto(loc, s, e, into);
+        assert.equal(etag, 'abc123');
+        assert.ok(into.subarray(0, e - s).equals(OBJECT.subarray(s, e)), `bytes ${s}-${e}`);
+        assert.ok(into.subarray(e - s).every((b) => b === 0xee), 'nothing written past the range');
+      }
+      assert.equal(srv.connections(), 1, 'sequential GETs share one connection');
+      const head = srv.requests[0]!.head;
+      assert.match(head, /^GET \/bkt\/dir\/a%20b%2Bc%281%29%C3%A9\.bin HTTP\/1\.1/);
+      assert.match(head, /authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST\/\d{8}\/us-east-1\/s3\/aws4_request/i);
+      assert.match(head, /x-amz-content-sha256: e3b0c442/i);
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('parallel GETs each get their own connection, and the bytes land in the right buffers', async () => {
+    const srv = await scripted((_req, sock, r) => setTimeout(() => partial(sock, r), 5));
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      const ranges = Array.from({ length: 12 }, (_, i) => [i * 25_000, (i + 1) * 25_000] as const);
+      const bufs = ranges.map(([s, e]) => Buffer.alloc(e - s));
+      await Promise.all(ranges.map(([s, e], i) => g.getInto(loc, s, e, bufs[i]!)));
+      ranges.forEach(([s, e], i) => assert.ok(bufs[i]!.equals(OBJECT.subarray(s, e))));
+      assert.equal(srv.connections(), 12);
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('S3 error documents become S3Error with S3\'s code and status', async () => {
+    const answers: Array<[number, string]> = [[400, 'ExpiredToken'], [403, 'AccessDenied'], [404, 'NoSuchKey'], [412, 'PreconditionFailed'], [503, 'SlowDown']];
+    let n = 0;
+    const srv = await scripted((_req, sock) => {
+      const [status, code] = answers[n++ % answers.length]!;
+      s3error(sock, status, code);
+    });
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      for (const [status, code] of answers) {
+        const err = await g.getInto(loc, 0, 10, Buffer.alloc(10), { ifMatch: 'v1' }).then(() => undefined, (e: unknown) => e);
+        assert.ok(err instanceof S3Error, `${code}: ${String(err)}`);
+        assert.equal(err.code, code);
+        assert.equal(err.status, status);
+      }
+      assert.equal(srv.connections(), 1, 'an error answer with a body of known length keeps the connection');
+      assert.match(srv.requests[0]!.head, /if-match: "v1"/i);
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('answers it does not handle are DirectGetUnsupported: chunked, no length, wrong Content-Range, unknown status', async () => {
+    const bad: Array<(sock: net.Socket, r: [number, number]) => void> = [
+      (sock) => sock.write('HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'),
+      (sock) => { sock.write('HTTP/1.1 206 Partial Content\r\n\r\nhello'); sock.end(); },
+      (sock, [s, e]) => sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nContent-Range: bytes ${s + 1}-${e}/${OBJECT.length}\r\n\r\n${'x'.repeat(e - s)}`),
+      (sock) => sock.write('HTTP/1.1 302 Found\r\nLocation: http://elsewhere/\r\nContent-Length: 0\r\n\r\n'),
+      (sock) => sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${OBJECT.length}\r\n\r\n`),
+    ];
+    let n = 0;
+    const srv = await scripted((_req, sock, r) => bad[n++]!(sock, r));
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      for (let i = 0; i < bad.length; i++) {
+        const err = await g.getInto(loc, 10, 15, Buffer.alloc(5)).then(() => undefined, (e: unknown) => e);
+        assert.ok(err instanceof DirectGetUnsupported, `answer ${i}: ${String(err)}`);
+      }
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('an object shorter than the range asked is InvalidRange, not a quiet short read', async () => {
+    const srv = await scripted((_req, sock) => sock.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 3\r\nContent-Range: bytes 10-12/13\r\n\r\nabc'));
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      await assert.rejects(g.getInto(loc, 10, 15, Buffer.alloc(5)), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('a redirect naming the bucket\'s region is followed once, signed for that region', async () => {
+    const srv = await scripted((req, sock, r) => {
+      if (/\/us-east-1\/s3/.test(req.head)) s3error(sock, 301, 'PermanentRedirect', 'x-amz-bucket-region: eu-west-2\r\n');
+      else partial(sock, r);
+    });
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      const into = Buffer.alloc(100);
+      await g.getInto(loc, 0, 100, into);
+      assert.ok(into.equals(OBJECT.subarray(0, 100)));
+      await g.getInto(loc, 100, 200, into);
+      assert.equal(srv.requests.length, 3, 'the region is remembered for the bucket');
+      assert.match(srv.requests[1]!.head, /Credential=AKIDTEST\/\d{8}\/eu-west-2\/s3/);
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('a reused keep-alive socket that dies before answering is retried once on a new one; a new one is not', async () => {
+    let dropFresh = false;
+    const srv = await scripted((req, sock, r) => {
+      const nth = srv.requests.filter((q) => q.conn === req.conn).length;
+      // The server closes a connection when its second request arrives (an idle timeout racing
+      // the request), and with dropFresh even the first.
+      if (nth > 1 || dropFresh) sock.destroy();
+      else partial(sock, r);
+    });
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const into = Buffer.alloc(1000);
+        await g.getInto(loc, i * 1000, (i + 1) * 1000, into);
+        assert.ok(into.equals(OBJECT.subarray(i * 1000, (i + 1) * 1000)));
+      }
+      assert.equal(srv.connections(), 4, 'each GET after the first met a dead socket and took a new one');
+      assert.equal(srv.requests.length, 7);
+      dropFresh = true;
+      const err = await g.getInto(loc, 0, 10, Buffer.alloc(10)).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+      assert.ok(err, 'a new connection that dies is an error for the caller (its retry loop backs off)');
+      assert.equal(srv.requests.length, 9, 'one try on the reused socket, one on a new one, no more');
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('a body cut short rejects as a premature close; an abort rejects at once; neither writes afterwards', async () => {
+    let mode = 'cut';
+    const srv = await scripted((_req, sock, [s, e]) => {
+      sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\n\r\n`);
+      sock.write(OBJECT.subarray(s, s + 1000));
+      if (mode === 'cut') setTimeout(() => sock.destroy(), 10);
+      else setTimeout(() => { if (!sock.destroyed) sock.write(OBJECT.subarray(s + 1000, e)); }, 200);
+    });
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      const into = Buffer.alloc(50_000);
+      const err = await g.getInto(loc, 0, 50_000, into).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+      assert.ok(err, 'a cut body must not resolve');
+      assert.ok(err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ECONNRESET', String(err.code));
+
+      mode = 'slow';
+      const ac = new AbortController();
+      const into2 = Buffer.alloc(50_000, 0);
+      const p = g.getInto(loc, 0, 50_000, into2, { signal: ac.signal });
+      setTimeout(() => ac.abort(new Error('gave up')), 50);
+      await assert.rejects(p, /gave up/);
+      const snapshot = Buffer.from(into2);
+      await new Promise((r) => setTimeout(r, 300)); // the server sends the rest at 200 ms
+      assert.ok(into2.equals(snapshot), 'no byte lands in the buffer after the request settled');
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+});
+
+describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack({ fixture: 'sample' });
+  });
+  after(async () => stack.close());
+
+  const admin = (): { accessKeyId: string; secretAccessKey: string } => ({ accessKeyId: stack.s3AccessKeyId, secretAccessKey: stack.s3SecretAccessKey });
+
+  test('the gate accepts the signature; If-Match pins the version (412 → PreconditionFailed)', async () => {
+    const store = new AwsObjectStore({ endpoint: stack.s3Endpoint, credentials: admin() });
+    const key = { bucket: stack.externalBucket, key: 'direct/x (1)+é.bin' };
+    try {
+      const { etag } = await store.putObject(key, OBJECT);
+      const got = await store.getRange(key, 1000, 201_000, { ifMatch: etag });
+      assert.ok(got.data.equals(OBJECT.subarray(1000, 201_000)));
+      assert.equal(got.etag, etag);
+      await assert.rejects(store.getRange(key, 0, 10, { ifMatch: 'not-the-etag' }), (e: unknown) => e instanceof S3Error && e.code === 'PreconditionFailed');
+      await assert.rejects(store.getRange({ ...key, key: 'direct/missing' }, 0, 10), (e: unknown) => e instanceof S3Error && e.code === 'NoSuchKey');
+      const bad = new AwsObjectStore({ endpoint: stack.s3Endpoint, credentials: { ...admin(), secretAccessKey: 'wrong' }, maxAttempts: 1 });
+      await assert.rejects(bad.getRange(key, 0, 10), (e: unknown) => e instanceof S3Error && e.code === 'SignatureDoesNotMatch');
+      bad.destroy();
+    } finally {
+      store.destroy();
+    }
+  });
+
+  test('an answer the fast path does not handle is repeated through the SDK, which serves the rest', async () => {
+    // A server that answers GETs chunked: legal HTTP the fast path leaves to the SDK.
+    const srv = await scripted((_req, sock, [s, e]) => {
+      const body = OBJECT.subarray(s, e);
+      sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\nETag: "e1"\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n`);
+      sock.write(body);
+      sock.write('\r\n0\r\n\r\n');
+    });
+    const store = new AwsObjectStore({ endpoint: srv.url, credentials: creds, maxAttempts: 1 });
+    try {
+      for (const [s, e] of [[0, 5000], [5000, 9000]] as const) {
+        const got = await store.getRange(loc, s, e);
+        assert.ok(got.data.equals(OBJECT.subarray(s, e)));
+        assert.equal(got.etag, 'e1');
+      }
+      // First GET: fast path, then the SDK; second: the SDK only (the fast path is off for good).
+      assert.equal(srv.requests.length, 3);
+    } finally {
+      store.destroy();
+      await srv.close();
+    }
+  });
+});

@@ -19,7 +19,8 @@ import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
 import type { S3FileHandle, StsCredentials, StsPermission } from '../synapse/types.js';
 import type { ObjectStore, RangeSource } from '../s3/object-store.js';
-import { PresignedRangeSource } from '../s3/presigned-store.js';
+import { directGetsWanted, DirectRangeGetter } from '../s3/direct-range-get.js';
+import { PresignedDirect, PresignedRangeSource } from '../s3/presigned-store.js';
 import { S3RangeSource } from '../s3/s3-range-source.js';
 import { FsError } from './errors.js';
 import { PresignedUrls } from './presigned-urls.js';
@@ -66,6 +67,8 @@ export class FileSources {
   private readonly stores = new Map<string, ObjectStore>();
 
   private readonly urls: PresignedUrls;
+  /** One lean GET pool for every presigned read (undefined with SYNAPSE_MOUNT_S3_GET=sdk). */
+  private readonly presignedDirect = directGetsWanted() ? new PresignedDirect(new DirectRangeGetter({})) : undefined;
 
   constructor(
     private readonly api: SynapseApi,
@@ -107,7 +110,10 @@ export class FileSources {
       const store = this.storeFor(loc, file.entityId, 'read_only');
       return S3RangeSource.open(key, store, { bucket: fh.bucketName, key: fh.key });
     }
-    return new PresignedRangeSource(key, fh.contentSize, this.urls.provider({ entityId: file.entityId, fileHandleId: String(fh.id) }), { requestTimeoutMs: this.opts.requestTimeoutMs });
+    return new PresignedRangeSource(key, fh.contentSize, this.urls.provider({ entityId: file.entityId, fileHandleId: String(fh.id) }), {
+      requestTimeoutMs: this.opts.requestTimeoutMs,
+      ...(this.presignedDirect ? { direct: this.presignedDirect } : {}),
+    });
   }
 
   private isStsEnabled(locationId: number, entityId: string): Promise<boolean> {

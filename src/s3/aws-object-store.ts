@@ -38,7 +38,7 @@ import { finished, type Readable } from 'node:stream';
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
 import { proxyConfigured, proxyForUrl, s3Agents, s3CaCertificates } from '../net/proxy.js';
-import { DirectGetUnsupported, DirectRangeGetter } from './direct-range-get.js';
+import { DirectGetUnsupported, DirectRangeGetter, directGetsWanted } from './direct-range-get.js';
 import { HashWorkerLost, OffThreadSha256 } from './offthread-hash.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error, type Alloc, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
@@ -149,7 +149,7 @@ function readBodyInto(body: Readable, length: number, out: Buffer): Promise<Buff
  * when the user asked for the SDK.
  */
 function directGetsAllowed(endpoint: string | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
-  if ((env['SYNAPSE_MOUNT_S3_GET'] ?? '').toLowerCase() === 'sdk') return false;
+  if (!directGetsWanted(env)) return false;
   if (!proxyConfigured(env)) return true;
   // Virtual-hosted AWS hosts vary per bucket; with a proxy configured, leave AWS to the SDK.
   return endpoint !== undefined && proxyForUrl(endpoint, env) === undefined;

@@ -9,9 +9,11 @@
  * Measured against s3rver on the bench machine (1 GiB, 8 MiB ranges × 16): 0.4 CPU-s per GiB
  * instead of 1.0–1.4 through the SDK (bench/README.md, "Where the time goes").
  *
- * Scope, kept small on purpose: only the success path of GetObject with a Range. The request is
- * signed with the SDK's own SigV4 signer (@smithy/signature-v4), so credentials, STS session
- * tokens and clock handling are the SDK's. Answers are judged as follows:
+ * Scope, kept small on purpose: only the success path of GetObject with a Range, two ways in:
+ *  - getInto: signed with the SDK's own SigV4 signer (@smithy/signature-v4), so credentials,
+ *    STS session tokens and clock handling are the SDK's (aws-object-store.ts);
+ *  - getUrlInto: a presigned URL, sent as given (presigned-store.ts, Synapse-managed storage).
+ * Answers are judged as follows:
  *  - 206 with the asked Content-Range and Content-Length (or 200 for a whole small object):
  *    the bytes, read into the target.
  *  - an S3 error document (<Error><Code>…): S3Error with that code and status, exactly what the
@@ -38,16 +40,25 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { s3Stats } from './s3-stats.js';
 import { S3Error, type S3Location } from './object-store.js';
 
+/** Unless SYNAPSE_MOUNT_S3_GET=sdk: then every GET goes through the SDK / Node's fetch. */
+export function directGetsWanted(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env['SYNAPSE_MOUNT_S3_GET'] ?? '').toLowerCase() !== 'sdk';
+}
+
 /** The request was not one this reader handles; send it through the SDK instead. */
 export class DirectGetUnsupported extends Error {
   override readonly name = 'DirectGetUnsupported';
 }
 
+type Credentials = ConstructorParameters<typeof SignatureV4>[0]['credentials'];
+
 export interface DirectRangeGetOptions {
   /** e.g. http://127.0.0.1:9000 (path-style); undefined = AWS S3 (virtual-hosted where possible). */
   endpoint?: string;
-  region: string;
-  credentials: ConstructorParameters<typeof SignatureV4>[0]['credentials'];
+  /** Signing region for getInto (us-east-1 if unset; a redirect teaches the bucket's own). */
+  region?: string;
+  /** For getInto (signed requests); getUrlInto needs none. */
+  credentials?: Credentials;
   /** Extra trust anchors (AWS_CA_BUNDLE); Node's defaults otherwise. */
   ca?: string[];
 }
@@ -308,6 +319,20 @@ function errorFromAnswer(head: ParsedHead, body: string): Error {
   return new DirectGetUnsupported(`answer ${head.status} without an S3 error code`);
 }
 
+interface Route {
+  host: string;
+  port: number;
+  secure: boolean;
+  /** Path and query, already encoded. */
+  path: string;
+}
+
+/** The Host header: the port only when it is not the scheme's default. */
+function hostHeader(route: Route): string {
+  if (route.port === (route.secure ? 443 : 80)) return route.host;
+  return `${net.isIPv6(route.host) ? `[${route.host}]` : route.host}:${route.port}`;
+}
+
 class RegionRedirect extends Error {
   constructor(readonly region: string) {
     super(`bucket is in ${region}`);
@@ -328,17 +353,17 @@ export class DirectRangeGetter {
     this.endpoint = opts.endpoint ? new URL(opts.endpoint) : undefined;
   }
 
-  private signer(region: string): SignatureV4 {
+  private signer(region: string, credentials: Credentials): SignatureV4 {
     let s = this.signers.get(region);
     if (!s) {
-      s = new SignatureV4({ credentials: this.opts.credentials, region, service: 's3', sha256: NodeSha256, uriEscapePath: false, applyChecksum: false });
+      s = new SignatureV4({ credentials, region, service: 's3', sha256: NodeSha256, uriEscapePath: false, applyChecksum: false });
       this.signers.set(region, s);
     }
     return s;
   }
 
   /** Where a bucket's object lives: host, port, TLS, and the request path. */
-  private route(loc: S3Location, region: string): { host: string; port: number; secure: boolean; path: string } {
+  private route(loc: S3Location, region: string): Route {
     const key = encodeKeyPath(loc.key);
     if (this.endpoint) {
       const secure = this.endpoint.protocol === 'https:';
@@ -356,7 +381,7 @@ export class DirectRangeGetter {
    */
   async getInto(loc: S3Location, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<{ etag?: string }> {
     for (let redirects = 0; ; redirects++) {
-      const region = this.bucketRegion.get(loc.bucket) ?? this.opts.region;
+      const region = this.bucketRegion.get(loc.bucket) ?? this.opts.region ?? 'us-east-1';
       try {
         return await this.getOnce(loc, region, start, end, into, opts);
       } catch (err) {
@@ -371,35 +396,52 @@ export class DirectRangeGetter {
   }
 
   private async getOnce(loc: S3Location, region: string, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal }): Promise<{ etag?: string }> {
+    const credentials = this.opts.credentials;
+    if (!credentials) throw new Error('DirectRangeGetter: getInto needs credentials (getUrlInto does not)');
     const route = this.route(loc, region);
-    const hostHeader = (route.secure ? route.port === 443 : route.port === 80) ? route.host : `${net.isIPv6(route.host) ? `[${route.host}]` : route.host}:${route.port}`;
-    const signed = await this.signer(region).sign({
+    const signed = await this.signer(region, credentials).sign({
       method: 'GET', protocol: route.secure ? 'https:' : 'http:', hostname: route.host, port: route.port, path: route.path, query: {},
       headers: {
-        host: hostHeader,
+        host: hostHeader(route),
         range: `bytes=${start}-${end - 1}`,
         'x-amz-content-sha256': EMPTY_SHA256,
         ...(opts.ifMatch ? { 'if-match': `"${opts.ifMatch}"` } : {}),
       },
     });
+    return this.send(route, signed.headers, start, end, into, opts.signal);
+  }
+
+  /**
+   * The same for a presigned (or otherwise self-authorising) URL: only Host and Range are sent.
+   * The URL is never parsed beyond its origin and path (it may be any signed URL).
+   */
+  getUrlInto(url: string, start: number, end: number, into: Buffer, opts: { signal?: AbortSignal } = {}): Promise<{ etag?: string }> {
+    const u = new URL(url);
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') return Promise.reject(new DirectGetUnsupported(`${u.protocol} URL`));
+    const secure = u.protocol === 'https:';
+    const route = { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) || (secure ? 443 : 80), secure, path: `${u.pathname}${u.search}` };
+    return this.send(route, { host: hostHeader(route), range: `bytes=${start}-${end - 1}` }, start, end, into, opts.signal);
+  }
+
+  private async send(route: Route, headers: Record<string, string>, start: number, end: number, into: Buffer, signal: AbortSignal | undefined): Promise<{ etag?: string }> {
     let request = `GET ${route.path} HTTP/1.1\r\n`;
-    for (const [name, value] of Object.entries(signed.headers)) request += `${name}: ${value}\r\n`;
+    for (const [name, value] of Object.entries(headers)) request += `${name}: ${value}\r\n`;
     request += '\r\n';
-    opts.signal?.throwIfAborted();
+    signal?.throwIfAborted();
     const poolKey = `${route.secure ? 's' : ''}${route.host}:${route.port}`;
     for (let fresh = 0; ; fresh++) {
       const conn = this.connection(poolKey, route, fresh > 0);
       try {
-        return await this.exchange(conn, start, end, into, request, opts.signal);
+        return await this.exchange(conn, start, end, into, request, signal);
       } catch (err) {
         // A reused socket the server closed as we wrote to it: one more try on a new one.
-        if (conn.reused && fresh === 0 && (err as { beforeAnswer?: boolean }).beforeAnswer && !opts.signal?.aborted) continue;
+        if (conn.reused && fresh === 0 && (err as { beforeAnswer?: boolean }).beforeAnswer && !signal?.aborted) continue;
         throw err;
       }
     }
   }
 
-  private connection(poolKey: string, route: { host: string; port: number; secure: boolean }, forceNew: boolean): Connection {
+  private connection(poolKey: string, route: Route, forceNew: boolean): Connection {
     const idle = this.idle.get(poolKey);
     if (!forceNew) {
       while (idle && idle.length > 0) {

@@ -8,7 +8,11 @@
  * own retries) fails the read at once, with its own error (EACCES stays EACCES).
  * Version pinning: the first response's ETag is remembered and a later response with another
  * ETag fails the read (the object was replaced) rather than mixing bytes of two versions.
+ * Transport: DirectRangeGetter (bodies read straight into the block, direct-range-get.ts) when
+ * the mount passes one and the URL needs no proxy; Node's fetch otherwise.
  */
+import { proxyForUrl } from '../net/proxy.js';
+import { DirectGetUnsupported, type DirectRangeGetter } from './direct-range-get.js';
 import { S3Error, type Alloc, type RangeSource } from './object-store.js';
 import { s3Stats } from './s3-stats.js';
 
@@ -17,8 +21,29 @@ export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
 /** As for S3 GETs (aws-object-store.ts BODY_ATTEMPTS): 8 tries, capped jittered backoff. */
 const ATTEMPTS = 8;
 
+/**
+ * The lean GET path shared by every presigned source of a mount (one connection pool per
+ * origin). `enabled` goes false for good once it meets an answer it does not handle; URLs that
+ * need a proxy always take fetch (which the proxy settings reach).
+ */
+export class PresignedDirect {
+  enabled = true;
+  constructor(readonly getter: DirectRangeGetter) {}
+
+  usableFor(url: string): boolean {
+    return this.enabled && proxyForUrl(url) === undefined;
+  }
+}
+
 export interface PresignedRangeSourceOptions {
   requestTimeoutMs?: number;
+  /** Read through DirectRangeGetter where it can (see PresignedDirect); fetch otherwise. */
+  direct?: PresignedDirect;
+}
+
+interface Got {
+  data: Buffer;
+  etag: string | undefined;
 }
 
 export class PresignedRangeSource implements RangeSource {
@@ -29,7 +54,7 @@ export class PresignedRangeSource implements RangeSource {
     readonly cacheKey: string,
     readonly size: number,
     private readonly url: UrlProvider,
-    opts: PresignedRangeSourceOptions = {},
+    private readonly opts: PresignedRangeSourceOptions = {},
   ) {
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
   }
@@ -45,53 +70,20 @@ export class PresignedRangeSource implements RangeSource {
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
       try {
-        s3Stats.request();
-        let res: Response;
-        try {
-          res = await fetch(url, { headers: { Range: `bytes=${start}-${start + length - 1}` }, signal: combined });
-        } catch (err) {
-          s3Stats.error();
-          throw err;
-        }
-        if (res.status >= 400) s3Stats.error();
-        if (res.status === 403) {
-          await res.body?.cancel();
-          forceRefresh = true;
-          lastErr = new S3Error('AccessDenied', 'presigned URL refused (expired?)', 403);
-          continue;
-        }
-        if (res.status !== 206 && res.status !== 200) {
-          await res.body?.cancel();
-          const err = new S3Error(res.status === 404 ? 'NoSuchKey' : `HTTP${res.status}`, `presigned GET answered ${res.status}`, res.status);
-          if (res.status < 500 && res.status !== 429) throw err;
-          lastErr = err;
-          await backoff(attempt);
-          continue;
-        }
-        const etag = res.headers.get('etag')?.replace(/^"|"$/g, '');
-        let body: Buffer;
-        try {
-          // A ranged answer goes straight into the caller's (pooled) buffer: no fresh 8 MiB
-          // ArrayBuffer and copy per block. A 200 (Range ignored) is the whole object, cut below.
-          body = res.status === 206 ? await readInto(res, length, alloc) : Buffer.from(await res.arrayBuffer());
-        } catch (err) {
-          s3Stats.error();
-          throw err;
-        }
-        s3Stats.down(body.length);
-        // A 200 means the server ignored Range and sent the whole object.
-        const data = res.status === 200 ? body.subarray(start, start + length) : body;
-        if (data.length !== length) {
-          s3Stats.error();
-          throw Object.assign(new Error(`short body: ${data.length} of ${length}`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
-        }
+        const { data, etag } = await this.get(url, start, length, combined, alloc);
         if (etag) {
           if (this.pinnedEtag === undefined) this.pinnedEtag = etag;
           else if (this.pinnedEtag !== etag) throw new S3Error('PreconditionFailed', 'object changed while open', 412);
         }
         return data;
       } catch (err) {
-        if (err instanceof S3Error) throw err;
+        if (err instanceof S3Error && err.status === 403) {
+          // Expired early, or clock skew: a new URL, at once.
+          forceRefresh = true;
+          lastErr = new S3Error('AccessDenied', 'presigned URL refused (expired?)', 403, { cause: err });
+          continue;
+        }
+        if (err instanceof S3Error && err.status !== 0 && err.status < 500 && err.status !== 429) throw err;
         if (signal?.aborted) throw err;
         if (timeout.aborted) throw new S3Error('RequestTimeout', `presigned GET: no answer within ${this.timeoutMs} ms`, 0, { cause: err });
         lastErr = err;
@@ -99,6 +91,55 @@ export class PresignedRangeSource implements RangeSource {
       }
     }
     throw lastErr instanceof S3Error ? lastErr : new S3Error('NetworkError', `presigned GET failed: ${(lastErr as Error)?.message}`, 0, { cause: lastErr });
+  }
+
+  /** One GET of [start, start+length): the bytes, or an S3Error carrying the HTTP status, or a network error. */
+  private async get(url: string, start: number, length: number, signal: AbortSignal, alloc?: Alloc): Promise<Got> {
+    const direct = this.opts.direct;
+    if (direct?.usableFor(url)) {
+      const out = alloc ? alloc(length) : Buffer.allocUnsafe(length);
+      try {
+        const { etag } = await direct.getter.getUrlInto(url, start, start + length, out, { signal });
+        return { data: out, etag };
+      } catch (err) {
+        if (!(err instanceof DirectGetUnsupported)) throw err;
+        direct.enabled = false; // an answer it does not know: fetch from now on
+      }
+    }
+    return this.fetchRange(url, start, length, signal, alloc);
+  }
+
+  private async fetchRange(url: string, start: number, length: number, signal: AbortSignal, alloc?: Alloc): Promise<Got> {
+    s3Stats.request();
+    let res: Response;
+    try {
+      res = await fetch(url, { headers: { Range: `bytes=${start}-${start + length - 1}` }, signal });
+    } catch (err) {
+      s3Stats.error();
+      throw err;
+    }
+    if (res.status !== 206 && res.status !== 200) {
+      s3Stats.error();
+      await res.body?.cancel();
+      throw new S3Error(res.status === 404 ? 'NoSuchKey' : res.status === 403 ? 'AccessDenied' : `HTTP${res.status}`, `presigned GET answered ${res.status}`, res.status);
+    }
+    const etag = res.headers.get('etag')?.replace(/^"|"$/g, '');
+    let body: Buffer;
+    try {
+      // A ranged answer goes straight into the caller's (pooled) buffer: no fresh 8 MiB
+      // ArrayBuffer and copy per block. A 200 (Range ignored) is the whole object, cut below.
+      body = res.status === 206 ? await readInto(res, length, alloc) : Buffer.from(await res.arrayBuffer());
+    } catch (err) {
+      s3Stats.error();
+      throw err;
+    }
+    s3Stats.down(body.length);
+    const data = res.status === 200 ? body.subarray(start, start + length) : body;
+    if (data.length !== length) {
+      s3Stats.error();
+      throw Object.assign(new Error(`short body: ${data.length} of ${length}`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    }
+    return { data, etag };
   }
 }
 

@@ -4,55 +4,20 @@
  * fall-back to the SDK when the fast path meets an answer it does not handle.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { DirectGetUnsupported, DirectRangeGetter } from '../../src/s3/direct-range-get.js';
 import { AwsObjectStore } from '../../src/s3/aws-object-store.js';
 import { S3Error } from '../../src/s3/object-store.js';
 import { startStack, type Stack } from '../server/stack.js';
+import { scripted } from './scripted-http.js';
 
 const creds = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' };
 const OBJECT = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7 + 3) & 0xff));
-
-interface Req { head: string; conn: number }
-type Answer = (req: Req, sock: net.Socket, range: [number, number]) => void;
-
-/** A raw HTTP/1.1 server: parses request heads, hands each to `answer`, keeps connections open. */
-async function scripted(answer: Answer): Promise<{ url: string; requests: Req[]; connections: () => number; close: () => Promise<void> }> {
-  const requests: Req[] = [];
-  let conns = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((sock) => {
-    const id = ++conns;
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => {});
-    let buf = '';
-    sock.on('data', (d) => {
-      buf += d.toString('latin1');
-      let i;
-      while ((i = buf.indexOf('\r\n\r\n')) >= 0) {
-        const head = buf.slice(0, i);
-        buf = buf.slice(i + 4);
-        const req = { head, conn: id };
-        requests.push(req);
-        const m = /range: bytes=(\d+)-(\d+)/i.exec(head);
-        answer(req, sock, m ? [Number(m[1]), Number(m[2]) + 1] : [0, OBJECT.length]);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    connections: () => conns,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 function partial(sock: net.Socket, [s, e]: [number, number], extra = ''): void {
   sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\nETag: "abc123"\r\n${extra}\r\n`);
@@ -68,7 +33,7 @@ const loc = { bucket: 'bkt', key: 'dir/a b+c(1)é.bin' };
 
 describe('DirectRangeGetter on the wire', () => {
   test('reads ranges into the given buffer over one keep-alive connection, signed for the key as S3 encodes it', async () => {
-    const srv = await scripted((_req, sock, r) => partial(sock, r));
+    const srv = await scripted((_req, sock, r) => partial(sock, r), OBJECT.length);
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
       for (const [s, e] of [[0, 100_000], [100_000, 250_000], [250_000, 300_000], [5, 6]] as const) {
@@ -90,7 +55,7 @@ describe('DirectRangeGetter on the wire', () => {
   });
 
   test('parallel GETs each get their own connection, and the bytes land in the right buffers', async () => {
-    const srv = await scripted((_req, sock, r) => setTimeout(() => partial(sock, r), 5));
+    const srv = await scripted((_req, sock, r) => setTimeout(() => partial(sock, r), 5), OBJECT.length);
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
       const ranges = Array.from({ length: 12 }, (_, i) => [i * 25_000, (i + 1) * 25_000] as const);
@@ -110,7 +75,7 @@ describe('DirectRangeGetter on the wire', () => {
     const srv = await scripted((_req, sock) => {
       const [status, code] = answers[n++ % answers.length]!;
       s3error(sock, status, code);
-    });
+    }, OBJECT.length);
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
       for (const [status, code] of answers) {
@@ -136,7 +101,7 @@ describe('DirectRangeGetter on the wire', () => {
       (sock) => sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${OBJECT.length}\r\n\r\n`),
     ];
     let n = 0;
-    const srv = await scripted((_req, sock, r) => bad[n++]!(sock, r));
+    const srv = await scripted((_req, sock, r) => bad[n++]!(sock, r), OBJECT.length);
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
       for (let i = 0; i < bad.length; i++) {
@@ -150,7 +115,7 @@ describe('DirectRangeGetter on the wire', () => {
   });
 
   test('an object shorter than the range asked is InvalidRange, not a quiet short read', async () => {
-    const srv = await scripted((_req, sock) => sock.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 3\r\nContent-Range: bytes 10-12/13\r\n\r\nabc'));
+    const srv = await scripted((_req, sock) => sock.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 3\r\nContent-Range: bytes 10-12/13\r\n\r\nabc'), OBJECT.length);
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
       await assert.rejects(g.getInto(loc, 10, 15, Buffer.alloc(5)), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
@@ -160,11 +125,43 @@ describe('DirectRangeGetter on the wire', () => {
     }
   });
 
+  test('over TLS: the server is checked against the given CA (AWS_CA_BUNDLE), and refused without it', async () => {
+    const work = await mkdtemp(path.join(tmpdir(), 'drg-tls-'));
+    const made = spawnSync('bash', ['-c', [
+      'set -e',
+      `cd '${work}'`,
+      'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=drg test CA"' +
+        ' -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -keyout ca.key -out ca.pem 2>/dev/null',
+      'openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 -keyout leaf.key -out leaf.csr 2>/dev/null',
+      'printf "subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n" > ext',
+      'openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out leaf.pem 2>/dev/null',
+    ].join('\n')], { encoding: 'utf8' });
+    assert.equal(made.status, 0, `openssl: ${made.stderr}`);
+    const pem = (f: string): Promise<string> => readFile(path.join(work, f), 'utf8');
+    const srv = await scripted((_req, sock, r) => partial(sock, r), OBJECT.length, { key: await pem('leaf.key'), cert: await pem('leaf.pem') });
+    const trusted = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds, ca: [await pem('ca.pem')] });
+    const untrusted = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const into = Buffer.alloc(100_000);
+        await trusted.getInto(loc, i * 100_000, (i + 1) * 100_000, into);
+        assert.ok(into.equals(OBJECT.subarray(i * 100_000, (i + 1) * 100_000)));
+      }
+      assert.equal(srv.connections(), 1, 'one TLS session for all three');
+      await assert.rejects(untrusted.getInto(loc, 0, 10, Buffer.alloc(10)), (e: NodeJS.ErrnoException) => /certificate|self.signed|UNABLE_TO/i.test(`${e.code} ${e.message}`));
+    } finally {
+      trusted.destroy();
+      untrusted.destroy();
+      await srv.close();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+
   test('a redirect naming the bucket\'s region is followed once, signed for that region', async () => {
     const srv = await scripted((req, sock, r) => {
       if (/\/us-east-1\/s3/.test(req.head)) s3error(sock, 301, 'PermanentRedirect', 'x-amz-bucket-region: eu-west-2\r\n');
       else partial(sock, r);
-    });
+    }, OBJECT.length);
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
       const into = Buffer.alloc(100);
@@ -187,7 +184,7 @@ describe('DirectRangeGetter on the wire', () => {
       // the request), and with dropFresh even the first.
       if (nth > 1 || dropFresh) sock.destroy();
       else partial(sock, r);
-    });
+    }, OBJECT.length);
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
       for (let i = 0; i < 4; i++) {
@@ -214,7 +211,7 @@ describe('DirectRangeGetter on the wire', () => {
       sock.write(OBJECT.subarray(s, s + 1000));
       if (mode === 'cut') setTimeout(() => sock.destroy(), 10);
       else setTimeout(() => { if (!sock.destroyed) sock.write(OBJECT.subarray(s + 1000, e)); }, 200);
-    });
+    }, OBJECT.length);
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
       const into = Buffer.alloc(50_000);
@@ -272,7 +269,7 @@ describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore',
       sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\nETag: "e1"\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n`);
       sock.write(body);
       sock.write('\r\n0\r\n\r\n');
-    });
+    }, OBJECT.length);
     const store = new AwsObjectStore({ endpoint: srv.url, credentials: creds, maxAttempts: 1 });
     try {
       for (const [s, e] of [[0, 5000], [5000, 9000]] as const) {

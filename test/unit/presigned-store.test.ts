@@ -1,0 +1,92 @@
+/**
+ * PresignedRangeSource over both of its transports — DirectRangeGetter (the lean path) and
+ * Node's fetch — against a scripted server: the same answers must give the same outcomes
+ * (bytes, URL renewal after a 403, retries of 5xx, no retries of 404, version pinning), and an
+ * answer the lean path does not handle moves every later read to fetch.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type net from 'node:net';
+import { DirectRangeGetter } from '../../src/s3/direct-range-get.js';
+import { S3Error } from '../../src/s3/object-store.js';
+import { PresignedDirect, PresignedRangeSource } from '../../src/s3/presigned-store.js';
+import { scripted } from './scripted-http.js';
+
+const OBJECT = Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 13 + 1) & 0xff));
+
+function partial(sock: net.Socket, [s, e]: [number, number], etag = 'v1'): void {
+  sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\nETag: "${etag}"\r\n\r\n`);
+  sock.write(OBJECT.subarray(s, e));
+}
+
+function status(sock: net.Socket, code: number, s3Code: string): void {
+  const body = `<Error><Code>${s3Code}</Code></Error>`;
+  sock.write(`HTTP/1.1 ${code} X\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+}
+
+for (const transport of ['direct', 'fetch'] as const) {
+  describe(`presigned reads through ${transport}`, () => {
+    const options = (): { direct?: PresignedDirect } => (transport === 'direct' ? { direct: new PresignedDirect(new DirectRangeGetter({})) } : {});
+
+    test('a 403 renews the URL at once; 5xx are retried; the bytes are exact', async () => {
+      let fails503 = 2;
+      const srv = await scripted((req, sock, r) => {
+        if (req.head.includes('sig=old')) status(sock, 403, 'AccessDenied');
+        else if (fails503-- > 0) status(sock, 503, 'SlowDown');
+        else partial(sock, r);
+      }, OBJECT.length);
+      const asked: boolean[] = [];
+      const source = new PresignedRangeSource('k', OBJECT.length, async (force) => {
+        asked.push(force);
+        return `${srv.url}/bucket/key?sig=${asked.length === 1 ? 'old' : 'new'}`;
+      }, options());
+      try {
+        const got = await source.read(1000, 60_000);
+        assert.ok(got.equals(OBJECT.subarray(1000, 60_000)));
+        assert.deepEqual(asked.slice(0, 2), [false, true], 'the second URL was asked for with forceRefresh');
+        assert.equal(srv.requests.length, 4, '403, 503, 503, 206');
+      } finally {
+        await srv.close();
+      }
+    });
+
+    test('a 404 fails at once; another version mid-read fails as PreconditionFailed', async () => {
+      let etag = 'v1';
+      const srv = await scripted((req, sock, r) => {
+        if (req.head.includes('missing')) status(sock, 404, 'NoSuchKey');
+        else partial(sock, r, etag);
+      }, OBJECT.length);
+      try {
+        const gone = new PresignedRangeSource('g', OBJECT.length, async () => `${srv.url}/bucket/missing?sig=x`, options());
+        await assert.rejects(gone.read(0, 10), (e: unknown) => e instanceof S3Error && e.status === 404);
+        assert.equal(srv.requests.length, 1, 'no retry of a 404');
+        const source = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/bucket/key?sig=x`, options());
+        assert.ok((await source.read(0, 10)).equals(OBJECT.subarray(0, 10)));
+        etag = 'v2';
+        await assert.rejects(source.read(10, 20), (e: unknown) => e instanceof S3Error && e.code === 'PreconditionFailed');
+      } finally {
+        await srv.close();
+      }
+    });
+  });
+}
+
+test('an answer the lean path does not handle is read through fetch, and fetch serves every later read', async () => {
+  const srv = await scripted((_req, sock, [s, e]) => {
+    const body = OBJECT.subarray(s, e);
+    sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n`);
+    sock.write(body);
+    sock.write('\r\n0\r\n\r\n');
+  }, OBJECT.length);
+  const direct = new PresignedDirect(new DirectRangeGetter({}));
+  const source = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/b/k?sig=x`, { direct });
+  try {
+    assert.ok((await source.read(0, 5000)).equals(OBJECT.subarray(0, 5000)));
+    assert.equal(direct.enabled, false);
+    assert.ok((await source.read(5000, 9000)).equals(OBJECT.subarray(5000, 9000)));
+    assert.equal(srv.requests.length, 3, 'lean try, then fetch; then fetch only');
+  } finally {
+    direct.getter.destroy();
+    await srv.close();
+  }
+});

@@ -232,10 +232,10 @@ class Bench {
   /**
    * A cold read by the direct client (page cache dropped; counts only if S3 served the bytes).
    */
-  async directRead(keys: string[], bytes: number, what: string): Promise<Run> {
+  async directRead(keys: string[], bytes: number, what: string, via: 'direct' | 'sdk' = 'direct'): Promise<Run> {
     await dropCaches();
     const b = this.stats();
-    const d = await this.direct(`read --bucket ${this.bucket} --keys '${keys.join(',')}'`, what);
+    const d = await this.direct(`read --bucket ${this.bucket} --keys '${keys.join(',')}' --via ${via}`, what);
     this.checkServed(`direct ${what}`, b, bytes);
     this.log(`direct ${what} ${d.mbps} MiB/s`);
     return d;
@@ -367,10 +367,12 @@ class Bench {
   }
 
   /** One round of the direct client and a fresh mount: cold read, then write (as selected). */
-  private async mountRound(round: number, doRead: boolean, doWrite: boolean, reads: Rounds, writes: Rounds,
+  private async mountRound(round: number, doRead: boolean, doWrite: boolean, reads: Rounds, writes: Rounds, sdkReads: Run[],
     note: (rssPeak: number, rssAfterRead: number) => void): Promise<void> {
     let afterRead = 0;
     if (doRead) reads.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read'));
+    // For reference only: the same read through @aws-sdk/client-s3 (the baseline before session 5).
+    if (doRead) sdkReads.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read via the SDK', 'sdk'));
     if (doWrite) writes.direct.push(await this.directSeqWrite(round));
     const m = await this.mount(); // a fresh mount each round: every mount read is a cold first read
     try {
@@ -392,10 +394,11 @@ class Bench {
     if (doPeers) await this.findPeers();
     const reads: Rounds = { direct: [], mount: [] };
     const writes: Rounds = { direct: [], mount: [] };
+    const sdkReads: Run[] = [];
     let rssPeak = 0;
     let rssAfterRead = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      if (doRead || doWrite) await this.mountRound(round, doRead, doWrite, reads, writes, (rss, afterRead) => {
+      if (doRead || doWrite) await this.mountRound(round, doRead, doWrite, reads, writes, sdkReads, (rss, afterRead) => {
         rssPeak = Math.max(rssPeak, rss);
         rssAfterRead = Math.max(rssAfterRead, afterRead);
       });
@@ -406,10 +409,12 @@ class Bench {
       const { mount, direct } = best(reads);
       this.results.seq_read_mbps = mount.mbps;
       this.results.seq_read_ratio = round(mount.mbps / direct.mbps);
-      this.details['seq_read'] = { mount, direct, runs: reads, rss_hwm_after_read_mib: rssAfterRead };
+      const sdk = sdkReads.reduce((a, r) => (r.mbps > a.mbps ? r : a));
+      this.details['seq_read'] = { mount, direct, runs: reads, sdk: { best: sdk, runs: sdkReads }, rss_hwm_after_read_mib: rssAfterRead };
       this.rows.push({
         key: 'seq_read_mbps', value: mount.mbps,
-        note: `direct ${direct.mbps} MiB/s; ${describeRounds(reads)}; S3 served ${((mount.s3Bytes ?? 0) / MiB).toFixed(0)} MiB; CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}`,
+        note: `direct ${direct.mbps} MiB/s; ${describeRounds(reads)}; S3 served ${((mount.s3Bytes ?? 0) / MiB).toFixed(0)} MiB; CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}`
+          + `; for reference, direct through the AWS SDK: best ${sdk.mbps} MiB/s (${sdkReads.map((r) => r.mbps).join(', ')}), mount ÷ that ${round(mount.mbps / sdk.mbps)}`,
       });
     }
     if (doWrite) {

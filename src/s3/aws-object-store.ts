@@ -40,6 +40,7 @@ process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 import { proxyConfigured, proxyForUrl, s3Agents, s3CaCertificates } from '../net/proxy.js';
 import { DirectGetUnsupported, DirectRangeGetter, directGetsWanted } from './direct-range-get.js';
 import { HashWorkerLost, OffThreadSha256 } from './offthread-hash.js';
+import { backoff, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error, type Alloc, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
 
@@ -75,15 +76,6 @@ const BODY_ATTEMPTS = 8;
  * hold streamed bytes (write-handle.ts) — so a part gives up only after these, ~10 s of backoff.
  */
 const PART_ATTEMPTS = 6;
-
-/** Capped, jittered exponential backoff before retry `attempt` (0-based). */
-function backoff(attempt: number, capMs: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.min(capMs, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)));
-}
-
-function stripQuotes(etag: string | undefined): string | undefined {
-  return etag?.replace(/^"|"$/g, '');
-}
 
 /** Turn an SDK error into an S3Error with S3's code. */
 export function toS3Error(err: unknown, what: string): S3Error {
@@ -230,8 +222,9 @@ export class AwsObjectStore implements ObjectStore {
               return etag ? { data: out, etag } : { data: out };
             } catch (err) {
               if (!(err instanceof DirectGetUnsupported)) throw err;
-              // An answer the fast path does not know: the SDK handles this request and all later ones.
-              if (this.direct === direct) {
+              // An answer the fast path does not know: the SDK handles this request (a redirect)
+              // or this one and all later ones (anything else).
+              if (!err.requestOnly && this.direct === direct) {
                 this.direct = undefined;
                 direct.destroy();
               }

@@ -21,8 +21,10 @@
  *    PreconditionFailed) — the caller's retry loop is the same for both paths.
  *  - a redirect naming the bucket's region (x-amz-bucket-region): the region is learnt for that
  *    bucket and the request signed again, as the SDK's followRegionRedirects does.
+ *  - any other redirect: `DirectGetUnsupported` for this request only; the SDK or fetch follows it.
  *  - anything else (no length, chunked, an unknown status, a body that is not an error
- *    document): `DirectGetUnsupported`; the caller repeats the request through the SDK.
+ *    document): `DirectGetUnsupported`; the caller repeats the request through the SDK (or
+ *    fetch) and stops using this reader.
  *  - a socket that dies before its answer: retried once on a fresh connection when it was a
  *    reused keep-alive socket (the server may have closed it as we wrote); otherwise the error
  *    goes to the caller's body-retry loop as ECONNRESET / ERR_STREAM_PREMATURE_CLOSE.
@@ -37,6 +39,7 @@ import { createHash, createHmac } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error, type S3Location } from './object-store.js';
 
@@ -45,9 +48,16 @@ export function directGetsWanted(env: NodeJS.ProcessEnv = process.env): boolean 
   return (env['SYNAPSE_MOUNT_S3_GET'] ?? '').toLowerCase() !== 'sdk';
 }
 
-/** The request was not one this reader handles; send it through the SDK instead. */
+/**
+ * The answer was not one this reader handles; send the request through the SDK (or fetch).
+ * `requestOnly`: a redirect, which those follow — this request only, the reader stays in use.
+ * Otherwise the server speaks HTTP in a way this reader does not, and callers stop using it.
+ */
 export class DirectGetUnsupported extends Error {
   override readonly name = 'DirectGetUnsupported';
+  constructor(message: string, readonly requestOnly = false) {
+    super(message);
+  }
 }
 
 type Credentials = ConstructorParameters<typeof SignatureV4>[0]['credentials'];
@@ -204,7 +214,7 @@ class Connection {
     const lengthHeader = head.headers.get('content-length');
     const bodyLength = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
     if (head.headers.has('transfer-encoding') || bodyLength === undefined) {
-      this.abort(new DirectGetUnsupported(`answer ${head.status} without a Content-Length`));
+      this.abort(new DirectGetUnsupported(`answer ${head.status} without a Content-Length`, isRedirect(head.status)));
       return;
     }
     if (head.status === 206 || head.status === 200) {
@@ -228,7 +238,7 @@ class Connection {
     }
     // An error answer: collect its (small) body, then judge it.
     if (bodyLength > MAX_HEAD_BYTES) {
-      this.abort(new DirectGetUnsupported(`answer ${head.status} with a ${bodyLength}-byte body`));
+      this.abort(new DirectGetUnsupported(`answer ${head.status} with a ${bodyLength}-byte body`, isRedirect(head.status)));
       return;
     }
     t.errorHead = head;
@@ -305,10 +315,17 @@ class Connection {
   }
 }
 
+function isRedirect(status: number): boolean {
+  return status >= 300 && status < 400;
+}
+
 /** Turn a non-success answer into the error the SDK path would give, or DirectGetUnsupported. */
 function errorFromAnswer(head: ParsedHead, body: string): Error {
   const region = head.headers.get('x-amz-bucket-region');
   if (region && (head.status === 301 || head.status === 307 || head.status === 400)) return new RegionRedirect(region);
+  // Other redirects (S3's 307 TemporaryRedirect for a new bucket, a CDN's 302): the SDK or
+  // fetch follows them.
+  if (isRedirect(head.status)) return new DirectGetUnsupported(`answer ${head.status} (a redirect)`, true);
   const code = /<Code>([^<]{1,100})<\/Code>/.exec(body)?.[1];
   if (code) {
     const name = head.status === 412 ? 'PreconditionFailed' : code;
@@ -389,7 +406,7 @@ export class DirectRangeGetter {
           this.bucketRegion.set(loc.bucket, err.region);
           continue;
         }
-        if (err instanceof RegionRedirect) throw new DirectGetUnsupported(err.message);
+        if (err instanceof RegionRedirect) throw new DirectGetUnsupported(err.message, true);
         throw err;
       }
     }
@@ -420,7 +437,10 @@ export class DirectRangeGetter {
     if (u.protocol !== 'https:' && u.protocol !== 'http:') return Promise.reject(new DirectGetUnsupported(`${u.protocol} URL`));
     const secure = u.protocol === 'https:';
     const route = { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) || (secure ? 443 : 80), secure, path: `${u.pathname}${u.search}` };
-    return this.send(route, { host: hostHeader(route), range: `bytes=${start}-${end - 1}` }, start, end, into, opts.signal);
+    return this.send(route, { host: hostHeader(route), range: `bytes=${start}-${end - 1}` }, start, end, into, opts.signal).catch((err: unknown) => {
+      // A presigned URL is bound to its region: a region redirect is for fetch to follow.
+      throw err instanceof RegionRedirect ? new DirectGetUnsupported(err.message, true) : err;
+    });
   }
 
   private async send(route: Route, headers: Record<string, string>, start: number, end: number, into: Buffer, signal: AbortSignal | undefined): Promise<{ etag?: string }> {
@@ -485,7 +505,7 @@ export class DirectRangeGetter {
             reject(err);
             return;
           }
-          const etag = head?.headers.get('etag')?.replace(/^"|"$/g, '');
+          const etag = stripQuotes(head?.headers.get('etag'));
           resolve(etag ? { etag } : {});
         },
       };

@@ -14,6 +14,7 @@
 import { proxyForUrl } from '../net/proxy.js';
 import { DirectGetUnsupported, type DirectRangeGetter } from './direct-range-get.js';
 import { S3Error, type Alloc, type RangeSource } from './object-store.js';
+import { backoff, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 
 export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
@@ -87,7 +88,7 @@ export class PresignedRangeSource implements RangeSource {
         if (signal?.aborted) throw err;
         if (timeout.aborted) throw new S3Error('RequestTimeout', `presigned GET: no answer within ${this.timeoutMs} ms`, 0, { cause: err });
         lastErr = err;
-        await backoff(attempt);
+        await backoff(attempt, 1000);
       }
     }
     throw lastErr instanceof S3Error ? lastErr : new S3Error('NetworkError', `presigned GET failed: ${(lastErr as Error)?.message}`, 0, { cause: lastErr });
@@ -103,7 +104,8 @@ export class PresignedRangeSource implements RangeSource {
         return { data: out, etag };
       } catch (err) {
         if (!(err instanceof DirectGetUnsupported)) throw err;
-        direct.enabled = false; // an answer it does not know: fetch from now on
+        // A redirect: fetch follows it, this once. Anything else it does not know: fetch from now on.
+        if (!err.requestOnly) direct.enabled = false;
       }
     }
     return this.fetchRange(url, start, length, signal, alloc);
@@ -123,7 +125,7 @@ export class PresignedRangeSource implements RangeSource {
       await res.body?.cancel();
       throw new S3Error(res.status === 404 ? 'NoSuchKey' : res.status === 403 ? 'AccessDenied' : `HTTP${res.status}`, `presigned GET answered ${res.status}`, res.status);
     }
-    const etag = res.headers.get('etag')?.replace(/^"|"$/g, '');
+    const etag = stripQuotes(res.headers.get('etag'));
     let body: Buffer;
     try {
       // A ranged answer goes straight into the caller's (pooled) buffer: no fresh 8 MiB
@@ -154,8 +156,4 @@ async function readInto(res: Response, length: number, alloc?: Alloc): Promise<B
     offset += chunk.length;
   }
   return offset === length ? out : out.subarray(0, offset);
-}
-
-function backoff(attempt: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)));
 }

@@ -107,6 +107,7 @@ describe('DirectRangeGetter on the wire', () => {
       for (let i = 0; i < bad.length; i++) {
         const err = await g.getInto(loc, 10, 15, Buffer.alloc(5)).then(() => undefined, (e: unknown) => e);
         assert.ok(err instanceof DirectGetUnsupported, `answer ${i}: ${String(err)}`);
+        assert.equal(err.requestOnly, i === 3, `only the redirect (answer 3) is for this request only: answer ${i}`);
       }
     } finally {
       g.destroy();

@@ -90,3 +90,24 @@ test('an answer the lean path does not handle is read through fetch, and fetch s
     await srv.close();
   }
 });
+
+test('a redirect (S3\'s 307 for a new bucket) is followed by fetch for that request; the lean path stays in use', async () => {
+  const srv = await scripted((req, sock, r) => {
+    if (req.head.startsWith('GET /old/')) {
+      const body = '<Error><Code>TemporaryRedirect</Code></Error>';
+      sock.write(`HTTP/1.1 307 Temporary Redirect\r\nLocation: ${srv.url}/new/k?sig=x\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    } else partial(sock, r);
+  }, OBJECT.length);
+  const direct = new PresignedDirect(new DirectRangeGetter({}));
+  let calls = 0;
+  const source = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/${calls++ === 0 ? 'old' : 'new'}/k?sig=x`, { direct });
+  try {
+    assert.ok((await source.read(0, 5000)).equals(OBJECT.subarray(0, 5000)));
+    assert.equal(direct.enabled, true);
+    assert.ok((await source.read(5000, 9000)).equals(OBJECT.subarray(5000, 9000)));
+    assert.deepEqual(srv.requests.map((q) => q.head.split(' ')[1]!.split('/')[1]), ['old', 'old', 'new', 'new'], 'lean 307, fetch 307 → followed, then lean');
+  } finally {
+    direct.getter.destroy();
+    await srv.close();
+  }
+});

@@ -166,6 +166,62 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal((await sh(`md5sum < '${f}'`)).stdout.split(' ')[0], want, 'the mount reads them back');
   });
 
+  test('a streamed file rewritten behind its parts, truncated mid-stream, or moved to another folder while open goes to the spool, publishes exactly what was written, and the spool ends empty', async () => {
+    // Each file streams several 16 MiB parts to S3 first, then does what a streamed upload
+    // cannot: write behind the sent parts (seek), cut them off (truncate), or move to a folder
+    // in other storage (mv). The mount moves each to the spool and goes on; Synapse must get the
+    // final bytes exactly. Debug logging says which of them spilled, and why.
+    const spool = path.join(scratch, 'spool-spill');
+    const level = process.env['SYNAPSE_MOUNT_TEST_LOG'];
+    process.env['SYNAPSE_MOUNT_TEST_LOG'] = 'debug';
+    const ms = await mountForeground(stack, projectId, ['--spool-dir', spool]).finally(() => {
+      if (level === undefined) delete process.env['SYNAPSE_MOUNT_TEST_LOG'];
+      else process.env['SYNAPSE_MOUNT_TEST_LOG'] = level;
+    });
+    try {
+      const py = [
+        'import hashlib, os, sys',
+        'd = sys.argv[1]',
+        'blk = bytes(range(256)) * 4096  # 1 MiB',
+        'def stream(f, mib):',
+        '    for _ in range(mib): f.write(blk)',
+        '    f.flush()',
+        'out = {}',
+        "f = open(os.path.join(d, 'sts', 'spill-seek.bin'), 'w+b', buffering=0); stream(f, 40)",
+        "f.seek(3 * 1048576 + 5); f.write(b'SEEK'); f.seek(0, 2); f.write(b'end'); f.close()",
+        "w = bytearray(blk * 40 + b'end'); w[3 * 1048576 + 5:3 * 1048576 + 9] = b'SEEK'; out['sts/spill-seek.bin'] = w",
+        "f = open(os.path.join(d, 'sts', 'spill-trunc.bin'), 'w+b', buffering=0); stream(f, 40)",
+        "f.truncate(20 * 1048576 + 3); f.seek(0, 2); f.write(b'after'); f.close()",
+        "out['sts/spill-trunc.bin'] = (blk * 40)[:20 * 1048576 + 3] + b'after'",
+        "f = open(os.path.join(d, 'sts', 'spill-mv.bin'), 'w+b', buffering=0); stream(f, 40)",
+        "os.rename(os.path.join(d, 'sts', 'spill-mv.bin'), os.path.join(d, 'managed', 'spill-mv.bin'))",
+        "f.write(b'moved'); f.close()",
+        "out['managed/spill-mv.bin'] = blk * 40 + b'moved'",
+        "print(' '.join(k + '=' + hashlib.md5(v).hexdigest() for k, v in out.items()))",
+      ].join('\n');
+      await writeFile(path.join(scratch, 'spill.py'), py);
+      const r = await sh(`python3 '${scratch}/spill.py' '${ms.dir}'`, { timeoutMs: 180_000 });
+      assert.equal(r.code, 0, `the writer finished: ${r.stderr}\n${ms.output()}`);
+      for (const pair of r.stdout.trim().split(' ')) {
+        const [name, want] = pair.split('=') as [string, string];
+        const p = `${ms.dir}/${name}`;
+        assert.equal((await sh(`md5sum < '${p}'`)).stdout.split(/\s+/)[0], want, `${name} reads back through the mount`);
+        assert.equal(md5((await synapseBytes(await idOf(p))).bytes), want, `${name}: Synapse has the exact bytes`);
+      }
+      assert.equal(await childId(stack, stsId, 'spill-mv.bin'), undefined, 'nothing published in the folder it left');
+      assert.ok(await childId(stack, managedId, 'spill-mv.bin'), 'published in the folder it moved to');
+      const spilled = [...ms.output().matchAll(/"why":"([^"]+)"[^\n]*streamed bytes move to the spool/g)].map((x) => x[1]);
+      for (const why of ['non-sequential write', 'truncate', 'move to another folder']) assert.ok(spilled.includes(why), `a spill for a ${why}: ${spilled.join(', ')}`);
+      // Published files leave nothing behind: no spool copy, no journal entry, no open upload.
+      for (const sub of ['files', 'journal', 'uploads']) {
+        const left = (await sh(`ls -A '${path.join(spool, sub)}' 2>/dev/null`)).stdout.trim();
+        assert.equal(left, '', `spool ${sub}/ is empty after the closes`);
+      }
+    } finally {
+      await ms.unmount();
+    }
+  });
+
   test('touch in STS storage publishes an empty file', async () => {
     assert.equal((await sh(`touch '${m.dir}/sts/.gitkeep'`)).code, 0);
     const { fh } = await synapseBytes(await waitForId(`${m.dir}/sts/.gitkeep`));

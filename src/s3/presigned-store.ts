@@ -125,6 +125,14 @@ export class PresignedRangeSource implements RangeSource {
       await res.body?.cancel();
       throw new S3Error(res.status === 404 ? 'NoSuchKey' : res.status === 403 ? 'AccessDenied' : `HTTP${res.status}`, `presigned GET answered ${res.status}`, res.status);
     }
+    const asked = `bytes ${start}-${start + length - 1}`;
+    const range = res.status === 206 ? /^bytes (\d+)-(\d+)\//.exec(res.headers.get('content-range') ?? '') : null;
+    if (range && `bytes ${range[1]}-${range[2]}` !== asked) {
+      // Other bytes than asked for (a server or cache that got the range wrong): never use them.
+      s3Stats.error();
+      await res.body?.cancel();
+      throw new S3Error('InvalidRange', `presigned GET answered ${range[0]}… for ${asked}`, 206);
+    }
     const etag = stripQuotes(res.headers.get('etag'));
     let body: Buffer;
     try {

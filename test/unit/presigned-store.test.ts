@@ -50,6 +50,16 @@ for (const transport of ['direct', 'fetch'] as const) {
       }
     });
 
+    test('bytes of another range than asked for are never used (InvalidRange)', async () => {
+      const srv = await scripted((_req, sock, [s, e]) => partial(sock, [s + 1, e + 1]), OBJECT.length);
+      const source = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/bucket/key?sig=x`, options());
+      try {
+        await assert.rejects(source.read(100, 200), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
+      } finally {
+        await srv.close();
+      }
+    });
+
     test('a 404 fails at once; another version mid-read fails as PreconditionFailed', async () => {
       let etag = 'v1';
       const srv = await scripted((req, sock, r) => {

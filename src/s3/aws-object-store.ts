@@ -38,7 +38,7 @@ import { finished, type Readable } from 'node:stream';
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
 import { proxyConfigured, proxyForUrl, s3Agents, s3CaCertificates } from '../net/proxy.js';
-import { DirectGetUnsupported, DirectRangeGetter, directGetsWanted } from './direct-range-get.js';
+import { DirectGetUnsupported, DirectRangeGetter, directGetsWanted, isAwsPartitionRegion } from './direct-range-get.js';
 import { HashWorkerLost, OffThreadSha256 } from './offthread-hash.js';
 import { backoff, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
@@ -65,8 +65,8 @@ export interface AwsObjectStoreOptions {
 /**
  * Attempts for one ranged GET whose body fails mid-way (resets, truncation, 5xx): S3 errors are
  * independent per request, so 8 tries make a lost block vanishingly rare even at a 30% fault
- * rate (0.3^8 ≈ 7e-5), and the capped backoff keeps the worst case (~4 s) well inside
- * --read-timeout.
+ * rate (0.3^8 ≈ 7e-5), and the capped backoff keeps the worst case (~4 s; ~7 s when S3 says
+ * SlowDown) well inside --read-timeout.
  */
 const BODY_ATTEMPTS = 8;
 
@@ -88,14 +88,24 @@ export function toS3Error(err: unknown, what: string): S3Error {
   return new S3Error(code, `S3 ${what}: ${code}${status ? ` (${status})` : ''}`, status, { cause: err });
 }
 
-function isRetryableBodyError(err: unknown): boolean {
+/**
+ * Socket errors worth another try: resets and cut bodies, and the network failures the SDK's
+ * own retry strategy retries (smithy's NODEJS_NETWORK_ERROR_CODES and NODEJS_TIMEOUT_ERROR_CODES),
+ * which reach us directly from DirectRangeGetter.
+ */
+const RETRYABLE_NETWORK_CODES = new Set([
+  'ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNREFUSED', 'ECONNABORTED',
+  'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT',
+]);
+
+export function isRetryableBodyError(err: unknown): boolean {
   if (err instanceof S3Error) {
     // status 0: no S3 answer at all (a reset or truncated body, wrapped by call()): judge the cause.
     if (err.status === 0 && err.cause !== undefined && !(err.cause instanceof S3Error)) return err.code === 'RequestTimeout' || isRetryableBodyError(err.cause);
     return err.status >= 500 || err.code === 'RequestTimeout' || err.code === 'SlowDown';
   }
   const code = (err as NodeJS.ErrnoException).code;
-  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNREFUSED'
+  return code !== undefined && RETRYABLE_NETWORK_CODES.has(code)
     || (err as Error).name === 'Error' && /aborted|socket hang up|premature/i.test((err as Error).message);
 }
 
@@ -140,8 +150,14 @@ function readBodyInto(body: Readable, length: number, out: Buffer): Promise<Buff
  * Should ranged GETs use DirectRangeGetter? Not through a proxy (it connects directly), and not
  * when the user asked for the SDK.
  */
-function directGetsAllowed(endpoint: string | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
+function directGetsAllowed(endpoint: string | undefined, region: string, env: NodeJS.ProcessEnv = process.env): boolean {
   if (!directGetsWanted(env)) return false;
+  // AWS itself: only where the host is s3.<region>.amazonaws.com — not China, GovCloud or ISO,
+  // not with the endpoint, FIPS or dual-stack settings the SDK reads from the environment.
+  if (endpoint === undefined) {
+    if (env['AWS_ENDPOINT_URL_S3'] || env['AWS_ENDPOINT_URL'] || /^true$/i.test(env['AWS_USE_FIPS_ENDPOINT'] ?? '') || /^true$/i.test(env['AWS_USE_DUALSTACK_ENDPOINT'] ?? '')) return false;
+    if (!isAwsPartitionRegion(region)) return false;
+  }
   if (!proxyConfigured(env)) return true;
   // Virtual-hosted AWS hosts vary per bucket; with a proxy configured, leave AWS to the SDK.
   return endpoint !== undefined && proxyForUrl(endpoint, env) === undefined;
@@ -155,7 +171,7 @@ export class AwsObjectStore implements ObjectStore {
 
   constructor(private readonly opts: AwsObjectStoreOptions) {
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
-    if (directGetsAllowed(opts.endpoint)) {
+    if (directGetsAllowed(opts.endpoint, opts.region ?? 'us-east-1')) {
       const ca = s3CaCertificates();
       this.direct = new DirectRangeGetter({ ...(opts.endpoint ? { endpoint: opts.endpoint } : {}), region: opts.region ?? 'us-east-1', credentials: opts.credentials, ...(ca ? { ca } : {}) });
     }
@@ -224,10 +240,8 @@ export class AwsObjectStore implements ObjectStore {
               if (!(err instanceof DirectGetUnsupported)) throw err;
               // An answer the fast path does not know: the SDK handles this request (a redirect)
               // or this one and all later ones (anything else).
-              if (!err.requestOnly && this.direct === direct) {
-                this.direct = undefined;
-                direct.destroy();
-              }
+              // Dropped, not destroyed: other GETs in flight on it finish; idle sockets time out.
+              if (!err.requestOnly && this.direct === direct) this.direct = undefined;
             }
           }
           const res = await this.client.send(new GetObjectCommand({
@@ -248,7 +262,9 @@ export class AwsObjectStore implements ObjectStore {
       } catch (err) {
         lastErr = err;
         if (opts.signal?.aborted || !isRetryableBodyError(err)) throw toS3Error(err, 'GetObject');
-        await backoff(attempt, 1000);
+        // S3 asking us to slow down gets longer pauses (the SDK's own retries waited up to 20 s).
+        const throttled = err instanceof S3Error && (err.status === 503 || err.code === 'SlowDown');
+        await backoff(attempt, throttled ? 4000 : 1000);
       }
     }
     throw toS3Error(lastErr, 'GetObject');

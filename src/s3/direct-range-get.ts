@@ -10,8 +10,9 @@
  * instead of 1.0–1.4 through the SDK (bench/README.md, "Where the time goes").
  *
  * Scope, kept small on purpose: only the success path of GetObject with a Range, two ways in:
- *  - getInto: signed with the SDK's own SigV4 signer (@smithy/signature-v4), so credentials,
- *    STS session tokens and clock handling are the SDK's (aws-object-store.ts);
+ *  - getInto: signed with the SDK's own SigV4 signer (@smithy/signature-v4), with the SDK's
+ *    credentials and STS session tokens (aws-object-store.ts); a RequestTimeTooSkewed answer
+ *    sets a clock offset from S3's Date header and the request is signed again, as the SDK does;
  *  - getUrlInto: a presigned URL, sent as given (presigned-store.ts, Synapse-managed storage).
  * Answers are judged as follows:
  *  - 206 with the asked Content-Range and Content-Length (or 200 for a whole small object):
@@ -22,9 +23,10 @@
  *  - a redirect naming the bucket's region (x-amz-bucket-region): the region is learnt for that
  *    bucket and the request signed again, as the SDK's followRegionRedirects does.
  *  - any other redirect: `DirectGetUnsupported` for this request only; the SDK or fetch follows it.
- *  - anything else (no length, chunked, an unknown status, a body that is not an error
- *    document): `DirectGetUnsupported`; the caller repeats the request through the SDK (or
- *    fetch) and stops using this reader.
+ *  - an error answer that is not S3's (no <Code>): `DirectGetUnsupported` for this request only.
+ *  - a success answer it cannot read (chunked, no length, no Content-Range): `DirectGetUnsupported`;
+ *    the caller repeats the request through the SDK (or fetch) and stops using this reader.
+ *  - a 206 with other bytes than asked for: InvalidRange (never used, never retried).
  *  - a socket that dies before its answer: retried once on a fresh connection when it was a
  *    reused keep-alive socket (the server may have closed it as we wrote); otherwise the error
  *    goes to the caller's body-retry loop as ECONNRESET / ERR_STREAM_PREMATURE_CLOSE.
@@ -81,6 +83,9 @@ const MAX_HEAD_BYTES = 64 * 1024;
 const IDLE_MS = 4000;
 /** Give up on a connection that is not up after this (the SDK's connectionTimeout here). */
 const CONNECT_MS = 10_000;
+/** Regions whose S3 hosts are s3.<region>.amazonaws.com (not China, GovCloud or ISO). */
+const AWS_PARTITION_REGION = /^(?!cn-|us-gov-|us-iso)[a-z]{2}-[a-z]+-\d+$/;
+export const isAwsPartitionRegion = (region: string): boolean => AWS_PARTITION_REGION.test(region);
 const DNS_BUCKET = /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
 
 /** node:crypto behind the hash interface the signer expects (an HMAC when given a secret). */
@@ -119,7 +124,9 @@ interface Target {
   /** Parsed head of a non-success answer whose (small) body is being collected. */
   errorHead?: ParsedHead;
   errorBody?: Buffer[];
-  errorLeft?: number;
+  errorBytes?: number;
+  /** How that body ends: at Content-Length, at the last chunk, or when the server closes. */
+  errorFraming?: { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
   head: Buffer[];
   headBytes: number;
   gotAnyByte: boolean;
@@ -148,6 +155,8 @@ class Connection {
   target: Target | undefined;
   /** The head of the answer being read (kept for finish()). */
   private headOf: ParsedHead | undefined;
+  /** Close instead of pooling once the current answer is read. */
+  private closeAfter = false;
   reused = false;
   private readonly scratch: Buffer;
 
@@ -212,9 +221,20 @@ class Connection {
     }
     const rest = all.subarray(end + 4);
     const lengthHeader = head.headers.get('content-length');
-    const bodyLength = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
-    if (head.headers.has('transfer-encoding') || bodyLength === undefined) {
-      this.abort(new DirectGetUnsupported(`answer ${head.status} without a Content-Length`, isRedirect(head.status)));
+    const chunked = /chunked/i.test(head.headers.get('transfer-encoding') ?? '');
+    const bodyLength = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) && !chunked ? Number(lengthHeader) : undefined;
+    if (head.status >= 300) {
+      // An error answer: collect its small body, however it is framed (S3 sends some chunked),
+      // then judge it. An error status never turns this reader off (errorFromAnswer).
+      t.errorHead = head;
+      t.errorBody = [];
+      t.errorBytes = 0;
+      t.errorFraming = bodyLength !== undefined ? { kind: 'length', length: bodyLength } : chunked ? { kind: 'chunked' } : { kind: 'close' };
+      this.collectError(t, rest);
+      return;
+    }
+    if (bodyLength === undefined) {
+      this.abort(new DirectGetUnsupported(`answer ${head.status} without a Content-Length`));
       return;
     }
     if (head.status === 206 || head.status === 200) {
@@ -236,15 +256,7 @@ class Connection {
       if (t.received === t.length) this.finish(undefined);
       return;
     }
-    // An error answer: collect its (small) body, then judge it.
-    if (bodyLength > MAX_HEAD_BYTES) {
-      this.abort(new DirectGetUnsupported(`answer ${head.status} with a ${bodyLength}-byte body`, isRedirect(head.status)));
-      return;
-    }
-    t.errorHead = head;
-    t.errorBody = [];
-    t.errorLeft = bodyLength;
-    this.collectError(t, rest);
+    this.abort(new DirectGetUnsupported(`answer ${head.status}`));
   }
 
   /** Is this success answer exactly the bytes asked for? An Error says why not. */
@@ -254,8 +266,10 @@ class Connection {
       return t.start === 0 && bodyLength === t.length ? undefined : new DirectGetUnsupported(`a 200 answer of ${bodyLength} bytes to ${asked}`);
     }
     const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(head.headers.get('content-range') ?? '');
-    if (!range || Number(range[1]) !== t.start || Number(range[2]) - t.start + 1 !== bodyLength) {
-      return new DirectGetUnsupported(`Content-Range ${JSON.stringify(head.headers.get('content-range') ?? '')} with ${bodyLength} bytes for ${asked}`);
+    if (!range) return new DirectGetUnsupported(`a 206 answer without Content-Range for ${asked}`);
+    if (Number(range[1]) !== t.start || Number(range[2]) - t.start + 1 !== bodyLength) {
+      // Other bytes than asked for (a server or cache that got the range wrong): never use them.
+      return new S3Error('InvalidRange', `S3 GetObject: ${range[0]} with ${bodyLength} bytes for ${asked}`, head.status);
     }
     // A consistent answer that ends early: the object is shorter than the caller thinks (the SDK
     // path fails such a read too, as a body that ended early).
@@ -265,16 +279,30 @@ class Connection {
 
   private collectError(t: Target, chunk: Buffer): void {
     t.errorBody!.push(chunk);
-    t.errorLeft! -= chunk.length;
-    if (t.errorLeft! > 0) return;
-    if (t.errorLeft! < 0) {
-      this.abort(new DirectGetUnsupported('error answer longer than its Content-Length'));
+    t.errorBytes! += chunk.length;
+    const framing = t.errorFraming!;
+    if (t.errorBytes! > MAX_HEAD_BYTES + 1024) {
+      this.abort(new DirectGetUnsupported(`answer ${t.errorHead!.status} with a body over ${MAX_HEAD_BYTES} bytes`, true));
       return;
     }
-    const head = t.errorHead!;
-    const body = Buffer.concat(t.errorBody!).toString('utf8');
-    this.headOf = head;
-    this.finish(errorFromAnswer(head, body));
+    let body: Buffer | undefined;
+    if (framing.kind === 'length') {
+      if (t.errorBytes! < framing.length) return;
+      if (t.errorBytes! > framing.length) {
+        this.abort(new DirectGetUnsupported('error answer longer than its Content-Length', true));
+        return;
+      }
+      body = Buffer.concat(t.errorBody!);
+    } else if (framing.kind === 'chunked') {
+      body = dechunk(Buffer.concat(t.errorBody!));
+      if (!body) return;
+      // Trailers or surplus bytes after the last chunk are not worth reading: no reuse.
+      this.closeAfter = true;
+    } else {
+      return; // ends when the server closes (fail() below)
+    }
+    this.headOf = t.errorHead;
+    this.finish(errorFromAnswer(t.errorHead!, body.toString('utf8')));
   }
 
   /** Settle the current request; the socket goes back to the pool only after a complete answer. */
@@ -283,7 +311,8 @@ class Connection {
     const head = this.headOf;
     this.target = undefined;
     this.headOf = undefined;
-    const reusable = head?.headers.get('connection')?.toLowerCase() !== 'close';
+    const reusable = !this.closeAfter && head?.headers.get('connection')?.toLowerCase() !== 'close';
+    this.closeAfter = false;
     if (!reusable) this.socket.destroy();
     else {
       // Idle: closed after IDLE_MS, and it does not keep the process alive (as http.Agent does).
@@ -304,7 +333,15 @@ class Connection {
   }
 
   private fail(err: Error): void {
-    if (this.target) this.abort(err);
+    const t = this.target;
+    if (t?.errorHead && t.errorFraming?.kind === 'close' && this.socket.destroyed) {
+      // An error body that ends with the connection: it has ended.
+      this.headOf = t.errorHead;
+      this.closeAfter = true;
+      this.finish(errorFromAnswer(t.errorHead, Buffer.concat(t.errorBody!).toString('utf8')));
+      return;
+    }
+    if (t) this.abort(err);
   }
 
   start(target: Target, request: string): void {
@@ -319,21 +356,53 @@ function isRedirect(status: number): boolean {
   return status >= 300 && status < 400;
 }
 
-/** Turn a non-success answer into the error the SDK path would give, or DirectGetUnsupported. */
+/** S3 codes that mean "this bucket is in another region" (with x-amz-bucket-region). */
+const REGION_CODES = new Set(['PermanentRedirect', 'AuthorizationHeaderMalformed', 'IllegalLocationConstraintException', 'TemporaryRedirect']);
+
+/**
+ * Turn a non-success answer into the error the SDK path would give; DirectGetUnsupported
+ * (this request only: an error status never turns the reader off) when it is not S3's.
+ */
 function errorFromAnswer(head: ParsedHead, body: string): Error {
+  const code = /<Code>([^<]{1,100})<\/Code>/.exec(body)?.[1];
   const region = head.headers.get('x-amz-bucket-region');
-  if (region && (head.status === 301 || head.status === 307 || head.status === 400)) return new RegionRedirect(region);
+  if (region && (head.status === 301 || head.status === 307 || (head.status === 400 && code !== undefined && REGION_CODES.has(code)))) {
+    return new RegionRedirect(region);
+  }
+  if (code === 'RequestTimeTooSkewed') return new ClockSkew(head.headers.get('date'));
   // Other redirects (S3's 307 TemporaryRedirect for a new bucket, a CDN's 302): the SDK or
   // fetch follows them.
   if (isRedirect(head.status)) return new DirectGetUnsupported(`answer ${head.status} (a redirect)`, true);
-  const code = /<Code>([^<]{1,100})<\/Code>/.exec(body)?.[1];
   if (code) {
     const name = head.status === 412 ? 'PreconditionFailed' : code;
     return new S3Error(name, `S3 GetObject: ${name} (${head.status})`, head.status);
   }
   if (head.status === 412) return new S3Error('PreconditionFailed', 'S3 GetObject: PreconditionFailed (412)', 412);
   if (head.status >= 500) return new S3Error('InternalError', `S3 GetObject: InternalError (${head.status})`, head.status);
-  return new DirectGetUnsupported(`answer ${head.status} without an S3 error code`);
+  return new DirectGetUnsupported(`answer ${head.status} without an S3 error code`, true);
+}
+
+/** A chunked body, decoded; undefined until its last chunk has arrived. */
+export function dechunk(raw: Buffer): Buffer | undefined {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const eol = raw.indexOf('\r\n', at);
+    if (eol < 0) return undefined;
+    const size = parseInt(raw.subarray(at, eol).toString('latin1').split(';')[0]!.trim(), 16);
+    if (!Number.isFinite(size) || size < 0) return Buffer.alloc(0); // malformed: judge what we have
+    if (size === 0) return Buffer.concat(parts);
+    if (raw.length < eol + 2 + size + 2) return undefined;
+    parts.push(raw.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
+  }
+}
+
+/** S3 refused the request's clock; `date` is the server's (its Date header). */
+class ClockSkew extends Error {
+  constructor(readonly date: string | undefined) {
+    super('RequestTimeTooSkewed');
+  }
 }
 
 interface Route {
@@ -365,6 +434,8 @@ export class DirectRangeGetter {
   /** Shared by every connection: a head is consumed (copied) within the read that delivered it. */
   private readonly scratch = Buffer.allocUnsafe(64 * 1024);
   private destroyed = false;
+  /** S3's clock minus ours, learnt from a RequestTimeTooSkewed answer (the SDK's systemClockOffset). */
+  private clockOffsetMs = 0;
 
   constructor(private readonly opts: DirectRangeGetOptions) {
     this.endpoint = opts.endpoint ? new URL(opts.endpoint) : undefined;
@@ -397,16 +468,31 @@ export class DirectRangeGetter {
    * ETag (quotes stripped) when S3 sent one.
    */
   async getInto(loc: S3Location, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<{ etag?: string }> {
-    for (let redirects = 0; ; redirects++) {
+    let redirected = false;
+    let skewed = false;
+    for (;;) {
       const region = this.bucketRegion.get(loc.bucket) ?? this.opts.region ?? 'us-east-1';
       try {
         return await this.getOnce(loc, region, start, end, into, opts);
       } catch (err) {
-        if (err instanceof RegionRedirect && redirects === 0 && err.region !== region) {
+        if (err instanceof RegionRedirect) {
+          // Learn the bucket's region once, as the SDK's followRegionRedirects does; outside
+          // the aws partition (amazonaws.com.cn, GovCloud, ISO) hosts differ: leave it to the SDK.
+          if (redirected || err.region === region || (!this.endpoint && !AWS_PARTITION_REGION.test(err.region))) {
+            throw new DirectGetUnsupported(err.message, this.endpoint !== undefined || AWS_PARTITION_REGION.test(err.region));
+          }
           this.bucketRegion.set(loc.bucket, err.region);
+          redirected = true;
           continue;
         }
-        if (err instanceof RegionRedirect) throw new DirectGetUnsupported(err.message, true);
+        if (err instanceof ClockSkew) {
+          // As the SDK does: take S3's clock from its Date header and sign again, once.
+          const serverNow = err.date ? Date.parse(err.date) : NaN;
+          if (skewed || !Number.isFinite(serverNow)) throw new S3Error('RequestTimeTooSkewed', 'S3 GetObject: RequestTimeTooSkewed (403)', 403);
+          this.clockOffsetMs = serverNow - Date.now();
+          skewed = true;
+          continue;
+        }
         throw err;
       }
     }
@@ -424,7 +510,7 @@ export class DirectRangeGetter {
         'x-amz-content-sha256': EMPTY_SHA256,
         ...(opts.ifMatch ? { 'if-match': `"${opts.ifMatch}"` } : {}),
       },
-    });
+    }, { signingDate: new Date(Date.now() + this.clockOffsetMs) });
     return this.send(route, signed.headers, start, end, into, opts.signal);
   }
 
@@ -438,8 +524,11 @@ export class DirectRangeGetter {
     const secure = u.protocol === 'https:';
     const route = { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) || (secure ? 443 : 80), secure, path: `${u.pathname}${u.search}` };
     return this.send(route, { host: hostHeader(route), range: `bytes=${start}-${end - 1}` }, start, end, into, opts.signal).catch((err: unknown) => {
-      // A presigned URL is bound to its region: a region redirect is for fetch to follow.
-      throw err instanceof RegionRedirect ? new DirectGetUnsupported(err.message, true) : err;
+      // A presigned URL is bound to its region: a region redirect is for fetch to follow. A
+      // skewed clock is the URL's signer's: a 403, which renews the URL.
+      if (err instanceof RegionRedirect) throw new DirectGetUnsupported(err.message, true);
+      if (err instanceof ClockSkew) throw new S3Error('RequestTimeTooSkewed', 'presigned GET: RequestTimeTooSkewed (403)', 403);
+      throw err;
     });
   }
 
@@ -448,6 +537,7 @@ export class DirectRangeGetter {
     for (const [name, value] of Object.entries(headers)) request += `${name}: ${value}\r\n`;
     request += '\r\n';
     signal?.throwIfAborted();
+    if (this.destroyed) throw new DirectGetUnsupported('the reader was closed', true);
     const poolKey = `${route.secure ? 's' : ''}${route.host}:${route.port}`;
     for (let fresh = 0; ; fresh++) {
       const conn = this.connection(poolKey, route, fresh > 0);
@@ -466,7 +556,8 @@ export class DirectRangeGetter {
     if (!forceNew) {
       while (idle && idle.length > 0) {
         const c = idle.pop()!;
-        if (!c.socket.destroyed) {
+        // Not one whose end the server already sent (its 'close' may still be pending).
+        if (!c.socket.destroyed && !c.socket.readableEnded && c.socket.writable) {
           c.reused = true;
           return c;
         }

@@ -78,8 +78,9 @@ export class PresignedRangeSource implements RangeSource {
         }
         return data;
       } catch (err) {
-        if (err instanceof S3Error && err.status === 403) {
-          // Expired early, or clock skew: a new URL, at once.
+        if (err instanceof S3Error && (err.status === 403 || err.code === 'ExpiredToken')) {
+          // Expired early, clock skew, or signed with a session token that expired (S3 answers
+          // that one 400 ExpiredToken): a new URL, at once.
           forceRefresh = true;
           lastErr = new S3Error('AccessDenied', 'presigned URL refused (expired?)', 403, { cause: err });
           continue;
@@ -122,8 +123,11 @@ export class PresignedRangeSource implements RangeSource {
     }
     if (res.status !== 206 && res.status !== 200) {
       s3Stats.error();
-      await res.body?.cancel();
-      throw new S3Error(res.status === 404 ? 'NoSuchKey' : res.status === 403 ? 'AccessDenied' : `HTTP${res.status}`, `presigned GET answered ${res.status}`, res.status);
+      // S3's error document names the code (ExpiredToken matters: it renews the URL).
+      const small = Number(res.headers.get('content-length') ?? '0') <= 64 * 1024;
+      const text = small ? await res.text().catch(() => '') : (await res.body?.cancel(), '');
+      const code = /<Code>([^<]{1,100})<\/Code>/.exec(text)?.[1] ?? (res.status === 404 ? 'NoSuchKey' : res.status === 403 ? 'AccessDenied' : `HTTP${res.status}`);
+      throw new S3Error(code, `presigned GET answered ${res.status} ${code}`, res.status);
     }
     const asked = `bytes ${start}-${start + length - 1}`;
     const range = res.status === 206 ? /^bytes (\d+)-(\d+)\//.exec(res.headers.get('content-range') ?? '') : null;

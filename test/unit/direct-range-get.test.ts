@@ -11,7 +11,7 @@ import path from 'node:path';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { DirectGetUnsupported, DirectRangeGetter } from '../../src/s3/direct-range-get.js';
-import { AwsObjectStore } from '../../src/s3/aws-object-store.js';
+import { AwsObjectStore, isRetryableBodyError, toS3Error } from '../../src/s3/aws-object-store.js';
 import { S3Error } from '../../src/s3/object-store.js';
 import { startStack, type Stack } from '../server/stack.js';
 import { scripted } from './scripted-http.js';
@@ -92,11 +92,10 @@ describe('DirectRangeGetter on the wire', () => {
     }
   });
 
-  test('answers it does not handle are DirectGetUnsupported: chunked, no length, wrong Content-Range, unknown status', async () => {
+  test('answers it does not handle are DirectGetUnsupported: chunked or unframed success, a redirect, a 200 to a range', async () => {
     const bad: Array<(sock: net.Socket, r: [number, number]) => void> = [
       (sock) => sock.write('HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'),
       (sock) => { sock.write('HTTP/1.1 206 Partial Content\r\n\r\nhello'); sock.end(); },
-      (sock, [s, e]) => sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nContent-Range: bytes ${s + 1}-${e}/${OBJECT.length}\r\n\r\n${'x'.repeat(e - s)}`),
       (sock) => sock.write('HTTP/1.1 302 Found\r\nLocation: http://elsewhere/\r\nContent-Length: 0\r\n\r\n'),
       (sock) => sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${OBJECT.length}\r\n\r\n`),
     ];
@@ -107,8 +106,110 @@ describe('DirectRangeGetter on the wire', () => {
       for (let i = 0; i < bad.length; i++) {
         const err = await g.getInto(loc, 10, 15, Buffer.alloc(5)).then(() => undefined, (e: unknown) => e);
         assert.ok(err instanceof DirectGetUnsupported, `answer ${i}: ${String(err)}`);
-        assert.equal(err.requestOnly, i === 3, `only the redirect (answer 3) is for this request only: answer ${i}`);
+        assert.equal(err.requestOnly, i === 2, `only the redirect (answer 2) is for this request only: answer ${i}`);
       }
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('bytes of another range than asked for are InvalidRange: never used, and the reader stays in use', async () => {
+    const srv = await scripted((_req, sock, [s, e]) => partial(sock, [s + 1, e + 1]), OBJECT.length);
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      await assert.rejects(g.getInto(loc, 10, 15, Buffer.alloc(5)), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('error answers framed any way S3 frames them (chunked, until close) still give S3\'s code', async () => {
+    const doc = (code: string): string => `<Error><Code>${code}</Code></Error>`;
+    const answers: Array<(sock: net.Socket) => void> = [
+      (sock) => {
+        const body = doc('AccessDenied');
+        sock.write(`HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n`);
+        sock.write(`${(10).toString(16)}\r\n${body.slice(0, 10)}\r\n`);
+        setTimeout(() => sock.write(`${(body.length - 10).toString(16)}\r\n${body.slice(10)}\r\n0\r\n\r\n`), 10);
+      },
+      (sock) => { sock.write(`HTTP/1.1 503 Slow Down\r\nConnection: close\r\n\r\n${doc('SlowDown')}`); sock.end(); },
+    ];
+    let n = 0;
+    const srv = await scripted((_req, sock) => answers[n++]!(sock), OBJECT.length);
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)), (e: unknown) => e instanceof S3Error && e.code === 'AccessDenied' && e.status === 403);
+      await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)), (e: unknown) => e instanceof S3Error && e.code === 'SlowDown' && e.status === 503);
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('a head that arrives a few bytes at a time is read right', async () => {
+    const srv = await scripted((_req, sock, [s, e]) => {
+      const head = `HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\nETag: "abc"\r\n\r\n`;
+      const wire = Buffer.concat([Buffer.from(head), OBJECT.subarray(s, e)]);
+      let at = 0;
+      const drip = (): void => {
+        if (sock.destroyed || at >= wire.length) return;
+        const step = at < head.length + 20 ? 7 : 50_000;
+        sock.write(wire.subarray(at, at + step));
+        at += step;
+        setTimeout(drip, 1);
+      };
+      drip();
+    }, OBJECT.length);
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      const into = Buffer.alloc(120_000);
+      const { etag } = await g.getInto(loc, 1000, 121_000, into);
+      assert.equal(etag, 'abc');
+      assert.ok(into.equals(OBJECT.subarray(1000, 121_000)));
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('a server that ends an idle keep-alive connection politely (FIN) costs no error and no wasted request', async () => {
+    const srv = await scripted((_req, sock, r) => {
+      partial(sock, r);
+      setTimeout(() => sock.end(), 5); // an idle timeout on the server's side
+    }, OBJECT.length);
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const into = Buffer.alloc(1000);
+        await g.getInto(loc, i * 1000, (i + 1) * 1000, into);
+        assert.ok(into.equals(OBJECT.subarray(i * 1000, (i + 1) * 1000)));
+        await new Promise((r) => setTimeout(r, 50)); // the FIN arrives while the socket is idle
+      }
+      assert.equal(srv.requests.length, 3, 'no request was written to a socket the server had ended');
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('RequestTimeTooSkewed: the request is signed again with S3\'s clock (from its Date header), once', async () => {
+    const serverAhead = 3600_000;
+    const srv = await scripted((req, sock, r) => {
+      const amzDate = /x-amz-date: (\d{8}T\d{6}Z)/i.exec(req.head)![1]!;
+      const signedAt = Date.parse(amzDate.replace(/(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/, '$1-$2-$3T$4:$5:$6Z'));
+      if (Math.abs(signedAt - (Date.now() + serverAhead)) > 5 * 60_000) {
+        s3error(sock, 403, 'RequestTimeTooSkewed', `Date: ${new Date(Date.now() + serverAhead).toUTCString()}\r\n`);
+      } else partial(sock, r);
+    }, OBJECT.length);
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+    try {
+      const into = Buffer.alloc(100);
+      await g.getInto(loc, 0, 100, into);
+      assert.ok(into.equals(OBJECT.subarray(0, 100)));
+      await g.getInto(loc, 100, 200, into);
+      assert.equal(srv.requests.length, 3, 'one refusal, then the offset is kept');
     } finally {
       g.destroy();
       await srv.close();
@@ -160,7 +261,11 @@ describe('DirectRangeGetter on the wire', () => {
 
   test('a redirect naming the bucket\'s region is followed once, signed for that region', async () => {
     const srv = await scripted((req, sock, r) => {
-      if (/\/us-east-1\/s3/.test(req.head)) s3error(sock, 301, 'PermanentRedirect', 'x-amz-bucket-region: eu-west-2\r\n');
+      if (/\/us-east-1\/s3/.test(req.head)) {
+        // As S3 may send it: chunked; the region is in a header.
+        const body = '<Error><Code>PermanentRedirect</Code></Error>';
+        sock.write(`HTTP/1.1 301 Moved Permanently\r\nx-amz-bucket-region: eu-west-2\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
+      }
       else partial(sock, r);
     }, OBJECT.length);
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
@@ -285,4 +390,17 @@ describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore',
       await srv.close();
     }
   });
+});
+
+test('the GET retry loop retries the network failures the SDK retried (they now reach it from the lean path), not refusals', () => {
+  const sys = (code: string): Error => Object.assign(new Error(code), { code });
+  for (const code of ['ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNREFUSED', 'ERR_STREAM_PREMATURE_CLOSE']) {
+    assert.equal(isRetryableBodyError(sys(code)), true, code);
+    assert.equal(isRetryableBodyError(toS3Error(sys(code), 'GetObject')), true, `${code}, wrapped as call() wraps it`);
+  }
+  assert.equal(isRetryableBodyError(new S3Error('SlowDown', 'slow down', 503)), true);
+  for (const [code, status] of [['AccessDenied', 403], ['NoSuchKey', 404], ['InvalidRange', 206], ['PreconditionFailed', 412]] as const) {
+    assert.equal(isRetryableBodyError(new S3Error(code, code, status)), false, code);
+  }
+  assert.equal(isRetryableBodyError(sys('EACCES')), false);
 });

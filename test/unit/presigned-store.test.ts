@@ -28,23 +28,24 @@ for (const transport of ['direct', 'fetch'] as const) {
   describe(`presigned reads through ${transport}`, () => {
     const options = (): { direct?: PresignedDirect } => (transport === 'direct' ? { direct: new PresignedDirect(new DirectRangeGetter({})) } : {});
 
-    test('a 403 renews the URL at once; 5xx are retried; the bytes are exact', async () => {
+    test('a 403 or a 400 ExpiredToken renews the URL at once; 5xx are retried; the bytes are exact', async () => {
       let fails503 = 2;
       const srv = await scripted((req, sock, r) => {
         if (req.head.includes('sig=old')) status(sock, 403, 'AccessDenied');
+        else if (req.head.includes('sig=token-expired')) status(sock, 400, 'ExpiredToken');
         else if (fails503-- > 0) status(sock, 503, 'SlowDown');
         else partial(sock, r);
       }, OBJECT.length);
       const asked: boolean[] = [];
       const source = new PresignedRangeSource('k', OBJECT.length, async (force) => {
         asked.push(force);
-        return `${srv.url}/bucket/key?sig=${asked.length === 1 ? 'old' : 'new'}`;
+        return `${srv.url}/bucket/key?sig=${['old', 'token-expired'][asked.length - 1] ?? 'new'}`;
       }, options());
       try {
         const got = await source.read(1000, 60_000);
         assert.ok(got.equals(OBJECT.subarray(1000, 60_000)));
-        assert.deepEqual(asked.slice(0, 2), [false, true], 'the second URL was asked for with forceRefresh');
-        assert.equal(srv.requests.length, 4, '403, 503, 503, 206');
+        assert.deepEqual(asked.slice(0, 3), [false, true, true], 'after the 403 and after the 400 ExpiredToken a new URL was asked for with forceRefresh');
+        assert.equal(srv.requests.length, 5, '403, 400 ExpiredToken, 503, 503, 206');
       } finally {
         await srv.close();
       }
@@ -52,10 +53,14 @@ for (const transport of ['direct', 'fetch'] as const) {
 
     test('bytes of another range than asked for are never used (InvalidRange)', async () => {
       const srv = await scripted((_req, sock, [s, e]) => partial(sock, [s + 1, e + 1]), OBJECT.length);
-      const source = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/bucket/key?sig=x`, options());
+      const opts = options();
+      const source = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/bucket/key?sig=x`, opts);
       try {
         await assert.rejects(source.read(100, 200), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
+        assert.equal(srv.requests.length, 1, 'refused by whichever transport read it, not retried');
+        if (opts.direct) assert.equal(opts.direct.enabled, true, 'the lean path refused it itself and stays in use');
       } finally {
+        opts.direct?.getter.destroy();
         await srv.close();
       }
     });

@@ -14,7 +14,7 @@ import { DirectGetUnsupported, DirectRangeGetter } from '../../src/s3/direct-ran
 import { AwsObjectStore, isRetryableBodyError, toS3Error } from '../../src/s3/aws-object-store.js';
 import { S3Error } from '../../src/s3/object-store.js';
 import { startStack, type Stack } from '../server/stack.js';
-import { scripted } from './scripted-http.js';
+import { scripted, type Answer } from './scripted-http.js';
 
 const creds = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' };
 const OBJECT = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7 + 3) & 0xff));
@@ -31,11 +31,21 @@ function s3error(sock: net.Socket, status: number, code: string, extraHeaders = 
 
 const loc = { bucket: 'bkt', key: 'dir/a b+c(1)é.bin' };
 
+/** Run `fn` with a getter for a scripted server that answers with `answer`; both closed after. */
+async function onWire(answer: Answer, fn: (g: DirectRangeGetter, srv: Awaited<ReturnType<typeof scripted>>) => Promise<void>): Promise<void> {
+  const srv = await scripted(answer, OBJECT.length);
+  const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
+  try {
+    await fn(g, srv);
+  } finally {
+    g.destroy();
+    await srv.close();
+  }
+}
+
 describe('DirectRangeGetter on the wire', () => {
   test('reads ranges into the given buffer over one keep-alive connection, signed for the key as S3 encodes it', async () => {
-    const srv = await scripted((_req, sock, r) => partial(sock, r), OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    await onWire((_req, sock, r) => partial(sock, r), async (g, srv) => {
       for (const [s, e] of [[0, 100_000], [100_000, 250_000], [250_000, 300_000], [5, 6]] as const) {
         const into = Buffer.alloc(e - s + 10, 0xee);
         const { etag } = await g.getInto(loc, s, e, into);
@@ -48,36 +58,26 @@ describe('DirectRangeGetter on the wire', () => {
       assert.match(head, /^GET \/bkt\/dir\/a%20b%2Bc%281%29%C3%A9\.bin HTTP\/1\.1/);
       assert.match(head, /authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST\/\d{8}\/us-east-1\/s3\/aws4_request/i);
       assert.match(head, /x-amz-content-sha256: e3b0c442/i);
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('parallel GETs each get their own connection, and the bytes land in the right buffers', async () => {
-    const srv = await scripted((_req, sock, r) => setTimeout(() => partial(sock, r), 5), OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    await onWire((_req, sock, r) => setTimeout(() => partial(sock, r), 5), async (g, srv) => {
       const ranges = Array.from({ length: 12 }, (_, i) => [i * 25_000, (i + 1) * 25_000] as const);
       const bufs = ranges.map(([s, e]) => Buffer.alloc(e - s));
       await Promise.all(ranges.map(([s, e], i) => g.getInto(loc, s, e, bufs[i]!)));
       ranges.forEach(([s, e], i) => assert.ok(bufs[i]!.equals(OBJECT.subarray(s, e))));
       assert.equal(srv.connections(), 12);
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('S3 error documents become S3Error with S3\'s code and status', async () => {
     const answers: Array<[number, string]> = [[400, 'ExpiredToken'], [403, 'AccessDenied'], [404, 'NoSuchKey'], [412, 'PreconditionFailed'], [503, 'SlowDown']];
     let n = 0;
-    const srv = await scripted((_req, sock) => {
+    await onWire((_req, sock) => {
       const [status, code] = answers[n++ % answers.length]!;
       s3error(sock, status, code);
-    }, OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    }, async (g, srv) => {
       for (const [status, code] of answers) {
         const err = await g.getInto(loc, 0, 10, Buffer.alloc(10), { ifMatch: 'v1' }).then(() => undefined, (e: unknown) => e);
         assert.ok(err instanceof S3Error, `${code}: ${String(err)}`);
@@ -86,10 +86,7 @@ describe('DirectRangeGetter on the wire', () => {
       }
       assert.equal(srv.connections(), 1, 'an error answer with a body of known length keeps the connection');
       assert.match(srv.requests[0]!.head, /if-match: "v1"/i);
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('answers it does not handle are DirectGetUnsupported: chunked or unframed success, a redirect, a 200 to a range', async () => {
@@ -100,29 +97,19 @@ describe('DirectRangeGetter on the wire', () => {
       (sock) => sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${OBJECT.length}\r\n\r\n`),
     ];
     let n = 0;
-    const srv = await scripted((_req, sock, r) => bad[n++]!(sock, r), OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    await onWire((_req, sock, r) => bad[n++]!(sock, r), async (g) => {
       for (let i = 0; i < bad.length; i++) {
         const err = await g.getInto(loc, 10, 15, Buffer.alloc(5)).then(() => undefined, (e: unknown) => e);
         assert.ok(err instanceof DirectGetUnsupported, `answer ${i}: ${String(err)}`);
         assert.equal(err.requestOnly, i === 2, `only the redirect (answer 2) is for this request only: answer ${i}`);
       }
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('bytes of another range than asked for are InvalidRange: never used, and the reader stays in use', async () => {
-    const srv = await scripted((_req, sock, [s, e]) => partial(sock, [s + 1, e + 1]), OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    await onWire((_req, sock, [s, e]) => partial(sock, [s + 1, e + 1]), async (g) => {
       await assert.rejects(g.getInto(loc, 10, 15, Buffer.alloc(5)), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('error answers framed any way S3 frames them (chunked, until close) still give S3\'s code', async () => {
@@ -137,19 +124,14 @@ describe('DirectRangeGetter on the wire', () => {
       (sock) => { sock.write(`HTTP/1.1 503 Slow Down\r\nConnection: close\r\n\r\n${doc('SlowDown')}`); sock.end(); },
     ];
     let n = 0;
-    const srv = await scripted((_req, sock) => answers[n++]!(sock), OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    await onWire((_req, sock) => answers[n++]!(sock), async (g) => {
       await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)), (e: unknown) => e instanceof S3Error && e.code === 'AccessDenied' && e.status === 403);
       await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)), (e: unknown) => e instanceof S3Error && e.code === 'SlowDown' && e.status === 503);
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('a head that arrives a few bytes at a time is read right', async () => {
-    const srv = await scripted((_req, sock, [s, e]) => {
+    await onWire((_req, sock, [s, e]) => {
       const head = `HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\nETag: "abc"\r\n\r\n`;
       const wire = Buffer.concat([Buffer.from(head), OBJECT.subarray(s, e)]);
       let at = 0;
@@ -161,26 +143,19 @@ describe('DirectRangeGetter on the wire', () => {
         setTimeout(drip, 1);
       };
       drip();
-    }, OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    }, async (g) => {
       const into = Buffer.alloc(120_000);
       const { etag } = await g.getInto(loc, 1000, 121_000, into);
       assert.equal(etag, 'abc');
       assert.ok(into.equals(OBJECT.subarray(1000, 121_000)));
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('a server that ends an idle keep-alive connection politely (FIN) costs no error and no wasted request', async () => {
-    const srv = await scripted((_req, sock, r) => {
+    await onWire((_req, sock, r) => {
       partial(sock, r);
       setTimeout(() => sock.end(), 5); // an idle timeout on the server's side
-    }, OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    }, async (g, srv) => {
       for (let i = 0; i < 3; i++) {
         const into = Buffer.alloc(1000);
         await g.getInto(loc, i * 1000, (i + 1) * 1000, into);
@@ -188,43 +163,30 @@ describe('DirectRangeGetter on the wire', () => {
         await new Promise((r) => setTimeout(r, 50)); // the FIN arrives while the socket is idle
       }
       assert.equal(srv.requests.length, 3, 'no request was written to a socket the server had ended');
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('RequestTimeTooSkewed: the request is signed again with S3\'s clock (from its Date header), once', async () => {
     const serverAhead = 3600_000;
-    const srv = await scripted((req, sock, r) => {
+    await onWire((req, sock, r) => {
       const amzDate = /x-amz-date: (\d{8}T\d{6}Z)/i.exec(req.head)![1]!;
       const signedAt = Date.parse(amzDate.replace(/(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/, '$1-$2-$3T$4:$5:$6Z'));
       if (Math.abs(signedAt - (Date.now() + serverAhead)) > 5 * 60_000) {
         s3error(sock, 403, 'RequestTimeTooSkewed', `Date: ${new Date(Date.now() + serverAhead).toUTCString()}\r\n`);
       } else partial(sock, r);
-    }, OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    }, async (g, srv) => {
       const into = Buffer.alloc(100);
       await g.getInto(loc, 0, 100, into);
       assert.ok(into.equals(OBJECT.subarray(0, 100)));
       await g.getInto(loc, 100, 200, into);
       assert.equal(srv.requests.length, 3, 'one refusal, then the offset is kept');
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('an object shorter than the range asked is InvalidRange, not a quiet short read', async () => {
-    const srv = await scripted((_req, sock) => sock.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 3\r\nContent-Range: bytes 10-12/13\r\n\r\nabc'), OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    await onWire((_req, sock) => sock.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 3\r\nContent-Range: bytes 10-12/13\r\n\r\nabc'), async (g) => {
       await assert.rejects(g.getInto(loc, 10, 15, Buffer.alloc(5)), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('over TLS: the server is checked against the given CA (AWS_CA_BUNDLE), and refused without it', async () => {
@@ -260,26 +222,21 @@ describe('DirectRangeGetter on the wire', () => {
   });
 
   test('a redirect naming the bucket\'s region is followed once, signed for that region', async () => {
-    const srv = await scripted((req, sock, r) => {
+    await onWire((req, sock, r) => {
       if (/\/us-east-1\/s3/.test(req.head)) {
         // As S3 may send it: chunked; the region is in a header.
         const body = '<Error><Code>PermanentRedirect</Code></Error>';
         sock.write(`HTTP/1.1 301 Moved Permanently\r\nx-amz-bucket-region: eu-west-2\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
       }
       else partial(sock, r);
-    }, OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    }, async (g, srv) => {
       const into = Buffer.alloc(100);
       await g.getInto(loc, 0, 100, into);
       assert.ok(into.equals(OBJECT.subarray(0, 100)));
       await g.getInto(loc, 100, 200, into);
       assert.equal(srv.requests.length, 3, 'the region is remembered for the bucket');
       assert.match(srv.requests[1]!.head, /Credential=AKIDTEST\/\d{8}\/eu-west-2\/s3/);
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 
   test('a reused keep-alive socket that dies before answering is retried once on a new one; a new one is not', async () => {
@@ -312,14 +269,12 @@ describe('DirectRangeGetter on the wire', () => {
 
   test('a body cut short rejects as a premature close; an abort rejects at once; neither writes afterwards', async () => {
     let mode = 'cut';
-    const srv = await scripted((_req, sock, [s, e]) => {
+    await onWire((_req, sock, [s, e]) => {
       sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\n\r\n`);
       sock.write(OBJECT.subarray(s, s + 1000));
       if (mode === 'cut') setTimeout(() => sock.destroy(), 10);
       else setTimeout(() => { if (!sock.destroyed) sock.write(OBJECT.subarray(s + 1000, e)); }, 200);
-    }, OBJECT.length);
-    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
-    try {
+    }, async (g) => {
       const into = Buffer.alloc(50_000);
       const err = await g.getInto(loc, 0, 50_000, into).then(() => undefined, (e: NodeJS.ErrnoException) => e);
       assert.ok(err, 'a cut body must not resolve');
@@ -334,10 +289,7 @@ describe('DirectRangeGetter on the wire', () => {
       const snapshot = Buffer.from(into2);
       await new Promise((r) => setTimeout(r, 300)); // the server sends the rest at 200 ms
       assert.ok(into2.equals(snapshot), 'no byte lands in the buffer after the request settled');
-    } finally {
-      g.destroy();
-      await srv.close();
-    }
+    });
   });
 });
 

@@ -336,9 +336,34 @@ describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore',
         assert.equal(got.etag, 'e1');
       }
       // First GET: fast path, then the SDK; second: the SDK only (the fast path is off for good).
-      assert.equal(srv.requests.length, 3);
+      const viaSdk = srv.requests.map((q) => /amz-sdk-invocation-id/i.test(q.head));
+      assert.deepEqual(viaSdk, [false, true, true]);
     } finally {
       store.destroy();
+      await srv.close();
+    }
+  });
+
+  test('AwsObjectStore reads through the lean path by default, through the SDK with SYNAPSE_MOUNT_S3_GET=sdk', async () => {
+    const srv = await scripted((_req, sock, r) => partial(sock, r), OBJECT.length);
+    const saved = process.env['SYNAPSE_MOUNT_S3_GET'];
+    try {
+      for (const setting of [undefined, 'sdk'] as const) {
+        if (setting === undefined) delete process.env['SYNAPSE_MOUNT_S3_GET'];
+        else process.env['SYNAPSE_MOUNT_S3_GET'] = setting;
+        const store = new AwsObjectStore({ endpoint: srv.url, credentials: creds, maxAttempts: 1 });
+        try {
+          const got = await store.getRange(loc, 10, 2010);
+          assert.ok(got.data.equals(OBJECT.subarray(10, 2010)));
+        } finally {
+          store.destroy();
+        }
+      }
+      const viaSdk = srv.requests.map((q) => /amz-sdk-invocation-id/i.test(q.head));
+      assert.deepEqual(viaSdk, [false, true], 'default: lean; SYNAPSE_MOUNT_S3_GET=sdk: the SDK');
+    } finally {
+      if (saved === undefined) delete process.env['SYNAPSE_MOUNT_S3_GET'];
+      else process.env['SYNAPSE_MOUNT_S3_GET'] = saved;
       await srv.close();
     }
   });

@@ -547,6 +547,8 @@ export class SynapseFilesystem {
       this.opts.logger?.warn({ path, rule: problem }, 'name refused: Synapse would reject it');
       throw new FsError('EINVAL', `${path}: ${problem}`);
     }
+    // A file open for writing and not yet in Synapse: Synapse would happily make the folder.
+    if (this.active.has(path)) throw new FsError('EEXIST', `${path}: a file is being written there`);
     const entity = await this.api.createEntity({ concreteType: CONCRETE.folder, name, parentId: parent.entityId });
     this.table.upsert(this.nodeOf(entity, 'dir'));
   }
@@ -607,6 +609,11 @@ export class SynapseFilesystem {
     }
     const target = await this.table.resolve(dest).catch(() => undefined);
     if (target && target.entityId && target.entityId === node.entityId) return;
+    // A folder into itself or its own subtree: EINVAL before anything changes (the VFS answers
+    // this for FUSE; the check here keeps the replaced target from being deleted first).
+    if (node.kind === 'dir' && dest.startsWith(`${src.replace(/\/+$/, '')}/`)) {
+      throw new FsError('EINVAL', `${dest}: a folder cannot move into itself`);
+    }
     const af = this.active.get(src);
     this.forgetShown(src, node.kind === 'dir');
     this.forgetShown(dest, node.kind === 'dir');

@@ -241,6 +241,9 @@ export class ActiveFile {
   write(data: Buffer, position: number): Promise<number> {
     return this.exclusive(async () => {
       if (this.broken) throw this.broken;
+      // POSIX: writing nothing changes nothing — not the size (even past the end), not the
+      // stream, not `dirty`. FUSE never sends one; fs callers (and the model test) can.
+      if (data.length === 0) return 0;
       try {
         return await this.writeNow(data, position);
       } catch (err) {

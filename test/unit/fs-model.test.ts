@@ -1129,3 +1129,33 @@ test('regression: fs.mkdir over a file being written (not yet published) is EEXI
     await assert.rejects(r.fs.mkdir('/b'), (e: unknown) => errnoName(e) === 'EEXIST');
   });
 });
+
+test('drain at unmount: open files are published; one whose written bytes were lost is listed lost; nothing half-written reaches Synapse', async () => {
+  await withReal(async (r) => {
+    await writeClose(r, '/old.bin', Buffer.alloc(3000, 7));
+    const id = String(await r.fs.getxattr('/old.bin', 'user.synapse.id'));
+    const before = (await r.api.getEntity(id)).versionNumber;
+    // 1. A write into a published file needs its bytes first; S3 refuses them, so that write
+    //    fails and changed nothing: drain has nothing to do for it.
+    const old = await r.fs.open('/old.bin', O_WRONLY);
+    r.fds.push(old);
+    r.store.failNext('getRange', 1000);
+    await assert.rejects(r.fs.write(old, Buffer.from('x'), 5));
+    // 2. A new file streams a 5 MiB part to S3, then is written behind it: the part must come
+    //    back from S3 (spill) and cannot. Its written bytes are gone: lost, never published.
+    const streamed = await r.fs.create('/streamed.bin', 0o644);
+    r.fds.push(streamed);
+    for (let off = 0; off < 6 * MiB; off += MiB) await r.fs.write(streamed, Buffer.alloc(MiB, off / MiB), off);
+    await assert.rejects(r.fs.write(streamed, Buffer.from('y'), 0));
+    r.store.failNext('getRange', 0);
+    // 3. A healthy new file.
+    const fresh = await r.fs.create('/new.bin', 0o644);
+    r.fds.push(fresh);
+    await r.fs.write(fresh, Buffer.from('new bytes'), 0);
+    const out = await r.fs.drain();
+    assert.deepEqual(out, { published: ['/new.bin'], journaled: [], lost: ['/streamed.bin'] });
+    assert.equal((await r.api.getEntity(id)).versionNumber, before, 'no new version of the file whose write failed');
+    assert.match(String(await r.fs.getxattr('/new.bin', 'user.synapse.id')), /^syn\d+$/);
+    assert.equal(await r.api.lookupChild(r.rootId, 'streamed.bin'), null, 'the lost file is not in Synapse');
+  });
+});

@@ -20,7 +20,7 @@ import { SynapseError } from '../synapse/errors.js';
 import type { S3FileHandle, StsCredentials, StsPermission } from '../synapse/types.js';
 import type { ObjectStore, RangeSource } from '../s3/object-store.js';
 import { directGetsWanted, DirectRangeGetter } from '../s3/direct-range-get.js';
-import { PresignedDirect, PresignedRangeSource } from '../s3/presigned-store.js';
+import { PresignedRangeSource } from '../s3/presigned-store.js';
 import { S3RangeSource } from '../s3/s3-range-source.js';
 import { FsError } from './errors.js';
 import { PresignedUrls } from './presigned-urls.js';
@@ -68,7 +68,7 @@ export class FileSources {
 
   private readonly urls: PresignedUrls;
   /** One lean GET pool for every presigned read (undefined with SYNAPSE_MOUNT_S3_GET=sdk). */
-  private readonly presignedDirect = directGetsWanted() ? new PresignedDirect(new DirectRangeGetter({})) : undefined;
+  private readonly presignedDirect = directGetsWanted() ? new DirectRangeGetter({}) : undefined;
 
   constructor(
     private readonly api: SynapseApi,

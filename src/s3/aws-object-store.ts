@@ -15,8 +15,8 @@
  *  - Proxies and CAs: the agents come from src/net/proxy.ts (HTTPS_PROXY, NO_PROXY, AWS_CA_BUNDLE).
  *  - Ranged GETs (the read hot path) go through DirectRangeGetter (direct-range-get.ts), which
  *    reads bodies straight into the block buffer, signed by the SDK's SigV4 signer; anything it
- *    does not handle — a proxy, an answer it does not recognise — goes through the SDK, and one
- *    unrecognised answer turns it off for this store. SYNAPSE_MOUNT_S3_GET=sdk turns it off.
+ *    does not handle — a proxy, a redirect, an answer it cannot read — goes through the SDK, and
+ *    an answer it cannot read turns it off for this store. SYNAPSE_MOUNT_S3_GET=sdk turns it off.
  *  - Body errors (connection reset mid-body) are retried here: the SDK retries only until the
  *    headers arrive. ExpiredToken triggers `onCredentialsExpired` (drop the cached STS token) and
  *    one more try.
@@ -166,8 +166,8 @@ function directGetsAllowed(endpoint: string | undefined, region: string, env: No
 export class AwsObjectStore implements ObjectStore {
   private readonly client: S3Client;
   private readonly timeoutMs: number;
-  /** The fast path for ranged GETs; undefined once it met an answer it does not handle. */
-  private direct: DirectRangeGetter | undefined;
+  /** The fast path for ranged GETs (its `usable` goes false once it met an answer it cannot read). */
+  private readonly direct: DirectRangeGetter | undefined;
 
   constructor(private readonly opts: AwsObjectStoreOptions) {
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
@@ -231,19 +231,8 @@ export class AwsObjectStore implements ObjectStore {
       try {
         return await this.call('GetObject', async (signal) => {
           const out = opts.alloc ? opts.alloc(length) : Buffer.allocUnsafe(length);
-          const direct = this.direct;
-          if (direct) {
-            try {
-              const { etag } = await direct.getInto(loc, start, end, out, { ...(opts.ifMatch ? { ifMatch: opts.ifMatch } : {}), signal });
-              return etag ? { data: out, etag } : { data: out };
-            } catch (err) {
-              if (!(err instanceof DirectGetUnsupported)) throw err;
-              // An answer the fast path does not know: the SDK handles this request (a redirect)
-              // or this one and all later ones (anything else).
-              // Dropped, not destroyed: other GETs in flight on it finish; idle sockets time out.
-              if (!err.requestOnly && this.direct === direct) this.direct = undefined;
-            }
-          }
+          const direct = await this.directGet(loc, start, end, out, opts.ifMatch, signal);
+          if (direct) return direct;
           const res = await this.client.send(new GetObjectCommand({
             Bucket: loc.bucket, Key: loc.key, Range: `bytes=${start}-${end - 1}`,
             ...(opts.ifMatch ? { IfMatch: `"${opts.ifMatch}"` } : {}),
@@ -268,6 +257,21 @@ export class AwsObjectStore implements ObjectStore {
       }
     }
     throw toS3Error(lastErr, 'GetObject');
+  }
+
+  /**
+   * The GET through DirectRangeGetter, or undefined when the SDK must make it: the reader is off,
+   * or this answer is one it hands over (a redirect for this request; anything else for good).
+   */
+  private async directGet(loc: S3Location, start: number, end: number, out: Buffer, ifMatch: string | undefined, signal: AbortSignal): Promise<RangeResult | undefined> {
+    if (!this.direct?.usable) return undefined;
+    try {
+      const { etag } = await this.direct.getInto(loc, start, end, out, { ...(ifMatch ? { ifMatch } : {}), signal });
+      return etag ? { data: out, etag } : { data: out };
+    } catch (err) {
+      if (err instanceof DirectGetUnsupported) return undefined;
+      throw err;
+    }
   }
 
   async head(loc: S3Location): Promise<{ size: number; etag: string }> {

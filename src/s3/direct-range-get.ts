@@ -100,6 +100,11 @@ export class DirectRangeGetter {
   private readonly endpoint: URL | undefined;
   /** S3's clock minus ours, learnt from a RequestTimeTooSkewed answer (the SDK's systemClockOffset). */
   private clockOffsetMs = 0;
+  /**
+   * False for good once a server answered in a way this reader cannot read (a permanent
+   * DirectGetUnsupported): callers then use the SDK or fetch. Requests in flight finish.
+   */
+  usable = true;
 
   constructor(private readonly opts: DirectRangeGetOptions) {
     this.endpoint = opts.endpoint ? new URL(opts.endpoint) : undefined;
@@ -132,7 +137,19 @@ export class DirectRangeGetter {
    * Read bytes [start, end) of the object into `into[0, end - start)`. Resolves with the object's
    * ETag (quotes stripped) when S3 sent one.
    */
-  async getInto(loc: S3Location, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<{ etag?: string }> {
+  getInto(loc: S3Location, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<{ etag?: string }> {
+    return this.noting(this.signedGet(loc, start, end, into, opts));
+  }
+
+  /** Turn the reader off when `request` fails with a permanent DirectGetUnsupported. */
+  private noting<T>(request: Promise<T>): Promise<T> {
+    return request.catch((err: unknown) => {
+      if (err instanceof DirectGetUnsupported && !err.requestOnly) this.usable = false;
+      throw err;
+    });
+  }
+
+  private async signedGet(loc: S3Location, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal }): Promise<{ etag?: string }> {
     let redirected = false;
     let skewed = false;
     for (;;) {
@@ -185,10 +202,10 @@ export class DirectRangeGetter {
    */
   getUrlInto(url: string, start: number, end: number, into: Buffer, opts: { signal?: AbortSignal } = {}): Promise<{ etag?: string }> {
     const u = new URL(url);
-    if (u.protocol !== 'https:' && u.protocol !== 'http:') return Promise.reject(new DirectGetUnsupported(`${u.protocol} URL`));
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') return Promise.reject(new DirectGetUnsupported(`${u.protocol} URL`, true));
     const secure = u.protocol === 'https:';
     const route = { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) || (secure ? 443 : 80), secure, path: `${u.pathname}${u.search}` };
-    return this.wire.get(route, { host: hostHeader(route), range: `bytes=${start}-${end - 1}` }, start, end, into, opts.signal).catch((err: unknown) => {
+    return this.noting(this.wire.get(route, { host: hostHeader(route), range: `bytes=${start}-${end - 1}` }, start, end, into, opts.signal)).catch((err: unknown) => {
       // A presigned URL is bound to its region: a region redirect is for fetch to follow. A
       // skewed clock is the URL's signer's: a 403, which renews the URL.
       if (err instanceof RegionRedirect) throw new DirectGetUnsupported(err.message, true);

@@ -14,7 +14,7 @@
 import { proxyForUrl } from '../net/proxy.js';
 import { DirectGetUnsupported, type DirectRangeGetter } from './direct-range-get.js';
 import { S3Error, type Alloc, type RangeSource } from './object-store.js';
-import { backoff, stripQuotes } from './retry.js';
+import { backoff, s3ErrorCode, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 
 export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
@@ -22,24 +22,14 @@ export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
 /** As for S3 GETs (aws-object-store.ts BODY_ATTEMPTS): 8 tries, capped jittered backoff. */
 const ATTEMPTS = 8;
 
-/**
- * The lean GET path shared by every presigned source of a mount (one connection pool per
- * origin). `enabled` goes false for good once it meets an answer it does not handle; URLs that
- * need a proxy always take fetch (which the proxy settings reach).
- */
-export class PresignedDirect {
-  enabled = true;
-  constructor(readonly getter: DirectRangeGetter) {}
-
-  usableFor(url: string): boolean {
-    return this.enabled && proxyForUrl(url) === undefined;
-  }
-}
-
 export interface PresignedRangeSourceOptions {
   requestTimeoutMs?: number;
-  /** Read through DirectRangeGetter where it can (see PresignedDirect); fetch otherwise. */
-  direct?: PresignedDirect;
+  /**
+   * The lean GET path, shared by every presigned source of a mount (one connection pool per
+   * origin): used while it is `usable` and the URL needs no proxy; fetch otherwise (the proxy
+   * settings reach fetch).
+   */
+  direct?: DirectRangeGetter;
 }
 
 interface Got {
@@ -98,15 +88,14 @@ export class PresignedRangeSource implements RangeSource {
   /** One GET of [start, start+length): the bytes, or an S3Error carrying the HTTP status, or a network error. */
   private async get(url: string, start: number, length: number, signal: AbortSignal, alloc?: Alloc): Promise<Got> {
     const direct = this.opts.direct;
-    if (direct?.usableFor(url)) {
+    if (direct?.usable && proxyForUrl(url) === undefined) {
       const out = alloc ? alloc(length) : Buffer.allocUnsafe(length);
       try {
-        const { etag } = await direct.getter.getUrlInto(url, start, start + length, out, { signal });
+        const { etag } = await direct.getUrlInto(url, start, start + length, out, { signal });
         return { data: out, etag };
       } catch (err) {
+        // Handed over (a redirect, or an answer it cannot read — then it is off for good): fetch.
         if (!(err instanceof DirectGetUnsupported)) throw err;
-        // A redirect: fetch follows it, this once. Anything else it does not know: fetch from now on.
-        if (!err.requestOnly) direct.enabled = false;
       }
     }
     return this.fetchRange(url, start, length, signal, alloc);
@@ -126,7 +115,7 @@ export class PresignedRangeSource implements RangeSource {
       // S3's error document names the code (ExpiredToken matters: it renews the URL).
       const small = Number(res.headers.get('content-length') ?? '0') <= 64 * 1024;
       const text = small ? await res.text().catch(() => '') : (await res.body?.cancel(), '');
-      const code = /<Code>([^<]{1,100})<\/Code>/.exec(text)?.[1] ?? (res.status === 404 ? 'NoSuchKey' : res.status === 403 ? 'AccessDenied' : `HTTP${res.status}`);
+      const code = s3ErrorCode(text) ?? (res.status === 404 ? 'NoSuchKey' : res.status === 403 ? 'AccessDenied' : `HTTP${res.status}`);
       throw new S3Error(code, `presigned GET answered ${res.status} ${code}`, res.status);
     }
     const asked = `bytes ${start}-${start + length - 1}`;

@@ -17,7 +17,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { stripQuotes } from './retry.js';
+import { s3ErrorCode, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error } from './object-store.js';
 
@@ -38,6 +38,7 @@ export class DirectGetUnsupported extends Error {
 const MAX_HEAD_BYTES = 64 * 1024;
 /** An idle keep-alive socket is closed after this; below the 5 s of Node servers (and S3's ~20 s). */
 const IDLE_MS = 4000;
+const EMPTY = Buffer.alloc(0);
 /** Give up on a connection that is not up after this (the SDK's connectionTimeout here). */
 const CONNECT_MS = 10_000;
 
@@ -55,8 +56,8 @@ interface Target {
   errorBytes?: number;
   /** How that body ends: at Content-Length, at the last chunk, or when the server closes. */
   errorFraming?: { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
-  head: Buffer[];
-  headBytes: number;
+  /** The answer's head so far (copied out of the shared scratch buffer). */
+  head: Buffer;
   gotAnyByte: boolean;
   settle: (err: Error | undefined, head?: ParsedHead) => void;
 }
@@ -131,13 +132,11 @@ class Connection {
       return;
     }
     // Still in the head: gather until the blank line, then parse.
-    t.head.push(Buffer.from(buf.subarray(0, n)));
-    t.headBytes += n;
-    const all = t.head.length === 1 ? t.head[0]! : Buffer.concat(t.head);
+    const all = t.head.length === 0 ? Buffer.from(buf.subarray(0, n)) : Buffer.concat([t.head, buf.subarray(0, n)]);
     const end = all.indexOf('\r\n\r\n');
     if (end < 0) {
-      if (t.headBytes > MAX_HEAD_BYTES) this.abort(new DirectGetUnsupported('response head too large'));
-      else t.head = [all];
+      if (all.length > MAX_HEAD_BYTES) this.abort(new DirectGetUnsupported('response head too large'));
+      else t.head = all;
       return;
     }
     let head: ParsedHead;
@@ -178,7 +177,7 @@ class Connection {
       rest.copy(t.buf, 0);
       t.received = rest.length;
       t.inBody = true;
-      t.head = [];
+      t.head = EMPTY;
       this.headOf = head;
       s3Stats.down(rest.length);
       if (t.received === t.length) this.finish(undefined);
@@ -292,7 +291,7 @@ const REGION_CODES = new Set(['PermanentRedirect', 'AuthorizationHeaderMalformed
  * (this request only: an error status never turns the reader off) when it is not S3's.
  */
 function errorFromAnswer(head: ParsedHead, body: string): Error {
-  const code = /<Code>([^<]{1,100})<\/Code>/.exec(body)?.[1];
+  const code = s3ErrorCode(body);
   const region = head.headers.get('x-amz-bucket-region');
   if (region && (head.status === 301 || head.status === 307 || (head.status === 400 && code !== undefined && REGION_CODES.has(code)))) {
     return new RegionRedirect(region);
@@ -422,7 +421,7 @@ export class RangeWire {
     return new Promise((resolve, reject) => {
       const onAbort = (): void => conn.abort(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
       const target: Target = {
-        buf: into, length: end - start, start, received: 0, inBody: false, head: [], headBytes: 0, gotAnyByte: false,
+        buf: into, length: end - start, start, received: 0, inBody: false, head: EMPTY, gotAnyByte: false,
         settle: (err, head) => {
           signal?.removeEventListener('abort', onAbort);
           if (err) {

@@ -103,6 +103,7 @@ describe('DirectRangeGetter on the wire', () => {
         assert.ok(err instanceof DirectGetUnsupported, `answer ${i}: ${String(err)}`);
         assert.equal(err.requestOnly, i === 2, `only the redirect (answer 2) is for this request only: answer ${i}`);
       }
+      assert.equal(g.usable, false, 'an answer it cannot read turns the reader off for its callers');
     });
   });
 
@@ -127,6 +128,7 @@ describe('DirectRangeGetter on the wire', () => {
     await onWire((_req, sock) => answers[n++]!(sock), async (g) => {
       await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)), (e: unknown) => e instanceof S3Error && e.code === 'AccessDenied' && e.status === 403);
       await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)), (e: unknown) => e instanceof S3Error && e.code === 'SlowDown' && e.status === 503);
+      assert.equal(g.usable, true, 'error answers never turn the reader off');
     });
   });
 

@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import type net from 'node:net';
 import { DirectRangeGetter } from '../../src/s3/direct-range-get.js';
 import { S3Error } from '../../src/s3/object-store.js';
-import { PresignedDirect, PresignedRangeSource } from '../../src/s3/presigned-store.js';
+import { PresignedRangeSource } from '../../src/s3/presigned-store.js';
 import { scripted } from './scripted-http.js';
 
 const OBJECT = Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 13 + 1) & 0xff));
@@ -26,7 +26,7 @@ function status(sock: net.Socket, code: number, s3Code: string): void {
 
 for (const transport of ['direct', 'fetch'] as const) {
   describe(`presigned reads through ${transport}`, () => {
-    const options = (): { direct?: PresignedDirect } => (transport === 'direct' ? { direct: new PresignedDirect(new DirectRangeGetter({})) } : {});
+    const options = (): { direct?: DirectRangeGetter } => (transport === 'direct' ? { direct: new DirectRangeGetter({}) } : {});
 
     test('a 403 or a 400 ExpiredToken renews the URL at once; 5xx are retried; the bytes are exact', async () => {
       let fails503 = 2;
@@ -58,9 +58,9 @@ for (const transport of ['direct', 'fetch'] as const) {
       try {
         await assert.rejects(source.read(100, 200), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
         assert.equal(srv.requests.length, 1, 'refused by whichever transport read it, not retried');
-        if (opts.direct) assert.equal(opts.direct.enabled, true, 'the lean path refused it itself and stays in use');
+        if (opts.direct) assert.equal(opts.direct.usable, true, 'the lean path refused it itself and stays in use');
       } finally {
-        opts.direct?.getter.destroy();
+        opts.direct?.destroy();
         await srv.close();
       }
     });
@@ -93,15 +93,15 @@ test('an answer the lean path does not handle is read through fetch, and fetch s
     sock.write(body);
     sock.write('\r\n0\r\n\r\n');
   }, OBJECT.length);
-  const direct = new PresignedDirect(new DirectRangeGetter({}));
+  const direct = new DirectRangeGetter({});
   const source = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/b/k?sig=x`, { direct });
   try {
     assert.ok((await source.read(0, 5000)).equals(OBJECT.subarray(0, 5000)));
-    assert.equal(direct.enabled, false);
+    assert.equal(direct.usable, false);
     assert.ok((await source.read(5000, 9000)).equals(OBJECT.subarray(5000, 9000)));
     assert.equal(srv.requests.length, 3, 'lean try, then fetch; then fetch only');
   } finally {
-    direct.getter.destroy();
+    direct.destroy();
     await srv.close();
   }
 });
@@ -113,16 +113,16 @@ test('a redirect (S3\'s 307 for a new bucket) is followed by fetch for that requ
       sock.write(`HTTP/1.1 307 Temporary Redirect\r\nLocation: ${srv.url}/new/k?sig=x\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     } else partial(sock, r);
   }, OBJECT.length);
-  const direct = new PresignedDirect(new DirectRangeGetter({}));
+  const direct = new DirectRangeGetter({});
   let calls = 0;
   const source = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/${calls++ === 0 ? 'old' : 'new'}/k?sig=x`, { direct });
   try {
     assert.ok((await source.read(0, 5000)).equals(OBJECT.subarray(0, 5000)));
-    assert.equal(direct.enabled, true);
+    assert.equal(direct.usable, true);
     assert.ok((await source.read(5000, 9000)).equals(OBJECT.subarray(5000, 9000)));
     assert.deepEqual(srv.requests.map((q) => q.head.split(' ')[1]!.split('/')[1]), ['old', 'old', 'new', 'new'], 'lean 307, fetch 307 → followed, then lean');
   } finally {
-    direct.getter.destroy();
+    direct.destroy();
     await srv.close();
   }
 });

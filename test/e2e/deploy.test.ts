@@ -12,14 +12,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmod, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { deterministicBytes, READS_BIN_SIZE, startStack, type Stack } from '../server/stack.js';
 import { MOUNT_FLAGS } from '../../src/cli/mount-options.js';
-import { cli, isMounted, mountForeground, NODE_ARGS, patternBytes, ROOT, sh, tempDir, waitFor, type Mounted } from './harness.js';
+import { cli, isMounted, makeTestCa, mountForeground, NODE_ARGS, patternBytes, ROOT, sh, tempDir, waitFor, type Mounted, type TestCa } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -147,27 +147,20 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
 
   test('HTTPS_PROXY carries Synapse and S3 traffic; private CAs via NODE_EXTRA_CA_CERTS and AWS_CA_BUNDLE', async () => {
     const work = await dir('proxy-');
-    // Two private CAs: one signs the Synapse front's certificate, the other the S3 front's.
-    const certs = await sh([
-      'set -e',
-      `cd ${q(work)}`,
-      'for n in 1 2; do',
-      '  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=synapse-mount test CA $n"' +
-        ' -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -keyout ca$n.key -out ca$n.pem 2>/dev/null',
-      '  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 -keyout leaf$n.key -out leaf$n.csr 2>/dev/null',
-      '  printf "subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n" > ext$n',
-      '  openssl x509 -req -in leaf$n.csr -CA ca$n.pem -CAkey ca$n.key -CAcreateserial -days 2 -extfile ext$n -out leaf$n.pem 2>/dev/null',
-      'done',
-    ].join('\n'));
-    assert.equal(certs.code, 0, `openssl: ${certs.stderr}`);
-    const pem = (f: string): Promise<Buffer> => readFile(path.join(work, f));
+    // Two private CAs (in work/1 and work/2): one signs the Synapse front's certificate, the
+    // other the S3 front's.
+    const cas: TestCa[] = [];
+    for (const n of [1, 2]) {
+      await mkdir(path.join(work, String(n)));
+      cas.push(await makeTestCa(path.join(work, String(n)), `synapse-mount test CA ${n}`));
+    }
 
     // TLS fronts for the local (plain HTTP) Synapse and S3; they record each client's port.
     const fronts: Array<{ server: https.Server; ports: number[]; url: string }> = [];
     for (const [n, target] of [[1, stack.endpoint], [2, stack.s3Endpoint]] as const) {
       const t = new URL(target);
       const ports: number[] = [];
-      const server = https.createServer({ key: await pem(`leaf${n}.key`), cert: await pem(`leaf${n}.pem`) }, (req, res) => {
+      const server = https.createServer({ key: cas[n - 1]!.keyPem, cert: cas[n - 1]!.certPem }, (req, res) => {
         const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
           res.writeHead(r.statusCode ?? 502, r.headers);
           r.pipe(res);
@@ -213,8 +206,8 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
       for (const k of ['HTTP_PROXY', 'http_proxy', 'https_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']) delete process.env[k];
       Object.assign(process.env, {
         HTTPS_PROXY: proxyUrl,
-        NODE_EXTRA_CA_CERTS: path.join(work, 'ca1.pem'),
-        AWS_CA_BUNDLE: path.join(work, 'ca2.pem'),
+        NODE_EXTRA_CA_CERTS: path.join(work, '1', 'ca.pem'),
+        AWS_CA_BUNDLE: path.join(work, '2', 'ca.pem'),
       });
       let m: Mounted;
       try {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
-import { childId, cli, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
+import { childId, cli, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted, type ShResult } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -44,6 +44,12 @@ describe('writing through the mount', () => {
     const entity = stack.seed.entity(entityId);
     const fh = stack.seed.fileHandle(String(entity.dataFileHandleId));
     return { bytes: await stack.seed.objectBytes(fh.bucketName, fh.key), fh };
+  }
+
+  /** Save `lines` as a Python script in the scratch folder and run it with one argument. */
+  async function python(name: string, lines: string[], arg: string, timeoutMs: number): Promise<ShResult> {
+    await writeFile(path.join(scratch, name), lines.join('\n'));
+    return sh(`python3 '${scratch}/${name}' '${arg}'`, { timeoutMs });
   }
 
   before(async () => {
@@ -198,9 +204,8 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
         "f.write(b'moved'); f.close()",
         "out['managed/spill-mv.bin'] = blk * 40 + b'moved'",
         "print(' '.join(k + '=' + hashlib.md5(v).hexdigest() for k, v in out.items()))",
-      ].join('\n');
-      await writeFile(path.join(scratch, 'spill.py'), py);
-      const r = await sh(`python3 '${scratch}/spill.py' '${ms.dir}'`, { timeoutMs: 180_000 });
+      ];
+      const r = await python('spill.py', py, ms.dir, 180_000);
       assert.equal(r.code, 0, `the writer finished: ${r.stderr}\n${ms.output()}`);
       for (const pair of r.stdout.trim().split(' ')) {
         const [name, want] = pair.split('=') as [string, string];
@@ -409,9 +414,8 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
         '    off += 65536',
         'for f in fs: f.close()',
         "print(' '.join(h.hexdigest() for h in hs))",
-      ].join('\n');
-      await writeFile(path.join(scratch, 'demux.py'), py);
-      const r = await sh(`python3 '${scratch}/demux.py' '${mf.dir}/sts'`, { timeoutMs: 120_000 });
+      ];
+      const r = await python('demux.py', py, `${mf.dir}/sts`, 120_000);
       assert.equal(r.code, 0, `the demultiplexer finished: ${r.stderr}`);
       const want = r.stdout.trim().split(' ');
       assert.equal(want.length, n);

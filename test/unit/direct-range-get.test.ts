@@ -4,8 +4,7 @@
  * fall-back to the SDK when the fast path meets an answer it does not handle.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type net from 'node:net';
@@ -15,6 +14,7 @@ import { AwsObjectStore, isRetryableBodyError, toS3Error } from '../../src/s3/aw
 import { S3Error } from '../../src/s3/object-store.js';
 import { startStack, type Stack } from '../server/stack.js';
 import { scripted, type Answer } from './scripted-http.js';
+import { makeTestCa } from '../e2e/harness.js';
 
 const creds = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' };
 const OBJECT = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7 + 3) & 0xff));
@@ -30,6 +30,15 @@ function s3error(sock: net.Socket, status: number, code: string, extraHeaders = 
 }
 
 const loc = { bucket: 'bkt', key: 'dir/a b+c(1)é.bin' };
+
+/** Read `count` consecutive ranges of `size` bytes through `g`, each checked against OBJECT. */
+async function readRanges(g: DirectRangeGetter, count: number, size: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const into = Buffer.alloc(size);
+    await g.getInto(loc, i * size, (i + 1) * size, into);
+    assert.ok(into.equals(OBJECT.subarray(i * size, (i + 1) * size)), `range ${i}`);
+  }
+}
 
 /** Run `fn` with a getter for a scripted server that answers with `answer`; both closed after. */
 async function onWire(answer: Answer, fn: (g: DirectRangeGetter, srv: Awaited<ReturnType<typeof scripted>>) => Promise<void>): Promise<void> {
@@ -193,26 +202,12 @@ describe('DirectRangeGetter on the wire', () => {
 
   test('over TLS: the server is checked against the given CA (AWS_CA_BUNDLE), and refused without it', async () => {
     const work = await mkdtemp(path.join(tmpdir(), 'drg-tls-'));
-    const made = spawnSync('bash', ['-c', [
-      'set -e',
-      `cd '${work}'`,
-      'openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=drg test CA"' +
-        ' -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -keyout ca.key -out ca.pem 2>/dev/null',
-      'openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 -keyout leaf.key -out leaf.csr 2>/dev/null',
-      'printf "subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n" > ext',
-      'openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out leaf.pem 2>/dev/null',
-    ].join('\n')], { encoding: 'utf8' });
-    assert.equal(made.status, 0, `openssl: ${made.stderr}`);
-    const pem = (f: string): Promise<string> => readFile(path.join(work, f), 'utf8');
-    const srv = await scripted((_req, sock, r) => partial(sock, r), OBJECT.length, { key: await pem('leaf.key'), cert: await pem('leaf.pem') });
-    const trusted = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds, ca: [await pem('ca.pem')] });
+    const ca = await makeTestCa(work, 'drg test CA');
+    const srv = await scripted((_req, sock, r) => partial(sock, r), OBJECT.length, { key: ca.keyPem, cert: ca.certPem });
+    const trusted = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds, ca: [ca.caPem] });
     const untrusted = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
-      for (let i = 0; i < 3; i++) {
-        const into = Buffer.alloc(100_000);
-        await trusted.getInto(loc, i * 100_000, (i + 1) * 100_000, into);
-        assert.ok(into.equals(OBJECT.subarray(i * 100_000, (i + 1) * 100_000)));
-      }
+      await readRanges(trusted, 3, 100_000);
       assert.equal(srv.connections(), 1, 'one TLS session for all three');
       await assert.rejects(untrusted.getInto(loc, 0, 10, Buffer.alloc(10)), (e: NodeJS.ErrnoException) => /certificate|self.signed|UNABLE_TO/i.test(`${e.code} ${e.message}`));
     } finally {
@@ -252,11 +247,7 @@ describe('DirectRangeGetter on the wire', () => {
     }, OBJECT.length);
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
-      for (let i = 0; i < 4; i++) {
-        const into = Buffer.alloc(1000);
-        await g.getInto(loc, i * 1000, (i + 1) * 1000, into);
-        assert.ok(into.equals(OBJECT.subarray(i * 1000, (i + 1) * 1000)));
-      }
+      await readRanges(g, 4, 1000);
       assert.equal(srv.connections(), 4, 'each GET after the first met a dead socket and took a new one');
       assert.equal(srv.requests.length, 7);
       dropFresh = true;

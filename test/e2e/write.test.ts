@@ -219,6 +219,7 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       for (const why of ['non-sequential write', 'truncate', 'move to another folder']) assert.ok(spilled.includes(why), `a spill for a ${why}: ${spilled.join(', ')}`);
       // Published files leave nothing behind: no spool copy, no journal entry, no open upload.
       for (const sub of ['files', 'journal', 'uploads']) {
+        assert.equal((await sh(`test -d '${path.join(spool, sub)}'`)).code, 0, `the spool has ${sub}/ (the mount used it)`);
         const left = (await sh(`ls -A '${path.join(spool, sub)}' 2>/dev/null`)).stdout.trim();
         assert.equal(left, '', `spool ${sub}/ is empty after the closes`);
       }

@@ -19,7 +19,9 @@ test('released buffers are reused; a second release or a foreign buffer is ignor
   pool.release(Buffer.alloc(64 * KiB)); // not the pool's
   assert.equal(pool.freeCount, 1);
   assert.equal(pool.acquire(), a, 'the released buffer comes back first');
-  assert.notEqual(pool.acquire(), b);
+  const c = pool.acquire();
+  assert.notEqual(c, b);
+  assert.notEqual(c, a, 'a buffer in use is never handed out twice');
   assert.equal(pool.freeCount, 0);
 });
 

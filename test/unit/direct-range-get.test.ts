@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type net from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, mock, test } from 'node:test';
 import { DirectGetUnsupported, DirectRangeGetter } from '../../src/s3/direct-range-get.js';
 import { AwsObjectStore, isRetryableBodyError, toS3Error } from '../../src/s3/aws-object-store.js';
 import { S3Error } from '../../src/s3/object-store.js';
@@ -118,7 +118,33 @@ describe('DirectRangeGetter on the wire', () => {
 
   test('bytes of another range than asked for are InvalidRange: never used, and the reader stays in use', async () => {
     await onWire((_req, sock, [s, e]) => partial(sock, [s + 1, e + 1]), async (g) => {
-      await assert.rejects(g.getInto(loc, 10, 15, Buffer.alloc(5)), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
+      const into = Buffer.alloc(5, 0xee);
+      await assert.rejects(g.getInto(loc, 10, 15, into), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
+      assert.ok(into.every((b) => b === 0xee), 'not one of those bytes was written');
+      assert.equal(g.usable, true);
+    });
+  });
+
+  test('a redirect is handed over for that request only: the reader stays in use', async () => {
+    await onWire((_req, sock) => sock.write('HTTP/1.1 302 Found\r\nLocation: http://elsewhere/\r\nContent-Length: 0\r\n\r\n'), async (g) => {
+      await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)), (e: unknown) => e instanceof DirectGetUnsupported && e.requestOnly);
+      assert.equal(g.usable, true);
+    });
+  });
+
+  test('a server that keeps redirecting, or keeps refusing the clock, gets two tries, not a loop', async () => {
+    let n = 0;
+    await onWire((_req, sock) => s3error(sock, 301, 'PermanentRedirect', `x-amz-bucket-region: eu-west-${++n}\r\n`), async (g, srv) => {
+      await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)), (e: unknown) => e instanceof DirectGetUnsupported);
+      assert.equal(srv.requests.length, 2, 'the first redirect is followed, the second is handed to the SDK');
+    });
+    await onWire((_req, sock) => s3error(sock, 403, 'RequestTimeTooSkewed', `Date: ${new Date(Date.now() + 3600_000).toUTCString()}\r\n`), async (g, srv) => {
+      await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)), (e: unknown) => e instanceof S3Error && e.code === 'RequestTimeTooSkewed');
+      assert.equal(srv.requests.length, 2, 'signed again once with S3\'s clock, then given up');
+    });
+    await onWire((_req, sock) => s3error(sock, 403, 'RequestTimeTooSkewed'), async (g, srv) => {
+      await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)), (e: unknown) => e instanceof S3Error && e.code === 'RequestTimeTooSkewed');
+      assert.equal(srv.requests.length, 1, 'without a Date header there is no clock to take');
     });
   });
 
@@ -162,7 +188,7 @@ describe('DirectRangeGetter on the wire', () => {
     });
   });
 
-  test('a server that ends an idle keep-alive connection politely (FIN) costs no error and no wasted request', async () => {
+  test('a server that ends an idle keep-alive connection politely (FIN) costs no error and no wasted request (the FIN is seen before reuse here; the race with a pending close is not reproduced)', async () => {
     await onWire((_req, sock, r) => {
       partial(sock, r);
       setTimeout(() => sock.end(), 5); // an idle timeout on the server's side
@@ -254,6 +280,10 @@ describe('DirectRangeGetter on the wire', () => {
       const err = await g.getInto(loc, 0, 10, Buffer.alloc(10)).then(() => undefined, (e: NodeJS.ErrnoException) => e);
       assert.ok(err, 'a new connection that dies is an error for the caller (its retry loop backs off)');
       assert.equal(srv.requests.length, 9, 'one try on the reused socket, one on a new one, no more');
+      assert.ok(isRetryableBodyError(err), 'the caller\'s retry loop takes it from there');
+      // No idle socket is left: this GET starts on a new connection, which dies, and is not retried.
+      await assert.rejects(g.getInto(loc, 0, 10, Buffer.alloc(10)));
+      assert.equal(srv.requests.length, 10, 'a fresh connection that dies is not retried here');
     } finally {
       g.destroy();
       await srv.close();
@@ -298,6 +328,8 @@ describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore',
   test('the gate accepts the signature; If-Match pins the version (412 → PreconditionFailed)', async () => {
     const store = new AwsObjectStore({ endpoint: stack.s3Endpoint, credentials: admin() });
     const key = { bucket: stack.externalBucket, key: 'direct/x (1)+é.bin' };
+    // The lean path, not the SDK behind it, must give every answer below.
+    const lean = mock.method(DirectRangeGetter.prototype, 'getInto');
     try {
       const { etag } = await store.putObject(key, OBJECT);
       const got = await store.getRange(key, 1000, 201_000, { ifMatch: etag });
@@ -305,10 +337,14 @@ describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore',
       assert.equal(got.etag, etag);
       await assert.rejects(store.getRange(key, 0, 10, { ifMatch: 'not-the-etag' }), (e: unknown) => e instanceof S3Error && e.code === 'PreconditionFailed');
       await assert.rejects(store.getRange({ ...key, key: 'direct/missing' }, 0, 10), (e: unknown) => e instanceof S3Error && e.code === 'NoSuchKey');
+      assert.equal(lean.mock.calls.length, 3, 'three GETs through the lean path');
+      await lean.mock.calls[0]!.result; // the signed read itself succeeded there
       const bad = new AwsObjectStore({ endpoint: stack.s3Endpoint, credentials: { ...admin(), secretAccessKey: 'wrong' }, maxAttempts: 1 });
       await assert.rejects(bad.getRange(key, 0, 10), (e: unknown) => e instanceof S3Error && e.code === 'SignatureDoesNotMatch');
+      assert.equal(lean.mock.calls.length, 4, 'the refused signature came through the lean path too');
       bad.destroy();
     } finally {
+      lean.mock.restore();
       store.destroy();
     }
   });

@@ -24,9 +24,16 @@ function status(sock: net.Socket, code: number, s3Code: string): void {
   sock.write(`HTTP/1.1 ${code} X\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
 }
 
+/** A request head the lean path sent: the request line, Host and Range, nothing else. */
+const isLean = (head: string): boolean => head.split('\r\n').length === 3 && /^range: /im.test(head);
+
 for (const transport of ['direct', 'fetch'] as const) {
   describe(`presigned reads through ${transport}`, () => {
     const options = (): { direct?: DirectRangeGetter } => (transport === 'direct' ? { direct: new DirectRangeGetter({}) } : {});
+    /** Every request came from this suite's transport (the lean path sends Host and Range only; fetch more). */
+    const servedBy = (requests: Array<{ head: string }>): void => {
+      for (const q of requests) assert.equal(isLean(q.head), transport === 'direct', `${transport} sent: ${q.head.split('\r\n')[0]}`);
+    };
 
     test('a 403 or a 400 ExpiredToken renews the URL at once; 5xx are retried; the bytes are exact', async () => {
       let fails503 = 2;
@@ -46,6 +53,7 @@ for (const transport of ['direct', 'fetch'] as const) {
         assert.ok(got.equals(OBJECT.subarray(1000, 60_000)));
         assert.deepEqual(asked.slice(0, 3), [false, true, true], 'after the 403 and after the 400 ExpiredToken a new URL was asked for with forceRefresh');
         assert.equal(srv.requests.length, 5, '403, 400 ExpiredToken, 503, 503, 206');
+        servedBy(srv.requests);
       } finally {
         await srv.close();
       }
@@ -58,6 +66,7 @@ for (const transport of ['direct', 'fetch'] as const) {
       try {
         await assert.rejects(source.read(100, 200), (e: unknown) => e instanceof S3Error && e.code === 'InvalidRange');
         assert.equal(srv.requests.length, 1, 'refused by whichever transport read it, not retried');
+        servedBy(srv.requests);
         if (opts.direct) assert.equal(opts.direct.usable, true, 'the lean path refused it itself and stays in use');
       } finally {
         opts.direct?.destroy();
@@ -79,6 +88,7 @@ for (const transport of ['direct', 'fetch'] as const) {
         assert.ok((await source.read(0, 10)).equals(OBJECT.subarray(0, 10)));
         etag = 'v2';
         await assert.rejects(source.read(10, 20), (e: unknown) => e instanceof S3Error && e.code === 'PreconditionFailed');
+        servedBy(srv.requests);
       } finally {
         await srv.close();
       }
@@ -121,6 +131,7 @@ test('a redirect (S3\'s 307 for a new bucket) is followed by fetch for that requ
     assert.equal(direct.usable, true);
     assert.ok((await source.read(5000, 9000)).equals(OBJECT.subarray(5000, 9000)));
     assert.deepEqual(srv.requests.map((q) => q.head.split(' ')[1]!.split('/')[1]), ['old', 'old', 'new', 'new'], 'lean 307, fetch 307 → followed, then lean');
+    assert.deepEqual(srv.requests.map((q) => isLean(q.head)), [true, false, false, true], 'which transport sent each');
   } finally {
     direct.destroy();
     await srv.close();

@@ -11,9 +11,9 @@
  * The serving process unmounts on SIGINT/SIGTERM, and exits when someone else unmounts it
  * (fuse-native has no destroy callback: the adapter watches /proc/self/mountinfo).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { defaultLogFile } from '../config.js';
@@ -85,6 +85,16 @@ async function startBackground(opts: MountCommandOptions): Promise<number> {
   });
 }
 
+/** `stat DIR` in a child process: throws with stat's own message when it fails. */
+function statFromOutside(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('stat', ['--', dir], { timeout: 60_000 }, (err, _out, stderr) => {
+      if (err) reject(new Error(stderr.trim().replace(/^stat: /, '') || err.message));
+      else resolve();
+    });
+  });
+}
+
 /** Serving side: mount, report readiness, serve until unmounted or signalled. */
 async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
   const report = (msg: ChildMessage): void => {
@@ -93,8 +103,11 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
   let mounted;
   try {
     mounted = await mount(opts.config, log);
-    // The mount answered its first op (the kernel asks for the root's attributes).
-    await stat(opts.config.mountpoint);
+    // The mount answered its first op (the kernel asks for the root's attributes). Asked by a
+    // child process, never by a thread of this one: a thread of the serving process blocked in
+    // a FUSE request on its own mount keeps /dev/fuse open, so a SIGKILL at that moment left an
+    // unkillable zombie and a hung mount (seen in cli-mount.test, a kill right after mounting).
+    await statFromOutside(opts.config.mountpoint);
   } catch (err) {
     const message = scrubSecrets((err as Error).message);
     log.error({ err }, 'mount failed');

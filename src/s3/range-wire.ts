@@ -430,6 +430,7 @@ export class RangeWire {
             reject(err);
             return;
           }
+          s3Stats.leanGet();
           const etag = stripQuotes(head?.headers.get('etag'));
           resolve(etag ? { etag } : {});
         },

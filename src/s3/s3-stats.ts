@@ -17,9 +17,14 @@ export interface S3Counters {
   bytesDown: number;
   /** Body bytes sent (PUT object, upload part). */
   bytesUp: number;
+  /**
+   * Ranged GETs answered through the lean reader (range-wire.ts); the others went through the
+   * AWS SDK or fetch (a proxy, SYNAPSE_MOUNT_S3_GET=sdk, or a server it cannot read).
+   */
+  leanGets: number;
 }
 
-const counters: S3Counters = { requests: 0, errors: 0, bytesDown: 0, bytesUp: 0 };
+const counters: S3Counters = { requests: 0, errors: 0, bytesDown: 0, bytesUp: 0, leanGets: 0 };
 
 export const s3Stats = {
   request(): void {
@@ -34,6 +39,9 @@ export const s3Stats = {
   up(bytes: number): void {
     counters.bytesUp += bytes;
   },
+  leanGet(): void {
+    counters.leanGets++;
+  },
   snapshot(): S3Counters {
     return { ...counters };
   },
@@ -43,5 +51,6 @@ export const s3Stats = {
     counters.errors = 0;
     counters.bytesDown = 0;
     counters.bytesUp = 0;
+    counters.leanGets = 0;
   },
 };

@@ -90,6 +90,8 @@ describe('synapse-mount status', () => {
     assert.ok(s.synapse.requests > 0, JSON.stringify(s.synapse));
     assert.ok(s.s3.requests >= 2, `S3 requests ${JSON.stringify(s.s3)}`);
     assert.ok(s.s3.bytesDown >= 3 * MiB, `S3 bytes down ${s.s3.bytesDown}`);
+    // The presigned reads above went through the lean reader, not fetch.
+    assert.ok(s.s3.leanGets >= 2 && s.s3.leanGets <= s.s3.requests, `lean GETs ${JSON.stringify(s.s3)}`);
     assert.equal(s.cache.limitBytes, 64 * MiB);
     assert.ok(s.cache.bytes >= 3 * MiB, `cache bytes ${s.cache.bytes}`);
     assert.deepEqual(s.uploads, []);

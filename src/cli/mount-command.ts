@@ -11,7 +11,7 @@
  * The serving process unmounts on SIGINT/SIGTERM, and exits when someone else unmounts it
  * (fuse-native has no destroy callback: the adapter watches /proc/self/mountinfo).
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -85,16 +85,6 @@ async function startBackground(opts: MountCommandOptions): Promise<number> {
   });
 }
 
-/** `stat DIR` in a child process: throws with stat's own message when it fails. */
-function statFromOutside(dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('stat', ['--', dir], { timeout: 60_000 }, (err, _out, stderr) => {
-      if (err) reject(new Error(stderr.trim().replace(/^stat: /, '') || err.message));
-      else resolve();
-    });
-  });
-}
-
 /** Serving side: mount, report readiness, serve until unmounted or signalled. */
 async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
   const report = (msg: ChildMessage): void => {
@@ -103,11 +93,11 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
   let mounted;
   try {
     mounted = await mount(opts.config, log);
-    // The mount answered its first op (the kernel asks for the root's attributes). Asked by a
-    // child process, never by a thread of this one: a thread of the serving process blocked in
-    // a FUSE request on its own mount keeps /dev/fuse open, so a SIGKILL at that moment left an
-    // unkillable zombie and a hung mount (seen in cli-mount.test, a kill right after mounting).
-    await statFromOutside(opts.config.mountpoint);
+    // Ready: fuse-native resolves mount() from the kernel's FUSE INIT. No stat of the mountpoint
+    // to prove it — neither from this process (a thread blocked in a FUSE request on its own
+    // mount keeps /dev/fuse open, so a SIGKILL then left an unkillable zombie and a hung mount)
+    // nor from a child (libfuse opens /dev/fuse without O_CLOEXEC: the child inherits it and
+    // hangs the mount the same way).  Both were seen in cli-mount.test's kill-after-mount test.
   } catch (err) {
     const message = scrubSecrets((err as Error).message);
     log.error({ err }, 'mount failed');

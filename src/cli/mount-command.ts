@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { defaultLogFile } from '../config.js';
@@ -93,13 +93,11 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
   let mounted;
   try {
     mounted = await mount(opts.config, log);
-    // The mount answered its first op (the kernel asks for the root's attributes).
-    // KNOWN RACE: this stat runs on a thread of this process; a SIGKILL while it waits leaves
-    // that thread in D state holding /dev/fuse, i.e. an unkillable zombie and a hung mount
-    // (cleared by writing 1 to /sys/fs/fuse/connections/N/abort). A stat from a child process
-    // hangs the same way (libfuse's /dev/fuse fd is not O_CLOEXEC), and dropping the stat made
-    // deploy.test's proxy read fail (its first GETs meet a 400 that a later read survives).
-    await stat(opts.config.mountpoint);
+    // Ready: fuse-native resolves mount() from the kernel's FUSE INIT. No stat of the mountpoint
+    // to prove it — neither from this process (a thread blocked in a FUSE request on its own
+    // mount keeps /dev/fuse open, so a SIGKILL then left an unkillable zombie and a hung mount)
+    // nor from a child (libfuse opens /dev/fuse without O_CLOEXEC: the child inherits it and
+    // hangs the mount the same way). Both were seen in cli-mount.test's kill-after-mount test.
   } catch (err) {
     const message = scrubSecrets((err as Error).message);
     log.error({ err }, 'mount failed');

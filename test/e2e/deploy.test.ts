@@ -24,6 +24,12 @@ import { cli, isMounted, makeTestCa, mountForeground, NODE_ARGS, patternBytes, R
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+/** Headers minus the hop-by-hop ones (RFC 9110 §7.6.1), as a proxy forwards them. */
+const endToEnd = (h: http.IncomingHttpHeaders): http.IncomingHttpHeaders => {
+  const out = { ...h };
+  for (const k of ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']) delete out[k];
+  return out;
+};
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 /** First directory of mount(8)'s standard PATH: where the mount helper convention finds the bin. */
 const HELPER_PATH = '/usr/local/sbin/synapse-mount';
@@ -161,8 +167,11 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
       const t = new URL(target);
       const ports: number[] = [];
       const server = https.createServer({ key: cas[n - 1]!.keyPem, cert: cas[n - 1]!.certPem }, (req, res) => {
-        const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-          res.writeHead(r.statusCode ?? 502, r.headers);
+        // A proxy forwards end-to-end headers only: passing `Connection: close` on to a
+        // keep-alive agent while handing back the gate's `Connection: keep-alive` made two
+        // requests share a closing socket (Node's bare 400, flaky).
+        const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: endToEnd(req.headers) }, (r) => {
+          res.writeHead(r.statusCode ?? 502, endToEnd(r.headers));
           r.pipe(res);
         });
         up.on('error', () => res.destroy());

@@ -60,6 +60,13 @@ const DROP_HEADERS = new Set([
   'authorization', 'x-amz-security-token', 'x-amz-content-sha256', 'x-amz-date', 'x-amz-decoded-content-length',
   'x-amz-trailer', 'x-amz-sdk-checksum-algorithm', 'expect', 'host', 'connection', 'transfer-encoding', 'content-length',
 ]);
+/**
+ * Hop-by-hop headers of s3rver's answer (RFC 9110 §7.6.1): they describe the gate↔s3rver
+ * connection, not the client's. Passing `Connection: keep-alive` on made the gate answer a
+ * client that had asked for `Connection: close` with keep-alive while closing the socket; a
+ * keep-alive client then reused it and its next request met Node's bare 400.
+ */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
 const RESPONSE_OVERRIDES = new Set([
   'response-content-type', 'response-content-language', 'response-expires', 'response-cache-control',
   'response-content-disposition', 'response-content-encoding',
@@ -342,6 +349,7 @@ export class S3Gate {
         }, (proxyRes) => {
           const status = proxyRes.statusCode ?? 502;
           const outHeaders = { ...proxyRes.headers };
+          for (const h of HOP_BY_HOP) delete outHeaders[h];
           if (status === 200 || status === 206) Object.assign(outHeaders, overrides);
           let limit = Infinity;
           if (firstByteOnly && status === 206) {

@@ -129,8 +129,11 @@ class EnvProxyAgent extends AgentBase {
     private readonly env: Env,
   ) {
     // No pooling at this level (the chosen agent pools): with a finite maxSockets, http.Agent
-    // would queue requests here waiting for sockets this agent never owns.
-    super({ ...agentOpts, keepAlive: false, maxSockets: Infinity, maxTotalSockets: Infinity });
+    // would queue requests here waiting for sockets this agent never owns. keepAlive stays as
+    // asked, though: ClientRequest reads it from this agent, and without it every S3 request
+    // said `Connection: close` — a new CONNECT tunnel and TLS handshake per ranged GET. The
+    // sockets go back to the chosen agent's pool (its listeners, not ours, are on them).
+    super({ ...agentOpts, maxSockets: Infinity, maxTotalSockets: Infinity });
     this.protocol = secure ? 'https:' : 'http:';
   }
 

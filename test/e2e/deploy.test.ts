@@ -19,6 +19,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { deterministicBytes, READS_BIN_SIZE, startStack, type Stack } from '../server/stack.js';
 import { MOUNT_FLAGS } from '../../src/cli/mount-options.js';
+import { startConnectProxy } from '../connect-proxy.js';
 import { cli, isMounted, makeTestCa, mountForeground, NODE_ARGS, patternBytes, ROOT, sh, tempDir, waitFor, type Mounted, type TestCa } from './harness.js';
 
 const MiB = 1024 * 1024;
@@ -181,33 +182,9 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
       fronts.push({ server, ports, url: `https://127.0.0.1:${(server.address() as net.AddressInfo).port}` });
     }
-    // A CONNECT proxy (loopback targets only) that records its upstream sockets' local ports.
-    const upstreamPorts = new Set<number>();
-    const tunnels: string[] = [];
-    const plain: string[] = [];
-    const proxy = http.createServer((req, res) => {
-      plain.push(req.url ?? '');
-      res.writeHead(502).end();
-    });
-    proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
-      const [host, port] = (req.url ?? '').split(':');
-      if (host !== '127.0.0.1') {
-        client.end('HTTP/1.1 403 Forbidden\r\n\r\n');
-        return;
-      }
-      tunnels.push(req.url ?? '');
-      const up = net.connect(Number(port), host, () => {
-        upstreamPorts.add(up.localPort ?? -1);
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        if (head.length) up.write(head);
-        up.pipe(client);
-        client.pipe(up);
-      });
-      up.on('error', () => client.destroy());
-      client.on('error', () => up.destroy());
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
-    const proxyUrl = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+    const proxy = await startConnectProxy();
+    const { tunnels, upstreamPorts, plain } = proxy;
+    const proxyUrl = proxy.url;
 
     try {
       // The child inherits this environment at spawn; restored right after the mount is up.
@@ -243,7 +220,6 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
       }
       assert.deepEqual(plain, [], 'nothing was sent to the proxy in the clear');
     } finally {
-      proxy.closeAllConnections();
       proxy.close();
       for (const f of fronts) {
         f.server.closeAllConnections();

@@ -163,26 +163,4 @@ export async function childId(stack: StackLike, parentId: string, name: string, 
   return ((await res.json()) as { id: string }).id;
 }
 
-/** A private CA and a server certificate it signed for 127.0.0.1, as PEM strings (made with openssl). */
-export interface TestCa {
-  caPem: string;
-  keyPem: string;
-  certPem: string;
-}
-
-/** Make a private CA named `name` and a leaf certificate for IP 127.0.0.1 in `dir`. */
-export async function makeTestCa(dir: string, name: string): Promise<TestCa> {
-  const q = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`;
-  const made = await sh([
-    'set -e',
-    `cd ${q(dir)}`,
-    `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj ${q(`/CN=${name}`)}` +
-      ' -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -keyout ca.key -out ca.pem 2>/dev/null',
-    'openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 -keyout leaf.key -out leaf.csr 2>/dev/null',
-    'printf "subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n" > ext',
-    'openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out leaf.pem 2>/dev/null',
-  ].join('\n'));
-  assert.equal(made.code, 0, `openssl: ${made.stderr}`);
-  const read = (f: string): Promise<string> => readFile(path.join(dir, f), 'utf8');
-  return { caPem: await read('ca.pem'), keyPem: await read('leaf.key'), certPem: await read('leaf.pem') };
-}
+export { makeTestCa, type TestCa } from '../test-ca.js';

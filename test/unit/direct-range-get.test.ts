@@ -14,7 +14,7 @@ import { AwsObjectStore, isRetryableBodyError, toS3Error } from '../../src/s3/aw
 import { S3Error } from '../../src/s3/object-store.js';
 import { startStack, type Stack } from '../server/stack.js';
 import { scripted, type Answer } from './scripted-http.js';
-import { makeTestCa } from '../e2e/harness.js';
+import { makeTestCa } from '../test-ca.js';
 
 const creds = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' };
 const OBJECT = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7 + 3) & 0xff));

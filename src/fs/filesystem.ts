@@ -217,11 +217,31 @@ export class SynapseFilesystem {
   }
 
   /**
+   * The file open for writing at `path`. Open files are keyed by path, so when another client
+   * moves a folder above one, the file is found by its folder's id and name (the listing of
+   * the moved folder carries its local entry) and re-keyed to the path it has now.
+   */
+  private activeFile(path: string, node?: FsNode): ActiveFile | undefined {
+    const af = this.active.get(path);
+    if (af || this.active.size === 0) return af;
+    const n = node ?? this.table.resolveCached(path);
+    if (!n || n.kind !== 'file') return undefined;
+    for (const [old, f] of this.active) {
+      if (f.parentId !== n.parentId || f.name !== n.name) continue;
+      this.active.delete(old);
+      this.active.set(path, f);
+      for (const h of this.handles.values()) if (h.kind === 'write' && h.file === f) h.path = path;
+      return f;
+    }
+    return undefined;
+  }
+
+  /**
    * getattr answered from memory alone, or undefined when a listing or a size must be fetched:
    * the fast path for the kernel's lookups (no promise, no await — fuse-adapter.ts).
    */
   getattrNow(path: string): Stat | undefined {
-    const af = this.active.get(path);
+    const af = this.activeFile(path);
     if (af) {
       this.shown?.delete(path);
       return this.stat('file', af.size, this.mtimes.get(af.entityId ?? `local:${path}`) ?? af.mtime);
@@ -234,6 +254,7 @@ export class SynapseFilesystem {
     const now = this.getattrNow(path);
     if (now) return now;
     const node = await this.table.resolve(path);
+    if (this.activeFile(path, node)) return this.getattrNow(path)!;
     const size = node.kind === 'file' && node.entityId ? await this.table.size(node) : undefined;
     const stat = this.nodeStat(path, node, size);
     if (!stat) throw new FsError('EIO', `${path}: no size`); // unreachable: size() answers or throws
@@ -288,14 +309,16 @@ export class SynapseFilesystem {
 
   async open(path: string, flags: number): Promise<number> {
     const writing = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
-    const af = this.active.get(path);
+    let af = this.active.get(path);
+    const node = af ? undefined : await this.table.resolve(path);
+    af ??= node && this.activeFile(path, node);
     if (af) {
       // Another fd has this path open for writing: share its bytes, readers included.
       if (writing) this.checkWritable(path);
       if ((flags & O_TRUNC) !== 0) await af.truncate(0);
       return this.addWriteHandle(path, af);
     }
-    const node = await this.table.resolve(path);
+    if (!node) throw new FsError('ENOENT', `${path}: no such entry`); // unreachable: resolve() throws
     if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
     const shown = this.shownVersion(path, node);
     if (writing) {
@@ -521,7 +544,7 @@ export class SynapseFilesystem {
 
   async truncate(path: string, size: number): Promise<void> {
     this.checkWritable(path);
-    const af = this.active.get(path);
+    const af = this.activeFile(path);
     if (af) return af.truncate(size);
     // truncate(1) on a file nobody has open: open, truncate, publish, close.
     const fd = await this.open(path, 1);
@@ -576,7 +599,7 @@ export class SynapseFilesystem {
     this.checkWritable(path);
     const node = await this.table.resolve(path);
     if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
-    const af = this.active.get(path);
+    const af = this.activeFile(path, node);
     if (af) {
       af.unlinked = true;
       this.active.delete(path);
@@ -587,6 +610,8 @@ export class SynapseFilesystem {
     // nothing in Synapse.
     if (node.entityId && !isScratchName(node.name)) await this.api.deleteEntity(node.entityId);
     this.table.remove(node.parentId!, node.name);
+    // The file it was a view of shows again under its own name (unless that name was reused).
+    if (node.hides) this.table.unhide(node.hides.parentId, node.hides.name);
     this.forgetShown(path);
   }
 
@@ -597,7 +622,7 @@ export class SynapseFilesystem {
    */
   async rename(src: string, dest: string): Promise<void> {
     this.checkWritable(src);
-    const node = await this.table.resolve(src);
+    let node = await this.table.resolve(src);
     const { parent: destParent, name: destName } = await this.table.resolveParent(dest);
     const scratch = isScratchName(destName);
     if (!scratch) {
@@ -607,18 +632,28 @@ export class SynapseFilesystem {
         throw new FsError('EINVAL', `${dest}: ${problem}`);
       }
     }
-    const target = await this.table.resolve(dest).catch(() => undefined);
+    let target = await this.table.resolve(dest).catch(() => undefined);
     if (target && target.entityId && target.entityId === node.entityId) return;
     // A folder into itself or its own subtree: EINVAL before anything changes (the VFS answers
     // this for FUSE; the check here keeps the replaced target from being deleted first).
     if (node.kind === 'dir' && dest.startsWith(`${src.replace(/\/+$/, '')}/`)) {
       throw new FsError('EINVAL', `${dest}: a folder cannot move into itself`);
     }
-    const af = this.active.get(src);
+    const af = this.activeFile(src, node);
     this.forgetShown(src, node.kind === 'dir');
     this.forgetShown(dest, node.kind === 'dir');
 
-    if (node.kind === 'file' && (scratch || isScratchName(node.name) || af)) {
+    // A scratch view of a file still hidden under its own name (`mv f f~; mv f~ g`): the file
+    // itself moves, as if by `mv f g` — back under its own name, nothing changes in Synapse.
+    const hidden = node.hides;
+    if (hidden && !scratch && !af && this.table.isHidden(hidden.parentId, hidden.name, node.entityId)) {
+      this.table.remove(node.parentId!, node.name);
+      node = { ...node, parentId: hidden.parentId, name: hidden.name, pinnedVersion: false };
+      delete node.hides;
+      this.table.upsert(node);
+      if (hidden.parentId === destParent.entityId && hidden.name === destName) return;
+      target = await this.table.resolve(dest).catch(() => undefined);
+    } else if (node.kind === 'file' && (scratch || isScratchName(node.name) || af)) {
       return this.renameLocalFile(src, dest, node, destParent, destName, target, af);
     }
     if (target) {
@@ -718,8 +753,10 @@ export class SynapseFilesystem {
     if (isScratchName(destName)) {
       // e.g. vim's backup `file~`: hide the published file under its old name; keep a local,
       // read-only view of it under the scratch name. The entity itself is untouched.
-      this.table.remove(node.parentId!, node.name);
-      this.table.addLocal({ ...node, name: destName, parentId: destParent.entityId, pinnedVersion: true });
+      const hides = node.hides ?? (isScratchName(node.name) ? undefined : { parentId: node.parentId!, name: node.name });
+      if (hides && !node.hides) this.table.hide(hides.parentId, hides.name, node.entityId);
+      else this.table.remove(node.parentId!, node.name);
+      this.table.addLocal({ ...node, name: destName, parentId: destParent.entityId, pinnedVersion: true, ...(hides ? { hides } : {}) });
       return;
     }
     // A scratch file renamed to a real name: publish its bytes under that name.

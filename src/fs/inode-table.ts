@@ -61,6 +61,8 @@ export interface FsNode {
   createdOn: number;
   /** Reads must use exactly `versionNumber` (an editor's backup of a version now superseded). */
   pinnedVersion?: boolean;
+  /** A scratch view of a published file: where the file's entity still is, hidden (InodeTable.hide). */
+  hides?: { parentId: string; name: string };
 }
 
 export interface FileSize {
@@ -143,6 +145,13 @@ export class InodeTable {
    * scratch files): merged into every listing of their folder until removed.
    */
   private readonly localEntries = new Map<string, Map<string, FsNode>>();
+  /**
+   * Published files hidden under their own name (folder → name → entity id): renamed to an
+   * editor's scratch name (vim's `file~`), a file's entity stays in Synapse as it was, so
+   * listings must leave it out — matched by entity id, so anything else that takes the name
+   * later shows. Lifted when the mount puts something at that name or the scratch view goes.
+   */
+  private readonly hidden = new Map<string, Map<string, string>>();
   /** Per folder whose listing is being fetched: the mount's own changes since it started. */
   private readonly inflightChanges = new Map<string, Array<{ upsert: FsNode } | { remove: string }>>();
   private readonly pendingListings = new Map<string, Promise<Listing>>();
@@ -266,6 +275,7 @@ export class InodeTable {
         this.opts.logger?.warn({ entityId: h.id, name: h.name }, 'entity name is not a valid file name; hidden');
         continue;
       }
+      if (this.hidden.get(dirId)?.get(node.name) === node.entityId) continue;
       entries.set(node.name, node);
     }
     for (const c of changes) {
@@ -289,6 +299,7 @@ export class InodeTable {
   /** The mount's own change: add or replace an entry in a cached listing. */
   upsert(node: FsNode): void {
     if (!node.parentId) return;
+    this.dropHidden(node.parentId, node.name);
     const listing = this.listings.get(node.parentId);
     if (listing) listing.entries.set(node.name, node);
     this.inflightChanges.get(node.parentId)?.push({ upsert: node });
@@ -299,6 +310,31 @@ export class InodeTable {
     this.listings.get(parentId)?.entries.delete(name);
     this.inflightChanges.get(parentId)?.push({ remove: name });
     this.removeLocal(parentId, name);
+  }
+
+  /** Leave `entityId` out of its folder's listings under `name` (the `hidden` note above). */
+  hide(parentId: string, name: string, entityId: string): void {
+    let dir = this.hidden.get(parentId);
+    if (!dir) this.hidden.set(parentId, (dir = new Map()));
+    dir.set(name, entityId);
+    this.remove(parentId, name);
+  }
+
+  /** Show the name again; the folder is listed afresh, so a hidden entity reappears at once. */
+  unhide(parentId: string, name: string): void {
+    if (this.dropHidden(parentId, name)) this.invalidate(parentId);
+  }
+
+  private dropHidden(parentId: string, name: string): boolean {
+    const dir = this.hidden.get(parentId);
+    if (!dir?.delete(name)) return false;
+    if (dir.size === 0) this.hidden.delete(parentId);
+    return true;
+  }
+
+  /** Is `entityId` still hidden under `name`? (Nothing else has taken the name since.) */
+  isHidden(parentId: string, name: string, entityId: string): boolean {
+    return this.hidden.get(parentId)?.get(name) === entityId;
   }
 
   /** An entry that exists only in this mount until it is published (or forever, for scratch). */

@@ -304,6 +304,25 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.doesNotMatch(ls.stdout, /~$|\.swp/m);
   });
 
+  test('mv f f~ hides f without touching Synapse; rm f~ shows it again; mv f~ g moves the file', async () => {
+    const dir = `${m.dir}/sts`;
+    await sh(`printf 'keep me\\n' > '${dir}/bk.txt'`);
+    const id = await idOf(`${dir}/bk.txt`);
+    assert.equal((await sh(`mv '${dir}/bk.txt' '${dir}/bk.txt~'`)).code, 0);
+    const names = async (): Promise<string[]> => (await sh(`ls -a '${dir}'`)).stdout.split('\n').filter((n) => n.startsWith('bk'));
+    assert.deepEqual(await names(), ['bk.txt~'], 'only the backup name is listed');
+    assert.equal((await sh(`cat '${dir}/bk.txt~'`)).stdout, 'keep me\n');
+    assert.equal((await sh(`rm '${dir}/bk.txt~'`)).code, 0);
+    assert.deepEqual(await names(), ['bk.txt'], 'removing the backup removed nothing from Synapse');
+    assert.equal(await idOf(`${dir}/bk.txt`), id);
+    assert.equal((await sh(`cat '${dir}/bk.txt'`)).stdout, 'keep me\n');
+
+    assert.equal((await sh(`mv '${dir}/bk.txt' '${dir}/bk.txt~' && mv '${dir}/bk.txt~' '${dir}/bk-moved.txt'`)).code, 0);
+    assert.deepEqual(await names(), ['bk-moved.txt']);
+    assert.equal(await idOf(`${dir}/bk-moved.txt`), id, 'the same entity, moved');
+    assert.equal((await sh(`cat '${dir}/bk-moved.txt'`)).stdout, 'keep me\n');
+  });
+
   test('names Synapse refuses fail with EINVAL', async () => {
     const r = await sh(`echo x > '${m.dir}/sts/a:b.txt'`);
     assert.notEqual(r.code, 0);

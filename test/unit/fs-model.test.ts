@@ -18,8 +18,8 @@
  * (within and across folders, onto files and folders), unlink, mkdir, rmdir; fds held open
  * across commands — writers (open, write, read, ftruncate, close through the fd) and readers
  * (see Model.readers); and, as another Synapse client through the fake's helpers, upload a file
- * or a new version, make a folder, move/rename, delete (only where they touch no file open for
- * writing here: those races are pinned as `known:` tests below).
+ * or a new version, make a folder, move/rename (a folder may hold files open for writing here;
+ * a file open for writing is not moved), delete (nothing that holds a file open for writing).
  *
  * Paths are picked from the model when a command runs (an existing path, a name under an
  * existing folder, or a fixed path), so few commands die on ENOENT; three names (and a rare
@@ -66,6 +66,7 @@ const BLOCK = 1024;
 const MiB = 1024 * 1024;
 const O_RDONLY = 0;
 const O_WRONLY = 1;
+const O_RDWR = 2;
 const O_TRUNC = 0o1000;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -610,7 +611,9 @@ class RemoteMove implements Cmd {
   check(m: Readonly<Model>): boolean {
     const node = (m as Model).lookup(this.src);
     const par = remoteParent(m as Model, this.dest);
-    if (typeof node === 'string' || !par || par.dir.children.has(par.name) || (m as Model).holdsOpen(node)) return false;
+    // A folder may hold files open for writing here (they follow it); a file being written may
+    // not be moved (open-for-write files are found by folder and name).
+    if (typeof node === 'string' || !par || par.dir.children.has(par.name) || (node.kind === 'file' && (m as Model).holdsOpen(node))) return false;
     return !(this.dest + '/').startsWith(this.src + '/');
   }
   async run(m: Model, r: Real): Promise<void> {
@@ -1065,13 +1068,52 @@ test('regression: a scratch file (emacs #autosave#) keeps its bytes after close'
   });
 });
 
-test('known: renaming a published file to a scratch name hides the old name (TTL 0)', {
-  todo: 'reported: the entity keeps its name in Synapse, so the next listing shows it under both names',
-}, async () => {
+// Regression (was a known item, fixed): the entity keeps its name in Synapse, and the next
+// listing (TTL 0) showed it under both names. The mount now hides it by entity id.
+test('regression: renaming a published file to a scratch name hides the old name (TTL 0)', async () => {
   await withReal(async (r) => {
     await writeClose(r, '/a.txt', Buffer.from('v1'));
     await r.fs.rename('/a.txt', '/a.txt~');
     assert.deepEqual([...(await r.fs.readdir('/'))].sort(), ['a.txt~']);
+    await assert.rejects(r.fs.getattr('/a.txt'), (e: unknown) => errnoName(e) === 'ENOENT');
+    assert.equal(await readPath(r, '/a.txt~'), 'v1');
+    // Renamed on to another scratch name, the view still hides it.
+    await r.fs.rename('/a.txt~', '/a.txt.bak~');
+    assert.deepEqual([...(await r.fs.readdir('/'))].sort(), ['a.txt.bak~']);
+  });
+});
+
+test('a published file renamed to a scratch name and the view removed: the file shows again, untouched', async () => {
+  await withReal(async (r) => {
+    await writeClose(r, '/a.txt', Buffer.from('v1'));
+    const id = r.api.resolvePath(r.rootId, '/a.txt')!.id;
+    await r.fs.rename('/a.txt', '/a.txt~');
+    await r.fs.unlink('/a.txt~');
+    assert.deepEqual([...(await r.fs.readdir('/'))].sort(), ['a.txt'], 'nothing in Synapse was deleted, so it is listed');
+    assert.equal(await readPath(r, '/a.txt'), 'v1');
+    assert.equal(r.api.resolvePath(r.rootId, '/a.txt')?.id, id);
+    assert.equal(r.api.versions(id).length, 1);
+  });
+});
+
+test('a scratch view renamed back to its own name changes nothing in Synapse; to another name, the file moves', async () => {
+  await withReal(async (r) => {
+    await writeClose(r, '/a.txt', Buffer.from('v1'));
+    const id = r.api.resolvePath(r.rootId, '/a.txt')!.id;
+    await r.fs.rename('/a.txt', '/a.txt~');
+    await r.fs.rename('/a.txt~', '/a.txt');
+    assert.deepEqual([...(await r.fs.readdir('/'))].sort(), ['a.txt']);
+    assert.equal(r.api.versions(id).length, 1, 'no new version for a round trip');
+
+    await r.fs.mkdir('/d');
+    await r.fs.rename('/a.txt', '/a.txt~');
+    await r.fs.rename('/a.txt~', '/d/b.txt');
+    assert.deepEqual([...(await r.fs.readdir('/'))].sort(), ['d']);
+    assert.deepEqual([...(await r.fs.readdir('/d'))].sort(), ['b.txt']);
+    assert.equal(r.api.resolvePath(r.rootId, '/d/b.txt')?.id, id, 'the same entity, moved: `mv a a~; mv a~ d/b` is `mv a d/b`');
+    assert.equal(r.api.resolvePath(r.rootId, '/a.txt'), undefined);
+    assert.equal(r.api.versions(id).length, 1);
+    assert.equal(await readPath(r, '/d/b.txt'), 'v1');
   });
 });
 
@@ -1089,17 +1131,50 @@ test('regression: a writer that has not read the file yet does not mix in a newe
   });
 });
 
-test('known: a file being written keeps its size when another client renames its folder', {
-  todo: 'reported: open-for-write files are keyed by path; a remote move of an ancestor is not followed until close',
-}, async () => {
+/** /d/a created and written (`bytes`, still open), then another client renames /d to /e. */
+async function writingWhenFolderMoves(r: Real, bytes: string): Promise<number> {
+  const d = await r.remote.mkdir(r.rootId, 'd');
+  const fd = await r.fs.create('/d/a', 0o644);
+  r.fds.push(fd);
+  await r.fs.write(fd, Buffer.from(bytes), 0);
+  await r.remote.move(d.id, 'e');
+  return fd;
+}
+
+async function closeFd(r: Real, fd: number): Promise<void> {
+  await r.fs.flush(fd);
+  await r.fs.release(fd);
+  r.fds.splice(r.fds.indexOf(fd), 1);
+}
+
+// Regression (was a known item, fixed): open-for-write files are keyed by path, and a remote
+// move of an ancestor was not followed until close. They are now found by folder id and name.
+test('regression: a file being written keeps its size when another client renames its folder', async () => {
   await withReal(async (r) => {
-    const d = await r.remote.mkdir(r.rootId, 'd');
-    const fd = await r.fs.create('/d/a', 0o644);
-    r.fds.push(fd);
-    await r.fs.write(fd, Buffer.from('hello'), 0);
-    await r.remote.move(d.id, 'e');
+    const fd = await writingWhenFolderMoves(r, 'hello');
     assert.equal((await r.fs.getattr('/e/a')).size, 5);
     await assert.rejects(r.fs.getattr('/d/a'), /ENOENT|no such/);
+    // Another open of the new path shares the bytes being written; the close publishes there.
+    const fd2 = await r.fs.open('/e/a', O_RDWR);
+    const got = Buffer.alloc(5);
+    assert.equal(await r.fs.read(fd2, got, 5, 0), 5);
+    assert.equal(got.toString(), 'hello');
+    await r.fs.write(fd2, Buffer.from('!'), 5);
+    await r.fs.release(fd2);
+    await closeFd(r, fd);
+    const a = r.api.resolvePath(r.rootId, '/e/a');
+    assert.ok(a, 'published in the moved folder');
+    assert.equal(r.api.fileBytes(a.id).toString(), 'hello!');
+  });
+});
+
+test('a file being written, under a folder another client moved, can be unlinked at its new path: nothing is published', async () => {
+  await withReal(async (r) => {
+    const fd = await writingWhenFolderMoves(r, 'draft');
+    await r.fs.unlink('/e/a');
+    await closeFd(r, fd);
+    assert.equal(r.api.resolvePath(r.rootId, '/e/a'), undefined, 'an unlinked file is never published');
+    assert.deepEqual([...(await r.fs.readdir('/e'))], []);
   });
 });
 

@@ -50,6 +50,11 @@ export class PresignedUrls {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Files whose URLs are kept (for tests and status). */
+  get size(): number {
+    return this.entries.size;
+  }
+
   /** The URL source of one file: a fresh URL when forced or older than `maxAgeMs`. */
   provider(file: { entityId: string; fileHandleId: string }): UrlProvider {
     const key = `${file.entityId}:${file.fileHandleId}`;

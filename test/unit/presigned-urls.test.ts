@@ -118,6 +118,54 @@ test('a reader who asks while a renewal of its file is in flight is answered by 
   assert.equal(await bForced, 'u-502-forced', "batch 1's failure never reached b's reader");
 });
 
+test('an unasked renewal answered after a newer request never replaces the newer URL', async () => {
+  let now = 0;
+  const pending: Array<{ files: FileHandleAssociation[]; resolve: (r: BatchFileResult[]) => void }> = [];
+  const api = {
+    batchFileHandles: (files: FileHandleAssociation[]) => new Promise<BatchFileResult[]>((resolve) => pending.push({ files, resolve })),
+  };
+  const answer = (i: number, tag: string): void => pending[i]!.resolve(pending[i]!.files.map((f) => ({ fileHandleId: f.fileHandleId, preSignedURL: `u-${f.fileHandleId}-${tag}` })));
+  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+  const urls = new PresignedUrls(api, 20_000, () => now);
+  const a = urls.provider(file(1));
+  const b = urls.provider(file(2));
+  const first = a(false);
+  await turn();
+  answer(0, 'first');
+  await first;
+  now = 11_000;
+  await a(false); // cached; a is in use and past half its life
+  now = 12_000;
+  const bFirst = b(false); // batch 1: b (asked) + a (unasked renewal, sent at 12 s), left pending
+  await turn();
+  assert.deepEqual(pending[1]!.files.map((f) => f.fileHandleId).sort(), ['501', '502']);
+  now = 13_000;
+  const aForced = a(true); // a's reader met a 403: batch 2, sent at 13 s, answered first
+  await turn();
+  answer(2, 'newer');
+  assert.equal(await aForced, 'u-501-newer');
+  answer(1, 'older');
+  assert.equal(await bFirst, 'u-502-older');
+  assert.equal(await a(false), 'u-501-newer', "the renewal sent at 12 s did not replace the URL of 13 s");
+  assert.equal(pending.length, 3, 'no request for the cached answer');
+});
+
+test('files not read for three URL lifetimes are forgotten, and never renewed', async () => {
+  let now = 0;
+  const { api, calls } = fakeApi();
+  const urls = new PresignedUrls(api, 20_000, () => now);
+  await Promise.all([1, 2, 3].map((i) => urls.provider(file(i))(false)));
+  assert.equal(urls.size, 3);
+  now = 50_000;
+  await urls.provider(file(1))(false); // 1 read again (a request: its URL is old)
+  now = 55_000;
+  await urls.provider(file(1))(false); // and again (cached)
+  now = 61_000;
+  await urls.provider(file(4))(false); // a batch after 2 and 3 went unread for > 60 s
+  assert.equal(urls.size, 2, 'only the files read lately are kept');
+  assert.deepEqual(calls.at(-1)!.map((f) => f.fileHandleId).sort(), ['501', '504'], '1 renewed with 4; 2 and 3 not');
+});
+
 test("a range source hands the URL provider's refusal to the reader at once (EACCES stays EACCES, no retries)", async () => {
   const { PresignedRangeSource } = await import('../../src/s3/presigned-store.js');
   const { FsError } = await import('../../src/fs/errors.js');

@@ -291,7 +291,9 @@ test('a streamed file that outgrows 10,000 parts moves to the spool and is publi
   await t.file.dispose(false);
 });
 
-test('files written in turn beyond --max-write-memory never wait on each other: the ones without a part buffer go on in the spool', async () => {
+// Writes of 256 KiB meet the 5 MiB part boundary exactly; writes of 300,000 bytes straddle it,
+// so the write that fills a part goes on into the next part's buffer within the same call.
+for (const chunk of [256 * 1024, 300_000]) test(`files written in turn beyond --max-write-memory never wait on each other: the ones without a part buffer go on in the spool (${chunk}-byte writes)`, async () => {
   // A demultiplexer: one program writing many outputs round-robin. Each streamed file holds a
   // part buffer while it fills; with room for 3, the 4th and later files must not wait for the
   // others' buffers (only this program's next writes would free them), nor must a streamed
@@ -299,7 +301,6 @@ test('files written in turn beyond --max-write-memory never wait on each other: 
   const t = await setup({ budgetBytes: 15 * MiB });
   const files = Array.from({ length: 6 }, (_, i) => t.makeFile(`out-${i}.bin`));
   const contents = files.map((_, i) => bytes(11 * MiB + i, 40 + i));
-  const chunk = 256 * 1024;
   const deadline = Date.now() + 30_000;
   for (let off = 0; off < 12 * MiB; off += chunk) {
     for (let i = 0; i < files.length; i++) {

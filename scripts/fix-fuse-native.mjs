@@ -1,10 +1,22 @@
 #!/usr/bin/env node
-// Install step (run by `prepare`, so by `npm ci`): fuse-native 2.2.6 passes the access time
-// twice to `utimens` (fuse-native.c: FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)), so a filesystem
-// never learns the mtime that `rsync -a`, `cp -p` and `tar x` set. Fix that one line and build
-// the addon locally; node-gyp-build prefers build/Release over the bundled prebuild. If the
-// build cannot run (no compiler or Node headers), the prebuild stays and utimens falls back to
-// the access time — the mount still works; the README says so.
+// Install step (run by `prepare`, so by `npm ci`): patch fuse-native 2.2.6's C source and build
+// the addon locally; node-gyp-build prefers build/Release over the bundled prebuild. Two patches:
+//
+//  1. utimens: fuse-native passes the access time twice (FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)),
+//     so a filesystem never learns the mtime that `rsync -a`, `cp -p` and `tar x` set.
+//  2. A read fast path (src/fs/fast-read.ts says how the mount uses it). Every FUSE read — 8,192
+//     per GiB, libfuse 2 caps them at 128 KiB — went to the JS thread and back: two thread
+//     wake-ups, N-API objects and a copy, about half the mount's CPU on a cold sequential read.
+//     The mount now tells the addon, per open file, one block of that file that is in memory
+//     (`synapse_fast_window(fh, start, buffer, eof)`); a read inside it is copied on libfuse's
+//     own thread and never reaches JS. A read outside it goes to JS as before, which is where
+//     readahead is planned and the next block is handed over. A mutex guards the windows (held
+//     for one copy of at most 128 KiB; not a read-write lock, whose readers could starve the
+//     JS thread): setting or clearing one waits for a copy in progress, so once the call
+//     returns the old buffer is the mount's again.
+//
+// If the build cannot run (no compiler or Node headers), the prebuild stays: utimens falls back
+// to the access time and every read goes through JS — the mount still works; the README says so.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,12 +30,119 @@ try {
   process.exit(0);
 }
 const src = path.join(dir, 'fuse-native.c');
-const BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
-const FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
-const text = readFileSync(src, 'utf8');
 const built = path.join(dir, 'build', 'Release', 'fuse.node');
-if (text.includes(FIX) && existsSync(built)) process.exit(0);
-writeFileSync(src, text.replace(BUG, FIX));
+let text = readFileSync(src, 'utf8');
+const original = text;
+
+const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
+const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
+text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
+
+const FAST_MARK = '/* synapse-mount read fast path v2 */';
+const FAST_CODE = `${FAST_MARK}
+#define SYNAPSE_FAST_SLOTS 256
+typedef struct {
+  uint64_t fh;
+  uint64_t start;
+  uint64_t len;
+  int eof;
+  char *data;
+} synapse_fast_slot_t;
+static synapse_fast_slot_t synapse_fast_slots[SYNAPSE_FAST_SLOTS];
+static uv_mutex_t synapse_fast_lock;
+static uint64_t synapse_fast_hits = 0;
+
+/* On a libfuse thread: the bytes if [offset, offset+len) lies in fh's window, else -1. */
+static int synapse_fast_read (struct fuse_file_info *info, char *buf, size_t len, off_t offset) {
+  if (info == NULL || offset < 0) return -1;
+  int res = -1;
+  uv_mutex_lock(&synapse_fast_lock);
+  synapse_fast_slot_t *s = &synapse_fast_slots[info->fh % SYNAPSE_FAST_SLOTS];
+  if (s->data != NULL && s->fh == info->fh && (uint64_t) offset >= s->start) {
+    uint64_t rel = (uint64_t) offset - s->start;
+    if (rel + len <= s->len) {
+      memcpy(buf, s->data + rel, len);
+      res = (int) len;
+    } else if (s->eof) {
+      size_t n = rel < s->len ? (size_t) (s->len - rel) : 0;
+      if (n > 0) memcpy(buf, s->data + rel, n);
+      res = (int) n;
+    }
+  }
+  uv_mutex_unlock(&synapse_fast_lock);
+  if (res >= 0) __atomic_add_fetch(&synapse_fast_hits, 1, __ATOMIC_RELAXED);
+  return res;
+}
+
+/* synapse_fast_window(fh, start, buffer | null, eof, length): set or clear fh's window. */
+NAPI_METHOD(synapse_fast_window) {
+  NAPI_ARGV(5)
+  NAPI_ARGV_UINT32(fh, 0)
+  double start;
+  NAPI_STATUS_THROWS(napi_get_value_double(env, argv[1], &start))
+  napi_valuetype type;
+  NAPI_STATUS_THROWS(napi_typeof(env, argv[2], &type))
+  char *data = NULL;
+  size_t size = 0;
+  if (type != napi_null && type != napi_undefined) {
+    NAPI_STATUS_THROWS(napi_get_buffer_info(env, argv[2], (void **) &data, &size))
+  }
+  bool eof = false;
+  NAPI_STATUS_THROWS(napi_get_value_bool(env, argv[3], &eof))
+  uint32_t length;
+  NAPI_STATUS_THROWS(napi_get_value_uint32(env, argv[4], &length))
+  if (data != NULL && length > size) {
+    napi_throw_range_error(env, NULL, "window longer than its buffer");
+    return NULL;
+  }
+  uv_mutex_lock(&synapse_fast_lock);
+  synapse_fast_slot_t *s = &synapse_fast_slots[fh % SYNAPSE_FAST_SLOTS];
+  s->fh = fh;
+  s->start = (uint64_t) start;
+  s->len = data != NULL ? length : 0;
+  s->eof = eof ? 1 : 0;
+  s->data = data;
+  uv_mutex_unlock(&synapse_fast_lock);
+  return NULL;
+}
+
+/* Reads answered by the fast path since the addon loaded. */
+NAPI_METHOD(synapse_fast_hits_count) {
+  napi_value n;
+  NAPI_STATUS_THROWS(napi_create_double(env, (double) __atomic_load_n(&synapse_fast_hits, __ATOMIC_RELAXED), &n))
+  return n;
+}
+
+`;
+if (!text.includes(FAST_MARK)) {
+  const hooks = [
+    // The code, before the opcodes that use it.
+    ['// Opcodes\n', `${FAST_CODE}// Opcodes\n`],
+    // The read handler answers from the window before waking the JS thread.
+    [
+      'FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n',
+      'FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n' +
+        '  { int fast = synapse_fast_read(info, buf, len, offset); if (fast >= 0) return fast; }\n',
+    ],
+    // Exported next to the read signal; the lock is made when the module loads.
+    [
+      '  NAPI_EXPORT_FUNCTION(fuse_native_signal_read)\n',
+      '  NAPI_EXPORT_FUNCTION(fuse_native_signal_read)\n' +
+        '  assert(uv_mutex_init(&synapse_fast_lock) == 0);\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_fast_window)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_fast_hits_count)\n',
+    ],
+  ];
+  const missing = hooks.filter(([from]) => text.split(from).length !== 2);
+  if (missing.length > 0) {
+    console.warn('synapse-mount: fuse-native source is not the expected 2.2.6; read fast path not applied');
+  } else {
+    for (const [from, to] of hooks) text = text.replace(from, to);
+  }
+}
+
+if (text === original && existsSync(built)) process.exit(0);
+writeFileSync(src, text);
 
 const nodeDir = path.resolve(path.dirname(process.execPath), '..');
 const gyp = [
@@ -32,12 +151,12 @@ const gyp = [
 ].find((p) => existsSync(p));
 const headers = existsSync(path.join(nodeDir, 'include', 'node', 'node_api.h'));
 if (!gyp || !headers) {
-  console.warn('synapse-mount: cannot rebuild fuse-native (node-gyp or Node headers missing); utimens will see access times only');
+  console.warn('synapse-mount: cannot rebuild fuse-native (node-gyp or Node headers missing); utimens will see access times only, and reads take the slower path');
   process.exit(0);
 }
 try {
   execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeDir}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  console.log('synapse-mount: rebuilt fuse-native with the utimens mtime fix');
+  console.log('synapse-mount: rebuilt fuse-native with the utimens fix and the read fast path');
 } catch (err) {
   console.warn(`synapse-mount: fuse-native rebuild failed (${String(err.stderr ?? err.message).split('\n')[0]}); using the prebuild`);
 }

@@ -200,6 +200,26 @@ export class BlockCache {
     }
   }
 
+  /**
+   * Hold a block that is here (main, probation, or staged — which this consumes, as a read
+   * would) for a reader outside this class (the FUSE read fast path, fast-read.ts): its buffer
+   * is neither recycled nor reused until `release()`. Undefined when the block is not here.
+   */
+  hold(source: RangeSource, index: number, mode: ReadMode): { buf: Buffer; release: () => void } | undefined {
+    const buf = this.lookup(this.key(source, index), mode);
+    if (!buf) return undefined;
+    this.pin(buf);
+    let held = true;
+    return {
+      buf,
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.unpin(buf);
+      },
+    };
+  }
+
   /** Start fetching a block without waiting; errors are left for a real read to see. */
   prefetch(source: RangeSource, index: number): void {
     this.demoteStaleStaged();

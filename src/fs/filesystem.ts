@@ -484,6 +484,16 @@ export class SynapseFilesystem {
     return h.reader.readAny(target, position, Math.min(length, target.length));
   }
 
+  /**
+   * For the FUSE read fast path (fast-read.ts): the cached block of a read-only fd that holds
+   * `offset`, held until released; undefined for files open for writing (their bytes change)
+   * or a block not in memory.
+   */
+  readWindow(fd: number, offset: number): ReturnType<ReadHandle['window']> {
+    const h = this.handles.get(fd);
+    return h?.kind === 'read' ? h.reader.window(offset) : undefined;
+  }
+
   /** readAny(), always as a promise. */
   async read(fd: number, target: Buffer, length: number, position: number): Promise<number> {
     return this.readAny(fd, target, length, position);

@@ -19,6 +19,9 @@
  *    throttled Synapse call is still retrying. Reads get `readTimeoutMs` + slack (the read path
  *    fails with EIO first); metadata ops get the retry budget + slack; flush/fsync/release run
  *    uploads and get none.
+ *  - Reads inside a block the cache holds are answered in C (fast-read.ts): after each read JS
+ *    answers, the block where the next read starts is offered; a released fd loses its window
+ *    before anything else.
  *  - `write` buffers are reused by libfuse: copied before any await.
  *  - Errors are logged once here (debug for the expected ENOENT, warn otherwise).
  */
@@ -26,6 +29,7 @@ import { readFile } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
 import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
+import { FastReadWindows, loadFastBinding } from './fast-read.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
 
 export interface FuseMountOptions {
@@ -35,6 +39,8 @@ export interface FuseMountOptions {
   readTimeoutMs: number;
   metadataTimeoutMs: number;
   debug?: boolean;
+  /** Answer reads inside cached blocks in C when the patched addon is there (default true). */
+  fastRead?: boolean;
 }
 
 type Cb = (...args: unknown[]) => void;
@@ -52,12 +58,27 @@ export function fsnameOption(name: string, kernelCacheSeconds: number): string {
 export class FuseAdapter {
   private fuse: Fuse | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
+  private readonly fast: FastReadWindows | undefined;
 
   constructor(
     private readonly fs: SynapseFilesystem,
     private readonly opts: FuseMountOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const binding = opts.fastRead === false ? undefined : loadFastBinding();
+    this.fast = binding && new FastReadWindows(binding);
+    log.debug({ fastRead: this.fast !== undefined }, 'read fast path');
+  }
+
+  /** After JS answered `n` bytes at `pos` of `fd`: hand C the block where the next read starts. */
+  private offerWindow(fd: number, pos: number, n: number): void {
+    if (!this.fast || n <= 0) return;
+    try {
+      this.fast.offer(fd, pos + n, (f, offset) => this.fs.readWindow(f, offset) ?? this.fs.readWindow(f, pos + n - 1));
+    } catch (err) {
+      this.log.warn({ err }, 'read fast path: window not set');
+    }
+  }
 
   private fail(op: string, path: string, err: unknown, cb: Cb): void {
     const name = errnoName(err);
@@ -82,7 +103,10 @@ export class FuseAdapter {
       },
       readdir: (path: string, cb: Cb) => this.run('readdir', path, cb, () => fs.readdir(path)),
       open: (path: string, flags: number, cb: Cb) => this.run('open', path, cb, () => fs.open(path, flags)),
-      release: (path: string, fd: number, cb: Cb) => this.run('release', path, cb, () => fs.release(fd), () => [0]),
+      release: (path: string, fd: number, cb: Cb) => {
+        this.fast?.forget(fd);
+        this.run('release', path, cb, () => fs.release(fd), () => [0]);
+      },
       read: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
         // Answered at once when the block cache has the bytes (no promise chain per request).
         let r: number | Promise<number>;
@@ -92,8 +116,15 @@ export class FuseAdapter {
           this.fail('read', path, err, cb);
           return;
         }
-        if (typeof r === 'number') cb(r);
-        else r.then((n) => cb(n), (err: unknown) => this.fail('read', path, err, cb));
+        if (typeof r === 'number') {
+          cb(r);
+          this.offerWindow(fd, pos, r);
+        } else {
+          r.then((n) => {
+            cb(n);
+            this.offerWindow(fd, pos, n);
+          }, (err: unknown) => this.fail('read', path, err, cb));
+        }
       },
       readlink: (path: string, cb: Cb) => this.run('readlink', path, cb, () => fs.readlink(path)),
       statfs: (path: string, cb: Cb) => this.run('statfs', path, cb, () => fs.statfs()),
@@ -189,5 +220,6 @@ export class FuseAdapter {
     if (!fuse) return;
     this.fuse = undefined;
     await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
+    this.fast?.clearAll();
   }
 }

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { SynapseClientStats } from '../synapse/http-client.js';
 import { s3Stats, type S3Counters } from '../s3/s3-stats.js';
 import { scrubSecrets } from '../log.js';
+import { fastReadHits } from './fast-read.js';
 import type { SynapseFilesystem } from './filesystem.js';
 import { Spool } from './spool.js';
 import { orphanedUploads } from './orphans.js';
@@ -72,6 +73,8 @@ export interface MountStatus {
     misses: number;
     diskHits: number;
     bytesFetched: number;
+    /** Kernel reads answered in C from a held block (fast-read.ts), never reaching JS. */
+    fastReads: number;
     dir?: string;
   };
   synapse: Pick<SynapseClientStats, 'calls' | 'requests' | 'retries' | 'throttled' | 'errors' | 'inFlight'> & { queued: number };
@@ -148,6 +151,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
       misses: cache.stats.misses,
       diskHits: cache.stats.diskHits,
       bytesFetched: cache.stats.bytesFetched,
+      fastReads: fastReadHits(),
       ...(config.cacheDir ? { dir: config.cacheDir } : {}),
     },
     synapse: {

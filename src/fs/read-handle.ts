@@ -40,6 +40,10 @@ export class ReadHandle {
    * plan walks only the new end of the window — not 8 cache lookups per 128 KiB request.
    */
   private coveredUpTo = -1;
+  /** The bytes last handed out by window(): reads there may never reach this handle. */
+  private windowStart = -1;
+  private windowEnd = -1;
+  private lastMode: ReadMode = 'demand';
 
   constructor(
     readonly source: RangeSource,
@@ -83,6 +87,29 @@ export class ReadHandle {
     }
   }
 
+  /**
+   * The block holding `offset`, held in memory for reads that bypass this handle (the FUSE read
+   * fast path, fast-read.ts), or undefined when it is not in the cache. `length` is the block's
+   * bytes of the file; `eof` says it ends the file. Release it when done.
+   */
+  window(offset: number): { start: number; length: number; eof: boolean; buf: Buffer; release: () => void } | undefined {
+    if (offset < 0 || offset >= this.source.size) return undefined;
+    const bs = this.cache.blockSize;
+    const index = Math.floor(offset / bs);
+    const held = this.cache.hold(this.source, index, this.lastMode);
+    if (!held) return undefined;
+    const start = index * bs;
+    const length = Math.min(bs, this.source.size - start);
+    if (held.buf.length < length) {
+      held.release();
+      return undefined;
+    }
+    // Reads served from the window never reach planReadahead: the next one here continues the run.
+    this.windowStart = start;
+    this.windowEnd = start + length;
+    return { start, length, eof: start + length === this.source.size, buf: held.buf, release: held.release };
+  }
+
   /** Read into a new buffer (tests, tools). */
   async read(offset: number, length: number): Promise<Buffer> {
     const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, this.source.size - offset)));
@@ -94,7 +121,8 @@ export class ReadHandle {
     const bs = this.cache.blockSize;
     const block = Math.floor(offset / bs);
     const windowBytes = Math.max(this.windowBlocks, 1) * bs;
-    const nearby = offset >= this.nextOffset - windowBytes && offset <= this.nextOffset + windowBytes;
+    const nearby = (offset >= this.nextOffset - windowBytes && offset <= this.nextOffset + windowBytes) ||
+      (offset >= this.windowStart && offset <= this.windowEnd);
     if (offset === 0 && !nearby) {
       // Back to the start: a new run.
       this.runStart = 0;
@@ -103,6 +131,7 @@ export class ReadHandle {
     const sequential = offset === 0 || nearby;
     this.nextOffset = Math.max(this.nextOffset, offset + length);
     if (!sequential) {
+      this.lastMode = 'demand';
       this.windowBlocks = 0;
       this.nextOffset = offset + length;
       this.lastBlock = block;
@@ -122,6 +151,7 @@ export class ReadHandle {
       }
       this.coveredUpTo = next;
     }
-    return offset - this.runStart >= (this.opts.streamAfterBytes ?? Infinity) ? 'stream' : 'demand';
+    this.lastMode = offset - this.runStart >= (this.opts.streamAfterBytes ?? Infinity) ? 'stream' : 'demand';
+    return this.lastMode;
   }
 }

@@ -92,6 +92,8 @@ describe('synapse-mount status', () => {
     assert.ok(s.s3.bytesDown >= 3 * MiB, `S3 bytes down ${s.s3.bytesDown}`);
     // The presigned reads above went through the lean reader, not fetch.
     assert.ok(s.s3.leanGets >= 2 && s.s3.leanGets <= s.s3.requests, `lean GETs ${JSON.stringify(s.s3)}`);
+    // The kernel's reads inside a block already in memory were answered in C (fast-read.ts).
+    assert.ok(s.cache.fastReads > 0, `fast reads ${JSON.stringify(s.cache)}`);
     assert.equal(s.cache.limitBytes, 64 * MiB);
     assert.ok(s.cache.bytes >= 3 * MiB, `cache bytes ${s.cache.bytes}`);
     assert.deepEqual(s.uploads, []);

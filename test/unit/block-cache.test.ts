@@ -249,3 +249,40 @@ test('ReadHandle.readAny: a sequential reader behind its readahead is answered w
   }
   assert.ok(sync >= 24, `${sync} of 32 reads answered synchronously`);
 });
+
+test('a held block is never recycled, even once evicted, until it is released', async () => {
+  const cache = new BlockCache({ maxBytes: 2 * 64 * KiB, probationBytes: 64 * KiB, blockSize: 64 * KiB });
+  const src = new FakeSource('held', 16 * 64 * KiB);
+  await cache.read(src, 0, 10);
+  const held = cache.hold(src, 0, 'demand');
+  assert.ok(held);
+  assert.deepEqual(held.buf, ramp(0, 64 * KiB));
+  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+  // Evict block 0 many times over; evicted buffers go back to the pool and are reused.
+  for (let i = 1; i < 16; i++) {
+    await cache.read(src, i * 64 * KiB, 10);
+    await turn();
+  }
+  assert.deepEqual(held.buf, ramp(0, 64 * KiB), 'no later block was fetched into the held buffer');
+  held.release();
+  held.release(); // twice is harmless
+  assert.equal(cache.hold(new FakeSource('absent', 100), 0, 'demand'), undefined, 'a block not in memory is not held');
+});
+
+test('ReadHandle.window: the block holding an offset, its length in the file, and whether it ends the file', async () => {
+  const cache = new BlockCache({ maxBytes: 1024 * KiB, blockSize: 64 * KiB });
+  const src = new FakeSource('win', 200 * KiB + 5);
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 1, inflightBudget: 64 * KiB, readTimeoutMs: 5_000 });
+  assert.equal(h.window(0), undefined, 'nothing read yet');
+  await h.read(0, 4 * KiB);
+  const w0 = h.window(100)!;
+  assert.deepEqual([w0.start, w0.length, w0.eof], [0, 64 * KiB, false]);
+  assert.deepEqual(w0.buf.subarray(0, w0.length), ramp(0, 64 * KiB));
+  await h.read(192 * KiB, 10);
+  const last = h.window(200 * KiB + 4)!;
+  assert.deepEqual([last.start, last.length, last.eof], [192 * KiB, 8 * KiB + 5, true]);
+  assert.deepEqual(last.buf.subarray(0, last.length), ramp(192 * KiB, 200 * KiB + 5));
+  assert.equal(h.window(200 * KiB + 5), undefined, 'past the end');
+  w0.release();
+  last.release();
+});

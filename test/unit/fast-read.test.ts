@@ -1,0 +1,80 @@
+/**
+ * FastReadWindows (src/fs/fast-read.ts): which block the C side may copy from for each open
+ * file, and — the memory-safety rule — that a window's block is released only after the C
+ * table has let go of it (the binding call returns once no copy reads the old buffer). The
+ * binding here records calls; the real addon is exercised through FUSE by the e2e tests
+ * (status.test asserts reads were answered by it, read.test checks every byte).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FastReadWindows, loadFastBinding, type FastBinding, type ReadWindow } from '../../src/fs/fast-read.js';
+
+function recorder() {
+  const events: string[] = [];
+  const binding: FastBinding = {
+    synapse_fast_window: (fh, start, buf, eof, length) => {
+      events.push(buf ? `set ${fh} ${start}+${length}${eof ? ' eof' : ''}` : `clear ${fh}`);
+    },
+    synapse_fast_hits_count: () => 0,
+  };
+  const win = (name: string, start: number, length = 100, eof = false): ReadWindow => ({
+    start, length, eof, buf: Buffer.alloc(length), release: () => events.push(`release ${name}`),
+  });
+  return { events, binding, win };
+}
+
+test('a window is set in C before the one it replaces is released; a read inside it asks for nothing', () => {
+  const { events, binding, win } = recorder();
+  const w = new FastReadWindows(binding);
+  const asked: number[] = [];
+  w.offer(3, 0, (_fd, off) => { asked.push(off); return win('a', 0); });
+  w.offer(3, 50, () => assert.fail('inside the current window: nothing to ask'));
+  w.offer(3, 100, (_fd, off) => { asked.push(off); return win('b', 100, 100, true); });
+  assert.deepEqual(asked, [0, 100]);
+  assert.deepEqual(events, ['set 3 0+100', 'set 3 100+100 eof', 'release a']);
+});
+
+test('no block to offer keeps the current window (its bytes are still right)', () => {
+  const { events, binding, win } = recorder();
+  const w = new FastReadWindows(binding);
+  w.offer(4, 0, () => win('a', 0));
+  w.offer(4, 100, () => undefined);
+  assert.equal(w.windows, 1);
+  assert.deepEqual(events, ['set 4 0+100']);
+});
+
+test('forget (release of the fd) clears C first, then releases; only its own window', () => {
+  const { events, binding, win } = recorder();
+  const w = new FastReadWindows(binding);
+  w.offer(1, 0, () => win('fd1', 0));
+  w.offer(257, 0, () => win('fd257', 0)); // same C slot as fd 1 (256 slots): replaces it
+  assert.deepEqual(events, ['set 1 0+100', 'set 257 0+100', 'release fd1']);
+  events.length = 0;
+  w.forget(1);
+  assert.deepEqual(events, [], 'fd 1 no longer holds the slot');
+  w.forget(257);
+  assert.deepEqual(events, ['clear 257', 'release fd257']);
+  assert.equal(w.windows, 0);
+});
+
+test('at most maxWindows are held: the oldest goes first; clearAll lets every one go', () => {
+  const { events, binding, win } = recorder();
+  const w = new FastReadWindows(binding, 2);
+  w.offer(1, 0, () => win('1', 0));
+  w.offer(2, 0, () => win('2', 0));
+  w.offer(1, 100, () => win('1b', 100)); // fd 1 renewed: now the youngest
+  w.offer(3, 0, () => win('3', 0));
+  assert.deepEqual(events.slice(-3), ['set 3 0+100', 'clear 2', 'release 2']);
+  events.length = 0;
+  w.clearAll();
+  assert.deepEqual(events.sort(), ['clear 1', 'clear 3', 'release 1b', 'release 3']);
+});
+
+test('the patched addon is found after npm ci (else every read would take the slow path unnoticed)', () => {
+  // scripts/fix-fuse-native.mjs rebuilds fuse-native with the fast path at install; CI and the
+  // README's set-up have a compiler, so its absence here is a broken install, not a fallback.
+  const binding = loadFastBinding();
+  assert.ok(binding, 'fuse-native was not rebuilt with the read fast path (run npm ci; see its output)');
+  assert.equal(typeof binding.synapse_fast_hits_count(), 'number');
+  assert.equal(loadFastBinding({ SYNAPSE_MOUNT_FAST_READ: '0' }), undefined, 'SYNAPSE_MOUNT_FAST_READ=0 turns it off');
+});

@@ -91,6 +91,8 @@ export class BlockCache {
   private stagedBytes = 0;
   private readonly pool: BufferPool | undefined;
   private readonly pins = new Map<Buffer, number>();
+  /** hold()ers of a buffer: told when it leaves the cache (they then release it). */
+  private readonly holders = new Map<Buffer, Set<() => void>>();
   /** Dropped while pinned: back to the pool when the last pin goes. */
   private readonly releaseWhenUnpinned = new Set<Buffer>();
   stats = { hits: 0, misses: 0, bytesFetched: 0, diskHits: 0 };
@@ -112,11 +114,16 @@ export class BlockCache {
 
   private recycle(buf: Buffer): void {
     const pool = this.pool;
-    if (!pool || buf.length !== this.blockSize) return;
+    const poolable = pool !== undefined && buf.length === this.blockSize;
+    if (!poolable && !this.holders.has(buf)) return;
     // Readers pin a block in the microtask after they receive it, and a drop can happen in
     // between (another fetch resolving in the same turn). Decide one macrotask later, when every
     // reader that got this buffer has pinned it.
     setImmediate(() => {
+      // Holders outside this class (hold()) are told first and let go, so a block that left
+      // the cache is not kept beyond --cache-size for them.
+      for (const dropped of [...(this.holders.get(buf) ?? [])]) dropped();
+      if (!poolable) return;
       if ((this.pins.get(buf) ?? 0) > 0) this.releaseWhenUnpinned.add(buf);
       else pool.release(buf);
     });
@@ -203,18 +210,30 @@ export class BlockCache {
   /**
    * Hold a block that is here (main, probation, or staged — which this consumes, as a read
    * would) for a reader outside this class (the FUSE read fast path, fast-read.ts): its buffer
-   * is neither recycled nor reused until `release()`. Undefined when the block is not here.
+   * is neither recycled nor reused until `release()`. When the block leaves the cache,
+   * `onDropped` is called (a turn later) so the holder can let go of it. Undefined when the
+   * block is not here.
    */
-  hold(source: RangeSource, index: number, mode: ReadMode): { buf: Buffer; release: () => void } | undefined {
+  hold(source: RangeSource, index: number, mode: ReadMode, onDropped?: () => void): { buf: Buffer; release: () => void } | undefined {
     const buf = this.lookup(this.key(source, index), mode);
     if (!buf) return undefined;
     this.pin(buf);
+    if (onDropped) {
+      let set = this.holders.get(buf);
+      if (!set) this.holders.set(buf, (set = new Set()));
+      set.add(onDropped);
+    }
     let held = true;
     return {
       buf,
       release: () => {
         if (!held) return;
         held = false;
+        if (onDropped) {
+          const set = this.holders.get(buf);
+          set?.delete(onDropped);
+          if (set?.size === 0) this.holders.delete(buf);
+        }
         this.unpin(buf);
       },
     };

@@ -13,12 +13,12 @@
  * and the next window handed over; the 60-odd reads in between never leave C.
  *
  * Safety: a window's buffer is held (BlockCache.hold: pinned, so never recycled) until the C
- * side has let go of it. Setting or clearing a window takes the C table's write lock, which waits
- * for copies in progress; only then is the previous window released. Windows are cleared when
- * their fd is released and at unmount, and at most MAX_WINDOWS are held (the oldest go first), so
- * at most that many blocks live outside the cache's accounting. Only read-only opens get windows:
- * a file open for writing changes under its readers. Objects are immutable per version, so a
- * window never goes stale.
+ * side has let go of it. Setting or clearing a window takes the C table's lock, which waits for
+ * a copy in progress; only then is the previous window released. Windows are cleared when their
+ * fd is released, at unmount, and when their block leaves the cache (so memory stays within
+ * --cache-size); at most MAX_WINDOWS are held (the oldest go first). Only read-only opens get
+ * windows: a file open for writing changes under its readers. Objects are immutable per version,
+ * so a window never goes stale.
  *
  * Without the patched addon (no compiler at install) `loadFastBinding()` finds nothing and
  * every read takes the JS path; SYNAPSE_MOUNT_FAST_READ=0 turns the fast path off.
@@ -82,19 +82,24 @@ export class FastReadWindows {
    * JS just answered a read of `fd`: give the C side the block holding `offset` (where the next
    * read is expected), if the cache has it and fd has no window there already.
    */
-  offer(fd: number, offset: number, windowFor: (fd: number, offset: number) => ReadWindow | undefined): void {
+  offer(fd: number, offset: number, windowFor: (fd: number, offset: number, onDropped: () => void) => ReadWindow | undefined): void {
     const slot = fd % SLOTS;
     const current = this.held.get(slot);
     if (current?.fd === fd && offset >= current.window.start && offset < current.window.start + current.window.length) return;
-    const w = windowFor(fd, offset);
+    const entry: { fd: number; window: ReadWindow } = { fd, window: undefined as unknown as ReadWindow };
+    // The block left the cache: the C side lets go of it, so it goes back within --cache-size.
+    const w = windowFor(fd, offset, () => {
+      if (this.held.get(slot) === entry) this.clearSlot(slot);
+    });
     if (!w) return; // the current window, if any, still holds right bytes: keep it
+    entry.window = w;
     // Replaces the slot's window atomically; after this returns no copy reads the old buffer.
     this.binding.synapse_fast_window(fd, w.start, w.buf, w.eof, w.length);
     if (current) {
       this.held.delete(slot);
       current.window.release();
     }
-    this.held.set(slot, { fd, window: w });
+    this.held.set(slot, entry);
     while (this.held.size > this.maxWindows) this.clearSlot(this.held.keys().next().value!);
   }
 

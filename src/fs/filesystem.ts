@@ -489,9 +489,9 @@ export class SynapseFilesystem {
    * `offset`, held until released; undefined for files open for writing (their bytes change)
    * or a block not in memory.
    */
-  readWindow(fd: number, offset: number): ReturnType<ReadHandle['window']> {
+  readWindow(fd: number, offset: number, onDropped?: () => void): ReturnType<ReadHandle['window']> {
     const h = this.handles.get(fd);
-    return h?.kind === 'read' ? h.reader.window(offset) : undefined;
+    return h?.kind === 'read' ? h.reader.window(offset, onDropped) : undefined;
   }
 
   /** readAny(), always as a promise. */

@@ -74,7 +74,7 @@ export class FuseAdapter {
   private offerWindow(fd: number, pos: number, n: number): void {
     if (!this.fast || n <= 0) return;
     try {
-      this.fast.offer(fd, pos + n, (f, offset) => this.fs.readWindow(f, offset) ?? this.fs.readWindow(f, pos + n - 1));
+      this.fast.offer(fd, pos + n, (f, offset, onDropped) => this.fs.readWindow(f, offset, onDropped) ?? this.fs.readWindow(f, pos + n - 1, onDropped));
     } catch (err) {
       this.log.warn({ err }, 'read fast path: window not set');
     }

@@ -286,3 +286,24 @@ test('ReadHandle.window: the block holding an offset, its length in the file, an
   w0.release();
   last.release();
 });
+
+test('a holder is told when its block leaves the cache (so it can let go at once)', async () => {
+  const cache = new BlockCache({ maxBytes: 2 * 64 * KiB, probationBytes: 64 * KiB, blockSize: 64 * KiB });
+  const src = new FakeSource('told', 16 * 64 * KiB);
+  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+  await cache.read(src, 0, 10);
+  let dropped = 0;
+  const held = cache.hold(src, 0, 'demand', () => {
+    dropped++;
+    held.release();
+  })!;
+  await cache.read(src, 64 * KiB, 10);
+  await turn();
+  assert.equal(dropped, 0, 'still cached');
+  for (let i = 2; i < 5; i++) await cache.read(src, i * 64 * KiB, 10);
+  await turn();
+  assert.equal(dropped, 1, 'evicted: the holder was told once');
+  for (let i = 5; i < 8; i++) await cache.read(src, i * 64 * KiB, 10);
+  await turn();
+  assert.equal(dropped, 1, 'and never again');
+});

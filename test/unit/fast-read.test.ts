@@ -78,3 +78,17 @@ test('the patched addon is found after npm ci (else every read would take the sl
   assert.equal(typeof binding.synapse_fast_hits_count(), 'number');
   assert.equal(loadFastBinding({ SYNAPSE_MOUNT_FAST_READ: '0' }), undefined, 'SYNAPSE_MOUNT_FAST_READ=0 turns it off');
 });
+
+test("a window whose block left the cache is cleared in C, then released; a replaced window's notice does nothing", () => {
+  const { events, binding, win } = recorder();
+  const w = new FastReadWindows(binding);
+  const notices: Array<() => void> = [];
+  w.offer(5, 0, (_fd, _off, onDropped) => { notices.push(onDropped); return win('a', 0); });
+  w.offer(5, 100, (_fd, _off, onDropped) => { notices.push(onDropped); return win('b', 100); });
+  events.length = 0;
+  notices[0]!(); // a's block left the cache, but a was already replaced
+  assert.deepEqual(events, []);
+  notices[1]!();
+  assert.deepEqual(events, ['clear 5', 'release b']);
+  assert.equal(w.windows, 0);
+});

@@ -95,11 +95,12 @@ const round0 = (x: number): number => Math.round(x);
  * server's own CPU per GiB is bimodal here (≈ 1.7–2.2 s or ≈ 4.4–5.9 s for the same cold read,
  * whichever client asks — `serverCpu` in the details), and with three one side still often drew
  * only dear-server runs (session 4: the mount's three parallel reads at 339, 246 and 142 MiB/s
- * beside the direct client's 487). The read with 20 ms of S3 latency, which varies least, runs
- * LATENCY_ROUNDS.
+ * beside the direct client's 487). The read with 20 ms of S3 latency ran 3 rounds until session
+ * 6, when one side still drew only slow rounds (mount 249, 411, 338 MiB/s beside 432, 396, 578);
+ * it runs 5 too (LATENCY_ROUNDS).
  */
 const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 5));
-const LATENCY_ROUNDS = Math.max(1, Number(process.env['BENCH_LATENCY_ROUNDS'] ?? 3));
+const LATENCY_ROUNDS = Math.max(1, Number(process.env['BENCH_LATENCY_ROUNDS'] ?? 5));
 
 interface Run {
   mbps: number;

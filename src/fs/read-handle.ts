@@ -105,9 +105,12 @@ export class ReadHandle {
       held.release();
       return undefined;
     }
-    // Reads served from the window never reach planReadahead: the next one here continues the run.
+    // Reads served from the window never reach planReadahead: the next one here continues the
+    // run, and the window's hand-over counts as the reader reaching `offset` — so readahead
+    // moves on now (taking this block out of `staged` freed budget), not a block later.
     this.windowStart = start;
     this.windowEnd = start + length;
+    this.planReadahead(offset, 0);
     return { start, length, eof: start + length === this.source.size, buf: held.buf, release: held.release };
   }
 

@@ -307,3 +307,21 @@ test('a holder is told when its block leaves the cache (so it can let go at once
   await turn();
   assert.equal(dropped, 1, 'and never again');
 });
+
+test('handing out a window moves readahead on, as a read there would (reads in the window never reach the handle)', async () => {
+  const cache = new BlockCache({ maxBytes: 1024 * KiB, blockSize: 64 * KiB });
+  const src = new FakeSource('ahead', 16 * 64 * KiB);
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 4, inflightBudget: 8 * 64 * KiB, readTimeoutMs: 5_000 });
+  await h.read(0, 4 * KiB); // block 0, and prefetches of the blocks after it
+  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 10; i++) await turn();
+  const before = src.reads.map(([s]) => s / (64 * KiB));
+  const furthest = Math.max(...before);
+  assert.ok(furthest >= 1 && furthest < 4, `read ahead to block ${furthest}`);
+  const w = h.window(64 * KiB)!; // the next read would start block 1
+  assert.equal(w.start, 64 * KiB);
+  const started = src.reads.map(([s]) => s / (64 * KiB)).slice(before.length);
+  assert.ok(started.length > 0 && Math.min(...started) === furthest + 1,
+    `readahead went on past block ${furthest} (${started.join(', ')}) with no read of block 1 reaching the handle`);
+  w.release();
+});

@@ -38,19 +38,28 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v2 */';
+const FAST_MARK = '/* synapse-mount read fast path v3 */';
 const FAST_CODE = `${FAST_MARK}
-#define SYNAPSE_FAST_SLOTS 256
+#define SYNAPSE_FAST_SLOTS 4096
 typedef struct {
   uint64_t fh;
   uint64_t start;
   uint64_t len;
   int eof;
   char *data;
+  /* Reads answered from this window since it was set or last asked (synapse_fast_take_hits). */
+  uint64_t used;
 } synapse_fast_slot_t;
 static synapse_fast_slot_t synapse_fast_slots[SYNAPSE_FAST_SLOTS];
 static uv_mutex_t synapse_fast_lock;
+static uv_once_t synapse_fast_once = UV_ONCE_INIT;
 static uint64_t synapse_fast_hits = 0;
+
+/* Once per process, whatever loads the addon (a worker thread loading it again must not
+   re-create a lock in use); not inside assert(), which NDEBUG would compile away. */
+static void synapse_fast_init (void) {
+  if (uv_mutex_init(&synapse_fast_lock) != 0) abort();
+}
 
 /* On a libfuse thread: the bytes if [offset, offset+len) lies in fh's window, else -1. */
 static int synapse_fast_read (struct fuse_file_info *info, char *buf, size_t len, off_t offset) {
@@ -68,6 +77,7 @@ static int synapse_fast_read (struct fuse_file_info *info, char *buf, size_t len
       if (n > 0) memcpy(buf, s->data + rel, n);
       res = (int) n;
     }
+    if (res >= 0) s->used++;
   }
   uv_mutex_unlock(&synapse_fast_lock);
   if (res >= 0) __atomic_add_fetch(&synapse_fast_hits, 1, __ATOMIC_RELAXED);
@@ -102,8 +112,26 @@ NAPI_METHOD(synapse_fast_window) {
   s->len = data != NULL ? length : 0;
   s->eof = eof ? 1 : 0;
   s->data = data;
+  s->used = 0;
   uv_mutex_unlock(&synapse_fast_lock);
   return NULL;
+}
+
+/* synapse_fast_take_hits(fh): reads fh's window answered since it was set or last asked. */
+NAPI_METHOD(synapse_fast_take_hits) {
+  NAPI_ARGV(1)
+  NAPI_ARGV_UINT32(fh, 0)
+  uint64_t used = 0;
+  uv_mutex_lock(&synapse_fast_lock);
+  synapse_fast_slot_t *s = &synapse_fast_slots[fh % SYNAPSE_FAST_SLOTS];
+  if (s->data != NULL && s->fh == fh) {
+    used = s->used;
+    s->used = 0;
+  }
+  uv_mutex_unlock(&synapse_fast_lock);
+  napi_value n;
+  NAPI_STATUS_THROWS(napi_create_double(env, (double) used, &n))
+  return n;
 }
 
 /* Reads answered by the fast path since the addon loaded. */
@@ -128,8 +156,9 @@ if (!text.includes(FAST_MARK)) {
     [
       '  NAPI_EXPORT_FUNCTION(fuse_native_signal_read)\n',
       '  NAPI_EXPORT_FUNCTION(fuse_native_signal_read)\n' +
-        '  assert(uv_mutex_init(&synapse_fast_lock) == 0);\n' +
+        '  uv_once(&synapse_fast_once, synapse_fast_init);\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fast_window)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_fast_take_hits)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fast_hits_count)\n',
     ],
   ];

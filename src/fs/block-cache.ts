@@ -91,8 +91,8 @@ export class BlockCache {
   private stagedBytes = 0;
   private readonly pool: BufferPool | undefined;
   private readonly pins = new Map<Buffer, number>();
-  /** hold()ers of a buffer: told when it leaves the cache (they then release it). */
-  private readonly holders = new Map<Buffer, Set<() => void>>();
+  /** hold()ers of a buffer: told when it leaves the cache (true: still reading it). */
+  private readonly holders = new Map<Buffer, Set<() => boolean>>();
   /** Dropped while pinned: back to the pool when the last pin goes. */
   private readonly releaseWhenUnpinned = new Set<Buffer>();
   stats = { hits: 0, misses: 0, bytesFetched: 0, diskHits: 0 };
@@ -100,19 +100,23 @@ export class BlockCache {
   constructor(private readonly opts: BlockCacheOptions) {
     this.blockSize = opts.blockSize;
     this.pool = opts.disk ? undefined : new BufferPool(opts.blockSize);
-    const lru = (bytes: number, onEvict?: (key: string) => void): LRUCache<string, Buffer> => new LRUCache<string, Buffer>({
-      maxSize: Math.max(bytes, opts.blockSize),
-      sizeCalculation: (b) => Math.max(1, b.length),
-      dispose: (buf, key, reason) => {
-        this.recycle(buf);
-        if (reason === 'evict') onEvict?.(key);
-      },
-    });
+    const lru = (bytes: number, onEvict?: (key: string) => void): LRUCache<string, Buffer> => {
+      const cache: LRUCache<string, Buffer> = new LRUCache<string, Buffer>({
+        maxSize: Math.max(bytes, opts.blockSize),
+        sizeCalculation: (b) => Math.max(1, b.length),
+        dispose: (buf, key, reason) => {
+          this.recycle(buf, reason === 'evict' ? { key, from: cache } : undefined);
+          if (reason === 'evict') onEvict?.(key);
+        },
+      });
+      return cache;
+    };
     this.main = lru(opts.maxBytes);
     this.probation = lru(opts.probationBytes ?? 4 * opts.blockSize, (key) => this.ghosts.set(key, true));
   }
 
-  private recycle(buf: Buffer): void {
+  /** A buffer left main or probation (`evicted`: pushed out by size, with where it was). */
+  private recycle(buf: Buffer, evicted?: { key: string; from: LRUCache<string, Buffer> }): void {
     const pool = this.pool;
     const poolable = pool !== undefined && buf.length === this.blockSize;
     if (!poolable && !this.holders.has(buf)) return;
@@ -120,9 +124,23 @@ export class BlockCache {
     // between (another fetch resolving in the same turn). Decide one macrotask later, when every
     // reader that got this buffer has pinned it.
     setImmediate(() => {
-      // Holders outside this class (hold()) are told first and let go, so a block that left
-      // the cache is not kept beyond --cache-size for them.
-      for (const dropped of [...(this.holders.get(buf) ?? [])]) dropped();
+      // Holders outside this class (hold()) are asked first. Reads they answer never touch the
+      // LRU, so a block one of them is still reading was evicted as if idle: it goes back as the
+      // most recently used, which is where those reads would have kept it. The others let go,
+      // so a block that left the cache is not kept beyond --cache-size for them.
+      let inUse = false;
+      for (const dropped of [...(this.holders.get(buf) ?? [])]) {
+        try {
+          if (dropped()) inUse = true;
+        } catch {
+          // a holder's failure must not keep the buffer from the pool
+        }
+      }
+      if (inUse && evicted && !this.main.has(evicted.key) && !this.probation.has(evicted.key) && !this.staged.has(evicted.key)) {
+        this.ghosts.delete(evicted.key);
+        evicted.from.set(evicted.key, buf);
+        return;
+      }
       if (!poolable) return;
       if ((this.pins.get(buf) ?? 0) > 0) this.releaseWhenUnpinned.add(buf);
       else pool.release(buf);
@@ -211,10 +229,11 @@ export class BlockCache {
    * Hold a block that is here (main, probation, or staged — which this consumes, as a read
    * would) for a reader outside this class (the FUSE read fast path, fast-read.ts): its buffer
    * is neither recycled nor reused until `release()`. When the block leaves the cache,
-   * `onDropped` is called (a turn later) so the holder can let go of it. Undefined when the
-   * block is not here.
+   * `onDropped` is called (a turn later): true says the holder is still reading it (an
+   * evicted block then goes back into the cache as the most recently used), false that it let
+   * go. Undefined when the block is not here.
    */
-  hold(source: RangeSource, index: number, mode: ReadMode, onDropped?: () => void): { buf: Buffer; release: () => void } | undefined {
+  hold(source: RangeSource, index: number, mode: ReadMode, onDropped?: () => boolean): { buf: Buffer; release: () => void } | undefined {
     const buf = this.lookup(this.key(source, index), mode);
     if (!buf) return undefined;
     this.pin(buf);

@@ -15,8 +15,10 @@
  * Safety: a window's buffer is held (BlockCache.hold: pinned, so never recycled) until the C
  * side has let go of it. Setting or clearing a window takes the C table's lock, which waits for
  * a copy in progress; only then is the previous window released. Windows are cleared when their
- * fd is released, at unmount, and when their block leaves the cache (so memory stays within
- * --cache-size); at most MAX_WINDOWS are held (the oldest go first). Only read-only opens get
+ * fd is released, at unmount, and when their block leaves the cache unread since the last
+ * such notice (so memory stays within --cache-size; a block still being read goes back into
+ * the cache instead, as its reads would have kept it there had they reached the LRU); at most
+ * MAX_WINDOWS are held (the oldest go first). Only read-only opens get
  * windows: a file open for writing changes under its readers. Objects are immutable per version,
  * so a window never goes stale.
  *
@@ -30,6 +32,8 @@ import path from 'node:path';
 export interface FastBinding {
   /** Set (buffer) or clear (null) the window of `fh`; returns after copies in progress end. */
   synapse_fast_window(fh: number, start: number, buf: Buffer | null, eof: boolean, length: number): void;
+  /** Reads `fh`'s window answered since it was set or last asked. */
+  synapse_fast_take_hits(fh: number): number;
   /** Reads answered from windows since the addon loaded. */
   synapse_fast_hits_count(): number;
 }
@@ -45,7 +49,7 @@ export interface ReadWindow {
 }
 
 /** The C table's size (SYNAPSE_FAST_SLOTS in the patch): a window lives in slot fh % SLOTS. */
-const SLOTS = 256;
+const SLOTS = 4096;
 const MAX_WINDOWS = 32;
 
 let loaded: FastBinding | null | undefined;
@@ -59,7 +63,8 @@ export function loadFastBinding(env: NodeJS.ProcessEnv = process.env): FastBindi
       const require = createRequire(import.meta.url);
       const dir = path.dirname(require.resolve('fuse-native/package.json'));
       const binding = createRequire(path.join(dir, 'index.js'))('node-gyp-build')(dir) as Partial<FastBinding>;
-      loaded = typeof binding.synapse_fast_window === 'function' && typeof binding.synapse_fast_hits_count === 'function'
+      loaded = typeof binding.synapse_fast_window === 'function' && typeof binding.synapse_fast_take_hits === 'function' &&
+        typeof binding.synapse_fast_hits_count === 'function'
         ? binding as FastBinding
         : null;
     } catch {
@@ -82,19 +87,28 @@ export class FastReadWindows {
    * JS just answered a read of `fd`: give the C side the block holding `offset` (where the next
    * read is expected), if the cache has it and fd has no window there already.
    */
-  offer(fd: number, offset: number, windowFor: (fd: number, offset: number, onDropped: () => void) => ReadWindow | undefined): void {
+  offer(fd: number, offset: number, windowFor: (fd: number, offset: number, onDropped: () => boolean) => ReadWindow | undefined): void {
     const slot = fd % SLOTS;
     const current = this.held.get(slot);
     if (current?.fd === fd && offset >= current.window.start && offset < current.window.start + current.window.length) return;
     const entry: { fd: number; window: ReadWindow } = { fd, window: undefined as unknown as ReadWindow };
-    // The block left the cache: the C side lets go of it, so it goes back within --cache-size.
+    // The block left the cache. Read from since it was last asked: still in use (it goes back
+    // into the cache). Else the C side lets go of it, so memory stays within --cache-size.
     const w = windowFor(fd, offset, () => {
-      if (this.held.get(slot) === entry) this.clearSlot(slot);
+      if (this.held.get(slot) !== entry) return false;
+      if (this.binding.synapse_fast_take_hits(fd) > 0) return true;
+      this.clearSlot(slot);
+      return false;
     });
     if (!w) return; // the current window, if any, still holds right bytes: keep it
     entry.window = w;
-    // Replaces the slot's window atomically; after this returns no copy reads the old buffer.
-    this.binding.synapse_fast_window(fd, w.start, w.buf, w.eof, w.length);
+    try {
+      // Replaces the slot's window atomically; after this returns no copy reads the old buffer.
+      this.binding.synapse_fast_window(fd, w.start, w.buf, w.eof, w.length);
+    } catch (err) {
+      w.release();
+      throw err;
+    }
     if (current) {
       this.held.delete(slot);
       current.window.release();

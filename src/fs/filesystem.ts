@@ -489,7 +489,7 @@ export class SynapseFilesystem {
    * `offset`, held until released; undefined for files open for writing (their bytes change)
    * or a block not in memory.
    */
-  readWindow(fd: number, offset: number, onDropped?: () => void): ReturnType<ReadHandle['window']> {
+  readWindow(fd: number, offset: number, onDropped?: () => boolean): ReturnType<ReadHandle['window']> {
     const h = this.handles.get(fd);
     return h?.kind === 'read' ? h.reader.window(offset, onDropped) : undefined;
   }

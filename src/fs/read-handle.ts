@@ -90,10 +90,10 @@ export class ReadHandle {
   /**
    * The block holding `offset`, held in memory for reads that bypass this handle (the FUSE read
    * fast path, fast-read.ts), or undefined when it is not in the cache. `length` is the block's
-   * bytes of the file; `eof` says it ends the file. Release it when done, or when `onDropped`
-   * says the block left the cache.
+   * bytes of the file; `eof` says it ends the file. Release it when done; `onDropped` is asked
+   * when the block leaves the cache (BlockCache.hold).
    */
-  window(offset: number, onDropped?: () => void): { start: number; length: number; eof: boolean; buf: Buffer; release: () => void } | undefined {
+  window(offset: number, onDropped?: () => boolean): { start: number; length: number; eof: boolean; buf: Buffer; release: () => void } | undefined {
     if (offset < 0 || offset >= this.source.size) return undefined;
     const bs = this.cache.blockSize;
     const index = Math.floor(offset / bs);

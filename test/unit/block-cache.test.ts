@@ -296,6 +296,7 @@ test('a holder is told when its block leaves the cache (so it can let go at once
   const held = cache.hold(src, 0, 'demand', () => {
     dropped++;
     held.release();
+    return false;
   })!;
   await cache.read(src, 64 * KiB, 10);
   await turn();
@@ -324,4 +325,33 @@ test('handing out a window moves readahead on, as a read there would (reads in t
   assert.ok(started.length > 0 && Math.min(...started) === furthest + 1,
     `readahead went on past block ${furthest} (${started.join(', ')}) with no read of block 1 reaching the handle`);
   w.release();
+});
+
+test('a block its holder is still reading goes back into the cache when evicted, as the most recently used', async () => {
+  const cache = new BlockCache({ maxBytes: 2 * 64 * KiB, probationBytes: 64 * KiB, blockSize: 64 * KiB });
+  const src = new FakeSource('reading', 16 * 64 * KiB);
+  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+  await cache.read(src, 0, 10);
+  let reading = true;
+  let asked = 0;
+  const held = cache.hold(src, 0, 'demand', () => {
+    asked++;
+    if (!reading) held.release();
+    return reading;
+  })!;
+  for (let i = 1; i < 4; i++) {
+    await cache.read(src, i * 64 * KiB, 10);
+    await turn();
+  }
+  assert.ok(asked >= 1, 'the holder was asked');
+  assert.ok(cache.has(src, 0), 'still being read: back in the cache');
+  const fetched = src.reads.length;
+  assert.deepEqual(await cache.read(src, 10, 20), ramp(10, 30));
+  assert.equal(src.reads.length, fetched, 'read again from memory, not fetched again');
+  reading = false; // the reader moved on
+  for (let i = 4; i < 8; i++) {
+    await cache.read(src, i * 64 * KiB, 10);
+    await turn();
+  }
+  assert.equal(cache.has(src, 0), false, 'no longer read: evicted for good');
 });

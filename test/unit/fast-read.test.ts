@@ -11,16 +11,24 @@ import { FastReadWindows, loadFastBinding, type FastBinding, type ReadWindow } f
 
 function recorder() {
   const events: string[] = [];
+  /** Reads the C side answered per fh since last asked (what synapse_fast_take_hits reports). */
+  const used = new Map<number, number>();
   const binding: FastBinding = {
     synapse_fast_window: (fh, start, buf, eof, length) => {
       events.push(buf ? `set ${fh} ${start}+${length}${eof ? ' eof' : ''}` : `clear ${fh}`);
+      used.set(fh, 0);
+    },
+    synapse_fast_take_hits: (fh) => {
+      const n = used.get(fh) ?? 0;
+      used.set(fh, 0);
+      return n;
     },
     synapse_fast_hits_count: () => 0,
   };
   const win = (name: string, start: number, length = 100, eof = false): ReadWindow => ({
     start, length, eof, buf: Buffer.alloc(length), release: () => events.push(`release ${name}`),
   });
-  return { events, binding, win };
+  return { events, binding, win, used };
 }
 
 test('a window is set in C before the one it replaces is released; a read inside it asks for nothing', () => {
@@ -47,13 +55,13 @@ test('forget (release of the fd) clears C first, then releases; only its own win
   const { events, binding, win } = recorder();
   const w = new FastReadWindows(binding);
   w.offer(1, 0, () => win('fd1', 0));
-  w.offer(257, 0, () => win('fd257', 0)); // same C slot as fd 1 (256 slots): replaces it
-  assert.deepEqual(events, ['set 1 0+100', 'set 257 0+100', 'release fd1']);
+  w.offer(4097, 0, () => win('fd4097', 0)); // same C slot as fd 1 (4,096 slots): replaces it
+  assert.deepEqual(events, ['set 1 0+100', 'set 4097 0+100', 'release fd1']);
   events.length = 0;
   w.forget(1);
   assert.deepEqual(events, [], 'fd 1 no longer holds the slot');
-  w.forget(257);
-  assert.deepEqual(events, ['clear 257', 'release fd257']);
+  w.forget(4097);
+  assert.deepEqual(events, ['clear 4097', 'release fd4097']);
   assert.equal(w.windows, 0);
 });
 
@@ -79,16 +87,32 @@ test('the patched addon is found after npm ci (else every read would take the sl
   assert.equal(loadFastBinding({ SYNAPSE_MOUNT_FAST_READ: '0' }), undefined, 'SYNAPSE_MOUNT_FAST_READ=0 turns it off');
 });
 
-test("a window whose block left the cache is cleared in C, then released; a replaced window's notice does nothing", () => {
-  const { events, binding, win } = recorder();
+test("a window whose block left the cache: kept while C reads from it, else cleared in C, then released; a replaced window's notice does nothing", () => {
+  const { events, binding, win, used } = recorder();
   const w = new FastReadWindows(binding);
-  const notices: Array<() => void> = [];
+  const notices: Array<() => boolean> = [];
   w.offer(5, 0, (_fd, _off, onDropped) => { notices.push(onDropped); return win('a', 0); });
   w.offer(5, 100, (_fd, _off, onDropped) => { notices.push(onDropped); return win('b', 100); });
   events.length = 0;
-  notices[0]!(); // a's block left the cache, but a was already replaced
+  assert.equal(notices[0]!(), false, "a's block left the cache, but a was already replaced");
   assert.deepEqual(events, []);
-  notices[1]!();
+  used.set(5, 3); // C answered 3 reads from b since it was set
+  assert.equal(notices[1]!(), true, 'still being read: keep it (the cache takes it back)');
+  assert.deepEqual(events, []);
+  assert.equal(notices[1]!(), false, 'no read since the last notice: let go');
   assert.deepEqual(events, ['clear 5', 'release b']);
+  assert.equal(w.windows, 0);
+});
+
+test('a window the C side refuses is released at once (never pinned for nothing)', () => {
+  const { events, win } = recorder();
+  const binding: FastBinding = {
+    synapse_fast_window: () => { throw new RangeError('window longer than its buffer'); },
+    synapse_fast_take_hits: () => 0,
+    synapse_fast_hits_count: () => 0,
+  };
+  const w = new FastReadWindows(binding);
+  assert.throws(() => w.offer(6, 0, () => win('x', 0)), RangeError);
+  assert.deepEqual(events, ['release x']);
   assert.equal(w.windows, 0);
 });

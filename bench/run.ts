@@ -139,9 +139,14 @@ function parseArgs(argv: string[]): { only: Set<Group>; profile: boolean } {
   return { only, profile: argv.includes('--profile') };
 }
 
-/** Bytes a dd run reports as copied ("N bytes … copied"). */
+/**
+ * Bytes the dd commands in `r` report as copied ("N bytes (…) copied", "1 byte copied"). Not anchored at a line start: dd writes its summary
+ * line and its newline in two writes, so the summaries of parallel dd's finishing together
+ * can share a line ("…1.2 GB/s268435456 bytes (268 MB…") — probably why an anchored match once
+ * counted 3 of 4 files (805,306,368 bytes, every dd exiting 0) and failed the parallel read.
+ */
 function ddBytes(r: ShResult): number {
-  const all = [...r.stderr.matchAll(/^(\d+) bytes/gm)].map((m) => Number(m[1]));
+  const all = [...r.stderr.matchAll(/(\d+) bytes? (?:\(|copied)/g)].map((m) => Number(m[1]));
   return all.reduce((a, b) => a + b, 0);
 }
 
@@ -454,10 +459,13 @@ class Bench {
           await dropCaches();
           const b = this.stats();
           const files = this.parKeys.map((_, i) => `'${m.dir}/data/par-${i}.bin'`).join(' ');
+          // Each dd reports into its own file: their summaries never share a line (ddBytes).
+          const logs = path.join(TMP, 'par-dd');
           const t = await this.timed(
-            `pids=(); for f in ${files}; do dd if="$f" of=/dev/null bs=1M & pids+=($!); done; rc=0; for p in "\${pids[@]}"; do wait $p || rc=1; done; exit $rc`,
+            `rm -f '${logs}'-*.log; pids=(); i=0; for f in ${files}; do dd if="$f" of=/dev/null bs=1M 2>"${logs}-$i.log" & pids+=($!); i=$((i+1)); done; ` +
+              `rc=0; for p in "\${pids[@]}"; do wait $p || rc=1; done; cat '${logs}'-*.log >&2; exit $rc`,
             m.pid, 180_000);
-          if (ddBytes(t.r) !== bytes) throw new Error(`parallel read copied ${ddBytes(t.r)} bytes`);
+          if (ddBytes(t.r) !== bytes) throw new Error(`parallel read copied ${ddBytes(t.r)} bytes, not ${bytes}:\n${t.r.stderr}`);
           const served = this.checkServed('mount parallel read', b, bytes);
           rounds.mount.push({
             mbps: mibps(bytes, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, s3Bytes: served,

@@ -23,6 +23,8 @@ import http from 'node:http';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { DirectRangeGetter } from '../src/s3/direct-range-get.js';
+import { isRetryableBodyError } from '../src/s3/aws-object-store.js';
+import { backoff } from '../src/s3/retry.js';
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -35,6 +37,8 @@ import {
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
 const MiB = 1024 * 1024;
+/** The SDK's standard retry mode: 3 attempts. */
+const GET_ATTEMPTS = 3;
 
 interface Args {
   cmd: string;
@@ -122,7 +126,18 @@ async function readObjects(a: Args): Promise<{ bytes: number; requests: number }
       let n: number;
       if (direct) {
         const into = (buffers[lane] ??= Buffer.allocUnsafe(a.rangeBytes));
-        await direct.getInto({ bucket: a.bucket, key: Key }, start, end + 1, into);
+        // Retried as the SDK (and the mount) retry: a 5xx or a reset is S3 being S3 (the local
+        // gate's keep-alive socket to s3rver can meet a close), not a reason to fail the bench.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await direct.getInto({ bucket: a.bucket, key: Key }, start, end + 1, into);
+            break;
+          } catch (err) {
+            if (attempt + 1 >= GET_ATTEMPTS || !isRetryableBodyError(err)) throw err;
+            requests++;
+            await backoff(attempt, 1000);
+          }
+        }
         n = end - start + 1;
       } else {
         const res = await s3.send(new GetObjectCommand({ Bucket: a.bucket, Key, Range: `bytes=${start}-${end}` }));

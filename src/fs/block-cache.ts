@@ -233,26 +233,21 @@ export class BlockCache {
    * evicted block then goes back into the cache as the most recently used), false that it let
    * go. Undefined when the block is not here.
    */
-  hold(source: RangeSource, index: number, mode: ReadMode, onDropped?: () => boolean): { buf: Buffer; release: () => void } | undefined {
+  hold(source: RangeSource, index: number, mode: ReadMode, onDropped: () => boolean): { buf: Buffer; release: () => void } | undefined {
     const buf = this.lookup(this.key(source, index), mode);
     if (!buf) return undefined;
     this.pin(buf);
-    if (onDropped) {
-      let set = this.holders.get(buf);
-      if (!set) this.holders.set(buf, (set = new Set()));
-      set.add(onDropped);
-    }
+    const set = this.holders.get(buf) ?? new Set<() => boolean>();
+    this.holders.set(buf, set);
+    set.add(onDropped);
     let held = true;
     return {
       buf,
       release: () => {
         if (!held) return;
         held = false;
-        if (onDropped) {
-          const set = this.holders.get(buf);
-          set?.delete(onDropped);
-          if (set?.size === 0) this.holders.delete(buf);
-        }
+        set.delete(onDropped);
+        if (set.size === 0 && this.holders.get(buf) === set) this.holders.delete(buf);
         this.unpin(buf);
       },
     };

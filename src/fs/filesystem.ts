@@ -241,12 +241,13 @@ export class SynapseFilesystem {
    * the fast path for the kernel's lookups (no promise, no await — fuse-adapter.ts).
    */
   getattrNow(path: string): Stat | undefined {
-    const af = this.activeFile(path);
+    let af = this.active.get(path);
+    const node = af ? undefined : this.table.resolveCached(path);
+    af ??= node && this.activeFile(path, node);
     if (af) {
       this.shown?.delete(path);
       return this.stat('file', af.size, this.mtimes.get(af.entityId ?? `local:${path}`) ?? af.mtime);
     }
-    const node = this.table.resolveCached(path);
     return node && this.nodeStat(path, node, node.kind === 'file' && node.entityId ? this.table.knownSize(node) : undefined);
   }
 
@@ -486,12 +487,14 @@ export class SynapseFilesystem {
 
   /**
    * For the FUSE read fast path (fast-read.ts): the cached block of a read-only fd that holds
-   * `offset`, held until released; undefined for files open for writing (their bytes change)
-   * or a block not in memory.
+   * `offset` — at the end of the file, the last block, whose window answers the reader's EOF
+   * read — held until released; undefined for files open for writing (their bytes change) or a
+   * block not in memory.
    */
-  readWindow(fd: number, offset: number, onDropped?: () => boolean): ReturnType<ReadHandle['window']> {
+  readWindow(fd: number, offset: number, onDropped: () => boolean): ReturnType<ReadHandle['window']> {
     const h = this.handles.get(fd);
-    return h?.kind === 'read' ? h.reader.window(offset, onDropped) : undefined;
+    if (h?.kind !== 'read') return undefined;
+    return h.reader.window(Math.min(offset, h.reader.source.size - 1), onDropped);
   }
 
   /** readAny(), always as a promise. */

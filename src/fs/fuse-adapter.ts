@@ -39,8 +39,6 @@ export interface FuseMountOptions {
   readTimeoutMs: number;
   metadataTimeoutMs: number;
   debug?: boolean;
-  /** Answer reads inside cached blocks in C when the patched addon is there (default true). */
-  fastRead?: boolean;
 }
 
 type Cb = (...args: unknown[]) => void;
@@ -65,7 +63,7 @@ export class FuseAdapter {
     private readonly opts: FuseMountOptions,
     private readonly log: Logger,
   ) {
-    const binding = opts.fastRead === false ? undefined : loadFastBinding();
+    const binding = loadFastBinding();
     this.fast = binding && new FastReadWindows(binding);
     log.debug({ fastRead: this.fast !== undefined }, 'read fast path');
   }
@@ -74,7 +72,7 @@ export class FuseAdapter {
   private offerWindow(fd: number, pos: number, n: number): void {
     if (!this.fast || n <= 0) return;
     try {
-      this.fast.offer(fd, pos + n, (f, offset, onDropped) => this.fs.readWindow(f, offset, onDropped) ?? this.fs.readWindow(f, pos + n - 1, onDropped));
+      this.fast.offer(fd, pos + n, (f, offset, onDropped) => this.fs.readWindow(f, offset, onDropped));
     } catch (err) {
       this.log.warn({ err }, 'read fast path: window not set');
     }

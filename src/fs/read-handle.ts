@@ -40,9 +40,6 @@ export class ReadHandle {
    * plan walks only the new end of the window — not 8 cache lookups per 128 KiB request.
    */
   private coveredUpTo = -1;
-  /** The bytes last handed out by window(): reads there may never reach this handle. */
-  private windowStart = -1;
-  private windowEnd = -1;
   private lastMode: ReadMode = 'demand';
 
   constructor(
@@ -90,10 +87,10 @@ export class ReadHandle {
   /**
    * The block holding `offset`, held in memory for reads that bypass this handle (the FUSE read
    * fast path, fast-read.ts), or undefined when it is not in the cache. `length` is the block's
-   * bytes of the file; `eof` says it ends the file. Release it when done; `onDropped` is asked
-   * when the block leaves the cache (BlockCache.hold).
+   * bytes of the file; `eof` says it ends the file. Release it when done; `onDropped` is
+   * asked when the block leaves the cache (BlockCache.hold).
    */
-  window(offset: number, onDropped?: () => boolean): { start: number; length: number; eof: boolean; buf: Buffer; release: () => void } | undefined {
+  window(offset: number, onDropped: () => boolean): { start: number; length: number; eof: boolean; buf: Buffer; release: () => void } | undefined {
     if (offset < 0 || offset >= this.source.size) return undefined;
     const bs = this.cache.blockSize;
     const index = Math.floor(offset / bs);
@@ -101,15 +98,9 @@ export class ReadHandle {
     if (!held) return undefined;
     const start = index * bs;
     const length = Math.min(bs, this.source.size - start);
-    if (held.buf.length < length) {
-      held.release();
-      return undefined;
-    }
-    // Reads served from the window never reach planReadahead: the next one here continues the
-    // run, and the window's hand-over counts as the reader reaching `offset` — so readahead
-    // moves on now (taking this block out of `staged` freed budget), not a block later.
-    this.windowStart = start;
-    this.windowEnd = start + length;
+    // Reads served from the window never reach planReadahead: the hand-over counts as the
+    // reader reaching `offset`, so readahead moves on now (taking this block out of `staged`
+    // freed budget), not at the next read JS sees, a block later.
     this.planReadahead(offset, 0);
     return { start, length, eof: start + length === this.source.size, buf: held.buf, release: held.release };
   }
@@ -125,8 +116,7 @@ export class ReadHandle {
     const bs = this.cache.blockSize;
     const block = Math.floor(offset / bs);
     const windowBytes = Math.max(this.windowBlocks, 1) * bs;
-    const nearby = (offset >= this.nextOffset - windowBytes && offset <= this.nextOffset + windowBytes) ||
-      (offset >= this.windowStart && offset <= this.windowEnd);
+    const nearby = offset >= this.nextOffset - windowBytes && offset <= this.nextOffset + windowBytes;
     if (offset === 0 && !nearby) {
       // Back to the start: a new run.
       this.runStart = 0;

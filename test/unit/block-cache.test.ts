@@ -250,14 +250,23 @@ test('ReadHandle.readAny: a sequential reader behind its readahead is answered w
   assert.ok(sync >= 24, `${sync} of 32 reads answered synchronously`);
 });
 
-test('a held block is never recycled, even once evicted, until it is released', async () => {
+/** A cache of two 64 KiB blocks (and one of probation) over a 16-block file: every read evicts. */
+async function evictingCache(name: string) {
   const cache = new BlockCache({ maxBytes: 2 * 64 * KiB, probationBytes: 64 * KiB, blockSize: 64 * KiB });
-  const src = new FakeSource('held', 16 * 64 * KiB);
+  const src = new FakeSource(name, 16 * 64 * KiB);
+  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
   await cache.read(src, 0, 10);
-  const held = cache.hold(src, 0, 'demand');
+  return { cache, src, turn };
+}
+
+/** A holder that never asks to keep an evicted block (tests that do not look at the notice). */
+const letGo = (): boolean => false;
+
+test('a held block is never recycled, even once evicted, until it is released', async () => {
+  const { cache, src, turn } = await evictingCache('held');
+  const held = cache.hold(src, 0, 'demand', letGo);
   assert.ok(held);
   assert.deepEqual(held.buf, ramp(0, 64 * KiB));
-  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
   // Evict block 0 many times over; evicted buffers go back to the pool and are reused.
   for (let i = 1; i < 16; i++) {
     await cache.read(src, i * 64 * KiB, 10);
@@ -266,32 +275,29 @@ test('a held block is never recycled, even once evicted, until it is released', 
   assert.deepEqual(held.buf, ramp(0, 64 * KiB), 'no later block was fetched into the held buffer');
   held.release();
   held.release(); // twice is harmless
-  assert.equal(cache.hold(new FakeSource('absent', 100), 0, 'demand'), undefined, 'a block not in memory is not held');
+  assert.equal(cache.hold(new FakeSource('absent', 100), 0, 'demand', letGo), undefined, 'a block not in memory is not held');
 });
 
 test('ReadHandle.window: the block holding an offset, its length in the file, and whether it ends the file', async () => {
   const cache = new BlockCache({ maxBytes: 1024 * KiB, blockSize: 64 * KiB });
   const src = new FakeSource('win', 200 * KiB + 5);
   const h = new ReadHandle(src, cache, { maxWindowBlocks: 1, inflightBudget: 64 * KiB, readTimeoutMs: 5_000 });
-  assert.equal(h.window(0), undefined, 'nothing read yet');
+  assert.equal(h.window(0, letGo), undefined, 'nothing read yet');
   await h.read(0, 4 * KiB);
-  const w0 = h.window(100)!;
+  const w0 = h.window(100, letGo)!;
   assert.deepEqual([w0.start, w0.length, w0.eof], [0, 64 * KiB, false]);
   assert.deepEqual(w0.buf.subarray(0, w0.length), ramp(0, 64 * KiB));
   await h.read(192 * KiB, 10);
-  const last = h.window(200 * KiB + 4)!;
+  const last = h.window(200 * KiB + 4, letGo)!;
   assert.deepEqual([last.start, last.length, last.eof], [192 * KiB, 8 * KiB + 5, true]);
   assert.deepEqual(last.buf.subarray(0, last.length), ramp(192 * KiB, 200 * KiB + 5));
-  assert.equal(h.window(200 * KiB + 5), undefined, 'past the end');
+  assert.equal(h.window(200 * KiB + 5, letGo), undefined, 'past the end');
   w0.release();
   last.release();
 });
 
 test('a holder is told when its block leaves the cache (so it can let go at once)', async () => {
-  const cache = new BlockCache({ maxBytes: 2 * 64 * KiB, probationBytes: 64 * KiB, blockSize: 64 * KiB });
-  const src = new FakeSource('told', 16 * 64 * KiB);
-  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
-  await cache.read(src, 0, 10);
+  const { cache, src, turn } = await evictingCache('told');
   let dropped = 0;
   const held = cache.hold(src, 0, 'demand', () => {
     dropped++;
@@ -319,7 +325,7 @@ test('handing out a window moves readahead on, as a read there would (reads in t
   const before = src.reads.map(([s]) => s / (64 * KiB));
   const furthest = Math.max(...before);
   assert.ok(furthest >= 1 && furthest < 4, `read ahead to block ${furthest}`);
-  const w = h.window(64 * KiB)!; // the next read would start block 1
+  const w = h.window(64 * KiB, letGo)!; // the next read would start block 1
   assert.equal(w.start, 64 * KiB);
   const started = src.reads.map(([s]) => s / (64 * KiB)).slice(before.length);
   assert.ok(started.length > 0 && Math.min(...started) === furthest + 1,
@@ -328,10 +334,7 @@ test('handing out a window moves readahead on, as a read there would (reads in t
 });
 
 test('a block its holder is still reading goes back into the cache when evicted, as the most recently used', async () => {
-  const cache = new BlockCache({ maxBytes: 2 * 64 * KiB, probationBytes: 64 * KiB, blockSize: 64 * KiB });
-  const src = new FakeSource('reading', 16 * 64 * KiB);
-  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
-  await cache.read(src, 0, 10);
+  const { cache, src, turn } = await evictingCache('reading');
   let reading = true;
   let asked = 0;
   const held = cache.hold(src, 0, 'demand', () => {

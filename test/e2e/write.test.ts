@@ -323,6 +323,45 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal((await sh(`cat '${dir}/bk-moved.txt'`)).stdout, 'keep me\n');
   });
 
+  test('a file being written follows its folder when another client renames it, and is published there', async () => {
+    // Open files are keyed by path; another client renaming a folder above one must not leave
+    // it behind (size 0 at the new path, or published under the old name).
+    const w = await mountForeground(stack, projectId, ['--metadata-ttl', '0', '--spool-dir', path.join(scratch, 'spool-move')]);
+    const ready = path.join(scratch, 'move-ready');
+    const go = path.join(scratch, 'move-go');
+    try {
+      assert.equal((await sh(`mkdir '${w.dir}/sts/before-move'`)).code, 0);
+      const folderId = await waitForId(`${w.dir}/sts/before-move`);
+      const writer = python('move-writer.py', [
+        'import os, sys, time',
+        "f = open(sys.argv[1], 'wb'); f.write(b'hello '); f.flush()",
+        `open('${ready}', 'w').close()`,
+        'end = time.time() + 60',
+        `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
+        "f.write(b'world'); f.close()",
+      ], `${w.dir}/sts/before-move/a.txt`, 90_000);
+      await waitFor('the writer to hold the file open', async () => (await sh(`test -e '${ready}'`)).code === 0);
+      // Another client (the REST API, as the Python client does it) renames the folder.
+      const headers = { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' };
+      const entity = await (await fetch(`${stack.endpoint}/repo/v1/entity/${folderId}`, { headers })).json() as Record<string, unknown>;
+      const put = await fetch(`${stack.endpoint}/repo/v1/entity/${folderId}`, { method: 'PUT', headers, body: JSON.stringify({ ...entity, name: 'after-move' }) });
+      assert.equal(put.status, 200, await put.text());
+      assert.equal((await sh(`stat -c %s '${w.dir}/sts/after-move/a.txt'`)).stdout.trim(), '6', 'the bytes written so far, at the new path');
+      assert.notEqual((await sh(`ls '${w.dir}/sts/before-move'`)).code, 0, 'the old path is gone');
+      await writeFile(go, '');
+      const r = await writer;
+      assert.equal(r.code, 0, r.stderr);
+      const id = await childId(stack, folderId, 'a.txt');
+      assert.ok(id, 'published in the renamed folder');
+      assert.equal((await synapseBytes(id)).bytes.toString(), 'hello world');
+      assert.equal((await sh(`cat '${w.dir}/sts/after-move/a.txt'`)).stdout, 'hello world');
+    } finally {
+      await w.unmount();
+      await rm(ready, { force: true });
+      await rm(go, { force: true });
+    }
+  });
+
   test('names Synapse refuses fail with EINVAL', async () => {
     const r = await sh(`echo x > '${m.dir}/sts/a:b.txt'`);
     assert.notEqual(r.code, 0);

@@ -18,6 +18,7 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { deterministicBytes, READS_BIN_SIZE, startStack, type Stack } from '../server/stack.js';
+import { endToEndHeaders } from '../server/s3-gate.js';
 import { MOUNT_FLAGS } from '../../src/cli/mount-options.js';
 import { startConnectProxy } from '../connect-proxy.js';
 import { cli, isMounted, makeTestCa, mountForeground, NODE_ARGS, patternBytes, ROOT, sh, tempDir, waitFor, type Mounted, type TestCa } from './harness.js';
@@ -25,12 +26,6 @@ import { cli, isMounted, makeTestCa, mountForeground, NODE_ARGS, patternBytes, R
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-/** Headers minus the hop-by-hop ones (RFC 9110 §7.6.1), as a proxy forwards them. */
-const endToEnd = (h: http.IncomingHttpHeaders): http.IncomingHttpHeaders => {
-  const out = { ...h };
-  for (const k of ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']) delete out[k];
-  return out;
-};
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 /** First directory of mount(8)'s standard PATH: where the mount helper convention finds the bin. */
 const HELPER_PATH = '/usr/local/sbin/synapse-mount';
@@ -171,8 +166,8 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
         // A proxy forwards end-to-end headers only: passing `Connection: close` on to a
         // keep-alive agent while handing back the gate's `Connection: keep-alive` made two
         // requests share a closing socket (Node's bare 400, flaky).
-        const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: endToEnd(req.headers) }, (r) => {
-          res.writeHead(r.statusCode ?? 502, endToEnd(r.headers));
+        const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: endToEndHeaders(req.headers) }, (r) => {
+          res.writeHead(r.statusCode ?? 502, endToEndHeaders(r.headers));
           r.pipe(res);
         });
         up.on('error', () => res.destroy());

@@ -67,6 +67,13 @@ const DROP_HEADERS = new Set([
  * keep-alive client then reused it and its next request met Node's bare 400.
  */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
+
+/** Headers minus the hop-by-hop ones, as a proxy forwards them (also deploy.test's TLS fronts). */
+export function endToEndHeaders<H extends Record<string, unknown>>(headers: H): H {
+  const out = { ...headers };
+  for (const h of HOP_BY_HOP) delete out[h];
+  return out;
+}
 const RESPONSE_OVERRIDES = new Set([
   'response-content-type', 'response-content-language', 'response-expires', 'response-cache-control',
   'response-content-disposition', 'response-content-encoding',
@@ -351,8 +358,7 @@ export class S3Gate {
           host: '127.0.0.1', port: this.opts.backendPort, method, path, headers, agent: this.agent,
         }, (proxyRes) => {
           const status = proxyRes.statusCode ?? 502;
-          const outHeaders = { ...proxyRes.headers };
-          for (const h of HOP_BY_HOP) delete outHeaders[h];
+          const outHeaders = endToEndHeaders(proxyRes.headers);
           if (status === 200 || status === 206) Object.assign(outHeaders, overrides);
           let limit = Infinity;
           if (firstByteOnly && status === 206) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Install step (run by `prepare`, so by `npm ci`): patch fuse-native 2.2.6's C source and build
-// the addon locally; node-gyp-build prefers build/Release over the bundled prebuild. Two patches:
+// Install step (`postinstall`: run by `npm ci` in a checkout and by `npm install -g` of the packed
+// tarball, which never runs `prepare`): patch fuse-native 2.2.6's C source and build the addon
+// locally; node-gyp-build prefers build/Release over the bundled prebuild. Two patches:
 //
 //  1. utimens: fuse-native passes the access time twice (FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)),
 //     so a filesystem never learns the mtime that `rsync -a`, `cp -p` and `tar x` set.
@@ -174,10 +175,12 @@ if (text === original && existsSync(built)) process.exit(0);
 writeFileSync(src, text);
 
 const nodeDir = path.resolve(path.dirname(process.execPath), '..');
+// npm tells its lifecycle scripts where its own node-gyp is; the fixed paths are for a run by hand.
 const gyp = [
+  process.env['npm_config_node_gyp'] ?? '',
   path.join(nodeDir, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
   '/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
-].find((p) => existsSync(p));
+].find((p) => p !== '' && existsSync(p));
 const headers = existsSync(path.join(nodeDir, 'include', 'node', 'node_api.h'));
 if (!gyp || !headers) {
   console.warn('synapse-mount: cannot rebuild fuse-native (node-gyp or Node headers missing); utimens will see access times only, and reads take the slower path');

@@ -230,7 +230,7 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
     const info = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = info[0]!.files.map((f) => f.path);
     for (const f of files) {
-      assert.ok(['package.json', 'README.md', 'LICENSE'].includes(f) || /^dist\/(bin|src)\/.+\.js$/.test(f), `only what runs is packed, not ${f}`);
+      assert.ok(['package.json', 'README.md', 'LICENSE', 'scripts/fix-fuse-native.mjs'].includes(f) || /^dist\/(bin|src)\/.+\.js$/.test(f), `only what runs is packed, not ${f}`);
     }
     assert.ok(files.includes('dist/bin/synapse-mount.js') && files.includes('LICENSE') && files.includes('README.md'));
 
@@ -260,6 +260,13 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
     assert.match(ls.stdout, /reads\.bin/);
     const sum = await sh(`md5sum ${q(`${mnt}/sts-data/reads.bin`)}`);
     assert.equal(sum.stdout.split(' ')[0], md5(deterministicBytes(READS_BIN_SIZE)));
+    // The install's postinstall patched and rebuilt fuse-native (npm never runs `prepare` for a
+    // tarball): the kernel's reads inside a block in memory were answered by the fast path.
+    const st = await sh(`synapse-mount status ${q(mnt)} --json`, { env: mountEnv, cwd: '/' });
+    assert.equal(st.code, 0, st.stderr);
+    const cache = (JSON.parse(st.stdout) as { status?: { cache: { fastReads: number } } }).status?.cache;
+    assert.ok(cache, st.stdout);
+    assert.ok(cache.fastReads > 0, `fast reads in the installed mount: ${JSON.stringify(cache)}`);
     const u = await sh(`synapse-mount unmount ${q(mnt)}`, { env: mountEnv, cwd: '/', timeoutMs: 60_000 });
     assert.equal(u.code, 0, u.stderr);
     assert.equal(await isMounted(mnt), false);

@@ -63,6 +63,8 @@ export interface BlockCacheOptions {
   probationBytes?: number;
   /** Persistent tier consulted on a memory miss before S3 (--cache-dir). */
   disk?: BlockStore;
+  /** Fault fresh block buffers in on a worker thread just before first use (BufferPool). */
+  prefaultBuffers?: boolean;
 }
 
 /** How a reader uses a block: `stream` = part of a long sequential scan (probation, not main). */
@@ -99,7 +101,7 @@ export class BlockCache {
 
   constructor(private readonly opts: BlockCacheOptions) {
     this.blockSize = opts.blockSize;
-    this.pool = opts.disk ? undefined : new BufferPool(opts.blockSize);
+    this.pool = opts.disk ? undefined : new BufferPool(opts.blockSize, undefined, { prefault: opts.prefaultBuffers ?? false });
     const lru = (bytes: number, onEvict?: (key: string) => void): LRUCache<string, Buffer> => {
       const cache: LRUCache<string, Buffer> = new LRUCache<string, Buffer>({
         maxSize: Math.max(bytes, opts.blockSize),

@@ -19,6 +19,8 @@
  * INVARIANT: a buffer is in the free list only when no cached block and no reader refers to it
  * (BlockCache pins buffers while it copies from them and releases only unpinned ones).
  */
+import { prefault } from './prefault.js';
+
 const SLAB_TARGET_BYTES = 64 * 1024 * 1024;
 
 export class BufferPool {
@@ -35,13 +37,16 @@ export class BufferPool {
    * @param slabBytes bytes per slab (one buffer per slab when ≤ size)
    * @param opts.shared slabs are SharedArrayBuffers, which a worker thread can read in place
    *        (upload parts: offthread-hash.ts)
+   * @param opts.prefault each time a never-used slice is handed out, the next one is faulted in
+   *        on a worker thread (prefault.ts), so the caller's first writes into it find the pages
+   *        there; implies `shared`. At most one slice beyond those handed out is ever touched.
    * @param opts.idle after `idle.ms` without an acquire, free buffers beyond `idle.keep` are left
    *        to the GC — only sensible with one buffer per slab (a slab lives while any of its
    *        slices does). While busy, every released buffer is kept for reuse: a dropped
    *        SharedArrayBuffer lingers until V8 collects it, and under a write burst those
    *        lingering slabs pushed peak RSS past the write budget.
    */
-  constructor(readonly size: number, slabBytes = SLAB_TARGET_BYTES, private readonly opts: { shared?: boolean; idle?: { keep: number; ms: number } } = {}) {
+  constructor(readonly size: number, slabBytes = SLAB_TARGET_BYTES, private readonly opts: { shared?: boolean; prefault?: boolean; idle?: { keep: number; ms: number } } = {}) {
     this.perSlab = Math.max(1, Math.floor(slabBytes / size));
   }
 
@@ -71,7 +76,10 @@ export class BufferPool {
       return reused;
     }
     if (this.unissued.length === 0) this.carveSlab();
-    return this.unissued.pop()!;
+    const fresh = this.unissued.pop()!;
+    const next = this.unissued[this.unissued.length - 1];
+    if (this.opts.prefault && next) prefault(next.buffer as SharedArrayBuffer, next.byteOffset, next.byteOffset + next.length);
+    return fresh;
   }
 
   release(buf: Buffer): void {
@@ -83,7 +91,7 @@ export class BufferPool {
 
   private carveSlab(): void {
     const bytes = this.size * this.perSlab;
-    const slab = this.opts.shared ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafeSlow(bytes);
+    const slab = this.opts.shared || this.opts.prefault ? Buffer.from(new SharedArrayBuffer(bytes)) : Buffer.allocUnsafeSlow(bytes);
     this.slabs++;
     // Hand out low addresses first (pop from the end of a reversed list).
     for (let i = this.perSlab - 1; i >= 0; i--) {

@@ -214,8 +214,10 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
   // read", promoted). Three blocks at least, even in a small cache.
   const probationBytes = Math.max(3 * config.blockBytes, Math.min(4 * config.blockBytes, Math.floor(config.cacheBytes / 8)));
   const mainBytes = Math.max(config.blockBytes, config.cacheBytes - readaheadBytes - probationBytes);
+  // Fresh block buffers are faulted in on a worker thread, not in the event loop's socket reads:
+  // +5 % on a fresh mount's cold read here (bench/README.md, "Reads (session 7)").
   const cache = new BlockCache({
-    maxBytes: mainBytes, probationBytes, blockSize: config.blockBytes, ...(disk ? { disk } : {}),
+    maxBytes: mainBytes, probationBytes, blockSize: config.blockBytes, ...(disk ? { disk } : {}), prefaultBuffers: true,
   });
   const partSize = Math.max(5 * 1024 * 1024, config.partBytes);
   const fs = new SynapseFilesystem(client, table, sources, cache, {

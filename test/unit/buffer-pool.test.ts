@@ -1,10 +1,12 @@
 /**
  * BufferPool: reuse, the guards against double and foreign releases, and the idle trim that
- * gives write-part buffers back when a mount stops writing (fake timers and clock).
+ * gives write-part buffers back when a mount stops writing (fake timers and clock); prefaulting
+ * of fresh slices on a worker (real RSS, real concurrent writes).
  */
 import assert from 'node:assert/strict';
 import { mock, test } from 'node:test';
 import { BufferPool } from '../../src/fs/buffer-pool.js';
+import { prefaultIdle } from '../../src/fs/prefault.js';
 
 const KiB = 1024;
 
@@ -47,4 +49,36 @@ test('idle trim: free buffers beyond `keep` go only after `ms` without an acquir
   } finally {
     mock.timers.reset();
   }
+});
+
+test('prefault: handing out a fresh slice faults in the next one on a worker — its pages become resident, its bytes untouched', async () => {
+  const MiB = 1024 * KiB;
+  const pool = new BufferPool(32 * MiB, 64 * MiB, { prefault: true }); // 2 slices per slab
+  const rssBefore = process.memoryUsage().rss;
+  const first = pool.acquire(); // never written here: only the worker touches memory
+  assert.ok(first.buffer instanceof SharedArrayBuffer, 'prefaulted slabs are shared with the worker');
+  await prefaultIdle();
+  const grown = process.memoryUsage().rss - rssBefore;
+  // The second slice (32 MiB) is now resident; without the worker nothing of the slab would be.
+  assert.ok(grown >= 24 * MiB, `RSS grew by ${(grown / MiB).toFixed(1)} MiB after the prefault`);
+  const second = pool.acquire();
+  assert.ok(second.every((b) => b === 0), 'faulting in changes no byte');
+  // The slab is used up: no third slice exists, so nothing more was touched.
+  await prefaultIdle();
+  assert.ok(process.memoryUsage().rss - rssBefore < 56 * MiB, 'at most one slice beyond those handed out');
+});
+
+test('prefault never clobbers bytes written while it runs (atomic add of 0, not a store)', async () => {
+  // Many small slices: each acquire asks the worker to fault in the next while this thread is
+  // already writing into the slices it holds; a plain store of 0 by the worker would show up as
+  // zeros in the patterns.
+  const pool = new BufferPool(256 * KiB, 64 * 1024 * KiB, { prefault: true });
+  const held: Buffer[] = [];
+  for (let i = 0; i < 200; i++) {
+    const b = pool.acquire();
+    b.fill((i % 251) + 1);
+    held.push(b);
+  }
+  await prefaultIdle();
+  held.forEach((b, i) => assert.ok(b.every((x) => x === (i % 251) + 1), `slice ${i} kept its bytes`));
 });

@@ -1,0 +1,93 @@
+/**
+ * Page-faulting fresh buffer memory on a worker thread, before the event loop writes into it.
+ *
+ * Why: the first write into newly allocated memory makes the kernel find and zero a page, and
+ * on the VMs we measured that is dear — ≈ 1 s per GiB with 2 MiB pages (bench/README.md,
+ * "Caveats"). A cold read of a fresh mount writes its first ≈ 150 MiB of block buffers for the
+ * first time *inside the socket reads of the event loop* (`perf`: huge-page zeroing under `read`,
+ * 7.9 % of all CPU samples during a cold 1 GiB read), and while the loop zeroes a page it drains
+ * no socket and answers no FUSE request. BufferPool therefore asks this worker to touch a slice
+ * just before it is handed out, so the zeroing happens on another core meanwhile.
+ *
+ * Safety: the worker touches each 4 KiB page with `Atomics.add(view, i, 0)` — an atomic
+ * read-modify-write that adds nothing. Whatever else writes that word at the same moment (a
+ * socket read the kernel is copying into the slice, if the slice was handed out early), the
+ * atomic either runs before that write or after it and stores back the value it found, so no
+ * byte ever changes. A plain store of 0 could erase data; this cannot. The memory must be a
+ * SharedArrayBuffer (only those can be seen by another thread).
+ *
+ * Best effort: if the worker cannot start or dies, prefault() does nothing and the event loop
+ * faults the pages itself, as before. The worker is unref'd: it never keeps a process alive.
+ */
+import { Worker } from 'node:worker_threads';
+
+const PAGE_BYTES = 4096;
+
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+parentPort.on('message', (m) => {
+  if (m.sab) {
+    const words = new Int32Array(m.sab, m.start, (m.end - m.start) >> 2);
+    for (let i = 0; i < words.length; i += ${PAGE_BYTES / 4}) Atomics.add(words, i, 0);
+  }
+  if (m.id !== undefined) parentPort.postMessage(m.id);
+});
+`;
+
+class PrefaultWorker {
+  private worker: Worker | undefined;
+  private broken = false;
+  private nextId = 0;
+  private readonly waiting = new Map<number, () => void>();
+
+  private get w(): Worker | undefined {
+    if (this.worker || this.broken) return this.worker;
+    try {
+      const w = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 } });
+      w.unref();
+      w.on('message', (id: number) => {
+        this.waiting.get(id)?.();
+        this.waiting.delete(id);
+      });
+      const lost = (): void => {
+        this.broken = true;
+        this.worker = undefined;
+        for (const done of this.waiting.values()) done();
+        this.waiting.clear();
+      };
+      w.on('error', lost);
+      w.on('exit', lost);
+      this.worker = w;
+    } catch {
+      this.broken = true;
+    }
+    return this.worker;
+  }
+
+  /** Fault in [start, end) of `sab` (page-aligned offsets), off this thread. */
+  prefault(sab: SharedArrayBuffer, start: number, end: number): void {
+    if (end <= start || start % PAGE_BYTES !== 0) return;
+    this.w?.postMessage({ sab, start, end: start + Math.floor((end - start) / 4) * 4 });
+  }
+
+  /** Resolves once every prefault posted before it is done (tests). */
+  idle(): Promise<void> {
+    const w = this.w;
+    if (!w) return Promise.resolve();
+    const id = this.nextId++;
+    // Held while someone waits: an unref'd worker alone would let the process exit first.
+    w.ref();
+    return new Promise((resolve) => {
+      this.waiting.set(id, () => {
+        if (this.waiting.size <= 1) this.worker?.unref();
+        resolve();
+      });
+      w.postMessage({ id });
+    });
+  }
+}
+
+const shared = new PrefaultWorker();
+
+export const prefault = (sab: SharedArrayBuffer, start: number, end: number): void => shared.prefault(sab, start, end);
+export const prefaultIdle = (): Promise<void> => shared.idle();

@@ -109,6 +109,23 @@ test('sequential reads grow the readahead window; a seek resets it', async () =>
   assert.deepEqual(newBlocks.sort((a, b) => a - b), [30, 50]);
 });
 
+test('the window ramps 4-fold: four blocks ahead at the first read, the cap of eight from the next block on', async () => {
+  const bs = 64 * KiB;
+  const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs });
+  const src = new FakeSource('ramp', 64 * bs);
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 8, inflightBudget: 64 * bs, readTimeoutMs: 5000 });
+  const fetched = async (): Promise<number[]> => {
+    await new Promise((r) => setImmediate(r));
+    return [...new Set(src.reads.map(([start]) => start / bs))].sort((a, b) => a - b);
+  };
+  await h.read(0, 4 * KiB);
+  assert.deepEqual(await fetched(), [0, 1, 2, 3, 4], 'block 0 read: four blocks of readahead');
+  await h.read(bs, 4 * KiB);
+  assert.deepEqual(await fetched(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'block 1 entered: the cap of eight ahead');
+  await h.read(2 * bs, 4 * KiB);
+  assert.deepEqual(await fetched(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'and it stays there');
+});
+
 test('readahead respects the in-flight budget', async () => {
   const bs = 64 * KiB;
   const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs });
@@ -318,13 +335,13 @@ test('a holder is told when its block leaves the cache (so it can let go at once
 test('handing out a window moves readahead on, as a read there would (reads in the window never reach the handle)', async () => {
   const cache = new BlockCache({ maxBytes: 1024 * KiB, blockSize: 64 * KiB });
   const src = new FakeSource('ahead', 16 * 64 * KiB);
-  const h = new ReadHandle(src, cache, { maxWindowBlocks: 4, inflightBudget: 8 * 64 * KiB, readTimeoutMs: 5_000 });
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 8, inflightBudget: 16 * 64 * KiB, readTimeoutMs: 5_000 });
   await h.read(0, 4 * KiB); // block 0, and prefetches of the blocks after it
   const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
   for (let i = 0; i < 10; i++) await turn();
   const before = src.reads.map(([s]) => s / (64 * KiB));
   const furthest = Math.max(...before);
-  assert.ok(furthest >= 1 && furthest < 4, `read ahead to block ${furthest}`);
+  assert.ok(furthest >= 1 && furthest < 8, `read ahead to block ${furthest}`);
   const w = h.window(64 * KiB, letGo)!; // the next read would start block 1
   assert.equal(w.start, 64 * KiB);
   const started = src.reads.map(([s]) => s / (64 * KiB)).slice(before.length);

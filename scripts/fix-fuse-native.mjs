@@ -16,10 +16,12 @@
 //     JS thread): setting or clearing one waits for a copy in progress, so once the call
 //     returns the old buffer is the mount's again.
 //
-// If the build cannot run (no compiler or Node headers), the prebuild stays: utimens falls back
-// to the access time and every read goes through JS — the mount still works; the README says so.
+// If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
+// utimens falls back to the access time and every read goes through JS — the mount still works;
+// the README says so. As a postinstall this must never fail the user's install: every problem is
+// a warning and exit 0.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 
@@ -32,7 +34,16 @@ try {
 }
 const src = path.join(dir, 'fuse-native.c');
 const built = path.join(dir, 'build', 'Release', 'fuse.node');
-let text = readFileSync(src, 'utf8');
+const keepPrebuild = (why) => {
+  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, and reads take the slower path)`);
+  process.exit(0);
+};
+let text;
+try {
+  text = readFileSync(src, 'utf8');
+} catch (err) {
+  keepPrebuild(`cannot read ${src} (${err.code ?? err.message})`);
+}
 const original = text;
 
 const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
@@ -172,7 +183,15 @@ if (!text.includes(FAST_MARK)) {
 }
 
 if (text === original && existsSync(built)) process.exit(0);
-writeFileSync(src, text);
+// A new file renamed over the old one, not a write in place: package managers that hard-link
+// files from a machine-wide store (pnpm) would otherwise see every project's copy patched.
+try {
+  const tmp = `${src}.synapse-mount-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, src);
+} catch (err) {
+  keepPrebuild(`cannot write ${src} (${err.code ?? err.message})`);
+}
 
 const nodeDir = path.resolve(path.dirname(process.execPath), '..');
 // npm tells its lifecycle scripts where its own node-gyp is; the fixed paths are for a run by hand.
@@ -182,10 +201,7 @@ const gyp = [
   '/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
 ].find((p) => p !== '' && existsSync(p));
 const headers = existsSync(path.join(nodeDir, 'include', 'node', 'node_api.h'));
-if (!gyp || !headers) {
-  console.warn('synapse-mount: cannot rebuild fuse-native (node-gyp or Node headers missing); utimens will see access times only, and reads take the slower path');
-  process.exit(0);
-}
+if (!gyp || !headers) keepPrebuild('cannot rebuild fuse-native (node-gyp or Node headers missing)');
 try {
   execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeDir}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   console.log('synapse-mount: rebuilt fuse-native with the utimens fix and the read fast path');

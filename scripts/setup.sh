@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for pkg in libfuse2 fuse attr rsync git python3 openssl; do
+# make, gcc, g++: `npm ci` builds the patched fuse-native addon (scripts/fix-fuse-native.mjs),
+# whose read fast path and utimens fix the tests expect.
+for pkg in libfuse2 fuse attr rsync git python3 openssl make gcc g++; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v vim >/dev/null 2>&1 || command -v vim.tiny >/dev/null 2>&1 || need+=(vim-tiny)

@@ -171,6 +171,10 @@ export class BlockCache {
 
   /** Readahead outstanding: prefetches in flight plus prefetched blocks not read yet. */
   get readaheadBytes(): number {
+    // Stale staged blocks leave the budget here, not only in prefetch(): readers check the budget
+    // before they prefetch, so blocks staged for readers that stopped (a `head`, a closed file)
+    // would otherwise hold it, and no file would get readahead again.
+    this.demoteStaleStaged();
     return this.prefetchingBytes + this.stagedBytes;
   }
 
@@ -260,6 +264,20 @@ export class BlockCache {
     this.demoteStaleStaged();
     if (this.has(source, index)) return;
     this.startFetch(source, index, this.key(source, index), true, 'demand').promise.catch(() => undefined);
+  }
+
+  /**
+   * A reader closed its file: blocks prefetched for it and not read leave the readahead budget
+   * now, not STAGED_MAX_AGE_MS later, and stay cached in the main LRU (another reader of the
+   * same object still finds them).
+   */
+  releaseStaged(source: RangeSource): void {
+    const prefix = `${source.cacheKey}#`;
+    for (const [key, s] of this.staged) {
+      if (!key.startsWith(prefix)) continue;
+      this.unstage(key, s.buf);
+      this.main.set(key, s.buf);
+    }
   }
 
   private demoteStaleStaged(): void {

@@ -509,6 +509,7 @@ export class SynapseFilesystem {
   async release(fd: number): Promise<void> {
     const h = this.handles.get(fd);
     this.handles.delete(fd);
+    if (h?.kind === 'read') h.reader.close();
     if (!h || h.kind !== 'write') return;
     const file = h.file;
     file.refs--;

@@ -27,7 +27,7 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 parentPort.on('message', (m) => {
   if (m.sab) {
-    const words = new Int32Array(m.sab, m.start, (m.end - m.start) >> 2);
+    const words = new Int32Array(m.sab, m.start, Math.floor((m.end - m.start) / 4));
     for (let i = 0; i < words.length; i += ${PAGE_BYTES / 4}) Atomics.add(words, i, 0);
   }
   if (m.id !== undefined) parentPort.postMessage(m.id);
@@ -64,10 +64,10 @@ class PrefaultWorker {
     return this.worker;
   }
 
-  /** Fault in [start, end) of `sab` (page-aligned offsets), off this thread. */
+  /** Fault in [start, end) of `sab` off this thread (one word per page; `start` 4-byte aligned). */
   prefault(sab: SharedArrayBuffer, start: number, end: number): void {
-    if (end <= start || start % PAGE_BYTES !== 0) return;
-    this.w?.postMessage({ sab, start, end: start + Math.floor((end - start) / 4) * 4 });
+    if (end - start < 4 || start % 4 !== 0) return;
+    this.w?.postMessage({ sab, start, end });
   }
 
   /** Resolves once every prefault posted before it is done (tests). */

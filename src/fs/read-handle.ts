@@ -116,6 +116,11 @@ export class ReadHandle {
     return { start, length, eof: start + length === this.source.size, buf: held.buf, release: held.release };
   }
 
+  /** The file was closed: what readahead staged for it and nobody read gives the budget back. */
+  close(): void {
+    this.cache.releaseStaged(this.source);
+  }
+
   /** Read into a new buffer (tests, tools). */
   async read(offset: number, length: number): Promise<Buffer> {
     const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, this.source.size - offset)));

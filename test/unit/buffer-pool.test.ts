@@ -73,6 +73,7 @@ test('prefault never clobbers bytes written while it runs (atomic add of 0, not 
   // already writing into the slices it holds; a plain store of 0 by the worker would show up as
   // zeros in the patterns.
   const pool = new BufferPool(256 * KiB, 64 * 1024 * KiB, { prefault: true });
+  await prefaultIdle(); // the worker is up, so its touches overlap the writes below
   const held: Buffer[] = [];
   for (let i = 0; i < 200; i++) {
     const b = pool.acquire();

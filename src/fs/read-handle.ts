@@ -3,10 +3,11 @@
  * prefetcher).
  *
  * A read that starts near where the last one ended is "sequential". While reads stay
- * sequential, the readahead window (in blocks) grows RAMP_FACTOR-fold each time the reader
- * enters a new block — 4 at a file's first block, then the cap (`maxWindowBlocks`, 8 by
- * default) — and a seek elsewhere resets it to 0, so random readers fetch only what they touch.
- * After a seek, a new run starts at 1. "Near" tolerates the kernel's out-of-order readahead: anything inside the current
+ * sequential, the readahead window (in blocks) grows each time the reader enters a new block, up
+ * to `maxWindowBlocks` (8 by default); a seek elsewhere resets it to 0, so random readers fetch
+ * only what they touch. A run from the start of the file — how cp, cat and pandas.read_csv
+ * read — grows RAMP_FACTOR-fold (4 blocks ahead at once, then the cap); a run that began at a
+ * seek (a random reader wandering forward) doubles from 1. "Near" tolerates the kernel's out-of-order readahead: anything inside the current
  * window counts. Prefetches are skipped while the cache's in-flight bytes exceed
  * `inflightBudget`, so memory stays bounded whatever the number of readers.
  *
@@ -36,7 +37,7 @@ export interface ReadaheadOptions {
  * turn with 20 ms per request, 214–251 MiB/s (mean 232) with doubling against 266–294 (mean 279)
  * with 4; growing 2 then 8 gained nothing (mean 242 against 245), so it is the first read's
  * depth that counts (bench/README.md, "Reads (session 7)"). The price: a reader of only a big
- * file's header prefetches 4 blocks instead of 2.
+ * file's header prefetches 4 blocks instead of 2. Only for runs from offset 0.
  */
 const RAMP_FACTOR = 4;
 
@@ -150,7 +151,8 @@ export class ReadHandle {
       return 'demand';
     }
     if (block !== this.lastBlock) {
-      this.windowBlocks = Math.min(Math.max(1, this.windowBlocks * RAMP_FACTOR), this.opts.maxWindowBlocks);
+      const factor = this.runStart === 0 ? RAMP_FACTOR : 2;
+      this.windowBlocks = Math.min(Math.max(1, this.windowBlocks * factor), this.opts.maxWindowBlocks);
       this.lastBlock = block;
     }
     const last = Math.min(block + this.windowBlocks, Math.floor((this.source.size - 1) / bs));

@@ -124,6 +124,20 @@ test('the window ramps 4-fold: four blocks ahead at the first read, the cap of e
   assert.deepEqual(await fetched(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'block 1 entered: the cap of eight ahead');
   await h.read(2 * bs, 4 * KiB);
   assert.deepEqual(await fetched(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'and it stays there');
+
+  // A run that begins at a seek (a random reader moving forward) doubles from 1 instead.
+  const r = new FakeSource('seek', 64 * bs);
+  const g = new ReadHandle(r, cache, { maxWindowBlocks: 8, inflightBudget: 64 * bs, readTimeoutMs: 5000 });
+  const got = async (): Promise<number[]> => {
+    await new Promise((res) => setImmediate(res));
+    return [...new Set(r.reads.map(([start]) => start / bs))].sort((a, b) => a - b);
+  };
+  await g.read(20 * bs, 4 * KiB);
+  assert.deepEqual(await got(), [20], 'a seek: only the block touched');
+  await g.read(21 * bs, 4 * KiB);
+  assert.deepEqual(await got(), [20, 21, 22], 'then one block ahead');
+  await g.read(22 * bs, 4 * KiB);
+  assert.deepEqual(await got(), [20, 21, 22, 23, 24], 'then two');
 });
 
 test('blocks prefetched for readers that stopped give the readahead budget back once stale: header readers cannot switch readahead off', async () => {

@@ -77,7 +77,8 @@ const GHOST_KEYS = 16_384;
 interface Fetching {
   promise: Promise<Buffer>;
   bytes: number;
-  prefetch: boolean;
+  /** A prefetch whose block lands in `staged` for its reader (false once that reader closed). */
+  staging: boolean;
 }
 
 export class BlockCache {
@@ -259,46 +260,50 @@ export class BlockCache {
     };
   }
 
-  /** Start fetching a block without waiting; errors are left for a real read to see. */
+  /**
+   * Start fetching a block without waiting; errors are left for a real read to see. Callers
+   * check `readaheadBytes` first, which is where stale staged blocks leave the budget.
+   */
   prefetch(source: RangeSource, index: number): void {
-    this.demoteStaleStaged();
     if (this.has(source, index)) return;
     this.startFetch(source, index, this.key(source, index), true, 'demand').promise.catch(() => undefined);
   }
 
   /**
    * A reader closed its file: blocks prefetched for it and not read leave the readahead budget
-   * now, not STAGED_MAX_AGE_MS later, and stay cached in the main LRU (another reader of the
-   * same object still finds them).
+   * now, not STAGED_MAX_AGE_MS later (another reader of the same object still finds them), and
+   * so do its prefetches still in flight, as soon as they land.
    */
   releaseStaged(source: RangeSource): void {
     const prefix = `${source.cacheKey}#`;
-    for (const [key, s] of this.staged) {
-      if (!key.startsWith(prefix)) continue;
-      this.unstage(key, s.buf);
-      this.main.set(key, s.buf);
-    }
+    for (const [key, s] of this.staged) if (key.startsWith(prefix)) this.demoteStaged(key, s.buf);
+    for (const [key, f] of this.fetching) if (key.startsWith(prefix)) f.staging = false;
   }
 
   private demoteStaleStaged(): void {
     const old = Date.now() - STAGED_MAX_AGE_MS;
     for (const [key, s] of this.staged) {
       if (s.at > old) break;
-      this.unstage(key, s.buf);
-      this.main.set(key, s.buf);
+      this.demoteStaged(key, s.buf);
     }
+  }
+
+  /** A staged block nobody is coming for: out of the readahead budget, into the main LRU. */
+  private demoteStaged(key: string, buf: Buffer): void {
+    this.unstage(key, buf);
+    this.main.set(key, buf);
   }
 
   private startFetch(source: RangeSource, index: number, key: string, prefetch: boolean, mode: ReadMode): Fetching {
     const start = index * this.blockSize;
     const bytes = Math.min(start + this.blockSize, source.size) - start;
-    const entry: Fetching = { promise: Promise.resolve(Buffer.alloc(0)), bytes, prefetch };
+    const entry: Fetching = { promise: Promise.resolve(Buffer.alloc(0)), bytes, staging: prefetch };
     this.stats.misses++;
     this.fetchingBytes += bytes;
     if (prefetch) this.prefetchingBytes += bytes;
     entry.promise = this.fetchBlock(source, index, start, start + bytes).then((buf) => {
       // Store before anyone awaiting the promise runs: they find it in lookup().
-      if (prefetch) {
+      if (entry.staging) {
         this.staged.set(key, { buf, at: Date.now() });
         this.stagedBytes += buf.length;
       } else this.keep(key, buf, mode);

@@ -68,6 +68,8 @@ export interface MountStatus {
     bytes: number;
     limitBytes: number;
     fetchingBytes: number;
+    /** Readahead outstanding: prefetches in flight and prefetched blocks not read yet. */
+    readaheadBytes: number;
     blockBytes: number;
     hits: number;
     misses: number;
@@ -146,6 +148,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
       bytes: cache.cachedBytes,
       limitBytes: config.cacheBytes,
       fetchingBytes: cache.inflightBytes,
+      readaheadBytes: cache.readaheadBytes,
       blockBytes: config.blockBytes,
       hits: cache.stats.hits,
       misses: cache.stats.misses,

@@ -7,9 +7,10 @@
  * to `maxWindowBlocks` (8 by default); a seek elsewhere resets it to 0, so random readers fetch
  * only what they touch. A run from the start of the file — how cp, cat and pandas.read_csv
  * read — grows RAMP_FACTOR-fold (4 blocks ahead at once, then the cap); a run that began at a
- * seek (a random reader wandering forward) doubles from 1. "Near" tolerates the kernel's out-of-order readahead: anything inside the current
- * window counts. Prefetches are skipped while the cache's in-flight bytes exceed
- * `inflightBudget`, so memory stays bounded whatever the number of readers.
+ * seek (a random reader wandering forward) doubles from 1. "Near" tolerates the kernel's
+ * out-of-order readahead: anything inside the current window counts. Prefetches are skipped
+ * while the cache's readahead bytes exceed `inflightBudget`, so memory stays bounded whatever the
+ * number of readers; a closed file's unread prefetches leave that budget at once.
  *
  * A run that has gone on for `streamAfterBytes` is a scan: its blocks are read in `stream` mode
  * (block-cache.ts keeps them in probation rather than the main LRU), so one pass over a big file
@@ -20,6 +21,7 @@
  */
 import type { RangeSource } from '../s3/object-store.js';
 import type { BlockCache, ReadMode } from './block-cache.js';
+import type { ReadWindow } from './fast-read.js';
 import { FsError } from './errors.js';
 
 export interface ReadaheadOptions {
@@ -102,7 +104,7 @@ export class ReadHandle {
    * bytes of the file; `eof` says it ends the file. Release it when done; `onDropped` is
    * asked when the block leaves the cache (BlockCache.hold).
    */
-  window(offset: number, onDropped: () => boolean): { start: number; length: number; eof: boolean; buf: Buffer; release: () => void } | undefined {
+  window(offset: number, onDropped: () => boolean): ReadWindow | undefined {
     if (offset < 0 || offset >= this.source.size) return undefined;
     const bs = this.cache.blockSize;
     const index = Math.floor(offset / bs);

@@ -9,7 +9,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
-import { mountForeground, patternBytes, sh, slowMd5, waitFor, type Mounted } from './harness.js';
+import { cli, mountForeground, patternBytes, sh, slowMd5, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -139,6 +139,30 @@ print(bad)`;
     } finally {
       await small.unmount();
       await rm(copy, { force: true });
+    }
+  });
+
+  test('a file read from its start gets four blocks of readahead at once; a closed file gives the readahead budget back, so header readers cannot switch readahead off', async () => {
+    // 1 MiB blocks, 16 MiB cache: a readahead budget of 4 blocks, which one header read fills.
+    const small = await mountForeground(stack, projectId, ['--block-size', '1M', '--cache-size', '16M']);
+    try {
+      const served = (): number => stack.dev.stats().s3.bytesOut;
+      const readaheadInUse = async (): Promise<number> => {
+        const r = await cli(['status', small.dir, '--json'], { timeoutMs: 20_000 });
+        return (JSON.parse(r.stdout) as { status: { cache: { readaheadBytes: number } } }).status.cache.readaheadBytes;
+      };
+      for (const name of ['big.bin', 'block-plus-one.bin', 'block-minus-one.bin']) {
+        const before = served();
+        const r = await sh(`head -c 4096 '${small.dir}/sts/${name}' | md5sum`);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout.split(' ')[0], md5(files[name]!.subarray(0, 4096)), name);
+        // Within 3 s: blocks left unread only go stale after 5 s, so this needs the close.
+        await waitFor(`${name}: its readahead landed and left the budget`,
+          async () => served() - before >= 5 * MiB && (await readaheadInUse()) === 0, 3_000);
+        assert.equal(served() - before, 5 * MiB, `${name}: the block read and the four after it`);
+      }
+    } finally {
+      await small.unmount();
     }
   });
 

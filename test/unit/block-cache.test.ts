@@ -163,6 +163,20 @@ test('blocks prefetched for readers that stopped give the readahead budget back 
     closing.close();
     assert.equal(cache.readaheadBytes, 0, 'closed: its staged blocks no longer count as readahead');
     assert.ok(cache.has(new FakeSource('h3', 64 * bs), 1), 'and they stay cached');
+    // Prefetches still in flight when the file closes leave the budget as they land.
+    const slow = new FakeSource('h4', 64 * bs);
+    let open!: () => void;
+    const gate = new Promise<void>((r) => { open = r; });
+    for (let i = 1; i <= 4; i++) slow.blockGates.set(i * bs, gate);
+    const inFlight = new ReadHandle(slow, cache, opts);
+    await inFlight.read(0, 4 * KiB);
+    assert.ok(cache.readaheadBytes > 0, 'its prefetches are in flight');
+    inFlight.close();
+    open();
+    await settle();
+    await settle();
+    assert.equal(cache.readaheadBytes, 0, 'landed after the close: not staged');
+    assert.ok(cache.has(slow, 1), 'but cached');
     const src = new FakeSource('scan', 64 * bs);
     const h = new ReadHandle(src, cache, opts);
     await h.read(0, 4 * KiB);

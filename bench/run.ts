@@ -374,7 +374,7 @@ class Bench {
 
   /** One round of the direct client and a fresh mount: cold read, then write (as selected). */
   private async mountRound(round: number, doRead: boolean, doWrite: boolean, reads: Rounds, writes: Rounds, sdkReads: Run[],
-    note: (rssPeak: number, rssAfterRead: number) => void): Promise<void> {
+    directIoReads: Run[], note: (rssPeak: number, rssAfterRead: number) => void): Promise<void> {
     let afterRead = 0;
     if (doRead) reads.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read'));
     // For reference only: the same read through @aws-sdk/client-s3 (the baseline before session 5).
@@ -391,6 +391,16 @@ class Bench {
     } finally {
       await this.unmount(m);
     }
+    // For reference only: the same cold read on a mount with --direct-io (no page cache; shared
+    // mmap refused, so not the default). The figure stays the default mount's.
+    if (doRead) {
+      const dio = await this.mount(['--direct-io']);
+      try {
+        directIoReads.push(await this.mountSeqRead(dio, 'mount --direct-io seq read', undefined, 180_000));
+      } finally {
+        await this.unmount(dio);
+      }
+    }
   }
 
   async seqReadAndWrite(): Promise<void> {
@@ -401,10 +411,11 @@ class Bench {
     const reads: Rounds = { direct: [], mount: [] };
     const writes: Rounds = { direct: [], mount: [] };
     const sdkReads: Run[] = [];
+    const directIoReads: Run[] = [];
     let rssPeak = 0;
     let rssAfterRead = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      if (doRead || doWrite) await this.mountRound(round, doRead, doWrite, reads, writes, sdkReads, (rss, afterRead) => {
+      if (doRead || doWrite) await this.mountRound(round, doRead, doWrite, reads, writes, sdkReads, directIoReads, (rss, afterRead) => {
         rssPeak = Math.max(rssPeak, rss);
         rssAfterRead = Math.max(rssAfterRead, afterRead);
       });
@@ -416,11 +427,15 @@ class Bench {
       this.results.seq_read_mbps = mount.mbps;
       this.results.seq_read_ratio = round(mount.mbps / direct.mbps);
       const sdk = sdkReads.reduce((a, r) => (r.mbps > a.mbps ? r : a));
-      this.details['seq_read'] = { mount, direct, runs: reads, sdk: { best: sdk, runs: sdkReads }, rss_hwm_after_read_mib: rssAfterRead };
+      const dio = directIoReads.reduce((a, r) => (r.mbps > a.mbps ? r : a));
+      this.details['seq_read'] = {
+        mount, direct, runs: reads, sdk: { best: sdk, runs: sdkReads }, direct_io: { best: dio, runs: directIoReads }, rss_hwm_after_read_mib: rssAfterRead,
+      };
       this.rows.push({
         key: 'seq_read_mbps', value: mount.mbps,
         note: `direct ${direct.mbps} MiB/s; ${describeRounds(reads)}; S3 served ${((mount.s3Bytes ?? 0) / MiB).toFixed(0)} MiB; CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}`
-          + `; for reference, direct through the AWS SDK: best ${sdk.mbps} MiB/s (${sdkReads.map((r) => r.mbps).join(', ')}), mount ÷ that ${round(mount.mbps / sdk.mbps)}`,
+          + `; for reference, direct through the AWS SDK: best ${sdk.mbps} MiB/s (${sdkReads.map((r) => r.mbps).join(', ')}), mount ÷ that ${round(mount.mbps / sdk.mbps)}`
+          + `; a mount with --direct-io: best ${dio.mbps} MiB/s (${directIoReads.map((r) => r.mbps).join(', ')}), ÷ direct ${round(dio.mbps / direct.mbps)}, CPU s/GiB ${dio.cpu.toFixed(1)}`,
       });
     }
     if (doWrite) {

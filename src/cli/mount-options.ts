@@ -43,6 +43,7 @@ export const MOUNT_FLAGS: Readonly<Record<string, FlagKind>> = {
   'part-size': 'string',
   'max-write-memory': 'string',
   'allow-other': 'boolean',
+  'direct-io': 'boolean',
   uid: 'number',
   gid: 'number',
   'file-mode': 'string',

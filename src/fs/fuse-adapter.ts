@@ -8,6 +8,13 @@
  *    never becomes a `.fuse_hidden…` entity. No kernel_cache/auto_cache: the page cache is
  *    dropped at each open, so a new open always sees the current object (our block cache, keyed
  *    by version, keeps warm re-reads fast). Pinned to fuse-native 2.2.6.
+ *  - `--direct-io` adds libfuse's direct_io (every open file gets FOPEN_DIRECT_IO): reads and
+ *    writes skip the page cache and arrive as the caller issued them. A cold read then writes no
+ *    page-cache page — on our VM the reply copy into fresh page-cache pages was ≈ 0.7 CPU-s per
+ *    GiB on libfuse's threads (bench/README.md, "Reads (session 8)"). The price: no kernel
+ *    readahead (ours does the work), a re-read crosses FUSE again (our block cache answers), and
+ *    the kernel refuses MAP_SHARED mmap of such a file (ENODEV; libfuse 2 cannot ask for
+ *    FUSE_DIRECT_IO_ALLOW_MMAP). Off by default for that last reason.
  *  - entry_timeout/attr_timeout = 2 × --metadata-ttl (kernelCacheMs says why; at most 1 h; 0
  *    with a TTL of 0 — fuse-native drops a 0 option, so they ride in `fsname` too): the kernel
  *    answers a repeated stat/lookup itself. libfuse's default of 1 s made a warm `ls -l` of
@@ -36,6 +43,8 @@ export interface FuseMountOptions {
   mountpoint: string;
   fsname: string;
   allowOther: boolean;
+  /** libfuse's direct_io: every open file bypasses the kernel page cache. */
+  directIo?: boolean;
   readTimeoutMs: number;
   metadataTimeoutMs: number;
   debug?: boolean;
@@ -47,10 +56,11 @@ type Cb = (...args: unknown[]) => void;
 const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'EISDIR', 'ENOTDIR']);
 
 /** The mount option string smuggled through fuse-native's unescaped `fsname`. */
-export function fsnameOption(name: string, kernelCacheSeconds: number): string {
+export function fsnameOption(name: string, kernelCacheSeconds: number, directIo = false): string {
   const safe = name.replace(/[^A-Za-z0-9_.:-]/g, '_');
   const t = Number(kernelCacheSeconds.toFixed(3));
-  return `${safe},big_writes,max_background=64,congestion_threshold=48,hard_remove,entry_timeout=${t},attr_timeout=${t}`;
+  const base = `${safe},big_writes,max_background=64,congestion_threshold=48,hard_remove,entry_timeout=${t},attr_timeout=${t}`;
+  return directIo ? `${base},direct_io` : base;
 }
 
 export class FuseAdapter {
@@ -166,7 +176,7 @@ export class FuseAdapter {
   async mount(): Promise<void> {
     const meta = this.opts.metadataTimeoutMs;
     const fuse = new Fuse(this.opts.mountpoint, this.ops(), {
-      fsname: fsnameOption(this.opts.fsname, kernelCacheMs(this.fs.table.ttlMs) / 1000),
+      fsname: fsnameOption(this.opts.fsname, kernelCacheMs(this.fs.table.ttlMs) / 1000, this.opts.directIo === true),
       subtype: 'synapse-mount',
       allowOther: this.opts.allowOther,
       // Shared mounts: let the kernel enforce --uid/--gid/--file-mode/--dir-mode for other users.

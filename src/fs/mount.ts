@@ -40,6 +40,8 @@ export interface MountConfig {
   readTimeoutMs: number;
   retryTimeoutSec: number;
   allowOther: boolean;
+  /** --direct-io: file data bypasses the kernel page cache (fuse-adapter.ts says what that changes). */
+  directIo?: boolean;
   uid: number;
   gid: number;
   fileMode: number;
@@ -250,6 +252,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     mountpoint: config.mountpoint,
     fsname: `synapse:${config.entityId}`,
     allowOther: config.allowOther,
+    directIo: config.directIo === true,
     readTimeoutMs: config.readTimeoutMs,
     metadataTimeoutMs: Math.max(60_000, (config.retryTimeoutSec + 30) * 1000),
   }, log.child({ component: 'fuse' }));

@@ -9,7 +9,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
-import { cli, mountForeground, patternBytes, sh, slowMd5, waitFor, type Mounted } from './harness.js';
+import { childId, cli, mountForeground, patternBytes, sh, slowMd5, tempDir, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -176,6 +176,17 @@ print(bad)`;
     assert.equal(b.stdout.trim(), md5(files['big.bin']!.subarray(50 * MiB)));
   });
 
+  test('mmap as numpy.memmap does it (MAP_SHARED, read-only) sees the file\'s bytes', async () => {
+    const big = files['big.bin']!;
+    const r = await sh(`python3 -c "
+import hashlib, mmap, sys
+with open(sys.argv[1], 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+    print(len(m), hashlib.md5(m[37 * 1024 * 1024 + 5:61 * 1024 * 1024]).hexdigest(), hashlib.md5(m).hexdigest())
+" '${m!.dir}/sts/big.bin'`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `${big.length} ${md5(big.subarray(37 * MiB + 5, 61 * MiB))} ${md5(big)}`);
+  });
+
   test('--read-only refuses every change with EROFS, never a hang', async () => {
     const ro = await mountForeground(stack, projectId, ['--read-only']);
     try {
@@ -262,5 +273,87 @@ describe('STS credentials expire while reading', () => {
     const slow = await slowMd5(`${m!.dir}/sts/b.bin`, 1, 0.2, 60_000);
     assert.equal(slow.stdout.trim(), md5(data), slow.stderr);
     assert.ok(stack.dev.stats().sts.issued > issuedBefore, 'a fresh STS token was issued during the read');
+  });
+});
+
+describe('--direct-io (-o direct_io): file data skips the kernel page cache', () => {
+  let stack: Stack;
+  let m: Mounted | undefined;
+  let stsId: string;
+  let scratch: string;
+  const data = patternBytes(40 * MiB + 12345, 21);
+
+  before(async () => {
+    stack = await startStack({ fixture: 'empty' });
+    const p = stack.seed.project('Direct IO');
+    stsId = (await stack.seed.folder(p, 'sts', { storage: 'sts' })).id;
+    await stack.seed.file(stsId, 'data.bin', data);
+    scratch = await tempDir('dio-');
+    // The fstab spelling, as s3fs users write it; the long flag is --direct-io.
+    m = await mountForeground(stack, p, ['-o', 'direct_io', '--spool-dir', path.join(scratch, 'spool'), '--block-size', '4M']);
+  });
+  after(async () => {
+    await m?.unmount();
+    await stack?.close();
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  test('whole-file, ranged and odd-sized reads return the exact bytes', async () => {
+    const file = `${m!.dir}/sts/data.bin`;
+    const whole = await sh(`dd if='${file}' bs=1M status=none | md5sum`);
+    assert.equal(whole.stdout.split(' ')[0], md5(data));
+    const cat = await sh(`cat '${file}' | md5sum`);
+    assert.equal(cat.stdout.split(' ')[0], md5(data));
+    const tail = await sh(`tail -c 5000 '${file}' | md5sum`);
+    assert.equal(tail.stdout.split(' ')[0], md5(data.subarray(data.length - 5000)));
+    // Reads reach the mount exactly as issued (no kernel readahead rounding them up): odd offsets
+    // and sizes across block boundaries, and a read past the end.
+    const r = await sh(`python3 -c "
+import hashlib, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+out = []
+for off, n in [(0, 1), (4 * 1024 * 1024 - 3, 7), (12345678, 300001), (40 * 1024 * 1024, 99999), (40 * 1024 * 1024 + 12340, 100)]:
+    b = os.pread(fd, n, off)
+    out.append('%d:%s' % (len(b), hashlib.md5(b).hexdigest()))
+print(' '.join(out))
+" '${file}'`);
+    assert.equal(r.code, 0, r.stderr);
+    const want = [[0, 1], [4 * MiB - 3, 7], [12345678, 300001], [40 * MiB, 99999], [40 * MiB + 12340, 100]]
+      .map(([off, n]) => { const b = data.subarray(off!, Math.min(data.length, off! + n!)); return `${b.length}:${md5(b)}`; });
+    assert.equal(r.stdout.trim(), want.join(' '));
+  });
+
+  test('the kernel refuses shared mmap (ENODEV), as the README says; private mmap reads the bytes', async () => {
+    const r = await sh(`python3 -c "
+import errno, hashlib, mmap, sys
+with open(sys.argv[1], 'rb') as f:
+    try:
+        mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        print('shared-ok')
+    except OSError as e:
+        print('shared-' + errno.errorcode[e.errno])
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) as m:
+        print(hashlib.md5(m).hexdigest())
+" '${m!.dir}/sts/data.bin'`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['shared-ENODEV', md5(data)]);
+  });
+
+  test('dd and cp write through it; close() returns once the file is in Synapse, bytes identical', async () => {
+    const src = path.join(scratch, 'src.bin');
+    const bytes = patternBytes(24 * MiB + 777, 22);
+    await writeFile(src, bytes);
+    const dd = await sh(`dd if='${src}' of='${m!.dir}/sts/dd.bin' bs=1M status=none`);
+    assert.equal(dd.code, 0, dd.stderr);
+    const cp = await sh(`cp '${src}' '${m!.dir}/sts/cp.bin'`);
+    assert.equal(cp.code, 0, cp.stderr);
+    for (const name of ['dd.bin', 'cp.bin']) {
+      const id = await childId(stack, stsId, name);
+      assert.ok(id, `${name} is an entity once its writer exited`);
+      const fh = stack.seed.fileHandle(String(stack.seed.entity(id!).dataFileHandleId));
+      assert.equal(md5(await stack.seed.objectBytes(fh.bucketName, fh.key)), md5(bytes), `${name} in S3`);
+      const back = await sh(`md5sum < '${m!.dir}/sts/${name}'`);
+      assert.equal(back.stdout.split(' ')[0], md5(bytes), `${name} read back through the mount`);
+    }
   });
 });

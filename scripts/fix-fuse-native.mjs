@@ -16,6 +16,11 @@
 //     JS thread): setting or clearing one waits for a copy in progress, so once the call
 //     returns the old buffer is the mount's again.
 //
+//  3. Write-only opens bypass the page cache (FOPEN_DIRECT_IO) once the mount asks for it
+//     (`synapse_direct_writes(true)`; fuse-adapter.ts says why). Decided here, on libfuse's
+//     thread before the open reaches JS, because fuse-native's open callback has no way to set
+//     fuse_file_info's flags.
+//
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
 // the README says so. As a postinstall this must never fail the user's install: every problem is
@@ -50,8 +55,9 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v3 */';
+const FAST_MARK = '/* synapse-mount read fast path v4 */';
 const FAST_CODE = `${FAST_MARK}
+#include <fcntl.h>
 #define SYNAPSE_FAST_SLOTS 4096
 typedef struct {
   uint64_t fh;
@@ -146,6 +152,26 @@ NAPI_METHOD(synapse_fast_take_hits) {
   return n;
 }
 
+/* Write-only opens and creates get FOPEN_DIRECT_IO while this is set (synapse_direct_writes). */
+static int synapse_direct_writes_on = 0;
+
+/* On a libfuse thread, before an open or create goes to JS. A write-only file cannot be mapped
+   (mmap needs read access), so skipping the page cache costs it nothing. */
+static void synapse_open_flags (struct fuse_file_info *info) {
+  if (info != NULL && (info->flags & O_ACCMODE) == O_WRONLY && __atomic_load_n(&synapse_direct_writes_on, __ATOMIC_RELAXED)) {
+    info->direct_io = 1;
+  }
+}
+
+/* synapse_direct_writes(on): write-only opens bypass the page cache from now on (or not). */
+NAPI_METHOD(synapse_direct_writes) {
+  NAPI_ARGV(1)
+  bool on = false;
+  NAPI_STATUS_THROWS(napi_get_value_bool(env, argv[0], &on))
+  __atomic_store_n(&synapse_direct_writes_on, on ? 1 : 0, __ATOMIC_RELAXED);
+  return NULL;
+}
+
 /* Reads answered by the fast path since the addon loaded. */
 NAPI_METHOD(synapse_fast_hits_count) {
   napi_value n;
@@ -164,6 +190,15 @@ if (!text.includes(FAST_MARK)) {
       'FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n' +
         '  { int fast = synapse_fast_read(info, buf, len, offset); if (fast >= 0) return fast; }\n',
     ],
+    // Opens and creates: the page-cache decision for write-only files.
+    [
+      'FUSE_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {\n  l->path = path;\n  l->info = info;\n',
+      'FUSE_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {\n  l->path = path;\n  l->info = info;\n  synapse_open_flags(info);\n',
+    ],
+    [
+      'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n',
+      'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n  synapse_open_flags(info);\n',
+    ],
     // Exported next to the read signal; the lock is made when the module loads.
     [
       '  NAPI_EXPORT_FUNCTION(fuse_native_signal_read)\n',
@@ -171,7 +206,8 @@ if (!text.includes(FAST_MARK)) {
         '  uv_once(&synapse_fast_once, synapse_fast_init);\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fast_window)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fast_take_hits)\n' +
-        '  NAPI_EXPORT_FUNCTION(synapse_fast_hits_count)\n',
+        '  NAPI_EXPORT_FUNCTION(synapse_fast_hits_count)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_direct_writes)\n',
     ],
   ];
   const missing = hooks.filter(([from]) => text.split(from).length !== 2);

@@ -38,6 +38,11 @@ export interface FastBinding {
   synapse_fast_hits_count(): number;
 }
 
+/** The patch's other switch (fuse-adapter.ts): write-only opens bypass the page cache. */
+export interface DirectWritesBinding {
+  synapse_direct_writes(on: boolean): void;
+}
+
 /** A held block of an open file: the bytes [start, start + length) of the file are `buf`'s first bytes. */
 export interface ReadWindow {
   start: number;
@@ -52,26 +57,36 @@ export interface ReadWindow {
 const SLOTS = 4096;
 const MAX_WINDOWS = 32;
 
-let loaded: FastBinding | null | undefined;
+let addon: Partial<FastBinding & DirectWritesBinding> | null | undefined;
+
+/** fuse-native's addon — the same module instance fuse-native loaded (node-gyp-build resolves the same file). */
+function loadAddon(): Partial<FastBinding & DirectWritesBinding> | null {
+  if (addon === undefined) {
+    try {
+      const require = createRequire(import.meta.url);
+      const dir = path.dirname(require.resolve('fuse-native/package.json'));
+      addon = createRequire(path.join(dir, 'index.js'))('node-gyp-build')(dir) as Partial<FastBinding & DirectWritesBinding>;
+    } catch {
+      addon = null;
+    }
+  }
+  return addon;
+}
 
 /** The patched addon's functions, or undefined when the prebuild is in use or the path is off. */
 export function loadFastBinding(env: NodeJS.ProcessEnv = process.env): FastBinding | undefined {
   if (env['SYNAPSE_MOUNT_FAST_READ'] === '0') return undefined;
-  if (loaded === undefined) {
-    try {
-      // The same module instance fuse-native loaded (node-gyp-build resolves the same file).
-      const require = createRequire(import.meta.url);
-      const dir = path.dirname(require.resolve('fuse-native/package.json'));
-      const binding = createRequire(path.join(dir, 'index.js'))('node-gyp-build')(dir) as Partial<FastBinding>;
-      loaded = typeof binding.synapse_fast_window === 'function' && typeof binding.synapse_fast_take_hits === 'function' &&
-        typeof binding.synapse_fast_hits_count === 'function'
-        ? binding as FastBinding
-        : null;
-    } catch {
-      loaded = null;
-    }
-  }
-  return loaded ?? undefined;
+  const a = loadAddon();
+  return a && typeof a.synapse_fast_window === 'function' && typeof a.synapse_fast_take_hits === 'function' &&
+    typeof a.synapse_fast_hits_count === 'function'
+    ? a as FastBinding
+    : undefined;
+}
+
+/** The write-only page-cache switch, or undefined with the prebuild (or an addon patched before it existed). */
+export function loadDirectWritesBinding(): DirectWritesBinding | undefined {
+  const a = loadAddon();
+  return a && typeof a.synapse_direct_writes === 'function' ? a as DirectWritesBinding : undefined;
 }
 
 export class FastReadWindows {
@@ -142,5 +157,5 @@ export class FastReadWindows {
 
 /** Reads the fast path answered in this process (0 without it). */
 export function fastReadHits(): number {
-  return loaded ? loaded.synapse_fast_hits_count() : 0;
+  return addon?.synapse_fast_hits_count?.() ?? 0;
 }

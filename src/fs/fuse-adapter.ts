@@ -8,6 +8,12 @@
  *    never becomes a `.fuse_hidden…` entity. No kernel_cache/auto_cache: the page cache is
  *    dropped at each open, so a new open always sees the current object (our block cache, keyed
  *    by version, keeps warm re-reads fast). Pinned to fuse-native 2.2.6.
+ *  - Write-only opens (dd of=, cp, rsync's temp files, `>`, pandas' to_csv) bypass the page cache
+ *    by default (FOPEN_DIRECT_IO, set by the patched addon; SYNAPSE_MOUNT_DIRECT_WRITES=0 turns it
+ *    off). Without it every written byte was first copied into fresh page-cache pages that no
+ *    reader could use (the next open drops them): 1 GiB written with Python took 7.5–9.7 s
+ *    against 6.6–7.1 s (bench/README.md, "Writes (session 8)"). A write-only file cannot be
+ *    mapped, so nothing is lost; read-write opens keep the page cache (they may be mapped).
  *  - `--direct-io` adds libfuse's direct_io (every open file gets FOPEN_DIRECT_IO): reads and
  *    writes skip the page cache and arrive as the caller issued them. A cold read then writes no
  *    page-cache page — on our VM the reply copy into fresh page-cache pages was ≈ 0.7 CPU-s per
@@ -36,7 +42,7 @@ import { readFile } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
 import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
-import { FastReadWindows, loadFastBinding } from './fast-read.js';
+import { FastReadWindows, loadDirectWritesBinding, loadFastBinding } from './fast-read.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
 
 export interface FuseMountOptions {
@@ -75,7 +81,9 @@ export class FuseAdapter {
   ) {
     const binding = loadFastBinding();
     this.fast = binding && new FastReadWindows(binding);
-    log.debug({ fastRead: this.fast !== undefined }, 'read fast path');
+    const directWrites = process.env['SYNAPSE_MOUNT_DIRECT_WRITES'] === '0' ? undefined : loadDirectWritesBinding();
+    directWrites?.synapse_direct_writes(true);
+    log.debug({ fastRead: this.fast !== undefined, directWrites: directWrites !== undefined }, 'native fast paths');
   }
 
   /** After JS answered `n` bytes at `pos` of `fd`: hand C the block where the next read starts. */

@@ -107,6 +107,52 @@ describe('writing through the mount', () => {
     assert.ok((stack.dev.stats().synapse.byRoute['PUT /file/multipart/{uploadId}/complete'] ?? 0) >= 2);
   });
 
+  test('a write-only open skips the page cache: dd no longer fills memory that no reader can use', async () => {
+    // A file in Synapse storage is staged in the spool until close, so while it is written the
+    // kernel's page cache grows by the spool file's pages — and, before write-only opens bypassed
+    // it, by as many again for the mount's own copy of the file (measured: 95–96 MiB for 48).
+    const mib = 48;
+    const r = await python('page-cache.py', [
+      'import hashlib, os, sys',
+      'def cached():',
+      '    for line in open("/proc/meminfo"):',
+      '        if line.startswith("Cached:"): return int(line.split()[1]) * 1024',
+      'buf = bytes(range(256)) * 4096',
+      'fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)',
+      'before = cached()',
+      `for _ in range(${mib}): os.write(fd, buf)`,
+      'grew = (cached() - before) >> 20',
+      'os.close(fd)',
+      `print(grew, hashlib.md5(buf * ${mib}).hexdigest())`,
+    ], `${m.dir}/managed/pc-wronly.bin`, 120_000);
+    assert.equal(r.code, 0, r.stderr);
+    const [grew, digest] = r.stdout.trim().split(' ');
+    assert.ok(Number(grew) < mib * 1.5, `page cache grew ${grew} MiB while ${mib} MiB were written (the spool's copy is ${mib})`);
+    const { bytes } = await synapseBytes(await idOf(`${m.dir}/managed/pc-wronly.bin`));
+    assert.equal(md5(bytes), digest);
+  });
+
+  test('a reader with the file open sees what a write-only fd (no page cache) appends and overwrites', async () => {
+    // The reader's open caches the file's first page; the writer bypasses the page cache, so the
+    // kernel must not answer the reader's second read from that stale page.
+    const r = await python('coherent.py', [
+      'import os, sys',
+      'w = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)',
+      'os.write(w, b"A" * 100)',
+      'r = os.open(sys.argv[1], os.O_RDONLY)',
+      'first = os.pread(r, 4096, 0)',
+      'os.write(w, b"B" * 100)',
+      'os.pwrite(w, b"C" * 10, 10)',
+      'second = os.pread(r, 4096, 0)',
+      'os.close(r)',
+      'os.close(w)',
+      'print(first.decode(), second.decode())',
+    ], `${m.dir}/sts/coherent.txt`, 60_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), `${'A'.repeat(100)} ${'A'.repeat(10)}${'C'.repeat(10)}${'A'.repeat(80)}${'B'.repeat(100)}`);
+    assert.equal((await synapseBytes(await idOf(`${m.dir}/sts/coherent.txt`))).bytes.toString(), `${'A'.repeat(10)}${'C'.repeat(10)}${'A'.repeat(80)}${'B'.repeat(100)}`);
+  });
+
   test('an empty file in Synapse storage stays local and is documented as such; touch works', async () => {
     const r = await sh(`touch '${m.dir}/managed/empty.txt' && ls -l '${m.dir}/managed/empty.txt'`);
     assert.equal(r.code, 0, r.stderr);

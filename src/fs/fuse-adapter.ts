@@ -11,13 +11,13 @@
  *  - Write-only opens (dd of=, cp, rsync's temp files, `>`, pandas' to_csv) bypass the page cache
  *    by default (FOPEN_DIRECT_IO, set by the patched addon; SYNAPSE_MOUNT_DIRECT_WRITES=0 turns it
  *    off). Without it every written byte was first copied into fresh page-cache pages that no
- *    reader could use (the next open drops them): 1 GiB written with Python took 7.5–9.7 s
- *    against 6.6–7.1 s (bench/README.md, "Writes (session 8)"). A write-only file cannot be
- *    mapped, so nothing is lost; read-write opens keep the page cache (they may be mapped).
+ *    reader could use (the next open drops them): 1 GiB written with Python took 9.0–9.9 s
+ *    against 6.5–7.3 s (bench/README.md, "Session 8"). A write-only file cannot be mapped, so
+ *    nothing is lost; read-write opens keep the page cache (they may be mapped).
  *  - `--direct-io` adds libfuse's direct_io (every open file gets FOPEN_DIRECT_IO): reads and
  *    writes skip the page cache and arrive as the caller issued them. A cold read then writes no
  *    page-cache page — on our VM the reply copy into fresh page-cache pages was ≈ 0.7 CPU-s per
- *    GiB on libfuse's threads (bench/README.md, "Reads (session 8)"). The price: no kernel
+ *    GiB on libfuse's threads (bench/README.md, "Session 8"). The price: no kernel
  *    readahead (ours does the work), a re-read crosses FUSE again (our block cache answers), and
  *    the kernel refuses MAP_SHARED mmap of such a file (ENODEV; libfuse 2 cannot ask for
  *    FUSE_DIRECT_IO_ALLOW_MMAP). Off by default for that last reason.

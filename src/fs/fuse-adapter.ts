@@ -73,6 +73,8 @@ export class FuseAdapter {
   private fuse: Fuse | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private readonly fast: FastReadWindows | undefined;
+  /** Write-only opens bypass the page cache (the patched addon is in use and not told otherwise). */
+  readonly directWrites: boolean;
 
   constructor(
     private readonly fs: SynapseFilesystem,
@@ -83,7 +85,8 @@ export class FuseAdapter {
     this.fast = binding && new FastReadWindows(binding);
     const directWrites = process.env['SYNAPSE_MOUNT_DIRECT_WRITES'] === '0' ? undefined : loadDirectWritesBinding();
     directWrites?.synapse_direct_writes(true);
-    log.debug({ fastRead: this.fast !== undefined, directWrites: directWrites !== undefined }, 'native fast paths');
+    this.directWrites = directWrites !== undefined;
+    log.debug({ fastRead: this.fast !== undefined, directWrites: this.directWrites }, 'native fast paths');
   }
 
   /** After JS answered `n` bytes at `pos` of `fd`: hand C the block where the next read starts. */

@@ -57,6 +57,11 @@ export interface MountStatus {
   startedAt: string;
   uptimeSec: number;
   readOnly: boolean;
+  /**
+   * Where file data goes through the kernel's page cache: reads unless --direct-io; write-only
+   * opens not at all once the patched addon bypasses it (fuse-adapter.ts).
+   */
+  pageCache: { reads: PageCacheUse; writeOnlyOpens: PageCacheUse };
   logFile?: string;
   spoolDir: string;
   uploads: UploadStatus[];
@@ -83,6 +88,8 @@ export interface MountStatus {
   s3: S3Counters;
 }
 
+export type PageCacheUse = 'kernel' | 'bypassed';
+
 export interface StatusSources {
   fs: SynapseFilesystem;
   client: { stats(): SynapseClientStats };
@@ -92,6 +99,7 @@ export interface StatusSources {
     spoolDir: string; cacheBytes: number; blockBytes: number; cacheDir?: string;
   };
   startedAt: Date;
+  pageCache: { reads: PageCacheUse; writeOnlyOpens: PageCacheUse };
   logFile?: string;
 }
 
@@ -139,6 +147,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
     startedAt: src.startedAt.toISOString(),
     uptimeSec: Math.round((Date.now() - src.startedAt.getTime()) / 1000),
     readOnly: config.readOnly,
+    pageCache: src.pageCache,
     ...(src.logFile ? { logFile: src.logFile } : {}),
     spoolDir: config.spoolDir,
     uploads,

@@ -323,6 +323,15 @@ print(' '.join(out))
     assert.equal(r.stdout.trim(), want.join(' '));
   });
 
+  test('status says reads and writes bypass the page cache', async () => {
+    const r = await cli(['status', m!.dir, '--json'], { timeoutMs: 20_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const st = JSON.parse(r.stdout) as { status: { pageCache: unknown } };
+    assert.deepEqual(st.status.pageCache, { reads: 'bypassed', writeOnlyOpens: 'bypassed' });
+    const human = await cli(['status', m!.dir], { timeoutMs: 20_000 });
+    assert.match(human.stdout, /Page cache: reads bypass it \(--direct-io\); write-only opens bypass it/);
+  });
+
   test('the kernel refuses shared mmap (ENODEV), as the README says; private mmap reads the bytes', async () => {
     const r = await sh(`python3 -c "
 import errno, hashlib, mmap, sys

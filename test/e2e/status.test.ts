@@ -94,6 +94,8 @@ describe('synapse-mount status', () => {
     assert.ok(s.s3.leanGets >= 2 && s.s3.leanGets <= s.s3.requests, `lean GETs ${JSON.stringify(s.s3)}`);
     // The kernel's reads inside a block already in memory were answered in C (fast-read.ts).
     assert.ok(s.cache.fastReads > 0, `fast reads ${JSON.stringify(s.cache)}`);
+    // …and files opened write-only bypass the page cache (same patched addon).
+    assert.deepEqual(s.pageCache, { reads: 'kernel', writeOnlyOpens: 'bypassed' });
     assert.equal(s.cache.limitBytes, 64 * MiB);
     assert.ok(s.cache.bytes >= 3 * MiB, `cache bytes ${s.cache.bytes}`);
     assert.deepEqual(s.uploads, []);

@@ -40,7 +40,7 @@ try {
 const src = path.join(dir, 'fuse-native.c');
 const built = path.join(dir, 'build', 'Release', 'fuse.node');
 const keepPrebuild = (why) => {
-  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, and reads take the slower path)`);
+  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, reads take the slower path, and written files go through the page cache)`);
   process.exit(0);
 };
 let text;
@@ -180,6 +180,29 @@ NAPI_METHOD(synapse_fast_hits_count) {
 }
 
 `;
+// fuse-native as published is kept beside it the first time: a later version of this script
+// patches that copy, not a file an earlier version patched (whose hooks would all match again,
+// and the build would fail on code defined twice).
+const pristine = `${src}.synapse-mount-orig`;
+const ANY_MARK = '/* synapse-mount read fast path v';
+if (text.includes(ANY_MARK) && !text.includes(FAST_MARK)) {
+  let base;
+  try {
+    base = readFileSync(pristine, 'utf8');
+  } catch {
+    console.warn('synapse-mount: fuse-native was patched by an older synapse-mount and its original source is not kept; '
+      + 'keeping that build (to update it: rm -rf node_modules/fuse-native && npm install)');
+    process.exit(0);
+  }
+  text = base.replace(UTIMENS_BUG, UTIMENS_FIX);
+} else if (!text.includes(ANY_MARK) && !existsSync(pristine)) {
+  try {
+    writeFileSync(pristine, original);
+  } catch {
+    // best effort: without it a later version asks for a reinstall instead
+  }
+}
+
 if (!text.includes(FAST_MARK)) {
   const hooks = [
     // The code, before the opcodes that use it.
@@ -240,7 +263,7 @@ const headers = existsSync(path.join(nodeDir, 'include', 'node', 'node_api.h'));
 if (!gyp || !headers) keepPrebuild('cannot rebuild fuse-native (node-gyp or Node headers missing)');
 try {
   execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeDir}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  console.log('synapse-mount: rebuilt fuse-native with the utimens fix and the read fast path');
+  console.log('synapse-mount: rebuilt fuse-native with the utimens fix, the read fast path and direct writes');
 } catch (err) {
   console.warn(`synapse-mount: fuse-native rebuild failed (${String(err.stderr ?? err.message).split('\n')[0]}); using the prebuild`);
 }

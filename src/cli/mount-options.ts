@@ -44,6 +44,7 @@ export const MOUNT_FLAGS: Readonly<Record<string, FlagKind>> = {
   'max-write-memory': 'string',
   'allow-other': 'boolean',
   'direct-io': 'boolean',
+  'direct-writes': 'boolean',
   uid: 'number',
   gid: 'number',
   'file-mode': 'string',

@@ -121,7 +121,7 @@ export function formatReport(r: MountReport): string {
   lines.push(`${s.mountpoint}: ${s.entityId} from ${s.endpoint} as ${s.userName}${s.readOnly ? ' (read-only)' : ''}`);
   lines.push(`  pid ${s.pid}, up ${formatDuration(s.uptimeSec)} (since ${s.startedAt})${s.logFile ? `, log ${s.logFile}` : ''}`);
   // Absent from a mount started by an older version.
-  if (s.pageCache) lines.push(`  Page cache: reads ${s.pageCache.reads === 'kernel' ? 'through the kernel\'s' : 'bypass it (--direct-io)'}; write-only opens ${s.pageCache.writeOnlyOpens === 'kernel' ? 'through it' : 'bypass it'}`);
+  if (s.pageCache) lines.push(`  Page cache: reads ${s.pageCache.reads === 'kernel' ? 'use it' : 'bypass it (--direct-io)'}; write-only opens ${s.pageCache.writeOnlyOpens === 'kernel' ? 'use it' : 'bypass it'}`);
   const sy = s.synapse;
   lines.push(`  Synapse: ${sy.requests} requests (${sy.calls} calls), ${sy.retries} retried, ${sy.throttled} throttled, ${sy.errors} errors; ${sy.inFlight} in flight, ${sy.queued} queued`);
   lines.push(`  S3:      ${s.s3.requests} requests, ${s.s3.errors} errors; ${formatBytes(s.s3.bytesDown)} down, ${formatBytes(s.s3.bytesUp)} up${s.s3Endpoint ? ` (${s.s3Endpoint})` : ''}`);

@@ -83,6 +83,19 @@ export function loadFastBinding(env: NodeJS.ProcessEnv = process.env): FastBindi
     : undefined;
 }
 
+/**
+ * Linux invalidates other file descriptors' cached pages around a direct write only since 6.6
+ * (80e4f25262f9, "fuse: invalidate page cache pages before direct write"); before it, a reader
+ * holding the file open would keep reading the pages it cached before the write. So write-only
+ * opens bypass the page cache by default only from 6.6 on.
+ */
+export function kernelInvalidatesOnDirectWrite(release: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > 6 || (major === 6 && minor >= 6);
+}
+
 /** The write-only page-cache switch, or undefined with the prebuild (or an addon patched before it existed). */
 export function loadDirectWritesBinding(): DirectWritesBinding | undefined {
   const a = loadAddon();

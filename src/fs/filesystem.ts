@@ -526,6 +526,12 @@ export class SynapseFilesystem {
       this.releasing.set(h.path, publishing);
       await publishing;
       if (this.releasing.get(h.path) === publishing) this.releasing.delete(h.path);
+      // An open of this path while it published joined this file (the kernel sends RELEASE
+      // after close() has returned, so `open(f, 'wb').close(); open(f, 'wb')` races it): the
+      // file is that handle's now. Dropping it here had getattr report the old size to the
+      // kernel while the new handle wrote — its reads came back empty for 2 × --metadata-ttl —
+      // and disposed of a file still in use.
+      if (file.refs > 0) return;
     }
     if (this.active.get(h.path) === file) this.active.delete(h.path);
     // An unlinked file's name is no longer its own (a new file may hold it): leave its entry be.

@@ -9,13 +9,15 @@
  *    dropped at each open, so a new open always sees the current object (our block cache, keyed
  *    by version, keeps warm re-reads fast). Pinned to fuse-native 2.2.6.
  *  - Write-only opens (dd of=, cp, rsync's temp files, `>`, pandas' to_csv) bypass the page cache
- *    by default (FOPEN_DIRECT_IO, set by the patched addon; SYNAPSE_MOUNT_DIRECT_WRITES=0 turns it
- *    off). Without it every written byte was first copied into fresh page-cache pages that no
- *    reader could use (the next open drops them): 1 GiB written with Python took 9.0–9.9 s
- *    against 6.5–7.3 s (bench/README.md, "Session 8"). A write-only file cannot be mapped, so
- *    nothing is lost; read-write opens keep the page cache (they may be mapped).
+ *    (FOPEN_DIRECT_IO, set by the patched addon; `--[no-]direct-writes`). Without it every
+ *    written byte was first copied into fresh page-cache pages that a later open drops unread:
+ *    1 GiB written with Python took 9.0–9.9 s against 6.5–7.3 s (bench/README.md, "Session 8").
+ *    A write-only fd cannot be mapped; read-write opens keep the page cache (they may be). On by
+ *    default only on Linux ≥ 6.6, which drops other readers' cached pages of the range written
+ *    (kernelInvalidatesOnDirectWrite); on older kernels a reader holding the file open would
+ *    keep stale pages.
  *  - `--direct-io` adds libfuse's direct_io (every open file gets FOPEN_DIRECT_IO): reads and
- *    writes skip the page cache and arrive as the caller issued them. A cold read then writes no
+ *    writes skip the page cache (no kernel readahead rounds them up to pages). A cold read then writes no
  *    page-cache page — on our VM the reply copy into fresh page-cache pages was ≈ 0.7 CPU-s per
  *    GiB on libfuse's threads (bench/README.md, "Session 8"). The price: no kernel
  *    readahead (ours does the work), a re-read crosses FUSE again (our block cache answers), and
@@ -39,10 +41,11 @@
  *  - Errors are logged once here (debug for the expected ENOENT, warn otherwise).
  */
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
 import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
-import { FastReadWindows, loadDirectWritesBinding, loadFastBinding } from './fast-read.js';
+import { FastReadWindows, kernelInvalidatesOnDirectWrite, loadDirectWritesBinding, loadFastBinding } from './fast-read.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
 
 export interface FuseMountOptions {
@@ -51,6 +54,8 @@ export interface FuseMountOptions {
   allowOther: boolean;
   /** libfuse's direct_io: every open file bypasses the kernel page cache. */
   directIo?: boolean;
+  /** Write-only opens bypass the page cache (default: on when the kernel keeps readers coherent). */
+  directWrites?: boolean;
   readTimeoutMs: number;
   metadataTimeoutMs: number;
   debug?: boolean;
@@ -83,9 +88,11 @@ export class FuseAdapter {
   ) {
     const binding = loadFastBinding();
     this.fast = binding && new FastReadWindows(binding);
-    const directWrites = process.env['SYNAPSE_MOUNT_DIRECT_WRITES'] === '0' ? undefined : loadDirectWritesBinding();
-    directWrites?.synapse_direct_writes(true);
-    this.directWrites = directWrites !== undefined;
+    // Set either way: the switch is per process, and the addon may have been told before.
+    const want = opts.directWrites ?? kernelInvalidatesOnDirectWrite(os.release());
+    const directWritesSwitch = loadDirectWritesBinding();
+    directWritesSwitch?.synapse_direct_writes(want);
+    this.directWrites = want && directWritesSwitch !== undefined;
     log.debug({ fastRead: this.fast !== undefined, directWrites: this.directWrites }, 'native fast paths');
   }
 

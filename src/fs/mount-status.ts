@@ -59,9 +59,10 @@ export interface MountStatus {
   readOnly: boolean;
   /**
    * Where file data goes through the kernel's page cache: reads unless --direct-io; write-only
-   * opens not at all once the patched addon bypasses it (fuse-adapter.ts).
+   * opens not when the patched addon bypasses it (fuse-adapter.ts). Absent from mounts started
+   * before it existed.
    */
-  pageCache: { reads: PageCacheUse; writeOnlyOpens: PageCacheUse };
+  pageCache?: { reads: PageCacheUse; writeOnlyOpens: PageCacheUse };
   logFile?: string;
   spoolDir: string;
   uploads: UploadStatus[];

@@ -42,6 +42,8 @@ export interface MountConfig {
   allowOther: boolean;
   /** --direct-io: file data bypasses the kernel page cache (fuse-adapter.ts says what that changes). */
   directIo?: boolean;
+  /** --[no-]direct-writes: write-only opens bypass the page cache; undefined = by kernel version. */
+  directWrites?: boolean;
   uid: number;
   gid: number;
   fileMode: number;
@@ -253,6 +255,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     fsname: `synapse:${config.entityId}`,
     allowOther: config.allowOther,
     directIo: config.directIo === true,
+    ...(config.directWrites !== undefined ? { directWrites: config.directWrites } : {}),
     readTimeoutMs: config.readTimeoutMs,
     metadataTimeoutMs: Math.max(60_000, (config.retryTimeoutSec + 30) * 1000),
   }, log.child({ component: 'fuse' }));

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FastReadWindows, loadFastBinding, type FastBinding, type ReadWindow } from '../../src/fs/fast-read.js';
+import { FastReadWindows, kernelInvalidatesOnDirectWrite, loadDirectWritesBinding, loadFastBinding, type FastBinding, type ReadWindow } from '../../src/fs/fast-read.js';
 
 function recorder() {
   const events: string[] = [];
@@ -85,6 +85,17 @@ test('the patched addon is found after npm ci (else every read would take the sl
   assert.ok(binding, 'fuse-native was not rebuilt with the read fast path (run npm ci; see its output)');
   assert.equal(typeof binding.synapse_fast_hits_count(), 'number');
   assert.equal(loadFastBinding({ SYNAPSE_MOUNT_FAST_READ: '0' }), undefined, 'SYNAPSE_MOUNT_FAST_READ=0 turns it off');
+  // The same patch (v4) has the write-only page-cache switch; an addon patched by v3 would not.
+  assert.equal(typeof loadDirectWritesBinding()?.synapse_direct_writes, 'function', 'fuse-native was patched by an older version (rm -rf node_modules/fuse-native && npm ci)');
+});
+
+test('write-only opens bypass the page cache by default only on kernels that keep readers coherent (Linux ≥ 6.6)', () => {
+  for (const [release, on] of [
+    ['6.18.44-fc-v1098', true], ['6.6.0', true], ['6.10.3-arch1', true], ['7.0.1', true],
+    ['6.5.13', false], ['6.1.0-28-amd64', false], ['5.15.0-119-generic', false], ['4.18.0-553.el8_10.x86_64', false], ['', false], ['weird', false],
+  ] as const) {
+    assert.equal(kernelInvalidatesOnDirectWrite(release), on, release);
+  }
 });
 
 test("a window whose block left the cache: kept while C reads from it, else cleared in C, then released; a replaced window's notice does nothing", () => {

@@ -1020,6 +1020,25 @@ test('regression: closing an unlinked file leaves a new file of the same name li
     new FtruncateFd(0, 0), new CloseFd(0), new WriteFd(0, 0, c(9, 3)), new CloseFd(0));
 });
 
+test('regression: an open while the last close of the same path is still publishing joins that file, and stat shows what it writes', async () => {
+  // `open(f, 'wb').close(); open(f, 'wb')`: the kernel sends RELEASE after close() returned, so the
+  // second open arrives while the first publishes. release() dropped the file from under the new
+  // handle: getattr answered the published size (0) while it wrote, and the kernel kept that.
+  await withReal(async (r) => {
+    const first = await r.fs.create('/race.bin', 0o644);
+    await r.fs.flush(first);
+    const releasing = r.fs.release(first); // the kernel's RELEASE, not awaited by close()
+    const second = await r.fs.open('/race.bin', O_WRONLY);
+    await releasing;
+    await r.fs.write(second, Buffer.from('hello'), 0);
+    assert.equal((await r.fs.getattr('/race.bin')).size, 5, 'stat while writing');
+    await r.fs.flush(second);
+    await r.fs.release(second);
+    assert.equal((await r.fs.getattr('/race.bin')).size, 5, 'stat after close');
+    assert.equal(await readPath(r, '/race.bin'), 'hello');
+  });
+});
+
 // ---- found by the model, not fixed (reported): `todo` until src/fs changes ----
 
 async function withReal(fn: (r: Real) => Promise<void>): Promise<void> {

@@ -308,7 +308,17 @@ export class SynapseFilesystem {
     return children.map((c) => c.name);
   }
 
+  /**
+   * Wait for the publish of `path`'s last close, if one is running. The kernel sends RELEASE
+   * after close() has returned, so the next command on the path can arrive while it runs; it
+   * must then find the file published, not join (or truncate, move, unlink) it mid-release.
+   */
+  private async settled(...paths: string[]): Promise<void> {
+    for (const p of paths) await this.releasing.get(p);
+  }
+
   async open(path: string, flags: number): Promise<number> {
+    await this.settled(path);
     const writing = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
     let af = this.active.get(path);
     const node = af ? undefined : await this.table.resolve(path);
@@ -526,11 +536,11 @@ export class SynapseFilesystem {
       this.releasing.set(h.path, publishing);
       await publishing;
       if (this.releasing.get(h.path) === publishing) this.releasing.delete(h.path);
-      // An open of this path while it published joined this file (the kernel sends RELEASE
-      // after close() has returned, so `open(f, 'wb').close(); open(f, 'wb')` races it): the
-      // file is that handle's now. Dropping it here had getattr report the old size to the
-      // kernel while the new handle wrote — its reads came back empty for 2 × --metadata-ttl —
-      // and disposed of a file still in use.
+      // The kernel sends RELEASE after close() has returned, so `open(f, 'wb').close();
+      // open(f, 'wb')` races this publish. Opens wait for it (settled()); should anything else
+      // have taken a handle on the file meanwhile, the file is that handle's now. Dropping it
+      // here once had getattr report the old size while the new handle wrote (its reads came
+      // back empty for 2 × --metadata-ttl) and disposed of a file still in use.
       if (file.refs > 0) return;
     }
     if (this.active.get(h.path) === file) this.active.delete(h.path);
@@ -564,6 +574,7 @@ export class SynapseFilesystem {
 
   async truncate(path: string, size: number): Promise<void> {
     this.checkWritable(path);
+    await this.settled(path);
     const af = this.activeFile(path);
     if (af) return af.truncate(size);
     // truncate(1) on a file nobody has open: open, truncate, publish, close.
@@ -617,6 +628,7 @@ export class SynapseFilesystem {
 
   async unlink(path: string): Promise<void> {
     this.checkWritable(path);
+    await this.settled(path);
     const node = await this.table.resolve(path);
     if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
     const af = this.activeFile(path, node);
@@ -642,6 +654,7 @@ export class SynapseFilesystem {
    */
   async rename(src: string, dest: string): Promise<void> {
     this.checkWritable(src);
+    await this.settled(src, dest);
     let node = await this.table.resolve(src);
     const { parent: destParent, name: destName } = await this.table.resolveParent(dest);
     const scratch = isScratchName(destName);

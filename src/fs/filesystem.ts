@@ -633,6 +633,12 @@ export class SynapseFilesystem {
     if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
     const af = this.activeFile(path, node);
     if (af) {
+      // POSIX keeps an unlinked file usable through the fds that hold it: keep its bytes first.
+      if (af.refs > 0) {
+        await af.keepBaseLocally().catch((err: unknown) => {
+          this.opts.logger?.warn({ err, path }, 'could not keep the bytes of an unlinked file still open; its writer may get errors');
+        });
+      }
       af.unlinked = true;
       this.active.delete(path);
       if (af.refs === 0) await af.dispose(false);

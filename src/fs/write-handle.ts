@@ -326,6 +326,17 @@ export class ActiveFile {
     });
   }
 
+  /**
+   * Copy the published bytes this file builds on into its spool now, if not done yet: its entity
+   * is about to be deleted (unlink while a writer holds it), and a later truncate, append or read
+   * through that fd would have nowhere else to load them from.
+   */
+  keepBaseLocally(): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.stream && !this.loaded) await this.ensureLoaded();
+    });
+  }
+
   truncate(size: number): Promise<void> {
     return this.exclusive(async () => {
       if (this.stream) {

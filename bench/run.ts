@@ -426,8 +426,8 @@ class Bench {
       const { mount, direct } = best(reads);
       this.results.seq_read_mbps = mount.mbps;
       this.results.seq_read_ratio = round(mount.mbps / direct.mbps);
-      const sdk = sdkReads.reduce((a, r) => (r.mbps > a.mbps ? r : a));
-      const dio = directIoReads.reduce((a, r) => (r.mbps > a.mbps ? r : a));
+      const sdk = fastest(sdkReads);
+      const dio = fastest(directIoReads);
       this.details['seq_read'] = {
         mount, direct, runs: reads, sdk: { best: sdk, runs: sdkReads }, direct_io: { best: dio, runs: directIoReads }, rss_hwm_after_read_mib: rssAfterRead,
       };

@@ -110,10 +110,7 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
   const startedAt = new Date();
   const control: ControlServer | undefined = await startControlServer(controlSocketPath(opts.config.mountpoint), () => collectStatus({
     fs: mounted.fs, client: mounted.client, userName: mounted.userName, config: opts.config, startedAt,
-    pageCache: {
-      reads: opts.config.directIo ? 'bypassed' : 'kernel',
-      writeOnlyOpens: opts.config.directIo || mounted.adapter.directWrites ? 'bypassed' : 'kernel',
-    },
+    pageCache: mounted.adapter.pageCache,
     ...(opts.logFile && process.env[CHILD_ENV] ? { logFile: opts.logFile } : {}),
   }), log).catch((err: unknown) => {
     log.warn({ err }, 'no control socket: `synapse-mount status` cannot ask this mount');

@@ -38,11 +38,6 @@ export interface FastBinding {
   synapse_fast_hits_count(): number;
 }
 
-/** The patch's other switch (fuse-adapter.ts): write-only opens bypass the page cache. */
-export interface DirectWritesBinding {
-  synapse_direct_writes(on: boolean): void;
-}
-
 /** A held block of an open file: the bytes [start, start + length) of the file are `buf`'s first bytes. */
 export interface ReadWindow {
   start: number;
@@ -57,15 +52,18 @@ export interface ReadWindow {
 const SLOTS = 4096;
 const MAX_WINDOWS = 32;
 
-let addon: Partial<FastBinding & DirectWritesBinding> | null | undefined;
+let addon: object | null | undefined;
 
-/** fuse-native's addon — the same module instance fuse-native loaded (node-gyp-build resolves the same file). */
-function loadAddon(): Partial<FastBinding & DirectWritesBinding> | null {
+/**
+ * fuse-native's addon — the same module instance fuse-native loaded (node-gyp-build resolves the
+ * same file) — with whatever the patch added (this module's functions, direct-writes.ts's).
+ */
+export function loadPatchedAddon(): object | null {
   if (addon === undefined) {
     try {
       const require = createRequire(import.meta.url);
       const dir = path.dirname(require.resolve('fuse-native/package.json'));
-      addon = createRequire(path.join(dir, 'index.js'))('node-gyp-build')(dir) as Partial<FastBinding & DirectWritesBinding>;
+      addon = createRequire(path.join(dir, 'index.js'))('node-gyp-build')(dir) as object;
     } catch {
       addon = null;
     }
@@ -76,31 +74,13 @@ function loadAddon(): Partial<FastBinding & DirectWritesBinding> | null {
 /** The patched addon's functions, or undefined when the prebuild is in use or the path is off. */
 export function loadFastBinding(env: NodeJS.ProcessEnv = process.env): FastBinding | undefined {
   if (env['SYNAPSE_MOUNT_FAST_READ'] === '0') return undefined;
-  const a = loadAddon();
+  const a = loadPatchedAddon() as Partial<FastBinding> | null;
   return a && typeof a.synapse_fast_window === 'function' && typeof a.synapse_fast_take_hits === 'function' &&
     typeof a.synapse_fast_hits_count === 'function'
     ? a as FastBinding
     : undefined;
 }
 
-/**
- * Linux invalidates other file descriptors' cached pages around a direct write only since 6.6
- * (80e4f25262f9, "fuse: invalidate page cache pages before direct write"); before it, a reader
- * holding the file open would keep reading the pages it cached before the write. So write-only
- * opens bypass the page cache by default only from 6.6 on.
- */
-export function kernelInvalidatesOnDirectWrite(release: string): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  if (!m) return false;
-  const [major, minor] = [Number(m[1]), Number(m[2])];
-  return major > 6 || (major === 6 && minor >= 6);
-}
-
-/** The write-only page-cache switch, or undefined with the prebuild (or an addon patched before it existed). */
-export function loadDirectWritesBinding(): DirectWritesBinding | undefined {
-  const a = loadAddon();
-  return a && typeof a.synapse_direct_writes === 'function' ? a as DirectWritesBinding : undefined;
-}
 
 export class FastReadWindows {
   /** slot → the fd holding it and its window; insertion order is age (for MAX_WINDOWS). */
@@ -170,5 +150,5 @@ export class FastReadWindows {
 
 /** Reads the fast path answered in this process (0 without it). */
 export function fastReadHits(): number {
-  return addon?.synapse_fast_hits_count?.() ?? 0;
+  return (addon as Partial<FastBinding> | null | undefined)?.synapse_fast_hits_count?.() ?? 0;
 }

@@ -310,8 +310,11 @@ export class SynapseFilesystem {
 
   /**
    * Wait for the publish of `path`'s last close, if one is running. The kernel sends RELEASE
-   * after close() has returned, so the next command on the path can arrive while it runs; it
-   * must then find the file published, not join (or truncate, move, unlink) it mid-release.
+   * after close() has returned, so `open(f, 'wb').close(); open(f, 'wb')` reaches open() while
+   * that release publishes. Joining the file then let release() drop it from under the new
+   * handle (getattr reported the old size, which the kernel kept: reads came back empty for
+   * 2 × --metadata-ttl). release() awaited the same promise first, so it has finished with the
+   * file by the time a waiter here goes on.
    */
   private async settled(...paths: string[]): Promise<void> {
     for (const p of paths) await this.releasing.get(p);
@@ -536,12 +539,6 @@ export class SynapseFilesystem {
       this.releasing.set(h.path, publishing);
       await publishing;
       if (this.releasing.get(h.path) === publishing) this.releasing.delete(h.path);
-      // The kernel sends RELEASE after close() has returned, so `open(f, 'wb').close();
-      // open(f, 'wb')` races this publish. Opens wait for it (settled()); should anything else
-      // have taken a handle on the file meanwhile, the file is that handle's now. Dropping it
-      // here once had getattr report the old size while the new handle wrote (its reads came
-      // back empty for 2 × --metadata-ttl) and disposed of a file still in use.
-      if (file.refs > 0) return;
     }
     if (this.active.get(h.path) === file) this.active.delete(h.path);
     // An unlinked file's name is no longer its own (a new file may hold it): leave its entry be.

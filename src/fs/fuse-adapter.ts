@@ -8,14 +8,8 @@
  *    never becomes a `.fuse_hidden…` entity. No kernel_cache/auto_cache: the page cache is
  *    dropped at each open, so a new open always sees the current object (our block cache, keyed
  *    by version, keeps warm re-reads fast). Pinned to fuse-native 2.2.6.
- *  - Write-only opens (dd of=, cp, rsync's temp files, `>`, pandas' to_csv) bypass the page cache
- *    (FOPEN_DIRECT_IO, set by the patched addon; `--[no-]direct-writes`). Without it every
- *    written byte was first copied into fresh page-cache pages that a later open drops unread:
- *    1 GiB written with Python took 9.0–9.9 s against 6.5–7.3 s (bench/README.md, "Session 8").
- *    A write-only fd cannot be mapped; read-write opens keep the page cache (they may be). On by
- *    default only on Linux ≥ 6.6, which drops other readers' cached pages of the range written
- *    (kernelInvalidatesOnDirectWrite); on older kernels a reader holding the file open would
- *    keep stale pages.
+ *  - Write-only opens (dd of=, cp, rsync's temp files, `>`) bypass the page cache where the
+ *    kernel keeps readers coherent (direct-writes.ts says why and when; `--[no-]direct-writes`).
  *  - `--direct-io` adds libfuse's direct_io (every open file gets FOPEN_DIRECT_IO): reads and
  *    writes skip the page cache (no kernel readahead rounds them up to pages). A cold read then writes no
  *    page-cache page — on our VM the reply copy into fresh page-cache pages was ≈ 0.7 CPU-s per
@@ -41,11 +35,12 @@
  *  - Errors are logged once here (debug for the expected ENOENT, warn otherwise).
  */
 import { readFile } from 'node:fs/promises';
-import os from 'node:os';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
 import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
-import { FastReadWindows, kernelInvalidatesOnDirectWrite, loadDirectWritesBinding, loadFastBinding } from './fast-read.js';
+import { applyDirectWrites } from './direct-writes.js';
+import { FastReadWindows, loadFastBinding } from './fast-read.js';
+import type { PageCacheUse } from './mount-status.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
 
 export interface FuseMountOptions {
@@ -78,8 +73,8 @@ export class FuseAdapter {
   private fuse: Fuse | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private readonly fast: FastReadWindows | undefined;
-  /** Write-only opens bypass the page cache (the patched addon is in use and not told otherwise). */
-  readonly directWrites: boolean;
+  /** Where file data meets the kernel's page cache (`synapse-mount status`). */
+  readonly pageCache: { reads: PageCacheUse; writeOnlyOpens: PageCacheUse };
 
   constructor(
     private readonly fs: SynapseFilesystem,
@@ -88,12 +83,13 @@ export class FuseAdapter {
   ) {
     const binding = loadFastBinding();
     this.fast = binding && new FastReadWindows(binding);
-    // Set either way: the switch is per process, and the addon may have been told before.
-    const want = opts.directWrites ?? kernelInvalidatesOnDirectWrite(os.release());
-    const directWritesSwitch = loadDirectWritesBinding();
-    directWritesSwitch?.synapse_direct_writes(want);
-    this.directWrites = want && directWritesSwitch !== undefined;
-    log.debug({ fastRead: this.fast !== undefined, directWrites: this.directWrites }, 'native fast paths');
+    const directWrites = applyDirectWrites(opts.directWrites);
+    // --direct-io: every open bypasses it, write-only ones included.
+    this.pageCache = {
+      reads: opts.directIo ? 'bypassed' : 'kernel',
+      writeOnlyOpens: opts.directIo || directWrites ? 'bypassed' : 'kernel',
+    };
+    log.debug({ fastRead: this.fast !== undefined, directWrites }, 'native fast paths');
   }
 
   /** After JS answered `n` bytes at `pos` of `fd`: hand C the block where the next read starts. */

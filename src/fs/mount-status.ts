@@ -59,8 +59,8 @@ export interface MountStatus {
   readOnly: boolean;
   /**
    * Where file data goes through the kernel's page cache: reads unless --direct-io; write-only
-   * opens not when the patched addon bypasses it (fuse-adapter.ts). Absent from mounts started
-   * before it existed.
+   * opens not when they bypass it (direct-writes.ts). Absent from mounts started before it
+   * existed.
    */
   pageCache?: { reads: PageCacheUse; writeOnlyOpens: PageCacheUse };
   logFile?: string;

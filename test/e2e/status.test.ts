@@ -9,10 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
-import { kernelInvalidatesOnDirectWrite } from '../../src/fs/fast-read.js';
+import { kernelInvalidatesOnDirectWrite } from '../../src/fs/direct-writes.js';
 import type { MountStatus } from '../../src/fs/mount-status.js';
 import type { MountReport } from '../../src/cli/status-command.js';
 import { cli, isMounted, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
@@ -97,7 +96,7 @@ describe('synapse-mount status', () => {
     // The kernel's reads inside a block already in memory were answered in C (fast-read.ts).
     assert.ok(s.cache.fastReads > 0, `fast reads ${JSON.stringify(s.cache)}`);
     // …and files opened write-only bypass the page cache (same patched addon).
-    assert.deepEqual(s.pageCache, { reads: 'kernel', writeOnlyOpens: kernelInvalidatesOnDirectWrite(os.release()) ? 'bypassed' : 'kernel' });
+    assert.deepEqual(s.pageCache, { reads: 'kernel', writeOnlyOpens: kernelInvalidatesOnDirectWrite() ? 'bypassed' : 'kernel' });
     assert.equal(s.cache.limitBytes, 64 * MiB);
     assert.ok(s.cache.bytes >= 3 * MiB, `cache bytes ${s.cache.bytes}`);
     assert.deepEqual(s.uploads, []);

@@ -7,9 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { kernelInvalidatesOnDirectWrite } from '../../src/fs/fast-read.js';
+import { kernelInvalidatesOnDirectWrite } from '../../src/fs/direct-writes.js';
 import { startStack, type Stack } from '../server/stack.js';
 import { childId, cli, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted, type ShResult } from './harness.js';
 
@@ -109,10 +108,13 @@ describe('writing through the mount', () => {
     assert.ok((stack.dev.stats().synapse.byRoute['PUT /file/multipart/{uploadId}/complete'] ?? 0) >= 2);
   });
 
-  test('a write-only open skips the page cache (Linux ≥ 6.6): dd no longer fills memory that no reader can use', async () => {
-    // This file's own pages, not the machine's: an fd opened before the writer (an open drops the
-    // file's cached pages) maps the file after it, and mincore() counts the pages the kernel
-    // holds. Through the page cache every written page stays resident; bypassing it, none.
+  /**
+   * Write 16 MiB to `file` through a write-only fd; how many of its pages the kernel then holds.
+   * This file's own pages, not the machine's: an fd opened before the writer (an open drops the
+   * file's cached pages) maps the file after it, and mincore() counts the resident ones. Through
+   * the page cache every written page stays resident; bypassing it, none.
+   */
+  async function writeOnlyResidency(file: string): Promise<{ resident: number; pages: number; digest: string }> {
     const mib = 16;
     const r = await python('page-cache.py', [
       'import ctypes, hashlib, os, sys',
@@ -135,17 +137,37 @@ describe('writing through the mount', () => {
       'resident = sum(b & 1 for b in vec.raw)',
       'os.close(fd)',
       `print(resident, pages, hashlib.md5(buf * ${mib}).hexdigest())`,
-    ], `${m.dir}/sts/pc-wronly.bin`, 120_000);
+    ], file, 120_000);
     assert.equal(r.code, 0, r.stderr);
     const [resident, pages, digest] = r.stdout.trim().split(' ');
-    if (kernelInvalidatesOnDirectWrite(os.release())) {
-      assert.ok(Number(resident) < Number(pages) / 10, `${resident} of ${pages} written pages in the page cache`);
+    return { resident: Number(resident), pages: Number(pages), digest: digest! };
+  }
+
+  test('a write-only open skips the page cache (Linux ≥ 6.6): dd no longer fills memory that no reader can use', async () => {
+    const { resident, pages, digest } = await writeOnlyResidency(`${m.dir}/sts/pc-wronly.bin`);
+    if (kernelInvalidatesOnDirectWrite()) {
+      assert.ok(resident < pages / 10, `${resident} of ${pages} written pages in the page cache`);
     } else {
       // Older kernels: write-only opens keep the page cache by default (README), so the pages are there.
-      assert.ok(Number(resident) > Number(pages) / 2, `${resident} of ${pages} written pages in the page cache`);
+      assert.ok(resident > pages / 2, `${resident} of ${pages} written pages in the page cache`);
     }
     const { bytes } = await synapseBytes(await idOf(`${m.dir}/sts/pc-wronly.bin`));
     assert.equal(md5(bytes), digest);
+  });
+
+  test('-o no_direct_writes keeps write-only opens in the page cache, and status says so', async () => {
+    const other = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool2'), '-o', 'no_direct_writes']);
+    try {
+      const st = await cli(['status', other.dir, '--json'], { timeoutMs: 20_000 });
+      assert.equal(st.code, 0, st.stderr);
+      assert.deepEqual((JSON.parse(st.stdout) as { status: { pageCache: unknown } }).status.pageCache, { reads: 'kernel', writeOnlyOpens: 'kernel' });
+      const { resident, pages, digest } = await writeOnlyResidency(`${other.dir}/sts/pc-cached.bin`);
+      assert.ok(resident > pages / 2, `${resident} of ${pages} written pages in the page cache`);
+      const { bytes } = await synapseBytes(await idOf(`${other.dir}/sts/pc-cached.bin`));
+      assert.equal(md5(bytes), digest);
+    } finally {
+      await other.unmount();
+    }
   });
 
   test('copies into and within the mount (sendfile, cp), and appends with open(..., "a"), publish exact bytes', async () => {

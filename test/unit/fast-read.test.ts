@@ -7,7 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FastReadWindows, kernelInvalidatesOnDirectWrite, loadDirectWritesBinding, loadFastBinding, type FastBinding, type ReadWindow } from '../../src/fs/fast-read.js';
+import { kernelInvalidatesOnDirectWrite, loadDirectWritesBinding } from '../../src/fs/direct-writes.js';
+import { FastReadWindows, loadFastBinding, type FastBinding, type ReadWindow } from '../../src/fs/fast-read.js';
 
 function recorder() {
   const events: string[] = [];

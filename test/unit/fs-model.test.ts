@@ -1069,10 +1069,11 @@ test('regression: closing an unlinked file leaves a new file of the same name li
     new FtruncateFd(0, 0), new CloseFd(0), new WriteFd(0, 0, c(9, 3)), new CloseFd(0));
 });
 
-test('regression: an open while the last close of the same path is still publishing joins that file, and stat shows what it writes', async () => {
+test('regression: an open while the last close of the same path is still publishing waits for it, and stat shows what it writes', async () => {
   // `open(f, 'wb').close(); open(f, 'wb')`: the kernel sends RELEASE after close() returned, so the
-  // second open arrives while the first publishes. release() dropped the file from under the new
-  // handle: getattr answered the published size (0) while it wrote, and the kernel kept that.
+  // second open arrives while the first publishes. It joined that file, which release() then
+  // dropped from under it: getattr answered the published size (0) while it wrote, and the kernel
+  // kept that. Fixed by open() waiting (settled()).
   await withReal(async (r) => {
     const first = await r.fs.create('/race.bin', 0o644);
     await r.fs.flush(first);

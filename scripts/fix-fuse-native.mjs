@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Install step (`postinstall`: run by `npm ci` in a checkout and by `npm install -g` of the packed
 // tarball, which never runs `prepare`): patch fuse-native 2.2.6's C source and build the addon
-// locally; node-gyp-build prefers build/Release over the bundled prebuild. Two patches:
+// locally; node-gyp-build prefers build/Release over the bundled prebuild. The patches:
 //
 //  1. utimens: fuse-native passes the access time twice (FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)),
 //     so a filesystem never learns the mtime that `rsync -a`, `cp -p` and `tar x` set.
@@ -20,6 +20,11 @@
 //     (`synapse_direct_writes(true)`; fuse-adapter.ts says why). Decided here, on libfuse's
 //     thread before the open reaches JS, because fuse-native's open callback has no way to set
 //     fuse_file_info's flags.
+//
+//  4. The FUSE connection's terms (src/fs/fuse-terms.ts says why): the mount's /dev/fuse channel
+//     gets our receive and send, which extend libfuse 2's INIT reply (protocol 7.19) with 1 MiB
+//     requests and, for --direct-io, shared mmap of direct-I/O files — only what the kernel
+//     offered (`synapse_fuse_terms` before mounting, `synapse_fuse_granted` after).
 //
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
@@ -40,7 +45,7 @@ try {
 const src = path.join(dir, 'fuse-native.c');
 const built = path.join(dir, 'build', 'Release', 'fuse.node');
 const keepPrebuild = (why) => {
-  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, reads take the slower path, and written files go through the page cache)`);
+  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, reads take the slower path, written files go through the page cache, and FUSE requests stay at 128 KiB)`);
   process.exit(0);
 };
 let text;
@@ -55,7 +60,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v4 */';
+const FAST_MARK = '/* synapse-mount read fast path v5 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 #define SYNAPSE_FAST_SLOTS 4096
@@ -172,6 +177,198 @@ NAPI_METHOD(synapse_direct_writes) {
   return NULL;
 }
 
+/* The FUSE connection's terms (src/fs/fuse-terms.ts says why). libfuse 2 speaks protocol 7.19:
+   it answers the kernel's INIT with a 24-byte reply, so every read and write request is capped at
+   32 pages (128 KiB) and FUSE_DIRECT_IO_ALLOW_MMAP (Linux 6.6) cannot be asked for. The mount's
+   channel is fuse_mount's /dev/fuse descriptor under our own receive and send (public libfuse 2
+   API: fuse_chan_new): receive notes what the kernel offers in INIT, send extends libfuse's INIT
+   reply to the 7.36+ layout with what the mount wants and the kernel offered (the kernel reads
+   flags2 once FUSE_INIT_EXT is set, and zero-fills a short reply). Everything else passes
+   through as libfuse's own channel would send and receive it. */
+#include <errno.h>
+#include <sys/uio.h>
+struct synapse_wire_in_header { uint32_t len, opcode; uint64_t unique, nodeid; uint32_t uid, gid, pid, padding; };
+struct synapse_wire_out_header { uint32_t len; int32_t error; uint64_t unique; };
+struct synapse_wire_init_in { uint32_t major, minor, max_readahead, flags, flags2, unused[11]; };
+struct synapse_wire_init_out {
+  uint32_t major, minor, max_readahead, flags;
+  uint16_t max_background, congestion_threshold;
+  uint32_t max_write, time_gran;
+  uint16_t max_pages, map_alignment;
+  uint32_t flags2, max_stack_depth;
+  uint16_t request_timeout, unused[11];
+};
+#define SYNAPSE_FUSE_INIT_OPCODE 26
+#define SYNAPSE_FUSE_MAX_PAGES (1u << 22)
+#define SYNAPSE_FUSE_INIT_EXT (1u << 30)
+#define SYNAPSE_FUSE_DIRECT_IO_ALLOW_MMAP_HI (1u << 4) /* FUSE_DIRECT_IO_ALLOW_MMAP is bit 36: flags2 bit 4 */
+/* Wanted by the next mount (synapse_fuse_terms): pages per request (<= 32: libfuse's own terms),
+   shared mmap of direct_io files. */
+static unsigned synapse_want_max_pages = 0;
+static int synapse_want_allow_mmap = 0;
+/* One per wrapped channel: the INIT exchange in progress. */
+typedef struct {
+  int done;
+  uint64_t unique;
+  uint32_t minor, flags, flags2;
+  unsigned want_max_pages;
+  int want_allow_mmap;
+} synapse_chan_state_t;
+/* What the latest INIT granted (synapse_fuse_granted), and the largest requests seen. */
+static int synapse_granted_done = 0, synapse_granted_allow_mmap = 0;
+static unsigned synapse_granted_minor = 0, synapse_granted_max_pages = 0, synapse_granted_max_write = 0;
+static uint64_t synapse_largest_read = 0, synapse_largest_write = 0;
+
+static void synapse_note_size (uint64_t *largest, size_t len) {
+  uint64_t seen = __atomic_load_n(largest, __ATOMIC_RELAXED);
+  while (len > seen && !__atomic_compare_exchange_n(largest, &seen, (uint64_t) len, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+}
+
+static int synapse_chan_receive (struct fuse_chan **chp, char *buf, size_t size) {
+  struct fuse_chan *ch = *chp;
+  struct fuse_session *se = fuse_chan_session(ch);
+  ssize_t res;
+  int err;
+  for (;;) {
+    res = read(fuse_chan_fd(ch), buf, size);
+    err = errno;
+    if (se != NULL && fuse_session_exited(se)) return 0;
+    if (res == -1 && err == ENOENT) continue; /* the request was interrupted: read the next one */
+    break;
+  }
+  if (res == -1) {
+    if (err == ENODEV) { /* unmounted */
+      if (se != NULL) fuse_session_exit(se);
+      return 0;
+    }
+    if (err != EINTR && err != EAGAIN) perror("fuse: reading device");
+    return -err;
+  }
+  if ((size_t) res < sizeof(struct synapse_wire_in_header)) {
+    fprintf(stderr, "short read on fuse device\\n");
+    return -EIO;
+  }
+  synapse_chan_state_t *st = (synapse_chan_state_t *) fuse_chan_data(ch);
+  const struct synapse_wire_in_header *in = (const struct synapse_wire_in_header *) buf;
+  if (st != NULL && !st->done && in->opcode == SYNAPSE_FUSE_INIT_OPCODE && (size_t) res >= sizeof(*in) + 4 * sizeof(uint32_t)) {
+    const struct synapse_wire_init_in *init = (const struct synapse_wire_init_in *) (buf + sizeof(*in));
+    st->unique = in->unique;
+    st->minor = init->major == 7 ? init->minor : 0;
+    st->flags = init->flags;
+    st->flags2 = (init->flags & SYNAPSE_FUSE_INIT_EXT) && (size_t) res >= sizeof(*in) + 5 * sizeof(uint32_t) ? init->flags2 : 0;
+  }
+  return (int) res;
+}
+
+static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], size_t count) {
+  if (iov == NULL) return 0;
+  synapse_chan_state_t *st = (synapse_chan_state_t *) fuse_chan_data(ch);
+  struct iovec patched[2];
+  struct synapse_wire_out_header out;
+  struct synapse_wire_init_out init;
+  /* libfuse's INIT reply: the header, then its fuse_init_out (24 bytes at protocol 7.19). */
+  if (st != NULL && !st->done && st->unique != 0 && count == 2 && iov[0].iov_len == sizeof(out)
+      && iov[1].iov_len >= 24 && iov[1].iov_len <= sizeof(init)) {
+    memcpy(&out, iov[0].iov_base, sizeof(out));
+    if (out.unique == st->unique) {
+      st->done = 1;
+      memset(&init, 0, sizeof(init));
+      memcpy(&init, iov[1].iov_base, iov[1].iov_len);
+      unsigned max_pages = 0;
+      int allow_mmap = 0;
+      if (out.error == 0 && init.major == 7 && st->minor >= 28) { /* 7.28: FUSE_MAX_PAGES, Linux 4.20 */
+        if (st->want_max_pages > 32 && (st->flags & SYNAPSE_FUSE_MAX_PAGES)) {
+          init.flags |= SYNAPSE_FUSE_MAX_PAGES;
+          init.max_pages = (uint16_t) st->want_max_pages;
+          max_pages = st->want_max_pages;
+        }
+        if (st->want_allow_mmap && (st->flags & SYNAPSE_FUSE_INIT_EXT) && (st->flags2 & SYNAPSE_FUSE_DIRECT_IO_ALLOW_MMAP_HI)) {
+          init.flags |= SYNAPSE_FUSE_INIT_EXT;
+          init.flags2 |= SYNAPSE_FUSE_DIRECT_IO_ALLOW_MMAP_HI;
+          allow_mmap = 1;
+        }
+        out.len = sizeof(out) + sizeof(init);
+        patched[0].iov_base = &out;
+        patched[0].iov_len = sizeof(out);
+        patched[1].iov_base = &init;
+        patched[1].iov_len = sizeof(init);
+        iov = patched;
+      }
+      synapse_granted_minor = st->minor;
+      synapse_granted_max_pages = max_pages;
+      synapse_granted_max_write = out.error == 0 ? init.max_write : 0;
+      synapse_granted_allow_mmap = allow_mmap;
+      __atomic_store_n(&synapse_granted_done, out.error == 0 ? 1 : 0, __ATOMIC_RELEASE);
+    }
+  }
+  if (writev(fuse_chan_fd(ch), iov, count) == -1) {
+    int err = errno;
+    struct fuse_session *se = fuse_chan_session(ch);
+    if (se != NULL && !fuse_session_exited(se) && err != ENOENT) perror("fuse: writing device");
+    return -err;
+  }
+  return 0;
+}
+
+static void synapse_chan_destroy (struct fuse_chan *ch) {
+  /* fuse_unmount took the descriptor (fuse_chan_clearfd) and closed it: fd is -1 then. */
+  int fd = fuse_chan_fd(ch);
+  if (fd >= 0) close(fd);
+  free(fuse_chan_data(ch));
+}
+
+/* fuse_mount's channel, replaced by one over the same descriptor with the receive and send above
+   and a buffer for the largest write asked for (libfuse derives max_write from it). fuse_mount's
+   own channel object stays allocated and unused: destroying it would close its copy of the
+   descriptor number, which by unmount time may belong to another file. */
+static struct fuse_chan *synapse_wrap_chan (struct fuse_chan *ch) {
+  if (synapse_want_max_pages <= 32 && !synapse_want_allow_mmap) return ch;
+  synapse_chan_state_t *st = calloc(1, sizeof(synapse_chan_state_t));
+  if (st == NULL) return ch;
+  st->want_max_pages = synapse_want_max_pages;
+  st->want_allow_mmap = synapse_want_allow_mmap;
+  struct fuse_chan_ops ops = { .receive = synapse_chan_receive, .send = synapse_chan_send, .destroy = synapse_chan_destroy };
+  size_t bufsize = fuse_chan_bufsize(ch);
+  size_t wanted = (size_t) synapse_want_max_pages * 4096 + 4096; /* libfuse keeps a page for headers */
+  if (wanted > bufsize) bufsize = wanted;
+  struct fuse_chan *wrapped = fuse_chan_new(&ops, fuse_chan_fd(ch), bufsize, st);
+  if (wrapped == NULL) {
+    free(st);
+    return ch;
+  }
+  return wrapped;
+}
+
+/* synapse_fuse_terms(maxPages, allowMmap): what the next mount asks the kernel for. */
+NAPI_METHOD(synapse_fuse_terms) {
+  NAPI_ARGV(2)
+  NAPI_ARGV_UINT32(max_pages, 0)
+  bool allow = false;
+  NAPI_STATUS_THROWS(napi_get_value_bool(env, argv[1], &allow))
+  synapse_want_max_pages = max_pages > 256 ? 256 : max_pages;
+  synapse_want_allow_mmap = allow ? 1 : 0;
+  __atomic_store_n(&synapse_granted_done, 0, __ATOMIC_RELEASE); /* until this mount's INIT */
+  return NULL;
+}
+
+/* synapse_fuse_granted(): [initDone, kernelMinor, maxPages (0: libfuse's 32), maxWrite,
+   allowMmap, largestRead, largestWrite] for the latest mount. */
+NAPI_METHOD(synapse_fuse_granted) {
+  napi_value arr, v;
+  int done = __atomic_load_n(&synapse_granted_done, __ATOMIC_ACQUIRE);
+  double vals[7] = {
+    done, done ? synapse_granted_minor : 0, done ? synapse_granted_max_pages : 0, done ? synapse_granted_max_write : 0,
+    done ? synapse_granted_allow_mmap : 0,
+    (double) __atomic_load_n(&synapse_largest_read, __ATOMIC_RELAXED), (double) __atomic_load_n(&synapse_largest_write, __ATOMIC_RELAXED),
+  };
+  NAPI_STATUS_THROWS(napi_create_array_with_length(env, 7, &arr))
+  for (uint32_t i = 0; i < 7; i++) {
+    NAPI_STATUS_THROWS(napi_create_double(env, vals[i], &v))
+    NAPI_STATUS_THROWS(napi_set_element(env, arr, i, v))
+  }
+  return arr;
+}
+
 /* Reads answered by the fast path since the addon loaded. */
 NAPI_METHOD(synapse_fast_hits_count) {
   napi_value n;
@@ -211,7 +408,14 @@ if (!text.includes(FAST_MARK)) {
     [
       'FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n',
       'FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n' +
+        '  synapse_note_size(&synapse_largest_read, len);\n' +
         '  { int fast = synapse_fast_read(info, buf, len, offset); if (fast >= 0) return fast; }\n',
+    ],
+    // Writes: the largest request seen (status).
+    [
+      'FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n',
+      'FUSE_METHOD(write, 6, 2, (const char *path, const char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n' +
+        '  synapse_note_size(&synapse_largest_write, len);\n',
     ],
     // Opens and creates: the page-cache decision for write-only files.
     [
@@ -222,6 +426,11 @@ if (!text.includes(FAST_MARK)) {
       'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n',
       'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n  synapse_open_flags(info);\n',
     ],
+    // The mount's channel: our receive and send over fuse_mount's descriptor.
+    [
+      '  struct fuse_chan *ch = fuse_mount(mnt, &args);\n\n  if (ch == NULL) {\n    napi_throw_error(env, "fuse failed", "fuse failed");\n    return NULL;\n  }\n',
+      '  struct fuse_chan *ch = fuse_mount(mnt, &args);\n\n  if (ch == NULL) {\n    napi_throw_error(env, "fuse failed", "fuse failed");\n    return NULL;\n  }\n  ch = synapse_wrap_chan(ch);\n',
+    ],
     // Exported next to the read signal; the lock is made when the module loads.
     [
       '  NAPI_EXPORT_FUNCTION(fuse_native_signal_read)\n',
@@ -230,7 +439,9 @@ if (!text.includes(FAST_MARK)) {
         '  NAPI_EXPORT_FUNCTION(synapse_fast_window)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fast_take_hits)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fast_hits_count)\n' +
-        '  NAPI_EXPORT_FUNCTION(synapse_direct_writes)\n',
+        '  NAPI_EXPORT_FUNCTION(synapse_direct_writes)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_fuse_terms)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_fuse_granted)\n',
     ],
   ];
   const missing = hooks.filter(([from]) => text.split(from).length !== 2);
@@ -263,7 +474,7 @@ const headers = existsSync(path.join(nodeDir, 'include', 'node', 'node_api.h'));
 if (!gyp || !headers) keepPrebuild('cannot rebuild fuse-native (node-gyp or Node headers missing)');
 try {
   execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeDir}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  console.log('synapse-mount: rebuilt fuse-native with the utimens fix, the read fast path and direct writes');
+  console.log('synapse-mount: rebuilt fuse-native with the utimens fix, the read fast path, direct writes and 1 MiB requests');
 } catch (err) {
   console.warn(`synapse-mount: fuse-native rebuild failed (${String(err.stderr ?? err.message).split('\n')[0]}); using the prebuild`);
 }

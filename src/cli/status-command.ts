@@ -122,6 +122,8 @@ export function formatReport(r: MountReport): string {
   lines.push(`  pid ${s.pid}, up ${formatDuration(s.uptimeSec)} (since ${s.startedAt})${s.logFile ? `, log ${s.logFile}` : ''}`);
   // Absent from a mount started by an older version.
   if (s.pageCache) lines.push(`  Page cache: reads ${s.pageCache.reads === 'kernel' ? 'use it' : 'bypass it (--direct-io)'}; write-only opens ${s.pageCache.writeOnlyOpens === 'kernel' ? 'use it' : 'bypass it'}`);
+  if (s.fuse) lines.push(`  FUSE:    ${s.fuse.kernelProtocol ? `protocol ${s.fuse.kernelProtocol}, ` : ''}requests up to ${formatBytes(s.fuse.maxReadBytes)} read, ${formatBytes(s.fuse.maxWriteBytes)} write`
+    + ` (largest so far ${formatBytes(s.fuse.largestRead)} / ${formatBytes(s.fuse.largestWrite)})${s.pageCache?.reads === 'bypassed' ? `; shared mmap ${s.fuse.directIoSharedMmap ? 'allowed' : 'refused (ENODEV)'}` : ''}`);
   const sy = s.synapse;
   lines.push(`  Synapse: ${sy.requests} requests (${sy.calls} calls), ${sy.retries} retried, ${sy.throttled} throttled, ${sy.errors} errors; ${sy.inFlight} in flight, ${sy.queued} queued`);
   lines.push(`  S3:      ${s.s3.requests} requests, ${s.s3.errors} errors; ${formatBytes(s.s3.bytesDown)} down, ${formatBytes(s.s3.bytesUp)} up${s.s3Endpoint ? ` (${s.s3Endpoint})` : ''}`);

@@ -14,9 +14,11 @@
  *    writes skip the page cache (no kernel readahead rounds them up to pages). A cold read then writes no
  *    page-cache page — on our VM the reply copy into fresh page-cache pages was ≈ 0.7 CPU-s per
  *    GiB on libfuse's threads (bench/README.md, "Session 8"). The price: no kernel
- *    readahead (ours does the work), a re-read crosses FUSE again (our block cache answers), and
- *    the kernel refuses MAP_SHARED mmap of such a file (ENODEV; libfuse 2 cannot ask for
- *    FUSE_DIRECT_IO_ALLOW_MMAP). Off by default for that last reason.
+ *    readahead (ours does the work), and a re-read crosses FUSE again — once the file is larger
+ *    than our block cache, back to S3, where the page cache would have answered. Off by default
+ *    for that reason. MAP_SHARED of such files works where the kernel grants
+ *    FUSE_DIRECT_IO_ALLOW_MMAP (fuse-terms.ts; Linux ≥ 6.6), else ENODEV.
+ *  - Requests of up to --max-request-size (1 MiB; libfuse 2 alone gets 128 KiB): fuse-terms.ts.
  *  - entry_timeout/attr_timeout = 2 × --metadata-ttl (kernelCacheMs says why; at most 1 h; 0
  *    with a TTL of 0 — fuse-native drops a 0 option, so they ride in `fsname` too): the kernel
  *    answers a repeated stat/lookup itself. libfuse's default of 1 s made a warm `ls -l` of
@@ -40,6 +42,7 @@ import type { Logger } from 'pino';
 import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
 import { applyDirectWrites } from './direct-writes.js';
 import { FastReadWindows, loadFastBinding } from './fast-read.js';
+import { requestFuseTerms, requestPages } from './fuse-terms.js';
 import type { PageCacheUse } from './mount-status.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
 
@@ -51,6 +54,8 @@ export interface FuseMountOptions {
   directIo?: boolean;
   /** Write-only opens bypass the page cache (default: on when the kernel keeps readers coherent). */
   directWrites?: boolean;
+  /** Largest FUSE read/write request to ask the kernel for (default 1 MiB; fuse-terms.ts). */
+  maxRequestBytes?: number;
   readTimeoutMs: number;
   metadataTimeoutMs: number;
   debug?: boolean;
@@ -189,6 +194,8 @@ export class FuseAdapter {
 
   async mount(): Promise<void> {
     const meta = this.opts.metadataTimeoutMs;
+    // Shared mmap of direct-I/O files matters only with --direct-io (write-only opens cannot be mapped).
+    requestFuseTerms(requestPages(this.opts.maxRequestBytes), this.opts.directIo === true);
     const fuse = new Fuse(this.opts.mountpoint, this.ops(), {
       fsname: fsnameOption(this.opts.fsname, kernelCacheMs(this.fs.table.ttlMs) / 1000, this.opts.directIo === true),
       subtype: 'synapse-mount',

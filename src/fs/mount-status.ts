@@ -14,6 +14,7 @@ import type { SynapseClientStats } from '../synapse/http-client.js';
 import { s3Stats, type S3Counters } from '../s3/s3-stats.js';
 import { scrubSecrets } from '../log.js';
 import { fastReadHits } from './fast-read.js';
+import { grantedFuseTerms, type FuseTerms } from './fuse-terms.js';
 import type { SynapseFilesystem } from './filesystem.js';
 import { Spool } from './spool.js';
 import { orphanedUploads } from './orphans.js';
@@ -63,6 +64,8 @@ export interface MountStatus {
    * existed.
    */
   pageCache?: { reads: PageCacheUse; writeOnlyOpens: PageCacheUse };
+  /** What the kernel granted the FUSE connection (fuse-terms.ts). Absent from older mounts. */
+  fuse?: FuseTerms;
   logFile?: string;
   spoolDir: string;
   uploads: UploadStatus[];
@@ -149,6 +152,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
     uptimeSec: Math.round((Date.now() - src.startedAt.getTime()) / 1000),
     readOnly: config.readOnly,
     pageCache: src.pageCache,
+    fuse: grantedFuseTerms(),
     ...(src.logFile ? { logFile: src.logFile } : {}),
     spoolDir: config.spoolDir,
     uploads,

@@ -44,6 +44,8 @@ export interface MountConfig {
   directIo?: boolean;
   /** --[no-]direct-writes: write-only opens bypass the page cache; undefined = by kernel version. */
   directWrites?: boolean;
+  /** --max-request-size: the largest FUSE read/write request asked of the kernel (fuse-terms.ts). */
+  maxRequestBytes?: number;
   uid: number;
   gid: number;
   fileMode: number;
@@ -256,6 +258,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     allowOther: config.allowOther,
     directIo: config.directIo === true,
     ...(config.directWrites !== undefined ? { directWrites: config.directWrites } : {}),
+    ...(config.maxRequestBytes !== undefined ? { maxRequestBytes: config.maxRequestBytes } : {}),
     readTimeoutMs: config.readTimeoutMs,
     metadataTimeoutMs: Math.max(60_000, (config.retryTimeoutSec + 30) * 1000),
   }, log.child({ component: 'fuse' }));

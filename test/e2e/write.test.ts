@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { kernelInvalidatesOnDirectWrite } from '../../src/fs/direct-writes.js';
+import type { FuseTerms } from '../../src/fs/fuse-terms.js';
 import { startStack, type Stack } from '../server/stack.js';
 import { childId, cli, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted, type ShResult } from './harness.js';
 
@@ -165,6 +166,51 @@ describe('writing through the mount', () => {
       assert.ok(resident > pages / 2, `${resident} of ${pages} written pages in the page cache`);
       const { bytes } = await synapseBytes(await idOf(`${other.dir}/sts/pc-cached.bin`));
       assert.equal(md5(bytes), digest);
+    } finally {
+      await other.unmount();
+    }
+  });
+
+  test('writes arrive in 1 MiB requests (the mount asks the kernel past libfuse 2\'s 128 KiB), unaligned ones across a part boundary included', async () => {
+    // 1000 bytes, then 1 MiB writes: every request straddles 1 MiB boundaries, one the 16 MiB part boundary.
+    const r = await python('big-writes.py', [
+      'import hashlib, os, sys',
+      'fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)',
+      'h = hashlib.md5()',
+      'def put(b):',
+      '    h.update(b)',
+      '    assert os.write(fd, b) == len(b)',
+      'put(bytes(range(250)) * 4)',
+      'for i in range(20):',
+      '    put(bytes([i]) * (1 << 20))',
+      'os.close(fd)',
+      'print(h.hexdigest())',
+    ], `${m.dir}/sts/big-writes.bin`, 60_000);
+    assert.equal(r.code, 0, r.stderr);
+    const st = await cli(['status', m.dir, '--json'], { timeoutMs: 20_000 });
+    const fuse = (JSON.parse(st.stdout) as { status: { fuse: FuseTerms } }).status.fuse;
+    assert.equal(fuse.maxWriteBytes, MiB, `granted by Linux ≥ 4.20: ${JSON.stringify(fuse)}`);
+    // The kernel counts a direct write's pages, not bytes: Python's buffer starts 48 bytes or so
+    // into a page, so its 1 MiB writes come as 256 pages less that offset (dd's are page-aligned).
+    assert.ok(fuse.largestWrite > MiB - 4096 && fuse.largestWrite <= MiB, JSON.stringify(fuse));
+    const { bytes } = await synapseBytes(await idOf(`${m.dir}/sts/big-writes.bin`));
+    assert.equal(bytes.length, 1000 + 20 * MiB);
+    assert.equal(md5(bytes), r.stdout.trim());
+  });
+
+  test('--max-request-size 128K keeps libfuse 2\'s own terms (the INIT reply untouched)', async () => {
+    const other = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool3'), '-o', 'max_request_size=128K']);
+    try {
+      const data = patternBytes(3 * MiB + 5, 43);
+      await writeFile(path.join(scratch, 'small-req.bin'), data);
+      const dd = await sh(`dd if='${scratch}/small-req.bin' of='${other.dir}/sts/small-req.bin' bs=1M status=none`);
+      assert.equal(dd.code, 0, dd.stderr);
+      const st = await cli(['status', other.dir, '--json'], { timeoutMs: 20_000 });
+      const fuse = (JSON.parse(st.stdout) as { status: { fuse: FuseTerms } }).status.fuse;
+      assert.equal(fuse.kernelProtocol, undefined, 'no INIT rewrite, so nothing learned from it');
+      assert.equal(fuse.maxWriteBytes, 128 * 1024);
+      assert.equal(fuse.largestWrite, 128 * 1024);
+      assert.equal(md5((await synapseBytes(await idOf(`${other.dir}/sts/small-req.bin`))).bytes), md5(data));
     } finally {
       await other.unmount();
     }

@@ -9,6 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { kernelInvalidatesOnDirectWrite, loadDirectWritesBinding } from '../../src/fs/direct-writes.js';
 import { FastReadWindows, loadFastBinding, type FastBinding, type ReadWindow } from '../../src/fs/fast-read.js';
+import { grantedFuseTerms, loadFuseTermsBinding, requestPages } from '../../src/fs/fuse-terms.js';
+import { parseRequestSize } from '../../src/config.js';
 
 function recorder() {
   const events: string[] = [];
@@ -86,8 +88,10 @@ test('the patched addon is found after npm ci (else every read would take the sl
   assert.ok(binding, 'fuse-native was not rebuilt with the read fast path (run npm ci; see its output)');
   assert.equal(typeof binding.synapse_fast_hits_count(), 'number');
   assert.equal(loadFastBinding({ SYNAPSE_MOUNT_FAST_READ: '0' }), undefined, 'SYNAPSE_MOUNT_FAST_READ=0 turns it off');
-  // The same patch (v4) has the write-only page-cache switch; an addon patched by v3 would not.
+  // The same patch (v4 and later) has the write-only page-cache switch; an addon patched by v3 would not.
   assert.equal(typeof loadDirectWritesBinding()?.synapse_direct_writes, 'function', 'fuse-native was patched by an older version (rm -rf node_modules/fuse-native && npm ci)');
+  // v5 also negotiates the FUSE connection's terms (fuse-terms.ts).
+  assert.ok(loadFuseTermsBinding(), 'fuse-native was patched by an older version (rm -rf node_modules/fuse-native && npm ci)');
 });
 
 test('write-only opens bypass the page cache by default only on kernels that keep readers coherent (Linux ≥ 6.6)', () => {
@@ -127,4 +131,30 @@ test('a window the C side refuses is released at once (never pinned for nothing)
   assert.throws(() => w.offer(6, 0, () => win('x', 0)), RangeError);
   assert.deepEqual(events, ['release x']);
   assert.equal(w.windows, 0);
+});
+
+test('FUSE terms: --max-request-size maps to whole pages within 128K–1M; the granted terms read back as the kernel gave them', () => {
+  assert.equal(requestPages(), 256);
+  assert.equal(requestPages(1024 * 1024), 256);
+  assert.equal(requestPages(512 * 1024 + 100), 128);
+  assert.equal(requestPages(128 * 1024), 32);
+  assert.equal(requestPages(4096), 32, 'never below libfuse 2\'s own 32 pages');
+  assert.equal(parseRequestSize('1M'), 1024 * 1024);
+  assert.equal(parseRequestSize('256K'), 256 * 1024);
+  assert.throws(() => parseRequestSize('2M'), /outside 128K–1M/);
+  assert.throws(() => parseRequestSize('64K'), /outside 128K–1M/);
+  assert.throws(() => parseRequestSize('lots'), /not a size/);
+  // [initDone, kernelMinor, maxPages, maxWrite, allowMmap, largestRead, largestWrite]
+  assert.deepEqual(grantedFuseTerms([1, 45, 256, 1048576, 1, 1048576, 1048528]), {
+    kernelProtocol: '7.45', maxReadBytes: 1048576, maxWriteBytes: 1048576, directIoSharedMmap: true, largestRead: 1048576, largestWrite: 1048528,
+  });
+  // A kernel without FUSE_MAX_PAGES (< 4.20): libfuse's 32 pages; writes never above them.
+  assert.deepEqual(grantedFuseTerms([1, 27, 0, 1048576, 0, 131072, 131072]), {
+    kernelProtocol: '7.27', maxReadBytes: 131072, maxWriteBytes: 131072, directIoSharedMmap: false, largestRead: 131072, largestWrite: 131072,
+  });
+  // Before INIT, or the INIT reply left alone (--max-request-size 128K without --direct-io).
+  assert.deepEqual(grantedFuseTerms([0, 0, 0, 0, 0, 0, 0]), {
+    maxReadBytes: 131072, maxWriteBytes: 131072, directIoSharedMmap: false, largestRead: 0, largestWrite: 0,
+  });
+  assert.deepEqual(grantedFuseTerms(undefined).maxReadBytes, 131072, 'the prebuild addon: libfuse 2\'s terms');
 });

@@ -1,0 +1,87 @@
+/**
+ * The FUSE connection's terms, negotiated past libfuse 2 (the patched addon rewrites libfuse's
+ * INIT reply: scripts/fix-fuse-native.mjs, "The FUSE connection's terms").
+ *
+ * Why: libfuse 2 speaks FUSE protocol 7.19, so the kernel caps every read and write request at
+ * 32 pages (128 KiB) — 8,192 round trips per GiB through libfuse's threads — and the mount
+ * cannot ask for FUSE_DIRECT_IO_ALLOW_MMAP, without which the kernel refuses shared mmap of a
+ * file opened with FOPEN_DIRECT_IO (ENODEV: `--direct-io` and numpy.memmap did not mix).
+ *
+ * What the mount asks for, and gets only where the kernel offers it:
+ *  - FUSE_MAX_PAGES (Linux ≥ 4.20): requests of up to `--max-request-size` (default 1 MiB, the
+ *    kernel's own ceiling); libfuse's buffer grows to match, so writes come in 1 MiB requests
+ *    too. Reads through the page cache stay at the kernel's readahead size (128 KiB for FUSE);
+ *    direct-I/O reads and all writes use the larger requests (bench/README.md, "Session 9").
+ *  - FUSE_DIRECT_IO_ALLOW_MMAP (Linux ≥ 6.6), with `--direct-io`: MAP_SHARED of a direct-I/O file
+ *    is allowed; the kernel keeps the mapping coherent itself (it caches the mapped pages and
+ *    switches the inode to cached I/O while it is mapped).
+ * `grantedFuseTerms()` says what the kernel granted (`synapse-mount status`).
+ */
+import { loadPatchedAddon } from './fast-read.js';
+
+export interface FuseTermsBinding {
+  synapse_fuse_terms(maxPages: number, allowMmap: boolean): void;
+  /** [initDone, kernelMinor, maxPages (0: libfuse's 32), maxWrite, allowMmap, largestRead, largestWrite]. */
+  synapse_fuse_granted(): number[];
+}
+
+export interface FuseTerms {
+  /** FUSE protocol of the kernel, e.g. "7.45"; absent before INIT or with the prebuild addon. */
+  kernelProtocol?: string;
+  /** Largest read request the kernel may send, in bytes. */
+  maxReadBytes: number;
+  /** Largest write request the kernel may send, in bytes. */
+  maxWriteBytes: number;
+  /** Shared mmap of files opened with FOPEN_DIRECT_IO (--direct-io) is allowed. */
+  directIoSharedMmap: boolean;
+  /** Largest read and write requests seen so far (0 with the prebuild addon). */
+  largestRead: number;
+  largestWrite: number;
+}
+
+const PAGE = 4096;
+/** libfuse 2's terms: 32 pages per request. */
+const LIBFUSE2_PAGES = 32;
+/** The kernel's default ceiling (fuse.max_pages_limit): 1 MiB requests. */
+const KERNEL_MAX_PAGES = 256;
+export const MIN_REQUEST_BYTES = LIBFUSE2_PAGES * PAGE;
+export const MAX_REQUEST_BYTES = KERNEL_MAX_PAGES * PAGE;
+
+/** Pages per request for `--max-request-size` (whole pages, 32–256; default 256). */
+export function requestPages(bytes: number = MAX_REQUEST_BYTES): number {
+  if (!Number.isFinite(bytes)) return KERNEL_MAX_PAGES;
+  return Math.max(LIBFUSE2_PAGES, Math.min(KERNEL_MAX_PAGES, Math.floor(bytes / PAGE)));
+}
+
+export function loadFuseTermsBinding(): FuseTermsBinding | undefined {
+  const a = loadPatchedAddon() as Partial<FuseTermsBinding> | null;
+  return a && typeof a.synapse_fuse_terms === 'function' && typeof a.synapse_fuse_granted === 'function'
+    ? a as FuseTermsBinding : undefined;
+}
+
+/**
+ * Ask for these terms at this process's next mount. 32 pages without shared mmap leaves
+ * libfuse's channel untouched. Returns false with the prebuild addon (libfuse's terms then).
+ */
+export function requestFuseTerms(maxPages: number, allowMmap: boolean): boolean {
+  const b = loadFuseTermsBinding();
+  b?.synapse_fuse_terms(maxPages, allowMmap);
+  return b !== undefined;
+}
+
+/** What the kernel granted this process's mount (libfuse 2's terms before INIT or without the patch). */
+export function grantedFuseTerms(raw: number[] | undefined = loadFuseTermsBinding()?.synapse_fuse_granted()): FuseTerms {
+  const libfuse = MIN_REQUEST_BYTES;
+  if (!raw) return { maxReadBytes: libfuse, maxWriteBytes: libfuse, directIoSharedMmap: false, largestRead: 0, largestWrite: 0 };
+  const [done, minor, pages, maxWrite, mmap, largestRead, largestWrite] = raw as [number, number, number, number, number, number, number];
+  const readBytes = (pages > 0 ? pages : LIBFUSE2_PAGES) * PAGE;
+  return {
+    ...(done === 1 ? { kernelProtocol: `7.${minor}` } : {}),
+    maxReadBytes: done === 1 ? readBytes : libfuse,
+    // Writes are capped by the pages per request and by libfuse's max_write (its buffer).
+    maxWriteBytes: done === 1 && maxWrite > 0 ? Math.min(readBytes, Math.max(PAGE, maxWrite)) : libfuse,
+    directIoSharedMmap: done === 1 && mmap === 1,
+    largestRead,
+    largestWrite,
+  };
+}

@@ -77,7 +77,7 @@ await yargs(argv)
         'part-size': { type: 'string', default: '16M', describe: 'upload part size (K/M/G); spooled files grow it so 10,000 parts cover the file; a streamed file past 10,000 parts moves to the spool' },
         'max-write-memory': { type: 'string', default: '256M', describe: 'memory for upload parts of all files being written (beyond it a writer waits for parts in flight, or goes on in the spool)' },
         'allow-other': { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf)' },
-        'direct-io': { type: 'boolean', default: false, describe: 'file data bypasses the kernel page cache: faster one-pass reads of big files, no page-cache memory; shared mmap (numpy memmap) needs Linux ≥ 6.6 then (older: ENODEV)' },
+        'direct-io': { type: 'boolean', default: false, describe: 'file data bypasses the kernel page cache: faster one-pass reads of big files, no page-cache memory; shared mmap (numpy memmap) needs Linux ≥ 6.9 then (older: ENODEV)' },
         'max-request-size': { type: 'string', default: '1M', describe: 'largest FUSE read/write request to ask the kernel for, 128K–1M (granted from Linux 4.20; libfuse 2 alone gets 128K)' },
         'direct-writes': { type: 'boolean', describe: 'files opened write-only bypass the kernel page cache (default: on with Linux ≥ 6.6, whose page cache stays coherent for readers)' },
         uid: { type: 'number', describe: 'owner uid of files (default: yours)' },

@@ -282,7 +282,9 @@ static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], si
           init.max_pages = (uint16_t) st->want_max_pages;
           max_pages = st->want_max_pages;
         }
-        if (st->want_allow_mmap && (st->flags & SYNAPSE_FUSE_INIT_EXT) && (st->flags2 & SYNAPSE_FUSE_DIRECT_IO_ALLOW_MMAP_HI)) {
+        /* 7.40 (Linux 6.9): before its inode I/O modes, a shared mapping of a direct-I/O file had
+           no write-back path in FUSE (dirty pages failed with EIO), so 6.6–6.8 are not asked. */
+        if (st->want_allow_mmap && st->minor >= 40 && (st->flags & SYNAPSE_FUSE_INIT_EXT) && (st->flags2 & SYNAPSE_FUSE_DIRECT_IO_ALLOW_MMAP_HI)) {
           init.flags |= SYNAPSE_FUSE_INIT_EXT;
           init.flags2 |= SYNAPSE_FUSE_DIRECT_IO_ALLOW_MMAP_HI;
           allow_mmap = 1;
@@ -324,7 +326,10 @@ static void synapse_chan_destroy (struct fuse_chan *ch) {
 static struct fuse_chan *synapse_wrap_chan (struct fuse_chan *ch) {
   if (synapse_want_max_pages <= 32 && !synapse_want_allow_mmap) return ch;
   synapse_chan_state_t *st = calloc(1, sizeof(synapse_chan_state_t));
-  if (st == NULL) return ch;
+  if (st == NULL) {
+    fprintf(stderr, "synapse-mount: out of memory; FUSE requests stay at 128 KiB\\n");
+    return ch;
+  }
   st->want_max_pages = synapse_want_max_pages;
   st->want_allow_mmap = synapse_want_allow_mmap;
   struct fuse_chan_ops ops = { .receive = synapse_chan_receive, .send = synapse_chan_send, .destroy = synapse_chan_destroy };
@@ -333,6 +338,7 @@ static struct fuse_chan *synapse_wrap_chan (struct fuse_chan *ch) {
   if (wanted > bufsize) bufsize = wanted;
   struct fuse_chan *wrapped = fuse_chan_new(&ops, fuse_chan_fd(ch), bufsize, st);
   if (wrapped == NULL) {
+    fprintf(stderr, "synapse-mount: fuse_chan_new failed; FUSE requests stay at 128 KiB\\n");
     free(st);
     return ch;
   }
@@ -430,6 +436,12 @@ if (!text.includes(FAST_MARK)) {
     [
       '  struct fuse_chan *ch = fuse_mount(mnt, &args);\n\n  if (ch == NULL) {\n    napi_throw_error(env, "fuse failed", "fuse failed");\n    return NULL;\n  }\n',
       '  struct fuse_chan *ch = fuse_mount(mnt, &args);\n\n  if (ch == NULL) {\n    napi_throw_error(env, "fuse failed", "fuse failed");\n    return NULL;\n  }\n  ch = synapse_wrap_chan(ch);\n',
+    ],
+    // fuse_unmount has already destroyed the channel (which took it out of the session): asking
+    // the session to remove it again read freed memory.
+    [
+      '  fuse_unmount(ft->mnt, ft->ch);\n  fuse_session_remove_chan(ft->ch);\n',
+      '  fuse_unmount(ft->mnt, ft->ch);\n',
     ],
     // Exported next to the read signal; the lock is made when the module loads.
     [

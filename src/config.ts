@@ -27,7 +27,7 @@ export function parseSize(value: string | number, what: string): number {
 export function parseRequestSize(value: string | number): number {
   const bytes = parseSize(value, '--max-request-size');
   if (bytes < 128 * 1024 || bytes > MiB) {
-    throw new ConfigError(`--max-request-size: "${String(value).trim()}" is outside 128K–1M (the kernel allows at most 1M per FUSE request)`);
+    throw new ConfigError(`--max-request-size: "${String(value).trim()}" is outside 128K–1M (FUSE requests are 1M at most by the kernel's default)`);
   }
   return bytes;
 }

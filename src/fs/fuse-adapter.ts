@@ -17,7 +17,7 @@
  *    readahead (ours does the work), and a re-read crosses FUSE again — once the file is larger
  *    than our block cache, back to S3, where the page cache would have answered. Off by default
  *    for that reason. MAP_SHARED of such files works where the kernel grants
- *    FUSE_DIRECT_IO_ALLOW_MMAP (fuse-terms.ts; Linux ≥ 6.6), else ENODEV.
+ *    FUSE_DIRECT_IO_ALLOW_MMAP (fuse-terms.ts; Linux ≥ 6.9), else ENODEV.
  *  - Requests of up to --max-request-size (1 MiB; libfuse 2 alone gets 128 KiB): fuse-terms.ts.
  *  - entry_timeout/attr_timeout = 2 × --metadata-ttl (kernelCacheMs says why; at most 1 h; 0
  *    with a TTL of 0 — fuse-native drops a 0 option, so they ride in `fsname` too): the kernel

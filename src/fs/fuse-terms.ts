@@ -12,11 +12,15 @@
  *    kernel's own ceiling); libfuse's buffer grows to match, so writes come in 1 MiB requests
  *    too. Reads through the page cache stay at the kernel's readahead size (128 KiB for FUSE);
  *    direct-I/O reads and all writes use the larger requests (bench/README.md, "Session 9").
- *  - FUSE_DIRECT_IO_ALLOW_MMAP (Linux ≥ 6.6), with `--direct-io`: MAP_SHARED of a direct-I/O file
- *    is allowed; the kernel keeps the mapping coherent itself (it caches the mapped pages and
- *    switches the inode to cached I/O while it is mapped).
+ *  - FUSE_DIRECT_IO_ALLOW_MMAP, with `--direct-io`: MAP_SHARED of a direct-I/O file is allowed;
+ *    the kernel keeps the mapping coherent itself (it caches the mapped pages and switches the
+ *    inode to cached I/O while it is mapped). Asked of Linux ≥ 6.9 (protocol 7.40) only: 6.6–6.8
+ *    offer the flag, but before the inode I/O modes of 6.9 a shared writable mapping of such a
+ *    file had no FUSE write-back (dirty pages failed with EIO) — ENODEV is the safer answer there.
+ * The connection itself stays at libfuse's protocol 7.19 (every other structure keeps its size).
  * `grantedFuseTerms()` says what the kernel granted (`synapse-mount status`).
  */
+import { readFileSync } from 'node:fs';
 import { loadPatchedAddon } from './fast-read.js';
 
 export interface FuseTermsBinding {
@@ -26,7 +30,7 @@ export interface FuseTermsBinding {
 }
 
 export interface FuseTerms {
-  /** FUSE protocol of the kernel, e.g. "7.45"; absent before INIT or with the prebuild addon. */
+  /** The kernel's FUSE protocol, e.g. "7.45" (the mount answers as 7.19 with the extensions above); absent before INIT or when INIT was left alone. */
   kernelProtocol?: string;
   /** Largest read request the kernel may send, in bytes. */
   maxReadBytes: number;
@@ -69,12 +73,26 @@ export function requestFuseTerms(maxPages: number, allowMmap: boolean): boolean 
   return b !== undefined;
 }
 
+/** The kernel's own cap on pages per request (the fs.fuse.max_pages_limit sysctl, Linux ≥ 6.13; 256 before). */
+export function kernelMaxPages(): number {
+  try {
+    const n = Number(readFileSync('/proc/sys/fs/fuse/max_pages_limit', 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : KERNEL_MAX_PAGES;
+  } catch {
+    return KERNEL_MAX_PAGES;
+  }
+}
+
 /** What the kernel granted this process's mount (libfuse 2's terms before INIT or without the patch). */
-export function grantedFuseTerms(raw: number[] | undefined = loadFuseTermsBinding()?.synapse_fuse_granted()): FuseTerms {
+export function grantedFuseTerms(
+  raw: number[] | undefined = loadFuseTermsBinding()?.synapse_fuse_granted(),
+  pagesLimit: number = kernelMaxPages(),
+): FuseTerms {
   const libfuse = MIN_REQUEST_BYTES;
   if (!raw) return { maxReadBytes: libfuse, maxWriteBytes: libfuse, directIoSharedMmap: false, largestRead: 0, largestWrite: 0 };
   const [done, minor, pages, maxWrite, mmap, largestRead, largestWrite] = raw as [number, number, number, number, number, number, number];
-  const readBytes = (pages > 0 ? pages : LIBFUSE2_PAGES) * PAGE;
+  // The kernel takes min(asked, its limit) without saying so.
+  const readBytes = (pages > 0 ? Math.min(pages, pagesLimit) : LIBFUSE2_PAGES) * PAGE;
   return {
     ...(done === 1 ? { kernelProtocol: `7.${minor}` } : {}),
     maxReadBytes: done === 1 ? readBytes : libfuse,

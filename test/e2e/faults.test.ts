@@ -38,7 +38,7 @@ describe('fault matrix', () => {
     await writeFile(path.join(scratch, 'up.bin'), big);
     // Small blocks and cache: every read goes to S3, many requests, so faults really hit.
     m = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool'), '--block-size', '1M',
-      '--cache-size', '4M', '--part-size', '5M', '--read-timeout', '3', '--retry-timeout', '20']);
+      '--cache-size', '4M', '--part-size', '5M', '--read-timeout', '5', '--retry-timeout', '20']);
   });
 
   after(async () => {

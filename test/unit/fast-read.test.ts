@@ -145,13 +145,16 @@ test('FUSE terms: --max-request-size maps to whole pages within 128K–1M; the g
   assert.throws(() => parseRequestSize('64K'), /outside 128K–1M/);
   assert.throws(() => parseRequestSize('lots'), /not a size/);
   // [initDone, kernelMinor, maxPages, maxWrite, allowMmap, largestRead, largestWrite]
-  assert.deepEqual(grantedFuseTerms([1, 45, 256, 1048576, 1, 1048576, 1048528]), {
+  assert.deepEqual(grantedFuseTerms([1, 45, 256, 1048576, 1, 1048576, 1048528], 256), {
     kernelProtocol: '7.45', maxReadBytes: 1048576, maxWriteBytes: 1048576, directIoSharedMmap: true, largestRead: 1048576, largestWrite: 1048528,
   });
   // A kernel without FUSE_MAX_PAGES (< 4.20): libfuse's 32 pages; writes never above them.
-  assert.deepEqual(grantedFuseTerms([1, 27, 0, 1048576, 0, 131072, 131072]), {
+  assert.deepEqual(grantedFuseTerms([1, 27, 0, 1048576, 0, 131072, 131072], 256), {
     kernelProtocol: '7.27', maxReadBytes: 131072, maxWriteBytes: 131072, directIoSharedMmap: false, largestRead: 131072, largestWrite: 131072,
   });
+  // An admin's lower fs.fuse.max_pages_limit (Linux ≥ 6.13): the kernel takes the smaller, silently.
+  assert.equal(grantedFuseTerms([1, 45, 256, 1048576, 0, 0, 0], 64).maxReadBytes, 256 * 1024);
+  assert.equal(grantedFuseTerms([1, 45, 256, 1048576, 0, 0, 0], 64).maxWriteBytes, 256 * 1024);
   // Before INIT, or the INIT reply left alone (--max-request-size 128K without --direct-io).
   assert.deepEqual(grantedFuseTerms([0, 0, 0, 0, 0, 0, 0]), {
     maxReadBytes: 131072, maxWriteBytes: 131072, directIoSharedMmap: false, largestRead: 0, largestWrite: 0,

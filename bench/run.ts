@@ -100,6 +100,17 @@ const round0 = (x: number): number => Math.round(x);
  * it runs 5 too (LATENCY_ROUNDS).
  */
 const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 5));
+/**
+ * The issue asks for the whole run in ≤ 10 min. On a slow day (session 9: an Intel host where the
+ * server cost twice its usual CPU per GiB) five sequential rounds took 460 s and the watchdog cut
+ * the ls group. So the sequential rounds stop early — never below MIN_ROUNDS — when another
+ * round would leave less than the later groups need (measured on that day, with a margin).
+ */
+const TARGET_S = 600;
+const MIN_ROUNDS = 3;
+const LATER_GROUP_S: Partial<Record<Group, number>> = { par_read: 60, rand_read: 15, seq_read_latency: 75, ls: 90 };
+/** For reference only, off unless asked: the direct read through the AWS SDK (the baseline until session 5). */
+const SDK_REFERENCE = process.env['BENCH_SDK_REFERENCE'] === '1';
 const LATENCY_ROUNDS = Math.max(1, Number(process.env['BENCH_LATENCY_ROUNDS'] ?? 5));
 
 interface Run {
@@ -378,7 +389,7 @@ class Bench {
     let afterRead = 0;
     if (doRead) reads.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read'));
     // For reference only: the same read through @aws-sdk/client-s3 (the baseline before session 5).
-    if (doRead) sdkReads.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read via the SDK', 'sdk'));
+    if (doRead && SDK_REFERENCE) sdkReads.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read via the SDK', 'sdk'));
     if (doWrite) writes.direct.push(await this.directSeqWrite(round));
     const m = await this.mount(); // a fresh mount each round: every mount read is a cold first read
     try {
@@ -414,27 +425,36 @@ class Bench {
     const directIoReads: Run[] = [];
     let rssPeak = 0;
     let rssAfterRead = 0;
+    const reserveS = GROUPS.filter((g) => this.has(g)).reduce((sum, g) => sum + (LATER_GROUP_S[g] ?? 0), 0);
+    let longestRoundS = 0;
     for (let round = 0; round < ROUNDS; round++) {
+      const r0 = Date.now();
       if (doRead || doWrite) await this.mountRound(round, doRead, doWrite, reads, writes, sdkReads, directIoReads, (rss, afterRead) => {
         rssPeak = Math.max(rssPeak, rss);
         rssAfterRead = Math.max(rssAfterRead, afterRead);
       });
       if (doPeers) await this.peerRound(round);
+      longestRoundS = Math.max(longestRoundS, (Date.now() - r0) / 1000);
+      const elapsedS = (Date.now() - this.t0) / 1000;
+      if (round + 1 < ROUNDS && round + 1 >= MIN_ROUNDS && elapsedS + longestRoundS > TARGET_S - reserveS) {
+        this.notes.push(`sequential rounds: ${round + 1} of ${ROUNDS} — a round took up to ${Math.round(longestRoundS)} s, and another would have left the later groups less than the ${reserveS} s they need to end within ${TARGET_S / 60} min`);
+        break;
+      }
     }
     if (doPeers) this.finishPeers();
     if (doRead) {
       const { mount, direct } = best(reads);
       this.results.seq_read_mbps = mount.mbps;
       this.results.seq_read_ratio = round(mount.mbps / direct.mbps);
-      const sdk = fastest(sdkReads);
+      const sdk = sdkReads.length > 0 ? fastest(sdkReads) : undefined;
       const dio = fastest(directIoReads);
       this.details['seq_read'] = {
-        mount, direct, runs: reads, sdk: { best: sdk, runs: sdkReads }, direct_io: { best: dio, runs: directIoReads }, rss_hwm_after_read_mib: rssAfterRead,
+        mount, direct, runs: reads, ...(sdk ? { sdk: { best: sdk, runs: sdkReads } } : {}), direct_io: { best: dio, runs: directIoReads }, rss_hwm_after_read_mib: rssAfterRead,
       };
       this.rows.push({
         key: 'seq_read_mbps', value: mount.mbps,
         note: `direct ${direct.mbps} MiB/s; ${describeRounds(reads)}; S3 served ${((mount.s3Bytes ?? 0) / MiB).toFixed(0)} MiB; CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}`
-          + `; for reference, direct through the AWS SDK: best ${sdk.mbps} MiB/s (${sdkReads.map((r) => r.mbps).join(', ')}), mount ÷ that ${round(mount.mbps / sdk.mbps)}`
+          + (sdk ? `; for reference, direct through the AWS SDK: best ${sdk.mbps} MiB/s (${sdkReads.map((r) => r.mbps).join(', ')}), mount ÷ that ${round(mount.mbps / sdk.mbps)}` : '')
           + `; a mount with --direct-io: best ${dio.mbps} MiB/s (${directIoReads.map((r) => r.mbps).join(', ')}), ÷ direct ${round(dio.mbps / direct.mbps)}, CPU s/GiB ${dio.cpu.toFixed(1)}`,
       });
     }

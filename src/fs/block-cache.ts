@@ -11,7 +11,7 @@
  *   staged     prefetched by readahead, not read yet. Outside the LRU, so nothing evicts a block
  *              its reader is about to ask for (an LRU did: prefetched-but-unread blocks were the
  *              least recently used, and parallel readers fetched them twice). Bounded by the
- *              callers' readahead budget (`readaheadBytes`); unread for STAGED_MAX_AGE_MS, a
+ *              callers' readahead budget (`readaheadInUse()`); unread for STAGED_MAX_AGE_MS, a
  *              block is moved into the main LRU.
  *   main       LRU of blocks read at random, by short sequential runs, or read again: the cache.
  *   probation  small LRU of blocks consumed by a long sequential scan (`mode: 'stream'`; the
@@ -170,11 +170,13 @@ export class BlockCache {
     return this.fetchingBytes;
   }
 
-  /** Readahead outstanding: prefetches in flight plus prefetched blocks not read yet. */
-  get readaheadBytes(): number {
-    // Stale staged blocks leave the budget here, not only in prefetch(): readers check the budget
-    // before they prefetch, so blocks staged for readers that stopped (a `head`, a closed file)
-    // would otherwise hold it, and no file would get readahead again.
+  /**
+   * Readahead outstanding: prefetches in flight plus prefetched (staged) blocks not read yet. A method, not a getter, because
+   * asking moves stale staged blocks out of the budget first (into the cache): readers check the
+   * budget before they prefetch, so blocks staged for readers that stopped (a `head`, a closed
+   * file) would otherwise hold it, and no file would get readahead again.
+   */
+  readaheadInUse(): number {
     this.demoteStaleStaged();
     return this.prefetchingBytes + this.stagedBytes;
   }
@@ -262,7 +264,7 @@ export class BlockCache {
 
   /**
    * Start fetching a block without waiting; errors are left for a real read to see. Callers
-   * check `readaheadBytes` first, which is where stale staged blocks leave the budget.
+   * check `readaheadInUse()` first, which is where stale staged blocks leave the budget.
    */
   prefetch(source: RangeSource, index: number): void {
     if (this.has(source, index)) return;

@@ -162,7 +162,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
       bytes: cache.cachedBytes,
       limitBytes: config.cacheBytes,
       fetchingBytes: cache.inflightBytes,
-      readaheadBytes: cache.readaheadBytes,
+      readaheadBytes: cache.readaheadInUse(),
       blockBytes: config.blockBytes,
       hits: cache.stats.hits,
       misses: cache.stats.misses,

@@ -160,7 +160,7 @@ export class ReadHandle {
     const last = Math.min(block + this.windowBlocks, Math.floor((this.source.size - 1) / bs));
     for (let next = Math.max(block + 1, this.coveredUpTo + 1); next <= last; next++) {
       if (!this.cache.has(this.source, next)) {
-        if (this.cache.readaheadBytes >= this.opts.inflightBudget) break;
+        if (this.cache.readaheadInUse() >= this.opts.inflightBudget) break;
         this.cache.prefetch(this.source, next);
       }
       this.coveredUpTo = next;

@@ -152,16 +152,16 @@ test('blocks prefetched for readers that stopped give the readahead budget back 
       await new ReadHandle(new FakeSource(name, 64 * bs), cache, opts).read(0, 4 * KiB);
       await settle();
     }
-    assert.equal(cache.readaheadBytes, 8 * bs, 'the budget is full of blocks nobody reads');
+    assert.equal(cache.readaheadInUse(), 8 * bs, 'the budget is full of blocks nobody reads');
     mock.timers.tick(6_000); // nobody came for them
-    assert.equal(cache.readaheadBytes, 0, 'stale staged blocks left the budget');
+    assert.equal(cache.readaheadInUse(), 0, 'stale staged blocks left the budget');
     // A reader that closes its file gives the budget back at once.
     const closing = new ReadHandle(new FakeSource('h3', 64 * bs), cache, opts);
     await closing.read(0, 4 * KiB);
     await settle();
-    assert.ok(cache.readaheadBytes > 0);
+    assert.ok(cache.readaheadInUse() > 0);
     closing.close();
-    assert.equal(cache.readaheadBytes, 0, 'closed: its staged blocks no longer count as readahead');
+    assert.equal(cache.readaheadInUse(), 0, 'closed: its staged blocks no longer count as readahead');
     assert.ok(cache.has(new FakeSource('h3', 64 * bs), 1), 'and they stay cached');
     // Prefetches still in flight when the file closes leave the budget as they land.
     const slow = new FakeSource('h4', 64 * bs);
@@ -170,12 +170,12 @@ test('blocks prefetched for readers that stopped give the readahead budget back 
     for (let i = 1; i <= 4; i++) slow.blockGates.set(i * bs, gate);
     const inFlight = new ReadHandle(slow, cache, opts);
     await inFlight.read(0, 4 * KiB);
-    assert.ok(cache.readaheadBytes > 0, 'its prefetches are in flight');
+    assert.ok(cache.readaheadInUse() > 0, 'its prefetches are in flight');
     inFlight.close();
     open();
     await settle();
     await settle();
-    assert.equal(cache.readaheadBytes, 0, 'landed after the close: not staged');
+    assert.equal(cache.readaheadInUse(), 0, 'landed after the close: not staged');
     assert.ok(cache.has(slow, 1), 'but cached');
     const src = new FakeSource('scan', 64 * bs);
     const h = new ReadHandle(src, cache, opts);
@@ -246,13 +246,13 @@ test('prefetched blocks wait for their reader: other traffic does not evict them
   const src = new FakeSource('staged', 64 * bs);
   for (let i = 1; i <= 4; i++) cache.prefetch(src, i);
   await new Promise((r) => setImmediate(r));
-  assert.equal(cache.readaheadBytes, 4 * bs, 'four blocks staged');
+  assert.equal(cache.readaheadInUse(), 4 * bs, 'four blocks staged');
   // Twenty other blocks go through a main LRU of two.
   for (let i = 20; i < 40; i++) await cache.read(src, i * bs, 10);
   const before = src.reads.length;
   for (let i = 1; i <= 4; i++) assert.deepEqual(await cache.read(src, i * bs, 100), ramp(i * bs, i * bs + 100));
   assert.equal(src.reads.length, before, 'no prefetched block was fetched twice');
-  assert.equal(cache.readaheadBytes, 0, 'reading them consumed the readahead');
+  assert.equal(cache.readaheadInUse(), 0, 'reading them consumed the readahead');
 });
 
 test('a long sequential scan does not flush the cache, and a file read twice is kept', async () => {
@@ -310,7 +310,7 @@ test('readIntoNow answers synchronously only when every block is here (cached, s
   assert.equal(cache.readIntoNow(src, 60 * KiB, 10 * KiB, out), 10 * KiB, 'spans block 0 (cached) and block 1 (staged)');
   assert.ok(out.subarray(0, 10 * KiB).equals(ramp(60 * KiB, 70 * KiB)));
   assert.equal(cache.stats.hits, hits + 2);
-  assert.equal(cache.readaheadBytes, 0, 'the staged block was consumed');
+  assert.equal(cache.readaheadInUse(), 0, 'the staged block was consumed');
   assert.equal(cache.readIntoNow(src, 256 * KiB, 10, out), 0, 'at EOF');
 });
 

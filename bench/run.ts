@@ -427,10 +427,8 @@ class Bench {
     let rssAfterRead = 0;
     const reserveS = GROUPS.filter((g) => this.has(g)).reduce((sum, g) => sum + (LATER_GROUP_S[g] ?? 0), 0);
     let longestRoundS = 0;
-    let roundsRun = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const r0 = Date.now();
-      roundsRun++;
       if (doRead || doWrite) await this.mountRound(round, doRead, doWrite, reads, writes, sdkReads, directIoReads, (rss, afterRead) => {
         rssPeak = Math.max(rssPeak, rss);
         rssAfterRead = Math.max(rssAfterRead, afterRead);
@@ -474,7 +472,7 @@ class Bench {
     this.results.rss_peak_mib = rssPeak;
     this.rows.push({
       key: 'rss_peak_mib', value: rssPeak,
-      note: `VmHWM of the mount process, highest of ${roundsRun} mounts${doRead ? `; ${rssAfterRead} MiB after the read, before the write` : ''}`,
+      note: `VmHWM of the mount process, highest of ${Math.max(reads.mount.length, writes.mount.length)} mounts${doRead ? `; ${rssAfterRead} MiB after the read, before the write` : ''}`,
     });
     this.results.cache_mib = 512;
     this.results.write_buffer_mib = this.maxWriteMemorySupported ? 256 : 64;

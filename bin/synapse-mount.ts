@@ -7,7 +7,8 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import path from 'node:path';
-import { ConfigError, currentGid, currentUid, defaultCacheDir, parseRequestSize, parseSize, parseTtlSeconds } from '../src/config.js';
+import { ConfigError, currentGid, currentUid, defaultCacheDir, parseSize, parseTtlSeconds } from '../src/config.js';
+import { parseRequestSize } from '../src/fs/fuse-terms.js';
 import { normaliseEntityId } from '../src/fs/mount.js';
 import { expandMountOptions } from '../src/cli/mount-options.js';
 import { installFetchProxy } from '../src/net/proxy.js';

@@ -23,15 +23,6 @@ export function parseSize(value: string | number, what: string): number {
   return Math.round(n * mult);
 }
 
-/** --max-request-size: a size from 128K to 1M (FUSE's request sizes: libfuse 2's to the kernel's ceiling). */
-export function parseRequestSize(value: string | number): number {
-  const bytes = parseSize(value, '--max-request-size');
-  if (bytes < 128 * 1024 || bytes > MiB) {
-    throw new ConfigError(`--max-request-size: "${String(value).trim()}" is outside 128K–1M (FUSE requests are 1M at most by the kernel's default)`);
-  }
-  return bytes;
-}
-
 /** "60" seconds, or "indefinite" → Infinity. */
 export function parseTtlSeconds(value: string | number, what: string): number {
   if (String(value) === 'indefinite') return Infinity;

@@ -13,7 +13,8 @@
  * cached before the write. `--[no-]direct-writes` decides otherwise.
  */
 import os from 'node:os';
-import { loadPatchedAddon } from './fast-read.js';
+import { loadPatchedFunctions } from './fast-read.js';
+import { kernelAtLeast } from './kernel-version.js';
 
 /** The patch's switch (a per-process flag in C). */
 export interface DirectWritesBinding {
@@ -22,16 +23,12 @@ export interface DirectWritesBinding {
 
 /** Does this kernel keep readers coherent with direct writes (Linux ≥ 6.6)? */
 export function kernelInvalidatesOnDirectWrite(release: string = os.release()): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  if (!m) return false;
-  const [major, minor] = [Number(m[1]), Number(m[2])];
-  return major > 6 || (major === 6 && minor >= 6);
+  return kernelAtLeast(6, 6, release);
 }
 
 /** The switch, or undefined with the prebuild (or an addon patched before it existed). */
 export function loadDirectWritesBinding(): DirectWritesBinding | undefined {
-  const a = loadPatchedAddon() as Partial<DirectWritesBinding> | null;
-  return a && typeof a.synapse_direct_writes === 'function' ? a as DirectWritesBinding : undefined;
+  return loadPatchedFunctions<DirectWritesBinding>('synapse_direct_writes');
 }
 
 /**

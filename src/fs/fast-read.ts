@@ -71,14 +71,19 @@ export function loadPatchedAddon(): object | null {
   return addon;
 }
 
+/**
+ * The addon as `T` when it has every one of `names` as a function; undefined with the prebuild
+ * or an addon patched by a version of the script that did not add them yet.
+ */
+export function loadPatchedFunctions<T>(...names: Array<keyof T & string>): T | undefined {
+  const a = loadPatchedAddon() as Record<string, unknown> | null;
+  return a && names.every((n) => typeof a[n] === 'function') ? a as T : undefined;
+}
+
 /** The patched addon's functions, or undefined when the prebuild is in use or the path is off. */
 export function loadFastBinding(env: NodeJS.ProcessEnv = process.env): FastBinding | undefined {
   if (env['SYNAPSE_MOUNT_FAST_READ'] === '0') return undefined;
-  const a = loadPatchedAddon() as Partial<FastBinding> | null;
-  return a && typeof a.synapse_fast_window === 'function' && typeof a.synapse_fast_take_hits === 'function' &&
-    typeof a.synapse_fast_hits_count === 'function'
-    ? a as FastBinding
-    : undefined;
+  return loadPatchedFunctions<FastBinding>('synapse_fast_window', 'synapse_fast_take_hits', 'synapse_fast_hits_count');
 }
 
 

@@ -21,7 +21,8 @@
  * `grantedFuseTerms()` says what the kernel granted (`synapse-mount status`).
  */
 import { readFileSync } from 'node:fs';
-import { loadPatchedAddon } from './fast-read.js';
+import { ConfigError, parseSize } from '../config.js';
+import { loadPatchedFunctions } from './fast-read.js';
 
 export interface FuseTermsBinding {
   synapse_fuse_terms(maxPages: number, allowMmap: boolean): void;
@@ -57,10 +58,17 @@ export function requestPages(bytes: number = MAX_REQUEST_BYTES): number {
   return Math.max(LIBFUSE2_PAGES, Math.min(KERNEL_MAX_PAGES, Math.floor(bytes / PAGE)));
 }
 
+/** --max-request-size: a size from libfuse 2's 128K to the kernel's default ceiling of 1M. */
+export function parseRequestSize(value: string | number): number {
+  const bytes = parseSize(value, '--max-request-size');
+  if (bytes < MIN_REQUEST_BYTES || bytes > MAX_REQUEST_BYTES) {
+    throw new ConfigError(`--max-request-size: "${String(value).trim()}" is outside 128K–1M (FUSE requests are 1M at most by the kernel's default)`);
+  }
+  return bytes;
+}
+
 export function loadFuseTermsBinding(): FuseTermsBinding | undefined {
-  const a = loadPatchedAddon() as Partial<FuseTermsBinding> | null;
-  return a && typeof a.synapse_fuse_terms === 'function' && typeof a.synapse_fuse_granted === 'function'
-    ? a as FuseTermsBinding : undefined;
+  return loadPatchedFunctions<FuseTermsBinding>('synapse_fuse_terms', 'synapse_fuse_granted');
 }
 
 /**
@@ -70,8 +78,12 @@ export function loadFuseTermsBinding(): FuseTermsBinding | undefined {
 export function requestFuseTerms(maxPages: number, allowMmap: boolean): boolean {
   const b = loadFuseTermsBinding();
   b?.synapse_fuse_terms(maxPages, allowMmap);
+  // The kernel applies its limit at INIT, right after this: read it once, not per status call.
+  pagesLimitAtMount = kernelMaxPages();
   return b !== undefined;
 }
+
+let pagesLimitAtMount = KERNEL_MAX_PAGES;
 
 /** The kernel's own cap on pages per request (the fs.fuse.max_pages_limit sysctl, Linux ≥ 6.13; 256 before). */
 export function kernelMaxPages(): number {
@@ -86,7 +98,7 @@ export function kernelMaxPages(): number {
 /** What the kernel granted this process's mount (libfuse 2's terms before INIT or without the patch). */
 export function grantedFuseTerms(
   raw: number[] | undefined = loadFuseTermsBinding()?.synapse_fuse_granted(),
-  pagesLimit: number = kernelMaxPages(),
+  pagesLimit: number = pagesLimitAtMount,
 ): FuseTerms {
   const libfuse = MIN_REQUEST_BYTES;
   if (!raw) return { maxReadBytes: libfuse, maxWriteBytes: libfuse, directIoSharedMmap: false, largestRead: 0, largestWrite: 0 };

@@ -164,10 +164,4 @@ export async function childId(stack: StackLike, parentId: string, name: string, 
 }
 
 export { makeTestCa, type TestCa } from '../test-ca.js';
-
-/** Is the running kernel at least `major.minor` (for tests whose expectation is a kernel feature)? */
-export function kernelAtLeast(major: number, minor: number, release: string = os.release()): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  if (!m) return false;
-  return Number(m[1]) > major || (Number(m[1]) === major && Number(m[2]) >= minor);
-}
+export { kernelAtLeast } from '../../src/fs/kernel-version.js';

@@ -334,7 +334,7 @@ print(' '.join(out))
     assert.match(human.stdout, /Page cache: reads bypass it \(--direct-io\); write-only opens bypass it/);
   });
 
-  test('shared mmap reads the exact bytes where the kernel allows it (Linux ≥ 6.6: the mount asks for it), else ENODEV; private mmap always', async () => {
+  test('shared mmap reads the exact bytes where the kernel allows it (Linux ≥ 6.9: the mount asks for it), else ENODEV; private mmap always', async () => {
     const st = JSON.parse((await cli(['status', m!.dir, '--json'], { timeoutMs: 20_000 })).stdout) as { status: { fuse: FuseTerms } };
     // Not a fallback on this kernel: the negotiation must have worked (fuse-terms.ts).
     if (kernelAtLeast(6, 9)) assert.equal(st.status.fuse.directIoSharedMmap, true, 'the mount asks Linux ≥ 6.9 for FUSE_DIRECT_IO_ALLOW_MMAP');

@@ -9,8 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { kernelInvalidatesOnDirectWrite, loadDirectWritesBinding } from '../../src/fs/direct-writes.js';
 import { FastReadWindows, loadFastBinding, type FastBinding, type ReadWindow } from '../../src/fs/fast-read.js';
-import { grantedFuseTerms, loadFuseTermsBinding, requestPages } from '../../src/fs/fuse-terms.js';
-import { parseRequestSize } from '../../src/config.js';
+import { grantedFuseTerms, loadFuseTermsBinding, parseRequestSize, requestPages } from '../../src/fs/fuse-terms.js';
 
 function recorder() {
   const events: string[] = [];

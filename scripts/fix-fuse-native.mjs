@@ -16,10 +16,11 @@
 //     JS thread): setting or clearing one waits for a copy in progress, so once the call
 //     returns the old buffer is the mount's again.
 //
-//  3. Write-only opens bypass the page cache (FOPEN_DIRECT_IO) once the mount asks for it
-//     (`synapse_direct_writes(true)`; fuse-adapter.ts says why). Decided here, on libfuse's
-//     thread before the open reaches JS, because fuse-native's open callback has no way to set
-//     fuse_file_info's flags.
+//  3. Write-only opens, and read-only opens where the kernel granted shared mmap of direct-I/O
+//     files, bypass the page cache (FOPEN_DIRECT_IO) once the mount asks for it
+//     (`synapse_direct_writes(true)`, `synapse_direct_reads(true)`; src/fs/page-cache-bypass.ts
+//     says why). Decided here, on libfuse's thread before the open reaches JS, because
+//     fuse-native's open callback has no way to set fuse_file_info's flags.
 //
 //  4. The FUSE connection's terms (src/fs/fuse-terms.ts says why): the mount's /dev/fuse channel
 //     gets our receive and send, which extend libfuse 2's INIT reply (protocol 7.19) with 1 MiB
@@ -60,7 +61,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v5 */';
+const FAST_MARK = '/* synapse-mount read fast path v6 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 #define SYNAPSE_FAST_SLOTS 4096
@@ -157,15 +158,36 @@ NAPI_METHOD(synapse_fast_take_hits) {
   return n;
 }
 
-/* Write-only opens and creates get FOPEN_DIRECT_IO while this is set (synapse_direct_writes). */
+/* Write-only opens and creates get FOPEN_DIRECT_IO while this is set (synapse_direct_writes);
+   read-only opens while synapse_direct_reads is set and the kernel granted shared mmap of such
+   files (FUSE_DIRECT_IO_ALLOW_MMAP, below). */
 static int synapse_direct_writes_on = 0;
+static int synapse_direct_reads_on = 0;
+static int synapse_granted_allow_mmap;
 
 /* On a libfuse thread, before an open or create goes to JS. A write-only file cannot be mapped
-   (mmap needs read access), so skipping the page cache costs it nothing. */
+   (mmap needs read access), so skipping the page cache costs it nothing. A read-only file can
+   be: only where the kernel keeps shared mappings of direct-I/O files working. Read-write opens
+   keep the page cache (src/fs/page-cache-bypass.ts says why). */
 static void synapse_open_flags (struct fuse_file_info *info) {
-  if (info != NULL && (info->flags & O_ACCMODE) == O_WRONLY && __atomic_load_n(&synapse_direct_writes_on, __ATOMIC_RELAXED)) {
+  if (info == NULL) return;
+  int mode = info->flags & O_ACCMODE;
+  if (mode == O_WRONLY && __atomic_load_n(&synapse_direct_writes_on, __ATOMIC_RELAXED)) {
+    info->direct_io = 1;
+  } else if (mode == O_RDONLY && __atomic_load_n(&synapse_direct_reads_on, __ATOMIC_RELAXED)
+             && __atomic_load_n(&synapse_granted_allow_mmap, __ATOMIC_RELAXED)) {
     info->direct_io = 1;
   }
+}
+
+/* synapse_direct_reads(on): read-only opens bypass the page cache from now on, where shared
+   mmap of them is granted (or not). */
+NAPI_METHOD(synapse_direct_reads) {
+  NAPI_ARGV(1)
+  bool on = false;
+  NAPI_STATUS_THROWS(napi_get_value_bool(env, argv[0], &on))
+  __atomic_store_n(&synapse_direct_reads_on, on ? 1 : 0, __ATOMIC_RELAXED);
+  return NULL;
 }
 
 /* synapse_direct_writes(on): write-only opens bypass the page cache from now on (or not). */
@@ -215,7 +237,8 @@ typedef struct {
   int want_allow_mmap;
 } synapse_chan_state_t;
 /* What the latest INIT granted (synapse_fuse_granted), and the largest requests seen. */
-static int synapse_granted_done = 0, synapse_granted_allow_mmap = 0;
+static int synapse_granted_done = 0;
+static int synapse_granted_allow_mmap = 0;
 static unsigned synapse_granted_minor = 0, synapse_granted_max_pages = 0, synapse_granted_max_write = 0;
 static uint64_t synapse_largest_read = 0, synapse_largest_write = 0;
 
@@ -299,7 +322,7 @@ static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], si
       synapse_granted_minor = st->minor;
       synapse_granted_max_pages = max_pages;
       synapse_granted_max_write = out.error == 0 ? init.max_write : 0;
-      synapse_granted_allow_mmap = allow_mmap;
+      __atomic_store_n(&synapse_granted_allow_mmap, allow_mmap, __ATOMIC_RELAXED);
       __atomic_store_n(&synapse_granted_done, out.error == 0 ? 1 : 0, __ATOMIC_RELEASE);
     }
   }
@@ -353,6 +376,7 @@ NAPI_METHOD(synapse_fuse_terms) {
   NAPI_STATUS_THROWS(napi_get_value_bool(env, argv[1], &allow))
   synapse_want_max_pages = max_pages > 256 ? 256 : max_pages;
   synapse_want_allow_mmap = allow ? 1 : 0;
+  __atomic_store_n(&synapse_granted_allow_mmap, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&synapse_granted_done, 0, __ATOMIC_RELEASE); /* until this mount's INIT */
   return NULL;
 }
@@ -452,6 +476,7 @@ if (!text.includes(FAST_MARK)) {
         '  NAPI_EXPORT_FUNCTION(synapse_fast_take_hits)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fast_hits_count)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_direct_writes)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_direct_reads)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fuse_terms)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fuse_granted)\n',
     ],
@@ -486,7 +511,7 @@ const headers = existsSync(path.join(nodeDir, 'include', 'node', 'node_api.h'));
 if (!gyp || !headers) keepPrebuild('cannot rebuild fuse-native (node-gyp or Node headers missing)');
 try {
   execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeDir}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  console.log('synapse-mount: rebuilt fuse-native with the utimens fix, the read fast path, direct writes and 1 MiB requests');
+  console.log('synapse-mount: rebuilt fuse-native with the utimens fix, the read fast path, direct reads and writes, and 1 MiB requests');
 } catch (err) {
   console.warn(`synapse-mount: fuse-native rebuild failed (${String(err.stderr ?? err.message).split('\n')[0]}); using the prebuild`);
 }

@@ -45,6 +45,7 @@ export const MOUNT_FLAGS: Readonly<Record<string, FlagKind>> = {
   'allow-other': 'boolean',
   'direct-io': 'boolean',
   'direct-writes': 'boolean',
+  'direct-reads': 'boolean',
   'max-request-size': 'string',
   uid: 'number',
   gid: 'number',

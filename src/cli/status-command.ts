@@ -121,7 +121,11 @@ export function formatReport(r: MountReport): string {
   lines.push(`${s.mountpoint}: ${s.entityId} from ${s.endpoint} as ${s.userName}${s.readOnly ? ' (read-only)' : ''}`);
   lines.push(`  pid ${s.pid}, up ${formatDuration(s.uptimeSec)} (since ${s.startedAt})${s.logFile ? `, log ${s.logFile}` : ''}`);
   // Absent from a mount started by an older version.
-  if (s.pageCache) lines.push(`  Page cache: reads ${s.pageCache.reads === 'kernel' ? 'use it' : 'bypass it (--direct-io)'}; write-only opens ${s.pageCache.writeOnlyOpens === 'kernel' ? 'use it' : 'bypass it'}`);
+  if (s.pageCache) {
+    const use = (u: string): string => (u === 'kernel' ? 'use it' : 'bypass it');
+    const rw = s.pageCache.readWriteOpens ? `; read-write opens ${use(s.pageCache.readWriteOpens)}` : '';
+    lines.push(`  Page cache: read-only opens ${use(s.pageCache.reads)}${rw}; write-only opens ${use(s.pageCache.writeOnlyOpens)}`);
+  }
   if (s.fuse) lines.push(`  FUSE:    ${s.fuse.kernelProtocol ? `protocol ${s.fuse.kernelProtocol}, ` : ''}requests up to ${formatBytes(s.fuse.maxReadBytes)} read, ${formatBytes(s.fuse.maxWriteBytes)} write`
     + ` (largest so far ${formatBytes(s.fuse.largestRead)} / ${formatBytes(s.fuse.largestWrite)})${s.pageCache?.reads === 'bypassed' ? `; shared mmap ${s.fuse.directIoSharedMmap ? 'allowed' : 'refused (ENODEV)'}` : ''}`);
   const sy = s.synapse;

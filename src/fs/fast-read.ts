@@ -56,7 +56,7 @@ let addon: object | null | undefined;
 
 /**
  * fuse-native's addon — the same module instance fuse-native loaded (node-gyp-build resolves the
- * same file) — with whatever the patch added (this module's functions, direct-writes.ts's).
+ * same file) — with whatever the patch added (this module's functions, page-cache-bypass.ts's).
  */
 export function loadPatchedAddon(): object | null {
   if (addon === undefined) {

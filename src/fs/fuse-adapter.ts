@@ -8,16 +8,12 @@
  *    never becomes a `.fuse_hidden…` entity. No kernel_cache/auto_cache: the page cache is
  *    dropped at each open, so a new open always sees the current object (our block cache, keyed
  *    by version, keeps warm re-reads fast). Pinned to fuse-native 2.2.6.
- *  - Write-only opens (dd of=, cp, rsync's temp files, `>`) bypass the page cache where the
- *    kernel keeps readers coherent (direct-writes.ts says why and when; `--[no-]direct-writes`).
- *  - `--direct-io` adds libfuse's direct_io (every open file gets FOPEN_DIRECT_IO): reads and
- *    writes skip the page cache (no kernel readahead rounds them up to pages). A cold read then writes no
- *    page-cache page — on our VM the reply copy into fresh page-cache pages was ≈ 0.7 CPU-s per
- *    GiB on libfuse's threads (bench/README.md, "Session 8"). The price: no kernel
- *    readahead (ours does the work), and a re-read crosses FUSE again — once the file is larger
- *    than our block cache, back to S3, where the page cache would have answered. Off by default
- *    for that reason. MAP_SHARED of such files works where the kernel grants
- *    FUSE_DIRECT_IO_ALLOW_MMAP (fuse-terms.ts; Linux ≥ 6.9), else ENODEV.
+ *  - Read-only opens bypass the page cache where the kernel allows shared mmap of such files
+ *    (Linux ≥ 6.9), write-only opens (dd of=, cp, rsync's temp files, `>`) where it keeps readers
+ *    coherent (Linux ≥ 6.6); read-write opens keep it (page-cache-bypass.ts says why and when;
+ *    `--[no-]direct-reads`, `--[no-]direct-writes`).
+ *  - `--direct-io` adds libfuse's direct_io: every open file gets FOPEN_DIRECT_IO, read-write
+ *    ones and older kernels included (there MAP_SHARED of such files fails with ENODEV).
  *  - Requests of up to --max-request-size (1 MiB; libfuse 2 alone gets 128 KiB): fuse-terms.ts.
  *  - entry_timeout/attr_timeout = 2 × --metadata-ttl (kernelCacheMs says why; at most 1 h; 0
  *    with a TTL of 0 — fuse-native drops a 0 option, so they ride in `fsname` too): the kernel
@@ -40,10 +36,10 @@ import { readFile } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
 import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
-import { applyDirectWrites } from './direct-writes.js';
+import { applyDirectReads, applyDirectWrites } from './page-cache-bypass.js';
 import { FastReadWindows, loadFastBinding } from './fast-read.js';
-import { requestFuseTerms, requestPages } from './fuse-terms.js';
-import type { PageCacheUse } from './mount-status.js';
+import { grantedFuseTerms, requestFuseTerms, requestPages } from './fuse-terms.js';
+import type { PageCacheStatus } from './mount-status.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
 
 export interface FuseMountOptions {
@@ -54,6 +50,8 @@ export interface FuseMountOptions {
   directIo?: boolean;
   /** Write-only opens bypass the page cache (default: on when the kernel keeps readers coherent). */
   directWrites?: boolean;
+  /** Read-only opens bypass the page cache (default: on; applies where shared mmap of them is granted). */
+  directReads?: boolean;
   /** Largest FUSE read/write request to ask the kernel for (default 1 MiB; fuse-terms.ts). */
   maxRequestBytes?: number;
   readTimeoutMs: number;
@@ -78,8 +76,8 @@ export class FuseAdapter {
   private fuse: Fuse | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private readonly fast: FastReadWindows | undefined;
-  /** Where file data meets the kernel's page cache (`synapse-mount status`). */
-  readonly pageCache: { reads: PageCacheUse; writeOnlyOpens: PageCacheUse };
+  private readonly directWrites: boolean;
+  private readonly directReads: boolean;
 
   constructor(
     private readonly fs: SynapseFilesystem,
@@ -88,13 +86,20 @@ export class FuseAdapter {
   ) {
     const binding = loadFastBinding();
     this.fast = binding && new FastReadWindows(binding);
-    const directWrites = applyDirectWrites(opts.directWrites);
-    // --direct-io: every open bypasses it, write-only ones included.
-    this.pageCache = {
-      reads: opts.directIo ? 'bypassed' : 'kernel',
-      writeOnlyOpens: opts.directIo || directWrites ? 'bypassed' : 'kernel',
+    this.directWrites = applyDirectWrites(opts.directWrites);
+    this.directReads = applyDirectReads(opts.directReads);
+    log.debug({ fastRead: this.fast !== undefined, directWrites: this.directWrites, directReads: this.directReads }, 'native fast paths');
+  }
+
+  /** Where file data meets the kernel's page cache (`synapse-mount status`); direct reads depend on the kernel's grant at INIT. */
+  get pageCache(): PageCacheStatus {
+    const all = this.opts.directIo === true;
+    const reads = all || (this.directReads && grantedFuseTerms().directIoSharedMmap);
+    return {
+      reads: reads ? 'bypassed' : 'kernel',
+      readWriteOpens: all ? 'bypassed' : 'kernel',
+      writeOnlyOpens: all || this.directWrites ? 'bypassed' : 'kernel',
     };
-    log.debug({ fastRead: this.fast !== undefined, directWrites }, 'native fast paths');
   }
 
   /** After JS answered `n` bytes at `pos` of `fd`: hand C the block where the next read starts. */
@@ -194,8 +199,8 @@ export class FuseAdapter {
 
   async mount(): Promise<void> {
     const meta = this.opts.metadataTimeoutMs;
-    // Shared mmap of direct-I/O files matters only with --direct-io (write-only opens cannot be mapped).
-    requestFuseTerms(requestPages(this.opts.maxRequestBytes), this.opts.directIo === true);
+    // Shared mmap of direct-I/O files matters to readable ones only (write-only opens cannot be mapped).
+    requestFuseTerms(requestPages(this.opts.maxRequestBytes), this.opts.directIo === true || this.directReads);
     const fuse = new Fuse(this.opts.mountpoint, this.ops(), {
       fsname: fsnameOption(this.opts.fsname, kernelCacheMs(this.fs.table.ttlMs) / 1000, this.opts.directIo === true),
       subtype: 'synapse-mount',

@@ -1,5 +1,5 @@
 /**
- * The running kernel's version, for behaviour that depends on a kernel feature (direct-writes.ts)
+ * The running kernel's version, for behaviour that depends on a kernel feature (page-cache-bypass.ts)
  * and for tests whose expectation is one.
  */
 import os from 'node:os';

@@ -58,12 +58,8 @@ export interface MountStatus {
   startedAt: string;
   uptimeSec: number;
   readOnly: boolean;
-  /**
-   * Where file data goes through the kernel's page cache: reads unless --direct-io; write-only
-   * opens not when they bypass it (direct-writes.ts). Absent from mounts started before it
-   * existed.
-   */
-  pageCache?: { reads: PageCacheUse; writeOnlyOpens: PageCacheUse };
+  /** Where file data goes through the kernel's page cache (page-cache-bypass.ts). Absent from mounts started before it existed. */
+  pageCache?: PageCacheStatus;
   /** What the kernel granted the FUSE connection (fuse-terms.ts). Absent from older mounts. */
   fuse?: FuseTerms;
   logFile?: string;
@@ -94,6 +90,16 @@ export interface MountStatus {
 
 export type PageCacheUse = 'kernel' | 'bypassed';
 
+/** Per kind of open: does file data go through the kernel's page cache? */
+export interface PageCacheStatus {
+  /** Read-only opens: bypassed with --direct-io, or by default where the kernel allows shared mmap of such files. */
+  reads: PageCacheUse;
+  /** Read-write opens: bypassed only with --direct-io. Absent from mounts started before it existed. */
+  readWriteOpens?: PageCacheUse;
+  /** Write-only opens: bypassed with --direct-io or --direct-writes. */
+  writeOnlyOpens: PageCacheUse;
+}
+
 export interface StatusSources {
   fs: SynapseFilesystem;
   client: { stats(): SynapseClientStats };
@@ -103,7 +109,7 @@ export interface StatusSources {
     spoolDir: string; cacheBytes: number; blockBytes: number; cacheDir?: string;
   };
   startedAt: Date;
-  pageCache: { reads: PageCacheUse; writeOnlyOpens: PageCacheUse };
+  pageCache: PageCacheStatus;
   logFile?: string;
 }
 

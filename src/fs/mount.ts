@@ -44,6 +44,8 @@ export interface MountConfig {
   directIo?: boolean;
   /** --[no-]direct-writes: write-only opens bypass the page cache; undefined = by kernel version. */
   directWrites?: boolean;
+  /** --[no-]direct-reads: read-only opens bypass the page cache where shared mmap of them works; undefined = on. */
+  directReads?: boolean;
   /** --max-request-size: the largest FUSE read/write request asked of the kernel (fuse-terms.ts). */
   maxRequestBytes?: number;
   uid: number;
@@ -258,6 +260,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
     allowOther: config.allowOther,
     directIo: config.directIo === true,
     ...(config.directWrites !== undefined ? { directWrites: config.directWrites } : {}),
+    ...(config.directReads !== undefined ? { directReads: config.directReads } : {}),
     ...(config.maxRequestBytes !== undefined ? { maxRequestBytes: config.maxRequestBytes } : {}),
     readTimeoutMs: config.readTimeoutMs,
     metadataTimeoutMs: Math.max(60_000, (config.retryTimeoutSec + 30) * 1000),

@@ -163,5 +163,34 @@ export async function childId(stack: StackLike, parentId: string, name: string, 
   return ((await res.json()) as { id: string }).id;
 }
 
+/**
+ * Python lines defining `cached_pages(fd)`: how many of the file's pages the kernel's page cache
+ * holds. cachestat(2) (Linux ≥ 6.5) asks without touching the cache; older kernels map the file
+ * and ask mincore(2) — which, for a file opened with FOPEN_DIRECT_IO, would first drop its pages,
+ * but such opens of readable files only happen from Linux 6.9. Measure through an fd opened
+ * before the read or write being measured: an open drops the file's cached pages.
+ */
+export const CACHED_PAGES_PY = [
+  'import ctypes, errno, os',
+  '_libc = ctypes.CDLL(None, use_errno=True)',
+  '_libc.syscall.restype = ctypes.c_long',
+  '_libc.mmap.restype = ctypes.c_void_p',
+  '_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]',
+  '_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]',
+  '_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]',
+  'def cached_pages(fd):',
+  '    rng = (ctypes.c_uint64 * 2)(0, 0)  # whole file',
+  '    st = (ctypes.c_uint64 * 5)()',
+  '    if _libc.syscall(451, fd, rng, st, 0) == 0:  # cachestat: 451 on every architecture',
+  '        return st[0]',
+  '    size = os.fstat(fd).st_size',
+  '    addr = _libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED',
+  '    assert addr not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()',
+  '    vec = ctypes.create_string_buffer((size + 4095) // 4096)',
+  '    assert _libc.mincore(addr, size, vec) == 0, ctypes.get_errno()',
+  '    _libc.munmap(addr, size)',
+  '    return sum(b & 1 for b in vec.raw)',
+];
+
 export { makeTestCa, type TestCa } from '../test-ca.js';
 export { kernelAtLeast } from '../../src/fs/kernel-version.js';

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kernelInvalidatesOnDirectWrite, loadDirectWritesBinding } from '../../src/fs/direct-writes.js';
+import { kernelInvalidatesOnDirectWrite, loadPageCacheBypassBinding } from '../../src/fs/page-cache-bypass.js';
 import { FastReadWindows, loadFastBinding, type FastBinding, type ReadWindow } from '../../src/fs/fast-read.js';
 import { grantedFuseTerms, loadFuseTermsBinding, parseRequestSize, requestPages } from '../../src/fs/fuse-terms.js';
 
@@ -87,8 +87,8 @@ test('the patched addon is found after npm ci (else every read would take the sl
   assert.ok(binding, 'fuse-native was not rebuilt with the read fast path (run npm ci; see its output)');
   assert.equal(typeof binding.synapse_fast_hits_count(), 'number');
   assert.equal(loadFastBinding({ SYNAPSE_MOUNT_FAST_READ: '0' }), undefined, 'SYNAPSE_MOUNT_FAST_READ=0 turns it off');
-  // The same patch (v4 and later) has the write-only page-cache switch; an addon patched by v3 would not.
-  assert.equal(typeof loadDirectWritesBinding()?.synapse_direct_writes, 'function', 'fuse-native was patched by an older version (rm -rf node_modules/fuse-native && npm ci)');
+  // The same patch has the page-cache switches: write-only opens (v4), read-only opens (v6).
+  assert.ok(loadPageCacheBypassBinding(), 'fuse-native was patched by an older version (rm -rf node_modules/fuse-native && npm ci)');
   // v5 also negotiates the FUSE connection's terms (fuse-terms.ts).
   assert.ok(loadFuseTermsBinding(), 'fuse-native was patched by an older version (rm -rf node_modules/fuse-native && npm ci)');
 });

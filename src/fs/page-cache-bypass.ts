@@ -1,0 +1,72 @@
+/**
+ * Which opens bypass the kernel page cache (FOPEN_DIRECT_IO, set by the patched addon on
+ * libfuse's thread before the open reaches JS: scripts/fix-fuse-native.mjs). `--direct-io`
+ * (libfuse's direct_io) bypasses it for every open; these two policies are the defaults.
+ *
+ * Write-only opens (`--[no-]direct-writes`). Without the bypass every byte written through the
+ * mount was first copied into fresh page-cache pages that a later open drops unread — 1 GiB
+ * written with Python took 9.0–9.9 s against 6.5–7.3 s (bench/README.md, "Session 8"). A
+ * write-only fd cannot be mapped, so nothing is lost. By default only on Linux ≥ 6.6, which
+ * drops other file descriptors' cached pages of a range written directly (80e4f25262f9, "fuse:
+ * invalidate page cache pages before direct write"); on older kernels a reader holding the
+ * file open would go on reading the pages it cached before the write.
+ *
+ * Read-only opens (`--[no-]direct-reads`). The mount never sets keep_cache, so the kernel drops
+ * a file's pages at every open (fuse-adapter.ts says why): the page cache only ever serves the
+ * open that filled it. Filling it is the dearest part of a cold read here — the kernel copies
+ * every reply into freshly allocated pages, ≈ 0.7 CPU-s per GiB on libfuse's threads — and it
+ * caps reads at the kernel's 128 KiB readahead requests where a direct read takes the
+ * application's size up to 1 MiB (fuse-terms.ts). Bypassed, `dd bs=1M` and `cat` of a cold
+ * 1 GiB file read 1.4–1.8 × faster at half the mount's CPU (bench/README.md, "Session 10").
+ * What it costs: no kernel readahead to merge tiny reads — a program reading 4 KiB at a time
+ * makes one FUSE round trip per read (≈ half the throughput; 8 KiB readers, glibc stdio's
+ * buffer, about break even) — and a re-read within one open crosses FUSE to the block cache.
+ * Only where the kernel granted FUSE_DIRECT_IO_ALLOW_MMAP (Linux ≥ 6.9), because without it
+ * shared mmap of such a file fails with ENODEV (numpy.memmap); the addon checks the grant at
+ * each open. Read-write opens keep the page cache: they may map the file shared and write
+ * through it, and small read-modify-write I/O (sqlite, HDF5 in append mode) needs the kernel's
+ * merging.
+ */
+import os from 'node:os';
+import { loadPatchedFunctions } from './fast-read.js';
+import { kernelAtLeast } from './kernel-version.js';
+
+/** The patch's switches (per-process flags in C). */
+export interface PageCacheBypassBinding {
+  synapse_direct_writes(on: boolean): void;
+  synapse_direct_reads(on: boolean): void;
+}
+
+/** Does this kernel keep readers coherent with direct writes (Linux ≥ 6.6)? */
+export function kernelInvalidatesOnDirectWrite(release: string = os.release()): boolean {
+  return kernelAtLeast(6, 6, release);
+}
+
+/** The switches, or undefined with the prebuild (or an addon patched before they existed). */
+export function loadPageCacheBypassBinding(): PageCacheBypassBinding | undefined {
+  return loadPatchedFunctions<PageCacheBypassBinding>('synapse_direct_writes', 'synapse_direct_reads');
+}
+
+/**
+ * Turn the write-only bypass on or off for this process (`want` undefined: by kernel version);
+ * returns whether write-only opens now bypass the page cache. Set either way: the flag is per
+ * process, and the addon may have been told before.
+ */
+export function applyDirectWrites(want: boolean | undefined): boolean {
+  const on = want ?? kernelInvalidatesOnDirectWrite();
+  const binding = loadPageCacheBypassBinding();
+  binding?.synapse_direct_writes(on);
+  return on && binding !== undefined;
+}
+
+/**
+ * Turn the read-only bypass on or off for this process (default on). Returns whether the addon
+ * can do it; it still applies only once the kernel grants shared mmap of direct-I/O files, so
+ * the mount must ask for that grant (fuse-terms.ts) when this returns true.
+ */
+export function applyDirectReads(want: boolean | undefined): boolean {
+  const on = want ?? true;
+  const binding = loadPageCacheBypassBinding();
+  binding?.synapse_direct_reads(on);
+  return on && binding !== undefined;
+}

@@ -169,12 +169,19 @@ static int synapse_granted_allow_mmap;
    (mmap needs read access), so skipping the page cache costs it nothing. A read-only file can
    be: only where the kernel keeps shared mappings of direct-I/O files working. Read-write opens
    keep the page cache (src/fs/page-cache-bypass.ts says why). */
+/* O_DIRECT opens already skip the page cache (through the kernel's own O_DIRECT path): left as
+   they were. glibc names O_DIRECT only under _GNU_SOURCE. */
+#ifdef O_DIRECT
+#define SYNAPSE_O_DIRECT O_DIRECT
+#else
+#define SYNAPSE_O_DIRECT __O_DIRECT
+#endif
 static void synapse_open_flags (struct fuse_file_info *info) {
   if (info == NULL) return;
   int mode = info->flags & O_ACCMODE;
   if (mode == O_WRONLY && __atomic_load_n(&synapse_direct_writes_on, __ATOMIC_RELAXED)) {
     info->direct_io = 1;
-  } else if (mode == O_RDONLY && __atomic_load_n(&synapse_direct_reads_on, __ATOMIC_RELAXED)
+  } else if (mode == O_RDONLY && !(info->flags & SYNAPSE_O_DIRECT) && __atomic_load_n(&synapse_direct_reads_on, __ATOMIC_RELAXED)
              && __atomic_load_n(&synapse_granted_allow_mmap, __ATOMIC_RELAXED)) {
     info->direct_io = 1;
   }

@@ -242,6 +242,16 @@ with open(sys.argv[1], 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_R
     assert.ok(cached.fuse.largestRead < MiB, `page-cache readahead asks in smaller requests: ${JSON.stringify(cached.fuse)}`);
   });
 
+  test('O_DIRECT reads (dd iflag=direct, fio\'s way) return the exact bytes, aligned or not', async () => {
+    const big = files['big.bin']!;
+    const whole = await sh(`dd if='${m!.dir}/sts/big.bin' iflag=direct bs=1M status=none | md5sum`);
+    assert.equal(whole.code, 0, whole.stderr);
+    assert.equal(whole.stdout.split(' ')[0], md5(big));
+    const part = await sh(`dd if='${m!.dir}/sts/block-plus-one.bin' iflag=direct bs=4096 skip=2047 count=3 status=none | md5sum`);
+    assert.equal(part.code, 0, part.stderr);
+    assert.equal(part.stdout.split(' ')[0], md5(files['block-plus-one.bin']!.subarray(2047 * 4096)));
+  });
+
   test('--read-only refuses every change with EROFS, never a hang', async () => {
     const ro = await mountForeground(stack, projectId, ['--read-only']);
     try {

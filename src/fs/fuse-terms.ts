@@ -11,10 +11,11 @@
  *  - FUSE_MAX_PAGES (Linux ≥ 4.20): requests of up to `--max-request-size` (default 1 MiB, the
  *    kernel's own ceiling); libfuse's buffer grows to match, so writes come in 1 MiB requests
  *    too. Reads through the page cache stay at the kernel's readahead size (128 KiB for FUSE);
- *    direct-I/O reads and all writes use the larger requests (bench/README.md, "Session 9").
- *  - FUSE_DIRECT_IO_ALLOW_MMAP, with `--direct-io`: MAP_SHARED of a direct-I/O file is allowed;
- *    the kernel keeps the mapping coherent itself (it caches the mapped pages and switches the
- *    inode to cached I/O while it is mapped). Asked of Linux ≥ 6.9 (protocol 7.40) only: 6.6–6.8
+ *    reads that bypass it and all writes use the larger requests (bench/README.md, "Session 9").
+ *  - FUSE_DIRECT_IO_ALLOW_MMAP, with direct reads (the default) or `--direct-io`: MAP_SHARED of a
+ *    direct-I/O file is allowed; the kernel keeps the mapping coherent itself (it caches the
+ *    mapped pages and switches the inode to cached I/O while it is mapped). Without the grant,
+ *    read-only opens keep the page cache (page-cache-bypass.ts). Asked of Linux ≥ 6.9 (protocol 7.40) only: 6.6–6.8
  *    offer the flag, but before the inode I/O modes of 6.9 a shared writable mapping of such a
  *    file had no FUSE write-back (dirty pages failed with EIO) — ENODEV is the safer answer there.
  * The connection itself stays at libfuse's protocol 7.19 (every other structure keeps its size).
@@ -37,7 +38,7 @@ export interface FuseTerms {
   maxReadBytes: number;
   /** Largest write request the kernel may send, in bytes. */
   maxWriteBytes: number;
-  /** Shared mmap of files opened with FOPEN_DIRECT_IO (--direct-io) is allowed. */
+  /** Shared mmap of files opened with FOPEN_DIRECT_IO (direct reads, --direct-io) is allowed. */
   directIoSharedMmap: boolean;
   /** Largest read and write requests seen so far (0 with the prebuild addon). */
   largestRead: number;

@@ -12,7 +12,7 @@
 //     (`synapse_fast_window(fh, start, buffer, eof)`); a read inside it is copied on libfuse's
 //     own thread and never reaches JS. A read outside it goes to JS as before, which is where
 //     readahead is planned and the next block is handed over. A mutex guards the windows (held
-//     for one copy of at most 128 KiB; not a read-write lock, whose readers could starve the
+//     for one copy of at most one request, 1 MiB; not a read-write lock, whose readers could starve the
 //     JS thread): setting or clearing one waits for a copy in progress, so once the call
 //     returns the old buffer is the mount's again.
 //
@@ -24,7 +24,7 @@
 //
 //  4. The FUSE connection's terms (src/fs/fuse-terms.ts says why): the mount's /dev/fuse channel
 //     gets our receive and send, which extend libfuse 2's INIT reply (protocol 7.19) with 1 MiB
-//     requests and, for --direct-io, shared mmap of direct-I/O files — only what the kernel
+//     requests and, for direct reads and --direct-io, shared mmap of direct-I/O files — only what the kernel
 //     offered (`synapse_fuse_terms` before mounting, `synapse_fuse_granted` after).
 //
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
@@ -158,24 +158,34 @@ NAPI_METHOD(synapse_fast_take_hits) {
   return n;
 }
 
+/* What the latest INIT granted (synapse_fuse_granted; set by synapse_chan_send below, before its
+   reply reaches the kernel, which holds every other request until then), and the largest
+   requests seen. */
+static int synapse_granted_done = 0;
+static int synapse_granted_allow_mmap = 0;
+static unsigned synapse_granted_minor = 0, synapse_granted_max_pages = 0, synapse_granted_max_write = 0;
+static uint64_t synapse_largest_read = 0, synapse_largest_write = 0;
+
 /* Write-only opens and creates get FOPEN_DIRECT_IO while this is set (synapse_direct_writes);
    read-only opens while synapse_direct_reads is set and the kernel granted shared mmap of such
    files (FUSE_DIRECT_IO_ALLOW_MMAP, below). */
 static int synapse_direct_writes_on = 0;
 static int synapse_direct_reads_on = 0;
-static int synapse_granted_allow_mmap;
+
+/* O_DIRECT opens already skip the page cache through the kernel's own O_DIRECT path: left as they
+   were. glibc names O_DIRECT only under _GNU_SOURCE, but always defines __O_DIRECT. */
+#if defined(O_DIRECT)
+#define SYNAPSE_O_DIRECT O_DIRECT
+#elif defined(__O_DIRECT)
+#define SYNAPSE_O_DIRECT __O_DIRECT
+#else
+#define SYNAPSE_O_DIRECT 0
+#endif
 
 /* On a libfuse thread, before an open or create goes to JS. A write-only file cannot be mapped
    (mmap needs read access), so skipping the page cache costs it nothing. A read-only file can
    be: only where the kernel keeps shared mappings of direct-I/O files working. Read-write opens
    keep the page cache (src/fs/page-cache-bypass.ts says why). */
-/* O_DIRECT opens already skip the page cache (through the kernel's own O_DIRECT path): left as
-   they were. glibc names O_DIRECT only under _GNU_SOURCE. */
-#ifdef O_DIRECT
-#define SYNAPSE_O_DIRECT O_DIRECT
-#else
-#define SYNAPSE_O_DIRECT __O_DIRECT
-#endif
 static void synapse_open_flags (struct fuse_file_info *info) {
   if (info == NULL) return;
   int mode = info->flags & O_ACCMODE;
@@ -243,12 +253,6 @@ typedef struct {
   unsigned want_max_pages;
   int want_allow_mmap;
 } synapse_chan_state_t;
-/* What the latest INIT granted (synapse_fuse_granted), and the largest requests seen. */
-static int synapse_granted_done = 0;
-static int synapse_granted_allow_mmap = 0;
-static unsigned synapse_granted_minor = 0, synapse_granted_max_pages = 0, synapse_granted_max_write = 0;
-static uint64_t synapse_largest_read = 0, synapse_largest_write = 0;
-
 static void synapse_note_size (uint64_t *largest, size_t len) {
   uint64_t seen = __atomic_load_n(largest, __ATOMIC_RELAXED);
   while (len > seen && !__atomic_compare_exchange_n(largest, &seen, (uint64_t) len, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
@@ -395,7 +399,7 @@ NAPI_METHOD(synapse_fuse_granted) {
   int done = __atomic_load_n(&synapse_granted_done, __ATOMIC_ACQUIRE);
   double vals[7] = {
     done, done ? synapse_granted_minor : 0, done ? synapse_granted_max_pages : 0, done ? synapse_granted_max_write : 0,
-    done ? synapse_granted_allow_mmap : 0,
+    done ? __atomic_load_n(&synapse_granted_allow_mmap, __ATOMIC_RELAXED) : 0,
     (double) __atomic_load_n(&synapse_largest_read, __ATOMIC_RELAXED), (double) __atomic_load_n(&synapse_largest_write, __ATOMIC_RELAXED),
   };
   NAPI_STATUS_THROWS(napi_create_array_with_length(env, 7, &arr))

@@ -1,7 +1,8 @@
 /**
  * The FUSE read fast path: reads answered on libfuse's own threads, without the JS thread.
  *
- * libfuse 2 caps a read at 128 KiB, so a GiB is 8,192 reads; each went to the JS thread and back
+ * Through the page cache a GiB is 8,192 reads of 128 KiB (1,024 of 1 MiB for reads that bypass
+ * it, fuse-terms.ts); each went to the JS thread and back
  * (two thread wake-ups, a handful of N-API objects, a copy): about half the mount's CPU on a cold
  * sequential read, which on a small machine is CPU taken from everything else. The install step
  * patches fuse-native's C source (scripts/fix-fuse-native.mjs) with a table of one *window* per
@@ -10,7 +11,7 @@
  *
  * After JS answers a read, the adapter offers the block where the next read will start. So JS
  * still sees the first read of (at least) every other block: that is where readahead is planned
- * and the next window handed over; the 60-odd reads in between never leave C.
+ * and the next window handed over; the reads in between (7–63 per 8 MiB block) never leave C.
  *
  * Safety: a window's buffer is held (BlockCache.hold: pinned, so never recycled) until the C
  * side has let go of it. Setting or clearing a window takes the C table's lock, which waits for

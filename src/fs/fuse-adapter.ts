@@ -76,8 +76,10 @@ export class FuseAdapter {
   private fuse: Fuse | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private readonly fast: FastReadWindows | undefined;
+  /** Write-only opens bypass the page cache (in effect). */
   private readonly directWrites: boolean;
-  private readonly directReads: boolean;
+  /** Read-only opens are to bypass it — in effect once the kernel grants shared mmap of them (pageCache). */
+  private readonly directReadsWanted: boolean;
 
   constructor(
     private readonly fs: SynapseFilesystem,
@@ -87,14 +89,14 @@ export class FuseAdapter {
     const binding = loadFastBinding();
     this.fast = binding && new FastReadWindows(binding);
     this.directWrites = applyDirectWrites(opts.directWrites);
-    this.directReads = applyDirectReads(opts.directReads);
-    log.debug({ fastRead: this.fast !== undefined, directWrites: this.directWrites, directReads: this.directReads }, 'native fast paths');
+    this.directReadsWanted = applyDirectReads(opts.directReads);
+    log.debug({ fastRead: this.fast !== undefined, directWrites: this.directWrites, directReadsWanted: this.directReadsWanted }, 'native fast paths');
   }
 
   /** Where file data meets the kernel's page cache (`synapse-mount status`); direct reads depend on the kernel's grant at INIT. */
   get pageCache(): PageCacheStatus {
     const all = this.opts.directIo === true;
-    const reads = all || (this.directReads && grantedFuseTerms().directIoSharedMmap);
+    const reads = all || (this.directReadsWanted && grantedFuseTerms().directIoSharedMmap);
     return {
       reads: reads ? 'bypassed' : 'kernel',
       readWriteOpens: all ? 'bypassed' : 'kernel',
@@ -200,7 +202,7 @@ export class FuseAdapter {
   async mount(): Promise<void> {
     const meta = this.opts.metadataTimeoutMs;
     // Shared mmap of direct-I/O files matters to readable ones only (write-only opens cannot be mapped).
-    requestFuseTerms(requestPages(this.opts.maxRequestBytes), this.opts.directIo === true || this.directReads);
+    requestFuseTerms(requestPages(this.opts.maxRequestBytes), this.opts.directIo === true || this.directReadsWanted);
     const fuse = new Fuse(this.opts.mountpoint, this.ops(), {
       fsname: fsnameOption(this.opts.fsname, kernelCacheMs(this.fs.table.ttlMs) / 1000, this.opts.directIo === true),
       subtype: 'synapse-mount',

@@ -31,9 +31,11 @@ import os from 'node:os';
 import { loadPatchedFunctions } from './fast-read.js';
 import { kernelAtLeast } from './kernel-version.js';
 
-/** The patch's switches (per-process flags in C). */
-export interface PageCacheBypassBinding {
+/** The patch's switches (per-process flags in C): write-only opens since patch v4, read-only since v6. */
+export interface DirectWritesBinding {
   synapse_direct_writes(on: boolean): void;
+}
+export interface DirectReadsBinding {
   synapse_direct_reads(on: boolean): void;
 }
 
@@ -42,9 +44,15 @@ export function kernelInvalidatesOnDirectWrite(release: string = os.release()): 
   return kernelAtLeast(6, 6, release);
 }
 
-/** The switches, or undefined with the prebuild (or an addon patched before they existed). */
-export function loadPageCacheBypassBinding(): PageCacheBypassBinding | undefined {
-  return loadPatchedFunctions<PageCacheBypassBinding>('synapse_direct_writes', 'synapse_direct_reads');
+/**
+ * Each switch on its own, undefined with the prebuild or an addon patched before it existed (an
+ * older build kept by fix-fuse-native.mjs keeps its direct writes).
+ */
+export function loadDirectWritesBinding(): DirectWritesBinding | undefined {
+  return loadPatchedFunctions<DirectWritesBinding>('synapse_direct_writes');
+}
+export function loadDirectReadsBinding(): DirectReadsBinding | undefined {
+  return loadPatchedFunctions<DirectReadsBinding>('synapse_direct_reads');
 }
 
 /**
@@ -54,19 +62,20 @@ export function loadPageCacheBypassBinding(): PageCacheBypassBinding | undefined
  */
 export function applyDirectWrites(want: boolean | undefined): boolean {
   const on = want ?? kernelInvalidatesOnDirectWrite();
-  const binding = loadPageCacheBypassBinding();
+  const binding = loadDirectWritesBinding();
   binding?.synapse_direct_writes(on);
   return on && binding !== undefined;
 }
 
 /**
- * Turn the read-only bypass on or off for this process (default on). Returns whether the addon
- * can do it; it still applies only once the kernel grants shared mmap of direct-I/O files, so
- * the mount must ask for that grant (fuse-terms.ts) when this returns true.
+ * Turn the read-only bypass on or off for this process (default on). Unlike applyDirectWrites'
+ * answer, this one is "wanted and possible", not "in effect": the addon applies it only once the
+ * kernel grants shared mmap of direct-I/O files, so the mount must ask for that grant
+ * (fuse-terms.ts) when this returns true, and learns whether it is in effect from the grant.
  */
 export function applyDirectReads(want: boolean | undefined): boolean {
   const on = want ?? true;
-  const binding = loadPageCacheBypassBinding();
+  const binding = loadDirectReadsBinding();
   binding?.synapse_direct_reads(on);
   return on && binding !== undefined;
 }

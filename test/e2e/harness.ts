@@ -165,9 +165,10 @@ export async function childId(stack: StackLike, parentId: string, name: string, 
 
 /**
  * Python lines defining `cached_pages(fd)`: how many of the file's pages the kernel's page cache
- * holds. cachestat(2) (Linux ≥ 6.5) asks without touching the cache; older kernels map the file
- * and ask mincore(2) — which, for a file opened with FOPEN_DIRECT_IO, would first drop its pages,
- * but such opens of readable files only happen from Linux 6.9. Measure through an fd opened
+ * holds. cachestat(2) (Linux ≥ 6.5) asks without touching the cache; only where it does not
+ * exist (ENOSYS) the file is mapped and mincore(2) asked — which, for a file opened with
+ * FOPEN_DIRECT_IO, would first drop its pages, but such opens of readable files only happen from
+ * Linux 6.9. Measure through an fd opened
  * before the read or write being measured: an open drops the file's cached pages.
  */
 export const CACHED_PAGES_PY = [
@@ -183,6 +184,8 @@ export const CACHED_PAGES_PY = [
   '    st = (ctypes.c_uint64 * 5)()',
   '    if _libc.syscall(451, fd, rng, st, 0) == 0:  # cachestat: 451 on every architecture',
   '        return st[0]',
+  '    if ctypes.get_errno() != errno.ENOSYS:  # a refusal must fail the test, not fall back',
+  '        raise OSError(ctypes.get_errno(), "cachestat")',
   '    size = os.fstat(fd).st_size',
   '    addr = _libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED',
   '    assert addr not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()',

@@ -96,9 +96,11 @@ describe('synapse-mount status', () => {
     // The kernel's reads inside a block already in memory were answered in C (fast-read.ts).
     assert.ok(s.cache.fastReads > 0, `fast reads ${JSON.stringify(s.cache)}`);
     // …and files opened write-only bypass the page cache (same patched addon).
-    // …and so do files opened read-only, where the kernel allows shared mmap of them (Linux ≥ 6.9).
+    // …and so do files opened read-only, where the kernel granted shared mmap of them (the mount
+    // asks; Linux ≥ 6.9 grants it, a kernel with the feature backported may too).
+    if (kernelAtLeast(6, 9)) assert.equal(s.fuse?.directIoSharedMmap, true, JSON.stringify(s.fuse));
     assert.deepEqual(s.pageCache, {
-      reads: kernelAtLeast(6, 9) ? 'bypassed' : 'kernel', readWriteOpens: 'kernel',
+      reads: s.fuse?.directIoSharedMmap ? 'bypassed' : 'kernel', readWriteOpens: 'kernel',
       writeOnlyOpens: kernelInvalidatesOnDirectWrite() ? 'bypassed' : 'kernel',
     });
     assert.equal(s.cache.limitBytes, 64 * MiB);

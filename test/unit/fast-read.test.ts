@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kernelInvalidatesOnDirectWrite, loadPageCacheBypassBinding } from '../../src/fs/page-cache-bypass.js';
+import { kernelInvalidatesOnDirectWrite, loadDirectReadsBinding, loadDirectWritesBinding } from '../../src/fs/page-cache-bypass.js';
 import { FastReadWindows, loadFastBinding, type FastBinding, type ReadWindow } from '../../src/fs/fast-read.js';
 import { grantedFuseTerms, loadFuseTermsBinding, parseRequestSize, requestPages } from '../../src/fs/fuse-terms.js';
 
@@ -88,7 +88,8 @@ test('the patched addon is found after npm ci (else every read would take the sl
   assert.equal(typeof binding.synapse_fast_hits_count(), 'number');
   assert.equal(loadFastBinding({ SYNAPSE_MOUNT_FAST_READ: '0' }), undefined, 'SYNAPSE_MOUNT_FAST_READ=0 turns it off');
   // The same patch has the page-cache switches: write-only opens (v4), read-only opens (v6).
-  assert.ok(loadPageCacheBypassBinding(), 'fuse-native was patched by an older version (rm -rf node_modules/fuse-native && npm ci)');
+  assert.ok(loadDirectWritesBinding(), 'fuse-native was patched by an older version (rm -rf node_modules/fuse-native && npm ci)');
+  assert.ok(loadDirectReadsBinding(), 'fuse-native was patched by an older version (rm -rf node_modules/fuse-native && npm ci)');
   // v5 also negotiates the FUSE connection's terms (fuse-terms.ts).
   assert.ok(loadFuseTermsBinding(), 'fuse-native was patched by an older version (rm -rf node_modules/fuse-native && npm ci)');
 });

@@ -61,7 +61,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v6 */';
+const FAST_MARK = '/* synapse-mount read fast path v7 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 #define SYNAPSE_FAST_SLOTS 4096
@@ -81,8 +81,10 @@ static uint64_t synapse_fast_hits = 0;
 
 /* Once per process, whatever loads the addon (a worker thread loading it again must not
    re-create a lock in use); not inside assert(), which NDEBUG would compile away. */
+static uv_mutex_t synapse_program_lock;
 static void synapse_fast_init (void) {
   if (uv_mutex_init(&synapse_fast_lock) != 0) abort();
+  if (uv_mutex_init(&synapse_program_lock) != 0) abort();
 }
 
 /* On a libfuse thread: the bytes if [offset, offset+len) lies in fh's window, else -1. */
@@ -182,17 +184,110 @@ static int synapse_direct_reads_on = 0;
 #define SYNAPSE_O_DIRECT 0
 #endif
 
+/* Programs that read in small pieces (src/fs/page-cache-bypass.ts says why): their read-only
+   opens keep the page cache, whose readahead overlaps their reads with their own work. Learned
+   from direct reads: SYNAPSE_SMALL_READS reads under SYNAPSE_SMALL_READ_BYTES on one open mark
+   the program (its name, /proc/PID/comm) for the rest of the mount's life. */
+#define SYNAPSE_SMALL_READ_BYTES 32768
+#define SYNAPSE_SMALL_READS 256
+#define SYNAPSE_PROGRAMS 64
+#define SYNAPSE_DIRECT_SLOTS 4096
+typedef struct { uint64_t fh; uint32_t small; } synapse_direct_open_t;
+static synapse_direct_open_t synapse_direct_opens[SYNAPSE_DIRECT_SLOTS];
+static char synapse_small_programs[SYNAPSE_PROGRAMS][16];
+static int synapse_small_program_count = 0;
+
+/* The name of the program whose thread made the current request ("" if unknown). */
+static void synapse_requester (char out[16]) {
+  out[0] = 0;
+  struct fuse_context *ctx = fuse_get_context();
+  if (ctx == NULL || ctx->pid <= 0) return;
+  char path[48];
+  snprintf(path, sizeof(path), "/proc/%d/comm", (int) ctx->pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, out, 15);
+  close(fd);
+  if (n > 0 && out[n - 1] == '\\n') n--;
+  out[n > 0 ? n : 0] = 0;
+}
+
+/* Under synapse_program_lock. */
+static int synapse_is_small_reader (const char *name) {
+  for (int i = 0; i < synapse_small_program_count; i++) {
+    if (strcmp(synapse_small_programs[i], name) == 0) return 1;
+  }
+  return 0;
+}
+
+/* Does the program opening the current request read in small pieces? (No /proc read until one does.) */
+static int synapse_opener_reads_small (void) {
+  if (__atomic_load_n(&synapse_small_program_count, __ATOMIC_ACQUIRE) == 0) return 0;
+  char name[16];
+  synapse_requester(name);
+  if (name[0] == 0) return 0;
+  uv_mutex_lock(&synapse_program_lock);
+  int small = synapse_is_small_reader(name);
+  uv_mutex_unlock(&synapse_program_lock);
+  return small;
+}
+
+/* On the JS thread, once the open has its fh (libfuse's thread still waits): direct reads of this
+   fh are counted from now on; any other open that reuses the slot stops the count. */
+static void synapse_track_open (struct fuse_file_info *info) {
+  if (info == NULL) return;
+  synapse_direct_open_t *s = &synapse_direct_opens[info->fh % SYNAPSE_DIRECT_SLOTS];
+  int direct_read = info->direct_io && (info->flags & O_ACCMODE) == O_RDONLY;
+  __atomic_store_n(&s->small, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->fh, direct_read ? info->fh : 0, __ATOMIC_RELAXED);
+}
+
+/* On a libfuse thread, for every read: the SYNAPSE_SMALL_READS-th small read of a direct-read
+   open marks the reading program. */
+static void synapse_note_direct_read (struct fuse_file_info *info, size_t len) {
+  if (info == NULL || len >= SYNAPSE_SMALL_READ_BYTES || info->fh == 0) return;
+  synapse_direct_open_t *s = &synapse_direct_opens[info->fh % SYNAPSE_DIRECT_SLOTS];
+  if (__atomic_load_n(&s->fh, __ATOMIC_RELAXED) != info->fh) return;
+  if (__atomic_add_fetch(&s->small, 1, __ATOMIC_RELAXED) != SYNAPSE_SMALL_READS) return;
+  char name[16];
+  synapse_requester(name);
+  if (name[0] == 0) return;
+  uv_mutex_lock(&synapse_program_lock);
+  if (!synapse_is_small_reader(name) && synapse_small_program_count < SYNAPSE_PROGRAMS) {
+    memcpy(synapse_small_programs[synapse_small_program_count], name, sizeof(name));
+    __atomic_store_n(&synapse_small_program_count, synapse_small_program_count + 1, __ATOMIC_RELEASE);
+  }
+  uv_mutex_unlock(&synapse_program_lock);
+}
+
+/* synapse_small_readers(): the programs learned so far, oldest first. */
+NAPI_METHOD(synapse_small_readers) {
+  napi_value arr, v;
+  uv_mutex_lock(&synapse_program_lock);
+  int n = synapse_small_program_count;
+  char names[SYNAPSE_PROGRAMS][16];
+  memcpy(names, synapse_small_programs, sizeof(names));
+  uv_mutex_unlock(&synapse_program_lock);
+  NAPI_STATUS_THROWS(napi_create_array_with_length(env, (size_t) n, &arr))
+  for (int i = 0; i < n; i++) {
+    NAPI_STATUS_THROWS(napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &v))
+    NAPI_STATUS_THROWS(napi_set_element(env, arr, (uint32_t) i, v))
+  }
+  return arr;
+}
+
 /* On a libfuse thread, before an open or create goes to JS. A write-only file cannot be mapped
    (mmap needs read access), so skipping the page cache costs it nothing. A read-only file can
-   be: only where the kernel keeps shared mappings of direct-I/O files working. Read-write opens
-   keep the page cache (src/fs/page-cache-bypass.ts says why). */
+   be: only where the kernel keeps shared mappings of direct-I/O files working, and not for a
+   program known to read in small pieces. Read-write opens keep the page cache
+   (src/fs/page-cache-bypass.ts says why). */
 static void synapse_open_flags (struct fuse_file_info *info) {
   if (info == NULL) return;
   int mode = info->flags & O_ACCMODE;
   if (mode == O_WRONLY && __atomic_load_n(&synapse_direct_writes_on, __ATOMIC_RELAXED)) {
     info->direct_io = 1;
   } else if (mode == O_RDONLY && !(info->flags & SYNAPSE_O_DIRECT) && __atomic_load_n(&synapse_direct_reads_on, __ATOMIC_RELAXED)
-             && __atomic_load_n(&synapse_granted_allow_mmap, __ATOMIC_RELAXED)) {
+             && __atomic_load_n(&synapse_granted_allow_mmap, __ATOMIC_RELAXED) && !synapse_opener_reads_small()) {
     info->direct_io = 1;
   }
 }
@@ -388,6 +483,9 @@ NAPI_METHOD(synapse_fuse_terms) {
   synapse_want_max_pages = max_pages > 256 ? 256 : max_pages;
   synapse_want_allow_mmap = allow ? 1 : 0;
   __atomic_store_n(&synapse_granted_allow_mmap, 0, __ATOMIC_RELAXED);
+  uv_mutex_lock(&synapse_program_lock); /* a new mount learns afresh */
+  __atomic_store_n(&synapse_small_program_count, 0, __ATOMIC_RELEASE);
+  uv_mutex_unlock(&synapse_program_lock);
   __atomic_store_n(&synapse_granted_done, 0, __ATOMIC_RELEASE); /* until this mount's INIT */
   return NULL;
 }
@@ -450,6 +548,7 @@ if (!text.includes(FAST_MARK)) {
       'FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n',
       'FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n' +
         '  synapse_note_size(&synapse_largest_read, len);\n' +
+        '  synapse_note_direct_read(info, len);\n' +
         '  { int fast = synapse_fast_read(info, buf, len, offset); if (fast >= 0) return fast; }\n',
     ],
     // Writes: the largest request seen (status).
@@ -462,6 +561,11 @@ if (!text.includes(FAST_MARK)) {
     [
       'FUSE_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {\n  l->path = path;\n  l->info = info;\n',
       'FUSE_METHOD(open, 2, 1, (const char *path, struct fuse_file_info *info), {\n  l->path = path;\n  l->info = info;\n  synapse_open_flags(info);\n',
+    ],
+    // The open's fh, once JS answered: direct reads of it are counted (small readers).
+    [
+      '  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n})\n\nFUSE_METHOD(opendir',
+      '  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n  synapse_track_open(l->info);\n})\n\nFUSE_METHOD(opendir',
     ],
     [
       'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n',
@@ -488,6 +592,7 @@ if (!text.includes(FAST_MARK)) {
         '  NAPI_EXPORT_FUNCTION(synapse_fast_hits_count)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_direct_writes)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_direct_reads)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_small_readers)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fuse_terms)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fuse_granted)\n',
     ],

@@ -124,7 +124,8 @@ export function formatReport(r: MountReport): string {
   if (s.pageCache) {
     const use = (u: string): string => (u === 'kernel' ? 'use it' : 'bypass it');
     const rw = s.pageCache.readWriteOpens ? `; read-write opens ${use(s.pageCache.readWriteOpens)}` : '';
-    lines.push(`  Page cache: read-only opens ${use(s.pageCache.reads)}${rw}; write-only opens ${use(s.pageCache.writeOnlyOpens)}`);
+    const small = s.pageCache.smallReaders?.length ? ` (not for ${s.pageCache.smallReaders.join(', ')}: small reads)` : '';
+    lines.push(`  Page cache: read-only opens ${use(s.pageCache.reads)}${small}${rw}; write-only opens ${use(s.pageCache.writeOnlyOpens)}`);
   }
   if (s.fuse) lines.push(`  FUSE:    ${s.fuse.kernelProtocol ? `protocol ${s.fuse.kernelProtocol}, ` : ''}requests up to ${formatBytes(s.fuse.maxReadBytes)} read, ${formatBytes(s.fuse.maxWriteBytes)} write`
     + ` (largest so far ${formatBytes(s.fuse.largestRead)} / ${formatBytes(s.fuse.largestWrite)})${s.pageCache?.reads === 'bypassed' ? `; shared mmap ${s.fuse.directIoSharedMmap ? 'allowed' : 'refused (ENODEV)'}` : ''}`);

@@ -36,7 +36,7 @@ import { readFile } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
 import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
-import { applyDirectReads, applyDirectWrites } from './page-cache-bypass.js';
+import { applyDirectReads, applyDirectWrites, smallReaders } from './page-cache-bypass.js';
 import { FastReadWindows, loadFastBinding } from './fast-read.js';
 import { grantedFuseTerms, requestFuseTerms, requestPages } from './fuse-terms.js';
 import type { PageCacheStatus } from './mount-status.js';
@@ -99,6 +99,7 @@ export class FuseAdapter {
     const reads = all || (this.directReadsWanted && grantedFuseTerms().directIoSharedMmap);
     return {
       reads: reads ? 'bypassed' : 'kernel',
+      ...(reads && !all ? { smallReaders: smallReaders() } : {}),
       readWriteOpens: all ? 'bypassed' : 'kernel',
       writeOnlyOpens: all || this.directWrites ? 'bypassed' : 'kernel',
     };

@@ -94,6 +94,8 @@ export type PageCacheUse = 'kernel' | 'bypassed';
 export interface PageCacheStatus {
   /** Read-only opens: bypassed with --direct-io, or by default where the kernel allows shared mmap of such files. */
   reads: PageCacheUse;
+  /** With reads bypassed by default: programs learned to read in small pieces, whose read-only opens keep the page cache. */
+  smallReaders?: string[];
   /** Read-write opens: bypassed only with --direct-io. Absent from mounts started before it existed. */
   readWriteOpens?: PageCacheUse;
   /** Write-only opens: bypassed with --direct-io or --direct-writes. */

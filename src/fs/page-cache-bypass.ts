@@ -18,9 +18,15 @@
  * caps reads at the kernel's 128 KiB readahead requests where a direct read takes the
  * application's size up to 1 MiB (fuse-terms.ts). Bypassed, `dd bs=1M` and `cat` of a cold
  * 1 GiB file read 1.4–1.8 × faster at half the mount's CPU (bench/README.md, "Session 10").
- * What it costs: no kernel readahead to merge tiny reads — a program reading 4 KiB at a time
- * makes one FUSE round trip per read (≈ half the throughput; 8 KiB readers, glibc stdio's
- * buffer, about break even) — and a re-read within one open crosses FUSE to the block cache.
+ * What it costs: no kernel readahead. Each read() is one FUSE round trip, and nothing is
+ * fetched while the program works on what it read; the page cache's readahead overlapped the
+ * two. Programs that read in small pieces and work between reads — mawk (4 KiB), sed and other
+ * stdio readers (8 KiB), Python's text-mode line iteration (8 KiB) — ran 40–45 % slower here
+ * that way (bench/README.md, "Session 10"); 32 KiB readers (md5sum) and bigger broke even or
+ * gained. So the addon learns them: a read-only open that makes 256 reads under 32 KiB marks its
+ * program (/proc/PID/comm), and that program's later read-only opens keep the page cache for
+ * the mount's life (`status` lists them: smallReaders). Its first file is read the direct way.
+ * A re-read within one open crosses FUSE to the block cache.
  * Only where the kernel granted FUSE_DIRECT_IO_ALLOW_MMAP (Linux ≥ 6.9), because without it
  * shared mmap of such a file fails with ENODEV (numpy.memmap); the addon checks the grant at
  * each open. Read-write opens keep the page cache: they may map the file shared and write
@@ -38,6 +44,10 @@ export interface DirectWritesBinding {
 export interface DirectReadsBinding {
   synapse_direct_reads(on: boolean): void;
 }
+export interface SmallReadersBinding {
+  /** Programs (/proc/PID/comm) learned to read in small pieces, oldest first. */
+  synapse_small_readers(): string[];
+}
 
 /** Does this kernel keep readers coherent with direct writes (Linux ≥ 6.6)? */
 export function kernelInvalidatesOnDirectWrite(release: string = os.release()): boolean {
@@ -53,6 +63,11 @@ export function loadDirectWritesBinding(): DirectWritesBinding | undefined {
 }
 export function loadDirectReadsBinding(): DirectReadsBinding | undefined {
   return loadPatchedFunctions<DirectReadsBinding>('synapse_direct_reads');
+}
+
+/** Programs whose read-only opens keep the page cache because they read in small pieces. */
+export function smallReaders(): string[] {
+  return loadPatchedFunctions<SmallReadersBinding>('synapse_small_readers')?.synapse_small_readers() ?? [];
 }
 
 /**

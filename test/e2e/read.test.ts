@@ -244,6 +244,51 @@ with open(sys.argv[1], 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_R
     assert.ok(cached.fuse.largestRead < MiB, `page-cache readahead asks in smaller requests: ${JSON.stringify(cached.fuse)}`);
   });
 
+  test('a program that reads in small pieces is learned: its later read-only opens keep the page cache (readahead overlaps its work), other programs\' do not', async (t) => {
+    const own = await mountForeground(stack, projectId);
+    try {
+      const st0 = JSON.parse((await cli(['status', own.dir, '--json'], { timeoutMs: 20_000 })).stdout) as { status: { pageCache: PageCacheStatus } };
+      if (st0.status.pageCache.reads !== 'bypassed') {
+        t.skip('reads keep the page cache on this kernel (no shared-mmap grant)');
+        return;
+      }
+      assert.deepEqual(st0.status.pageCache.smallReaders, []);
+      const script = path.join(os.tmpdir(), `small-readers-${process.pid}.py`);
+      // dd reads 16 MiB in 1 MiB pieces (direct: no page kept), then 2 MiB in 4 KiB pieces (512
+      // small reads: learned), then 16 MiB in 1 MiB pieces again (now through the page cache).
+      // Python itself, not learned, still reads the direct way. Pages are counted through an fd
+      // opened first (an open drops the file's cached pages).
+      await writeFile(script, [
+        ...CACHED_PAGES_PY,
+        'import subprocess, sys',
+        'f = sys.argv[1]',
+        'watch = os.open(f, os.O_RDONLY)',
+        'def dd(bs, count):',
+        '    subprocess.run(["dd", "if=" + f, "of=/dev/null", "bs=" + bs, "count=%d" % count, "status=none"], check=True)',
+        '    return cached_pages(watch)',
+        'out = [dd("1M", 16), dd("4k", 512), dd("1M", 16)]',
+        'with open(f, "rb", buffering=0) as r:',
+        '    for _ in range(16): r.read(1 << 20)',
+        'out.append(cached_pages(watch))',
+        'print(*out)',
+      ].join('\n'));
+      const r = await sh(`python3 '${script}' '${own.dir}/sts/big.bin'`, { timeoutMs: 120_000 });
+      await rm(script, { force: true });
+      assert.equal(r.code, 0, r.stderr);
+      const [bigFirst, , bigLearned, python] = r.stdout.trim().split(' ').map(Number);
+      const pages16 = (16 * MiB) / 4096;
+      assert.ok(bigFirst! < pages16 / 10, `dd's first read left ${bigFirst} pages: ${r.stdout}`);
+      assert.ok(bigLearned! > pages16 / 2, `dd, once learned, reads through the page cache: ${r.stdout}`);
+      assert.ok(python! < pages16 / 10, `python3 is not learned, so its read leaves no pages: ${r.stdout}`);
+      const st = await cli(['status', own.dir, '--json'], { timeoutMs: 20_000 });
+      assert.deepEqual((JSON.parse(st.stdout) as { status: { pageCache: PageCacheStatus } }).status.pageCache.smallReaders, ['dd']);
+      const human = await cli(['status', own.dir], { timeoutMs: 20_000 });
+      assert.match(human.stdout, /Page cache: read-only opens bypass it \(not for dd: small reads\)/);
+    } finally {
+      await own.unmount();
+    }
+  });
+
   test('O_DIRECT reads (dd iflag=direct, fio\'s way; the kernel\'s own O_DIRECT path, not direct reads) return the exact bytes, aligned or not', async () => {
     const big = files['big.bin']!;
     const whole = await sh(`dd if='${m!.dir}/sts/big.bin' iflag=direct bs=1M status=none | md5sum`);

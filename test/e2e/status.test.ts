@@ -100,7 +100,7 @@ describe('synapse-mount status', () => {
     // asks; Linux ≥ 6.9 grants it, a kernel with the feature backported may too).
     if (kernelAtLeast(6, 9)) assert.equal(s.fuse?.directIoSharedMmap, true, JSON.stringify(s.fuse));
     assert.deepEqual(s.pageCache, {
-      reads: s.fuse?.directIoSharedMmap ? 'bypassed' : 'kernel', readWriteOpens: 'kernel',
+      ...(s.fuse?.directIoSharedMmap ? { reads: 'bypassed', smallReaders: [] } : { reads: 'kernel' }), readWriteOpens: 'kernel',
       writeOnlyOpens: kernelInvalidatesOnDirectWrite() ? 'bypassed' : 'kernel',
     });
     assert.equal(s.cache.limitBytes, 64 * MiB);

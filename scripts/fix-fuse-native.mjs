@@ -186,13 +186,15 @@ static int synapse_direct_reads_on = 0;
 
 /* Programs that read in small pieces (src/fs/page-cache-bypass.ts says why): their read-only
    opens keep the page cache, whose readahead overlaps their reads with their own work. Learned
-   from direct reads: SYNAPSE_SMALL_READS reads under SYNAPSE_SMALL_READ_BYTES on one open mark
-   the program (its name, /proc/PID/comm) for the rest of the mount's life. */
+   from direct reads: a sequential run of SYNAPSE_SMALL_READS reads under
+   SYNAPSE_SMALL_READ_BYTES on one open (each starting where the last ended; a bigger read starts
+   the count again, random reads never count — readahead would not help them) marks the program
+   (the reading thread's name, /proc/TID/comm) for the rest of the mount's life. */
 #define SYNAPSE_SMALL_READ_BYTES 32768
 #define SYNAPSE_SMALL_READS 256
 #define SYNAPSE_PROGRAMS 64
 #define SYNAPSE_DIRECT_SLOTS 4096
-typedef struct { uint64_t fh; uint32_t small; } synapse_direct_open_t;
+typedef struct { uint64_t fh; uint64_t next; uint32_t small; } synapse_direct_open_t;
 static synapse_direct_open_t synapse_direct_opens[SYNAPSE_DIRECT_SLOTS];
 static char synapse_small_programs[SYNAPSE_PROGRAMS][16];
 static int synapse_small_program_count = 0;
@@ -239,15 +241,23 @@ static void synapse_track_open (struct fuse_file_info *info) {
   synapse_direct_open_t *s = &synapse_direct_opens[info->fh % SYNAPSE_DIRECT_SLOTS];
   int direct_read = info->direct_io && (info->flags & O_ACCMODE) == O_RDONLY;
   __atomic_store_n(&s->small, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->next, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&s->fh, direct_read ? info->fh : 0, __ATOMIC_RELAXED);
 }
 
-/* On a libfuse thread, for every read: the SYNAPSE_SMALL_READS-th small read of a direct-read
-   open marks the reading program. */
-static void synapse_note_direct_read (struct fuse_file_info *info, size_t len) {
-  if (info == NULL || len >= SYNAPSE_SMALL_READ_BYTES || info->fh == 0) return;
+/* On a libfuse thread, for every read: the SYNAPSE_SMALL_READS-th small read in a sequential run
+   on a direct-read open marks the reading program. Counts are per open file, not exact under
+   concurrent reads of one fd (a few off either way: harmless). */
+static void synapse_note_direct_read (struct fuse_file_info *info, size_t len, off_t offset) {
+  if (info == NULL || info->fh == 0 || offset < 0) return;
   synapse_direct_open_t *s = &synapse_direct_opens[info->fh % SYNAPSE_DIRECT_SLOTS];
   if (__atomic_load_n(&s->fh, __ATOMIC_RELAXED) != info->fh) return;
+  uint64_t at = (uint64_t) offset;
+  uint64_t expected = __atomic_exchange_n(&s->next, at + len, __ATOMIC_RELAXED);
+  if (len >= SYNAPSE_SMALL_READ_BYTES || at != expected) {
+    __atomic_store_n(&s->small, 0, __ATOMIC_RELAXED);
+    return;
+  }
   if (__atomic_add_fetch(&s->small, 1, __ATOMIC_RELAXED) != SYNAPSE_SMALL_READS) return;
   char name[16];
   synapse_requester(name);
@@ -548,7 +558,7 @@ if (!text.includes(FAST_MARK)) {
       'FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n',
       'FUSE_METHOD(read, 6, 2, (const char *path, char *buf, size_t len, off_t offset, struct fuse_file_info *info), {\n' +
         '  synapse_note_size(&synapse_largest_read, len);\n' +
-        '  synapse_note_direct_read(info, len);\n' +
+        '  synapse_note_direct_read(info, len, offset);\n' +
         '  { int fast = synapse_fast_read(info, buf, len, offset); if (fast >= 0) return fast; }\n',
     ],
     // Writes: the largest request seen (status).

@@ -89,7 +89,8 @@ export class FuseAdapter {
     const binding = loadFastBinding();
     this.fast = binding && new FastReadWindows(binding);
     this.directWrites = applyDirectWrites(opts.directWrites);
-    this.directReadsWanted = applyDirectReads(opts.directReads);
+    // --direct-io bypasses the page cache for every open already: no per-open decision (or learning) then.
+    this.directReadsWanted = applyDirectReads(opts.directIo === true ? false : opts.directReads);
     log.debug({ fastRead: this.fast !== undefined, directWrites: this.directWrites, directReadsWanted: this.directReadsWanted }, 'native fast paths');
   }
 
@@ -97,9 +98,10 @@ export class FuseAdapter {
   get pageCache(): PageCacheStatus {
     const all = this.opts.directIo === true;
     const reads = all || (this.directReadsWanted && grantedFuseTerms().directIoSharedMmap);
+    const small = reads && !all ? smallReaders() : undefined;
     return {
       reads: reads ? 'bypassed' : 'kernel',
-      ...(reads && !all ? { smallReaders: smallReaders() } : {}),
+      ...(small ? { smallReaders: small } : {}),
       readWriteOpens: all ? 'bypassed' : 'kernel',
       writeOnlyOpens: all || this.directWrites ? 'bypassed' : 'kernel',
     };

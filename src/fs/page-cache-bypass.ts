@@ -17,15 +17,19 @@
  * every reply into freshly allocated pages, ≈ 0.7 CPU-s per GiB on libfuse's threads — and it
  * caps reads at the kernel's 128 KiB readahead requests where a direct read takes the
  * application's size up to 1 MiB (fuse-terms.ts). Bypassed, `dd bs=1M` and `cat` of a cold
- * 1 GiB file read 1.4–1.8 × faster at half the mount's CPU (bench/README.md, "Session 10").
+ * file read 1.4–2.1 × faster at 0.4–0.8 × the mount's CPU (bench/README.md, "Session 10").
  * What it costs: no kernel readahead. Each read() is one FUSE round trip, and nothing is
  * fetched while the program works on what it read; the page cache's readahead overlapped the
  * two. Programs that read in small pieces and work between reads — mawk (4 KiB), sed and other
- * stdio readers (8 KiB), Python's text-mode line iteration (8 KiB) — ran 40–45 % slower here
- * that way (bench/README.md, "Session 10"); 32 KiB readers (md5sum) and bigger broke even or
- * gained. So the addon learns them: a read-only open that makes 256 reads under 32 KiB marks its
- * program (/proc/PID/comm), and that program's later read-only opens keep the page cache for
- * the mount's life (`status` lists them: smallReaders). Its first file is read the direct way.
+ * stdio readers (8 KiB), Python's text-mode line iteration (8 KiB) — ran at about half the
+ * speed here that way (bench/README.md, "Session 10"); 32 KiB readers (md5sum) and bigger broke
+ * even or gained. So the addon learns them: a sequential run of 256 reads under 32 KiB on one
+ * read-only open marks the reading thread's program name (/proc/TID/comm), and read-only opens
+ * by a thread of that name keep the page cache for the mount's life (`status` lists them:
+ * smallReaders). The first such file is read the direct way; a program fed by a shell
+ * redirection (`mawk … < file`: the shell opens the file) is not recognised at open; random
+ * small reads never count (readahead would not help them); nothing is unlearned, and a learned
+ * program simply gets the page cache, as before direct reads existed. At most 64 names.
  * A re-read within one open crosses FUSE to the block cache.
  * Only where the kernel granted FUSE_DIRECT_IO_ALLOW_MMAP (Linux ≥ 6.9), because without it
  * shared mmap of such a file fails with ENODEV (numpy.memmap); the addon checks the grant at
@@ -65,9 +69,9 @@ export function loadDirectReadsBinding(): DirectReadsBinding | undefined {
   return loadPatchedFunctions<DirectReadsBinding>('synapse_direct_reads');
 }
 
-/** Programs whose read-only opens keep the page cache because they read in small pieces. */
-export function smallReaders(): string[] {
-  return loadPatchedFunctions<SmallReadersBinding>('synapse_small_readers')?.synapse_small_readers() ?? [];
+/** Programs whose read-only opens keep the page cache because they read in small pieces (undefined: an addon without the learning). */
+export function smallReaders(): string[] | undefined {
+  return loadPatchedFunctions<SmallReadersBinding>('synapse_small_readers')?.synapse_small_readers();
 }
 
 /**

@@ -253,6 +253,15 @@ with open(sys.argv[1], 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_R
         return;
       }
       assert.deepEqual(st0.status.pageCache.smallReaders, []);
+      // Not small readers: 32 KiB reads, 200 small reads per open (twice), random 4 KiB reads.
+      const notSmall = await sh(`f='${own.dir}/sts/big.bin'; dd if="$f" of=/dev/null bs=32k count=512 status=none && ` +
+        `dd if="$f" of=/dev/null bs=4k count=200 status=none && dd if="$f" of=/dev/null bs=4k count=200 status=none && ` +
+        `python3 -c "import os, random, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for i in range(400): os.pread(fd, 4096, random.randrange(0, 100 * 1024 * 1024 - 4096))" "$f"`, { timeoutMs: 120_000 });
+      assert.equal(notSmall.code, 0, notSmall.stderr);
+      const st1 = JSON.parse((await cli(['status', own.dir, '--json'], { timeoutMs: 20_000 })).stdout) as { status: { pageCache: PageCacheStatus } };
+      assert.deepEqual(st1.status.pageCache.smallReaders, [], 'big, short or random reads teach nothing');
       const script = path.join(os.tmpdir(), `small-readers-${process.pid}.py`);
       // dd reads 16 MiB in 1 MiB pieces (direct: no page kept), then 2 MiB in 4 KiB pieces (512
       // small reads: learned), then 16 MiB in 1 MiB pieces again (now through the page cache).

@@ -259,6 +259,7 @@ static void synapse_note_direct_read (struct fuse_file_info *info, size_t len, o
     return;
   }
   if (__atomic_add_fetch(&s->small, 1, __ATOMIC_RELAXED) != SYNAPSE_SMALL_READS) return;
+  __atomic_store_n(&s->fh, 0, __ATOMIC_RELAXED); /* judged: this open's later reads skip the count */
   char name[16];
   synapse_requester(name);
   if (name[0] == 0) return;
@@ -302,23 +303,24 @@ static void synapse_open_flags (struct fuse_file_info *info) {
   }
 }
 
-/* synapse_direct_reads(on): read-only opens bypass the page cache from now on, where shared
-   mmap of them is granted (or not). */
-NAPI_METHOD(synapse_direct_reads) {
+/* A page-cache switch set from JS: its one argument, a boolean. */
+static napi_value synapse_set_switch (napi_env env, napi_callback_info info, int *flag) {
   NAPI_ARGV(1)
   bool on = false;
   NAPI_STATUS_THROWS(napi_get_value_bool(env, argv[0], &on))
-  __atomic_store_n(&synapse_direct_reads_on, on ? 1 : 0, __ATOMIC_RELAXED);
+  __atomic_store_n(flag, on ? 1 : 0, __ATOMIC_RELAXED);
   return NULL;
+}
+
+/* synapse_direct_reads(on): read-only opens bypass the page cache from now on, where shared
+   mmap of them is granted (or not). */
+NAPI_METHOD(synapse_direct_reads) {
+  return synapse_set_switch(env, info, &synapse_direct_reads_on);
 }
 
 /* synapse_direct_writes(on): write-only opens bypass the page cache from now on (or not). */
 NAPI_METHOD(synapse_direct_writes) {
-  NAPI_ARGV(1)
-  bool on = false;
-  NAPI_STATUS_THROWS(napi_get_value_bool(env, argv[0], &on))
-  __atomic_store_n(&synapse_direct_writes_on, on ? 1 : 0, __ATOMIC_RELAXED);
-  return NULL;
+  return synapse_set_switch(env, info, &synapse_direct_writes_on);
 }
 
 /* The FUSE connection's terms (src/fs/fuse-terms.ts says why). libfuse 2 speaks protocol 7.19:

@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { MountStatus } from '../../src/fs/mount-status.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /**
@@ -161,6 +162,24 @@ export async function childId(stack: StackLike, parentId: string, name: string, 
   if (res.status === 404) return undefined;
   if (!res.ok) throw new Error(`entity/child answered ${res.status}`);
   return ((await res.json()) as { id: string }).id;
+}
+
+/** `synapse-mount status DIR --json` of a live mount: its status object (the call must succeed). */
+export async function statusOf(dir: string): Promise<MountStatus> {
+  const r = await cli(['status', dir, '--json'], { timeoutMs: 20_000 });
+  assert.equal(r.code, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { status: MountStatus }).status;
+}
+
+/** Run a Python script given as lines (from a temporary file, removed after) with these arguments. */
+export async function runPython(lines: string[], args: string[], timeoutMs = 120_000): Promise<ShResult> {
+  const dir = await tempDir('py-');
+  try {
+    await writeFile(path.join(dir, 'script.py'), lines.join('\n'));
+    return await sh(`python3 '${dir}/script.py' ${args.map((a) => `'${a}'`).join(' ')}`, { timeoutMs });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
 import type { FuseTerms } from '../../src/fs/fuse-terms.js';
 import type { PageCacheStatus } from '../../src/fs/mount-status.js';
-import { CACHED_PAGES_PY, childId, cli, kernelAtLeast, mountForeground, patternBytes, sh, slowMd5, tempDir, waitFor, type Mounted } from './harness.js';
+import { CACHED_PAGES_PY, childId, cli, kernelAtLeast, mountForeground, runPython, statusOf, patternBytes, sh, slowMd5, tempDir, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -149,10 +149,7 @@ print(bad)`;
     const small = await mountForeground(stack, projectId, ['--block-size', '1M', '--cache-size', '16M']);
     try {
       const served = (): number => stack.dev.stats().s3.bytesOut;
-      const readaheadInUse = async (): Promise<number> => {
-        const r = await cli(['status', small.dir, '--json'], { timeoutMs: 20_000 });
-        return (JSON.parse(r.stdout) as { status: { cache: { readaheadBytes: number } } }).status.cache.readaheadBytes;
-      };
+      const readaheadInUse = async (): Promise<number> => (await statusOf(small.dir)).cache.readaheadBytes;
       for (const name of ['big.bin', 'block-plus-one.bin', 'block-minus-one.bin']) {
         const before = served();
         const r = await sh(`head -c 4096 '${small.dir}/sts/${name}' | md5sum`);
@@ -197,8 +194,7 @@ with open(sys.argv[1], 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_R
     const readThrough = async (args: string[]): Promise<{ resident: number; digest: string; pageCache: PageCacheStatus; fuse: FuseTerms }> => {
       const own = await mountForeground(stack, projectId, args);
       try {
-        const script = path.join(os.tmpdir(), `direct-reads-${process.pid}.py`);
-        await writeFile(script, [
+        const r = await runPython([
           ...CACHED_PAGES_PY,
           'import hashlib, mmap, sys',
           'watch = os.open(sys.argv[1], os.O_RDONLY)',
@@ -210,15 +206,11 @@ with open(sys.argv[1], 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_R
           '        if not n: break',
           '        h.update(memoryview(buf)[:n])',
           'print(cached_pages(watch), h.hexdigest())',
-        ].join('\n'));
-        const r = await sh(`python3 '${script}' '${own.dir}/sts/big.bin'`, { timeoutMs: 120_000 });
-        await rm(script, { force: true });
+        ], [`${own.dir}/sts/big.bin`]);
         assert.equal(r.code, 0, r.stderr);
         const [resident, digest] = r.stdout.trim().split(' ');
-        const st = await cli(['status', own.dir, '--json'], { timeoutMs: 20_000 });
-        assert.equal(st.code, 0, st.stderr);
-        const { pageCache, fuse } = (JSON.parse(st.stdout) as { status: { pageCache: PageCacheStatus; fuse: FuseTerms } }).status;
-        return { resident: Number(resident), digest: digest!, pageCache, fuse };
+        const { pageCache, fuse } = await statusOf(own.dir);
+        return { resident: Number(resident), digest: digest!, pageCache: pageCache!, fuse: fuse! };
       } finally {
         await own.unmount();
       }
@@ -247,12 +239,12 @@ with open(sys.argv[1], 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_R
   test('a program that reads in small pieces is learned: its later read-only opens keep the page cache (readahead overlaps its work), other programs\' do not', async (t) => {
     const own = await mountForeground(stack, projectId);
     try {
-      const st0 = JSON.parse((await cli(['status', own.dir, '--json'], { timeoutMs: 20_000 })).stdout) as { status: { pageCache: PageCacheStatus } };
-      if (st0.status.pageCache.reads !== 'bypassed') {
+      const st0 = await statusOf(own.dir);
+      if (st0.pageCache?.reads !== 'bypassed') {
         t.skip('reads keep the page cache on this kernel (no shared-mmap grant)');
         return;
       }
-      assert.deepEqual(st0.status.pageCache.smallReaders, []);
+      assert.deepEqual(st0.pageCache.smallReaders, []);
       // Not small readers: 32 KiB reads, 200 small reads per open (twice), random 4 KiB reads.
       const notSmall = await sh(`f='${own.dir}/sts/big.bin'; dd if="$f" of=/dev/null bs=32k count=512 status=none && ` +
         `dd if="$f" of=/dev/null bs=4k count=200 status=none && dd if="$f" of=/dev/null bs=4k count=200 status=none && ` +
@@ -260,14 +252,12 @@ with open(sys.argv[1], 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_R
 fd = os.open(sys.argv[1], os.O_RDONLY)
 for i in range(400): os.pread(fd, 4096, random.randrange(0, 100 * 1024 * 1024 - 4096))" "$f"`, { timeoutMs: 120_000 });
       assert.equal(notSmall.code, 0, notSmall.stderr);
-      const st1 = JSON.parse((await cli(['status', own.dir, '--json'], { timeoutMs: 20_000 })).stdout) as { status: { pageCache: PageCacheStatus } };
-      assert.deepEqual(st1.status.pageCache.smallReaders, [], 'big, short or random reads teach nothing');
-      const script = path.join(os.tmpdir(), `small-readers-${process.pid}.py`);
+      assert.deepEqual((await statusOf(own.dir)).pageCache?.smallReaders, [], 'big, short or random reads teach nothing');
       // dd reads 16 MiB in 1 MiB pieces (direct: no page kept), then 2 MiB in 4 KiB pieces (512
       // small reads: learned), then 16 MiB in 1 MiB pieces again (now through the page cache).
       // Python itself, not learned, still reads the direct way. Pages are counted through an fd
       // opened first (an open drops the file's cached pages).
-      await writeFile(script, [
+      const r = await runPython([
         ...CACHED_PAGES_PY,
         'import subprocess, sys',
         'f = sys.argv[1]',
@@ -280,17 +270,14 @@ for i in range(400): os.pread(fd, 4096, random.randrange(0, 100 * 1024 * 1024 - 
         '    for _ in range(16): r.read(1 << 20)',
         'out.append(cached_pages(watch))',
         'print(*out)',
-      ].join('\n'));
-      const r = await sh(`python3 '${script}' '${own.dir}/sts/big.bin'`, { timeoutMs: 120_000 });
-      await rm(script, { force: true });
+      ], [`${own.dir}/sts/big.bin`]);
       assert.equal(r.code, 0, r.stderr);
       const [bigFirst, , bigLearned, python] = r.stdout.trim().split(' ').map(Number);
       const pages16 = (16 * MiB) / 4096;
       assert.ok(bigFirst! < pages16 / 10, `dd's first read left ${bigFirst} pages: ${r.stdout}`);
       assert.ok(bigLearned! > pages16 / 2, `dd, once learned, reads through the page cache: ${r.stdout}`);
       assert.ok(python! < pages16 / 10, `python3 is not learned, so its read leaves no pages: ${r.stdout}`);
-      const st = await cli(['status', own.dir, '--json'], { timeoutMs: 20_000 });
-      assert.deepEqual((JSON.parse(st.stdout) as { status: { pageCache: PageCacheStatus } }).status.pageCache.smallReaders, ['dd']);
+      assert.deepEqual((await statusOf(own.dir)).pageCache?.smallReaders, ['dd']);
       const human = await cli(['status', own.dir], { timeoutMs: 20_000 });
       assert.match(human.stdout, /Page cache: read-only opens bypass it \(not for dd: small reads\)/);
     } finally {
@@ -446,18 +433,15 @@ print(' '.join(out))
   });
 
   test('status says every kind of open bypasses the page cache', async () => {
-    const r = await cli(['status', m!.dir, '--json'], { timeoutMs: 20_000 });
-    assert.equal(r.code, 0, r.stderr);
-    const st = JSON.parse(r.stdout) as { status: { pageCache: unknown } };
-    assert.deepEqual(st.status.pageCache, { reads: 'bypassed', readWriteOpens: 'bypassed', writeOnlyOpens: 'bypassed' });
+    assert.deepEqual((await statusOf(m!.dir)).pageCache, { reads: 'bypassed', readWriteOpens: 'bypassed', writeOnlyOpens: 'bypassed' });
     const human = await cli(['status', m!.dir], { timeoutMs: 20_000 });
     assert.match(human.stdout, /Page cache: read-only opens bypass it; read-write opens bypass it; write-only opens bypass it/);
   });
 
   test('shared mmap reads the exact bytes where the kernel allows it (Linux ≥ 6.9: the mount asks for it), else ENODEV; private mmap always', async () => {
-    const st = JSON.parse((await cli(['status', m!.dir, '--json'], { timeoutMs: 20_000 })).stdout) as { status: { fuse: FuseTerms } };
+    const fuse = (await statusOf(m!.dir)).fuse!;
     // Not a fallback on this kernel: the negotiation must have worked (fuse-terms.ts).
-    if (kernelAtLeast(6, 9)) assert.equal(st.status.fuse.directIoSharedMmap, true, 'the mount asks Linux ≥ 6.9 for FUSE_DIRECT_IO_ALLOW_MMAP');
+    if (kernelAtLeast(6, 9)) assert.equal(fuse.directIoSharedMmap, true, 'the mount asks Linux ≥ 6.9 for FUSE_DIRECT_IO_ALLOW_MMAP');
     const r = await sh(`python3 -c "
 import errno, hashlib, mmap, sys
 with open(sys.argv[1], 'rb') as f:
@@ -477,13 +461,12 @@ with open(sys.argv[1], 'rb') as f:
       const o = data.length - 4096 - i * 7 * MiB;
       return data.subarray(o, o + 4096);
     })));
-    const shared = st.status.fuse.directIoSharedMmap ? `shared-ok ${probe} ${md5(data)}` : 'shared-ENODEV';
+    const shared = fuse.directIoSharedMmap ? `shared-ok ${probe} ${md5(data)}` : 'shared-ENODEV';
     assert.deepEqual(r.stdout.trim().split('\n'), [shared, md5(data)]);
   });
 
   test('a 1 MiB read reaches the mount as one 1 MiB request (no page cache, no readahead split)', async () => {
-    const fuse = async (): Promise<FuseTerms> =>
-      (JSON.parse((await cli(['status', m!.dir, '--json'], { timeoutMs: 20_000 })).stdout) as { status: { fuse: FuseTerms } }).status.fuse;
+    const fuse = async (): Promise<FuseTerms> => (await statusOf(m!.dir)).fuse!;
     const before = await fuse();
     assert.ok(before.largestRead < MiB, `no 1 MiB read yet: ${JSON.stringify(before)}`);
     const dd = await sh(`dd if='${m!.dir}/sts/data.bin' of=/dev/null bs=1M skip=3 count=2 status=none`);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { kernelInvalidatesOnDirectWrite } from '../../src/fs/page-cache-bypass.js';
 import type { FuseTerms } from '../../src/fs/fuse-terms.js';
 import { startStack, type Stack } from '../server/stack.js';
-import { CACHED_PAGES_PY, childId, cli, kernelAtLeast, mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted, type ShResult } from './harness.js';
+import { CACHED_PAGES_PY, childId, cli, kernelAtLeast, mountForeground, runPython, statusOf, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -46,12 +46,6 @@ describe('writing through the mount', () => {
     const entity = stack.seed.entity(entityId);
     const fh = stack.seed.fileHandle(String(entity.dataFileHandleId));
     return { bytes: await stack.seed.objectBytes(fh.bucketName, fh.key), fh };
-  }
-
-  /** Save `lines` as a Python script in the scratch folder and run it with one argument. */
-  async function python(name: string, lines: string[], arg: string, timeoutMs: number): Promise<ShResult> {
-    await writeFile(path.join(scratch, name), lines.join('\n'));
-    return sh(`python3 '${scratch}/${name}' '${arg}'`, { timeoutMs });
   }
 
   before(async () => {
@@ -117,7 +111,7 @@ describe('writing through the mount', () => {
    */
   async function writeOnlyResidency(file: string): Promise<{ resident: number; pages: number; digest: string }> {
     const mib = 16;
-    const r = await python('page-cache.py', [
+    const r = await runPython([
       ...CACHED_PAGES_PY,
       'import hashlib, sys',
       'path = sys.argv[1]',
@@ -130,7 +124,7 @@ describe('writing through the mount', () => {
       'resident = cached_pages(reader)',
       'os.close(fd)',
       `print(resident, pages, hashlib.md5(buf * ${mib}).hexdigest())`,
-    ], file, 120_000);
+    ], [file], 120_000);
     assert.equal(r.code, 0, r.stderr);
     const [resident, pages, digest] = r.stdout.trim().split(' ');
     return { resident: Number(resident), pages: Number(pages), digest: digest! };
@@ -151,11 +145,9 @@ describe('writing through the mount', () => {
   test('-o no_direct_writes keeps write-only opens in the page cache, and status says so', async () => {
     const other = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool2'), '-o', 'no_direct_writes']);
     try {
-      const st = await cli(['status', other.dir, '--json'], { timeoutMs: 20_000 });
-      assert.equal(st.code, 0, st.stderr);
-      const { pageCache, fuse } = (JSON.parse(st.stdout) as { status: { pageCache: unknown; fuse: FuseTerms } }).status;
+      const { pageCache, fuse } = await statusOf(other.dir);
       assert.deepEqual(pageCache, {
-        ...(fuse.directIoSharedMmap ? { reads: 'bypassed', smallReaders: [] } : { reads: 'kernel' }), readWriteOpens: 'kernel', writeOnlyOpens: 'kernel',
+        ...(fuse?.directIoSharedMmap ? { reads: 'bypassed', smallReaders: [] } : { reads: 'kernel' }), readWriteOpens: 'kernel', writeOnlyOpens: 'kernel',
       });
       const { resident, pages, digest } = await writeOnlyResidency(`${other.dir}/sts/pc-cached.bin`);
       assert.ok(resident > pages / 2, `${resident} of ${pages} written pages in the page cache`);
@@ -171,7 +163,7 @@ describe('writing through the mount', () => {
     // boundary. A mount of its own: its largest-request counter starts at 0.
     const fresh = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool4')]);
     try {
-      const r = await python('big-writes.py', [
+      const r = await runPython([
         'import hashlib, os, sys',
         'fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)',
         'h = hashlib.md5()',
@@ -183,10 +175,9 @@ describe('writing through the mount', () => {
         '    put(bytes([i]) * (1 << 20))',
         'os.close(fd)',
         'print(h.hexdigest())',
-      ], `${fresh.dir}/sts/big-writes.bin`, 60_000);
+      ], [`${fresh.dir}/sts/big-writes.bin`], 60_000);
       assert.equal(r.code, 0, r.stderr);
-      const st = await cli(['status', fresh.dir, '--json'], { timeoutMs: 20_000 });
-      const fuse = (JSON.parse(st.stdout) as { status: { fuse: FuseTerms } }).status.fuse;
+      const fuse = (await statusOf(fresh.dir)).fuse!;
       if (kernelAtLeast(4, 20)) { // FUSE_MAX_PAGES
         assert.equal(fuse.maxWriteBytes, MiB, JSON.stringify(fuse));
         // The kernel counts a direct write's pages, not bytes: Python's buffer starts 48 bytes or so
@@ -210,8 +201,7 @@ describe('writing through the mount', () => {
       await writeFile(path.join(scratch, 'small-req.bin'), data);
       const dd = await sh(`dd if='${scratch}/small-req.bin' of='${other.dir}/sts/small-req.bin' bs=1M status=none`);
       assert.equal(dd.code, 0, dd.stderr);
-      const st = await cli(['status', other.dir, '--json'], { timeoutMs: 20_000 });
-      const fuse = (JSON.parse(st.stdout) as { status: { fuse: FuseTerms } }).status.fuse;
+      const fuse = (await statusOf(other.dir)).fuse!;
       assert.equal(fuse.kernelProtocol, undefined, 'no INIT rewrite, so nothing learned from it');
       assert.equal(fuse.maxWriteBytes, 128 * 1024);
       assert.equal(fuse.largestWrite, 128 * 1024);
@@ -246,7 +236,7 @@ for i in range(3):
   test('a reader with the file open sees what a write-only fd (no page cache) appends and overwrites', async () => {
     // The reader's open caches the file's first page; the writer bypasses the page cache, so the
     // kernel must not answer the reader's second read from that stale page.
-    const r = await python('coherent.py', [
+    const r = await runPython([
       'import os, sys',
       'w = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)',
       'os.write(w, b"A" * 100)',
@@ -258,7 +248,7 @@ for i in range(3):
       'os.close(r)',
       'os.close(w)',
       'print(first.decode(), second.decode())',
-    ], `${m.dir}/sts/coherent.txt`, 60_000);
+    ], [`${m.dir}/sts/coherent.txt`], 60_000);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), `${'A'.repeat(100)} ${'A'.repeat(10)}${'C'.repeat(10)}${'A'.repeat(80)}${'B'.repeat(100)}`);
     assert.equal((await synapseBytes(await idOf(`${m.dir}/sts/coherent.txt`))).bytes.toString(), `${'A'.repeat(10)}${'C'.repeat(10)}${'A'.repeat(80)}${'B'.repeat(100)}`);
@@ -362,7 +352,7 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
         "out['managed/spill-mv.bin'] = blk * 40 + b'moved'",
         "print(' '.join(k + '=' + hashlib.md5(v).hexdigest() for k, v in out.items()))",
       ];
-      const r = await python('spill.py', py, ms.dir, 180_000);
+      const r = await runPython(py, [ms.dir], 180_000);
       assert.equal(r.code, 0, `the writer finished: ${r.stderr}\n${ms.output()}`);
       for (const pair of r.stdout.trim().split(' ')) {
         const [name, want] = pair.split('=') as [string, string];
@@ -489,14 +479,14 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     try {
       assert.equal((await sh(`mkdir '${w.dir}/sts/before-move'`)).code, 0);
       const folderId = await waitForId(`${w.dir}/sts/before-move`);
-      const writer = python('move-writer.py', [
+      const writer = runPython([
         'import os, sys, time',
         "f = open(sys.argv[1], 'wb'); f.write(b'hello '); f.flush()",
         `open('${ready}', 'w').close()`,
         'end = time.time() + 60',
         `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
         "f.write(b'world'); f.close()",
-      ], `${w.dir}/sts/before-move/a.txt`, 90_000);
+      ], [`${w.dir}/sts/before-move/a.txt`], 90_000);
       await waitFor('the writer to hold the file open', async () => (await sh(`test -e '${ready}'`)).code === 0);
       // Another client (the REST API, as the Python client does it) renames the folder.
       const headers = { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' };
@@ -631,7 +621,7 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
         'for f in fs: f.close()',
         "print(' '.join(h.hexdigest() for h in hs))",
       ];
-      const r = await python('demux.py', py, `${mf.dir}/sts`, 120_000);
+      const r = await runPython(py, [`${mf.dir}/sts`], 120_000);
       assert.equal(r.code, 0, `the demultiplexer finished: ${r.stderr}`);
       const want = r.stdout.trim().split(' ');
       assert.equal(want.length, n);

@@ -26,7 +26,7 @@ import { startStack, type Stack, type StatsSnapshot } from '../test/server/stack
 import { ROOT } from '../test/e2e/harness.js';
 import { CLI_ARGS, mountRclone, mountS3fs, mountSynapse, type BenchMount } from './mounts.js';
 import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, sh, type ShResult } from './sys.js';
-import { formatTable, type Row } from './report.js';
+import { formatTable, type AheadBasis, type Row } from './report.js';
 
 const MiB = 1024 * 1024;
 const BUDGET_MS = 11 * 60_000; // hard stop (the issue asks ≤ 10 min; this is the safety net)
@@ -88,18 +88,27 @@ const mibps = (bytes: number, seconds: number): number => round(bytes / MiB / se
 const round0 = (x: number): number => Math.round(x);
 
 /**
- * Throughput figures run ROUNDS interleaved rounds (direct, then a fresh mount) and compare the
- * best run of each side: this 2-core VM is shared (noisy neighbours, host-side memory
- * reclaim), and one run of either side varied by 2× between rounds. Best-of-N is the same
- * estimator for both sides; every run is kept in .tmp/bench-details.json. Five rounds: the
- * server's own CPU per GiB is bimodal here (≈ 1.7–2.2 s or ≈ 4.4–5.9 s for the same cold read,
- * whichever client asks — `serverCpu` in the details), and with three one side still often drew
- * only dear-server runs (session 4: the mount's three parallel reads at 339, 246 and 142 MiB/s
- * beside the direct client's 487). The read with 20 ms of S3 latency ran 3 rounds until session
- * 6, when one side still drew only slow rounds (mount 249, 411, 338 MiB/s beside 432, 396, 578);
- * it runs 5 too (LATENCY_ROUNDS).
+ * Throughput figures run interleaved rounds (direct, then a fresh mount) and compare the best run
+ * of each side: this 2-core VM is shared (noisy neighbours, host-side memory reclaim), and one run
+ * of either side varied by 2× between rounds. Best-of-N is the same estimator for both sides;
+ * every run is kept in .tmp/bench-details.json. The more rounds, the likelier each side draws a
+ * quiet one: the server's own CPU per GiB is bimodal here (≈ 1.7–2.2 s or ≈ 4.4–5.9 s for the
+ * same cold read, whichever client asks — `serverCpu` in the details); with three rounds one side
+ * still often drew only dear-server runs (session 4: the mount's three parallel reads at 339, 246
+ * and 142 MiB/s beside the direct client's 487; session 6, with latency: 249, 411, 338 beside
+ * 432, 396, 578), and in session 10, with three sequential rounds, the direct client's reads
+ * spanned 315–493 MiB/s within a day and seq_read_ratio came out 1.124, 0.792 and 0.944.
+ *
+ * So the sequential rounds are cheap ones after the first PEER_ROUNDS: s3fs, rclone and the
+ * page-cache reference read (≈ 55 of a round's ≈ 95 s) run in the first PEER_ROUNDS rounds only,
+ * and whether the mount is ahead of a peer is judged on the mount's best of those same rounds
+ * (report.ts `aheadBasis`), never on rounds the peers did not run in.
  */
-const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 5));
+const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 7));
+/** Rounds (the first ones) that also run s3fs, rclone and the page-cache reference read. */
+const PEER_ROUNDS = Math.max(1, Number(process.env['BENCH_PEER_ROUNDS'] ?? 2));
+/** Parallel-read rounds (≈ 8 s each). */
+const PAR_ROUNDS = Math.max(1, Number(process.env['BENCH_PAR_ROUNDS'] ?? 7));
 /**
  * The issue asks for the whole run in ≤ 10 min. On a slow day (session 9: an Intel host where the
  * server cost twice its usual CPU per GiB) five sequential rounds took 460 s and the watchdog cut
@@ -108,10 +117,11 @@ const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 5));
  */
 const TARGET_S = 600;
 const MIN_ROUNDS = 3;
-const LATER_GROUP_S: Partial<Record<Group, number>> = { par_read: 60, rand_read: 15, seq_read_latency: 75, ls: 90 };
+const LATER_GROUP_S: Partial<Record<Group, number>> = { par_read: 80, rand_read: 15, seq_read_latency: 90, ls: 90 };
 /** For reference only, off unless asked: the direct read through the AWS SDK (the baseline until session 5). */
 const SDK_REFERENCE = process.env['BENCH_SDK_REFERENCE'] === '1';
-const LATENCY_ROUNDS = Math.max(1, Number(process.env['BENCH_LATENCY_ROUNDS'] ?? 5));
+/** Rounds of the read with 20 ms of S3 latency (≈ 7 s each). */
+const LATENCY_ROUNDS = Math.max(1, Number(process.env['BENCH_LATENCY_ROUNDS'] ?? 7));
 
 interface Run {
   mbps: number;
@@ -166,6 +176,8 @@ class Bench {
   readonly rows: Row[] = [];
   readonly notes: string[] = [];
   readonly details: Record<string, unknown> = {};
+  /** The mount's best in the rounds the peers ran in (report.ts AheadBasis). */
+  readonly aheadBasis: AheadBasis = {};
   private readonly mounts = new Set<BenchMount>();
   private readonly t0 = Date.now();
   stack!: Stack;
@@ -388,7 +400,7 @@ class Bench {
 
   /** One round of the direct client and a fresh mount: cold read, then write (as selected). */
   private async mountRound(round: number, doRead: boolean, doWrite: boolean, reads: Rounds, writes: Rounds, sdkReads: Run[],
-    pageCacheReads: Run[], note: (rssPeak: number, rssAfterRead: number) => void): Promise<void> {
+    pageCacheReads: Run[], withReference: boolean, note: (rssPeak: number, rssAfterRead: number) => void): Promise<void> {
     let afterRead = 0;
     if (doRead) reads.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read'));
     // For reference only: the same read through @aws-sdk/client-s3 (the baseline before session 5).
@@ -407,7 +419,7 @@ class Bench {
     }
     // For reference only: the same cold read through the kernel's page cache (--no-direct-reads,
     // the default before session 10 and on kernels before 6.9). The figure stays the default mount's.
-    if (doRead && this.directReadsSupported) {
+    if (doRead && withReference && this.directReadsSupported) {
       const cached = await this.mount(['--no-direct-reads']);
       try {
         pageCacheReads.push(await this.mountSeqRead(cached, 'mount --no-direct-reads seq read', undefined, 180_000));
@@ -429,21 +441,29 @@ class Bench {
     let rssPeak = 0;
     let rssAfterRead = 0;
     const reserveS = GROUPS.filter((g) => this.has(g)).reduce((sum, g) => sum + (LATER_GROUP_S[g] ?? 0), 0);
-    let longestRoundS = 0;
+    // How long the next round may take: the longest so far of its kind (with or without peers).
+    const longestS = { peers: 0, plain: 0 };
     for (let round = 0; round < ROUNDS; round++) {
       const r0 = Date.now();
-      if (doRead || doWrite) await this.mountRound(round, doRead, doWrite, reads, writes, sdkReads, pageCacheReads, (rss, afterRead) => {
+      const withPeers = round < PEER_ROUNDS;
+      if (doRead || doWrite) await this.mountRound(round, doRead, doWrite, reads, writes, sdkReads, pageCacheReads, withPeers, (rss, afterRead) => {
         rssPeak = Math.max(rssPeak, rss);
         rssAfterRead = Math.max(rssAfterRead, afterRead);
       });
-      if (doPeers) await this.peerRound(round);
-      longestRoundS = Math.max(longestRoundS, (Date.now() - r0) / 1000);
+      if (doPeers && withPeers) await this.peerRound(round);
+      const kind = withPeers ? 'peers' : 'plain';
+      longestS[kind] = Math.max(longestS[kind], (Date.now() - r0) / 1000);
+      const nextS = round + 1 < PEER_ROUNDS ? longestS.peers : longestS.plain || longestS.peers;
       const elapsedS = (Date.now() - this.t0) / 1000;
-      if (round + 1 < ROUNDS && round + 1 >= MIN_ROUNDS && elapsedS + longestRoundS > TARGET_S - reserveS) {
-        this.notes.push(`sequential rounds: ${round + 1} of ${ROUNDS} — a round took up to ${Math.round(longestRoundS)} s, and another would have left the later groups less than the ${reserveS} s they need to end within ${TARGET_S / 60} min`);
+      if (round + 1 < ROUNDS && round + 1 >= MIN_ROUNDS && elapsedS + nextS > TARGET_S - reserveS) {
+        this.notes.push(`sequential rounds: ${round + 1} of ${ROUNDS} — another (up to ${Math.round(nextS)} s) would have left the later groups less than the ${reserveS} s they need to end within ${TARGET_S / 60} min`);
         break;
       }
     }
+    // The peers ran in the first rounds only: the mount is judged against them on those rounds.
+    const peerRounds = (runs: Run[]): Run[] => runs.slice(0, PEER_ROUNDS);
+    if (doPeers && doRead) this.aheadBasis.read = fastest(peerRounds(reads.mount)).mbps;
+    if (doPeers && doWrite) this.aheadBasis.write = fastest(peerRounds(writes.mount)).mbps;
     if (doPeers) this.finishPeers();
     if (doRead) {
       const { mount, direct } = best(reads);
@@ -459,7 +479,8 @@ class Bench {
         key: 'seq_read_mbps', value: mount.mbps,
         note: `direct ${direct.mbps} MiB/s; ${describeRounds(reads)}; S3 served ${((mount.s3Bytes ?? 0) / MiB).toFixed(0)} MiB; CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}`
           + (sdk ? `; for reference, direct through the AWS SDK: best ${sdk.mbps} MiB/s (${sdkReads.map((r) => r.mbps).join(', ')}), mount ÷ that ${round(mount.mbps / sdk.mbps)}` : '')
-          + (cached ? `; through the page cache (--no-direct-reads): best ${cached.mbps} MiB/s (${pageCacheReads.map((r) => r.mbps).join(', ')}), ÷ direct ${round(cached.mbps / direct.mbps)}, CPU s/GiB ${cached.cpu.toFixed(1)}` : ''),
+          + (cached ? `; through the page cache (--no-direct-reads): best ${cached.mbps} MiB/s (${pageCacheReads.map((r) => r.mbps).join(', ')}), ÷ direct ${round(cached.mbps / direct.mbps)}, CPU s/GiB ${cached.cpu.toFixed(1)}` : '')
+          + (this.aheadBasis.read !== undefined ? `; against the peers: ${this.aheadBasis.read} MiB/s, the mount's best of the ${Math.min(PEER_ROUNDS, reads.mount.length)} rounds they ran in` : ''),
       });
     }
     if (doWrite) {
@@ -469,7 +490,8 @@ class Bench {
       this.details['seq_write'] = { mount, direct, runs: writes };
       this.rows.push({
         key: 'seq_write_mbps', value: mount.mbps,
-        note: `direct ${direct.mbps} MiB/s; ${describeRounds(writes)}; dd until close() returned (upload included); CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}, server ${(mount.serverCpu ?? 0).toFixed(1)}`,
+        note: `direct ${direct.mbps} MiB/s; ${describeRounds(writes)}; dd until close() returned (upload included); CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}, server ${(mount.serverCpu ?? 0).toFixed(1)}`
+          + (this.aheadBasis.write !== undefined ? `; against the peers: ${this.aheadBasis.write} MiB/s, the mount's best of the ${Math.min(PEER_ROUNDS, writes.mount.length)} rounds they ran in` : ''),
       });
     }
     if (!doRead && !doWrite) return;
@@ -490,7 +512,7 @@ class Bench {
     const doRand = this.has('rand_read');
     const rounds: Rounds = { direct: [], mount: [] };
     const bytes = PAR_FILES * PAR_BYTES;
-    for (let round = 0; round < (doPar ? ROUNDS : 1); round++) {
+    for (let round = 0; round < (doPar ? PAR_ROUNDS : 1); round++) {
       if (doPar) rounds.direct.push(await this.directRead(this.parKeys, bytes, 'parallel read'));
       const m = await this.mount();
       try {
@@ -512,7 +534,7 @@ class Bench {
           });
           this.log(`mount parallel read ${mibps(bytes, t.seconds)} MiB/s`);
         }
-        if (doRand && round === (doPar ? ROUNDS : 1) - 1) await this.randRead(m);
+        if (doRand && round === (doPar ? PAR_ROUNDS : 1) - 1) await this.randRead(m);
       } finally {
         await this.unmount(m);
       }
@@ -783,7 +805,7 @@ async function main(): Promise<number> {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const machine = `${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.release()}; `
     + `load avg ${load0[0]!.toFixed(1)} → ${load1[0]!.toFixed(1)}; commit ${rev[0]}${Number(rev[1]) > 0 ? ` + ${rev[1]} uncommitted src/bin files` : ''}; ${seconds.toFixed(0)} s`;
-  process.stdout.write(`${formatTable(bench.results, bench.rows, bench.notes, machine)}\n`);
+  process.stdout.write(`${formatTable(bench.results, bench.rows, bench.notes, machine, bench.aheadBasis)}\n`);
   await writeFile(path.join(ROOT, 'bench', 'results.json'), `${JSON.stringify(bench.results, null, 2)}\n`);
   await writeFile(path.join(TMP, 'bench-details.json'), `${JSON.stringify({ machine, details: bench.details, notes: bench.notes }, null, 2)}\n`);
   bench.log(`wrote bench/results.json (details in .tmp/bench-details.json)`);

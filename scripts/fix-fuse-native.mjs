@@ -8,13 +8,14 @@
 //  2. A read fast path (src/fs/fast-read.ts says how the mount uses it). Every FUSE read — 8,192
 //     per GiB, libfuse 2 caps them at 128 KiB — went to the JS thread and back: two thread
 //     wake-ups, N-API objects and a copy, about half the mount's CPU on a cold sequential read.
-//     The mount now tells the addon, per open file, one block of that file that is in memory
-//     (`synapse_fast_window(fh, start, buffer, eof)`); a read inside it is copied on libfuse's
-//     own thread and never reaches JS. A read outside it goes to JS as before, which is where
-//     readahead is planned and the next block is handed over. A mutex guards the windows (held
-//     for one copy of at most one request, 1 MiB; not a read-write lock, whose readers could starve the
-//     JS thread): setting or clearing one waits for a copy in progress, so once the call
-//     returns the old buffer is the mount's again.
+//     The mount now tells the addon which blocks of open files are in memory (*windows*,
+//     `synapse_fast_set(fh, start, buffer, eof, length)`, in a table keyed by (fh, block)); a read
+//     inside one is copied on libfuse's own thread and never reaches JS. A read outside them goes
+//     to JS as before, which is where readahead is planned and the next block is handed over (a
+//     sequential reader holds one window; a random reader keeps every block it has read). A
+//     mutex guards the table (held for one copy of at most one request, 1 MiB; not a read-write
+//     lock, whose readers could starve the JS thread): setting or clearing a window waits for a
+//     copy in progress, so once the call returns the old buffer is the mount's again.
 //
 //  3. Write-only opens, and read-only opens where the kernel granted shared mmap of direct-I/O
 //     files, bypass the page cache (FOPEN_DIRECT_IO) once the mount asks for it
@@ -61,9 +62,12 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v7 */';
+const FAST_MARK = '/* synapse-mount read fast path v8 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
+/* Windows live in a direct-mapped table keyed by (fh, block index): an open file may hold many
+   (a random reader keeps every block it reads in C), and a window replaces whatever held its
+   slot before (the mount learns which from synapse_fast_set's answer, and releases that one). */
 #define SYNAPSE_FAST_SLOTS 4096
 typedef struct {
   uint64_t fh;
@@ -71,13 +75,16 @@ typedef struct {
   uint64_t len;
   int eof;
   char *data;
-  /* Reads answered from this window since it was set or last asked (synapse_fast_take_hits). */
+  /* Reads answered from this window since it was set or last asked (synapse_fast_take). */
   uint64_t used;
 } synapse_fast_slot_t;
 static synapse_fast_slot_t synapse_fast_slots[SYNAPSE_FAST_SLOTS];
 static uv_mutex_t synapse_fast_lock;
 static uv_once_t synapse_fast_once = UV_ONCE_INIT;
 static uint64_t synapse_fast_hits = 0;
+/* Every window is one block of this size (the mount's block cache), starting at a multiple of
+   it; 0 until the mount says (synapse_fast_block_size), and no read is answered until then. */
+static uint64_t synapse_fast_block = 0;
 
 /* Once per process, whatever loads the addon (a worker thread loading it again must not
    re-create a lock in use); not inside assert(), which NDEBUG would compile away. */
@@ -87,70 +94,131 @@ static void synapse_fast_init (void) {
   if (uv_mutex_init(&synapse_program_lock) != 0) abort();
 }
 
-/* On a libfuse thread: the bytes if [offset, offset+len) lies in fh's window, else -1. */
+/* The slot of block number index of fh: a multiplicative hash, so one file's blocks spread over the
+   table and so do different files' same block. */
+static synapse_fast_slot_t *synapse_fast_slot (uint64_t fh, uint64_t index) {
+  uint32_t h = ((uint32_t) fh * 0x9E3779B1u) ^ ((uint32_t) index * 0x85EBCA77u);
+  h ^= h >> 15;
+  return &synapse_fast_slots[h % SYNAPSE_FAST_SLOTS];
+}
+
+/* Under the lock: the bytes if [at, at+len) lies in window s of fh (or s ends the file there), else -1. */
+static int synapse_fast_copy (synapse_fast_slot_t *s, uint64_t fh, char *buf, size_t len, uint64_t at) {
+  if (s->data == NULL || s->fh != fh || at < s->start) return -1;
+  uint64_t rel = at - s->start;
+  int res = -1;
+  if (rel + len <= s->len) {
+    memcpy(buf, s->data + rel, len);
+    res = (int) len;
+  } else if (s->eof) {
+    size_t n = rel < s->len ? (size_t) (s->len - rel) : 0;
+    if (n > 0) memcpy(buf, s->data + rel, n);
+    res = (int) n;
+  }
+  if (res >= 0) s->used++;
+  return res;
+}
+
+/* On a libfuse thread: the bytes if [offset, offset+len) lies in one of fh's windows, else -1. */
 static int synapse_fast_read (struct fuse_file_info *info, char *buf, size_t len, off_t offset) {
   if (info == NULL || offset < 0) return -1;
-  int res = -1;
+  uint64_t block = __atomic_load_n(&synapse_fast_block, __ATOMIC_RELAXED);
+  if (block == 0) return -1;
+  uint64_t at = (uint64_t) offset, index = at / block;
   uv_mutex_lock(&synapse_fast_lock);
-  synapse_fast_slot_t *s = &synapse_fast_slots[info->fh % SYNAPSE_FAST_SLOTS];
-  if (s->data != NULL && s->fh == info->fh && (uint64_t) offset >= s->start) {
-    uint64_t rel = (uint64_t) offset - s->start;
-    if (rel + len <= s->len) {
-      memcpy(buf, s->data + rel, len);
-      res = (int) len;
-    } else if (s->eof) {
-      size_t n = rel < s->len ? (size_t) (s->len - rel) : 0;
-      if (n > 0) memcpy(buf, s->data + rel, n);
-      res = (int) n;
-    }
-    if (res >= 0) s->used++;
+  int res = synapse_fast_copy(synapse_fast_slot(info->fh, index), info->fh, buf, len, at);
+  /* The end of a file whose size is a whole number of blocks lies past its last block. */
+  if (res < 0 && index > 0 && at == index * block) {
+    synapse_fast_slot_t *last = synapse_fast_slot(info->fh, index - 1);
+    if (last->eof) res = synapse_fast_copy(last, info->fh, buf, len, at);
   }
   uv_mutex_unlock(&synapse_fast_lock);
   if (res >= 0) __atomic_add_fetch(&synapse_fast_hits, 1, __ATOMIC_RELAXED);
   return res;
 }
 
-/* synapse_fast_window(fh, start, buffer | null, eof, length): set or clear fh's window. */
-NAPI_METHOD(synapse_fast_window) {
-  NAPI_ARGV(5)
-  NAPI_ARGV_UINT32(fh, 0)
-  double start;
-  NAPI_STATUS_THROWS(napi_get_value_double(env, argv[1], &start))
-  napi_valuetype type;
-  NAPI_STATUS_THROWS(napi_typeof(env, argv[2], &type))
-  char *data = NULL;
-  size_t size = 0;
-  if (type != napi_null && type != napi_undefined) {
-    NAPI_STATUS_THROWS(napi_get_buffer_info(env, argv[2], (void **) &data, &size))
-  }
-  bool eof = false;
-  NAPI_STATUS_THROWS(napi_get_value_bool(env, argv[3], &eof))
-  uint32_t length;
-  NAPI_STATUS_THROWS(napi_get_value_uint32(env, argv[4], &length))
-  if (data != NULL && length > size) {
-    napi_throw_range_error(env, NULL, "window longer than its buffer");
-    return NULL;
-  }
+/* synapse_fast_block_size(bytes): the size of every window from now on; forgets every window
+   (the mount sets it once, before the first). */
+NAPI_METHOD(synapse_fast_block_size) {
+  NAPI_ARGV(1)
+  NAPI_ARGV_UINT32(bytes, 0)
   uv_mutex_lock(&synapse_fast_lock);
-  synapse_fast_slot_t *s = &synapse_fast_slots[fh % SYNAPSE_FAST_SLOTS];
-  s->fh = fh;
-  s->start = (uint64_t) start;
-  s->len = data != NULL ? length : 0;
-  s->eof = eof ? 1 : 0;
-  s->data = data;
-  s->used = 0;
+  memset(synapse_fast_slots, 0, sizeof(synapse_fast_slots));
+  __atomic_store_n(&synapse_fast_block, (uint64_t) bytes, __ATOMIC_RELAXED);
   uv_mutex_unlock(&synapse_fast_lock);
   return NULL;
 }
 
-/* synapse_fast_take_hits(fh): reads fh's window answered since it was set or last asked. */
-NAPI_METHOD(synapse_fast_take_hits) {
-  NAPI_ARGV(1)
+/* The window start a call names, or -1 (with a RangeError thrown) if it is no block start. */
+static double synapse_fast_start (napi_env env, napi_value v) {
+  double start;
+  if (napi_get_value_double(env, v, &start) != napi_ok) return -1;
+  uint64_t block = __atomic_load_n(&synapse_fast_block, __ATOMIC_RELAXED);
+  if (block == 0 || start < 0 || (uint64_t) start % block != 0) {
+    napi_throw_range_error(env, NULL, "a window starts at a block boundary (synapse_fast_block_size first)");
+    return -1;
+  }
+  return start;
+}
+
+/* synapse_fast_set(fh, start, buffer, eof, length): fh's window on the block at start (replacing
+   whatever held its slot); returns the slot. Once this returns, no copy reads the replaced
+   window's buffer. */
+NAPI_METHOD(synapse_fast_set) {
+  NAPI_ARGV(5)
   NAPI_ARGV_UINT32(fh, 0)
+  double start = synapse_fast_start(env, argv[1]);
+  if (start < 0) return NULL;
+  char *data = NULL;
+  size_t size = 0;
+  NAPI_STATUS_THROWS(napi_get_buffer_info(env, argv[2], (void **) &data, &size))
+  bool eof = false;
+  NAPI_STATUS_THROWS(napi_get_value_bool(env, argv[3], &eof))
+  uint32_t length;
+  NAPI_STATUS_THROWS(napi_get_value_uint32(env, argv[4], &length))
+  if (length > size || length > synapse_fast_block) {
+    napi_throw_range_error(env, NULL, "window longer than its buffer or a block");
+    return NULL;
+  }
+  uv_mutex_lock(&synapse_fast_lock);
+  synapse_fast_slot_t *s = synapse_fast_slot(fh, (uint64_t) start / synapse_fast_block);
+  s->fh = fh;
+  s->start = (uint64_t) start;
+  s->len = length;
+  s->eof = eof ? 1 : 0;
+  s->data = data;
+  s->used = 0;
+  uint32_t slot = (uint32_t) (s - synapse_fast_slots);
+  uv_mutex_unlock(&synapse_fast_lock);
+  napi_value n;
+  NAPI_STATUS_THROWS(napi_create_uint32(env, slot, &n))
+  return n;
+}
+
+/* synapse_fast_clear(fh, start): fh's window on the block at start goes, if its slot still holds
+   it; once this returns no copy reads it. */
+NAPI_METHOD(synapse_fast_clear) {
+  NAPI_ARGV(2)
+  NAPI_ARGV_UINT32(fh, 0)
+  double start = synapse_fast_start(env, argv[1]);
+  if (start < 0) return NULL;
+  uv_mutex_lock(&synapse_fast_lock);
+  synapse_fast_slot_t *s = synapse_fast_slot(fh, (uint64_t) start / synapse_fast_block);
+  if (s->data != NULL && s->fh == fh && s->start == (uint64_t) start) memset(s, 0, sizeof(*s));
+  uv_mutex_unlock(&synapse_fast_lock);
+  return NULL;
+}
+
+/* synapse_fast_take(fh, start): reads answered from that window since it was set or last asked. */
+NAPI_METHOD(synapse_fast_take) {
+  NAPI_ARGV(2)
+  NAPI_ARGV_UINT32(fh, 0)
+  double start = synapse_fast_start(env, argv[1]);
+  if (start < 0) return NULL;
   uint64_t used = 0;
   uv_mutex_lock(&synapse_fast_lock);
-  synapse_fast_slot_t *s = &synapse_fast_slots[fh % SYNAPSE_FAST_SLOTS];
-  if (s->data != NULL && s->fh == fh) {
+  synapse_fast_slot_t *s = synapse_fast_slot(fh, (uint64_t) start / synapse_fast_block);
+  if (s->data != NULL && s->fh == fh && s->start == (uint64_t) start) {
     used = s->used;
     s->used = 0;
   }
@@ -599,8 +667,10 @@ if (!text.includes(FAST_MARK)) {
       '  NAPI_EXPORT_FUNCTION(fuse_native_signal_read)\n',
       '  NAPI_EXPORT_FUNCTION(fuse_native_signal_read)\n' +
         '  uv_once(&synapse_fast_once, synapse_fast_init);\n' +
-        '  NAPI_EXPORT_FUNCTION(synapse_fast_window)\n' +
-        '  NAPI_EXPORT_FUNCTION(synapse_fast_take_hits)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_fast_block_size)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_fast_set)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_fast_clear)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_fast_take)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fast_hits_count)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_direct_writes)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_direct_reads)\n' +

@@ -5,21 +5,25 @@
  * it, fuse-terms.ts); each went to the JS thread and back
  * (two thread wake-ups, a handful of N-API objects, a copy): about half the mount's CPU on a cold
  * sequential read, which on a small machine is CPU taken from everything else. The install step
- * patches fuse-native's C source (scripts/fix-fuse-native.mjs) with a table of one *window* per
- * open file — a block of that file the block cache holds in memory. A read that falls inside its
- * file's window is copied there and then; any other read goes to JS as before.
+ * patches fuse-native's C source (scripts/fix-fuse-native.mjs) with a table of *windows*: blocks
+ * of open files that the block cache holds in memory, keyed by (fh, block). A read that falls
+ * inside one of its file's windows is copied there and then; any other read goes to JS as before.
  *
- * After JS answers a read, the adapter offers the block where the next read will start. So JS
- * still sees the first read of (at least) every other block: that is where readahead is planned
- * and the next window handed over; the reads in between (7–63 per 8 MiB block) never leave C.
+ * After JS answers a read, the adapter offers a block (WindowKind). A sequential reader is offered
+ * the block where its next read will start, which replaces its previous one: JS still sees the
+ * first read of (at least) every other block, which is where readahead is planned and the next
+ * window handed over; the reads in between (7–63 per 8 MiB block) never leave C. A random reader
+ * is offered the block it just read, kept beside its others: once it has touched a block, its
+ * reads there never leave C (random 4 KiB reads of cached data: 2–3× the rate through JS —
+ * bench/README.md).
  *
  * Safety: a window's buffer is held (BlockCache.hold: pinned, so never recycled) until the C
  * side has let go of it. Setting or clearing a window takes the C table's lock, which waits for
  * a copy in progress; only then is the previous window released. Windows are cleared when their
  * fd is released, at unmount, and when their block leaves the cache unread since the last
  * such notice (so memory stays within --cache-size; a block still being read goes back into
- * the cache instead, as its reads would have kept it there had they reached the LRU); at most
- * MAX_WINDOWS are held (the oldest go first). Only read-only opens get
+ * the cache instead, as its reads would have kept it there had they reached the LRU), when another
+ * window takes their C slot; at most MAX_WINDOWS are held (the oldest go first). Only read-only opens get
  * windows: a file open for writing changes under its readers. Objects are immutable per version,
  * so a window never goes stale.
  *
@@ -31,10 +35,18 @@ import path from 'node:path';
 
 /** The functions the C patch adds to fuse-native's addon. */
 export interface FastBinding {
-  /** Set (buffer) or clear (null) the window of `fh`; returns after copies in progress end. */
-  synapse_fast_window(fh: number, start: number, buf: Buffer | null, eof: boolean, length: number): void;
-  /** Reads `fh`'s window answered since it was set or last asked. */
-  synapse_fast_take_hits(fh: number): number;
+  /** The size of every window (the block cache's); forgets every window. Call before the first. */
+  synapse_fast_block_size(bytes: number): void;
+  /**
+   * Set `fh`'s window on the block at `start` (a multiple of the block size); returns the C
+   * table slot it took — replacing whatever window held that slot, whose buffer no copy reads
+   * once this returns.
+   */
+  synapse_fast_set(fh: number, start: number, buf: Buffer, eof: boolean, length: number): number;
+  /** Clear `fh`'s window on the block at `start` if its slot still holds it; returns after copies in progress end. */
+  synapse_fast_clear(fh: number, start: number): void;
+  /** Reads that window answered since it was set or last asked. */
+  synapse_fast_take(fh: number, start: number): number;
   /** Reads answered from windows since the addon loaded. */
   synapse_fast_hits_count(): number;
 }
@@ -49,9 +61,12 @@ export interface ReadWindow {
   release(): void;
 }
 
-/** The C table's size (SYNAPSE_FAST_SLOTS in the patch): a window lives in slot fh % SLOTS. */
-const SLOTS = 4096;
-const MAX_WINDOWS = 32;
+/**
+ * Windows held at once, all files together. Each pins a block the cache holds anyway (a block
+ * the cache drops is let go unless C read from it since last asked), so this bounds bookkeeping,
+ * not memory; the C table has 4,096 slots.
+ */
+const MAX_WINDOWS = 1024;
 
 let addon: object | null | undefined;
 
@@ -84,73 +99,116 @@ export function loadPatchedFunctions<T>(...names: Array<keyof T & string>): T | 
 /** The patched addon's functions, or undefined when the prebuild is in use or the path is off. */
 export function loadFastBinding(env: NodeJS.ProcessEnv = process.env): FastBinding | undefined {
   if (env['SYNAPSE_MOUNT_FAST_READ'] === '0') return undefined;
-  return loadPatchedFunctions<FastBinding>('synapse_fast_window', 'synapse_fast_take_hits', 'synapse_fast_hits_count');
+  return loadPatchedFunctions<FastBinding>('synapse_fast_block_size', 'synapse_fast_set', 'synapse_fast_clear', 'synapse_fast_take', 'synapse_fast_hits_count');
 }
 
 
+/**
+ * What a window is for. `next`: where a sequential reader's next read starts — an fd has one
+ * such window, replaced as the reader moves on, so a long scan pins one block, not every block
+ * it passed (they go back to the cache's scan-resistant probation as before). `keep`: a block a
+ * random reader just read — kept beside the fd's others, so reads that come back to any block
+ * the reader has touched are answered in C (random 4 KiB reads of cached data: a FUSE round trip
+ * instead of one through the JS thread).
+ */
+export type WindowKind = 'next' | 'keep';
+
+interface Held {
+  fd: number;
+  slot: number;
+  window: ReadWindow;
+}
+
 export class FastReadWindows {
-  /** slot → the fd holding it and its window; insertion order is age (for MAX_WINDOWS). */
-  private readonly held = new Map<number, { fd: number; window: ReadWindow }>();
+  /** C slot → the window in it; insertion order is age (for maxWindows). */
+  private readonly bySlot = new Map<number, Held>();
+  /** fd → its windows by block start, and the start of its `next` window. */
+  private readonly byFd = new Map<number, { windows: Map<number, Held>; next?: number }>();
 
   constructor(
     private readonly binding: FastBinding,
+    readonly blockSize: number,
     private readonly maxWindows = MAX_WINDOWS,
-  ) {}
+  ) {
+    binding.synapse_fast_block_size(blockSize);
+  }
 
   /**
-   * JS just answered a read of `fd`: give the C side the block holding `offset` (where the next
-   * read is expected), if the cache has it and fd has no window there already.
+   * JS just answered a read of `fd`: give the C side the block holding `offset` (`next`: where
+   * the next read is expected; `keep`: the block just read), if the cache has it and fd has no
+   * window there already.
    */
-  offer(fd: number, offset: number, windowFor: (fd: number, offset: number, onDropped: () => boolean) => ReadWindow | undefined): void {
-    const slot = fd % SLOTS;
-    const current = this.held.get(slot);
-    if (current?.fd === fd && offset >= current.window.start && offset < current.window.start + current.window.length) return;
-    const entry: { fd: number; window: ReadWindow } = { fd, window: undefined as unknown as ReadWindow };
+  offer(fd: number, offset: number, kind: WindowKind,
+    windowFor: (fd: number, offset: number, onDropped: () => boolean) => ReadWindow | undefined): void {
+    const start = Math.floor(offset / this.blockSize) * this.blockSize;
+    const mine = this.byFd.get(fd);
+    if (mine?.windows.has(start)) return;
+    const entry: Held = { fd, slot: -1, window: undefined as unknown as ReadWindow };
     // The block left the cache. Read from since it was last asked: still in use (it goes back
     // into the cache). Else the C side lets go of it, so memory stays within --cache-size.
     const w = windowFor(fd, offset, () => {
-      if (this.held.get(slot) !== entry) return false;
-      if (this.binding.synapse_fast_take_hits(fd) > 0) return true;
-      this.clearSlot(slot);
+      if (this.bySlot.get(entry.slot) !== entry) return false;
+      if (this.binding.synapse_fast_take(fd, entry.window.start) > 0) return true;
+      this.clear(entry);
       return false;
     });
-    if (!w) return; // the current window, if any, still holds right bytes: keep it
+    if (!w) return; // the current windows, if any, still hold right bytes: keep them
     entry.window = w;
     try {
-      // Replaces the slot's window atomically; after this returns no copy reads the old buffer.
-      this.binding.synapse_fast_window(fd, w.start, w.buf, w.eof, w.length);
+      entry.slot = this.binding.synapse_fast_set(fd, w.start, w.buf, w.eof, w.length);
     } catch (err) {
       w.release();
       throw err;
     }
-    if (current) {
-      this.held.delete(slot);
-      current.window.release();
+    // The slot's previous window (any fd's) is out of C now: it can go.
+    const displaced = this.bySlot.get(entry.slot);
+    if (displaced) this.forgetHeld(displaced);
+    const own = this.byFd.get(fd) ?? { windows: new Map<number, Held>() };
+    this.byFd.set(fd, own);
+    own.windows.set(w.start, entry);
+    this.bySlot.set(entry.slot, entry);
+    if (kind === 'next') {
+      // A sequential reader moved on: the block it left is the cache's again.
+      const previous = own.next === undefined ? undefined : own.windows.get(own.next);
+      own.next = w.start;
+      if (previous && previous !== entry) this.clear(previous);
     }
-    this.held.set(slot, entry);
-    while (this.held.size > this.maxWindows) this.clearSlot(this.held.keys().next().value!);
+    while (this.bySlot.size > this.maxWindows) this.clear(this.bySlot.values().next().value!);
   }
 
-  /** `fd` is being released: its window goes before its block is given back. */
+  /** `fd` is being released: its windows go before its blocks are given back. */
   forget(fd: number): void {
-    const slot = fd % SLOTS;
-    if (this.held.get(slot)?.fd === fd) this.clearSlot(slot);
+    const own = this.byFd.get(fd);
+    if (!own) return;
+    for (const held of [...own.windows.values()]) this.clear(held);
+    this.byFd.delete(fd);
   }
 
   clearAll(): void {
-    for (const slot of [...this.held.keys()]) this.clearSlot(slot);
+    for (const held of [...this.bySlot.values()]) this.clear(held);
   }
 
   get windows(): number {
-    return this.held.size;
+    return this.bySlot.size;
   }
 
-  private clearSlot(slot: number): void {
-    const current = this.held.get(slot);
-    if (!current) return;
-    this.binding.synapse_fast_window(current.fd, 0, null, false, 0);
-    this.held.delete(slot);
-    current.window.release();
+  /** Out of C first (waits for a copy in progress), then the block is released. */
+  private clear(held: Held): void {
+    if (this.bySlot.get(held.slot) !== held) return;
+    this.binding.synapse_fast_clear(held.fd, held.window.start);
+    this.forgetHeld(held);
+  }
+
+  /** Drop the bookkeeping of a window C no longer holds, and release its block. */
+  private forgetHeld(held: Held): void {
+    if (this.bySlot.get(held.slot) === held) this.bySlot.delete(held.slot);
+    const own = this.byFd.get(held.fd);
+    if (own?.windows.get(held.window.start) === held) {
+      own.windows.delete(held.window.start);
+      if (own.next === held.window.start) delete own.next;
+      if (own.windows.size === 0) this.byFd.delete(held.fd);
+    }
+    held.window.release();
   }
 }
 

@@ -504,10 +504,21 @@ export class SynapseFilesystem {
    * read — held until released; undefined for files open for writing (their bytes change) or a
    * block not in memory.
    */
-  readWindow(fd: number, offset: number, onDropped: () => boolean): ReturnType<ReadHandle['window']> {
+  readWindow(fd: number, offset: number, onDropped: () => boolean, moveOn = true): ReturnType<ReadHandle['window']> {
     const h = this.handles.get(fd);
     if (h?.kind !== 'read') return undefined;
-    return h.reader.window(Math.min(offset, h.reader.source.size - 1), onDropped);
+    return h.reader.window(Math.min(offset, h.reader.source.size - 1), onDropped, moveOn);
+  }
+
+  /** The last read of `fd` that JS answered was a random one (a seek away from a sequential run). */
+  readWasRandom(fd: number): boolean {
+    const h = this.handles.get(fd);
+    return h?.kind === 'read' && h.reader.lastReadRandom;
+  }
+
+  /** The block cache's block size (the fast path's windows are blocks). */
+  get blockSize(): number {
+    return this.cache.blockSize;
   }
 
   /** readAny(), always as a promise. */

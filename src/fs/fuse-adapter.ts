@@ -87,7 +87,7 @@ export class FuseAdapter {
     private readonly log: Logger,
   ) {
     const binding = loadFastBinding();
-    this.fast = binding && new FastReadWindows(binding);
+    this.fast = binding && new FastReadWindows(binding, fs.blockSize);
     this.directWrites = applyDirectWrites(opts.directWrites);
     // --direct-io bypasses the page cache for every open already: no per-open decision (or learning) then.
     this.directReadsWanted = applyDirectReads(opts.directIo === true ? false : opts.directReads);
@@ -107,11 +107,15 @@ export class FuseAdapter {
     };
   }
 
-  /** After JS answered `n` bytes at `pos` of `fd`: hand C the block where the next read starts. */
+  /**
+   * After JS answered `n` bytes at `pos` of `fd`: hand C the block where the next read starts, or,
+   * after a random read, the block just read (kept with the fd's others: fast-read.ts).
+   */
   private offerWindow(fd: number, pos: number, n: number): void {
     if (!this.fast || n <= 0) return;
     try {
-      this.fast.offer(fd, pos + n, (f, offset, onDropped) => this.fs.readWindow(f, offset, onDropped));
+      if (this.fs.readWasRandom(fd)) this.fast.offer(fd, pos, 'keep', (f, offset, onDropped) => this.fs.readWindow(f, offset, onDropped, false));
+      else this.fast.offer(fd, pos + n, 'next', (f, offset, onDropped) => this.fs.readWindow(f, offset, onDropped));
     } catch (err) {
       this.log.warn({ err }, 'read fast path: window not set');
     }

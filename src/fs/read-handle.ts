@@ -55,6 +55,8 @@ export class ReadHandle {
    */
   private coveredUpTo = -1;
   private lastMode: ReadMode = 'demand';
+  /** The last read planned was not part of a sequential run (a seek elsewhere). */
+  private lastRandom = false;
 
   constructor(
     readonly source: RangeSource,
@@ -104,7 +106,7 @@ export class ReadHandle {
    * bytes of the file; `eof` says it ends the file. Release it when done; `onDropped` is
    * asked when the block leaves the cache (BlockCache.hold).
    */
-  window(offset: number, onDropped: () => boolean): ReadWindow | undefined {
+  window(offset: number, onDropped: () => boolean, moveOn = true): ReadWindow | undefined {
     if (offset < 0 || offset >= this.source.size) return undefined;
     const bs = this.cache.blockSize;
     const index = Math.floor(offset / bs);
@@ -114,9 +116,15 @@ export class ReadHandle {
     const length = Math.min(bs, this.source.size - start);
     // Reads served from the window never reach planReadahead: the hand-over counts as the
     // reader reaching `offset`, so readahead moves on now (taking this block out of `staged`
-    // freed budget), not at the next read JS sees, a block later.
-    this.planReadahead(offset, 0);
+    // freed budget), not at the next read JS sees, a block later. Not for a block a random
+    // reader just read (`moveOn` false): that is no step forward, and must start no readahead.
+    if (moveOn) this.planReadahead(offset, 0);
     return { start, length, eof: start + length === this.source.size, buf: held.buf, release: held.release };
+  }
+
+  /** The last read JS saw was a seek away from the sequential run (fast-read.ts keeps its block in C). */
+  get lastReadRandom(): boolean {
+    return this.lastRandom;
   }
 
   /** The file was closed: what readahead staged for it and nobody read gives the budget back. */
@@ -142,6 +150,7 @@ export class ReadHandle {
       this.coveredUpTo = -1;
     }
     const sequential = offset === 0 || nearby;
+    if (length > 0) this.lastRandom = !sequential;
     this.nextOffset = Math.max(this.nextOffset, offset + length);
     if (!sequential) {
       this.lastMode = 'demand';

@@ -11,73 +11,119 @@ import { kernelInvalidatesOnDirectWrite, loadDirectReadsBinding, loadDirectWrite
 import { FastReadWindows, loadFastBinding, type FastBinding, type ReadWindow } from '../../src/fs/fast-read.js';
 import { grantedFuseTerms, loadFuseTermsBinding, parseRequestSize, requestPages } from '../../src/fs/fuse-terms.js';
 
-function recorder() {
+const BS = 100;
+
+/**
+ * A stand-in for the C table: `slots` direct-mapped slots on (fh, block index), as the patch's
+ * (with a simpler hash, so tests can aim two windows at one slot), recording every call.
+ */
+function recorder(slots = 4096) {
   const events: string[] = [];
-  /** Reads the C side answered per fh since last asked (what synapse_fast_take_hits reports). */
-  const used = new Map<number, number>();
+  const table = new Map<number, { fh: number; start: number; used: number }>();
+  const slotOf = (fh: number, start: number): number => (fh * 7 + start / BS) % slots;
   const binding: FastBinding = {
-    synapse_fast_window: (fh, start, buf, eof, length) => {
-      events.push(buf ? `set ${fh} ${start}+${length}${eof ? ' eof' : ''}` : `clear ${fh}`);
-      used.set(fh, 0);
+    synapse_fast_block_size: (bytes) => { events.push(`block ${bytes}`); table.clear(); },
+    synapse_fast_set: (fh, start, buf, eof, length) => {
+      assert.equal(start % BS, 0, 'windows start at a block');
+      assert.ok(length <= buf.length);
+      events.push(`set ${fh} ${start}+${length}${eof ? ' eof' : ''}`);
+      const slot = slotOf(fh, start);
+      table.set(slot, { fh, start, used: 0 });
+      return slot;
     },
-    synapse_fast_take_hits: (fh) => {
-      const n = used.get(fh) ?? 0;
-      used.set(fh, 0);
+    synapse_fast_clear: (fh, start) => {
+      const slot = slotOf(fh, start);
+      const cur = table.get(slot);
+      if (cur?.fh === fh && cur.start === start) {
+        events.push(`clear ${fh} ${start}`);
+        table.delete(slot);
+      }
+    },
+    synapse_fast_take: (fh, start) => {
+      const cur = table.get(slotOf(fh, start));
+      if (cur?.fh !== fh || cur.start !== start) return 0;
+      const n = cur.used;
+      cur.used = 0;
       return n;
     },
     synapse_fast_hits_count: () => 0,
   };
-  const win = (name: string, start: number, length = 100, eof = false): ReadWindow => ({
+  /** C answered `n` reads from fh's window at `start`. */
+  const hit = (fh: number, start: number, n: number): void => {
+    const cur = table.get(slotOf(fh, start));
+    assert.ok(cur?.fh === fh && cur.start === start, `no window ${fh}@${start} in C`);
+    cur.used += n;
+  };
+  const win = (name: string, start: number, length = BS, eof = false): ReadWindow => ({
     start, length, eof, buf: Buffer.alloc(length), release: () => events.push(`release ${name}`),
   });
-  return { events, binding, win, used };
+  const inC = (): string[] => [...table.values()].map((w) => `${w.fh}@${w.start}`).sort();
+  return { events, binding, win, hit, inC };
 }
 
-test('a window is set in C before the one it replaces is released; a read inside it asks for nothing', () => {
-  const { events, binding, win } = recorder();
-  const w = new FastReadWindows(binding);
+test('a sequential reader holds one window: the next is set in C before the one it replaces is released; a read inside it asks for nothing', () => {
+  const { events, binding, win, inC } = recorder();
+  const w = new FastReadWindows(binding, BS);
   const asked: number[] = [];
-  w.offer(3, 0, (_fd, off) => { asked.push(off); return win('a', 0); });
-  w.offer(3, 50, () => assert.fail('inside the current window: nothing to ask'));
-  w.offer(3, 100, (_fd, off) => { asked.push(off); return win('b', 100, 100, true); });
+  w.offer(3, 0, 'next', (_fd, off) => { asked.push(off); return win('a', 0); });
+  w.offer(3, 50, 'next', () => assert.fail('inside the current window: nothing to ask'));
+  w.offer(3, 100, 'next', (_fd, off) => { asked.push(off); return win('b', 100, 100, true); });
   assert.deepEqual(asked, [0, 100]);
-  assert.deepEqual(events, ['set 3 0+100', 'set 3 100+100 eof', 'release a']);
+  assert.deepEqual(events, ['block 100', 'set 3 0+100', 'set 3 100+100 eof', 'clear 3 0', 'release a']);
+  assert.deepEqual(inC(), ['3@100']);
+  assert.equal(w.windows, 1);
+});
+
+test('a random reader keeps every block it read in C; its next sequential window replaces only the previous sequential one', () => {
+  const { events, binding, win, inC } = recorder();
+  const w = new FastReadWindows(binding, BS);
+  w.offer(3, 510, 'keep', () => win('k5', 500));
+  w.offer(3, 120, 'keep', () => win('k1', 100));
+  w.offer(3, 150, 'keep', () => assert.fail('already held'));
+  w.offer(3, 900, 'next', () => win('n9', 900));
+  w.offer(3, 1000, 'next', () => win('n10', 1000));
+  assert.deepEqual(inC(), ['3@100', '3@1000', '3@500']);
+  assert.deepEqual(events.filter((e) => e.startsWith('release')), ['release n9']);
+  assert.equal(w.windows, 3);
 });
 
 test('no block to offer keeps the current window (its bytes are still right)', () => {
   const { events, binding, win } = recorder();
-  const w = new FastReadWindows(binding);
-  w.offer(4, 0, () => win('a', 0));
-  w.offer(4, 100, () => undefined);
+  const w = new FastReadWindows(binding, BS);
+  w.offer(4, 0, 'next', () => win('a', 0));
+  w.offer(4, 100, 'next', () => undefined);
   assert.equal(w.windows, 1);
-  assert.deepEqual(events, ['set 4 0+100']);
+  assert.deepEqual(events, ['block 100', 'set 4 0+100']);
 });
 
-test('forget (release of the fd) clears C first, then releases; only its own window', () => {
-  const { events, binding, win } = recorder();
-  const w = new FastReadWindows(binding);
-  w.offer(1, 0, () => win('fd1', 0));
-  w.offer(4097, 0, () => win('fd4097', 0)); // same C slot as fd 1 (4,096 slots): replaces it
-  assert.deepEqual(events, ['set 1 0+100', 'set 4097 0+100', 'release fd1']);
+test('a window that takes another\'s C slot releases that one (after C let go); forget clears C first, then releases, only its own', () => {
+  const { events, binding, win, inC } = recorder(16);
+  const w = new FastReadWindows(binding, BS);
+  w.offer(1, 0, 'keep', () => win('fd1', 0)); // slot 7
+  w.offer(1, 900, 'keep', () => win('fd1b', 900)); // slot 0
+  w.offer(3, 200, 'keep', () => win('fd3', 200)); // slot 23 % 16 = 7: replaces fd 1's block 0
+  assert.deepEqual(events.slice(1), ['set 1 0+100', 'set 1 900+100', 'set 3 200+100', 'release fd1']);
+  assert.deepEqual(inC(), ['1@900', '3@200']);
   events.length = 0;
   w.forget(1);
-  assert.deepEqual(events, [], 'fd 1 no longer holds the slot');
-  w.forget(4097);
-  assert.deepEqual(events, ['clear 4097', 'release fd4097']);
+  assert.deepEqual(events, ['clear 1 900', 'release fd1b']);
+  w.forget(1);
+  w.forget(3);
+  assert.deepEqual(events.slice(2), ['clear 3 200', 'release fd3']);
   assert.equal(w.windows, 0);
 });
 
 test('at most maxWindows are held: the oldest goes first; clearAll lets every one go', () => {
   const { events, binding, win } = recorder();
-  const w = new FastReadWindows(binding, 2);
-  w.offer(1, 0, () => win('1', 0));
-  w.offer(2, 0, () => win('2', 0));
-  w.offer(1, 100, () => win('1b', 100)); // fd 1 renewed: now the youngest
-  w.offer(3, 0, () => win('3', 0));
-  assert.deepEqual(events.slice(-3), ['set 3 0+100', 'clear 2', 'release 2']);
+  const w = new FastReadWindows(binding, BS, 2);
+  w.offer(1, 0, 'next', () => win('1', 0));
+  w.offer(2, 0, 'next', () => win('2', 0));
+  w.offer(1, 100, 'next', () => win('1b', 100)); // fd 1 moved on: now the youngest
+  w.offer(3, 0, 'next', () => win('3', 0));
+  assert.deepEqual(events.slice(-3), ['set 3 0+100', 'clear 2 0', 'release 2']);
   events.length = 0;
   w.clearAll();
-  assert.deepEqual(events.sort(), ['clear 1', 'clear 3', 'release 1b', 'release 3']);
+  assert.deepEqual(events.sort(), ['clear 1 100', 'clear 3 0', 'release 1b', 'release 3']);
 });
 
 test('the patched addon is found after npm ci (else every read would take the slow path unnoticed)', () => {
@@ -104,32 +150,28 @@ test('write-only opens bypass the page cache by default only on kernels that kee
 });
 
 test("a window whose block left the cache: kept while C reads from it, else cleared in C, then released; a replaced window's notice does nothing", () => {
-  const { events, binding, win, used } = recorder();
-  const w = new FastReadWindows(binding);
+  const { events, binding, win, hit } = recorder();
+  const w = new FastReadWindows(binding, BS);
   const notices: Array<() => boolean> = [];
-  w.offer(5, 0, (_fd, _off, onDropped) => { notices.push(onDropped); return win('a', 0); });
-  w.offer(5, 100, (_fd, _off, onDropped) => { notices.push(onDropped); return win('b', 100); });
+  w.offer(5, 0, 'next', (_fd, _off, onDropped) => { notices.push(onDropped); return win('a', 0); });
+  w.offer(5, 100, 'next', (_fd, _off, onDropped) => { notices.push(onDropped); return win('b', 100); });
   events.length = 0;
   assert.equal(notices[0]!(), false, "a's block left the cache, but a was already replaced");
   assert.deepEqual(events, []);
-  used.set(5, 3); // C answered 3 reads from b since it was set
+  hit(5, 100, 3); // C answered 3 reads from b since it was set
   assert.equal(notices[1]!(), true, 'still being read: keep it (the cache takes it back)');
   assert.deepEqual(events, []);
   assert.equal(notices[1]!(), false, 'no read since the last notice: let go');
-  assert.deepEqual(events, ['clear 5', 'release b']);
+  assert.deepEqual(events, ['clear 5 100', 'release b']);
   assert.equal(w.windows, 0);
 });
 
 test('a window the C side refuses is released at once (never pinned for nothing)', () => {
-  const { events, win } = recorder();
-  const binding: FastBinding = {
-    synapse_fast_window: () => { throw new RangeError('window longer than its buffer'); },
-    synapse_fast_take_hits: () => 0,
-    synapse_fast_hits_count: () => 0,
-  };
-  const w = new FastReadWindows(binding);
-  assert.throws(() => w.offer(6, 0, () => win('x', 0)), RangeError);
-  assert.deepEqual(events, ['release x']);
+  const { events, win, binding: base } = recorder();
+  const binding: FastBinding = { ...base, synapse_fast_set: () => { throw new RangeError('window longer than its buffer or a block'); } };
+  const w = new FastReadWindows(binding, BS);
+  assert.throws(() => w.offer(6, 0, 'next', () => win('x', 0)), RangeError);
+  assert.deepEqual(events, ['block 100', 'release x']);
   assert.equal(w.windows, 0);
 });
 

@@ -15,7 +15,10 @@
 //     sequential reader holds one window; a random reader keeps every block it has read). A
 //     mutex guards the table (held for one copy of at most one request, 1 MiB; not a read-write
 //     lock, whose readers could starve the JS thread): setting or clearing a window waits for a
-//     copy in progress, so once the call returns the old buffer is the mount's again.
+//     copy in progress, so once the call returns the old buffer is the mount's again. On the
+//     mount's own channel (4. below) such a read is answered as it is received, the reply written
+//     to /dev/fuse straight from the block: libfuse's path would copy it into its own buffer first
+//     and look up the file's path (SYNAPSE_MOUNT_FAST_REPLY=0 leaves them to that path).
 //
 //  3. Write-only opens, and read-only opens where the kernel granted shared mmap of direct-I/O
 //     files, bypass the page cache (FOPEN_DIRECT_IO) once the mount asks for it
@@ -62,7 +65,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v8 */';
+const FAST_MARK = '/* synapse-mount read fast path v9 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* Windows live in a direct-mapped table keyed by (fh, block index): an open file may hold many
@@ -102,39 +105,44 @@ static synapse_fast_slot_t *synapse_fast_slot (uint64_t fh, uint64_t index) {
   return &synapse_fast_slots[h % SYNAPSE_FAST_SLOTS];
 }
 
-/* Under the lock: the bytes if [at, at+len) lies in window s of fh (or s ends the file there), else -1. */
-static int synapse_fast_copy (synapse_fast_slot_t *s, uint64_t fh, char *buf, size_t len, uint64_t at) {
+/* Under the lock: [at, at+len) of fh in window s — where its bytes are, and how many (fewer at
+   the end of the file) — or -1. */
+static int synapse_fast_span (synapse_fast_slot_t *s, uint64_t fh, size_t len, uint64_t at, const char **data) {
   if (s->data == NULL || s->fh != fh || at < s->start) return -1;
   uint64_t rel = at - s->start;
-  int res = -1;
-  if (rel + len <= s->len) {
-    memcpy(buf, s->data + rel, len);
-    res = (int) len;
-  } else if (s->eof) {
-    size_t n = rel < s->len ? (size_t) (s->len - rel) : 0;
-    if (n > 0) memcpy(buf, s->data + rel, n);
-    res = (int) n;
+  size_t n;
+  if (rel + len <= s->len) n = len;
+  else if (s->eof) n = rel < s->len ? (size_t) (s->len - rel) : 0;
+  else return -1;
+  *data = s->data + rel;
+  s->used++;
+  return (int) n;
+}
+
+/* Under the lock: the window of fh that holds [at, at+len), as synapse_fast_span answers, or -1. */
+static int synapse_fast_find (uint64_t fh, size_t len, uint64_t at, const char **data) {
+  uint64_t block = synapse_fast_block;
+  if (block == 0) return -1;
+  uint64_t index = at / block;
+  int n = synapse_fast_span(synapse_fast_slot(fh, index), fh, len, at, data);
+  /* The end of a file whose size is a whole number of blocks lies past its last block. */
+  if (n < 0 && index > 0 && at == index * block) {
+    synapse_fast_slot_t *last = synapse_fast_slot(fh, index - 1);
+    if (last->eof) n = synapse_fast_span(last, fh, len, at, data);
   }
-  if (res >= 0) s->used++;
-  return res;
+  return n;
 }
 
 /* On a libfuse thread: the bytes if [offset, offset+len) lies in one of fh's windows, else -1. */
 static int synapse_fast_read (struct fuse_file_info *info, char *buf, size_t len, off_t offset) {
-  if (info == NULL || offset < 0) return -1;
-  uint64_t block = __atomic_load_n(&synapse_fast_block, __ATOMIC_RELAXED);
-  if (block == 0) return -1;
-  uint64_t at = (uint64_t) offset, index = at / block;
+  if (info == NULL || offset < 0 || __atomic_load_n(&synapse_fast_block, __ATOMIC_RELAXED) == 0) return -1;
+  const char *data = NULL;
   uv_mutex_lock(&synapse_fast_lock);
-  int res = synapse_fast_copy(synapse_fast_slot(info->fh, index), info->fh, buf, len, at);
-  /* The end of a file whose size is a whole number of blocks lies past its last block. */
-  if (res < 0 && index > 0 && at == index * block) {
-    synapse_fast_slot_t *last = synapse_fast_slot(info->fh, index - 1);
-    if (last->eof) res = synapse_fast_copy(last, info->fh, buf, len, at);
-  }
+  int n = synapse_fast_find(info->fh, len, (uint64_t) offset, &data);
+  if (n > 0) memcpy(buf, data, (size_t) n);
   uv_mutex_unlock(&synapse_fast_lock);
-  if (res >= 0) __atomic_add_fetch(&synapse_fast_hits, 1, __ATOMIC_RELAXED);
-  return res;
+  if (n >= 0) __atomic_add_fetch(&synapse_fast_hits, 1, __ATOMIC_RELAXED);
+  return n;
 }
 
 /* synapse_fast_block_size(bytes): the size of every window from now on; forgets every window
@@ -267,13 +275,16 @@ static synapse_direct_open_t synapse_direct_opens[SYNAPSE_DIRECT_SLOTS];
 static char synapse_small_programs[SYNAPSE_PROGRAMS][16];
 static int synapse_small_program_count = 0;
 
-/* The name of the program whose thread made the current request ("" if unknown). */
-static void synapse_requester (char out[16]) {
+/* The name of thread pid ("" if unknown); pid 0: the thread that made the current request. */
+static void synapse_requester (char out[16], int pid) {
   out[0] = 0;
-  struct fuse_context *ctx = fuse_get_context();
-  if (ctx == NULL || ctx->pid <= 0) return;
+  if (pid == 0) {
+    struct fuse_context *ctx = fuse_get_context();
+    if (ctx != NULL) pid = (int) ctx->pid;
+  }
+  if (pid <= 0) return;
   char path[48];
-  snprintf(path, sizeof(path), "/proc/%d/comm", (int) ctx->pid);
+  snprintf(path, sizeof(path), "/proc/%d/comm", pid);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   ssize_t n = read(fd, out, 15);
@@ -294,7 +305,7 @@ static int synapse_is_small_reader (const char *name) {
 static int synapse_opener_reads_small (void) {
   if (__atomic_load_n(&synapse_small_program_count, __ATOMIC_ACQUIRE) == 0) return 0;
   char name[16];
-  synapse_requester(name);
+  synapse_requester(name, 0);
   if (name[0] == 0) return 0;
   uv_mutex_lock(&synapse_program_lock);
   int small = synapse_is_small_reader(name);
@@ -313,13 +324,14 @@ static void synapse_track_open (struct fuse_file_info *info) {
   __atomic_store_n(&s->fh, direct_read ? info->fh : 0, __ATOMIC_RELAXED);
 }
 
-/* On a libfuse thread, for every read: the SYNAPSE_SMALL_READS-th small read in a sequential run
-   on a direct-read open marks the reading program. Counts are per open file, not exact under
-   concurrent reads of one fd (a few off either way: harmless). */
-static void synapse_note_direct_read (struct fuse_file_info *info, size_t len, off_t offset) {
-  if (info == NULL || info->fh == 0 || offset < 0) return;
-  synapse_direct_open_t *s = &synapse_direct_opens[info->fh % SYNAPSE_DIRECT_SLOTS];
-  if (__atomic_load_n(&s->fh, __ATOMIC_RELAXED) != info->fh) return;
+/* On a libfuse thread, for every read of fh by thread pid (0: the current request's): the
+   SYNAPSE_SMALL_READS-th small read in a sequential run on a direct-read open marks the reading
+   program. Counts are per open file, not exact under concurrent reads of one fd (a few off either
+   way: harmless). */
+static void synapse_note_read (uint64_t fh, size_t len, off_t offset, int pid) {
+  if (fh == 0 || offset < 0) return;
+  synapse_direct_open_t *s = &synapse_direct_opens[fh % SYNAPSE_DIRECT_SLOTS];
+  if (__atomic_load_n(&s->fh, __ATOMIC_RELAXED) != fh) return;
   uint64_t at = (uint64_t) offset;
   uint64_t expected = __atomic_exchange_n(&s->next, at + len, __ATOMIC_RELAXED);
   if (len >= SYNAPSE_SMALL_READ_BYTES || at != expected) {
@@ -329,7 +341,7 @@ static void synapse_note_direct_read (struct fuse_file_info *info, size_t len, o
   if (__atomic_add_fetch(&s->small, 1, __ATOMIC_RELAXED) != SYNAPSE_SMALL_READS) return;
   __atomic_store_n(&s->fh, 0, __ATOMIC_RELAXED); /* judged: this open's later reads skip the count */
   char name[16];
-  synapse_requester(name);
+  synapse_requester(name, pid);
   if (name[0] == 0) return;
   uv_mutex_lock(&synapse_program_lock);
   if (!synapse_is_small_reader(name) && synapse_small_program_count < SYNAPSE_PROGRAMS) {
@@ -337,6 +349,10 @@ static void synapse_note_direct_read (struct fuse_file_info *info, size_t len, o
     __atomic_store_n(&synapse_small_program_count, synapse_small_program_count + 1, __ATOMIC_RELEASE);
   }
   uv_mutex_unlock(&synapse_program_lock);
+}
+
+static void synapse_note_direct_read (struct fuse_file_info *info, size_t len, off_t offset) {
+  if (info != NULL) synapse_note_read(info->fh, len, offset, 0);
 }
 
 /* synapse_small_readers(): the programs learned so far, oldest first. */
@@ -412,7 +428,9 @@ struct synapse_wire_init_out {
   uint32_t flags2, max_stack_depth;
   uint16_t request_timeout, unused[11];
 };
+struct synapse_wire_read_in { uint64_t fh, offset; uint32_t size, read_flags; uint64_t lock_owner; uint32_t flags, padding; };
 #define SYNAPSE_FUSE_INIT_OPCODE 26
+#define SYNAPSE_FUSE_READ_OPCODE 15
 #define SYNAPSE_FUSE_MAX_PAGES (1u << 22)
 #define SYNAPSE_FUSE_INIT_EXT (1u << 30)
 #define SYNAPSE_FUSE_DIRECT_IO_ALLOW_MMAP_HI (1u << 4) /* FUSE_DIRECT_IO_ALLOW_MMAP is bit 36: flags2 bit 4 */
@@ -427,15 +445,50 @@ typedef struct {
   uint32_t minor, flags, flags2;
   unsigned want_max_pages;
   int want_allow_mmap;
+  /* Reads inside windows are answered on receipt (synapse_chan_answer_read); off with
+     SYNAPSE_MOUNT_FAST_REPLY=0, which leaves them to the read hook's copy. */
+  int answer_reads;
 } synapse_chan_state_t;
 static void synapse_note_size (uint64_t *largest, size_t len) {
   uint64_t seen = __atomic_load_n(largest, __ATOMIC_RELAXED);
   while (len > seen && !__atomic_compare_exchange_n(largest, &seen, (uint64_t) len, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
 }
 
+/* A read inside one of its file's windows, answered here on the receiving thread: the reply goes
+   to the kernel straight from the block (one copy, into the reader's pages), where libfuse's path
+   would copy it into a buffer of its own first and look up the file's path. libfuse never sees
+   the request. (Should the reader be interrupted meanwhile, libfuse keeps the kernel's interrupt
+   notice for a request it never had: a few bytes, and only in that race.) 1: answered. */
+static int synapse_chan_answer_read (struct fuse_chan *ch, const struct synapse_wire_in_header *in, const struct synapse_wire_read_in *rd) {
+  if (rd->offset > (uint64_t) INT64_MAX || __atomic_load_n(&synapse_fast_block, __ATOMIC_RELAXED) == 0) return 0;
+  const char *data = NULL;
+  struct synapse_wire_out_header out;
+  struct iovec iov[2];
+  uv_mutex_lock(&synapse_fast_lock);
+  int n = synapse_fast_find(rd->fh, rd->size, rd->offset, &data);
+  if (n >= 0) {
+    out.len = (uint32_t) (sizeof(out) + (size_t) n);
+    out.error = 0;
+    out.unique = in->unique;
+    iov[0].iov_base = &out;
+    iov[0].iov_len = sizeof(out);
+    iov[1].iov_base = (void *) data;
+    iov[1].iov_len = (size_t) n;
+    /* ENOENT: the reader was interrupted and gave up: nobody to answer. */
+    if (writev(fuse_chan_fd(ch), iov, n > 0 ? 2 : 1) == -1 && errno != ENOENT) perror("fuse: writing device");
+  }
+  uv_mutex_unlock(&synapse_fast_lock);
+  if (n < 0) return 0; /* libfuse's read: the read hook notes it, JS answers it */
+  __atomic_add_fetch(&synapse_fast_hits, 1, __ATOMIC_RELAXED);
+  synapse_note_size(&synapse_largest_read, rd->size);
+  synapse_note_read(rd->fh, rd->size, (off_t) rd->offset, (int) in->pid);
+  return 1;
+}
+
 static int synapse_chan_receive (struct fuse_chan **chp, char *buf, size_t size) {
   struct fuse_chan *ch = *chp;
   struct fuse_session *se = fuse_chan_session(ch);
+  synapse_chan_state_t *st = (synapse_chan_state_t *) fuse_chan_data(ch);
   ssize_t res;
   int err;
   for (;;) {
@@ -443,30 +496,33 @@ static int synapse_chan_receive (struct fuse_chan **chp, char *buf, size_t size)
     err = errno;
     if (se != NULL && fuse_session_exited(se)) return 0;
     if (res == -1 && err == ENOENT) continue; /* the request was interrupted: read the next one */
-    break;
-  }
-  if (res == -1) {
-    if (err == ENODEV) { /* unmounted */
-      if (se != NULL) fuse_session_exit(se);
-      return 0;
+    if (res == -1) {
+      if (err == ENODEV) { /* unmounted */
+        if (se != NULL) fuse_session_exit(se);
+        return 0;
+      }
+      if (err != EINTR && err != EAGAIN) perror("fuse: reading device");
+      return -err;
     }
-    if (err != EINTR && err != EAGAIN) perror("fuse: reading device");
-    return -err;
+    if ((size_t) res < sizeof(struct synapse_wire_in_header)) {
+      fprintf(stderr, "short read on fuse device\\n");
+      return -EIO;
+    }
+    const struct synapse_wire_in_header *in = (const struct synapse_wire_in_header *) buf;
+    if (st != NULL && !st->done && in->opcode == SYNAPSE_FUSE_INIT_OPCODE && (size_t) res >= sizeof(*in) + 4 * sizeof(uint32_t)) {
+      const struct synapse_wire_init_in *init = (const struct synapse_wire_init_in *) (buf + sizeof(*in));
+      st->unique = in->unique;
+      st->minor = init->major == 7 ? init->minor : 0;
+      st->flags = init->flags;
+      st->flags2 = (init->flags & SYNAPSE_FUSE_INIT_EXT) && (size_t) res >= sizeof(*in) + 5 * sizeof(uint32_t) ? init->flags2 : 0;
+    }
+    /* After INIT (protocol 7.9+: fuse_read_in's 40-byte layout), a read a window holds is answered
+       here, and the next request read. */
+    if (st != NULL && st->answer_reads && st->done && st->minor >= 9 && in->opcode == SYNAPSE_FUSE_READ_OPCODE
+        && (size_t) res >= sizeof(*in) + sizeof(struct synapse_wire_read_in)
+        && synapse_chan_answer_read(ch, in, (const struct synapse_wire_read_in *) (buf + sizeof(*in)))) continue;
+    return (int) res;
   }
-  if ((size_t) res < sizeof(struct synapse_wire_in_header)) {
-    fprintf(stderr, "short read on fuse device\\n");
-    return -EIO;
-  }
-  synapse_chan_state_t *st = (synapse_chan_state_t *) fuse_chan_data(ch);
-  const struct synapse_wire_in_header *in = (const struct synapse_wire_in_header *) buf;
-  if (st != NULL && !st->done && in->opcode == SYNAPSE_FUSE_INIT_OPCODE && (size_t) res >= sizeof(*in) + 4 * sizeof(uint32_t)) {
-    const struct synapse_wire_init_in *init = (const struct synapse_wire_init_in *) (buf + sizeof(*in));
-    st->unique = in->unique;
-    st->minor = init->major == 7 ? init->minor : 0;
-    st->flags = init->flags;
-    st->flags2 = (init->flags & SYNAPSE_FUSE_INIT_EXT) && (size_t) res >= sizeof(*in) + 5 * sizeof(uint32_t) ? init->flags2 : 0;
-  }
-  return (int) res;
 }
 
 static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], size_t count) {
@@ -541,6 +597,8 @@ static struct fuse_chan *synapse_wrap_chan (struct fuse_chan *ch) {
   }
   st->want_max_pages = synapse_want_max_pages;
   st->want_allow_mmap = synapse_want_allow_mmap;
+  const char *reply = getenv("SYNAPSE_MOUNT_FAST_REPLY");
+  st->answer_reads = reply == NULL || strcmp(reply, "0") != 0;
   struct fuse_chan_ops ops = { .receive = synapse_chan_receive, .send = synapse_chan_send, .destroy = synapse_chan_destroy };
   size_t bufsize = fuse_chan_bufsize(ch);
   size_t wanted = (size_t) synapse_want_max_pages * 4096 + 4096; /* libfuse keeps a page for headers */

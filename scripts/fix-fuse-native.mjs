@@ -65,7 +65,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v9 */';
+const FAST_MARK = '/* synapse-mount read fast path v10 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* Windows live in a direct-mapped table keyed by (fh, block index): an open file may hold many
@@ -160,9 +160,13 @@ NAPI_METHOD(synapse_fast_block_size) {
 /* The window start a call names, or -1 (with a RangeError thrown) if it is no block start. */
 static double synapse_fast_start (napi_env env, napi_value v) {
   double start;
-  if (napi_get_value_double(env, v, &start) != napi_ok) return -1;
+  if (napi_get_value_double(env, v, &start) != napi_ok) {
+    napi_throw_type_error(env, NULL, "a window start is a number");
+    return -1;
+  }
   uint64_t block = __atomic_load_n(&synapse_fast_block, __ATOMIC_RELAXED);
-  if (block == 0 || start < 0 || (uint64_t) start % block != 0) {
+  /* A whole number of bytes within 2^53 (NaN fails every comparison) before any cast. */
+  if (block == 0 || !(start >= 0 && start <= 9007199254740992.0) || start != (double) (uint64_t) start || (uint64_t) start % block != 0) {
     napi_throw_range_error(env, NULL, "a window starts at a block boundary (synapse_fast_block_size first)");
     return -1;
   }
@@ -188,18 +192,19 @@ NAPI_METHOD(synapse_fast_set) {
     napi_throw_range_error(env, NULL, "window longer than its buffer or a block");
     return NULL;
   }
-  uv_mutex_lock(&synapse_fast_lock);
+  /* The answer is made before the table changes: once the window is in, nothing may fail (the
+     mount would release a buffer C holds). */
   synapse_fast_slot_t *s = synapse_fast_slot(fh, (uint64_t) start / synapse_fast_block);
+  napi_value n;
+  NAPI_STATUS_THROWS(napi_create_uint32(env, (uint32_t) (s - synapse_fast_slots), &n))
+  uv_mutex_lock(&synapse_fast_lock);
   s->fh = fh;
   s->start = (uint64_t) start;
   s->len = length;
   s->eof = eof ? 1 : 0;
   s->data = data;
   s->used = 0;
-  uint32_t slot = (uint32_t) (s - synapse_fast_slots);
   uv_mutex_unlock(&synapse_fast_lock);
-  napi_value n;
-  NAPI_STATUS_THROWS(napi_create_uint32(env, slot, &n))
   return n;
 }
 
@@ -275,10 +280,11 @@ static synapse_direct_open_t synapse_direct_opens[SYNAPSE_DIRECT_SLOTS];
 static char synapse_small_programs[SYNAPSE_PROGRAMS][16];
 static int synapse_small_program_count = 0;
 
-/* The name of thread pid ("" if unknown); pid 0: the thread that made the current request. */
+/* The name of thread pid ("" if unknown, as for pid 0: a thread outside the mount's pid
+   namespace); pid -1: the thread that made the current request (libfuse's context). */
 static void synapse_requester (char out[16], int pid) {
   out[0] = 0;
-  if (pid == 0) {
+  if (pid == -1) {
     struct fuse_context *ctx = fuse_get_context();
     if (ctx != NULL) pid = (int) ctx->pid;
   }
@@ -305,7 +311,7 @@ static int synapse_is_small_reader (const char *name) {
 static int synapse_opener_reads_small (void) {
   if (__atomic_load_n(&synapse_small_program_count, __ATOMIC_ACQUIRE) == 0) return 0;
   char name[16];
-  synapse_requester(name, 0);
+  synapse_requester(name, -1);
   if (name[0] == 0) return 0;
   uv_mutex_lock(&synapse_program_lock);
   int small = synapse_is_small_reader(name);
@@ -324,7 +330,7 @@ static void synapse_track_open (struct fuse_file_info *info) {
   __atomic_store_n(&s->fh, direct_read ? info->fh : 0, __ATOMIC_RELAXED);
 }
 
-/* On a libfuse thread, for every read of fh by thread pid (0: the current request's): the
+/* On a libfuse thread, for every read of fh by thread pid (-1: the current request's): the
    SYNAPSE_SMALL_READS-th small read in a sequential run on a direct-read open marks the reading
    program. Counts are per open file, not exact under concurrent reads of one fd (a few off either
    way: harmless). */
@@ -352,7 +358,7 @@ static void synapse_note_read (uint64_t fh, size_t len, off_t offset, int pid) {
 }
 
 static void synapse_note_direct_read (struct fuse_file_info *info, size_t len, off_t offset) {
-  if (info != NULL) synapse_note_read(info->fh, len, offset, 0);
+  if (info != NULL) synapse_note_read(info->fh, len, offset, -1);
 }
 
 /* synapse_small_readers(): the programs learned so far, oldest first. */
@@ -458,12 +464,18 @@ static void synapse_note_size (uint64_t *largest, size_t len) {
    to the kernel straight from the block (one copy, into the reader's pages), where libfuse's path
    would copy it into a buffer of its own first and look up the file's path. libfuse never sees
    the request. (Should the reader be interrupted meanwhile, libfuse keeps the kernel's interrupt
-   notice for a request it never had: a few bytes, and only in that race.) 1: answered. */
+   notice for a request it never had: a few bytes, and only in that race.) 1: answered; 0: the
+   request is libfuse's to answer (no window holds it, or the reply could not be written — a
+   write to /dev/fuse is all or nothing, so nothing was sent).
+   libfuse lets its workers be cancelled while they receive (at unmount): not inside this lock,
+   which a cancelled writer would hold forever, and the mount's next window call with it. */
 static int synapse_chan_answer_read (struct fuse_chan *ch, const struct synapse_wire_in_header *in, const struct synapse_wire_read_in *rd) {
   if (rd->offset > (uint64_t) INT64_MAX || __atomic_load_n(&synapse_fast_block, __ATOMIC_RELAXED) == 0) return 0;
   const char *data = NULL;
   struct synapse_wire_out_header out;
   struct iovec iov[2];
+  int cancel_state, written = 0;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   uv_mutex_lock(&synapse_fast_lock);
   int n = synapse_fast_find(rd->fh, rd->size, rd->offset, &data);
   if (n >= 0) {
@@ -474,11 +486,12 @@ static int synapse_chan_answer_read (struct fuse_chan *ch, const struct synapse_
     iov[0].iov_len = sizeof(out);
     iov[1].iov_base = (void *) data;
     iov[1].iov_len = (size_t) n;
-    /* ENOENT: the reader was interrupted and gave up: nobody to answer. */
-    if (writev(fuse_chan_fd(ch), iov, n > 0 ? 2 : 1) == -1 && errno != ENOENT) perror("fuse: writing device");
+    /* ENOENT: the reader was interrupted and gave up, so there is nobody to answer. */
+    written = writev(fuse_chan_fd(ch), iov, n > 0 ? 2 : 1) != -1 || errno == ENOENT;
   }
   uv_mutex_unlock(&synapse_fast_lock);
-  if (n < 0) return 0; /* libfuse's read: the read hook notes it, JS answers it */
+  pthread_setcancelstate(cancel_state, NULL);
+  if (!written) return 0; /* libfuse's read: the read hook notes it, JS or the hook answers it */
   __atomic_add_fetch(&synapse_fast_hits, 1, __ATOMIC_RELAXED);
   synapse_note_size(&synapse_largest_read, rd->size);
   synapse_note_read(rd->fh, rd->size, (off_t) rd->offset, (int) in->pid);

@@ -119,6 +119,10 @@ interface Held {
   window: ReadWindow;
 }
 
+/**
+ * The windows of one mount. One per process: the C table is the addon's, and file handles start
+ * over in every SynapseFilesystem, so two mounts in one process would answer each other's reads.
+ */
 export class FastReadWindows {
   /** C slot → the window in it; insertion order is age (for maxWindows). */
   private readonly bySlot = new Map<number, Held>();

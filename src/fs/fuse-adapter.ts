@@ -114,8 +114,8 @@ export class FuseAdapter {
   private offerWindow(fd: number, pos: number, n: number): void {
     if (!this.fast || n <= 0) return;
     try {
-      if (this.fs.readWasRandom(fd)) this.fast.offer(fd, pos, 'keep', (f, offset, onDropped) => this.fs.readWindow(f, offset, onDropped, false));
-      else this.fast.offer(fd, pos + n, 'next', (f, offset, onDropped) => this.fs.readWindow(f, offset, onDropped));
+      const random = this.fs.readWasRandom(fd);
+      this.fast.offer(fd, random ? pos : pos + n, random ? 'keep' : 'next', (f, offset, onDropped) => this.fs.readWindow(f, offset, onDropped, !random));
     } catch (err) {
       this.log.warn({ err }, 'read fast path: window not set');
     }

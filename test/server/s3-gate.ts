@@ -208,6 +208,7 @@ export class S3Gate {
     const authResult = this.authenticate(req, rawPath, query);
     const internal = 'principal' in authResult && authResult.principal.kind === 'internal';
     if (!internal) this.opts.stats.s3.requests++;
+    if (!internal && method === 'PUT' && req.headers['x-amz-content-sha256'] === 'UNSIGNED-PAYLOAD') this.opts.stats.s3.unsignedPayloadPuts++;
     // count request body bytes only once the body is consumed (a 'data' listener starts the flow)
     const countIn = (): void => {
       if (!internal) req.on('data', (c: Buffer) => { this.opts.stats.s3.bytesIn += c.length; });

@@ -65,7 +65,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v10 */';
+const FAST_MARK = '/* synapse-mount read fast path v11 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* Windows live in a direct-mapped table keyed by (fh, block index): an open file may hold many
@@ -467,6 +467,9 @@ static void synapse_note_size (uint64_t *largest, size_t len) {
    notice for a request it never had: a few bytes, and only in that race.) 1: answered; 0: the
    request is libfuse's to answer (no window holds it, or the reply could not be written — a
    write to /dev/fuse is all or nothing, so nothing was sent).
+   The read is noted for the learning under the lock (a /proc read at most once per open, at its
+   verdict); a reply that could not be written is noted again by the read hook, which only
+   restarts that open's count.
    libfuse lets its workers be cancelled while they receive (at unmount): not inside this lock,
    which a cancelled writer would hold forever, and the mount's next window call with it. */
 static int synapse_chan_answer_read (struct fuse_chan *ch, const struct synapse_wire_in_header *in, const struct synapse_wire_read_in *rd) {
@@ -479,6 +482,10 @@ static int synapse_chan_answer_read (struct fuse_chan *ch, const struct synapse_
   uv_mutex_lock(&synapse_fast_lock);
   int n = synapse_fast_find(rd->fh, rd->size, rd->offset, &data);
   if (n >= 0) {
+    /* Noted before the reply, as the read hook does: once answered, the reader's next read may
+       be noted by another thread, and a note after it would break the sequential run. */
+    synapse_note_size(&synapse_largest_read, rd->size);
+    synapse_note_read(rd->fh, rd->size, (off_t) rd->offset, (int) in->pid);
     out.len = (uint32_t) (sizeof(out) + (size_t) n);
     out.error = 0;
     out.unique = in->unique;
@@ -493,8 +500,6 @@ static int synapse_chan_answer_read (struct fuse_chan *ch, const struct synapse_
   pthread_setcancelstate(cancel_state, NULL);
   if (!written) return 0; /* libfuse's read: the read hook notes it, JS or the hook answers it */
   __atomic_add_fetch(&synapse_fast_hits, 1, __ATOMIC_RELAXED);
-  synapse_note_size(&synapse_largest_read, rd->size);
-  synapse_note_read(rd->fh, rd->size, (off_t) rd->offset, (int) in->pid);
   return 1;
 }
 

@@ -182,7 +182,7 @@ function directGetsAllowed(endpoint: string | undefined, region: string, env: No
 }
 
 export class AwsObjectStore implements ObjectStore {
-  private readonly client: S3Client;
+  private sdkClient: S3Client | undefined;
   private readonly timeoutMs: number;
   /** The fast path for ranged GETs (its `usable` goes false once it met an answer it cannot read). */
   private readonly direct: DirectRangeGetter | undefined;
@@ -193,8 +193,20 @@ export class AwsObjectStore implements ObjectStore {
       const ca = s3CaCertificates();
       this.direct = new DirectRangeGetter({ ...(opts.endpoint ? { endpoint: opts.endpoint } : {}), region: opts.region ?? 'us-east-1', credentials: opts.credentials, ...(ca ? { ca } : {}) });
     }
+  }
+
+  /**
+   * The SDK client, made on first use: reads on the lean path never need it, and its set-up and
+   * first request cost a fresh mount's first open ≈ 25 ms of CPU (bench/README.md, "Session 12").
+   */
+  private get client(): S3Client {
+    return (this.sdkClient ??= this.makeClient());
+  }
+
+  private makeClient(): S3Client {
+    const opts = this.opts;
     const agentOpts = { keepAlive: true, maxSockets: 256 };
-    this.client = new S3Client({
+    const client = new S3Client({
       ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
       region: opts.region ?? 'us-east-1',
       followRegionRedirects: true,
@@ -213,7 +225,7 @@ export class AwsObjectStore implements ObjectStore {
     if (opts.unsignedPayload ?? unsignedPayloadByDefault(opts.endpoint)) {
       // A declared payload hash is what the signer signs (it computes one only when none is
       // declared), so declaring UNSIGNED-PAYLOAD before signing skips hashing the body.
-      this.client.middlewareStack.add((next, context) => async (args) => {
+      client.middlewareStack.add((next, context) => async (args) => {
         const request = args.request as { headers?: Record<string, string> } | undefined;
         if (request?.headers && UNSIGNED_PAYLOAD_COMMANDS.has(context.commandName ?? '')) {
           request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
@@ -222,7 +234,7 @@ export class AwsObjectStore implements ObjectStore {
       }, { step: 'build', name: 'synapseMountUnsignedPayload' });
     }
     // Count every HTTP attempt (inside the SDK's retry middleware) for `synapse-mount status`.
-    this.client.middlewareStack.add((next) => async (args) => {
+    client.middlewareStack.add((next) => async (args) => {
       s3Stats.request();
       try {
         return await next(args);
@@ -231,6 +243,7 @@ export class AwsObjectStore implements ObjectStore {
         throw err;
       }
     }, { step: 'finalizeRequest', priority: 'low', name: 'synapseMountS3Stats' });
+    return client;
   }
 
   /** Run one SDK call with a timeout; on ExpiredToken refresh credentials once. */
@@ -303,10 +316,33 @@ export class AwsObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Size and ETag: from a GET of the first byte on the lean path (direct-range-get.ts `stat`),
+   * else — no lean path, an empty object (416), an answer it does not read, or a failure that
+   * is not S3's final word (a reset, a 5xx: the SDK retries those) — from HeadObject.
+   */
   async head(loc: S3Location): Promise<{ size: number; etag: string }> {
+    if (this.direct?.usable) {
+      try {
+        const stat = await this.call('HeadObject', (signal) => this.directStat(loc, signal));
+        if (stat) return stat;
+      } catch (err) {
+        if (!isRetryableBodyError(err) && !(err instanceof S3Error && err.code === 'InvalidRange')) throw err;
+      }
+    }
     const res = await this.call('HeadObject', (signal) =>
       this.client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal }));
     return { size: res.ContentLength ?? 0, etag: stripQuotes(res.ETag) ?? '' };
+  }
+
+  /** The lean path's first-byte stat; undefined when it hands this request to the SDK. */
+  private async directStat(loc: S3Location, signal: AbortSignal): Promise<{ size: number; etag: string } | undefined> {
+    try {
+      return await this.direct!.stat(loc, { signal });
+    } catch (err) {
+      if (err instanceof DirectGetUnsupported) return undefined;
+      throw err;
+    }
   }
 
   async putObject(loc: S3Location, body: Buffer, opts: { contentMd5Base64?: string; contentType?: string } = {}): Promise<{ etag: string }> {
@@ -374,6 +410,6 @@ export class AwsObjectStore implements ObjectStore {
 
   destroy(): void {
     this.direct?.destroy();
-    this.client.destroy();
+    this.sdkClient?.destroy();
   }
 }

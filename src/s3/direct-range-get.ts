@@ -38,7 +38,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { S3Error, type S3Location } from './object-store.js';
-import { ClockSkew, DirectGetUnsupported, hostHeader, RangeWire, RegionRedirect, type Route } from './range-wire.js';
+import { ClockSkew, DirectGetUnsupported, hostHeader, RangeWire, RegionRedirect, type Route, type WireAnswer } from './range-wire.js';
 
 export { DirectGetUnsupported } from './range-wire.js';
 
@@ -135,10 +135,23 @@ export class DirectRangeGetter {
 
   /**
    * Read bytes [start, end) of the object into `into[0, end - start)`. Resolves with the object's
-   * ETag (quotes stripped) when S3 sent one.
+   * ETag (quotes stripped) and whole size when S3 sent them.
    */
-  getInto(loc: S3Location, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<{ etag?: string }> {
+  getInto(loc: S3Location, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal } = {}): Promise<WireAnswer> {
     return this.noting(this.signedGet(loc, start, end, into, opts));
+  }
+
+  /**
+   * The object's size and ETag, as HeadObject gives them, from a GET of its first byte: the same
+   * signed request as every read, so pinning a version at open costs one small answer on a
+   * pooled connection, not the SDK's first-use set-up and its own connection (≈ 25 ms of CPU on
+   * a fresh mount's first open; bench/README.md, "Session 12"). An empty object has no first
+   * byte (S3 answers 416 InvalidRange); the caller asks HeadObject then.
+   */
+  async stat(loc: S3Location, opts: { signal?: AbortSignal } = {}): Promise<{ size: number; etag: string }> {
+    const answer = await this.getInto(loc, 0, 1, Buffer.allocUnsafe(1), opts);
+    if (answer.size === undefined || !answer.etag) throw new DirectGetUnsupported('no size or ETag in the answer to a first-byte GET', true);
+    return { size: answer.size, etag: answer.etag };
   }
 
   /** Turn the reader off when `request` fails with a permanent DirectGetUnsupported. */
@@ -149,7 +162,7 @@ export class DirectRangeGetter {
     });
   }
 
-  private async signedGet(loc: S3Location, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal }): Promise<{ etag?: string }> {
+  private async signedGet(loc: S3Location, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal }): Promise<WireAnswer> {
     let redirected = false;
     let skewed = false;
     for (;;) {
@@ -180,7 +193,7 @@ export class DirectRangeGetter {
     }
   }
 
-  private async getOnce(loc: S3Location, region: string, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal }): Promise<{ etag?: string }> {
+  private async getOnce(loc: S3Location, region: string, start: number, end: number, into: Buffer, opts: { ifMatch?: string; signal?: AbortSignal }): Promise<WireAnswer> {
     const credentials = this.opts.credentials;
     if (!credentials) throw new Error('DirectRangeGetter: getInto needs credentials (getUrlInto does not)');
     const route = this.route(loc, region);
@@ -200,7 +213,7 @@ export class DirectRangeGetter {
    * The same for a presigned (or otherwise self-authorising) URL: only Host and Range are sent.
    * The URL is never parsed beyond its origin and path (it may be any signed URL).
    */
-  getUrlInto(url: string, start: number, end: number, into: Buffer, opts: { signal?: AbortSignal } = {}): Promise<{ etag?: string }> {
+  getUrlInto(url: string, start: number, end: number, into: Buffer, opts: { signal?: AbortSignal } = {}): Promise<WireAnswer> {
     const u = new URL(url);
     if (u.protocol !== 'https:' && u.protocol !== 'http:') return Promise.reject(new DirectGetUnsupported(`${u.protocol} URL`, true));
     const secure = u.protocol === 'https:';

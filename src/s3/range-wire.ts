@@ -50,6 +50,8 @@ interface Target {
   start: number;
   received: number;
   inBody: boolean;
+  /** The object's whole size, from Content-Range (or a 200's Content-Length). */
+  total?: number;
   /** Parsed head of a non-success answer whose (small) body is being collected. */
   errorHead?: ParsedHead;
   errorBody?: Buffer[];
@@ -190,7 +192,12 @@ class Connection {
   private checkRange(t: Target, head: ParsedHead, bodyLength: number): Error | undefined {
     const asked = `bytes ${t.start}-${t.start + t.length - 1}`;
     if (head.status === 200) {
-      return t.start === 0 && bodyLength === t.length ? undefined : new DirectGetUnsupported(`a 200 answer of ${bodyLength} bytes to ${asked}`);
+      t.total = bodyLength;
+      if (t.start === 0 && bodyLength === t.length) return undefined;
+      // The whole object, shorter than the range asked (an empty one, for a first-byte stat):
+      // it ends early, as a short 206 does below — not a server that ignores ranges.
+      if (t.start === 0 && bodyLength < t.length) return new S3Error('InvalidRange', `S3 GetObject: the object has ${bodyLength} bytes, ${asked} asked for`, head.status);
+      return new DirectGetUnsupported(`a 200 answer of ${bodyLength} bytes to ${asked}`);
     }
     const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(head.headers.get('content-range') ?? '');
     if (!range) return new DirectGetUnsupported(`a 206 answer without Content-Range for ${asked}`);
@@ -201,6 +208,7 @@ class Connection {
     // A consistent answer that ends early: the object is shorter than the caller thinks (the SDK
     // path fails such a read too, as a body that ended early).
     if (bodyLength !== t.length) return new S3Error('InvalidRange', `S3 GetObject: object ends at byte ${range[2]}, ${asked} asked for`, head.status);
+    if (range[3] !== '*') t.total = Number(range[3]);
     return undefined;
   }
 
@@ -332,6 +340,13 @@ export class ClockSkew extends Error {
   }
 }
 
+/** What a GET's answer said of the object besides its bytes. */
+export interface WireAnswer {
+  etag?: string;
+  /** The object's whole size. */
+  size?: number;
+}
+
 export interface Route {
   host: string;
   port: number;
@@ -365,8 +380,11 @@ export class RangeWire {
 
   constructor(private readonly ca: string[] | undefined) {}
 
-  /** GET `route` with `headers` (Host included); the body, [start, end) of the object, into `into`. */
-  async get(route: Route, headers: Record<string, string>, start: number, end: number, into: Buffer, signal: AbortSignal | undefined): Promise<{ etag?: string }> {
+  /**
+   * GET `route` with `headers` (Host included); the body, [start, end) of the object, into `into`.
+   * Resolves with the object's ETag and whole size when the answer gave them.
+   */
+  async get(route: Route, headers: Record<string, string>, start: number, end: number, into: Buffer, signal: AbortSignal | undefined): Promise<WireAnswer> {
     let request = `GET ${route.path} HTTP/1.1\r\n`;
     for (const [name, value] of Object.entries(headers)) request += `${name}: ${value}\r\n`;
     request += '\r\n';
@@ -416,7 +434,7 @@ export class RangeWire {
     return conn;
   }
 
-  private exchange(conn: Connection, start: number, end: number, into: Buffer, request: string, signal: AbortSignal | undefined): Promise<{ etag?: string }> {
+  private exchange(conn: Connection, start: number, end: number, into: Buffer, request: string, signal: AbortSignal | undefined): Promise<WireAnswer> {
     s3Stats.request();
     return new Promise((resolve, reject) => {
       const onAbort = (): void => conn.abort(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
@@ -432,7 +450,7 @@ export class RangeWire {
           }
           s3Stats.leanGet();
           const etag = stripQuotes(head?.headers.get('etag'));
-          resolve(etag ? { etag } : {});
+          resolve({ ...(etag ? { etag } : {}), ...(target.total !== undefined ? { size: target.total } : {}) });
         },
       };
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -1,6 +1,7 @@
 /**
  * RangeSource over an ObjectStore (S3 with credentials). The object version is pinned at open
- * by a HEAD: its ETag goes into the cache key and is sent as If-Match on every GET, so an object
+ * by the store's `head` (a GET of the first byte on the lean path, aws-object-store.ts): its
+ * ETag goes into the cache key and is sent as If-Match on every GET, so an object
  * replaced under an open file fails the read (PreconditionFailed → EIO) instead of mixing
  * versions, and a later open (new ETag) never meets blocks cached from the old object.
  */
@@ -19,7 +20,7 @@ export class S3RangeSource implements RangeSource {
     this.cacheKey = `${idKey}:${etag}`;
   }
 
-  /** HEAD the object and pin its current version. `idKey` names the bytes (a file handle id). */
+  /** Stat the object and pin its current version. `idKey` names the bytes (a file handle id). */
   static async open(idKey: string, store: ObjectStore, loc: S3Location): Promise<S3RangeSource> {
     const head = await store.head(loc);
     return new S3RangeSource(idKey, head.size, head.etag, store, loc);

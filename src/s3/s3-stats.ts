@@ -18,8 +18,9 @@ export interface S3Counters {
   /** Body bytes sent (PUT object, upload part). */
   bytesUp: number;
   /**
-   * Ranged GETs answered through the lean reader (range-wire.ts); the others went through the
-   * AWS SDK or fetch (a proxy, SYNAPSE_MOUNT_S3_GET=sdk, or a server it cannot read).
+   * Ranged GETs answered through the lean reader (range-wire.ts), the first-byte GETs that pin
+   * an object's version at open included; the others went through the AWS SDK or fetch (a
+   * proxy, SYNAPSE_MOUNT_S3_GET=sdk, or a server it cannot read).
    */
   leanGets: number;
 }

@@ -53,7 +53,8 @@ describe('synapse-mount status', () => {
     stack = await startStack({ fixture: 'empty' });
     projectId = stack.seed.project('Status Test');
     const managed = await stack.seed.folder(projectId, 'managed', { storage: 'managed' });
-    await stack.seed.folder(projectId, 'sts', { storage: 'sts' });
+    const sts = await stack.seed.folder(projectId, 'sts', { storage: 'sts' });
+    await stack.seed.file(sts.id, 'reads.bin', patternBytes(2 * MiB, 3));
     await stack.seed.file(managed.id, 'hello.txt', Buffer.from('hello\n'));
     await stack.seed.file(managed.id, 'ramp.bin', patternBytes(3 * MiB, 7));
     stateHome = await tempDir('status-state-');
@@ -79,6 +80,13 @@ describe('synapse-mount status', () => {
   });
 
   test('a live mount answers: entity, endpoint, uptime, cache, Synapse and S3 counts; socket is 0600', async () => {
+    // An STS file first: opening it pins the object's version with a first-byte GET on the lean
+    // path, so a fresh mount's reads never start the AWS SDK (every S3 request is a lean one).
+    const sts = await sh(`md5sum < '${dir}/sts/reads.bin'`);
+    assert.equal(sts.code, 0, sts.stderr);
+    const afterSts = await liveStatus();
+    assert.ok(afterSts.s3.requests >= 2, `S3 requests ${JSON.stringify(afterSts.s3)}`);
+    assert.equal(afterSts.s3.leanGets, afterSts.s3.requests, `every S3 request of the STS read was a lean one: ${JSON.stringify(afterSts.s3)}`);
     const cat = await sh(`cat '${dir}/managed/hello.txt' && md5sum < '${dir}/managed/ramp.bin'`);
     assert.equal(cat.code, 0, cat.stderr);
     const s = await liveStatus();

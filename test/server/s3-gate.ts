@@ -336,7 +336,17 @@ export class S3Gate {
       let firstByteOnly = false;
       if (isRead && method === 'GET') {
         const range = String(req.headers.range ?? '');
-        if (/^bytes=0-0+$/.test(range)) { headers.range = 'bytes=0-'; firstByteOnly = true; }
+        if (/^bytes=0-0+$/.test(range)) {
+          // An empty object has no first byte: S3 answers 416 (s3rver would send a head that
+          // promises one byte and never comes).
+          if ((await this.backendSize(rawPath)) === 0) {
+            req.resume();
+            fail(416, 'InvalidRange', 'The requested range is not satisfiable', { RangeRequested: range, ActualObjectSize: '0' });
+            return;
+          }
+          headers.range = 'bytes=0-';
+          firstByteOnly = true;
+        }
         const suffix = /^bytes=-(\d+)$/.exec(range);
         if (suffix) {
           const size = await this.backendSize(rawPath);

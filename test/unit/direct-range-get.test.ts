@@ -12,6 +12,7 @@ import { after, before, describe, mock, test } from 'node:test';
 import { DirectGetUnsupported, DirectRangeGetter } from '../../src/s3/direct-range-get.js';
 import { AwsObjectStore, isRetryableBodyError, toS3Error } from '../../src/s3/aws-object-store.js';
 import { S3Error } from '../../src/s3/object-store.js';
+import { S3Client } from '@aws-sdk/client-s3';
 import { startStack, type Stack } from '../server/stack.js';
 import { scripted, type Answer } from './scripted-http.js';
 import { makeTestCa } from '../test-ca.js';
@@ -76,6 +77,16 @@ describe('DirectRangeGetter on the wire', () => {
       assert.match(head, /^GET \/bkt\/dir\/a%20b%2Bc%281%29%C3%A9\.bin HTTP\/1\.1/);
       assert.match(head, /authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST\/\d{8}\/us-east-1\/s3\/aws4_request/i);
       assert.match(head, /x-amz-content-sha256: e3b0c442/i);
+    });
+  });
+
+  test('stat: the size (Content-Range) and ETag, as HeadObject gives them, from a signed GET of the first byte', async () => {
+    await onWire((_req, sock, r) => partial(sock, r), async (g, srv) => {
+      assert.deepEqual(await g.stat(loc), { size: OBJECT.length, etag: 'abc123' });
+      const head = srv.requests[0]!.head;
+      assert.match(head, /^GET \/bkt\/dir\//);
+      assert.match(head, /range: bytes=0-0\r\n/i);
+      assert.match(head, /authorization: AWS4-HMAC-SHA256/i);
     });
   });
 
@@ -345,6 +356,42 @@ describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore',
     } finally {
       lean.mock.restore();
       store.destroy();
+    }
+  });
+
+  test('head: size and ETag from the lean first-byte GET (no SDK request); an empty object (416) through HeadObject; a missing one is final', async () => {
+    const store = new AwsObjectStore({ endpoint: stack.s3Endpoint, credentials: admin() });
+    const key = { bucket: stack.externalBucket, key: 'direct/head (1).bin' };
+    const empty = { ...key, key: 'direct/empty.bin' };
+    const { etag } = await store.putObject(key, OBJECT);
+    const { etag: emptyEtag } = await store.putObject(empty, Buffer.alloc(0));
+    const sdk = mock.method(S3Client.prototype, 'send');
+    try {
+      assert.deepEqual(await store.head(key), { size: OBJECT.length, etag });
+      assert.equal(sdk.mock.calls.length, 0, 'a non-empty object: no SDK call');
+      assert.deepEqual(await store.head(empty), { size: 0, etag: emptyEtag });
+      assert.equal(sdk.mock.calls.length, 1, 'the empty object has no first byte: one HeadObject');
+      await assert.rejects(store.head({ ...key, key: 'direct/missing' }), (e: unknown) => e instanceof S3Error && e.status === 404);
+      assert.equal(sdk.mock.calls.length, 1, 'a missing object: the lean answer is final');
+    } finally {
+      sdk.mock.restore();
+      store.destroy();
+    }
+  });
+
+  test('head: a first-byte GET answered with a whole empty object (200, no body) goes to HeadObject, and the lean reader stays on', async () => {
+    const srv = await scripted((req, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: "e0"\r\n\r\n');
+      void req;
+    }, 0);
+    const store = new AwsObjectStore({ endpoint: srv.url, credentials: creds, maxAttempts: 1 });
+    try {
+      assert.deepEqual(await store.head(loc), { size: 0, etag: 'e0' });
+      assert.deepEqual(srv.requests.map((q) => q.head.split(' ')[0]), ['GET', 'HEAD']);
+      assert.equal((store as unknown as { direct: DirectRangeGetter }).direct.usable, true, 'a short object is not a server that ignores ranges');
+    } finally {
+      store.destroy();
+      await srv.close();
     }
   });
 

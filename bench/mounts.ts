@@ -10,7 +10,6 @@ import path from 'node:path';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { isMounted, ROOT, tempDir, waitFor } from '../test/e2e/harness.js';
 import { sh, sleep, spawnCaptured } from './sys.js';
-import { servingProcessEnv } from '../src/cli/serving-env.js';
 
 /**
  * How the bench runs the CLI: the TypeScript source through tsx (always the current src/, as a
@@ -83,9 +82,7 @@ export async function mountSynapse(o: SynapseMountOptions): Promise<BenchMount> 
     ...(o.nodeArgs ?? []), ...CLI_ARGS, o.entityId, dir, '--foreground',
     '--endpoint', o.endpoint, '--s3-endpoint', o.s3Endpoint, '--log-level', 'warn', '--spool-dir', spoolDir,
     ...(o.args ?? []),
-    // The environment background mode gives its serving process (huge-page malloc), so the
-    // figures are those of a default `synapse-mount` run.
-  ], { ...servingProcessEnv({ ...process.env, ...o.env }), SYNAPSE_AUTH_TOKEN: o.token });
+  ], { ...process.env, ...o.env, SYNAPSE_AUTH_TOKEN: o.token });
   await waitMounted('synapse-mount', dir, s, 60_000);
   const down = teardown('synapse-mount', dir, s, async () => { s.proc.kill('SIGTERM'); });
   return {

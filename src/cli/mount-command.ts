@@ -22,7 +22,6 @@ import { mount, type MountConfig } from '../fs/mount.js';
 import { writeMountRecord, removeMountRecord, controlSocketPath } from './mount-registry.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { collectStatus } from '../fs/mount-status.js';
-import { servingProcessEnv } from './serving-env.js';
 
 /** Env var marking the re-executed serving child. */
 export const CHILD_ENV = 'SYNAPSE_MOUNT_SERVING_CHILD';
@@ -62,7 +61,7 @@ async function startBackground(opts: MountCommandOptions): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, script, ...withoutLogFile(opts.argv), '--foreground', '--log-file', logFile], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'ipc'],
-    env: { ...servingProcessEnv(process.env), SYNAPSE_AUTH_TOKEN: opts.config.authToken, [CHILD_ENV]: '1' },
+    env: { ...process.env, SYNAPSE_AUTH_TOKEN: opts.config.authToken, [CHILD_ENV]: '1' },
   });
   return new Promise<number>((resolve) => {
     let settled = false;

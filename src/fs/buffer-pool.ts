@@ -7,9 +7,10 @@
  * Why slabs: every new ArrayBuffer is reported to V8 as external memory, and each ~64 MiB of
  * growth makes V8 run a full mark-compact; a cache filling with 8 MiB buffers paid dozens of
  * them. One slab is one report. A slab is only reserved address space until a slice is written
- * (pages are faulted in as they are touched), and with glibc's `hugetlb` malloc tunable
- * (mount-command.ts sets it for the serving process) a large slab is backed by 2 MiB pages
- * almost entirely — 512× fewer faults than 4 KiB pages.
+ * (pages are faulted in as they are touched), in 4 KiB pages: backing slabs with 2 MiB pages
+ * (glibc's `hugetlb` malloc tunable, sessions 7–11) made first touches dearer and far more
+ * variable on the bench VM — each huge page is a fresh 2 MiB block the kernel must zero, where
+ * 4 KiB faults mostly reuse recently freed pages (bench/README.md, "Session 12").
  *
  * The block cache's pool never shrinks: it hands out a new slice only when every slice issued so
  * far is in use (cached, being fetched or being read), so what it holds is bounded by the peak

@@ -2,10 +2,10 @@
  * Page-faulting fresh buffer memory on a worker thread, before the event loop writes into it.
  *
  * Why: the first write into newly allocated memory makes the kernel find and zero a page, and
- * on the VMs we measured that is dear — ≈ 1 s per GiB with 2 MiB pages (bench/README.md,
- * "Caveats"). A cold read of a fresh mount writes its first ≈ 150 MiB of block buffers for the
- * first time *inside the socket reads of the event loop* (`perf`: huge-page zeroing under `read`,
- * 7.9 % of all CPU samples during a cold 1 GiB read), and while the loop zeroes a page it drains
+ * on the VMs we measured that is dear and variable (bench/README.md, "Caveats"). A cold read of
+ * a fresh mount writes its first ≈ 150 MiB of block buffers for the first time *inside the
+ * socket reads of the event loop* (`perf`, session 7: page zeroing under `read`, 7.9 % of all
+ * CPU samples during a cold 1 GiB read), and while the loop zeroes a page it drains
  * no socket and answers no FUSE request. BufferPool therefore asks this worker to touch a slice
  * just before it is handed out, so the zeroing happens on another core meanwhile.
  *

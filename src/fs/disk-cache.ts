@@ -5,7 +5,7 @@
  *
  * Why a block is never stale: it is keyed by the object's identity — `fh<fileHandleId>` for
  * Synapse-managed storage, `fh<fileHandleId>:<ETag>` for S3 reads with STS credentials (the ETag
- * is pinned by a HEAD at open) — plus the block size and index. Synapse file handles are
+ * is pinned at open by a first-byte GET or a HEAD) — plus the block size and index. Synapse file handles are
  * immutable: a new version of a file is a new file handle, so its blocks have another key.
  *
  * Layout (`<dir>`):

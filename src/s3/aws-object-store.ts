@@ -316,23 +316,30 @@ export class AwsObjectStore implements ObjectStore {
     }
   }
 
-  /**
-   * Size and ETag: from a GET of the first byte on the lean path (direct-range-get.ts `stat`),
-   * else — no lean path, an empty object (416), an answer it does not read, or a failure that
-   * is not S3's final word (a reset, a 5xx: the SDK retries those) — from HeadObject.
-   */
   async head(loc: S3Location): Promise<{ size: number; etag: string }> {
-    if (this.direct?.usable) {
+    const res = await this.call('HeadObject', (signal) =>
+      this.client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal }));
+    return { size: res.ContentLength ?? 0, etag: stripQuotes(res.ETag) ?? '' };
+  }
+
+  /**
+   * What an open pins: size and ETag from a GET of the first byte on the lean path
+   * (direct-range-get.ts `stat`), else from HeadObject — when there is no lean path, for an
+   * empty object (416), an answer the lean path hands over, or a failure that is not S3's final
+   * word (a reset, a 5xx: the SDK retries those). Not after our own timeout: that would make
+   * the open wait twice --read-timeout.
+   */
+  async readVersion(loc: S3Location): Promise<{ size: number; etag: string }> {
+    if (this.direct?.usable && this.direct.statUsable) {
       try {
         const stat = await this.call('HeadObject', (signal) => this.directStat(loc, signal));
         if (stat) return stat;
       } catch (err) {
-        if (!isRetryableBodyError(err) && !(err instanceof S3Error && err.code === 'InvalidRange')) throw err;
+        const ours = err instanceof S3Error && err.code === 'RequestTimeout' && err.status === 0;
+        if (ours || !(isRetryableBodyError(err) || (err instanceof S3Error && err.code === 'InvalidRange'))) throw err;
       }
     }
-    const res = await this.call('HeadObject', (signal) =>
-      this.client.send(new HeadObjectCommand({ Bucket: loc.bucket, Key: loc.key }), { abortSignal: signal }));
-    return { size: res.ContentLength ?? 0, etag: stripQuotes(res.ETag) ?? '' };
+    return this.head(loc);
   }
 
   /** The lean path's first-byte stat; undefined when it hands this request to the SDK. */

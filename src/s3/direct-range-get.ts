@@ -105,6 +105,8 @@ export class DirectRangeGetter {
    * DirectGetUnsupported): callers then use the SDK or fetch. Requests in flight finish.
    */
   usable = true;
+  /** False once a first-byte stat got an answer it could not use; HeadObject pins versions then. */
+  statUsable = true;
 
   constructor(private readonly opts: DirectRangeGetOptions) {
     this.endpoint = opts.endpoint ? new URL(opts.endpoint) : undefined;
@@ -149,8 +151,22 @@ export class DirectRangeGetter {
    * byte (S3 answers 416 InvalidRange); the caller asks HeadObject then.
    */
   async stat(loc: S3Location, opts: { signal?: AbortSignal } = {}): Promise<{ size: number; etag: string }> {
-    const answer = await this.getInto(loc, 0, 1, Buffer.allocUnsafe(1), opts);
-    if (answer.size === undefined || !answer.etag) throw new DirectGetUnsupported('no size or ETag in the answer to a first-byte GET', true);
+    let answer: WireAnswer;
+    try {
+      // Not through noting(): a server that answers this one range oddly (the whole object for
+      // `bytes=0-0`, as s3rver does) must not turn the reader off for every read.
+      answer = await this.signedGet(loc, 0, 1, Buffer.allocUnsafeSlow(1), opts);
+    } catch (err) {
+      if (err instanceof DirectGetUnsupported && !err.requestOnly) {
+        this.statUsable = false;
+        throw new DirectGetUnsupported(err.message, true);
+      }
+      throw err;
+    }
+    if (answer.size === undefined || !answer.etag) {
+      this.statUsable = false; // it will not say next time either: HeadObject from now on
+      throw new DirectGetUnsupported('no size or ETag in the answer to a first-byte GET', true);
+    }
     return { size: answer.size, etag: answer.etag };
   }
 

@@ -45,6 +45,14 @@ export interface ObjectStore {
   /** Bytes [start, end) of the object. `ifMatch` pins the version: a changed object → S3Error PreconditionFailed. */
   getRange(loc: S3Location, start: number, end: number, opts?: { ifMatch?: string; signal?: AbortSignal; alloc?: Alloc }): Promise<RangeResult>;
   head(loc: S3Location): Promise<{ size: number; etag: string }>;
+  /**
+   * Size and ETag of the version a read would get now (an open pins it, s3-range-source.ts).
+   * Unlike head(), it may read the object's first byte to learn them — cheaper where reads have
+   * a path of their own — so it needs what reading needs (an archived object or a KMS key the
+   * caller may not use fails here, as the reads after it would). Stores without a cheaper way
+   * leave it out, and callers use head().
+   */
+  readVersion?(loc: S3Location): Promise<{ size: number; etag: string }>;
   putObject(loc: S3Location, body: Buffer, opts?: { contentMd5Base64?: string; contentType?: string }): Promise<{ etag: string }>;
   createMultipartUpload(loc: S3Location, opts?: { contentType?: string }): Promise<string>;
   uploadPart(loc: S3Location, uploadId: string, partNumber: number, body: Buffer, contentMd5Base64?: string): Promise<string>;

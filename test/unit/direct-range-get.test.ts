@@ -359,7 +359,7 @@ describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore',
     }
   });
 
-  test('head: size and ETag from the lean first-byte GET (no SDK request); an empty object (416) through HeadObject; a missing one is final', async () => {
+  test('readVersion: size and ETag from the lean first-byte GET (no SDK request); an empty object (416) through HeadObject; a missing one is final; head() is HeadObject', async () => {
     const store = new AwsObjectStore({ endpoint: stack.s3Endpoint, credentials: admin() });
     const key = { bucket: stack.externalBucket, key: 'direct/head (1).bin' };
     const empty = { ...key, key: 'direct/empty.bin' };
@@ -367,31 +367,79 @@ describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore',
     const { etag: emptyEtag } = await store.putObject(empty, Buffer.alloc(0));
     const sdk = mock.method(S3Client.prototype, 'send');
     try {
-      assert.deepEqual(await store.head(key), { size: OBJECT.length, etag });
+      assert.deepEqual(await store.readVersion(key), { size: OBJECT.length, etag });
       assert.equal(sdk.mock.calls.length, 0, 'a non-empty object: no SDK call');
-      assert.deepEqual(await store.head(empty), { size: 0, etag: emptyEtag });
+      assert.deepEqual(await store.readVersion(empty), { size: 0, etag: emptyEtag });
       assert.equal(sdk.mock.calls.length, 1, 'the empty object has no first byte: one HeadObject');
-      await assert.rejects(store.head({ ...key, key: 'direct/missing' }), (e: unknown) => e instanceof S3Error && e.status === 404);
+      await assert.rejects(store.readVersion({ ...key, key: 'direct/missing' }), (e: unknown) => e instanceof S3Error && e.status === 404);
       assert.equal(sdk.mock.calls.length, 1, 'a missing object: the lean answer is final');
+      // head() is metadata only (add-s3-file, recover): HeadObject, which needs no read access.
+      assert.deepEqual(await store.head(key), { size: OBJECT.length, etag });
+      assert.equal(sdk.mock.calls.length, 2);
     } finally {
       sdk.mock.restore();
       store.destroy();
     }
   });
 
-  test('head: a first-byte GET answered with a whole empty object (200, no body) goes to HeadObject, and the lean reader stays on', async () => {
+  /** A scripted S3 whose GETs get `onGet` (with the request count so far) and HEADs a 200 for an 11-byte object. */
+  async function scriptedStore(onGet: (sock: net.Socket, n: number) => void, opts: { onCredentialsExpired?: () => void } = {}) {
+    let gets = 0;
     const srv = await scripted((req, sock) => {
-      sock.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: "e0"\r\n\r\n');
-      void req;
-    }, 0);
-    const store = new AwsObjectStore({ endpoint: srv.url, credentials: creds, maxAttempts: 1 });
+      if (req.head.startsWith('HEAD ')) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 11\r\nETag: "h1"\r\n\r\n');
+      else onGet(sock, gets++);
+    }, 11);
+    const store = new AwsObjectStore({ endpoint: srv.url, credentials: creds, maxAttempts: 1, ...opts });
+    const methods = (): string[] => srv.requests.map((q) => q.head.split(' ')[0]!);
+    return { srv, store, methods, close: async () => { store.destroy(); await srv.close(); } };
+  }
+
+  test('readVersion: a whole empty object (200, no body) for the first byte goes to HeadObject, and the lean reader stays on', async () => {
+    const t = await scriptedStore((sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: "e0"\r\n\r\n'));
     try {
-      assert.deepEqual(await store.head(loc), { size: 0, etag: 'e0' });
-      assert.deepEqual(srv.requests.map((q) => q.head.split(' ')[0]), ['GET', 'HEAD']);
-      assert.equal((store as unknown as { direct: DirectRangeGetter }).direct.usable, true, 'a short object is not a server that ignores ranges');
+      assert.deepEqual(await t.store.readVersion(loc), { size: 11, etag: 'h1' });
+      assert.deepEqual(t.methods(), ['GET', 'HEAD']);
+      assert.equal((t.store as unknown as { direct: DirectRangeGetter }).direct.usable, true, 'a short object is not a server that ignores ranges');
     } finally {
-      store.destroy();
-      await srv.close();
+      await t.close();
+    }
+  });
+
+  test('readVersion: a server that sends the whole object for bytes=0-0 gets HeadObject from then on; its reads stay lean', async () => {
+    const t = await scriptedStore((sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nContent-Length: 11\r\nETag: "h1"\r\n\r\nhello world');
+    });
+    try {
+      assert.deepEqual(await t.store.readVersion(loc), { size: 11, etag: 'h1' });
+      assert.deepEqual(await t.store.readVersion(loc), { size: 11, etag: 'h1' });
+      assert.deepEqual(t.methods(), ['GET', 'HEAD', 'HEAD'], 'one try of the first-byte GET, then HeadObject');
+      const direct = (t.store as unknown as { direct: DirectRangeGetter }).direct;
+      assert.equal(direct.usable, true, 'the reader is still on for reads');
+      assert.equal(direct.statUsable, false);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('readVersion: a 5xx goes to HeadObject (the SDK retries those); ExpiredToken refreshes the credentials and asks again, lean', async () => {
+    const failing = await scriptedStore((sock) => s3error(sock, 503, 'SlowDown'));
+    try {
+      assert.deepEqual(await failing.store.readVersion(loc), { size: 11, etag: 'h1' });
+      assert.deepEqual(failing.methods(), ['GET', 'HEAD']);
+    } finally {
+      await failing.close();
+    }
+    let refreshed = 0;
+    const expiring = await scriptedStore((sock, n) => {
+      if (n === 0) s3error(sock, 400, 'ExpiredToken');
+      else sock.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 1\r\nContent-Range: bytes 0-0/11\r\nETag: "g2"\r\n\r\nh');
+    }, { onCredentialsExpired: () => { refreshed++; } });
+    try {
+      assert.deepEqual(await expiring.store.readVersion(loc), { size: 11, etag: 'g2' });
+      assert.deepEqual(expiring.methods(), ['GET', 'GET'], 'no HeadObject');
+      assert.equal(refreshed, 1);
+    } finally {
+      await expiring.close();
     }
   });
 

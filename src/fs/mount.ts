@@ -19,7 +19,7 @@ import { checkMetadataView, ViewSizes } from './view-sizes.js';
 import { MountError, preflight } from './preflight.js';
 import { Publisher } from './publisher.js';
 import { Spool } from './spool.js';
-import { abortOrphanedUploads } from './orphans.js';
+import { sweepOrphanedUploads } from './orphans.js';
 import { MemoryBudget } from '../s3/multipart-upload.js';
 import { BufferPool } from './buffer-pool.js';
 import { startHashWorker } from '../s3/offthread-hash.js';
@@ -274,7 +274,7 @@ export async function mount(config: MountConfig, log: Logger): Promise<MountedFi
   if (!config.readOnly) {
     // Uploads hash on a worker thread (src/s3/offthread-hash.ts): start it with the mount.
     startHashWorker();
-    void abortOrphanedUploads(spool, (loc, entityId) => sources.storeFor(loc, entityId, 'read_write'), log)
+    void sweepOrphanedUploads(spool, (loc, entityId) => sources.storeFor(loc, entityId, 'read_write'), log)
       .catch((err: unknown) => log.warn({ err }, 'checking for orphaned uploads failed'));
   }
   return {

@@ -26,9 +26,10 @@ export async function abortOrphanedUploads(
   spool: Spool,
   storeFor: (locationId: number, entityId: string) => ObjectStore,
   log?: Logger,
+  selfIsLive = false,
 ): Promise<number> {
   let aborted = 0;
-  for (const rec of await orphanedUploads(spool, false)) {
+  for (const rec of await orphanedUploads(spool, selfIsLive)) {
     try {
       await storeFor(rec.storageLocationId, rec.parentId).abortMultipartUpload({ bucket: rec.bucket, key: rec.key }, rec.uploadId);
       aborted++;
@@ -36,11 +37,32 @@ export async function abortOrphanedUploads(
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code !== 'NoSuchUpload') {
-        log?.warn({ err, key: rec.key }, 'could not abort an orphaned multipart upload; will retry next time');
+        log?.warn({ err, key: rec.key }, 'could not abort an orphaned multipart upload; will try again');
         continue;
       }
     }
     await spool.removeUpload(rec.uploadId);
+  }
+  return aborted;
+}
+
+/**
+ * The sweep at mount start, tried again after each of `retryDelaysMs` while orphans it could
+ * not abort remain: a transient S3 or Synapse failure must not leave their parts billed until
+ * the next mount. The retries count this process's own records as live (its uploads in flight).
+ */
+export async function sweepOrphanedUploads(
+  spool: Spool,
+  storeFor: (locationId: number, entityId: string) => ObjectStore,
+  log?: Logger,
+  retryDelaysMs: number[] = [2_000, 10_000, 60_000],
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
+): Promise<number> {
+  let aborted = await abortOrphanedUploads(spool, storeFor, log);
+  for (const ms of retryDelaysMs) {
+    if ((await orphanedUploads(spool, true)).length === 0) break;
+    await sleep(ms);
+    aborted += await abortOrphanedUploads(spool, storeFor, log, true);
   }
   return aborted;
 }

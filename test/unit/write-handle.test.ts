@@ -14,7 +14,7 @@ import { ActiveFile, type StreamTarget } from '../../src/fs/write-handle.js';
 import type { Publisher } from '../../src/fs/publisher.js';
 import { Spool } from '../../src/fs/spool.js';
 import { recoverAll } from '../../src/cli/recover-command.js';
-import { abortOrphanedUploads } from '../../src/fs/orphans.js';
+import { abortOrphanedUploads, sweepOrphanedUploads } from '../../src/fs/orphans.js';
 import type { SynapseApi } from '../../src/synapse/api.js';
 import { MemoryBudget, StreamingUpload, type FailedPartStore } from '../../src/s3/multipart-upload.js';
 import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
@@ -365,4 +365,24 @@ test('a file opened after others are streaming goes to the spool at no cost, and
   assert.deepEqual(t.uploaded.map((x) => md5(x)), [md5(content.get(d)!)]);
   for (const f of [a, b, c, d]) await f.dispose(false);
   assert.equal(t.budget.inUse, 0);
+});
+
+test('the orphan sweep tries again while an abort fails, and its retries leave this process\'s own uploads alone', async () => {
+  const t = await setup();
+  const rec = (uploadId: string, key: string, pid: number) => ({ uploadId, bucket: 'b', key, storageLocationId: 7, parentId: 'syn1', startedAt: '', pid });
+  const orphan = await t.store.createMultipartUpload({ bucket: 'b', key: 'base/o/1.bin' });
+  await t.spool.recordUpload(rec(orphan, 'base/o/1.bin', 2 ** 22 + 3)); // above pid_max: never alive
+  t.store.failNext('abortMultipartUpload', 1);
+  let own = '';
+  const slept: number[] = [];
+  const aborted = await sweepOrphanedUploads(t.spool, () => t.store, undefined, [5, 7], async (ms) => {
+    slept.push(ms);
+    // Meanwhile this mount starts an upload of its own.
+    own = await t.store.createMultipartUpload({ bucket: 'b', key: 'base/o/2.bin' });
+    await t.spool.recordUpload(rec(own, 'base/o/2.bin', process.pid));
+  });
+  assert.equal(aborted, 1, 'the orphan was aborted on the retry');
+  assert.deepEqual(slept, [5], 'no retry once nothing is left to abort');
+  assert.deepEqual([...t.store.uploads.keys()], [own], 'only this process\'s upload is still open');
+  assert.deepEqual((await t.spool.listUploads()).map((r) => r.uploadId), [own]);
 });

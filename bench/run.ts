@@ -454,7 +454,6 @@ class Bench {
   async seqReadAndWrite(): Promise<void> {
     const doRead = this.has('seq_read');
     const doWrite = this.has('seq_write');
-    this.notes.push('round order: the direct client first in even rounds, the mount first in odd ones (every group with rounds)');
     const doPeers = this.has('peers');
     if (doPeers) await this.findPeers();
     const reads: Rounds = { direct: [], mount: [] };
@@ -536,35 +535,34 @@ class Bench {
     const rounds: Rounds = { direct: [], mount: [] };
     const bytes = PAR_FILES * PAR_BYTES;
     for (let round = 0; round < (doPar ? PAR_ROUNDS : 1); round++) {
-      // Direct first in even rounds, the mount first in odd ones (inTurn): here by running the
-      // direct read after the mount in odd rounds.
-      const directFirst = round % 2 === 0;
-      if (doPar && directFirst) rounds.direct.push(await this.directRead(this.parKeys, bytes, 'parallel read'));
-      const m = await this.mount();
-      try {
-        if (doPar) {
-          await dropCaches();
-          const b = this.stats();
-          const files = this.parKeys.map((_, i) => `'${m.dir}/data/par-${i}.bin'`).join(' ');
-          // Each dd reports into its own file: their summaries never share a line (ddBytes).
-          const logs = path.join(TMP, 'par-dd');
-          const t = await this.timed(
-            `rm -f '${logs}'-*.log; pids=(); i=0; for f in ${files}; do dd if="$f" of=/dev/null bs=1M 2>"${logs}-$i.log" & pids+=($!); i=$((i+1)); done; ` +
-              `rc=0; for p in "\${pids[@]}"; do wait $p || rc=1; done; cat '${logs}'-*.log >&2; exit $rc`,
-            m.pid, 180_000);
-          if (ddBytes(t.r) !== bytes) throw new Error(`parallel read copied ${ddBytes(t.r)} bytes, not ${bytes}:\n${t.r.stderr}`);
-          const served = this.checkServed('mount parallel read', b, bytes);
-          rounds.mount.push({
-            mbps: mibps(bytes, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, s3Bytes: served,
-            s3Requests: this.stats().s3.requests - b.s3.requests,
-          });
-          this.log(`mount parallel read ${mibps(bytes, t.seconds)} MiB/s`);
+      await inTurn(round, async () => {
+        if (doPar) rounds.direct.push(await this.directRead(this.parKeys, bytes, 'parallel read'));
+      }, async () => {
+        const m = await this.mount();
+        try {
+          if (doPar) {
+            await dropCaches();
+            const b = this.stats();
+            const files = this.parKeys.map((_, i) => `'${m.dir}/data/par-${i}.bin'`).join(' ');
+            // Each dd reports into its own file: their summaries never share a line (ddBytes).
+            const logs = path.join(TMP, 'par-dd');
+            const t = await this.timed(
+              `rm -f '${logs}'-*.log; pids=(); i=0; for f in ${files}; do dd if="$f" of=/dev/null bs=1M 2>"${logs}-$i.log" & pids+=($!); i=$((i+1)); done; ` +
+                `rc=0; for p in "\${pids[@]}"; do wait $p || rc=1; done; cat '${logs}'-*.log >&2; exit $rc`,
+              m.pid, 180_000);
+            if (ddBytes(t.r) !== bytes) throw new Error(`parallel read copied ${ddBytes(t.r)} bytes, not ${bytes}:\n${t.r.stderr}`);
+            const served = this.checkServed('mount parallel read', b, bytes);
+            rounds.mount.push({
+              mbps: mibps(bytes, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, s3Bytes: served,
+              s3Requests: this.stats().s3.requests - b.s3.requests,
+            });
+            this.log(`mount parallel read ${mibps(bytes, t.seconds)} MiB/s`);
+          }
+          if (doRand && round === (doPar ? PAR_ROUNDS : 1) - 1) await this.randRead(m);
+        } finally {
+          await this.unmount(m);
         }
-        if (doRand && round === (doPar ? PAR_ROUNDS : 1) - 1) await this.randRead(m);
-      } finally {
-        await this.unmount(m);
-      }
-      if (doPar && !directFirst) rounds.direct.push(await this.directRead(this.parKeys, bytes, 'parallel read'));
+      });
     }
     if (doPar) {
       const { mount, direct } = best(rounds);
@@ -811,6 +809,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   try {
     await bench.setup();
+    bench.notes.push('round order: the direct client first in even rounds, the mount first in odd ones (every group with rounds)');
     const steps: Array<[boolean, string, () => Promise<void>]> = [
       [bench.has('seq_read') || bench.has('seq_write') || bench.has('peers'), 'sequential read/write (and the peers, in the same rounds)', () => bench.seqReadAndWrite()],
       [bench.has('par_read') || bench.has('rand_read'), 'parallel/random read', () => bench.parReadAndRand()],

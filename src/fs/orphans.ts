@@ -26,9 +26,19 @@ export async function abortOrphanedUploads(
   spool: Spool,
   storeFor: (locationId: number, entityId: string) => ObjectStore,
   log?: Logger,
-  selfIsLive = false,
 ): Promise<number> {
+  return (await abortOnce(spool, storeFor, log, false)).aborted;
+}
+
+/** One pass over the orphans; `left`: those whose abort failed (they stay recorded). */
+async function abortOnce(
+  spool: Spool,
+  storeFor: (locationId: number, entityId: string) => ObjectStore,
+  log: Logger | undefined,
+  selfIsLive: boolean,
+): Promise<{ aborted: number; left: number }> {
   let aborted = 0;
+  let left = 0;
   for (const rec of await orphanedUploads(spool, selfIsLive)) {
     try {
       await storeFor(rec.storageLocationId, rec.parentId).abortMultipartUpload({ bucket: rec.bucket, key: rec.key }, rec.uploadId);
@@ -38,12 +48,13 @@ export async function abortOrphanedUploads(
       const code = (err as { code?: string }).code;
       if (code !== 'NoSuchUpload') {
         log?.warn({ err, key: rec.key }, 'could not abort an orphaned multipart upload; will try again');
+        left++;
         continue;
       }
     }
     await spool.removeUpload(rec.uploadId);
   }
-  return aborted;
+  return { aborted, left };
 }
 
 /**
@@ -58,11 +69,13 @@ export async function sweepOrphanedUploads(
   retryDelaysMs: number[] = [2_000, 10_000, 60_000],
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
 ): Promise<number> {
-  let aborted = await abortOrphanedUploads(spool, storeFor, log);
+  let pass = await abortOnce(spool, storeFor, log, false);
+  let aborted = pass.aborted;
   for (const ms of retryDelaysMs) {
-    if ((await orphanedUploads(spool, true)).length === 0) break;
+    if (pass.left === 0) break;
     await sleep(ms);
-    aborted += await abortOrphanedUploads(spool, storeFor, log, true);
+    pass = await abortOnce(spool, storeFor, log, true);
+    aborted += pass.aborted;
   }
   return aborted;
 }

@@ -165,6 +165,18 @@ function readBodyInto(body: Readable, length: number, out: Buffer): Promise<Buff
 }
 
 /**
+ * After a failed first-byte stat, may HeadObject still answer? For an empty object (416) and
+ * what is not S3's final word (a reset, a 5xx: the SDK retries those) — not after our own
+ * timeout, which would make an open wait twice --read-timeout.
+ */
+function headMayAnswer(err: unknown): boolean {
+  if (!(err instanceof S3Error)) return isRetryableBodyError(err);
+  if (err.code === 'InvalidRange') return true;
+  const ourTimeout = err.code === 'RequestTimeout' && err.status === 0;
+  return !ourTimeout && isRetryableBodyError(err);
+}
+
+/**
  * Should ranged GETs use DirectRangeGetter? Not through a proxy (it connects directly), and not
  * when the user asked for the SDK.
  */
@@ -306,10 +318,17 @@ export class AwsObjectStore implements ObjectStore {
    * or this answer is one it hands over (a redirect for this request; anything else for good).
    */
   private async directGet(loc: S3Location, start: number, end: number, out: Buffer, ifMatch: string | undefined, signal: AbortSignal): Promise<RangeResult | undefined> {
+    return this.lean(async (direct) => {
+      const { etag } = await direct.getInto(loc, start, end, out, { ...(ifMatch ? { ifMatch } : {}), signal });
+      return etag ? { data: out, etag } : { data: out };
+    });
+  }
+
+  /** `request` on the lean path; undefined when there is none or it hands this request to the SDK. */
+  private async lean<T>(request: (direct: DirectRangeGetter) => Promise<T>): Promise<T | undefined> {
     if (!this.direct?.usable) return undefined;
     try {
-      const { etag } = await this.direct.getInto(loc, start, end, out, { ...(ifMatch ? { ifMatch } : {}), signal });
-      return etag ? { data: out, etag } : { data: out };
+      return await request(this.direct);
     } catch (err) {
       if (err instanceof DirectGetUnsupported) return undefined;
       throw err;
@@ -324,32 +343,19 @@ export class AwsObjectStore implements ObjectStore {
 
   /**
    * What an open pins: size and ETag from a GET of the first byte on the lean path
-   * (direct-range-get.ts `stat`), else from HeadObject — when there is no lean path, for an
-   * empty object (416), an answer the lean path hands over, or a failure that is not S3's final
-   * word (a reset, a 5xx: the SDK retries those). Not after our own timeout: that would make
-   * the open wait twice --read-timeout.
+   * (direct-range-get.ts `stat`); from HeadObject when there is no lean path, when it hands the
+   * request over, or after a failure HeadObject may still answer (`headMayAnswer`).
    */
   async readVersion(loc: S3Location): Promise<{ size: number; etag: string }> {
-    if (this.direct?.usable && this.direct.statUsable) {
+    if (this.direct?.statUsable) {
       try {
-        const stat = await this.call('HeadObject', (signal) => this.directStat(loc, signal));
+        const stat = await this.call('HeadObject', (signal) => this.lean((direct) => direct.stat(loc, { signal })));
         if (stat) return stat;
       } catch (err) {
-        const ours = err instanceof S3Error && err.code === 'RequestTimeout' && err.status === 0;
-        if (ours || !(isRetryableBodyError(err) || (err instanceof S3Error && err.code === 'InvalidRange'))) throw err;
+        if (!headMayAnswer(err)) throw err;
       }
     }
     return this.head(loc);
-  }
-
-  /** The lean path's first-byte stat; undefined when it hands this request to the SDK. */
-  private async directStat(loc: S3Location, signal: AbortSignal): Promise<{ size: number; etag: string } | undefined> {
-    try {
-      return await this.direct!.stat(loc, { signal });
-    } catch (err) {
-      if (err instanceof DirectGetUnsupported) return undefined;
-      throw err;
-    }
   }
 
   async putObject(loc: S3Location, body: Buffer, opts: { contentMd5Base64?: string; contentType?: string } = {}): Promise<{ etag: string }> {

@@ -50,8 +50,6 @@ interface Target {
   start: number;
   received: number;
   inBody: boolean;
-  /** The object's whole size, from Content-Range (or a 200's Content-Length). */
-  total?: number;
   /** Parsed head of a non-success answer whose (small) body is being collected. */
   errorHead?: ParsedHead;
   errorBody?: Buffer[];
@@ -192,7 +190,6 @@ class Connection {
   private checkRange(t: Target, head: ParsedHead, bodyLength: number): Error | undefined {
     const asked = `bytes ${t.start}-${t.start + t.length - 1}`;
     if (head.status === 200) {
-      t.total = bodyLength;
       if (t.start === 0 && bodyLength === t.length) return undefined;
       // The whole object, shorter than the range asked (an empty one, for a first-byte stat):
       // it ends early, as a short 206 does below — not a server that ignores ranges.
@@ -208,7 +205,6 @@ class Connection {
     // A consistent answer that ends early: the object is shorter than the caller thinks (the SDK
     // path fails such a read too, as a body that ended early).
     if (bodyLength !== t.length) return new S3Error('InvalidRange', `S3 GetObject: object ends at byte ${range[2]}, ${asked} asked for`, head.status);
-    if (range[3] !== '*') t.total = Number(range[3]);
     return undefined;
   }
 
@@ -340,6 +336,12 @@ export class ClockSkew extends Error {
   }
 }
 
+/** The object's whole size as a success answer states it: a 206's Content-Range total, a 200's length. */
+function wholeSize(head: ParsedHead): number | undefined {
+  const stated = head.status === 200 ? head.headers.get('content-length') : /\/(\d+)$/.exec(head.headers.get('content-range') ?? '')?.[1];
+  return stated !== undefined && /^\d+$/.test(stated) ? Number(stated) : undefined;
+}
+
 /** What a GET's answer said of the object besides its bytes. */
 export interface WireAnswer {
   etag?: string;
@@ -450,7 +452,8 @@ export class RangeWire {
           }
           s3Stats.leanGet();
           const etag = stripQuotes(head?.headers.get('etag'));
-          resolve({ ...(etag ? { etag } : {}), ...(target.total !== undefined ? { size: target.total } : {}) });
+          const size = head ? wholeSize(head) : undefined;
+          resolve({ ...(etag ? { etag } : {}), ...(size !== undefined ? { size } : {}) });
         },
       };
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -65,7 +65,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v11 */';
+const FAST_MARK = '/* synapse-mount read fast path v12 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* Windows live in a direct-mapped table keyed by (fh, block index): an open file may hold many
@@ -85,6 +85,8 @@ static synapse_fast_slot_t synapse_fast_slots[SYNAPSE_FAST_SLOTS];
 static uv_mutex_t synapse_fast_lock;
 static uv_once_t synapse_fast_once = UV_ONCE_INIT;
 static uint64_t synapse_fast_hits = 0;
+/* Of those, the ones the mount's channel answered as it received them (the rest: the read hook). */
+static uint64_t synapse_fast_replies = 0;
 /* Every window is one block of this size (the mount's block cache), starting at a multiple of
    it; 0 until the mount says (synapse_fast_block_size), and no read is answered until then. */
 static uint64_t synapse_fast_block = 0;
@@ -500,6 +502,7 @@ static int synapse_chan_answer_read (struct fuse_chan *ch, const struct synapse_
   pthread_setcancelstate(cancel_state, NULL);
   if (!written) return 0; /* libfuse's read: the read hook notes it, JS or the hook answers it */
   __atomic_add_fetch(&synapse_fast_hits, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&synapse_fast_replies, 1, __ATOMIC_RELAXED);
   return 1;
 }
 
@@ -671,6 +674,13 @@ NAPI_METHOD(synapse_fast_hits_count) {
   return n;
 }
 
+/* Of those, the ones answered by the mount's channel as it received them. */
+NAPI_METHOD(synapse_fast_replies_count) {
+  napi_value n;
+  NAPI_STATUS_THROWS(napi_create_double(env, (double) __atomic_load_n(&synapse_fast_replies, __ATOMIC_RELAXED), &n))
+  return n;
+}
+
 `;
 // fuse-native as published is kept beside it the first time: a later version of this script
 // patches that copy, not a file an earlier version patched (whose hooks would all match again,
@@ -748,6 +758,7 @@ if (!text.includes(FAST_MARK)) {
         '  NAPI_EXPORT_FUNCTION(synapse_fast_clear)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fast_take)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fast_hits_count)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_fast_replies_count)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_direct_writes)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_direct_reads)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_small_readers)\n' +

@@ -49,6 +49,8 @@ export interface FastBinding {
   synapse_fast_take(fh: number, start: number): number;
   /** Reads answered from windows since the addon loaded. */
   synapse_fast_hits_count(): number;
+  /** Absent from addons patched before v12. */
+  synapse_fast_replies_count?(): number;
 }
 
 /** A held block of an open file: the bytes [start, start + length) of the file are `buf`'s first bytes. */
@@ -219,4 +221,9 @@ export class FastReadWindows {
 /** Reads the fast path answered in this process (0 without it). */
 export function fastReadHits(): number {
   return (addon as Partial<FastBinding> | null | undefined)?.synapse_fast_hits_count?.() ?? 0;
+}
+
+/** Of those, the reads the mount's own channel answered as it received them (0 without it). */
+export function fastReadReplies(): number {
+  return (addon as Partial<FastBinding> | null | undefined)?.synapse_fast_replies_count?.() ?? 0;
 }

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { SynapseClientStats } from '../synapse/http-client.js';
 import { s3Stats, type S3Counters } from '../s3/s3-stats.js';
 import { scrubSecrets } from '../log.js';
-import { fastReadHits } from './fast-read.js';
+import { fastReadHits, fastReadReplies } from './fast-read.js';
 import { grantedFuseTerms, type FuseTerms } from './fuse-terms.js';
 import type { SynapseFilesystem } from './filesystem.js';
 import { Spool } from './spool.js';
@@ -82,6 +82,8 @@ export interface MountStatus {
     bytesFetched: number;
     /** Kernel reads answered in C from a held block (fast-read.ts), never reaching JS. */
     fastReads: number;
+    /** Of fastReads, those the mount's own /dev/fuse channel answered as it received them. */
+    fastReplies: number;
     dir?: string;
   };
   synapse: Pick<SynapseClientStats, 'calls' | 'requests' | 'retries' | 'throttled' | 'errors' | 'inFlight'> & { queued: number };
@@ -177,6 +179,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
       diskHits: cache.stats.diskHits,
       bytesFetched: cache.stats.bytesFetched,
       fastReads: fastReadHits(),
+      fastReplies: fastReadReplies(),
       ...(config.cacheDir ? { dir: config.cacheDir } : {}),
     },
     synapse: {

@@ -176,8 +176,13 @@ print(bad)`;
           const [touched, bad] = r.stdout.trim().split(' ').map(Number);
           assert.equal(bad, 0, `${variant}: reads that differ from the file`);
           // With one window per open file (until session 11) about 1 in 13 of these hit it.
-          const inC = (await statusOf(fresh.dir)).cache.fastReads - st.cache.fastReads;
+          const after = await statusOf(fresh.dir);
+          const inC = after.cache.fastReads - st.cache.fastReads;
           assert.ok(inC >= 1900 && inC <= 2000 + touched!, `${variant}: ${inC} of the 2,000 random reads after ${touched} first touches were answered in C`);
+          // …and by the C path this variant is about: the channel's reply, or the read hook.
+          const replies = after.cache.fastReplies - st.cache.fastReplies;
+          if (variant === 'channel reply') assert.ok(replies >= 1900, `channel reply: ${replies} answered as the channel received them`);
+          else assert.equal(replies, 0, 'read hook: libfuse\'s channel never answers a read itself');
         } finally {
           await fresh.unmount();
         }

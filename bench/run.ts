@@ -27,6 +27,7 @@ import { ROOT } from '../test/e2e/harness.js';
 import { CLI_ARGS, mountRclone, mountS3fs, mountSynapse, type BenchMount } from './mounts.js';
 import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, sh, type ShResult } from './sys.js';
 import { formatTable, type AheadBasis, type Row } from './report.js';
+import { best, describeRounds, fastest, inTurn, pairedRatio, roundRatios, type Rounds, type Run } from './rounds.js';
 
 const MiB = 1024 * 1024;
 const BUDGET_MS = 11 * 60_000; // hard stop (the issue asks ≤ 10 min; this is the safety net)
@@ -88,83 +89,32 @@ const mibps = (bytes: number, seconds: number): number => round(bytes / MiB / se
 const round0 = (x: number): number => Math.round(x);
 
 /**
- * Throughput figures run interleaved rounds (direct, then a fresh mount) and compare the best run
- * of each side: this 2-core VM is shared (noisy neighbours, host-side memory reclaim), and one run
- * of either side varied by 2× between rounds. Best-of-N is the same estimator for both sides;
- * every run is kept in .tmp/bench-details.json. The more rounds, the likelier each side draws a
- * quiet one: the server's own CPU per GiB is bimodal here (≈ 1.7–2.2 s or ≈ 4.4–5.9 s for the
- * same cold read, whichever client asks — `serverCpu` in the details); with three rounds one side
- * still often drew only dear-server runs (session 4: the mount's three parallel reads at 339, 246
- * and 142 MiB/s beside the direct client's 487; session 6, with latency: 249, 411, 338 beside
- * 432, 396, 578), and in session 10, with three sequential rounds, the direct client's reads
- * spanned 315–493 MiB/s within a day and seq_read_ratio came out 1.124, 0.792 and 0.944.
+ * How rounds are run and compared: bench/rounds.ts.
  *
- * So the sequential rounds are cheap ones after the first PEER_ROUNDS: s3fs, rclone and the
+ * The sequential rounds are cheap ones after the first PEER_ROUNDS: s3fs, rclone and the
  * page-cache reference read (≈ 55 of a round's ≈ 95 s) run in the first PEER_ROUNDS rounds only,
  * and whether the mount is ahead of a peer is judged on the mount's best of those same rounds
  * (report.ts `aheadBasis`), never on rounds the peers did not run in.
  */
-const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 7));
+const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 8));
 /** Rounds (the first ones) that also run s3fs, rclone and the page-cache reference read. */
 const PEER_ROUNDS = Math.max(1, Number(process.env['BENCH_PEER_ROUNDS'] ?? 2));
 /** Parallel-read rounds (≈ 8 s each). */
-const PAR_ROUNDS = Math.max(1, Number(process.env['BENCH_PAR_ROUNDS'] ?? 7));
+const PAR_ROUNDS = Math.max(1, Number(process.env['BENCH_PAR_ROUNDS'] ?? 8));
 /**
  * The issue asks for the whole run in ≤ 10 min. On a slow day (session 9: an Intel host where the
  * server cost twice its usual CPU per GiB) five sequential rounds took 460 s and the watchdog cut
- * the ls group. So the sequential rounds stop early — never below MIN_ROUNDS — when another
- * round would leave less than the later groups need (measured on that day, with a margin).
+ * the ls group. So the sequential rounds stop early — never below MIN_ROUNDS, and only after an
+ * even number — when another pair of rounds would leave less than the later groups need
+ * (measured on that day, with a margin).
  */
 const TARGET_S = 600;
-const MIN_ROUNDS = 3;
+const MIN_ROUNDS = 4;
 const LATER_GROUP_S: Partial<Record<Group, number>> = { par_read: 80, rand_read: 15, seq_read_latency: 90, ls: 90 };
 /** For reference only, off unless asked: the direct read through the AWS SDK (the baseline until session 5). */
 const SDK_REFERENCE = process.env['BENCH_SDK_REFERENCE'] === '1';
 /** Rounds of the read with 20 ms of S3 latency (≈ 7 s each). */
-const LATENCY_ROUNDS = Math.max(1, Number(process.env['BENCH_LATENCY_ROUNDS'] ?? 7));
-
-interface Run {
-  mbps: number;
-  seconds: number;
-  cpu: number;
-  serverCpu?: number;
-  s3Bytes?: number;
-  s3Requests?: number;
-}
-
-interface Rounds {
-  direct: Run[];
-  mount: Run[];
-}
-
-function fastest(runs: Run[]): Run {
-  return runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
-}
-
-function best(r: Rounds): { mount: Run; direct: Run } {
-  return { mount: fastest(r.mount), direct: fastest(r.direct) };
-}
-
-function describeRounds(r: Rounds): string {
-  return `best of ${r.mount.length}: mount ${r.mount.map((x) => x.mbps).join(', ')}; direct ${r.direct.map((x) => x.mbps).join(', ')}`;
-}
-
-/**
- * One round's two sides, the direct client's first in even rounds and the mount's first in odd
- * ones. Whichever runs second starts right after the other's process exited, and on this VM
- * that can matter: part of its fresh memory is what the other just freed. In one comparison a
- * variant run second looked 17 % faster in a fixed order and was slower once the order
- * alternated (bench/README.md, "Session 12"). Until session 12 the direct client always ran first.
- */
-async function inTurn(round: number, directSide: () => Promise<void>, mountSide: () => Promise<void>): Promise<void> {
-  if (round % 2 === 0) {
-    await directSide();
-    await mountSide();
-  } else {
-    await mountSide();
-    await directSide();
-  }
-}
+const LATENCY_ROUNDS = Math.max(1, Number(process.env['BENCH_LATENCY_ROUNDS'] ?? 8));
 
 function parseArgs(argv: string[]): { only: Set<Group>; profile: boolean } {
   let only = new Set<Group>(GROUPS);
@@ -477,8 +427,8 @@ class Bench {
       longestS[kind] = Math.max(longestS[kind], (Date.now() - r0) / 1000);
       const nextS = round + 1 < PEER_ROUNDS ? longestS.peers : longestS.plain || longestS.peers;
       const elapsedS = (Date.now() - this.t0) / 1000;
-      if (round + 1 < ROUNDS && round + 1 >= MIN_ROUNDS && elapsedS + nextS > TARGET_S - reserveS) {
-        this.notes.push(`sequential rounds: ${round + 1} of ${ROUNDS} — another (up to ${Math.round(nextS)} s) would have left the later groups less than the ${reserveS} s they need to end within ${TARGET_S / 60} min`);
+      if (round + 1 < ROUNDS && round + 1 >= MIN_ROUNDS && (round + 1) % 2 === 0 && elapsedS + 2 * nextS > TARGET_S - reserveS) {
+        this.notes.push(`sequential rounds: ${round + 1} of ${ROUNDS} — two more (up to ${Math.round(2 * nextS)} s) would have left the later groups less than the ${reserveS} s they need to end within ${TARGET_S / 60} min`);
         break;
       }
     }
@@ -490,11 +440,11 @@ class Bench {
     if (doRead) {
       const { mount, direct } = best(reads);
       this.results.seq_read_mbps = mount.mbps;
-      this.results.seq_read_ratio = round(mount.mbps / direct.mbps);
+      this.results.seq_read_ratio = pairedRatio(reads);
       const sdk = sdkReads.length > 0 ? fastest(sdkReads) : undefined;
       const cached = pageCacheReads.length > 0 ? fastest(pageCacheReads) : undefined;
       this.details['seq_read'] = {
-        mount, direct, runs: reads, ...(sdk ? { sdk: { best: sdk, runs: sdkReads } } : {}),
+        mount, direct, runs: reads, round_ratios: roundRatios(reads), ...(sdk ? { sdk: { best: sdk, runs: sdkReads } } : {}),
         ...(cached ? { page_cache: { best: cached, runs: pageCacheReads } } : {}), rss_hwm_after_read_mib: rssAfterRead,
       };
       this.rows.push({
@@ -508,8 +458,8 @@ class Bench {
     if (doWrite) {
       const { mount, direct } = best(writes);
       this.results.seq_write_mbps = mount.mbps;
-      this.results.seq_write_ratio = round(mount.mbps / direct.mbps);
-      this.details['seq_write'] = { mount, direct, runs: writes };
+      this.results.seq_write_ratio = pairedRatio(writes);
+      this.details['seq_write'] = { mount, direct, runs: writes, round_ratios: roundRatios(writes) };
       this.rows.push({
         key: 'seq_write_mbps', value: mount.mbps,
         note: `direct ${direct.mbps} MiB/s; ${describeRounds(writes)}; dd until close() returned (upload included); CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}, server ${(mount.serverCpu ?? 0).toFixed(1)}`
@@ -566,8 +516,8 @@ class Bench {
     }
     if (doPar) {
       const { mount, direct } = best(rounds);
-      this.results.par_read_ratio = round(direct.seconds / mount.seconds);
-      this.details['par_read'] = { mount, direct, runs: rounds };
+      this.results.par_read_ratio = pairedRatio(rounds);
+      this.details['par_read'] = { mount, direct, runs: rounds, round_ratios: roundRatios(rounds) };
       this.rows.push({
         key: 'par_read_ratio', value: this.results.par_read_ratio,
         note: `mount ${mount.mbps} vs direct ${direct.mbps} MiB/s (4 × 256 MiB); ${describeRounds(rounds)}; S3 served ${((mount.s3Bytes ?? 0) / MiB).toFixed(0)} MiB for 1024 read`,
@@ -633,8 +583,8 @@ class Bench {
         });
       }
       const { mount, direct } = best(rounds);
-      this.results.seq_read_ratio_latency = round(mount.mbps / direct.mbps);
-      this.details['seq_read_latency'] = { mount, direct, runs: rounds };
+      this.results.seq_read_ratio_latency = pairedRatio(rounds);
+      this.details['seq_read_latency'] = { mount, direct, runs: rounds, round_ratios: roundRatios(rounds) };
       this.rows.push({
         key: 'seq_read_ratio_latency', value: this.results.seq_read_ratio_latency,
         note: `${S3_LATENCY_MS} ms per S3 request: mount ${mount.mbps} vs direct ${direct.mbps} MiB/s; ${describeRounds(rounds)}`,

@@ -67,6 +67,8 @@ export interface BlockCacheOptions {
   prefaultBuffers?: boolean;
 }
 
+const blockKey = (cacheKey: string, index: number): string => `${cacheKey}#${index}`;
+
 /** How a reader uses a block: `stream` = part of a long sequential scan (probation, not main). */
 export type ReadMode = 'demand' | 'stream';
 
@@ -187,12 +189,27 @@ export class BlockCache {
   }
 
   private key(source: RangeSource, index: number): string {
-    return `${source.cacheKey}#${index}`;
+    return blockKey(source.cacheKey, index);
+  }
+
+  /**
+   * Might block 0 of the object `cacheKey` be served without S3? Yes when memory holds it (or is
+   * fetching it), and always with a disk tier (which may hold it from an earlier mount; asking it
+   * would be a disk read per open). An open uses this to decide whether to fetch a small file
+   * whole (file-sources.ts).
+   */
+  mayHoldStart(cacheKey: string | undefined): boolean {
+    if (this.opts.disk) return true;
+    if (cacheKey === undefined) return false;
+    return this.holds(blockKey(cacheKey, 0));
   }
 
   /** Cached, staged or being fetched: a prefetch would add nothing. */
   has(source: RangeSource, index: number): boolean {
-    const key = this.key(source, index);
+    return this.holds(this.key(source, index));
+  }
+
+  private holds(key: string): boolean {
     return this.main.has(key) || this.probation.has(key) || this.staged.has(key) || this.fetching.has(key);
   }
 

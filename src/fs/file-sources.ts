@@ -26,6 +26,13 @@ import { FsError } from './errors.js';
 import { PresignedUrls } from './presigned-urls.js';
 import type { FsNode } from './inode-table.js';
 
+/**
+ * Files up to this size (Synapse's contentSize) are fetched whole by the open's version check:
+ * one S3 request per small-file open and read instead of two (s3-range-source.ts). Kept small:
+ * an open file holds these bytes outside the block cache until its first read.
+ */
+export const WHOLE_AT_OPEN_BYTES = 1024 * 1024;
+
 /** Synapse's download URLs live 30 s; refresh at 20 s so a slow GET never starts on a dead URL. */
 const PRESIGNED_URL_MAX_AGE_MS = 20_000;
 
@@ -65,6 +72,8 @@ export class FileSources {
   /** storageLocationId → STS-enabled? (learned on first use) */
   private readonly stsEnabled = new Map<number, Promise<boolean>>();
   private readonly stores = new Map<string, ObjectStore>();
+  /** File handle → the cache key of its last open here, to tell whether its bytes are likely cached. */
+  private readonly lastOpened = new LRUCache<string, string>(entryBound(100_000));
 
   private readonly urls: PresignedUrls;
   /** One lean GET pool for every presigned read (undefined with SYNAPSE_MOUNT_S3_GET=sdk). */
@@ -100,15 +109,22 @@ export class FileSources {
     return resolved;
   }
 
-  /** A RangeSource for the resolved file, through STS when its location allows. */
-  async source(file: ResolvedFile): Promise<RangeSource> {
+  /**
+   * A RangeSource for the resolved file, through STS when its location allows. `mayBeCached`
+   * says whether the cache may already hold the start of the version last opened here (its cache
+   * key; undefined when there was none): a small file is fetched whole at open only when not.
+   */
+  async source(file: ResolvedFile, mayBeCached: (lastCacheKey: string | undefined) => boolean = () => false): Promise<RangeSource> {
     const fh = file.fileHandle;
     const key = `fh${fh.id}`;
     if (fh.contentSize === 0) return new EmptySource(key);
     const loc = fh.storageLocationId;
     if (this.opts.useSts && loc !== undefined && (await this.isStsEnabled(loc, file.entityId))) {
       const store = this.storeFor(loc, file.entityId, 'read_only');
-      return S3RangeSource.open(key, store, { bucket: fh.bucketName, key: fh.key });
+      const whole = fh.contentSize <= WHOLE_AT_OPEN_BYTES && !mayBeCached(this.lastOpened.get(key)) ? fh.contentSize : 0;
+      const source = await S3RangeSource.open(key, store, { bucket: fh.bucketName, key: fh.key }, whole);
+      this.lastOpened.set(key, source.cacheKey);
+      return source;
     }
     return new PresignedRangeSource(key, fh.contentSize, this.urls.provider({ entityId: file.entityId, fileHandleId: String(fh.id) }), {
       requestTimeoutMs: this.opts.requestTimeoutMs,

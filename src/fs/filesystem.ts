@@ -349,7 +349,7 @@ export class SynapseFilesystem {
     const file = await this.sources.resolve(shown?.node ?? node, true);
     const fh = file.fileHandle;
     this.table.setSize(file.entityId, file.versionNumber, { size: fh.contentSize, md5: fh.contentMd5 });
-    const source = await this.sources.source(file);
+    const source = await this.sources.source(file, (lastKey) => this.cache.mayHoldStart(lastKey));
     const fd = this.nextFd++;
     this.handles.set(fd, { kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead) });
     return fd;

@@ -47,7 +47,7 @@ import { DirectGetUnsupported, DirectRangeGetter, directGetsWanted, isAwsPartiti
 import { HashWorkerLost, OffThreadSha256 } from './offthread-hash.js';
 import { backoff, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
-import { S3Error, type Alloc, type CompletedPart, type ObjectStore, type RangeResult, type S3Location } from './object-store.js';
+import { S3Error, type Alloc, type CompletedPart, type ObjectStore, type ObjectVersion, type RangeResult, type S3Location } from './object-store.js';
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -342,14 +342,15 @@ export class AwsObjectStore implements ObjectStore {
   }
 
   /**
-   * What an open pins: size and ETag from a GET of the first byte on the lean path
-   * (direct-range-get.ts `stat`); from HeadObject when there is no lean path, when it hands the
-   * request over, or after a failure HeadObject may still answer (`headMayAnswer`).
+   * What an open pins: size and ETag from a GET of the first byte (of `first.length` bytes, into
+   * `first`, when given) on the lean path (direct-range-get.ts `stat`); from HeadObject when
+   * there is no lean path, when it hands the request over, or after a failure HeadObject may
+   * still answer (`headMayAnswer`; an object shorter than `first` is one: InvalidRange).
    */
-  async readVersion(loc: S3Location): Promise<{ size: number; etag: string }> {
+  async readVersion(loc: S3Location, first?: Buffer): Promise<ObjectVersion> {
     if (this.direct?.statUsable) {
       try {
-        const stat = await this.call('HeadObject', (signal) => this.lean((direct) => direct.stat(loc, { signal })));
+        const stat = await this.call('HeadObject', (signal) => this.lean((direct) => direct.stat(loc, { signal, ...(first ? { into: first } : {}) })));
         if (stat) return stat;
       } catch (err) {
         if (!headMayAnswer(err)) throw err;

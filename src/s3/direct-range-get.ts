@@ -37,7 +37,7 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { S3Error, type S3Location } from './object-store.js';
+import { S3Error, type ObjectVersion, type S3Location } from './object-store.js';
 import { ClockSkew, DirectGetUnsupported, hostHeader, RangeWire, RegionRedirect, type Route, type WireAnswer } from './range-wire.js';
 
 export { DirectGetUnsupported } from './range-wire.js';
@@ -149,13 +149,17 @@ export class DirectRangeGetter {
    * pooled connection, not the SDK's first-use set-up and its own connection (≈ 25 ms of CPU on
    * a fresh mount's first open; bench/README.md, "Session 12"). An empty object has no first
    * byte (S3 answers 416 InvalidRange); the caller asks HeadObject then.
+   *
+   * With `into`, the GET asks for the first `into.length` bytes and leaves them there
+   * (`firstBytes`): a small file's whole body comes with its version, in one request.
    */
-  async stat(loc: S3Location, opts: { signal?: AbortSignal } = {}): Promise<{ size: number; etag: string }> {
+  async stat(loc: S3Location, opts: { signal?: AbortSignal; into?: Buffer } = {}): Promise<ObjectVersion> {
+    const into = opts.into && opts.into.length > 0 ? opts.into : Buffer.allocUnsafeSlow(1);
     let answer: WireAnswer;
     try {
       // Not through noting(): a server that answers this one range oddly (the whole object for
       // `bytes=0-0`, as s3rver does) must not turn the reader off for every read.
-      answer = await this.signedGet(loc, 0, 1, Buffer.allocUnsafeSlow(1), opts);
+      answer = await this.signedGet(loc, 0, into.length, into, opts.signal ? { signal: opts.signal } : {});
     } catch (err) {
       if (err instanceof DirectGetUnsupported && !err.requestOnly) {
         this.statUsable = false;
@@ -167,7 +171,7 @@ export class DirectRangeGetter {
       this.statUsable = false; // it will not say next time either: HeadObject from now on
       throw new DirectGetUnsupported('no size or ETag in the answer to a first-byte GET', true);
     }
-    return { size: answer.size, etag: answer.etag };
+    return { size: answer.size, etag: answer.etag, ...(into === opts.into ? { firstBytes: into.length } : {}) };
   }
 
   /** Turn the reader off when `request` fails with a permanent DirectGetUnsupported. */

@@ -41,6 +41,13 @@ export interface CompletedPart {
   etag: string;
 }
 
+/** What an open pins (readVersion), and whether the object's first bytes came with it. */
+export interface ObjectVersion {
+  size: number;
+  etag: string;
+  firstBytes?: number;
+}
+
 export interface ObjectStore {
   /** Bytes [start, end) of the object. `ifMatch` pins the version: a changed object → S3Error PreconditionFailed. */
   getRange(loc: S3Location, start: number, end: number, opts?: { ifMatch?: string; signal?: AbortSignal; alloc?: Alloc }): Promise<RangeResult>;
@@ -51,8 +58,13 @@ export interface ObjectStore {
    * a path of their own — so it needs what reading needs (an archived object or a KMS key the
    * caller may not use fails here, as the reads after it would). Stores without a cheaper way
    * leave it out, and callers use head().
+   *
+   * With `first`, the same GET asks for the object's first `first.length` bytes instead of one
+   * (a small file's open then costs one request for both its version and its bytes);
+   * `firstBytes` says `first` holds them. Absent (the answer came from HeadObject, or the object
+   * is shorter than asked): `first` holds nothing.
    */
-  readVersion?(loc: S3Location): Promise<{ size: number; etag: string }>;
+  readVersion?(loc: S3Location, first?: Buffer): Promise<ObjectVersion>;
   putObject(loc: S3Location, body: Buffer, opts?: { contentMd5Base64?: string; contentType?: string }): Promise<{ etag: string }>;
   createMultipartUpload(loc: S3Location, opts?: { contentType?: string }): Promise<string>;
   uploadPart(loc: S3Location, uploadId: string, partNumber: number, body: Buffer, contentMd5Base64?: string): Promise<string>;

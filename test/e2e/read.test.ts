@@ -14,7 +14,11 @@ import type { PageCacheStatus } from '../../src/fs/mount-status.js';
 import { CACHED_PAGES_PY, childId, cli, kernelAtLeast, mountForeground, runPython, statusOf, patternBytes, sh, slowMd5, tempDir, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
-/** S3 bytes of opening an STS file: its version is pinned by a GET of the first byte (aws-object-store.ts `head`). */
+/**
+ * S3 bytes of opening an STS file over 1 MiB, or one whose start is cached: its version is pinned
+ * by a GET of the first byte (aws-object-store.ts `readVersion`). A smaller file's first open
+ * fetches it whole instead (file-sources.ts WHOLE_AT_OPEN_BYTES).
+ */
 const OPEN_STAT_BYTES = 1;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
@@ -34,12 +38,15 @@ describe('read-only mount of an STS folder and a Synapse-managed folder', () => 
     'm-9mib.bin': patternBytes(9 * MiB, 5),
   };
   let restrictedId: string;
+  /** Read by one test only: its first open must find nothing cached. */
+  const SMALL = patternBytes(300 * 1024, 6);
 
   before(async () => {
     stack = await startStack({ fixture: 'empty' });
     projectId = stack.seed.project('Read Test');
     const sts = await stack.seed.folder(projectId, 'sts', { storage: 'sts' });
     for (const [name, bytes] of Object.entries(files)) await stack.seed.file(sts.id, name, bytes);
+    await stack.seed.file(sts.id, 'small-whole.bin', SMALL);
     const sub = await stack.seed.folder(sts.id, 'sub dir', { storage: 'sts' }).catch(async () => stack.seed.folder(sts.id, 'sub dir'));
     await stack.seed.file(sub.id, 'nested.txt', Buffer.from('nested\n'));
     const managed = await stack.seed.folder(projectId, 'managed', { storage: 'managed' });
@@ -78,6 +85,21 @@ describe('read-only mount of an STS folder and a Synapse-managed folder', () => 
     }
     const cat = await sh(`cat '${m!.dir}/sts/sub dir/nested.txt'`);
     assert.equal(cat.stdout, 'nested\n');
+  });
+
+  test('a small file: its open and read are one S3 GET (version and bytes in one answer); opened again while cached, a one-byte version check', async () => {
+    const s3 = () => stack.dev.stats().s3;
+    const file = `${m!.dir}/sts/small-whole.bin`;
+    const b0 = s3();
+    assert.equal((await sh(`md5sum '${file}'`)).stdout.split(' ')[0], md5(SMALL));
+    const b1 = s3();
+    assert.equal(b1.requests - b0.requests, 1, 'one S3 request for the open and the read');
+    assert.equal(b1.bytesOut - b0.bytesOut, SMALL.length, 'the file once: no separate version check');
+    await sh('sync; echo 3 > /proc/sys/vm/drop_caches'); // the kernel's copy must not answer
+    assert.equal((await sh(`md5sum '${file}'`)).stdout.split(' ')[0], md5(SMALL));
+    const b2 = s3();
+    assert.equal(b2.requests - b1.requests, 1, 'the version check only');
+    assert.equal(b2.bytesOut - b1.bytesOut, OPEN_STAT_BYTES, 'cached: not fetched whole again');
   });
 
   test('a long sequential read is a scan: it leaves the cache to the files read before it', async () => {

@@ -382,6 +382,35 @@ describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore',
     }
   });
 
+  test('readVersion with `first`: a small object\'s whole body comes with its version in one lean GET; one shorter than asked goes to HeadObject and fills nothing', async () => {
+    const store = new AwsObjectStore({ endpoint: stack.s3Endpoint, credentials: admin() });
+    const key = { bucket: stack.externalBucket, key: 'direct/small whole.bin' };
+    const body = OBJECT.subarray(0, 70_000);
+    const { etag } = await store.putObject(key, body);
+    const sdk = mock.method(S3Client.prototype, 'send');
+    const lean = mock.method(DirectRangeGetter.prototype, 'stat');
+    try {
+      const first = Buffer.alloc(body.length);
+      assert.deepEqual(await store.readVersion(key, first), { size: body.length, etag, firstBytes: body.length });
+      assert.ok(first.equals(body), 'the whole body, byte for byte');
+      assert.equal(sdk.mock.calls.length, 0);
+      // The object is shorter than the size asked for (Synapse's record is stale): S3 says so
+      // (InvalidRange), and the version comes from HeadObject without any bytes.
+      const bigger = Buffer.alloc(body.length + 10, 7);
+      assert.deepEqual(await store.readVersion(key, bigger), { size: body.length, etag });
+      assert.equal(sdk.mock.calls.length, 1, 'one HeadObject');
+      assert.equal(lean.mock.calls.length, 2);
+      // An object longer than asked: its first bytes and its whole size.
+      const part = Buffer.alloc(1000);
+      assert.deepEqual(await store.readVersion(key, part), { size: body.length, etag, firstBytes: 1000 });
+      assert.ok(part.equals(body.subarray(0, 1000)));
+    } finally {
+      lean.mock.restore();
+      sdk.mock.restore();
+      store.destroy();
+    }
+  });
+
   /** A scripted S3 whose GETs get `onGet` (with the request count so far) and HEADs a 200 for an 11-byte object. */
   async function scriptedStore(onGet: (sock: net.Socket, n: number) => void, opts: { onCredentialsExpired?: () => void } = {}) {
     let gets = 0;

@@ -53,8 +53,11 @@ describe('fault matrix', () => {
     stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'PUT', status: 503, rate: 0.3 });
     try {
       for (const dir of ['sts', 'managed']) {
+        const mark = m.output().length;
         const r = await sh(`md5sum < '${m.dir}/${dir}/big.bin'`, { timeoutMs: 120_000 });
-        assert.equal(r.stdout.split(' ')[0], md5(big), `${dir}: ${r.stderr}`);
+        // On failure, the mount's warnings and errors since the read began say why.
+        const why = (): string => m.output().slice(mark).split('\n').filter((l) => /"level":(40|50)|WARN|ERROR/.test(l)).slice(-8).join('\n');
+        assert.equal(r.stdout.split(' ')[0], md5(big), `${dir}: ${r.stderr}\n${why()}`);
         const cp = await sh(`cp '${scratch}/up.bin' '${m.dir}/${dir}/up-503.bin' && md5sum < '${m.dir}/${dir}/up-503.bin'`, { timeoutMs: 120_000 });
         assert.equal(cp.code, 0, `${dir}: ${cp.stderr}`);
         assert.equal(cp.stdout.split(' ')[0], md5(big));
@@ -140,8 +143,11 @@ dst.write(src[10*1048576:]); dst.close()`;
     stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'GET', reset: true, rate: 0.3 });
     try {
       for (const dir of ['sts', 'managed']) {
+        const mark = m.output().length;
         const r = await sh(`md5sum < '${m.dir}/${dir}/big.bin'`, { timeoutMs: 120_000 });
-        assert.equal(r.stdout.split(' ')[0], md5(big), `${dir}: ${r.stderr}`);
+        // On failure, the mount's warnings and errors since the read began say why.
+        const why = (): string => m.output().slice(mark).split('\n').filter((l) => /"level":(40|50)|WARN|ERROR/.test(l)).slice(-8).join('\n');
+        assert.equal(r.stdout.split(' ')[0], md5(big), `${dir}: ${r.stderr}\n${why()}`);
       }
     } finally {
       stack.dev.clearFaults();

@@ -60,9 +60,15 @@ export function pairedRatio(r: Rounds): number {
   return round(median(roundRatios(r)));
 }
 
+/** What .tmp/bench-details.json keeps of a figure's rounds: each side's best, every run, the rounds' ratios. */
+export function roundsDetail(r: Rounds): { mount: Run; direct: Run; runs: Rounds; round_ratios: number[] } {
+  return { ...best(r), runs: r, round_ratios: roundRatios(r) };
+}
+
 export function describeRounds(r: Rounds): string {
   const { mount, direct } = best(r);
-  return `median of ${roundRatios(r).length} rounds' ratios ${roundRatios(r).map((x) => x.toFixed(2)).join(', ')}; `
+  const ratios = roundRatios(r);
+  return `median of ${ratios.length} rounds' ratios ${ratios.map((x) => x.toFixed(2)).join(', ')}; `
     + `best of each side ${round(direct.seconds / mount.seconds)} (mount ${r.mount.map((x) => x.mbps).join(', ')}; direct ${r.direct.map((x) => x.mbps).join(', ')})`;
 }
 

@@ -27,7 +27,7 @@ import { ROOT } from '../test/e2e/harness.js';
 import { CLI_ARGS, mountRclone, mountS3fs, mountSynapse, type BenchMount } from './mounts.js';
 import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, sh, type ShResult } from './sys.js';
 import { formatTable, type AheadBasis, type Row } from './report.js';
-import { best, describeRounds, fastest, inTurn, pairedRatio, roundRatios, type Rounds, type Run } from './rounds.js';
+import { best, describeRounds, fastest, inTurn, pairedRatio, roundsDetail, type Rounds, type Run } from './rounds.js';
 
 const MiB = 1024 * 1024;
 const BUDGET_MS = 11 * 60_000; // hard stop (the issue asks ≤ 10 min; this is the safety net)
@@ -92,7 +92,8 @@ const round0 = (x: number): number => Math.round(x);
  * How rounds are run and compared: bench/rounds.ts.
  *
  * The sequential rounds are cheap ones after the first PEER_ROUNDS: s3fs, rclone and the
- * page-cache reference read (≈ 55 of a round's ≈ 95 s) run in the first PEER_ROUNDS rounds only,
+ * page-cache reference read (≈ 55 of a round's ≈ 95 s; the reference read in the first round
+ * only, since session 13) run in the first PEER_ROUNDS rounds only,
  * and whether the mount is ahead of a peer is judged on the mount's best of those same rounds
  * (report.ts `aheadBasis`), never on rounds the peers did not run in.
  */
@@ -449,7 +450,7 @@ class Bench {
       const sdk = sdkReads.length > 0 ? fastest(sdkReads) : undefined;
       const cached = pageCacheReads.length > 0 ? fastest(pageCacheReads) : undefined;
       this.details['seq_read'] = {
-        mount, direct, runs: reads, round_ratios: roundRatios(reads), ...(sdk ? { sdk: { best: sdk, runs: sdkReads } } : {}),
+        ...roundsDetail(reads), ...(sdk ? { sdk: { best: sdk, runs: sdkReads } } : {}),
         ...(cached ? { page_cache: { best: cached, runs: pageCacheReads } } : {}), rss_hwm_after_read_mib: rssAfterRead,
       };
       this.rows.push({
@@ -464,7 +465,7 @@ class Bench {
       const { mount, direct } = best(writes);
       this.results.seq_write_mbps = mount.mbps;
       this.results.seq_write_ratio = pairedRatio(writes);
-      this.details['seq_write'] = { mount, direct, runs: writes, round_ratios: roundRatios(writes) };
+      this.details['seq_write'] = roundsDetail(writes);
       this.rows.push({
         key: 'seq_write_mbps', value: mount.mbps,
         note: `direct ${direct.mbps} MiB/s; ${describeRounds(writes)}; dd until close() returned (upload included); CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}, server ${(mount.serverCpu ?? 0).toFixed(1)}`
@@ -522,7 +523,7 @@ class Bench {
     if (doPar) {
       const { mount, direct } = best(rounds);
       this.results.par_read_ratio = pairedRatio(rounds);
-      this.details['par_read'] = { mount, direct, runs: rounds, round_ratios: roundRatios(rounds) };
+      this.details['par_read'] = roundsDetail(rounds);
       this.rows.push({
         key: 'par_read_ratio', value: this.results.par_read_ratio,
         note: `mount ${mount.mbps} vs direct ${direct.mbps} MiB/s (4 × 256 MiB); ${describeRounds(rounds)}; S3 served ${((mount.s3Bytes ?? 0) / MiB).toFixed(0)} MiB for 1024 read`,
@@ -589,7 +590,7 @@ class Bench {
       }
       const { mount, direct } = best(rounds);
       this.results.seq_read_ratio_latency = pairedRatio(rounds);
-      this.details['seq_read_latency'] = { mount, direct, runs: rounds, round_ratios: roundRatios(rounds) };
+      this.details['seq_read_latency'] = roundsDetail(rounds);
       this.rows.push({
         key: 'seq_read_ratio_latency', value: this.results.seq_read_ratio_latency,
         note: `${S3_LATENCY_MS} ms per S3 request: mount ${mount.mbps} vs direct ${direct.mbps} MiB/s; ${describeRounds(rounds)}`,

@@ -196,12 +196,23 @@ export class BlockCache {
    * Might block 0 of the object `cacheKey` be served without S3? Yes when memory holds it (or is
    * fetching it), and always with a disk tier (which may hold it from an earlier mount; asking it
    * would be a disk read per open). An open uses this to decide whether to fetch a small file
-   * whole (file-sources.ts).
+   * whole (file-sources.ts OpenCache).
    */
   mayHoldStart(cacheKey: string | undefined): boolean {
     if (this.opts.disk) return true;
     if (cacheKey === undefined) return false;
     return this.holds(blockKey(cacheKey, 0));
+  }
+
+  /**
+   * A block that came with something else (a small file's whole body, with its open's version
+   * check: file-sources.ts): kept as a demand read's block would be, unless one is here already.
+   */
+  offer(source: RangeSource, index: number, buf: Buffer): void {
+    const key = this.key(source, index);
+    if (this.holds(key)) return;
+    this.stats.bytesFetched += buf.length;
+    this.keep(key, buf, 'demand');
   }
 
   /** Cached, staged or being fetched: a prefetch would add nothing. */

@@ -27,11 +27,20 @@ import { PresignedUrls } from './presigned-urls.js';
 import type { FsNode } from './inode-table.js';
 
 /**
- * Files up to this size (Synapse's contentSize) are fetched whole by the open's version check:
- * one S3 request per small-file open and read instead of two (s3-range-source.ts). Kept small:
- * an open file holds these bytes outside the block cache until its first read.
+ * Files up to this size (Synapse's contentSize; and at most one block) are fetched whole by the
+ * open's version check, straight into the block cache: one S3 request per small-file open and
+ * read instead of two (s3-range-source.ts).
  */
 export const WHOLE_AT_OPEN_BYTES = 1024 * 1024;
+
+/** What an open asks of the block cache (block-cache.ts) to fetch a small file whole. */
+export interface OpenCache {
+  readonly blockSize: number;
+  /** Might block 0 of the object named `cacheKey` (undefined: none known) be served without S3? */
+  mayHoldStart(cacheKey: string | undefined): boolean;
+  /** Keep `buf` as block `index` of `source`, as if fetched. */
+  offer(source: RangeSource, index: number, buf: Buffer): void;
+}
 
 /** Synapse's download URLs live 30 s; refresh at 20 s so a slow GET never starts on a dead URL. */
 const PRESIGNED_URL_MAX_AGE_MS = 20_000;
@@ -110,20 +119,23 @@ export class FileSources {
   }
 
   /**
-   * A RangeSource for the resolved file, through STS when its location allows. `mayBeCached`
-   * says whether the cache may already hold the start of the version last opened here (its cache
-   * key; undefined when there was none): a small file is fetched whole at open only when not.
+   * A RangeSource for the resolved file, through STS when its location allows. With `cache`, a
+   * small STS file whose start the cache may not hold is fetched whole by the open and given to
+   * the cache as its block 0.
    */
-  async source(file: ResolvedFile, mayBeCached: (lastCacheKey: string | undefined) => boolean = () => false): Promise<RangeSource> {
+  async source(file: ResolvedFile, cache?: OpenCache): Promise<RangeSource> {
     const fh = file.fileHandle;
     const key = `fh${fh.id}`;
     if (fh.contentSize === 0) return new EmptySource(key);
     const loc = fh.storageLocationId;
     if (this.opts.useSts && loc !== undefined && (await this.isStsEnabled(loc, file.entityId))) {
       const store = this.storeFor(loc, file.entityId, 'read_only');
-      const whole = fh.contentSize <= WHOLE_AT_OPEN_BYTES && !mayBeCached(this.lastOpened.get(key)) ? fh.contentSize : 0;
+      const small = cache !== undefined && fh.contentSize <= Math.min(WHOLE_AT_OPEN_BYTES, cache.blockSize);
+      const whole = small && !cache.mayHoldStart(this.lastOpened.get(key)) ? fh.contentSize : 0;
       const source = await S3RangeSource.open(key, store, { bucket: fh.bucketName, key: fh.key }, whole);
       this.lastOpened.set(key, source.cacheKey);
+      const body = source.takeWhole();
+      if (body) cache!.offer(source, 0, body);
       return source;
     }
     return new PresignedRangeSource(key, fh.contentSize, this.urls.provider({ entityId: file.entityId, fileHandleId: String(fh.id) }), {

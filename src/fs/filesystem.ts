@@ -349,7 +349,7 @@ export class SynapseFilesystem {
     const file = await this.sources.resolve(shown?.node ?? node, true);
     const fh = file.fileHandle;
     this.table.setSize(file.entityId, file.versionNumber, { size: fh.contentSize, md5: fh.contentMd5 });
-    const source = await this.sources.source(file, (lastKey) => this.cache.mayHoldStart(lastKey));
+    const source = await this.sources.source(file, this.cache);
     const fd = this.nextFd++;
     this.handles.set(fd, { kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead) });
     return fd;
@@ -404,7 +404,7 @@ export class SynapseFilesystem {
       entityId, name: '', kind: 'file', parentId: undefined, versionNumber: version, modifiedOn: 0, createdOn: 0,
       pinnedVersion: version !== undefined,
     }, version !== undefined);
-    const source = await this.sources.source(file);
+    const source = await this.sources.source(file, this.cache);
     const chunk = this.cache.blockSize;
     for (let off = 0; off < source.size; off += chunk) {
       await into.write(await this.cache.read(source, off, chunk), off);

@@ -350,7 +350,7 @@ export class AwsObjectStore implements ObjectStore {
   async readVersion(loc: S3Location, first?: Buffer): Promise<ObjectVersion> {
     if (this.direct?.statUsable) {
       try {
-        const stat = await this.call('HeadObject', (signal) => this.lean((direct) => direct.stat(loc, { signal, ...(first ? { into: first } : {}) })));
+        const stat = await this.call(first ? 'GetObject' : 'HeadObject', (signal) => this.lean((direct) => direct.stat(loc, { signal, ...(first ? { into: first } : {}) })));
         if (stat) return stat;
       } catch (err) {
         if (!headMayAnswer(err)) throw err;

@@ -41,6 +41,10 @@ describe('fault matrix', () => {
       '--cache-size', '4M', '--part-size', '5M', '--read-timeout', '5', '--retry-timeout', '20']);
   });
 
+  /** The mount's warnings and errors logged after `mark` (an index into its output): why a read failed. */
+  const warningsSince = (mark: number): string =>
+    m.output().slice(mark).split('\n').filter((l) => /"level":(40|50)|WARN|ERROR/.test(l)).slice(-8).join('\n');
+
   after(async () => {
     stack?.dev.clearFaults();
     await m?.unmount();
@@ -55,9 +59,7 @@ describe('fault matrix', () => {
       for (const dir of ['sts', 'managed']) {
         const mark = m.output().length;
         const r = await sh(`md5sum < '${m.dir}/${dir}/big.bin'`, { timeoutMs: 120_000 });
-        // On failure, the mount's warnings and errors since the read began say why.
-        const why = (): string => m.output().slice(mark).split('\n').filter((l) => /"level":(40|50)|WARN|ERROR/.test(l)).slice(-8).join('\n');
-        assert.equal(r.stdout.split(' ')[0], md5(big), `${dir}: ${r.stderr}\n${why()}`);
+        assert.equal(r.stdout.split(' ')[0], md5(big), `${dir}: ${r.stderr}\n${warningsSince(mark)}`);
         const cp = await sh(`cp '${scratch}/up.bin' '${m.dir}/${dir}/up-503.bin' && md5sum < '${m.dir}/${dir}/up-503.bin'`, { timeoutMs: 120_000 });
         assert.equal(cp.code, 0, `${dir}: ${cp.stderr}`);
         assert.equal(cp.stdout.split(' ')[0], md5(big));
@@ -145,9 +147,7 @@ dst.write(src[10*1048576:]); dst.close()`;
       for (const dir of ['sts', 'managed']) {
         const mark = m.output().length;
         const r = await sh(`md5sum < '${m.dir}/${dir}/big.bin'`, { timeoutMs: 120_000 });
-        // On failure, the mount's warnings and errors since the read began say why.
-        const why = (): string => m.output().slice(mark).split('\n').filter((l) => /"level":(40|50)|WARN|ERROR/.test(l)).slice(-8).join('\n');
-        assert.equal(r.stdout.split(' ')[0], md5(big), `${dir}: ${r.stderr}\n${why()}`);
+        assert.equal(r.stdout.split(' ')[0], md5(big), `${dir}: ${r.stderr}\n${warningsSince(mark)}`);
       }
     } finally {
       stack.dev.clearFaults();

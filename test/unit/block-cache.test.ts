@@ -438,3 +438,22 @@ test('a block its holder is still reading goes back into the cache when evicted,
   }
   assert.equal(cache.has(src, 0), false, 'no longer read: evicted for good');
 });
+
+test('offer: a block that came with an open is read without a fetch; mayHoldStart then says so; an offer never replaces a block already here', async () => {
+  const cache = new BlockCache({ maxBytes: 1024 * KiB, blockSize: 64 * KiB });
+  const src = new FakeSource('small:etag1', 40 * KiB);
+  assert.equal(cache.mayHoldStart(undefined), false, 'nothing known: fetch whole');
+  assert.equal(cache.mayHoldStart(src.cacheKey), false);
+  cache.offer(src, 0, ramp(0, 40 * KiB));
+  assert.equal(cache.mayHoldStart(src.cacheKey), true);
+  const out = Buffer.alloc(40 * KiB);
+  assert.equal(await cache.readInto(src, 0, out.length, out), 40 * KiB);
+  assert.ok(out.equals(ramp(0, 40 * KiB)));
+  assert.equal(src.reads.length, 0, 'no fetch');
+  cache.offer(src, 0, Buffer.alloc(40 * KiB, 9)); // e.g. a second open's body: the first stays
+  assert.equal(await cache.readInto(src, 0, out.length, out), 40 * KiB);
+  assert.ok(out.equals(ramp(0, 40 * KiB)));
+  // With a disk tier the start may be on disk: an open never fetches whole then.
+  const withDisk = new BlockCache({ maxBytes: 1024 * KiB, blockSize: 64 * KiB, disk: { get: async () => undefined, put: () => undefined } as never });
+  assert.equal(withDisk.mayHoldStart(undefined), true);
+});

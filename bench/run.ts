@@ -111,7 +111,8 @@ const PAR_ROUNDS = Math.max(1, Number(process.env['BENCH_PAR_ROUNDS'] ?? 8));
  */
 const TARGET_S = 600;
 const MIN_ROUNDS = 4;
-const LATER_GROUP_S: Partial<Record<Group, number>> = { par_read: 80, rand_read: 15, seq_read_latency: 90, ls: 90 };
+/** What each later group needs, with a margin: session 13's four runs took ≤ 73 s (parallel + random, 8 rounds), ≤ 53 (latency, 8) and ≤ 77 (ls). */
+const LATER_GROUP_S: Partial<Record<Group, number>> = { par_read: 75, rand_read: 15, seq_read_latency: 65, ls: 85 };
 /** For reference only, off unless asked: the direct read through the AWS SDK (the baseline until session 5). */
 const SDK_REFERENCE = process.env['BENCH_SDK_REFERENCE'] === '1';
 /** Rounds of the read with 20 ms of S3 latency (≈ 7 s each). */

@@ -27,7 +27,7 @@ import { ROOT } from '../test/e2e/harness.js';
 import { CLI_ARGS, mountRclone, mountS3fs, mountSynapse, type BenchMount } from './mounts.js';
 import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, sh, type ShResult } from './sys.js';
 import { formatTable, type AheadBasis, type Row } from './report.js';
-import { best, describeRounds, fastest, inTurn, pairedRatio, roundsDetail, type Rounds, type Run } from './rounds.js';
+import { best, describeRounds, fastest, inTurn, pairedRatio, round, roundsDetail, type Rounds, type Run } from './rounds.js';
 
 const MiB = 1024 * 1024;
 const BUDGET_MS = 11 * 60_000; // hard stop (the issue asks ≤ 10 min; this is the safety net)
@@ -84,7 +84,6 @@ export function throttleBoundSeconds(R: number, latencyMs: number, t = THROTTLE)
   return Math.floor((R - 1) / t.L) * t.W_s + (((R - 1) % t.L) + 1) * (latencyMs / 1000) / t.C;
 }
 
-const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 const mibps = (bytes: number, seconds: number): number => round(bytes / MiB / seconds, 1);
 const round0 = (x: number): number => Math.round(x);
 
@@ -206,6 +205,16 @@ class Bench {
   async unmount(m: BenchMount): Promise<void> {
     this.mounts.delete(m);
     await m.unmount();
+  }
+
+  /** `use` on a fresh mount, unmounted after it whatever happens. */
+  async withMount<T>(use: (m: BenchMount) => Promise<T>, args: string[] = []): Promise<T> {
+    const m = await this.mount(args);
+    try {
+      return await use(m);
+    } finally {
+      await this.unmount(m);
+    }
   }
 
   async cleanup(): Promise<void> {
@@ -381,29 +390,20 @@ class Bench {
       if (doRead && SDK_REFERENCE) sdkReads.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read via the SDK', 'sdk'));
       if (doWrite) writes.direct.push(await this.directSeqWrite(round));
     };
-    const mountSide = async (): Promise<void> => {
-      const m = await this.mount(); // a fresh mount each round: every mount read is a cold first read
-      try {
-        if (doRead) {
-          reads.mount.push(await this.mountSeqRead(m, 'mount seq read', undefined, 180_000));
-          afterRead = round0(await peakRssMiB(m.pid));
-        }
-        if (doWrite) writes.mount.push(await this.mountSeqWrite(m, `${m.dir}/data/written-${round}.bin`));
-        note(round0(await peakRssMiB(m.pid)), afterRead);
-      } finally {
-        await this.unmount(m);
+    // A fresh mount each round: every mount read is a cold first read.
+    const mountSide = (): Promise<void> => this.withMount(async (m) => {
+      if (doRead) {
+        reads.mount.push(await this.mountSeqRead(m, 'mount seq read', undefined, 180_000));
+        afterRead = round0(await peakRssMiB(m.pid));
       }
-    };
+      if (doWrite) writes.mount.push(await this.mountSeqWrite(m, `${m.dir}/data/written-${round}.bin`));
+      note(round0(await peakRssMiB(m.pid)), afterRead);
+    });
     await inTurn(round, directSide, mountSide);
     // For reference only: the same cold read through the kernel's page cache (--no-direct-reads,
     // the default before session 10 and on kernels before 6.9). The figure stays the default mount's.
     if (doRead && withReference && this.directReadsSupported) {
-      const cached = await this.mount(['--no-direct-reads']);
-      try {
-        pageCacheReads.push(await this.mountSeqRead(cached, 'mount --no-direct-reads seq read', undefined, 180_000));
-      } finally {
-        await this.unmount(cached);
-      }
+      pageCacheReads.push(await this.withMount((cached) => this.mountSeqRead(cached, 'mount --no-direct-reads seq read', undefined, 180_000), ['--no-direct-reads']));
     }
   }
 
@@ -497,32 +497,27 @@ class Bench {
     for (let round = 0; round < (doPar ? PAR_ROUNDS : 1); round++) {
       await inTurn(round, async () => {
         if (doPar) rounds.direct.push(await this.directRead(this.parKeys, bytes, 'parallel read'));
-      }, async () => {
-        const m = await this.mount();
-        try {
-          if (doPar) {
-            await dropCaches();
-            const b = this.stats();
-            const files = this.parKeys.map((_, i) => `'${m.dir}/data/par-${i}.bin'`).join(' ');
-            // Each dd reports into its own file: their summaries never share a line (ddBytes).
-            const logs = path.join(TMP, 'par-dd');
-            const t = await this.timed(
-              `rm -f '${logs}'-*.log; pids=(); i=0; for f in ${files}; do dd if="$f" of=/dev/null bs=1M 2>"${logs}-$i.log" & pids+=($!); i=$((i+1)); done; ` +
-                `rc=0; for p in "\${pids[@]}"; do wait $p || rc=1; done; cat '${logs}'-*.log >&2; exit $rc`,
-              m.pid, 180_000);
-            if (ddBytes(t.r) !== bytes) throw new Error(`parallel read copied ${ddBytes(t.r)} bytes, not ${bytes}:\n${t.r.stderr}`);
-            const served = this.checkServed('mount parallel read', b, bytes);
-            rounds.mount.push({
-              mbps: mibps(bytes, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, s3Bytes: served,
-              s3Requests: this.stats().s3.requests - b.s3.requests,
-            });
-            this.log(`mount parallel read ${mibps(bytes, t.seconds)} MiB/s`);
-          }
-          if (doRand && round === (doPar ? PAR_ROUNDS : 1) - 1) await this.randRead(m);
-        } finally {
-          await this.unmount(m);
+      }, () => this.withMount(async (m) => {
+        if (doPar) {
+          await dropCaches();
+          const b = this.stats();
+          const files = this.parKeys.map((_, i) => `'${m.dir}/data/par-${i}.bin'`).join(' ');
+          // Each dd reports into its own file: their summaries never share a line (ddBytes).
+          const logs = path.join(TMP, 'par-dd');
+          const t = await this.timed(
+            `rm -f '${logs}'-*.log; pids=(); i=0; for f in ${files}; do dd if="$f" of=/dev/null bs=1M 2>"${logs}-$i.log" & pids+=($!); i=$((i+1)); done; ` +
+              `rc=0; for p in "\${pids[@]}"; do wait $p || rc=1; done; cat '${logs}'-*.log >&2; exit $rc`,
+            m.pid, 180_000);
+          if (ddBytes(t.r) !== bytes) throw new Error(`parallel read copied ${ddBytes(t.r)} bytes, not ${bytes}:\n${t.r.stderr}`);
+          const served = this.checkServed('mount parallel read', b, bytes);
+          rounds.mount.push({
+            mbps: mibps(bytes, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, s3Bytes: served,
+            s3Requests: this.stats().s3.requests - b.s3.requests,
+          });
+          this.log(`mount parallel read ${mibps(bytes, t.seconds)} MiB/s`);
         }
-      });
+        if (doRand && round === (doPar ? PAR_ROUNDS : 1) - 1) await this.randRead(m);
+      }));
     }
     if (doPar) {
       const { mount, direct } = best(rounds);
@@ -584,12 +579,7 @@ class Bench {
         await inTurn(round, async () => {
           rounds.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read with latency'));
         }, async () => {
-          const m = await this.mount();
-          try {
-            rounds.mount.push(await this.mountSeqRead(m, 'mount seq read with latency'));
-          } finally {
-            await this.unmount(m);
-          }
+          rounds.mount.push(await this.withMount((m) => this.mountSeqRead(m, 'mount seq read with latency')));
         });
       }
       const { mount, direct } = best(rounds);

@@ -135,7 +135,7 @@ export class FileSources {
       const source = await S3RangeSource.open(key, store, { bucket: fh.bucketName, key: fh.key }, whole);
       this.lastOpened.set(key, source.cacheKey);
       const body = source.takeWhole();
-      if (body) cache!.offer(source, 0, body);
+      if (body && cache) cache.offer(source, 0, body);
       return source;
     }
     return new PresignedRangeSource(key, fh.contentSize, this.urls.provider({ entityId: file.entityId, fileHandleId: String(fh.id) }), {

@@ -26,7 +26,10 @@ export interface Run {
   mbps: number;
   seconds: number;
   cpu: number;
+  /** This process (s3rver, the gate, Synapse) during the run: CPU s, of which GC s, and minor page faults. */
   serverCpu?: number;
+  serverGc?: number;
+  serverFaults?: number;
   s3Bytes?: number;
   s3Requests?: number;
 }

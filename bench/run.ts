@@ -25,7 +25,7 @@ import path from 'node:path';
 import { startStack, type Stack, type StatsSnapshot } from '../test/server/stack.js';
 import { ROOT } from '../test/e2e/harness.js';
 import { CLI_ARGS, mountRclone, mountS3fs, mountSynapse, type BenchMount } from './mounts.js';
-import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, sh, type ShResult } from './sys.js';
+import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, serverCost, sh, type ServerCost, type ShResult } from './sys.js';
 import { formatTable, type AheadBasis, type Row } from './report.js';
 import { best, describeRounds, fastest, inTurn, pairedRatio, round, roundsDetail, type Rounds, type Run } from './rounds.js';
 
@@ -99,6 +99,8 @@ const round0 = (x: number): number => Math.round(x);
 const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 8));
 /** Rounds (the first ones) that also run s3fs, rclone and the page-cache reference read. */
 const PEER_ROUNDS = Math.max(1, Number(process.env['BENCH_PEER_ROUNDS'] ?? 2));
+/** Rounds with the write (the first ones; the rest read only, readOnlyRounds). */
+const WRITE_ROUNDS = Math.max(1, Math.min(ROUNDS, Number(process.env['BENCH_WRITE_ROUNDS'] ?? ROUNDS)));
 /** Parallel-read rounds (≈ 8 s each). */
 const PAR_ROUNDS = Math.max(1, Number(process.env['BENCH_PAR_ROUNDS'] ?? 8));
 /**
@@ -139,6 +141,10 @@ function ddBytes(r: ShResult): number {
   const all = [...r.stderr.matchAll(/(\d+) bytes? (?:\(|copied)/g)].map((m) => Number(m[1]));
   return all.reduce((a, b) => a + b, 0);
 }
+
+type ServerFields = Required<Pick<Run, 'serverCpu' | 'serverGc' | 'serverFaults'>>;
+
+const serverFields = (s: ServerCost): ServerFields => ({ serverCpu: round(s.cpu, 2), serverGc: round(s.gc, 2), serverFaults: s.faults });
 
 class Bench {
   readonly results = emptyResults();
@@ -227,16 +233,16 @@ class Bench {
   }
 
   /** The direct client in a child process; returns MiB/s and seconds. */
-  async direct(args: string, what: string, timeoutMs = 180_000): Promise<{ mbps: number; seconds: number; bytes: number; cpu: number; serverCpu: number }> {
-    const s0 = process.cpuUsage();
+  async direct(args: string, what: string, timeoutMs = 180_000): Promise<Run & { bytes: number }> {
+    const cost = serverCost();
     const r = await sh(`node --import tsx bench/direct-client.ts ${args} --endpoint ${this.stack.s3Endpoint}`, {
       env: this.env(), cwd: ROOT, timeoutMs,
     });
-    const s = process.cpuUsage(s0);
+    const s = cost();
     if (r.code !== 0) throw new Error(`direct client (${what}) failed: ${r.stderr.trim()}`);
     const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { bytes: number; seconds: number; cpu_s: number };
     // serverCpu: this process (s3rver, the gate, Synapse) while the client ran, as for a mount.
-    return { mbps: mibps(j.bytes, j.seconds), seconds: j.seconds, bytes: j.bytes, cpu: round(j.cpu_s, 2), serverCpu: round((s.user + s.system) / 1e6, 2) };
+    return { mbps: mibps(j.bytes, j.seconds), seconds: j.seconds, bytes: j.bytes, cpu: round(j.cpu_s, 2), ...serverFields(s) };
   }
 
   /**
@@ -252,14 +258,14 @@ class Bench {
   }
 
   /** Time a command that reads/writes through a mount; returns seconds, CPU of the serving pid. */
-  async timed(cmd: string, pid: number, timeoutMs: number): Promise<{ r: ShResult; seconds: number; cpu: number; serverCpu: number }> {
+  async timed(cmd: string, pid: number, timeoutMs: number): Promise<{ r: ShResult; seconds: number; cpu: number } & ServerFields> {
     const c0 = await cpuSeconds(pid);
-    const s0 = process.cpuUsage();
+    const cost = serverCost();
     const r = await sh(cmd, { timeoutMs });
-    const s = process.cpuUsage(s0);
+    const s = cost();
     const cpu = (await cpuSeconds(pid)) - c0;
     if (r.code !== 0) throw new Error(`${cmd} failed (${r.code}): ${r.stderr.trim().slice(-2000)}`);
-    return { r, seconds: r.seconds, cpu, serverCpu: (s.user + s.system) / 1e6 };
+    return { r, seconds: r.seconds, cpu, ...serverFields(s) };
   }
 
   // ---------------------------------------------------------------- setup
@@ -337,7 +343,7 @@ class Bench {
     const t = await this.timed(`dd if='${file}' of=/dev/null bs=1M`, m.pid, timeoutMs);
     if (ddBytes(t.r) !== BIG_BYTES) throw new Error(`${what} copied ${ddBytes(t.r)} bytes, not ${BIG_BYTES}`);
     const served = this.checkServed(what, b, BIG_BYTES);
-    const run = { mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, s3Bytes: served, s3Requests: this.stats().s3.requests - b.s3.requests };
+    const run = { mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, serverGc: t.serverGc, serverFaults: t.serverFaults, s3Bytes: served, s3Requests: this.stats().s3.requests - b.s3.requests };
     this.log(`${what}: ${run.mbps} MiB/s, CPU ${run.cpu.toFixed(2)} s`);
     return run;
   }
@@ -375,7 +381,7 @@ class Bench {
     const t = await this.timed(`dd if='${this.srcFile}' of='${file}' bs=1M`, m.pid, 300_000);
     if (ddBytes(t.r) !== BIG_BYTES) throw new Error(`${what} copied ${ddBytes(t.r)} bytes, not ${BIG_BYTES}`);
     const got = this.checkReceived(what, b, BIG_BYTES);
-    const run = { mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, s3Bytes: got, s3Requests: this.stats().s3.requests - b.s3.requests };
+    const run = { mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, serverGc: t.serverGc, serverFaults: t.serverFaults, s3Bytes: got, s3Requests: this.stats().s3.requests - b.s3.requests };
     this.log(`${what}: ${run.mbps} MiB/s, CPU ${run.cpu.toFixed(2)} s`);
     return run;
   }
@@ -407,6 +413,28 @@ class Bench {
     }
   }
 
+  /**
+   * Pairs of read-only rounds after the full ones, while they fit: a round with the write costs
+   * ≈ 40–70 s and one without ≈ 12–20, so on a slow day the read ratio would otherwise rest on 2
+   * rounds (session 14's first run: 2 full rounds, ratios 0.74 and 0.82). Up to ROUNDS reads.
+   */
+  private async readOnlyRounds(reads: Rounds, reserveS: number, note: (rssPeak: number, rssAfterRead: number) => void): Promise<void> {
+    const before = reads.mount.length;
+    // Before the first pair is timed: each side's slowest read, twice, plus mount, unmount and
+    // dropping the page cache (≈ 3 s a run).
+    const slowest = (runs: Run[]): number => Math.max(...runs.map((r) => r.seconds));
+    let pairS = 2 * (slowest(reads.direct) + slowest(reads.mount)) + 12;
+    while (reads.mount.length + 2 <= ROUNDS) {
+      const elapsedS = (Date.now() - this.t0) / 1000;
+      if (elapsedS + pairS > TARGET_S - reserveS) break;
+      const p0 = Date.now();
+      for (let k = 0; k < 2; k++) await this.mountRound(reads.mount.length, true, false, reads, { direct: [], mount: [] }, [], [], false, note);
+      pairS = (Date.now() - p0) / 1000;
+    }
+    const added = reads.mount.length - before;
+    this.notes.push(`sequential reads: ${added} read-only round${added === 1 ? '' : 's'} after the ${before} with the write (${reads.mount.length} in all)`);
+  }
+
   async seqReadAndWrite(): Promise<void> {
     const doRead = this.has('seq_read');
     const doWrite = this.has('seq_write');
@@ -423,7 +451,8 @@ class Bench {
     // own part (direct and mount), timed in every round, is what a round without peers costs.
     const longestS = { peers: 0, plain: 0 };
     const costOf = (i: number): number => (i < PEER_ROUNDS ? longestS.peers : longestS.plain);
-    for (let round = 0; round < ROUNDS; round++) {
+    const fullRounds = doRead && doWrite ? WRITE_ROUNDS : ROUNDS;
+    for (let round = 0; round < fullRounds; round++) {
       const r0 = Date.now();
       const withPeers = round < PEER_ROUNDS;
       // The page-cache reference read in the first round only (≈ 10–27 s a round; session 13's
@@ -437,11 +466,15 @@ class Bench {
       if (withPeers) longestS.peers = Math.max(longestS.peers, (Date.now() - r0) / 1000);
       const nextTwoS = costOf(round + 1) + costOf(round + 2);
       const elapsedS = (Date.now() - this.t0) / 1000;
-      if (round + 1 < ROUNDS && round + 1 >= MIN_ROUNDS && (round + 1) % 2 === 0 && elapsedS + nextTwoS > TARGET_S - reserveS) {
-        this.notes.push(`sequential rounds: ${round + 1} of ${ROUNDS} — two more (up to ${Math.round(nextTwoS)} s) would have left the later groups less than the ${reserveS} s they need to end within ${TARGET_S / 60} min`);
+      if (round + 1 < fullRounds && round + 1 >= MIN_ROUNDS && (round + 1) % 2 === 0 && elapsedS + nextTwoS > TARGET_S - reserveS) {
+        this.notes.push(`sequential rounds: ${round + 1} of ${fullRounds} — two more (up to ${Math.round(nextTwoS)} s) would have left the later groups less than the ${reserveS} s they need to end within ${TARGET_S / 60} min`);
         break;
       }
     }
+    if (doRead && doWrite) await this.readOnlyRounds(reads, reserveS, (rss, afterRead) => {
+      rssPeak = Math.max(rssPeak, rss);
+      rssAfterRead = Math.max(rssAfterRead, afterRead);
+    });
     // The peers ran in the first rounds only: the mount is judged against them on those rounds.
     const peerRounds = (runs: Run[]): Run[] => runs.slice(0, PEER_ROUNDS);
     if (doPeers && doRead) this.aheadBasis.read = fastest(peerRounds(reads.mount)).mbps;
@@ -472,7 +505,7 @@ class Bench {
       this.details['seq_write'] = roundsDetail(writes);
       this.rows.push({
         key: 'seq_write_mbps', value: mount.mbps,
-        note: `direct ${direct.mbps} MiB/s; ${describeRounds(writes)}; dd until close() returned (upload included); CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}, server ${(mount.serverCpu ?? 0).toFixed(1)}`
+        note: `direct ${direct.mbps} MiB/s; ${describeRounds(writes)}; dd until close() returned (upload included); CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}, server ${(mount.serverCpu ?? 0).toFixed(1)} (GC ${(mount.serverGc ?? 0).toFixed(1)})`
           + (this.aheadBasis.write !== undefined ? `; against the peers: ${this.aheadBasis.write} MiB/s, the mount's best of the ${Math.min(PEER_ROUNDS, writes.mount.length)} rounds they ran in` : ''),
       });
     }
@@ -511,7 +544,7 @@ class Bench {
           if (ddBytes(t.r) !== bytes) throw new Error(`parallel read copied ${ddBytes(t.r)} bytes, not ${bytes}:\n${t.r.stderr}`);
           const served = this.checkServed('mount parallel read', b, bytes);
           rounds.mount.push({
-            mbps: mibps(bytes, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, s3Bytes: served,
+            mbps: mibps(bytes, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, serverGc: t.serverGc, serverFaults: t.serverFaults, s3Bytes: served,
             s3Requests: this.stats().s3.requests - b.s3.requests,
           });
           this.log(`mount parallel read ${mibps(bytes, t.seconds)} MiB/s`);

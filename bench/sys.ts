@@ -6,6 +6,7 @@
  * Synapse server, and a synchronous fs call on a FUSE mount served by a process that waits on
  * us would deadlock (DESIGN §6).
  */
+import { PerformanceObserver } from 'node:perf_hooks';
 import { execFile, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 
@@ -101,3 +102,36 @@ export function spawnCaptured(cmd: string, args: string[], env: NodeJS.ProcessEn
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** This process's (the servers') cost over an interval: CPU s, V8 GC s, minor page faults. */
+export interface ServerCost {
+  cpu: number;
+  gc: number;
+  faults: number;
+}
+
+let gcMs = 0;
+let gcObserver: PerformanceObserver | undefined;
+
+/**
+ * Start measuring this process (s3rver, the gate, Synapse); call the result to get what it spent
+ * since. GC time and page faults tell a slow round's cause apart: on this VM the server's CPU per
+ * GiB swings by 1.5× between rounds of the same client (bench/README.md, Caveats).
+ */
+export function serverCost(): () => ServerCost {
+  gcObserver ??= (() => {
+    const o = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcMs += e.duration; });
+    o.observe({ entryTypes: ['gc'] });
+    return o;
+  })();
+  const u0 = process.resourceUsage();
+  const g0 = gcMs;
+  return () => {
+    const u = process.resourceUsage();
+    return {
+      cpu: (u.userCPUTime + u.systemCPUTime - u0.userCPUTime - u0.systemCPUTime) / 1e6,
+      gc: (gcMs - g0) / 1000,
+      faults: u.minorPageFault - u0.minorPageFault,
+    };
+  };
+}

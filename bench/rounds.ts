@@ -93,3 +93,45 @@ export async function inTurn(i: number, directSide: () => Promise<void>, mountSi
   }
 }
 
+
+export interface PacerOptions {
+  /** When the run started (ms since the epoch). */
+  startedAt: number;
+  /** The run's time limit, s. */
+  targetS: number;
+  /** What the groups after this one need, s. */
+  reserveS: number;
+  /** Rounds always run (an even number). */
+  minRounds: number;
+  /** Told when the group stops early: rounds run, and the two more that did not fit (s). */
+  onStop?: (rounds: number, pairS: number) => void;
+  now?: () => number;
+}
+
+/**
+ * Keeps a group of rounds inside the run's time limit. `another(round)` is asked before each
+ * round; the group stops only after an even number of rounds (each side first as often as
+ * second), at least `minRounds`, and only when two more rounds as long as its longest so far
+ * would leave the groups after it less than `reserveS`.
+ */
+export class Pacer {
+  private last: number;
+  private longestS = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: PacerOptions) {
+    this.now = opts.now ?? Date.now;
+    this.last = this.now();
+  }
+
+  another(round: number): boolean {
+    const now = this.now();
+    if (round > 0) this.longestS = Math.max(this.longestS, (now - this.last) / 1000);
+    this.last = now;
+    if (round < this.opts.minRounds || round % 2 === 1) return true;
+    const elapsedS = (now - this.opts.startedAt) / 1000;
+    if (elapsedS + 2 * this.longestS <= this.opts.targetS - this.opts.reserveS) return true;
+    this.opts.onStop?.(round, 2 * this.longestS);
+    return false;
+  }
+}

@@ -27,7 +27,7 @@ import { ROOT } from '../test/e2e/harness.js';
 import { CLI_ARGS, mountRclone, mountS3fs, mountSynapse, type BenchMount } from './mounts.js';
 import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, serverCost, sh, type ServerCost, type ShResult } from './sys.js';
 import { formatTable, type AheadBasis, type Row } from './report.js';
-import { best, describeRounds, fastest, inTurn, pairedRatio, round, roundsDetail, type Rounds, type Run } from './rounds.js';
+import { best, describeRounds, Pacer, fastest, inTurn, pairedRatio, round, roundsDetail, type Rounds, type Run } from './rounds.js';
 
 const MiB = 1024 * 1024;
 const BUDGET_MS = 11 * 60_000; // hard stop (the issue asks ≤ 10 min; this is the safety net)
@@ -113,6 +113,8 @@ const PAR_ROUNDS = Math.max(1, Number(process.env['BENCH_PAR_ROUNDS'] ?? 8));
  */
 const TARGET_S = 600;
 const MIN_ROUNDS = 2;
+/** The fewest rounds of the parallel and latency groups (pace()). */
+const MIN_LATER_ROUNDS = 4;
 /** What each later group needs, with a margin: session 13's four runs took ≤ 73 s (parallel + random, 8 rounds), ≤ 53 (latency, 8) and ≤ 77 (ls). */
 const LATER_GROUP_S: Partial<Record<Group, number>> = { par_read: 75, rand_read: 15, seq_read_latency: 65, ls: 85 };
 /** For reference only, off unless asked: the direct read through the AWS SDK (the baseline until session 5). */
@@ -527,31 +529,31 @@ class Bench {
     const doRand = this.has('rand_read');
     const rounds: Rounds = { direct: [], mount: [] };
     const bytes = PAR_FILES * PAR_BYTES;
-    for (let round = 0; round < (doPar ? PAR_ROUNDS : 1); round++) {
+    const pace = this.pace('parallel reads', ['seq_read_latency', 'ls']);
+    for (let round = 0; doPar && round < PAR_ROUNDS && pace.another(round); round++) {
       await inTurn(round, async () => {
-        if (doPar) rounds.direct.push(await this.directRead(this.parKeys, bytes, 'parallel read'));
+        rounds.direct.push(await this.directRead(this.parKeys, bytes, 'parallel read'));
       }, () => this.withMount(async (m) => {
-        if (doPar) {
-          await dropCaches();
-          const b = this.stats();
-          const files = this.parKeys.map((_, i) => `'${m.dir}/data/par-${i}.bin'`).join(' ');
-          // Each dd reports into its own file: their summaries never share a line (ddBytes).
-          const logs = path.join(TMP, 'par-dd');
-          const t = await this.timed(
-            `rm -f '${logs}'-*.log; pids=(); i=0; for f in ${files}; do dd if="$f" of=/dev/null bs=1M 2>"${logs}-$i.log" & pids+=($!); i=$((i+1)); done; ` +
-              `rc=0; for p in "\${pids[@]}"; do wait $p || rc=1; done; cat '${logs}'-*.log >&2; exit $rc`,
-            m.pid, 180_000);
-          if (ddBytes(t.r) !== bytes) throw new Error(`parallel read copied ${ddBytes(t.r)} bytes, not ${bytes}:\n${t.r.stderr}`);
-          const served = this.checkServed('mount parallel read', b, bytes);
-          rounds.mount.push({
-            mbps: mibps(bytes, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, serverGc: t.serverGc, serverFaults: t.serverFaults, s3Bytes: served,
-            s3Requests: this.stats().s3.requests - b.s3.requests,
-          });
-          this.log(`mount parallel read ${mibps(bytes, t.seconds)} MiB/s`);
-        }
-        if (doRand && round === (doPar ? PAR_ROUNDS : 1) - 1) await this.randRead(m);
+        await dropCaches();
+        const b = this.stats();
+        const files = this.parKeys.map((_, i) => `'${m.dir}/data/par-${i}.bin'`).join(' ');
+        // Each dd reports into its own file: their summaries never share a line (ddBytes).
+        const logs = path.join(TMP, 'par-dd');
+        const t = await this.timed(
+          `rm -f '${logs}'-*.log; pids=(); i=0; for f in ${files}; do dd if="$f" of=/dev/null bs=1M 2>"${logs}-$i.log" & pids+=($!); i=$((i+1)); done; ` +
+            `rc=0; for p in "\${pids[@]}"; do wait $p || rc=1; done; cat '${logs}'-*.log >&2; exit $rc`,
+          m.pid, 180_000);
+        if (ddBytes(t.r) !== bytes) throw new Error(`parallel read copied ${ddBytes(t.r)} bytes, not ${bytes}:\n${t.r.stderr}`);
+        const served = this.checkServed('mount parallel read', b, bytes);
+        rounds.mount.push({
+          mbps: mibps(bytes, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, serverGc: t.serverGc, serverFaults: t.serverFaults, s3Bytes: served,
+          s3Requests: this.stats().s3.requests - b.s3.requests,
+        });
+        this.log(`mount parallel read ${mibps(bytes, t.seconds)} MiB/s`);
       }));
     }
+    // Its own mount (it used to share the last parallel round's, but that round may not run).
+    if (doRand) await this.withMount((m) => this.randRead(m));
     if (doPar) {
       const { mount, direct } = best(rounds);
       this.results.par_read_ratio = pairedRatio(rounds);
@@ -561,6 +563,20 @@ class Bench {
         note: `mount ${mount.mbps} vs direct ${direct.mbps} MiB/s (4 × 256 MiB); ${describeRounds(rounds)}; S3 served ${((mount.s3Bytes ?? 0) / MiB).toFixed(0)} MiB for 1024 read`,
       });
     }
+  }
+
+  /**
+   * A Pacer for a later group (parallel, latency): it may stop after MIN_LATER_ROUNDS rounds
+   * when two more would leave the groups `after` it less than their reserve (LATER_GROUP_S).
+   * Session 14's second run: the parallel group took 99 s against its 90 s reserve, and the run
+   * ended at 591 s.
+   */
+  private pace(what: string, after: Group[]): Pacer {
+    const reserveS = after.filter((g) => this.has(g)).reduce((sum, g) => sum + (LATER_GROUP_S[g] ?? 0), 0);
+    return new Pacer({
+      startedAt: this.t0, targetS: TARGET_S, reserveS, minRounds: MIN_LATER_ROUNDS,
+      onStop: (rounds, pairS) => this.notes.push(`${what}: ${rounds} rounds — two more (up to ${Math.round(pairS)} s) would have left the groups after them less than the ${reserveS} s they need`),
+    });
   }
 
   async randRead(m: BenchMount): Promise<void> {
@@ -608,7 +624,8 @@ class Bench {
     this.stack.dev.setConfig({ s3LatencyMs: S3_LATENCY_MS });
     try {
       const rounds: Rounds = { direct: [], mount: [] };
-      for (let round = 0; round < LATENCY_ROUNDS; round++) {
+      const pace = this.pace('latency reads', ['ls']);
+      for (let round = 0; round < LATENCY_ROUNDS && pace.another(round); round++) {
         await inTurn(round, async () => {
           rounds.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read with latency'));
         }, async () => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { inTurn, pairedRatio, roundRatios, type Rounds } from '../../bench/rounds.js';
+import { inTurn, Pacer, pairedRatio, roundRatios, type Rounds } from '../../bench/rounds.js';
 
 const run = (seconds: number) => ({ mbps: 1024 / seconds, seconds, cpu: 0 });
 
@@ -28,4 +28,33 @@ test('rounds alternate which side runs first', async () => {
   const order: string[] = [];
   for (let i = 0; i < 4; i++) await inTurn(i, async () => { order.push(`d${i}`); }, async () => { order.push(`m${i}`); });
   assert.deepEqual(order, ['d0', 'm0', 'm1', 'd1', 'd2', 'm2', 'm3', 'd3']);
+});
+
+test('a paced group stops only after an even number of rounds, at least the minimum, when two more would eat the reserve', () => {
+  let t = 0;
+  const stops: Array<[number, number]> = [];
+  // Started 400 s into a 600 s run; the groups after it need 100 s: 100 s left for this one.
+  const pacer = new Pacer({ startedAt: -400_000, targetS: 600, reserveS: 100, minRounds: 4, now: () => t, onStop: (r, s) => stops.push([r, s]) });
+  const ran: number[] = [];
+  for (let round = 0; round < 8 && pacer.another(round); round++) {
+    ran.push(round);
+    t += 15_000; // each round 15 s
+  }
+  // After 4 rounds (60 s used) two more end at 90 s ≤ 100: rounds 4 and 5 run. After 6 (90 s)
+  // two more would end at 120 s > 100: it stops there, at an even number.
+  assert.deepEqual(ran, [0, 1, 2, 3, 4, 5]);
+  assert.deepEqual(stops, [[6, 30]]);
+});
+
+test('a paced group with time to spare runs every round; one short of time still runs its minimum', () => {
+  let t = 0;
+  const roomy = new Pacer({ startedAt: 0, targetS: 600, reserveS: 100, minRounds: 4, now: () => t });
+  let n = 0;
+  for (let round = 0; round < 8 && roomy.another(round); round++, n++) t += 10_000;
+  assert.equal(n, 8);
+  t = 0;
+  const late = new Pacer({ startedAt: -590_000, targetS: 600, reserveS: 100, minRounds: 4, now: () => t });
+  n = 0;
+  for (let round = 0; round < 8 && late.another(round); round++, n++) t += 10_000;
+  assert.equal(n, 4);
 });

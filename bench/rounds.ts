@@ -32,6 +32,8 @@ export interface Run {
   serverFaults?: number;
   s3Bytes?: number;
   s3Requests?: number;
+  /** Writes: how long s3rver took to answer CompleteMultipartUpload (a copy of every part here; metadata only on S3). */
+  s3CompleteSeconds?: number;
 }
 
 export interface Rounds {

@@ -367,13 +367,13 @@ class Bench {
    * already holds reuses that file's freed pages, and measured ≈ 7 % faster (11.1–11.5 vs
    * 12.1–12.6 server CPU-s per GiB) — a head start the mount never gets.
    */
-  async directSeqWrite(round: number): Promise<Run> {
+  async directSeqWrite(roundNo: number): Promise<Run> {
     await this.writeStart();
     const b = this.stats();
-    const d = await this.direct(`write --bucket ${this.bucket} --file '${this.srcFile}' --key bench/direct-write-${round}.bin`, 'seq write', 300_000);
+    const d = await this.direct(`write --bucket ${this.bucket} --file '${this.srcFile}' --key bench/direct-write-${roundNo}.bin`, 'seq write', 300_000);
     this.checkReceived('direct seq write', b, BIG_BYTES);
     this.log(`direct seq write ${d.mbps} MiB/s`);
-    return d;
+    return { ...d, s3CompleteSeconds: round(this.stats().s3.completeSeconds - b.s3.completeSeconds, 2) };
   }
 
   /** `dd` of the 1 GiB source file into `file` on a mount, until close() returns. */
@@ -383,7 +383,8 @@ class Bench {
     const t = await this.timed(`dd if='${this.srcFile}' of='${file}' bs=1M`, m.pid, 300_000);
     if (ddBytes(t.r) !== BIG_BYTES) throw new Error(`${what} copied ${ddBytes(t.r)} bytes, not ${BIG_BYTES}`);
     const got = this.checkReceived(what, b, BIG_BYTES);
-    const run = { mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, serverGc: t.serverGc, serverFaults: t.serverFaults, s3Bytes: got, s3Requests: this.stats().s3.requests - b.s3.requests };
+    const run = { mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, serverGc: t.serverGc, serverFaults: t.serverFaults, s3Bytes: got, s3Requests: this.stats().s3.requests - b.s3.requests,
+      s3CompleteSeconds: round(this.stats().s3.completeSeconds - b.s3.completeSeconds, 2) };
     this.log(`${what}: ${run.mbps} MiB/s, CPU ${run.cpu.toFixed(2)} s`);
     return run;
   }
@@ -507,7 +508,8 @@ class Bench {
       this.details['seq_write'] = roundsDetail(writes);
       this.rows.push({
         key: 'seq_write_mbps', value: mount.mbps,
-        note: `direct ${direct.mbps} MiB/s; ${describeRounds(writes)}; dd until close() returned (upload included); CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}, server ${(mount.serverCpu ?? 0).toFixed(1)} (GC ${(mount.serverGc ?? 0).toFixed(1)})`
+        note: `direct ${direct.mbps} MiB/s; ${describeRounds(writes)}; dd until close() returned (upload included); CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}, server ${(mount.serverCpu ?? 0).toFixed(1)} (GC ${(mount.serverGc ?? 0).toFixed(1)}); `
+          + `of each run, s3rver's CompleteMultipartUpload (it copies every part into the object; S3 does not): mount ${writes.mount.map((r) => r.s3CompleteSeconds ?? '?').join(', ')} s, direct ${writes.direct.map((r) => r.s3CompleteSeconds ?? '?').join(', ')} s`
           + (this.aheadBasis.write !== undefined ? `; against the peers: ${this.aheadBasis.write} MiB/s, the mount's best of the ${Math.min(PEER_ROUNDS, writes.mount.length)} rounds they ran in` : ''),
       });
     }

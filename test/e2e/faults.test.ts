@@ -36,9 +36,12 @@ describe('fault matrix', () => {
     replaceFile = await stack.seed.file(stsId, 'replace.bin', patternBytes(6 * MiB, 5));
     scratch = await tempDir('faults-');
     await writeFile(path.join(scratch, 'up.bin'), big);
-    // Small blocks and cache: every read goes to S3, many requests, so faults really hit.
+    // Small blocks and cache: every read goes to S3, many requests, so faults really hit. The
+    // default --read-timeout (30 s): with 5 s (now only the stall test's own mount) a block
+    // retried through 6–7 SlowDowns and their backoff could miss it, and the 503 test failed
+    // now and then (md5sum: EIO) with the mount doing what it was told.
     m = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool'), '--block-size', '1M',
-      '--cache-size', '4M', '--part-size', '5M', '--read-timeout', '5', '--retry-timeout', '20']);
+      '--cache-size', '4M', '--part-size', '5M', '--retry-timeout', '20']);
   });
 
   /** The mount's warnings and errors logged after `mark` (an index into its output): why a read failed. */
@@ -156,21 +159,26 @@ dst.write(src[10*1048576:]); dst.close()`;
 
   test('S3 stalls longer than --read-timeout: that read gets EIO (not ETIMEDOUT); later reads work', async () => {
     // A file nothing has read yet, so neither our cache nor the kernel's page cache has it.
+    const short = await mountForeground(stack, projectId, ['--read-only', '--block-size', '1M', '--cache-size', '4M', '--read-timeout', '5']);
     stack.dev.addFault({ target: 's3', pathPattern: 'stall.bin', method: 'GET', latencyMs: 8000, count: 50 });
     let r;
     try {
-      const t0 = Date.now();
-      r = await sh(`dd if='${m.dir}/sts/stall.bin' of=/dev/null bs=1M skip=20 count=1 status=none`, { timeoutMs: 60_000 });
-      assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /Input\/output error/);
-      assert.doesNotMatch(r.stderr, /timed out/i);
-      assert.ok(Date.now() - t0 < 15_000, 'failed near --read-timeout, long before fuse-native\'s own timeout');
+      try {
+        const t0 = Date.now();
+        r = await sh(`dd if='${short.dir}/sts/stall.bin' of=/dev/null bs=1M skip=20 count=1 status=none`, { timeoutMs: 60_000 });
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /Input\/output error/);
+        assert.doesNotMatch(r.stderr, /timed out/i);
+        assert.ok(Date.now() - t0 < 15_000, 'failed near --read-timeout, long before fuse-native\'s own timeout');
+      } finally {
+        stack.dev.clearFaults();
+      }
+      const ok = await sh(`dd if='${short.dir}/sts/stall.bin' bs=1M skip=22 count=1 status=none | md5sum`, { timeoutMs: 60_000 });
+      assert.equal(ok.stdout.split(' ')[0], md5(big.subarray(22 * MiB, 23 * MiB)));
+      assert.equal((await sh(`ls '${short.dir}/sts'`)).code, 0, 'the mount is alive');
     } finally {
-      stack.dev.clearFaults();
+      await short.unmount();
     }
-    const ok = await sh(`dd if='${m.dir}/sts/stall.bin' bs=1M skip=22 count=1 status=none | md5sum`, { timeoutMs: 60_000 });
-    assert.equal(ok.stdout.split(' ')[0], md5(big.subarray(22 * MiB, 23 * MiB)));
-    assert.equal((await sh(`ls '${m.dir}/sts'`)).code, 0, 'the mount is alive');
   });
 
   test('Synapse 429 with Retry-After and 502/503 are waited out; a permanent 404 is not retried', async () => {

@@ -239,6 +239,7 @@ export class S3Gate {
 
     const isUploadPart = method === 'PUT' && q.has('uploadId') && q.has('partNumber');
     const isComplete = method === 'POST' && q.has('uploadId');
+    const startedAt = performance.now();
     const isAbort = method === 'DELETE' && q.has('uploadId');
     const chunked = isAwsChunked(req.headers);
 
@@ -414,6 +415,7 @@ export class S3Gate {
             if (status === 200 && isComplete && !Buffer.concat(chunks).toString('utf8').includes('<Error>')) {
               this.parts.delete(q.get('uploadId') ?? '');
             }
+            if (isComplete && !internal) this.opts.stats.s3.completeSeconds += (performance.now() - startedAt) / 1000;
             if (isAbort && status < 300) this.parts.delete(q.get('uploadId') ?? '');
             res.end();
             resolve();

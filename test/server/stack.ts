@@ -29,7 +29,7 @@ export const USER2 = { id: '3421002', userName: 'collaborator', firstName: 'Col'
 
 export interface StatsSnapshot {
   synapse: { requests: number; byRoute: Record<string, number>; throttled: number };
-  s3: { requests: number; bytesOut: number; bytesIn: number; unsignedPayloadPuts: number };
+  s3: { requests: number; bytesOut: number; bytesIn: number; unsignedPayloadPuts: number; completeSeconds: number };
   sts: { issued: number; byUser: Record<string, number> };
 }
 

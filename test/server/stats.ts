@@ -5,7 +5,8 @@
 export class Stats {
   synapse = { requests: 0, byRoute: {} as Record<string, number>, throttled: 0 };
   /** unsignedPayloadPuts: PUTs whose SigV4 payload hash was declared UNSIGNED-PAYLOAD (AwsObjectStore over HTTPS). */
-  s3 = { requests: 0, bytesOut: 0, bytesIn: 0, unsignedPayloadPuts: 0 };
+  /** completeSeconds: time s3rver took to answer CompleteMultipartUpload (it copies every part into the object; real S3 does not). */
+  s3 = { requests: 0, bytesOut: 0, bytesIn: 0, unsignedPayloadPuts: 0, completeSeconds: 0 };
   sts = { issued: 0, byUser: {} as Record<string, number> };
 
   countRoute(key: string): void {

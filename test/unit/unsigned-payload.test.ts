@@ -78,6 +78,7 @@ describe('an S3 that checks SigV4', () => {
     const loc = { bucket: stack.externalBucket, key: 'unsigned/two-parts.bin' };
     const first = Buffer.alloc(5 * 1024 * 1024, 7);
     const unsignedBefore = stack.dev.stats().s3.unsignedPayloadPuts;
+    const completeBefore = stack.dev.stats().s3.completeSeconds;
     try {
       const uploadId = await store.createMultipartUpload(loc);
       const parts = [
@@ -89,6 +90,7 @@ describe('an S3 that checks SigV4', () => {
       const back = await store.getRange(loc, 0, size);
       assert.ok(back.data.equals(Buffer.concat([first, BODY])), 'the object holds the parts\' bytes');
       assert.equal(stack.dev.stats().s3.unsignedPayloadPuts - unsignedBefore, 2, 'both parts reached the gate as UNSIGNED-PAYLOAD');
+      assert.ok(stack.dev.stats().s3.completeSeconds > completeBefore, 'the gate timed s3rver\'s CompleteMultipartUpload (bench diagnostics)');
     } finally {
       store.destroy();
     }

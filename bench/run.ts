@@ -100,7 +100,11 @@ const ROUNDS = Math.max(1, Number(process.env['BENCH_ROUNDS'] ?? 8));
 /** Rounds (the first ones) that also run s3fs, rclone and the page-cache reference read. */
 const PEER_ROUNDS = Math.max(1, Number(process.env['BENCH_PEER_ROUNDS'] ?? 2));
 /** Rounds with the write (the first ones; the rest read only, readOnlyRounds). */
-const WRITE_ROUNDS = Math.max(1, Math.min(ROUNDS, Number(process.env['BENCH_WRITE_ROUNDS'] ?? ROUNDS)));
+const WRITE_ROUNDS = (() => {
+  const asked = Math.min(ROUNDS, Math.floor(Number(process.env['BENCH_WRITE_ROUNDS'] ?? ROUNDS)) || ROUNDS);
+  // An even number (each side first as often as second), unless a single round was asked for.
+  return ROUNDS === 1 ? 1 : Math.max(2, asked - (asked % 2));
+})();
 /** Parallel-read rounds (≈ 8 s each). */
 const PAR_ROUNDS = Math.max(1, Number(process.env['BENCH_PAR_ROUNDS'] ?? 8));
 /**
@@ -390,13 +394,13 @@ class Bench {
   }
 
   /** One round of the direct client and a fresh mount: cold read, then write (as selected). */
-  private async mountRound(round: number, doRead: boolean, doWrite: boolean, reads: Rounds, writes: Rounds, sdkReads: Run[],
+  private async mountRound(round: number, doRead: boolean, doWrite: boolean, reads: Rounds, writes: Rounds, sdkReads: Run[] | undefined,
     pageCacheReads: Run[], withReference: boolean, note: (rssPeak: number, rssAfterRead: number) => void): Promise<void> {
     let afterRead = 0;
     const directSide = async (): Promise<void> => {
       if (doRead) reads.direct.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read'));
       // For reference only: the same read through @aws-sdk/client-s3 (the baseline before session 5).
-      if (doRead && SDK_REFERENCE) sdkReads.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read via the SDK', 'sdk'));
+      if (doRead && SDK_REFERENCE && sdkReads) sdkReads.push(await this.directRead([this.bigKey], BIG_BYTES, 'seq read via the SDK', 'sdk'));
       if (doWrite) writes.direct.push(await this.directSeqWrite(round));
     };
     // A fresh mount each round: every mount read is a cold first read.
@@ -431,11 +435,12 @@ class Bench {
       const elapsedS = (Date.now() - this.t0) / 1000;
       if (elapsedS + pairS > TARGET_S - reserveS) break;
       const p0 = Date.now();
-      for (let k = 0; k < 2; k++) await this.mountRound(reads.mount.length, true, false, reads, { direct: [], mount: [] }, [], [], false, note);
-      pairS = (Date.now() - p0) / 1000;
+      for (let k = 0; k < 2; k++) await this.mountRound(reads.mount.length, true, false, reads, { direct: [], mount: [] }, undefined, [], false, note);
+      // The longest pair so far, as Pacer does.
+      pairS = Math.max(pairS, (Date.now() - p0) / 1000);
     }
     const added = reads.mount.length - before;
-    this.notes.push(`sequential reads: ${added} read-only round${added === 1 ? '' : 's'} after the ${before} with the write (${reads.mount.length} in all)`);
+    if (added > 0) this.notes.push(`sequential reads: ${added} read-only rounds after the ${before} with the write (${reads.mount.length} in all)`);
   }
 
   async seqReadAndWrite(): Promise<void> {
@@ -455,7 +460,8 @@ class Bench {
     const longestS = { peers: 0, plain: 0 };
     const costOf = (i: number): number => (i < PEER_ROUNDS ? longestS.peers : longestS.plain);
     const fullRounds = doRead && doWrite ? WRITE_ROUNDS : ROUNDS;
-    for (let round = 0; round < fullRounds; round++) {
+    let fullRun = 0;
+    for (let round = 0; round < fullRounds; round++, fullRun++) {
       const r0 = Date.now();
       const withPeers = round < PEER_ROUNDS;
       // The page-cache reference read in the first round only (≈ 10–27 s a round; session 13's
@@ -471,6 +477,7 @@ class Bench {
       const elapsedS = (Date.now() - this.t0) / 1000;
       if (round + 1 < fullRounds && round + 1 >= MIN_ROUNDS && (round + 1) % 2 === 0 && elapsedS + nextTwoS > TARGET_S - reserveS) {
         this.notes.push(`sequential rounds: ${round + 1} of ${fullRounds} — two more (up to ${Math.round(nextTwoS)} s) would have left the later groups less than the ${reserveS} s they need to end within ${TARGET_S / 60} min`);
+        fullRun++;
         break;
       }
     }
@@ -478,8 +485,10 @@ class Bench {
       rssPeak = Math.max(rssPeak, rss);
       rssAfterRead = Math.max(rssAfterRead, afterRead);
     });
-    // The peers ran in the first rounds only: the mount is judged against them on those rounds.
-    const peerRounds = (runs: Run[]): Run[] => runs.slice(0, PEER_ROUNDS);
+    // The peers ran in the first rounds only (never in the read-only ones): the mount is judged
+    // against them on those rounds.
+    const peerCount = Math.min(PEER_ROUNDS, fullRun);
+    const peerRounds = (runs: Run[]): Run[] => runs.slice(0, peerCount);
     if (doPeers && doRead) this.aheadBasis.read = fastest(peerRounds(reads.mount)).mbps;
     if (doPeers && doWrite) this.aheadBasis.write = fastest(peerRounds(writes.mount)).mbps;
     if (doPeers) this.finishPeers();
@@ -498,7 +507,7 @@ class Bench {
         note: `direct ${direct.mbps} MiB/s; ${describeRounds(reads)}; S3 served ${((mount.s3Bytes ?? 0) / MiB).toFixed(0)} MiB; CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}`
           + (sdk ? `; for reference, direct through the AWS SDK: best ${sdk.mbps} MiB/s (${sdkReads.map((r) => r.mbps).join(', ')}), mount ÷ that ${round(mount.mbps / sdk.mbps)}` : '')
           + (cached ? `; through the page cache (--no-direct-reads): best ${cached.mbps} MiB/s (${pageCacheReads.map((r) => r.mbps).join(', ')}), ÷ direct ${round(cached.mbps / direct.mbps)}, CPU s/GiB ${cached.cpu.toFixed(1)}` : '')
-          + (this.aheadBasis.read !== undefined ? `; against the peers: ${this.aheadBasis.read} MiB/s, the mount's best of the ${Math.min(PEER_ROUNDS, reads.mount.length)} rounds they ran in` : ''),
+          + (this.aheadBasis.read !== undefined ? `; against the peers: ${this.aheadBasis.read} MiB/s, the mount's best of the ${peerCount} rounds they ran in` : ''),
       });
     }
     if (doWrite) {
@@ -510,7 +519,7 @@ class Bench {
         key: 'seq_write_mbps', value: mount.mbps,
         note: `direct ${direct.mbps} MiB/s; ${describeRounds(writes)}; dd until close() returned (upload included); CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}, server ${(mount.serverCpu ?? 0).toFixed(1)} (GC ${(mount.serverGc ?? 0).toFixed(1)}); `
           + `of each run, s3rver's CompleteMultipartUpload (it copies every part into the object; S3 does not): mount ${writes.mount.map((r) => r.s3CompleteSeconds ?? '?').join(', ')} s, direct ${writes.direct.map((r) => r.s3CompleteSeconds ?? '?').join(', ')} s`
-          + (this.aheadBasis.write !== undefined ? `; against the peers: ${this.aheadBasis.write} MiB/s, the mount's best of the ${Math.min(PEER_ROUNDS, writes.mount.length)} rounds they ran in` : ''),
+          + (this.aheadBasis.write !== undefined ? `; against the peers: ${this.aheadBasis.write} MiB/s, the mount's best of the ${peerCount} rounds they ran in` : ''),
       });
     }
     if (!doRead && !doWrite) return;
@@ -531,7 +540,7 @@ class Bench {
     const doRand = this.has('rand_read');
     const rounds: Rounds = { direct: [], mount: [] };
     const bytes = PAR_FILES * PAR_BYTES;
-    const pace = this.pace('parallel reads', ['seq_read_latency', 'ls']);
+    const pace = this.pace('parallel reads', ['rand_read', 'seq_read_latency', 'ls']);
     for (let round = 0; doPar && round < PAR_ROUNDS && pace.another(round); round++) {
       await inTurn(round, async () => {
         rounds.direct.push(await this.directRead(this.parKeys, bytes, 'parallel read'));

@@ -4,8 +4,11 @@
  */
 export class Stats {
   synapse = { requests: 0, byRoute: {} as Record<string, number>, throttled: 0 };
-  /** unsignedPayloadPuts: PUTs whose SigV4 payload hash was declared UNSIGNED-PAYLOAD (AwsObjectStore over HTTPS). */
-  /** completeSeconds: time s3rver took to answer CompleteMultipartUpload (it copies every part into the object; real S3 does not). */
+  /**
+   * unsignedPayloadPuts: PUTs whose SigV4 payload hash was declared UNSIGNED-PAYLOAD (AwsObjectStore over HTTPS).
+   * completeSeconds: time the gate and s3rver took to answer CompleteMultipartUpload, whatever
+   * the outcome (s3rver copies every part into the object; real S3 does not) — bench diagnostics.
+   */
   s3 = { requests: 0, bytesOut: 0, bytesIn: 0, unsignedPayloadPuts: 0, completeSeconds: 0 };
   sts = { issued: 0, byUser: {} as Record<string, number> };
 

@@ -43,6 +43,7 @@
  *
  * INVARIANT: a file under blocks/ is either absent or a complete block file (atomic rename).
  * INVARIANT: `usage` ≥ 0; it is an estimate between scans and exact after one (this mount's view).
+ * INVARIANT: `usage` + `reserved` ≤ the bound when a write is admitted (one mount's own writes never overshoot it).
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -150,6 +151,15 @@ export class DiskCache implements BlockStore {
   private readonly diskSpace: (dir: string) => Promise<{ total: number; avail: number }>;
   /** Bytes of block files: exact after a scan, plus this mount's writes since. */
   private usage = 0;
+  /**
+   * Bytes of writes admitted by makeRoom and not yet counted in `usage`: up to
+   * WRITE_CONCURRENCY writes run at once, and each must see the others' room taken, or all of
+   * them pass the same check and the bound is overshot (seen: 10 MiB + 404 bytes stored under
+   * a 10 MiB bound).
+   */
+  private reserved = 0;
+  /** Bytes of completed writes ever; a scan adds those completed while it ran (it may have missed them). */
+  private completedBytes = 0;
   private writtenSinceScan = 0;
   private pendingBytes = 0;
   private running = 0;
@@ -336,6 +346,23 @@ export class DiskCache implements BlockStore {
       this.stats.skipped++;
       return;
     }
+    // makeRoom reserved `size`; it moves to `usage` once the block is in place.
+    try {
+      await this.writeBlockFile(id, header, data, size);
+    } finally {
+      this.reserved -= size;
+    }
+    this.usage += size;
+    this.completedBytes += size;
+    this.writtenSinceScan += size;
+    if (this.space) this.space.avail -= size;
+    this.stats.writes++;
+    this.stats.writeBytes += data.length;
+    if (this.writtenSinceScan > this.opts.maxBytes * RESCAN_FRACTION) void this.evict(0);
+  }
+
+  /** Write a block file to a temp file and rename it into place (atomic for readers). */
+  private async writeBlockFile(id: BlockId, header: Buffer, data: Buffer, size: number): Promise<void> {
     const final = this.blockPath(id);
     const tmp = path.join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
     try {
@@ -365,12 +392,6 @@ export class DiskCache implements BlockStore {
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
-    this.usage += size;
-    this.writtenSinceScan += size;
-    if (this.space) this.space.avail -= size;
-    this.stats.writes++;
-    this.stats.writeBytes += data.length;
-    if (this.writtenSinceScan > this.opts.maxBytes * RESCAN_FRACTION) void this.evict(0);
   }
 
   private async refreshSpace(force: boolean): Promise<{ total: number; avail: number }> {
@@ -392,7 +413,11 @@ export class DiskCache implements BlockStore {
     // have made enough room; the next round starts one for this write's size.
     for (let round = 0; round < 3; round++) {
       const space = await this.refreshSpace(false);
-      if (this.usage + size <= this.limitFor(this.usage, space)) return true;
+      // Check and reserve with no await in between: concurrent writes see each other's room.
+      if (this.usage + this.reserved + size <= this.limitFor(this.usage, space)) {
+        this.reserved += size;
+        return true;
+      }
       await this.evict(size);
     }
     return false;
@@ -409,13 +434,15 @@ export class DiskCache implements BlockStore {
   }
 
   private async scanAndEvict(needed: number): Promise<void> {
+    const completedBefore = this.completedBytes;
     const blocks = await this.scan();
     let total = blocks.reduce((n, b) => n + b.size, 0);
     this.writtenSinceScan = 0;
     const space = await this.refreshSpace(true);
+    // Writes in flight (reserved) will land: room is made for them too.
     const limit = this.limitFor(total, space);
-    if (total + needed > limit) {
-      const target = Math.max(0, limit * LOW_WATER - needed);
+    if (total + this.reserved + needed > limit) {
+      const target = Math.max(0, limit * LOW_WATER - needed - this.reserved);
       blocks.sort((a, b) => a.mtimeMs - b.mtimeMs);
       for (const b of blocks) {
         if (total <= target) break;
@@ -431,7 +458,9 @@ export class DiskCache implements BlockStore {
       }
       this.opts.logger?.debug({ total, limit }, 'disk cache: evicted least recently used blocks');
     }
-    this.usage = total;
+    // A write that completed while the scan ran may or may not be in it: count it (an
+    // overestimate until the next scan, never an overshoot).
+    this.usage = total + (this.completedBytes - completedBefore);
   }
 
   /** Every block file with its size and mtime; removes empty object dirs and stale temp files. */

@@ -126,6 +126,24 @@ test('eviction keeps the bound and removes the least recently used blocks', asyn
   assert.deepEqual(await c.get(id('fhA', 12), block), data, 'the newest block is there');
 });
 
+test('concurrent writes never pass the bound together (each sees the room the others took)', async () => {
+  // Up to 4 writes run at once; before the room was reserved at admission, all of them passed
+  // the same check and the cache ended over its bound (the e2e test saw 10 MiB + 404 bytes).
+  const dir = await tmp();
+  const block = 64 * KiB;
+  const bound = 10 * block;
+  const c = await DiskCache.open({ dir, maxBytes: bound, diskSpace: bigDisk });
+  for (let round = 0; round < 5; round++) {
+    for (let i = 0; i < 12; i++) c.put(id(`fhR${round}`, i), bytes(block, round * 16 + i));
+    await c.flush();
+    const files = await blockFiles(dir);
+    const total = (await Promise.all(files.map((f) => stat(f)))).reduce((n, st) => n + st.size, 0);
+    assert.ok(total <= bound, `round ${round}: ${total} bytes stored, bound ${bound}`);
+    assert.ok(c.usedBytes <= bound && c.usedBytes >= total, `round ${round}: estimate ${c.usedBytes}, stored ${total}`);
+  }
+  assert.ok(c.stats.writes > 0 && c.stats.evictions > 0);
+});
+
 test('writes never take the disk below 5% free', async () => {
   const dir = await tmp();
   const block = 64 * KiB;

@@ -160,7 +160,8 @@ export class DiskCache implements BlockStore {
   private reserved = 0;
   /** Bytes of completed writes ever; a scan adds those completed while it ran (it may have missed them). */
   private completedBytes = 0;
-  private writtenSinceScan = 0;
+  /** `completedBytes` at the last scan: what this mount wrote since is the difference. */
+  private completedAtScan = 0;
   private pendingBytes = 0;
   private running = 0;
   private readonly queue: Array<() => Promise<void>> = [];
@@ -354,11 +355,10 @@ export class DiskCache implements BlockStore {
     }
     this.usage += size;
     this.completedBytes += size;
-    this.writtenSinceScan += size;
     if (this.space) this.space.avail -= size;
     this.stats.writes++;
     this.stats.writeBytes += data.length;
-    if (this.writtenSinceScan > this.opts.maxBytes * RESCAN_FRACTION) void this.evict(0);
+    if (this.completedBytes - this.completedAtScan > this.opts.maxBytes * RESCAN_FRACTION) void this.evict(0);
   }
 
   /** Write a block file to a temp file and rename it into place (atomic for readers). */
@@ -437,7 +437,7 @@ export class DiskCache implements BlockStore {
     const completedBefore = this.completedBytes;
     const blocks = await this.scan();
     let total = blocks.reduce((n, b) => n + b.size, 0);
-    this.writtenSinceScan = 0;
+    this.completedAtScan = this.completedBytes;
     const space = await this.refreshSpace(true);
     // Writes in flight (reserved) will land: room is made for them too.
     const limit = this.limitFor(total, space);

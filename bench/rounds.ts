@@ -105,6 +105,8 @@ export interface PacerOptions {
   reserveS: number;
   /** Rounds always run (an even number). */
   minRounds: number;
+  /** What a round is expected to take before one has been timed (s; default 0: the first pair always runs past minRounds). */
+  firstRoundS?: number;
   /** Told when the group stops early: rounds run, and the two more that did not fit (s). */
   onStop?: (rounds: number, pairS: number) => void;
   now?: () => number;
@@ -118,12 +120,13 @@ export interface PacerOptions {
  */
 export class Pacer {
   private last: number;
-  private longestS = 0;
+  private longestS: number;
   private readonly now: () => number;
 
   constructor(private readonly opts: PacerOptions) {
     this.now = opts.now ?? Date.now;
     this.last = this.now();
+    this.longestS = opts.firstRoundS ?? 0;
   }
 
   another(round: number): boolean {

@@ -423,21 +423,21 @@ class Bench {
   /**
    * Pairs of read-only rounds after the full ones, while they fit: a round with the write costs
    * ≈ 40–70 s and one without ≈ 12–20, so on a slow day the read ratio would otherwise rest on 2
-   * rounds (session 14's first run: 2 full rounds, ratios 0.74 and 0.82). Up to ROUNDS reads.
+   * rounds (session 14's first run: 2 full rounds, ratios 0.74 and 0.82). Up to ROUNDS reads, paced
+   * like the later groups (Pacer), the first pair estimated from the rounds already run.
    */
   private async readOnlyRounds(reads: Rounds, reserveS: number, note: (rssPeak: number, rssAfterRead: number) => void): Promise<void> {
     const before = reads.mount.length;
-    // Before the first pair is timed: each side's slowest read, twice, plus mount, unmount and
-    // dropping the page cache (≈ 3 s a run).
+    // Before a pair is timed: each side's slowest read plus mount, unmount and dropping the
+    // page cache (≈ 3 s a run).
     const slowest = (runs: Run[]): number => Math.max(...runs.map((r) => r.seconds));
-    let pairS = 2 * (slowest(reads.direct) + slowest(reads.mount)) + 12;
-    while (reads.mount.length + 2 <= ROUNDS) {
-      const elapsedS = (Date.now() - this.t0) / 1000;
-      if (elapsedS + pairS > TARGET_S - reserveS) break;
-      const p0 = Date.now();
-      for (let k = 0; k < 2; k++) await this.mountRound(reads.mount.length, true, false, reads, { direct: [], mount: [] }, undefined, [], false, note);
-      // The longest pair so far, as Pacer does.
-      pairS = Math.max(pairS, (Date.now() - p0) / 1000);
+    const pacer = new Pacer({
+      startedAt: this.t0, targetS: TARGET_S, reserveS, minRounds: 0,
+      firstRoundS: slowest(reads.direct) + slowest(reads.mount) + 6,
+    });
+    // Pairs only (Pacer stops at even counts; a pair must fit in ROUNDS).
+    for (let k = 0; (k % 2 === 1 || reads.mount.length + 2 <= ROUNDS) && pacer.another(k); k++) {
+      await this.mountRound(reads.mount.length, true, false, reads, { direct: [], mount: [] }, undefined, [], false, note);
     }
     const added = reads.mount.length - before;
     if (added > 0) this.notes.push(`sequential reads: ${added} read-only rounds after the ${before} with the write (${reads.mount.length} in all)`);

@@ -58,3 +58,13 @@ test('a paced group with time to spare runs every round; one short of time still
   for (let round = 0; round < 8 && late.another(round); round++, n++) t += 10_000;
   assert.equal(n, 4);
 });
+
+test('a paced group with an expected round length does not start a pair that would not fit, even before timing one', () => {
+  const t = 0;
+  // 30 s left before the reserve; two rounds expected at 20 s each: no first pair.
+  const tight = new Pacer({ startedAt: -470_000, targetS: 600, reserveS: 100, minRounds: 0, firstRoundS: 20, now: () => t });
+  assert.equal(tight.another(0), false);
+  // Without the expectation it would have started one.
+  const blind = new Pacer({ startedAt: -470_000, targetS: 600, reserveS: 100, minRounds: 0, now: () => t });
+  assert.equal(blind.another(0), true);
+});

@@ -39,13 +39,13 @@ import { BlockCache } from './block-cache.js';
 import { FsError } from './errors.js';
 import type { FileSources } from './file-sources.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
-import { isScratchName, nameProblem } from './names.js';
+import { isScratchName, MAX_NAME_LENGTH, nameProblem } from './names.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
 import type { Spool, SpoolFile } from './spool.js';
 import { MemoryBudget, StreamingUpload, type FailedPartStore, type PartBuffers } from '../s3/multipart-upload.js';
 import { guessContentType } from './publisher.js';
-import { ActiveFile } from './write-handle.js';
+import { ActiveFile, EmptyVersionRefused } from './write-handle.js';
 
 export interface Stat {
   mode: number;
@@ -338,6 +338,11 @@ export class SynapseFilesystem {
     if (writing) {
       this.checkWritable(path);
       if (node.kind !== 'file') throw new FsError('EACCES', `${path}: links are read-only`);
+      // A scratch name showing a Synapse file (`mv f f~`, vim's backup) is a read-only view:
+      // bytes written there would stay in this mount and be lost at unmount.
+      if (node.entityId && isScratchName(node.name)) {
+        throw new FsError('EACCES', `${path}: a read-only view of a Synapse file (scratch names are never published); rename it to a real name to edit it`);
+      }
       // Appends and partial rewrites land where the kernel thinks the file ends: build on that version.
       const base = shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
       this.shown?.delete(path);
@@ -353,6 +358,14 @@ export class SynapseFilesystem {
     const fd = this.nextFd++;
     this.handles.set(fd, { kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead) });
     return fd;
+  }
+
+  /** A name Synapse would refuse: ENAMETOOLONG when too long, else EINVAL, with a log line naming the rule. */
+  private checkName(path: string, name: string): void {
+    const problem = nameProblem(name);
+    if (!problem) return;
+    this.opts.logger?.warn({ path, rule: problem }, 'name refused: Synapse would reject it');
+    throw new FsError(name.length > MAX_NAME_LENGTH ? 'ENAMETOOLONG' : 'EINVAL', `${path}: ${problem}`);
   }
 
   private checkWritable(path: string): void {
@@ -417,11 +430,7 @@ export class SynapseFilesystem {
     const existing = this.active.get(path);
     if (existing) return this.addWriteHandle(path, existing);
     if (!isScratchName(name)) {
-      const problem = nameProblem(name);
-      if (problem) {
-        this.opts.logger?.warn({ path, rule: problem }, 'name refused: Synapse would reject it');
-        throw new FsError('EINVAL', `${path}: ${problem}`);
-      }
+      this.checkName(path, name);
     }
     const listed = this.table.cachedListing(parent.entityId)?.get(name);
     if (listed && listed.kind !== 'file') throw new FsError('EISDIR', `${path}: exists and is not a file`);
@@ -538,20 +547,27 @@ export class SynapseFilesystem {
     const file = h.file;
     file.refs--;
     if (file.refs > 0) return;
+    await this.lastClosed(h.path, file);
+  }
+
+  /** A file's last fd is gone (or a kept scratch file got a real name): publish it and let it go. */
+  private async lastClosed(path: string, file: ActiveFile): Promise<void> {
     // Scratch files (editor autosaves, swap files) live only in this mount: keep their bytes
     // until they are removed, so a later open (emacs recovering #file#) still finds them.
     if (file.localOnly && !file.unlinked) return;
     // A publish that already failed was reported to close() and journaled: leave it to
     // `recover` rather than retrying behind the user's back (predictable, exactly once).
     if (file.dirty && !file.unlinked && !file.broken && !file.awaitingRecovery) {
-      const publishing = this.publish(h.path, file).catch((err: unknown) => {
-        this.opts.logger?.error({ err, path: h.path }, 'publish at last close failed; kept for `synapse-mount recover`');
+      const publishing = this.publish(path, file).catch((err: unknown) => {
+        // An emptied file left as it was has been logged, and has nothing to recover.
+        if (err instanceof EmptyVersionRefused) return;
+        this.opts.logger?.error({ err, path: path }, 'publish at last close failed; kept for `synapse-mount recover`');
       });
-      this.releasing.set(h.path, publishing);
+      this.releasing.set(path, publishing);
       await publishing;
-      if (this.releasing.get(h.path) === publishing) this.releasing.delete(h.path);
+      if (this.releasing.get(path) === publishing) this.releasing.delete(path);
     }
-    if (this.active.get(h.path) === file) this.active.delete(h.path);
+    if (this.active.get(path) === file) this.active.delete(path);
     // An unlinked file's name is no longer its own (a new file may hold it): leave its entry be.
     if (!file.unlinked && !file.localOnly && !file.emptyPlaceholder && file.entityId) this.table.removeLocal(file.parentId, file.name);
     // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
@@ -585,11 +601,13 @@ export class SynapseFilesystem {
     await this.settled(path);
     const af = this.activeFile(path);
     if (af) return af.truncate(size);
-    // truncate(1) on a file nobody has open: open, truncate, publish, close.
+    // truncate(1) on a file nobody has open: open, truncate, publish, close — the publish here,
+    // not at release, so a failure is truncate's answer (release's reaches nobody).
     const fd = await this.open(path, 1);
     try {
-      await (this.handle(fd) as { file: ActiveFile }).file.truncate(size);
-      await this.flush(fd);
+      const file = (this.handle(fd) as { file: ActiveFile }).file;
+      await file.truncate(size);
+      await this.publish(path, file);
     } finally {
       await this.release(fd);
     }
@@ -604,11 +622,7 @@ export class SynapseFilesystem {
   async mkdir(path: string): Promise<void> {
     this.checkWritable(path);
     const { parent, name } = await this.table.resolveParent(path);
-    const problem = nameProblem(name);
-    if (problem) {
-      this.opts.logger?.warn({ path, rule: problem }, 'name refused: Synapse would reject it');
-      throw new FsError('EINVAL', `${path}: ${problem}`);
-    }
+    this.checkName(path, name);
     // A file open for writing and not yet in Synapse: Synapse would happily make the folder.
     if (this.active.has(path)) throw new FsError('EEXIST', `${path}: a file is being written there`);
     const entity = await this.api.createEntity({ concreteType: CONCRETE.folder, name, parentId: parent.entityId });
@@ -673,11 +687,7 @@ export class SynapseFilesystem {
     const { parent: destParent, name: destName } = await this.table.resolveParent(dest);
     const scratch = isScratchName(destName);
     if (!scratch) {
-      const problem = nameProblem(destName);
-      if (problem) {
-        this.opts.logger?.warn({ path: dest, rule: problem }, 'name refused: Synapse would reject it');
-        throw new FsError('EINVAL', `${dest}: ${problem}`);
-      }
+      this.checkName(dest, destName);
     }
     let target = await this.table.resolve(dest).catch(() => undefined);
     if (target && target.entityId && target.entityId === node.entityId) return;
@@ -779,6 +789,8 @@ export class SynapseFilesystem {
       if (old) old.unlinked = true;
       af.parentId = destParent.entityId;
       af.name = destName;
+      const wasLocal = af.localOnly;
+      af.localOnly = isScratchName(destName);
       if (target?.entityId && !isScratchName(destName)) {
         // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
         const source = af.entityId;
@@ -795,6 +807,9 @@ export class SynapseFilesystem {
       for (const h of this.handles.values()) if (h.kind === 'write' && h.file === af) h.path = dest;
       this.table.remove(node.parentId!, node.name);
       this.table.addLocal({ ...node, entityId: target?.entityId ?? af.entityId ?? '', name: destName, parentId: destParent.entityId });
+      // A scratch file kept after its last close (`echo x > t~; mv t~ t`) is published now: no
+      // close is coming to do it.
+      if (wasLocal && !af.localOnly && af.refs === 0) await this.lastClosed(dest, af);
       return;
     }
     if (isScratchName(destName)) {
@@ -877,10 +892,13 @@ export class SynapseFilesystem {
   }
 
   async statfs(): Promise<StatFs> {
-    // Synapse storage has no meaningful capacity: report a large, stable amount (1 PiB).
-    const blocks = 2 ** 38;
+    // Synapse storage has no meaningful capacity: report a large, stable amount (1 PiB). In
+    // 1 MiB blocks: fuse-native passes statfs fields as 32-bit integers, and 2^38 blocks of
+    // 4 KiB arrived as 0 — `df` showed a full filesystem of size 0.
+    const blockBytes = 2 ** 20;
+    const blocks = 2 ** 50 / blockBytes;
     return {
-      bsize: 4096, frsize: 4096, blocks, bfree: blocks, bavail: blocks,
+      bsize: blockBytes, frsize: blockBytes, blocks, bfree: blocks, bavail: blocks,
       files: 1e9, ffree: 1e9, favail: 1e9, fsid: 0x5e1a, flag: 0, namemax: 255,
     };
   }

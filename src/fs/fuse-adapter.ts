@@ -142,7 +142,8 @@ export class FuseAdapter {
         if (now) cb(0, now);
         else this.run('getattr', path, cb, () => fs.getattr(path));
       },
-      readdir: (path: string, cb: Cb) => this.run('readdir', path, cb, () => fs.readdir(path)),
+      // `.` and `..` as every Linux filesystem lists them (`ls -a`; libfuse 2 adds none).
+      readdir: (path: string, cb: Cb) => this.run('readdir', path, cb, async () => ['.', '..', ...await fs.readdir(path)]),
       open: (path: string, flags: number, cb: Cb) => this.run('open', path, cb, () => fs.open(path, flags)),
       release: (path: string, fd: number, cb: Cb) => {
         this.fast?.forget(fd);

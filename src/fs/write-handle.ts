@@ -83,11 +83,19 @@ export interface ActiveFileInit {
   localOnly: boolean;
 }
 
+/** Emptying a published file where Synapse cannot store 0 bytes: nothing changed, nothing to recover. */
+export class EmptyVersionRefused extends FsError {
+  constructor(name: string, cause: unknown) {
+    super('ENOTSUP', `${name}: not emptied — this folder's storage cannot hold a 0-byte file, so the file keeps its last version`, { cause });
+  }
+}
+
 export class ActiveFile {
   parentId: string;
   name: string;
   entityId: string | undefined;
-  readonly localOnly: boolean;
+  /** Kept in this mount, never published: a scratch name (follows renames: `mv t~ t` publishes). */
+  localOnly: boolean;
   /** Kept local because its storage cannot hold an empty file (see Publisher). */
   emptyPlaceholder = false;
   refs = 0;
@@ -401,6 +409,17 @@ export class ActiveFile {
           this.deps.logger?.warn({ name: this.name, parentId: this.parentId },
             'empty file kept in this mount only: this folder\'s storage cannot hold a 0-byte file; it is published once it has content');
           return undefined;
+        }
+        if (err instanceof EmptyFileNotSupported) {
+          // A published file emptied (truncate to 0, `>` with nothing written): Synapse cannot
+          // hold the empty version, so its last version stays — and is the content again here
+          // (the spool reloads it), not a journal entry that could never be published.
+          this.dirty = false;
+          this.writtenSincePublish = false;
+          this.loaded = false;
+          this.deps.logger?.warn({ name: this.name, parentId: this.parentId, entityId: this.entityId },
+            'not emptied: this folder\'s storage cannot hold a 0-byte file; the file keeps its last version');
+          throw new EmptyVersionRefused(this.name, err);
         }
         throw await this.journal(err, size, md5, {});
       }

@@ -265,6 +265,64 @@ for i in range(3):
     assert.equal((await synapseBytes(id)).bytes.toString(), 'content\n');
   });
 
+  test('emptying a published file in Synapse storage leaves it as it was, with nothing to recover', async () => {
+    // Synapse's multipart API refuses 0 bytes: the file keeps its version (found by a QA pass:
+    // close() returned 0, the old bytes came back a minute later, and each try left a journal
+    // entry that `recover` could never publish).
+    const f = `${m.dir}/managed/emptied.txt`;
+    assert.equal((await sh(`printf 'abc\\n' > '${f}'`)).code, 0);
+    const id = await idOf(f);
+    const version = stack.seed.entity(id).versionNumber;
+    const py = await runPython([
+      'import os, sys',
+      'try:',
+      '    os.truncate(sys.argv[1], 0)',
+      "    print('truncated')",
+      'except OSError as e:',
+      '    print(e.errno)',
+    ], [f]);
+    assert.equal(py.stdout.trim(), '95', `truncate(2) answers EOPNOTSUPP: ${py.stdout}${py.stderr}`);
+    // The shell's `>` with nothing written: its close cannot report anything (README).
+    assert.equal((await sh(`: > '${f}'`)).code, 0);
+    // Its last close (release) runs after `:` exits: wait until the mount has let the file go.
+    await waitFor('the emptied file to be let go', async () => !(await statusOf(m.dir)).uploads.some((u) => u.path.endsWith('emptied.txt')), 20_000);
+    assert.equal(stack.seed.entity(id).versionNumber, version, 'no new version');
+    assert.equal((await synapseBytes(id)).bytes.toString(), 'abc\n');
+    assert.ok(!(await statusOf(m.dir)).journal.some((j) => j.name === 'emptied.txt'), 'no journal entry for it');
+  });
+
+  test('a scratch view of a Synapse file is read-only; a kept scratch file renamed to a real name is published', async () => {
+    const dir = `${m.dir}/managed`;
+    assert.equal((await sh(`printf 'v1\\n' > '${dir}/view.txt'`)).code, 0);
+    const id = await idOf(`${dir}/view.txt`);
+    const version = stack.seed.entity(id).versionNumber;
+    assert.equal((await sh(`mv '${dir}/view.txt' '${dir}/view.txt~'`)).code, 0);
+    // Writes there would stay in this mount and vanish at unmount (they did, before).
+    const w = await sh(`echo more >> '${dir}/view.txt~'`);
+    assert.notEqual(w.code, 0);
+    assert.match(w.stderr, /Permission denied/);
+    assert.equal((await sh(`mv '${dir}/view.txt~' '${dir}/view.txt'`)).code, 0);
+    assert.equal((await sh(`cat '${dir}/view.txt'`)).stdout, 'v1\n');
+    assert.equal(stack.seed.entity(id).versionNumber, version);
+    // A scratch file is kept after its close; given a real name it is published at once.
+    assert.equal((await sh(`echo 'from scratch' > '${dir}/kept.txt~' && mv '${dir}/kept.txt~' '${dir}/kept.txt'`)).code, 0);
+    const kept = await childId(stack, managedId, 'kept.txt');
+    assert.ok(kept, 'published under its real name');
+    assert.equal((await synapseBytes(kept)).bytes.toString(), 'from scratch\n');
+    assert.equal(await childId(stack, managedId, 'kept.txt~'), undefined, 'the scratch name never reached Synapse');
+  });
+
+  test('df reports the documented capacity; ls -a lists . and ..; a name over 256 characters is ENAMETOOLONG', async () => {
+    const df = await sh(`stat -f -c '%S %b %a' '${m.dir}'`);
+    const [bsize, blocks, avail] = df.stdout.trim().split(' ').map(Number);
+    assert.equal(bsize! * blocks!, 2 ** 50, `1 PiB: ${df.stdout}`);
+    assert.equal(avail, blocks);
+    assert.match((await sh(`ls -a '${m.dir}/sts'`)).stdout, /^\.\n\.\.\n/);
+    const long = await sh(`touch '${m.dir}/sts/${'n'.repeat(300)}'`);
+    assert.notEqual(long.code, 0);
+    assert.match(long.stderr, /File name too long/);
+  });
+
   test('overwrite makes version 2 and leaves version 1 intact', async () => {
     const f = `${m.dir}/sts/versioned.txt`;
     assert.equal((await sh(`echo one > '${f}'`)).code, 0);

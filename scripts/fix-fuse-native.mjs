@@ -31,6 +31,13 @@
 //     requests and, for direct reads and --direct-io, shared mmap of direct-I/O files — only what the kernel
 //     offered (`synapse_fuse_terms` before mounting, `synapse_fuse_granted` after).
 //
+//  5. Files unlinked while open stay usable through their fds (POSIX; Python's TemporaryFile
+//     unlinks at once): with hard_remove libfuse has no path for such a file and answered
+//     ENOENT to every read, write, fsync and fstat before the mount saw them. `flag_nullpath_ok`
+//     lets those ops through with a NULL path (passed to JS as ""; the mount works by fd), and
+//     index.js's fgetattr wrapper — which called getattr(path), dropping the fd — calls
+//     fgetattr(path, fd).
+//
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
 // the README says so. As a postinstall this must never fail the user's install: every problem is
@@ -65,7 +72,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v12 */';
+const FAST_MARK = '/* synapse-mount read fast path v13 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* Windows live in a direct-mapped table keyed by (fh, block index): an open file may hold many
@@ -766,12 +773,34 @@ if (!text.includes(FAST_MARK)) {
         '  NAPI_EXPORT_FUNCTION(synapse_fuse_granted)\n',
     ],
   ];
+  // Unlinked-but-open files (5.): libfuse may hand these ops a NULL path.
+  hooks.push([
+    '  struct fuse_operations ops = { };\n',
+    '  struct fuse_operations ops = { };\n  ops.flag_nullpath_ok = 1;\n',
+  ]);
   const missing = hooks.filter(([from]) => text.split(from).length !== 2);
-  if (missing.length > 0) {
+  const PATH_ARG = 'napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH';
+  if (missing.length > 0 || !text.includes(PATH_ARG)) {
     console.warn('synapse-mount: fuse-native source is not the expected 2.2.6; read fast path not applied');
   } else {
     for (const [from, to] of hooks) text = text.replace(from, to);
+    text = text.replaceAll(PATH_ARG, 'napi_create_string_utf8(env, l->path ? l->path : "", NAPI_AUTO_LENGTH');
   }
+}
+
+// fuse-native's fgetattr wrapper (5.): pass the fd on. Plain JS, so done even without a compiler.
+try {
+  const indexJs = path.join(dir, 'index.js');
+  const js = readFileSync(indexJs, 'utf8');
+  const FGETATTR_BUG = '      return\n    }\n    this.ops.getattr(path, (err, stat) => {\n      if (err) return signal(err)\n      return signal(0, getStatArray(stat))\n    })\n  }\n\n  _op_access';
+  const FGETATTR_FIX = '      return\n    }\n    this.ops.fgetattr(path, fd, (err, stat) => {\n      if (err) return signal(err)\n      return signal(0, getStatArray(stat))\n    })\n  }\n\n  _op_access';
+  if (js.split(FGETATTR_BUG).length === 2) {
+    const tmp = `${indexJs}.synapse-mount-${process.pid}`;
+    writeFileSync(tmp, js.replace(FGETATTR_BUG, FGETATTR_FIX));
+    renameSync(tmp, indexJs);
+  }
+} catch (err) {
+  console.warn(`synapse-mount: could not patch fuse-native's fgetattr (${err.code ?? err.message}); fstat of a file unlinked while open fails`);
 }
 
 if (text === original && existsSync(built)) process.exit(0);

@@ -251,6 +251,17 @@ export class SynapseFilesystem {
     return node && this.nodeStat(path, node, node.kind === 'file' && node.entityId ? this.table.knownSize(node) : undefined);
   }
 
+  /**
+   * fstat(2): the open file's attributes, by fd — a file unlinked while open has no path (libfuse
+   * passes none), and its fds still answer: POSIX, and Python's TemporaryFile.
+   */
+  async fgetattr(path: string, fd: number): Promise<Stat> {
+    const h = this.handles.get(fd);
+    if (h?.kind === 'write') return this.stat('file', h.file.size, this.mtimes.get(h.file.entityId ?? `local:${h.path}`) ?? h.file.mtime);
+    if (h?.kind === 'read') return this.stat('file', h.reader.source.size, this.mtimes.get(h.node.entityId) ?? h.node.modifiedOn);
+    return this.getattr(path);
+  }
+
   async getattr(path: string): Promise<Stat> {
     const now = this.getattrNow(path);
     if (now) return now;
@@ -450,7 +461,7 @@ export class SynapseFilesystem {
   async write(fd: number, data: Buffer, position: number): Promise<number> {
     const h = this.handle(fd);
     if (h.kind !== 'write') throw new FsError('EBADF', `fd ${fd} is not open for writing`);
-    h.file.assertWritable();
+    // An unlinked file still takes writes through the fds that hold it (never published).
     return h.file.write(data, position);
   }
 

@@ -517,8 +517,4 @@ export class ActiveFile {
     if (keepForRecovery) await this.spoolFile.close();
     else await this.spoolFile.remove();
   }
-
-  assertWritable(): void {
-    if (this.unlinked) throw new FsError('ENOENT', `${this.name} was removed`);
-  }
 }

@@ -323,6 +323,32 @@ for i in range(3):
     assert.match(long.stderr, /File name too long/);
   });
 
+  test('a file unlinked while open stays usable through its fd and is never published (TemporaryFile)', async () => {
+    // libfuse answered ENOENT to every op on such an fd (hard_remove leaves it no path) until
+    // fuse-native was patched to pass NULL paths and fstat's fd (scripts/fix-fuse-native.mjs 5.).
+    const py = await runPython([
+      'import os, sys, tempfile',
+      't = tempfile.TemporaryFile(dir=sys.argv[1])',
+      "t.write(b'x' * 5000 + b'end'); t.flush()",
+      't.seek(0); data = t.read()',
+      "assert data == b'x' * 5000 + b'end', len(data)",
+      // SEEK_END asks the mount for the size by fd (fgetattr); fstat(2) cannot (README).
+      "assert t.seek(0, 2) == 5003",
+      "t.write(b'more'); t.flush(); os.fsync(t.fileno())",
+      "t.seek(4999); assert t.read() == b'xendmore'",
+      't.close()',
+      "print('ok', sorted(n for n in os.listdir(sys.argv[1]) if n.startswith('tmp')))",
+    ], [`${m.dir}/managed`]);
+    assert.equal(py.code, 0, py.stderr);
+    assert.equal(py.stdout.trim(), 'ok []');
+    const r = await fetch(`${stack.endpoint}/repo/v1/entity/children`, {
+      method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ parentId: managedId, includeTypes: ['file'] }),
+    });
+    const page = await r.json() as { page: Array<{ name: string }> };
+    assert.deepEqual(page.page.filter((c) => c.name.startsWith('tmp')), [], 'nothing published for it');
+  });
+
   test('overwrite makes version 2 and leaves version 1 intact', async () => {
     const f = `${m.dir}/sts/versioned.txt`;
     assert.equal((await sh(`echo one > '${f}'`)).code, 0);

@@ -796,17 +796,16 @@ abstract class FdCmd implements Cmd {
 
 /**
  * write(2) through a held fd. After the file was unlinked (or replaced by a rename onto its
- * path) the filesystem answers ENOENT (ActiveFile.assertWritable) where POSIX would accept the
- * bytes into the orphaned inode — a documented deviation the model follows.
+ * path) the bytes still go into the orphaned inode, as POSIX says (and Python's TemporaryFile
+ * needs); they are never published. Until session 15 the filesystem answered ENOENT here.
  */
 class WriteFd extends FdCmd {
   constructor(k: number, readonly offset: number, readonly content: Content) { super(k); }
   override async run(m: Model, r: Real): Promise<void> {
     const { node, fd } = this.at(m, r);
     const data = bytesOf(this.content);
-    const expected: Outcome = m.isLinked(node) ? 'ok' : 'ENOENT';
-    expectOutcome(this.toString(), expected, await outcome(() => r.fs.write(fd, data, this.offset)));
-    if (expected === 'ok') node.data = writtenAt(node.data, this.offset, data);
+    expectOutcome(this.toString(), 'ok', await outcome(() => r.fs.write(fd, data, this.offset)));
+    node.data = writtenAt(node.data, this.offset, data);
   }
   override toString(): string { return `writeFd(#${this.k}, @${this.offset}, ${showContent(this.content)})`; }
 }

@@ -15,6 +15,10 @@
  *   npm run bench                         all figures (≈ 5–8 min on 2 cores)
  *   npm run bench -- --only seq_read,ls   some groups (others are null in results.json)
  *   npm run bench -- --profile            also write the mount's --cpu-prof to .tmp/bench-prof/
+ *   npm run bench -- --server-cpus 0 --client-cpus 1
+ *                                         diagnostic: the servers (this process) on CPU 0, every
+ *                                         client (mounts, direct client, peers, dd) on CPU 1 —
+ *                                         as if S3 ran on another machine (bench/README.md)
  * Groups: seq_read, seq_write, par_read, rand_read, seq_read_latency, peers, ls.
  */
 import './env.js';
@@ -25,7 +29,7 @@ import path from 'node:path';
 import { startStack, type Stack, type StatsSnapshot } from '../test/server/stack.js';
 import { ROOT } from '../test/e2e/harness.js';
 import { CLI_ARGS, mountRclone, mountS3fs, mountSynapse, type BenchMount } from './mounts.js';
-import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, serverCost, sh, type ServerCost, type ShResult } from './sys.js';
+import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, pinProcesses, serverCost, sh, type ServerCost, type ShResult } from './sys.js';
 import { formatTable, type AheadBasis, type Row } from './report.js';
 import { best, describeRounds, Pacer, fastest, inTurn, pairedRatio, round, roundsDetail, type Rounds, type Run } from './rounds.js';
 
@@ -126,15 +130,32 @@ const SDK_REFERENCE = process.env['BENCH_SDK_REFERENCE'] === '1';
 /** Rounds of the read with 20 ms of S3 latency (≈ 7 s each). */
 const LATENCY_ROUNDS = Math.max(1, Number(process.env['BENCH_LATENCY_ROUNDS'] ?? 8));
 
-function parseArgs(argv: string[]): { only: Set<Group>; profile: boolean } {
+interface BenchArgs {
+  only: Set<Group>;
+  profile: boolean;
+  /** taskset CPU lists: the servers' and the clients' (both or neither). */
+  cpus?: { server: string; client: string };
+}
+
+function parseArgs(argv: string[]): BenchArgs {
   let only = new Set<Group>(GROUPS);
+  const value = (flag: string): string | undefined => {
+    const k = argv.indexOf(flag);
+    if (k < 0) return undefined;
+    const v = argv[k + 1] ?? '';
+    if (!/^\d+([-,]\d+)*$/.test(v)) throw new Error(`${flag}: a CPU list such as 0 or 0-1 or 0,2 is required (got "${v}")`);
+    return v;
+  };
+  const server = value('--server-cpus');
+  const client = value('--client-cpus');
+  if ((server === undefined) !== (client === undefined)) throw new Error('--server-cpus and --client-cpus go together');
   const i = argv.indexOf('--only');
   if (i >= 0) {
     const list = (argv[i + 1] ?? '').split(',').filter(Boolean);
     for (const g of list) if (!GROUPS.includes(g as Group)) throw new Error(`--only: unknown group "${g}" (${GROUPS.join(', ')})`);
     only = new Set(list as Group[]);
   }
-  return { only, profile: argv.includes('--profile') };
+  return { only, profile: argv.includes('--profile'), ...(server !== undefined && client !== undefined ? { cpus: { server, client } } : {}) };
 }
 
 /**
@@ -174,7 +195,7 @@ class Bench {
   /** A file view over `many/` (ls group), for the --metadata-view figure. */
   viewId = '';
 
-  constructor(readonly opts: { only: Set<Group>; profile: boolean }) {}
+  constructor(readonly opts: BenchArgs) {}
 
   log(s: string): void {
     const t = ((Date.now() - this.t0) / 1000).toFixed(1).padStart(6);
@@ -819,6 +840,10 @@ async function main(): Promise<number> {
   const load0 = os.loadavg();
   const started = Date.now();
   try {
+    if (opts.cpus) {
+      await pinProcesses(opts.cpus.server, opts.cpus.client);
+      bench.notes.push(`CPUs split (diagnostic): the servers on ${opts.cpus.server}, every client (mounts, direct client, peers, dd) on ${opts.cpus.client}`);
+    }
     await bench.setup();
     bench.notes.push('round order: the direct client first in even rounds, the mount first in odd ones (every group with rounds)');
     const steps: Array<[boolean, string, () => Promise<void>]> = [
@@ -844,7 +869,7 @@ async function main(): Promise<number> {
   const rev = (await sh('git rev-parse --short HEAD; git status --porcelain -- src bin | wc -l', { cwd: ROOT })).stdout.trim().split('\n');
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const machine = `${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.release()}; `
-    + `load avg ${load0[0]!.toFixed(1)} → ${load1[0]!.toFixed(1)}; commit ${rev[0]}${Number(rev[1]) > 0 ? ` + ${rev[1]} uncommitted src/bin files` : ''}; ${seconds.toFixed(0)} s`;
+    + `load avg ${load0[0]!.toFixed(1)} → ${load1[0]!.toFixed(1)}; ${opts.cpus ? `CPUs split: servers ${opts.cpus.server}, clients ${opts.cpus.client}; ` : ''}commit ${rev[0]}${Number(rev[1]) > 0 ? ` + ${rev[1]} uncommitted src/bin files` : ''}; ${seconds.toFixed(0)} s`;
   process.stdout.write(`${formatTable(bench.results, bench.rows, bench.notes, machine, bench.aheadBasis)}\n`);
   await writeFile(path.join(ROOT, 'bench', 'results.json'), `${JSON.stringify(bench.results, null, 2)}\n`);
   await writeFile(path.join(TMP, 'bench-details.json'), `${JSON.stringify({ machine, details: bench.details, notes: bench.notes }, null, 2)}\n`);

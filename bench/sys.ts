@@ -10,6 +10,25 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { execFile, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 
+/**
+ * CPUs the bench's clients run on (`--client-cpus`, taskset's list syntax), or undefined: every
+ * child process this module starts — dd, the direct client, mounts, peers — runs there, while
+ * this process (s3rver and the Synapse server) is pinned elsewhere (`pinThisProcess`). Off by
+ * default: the headline figures are measured with everything sharing the machine's CPUs.
+ */
+let clientCpus: string | undefined;
+
+/** Pin this process (every thread: s3rver, the Synapse server, libuv's pool) to `serverCpus`; children go to `clients`. */
+export async function pinProcesses(serverCpus: string, clients: string): Promise<void> {
+  await must(`taskset -a -p -c '${serverCpus}' ${process.pid} > /dev/null`, { timeoutMs: 10_000 });
+  clientCpus = clients;
+}
+
+/** `cmd` and `args` as run on the client CPUs (taskset execs the command: the pid is the command's). */
+function onClientCpus(cmd: string, args: string[]): [string, string[]] {
+  return clientCpus === undefined ? [cmd, args] : ['taskset', ['-c', clientCpus, cmd, ...args]];
+}
+
 export interface ShResult {
   code: number;
   stdout: string;
@@ -21,7 +40,8 @@ export interface ShResult {
 export function sh(cmd: string, opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ShResult> {
   return new Promise((resolve) => {
     const t0 = process.hrtime.bigint();
-    execFile('/bin/bash', ['-c', cmd], {
+    const [file, args] = onClientCpus('/bin/bash', ['-c', cmd]);
+    execFile(file, args, {
       timeout: opts.timeoutMs ?? 120_000, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, encoding: 'utf8',
       env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}),
     }, (err, stdout, stderr) => {
@@ -93,7 +113,8 @@ export function spawnCaptured(cmd: string, args: string[], env: NodeJS.ProcessEn
 } {
   let out = '';
   let gone = false;
-  const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [file, argv] = onClientCpus(cmd, args);
+  const proc = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000); });
   proc.stderr?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000); });
   proc.on('exit', () => { gone = true; });

@@ -30,6 +30,8 @@ const READY_TIMEOUT_MS = 120_000;
 interface ChildMessage {
   ready?: boolean;
   error?: string;
+  /** Said while starting (Synapse not reachable yet); the parent prints it and keeps waiting. */
+  waiting?: string;
 }
 
 export interface MountCommandOptions {
@@ -78,6 +80,7 @@ async function startBackground(opts: MountCommandOptions): Promise<number> {
     child.on('message', (msg: ChildMessage) => {
       if (msg.ready) finish(0);
       else if (msg.error) finish(1, msg.error);
+      else if (msg.waiting && !settled) process.stderr.write(`synapse-mount: ${msg.waiting}\n`);
     });
     child.on('exit', (code) => finish(1, `the mount process exited (${code ?? 'signal'}) before it was ready; see ${logFile}`));
     child.on('error', (err) => finish(1, `could not start the mount process: ${err.message}`));
@@ -91,7 +94,12 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
   };
   let mounted;
   try {
-    mounted = await mount(opts.config, log);
+    mounted = await mount(opts.config, log, (waiting) => {
+      const message = scrubSecrets(waiting);
+      log.warn(message);
+      if (process.send) report({ waiting: message });
+      else process.stderr.write(`synapse-mount: ${message}\n`);
+    });
     // Ready: fuse-native resolves mount() from the kernel's FUSE INIT. No stat of the mountpoint
     // to prove it — neither from this process (a thread blocked in a FUSE request on its own
     // mount keeps /dev/fuse open, so a SIGKILL then left an unkillable zombie and a hung mount)

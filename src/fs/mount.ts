@@ -167,15 +167,27 @@ export function transferServices(client: HttpSynapseClient, userId: string, conf
   return { sources, publisher };
 }
 
-export async function mount(config: MountConfig, log: Logger): Promise<MountedFilesystem> {
+/**
+ * `onWaiting`: told once, while the mount is starting, that Synapse cannot be reached yet and is
+ * being retried (else a wrong --endpoint or a network down would be silent for --retry-timeout).
+ */
+export async function mount(config: MountConfig, log: Logger, onWaiting?: (message: string) => void): Promise<MountedFilesystem> {
   registerSecret(config.authToken);
+  let starting = true;
+  let told = false;
   const client = new HttpSynapseClient({
     endpoint: config.endpoint,
     authToken: config.authToken,
     retryTimeoutSec: config.retryTimeoutSec,
     logger: log.child({ component: 'synapse' }),
+    onUnreachable: (err, secondsLeft) => {
+      if (!starting || told || !onWaiting) return;
+      told = true;
+      onWaiting(`cannot reach Synapse at ${config.endpoint} yet (${err.reason}); retrying for up to ${secondsLeft} s (--retry-timeout)`);
+    },
   });
   const { userName, userId, root } = await checkRoot(client, config.entityId);
+  starting = false;
   if (config.metadataView) await checkMetadataView(client, config.metadataView);
   await preflight(config.mountpoint);
   const spool = new Spool(config.spoolDir);

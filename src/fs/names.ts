@@ -4,7 +4,7 @@
  * fails at create/mkdir/rename with EINVAL and a log line naming the rule, so `cp a:b.txt`
  * says "Invalid argument" instead of publishing a renamed file.
  *
- * Editors' scratch files (vim `file~`, `.file.swp`, its `4913` probe; emacs `#file#`, `.#file`)
+ * Editors' scratch files (vim `file~`, `.file.swp`, its `.file.swx` and `4913` probes; emacs `#file#`, `.#file`)
  * are kept local to the mount and never published, so editors can save (documented).
  */
 export const MAX_NAME_LENGTH = 256;
@@ -23,6 +23,7 @@ export function isScratchName(name: string): boolean {
   return name.endsWith('~')
     || (name.startsWith('#') && name.endsWith('#') && name.length > 1)
     || name.startsWith('.#')
-    || /^\..+\.sw[a-p]$/.test(name)
+    // vim's swap files (.f.swp, .f.swo, …) and the .f.swx it creates to probe a directory
+    || /^\..+\.sw[a-px]$/.test(name)
     || name === '4913';
 }

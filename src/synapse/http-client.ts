@@ -97,6 +97,12 @@ export interface HttpSynapseClientOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   /** Source of randomness for jitter (default Math.random); tests pin it. */
   random?: () => number;
+  /**
+   * Called before each retry of a request that could not reach Synapse (no HTTP answer), with
+   * the error and the seconds left to keep trying — so a command can say at once that it is
+   * waiting instead of sitting silent for up to --retry-timeout.
+   */
+  onUnreachable?: (error: SynapseError, secondsLeft: number) => void;
 }
 
 export interface SynapseClientStats {
@@ -235,6 +241,7 @@ class Transport {
   readonly #backoffInitial: number;
   readonly #backoffMax: number;
   readonly #random: () => number;
+  readonly #onUnreachable: HttpSynapseClientOptions['onUnreachable'];
 
   constructor(opts: HttpSynapseClientOptions) {
     this.#base = normaliseEndpoint(opts.endpoint);
@@ -250,6 +257,7 @@ class Transport {
     this.#backoffInitial = opts.backoff?.initialMs ?? BACKOFF_INITIAL_MS;
     this.#backoffMax = opts.backoff?.maxMs ?? BACKOFF_MAX_MS;
     this.#random = opts.random ?? Math.random;
+    this.#onUnreachable = opts.onUnreachable;
   }
 
   /** Replace every occurrence of the token (a server might echo it back) before text leaves us. */
@@ -325,6 +333,7 @@ class Transport {
         delay = Math.min(delay, remaining);
       }
       this.counters.retries++;
+      if (error.code === 'NETWORK') this.#onUnreachable?.(error, Math.ceil(remaining / 1000));
       if (this.#log?.isLevelEnabled('debug')) {
         this.#log.debug({ method: spec.method, path: shownPath, status: error.status, attempt, delayMs: delay }, 'synapse retry');
       }

@@ -3,6 +3,7 @@
  * outside umount, stale-mount cleanup, and one clear line plus a non-zero exit for each user
  * error. Every mount made here is unmounted in teardown.
  */
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -126,6 +127,24 @@ describe('synapse-mount command line', () => {
       assert.ok(!r.stderr.includes('    at '), 'no stack trace');
     });
   }
+
+  test('Synapse unreachable: says so at once, keeps trying for --retry-timeout, then one error line', async () => {
+    // A QA pass found the CLI silent for a whole minute before its error on a wrong --endpoint.
+    const closed = await new Promise<number>((resolve) => {
+      const srv = net.createServer();
+      srv.listen(0, '127.0.0.1', () => {
+        const port = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(port));
+      });
+    });
+    const argv = args(projectId, await newDir()).map((a) => (a === stack.endpoint ? `http://127.0.0.1:${closed}` : a));
+    const r = await cli([...argv, '--retry-timeout', '4'], { env, timeoutMs: 60_000 });
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0]!, new RegExp(`cannot reach Synapse at http://127\\.0\\.0\\.1:${closed} yet \\(.*ECONNREFUSED.*\\); retrying for up to [1-4] s`));
+    assert.match(lines[1]!, /ECONNREFUSED.*gave up after \d+ attempts/);
+  });
 
   test('user error: already mounted', async () => {
     const m = await mountForeground(stack, projectId);

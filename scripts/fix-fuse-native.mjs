@@ -57,7 +57,7 @@ try {
 const src = path.join(dir, 'fuse-native.c');
 const built = path.join(dir, 'build', 'Release', 'fuse.node');
 const keepPrebuild = (why) => {
-  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, reads take the slower path, written files go through the page cache, and FUSE requests stay at 128 KiB)`);
+  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, reads take the slower path, written files go through the page cache, FUSE requests stay at 128 KiB, and files unlinked while open answer ENOENT)`);
   process.exit(0);
 };
 let text;
@@ -798,6 +798,8 @@ try {
     const tmp = `${indexJs}.synapse-mount-${process.pid}`;
     writeFileSync(tmp, js.replace(FGETATTR_BUG, FGETATTR_FIX));
     renameSync(tmp, indexJs);
+  } else if (!js.includes(FGETATTR_FIX)) {
+    console.warn('synapse-mount: fuse-native\'s index.js is not the expected 2.2.6; fstat by descriptor not patched (a file unlinked while open may answer ENOENT)');
   }
 } catch (err) {
   console.warn(`synapse-mount: could not patch fuse-native's fgetattr (${err.code ?? err.message}); fstat of a file unlinked while open fails`);

@@ -256,10 +256,12 @@ export class SynapseFilesystem {
    * passes none), and its fds still answer: POSIX, and Python's TemporaryFile.
    */
   async fgetattr(path: string, fd: number): Promise<Stat> {
+    if (path !== '') return this.getattr(path);
     const h = this.handles.get(fd);
     if (h?.kind === 'write') return this.stat('file', h.file.size, this.mtimes.get(h.file.entityId ?? `local:${h.path}`) ?? h.file.mtime);
     if (h?.kind === 'read') return this.stat('file', h.reader.source.size, this.mtimes.get(h.node.entityId) ?? h.node.modifiedOn);
-    return this.getattr(path);
+    // No path and no handle of ours: never the root's stat (resolve('') is the root).
+    throw new FsError('ENOENT', `fd ${fd}: not open`);
   }
 
   async getattr(path: string): Promise<Stat> {
@@ -599,7 +601,8 @@ export class SynapseFilesystem {
       try {
         await this.publish(path, file);
         published.push(path);
-      } catch {
+      } catch (err) {
+        if (err instanceof EmptyVersionRefused) continue; // logged; Synapse keeps its last version
         // Journaled, or a file whose upload failed outright (its writer already got EIO).
         (file.awaitingRecovery ? journaled : lost).push(path);
       }
@@ -612,13 +615,15 @@ export class SynapseFilesystem {
     await this.settled(path);
     const af = this.activeFile(path);
     if (af) return af.truncate(size);
-    // truncate(1) on a file nobody has open: open, truncate, publish, close — the publish here,
-    // not at release, so a failure is truncate's answer (release's reaches nobody).
+    // truncate(1) on a file nobody has open: open, truncate, close (release publishes). Emptying
+    // is published here instead, so that Synapse storage's refusal of 0 bytes is truncate's
+    // answer (release's reaches nobody); other sizes may mean a long download and upload, which
+    // must not run under the op's timeout.
     const fd = await this.open(path, 1);
     try {
       const file = (this.handle(fd) as { file: ActiveFile }).file;
       await file.truncate(size);
-      await this.publish(path, file);
+      if (size === 0) await this.publish(path, file);
     } finally {
       await this.release(fd);
     }
@@ -800,8 +805,10 @@ export class SynapseFilesystem {
       if (old) old.unlinked = true;
       af.parentId = destParent.entityId;
       af.name = destName;
+      // A scratch file given a real name is published from now on. Not the other way: bytes
+      // not yet published of a file renamed to a scratch name while open would be lost at unmount.
       const wasLocal = af.localOnly;
-      af.localOnly = isScratchName(destName);
+      if (wasLocal && !isScratchName(destName)) af.localOnly = false;
       if (target?.entityId && !isScratchName(destName)) {
         // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
         const source = af.entityId;
@@ -819,8 +826,11 @@ export class SynapseFilesystem {
       this.table.remove(node.parentId!, node.name);
       this.table.addLocal({ ...node, entityId: target?.entityId ?? af.entityId ?? '', name: destName, parentId: destParent.entityId });
       // A scratch file kept after its last close (`echo x > t~; mv t~ t`) is published now: no
-      // close is coming to do it.
-      if (wasLocal && !af.localOnly && af.refs === 0) await this.lastClosed(dest, af);
+      // close is coming to do it. Not awaited (an upload may outlast the rename's op timeout);
+      // later ops on `dest` wait for it (`releasing`).
+      if (wasLocal && !af.localOnly && af.refs === 0) {
+        void this.lastClosed(dest, af).catch((err: unknown) => this.opts.logger?.error({ err, path: dest }, 'publish after rename failed'));
+      }
       return;
     }
     if (isScratchName(destName)) {

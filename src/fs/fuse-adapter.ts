@@ -142,10 +142,14 @@ export class FuseAdapter {
         if (now) cb(0, now);
         else this.run('getattr', path, cb, () => fs.getattr(path));
       },
-      // `.` and `..` as every Linux filesystem lists them (`ls -a`; libfuse 2 adds none).
       // fstat by fd (fuse-native's wrapper patched to pass it: scripts/fix-fuse-native.mjs 5.).
       fgetattr: (path: string, fd: number, cb: Cb) => this.run('fgetattr', path, cb, () => fs.fgetattr(path, fd)),
-      readdir: (path: string, cb: Cb) => this.run('readdir', path, cb, async () => ['.', '..', ...await fs.readdir(path)]),
+      // `.` and `..` as every Linux filesystem lists them (`ls -a`; libfuse 2 adds none). No path
+      // (a directory removed while open; flag_nullpath_ok): ENOENT — '' would resolve to the root.
+      readdir: (path: string, cb: Cb) => this.run('readdir', path, cb, async () => {
+        if (path === '') throw new FsError('ENOENT', 'directory removed while open');
+        return ['.', '..', ...await fs.readdir(path)];
+      }),
       open: (path: string, flags: number, cb: Cb) => this.run('open', path, cb, () => fs.open(path, flags)),
       release: (path: string, fd: number, cb: Cb) => {
         this.fast?.forget(fd);

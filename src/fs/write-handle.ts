@@ -412,11 +412,10 @@ export class ActiveFile {
         }
         if (err instanceof EmptyFileNotSupported) {
           // A published file emptied (truncate to 0, `>` with nothing written): Synapse cannot
-          // hold the empty version, so its last version stays — and is the content again here
-          // (the spool reloads it), not a journal entry that could never be published.
-          this.dirty = false;
-          this.writtenSincePublish = false;
-          this.loaded = false;
+          // hold the empty version, so its last version stays. Not a journal entry (it could
+          // never be published). The file stays empty and dirty for its open fds — bytes written
+          // next are published without any of the old ones; if none come, the last close drops
+          // it and the last version is the content again (filesystem.ts lastClosed).
           this.deps.logger?.warn({ name: this.name, parentId: this.parentId, entityId: this.entityId },
             'not emptied: this folder\'s storage cannot hold a 0-byte file; the file keeps its last version');
           throw new EmptyVersionRefused(this.name, err);

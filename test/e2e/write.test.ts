@@ -306,7 +306,9 @@ for i in range(3):
     assert.equal(stack.seed.entity(id).versionNumber, version);
     // A scratch file is kept after its close; given a real name it is published at once.
     assert.equal((await sh(`echo 'from scratch' > '${dir}/kept.txt~' && mv '${dir}/kept.txt~' '${dir}/kept.txt'`)).code, 0);
-    const kept = await childId(stack, managedId, 'kept.txt');
+    // Published at the rename, or at the release if that reached the mount after the rename.
+    let kept: string | undefined;
+    await waitFor('kept.txt published', async () => (kept = await childId(stack, managedId, 'kept.txt')) !== undefined, 20_000);
     assert.ok(kept, 'published under its real name');
     assert.equal((await synapseBytes(kept)).bytes.toString(), 'from scratch\n');
     assert.equal(await childId(stack, managedId, 'kept.txt~'), undefined, 'the scratch name never reached Synapse');

@@ -10,8 +10,8 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ActiveFile, type StreamTarget } from '../../src/fs/write-handle.js';
-import type { Publisher } from '../../src/fs/publisher.js';
+import { ActiveFile, EmptyVersionRefused, type StreamTarget } from '../../src/fs/write-handle.js';
+import { EmptyFileNotSupported, type Publisher } from '../../src/fs/publisher.js';
 import { Spool } from '../../src/fs/spool.js';
 import { recoverAll } from '../../src/cli/recover-command.js';
 import { abortOrphanedUploads, sweepOrphanedUploads } from '../../src/fs/orphans.js';
@@ -385,4 +385,37 @@ test('the orphan sweep tries again while an abort fails, and its retries leave t
   assert.deepEqual(slept, [5], 'no retry once nothing is left to abort');
   assert.deepEqual([...t.store.uploads.keys()], [own], 'only this process\'s upload is still open');
   assert.deepEqual((await t.spool.listUploads()).map((r) => r.uploadId), [own]);
+});
+
+test('a published file emptied where 0 bytes are refused: no journal entry, and bytes written next are published without the old ones', async () => {
+  // Review of session 15's first version: the refusal reloaded the old version into the spool
+  // while fds stayed open, so `ftruncate 0; fsync (refused); write "new"` published "new" plus
+  // the old tail.
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'wh-'));
+  dirs.push(dir);
+  const spool = new Spool(dir);
+  await spool.init();
+  const uploaded: Buffer[] = [];
+  const publisher = {
+    upload: async (src: { file: string; size: number }) => {
+      if (src.size === 0) throw new EmptyFileNotSupported('emptied.txt');
+      uploaded.push(await readFile(src.file));
+      return `fh-${uploaded.length}`;
+    },
+    commit: async () => ({ id: 'syn5', versionNumber: 2, modifiedOn: new Date().toISOString() }),
+  } as unknown as Publisher;
+  const old = Buffer.from('old bytes, a long tail\n');
+  const file = new ActiveFile({
+    spool, publisher, loadBase: async (_id, _v, into) => { await into.write(old, 0); },
+  }, { parentId: 'syn1', name: 'emptied.txt', entityId: 'syn5', base: { size: old.length, md5: md5(old), version: 1 }, localOnly: false });
+  file.refs = 1;
+  await file.truncate(0);
+  await assert.rejects(file.publish(), (e: unknown) => e instanceof EmptyVersionRefused && e.errno === 'ENOTSUP');
+  assert.equal(file.size, 0, 'still empty for its open fds');
+  assert.equal(file.awaitingRecovery, false, 'nothing journaled');
+  assert.deepEqual(await readdir(path.join(dir, 'journal')), []);
+  await file.write(Buffer.from('new'), 0);
+  const v = await file.publish();
+  assert.equal(v?.versionNumber, 2);
+  assert.deepEqual(uploaded.map((b) => b.toString()), ['new']);
 });

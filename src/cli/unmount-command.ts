@@ -15,10 +15,19 @@ const exec = promisify(execFile);
 const DRAIN_TIMEOUT_MS = 10 * 60_000;
 const POLL_MS = 100;
 
+/** The filesystem type our mounts have in /proc/self/mountinfo (fuse-native's subtype). */
+const OUR_TYPE = 'fuse.synapse-mount';
+
 export async function runUnmount(mountpoint: string): Promise<number> {
   const dir = path.resolve(mountpoint);
   const rec = await readMountRecord(dir);
-  if (!(await mountedType(dir))) {
+  const type = await mountedType(dir);
+  // Only our own mounts: `synapse-mount unmount /some/tmpfs` must not take someone's data away.
+  if (type && type !== OUR_TYPE) {
+    process.stderr.write(`synapse-mount: ${dir} is a ${type} mount, not a synapse-mount one; left as it is (use umount for it)\n`);
+    return 1;
+  }
+  if (!type) {
     if (rec && !processAlive(rec.pid)) {
       // A killed process left its record (status shows it as dead): clear it.
       await removeMountRecord(dir, rec.pid);

@@ -872,8 +872,9 @@ export class SynapseFilesystem {
     this.mtimes.set(key, mtime);
   }
 
-  /** chmod/chown: accepted (Synapse has no POSIX modes) so `cp -p`, rsync and tar work. */
+  /** chmod/chown: accepted (Synapse has no POSIX modes) so `cp -p`, rsync and tar work; EROFS on a read-only mount. */
   async chmod(path: string): Promise<void> {
+    this.checkWritable(path);
     await this.table.resolve(path).catch((err: unknown) => { if (!this.active.has(path)) throw err; });
   }
 

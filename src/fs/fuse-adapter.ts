@@ -48,6 +48,8 @@ export interface FuseMountOptions {
   allowOther: boolean;
   /** libfuse's direct_io: every open file bypasses the kernel page cache. */
   directIo?: boolean;
+  /** --read-only: the kernel mounts it `ro` (EROFS before a request reaches us; `/proc/mounts` says so). */
+  readOnly?: boolean;
   /** Write-only opens bypass the page cache (default: on when the kernel keeps readers coherent). */
   directWrites?: boolean;
   /** Read-only opens bypass the page cache (default: on; applies where shared mmap of them is granted). */
@@ -65,11 +67,11 @@ type Cb = (...args: unknown[]) => void;
 const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'EISDIR', 'ENOTDIR']);
 
 /** The mount option string smuggled through fuse-native's unescaped `fsname`. */
-export function fsnameOption(name: string, kernelCacheSeconds: number, directIo = false): string {
+export function fsnameOption(name: string, kernelCacheSeconds: number, directIo = false, readOnly = false): string {
   const safe = name.replace(/[^A-Za-z0-9_.:-]/g, '_');
   const t = Number(kernelCacheSeconds.toFixed(3));
   const base = `${safe},big_writes,max_background=64,congestion_threshold=48,hard_remove,entry_timeout=${t},attr_timeout=${t}`;
-  return directIo ? `${base},direct_io` : base;
+  return `${base}${directIo ? ',direct_io' : ''}${readOnly ? ',ro' : ''}`;
 }
 
 export class FuseAdapter {
@@ -218,7 +220,7 @@ export class FuseAdapter {
     // Shared mmap of direct-I/O files matters to readable ones only (write-only opens cannot be mapped).
     requestFuseTerms(requestPages(this.opts.maxRequestBytes), this.opts.directIo === true || this.directReadsWanted);
     const fuse = new Fuse(this.opts.mountpoint, this.ops(), {
-      fsname: fsnameOption(this.opts.fsname, kernelCacheMs(this.fs.table.ttlMs) / 1000, this.opts.directIo === true),
+      fsname: fsnameOption(this.opts.fsname, kernelCacheMs(this.fs.table.ttlMs) / 1000, this.opts.directIo === true, this.opts.readOnly === true),
       subtype: 'synapse-mount',
       allowOther: this.opts.allowOther,
       // Shared mounts: let the kernel enforce --uid/--gid/--file-mode/--dir-mode for other users.

@@ -272,6 +272,7 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
     fsname: `synapse:${config.entityId}`,
     allowOther: config.allowOther,
     directIo: config.directIo === true,
+    readOnly: config.readOnly,
     ...(config.directWrites !== undefined ? { directWrites: config.directWrites } : {}),
     ...(config.directReads !== undefined ? { directReads: config.directReads } : {}),
     ...(config.maxRequestBytes !== undefined ? { maxRequestBytes: config.maxRequestBytes } : {}),

@@ -21,13 +21,15 @@ export class MountError extends Error {
 export async function mountedType(dir: string): Promise<string | undefined> {
   const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
   const escaped = path.resolve(dir).replace(/ /g, '\\040');
+  // The last entry for a mountpoint is the one on top (what a path there reaches).
+  let type: string | undefined;
   for (const line of info.split('\n')) {
     const fields = line.split(' ');
     if (fields[4] !== escaped) continue;
     const sep = fields.indexOf('-');
-    return sep >= 0 ? fields[sep + 1] : 'unknown';
+    type = sep >= 0 ? fields[sep + 1] : 'unknown';
   }
-  return undefined;
+  return type;
 }
 
 export async function findOnPath(cmd: string): Promise<string | undefined> {

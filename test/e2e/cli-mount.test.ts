@@ -146,6 +146,19 @@ describe('synapse-mount command line', () => {
     assert.match(lines[1]!, /ECONNREFUSED.*gave up after \d+ attempts/);
   });
 
+  test('unmount leaves a mount that is not ours alone (a tmpfs with a file in it)', async () => {
+    const dir = await newDir();
+    assert.equal((await sh(`mount -t tmpfs none '${dir}' && echo keep > '${dir}/keep'`)).code, 0);
+    try {
+      const r = await cli(['unmount', dir], { env });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /is a tmpfs mount, not a synapse-mount one/);
+      assert.equal((await sh(`cat '${dir}/keep'`)).stdout, 'keep\n', 'still mounted, file still there');
+    } finally {
+      await sh(`umount '${dir}'`);
+    }
+  });
+
   test('user error: already mounted', async () => {
     const m = await mountForeground(stack, projectId);
     try {

@@ -7,7 +7,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import path from 'node:path';
-import { ConfigError, currentGid, currentUid, defaultCacheDir, parseSize, parseTtlSeconds } from '../src/config.js';
+import { ConfigError, currentGid, currentUid, defaultCacheDir, parseSize, parseSizeWithin, parseTtlSeconds } from '../src/config.js';
 import { parseRequestSize } from '../src/fs/fuse-terms.js';
 import { normaliseEntityId } from '../src/fs/mount.js';
 import { expandMountOptions } from '../src/cli/mount-options.js';
@@ -32,7 +32,8 @@ let exitCode = 0;
 function fail(err: unknown): never {
   // One line, always: a Synapse reason may span lines.
   process.stderr.write(`synapse-mount: ${scrubSecrets(describeError(err)).replace(/\s*[\r\n]+\s*/g, ' ')}\n`);
-  process.exit(1);
+  // A bad option value is a usage error, as yargs' own are (README: exit 2).
+  process.exit(err instanceof ConfigError ? 2 : 1);
 }
 
 const authOptions = {
@@ -100,7 +101,13 @@ await yargs(argv)
         const readOnly = a['read-only'];
         const fileMode = parseInt(a['file-mode'], 8);
         const dirMode = parseInt(a['dir-mode'], 8);
-        if (Number.isNaN(fileMode) || Number.isNaN(dirMode)) throw new ConfigError('--file-mode/--dir-mode take octal permission bits, e.g. 644');
+        if (!/^0?[0-7]{3}$/.test(a['file-mode']) || !/^0?[0-7]{3}$/.test(a['dir-mode'])) {
+          throw new ConfigError('--file-mode/--dir-mode take octal permission bits, e.g. 644');
+        }
+        const readTimeout = a['read-timeout'];
+        if (!Number.isFinite(readTimeout) || readTimeout <= 0) throw new ConfigError(`--read-timeout: "${readTimeout}" is not a positive number of seconds`);
+        const retryTimeout = a['retry-timeout'];
+        if (!Number.isFinite(retryTimeout) || retryTimeout < 0) throw new ConfigError(`--retry-timeout: "${retryTimeout}" is not a number of seconds`);
         exitCode = await runMount({
           config: {
             entityId: normaliseEntityId(a.entity!),
@@ -112,7 +119,7 @@ await yargs(argv)
             readOnly,
             useSts: a.sts,
             cacheBytes: parseSize(a['cache-size'], '--cache-size'),
-            blockBytes: parseSize(a['block-size'], '--block-size'),
+            blockBytes: parseSizeWithin(a['block-size'], '--block-size', 4096, 1024 ** 3),
             metadataTtlMs: parseTtlSeconds(a['metadata-ttl'], '--metadata-ttl') * 1000,
             readTimeoutMs: a['read-timeout'] * 1000,
             retryTimeoutSec: a['retry-timeout'],
@@ -126,7 +133,8 @@ await yargs(argv)
             fileMode: readOnly ? fileMode & 0o555 : fileMode,
             dirMode,
             spoolDir: path.resolve(a['spool-dir'] ?? path.join(defaultCacheDir(), 'spool')),
-            partBytes: parseSize(a['part-size'], '--part-size'),
+            // S3's limits for a part: 5 MiB (but the last) to 5 GiB.
+            partBytes: parseSizeWithin(a['part-size'], '--part-size', 5 * 1024 ** 2, 5 * 1024 ** 3),
             ...(a['cache-dir'] ? { cacheDir: path.resolve(a['cache-dir']), cacheDirBytes: parseSize(a['cache-dir-size'], '--cache-dir-size') } : {}),
             maxWriteMemoryBytes: parseSize(a['max-write-memory'], '--max-write-memory'),
             ...(a['metadata-view'] ? { metadataView: normaliseEntityId(a['metadata-view']) } : {}),

@@ -23,6 +23,14 @@ export function parseSize(value: string | number, what: string): number {
   return Math.round(n * mult);
 }
 
+/** parseSize, within [min, max] bytes (S3's part limits, a block the kernel can use). */
+export function parseSizeWithin(value: string | number, what: string, min: number, max: number): number {
+  const n = parseSize(value, what);
+  const show = (b: number): string => (b >= 1024 ** 3 ? `${b / 1024 ** 3}G` : b >= MiB ? `${b / MiB}M` : `${b / 1024}K`);
+  if (n < min || n > max) throw new ConfigError(`${what}: ${String(value).trim()} is outside ${show(min)}–${show(max)}`);
+  return n;
+}
+
 /** "60" seconds, or "indefinite" → Infinity. */
 export function parseTtlSeconds(value: string | number, what: string): number {
   if (String(value) === 'indefinite') return Infinity;

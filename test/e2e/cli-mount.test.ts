@@ -170,6 +170,24 @@ describe('synapse-mount command line', () => {
     }
   });
 
+  for (const [flag, value, pattern] of [
+    ['--read-timeout', '-1', /--read-timeout: "-1" is not a positive number of seconds/],
+    ['--part-size', '1K', /--part-size: 1K is outside 5M–5G/],
+    ['--block-size', '3K', /--block-size: 3K is outside 4K–1G/],
+    ['--cache-size', 'foo', /--cache-size: "foo" is not a size/],
+    ['--metadata-ttl', 'abc', /--metadata-ttl: "abc" is not a number of seconds/],
+    ['--file-mode', '999', /--file-mode\/--dir-mode take octal permission bits/],
+  ] as const) {
+    test(`usage error: ${flag} ${value} → one line, exit 2, nothing mounted`, async () => {
+      const dir = await newDir();
+      const r = await cli([...args(projectId, dir), flag, value], { env });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, pattern);
+      assert.equal(await isMounted(dir), false);
+    });
+  }
+
   test('usage error exits 2', async () => {
     const r = await cli(['--no-such-flag'], { env });
     assert.equal(r.code, 2);

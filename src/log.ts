@@ -12,9 +12,9 @@
  * session tokens, registered by the composition root as they arrive). The same function cleans
  * the one-line error messages the CLI prints.
  */
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
+import { makeDirsSync } from './fs/make-dirs.js';
 
 export const REDACT_PATHS = [
   'authToken', 'token', 'authorization', 'Authorization',
@@ -57,7 +57,7 @@ export function createLogger(level: LogLevel, file?: string): Logger {
     hooks: { streamWrite: scrubSecrets },
   };
   if (file) {
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    makeDirsSync(path.dirname(file));
     return pino(options, pino.destination({ dest: file, sync: true, mkdir: true }));
   }
   return pino(options, pino.destination({ fd: 2, sync: true }));

@@ -13,7 +13,6 @@
  */
 import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { defaultLogFile } from '../config.js';
@@ -22,6 +21,7 @@ import { mount, type MountConfig } from '../fs/mount.js';
 import { writeMountRecord, removeMountRecord, controlSocketPath } from './mount-registry.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { collectStatus } from '../fs/mount-status.js';
+import { makeDirs } from '../fs/make-dirs.js';
 
 /** Env var marking the re-executed serving child. */
 export const CHILD_ENV = 'SYNAPSE_MOUNT_SERVING_CHILD';
@@ -56,7 +56,7 @@ function withoutLogFile(argv: string[]): string[] {
 /** Parent side of background mode. Resolves with the exit code. */
 async function startBackground(opts: MountCommandOptions): Promise<number> {
   const logFile = path.resolve(opts.logFile ?? defaultLogFile(opts.config.mountpoint));
-  await mkdir(path.dirname(logFile), { recursive: true, mode: 0o700 });
+  await makeDirs(path.dirname(logFile));
   const logFd = openSync(logFile, 'a', 0o600);
   const script = process.argv[1];
   if (!script) throw new Error('cannot find the synapse-mount script to run in the background');

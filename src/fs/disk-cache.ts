@@ -52,6 +52,7 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { BlockId, BlockStore } from './block-cache.js';
+import { makeDirs } from './make-dirs.js';
 
 const MiB = 1024 * 1024;
 const MAGIC = Buffer.from('SMBC');
@@ -184,7 +185,7 @@ export class DiskCache implements BlockStore {
     if (!(opts.maxBytes > 0)) throw new DiskCacheError(`cache size must be positive (got ${opts.maxBytes})`);
     const cache = new DiskCache(opts);
     try {
-      for (const d of [cache.dir, cache.blocksDir, cache.tmpDir, path.join(cache.dir, 'meta')]) await mkdir(d, { recursive: true, mode: 0o700 });
+      for (const d of [cache.dir, cache.blocksDir, cache.tmpDir, path.join(cache.dir, 'meta')]) await makeDirs(d);
       await access(cache.blocksDir, constants.R_OK | constants.W_OK);
       await access(cache.tmpDir, constants.R_OK | constants.W_OK);
     } catch (err) {
@@ -527,7 +528,7 @@ export class PersistentSizes {
 
   static async open(dir: string, logger?: Logger): Promise<PersistentSizes> {
     const metaDir = path.join(path.resolve(dir), 'meta');
-    await mkdir(metaDir, { recursive: true, mode: 0o700 });
+    await makeDirs(metaDir);
     const store = new PersistentSizes(path.join(metaDir, 'sizes.jsonl'), logger);
     await store.load();
     return store;

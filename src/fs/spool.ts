@@ -12,8 +12,9 @@
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirs } from './make-dirs.js';
 
 export interface JournalEntry {
   id: string;
@@ -73,9 +74,9 @@ export class Spool {
   }
 
   async init(): Promise<void> {
-    await mkdir(this.filesDir, { recursive: true, mode: 0o700 });
-    await mkdir(this.journalDir, { recursive: true, mode: 0o700 });
-    await mkdir(this.uploadsDir, { recursive: true, mode: 0o700 });
+    await makeDirs(this.filesDir);
+    await makeDirs(this.journalDir);
+    await makeDirs(this.uploadsDir);
   }
 
   private uploadFile(uploadId: string): string {

@@ -115,6 +115,9 @@ describe('synapse-mount command line', () => {
       return { argv: args(projectId, d) };
     }, /not empty/],
     ['not a Synapse ID', async () => ({ argv: args('banana', await newDir()) }), /not a Synapse ID/],
+    // Node's recursive mkdir never returned here: the CLI hung, its process spinning.
+    ['spool dir under /proc', async () => ({ argv: args(projectId, await newDir(), '--spool-dir', '/proc/synapse-mount-nope') }), /spool directory \/proc\/synapse-mount-nope is not writable/],
+    ['cache dir under /proc', async () => ({ argv: args(projectId, await newDir(), '--cache-dir', '/proc/synapse-mount-nope') }), /--cache-dir: .*ENOENT/],
   ];
   for (const [name, make, pattern] of userErrors) {
     test(`user error: ${name} → one line, exit 1`, async () => {

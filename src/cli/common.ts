@@ -3,7 +3,7 @@
  * errors into one clear line (no stack traces for user errors).
  */
 import { AuthError, discoverAuth } from '../synapse/auth.js';
-import { DEFAULT_ENDPOINT, HttpSynapseClient } from '../synapse/http-client.js';
+import { DEFAULT_ENDPOINT, HttpSynapseClient, unreachableNotice } from '../synapse/http-client.js';
 import { SynapseError } from '../synapse/errors.js';
 import { ConfigError } from '../config.js';
 import { MountError } from '../fs/preflight.js';
@@ -23,7 +23,16 @@ export async function resolveAuth(args: AuthArgs): Promise<{ token: string; endp
 export async function clientFor(args: AuthArgs): Promise<HttpSynapseClient> {
   const { token, endpoint, warning } = await resolveAuth(args);
   if (warning) process.stderr.write(`synapse-mount: warning: ${warning}\n`);
-  return new HttpSynapseClient({ endpoint, authToken: token, retryTimeoutSec: args.retryTimeout ?? 60 });
+  let told = false;
+  return new HttpSynapseClient({
+    endpoint, authToken: token, retryTimeoutSec: args.retryTimeout ?? 60,
+    // Said once, at once: else a command sits silent for the whole --retry-timeout.
+    onUnreachable: (err, secondsLeft) => {
+      if (told) return;
+      told = true;
+      process.stderr.write(`synapse-mount: ${unreachableNotice(endpoint, err, secondsLeft)}\n`);
+    },
+  });
 }
 
 /** One line for the user; known error kinds without a stack. */

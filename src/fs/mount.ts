@@ -4,8 +4,7 @@
  * by end-to-end tests; nothing else wires layers together.
  */
 import type { Logger } from 'pino';
-import { displayUrl } from './mount-status.js';
-import { HttpSynapseClient } from '../synapse/http-client.js';
+import { HttpSynapseClient, unreachableNotice } from '../synapse/http-client.js';
 import { SynapseError } from '../synapse/errors.js';
 import { StsCredentialCache } from '../synapse/sts.js';
 import { CONCRETE } from '../synapse/types.js';
@@ -184,7 +183,7 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
     onUnreachable: (err, secondsLeft) => {
       if (!starting || told || !onWaiting) return;
       told = true;
-      onWaiting(`cannot reach Synapse at ${displayUrl(config.endpoint)} yet (${err.reason}); retrying for up to ${secondsLeft} s (--retry-timeout)`);
+      onWaiting(unreachableNotice(config.endpoint, err, secondsLeft));
     },
   });
   const { userName, userId, root } = await checkRoot(client, config.entityId);

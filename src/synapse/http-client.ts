@@ -80,6 +80,19 @@ import {
 
 export type Priority = 'high' | 'low';
 
+/**
+ * What a command says while Synapse cannot be reached and it keeps trying (`onUnreachable`):
+ * one line, the endpoint without user-info or query.
+ */
+export function unreachableNotice(endpoint: string, err: SynapseError, secondsLeft: number): string {
+  let shown = '(unparseable URL)';
+  try {
+    const u = new URL(endpoint);
+    shown = `${u.protocol}//${u.host}${u.pathname}`.replace(/\/$/, '');
+  } catch { /* keep the placeholder */ }
+  return `cannot reach Synapse at ${shown} yet (${err.reason}); retrying for up to ${secondsLeft} s (--retry-timeout)`;
+}
+
 export interface HttpSynapseClientOptions {
   /** Base URL, e.g. https://repo-prod.prod.sagebase.org; `/repo/v1` etc. are appended. A trailing
    *  `/repo/v1` (the form ~/.synapseConfig uses) is tolerated and stripped. */

@@ -3,13 +3,12 @@
  * outside umount, stale-mount cleanup, and one clear line plus a non-zero exit for each user
  * error. Every mount made here is unmounted in teardown.
  */
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
-import { cli, isMounted, mountForeground, sh, tempDir, waitFor } from './harness.js';
+import { cli, closedPort, isMounted, mountForeground, sh, tempDir, waitFor } from './harness.js';
 
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
@@ -133,13 +132,7 @@ describe('synapse-mount command line', () => {
 
   test('Synapse unreachable: says so at once, keeps trying for --retry-timeout, then one error line', async () => {
     // A QA pass found the CLI silent for a whole minute before its error on a wrong --endpoint.
-    const closed = await new Promise<number>((resolve) => {
-      const srv = net.createServer();
-      srv.listen(0, '127.0.0.1', () => {
-        const port = (srv.address() as net.AddressInfo).port;
-        srv.close(() => resolve(port));
-      });
-    });
+    const closed = await closedPort();
     const argv = args(projectId, await newDir()).map((a) => (a === stack.endpoint ? `http://127.0.0.1:${closed}` : a));
     const r = await cli([...argv, '--retry-timeout', '4'], { env, timeoutMs: 60_000 });
     assert.equal(r.code, 1, r.stderr);

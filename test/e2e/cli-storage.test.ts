@@ -23,7 +23,7 @@ import { AwsObjectStore } from '../../src/s3/aws-object-store.js';
 import { HttpSynapseClient } from '../../src/synapse/http-client.js';
 import { formatStsCredentials } from '../../src/cli/sts-token-command.js';
 import { CONCRETE } from '../../src/synapse/types.js';
-import { cli, mountForeground, sh, tempDir, type Mounted, type ShResult } from './harness.js';
+import { cli, closedPort, mountForeground, sh, tempDir, type Mounted, type ShResult } from './harness.js';
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
@@ -93,6 +93,17 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     admin?.destroy();
     await stack?.close();
     if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  test('a storage command says at once that Synapse cannot be reached, then fails in one line', async () => {
+    // A QA pass found sts-token silent for the whole --retry-timeout on a wrong --endpoint.
+    const closed = await closedPort();
+    const r = await cli(['sts-token', 'syn123', 'read_only', '--endpoint', `http://127.0.0.1:${closed}`, '--retry-timeout', '3'], { env, timeoutMs: 60_000 });
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0]!, new RegExp(`cannot reach Synapse at http://127\\.0\\.0\\.1:${closed} yet .*; retrying for up to [1-3] s`));
+    assert.match(lines[1]!, /ECONNREFUSED/);
   });
 
   test('every subcommand has --help', async () => {

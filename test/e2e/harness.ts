@@ -4,6 +4,7 @@
  * python3) — never with fs calls from this process, which serves the servers (DESIGN §6).
  * Every wait is bounded; teardown always unmounts.
  */
+import net from 'node:net';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -216,3 +217,15 @@ export const CACHED_PAGES_PY = [
 
 export { makeTestCa, type TestCa } from '../test-ca.js';
 export { kernelAtLeast } from '../../src/fs/kernel-version.js';
+
+/** A loopback port nothing listens on (bound, then released): connections to it are refused. */
+export function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -20,9 +20,28 @@ import type { JournalEntry, Spool } from '../fs/spool.js';
 
 export interface RecoverResult {
   entry: JournalEntry;
-  outcome: 'published' | 'already-published' | 'failed';
+  /** `conflict`: someone published the file since these bytes were written; kept (see --force). */
+  outcome: 'published' | 'already-published' | 'conflict' | 'failed';
   entityId?: string;
   error?: string;
+}
+
+/**
+ * Why publishing `e` now would replace someone else's newer content, or undefined: its entity
+ * has a newer version than the one it was written over, or — for a new file — a file of that
+ * name has appeared. (A QA pass: recover made week-old bytes the newest version of a file
+ * rewritten since, and said only "published".)
+ */
+async function conflictOf(api: SynapseApi, e: JournalEntry): Promise<string | undefined> {
+  if (e.entityId) {
+    if (e.baseVersion === undefined) return undefined;
+    const info = await api.getLatestVersionInfo(e.entityId);
+    return info.versionNumber !== e.baseVersion
+      ? `${e.entityId} is at version ${info.versionNumber} now, these bytes were written over version ${e.baseVersion}`
+      : undefined;
+  }
+  const existing = await api.lookupChild(e.parentId, e.name);
+  return existing ? `a file named ${e.name} (${existing}) was created there since` : undefined;
 }
 
 async function alreadyPublished(api: SynapseApi, e: JournalEntry): Promise<string | undefined> {
@@ -55,11 +74,17 @@ async function finishUpload(e: JournalEntry, store: ObjectStore): Promise<void> 
 }
 
 export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: Spool, log: Logger | undefined,
-  storeFor: (locationId: number, entityId: string) => ObjectStore): Promise<RecoverResult[]> {
+  storeFor: (locationId: number, entityId: string) => ObjectStore, opts: { force?: boolean } = {}): Promise<RecoverResult[]> {
   const results: RecoverResult[] = [];
   for (const entry of await spool.listJournal()) {
     try {
       const done = await alreadyPublished(api, entry);
+      const conflict = done || opts.force ? undefined : await conflictOf(api, entry);
+      if (conflict) {
+        results.push({ entry, outcome: 'conflict', error: `${conflict}; not published (--force publishes it as the newest version)` });
+        log?.warn({ id: entry.id, conflict }, 'recover: not published over newer content');
+        continue;
+      }
       if (done) {
         results.push({ entry, outcome: 'already-published', entityId: done });
       } else {

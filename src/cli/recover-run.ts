@@ -7,7 +7,7 @@ import { createLogger } from '../log.js';
 import { clientFor, type AuthArgs } from './common.js';
 import { recoverAll } from './recover-command.js';
 
-export async function runRecover(opts: { spoolDir: string; list: boolean; auth: AuthArgs; transfer: TransferConfig }): Promise<number> {
+export async function runRecover(opts: { spoolDir: string; list: boolean; force?: boolean; auth: AuthArgs; transfer: TransferConfig }): Promise<number> {
   const spool = new Spool(opts.spoolDir);
   const entries = await spool.listJournal();
   if (opts.list || (entries.length === 0 && (await spool.listUploads()).length === 0)) {
@@ -24,10 +24,10 @@ export async function runRecover(opts: { spoolDir: string; list: boolean; auth: 
   const storeFor = (loc: number, id: string): ObjectStore => sources.storeFor(loc, id, 'read_write');
   const orphans = await abortOrphanedUploads(spool, storeFor, log);
   if (orphans > 0) process.stdout.write(`aborted ${orphans} orphaned multipart upload(s)\n`);
-  const results = await recoverAll(client, publisher, spool, log, storeFor);
+  const results = await recoverAll(client, publisher, spool, log, storeFor, { force: opts.force === true });
   let failed = 0;
   for (const r of results) {
-    if (r.outcome === 'failed') failed++;
+    if (r.outcome === 'failed' || r.outcome === 'conflict') failed++;
     process.stdout.write(`${r.outcome}\t${r.entry.parentId}/${r.entry.name}\t${r.entityId ?? ''}${r.error ? `\t${r.error}` : ''}\n`);
   }
   return failed > 0 ? 1 : 0;

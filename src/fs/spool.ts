@@ -23,6 +23,12 @@ export interface JournalEntry {
   name: string;
   /** The existing entity that should get a new version, if any. */
   entityId?: string;
+  /**
+   * The version of `entityId` these bytes were written over (the one open() saw): `recover`
+   * will not publish over a newer one without --force. Absent for new files, and in entries
+   * written before session 15.
+   */
+  baseVersion?: number;
   size: number;
   md5: string;
   createdAt: string;

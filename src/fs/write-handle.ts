@@ -495,6 +495,7 @@ export class ActiveFile {
       const file = await this.deps.spool.writeJournal({
         id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
         ...(this.entityId ? { entityId: this.entityId } : {}),
+        ...(this.entityId && this.base?.version !== undefined ? { baseVersion: this.base.version } : {}),
         ...(where.fileHandleId ? { fileHandleId: where.fileHandleId } : {}),
         ...(where.s3Object ? { s3Object: where.s3Object } : {}),
         ...(where.s3Upload ? { s3Upload: where.s3Upload } : {}),

@@ -686,6 +686,37 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     }
   });
 
+  test('recover keeps an entry whose file someone published since, and publishes it with --force', async () => {
+    // A QA pass: recover made the failed write's older bytes the newest version of a file
+    // rewritten since, and said only "published".
+    const spoolDir = path.join(scratch, 'spool-conflict');
+    const f = `${m.dir}/managed/conflict.txt`;
+    assert.equal((await sh(`echo base > '${f}'`)).code, 0);
+    const id = await idOf(f);
+    const mf = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--retry-timeout', '2']);
+    try {
+      stack.dev.addFault({ target: 'synapse', pathPattern: `/entity/${id}`, method: 'PUT', status: 503, rate: 1 });
+      // Python, not the shell: bash never checks the close() of a redirection.
+      const w = await runPython(["f = open(__import__('sys').argv[1], 'a'); f.write('failed write\\n'); f.close()"], [`${mf.dir}/managed/conflict.txt`], 60_000);
+      assert.notEqual(w.code, 0, 'close reports the failed publish');
+    } finally {
+      stack.dev.clearFaults();
+      await mf.unmount();
+    }
+    // Meanwhile another writer publishes version 2.
+    assert.equal((await sh(`echo newer > '${f}'`)).code, 0);
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const args = ['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint];
+    const rec = await cli(args, { env });
+    assert.equal(rec.code, 1, rec.stderr + rec.stdout);
+    assert.match(rec.stdout, /^conflict\t.*conflict\.txt.*is at version 2 now, these bytes were written over version 1; not published/m);
+    assert.equal((await synapseBytes(id)).bytes.toString(), 'newer\n', 'the newer version stays the newest');
+    const forced = await cli([...args, '--force'], { env });
+    assert.equal(forced.code, 0, forced.stderr + forced.stdout);
+    assert.equal((await synapseBytes(id)).bytes.toString(), 'base\nfailed write\n');
+    assert.equal(stack.seed.versions(id).length, 3, 'version 2 is kept in the history');
+  });
+
   test('a program writing more files at once than --max-write-memory has part buffers for never hangs; every file is published whole', async () => {
     // Four 5 MiB buffers, eight outputs written in turn, 64 KiB at a time (a demultiplexer):
     // streamed files used to wait for buffers only the same program's later writes would free.

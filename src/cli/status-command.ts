@@ -16,7 +16,7 @@ import path from 'node:path';
 import { mountedType } from '../fs/preflight.js';
 import type { MountStatus } from '../fs/mount-status.js';
 import { ControlError, queryControl } from './control.js';
-import { controlSocketPath, listMountRecords, processAlive, readMountRecord, type MountRecord } from './mount-registry.js';
+import { controlSocketPath, listMountRecords, processAlive, readMountRecord, removeMountRecord, type MountRecord } from './mount-registry.js';
 
 const QUERY_TIMEOUT_MS = 3_000;
 
@@ -59,9 +59,19 @@ export async function statusOf(mountpoint: string): Promise<MountReport> {
   return report(dir, await readMountRecord(dir));
 }
 
+/**
+ * One report per recorded mount. A record whose process is gone and whose mountpoint is no
+ * longer mounted says nothing any more (a killed mount someone unmounted by hand): it is
+ * removed rather than listed forever. A dead process with its mount still there is listed.
+ */
 export async function statusAll(): Promise<MountReport[]> {
-  const recs = await listMountRecords();
-  return Promise.all(recs.map((r) => report(r.mountpoint, r)));
+  const reports = await Promise.all((await listMountRecords()).map((r) => report(r.mountpoint, r)));
+  const live: MountReport[] = [];
+  for (const r of reports) {
+    if (r.state === 'dead' && !r.mounted && r.pid !== undefined) await removeMountRecord(r.mountpoint, r.pid).catch(() => undefined);
+    else live.push(r);
+  }
+  return live;
 }
 
 // -- formatting --------------------------------------------------------------------------------

@@ -187,17 +187,22 @@ describe('synapse-mount status', () => {
     assert.match(list.stdout, new RegExp(entry.id));
   });
 
-  test('without a mountpoint: one line per mount; a killed mount is reported dead; unmount clears it', async () => {
+  /** A second foreground mount whose record goes to this test's registry (torn down with `extra`). */
+  async function registeredMount(): Promise<Mounted> {
     const saved = process.env['XDG_STATE_HOME'];
-    process.env['XDG_STATE_HOME'] = stateHome; // the foreground mount's record goes to the same registry
-    let victim: Mounted;
+    process.env['XDG_STATE_HOME'] = stateHome;
     try {
-      victim = await mountForeground(stack, projectId, ['--spool-dir', spoolDir]);
+      const m2 = await mountForeground(stack, projectId, ['--spool-dir', spoolDir]);
+      extra.push(m2);
+      return m2;
     } finally {
       if (saved === undefined) delete process.env['XDG_STATE_HOME'];
       else process.env['XDG_STATE_HOME'] = saved;
     }
-    extra.push(victim);
+  }
+
+  test('without a mountpoint: one line per mount; a killed mount is reported dead; unmount clears it', async () => {
+    const victim = await registeredMount();
     await waitFor('the second mount to be registered', async () => (await statusJson()).report.mounts!.length === 2, 10_000);
     const both = (await statusJson()).report.mounts!;
     assert.deepEqual(both.map((m) => m.state), ['alive', 'alive']);
@@ -229,6 +234,17 @@ describe('synapse-mount status', () => {
     const notOurs = await cli(['status', victim.dir], { env });
     assert.equal(notOurs.code, 1);
     assert.match(notOurs.stdout, /not a synapse-mount mount/);
+  });
+
+  test('a killed mount unmounted by hand is no longer listed (its record is removed)', async () => {
+    const victim = await registeredMount();
+    await waitFor('the mount to be registered', async () => (await statusJson()).report.mounts!.some((m) => m.mountpoint === victim.dir), 10_000);
+    victim.proc.kill('SIGKILL');
+    await waitFor('the victim to die', () => victim.proc.exitCode !== null || victim.proc.signalCode !== null, 10_000);
+    assert.equal((await sh(`fusermount -uz '${victim.dir}'`)).code, 0);
+    const listed = (await statusJson()).report.mounts!.map((m) => m.mountpoint);
+    assert.ok(!listed.includes(victim.dir), `a dead, unmounted record is not listed: ${listed.join(', ')}`);
+    assert.ok(!(await statusJson()).report.mounts!.some((m) => m.mountpoint === victim.dir), 'and stays gone');
   });
 
   test('unmount removes the control socket and the record', async () => {

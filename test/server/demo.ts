@@ -5,7 +5,7 @@
  * try, and unmounts on Ctrl-C. `--no-mount` only starts the servers.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startStack } from './stack.js';
@@ -30,10 +30,15 @@ if (await isMounted(mnt)) {
   process.exit(1);
 }
 
+// The demo's Synapse lives in memory: a spool left by an earlier run names entities of a server
+// that is gone (or, worse, ids this one reuses for other files) — start with an empty one.
+const spoolDir = path.join(root, '.tmp', 'demo-spool');
+await rm(spoolDir, { recursive: true, force: true });
+
 const child = spawn(process.execPath, [
   '--import', 'tsx', path.join(root, 'bin', 'synapse-mount.ts'), projectId, mnt, '--foreground',
   '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint, '--log-level', 'warn',
-  '--spool-dir', path.join(root, '.tmp', 'demo-spool'),
+  '--spool-dir', spoolDir,
 ], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken } });
 
 const deadline = Date.now() + 30_000;

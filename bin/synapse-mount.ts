@@ -7,7 +7,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import path from 'node:path';
-import { ConfigError, currentGid, currentUid, defaultCacheDir, parseSize, parseSizeWithin, parseTtlSeconds } from '../src/config.js';
+import { UsageError, currentGid, currentUid, defaultCacheDir, parseSize, parseSizeWithin, parseTtlSeconds } from '../src/config.js';
 import { parseRequestSize } from '../src/fs/fuse-terms.js';
 import { normaliseEntityId } from '../src/fs/mount.js';
 import { expandMountOptions } from '../src/cli/mount-options.js';
@@ -33,7 +33,7 @@ function fail(err: unknown): never {
   // One line, always: a Synapse reason may span lines.
   process.stderr.write(`synapse-mount: ${scrubSecrets(describeError(err)).replace(/\s*[\r\n]+\s*/g, ' ')}\n`);
   // A bad option value is a usage error, as yargs' own are (README: exit 2).
-  process.exit(err instanceof ConfigError ? 2 : 1);
+  process.exit(err instanceof UsageError ? 2 : 1);
 }
 
 const authOptions = {
@@ -102,12 +102,12 @@ await yargs(argv)
         const fileMode = parseInt(a['file-mode'], 8);
         const dirMode = parseInt(a['dir-mode'], 8);
         if (!/^0?[0-7]{3}$/.test(a['file-mode']) || !/^0?[0-7]{3}$/.test(a['dir-mode'])) {
-          throw new ConfigError('--file-mode/--dir-mode take octal permission bits, e.g. 644');
+          throw new UsageError('--file-mode/--dir-mode take octal permission bits, e.g. 644');
         }
         const readTimeout = a['read-timeout'];
-        if (!Number.isFinite(readTimeout) || readTimeout <= 0) throw new ConfigError(`--read-timeout: "${readTimeout}" is not a positive number of seconds`);
+        if (!Number.isFinite(readTimeout) || readTimeout <= 0) throw new UsageError(`--read-timeout: "${readTimeout}" is not a positive number of seconds`);
         const retryTimeout = a['retry-timeout'];
-        if (!Number.isFinite(retryTimeout) || retryTimeout < 0) throw new ConfigError(`--retry-timeout: "${retryTimeout}" is not a number of seconds`);
+        if (!Number.isFinite(retryTimeout) || retryTimeout < 0) throw new UsageError(`--retry-timeout: "${retryTimeout}" is not a number of seconds`);
         exitCode = await runMount({
           config: {
             entityId: normaliseEntityId(a.entity!),

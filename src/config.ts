@@ -9,14 +9,19 @@ import path from 'node:path';
 const MiB = 1024 * 1024;
 
 export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+  override readonly name: string = 'ConfigError';
+}
+
+/** A bad option value (a size, a duration, a mode, -o syntax): a usage error, exit 2 like yargs' own. */
+export class UsageError extends ConfigError {
+  override readonly name: string = 'UsageError';
 }
 
 /** "512M", "8m", "1G", "64K", "100" (MiB), "1.5G" → bytes. */
 export function parseSize(value: string | number, what: string): number {
   const text = String(value).trim();
   const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(text);
-  if (!m) throw new ConfigError(`${what}: "${text}" is not a size (use e.g. 512M, 1G, 64K; a bare number means MiB)`);
+  if (!m) throw new UsageError(`${what}: "${text}" is not a size (use e.g. 512M, 1G, 64K; a bare number means MiB)`);
   const n = Number(m[1]);
   const unit = (m[2] ?? '').toUpperCase();
   const mult = unit === 'K' ? 1024 : unit === 'G' ? 1024 * MiB : unit === 'T' ? 1024 * 1024 * MiB : MiB;
@@ -27,7 +32,7 @@ export function parseSize(value: string | number, what: string): number {
 export function parseSizeWithin(value: string | number, what: string, min: number, max: number): number {
   const n = parseSize(value, what);
   const show = (b: number): string => (b >= 1024 ** 3 ? `${b / 1024 ** 3}G` : b >= MiB ? `${b / MiB}M` : `${b / 1024}K`);
-  if (n < min || n > max) throw new ConfigError(`${what}: ${String(value).trim()} is outside ${show(min)}–${show(max)}`);
+  if (n < min || n > max) throw new UsageError(`${what}: ${String(value).trim()} is outside ${show(min)}–${show(max)}`);
   return n;
 }
 
@@ -35,7 +40,7 @@ export function parseSizeWithin(value: string | number, what: string, min: numbe
 export function parseTtlSeconds(value: string | number, what: string): number {
   if (String(value) === 'indefinite') return Infinity;
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${what}: "${value}" is not a number of seconds (or "indefinite")`);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${what}: "${value}" is not a number of seconds (or "indefinite")`);
   return n;
 }
 

@@ -19,7 +19,7 @@
  *
  * Only the mount command is rewritten: `sts-token … -o json` keeps its own `-o`.
  */
-import { ConfigError } from '../config.js';
+import { UsageError } from '../config.js';
 
 export type FlagKind = 'string' | 'number' | 'boolean';
 
@@ -96,7 +96,7 @@ export function splitOptionList(list: string): string[] {
 const TRUE = new Set(['true', 'yes', 'on', '1']);
 const FALSE = new Set(['false', 'no', 'off', '0']);
 
-/** One -o item → a long flag argument, `null` (accepted, no effect), or a thrown ConfigError. */
+/** One -o item → a long flag argument, `null` (accepted, no effect), or a thrown UsageError. */
 function translate(item: string, set: Map<string, string>): void {
   const eq = item.indexOf('=');
   const rawName = eq < 0 ? item : item.slice(0, eq);
@@ -115,17 +115,17 @@ function translate(item: string, set: Map<string, string>): void {
   const negated = name.startsWith('no-') && MOUNT_FLAGS[name.slice(3)] === 'boolean' ? name.slice(3) : undefined;
   const flag = negated ?? name;
   const kind = MOUNT_FLAGS[flag];
-  if (!kind) throw new ConfigError(`-o ${item}: unknown mount option. Valid options: ${validOptionsText()}`);
+  if (!kind) throw new UsageError(`-o ${item}: unknown mount option. Valid options: ${validOptionsText()}`);
   if (kind === 'boolean') {
     let on: boolean;
     if (value === undefined) on = !negated;
     else if (TRUE.has(value.toLowerCase()) && !negated) on = true;
     else if (FALSE.has(value.toLowerCase()) && !negated) on = false;
-    else throw new ConfigError(`-o ${item}: ${rawName} is a switch (give it alone, or =true/=false)`);
+    else throw new UsageError(`-o ${item}: ${rawName} is a switch (give it alone, or =true/=false)`);
     set.set(flag, on ? `--${flag}` : `--no-${flag}`);
     return;
   }
-  if (value === undefined || value === '') throw new ConfigError(`-o ${item}: ${rawName} needs a value (${rawName}=…)`);
+  if (value === undefined || value === '') throw new UsageError(`-o ${item}: ${rawName} needs a value (${rawName}=…)`);
   set.set(flag, `--${flag}=${value}`);
 }
 
@@ -136,7 +136,7 @@ function givenDirectly(argv: string[], flag: string): boolean {
 
 /**
  * Rewrite the mount command's `-o a,b=c` (also `-oa,b=c`, repeated) into long flags; returns
- * argv unchanged for subcommands or when there is no `-o`. Throws ConfigError on a bad option.
+ * argv unchanged for subcommands or when there is no `-o`. Throws UsageError on a bad option.
  */
 export function expandMountOptions(argv: string[]): string[] {
   const first = argv.find((a) => !a.startsWith('-'));
@@ -149,7 +149,7 @@ export function expandMountOptions(argv: string[]): string[] {
     let list: string | undefined;
     if (a === '-o') {
       list = argv[++i];
-      if (list === undefined) throw new ConfigError('-o needs a list of options (e.g. -o ro,allow_other)');
+      if (list === undefined) throw new UsageError('-o needs a list of options (e.g. -o ro,allow_other)');
     } else if (a.startsWith('-o') && !a.startsWith('--')) {
       list = a.slice(2);
     } else {
@@ -161,7 +161,7 @@ export function expandMountOptions(argv: string[]): string[] {
   }
   if (!seen) return argv;
   for (const flag of set.keys()) {
-    if (givenDirectly(rest, flag)) throw new ConfigError(`--${flag} is given both as a flag and in -o; give it once`);
+    if (givenDirectly(rest, flag)) throw new UsageError(`--${flag} is given both as a flag and in -o; give it once`);
   }
   return [...rest, ...set.values()];
 }

@@ -22,7 +22,7 @@
  * `grantedFuseTerms()` says what the kernel granted (`synapse-mount status`).
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, parseSize } from '../config.js';
+import { parseSize, UsageError } from '../config.js';
 import { loadPatchedFunctions } from './fast-read.js';
 
 export interface FuseTermsBinding {
@@ -63,7 +63,7 @@ export function requestPages(bytes: number = MAX_REQUEST_BYTES): number {
 export function parseRequestSize(value: string | number): number {
   const bytes = parseSize(value, '--max-request-size');
   if (bytes < MIN_REQUEST_BYTES || bytes > MAX_REQUEST_BYTES) {
-    throw new ConfigError(`--max-request-size: "${String(value).trim()}" is outside 128K–1M (FUSE requests are 1M at most by the kernel's default)`);
+    throw new UsageError(`--max-request-size: "${String(value).trim()}" is outside 128K–1M (FUSE requests are 1M at most by the kernel's default)`);
   }
   return bytes;
 }

@@ -80,8 +80,13 @@ function kindOf(concreteType: string): string {
 
 export async function runInfo(api: SynapseApi, file: string): Promise<InfoResult> {
   const abs = path.resolve(file);
-  const id = (await readXattr(abs, 'user.synapse.id'))?.trim();
-  if (!id) throw new ConfigError(`${abs} is not inside a synapse-mount mount (it has no user.synapse.id attribute)`);
+  const raw = await readXattr(abs, 'user.synapse.id');
+  if (raw === null) throw new ConfigError(`${abs} is not inside a synapse-mount mount (it has no user.synapse.id attribute)`);
+  const id = raw.trim();
+  // Inside a mount, an empty synID is a file only the mount has (README "What POSIX operations do").
+  if (!id) {
+    throw new ConfigError(`${abs} is not in Synapse (yet): a file only this mount has — being written, empty where Synapse storage cannot hold 0 bytes, a scratch name, or waiting for \`synapse-mount recover\``);
+  }
   const versionText = (await readXattr(abs, 'user.synapse.version'))?.trim();
   const version = versionText ? Number(versionText) : undefined;
 

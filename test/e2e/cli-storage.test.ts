@@ -370,12 +370,15 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     assert.match(attrs.stdout, /user\.synapse\.version="1"/);
     assert.match(attrs.stdout, new RegExp(`user\\.synapse\\.md5="${md5(awsBytes)}"`));
 
-    const [text, json, folder, outside, missing] = await Promise.all([
+    const scratchFile = path.join(dir, 'sts-data', 'draft.txt~');
+    assert.equal((await sh(`echo x > '${scratchFile}'`)).code, 0);
+    const [text, json, folder, outside, missing, localOnly] = await Promise.all([
       run('info', file),
       run('info', file, '--json'),
       run('info', '--json', path.join(dir, 'sts-data')),
       run('info', home),
       run('info', path.join(dir, 'sts-data', 'nope.bin')),
+      run('info', scratchFile),
     ]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`^id: +${streamedId}$`, 'm'));
@@ -397,6 +400,7 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     });
     assertOneLineError(outside!, 1, /is not inside a synapse-mount mount/);
     assertOneLineError(missing!, 1, /No such file or directory/);
+    assertOneLineError(localOnly!, 1, /is not in Synapse \(yet\): a file only this mount has/);
 
     // No --endpoint: the mount's own record says which Synapse it talks to (the default,
     // synapse.org, is unreachable here). Same state dir as the mount, which got this process's env.

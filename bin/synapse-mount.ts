@@ -298,6 +298,7 @@ await yargs(argv)
     },
   )
   .strict()
+  .epilog('Mount-helper form (fstab, mount -t fuse.synapse-mount): synapse-mount SRC DIR -o ro,cache_dir=/x,... — each -o item is a long option with _ for -. Switches take --no- to turn off (--no-sts, --no-direct-reads, --no-direct-writes).')
   .help()
   .alias('h', 'help')
   .fail((msg, err) => {

@@ -163,6 +163,11 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     const dest = await api.getUploadDestination(managedFolderId);
     assert.equal(dest.concreteType, CONCRETE.s3UploadDestination);
     assert.equal(dest.storageLocationId, out.storageLocationId);
+    // Run again: the same folder and the same (de-duplicated) storage location.
+    const again = await run('create-folder', '--parent', projectId, '--name', 'managed');
+    assert.equal(again.code, 0, again.stderr);
+    const second = JSON.parse(again.stdout) as typeof sts;
+    assert.deepEqual([second.folderId, second.storageLocationId], [out.folderId, out.storageLocationId]);
   });
 
   test('create-folder: bad input is one line', async () => {

@@ -100,8 +100,9 @@ export function register(router: Router, deps: Deps): void {
     if (stsEnabled !== undefined) rec.stsEnabled = stsEnabled;
     if (banner !== undefined) rec.banner = banner;
     if (description !== undefined) rec.description = description;
-    // Synapse de-duplicates identical settings of the same user (StorageLocationDAO data hash)
-    if (concreteType === CONCRETE.externalS3Location) {
+    // Synapse de-duplicates identical settings of the same user (StorageLocationDAO data hash),
+    // Synapse-managed ones too; an STS one never matches (its base key is new each time).
+    {
       for (const existing of state.storageLocations.values()) {
         if (existing.createdBy === rec.createdBy && existing.concreteType === rec.concreteType && existing.bucket === rec.bucket
           && existing.baseKey === rec.baseKey && existing.stsEnabled === rec.stsEnabled && existing.uploadType === rec.uploadType

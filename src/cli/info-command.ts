@@ -16,7 +16,7 @@
  * are null.
  */
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { SynapseApi } from '../synapse/api.js';
 import { CONCRETE, type S3FileHandle } from '../synapse/types.js';
@@ -78,8 +78,21 @@ function kindOf(concreteType: string): string {
   }
 }
 
+/**
+ * A symlink in a mount is a Link entity. Linux keeps user.* attributes off symlinks (getxattr
+ * follows them, to the target), so the Link is found by its folder and name instead.
+ */
+async function linkEntityId(api: SynapseApi, abs: string): Promise<string | undefined> {
+  if (!(await lstat(abs).catch(() => undefined))?.isSymbolicLink()) return undefined;
+  const parentId = (await readXattr(path.dirname(abs), 'user.synapse.id'))?.trim();
+  if (!parentId) return undefined;
+  return (await api.lookupChild(parentId, path.basename(abs))) ?? undefined;
+}
+
 export async function runInfo(api: SynapseApi, file: string): Promise<InfoResult> {
   const abs = path.resolve(file);
+  const linkId = await linkEntityId(api, abs);
+  if (linkId) return describe(api, abs, linkId, undefined);
   const raw = await readXattr(abs, 'user.synapse.id');
   if (raw === null) throw new ConfigError(`${abs} is not inside a synapse-mount mount (it has no user.synapse.id attribute)`);
   const id = raw.trim();
@@ -89,7 +102,10 @@ export async function runInfo(api: SynapseApi, file: string): Promise<InfoResult
   }
   const versionText = (await readXattr(abs, 'user.synapse.version'))?.trim();
   const version = versionText ? Number(versionText) : undefined;
+  return describe(api, abs, id, version);
+}
 
+async function describe(api: SynapseApi, abs: string, id: string, version: number | undefined): Promise<InfoResult> {
   const bundle = await api.getBundle(id, { includeEntity: true, includeFileHandles: true },
     version !== undefined && Number.isInteger(version) && version > 0 ? version : undefined);
   const entity = bundle.entity;

@@ -362,6 +362,7 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
   });
 
   test('through a mount: registered files read back; getfattr and info name them', async () => {
+    const linkId = stack.seed.link(sts.folderId, 'data-link', streamedId);
     mounted = await mountForeground(stack, projectId);
     const dir = mounted.dir;
     const file = path.join(dir, 'sts-data', 'data.bin');
@@ -406,6 +407,10 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     assertOneLineError(outside!, 1, /is not inside a synapse-mount mount/);
     assertOneLineError(missing!, 1, /No such file or directory/);
     assertOneLineError(localOnly!, 1, /is not in Synapse \(yet\): a file only this mount has/);
+    // A symlink is a Link entity, described as itself (getxattr would follow it to the target).
+    const link = await run('info', '--json', path.join(dir, 'sts-data', 'data-link'));
+    assert.equal(link.code, 0, link.stderr);
+    assert.deepEqual([JSON.parse(link.stdout).id, JSON.parse(link.stdout).type], [linkId, 'link']);
 
     // No --endpoint: the mount's own record says which Synapse it talks to (the default,
     // synapse.org, is unreachable here). Same state dir as the mount, which got this process's env.

@@ -36,6 +36,7 @@ import { readFile } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
 import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
+import { S3Error } from '../s3/object-store.js';
 import { applyDirectReads, applyDirectWrites, smallReaders } from './page-cache-bypass.js';
 import { FastReadWindows, loadFastBinding } from './fast-read.js';
 import { grantedFuseTerms, requestFuseTerms, requestPages } from './fuse-terms.js';
@@ -126,7 +127,10 @@ export class FuseAdapter {
   private fail(op: string, path: string, err: unknown, cb: Cb): void {
     const name = errnoName(err);
     const level = EXPECTED.has(name) ? 'debug' : 'warn';
-    if (this.log.isLevelEnabled(level)) this.log[level]({ op, path, errno: name, err }, `${op} failed`);
+    if (err instanceof S3Error && err.code === 'PreconditionFailed') {
+      // Expected, and worth one plain line rather than a stack: the pinned version is gone.
+      this.log.warn({ op, path, errno: name }, `${op} failed: the file was replaced in S3 after it was opened; this open file answers EIO, a new open reads the new version`);
+    } else if (this.log.isLevelEnabled(level)) this.log[level]({ op, path, errno: name, err }, `${op} failed`);
     cb(toErrno(err));
   }
 

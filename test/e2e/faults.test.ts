@@ -262,6 +262,7 @@ except OSError as e:
     await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
     child.kill();
     assert.match(out, /errno 5/, `EIO on the old handle: ${out}`);
+    assert.match(m.output(), /the file was replaced in S3 after it was opened/, 'one plain log line, not an S3 error with a stack');
     const fresh = await sh(`md5sum < '${m.dir}/sts/replace.bin'`);
     assert.equal(fresh.stdout.split(' ')[0], md5(replacement));
   });

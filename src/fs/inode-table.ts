@@ -48,6 +48,7 @@ import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { CONCRETE, type EntityHeader } from '../synapse/types.js';
 import { FsError } from './errors.js';
+import { SynapseError } from '../synapse/errors.js';
 
 export type NodeKind = 'dir' | 'file' | 'link';
 
@@ -249,7 +250,16 @@ export class InodeTable {
     if (cached && this.isFresh(cached)) return cached;
     let pending = this.pendingListings.get(dirId);
     if (!pending) {
-      pending = this.fetchListing(dirId).finally(() => this.pendingListings.delete(dirId));
+      pending = this.fetchListing(dirId).catch((err: unknown) => {
+        // Synapse out of reach (after the client's retries): the expired snapshot is served for
+        // one more TTL rather than failing every lookup under the folder (a QA pass: `ls` of a
+        // listed folder answered EIO during an outage). A refusal (404, 403) still fails.
+        if (!cached || !isUnreachable(err)) throw err;
+        this.opts.logger?.warn({ dirId, err: (err as Error).message }, 'Synapse unreachable: serving the folder\'s last listing for one more --metadata-ttl');
+        cached.loadedAt = this.now();
+        cached.fetchedAt = this.now();
+        return cached;
+      }).finally(() => this.pendingListings.delete(dirId));
       this.pendingListings.set(dirId, pending);
     }
     return pending;
@@ -562,4 +572,9 @@ export class InodeTable {
       });
     }
   }
+}
+
+/** No answer from Synapse, or only errors it may get over (5xx, throttling) after every retry. */
+function isUnreachable(err: unknown): boolean {
+  return err instanceof SynapseError && (err.code === 'NETWORK' || err.status >= 500 || err.status === 429);
 }

@@ -5,6 +5,7 @@ import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
 import type { SynapseApi } from '../../src/synapse/api.js';
 import { MemorySynapseApi } from '../../src/synapse/memory-api.js';
 import { CONCRETE, type EntityHeader } from '../../src/synapse/types.js';
+import { SynapseError } from '../../src/synapse/errors.js';
 
 const root: FsNode = { entityId: 'syn1', name: 'root', kind: 'dir', parentId: undefined, versionNumber: undefined, modifiedOn: 0, createdOn: 0 };
 
@@ -192,4 +193,32 @@ test('background sizes: a getattr waiting for a size in flight lends its slot to
   await f.releaseAll();
   assert.deepEqual([(await first).size, (await second).size], [1, 2]);
   assert.equal(f.calls('getLatestVersionInfo'), 8, 'every size asked once');
+});
+
+test('Synapse unreachable: an expired listing is served for one more TTL; a refusal (404) is not papered over', async () => {
+  let now = 1_000_000;
+  let fail: SynapseError | undefined;
+  let listings = 0;
+  const server: EntityHeader[] = [{ id: 'syn2', name: 'kept.txt', type: CONCRETE.file, versionNumber: 1 }];
+  const api = {
+    listChildren: async () => {
+      listings++;
+      if (fail) throw fail;
+      return server;
+    },
+    getLatestVersionInfo: async (id: string) => ({ id, versionNumber: 1, contentSize: '1', modifiedOn: new Date().toISOString() }),
+  } as unknown as SynapseApi;
+  const table = new InodeTable(api, root, { ttlMs: 60_000, maxSizes: 100, now: () => now });
+  assert.deepEqual((await table.children('syn1')).map((n) => n.name), ['kept.txt']);
+  await new Promise((r) => setTimeout(r, 10)); // the sizes load ends the snapshot's loading
+  now += 61_000;
+  fail = new SynapseError(0, 'network error: connect ECONNREFUSED', 'POST', '/repo/v1/entity/children', { code: 'NETWORK', attempts: 9 });
+  assert.deepEqual((await table.children('syn1')).map((n) => n.name), ['kept.txt'], 'the last listing, not EIO');
+  const asked = listings;
+  now += 30_000;
+  await table.children('syn1');
+  assert.equal(listings, asked, 'fresh again for one TTL: no request (and no retry wait) per lookup');
+  now += 61_000;
+  fail = new SynapseError(404, 'The resource you are attempting to access cannot be found', 'POST', '/repo/v1/entity/children');
+  await assert.rejects(table.children('syn1'), (e: unknown) => e instanceof SynapseError && e.status === 404);
 });

@@ -101,7 +101,7 @@ await yargs(argv)
         const readOnly = a['read-only'];
         const fileMode = parseInt(a['file-mode'], 8);
         const dirMode = parseInt(a['dir-mode'], 8);
-        if (!/^0?[0-7]{3}$/.test(a['file-mode']) || !/^0?[0-7]{3}$/.test(a['dir-mode'])) {
+        if (!/^[0-7]{3,4}$/.test(a['file-mode']) || !/^[0-7]{3,4}$/.test(a['dir-mode'])) {
           throw new UsageError('--file-mode/--dir-mode take octal permission bits, e.g. 644');
         }
         const readTimeout = a['read-timeout'];
@@ -289,7 +289,7 @@ await yargs(argv)
           transfer: {
             ...(a['s3-endpoint'] ? { s3Endpoint: a['s3-endpoint'] } : {}),
             ...(a['s3-region'] ? { s3Region: a['s3-region'] } : {}),
-            useSts: a.sts, readTimeoutMs: 60_000, partBytes: parseSize(a['part-size'], '--part-size'),
+            useSts: a.sts, readTimeoutMs: 60_000, partBytes: parseSizeWithin(a['part-size'], '--part-size', 5 * 1024 ** 2, 5 * 1024 ** 3),
           },
         });
       } catch (err) {

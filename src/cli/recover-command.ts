@@ -32,16 +32,26 @@ export interface RecoverResult {
  * name has appeared. (A QA pass: recover made week-old bytes the newest version of a file
  * rewritten since, and said only "published".)
  */
-async function conflictOf(api: SynapseApi, e: JournalEntry): Promise<string | undefined> {
+async function conflictOf(api: SynapseApi, e: JournalEntry, ours: OwnVersions): Promise<string | undefined> {
   if (e.entityId) {
     if (e.baseVersion === undefined) return undefined;
     const info = await api.getLatestVersionInfo(e.entityId);
-    return info.versionNumber !== e.baseVersion
-      ? `${e.entityId} is at version ${info.versionNumber} now, these bytes were written over version ${e.baseVersion}`
-      : undefined;
+    if (info.versionNumber === e.baseVersion) return undefined;
+    // Saved twice while Synapse was down: the later save replaces what this run just published.
+    if (ours.versions.get(e.entityId) === info.versionNumber) return undefined;
+    return `${e.entityId} is at version ${info.versionNumber} now, these bytes were written over version ${e.baseVersion}`;
   }
   const existing = await api.lookupChild(e.parentId, e.name);
-  return existing ? `a file named ${e.name} (${existing}) was created there since` : undefined;
+  if (!existing || ours.created.has(`${e.parentId}/${e.name}`)) return undefined;
+  return `a file named ${e.name} (${existing}) was created there since`;
+}
+
+/** What this run published: the later of two saves of one file builds on the earlier. */
+interface OwnVersions {
+  /** entityId → the version this run made. */
+  versions: Map<string, number>;
+  /** parentId/name of files this run created. */
+  created: Set<string>;
 }
 
 async function alreadyPublished(api: SynapseApi, e: JournalEntry): Promise<string | undefined> {
@@ -76,10 +86,13 @@ async function finishUpload(e: JournalEntry, store: ObjectStore): Promise<void> 
 export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: Spool, log: Logger | undefined,
   storeFor: (locationId: number, entityId: string) => ObjectStore, opts: { force?: boolean } = {}): Promise<RecoverResult[]> {
   const results: RecoverResult[] = [];
-  for (const entry of await spool.listJournal()) {
+  const ours: OwnVersions = { versions: new Map(), created: new Set() };
+  // Oldest first: of two saves of one file, the later one ends as the newest version.
+  const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  for (const entry of entries) {
     try {
       const done = await alreadyPublished(api, entry);
-      const conflict = done || opts.force ? undefined : await conflictOf(api, entry);
+      const conflict = done || opts.force ? undefined : await conflictOf(api, entry, ours);
       if (conflict) {
         results.push({ entry, outcome: 'conflict', error: `${conflict}; not published (--force publishes it as the newest version)` });
         log?.warn({ id: entry.id, conflict }, 'recover: not published over newer content');
@@ -109,6 +122,8 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
         }
         if (!e.fileHandleId) await spool.writeJournal({ ...e, fileHandleId });
         const entity = await publisher.commit(entry.parentId, entry.name, fileHandleId, entry.entityId);
+        if (entity.versionNumber !== undefined) ours.versions.set(entity.id, entity.versionNumber);
+        if (!entry.entityId) ours.created.add(`${entry.parentId}/${entry.name}`);
         results.push({ entry, outcome: 'published', entityId: entity.id });
       }
       await spool.removeJournal(entry.id);

@@ -447,7 +447,9 @@ export class SynapseFilesystem {
     }
     const listed = this.table.cachedListing(parent.entityId)?.get(name);
     if (listed && listed.kind !== 'file') throw new FsError('EISDIR', `${path}: exists and is not a file`);
-    const base = listed?.entityId ? await this.table.size(listed).catch(() => undefined) : undefined;
+    const size = listed?.entityId ? await this.table.size(listed).catch(() => undefined) : undefined;
+    // The version these bytes replace travels with the base (recover's conflict check).
+    const base = size ? { ...size, version: listed?.versionNumber } : undefined;
     const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || undefined, base);
     if (listed?.entityId) await file.truncate(0);
     else {
@@ -812,7 +814,7 @@ export class SynapseFilesystem {
       if (target?.entityId && !isScratchName(destName)) {
         // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
         const source = af.entityId;
-        await af.adopt(target.entityId);
+        await af.adopt(target.entityId, target.versionNumber);
         if (source && source !== target.entityId) await this.api.deleteEntity(source);
       } else if (af.entityId && !isScratchName(destName)) {
         const entity = await this.api.getEntity(af.entityId);

@@ -252,12 +252,13 @@ export class InodeTable {
     if (!pending) {
       pending = this.fetchListing(dirId).catch((err: unknown) => {
         // Synapse out of reach (after the client's retries): the expired snapshot is served for
-        // one more TTL rather than failing every lookup under the folder (a QA pass: `ls` of a
+        // another TTL (and again while the outage lasts) rather than failing every lookup under the folder (a QA pass: `ls` of a
         // listed folder answered EIO during an outage). A refusal (404, 403) still fails.
         if (!cached || !isUnreachable(err)) throw err;
-        this.opts.logger?.warn({ dirId, err: (err as Error).message }, 'Synapse unreachable: serving the folder\'s last listing for one more --metadata-ttl');
-        cached.loadedAt = this.now();
+        this.opts.logger?.warn({ dirId, err: (err as Error).message }, 'Synapse unreachable: serving the folder\'s last listing for another --metadata-ttl');
         cached.fetchedAt = this.now();
+        // Fresh for another TTL, renewed while the outage lasts; still loading: its sizes end it.
+        if (cached.loading.size === 0) cached.loadedAt = this.now();
         return cached;
       }).finally(() => this.pendingListings.delete(dirId));
       this.pendingListings.set(dirId, pending);

@@ -108,6 +108,11 @@ export class ActiveFile {
   broken: unknown;
   mtime = Date.now();
   private base: { size: number; md5: string | undefined; version?: number | undefined } | undefined;
+  /**
+   * The version of `entityId` these bytes will replace (the journal's baseVersion, so `recover`
+   * can tell when someone published since). Apart from `base`, which adopt() drops.
+   */
+  private overVersion: number | undefined;
   private loaded: boolean;
   private spoolFile: SpoolFile | undefined;
   private busy: Promise<unknown> = Promise.resolve();
@@ -131,6 +136,7 @@ export class ActiveFile {
     this.name = init.name;
     this.entityId = init.entityId;
     this.base = init.base;
+    this.overVersion = init.base?.version;
     this.localOnly = init.localOnly;
     // A new file has no published content: the (empty) spool is the whole file.
     this.loaded = init.entityId === undefined;
@@ -316,10 +322,11 @@ export class ActiveFile {
    * that, a file unchanged since its last publish compared equal to it and was never published,
    * and the target kept its old bytes (found by test/unit/fs-model.test.ts).
    */
-  adopt(entityId: string): Promise<void> {
+  adopt(entityId: string, version: number | undefined): Promise<void> {
     return this.exclusive(async () => {
       await this.ensureLoaded();
       this.entityId = entityId;
+      this.overVersion = version;
       this.base = undefined;
       this.dirty = true;
     });
@@ -435,6 +442,7 @@ export class ActiveFile {
       }
       this.entityId = entity.id;
       this.base = { size, md5, version: entity.versionNumber };
+      this.overVersion = entity.versionNumber;
       if (stream) {
         // A streamed file's bytes are now only in Synapse: a later write loads them from there.
         this.stream = undefined;
@@ -495,7 +503,7 @@ export class ActiveFile {
       const file = await this.deps.spool.writeJournal({
         id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
         ...(this.entityId ? { entityId: this.entityId } : {}),
-        ...(this.entityId && this.base?.version !== undefined ? { baseVersion: this.base.version } : {}),
+        ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
         ...(where.fileHandleId ? { fileHandleId: where.fileHandleId } : {}),
         ...(where.s3Object ? { s3Object: where.s3Object } : {}),
         ...(where.s3Upload ? { s3Upload: where.s3Upload } : {}),

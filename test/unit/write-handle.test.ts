@@ -419,3 +419,44 @@ test('a published file emptied where 0 bytes are refused: no journal entry, and 
   assert.equal(v?.versionNumber, 2);
   assert.deepEqual(uploaded.map((b) => b.toString()), ['new']);
 });
+
+test('recover: two saves of one file while Synapse was down publish in order, the later last, with no false conflict; a third party\'s version is a conflict', async () => {
+  // Review of session 15: both entries were written over version 1, so the second looked like a
+  // conflict once the first was published — and the journal's order (random ids) decided which won.
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'wh-'));
+  dirs.push(dir);
+  const spool = new Spool(dir);
+  await spool.init();
+  let version = 1;
+  const published: string[] = [];
+  const publisher = {
+    upload: async (src: { file: string }) => `fh-${(await readFile(src.file)).toString().trim()}`,
+    commit: async (_p: string, _n: string, fh: string) => {
+      published.push(fh);
+      return { id: 'syn5', versionNumber: ++version, modifiedOn: new Date().toISOString() };
+    },
+  } as unknown as Publisher;
+  const api = {
+    lookupChild: async () => 'syn5',
+    getLatestVersionInfo: async () => ({ id: 'syn5', versionNumber: version, contentMd5: 'none', contentSize: '0', modifiedOn: '' }),
+  } as unknown as SynapseApi;
+  const save = async (text: string, createdAt: string, baseVersion: number): Promise<void> => {
+    const f = await spool.create();
+    await f.write(Buffer.from(text), 0);
+    await f.close();
+    // ids sort the other way round from the saves' times
+    await spool.writeJournal({ id: `${3 - Number(text.slice(-1))}-${f.id}`, spoolFile: f.file, parentId: 'syn1', name: 'a.txt', entityId: 'syn5',
+      baseVersion, size: text.length, md5: md5(Buffer.from(text)), createdAt, error: 'Synapse was down' });
+  };
+  await save('save1', '2026-12-03T10:00:00.000Z', 1);
+  await save('save2', '2026-12-03T10:05:00.000Z', 1);
+  const results = await recoverAll(api, publisher, spool, undefined, () => new MemoryObjectStore());
+  assert.deepEqual(results.map((r) => r.outcome), ['published', 'published']);
+  assert.deepEqual(published, ['fh-save1', 'fh-save2'], 'the later save is the newest version');
+  // Someone else publishes version 4; a save written over version 3 is then a conflict.
+  version = 4;
+  await save('save3', '2026-12-03T10:10:00.000Z', 3);
+  const third = await recoverAll(api, publisher, spool, undefined, () => new MemoryObjectStore());
+  assert.deepEqual(third.map((r) => r.outcome), ['conflict']);
+  assert.match(third[0]!.error ?? '', /syn5 is at version 4 now, these bytes were written over version 3/);
+});

@@ -11,10 +11,11 @@
  * MAX_REQUEST_BYTES or slower than REQUEST_TIMEOUT_MS are dropped, so a stuck client cannot pin
  * the serving process.
  */
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { makeDirs } from '../fs/make-dirs.js';
 
 export type ControlOp = 'status';
 
@@ -35,7 +36,7 @@ export async function startControlServer(socketPath: string, handler: ControlHan
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
     throw new Error(`control socket path is longer than ${MAX_SOCKET_PATH} bytes: ${socketPath} (set XDG_STATE_HOME to a shorter directory)`);
   }
-  await mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+  await makeDirs(path.dirname(socketPath));
   // Only reached once this process owns the mountpoint: a socket already there is stale.
   await rm(socketPath, { force: true });
   const server = net.createServer((conn) => {

@@ -5,10 +5,11 @@
  * can list mounts and find each one's control socket (`<hash>.sock`, control.ts) next to it.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { defaultStateDir } from '../config.js';
 import { processAlive } from '../process-alive.js';
+import { makeDirs } from '../fs/make-dirs.js';
 
 export interface MountRecord {
   pid: number;
@@ -40,7 +41,7 @@ export function controlSocketPath(mountpoint: string): string {
 
 export async function writeMountRecord(rec: MountRecord): Promise<void> {
   const file = recordPath(rec.mountpoint);
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await makeDirs(path.dirname(file));
   await writeFile(file, JSON.stringify(rec), { mode: 0o600 });
 }
 

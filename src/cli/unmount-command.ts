@@ -42,7 +42,8 @@ export async function runUnmount(mountpoint: string): Promise<number> {
     const deadline = Date.now() + DRAIN_TIMEOUT_MS;
     let told = false;
     while (Date.now() < deadline) {
-      if (!(await mountedType(dir)) && !processAlive(rec.pid)) return 0;
+      // Ours gone (a mount stacked at the path, e.g. autofs, is not ours to wait for).
+      if ((await mountedType(dir)) !== OUR_TYPE && !processAlive(rec.pid)) return 0;
       if (!told && Date.now() > deadline - DRAIN_TIMEOUT_MS + 5000) {
         process.stderr.write(`synapse-mount: waiting for ${dir} to finish uploads (pid ${rec.pid})…\n`);
         told = true;
@@ -65,7 +66,7 @@ export async function runUnmount(mountpoint: string): Promise<number> {
       return 1;
     }
   }
-  if (await mountedType(dir)) return 1;
+  if ((await mountedType(dir)) === OUR_TYPE) return 1;
   if (rec && !processAlive(rec.pid)) await removeMountRecord(dir, rec.pid).catch(() => undefined);
   return 0;
 }

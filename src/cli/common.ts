@@ -7,6 +7,7 @@ import { DEFAULT_ENDPOINT, HttpSynapseClient, unreachableNotice } from '../synap
 import { SynapseError } from '../synapse/errors.js';
 import { ConfigError } from '../config.js';
 import { MountError } from '../fs/preflight.js';
+import { displayUrl } from '../fs/mount-status.js';
 
 export interface AuthArgs {
   endpoint?: string | undefined;
@@ -30,7 +31,7 @@ export async function clientFor(args: AuthArgs): Promise<HttpSynapseClient> {
     onUnreachable: (err, secondsLeft) => {
       if (told) return;
       told = true;
-      process.stderr.write(`synapse-mount: ${unreachableNotice(endpoint, err, secondsLeft)}\n`);
+      process.stderr.write(`synapse-mount: ${unreachableNotice(displayUrl(endpoint), err, secondsLeft)}\n`);
     },
   });
 }

@@ -32,7 +32,7 @@ export interface RecoverResult {
  * name has appeared. (A QA pass: recover made week-old bytes the newest version of a file
  * rewritten since, and said only "published".)
  */
-async function conflictOf(api: SynapseApi, e: JournalEntry, ours: OwnVersions): Promise<string | undefined> {
+async function conflictOf(api: SynapseApi, e: JournalEntry, ours: OwnVersions, existing: string | undefined): Promise<string | undefined> {
   if (e.entityId) {
     if (e.baseVersion === undefined) return undefined;
     const info = await api.getLatestVersionInfo(e.entityId);
@@ -41,7 +41,6 @@ async function conflictOf(api: SynapseApi, e: JournalEntry, ours: OwnVersions): 
     if (ours.versions.get(e.entityId) === info.versionNumber) return undefined;
     return `${e.entityId} is at version ${info.versionNumber} now, these bytes were written over version ${e.baseVersion}`;
   }
-  const existing = await api.lookupChild(e.parentId, e.name);
   if (!existing || ours.created.has(`${e.parentId}/${e.name}`)) return undefined;
   return `a file named ${e.name} (${existing}) was created there since`;
 }
@@ -54,8 +53,8 @@ interface OwnVersions {
   created: Set<string>;
 }
 
-async function alreadyPublished(api: SynapseApi, e: JournalEntry): Promise<string | undefined> {
-  const entityId = e.entityId ?? (await api.lookupChild(e.parentId, e.name));
+/** `entityId`: the entry's entity, or for a new file whatever now holds its name. */
+async function alreadyPublished(api: SynapseApi, e: JournalEntry, entityId: string | undefined): Promise<string | undefined> {
   if (!entityId) return undefined;
   try {
     const info = await api.getLatestVersionInfo(entityId);
@@ -91,8 +90,10 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   for (const entry of entries) {
     try {
-      const done = await alreadyPublished(api, entry);
-      const conflict = done || opts.force ? undefined : await conflictOf(api, entry, ours);
+      // One lookup serves both checks below.
+      const existing = entry.entityId ?? (await api.lookupChild(entry.parentId, entry.name)) ?? undefined;
+      const done = await alreadyPublished(api, entry, existing);
+      const conflict = done || opts.force ? undefined : await conflictOf(api, entry, ours, existing);
       if (conflict) {
         results.push({ entry, outcome: 'conflict', error: `${conflict}; not published (--force publishes it as the newest version)` });
         log?.warn({ id: entry.id, conflict }, 'recover: not published over newer content');

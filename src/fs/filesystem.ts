@@ -246,7 +246,7 @@ export class SynapseFilesystem {
     af ??= node && this.activeFile(path, node);
     if (af) {
       this.shown?.delete(path);
-      return this.stat('file', af.size, this.mtimes.get(af.entityId ?? `local:${path}`) ?? af.mtime);
+      return this.activeStat(path, af);
     }
     return node && this.nodeStat(path, node, node.kind === 'file' && node.entityId ? this.table.knownSize(node) : undefined);
   }
@@ -258,10 +258,15 @@ export class SynapseFilesystem {
   async fgetattr(path: string, fd: number): Promise<Stat> {
     if (path !== '') return this.getattr(path);
     const h = this.handles.get(fd);
-    if (h?.kind === 'write') return this.stat('file', h.file.size, this.mtimes.get(h.file.entityId ?? `local:${h.path}`) ?? h.file.mtime);
+    if (h?.kind === 'write') return this.activeStat(h.path, h.file);
     if (h?.kind === 'read') return this.stat('file', h.reader.source.size, this.mtimes.get(h.node.entityId) ?? h.node.modifiedOn);
     // No path and no handle of ours: never the root's stat (resolve('') is the root).
     throw new FsError('ENOENT', `fd ${fd}: not open`);
+  }
+
+  /** A file open for writing: its current size, and the mtime utimens set (else its own). */
+  private activeStat(path: string, af: ActiveFile): Stat {
+    return this.stat('file', af.size, this.mtimes.get(af.entityId ?? `local:${path}`) ?? af.mtime);
   }
 
   async getattr(path: string): Promise<Stat> {

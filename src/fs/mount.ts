@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { HttpSynapseClient, unreachableNotice } from '../synapse/http-client.js';
+import { displayUrl } from './mount-status.js';
 import { SynapseError } from '../synapse/errors.js';
 import { StsCredentialCache } from '../synapse/sts.js';
 import { CONCRETE } from '../synapse/types.js';
@@ -183,7 +184,7 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
     onUnreachable: (err, secondsLeft) => {
       if (!starting || told || !onWaiting) return;
       told = true;
-      onWaiting(unreachableNotice(config.endpoint, err, secondsLeft));
+      onWaiting(unreachableNotice(displayUrl(config.endpoint), err, secondsLeft));
     },
   });
   const { userName, userId, root } = await checkRoot(client, config.entityId);

@@ -82,15 +82,10 @@ export type Priority = 'high' | 'low';
 
 /**
  * What a command says while Synapse cannot be reached and it keeps trying (`onUnreachable`):
- * one line, the endpoint without user-info or query.
+ * one line. `shownEndpoint`: the endpoint as fit to show (mount-status.ts displayUrl).
  */
-export function unreachableNotice(endpoint: string, err: SynapseError, secondsLeft: number): string {
-  let shown = '(unparseable URL)';
-  try {
-    const u = new URL(endpoint);
-    shown = `${u.protocol}//${u.host}${u.pathname}`.replace(/\/$/, '');
-  } catch { /* keep the placeholder */ }
-  return `cannot reach Synapse at ${shown} yet (${err.reason}); retrying for up to ${secondsLeft} s (--retry-timeout)`;
+export function unreachableNotice(shownEndpoint: string, err: SynapseError, secondsLeft: number): string {
+  return `cannot reach Synapse at ${shownEndpoint} yet (${err.reason}); retrying for up to ${secondsLeft} s (--retry-timeout)`;
 }
 
 export interface HttpSynapseClientOptions {

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
 import { kernelInvalidatesOnDirectWrite } from '../../src/fs/page-cache-bypass.js';
@@ -244,7 +244,10 @@ describe('synapse-mount status', () => {
     assert.equal((await sh(`fusermount -uz '${victim.dir}'`)).code, 0);
     const listed = (await statusJson()).report.mounts!.map((m) => m.mountpoint);
     assert.ok(!listed.includes(victim.dir), `a dead, unmounted record is not listed: ${listed.join(', ')}`);
-    assert.ok(!(await statusJson()).report.mounts!.some((m) => m.mountpoint === victim.dir), 'and stays gone');
+    // Removed, not only hidden: no record file names it any more.
+    const records = await readdir(path.join(stateHome, 'synapse-mount', 'mounts')).catch(() => [] as string[]);
+    const named = await Promise.all(records.filter((f) => f.endsWith('.json')).map(async (f) => (await readFile(path.join(stateHome, 'synapse-mount', 'mounts', f), 'utf8')).includes(victim.dir)));
+    assert.ok(!named.includes(true), 'and stays gone: its record is deleted');
   });
 
   test('unmount removes the control socket and the record', async () => {

@@ -37,7 +37,7 @@
  * INVARIANT: at most one publish runs at a time (`busy` chain); writes wait for it.
  */
 import type { Logger } from 'pino';
-import { KeptWhole, NoWriteMemory, PartsMissing, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
+import { KeptWhole, NoWriteMemory, PartsMissing, UploadNotStarted, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
 import { errnoName, FsError } from './errors.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import type { JournalEntry, Spool, SpoolFile } from './spool.js';
@@ -294,23 +294,30 @@ export class ActiveFile {
   }
 
   /**
-   * Append to the stream; without a part buffer to be had (MemoryBudget: a program writing more
+   * Append to the stream. Without a part buffer to be had (MemoryBudget: a program writing more
    * big files at once than --max-write-memory holds parts for), go on in the spool instead of
-   * waiting on buffers only the program itself can free.
+   * waiting on buffers only the program itself can free. Likewise when S3 refuses to start the
+   * upload (down, throttling past every retry): the bytes so far are all in the first part, so
+   * the file goes on in the spool and close() publishes it from there — or journals it for
+   * `recover` — instead of failing the write and losing the bytes.
    */
   private async appendOrSpill(upload: StreamingUpload, spool: SpoolFile, data: Buffer, position: number): Promise<void> {
     try {
       await upload.append(data, position);
     } catch (err) {
-      if (!(err instanceof NoWriteMemory)) throw err;
-      // Before a part was sent this costs nothing; after, one read-back of what was sent.
-      const level = upload.partsSent > 0 ? 'warn' : 'debug';
-      this.deps.logger?.[level]({ name: this.name, bytes: upload.length },
-        'every part buffer is held by other files being written: this one goes on in the spool (a larger --max-write-memory avoids it)');
+      if (err instanceof NoWriteMemory) {
+        // Before a part was sent this costs nothing; after, one read-back of what was sent.
+        const level = upload.partsSent > 0 ? 'warn' : 'debug';
+        this.deps.logger?.[level]({ name: this.name, bytes: upload.length },
+          'every part buffer is held by other files being written: this one goes on in the spool (a larger --max-write-memory avoids it)');
+      } else if (err instanceof UploadNotStarted) {
+        this.deps.logger?.warn({ name: this.name, err: err.cause },
+          'S3 did not start a streaming upload: the file goes on in the spool and is uploaded at close');
+      } else throw err;
       // append() may have taken the head of `data` (upload.length says how much): the spill
       // brought that back, so only the rest is written — the spool's running MD5 stays valid.
       const taken = upload.length - position;
-      await this.spill('write memory full');
+      await this.spill(err instanceof NoWriteMemory ? 'write memory full' : 'upload not started');
       await spool.write(data.subarray(taken), position + taken);
     }
   }

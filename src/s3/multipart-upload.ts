@@ -131,6 +131,18 @@ export class PartsMissing extends Error {
   }
 }
 
+/**
+ * S3 refused to start the multipart upload (CreateMultipartUpload) when the first part filled.
+ * Nothing was sent: every byte appended is still in the filling part, so the caller can spill()
+ * and go on without streaming — a write must not fail because S3 is down (write-handle.ts).
+ */
+export class UploadNotStarted extends Error {
+  override readonly name = 'UploadNotStarted';
+  constructor(cause: unknown) {
+    super(`S3 did not start the upload: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
 /** A file smaller than one part whose PutObject failed: its bytes were kept whole (offset 0). */
 export class KeptWhole extends Error {
   override readonly name = 'KeptWhole';
@@ -290,7 +302,12 @@ export class StreamingUpload {
     const partNumber = this.nextPart;
     if (partNumber > (this.opts.maxParts ?? 10_000)) throw new OutOfOrderWrite('too many parts for streaming');
     if (!this.uploadId) {
-      this.uploadId = await this.store.createMultipartUpload(this.loc, this.opts.contentType ? { contentType: this.opts.contentType } : {});
+      try {
+        this.uploadId = await this.store.createMultipartUpload(this.loc, this.opts.contentType ? { contentType: this.opts.contentType } : {});
+      } catch (err) {
+        // The filling part is still ours (it leaves `filling` only below): nothing is lost.
+        throw new UploadNotStarted(err);
+      }
       await this.opts.onStarted?.(this.uploadId);
     }
     while (this.inflight.size >= this.opts.partsInFlight) await Promise.race(this.inflight);

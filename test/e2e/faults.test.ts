@@ -144,6 +144,38 @@ dst.write(src[10*1048576:]); dst.close()`;
     }
   });
 
+  test('S3 refusing to start uploads (CreateMultipartUpload): every write succeeds into the spool, close() fails, the whole file is journaled and recover publishes it', async () => {
+    const spoolDir = path.join(scratch, 'spool-unstarted');
+    const own = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--part-size', '5M']);
+    const data = big.subarray(0, 12 * MiB);
+    await writeFile(path.join(scratch, 'unstarted.bin'), data);
+    // POST is CreateMultipartUpload (also the publish's, at close); part PUTs never come.
+    stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'POST', status: 400, rate: 1 });
+    try {
+      const cp = await sh(`cp '${scratch}/unstarted.bin' '${own.dir}/sts/unstarted.bin'`, { timeoutMs: 120_000 });
+      assert.notEqual(cp.code, 0, 'close() reports the failure');
+      // Before: the write itself failed ("error writing") and the bytes were dropped, unjournaled.
+      assert.doesNotMatch(cp.stderr, /error writing/, cp.stderr);
+      assert.match(cp.stderr, /failed to close/);
+      assert.equal(await childId(stack, stsId, 'unstarted.bin'), undefined, 'nothing published');
+    } finally {
+      stack.dev.clearFaults();
+      await own.unmount();
+    }
+    const entries = await Promise.all((await readdir(path.join(spoolDir, 'journal'))).map(async (f) =>
+      JSON.parse(await readFile(path.join(spoolDir, 'journal', f), 'utf8')) as JournalEntry));
+    assert.deepEqual(entries.map((e) => [e.name, e.size, e.md5, Boolean(e.s3Upload)]), [['unstarted.bin', data.length, md5(data), false]]);
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
+    assert.equal(rec.code, 0, rec.stderr + rec.stdout);
+    const ro = await mountForeground(stack, projectId, ['--read-only']);
+    try {
+      assert.equal((await sh(`md5sum < '${ro.dir}/sts/unstarted.bin'`)).stdout.split(' ')[0], md5(data), 'the exact bytes');
+    } finally {
+      await ro.unmount();
+    }
+  });
+
   test('connection reset mid-body on ranged GETs: the range is retried, bytes right', async () => {
     stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'GET', reset: true, rate: 0.3 });
     try {

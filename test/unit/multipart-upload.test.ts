@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { MemoryBudget, OutOfOrderWrite, PartsMissing, StreamingUpload, type FailedPartStore } from '../../src/s3/multipart-upload.js';
+import { MemoryBudget, OutOfOrderWrite, PartsMissing, StreamingUpload, UploadNotStarted, type FailedPartStore } from '../../src/s3/multipart-upload.js';
 import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
 
 const MiB = 1024 * 1024;
@@ -150,6 +150,22 @@ test('spill() before any part was sent hands over the filling buffer and leaves 
   assert.ok(got[0]![1].equals(data));
   assert.equal(store.objects.size, 0);
   assert.equal(store.calls['createMultipartUpload'], undefined);
+  assert.equal(budget.inUse, 0);
+});
+
+test('CreateMultipartUpload refused: append() throws UploadNotStarted with every byte still in hand, and spill() returns them all', async () => {
+  const store = new MemoryObjectStore();
+  store.failNext('createMultipartUpload', 1);
+  const budget = new MemoryBudget(64 * MiB);
+  const up = new StreamingUpload(store, loc, budget, { partSize: 5 * MiB, partsInFlight: 2 });
+  const data = bytes(6 * MiB, 12);
+  // One append crossing the part boundary: the part fills, the upload cannot start.
+  await assert.rejects(up.append(data, 0), UploadNotStarted);
+  assert.equal(up.length, 5 * MiB, 'the first part was taken, the rest was not');
+  const got: Buffer[] = [];
+  await up.spill(async (b, off) => { assert.equal(off, 0); got.push(Buffer.from(b)); });
+  assert.ok(Buffer.concat(got).equals(data.subarray(0, 5 * MiB)));
+  assert.equal(store.objects.size, 0);
   assert.equal(budget.inUse, 0);
 });
 

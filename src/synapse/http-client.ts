@@ -30,6 +30,13 @@
  * resolve any 409 (lookupChild). Other 4xx are never retried. Redirects are not followed (the
  * JSON endpoints used here never redirect; following one could send the bearer token elsewhere).
  *
+ * Outages: once a call has retried for its whole `retryTimeoutSec` without any answer from
+ * Synapse (transport failures only — a 5xx or 429 is an answer, and Synapse's read-only mode
+ * answers 503 to writes while reads work), Synapse is marked unreachable. Until any HTTP answer
+ * clears the mark, a new call makes one attempt — one such probe at a time; the others fail at
+ * once — and calls already retrying give up at their next retry. The bound the user set is per
+ * outage, not per call: before this, each lookup of a `cp -r` waited the whole timeout in turn.
+ *
  * Errors: a non-2xx answer → `SynapseError(status, reason, method, path)` with Synapse's JSON
  * `reason` (or the start of the text body); a 2xx whose JSON is malformed, truncated, or lacks a
  * field the filesystem depends on → code `BAD_RESPONSE`, never a crash later. The token is sent
@@ -237,6 +244,13 @@ type AttemptResult =
   | { kind: 'response'; status: number; statusText: string; retryAfter: string | null; text: string }
   | { kind: 'network'; error: unknown };
 
+/** The error of a call not tried because Synapse is marked unreachable (module head: Outages). */
+function stillUnreachable(outage: { since: number; error: SynapseError }, method: string, shownPath: string): SynapseError {
+  const seconds = Math.round((Date.now() - outage.since) / 1000);
+  return new SynapseError(0, `still unreachable (${outage.error.reason}): a call gave up on it ${seconds} s ago after the whole retry timeout; calls fail at once until Synapse answers again`,
+    method, shownPath, { code: 'NETWORK', attempts: 0 });
+}
+
 class Transport {
   readonly queue: RequestQueue;
   readonly counters = { calls: 0, requests: 0, retries: 0, throttled: 0, errors: 0 };
@@ -250,6 +264,10 @@ class Transport {
   readonly #backoffMax: number;
   readonly #random: () => number;
   readonly #onUnreachable: HttpSynapseClientOptions['onUnreachable'];
+  /** Set when a call gave up without ever reaching Synapse (module head: Outages); any answer clears it. */
+  #unreachable: { since: number; error: SynapseError } | undefined;
+  /** A call is probing a Synapse marked unreachable (one at a time). */
+  #probing = false;
 
   constructor(opts: HttpSynapseClientOptions) {
     this.#base = normaliseEndpoint(opts.endpoint);
@@ -280,6 +298,19 @@ class Transport {
   async request(spec: RequestSpec, okStatuses: readonly number[] = []): Promise<RawResponse> {
     this.counters.calls++;
     const shownPath = `/${spec.service}/v1${spec.path}`;
+    const outage = this.#unreachable;
+    if (!outage) return this.#retried(spec, okStatuses, shownPath, false);
+    if (this.#probing) return this.#fail(stillUnreachable(outage, spec.method, shownPath));
+    this.#probing = true;
+    try {
+      return await this.#retried(spec, okStatuses, shownPath, true);
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  /** The call with its retries; a `probe` (Synapse marked unreachable) makes one attempt if no answer comes. */
+  async #retried(spec: RequestSpec, okStatuses: readonly number[], shownPath: string, probe: boolean): Promise<RawResponse> {
     const url = this.#base + shownPath;
     const started = Date.now();
     const deadline = started + this.#retryTimeoutMs;
@@ -306,6 +337,7 @@ class Transport {
       let retryable: boolean;
       let retryAfterMs: number | undefined;
       if (result.kind === 'response') {
+        this.#unreachable = undefined;
         const { status } = result;
         if ((status >= 200 && status < 300) || okStatuses.includes(status)) {
           return { status, text: result.text, shownPath };
@@ -323,11 +355,16 @@ class Transport {
           cause: result.error,
         });
         retryable = true;
+        if (probe) return this.#fail(error);
+        // Another call gave up on Synapse after this one started: so does this one.
+        const outage = this.#unreachable;
+        if (outage && outage.since >= started) return this.#fail(stillUnreachable(outage, spec.method, shownPath));
       }
 
       if (!retryable) return this.#fail(error);
       const now = Date.now();
       const remaining = deadline - now;
+      if (remaining <= 0 && error.code === 'NETWORK') this.#unreachable ??= { since: now, error };
       let delay: number;
       if (retryAfterMs !== undefined) {
         // Honour the server's word exactly; if it asks for longer than we may wait, stop now.

@@ -396,6 +396,34 @@ sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(30)`;
     }
   });
 
+  test('Synapse stops answering: the first lookup waits out --retry-timeout, the next fail at once (EIO), and all works again once it answers', async () => {
+    const other = await mountForeground(stack, projectId, ['--read-only', '--retry-timeout', '3', '--metadata-ttl', '0']);
+    try {
+      stack.dev.addFault({ target: 'synapse', pathPattern: '/', reset: true, rate: 1 });
+      const timed = async (p: string): Promise<{ code: number; seconds: number; stderr: string }> => {
+        const t0 = Date.now();
+        const r = await sh(`stat '${other.dir}/${p}'`, { timeoutMs: 60_000 });
+        return { code: r.code, seconds: (Date.now() - t0) / 1000, stderr: r.stderr };
+      };
+      const first = await timed('sts/big.bin');
+      assert.notEqual(first.code, 0);
+      assert.ok(first.seconds >= 2.5, `the first lookup waits out the retry timeout (${first.seconds} s)`);
+      // Before: each of these waited 3 s more (169 s for one cp -r in QA with the default 60 s).
+      for (const p of ['managed/big.bin', 'sts/stall.bin', 'sts/replace.bin']) {
+        const r = await timed(p);
+        assert.notEqual(r.code, 0, p);
+        assert.match(r.stderr, /Input\/output error/, p);
+        assert.ok(r.seconds < 2, `${p}: failed at once (${r.seconds} s)`);
+      }
+      stack.dev.clearFaults();
+      const back = await timed('sts/big.bin');
+      assert.equal(back.code, 0, back.stderr);
+    } finally {
+      stack.dev.clearFaults();
+      await other.unmount();
+    }
+  });
+
   test('malformed or truncated JSON from Synapse: a clear error for that op; the mount survives', async () => {
     const other = await mountForeground(stack, projectId, ['--read-only', '--retry-timeout', '2', '--metadata-ttl', '0']);
     try {

@@ -498,6 +498,46 @@ test('retryTimeoutSec bounds the total time of a call that keeps failing', T, as
   assert.equal(c.stats().errors, 1);
 });
 
+test('no answer for a whole retry timeout marks Synapse unreachable: later calls make one probe (others fail at once) until an answer clears it', T, async () => {
+  let up = false;
+  handler = (_s, res, req) => { if (up) json(res, 200, ENTITY); else req.socket.destroy(); };
+  const c = client({ retryTimeoutSec: 0.4 });
+  const t0 = Date.now();
+  const first = await rejects(c.getEntity('syn1'));
+  assert.equal(first.code, 'NETWORK');
+  assert.ok(first.attempts > 1 && Date.now() - t0 >= 400, 'the first call waits out its retry timeout');
+  // Two calls at once: one probe (a single attempt), the other not tried at all.
+  const before = seen.length;
+  const [a, b] = await Promise.all([rejects(c.getEntity('syn1')), rejects(c.getEntity('syn2'))]);
+  assert.deepEqual([a.attempts, b.attempts].sort(), [0, 1]);
+  assert.equal(seen.length - before, 1, 'one request between them');
+  assert.match((a.attempts === 0 ? a : b).message, /still unreachable .*calls fail at once until Synapse answers again/);
+  // Synapse answers again: the probe succeeds and calls retry normally once more.
+  up = true;
+  assert.equal((await c.getEntity('syn1')).id, 'syn1');
+  up = false;
+  const again = await rejects(c.getEntity('syn1'));
+  assert.ok(again.attempts > 1, 'after an answer, a call retries for its whole timeout again');
+});
+
+test('a call already retrying gives up when another declares Synapse unreachable; a 5xx answer never does', T, async () => {
+  handler = (_s, _res, req) => { req.socket.destroy(); };
+  const c = client({ retryTimeoutSec: 0.4 });
+  const first = rejects(c.getEntity('syn1'));
+  await new Promise((r) => setTimeout(r, 200));
+  const t1 = Date.now();
+  const second = await rejects(c.getEntity('syn2'));
+  await first;
+  assert.equal(second.attempts, 0, 'stopped at its next retry');
+  assert.ok(Date.now() - t1 < 400, 'before its own deadline');
+  // 503s are answers: they clear the mark and are retried as before.
+  handler = (_s, res) => json(res, 503, { reason: 'Service Unavailable' });
+  const five = await rejects(c.getEntity('syn1'));
+  assert.equal(five.status, 503);
+  const after503 = await rejects(c.getEntity('syn1'));
+  assert.ok(after503.attempts > 1, 'still retried: a 503 marks nothing');
+});
+
 test('a Retry-After beyond the retry deadline ends the call at once with the 429', T, async () => {
   handler = (_s, res) => json(res, 429, { reason: 'throttled' }, { 'Retry-After': '30' });
   const t0 = Date.now();

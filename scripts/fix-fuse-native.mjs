@@ -38,6 +38,10 @@
 //     index.js's fgetattr wrapper — which called getattr(path), dropping the fd — calls
 //     fgetattr(path, fd).
 //
+//  6. index.js refused a mountpoint on another device than its parent ("Mountpoint in use"): an
+//     automount trigger (systemd's x-systemd.automount puts autofs there and runs this mount on
+//     first access) is exactly that. src/fs/preflight.ts makes the real check, from mountinfo.
+//
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
 // the README says so. As a postinstall this must never fail the user's install: every problem is
@@ -788,21 +792,34 @@ if (!text.includes(FAST_MARK)) {
   }
 }
 
-// fuse-native's fgetattr wrapper (5.): pass the fd on. Plain JS, so done even without a compiler.
+// index.js (5. and 6.): plain JS, so done even without a compiler.
+const JS_PATCHES = [
+  {
+    what: 'fstat by descriptor not patched (a file unlinked while open may answer ENOENT)',
+    bug: '      return\n    }\n    this.ops.getattr(path, (err, stat) => {\n      if (err) return signal(err)\n      return signal(0, getStatArray(stat))\n    })\n  }\n\n  _op_access',
+    fix: '      return\n    }\n    this.ops.fgetattr(path, fd, (err, stat) => {\n      if (err) return signal(err)\n      return signal(0, getStatArray(stat))\n    })\n  }\n\n  _op_access',
+  },
+  {
+    what: 'a mountpoint under an automount trigger (x-systemd.automount) is refused as "in use"',
+    bug: "          if (parent && parent.dev !== stat.dev) return cb(new Error('Mountpoint in use'))\n",
+    fix: "          // synapse-mount: preflight checks mountinfo (an autofs trigger here is expected)\n",
+  },
+];
 try {
   const indexJs = path.join(dir, 'index.js');
   const js = readFileSync(indexJs, 'utf8');
-  const FGETATTR_BUG = '      return\n    }\n    this.ops.getattr(path, (err, stat) => {\n      if (err) return signal(err)\n      return signal(0, getStatArray(stat))\n    })\n  }\n\n  _op_access';
-  const FGETATTR_FIX = '      return\n    }\n    this.ops.fgetattr(path, fd, (err, stat) => {\n      if (err) return signal(err)\n      return signal(0, getStatArray(stat))\n    })\n  }\n\n  _op_access';
-  if (js.split(FGETATTR_BUG).length === 2) {
+  let patched = js;
+  for (const p of JS_PATCHES) {
+    if (patched.split(p.bug).length === 2) patched = patched.replace(p.bug, p.fix);
+    else if (!patched.includes(p.fix)) console.warn(`synapse-mount: fuse-native's index.js is not the expected 2.2.6; ${p.what}`);
+  }
+  if (patched !== js) {
     const tmp = `${indexJs}.synapse-mount-${process.pid}`;
-    writeFileSync(tmp, js.replace(FGETATTR_BUG, FGETATTR_FIX));
+    writeFileSync(tmp, patched);
     renameSync(tmp, indexJs);
-  } else if (!js.includes(FGETATTR_FIX)) {
-    console.warn('synapse-mount: fuse-native\'s index.js is not the expected 2.2.6; fstat by descriptor not patched (a file unlinked while open may answer ENOENT)');
   }
 } catch (err) {
-  console.warn(`synapse-mount: could not patch fuse-native's fgetattr (${err.code ?? err.message}); fstat of a file unlinked while open fails`);
+  console.warn(`synapse-mount: could not patch fuse-native's index.js (${err.code ?? err.message}); fstat of a file unlinked while open fails, automount points are refused`);
 }
 
 if (text === original && existsSync(built)) process.exit(0);

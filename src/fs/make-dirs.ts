@@ -10,13 +10,13 @@ import path from 'node:path';
 
 const codeOf = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
 
+const notADirectory = (p: string): Error => Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${p}'`), { code: 'ENOTDIR', path: p });
+
 export function makeDirsSync(dir: string, mode = 0o700): void {
   const missing: string[] = [];
   for (let cur = path.resolve(dir); ; cur = path.dirname(cur)) {
     try {
-      if (!statSync(cur).isDirectory()) {
-        throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${cur}'`), { code: 'ENOTDIR', path: cur });
-      }
+      if (!statSync(cur).isDirectory()) throw notADirectory(cur);
       break;
     } catch (err) {
       if (codeOf(err) !== 'ENOENT' || path.dirname(cur) === cur) throw err;
@@ -28,6 +28,8 @@ export function makeDirsSync(dir: string, mode = 0o700): void {
       mkdirSync(d, { mode });
     } catch (err) {
       if (codeOf(err) !== 'EEXIST') throw err;
+      // Made meanwhile by someone else: fine if it is a directory.
+      if (!statSync(d).isDirectory()) throw notADirectory(d);
     }
   }
 }

@@ -2,7 +2,8 @@
  * Checks made before mounting, so that user errors get one clear line instead of libfuse's
  * stderr and fuse-native's bare "fuse failed" (DESIGN §6): mountpoint missing / not a
  * directory / not empty / already mounted, /dev/fuse or fusermount missing. A stale FUSE mount
- * left by a killed process (stat → ENOTCONN) is detached first. All calls are async and touch
+ * left by a killed process (stat → ENOTCONN) is detached first; an autofs automount trigger is
+ * mounted over, as systemd's x-systemd.automount expects. All calls are async and touch
  * only the mountpoint itself — never a path inside a mount this process serves.
  */
 import { execFile } from 'node:child_process';
@@ -17,9 +18,12 @@ export class MountError extends Error {
   override readonly name = 'MountError';
 }
 
+export type MountinfoReader = () => Promise<string>;
+const readMountinfo: MountinfoReader = () => readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+
 /** Is `dir` a mountpoint right now (per /proc/self/mountinfo)? Returns its fs type or undefined. */
-export async function mountedType(dir: string): Promise<string | undefined> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+export async function mountedType(dir: string, mountinfo: MountinfoReader = readMountinfo): Promise<string | undefined> {
+  const info = await mountinfo();
   const escaped = path.resolve(dir).replace(/ /g, '\\040');
   // The last entry for a mountpoint is the one on top (what a path there reaches).
   let type: string | undefined;
@@ -52,7 +56,7 @@ export async function lazyUnmount(dir: string): Promise<void> {
   await exec('umount', ['-l', dir]).catch(() => undefined);
 }
 
-export async function preflight(mountpoint: string): Promise<void> {
+export async function preflight(mountpoint: string, mountinfo: MountinfoReader = readMountinfo): Promise<void> {
   const dir = path.resolve(mountpoint);
   try {
     await access('/dev/fuse', constants.R_OK | constants.W_OK);
@@ -78,13 +82,17 @@ export async function preflight(mountpoint: string): Promise<void> {
     }
   }
   if (!st.isDirectory()) throw new MountError(`${dir}: mountpoint is not a directory`);
-  let type = await mountedType(dir);
+  let type = await mountedType(dir, mountinfo);
+  // An automount trigger (x-systemd.automount): systemd runs this mount on first access and we
+  // mount over it. Listing it — the emptiness and dead-mount checks — would wait for this very
+  // mount; stat() does not trigger it.
+  if (type === 'autofs') return;
   if (type) {
     // The kernel may still answer stat from its attribute cache; a listing tells a dead mount.
     const dead = await readdir(dir).then(() => false, (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN');
     if (dead) {
       await lazyUnmount(dir);
-      type = await mountedType(dir);
+      type = await mountedType(dir, mountinfo);
     }
   }
   if (type) throw new MountError(`${dir}: already mounted (${type}); unmount it first (synapse-mount unmount ${dir})`);

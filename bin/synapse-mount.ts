@@ -274,6 +274,7 @@ await yargs(argv)
       'spool-dir': { type: 'string', describe: 'the spool directory the mount used' },
       list: { type: 'boolean', default: false, describe: 'list waiting entries without publishing' },
       force: { type: 'boolean', default: false, describe: 'publish even over a version someone published since the write (else such an entry is kept and reported)' },
+      discard: { type: 'string', array: true, describe: 'drop these entries (ids from --list) and their kept bytes, unpublished' },
       's3-endpoint': { type: 'string', describe: 'S3 endpoint URL (as for the mount)' },
       's3-region': { type: 'string', describe: 'S3 region' },
       sts: { type: 'boolean', default: true, describe: 'use STS where allowed' },
@@ -285,6 +286,7 @@ await yargs(argv)
           spoolDir: path.resolve(a['spool-dir'] ?? path.join(defaultCacheDir(), 'spool')),
           list: a.list,
           force: a.force,
+          discard: (a.discard ?? []).map(String),
           auth: { endpoint: a.endpoint, authTokenFile: a['auth-token-file'], retryTimeout: a['retry-timeout'] },
           transfer: {
             ...(a['s3-endpoint'] ? { s3Endpoint: a['s3-endpoint'] } : {}),

@@ -1,19 +1,24 @@
 /** CLI side of `recover`: list or publish journal entries and print one line per entry. */
 import type { ObjectStore } from '../s3/object-store.js';
-import { Spool } from '../fs/spool.js';
+import { Spool, type JournalEntry } from '../fs/spool.js';
 import { abortOrphanedUploads } from '../fs/orphans.js';
 import { transferServices, type TransferConfig } from '../fs/mount.js';
 import { createLogger } from '../log.js';
 import { clientFor, type AuthArgs } from './common.js';
 import { recoverAll } from './recover-command.js';
 
-export async function runRecover(opts: { spoolDir: string; list: boolean; force?: boolean; auth: AuthArgs; transfer: TransferConfig }): Promise<number> {
+export async function runRecover(opts: {
+  spoolDir: string; list: boolean; force?: boolean; discard?: string[]; auth: AuthArgs; transfer: TransferConfig;
+}): Promise<number> {
   const spool = new Spool(opts.spoolDir);
   const entries = await spool.listJournal();
+  if (opts.discard && opts.discard.length > 0) return discard(spool, entries, opts.discard);
   if (opts.list || (entries.length === 0 && (await spool.listUploads()).length === 0)) {
     if (entries.length === 0) process.stdout.write(`nothing to recover in ${opts.spoolDir}\n`);
     for (const e of entries) {
-      process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\tfailed: ${e.error}\n`);
+      // Last column: where the whole file's bytes are, for a user who wants them before --discard.
+      const where = e.s3Object ? `s3://${e.s3Object.bucket}/${e.s3Object.key}` : e.s3Upload ? `open upload s3://${e.s3Upload.bucket}/${e.s3Upload.key}` : e.spoolFile;
+      process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\tfailed: ${e.error.replace(/[\t\n]/g, ' ')}\tbytes: ${where}\n`);
     }
     return 0;
   }
@@ -31,4 +36,27 @@ export async function runRecover(opts: { spoolDir: string; list: boolean; force?
     process.stdout.write(`${r.outcome}\t${r.entry.parentId}/${r.entry.name}\t${r.entityId ?? ''}${r.error ? `\t${r.error}` : ''}\n`);
   }
   return failed > 0 ? 1 : 0;
+}
+
+/**
+ * `recover --discard ID…`: drop entries the user does not want published (a `conflict` they
+ * resolved otherwise) with their spool bytes. Offline: an open multipart upload an entry named
+ * is left to the orphan sweep of the next mount or recover (its record is now unreferenced).
+ */
+async function discard(spool: Spool, entries: JournalEntry[], ids: string[]): Promise<number> {
+  const byId = new Map(entries.map((e) => [e.id, e]));
+  const unknown = ids.filter((id) => !byId.has(id));
+  if (unknown.length > 0) {
+    process.stderr.write(`synapse-mount: no journal entry ${unknown.join(', ')} in ${spool.dir} (see recover --list); nothing discarded\n`);
+    return 1;
+  }
+  for (const id of new Set(ids)) {
+    const e = byId.get(id)!;
+    await spool.removeJournal(e.id);
+    await spool.removeSpoolFile(e.spoolFile);
+    const left = e.s3Upload ? '\tits open S3 upload is aborted by the next mount or recover'
+      : e.s3Object ? `\tthe S3 object s3://${e.s3Object.bucket}/${e.s3Object.key} stays in its bucket (no entity uses it)` : '';
+    process.stdout.write(`discarded\t${e.parentId}/${e.name}\t${e.id}${left}\n`);
+  }
+  return 0;
 }

@@ -29,6 +29,7 @@
  * INVARIANT: every fd in `handles` maps to a handle opened by open()/create() and not yet released.
  * INVARIANT: `active` holds exactly the ActiveFiles with refs > 0, keyed by their current path.
  */
+import { access, open as openFile, type FileHandle } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { entryBound } from './lru-bound.js';
 import type { Logger } from 'pino';
@@ -94,7 +95,24 @@ export const XATTR_NAMES = ['user.synapse.id', 'user.synapse.version', 'user.syn
 
 type OpenHandle =
   | { kind: 'read'; node: FsNode; reader: ReadHandle }
-  | { kind: 'write'; path: string; file: ActiveFile };
+  | { kind: 'write'; path: string; file: ActiveFile }
+  | { kind: 'kept'; view: KeptView; fh: FileHandle };
+
+/**
+ * A file whose publish failed and was journaled, after its last close: until `recover` runs,
+ * its path shows the bytes kept in the spool (size and content as written), read-only — not
+ * the version Synapse still has, nor an empty file. A write open, unlink or rename of the path
+ * ends the view (the journal entry stays; recover reports a conflict if Synapse changed); so
+ * does recover (its journal entry gone). Views live in memory: a new mount shows none.
+ */
+interface KeptView {
+  parentId: string;
+  name: string;
+  spoolFile: string;
+  journalFile: string;
+  size: number;
+  mtime: number;
+}
 
 export interface WriteDeps {
   publisher: Publisher;
@@ -158,6 +176,8 @@ function isStsMoveRefusal(err: unknown): boolean {
 
 export class SynapseFilesystem {
   private readonly handles = new Map<number, OpenHandle>();
+  /** Paths showing bytes that wait for recover (KeptView). */
+  private readonly kept = new Map<string, KeptView>();
   private nextFd = 10;
   private readonly linkTargets = new Map<string, Promise<string>>();
   /** Files open for writing, by path. */
@@ -242,6 +262,8 @@ export class SynapseFilesystem {
    */
   getattrNow(path: string): Stat | undefined {
     let af = this.active.get(path);
+    // A kept view is checked against its journal entry first (getattr).
+    if (!af && this.kept.size > 0 && this.kept.has(path)) return undefined;
     const node = af ? undefined : this.table.resolveCached(path);
     af ??= node && this.activeFile(path, node);
     if (af) {
@@ -260,6 +282,7 @@ export class SynapseFilesystem {
     const h = this.handles.get(fd);
     if (h?.kind === 'write') return this.activeStat(h.path, h.file);
     if (h?.kind === 'read') return this.stat('file', h.reader.source.size, this.mtimes.get(h.node.entityId) ?? h.node.modifiedOn);
+    if (h?.kind === 'kept') return this.stat('file', h.view.size, h.view.mtime);
     // No path and no handle of ours: never the root's stat (resolve('') is the root).
     throw new FsError('ENOENT', `fd ${fd}: not open`);
   }
@@ -272,6 +295,8 @@ export class SynapseFilesystem {
   async getattr(path: string): Promise<Stat> {
     const now = this.getattrNow(path);
     if (now) return now;
+    const view = await this.keptView(path);
+    if (view) return this.stat('file', view.size, view.mtime);
     const node = await this.table.resolve(path);
     if (this.activeFile(path, node)) return this.getattrNow(path)!;
     const size = node.kind === 'file' && node.entityId ? await this.table.size(node) : undefined;
@@ -341,6 +366,14 @@ export class SynapseFilesystem {
   async open(path: string, flags: number): Promise<number> {
     await this.settled(path);
     const writing = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
+    const view = await this.keptView(path);
+    if (view && !writing) {
+      const fd = this.nextFd++;
+      this.handles.set(fd, { kind: 'kept', view, fh: await openFile(view.spoolFile, 'r') });
+      return fd;
+    }
+    // Written again: new content, built on what Synapse has (KeptView).
+    if (view) this.kept.delete(path);
     let af = this.active.get(path);
     const node = af ? undefined : await this.table.resolve(path);
     af ??= node && this.activeFile(path, node);
@@ -524,6 +557,7 @@ export class SynapseFilesystem {
   readAny(fd: number, target: Buffer, length: number, position: number): number | Promise<number> {
     const h = this.handle(fd);
     if (h.kind === 'write') return h.file.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
+    if (h.kind === 'kept') return h.fh.read(target, 0, Math.min(length, target.length), position).then((r) => r.bytesRead);
     return h.reader.readAny(target, position, Math.min(length, target.length));
   }
 
@@ -563,6 +597,7 @@ export class SynapseFilesystem {
     const h = this.handles.get(fd);
     this.handles.delete(fd);
     if (h?.kind === 'read') h.reader.close();
+    if (h?.kind === 'kept') await h.fh.close().catch(() => undefined);
     if (!h || h.kind !== 'write') return;
     const file = h.file;
     file.refs--;
@@ -593,6 +628,36 @@ export class SynapseFilesystem {
     // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
     // upload) has nothing in it for `recover`.
     await file.dispose(file.awaitingRecovery);
+    const kept = file.keptWhole;
+    if (kept && !file.unlinked && !this.active.has(path)) {
+      this.kept.set(path, { parentId: file.parentId, name: file.name, spoolFile: kept.spoolFile, journalFile: this.writes!.spool.journalFile(kept.journalId), size: kept.size, mtime: file.mtime });
+    }
+  }
+
+  /** The kept view at `path`, if one shows there and its journal entry still waits (KeptView). */
+  private async keptView(path: string): Promise<KeptView | undefined> {
+    const view = this.kept.size > 0 && !this.active.has(path) ? this.kept.get(path) : undefined;
+    if (!view) return undefined;
+    try {
+      await access(view.journalFile);
+      await access(view.spoolFile);
+      return view;
+    } catch {
+      // recover published (or discarded) it: the path shows what Synapse has now — listed
+      // afresh, not the empty local entry a new file had while it waited.
+      if (this.kept.get(path) === view) {
+        this.kept.delete(path);
+        this.table.removeLocal(view.parentId, view.name);
+        this.table.invalidate(view.parentId);
+      }
+      return undefined;
+    }
+  }
+
+  /** `path` (and, for a folder, everything under it) is removed or renamed: its kept views end. */
+  private dropKept(path: string): void {
+    if (this.kept.size === 0) return;
+    for (const p of [...this.kept.keys()]) if (p === path || p.startsWith(`${path}/`)) this.kept.delete(p);
   }
 
   /**
@@ -664,6 +729,7 @@ export class SynapseFilesystem {
     const node = await this.table.resolve(path);
     if (node.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: not a directory`);
     if (node === this.table.root) throw new FsError('EBUSY', 'cannot remove the mount root');
+    this.dropKept(path);
     this.table.invalidate(node.entityId);
     if ((await this.table.children(node.entityId)).length > 0) throw new FsError('ENOTEMPTY', `${path}: directory not empty`);
     await this.api.deleteEntity(node.entityId);
@@ -676,6 +742,7 @@ export class SynapseFilesystem {
     await this.settled(path);
     const node = await this.table.resolve(path);
     if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
+    this.dropKept(path);
     const af = this.activeFile(path, node);
     if (af) {
       // POSIX keeps an unlinked file usable through the fds that hold it: keep its bytes first.
@@ -714,6 +781,8 @@ export class SynapseFilesystem {
     }
     let target = await this.table.resolve(dest).catch(() => undefined);
     if (target && target.entityId && target.entityId === node.entityId) return;
+    this.dropKept(src);
+    this.dropKept(dest);
     // A folder into itself or its own subtree: EINVAL before anything changes (the VFS answers
     // this for FUSE; the check here keeps the replaced target from being deleted first).
     if (node.kind === 'dir' && dest.startsWith(`${src.replace(/\/+$/, '')}/`)) {

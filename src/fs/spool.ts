@@ -116,7 +116,7 @@ export class Spool {
   }
 
   async writeJournal(entry: JournalEntry): Promise<string> {
-    const file = path.join(this.journalDir, `${entry.id}.json`);
+    const file = this.journalFile(entry.id);
     const tmp = `${file}.tmp`;
     await writeFile(tmp, JSON.stringify(entry, null, 2), { mode: 0o600 });
     await rename(tmp, file);
@@ -140,8 +140,13 @@ export class Spool {
     await rm(file, { force: true });
   }
 
+  /** Where entry `id` is kept (gone once recover published or discarded it). */
+  journalFile(id: string): string {
+    return path.join(this.journalDir, `${id}.json`);
+  }
+
   async removeJournal(id: string): Promise<void> {
-    await rm(path.join(this.journalDir, `${id}.json`), { force: true });
+    await rm(this.journalFile(id), { force: true });
   }
 }
 

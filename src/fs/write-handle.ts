@@ -128,6 +128,15 @@ export class ActiveFile {
   get awaitingRecovery(): boolean {
     return this.journaled;
   }
+
+  /**
+   * The journaled content, when the spool file holds all of it (a spooled file, or a small
+   * streamed one kept whole) — not for a stream journaled by its S3 object or open upload.
+   */
+  get keptWhole(): { spoolFile: string; journalId: string; size: number } | undefined {
+    return this.journaled ? this.keptInSpool : undefined;
+  }
+  private keptInSpool: { spoolFile: string; journalId: string; size: number } | undefined;
   /** Streaming is tried once per file, for its first publish only. */
   private streamTried = false;
 
@@ -507,6 +516,7 @@ export class ActiveFile {
     const spool = await this.spool();
     try {
       this.journaled = true;
+      this.keptInSpool = where.s3Object || where.s3Upload ? undefined : { spoolFile: spool.file, journalId: spool.id, size };
       const file = await this.deps.spool.writeJournal({
         id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
         ...(this.entityId ? { entityId: this.entityId } : {}),

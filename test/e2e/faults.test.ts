@@ -144,35 +144,39 @@ dst.write(src[10*1048576:]); dst.close()`;
     }
   });
 
-  test('S3 refusing to start uploads (CreateMultipartUpload): every write succeeds into the spool, close() fails, the whole file is journaled and recover publishes it', async () => {
+  test('S3 refusing to start uploads (CreateMultipartUpload): every write succeeds into the spool, close() fails, the whole file is journaled, shown until recover publishes it', async () => {
     const spoolDir = path.join(scratch, 'spool-unstarted');
     const own = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--part-size', '5M']);
     const data = big.subarray(0, 12 * MiB);
     await writeFile(path.join(scratch, 'unstarted.bin'), data);
-    // POST is CreateMultipartUpload (also the publish's, at close); part PUTs never come.
-    stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'POST', status: 400, rate: 1 });
+    const shown = `${own.dir}/sts/unstarted.bin`;
     try {
-      const cp = await sh(`cp '${scratch}/unstarted.bin' '${own.dir}/sts/unstarted.bin'`, { timeoutMs: 120_000 });
+      // POST is CreateMultipartUpload (also the publish's, at close); part PUTs never come.
+      stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'POST', status: 400, rate: 1 });
+      const cp = await sh(`cp '${scratch}/unstarted.bin' '${shown}'`, { timeoutMs: 120_000 });
+      stack.dev.clearFaults();
       assert.notEqual(cp.code, 0, 'close() reports the failure');
       // Before: the write itself failed ("error writing") and the bytes were dropped, unjournaled.
       assert.doesNotMatch(cp.stderr, /error writing/, cp.stderr);
       assert.match(cp.stderr, /failed to close/);
       assert.equal(await childId(stack, stsId, 'unstarted.bin'), undefined, 'nothing published');
+      const entries = await Promise.all((await readdir(path.join(spoolDir, 'journal'))).map(async (f) =>
+        JSON.parse(await readFile(path.join(spoolDir, 'journal', f), 'utf8')) as JournalEntry));
+      assert.deepEqual(entries.map((e) => [e.name, e.size, e.md5, Boolean(e.s3Upload)]), [['unstarted.bin', data.length, md5(data), false]]);
+      // Until recover, the path shows the kept bytes (it showed an empty file).
+      assert.equal((await sh(`stat -c %s '${shown}'`)).stdout.trim(), String(data.length));
+      assert.equal((await sh(`md5sum < '${shown}'`)).stdout.split(' ')[0], md5(data));
+      const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+      const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
+      assert.equal(rec.code, 0, rec.stderr + rec.stdout);
+      const id = await childId(stack, stsId, 'unstarted.bin');
+      assert.ok(id, 'published by recover');
+      // The view ends with its journal entry: the same path now reads the published file.
+      assert.equal((await sh(`getfattr --only-values -n user.synapse.id '${shown}'`)).stdout.trim(), id);
+      assert.equal((await sh(`md5sum < '${shown}'`)).stdout.split(' ')[0], md5(data), 'the exact bytes');
     } finally {
       stack.dev.clearFaults();
       await own.unmount();
-    }
-    const entries = await Promise.all((await readdir(path.join(spoolDir, 'journal'))).map(async (f) =>
-      JSON.parse(await readFile(path.join(spoolDir, 'journal', f), 'utf8')) as JournalEntry));
-    assert.deepEqual(entries.map((e) => [e.name, e.size, e.md5, Boolean(e.s3Upload)]), [['unstarted.bin', data.length, md5(data), false]]);
-    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
-    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
-    assert.equal(rec.code, 0, rec.stderr + rec.stdout);
-    const ro = await mountForeground(stack, projectId, ['--read-only']);
-    try {
-      assert.equal((await sh(`md5sum < '${ro.dir}/sts/unstarted.bin'`)).stdout.split(' ')[0], md5(data), 'the exact bytes');
-    } finally {
-      await ro.unmount();
     }
   });
 

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { kernelInvalidatesOnDirectWrite } from '../../src/fs/page-cache-bypass.js';
 import type { FuseTerms } from '../../src/fs/fuse-terms.js';
@@ -686,23 +686,32 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     }
   });
 
-  test('recover keeps an entry whose file someone published since, and publishes it with --force', async () => {
-    // A QA pass: recover made the failed write's older bytes the newest version of a file
-    // rewritten since, and said only "published".
-    const spoolDir = path.join(scratch, 'spool-conflict');
-    const f = `${m.dir}/managed/conflict.txt`;
-    assert.equal((await sh(`echo base > '${f}'`)).code, 0);
-    const id = await idOf(f);
+  /**
+   * managed/NAME published with `first` as its line, then `appended` added through a mount with
+   * its own spool while Synapse refuses the new version: the failed publish is journaled there.
+   */
+  async function journaledAppend(spoolDir: string, name: string, first: string, appended: string): Promise<string> {
+    assert.equal((await sh(`echo ${first} > '${m.dir}/managed/${name}'`)).code, 0);
+    const id = await idOf(`${m.dir}/managed/${name}`);
     const mf = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--retry-timeout', '2']);
     try {
       stack.dev.addFault({ target: 'synapse', pathPattern: `/entity/${id}`, method: 'PUT', status: 503, rate: 1 });
       // Python, not the shell: bash never checks the close() of a redirection.
-      const w = await runPython(["f = open(__import__('sys').argv[1], 'a'); f.write('failed write\\n'); f.close()"], [`${mf.dir}/managed/conflict.txt`], 60_000);
+      const w = await runPython([`f = open(__import__('sys').argv[1], 'a'); f.write('${appended}\\n'); f.close()`], [`${mf.dir}/managed/${name}`], 60_000);
       assert.notEqual(w.code, 0, 'close reports the failed publish');
     } finally {
       stack.dev.clearFaults();
       await mf.unmount();
     }
+    return id;
+  }
+
+  test('recover keeps an entry whose file someone published since, and publishes it with --force', async () => {
+    // A QA pass: recover made the failed write's older bytes the newest version of a file
+    // rewritten since, and said only "published".
+    const spoolDir = path.join(scratch, 'spool-conflict');
+    const f = `${m.dir}/managed/conflict.txt`;
+    const id = await journaledAppend(spoolDir, 'conflict.txt', 'base', 'failed write');
     // Meanwhile another writer publishes version 2.
     assert.equal((await sh(`echo newer > '${f}'`)).code, 0);
     const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
@@ -715,6 +724,30 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal(forced.code, 0, forced.stderr + forced.stdout);
     assert.equal((await synapseBytes(id)).bytes.toString(), 'base\nfailed write\n');
     assert.equal(stack.seed.versions(id).length, 3, 'version 2 is kept in the history');
+  });
+
+  test('recover --discard drops an entry and its kept bytes; an unknown id discards nothing', async () => {
+    const spoolDir = path.join(scratch, 'spool-discard');
+    const id = await journaledAppend(spoolDir, 'discard.txt', 'keep', 'unwanted');
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const list = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
+    const entryId = list.stdout.split('\t')[0]!;
+    assert.match(list.stdout, /discard\.txt/);
+    const keptAt = /\tbytes: (\S+)$/m.exec(list.stdout)?.[1];
+    assert.equal((await sh(`cat '${keptAt}'`)).stdout, 'keep\nunwanted\n', '--list says where the bytes are');
+    const wrong = await cli(['recover', '--spool-dir', spoolDir, '--discard', 'nope', entryId], { env });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /no journal entry nope .*nothing discarded/);
+    assert.equal((await readdir(path.join(spoolDir, 'journal'))).length, 1, 'kept');
+    const spooled = await readdir(path.join(spoolDir, 'files'));
+    assert.ok(spooled.length > 0, 'the failed write\'s bytes are in the spool');
+    const d = await cli(['recover', '--spool-dir', spoolDir, '--discard', entryId], { env });
+    assert.equal(d.code, 0, d.stderr);
+    assert.match(d.stdout, new RegExp(`^discarded\t${stack.seed.entity(id).parentId}/discard\\.txt\t${entryId}$`, 'm'));
+    assert.deepEqual(await readdir(path.join(spoolDir, 'journal')), []);
+    assert.deepEqual(await readdir(path.join(spoolDir, 'files')), [], 'the kept bytes are gone too');
+    assert.match((await cli(['recover', '--list', '--spool-dir', spoolDir], { env })).stdout, /nothing to recover/);
+    assert.equal((await synapseBytes(id)).bytes.toString(), 'keep\n', 'Synapse untouched');
   });
 
   test('a program writing more files at once than --max-write-memory has part buffers for never hangs; every file is published whole', async () => {

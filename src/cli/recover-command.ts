@@ -17,6 +17,7 @@ import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
 import { readPart, type Publisher } from '../fs/publisher.js';
 import type { JournalEntry, Spool } from '../fs/spool.js';
+import type { VersionInfo } from '../synapse/types.js';
 
 export interface RecoverResult {
   entry: JournalEntry;
@@ -32,10 +33,10 @@ export interface RecoverResult {
  * name has appeared. (A QA pass: recover made week-old bytes the newest version of a file
  * rewritten since, and said only "published".)
  */
-async function conflictOf(api: SynapseApi, e: JournalEntry, ours: OwnVersions, existing: string | undefined): Promise<string | undefined> {
+function conflictOf(e: JournalEntry, ours: OwnVersions, existing: string | undefined, info: VersionInfo | undefined): string | undefined {
   if (e.entityId) {
+    if (!info) return `${e.entityId} was deleted since these bytes were written`;
     if (e.baseVersion === undefined) return undefined;
-    const info = await api.getLatestVersionInfo(e.entityId);
     if (info.versionNumber === e.baseVersion) return undefined;
     // Saved twice while Synapse was down: the later save replaces what this run just published.
     if (ours.versions.get(e.entityId) === info.versionNumber) return undefined;
@@ -53,17 +54,20 @@ interface OwnVersions {
   created: Set<string>;
 }
 
-/** `entityId`: the entry's entity, or for a new file whatever now holds its name. */
-async function alreadyPublished(api: SynapseApi, e: JournalEntry, entityId: string | undefined): Promise<string | undefined> {
+/** The latest version of `entityId` (the entry's entity, or what now holds a new file's name); undefined if none. */
+async function latestVersion(api: SynapseApi, entityId: string | undefined): Promise<VersionInfo | undefined> {
   if (!entityId) return undefined;
   try {
-    const info = await api.getLatestVersionInfo(entityId);
-    if (info.contentMd5 === e.md5 && Number(info.contentSize) === e.size) return entityId;
+    return await api.getLatestVersionInfo(entityId);
   } catch (err) {
     if (!(err instanceof SynapseError && err.status === 404)) throw err;
+    return undefined;
   }
-  return undefined;
 }
+
+/** Synapse already has these bytes there (an earlier run, or the mount, died before clearing the entry). */
+const alreadyPublished = (e: JournalEntry, info: VersionInfo | undefined): boolean =>
+  info !== undefined && info.contentMd5 === e.md5 && Number(info.contentSize) === e.size;
 
 /**
  * Finish a streamed file's open multipart upload: send the parts S3 refused (kept in the spool
@@ -90,10 +94,11 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   for (const entry of entries) {
     try {
-      // One lookup serves both checks below.
+      // One lookup and one version read serve both checks below.
       const existing = entry.entityId ?? (await api.lookupChild(entry.parentId, entry.name)) ?? undefined;
-      const done = await alreadyPublished(api, entry, existing);
-      const conflict = done || opts.force ? undefined : await conflictOf(api, entry, ours, existing);
+      const info = await latestVersion(api, existing);
+      const done = alreadyPublished(entry, info) ? existing : undefined;
+      const conflict = done || opts.force ? undefined : conflictOf(entry, ours, existing, info);
       if (conflict) {
         results.push({ entry, outcome: 'conflict', error: `${conflict}; not published (--force publishes it as the newest version)` });
         log?.warn({ id: entry.id, conflict }, 'recover: not published over newer content');
@@ -122,7 +127,8 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
           fileHandleId = await publisher.upload({ file: e.spoolFile, size: e.size, md5: e.md5 }, e.parentId, e.name);
         }
         if (!e.fileHandleId) await spool.writeJournal({ ...e, fileHandleId });
-        const entity = await publisher.commit(entry.parentId, entry.name, fileHandleId, entry.entityId);
+        // --force over a file deleted since: published as a new file of that name.
+        const entity = await publisher.commit(entry.parentId, entry.name, fileHandleId, info || !entry.entityId ? entry.entityId : undefined);
         if (entity.versionNumber !== undefined) ours.versions.set(entity.id, entity.versionNumber);
         if (!entry.entityId) ours.created.add(`${entry.parentId}/${entry.name}`);
         results.push({ entry, outcome: 'published', entityId: entity.id });

@@ -460,3 +460,38 @@ test('recover: two saves of one file while Synapse was down publish in order, th
   assert.deepEqual(third.map((r) => r.outcome), ['conflict']);
   assert.match(third[0]!.error ?? '', /syn5 is at version 4 now, these bytes were written over version 3/);
 });
+
+test('recover: an entry whose file was deleted since is a conflict (no upload); --force publishes it as a new file of that name', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'wh-'));
+  dirs.push(dir);
+  const spool = new Spool(dir);
+  await spool.init();
+  const uploads: string[] = [];
+  const commits: Array<string | undefined> = [];
+  const publisher = {
+    upload: async (src: { file: string }) => { uploads.push(src.file); return 'fh-1'; },
+    commit: async (_p: string, _n: string, _fh: string, entityId: string | undefined) => {
+      commits.push(entityId);
+      return { id: 'syn8', versionNumber: 1, modifiedOn: new Date().toISOString() };
+    },
+  } as unknown as Publisher;
+  const { SynapseError } = await import('../../src/synapse/errors.js');
+  let versionReads = 0;
+  const api = {
+    lookupChild: async () => null,
+    getLatestVersionInfo: async (id: string) => { versionReads++; throw new SynapseError(404, `${id} not found`, 'GET', `/entity/${id}/version`); },
+  } as unknown as SynapseApi;
+  const f = await spool.create();
+  await f.write(Buffer.from('kept'), 0);
+  await f.close();
+  await spool.writeJournal({ id: f.id, spoolFile: f.file, parentId: 'syn1', name: 'gone.txt', entityId: 'syn5', baseVersion: 2,
+    size: 4, md5: md5(Buffer.from('kept')), createdAt: '2026-12-03T10:00:00.000Z', error: 'Synapse was down' });
+  const first = await recoverAll(api, publisher, spool, undefined, () => new MemoryObjectStore());
+  assert.deepEqual(first.map((r) => r.outcome), ['conflict']);
+  assert.match(first[0]!.error ?? '', /syn5 was deleted since these bytes were written/);
+  assert.deepEqual(uploads, [], 'nothing uploaded for a conflict');
+  assert.equal(versionReads, 1, 'one version read serves both checks');
+  const forced = await recoverAll(api, publisher, spool, undefined, () => new MemoryObjectStore(), { force: true });
+  assert.deepEqual(forced.map((r) => r.outcome), ['published']);
+  assert.deepEqual(commits, [undefined], 'a new entity, not an update of the deleted one');
+});

@@ -29,7 +29,7 @@
  * INVARIANT: every fd in `handles` maps to a handle opened by open()/create() and not yet released.
  * INVARIANT: `active` holds exactly the ActiveFiles with refs > 0, keyed by their current path.
  */
-import { access, open as openFile, type FileHandle } from 'node:fs/promises';
+import { access, open as openFile, stat, type FileHandle } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { entryBound } from './lru-bound.js';
 import type { Logger } from 'pino';
@@ -101,13 +101,18 @@ type OpenHandle =
 /**
  * A file whose publish failed and was journaled, after its last close: until `recover` runs,
  * its path shows the bytes kept in the spool (size and content as written), read-only — not
- * the version Synapse still has, nor an empty file. A write open, unlink or rename of the path
+ * the version Synapse still has, nor an empty file. A write open, unlink or rename of the file
  * ends the view (the journal entry stays; recover reports a conflict if Synapse changed); so
- * does recover (its journal entry gone). Views live in memory: a new mount shows none.
+ * does recover (its journal entry gone). Keyed by folder id and name, so a view follows its
+ * folder's moves; a mount starts with a view for each whole entry of its spool's journal.
  */
+const keptKey = (parentId: string | undefined, name: string): string => `${parentId ?? ''}/${name}`;
+
 interface KeptView {
   parentId: string;
   name: string;
+  /** The entity the bytes are a new version of ('' for a new file): another file under that name is not it. */
+  entityId: string;
   spoolFile: string;
   journalFile: string;
   size: number;
@@ -176,7 +181,7 @@ function isStsMoveRefusal(err: unknown): boolean {
 
 export class SynapseFilesystem {
   private readonly handles = new Map<number, OpenHandle>();
-  /** Paths showing bytes that wait for recover (KeptView). */
+  /** Files showing bytes that wait for recover (KeptView), by keptKey(folder id, name). */
   private readonly kept = new Map<string, KeptView>();
   private nextFd = 10;
   private readonly linkTargets = new Map<string, Promise<string>>();
@@ -262,14 +267,14 @@ export class SynapseFilesystem {
    */
   getattrNow(path: string): Stat | undefined {
     let af = this.active.get(path);
-    // A kept view is checked against its journal entry first (getattr).
-    if (!af && this.kept.size > 0 && this.kept.has(path)) return undefined;
     const node = af ? undefined : this.table.resolveCached(path);
     af ??= node && this.activeFile(path, node);
     if (af) {
       this.shown?.delete(path);
       return this.activeStat(path, af);
     }
+    // A kept view is checked against its journal entry first (getattr).
+    if (node && this.kept.size > 0 && this.kept.has(keptKey(node.parentId, node.name))) return undefined;
     return node && this.nodeStat(path, node, node.kind === 'file' && node.entityId ? this.table.knownSize(node) : undefined);
   }
 
@@ -295,10 +300,10 @@ export class SynapseFilesystem {
   async getattr(path: string): Promise<Stat> {
     const now = this.getattrNow(path);
     if (now) return now;
-    const view = await this.keptView(path);
-    if (view) return this.stat('file', view.size, view.mtime);
     const node = await this.table.resolve(path);
     if (this.activeFile(path, node)) return this.getattrNow(path)!;
+    const view = await this.keptView(node);
+    if (view) return this.stat('file', view.size, view.mtime);
     const size = node.kind === 'file' && node.entityId ? await this.table.size(node) : undefined;
     const stat = this.nodeStat(path, node, size);
     if (!stat) throw new FsError('EIO', `${path}: no size`); // unreachable: size() answers or throws
@@ -366,14 +371,6 @@ export class SynapseFilesystem {
   async open(path: string, flags: number): Promise<number> {
     await this.settled(path);
     const writing = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
-    const view = await this.keptView(path);
-    if (view && !writing) {
-      const fd = this.nextFd++;
-      this.handles.set(fd, { kind: 'kept', view, fh: await openFile(view.spoolFile, 'r') });
-      return fd;
-    }
-    // Written again: new content, built on what Synapse has (KeptView).
-    if (view) this.kept.delete(path);
     let af = this.active.get(path);
     const node = af ? undefined : await this.table.resolve(path);
     af ??= node && this.activeFile(path, node);
@@ -385,6 +382,14 @@ export class SynapseFilesystem {
     }
     if (!node) throw new FsError('ENOENT', `${path}: no such entry`); // unreachable: resolve() throws
     if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
+    const view = await this.keptView(node);
+    if (view && !writing) {
+      const fd = this.nextFd++;
+      this.handles.set(fd, { kind: 'kept', view, fh: await openFile(view.spoolFile, 'r') });
+      return fd;
+    }
+    // Written again: new content, built on what Synapse has (KeptView).
+    if (view) this.dropKept(node);
     const shown = this.shownVersion(path, node);
     if (writing) {
       this.checkWritable(path);
@@ -630,14 +635,39 @@ export class SynapseFilesystem {
     await file.dispose(file.awaitingRecovery);
     const kept = file.keptWhole;
     if (kept && !file.unlinked && !this.active.has(path)) {
-      this.kept.set(path, { parentId: file.parentId, name: file.name, spoolFile: kept.spoolFile, journalFile: this.writes!.spool.journalFile(kept.journalId), size: kept.size, mtime: file.mtime });
+      this.kept.set(keptKey(file.parentId, file.name), {
+        parentId: file.parentId, name: file.name, entityId: file.entityId ?? '', spoolFile: kept.spoolFile,
+        journalFile: this.writes!.spool.journalFile(kept.journalId), size: kept.size, mtime: file.mtime,
+      });
     }
   }
 
-  /** The kept view at `path`, if one shows there and its journal entry still waits (KeptView). */
-  private async keptView(path: string): Promise<KeptView | undefined> {
-    const view = this.kept.size > 0 && !this.active.has(path) ? this.kept.get(path) : undefined;
-    if (!view) return undefined;
+  /**
+   * At mount: a view for each journal entry whose bytes are all in the spool file (KeptView); a
+   * new file's name is listed again. Entries of files outside this mount's tree never show.
+   */
+  async showJournaled(): Promise<number> {
+    const spool = this.writes?.spool;
+    if (!spool) return 0;
+    let shown = 0;
+    for (const e of await spool.listJournal()) {
+      if (e.s3Object || e.s3Upload) continue;
+      const size = await stat(e.spoolFile).then((st) => st.size, () => -1);
+      if (size !== e.size) continue;
+      const mtime = Date.parse(e.createdAt) || Date.now();
+      this.kept.set(keptKey(e.parentId, e.name), { parentId: e.parentId, name: e.name, entityId: e.entityId ?? '', spoolFile: e.spoolFile, journalFile: spool.journalFile(e.id), size, mtime });
+      if (!e.entityId) this.table.addLocal({ entityId: '', name: e.name, kind: 'file', parentId: e.parentId, versionNumber: undefined, modifiedOn: mtime, createdOn: mtime });
+      shown++;
+    }
+    return shown;
+  }
+
+  /** The kept view of `node`, if one shows and its journal entry still waits (KeptView). */
+  private async keptView(node: FsNode): Promise<KeptView | undefined> {
+    const key = keptKey(node.parentId, node.name);
+    const view = this.kept.size > 0 && node.kind === 'file' ? this.kept.get(key) : undefined;
+    // Someone else's file under that name now (recover will call it a conflict): theirs shows.
+    if (!view || view.entityId !== node.entityId) return undefined;
     try {
       await access(view.journalFile);
       await access(view.spoolFile);
@@ -645,8 +675,8 @@ export class SynapseFilesystem {
     } catch {
       // recover published (or discarded) it: the path shows what Synapse has now — listed
       // afresh, not the empty local entry a new file had while it waited.
-      if (this.kept.get(path) === view) {
-        this.kept.delete(path);
+      if (this.kept.get(key) === view) {
+        this.kept.delete(key);
         this.table.removeLocal(view.parentId, view.name);
         this.table.invalidate(view.parentId);
       }
@@ -654,10 +684,9 @@ export class SynapseFilesystem {
     }
   }
 
-  /** `path` (and, for a folder, everything under it) is removed or renamed: its kept views end. */
-  private dropKept(path: string): void {
-    if (this.kept.size === 0) return;
-    for (const p of [...this.kept.keys()]) if (p === path || p.startsWith(`${path}/`)) this.kept.delete(p);
+  /** `node` is written again, removed or renamed: its kept view ends. */
+  private dropKept(node: FsNode | undefined): void {
+    if (node && this.kept.size > 0) this.kept.delete(keptKey(node.parentId, node.name));
   }
 
   /**
@@ -729,7 +758,6 @@ export class SynapseFilesystem {
     const node = await this.table.resolve(path);
     if (node.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: not a directory`);
     if (node === this.table.root) throw new FsError('EBUSY', 'cannot remove the mount root');
-    this.dropKept(path);
     this.table.invalidate(node.entityId);
     if ((await this.table.children(node.entityId)).length > 0) throw new FsError('ENOTEMPTY', `${path}: directory not empty`);
     await this.api.deleteEntity(node.entityId);
@@ -742,7 +770,7 @@ export class SynapseFilesystem {
     await this.settled(path);
     const node = await this.table.resolve(path);
     if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
-    this.dropKept(path);
+    this.dropKept(node);
     const af = this.activeFile(path, node);
     if (af) {
       // POSIX keeps an unlinked file usable through the fds that hold it: keep its bytes first.
@@ -781,8 +809,8 @@ export class SynapseFilesystem {
     }
     let target = await this.table.resolve(dest).catch(() => undefined);
     if (target && target.entityId && target.entityId === node.entityId) return;
-    this.dropKept(src);
-    this.dropKept(dest);
+    this.dropKept(node);
+    this.dropKept(target);
     // A folder into itself or its own subtree: EINVAL before anything changes (the VFS answers
     // this for FUSE; the check here keeps the replaced target from being deleted first).
     if (node.kind === 'dir' && dest.startsWith(`${src.replace(/\/+$/, '')}/`)) {

@@ -267,6 +267,9 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
       await disk.populateFromFile(`fh${fileHandleId}`, config.blockBytes, file, size);
     } } : {}),
   });
+  // Files whose publish failed earlier show their kept bytes until `recover` (filesystem.ts KeptView).
+  const waiting = await fs.showJournaled();
+  if (waiting > 0) log.warn({ files: waiting, spoolDir: config.spoolDir }, `${waiting} file(s) wait for \`synapse-mount recover\`; shown read-only meanwhile`);
   const adapter = new FuseAdapter(fs, {
     mountpoint: config.mountpoint,
     fsname: `synapse:${config.entityId}`,

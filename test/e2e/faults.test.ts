@@ -163,20 +163,30 @@ dst.write(src[10*1048576:]); dst.close()`;
       const entries = await Promise.all((await readdir(path.join(spoolDir, 'journal'))).map(async (f) =>
         JSON.parse(await readFile(path.join(spoolDir, 'journal', f), 'utf8')) as JournalEntry));
       assert.deepEqual(entries.map((e) => [e.name, e.size, e.md5, Boolean(e.s3Upload)]), [['unstarted.bin', data.length, md5(data), false]]);
-      // Until recover, the path shows the kept bytes (it showed an empty file).
+      // Until recover, the path shows the kept bytes (it showed an empty file)…
       assert.equal((await sh(`stat -c %s '${shown}'`)).stdout.trim(), String(data.length));
       assert.equal((await sh(`md5sum < '${shown}'`)).stdout.split(' ')[0], md5(data));
+    } finally {
+      stack.dev.clearFaults();
+      await own.unmount();
+    }
+    // …in the next mount of that spool too.
+    const again = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--part-size', '5M']);
+    const shownAgain = `${again.dir}/sts/unstarted.bin`;
+    try {
+      assert.match(again.output(), /1 file\(s\) wait for `synapse-mount recover`/);
+      assert.equal((await sh(`stat -c %s '${shownAgain}'`)).stdout.trim(), String(data.length));
+      assert.equal((await sh(`md5sum < '${shownAgain}'`)).stdout.split(' ')[0], md5(data));
       const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
       const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
       assert.equal(rec.code, 0, rec.stderr + rec.stdout);
       const id = await childId(stack, stsId, 'unstarted.bin');
       assert.ok(id, 'published by recover');
       // The view ends with its journal entry: the same path now reads the published file.
-      assert.equal((await sh(`getfattr --only-values -n user.synapse.id '${shown}'`)).stdout.trim(), id);
-      assert.equal((await sh(`md5sum < '${shown}'`)).stdout.split(' ')[0], md5(data), 'the exact bytes');
+      assert.equal((await sh(`getfattr --only-values -n user.synapse.id '${shownAgain}'`)).stdout.trim(), id);
+      assert.equal((await sh(`md5sum < '${shownAgain}'`)).stdout.split(' ')[0], md5(data), 'the exact bytes');
     } finally {
-      stack.dev.clearFaults();
-      await own.unmount();
+      await again.unmount();
     }
   });
 

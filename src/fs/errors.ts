@@ -33,6 +33,7 @@ export const ERRNO = {
   ENOTEMPTY: 39,
   ENODATA: 61,
   ETIMEDOUT: 110,
+  ESTALE: 116,
   ENOTSUP: 95,
 } as const;
 

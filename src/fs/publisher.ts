@@ -273,7 +273,16 @@ export class Publisher {
    * Make `fileHandleId` the content of `name` in `parentId`: a new FileEntity, or the next
    * version of `entityId` (or of whatever entity took the name meanwhile).
    */
-  async commit(parentId: string, name: string, fileHandleId: string, entityId?: string): Promise<Entity> {
+  /**
+   * Make `fileHandleId` the content of `entityId` (a new version), or of a new file `name`.
+   * `builtOn`: the version whose bytes these build on (an append or a partial rewrite): if
+   * Synapse has another version now, someone published in between and these bytes would hide
+   * their change, so nothing is committed (VersionConflict). Bytes that do not build on the old
+   * content (a rewrite from empty) replace whatever is there: last writer wins, and the other
+   * version stays in the file's history.
+   */
+  async commit(parentId: string, name: string, fileHandleId: string, entityId?: string, builtOn?: number): Promise<Entity> {
+    let takenMeanwhile = false;
     if (!entityId) {
       try {
         return await this.api.createEntity({ concreteType: CONCRETE.file, name, parentId, dataFileHandleId: fileHandleId });
@@ -282,12 +291,18 @@ export class Publisher {
         const existing = await this.api.lookupChild(parentId, name);
         if (!existing) throw err;
         entityId = existing;
+        takenMeanwhile = true;
       }
     }
     for (let attempt = 0; ; attempt++) {
       const entity = await this.api.getEntity(entityId);
       if (entity.concreteType !== CONCRETE.file) throw new FsError('EISDIR', `${name} exists and is not a file`);
       if (String(entity.dataFileHandleId) === fileHandleId) return entity;
+      if (builtOn !== undefined && entity.versionNumber !== builtOn) throw new VersionConflict(name, entityId, builtOn, entity.versionNumber);
+      if (takenMeanwhile && attempt === 0) {
+        // Not our own creation answered late (its handle would be ours, above): another writer's.
+        this.opts.logger?.warn({ parentId, name, entityId }, 'a file of this name was created elsewhere meanwhile: these bytes become its next version (the other stays in its history)');
+      }
       try {
         return await this.api.updateEntity({ ...entity, dataFileHandleId: fileHandleId });
       } catch (err) {
@@ -295,5 +310,12 @@ export class Publisher {
         throw err;
       }
     }
+  }
+}
+
+/** Someone published a version after the one a write built on (Publisher.commit): ESTALE, nothing committed. */
+export class VersionConflict extends FsError {
+  constructor(name: string, readonly entityId: string, readonly builtOn: number, readonly current: number | undefined) {
+    super('ESTALE', `${name}: ${entityId} is at version ${current} now; these bytes build on version ${builtOn} and would hide that change — not published, kept for \`synapse-mount recover\` (--force publishes it)`);
   }
 }

@@ -113,6 +113,12 @@ export class ActiveFile {
    * can tell when someone published since). Apart from `base`, which adopt() drops.
    */
   private overVersion: number | undefined;
+  /**
+   * The published version the current bytes build on (its content was loaded and kept: an
+   * append, a partial rewrite), or undefined when they replace the file outright (new, or
+   * rewritten from empty). Publishing over a newer version than this is a conflict (Publisher.commit).
+   */
+  private builtOn: number | undefined;
   private loaded: boolean;
   private spoolFile: SpoolFile | undefined;
   private busy: Promise<unknown> = Promise.resolve();
@@ -207,7 +213,10 @@ export class ActiveFile {
     const spool = await this.spool();
     if (!this.loaded) {
       // The version open() saw, not whatever is newest now: never mix two versions' bytes.
-      if (this.entityId && (this.base?.size ?? 0) > 0) await this.deps.loadBase(this.entityId, this.base?.version, spool);
+      if (this.entityId && (this.base?.size ?? 0) > 0) {
+        await this.deps.loadBase(this.entityId, this.base?.version, spool);
+        this.builtOn = this.base?.version;
+      }
       this.loaded = true;
     }
     return spool;
@@ -344,6 +353,8 @@ export class ActiveFile {
       this.entityId = entityId;
       this.overVersion = version;
       this.base = undefined;
+      // These bytes replace the target outright (a rename onto it), whatever it holds now.
+      this.builtOn = undefined;
       this.dirty = true;
     });
   }
@@ -381,6 +392,7 @@ export class ActiveFile {
         const spool = await this.spool();
         await spool.truncate(0);
         this.loaded = true;
+        this.builtOn = undefined;
       } else {
         await (await this.ensureLoaded()).truncate(size);
       }
@@ -447,7 +459,7 @@ export class ActiveFile {
       }
       let entity;
       try {
-        entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId);
+        entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId, this.entityId ? this.builtOn : undefined);
       } catch (err) {
         if (stream) {
           // Its bytes are only the registered file handle, which the journal names.
@@ -459,6 +471,8 @@ export class ActiveFile {
       this.entityId = entity.id;
       this.base = { size, md5, version: entity.versionNumber };
       this.overVersion = entity.versionNumber;
+      // What the spool holds now is that version: later writes build on it.
+      this.builtOn = stream ? undefined : entity.versionNumber;
       if (stream) {
         // A streamed file's bytes are now only in Synapse: a later write loads them from there.
         this.stream = undefined;

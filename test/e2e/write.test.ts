@@ -726,6 +726,34 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal(stack.seed.versions(id).length, 3, 'version 2 is kept in the history');
   });
 
+  test('an append built on a version someone replaced since is not published over theirs (ESTALE, journaled as a conflict); a rewrite from empty still is', async () => {
+    // QA (collaborators): with the folder listed a moment before, another user's new version was
+    // silently hidden — the append published line1 + our line, without theirs.
+    const spoolDir = path.join(scratch, 'spool-stale');
+    const f = `${m.dir}/managed/stale.txt`;
+    assert.equal((await sh(`echo line1 > '${f}'`)).code, 0);
+    const id = await idOf(f);
+    const mb = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--metadata-ttl', '60']);
+    try {
+      assert.match((await sh(`ls -l '${mb.dir}/managed'`)).stdout, /stale\.txt/);
+      await stack.seed.fileVersion(id, Buffer.from('line1\nline2 (other user)\n'));
+      const w = await runPython(["f = open(__import__('sys').argv[1], 'a'); f.write('line3\\n'); f.close()"], [`${mb.dir}/managed/stale.txt`], 60_000);
+      assert.notEqual(w.code, 0, 'close reports it');
+      assert.match(w.stderr, /Stale file handle/);
+      assert.equal((await synapseBytes(id)).bytes.toString(), 'line1\nline2 (other user)\n', 'their version stays the newest');
+      assert.equal(stack.seed.versions(id).length, 2);
+      // Rewriting from empty does not build on anything: last writer wins (theirs stays in history).
+      assert.equal((await sh(`echo rewritten > '${mb.dir}/managed/stale.txt'`)).code, 0);
+    } finally {
+      await mb.unmount();
+    }
+    assert.equal((await synapseBytes(id)).bytes.toString(), 'rewritten\n');
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
+    assert.equal(rec.code, 1, rec.stdout);
+    assert.match(rec.stdout, /^conflict\t.*stale\.txt.*these bytes were written over version 1/m);
+  });
+
   test('recover --discard drops an entry and its kept bytes; an unknown id discards nothing', async () => {
     const spoolDir = path.join(scratch, 'spool-discard');
     const id = await journaledAppend(spoolDir, 'discard.txt', 'keep', 'unwanted');

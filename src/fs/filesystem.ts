@@ -95,7 +95,11 @@ export const XATTR_NAMES = ['user.synapse.id', 'user.synapse.version', 'user.syn
 
 type OpenHandle =
   | { kind: 'read'; node: FsNode; reader: ReadHandle }
-  | { kind: 'write'; path: string; file: ActiveFile }
+  /**
+   * `changed`: this fd wrote or truncated (flush and fsync publish only then — a reader's close
+   * must not publish another process's half-written file; QA found `head` and `md5sum` doing so).
+   */
+  | { kind: 'write'; path: string; file: ActiveFile; wrote: boolean; changed: boolean }
   | { kind: 'kept'; view: KeptView; fh: FileHandle };
 
 /**
@@ -443,7 +447,7 @@ export class SynapseFilesystem {
   private addWriteHandle(path: string, file: ActiveFile): number {
     file.refs++;
     const fd = this.nextFd++;
-    this.handles.set(fd, { kind: 'write', path, file });
+    this.handles.set(fd, { kind: 'write', path, file, wrote: false, changed: false });
     return fd;
   }
 
@@ -509,20 +513,22 @@ export class SynapseFilesystem {
     const h = this.handle(fd);
     if (h.kind !== 'write') throw new FsError('EBADF', `fd ${fd} is not open for writing`);
     // An unlinked file still takes writes through the fds that hold it (never published).
+    h.wrote = true;
+    h.changed = true;
     return h.file.write(data, position);
   }
 
-  /** close(): publish if bytes were written since the last publish (rule in write-handle.ts). */
+  /** close(): publish if this fd wrote bytes and some were written since the last publish (rule in write-handle.ts). */
   async flush(fd: number): Promise<void> {
     const h = this.handles.get(fd);
-    if (!h || h.kind !== 'write' || !h.file.writtenSincePublish) return;
+    if (!h || h.kind !== 'write' || !h.wrote || !h.file.writtenSincePublish) return;
     await this.publish(h.path, h.file);
   }
 
-  /** fsync: publish whatever changed. */
+  /** fsync: publish whatever changed, if this fd changed anything. */
   async fsync(fd: number): Promise<void> {
     const h = this.handles.get(fd);
-    if (!h || h.kind !== 'write') return;
+    if (!h || h.kind !== 'write' || !h.changed) return;
     await this.publish(h.path, h.file);
   }
 
@@ -733,6 +739,7 @@ export class SynapseFilesystem {
   async ftruncate(fd: number, size: number): Promise<void> {
     const h = this.handle(fd);
     if (h.kind !== 'write') throw new FsError('EBADF', `fd ${fd} is not open for writing`);
+    h.changed = true;
     await h.file.truncate(size);
   }
 

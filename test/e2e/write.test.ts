@@ -754,6 +754,35 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.match(rec.stdout, /^conflict\t.*stale\.txt.*these bytes were written over version 1/m);
   });
 
+  test('readers (and a writer that writes nothing) closing a file another process is still writing publish nothing: one version, whole', async () => {
+    // QA: `head`, `md5sum`, an open-close made a truncated version of a file being written.
+    for (const folder of ['sts', 'managed']) {
+      const f = `${m.dir}/${folder}/growing.bin`;
+      const ready = path.join(scratch, `growing-${folder}.ready`);
+      const go = path.join(scratch, `growing-${folder}.go`);
+      const writer = runPython([
+        'import os, sys, time',
+        "f = open(sys.argv[1], 'wb', buffering=0)",
+        'for i in range(4): f.write(bytes([i]) * 1048576)',
+        `open('${ready}', 'w').close()`,
+        'end = time.time() + 60',
+        `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
+        'for i in range(4, 8): f.write(bytes([i]) * 1048576)',
+        'f.close()',
+      ], [f], 90_000);
+      await waitFor('writer half way', async () => (await sh(`test -e '${ready}'`)).code === 0);
+      const peek = await sh(`head -c 100 '${f}' | wc -c; md5sum < '${f}' > /dev/null; python3 -c "import os,sys; os.close(os.open(sys.argv[1], os.O_RDWR))" '${f}'`);
+      assert.equal(peek.code, 0, peek.stderr);
+      await writeFile(go, '');
+      const w = await writer;
+      assert.equal(w.code, 0, w.stderr);
+      const id = await idOf(f);
+      const want = Buffer.concat(Array.from({ length: 8 }, (_, i) => Buffer.alloc(MiB, i)));
+      assert.equal(stack.seed.versions(id).length, 1, `${folder}: one version`);
+      assert.equal(md5((await synapseBytes(id)).bytes), md5(want), `${folder}: the whole file`);
+    }
+  });
+
   test('recover --discard drops an entry and its kept bytes; an unknown id discards nothing', async () => {
     const spoolDir = path.join(scratch, 'spool-discard');
     const id = await journaledAppend(spoolDir, 'discard.txt', 'keep', 'unwanted');

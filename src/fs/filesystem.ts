@@ -839,6 +839,8 @@ export class SynapseFilesystem {
       target = await this.table.resolve(dest).catch(() => undefined);
     } else if (node.kind === 'file' && (scratch || isScratchName(node.name) || af)) {
       return this.renameLocalFile(src, dest, node, destParent, destName, target, af);
+    } else if (node.kind === 'file' && !node.entityId) {
+      return this.renameLocalEntry(src, dest, node, destParent, destName, target);
     }
     if (target) {
       if (node.kind === 'dir') {
@@ -883,6 +885,27 @@ export class SynapseFilesystem {
     this.table.removeLocal(parentId, name);
   }
 
+  /**
+   * A closed file that lives only in this mount — an empty file where Synapse storage cannot
+   * hold 0 bytes, or a new file waiting for recover — moves in the mount's view alone. Onto a
+   * published file it replaces that file as an empty one would: the entity goes to Synapse's
+   * trash can. (QA: `: > f.lock; mv f.lock f` said ENOENT, which broke `git stash pop`.)
+   */
+  private async renameLocalEntry(src: string, dest: string, node: FsNode, destParent: FsNode, destName: string, target: FsNode | undefined): Promise<void> {
+    if (target?.kind === 'dir') throw new FsError('EISDIR', `${dest}: is a directory`);
+    if (target?.entityId) {
+      await this.api.deleteEntity(target.entityId);
+      this.opts.logger?.warn({ path: dest, entityId: target.entityId },
+        'replaced by a file kept in this mount only (empty in Synapse storage, or waiting for recover): the old file is in Synapse\'s trash can');
+    }
+    if (target) this.table.remove(destParent.entityId, destName);
+    this.orphanReplaced(dest, destParent.entityId, destName);
+    this.table.remove(node.parentId!, node.name);
+    this.table.addLocal({ ...node, name: destName, parentId: destParent.entityId });
+    const mtime = this.mtimes.get(`local:${src}`);
+    if (mtime !== undefined) this.mtimes.set(`local:${dest}`, mtime);
+  }
+
   /** The content of `source` becomes the next version of `target`; `source` is deleted. */
   private async replaceContent(source: FsNode, target: FsNode): Promise<void> {
     const src = await this.api.getEntity(source.entityId);
@@ -892,6 +915,9 @@ export class SynapseFilesystem {
     const updated = await this.writes!.publisher.commit(target.parentId!, target.name, String(src.dataFileHandleId), target.entityId);
     await this.api.deleteEntity(source.entityId);
     this.table.upsert(this.nodeOf(updated, 'file'));
+    // As rename(2): the moved file keeps its mtime — the one utimens gave it (rsync's temp file),
+    // else its own; without this a second `rsync -a` saw the target's old time and sent it again.
+    this.mtimes.set(updated.id, this.mtimes.get(source.entityId) ?? source.modifiedOn);
     const size = this.table.knownSize(source);
     if (size && updated.versionNumber !== undefined) this.table.setSize(updated.id, updated.versionNumber, size);
   }

@@ -265,6 +265,41 @@ for i in range(3):
     assert.equal((await synapseBytes(id)).bytes.toString(), 'content\n');
   });
 
+  test('an empty file in Synapse storage can be renamed, also onto a published file (git\'s lock-file dance)', async () => {
+    // QA: `: > f.lock; mv f.lock f` answered ENOENT there, which broke `git stash pop`.
+    const d = `${m.dir}/managed`;
+    const r = await sh(`: > '${d}/e1' && mv '${d}/e1' '${d}/e2' && ls '${d}'`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^e2$/m);
+    assert.doesNotMatch(r.stdout, /^e1$/m);
+    assert.equal((await sh(`printf old > '${d}/reflog'`)).code, 0);
+    const old = await idOf(`${d}/reflog`);
+    const mv = await sh(`: > '${d}/reflog.lock' && mv '${d}/reflog.lock' '${d}/reflog' && stat -c %s '${d}/reflog'`);
+    assert.equal(mv.code, 0, mv.stderr);
+    assert.equal(mv.stdout.trim(), '0', 'the path now holds the empty file');
+    assert.equal(await childId(stack, managedId, 'reflog'), undefined, 'the replaced file went to the trash can');
+    assert.ok(old);
+  });
+
+  test('rsync -a of a changed file (temp file renamed onto it) keeps the source mtime; the next rsync sends nothing', async () => {
+    // QA: the renamed-onto file showed its old mtime, so every later rsync sent it again.
+    const m0 = await mountForeground(stack, projectId, ['--metadata-ttl', '0']);
+    const src = path.join(scratch, 'rsync-src');
+    try {
+      await sh(`mkdir -p '${src}' && echo one > '${src}/f.txt' && touch -d 2019-01-01T00:00:00Z '${src}/f.txt'`);
+      assert.equal((await sh(`rsync -a '${src}/' '${m0.dir}/managed/rs/'`)).code, 0);
+      await sh(`echo two > '${src}/f.txt' && touch -d 2020-02-02T00:00:00Z '${src}/f.txt'`);
+      const second = await sh(`rsync -a '${src}/' '${m0.dir}/managed/rs/'`);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal((await sh(`stat -c %Y '${m0.dir}/managed/rs/f.txt'`)).stdout.trim(), String(Date.parse('2020-02-02T00:00:00Z') / 1000));
+      const third = await sh(`rsync -ai '${src}/' '${m0.dir}/managed/rs/'`);
+      assert.doesNotMatch(third.stdout, /f\.txt/, `nothing sent again: ${third.stdout}`);
+      assert.equal((await sh(`cat '${m0.dir}/managed/rs/f.txt'`)).stdout, 'two\n');
+    } finally {
+      await m0.unmount();
+    }
+  });
+
   test('emptying a published file in Synapse storage leaves it as it was, with nothing to recover', async () => {
     // Synapse's multipart API refuses 0 bytes: the file keeps its version (found by a QA pass:
     // close() returned 0, the old bytes came back a minute later, and each try left a journal

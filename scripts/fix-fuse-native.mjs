@@ -42,6 +42,11 @@
 //     automount trigger (systemd's x-systemd.automount puts autofs there and runs this mount on
 //     first access) is exactly that. src/fs/preflight.ts makes the real check, from mountinfo.
 //
+//  7. Setting one time only — `touch -m`, GNU tar's futimens(fd, {UTIME_OMIT, mtime}) — was
+//     dropped by libfuse 2 without flag_utime_omit_ok (the call "succeeded", the mtime was
+//     lost). With it set, the C side maps UTIME_NOW to the current time and UTIME_OMIT to 1
+//     (src/fs/filesystem.ts utimens: leave that time alone).
+//
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
 // the README says so. As a postinstall this must never fail the user's install: every problem is
@@ -76,9 +81,20 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v13 */';
+const FAST_MARK = '/* synapse-mount read fast path v14 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
+/* utimens with flag_utime_omit_ok (7. above): UTIME_NOW becomes the current time, UTIME_OMIT
+   the value 1 (1 ms after the epoch), which the mount reads as "leave this time as it is". */
+static uint64_t synapse_utime_ms (const struct timespec* ts) {
+  struct timespec now;
+  if (ts->tv_nsec == UTIME_OMIT) return 1;
+  if (ts->tv_nsec == UTIME_NOW) {
+    clock_gettime(CLOCK_REALTIME, &now);
+    ts = &now;
+  }
+  return (uint64_t) ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
+}
 /* Windows live in a direct-mapped table keyed by (fh, block index): an open file may hold many
    (a random reader keeps every block it reads in C), and a window replaces whatever held its
    slot before (the mount learns which from synapse_fast_set's answer, and releases that one). */
@@ -777,10 +793,15 @@ if (!text.includes(FAST_MARK)) {
         '  NAPI_EXPORT_FUNCTION(synapse_fuse_granted)\n',
     ],
   ];
-  // Unlinked-but-open files (5.): libfuse may hand these ops a NULL path.
+  // Unlinked-but-open files (5.): libfuse may hand these ops a NULL path. Times set one at a
+  // time (7.): libfuse passes UTIME_OMIT/UTIME_NOW instead of dropping the call.
   hooks.push([
     '  struct fuse_operations ops = { };\n',
-    '  struct fuse_operations ops = { };\n  ops.flag_nullpath_ok = 1;\n',
+    '  struct fuse_operations ops = { };\n  ops.flag_nullpath_ok = 1;\n  ops.flag_utime_omit_ok = 1;\n',
+  ]);
+  hooks.push([
+    '  l->atime = timespec_to_uint64(&tv[0]);\n  l->mtime = timespec_to_uint64(&tv[1]);\n',
+    '  l->atime = synapse_utime_ms(&tv[0]);\n  l->mtime = synapse_utime_ms(&tv[1]);\n',
   ]);
   const missing = hooks.filter(([from]) => text.split(from).length !== 2);
   const PATH_ARG = 'napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH';

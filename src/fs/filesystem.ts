@@ -85,6 +85,8 @@ export interface FilesystemOptions {
   logger?: Logger;
 }
 
+/** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 7.). */
+const UTIME_OMIT_MS = 1;
 const O_ACCMODE = 0o3;
 const O_TRUNC = 0o1000;
 const S_IFDIR = 0o040000;
@@ -1001,10 +1003,12 @@ export class SynapseFilesystem {
   /** utimens: kept in memory so a second `rsync -a` sees the times it set and skips the file. */
   async utimens(path: string, _atime: number, mtimeMs: number): Promise<void> {
     this.checkWritable(path);
-    // UTIME_NOW/UTIME_OMIT arrive as a timespec with tv_sec 0: a value near the epoch means "now".
-    const mtime = mtimeMs < 100_000 ? Date.now() : mtimeMs;
     const af = this.active.get(path);
     const node = af ? undefined : await this.table.resolve(path);
+    // The patched addon sends UTIME_OMIT as 1 (`touch -a`: the mtime stays) and UTIME_NOW as the
+    // time; a prebuild sends either as a value near the epoch, taken as "now".
+    if (mtimeMs === UTIME_OMIT_MS) return;
+    const mtime = mtimeMs < 100_000 ? Date.now() : mtimeMs;
     const key = af ? (af.entityId ?? `local:${path}`) : node!.entityId || `local:${path}`;
     this.mtimes.set(key, mtime);
   }

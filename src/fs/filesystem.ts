@@ -43,6 +43,7 @@ import type { FileSize, FsNode, InodeTable } from './inode-table.js';
 import { isScratchName, MAX_NAME_LENGTH, nameProblem } from './names.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
+import { Permissions } from './permissions.js';
 import type { Spool, SpoolFile } from './spool.js';
 import { MemoryBudget, StreamingUpload, type FailedPartStore, type PartBuffers } from '../s3/multipart-upload.js';
 import { guessContentType } from './publisher.js';
@@ -187,6 +188,8 @@ function isStsMoveRefusal(err: unknown): boolean {
 
 export class SynapseFilesystem {
   private readonly handles = new Map<number, OpenHandle>();
+  /** Asked before changes Synapse would refuse only at close (permissions.ts). */
+  private readonly permissions: Permissions;
   /** Files showing bytes that wait for recover (KeptView), by keptKey(folder id, name). */
   private readonly kept = new Map<string, KeptView>();
   private nextFd = 10;
@@ -216,6 +219,7 @@ export class SynapseFilesystem {
     private readonly opts: FilesystemOptions,
     private readonly writes?: WriteDeps,
   ) {
+    this.permissions = new Permissions(api, () => table.ttlMs, opts.logger);
     const kernelMs = kernelCacheMs(table.ttlMs);
     this.shown = kernelMs > 0 ? new LRUCache({ ...entryBound(1_000_000), ttl: kernelMs + 1000 }) : undefined;
   }
@@ -405,6 +409,7 @@ export class SynapseFilesystem {
       if (node.entityId && isScratchName(node.name)) {
         throw new FsError('EACCES', `${path}: a read-only view of a Synapse file (scratch names are never published); rename it to a real name to edit it`);
       }
+      if (node.entityId && !isScratchName(node.name)) await this.permissions.require('change', node.entityId, path, node.benefactorId);
       // Appends and partial rewrites land where the kernel thinks the file ends: build on that version.
       const base = shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
       this.shown?.delete(path);
@@ -496,6 +501,10 @@ export class SynapseFilesystem {
     }
     const listed = this.table.cachedListing(parent.entityId)?.get(name);
     if (listed && listed.kind !== 'file') throw new FsError('EISDIR', `${path}: exists and is not a file`);
+    if (!isScratchName(name)) {
+      if (listed?.entityId) await this.permissions.require('change', listed.entityId, path, listed.benefactorId);
+      else await this.permissions.require('add files to', parent.entityId, path, parent.benefactorId);
+    }
     const size = listed?.entityId ? await this.table.size(listed).catch(() => undefined) : undefined;
     // The version these bytes replace travels with the base (recover's conflict check).
     const base = size ? { ...size, version: listed?.versionNumber } : undefined;
@@ -910,6 +919,9 @@ export class SynapseFilesystem {
 
   /** The content of `source` becomes the next version of `target`; `source` is deleted. */
   private async replaceContent(source: FsNode, target: FsNode): Promise<void> {
+    // Both, before anything changes: Synapse would take the new version, then refuse the delete.
+    await this.permissions.require('change', target.entityId, target.name, target.benefactorId);
+    await this.permissions.require('delete', source.entityId, source.name, source.benefactorId);
     const src = await this.api.getEntity(source.entityId);
     if (src.parentId !== target.parentId && (await this.crossesSts(src.parentId!, target.parentId!))) {
       throw new FsError('EXDEV', 'Synapse refuses moving content into or out of an STS folder');
@@ -938,6 +950,11 @@ export class SynapseFilesystem {
     target: FsNode | undefined, af: ActiveFile | undefined): Promise<void> {
     if (target?.kind === 'dir') throw new FsError('EISDIR', `${dest}: is a directory`);
     if (af) {
+      if (target?.entityId && !isScratchName(destName)) {
+        // Before anything changes: the target gets these bytes, the source entity goes.
+        await this.permissions.require('change', target.entityId, dest, target.benefactorId);
+        if (af.entityId && af.entityId !== target.entityId) await this.permissions.require('delete', af.entityId, src, node.benefactorId);
+      }
       // Publish under the new name: as a new version of the file it replaces, if any.
       this.active.delete(src);
       const old = this.active.get(dest);

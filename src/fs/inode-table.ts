@@ -64,6 +64,8 @@ export interface FsNode {
   pinnedVersion?: boolean;
   /** A scratch view of a published file: where the file's entity still is, hidden (InodeTable.hide). */
   hides?: { parentId: string; name: string };
+  /** The entity whose ACL governs this one (listings name it): permissions.ts caches by it. */
+  benefactorId?: string;
 }
 
 export interface FileSize {
@@ -136,6 +138,7 @@ export function nodeFromHeader(h: EntityHeader, parentId: string): FsNode | unde
     versionNumber: h.versionNumber,
     modifiedOn: h.modifiedOn ? Date.parse(h.modifiedOn) : Date.now(),
     createdOn: h.createdOn ? Date.parse(h.createdOn) : Date.now(),
+    ...(h.benefactorId !== undefined && h.benefactorId !== null ? { benefactorId: String(h.benefactorId) } : {}),
   };
 }
 

@@ -36,6 +36,8 @@ export interface BundleRequest {
   includeAnnotations?: boolean;
   includeFileHandles?: boolean;
   includeRestrictionInformation?: boolean;
+  /** The caller's UserEntityPermissions on the entity (canAddChild, canEdit, canDelete, …). */
+  includePermissions?: boolean;
 }
 
 export interface SynapseApi {

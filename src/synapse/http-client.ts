@@ -773,6 +773,10 @@ export class HttpSynapseClient implements SynapseApi {
       if (o.fileHandles !== undefined && o.fileHandles !== null) {
         o.fileHandles = array(o.fileHandles, 'bundle fileHandles').map((h) => checkFileHandle(h, 'bundle file handle'));
       }
+      if (o.permissions !== undefined && o.permissions !== null) {
+        const p = record(o.permissions, 'bundle permissions');
+        o.permissions = { canAddChild: p.canAddChild === true, canEdit: p.canEdit === true, canDelete: p.canDelete === true };
+      }
       return o as EntityBundle;
     });
   }

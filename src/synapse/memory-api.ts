@@ -682,6 +682,8 @@ export class MemorySynapseApi implements SynapseApi {
       out.fileHandles = fh ? [clone(fh)] : [];
     }
     if (request.includeRestrictionInformation === true) out.restrictionInformation = { hasUnmetAccessRequirement: false };
+    // No ACLs here (module head): every user may do everything.
+    if (request.includePermissions === true) out.permissions = { canAddChild: true, canEdit: true, canDelete: true };
     return out;
   }
 

@@ -126,6 +126,17 @@ export interface EntityBundle {
   annotations?: { id: string; etag: string; annotations: Record<string, { type: string; value: string[] }> };
   fileHandles?: S3FileHandle[];
   restrictionInformation?: { hasUnmetAccessRequirement: boolean };
+  permissions?: UserEntityPermissions;
+}
+
+/**
+ * What the caller may do with an entity (UserEntityPermissions; the fields the mount reads).
+ * canAddChild and canEdit already account for certification where Synapse requires it.
+ */
+export interface UserEntityPermissions {
+  canAddChild: boolean;
+  canEdit: boolean;
+  canDelete: boolean;
 }
 
 export interface FileHandleAssociation {

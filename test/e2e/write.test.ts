@@ -701,6 +701,43 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     }
   });
 
+  test('collaborators: a change Synapse would refuse fails at once (EACCES), journals nothing, leaves no file; a rename onto a file without DELETE changes nothing', async () => {
+    // QA (collaborators): `echo x > f`, `>>`, `touch`, `truncate` "succeeded" for a read-only
+    // user, each leaving an empty file and a journal entry recover could never publish; with
+    // "Can edit" (no DELETE) `mv z x` committed z's bytes to x, then failed on the delete.
+    const team = stack.seed.project('Team perms');
+    const ro = (await stack.seed.folder(team, 'readonly', { storage: 'managed' })).id;
+    const edit = (await stack.seed.folder(team, 'canedit', { storage: 'managed' })).id;
+    stack.seed.grant(team, stack.secondUserId, ['READ', 'DOWNLOAD']);
+    stack.seed.grant(edit, stack.secondUserId, ['READ', 'DOWNLOAD', 'CREATE', 'UPDATE']);
+    await stack.seed.file(ro, 'm.txt', Buffer.from('mine\n'));
+    const x = await stack.seed.file(edit, 'x.txt', Buffer.from('x1\n'));
+    const z = await stack.seed.file(edit, 'z.txt', Buffer.from('z1\n'));
+    const spoolDir = path.join(scratch, 'spool-perms');
+    const m2 = await mountForeground(stack, team, ['--spool-dir', spoolDir], stack.secondAuthToken);
+    try {
+      const d = `${m2.dir}/readonly`;
+      for (const cmd of [`echo new > '${d}/new.txt'`, `echo more >> '${d}/m.txt'`, `echo over > '${d}/m.txt'`, `touch '${d}/t.txt'`, `truncate -s 2 '${d}/m.txt'`]) {
+        const r = await sh(cmd);
+        assert.notEqual(r.code, 0, `${cmd}: refused`);
+        assert.match(r.stderr, /Permission denied/, cmd);
+      }
+      assert.equal((await sh(`ls '${d}'`)).stdout.trim(), 'm.txt', 'no empty files left behind');
+      assert.equal((await sh(`cat '${d}/m.txt'`)).stdout, 'mine\n');
+      const mv = await sh(`mv '${m2.dir}/canedit/z.txt' '${m2.dir}/canedit/x.txt'`);
+      assert.notEqual(mv.code, 0);
+      assert.match(mv.stderr, /Permission denied/);
+      assert.equal(stack.seed.versions(x.id).length, 1, 'x.txt unchanged');
+      assert.equal(stack.seed.entity(z.id).name, 'z.txt', 'z.txt still there');
+      // What they may do still works: a new file and a new version in the folder they can edit.
+      assert.equal((await sh(`echo ok > '${m2.dir}/canedit/new.txt' && echo x2 > '${m2.dir}/canedit/x.txt'`)).code, 0);
+      assert.equal(stack.seed.versions(x.id).length, 2);
+    } finally {
+      await m2.unmount();
+    }
+    assert.deepEqual(await readdir(path.join(spoolDir, 'journal')), [], 'nothing journaled');
+  });
+
   test('a publish refused by Synapse fails close(); recover publishes the exact bytes once', async () => {
     const spoolDir = path.join(scratch, 'spool-fail');
     const mf = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--retry-timeout', '2']);

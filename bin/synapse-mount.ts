@@ -286,7 +286,7 @@ await yargs(argv)
           spoolDir: path.resolve(a['spool-dir'] ?? path.join(defaultCacheDir(), 'spool')),
           list: a.list,
           force: a.force,
-          discard: (a.discard ?? []).map(String),
+          ...(a.discard !== undefined ? { discard: a.discard.map(String) } : {}),
           auth: { endpoint: a.endpoint, authTokenFile: a['auth-token-file'], retryTimeout: a['retry-timeout'] },
           transfer: {
             ...(a['s3-endpoint'] ? { s3Endpoint: a['s3-endpoint'] } : {}),

@@ -38,11 +38,7 @@
 //     index.js's fgetattr wrapper — which called getattr(path), dropping the fd — calls
 //     fgetattr(path, fd).
 //
-//  6. index.js refused a mountpoint on another device than its parent ("Mountpoint in use"): an
-//     automount trigger (systemd's x-systemd.automount puts autofs there and runs this mount on
-//     first access) is exactly that. src/fs/preflight.ts makes the real check, from mountinfo.
-//
-//  7. Setting one time only — `touch -m`, GNU tar's futimens(fd, {UTIME_OMIT, mtime}) — was
+//  6. Setting one time only — `touch -m`, GNU tar's futimens(fd, {UTIME_OMIT, mtime}) — was
 //     dropped by libfuse 2 without flag_utime_omit_ok (the call "succeeded", the mtime was
 //     lost). With it set, the C side maps UTIME_NOW to the current time and UTIME_OMIT to 1
 //     (src/fs/filesystem.ts utimens: leave that time alone).
@@ -84,7 +80,7 @@ text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 const FAST_MARK = '/* synapse-mount read fast path v14 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
-/* utimens with flag_utime_omit_ok (7. above): UTIME_NOW becomes the current time, UTIME_OMIT
+/* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
    the value 1 (1 ms after the epoch), which the mount reads as "leave this time as it is". */
 static uint64_t synapse_utime_ms (const struct timespec* ts) {
   struct timespec now;
@@ -794,7 +790,7 @@ if (!text.includes(FAST_MARK)) {
     ],
   ];
   // Unlinked-but-open files (5.): libfuse may hand these ops a NULL path. Times set one at a
-  // time (7.): libfuse passes UTIME_OMIT/UTIME_NOW instead of dropping the call.
+  // time (6.): libfuse passes UTIME_OMIT/UTIME_NOW instead of dropping the call.
   hooks.push([
     '  struct fuse_operations ops = { };\n',
     '  struct fuse_operations ops = { };\n  ops.flag_nullpath_ok = 1;\n  ops.flag_utime_omit_ok = 1;\n',
@@ -813,17 +809,12 @@ if (!text.includes(FAST_MARK)) {
   }
 }
 
-// index.js (5. and 6.): plain JS, so done even without a compiler.
+// index.js (5.): plain JS, so done even without a compiler.
 const JS_PATCHES = [
   {
     what: 'fstat by descriptor not patched (a file unlinked while open may answer ENOENT)',
     bug: '      return\n    }\n    this.ops.getattr(path, (err, stat) => {\n      if (err) return signal(err)\n      return signal(0, getStatArray(stat))\n    })\n  }\n\n  _op_access',
     fix: '      return\n    }\n    this.ops.fgetattr(path, fd, (err, stat) => {\n      if (err) return signal(err)\n      return signal(0, getStatArray(stat))\n    })\n  }\n\n  _op_access',
-  },
-  {
-    what: 'a mountpoint under an automount trigger (x-systemd.automount) is refused as "in use"',
-    bug: "          if (parent && parent.dev !== stat.dev) return cb(new Error('Mountpoint in use'))\n",
-    fix: "          // synapse-mount: preflight checks mountinfo (an autofs trigger here is expected)\n",
   },
 ];
 try {
@@ -840,7 +831,7 @@ try {
     renameSync(tmp, indexJs);
   }
 } catch (err) {
-  console.warn(`synapse-mount: could not patch fuse-native's index.js (${err.code ?? err.message}); fstat of a file unlinked while open fails, automount points are refused`);
+  console.warn(`synapse-mount: could not patch fuse-native's index.js (${err.code ?? err.message}); fstat of a file unlinked while open fails`);
 }
 
 if (text === original && existsSync(built)) process.exit(0);

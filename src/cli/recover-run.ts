@@ -6,24 +6,32 @@ import { transferServices, type TransferConfig } from '../fs/mount.js';
 import { createLogger } from '../log.js';
 import { clientFor, type AuthArgs } from './common.js';
 import { recoverAll } from './recover-command.js';
+import { UsageError } from '../config.js';
 
 export async function runRecover(opts: {
   spoolDir: string; list: boolean; force?: boolean; discard?: string[]; auth: AuthArgs; transfer: TransferConfig;
 }): Promise<number> {
   const spool = new Spool(opts.spoolDir);
   const entries = await spool.listJournal();
-  if (opts.discard && opts.discard.length > 0) return discard(spool, entries, opts.discard);
+  if (opts.discard) {
+    // A bare --discard must never fall through to publishing everything.
+    if (opts.discard.length === 0) throw new UsageError('--discard needs the ids of the entries to drop (see recover --list)');
+    return discard(spool, entries, opts.discard);
+  }
   if (opts.list || (entries.length === 0 && (await spool.listUploads()).length === 0)) {
     if (entries.length === 0) process.stdout.write(`nothing to recover in ${opts.spoolDir}\n`);
     for (const e of entries) {
       // Last column: where the whole file's bytes are, for a user who wants them before --discard.
-      const where = e.s3Object ? `s3://${e.s3Object.bucket}/${e.s3Object.key}` : e.s3Upload ? `open upload s3://${e.s3Upload.bucket}/${e.s3Upload.key}` : e.spoolFile;
+      const where = e.s3Object ? `s3://${e.s3Object.bucket}/${e.s3Object.key}`
+        : e.s3Upload ? `parts of an unfinished upload to s3://${e.s3Upload.bucket}/${e.s3Upload.key} (not readable until recover completes it)`
+          : e.inSpool === false && e.fileHandleId ? `Synapse file handle ${e.fileHandleId}` : e.spoolFile;
       process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\tfailed: ${e.error.replace(/[\t\n]/g, ' ')}\tbytes: ${where}\n`);
     }
     return 0;
   }
   const client = await clientFor(opts.auth);
-  const log = createLogger('warn');
+  // Each entry's outcome is one line on stdout; the log would repeat failures as JSON stacks.
+  const log = createLogger('fatal');
   const me = await client.getUserProfile();
   const { publisher, sources } = transferServices(client, String(me.ownerId), opts.transfer, log);
   const storeFor = (loc: number, id: string): ObjectStore => sources.storeFor(loc, id, 'read_write');

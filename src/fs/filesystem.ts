@@ -43,6 +43,7 @@ import type { FileSize, FsNode, InodeTable } from './inode-table.js';
 import { isScratchName, MAX_NAME_LENGTH, nameProblem } from './names.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
+import { KeptFiles, type KeptFile } from './kept-files.js';
 import { Permissions } from './permissions.js';
 import type { Spool, SpoolFile } from './spool.js';
 import { MemoryBudget, StreamingUpload, type FailedPartStore, type PartBuffers } from '../s3/multipart-upload.js';
@@ -86,7 +87,7 @@ export interface FilesystemOptions {
   logger?: Logger;
 }
 
-/** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 7.). */
+/** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 6.). */
 const UTIME_OMIT_MS = 1;
 const O_ACCMODE = 0o3;
 const O_TRUNC = 0o1000;
@@ -103,28 +104,7 @@ type OpenHandle =
    * must not publish another process's half-written file; QA found `head` and `md5sum` doing so).
    */
   | { kind: 'write'; path: string; file: ActiveFile; wrote: boolean; changed: boolean }
-  | { kind: 'kept'; view: KeptView; fh: FileHandle };
-
-/**
- * A file whose publish failed and was journaled, after its last close: until `recover` runs,
- * its path shows the bytes kept in the spool (size and content as written), read-only — not
- * the version Synapse still has, nor an empty file. A write open, unlink or rename of the file
- * ends the view (the journal entry stays; recover reports a conflict if Synapse changed); so
- * does recover (its journal entry gone). Keyed by folder id and name, so a view follows its
- * folder's moves; a mount starts with a view for each whole entry of its spool's journal.
- */
-const keptKey = (parentId: string | undefined, name: string): string => `${parentId ?? ''}/${name}`;
-
-interface KeptView {
-  parentId: string;
-  name: string;
-  /** The entity the bytes are a new version of ('' for a new file): another file under that name is not it. */
-  entityId: string;
-  spoolFile: string;
-  journalFile: string;
-  size: number;
-  mtime: number;
-}
+  | { kind: 'kept'; view: KeptFile; fh: FileHandle };
 
 export interface WriteDeps {
   publisher: Publisher;
@@ -190,8 +170,8 @@ export class SynapseFilesystem {
   private readonly handles = new Map<number, OpenHandle>();
   /** Asked before changes Synapse would refuse only at close (permissions.ts). */
   private readonly permissions: Permissions;
-  /** Files showing bytes that wait for recover (KeptView), by keptKey(folder id, name). */
-  private readonly kept = new Map<string, KeptView>();
+  /** Files waiting for recover, shown read-only until then (kept-files.ts). */
+  private readonly kept: KeptFiles | undefined;
   private nextFd = 10;
   private readonly linkTargets = new Map<string, Promise<string>>();
   /** Files open for writing, by path. */
@@ -220,6 +200,7 @@ export class SynapseFilesystem {
     private readonly writes?: WriteDeps,
   ) {
     this.permissions = new Permissions(api, () => table.ttlMs, opts.logger);
+    this.kept = writes ? new KeptFiles(writes.spool, table, opts.logger) : undefined;
     const kernelMs = kernelCacheMs(table.ttlMs);
     this.shown = kernelMs > 0 ? new LRUCache({ ...entryBound(1_000_000), ttl: kernelMs + 1000 }) : undefined;
   }
@@ -283,8 +264,8 @@ export class SynapseFilesystem {
       this.shown?.delete(path);
       return this.activeStat(path, af);
     }
-    // A kept view is checked against its journal entry first (getattr).
-    if (node && this.kept.size > 0 && this.kept.has(keptKey(node.parentId, node.name))) return undefined;
+    // A kept file is checked against its journal entry first (getattr).
+    if (node && this.kept?.has(node.parentId, node.name)) return undefined;
     return node && this.nodeStat(path, node, node.kind === 'file' && node.entityId ? this.table.knownSize(node) : undefined);
   }
 
@@ -310,14 +291,25 @@ export class SynapseFilesystem {
   async getattr(path: string): Promise<Stat> {
     const now = this.getattrNow(path);
     if (now) return now;
-    const node = await this.table.resolve(path);
-    if (this.activeFile(path, node)) return this.getattrNow(path)!;
-    const view = await this.keptView(node);
+    const resolved = await this.table.resolve(path);
+    if (this.activeFile(path, resolved)) return this.getattrNow(path)!;
+    const { node, view } = await this.keptOrFresh(path, resolved);
     if (view) return this.stat('file', view.size, view.mtime);
     const size = node.kind === 'file' && node.entityId ? await this.table.size(node) : undefined;
     const stat = this.nodeStat(path, node, size);
     if (!stat) throw new FsError('EIO', `${path}: no size`); // unreachable: size() answers or throws
     return stat;
+  }
+
+  /**
+   * The kept file `node` shows, if any (kept-files.ts); when its journal entry has just ended
+   * (recover ran), the path listed afresh — not the stale node, an empty local entry for a new file.
+   */
+  private async keptOrFresh(path: string, node: FsNode): Promise<{ node: FsNode; view?: KeptFile }> {
+    if (!this.kept?.has(node.parentId, node.name)) return { node };
+    const view = await this.kept.shown(node);
+    if (view) return { node, view };
+    return { node: this.kept.has(node.parentId, node.name) ? node : await this.table.resolve(path) };
   }
 
   /** The attributes of a listed node; for a published file, `size` is needed (else undefined). */
@@ -382,24 +374,27 @@ export class SynapseFilesystem {
     await this.settled(path);
     const writing = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
     let af = this.active.get(path);
-    const node = af ? undefined : await this.table.resolve(path);
-    af ??= node && this.activeFile(path, node);
+    const resolved = af ? undefined : await this.table.resolve(path);
+    af ??= resolved && this.activeFile(path, resolved);
     if (af) {
       // Another fd has this path open for writing: share its bytes, readers included.
       if (writing) this.checkWritable(path);
       if ((flags & O_TRUNC) !== 0) await af.truncate(0);
       return this.addWriteHandle(path, af);
     }
-    if (!node) throw new FsError('ENOENT', `${path}: no such entry`); // unreachable: resolve() throws
-    if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
-    const view = await this.keptView(node);
+    if (!resolved) throw new FsError('ENOENT', `${path}: no such entry`); // unreachable: resolve() throws
+    if (resolved.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
+    const { node, view } = await this.keptOrFresh(path, resolved);
     if (view && !writing) {
       const fd = this.nextFd++;
       this.handles.set(fd, { kind: 'kept', view, fh: await openFile(view.spoolFile, 'r') });
       return fd;
     }
-    // Written again: new content, built on what Synapse has (KeptView).
-    if (view) this.dropKept(node);
+    if (view && (flags & O_TRUNC) === 0) {
+      throw new FsError('EBUSY', `${path}: waits for \`synapse-mount recover\` (or recover --discard); until then it can only be read, or rewritten from empty`);
+    }
+    // Rewritten from empty: new content; the journal entry stays for recover (kept-files.ts).
+    if (writing) this.kept?.forget(node);
     const shown = this.shownVersion(path, node);
     if (writing) {
       this.checkWritable(path);
@@ -650,60 +645,15 @@ export class SynapseFilesystem {
     // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
     // upload) has nothing in it for `recover`.
     await file.dispose(file.awaitingRecovery);
-    const kept = file.keptWhole;
-    if (kept && !file.unlinked && !this.active.has(path)) {
-      this.kept.set(keptKey(file.parentId, file.name), {
-        parentId: file.parentId, name: file.name, entityId: file.entityId ?? '', spoolFile: kept.spoolFile,
-        journalFile: this.writes!.spool.journalFile(kept.journalId), size: kept.size, mtime: file.mtime,
-      });
+    const entry = file.journalEntry;
+    if (entry && !file.unlinked && !this.active.has(path)) {
+      this.kept?.add({ parentId: file.parentId, name: file.name, entityId: file.entityId ?? '', ...entry, mtime: file.mtime });
     }
   }
 
-  /**
-   * At mount: a view for each journal entry whose bytes are all in the spool file (KeptView); a
-   * new file's name is listed again. Entries of files outside this mount's tree never show.
-   */
-  async showJournaled(): Promise<number> {
-    const spool = this.writes?.spool;
-    if (!spool) return 0;
-    let shown = 0;
-    for (const e of await spool.listJournal()) {
-      if (e.s3Object || e.s3Upload) continue;
-      const size = await stat(e.spoolFile).then((st) => st.size, () => -1);
-      if (size !== e.size) continue;
-      const mtime = Date.parse(e.createdAt) || Date.now();
-      this.kept.set(keptKey(e.parentId, e.name), { parentId: e.parentId, name: e.name, entityId: e.entityId ?? '', spoolFile: e.spoolFile, journalFile: spool.journalFile(e.id), size, mtime });
-      if (!e.entityId) this.table.addLocal({ entityId: '', name: e.name, kind: 'file', parentId: e.parentId, versionNumber: undefined, modifiedOn: mtime, createdOn: mtime });
-      shown++;
-    }
-    return shown;
-  }
-
-  /** The kept view of `node`, if one shows and its journal entry still waits (KeptView). */
-  private async keptView(node: FsNode): Promise<KeptView | undefined> {
-    const key = keptKey(node.parentId, node.name);
-    const view = this.kept.size > 0 && node.kind === 'file' ? this.kept.get(key) : undefined;
-    // Someone else's file under that name now (recover will call it a conflict): theirs shows.
-    if (!view || view.entityId !== node.entityId) return undefined;
-    try {
-      await access(view.journalFile);
-      await access(view.spoolFile);
-      return view;
-    } catch {
-      // recover published (or discarded) it: the path shows what Synapse has now — listed
-      // afresh, not the empty local entry a new file had while it waited.
-      if (this.kept.get(key) === view) {
-        this.kept.delete(key);
-        this.table.removeLocal(view.parentId, view.name);
-        this.table.invalidate(view.parentId);
-      }
-      return undefined;
-    }
-  }
-
-  /** `node` is written again, removed or renamed: its kept view ends. */
-  private dropKept(node: FsNode | undefined): void {
-    if (node && this.kept.size > 0) this.kept.delete(keptKey(node.parentId, node.name));
+  /** At mount: the files of the spool's journal show until recover (kept-files.ts). Returns how many. */
+  showJournaled(): Promise<number> {
+    return this.kept?.loadJournal() ?? Promise.resolve(0);
   }
 
   /**
@@ -788,7 +738,6 @@ export class SynapseFilesystem {
     await this.settled(path);
     const node = await this.table.resolve(path);
     if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
-    this.dropKept(node);
     const af = this.activeFile(path, node);
     if (af) {
       // POSIX keeps an unlinked file usable through the fds that hold it: keep its bytes first.
@@ -809,6 +758,7 @@ export class SynapseFilesystem {
     // The file it was a view of shows again under its own name (unless that name was reused).
     if (node.hides) this.table.unhide(node.hides.parentId, node.hides.name);
     this.forgetShown(path);
+    await this.kept?.discard(node, 'unlink');
   }
 
   /**
@@ -819,7 +769,17 @@ export class SynapseFilesystem {
   async rename(src: string, dest: string): Promise<void> {
     this.checkWritable(src);
     await this.settled(src, dest);
-    let node = await this.table.resolve(src);
+    const node = await this.table.resolve(src);
+    const target = await this.table.resolve(dest).catch(() => undefined);
+    await this.renameNow(src, dest, node);
+    // A file waiting for recover follows its name; one replaced by the rename is dropped (kept-files.ts).
+    if (target && (target.parentId !== node.parentId || target.name !== node.name)) await this.kept?.discard(target, 'replaced by a rename');
+    const moved = await this.table.resolveParent(dest).catch(() => undefined);
+    if (moved) await this.kept?.moved(node, moved.parent.entityId, moved.name);
+  }
+
+  private async renameNow(src: string, dest: string, resolved: FsNode): Promise<void> {
+    let node = resolved;
     const { parent: destParent, name: destName } = await this.table.resolveParent(dest);
     const scratch = isScratchName(destName);
     if (!scratch) {
@@ -827,8 +787,6 @@ export class SynapseFilesystem {
     }
     let target = await this.table.resolve(dest).catch(() => undefined);
     if (target && target.entityId && target.entityId === node.entityId) return;
-    this.dropKept(node);
-    this.dropKept(target);
     // A folder into itself or its own subtree: EINVAL before anything changes (the VFS answers
     // this for FUSE; the check here keeps the replaced target from being deleted first).
     if (node.kind === 'dir' && dest.startsWith(`${src.replace(/\/+$/, '')}/`)) {

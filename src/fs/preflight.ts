@@ -2,8 +2,8 @@
  * Checks made before mounting, so that user errors get one clear line instead of libfuse's
  * stderr and fuse-native's bare "fuse failed" (DESIGN §6): mountpoint missing / not a
  * directory / not empty / already mounted, /dev/fuse or fusermount missing. A stale FUSE mount
- * left by a killed process (stat → ENOTCONN) is detached first; an autofs automount trigger is
- * mounted over, as systemd's x-systemd.automount expects. All calls are async and touch
+ * left by a killed process (stat → ENOTCONN) is detached first; an automount trigger (autofs) is
+ * refused before anything touches it. All calls are async and touch
  * only the mountpoint itself — never a path inside a mount this process serves.
  */
 import { execFile } from 'node:child_process';
@@ -66,6 +66,12 @@ export async function preflight(mountpoint: string, mountinfo: MountinfoReader =
   if (!(await findOnPath('fusermount')) && !(await findOnPath('fusermount3'))) {
     throw new MountError('fusermount not found: install FUSE (apt-get install fuse)');
   }
+  // An automount trigger (x-systemd.automount) first, before anything touches the path: Node's
+  // stat (statx without AT_NO_AUTOMOUNT), a listing, libfuse's emptiness check and fuse-native's
+  // own stat would each wait for the automount — this very mount. Not supported: say so.
+  if ((await mountedType(dir, mountinfo)) === 'autofs') {
+    throw new MountError(`${dir}: is an automount point (autofs); synapse-mount cannot be started by an automount (x-systemd.automount) — use a plain fstab entry with _netdev,nofail, or a systemd service`);
+  }
   let st;
   try {
     st = await stat(dir);
@@ -83,10 +89,6 @@ export async function preflight(mountpoint: string, mountinfo: MountinfoReader =
   }
   if (!st.isDirectory()) throw new MountError(`${dir}: mountpoint is not a directory`);
   let type = await mountedType(dir, mountinfo);
-  // An automount trigger (x-systemd.automount): systemd runs this mount on first access and we
-  // mount over it. Listing it — the emptiness and dead-mount checks — would wait for this very
-  // mount; stat() does not trigger it.
-  if (type === 'autofs') return;
   if (type) {
     // The kernel may still answer stat from its attribute cache; a listing tells a dead mount.
     const dead = await readdir(dir).then(() => false, (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN');

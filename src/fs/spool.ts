@@ -36,6 +36,11 @@ export interface JournalEntry {
   /** Set once the file handle exists in Synapse, so recovery does not upload twice. */
   fileHandleId?: string;
   /**
+   * The spool file holds every byte (false for a streamed file, whose bytes are on S3): what a
+   * mount shows until recover (kept-files.ts). Absent in entries written before session 16.
+   */
+  inSpool?: boolean;
+  /**
    * A streamed file (write-handle.ts): its bytes are this complete S3 object, not the spool
    * file; recovery registers it as an external handle instead of uploading.
    */

@@ -66,6 +66,17 @@ export interface ActiveFileDeps {
   logger?: Logger;
 }
 
+/** Where a failed publish's bytes wait for recover (ActiveFile.journalEntry). */
+export interface JournaledAs {
+  spoolFile: string;
+  journalId: string;
+  size: number;
+  /** The spool file holds all of the content. */
+  whole: boolean;
+  /** The version of the entity these bytes were written over. */
+  baseVersion?: number;
+}
+
 export interface StreamTarget {
   upload: StreamingUpload;
   /** The folder whose storage location the stream writes to. */
@@ -136,13 +147,14 @@ export class ActiveFile {
   }
 
   /**
-   * The journaled content, when the spool file holds all of it (a spooled file, or a small
-   * streamed one kept whole) — not for a stream journaled by its S3 object or open upload.
+   * Its journal entry, while one waits for recover; `whole` when the spool file holds all the
+   * content (a spooled file, or a small streamed one kept whole) — not for a stream journaled
+   * by its S3 object or open upload.
    */
-  get keptWhole(): { spoolFile: string; journalId: string; size: number } | undefined {
-    return this.journaled ? this.keptInSpool : undefined;
+  get journalEntry(): JournaledAs | undefined {
+    return this.journaled ? this.journaledAs : undefined;
   }
-  private keptInSpool: { spoolFile: string; journalId: string; size: number } | undefined;
+  private journaledAs: JournaledAs | undefined;
   /** Streaming is tried once per file, for its first publish only. */
   private streamTried = false;
 
@@ -466,7 +478,8 @@ export class ActiveFile {
           this.stream = undefined;
           this.broken = err;
         }
-        throw await this.journal(err, size, md5, { fileHandleId });
+        // A streamed file's bytes are only in that file handle: its spool has none to show.
+        throw await this.journal(err, size, md5, { fileHandleId }, !stream);
       }
       this.entityId = entity.id;
       this.base = { size, md5, version: entity.versionNumber };
@@ -526,11 +539,15 @@ export class ActiveFile {
 
   /** Record a failed publish for `recover`; returns the error to give to close(). */
   private async journal(err: unknown, size: number, md5: string,
-    where: Pick<JournalEntry, 'fileHandleId' | 's3Object' | 's3Upload'>): Promise<unknown> {
+    where: Pick<JournalEntry, 'fileHandleId' | 's3Object' | 's3Upload'>, inSpool = !where.s3Object && !where.s3Upload): Promise<unknown> {
     const spool = await this.spool();
     try {
       this.journaled = true;
-      this.keptInSpool = where.s3Object || where.s3Upload ? undefined : { spoolFile: spool.file, journalId: spool.id, size };
+      // `inSpool`: the spool has every byte (not a stream's, which holds at most refused parts).
+      this.journaledAs = {
+        spoolFile: spool.file, journalId: spool.id, size, whole: inSpool,
+        ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
+      };
       const file = await this.deps.spool.writeJournal({
         id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
         ...(this.entityId ? { entityId: this.entityId } : {}),
@@ -538,7 +555,7 @@ export class ActiveFile {
         ...(where.fileHandleId ? { fileHandleId: where.fileHandleId } : {}),
         ...(where.s3Object ? { s3Object: where.s3Object } : {}),
         ...(where.s3Upload ? { s3Upload: where.s3Upload } : {}),
-        size, md5, createdAt: new Date().toISOString(), error: (err as Error).message ?? String(err),
+        size, md5, inSpool, createdAt: new Date().toISOString(), error: (err as Error).message ?? String(err),
       });
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
     } catch (jerr) {

@@ -33,9 +33,10 @@
  * Outages: once a call has retried for its whole `retryTimeoutSec` without any answer from
  * Synapse (transport failures only — a 5xx or 429 is an answer, and Synapse's read-only mode
  * answers 503 to writes while reads work), Synapse is marked unreachable. Until any HTTP answer
- * clears the mark, a new call makes one attempt — one such probe at a time; the others fail at
- * once — and calls already retrying give up at their next retry. The bound the user set is per
- * outage, not per call: before this, each lookup of a `cp -r` waited the whole timeout in turn.
+ * clears the mark, calls fail at once, except one probe — a single attempt — at most every
+ * PROBE_INTERVAL_MS (a Synapse that hangs rather than refuses costs its caller one request
+ * timeout per probe); calls already retrying give up at their next retry. The bound the user set
+ * is per outage, not per call: before this, each lookup of a `cp -r` waited the whole timeout.
  *
  * Errors: a non-2xx answer → `SynapseError(status, reason, method, path)` with Synapse's JSON
  * `reason` (or the start of the text body); a 2xx whose JSON is malformed, truncated, or lacks a
@@ -118,6 +119,8 @@ export interface HttpSynapseClientOptions {
    * waiting instead of sitting silent for up to --retry-timeout.
    */
   onUnreachable?: (error: SynapseError, secondsLeft: number) => void;
+  /** Outages: the least time between two probes of an unreachable Synapse (default 5 s). */
+  probeIntervalMs?: number;
 }
 
 export interface SynapseClientStats {
@@ -244,11 +247,22 @@ type AttemptResult =
   | { kind: 'response'; status: number; statusText: string; retryAfter: string | null; text: string }
   | { kind: 'network'; error: unknown };
 
-/** The error of a call not tried because Synapse is marked unreachable (module head: Outages). */
-function stillUnreachable(outage: { since: number; error: SynapseError }, method: string, shownPath: string): SynapseError {
+/** Synapse marked unreachable (module head: Outages). */
+interface Outage {
+  since: number;
+  error: SynapseError;
+  /** No probe before this (ms since the epoch). */
+  nextProbeAt: number;
+}
+
+/** Outages: the least time between two probes of an unreachable Synapse. */
+const PROBE_INTERVAL_MS = 5_000;
+
+/** The error of a call not tried (or not retried) because Synapse is marked unreachable (module head: Outages). */
+function stillUnreachable(outage: Outage, method: string, shownPath: string, attempts: number): SynapseError {
   const seconds = Math.round((Date.now() - outage.since) / 1000);
   return new SynapseError(0, `still unreachable (${outage.error.reason}): a call gave up on it ${seconds} s ago after the whole retry timeout; calls fail at once until Synapse answers again`,
-    method, shownPath, { code: 'NETWORK', attempts: 0 });
+    method, shownPath, { code: 'NETWORK', attempts });
 }
 
 class Transport {
@@ -264,8 +278,9 @@ class Transport {
   readonly #backoffMax: number;
   readonly #random: () => number;
   readonly #onUnreachable: HttpSynapseClientOptions['onUnreachable'];
+  readonly #probeIntervalMs: number;
   /** Set when a call gave up without ever reaching Synapse (module head: Outages); any answer clears it. */
-  #unreachable: { since: number; error: SynapseError } | undefined;
+  #unreachable: Outage | undefined;
   /** A call is probing a Synapse marked unreachable (one at a time). */
   #probing = false;
 
@@ -284,6 +299,7 @@ class Transport {
     this.#backoffMax = opts.backoff?.maxMs ?? BACKOFF_MAX_MS;
     this.#random = opts.random ?? Math.random;
     this.#onUnreachable = opts.onUnreachable;
+    this.#probeIntervalMs = opts.probeIntervalMs ?? PROBE_INTERVAL_MS;
   }
 
   /** Replace every occurrence of the token (a server might echo it back) before text leaves us. */
@@ -300,7 +316,7 @@ class Transport {
     const shownPath = `/${spec.service}/v1${spec.path}`;
     const outage = this.#unreachable;
     if (!outage) return this.#retried(spec, okStatuses, shownPath, false);
-    if (this.#probing) return this.#fail(stillUnreachable(outage, spec.method, shownPath));
+    if (this.#probing || Date.now() < outage.nextProbeAt) return this.#fail(stillUnreachable(outage, spec.method, shownPath, 0));
     this.#probing = true;
     try {
       return await this.#retried(spec, okStatuses, shownPath, true);
@@ -310,7 +326,8 @@ class Transport {
   }
 
   /** The call with its retries; a `probe` (Synapse marked unreachable) makes one attempt if no answer comes. */
-  async #retried(spec: RequestSpec, okStatuses: readonly number[], shownPath: string, probe: boolean): Promise<RawResponse> {
+  async #retried(spec: RequestSpec, okStatuses: readonly number[], shownPath: string, probing: boolean): Promise<RawResponse> {
+    let probe = probing;
     const url = this.#base + shownPath;
     const started = Date.now();
     const deadline = started + this.#retryTimeoutMs;
@@ -355,16 +372,21 @@ class Transport {
           cause: result.error,
         });
         retryable = true;
-        if (probe) return this.#fail(error);
-        // Another call gave up on Synapse after this one started: so does this one.
         const outage = this.#unreachable;
-        if (outage && outage.since >= started) return this.#fail(stillUnreachable(outage, spec.method, shownPath));
+        if (probe && outage) {
+          outage.nextProbeAt = Date.now() + this.#probeIntervalMs;
+          return this.#fail(error);
+        }
+        // Synapse answered another call meanwhile: this one retries as usual.
+        probe = false;
+        // Another call gave up on Synapse after this one started: so does this one.
+        if (outage && outage.since >= started) return this.#fail(stillUnreachable(outage, spec.method, shownPath, attempt));
       }
 
       if (!retryable) return this.#fail(error);
       const now = Date.now();
       const remaining = deadline - now;
-      if (remaining <= 0 && error.code === 'NETWORK') this.#unreachable ??= { since: now, error };
+      if (remaining <= 0 && error.code === 'NETWORK') this.#unreachable ??= { since: now, error, nextProbeAt: now + this.#probeIntervalMs };
       let delay: number;
       if (retryAfterMs !== undefined) {
         // Honour the server's word exactly; if it asks for longer than we may wait, stop now.

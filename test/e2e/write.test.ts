@@ -867,6 +867,31 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     }
   });
 
+  test('a file waiting for recover: shown read-only in the next mount; an append is EBUSY; a rename renames its entry; removing it drops the entry', async () => {
+    const spoolDir = path.join(scratch, 'spool-kept');
+    const id = await journaledAppend(spoolDir, 'kept.txt', 'one', 'two');
+    const mk = await mountForeground(stack, projectId, ['--spool-dir', spoolDir]);
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    try {
+      assert.match(mk.output(), /1 file\(s\) wait for `synapse-mount recover`/);
+      assert.equal((await sh(`cat '${mk.dir}/managed/kept.txt'`)).stdout, 'one\ntwo\n', 'the kept bytes, not Synapse\'s version');
+      const append = await sh(`echo three >> '${mk.dir}/managed/kept.txt'`);
+      assert.notEqual(append.code, 0);
+      assert.match(append.stderr, /Device or resource busy/);
+      assert.equal((await sh(`mv '${mk.dir}/managed/kept.txt' '${mk.dir}/managed/kept2.txt'`)).code, 0);
+      assert.match((await cli(['recover', '--list', '--spool-dir', spoolDir], { env })).stdout, /\/kept2\.txt\t/, 'the entry follows the rename');
+      assert.equal((await sh(`cat '${mk.dir}/managed/kept2.txt'`)).stdout, 'one\ntwo\n');
+      assert.equal((await sh(`rm '${mk.dir}/managed/kept2.txt'`)).code, 0);
+      assert.deepEqual(await readdir(path.join(spoolDir, 'journal')), [], 'removed: nothing left for recover');
+      assert.deepEqual(await readdir(path.join(spoolDir, 'files')), []);
+    } finally {
+      await mk.unmount();
+    }
+    assert.throws(() => stack.seed.entity(id), 'the file itself was removed in Synapse');
+    const bare = await cli(['recover', '--spool-dir', spoolDir, '--discard'], { env });
+    assert.equal(bare.code, 2, 'a bare --discard is a usage error, never a full recover');
+  });
+
   test('recover --discard drops an entry and its kept bytes; an unknown id discards nothing', async () => {
     const spoolDir = path.join(scratch, 'spool-discard');
     const id = await journaledAppend(spoolDir, 'discard.txt', 'keep', 'unwanted');

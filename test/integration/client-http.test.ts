@@ -501,7 +501,7 @@ test('retryTimeoutSec bounds the total time of a call that keeps failing', T, as
 test('no answer for a whole retry timeout marks Synapse unreachable: later calls make one probe (others fail at once) until an answer clears it', T, async () => {
   let up = false;
   handler = (_s, res, req) => { if (up) json(res, 200, ENTITY); else req.socket.destroy(); };
-  const c = client({ retryTimeoutSec: 0.4 });
+  const c = client({ retryTimeoutSec: 0.4, probeIntervalMs: 0 });
   const t0 = Date.now();
   const first = await rejects(c.getEntity('syn1'));
   assert.equal(first.code, 'NETWORK');
@@ -520,15 +520,26 @@ test('no answer for a whole retry timeout marks Synapse unreachable: later calls
   assert.ok(again.attempts > 1, 'after an answer, a call retries for its whole timeout again');
 });
 
+test('an unreachable Synapse is probed at most once per probe interval: a hanging one costs one request timeout, not one per call', T, async () => {
+  handler = () => undefined; // never answers
+  const c = client({ retryTimeoutSec: 0.3, requestTimeoutMs: 150, probeIntervalMs: 60_000 });
+  await rejects(c.getEntity('syn1'));
+  const before = seen.length;
+  const t0 = Date.now();
+  for (let i = 0; i < 5; i++) assert.equal((await rejects(c.getEntity('syn2'))).attempts, 0);
+  assert.equal(seen.length, before, 'no request within the probe interval');
+  assert.ok(Date.now() - t0 < 100, 'each failed at once');
+});
+
 test('a call already retrying gives up when another declares Synapse unreachable; a 5xx answer never does', T, async () => {
   handler = (_s, _res, req) => { req.socket.destroy(); };
-  const c = client({ retryTimeoutSec: 0.4 });
+  const c = client({ retryTimeoutSec: 0.4, probeIntervalMs: 0 });
   const first = rejects(c.getEntity('syn1'));
   await new Promise((r) => setTimeout(r, 200));
   const t1 = Date.now();
   const second = await rejects(c.getEntity('syn2'));
   await first;
-  assert.equal(second.attempts, 0, 'stopped at its next retry');
+  assert.match(second.message, /still unreachable/, 'stopped at its next retry');
   assert.ok(Date.now() - t1 < 400, 'before its own deadline');
   // 503s are answers: they clear the mark and are retried as before.
   handler = (_s, res) => json(res, 503, { reason: 'Service Unavailable' });

@@ -1,7 +1,8 @@
 /**
  * preflight's verdict on what is mounted at the mountpoint, from a given mountinfo: an autofs
- * automount trigger (x-systemd.automount) is mounted over without listing it; anything else on
- * top is "already mounted". The real-mount cases (busy, stale, not empty) are in e2e/cli-mount.
+ * automount trigger (x-systemd.automount) is refused before anything touches the path; anything
+ * else on top is "already mounted". The real-mount cases (busy, stale, not empty) are in
+ * e2e/cli-mount. Needs /dev/fuse and fusermount (checked first), as every e2e test does.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,13 +13,12 @@ import { mountedType, preflight } from '../../src/fs/preflight.js';
 
 const line = (id: number, dir: string, type: string): string => `${id} 1 0:${id} / ${dir} rw,relatime shared:1 - ${type} ${type}-src rw`;
 
-test('an autofs trigger is mounted over, even with entries showing; other mounts on top are refused', async () => {
+test('an automount trigger is refused with a clear line (touching it would wait for this very mount); other mounts on top are refused', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'preflight-'));
   try {
-    // Non-empty on purpose: listing an automount point would trigger (and wait for) this mount.
     await writeFile(path.join(dir, 'x'), '');
     const info = (...types: string[]) => async () => ['1 0 0:1 / / rw - ext4 /dev/root rw', ...types.map((t, i) => line(i + 10, dir, t))].join('\n');
-    await preflight(dir, info('autofs'));
+    await assert.rejects(preflight(dir, info('autofs')), /is an automount point \(autofs\); synapse-mount cannot be started by an automount/);
     assert.equal(await mountedType(dir, info('autofs', 'fuse.synapse-mount')), 'fuse.synapse-mount', 'the top entry counts');
     await assert.rejects(preflight(dir, info('autofs', 'fuse.synapse-mount')), /already mounted \(fuse\.synapse-mount\)/);
     await assert.rejects(preflight(dir, info('tmpfs')), /already mounted \(tmpfs\)/);

@@ -1,0 +1,137 @@
+/**
+ * Files waiting for `recover`, as the mount shows them.
+ *
+ * A file whose publish failed is journaled (spool.ts) after its last close. Until `recover`
+ * runs, its path shows the bytes kept in the spool — size and content as written, read-only —
+ * not the version Synapse still has, nor an empty file. What the user then does to the path is
+ * what happens to the entry:
+ *  - rewritten from empty (O_TRUNC): the view ends; the entry stays (recover reports a conflict
+ *    if the new content was published meanwhile — it need not contain the kept bytes); opened
+ *    for writing otherwise (an append, an edit in place): EBUSY — the kernel knows the kept
+ *    size, and the bytes such a write builds on are not in Synapse;
+ *  - removed, or replaced by a rename onto it: the entry and its bytes are dropped, as the user
+ *    asked (QA: rsync's temporary file, removed after its failed close, came back at recover);
+ *  - renamed: the entry follows, so recover publishes under the new name.
+ * `recover` removing the entry (published or discarded) ends the view, and the folder is listed
+ * afresh; so does a newer version of the file published by someone else (theirs shows; recover
+ * will call it a conflict). Keyed by folder id and name, so a view follows its folder's moves;
+ * a mount starts with one per entry of its spool's journal (the newest per name). A stream
+ * journaled by its S3 object, file handle or open upload has no whole copy in the spool: it is
+ * tracked (for removal and renames) but not shown.
+ */
+import { access, readFile, stat } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { FsNode, InodeTable } from './inode-table.js';
+import type { JournalEntry, Spool } from './spool.js';
+
+export interface KeptFile {
+  parentId: string;
+  name: string;
+  /** The entity the bytes are a new version of ('' for a new file): another file under that name is not it. */
+  entityId: string;
+  journalId: string;
+  spoolFile: string;
+  /** The spool file holds the whole content, so the file is shown (see the module head). */
+  whole: boolean;
+  /** The version of `entityId` the bytes were written over. */
+  baseVersion?: number;
+  size: number;
+  mtime: number;
+}
+
+const keyOf = (parentId: string | undefined, name: string): string => `${parentId ?? ''}/${name}`;
+
+export class KeptFiles {
+  private readonly byName = new Map<string, KeptFile>();
+
+  constructor(private readonly spool: Spool, private readonly table: InodeTable, private readonly logger?: Logger) {}
+
+  /** Anything kept under this folder and name (sync: getattr's fast path defers to shown()). */
+  has(parentId: string | undefined, name: string): boolean {
+    return this.byName.size > 0 && this.byName.has(keyOf(parentId, name));
+  }
+
+  add(file: KeptFile): void {
+    this.byName.set(keyOf(file.parentId, file.name), file);
+  }
+
+  /** At mount: every entry of the spool's journal; a new file's name is listed again. Returns how many. */
+  async loadJournal(): Promise<number> {
+    // Oldest first: of two saves of one file, the later one shows (as recover publishes it last).
+    const entries = (await this.spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    for (const e of entries) {
+      const whole = (e.inSpool ?? (!e.s3Object && !e.s3Upload)) && (await stat(e.spoolFile).then((st) => st.size, () => -1)) === e.size;
+      const mtime = Date.parse(e.createdAt) || Date.now();
+      this.add({
+        parentId: e.parentId, name: e.name, entityId: e.entityId ?? '', journalId: e.id, spoolFile: e.spoolFile, whole, size: e.size, mtime,
+        ...(e.baseVersion !== undefined ? { baseVersion: e.baseVersion } : {}),
+      });
+      if (!e.entityId) this.table.addLocal({ entityId: '', name: e.name, kind: 'file', parentId: e.parentId, versionNumber: undefined, modifiedOn: mtime, createdOn: mtime });
+    }
+    return entries.length;
+  }
+
+  /**
+   * The kept file `node` shows: its bytes are whole in the spool, its entry still waits, and no
+   * one has published a newer version of the file since.
+   */
+  async shown(node: FsNode): Promise<KeptFile | undefined> {
+    const kept = await this.waiting(node);
+    if (!kept?.whole) return undefined;
+    if (kept.baseVersion !== undefined && node.versionNumber !== undefined && node.versionNumber !== kept.baseVersion) return undefined;
+    return kept;
+  }
+
+  /** `node` is written again: it shows what Synapse has from now on; the entry stays. */
+  forget(node: FsNode | undefined): void {
+    if (node && this.byName.size > 0) this.byName.delete(keyOf(node.parentId, node.name));
+  }
+
+  /** `node` was removed, or replaced by a rename onto it: its entry and kept bytes go too. */
+  async discard(node: FsNode | undefined, why: string): Promise<void> {
+    const kept = node && (await this.waiting(node));
+    if (!kept) return;
+    this.byName.delete(keyOf(kept.parentId, kept.name));
+    await this.spool.removeJournal(kept.journalId);
+    await this.spool.removeSpoolFile(kept.spoolFile);
+    this.logger?.info({ parentId: kept.parentId, name: kept.name, journalId: kept.journalId, why }, 'a file waiting for recover was removed: its journal entry is dropped');
+  }
+
+  /** `node` was renamed to `name` in folder `parentId`: its entry follows, so recover publishes it there. */
+  async moved(node: FsNode, parentId: string, name: string): Promise<void> {
+    const kept = await this.waiting(node);
+    if (!kept) return;
+    this.byName.delete(keyOf(kept.parentId, kept.name));
+    const file = this.spool.journalFile(kept.journalId);
+    try {
+      const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
+      await this.spool.writeJournal({ ...entry, parentId, name });
+    } catch (err) {
+      this.logger?.warn({ err, journal: file }, 'could not rename a journal entry; recover publishes it under its old name');
+      return;
+    }
+    this.add({ ...kept, parentId, name });
+  }
+
+  /** The kept file under `node`'s name, if it is `node`'s and its journal entry still waits. */
+  private async waiting(node: FsNode): Promise<KeptFile | undefined> {
+    const key = keyOf(node.parentId, node.name);
+    const kept = node.kind === 'file' && this.byName.size > 0 ? this.byName.get(key) : undefined;
+    // Someone else's file under that name now (recover will call it a conflict): theirs shows.
+    if (!kept || kept.entityId !== node.entityId) return undefined;
+    try {
+      await access(this.spool.journalFile(kept.journalId));
+      if (kept.whole) await access(kept.spoolFile);
+      return kept;
+    } catch {
+      // recover published (or discarded) it: the path shows what Synapse has now — listed
+      // afresh, not the empty local entry a new file had while it waited.
+      if (this.byName.get(key) === kept) {
+        this.byName.delete(key);
+        this.table.removeLocal(kept.parentId, kept.name);
+        this.table.invalidate(kept.parentId);
+      }
+      return undefined;
+    }
+  }
+}

@@ -48,7 +48,7 @@ import { Permissions } from './permissions.js';
 import type { Spool, SpoolFile } from './spool.js';
 import { MemoryBudget, StreamingUpload, type FailedPartStore, type PartBuffers } from '../s3/multipart-upload.js';
 import { guessContentType } from './publisher.js';
-import { ActiveFile, EmptyVersionRefused } from './write-handle.js';
+import { ActiveFile, EmptyVersionRefused, type ActiveFileInit } from './write-handle.js';
 
 export interface Stat {
   mode: number;
@@ -85,6 +85,22 @@ export interface FilesystemOptions {
   dirMode: number;
   readahead: ReadaheadOptions;
   logger?: Logger;
+}
+
+/** `size` bytes of `file` into `into` (a kept file's bytes into a new spool file), block by block. */
+async function copyInto(file: string, size: number, into: SpoolFile): Promise<void> {
+  const fh = await openFile(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(size, 8 * 1024 * 1024) || 1);
+    for (let off = 0; off < size;) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - off), off);
+      if (bytesRead === 0) throw new FsError('EIO', `${file}: shorter than its journal entry says`);
+      await into.write(buf.subarray(0, bytesRead), off);
+      off += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 6.). */
@@ -172,6 +188,8 @@ export class SynapseFilesystem {
   private readonly permissions: Permissions;
   /** Files waiting for recover, shown read-only until then (kept-files.ts). */
   private readonly kept: KeptFiles | undefined;
+  /** Files opened for writing over a kept file: its entry goes once they are published (writeKept). */
+  private readonly supersedes = new WeakMap<ActiveFile, KeptFile>();
   private nextFd = 10;
   private readonly linkTargets = new Map<string, Promise<string>>();
   /** Files open for writing, by path. */
@@ -390,11 +408,6 @@ export class SynapseFilesystem {
       this.handles.set(fd, { kind: 'kept', view, fh: await openFile(view.spoolFile, 'r') });
       return fd;
     }
-    if (view && (flags & O_TRUNC) === 0) {
-      throw new FsError('EBUSY', `${path}: waits for \`synapse-mount recover\` (or recover --discard); until then it can only be read, or rewritten from empty`);
-    }
-    // Rewritten from empty: new content; the journal entry stays for recover (kept-files.ts).
-    if (writing) this.kept?.forget(node);
     const shown = this.shownVersion(path, node);
     if (writing) {
       this.checkWritable(path);
@@ -405,6 +418,7 @@ export class SynapseFilesystem {
         throw new FsError('EACCES', `${path}: a read-only view of a Synapse file (scratch names are never published); rename it to a real name to edit it`);
       }
       if (node.entityId && !isScratchName(node.name)) await this.permissions.require('change', node.entityId, path, node.benefactorId);
+      if (view) return this.writeKept(path, node, view, flags);
       // Appends and partial rewrites land where the kernel thinks the file ends: build on that version.
       const base = shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
       this.shown?.delete(path);
@@ -435,15 +449,38 @@ export class SynapseFilesystem {
   }
 
   private newActiveFile(path: string, parentId: string, name: string, entityId: string | undefined,
-    base: { size: number; md5: string | undefined; version?: number | undefined } | undefined): ActiveFile {
+    base: { size: number; md5: string | undefined; version?: number | undefined } | undefined, seed?: ActiveFileInit['seed']): ActiveFile {
     const w = this.writes!;
     const file = new ActiveFile({
       spool: w.spool, publisher: w.publisher, loadBase: (id, version, into) => this.loadBase(id, version, into),
       startStream: (parentId, name, keep) => this.startStream(parentId, name, keep),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
-    }, { parentId, name, entityId, base, localOnly: isScratchName(name) });
+    }, { parentId, name, entityId, base, localOnly: isScratchName(name), ...(seed ? { seed } : {}) });
     this.active.set(path, file);
     return file;
+  }
+
+  /** The kept file `file` started from (writeKept) is no longer needed: its entry goes. */
+  private async dropSuperseded(file: ActiveFile, why: string): Promise<void> {
+    const superseded = this.supersedes.get(file);
+    if (!superseded) return;
+    this.supersedes.delete(file);
+    await this.kept?.dropEntry(superseded, why);
+  }
+
+  /**
+   * A file waiting for recover, opened for writing: its content starts as the kept bytes the
+   * path shows — an append or an edit in place builds on what the kernel was told, and O_TRUNC
+   * (a truncate to 0 before the open, from the kernel) drops them. Once this file is published,
+   * the entry it started from is dropped: what it held is in Synapse, or was replaced (kept-files.ts).
+   */
+  private writeKept(path: string, node: FsNode, view: KeptFile, flags: number): Promise<number> {
+    this.kept?.forget(node);
+    const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined,
+      { size: view.size, md5: view.md5, version: view.baseVersion }, (into) => copyInto(view.spoolFile, view.size, into));
+    this.supersedes.set(file, view);
+    const fd = this.addWriteHandle(path, file);
+    return (flags & O_TRUNC) !== 0 ? file.truncate(0).then(() => fd) : Promise.resolve(fd);
   }
 
   private addWriteHandle(path: string, file: ActiveFile): number {
@@ -539,8 +576,16 @@ export class SynapseFilesystem {
   }
 
   private async publish(path: string, file: ActiveFile): Promise<void> {
-    const version = await file.publish();
+    let version;
+    try {
+      version = await file.publish();
+    } catch (err) {
+      // Journaled again: the new entry holds (or replaced) what the one it started from held.
+      if (file.awaitingRecovery) await this.dropSuperseded(file, 'a newer entry of the same file replaces it');
+      throw err;
+    }
     if (!version) return;
+    await this.dropSuperseded(file, 'its content was published from this mount');
     if (version.spoolFile) {
       await this.writes?.onPublished?.(version.fileHandleId, version.spoolFile, version.size)
         .catch((err: unknown) => this.opts.logger?.debug({ err }, 'post-publish hook failed'));
@@ -646,8 +691,13 @@ export class SynapseFilesystem {
     // upload) has nothing in it for `recover`.
     await file.dispose(file.awaitingRecovery);
     const entry = file.journalEntry;
+    const startedFrom = this.supersedes.get(file);
+    this.supersedes.delete(file);
     if (entry && !file.unlinked && !this.active.has(path)) {
       this.kept?.add({ parentId: file.parentId, name: file.name, entityId: file.entityId ?? '', ...entry, mtime: file.mtime });
+    } else if (startedFrom && !file.unlinked && !this.active.has(path) && startedFrom.parentId === file.parentId && startedFrom.name === file.name) {
+      // Opened for writing over a kept file and closed unchanged: it still waits, and shows.
+      this.kept?.add(startedFrom);
     }
   }
 
@@ -687,7 +737,8 @@ export class SynapseFilesystem {
     // is published here instead, so that Synapse storage's refusal of 0 bytes is truncate's
     // answer (release's reaches nobody); other sizes may mean a long download and upload, which
     // must not run under the op's timeout.
-    const fd = await this.open(path, 1);
+    // To 0 it is how the kernel delivers O_TRUNC (no atomic_o_trunc): a rewrite from empty.
+    const fd = await this.open(path, size === 0 ? 1 | O_TRUNC : 1);
     try {
       const file = (this.handle(fd) as { file: ActiveFile }).file;
       await file.truncate(size);

@@ -5,10 +5,9 @@
  * runs, its path shows the bytes kept in the spool — size and content as written, read-only —
  * not the version Synapse still has, nor an empty file. What the user then does to the path is
  * what happens to the entry:
- *  - rewritten from empty (O_TRUNC): the view ends; the entry stays (recover reports a conflict
- *    if the new content was published meanwhile — it need not contain the kept bytes); opened
- *    for writing otherwise (an append, an edit in place): EBUSY — the kernel knows the kept
- *    size, and the bytes such a write builds on are not in Synapse;
+ *  - opened for writing: the new content starts as the kept bytes (filesystem.ts writeKept: an
+ *    append or an edit in place builds on what the kernel was shown; O_TRUNC drops them), and
+ *    once it is published the entry is dropped — its bytes are in Synapse, or were replaced;
  *  - removed, or replaced by a rename onto it: the entry and its bytes are dropped, as the user
  *    asked (QA: rsync's temporary file, removed after its failed close, came back at recover);
  *  - renamed: the entry follows, so recover publishes under the new name.
@@ -31,6 +30,7 @@ export interface KeptFile {
   entityId: string;
   journalId: string;
   spoolFile: string;
+  md5: string;
   /** The spool file holds the whole content, so the file is shown (see the module head). */
   whole: boolean;
   /** The version of `entityId` the bytes were written over. */
@@ -63,7 +63,7 @@ export class KeptFiles {
       const whole = (e.inSpool ?? (!e.s3Object && !e.s3Upload)) && (await stat(e.spoolFile).then((st) => st.size, () => -1)) === e.size;
       const mtime = Date.parse(e.createdAt) || Date.now();
       this.add({
-        parentId: e.parentId, name: e.name, entityId: e.entityId ?? '', journalId: e.id, spoolFile: e.spoolFile, whole, size: e.size, mtime,
+        parentId: e.parentId, name: e.name, entityId: e.entityId ?? '', journalId: e.id, spoolFile: e.spoolFile, md5: e.md5, whole, size: e.size, mtime,
         ...(e.baseVersion !== undefined ? { baseVersion: e.baseVersion } : {}),
       });
       if (!e.entityId) this.table.addLocal({ entityId: '', name: e.name, kind: 'file', parentId: e.parentId, versionNumber: undefined, modifiedOn: mtime, createdOn: mtime });
@@ -95,6 +95,15 @@ export class KeptFiles {
     await this.spool.removeJournal(kept.journalId);
     await this.spool.removeSpoolFile(kept.spoolFile);
     this.logger?.info({ parentId: kept.parentId, name: kept.name, journalId: kept.journalId, why }, 'a file waiting for recover was removed: its journal entry is dropped');
+  }
+
+  /** The content of `kept` was published (or replaced) from this mount: its entry and bytes go. */
+  async dropEntry(kept: KeptFile, why: string): Promise<void> {
+    const key = keyOf(kept.parentId, kept.name);
+    if (this.byName.get(key)?.journalId === kept.journalId) this.byName.delete(key);
+    await this.spool.removeJournal(kept.journalId);
+    await this.spool.removeSpoolFile(kept.spoolFile);
+    this.logger?.info({ parentId: kept.parentId, name: kept.name, journalId: kept.journalId, why }, 'a journal entry is no longer needed');
   }
 
   /** `node` was renamed to `name` in folder `parentId`: its entry follows, so recover publishes it there. */

@@ -71,6 +71,7 @@ export interface JournaledAs {
   spoolFile: string;
   journalId: string;
   size: number;
+  md5: string;
   /** The spool file holds all of the content. */
   whole: boolean;
   /** The version of the entity these bytes were written over. */
@@ -92,6 +93,11 @@ export interface ActiveFileInit {
   entityId: string | undefined;
   base: { size: number; md5: string | undefined; version?: number | undefined } | undefined;
   localOnly: boolean;
+  /**
+   * The content starts as these bytes instead of the entity's (`base` describes them): a file
+   * waiting for recover, opened for writing (kept-files.ts). Not dirty until changed.
+   */
+  seed?: (into: SpoolFile) => Promise<void>;
 }
 
 /** Emptying a published file where Synapse cannot store 0 bytes: nothing changed, nothing to recover. */
@@ -165,11 +171,14 @@ export class ActiveFile {
     this.base = init.base;
     this.overVersion = init.base?.version;
     this.localOnly = init.localOnly;
+    this.seed = init.seed;
     // A new file has no published content: the (empty) spool is the whole file.
-    this.loaded = init.entityId === undefined;
+    this.loaded = init.entityId === undefined && !init.seed;
     // A new file exists once created, even if nothing is ever written to it (touch, cp of 0 B).
-    this.dirty = init.entityId === undefined;
+    this.dirty = init.entityId === undefined && !init.seed;
   }
+
+  private readonly seed: ActiveFileInit['seed'];
 
   get size(): number {
     if (this.stream) return this.stream.upload.length;
@@ -225,7 +234,10 @@ export class ActiveFile {
     const spool = await this.spool();
     if (!this.loaded) {
       // The version open() saw, not whatever is newest now: never mix two versions' bytes.
-      if (this.entityId && (this.base?.size ?? 0) > 0) {
+      if (this.seed) {
+        await this.seed(spool);
+        this.builtOn = this.base?.version;
+      } else if (this.entityId && (this.base?.size ?? 0) > 0) {
         await this.deps.loadBase(this.entityId, this.base?.version, spool);
         this.builtOn = this.base?.version;
       }
@@ -545,7 +557,7 @@ export class ActiveFile {
       this.journaled = true;
       // `inSpool`: the spool has every byte (not a stream's, which holds at most refused parts).
       this.journaledAs = {
-        spoolFile: spool.file, journalId: spool.id, size, whole: inSpool,
+        spoolFile: spool.file, journalId: spool.id, size, md5, whole: inSpool,
         ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
       };
       const file = await this.deps.spool.writeJournal({

@@ -9,7 +9,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import S3rver from 's3rver';
 import {
   S3Client, HeadObjectCommand, GetObjectCommand, PutObjectCommand, CreateMultipartUploadCommand,
@@ -34,6 +34,24 @@ export interface S3BackendOptions {
 
 const randomKey = (prefix: string, n: number): string => prefix + randomBytes(n).toString('hex').toUpperCase().slice(0, n);
 
+/**
+ * S3 keys may be 1,024 bytes, but s3rver stores each key's last segment as a file name plus
+ * "._S3rver_object": a file named near Synapse's 256-character limit crashed the whole server
+ * (ENAMETOOLONG from a write stream nobody listened to — found by a QA pass). Such segments are
+ * stored under a hash instead (only s3rver's own directory listing would show it).
+ */
+function shortenLongNames(s3rver: S3rver): void {
+  const store = (s3rver as unknown as { store: { getResourcePath: (bucket: string, key?: string, resource?: string) => string } }).store;
+  const original = store.getResourcePath.bind(store);
+  store.getResourcePath = (bucket, key = '', resource) => {
+    const full = original(bucket, key, resource);
+    const name = path.basename(full);
+    if (Buffer.byteLength(name) <= 255) return full;
+    const cut = name.lastIndexOf('._S3rver_');
+    return path.join(path.dirname(full), `${createHash('sha256').update(name.slice(0, cut)).digest('hex')}${name.slice(cut)}`);
+  };
+}
+
 export class S3Backend {
   private constructor(
     readonly gate: S3Gate,
@@ -57,6 +75,7 @@ export class S3Backend {
       allowMismatchedSignatures: true,
       configureBuckets: opts.buckets.map((name) => ({ name })),
     });
+    shortenLongNames(s3rver);
     const addr = await s3rver.run();
     // s3rver's Console transport is silent, but winston still complains about lines logged after
     // close (e.g. an aborted GET finishing late): make the logger itself silent.

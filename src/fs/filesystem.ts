@@ -105,6 +105,8 @@ async function copyInto(file: string, size: number, into: SpoolFile): Promise<vo
 
 /** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 6.). */
 const UTIME_OMIT_MS = 1;
+/** What fuse-native's prebuild passes for UTIME_NOW and UTIME_OMIT (their tv_nsec in ms). */
+const PREBUILD_UTIME_SPECIAL_MS = 1073;
 const O_ACCMODE = 0o3;
 const O_TRUNC = 0o1000;
 const S_IFDIR = 0o040000;
@@ -464,6 +466,9 @@ export class SynapseFilesystem {
   private async dropSuperseded(file: ActiveFile, why: string): Promise<void> {
     const superseded = this.supersedes.get(file);
     if (!superseded) return;
+    // Replaced by a newer entry only if that entry was really written (ENOSPC in the spool…).
+    const newer = file.journalEntry;
+    if (newer && !(await access(this.writes!.spool.journalFile(newer.journalId)).then(() => true, () => false))) return;
     this.supersedes.delete(file);
     await this.kept?.dropEntry(superseded, why);
   }
@@ -558,6 +563,8 @@ export class SynapseFilesystem {
     // An unlinked file still takes writes through the fds that hold it (never published).
     h.wrote = true;
     h.changed = true;
+    // Written now: a time utimens set earlier (touch -m) is no longer the file's mtime.
+    this.mtimes.delete(h.file.entityId ?? `local:${h.path}`);
     return h.file.write(data, position);
   }
 
@@ -799,6 +806,8 @@ export class SynapseFilesystem {
       }
       af.unlinked = true;
       this.active.delete(path);
+      // Opened over a file waiting for recover: removing it drops that entry too.
+      await this.dropSuperseded(af, 'removed');
       if (af.refs === 0) await af.dispose(false);
     }
     // A scratch name never owns a Synapse entity, even when it shows one (an editor's backup
@@ -838,6 +847,11 @@ export class SynapseFilesystem {
     }
     let target = await this.table.resolve(dest).catch(() => undefined);
     if (target && target.entityId && target.entityId === node.entityId) return;
+    // A published file whose newer bytes wait for recover, onto another file: Synapse would move
+    // its old version there (replaceContent) while the kept bytes stay behind. Refused instead.
+    if (target?.kind === 'file' && node.entityId && (await this.kept?.shown(node))) {
+      throw new FsError('EBUSY', `${src}: waits for \`synapse-mount recover\`; recover it first, or copy it (cp) onto ${dest}`);
+    }
     // A folder into itself or its own subtree: EINVAL before anything changes (the VFS answers
     // this for FUSE; the check here keeps the replaced target from being deleted first).
     if (node.kind === 'dir' && dest.startsWith(`${src.replace(/\/+$/, '')}/`)) {
@@ -903,6 +917,11 @@ export class SynapseFilesystem {
     af.unlinked = true;
     this.active.delete(path);
     this.table.removeLocal(parentId, name);
+    const superseded = this.supersedes.get(af);
+    if (superseded) {
+      this.supersedes.delete(af);
+      void this.kept?.dropEntry(superseded, 'replaced by a rename');
+    }
   }
 
   /**
@@ -1032,9 +1051,10 @@ export class SynapseFilesystem {
     const af = this.active.get(path);
     const node = af ? undefined : await this.table.resolve(path);
     // The patched addon sends UTIME_OMIT as 1 (`touch -a`: the mtime stays) and UTIME_NOW as the
-    // time; a prebuild sends either as a value near the epoch, taken as "now".
+    // time; a prebuild sends either as 1073 ms (below), taken as "now".
     if (mtimeMs === UTIME_OMIT_MS) return;
-    const mtime = mtimeMs < 100_000 ? Date.now() : mtimeMs;
+    // A prebuild sends UTIME_NOW and UTIME_OMIT alike as tv_sec 0 + 1,073,741,82x ns: 1073 ms.
+    const mtime = mtimeMs === PREBUILD_UTIME_SPECIAL_MS ? Date.now() : mtimeMs;
     const key = af ? (af.entityId ?? `local:${path}`) : node!.entityId || `local:${path}`;
     this.mtimes.set(key, mtime);
   }

@@ -237,8 +237,9 @@ export class ActiveFile {
       if (this.seed) {
         await this.seed(spool);
         this.builtOn = this.base?.version;
-      } else if (this.entityId && (this.base?.size ?? 0) > 0) {
-        await this.deps.loadBase(this.entityId, this.base?.version, spool);
+      } else if (this.entityId) {
+        if ((this.base?.size ?? 0) > 0) await this.deps.loadBase(this.entityId, this.base?.version, spool);
+        // An empty version too: an append to it must not hide what someone published since.
         this.builtOn = this.base?.version;
       }
       this.loaded = true;

@@ -543,6 +543,9 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal(touched.code, 0, touched.stderr);
     const want = String(Math.floor(new Date(2018, 2, 4, 5, 6, 7).getTime() / 1000));
     assert.deepEqual(touched.stdout.trim().split('\n'), [want, want]);
+    // Written afterwards: the mtime is the write's, not the one touch set (QA).
+    const rewritten = await sh(`echo new > '${f}' && stat -c %Y '${f}'`);
+    assert.ok(Number(rewritten.stdout.trim()) > Date.now() / 1000 - 300, `mtime after a write: ${rewritten.stdout}`);
   });
 
   test('git clone into the mount, then git fsck', async () => {

@@ -47,7 +47,7 @@ import { KeptFiles, type KeptFile } from './kept-files.js';
 import { Permissions } from './permissions.js';
 import type { Spool, SpoolFile } from './spool.js';
 import { MemoryBudget, StreamingUpload, type FailedPartStore, type PartBuffers } from '../s3/multipart-upload.js';
-import { guessContentType } from './publisher.js';
+import { guessContentType, readPart } from './publisher.js';
 import { ActiveFile, EmptyVersionRefused, type ActiveFileInit } from './write-handle.js';
 
 export interface Stat {
@@ -89,19 +89,10 @@ export interface FilesystemOptions {
 
 /** `size` bytes of `file` into `into` (a kept file's bytes into a new spool file), block by block. */
 async function copyInto(file: string, size: number, into: SpoolFile): Promise<void> {
-  const fh = await openFile(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(Math.min(size, 8 * 1024 * 1024) || 1);
-    for (let off = 0; off < size;) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - off), off);
-      if (bytesRead === 0) throw new FsError('EIO', `${file}: shorter than its journal entry says`);
-      await into.write(buf.subarray(0, bytesRead), off);
-      off += bytesRead;
-    }
-  } finally {
-    await fh.close();
-  }
+  // readPart: the publisher's reader of spool files (EIO if the file is shorter).
+  for (let off = 0; off < size; off += COPY_CHUNK) await into.write(await readPart(file, off, Math.min(COPY_CHUNK, size - off)), off);
 }
+const COPY_CHUNK = 8 * 1024 * 1024;
 
 /** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 6.). */
 const UTIME_OMIT_MS = 1;
@@ -917,11 +908,7 @@ export class SynapseFilesystem {
     af.unlinked = true;
     this.active.delete(path);
     this.table.removeLocal(parentId, name);
-    const superseded = this.supersedes.get(af);
-    if (superseded) {
-      this.supersedes.delete(af);
-      void this.kept?.dropEntry(superseded, 'replaced by a rename');
-    }
+    void this.dropSuperseded(af, 'replaced by a rename');
   }
 
   /**

@@ -272,9 +272,6 @@ export class Publisher {
   /**
    * Make `fileHandleId` the content of `name` in `parentId`: a new FileEntity, or the next
    * version of `entityId` (or of whatever entity took the name meanwhile).
-   */
-  /**
-   * Make `fileHandleId` the content of `entityId` (a new version), or of a new file `name`.
    * `builtOn`: the version whose bytes these build on (an append or a partial rewrite): if
    * Synapse has another version now, someone published in between and these bytes would hide
    * their change, so nothing is committed (VersionConflict). Bytes that do not build on the old

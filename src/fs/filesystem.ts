@@ -109,10 +109,12 @@ export const XATTR_NAMES = ['user.synapse.id', 'user.synapse.version', 'user.syn
 type OpenHandle =
   | { kind: 'read'; node: FsNode; reader: ReadHandle }
   /**
-   * `changed`: this fd wrote or truncated (flush and fsync publish only then — a reader's close
-   * must not publish another process's half-written file; QA found `head` and `md5sum` doing so).
+   * `wroteIn` / `changedIn`: the file's publishEpoch when this fd last wrote / wrote or
+   * truncated. Flush and fsync publish only if that is the current epoch: a reader's close must
+   * not publish another process's half-written file (QA found `head` and `md5sum` doing so), nor
+   * may a writer whose bytes were published already (an fsync) publish another fd's writes since.
    */
-  | { kind: 'write'; path: string; file: ActiveFile; wrote: boolean; changed: boolean }
+  | { kind: 'write'; path: string; file: ActiveFile; wroteIn?: number; changedIn?: number }
   | { kind: 'kept'; view: KeptFile; fh: FileHandle };
 
 export interface WriteDeps {
@@ -482,7 +484,7 @@ export class SynapseFilesystem {
   private addWriteHandle(path: string, file: ActiveFile): number {
     file.refs++;
     const fd = this.nextFd++;
-    this.handles.set(fd, { kind: 'write', path, file, wrote: false, changed: false });
+    this.handles.set(fd, { kind: 'write', path, file });
     return fd;
   }
 
@@ -552,24 +554,28 @@ export class SynapseFilesystem {
     const h = this.handle(fd);
     if (h.kind !== 'write') throw new FsError('EBADF', `fd ${fd} is not open for writing`);
     // An unlinked file still takes writes through the fds that hold it (never published).
-    h.wrote = true;
-    h.changed = true;
     // Written now: a time utimens set earlier (touch -m) is no longer the file's mtime.
     this.mtimes.delete(h.file.entityId ?? `local:${h.path}`);
-    return h.file.write(data, position);
+    try {
+      return await h.file.write(data, position);
+    } finally {
+      // After the write: one queued behind a running publish belongs to the epoch after it. A
+      // failed one counts too, so that close() reports it (publish refuses a broken file).
+      h.wroteIn = h.changedIn = h.file.publishEpoch;
+    }
   }
 
-  /** close(): publish if this fd wrote bytes and some were written since the last publish (rule in write-handle.ts). */
+  /** close(): publish if this fd wrote bytes since the last publish (rule in write-handle.ts). */
   async flush(fd: number): Promise<void> {
     const h = this.handles.get(fd);
-    if (!h || h.kind !== 'write' || !h.wrote || !h.file.writtenSincePublish) return;
+    if (!h || h.kind !== 'write' || h.wroteIn !== h.file.publishEpoch || !h.file.writtenSincePublish) return;
     await this.publish(h.path, h.file);
   }
 
-  /** fsync: publish whatever changed, if this fd changed anything. */
+  /** fsync: publish whatever changed, if this fd changed anything since the last publish. */
   async fsync(fd: number): Promise<void> {
     const h = this.handles.get(fd);
-    if (!h || h.kind !== 'write' || !h.changed) return;
+    if (!h || h.kind !== 'write' || h.changedIn !== h.file.publishEpoch) return;
     await this.publish(h.path, h.file);
   }
 
@@ -749,8 +755,8 @@ export class SynapseFilesystem {
   async ftruncate(fd: number, size: number): Promise<void> {
     const h = this.handle(fd);
     if (h.kind !== 'write') throw new FsError('EBADF', `fd ${fd} is not open for writing`);
-    h.changed = true;
     await h.file.truncate(size);
+    h.changedIn = h.file.publishEpoch;
   }
 
   async mkdir(path: string): Promise<void> {

@@ -120,6 +120,12 @@ export class ActiveFile {
   dirty = false;
   /** write() was called since the last publish (flush publishes only then). */
   writtenSincePublish = false;
+  /**
+   * Counts the moments the content became "published" (a publish, or bytes found equal to the
+   * published version): an fd that wrote before the last one has nothing of its own to publish
+   * (filesystem.ts flush — another fd's half-written state is not its to publish).
+   */
+  publishEpoch = 0;
   unlinked = false;
   /** A write failed (e.g. ENOSPC in the spool): the content is incomplete and is never published. */
   broken: unknown;
@@ -450,6 +456,7 @@ export class ActiveFile {
         }
         this.dirty = false;
         this.writtenSincePublish = false;
+        this.publishEpoch++;
         return undefined;
       }
       let fileHandleId: string;
@@ -506,6 +513,7 @@ export class ActiveFile {
       }
       this.dirty = false;
       this.writtenSincePublish = false;
+      this.publishEpoch++;
       this.emptyPlaceholder = false;
       // A publish that failed earlier (at close) left a journal entry: these bytes are now in
       // Synapse, so it must not linger as "waiting for recover".

@@ -1260,6 +1260,30 @@ test('a file being written, under a folder another client moved, can be unlinked
   });
 });
 
+// Regression (review, fixed): `wrote` stayed set after a publish, so a writer that had fsynced
+// published, at its close, another fd's half-written bytes.
+test('regression: a writer whose bytes were published (fsync) does not publish another fd\'s later writes at its close', async () => {
+  await withReal(async (r) => {
+    const a = await r.fs.create('/p', 0o644);
+    await r.fs.write(a, Buffer.from('aaaa'), 0);
+    await r.fs.fsync(a);
+    const id = String(await r.fs.getxattr('/p', 'user.synapse.id'));
+    assert.equal(r.api.versions(id).length, 1);
+    const b = await r.fs.open('/p', O_WRONLY);
+    await r.fs.write(b, Buffer.from('bb'), 4); // half of what b will write
+    await r.fs.fsync(a); // a changed nothing since its publish either
+    await r.fs.flush(a);
+    await r.fs.release(a);
+    assert.equal(r.api.versions(id).length, 1, 'a\'s close publishes nothing of b\'s');
+    assert.equal(r.api.fileBytes(id).toString(), 'aaaa');
+    await r.fs.write(b, Buffer.from('cc'), 6);
+    await r.fs.flush(b);
+    await r.fs.release(b);
+    assert.equal(r.api.versions(id).length, 2);
+    assert.equal(r.api.fileBytes(id).toString(), 'aaaabbcc');
+  });
+});
+
 test('regression: a zero-byte write past the end does not grow the file', async () => {
   await withReal(async (r) => {
     const fd = await r.fs.create('/z', 0o644);

@@ -37,7 +37,7 @@ import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
 import { CONCRETE, type Entity } from '../synapse/types.js';
 import { BlockCache } from './block-cache.js';
-import { FsError } from './errors.js';
+import { errnoName, FsError } from './errors.js';
 import type { FileSources } from './file-sources.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
 import { isScratchName, MAX_NAME_LENGTH, nameProblem } from './names.js';
@@ -383,7 +383,26 @@ export class SynapseFilesystem {
     for (const p of paths) await this.releasing.get(p);
   }
 
+  /**
+   * The kernel opens only paths it believes exist (its cached entry); one this mount no longer
+   * has — a kept file `recover` just discarded, a file another client deleted — answers ESTALE,
+   * not ENOENT: the VFS then looks the path up once more, afresh (LOOKUP_REVAL), finds it gone,
+   * and an O_CREAT open creates it. With ENOENT, `echo x > f` failed for up to 2 × the
+   * metadata TTL (QA).
+   */
   async open(path: string, flags: number): Promise<number> {
+    try {
+      return await this.openExisting(path, flags);
+    } catch (err) {
+      if (errnoName(err) !== 'ENOENT') throw err;
+      // Gone from Synapse while still listed here (deleted elsewhere): the lookup that follows
+      // must list the folder afresh, or it would find the entry again and open again.
+      await this.table.resolveParent(path).then(({ parent }) => this.table.invalidate(parent.entityId), () => undefined);
+      throw new FsError('ESTALE', `${path}: no longer exists (the kernel's entry is stale)`, { cause: err });
+    }
+  }
+
+  private async openExisting(path: string, flags: number): Promise<number> {
     await this.settled(path);
     const writing = (flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0;
     let af = this.active.get(path);

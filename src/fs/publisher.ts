@@ -292,7 +292,16 @@ export class Publisher {
       }
     }
     for (let attempt = 0; ; attempt++) {
-      const entity = await this.api.getEntity(entityId);
+      let entity: Entity;
+      try {
+        entity = await this.api.getEntity(entityId);
+      } catch (err) {
+        // Deleted elsewhere (trash can) while listed here. A rewrite from empty (`>`, cp, a
+        // save) is a new file of that name now; bytes built on the deleted one stay journaled.
+        if (!(err instanceof SynapseError && err.status === 404) || builtOn !== undefined || takenMeanwhile) throw err;
+        this.opts.logger?.warn({ parentId, name, entityId }, 'the file was deleted elsewhere meanwhile: these bytes become a new file of that name');
+        return this.commit(parentId, name, fileHandleId);
+      }
       if (entity.concreteType !== CONCRETE.file) throw new FsError('EISDIR', `${name} exists and is not a file`);
       if (String(entity.dataFileHandleId) === fileHandleId) return entity;
       if (builtOn !== undefined && entity.versionNumber !== builtOn) throw new VersionConflict(name, entityId, builtOn, entity.versionNumber);

@@ -930,6 +930,57 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal((await synapseBytes(id)).bytes.toString(), 'keep\n', 'Synapse untouched');
   });
 
+  test('a new file discarded by recover while the mount runs can be written again at once (the kernel\'s cached entry is stale: ESTALE, not ENOENT)', async () => {
+    // QA: the kernel still held the name's entry (from `cat`), and `echo x > f` said ENOENT
+    // for up to 2 × the metadata TTL.
+    const spoolDir = path.join(scratch, 'spool-stale-entry');
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const mf = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--retry-timeout', '2']);
+    const f = `${mf.dir}/managed/discarded-new.txt`;
+    try {
+      stack.dev.addFault({ target: 'synapse', pathPattern: '/file/multipart', method: 'POST', status: 503, rate: 1 });
+      const w = await runPython(["f = open(__import__('sys').argv[1], 'w'); f.write('draft\\n'); f.close()"], [f], 60_000);
+      stack.dev.clearFaults();
+      assert.notEqual(w.code, 0, 'close reports the failed publish');
+      assert.equal((await sh(`cat '${f}'`)).stdout, 'draft\n', 'shown while it waits (and the kernel caches the entry)');
+      const list = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
+      const entryId = list.stdout.split('\t')[0]!;
+      assert.match(list.stdout, /discarded-new\.txt/);
+      const d = await cli(['recover', '--spool-dir', spoolDir, '--discard', entryId], { env });
+      assert.equal(d.code, 0, d.stderr);
+      const again = await sh(`echo fresh > '${f}'`);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal((await sh(`cat '${f}'`)).stdout, 'fresh\n');
+      const id = await childId(stack, await idOf(`${mf.dir}/managed`), 'discarded-new.txt');
+      assert.ok(id, 'published in Synapse at close');
+      assert.equal((await synapseBytes(id)).bytes.toString(), 'fresh\n');
+    } finally {
+      stack.dev.clearFaults();
+      await mf.unmount();
+    }
+  });
+
+  test('a file another client deleted, still in the kernel\'s and the listing\'s cache here, rewritten from empty becomes a new file (not a journaled failure)', async () => {
+    const other = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool-other')]);
+    const mine = `${m.dir}/managed/deleted-elsewhere.txt`;
+    const theirs = `${other.dir}/managed/deleted-elsewhere.txt`;
+    try {
+      assert.equal((await sh(`echo old > '${mine}'`)).code, 0);
+      const oldId = await idOf(mine);
+      assert.equal((await sh(`cat '${theirs}'`)).stdout, 'old\n', 'the other mount caches the entry and the listing');
+      assert.equal((await sh(`rm '${mine}'`)).code, 0);
+      const again = await sh(`echo new > '${theirs}'`);
+      assert.equal(again.code, 0, again.stderr);
+      const newId = await idOf(theirs);
+      assert.notEqual(newId, oldId, 'a new file, not the deleted one');
+      assert.equal((await synapseBytes(newId)).bytes.toString(), 'new\n');
+      assert.equal(await childId(stack, await idOf(`${m.dir}/managed`), 'deleted-elsewhere.txt'), newId);
+      assert.doesNotMatch(other.output(), /publish failed/);
+    } finally {
+      await other.unmount();
+    }
+  });
+
   test('a program writing more files at once than --max-write-memory has part buffers for never hangs; every file is published whole', async () => {
     // Four 5 MiB buffers, eight outputs written in turn, 64 KiB at a time (a demultiplexer):
     // streamed files used to wait for buffers only the same program's later writes would free.

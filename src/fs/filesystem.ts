@@ -161,6 +161,8 @@ interface Shown {
   version: number;
   size: number;
   md5: string | undefined;
+  /** The kernel was shown this kept file (kept-files.ts), not a version of the entity. */
+  keptJournalId?: string;
 }
 
 function joinPath(parent: string, name: string): string {
@@ -307,7 +309,10 @@ export class SynapseFilesystem {
     const resolved = await this.table.resolve(path);
     if (this.activeFile(path, resolved)) return this.getattrNow(path)!;
     const { node, view } = await this.keptOrFresh(path, resolved);
-    if (view) return this.stat('file', view.size, view.mtime);
+    if (view) {
+      this.shown?.set(path, { entityId: node.entityId, version: view.baseVersion ?? 0, size: view.size, md5: view.md5, keptJournalId: view.journalId });
+      return this.stat('file', view.size, view.mtime);
+    }
     const size = node.kind === 'file' && node.entityId ? await this.table.size(node) : undefined;
     const stat = this.nodeStat(path, node, size);
     if (!stat) throw new FsError('EIO', `${path}: no size`); // unreachable: size() answers or throws
@@ -345,11 +350,17 @@ export class SynapseFilesystem {
    */
   private shownVersion(path: string, node: FsNode): { node: FsNode; base: { size: number; md5: string | undefined; version: number } } | undefined {
     const shown = this.shown?.get(path);
-    if (!shown || shown.entityId !== node.entityId) return undefined;
+    if (!shown || shown.entityId !== node.entityId || shown.keptJournalId) return undefined;
     return {
       node: { ...node, versionNumber: shown.version, pinnedVersion: true },
       base: { size: shown.size, md5: shown.md5, version: shown.version },
     };
+  }
+
+  /** The kept file whose attributes the kernel may still hold for `path`, if its entry still waits. */
+  private async keptShownToKernel(path: string, node: FsNode): Promise<KeptFile | undefined> {
+    const journalId = this.shown?.get(path)?.keptJournalId;
+    return journalId ? this.kept?.stillKept(node, journalId) : undefined;
   }
 
   /**
@@ -432,7 +443,11 @@ export class SynapseFilesystem {
         throw new FsError('EACCES', `${path}: a read-only view of a Synapse file (scratch names are never published); rename it to a real name to edit it`);
       }
       if (node.entityId && !isScratchName(node.name)) await this.permissions.require('change', node.entityId, path, node.benefactorId);
-      if (view) return this.writeKept(path, node, view, flags);
+      // The kernel may still hold a kept file's size after the view stopped showing (a newer
+      // version appeared since): an append builds on those bytes, as it was told (QA: it landed
+      // at that offset in the newer version, published over it). Publishing then is ESTALE.
+      const keptView = view ?? (await this.keptShownToKernel(path, node));
+      if (keptView) return this.writeKept(path, node, keptView, flags);
       // Appends and partial rewrites land where the kernel thinks the file ends: build on that version.
       const base = shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
       this.shown?.delete(path);
@@ -851,7 +866,13 @@ export class SynapseFilesystem {
     // A file waiting for recover follows its name; one replaced by the rename is dropped (kept-files.ts).
     if (target && (target.parentId !== node.parentId || target.name !== node.name)) await this.kept?.discard(target, 'replaced by a rename');
     const moved = await this.table.resolveParent(dest).catch(() => undefined);
-    if (moved) await this.kept?.moved(node, moved.parent.entityId, moved.name);
+    if (!moved || !this.kept) return;
+    await this.kept.moved(node, moved.parent.entityId, moved.name);
+    // Open for writing over a kept file: the entry it started from follows too (lastClosed shows
+    // it again if the file is closed unchanged; review: it kept the old name and was lost).
+    const af = this.active.get(dest);
+    const startedFrom = af && this.supersedes.get(af);
+    if (af && startedFrom) this.supersedes.set(af, await this.kept.renamed(startedFrom, moved.parent.entityId, moved.name));
   }
 
   private async renameNow(src: string, dest: string, resolved: FsNode): Promise<void> {
@@ -901,6 +922,10 @@ export class SynapseFilesystem {
         this.table.remove(destParent.entityId, destName);
       } else if (target.kind === 'dir') {
         throw new FsError('EISDIR', `${dest}: is a directory`);
+      } else if (node.kind === 'file' && target.kind === 'file' && !target.entityId) {
+        // A name only this mount holds (an empty placeholder, a new file waiting for recover —
+        // rename() drops its entry): nothing in Synapse to replace, the file simply moves there.
+        this.orphanReplaced(dest, destParent.entityId, destName);
       } else if (node.kind === 'file' && target.kind === 'file') {
         await this.replaceContent(node, target);
         this.table.remove(node.parentId!, node.name);
@@ -917,6 +942,7 @@ export class SynapseFilesystem {
       throw err;
     }
     this.table.remove(node.parentId!, node.name);
+    if (target && !target.entityId) this.table.removeLocal(destParent.entityId, destName);
     this.table.upsert(this.nodeOf(moved, node.kind));
     this.moveActivePaths(src, dest);
   }

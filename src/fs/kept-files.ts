@@ -82,6 +82,15 @@ export class KeptFiles {
     return kept;
   }
 
+  /**
+   * The kept file of entry `journalId` under `node`'s name while its entry waits and its bytes
+   * are whole — shown or not (a newer version of the file hides it: shown()).
+   */
+  async stillKept(node: FsNode, journalId: string): Promise<KeptFile | undefined> {
+    const kept = await this.waiting(node);
+    return kept?.whole && kept.journalId === journalId ? kept : undefined;
+  }
+
   /** `node` is written again: it shows what Synapse has from now on; the entry stays. */
   forget(node: FsNode | undefined): void {
     if (node && this.byName.size > 0) this.byName.delete(keyOf(node.parentId, node.name));
@@ -111,15 +120,24 @@ export class KeptFiles {
     const kept = await this.waiting(node);
     if (!kept) return;
     this.byName.delete(keyOf(kept.parentId, kept.name));
+    this.add(await this.renamed(kept, parentId, name));
+  }
+
+  /**
+   * The entry of `kept` now names folder `parentId` and `name` (recover publishes it there);
+   * returns the kept file under its new name — or as it was, when the journal could not be
+   * rewritten (logged). Its view is the caller's: a file open over it shows itself meanwhile.
+   */
+  async renamed(kept: KeptFile, parentId: string, name: string): Promise<KeptFile> {
     const file = this.spool.journalFile(kept.journalId);
     try {
       const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
       await this.spool.writeJournal({ ...entry, parentId, name });
     } catch (err) {
       this.logger?.warn({ err, journal: file }, 'could not rename a journal entry; recover publishes it under its old name');
-      return;
+      return kept;
     }
-    this.add({ ...kept, parentId, name });
+    return { ...kept, parentId, name };
   }
 
   /** The kept file under `node`'s name, if it is `node`'s and its journal entry still waits. */

@@ -4,7 +4,7 @@
  * FUSE, no HTTP — over the in-memory Synapse (src/synapse/memory-api.ts) and S3
  * (src/s3/memory-object-store.ts), beside a plain in-memory tree that says what POSIX promises.
  *
- * Wiring: as src/fs/mount.ts `mount()` and `transferServices()` do (InodeTable,
+ * Wiring (fs-wiring.ts): as src/fs/mount.ts `mount()` and `transferServices()` do (InodeTable,
  * StsCredentialCache → FileSources with a store factory, Publisher, BlockCache, Spool in a temp
  * dir, MemoryBudget), mounted on an STS folder so writes take the STS fast path, with a
  * metadata TTL of 0 so what another client changes is seen at the next op. 1 KiB blocks, so
@@ -42,29 +42,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import fc from 'fast-check';
-import { MemorySynapseApi, type FakeTree } from '../../src/synapse/memory-api.js';
-import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
-import { StsCredentialCache } from '../../src/synapse/sts.js';
-import { FileSources } from '../../src/fs/file-sources.js';
-import { Publisher } from '../../src/fs/publisher.js';
-import { BlockCache } from '../../src/fs/block-cache.js';
-import { InodeTable, type FsNode } from '../../src/fs/inode-table.js';
-import { Spool } from '../../src/fs/spool.js';
-import { SynapseFilesystem } from '../../src/fs/filesystem.js';
-import { MemoryBudget } from '../../src/s3/multipart-upload.js';
+import type { FakeTree } from '../../src/synapse/memory-api.js';
+import type { SynapseFilesystem } from '../../src/fs/filesystem.js';
 import { errnoName, FsError, type ErrnoName } from '../../src/fs/errors.js';
+import { BLOCK, makeReal, type Real } from './fs-wiring.js';
 
 const NUM_RUNS = Number(process.env.FS_MODEL_RUNS ?? 200);
 /** fast-check stops starting new runs after this long (not a failure). */
 const TIME_LIMIT_MS = 20_000;
 const MAX_COMMANDS = 40;
 const SEED = process.env.FS_MODEL_SEED === 'random' ? Date.now() ^ 0 : Number(process.env.FS_MODEL_SEED ?? 20240611);
-/** Small blocks so a few-KiB file spans several (reads across block boundaries). */
-const BLOCK = 1024;
 const MiB = 1024 * 1024;
 const O_RDONLY = 0;
 const O_WRONLY = 1;
@@ -75,27 +65,6 @@ const S_IFDIR = 0o040000;
 
 // ---------------------------------------------------------------------------------------------
 // The real system
-
-interface Real {
-  fs: SynapseFilesystem;
-  api: MemorySynapseApi;
-  /** Another Synapse client of the same user (the user's Python client elsewhere). */
-  remote: MemorySynapseApi;
-  store: MemoryObjectStore;
-  rootId: string;
-  spoolDir: string;
-  /** fds held open for writing across commands, in the order of Model.handles. */
-  fds: number[];
-  /** fds held open for reading across commands, in the order of Model.readers. */
-  rfds: number[];
-  /**
-   * RELEASEs still running. The kernel sends RELEASE after close() has returned, so the next
-   * command can run while the last close publishes (`release later` commands model that).
-   */
-  releases: Array<Promise<void>>;
-  /** The last command left a release running: compare after the next one, not now. */
-  skipNextCheck: boolean;
-}
 
 /** The kernel's RELEASE after a close() that has returned: not awaited by the command. */
 function releaseLater(r: Real, fd: number): void {
@@ -120,35 +89,6 @@ async function checkAfter(m: Model, r: Real, after: string): Promise<void> {
   }
   await settleReleases(r);
   await checkAll(m, r, after);
-}
-
-async function makeReal(): Promise<Real> {
-  const store = new MemoryObjectStore();
-  const api = new MemorySynapseApi({ store });
-  const project = await api.createProject('Model Project');
-  const { folder } = await api.createStsFolder(project.id, 'mounted');
-  const spoolDir = await mkdtemp(path.join(tmpdir(), 'fs-model-'));
-  const spool = new Spool(spoolDir);
-  await spool.init();
-  // As transferServices(): STS cache → FileSources (one store per location) → Publisher.
-  const sts = new StsCredentialCache({ fetch: (id, permission) => api.getStsCredentials(id, permission) });
-  const sources = new FileSources(api, sts, () => store, { useSts: true, requestTimeoutMs: 5_000 });
-  const publisher = new Publisher(api, (locationId, entityId) => sources.storeFor(locationId, entityId, 'read_write'), {
-    userId: api.user.id, partSize: 5 * MiB, useSts: true,
-  });
-  // As mount(), with TTL 0: every lookup sees what other clients did.
-  const root: FsNode = {
-    entityId: folder.id, name: folder.name, kind: 'dir', parentId: folder.parentId, versionNumber: undefined,
-    modifiedOn: Date.parse(folder.modifiedOn), createdOn: Date.parse(folder.createdOn),
-  };
-  // maxSizes: far below the production default (1e6); the model touches a few hundred files.
-  const table = new InodeTable(api, root, { ttlMs: 0, maxSizes: 10_000 });
-  const cache = new BlockCache({ maxBytes: 256 * 1024, blockSize: BLOCK });
-  const fs = new SynapseFilesystem(api, table, sources, cache, {
-    readOnly: false, uid: 1000, gid: 1000, fileMode: 0o644, dirMode: 0o755,
-    readahead: { maxWindowBlocks: 4, inflightBudget: 64 * 1024, readTimeoutMs: 5_000 },
-  }, { publisher, spool, budget: new MemoryBudget(64 * MiB), partSize: 5 * MiB });
-  return { fs, api, remote: api.otherClient(), store, rootId: folder.id, spoolDir, fds: [], rfds: [], releases: [], skipNextCheck: false };
 }
 
 // ---------------------------------------------------------------------------------------------

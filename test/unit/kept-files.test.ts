@@ -1,0 +1,135 @@
+/**
+ * Files waiting for `recover` (src/fs/kept-files.ts), through the filesystem layer as the kernel
+ * drives it: a publish refused by Synapse leaves a journal entry whose kept bytes the path
+ * shows; what the user then does to the path decides what happens to the entry. The mount's
+ * own Synapse client fails on cue (fs-wiring.ts `faults`); another client of the fake stands
+ * for a collaborator. A metadata TTL of a minute, as a real mount: the filesystem remembers
+ * what the kernel was told, and "the listing was refreshed, the kernel's copy was not" is
+ * `table.invalidate()`.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, rm } from 'node:fs/promises';
+import { errnoName } from '../../src/fs/errors.js';
+import { makeReal, type Real } from './fs-wiring.js';
+
+const O_WRONLY = 1;
+
+async function withReal(fn: (r: Real) => Promise<void>): Promise<void> {
+  const r = await makeReal({ ttlMs: 60_000 });
+  try {
+    await fn(r);
+  } finally {
+    await rm(r.spoolDir, { recursive: true, force: true });
+  }
+}
+
+async function writeNew(r: Real, p: string, text: string): Promise<void> {
+  const fd = await r.fs.create(p, 0o644);
+  await r.fs.write(fd, Buffer.from(text), 0);
+  await r.fs.flush(fd);
+  await r.fs.release(fd);
+}
+
+async function readText(r: Real, p: string): Promise<string> {
+  const fd = await r.fs.open(p, 0);
+  try {
+    const buf = Buffer.alloc(4096);
+    return buf.subarray(0, await r.fs.read(fd, buf, buf.length, 0)).toString();
+  } finally {
+    await r.fs.release(fd);
+  }
+}
+
+/** `/name` published as `first`, then an append of `appended` whose publish Synapse refuses: kept. */
+async function keptAppend(r: Real, name: string, first: string, appended: string): Promise<string> {
+  await writeNew(r, `/${name}`, first);
+  const id = r.api.resolvePath(r.rootId, `/${name}`)!.id;
+  r.faults.failNext('updateEntity');
+  const fd = await r.fs.open(`/${name}`, O_WRONLY);
+  await r.fs.write(fd, Buffer.from(appended), first.length);
+  await assert.rejects(r.fs.flush(fd));
+  await r.fs.release(fd);
+  assert.equal((await r.fs.getattr(`/${name}`)).size, first.length + appended.length, 'the path shows the kept bytes');
+  return id;
+}
+
+async function journal(r: Real): Promise<Array<{ name: string; bytes: string }>> {
+  const entries = await r.spool.listJournal();
+  return Promise.all(entries.map(async (e) => ({ name: e.name, bytes: await readFile(e.spoolFile, 'utf8').catch(() => '') })));
+}
+
+// QA: the listing had moved on to a collaborator's newer version while the kernel still held
+// the kept size; the append landed at that offset in their version, published over it.
+test('an append to a kept file after a collaborator published a newer version builds on the kept bytes the kernel was shown: ESTALE, theirs untouched', async () => {
+  await withReal(async (r) => {
+    const id = await keptAppend(r, 'k', 'one\n', 'two\n');
+    await r.remote.putVersion(id, Buffer.from('x\n'));
+    r.fs.table.invalidate(r.rootId); // our listing sees version 2; the kernel still says 8 bytes
+    const fd = await r.fs.open('/k', O_WRONLY);
+    await r.fs.write(fd, Buffer.from('three\n'), 8); // O_APPEND: where the kernel thinks it ends
+    await assert.rejects(r.fs.flush(fd), (err: unknown) => errnoName(err) === 'ESTALE');
+    await r.fs.release(fd);
+    assert.equal(r.api.fileBytes(id).toString(), 'x\n', 'their version stays the newest, unmixed');
+    assert.equal(r.api.versions(id).length, 2);
+    assert.deepEqual(await journal(r), [{ name: 'k', bytes: 'one\ntwo\nthree\n' }], 'one entry, with the append, for recover');
+  });
+});
+
+test('a kept file renamed while open for writing, closed unchanged, still waits — under its new name', async () => {
+  await withReal(async (r) => {
+    await keptAppend(r, 'k', 'one\n', 'two\n');
+    const fd = await r.fs.open('/k', O_WRONLY);
+    await r.fs.rename('/k', '/k2');
+    await r.fs.release(fd);
+    assert.deepEqual(await journal(r), [{ name: 'k2', bytes: 'one\ntwo\n' }]);
+    assert.equal((await r.fs.getattr('/k2')).size, 8);
+    assert.equal(await readText(r, '/k2'), 'one\ntwo\n');
+  });
+});
+
+test('a published file renamed onto a kept new file moves there (same synID); the kept entry is dropped', async () => {
+  await withReal(async (r) => {
+    r.faults.failNext('createEntity');
+    const fd = await r.fs.create('/f', 0o644);
+    await r.fs.write(fd, Buffer.from('draft\n'), 0);
+    await assert.rejects(r.fs.flush(fd));
+    await r.fs.release(fd);
+    assert.equal((await journal(r)).length, 1);
+    await writeNew(r, '/g', 'gee\n');
+    const g = r.api.resolvePath(r.rootId, '/g')!.id;
+    await r.fs.rename('/g', '/f');
+    assert.equal(r.api.resolvePath(r.rootId, '/f')?.id, g, 'a plain move, not a new entity');
+    assert.equal(r.api.resolvePath(r.rootId, '/g'), undefined);
+    assert.equal(r.api.versions(g).length, 1);
+    assert.deepEqual(await journal(r), [], 'replaced by the rename: nothing left for recover');
+    assert.equal(await readText(r, '/f'), 'gee\n');
+    r.fs.table.invalidate(r.rootId);
+    assert.deepEqual(await r.fs.readdir('/'), ['f'], 'listed afresh: no local entry left beside it');
+    assert.equal(await readText(r, '/f'), 'gee\n');
+  });
+});
+
+test('removing a kept file that is open for writing drops its entry and deletes the file', async () => {
+  await withReal(async (r) => {
+    const id = await keptAppend(r, 'k', 'one\n', 'two\n');
+    const fd = await r.fs.open('/k', O_WRONLY);
+    await r.fs.unlink('/k');
+    await r.fs.release(fd);
+    assert.deepEqual(await journal(r), []);
+    assert.equal(r.api.resolvePath(r.rootId, '/k'), undefined);
+    assert.ok(id);
+  });
+});
+
+test('a published file whose newer bytes wait for recover cannot be renamed onto another file (EBUSY); nothing changes', async () => {
+  await withReal(async (r) => {
+    const id = await keptAppend(r, 'k', 'one\n', 'two\n');
+    await writeNew(r, '/o', 'other\n');
+    const o = r.api.resolvePath(r.rootId, '/o')!.id;
+    await assert.rejects(r.fs.rename('/k', '/o'), (err: unknown) => errnoName(err) === 'EBUSY');
+    assert.equal(r.api.fileBytes(o).toString(), 'other\n');
+    assert.equal(r.api.fileBytes(id).toString(), 'one\n');
+    assert.deepEqual(await journal(r), [{ name: 'k', bytes: 'one\ntwo\n' }]);
+  });
+});

@@ -14,7 +14,8 @@
  * `recover` removing the entry (published or discarded) ends the view, and the folder is listed
  * afresh; so does a newer version of the file published by someone else (theirs shows; recover
  * will call it a conflict). Keyed by folder id and name, so a view follows its folder's moves;
- * a mount starts with one per entry of its spool's journal (the newest per name). A stream
+ * a mount starts with one per entry of its spool's journal (the newest per name shows; older
+ * entries of the same file go wherever it goes — `older`). A stream
  * journaled by its S3 object, file handle or open upload has no whole copy in the spool: it is
  * tracked (for removal and renames) but not shown.
  */
@@ -37,6 +38,11 @@ export interface KeptFile {
   baseVersion?: number;
   size: number;
   mtime: number;
+  /**
+   * Earlier entries of the same file that this one replaces (saved again before recover ran):
+   * removed, renamed and dropped with it — `rm` once left them for recover to bring back.
+   */
+  older?: Array<{ journalId: string; spoolFile: string }>;
 }
 
 const keyOf = (parentId: string | undefined, name: string): string => `${parentId ?? ''}/${name}`;
@@ -52,7 +58,13 @@ export class KeptFiles {
   }
 
   add(file: KeptFile): void {
-    this.byName.set(keyOf(file.parentId, file.name), file);
+    const key = keyOf(file.parentId, file.name);
+    const prev = this.byName.get(key);
+    if (prev && prev.journalId !== file.journalId && prev.entityId === file.entityId) {
+      const older = [...(file.older ?? []), ...(prev.older ?? []), { journalId: prev.journalId, spoolFile: prev.spoolFile }];
+      file = { ...file, older: older.filter((o, i) => o.journalId !== file.journalId && older.findIndex((x) => x.journalId === o.journalId) === i) };
+    }
+    this.byName.set(key, file);
   }
 
   /** At mount: every entry of the spool's journal; a new file's name is listed again. Returns how many. */
@@ -101,8 +113,7 @@ export class KeptFiles {
     const kept = node && (await this.waiting(node));
     if (!kept) return;
     this.byName.delete(keyOf(kept.parentId, kept.name));
-    await this.spool.removeJournal(kept.journalId);
-    await this.spool.removeSpoolFile(kept.spoolFile);
+    await this.removeEntries(kept);
     this.logger?.info({ parentId: kept.parentId, name: kept.name, journalId: kept.journalId, why }, 'a file waiting for recover was removed: its journal entry is dropped');
   }
 
@@ -110,8 +121,7 @@ export class KeptFiles {
   async dropEntry(kept: KeptFile, why: string): Promise<void> {
     const key = keyOf(kept.parentId, kept.name);
     if (this.byName.get(key)?.journalId === kept.journalId) this.byName.delete(key);
-    await this.spool.removeJournal(kept.journalId);
-    await this.spool.removeSpoolFile(kept.spoolFile);
+    await this.removeEntries(kept);
     this.logger?.info({ parentId: kept.parentId, name: kept.name, journalId: kept.journalId, why }, 'a journal entry is no longer needed');
   }
 
@@ -129,15 +139,25 @@ export class KeptFiles {
    * rewritten (logged). Its view is the caller's: a file open over it shows itself meanwhile.
    */
   async renamed(kept: KeptFile, parentId: string, name: string): Promise<KeptFile> {
-    const file = this.spool.journalFile(kept.journalId);
-    try {
-      const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
-      await this.spool.writeJournal({ ...entry, parentId, name });
-    } catch (err) {
-      this.logger?.warn({ err, journal: file }, 'could not rename a journal entry; recover publishes it under its old name');
-      return kept;
+    for (const { journalId } of [...(kept.older ?? []), kept]) {
+      const file = this.spool.journalFile(journalId);
+      try {
+        const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
+        await this.spool.writeJournal({ ...entry, parentId, name });
+      } catch (err) {
+        this.logger?.warn({ err, journal: file }, 'could not rename a journal entry; recover publishes it under its old name');
+        if (journalId === kept.journalId) return kept;
+      }
     }
     return { ...kept, parentId, name };
+  }
+
+  /** The journal entries of `kept` (and those it replaces) and their spool files. */
+  private async removeEntries(kept: KeptFile): Promise<void> {
+    for (const { journalId, spoolFile } of [...(kept.older ?? []), kept]) {
+      await this.spool.removeJournal(journalId);
+      if (spoolFile !== kept.spoolFile || journalId === kept.journalId) await this.spool.removeSpoolFile(spoolFile);
+    }
   }
 
   /** The kept file under `node`'s name, if it is `node`'s and its journal entry still waits. */

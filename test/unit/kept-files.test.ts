@@ -133,3 +133,19 @@ test('a published file whose newer bytes wait for recover cannot be renamed onto
     assert.deepEqual(await journal(r), [{ name: 'k', bytes: 'one\ntwo\n' }]);
   });
 });
+
+test('a file saved twice while Synapse refused both: rm drops both entries (the older one came back at recover)', async () => {
+  await withReal(async (r) => {
+    for (const text of ['first\n', 'second try\n']) {
+      r.faults.failNext('createEntity');
+      const fd = await r.fs.create('/twice', 0o644);
+      await r.fs.write(fd, Buffer.from(text), 0);
+      await assert.rejects(r.fs.flush(fd));
+      await r.fs.release(fd);
+    }
+    assert.equal((await journal(r)).length, 2);
+    await r.fs.unlink('/twice');
+    assert.deepEqual(await journal(r), [], 'nothing left for recover');
+    assert.equal(r.api.resolvePath(r.rootId, '/twice'), undefined);
+  });
+});

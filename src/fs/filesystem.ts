@@ -29,7 +29,7 @@
  * INVARIANT: every fd in `handles` maps to a handle opened by open()/create() and not yet released.
  * INVARIANT: `active` holds exactly the ActiveFiles with refs > 0, keyed by their current path.
  */
-import { access, open as openFile, stat, type FileHandle } from 'node:fs/promises';
+import { open as openFile, stat, type FileHandle } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { entryBound } from './lru-bound.js';
 import type { Logger } from 'pino';
@@ -185,8 +185,6 @@ export class SynapseFilesystem {
   private readonly permissions: Permissions;
   /** Files waiting for recover, shown read-only until then (kept-files.ts). */
   private readonly kept: KeptFiles | undefined;
-  /** Files opened for writing over a kept file: its entry goes once they are published (writeKept). */
-  private readonly supersedes = new WeakMap<ActiveFile, KeptFile>();
   private nextFd = 10;
   private readonly linkTargets = new Map<string, Promise<string>>();
   /** Files open for writing, by path. */
@@ -491,13 +489,7 @@ export class SynapseFilesystem {
 
   /** The kept file `file` started from (writeKept) is no longer needed: its entry goes. */
   private async dropSuperseded(file: ActiveFile, why: string): Promise<void> {
-    const superseded = this.supersedes.get(file);
-    if (!superseded) return;
-    // Replaced by a newer entry only if that entry was really written (ENOSPC in the spool…).
-    const newer = file.journalEntry;
-    if (newer && !(await access(this.writes!.spool.journalFile(newer.journalId)).then(() => true, () => false))) return;
-    this.supersedes.delete(file);
-    await this.kept?.dropEntry(superseded, why);
+    await this.kept?.superseded(file, file.journalEntry?.journalId, why);
   }
 
   /**
@@ -507,10 +499,9 @@ export class SynapseFilesystem {
    * the entry it started from is dropped: what it held is in Synapse, or was replaced (kept-files.ts).
    */
   private writeKept(path: string, node: FsNode, view: KeptFile, flags: number): Promise<number> {
-    this.kept?.forget(node);
     const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined,
       { size: view.size, md5: view.md5, version: view.baseVersion }, (into) => copyInto(view.spoolFile, view.size, into));
-    this.supersedes.set(file, view);
+    this.kept?.openedOver(file, view);
     const fd = this.addWriteHandle(path, file);
     return (flags & O_TRUNC) !== 0 ? file.truncate(0).then(() => fd) : Promise.resolve(fd);
   }
@@ -728,15 +719,10 @@ export class SynapseFilesystem {
     // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
     // upload) has nothing in it for `recover`.
     await file.dispose(file.awaitingRecovery);
-    const entry = file.journalEntry;
-    const startedFrom = this.supersedes.get(file);
-    this.supersedes.delete(file);
-    if (entry && !file.unlinked && !this.active.has(path)) {
-      this.kept?.add({ parentId: file.parentId, name: file.name, entityId: file.entityId ?? '', ...entry, mtime: file.mtime });
-    } else if (startedFrom && !file.unlinked && !this.active.has(path) && startedFrom.parentId === file.parentId && startedFrom.name === file.name) {
-      // Opened for writing over a kept file and closed unchanged: it still waits, and shows.
-      this.kept?.add(startedFrom);
-    }
+    this.kept?.closed(file, {
+      parentId: file.parentId, name: file.name, entityId: file.entityId, mtime: file.mtime, entry: file.journalEntry,
+      unlinked: file.unlinked, replaced: this.active.has(path),
+    });
   }
 
   /** At mount: the files of the spool's journal show until recover (kept-files.ts). Returns how many. */
@@ -868,11 +854,10 @@ export class SynapseFilesystem {
     const moved = await this.table.resolveParent(dest).catch(() => undefined);
     if (!moved || !this.kept) return;
     await this.kept.moved(node, moved.parent.entityId, moved.name);
-    // Open for writing over a kept file: the entry it started from follows too (lastClosed shows
-    // it again if the file is closed unchanged; review: it kept the old name and was lost).
+    // Open for writing over a kept file: the entry it started from follows too (shown again if
+    // the file is closed unchanged; review: it kept the old name and was lost).
     const af = this.active.get(dest);
-    const startedFrom = af && this.supersedes.get(af);
-    if (af && startedFrom) this.supersedes.set(af, await this.kept.renamed(startedFrom, moved.parent.entityId, moved.name));
+    if (af) await this.kept.followRename(af, moved.parent.entityId, moved.name);
   }
 
   private async renameNow(src: string, dest: string, resolved: FsNode): Promise<void> {

@@ -7,7 +7,8 @@
  * what happens to the entry:
  *  - opened for writing: the new content starts as the kept bytes (filesystem.ts writeKept: an
  *    append or an edit in place builds on what the kernel was shown; O_TRUNC drops them), and
- *    once it is published the entry is dropped — its bytes are in Synapse, or were replaced;
+ *    once it is published the entry is dropped — its bytes are in Synapse, or were replaced
+ *    (openedOver → superseded; followRename; closed unchanged, it shows again: closed);
  *  - removed, or replaced by a rename onto it: the entry and its bytes are dropped, as the user
  *    asked (QA: rsync's temporary file, removed after its failed close, came back at recover);
  *  - renamed: the entry follows, so recover publishes under the new name.
@@ -47,8 +48,24 @@ export interface KeptFile {
 
 const keyOf = (parentId: string | undefined, name: string): string => `${parentId ?? ''}/${name}`;
 
+/** What lastClosed knows of a file whose last fd closed (KeptFiles.closed). */
+export interface ClosedFile {
+  parentId: string;
+  name: string;
+  entityId: string | undefined;
+  mtime: number;
+  /** Its journal entry, if its publish failed. */
+  entry: Pick<KeptFile, 'journalId' | 'spoolFile' | 'md5' | 'whole' | 'size' | 'baseVersion'> | undefined;
+  /** Unlinked, or replaced by a rename onto it: its name is not its own. */
+  unlinked: boolean;
+  /** Another file is open for writing under its path already. */
+  replaced: boolean;
+}
+
 export class KeptFiles {
   private readonly byName = new Map<string, KeptFile>();
+  /** Files open for writing that started from a kept file (openedOver): the entry they replace once published. */
+  private readonly startedFrom = new WeakMap<object, KeptFile>();
 
   constructor(private readonly spool: Spool, private readonly table: InodeTable, private readonly logger?: Logger) {}
 
@@ -103,9 +120,44 @@ export class KeptFiles {
     return kept?.whole && kept.journalId === journalId ? kept : undefined;
   }
 
-  /** `node` is written again: it shows what Synapse has from now on; the entry stays. */
-  forget(node: FsNode | undefined): void {
-    if (node && this.byName.size > 0) this.byName.delete(keyOf(node.parentId, node.name));
+  /**
+   * `file` (an open-for-write file) starts from the kept bytes of `view`: the path shows the file
+   * from now on; the entry stays until `file` is published (superseded) or closed unchanged.
+   */
+  openedOver(file: object, view: KeptFile): void {
+    this.byName.delete(keyOf(view.parentId, view.name));
+    this.startedFrom.set(file, view);
+  }
+
+  /**
+   * `file` was published, journaled anew (`newerJournalId`), removed or replaced: the entry it
+   * started from is no longer needed. Not when its newer entry was never written (ENOSPC in the
+   * spool…): then the old one is all there is.
+   */
+  async superseded(file: object, newerJournalId: string | undefined, why: string): Promise<void> {
+    const view = this.startedFrom.get(file);
+    if (!view) return;
+    if (newerJournalId && !(await access(this.spool.journalFile(newerJournalId)).then(() => true, () => false))) return;
+    this.startedFrom.delete(file);
+    await this.dropEntry(view, why);
+  }
+
+  /** `file`, open over a kept file, was renamed: the entry it started from follows. */
+  async followRename(file: object, parentId: string, name: string): Promise<void> {
+    const view = this.startedFrom.get(file);
+    if (view) this.startedFrom.set(file, await this.renamed(view, parentId, name));
+  }
+
+  /**
+   * The last fd of a file open for writing closed: a journal entry it left shows; if it was
+   * opened over a kept file and closed unchanged, that one still waits, and shows again.
+   */
+  closed(file: object, c: ClosedFile): void {
+    const view = this.startedFrom.get(file);
+    this.startedFrom.delete(file);
+    if (c.unlinked || c.replaced) return;
+    if (c.entry) this.add({ parentId: c.parentId, name: c.name, entityId: c.entityId ?? '', ...c.entry, mtime: c.mtime });
+    else if (view && view.parentId === c.parentId && view.name === c.name) this.add(view);
   }
 
   /** `node` was removed, or replaced by a rename onto it: its entry and kept bytes go too. */

@@ -1153,6 +1153,37 @@ test('regression: a writer that has not read the file yet does not mix in a newe
   });
 });
 
+// Regression (review, fixed in 44dea50): an empty version set no base version, so an append
+// to it was published over a version another client made meanwhile.
+test('regression: an append to an empty version is not published over a newer one (ESTALE)', async () => {
+  await withReal(async (r) => {
+    await writeClose(r, '/e', Buffer.alloc(0));
+    const id = String(await r.fs.getxattr('/e', 'user.synapse.id'));
+    assert.equal(r.api.fileBytes(id).length, 0);
+    const fd = await r.fs.open('/e', O_WRONLY);
+    await r.remote.putVersion(id, Buffer.from('theirs'));
+    await r.fs.write(fd, Buffer.from('mine'), 0);
+    await assert.rejects(r.fs.flush(fd), { errno: 'ESTALE' });
+    await r.fs.release(fd);
+    assert.equal(r.api.fileBytes(id).toString(), 'theirs');
+  });
+});
+
+// Regression (review, fixed in 44dea50): every utimens time under 100 s was taken as "now"; only
+// the prebuilt addon's exact UTIME_NOW/UTIME_OMIT value (1073 ms) is.
+test('regression: utimens keeps real times, also early ones; the prebuild\'s 1073 ms means now; 1 ms (UTIME_OMIT) changes nothing', async () => {
+  await withReal(async (r) => {
+    await writeClose(r, '/t', Buffer.from('x'));
+    await r.fs.utimens('/t', 0, 50_000);
+    assert.equal((await r.fs.getattr('/t')).mtime.getTime(), 50_000);
+    await r.fs.utimens('/t', 0, 1);
+    assert.equal((await r.fs.getattr('/t')).mtime.getTime(), 50_000, 'UTIME_OMIT (touch -a) leaves the mtime');
+    const before = Date.now();
+    await r.fs.utimens('/t', 0, 1073);
+    assert.ok((await r.fs.getattr('/t')).mtime.getTime() >= before, 'the prebuild\'s UTIME_NOW is now');
+  });
+});
+
 /** /d/a created and written (`bytes`, still open), then another client renames /d to /e. */
 async function writingWhenFolderMoves(r: Real, bytes: string): Promise<number> {
   const d = await r.remote.mkdir(r.rootId, 'd');

@@ -115,7 +115,9 @@ type OpenHandle =
    * may a writer whose bytes were published already (an fsync) publish another fd's writes since.
    */
   | { kind: 'write'; path: string; file: ActiveFile; wroteIn?: number; changedIn?: number }
-  | { kind: 'kept'; view: KeptFile; fh: FileHandle };
+  | { kind: 'kept'; view: KeptFile; fh: FileHandle }
+  /** A file only this mount lists, not open for writing: an empty placeholder (nothing to read). */
+  | { kind: 'empty' };
 
 export interface WriteDeps {
   publisher: Publisher;
@@ -292,6 +294,7 @@ export class SynapseFilesystem {
     if (h?.kind === 'write') return this.activeStat(h.path, h.file);
     if (h?.kind === 'read') return this.stat('file', h.reader.source.size, this.mtimes.get(h.node.entityId) ?? h.node.modifiedOn);
     if (h?.kind === 'kept') return this.stat('file', h.view.size, h.view.mtime);
+    if (h?.kind === 'empty') return this.stat('file', 0, Date.now());
     // No path and no handle of ours: never the root's stat (resolve('') is the root).
     throw new FsError('ENOENT', `fd ${fd}: not open`);
   }
@@ -453,7 +456,14 @@ export class SynapseFilesystem {
       if ((flags & O_TRUNC) !== 0) await file.truncate(0);
       return this.addWriteHandle(path, file);
     }
-    if (!node.entityId) return this.addWriteHandle(path, this.newActiveFile(path, node.parentId!, node.name, undefined, undefined));
+    // Read-only: an empty file kept in this mount only. Never a new file to publish at its close
+    // (QA: reading a failed stream's listed name published a 0-byte version; such names are no
+    // longer listed — kept-files.ts closed — and a read-only open must not publish regardless).
+    if (!node.entityId) {
+      const fd = this.nextFd++;
+      this.handles.set(fd, { kind: 'empty' });
+      return fd;
+    }
     const file = await this.sources.resolve(shown?.node ?? node, true);
     const fh = file.fileHandle;
     this.table.setSize(file.entityId, file.versionNumber, { size: fh.contentSize, md5: fh.contentMd5 });
@@ -649,6 +659,7 @@ export class SynapseFilesystem {
     const h = this.handle(fd);
     if (h.kind === 'write') return h.file.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
     if (h.kind === 'kept') return h.fh.read(target, 0, Math.min(length, target.length), position).then((r) => r.bytesRead);
+    if (h.kind === 'empty') return 0;
     return h.reader.readAny(target, position, Math.min(length, target.length));
   }
 

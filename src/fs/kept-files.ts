@@ -18,7 +18,8 @@
  * a mount starts with one per entry of its spool's journal (the newest per name shows; older
  * entries of the same file go wherever it goes — `older`). A stream
  * journaled by its S3 object, file handle or open upload has no whole copy in the spool: it is
- * tracked (for removal and renames) but not shown.
+ * tracked (for removal and renames of the published file it is a version of) but not shown; a
+ * new file of that kind is not listed at all (`recover --list` names it).
  */
 import { access, readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -95,7 +96,7 @@ export class KeptFiles {
         parentId: e.parentId, name: e.name, entityId: e.entityId ?? '', journalId: e.id, spoolFile: e.spoolFile, md5: e.md5, whole, size: e.size, mtime,
         ...(e.baseVersion !== undefined ? { baseVersion: e.baseVersion } : {}),
       });
-      if (!e.entityId) this.table.addLocal({ entityId: '', name: e.name, kind: 'file', parentId: e.parentId, versionNumber: undefined, modifiedOn: mtime, createdOn: mtime });
+      if (!e.entityId && whole) this.table.addLocal({ entityId: '', name: e.name, kind: 'file', parentId: e.parentId, versionNumber: undefined, modifiedOn: mtime, createdOn: mtime });
     }
     return entries.length;
   }
@@ -156,8 +157,15 @@ export class KeptFiles {
     const view = this.startedFrom.get(file);
     this.startedFrom.delete(file);
     if (c.unlinked || c.replaced) return;
-    if (c.entry) this.add({ parentId: c.parentId, name: c.name, entityId: c.entityId ?? '', ...c.entry, mtime: c.mtime });
-    else if (view && view.parentId === c.parentId && view.name === c.name) this.add(view);
+    if (c.entry) {
+      this.add({ parentId: c.parentId, name: c.name, entityId: c.entityId ?? '', ...c.entry, mtime: c.mtime });
+      // A new file whose bytes are not whole here is not listed: there is nothing to show (QA:
+      // a 0-byte file was, which backups copied and whose read published it empty).
+      if (!c.entityId && !c.entry.whole) {
+        this.table.remove(c.parentId, c.name);
+        this.table.invalidate(c.parentId);
+      }
+    } else if (view && view.parentId === c.parentId && view.name === c.name) this.add(view);
   }
 
   /** `node` was removed, or replaced by a rename onto it: its entry and kept bytes go too. */

@@ -54,6 +54,20 @@ async function keptAppend(r: Real, name: string, first: string, appended: string
   return id;
 }
 
+/**
+ * A new file `/name` whose publish Synapse refused, kept whole in the spool (so it is listed and
+ * shown): written out of order, so it left the stream for the spool.
+ */
+async function keptNew(r: Real, name: string, text: string): Promise<void> {
+  r.faults.failNext('createEntity');
+  const fd = await r.fs.create(`/${name}`, 0o644);
+  await r.fs.write(fd, Buffer.from(text.slice(1)), 1);
+  await r.fs.write(fd, Buffer.from(text.slice(0, 1)), 0);
+  await assert.rejects(r.fs.flush(fd));
+  await r.fs.release(fd);
+  assert.equal((await r.fs.getattr(`/${name}`)).size, text.length, 'listed, with the kept bytes');
+}
+
 async function journal(r: Real): Promise<Array<{ name: string; bytes: string }>> {
   const entries = await r.spool.listJournal();
   return Promise.all(entries.map(async (e) => ({ name: e.name, bytes: await readFile(e.spoolFile, 'utf8').catch(() => '') })));
@@ -90,11 +104,7 @@ test('a kept file renamed while open for writing, closed unchanged, still waits 
 
 test('a published file renamed onto a kept new file moves there (same synID); the kept entry is dropped', async () => {
   await withReal(async (r) => {
-    r.faults.failNext('createEntity');
-    const fd = await r.fs.create('/f', 0o644);
-    await r.fs.write(fd, Buffer.from('draft\n'), 0);
-    await assert.rejects(r.fs.flush(fd));
-    await r.fs.release(fd);
+    await keptNew(r, 'f', 'draft\n');
     assert.equal((await journal(r)).length, 1);
     await writeNew(r, '/g', 'gee\n');
     const g = r.api.resolvePath(r.rootId, '/g')!.id;
@@ -136,16 +146,33 @@ test('a published file whose newer bytes wait for recover cannot be renamed onto
 
 test('a file saved twice while Synapse refused both: rm drops both entries (the older one came back at recover)', async () => {
   await withReal(async (r) => {
-    for (const text of ['first\n', 'second try\n']) {
-      r.faults.failNext('createEntity');
-      const fd = await r.fs.create('/twice', 0o644);
-      await r.fs.write(fd, Buffer.from(text), 0);
-      await assert.rejects(r.fs.flush(fd));
-      await r.fs.release(fd);
-    }
+    // The first save's stream was journaled by its S3 object (not listed), the second kept whole.
+    r.faults.failNext('createEntity');
+    const fd = await r.fs.create('/twice', 0o644);
+    await r.fs.write(fd, Buffer.from('first\n'), 0);
+    await assert.rejects(r.fs.flush(fd));
+    await r.fs.release(fd);
+    await keptNew(r, 'twice', 'second try\n');
     assert.equal((await journal(r)).length, 2);
     await r.fs.unlink('/twice');
     assert.deepEqual(await journal(r), [], 'nothing left for recover');
     assert.equal(r.api.resolvePath(r.rootId, '/twice'), undefined);
+  });
+});
+
+test('a new streamed file whose registration Synapse refused is not listed (no bytes here to show); reading it cannot publish an empty file', async () => {
+  await withReal(async (r) => {
+    const MiB = 1024 * 1024;
+    r.faults.fail('createExternalS3FileHandle', { times: 1, status: 403 });
+    const fd = await r.fs.create('/big', 0o644);
+    for (let off = 0; off < 12 * MiB; off += MiB) await r.fs.write(fd, Buffer.alloc(MiB, off / MiB), off);
+    await assert.rejects(r.fs.flush(fd), (err: unknown) => errnoName(err) === 'EACCES');
+    await r.fs.release(fd);
+    const [entry, ...rest] = await r.spool.listJournal();
+    assert.ok(entry?.s3Object, 'journaled by its S3 object');
+    assert.equal(rest.length, 0);
+    assert.deepEqual(await r.fs.readdir('/'), [], 'not listed');
+    await assert.rejects(r.fs.getattr('/big'), (err: unknown) => errnoName(err) === 'ENOENT');
+    assert.equal(r.api.resolvePath(r.rootId, '/big'), undefined, 'nothing published');
   });
 });

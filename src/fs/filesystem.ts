@@ -407,9 +407,14 @@ export class SynapseFilesystem {
       return await this.openExisting(path, flags);
     } catch (err) {
       if (errnoName(err) !== 'ENOENT') throw err;
-      // Gone from Synapse while still listed here (deleted elsewhere): the lookup that follows
-      // must list the folder afresh, or it would find the entry again and open again.
+      const before = this.table.resolveCached(path);
+      // Maybe gone from Synapse while still listed here (deleted elsewhere): list the folder
+      // afresh. ESTALE only if the path is really gone (or another entity now): the kernel's one
+      // retry must not meet the same answer — an ENOENT about something else (an S3 object
+      // missing, a spool file) stays ENOENT (review).
       await this.table.resolveParent(path).then(({ parent }) => this.table.invalidate(parent.entityId), () => undefined);
+      const now = await this.table.resolve(path).catch(() => undefined);
+      if (now && (!before || now.entityId === before.entityId)) throw err;
       throw new FsError('ESTALE', `${path}: no longer exists (the kernel's entry is stale)`, { cause: err });
     }
   }
@@ -834,8 +839,9 @@ export class SynapseFilesystem {
       }
       af.unlinked = true;
       this.active.delete(path);
-      // Opened over a file waiting for recover: removing it drops that entry too.
+      // Opened over a file waiting for recover, or journaled itself: removing it drops that entry too.
       await this.dropSuperseded(af, 'removed');
+      await af.dropJournal();
       if (af.refs === 0) await af.dispose(false);
     }
     // A scratch name never owns a Synapse entity, even when it shows one (an editor's backup
@@ -920,8 +926,8 @@ export class SynapseFilesystem {
         throw new FsError('EISDIR', `${dest}: is a directory`);
       } else if (node.kind === 'file' && target.kind === 'file' && !target.entityId) {
         // A name only this mount holds (an empty placeholder, a new file waiting for recover —
-        // rename() drops its entry): nothing in Synapse to replace, the file simply moves there.
-        this.orphanReplaced(dest, destParent.entityId, destName);
+        // rename() drops its entry): nothing in Synapse to replace, the file simply moves there
+        // (a file open for writing there is replaced once the move succeeded, below).
       } else if (node.kind === 'file' && target.kind === 'file') {
         await this.replaceContent(node, target);
         this.table.remove(node.parentId!, node.name);
@@ -938,7 +944,10 @@ export class SynapseFilesystem {
       throw err;
     }
     this.table.remove(node.parentId!, node.name);
-    if (target && !target.entityId) this.table.removeLocal(destParent.entityId, destName);
+    if (target && !target.entityId) {
+      this.orphanReplaced(dest, destParent.entityId, destName);
+      this.table.removeLocal(destParent.entityId, destName);
+    }
     this.table.upsert(this.nodeOf(moved, node.kind));
     this.moveActivePaths(src, dest);
   }
@@ -955,7 +964,7 @@ export class SynapseFilesystem {
     af.unlinked = true;
     this.active.delete(path);
     this.table.removeLocal(parentId, name);
-    void this.dropSuperseded(af, 'replaced by a rename');
+    void this.dropSuperseded(af, 'replaced by a rename').then(() => af.dropJournal());
   }
 
   /**
@@ -967,6 +976,9 @@ export class SynapseFilesystem {
   private async renameLocalEntry(src: string, dest: string, node: FsNode, destParent: FsNode, destName: string, target: FsNode | undefined): Promise<void> {
     if (target?.kind === 'dir') throw new FsError('EISDIR', `${dest}: is a directory`);
     if (target?.entityId) {
+      // A publish of the file open there (an fsync) finishes first: meeting the deleted entity,
+      // it would publish a new file of that name (Publisher.commit), back from the dead.
+      await this.active.get(dest)?.idle();
       await this.api.deleteEntity(target.entityId);
       this.opts.logger?.warn({ path: dest, entityId: target.entityId },
         'replaced by a file kept in this mount only (empty in Synapse storage, or waiting for recover): the old file is in Synapse\'s trash can');

@@ -25,6 +25,7 @@ import { access, readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { FsNode, InodeTable } from './inode-table.js';
 import type { JournalEntry, Spool } from './spool.js';
+import type { ActiveFile } from './write-handle.js';
 
 export interface KeptFile {
   parentId: string;
@@ -41,8 +42,9 @@ export interface KeptFile {
   size: number;
   mtime: number;
   /**
-   * Earlier entries of the same file that this one replaces (saved again before recover ran):
-   * removed, renamed and dropped with it — `rm` once left them for recover to bring back.
+   * Earlier entries of the same file under this name (saved again before recover ran): removed
+   * and renamed with it — `rm` once left them for recover to bring back. Not dropped when this
+   * one is published: their bytes may differ (built on another version), recover judges them.
    */
   older?: Array<{ journalId: string; spoolFile: string }>;
 }
@@ -66,7 +68,7 @@ export interface ClosedFile {
 export class KeptFiles {
   private readonly byName = new Map<string, KeptFile>();
   /** Files open for writing that started from a kept file (openedOver): the entry they replace once published. */
-  private readonly startedFrom = new WeakMap<object, KeptFile>();
+  private readonly startedFrom = new WeakMap<ActiveFile, KeptFile>();
 
   constructor(private readonly spool: Spool, private readonly table: InodeTable, private readonly logger?: Logger) {}
 
@@ -125,7 +127,7 @@ export class KeptFiles {
    * `file` (an open-for-write file) starts from the kept bytes of `view`: the path shows the file
    * from now on; the entry stays until `file` is published (superseded) or closed unchanged.
    */
-  openedOver(file: object, view: KeptFile): void {
+  openedOver(file: ActiveFile, view: KeptFile): void {
     this.byName.delete(keyOf(view.parentId, view.name));
     this.startedFrom.set(file, view);
   }
@@ -135,7 +137,7 @@ export class KeptFiles {
    * started from is no longer needed. Not when its newer entry was never written (ENOSPC in the
    * spool…): then the old one is all there is.
    */
-  async superseded(file: object, newerJournalId: string | undefined, why: string): Promise<void> {
+  async superseded(file: ActiveFile, newerJournalId: string | undefined, why: string): Promise<void> {
     const view = this.startedFrom.get(file);
     if (!view) return;
     if (newerJournalId && !(await access(this.spool.journalFile(newerJournalId)).then(() => true, () => false))) return;
@@ -144,7 +146,7 @@ export class KeptFiles {
   }
 
   /** `file`, open over a kept file, was renamed: the entry it started from follows. */
-  async followRename(file: object, parentId: string, name: string): Promise<void> {
+  async followRename(file: ActiveFile, parentId: string, name: string): Promise<void> {
     const view = this.startedFrom.get(file);
     if (view) this.startedFrom.set(file, await this.renamed(view, parentId, name));
   }
@@ -153,7 +155,7 @@ export class KeptFiles {
    * The last fd of a file open for writing closed: a journal entry it left shows; if it was
    * opened over a kept file and closed unchanged, that one still waits, and shows again.
    */
-  closed(file: object, c: ClosedFile): void {
+  closed(file: ActiveFile, c: ClosedFile): void {
     const view = this.startedFrom.get(file);
     this.startedFrom.delete(file);
     if (c.unlinked || c.replaced) return;
@@ -173,15 +175,15 @@ export class KeptFiles {
     const kept = node && (await this.waiting(node));
     if (!kept) return;
     this.byName.delete(keyOf(kept.parentId, kept.name));
-    await this.removeEntries(kept);
-    this.logger?.info({ parentId: kept.parentId, name: kept.name, journalId: kept.journalId, why }, 'a file waiting for recover was removed: its journal entry is dropped');
+    for (const e of [kept, ...(kept.older ?? [])]) await this.removeEntry(e);
+    this.logger?.info({ parentId: kept.parentId, name: kept.name, journalId: kept.journalId, older: kept.older?.length ?? 0, why }, 'a file waiting for recover was removed: its journal entries are dropped');
   }
 
   /** The content of `kept` was published (or replaced) from this mount: its entry and bytes go. */
   async dropEntry(kept: KeptFile, why: string): Promise<void> {
     const key = keyOf(kept.parentId, kept.name);
     if (this.byName.get(key)?.journalId === kept.journalId) this.byName.delete(key);
-    await this.removeEntries(kept);
+    await this.removeEntry(kept);
     this.logger?.info({ parentId: kept.parentId, name: kept.name, journalId: kept.journalId, why }, 'a journal entry is no longer needed');
   }
 
@@ -198,13 +200,17 @@ export class KeptFiles {
    * returns the kept file under its new name — or as it was, when the journal could not be
    * rewritten (logged). Its view is the caller's: a file open over it shows itself meanwhile.
    */
-  async renamed(kept: KeptFile, parentId: string, name: string): Promise<KeptFile> {
-    for (const { journalId } of [...(kept.older ?? []), kept]) {
+  private async renamed(kept: KeptFile, parentId: string, name: string): Promise<KeptFile> {
+    // The newest first: if it cannot be renamed, none is (the entries stay together).
+    for (const { journalId } of [kept, ...(kept.older ?? [])]) {
       const file = this.spool.journalFile(journalId);
       try {
         const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
+        // Dropped meanwhile (published, or removed): not brought back.
+        if (!(await access(file).then(() => true, () => false))) continue;
         await this.spool.writeJournal({ ...entry, parentId, name });
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
         this.logger?.warn({ err, journal: file }, 'could not rename a journal entry; recover publishes it under its old name');
         if (journalId === kept.journalId) return kept;
       }
@@ -212,12 +218,9 @@ export class KeptFiles {
     return { ...kept, parentId, name };
   }
 
-  /** The journal entries of `kept` (and those it replaces) and their spool files. */
-  private async removeEntries(kept: KeptFile): Promise<void> {
-    for (const { journalId, spoolFile } of [...(kept.older ?? []), kept]) {
-      await this.spool.removeJournal(journalId);
-      if (spoolFile !== kept.spoolFile || journalId === kept.journalId) await this.spool.removeSpoolFile(spoolFile);
-    }
+  private async removeEntry(e: { journalId: string; spoolFile: string }): Promise<void> {
+    await this.spool.removeJournal(e.journalId);
+    await this.spool.removeSpoolFile(e.spoolFile);
   }
 
   /** The kept file under `node`'s name, if it is `node`'s and its journal entry still waits. */

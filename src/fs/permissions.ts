@@ -58,8 +58,11 @@ export class Permissions {
     if (hit && Date.now() - hit.at < ttl) return Promise.resolve(hit.perms);
     let asking = this.asking.get(key);
     if (!asking) {
-      asking = this.ask(key, entityId).finally(() => this.asking.delete(key));
-      this.asking.set(key, asking);
+      const mine = this.ask(key, entityId).finally(() => {
+        if (this.asking.get(key) === mine) this.asking.delete(key);
+      });
+      asking = mine;
+      this.asking.set(key, mine);
     }
     return asking;
   }

@@ -276,9 +276,11 @@ export class Publisher {
    * Synapse has another version now, someone published in between and these bytes would hide
    * their change, so nothing is committed (VersionConflict). Bytes that do not build on the old
    * content (a rewrite from empty) replace whatever is there: last writer wins, and the other
-   * version stays in the file's history.
+   * version stays in the file's history. If `entityId` was deleted meanwhile, such bytes become
+   * a new file of that name — unless `recreateIfDeleted()` says no (the mount removed it).
    */
-  async commit(parentId: string, name: string, fileHandleId: string, entityId?: string, builtOn?: number): Promise<Entity> {
+  async commit(parentId: string, name: string, fileHandleId: string, entityId?: string, builtOn?: number,
+    recreateIfDeleted: () => boolean = () => true): Promise<Entity> {
     let takenMeanwhile = false;
     if (!entityId) {
       try {
@@ -298,7 +300,8 @@ export class Publisher {
       } catch (err) {
         // Deleted elsewhere (trash can) while listed here. A rewrite from empty (`>`, cp, a
         // save) is a new file of that name now; bytes built on the deleted one stay journaled.
-        if (!(err instanceof SynapseError && err.status === 404) || builtOn !== undefined || takenMeanwhile) throw err;
+        // Not a file this mount is removing itself (`recreateIfDeleted`: unlinked meanwhile).
+        if (!(err instanceof SynapseError && err.status === 404) || builtOn !== undefined || takenMeanwhile || !recreateIfDeleted()) throw err;
         this.opts.logger?.warn({ parentId, name, entityId }, 'the file was deleted elsewhere meanwhile: these bytes become a new file of that name');
         return this.commit(parentId, name, fileHandleId);
       }

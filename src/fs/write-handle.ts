@@ -221,6 +221,23 @@ export class ActiveFile {
   }
 
   /** Run `fn` after any publish in progress (serialises spool access against uploads). */
+  /**
+   * Removed by the user (rm, or replaced by a rename) while a failed publish's journal entry
+   * waits: that entry is not wanted any more (review: recover brought a removed file back). The
+   * spool file goes at the last close, as for any unlinked file.
+   */
+  async dropJournal(): Promise<void> {
+    const entry = this.journalEntry;
+    if (!entry) return;
+    this.journaled = false;
+    await this.deps.spool.removeJournal(entry.journalId).catch(() => undefined);
+  }
+
+  /** Resolves once the operations queued so far (a publish, a truncate) have finished. */
+  idle(): Promise<void> {
+    return this.exclusive(async () => undefined);
+  }
+
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.busy.then(fn, fn);
     this.busy = run.catch(() => undefined);
@@ -491,7 +508,8 @@ export class ActiveFile {
       }
       let entity;
       try {
-        entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId, this.entityId ? this.builtOn : undefined);
+        entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId, this.entityId ? this.builtOn : undefined,
+          () => !this.unlinked);
       } catch (err) {
         if (stream) {
           // Its bytes are only the registered file handle, which the journal names.

@@ -53,7 +53,11 @@ test('a refusal is EACCES naming the missing right; an indefinite TTL still re-a
   assert.equal(f.calls(), 2);
 });
 
-test('an unreachable Synapse lets the change through (the publish decides)', async () => {
-  const api = { getBundle: async () => { throw new Error('ECONNREFUSED'); } } as unknown as SynapseApi;
-  await new Permissions(api, () => 0).require('delete', 'syn5', '/x');
+test('an unreachable Synapse lets the change through (the publish decides), and is asked again next time', async () => {
+  let calls = 0;
+  const api = { getBundle: async () => { calls++; throw new Error('ECONNREFUSED'); } } as unknown as SynapseApi;
+  const p = new Permissions(api, () => 60_000);
+  await p.require('delete', 'syn5', '/x');
+  await p.require('delete', 'syn5', '/x');
+  assert.equal(calls, 2, 'a failure is not kept');
 });

@@ -458,7 +458,7 @@ export class SynapseFilesystem {
       const base = shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
       this.shown?.delete(path);
       const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined, base);
-      if ((flags & O_TRUNC) !== 0) await file.truncate(0);
+      if ((flags & O_TRUNC) !== 0) await this.emptiedOrUndone(path, file);
       return this.addWriteHandle(path, file);
     }
     // Read-only: an empty file kept in this mount only. Never a new file to publish at its close
@@ -513,12 +513,31 @@ export class SynapseFilesystem {
    * (a truncate to 0 before the open, from the kernel) drops them. Once this file is published,
    * the entry it started from is dropped: what it held is in Synapse, or was replaced (kept-files.ts).
    */
-  private writeKept(path: string, node: FsNode, view: KeptFile, flags: number): Promise<number> {
+  private async writeKept(path: string, node: FsNode, view: KeptFile, flags: number): Promise<number> {
     const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined,
       { size: view.size, md5: view.md5, version: view.baseVersion }, (into) => copyInto(view.spoolFile, view.size, into));
     this.kept?.openedOver(file, view);
-    const fd = this.addWriteHandle(path, file);
-    return (flags & O_TRUNC) !== 0 ? file.truncate(0).then(() => fd) : Promise.resolve(fd);
+    if ((flags & O_TRUNC) !== 0) await this.emptiedOrUndone(path, file);
+    return this.addWriteHandle(path, file);
+  }
+
+  /**
+   * Truncate a file just made for an open to 0 (O_TRUNC); if that fails (ENOSPC in the spool…)
+   * the open fails and leaves nothing behind (review: a file with no fd stayed in `active` for
+   * good, and a kept view it was opened over stopped being tracked).
+   */
+  private async emptiedOrUndone(path: string, file: ActiveFile): Promise<void> {
+    try {
+      await file.truncate(0);
+    } catch (err) {
+      if (this.active.get(path) === file) this.active.delete(path);
+      this.kept?.closed(file, {
+        parentId: file.parentId, name: file.name, entityId: file.entityId, mtime: file.mtime, entry: undefined,
+        unlinked: false, replaced: this.active.has(path),
+      });
+      await file.dispose(false).catch(() => undefined);
+      throw err;
+    }
   }
 
   private addWriteHandle(path: string, file: ActiveFile): number {
@@ -579,7 +598,7 @@ export class SynapseFilesystem {
     // The version these bytes replace travels with the base (recover's conflict check).
     const base = size ? { ...size, version: listed?.versionNumber } : undefined;
     const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || undefined, base);
-    if (listed?.entityId) await file.truncate(0);
+    if (listed?.entityId) await this.emptiedOrUndone(path, file);
     else {
       // Visible at once in the writer's listing; published on flush.
       this.table.addLocal({

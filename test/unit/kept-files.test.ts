@@ -214,3 +214,19 @@ test('removing a file open for writing whose publish failed (fsync) drops its jo
     assert.equal(r.api.resolvePath(r.rootId, '/j'), undefined);
   });
 });
+
+test('an O_TRUNC open of a kept file that fails (spool ENOSPC) leaves the kept file as it was', async () => {
+  await withReal(async (r) => {
+    await keptAppend(r, 'k', 'one\n', 'two\n');
+    const create = r.spool.create.bind(r.spool);
+    r.spool.create = async () => {
+      r.spool.create = create;
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    };
+    await assert.rejects(r.fs.open('/k', O_WRONLY | 0o1000), (err: unknown) => errnoName(err) === 'ENOSPC');
+    assert.equal((await r.fs.getattr('/k')).size, 8, 'still the kept bytes');
+    assert.equal(await readText(r, '/k'), 'one\ntwo\n');
+    await r.fs.unlink('/k');
+    assert.deepEqual(await journal(r), [], 'still tracked: rm drops its entry');
+  });
+});

@@ -131,16 +131,26 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
 
   return new Promise<number>((resolve) => {
     let stopping = false;
+    const hurry = { now: false };
     const stop = async (why: string): Promise<void> => {
-      if (stopping) return;
+      // A signal while a lazy unmount waits for open files: stop now.
+      if (stopping) {
+        if (why !== LAZY) hurry.now = true;
+        return;
+      }
       stopping = true;
+      if (why === LAZY) await untilClosed(mounted.fs, () => mounted.adapter.sessionAlive(), log, hurry);
       log.info({ why }, 'unmounting');
-      const { published, journaled, lost } = await mounted.fs.drain();
-      for (const p of published) log.warn({ path: p }, 'file still open at unmount: published');
-      for (const p of journaled) log.error({ path: p }, 'file still open at unmount could not be published: journaled for `synapse-mount recover`');
+      const { published, journaled, lost, incomplete } = await mounted.fs.drain();
+      for (const p of published) log.warn({ path: p }, 'file closed just before unmount: published');
+      for (const p of journaled) log.error({ path: p }, 'file closed just before unmount could not be published: journaled for `synapse-mount recover`');
       for (const p of lost) log.error({ path: p }, 'file still open at unmount was not published: its upload had failed (its writer got EIO)');
-      if (published.length + journaled.length + lost.length > 0 && !process.env[CHILD_ENV]) {
-        process.stderr.write(`synapse-mount: at unmount ${published.length} open file(s) published, ${journaled.length} journaled for recover`
+      for (const p of incomplete) {
+        log.error({ path: p }, 'file still open for writing at unmount: not published (it may be incomplete); journaled — check it, then `synapse-mount recover --force`');
+      }
+      if (published.length + journaled.length + lost.length + incomplete.length > 0 && !process.env[CHILD_ENV]) {
+        process.stderr.write(`synapse-mount: at unmount ${published.length} file(s) published, ${journaled.length} journaled for recover`
+          + `${incomplete.length ? `, ${incomplete.length} still open for writing journaled as incomplete` : ''}`
           + `${lost.length ? `, ${lost.length} not published (upload failed)` : ''}\n`);
       }
       await mounted.unmount().catch((err: unknown) => log.error({ err }, 'unmount failed'));
@@ -152,8 +162,23 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGHUP', () => void stop('SIGHUP'));
-    mounted.adapter.watchForUnmount(() => void stop('unmounted from outside'));
+    mounted.adapter.watchForUnmount(() => void stop(LAZY));
   });
+}
+
+/**
+ * Why `stop` runs when the mountpoint left the mount table behind our back: `fusermount -uz`
+ * (lazy) detaches it while programs still hold files open, and the kernel goes on sending their
+ * reads and writes — so they are served until the last one is closed, then the mount stops
+ * (QA: writers died mid-file and their prefixes were published). A plain unmount by someone else
+ * happens only once nothing is open.
+ */
+const LAZY = 'unmounted from outside';
+
+async function untilClosed(fs: { openHandleCount: number }, sessionAlive: () => Promise<boolean>, log: Logger, hurry: { now: boolean }): Promise<void> {
+  if (fs.openHandleCount === 0) return;
+  log.warn({ open: fs.openHandleCount }, 'unmounted lazily: serving the files still open until they are closed (a signal stops at once)');
+  while (fs.openHandleCount > 0 && !hurry.now && (await sessionAlive())) await new Promise((r) => setTimeout(r, 250));
 }
 
 export async function runMount(opts: MountCommandOptions): Promise<number> {

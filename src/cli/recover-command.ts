@@ -34,6 +34,8 @@ export interface RecoverResult {
  * rewritten since, and said only "published".)
  */
 function conflictOf(e: JournalEntry, ours: OwnVersions, existing: string | undefined, info: VersionInfo | undefined): string | undefined {
+  // Held back at unmount while a program was still writing it: only the user can tell.
+  if (e.incomplete) return `${e.incomplete}, so it may be incomplete`;
   if (e.entityId) {
     if (!info) return `${e.entityId} was deleted since these bytes were written`;
     if (e.baseVersion === undefined) return undefined;

@@ -114,7 +114,7 @@ type OpenHandle =
    * not publish another process's half-written file (QA found `head` and `md5sum` doing so), nor
    * may a writer whose bytes were published already (an fsync) publish another fd's writes since.
    */
-  | { kind: 'write'; path: string; file: ActiveFile; wroteIn?: number; changedIn?: number }
+  | { kind: 'write'; path: string; file: ActiveFile; writable: boolean; wroteIn?: number; changedIn?: number }
   | { kind: 'kept'; view: KeptFile; fh: FileHandle }
   /** A file only this mount lists, not open for writing: an empty placeholder (nothing to read). */
   | { kind: 'empty' };
@@ -429,7 +429,7 @@ export class SynapseFilesystem {
       // Another fd has this path open for writing: share its bytes, readers included.
       if (writing) this.checkWritable(path);
       if ((flags & O_TRUNC) !== 0) await af.truncate(0);
-      return this.addWriteHandle(path, af);
+      return this.addWriteHandle(path, af, writing);
     }
     if (!resolved) throw new FsError('ENOENT', `${path}: no such entry`); // unreachable: resolve() throws
     if (resolved.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
@@ -540,10 +540,12 @@ export class SynapseFilesystem {
     }
   }
 
-  private addWriteHandle(path: string, file: ActiveFile): number {
+  /** An fd on a file open for writing; `writable`: opened for writing (else a reader sharing its bytes). */
+  private addWriteHandle(path: string, file: ActiveFile, writable = true): number {
     file.refs++;
+    if (writable) file.writers++;
     const fd = this.nextFd++;
-    this.handles.set(fd, { kind: 'write', path, file });
+    this.handles.set(fd, { kind: 'write', path, file, writable });
     return fd;
   }
 
@@ -727,6 +729,7 @@ export class SynapseFilesystem {
     if (!h || h.kind !== 'write') return;
     const file = h.file;
     file.refs--;
+    if (h.writable) file.writers--;
     if (file.refs > 0) return;
     await this.lastClosed(h.path, file);
   }
@@ -766,25 +769,36 @@ export class SynapseFilesystem {
   }
 
   /**
-   * Unmount: publish every file still open for writing (a failure leaves its journal entry).
-   * Returns which were published and which were journaled, so the process can say so.
+   * Unmount. A file whose last fd has closed but is not published yet is published (a failure
+   * leaves its journal entry). A file a program still has open for writing may be half-written:
+   * it is never published (QA: SIGTERM published 1 MiB of a 30 MiB copy, over the real file's
+   * newest version). Its writes stop (EIO from now on), its bytes go to S3 and the journal as
+   * `incomplete`, which `recover` reports as a conflict (`--force` publishes it).
+   * Returns what became of each, so the process can say so.
    */
-  async drain(): Promise<{ published: string[]; journaled: string[]; lost: string[] }> {
+  async drain(): Promise<{ published: string[]; journaled: string[]; lost: string[]; incomplete: string[] }> {
     const published: string[] = [];
     const journaled: string[] = [];
     const lost: string[] = [];
+    const incomplete: string[] = [];
+    const stillOpen = (file: ActiveFile): boolean => file.writers > 0 && !file.unlinked && !file.localOnly;
+    const why = 'still open for writing when the mount stopped';
+    for (const file of this.active.values()) if (stillOpen(file)) file.freeze(why);
     for (const [path, file] of [...this.active]) {
+      const open = stillOpen(file);
+      await this.releasing.get(path);
       if (!file.dirty || file.unlinked || file.localOnly) continue;
       try {
-        await this.publish(path, file);
+        if (open) await file.publish({ holdBack: why });
+        else await this.publish(path, file);
         published.push(path);
       } catch (err) {
         if (err instanceof EmptyVersionRefused) continue; // logged; Synapse keeps its last version
         // Journaled, or a file whose upload failed outright (its writer already got EIO).
-        (file.awaitingRecovery ? journaled : lost).push(path);
+        (!file.awaitingRecovery ? lost : open ? incomplete : journaled).push(path);
       }
     }
-    return { published, journaled, lost };
+    return { published, journaled, lost, incomplete };
   }
 
   async truncate(path: string, size: number): Promise<void> {

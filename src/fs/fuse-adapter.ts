@@ -32,7 +32,7 @@
  *  - `write` buffers are reused by libfuse: copied before any await.
  *  - Errors are logged once here (debug for the expected ENOENT, warn otherwise).
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
 import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
@@ -263,6 +263,20 @@ export class FuseAdapter {
     };
     this.watchTimer = setTimeout(() => void check(), intervalMs);
     this.watchTimer.unref();
+  }
+
+  /**
+   * The kernel still talks to this process: libfuse holds /dev/fuse open until its loop ends,
+   * which it does once a lazily unmounted filesystem's last file is closed. (The RELEASE of that
+   * last file may never come — the kernel aborts the connection — so counting our open handles
+   * alone waited forever.)
+   */
+  async sessionAlive(): Promise<boolean> {
+    const fds = await readdir('/proc/self/fd').catch(() => [] as string[]);
+    for (const fd of fds) {
+      if ((await readlink(`/proc/self/fd/${fd}`).catch(() => '')) === '/dev/fuse') return true;
+    }
+    return false;
   }
 
   private stopWatching(): void {

@@ -41,6 +41,12 @@ export interface JournalEntry {
    */
   inSpool?: boolean;
   /**
+   * Why these bytes may be incomplete: the file was still open for writing when the mount
+   * stopped (filesystem.ts drain), so it was never published; `recover` calls it a conflict
+   * (`--force` publishes it).
+   */
+  incomplete?: string;
+  /**
    * A streamed file (write-handle.ts): its bytes are this complete S3 object, not the spool
    * file; recovery registers it as an external handle instead of uploading.
    */

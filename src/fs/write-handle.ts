@@ -116,6 +116,8 @@ export class ActiveFile {
   /** Kept local because its storage cannot hold an empty file (see Publisher). */
   emptyPlaceholder = false;
   refs = 0;
+  /** Of those fds, the ones opened for writing (a reader may share the bytes too). */
+  writers = 0;
   /** Content differs from the last published version. */
   dirty = false;
   /** write() was called since the last publish (flush publishes only then). */
@@ -321,6 +323,7 @@ export class ActiveFile {
   write(data: Buffer, position: number): Promise<number> {
     return this.exclusive(async () => {
       if (this.broken) throw this.broken;
+      if (this.frozen) throw new FsError('EIO', `${this.name}: ${this.frozen}`);
       // POSIX: writing nothing changes nothing — not the size (even past the end), not the
       // stream, not `dirty`. FUSE never sends one; fs callers (and the model test) can.
       if (data.length === 0) return 0;
@@ -429,6 +432,7 @@ export class ActiveFile {
 
   truncate(size: number): Promise<void> {
     return this.exclusive(async () => {
+      if (this.frozen) throw new FsError('EIO', `${this.name}: ${this.frozen}`);
       if (this.stream) {
         if (size === 0) this.dropStream('truncate to 0');
         else if (size !== this.stream.upload.length) await this.spill('truncate');
@@ -450,10 +454,23 @@ export class ActiveFile {
   }
 
   /**
-   * Publish the current content if it changed. Returns the new version, or undefined when
-   * nothing was published (clean, unchanged bytes, local-only file).
+   * The mount is stopping while this file is still open for writing: nothing written from now on
+   * is taken (EIO), so the journal entry `publish({ holdBack })` writes holds every byte a write
+   * was acknowledged for — the writer's later writes fail rather than vanish (QA).
    */
-  publish(): Promise<PublishedVersion | undefined> {
+  freeze(why: string): void {
+    this.frozen = why;
+  }
+
+  private frozen: string | undefined;
+
+  /**
+   * Publish the current content if it changed. Returns the new version, or undefined when
+   * nothing was published (clean, unchanged bytes, local-only file). With `holdBack`, the bytes
+   * go to S3 and get their file handle, but the file is journaled instead of committed — marked
+   * incomplete for the reason given (the mount stops while a writer still has it open).
+   */
+  publish(opts: { holdBack?: string } = {}): Promise<PublishedVersion | undefined> {
     return this.exclusive(() => this.tracked(async () => {
       if (this.broken) {
         throw new FsError(errnoName(this.broken), `${this.name}: not published, an earlier write failed (${(this.broken as Error).message})`);
@@ -505,6 +522,11 @@ export class ActiveFile {
           throw new EmptyVersionRefused(this.name, err);
         }
         throw await this.journal(err, size, md5, {});
+      }
+      if (opts.holdBack) {
+        if (stream) this.stream = undefined;
+        this.broken = new FsError('EIO', `${this.name}: ${opts.holdBack}`);
+        throw await this.journal(this.broken, size, md5, { fileHandleId }, !stream, opts.holdBack);
       }
       let entity;
       try {
@@ -578,7 +600,8 @@ export class ActiveFile {
 
   /** Record a failed publish for `recover`; returns the error to give to close(). */
   private async journal(err: unknown, size: number, md5: string,
-    where: Pick<JournalEntry, 'fileHandleId' | 's3Object' | 's3Upload'>, inSpool = !where.s3Object && !where.s3Upload): Promise<unknown> {
+    where: Pick<JournalEntry, 'fileHandleId' | 's3Object' | 's3Upload'>, inSpool = !where.s3Object && !where.s3Upload,
+    incomplete?: string): Promise<unknown> {
     const spool = await this.spool();
     try {
       this.journaled = true;
@@ -595,6 +618,7 @@ export class ActiveFile {
         ...(where.s3Object ? { s3Object: where.s3Object } : {}),
         ...(where.s3Upload ? { s3Upload: where.s3Upload } : {}),
         size, md5, inSpool, createdAt: new Date().toISOString(), error: (err as Error).message ?? String(err),
+        ...(incomplete ? { incomplete } : {}),
       });
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
     } catch (jerr) {

@@ -389,21 +389,77 @@ time.sleep(30)`;
     }
   });
 
-  test('SIGTERM with a file open for writing: its upload finishes and the process says so', async () => {
+  test('SIGTERM while programs still write: nothing half-written is published; the bytes are journaled as incomplete, later writes fail, recover --force publishes them', async () => {
+    // QA: SIGTERM published 1 MiB of a 30 MiB copy (over the file's newest version, for an
+    // existing file), and bytes the writer wrote after the drain were neither published nor kept.
     const spoolDir = path.join(scratch, 'spool-term');
     const t = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--log-level', 'warn']);
     const w = `import sys,time
 dst=open(sys.argv[1],'wb'); dst.write(b'written before unmount\\n'); dst.flush()
-sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(30)`;
+sys.stdout.write('ready\\n'); sys.stdout.flush()
+for i in range(600):
+    time.sleep(0.05)
+    try:
+        dst.write(b'x'); dst.flush()
+    except OSError as e:
+        sys.stdout.write('write failed: %s\\n' % e.strerror); sys.stdout.flush(); break`;
     const writer = spawn('python3', ['-c', w, `${t.dir}/managed/open-at-exit.txt`], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let ready = '';
-    writer.stdout.on('data', (d: Buffer) => { ready += d.toString(); });
+    let said = '';
+    writer.stdout.on('data', (d: Buffer) => { said += d.toString(); });
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const args = ['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint];
     try {
-      await waitFor('writer ready', () => ready.includes('ready'), 20_000);
+      await waitFor('writer ready', () => said.includes('ready'), 20_000);
       t.proc.kill('SIGTERM');
       await waitFor('mount process exit', () => t.proc.exitCode !== null || t.proc.signalCode !== null, 30_000);
-      assert.match(t.output(), /published/);
-      assert.ok(await childId(stack, managedId, 'open-at-exit.txt'));
+      assert.match(t.output(), /still open for writing at unmount: not published/);
+      assert.equal(await childId(stack, managedId, 'open-at-exit.txt'), undefined, 'nothing published');
+      await waitFor('the writer hears of it', () => /write failed/.test(said), 20_000);
+      const list = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
+      assert.match(list.stdout, /open-at-exit\.txt/);
+      const rec = await cli(args, { env });
+      assert.equal(rec.code, 1, rec.stdout + rec.stderr);
+      assert.match(rec.stdout, /^conflict\t.*open-at-exit\.txt.*still open for writing when the mount stopped, so it may be incomplete/m);
+      assert.equal(await childId(stack, managedId, 'open-at-exit.txt'), undefined, 'recover publishes it only when told');
+      const forced = await cli([...args, '--force'], { env });
+      assert.equal(forced.code, 0, forced.stdout + forced.stderr);
+      const id = await childId(stack, managedId, 'open-at-exit.txt');
+      assert.ok(id);
+      const e = stack.seed.entity(id) as { dataFileHandleId: string };
+      const fh = stack.seed.fileHandle(String(e.dataFileHandleId)) as { bucketName: string; key: string };
+      const bytes = (await stack.seed.objectBytes(fh.bucketName, fh.key)).toString();
+      assert.match(bytes, /^written before unmount\nx*$/, 'every byte acknowledged before the stop, nothing else');
+    } finally {
+      writer.kill('SIGKILL');
+      await t.unmount();
+    }
+  });
+
+  test('a lazy unmount (fusermount -uz) while a program writes: it is served to the end, its file published whole, then the process exits', async () => {
+    const t = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool-lazy'), '--log-level', 'warn']);
+    const w = `import sys,time
+dst=open(sys.argv[1],'wb'); dst.write(b'start\\n'); dst.flush()
+sys.stdout.write('ready\\n'); sys.stdout.flush()
+for i in range(20):
+    time.sleep(0.1); dst.write(b'line %d\\n' % i); dst.flush()
+dst.close(); sys.stdout.write('closed\\n'); sys.stdout.flush()`;
+    const writer = spawn('python3', ['-c', w, `${t.dir}/managed/lazy.txt`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let said = '';
+    writer.stdout.on('data', (d: Buffer) => { said += d.toString(); });
+    writer.stderr.on('data', (d: Buffer) => { said += d.toString(); });
+    try {
+      await waitFor('writer ready', () => said.includes('ready'), 20_000);
+      assert.equal((await sh(`fusermount -uz '${t.dir}'`)).code, 0);
+      await waitFor('writer done', () => /closed|Error/.test(said), 30_000);
+      assert.match(said, /closed/, said);
+      await waitFor('mount process exit', () => t.proc.exitCode !== null || t.proc.signalCode !== null, 30_000);
+      const id = await childId(stack, managedId, 'lazy.txt');
+      assert.ok(id, 'published');
+      const e = stack.seed.entity(id) as { dataFileHandleId: string };
+      const fh = stack.seed.fileHandle(String(e.dataFileHandleId)) as { bucketName: string; key: string };
+      const want = `start\n${Array.from({ length: 20 }, (_, i) => `line ${i}\n`).join('')}`;
+      assert.equal((await stack.seed.objectBytes(fh.bucketName, fh.key)).toString(), want, 'whole, once');
+      assert.equal(stack.seed.versions(id).length, 1);
     } finally {
       writer.kill('SIGKILL');
       await t.unmount();

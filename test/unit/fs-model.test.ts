@@ -1316,7 +1316,7 @@ test('regression: fs.mkdir over a file being written (not yet published) is EEXI
   });
 });
 
-test('drain at unmount: open files are published; one whose written bytes were lost is listed lost; nothing half-written reaches Synapse', async () => {
+test('drain at unmount: files still open for writing are journaled as incomplete, never published; one whose written bytes were lost is listed lost', async () => {
   await withReal(async (r) => {
     await writeClose(r, '/old.bin', Buffer.alloc(3000, 7));
     const id = String(await r.fs.getxattr('/old.bin', 'user.synapse.id'));
@@ -1334,15 +1334,21 @@ test('drain at unmount: open files are published; one whose written bytes were l
     for (let off = 0; off < 6 * MiB; off += MiB) await r.fs.write(streamed, Buffer.alloc(MiB, off / MiB), off);
     await assert.rejects(r.fs.write(streamed, Buffer.from('y'), 0));
     r.store.failNext('getRange', 0);
-    // 3. A healthy new file.
+    // 3. A healthy new file, still open (its writer may not be done): held back, journaled.
     const fresh = await r.fs.create('/new.bin', 0o644);
     r.fds.push(fresh);
     await r.fs.write(fresh, Buffer.from('new bytes'), 0);
     const out = await r.fs.drain();
-    assert.deepEqual(out, { published: ['/new.bin'], journaled: [], lost: ['/streamed.bin'] });
+    assert.deepEqual(out, { published: [], journaled: [], lost: ['/streamed.bin'], incomplete: ['/new.bin'] });
     assert.equal((await r.api.getEntity(id)).versionNumber, before, 'no new version of the file whose write failed');
-    assert.match(String(await r.fs.getxattr('/new.bin', 'user.synapse.id')), /^syn\d+$/);
+    assert.equal(await r.api.lookupChild(r.rootId, 'new.bin'), null, 'the open file is not published');
     assert.equal(await r.api.lookupChild(r.rootId, 'streamed.bin'), null, 'the lost file is not in Synapse');
+    const [entry, ...more] = await r.spool.listJournal();
+    assert.equal(more.length, 0);
+    assert.equal(entry?.name, 'new.bin');
+    assert.match(entry?.incomplete ?? '', /still open for writing/);
+    assert.equal(entry?.size, 9, 'every acknowledged byte');
+    await assert.rejects(r.fs.write(fresh, Buffer.from('more'), 9), (err: unknown) => errnoName(err) === 'EIO', 'later writes fail, not vanish');
   });
 });
 

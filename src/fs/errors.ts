@@ -57,7 +57,10 @@ function synapseErrno(err: SynapseError): ErrnoName {
     case 403: return 'EACCES';
     case 404: return 'ENOENT';
     case 409: return 'EEXIST';
-    case 412: return 'EAGAIN';
+    // An etag that no longer matches: someone changed the entity meanwhile (after the caller's
+    // own retries). ESTALE, as for a version conflict — EAGAIN from close() made programs retry
+    // a write that had been journaled (QA); the VFS retries a rename once on ESTALE by itself.
+    case 412: return 'ESTALE';
     default: return 'EIO';
   }
 }

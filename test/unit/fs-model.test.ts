@@ -1218,6 +1218,19 @@ test('open of a path another client deleted is ESTALE (the kernel looks again); 
   });
 });
 
+// QA: close() said EAGAIN ("Resource temporarily unavailable") when Synapse kept answering 412.
+test('regression: a publish Synapse keeps refusing with 412 (stale etag) fails close() with ESTALE, journaled', async () => {
+  await withReal(async (r) => {
+    await writeClose(r, '/p', Buffer.from('v1'));
+    r.faults.fail('updateEntity', { times: 10, status: 412 });
+    const fd = await r.fs.open('/p', O_WRONLY | O_TRUNC);
+    await r.fs.write(fd, Buffer.from('v2'), 0);
+    await assert.rejects(r.fs.flush(fd), (err: unknown) => errnoName(err) === 'ESTALE');
+    await r.fs.release(fd);
+    assert.equal((await r.spool.listJournal()).length, 1);
+  });
+});
+
 /** /d/a created and written (`bytes`, still open), then another client renames /d to /e. */
 async function writingWhenFolderMoves(r: Real, bytes: string): Promise<number> {
   const d = await r.remote.mkdir(r.rootId, 'd');

@@ -1,4 +1,5 @@
 /** CLI side of `recover`: list or publish journal entries and print one line per entry. */
+import path from 'node:path';
 import type { ObjectStore } from '../s3/object-store.js';
 import { Spool, type JournalEntry } from '../fs/spool.js';
 import { abortOrphanedUploads } from '../fs/orphans.js';
@@ -12,14 +13,19 @@ export async function runRecover(opts: {
   spoolDir: string; list: boolean; force?: boolean; discard?: string[]; auth: AuthArgs; transfer: TransferConfig;
 }): Promise<number> {
   const spool = new Spool(opts.spoolDir);
-  const entries = await spool.listJournal();
+  const { entries, unreadable } = await spool.readJournal();
+  // Never "nothing to recover" over an entry that cannot be read: say so, and fail.
+  for (const u of unreadable) {
+    process.stdout.write(`unreadable\t${u.file}\t${u.error.replace(/[\t\n]/g, ' ')}\t(its bytes may be in ${path.join(spool.dir, 'files')}; fix or remove the entry)\n`);
+  }
+  const bad = unreadable.length > 0 ? 1 : 0;
   if (opts.discard) {
     // A bare --discard must never fall through to publishing everything.
     if (opts.discard.length === 0) throw new UsageError('--discard needs the ids of the entries to drop (see recover --list)');
     return discard(spool, entries, opts.discard);
   }
   if (opts.list || (entries.length === 0 && (await spool.listUploads()).length === 0)) {
-    if (entries.length === 0) process.stdout.write(`nothing to recover in ${opts.spoolDir}\n`);
+    if (entries.length === 0 && !bad) process.stdout.write(`nothing to recover in ${opts.spoolDir}\n`);
     for (const e of entries) {
       // Last column: where the whole file's bytes are, for a user who wants them before --discard.
       const where = e.s3Object ? `s3://${e.s3Object.bucket}/${e.s3Object.key}`
@@ -27,7 +33,7 @@ export async function runRecover(opts: {
           : e.inSpool === false && e.fileHandleId ? `Synapse file handle ${e.fileHandleId}` : e.spoolFile;
       process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\tfailed: ${e.error.replace(/[\t\n]/g, ' ')}\tbytes: ${where}\n`);
     }
-    return 0;
+    return bad;
   }
   const client = await clientFor(opts.auth);
   // Each entry's outcome is one line on stdout; the log would repeat failures as JSON stacks.
@@ -43,7 +49,7 @@ export async function runRecover(opts: {
     if (r.outcome === 'failed' || r.outcome === 'conflict') failed++;
     process.stdout.write(`${r.outcome}\t${r.entry.parentId}/${r.entry.name}\t${r.entityId ?? ''}${r.error ? `\t${r.error}` : ''}\n`);
   }
-  return failed > 0 ? 1 : 0;
+  return failed > 0 || bad ? 1 : 0;
 }
 
 /**

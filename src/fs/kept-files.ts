@@ -90,7 +90,9 @@ export class KeptFiles {
   /** At mount: every entry of the spool's journal; a new file's name is listed again. Returns how many. */
   async loadJournal(): Promise<number> {
     // Oldest first: of two saves of one file, the later one shows (as recover publishes it last).
-    const entries = (await this.spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    const journal = await this.spool.readJournal();
+    for (const u of journal.unreadable) this.logger?.error(u, 'a journal entry cannot be read; `synapse-mount recover --list` names it');
+    const entries = journal.entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     for (const e of entries) {
       const whole = (e.inSpool ?? (!e.s3Object && !e.s3Upload)) && (await stat(e.spoolFile).then((st) => st.size, () => -1)) === e.size;
       const mtime = Date.parse(e.createdAt) || Date.now();

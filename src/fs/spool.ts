@@ -126,23 +126,52 @@ export class Spool {
     return new SpoolFile(id, file, fh);
   }
 
+  /**
+   * Durable before it counts: the spool file's bytes, then the entry (written beside, fsynced,
+   * renamed into place), then the directory. Without the fsyncs a power cut could leave an empty
+   * entry — or one naming bytes that never reached the disk — after close() had reported the
+   * failure as journaled (QA).
+   */
   async writeJournal(entry: JournalEntry): Promise<string> {
     const file = this.journalFile(entry.id);
     const tmp = `${file}.tmp`;
-    await writeFile(tmp, JSON.stringify(entry, null, 2), { mode: 0o600 });
+    await syncFile(entry.spoolFile).catch(() => undefined); // a stream's entry may have none
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(entry, null, 2));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, file);
+    await syncFile(this.journalDir).catch(() => undefined);
     return file;
   }
 
-  async listJournal(): Promise<JournalEntry[]> {
+  /**
+   * The journal's entries, and the names of those that cannot be read (torn by a crash before
+   * the fsyncs above, or edited by hand) — never dropped silently: recover reports them.
+   */
+  async readJournal(): Promise<{ entries: JournalEntry[]; unreadable: Array<{ file: string; error: string }> }> {
     const names = await readdir(this.journalDir).catch(() => [] as string[]);
-    const out: JournalEntry[] = [];
+    const entries: JournalEntry[] = [];
+    const unreadable: Array<{ file: string; error: string }> = [];
     for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
+      const file = path.join(this.journalDir, n);
       try {
-        out.push(JSON.parse(await readFile(path.join(this.journalDir, n), 'utf8')) as JournalEntry);
-      } catch { /* a torn entry is skipped; its .tmp twin never replaced it */ }
+        const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
+        if (!entry || typeof entry.id !== 'string' || typeof entry.spoolFile !== 'string') throw new Error('not a journal entry');
+        entries.push(entry);
+      } catch (err) {
+        unreadable.push({ file, error: (err as Error).message });
+      }
     }
-    return out;
+    return { entries, unreadable };
+  }
+
+  /** The readable entries (readJournal names the others). */
+  async listJournal(): Promise<JournalEntry[]> {
+    return (await this.readJournal()).entries;
   }
 
   /** Delete a spool file that belongs to this spool (never anything outside it). */
@@ -229,5 +258,15 @@ export class SpoolFile {
   async remove(): Promise<void> {
     await this.close();
     await rm(this.file, { force: true });
+  }
+}
+
+/** fsync a file or directory by path. */
+async function syncFile(p: string): Promise<void> {
+  const fh = await open(p, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

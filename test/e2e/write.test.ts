@@ -981,6 +981,20 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     }
   });
 
+  test('a journal entry that cannot be read is reported by recover and recover --list (exit 1), never "nothing to recover"', async () => {
+    // QA: a torn entry (a crash before it reached the disk) was skipped silently.
+    const spoolDir = path.join(scratch, 'spool-torn');
+    await sh(`mkdir -p '${spoolDir}/journal' '${spoolDir}/files' && printf '{"id": "abc' > '${spoolDir}/journal/abc.json'`);
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const list = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
+    assert.equal(list.code, 1, list.stdout + list.stderr);
+    assert.match(list.stdout, /^unreadable\t.*abc\.json\t/m);
+    assert.doesNotMatch(list.stdout, /nothing to recover/);
+    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
+    assert.equal(rec.code, 1, rec.stdout + rec.stderr);
+    assert.match(rec.stdout, /^unreadable\t.*abc\.json/m);
+  });
+
   test('a program writing more files at once than --max-write-memory has part buffers for never hangs; every file is published whole', async () => {
     // Four 5 MiB buffers, eight outputs written in turn, 64 KiB at a time (a demultiplexer):
     // streamed files used to wait for buffers only the same program's later writes would free.

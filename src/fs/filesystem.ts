@@ -740,7 +740,8 @@ export class SynapseFilesystem {
     // until they are removed, so a later open (emacs recovering #file#) still finds them.
     if (file.localOnly && !file.unlinked) return;
     // A publish that already failed was reported to close() and journaled: leave it to
-    // `recover` rather than retrying behind the user's back (predictable, exactly once).
+    // `recover` rather than retrying behind the user's back (predictable, exactly once). One
+    // whose journal entry could not be written is tried once more: recover cannot find it.
     if (file.dirty && !file.unlinked && !file.broken && !file.awaitingRecovery) {
       const publishing = this.publish(path, file).catch((err: unknown) => {
         // An emptied file left as it was has been logged, and has nothing to recover.
@@ -757,6 +758,11 @@ export class SynapseFilesystem {
     // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
     // upload) has nothing in it for `recover`.
     await file.dispose(file.awaitingRecovery);
+    // A new file neither published nor journaled (the spool disk full): nothing here to show.
+    if (file.unjournaledBytes && !file.entityId && !file.unlinked) {
+      this.table.remove(file.parentId, file.name);
+      this.table.invalidate(file.parentId);
+    }
     this.kept?.closed(file, {
       parentId: file.parentId, name: file.name, entityId: file.entityId, mtime: file.mtime, entry: file.journalEntry,
       unlinked: file.unlinked, replaced: this.active.has(path),

@@ -555,6 +555,7 @@ export class ActiveFile {
       this.writtenSincePublish = false;
       this.publishEpoch++;
       this.emptyPlaceholder = false;
+      this.unjournaledBytes = undefined;
       // A publish that failed earlier (at close) left a journal entry: these bytes are now in
       // Synapse, so it must not linger as "waiting for recover".
       if (this.journaled && this.spoolFile) {
@@ -622,10 +623,22 @@ export class ActiveFile {
       });
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
     } catch (jerr) {
-      this.deps.logger?.error({ err: jerr }, 'could not write the journal entry');
+      // No entry, so recover will not find these bytes: say where they are, keep them, and tell
+      // the program (QA: close() said EIO, the spool file was removed at the last close, and the
+      // README's "run recover" found nothing).
+      this.journaled = false;
+      this.journaledAs = undefined;
+      this.unjournaledBytes = inSpool ? spool.file : undefined;
+      const where = inSpool ? `its bytes are in ${spool.file}` : 'its bytes are in S3 only (see the log)';
+      this.deps.logger?.error({ err: jerr, publishError: err, name: this.name, spoolFile: spool.file },
+        'publish failed and the journal entry could not be written: `recover` will not find this file; copy its bytes from the spool file');
+      return new FsError(errnoName(jerr), `${this.name}: not published (${(err as Error).message ?? String(err)}) and not journaled (${(jerr as Error).message}); ${where}`, { cause: err });
     }
     return err;
   }
+
+  /** The spool file of a failed publish whose journal entry could not be written: kept, never removed. */
+  unjournaledBytes: string | undefined;
 
   /** Last fd closed: drop the spool unless a failed publish still needs it. */
   async dispose(keepForRecovery: boolean): Promise<void> {
@@ -633,7 +646,7 @@ export class ActiveFile {
     this.dropStream('closed');
     await this.aborting;
     if (!this.spoolFile) return;
-    if (keepForRecovery) await this.spoolFile.close();
+    if (keepForRecovery || this.unjournaledBytes) await this.spoolFile.close();
     else await this.spoolFile.remove();
   }
 }

@@ -230,3 +230,22 @@ test('an O_TRUNC open of a kept file that fails (spool ENOSPC) leaves the kept f
     assert.deepEqual(await journal(r), [], 'still tracked: rm drops its entry');
   });
 });
+
+test('a failed publish whose journal entry cannot be written (spool disk full): close() says so and where the bytes are; the last close tries again, so nothing is lost', async () => {
+  await withReal(async (r) => {
+    const writeJournal = r.spool.writeJournal.bind(r.spool);
+    r.spool.writeJournal = async () => {
+      r.spool.writeJournal = writeJournal;
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    };
+    r.faults.failNext('createEntity', 2);
+    const fd = await r.fs.create('/full', 0o644);
+    await r.fs.write(fd, Buffer.from('recious\n'), 1); // out of order: spooled, not streamed
+    await r.fs.write(fd, Buffer.from('p'), 0);
+    await assert.rejects(r.fs.flush(fd), (err: unknown) => errnoName(err) === 'ENOSPC' && /not journaled.*bytes are in \//.test(String(err)));
+    assert.deepEqual(await journal(r), []);
+    await r.fs.release(fd); // publishes again; refused again, and journaled this time
+    assert.deepEqual(await journal(r), [{ name: 'full', bytes: 'precious\n' }]);
+    assert.equal(r.api.resolvePath(r.rootId, '/full'), undefined);
+  });
+});

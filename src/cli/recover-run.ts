@@ -39,7 +39,7 @@ export async function runRecover(opts: {
   // Each entry's outcome is one line on stdout; the log would repeat failures as JSON stacks.
   const log = createLogger('fatal');
   const me = await client.getUserProfile();
-  const { publisher, sources } = transferServices(client, String(me.ownerId), opts.transfer, log);
+  const { publisher, sources } = transferServices(client, String(me.ownerId), opts.transfer, log, spool);
   const storeFor = (loc: number, id: string): ObjectStore => sources.storeFor(loc, id, 'read_write');
   const orphans = await abortOrphanedUploads(spool, storeFor, log);
   if (orphans > 0) process.stdout.write(`aborted ${orphans} orphaned multipart upload(s)\n`);

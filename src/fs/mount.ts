@@ -145,7 +145,7 @@ export async function checkRoot(client: HttpSynapseClient, entityId: string): Pr
 export type TransferConfig = Pick<MountConfig, 's3Endpoint' | 's3Region' | 'useSts' | 'readTimeoutMs' | 'partBytes'>;
 
 /** The STS cache, per-location S3 clients and the publisher: shared by the mount and `recover`. */
-export function transferServices(client: HttpSynapseClient, userId: string, config: TransferConfig, log: Logger): {
+export function transferServices(client: HttpSynapseClient, userId: string, config: TransferConfig, log: Logger, spool?: Spool): {
   sources: FileSources; publisher: Publisher;
 } {
   const sts = new StsCredentialCache({ fetch: (id, permission) => client.getStsCredentials(id, permission) });
@@ -164,6 +164,7 @@ export function transferServices(client: HttpSynapseClient, userId: string, conf
   }), { useSts: config.useSts, requestTimeoutMs: config.readTimeoutMs, logger: log.child({ component: 'files' }) });
   const publisher = new Publisher(client, (locationId, entityId) => sources.storeFor(locationId, entityId, 'read_write'), {
     userId, partSize: config.partBytes, useSts: config.useSts, logger: log.child({ component: 'publish' }),
+    ...(spool ? { uploads: spool } : {}),
   });
   return { sources, publisher };
 }
@@ -213,7 +214,7 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
     }
   }
 
-  const { sources, publisher } = transferServices(client, userId, config, log);
+  const { sources, publisher } = transferServices(client, userId, config, log, spool);
   // View queries run at the user's priority: a getattr waits on its folder's query (view-sizes.ts).
   const viewSizes = config.metadataView
     ? new ViewSizes({ api: client, viewId: config.metadataView, logger: log.child({ component: 'metadata-view' }) })

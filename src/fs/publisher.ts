@@ -24,6 +24,7 @@ import { CONCRETE, type Entity, type UploadDestination } from '../synapse/types.
 import type { ObjectStore } from '../s3/object-store.js';
 import { s3Stats } from '../s3/s3-stats.js';
 import { FsError } from './errors.js';
+import type { Spool } from './spool.js';
 
 const MiB = 1024 * 1024;
 const MIN_PART = 5 * MiB;
@@ -49,6 +50,11 @@ export interface PublisherOptions {
   partSize: number;
   useSts: boolean;
   logger?: Logger;
+  /**
+   * Where open S3 multipart uploads are recorded (the spool), so that one a crash left open is
+   * aborted by the next mount's or recover's orphan sweep (QA: kill -9 mid-publish left them).
+   */
+  uploads?: Pick<Spool, 'recordUpload' | 'removeUpload'>;
 }
 
 export type StoreForLocation = (locationId: number, entityId: string) => ObjectStore;
@@ -192,6 +198,10 @@ export class Publisher {
       src.onProgress?.(body.length);
     } else {
       const uploadId = await store.createMultipartUpload(loc, { contentType });
+      const uploads = this.opts.uploads;
+      await uploads?.recordUpload({
+        uploadId, bucket: t.bucket, key, storageLocationId: t.locationId, parentId, startedAt: new Date().toISOString(), pid: process.pid,
+      }).catch((err: unknown) => this.opts.logger?.warn({ err }, 'could not record an upload; a crash would leave it open'));
       try {
         const count = Math.ceil(src.size / partSize);
         const parts: Array<{ partNumber: number; etag: string }> = [];
@@ -206,6 +216,8 @@ export class Publisher {
       } catch (err) {
         await store.abortMultipartUpload(loc, uploadId).catch(() => undefined);
         throw err;
+      } finally {
+        await uploads?.removeUpload(uploadId).catch(() => undefined);
       }
     }
     const fh = await this.api.createExternalS3FileHandle({

@@ -1231,6 +1231,27 @@ test('regression: a publish Synapse keeps refusing with 412 (stale etag) fails c
   });
 });
 
+// QA: a spooled file's S3 multipart upload (STS storage) was not recorded, so a crash mid-publish
+// left it open for good (the orphan sweep only knew the streamed ones).
+test('the S3 multipart upload of a spooled publish is recorded while it is open, and the record goes after', async () => {
+  await withReal(async (r) => {
+    const fd = await r.fs.create('/spooled.bin', 0o644);
+    await r.fs.write(fd, Buffer.alloc(12 * MiB - 1, 3), 1); // out of order: spooled, not streamed
+    await r.fs.write(fd, Buffer.from([3]), 0);
+    const uploadPart = r.store.uploadPart.bind(r.store);
+    let seen = -1;
+    r.store.uploadPart = async (...args: Parameters<typeof uploadPart>) => {
+      if (seen < 0) seen = (await r.spool.listUploads()).length;
+      return uploadPart(...args);
+    };
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal(seen, 1, 'recorded while open');
+    assert.deepEqual(await r.spool.listUploads(), [], 'removed once completed');
+    assert.ok(r.api.resolvePath(r.rootId, '/spooled.bin'));
+  });
+});
+
 /** /d/a created and written (`bytes`, still open), then another client renames /d to /e. */
 async function writingWhenFolderMoves(r: Real, bytes: string): Promise<number> {
   const d = await r.remote.mkdir(r.rootId, 'd');

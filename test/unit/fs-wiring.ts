@@ -67,7 +67,7 @@ export async function makeReal(opts: { ttlMs?: number } = {}): Promise<Real> {
   const sts = new StsCredentialCache({ fetch: (id, permission) => faults.getStsCredentials(id, permission) });
   const sources = new FileSources(faults, sts, () => store, { useSts: true, requestTimeoutMs: 5_000 });
   const publisher = new Publisher(faults, (locationId, entityId) => sources.storeFor(locationId, entityId, 'read_write'), {
-    userId: api.user.id, partSize: 5 * MiB, useSts: true,
+    userId: api.user.id, partSize: 5 * MiB, useSts: true, uploads: spool,
   });
   // As mount(); with TTL 0 (the default here) every lookup sees what other clients did.
   const root: FsNode = {

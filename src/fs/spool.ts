@@ -47,6 +47,12 @@ export interface JournalEntry {
    */
   incomplete?: string;
   /**
+   * A write-ahead entry (write-handle.ts publish): this process is publishing the file right now.
+   * While it lives, the entry is not one (readJournal leaves it out: recover must not publish it
+   * too); once it is gone (crashed), the entry waits for recover like any other.
+   */
+  publishing?: PublishingProcess;
+  /**
    * A streamed file (write-handle.ts): its bytes are this complete S3 object, not the spool
    * file; recovery registers it as an external handle instead of uploading.
    */
@@ -73,6 +79,30 @@ export interface UploadRecord {
   parentId: string;
   startedAt: string;
   pid: number;
+}
+
+/** Who is publishing (JournalEntry.publishing): the process, and when it started (pids are reused). */
+export interface PublishingProcess {
+  pid: number;
+  processStart: number;
+}
+
+/** When this process started (ms since the epoch), to tell it from an earlier one with its pid. */
+const PROCESS_START = Math.round(Date.now() - process.uptime() * 1000);
+
+export function publishingNow(): PublishingProcess {
+  return { pid: process.pid, processStart: PROCESS_START };
+}
+
+/** Is `p` a live process's publish? This one's only if it is this very process (not a predecessor with its pid). */
+function stillPublishing(p: PublishingProcess): boolean {
+  if (p.pid === process.pid) return p.processStart === PROCESS_START;
+  try {
+    process.kill(p.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export class Spool {
@@ -132,19 +162,23 @@ export class Spool {
    * entry — or one naming bytes that never reached the disk — after close() had reported the
    * failure as journaled (QA).
    */
-  async writeJournal(entry: JournalEntry): Promise<string> {
+  async writeJournal(entry: JournalEntry, opts: { durable?: boolean } = {}): Promise<string> {
+    // Not durable: a write-ahead entry, which only a crash of this process must survive (the
+    // page cache does), written for every publish — an fsync of the whole spool file each time
+    // would cost as much as the upload.
+    const durable = opts.durable ?? true;
     const file = this.journalFile(entry.id);
     const tmp = `${file}.tmp`;
-    await syncFile(entry.spoolFile).catch(() => undefined); // a stream's entry may have none
+    if (durable) await syncFile(entry.spoolFile).catch(() => undefined); // a stream's entry may have none
     const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.writeFile(JSON.stringify(entry, null, 2));
-      await fh.sync();
+      if (durable) await fh.sync();
     } finally {
       await fh.close();
     }
     await rename(tmp, file);
-    await syncFile(this.journalDir).catch(() => undefined);
+    if (durable) await syncFile(this.journalDir).catch(() => undefined);
     return file;
   }
 
@@ -161,6 +195,7 @@ export class Spool {
       try {
         const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
         if (!entry || typeof entry.id !== 'string' || typeof entry.spoolFile !== 'string') throw new Error('not a journal entry');
+        if (entry.publishing && stillPublishing(entry.publishing)) continue;
         entries.push(entry);
       } catch (err) {
         unreadable.push({ file, error: (err as Error).message });

@@ -40,7 +40,7 @@ import type { Logger } from 'pino';
 import { KeptWhole, NoWriteMemory, PartsMissing, UploadNotStarted, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
 import { errnoName, FsError } from './errors.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
-import type { JournalEntry, Spool, SpoolFile } from './spool.js';
+import { publishingNow, type JournalEntry, type Spool, type SpoolFile } from './spool.js';
 
 export interface PublishedVersion {
   entityId: string;
@@ -233,6 +233,24 @@ export class ActiveFile {
     if (!entry) return;
     this.journaled = false;
     await this.deps.spool.removeJournal(entry.journalId).catch(() => undefined);
+  }
+
+  /** The write-ahead journal entry of a publish from the spool (publish()); its id, or undefined if it could not be written. */
+  private async writeAhead(spool: SpoolFile, size: number, md5: string): Promise<string | undefined> {
+    try {
+      await this.deps.spool.writeJournal({
+        id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
+        ...(this.entityId ? { entityId: this.entityId } : {}),
+        ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
+        size, md5, inSpool: true, createdAt: new Date().toISOString(),
+        error: 'the mount stopped while publishing this file (its close had begun)',
+        publishing: publishingNow(),
+      }, { durable: false });
+      return spool.id;
+    } catch (err) {
+      this.deps.logger?.warn({ err, name: this.name }, 'could not write the write-ahead journal entry; a crash while publishing would leave the file to the spool only');
+      return undefined;
+    }
   }
 
   /** Resolves once the operations queued so far (a publish, a truncate) have finished. */
@@ -493,79 +511,87 @@ export class ActiveFile {
         this.publishEpoch++;
         return undefined;
       }
-      let fileHandleId: string;
+      // Write-ahead: the file as it is now, in the journal while it is published, so that a
+      // crash (kill -9, OOM) mid-publish leaves it for recover — not an unreferenced spool file
+      // (QA). Gone once published; replaced by the real entry if the publish fails.
+      const ahead = stream ? undefined : await this.writeAhead(spool!, size, md5);
       try {
-        fileHandleId = stream ? await this.completeStream(stream, size, md5)
-          : await this.deps.publisher.upload({
-            file: spool!.file, size, md5, onProgress: (n) => { this.publishStream = undefined; this.uploadedBytes += n; },
-          }, this.parentId, this.name);
-      } catch (err) {
+        let fileHandleId: string;
+        try {
+          fileHandleId = stream ? await this.completeStream(stream, size, md5)
+            : await this.deps.publisher.upload({
+              file: spool!.file, size, md5, onProgress: (n) => { this.publishStream = undefined; this.uploadedBytes += n; },
+            }, this.parentId, this.name);
+        } catch (err) {
+          if (stream) {
+            // completeStream journaled whatever of it can be recovered.
+            this.stream = undefined;
+            throw err;
+          }
+          if (err instanceof EmptyFileNotSupported && !this.entityId) {
+            this.emptyPlaceholder = true;
+            this.deps.logger?.warn({ name: this.name, parentId: this.parentId },
+              'empty file kept in this mount only: this folder\'s storage cannot hold a 0-byte file; it is published once it has content');
+            return undefined;
+          }
+          if (err instanceof EmptyFileNotSupported) {
+            // A published file emptied (truncate to 0, `>` with nothing written): Synapse cannot
+            // hold the empty version, so its last version stays. Not a journal entry (it could
+            // never be published). The file stays empty and dirty for its open fds — bytes written
+            // next are published without any of the old ones; if none come, the last close drops
+            // it and the last version is the content again (filesystem.ts lastClosed).
+            this.deps.logger?.warn({ name: this.name, parentId: this.parentId, entityId: this.entityId },
+              'not emptied: this folder\'s storage cannot hold a 0-byte file; the file keeps its last version');
+            throw new EmptyVersionRefused(this.name, err);
+          }
+          throw await this.journal(err, size, md5, {});
+        }
+        if (opts.holdBack) {
+          if (stream) this.stream = undefined;
+          this.broken = new FsError('EIO', `${this.name}: ${opts.holdBack}`);
+          throw await this.journal(this.broken, size, md5, { fileHandleId }, !stream, opts.holdBack);
+        }
+        let entity;
+        try {
+          entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId, this.entityId ? this.builtOn : undefined,
+            () => !this.unlinked);
+        } catch (err) {
+          if (stream) {
+            // Its bytes are only the registered file handle, which the journal names.
+            this.stream = undefined;
+            this.broken = err;
+          }
+          // A streamed file's bytes are only in that file handle: its spool has none to show.
+          throw await this.journal(err, size, md5, { fileHandleId }, !stream);
+        }
+        this.entityId = entity.id;
+        this.base = { size, md5, version: entity.versionNumber };
+        this.overVersion = entity.versionNumber;
+        // What the spool holds now is that version: later writes build on it.
+        this.builtOn = stream ? undefined : entity.versionNumber;
         if (stream) {
-          // completeStream journaled whatever of it can be recovered.
+          // A streamed file's bytes are now only in Synapse: a later write loads them from there.
           this.stream = undefined;
-          throw err;
+          this.loaded = false;
         }
-        if (err instanceof EmptyFileNotSupported && !this.entityId) {
-          this.emptyPlaceholder = true;
-          this.deps.logger?.warn({ name: this.name, parentId: this.parentId },
-            'empty file kept in this mount only: this folder\'s storage cannot hold a 0-byte file; it is published once it has content');
-          return undefined;
+        this.dirty = false;
+        this.writtenSincePublish = false;
+        this.publishEpoch++;
+        this.emptyPlaceholder = false;
+        this.unjournaledBytes = undefined;
+        // A publish that failed earlier (at close) left a journal entry: these bytes are now in
+        // Synapse, so it must not linger as "waiting for recover".
+        if (this.journaled && this.spoolFile) {
+          this.journaled = false;
+          await this.deps.spool.removeJournal(this.spoolFile.id).catch(() => undefined);
         }
-        if (err instanceof EmptyFileNotSupported) {
-          // A published file emptied (truncate to 0, `>` with nothing written): Synapse cannot
-          // hold the empty version, so its last version stays. Not a journal entry (it could
-          // never be published). The file stays empty and dirty for its open fds — bytes written
-          // next are published without any of the old ones; if none come, the last close drops
-          // it and the last version is the content again (filesystem.ts lastClosed).
-          this.deps.logger?.warn({ name: this.name, parentId: this.parentId, entityId: this.entityId },
-            'not emptied: this folder\'s storage cannot hold a 0-byte file; the file keeps its last version');
-          throw new EmptyVersionRefused(this.name, err);
-        }
-        throw await this.journal(err, size, md5, {});
+        return {
+          entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5, fileHandleId, spoolFile: spool?.file,
+          modifiedOn: Date.parse(entity.modifiedOn) || Date.now(),
+        };
+      } finally {
+        if (ahead && !this.journaled) await this.deps.spool.removeJournal(ahead).catch(() => undefined);
       }
-      if (opts.holdBack) {
-        if (stream) this.stream = undefined;
-        this.broken = new FsError('EIO', `${this.name}: ${opts.holdBack}`);
-        throw await this.journal(this.broken, size, md5, { fileHandleId }, !stream, opts.holdBack);
-      }
-      let entity;
-      try {
-        entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId, this.entityId ? this.builtOn : undefined,
-          () => !this.unlinked);
-      } catch (err) {
-        if (stream) {
-          // Its bytes are only the registered file handle, which the journal names.
-          this.stream = undefined;
-          this.broken = err;
-        }
-        // A streamed file's bytes are only in that file handle: its spool has none to show.
-        throw await this.journal(err, size, md5, { fileHandleId }, !stream);
-      }
-      this.entityId = entity.id;
-      this.base = { size, md5, version: entity.versionNumber };
-      this.overVersion = entity.versionNumber;
-      // What the spool holds now is that version: later writes build on it.
-      this.builtOn = stream ? undefined : entity.versionNumber;
-      if (stream) {
-        // A streamed file's bytes are now only in Synapse: a later write loads them from there.
-        this.stream = undefined;
-        this.loaded = false;
-      }
-      this.dirty = false;
-      this.writtenSincePublish = false;
-      this.publishEpoch++;
-      this.emptyPlaceholder = false;
-      this.unjournaledBytes = undefined;
-      // A publish that failed earlier (at close) left a journal entry: these bytes are now in
-      // Synapse, so it must not linger as "waiting for recover".
-      if (this.journaled && this.spoolFile) {
-        this.journaled = false;
-        await this.deps.spool.removeJournal(this.spoolFile.id).catch(() => undefined);
-      }
-      return {
-        entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5, fileHandleId, spoolFile: spool?.file,
-        modifiedOn: Date.parse(entity.modifiedOn) || Date.now(),
-      };
     }));
   }
 

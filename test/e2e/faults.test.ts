@@ -466,6 +466,37 @@ dst.close(); sys.stdout.write('closed\\n'); sys.stdout.flush()`;
     }
   });
 
+  test('kill -9 of the mount while a closed file is being published: the next recover finds it and publishes it exactly', async () => {
+    // QA: the whole file sat in the spool unreferenced — recover said "nothing to recover".
+    const spoolDir = path.join(scratch, 'spool-kill');
+    const k = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--log-level', 'warn']);
+    const data = patternBytes(12 * 1024 * 1024, 77);
+    const src = path.join(scratch, 'kill-src.bin');
+    await writeFile(src, data);
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    try {
+      stack.dev.addFault({ target: 's3', pathPattern: '/', method: 'PUT', latencyMs: 1500, rate: 1 });
+      const copy = sh(`cp '${src}' '${k.dir}/managed/killed.bin'`, { timeoutMs: 60_000 });
+      // The close is publishing once the spool holds the whole file and the parts go out slowly.
+      await waitFor('publish under way', async () => (await readdir(path.join(spoolDir, 'journal')).catch(() => [] as string[])).length > 0, 30_000);
+      k.proc.kill('SIGKILL');
+      assert.notEqual((await copy).code, 0, 'cp hears of it');
+    } finally {
+      stack.dev.clearFaults();
+      await k.unmount();
+    }
+    assert.equal(await childId(stack, managedId, 'killed.bin'), undefined);
+    const list = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
+    assert.match(list.stdout, /killed\.bin\t12582912 bytes/);
+    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
+    assert.equal(rec.code, 0, rec.stdout + rec.stderr);
+    const id = await childId(stack, managedId, 'killed.bin');
+    assert.ok(id);
+    const e = stack.seed.entity(id) as { dataFileHandleId: string };
+    const fh = stack.seed.fileHandle(String(e.dataFileHandleId)) as { bucketName: string; key: string };
+    assert.ok((await stack.seed.objectBytes(fh.bucketName, fh.key)).equals(data), 'the exact bytes');
+  });
+
   test('Synapse stops answering: the first lookup waits out --retry-timeout, the next fail at once (EIO), and all works again once it answers', async () => {
     const other = await mountForeground(stack, projectId, ['--read-only', '--retry-timeout', '3', '--metadata-ttl', '0']);
     try {

@@ -40,7 +40,7 @@ import { BlockCache } from './block-cache.js';
 import { errnoName, FsError } from './errors.js';
 import type { FileSources } from './file-sources.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
-import { isScratchName, MAX_NAME_LENGTH, nameProblem } from './names.js';
+import { isProbeName, isScratchName, MAX_NAME_LENGTH, nameProblem } from './names.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
 import { KeptFiles, type KeptFile } from './kept-files.js';
@@ -497,7 +497,10 @@ export class SynapseFilesystem {
       spool: w.spool, publisher: w.publisher, loadBase: (id, version, into) => this.loadBase(id, version, into),
       startStream: (parentId, name, keep) => this.startStream(parentId, name, keep),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
-    }, { parentId, name, entityId, base, localOnly: isScratchName(name), ...(seed ? { seed } : {}) });
+    }, {
+      parentId, name, entityId, base, localOnly: isScratchName(name),
+      localWhileEmpty: isProbeName(name) && entityId === undefined && !seed, ...(seed ? { seed } : {}),
+    });
     this.active.set(path, file);
     return file;
   }
@@ -923,7 +926,8 @@ export class SynapseFilesystem {
     if (!scratch) {
       this.checkName(dest, destName);
     }
-    let target = await this.table.resolve(dest).catch(() => undefined);
+    let target = (await this.table.resolve(dest).catch(() => undefined))
+      ?? (scratch ? undefined : await this.hiddenTarget(destParent.entityId, destName, node, src));
     if (target && target.entityId && target.entityId === node.entityId) return;
     // A published file whose newer bytes wait for recover, onto another file: Synapse would move
     // its old version there (replaceContent) while the kept bytes stay behind. Refused instead.
@@ -989,6 +993,28 @@ export class SynapseFilesystem {
     }
     this.table.upsert(this.nodeOf(moved, node.kind));
     this.moveActivePaths(src, dest);
+  }
+
+  /**
+   * The file hidden under `name` by a scratch view of it (`mv f f~`), as a rename's target:
+   * Synapse still holds the name, so `mv g f` (`mv -b`, `rsync -b`) makes the moved bytes its
+   * next version, as onto a listed file; the view keeps showing the version it was renamed
+   * from (QA: EEXIST). Not when `node` is that view itself, or a file only this mount holds
+   * (an empty placeholder: replacing would delete the file the view reads).
+   */
+  private async hiddenTarget(parentId: string, name: string, node: FsNode, src: string): Promise<FsNode | undefined> {
+    const hiddenId = this.table.hiddenAt(parentId, name);
+    if (!hiddenId || hiddenId === node.entityId || node.kind !== 'file') return undefined;
+    if (!node.entityId && !this.active.has(src)) return undefined;
+    try {
+      const entity = await this.api.getEntity(hiddenId);
+      if (entity.parentId === parentId && entity.name === name) return this.nodeOf(entity, 'file');
+    } catch (err) {
+      if (!(err instanceof SynapseError && err.status === 404)) throw err;
+    }
+    // Deleted or moved elsewhere meanwhile: the name is free.
+    this.table.unhide(parentId, name);
+    return undefined;
   }
 
   /**
@@ -1113,9 +1139,11 @@ export class SynapseFilesystem {
     }
     // A scratch file renamed to a real name: publish its bytes under that name.
     if (!node.entityId) throw new FsError('EINVAL', `${src}: local scratch file has no content to publish`);
+    // The bytes it shows: a backup view is pinned to the version it was renamed from, which
+    // may no longer be the newest (`mv -b` gave the file a new version since).
+    const shows = await this.sources.resolve(node, node.pinnedVersion === true);
     this.table.remove(node.parentId!, node.name);
-    const entity = await this.api.getEntity(node.entityId);
-    const updated = await this.writes!.publisher.commit(destParent.entityId, destName, String(entity.dataFileHandleId), target?.entityId);
+    const updated = await this.writes!.publisher.commit(destParent.entityId, destName, String(shows.fileHandle.id), target?.entityId);
     this.table.upsert(this.nodeOf(updated, 'file'));
   }
 

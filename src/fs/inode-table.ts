@@ -346,6 +346,11 @@ export class InodeTable {
     return true;
   }
 
+  /** The entity hidden under `name` in `parentId`, if any. */
+  hiddenAt(parentId: string, name: string): string | undefined {
+    return this.hidden.get(parentId)?.get(name);
+  }
+
   /** Is `entityId` still hidden under `name`? (Nothing else has taken the name since.) */
   isHidden(parentId: string, name: string, entityId: string): boolean {
     return this.hidden.get(parentId)?.get(name) === entityId;

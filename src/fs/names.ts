@@ -4,8 +4,11 @@
  * fails at create/mkdir/rename with EINVAL and a log line naming the rule, so `cp a:b.txt`
  * says "Invalid argument" instead of publishing a renamed file.
  *
- * Editors' scratch files (vim `file~`, `.file.swp`, its `.file.swx` and `4913` probes; emacs `#file#`, `.#file`)
- * are kept local to the mount and never published, so editors can save (documented).
+ * Editors' scratch files (vim `file~`, `.file.swp`, its `.file.swx` probe; emacs `#file#`,
+ * `.#file`; rsync's temp file for one of them, `.file~.XXXXXX`) are kept local to the mount and
+ * never published, so editors can save (documented). vim's other probe, `4913`, is a real name
+ * (a sample, a year): a new, empty `4913` stays local, and it is published once written to
+ * (isProbeName; QA: a data file of that name was never published).
  */
 export const MAX_NAME_LENGTH = 256;
 const VALID = /^[A-Za-z0-9,_.\-+()' ]+$/;
@@ -25,5 +28,19 @@ export function isScratchName(name: string): boolean {
     || name.startsWith('.#')
     // vim's swap files (.f.swp, .f.swo, …) and the .f.swx it creates to probe a directory
     || /^\..+\.sw[a-px]$/.test(name)
-    || name === '4913';
+    || isRsyncTempOfScratch(name);
+}
+
+/** rsync's temp file `.<name>.XXXXXX` (six random characters) for a scratch `<name>` (`rsync -b`). */
+function isRsyncTempOfScratch(name: string): boolean {
+  const m = /^\.(.+)\.[A-Za-z0-9]{6}$/.exec(name);
+  return m !== null && isScratchName(m[1]!);
+}
+
+/**
+ * vim's probe for "may I create files here" (created empty, removed at once): a new file of this
+ * name stays local while empty; written to, it is an ordinary file.
+ */
+export function isProbeName(name: string): boolean {
+  return name === '4913';
 }

@@ -93,6 +93,8 @@ export interface ActiveFileInit {
   entityId: string | undefined;
   base: { size: number; md5: string | undefined; version?: number | undefined } | undefined;
   localOnly: boolean;
+  /** Local only until given bytes (vim's `4913` probe, names.ts isProbeName); implies localOnly. */
+  localWhileEmpty?: boolean;
   /**
    * The content starts as these bytes instead of the entity's (`base` describes them): a file
    * waiting for recover, opened for writing (kept-files.ts). Not dirty until changed.
@@ -113,6 +115,8 @@ export class ActiveFile {
   entityId: string | undefined;
   /** Kept in this mount, never published: a scratch name (follows renames: `mv t~ t` publishes). */
   localOnly: boolean;
+  /** localOnly only while empty: the first byte written makes it an ordinary new file. */
+  private localWhileEmpty: boolean;
   /** Kept local because its storage cannot hold an empty file (see Publisher). */
   emptyPlaceholder = false;
   refs = 0;
@@ -178,7 +182,8 @@ export class ActiveFile {
     this.entityId = init.entityId;
     this.base = init.base;
     this.overVersion = init.base?.version;
-    this.localOnly = init.localOnly;
+    this.localWhileEmpty = init.localWhileEmpty ?? false;
+    this.localOnly = init.localOnly || this.localWhileEmpty;
     this.seed = init.seed;
     // A new file has no published content: the (empty) spool is the whole file.
     this.loaded = init.entityId === undefined && !init.seed;
@@ -345,6 +350,7 @@ export class ActiveFile {
       // POSIX: writing nothing changes nothing — not the size (even past the end), not the
       // stream, not `dirty`. FUSE never sends one; fs callers (and the model test) can.
       if (data.length === 0) return 0;
+      this.givenBytes();
       try {
         return await this.writeNow(data, position);
       } catch (err) {
@@ -354,6 +360,13 @@ export class ActiveFile {
         throw err;
       }
     });
+  }
+
+  /** A probe-named file given bytes is a data file: published like any other from now on. */
+  private givenBytes(): void {
+    if (!this.localWhileEmpty) return;
+    this.localWhileEmpty = false;
+    this.localOnly = false;
   }
 
   private async writeNow(data: Buffer, position: number): Promise<number> {
@@ -451,6 +464,7 @@ export class ActiveFile {
   truncate(size: number): Promise<void> {
     return this.exclusive(async () => {
       if (this.frozen) throw new FsError('EIO', `${this.name}: ${this.frozen}`);
+      if (size > 0) this.givenBytes();
       if (this.stream) {
         if (size === 0) this.dropStream('truncate to 0');
         else if (size !== this.stream.upload.length) await this.spill('truncate');

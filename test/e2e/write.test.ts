@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { kernelInvalidatesOnDirectWrite } from '../../src/fs/page-cache-bypass.js';
 import type { FuseTerms } from '../../src/fs/fuse-terms.js';
@@ -609,6 +609,33 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.deepEqual(await names(), ['bk-moved.txt']);
     assert.equal(await idOf(`${dir}/bk-moved.txt`), id, 'the same entity, moved');
     assert.equal((await sh(`cat '${dir}/bk-moved.txt'`)).stdout, 'keep me\n');
+  });
+
+  test('mv -b and rsync -b keep a backup and give the file a new version; a data file named 4913 is published', async () => {
+    const dir = `${m.dir}/sts/backups`;
+    assert.equal((await sh(`mkdir -p '${dir}' && printf 'one\\n' > '${dir}/f.txt' && printf 'two\\n' > '${dir}/g.txt'`)).code, 0);
+    const id = await idOf(`${dir}/f.txt`);
+    // QA: "cannot move … File exists" — Synapse still held the name the backup hid.
+    const mv = await sh(`mv -b '${dir}/g.txt' '${dir}/f.txt'`);
+    assert.equal(mv.code, 0, mv.stderr);
+    assert.equal((await sh(`cat '${dir}/f.txt'`)).stdout, 'two\n');
+    assert.equal((await sh(`cat '${dir}/f.txt~'`)).stdout, 'one\n', 'the backup shows the old bytes');
+    assert.equal(await idOf(`${dir}/f.txt`), id, 'a new version of the same entity');
+    const src = path.join(scratch, 'rsync-b');
+    await mkdir(src, { recursive: true });
+    await writeFile(path.join(src, 'f.txt'), 'three\n');
+    await writeFile(path.join(src, '4913'), 'sample 4913\n');
+    const rs = await sh(`rm -f '${dir}/f.txt~' && rsync -rb '${src}/' '${dir}/'`, { timeoutMs: 60_000 });
+    assert.equal(rs.code, 0, rs.stderr);
+    assert.equal((await sh(`cat '${dir}/f.txt'`)).stdout, 'three\n');
+    assert.equal((await sh(`cat '${dir}/f.txt~'`)).stdout, 'two\n');
+    assert.equal(await idOf(`${dir}/f.txt`), id);
+    // QA: `4913` (vim's probe name) was kept local and never published; rsync left its temp entity.
+    const sampleId = await waitForId(`${dir}/4913`);
+    assert.match(sampleId, /^syn\d+$/);
+    assert.equal((await sh(`cat '${dir}/4913'`)).stdout, 'sample 4913\n');
+    const ls = await sh(`ls -a '${dir}'`);
+    assert.deepEqual(ls.stdout.split('\n').filter(Boolean).sort(), ['.', '..', '4913', 'f.txt', 'f.txt~']);
   });
 
   test('a file being written follows its folder when another client renames it, and is published there', async () => {

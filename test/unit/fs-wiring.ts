@@ -10,7 +10,7 @@
  * lookup sees what other clients did); with a TTL the filesystem also remembers what the
  * kernel was told (`shown`), as a real mount does.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MemorySynapseApi } from '../../src/synapse/memory-api.js';
@@ -82,4 +82,33 @@ export async function makeReal(opts: { ttlMs?: number } = {}): Promise<Real> {
     readahead: { maxWindowBlocks: 4, inflightBudget: 64 * 1024, readTimeoutMs: 5_000 },
   }, { publisher, spool, budget: new MemoryBudget(64 * MiB), partSize: 5 * MiB });
   return { fs, api, faults, spool, remote: api.otherClient(), store, rootId: folder.id, spoolDir, fds: [], rfds: [], releases: [], skipNextCheck: false };
+}
+
+/** Run `fn` on a fresh wiring (a metadata TTL of a minute unless asked), then remove its spool. */
+export async function withReal(fn: (r: Real) => Promise<void>, ttlMs = 60_000): Promise<void> {
+  const r = await makeReal({ ttlMs });
+  try {
+    await fn(r);
+  } finally {
+    await rm(r.spoolDir, { recursive: true, force: true });
+  }
+}
+
+/** create, write `text` (nothing when empty), close: as `printf text > p` on a new path. */
+export async function writeNew(r: Real, p: string, text: string): Promise<void> {
+  const fd = await r.fs.create(p, 0o644);
+  if (text) await r.fs.write(fd, Buffer.from(text), 0);
+  await r.fs.flush(fd);
+  await r.fs.release(fd);
+}
+
+/** The first 4 KiB at `p`, through a read-only open. */
+export async function readText(r: Real, p: string): Promise<string> {
+  const fd = await r.fs.open(p, 0);
+  try {
+    const buf = Buffer.alloc(4096);
+    return buf.subarray(0, await r.fs.read(fd, buf, buf.length, 0)).toString();
+  } finally {
+    await r.fs.release(fd);
+  }
 }

@@ -9,38 +9,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoName } from '../../src/fs/errors.js';
-import { makeReal, type Real } from './fs-wiring.js';
+import { readText, withReal, writeNew, type Real } from './fs-wiring.js';
 
 const O_WRONLY = 1;
-
-async function withReal(fn: (r: Real) => Promise<void>, ttlMs = 60_000): Promise<void> {
-  const r = await makeReal({ ttlMs });
-  try {
-    await fn(r);
-  } finally {
-    await rm(r.spoolDir, { recursive: true, force: true });
-  }
-}
-
-async function writeNew(r: Real, p: string, text: string): Promise<void> {
-  const fd = await r.fs.create(p, 0o644);
-  await r.fs.write(fd, Buffer.from(text), 0);
-  await r.fs.flush(fd);
-  await r.fs.release(fd);
-}
-
-async function readText(r: Real, p: string): Promise<string> {
-  const fd = await r.fs.open(p, 0);
-  try {
-    const buf = Buffer.alloc(4096);
-    return buf.subarray(0, await r.fs.read(fd, buf, buf.length, 0)).toString();
-  } finally {
-    await r.fs.release(fd);
-  }
-}
 
 /** `/name` published as `first`, then an append of `appended` whose publish Synapse refuses: kept. */
 async function keptAppend(r: Real, name: string, first: string, appended: string): Promise<string> {

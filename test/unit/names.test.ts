@@ -1,15 +1,18 @@
 /** Which names the mount publishes, keeps local, or refuses (src/fs/names.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isScratchName, MAX_NAME_LENGTH, nameProblem } from '../../src/fs/names.js';
+import { isProbeName, isScratchName, MAX_NAME_LENGTH, nameProblem } from '../../src/fs/names.js';
 
-test('editors\' scratch names stay local: vim backups, swap files and probes; emacs autosaves and locks', () => {
-  for (const n of ['notes.txt~', '.notes.txt.swp', '.notes.txt.swo', '.notes.txt.swx', '4913', '#notes.txt#', '.#notes.txt']) {
+test('editors\' scratch names stay local: vim backups, swap files and probes; emacs autosaves and locks; rsync temps of them', () => {
+  for (const n of ['notes.txt~', '.notes.txt.swp', '.notes.txt.swo', '.notes.txt.swx', '#notes.txt#', '.#notes.txt', '.notes.txt~.a1B2c3']) {
     assert.ok(isScratchName(n), n);
   }
-  for (const n of ['notes.txt', 'data.swp', '.hidden', '#', 'yarn.lock', '4914', '~notes']) {
+  for (const n of ['notes.txt', 'data.swp', '.hidden', '#', 'yarn.lock', '4913', '4914', '~notes', '.notes.txt.a1B2c3', '.notes~.abc']) {
     assert.ok(!isScratchName(n), n);
   }
+  // vim's other probe is a real name too, local only while empty (scratch-names.test.ts).
+  assert.ok(isProbeName('4913'));
+  assert.ok(!isProbeName('4913.csv'));
 });
 
 test('Synapse\'s name rules: length, characters, surrounding spaces', () => {

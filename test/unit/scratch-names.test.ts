@@ -1,0 +1,92 @@
+/**
+ * Editors' and tools' scratch names (src/fs/names.ts) through the filesystem layer: what reaches
+ * Synapse and what stays in the mount when `mv -b`, `rsync -b`, vim and rsync's temp files use
+ * them. A metadata TTL of a minute, as a real mount.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { errnoName } from '../../src/fs/errors.js';
+import { readText, withReal, writeNew, type Real } from './fs-wiring.js';
+
+const O_WRONLY = 1;
+
+const names = async (r: Real): Promise<string[]> => [...(await r.fs.readdir('/'))].sort();
+
+test('mv -b onto a file: the backup keeps the old bytes, the file becomes a new version of itself', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'old');
+    await writeNew(r, '/g.txt', 'new');
+    const f = r.api.resolvePath(r.rootId, '/f.txt')!.id;
+    const g = r.api.resolvePath(r.rootId, '/g.txt')!.id;
+    // What `mv -b g.txt f.txt` does: f.txt → f.txt~, then g.txt → f.txt (QA: EEXIST, Synapse
+    // still held the hidden f.txt under its name).
+    await r.fs.rename('/f.txt', '/f.txt~');
+    await r.fs.rename('/g.txt', '/f.txt');
+    assert.deepEqual(await names(r), ['f.txt', 'f.txt~']);
+    assert.equal(await readText(r, '/f.txt'), 'new');
+    assert.equal(await readText(r, '/f.txt~'), 'old', 'the backup still shows the version it was renamed from');
+    assert.equal(r.api.resolvePath(r.rootId, '/f.txt')?.id, f, 'same entity: its history and annotations survive');
+    assert.equal(r.api.fileBytes(f).toString(), 'new');
+    assert.equal(r.api.versions(f).length, 2);
+    assert.equal(r.api.resolvePath(r.rootId, '/g.txt'), undefined, 'the source entity went');
+    assert.notEqual(g, f);
+    // The backup given a real name again publishes the bytes it shows, not the newest version.
+    await r.fs.rename('/f.txt~', '/restored.txt');
+    const restored = r.api.resolvePath(r.rootId, '/restored.txt');
+    assert.ok(restored);
+    assert.equal(r.api.fileBytes(restored.id).toString(), 'old');
+    assert.equal(r.api.fileBytes(f).toString(), 'new', 'the file itself is untouched');
+  });
+});
+
+test('mv -b of a file open for writing onto a hidden name: published as the hidden file\'s next version', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'old');
+    const f = r.api.resolvePath(r.rootId, '/f.txt')!.id;
+    await r.fs.rename('/f.txt', '/f.txt~');
+    const fd = await r.fs.create('/tmp.txt', 0o644);
+    await r.fs.write(fd, Buffer.from('written'), 0);
+    await r.fs.rename('/tmp.txt', '/f.txt');
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal(r.api.resolvePath(r.rootId, '/f.txt')?.id, f);
+    assert.equal(r.api.fileBytes(f).toString(), 'written');
+    assert.equal(await readText(r, '/f.txt~'), 'old');
+    assert.equal(r.api.resolvePath(r.rootId, '/tmp.txt'), undefined);
+  });
+});
+
+test('a file named 4913 with bytes is published; vim\'s empty 4913 probe never reaches Synapse', async () => {
+  await withReal(async (r) => {
+    // vim's probe: created, closed empty, removed at once.
+    await writeNew(r, '/4913', '');
+    await r.fs.unlink('/4913');
+    assert.equal(r.api.resolvePath(r.rootId, '/4913'), undefined);
+    // A data file of that name (QA: cp -r exited 0 and it never reached Synapse).
+    await writeNew(r, '/4913', 'sample 4913 results');
+    const id = r.api.resolvePath(r.rootId, '/4913')?.id;
+    assert.ok(id, 'published');
+    assert.equal(r.api.fileBytes(id).toString(), 'sample 4913 results');
+    // And one already in Synapse is an ordinary file: writable (QA: EACCES, "read-only view").
+    const fd = await r.fs.open('/4913', O_WRONLY);
+    await r.fs.write(fd, Buffer.from('SAMPLE'), 0);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal(r.api.fileBytes(id).toString(), 'SAMPLE 4913 results');
+    await r.fs.unlink('/4913');
+    assert.equal(r.api.resolvePath(r.rootId, '/4913'), undefined, 'rm deletes it in Synapse');
+  });
+});
+
+test('rsync\'s temp file for a scratch name stays local, and so does the file it becomes', async () => {
+  await withReal(async (r) => {
+    // rsync writes `.notes~.XXXXXX`, then renames it (QA: EINVAL, "~" is not a Synapse character).
+    await writeNew(r, '/.notes~.a1B2c3', 'backup bytes');
+    await r.fs.rename('/.notes~.a1B2c3', '/notes~');
+    assert.deepEqual(await names(r), ['notes~']);
+    assert.equal(await readText(r, '/notes~'), 'backup bytes');
+    assert.deepEqual(Object.keys(r.api.tree(r.rootId)), [], 'nothing reached Synapse');
+    // Not every dotted name is a temp file of a scratch name.
+    await assert.rejects(r.fs.create('/.notes:x.a1B2c3', 0o644), (e: unknown) => errnoName(e) === 'EINVAL');
+  });
+});

@@ -25,7 +25,8 @@
  * the cache instead, as its reads would have kept it there had they reached the LRU), when another
  * window takes their C slot; at most MAX_WINDOWS are held (the oldest go first). Only read-only opens get
  * windows: a file open for writing changes under its readers. Objects are immutable per version,
- * so a window never goes stale.
+ * so a window never goes stale; a reader moved on to a version this mount published loses its
+ * windows first (filesystem.ts readersFollow).
  *
  * Without the patched addon (no compiler at install) `loadFastBinding()` finds nothing and
  * every read takes the JS path; SYNAPSE_MOUNT_FAST_READ=0 turns the fast path off.

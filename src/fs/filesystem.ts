@@ -107,7 +107,12 @@ const S_IFLNK = 0o120000;
 export const XATTR_NAMES = ['user.synapse.id', 'user.synapse.version', 'user.synapse.md5'] as const;
 
 type OpenHandle =
-  | { kind: 'read'; node: FsNode; reader: ReadHandle }
+  /**
+   * `version`: the one `reader` reads, or is moving on to (`following`: the new reader is being
+   * made) — a version this mount published after the open (readersFollow). `detached`: the file
+   * was replaced by a rename onto its name; its entity is another file's now (readersOfReplaced).
+   */
+  | { kind: 'read'; node: FsNode; reader: ReadHandle; version: number; following?: Promise<void>; detached?: boolean }
   /**
    * `wroteIn` / `changedIn`: the file's publishEpoch when this fd last wrote / wrote or
    * truncated. Flush and fsync publish only if that is the current epoch: a reader's close must
@@ -188,6 +193,8 @@ export class SynapseFilesystem {
   /** Files waiting for recover, shown read-only until then (kept-files.ts). */
   private readonly kept: KeptFiles | undefined;
   private nextFd = 10;
+  /** A read-only fd moves on to a newer version: its read fast-path windows must go (fuse-adapter.ts). */
+  onReaderMoved: ((fd: number) => void) | undefined;
   private readonly linkTargets = new Map<string, Promise<string>>();
   /** Files open for writing, by path. */
   private readonly active = new Map<string, ActiveFile>();
@@ -292,7 +299,10 @@ export class SynapseFilesystem {
     if (path !== '') return this.getattr(path);
     const h = this.handles.get(fd);
     if (h?.kind === 'write') return this.activeStat(h.path, h.file);
-    if (h?.kind === 'read') return this.stat('file', h.reader.source.size, this.mtimes.get(h.node.entityId) ?? h.node.modifiedOn);
+    if (h?.kind === 'read') {
+      await h.following;
+      return this.stat('file', h.reader.source.size, this.mtimes.get(h.node.entityId) ?? h.node.modifiedOn);
+    }
     if (h?.kind === 'kept') return this.stat('file', h.view.size, h.view.mtime);
     if (h?.kind === 'empty') return this.stat('file', 0, Date.now());
     // No path and no handle of ours: never the root's stat (resolve('') is the root).
@@ -474,7 +484,7 @@ export class SynapseFilesystem {
     this.table.setSize(file.entityId, file.versionNumber, { size: fh.contentSize, md5: fh.contentMd5 });
     const source = await this.sources.source(file, this.cache);
     const fd = this.nextFd++;
-    this.handles.set(fd, { kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead) });
+    this.handles.set(fd, { kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead), version: file.versionNumber });
     return fd;
   }
 
@@ -665,6 +675,7 @@ export class SynapseFilesystem {
     this.table.removeLocal(file.parentId, file.name);
     this.table.upsert(node);
     this.table.setSize(version.entityId, version.versionNumber, { size: version.size, md5: version.md5 });
+    this.readersFollow(version.entityId, version.versionNumber);
     this.forgetShown(path);
     const localMtime = this.mtimes.get(`local:${path}`);
     if (localMtime !== undefined) {
@@ -672,6 +683,62 @@ export class SynapseFilesystem {
       this.mtimes.set(version.entityId, localMtime);
     }
     this.opts.logger?.info({ path, entityId: version.entityId, version: version.versionNumber, size: version.size }, 'published');
+  }
+
+  /**
+   * Read-only fds of a file this mount just published a newer version of read that version from
+   * their next read on, as a local disk's readers see a writer's bytes: `tail -f` of a log
+   * appended to through the mount follows it (QA: it stalled at the size it opened with while
+   * fstat showed more). Versions other clients publish are seen by the next open (pinned reads).
+   * Until the new reader is made, the fd's reads and fstat wait for it; if it cannot be made
+   * (Synapse unreachable) the fd keeps reading the version it had.
+   */
+  private readersFollow(entityId: string, versionNumber: number): void {
+    for (const [fd, h] of this.handles) {
+      if (h.kind !== 'read' || h.detached || h.node.entityId !== entityId || h.version >= versionNumber) continue;
+      const from = h.version;
+      h.version = versionNumber;
+      this.onReaderMoved?.(fd);
+      const following: Promise<void> = (h.following ?? Promise.resolve())
+        .then(() => this.followTo(fd, h, versionNumber))
+        .catch((err: unknown) => {
+          this.opts.logger?.warn({ err, entityId, fd, version: versionNumber }, 'an open reader could not move on to the version this mount published; it keeps reading the one it had');
+          if (h.version === versionNumber) h.version = from;
+        })
+        .finally(() => {
+          if (h.following === following) delete h.following;
+        });
+      h.following = following;
+    }
+  }
+
+  /**
+   * A rename put the file `source` (entity id; undefined: a new file) over `target`'s name: its
+   * bytes are `target`'s version `version` now. As with inodes, readers of the replaced file keep
+   * what they read and follow nothing more; readers of the moved one follow its publishes there.
+   */
+  private readersOfReplaced(source: string | undefined, target: string, version: number | undefined): void {
+    for (const h of this.handles.values()) {
+      if (h.kind !== 'read' || h.detached) continue;
+      if (h.node.entityId === target) h.detached = true;
+      else if (source !== undefined && h.node.entityId === source) {
+        h.node = { ...h.node, entityId: target };
+        // Publishes after this version are followed (it holds the bytes these readers read, or the
+        // file open for writing will publish over it).
+        h.version = version ?? 0;
+      }
+    }
+  }
+
+  private async followTo(fd: number, h: Extract<OpenHandle, { kind: 'read' }>, versionNumber: number): Promise<void> {
+    if (h.version !== versionNumber || this.handles.get(fd) !== h) return; // a later one, or closed
+    const node = { ...h.node, versionNumber, pinnedVersion: true };
+    const source = await this.sources.source(await this.sources.resolve(node, true), this.cache);
+    if (this.handles.get(fd) !== h) return;
+    const old = h.reader;
+    h.reader = new ReadHandle(source, this.cache, this.opts.readahead);
+    h.node = node;
+    old.close();
   }
 
   private handle(fd: number): OpenHandle {
@@ -689,6 +756,7 @@ export class SynapseFilesystem {
     if (h.kind === 'write') return h.file.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
     if (h.kind === 'kept') return h.fh.read(target, 0, Math.min(length, target.length), position).then((r) => r.bytesRead);
     if (h.kind === 'empty') return 0;
+    if (h.following) return h.following.then(() => h.reader.readAny(target, position, Math.min(length, target.length)));
     return h.reader.readAny(target, position, Math.min(length, target.length));
   }
 
@@ -700,7 +768,7 @@ export class SynapseFilesystem {
    */
   readWindow(fd: number, offset: number, onDropped: () => boolean, moveOn = true): ReturnType<ReadHandle['window']> {
     const h = this.handles.get(fd);
-    if (h?.kind !== 'read') return undefined;
+    if (h?.kind !== 'read' || h.following) return undefined;
     return h.reader.window(Math.min(offset, h.reader.source.size - 1), onDropped, moveOn);
   }
 
@@ -1066,6 +1134,7 @@ export class SynapseFilesystem {
       throw new FsError('EXDEV', 'Synapse refuses moving content into or out of an STS folder');
     }
     const updated = await this.writes!.publisher.commit(target.parentId!, target.name, String(src.dataFileHandleId), target.entityId);
+    this.readersOfReplaced(source.entityId, target.entityId, updated.versionNumber);
     await this.api.deleteEntity(source.entityId);
     this.table.upsert(this.nodeOf(updated, 'file'));
     // As rename(2): the moved file keeps its mtime — the one utimens gave it (rsync's temp file),
@@ -1108,6 +1177,7 @@ export class SynapseFilesystem {
         // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
         const source = af.entityId;
         await af.adopt(target.entityId, target.versionNumber);
+        this.readersOfReplaced(source, target.entityId, target.versionNumber);
         if (source && source !== target.entityId) await this.api.deleteEntity(source);
       } else if (af.entityId && !isScratchName(destName)) {
         const entity = await this.api.getEntity(af.entityId);

@@ -91,6 +91,8 @@ export class FuseAdapter {
   ) {
     const binding = loadFastBinding();
     this.fast = binding && new FastReadWindows(binding, fs.blockSize);
+    // A reader moving on to a newer version (filesystem.ts readersFollow): its windows hold the old one.
+    fs.onReaderMoved = (fd) => this.fast?.forget(fd);
     this.directWrites = applyDirectWrites(opts.directWrites);
     // --direct-io bypasses the page cache for every open already: no per-open decision (or learning) then.
     this.directReadsWanted = applyDirectReads(opts.directIo === true ? false : opts.directReads);

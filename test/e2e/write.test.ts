@@ -638,6 +638,27 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.deepEqual(ls.stdout.split('\n').filter(Boolean).sort(), ['.', '..', '4913', 'f.txt', 'f.txt~']);
   });
 
+  test('tail -f follows a file appended to through the mount', async () => {
+    const f = `${m.dir}/sts/follow.log`;
+    const out = path.join(scratch, 'tail.out');
+    const pidFile = path.join(scratch, 'tail.pid');
+    assert.equal((await sh(`printf 'line 1\\n' > '${f}'`)).code, 0);
+    // tail opens the file once and polls it (no inotify events cross FUSE from the mount's writes).
+    const tail = sh(`timeout 60 tail -s 0.2 -n +1 -f '${f}' > '${out}' 2>&1 & echo $! > '${pidFile}'; wait`, { timeoutMs: 70_000 });
+    try {
+      await waitFor('tail to print the first line', async () => (await sh(`cat '${out}'`)).stdout.includes('line 1'), 20_000);
+      assert.equal((await sh(`printf 'line 2\\n' >> '${f}'`)).code, 0);
+      // QA: tail stalled here — its fd read the version it opened, while fstat showed more.
+      await waitFor('tail to print the appended line', async () => (await sh(`cat '${out}'`)).stdout.includes('line 2'), 20_000);
+      assert.equal((await sh(`printf 'line 3\\n' >> '${f}'`)).code, 0);
+      await waitFor('tail to print the next one', async () => (await sh(`cat '${out}'`)).stdout.includes('line 3'), 20_000);
+      assert.equal((await sh(`cat '${out}'`)).stdout, 'line 1\nline 2\nline 3\n');
+    } finally {
+      await sh(`kill $(cat '${pidFile}') 2>/dev/null`);
+      await tail;
+    }
+  });
+
   test('a file being written follows its folder when another client renames it, and is published there', async () => {
     // Open files are keyed by path; another client renaming a folder above one must not leave
     // it behind (size 0 at the new path, or published under the old name).

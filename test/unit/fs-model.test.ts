@@ -97,22 +97,45 @@ async function checkAfter(m: Model, r: Real, after: string): Promise<void> {
 type MNode = MDir | MFile;
 interface MDir { kind: 'dir'; children: Map<string, MNode> }
 interface MFile { kind: 'file'; data: Buffer }
+/** A reader of a published file: the bytes it reads (`seen`) move on when this mount publishes `of`. */
+interface Snapshot { of: MFile; seen: Buffer }
 
 class Model {
   readonly root: MDir = { kind: 'dir', children: new Map() };
   /** Files held open for writing across commands (the inode each fd refers to), as Real.fds. */
   readonly handles: MFile[] = [];
+  /** Per writer fd (as `handles`): it wrote since its file was last published (its close publishes). */
+  readonly fdWrote: boolean[] = [];
   /**
    * Files held open for reading, as Real.rfds: the inode itself when the file was open for
-   * writing at the time (the fd shares the writer's bytes), else the bytes at open — a reader
-   * of a published file reads that version to its close, whatever happens to the path
-   * (close-to-open consistency, as NFS; documented in the README's POSIX notes).
+   * writing at the time (the fd shares the writer's bytes), else a snapshot of the bytes at
+   * open — a reader of a published file reads that version, and each version this mount
+   * publishes of the same inode from then on (as a local disk's readers see a writer's
+   * bytes); not what other clients publish (pinned; documented in the README's POSIX notes).
    */
-  readonly readers: Array<MFile | Buffer> = [];
+  readonly readers: Array<MFile | Snapshot> = [];
+  /** Open-for-write files whose bytes differ from their last publish (the last close publishes). */
+  readonly dirty = new Set<MFile>();
+  /** Open-for-write files written to (non-empty writes) since their last publish. */
+  readonly written = new Set<MFile>();
 
   /** Inodes whose bytes live in the filesystem's open-for-write state (writers, live readers). */
   liveFiles(): MFile[] {
-    return [...this.handles, ...this.readers.filter((x): x is MFile => !Buffer.isBuffer(x))];
+    return [...this.handles, ...this.readers.filter((x): x is MFile => !isSnapshot(x))];
+  }
+
+  /** `f` was published from this mount (unless unlinked: never): its readers move on to it. */
+  published(f: MFile): void {
+    this.dirty.delete(f);
+    this.written.delete(f);
+    this.handles.forEach((h, i) => { if (h === f) this.fdWrote[i] = false; });
+    if (!this.isLinked(f)) return;
+    for (const x of this.readers) if (isSnapshot(x) && x.of === f) x.seen = Buffer.from(f.data);
+  }
+
+  /** A close of one of `f`'s fds just happened: the last one publishes what changed. */
+  closedOne(f: MFile): void {
+    if (!this.liveFiles().includes(f) && this.dirty.has(f)) this.published(f);
   }
 
   /** Is this inode still in the tree (not unlinked, not replaced by a rename onto its path)? */
@@ -309,8 +332,13 @@ class WriteFile implements Cmd {
     });
     expectOutcome(this.toString(), expected, got);
     if (expected !== 'ok' || typeof par === 'string') return;
-    if (typeof target !== 'string' && target.kind === 'file') target.data = data; // the same inode: fds open on it see it
-    else par.dir.children.set(par.name, { kind: 'file', data });
+    if (typeof target !== 'string' && target.kind === 'file') {
+      const live = m.liveFiles().includes(target);
+      target.data = data; // the same inode: fds open on it see it
+      // The write's close publishes (an empty rewrite: the last close does).
+      if (data.length > 0 || !live) m.published(target);
+      else m.dirty.add(target);
+    } else par.dir.children.set(par.name, { kind: 'file', data });
   }
   toString(): string { return `writeFile(${this.p}, ${showContent(this.content)}${this.releaseLater ? ', release later' : ''})`; }
 }
@@ -336,7 +364,11 @@ class WriteAt implements Cmd {
       }
     });
     expectOutcome(this.toString(), expected, got);
-    if (expected === 'ok' && typeof target !== 'string' && target.kind === 'file') target.data = writtenAt(target.data, this.offset, data);
+    if (expected === 'ok' && typeof target !== 'string' && target.kind === 'file') {
+      const live = m.liveFiles().includes(target);
+      target.data = writtenAt(target.data, this.offset, data);
+      if (data.length > 0 || m.written.has(target) || (!live && m.dirty.has(target))) m.published(target);
+    }
   }
   toString(): string { return `writeAt(${this.p}, @${this.offset}, ${showContent(this.content)})`; }
 }
@@ -376,7 +408,13 @@ class Truncate implements Cmd {
     const target = m.lookup(this.p);
     const expected: Outcome = typeof target === 'string' ? target : target.kind === 'dir' ? 'EISDIR' : 'ok';
     expectOutcome(this.toString(), expected, await outcome(async () => { await vfs(r, this.p, { dir: 'EISDIR' }); await r.fs.truncate(this.p, this.size); }));
-    if (expected === 'ok' && typeof target !== 'string' && target.kind === 'file') target.data = resized(target.data, this.size);
+    if (expected === 'ok' && typeof target !== 'string' && target.kind === 'file') {
+      const live = m.liveFiles().includes(target);
+      target.data = resized(target.data, this.size);
+      // On a file open for writing, truncate changes its bytes; the last close publishes them.
+      if (live) m.dirty.add(target);
+      else m.published(target);
+    }
   }
   toString(): string { return `truncate(${this.p}, ${this.size})`; }
 }
@@ -502,7 +540,7 @@ class OpenRead implements Cmd {
     });
     expectOutcome(this.toString(), expected, got);
     if (expected !== 'ok' || typeof target === 'string' || target.kind !== 'file') return;
-    m.readers.push(m.liveFiles().includes(target) ? target : Buffer.from(target.data));
+    m.readers.push(m.liveFiles().includes(target) ? target : { of: target, seen: Buffer.from(target.data) });
     r.rfds.push(fd!);
   }
   toString(): string { return `openRead(${this.p})`; }
@@ -512,9 +550,11 @@ class ReadHeld implements Cmd {
   constructor(readonly k: number, readonly offset: number, readonly length: number) {}
   check(m: Readonly<Model>): boolean { return m.readers.length > 0; }
   async run(m: Model, r: Real): Promise<void> {
+    // A publish at a `release later` close is what this reader may read: let it finish.
+    await settleReleases(r);
     const i = this.k % m.readers.length;
     const x = m.readers[i]!;
-    const data = Buffer.isBuffer(x) ? x : x.data;
+    const data = isSnapshot(x) ? x.seen : x.data;
     const got = Buffer.from(await fsRead(r.fs, r.rfds[i]!, this.length, this.offset));
     const want = data.subarray(Math.min(this.offset, data.length), Math.min(this.offset + this.length, data.length));
     assert.ok(got.equals(want), `${this.toString()}: read ${got.length} bytes that differ from the model's ${want.length}`);
@@ -528,10 +568,11 @@ class CloseRead implements Cmd {
   async run(m: Model, r: Real): Promise<void> {
     const i = this.k % m.readers.length;
     const fd = r.rfds[i]!;
-    m.readers.splice(i, 1);
+    const [x] = m.readers.splice(i, 1);
     r.rfds.splice(i, 1);
     await r.fs.flush(fd);
     await r.fs.release(fd);
+    if (x && !isSnapshot(x)) m.closedOne(x);
   }
   toString(): string { return `closeRead(#${this.k})`; }
 }
@@ -620,6 +661,10 @@ class RemoteDelete implements Cmd {
     par.dir.children.delete(par.name);
   }
   toString(): string { return `remote.delete(${this.p})`; }
+}
+
+function isSnapshot(x: MFile | Snapshot): x is Snapshot {
+  return 'of' in x;
 }
 
 function parentOf(p: string): string {
@@ -718,7 +763,9 @@ class OpenWrite implements Cmd {
     let node = typeof target === 'string' ? undefined : target as MFile;
     if (!node) par.dir.children.set(par.name, (node = { kind: 'file', data: Buffer.alloc(0) }));
     else if (this.trunc) node.data = Buffer.alloc(0);
+    if (!target || typeof target === 'string' || this.trunc) m.dirty.add(node);
     m.handles.push(node);
+    m.fdWrote.push(false);
     r.fds.push(fd!);
   }
   toString(): string { return `openWrite(${this.p}${this.trunc ? ', O_TRUNC' : ''})`; }
@@ -744,8 +791,14 @@ class WriteFd extends FdCmd {
   override async run(m: Model, r: Real): Promise<void> {
     const { node, fd } = this.at(m, r);
     const data = bytesOf(this.content);
+    const { i } = this.at(m, r);
     expectOutcome(this.toString(), 'ok', await outcome(() => r.fs.write(fd, data, this.offset)));
     node.data = writtenAt(node.data, this.offset, data);
+    m.fdWrote[i] = true;
+    if (data.length > 0) {
+      m.written.add(node);
+      m.dirty.add(node);
+    }
   }
   override toString(): string { return `writeFd(#${this.k}, @${this.offset}, ${showContent(this.content)})`; }
 }
@@ -767,6 +820,7 @@ class FtruncateFd extends FdCmd {
     const { node, fd } = this.at(m, r);
     expectOutcome(this.toString(), 'ok', await outcome(() => r.fs.ftruncate(fd, this.size)));
     node.data = resized(node.data, this.size);
+    m.dirty.add(node);
   }
   override toString(): string { return `ftruncate(#${this.k}, ${this.size})`; }
 }
@@ -777,8 +831,11 @@ class CloseFd extends FdCmd {
     super(k);
   }
   override async run(m: Model, r: Real): Promise<void> {
-    const { i, fd } = this.at(m, r);
+    const { i, fd, node } = this.at(m, r);
+    // flush publishes what this fd wrote since the last publish (with everything else written).
+    if (m.fdWrote[i] && m.written.has(node)) m.published(node);
     m.handles.splice(i, 1);
+    m.fdWrote.splice(i, 1);
     r.fds.splice(i, 1);
     try {
       await r.fs.flush(fd);
@@ -786,6 +843,7 @@ class CloseFd extends FdCmd {
       if (this.releaseLater) releaseLater(r, fd);
       else await r.fs.release(fd);
     }
+    m.closedOne(node);
   }
   override toString(): string { return `close(#${this.k}${this.releaseLater ? ', release later' : ''})`; }
 }

@@ -1,0 +1,123 @@
+/**
+ * Read-only fds and the versions published while they are open (filesystem.ts readersFollow):
+ * what this mount publishes, its open readers see from their next read (`tail -f`); what
+ * another client publishes, the next open sees.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { withReal, writeNew, type Real } from './fs-wiring.js';
+
+const O_WRONLY = 1;
+const O_TRUNC = 0o1000;
+
+async function readAt(r: Real, fd: number, offset: number, length = 4096): Promise<string> {
+  const buf = Buffer.alloc(length);
+  return buf.subarray(0, await r.fs.read(fd, buf, length, offset)).toString();
+}
+
+async function writeAt(r: Real, p: string, text: string, offset: number, flags = O_WRONLY): Promise<void> {
+  const fd = await r.fs.open(p, flags);
+  await r.fs.write(fd, Buffer.from(text), offset);
+  await r.fs.flush(fd);
+  await r.fs.release(fd);
+}
+
+test('a reader open across an append made through the mount reads the appended bytes (tail -f)', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/log.txt', 'line 1\n');
+    const reader = await r.fs.open('/log.txt', 0);
+    try {
+      assert.equal(await readAt(r, reader, 0), 'line 1\n');
+      assert.equal(await readAt(r, reader, 7), '', 'at the end');
+      await writeAt(r, '/log.txt', 'line 2\n', 7);
+      assert.equal((await r.fs.fgetattr('', reader)).size, 14, 'fstat of the fd shows the new size');
+      assert.equal(await readAt(r, reader, 7), 'line 2\n', 'the appended line (QA: 0 bytes, tail -f stalled)');
+      await writeAt(r, '/log.txt', 'line 3\n', 14);
+      assert.equal(await readAt(r, reader, 14), 'line 3\n');
+      // A rewrite from empty (`>`): the reader sees it too, as on a local disk.
+      await writeAt(r, '/log.txt', 'new', 0, O_WRONLY | O_TRUNC);
+      assert.equal(await readAt(r, reader, 0), 'new');
+      assert.equal((await r.fs.fgetattr('', reader)).size, 3);
+    } finally {
+      await r.fs.release(reader);
+    }
+  });
+});
+
+test('a reader keeps the version it opened when another client publishes one; the next open reads the new one', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/data.txt', 'first');
+    const id = r.api.resolvePath(r.rootId, '/data.txt')!.id;
+    const reader = await r.fs.open('/data.txt', 0);
+    try {
+      assert.equal(await readAt(r, reader, 0), 'first');
+      await r.remote.putVersion(id, Buffer.from('second version'));
+      r.fs.table.invalidate(r.rootId);
+      assert.equal(await readAt(r, reader, 0), 'first', 'pinned to its version');
+      assert.equal(await readAt(r, reader, 5), '');
+      const again = await r.fs.open('/data.txt', 0);
+      assert.equal(await readAt(r, again, 0), 'second version');
+      await r.fs.release(again);
+    } finally {
+      await r.fs.release(reader);
+    }
+  });
+});
+
+test('a reader that cannot move on (Synapse refuses the new version\'s bundle) keeps reading what it had', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'abc');
+    const reader = await r.fs.open('/f.txt', 0);
+    try {
+      assert.equal(await readAt(r, reader, 0), 'abc');
+      const fd = await r.fs.open('/f.txt', O_WRONLY);
+      await r.fs.write(fd, Buffer.from('def'), 3);
+      r.faults.failNext('getBundle');
+      await r.fs.flush(fd);
+      await r.fs.release(fd);
+      assert.equal(await readAt(r, reader, 0), 'abc');
+      assert.equal(await readAt(r, reader, 3), '');
+      // The next publish is followed again.
+      await writeAt(r, '/f.txt', 'ghi', 6);
+      assert.equal(await readAt(r, reader, 0), 'abcdefghi');
+    } finally {
+      await r.fs.release(reader);
+    }
+  });
+});
+
+test('rename onto a file: readers of the moved file follow it under its new name; readers of the replaced one keep their bytes', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'old f');
+    await writeNew(r, '/g.txt', 'g');
+    const ofF = await r.fs.open('/f.txt', 0);
+    const ofG = await r.fs.open('/g.txt', 0);
+    try {
+      assert.equal(await readAt(r, ofF, 0), 'old f');
+      assert.equal(await readAt(r, ofG, 0), 'g');
+      // Synapse: g's bytes become f's next version, g's entity goes (as onto any file).
+      await r.fs.rename('/g.txt', '/f.txt');
+      await writeAt(r, '/f.txt', ' appended', 1);
+      assert.equal(await readAt(r, ofG, 0), 'g appended', 'the moved file\'s reader follows it');
+      assert.equal(await readAt(r, ofF, 0), 'old f', 'the replaced file\'s reader keeps what it read, as an unlinked inode');
+      // The same with the moved file open for writing (the rename adopts the target entity).
+      const reader = await r.fs.open('/f.txt', 0);
+      assert.equal(await readAt(r, reader, 0), 'g appended');
+      const w = await r.fs.open('/f.txt', O_WRONLY);
+      await r.fs.write(w, Buffer.from('G'), 0);
+      await writeNew(r, '/h.txt', 'h');
+      const ofH = await r.fs.open('/h.txt', 0);
+      assert.equal(await readAt(r, ofH, 0), 'h');
+      await r.fs.rename('/f.txt', '/h.txt');
+      await r.fs.flush(w);
+      await r.fs.release(w);
+      assert.equal(await readAt(r, ofH, 0), 'h', 'replaced: keeps its bytes');
+      assert.equal(await readAt(r, reader, 0), 'G appended', 'the moved file\'s reader follows what its writer published');
+      await r.fs.release(reader);
+      await r.fs.release(ofH);
+    } finally {
+      await r.fs.release(ofF);
+      await r.fs.release(ofG);
+    }
+  });
+});

@@ -126,9 +126,10 @@ export class FuseAdapter {
     }
   }
 
-  private fail(op: string, path: string, err: unknown, cb: Cb): void {
+  /** Answer -errno; logged at warn unless the errno is routine (EXPECTED) or `byDesign` (an unsupported op tools probe). */
+  private fail(op: string, path: string, err: unknown, cb: Cb, byDesign = false): void {
     const name = errnoName(err);
-    const level = EXPECTED.has(name) ? 'debug' : 'warn';
+    const level = byDesign || EXPECTED.has(name) ? 'debug' : 'warn';
     if (err instanceof S3Error && err.code === 'PreconditionFailed') {
       // Expected, and worth one plain line rather than a stack: the pinned version is gone.
       this.log.warn({ op, path, errno: name }, `${op} failed: the file was replaced in S3 after it was opened; this open file answers EIO, a new open reads the new version`);
@@ -214,8 +215,9 @@ export class FuseAdapter {
         this.run('utimens', path, cb, () => fs.utimens(path, atime, mtime), () => [0]),
       chmod: (path: string, _mode: number, cb: Cb) => this.run('chmod', path, cb, () => fs.chmod(path), () => [0]),
       chown: (path: string, _uid: number, _gid: number, cb: Cb) => this.run('chown', path, cb, () => fs.chmod(path), () => [0]),
-      symlink: (_src: string, dest: string, cb: Cb) => this.fail('symlink', dest, fs.unsupported(dest, 'creating symbolic links'), cb),
-      link: (_src: string, dest: string, cb: Cb) => this.fail('link', dest, fs.unsupported(dest, 'hard links'), cb),
+      // Not supported by design, and probed routinely (`mv -b` tries link() first): no warning each time.
+      symlink: (_src: string, dest: string, cb: Cb) => this.fail('symlink', dest, fs.unsupported(dest, 'creating symbolic links'), cb, true),
+      link: (_src: string, dest: string, cb: Cb) => this.fail('link', dest, fs.unsupported(dest, 'hard links'), cb, true),
       setxattr: (path: string, _n: string, _v: Buffer, _p: number, _f: number, cb: Cb) =>
         this.fail('setxattr', path, new FsError('ENOTSUP', `${path}: extended attributes are read-only`), cb),
     };

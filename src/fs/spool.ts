@@ -12,7 +12,7 @@
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { makeDirs } from './make-dirs.js';
 
@@ -87,6 +87,9 @@ export interface PublishingProcess {
   processStart: number;
 }
 
+/** Beside a spool file: its bytes must stay (Spool.markKept). */
+const KEEP_SUFFIX = '.keep';
+
 /** When this process started (ms since the epoch), to tell it from an earlier one with its pid. */
 const PROCESS_START = Math.round(Date.now() - process.uptime() * 1000);
 
@@ -151,7 +154,9 @@ export class Spool {
 
   async create(): Promise<SpoolFile> {
     const id = randomUUID();
-    const file = path.join(this.filesDir, id);
+    // The owner in the name: a file left by a mount that died (kill -9, OOM) is found and
+    // removed by the next mount's sweepOrphanedFiles.
+    const file = path.join(this.filesDir, `${id}.${process.pid}-${PROCESS_START}`);
     const fh = await open(file, 'w+', 0o600);
     return new SpoolFile(id, file, fh);
   }
@@ -213,6 +218,57 @@ export class Spool {
   async removeSpoolFile(file: string): Promise<void> {
     if (path.dirname(path.resolve(file)) !== path.resolve(this.filesDir)) return;
     await rm(file, { force: true });
+    await rm(`${file}${KEEP_SUFFIX}`, { force: true });
+  }
+
+  /**
+   * Bytes the user was told are in `file` (a failed publish whose journal entry could not be
+   * written): never swept, whatever becomes of this process. Best effort — the disk may be full.
+   */
+  async markKept(file: string): Promise<void> {
+    if (path.dirname(path.resolve(file)) !== path.resolve(this.filesDir)) return;
+    await writeFile(`${file}${KEEP_SUFFIX}`, '', { mode: 0o600 }).catch(() => undefined);
+  }
+
+  /**
+   * Spool files a mount that died (kill -9, the OOM killer, a power cut) left being written:
+   * no journal entry names them, their process is gone, and the programs writing them were
+   * told (their writes and close failed once the mount was gone) — so they go. Files of a live
+   * process, named by an entry, or marked kept stay; so does everything while any journal
+   * entry is unreadable (it might name one), and files from before owners were named
+   * (`unowned`: counted, left for the user).
+   */
+  async sweepOrphanedFiles(): Promise<{ removed: number; bytes: number; unowned: number }> {
+    const { entries, unreadable } = await this.readJournal();
+    const out = { removed: 0, bytes: 0, unowned: 0 };
+    if (unreadable.length > 0) return out;
+    // Entries of live publishers are left out of readJournal: their files are live (owner check).
+    const named = new Set(entries.map((e) => path.basename(e.spoolFile)));
+    const names = await readdir(this.filesDir).catch(() => [] as string[]);
+    const present = new Set(names);
+    const candidates: string[] = [];
+    for (const n of names) {
+      if (n.endsWith(KEEP_SUFFIX) || named.has(n) || present.has(`${n}${KEEP_SUFFIX}`)) continue;
+      const owner = /^[0-9a-f-]{36}\.(\d+)-(\d+)$/.exec(n);
+      if (!owner) {
+        out.unowned++;
+        continue;
+      }
+      if (!stillPublishing({ pid: Number(owner[1]), processStart: Number(owner[2]) })) candidates.push(n);
+    }
+    if (candidates.length === 0) return out;
+    // Read again: a process that journaled a file and died since the first read owns an entry now.
+    const again = await this.readJournal();
+    if (again.unreadable.length > 0) return out;
+    for (const e of again.entries) named.add(path.basename(e.spoolFile));
+    for (const n of candidates.filter((x) => !named.has(x))) {
+      const file = path.join(this.filesDir, n);
+      const size = await stat(file).then((st) => st.size, () => 0);
+      await rm(file, { force: true });
+      out.removed++;
+      out.bytes += size;
+    }
+    return out;
   }
 
   /** Where entry `id` is kept (gone once recover published or discarded it). */

@@ -669,6 +669,7 @@ export class ActiveFile {
       this.journaled = false;
       this.journaledAs = undefined;
       this.unjournaledBytes = inSpool ? spool.file : undefined;
+      if (inSpool) await this.deps.spool.markKept(spool.file);
       const where = inSpool ? `its bytes are in ${spool.file}` : 'its bytes are in S3 only (see the log)';
       this.deps.logger?.error({ err: jerr, publishError: err, name: this.name, spoolFile: spool.file },
         'publish failed and the journal entry could not be written: `recover` will not find this file; copy its bytes from the spool file');

@@ -341,7 +341,7 @@ except OSError as e:
     assert.deepEqual(await readdir(path.join(spoolDir, 'journal')), []);
   });
 
-  test('SIGKILL mid-write: nothing partial in Synapse; the next mount recovers the mountpoint and aborts the orphaned upload', async () => {
+  test('SIGKILL mid-write: nothing partial in Synapse; the next mount recovers the mountpoint, aborts the orphaned upload and removes the half-written spool file', async () => {
     const spoolDir = path.join(scratch, 'spool-kill');
     const victim = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--part-size', '5M']);
     const w = `import sys,time
@@ -350,9 +350,13 @@ for i in range(40):
     dst.write(b'x'*(1024*1024)); dst.flush(); time.sleep(0.05)
 time.sleep(30)`;
     const writer = spawn('python3', ['-c', w, `${victim.dir}/sts/killed.bin`], { stdio: 'ignore' });
+    // Synapse-managed storage: written to a spool file (not streamed).
+    const spooled = spawn('python3', ['-c', w, `${victim.dir}/managed/killed-spooled.bin`], { stdio: 'ignore' });
     await waitFor('an orphan-able multipart upload', async () => (await readdir(path.join(spoolDir, 'uploads')).catch(() => [])).length > 0, 30_000);
+    await waitFor('a spool file being written', async () => (await readdir(path.join(spoolDir, 'files')).catch(() => [])).length > 0, 30_000);
     victim.proc.kill('SIGKILL');
     writer.kill('SIGKILL');
+    spooled.kill('SIGKILL');
     await waitFor('mount process gone', () => victim.proc.exitCode !== null || victim.proc.signalCode !== null, 10_000);
     assert.equal(await childId(stack, stsId, 'killed.bin'), undefined, 'no partial file was published');
     // Mount again on the same (stale) directory with the same spool.
@@ -361,6 +365,9 @@ time.sleep(30)`;
     assert.equal(again.code, 0, again.stderr);
     try {
       await waitFor('orphaned upload aborted', async () => (await readdir(path.join(spoolDir, 'uploads'))).length === 0, 20_000);
+      // Its writer was told (the mount was gone); nothing names its bytes: QA found them kept for good.
+      await waitFor('half-written spool file removed', async () => (await readdir(path.join(spoolDir, 'files'))).length === 0, 20_000);
+      assert.equal(await childId(stack, managedId, 'killed-spooled.bin'), undefined);
       assert.equal((await sh(`ls '${victim.dir}/sts'`)).code, 0);
     } finally {
       await cli(['unmount', victim.dir], { env });

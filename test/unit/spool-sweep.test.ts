@@ -1,0 +1,67 @@
+/**
+ * The spool sweep at mount start (Spool.sweepOrphanedFiles): what a mount that died left
+ * half-written goes; what anything may still need stays.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Spool } from '../../src/fs/spool.js';
+
+/** A pid no process has now: a child's, once it exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', '0']);
+  return r.pid!;
+}
+
+async function withSpool(fn: (spool: Spool, files: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'spool-sweep-'));
+  try {
+    const spool = new Spool(dir);
+    await spool.init();
+    await fn(spool, path.join(dir, 'files'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function entry(id: string, spoolFile: string): Parameters<Spool['writeJournal']>[0] {
+  return { id, spoolFile, parentId: 'syn1', name: 'a.txt', size: 3, md5: 'x', createdAt: new Date().toISOString(), error: 'refused' };
+}
+
+test('files a dead mount left being written are removed; live, journaled, kept and older files stay', async () => {
+  await withSpool(async (spool, files) => {
+    const dead = deadPid();
+    const orphan = `${randomUUID()}.${dead}-1700000000000`;
+    const journaled = `${randomUUID()}.${dead}-1700000000000`;
+    const kept = `${randomUUID()}.${dead}-1700000000000`;
+    const legacy = randomUUID();
+    for (const n of [orphan, journaled, kept, legacy]) await writeFile(path.join(files, n), 'abcdef');
+    await spool.writeJournal(entry('j1', path.join(files, journaled)));
+    await spool.markKept(path.join(files, kept));
+    const mine = await spool.create();
+    await mine.write(Buffer.from('live'), 0);
+
+    const swept = await spool.sweepOrphanedFiles();
+    assert.deepEqual(swept, { removed: 1, bytes: 6, unowned: 1 });
+    const left = (await readdir(files)).sort();
+    assert.deepEqual(left, [journaled, kept, `${kept}.keep`, legacy, path.basename(mine.file)].sort());
+    // Removing a kept file through the spool removes its marker too.
+    await spool.removeSpoolFile(path.join(files, kept));
+    assert.ok(!(await readdir(files)).some((n) => n.startsWith(kept)));
+    await mine.remove();
+  });
+});
+
+test('nothing is removed while a journal entry cannot be read (it might name the file)', async () => {
+  await withSpool(async (spool, files) => {
+    const orphan = `${randomUUID()}.${deadPid()}-1700000000000`;
+    await writeFile(path.join(files, orphan), 'abc');
+    await writeFile(path.join(spool.journalDir, 'torn.json'), '{"id": "torn", "spo');
+    assert.deepEqual(await spool.sweepOrphanedFiles(), { removed: 0, bytes: 0, unowned: 0 });
+    assert.deepEqual(await readdir(files), [orphan]);
+  });
+});

@@ -96,6 +96,8 @@ const COPY_CHUNK = 8 * 1024 * 1024;
 
 /** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 6.). */
 const UTIME_OMIT_MS = 1;
+/** `mtimes` key of the time a version published here was written (SynapseFilesystem.publish). */
+const versionMtimeKey = (entityId: string, version: number): string => `${entityId}@${version}`;
 /** What fuse-native's prebuild passes for UTIME_NOW and UTIME_OMIT (their tv_nsec in ms). */
 const PREBUILD_UTIME_SPECIAL_MS = 1073;
 const O_ACCMODE = 0o3;
@@ -301,7 +303,7 @@ export class SynapseFilesystem {
     if (h?.kind === 'write') return this.activeStat(h.path, h.file);
     if (h?.kind === 'read') {
       await h.following;
-      return this.stat('file', h.reader.source.size, this.mtimes.get(h.node.entityId) ?? h.node.modifiedOn);
+      return this.stat('file', h.reader.source.size, this.mtimeOf(h.node));
     }
     if (h?.kind === 'kept') return this.stat('file', h.view.size, h.view.mtime);
     if (h?.kind === 'empty') return this.stat('file', 0, Date.now());
@@ -341,9 +343,16 @@ export class SynapseFilesystem {
     return { node: this.kept.has(node.parentId, node.name) ? node : await this.table.resolve(path) };
   }
 
+  /** A node's mtime: one utimens set, else the one its writer here saw (publish), else Synapse's. */
+  private mtimeOf(node: FsNode): number {
+    return this.mtimes.get(node.entityId)
+      ?? (node.versionNumber !== undefined ? this.mtimes.get(versionMtimeKey(node.entityId, node.versionNumber)) : undefined)
+      ?? node.modifiedOn;
+  }
+
   /** The attributes of a listed node; for a published file, `size` is needed (else undefined). */
   private nodeStat(path: string, node: FsNode, size: FileSize | undefined): Stat | undefined {
-    const mtime = this.mtimes.get(node.entityId) ?? node.modifiedOn;
+    const mtime = this.mtimeOf(node);
     if (node.kind === 'dir') return this.stat('dir', 4096, mtime);
     if (node.kind === 'link') return this.stat('link', 0, mtime);
     if (!node.entityId) return this.stat('file', 0, mtime); // local-only, not open
@@ -681,6 +690,11 @@ export class SynapseFilesystem {
     if (localMtime !== undefined) {
       this.mtimes.delete(`local:${path}`);
       this.mtimes.set(version.entityId, localMtime);
+    } else if (!this.mtimes.has(version.entityId)) {
+      // The mtime the writer's fstat saw stays the file's: Synapse's modifiedOn is a little
+      // later (QA: vim's next save saw the file "changed since reading it" and did not write).
+      // Per version, so another client's newer version shows its own time.
+      this.mtimes.set(versionMtimeKey(version.entityId, version.versionNumber), file.mtime);
     }
     this.opts.logger?.info({ path, entityId: version.entityId, version: version.versionNumber, size: version.size }, 'published');
   }

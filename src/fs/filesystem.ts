@@ -96,6 +96,8 @@ const COPY_CHUNK = 8 * 1024 * 1024;
 
 /** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 6.). */
 const UTIME_OMIT_MS = 1;
+/** A scratch name showing a version of a published file (`mv f f~`: a backup view, read-only). */
+const isView = (node: FsNode): boolean => node.entityId !== '' && isScratchName(node.name);
 /** `mtimes` key of the time a version published here was written (SynapseFilesystem.publish). */
 const versionMtimeKey = (entityId: string, version: number): string => `${entityId}@${version}`;
 /** What fuse-native's prebuild passes for UTIME_NOW and UTIME_OMIT (their tv_nsec in ms). */
@@ -108,13 +110,18 @@ const S_IFLNK = 0o120000;
 
 export const XATTR_NAMES = ['user.synapse.id', 'user.synapse.version', 'user.synapse.md5'] as const;
 
+/**
+ * A read-only fd of a published file. `version`: the one `reader` reads, or is moving on to
+ * (`following`: the new reader is being made) — a version this mount published after the open
+ * (readersFollow). `detached`: the fd's file was replaced or became a backup view; its entity
+ * is another file's now, so nothing published there is followed (readersOfReplaced).
+ */
+interface ReadOpen {
+  kind: 'read'; node: FsNode; reader: ReadHandle; version: number; following?: Promise<void>; detached?: boolean;
+}
+
 type OpenHandle =
-  /**
-   * `version`: the one `reader` reads, or is moving on to (`following`: the new reader is being
-   * made) — a version this mount published after the open (readersFollow). `detached`: the file
-   * was replaced by a rename onto its name; its entity is another file's now (readersOfReplaced).
-   */
-  | { kind: 'read'; node: FsNode; reader: ReadHandle; version: number; following?: Promise<void>; detached?: boolean }
+  | ReadOpen
   /**
    * `wroteIn` / `changedIn`: the file's publishEpoch when this fd last wrote / wrote or
    * truncated. Flush and fsync publish only if that is the current epoch: a reader's close must
@@ -493,7 +500,11 @@ export class SynapseFilesystem {
     this.table.setSize(file.entityId, file.versionNumber, { size: fh.contentSize, md5: fh.contentMd5 });
     const source = await this.sources.source(file, this.cache);
     const fd = this.nextFd++;
-    this.handles.set(fd, { kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead), version: file.versionNumber });
+    this.handles.set(fd, {
+      kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead), version: file.versionNumber,
+      // A backup view reads its version for good: what the file's name gets later is another file.
+      ...(isView(node) ? { detached: true } : {}),
+    });
     return fd;
   }
 
@@ -684,7 +695,7 @@ export class SynapseFilesystem {
     this.table.removeLocal(file.parentId, file.name);
     this.table.upsert(node);
     this.table.setSize(version.entityId, version.versionNumber, { size: version.size, md5: version.md5 });
-    this.readersFollow(version.entityId, version.versionNumber);
+    this.readersFollow(version.entityId, version.versionNumber, version.modifiedOn);
     this.forgetShown(path);
     const localMtime = this.mtimes.get(`local:${path}`);
     if (localMtime !== undefined) {
@@ -707,51 +718,63 @@ export class SynapseFilesystem {
    * Until the new reader is made, the fd's reads and fstat wait for it; if it cannot be made
    * (Synapse unreachable) the fd keeps reading the version it had.
    */
-  private readersFollow(entityId: string, versionNumber: number): void {
+  private readersFollow(entityId: string, versionNumber: number, modifiedOn?: number): void {
     for (const [fd, h] of this.handles) {
       if (h.kind !== 'read' || h.detached || h.node.entityId !== entityId || h.version >= versionNumber) continue;
-      const from = h.version;
-      h.version = versionNumber;
-      this.onReaderMoved?.(fd);
-      const following: Promise<void> = (h.following ?? Promise.resolve())
-        .then(() => this.followTo(fd, h, versionNumber))
-        .catch((err: unknown) => {
-          this.opts.logger?.warn({ err, entityId, fd, version: versionNumber }, 'an open reader could not move on to the version this mount published; it keeps reading the one it had');
-          if (h.version === versionNumber) h.version = from;
-        })
-        .finally(() => {
-          if (h.following === following) delete h.following;
-        });
-      h.following = following;
+      this.follow(fd, h, entityId, versionNumber, modifiedOn);
     }
+  }
+
+  /** Move reader `h` on to `entityId`'s version `versionNumber` (after any move already under way). */
+  private follow(fd: number, h: ReadOpen, entityId: string, versionNumber: number, modifiedOn?: number): void {
+    const from = h.version;
+    h.version = versionNumber;
+    this.onReaderMoved?.(fd);
+    const following: Promise<void> = (h.following ?? Promise.resolve())
+      .then(() => this.followTo(fd, h, entityId, versionNumber, modifiedOn))
+      .catch((err: unknown) => {
+        this.opts.logger?.warn({ err, entityId, fd, version: versionNumber }, 'an open reader could not move on to the version this mount published; it keeps reading the one it had');
+        if (h.version === versionNumber && h.node.entityId === entityId) h.version = from;
+      })
+      .finally(() => {
+        if (h.following === following) delete h.following;
+      });
+    h.following = following;
   }
 
   /**
    * A rename put the file `source` (entity id; undefined: a new file) over `target`'s name: its
    * bytes are `target`'s version `version` now. As with inodes, readers of the replaced file keep
-   * what they read and follow nothing more; readers of the moved one follow its publishes there.
+   * what they read and follow nothing more; readers of the moved one follow its publishes there
+   * — and, when `version` holds the moved bytes (`movedBytes`: replaceContent), move on to it
+   * now (a reader whose earlier move failed reads the moved file's newest bytes from then on).
    */
-  private readersOfReplaced(source: string | undefined, target: string, version: number | undefined): void {
-    for (const h of this.handles.values()) {
+  private readersOfReplaced(source: string | undefined, target: string, version: number | undefined, movedBytes = false): void {
+    for (const [fd, h] of this.handles) {
       if (h.kind !== 'read' || h.detached) continue;
       if (h.node.entityId === target) h.detached = true;
       else if (source !== undefined && h.node.entityId === source) {
         h.node = { ...h.node, entityId: target };
-        // Publishes after this version are followed (it holds the bytes these readers read, or the
-        // file open for writing will publish over it).
-        h.version = version ?? 0;
+        if (movedBytes && version !== undefined) {
+          h.version = -1;
+          this.follow(fd, h, target, version);
+        } else {
+          // The file open for writing will publish over this version: publishes after it are followed.
+          h.version = version ?? 0;
+        }
       }
     }
   }
 
-  private async followTo(fd: number, h: Extract<OpenHandle, { kind: 'read' }>, versionNumber: number): Promise<void> {
-    if (h.version !== versionNumber || this.handles.get(fd) !== h) return; // a later one, or closed
-    const node = { ...h.node, versionNumber, pinnedVersion: true };
-    const source = await this.sources.source(await this.sources.resolve(node, true), this.cache);
-    if (this.handles.get(fd) !== h) return;
+  private async followTo(fd: number, h: ReadOpen, entityId: string, versionNumber: number, modifiedOn: number | undefined): Promise<void> {
+    // Closed, detached or re-keyed by a rename, or a later version asked for since: not this move.
+    const wanted = (): boolean => this.handles.get(fd) === h && !h.detached && h.node.entityId === entityId && h.version === versionNumber;
+    if (!wanted()) return;
+    const source = await this.sources.source(await this.sources.resolve({ ...h.node, versionNumber, pinnedVersion: true }, true), this.cache);
+    if (!wanted()) return;
     const old = h.reader;
     h.reader = new ReadHandle(source, this.cache, this.opts.readahead);
-    h.node = node;
+    h.node = { ...h.node, versionNumber, pinnedVersion: true, ...(modifiedOn !== undefined ? { modifiedOn } : {}) };
     old.close();
   }
 
@@ -1010,7 +1033,10 @@ export class SynapseFilesystem {
     }
     let target = (await this.table.resolve(dest).catch(() => undefined))
       ?? (scratch ? undefined : await this.hiddenTarget(destParent.entityId, destName, node, src));
-    if (target && target.entityId && target.entityId === node.entityId) return;
+    // The same file under two names (a hard link, had Synapse any) — not a backup view and the
+    // file it was made from: those show different versions of one entity (QA: `mv f~ f` to
+    // restore a backup, and `mv f f~` over an older backup, answered 0 and did nothing).
+    if (target && target.entityId && target.entityId === node.entityId && !isView(target) && !isView(node)) return;
     // A published file whose newer bytes wait for recover, onto another file: Synapse would move
     // its old version there (replaceContent) while the kept bytes stay behind. Refused instead.
     if (target?.kind === 'file' && node.entityId && (await this.kept?.shown(node))) {
@@ -1034,7 +1060,7 @@ export class SynapseFilesystem {
       delete node.hides;
       this.table.upsert(node);
       if (hidden.parentId === destParent.entityId && hidden.name === destName) return;
-      target = await this.table.resolve(dest).catch(() => undefined);
+      target = (await this.table.resolve(dest).catch(() => undefined)) ?? await this.hiddenTarget(destParent.entityId, destName, node, src);
     } else if (node.kind === 'file' && (scratch || isScratchName(node.name) || af)) {
       return this.renameLocalFile(src, dest, node, destParent, destName, target, af);
     } else if (node.kind === 'file' && !node.entityId) {
@@ -1148,7 +1174,7 @@ export class SynapseFilesystem {
       throw new FsError('EXDEV', 'Synapse refuses moving content into or out of an STS folder');
     }
     const updated = await this.writes!.publisher.commit(target.parentId!, target.name, String(src.dataFileHandleId), target.entityId);
-    this.readersOfReplaced(source.entityId, target.entityId, updated.versionNumber);
+    if (updated.versionNumber !== undefined) this.readersOfReplaced(source.entityId, target.entityId, updated.versionNumber, true);
     await this.api.deleteEntity(source.entityId);
     this.table.upsert(this.nodeOf(updated, 'file'));
     // As rename(2): the moved file keeps its mtime — the one utimens gave it (rsync's temp file),
@@ -1172,6 +1198,11 @@ export class SynapseFilesystem {
     target: FsNode | undefined, af: ActiveFile | undefined): Promise<void> {
     if (target?.kind === 'dir') throw new FsError('EISDIR', `${dest}: is a directory`);
     if (af) {
+      if (!af.localOnly && isScratchName(destName)) {
+        // Its bytes could be published under no name (Synapse refuses scratch names), and would
+        // be lost at unmount if kept local (QA: every later close failed with EINVAL).
+        throw new FsError('EBUSY', `${src}: open for writing; close it before renaming it to a scratch name (${destName} is never published)`);
+      }
       if (target?.entityId && !isScratchName(destName)) {
         // Before anything changes: the target gets these bytes, the source entity goes.
         await this.permissions.require('change', target.entityId, dest, target.benefactorId);
@@ -1183,8 +1214,7 @@ export class SynapseFilesystem {
       if (old) old.unlinked = true;
       af.parentId = destParent.entityId;
       af.name = destName;
-      // A scratch file given a real name is published from now on. Not the other way: bytes
-      // not yet published of a file renamed to a scratch name while open would be lost at unmount.
+      // A scratch file given a real name is published from now on (the other way is refused above).
       const wasLocal = af.localOnly;
       if (wasLocal && !isScratchName(destName)) af.localOnly = false;
       if (target?.entityId && !isScratchName(destName)) {
@@ -1218,6 +1248,9 @@ export class SynapseFilesystem {
       const hides = node.hides ?? (isScratchName(node.name) ? undefined : { parentId: node.parentId!, name: node.name });
       if (hides && !node.hides) this.table.hide(hides.parentId, hides.name, node.entityId);
       else this.table.remove(node.parentId!, node.name);
+      // Their file is the backup now: what is written at the old name later (vim's save) is
+      // another file to them, as a renamed inode's readers never see it (review).
+      this.readersOfReplaced(undefined, node.entityId, undefined);
       this.table.addLocal({ ...node, name: destName, parentId: destParent.entityId, pinnedVersion: true, ...(hides ? { hides } : {}) });
       return;
     }
@@ -1228,6 +1261,7 @@ export class SynapseFilesystem {
     const shows = await this.sources.resolve(node, node.pinnedVersion === true);
     this.table.remove(node.parentId!, node.name);
     const updated = await this.writes!.publisher.commit(destParent.entityId, destName, String(shows.fileHandle.id), target?.entityId);
+    if (target?.entityId) this.readersOfReplaced(undefined, target.entityId, undefined);
     this.table.upsert(this.nodeOf(updated, 'file'));
   }
 

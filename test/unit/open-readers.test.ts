@@ -121,3 +121,23 @@ test('rename onto a file: readers of the moved file follow it under its new name
     }
   });
 });
+
+test('a vim-style save (mv f f~, write f): readers of f and of the backup keep the old bytes', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'original');
+    const before = await r.fs.open('/f.txt', 0);
+    try {
+      assert.equal(await readAt(r, before, 0), 'original');
+      await r.fs.rename('/f.txt', '/f.txt~');
+      const backup = await r.fs.open('/f.txt~', 0);
+      await writeNew(r, '/f.txt', 'edited and saved');
+      assert.equal(await readAt(r, before, 0), 'original', 'its file is the backup now (review: it read the new f)');
+      assert.equal(await readAt(r, backup, 0), 'original');
+      await writeAt(r, '/f.txt', ' again', 16);
+      assert.equal(await readAt(r, backup, 0), 'original', 'a view reads its version for good');
+      await r.fs.release(backup);
+    } finally {
+      await r.fs.release(before);
+    }
+  });
+});

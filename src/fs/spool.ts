@@ -11,7 +11,8 @@
  * target (parent, name, entity to version) and the bytes' md5/size; `recover` publishes it once.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { makeDirs } from './make-dirs.js';
@@ -93,6 +94,19 @@ const KEEP_SUFFIX = '.keep';
 /** When this process started (ms since the epoch), to tell it from an earlier one with its pid. */
 const PROCESS_START = Math.round(Date.now() - process.uptime() * 1000);
 
+/**
+ * This host and pid namespace, in spool file names: a spool directory on a shared disk (an NFS
+ * home, a volume two containers mount) holds files of processes whose pids mean nothing here,
+ * and the sweep must leave them alone (review).
+ */
+const OWNER_TAG = ((): string => {
+  let pidNamespace = '';
+  try {
+    pidNamespace = readlinkSync('/proc/self/ns/pid');
+  } catch { /* not Linux: the host alone */ }
+  return createHash('sha1').update(`${hostname()}\0${pidNamespace}`).digest('hex').slice(0, 8);
+})();
+
 export function publishingNow(): PublishingProcess {
   return { pid: process.pid, processStart: PROCESS_START };
 }
@@ -156,7 +170,7 @@ export class Spool {
     const id = randomUUID();
     // The owner in the name: a file left by a mount that died (kill -9, OOM) is found and
     // removed by the next mount's sweepOrphanedFiles.
-    const file = path.join(this.filesDir, `${id}.${process.pid}-${PROCESS_START}`);
+    const file = path.join(this.filesDir, `${id}.${OWNER_TAG}.${process.pid}-${PROCESS_START}`);
     const fh = await open(file, 'w+', 0o600);
     return new SpoolFile(id, file, fh);
   }
@@ -191,8 +205,9 @@ export class Spool {
    * The journal's entries, and the names of those that cannot be read (torn by a crash before
    * the fsyncs above, or edited by hand) — never dropped silently: recover reports them.
    */
-  async readJournal(): Promise<{ entries: JournalEntry[]; unreadable: Array<{ file: string; error: string }> }> {
-    const names = await readdir(this.journalDir).catch(() => [] as string[]);
+  async readJournal(opts: { strict?: boolean } = {}): Promise<{ entries: JournalEntry[]; unreadable: Array<{ file: string; error: string }> }> {
+    // `strict`: a journal directory that cannot be listed is an error, not an empty journal.
+    const names = opts.strict ? await readdir(this.journalDir) : await readdir(this.journalDir).catch(() => [] as string[]);
     const entries: JournalEntry[] = [];
     const unreadable: Array<{ file: string; error: string }> = [];
     for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
@@ -235,11 +250,12 @@ export class Spool {
    * no journal entry names them, their process is gone, and the programs writing them were
    * told (their writes and close failed once the mount was gone) — so they go. Files of a live
    * process, named by an entry, or marked kept stay; so does everything while any journal
-   * entry is unreadable (it might name one), and files from before owners were named
+   * entry is unreadable or the journal cannot be listed (it might name one), files of another
+   * host or pid namespace (OWNER_TAG), and files from before owners were named
    * (`unowned`: counted, left for the user).
    */
   async sweepOrphanedFiles(): Promise<{ removed: number; bytes: number; unowned: number }> {
-    const { entries, unreadable } = await this.readJournal();
+    const { entries, unreadable } = await this.readJournal({ strict: true });
     const out = { removed: 0, bytes: 0, unowned: 0 };
     if (unreadable.length > 0) return out;
     // Entries of live publishers are left out of readJournal: their files are live (owner check).
@@ -249,16 +265,17 @@ export class Spool {
     const candidates: string[] = [];
     for (const n of names) {
       if (n.endsWith(KEEP_SUFFIX) || named.has(n) || present.has(`${n}${KEEP_SUFFIX}`)) continue;
-      const owner = /^[0-9a-f-]{36}\.(\d+)-(\d+)$/.exec(n);
+      const owner = /^[0-9a-f-]{36}\.([0-9a-f]{8})\.(\d+)-(\d+)$/.exec(n);
       if (!owner) {
         out.unowned++;
         continue;
       }
-      if (!stillPublishing({ pid: Number(owner[1]), processStart: Number(owner[2]) })) candidates.push(n);
+      if (owner[1] !== OWNER_TAG) continue; // another host's or container's: not ours to judge
+      if (!stillPublishing({ pid: Number(owner[2]), processStart: Number(owner[3]) })) candidates.push(n);
     }
     if (candidates.length === 0) return out;
     // Read again: a process that journaled a file and died since the first read owns an entry now.
-    const again = await this.readJournal();
+    const again = await this.readJournal({ strict: true });
     if (again.unreadable.length > 0) return out;
     for (const e of again.entries) named.add(path.basename(e.spoolFile));
     for (const n of candidates.filter((x) => !named.has(x))) {
@@ -349,6 +366,7 @@ export class SpoolFile {
   async remove(): Promise<void> {
     await this.close();
     await rm(this.file, { force: true });
+    await rm(`${this.file}${KEEP_SUFFIX}`, { force: true }); // a later publish succeeded (review: the marker stayed)
   }
 }
 

@@ -253,7 +253,7 @@ export class ActiveFile {
       }, { durable: false });
       return spool.id;
     } catch (err) {
-      this.deps.logger?.warn({ err, name: this.name }, 'could not write the write-ahead journal entry; a crash while publishing would leave the file to the spool only');
+      this.deps.logger?.warn({ err, name: this.name }, 'could not write the write-ahead journal entry; if the mount dies while publishing, these bytes are not recoverable (the next mount removes the spool file)');
       return undefined;
     }
   }

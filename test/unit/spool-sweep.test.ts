@@ -34,21 +34,24 @@ function entry(id: string, spoolFile: string): Parameters<Spool['writeJournal']>
 
 test('files a dead mount left being written are removed; live, journaled, kept and older files stay', async () => {
   await withSpool(async (spool, files) => {
-    const dead = deadPid();
-    const orphan = `${randomUUID()}.${dead}-1700000000000`;
-    const journaled = `${randomUUID()}.${dead}-1700000000000`;
-    const kept = `${randomUUID()}.${dead}-1700000000000`;
-    const legacy = randomUUID();
-    for (const n of [orphan, journaled, kept, legacy]) await writeFile(path.join(files, n), 'abcdef');
-    await spool.writeJournal(entry('j1', path.join(files, journaled)));
-    await spool.markKept(path.join(files, kept));
     const mine = await spool.create();
     await mine.write(Buffer.from('live'), 0);
+    const tag = path.basename(mine.file).split('.')[1]!; // this host and pid namespace
+    const dead = deadPid();
+    const orphan = `${randomUUID()}.${tag}.${dead}-1700000000000`;
+    const journaled = `${randomUUID()}.${tag}.${dead}-1700000000000`;
+    const kept = `${randomUUID()}.${tag}.${dead}-1700000000000`;
+    // Another host's (a spool on a shared disk): its pids mean nothing here.
+    const elsewhere = `${randomUUID()}.${tag === '00000000' ? '11111111' : '00000000'}.${dead}-1700000000000`;
+    const legacy = randomUUID();
+    for (const n of [orphan, journaled, kept, elsewhere, legacy]) await writeFile(path.join(files, n), 'abcdef');
+    await spool.writeJournal(entry('j1', path.join(files, journaled)));
+    await spool.markKept(path.join(files, kept));
 
     const swept = await spool.sweepOrphanedFiles();
     assert.deepEqual(swept, { removed: 1, bytes: 6, unowned: 1 });
     const left = (await readdir(files)).sort();
-    assert.deepEqual(left, [journaled, kept, `${kept}.keep`, legacy, path.basename(mine.file)].sort());
+    assert.deepEqual(left, [journaled, kept, `${kept}.keep`, elsewhere, legacy, path.basename(mine.file)].sort());
     // Removing a kept file through the spool removes its marker too.
     await spool.removeSpoolFile(path.join(files, kept));
     assert.ok(!(await readdir(files)).some((n) => n.startsWith(kept)));
@@ -56,12 +59,20 @@ test('files a dead mount left being written are removed; live, journaled, kept a
   });
 });
 
-test('nothing is removed while a journal entry cannot be read (it might name the file)', async () => {
+test('nothing is removed while a journal entry cannot be read, or the journal cannot be listed (either might name the file)', async () => {
   await withSpool(async (spool, files) => {
-    const orphan = `${randomUUID()}.${deadPid()}-1700000000000`;
+    const mine = await spool.create();
+    const tag = path.basename(mine.file).split('.')[1]!;
+    await mine.remove();
+    const orphan = `${randomUUID()}.${tag}.${deadPid()}-1700000000000`;
     await writeFile(path.join(files, orphan), 'abc');
     await writeFile(path.join(spool.journalDir, 'torn.json'), '{"id": "torn", "spo');
     assert.deepEqual(await spool.sweepOrphanedFiles(), { removed: 0, bytes: 0, unowned: 0 });
+    assert.deepEqual(await readdir(files), [orphan]);
+    // A journal that cannot be listed is not an empty one (review: everything would have gone).
+    await rm(spool.journalDir, { recursive: true });
+    await writeFile(spool.journalDir, 'not a directory');
+    await assert.rejects(spool.sweepOrphanedFiles());
     assert.deepEqual(await readdir(files), [orphan]);
   });
 });

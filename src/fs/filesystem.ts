@@ -919,7 +919,14 @@ export class SynapseFilesystem {
     this.checkWritable(path);
     await this.settled(path);
     const af = this.activeFile(path);
-    if (af) return af.truncate(size);
+    if (af) {
+      const wasLocal = af.localOnly;
+      await af.truncate(size);
+      // A probe-named file given bytes after its last close (`touch 4913; truncate -s 5 4913`):
+      // no close is coming to publish it (review).
+      if (wasLocal && !af.localOnly && af.refs === 0) await this.lastClosed(path, af);
+      return;
+    }
     // truncate(1) on a file nobody has open: open, truncate, close (release publishes). Emptying
     // is published here instead, so that Synapse storage's refusal of 0 bytes is truncate's
     // answer (release's reaches nobody); other sizes may mean a long download and upload, which

@@ -38,9 +38,12 @@ function isRsyncTempOfScratch(name: string): boolean {
 }
 
 /**
- * vim's probe for "may I create files here" (created empty, removed at once): a new file of this
- * name stays local while empty; written to, it is an ordinary file.
+ * vim's probe for "may I create files here" (created empty, removed at once): `4913`, or while
+ * that name exists 5036, 5159, … (+123 each time). A new file of such a name stays local while
+ * empty; written to, it is an ordinary file.
  */
 export function isProbeName(name: string): boolean {
-  return name === '4913';
+  if (!/^[1-9]\d{3,8}$/.test(name)) return false;
+  const n = Number(name);
+  return n >= 4913 && (n - 4913) % 123 === 0;
 }

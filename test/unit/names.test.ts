@@ -11,8 +11,8 @@ test('editors\' scratch names stay local: vim backups, swap files and probes; em
     assert.ok(!isScratchName(n), n);
   }
   // vim's other probe is a real name too, local only while empty (scratch-names.test.ts).
-  assert.ok(isProbeName('4913'));
-  assert.ok(!isProbeName('4913.csv'));
+  for (const n of ['4913', '5036', '5159', '17213']) assert.ok(isProbeName(n), n);
+  for (const n of ['4913.csv', '4914', '5000', '790', '04913']) assert.ok(!isProbeName(n), n);
 });
 
 test('Synapse\'s name rules: length, characters, surrounding spaces', () => {

@@ -75,6 +75,12 @@ test('a file named 4913 with bytes is published; vim\'s empty 4913 probe never r
     assert.equal(r.api.fileBytes(id).toString(), 'SAMPLE 4913 results');
     await r.fs.unlink('/4913');
     assert.equal(r.api.resolvePath(r.rootId, '/4913'), undefined, 'rm deletes it in Synapse');
+    // Given bytes by truncate(2) after its last close: published then (review: only at unmount).
+    await writeNew(r, '/5036', '');
+    await r.fs.truncate('/5036', 5);
+    const truncated = r.api.resolvePath(r.rootId, '/5036');
+    assert.ok(truncated, 'published');
+    assert.equal(r.api.fileBytes(truncated.id).length, 5);
   });
 });
 

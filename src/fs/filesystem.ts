@@ -1062,6 +1062,11 @@ export class SynapseFilesystem {
     // itself moves, as if by `mv f g` — back under its own name, nothing changes in Synapse.
     const hidden = node.hides;
     if (hidden && !scratch && !af && this.table.isHidden(hidden.parentId, hidden.name, node.entityId)) {
+      // Refused moves first, before the view is taken apart (QA: EXDEV halfway, and `mv`'s copy
+      // fallback then found no source).
+      if (hidden.parentId !== destParent.entityId && (await this.crossesSts(hidden.parentId, destParent.entityId))) {
+        throw new FsError('EXDEV', `${src} → ${dest}: Synapse refuses moves into or out of an STS folder`);
+      }
       this.table.remove(node.parentId!, node.name);
       node = { ...node, parentId: hidden.parentId, name: hidden.name, pinnedVersion: false };
       delete node.hides;

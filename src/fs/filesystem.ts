@@ -659,10 +659,18 @@ export class SynapseFilesystem {
     }
   }
 
-  /** close(): publish if this fd wrote bytes since the last publish (rule in write-handle.ts). */
+  /**
+   * close(): publish if this fd wrote bytes since the last publish (rule in write-handle.ts), or
+   * truncated the file through the fd (`truncate -s`, ftruncate then close): then close() reports
+   * the publish and readers see the new size at once (QA: published at RELEASE, after close()
+   * returned — open readers read the old bytes meanwhile, and a failure reached nobody).
+   */
   async flush(fd: number): Promise<void> {
     const h = this.handles.get(fd);
-    if (!h || h.kind !== 'write' || h.wroteIn !== h.file.publishEpoch || !h.file.writtenSincePublish) return;
+    if (!h || h.kind !== 'write') return;
+    const wrote = h.wroteIn === h.file.publishEpoch && h.file.writtenSincePublish;
+    const truncated = h.changedIn === h.file.publishEpoch && h.file.dirty;
+    if (!wrote && !truncated) return;
     await this.publish(h.path, h.file);
   }
 

@@ -106,6 +106,8 @@ class Model {
   readonly handles: MFile[] = [];
   /** Per writer fd (as `handles`): it wrote since its file was last published (its close publishes). */
   readonly fdWrote: boolean[] = [];
+  /** Per writer fd: it wrote or ftruncated since its file was last published (its close publishes a dirty file). */
+  readonly fdChanged: boolean[] = [];
   /**
    * Files held open for reading, as Real.rfds: the inode itself when the file was open for
    * writing at the time (the fd shares the writer's bytes), else a snapshot of the bytes at
@@ -128,7 +130,9 @@ class Model {
   published(f: MFile): void {
     this.dirty.delete(f);
     this.written.delete(f);
-    this.handles.forEach((h, i) => { if (h === f) this.fdWrote[i] = false; });
+    this.handles.forEach((h, i) => {
+      if (h === f) this.fdWrote[i] = this.fdChanged[i] = false;
+    });
     if (!this.isLinked(f)) return;
     for (const x of this.readers) if (isSnapshot(x) && x.of === f) x.seen = Buffer.from(f.data);
   }
@@ -766,6 +770,7 @@ class OpenWrite implements Cmd {
     if (!target || typeof target === 'string' || this.trunc) m.dirty.add(node);
     m.handles.push(node);
     m.fdWrote.push(false);
+    m.fdChanged.push(false);
     r.fds.push(fd!);
   }
   toString(): string { return `openWrite(${this.p}${this.trunc ? ', O_TRUNC' : ''})`; }
@@ -794,7 +799,7 @@ class WriteFd extends FdCmd {
     const { i } = this.at(m, r);
     expectOutcome(this.toString(), 'ok', await outcome(() => r.fs.write(fd, data, this.offset)));
     node.data = writtenAt(node.data, this.offset, data);
-    m.fdWrote[i] = true;
+    m.fdWrote[i] = m.fdChanged[i] = true;
     if (data.length > 0) {
       m.written.add(node);
       m.dirty.add(node);
@@ -821,6 +826,7 @@ class FtruncateFd extends FdCmd {
     expectOutcome(this.toString(), 'ok', await outcome(() => r.fs.ftruncate(fd, this.size)));
     node.data = resized(node.data, this.size);
     m.dirty.add(node);
+    m.fdChanged[this.at(m, r).i] = true;
   }
   override toString(): string { return `ftruncate(#${this.k}, ${this.size})`; }
 }
@@ -832,10 +838,11 @@ class CloseFd extends FdCmd {
   }
   override async run(m: Model, r: Real): Promise<void> {
     const { i, fd, node } = this.at(m, r);
-    // flush publishes what this fd wrote since the last publish (with everything else written).
-    if (m.fdWrote[i] && m.written.has(node)) m.published(node);
+    // flush publishes what this fd wrote (or truncated) since the last publish, with everything else.
+    if ((m.fdWrote[i] && m.written.has(node)) || (m.fdChanged[i] && m.dirty.has(node))) m.published(node);
     m.handles.splice(i, 1);
     m.fdWrote.splice(i, 1);
+    m.fdChanged.splice(i, 1);
     r.fds.splice(i, 1);
     try {
       await r.fs.flush(fd);

@@ -141,3 +141,21 @@ test('a vim-style save (mv f f~, write f): readers of f and of the backup keep t
     }
   });
 });
+
+test('truncate -s through a descriptor is published at its close(), so readers see the new size then', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/t.txt', 'BBBBBBCC');
+    const reader = await r.fs.open('/t.txt', 0);
+    try {
+      assert.equal(await readAt(r, reader, 0), 'BBBBBBCC');
+      const fd = await r.fs.open('/t.txt', O_WRONLY);
+      await r.fs.ftruncate(fd, 3);
+      await r.fs.flush(fd); // close(2); RELEASE comes later (QA: the publish waited for it)
+      assert.equal(r.api.fileBytes(r.api.resolvePath(r.rootId, '/t.txt')!.id).toString(), 'BBB');
+      assert.equal(await readAt(r, reader, 0), 'BBB');
+      await r.fs.release(fd);
+    } finally {
+      await r.fs.release(reader);
+    }
+  });
+});

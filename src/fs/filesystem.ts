@@ -1009,7 +1009,14 @@ export class SynapseFilesystem {
     // A scratch name never owns a Synapse entity, even when it shows one (an editor's backup
     // `file~` is a read-only view of the version it was renamed from): removing it deletes
     // nothing in Synapse.
-    if (node.entityId && !isScratchName(node.name)) await this.api.deleteEntity(node.entityId);
+    if (node.entityId && !isScratchName(node.name)) {
+      await this.api.deleteEntity(node.entityId);
+      // Backup views of it (`mv -b g f; rm f`) showed versions of this entity, now in the trash
+      // can: they go with it rather than stay listed and answer EIO (review; README, Names).
+      for (const view of this.table.localEntriesOf(node.entityId)) {
+        if (isView(view)) this.table.remove(view.parentId!, view.name);
+      }
+    }
     this.table.remove(node.parentId!, node.name);
     // The file it was a view of shows again under its own name (unless that name was reused).
     if (node.hides) this.table.unhide(node.hides.parentId, node.hides.name);

@@ -365,6 +365,13 @@ export class InodeTable {
     this.upsert(node);
   }
 
+  /** The entries only this mount holds that show `entityId` (backup views of it). */
+  localEntriesOf(entityId: string): FsNode[] {
+    const out: FsNode[] = [];
+    for (const dir of this.localEntries.values()) for (const n of dir.values()) if (n.entityId === entityId) out.push(n);
+    return out;
+  }
+
   removeLocal(parentId: string, name: string): void {
     const dir = this.localEntries.get(parentId);
     if (!dir) return;

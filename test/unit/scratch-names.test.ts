@@ -150,3 +150,15 @@ test('a file open for writing cannot be renamed to a scratch name (EBUSY); close
     assert.equal(await readText(r, '/ow.txt~'), 'ab');
   });
 });
+
+test('rm of a file removes its backup views too (they showed versions of the entity now in the trash can)', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'old');
+    await writeNew(r, '/g.txt', 'new');
+    await r.fs.rename('/f.txt', '/f.txt~');
+    await r.fs.rename('/g.txt', '/f.txt');
+    await r.fs.unlink('/f.txt');
+    assert.deepEqual(await names(r), [], 'review: f.txt~ stayed listed and answered EIO');
+    assert.deepEqual(Object.keys(r.api.tree(r.rootId)), []);
+  });
+});

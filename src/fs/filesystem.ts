@@ -625,16 +625,21 @@ export class SynapseFilesystem {
     }
     const listed = this.table.cachedListing(parent.entityId)?.get(name);
     if (listed && listed.kind !== 'file') throw new FsError('EISDIR', `${path}: exists and is not a file`);
+    // A name a backup view hides (`mv f f~`, then vim or `cp -b` writes f): Synapse still holds
+    // it, so these bytes are that file's next version — said so here, not learnt from a 409 and
+    // logged as "created elsewhere meanwhile" (QA).
+    const hiddenId = listed || isScratchName(name) ? undefined : this.table.hiddenAt(parent.entityId, name);
     if (!isScratchName(name)) {
       if (listed?.entityId) await this.permissions.require('change', listed.entityId, path, listed.benefactorId);
+      else if (hiddenId) await this.permissions.require('change', hiddenId, path);
       else await this.permissions.require('add files to', parent.entityId, path, parent.benefactorId);
     }
     const size = listed?.entityId ? await this.table.size(listed).catch(() => undefined) : undefined;
     // The version these bytes replace travels with the base (recover's conflict check).
     const base = size ? { ...size, version: listed?.versionNumber } : undefined;
-    const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || undefined, base);
-    if (listed?.entityId) await this.emptiedOrUndone(path, file);
-    else {
+    const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base);
+    if (listed?.entityId || hiddenId) await this.emptiedOrUndone(path, file);
+    if (!listed?.entityId) {
       // Visible at once in the writer's listing; published on flush.
       this.table.addLocal({
         entityId: '', name, kind: 'file', parentId: parent.entityId, versionNumber: undefined,

@@ -162,3 +162,19 @@ test('rm of a file removes its backup views too (they showed versions of the ent
     assert.deepEqual(Object.keys(r.api.tree(r.rootId)), []);
   });
 });
+
+test('writing a name a backup view hides (vim\'s save, cp -b) versions that file directly — no 409 first', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'v1');
+    const f = r.api.resolvePath(r.rootId, '/f.txt')!.id;
+    await r.fs.rename('/f.txt', '/f.txt~');
+    const lookups = r.api.calls['lookupChild'] ?? 0;
+    const creates = r.api.calls['createEntity'] ?? 0;
+    await writeNew(r, '/f.txt', 'v2');
+    assert.equal(r.api.calls['createEntity'] ?? 0, creates, 'QA: a create refused with 409, then "created elsewhere meanwhile"');
+    assert.equal(r.api.calls['lookupChild'] ?? 0, lookups);
+    assert.equal(r.api.fileBytes(f).toString(), 'v2');
+    assert.equal(await readText(r, '/f.txt~'), 'v1');
+    assert.deepEqual(await names(r), ['f.txt', 'f.txt~']);
+  });
+});

@@ -83,6 +83,7 @@ function credentials(): { accessKeyId: string; secretAccessKey: string } {
 }
 
 function client(endpoint: string): S3Client {
+  process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true'; // Node 20 is ours (aws-object-store.ts)
   return new S3Client({
     endpoint, forcePathStyle: true, region: 'us-east-1',
     credentials: credentials(),

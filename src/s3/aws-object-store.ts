@@ -216,6 +216,9 @@ export class AwsObjectStore implements ObjectStore {
   }
 
   private makeClient(): S3Client {
+    // Node 20 is this project's runtime and the SDK version is locked: its notice that later SDK
+    // releases will need Node 22 went to every mount's stderr, for users who can do nothing about it.
+    process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
     const opts = this.opts;
     const agentOpts = { keepAlive: true, maxSockets: 256 };
     const client = new S3Client({

@@ -20,6 +20,23 @@ async function isMounted(dir: string): Promise<boolean> {
 
 const stack = await startStack({ fixture: 'sample' });
 const projectId = stack.sample!.projectId;
+
+if (process.argv.includes('--no-mount')) {
+  // The servers alone: mount them yourself (several mounts, other options, a debugger).
+  console.log(`
+synapse-mount demo servers: the sample project is ${projectId}
+  local Synapse at ${stack.endpoint}, local S3 at ${stack.s3Endpoint}
+
+Mount it, in another terminal:
+  export SYNAPSE_AUTH_TOKEN=${stack.authToken}
+  mkdir -p /tmp/syn && npx tsx bin/synapse-mount.ts ${projectId} /tmp/syn --endpoint ${stack.endpoint} --s3-endpoint ${stack.s3Endpoint}
+
+Press Ctrl-C to stop the servers.`);
+  const stopServers = (): void => void stack.close().then(() => process.exit(0));
+  process.on('SIGINT', stopServers);
+  process.on('SIGTERM', stopServers);
+  await new Promise<never>(() => undefined);
+}
 await mkdir(mnt, { recursive: true });
 if (await isMounted(mnt)) {
   spawn('fusermount', ['-uz', mnt]);

@@ -87,6 +87,7 @@ export class S3Backend {
       backendPort: addr.port, port: opts.s3Port, admin, internal, config: opts.config, faults: opts.faults, stats: opts.stats,
     });
     const endpoint = await gate.start();
+    process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true'; // Node 20 is ours (aws-object-store.ts)
     const mk = (k: KeyPair, whenRequired: boolean): S3Client => new S3Client({
       endpoint, region: S3_REGION, forcePathStyle: true, credentials: k,
       ...(whenRequired ? { requestChecksumCalculation: 'WHEN_REQUIRED' as const, responseChecksumValidation: 'WHEN_REQUIRED' as const } : {}),

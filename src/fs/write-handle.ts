@@ -544,7 +544,8 @@ export class ActiveFile {
           }
           if (err instanceof EmptyFileNotSupported && !this.entityId) {
             this.emptyPlaceholder = true;
-            this.deps.logger?.warn({ name: this.name, parentId: this.parentId },
+            // Info, not a warning: documented (README, Empty files), and git makes one per lock (QA: noise).
+            this.deps.logger?.info({ name: this.name, parentId: this.parentId },
               'empty file kept in this mount only: this folder\'s storage cannot hold a 0-byte file; it is published once it has content');
             return undefined;
           }

@@ -141,7 +141,10 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
       stopping = true;
       if (why === LAZY) await untilClosed(mounted.fs, () => mounted.adapter.sessionAlive(), log, hurry);
       log.info({ why }, 'unmounting');
-      const { published, journaled, lost, incomplete } = await mounted.fs.drain();
+      const { published, journaled, lost, incomplete, scratch } = await mounted.fs.drain();
+      if (scratch.length > 0) {
+        log.warn({ count: scratch.length, paths: scratch.slice(0, 20) }, 'scratch-named files (file~, #file#, .file.swp…) are kept in the mount only and are gone with it; give them a real name to publish them');
+      }
       for (const p of published) log.warn({ path: p }, 'file closed just before unmount: published');
       for (const p of journaled) log.error({ path: p }, 'file closed just before unmount could not be published: journaled for `synapse-mount recover`');
       for (const p of lost) log.error({ path: p }, 'file still open at unmount was not published: its upload had failed (its writer got EIO)');

@@ -903,11 +903,14 @@ export class SynapseFilesystem {
    * `incomplete`, which `recover` reports as a conflict (`--force` publishes it).
    * Returns what became of each, so the process can say so.
    */
-  async drain(): Promise<{ published: string[]; journaled: string[]; lost: string[]; incomplete: string[] }> {
+  async drain(): Promise<{ published: string[]; journaled: string[]; lost: string[]; incomplete: string[]; scratch: string[] }> {
     const published: string[] = [];
     const journaled: string[] = [];
     const lost: string[] = [];
     const incomplete: string[] = [];
+    // Scratch-named files with bytes (never published): they go with the mount. Said at unmount,
+    // once, rather than silently (QA: `cp -r` of a tree with `notes~` kept it only here).
+    const scratch = [...this.active].filter(([, f]) => f.localOnly && !f.unlinked && f.size > 0).map(([p]) => p);
     const stillOpen = (file: ActiveFile): boolean => file.writers > 0 && !file.unlinked && !file.localOnly;
     const why = 'still open for writing when the mount stopped';
     for (const file of this.active.values()) if (stillOpen(file)) file.freeze(why);
@@ -925,7 +928,7 @@ export class SynapseFilesystem {
         (!file.awaitingRecovery ? lost : open ? incomplete : journaled).push(path);
       }
     }
-    return { published, journaled, lost, incomplete };
+    return { published, journaled, lost, incomplete, scratch };
   }
 
   async truncate(path: string, size: number): Promise<void> {

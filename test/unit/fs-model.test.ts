@@ -1437,8 +1437,13 @@ test('drain at unmount: files still open for writing are journaled as incomplete
     const fresh = await r.fs.create('/new.bin', 0o644);
     r.fds.push(fresh);
     await r.fs.write(fresh, Buffer.from('new bytes'), 0);
+    // 4. A scratch file with bytes (never published): named at unmount, not silently dropped.
+    await r.fs.release(await r.fs.create('/empty~', 0o644));
+    const backup = await r.fs.create('/notes~', 0o644);
+    await r.fs.write(backup, Buffer.from('kept here only'), 0);
+    await r.fs.release(backup);
     const out = await r.fs.drain();
-    assert.deepEqual(out, { published: [], journaled: [], lost: ['/streamed.bin'], incomplete: ['/new.bin'] });
+    assert.deepEqual(out, { published: [], journaled: [], lost: ['/streamed.bin'], incomplete: ['/new.bin'], scratch: ['/notes~'] });
     assert.equal((await r.api.getEntity(id)).versionNumber, before, 'no new version of the file whose write failed');
     assert.equal(await r.api.lookupChild(r.rootId, 'new.bin'), null, 'the open file is not published');
     assert.equal(await r.api.lookupChild(r.rootId, 'streamed.bin'), null, 'the lost file is not in Synapse');

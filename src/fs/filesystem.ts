@@ -118,6 +118,8 @@ export const XATTR_NAMES = ['user.synapse.id', 'user.synapse.version', 'user.syn
  */
 interface ReadOpen {
   kind: 'read'; node: FsNode; reader: ReadHandle; version: number; following?: Promise<void>; detached?: boolean;
+  /** The file is open for writing here: the fd reads the writer's bytes meanwhile (readersShare). */
+  live?: ActiveFile;
 }
 
 type OpenHandle =
@@ -308,6 +310,7 @@ export class SynapseFilesystem {
     if (path !== '') return this.getattr(path);
     const h = this.handles.get(fd);
     if (h?.kind === 'write') return this.activeStat(h.path, h.file);
+    if (h?.kind === 'read' && h.live) return this.stat('file', h.live.size, this.mtimes.get(h.live.entityId ?? '') ?? h.live.mtime);
     if (h?.kind === 'read') {
       await h.following;
       return this.stat('file', h.reader.source.size, this.mtimeOf(h.node));
@@ -532,7 +535,28 @@ export class SynapseFilesystem {
       localWhileEmpty: isProbeName(name) && entityId === undefined && !seed, ...(seed ? { seed } : {}),
     });
     this.active.set(path, file);
+    this.readersShare(file);
     return file;
+  }
+
+  /**
+   * Read-only fds of the file just opened for writing read the writer's bytes until its last
+   * close, as on a local disk: `tail -f` started before a long-running writer (a daemon's log)
+   * sees its lines as they are written, as one started after it always did (review: it saw
+   * nothing until the writer closed). Then they read what was published (readersFollow).
+   */
+  private readersShare(file: ActiveFile): void {
+    if (!file.entityId) return;
+    for (const [fd, h] of this.handles) {
+      if (h.kind !== 'read' || h.detached || h.live || h.node.entityId !== file.entityId) continue;
+      h.live = file;
+      this.onReaderMoved?.(fd);
+    }
+  }
+
+  /** `file` is being let go: the fds sharing its bytes read their own version again. */
+  private unshare(file: ActiveFile): void {
+    for (const h of this.handles.values()) if (h.kind === 'read' && h.live === file) delete h.live;
   }
 
   /** The kept file `file` started from (writeKept) is no longer needed: its entry goes. */
@@ -568,6 +592,7 @@ export class SynapseFilesystem {
         parentId: file.parentId, name: file.name, entityId: file.entityId, mtime: file.mtime, entry: undefined,
         unlinked: false, replaced: this.active.has(path),
       });
+      this.unshare(file);
       await file.dispose(false).catch(() => undefined);
       throw err;
     }
@@ -806,6 +831,8 @@ export class SynapseFilesystem {
     if (h.kind === 'write') return h.file.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
     if (h.kind === 'kept') return h.fh.read(target, 0, Math.min(length, target.length), position).then((r) => r.bytesRead);
     if (h.kind === 'empty') return 0;
+    // A writer whose write failed cannot be read (its bytes are incomplete): its own version then.
+    if (h.live && !h.live.broken) return h.live.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
     if (h.following) return h.following.then(() => h.reader.readAny(target, position, Math.min(length, target.length)));
     return h.reader.readAny(target, position, Math.min(length, target.length));
   }
@@ -818,7 +845,7 @@ export class SynapseFilesystem {
    */
   readWindow(fd: number, offset: number, onDropped: () => boolean, moveOn = true): ReturnType<ReadHandle['window']> {
     const h = this.handles.get(fd);
-    if (h?.kind !== 'read' || h.following) return undefined;
+    if (h?.kind !== 'read' || h.following || h.live) return undefined;
     return h.reader.window(Math.min(offset, h.reader.source.size - 1), onDropped, moveOn);
   }
 
@@ -878,6 +905,7 @@ export class SynapseFilesystem {
     if (!file.unlinked && !file.localOnly && !file.emptyPlaceholder && file.entityId) this.table.removeLocal(file.parentId, file.name);
     // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
     // upload) has nothing in it for `recover`.
+    this.unshare(file);
     await file.dispose(file.awaitingRecovery);
     // A new file neither published nor journaled (the spool disk full): nothing here to show.
     if (file.unjournaledBytes && !file.entityId && !file.unlinked) {
@@ -1012,7 +1040,10 @@ export class SynapseFilesystem {
       // Opened over a file waiting for recover, or journaled itself: removing it drops that entry too.
       await this.dropSuperseded(af, 'removed');
       await af.dropJournal();
-      if (af.refs === 0) await af.dispose(false);
+      if (af.refs === 0) {
+        this.unshare(af);
+        await af.dispose(false);
+      }
     }
     // A scratch name never owns a Synapse entity, even when it shows one (an editor's backup
     // `file~` is a read-only view of the version it was renamed from): removing it deletes

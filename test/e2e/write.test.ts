@@ -665,6 +665,33 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     }
   });
 
+  test('tail -f started before a long-running writer sees its lines before the writer closes', async () => {
+    const f = `${m.dir}/sts/daemon.log`;
+    const out = path.join(scratch, 'tail-daemon.out');
+    const pidFile = path.join(scratch, 'tail-daemon.pid');
+    const go = path.join(scratch, 'daemon-go');
+    assert.equal((await sh(`printf 'start\\n' > '${f}'`)).code, 0);
+    const tail = sh(`timeout 60 tail -s 0.2 -n +1 -f '${f}' > '${out}' 2>&1 & echo $! > '${pidFile}'; wait`, { timeoutMs: 70_000 });
+    await waitFor('tail to print the first line', async () => (await sh(`cat '${out}'`)).stdout.includes('start'), 20_000);
+    const writer = runPython([
+      'import os, sys, time',
+      "f = open(sys.argv[1], 'ab', buffering=0); f.write(b'line 1\\n')",
+      'end = time.time() + 60',
+      `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
+      "f.close()",
+    ], [f], 90_000);
+    try {
+      // The writer holds the file open: nothing is in Synapse yet, and tail shows the line anyway.
+      await waitFor('tail to print the unpublished line', async () => (await sh(`cat '${out}'`)).stdout.includes('line 1'), 20_000);
+    } finally {
+      await writeFile(go, '');
+      await writer;
+      await sh(`kill $(cat '${pidFile}') 2>/dev/null`);
+      await tail;
+    }
+    assert.equal((await sh(`cat '${f}'`)).stdout, 'start\nline 1\n');
+  });
+
   test('a file being written follows its folder when another client renames it, and is published there', async () => {
     // Open files are keyed by path; another client renaming a folder above one must not leave
     // it behind (size 0 at the new path, or published under the old name).

@@ -111,9 +111,10 @@ class Model {
   /**
    * Files held open for reading, as Real.rfds: the inode itself when the file was open for
    * writing at the time (the fd shares the writer's bytes), else a snapshot of the bytes at
-   * open — a reader of a published file reads that version, and each version this mount
-   * publishes of the same inode from then on (as a local disk's readers see a writer's
-   * bytes); not what other clients publish (pinned; documented in the README's POSIX notes).
+   * open — a reader of a published file reads that version, the writer's bytes while the
+   * inode is open for writing, and each version this mount publishes of it from then on (as a
+   * local disk's readers see a writer's bytes); not what other clients publish (pinned;
+   * documented in the README's POSIX notes).
    */
   readonly readers: Array<MFile | Snapshot> = [];
   /** Open-for-write files whose bytes differ from their last publish (the last close publishes). */
@@ -558,7 +559,8 @@ class ReadHeld implements Cmd {
     await settleReleases(r);
     const i = this.k % m.readers.length;
     const x = m.readers[i]!;
-    const data = isSnapshot(x) ? x.seen : x.data;
+    // A snapshot reader reads its file's bytes while the file is open for writing (shared).
+    const data = isSnapshot(x) ? (m.liveFiles().includes(x.of) ? x.of.data : x.seen) : x.data;
     const got = Buffer.from(await fsRead(r.fs, r.rfds[i]!, this.length, this.offset));
     const want = data.subarray(Math.min(this.offset, data.length), Math.min(this.offset + this.length, data.length));
     assert.ok(got.equals(want), `${this.toString()}: read ${got.length} bytes that differ from the model's ${want.length}`);

@@ -159,3 +159,25 @@ test('truncate -s through a descriptor is published at its close(), so readers s
     }
   });
 });
+
+test('a reader open before a long-running writer reads its bytes as they are written, then what it published', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/daemon.log', 'start\n');
+    const reader = await r.fs.open('/daemon.log', 0);
+    try {
+      assert.equal(await readAt(r, reader, 0), 'start\n');
+      const w = await r.fs.open('/daemon.log', O_WRONLY);
+      await r.fs.write(w, Buffer.from('line 1\n'), 6);
+      assert.equal(await readAt(r, reader, 6), 'line 1\n', 'review: nothing until the writer closed');
+      assert.equal((await r.fs.fgetattr('', reader)).size, 13);
+      await r.fs.write(w, Buffer.from('line 2\n'), 13);
+      assert.equal(await readAt(r, reader, 13), 'line 2\n');
+      await r.fs.flush(w);
+      await r.fs.release(w);
+      assert.equal(await readAt(r, reader, 0), 'start\nline 1\nline 2\n', 'then the published version');
+      assert.equal(r.api.fileBytes(r.api.resolvePath(r.rootId, '/daemon.log')!.id).toString(), 'start\nline 1\nline 2\n');
+    } finally {
+      await r.fs.release(reader);
+    }
+  });
+});

@@ -122,6 +122,15 @@ interface ReadOpen {
   live?: ActiveFile;
 }
 
+/**
+ * A read-only fd of a file only this mount lists, not open for writing when opened (an empty
+ * placeholder). `live`: the file is open for writing now — its bytes are read; once it is
+ * published the fd becomes a reader of it (`becoming`: being made; readersFollow's rule).
+ */
+interface EmptyOpen {
+  kind: 'empty'; parentId: string; name: string; live?: ActiveFile; becoming?: Promise<void>;
+}
+
 type OpenHandle =
   | ReadOpen
   /**
@@ -132,8 +141,7 @@ type OpenHandle =
    */
   | { kind: 'write'; path: string; file: ActiveFile; writable: boolean; wroteIn?: number; changedIn?: number }
   | { kind: 'kept'; view: KeptFile; fh: FileHandle }
-  /** A file only this mount lists, not open for writing: an empty placeholder (nothing to read). */
-  | { kind: 'empty' };
+  | EmptyOpen;
 
 export interface WriteDeps {
   publisher: Publisher;
@@ -316,7 +324,12 @@ export class SynapseFilesystem {
       return this.stat('file', h.reader.source.size, this.mtimeOf(h.node));
     }
     if (h?.kind === 'kept') return this.stat('file', h.view.size, h.view.mtime);
-    if (h?.kind === 'empty') return this.stat('file', 0, Date.now());
+    if (h?.kind === 'empty') {
+      await h.becoming;
+      const now = this.handles.get(fd);
+      if (now !== h) return this.fgetattr(path, fd); // a reader of the published file now
+      return h.live ? this.stat('file', h.live.size, h.live.mtime) : this.stat('file', 0, Date.now());
+    }
     // No path and no handle of ours: never the root's stat (resolve('') is the root).
     throw new FsError('ENOENT', `fd ${fd}: not open`);
   }
@@ -495,7 +508,7 @@ export class SynapseFilesystem {
     // longer listed — kept-files.ts closed — and a read-only open must not publish regardless).
     if (!node.entityId) {
       const fd = this.nextFd++;
-      this.handles.set(fd, { kind: 'empty' });
+      this.handles.set(fd, { kind: 'empty', parentId: node.parentId!, name: node.name });
       return fd;
     }
     const file = await this.sources.resolve(shown?.node ?? node, true);
@@ -546,6 +559,9 @@ export class SynapseFilesystem {
    * nothing until the writer closed). Then they read what was published (readersFollow).
    */
   private readersShare(file: ActiveFile): void {
+    for (const h of this.handles.values()) {
+      if (h.kind === 'empty' && !h.live && h.parentId === file.parentId && h.name === file.name) h.live = file;
+    }
     if (!file.entityId) return;
     for (const [fd, h] of this.handles) {
       if (h.kind !== 'read' || h.detached || h.live || h.node.entityId !== file.entityId) continue;
@@ -556,7 +572,7 @@ export class SynapseFilesystem {
 
   /** `file` is being let go: the fds sharing its bytes read their own version again. */
   private unshare(file: ActiveFile): void {
-    for (const h of this.handles.values()) if (h.kind === 'read' && h.live === file) delete h.live;
+    for (const h of this.handles.values()) if ((h.kind === 'read' || h.kind === 'empty') && h.live === file) delete h.live;
   }
 
   /** The kept file `file` started from (writeKept) is no longer needed: its entry goes. */
@@ -734,6 +750,7 @@ export class SynapseFilesystem {
     this.table.upsert(node);
     this.table.setSize(version.entityId, version.versionNumber, { size: version.size, md5: version.md5 });
     this.readersFollow(version.entityId, version.versionNumber, version.modifiedOn);
+    this.emptyReadersBecome(node);
     this.forgetShown(path);
     const localMtime = this.mtimes.get(`local:${path}`);
     if (localMtime !== undefined) {
@@ -760,6 +777,25 @@ export class SynapseFilesystem {
     for (const [fd, h] of this.handles) {
       if (h.kind !== 'read' || h.detached || h.node.entityId !== entityId || h.version >= versionNumber) continue;
       this.follow(fd, h, entityId, versionNumber, modifiedOn);
+    }
+  }
+
+  /** Read-only fds of the empty placeholder `node` replaced become readers of it (EmptyOpen). */
+  private emptyReadersBecome(node: FsNode): void {
+    for (const [fd, h] of this.handles) {
+      if (h.kind !== 'empty' || h.becoming || h.parentId !== node.parentId || h.name !== node.name) continue;
+      const pinned = { ...node, pinnedVersion: true };
+      const becoming: Promise<void> = (async () => {
+        const file = await this.sources.resolve(pinned, true);
+        const source = await this.sources.source(file, this.cache);
+        if (this.handles.get(fd) !== h) return; // closed meanwhile
+        this.handles.set(fd, { kind: 'read', node: pinned, reader: new ReadHandle(source, this.cache, this.opts.readahead), version: file.versionNumber });
+      })().catch((err: unknown) => {
+        this.opts.logger?.warn({ err, name: node.name }, 'an open reader of an empty file could not move on to its published version');
+      }).finally(() => {
+        if (h.becoming === becoming) delete h.becoming;
+      });
+      h.becoming = becoming;
     }
   }
 
@@ -830,7 +866,12 @@ export class SynapseFilesystem {
     const h = this.handle(fd);
     if (h.kind === 'write') return h.file.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
     if (h.kind === 'kept') return h.fh.read(target, 0, Math.min(length, target.length), position).then((r) => r.bytesRead);
-    if (h.kind === 'empty') return 0;
+    if (h.kind === 'empty') {
+      // QA scenario: `touch app.log; tail -f app.log & app >> app.log` read nothing, ever.
+      if (h.live && !h.live.broken) return h.live.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
+      if (h.becoming) return h.becoming.then(() => this.readAny(fd, target, length, position));
+      return 0;
+    }
     // A writer whose write failed cannot be read (its bytes are incomplete): its own version then.
     if (h.live && !h.live.broken) return h.live.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
     if (h.following) return h.following.then(() => h.reader.readAny(target, position, Math.min(length, target.length)));

@@ -692,6 +692,35 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal((await sh(`cat '${f}'`)).stdout, 'start\nline 1\n');
   });
 
+  test('tail -f of an empty file kept local (storage cannot hold 0 bytes) follows what is then written and published', async () => {
+    const f = `${m.dir}/managed/app.log`;
+    const out = path.join(scratch, 'tail-app.out');
+    const pidFile = path.join(scratch, 'tail-app.pid');
+    const go = path.join(scratch, 'app-go');
+    assert.equal((await sh(`touch '${f}'`)).code, 0);
+    const tail = sh(`timeout 60 tail -s 0.2 -f '${f}' > '${out}' 2>&1 & echo $! > '${pidFile}'; wait`, { timeoutMs: 70_000 });
+    await waitFor('tail to hold the file open', async () => (await sh(`for p in $(pgrep -x tail); do ls -l /proc/$p/fd 2>/dev/null; done | grep -q 'managed/app.log'`)).code === 0, 20_000);
+    const writer = runPython([
+      'import os, sys, time',
+      "f = open(sys.argv[1], 'ab', buffering=0); f.write(b'line 1\\n')",
+      'end = time.time() + 60',
+      `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
+      "f.write(b'line 2\\n'); f.close()",
+    ], [f], 90_000);
+    try {
+      // QA: an empty local file's readers read 0 bytes for good.
+      await waitFor('tail to print the line being written', async () => (await sh(`cat '${out}'`)).stdout.includes('line 1'), 20_000);
+      await writeFile(go, '');
+      assert.equal((await writer).code, 0);
+      await waitFor('tail to print the published line', async () => (await sh(`cat '${out}'`)).stdout.includes('line 2'), 20_000);
+    } finally {
+      await writeFile(go, '');
+      await sh(`kill $(cat '${pidFile}') 2>/dev/null`);
+      await tail;
+    }
+    assert.equal((await sh(`cat '${out}'`)).stdout, 'line 1\nline 2\n');
+  });
+
   test('a file being written follows its folder when another client renames it, and is published there', async () => {
     // Open files are keyed by path; another client renaming a folder above one must not leave
     // it behind (size 0 at the new path, or published under the old name).

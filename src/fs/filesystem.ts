@@ -96,6 +96,13 @@ const COPY_CHUNK = 8 * 1024 * 1024;
 
 /** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 6.). */
 const UTIME_OMIT_MS = 1;
+/**
+ * A file open for writing whose bytes its earlier readers read instead of their own version
+ * (readersShare): once it differs from what is published — before, reading it would copy the
+ * whole published file into the spool first (a `touch` during a long md5sum) for the same bytes
+ * — and unless a write failed (its bytes are incomplete).
+ */
+const sharedNow = (file: ActiveFile): boolean => file.dirty && !file.broken;
 /** A scratch name showing a version of a published file (`mv f f~`: a backup view, read-only). */
 const isView = (node: FsNode): boolean => node.entityId !== '' && isScratchName(node.name);
 /** `mtimes` key of the time a version published here was written (SynapseFilesystem.publish). */
@@ -318,7 +325,7 @@ export class SynapseFilesystem {
     if (path !== '') return this.getattr(path);
     const h = this.handles.get(fd);
     if (h?.kind === 'write') return this.activeStat(h.path, h.file);
-    if (h?.kind === 'read' && h.live) return this.stat('file', h.live.size, this.mtimes.get(h.live.entityId ?? '') ?? h.live.mtime);
+    if (h?.kind === 'read' && h.live && sharedNow(h.live)) return this.stat('file', h.live.size, this.mtimes.get(h.live.entityId ?? '') ?? h.live.mtime);
     if (h?.kind === 'read') {
       await h.following;
       return this.stat('file', h.reader.source.size, this.mtimeOf(h.node));
@@ -328,7 +335,7 @@ export class SynapseFilesystem {
       await h.becoming;
       const now = this.handles.get(fd);
       if (now !== h) return this.fgetattr(path, fd); // a reader of the published file now
-      return h.live ? this.stat('file', h.live.size, h.live.mtime) : this.stat('file', 0, Date.now());
+      return h.live && sharedNow(h.live) ? this.stat('file', h.live.size, h.live.mtime) : this.stat('file', 0, Date.now());
     }
     // No path and no handle of ours: never the root's stat (resolve('') is the root).
     throw new FsError('ENOENT', `fd ${fd}: not open`);
@@ -868,12 +875,11 @@ export class SynapseFilesystem {
     if (h.kind === 'kept') return h.fh.read(target, 0, Math.min(length, target.length), position).then((r) => r.bytesRead);
     if (h.kind === 'empty') {
       // QA scenario: `touch app.log; tail -f app.log & app >> app.log` read nothing, ever.
-      if (h.live && !h.live.broken) return h.live.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
+      if (h.live && sharedNow(h.live)) return h.live.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
       if (h.becoming) return h.becoming.then(() => this.readAny(fd, target, length, position));
       return 0;
     }
-    // A writer whose write failed cannot be read (its bytes are incomplete): its own version then.
-    if (h.live && !h.live.broken) return h.live.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
+    if (h.live && sharedNow(h.live)) return h.live.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
     if (h.following) return h.following.then(() => h.reader.readAny(target, position, Math.min(length, target.length)));
     return h.reader.readAny(target, position, Math.min(length, target.length));
   }

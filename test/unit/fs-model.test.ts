@@ -559,8 +559,8 @@ class ReadHeld implements Cmd {
     await settleReleases(r);
     const i = this.k % m.readers.length;
     const x = m.readers[i]!;
-    // A snapshot reader reads its file's bytes while the file is open for writing (shared).
-    const data = isSnapshot(x) ? (m.liveFiles().includes(x.of) ? x.of.data : x.seen) : x.data;
+    // A snapshot reader reads its file's bytes while the file is open for writing and changed (shared).
+    const data = isSnapshot(x) ? (m.liveFiles().includes(x.of) && m.dirty.has(x.of) ? x.of.data : x.seen) : x.data;
     const got = Buffer.from(await fsRead(r.fs, r.rfds[i]!, this.length, this.offset));
     const want = data.subarray(Math.min(this.offset, data.length), Math.min(this.offset + this.length, data.length));
     assert.ok(got.equals(want), `${this.toString()}: read ${got.length} bytes that differ from the model's ${want.length}`);

@@ -5,6 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { withReal, writeNew, type Real } from './fs-wiring.js';
 
 const O_WRONLY = 1;
@@ -176,6 +178,25 @@ test('a reader open before a long-running writer reads its bytes as they are wri
       await r.fs.release(w);
       assert.equal(await readAt(r, reader, 0), 'start\nline 1\nline 2\n', 'then the published version');
       assert.equal(r.api.fileBytes(r.api.resolvePath(r.rootId, '/daemon.log')!.id).toString(), 'start\nline 1\nline 2\n');
+    } finally {
+      await r.fs.release(reader);
+    }
+  });
+});
+
+test('a writer that has not changed the file yet costs its earlier readers nothing (no copy of the file into the spool)', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/big.bin', 'x'.repeat(5000));
+    const reader = await r.fs.open('/big.bin', 0);
+    try {
+      assert.equal((await readAt(r, reader, 0, 10)), 'xxxxxxxxxx');
+      const w = await r.fs.open('/big.bin', O_WRONLY); // `touch`: opens for writing, writes nothing
+      assert.equal((await readAt(r, reader, 4990, 10)), 'xxxxxxxxxx');
+      assert.deepEqual(await readdir(path.join(r.spoolDir, 'files')), [], 'review: every read first copied the published file into the spool');
+      await r.fs.write(w, Buffer.from('Y'), 4999);
+      assert.equal((await readAt(r, reader, 4990, 10)), 'xxxxxxxxxY', 'changed: its bytes are read');
+      await r.fs.flush(w);
+      await r.fs.release(w);
     } finally {
       await r.fs.release(reader);
     }

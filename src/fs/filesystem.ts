@@ -35,6 +35,7 @@ import { entryBound } from './lru-bound.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
+import type { RangeSource } from '../s3/object-store.js';
 import { CONCRETE, type Entity } from '../synapse/types.js';
 import { BlockCache } from './block-cache.js';
 import { errnoName, FsError } from './errors.js';
@@ -103,6 +104,8 @@ const UTIME_OMIT_MS = 1;
  * — and unless a write failed (its bytes are incomplete).
  */
 const sharedNow = (file: ActiveFile): boolean => file.dirty && !file.broken;
+/** A reader's bytes until its version's are ready (SynapseFilesystem.lastWriterClosed). */
+const NO_BYTES: RangeSource = { cacheKey: 'no-bytes', size: 0, read: () => Promise.resolve(Buffer.alloc(0)) };
 /** A scratch name showing a version of a published file (`mv f f~`: a backup view, read-only). */
 const isView = (node: FsNode): boolean => node.entityId !== '' && isScratchName(node.name);
 /** `mtimes` key of the time a version published here was written (SynapseFilesystem.publish). */
@@ -925,8 +928,49 @@ export class SynapseFilesystem {
     const file = h.file;
     file.refs--;
     if (h.writable) file.writers--;
-    if (file.refs > 0) return;
+    if (file.refs > 0) {
+      if (h.writable && file.writers === 0) await this.lastWriterClosed(h.path, file);
+      return;
+    }
     await this.lastClosed(h.path, file);
+  }
+
+  /**
+   * The last writer of a file closed while read-only fds still share its bytes: publish as at a
+   * last close, then make those fds readers of the version published (they follow later ones)
+   * and let the file go. Before, the file stayed open for writing until they closed (QA: a
+   * `tail -f` made `mv f f~` EBUSY — vim then replaced the file with a new entity — and kept
+   * other clients' versions from new opens). A file that is not a published version now (its
+   * publish failed, it was removed) stays shared until its readers close.
+   */
+  private async lastWriterClosed(path: string, file: ActiveFile): Promise<void> {
+    if (file.localOnly) return;
+    // Awaited here, at once: this goes on before the ops waiting for the publish (`settled`), so
+    // they find the file let go (the model test found a truncate applied to it meanwhile, then lost).
+    const publishing = this.publishAtLastClose(path, file);
+    if (publishing) {
+      await publishing;
+      if (this.releasing.get(path) === publishing) this.releasing.delete(path);
+    }
+    const version = file.cleanVersion;
+    if (version === undefined || file.unlinked || file.writers > 0 || this.active.get(path) !== file) return;
+    const node: FsNode = {
+      entityId: file.entityId!, name: file.name, kind: 'file', parentId: file.parentId, versionNumber: version,
+      modifiedOn: file.mtime, createdOn: file.mtime, pinnedVersion: true,
+    };
+    for (const [fd, h] of [...this.handles]) {
+      if (h.kind !== 'write' || h.file !== file || h.writable) continue;
+      file.refs--;
+      const reader: ReadOpen = { kind: 'read', node, reader: new ReadHandle(NO_BYTES, this.cache, this.opts.readahead), version };
+      this.handles.set(fd, reader);
+      const following: Promise<void> = this.followTo(fd, reader, node.entityId, version, undefined)
+        .catch((err: unknown) => this.opts.logger?.warn({ err, path, fd }, 'an open reader could not move on to the version published at its writer\'s close'))
+        .finally(() => {
+          if (reader.following === following) delete reader.following;
+        });
+      reader.following = following;
+    }
+    if (file.refs === 0) await this.lastClosed(path, file);
   }
 
   /** A file's last fd is gone (or a kept scratch file got a real name): publish it and let it go. */
@@ -934,16 +978,8 @@ export class SynapseFilesystem {
     // Scratch files (editor autosaves, swap files) live only in this mount: keep their bytes
     // until they are removed, so a later open (emacs recovering #file#) still finds them.
     if (file.localOnly && !file.unlinked) return;
-    // A publish that already failed was reported to close() and journaled: leave it to
-    // `recover` rather than retrying behind the user's back (predictable, exactly once). One
-    // whose journal entry could not be written is tried once more: recover cannot find it.
-    if (file.dirty && !file.unlinked && !file.broken && !file.awaitingRecovery) {
-      const publishing = this.publish(path, file).catch((err: unknown) => {
-        // An emptied file left as it was has been logged, and has nothing to recover.
-        if (err instanceof EmptyVersionRefused) return;
-        this.opts.logger?.error({ err, path: path }, 'publish at last close failed; kept for `synapse-mount recover`');
-      });
-      this.releasing.set(path, publishing);
+    const publishing = this.publishAtLastClose(path, file);
+    if (publishing) {
       await publishing;
       if (this.releasing.get(path) === publishing) this.releasing.delete(path);
     }
@@ -963,6 +999,22 @@ export class SynapseFilesystem {
       parentId: file.parentId, name: file.name, entityId: file.entityId, mtime: file.mtime, entry: file.journalEntry,
       unlinked: file.unlinked, replaced: this.active.has(path),
     });
+  }
+
+  /**
+   * A publish that already failed was reported to close() and journaled: leave it to `recover`
+   * rather than retrying behind the user's back (predictable, exactly once). One whose journal
+   * entry could not be written is tried once more: recover cannot find it.
+   */
+  private publishAtLastClose(path: string, file: ActiveFile): Promise<void> | undefined {
+    if (!file.dirty || file.unlinked || file.broken || file.awaitingRecovery) return undefined;
+    const publishing = this.publish(path, file).catch((err: unknown) => {
+      // An emptied file left as it was has been logged, and has nothing to recover.
+      if (err instanceof EmptyVersionRefused) return;
+      this.opts.logger?.error({ err, path: path }, 'publish at last close failed; kept for `synapse-mount recover`');
+    });
+    this.releasing.set(path, publishing);
+    return publishing;
   }
 
   /** At mount: the files of the spool's journal show until recover (kept-files.ts). Returns how many. */
@@ -1311,7 +1363,7 @@ export class SynapseFilesystem {
     target: FsNode | undefined, af: ActiveFile | undefined): Promise<void> {
     if (target?.kind === 'dir') throw new FsError('EISDIR', `${dest}: is a directory`);
     if (af) {
-      if (!af.localOnly && isScratchName(destName)) {
+      if (af.writers > 0 && !af.localOnly && isScratchName(destName)) {
         // Its bytes could be published under no name (Synapse refuses scratch names), and would
         // be lost at unmount if kept local (QA: every later close failed with EINVAL).
         throw new FsError('EBUSY', `${src}: open for writing; close it before renaming it to a scratch name (${destName} is never published)`);

@@ -159,6 +159,11 @@ export class ActiveFile {
   /** A journal entry exists for this file's spool (a publish failed and was recorded). */
   private journaled = false;
 
+  /** The published version these bytes are, when they are one (not changed since it). */
+  get cleanVersion(): number | undefined {
+    return this.dirty || this.broken || !this.entityId ? undefined : this.overVersion;
+  }
+
   /** A publish failed and was reported (to close() or the log): `recover` owns these bytes now. */
   get awaitingRecovery(): boolean {
     return this.journaled;

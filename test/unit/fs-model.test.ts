@@ -140,6 +140,15 @@ class Model {
 
   /** A close of one of `f`'s fds just happened: the last one publishes what changed. */
   closedOne(f: MFile): void {
+    if (!this.handles.includes(f) && this.isLinked(f)) {
+      // Its last writer closed: what it wrote is published, and readers sharing its bytes become
+      // readers of that version (filesystem.ts lastWriterClosed). A removed file's stay shared.
+      if (this.dirty.has(f)) this.published(f);
+      this.readers.forEach((x, i) => {
+        if (x === f) this.readers[i] = { of: f, seen: Buffer.from(f.data) };
+      });
+      return;
+    }
     if (!this.liveFiles().includes(f) && this.dirty.has(f)) this.published(f);
   }
 

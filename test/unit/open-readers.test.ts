@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { withReal, writeNew, type Real } from './fs-wiring.js';
+import { readText, withReal, writeNew, type Real } from './fs-wiring.js';
 
 const O_WRONLY = 1;
 const O_TRUNC = 0o1000;
@@ -200,5 +200,27 @@ test('a writer that has not changed the file yet costs its earlier readers nothi
     } finally {
       await r.fs.release(reader);
     }
+  });
+});
+
+test('a reader that opened while a writer had the file becomes a reader of what it published when the writer closes', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'one ');
+    const id = r.api.resolvePath(r.rootId, '/f.txt')!.id;
+    const w = await r.fs.open('/f.txt', O_WRONLY);
+    await r.fs.write(w, Buffer.from('two'), 4);
+    const reader = await r.fs.open('/f.txt', 0); // shares the writer's bytes
+    assert.equal(await readAt(r, reader, 0), 'one two');
+    await r.fs.flush(w);
+    await r.fs.release(w);
+    assert.equal(r.fs.activeFiles.length, 0, 'QA: the file stayed open for writing until the reader closed');
+    assert.equal(await readAt(r, reader, 0), 'one two');
+    // So another client's version shows to new opens, and a backup rename works (QA: EBUSY).
+    await r.remote.putVersion(id, Buffer.from('elsewhere'));
+    r.fs.table.invalidate(r.rootId);
+    assert.equal(await readText(r, '/f.txt'), 'elsewhere');
+    await r.fs.rename('/f.txt', '/f.txt~');
+    assert.equal(await readAt(r, reader, 0), 'one two', 'the reader keeps its version');
+    await r.fs.release(reader);
   });
 });

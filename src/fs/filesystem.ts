@@ -139,6 +139,8 @@ interface ReadOpen {
  */
 interface EmptyOpen {
   kind: 'empty'; parentId: string; name: string; live?: ActiveFile; becoming?: Promise<void>;
+  /** Its file was removed or replaced: whatever takes the name later is another file. */
+  detached?: boolean;
 }
 
 type OpenHandle =
@@ -222,6 +224,8 @@ export class SynapseFilesystem {
   /** Files waiting for recover, shown read-only until then (kept-files.ts). */
   private readonly kept: KeptFiles | undefined;
   private nextFd = 10;
+  /** Removed files kept for the readers sharing their bytes (lastClosed, sharerClosed). */
+  private readonly lingering = new Set<ActiveFile>();
   /** A read-only fd moves on to a newer version: its read fast-path windows must go (fuse-adapter.ts). */
   onReaderMoved: ((fd: number) => void) | undefined;
   private readonly linkTargets = new Map<string, Promise<string>>();
@@ -570,7 +574,7 @@ export class SynapseFilesystem {
    */
   private readersShare(file: ActiveFile): void {
     for (const h of this.handles.values()) {
-      if (h.kind === 'empty' && !h.live && h.parentId === file.parentId && h.name === file.name) h.live = file;
+      if (h.kind === 'empty' && !h.live && !h.detached && h.parentId === file.parentId && h.name === file.name) h.live = file;
     }
     if (!file.entityId) return;
     for (const [fd, h] of this.handles) {
@@ -578,6 +582,41 @@ export class SynapseFilesystem {
       h.live = file;
       this.onReaderMoved?.(fd);
     }
+  }
+
+  /**
+   * Readers of empty local files are matched by name (they have no entity): the file at
+   * (parentId, name) was removed (`to` undefined) or moved to `to` — readers of a file replaced
+   * there are detached, its own follow it (QA: they read whatever took the name next).
+   */
+  private emptyReadersRenamed(parentId: string, name: string, to: { parentId: string; name: string } | undefined): void {
+    if (to && to.parentId === parentId && to.name === name) return;
+    for (const h of this.handles.values()) {
+      if (h.kind !== 'empty' || h.detached) continue;
+      if (to && h.parentId === to.parentId && h.name === to.name) h.detached = true;
+    }
+    for (const h of this.handles.values()) {
+      if (h.kind !== 'empty' || h.detached || h.parentId !== parentId || h.name !== name) continue;
+      if (to) {
+        h.parentId = to.parentId;
+        h.name = to.name;
+      } else h.detached = true;
+    }
+  }
+
+  /** Read-only fds opened before `file`'s writer that read its bytes now. */
+  private sharers(file: ActiveFile): number {
+    let n = 0;
+    for (const h of this.handles.values()) if ((h.kind === 'read' || h.kind === 'empty') && h.live === file && sharedNow(file)) n++;
+    return n;
+  }
+
+  /** A reader sharing a removed file's bytes closed: the file goes with the last of them. */
+  private async sharerClosed(file: ActiveFile | undefined): Promise<void> {
+    if (!file || !this.lingering.has(file) || this.sharers(file) > 0) return;
+    this.lingering.delete(file);
+    this.unshare(file);
+    await file.dispose(false).catch(() => undefined);
   }
 
   /** `file` is being let go: the fds sharing its bytes read their own version again. */
@@ -793,7 +832,7 @@ export class SynapseFilesystem {
   /** Read-only fds of the empty placeholder `node` replaced become readers of it (EmptyOpen). */
   private emptyReadersBecome(node: FsNode): void {
     for (const [fd, h] of this.handles) {
-      if (h.kind !== 'empty' || h.becoming || h.parentId !== node.parentId || h.name !== node.name) continue;
+      if (h.kind !== 'empty' || h.becoming || h.detached || h.parentId !== node.parentId || h.name !== node.name) continue;
       const pinned = { ...node, pinnedVersion: true };
       const becoming: Promise<void> = (async () => {
         const file = await this.sources.resolve(pinned, true);
@@ -923,6 +962,7 @@ export class SynapseFilesystem {
     const h = this.handles.get(fd);
     this.handles.delete(fd);
     if (h?.kind === 'read') h.reader.close();
+    if (h?.kind === 'read' || h?.kind === 'empty') await this.sharerClosed(h.live);
     if (h?.kind === 'kept') await h.fh.close().catch(() => undefined);
     if (!h || h.kind !== 'write') return;
     const file = h.file;
@@ -986,10 +1026,17 @@ export class SynapseFilesystem {
     if (this.active.get(path) === file) this.active.delete(path);
     // An unlinked file's name is no longer its own (a new file may hold it): leave its entry be.
     if (!file.unlinked && !file.localOnly && !file.emptyPlaceholder && file.entityId) this.table.removeLocal(file.parentId, file.name);
-    // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
-    // upload) has nothing in it for `recover`.
-    this.unshare(file);
-    await file.dispose(file.awaitingRecovery);
+    // Removed (or replaced) while readers opened before its writer share its bytes: those are
+    // the only copy of what they read (QA: they fell back to the old version at the writer's
+    // close; on a local disk they keep the removed file). Let go when the last of them closes.
+    if (file.unlinked && this.sharers(file) > 0) {
+      this.lingering.add(file);
+    } else {
+      // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
+      // upload) has nothing in it for `recover`.
+      this.unshare(file);
+      await file.dispose(file.awaitingRecovery);
+    }
     // A new file neither published nor journaled (the spool disk full): nothing here to show.
     if (file.unjournaledBytes && !file.entityId && !file.unlinked) {
       this.table.remove(file.parentId, file.name);
@@ -1054,6 +1101,13 @@ export class SynapseFilesystem {
         // Journaled, or a file whose upload failed outright (its writer already got EIO).
         (!file.awaitingRecovery ? lost : open ? incomplete : journaled).push(path);
       }
+    }
+    // Scratch files nobody has open go with the mount: their spool files too (QA: left behind,
+    // then the next mount's sweep reported them as a crashed mount's).
+    for (const [path, file] of [...this.active]) {
+      if (!file.localOnly || file.unlinked || file.refs > 0) continue;
+      this.active.delete(path);
+      await file.dispose(false).catch(() => undefined);
     }
     return { published, journaled, lost, incomplete, scratch };
   }
@@ -1139,7 +1193,8 @@ export class SynapseFilesystem {
       // Opened over a file waiting for recover, or journaled itself: removing it drops that entry too.
       await this.dropSuperseded(af, 'removed');
       await af.dropJournal();
-      if (af.refs === 0) {
+      if (af.refs === 0 && this.sharers(af) > 0) this.lingering.add(af);
+      else if (af.refs === 0) {
         this.unshare(af);
         await af.dispose(false);
       }
@@ -1155,9 +1210,17 @@ export class SynapseFilesystem {
         if (isView(view)) this.table.remove(view.parentId!, view.name);
       }
     }
+    // The view of a file still hidden under its own name (`mv f f~; rm f~`): its only name is
+    // gone, so the file goes to the trash can, as rm of a renamed file does (QA: it showed
+    // again, and `rm -rf` of its folder failed with ENOTEMPTY).
+    const onlyName = node.hides && node.entityId && this.table.isHidden(node.hides.parentId, node.hides.name, node.entityId);
+    if (onlyName) await this.api.deleteEntity(node.entityId);
     this.table.remove(node.parentId!, node.name);
-    // The file it was a view of shows again under its own name (unless that name was reused).
-    if (node.hides) this.table.unhide(node.hides.parentId, node.hides.name);
+    this.emptyReadersRenamed(node.parentId!, node.name, undefined);
+    if (node.hides) {
+      if (onlyName) this.table.dropHidden(node.hides.parentId, node.hides.name);
+      else this.table.unhide(node.hides.parentId, node.hides.name);
+    }
     this.forgetShown(path);
     await this.kept?.discard(node, 'unlink');
   }
@@ -1173,6 +1236,8 @@ export class SynapseFilesystem {
     const node = await this.table.resolve(src);
     const target = await this.table.resolve(dest).catch(() => undefined);
     await this.renameNow(src, dest, node);
+    const to = await this.table.resolveParent(dest).catch(() => undefined);
+    if (to) this.emptyReadersRenamed(node.parentId!, node.name, { parentId: to.parent.entityId, name: to.name });
     // A file waiting for recover follows its name; one replaced by the rename is dropped (kept-files.ts).
     if (target && (target.parentId !== node.parentId || target.name !== node.name)) await this.kept?.discard(target, 'replaced by a rename');
     const moved = await this.table.resolveParent(dest).catch(() => undefined);

@@ -339,7 +339,8 @@ export class InodeTable {
     if (this.dropHidden(parentId, name)) this.invalidate(parentId);
   }
 
-  private dropHidden(parentId: string, name: string): boolean {
+  /** Forget that `name` hides an entity (it is gone): true if it did. */
+  dropHidden(parentId: string, name: string): boolean {
     const dir = this.hidden.get(parentId);
     if (!dir?.delete(name)) return false;
     if (dir.size === 0) this.hidden.delete(parentId);

@@ -295,7 +295,7 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
     void sweepOrphanedUploads(spool, (loc, entityId) => sources.storeFor(loc, entityId, 'read_write'), log)
       .catch((err: unknown) => log.warn({ err }, 'checking for orphaned uploads failed'));
     void spool.sweepOrphanedFiles().then(({ removed, bytes, unowned }) => {
-      if (removed > 0) log.warn({ removed, bytes, spoolDir: config.spoolDir }, 'removed spool files a mount that died left half-written (their writers were told: writes and close failed)');
+      if (removed > 0) log.warn({ removed, bytes, spoolDir: config.spoolDir }, 'removed spool files that no journal entry names, left by a mount that is gone (a file being written when it died: its writer was told — writes and close failed)');
       if (unowned > 0) log.info({ unowned, spoolDir: config.spoolDir }, 'spool files from an older version that no journal entry names: not removed; delete them if nothing needs them');
     }, (err: unknown) => log.warn({ err }, 'checking the spool for orphaned files failed'));
   }

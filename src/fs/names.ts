@@ -4,7 +4,7 @@
  * fails at create/mkdir/rename with EINVAL and a log line naming the rule, so `cp a:b.txt`
  * says "Invalid argument" instead of publishing a renamed file.
  *
- * Editors' scratch files (vim `file~`, `.file.swp`, its `.file.swx` probe; emacs `#file#`,
+ * Editors' scratch files (vim `file~`, `.file.swp`, its `.file.swx`/`.file.swpx` probes; emacs `#file#`,
  * `.#file`; rsync's temp file for one of them, `.file~.XXXXXX`) are kept local to the mount and
  * never published, so editors can save (documented). vim's other probe, `4913`, is a real name
  * (a sample, a year): a new, empty `4913` stays local, and it is published once written to
@@ -26,8 +26,8 @@ export function isScratchName(name: string): boolean {
   return name.endsWith('~')
     || (name.startsWith('#') && name.endsWith('#') && name.length > 1)
     || name.startsWith('.#')
-    // vim's swap files (.f.swp, .f.swo, …) and the .f.swx it creates to probe a directory
-    || /^\..+\.sw[a-px]$/.test(name)
+    // vim's swap files (.f.swp, .f.swo, …) and the .f.swx / .f.swpx it creates to probe a directory
+    || /^\..+\.(sw[a-px]|swpx)$/.test(name)
     || isRsyncTempOfScratch(name);
 }
 

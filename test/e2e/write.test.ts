@@ -592,7 +592,7 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.doesNotMatch(ls.stdout, /~$|\.swp/m);
   });
 
-  test('mv f f~ hides f without touching Synapse; rm f~ shows it again; mv f~ g moves the file', async () => {
+  test('mv f f~ hides f without touching Synapse; mv f~ g moves the file; rm f~ removes it (rm -rf works)', async () => {
     const dir = `${m.dir}/sts`;
     await sh(`printf 'keep me\\n' > '${dir}/bk.txt'`);
     const id = await idOf(`${dir}/bk.txt`);
@@ -600,15 +600,18 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     const names = async (): Promise<string[]> => (await sh(`ls -a '${dir}'`)).stdout.split('\n').filter((n) => n.startsWith('bk'));
     assert.deepEqual(await names(), ['bk.txt~'], 'only the backup name is listed');
     assert.equal((await sh(`cat '${dir}/bk.txt~'`)).stdout, 'keep me\n');
-    assert.equal((await sh(`rm '${dir}/bk.txt~'`)).code, 0);
-    assert.deepEqual(await names(), ['bk.txt'], 'removing the backup removed nothing from Synapse');
-    assert.equal(await idOf(`${dir}/bk.txt`), id);
-    assert.equal((await sh(`cat '${dir}/bk.txt'`)).stdout, 'keep me\n');
+    assert.equal(await childId(stack, stsId, 'bk.txt'), id, 'untouched in Synapse');
 
-    assert.equal((await sh(`mv '${dir}/bk.txt' '${dir}/bk.txt~' && mv '${dir}/bk.txt~' '${dir}/bk-moved.txt'`)).code, 0);
+    assert.equal((await sh(`mv '${dir}/bk.txt~' '${dir}/bk-moved.txt'`)).code, 0);
     assert.deepEqual(await names(), ['bk-moved.txt']);
     assert.equal(await idOf(`${dir}/bk-moved.txt`), id, 'the same entity, moved');
     assert.equal((await sh(`cat '${dir}/bk-moved.txt'`)).stdout, 'keep me\n');
+
+    // rm of the only name left (QA: the file showed again, and rm -rf said "Directory not empty").
+    assert.equal((await sh(`mkdir '${dir}/bkdir' && printf x > '${dir}/bkdir/f' && mv '${dir}/bkdir/f' '${dir}/bkdir/f~'`)).code, 0);
+    const rmrf = await sh(`rm -rf '${dir}/bkdir'`);
+    assert.equal(rmrf.code, 0, rmrf.stderr);
+    assert.equal(await childId(stack, stsId, 'bkdir'), undefined);
   });
 
   test('mv -b and rsync -b keep a backup and give the file a new version; a data file named 4913 is published', async () => {
@@ -719,6 +722,23 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       await tail;
     }
     assert.equal((await sh(`cat '${out}'`)).stdout, 'line 1\nline 2\n');
+  });
+
+  test('readers of an empty local file keep reading that file when it is removed or replaced (as on a local disk)', async () => {
+    const d = `${m.dir}/managed/empties`;
+    assert.equal((await sh(`mkdir -p '${d}' && touch '${d}/a' '${d}/b'`)).code, 0);
+    // Each reader opens its empty file, the file is removed or replaced, and the name written again.
+    const r = await runPython([
+      'import os, sys',
+      'd = sys.argv[1]',
+      "ra = os.open(d + '/a', os.O_RDONLY); rb = os.open(d + '/b', os.O_RDONLY)",
+      "os.remove(d + '/a'); open(d + '/a', 'w').write('new a')",
+      "open(d + '/g', 'w').write('gee'); os.rename(d + '/g', d + '/b'); open(d + '/b', 'a').write(' more')",
+      "print(repr(os.pread(ra, 100, 0)), repr(os.pread(rb, 100, 0)))",
+    ], [d], 60_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "b'' b''", 'QA: they read whatever took the name next');
+    assert.equal((await sh(`cat '${d}/a' '${d}/b'`)).stdout, 'new agee more');
   });
 
   test('a file being written follows its folder when another client renames it, and is published there', async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { isProbeName, isScratchName, MAX_NAME_LENGTH, nameProblem } from '../../src/fs/names.js';
 
 test('editors\' scratch names stay local: vim backups, swap files and probes; emacs autosaves and locks; rsync temps of them', () => {
-  for (const n of ['notes.txt~', '.notes.txt.swp', '.notes.txt.swo', '.notes.txt.swx', '#notes.txt#', '.#notes.txt', '.notes.txt~.a1B2c3']) {
+  for (const n of ['notes.txt~', '.notes.txt.swp', '.notes.txt.swo', '.notes.txt.swx', '.notes.txt.swpx', '#notes.txt#', '.#notes.txt', '.notes.txt~.a1B2c3']) {
     assert.ok(isScratchName(n), n);
   }
   for (const n of ['notes.txt', 'data.swp', '.hidden', '#', 'yarn.lock', '4913', '4914', '~notes', '.notes.txt.a1B2c3', '.notes~.abc']) {

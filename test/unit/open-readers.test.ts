@@ -224,3 +224,24 @@ test('a reader that opened while a writer had the file becomes a reader of what 
     await r.fs.release(reader);
   });
 });
+
+test('a file removed while written keeps its bytes for readers opened before its writer, after the writer closes', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'orig\n');
+    const reader = await r.fs.open('/f.txt', 0);
+    try {
+      const w = await r.fs.open('/f.txt', O_WRONLY);
+      await r.fs.write(w, Buffer.from('w1\n'), 5);
+      await r.fs.unlink('/f.txt');
+      await r.fs.write(w, Buffer.from('w2\n'), 8);
+      assert.equal(await readAt(r, reader, 0), 'orig\nw1\nw2\n');
+      await r.fs.flush(w);
+      await r.fs.release(w);
+      assert.equal(await readAt(r, reader, 0), 'orig\nw1\nw2\n', 'QA: back to the old version at the writer\'s close');
+      assert.equal(r.api.resolvePath(r.rootId, '/f.txt'), undefined);
+    } finally {
+      await r.fs.release(reader);
+    }
+    assert.deepEqual(await readdir(path.join(r.spoolDir, 'files')), [], 'let go with its last reader');
+  });
+});

@@ -103,7 +103,10 @@ const UTIME_OMIT_MS = 1;
  * whole published file into the spool first (a `touch` during a long md5sum) for the same bytes
  * — and unless a write failed (its bytes are incomplete).
  */
-const sharedNow = (file: ActiveFile): boolean => file.dirty && !file.broken;
+const sharedNow = (file: ActiveFile): boolean => (file.dirty || file.publishing) && !file.broken
+  // Not a stream: reading it would end the stream (a read-back from S3); they read their own
+  // version until it is published.
+  && !file.streaming;
 /** A reader's bytes until its version's are ready (SynapseFilesystem.lastWriterClosed). */
 const NO_BYTES: RangeSource = { cacheKey: 'no-bytes', size: 0, read: () => Promise.resolve(Buffer.alloc(0)) };
 /** A scratch name showing a version of a published file (`mv f f~`: a backup view, read-only). */
@@ -224,6 +227,10 @@ export class SynapseFilesystem {
   /** Files waiting for recover, shown read-only until then (kept-files.ts). */
   private readonly kept: KeptFiles | undefined;
   private nextFd = 10;
+  /** Files a last-close publish is publishing (publishAtLastClose). */
+  private readonly lastPublish = new WeakMap<ActiveFile, Promise<void>>();
+  /** Files lastClosed has let go (or is letting go). */
+  private readonly letGo = new WeakSet<ActiveFile>();
   /** Removed files kept for the readers sharing their bytes (lastClosed, sharerClosed). */
   private readonly lingering = new Set<ActiveFile>();
   /** A read-only fd moves on to a newer version: its read fast-path windows must go (fuse-adapter.ts). */
@@ -522,7 +529,8 @@ export class SynapseFilesystem {
     // longer listed — kept-files.ts closed — and a read-only open must not publish regardless).
     if (!node.entityId) {
       const fd = this.nextFd++;
-      this.handles.set(fd, { kind: 'empty', parentId: node.parentId!, name: node.name });
+      const writer = this.active.get(path);
+      this.handles.set(fd, { kind: 'empty', parentId: node.parentId!, name: node.name, ...(writer ? { live: writer } : {}) });
       return fd;
     }
     const file = await this.sources.resolve(shown?.node ?? node, true);
@@ -535,6 +543,13 @@ export class SynapseFilesystem {
       // A backup view reads its version for good: what the file's name gets later is another file.
       ...(isView(node) ? { detached: true } : {}),
     });
+    // A writer opened it while this open was asking Synapse: share its bytes as readersShare would (review).
+    const writer = this.active.get(path);
+    const opened = this.handles.get(fd);
+    if (writer && opened?.kind === 'read' && !opened.detached && writer.entityId === node.entityId) {
+      opened.live = writer;
+      this.onReaderMoved?.(fd);
+    }
     return fd;
   }
 
@@ -616,7 +631,18 @@ export class SynapseFilesystem {
     if (!file || !this.lingering.has(file) || this.sharers(file) > 0) return;
     this.lingering.delete(file);
     this.unshare(file);
-    await file.dispose(false).catch(() => undefined);
+    await file.dispose(file.awaitingRecovery).catch(() => undefined);
+  }
+
+  /** `file` was removed or replaced while in this mount: let it go now if nobody has it open. */
+  private releaseUnlinked(file: ActiveFile): void {
+    if (file.refs > 0) return;
+    if (this.sharers(file) > 0) {
+      this.lingering.add(file);
+      return;
+    }
+    this.unshare(file);
+    void file.dispose(false).catch(() => undefined);
   }
 
   /** `file` is being let go: the fds sharing its bytes read their own version again. */
@@ -786,20 +812,22 @@ export class SynapseFilesystem {
       throw err;
     }
     if (!version) return;
+    const node: FsNode = {
+      entityId: version.entityId, name: file.name, kind: 'file', parentId: file.parentId,
+      versionNumber: version.versionNumber, modifiedOn: version.modifiedOn, createdOn: version.modifiedOn,
+    };
+    // Readers move on before anything else is awaited: the file is no longer "changed", so until
+    // then they read the version they had (review: old bytes mid-stream of a rewrite).
+    this.readersFollow(version.entityId, version.versionNumber, version.modifiedOn);
+    this.emptyReadersBecome(node);
     await this.dropSuperseded(file, 'its content was published from this mount');
     if (version.spoolFile) {
       await this.writes?.onPublished?.(version.fileHandleId, version.spoolFile, version.size)
         .catch((err: unknown) => this.opts.logger?.debug({ err }, 'post-publish hook failed'));
     }
-    const node: FsNode = {
-      entityId: version.entityId, name: file.name, kind: 'file', parentId: file.parentId,
-      versionNumber: version.versionNumber, modifiedOn: version.modifiedOn, createdOn: version.modifiedOn,
-    };
     this.table.removeLocal(file.parentId, file.name);
     this.table.upsert(node);
     this.table.setSize(version.entityId, version.versionNumber, { size: version.size, md5: version.md5 });
-    this.readersFollow(version.entityId, version.versionNumber, version.modifiedOn);
-    this.emptyReadersBecome(node);
     this.forgetShown(path);
     const localMtime = this.mtimes.get(`local:${path}`);
     if (localMtime !== undefined) {
@@ -837,8 +865,13 @@ export class SynapseFilesystem {
       const becoming: Promise<void> = (async () => {
         const file = await this.sources.resolve(pinned, true);
         const source = await this.sources.source(file, this.cache);
-        if (this.handles.get(fd) !== h) return; // closed meanwhile
-        this.handles.set(fd, { kind: 'read', node: pinned, reader: new ReadHandle(source, this.cache, this.opts.readahead), version: file.versionNumber });
+        // Closed, removed or replaced meanwhile (it reads no more of this name), or moved on.
+        if (this.handles.get(fd) !== h || h.detached || h.parentId !== node.parentId || h.name !== node.name) return;
+        this.handles.set(fd, {
+          kind: 'read', node: pinned, reader: new ReadHandle(source, this.cache, this.opts.readahead), version: file.versionNumber,
+          // Still shares the file while it is open for writing (an fsync published it; review).
+          ...(h.live ? { live: h.live } : {}),
+        });
       })().catch((err: unknown) => {
         this.opts.logger?.warn({ err, name: node.name }, 'an open reader of an empty file could not move on to its published version');
       }).finally(() => {
@@ -985,32 +1018,42 @@ export class SynapseFilesystem {
    */
   private async lastWriterClosed(path: string, file: ActiveFile): Promise<void> {
     if (file.localOnly) return;
-    // Awaited here, at once: this goes on before the ops waiting for the publish (`settled`), so
-    // they find the file let go (the model test found a truncate applied to it meanwhile, then lost).
-    const publishing = this.publishAtLastClose(path, file);
-    if (publishing) {
-      await publishing;
-      if (this.releasing.get(path) === publishing) this.releasing.delete(path);
-    }
+    // One promise for the publish and the readers' source, in `releasing` and awaited here at
+    // once: this goes on before the ops waiting in `settled` (the model test found a truncate
+    // applied to the file meanwhile, then lost), and they find the file let go.
+    const work = (async (): Promise<RangeSource | undefined> => {
+      await this.publishAtLastClose(path, file);
+      const version = file.cleanVersion;
+      if (version === undefined || file.unlinked || file.writers > 0) return undefined;
+      // The readers' bytes before they are handed over: never an fd left reading nothing
+      // (review). If Synapse cannot say, they keep sharing the file until they close.
+      const node = { ...this.sharedNode(file, version) };
+      return this.sources.resolve(node, true).then((f) => this.sources.source(f, this.cache)).catch((err: unknown) => {
+        this.opts.logger?.warn({ err, path }, 'open readers keep the file\'s bytes in this mount until they close: its published version could not be opened');
+        return undefined;
+      });
+    })();
+    this.releasing.set(path, work.then(() => undefined));
+    const pending = this.releasing.get(path);
+    const source = await work;
+    if (this.releasing.get(path) === pending) this.releasing.delete(path);
     const version = file.cleanVersion;
-    if (version === undefined || file.unlinked || file.writers > 0 || this.active.get(path) !== file) return;
-    const node: FsNode = {
-      entityId: file.entityId!, name: file.name, kind: 'file', parentId: file.parentId, versionNumber: version,
-      modifiedOn: file.mtime, createdOn: file.mtime, pinnedVersion: true,
-    };
+    if (!source || version === undefined || file.unlinked || file.writers > 0 || this.active.get(path) !== file) return;
+    const node = this.sharedNode(file, version);
     for (const [fd, h] of [...this.handles]) {
       if (h.kind !== 'write' || h.file !== file || h.writable) continue;
       file.refs--;
-      const reader: ReadOpen = { kind: 'read', node, reader: new ReadHandle(NO_BYTES, this.cache, this.opts.readahead), version };
-      this.handles.set(fd, reader);
-      const following: Promise<void> = this.followTo(fd, reader, node.entityId, version, undefined)
-        .catch((err: unknown) => this.opts.logger?.warn({ err, path, fd }, 'an open reader could not move on to the version published at its writer\'s close'))
-        .finally(() => {
-          if (reader.following === following) delete reader.following;
-        });
-      reader.following = following;
+      this.handles.set(fd, { kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead), version });
     }
     if (file.refs === 0) await this.lastClosed(path, file);
+  }
+
+  /** The published version `file`'s bytes are, as the node of a reader of it. */
+  private sharedNode(file: ActiveFile, version: number): FsNode {
+    return {
+      entityId: file.entityId!, name: file.name, kind: 'file', parentId: file.parentId, versionNumber: version,
+      modifiedOn: file.mtime, createdOn: file.mtime, pinnedVersion: true,
+    };
   }
 
   /** A file's last fd is gone (or a kept scratch file got a real name): publish it and let it go. */
@@ -1018,6 +1061,8 @@ export class SynapseFilesystem {
     // Scratch files (editor autosaves, swap files) live only in this mount: keep their bytes
     // until they are removed, so a later open (emacs recovering #file#) still finds them.
     if (file.localOnly && !file.unlinked) return;
+    if (this.letGo.has(file)) return; // already (lastWriterClosed, then a reader's close)
+    this.letGo.add(file);
     const publishing = this.publishAtLastClose(path, file);
     if (publishing) {
       await publishing;
@@ -1029,7 +1074,9 @@ export class SynapseFilesystem {
     // Removed (or replaced) while readers opened before its writer share its bytes: those are
     // the only copy of what they read (QA: they fell back to the old version at the writer's
     // close; on a local disk they keep the removed file). Let go when the last of them closes.
-    if (file.unlinked && this.sharers(file) > 0) {
+    // So is one whose publish failed (journaled): its readers read what they were reading, not the
+    // old version (review).
+    if ((file.unlinked || file.awaitingRecovery) && this.sharers(file) > 0) {
       this.lingering.add(file);
     } else {
       // Keep the spool only for a journal entry: a failure that wrote none (a lost streamed
@@ -1054,6 +1101,11 @@ export class SynapseFilesystem {
    * entry could not be written is tried once more: recover cannot find it.
    */
   private publishAtLastClose(path: string, file: ActiveFile): Promise<void> | undefined {
+    // One last-close publish at a time: a second (a reader's close during the last writer's)
+    // waits for the first to end — it found nothing left to do before the first had listed the
+    // version, and let the file go under it (review).
+    const under = this.lastPublish.get(file);
+    if (under) return under;
     if (!file.dirty || file.unlinked || file.broken || file.awaitingRecovery) return undefined;
     const publishing = this.publish(path, file).catch((err: unknown) => {
       // An emptied file left as it was has been logged, and has nothing to recover.
@@ -1061,6 +1113,10 @@ export class SynapseFilesystem {
       this.opts.logger?.error({ err, path: path }, 'publish at last close failed; kept for `synapse-mount recover`');
     });
     this.releasing.set(path, publishing);
+    this.lastPublish.set(file, publishing);
+    void publishing.finally(() => {
+      if (this.lastPublish.get(file) === publishing) this.lastPublish.delete(file);
+    });
     return publishing;
   }
 
@@ -1108,6 +1164,11 @@ export class SynapseFilesystem {
       if (!file.localOnly || file.unlinked || file.refs > 0) continue;
       this.active.delete(path);
       await file.dispose(false).catch(() => undefined);
+    }
+    // Removed files kept for their readers go with the mount too.
+    for (const file of [...this.lingering]) {
+      this.lingering.delete(file);
+      await file.dispose(file.awaitingRecovery).catch(() => undefined);
     }
     return { published, journaled, lost, incomplete, scratch };
   }
@@ -1367,6 +1428,7 @@ export class SynapseFilesystem {
     af.unlinked = true;
     this.active.delete(path);
     this.table.removeLocal(parentId, name);
+    this.releaseUnlinked(af); // a kept scratch file nobody has open (review: never disposed)
     void this.dropSuperseded(af, 'replaced by a rename').then(() => af.dropJournal());
   }
 
@@ -1441,7 +1503,10 @@ export class SynapseFilesystem {
       // Publish under the new name: as a new version of the file it replaces, if any.
       this.active.delete(src);
       const old = this.active.get(dest);
-      if (old) old.unlinked = true;
+      if (old) {
+        old.unlinked = true;
+        if (old !== af) this.releaseUnlinked(old);
+      }
       af.parentId = destParent.entityId;
       af.name = destName;
       // A scratch file given a real name is published from now on (the other way is refused above).

@@ -159,6 +159,11 @@ export class ActiveFile {
   /** A journal entry exists for this file's spool (a publish failed and was recorded). */
   private journaled = false;
 
+  /** Bytes go straight to S3 (a streamed upload): reading them means reading them back first. */
+  get streaming(): boolean {
+    return this.stream !== undefined;
+  }
+
   /** The published version these bytes are, when they are one (not changed since it). */
   get cleanVersion(): number | undefined {
     return this.dirty || this.broken || !this.entityId ? undefined : this.overVersion;

@@ -119,6 +119,8 @@ class Model {
   readonly readers: Array<MFile | Snapshot> = [];
   /** Open-for-write files whose bytes differ from their last publish (the last close publishes). */
   readonly dirty = new Set<MFile>();
+  /** What Synapse's newest version of each file holds (publishes and other clients' puts). */
+  readonly inSynapse = new WeakMap<MFile, Buffer>();
   /** Removed files kept for readers that shared their bytes (their spool files stay meanwhile). */
   readonly lingering = new Set<MFile>();
   /** Open-for-write files written to (non-empty writes) since their last publish. */
@@ -131,12 +133,16 @@ class Model {
 
   /** `f` was published from this mount (unless unlinked: never): its readers move on to it. */
   published(f: MFile): void {
+    // A removed file is never published: it stays changed (its readers may keep its bytes).
+    if (!this.isLinked(f)) return;
     this.dirty.delete(f);
     this.written.delete(f);
     this.handles.forEach((h, i) => {
       if (h === f) this.fdWrote[i] = this.fdChanged[i] = false;
     });
-    if (!this.isLinked(f)) return;
+    // The same bytes as Synapse's newest version make no version, and readers stay where they are.
+    if (this.inSynapse.get(f)?.equals(f.data)) return;
+    this.inSynapse.set(f, Buffer.from(f.data));
     for (const x of this.readers) if (isSnapshot(x) && x.of === f) x.seen = Buffer.from(f.data);
   }
 
@@ -628,8 +634,14 @@ class RemotePut implements Cmd {
     if (existing) await r.remote.putVersion(existing.id, data);
     else await r.remote.putFile(r.api.resolvePath(r.rootId, parentOf(this.p))!.id, par.name, data);
     const target = par.dir.children.get(par.name);
-    if (target?.kind === 'file') target.data = data;
-    else par.dir.children.set(par.name, { kind: 'file', data });
+    if (target?.kind === 'file') {
+      target.data = data;
+      m.inSynapse.set(target, Buffer.from(data));
+    } else {
+      const f: MFile = { kind: 'file', data };
+      par.dir.children.set(par.name, f);
+      m.inSynapse.set(f, Buffer.from(data));
+    }
   }
   toString(): string { return `remote.put(${this.p}, ${showContent(this.content)})`; }
 }

@@ -245,3 +245,35 @@ test('a file removed while written keeps its bytes for readers opened before its
     assert.deepEqual(await readdir(path.join(r.spoolDir, 'files')), [], 'let go with its last reader');
   });
 });
+
+test('a reader sharing a writer\'s bytes never reads nothing: if its version cannot be opened at the writer\'s close, it keeps the bytes', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'abc');
+    const w = await r.fs.open('/f.txt', O_WRONLY);
+    await r.fs.write(w, Buffer.from('def'), 3);
+    const reader = await r.fs.open('/f.txt', 0); // shares the writer's bytes
+    await r.fs.flush(w);
+    r.faults.failNext('getBundle', 20); // the published version's bundle, asked at the release
+    await r.fs.release(w);
+    assert.equal(await readAt(r, reader, 0), 'abcdef', 'review: a placeholder of 0 bytes stayed, and cp copied nothing');
+    await r.fs.release(reader);
+    assert.equal(r.fs.activeFiles.length, 0);
+    assert.deepEqual(await readdir(path.join(r.spoolDir, 'files')), []);
+  });
+});
+
+test('a reader opened before a writer whose publish fails keeps reading what the writer wrote', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'old');
+    const reader = await r.fs.open('/f.txt', 0);
+    const w = await r.fs.open('/f.txt', O_WRONLY); // an append (a rewrite would stream: see sharedNow)
+    await r.fs.write(w, Buffer.from(' new'), 3);
+    r.faults.failNext('updateEntity', 20);
+    await assert.rejects(r.fs.flush(w));
+    await r.fs.release(w);
+    assert.equal(await readAt(r, reader, 0), 'old new', 'review: back to the old version');
+    await r.fs.release(reader);
+    assert.equal((await r.spool.listJournal()).length, 1, 'the journal entry keeps its bytes');
+    assert.equal(await readText(r, '/f.txt'), 'old new', 'the path shows the kept bytes until recover');
+  });
+});

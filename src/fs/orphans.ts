@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../s3/object-store.js';
-import type { Spool, UploadRecord } from './spool.js';
+import { spoolOwner, type Spool, type UploadRecord } from './spool.js';
 import { processAlive } from '../process-alive.js';
 
 /**
@@ -19,7 +19,11 @@ import { processAlive } from '../process-alive.js';
 export async function orphanedUploads(spool: Spool, selfIsLive: boolean): Promise<UploadRecord[]> {
   const journaled = new Set((await spool.listJournal()).map((e) => e.s3Upload?.uploadId).filter((id) => id !== undefined));
   return (await spool.listUploads()).filter((rec) =>
-    !journaled.has(rec.uploadId) && (rec.pid === process.pid ? !selfIsLive : !processAlive(rec.pid)));
+    !journaled.has(rec.uploadId)
+    // Another host's or container's (a spool on a shared disk): its pid says nothing here, and
+    // aborting a live upload would lose that writer's file (review).
+    && (rec.owner === undefined || rec.owner === spoolOwner())
+    && (rec.pid === process.pid ? !selfIsLive : !processAlive(rec.pid)));
 }
 
 export async function abortOrphanedUploads(

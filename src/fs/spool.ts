@@ -80,6 +80,8 @@ export interface UploadRecord {
   parentId: string;
   startedAt: string;
   pid: number;
+  /** The host and pid namespace of `pid` (OWNER_TAG; set by recordUpload): another's pids mean nothing here. */
+  owner?: string;
 }
 
 /** Who is publishing (JournalEntry.publishing): the process, and when it started (pids are reused). */
@@ -106,6 +108,11 @@ const OWNER_TAG = ((): string => {
   } catch { /* not Linux: the host alone */ }
   return createHash('sha1').update(`${hostname()}\0${pidNamespace}`).digest('hex').slice(0, 8);
 })();
+
+/** This host and pid namespace, as spool files and upload records name them. */
+export function spoolOwner(): string {
+  return OWNER_TAG;
+}
 
 export function publishingNow(): PublishingProcess {
   return { pid: process.pid, processStart: PROCESS_START };
@@ -148,7 +155,7 @@ export class Spool {
   }
 
   async recordUpload(rec: UploadRecord): Promise<void> {
-    await writeFile(this.uploadFile(rec.uploadId), JSON.stringify(rec), { mode: 0o600 });
+    await writeFile(this.uploadFile(rec.uploadId), JSON.stringify({ ...rec, owner: OWNER_TAG }), { mode: 0o600 });
   }
 
   async removeUpload(uploadId: string): Promise<void> {

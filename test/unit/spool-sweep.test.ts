@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Spool } from '../../src/fs/spool.js';
+import { Spool, spoolOwner, type UploadRecord } from '../../src/fs/spool.js';
+import { orphanedUploads } from '../../src/fs/orphans.js';
 
 /** A pid no process has now: a child's, once it exited. */
 function deadPid(): number {
@@ -74,5 +75,21 @@ test('nothing is removed while a journal entry cannot be read, or the journal ca
     await writeFile(spool.journalDir, 'not a directory');
     await assert.rejects(spool.sweepOrphanedFiles());
     assert.deepEqual(await readdir(files), [orphan]);
+  });
+});
+
+test('an upload recorded by another host or container is never judged orphaned by its pid', async () => {
+  await withSpool(async (spool) => {
+    const dead = deadPid();
+    const rec = (uploadId: string): UploadRecord => ({
+      uploadId, bucket: 'b', key: `k/${uploadId}`, storageLocationId: 1, parentId: 'syn1', startedAt: new Date().toISOString(), pid: dead,
+    });
+    await spool.recordUpload(rec('ours')); // stamped with this host's owner tag
+    const uploads = path.join(spool.dir, 'uploads');
+    // As another host would have written them (a spool on a shared disk), and as older versions did.
+    await writeFile(path.join(uploads, 'elsewhere.json'), JSON.stringify({ ...rec('elsewhere'), owner: spoolOwner() === '00000000' ? '11111111' : '00000000' }));
+    await writeFile(path.join(uploads, 'older.json'), JSON.stringify(rec('older')));
+    const orphans = (await orphanedUploads(spool, false)).map((r) => r.uploadId).sort();
+    assert.deepEqual(orphans, ['older', 'ours']);
   });
 });

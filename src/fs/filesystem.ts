@@ -107,8 +107,9 @@ const sharedNow = (file: ActiveFile): boolean => (file.dirty || file.publishing)
   // Not a stream: reading it would end the stream (a read-back from S3); they read their own
   // version until it is published.
   && !file.streaming;
-/** A reader's bytes until its version's are ready (SynapseFilesystem.lastWriterClosed). */
-const NO_BYTES: RangeSource = { cacheKey: 'no-bytes', size: 0, read: () => Promise.resolve(Buffer.alloc(0)) };
+/** Up to `length` bytes at `position` of a file open for writing, into `target`. */
+const readActive = (file: ActiveFile, target: Buffer, length: number, position: number): Promise<number> =>
+  file.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
 /** A scratch name showing a version of a published file (`mv f f~`: a backup view, read-only). */
 const isView = (node: FsNode): boolean => node.entityId !== '' && isScratchName(node.name);
 /** `mtimes` key of the time a version published here was written (SynapseFilesystem.publish). */
@@ -538,18 +539,13 @@ export class SynapseFilesystem {
     this.table.setSize(file.entityId, file.versionNumber, { size: fh.contentSize, md5: fh.contentMd5 });
     const source = await this.sources.source(file, this.cache);
     const fd = this.nextFd++;
-    this.handles.set(fd, {
-      kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead), version: file.versionNumber,
-      // A backup view reads its version for good: what the file's name gets later is another file.
-      ...(isView(node) ? { detached: true } : {}),
-    });
+    // A backup view reads its version for good: what the file's name gets later is another file.
+    const opened: ReadOpen = { kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead), version: file.versionNumber };
+    if (isView(node)) opened.detached = true;
     // A writer opened it while this open was asking Synapse: share its bytes as readersShare would (review).
     const writer = this.active.get(path);
-    const opened = this.handles.get(fd);
-    if (writer && opened?.kind === 'read' && !opened.detached && writer.entityId === node.entityId) {
-      opened.live = writer;
-      this.onReaderMoved?.(fd);
-    }
+    if (writer && !opened.detached && writer.entityId === node.entityId) opened.live = writer;
+    this.handles.set(fd, opened);
     return fd;
   }
 
@@ -946,15 +942,15 @@ export class SynapseFilesystem {
    */
   readAny(fd: number, target: Buffer, length: number, position: number): number | Promise<number> {
     const h = this.handle(fd);
-    if (h.kind === 'write') return h.file.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
+    if (h.kind === 'write') return readActive(h.file, target, length, position);
     if (h.kind === 'kept') return h.fh.read(target, 0, Math.min(length, target.length), position).then((r) => r.bytesRead);
     if (h.kind === 'empty') {
       // QA scenario: `touch app.log; tail -f app.log & app >> app.log` read nothing, ever.
-      if (h.live && sharedNow(h.live)) return h.live.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
+      if (h.live && sharedNow(h.live)) return readActive(h.live, target, length, position);
       if (h.becoming) return h.becoming.then(() => this.readAny(fd, target, length, position));
       return 0;
     }
-    if (h.live && sharedNow(h.live)) return h.live.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
+    if (h.live && sharedNow(h.live)) return readActive(h.live, target, length, position);
     if (h.following) return h.following.then(() => h.reader.readAny(target, position, Math.min(length, target.length)));
     return h.reader.readAny(target, position, Math.min(length, target.length));
   }
@@ -1027,14 +1023,13 @@ export class SynapseFilesystem {
       if (version === undefined || file.unlinked || file.writers > 0) return undefined;
       // The readers' bytes before they are handed over: never an fd left reading nothing
       // (review). If Synapse cannot say, they keep sharing the file until they close.
-      const node = { ...this.sharedNode(file, version) };
-      return this.sources.resolve(node, true).then((f) => this.sources.source(f, this.cache)).catch((err: unknown) => {
+      return this.sources.resolve(this.sharedNode(file, version), true).then((f) => this.sources.source(f, this.cache)).catch((err: unknown) => {
         this.opts.logger?.warn({ err, path }, 'open readers keep the file\'s bytes in this mount until they close: its published version could not be opened');
         return undefined;
       });
     })();
-    this.releasing.set(path, work.then(() => undefined));
-    const pending = this.releasing.get(path);
+    const pending = work.then(() => undefined);
+    this.releasing.set(path, pending);
     const source = await work;
     if (this.releasing.get(path) === pending) this.releasing.delete(path);
     const version = file.cleanVersion;
@@ -1297,11 +1292,10 @@ export class SynapseFilesystem {
     const node = await this.table.resolve(src);
     const target = await this.table.resolve(dest).catch(() => undefined);
     await this.renameNow(src, dest, node);
-    const to = await this.table.resolveParent(dest).catch(() => undefined);
-    if (to) this.emptyReadersRenamed(node.parentId!, node.name, { parentId: to.parent.entityId, name: to.name });
+    const moved = await this.table.resolveParent(dest).catch(() => undefined);
+    if (moved) this.emptyReadersRenamed(node.parentId!, node.name, { parentId: moved.parent.entityId, name: moved.name });
     // A file waiting for recover follows its name; one replaced by the rename is dropped (kept-files.ts).
     if (target && (target.parentId !== node.parentId || target.name !== node.name)) await this.kept?.discard(target, 'replaced by a rename');
-    const moved = await this.table.resolveParent(dest).catch(() => undefined);
     if (!moved || !this.kept) return;
     await this.kept.moved(node, moved.parent.entityId, moved.name);
     // Open for writing over a kept file: the entry it started from follows too (shown again if

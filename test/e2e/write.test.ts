@@ -590,6 +590,24 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal(await idOf(f), id, 'still the same entity');
     const ls = await sh(`ls -a '${m.dir}/sts'`);
     assert.doesNotMatch(ls.stdout, /~$|\.swp/m);
+    // Saves in quick succession, with a backup: each one lands (QA: the mtime changed after the
+    // publish, vim saw "changed since reading it" and skipped the write, in 4 of 5 runs).
+    for (const n of [1, 2, 3]) {
+      const save = await sh(`vim -E -s -n -u NONE -c 'set backup backupcopy=no' -c 'normal Goline${n}' -c 'wq' '${f}'`, { timeoutMs: 30_000 });
+      assert.equal(save.code, 0, save.stderr + save.stdout);
+    }
+    assert.equal((await sh(`cat '${f}'`)).stdout, 'hello there\nline1\nline2\nline3\n');
+    assert.equal(await idOf(f), id);
+    assert.equal((await synapseBytes(id)).bytes.toString(), 'hello there\nline1\nline2\nline3\n');
+  });
+
+  test('truncate -s publishes when truncate(1) closes the file, not at the later release', async () => {
+    const f = `${m.dir}/sts/trunc.txt`;
+    assert.equal((await sh(`printf 'BBBBBBCC' > '${f}'`)).code, 0);
+    const id = await idOf(f);
+    assert.equal((await sh(`truncate -s 3 '${f}'`)).code, 0);
+    // No wait: close() returned only once the version was in Synapse.
+    assert.equal((await synapseBytes(id)).bytes.toString(), 'BBB');
   });
 
   test('mv f f~ hides f without touching Synapse; mv f~ g moves the file; rm f~ removes it (rm -rf works)', async () => {
@@ -647,81 +665,103 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal((await sh(`cat '${dir}/ys.txt'`)).stdout, 'XS\n');
   });
 
+  /** `tail -f` of `file` in the background, from its first line unless `fromStart` is false. */
+  function tailFollowing(file: string, label: string, fromStart = true): { printed: (text: string, what: string) => Promise<void>; output: () => Promise<string>; stop: () => Promise<void> } {
+    const out = path.join(scratch, `tail-${label}.out`);
+    const pidFile = path.join(scratch, `tail-${label}.pid`);
+    // tail polls (no inotify events cross FUSE from the mount's writes); `timeout` bounds it.
+    const tail = sh(`timeout 60 tail -s 0.2 ${fromStart ? '-n +1 ' : ''}-f '${file}' > '${out}' 2>&1 & echo $! > '${pidFile}'; wait`, { timeoutMs: 70_000 });
+    const output = async (): Promise<string> => (await sh(`cat '${out}'`)).stdout;
+    return {
+      output,
+      printed: (text, what) => waitFor(`tail to print ${what}`, async () => (await output()).includes(text), 20_000),
+      stop: async () => {
+        await sh(`kill $(cat '${pidFile}') 2>/dev/null`);
+        await tail;
+      },
+    };
+  }
+
+  /** A process holding `file` open for appending: writes `first`, then on go() writes `last` and closes. */
+  function holdingAppender(file: string, label: string, first: string, last = ''): { go: () => Promise<void>; done: Promise<{ code: number | null }> } {
+    const go = path.join(scratch, `${label}-go`);
+    const done = runPython([
+      'import os, sys, time',
+      `f = open(sys.argv[1], 'ab', buffering=0); f.write(${JSON.stringify(first)}.encode())`,
+      'end = time.time() + 60',
+      `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
+      `f.write(${JSON.stringify(last)}.encode()); f.close()`,
+    ], [file], 90_000);
+    return { go: () => writeFile(go, ''), done };
+  }
+
   test('tail -f follows a file appended to through the mount', async () => {
     const f = `${m.dir}/sts/follow.log`;
-    const out = path.join(scratch, 'tail.out');
-    const pidFile = path.join(scratch, 'tail.pid');
     assert.equal((await sh(`printf 'line 1\\n' > '${f}'`)).code, 0);
-    // tail opens the file once and polls it (no inotify events cross FUSE from the mount's writes).
-    const tail = sh(`timeout 60 tail -s 0.2 -n +1 -f '${f}' > '${out}' 2>&1 & echo $! > '${pidFile}'; wait`, { timeoutMs: 70_000 });
+    const tail = tailFollowing(f, 'follow');
     try {
-      await waitFor('tail to print the first line', async () => (await sh(`cat '${out}'`)).stdout.includes('line 1'), 20_000);
+      await tail.printed('line 1', 'the first line');
       assert.equal((await sh(`printf 'line 2\\n' >> '${f}'`)).code, 0);
       // QA: tail stalled here — its fd read the version it opened, while fstat showed more.
-      await waitFor('tail to print the appended line', async () => (await sh(`cat '${out}'`)).stdout.includes('line 2'), 20_000);
+      await tail.printed('line 2', 'the appended line');
       assert.equal((await sh(`printf 'line 3\\n' >> '${f}'`)).code, 0);
-      await waitFor('tail to print the next one', async () => (await sh(`cat '${out}'`)).stdout.includes('line 3'), 20_000);
-      assert.equal((await sh(`cat '${out}'`)).stdout, 'line 1\nline 2\nline 3\n');
+      await tail.printed('line 3', 'the next one');
+      assert.equal(await tail.output(), 'line 1\nline 2\nline 3\n');
     } finally {
-      await sh(`kill $(cat '${pidFile}') 2>/dev/null`);
-      await tail;
+      await tail.stop();
     }
   });
 
-  test('tail -f started before a long-running writer sees its lines before the writer closes', async () => {
+  test('tail -f started before a long-running writer sees its lines before the writer closes; one started after lets the file go at its close', async () => {
     const f = `${m.dir}/sts/daemon.log`;
-    const out = path.join(scratch, 'tail-daemon.out');
-    const pidFile = path.join(scratch, 'tail-daemon.pid');
-    const go = path.join(scratch, 'daemon-go');
     assert.equal((await sh(`printf 'start\\n' > '${f}'`)).code, 0);
-    const tail = sh(`timeout 60 tail -s 0.2 -n +1 -f '${f}' > '${out}' 2>&1 & echo $! > '${pidFile}'; wait`, { timeoutMs: 70_000 });
-    await waitFor('tail to print the first line', async () => (await sh(`cat '${out}'`)).stdout.includes('start'), 20_000);
-    const writer = runPython([
-      'import os, sys, time',
-      "f = open(sys.argv[1], 'ab', buffering=0); f.write(b'line 1\\n')",
-      'end = time.time() + 60',
-      `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
-      "f.close()",
-    ], [f], 90_000);
+    const id = await idOf(f);
+    const before = tailFollowing(f, 'daemon');
+    await before.printed('start', 'the first line');
+    const writer = holdingAppender(f, 'daemon', 'line 1\n');
+    let after: ReturnType<typeof tailFollowing> | undefined;
     try {
       // The writer holds the file open: nothing is in Synapse yet, and tail shows the line anyway.
-      await waitFor('tail to print the unpublished line', async () => (await sh(`cat '${out}'`)).stdout.includes('line 1'), 20_000);
+      await before.printed('line 1', 'the unpublished line');
+      after = tailFollowing(f, 'daemon-after'); // opened while the writer has the file
+      await after.printed('line 1', 'the line, to the tail opened after the writer');
     } finally {
-      await writeFile(go, '');
-      await writer;
-      await sh(`kill $(cat '${pidFile}') 2>/dev/null`);
-      await tail;
+      await writer.go();
+      await writer.done;
+    }
+    try {
+      // The writer closed while a reader still had its bytes: the file is let go (QA: it stayed
+      // open for writing until the reader closed — EBUSY for vim's backup rename, which then
+      // replaced the file with a new entity, and other clients' versions hidden).
+      const st = await statusOf(m.dir);
+      assert.deepEqual(st.uploads.filter((u) => u.path.endsWith('daemon.log')), []);
+      const mv = await sh(`mv '${f}' '${f}~' && mv '${f}~' '${f}'`);
+      assert.equal(mv.code, 0, mv.stderr);
+      assert.equal(await idOf(f), id);
+    } finally {
+      await before.stop();
+      await after?.stop();
     }
     assert.equal((await sh(`cat '${f}'`)).stdout, 'start\nline 1\n');
   });
 
   test('tail -f of an empty file kept local (storage cannot hold 0 bytes) follows what is then written and published', async () => {
     const f = `${m.dir}/managed/app.log`;
-    const out = path.join(scratch, 'tail-app.out');
-    const pidFile = path.join(scratch, 'tail-app.pid');
-    const go = path.join(scratch, 'app-go');
     assert.equal((await sh(`touch '${f}'`)).code, 0);
-    const tail = sh(`timeout 60 tail -s 0.2 -f '${f}' > '${out}' 2>&1 & echo $! > '${pidFile}'; wait`, { timeoutMs: 70_000 });
+    const tail = tailFollowing(f, 'app', false);
     await waitFor('tail to hold the file open', async () => (await sh(`for p in $(pgrep -x tail); do ls -l /proc/$p/fd 2>/dev/null; done | grep -q 'managed/app.log'`)).code === 0, 20_000);
-    const writer = runPython([
-      'import os, sys, time',
-      "f = open(sys.argv[1], 'ab', buffering=0); f.write(b'line 1\\n')",
-      'end = time.time() + 60',
-      `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
-      "f.write(b'line 2\\n'); f.close()",
-    ], [f], 90_000);
+    const writer = holdingAppender(f, 'app', 'line 1\n', 'line 2\n');
     try {
       // QA: an empty local file's readers read 0 bytes for good.
-      await waitFor('tail to print the line being written', async () => (await sh(`cat '${out}'`)).stdout.includes('line 1'), 20_000);
-      await writeFile(go, '');
-      assert.equal((await writer).code, 0);
-      await waitFor('tail to print the published line', async () => (await sh(`cat '${out}'`)).stdout.includes('line 2'), 20_000);
+      await tail.printed('line 1', 'the line being written');
+      await writer.go();
+      assert.equal((await writer.done).code, 0);
+      await tail.printed('line 2', 'the published line');
     } finally {
-      await writeFile(go, '');
-      await sh(`kill $(cat '${pidFile}') 2>/dev/null`);
-      await tail;
+      await writer.go();
+      await tail.stop();
     }
-    assert.equal((await sh(`cat '${out}'`)).stdout, 'line 1\nline 2\n');
+    assert.equal(await tail.output(), 'line 1\nline 2\n');
   });
 
   test('readers of an empty local file keep reading that file when it is removed or replaced (as on a local disk)', async () => {

@@ -42,7 +42,7 @@ export async function runRecover(opts: {
   const { publisher, sources } = transferServices(client, String(me.ownerId), opts.transfer, log, spool);
   const storeFor = (loc: number, id: string): ObjectStore => sources.storeFor(loc, id, 'read_write');
   const orphans = await abortOrphanedUploads(spool, storeFor, log);
-  if (orphans > 0) process.stdout.write(`aborted ${orphans} orphaned multipart upload(s)\n`);
+  if (orphans > 0) process.stdout.write(`cleaned up ${orphans} orphaned S3 upload(s) (open ones aborted, completed ones' unnamed objects deleted)\n`);
   const results = await recoverAll(client, publisher, spool, log, storeFor, { force: opts.force === true });
   let failed = 0;
   for (const r of results) {

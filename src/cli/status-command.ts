@@ -170,7 +170,7 @@ export function formatReport(r: MountReport): string {
     ], '    '));
   }
   if (s.orphanedUploads > 0) {
-    lines.push(`  ${s.orphanedUploads} orphaned S3 multipart upload(s) from a dead process (aborted at the next mount or recover)`);
+    lines.push(`  ${s.orphanedUploads} orphaned S3 upload(s) from a dead process (aborted, or their unnamed objects deleted, at the next mount or recover)`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,9 +1,18 @@
 /**
- * Abort S3 multipart uploads that a crashed mount left behind (issue #4 §3). Streaming uploads
- * are recorded in `<spool>/uploads/` when they start and removed when they complete or abort;
- * a record whose process is gone is an orphan: nothing references it, so its parts are
- * aborted (S3 would otherwise bill for them forever). s3rver and S3 with STS credentials have no
- * usable ListMultipartUploads, which is why the records exist.
+ * Abort S3 multipart uploads that a crashed mount left behind (issue #4 §3), and delete the
+ * objects of those S3 had completed. Uploads are recorded in `<spool>/uploads/` when they start;
+ * the record is marked `completed` when S3 completes the upload and removed once the object is
+ * referenced (a file handle, or a journal entry naming it), or when the upload is aborted. A
+ * record whose process is gone is an orphan: nothing references it, so its parts are aborted, or
+ * its object deleted (S3 would otherwise bill for either forever). An upload S3 no longer knows
+ * (NoSuchUpload) was completed before the record said so, or aborted: its object, if there is
+ * one, is deleted too. s3rver and S3 with STS credentials have no usable
+ * ListMultipartUploads, which is why the records exist.
+ *
+ * INVARIANT: a record is removed before any entity can refer to its object (write-handle.ts
+ * completeStream, publisher.ts uploadSts), and a journal entry naming its upload or its object
+ * keeps the sweep away — so deleting the object of an orphaned record never touches a file in
+ * Synapse.
  */
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../s3/object-store.js';
@@ -17,9 +26,13 @@ import { processAlive } from '../process-alive.js';
  * flight (status, asked inside a mount), not a dead namesake's (the sweep at start).
  */
 export async function orphanedUploads(spool: Spool, selfIsLive: boolean): Promise<UploadRecord[]> {
-  const journaled = new Set((await spool.listJournal()).map((e) => e.s3Upload?.uploadId).filter((id) => id !== undefined));
+  const journal = await spool.listJournal();
+  const journaled = new Set(journal.map((e) => e.s3Upload?.uploadId).filter((id) => id !== undefined));
+  // An object recover completed and journaled, whose record it had not removed yet.
+  const objectKey = (o: { bucket: string; key: string }): string => `${o.bucket}/${o.key}`;
+  const journaledObjects = new Set(journal.flatMap((e) => [e.s3Object, e.s3Upload]).filter((o) => o !== undefined).map(objectKey));
   return (await spool.listUploads()).filter((rec) =>
-    !journaled.has(rec.uploadId)
+    !journaled.has(rec.uploadId) && !journaledObjects.has(objectKey(rec))
     // Another host's or container's (a spool on a shared disk): its pid says nothing here, and
     // aborting a live upload would lose that writer's file (review).
     && (rec.owner === undefined || rec.owner === spoolOwner())
@@ -44,17 +57,33 @@ async function abortOnce(
   let aborted = 0;
   let left = 0;
   for (const rec of await orphanedUploads(spool, selfIsLive)) {
+    const store = storeFor(rec.storageLocationId, rec.parentId);
+    const loc = { bucket: rec.bucket, key: rec.key };
     try {
-      await storeFor(rec.storageLocationId, rec.parentId).abortMultipartUpload({ bucket: rec.bucket, key: rec.key }, rec.uploadId);
-      aborted++;
-      log?.info({ key: rec.key, startedAt: rec.startedAt }, 'aborted an orphaned multipart upload');
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code !== 'NoSuchUpload') {
-        log?.warn({ err, key: rec.key }, 'could not abort an orphaned multipart upload; will try again');
-        left++;
-        continue;
+      let completedOnS3 = rec.completed === true;
+      if (!completedOnS3) {
+        try {
+          await store.abortMultipartUpload(loc, rec.uploadId);
+          aborted++;
+          log?.info({ key: rec.key, startedAt: rec.startedAt }, 'aborted an orphaned multipart upload');
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'NoSuchUpload') throw err;
+          // Completed before the record could say so — or aborted: then there is no object.
+          completedOnS3 = await store.head(loc).then(() => true, (herr: unknown) => {
+            if ((herr as { status?: number }).status === 404) return false;
+            throw herr;
+          });
+        }
       }
+      if (completedOnS3) {
+        await store.deleteObject(loc);
+        aborted++;
+        log?.info({ key: rec.key, startedAt: rec.startedAt }, 'deleted the object of an upload a crashed mount completed but never registered');
+      }
+    } catch (err) {
+      log?.warn({ err, key: rec.key }, 'could not abort an orphaned upload or delete its object; will try again');
+      left++;
+      continue;
     }
     await spool.removeUpload(rec.uploadId);
   }

@@ -199,9 +199,12 @@ export class Publisher {
     } else {
       const uploadId = await store.createMultipartUpload(loc, { contentType });
       const uploads = this.opts.uploads;
-      await uploads?.recordUpload({
+      const record = {
         uploadId, bucket: t.bucket, key, storageLocationId: t.locationId, parentId, startedAt: new Date().toISOString(), pid: process.pid,
-      }).catch((err: unknown) => this.opts.logger?.warn({ err }, 'could not record an upload; a crash would leave it open'));
+      };
+      await uploads?.recordUpload(record)
+        .catch((err: unknown) => this.opts.logger?.warn({ err }, 'could not record an upload; a crash would leave it open'));
+      let completed = false;
       try {
         const count = Math.ceil(src.size / partSize);
         const parts: Array<{ partNumber: number; etag: string }> = [];
@@ -213,18 +216,29 @@ export class Publisher {
           src.onProgress?.(body.length);
         });
         await store.completeMultipartUpload(loc, uploadId, parts);
+        completed = true;
+        // Until its file handle exists, a crash would leave a complete object no one names.
+        await uploads?.recordUpload({ ...record, completed: true })
+          .catch((err: unknown) => this.opts.logger?.warn({ err }, 'could not record a completed upload; a crash before it is registered would leave its object in S3'));
       } catch (err) {
         await store.abortMultipartUpload(loc, uploadId).catch(() => undefined);
         throw err;
       } finally {
-        await uploads?.removeUpload(uploadId).catch(() => undefined);
+        if (!completed) await uploads?.removeUpload(uploadId).catch(() => undefined);
       }
+      let fileHandleId: string;
+      try {
+        fileHandleId = await this.registerExternal(t.bucket, key, t.locationId, src.size, src.md5, name);
+      } catch (err) {
+        // The publish fails and a retry uploads again: this object would be nobody's. If it
+        // cannot be deleted now, the record stays for the next mount's sweep.
+        await store.deleteObject(loc).then(() => uploads?.removeUpload(uploadId), () => undefined).catch(() => undefined);
+        throw err;
+      }
+      await uploads?.removeUpload(uploadId).catch(() => undefined);
+      return fileHandleId;
     }
-    const fh = await this.api.createExternalS3FileHandle({
-      concreteType: CONCRETE.s3FileHandle, bucketName: t.bucket, key, storageLocationId: t.locationId,
-      contentMd5: src.md5, contentSize: src.size, fileName: name, contentType,
-    });
-    return String(fh.id);
+    return this.registerExternal(t.bucket, key, t.locationId, src.size, src.md5, name);
   }
 
   private async uploadMultipartApi(src: PublishSource, name: string, locationId: number): Promise<string> {

@@ -70,7 +70,13 @@ export interface JournalEntry {
   };
 }
 
-/** An S3 multipart upload in progress, recorded so one orphaned by a crash can be aborted. */
+/**
+ * An S3 multipart upload in progress, recorded so one orphaned by a crash can be aborted — and,
+ * once S3 completed it (`completed`), the object it made, until that object is referenced: a
+ * crash before then would leave a billed object nothing names. The record goes when the object
+ * gets a file handle or a journal entry names it, always before any entity can refer to it, so
+ * the orphan sweep may delete the object of a record a dead process left.
+ */
 export interface UploadRecord {
   uploadId: string;
   bucket: string;
@@ -82,6 +88,8 @@ export interface UploadRecord {
   pid: number;
   /** The host and pid namespace of `pid` (OWNER_TAG; set by recordUpload): another's pids mean nothing here. */
   owner?: string;
+  /** S3 completed the upload: the object exists, and no file handle or journal entry names it yet. */
+  completed?: boolean;
 }
 
 /** Who is publishing (JournalEntry.publishing): the process, and when it started (pids are reused). */

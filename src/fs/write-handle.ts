@@ -85,6 +85,11 @@ export interface StreamTarget {
   /** Where the object lands (journaled if its registration fails). */
   object: { bucket: string; key: string; storageLocationId: number };
   register: (size: number, md5: string, name: string) => Promise<string>;
+  /**
+   * The completed object is referenced now (registered, or named by a journal entry): its
+   * upload record goes, so no orphan sweep deletes it. Called before any entity can refer to it.
+   */
+  referenced?: () => Promise<void>;
 }
 
 export interface ActiveFileInit {
@@ -642,12 +647,18 @@ export class ActiveFile {
       this.deps.logger?.error({ err, name: this.name }, 'streaming upload failed; nothing was published');
       throw new FsError('EIO', `${this.name}: upload failed, nothing was published (${(err as Error).message})`, { cause: err });
     }
+    let fileHandleId: string;
     try {
-      return await s.register(size, md5, this.name);
+      fileHandleId = await s.register(size, md5, this.name);
     } catch (err) {
       this.broken = err;
-      throw await this.journal(err, size, md5, { s3Object: s.object });
+      const reported = await this.journal(err, size, md5, { s3Object: s.object });
+      // Named by the journal — or, if that could not be written, in S3 only: never the sweep's.
+      await s.referenced?.();
+      throw reported;
     }
+    await s.referenced?.();
+    return fileHandleId;
   }
 
   /** Record a failed publish for `recover`; returns the error to give to close(). */

@@ -110,7 +110,8 @@ export class MemoryObjectStore implements ObjectStore {
 
   async abortMultipartUpload(_loc: S3Location, uploadId: string): Promise<void> {
     this.enter('abortMultipartUpload');
-    this.uploads.delete(uploadId);
+    // As S3: an upload it does not know (completed, or aborted before) is 404 NoSuchUpload.
+    if (!this.uploads.delete(uploadId)) throw new S3Error('NoSuchUpload', 'no such upload', 404);
   }
 
   async deleteObject(loc: S3Location): Promise<void> {

@@ -8,7 +8,9 @@
  * The multipart upload is created lazily when the first part is full; a file that never fills
  * one part is sent with a single PutObject at `complete()`. Any failure aborts the upload on S3
  * (`abort()`), so no orphan parts stay billable; `onStarted`/`onFinished` let the caller journal
- * the upload id so an upload orphaned by a crash can be aborted later.
+ * the upload id so an upload orphaned by a crash can be aborted later, and `onCompleted` lets it
+ * record that S3 now holds an object nothing refers to yet (a crash before the caller registers
+ * it would otherwise leave a billed object no sweep can find).
  *
  * The upload also keeps the MD5 of everything appended (Synapse's file handles carry the whole
  * file's MD5), so a streamed file needs no second pass over its bytes; the hashing runs on a
@@ -159,6 +161,13 @@ export interface StreamingUploadOptions {
   partBuffers?: PartBuffers;
   onStarted?: (uploadId: string) => Promise<void> | void;
   onFinished?: (uploadId: string) => Promise<void> | void;
+  /**
+   * S3 completed the multipart upload: the object exists and nothing refers to it yet. Given,
+   * it is called instead of `onFinished`, and the caller ends the record once the object is
+   * referenced (registered, journaled) — or spill() calls `onFinished` once it deleted its
+   * read-back object. Must not throw: the object is complete either way.
+   */
+  onCompleted?: (uploadId: string) => Promise<void> | void;
   /**
    * Keep a part that fails for good (after the store's retries) here and send it again at
    * complete(); complete() then throws PartsMissing rather than losing it. Without this, such a
@@ -430,7 +439,8 @@ export class StreamingUpload {
           if (!this.opts.keepFailedParts) throw err;
           throw new PartsMissing(this.uploadId, this.sortedParts(), [], err);
         }
-        await this.opts.onFinished?.(this.uploadId);
+        if (this.opts.onCompleted) await this.opts.onCompleted(this.uploadId);
+        else await this.opts.onFinished?.(this.uploadId);
       }
       this.end(true);
       return this.loc;
@@ -462,13 +472,17 @@ export class StreamingUpload {
       return;
     }
     const size = this.length;
+    const uploadId = this.uploadId;
     await this.complete('');
     // The completed object is only a vehicle for the read-back: it goes whatever happens, and
-    // failing to delete it loses nothing (the sink has every byte) — it is logged. Synapse's
+    // failing to delete it loses nothing (the sink has every byte) — it is logged, and with
+    // `onCompleted` its record stays for the next orphan sweep to delete it. Synapse's
     // read_write STS policy grants s3:DeleteObject (StsManagerImpl, Synapse-Repository-Services).
-    const remove = (): Promise<void> => this.store.deleteObject(this.loc).catch((err: unknown) => {
-      log?.warn({ err, bucket: this.loc.bucket, key: this.loc.key }, 'could not delete the temporary object of a read-back; remove it by hand');
-    });
+    const remove = (): Promise<void> => this.store.deleteObject(this.loc).then(
+      async () => { if (this.opts.onCompleted) await this.opts.onFinished?.(uploadId); },
+      (err: unknown) => {
+        log?.warn({ err, bucket: this.loc.bucket, key: this.loc.key }, 'could not delete the temporary object of a read-back; the next mount\'s orphan sweep tries again');
+      });
     try {
       for (let off = 0; off < size; off += SPILL_CHUNK) {
         const { data } = await this.store.getRange(this.loc, off, Math.min(size, off + SPILL_CHUNK));

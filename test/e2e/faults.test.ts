@@ -375,6 +375,53 @@ time.sleep(30)`;
     }
   });
 
+  test('SIGKILL after S3 completed a streamed upload, before Synapse registered it: the next mount deletes the object nothing names', async () => {
+    const spoolDir = path.join(scratch, 'spool-kill-completed');
+    const victim = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--part-size', '5M']);
+    // Registration hangs, so the kill lands between CompleteMultipartUpload and the file handle.
+    // (A 503 at the end: the answer, long after the kill, creates no file handle.)
+    stack.dev.addFault({ target: 'synapse', pathPattern: 'externalFileHandle/s3', method: 'POST', latencyMs: 15_000, status: 503, count: 1 });
+    const { S3Client, HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    const s3 = new S3Client({ endpoint: stack.s3Endpoint, forcePathStyle: true, region: 'us-east-1',
+      credentials: { accessKeyId: stack.s3AccessKeyId, secretAccessKey: stack.s3SecretAccessKey } });
+    const exists = (bucket: string, key: string): Promise<boolean> =>
+      s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key })).then(() => true, (err: { $metadata?: { httpStatusCode?: number } }) => {
+        if (err.$metadata?.httpStatusCode === 404) return false;
+        throw err;
+      });
+    const copy = spawn('cp', [`${scratch}/up.bin`, `${victim.dir}/sts/registered-never.bin`], { stdio: 'ignore' });
+    try {
+      let record: { bucket: string; key: string; completed?: boolean } | undefined;
+      await waitFor('a completed upload waiting for its file handle', async () => {
+        for (const n of await readdir(path.join(spoolDir, 'uploads')).catch(() => [] as string[])) {
+          const r = JSON.parse(await readFile(path.join(spoolDir, 'uploads', n), 'utf8').catch(() => '{}')) as typeof record;
+          if (r?.completed) record = r;
+        }
+        return record !== undefined;
+      }, 60_000);
+      assert.ok(await exists(record!.bucket, record!.key), 'S3 holds the completed object');
+      victim.proc.kill('SIGKILL');
+      copy.kill('SIGKILL');
+      await waitFor('mount process gone', () => victim.proc.exitCode !== null || victim.proc.signalCode !== null, 10_000);
+      stack.dev.clearFaults();
+      assert.equal(await childId(stack, stsId, 'registered-never.bin'), undefined, 'nothing was published');
+      const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+      const again = await cli([projectId, victim.dir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint, '--spool-dir', spoolDir], { env });
+      assert.equal(again.code, 0, again.stderr);
+      try {
+        await waitFor('the record swept', async () => (await readdir(path.join(spoolDir, 'uploads'))).length === 0, 20_000);
+        assert.equal(await exists(record!.bucket, record!.key), false, 'the unnamed object was deleted');
+      } finally {
+        await cli(['unmount', victim.dir], { env });
+      }
+    } finally {
+      stack.dev.clearFaults();
+      copy.kill('SIGKILL');
+      s3.destroy();
+      await victim.unmount();
+    }
+  });
+
   test('spool disk full: ENOSPC from write/close, nothing half-published', async () => {
     const tmpfs = path.join(scratch, 'tmpfs');
     await mkdir(tmpfs, { recursive: true });

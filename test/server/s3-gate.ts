@@ -87,6 +87,8 @@ export class S3Gate {
   readonly sessions = new Map<string, StsSession>();
   /** Upload ids aborted through the gate (see the AbortMultipartUpload note in handle()). */
   private readonly aborted = new Set<string>();
+  /** Upload ids completed through the gate: S3 no longer knows them (NoSuchUpload to an abort). */
+  private readonly completed = new Set<string>();
   /** uploadId → partNumber → {etag, size}, learned from UploadPart responses. */
   private readonly parts = new Map<string, Map<number, { etag: string; size: number }>>();
   private readonly locks = new KeyLocks();
@@ -254,8 +256,14 @@ export class S3Gate {
 
     // s3rver 3.7 has no AbortMultipartUpload (405); S3 answers 204 and forgets the upload, so
     // later UploadPart/Complete with that id get 404 NoSuchUpload. The parts s3rver already
-    // stored stay in its temp directory, which nothing reads.
+    // stored stay in its temp directory, which nothing reads. An upload already completed or
+    // aborted is 404 NoSuchUpload to an abort too, as on S3.
     const uploadIdParam = q.get('uploadId') ?? '';
+    if (isAbort && (this.aborted.has(uploadIdParam) || this.completed.has(uploadIdParam))) {
+      req.resume();
+      fail(404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.');
+      return;
+    }
     if (isAbort) {
       this.aborted.add(uploadIdParam);
       this.parts.delete(uploadIdParam);
@@ -414,6 +422,7 @@ export class S3Gate {
             }
             if (status === 200 && isComplete && !Buffer.concat(chunks).toString('utf8').includes('<Error>')) {
               this.parts.delete(q.get('uploadId') ?? '');
+              this.completed.add(q.get('uploadId') ?? '');
             }
             if (isComplete && !internal) this.opts.stats.s3.completeSeconds += (performance.now() - startedAt) / 1000;
             if (isAbort && status < 300) this.parts.delete(q.get('uploadId') ?? '');

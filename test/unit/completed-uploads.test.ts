@@ -1,0 +1,137 @@
+/**
+ * Objects S3 completed but nothing refers to yet (src/fs/orphans.ts): an upload's record is
+ * marked `completed` once S3 completes it and removed only when the object has a file handle or
+ * a journal entry names it, so a mount killed in between leaves a record, and the next mount's
+ * sweep deletes that object instead of leaving it billed and unnamed (session 17's finding).
+ * Sweep rules over hand-made records; the write-ahead order through the real wiring
+ * (fs-wiring.ts: filesystem, Publisher, Spool over the in-memory Synapse and S3).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Spool, type UploadRecord } from '../../src/fs/spool.js';
+import { abortOrphanedUploads } from '../../src/fs/orphans.js';
+import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
+import { withReal, type Real } from './fs-wiring.js';
+
+const MiB = 1024 * 1024;
+/** Above pid_max: never a live process. */
+const DEAD_PID = 2 ** 22 + 5;
+
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+test('the sweep deletes the objects of completed orphaned uploads, aborts open ones, and leaves journaled objects alone', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'completed-'));
+  try {
+    const spool = new Spool(dir);
+    await spool.init();
+    const store = new MemoryObjectStore();
+    const rec = (uploadId: string, key: string, extra: Partial<UploadRecord> = {}): UploadRecord => ({
+      uploadId, bucket: 'b', key, storageLocationId: 7, parentId: 'syn1', startedAt: '', pid: DEAD_PID, ...extra,
+    });
+    const completeOne = async (key: string): Promise<string> => {
+      const loc = { bucket: 'b', key };
+      const id = await store.createMultipartUpload(loc);
+      const etag = await store.uploadPart(loc, id, 1, pattern(1000, key.length));
+      await store.completeMultipartUpload(loc, id, [{ partNumber: 1, etag }]);
+      return id;
+    };
+    // Marked completed by the dead mount: S3 has the object, no file handle names it.
+    await spool.recordUpload(rec(await completeOne('k/marked'), 'k/marked', { completed: true }));
+    // Killed between S3's answer and the mark: the upload is gone (NoSuchUpload), its object not.
+    await spool.recordUpload(rec(await completeOne('k/unmarked'), 'k/unmarked'));
+    // Still open: aborted, as before.
+    const open = await store.createMultipartUpload({ bucket: 'b', key: 'k/open' });
+    await store.uploadPart({ bucket: 'b', key: 'k/open' }, open, 1, pattern(10, 1));
+    await spool.recordUpload(rec(open, 'k/open'));
+    // Aborted elsewhere (a bucket lifecycle rule): no upload, no object; the record just goes.
+    await spool.recordUpload(rec('gone-upload', 'k/gone'));
+    // Completed by `recover`, journaled as an object, killed before it removed the record: the
+    // journal's object is the file's only copy and must stay.
+    const journaledId = await completeOne('k/journaled');
+    await spool.recordUpload(rec(journaledId, 'k/journaled'));
+    await spool.writeJournal({
+      id: 'j1', spoolFile: path.join(dir, 'files', 'none'), parentId: 'syn1', name: 'f.bin', size: 1000, md5: 'x'.repeat(32),
+      inSpool: false, createdAt: new Date().toISOString(), error: 'Synapse said 503',
+      s3Object: { bucket: 'b', key: 'k/journaled', storageLocationId: 7 },
+    });
+
+    const handled = await abortOrphanedUploads(spool, () => store);
+    assert.equal(handled, 3, 'two objects deleted, one upload aborted');
+    assert.deepEqual([...store.objects.keys()], ['b/k/journaled'], 'only the journaled object is left');
+    assert.equal(store.uploads.size, 0);
+    assert.deepEqual((await spool.listUploads()).map((r) => r.key), ['k/journaled'], 'its record stays for recover');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** Run `during` inside the mount's next createExternalS3FileHandle (a kill there leaves what it sees). */
+function atRegistration(r: Real, during: () => Promise<void>): void {
+  const original = r.faults.createExternalS3FileHandle.bind(r.faults);
+  r.faults.createExternalS3FileHandle = async (req) => {
+    await during();
+    return original(req);
+  };
+}
+
+async function writeFile(r: Real, p: string, data: Buffer, chunk = 256 * 1024, order: 'seq' | 'reverse' = 'seq'): Promise<void> {
+  const fd = await r.fs.create(p, 0o644);
+  try {
+    const offsets: number[] = [];
+    for (let off = 0; off < data.length; off += chunk) offsets.push(off);
+    if (order === 'reverse') offsets.reverse();
+    for (const off of offsets) await r.fs.write(fd, data.subarray(off, off + chunk), off);
+    await r.fs.flush(fd);
+  } finally {
+    await r.fs.release(fd);
+  }
+}
+
+for (const order of ['seq', 'reverse'] as const) {
+  const how = order === 'seq' ? 'a streamed file' : 'a spooled file (written backwards)';
+  test(`${how}: while its object is registered, a completed record names it; once registered, none`, async () => {
+    await withReal(async (r) => {
+      const data = pattern(12 * MiB + 5, order.length);
+      const seen: UploadRecord[][] = [];
+      atRegistration(r, async () => { seen.push(await r.spool.listUploads()); });
+      await writeFile(r, '/big.bin', data, 256 * 1024, order);
+      assert.equal(seen.length, 1, 'one registration');
+      const [record] = seen[0]!;
+      assert.equal(seen[0]!.length, 1);
+      assert.equal(record!.completed, true, 'marked completed before the file handle is asked for');
+      assert.ok(r.store.objects.has(`${record!.bucket}/${record!.key}`), 'the record names the complete object');
+      assert.deepEqual(await r.spool.listUploads(), [], 'no record once the object has a file handle');
+      assert.equal(r.store.objects.get(`${record!.bucket}/${record!.key}`)!.data.equals(data), true, 'the published object is intact');
+    });
+  });
+}
+
+test('a streamed file whose registration fails: the journal names the object and no record is left for a sweep to delete it', async () => {
+  await withReal(async (r) => {
+    const data = pattern(12 * MiB + 5, 9);
+    r.faults.failNext('createExternalS3FileHandle', 1, 503);
+    await assert.rejects(writeFile(r, '/s.bin', data), /recover|503/);
+    const [entry] = await r.spool.listJournal();
+    assert.ok(entry?.s3Object, 'journaled as an S3 object');
+    assert.deepEqual(await r.spool.listUploads(), []);
+    assert.ok(r.store.objects.get(`${entry.s3Object.bucket}/${entry.s3Object.key}`)!.data.equals(data));
+  });
+});
+
+test('a spooled file whose registration fails: its just-uploaded object is deleted at once (the retry uploads again), nothing recorded', async () => {
+  await withReal(async (r) => {
+    const before = new Set(r.store.objects.keys());
+    r.faults.failNext('createExternalS3FileHandle', 1, 503);
+    await assert.rejects(writeFile(r, '/p.bin', pattern(12 * MiB + 5, 4), 256 * 1024, 'reverse'));
+    assert.deepEqual([...r.store.objects.keys()].filter((k) => !before.has(k)), [], 'no unreferenced object in S3');
+    assert.deepEqual(await r.spool.listUploads(), []);
+    assert.equal((await r.spool.listJournal()).length, 1, 'the bytes wait in the spool for recover');
+  });
+});

@@ -6,7 +6,8 @@
  * record whose process is gone is an orphan: nothing references it, so its parts are aborted, or
  * its object deleted (S3 would otherwise bill for either forever). An upload S3 no longer knows
  * (NoSuchUpload) was completed before the record said so, or aborted: its object, if there is
- * one, is deleted too. s3rver and S3 with STS credentials have no usable
+ * one, is deleted too. A file sent with one PutObject is recorded the same way (id
+ * SINGLE_PUT_PREFIX…), with no upload to abort. s3rver and S3 with STS credentials have no usable
  * ListMultipartUploads, which is why the records exist.
  *
  * INVARIANT: a record is removed before any entity can refer to its object (write-handle.ts
@@ -16,6 +17,7 @@
  */
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../s3/object-store.js';
+import { SINGLE_PUT_PREFIX } from '../s3/multipart-upload.js';
 import { spoolOwner, type Spool, type UploadRecord } from './spool.js';
 import { processAlive } from '../process-alive.js';
 
@@ -37,6 +39,13 @@ export async function orphanedUploads(spool: Spool, selfIsLive: boolean): Promis
     // aborting a live upload would lose that writer's file (review).
     && (rec.owner === undefined || rec.owner === spoolOwner())
     && (rec.pid === process.pid ? !selfIsLive : !processAlive(rec.pid)));
+}
+
+async function objectExists(store: ObjectStore, loc: { bucket: string; key: string }): Promise<boolean> {
+  return store.head(loc).then(() => true, (err: unknown) => {
+    if ((err as { status?: number }).status === 404) return false;
+    throw err;
+  });
 }
 
 export async function abortOrphanedUploads(
@@ -61,7 +70,10 @@ async function abortOnce(
     const loc = { bucket: rec.bucket, key: rec.key };
     try {
       let completedOnS3 = rec.completed === true;
-      if (!completedOnS3) {
+      if (!completedOnS3 && rec.uploadId.startsWith(SINGLE_PUT_PREFIX)) {
+        // A PutObject in flight when the process died: no upload to abort; its object, if S3 kept it.
+        completedOnS3 = await objectExists(store, loc);
+      } else if (!completedOnS3) {
         try {
           await store.abortMultipartUpload(loc, rec.uploadId);
           aborted++;
@@ -69,10 +81,7 @@ async function abortOnce(
         } catch (err) {
           if ((err as { code?: string }).code !== 'NoSuchUpload') throw err;
           // Completed before the record could say so — or aborted: then there is no object.
-          completedOnS3 = await store.head(loc).then(() => true, (herr: unknown) => {
-            if ((herr as { status?: number }).status === 404) return false;
-            throw herr;
-          });
+          completedOnS3 = await objectExists(store, loc);
         }
       }
       if (completedOnS3) {

@@ -21,7 +21,8 @@ import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
 import { CONCRETE, type Entity, type UploadDestination } from '../synapse/types.js';
-import type { ObjectStore } from '../s3/object-store.js';
+import type { ObjectStore, S3Location } from '../s3/object-store.js';
+import { SINGLE_PUT_PREFIX } from '../s3/multipart-upload.js';
 import { s3Stats } from '../s3/s3-stats.js';
 import { FsError } from './errors.js';
 import type { Spool } from './spool.js';
@@ -192,13 +193,26 @@ export class Publisher {
     const loc = { bucket: t.bucket, key };
     const contentType = guessContentType(name);
     const partSize = partSizeFor(src.size, this.opts.partSize);
+    const uploads = this.opts.uploads;
     if (src.size <= partSize) {
       const body = src.size === 0 ? Buffer.alloc(0) : await readPart(src.file, 0, src.size);
-      await store.putObject(loc, body, { contentMd5Base64: Buffer.from(src.md5, 'hex').toString('base64'), contentType });
+      // Recorded as a multipart upload is: a crash before the file handle would leave it unnamed.
+      const record = {
+        uploadId: `${SINGLE_PUT_PREFIX}${randomUUID()}`, bucket: t.bucket, key, storageLocationId: t.locationId, parentId,
+        startedAt: new Date().toISOString(), pid: process.pid,
+      };
+      await uploads?.recordUpload(record).catch(() => undefined);
+      try {
+        await store.putObject(loc, body, { contentMd5Base64: Buffer.from(src.md5, 'hex').toString('base64'), contentType });
+      } catch (err) {
+        // S3 may have stored it and lost the answer; the publish fails and a retry uploads anew.
+        await store.deleteObject(loc).then(() => uploads?.removeUpload(record.uploadId), () => undefined).catch(() => undefined);
+        throw err;
+      }
       src.onProgress?.(body.length);
+      return this.registerRecorded(store, loc, record.uploadId, src, name, t.locationId);
     } else {
       const uploadId = await store.createMultipartUpload(loc, { contentType });
-      const uploads = this.opts.uploads;
       const record = {
         uploadId, bucket: t.bucket, key, storageLocationId: t.locationId, parentId, startedAt: new Date().toISOString(), pid: process.pid,
       };
@@ -226,19 +240,24 @@ export class Publisher {
       } finally {
         if (!completed) await uploads?.removeUpload(uploadId).catch(() => undefined);
       }
-      let fileHandleId: string;
-      try {
-        fileHandleId = await this.registerExternal(t.bucket, key, t.locationId, src.size, src.md5, name);
-      } catch (err) {
-        // The publish fails and a retry uploads again: this object would be nobody's. If it
-        // cannot be deleted now, the record stays for the next mount's sweep.
-        await store.deleteObject(loc).then(() => uploads?.removeUpload(uploadId), () => undefined).catch(() => undefined);
-        throw err;
-      }
-      await uploads?.removeUpload(uploadId).catch(() => undefined);
-      return fileHandleId;
+      return this.registerRecorded(store, loc, uploadId, src, name, t.locationId);
     }
-    return this.registerExternal(t.bucket, key, t.locationId, src.size, src.md5, name);
+  }
+
+  /** Register an object uploadSts sent, then forget its upload record (orphans.ts). */
+  private async registerRecorded(store: ObjectStore, loc: S3Location, recordId: string, src: PublishSource, name: string, locationId: number): Promise<string> {
+    const uploads = this.opts.uploads;
+    let fileHandleId: string;
+    try {
+      fileHandleId = await this.registerExternal(loc.bucket, loc.key, locationId, src.size, src.md5, name);
+    } catch (err) {
+      // The publish fails and a retry uploads again: this object would be nobody's. If it
+      // cannot be deleted now, the record stays for the next mount's sweep.
+      await store.deleteObject(loc).then(() => uploads?.removeUpload(recordId), () => undefined).catch(() => undefined);
+      throw err;
+    }
+    await uploads?.removeUpload(recordId).catch(() => undefined);
+    return fileHandleId;
   }
 
   private async uploadMultipartApi(src: PublishSource, name: string, locationId: number): Promise<string> {

@@ -25,8 +25,15 @@
  * buffer — and a long write reuses the same few part buffers instead of writing fresh memory for
  * every part (the main cost of a write on VMs, bench/README.md).
  */
+import { randomUUID } from 'node:crypto';
 import type { CompletedPart, ObjectStore, S3Location } from './object-store.js';
 import { OffThreadMd5 } from './offthread-hash.js';
+
+/**
+ * The id `onStarted`/`onCompleted`/`onFinished` get for a file sent with one PutObject: no
+ * multipart upload exists, but its object needs the same record until it is referenced.
+ */
+export const SINGLE_PUT_PREFIX = 'put:';
 
 /** Read-back chunk of spill(): one ranged GET each. */
 const SPILL_CHUNK = 8 * 1024 * 1024;
@@ -159,6 +166,7 @@ export interface StreamingUploadOptions {
   maxParts?: number;
   contentType?: string;
   partBuffers?: PartBuffers;
+  /** A multipart upload started — or a single PutObject is about to (id SINGLE_PUT_PREFIX…). */
   onStarted?: (uploadId: string) => Promise<void> | void;
   onFinished?: (uploadId: string) => Promise<void> | void;
   /**
@@ -410,16 +418,24 @@ export class StreamingUpload {
     try {
       if (this.failure) throw this.failure;
       if (!this.uploadId) {
-        // Never filled a part: one PutObject.
+        // Never filled a part: one PutObject, recorded like a multipart upload (`onCompleted`).
         const body = this.filling ? this.filling.subarray(0, this.fillingBytes) : Buffer.alloc(0);
+        const putId = this.opts.onCompleted ? `${SINGLE_PUT_PREFIX}${randomUUID()}` : undefined;
+        // Best effort: a record that cannot be written must not fail a small file's close.
+        if (putId) await Promise.resolve(this.opts.onStarted?.(putId)).catch(() => undefined);
         try {
           await this.store.putObject(this.loc, body, { contentMd5Base64, ...(this.opts.contentType ? { contentType: this.opts.contentType } : {}) });
         } catch (err) {
+          // S3 may have stored it and lost the answer: nothing will name that object.
+          if (putId) {
+            await this.store.deleteObject(this.loc).then(() => this.opts.onFinished?.(putId), () => undefined);
+          }
           const keep = this.opts.keepFailedParts;
           if (!keep || !contentMd5Base64) throw err;
           await keep.save(body, 0);
           throw new KeptWhole(err);
         }
+        if (putId) await this.opts.onCompleted?.(putId);
         this.uploaded += body.length;
         await this.dropFilling();
       } else {

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Spool, type UploadRecord } from '../../src/fs/spool.js';
 import { abortOrphanedUploads } from '../../src/fs/orphans.js';
 import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
+import { SINGLE_PUT_PREFIX } from '../../src/s3/multipart-upload.js';
 import { withReal, type Real } from './fs-wiring.js';
 
 const MiB = 1024 * 1024;
@@ -62,8 +63,15 @@ test('the sweep deletes the objects of completed orphaned uploads, aborts open o
       s3Object: { bucket: 'b', key: 'k/journaled', storageLocationId: 7 },
     });
 
+    // A single PutObject (a file under one part): stored before the kill, or not.
+    await store.putObject({ bucket: 'b', key: 'k/put' }, pattern(100, 3));
+    await spool.recordUpload(rec(`${SINGLE_PUT_PREFIX}1`, 'k/put'));
+    await spool.recordUpload(rec(`${SINGLE_PUT_PREFIX}2`, 'k/put-never-stored'));
+    const abortsBefore = store.calls['abortMultipartUpload'] ?? 0;
+
     const handled = await abortOrphanedUploads(spool, () => store);
-    assert.equal(handled, 3, 'two objects deleted, one upload aborted');
+    assert.equal(handled, 4, 'three objects deleted, one upload aborted');
+    assert.equal((store.calls['abortMultipartUpload'] ?? 0) - abortsBefore, 3, 'no abort for a PutObject record');
     assert.deepEqual([...store.objects.keys()], ['b/k/journaled'], 'only the journaled object is left');
     assert.equal(store.uploads.size, 0);
     assert.deepEqual((await spool.listUploads()).map((r) => r.key), ['k/journaled'], 'its record stays for recover');
@@ -94,18 +102,19 @@ async function writeFile(r: Real, p: string, data: Buffer, chunk = 256 * 1024, o
   }
 }
 
-for (const order of ['seq', 'reverse'] as const) {
-  const how = order === 'seq' ? 'a streamed file' : 'a spooled file (written backwards)';
-  test(`${how}: while its object is registered, a completed record names it; once registered, none`, async () => {
+for (const [order, size] of [['seq', 12 * MiB + 5], ['reverse', 12 * MiB + 5], ['seq', 100_000], ['reverse', 100_000]] as const) {
+  const how = `${order === 'seq' ? 'a streamed file' : 'a spooled file (written backwards)'} of ${size > MiB ? 'several parts' : 'one PutObject'}`;
+  test(`${how}: while its object is registered, a record names it; once registered, none`, async () => {
     await withReal(async (r) => {
-      const data = pattern(12 * MiB + 5, order.length);
+      const data = pattern(size, order.length);
       const seen: UploadRecord[][] = [];
       atRegistration(r, async () => { seen.push(await r.spool.listUploads()); });
       await writeFile(r, '/big.bin', data, 256 * 1024, order);
       assert.equal(seen.length, 1, 'one registration');
       const [record] = seen[0]!;
       assert.equal(seen[0]!.length, 1);
-      assert.equal(record!.completed, true, 'marked completed before the file handle is asked for');
+      if (size > MiB || order === 'seq') assert.equal(record!.completed, true, 'marked completed before the file handle is asked for');
+      else assert.ok(record!.uploadId.startsWith(SINGLE_PUT_PREFIX), 'a PutObject record (the sweep HEADs its key)');
       assert.ok(r.store.objects.has(`${record!.bucket}/${record!.key}`), 'the record names the complete object');
       assert.deepEqual(await r.spool.listUploads(), [], 'no record once the object has a file handle');
       assert.equal(r.store.objects.get(`${record!.bucket}/${record!.key}`)!.data.equals(data), true, 'the published object is intact');
@@ -125,11 +134,11 @@ test('a streamed file whose registration fails: the journal names the object and
   });
 });
 
-test('a spooled file whose registration fails: its just-uploaded object is deleted at once (the retry uploads again), nothing recorded', async () => {
+for (const size of [12 * MiB + 5, 100_000]) test(`a spooled file (${size > MiB ? 'multipart' : 'one PutObject'}) whose registration fails: its just-uploaded object is deleted at once (the retry uploads again), nothing recorded`, async () => {
   await withReal(async (r) => {
     const before = new Set(r.store.objects.keys());
     r.faults.failNext('createExternalS3FileHandle', 1, 503);
-    await assert.rejects(writeFile(r, '/p.bin', pattern(12 * MiB + 5, 4), 256 * 1024, 'reverse'));
+    await assert.rejects(writeFile(r, '/p.bin', pattern(size, 4), 16 * 1024, 'reverse'));
     assert.deepEqual([...r.store.objects.keys()].filter((k) => !before.has(k)), [], 'no unreferenced object in S3');
     assert.deepEqual(await r.spool.listUploads(), []);
     assert.equal((await r.spool.listJournal()).length, 1, 'the bytes wait in the spool for recover');

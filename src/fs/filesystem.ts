@@ -705,21 +705,22 @@ export class SynapseFilesystem {
       ...(w.partBuffers ? { partBuffers: w.partBuffers } : {}),
       keepFailedParts: keep,
       onPartKept: (partNumber, err) => this.opts.logger?.warn({ err, name, partNumber }, 'S3 refused a part after retries; kept in the spool to send again at close'),
-      onStarted: (uploadId) => w.spool.recordUpload({ uploadId, ...record }),
+      onStarted: (uploadId) => {
+        recordId = uploadId;
+        return w.spool.recordUpload({ uploadId, ...record });
+      },
       onFinished: (uploadId) => w.spool.removeUpload(uploadId),
       // Until `referenced`, a crash would leave a complete object no one names: the record says so.
-      onCompleted: async (uploadId) => {
-        completedId = uploadId;
-        await w.spool.recordUpload({ uploadId, ...record, completed: true }).catch((err: unknown) =>
-          this.opts.logger?.warn({ err, name }, 'could not record a completed upload; a crash before it is registered would leave its object in S3'));
-      },
+      onCompleting: (uploadId) => w.spool.recordUpload({ uploadId, ...record, completing: true }).catch((err: unknown) =>
+        this.opts.logger?.warn({ err, name }, 'could not mark an upload as completing; a crash before it is registered would leave its object in S3')),
     });
-    let completedId: string | undefined;
+    let recordId: string | undefined;
     return {
       upload, parentId, object: { bucket: t.bucket, key: t.key, storageLocationId: t.locationId },
       register: (size, md5, finalName) => w.publisher.registerExternal(t.bucket, t.key, t.locationId, size, md5, finalName),
+      // Throws if the record stays: the caller must then not let an entity refer to the object.
       referenced: async () => {
-        if (completedId !== undefined) await w.spool.removeUpload(completedId).catch(() => undefined);
+        if (recordId !== undefined) await w.spool.removeUpload(recordId);
       },
     };
   }

@@ -1,24 +1,28 @@
 /**
- * Abort S3 multipart uploads that a crashed mount left behind (issue #4 §3), and delete the
- * objects of those S3 had completed. Uploads are recorded in `<spool>/uploads/` when they start;
- * the record is marked `completed` when S3 completes the upload and removed once the object is
- * referenced (a file handle, or a journal entry naming it), or when the upload is aborted. A
- * record whose process is gone is an orphan: nothing references it, so its parts are aborted, or
- * its object deleted (S3 would otherwise bill for either forever). An upload S3 no longer knows
- * (NoSuchUpload) was completed before the record said so, or aborted: its object, if there is
- * one, is deleted too. A file sent with one PutObject is recorded the same way (id
- * SINGLE_PUT_PREFIX…), with no upload to abort. s3rver and S3 with STS credentials have no usable
- * ListMultipartUploads, which is why the records exist.
+ * Abort S3 uploads that a crashed mount left behind (issue #4 §3), and delete the objects of
+ * those S3 may have completed. Uploads are recorded in `<spool>/uploads/` when they start
+ * (spool.ts UploadRecord); the record is marked `completing` just before CompleteMultipartUpload
+ * is sent, and removed once the object is referenced (a file handle, or a journal entry naming
+ * it) or the upload is aborted. A file sent with one PutObject is recorded before the PUT (id
+ * SINGLE_PUT_PREFIX…). A record whose process is gone is an orphan: nothing references its
+ * upload, so its parts are aborted — and if it was `completing` or a PutObject, its object, if
+ * S3 has it, is deleted (S3 would otherwise bill for either forever). An unmarked record whose
+ * upload S3 no longer knows (NoSuchUpload) just goes: older releases left such records after
+ * publishing, so its object may be a published file's. s3rver and S3 with STS credentials have
+ * no usable ListMultipartUploads, which is why the records exist.
  *
- * INVARIANT: a record is removed before any entity can refer to its object (write-handle.ts
- * completeStream, publisher.ts uploadSts), and a journal entry naming its upload or its object
- * keeps the sweep away — so deleting the object of an orphaned record never touches a file in
- * Synapse.
+ * INVARIANT: a record is removed before any entity can refer to its object, and a publish fails
+ * rather than go on when it cannot be removed (write-handle.ts completeStream, publisher.ts
+ * uploadSts); a journal entry naming its upload or its object keeps the sweep away, and recover
+ * removes the object's records before it publishes the entry (recover-command.ts) — so
+ * deleting the object of an orphaned record never touches a file in Synapse. Objects are
+ * deleted only for records of this boot: a power cut may bring back a record whose removal had
+ * not reached the disk (its upload is still aborted; a NoSuchUpload then just drops it).
  */
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../s3/object-store.js';
 import { SINGLE_PUT_PREFIX } from '../s3/multipart-upload.js';
-import { spoolOwner, type Spool, type UploadRecord } from './spool.js';
+import { currentBootId, recordedByThisProcess, spoolOwner, type Spool, type UploadRecord } from './spool.js';
 import { processAlive } from '../process-alive.js';
 
 /**
@@ -38,7 +42,9 @@ export async function orphanedUploads(spool: Spool, selfIsLive: boolean): Promis
     // Another host's or container's (a spool on a shared disk): its pid says nothing here, and
     // aborting a live upload would lose that writer's file (review).
     && (rec.owner === undefined || rec.owner === spoolOwner())
-    && (rec.pid === process.pid ? !selfIsLive : !processAlive(rec.pid)));
+    // This process's own records are live — at the sweep at start too (review: a write that
+    // raced the first listing); a predecessor's with the same pid are not.
+    && (rec.pid === process.pid ? !selfIsLive && !recordedByThisProcess(rec) : !processAlive(rec.pid)));
 }
 
 async function objectExists(store: ObjectStore, loc: { bucket: string; key: string }): Promise<boolean> {
@@ -68,23 +74,26 @@ async function abortOnce(
   for (const rec of await orphanedUploads(spool, selfIsLive)) {
     const store = storeFor(rec.storageLocationId, rec.parentId);
     const loc = { bucket: rec.bucket, key: rec.key };
+    // Its object may exist and nothing names it — deletable only if the record is this boot's.
+    const mayHoldObject = (rec.completing === true || rec.uploadId.startsWith(SINGLE_PUT_PREFIX))
+      && rec.bootId !== undefined && rec.bootId === currentBootId();
     try {
-      let completedOnS3 = rec.completed === true;
-      if (!completedOnS3 && rec.uploadId.startsWith(SINGLE_PUT_PREFIX)) {
+      let deleteObject = false;
+      if (rec.uploadId.startsWith(SINGLE_PUT_PREFIX)) {
         // A PutObject in flight when the process died: no upload to abort; its object, if S3 kept it.
-        completedOnS3 = await objectExists(store, loc);
-      } else if (!completedOnS3) {
+        deleteObject = mayHoldObject && await objectExists(store, loc);
+      } else {
         try {
           await store.abortMultipartUpload(loc, rec.uploadId);
           aborted++;
           log?.info({ key: rec.key, startedAt: rec.startedAt }, 'aborted an orphaned multipart upload');
         } catch (err) {
           if ((err as { code?: string }).code !== 'NoSuchUpload') throw err;
-          // Completed before the record could say so — or aborted: then there is no object.
-          completedOnS3 = await objectExists(store, loc);
+          // Completed (or aborted before): its object, if any, is ours only if it was completing.
+          deleteObject = mayHoldObject && await objectExists(store, loc);
         }
       }
-      if (completedOnS3) {
+      if (deleteObject) {
         await store.deleteObject(loc);
         aborted++;
         log?.info({ key: rec.key, startedAt: rec.startedAt }, 'deleted the object of an upload a crashed mount completed but never registered');

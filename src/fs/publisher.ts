@@ -218,7 +218,7 @@ export class Publisher {
       };
       await uploads?.recordUpload(record)
         .catch((err: unknown) => this.opts.logger?.warn({ err }, 'could not record an upload; a crash would leave it open'));
-      let completed = false;
+      let completing = false;
       try {
         const count = Math.ceil(src.size / partSize);
         const parts: Array<{ partNumber: number; etag: string }> = [];
@@ -229,16 +229,18 @@ export class Publisher {
           parts.push({ partNumber: n, etag: await store.uploadPart(loc, uploadId, n, body, md5) });
           src.onProgress?.(body.length);
         });
-        await store.completeMultipartUpload(loc, uploadId, parts);
-        completed = true;
         // Until its file handle exists, a crash would leave a complete object no one names.
-        await uploads?.recordUpload({ ...record, completed: true })
-          .catch((err: unknown) => this.opts.logger?.warn({ err }, 'could not record a completed upload; a crash before it is registered would leave its object in S3'));
+        await uploads?.recordUpload({ ...record, completing: true })
+          .catch((err: unknown) => this.opts.logger?.warn({ err }, 'could not mark an upload as completing; a crash before it is registered would leave its object in S3'));
+        completing = true;
+        await store.completeMultipartUpload(loc, uploadId, parts);
       } catch (err) {
-        await store.abortMultipartUpload(loc, uploadId).catch(() => undefined);
+        const gone = await store.abortMultipartUpload(loc, uploadId).then(() => true, async (aerr: unknown) =>
+          // Completed after all (its answer lost): nothing refers to that object.
+          (aerr as { code?: string }).code === 'NoSuchUpload' && completing && store.deleteObject(loc).then(() => true, () => false));
+        // A completion whose object may remain keeps its record, for the next mount's sweep.
+        if (gone || !completing) await uploads?.removeUpload(uploadId).catch(() => undefined);
         throw err;
-      } finally {
-        if (!completed) await uploads?.removeUpload(uploadId).catch(() => undefined);
       }
       return this.registerRecorded(store, loc, uploadId, src, name, t.locationId);
     }
@@ -256,7 +258,9 @@ export class Publisher {
       await store.deleteObject(loc).then(() => uploads?.removeUpload(recordId), () => undefined).catch(() => undefined);
       throw err;
     }
-    await uploads?.removeUpload(recordId).catch(() => undefined);
+    // Must go before any entity refers to the object; if it cannot, the publish fails (its
+    // spooled bytes are journaled and uploaded again) and the next sweep deletes this object.
+    await uploads?.removeUpload(recordId);
     return fileHandleId;
   }
 

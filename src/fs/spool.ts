@@ -11,7 +11,7 @@
  * target (parent, name, entity to version) and the bytes' md5/size; `recover` publishes it once.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, readlinkSync } from 'node:fs';
+import { createReadStream, readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -71,11 +71,14 @@ export interface JournalEntry {
 }
 
 /**
- * An S3 multipart upload in progress, recorded so one orphaned by a crash can be aborted — and,
- * once S3 completed it (`completed`), the object it made, until that object is referenced: a
- * crash before then would leave a billed object nothing names. The record goes when the object
- * gets a file handle or a journal entry names it, always before any entity can refer to it, so
- * the orphan sweep may delete the object of a record a dead process left.
+ * An S3 upload in progress, recorded so one orphaned by a crash can be aborted — and, from the
+ * moment its completion is asked for (`completing`; a single PutObject's record is that from
+ * the start), the object it makes, until that object is referenced: a crash before then would
+ * leave a billed object nothing names. The record goes when the object gets a file handle or a
+ * journal entry names it, always before any entity can refer to it (a record that cannot be
+ * removed fails the publish), so the orphan sweep may delete the object of a record a dead
+ * process left — in the same boot only: a power cut can bring back a record whose removal had
+ * not reached the disk (`bootId`).
  */
 export interface UploadRecord {
   uploadId: string;
@@ -88,8 +91,10 @@ export interface UploadRecord {
   pid: number;
   /** The host and pid namespace of `pid` (OWNER_TAG; set by recordUpload): another's pids mean nothing here. */
   owner?: string;
-  /** S3 completed the upload: the object exists, and no file handle or journal entry names it yet. */
-  completed?: boolean;
+  /** CompleteMultipartUpload was (or is being) sent: S3 may hold the object, which nothing names yet. */
+  completing?: boolean;
+  /** The boot the record was written in (set by recordUpload). */
+  bootId?: string;
 }
 
 /** Who is publishing (JournalEntry.publishing): the process, and when it started (pids are reused). */
@@ -120,6 +125,25 @@ const OWNER_TAG = ((): string => {
 /** This host and pid namespace, as spool files and upload records name them. */
 export function spoolOwner(): string {
   return OWNER_TAG;
+}
+
+/** This boot of the host ('' where Linux does not say). */
+const BOOT_ID = ((): string => {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+})();
+
+/** Upload records written since the host last booted carry this (UploadRecord.bootId). */
+export function currentBootId(): string {
+  return BOOT_ID;
+}
+
+/** Was `rec` written by this very process (not by a predecessor that had its pid)? */
+export function recordedByThisProcess(rec: { pid: number; startedAt: string }): boolean {
+  return rec.pid === process.pid && Date.parse(rec.startedAt) >= PROCESS_START - 1;
 }
 
 export function publishingNow(): PublishingProcess {
@@ -162,18 +186,29 @@ export class Spool {
     return path.join(this.uploadsDir, `${createHash('sha1').update(uploadId).digest('hex')}.json`);
   }
 
+  /** Written beside and renamed into place: a record is rewritten (`completing`), and a torn one would be skipped for good. */
   async recordUpload(rec: UploadRecord): Promise<void> {
-    await writeFile(this.uploadFile(rec.uploadId), JSON.stringify({ ...rec, owner: OWNER_TAG }), { mode: 0o600 });
+    const file = this.uploadFile(rec.uploadId);
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify({ ...rec, owner: OWNER_TAG, bootId: BOOT_ID }), { mode: 0o600 });
+    await rename(tmp, file);
   }
 
   async removeUpload(uploadId: string): Promise<void> {
     await rm(this.uploadFile(uploadId), { force: true });
   }
 
+  /** Remove every record of uploads into this object (before a file that refers to it is published). */
+  async removeUploadsOf(object: { bucket: string; key: string }): Promise<void> {
+    for (const rec of await this.listUploads()) {
+      if (rec.bucket === object.bucket && rec.key === object.key) await this.removeUpload(rec.uploadId);
+    }
+  }
+
   async listUploads(): Promise<UploadRecord[]> {
     const names = await readdir(this.uploadsDir).catch(() => [] as string[]);
     const out: UploadRecord[] = [];
-    for (const n of names) {
+    for (const n of names.filter((x) => x.endsWith('.json'))) {
       try {
         out.push(JSON.parse(await readFile(path.join(this.uploadsDir, n), 'utf8')) as UploadRecord);
       } catch { /* ignore a torn record */ }

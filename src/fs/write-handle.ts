@@ -87,7 +87,8 @@ export interface StreamTarget {
   register: (size: number, md5: string, name: string) => Promise<string>;
   /**
    * The completed object is referenced now (registered, or named by a journal entry): its
-   * upload record goes, so no orphan sweep deletes it. Called before any entity can refer to it.
+   * upload record goes, so no orphan sweep deletes it. Called before any entity can refer to
+   * it; throws if the record could not be removed.
    */
   referenced?: () => Promise<void>;
 }
@@ -654,10 +655,19 @@ export class ActiveFile {
       this.broken = err;
       const reported = await this.journal(err, size, md5, { s3Object: s.object });
       // Named by the journal — or, if that could not be written, in S3 only: never the sweep's.
-      await s.referenced?.();
+      // A record that stays is harmless while the entry names its object (recover removes it).
+      await s.referenced?.().catch(() => undefined);
       throw reported;
     }
-    await s.referenced?.();
+    try {
+      await s.referenced?.();
+    } catch (err) {
+      // Left in place, the record would let a later sweep delete the object of the published
+      // file (review). The journal entry names the object, which keeps sweeps away, and recover
+      // removes the record before it publishes.
+      this.broken = err;
+      throw await this.journal(err, size, md5, { fileHandleId, s3Object: s.object });
+    }
     return fileHandleId;
   }
 

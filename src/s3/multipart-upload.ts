@@ -8,9 +8,9 @@
  * The multipart upload is created lazily when the first part is full; a file that never fills
  * one part is sent with a single PutObject at `complete()`. Any failure aborts the upload on S3
  * (`abort()`), so no orphan parts stay billable; `onStarted`/`onFinished` let the caller journal
- * the upload id so an upload orphaned by a crash can be aborted later, and `onCompleted` lets it
- * record that S3 now holds an object nothing refers to yet (a crash before the caller registers
- * it would otherwise leave a billed object no sweep can find).
+ * the upload id so an upload orphaned by a crash can be aborted later, and `onCompleting` lets it
+ * record that S3 may now hold an object nothing refers to yet (a crash before the caller
+ * registers it would otherwise leave a billed object no sweep can find).
  *
  * The upload also keeps the MD5 of everything appended (Synapse's file handles carry the whole
  * file's MD5), so a streamed file needs no second pass over its bytes; the hashing runs on a
@@ -30,7 +30,7 @@ import type { CompletedPart, ObjectStore, S3Location } from './object-store.js';
 import { OffThreadMd5 } from './offthread-hash.js';
 
 /**
- * The id `onStarted`/`onCompleted`/`onFinished` get for a file sent with one PutObject: no
+ * The id `onStarted`/`onFinished` get for a file sent with one PutObject: no
  * multipart upload exists, but its object needs the same record until it is referenced.
  */
 export const SINGLE_PUT_PREFIX = 'put:';
@@ -170,12 +170,14 @@ export interface StreamingUploadOptions {
   onStarted?: (uploadId: string) => Promise<void> | void;
   onFinished?: (uploadId: string) => Promise<void> | void;
   /**
-   * S3 completed the multipart upload: the object exists and nothing refers to it yet. Given,
-   * it is called instead of `onFinished`, and the caller ends the record once the object is
-   * referenced (registered, journaled) — or spill() calls `onFinished` once it deleted its
-   * read-back object. Must not throw: the object is complete either way.
+   * CompleteMultipartUpload is about to be sent: from now S3 may hold the object, and nothing
+   * refers to it yet. Given, the record is the caller's to end once the object is referenced
+   * (registered, journaled): `onFinished` follows only an upload that ends without an object
+   * (aborted, or spill() deleted its read-back object). A single PutObject is then recorded
+   * too (`onStarted` with a SINGLE_PUT_PREFIX id, before the PUT). Best effort: a throw is
+   * ignored (the completion goes on; a crash would then leave the object unnamed, as before).
    */
-  onCompleted?: (uploadId: string) => Promise<void> | void;
+  onCompleting?: (uploadId: string) => Promise<void> | void;
   /**
    * Keep a part that fails for good (after the store's retries) here and send it again at
    * complete(); complete() then throws PartsMissing rather than losing it. Without this, such a
@@ -198,6 +200,8 @@ export class StreamingUpload {
   private finished = false;
   /** Completed on S3, or aborted: nothing more to do (abort() is then a no-op). */
   private settledOnS3 = false;
+  /** CompleteMultipartUpload was sent: S3 may have completed it even if the answer was lost. */
+  private completionSent = false;
   /** Parts refused for good and kept by `keepFailedParts`, to send again at complete(). */
   private readonly missing: MissingPart[] = [];
   /** Kept-part writes in progress (keepFailedPartsSettled waits for them). */
@@ -418,24 +422,23 @@ export class StreamingUpload {
     try {
       if (this.failure) throw this.failure;
       if (!this.uploadId) {
-        // Never filled a part: one PutObject, recorded like a multipart upload (`onCompleted`).
+        // Never filled a part: one PutObject, recorded like a multipart upload (`onCompleting`).
         const body = this.filling ? this.filling.subarray(0, this.fillingBytes) : Buffer.alloc(0);
-        const putId = this.opts.onCompleted ? `${SINGLE_PUT_PREFIX}${randomUUID()}` : undefined;
+        const putId = this.opts.onCompleting ? `${SINGLE_PUT_PREFIX}${randomUUID()}` : undefined;
         // Best effort: a record that cannot be written must not fail a small file's close.
-        if (putId) await Promise.resolve(this.opts.onStarted?.(putId)).catch(() => undefined);
+        if (putId) await Promise.resolve().then(() => this.opts.onStarted?.(putId)).catch(() => undefined);
         try {
           await this.store.putObject(this.loc, body, { contentMd5Base64, ...(this.opts.contentType ? { contentType: this.opts.contentType } : {}) });
         } catch (err) {
           // S3 may have stored it and lost the answer: nothing will name that object.
           if (putId) {
-            await this.store.deleteObject(this.loc).then(() => this.opts.onFinished?.(putId), () => undefined);
+            await this.store.deleteObject(this.loc).then(() => this.opts.onFinished?.(putId)).catch(() => undefined);
           }
           const keep = this.opts.keepFailedParts;
           if (!keep || !contentMd5Base64) throw err;
           await keep.save(body, 0);
           throw new KeptWhole(err);
         }
-        if (putId) await this.opts.onCompleted?.(putId);
         this.uploaded += body.length;
         await this.dropFilling();
       } else {
@@ -448,6 +451,9 @@ export class StreamingUpload {
         await Promise.all(this.inflight);
         if (this.failure) throw this.failure;
         await this.resendMissing(this.uploadId);
+        const uploadId = this.uploadId;
+        if (this.opts.onCompleting) await Promise.resolve().then(() => this.opts.onCompleting?.(uploadId)).catch(() => undefined);
+        this.completionSent = true;
         try {
           await this.store.completeMultipartUpload(this.loc, this.uploadId, this.parts);
         } catch (err) {
@@ -455,8 +461,7 @@ export class StreamingUpload {
           if (!this.opts.keepFailedParts) throw err;
           throw new PartsMissing(this.uploadId, this.sortedParts(), [], err);
         }
-        if (this.opts.onCompleted) await this.opts.onCompleted(this.uploadId);
-        else await this.opts.onFinished?.(this.uploadId);
+        if (!this.opts.onCompleting) await this.opts.onFinished?.(this.uploadId);
       }
       this.end(true);
       return this.loc;
@@ -492,10 +497,15 @@ export class StreamingUpload {
     await this.complete('');
     // The completed object is only a vehicle for the read-back: it goes whatever happens, and
     // failing to delete it loses nothing (the sink has every byte) — it is logged, and with
-    // `onCompleted` its record stays for the next orphan sweep to delete it. Synapse's
+    // `onCompleting` its record stays for the next orphan sweep to delete it. Synapse's
     // read_write STS policy grants s3:DeleteObject (StsManagerImpl, Synapse-Repository-Services).
     const remove = (): Promise<void> => this.store.deleteObject(this.loc).then(
-      async () => { if (this.opts.onCompleted) await this.opts.onFinished?.(uploadId); },
+      async () => {
+        // Nothing of the file depends on the record any more (review: a failure here broke it).
+        if (this.opts.onCompleting) {
+          await Promise.resolve().then(() => this.opts.onFinished?.(uploadId)).catch((err: unknown) => log?.warn({ err }, 'could not remove the record of a read-back upload'));
+        }
+      },
       (err: unknown) => {
         log?.warn({ err, bucket: this.loc.bucket, key: this.loc.key }, 'could not delete the temporary object of a read-back; the next mount\'s orphan sweep tries again');
       });
@@ -519,8 +529,13 @@ export class StreamingUpload {
     await this.dropFilling();
     if (this.uploadId) {
       const id = this.uploadId;
-      await this.store.abortMultipartUpload(this.loc, id).catch(() => undefined);
-      await this.opts.onFinished?.(id);
+      const gone = await this.store.abortMultipartUpload(this.loc, id).then(() => true, async (err: unknown) => {
+        // Completed after all (its answer lost): nothing refers to that object — ours to delete.
+        if ((err as { code?: string }).code !== 'NoSuchUpload' || !this.completionSent) return false;
+        return this.store.deleteObject(this.loc).then(() => true, () => false);
+      });
+      // With `onCompleting`, a completion whose object could not be removed keeps its record (the sweep's).
+      if (gone || !this.completionSent || !this.opts.onCompleting) await this.opts.onFinished?.(id);
     }
   }
 }

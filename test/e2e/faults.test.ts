@@ -391,15 +391,15 @@ time.sleep(30)`;
       });
     const copy = spawn('cp', [`${scratch}/up.bin`, `${victim.dir}/sts/registered-never.bin`], { stdio: 'ignore' });
     try {
-      let record: { bucket: string; key: string; completed?: boolean } | undefined;
+      let record: { bucket: string; key: string; completing?: boolean } | undefined;
+      // Marked just before CompleteMultipartUpload is sent; then S3 has the object.
       await waitFor('a completed upload waiting for its file handle', async () => {
         for (const n of await readdir(path.join(spoolDir, 'uploads')).catch(() => [] as string[])) {
           const r = JSON.parse(await readFile(path.join(spoolDir, 'uploads', n), 'utf8').catch(() => '{}')) as typeof record;
-          if (r?.completed) record = r;
+          if (r?.completing) record = r;
         }
-        return record !== undefined;
+        return record !== undefined && await exists(record.bucket, record.key);
       }, 60_000);
-      assert.ok(await exists(record!.bucket, record!.key), 'S3 holds the completed object');
       victim.proc.kill('SIGKILL');
       copy.kill('SIGKILL');
       await waitFor('mount process gone', () => victim.proc.exitCode !== null || victim.proc.signalCode !== null, 10_000);

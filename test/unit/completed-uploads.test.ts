@@ -8,14 +8,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile as writeFileOnDisk } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Spool, type UploadRecord } from '../../src/fs/spool.js';
+import { currentBootId, Spool, type UploadRecord } from '../../src/fs/spool.js';
 import { abortOrphanedUploads } from '../../src/fs/orphans.js';
 import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
 import { SINGLE_PUT_PREFIX } from '../../src/s3/multipart-upload.js';
 import { withReal, type Real } from './fs-wiring.js';
+import { StsCredentialCache } from '../../src/synapse/sts.js';
+import { FileSources } from '../../src/fs/file-sources.js';
+import { Publisher } from '../../src/fs/publisher.js';
+import { recoverAll } from '../../src/cli/recover-command.js';
+import { MemoryBudget, StreamingUpload } from '../../src/s3/multipart-upload.js';
 
 const MiB = 1024 * 1024;
 /** Above pid_max: never a live process. */
@@ -27,7 +32,7 @@ function pattern(n: number, seed: number): Buffer {
   return b;
 }
 
-test('the sweep deletes the objects of completed orphaned uploads, aborts open ones, and leaves journaled objects alone', async () => {
+test('the sweep deletes the objects of completing and PutObject records of a dead mount, aborts open uploads, and never deletes what may be a published file\'s', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'completed-'));
   try {
     const spool = new Spool(dir);
@@ -43,38 +48,49 @@ test('the sweep deletes the objects of completed orphaned uploads, aborts open o
       await store.completeMultipartUpload(loc, id, [{ partNumber: 1, etag }]);
       return id;
     };
-    // Marked completed by the dead mount: S3 has the object, no file handle names it.
-    await spool.recordUpload(rec(await completeOne('k/marked'), 'k/marked', { completed: true }));
-    // Killed between S3's answer and the mark: the upload is gone (NoSuchUpload), its object not.
+    // Killed after asking S3 to complete, before the file handle: an object nothing names.
+    await spool.recordUpload(rec(await completeOne('k/completing'), 'k/completing', { completing: true }));
+    // Unmarked and gone from S3: older releases left such records after publishing — the
+    // object may be a published file's, so only the record goes (review).
     await spool.recordUpload(rec(await completeOne('k/unmarked'), 'k/unmarked'));
+    // Completing, but written before the host last booted: a power cut may have brought back
+    // a record whose removal never reached the disk. The object stays.
+    await spool.recordUpload(rec(await completeOne('k/other-boot'), 'k/other-boot', { completing: true }));
+    for (const n of await readdir(path.join(dir, 'uploads'))) {
+      const file = path.join(dir, 'uploads', n);
+      const r = JSON.parse(await readFile(file, 'utf8')) as UploadRecord;
+      if (r.key === 'k/other-boot') await writeFileOnDisk(file, JSON.stringify({ ...r, bootId: 'an-earlier-boot' }));
+    }
     // Still open: aborted, as before.
     const open = await store.createMultipartUpload({ bucket: 'b', key: 'k/open' });
     await store.uploadPart({ bucket: 'b', key: 'k/open' }, open, 1, pattern(10, 1));
-    await spool.recordUpload(rec(open, 'k/open'));
+    await spool.recordUpload(rec(open, 'k/open', { completing: true }));
     // Aborted elsewhere (a bucket lifecycle rule): no upload, no object; the record just goes.
-    await spool.recordUpload(rec('gone-upload', 'k/gone'));
+    await spool.recordUpload(rec('gone-upload', 'k/gone', { completing: true }));
     // Completed by `recover`, journaled as an object, killed before it removed the record: the
     // journal's object is the file's only copy and must stay.
     const journaledId = await completeOne('k/journaled');
-    await spool.recordUpload(rec(journaledId, 'k/journaled'));
+    await spool.recordUpload(rec(journaledId, 'k/journaled', { completing: true }));
     await spool.writeJournal({
       id: 'j1', spoolFile: path.join(dir, 'files', 'none'), parentId: 'syn1', name: 'f.bin', size: 1000, md5: 'x'.repeat(32),
       inSpool: false, createdAt: new Date().toISOString(), error: 'Synapse said 503',
       s3Object: { bucket: 'b', key: 'k/journaled', storageLocationId: 7 },
     });
-
     // A single PutObject (a file under one part): stored before the kill, or not.
     await store.putObject({ bucket: 'b', key: 'k/put' }, pattern(100, 3));
     await spool.recordUpload(rec(`${SINGLE_PUT_PREFIX}1`, 'k/put'));
     await spool.recordUpload(rec(`${SINGLE_PUT_PREFIX}2`, 'k/put-never-stored'));
+    // This very process's upload (the sweep at start runs beside the mount's first writes).
+    const mine = await store.createMultipartUpload({ bucket: 'b', key: 'k/mine' });
+    await spool.recordUpload(rec(mine, 'k/mine', { pid: process.pid, startedAt: new Date().toISOString() }));
     const abortsBefore = store.calls['abortMultipartUpload'] ?? 0;
 
     const handled = await abortOrphanedUploads(spool, () => store);
-    assert.equal(handled, 4, 'three objects deleted, one upload aborted');
-    assert.equal((store.calls['abortMultipartUpload'] ?? 0) - abortsBefore, 3, 'no abort for a PutObject record');
-    assert.deepEqual([...store.objects.keys()], ['b/k/journaled'], 'only the journaled object is left');
-    assert.equal(store.uploads.size, 0);
-    assert.deepEqual((await spool.listUploads()).map((r) => r.key), ['k/journaled'], 'its record stays for recover');
+    assert.equal(handled, 3, 'two objects deleted (completing, put), one upload aborted');
+    assert.equal((store.calls['abortMultipartUpload'] ?? 0) - abortsBefore, 5, 'no abort for a PutObject record, nor for this process\'s upload');
+    assert.deepEqual([...store.objects.keys()].sort(), ['b/k/journaled', 'b/k/other-boot', 'b/k/unmarked'], 'what may be a file\'s bytes stays');
+    assert.deepEqual([...store.uploads.keys()], [mine]);
+    assert.deepEqual((await spool.listUploads()).map((r) => r.key).sort(), ['k/journaled', 'k/mine'], 'the journaled object\'s record stays until recover publishes it');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -113,8 +129,9 @@ for (const [order, size] of [['seq', 12 * MiB + 5], ['reverse', 12 * MiB + 5], [
       assert.equal(seen.length, 1, 'one registration');
       const [record] = seen[0]!;
       assert.equal(seen[0]!.length, 1);
-      if (size > MiB || order === 'seq') assert.equal(record!.completed, true, 'marked completed before the file handle is asked for');
+      if (size > MiB) assert.equal(record!.completing, true, 'marked completing before the completion was asked for');
       else assert.ok(record!.uploadId.startsWith(SINGLE_PUT_PREFIX), 'a PutObject record (the sweep HEADs its key)');
+      assert.equal(record!.bootId, currentBootId());
       assert.ok(r.store.objects.has(`${record!.bucket}/${record!.key}`), 'the record names the complete object');
       assert.deepEqual(await r.spool.listUploads(), [], 'no record once the object has a file handle');
       assert.equal(r.store.objects.get(`${record!.bucket}/${record!.key}`)!.data.equals(data), true, 'the published object is intact');
@@ -143,4 +160,49 @@ for (const size of [12 * MiB + 5, 100_000]) test(`a spooled file (${size > MiB ?
     assert.deepEqual(await r.spool.listUploads(), []);
     assert.equal((await r.spool.listJournal()).length, 1, 'the bytes wait in the spool for recover');
   });
+});
+
+test('a streamed file whose upload record cannot be removed is not published (a later sweep would delete its bytes); recover removes the record, then publishes', async () => {
+  await withReal(async (r) => {
+    const data = pattern(12 * MiB + 5, 21);
+    const removeUpload = r.spool.removeUpload.bind(r.spool);
+    let failures = 0;
+    r.spool.removeUpload = async (id) => {
+      if (failures++ === 0) throw Object.assign(new Error('EIO: i/o error, unlink'), { code: 'EIO' });
+      return removeUpload(id);
+    };
+    await assert.rejects(writeFile(r, '/kept.bin', data), /EIO|i\/o error/);
+    r.spool.removeUpload = removeUpload;
+    assert.equal(await r.api.lookupChild(r.rootId, 'kept.bin'), null, 'no entity refers to the object');
+    const [entry] = await r.spool.listJournal();
+    assert.ok(entry?.fileHandleId && entry.s3Object, 'journaled with its file handle and object');
+    const [record] = await r.spool.listUploads();
+    assert.equal(record?.key, entry.s3Object.key, 'the record is still there');
+    assert.equal(await abortOrphanedUploads(r.spool, () => r.store), 0, 'the journal keeps sweeps away');
+
+    const sts = new StsCredentialCache({ fetch: (id, permission) => r.api.getStsCredentials(id, permission) });
+    const sources = new FileSources(r.api, sts, () => r.store, { useSts: true, requestTimeoutMs: 5_000 });
+    const publisher = new Publisher(r.api, (loc, id) => sources.storeFor(loc, id, 'read_write'), { userId: r.api.user.id, partSize: 5 * MiB, useSts: true, uploads: r.spool });
+    const [result] = await recoverAll(r.api, publisher, r.spool, undefined, () => r.store);
+    assert.equal(result?.outcome, 'published', result?.error);
+    assert.deepEqual(await r.spool.listUploads(), [], 'the record went before the file was published');
+    assert.ok(r.store.objects.get(`${entry.s3Object.bucket}/${entry.s3Object.key}`)!.data.equals(data), 'the published bytes are there');
+  });
+});
+
+test('spill: a read-back whose upload record cannot be removed still spills (the record is only the sweep\'s)', async () => {
+  const store = new MemoryObjectStore();
+  const finished: string[] = [];
+  const upload = new StreamingUpload(store, { bucket: 'b', key: 'k/spill' }, new MemoryBudget(64 * MiB), {
+    partSize: 5 * MiB, partsInFlight: 2,
+    onCompleting: () => undefined,
+    onFinished: (id) => { finished.push(id); throw new Error('EIO: unlink'); },
+  });
+  const data = pattern(11 * MiB, 5);
+  for (let off = 0; off < data.length; off += MiB) await upload.append(data.subarray(off, off + MiB), off);
+  const got: Buffer[] = [];
+  await upload.spill(async (chunk, offset) => { got[offset / (8 * MiB)] = Buffer.from(chunk); });
+  assert.ok(Buffer.concat(got).equals(data), 'every byte handed over');
+  assert.equal(finished.length, 1, 'the record removal was tried');
+  assert.equal(store.objects.size, 0, 'the read-back object is deleted');
 });

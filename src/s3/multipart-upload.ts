@@ -529,13 +529,14 @@ export class StreamingUpload {
     await this.dropFilling();
     if (this.uploadId) {
       const id = this.uploadId;
-      const gone = await this.store.abortMultipartUpload(this.loc, id).then(() => true, async (err: unknown) => {
+      const ended = await this.store.abortMultipartUpload(this.loc, id).then(() => true, async (err: unknown) => {
+        // S3 still has the parts (the abort failed): the record stays, for the orphan sweep.
+        if ((err as { code?: string }).code !== 'NoSuchUpload') return false;
+        if (!this.completionSent) return true;
         // Completed after all (its answer lost): nothing refers to that object — ours to delete.
-        if ((err as { code?: string }).code !== 'NoSuchUpload' || !this.completionSent) return false;
         return this.store.deleteObject(this.loc).then(() => true, () => false);
       });
-      // With `onCompleting`, a completion whose object could not be removed keeps its record (the sweep's).
-      if (gone || !this.completionSent || !this.opts.onCompleting) await this.opts.onFinished?.(id);
+      if (ended) await this.opts.onFinished?.(id);
     }
   }
 }

@@ -206,3 +206,37 @@ test('spill: a read-back whose upload record cannot be removed still spills (the
   assert.equal(finished.length, 1, 'the record removal was tried');
   assert.equal(store.objects.size, 0, 'the read-back object is deleted');
 });
+
+test('abort: an upload S3 did complete (its answer lost) has its object deleted; one whose abort failed keeps its record', async () => {
+  const store = new MemoryObjectStore();
+  const events: string[] = [];
+  const make = (key: string): StreamingUpload => new StreamingUpload(store, { bucket: 'b', key }, new MemoryBudget(64 * MiB), {
+    partSize: 5 * MiB, partsInFlight: 2,
+    onStarted: () => { events.push(`start ${key}`); },
+    onCompleting: () => { events.push(`completing ${key}`); },
+    onFinished: () => { events.push(`finish ${key}`); },
+  });
+  const data = pattern(6 * MiB, 8);
+
+  // The completion reaches S3, the answer does not (a timeout after retries).
+  const lost = make('k/lost');
+  await lost.append(data, 0);
+  const complete = store.completeMultipartUpload.bind(store);
+  store.completeMultipartUpload = async (loc, id, parts) => {
+    await complete(loc, id, parts);
+    throw Object.assign(new Error('socket hang up'), { code: 'RequestTimeout' });
+  };
+  await assert.rejects(lost.complete(''), /socket hang up/);
+  store.completeMultipartUpload = complete;
+  assert.equal(store.objects.has('b/k/lost'), false, 'the object nothing will name is deleted');
+  assert.deepEqual(events, ['start k/lost', 'completing k/lost', 'finish k/lost']);
+
+  // The abort itself fails: S3 keeps the parts, so the record must stay for the sweep.
+  events.length = 0;
+  const stuck = make('k/stuck');
+  await stuck.append(data, 0);
+  store.failNext('abortMultipartUpload', 5);
+  await stuck.abort();
+  assert.deepEqual(events, ['start k/stuck'], 'no finish: the record stays');
+  assert.equal(store.uploads.size, 1);
+});

@@ -22,6 +22,9 @@
 import type { RangeSource } from '../s3/object-store.js';
 import type { BlockCache, ReadMode } from './block-cache.js';
 import type { ReadWindow } from './fast-read.js';
+
+/** Longest a read waits past --read-timeout for the mount's own pacing (Synapse's window is 60 s). */
+const MAX_HELD_BACK_MS = 120_000;
 import { FsError } from './errors.js';
 
 export interface ReadaheadOptions {
@@ -85,11 +88,20 @@ export class ReadHandle {
     const deadline = this.opts.readTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
+    // Time spent waiting for the mount's own Synapse pacing (a presigned URL behind a burst of
+    // writes) does not count: --read-timeout is for a stalled network, and QA saw md5sum fail
+    // with EIO while `tar x` filled the request budget. Bounded all the same.
+    const started = Date.now();
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      const expire = (): void => {
+        if (this.source.heldBack?.() && Date.now() - started < deadline + MAX_HELD_BACK_MS) {
+          timer = setTimeout(expire, Math.min(deadline, 5_000));
+          return;
+        }
         timedOut = true;
         reject(new FsError('EIO', `read of ${this.source.cacheKey} at ${offset} took longer than ${deadline} ms`));
-      }, deadline);
+      };
+      timer = setTimeout(expire, deadline);
     });
     try {
       // After a timeout the fetch may still finish: `timedOut` stops it writing into `target`,

@@ -84,4 +84,9 @@ export interface RangeSource {
   readonly cacheKey: string;
   readonly size: number;
   read(start: number, end: number, signal?: AbortSignal, alloc?: Alloc): Promise<Buffer>;
+  /**
+   * A read of this source is waiting for the mount itself (a presigned URL queued behind the
+   * mount's own Synapse pacing), not for the network: --read-timeout does not run out then.
+   */
+  heldBack?(): boolean;
 }

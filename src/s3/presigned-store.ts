@@ -40,6 +40,12 @@ interface Got {
 export class PresignedRangeSource implements RangeSource {
   private pinnedEtag: string | undefined;
   private readonly timeoutMs: number;
+  /** Reads waiting for a URL: POST /fileHandle/batch, which the mount's pacing may hold back for up to a minute. */
+  private urlWaits = 0;
+
+  heldBack(): boolean {
+    return this.urlWaits > 0;
+  }
 
   constructor(
     readonly cacheKey: string,
@@ -56,7 +62,13 @@ export class PresignedRangeSource implements RangeSource {
     let forceRefresh = false;
     let lastErr: unknown;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const url = await this.url(forceRefresh);
+      this.urlWaits++;
+      let url: string;
+      try {
+        url = await this.url(forceRefresh);
+      } finally {
+        this.urlWaits--;
+      }
       forceRefresh = false;
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;

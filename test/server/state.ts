@@ -253,7 +253,11 @@ export class State {
 
   // ---------- entities ----------
 
-  newEntityId(): number { return this.nextEntity++; }
+  /** Never Synapse's root id: the 3,489th entity took it and made the root its own ancestor (QA: isTrashed looped). */
+  newEntityId(): number {
+    if (this.nextEntity === ROOT_ID) this.nextEntity++;
+    return this.nextEntity++;
+  }
   newFileHandleId(): string { return String(this.nextFileHandle++); }
   newStorageLocationId(): number { return this.nextStorageLocation++; }
   newProjectSettingId(): string { return String(this.nextProjectSetting++); }

@@ -457,3 +457,24 @@ test('offer: a block that came with an open is read without a fetch; mayHoldStar
   const withDisk = new BlockCache({ maxBytes: 1024 * KiB, blockSize: 64 * KiB, disk: { get: async () => undefined, put: () => undefined } as never });
   assert.equal(withDisk.mayHoldStart(undefined), true);
 });
+
+test('--read-timeout does not run out while the source waits for the mount itself (a presigned URL behind its own pacing); it does for a stalled network', async () => {
+  const bs = 64 * KiB;
+  const cache = new BlockCache({ maxBytes: 16 * bs, blockSize: bs });
+  /** Answers after `delayMs`; says it is held back while `held` is true. */
+  class SlowSource implements RangeSource {
+    readonly cacheKey: string;
+    readonly size = 4 * bs;
+    constructor(name: string, private readonly delayMs: number, private readonly held: boolean) { this.cacheKey = name; }
+    async read(start: number, end: number): Promise<Buffer> {
+      await new Promise((r) => setTimeout(r, this.delayMs));
+      return ramp(start, Math.min(end, this.size));
+    }
+    heldBack(): boolean { return this.held; }
+  }
+  const opts = { maxWindowBlocks: 1, inflightBudget: bs, readTimeoutMs: 100 };
+  const paced = new ReadHandle(new SlowSource('paced', 400, true), cache, opts);
+  assert.deepEqual(await paced.read(0, 4 * KiB), ramp(0, 4 * KiB), 'waited past the timeout for its URL');
+  const stalled = new ReadHandle(new SlowSource('stalled', 400, false), cache, opts);
+  await assert.rejects(stalled.read(0, 4 * KiB), /took longer than 100 ms/);
+});

@@ -172,7 +172,9 @@ export class RequestQueue {
    * Holding a request here costs nothing; sending it into a 429 costs a wasted request and a
    * backoff, so the queue keeps under the limit itself (a small margin covers clock skew).
    */
-  constructor(readonly max: number, readonly rate: { limit: number; windowMs: number } = { limit: 600, windowMs: 60_500 }) {
+  constructor(readonly max: number, readonly rate: { limit: number; windowMs: number } = { limit: 600, windowMs: 60_500 },
+    /** Requests are being held back because the window is full (QA: 20–50 s stalls said nothing). */
+    private readonly onHold?: (waitMs: number, queued: number) => void) {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`maxConcurrent must be a positive integer, got ${max}`);
   }
 
@@ -203,6 +205,7 @@ export class RequestQueue {
     const wait = Math.max(this.#pausedUntil - now, windowFull);
     if (wait > 0) {
       if (this.#timer === undefined && (this.#waiting.high.length > 0 || this.#waiting.low.length > 0)) {
+        if (windowFull > 0) this.onHold?.(wait, this.#waiting.high.length + this.#waiting.low.length);
         this.#timer = setTimeout(() => {
           this.#timer = undefined;
           this.#pump();
@@ -290,7 +293,15 @@ class Transport {
       throw new TypeError('HttpSynapseClient: authToken is empty');
     }
     this.#token = opts.authToken.trim();
-    this.queue = new RequestQueue(opts.maxConcurrent ?? DEFAULT_MAX_CONCURRENT);
+    // One info line per half minute at most while the pace holds requests back: an operation
+    // may wait up to a minute, and without it nothing said why.
+    let lastHoldLog = 0;
+    this.queue = new RequestQueue(opts.maxConcurrent ?? DEFAULT_MAX_CONCURRENT, undefined, (waitMs, queued) => {
+      const now = Date.now();
+      if (now - lastHoldLog < 30_000) return;
+      lastHoldLog = now;
+      opts.logger?.info({ waitMs, queued }, 'Synapse allows 600 requests a minute and the mount has used them: holding requests back until the minute frees (operations wait meanwhile)');
+    });
     this.#retryTimeoutMs = 1000 * (opts.retryTimeoutSec ?? DEFAULT_RETRY_TIMEOUT_SEC);
     this.#requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#userAgent = opts.userAgent ?? `synapse-mount/0.1.0 node/${process.versions.node}`;

@@ -18,3 +18,19 @@ test('the queue keeps under the per-window request limit instead of sending into
   // Never more than 3 in any 300 ms window.
   for (let i = 3; i < started.length; i++) assert.ok(started[i]! - started[i - 3]! >= 290);
 });
+
+test('a full rate window reports that requests are held back (the mount logs it), a pause after a 429 does not', async () => {
+  const holds: Array<[number, number]> = [];
+  const q = new RequestQueue(5, { limit: 2, windowMs: 200 }, (waitMs, queued) => holds.push([waitMs, queued]));
+  await q.acquire('high'); q.release();
+  await q.acquire('high'); q.release();
+  const third = q.acquire('high');
+  assert.equal(holds.length, 1, 'told once');
+  assert.ok(holds[0]![0] > 0 && holds[0]![0] <= 200, `wait ${holds[0]![0]} ms`);
+  assert.equal(holds[0]![1], 1, 'one request held');
+  await third; q.release();
+  const p = new RequestQueue(5, { limit: 100, windowMs: 200 }, () => holds.push([0, 0]));
+  p.pause(Date.now() + 50);
+  await p.acquire('high');
+  assert.equal(holds.length, 1, 'a Retry-After pause is not the window');
+});

@@ -608,3 +608,12 @@ describe('knobs, faults, stats', () => {
     assert.equal(s1.s3.bytesOut - s0.s3.bytesOut, 4096);
   });
 });
+
+test('the local server never gives an entity Synapse\'s root id (the 3,489th entity did, and the root became its own ancestor)', async () => {
+  const { State, ROOT_ID } = await import('../server/state.js');
+  const state = new State('bucket');
+  const ids = new Set<number>();
+  for (let i = 0; i < ROOT_ID; i++) ids.add(state.newEntityId());
+  assert.equal(ids.has(ROOT_ID), false);
+  assert.equal(ids.size, ROOT_ID, 'ids stay unique past the root\'s');
+});

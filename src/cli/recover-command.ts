@@ -106,9 +106,12 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
         log?.warn({ id: entry.id, conflict }, 'recover: not published over newer content');
         continue;
       }
+      // The entry protects its object from the orphan sweep only while it exists: a record of
+      // that object left behind (a mount that could not remove it) must go before a file refers
+      // to it and the entry goes — or the next sweep would delete a published file's bytes
+      // (review). (An entry's open upload, s3Upload, loses its record below once completed.)
+      if (entry.s3Object) await spool.removeUploadsOf(entry.s3Object);
       if (done) {
-        // As below: once the entry goes, no record may be left naming a published file's object.
-        if (entry.s3Object) await spool.removeUploadsOf(entry.s3Object);
         results.push({ entry, outcome: 'already-published', entityId: done });
       } else {
         let e = entry;
@@ -131,10 +134,6 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
           fileHandleId = await publisher.upload({ file: e.spoolFile, size: e.size, md5: e.md5 }, e.parentId, e.name);
         }
         if (!e.fileHandleId) await spool.writeJournal({ ...e, fileHandleId });
-        // The entry protects its object from the orphan sweep only while it exists: a record of
-        // that object left behind (a mount that could not remove it) must go before a file
-        // refers to it — or the next sweep would delete a published file's bytes (review).
-        if (e.s3Object) await spool.removeUploadsOf(e.s3Object);
         // --force over a file deleted since: published as a new file of that name.
         const entity = await publisher.commit(entry.parentId, entry.name, fileHandleId, info || !entry.entityId ? entry.entityId : undefined);
         if (entity.versionNumber !== undefined) ours.versions.set(entity.id, entity.versionNumber);

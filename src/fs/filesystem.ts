@@ -700,6 +700,8 @@ export class SynapseFilesystem {
     const t = await w.publisher.streamTarget(parentId, name);
     if (!t) return undefined;
     const record = { bucket: t.bucket, key: t.key, storageLocationId: t.locationId, parentId, startedAt: new Date().toISOString(), pid: process.pid };
+    /** The upload's record (multipart or single PutObject), removed once the object is referenced. */
+    let recordId: string | undefined;
     const upload = new StreamingUpload(t.store, { bucket: t.bucket, key: t.key }, w.budget, {
       partSize: w.partSize, partsInFlight: PARTS_IN_FLIGHT, contentType: guessContentType(name),
       ...(w.partBuffers ? { partBuffers: w.partBuffers } : {}),
@@ -714,7 +716,6 @@ export class SynapseFilesystem {
       onCompleting: (uploadId) => w.spool.recordUpload({ uploadId, ...record, completing: true }).catch((err: unknown) =>
         this.opts.logger?.warn({ err, name }, 'could not mark an upload as completing; a crash before it is registered would leave its object in S3')),
     });
-    let recordId: string | undefined;
     return {
       upload, parentId, object: { bucket: t.bucket, key: t.key, storageLocationId: t.locationId },
       register: (size, md5, finalName) => w.publisher.registerExternal(t.bucket, t.key, t.locationId, size, md5, finalName),

@@ -22,7 +22,7 @@ import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
 import { CONCRETE, type Entity, type UploadDestination } from '../synapse/types.js';
 import type { ObjectStore, S3Location } from '../s3/object-store.js';
-import { SINGLE_PUT_PREFIX } from '../s3/multipart-upload.js';
+import { endUnreferencedUpload, SINGLE_PUT_PREFIX } from '../s3/multipart-upload.js';
 import { s3Stats } from '../s3/s3-stats.js';
 import { FsError } from './errors.js';
 import type { Spool } from './spool.js';
@@ -206,7 +206,7 @@ export class Publisher {
         await store.putObject(loc, body, { contentMd5Base64: Buffer.from(src.md5, 'hex').toString('base64'), contentType });
       } catch (err) {
         // S3 may have stored it and lost the answer; the publish fails and a retry uploads anew.
-        await store.deleteObject(loc).then(() => uploads?.removeUpload(record.uploadId), () => undefined).catch(() => undefined);
+        await this.dropObject(store, loc, record.uploadId);
         throw err;
       }
       src.onProgress?.(body.length);
@@ -235,15 +235,17 @@ export class Publisher {
         completing = true;
         await store.completeMultipartUpload(loc, uploadId, parts);
       } catch (err) {
-        const gone = await store.abortMultipartUpload(loc, uploadId).then(() => true, async (aerr: unknown) =>
-          // Completed after all (its answer lost): nothing refers to that object.
-          (aerr as { code?: string }).code === 'NoSuchUpload' && completing && store.deleteObject(loc).then(() => true, () => false));
-        // A completion whose object may remain keeps its record, for the next mount's sweep.
-        if (gone || !completing) await uploads?.removeUpload(uploadId).catch(() => undefined);
+        // What cannot be ended now keeps its record, for the next mount's sweep.
+        if (await endUnreferencedUpload(store, loc, uploadId, completing)) await uploads?.removeUpload(uploadId).catch(() => undefined);
         throw err;
       }
       return this.registerRecorded(store, loc, uploadId, src, name, t.locationId);
     }
+  }
+
+  /** Delete an object nothing will name, then its record; if it cannot be deleted, the record stays for the next sweep. */
+  private async dropObject(store: ObjectStore, loc: S3Location, recordId: string): Promise<void> {
+    await store.deleteObject(loc).then(() => this.opts.uploads?.removeUpload(recordId), () => undefined).catch(() => undefined);
   }
 
   /** Register an object uploadSts sent, then forget its upload record (orphans.ts). */
@@ -253,9 +255,8 @@ export class Publisher {
     try {
       fileHandleId = await this.registerExternal(loc.bucket, loc.key, locationId, src.size, src.md5, name);
     } catch (err) {
-      // The publish fails and a retry uploads again: this object would be nobody's. If it
-      // cannot be deleted now, the record stays for the next mount's sweep.
-      await store.deleteObject(loc).then(() => uploads?.removeUpload(recordId), () => undefined).catch(() => undefined);
+      // The publish fails and a retry uploads again: this object would be nobody's.
+      await this.dropObject(store, loc, recordId);
       throw err;
     }
     // Must go before any entity refers to the object; if it cannot, the publish fails (its

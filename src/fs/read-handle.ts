@@ -22,10 +22,10 @@
 import type { RangeSource } from '../s3/object-store.js';
 import type { BlockCache, ReadMode } from './block-cache.js';
 import type { ReadWindow } from './fast-read.js';
+import { FsError } from './errors.js';
 
 /** Longest a read waits past --read-timeout for the mount's own pacing (Synapse's window is 60 s). */
 const MAX_HELD_BACK_MS = 120_000;
-import { FsError } from './errors.js';
 
 export interface ReadaheadOptions {
   maxWindowBlocks: number;

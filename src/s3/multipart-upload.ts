@@ -35,6 +35,20 @@ import { OffThreadMd5 } from './offthread-hash.js';
  */
 export const SINGLE_PUT_PREFIX = 'put:';
 
+/**
+ * End a multipart upload nothing will refer to: abort it, and if S3 no longer knows it although
+ * its completion was sent (`completionSent`: completed, the answer lost), delete its object.
+ * True when nothing of it is left on S3 (its record may go); false when the abort or the delete
+ * failed (the record stays, for the orphan sweep).
+ */
+export async function endUnreferencedUpload(store: ObjectStore, loc: S3Location, uploadId: string, completionSent: boolean): Promise<boolean> {
+  return store.abortMultipartUpload(loc, uploadId).then(() => true, async (err: unknown) => {
+    if ((err as { code?: string }).code !== 'NoSuchUpload') return false;
+    if (!completionSent) return true;
+    return store.deleteObject(loc).then(() => true, () => false);
+  });
+}
+
 /** Read-back chunk of spill(): one ranged GET each. */
 const SPILL_CHUNK = 8 * 1024 * 1024;
 /** Appended bytes are handed to the hash worker in batches this large (or at a part's end). */
@@ -529,14 +543,8 @@ export class StreamingUpload {
     await this.dropFilling();
     if (this.uploadId) {
       const id = this.uploadId;
-      const ended = await this.store.abortMultipartUpload(this.loc, id).then(() => true, async (err: unknown) => {
-        // S3 still has the parts (the abort failed): the record stays, for the orphan sweep.
-        if ((err as { code?: string }).code !== 'NoSuchUpload') return false;
-        if (!this.completionSent) return true;
-        // Completed after all (its answer lost): nothing refers to that object — ours to delete.
-        return this.store.deleteObject(this.loc).then(() => true, () => false);
-      });
-      if (ended) await this.opts.onFinished?.(id);
+      // A failed abort keeps the record: S3 still bills the parts, and the orphan sweep retries.
+      if (await endUnreferencedUpload(this.store, this.loc, id, this.completionSent)) await this.opts.onFinished?.(id);
     }
   }
 }

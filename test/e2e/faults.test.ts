@@ -45,6 +45,19 @@ describe('fault matrix', () => {
   });
 
   /** The mount's warnings and errors logged after `mark` (an index into its output): why a read failed. */
+  /** SIGKILL a mount (and the programs using it) and wait until it is gone. */
+  const killMount = async (victim: Mounted, ...programs: Array<{ kill(signal: NodeJS.Signals): unknown }>): Promise<void> => {
+    victim.proc.kill('SIGKILL');
+    for (const p of programs) p.kill('SIGKILL');
+    await waitFor('mount process gone', () => victim.proc.exitCode !== null || victim.proc.signalCode !== null, 10_000);
+  };
+  /** Mount the project again on a killed mount's (stale) directory with the same spool; returns the CLI's env. */
+  const mountAgain = async (dir: string, spoolDir: string): Promise<NodeJS.ProcessEnv> => {
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const again = await cli([projectId, dir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint, '--spool-dir', spoolDir], { env });
+    assert.equal(again.code, 0, again.stderr);
+    return env;
+  };
   const warningsSince = (mark: number): string =>
     m.output().slice(mark).split('\n').filter((l) => /"level":(40|50)|WARN|ERROR/.test(l)).slice(-8).join('\n');
 
@@ -354,15 +367,9 @@ time.sleep(30)`;
     const spooled = spawn('python3', ['-c', w, `${victim.dir}/managed/killed-spooled.bin`], { stdio: 'ignore' });
     await waitFor('an orphan-able multipart upload', async () => (await readdir(path.join(spoolDir, 'uploads')).catch(() => [])).length > 0, 30_000);
     await waitFor('a spool file being written', async () => (await readdir(path.join(spoolDir, 'files')).catch(() => [])).length > 0, 30_000);
-    victim.proc.kill('SIGKILL');
-    writer.kill('SIGKILL');
-    spooled.kill('SIGKILL');
-    await waitFor('mount process gone', () => victim.proc.exitCode !== null || victim.proc.signalCode !== null, 10_000);
+    await killMount(victim, writer, spooled);
     assert.equal(await childId(stack, stsId, 'killed.bin'), undefined, 'no partial file was published');
-    // Mount again on the same (stale) directory with the same spool.
-    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
-    const again = await cli([projectId, victim.dir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint, '--spool-dir', spoolDir], { env });
-    assert.equal(again.code, 0, again.stderr);
+    const env = await mountAgain(victim.dir, spoolDir);
     try {
       await waitFor('orphaned upload aborted', async () => (await readdir(path.join(spoolDir, 'uploads'))).length === 0, 20_000);
       // Its writer was told (the mount was gone); nothing names its bytes: QA found them kept for good.
@@ -400,14 +407,10 @@ time.sleep(30)`;
         }
         return record !== undefined && await exists(record.bucket, record.key);
       }, 60_000);
-      victim.proc.kill('SIGKILL');
-      copy.kill('SIGKILL');
-      await waitFor('mount process gone', () => victim.proc.exitCode !== null || victim.proc.signalCode !== null, 10_000);
+      await killMount(victim, copy);
       stack.dev.clearFaults();
       assert.equal(await childId(stack, stsId, 'registered-never.bin'), undefined, 'nothing was published');
-      const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
-      const again = await cli([projectId, victim.dir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint, '--spool-dir', spoolDir], { env });
-      assert.equal(again.code, 0, again.stderr);
+      const env = await mountAgain(victim.dir, spoolDir);
       try {
         await waitFor('the record swept', async () => (await readdir(path.join(spoolDir, 'uploads'))).length === 0, 20_000);
         assert.equal(await exists(record!.bucket, record!.key), false, 'the unnamed object was deleted');

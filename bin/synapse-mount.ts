@@ -75,7 +75,7 @@ await yargs(argv)
         'block-size': { type: 'string', default: '8M', describe: 'read block size (K/M/G; bare number = MiB)' },
         'metadata-ttl': { type: 'string', default: '60', describe: 'seconds a folder (listing + sizes) is trusted after it finished loading, or "indefinite"; the kernel keeps stat answers twice as long' },
         'read-timeout': { type: 'number', default: 30, describe: 'seconds before a stalled read fails with EIO' },
-        'spool-dir': { type: 'string', describe: 'where written files are staged before upload (default ~/.cache/synapse-mount/spool, /var/cache/synapse-mount/spool without HOME)' },
+        'spool-dir': { type: 'string', describe: 'where written files are staged before upload, and mtimes set through the mount are kept (default ~/.cache/synapse-mount/spool, /var/cache/synapse-mount/spool without HOME)' },
         'part-size': { type: 'string', default: '16M', describe: 'upload part size (K/M/G); spooled files grow it so 10,000 parts cover the file; a streamed file past 10,000 parts moves to the spool' },
         'max-write-memory': { type: 'string', default: '256M', describe: 'memory for upload parts of all files being written (beyond it a writer waits for parts in flight, or goes on in the spool)' },
         'allow-other': { type: 'boolean', default: false, describe: 'let other users access the mount (needs user_allow_other in /etc/fuse.conf)' },

@@ -11,7 +11,7 @@
  * Layout (`<dir>`):
  *   blocks/<object>/<blockSize>-<index>.blk   one block: header + bytes
  *   tmp/<pid>-<random>.tmp                    writes in progress (renamed into blocks/)
- *   meta/sizes.jsonl                          (entity id, version) → size, md5; append-only log
+ *   meta/sizes.jsonl                          (entity id, version) → size, md5 (version-log.ts)
  *
  * Block file: 20-byte header — magic "SMBC", u16 format, u16 key length, u32 data length,
  * u32 CRC-32 of the data, u32 CRC-32 of the header's first 16 bytes and the key — then the key
@@ -47,12 +47,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, appendFile, mkdir, open, readdir, readFile, rename, rmdir, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, readdir, rename, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { BlockId, BlockStore } from './block-cache.js';
 import { makeDirs } from './make-dirs.js';
+import { VersionLog, type VersionLogCodec } from './version-log.js';
 
 const MiB = 1024 * 1024;
 const MAGIC = Buffer.from('SMBC');
@@ -505,107 +506,20 @@ export interface PersistedSize {
   md5: string | undefined;
 }
 
-/** Entries kept; at ~100 bytes each, 500k entries are ~50 MB of log and less in memory. */
-const MAX_SIZE_ENTRIES = 500_000;
-/** New entries are appended in batches at most this often. */
-const SIZE_FLUSH_MS = 1000;
+/** Sizes as `[id, version, size, md5 | null]` lines (version-log.ts). */
+const sizeCodec: VersionLogCodec<PersistedSize> = {
+  encode: (v) => [v.size, v.md5 ?? null],
+  decode: ([size, md5]) => (typeof size === 'number' && size >= 0 ? { size, md5: typeof md5 === 'string' ? md5 : undefined } : undefined),
+  same: (a, b) => a.size === b.size && a.md5 === b.md5,
+};
 
 /**
- * `meta/sizes.jsonl`: one JSON array per line, `["syn123",2,1048576,"md5"]`. A (entity,
- * version) pair names immutable content, so an entry never goes stale. Several mounts append
- * to the same file (O_APPEND, one write per batch of whole lines); a line torn by a crash is
- * skipped when read. The log is rewritten (temp + rename) at open when it holds many more lines
- * than entries or more than MAX_SIZE_ENTRIES; a line another mount appends during that rewrite
- * may be lost — it is a cache, and that size is simply asked of Synapse again.
+ * `meta/sizes.jsonl` under `--cache-dir`: (entity id, version) → size, md5, shared by every
+ * mount using the directory (version-log.ts: append-only, torn lines skipped). It is a cache: a
+ * line lost to another mount's rewrite is simply asked of Synapse again.
  */
-export class PersistentSizes {
-  private readonly map = new Map<string, PersistedSize>();
-  private pending: string[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private writing: Promise<void> = Promise.resolve();
-
-  private constructor(readonly file: string, private readonly logger?: Logger) {}
-
-  static async open(dir: string, logger?: Logger): Promise<PersistentSizes> {
-    const metaDir = path.join(path.resolve(dir), 'meta');
-    await makeDirs(metaDir);
-    const store = new PersistentSizes(path.join(metaDir, 'sizes.jsonl'), logger);
-    await store.load();
-    return store;
-  }
-
-  get count(): number {
-    return this.map.size;
-  }
-
-  private async load(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      if (isCode(err, 'ENOENT')) return;
-      throw err;
-    }
-    let lines = 0;
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      lines++;
-      try {
-        const v = JSON.parse(line) as unknown;
-        if (!Array.isArray(v) || typeof v[0] !== 'string' || !Number.isInteger(v[1]) || typeof v[2] !== 'number' || v[2] < 0) continue;
-        const key = `${v[0]}.${v[1] as number}`;
-        this.map.delete(key); // re-insert: Map order is age order for the cap below
-        this.map.set(key, { size: v[2], md5: typeof v[3] === 'string' ? v[3] : undefined });
-      } catch { /* a torn line */ }
-    }
-    while (this.map.size > MAX_SIZE_ENTRIES) this.map.delete(this.map.keys().next().value as string);
-    if (lines > 2 * this.map.size + 1000) await this.compact();
-  }
-
-  private async compact(): Promise<void> {
-    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    const body = [...this.map].map(([k, v]) => this.line(k, v)).join('');
-    try {
-      await writeFile(tmp, body, { mode: 0o600 });
-      await rename(tmp, this.file);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      this.logger?.debug({ err }, 'sizes log compaction failed');
-    }
-  }
-
-  private line(key: string, v: PersistedSize): string {
-    const dot = key.lastIndexOf('.');
-    return `${JSON.stringify([key.slice(0, dot), Number(key.slice(dot + 1)), v.size, v.md5 ?? null])}\n`;
-  }
-
-  get(entityId: string, versionNumber: number): PersistedSize | undefined {
-    return this.map.get(`${entityId}.${versionNumber}`);
-  }
-
-  set(entityId: string, versionNumber: number, size: PersistedSize): void {
-    const key = `${entityId}.${versionNumber}`;
-    const known = this.map.get(key);
-    if (known && known.size === size.size && known.md5 === size.md5) return;
-    if (!known && this.map.size >= MAX_SIZE_ENTRIES) this.map.delete(this.map.keys().next().value as string);
-    this.map.set(key, { size: size.size, md5: size.md5 });
-    this.pending.push(this.line(key, size));
-    if (!this.timer) {
-      this.timer = setTimeout(() => { this.timer = undefined; void this.flush(); }, SIZE_FLUSH_MS);
-      this.timer.unref();
-    }
-  }
-
-  /** Append what is pending (one write of whole lines). */
-  flush(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.pending.length === 0) return this.writing;
-    const body = this.pending.join('');
-    this.pending = [];
-    this.writing = this.writing.then(() => appendFile(this.file, body, { mode: 0o600 })).catch((err: unknown) => {
-      this.logger?.debug({ err }, 'could not append to the sizes log');
-    });
-    return this.writing;
-  }
-}
+export type PersistentSizes = VersionLog<PersistedSize>;
+export const PersistentSizes = {
+  open: (dir: string, logger?: Logger): Promise<PersistentSizes> =>
+    VersionLog.open(path.join(path.resolve(dir), 'meta', 'sizes.jsonl'), sizeCodec, { ...(logger ? { logger } : {}) }),
+};

@@ -42,6 +42,7 @@ import { errnoName, FsError } from './errors.js';
 import type { FileSources } from './file-sources.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
 import { isProbeName, isScratchName, MAX_NAME_LENGTH, nameProblem } from './names.js';
+import type { MtimeStore } from './mtime-log.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
 import { KeptFiles, type KeptFile } from './kept-files.js';
@@ -85,6 +86,8 @@ export interface FilesystemOptions {
   fileMode: number;
   dirMode: number;
   readahead: ReadaheadOptions;
+  /** mtimes set by utimens, kept across remounts per (entity, version) (mtime-log.ts). */
+  mtimeStore?: MtimeStore;
   logger?: Logger;
 }
 
@@ -110,6 +113,12 @@ const sharedNow = (file: ActiveFile): boolean => (file.dirty || file.publishing)
 /** Up to `length` bytes at `position` of a file open for writing, into `target`. */
 const readActive = (file: ActiveFile, target: Buffer, length: number, position: number): Promise<number> =>
   file.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
+/**
+ * The version a kept mtime belongs to (mtime-log.ts): a file's or link's own; folders have no
+ * versions in Synapse, so a folder's time stays until set again (its children changing never
+ * moved it here either).
+ */
+const keptVersionOf = (node: FsNode): number | undefined => (node.kind === 'dir' ? 0 : node.versionNumber);
 /** A scratch name showing a version of a published file (`mv f f~`: a backup view, read-only). */
 const isView = (node: FsNode): boolean => node.entityId !== '' && isScratchName(node.name);
 /** `mtimes` key of the time a version published here was written (SynapseFilesystem.publish). */
@@ -388,11 +397,26 @@ export class SynapseFilesystem {
     return { node: this.kept.has(node.parentId, node.name) ? node : await this.table.resolve(path) };
   }
 
-  /** A node's mtime: one utimens set, else the one its writer here saw (publish), else Synapse's. */
+  /**
+   * A node's mtime: one utimens set in this mount, else the one its writer here saw (publish),
+   * else one utimens set for this version before (a remount; mtime-log.ts), else Synapse's.
+   */
   private mtimeOf(node: FsNode): number {
+    const v = node.versionNumber;
     return this.mtimes.get(node.entityId)
-      ?? (node.versionNumber !== undefined ? this.mtimes.get(versionMtimeKey(node.entityId, node.versionNumber)) : undefined)
+      ?? (v !== undefined ? this.mtimes.get(versionMtimeKey(node.entityId, v)) : undefined)
+      ?? this.keptMtimeOf(node)
       ?? node.modifiedOn;
+  }
+
+  private keptMtimeOf(node: FsNode): number | undefined {
+    const v = keptVersionOf(node);
+    return node.entityId && v !== undefined ? this.opts.mtimeStore?.get(node.entityId, v) : undefined;
+  }
+
+  /** Keep a time utimens set for this version of a file (or for a folder) beyond this mount (mtime-log.ts). */
+  private keepMtime(entityId: string, keptVersion: number | undefined, mtimeMs: number | undefined): void {
+    if (entityId && keptVersion !== undefined && mtimeMs !== undefined) this.opts.mtimeStore?.set(entityId, keptVersion, mtimeMs);
   }
 
   /** The attributes of a listed node; for a published file, `size` is needed (else undefined). */
@@ -841,7 +865,11 @@ export class SynapseFilesystem {
     if (localMtime !== undefined) {
       this.mtimes.delete(`local:${path}`);
       this.mtimes.set(version.entityId, localMtime);
-    } else if (!this.mtimes.has(version.entityId)) {
+    }
+    // A time utimens set while the file was open (cp -p, tar x), or before it was first published.
+    if (this.mtimes.has(version.entityId)) {
+      this.keepMtime(version.entityId, version.versionNumber, this.mtimes.get(version.entityId));
+    } else {
       // The mtime the writer's fstat saw stays the file's: Synapse's modifiedOn is a little
       // later (QA: vim's next save saw the file "changed since reading it" and did not write).
       // Per version, so another client's newer version shows its own time.
@@ -1477,7 +1505,9 @@ export class SynapseFilesystem {
     this.table.upsert(this.nodeOf(updated, 'file'));
     // As rename(2): the moved file keeps its mtime — the one utimens gave it (rsync's temp file),
     // else its own; without this a second `rsync -a` saw the target's old time and sent it again.
-    this.mtimes.set(updated.id, this.mtimes.get(source.entityId) ?? source.modifiedOn);
+    const mtime = this.mtimes.get(source.entityId) ?? source.modifiedOn;
+    this.mtimes.set(updated.id, mtime);
+    this.keepMtime(updated.id, updated.versionNumber, mtime);
     const size = this.table.knownSize(source);
     if (size && updated.versionNumber !== undefined) this.table.setSize(updated.id, updated.versionNumber, size);
   }
@@ -1589,6 +1619,8 @@ export class SynapseFilesystem {
     const mtime = mtimeMs === PREBUILD_UTIME_SPECIAL_MS ? Date.now() : mtimeMs;
     const key = af ? (af.entityId ?? `local:${path}`) : node!.entityId || `local:${path}`;
     this.mtimes.set(key, mtime);
+    // Not a file being written: its time is kept with the version its close publishes.
+    if (!af) this.keepMtime(node!.entityId, keptVersionOf(node!), mtime);
   }
 
   /** chmod/chown: accepted (Synapse has no POSIX modes) so `cp -p`, rsync and tar work; EROFS on a read-only mount. */

@@ -12,6 +12,7 @@ import { CONCRETE } from '../synapse/types.js';
 import { AwsObjectStore } from '../s3/aws-object-store.js';
 import { BlockCache } from './block-cache.js';
 import { DiskCache, PersistentSizes } from './disk-cache.js';
+import { openMtimeLog } from './mtime-log.js';
 import { FileSources } from './file-sources.js';
 import { SynapseFilesystem } from './filesystem.js';
 import { FuseAdapter } from './fuse-adapter.js';
@@ -201,6 +202,13 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
     }
   }
 
+  // Not essential: without it, times set through the mount last until unmount (as before).
+  const mtimes = await openMtimeLog(config.spoolDir, { readOnly: config.readOnly, logger: log.child({ component: 'mtimes' }) })
+    .catch((err: unknown) => {
+      log.warn({ err }, 'mtimes set through the mount will not be kept past unmount: the spool directory\'s meta/mtimes.jsonl cannot be read');
+      return undefined;
+    });
+
   let disk: DiskCache | undefined;
   let sizes: PersistentSizes | undefined;
   if (config.cacheDir) {
@@ -254,6 +262,7 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
       readTimeoutMs: config.readTimeoutMs,
       streamAfterBytes: Math.max(config.blockBytes, Math.min(SCAN_AFTER_BYTES, Math.floor(mainBytes / 4))),
     },
+    ...(mtimes ? { mtimeStore: mtimes } : {}),
     logger: log.child({ component: 'fs' }),
   }, config.readOnly ? undefined : {
     publisher, spool, budget: new MemoryBudget(config.maxWriteMemoryBytes), partSize,
@@ -303,8 +312,8 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
     fs, client, adapter, userName,
     unmount: async () => {
       await adapter.unmount();
-      // Keep what was learned: queued block writes and the last second of sizes.
-      await Promise.all([disk?.close(), sizes?.flush()]);
+      // Keep what was learned: queued block writes and the last second of sizes and mtimes.
+      await Promise.all([disk?.close(), sizes?.flush(), mtimes?.flush()]);
     },
   };
 }

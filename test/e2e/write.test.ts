@@ -522,6 +522,38 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal(stack.seed.versions(id).length, before);
   });
 
+  test('after a remount with the same spool, rsync -a still transfers nothing (mtimes kept on this machine)', async () => {
+    const tree = path.join(scratch, 'tree-remount');
+    await sh(`mkdir -p '${tree}/a' && echo 1 > '${tree}/top.txt' && head -c 70000 /dev/urandom > '${tree}/a/data.bin' && touch -d '2021-03-04 05:06:07' '${tree}/top.txt'`);
+    const spool = path.join(scratch, 'spool-remount');
+    const first = await mountForeground(stack, projectId, ['--spool-dir', spool]);
+    let id: string;
+    try {
+      const r1 = await sh(`rsync -a '${tree}/' '${first.dir}/sts/tree-remount/'`, { timeoutMs: 120_000 });
+      assert.equal(r1.code, 0, r1.stderr);
+      // Changed at the source, so the second rsync replaces the file's content (temp file renamed over it).
+      await sh(`echo 2 > '${tree}/top.txt' && touch -d '2022-03-04 05:06:07' '${tree}/top.txt'`);
+      const r2 = await sh(`rsync -a '${tree}/' '${first.dir}/sts/tree-remount/'`, { timeoutMs: 120_000 });
+      assert.equal(r2.code, 0, r2.stderr);
+      id = await idOf(`${first.dir}/sts/tree-remount/top.txt`);
+    } finally {
+      await first.unmount();
+    }
+    const versions = stack.seed.versions(id).length;
+    const again = await mountForeground(stack, projectId, ['--spool-dir', spool]);
+    try {
+      const times = await sh(`stat -c %Y '${again.dir}/sts/tree-remount/top.txt' '${tree}/top.txt'`);
+      const [shown, source] = times.stdout.trim().split('\n');
+      assert.equal(shown, source, 'the time rsync set, not Synapse\'s modifiedOn');
+      const r3 = await sh(`rsync -a -i '${tree}/' '${again.dir}/sts/tree-remount/'`, { timeoutMs: 120_000 });
+      assert.equal(r3.code, 0, r3.stderr);
+      assert.equal(r3.stdout.trim(), '', `rsync after the remount itemized nothing: ${r3.stdout}`);
+      assert.equal(stack.seed.versions(id).length, versions);
+    } finally {
+      await again.unmount();
+    }
+  });
+
   test('cp -p keeps the mtime; tar x works', async () => {
     const src = path.join(scratch, 'dated.txt');
     await sh(`echo dated > '${src}' && touch -d '2020-01-02 03:04:05' '${src}'`);

@@ -23,6 +23,7 @@ import { BlockCache } from '../../src/fs/block-cache.js';
 import { InodeTable, type FsNode } from '../../src/fs/inode-table.js';
 import { Spool } from '../../src/fs/spool.js';
 import { SynapseFilesystem } from '../../src/fs/filesystem.js';
+import type { MtimeStore } from '../../src/fs/mtime-log.js';
 import { MemoryBudget } from '../../src/s3/multipart-upload.js';
 
 /** Small blocks so a few-KiB file spans several (reads across block boundaries). */
@@ -35,6 +36,8 @@ export interface Real {
   /** Another Synapse client of the same user (the user's Python client elsewhere). */
   remote: MemorySynapseApi;
   store: MemoryObjectStore;
+  /** The mounted folder, as mount() makes its node. */
+  root: FsNode;
   rootId: string;
   /** The mount's own Synapse client, for injected failures (the fake's others are untouched). */
   faults: FaultySynapseApi;
@@ -53,7 +56,7 @@ export interface Real {
   skipNextCheck: boolean;
 }
 
-export async function makeReal(opts: { ttlMs?: number } = {}): Promise<Real> {
+export async function makeReal(opts: { ttlMs?: number; mtimeStore?: MtimeStore } = {}): Promise<Real> {
   const store = new MemoryObjectStore();
   const api = new MemorySynapseApi({ store });
   const project = await api.createProject('Model Project');
@@ -63,6 +66,20 @@ export async function makeReal(opts: { ttlMs?: number } = {}): Promise<Real> {
   const spoolDir = await mkdtemp(path.join(tmpdir(), 'fs-model-'));
   const spool = new Spool(spoolDir);
   await spool.init();
+  const root: FsNode = {
+    entityId: folder.id, name: folder.name, kind: 'dir', parentId: folder.parentId, versionNumber: undefined,
+    modifiedOn: Date.parse(folder.modifiedOn), createdOn: Date.parse(folder.createdOn),
+  };
+  const fs = mountOver({ api, faults, store, spool, root }, opts);
+  return { fs, api, faults, spool, remote: api.otherClient(), store, root, rootId: folder.id, spoolDir, fds: [], rfds: [], releases: [], skipNextCheck: false };
+}
+
+/**
+ * A filesystem over `r`'s Synapse, object store and spool, as mount() wires one — called again,
+ * a remount: nothing of the last one's memory (listings, sizes, mtimes) is carried over.
+ */
+export function mountOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool' | 'root'>, opts: { ttlMs?: number; mtimeStore?: MtimeStore } = {}): SynapseFilesystem {
+  const { api, faults, store, spool } = r;
   // As transferServices(): STS cache → FileSources (one store per location) → Publisher.
   const sts = new StsCredentialCache({ fetch: (id, permission) => faults.getStsCredentials(id, permission) });
   const sources = new FileSources(faults, sts, () => store, { useSts: true, requestTimeoutMs: 5_000 });
@@ -70,23 +87,19 @@ export async function makeReal(opts: { ttlMs?: number } = {}): Promise<Real> {
     userId: api.user.id, partSize: 5 * MiB, useSts: true, uploads: spool,
   });
   // As mount(); with TTL 0 (the default here) every lookup sees what other clients did.
-  const root: FsNode = {
-    entityId: folder.id, name: folder.name, kind: 'dir', parentId: folder.parentId, versionNumber: undefined,
-    modifiedOn: Date.parse(folder.modifiedOn), createdOn: Date.parse(folder.createdOn),
-  };
   // maxSizes: far below the production default (1e6); the model touches a few hundred files.
-  const table = new InodeTable(faults, root, { ttlMs: opts.ttlMs ?? 0, maxSizes: 10_000 });
+  const table = new InodeTable(faults, r.root, { ttlMs: opts.ttlMs ?? 0, maxSizes: 10_000 });
   const cache = new BlockCache({ maxBytes: 256 * 1024, blockSize: BLOCK });
-  const fs = new SynapseFilesystem(faults, table, sources, cache, {
+  return new SynapseFilesystem(faults, table, sources, cache, {
     readOnly: false, uid: 1000, gid: 1000, fileMode: 0o644, dirMode: 0o755,
     readahead: { maxWindowBlocks: 4, inflightBudget: 64 * 1024, readTimeoutMs: 5_000 },
+    ...(opts.mtimeStore ? { mtimeStore: opts.mtimeStore } : {}),
   }, { publisher, spool, budget: new MemoryBudget(64 * MiB), partSize: 5 * MiB });
-  return { fs, api, faults, spool, remote: api.otherClient(), store, rootId: folder.id, spoolDir, fds: [], rfds: [], releases: [], skipNextCheck: false };
 }
 
 /** Run `fn` on a fresh wiring (a metadata TTL of a minute unless asked), then remove its spool. */
-export async function withReal(fn: (r: Real) => Promise<void>, ttlMs = 60_000): Promise<void> {
-  const r = await makeReal({ ttlMs });
+export async function withReal(fn: (r: Real) => Promise<void>, ttlMs = 60_000, mtimeStore?: MtimeStore): Promise<void> {
+  const r = await makeReal({ ttlMs, ...(mtimeStore ? { mtimeStore } : {}) });
   try {
     await fn(r);
   } finally {

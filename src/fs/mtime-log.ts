@@ -1,0 +1,33 @@
+/**
+ * mtimes set through the mount (utimens: `rsync -a`, `cp -p`, `tar x`, `touch -m`), kept on this
+ * machine across remounts: Synapse keeps no mtime, so without this every file showed Synapse's
+ * modifiedOn again after a remount and the next `rsync -a` compared and rewrote every file.
+ *
+ * Keyed by (entity id, version) — a new version written anywhere shows its own modifiedOn, never
+ * a time set for older bytes. The log lives in the spool directory (`meta/mtimes.jsonl`, one per
+ * user by default, shared by that user's mounts); other machines and clients see modifiedOn.
+ * version-log.ts has the format and its one caveat: a line appended by another mount while this
+ * one rewrites the log at start may be lost (that file's time is then modifiedOn, and rsync
+ * copies it once more — with the same bytes, no new version is published).
+ */
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { VersionLog, type VersionLogCodec } from './version-log.js';
+
+/** What the filesystem needs of it (a Map-like fake in tests). */
+export interface MtimeStore {
+  get(entityId: string, versionNumber: number): number | undefined;
+  set(entityId: string, versionNumber: number, mtimeMs: number): void;
+}
+
+const mtimeCodec: VersionLogCodec<number> = {
+  encode: (ms) => [ms],
+  decode: ([ms]) => (typeof ms === 'number' && Number.isFinite(ms) ? ms : undefined),
+  same: (a, b) => a === b,
+};
+
+export const mtimeLogPath = (spoolDir: string): string => path.join(path.resolve(spoolDir), 'meta', 'mtimes.jsonl');
+
+export function openMtimeLog(spoolDir: string, opts: { readOnly: boolean; logger?: Logger }): Promise<VersionLog<number>> {
+  return VersionLog.open(mtimeLogPath(spoolDir), mtimeCodec, opts);
+}

@@ -1,0 +1,83 @@
+/**
+ * version-log.ts: the (entity, version) → value log behind persistent sizes and mtimes — what
+ * survives a reopen, the cap, the rewrite of a long log, and a read-only open that never writes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { VersionLog, type VersionLogCodec } from '../../src/fs/version-log.js';
+
+const numbers: VersionLogCodec<number> = {
+  encode: (n) => [n],
+  decode: ([n]) => (typeof n === 'number' ? n : undefined),
+  same: (a, b) => a === b,
+};
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'version-log-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('entries survive a reopen; the last line of a key wins; bad and torn lines are skipped', async () => {
+  await withDir(async (dir) => {
+    const file = path.join(dir, 'meta', 'n.jsonl');
+    const a = await VersionLog.open(file, numbers);
+    a.set('syn1', 1, 10);
+    a.set('syn1', 2, 20);
+    a.set('syn1', 1, 11);
+    a.set('syn1', 1, 11); // unchanged: no line
+    await a.flush();
+    assert.equal((await readFile(file, 'utf8')).trim().split('\n').length, 3);
+    await writeFile(file, '["syn2",1,"x"]\n["syn3","1",3]\n["syn9",1,5', { flag: 'a' });
+    const b = await VersionLog.open(file, numbers);
+    assert.equal(b.get('syn1', 1), 11);
+    assert.equal(b.get('syn1', 2), 20);
+    assert.equal(b.get('syn2', 1), undefined, 'a value the codec refuses');
+    assert.equal(b.get('syn3', 1), undefined, 'a version that is not a number');
+    assert.equal(b.get('syn9', 1), undefined, 'a torn last line');
+    assert.equal(b.count, 2);
+  });
+});
+
+test('the oldest entries go past the cap; a log of many more lines than entries is rewritten at open', async () => {
+  await withDir(async (dir) => {
+    const file = path.join(dir, 'n.jsonl');
+    const a = await VersionLog.open(file, numbers, { maxEntries: 3 });
+    for (let v = 1; v <= 5; v++) a.set('syn1', v, v);
+    assert.equal(a.count, 3);
+    assert.equal(a.get('syn1', 1), undefined);
+    assert.equal(a.get('syn1', 5), 5);
+    for (let i = 0; i < 1200; i++) a.set('syn7', 1, i);
+    await a.flush();
+    const before = (await stat(file)).size;
+    const b = await VersionLog.open(file, numbers, { maxEntries: 3 });
+    assert.deepEqual([b.get('syn1', 4), b.get('syn1', 5), b.get('syn7', 1)], [4, 5, 1199]);
+    const lines = (await readFile(file, 'utf8')).trim().split('\n');
+    assert.equal(lines.length, 3, `rewritten from ${before} bytes`);
+  });
+});
+
+test('a read-only log reads what is there and never creates or writes the file', async () => {
+  await withDir(async (dir) => {
+    const missing = await VersionLog.open(path.join(dir, 'meta', 'none.jsonl'), numbers, { readOnly: true });
+    missing.set('syn1', 1, 1);
+    await missing.flush();
+    await assert.rejects(stat(path.join(dir, 'meta')), { code: 'ENOENT' });
+
+    const file = path.join(dir, 'n.jsonl');
+    const body = `${'["syn1",1,1]\n'.repeat(1500)}["syn1",2,2]\n`;
+    await writeFile(file, body);
+    const ro = await VersionLog.open(file, numbers, { readOnly: true });
+    assert.deepEqual([ro.get('syn1', 1), ro.get('syn1', 2)], [1, 2]);
+    ro.set('syn1', 3, 3);
+    assert.equal(ro.get('syn1', 3), 3, 'kept in memory');
+    await ro.flush();
+    assert.equal(await readFile(file, 'utf8'), body, 'not rewritten, not appended to');
+  });
+});

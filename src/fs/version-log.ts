@@ -38,7 +38,8 @@ export interface VersionLogOptions {
 
 export class VersionLog<V> {
   private readonly map = new Map<string, V>();
-  private pending: string[] = [];
+  /** Lines not yet appended, by key: a key set again before the flush is one line. */
+  private readonly pending = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   private readonly maxEntries: number;
@@ -70,7 +71,8 @@ export class VersionLog<V> {
     if (this.map.size >= this.maxEntries) this.map.delete(this.map.keys().next().value as string);
     this.map.set(key, value);
     if (this.opts.readOnly) return;
-    this.pending.push(this.line(key, value));
+    this.pending.delete(key);
+    this.pending.set(key, this.line(key, value));
     if (!this.timer) {
       this.timer = setTimeout(() => { this.timer = undefined; void this.flush(); }, this.opts.flushMs ?? 1000);
       this.timer.unref();
@@ -81,9 +83,9 @@ export class VersionLog<V> {
   flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pending.length === 0) return this.writing;
-    const body = this.pending.join('');
-    this.pending = [];
+    if (this.pending.size === 0) return this.writing;
+    const body = [...this.pending.values()].join('');
+    this.pending.clear();
     this.writing = this.writing.then(() => appendFile(this.file, body, { mode: 0o600 })).catch((err: unknown) => {
       this.opts.logger?.debug({ err, file: this.file }, 'could not append to a version log');
     });

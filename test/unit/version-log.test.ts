@@ -30,8 +30,12 @@ test('entries survive a reopen; the last line of a key wins; bad and torn lines 
     const a = await VersionLog.open(file, numbers);
     a.set('syn1', 1, 10);
     a.set('syn1', 2, 20);
-    a.set('syn1', 1, 11);
+    a.set('syn1', 1, 11); // before the flush: one line for the key
     a.set('syn1', 1, 11); // unchanged: no line
+    await a.flush();
+    assert.equal((await readFile(file, 'utf8')).trim().split('\n').length, 2);
+    a.set('syn1', 1, 12);
+    a.set('syn1', 1, 11); // back to what the log has: still a line (the last one wins at load)
     await a.flush();
     assert.equal((await readFile(file, 'utf8')).trim().split('\n').length, 3);
     await writeFile(file, '["syn2",1,"x"]\n["syn3","1",3]\n["syn9",1,5', { flag: 'a' });
@@ -53,8 +57,10 @@ test('the oldest entries go past the cap; a log of many more lines than entries 
     assert.equal(a.count, 3);
     assert.equal(a.get('syn1', 1), undefined);
     assert.equal(a.get('syn1', 5), 5);
-    for (let i = 0; i < 1200; i++) a.set('syn7', 1, i);
-    await a.flush();
+    for (let i = 0; i < 1200; i++) {
+      a.set('syn7', 1, i);
+      await a.flush(); // a line each: a long-lived mount's log
+    }
     const before = (await stat(file)).size;
     const b = await VersionLog.open(file, numbers, { maxEntries: 3 });
     assert.deepEqual([b.get('syn1', 4), b.get('syn1', 5), b.get('syn7', 1)], [4, 5, 1199]);

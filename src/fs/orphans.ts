@@ -120,6 +120,7 @@ export async function sweepOrphanedUploads(
   retryDelaysMs: number[] = [2_000, 10_000, 60_000],
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
 ): Promise<number> {
+  await spool.sweepStrayRecords().catch((err: unknown) => log?.debug({ err }, 'could not remove half-written upload records'));
   let pass = await abortOnce(spool, storeFor, log, false);
   let aborted = pass.aborted;
   for (const ms of retryDelaysMs) {

@@ -189,9 +189,27 @@ export class Spool {
   /** Written beside and renamed into place: a record is rewritten (`completing`), and a torn one would be skipped for good. */
   async recordUpload(rec: UploadRecord): Promise<void> {
     const file = this.uploadFile(rec.uploadId);
-    const tmp = `${file}.${process.pid}.tmp`;
+    // Owned as spool files are: one a crash left between write and rename is swept (below).
+    const tmp = `${file}.${OWNER_TAG}.${process.pid}-${PROCESS_START}.tmp`;
     await writeFile(tmp, JSON.stringify({ ...rec, owner: OWNER_TAG, bootId: BOOT_ID }), { mode: 0o600 });
     await rename(tmp, file);
+  }
+
+  /**
+   * Upload records a process died writing (between the write and its rename): never read, and
+   * nothing else names them. Another host's and live processes' stay; so do unowned ones
+   * (older releases named them by pid alone — tiny; left for the user).
+   */
+  async sweepStrayRecords(): Promise<number> {
+    let removed = 0;
+    for (const n of await readdir(this.uploadsDir).catch(() => [] as string[])) {
+      const owner = /\.json\.([0-9a-f]{8})\.(\d+)-(\d+)\.tmp$/.exec(n);
+      if (!owner || owner[1] !== OWNER_TAG) continue;
+      if (stillPublishing({ pid: Number(owner[2]), processStart: Number(owner[3]) })) continue;
+      await rm(path.join(this.uploadsDir, n), { force: true });
+      removed++;
+    }
+    return removed;
   }
 
   async removeUpload(uploadId: string): Promise<void> {

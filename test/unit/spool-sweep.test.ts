@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Spool, spoolOwner, type UploadRecord } from '../../src/fs/spool.js';
@@ -91,5 +91,31 @@ test('an upload recorded by another host or container is never judged orphaned b
     await writeFile(path.join(uploads, 'older.json'), JSON.stringify(rec('older')));
     const orphans = (await orphanedUploads(spool, false)).map((r) => r.uploadId).sort();
     assert.deepEqual(orphans, ['older', 'ours']);
+  });
+});
+
+test('upload records a dead process left half-written (before their rename) are removed; live, foreign and unowned ones stay', async () => {
+  await withSpool(async (spool) => {
+    const mine = await spool.create();
+    const tag = path.basename(mine.file).split('.')[1]!;
+    const start = path.basename(mine.file).split('-').pop()!;
+    await mine.remove();
+    const uploads = path.join(spool.dir, 'uploads');
+    const dead = deadPid();
+    const stray = `abc.json.${tag}.${dead}-1700000000000.tmp`;
+    const live = `def.json.${tag}.${process.pid}-${start}.tmp`;
+    const foreign = `ghi.json.${tag === '00000000' ? '11111111' : '00000000'}.${dead}-1700000000000.tmp`;
+    const unowned = `jkl.json.${dead}.tmp`;
+    for (const n of [stray, live, foreign, unowned]) await writeFile(path.join(uploads, n), '{"uploadId"');
+    assert.equal(await spool.sweepStrayRecords(), 1);
+    assert.deepEqual((await readdir(uploads)).sort(), [live, foreign, unowned].sort());
+    // The temp files this process writes records through are named so: one whose rename fails
+    // (as if it crashed there) is this live process's, and stays.
+    const target = path.join(uploads, `${createHash('sha1').update('u1').digest('hex')}.json`);
+    await mkdir(path.join(target, 'blocker'), { recursive: true });
+    const rec: UploadRecord = { uploadId: 'u1', bucket: 'b', key: 'k', storageLocationId: 1, parentId: 'syn1', startedAt: new Date().toISOString(), pid: process.pid };
+    await assert.rejects(spool.recordUpload(rec));
+    assert.ok((await readdir(uploads)).includes(`${path.basename(target)}.${tag}.${process.pid}-${start}.tmp`));
+    assert.equal(await spool.sweepStrayRecords(), 0);
   });
 });

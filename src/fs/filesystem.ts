@@ -118,7 +118,8 @@ const readActive = (file: ActiveFile, target: Buffer, length: number, position: 
  * versions in Synapse, so a folder's time stays until set again (its children changing never
  * moved it here either).
  */
-const keptVersionOf = (node: FsNode): number | undefined => (node.kind === 'dir' ? 0 : node.versionNumber);
+const keptVersionOf = (node: FsNode): number | undefined => (node.kind === 'dir' ? FOLDER_KEPT_VERSION : node.versionNumber);
+const FOLDER_KEPT_VERSION = 0;
 /** A scratch name showing a version of a published file (`mv f f~`: a backup view, read-only). */
 const isView = (node: FsNode): boolean => node.entityId !== '' && isScratchName(node.name);
 /** `mtimes` key of the time a version published here was written (SynapseFilesystem.publish). */
@@ -412,6 +413,18 @@ export class SynapseFilesystem {
   private keptMtimeOf(node: FsNode): number | undefined {
     const v = keptVersionOf(node);
     return node.entityId && v !== undefined ? this.opts.mtimeStore?.get(node.entityId, v) : undefined;
+  }
+
+  /**
+   * POSIX: adding, removing or renaming an entry changes its folder's mtime (`find -newer`,
+   * `ls -lt`). Synapse's folder modifiedOn does not move for that, so the mount keeps the time
+   * as it keeps one utimens set (on this machine, across remounts).
+   */
+  private folderChanged(folderId: string | undefined): void {
+    if (!folderId) return;
+    const now = Date.now();
+    this.mtimes.set(folderId, now);
+    this.keepMtime(folderId, FOLDER_KEPT_VERSION, now);
   }
 
   /** Keep a time utimens set for this version of a file (or for a folder) beyond this mount (mtime-log.ts). */
@@ -793,6 +806,7 @@ export class SynapseFilesystem {
         entityId: '', name, kind: 'file', parentId: parent.entityId, versionNumber: undefined,
         modifiedOn: Date.now(), createdOn: Date.now(),
       });
+      this.folderChanged(parent.entityId);
     }
     return this.addWriteHandle(path, file);
   }
@@ -1250,6 +1264,7 @@ export class SynapseFilesystem {
     if (this.active.has(path)) throw new FsError('EEXIST', `${path}: a file is being written there`);
     const entity = await this.api.createEntity({ concreteType: CONCRETE.folder, name, parentId: parent.entityId });
     this.table.upsert(this.nodeOf(entity, 'dir'));
+    this.folderChanged(parent.entityId);
   }
 
   private nodeOf(entity: Entity, kind: FsNode['kind']): FsNode {
@@ -1269,6 +1284,7 @@ export class SynapseFilesystem {
     await this.api.deleteEntity(node.entityId);
     this.table.remove(node.parentId!, node.name);
     this.table.invalidate(node.entityId);
+    this.folderChanged(node.parentId);
   }
 
   async unlink(path: string): Promise<void> {
@@ -1318,6 +1334,7 @@ export class SynapseFilesystem {
       else this.table.unhide(node.hides.parentId, node.hides.name);
     }
     this.forgetShown(path);
+    this.folderChanged(node.parentId);
     await this.kept?.discard(node, 'unlink');
   }
 
@@ -1333,6 +1350,10 @@ export class SynapseFilesystem {
     const target = await this.table.resolve(dest).catch(() => undefined);
     await this.renameNow(src, dest, node);
     const moved = await this.table.resolveParent(dest).catch(() => undefined);
+    if (src !== dest) {
+      this.folderChanged(node.parentId);
+      if (moved && moved.parent.entityId !== node.parentId) this.folderChanged(moved.parent.entityId);
+    }
     if (moved) this.emptyReadersRenamed(node.parentId!, node.name, { parentId: moved.parent.entityId, name: moved.name });
     // A file waiting for recover follows its name; one replaced by the rename is dropped (kept-files.ts).
     if (target && (target.parentId !== node.parentId || target.name !== node.name)) await this.kept?.discard(target, 'replaced by a rename');

@@ -90,3 +90,43 @@ test('mtimes set through the mount survive a remount, per (entity, version)', as
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('adding, removing or renaming an entry changes its folder\'s mtime, also after a remount', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mtimes-'));
+  try {
+    const log = await openMtimeLog(dir, { readOnly: false });
+    await withReal(async (r) => {
+      const old = Date.UTC(2020, 0, 1);
+      const mtime = async (p: string): Promise<number> => (await r.fs.getattr(p)).mtime.getTime();
+      await r.fs.mkdir('/a');
+      await r.fs.mkdir('/b');
+      const stepped = async (folders: string[], op: () => Promise<void>, what: string): Promise<void> => {
+        for (const f of folders) await r.fs.utimens(f, old, old);
+        const t0 = Date.now();
+        await op();
+        for (const f of folders) assert.ok(await mtime(f) >= t0, `${what} changed ${f}'s mtime`);
+      };
+      await stepped(['/a'], () => writeNew(r, '/a/f.txt', 'x\n'), 'create');
+      await stepped(['/a'], () => r.fs.mkdir('/a/sub'), 'mkdir');
+      await stepped(['/a'], () => r.fs.rmdir('/a/sub'), 'rmdir');
+      await stepped(['/a', '/b'], () => r.fs.rename('/a/f.txt', '/b/f.txt'), 'rename across folders');
+      await stepped(['/b'], () => r.fs.rename('/b/f.txt', '/b/g.txt'), 'rename within a folder');
+      await stepped(['/b'], () => r.fs.unlink('/b/g.txt'), 'unlink');
+      // Opening a file that exists changes nothing; nor does reading the folder.
+      await writeNew(r, '/b/h.txt', 'h\n');
+      await r.fs.utimens('/b', old, old);
+      const fd = await r.fs.open('/b/h.txt', 0);
+      await r.fs.release(fd);
+      await r.fs.readdir('/b');
+      assert.equal(await mtime('/b'), old);
+      // Kept past the mount, as a time utimens set.
+      await writeNew(r, '/a/late.txt', 'l\n');
+      const shown = await mtime('/a');
+      const again = mountOver(r, { mtimeStore: await reopen(log, dir) });
+      assert.equal((await again.getattr('/a')).mtime.getTime(), shown);
+      assert.equal((await again.getattr('/b')).mtime.getTime(), old);
+    }, 60_000, log);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

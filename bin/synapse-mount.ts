@@ -10,6 +10,7 @@ import path from 'node:path';
 import { UsageError, currentGid, currentUid, defaultCacheDir, parseSize, parseSizeWithin, parseTtlSeconds } from '../src/config.js';
 import { parseRequestSize } from '../src/fs/fuse-terms.js';
 import { normaliseEntityId } from '../src/fs/mount.js';
+import { canonicalMountpoint } from '../src/fs/preflight.js';
 import { expandMountOptions } from '../src/cli/mount-options.js';
 import { installFetchProxy } from '../src/net/proxy.js';
 import { runMount } from '../src/cli/mount-command.js';
@@ -111,7 +112,7 @@ await yargs(argv)
         exitCode = await runMount({
           config: {
             entityId: normaliseEntityId(a.entity!),
-            mountpoint: a.mountpoint!,
+            mountpoint: canonicalMountpoint(a.mountpoint!),
             endpoint,
             authToken: token,
             ...(a['s3-endpoint'] ? { s3Endpoint: a['s3-endpoint'] } : {}),

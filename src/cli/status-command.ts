@@ -13,7 +13,7 @@
  * mounted, so `status` works even on a hung mount.
  */
 import path from 'node:path';
-import { mountedType } from '../fs/preflight.js';
+import { canonicalMountpoint, mountedType } from '../fs/preflight.js';
 import type { MountStatus } from '../fs/mount-status.js';
 import { ControlError, queryControl } from './control.js';
 import { controlSocketPath, listMountRecords, processAlive, readMountRecord, removeMountRecord, type MountRecord } from './mount-registry.js';
@@ -55,7 +55,7 @@ async function report(dir: string, rec: MountRecord | undefined): Promise<MountR
 }
 
 export async function statusOf(mountpoint: string): Promise<MountReport> {
-  const dir = path.resolve(mountpoint);
+  const dir = canonicalMountpoint(mountpoint);
   return report(dir, await readMountRecord(dir));
 }
 

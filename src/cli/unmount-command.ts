@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { findOnPath, lazyUnmount, mountedType } from '../fs/preflight.js';
+import { canonicalMountpoint, findOnPath, lazyUnmount, mountedType } from '../fs/preflight.js';
 import { processAlive, readMountRecord, removeMountRecord } from './mount-registry.js';
 
 const exec = promisify(execFile);
@@ -19,7 +19,7 @@ const POLL_MS = 100;
 const OUR_TYPE = 'fuse.synapse-mount';
 
 export async function runUnmount(mountpoint: string): Promise<number> {
-  const dir = path.resolve(mountpoint);
+  const dir = canonicalMountpoint(mountpoint);
   const rec = await readMountRecord(dir);
   const type = await mountedType(dir);
   // Only our own mounts: `synapse-mount unmount /some/tmpfs` must not take someone's data away.

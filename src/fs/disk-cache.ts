@@ -518,8 +518,7 @@ const sizeCodec: VersionLogCodec<PersistedSize> = {
  * mount using the directory (version-log.ts: append-only, torn lines skipped). It is a cache: a
  * line lost to another mount's rewrite is simply asked of Synapse again.
  */
-export type PersistentSizes = VersionLog<PersistedSize>;
-export const PersistentSizes = {
-  open: (dir: string, logger?: Logger): Promise<PersistentSizes> =>
-    VersionLog.open(path.join(path.resolve(dir), 'meta', 'sizes.jsonl'), sizeCodec, { ...(logger ? { logger } : {}) }),
-};
+export type SizeLog = VersionLog<PersistedSize>;
+export function openSizeLog(dir: string, logger?: Logger): Promise<SizeLog> {
+  return VersionLog.open(path.join(path.resolve(dir), 'meta', 'sizes.jsonl'), sizeCodec, { ...(logger ? { logger } : {}) });
+}

@@ -86,8 +86,8 @@ export interface FilesystemOptions {
   fileMode: number;
   dirMode: number;
   readahead: ReadaheadOptions;
-  /** mtimes set by utimens, kept across remounts per (entity, version) (mtime-log.ts). */
-  mtimeStore?: MtimeStore;
+  /** mtimes logged for the next mount, per (entity, version) (mtime-log.ts). */
+  mtimeLog?: MtimeStore;
   logger?: Logger;
 }
 
@@ -114,15 +114,13 @@ const sharedNow = (file: ActiveFile): boolean => (file.dirty || file.publishing)
 const readActive = (file: ActiveFile, target: Buffer, length: number, position: number): Promise<number> =>
   file.read(position, length).then((data) => data.copy(target, 0, 0, Math.min(length, data.length)));
 /**
- * The version a kept mtime belongs to (mtime-log.ts): a file's or link's own; folders have no
- * versions in Synapse, so a folder's time stays until set again (its children changing never
- * moved it here either).
+ * The version a folder's mtime is logged under (mtime-log.ts): folders have no versions in
+ * Synapse (files' start at 1), so a folder's time stands until it is set or moved again.
  */
-const keptVersionOf = (node: FsNode): number | undefined => (node.kind === 'dir' ? FOLDER_KEPT_VERSION : node.versionNumber);
-const FOLDER_KEPT_VERSION = 0;
+const FOLDER_LOGGED_VERSION = 0;
 /** A scratch name showing a version of a published file (`mv f f~`: a backup view, read-only). */
 const isView = (node: FsNode): boolean => node.entityId !== '' && isScratchName(node.name);
-/** `mtimes` key of the time a version published here was written (SynapseFilesystem.publish). */
+/** `mtimes` key of one version of a file (SynapseFilesystem.mtimes). */
 const versionMtimeKey = (entityId: string, version: number): string => `${entityId}@${version}`;
 /** What fuse-native's prebuild passes for UTIME_NOW and UTIME_OMIT (their tv_nsec in ms). */
 const PREBUILD_UTIME_SPECIAL_MS = 1073;
@@ -252,10 +250,14 @@ export class SynapseFilesystem {
   /** Publishes running at release (touch, files only created or truncated), by path. */
   private readonly releasing = new Map<string, Promise<void>>();
   /**
-   * mtimes set by utimens (rsync -a, cp -p), by entity id — kept so a second rsync skips. Bounded
-   * (a long-lived mount rsync'd into daily would otherwise grow without end): a file whose time
-   * was dropped shows Synapse's modifiedOn again, so the next rsync copies it once more — and,
-   * its bytes unchanged, that publishes no new version (the publish rule).
+   * mtimes Synapse does not keep, so a second `rsync -a` skips and vim sees the time it wrote:
+   * per file version (`<id>@<version>`: set by utimens, or left by its writer here), per folder
+   * (`<id>`: utimens, or an entry added or removed) and per local-only file (`local:<path>`); a
+   * file open for writing holds its own (ActiveFile.mtime). Versions' and folders' times are
+   * also logged (mtime-log.ts) for the next mount. Bounded (a long-lived mount rsync'd into
+   * daily would otherwise grow without end): a time dropped here is read from the log, else
+   * Synapse's modifiedOn shows — then the next rsync copies that file once more, and, its bytes
+   * unchanged, that publishes no new version (the publish rule).
    */
   private readonly mtimes = new LRUCache<string, number>(entryBound(1_000_000));
   /**
@@ -335,7 +337,7 @@ export class SynapseFilesystem {
     af ??= node && this.activeFile(path, node);
     if (af) {
       this.shown?.delete(path);
-      return this.activeStat(path, af);
+      return this.activeStat(af);
     }
     // A kept file is checked against its journal entry first (getattr).
     if (node && this.kept?.has(node.parentId, node.name)) return undefined;
@@ -349,8 +351,8 @@ export class SynapseFilesystem {
   async fgetattr(path: string, fd: number): Promise<Stat> {
     if (path !== '') return this.getattr(path);
     const h = this.handles.get(fd);
-    if (h?.kind === 'write') return this.activeStat(h.path, h.file);
-    if (h?.kind === 'read' && h.live && sharedNow(h.live)) return this.stat('file', h.live.size, this.mtimes.get(h.live.entityId ?? '') ?? h.live.mtime);
+    if (h?.kind === 'write') return this.activeStat(h.file);
+    if (h?.kind === 'read' && h.live && sharedNow(h.live)) return this.stat('file', h.live.size, h.live.mtime);
     if (h?.kind === 'read') {
       await h.following;
       return this.stat('file', h.reader.source.size, this.mtimeOf(h.node));
@@ -366,9 +368,9 @@ export class SynapseFilesystem {
     throw new FsError('ENOENT', `fd ${fd}: not open`);
   }
 
-  /** A file open for writing: its current size, and the mtime utimens set (else its own). */
-  private activeStat(path: string, af: ActiveFile): Stat {
-    return this.stat('file', af.size, this.mtimes.get(af.entityId ?? `local:${path}`) ?? af.mtime);
+  /** A file open for writing: its current size and mtime. */
+  private activeStat(af: ActiveFile): Stat {
+    return this.stat('file', af.size, af.mtime);
   }
 
   async getattr(path: string): Promise<Stat> {
@@ -399,42 +401,44 @@ export class SynapseFilesystem {
   }
 
   /**
-   * A node's mtime: one utimens set in this mount, else the one its writer here saw (publish),
-   * else one utimens set for this version before (a remount; mtime-log.ts), else Synapse's.
+   * A node's mtime: the one this mount keeps for it (`mtimes`), else the one logged by an earlier
+   * mount on this machine (mtime-log.ts), else Synapse's modifiedOn. `path`: a local-only file's.
    */
-  private mtimeOf(node: FsNode): number {
+  private mtimeOf(node: FsNode, path?: string): number {
+    if (node.kind === 'dir') return this.mtimes.get(node.entityId) ?? this.loggedMtime(node.entityId, FOLDER_LOGGED_VERSION) ?? node.modifiedOn;
+    if (!node.entityId) return (path !== undefined ? this.mtimes.get(`local:${path}`) : undefined) ?? node.modifiedOn;
     const v = node.versionNumber;
-    return this.mtimes.get(node.entityId)
-      ?? (v !== undefined ? this.mtimes.get(versionMtimeKey(node.entityId, v)) : undefined)
-      ?? this.keptMtimeOf(node)
-      ?? node.modifiedOn;
+    if (v === undefined) return node.modifiedOn;
+    return this.mtimes.get(versionMtimeKey(node.entityId, v)) ?? this.loggedMtime(node.entityId, v) ?? node.modifiedOn;
   }
 
-  private keptMtimeOf(node: FsNode): number | undefined {
-    const v = keptVersionOf(node);
-    return node.entityId && v !== undefined ? this.opts.mtimeStore?.get(node.entityId, v) : undefined;
+  private loggedMtime(entityId: string, version: number): number | undefined {
+    return entityId ? this.opts.mtimeLog?.get(entityId, version) : undefined;
+  }
+
+  /** The mtime of one version of a file, here and for the next mount (mtime-log.ts). */
+  private setVersionMtime(entityId: string, version: number | undefined, mtimeMs: number): void {
+    if (!entityId || version === undefined) return;
+    this.mtimes.set(versionMtimeKey(entityId, version), mtimeMs);
+    this.opts.mtimeLog?.set(entityId, version, mtimeMs);
+  }
+
+  private setFolderMtime(folderId: string, mtimeMs: number): void {
+    this.mtimes.set(folderId, mtimeMs);
+    this.opts.mtimeLog?.set(folderId, FOLDER_LOGGED_VERSION, mtimeMs);
   }
 
   /**
    * POSIX: adding, removing or renaming an entry changes its folder's mtime (`find -newer`,
-   * `ls -lt`). Synapse's folder modifiedOn does not move for that, so the mount keeps the time
-   * as it keeps one utimens set (on this machine, across remounts).
+   * `ls -lt`). Synapse's folder modifiedOn does not move for that.
    */
   private folderChanged(folderId: string | undefined): void {
-    if (!folderId) return;
-    const now = Date.now();
-    this.mtimes.set(folderId, now);
-    this.keepMtime(folderId, FOLDER_KEPT_VERSION, now);
-  }
-
-  /** Keep a time utimens set for this version of a file (or for a folder) beyond this mount (mtime-log.ts). */
-  private keepMtime(entityId: string, keptVersion: number | undefined, mtimeMs: number | undefined): void {
-    if (entityId && keptVersion !== undefined && mtimeMs !== undefined) this.opts.mtimeStore?.set(entityId, keptVersion, mtimeMs);
+    if (folderId) this.setFolderMtime(folderId, Date.now());
   }
 
   /** The attributes of a listed node; for a published file, `size` is needed (else undefined). */
   private nodeStat(path: string, node: FsNode, size: FileSize | undefined): Stat | undefined {
-    const mtime = this.mtimeOf(node);
+    const mtime = this.mtimeOf(node, path);
     if (node.kind === 'dir') return this.stat('dir', 4096, mtime);
     if (node.kind === 'link') return this.stat('link', 0, mtime);
     if (!node.entityId) return this.stat('file', 0, mtime); // local-only, not open
@@ -558,7 +562,8 @@ export class SynapseFilesystem {
       // Appends and partial rewrites land where the kernel thinks the file ends: build on that version.
       const base = shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
       this.shown?.delete(path);
-      const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined, base);
+      // Opening for writing changes no time: writes do.
+      const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined, base, this.mtimeOf(node, path));
       if ((flags & O_TRUNC) !== 0) await this.emptiedOrUndone(path, file);
       return this.addWriteHandle(path, file);
     }
@@ -599,14 +604,15 @@ export class SynapseFilesystem {
   }
 
   private newActiveFile(path: string, parentId: string, name: string, entityId: string | undefined,
-    base: { size: number; md5: string | undefined; version?: number | undefined } | undefined, seed?: ActiveFileInit['seed']): ActiveFile {
+    base: { size: number; md5: string | undefined; version?: number | undefined } | undefined, mtime: number | undefined,
+    seed?: ActiveFileInit['seed']): ActiveFile {
     const w = this.writes!;
     const file = new ActiveFile({
       spool: w.spool, publisher: w.publisher, loadBase: (id, version, into) => this.loadBase(id, version, into),
       startStream: (parentId, name, keep) => this.startStream(parentId, name, keep),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
     }, {
-      parentId, name, entityId, base, localOnly: isScratchName(name),
+      parentId, name, entityId, base, localOnly: isScratchName(name), ...(mtime !== undefined ? { mtime } : {}),
       localWhileEmpty: isProbeName(name) && entityId === undefined && !seed, ...(seed ? { seed } : {}),
     });
     this.active.set(path, file);
@@ -696,7 +702,7 @@ export class SynapseFilesystem {
    */
   private async writeKept(path: string, node: FsNode, view: KeptFile, flags: number): Promise<number> {
     const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined,
-      { size: view.size, md5: view.md5, version: view.baseVersion }, (into) => copyInto(view.spoolFile, view.size, into));
+      { size: view.size, md5: view.md5, version: view.baseVersion }, view.mtime, (into) => copyInto(view.spoolFile, view.size, into));
     this.kept?.openedOver(file, view);
     if ((flags & O_TRUNC) !== 0) await this.emptiedOrUndone(path, file);
     return this.addWriteHandle(path, file);
@@ -798,7 +804,7 @@ export class SynapseFilesystem {
     const size = listed?.entityId ? await this.table.size(listed).catch(() => undefined) : undefined;
     // The version these bytes replace travels with the base (recover's conflict check).
     const base = size ? { ...size, version: listed?.versionNumber } : undefined;
-    const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base);
+    const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base, listed ? this.mtimeOf(listed, path) : undefined);
     if (listed?.entityId || hiddenId) await this.emptiedOrUndone(path, file);
     if (!listed?.entityId) {
       // Visible at once in the writer's listing; published on flush.
@@ -815,8 +821,6 @@ export class SynapseFilesystem {
     const h = this.handle(fd);
     if (h.kind !== 'write') throw new FsError('EBADF', `fd ${fd} is not open for writing`);
     // An unlinked file still takes writes through the fds that hold it (never published).
-    // Written now: a time utimens set earlier (touch -m) is no longer the file's mtime.
-    this.mtimes.delete(h.file.entityId ?? `local:${h.path}`);
     try {
       return await h.file.write(data, position);
     } finally {
@@ -857,7 +861,12 @@ export class SynapseFilesystem {
       if (file.awaitingRecovery) await this.dropSuperseded(file, 'a newer entry of the same file replaces it');
       throw err;
     }
-    if (!version) return;
+    if (!version) {
+      // Nothing new to publish (same bytes, or published by an fsync already): a time set or
+      // moved since the open is still the version's (`cp -p` onto an identical file).
+      if (file.mtimeMoved && file.entityId) this.setVersionMtime(file.entityId, file.cleanVersion, file.mtime);
+      return;
+    }
     const node: FsNode = {
       entityId: version.entityId, name: file.name, kind: 'file', parentId: file.parentId,
       versionNumber: version.versionNumber, modifiedOn: version.modifiedOn, createdOn: version.modifiedOn,
@@ -875,20 +884,11 @@ export class SynapseFilesystem {
     this.table.upsert(node);
     this.table.setSize(version.entityId, version.versionNumber, { size: version.size, md5: version.md5 });
     this.forgetShown(path);
-    const localMtime = this.mtimes.get(`local:${path}`);
-    if (localMtime !== undefined) {
-      this.mtimes.delete(`local:${path}`);
-      this.mtimes.set(version.entityId, localMtime);
-    }
-    // A time utimens set while the file was open (cp -p, tar x), or before it was first published.
-    if (this.mtimes.has(version.entityId)) {
-      this.keepMtime(version.entityId, version.versionNumber, this.mtimes.get(version.entityId));
-    } else {
-      // The mtime the writer's fstat saw stays the file's: Synapse's modifiedOn is a little
-      // later (QA: vim's next save saw the file "changed since reading it" and did not write).
-      // Per version, so another client's newer version shows its own time.
-      this.mtimes.set(versionMtimeKey(version.entityId, version.versionNumber), file.mtime);
-    }
+    this.mtimes.delete(`local:${path}`);
+    // The mtime the writer's fstat saw (its last write, or a time utimens set on it: cp -p, tar x)
+    // stays the version's: Synapse's modifiedOn is a little later (QA: vim's next save saw the
+    // file "changed since reading it" and did not write).
+    this.setVersionMtime(version.entityId, version.versionNumber, file.mtime);
     this.opts.logger?.info({ path, entityId: version.entityId, version: version.versionNumber, size: version.size }, 'published');
   }
 
@@ -1316,6 +1316,7 @@ export class SynapseFilesystem {
     // nothing in Synapse.
     if (node.entityId && !isScratchName(node.name)) {
       await this.api.deleteEntity(node.entityId);
+      if (node.versionNumber !== undefined) this.opts.mtimeLog?.delete(node.entityId, node.versionNumber);
       // Backup views of it (`mv -b g f; rm f`) showed versions of this entity, now in the trash
       // can: they go with it rather than stay listed and answer EIO (review; README, Names).
       for (const view of this.table.localEntriesOf(node.entityId)) {
@@ -1334,6 +1335,7 @@ export class SynapseFilesystem {
       else this.table.unhide(node.hides.parentId, node.hides.name);
     }
     this.forgetShown(path);
+    this.mtimes.delete(`local:${path}`);
     this.folderChanged(node.parentId);
     await this.kept?.discard(node, 'unlink');
   }
@@ -1508,6 +1510,7 @@ export class SynapseFilesystem {
     this.table.remove(node.parentId!, node.name);
     this.table.addLocal({ ...node, name: destName, parentId: destParent.entityId });
     const mtime = this.mtimes.get(`local:${src}`);
+    this.mtimes.delete(`local:${src}`);
     if (mtime !== undefined) this.mtimes.set(`local:${dest}`, mtime);
   }
 
@@ -1526,9 +1529,9 @@ export class SynapseFilesystem {
     this.table.upsert(this.nodeOf(updated, 'file'));
     // As rename(2): the moved file keeps its mtime — the one utimens gave it (rsync's temp file),
     // else its own; without this a second `rsync -a` saw the target's old time and sent it again.
-    const mtime = this.mtimes.get(source.entityId) ?? source.modifiedOn;
-    this.mtimes.set(updated.id, mtime);
-    this.keepMtime(updated.id, updated.versionNumber, mtime);
+    this.setVersionMtime(updated.id, updated.versionNumber, this.mtimeOf(source));
+    // The source entity is gone (rsync's temp file): its logged time would only take room.
+    if (source.versionNumber !== undefined) this.opts.mtimeLog?.delete(source.entityId, source.versionNumber);
     const size = this.table.knownSize(source);
     if (size && updated.versionNumber !== undefined) this.table.setSize(updated.id, updated.versionNumber, size);
   }
@@ -1615,6 +1618,8 @@ export class SynapseFilesystem {
     const updated = await this.writes!.publisher.commit(destParent.entityId, destName, String(shows.fileHandle.id), target?.entityId);
     if (target?.entityId) this.readersOfReplaced(undefined, target.entityId, undefined);
     this.table.upsert(this.nodeOf(updated, 'file'));
+    // As rename(2): the restored bytes keep the time the view showed.
+    this.setVersionMtime(updated.id, updated.versionNumber, this.mtimeOf(node));
   }
 
   private moveActivePaths(src: string, dest: string): void {
@@ -1628,7 +1633,7 @@ export class SynapseFilesystem {
     }
   }
 
-  /** utimens: kept in memory so a second `rsync -a` sees the times it set and skips the file. */
+  /** utimens: the time is kept (mtimes, ActiveFile.mtime) so a second `rsync -a` sees it and skips the file. */
   async utimens(path: string, _atime: number, mtimeMs: number): Promise<void> {
     this.checkWritable(path);
     const af = this.active.get(path);
@@ -1638,11 +1643,17 @@ export class SynapseFilesystem {
     if (mtimeMs === UTIME_OMIT_MS) return;
     // A prebuild sends UTIME_NOW and UTIME_OMIT alike as tv_sec 0 + 1,073,741,82x ns: 1073 ms.
     const mtime = mtimeMs === PREBUILD_UTIME_SPECIAL_MS ? Date.now() : mtimeMs;
-    const key = af ? (af.entityId ?? `local:${path}`) : node!.entityId || `local:${path}`;
-    this.mtimes.set(key, mtime);
-    // Not a file being written: its time is kept with the version its close publishes.
-    if (!af) this.keepMtime(node!.entityId, keptVersionOf(node!), mtime);
+    if (af) {
+      af.setMtime(mtime); // the version its close publishes keeps it (publish)
+      // Unchanged since its published version: that version's time now (a close may publish nothing).
+      if (af.entityId) this.setVersionMtime(af.entityId, af.cleanVersion, mtime);
+    }
+    else if (node!.kind === 'dir') this.setFolderMtime(node!.entityId, mtime);
+    else if (!node!.entityId) this.mtimes.set(`local:${path}`, mtime);
+    // A file waiting for recover shows its kept bytes' time; the published version is other bytes.
+    else if (!this.kept?.has(node!.parentId, node!.name)) this.setVersionMtime(node!.entityId, node!.versionNumber, mtime);
   }
+
 
   /** chmod/chown: accepted (Synapse has no POSIX modes) so `cp -p`, rsync and tar work; EROFS on a read-only mount. */
   async chmod(path: string): Promise<void> {

@@ -40,6 +40,7 @@ import { S3Error } from '../s3/object-store.js';
 import { applyDirectReads, applyDirectWrites, smallReaders } from './page-cache-bypass.js';
 import { FastReadWindows, loadFastBinding } from './fast-read.js';
 import { grantedFuseTerms, requestFuseTerms, requestPages } from './fuse-terms.js';
+import { typeMountedAt } from './preflight.js';
 import type { PageCacheStatus } from './mount-status.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
 
@@ -253,10 +254,11 @@ export class FuseAdapter {
    * would otherwise leave this process serving nothing forever.
    */
   watchForUnmount(onGone: () => void, intervalMs = 1000): void {
-    const escaped = this.opts.mountpoint.replace(/ /g, '\\040');
+    // The mountpoint is canonical (mount.ts): compared as is, never resolved here — a stat of it
+    // from this process would ask this very mount.
     const check = async (): Promise<void> => {
       const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-      const present = info.split('\n').some((line) => line.split(' ')[4] === escaped);
+      const present = typeMountedAt(this.opts.mountpoint, info) !== undefined;
       if (!present) {
         this.stopWatching();
         onGone();

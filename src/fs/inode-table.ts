@@ -86,7 +86,7 @@ interface Listing {
 /** Default cap on how long a loading snapshot keeps its listing from being refetched. */
 export const DEFAULT_MAX_LOAD_HOLD_MS = 10 * 60_000;
 
-/** Sizes that outlive the mount (disk-cache.ts PersistentSizes); keyed by (id, version) only. */
+/** Sizes that outlive the mount (disk-cache.ts openSizeLog); keyed by (id, version) only. */
 export interface SizeStore {
   get(entityId: string, versionNumber: number): FileSize | undefined;
   set(entityId: string, versionNumber: number, size: FileSize): void;

@@ -11,14 +11,14 @@ import { StsCredentialCache } from '../synapse/sts.js';
 import { CONCRETE } from '../synapse/types.js';
 import { AwsObjectStore } from '../s3/aws-object-store.js';
 import { BlockCache } from './block-cache.js';
-import { DiskCache, PersistentSizes } from './disk-cache.js';
+import { DiskCache, openSizeLog, type SizeLog } from './disk-cache.js';
 import { openMtimeLog } from './mtime-log.js';
 import { FileSources } from './file-sources.js';
 import { SynapseFilesystem } from './filesystem.js';
 import { FuseAdapter } from './fuse-adapter.js';
 import { InodeTable, type FsNode } from './inode-table.js';
 import { checkMetadataView, ViewSizes } from './view-sizes.js';
-import { MountError, preflight } from './preflight.js';
+import { canonicalMountpoint, MountError, preflight } from './preflight.js';
 import { Publisher } from './publisher.js';
 import { Spool } from './spool.js';
 import { sweepOrphanedUploads } from './orphans.js';
@@ -174,7 +174,9 @@ export function transferServices(client: HttpSynapseClient, userId: string, conf
  * `onWaiting`: told once, while the mount is starting, that Synapse cannot be reached yet and is
  * being retried (else a wrong --endpoint or a network down would be silent for --retry-timeout).
  */
-export async function mount(config: MountConfig, log: Logger, onWaiting?: (message: string) => void): Promise<MountedFilesystem> {
+export async function mount(given: MountConfig, log: Logger, onWaiting?: (message: string) => void): Promise<MountedFilesystem> {
+  // As the kernel will name it: the unmount watch compares this with /proc/self/mountinfo.
+  const config = { ...given, mountpoint: canonicalMountpoint(given.mountpoint) };
   registerSecret(config.authToken);
   let starting = true;
   let told = false;
@@ -205,18 +207,20 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
   // Not essential: without it, times set through the mount last until unmount (as before).
   const mtimes = await openMtimeLog(config.spoolDir, { readOnly: config.readOnly, logger: log.child({ component: 'mtimes' }) })
     .catch((err: unknown) => {
-      log.warn({ err }, 'mtimes set through the mount will not be kept past unmount: the spool directory\'s meta/mtimes.jsonl cannot be read');
+      log.warn({ err }, config.readOnly
+        ? 'file times set through earlier mounts are not shown (Synapse\'s are): the spool directory\'s meta/mtimes.jsonl cannot be read'
+        : 'file times set through the mount will not be kept past unmount: the spool directory\'s meta/mtimes.jsonl cannot be read or written');
       return undefined;
     });
 
   let disk: DiskCache | undefined;
-  let sizes: PersistentSizes | undefined;
+  let sizes: SizeLog | undefined;
   if (config.cacheDir) {
     try {
       disk = await DiskCache.open({
         dir: config.cacheDir, maxBytes: config.cacheDirBytes ?? DEFAULT_CACHE_DIR_BYTES, logger: log.child({ component: 'disk-cache' }),
       });
-      sizes = await PersistentSizes.open(config.cacheDir, log.child({ component: 'disk-cache' }));
+      sizes = await openSizeLog(config.cacheDir, log.child({ component: 'disk-cache' }));
     } catch (err) {
       throw new MountError(`--cache-dir: ${(err as Error).message}`);
     }
@@ -262,7 +266,7 @@ export async function mount(config: MountConfig, log: Logger, onWaiting?: (messa
       readTimeoutMs: config.readTimeoutMs,
       streamAfterBytes: Math.max(config.blockBytes, Math.min(SCAN_AFTER_BYTES, Math.floor(mainBytes / 4))),
     },
-    ...(mtimes ? { mtimeStore: mtimes } : {}),
+    ...(mtimes ? { mtimeLog: mtimes } : {}),
     logger: log.child({ component: 'fs' }),
   }, config.readOnly ? undefined : {
     publisher, spool, budget: new MemoryBudget(config.maxWriteMemoryBytes), partSize,

@@ -1,23 +1,27 @@
 /**
- * mtimes set through the mount (utimens: `rsync -a`, `cp -p`, `tar x`, `touch -m`), kept on this
- * machine across remounts: Synapse keeps no mtime, so without this every file showed Synapse's
- * modifiedOn again after a remount and the next `rsync -a` compared and rewrote every file.
+ * mtimes the mount gave files and folders — set by utimens (`rsync -a`, `cp -p`, `tar x`,
+ * `touch -m`), left by a writer here, or a folder's moved by an entry added or removed — kept on
+ * this machine across remounts: Synapse keeps no mtime, so without this every file showed
+ * Synapse's modifiedOn after a remount and the next `rsync -a` compared and rewrote every file.
  *
- * Keyed by (entity id, version) — a new version written anywhere shows its own modifiedOn, never
- * a time set for older bytes. The log lives in the spool directory (`meta/mtimes.jsonl`, one per
- * user by default, shared by that user's mounts); other machines and clients see modifiedOn.
- * version-log.ts has the format and its one caveat: a line appended by another mount while this
- * one rewrites the log at start may be lost (that file's time is then modifiedOn, and rsync
- * copies it once more — with the same bytes, no new version is published).
+ * Keyed by (entity id, version); folders, which have no versions, by (id, 0). A new version
+ * written anywhere shows its own time, never one given to older bytes. The log lives in the
+ * spool directory (`meta/mtimes.jsonl`, one per user by default, shared by that user's mounts);
+ * other machines and clients see modifiedOn. version-log.ts has the format and its caveat: a
+ * line another mount appends in the instant this one rewrites the log at start may be lost
+ * (that file then shows modifiedOn, and rsync copies it once more — with the same bytes, no new
+ * version is published).
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { VersionLog, type VersionLogCodec } from './version-log.js';
 
-/** What the filesystem needs of it (a Map-like fake in tests). */
+/** What the filesystem needs of it. */
 export interface MtimeStore {
   get(entityId: string, versionNumber: number): number | undefined;
   set(entityId: string, versionNumber: number, mtimeMs: number): void;
+  /** The entity was deleted (rsync's temp file, replaced into its target): the entry goes. */
+  delete(entityId: string, versionNumber: number): void;
 }
 
 const mtimeCodec: VersionLogCodec<number> = {

@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { constants, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -21,15 +21,48 @@ export class MountError extends Error {
 export type MountinfoReader = () => Promise<string>;
 const readMountinfo: MountinfoReader = () => readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
 
+/**
+ * The path the kernel will name a mountpoint by (/proc/self/mountinfo): absolute, symlinks
+ * resolved, no trailing slash. What a user typed (`mnt/`, `./mnt`, a symlink) is not, and a
+ * mount that compared those found itself "unmounted from outside" a second after mounting (QA).
+ * Never stats the mountpoint itself — a FUSE mount there would be asked (a hung one would hang
+ * `unmount`, and the serving process would wait on itself): its parent is resolved, and the
+ * last name only read as a link (readlink answers EINVAL for a directory without asking FUSE).
+ */
+export function canonicalMountpoint(dir: string, depth = 0): string {
+  const abs = path.resolve(dir);
+  if (abs === path.dirname(abs)) return abs; // "/"
+  let parent = path.dirname(abs);
+  try {
+    parent = realpathSync(parent);
+  } catch { /* missing: as typed */ }
+  const candidate = path.join(parent, path.basename(abs));
+  if (depth >= 40) return candidate; // ELOOP's bound
+  try {
+    return canonicalMountpoint(path.resolve(parent, readlinkSync(candidate)), depth + 1);
+  } catch {
+    return candidate; // not a link
+  }
+}
+
+/** A mountinfo path field: space, tab, newline and backslash come octal-escaped (`\040`). */
+export function mountinfoPath(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
 /** Is `dir` a mountpoint right now (per /proc/self/mountinfo)? Returns its fs type or undefined. */
 export async function mountedType(dir: string, mountinfo: MountinfoReader = readMountinfo): Promise<string | undefined> {
-  const info = await mountinfo();
-  const escaped = path.resolve(dir).replace(/ /g, '\\040');
+  return typeMountedAt(canonicalMountpoint(dir), await mountinfo());
+}
+
+/** The fs type mounted at `canonical` (canonicalMountpoint) in a mountinfo text, or undefined. */
+export function typeMountedAt(canonical: string, info: string): string | undefined {
+  const want = canonical;
   // The last entry for a mountpoint is the one on top (what a path there reaches).
   let type: string | undefined;
   for (const line of info.split('\n')) {
     const fields = line.split(' ');
-    if (fields[4] !== escaped) continue;
+    if (fields[4] === undefined || mountinfoPath(fields[4]) !== want) continue;
     const sep = fields.indexOf('-');
     type = sep >= 0 ? fields[sep + 1] : 'unknown';
   }

@@ -259,12 +259,17 @@ export class Spool {
     if (durable) await syncFile(entry.spoolFile).catch(() => undefined); // a stream's entry may have none
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(JSON.stringify(entry, null, 2));
-      if (durable) await fh.sync();
-    } finally {
-      await fh.close();
+      try {
+        await fh.writeFile(JSON.stringify(entry, null, 2));
+        if (durable) await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, file);
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined); // a disk full: no empty temp left behind (QA)
+      throw err;
     }
-    await rename(tmp, file);
     if (durable) await syncFile(this.journalDir).catch(() => undefined);
     return file;
   }

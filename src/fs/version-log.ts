@@ -6,14 +6,15 @@
  * Why (entity, version): a version names immutable content, so an entry never goes stale; a newer
  * version (written anywhere) has another key, so an old entry cannot describe it.
  *
- * Line format: one JSON array per line, `[entityId, version, ...fields]` (the codec's fields).
+ * Line format: one JSON array per line, `[entityId, version, ...fields]` (the codec's fields);
+ * `[entityId, version]` alone forgets the entry (its entity was deleted).
  * Several mounts may append to one log at once (O_APPEND, one write per batch of whole lines);
  * a line torn by a crash is skipped when read. The log is rewritten (temp + rename) at open when
  * it holds many more lines than entries or more than the cap; a line another mount appends during
  * that rewrite may be lost, so keep here only what can be learned again or done without.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFile, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, open, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { makeDirs } from './make-dirs.js';
@@ -50,7 +51,11 @@ export class VersionLog<V> {
 
   static async open<V>(file: string, codec: VersionLogCodec<V>, opts: VersionLogOptions = {}): Promise<VersionLog<V>> {
     const log = new VersionLog(path.resolve(file), codec, opts);
-    if (!opts.readOnly) await makeDirs(path.dirname(log.file));
+    if (!opts.readOnly) {
+      await makeDirs(path.dirname(log.file));
+      // Writable now, or the caller hears it now: not as every later append failing quietly.
+      await appendFile(log.file, '', { mode: 0o600 });
+    }
     await log.load();
     return log;
   }
@@ -73,10 +78,23 @@ export class VersionLog<V> {
     if (this.opts.readOnly) return;
     this.pending.delete(key);
     this.pending.set(key, this.line(key, value));
-    if (!this.timer) {
-      this.timer = setTimeout(() => { this.timer = undefined; void this.flush(); }, this.opts.flushMs ?? 1000);
-      this.timer.unref();
-    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => { this.timer = undefined; void this.flush(); }, this.opts.flushMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** Forget an entry (its entity is gone): a tombstone line, `[entityId, version]`. */
+  delete(entityId: string, versionNumber: number): void {
+    const key = `${entityId}.${versionNumber}`;
+    if (!this.map.delete(key)) return;
+    if (this.opts.readOnly) return;
+    this.pending.delete(key);
+    this.pending.set(key, `${JSON.stringify([entityId, versionNumber])}\n`);
+    this.schedule();
   }
 
   /** Append what is pending (one write of whole lines); never rejects (a failed append is logged). */
@@ -93,13 +111,15 @@ export class VersionLog<V> {
   }
 
   private async load(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
+    const read = await readWithInode(this.file);
+    if (!read) return;
+    const lines = this.apply(read.bytes.toString('utf8'));
+    while (this.map.size > this.maxEntries) this.map.delete(this.map.keys().next().value as string);
+    if (!this.opts.readOnly && lines > 2 * this.map.size + 1000) await this.compact(read);
+  }
+
+  /** Take in a log's lines (the last of a key wins); returns how many there were. */
+  private apply(text: string): number {
     let lines = 0;
     for (const line of text.split('\n')) {
       if (!line) continue;
@@ -107,22 +127,38 @@ export class VersionLog<V> {
       try {
         const v = JSON.parse(line) as unknown;
         if (!Array.isArray(v) || typeof v[0] !== 'string' || !Number.isInteger(v[1])) continue;
+        const key = `${v[0]}.${v[1] as number}`;
+        if (v.length === 2) { // a tombstone (delete)
+          this.map.delete(key);
+          continue;
+        }
         const value = this.codec.decode(v.slice(2));
         if (value === undefined) continue;
-        const key = `${v[0]}.${v[1] as number}`;
         this.map.delete(key); // the last line of a key wins, and counts as its age
         this.map.set(key, value);
       } catch { /* a torn line */ }
     }
-    while (this.map.size > this.maxEntries) this.map.delete(this.map.keys().next().value as string);
-    if (!this.opts.readOnly && lines > 2 * this.map.size + 1000) await this.compact();
+    return lines;
   }
 
-  private async compact(): Promise<void> {
+  /**
+   * Rewrite the log as one line per entry. Lines other mounts appended since it was read
+   * (`was`) are carried over just before the rename; one appended in between those two
+   * steps (microseconds) is lost.
+   */
+  private async compact(was: { bytes: Buffer; ino: number }): Promise<void> {
     const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     const body = [...this.map].map(([k, v]) => this.line(k, v)).join('');
     try {
       await writeFile(tmp, body, { mode: 0o600 });
+      const now = await readWithInode(this.file);
+      // The same file, grown (another mount's rewrite would be another inode: nothing to carry).
+      if (now && now.ino === was.ino && now.bytes.length > was.bytes.length) {
+        const tail = now.bytes.subarray(was.bytes.length);
+        const whole = tail.subarray(0, tail.lastIndexOf(0x0a) + 1); // a line still being written is left out
+        this.apply(whole.toString('utf8'));
+        await appendFile(tmp, whole);
+      }
       await rename(tmp, this.file);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
@@ -133,5 +169,22 @@ export class VersionLog<V> {
   private line(key: string, v: V): string {
     const dot = key.lastIndexOf('.');
     return `${JSON.stringify([key.slice(0, dot), Number(key.slice(dot + 1)), ...this.codec.encode(v)])}\n`;
+  }
+}
+
+/** A file's bytes and inode, read through one descriptor; undefined if there is none. */
+async function readWithInode(file: string): Promise<{ bytes: Buffer; ino: number } | undefined> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const ino = (await fh.stat()).ino;
+    return { bytes: await fh.readFile(), ino };
+  } finally {
+    await fh.close();
   }
 }

@@ -106,6 +106,8 @@ export interface ActiveFileInit {
    * waiting for recover, opened for writing (kept-files.ts). Not dirty until changed.
    */
   seed?: (into: SpoolFile) => Promise<void>;
+  /** The mtime the file showed when opened (default: now, a new file). */
+  mtime?: number;
 }
 
 /** Emptying a published file where Synapse cannot store 0 bytes: nothing changed, nothing to recover. */
@@ -141,7 +143,13 @@ export class ActiveFile {
   unlinked = false;
   /** A write failed (e.g. ENOSPC in the spool): the content is incomplete and is never published. */
   broken: unknown;
-  mtime = Date.now();
+  /**
+   * The file's mtime: what it showed when opened, then moved by every write and truncate, or set
+   * by utimens (setMtime) — what fstat shows and what its published version keeps (filesystem.ts).
+   */
+  mtime: number;
+  /** The mtime moved since the open: a close that publishes no new version still keeps it. */
+  mtimeMoved = false;
   private base: { size: number; md5: string | undefined; version?: number | undefined } | undefined;
   /**
    * The version of `entityId` these bytes will replace (the journal's baseVersion, so `recover`
@@ -164,10 +172,22 @@ export class ActiveFile {
   private spoolQuiet: Promise<void> | undefined;
   /** A journal entry exists for this file's spool (a publish failed and was recorded). */
   private journaled = false;
+  /**
+   * An entry for this spool file was written and not yet removed — also when a later rewrite of
+   * it failed (ENOSPC) and `journaled` went false: a publish that then succeeds removes it (QA:
+   * a stale entry stayed for `recover` to find "already published").
+   */
+  private entryOnDisk = false;
 
   /** Bytes go straight to S3 (a streamed upload): reading them means reading them back first. */
   get streaming(): boolean {
     return this.stream !== undefined;
+  }
+
+  /** utimens on an open file (`cp -p`, `tar x`), or a change to its bytes. */
+  setMtime(ms: number): void {
+    this.mtime = ms;
+    this.mtimeMoved = true;
   }
 
   /** The published version these bytes are, when they are one (not changed since it). */
@@ -201,6 +221,7 @@ export class ActiveFile {
     this.localWhileEmpty = init.localWhileEmpty ?? false;
     this.localOnly = init.localOnly || this.localWhileEmpty;
     this.seed = init.seed;
+    this.mtime = init.mtime ?? Date.now();
     // A new file has no published content: the (empty) spool is the whole file.
     this.loaded = init.entityId === undefined && !init.seed;
     // A new file exists once created, even if nothing is ever written to it (touch, cp of 0 B).
@@ -250,10 +271,11 @@ export class ActiveFile {
    * spool file goes at the last close, as for any unlinked file.
    */
   async dropJournal(): Promise<void> {
-    const entry = this.journalEntry;
-    if (!entry) return;
+    const id = this.journalEntry?.journalId ?? (this.entryOnDisk ? this.spoolFile?.id : undefined);
+    if (!id) return;
     this.journaled = false;
-    await this.deps.spool.removeJournal(entry.journalId).catch(() => undefined);
+    this.entryOnDisk = false;
+    await this.deps.spool.removeJournal(id).catch(() => undefined);
   }
 
   /** The write-ahead journal entry of a publish from the spool (publish()); its id, or undefined if it could not be written. */
@@ -405,7 +427,7 @@ export class ActiveFile {
     } else await spool.write(data, position);
     this.dirty = true;
     this.writtenSincePublish = true;
-    this.mtime = Date.now();
+    this.setMtime(Date.now());
     return data.length;
   }
 
@@ -497,7 +519,7 @@ export class ActiveFile {
         await (await this.ensureLoaded()).truncate(size);
       }
       this.dirty = true;
-      this.mtime = Date.now();
+      this.setMtime(Date.now());
     });
   }
 
@@ -612,8 +634,9 @@ export class ActiveFile {
         this.unjournaledBytes = undefined;
         // A publish that failed earlier (at close) left a journal entry: these bytes are now in
         // Synapse, so it must not linger as "waiting for recover".
-        if (this.journaled && this.spoolFile) {
+        if ((this.journaled || this.entryOnDisk) && this.spoolFile) {
           this.journaled = false;
+          this.entryOnDisk = false;
           await this.deps.spool.removeJournal(this.spoolFile.id).catch(() => undefined);
         }
         return {
@@ -693,6 +716,7 @@ export class ActiveFile {
         size, md5, inSpool, createdAt: new Date().toISOString(), error: (err as Error).message ?? String(err),
         ...(incomplete ? { incomplete } : {}),
       });
+      this.entryOnDisk = true;
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
     } catch (jerr) {
       // No entry, so recover will not find these bytes: say where they are, keep them, and tell

@@ -5,10 +5,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
-import { cli, closedPort, isMounted, mountForeground, sh, tempDir, waitFor } from './harness.js';
+import { cli, closedPort, isMounted, mountForeground, ROOT, sh, tempDir, waitFor } from './harness.js';
 
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
@@ -82,6 +82,31 @@ describe('synapse-mount command line', () => {
     const u = await sh(`umount '${dir}'`);
     assert.equal(u.code, 0, u.stderr);
     await waitFor('serving process exit after umount', () => !alive(pid), 10_000);
+  });
+
+  test('a mountpoint given as a relative path with a trailing slash, or through a symlink, stays mounted; status and unmount take either', async () => {
+    // QA: the unmount watch compared the path as typed with /proc/self/mountinfo's, so these
+    // mounts took themselves for "unmounted from outside" a second after mounting.
+    const dir = await newDir();
+    const parent = path.dirname(dir);
+    const viaLink = path.join(await newDir(), 'link');
+    await symlink(dir, viaLink);
+    for (const [given, cwd] of [[`${path.basename(dir)}/`, parent], [viaLink, ROOT]] as const) {
+      const r = await cli(args(projectId, given), { env, cwd });
+      assert.equal(r.code, 0, r.stderr);
+      const pid = await servingPid(dir);
+      // Past two periods of the unmount watch (1 s): a wait for something that must not happen.
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      assert.ok(alive(pid) && (await isMounted(dir)), `still mounted when given as ${given}`);
+      assert.equal((await sh(`cat '${dir}/data/hello.txt'`)).stdout, 'hello\n');
+      const st = await cli(['status', given, '--json'], { env, cwd });
+      assert.equal(st.code, 0, st.stderr);
+      assert.equal((JSON.parse(st.stdout) as { mountpoint: string }).mountpoint, dir);
+      const u = await cli(['unmount', given], { env, cwd });
+      assert.equal(u.code, 0, u.stderr);
+      await waitFor('serving process exit', () => !alive(pid), 10_000);
+      assert.equal(await isMounted(dir), false);
+    }
   });
 
   test('a stale mount left by a killed process is cleaned up before mounting', async () => {

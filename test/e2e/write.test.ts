@@ -536,6 +536,11 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       const r2 = await sh(`rsync -a '${tree}/' '${first.dir}/sts/tree-remount/'`, { timeoutMs: 120_000 });
       assert.equal(r2.code, 0, r2.stderr);
       id = await idOf(`${first.dir}/sts/tree-remount/top.txt`);
+      // QA: `touch -d` on a file already there (coreutils opens it for writing, then futimens),
+      // and `cp -p` onto identical bytes (no new version): both times were lost at remount.
+      const one = path.join(scratch, 'remount-one.txt');
+      await sh(`echo same > '${one}' && cp '${one}' '${first.dir}/sts/touched.txt' && TZ=UTC touch -m -d '2018-01-02 03:04:05' '${first.dir}/sts/touched.txt'`);
+      await sh(`cp '${one}' '${first.dir}/sts/copied.txt' && TZ=UTC touch -d '2017-01-02 03:04:05' '${one}' && cp -p '${one}' '${first.dir}/sts/copied.txt'`);
     } finally {
       await first.unmount();
     }
@@ -545,6 +550,8 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       const times = await sh(`stat -c %Y '${again.dir}/sts/tree-remount/top.txt' '${tree}/top.txt'`);
       const [shown, source] = times.stdout.trim().split('\n');
       assert.equal(shown, source, 'the time rsync set, not Synapse\'s modifiedOn');
+      const kept = await sh(`stat -c %Y '${again.dir}/sts/touched.txt' '${again.dir}/sts/copied.txt'`);
+      assert.deepEqual(kept.stdout.trim().split('\n'), [String(Date.parse('2018-01-02T03:04:05Z') / 1000), String(Date.parse('2017-01-02T03:04:05Z') / 1000)]);
       const r3 = await sh(`rsync -a -i '${tree}/' '${again.dir}/sts/tree-remount/'`, { timeoutMs: 120_000 });
       assert.equal(r3.code, 0, r3.stderr);
       assert.equal(r3.stdout.trim(), '', `rsync after the remount itemized nothing: ${r3.stdout}`);

@@ -9,7 +9,7 @@ import { mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFile } fro
 import os from 'node:os';
 import path from 'node:path';
 import { BlockCache, type BlockId } from '../../src/fs/block-cache.js';
-import { decodeBlock, DiskCache, encodeBlockHeader, encodeObjectKey, PersistentSizes } from '../../src/fs/disk-cache.js';
+import { decodeBlock, DiskCache, encodeBlockHeader, encodeObjectKey, openSizeLog } from '../../src/fs/disk-cache.js';
 import { InodeTable, type FsNode } from '../../src/fs/inode-table.js';
 import type { SynapseApi } from '../../src/synapse/api.js';
 import type { RangeSource } from '../../src/s3/object-store.js';
@@ -195,12 +195,12 @@ test('two instances sharing one directory write and read the same blocks at once
 
 test('sizes persist across instances; a torn line is skipped', async () => {
   const dir = await tmp();
-  const a = await PersistentSizes.open(dir);
+  const a = await openSizeLog(dir);
   a.set('syn1', 1, { size: 10, md5: 'aa' });
   a.set('syn1', 2, { size: 20, md5: undefined });
   await a.flush();
   await writeFile(a.file, '["syn9",1,5', { flag: 'a' }); // a crash mid-append
-  const b = await PersistentSizes.open(dir);
+  const b = await openSizeLog(dir);
   assert.deepEqual(b.get('syn1', 1), { size: 10, md5: 'aa' });
   assert.deepEqual(b.get('syn1', 2), { size: 20, md5: undefined });
   assert.equal(b.get('syn9', 1), undefined);
@@ -249,7 +249,7 @@ test('the block cache reads the disk before S3 and fills it, readahead included'
 
 test('inode table: sizes from the persistent store cost no Synapse request', async () => {
   const dir = await tmp();
-  const store = await PersistentSizes.open(dir);
+  const store = await openSizeLog(dir);
   store.set('syn5', 3, { size: 1234, md5: 'ff' });
   let calls = 0;
   const api = {

@@ -93,7 +93,7 @@ export function mountOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool' | '
   return new SynapseFilesystem(faults, table, sources, cache, {
     readOnly: false, uid: 1000, gid: 1000, fileMode: 0o644, dirMode: 0o755,
     readahead: { maxWindowBlocks: 4, inflightBudget: 64 * 1024, readTimeoutMs: 5_000 },
-    ...(opts.mtimeStore ? { mtimeStore: opts.mtimeStore } : {}),
+    ...(opts.mtimeStore ? { mtimeLog: opts.mtimeStore } : {}),
   }, { publisher, spool, budget: new MemoryBudget(64 * MiB), partSize: 5 * MiB });
 }
 

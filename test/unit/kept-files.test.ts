@@ -224,3 +224,27 @@ test('a failed publish whose journal entry cannot be written (spool disk full): 
     assert.equal(r.api.resolvePath(r.rootId, '/full'), undefined);
   });
 });
+
+test('QA: a publish that succeeds after the rewrite of its journal entry failed (disk full) removes the older entry', async () => {
+  await withReal(async (r) => {
+    r.faults.failNext('createEntity');
+    const fd = await r.fs.create('/j.txt', 0o644);
+    // Out of order: a spooled file, not a stream (a stream whose publish failed takes no more writes).
+    await r.fs.write(fd, Buffer.from('ne\n'), 1);
+    await r.fs.write(fd, Buffer.from('o'), 0);
+    await assert.rejects(r.fs.flush(fd));
+    assert.equal((await journal(r)).length, 1, 'journaled');
+    // The spool's disk fills: the entry cannot be rewritten (nor the write-ahead one written).
+    const writeJournal = r.spool.writeJournal.bind(r.spool);
+    r.spool.writeJournal = () => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
+    r.faults.failNext('createEntity');
+    await r.fs.write(fd, Buffer.from('two\n'), 4);
+    await assert.rejects(r.fs.flush(fd), /not journaled/);
+    // Synapse is back, the disk still full (no write-ahead entry either): the publish succeeds.
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    r.spool.writeJournal = writeJournal;
+    assert.equal(await readText(r, '/j.txt'), 'one\ntwo\n');
+    assert.deepEqual(await journal(r), [], 'nothing left for recover: the file is in Synapse');
+  });
+});

@@ -6,10 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { mountedType, preflight } from '../../src/fs/preflight.js';
+import { canonicalMountpoint, mountedType, mountinfoPath, preflight, typeMountedAt } from '../../src/fs/preflight.js';
 
 const line = (id: number, dir: string, type: string): string => `${id} 1 0:${id} / ${dir} rw,relatime shared:1 - ${type} ${type}-src rw`;
 
@@ -25,5 +25,27 @@ test('an automount trigger is refused with a clear line (touching it would wait 
     await assert.rejects(preflight(dir, info()), /mountpoint is not empty/);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a mountpoint is named as the kernel names it: absolute, symlinks resolved, no trailing slash; mountinfo escapes decoded', async () => {
+  const base = await realpath(await mkdtemp(path.join(os.tmpdir(), 'canonical-')));
+  try {
+    const dir = path.join(base, 'with space');
+    await mkdir(dir);
+    await symlink(dir, path.join(base, 'link'));
+    await symlink('link', path.join(base, 'link2')); // a relative link to a link
+    assert.equal(canonicalMountpoint(`${dir}/`), dir);
+    assert.equal(canonicalMountpoint(path.join(base, 'link')), dir);
+    assert.equal(canonicalMountpoint(path.join(base, 'link2')), dir);
+    assert.equal(canonicalMountpoint(path.relative(process.cwd(), dir)), dir);
+    assert.equal(canonicalMountpoint(path.join(base, 'missing', 'x')), path.join(base, 'missing', 'x'), 'a missing path: as given, made absolute');
+    assert.equal(canonicalMountpoint('/'), '/');
+    assert.equal(mountinfoPath('/a\\040b\\134c\\011d'), '/a b\\c\td');
+    const info = ['1 0 0:1 / / rw - ext4 /dev/root rw', line(10, dir.replace(/ /g, '\\040'), 'fuse.synapse-mount')].join('\n');
+    assert.equal(typeMountedAt(dir, info), 'fuse.synapse-mount');
+    assert.equal(await mountedType(path.join(base, 'link'), async () => info), 'fuse.synapse-mount', 'through the symlink');
+  } finally {
+    await rm(base, { recursive: true, force: true });
   }
 });

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openMtimeLog } from '../../src/fs/mtime-log.js';
 import type { VersionLog } from '../../src/fs/version-log.js';
-import { mountOver, withReal, writeNew } from './fs-wiring.js';
+import type { SynapseFilesystem } from '../../src/fs/filesystem.js';
+import { mountOver, readText, withReal, writeNew, type Real } from './fs-wiring.js';
 
 test('the mtime a writer saw is the published file\'s; another client\'s version shows its own', async () => {
   await withReal(async (r) => {
@@ -63,8 +64,9 @@ test('mtimes set through the mount survive a remount, per (entity, version)', as
       // touch -m of a published file.
       await writeNew(r, '/touched.txt', 'x\n');
       await r.fs.utimens('/touched.txt', t(4), t(4));
-      // A file whose time nobody set.
+      // A file whose time nobody set: the time its writer left it, as its fstat showed.
       await writeNew(r, '/plain.txt', 'p\n');
+      const written = (await r.fs.getattr('/plain.txt')).mtime.getTime();
       // A folder (rsync -a sets its time last): folders have no versions, so it stays until set again.
       await r.fs.mkdir('/dir');
       await r.fs.utimens('/dir', t(5), t(5));
@@ -77,7 +79,8 @@ test('mtimes set through the mount survive a remount, per (entity, version)', as
       assert.equal(await mtime('/touched.txt'), t(4), 'touch -m');
       assert.equal(await mtime('/dir'), t(5), 'folder');
       const plainId = r.api.resolvePath(r.rootId, '/plain.txt')!.id;
-      assert.equal(await mtime('/plain.txt'), Date.parse((await r.api.getEntity(plainId)).modifiedOn), 'no time set: Synapse\'s');
+      assert.equal(await mtime('/plain.txt'), written, 'no time set: its writer\'s (review: Synapse\'s after a remount, a little later)');
+      assert.ok(written <= Date.parse((await r.api.getEntity(plainId)).modifiedOn));
 
       // Another client's newer version is other bytes: it shows its own time, not the kept one.
       const touchedId = r.api.resolvePath(r.rootId, '/touched.txt')!.id;
@@ -129,4 +132,136 @@ test('adding, removing or renaming an entry changes its folder\'s mtime, also af
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+/** Each case on a fresh wiring with its own log; `again()` is a remount over the same log. */
+async function withLog(fn: (r: Real, again: () => Promise<SynapseFilesystem>, log: VersionLog<number>) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'mtimes-'));
+  try {
+    let log = await openMtimeLog(dir, { readOnly: false });
+    await withReal(async (r) => {
+      await fn(r, async () => {
+        log = await reopen(log, dir);
+        return mountOver(r, { mtimeStore: log });
+      }, log);
+    }, 60_000, log);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const O_WRONLY = 1;
+const O_TRUNC = 0o1000;
+const OLD = Date.UTC(2020, 0, 2);
+
+test('review: a truncate, or an O_TRUNC open, moves the mtime — a time set before is not the new version\'s', async () => {
+  await withLog(async (r, again) => {
+    await writeNew(r, '/t.txt', 'some bytes\n');
+    await writeNew(r, '/e.txt', 'other bytes\n');
+    await r.fs.utimens('/t.txt', OLD, OLD);
+    await r.fs.utimens('/e.txt', OLD, OLD);
+    const t0 = Date.now();
+    await r.fs.truncate('/t.txt', 3);
+    const fd = await r.fs.open('/e.txt', O_WRONLY | O_TRUNC);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    for (const fs of [r.fs, await again()]) {
+      assert.ok((await fs.getattr('/t.txt')).mtime.getTime() >= t0, 'truncate');
+      assert.ok((await fs.getattr('/e.txt')).mtime.getTime() >= t0, 'O_TRUNC');
+    }
+  });
+});
+
+test('review: a file renamed over another while open keeps its own time, not the target\'s old one', async () => {
+  await withLog(async (r, again) => {
+    await writeNew(r, '/dest.txt', 'old\n');
+    await r.fs.utimens('/dest.txt', OLD, OLD);
+    const t0 = Date.now();
+    const fd = await r.fs.create('/src.txt', 0o644); // os.replace inside a NamedTemporaryFile's `with`
+    await r.fs.write(fd, Buffer.from('new bytes\n'), 0);
+    await r.fs.rename('/src.txt', '/dest.txt');
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal(await readText(r, '/dest.txt'), 'new bytes\n');
+    for (const fs of [r.fs, await again()]) assert.ok((await fs.getattr('/dest.txt')).mtime.getTime() >= t0);
+  });
+});
+
+test('review: mv onto an existing file after a remount keeps the moved file\'s time', async () => {
+  await withLog(async (r, again) => {
+    await writeNew(r, '/a.txt', 'a\n');
+    await writeNew(r, '/b.txt', 'b\n');
+    await r.fs.utimens('/a.txt', OLD, OLD);
+    const second = await again();
+    await second.rename('/a.txt', '/b.txt');
+    assert.equal((await second.getattr('/b.txt')).mtime.getTime(), OLD);
+    assert.equal((await (await again()).getattr('/b.txt')).mtime.getTime(), OLD);
+  });
+});
+
+test('review: a time set on an open file is kept when its close publishes nothing new', async () => {
+  await withLog(async (r, again) => {
+    await writeNew(r, '/same.txt', 'same\n');
+    await writeNew(r, '/clean.txt', 'clean\n');
+    // cp -p onto identical bytes: O_TRUNC, the same bytes, futimens, close.
+    const fd = await r.fs.open('/same.txt', O_WRONLY | O_TRUNC);
+    await r.fs.write(fd, Buffer.from('same\n'), 0);
+    await r.fs.utimens('/same.txt', OLD, OLD);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    // Open for writing, nothing written, touch -m, close.
+    const fd2 = await r.fs.open('/clean.txt', O_WRONLY);
+    await r.fs.utimens('/clean.txt', OLD + 1000, OLD + 1000);
+    await r.fs.flush(fd2);
+    await r.fs.release(fd2);
+    const id = r.api.resolvePath(r.rootId, '/same.txt')!.id;
+    assert.equal((await r.api.getEntity(id)).versionNumber, 1, 'no new version');
+    const fs = await again();
+    assert.equal((await fs.getattr('/same.txt')).mtime.getTime(), OLD);
+    assert.equal((await fs.getattr('/clean.txt')).mtime.getTime(), OLD + 1000);
+  });
+});
+
+test('review: opening a file for writing changes no time; another client\'s version shows its own, in the same mount', async () => {
+  await withLog(async (r) => {
+    await writeNew(r, '/f.txt', 'f\n');
+    await r.fs.utimens('/f.txt', OLD, OLD);
+    const fd = await r.fs.open('/f.txt', O_WRONLY);
+    assert.equal((await r.fs.fgetattr('', fd)).mtime.getTime(), OLD, 'fstat of the open, unwritten file');
+    await r.fs.release(fd);
+    assert.equal((await r.fs.getattr('/f.txt')).mtime.getTime(), OLD);
+    const id = r.api.resolvePath(r.rootId, '/f.txt')!.id;
+    const remote = await r.remote.putVersion(id, Buffer.from('from elsewhere\n'));
+    r.fs.table.invalidate(r.rootId);
+    assert.equal((await r.fs.getattr('/f.txt')).mtime.getTime(), Date.parse(remote.modifiedOn));
+  });
+});
+
+test('review: touching a file that waits for recover does not give its published version that time', async () => {
+  await withLog(async (r, _again, log) => {
+    await writeNew(r, '/k.txt', 'one\n');
+    const id = r.api.resolvePath(r.rootId, '/k.txt')!.id;
+    const published = (await r.fs.getattr('/k.txt')).mtime.getTime();
+    r.faults.failNext('updateEntity');
+    const fd = await r.fs.open('/k.txt', O_WRONLY);
+    await r.fs.write(fd, Buffer.from('two\n'), 4);
+    await assert.rejects(r.fs.flush(fd));
+    await r.fs.release(fd);
+    await r.fs.utimens('/k.txt', OLD, OLD);
+    assert.equal(log.get(id, 1), published, 'version 1 keeps its own time');
+  });
+});
+
+test('rsync\'s temp entity, replaced into its target, leaves the log', async () => {
+  await withLog(async (r, _again, log) => {
+    await writeNew(r, '/x.txt', 'v1\n');
+    await writeNew(r, '/.x.txt.ab12', 'v2\n');
+    const tempId = r.api.resolvePath(r.rootId, '/.x.txt.ab12')!.id;
+    await r.fs.utimens('/.x.txt.ab12', OLD, OLD);
+    assert.equal(log.get(tempId, 1), OLD);
+    await r.fs.rename('/.x.txt.ab12', '/x.txt');
+    assert.equal(log.get(tempId, 1), undefined);
+    const id = r.api.resolvePath(r.rootId, '/x.txt')!.id;
+    assert.equal(log.get(id, 2), OLD);
+  });
 });

@@ -119,3 +119,11 @@ test('upload records a dead process left half-written (before their rename) are 
     assert.equal(await spool.sweepStrayRecords(), 0);
   });
 });
+
+test('QA: a journal entry that cannot be written leaves no temp file behind', async () => {
+  await withSpool(async (spool) => {
+    await mkdir(path.join(spool.journalFile('stuck'), 'blocker'), { recursive: true }); // the rename fails
+    await assert.rejects(spool.writeJournal(entry('stuck', path.join(spool.dir, 'files', 'x'))));
+    assert.deepEqual(await readdir(spool.journalDir), ['stuck.json'], 'only the directory in its way');
+  });
+});

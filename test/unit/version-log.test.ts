@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { VersionLog, type VersionLogCodec } from '../../src/fs/version-log.js';
@@ -85,5 +85,35 @@ test('a read-only log reads what is there and never creates or writes the file',
     assert.equal(ro.get('syn1', 3), 3, 'kept in memory');
     await ro.flush();
     assert.equal(await readFile(file, 'utf8'), body, 'not rewritten, not appended to');
+  });
+});
+
+test('a deleted entry is gone after a reopen (a tombstone line); deleting what is not there writes nothing', async () => {
+  await withDir(async (dir) => {
+    const file = path.join(dir, 'n.jsonl');
+    const a = await VersionLog.open(file, numbers);
+    a.set('syn1', 1, 10);
+    a.set('syn2', 1, 20);
+    await a.flush();
+    a.delete('syn1', 1);
+    a.delete('syn9', 1);
+    await a.flush();
+    assert.deepEqual((await readFile(file, 'utf8')).trim().split('\n'), ['["syn1",1,10]', '["syn2",1,20]', '["syn1",1]']);
+    const b = await VersionLog.open(file, numbers);
+    assert.equal(b.get('syn1', 1), undefined);
+    assert.equal(b.get('syn2', 1), 20);
+    b.set('syn1', 1, 11); // set again after the tombstone: the later line wins
+    await b.flush();
+    assert.equal((await VersionLog.open(file, numbers)).get('syn1', 1), 11);
+  });
+});
+
+test('a log that cannot be written fails at open, not at every later append', async () => {
+  await withDir(async (dir) => {
+    const file = path.join(dir, 'n.jsonl');
+    await mkdir(file); // (root may write any file: a directory in its place cannot be appended to)
+    await assert.rejects(VersionLog.open(file, numbers), { code: 'EISDIR' });
+    assert.equal((await VersionLog.open(file, numbers, { readOnly: true }).catch((err: NodeJS.ErrnoException) => err.code)), 'EISDIR',
+      'read-only: reading it fails too (the caller goes on without)');
   });
 });

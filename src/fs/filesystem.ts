@@ -563,7 +563,7 @@ export class SynapseFilesystem {
       const base = shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
       this.shown?.delete(path);
       // Opening for writing changes no time: writes do.
-      const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined, base, this.mtimeOf(node, path));
+      const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined, base, this.mtimeOf(shown?.node ?? node, path));
       if ((flags & O_TRUNC) !== 0) await this.emptiedOrUndone(path, file);
       return this.addWriteHandle(path, file);
     }
@@ -854,8 +854,10 @@ export class SynapseFilesystem {
 
   private async publish(path: string, file: ActiveFile): Promise<void> {
     let version;
+    let mtime: number;
     try {
       version = await file.publish();
+      mtime = file.mtime; // before anything else is awaited: a write after this is not in the version
     } catch (err) {
       // Journaled again: the new entry holds (or replaced) what the one it started from held.
       if (file.awaitingRecovery) await this.dropSuperseded(file, 'a newer entry of the same file replaces it');
@@ -863,14 +865,20 @@ export class SynapseFilesystem {
     }
     if (!version) {
       // Nothing new to publish (same bytes, or published by an fsync already): a time set or
-      // moved since the open is still the version's (`cp -p` onto an identical file).
-      if (file.mtimeMoved && file.entityId) this.setVersionMtime(file.entityId, file.cleanVersion, file.mtime);
+      // moved since the open is still the version's (`cp -p` onto an identical file) — or, for a
+      // file kept in this mount only (an empty placeholder, a scratch file), its path's.
+      if (file.mtimeMoved && file.entityId) this.setVersionMtime(file.entityId, file.cleanVersion, mtime);
+      else if (file.mtimeMoved && this.active.get(path) === file) this.mtimes.set(`local:${path}`, mtime);
       return;
     }
     const node: FsNode = {
       entityId: version.entityId, name: file.name, kind: 'file', parentId: file.parentId,
       versionNumber: version.versionNumber, modifiedOn: version.modifiedOn, createdOn: version.modifiedOn,
     };
+    // The mtime the writer's fstat saw (its last write, or a time utimens set on it: cp -p, tar x)
+    // stays the version's: Synapse's modifiedOn is a little later (QA: vim's next save saw the
+    // file "changed since reading it" and did not write). Set first: readers following it fstat.
+    this.setVersionMtime(version.entityId, version.versionNumber, mtime);
     // Readers move on before anything else is awaited: the file is no longer "changed", so until
     // then they read the version they had (review: old bytes mid-stream of a rewrite).
     this.readersFollow(version.entityId, version.versionNumber, version.modifiedOn);
@@ -885,10 +893,6 @@ export class SynapseFilesystem {
     this.table.setSize(version.entityId, version.versionNumber, { size: version.size, md5: version.md5 });
     this.forgetShown(path);
     this.mtimes.delete(`local:${path}`);
-    // The mtime the writer's fstat saw (its last write, or a time utimens set on it: cp -p, tar x)
-    // stays the version's: Synapse's modifiedOn is a little later (QA: vim's next save saw the
-    // file "changed since reading it" and did not write).
-    this.setVersionMtime(version.entityId, version.versionNumber, file.mtime);
     this.opts.logger?.info({ path, entityId: version.entityId, version: version.versionNumber, size: version.size }, 'published');
   }
 
@@ -1435,6 +1439,8 @@ export class SynapseFilesystem {
       }
     }
     const entity = await this.api.getEntity(node.entityId);
+    // rename(2) keeps the file's (or folder's) own mtime; Synapse's modifiedOn moves with the update.
+    const mtime = this.mtimeOf(node, src);
     let moved: Entity;
     try {
       moved = await this.api.updateEntity({ ...entity, name: destName, parentId: destParent.entityId });
@@ -1442,6 +1448,8 @@ export class SynapseFilesystem {
       if (isStsMoveRefusal(err)) throw new FsError('EXDEV', `${src} → ${dest}: Synapse refuses moves into or out of an STS folder`, { cause: err });
       throw err;
     }
+    if (node.kind === 'dir') this.setFolderMtime(moved.id, mtime);
+    else if (moved.versionNumber === node.versionNumber) this.setVersionMtime(moved.id, moved.versionNumber, mtime);
     this.table.remove(node.parentId!, node.name);
     if (target && !target.entityId) {
       this.orphanReplaced(dest, destParent.entityId, destName);
@@ -1524,12 +1532,13 @@ export class SynapseFilesystem {
       throw new FsError('EXDEV', 'Synapse refuses moving content into or out of an STS folder');
     }
     const updated = await this.writes!.publisher.commit(target.parentId!, target.name, String(src.dataFileHandleId), target.entityId);
+    // As rename(2): the moved file keeps its mtime — the one utimens gave it (rsync's temp file),
+    // else its own; without this a second `rsync -a` saw the target's old time and sent it again.
+    // Before anything is awaited: readers moved to the new version fstat it.
+    this.setVersionMtime(updated.id, updated.versionNumber, this.mtimeOf(source));
     if (updated.versionNumber !== undefined) this.readersOfReplaced(source.entityId, target.entityId, updated.versionNumber, true);
     await this.api.deleteEntity(source.entityId);
     this.table.upsert(this.nodeOf(updated, 'file'));
-    // As rename(2): the moved file keeps its mtime — the one utimens gave it (rsync's temp file),
-    // else its own; without this a second `rsync -a` saw the target's old time and sent it again.
-    this.setVersionMtime(updated.id, updated.versionNumber, this.mtimeOf(source));
     // The source entity is gone (rsync's temp file): its logged time would only take room.
     if (source.versionNumber !== undefined) this.opts.mtimeLog?.delete(source.entityId, source.versionNumber);
     const size = this.table.knownSize(source);
@@ -1584,6 +1593,8 @@ export class SynapseFilesystem {
           if (isStsMoveRefusal(err)) throw new FsError('EXDEV', `${src} → ${dest}: STS folder boundary`, { cause: err });
           throw err;
         });
+        // Unchanged since its version: that version keeps its time past the update's modifiedOn.
+        this.setVersionMtime(af.entityId, af.cleanVersion, af.mtime);
       }
       this.active.set(dest, af);
       for (const h of this.handles.values()) if (h.kind === 'write' && h.file === af) h.path = dest;
@@ -1647,6 +1658,7 @@ export class SynapseFilesystem {
       af.setMtime(mtime); // the version its close publishes keeps it (publish)
       // Unchanged since its published version: that version's time now (a close may publish nothing).
       if (af.entityId) this.setVersionMtime(af.entityId, af.cleanVersion, mtime);
+      else this.mtimes.set(`local:${path}`, mtime); // kept if its close publishes nothing (an empty placeholder)
     }
     else if (node!.kind === 'dir') this.setFolderMtime(node!.entityId, mtime);
     else if (!node!.entityId) this.mtimes.set(`local:${path}`, mtime);

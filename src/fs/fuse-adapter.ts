@@ -40,7 +40,7 @@ import { S3Error } from '../s3/object-store.js';
 import { applyDirectReads, applyDirectWrites, smallReaders } from './page-cache-bypass.js';
 import { FastReadWindows, loadFastBinding } from './fast-read.js';
 import { grantedFuseTerms, requestFuseTerms, requestPages } from './fuse-terms.js';
-import { typeMountedAt } from './preflight.js';
+import { mountIdAt, mountPresent } from './preflight.js';
 import type { PageCacheStatus } from './mount-status.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
 
@@ -254,15 +254,21 @@ export class FuseAdapter {
    * would otherwise leave this process serving nothing forever.
    */
   watchForUnmount(onGone: () => void, intervalMs = 1000): void {
-    // The mountpoint is canonical (mount.ts): compared as is, never resolved here — a stat of it
-    // from this process would ask this very mount.
+    // Found by its path once (canonical, mount.ts: compared as is, never resolved here — a stat
+    // of it from this process would ask this very mount), then by its mount id: a rename of a
+    // folder above the mountpoint changes the path mountinfo shows, not the mount.
+    let mountId: string | undefined;
     const check = async (): Promise<void> => {
-      const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-      const present = typeMountedAt(this.opts.mountpoint, info) !== undefined;
-      if (!present) {
-        this.stopWatching();
-        onGone();
-        return;
+      const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => undefined);
+      // Unreadable (EMFILE under load): no verdict — never take that for an unmount.
+      if (info !== undefined) {
+        mountId ??= mountIdAt(this.opts.mountpoint, info);
+        const present = mountId !== undefined && mountPresent(mountId, info);
+        if (!present) {
+          this.stopWatching();
+          onGone();
+          return;
+        }
       }
       this.watchTimer = setTimeout(() => void check(), intervalMs);
       this.watchTimer.unref();
@@ -270,6 +276,7 @@ export class FuseAdapter {
     this.watchTimer = setTimeout(() => void check(), intervalMs);
     this.watchTimer.unref();
   }
+
 
   /**
    * The kernel still talks to this process: libfuse holds /dev/fuse open until its loop ends,

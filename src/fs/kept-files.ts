@@ -169,7 +169,7 @@ export class KeptFiles {
         this.table.remove(c.parentId, c.name);
         this.table.invalidate(c.parentId);
       }
-    } else if (view && view.parentId === c.parentId && view.name === c.name) this.add(view);
+    } else if (view && view.parentId === c.parentId && view.name === c.name) this.add({ ...view, mtime: c.mtime }); // touch of a kept file
   }
 
   /** `node` was removed, or replaced by a rename onto it: its entry and kept bytes go too. */

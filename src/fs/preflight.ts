@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
-import { constants, readlinkSync, realpathSync } from 'node:fs';
+import { constants, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -20,16 +20,24 @@ export class MountError extends Error {
 
 export type MountinfoReader = () => Promise<string>;
 const readMountinfo: MountinfoReader = () => readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+const readMountinfoSync = (): string => {
+  try {
+    return readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return '';
+  }
+};
 
 /**
  * The path the kernel will name a mountpoint by (/proc/self/mountinfo): absolute, symlinks
  * resolved, no trailing slash. What a user typed (`mnt/`, `./mnt`, a symlink) is not, and a
  * mount that compared those found itself "unmounted from outside" a second after mounting (QA).
- * Never stats the mountpoint itself — a FUSE mount there would be asked (a hung one would hang
- * `unmount`, and the serving process would wait on itself): its parent is resolved, and the
- * last name only read as a link (readlink answers EINVAL for a directory without asking FUSE).
+ * Never touches the mountpoint itself — a FUSE mount there would be asked (a hung one would hang
+ * `unmount`, and the serving process would wait on itself), and an automount there (autofs)
+ * would wait for the very mount being started: its parent is resolved, a path mountinfo lists
+ * is taken as it is (a mountpoint is no link), and only another last name is read as a link.
  */
-export function canonicalMountpoint(dir: string, depth = 0): string {
+export function canonicalMountpoint(dir: string, depth = 0, info = readMountinfoSync()): string {
   const abs = path.resolve(dir);
   if (abs === path.dirname(abs)) return abs; // "/"
   let parent = path.dirname(abs);
@@ -37,9 +45,9 @@ export function canonicalMountpoint(dir: string, depth = 0): string {
     parent = realpathSync(parent);
   } catch { /* missing: as typed */ }
   const candidate = path.join(parent, path.basename(abs));
-  if (depth >= 40) return candidate; // ELOOP's bound
+  if (depth >= 40 || typeMountedAt(candidate, info) !== undefined) return candidate; // ELOOP's bound; a mountpoint
   try {
-    return canonicalMountpoint(path.resolve(parent, readlinkSync(candidate)), depth + 1);
+    return canonicalMountpoint(path.resolve(parent, readlinkSync(candidate)), depth + 1, info);
   } catch {
     return candidate; // not a link
   }
@@ -52,8 +60,30 @@ export function mountinfoPath(field: string): string {
 
 /** Is `dir` a mountpoint right now (per /proc/self/mountinfo)? Returns its fs type or undefined. */
 export async function mountedType(dir: string, mountinfo: MountinfoReader = readMountinfo): Promise<string | undefined> {
-  return typeMountedAt(canonicalMountpoint(dir), await mountinfo());
+  const info = await mountinfo();
+  return typeMountedAt(canonicalMountpoint(dir, 0, info), info);
 }
+
+/**
+ * The identity of the mount on top at `canonical` — its mount id and device (mountinfo's first
+ * and third fields: a mount id freed by an unmount can be reused at once, the pair cannot while
+ * its filesystem lives) — or undefined.
+ */
+export function mountIdAt(canonical: string, info: string): string | undefined {
+  let id: string | undefined;
+  for (const line of info.split('\n')) {
+    const fields = line.split(' ');
+    if (fields[4] !== undefined && mountinfoPath(fields[4]) === canonical) id = mountIdentity(fields);
+  }
+  return id;
+}
+
+/** Is the mount `id` (mountIdAt) in this mountinfo text, wherever it is now? */
+export function mountPresent(id: string, info: string): boolean {
+  return info.split('\n').some((line) => mountIdentity(line.split(' ')) === id);
+}
+
+const mountIdentity = (fields: string[]): string => `${fields[0]} ${fields[2]}`;
 
 /** The fs type mounted at `canonical` (canonicalMountpoint) in a mountinfo text, or undefined. */
 export function typeMountedAt(canonical: string, info: string): string | undefined {

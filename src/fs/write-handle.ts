@@ -192,7 +192,9 @@ export class ActiveFile {
 
   /** The published version these bytes are, when they are one (not changed since it). */
   get cleanVersion(): number | undefined {
-    return this.dirty || this.broken || !this.entityId ? undefined : this.overVersion;
+    // Seeded with kept bytes (a file waiting for recover): not the version it was written over,
+    // whose time and bytes are another's (review: touch set that version's time).
+    return this.dirty || this.broken || !this.entityId || this.fromKept ? undefined : this.overVersion;
   }
 
   /** A publish failed and was reported (to close() or the log): `recover` owns these bytes now. */
@@ -221,6 +223,7 @@ export class ActiveFile {
     this.localWhileEmpty = init.localWhileEmpty ?? false;
     this.localOnly = init.localOnly || this.localWhileEmpty;
     this.seed = init.seed;
+    this.fromKept = init.seed !== undefined;
     this.mtime = init.mtime ?? Date.now();
     // A new file has no published content: the (empty) spool is the whole file.
     this.loaded = init.entityId === undefined && !init.seed;
@@ -229,6 +232,8 @@ export class ActiveFile {
   }
 
   private readonly seed: ActiveFileInit['seed'];
+  /** The content is a kept file's (seed) until a publish makes it a version. */
+  private fromKept: boolean;
 
   get size(): number {
     if (this.stream) return this.stream.upload.length;
@@ -620,6 +625,7 @@ export class ActiveFile {
         this.entityId = entity.id;
         this.base = { size, md5, version: entity.versionNumber };
         this.overVersion = entity.versionNumber;
+        this.fromKept = false;
         // What the spool holds now is that version: later writes build on it.
         this.builtOn = stream ? undefined : entity.versionNumber;
         if (stream) {
@@ -724,6 +730,11 @@ export class ActiveFile {
       // README's "run recover" found nothing).
       this.journaled = false;
       this.journaledAs = undefined;
+      // An older entry for this spool file describes other bytes than it now holds: not for recover.
+      if (this.entryOnDisk) {
+        this.entryOnDisk = false;
+        await this.deps.spool.removeJournal(spool.id).catch(() => undefined);
+      }
       this.unjournaledBytes = inSpool ? spool.file : undefined;
       if (inSpool) await this.deps.spool.markKept(spool.file);
       const where = inSpool ? `its bytes are in ${spool.file}` : 'its bytes are in S3 only (see the log)';

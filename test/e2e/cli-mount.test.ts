@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
 import { cli, closedPort, isMounted, mountForeground, ROOT, sh, tempDir, waitFor } from './harness.js';
@@ -87,7 +87,7 @@ describe('synapse-mount command line', () => {
   test('a mountpoint given as a relative path with a trailing slash, or through a symlink, stays mounted; status and unmount take either', async () => {
     // QA: the unmount watch compared the path as typed with /proc/self/mountinfo's, so these
     // mounts took themselves for "unmounted from outside" a second after mounting.
-    const dir = await newDir();
+    const dir = await realpath(await newDir()); // as mountinfo and the mount record name it
     const parent = path.dirname(dir);
     const viaLink = path.join(await newDir(), 'link');
     await symlink(dir, viaLink);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { canonicalMountpoint, mountedType, mountinfoPath, preflight, typeMountedAt } from '../../src/fs/preflight.js';
+import { canonicalMountpoint, mountedType, mountIdAt, mountinfoPath, mountPresent, preflight, typeMountedAt } from '../../src/fs/preflight.js';
 
 const line = (id: number, dir: string, type: string): string => `${id} 1 0:${id} / ${dir} rw,relatime shared:1 - ${type} ${type}-src rw`;
 
@@ -45,6 +45,26 @@ test('a mountpoint is named as the kernel names it: absolute, symlinks resolved,
     const info = ['1 0 0:1 / / rw - ext4 /dev/root rw', line(10, dir.replace(/ /g, '\\040'), 'fuse.synapse-mount')].join('\n');
     assert.equal(typeMountedAt(dir, info), 'fuse.synapse-mount');
     assert.equal(await mountedType(path.join(base, 'link'), async () => info), 'fuse.synapse-mount', 'through the symlink');
+  } finally {
+    await rm(base, { recursive: true, force: true });
+  }
+});
+
+test('review: a path mountinfo lists is not read as a link (an automount there would wait for this very mount); a mount is known by id and device', async () => {
+  const base = await realpath(await mkdtemp(path.join(os.tmpdir(), 'canonical-')));
+  try {
+    const real = path.join(base, 'real');
+    await mkdir(real);
+    const at = path.join(base, 'auto');
+    await symlink(real, at); // stands for a path whose readlink would block
+    const info = ['1 0 0:1 / / rw - ext4 /dev/root rw', line(30, at, 'autofs')].join('\n');
+    assert.equal(canonicalMountpoint(at, 0, info), at, 'listed: taken as it is');
+    assert.equal(canonicalMountpoint(at, 0, ''), real, 'not listed: the link is followed');
+    const id = mountIdAt(at, info);
+    assert.equal(id, '30 0:30');
+    assert.ok(mountPresent(id!, info));
+    assert.ok(mountPresent(id!, info.replace(at, path.join(base, 'renamed'))), 'a folder above it renamed: the same mount');
+    assert.ok(!mountPresent(id!, ['1 0 0:1 / / rw - ext4 /dev/root rw', line(31, at, 'autofs')].join('\n')), 'another mount at the path');
   } finally {
     await rm(base, { recursive: true, force: true });
   }

@@ -165,10 +165,11 @@ test('review: a truncate, or an O_TRUNC open, moves the mtime — a time set bef
     const fd = await r.fs.open('/e.txt', O_WRONLY | O_TRUNC);
     await r.fs.flush(fd);
     await r.fs.release(fd);
-    for (const fs of [r.fs, await again()]) {
-      assert.ok((await fs.getattr('/t.txt')).mtime.getTime() >= t0, 'truncate');
-      assert.ok((await fs.getattr('/e.txt')).mtime.getTime() >= t0, 'O_TRUNC');
-    }
+    const shown = [(await r.fs.getattr('/t.txt')).mtime.getTime(), (await r.fs.getattr('/e.txt')).mtime.getTime()];
+    assert.ok(shown[0]! >= t0, 'truncate');
+    assert.ok(shown[1]! >= t0, 'O_TRUNC');
+    const fs = await again();
+    assert.deepEqual([(await fs.getattr('/t.txt')).mtime.getTime(), (await fs.getattr('/e.txt')).mtime.getTime()], shown, 'the same after a remount');
   });
 });
 
@@ -183,7 +184,9 @@ test('review: a file renamed over another while open keeps its own time, not the
     await r.fs.flush(fd);
     await r.fs.release(fd);
     assert.equal(await readText(r, '/dest.txt'), 'new bytes\n');
-    for (const fs of [r.fs, await again()]) assert.ok((await fs.getattr('/dest.txt')).mtime.getTime() >= t0);
+    const shown = (await r.fs.getattr('/dest.txt')).mtime.getTime();
+    assert.ok(shown >= t0);
+    assert.equal((await (await again()).getattr('/dest.txt')).mtime.getTime(), shown, 'the same after a remount');
   });
 });
 
@@ -247,8 +250,27 @@ test('review: touching a file that waits for recover does not give its published
     await r.fs.write(fd, Buffer.from('two\n'), 4);
     await assert.rejects(r.fs.flush(fd));
     await r.fs.release(fd);
+    // touch: open for writing (the kept bytes), futimens, close.
+    const t = await r.fs.open('/k.txt', O_WRONLY);
     await r.fs.utimens('/k.txt', OLD, OLD);
+    await r.fs.flush(t);
+    await r.fs.release(t);
+    // On a closed path (os.utime): accepted; the kept bytes' time is the view's.
+    await r.fs.utimens('/k.txt', OLD + 5000, OLD + 5000);
     assert.equal(log.get(id, 1), published, 'version 1 keeps its own time');
+    assert.equal((await r.fs.getattr('/k.txt')).mtime.getTime(), OLD, 'the kept file shows the time touch gave it');
+  });
+});
+
+test('review: mv keeps the time of a file this mount never wrote (Synapse moves modifiedOn on the update)', async () => {
+  await withLog(async (r, again) => {
+    const f = await r.remote.putFile(r.rootId, 'theirs.txt', Buffer.from('theirs\n'));
+    const before = Date.parse(f.modifiedOn);
+    await new Promise((resolve) => setTimeout(resolve, 5)); // the update's modifiedOn must differ to tell
+    await r.fs.rename('/theirs.txt', '/moved.txt');
+    assert.ok(Date.parse((await r.api.getEntity(f.id)).modifiedOn) > before, 'Synapse moved modifiedOn');
+    assert.equal((await r.fs.getattr('/moved.txt')).mtime.getTime(), before);
+    assert.equal((await (await again()).getattr('/moved.txt')).mtime.getTime(), before);
   });
 });
 
@@ -263,5 +285,21 @@ test('rsync\'s temp entity, replaced into its target, leaves the log', async () 
     assert.equal(log.get(tempId, 1), undefined);
     const id = r.api.resolvePath(r.rootId, '/x.txt')!.id;
     assert.equal(log.get(id, 2), OLD);
+  });
+});
+
+test('review: a time set through the fd of an empty file Synapse storage cannot hold stays when its close publishes nothing', async () => {
+  await withReal(async (r) => {
+    // A folder in Synapse's own storage (no 0-byte files there), mounted as the root.
+    const plain = await r.api.mkdir(r.root.parentId!, 'plain');
+    const fs = mountOver({ ...r, root: { ...r.root, entityId: plain.id, name: plain.name } });
+    const fd = await fs.create('/stamp', 0o644); // touch stamp
+    await fs.release(fd);
+    assert.equal(r.api.resolvePath(plain.id, '/stamp'), undefined, 'kept in this mount only');
+    const t = await fs.open('/stamp', O_WRONLY); // touch -d: open, futimens, close
+    await fs.utimens('/stamp', OLD, OLD);
+    await fs.flush(t);
+    await fs.release(t);
+    assert.equal((await fs.getattr('/stamp')).mtime.getTime(), OLD);
   });
 });

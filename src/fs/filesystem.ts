@@ -1354,9 +1354,9 @@ export class SynapseFilesystem {
     await this.settled(src, dest);
     const node = await this.table.resolve(src);
     const target = await this.table.resolve(dest).catch(() => undefined);
-    await this.renameNow(src, dest, node);
+    const outcome = await this.renameNow(src, dest, node);
     const moved = await this.table.resolveParent(dest).catch(() => undefined);
-    if (src !== dest) {
+    if (outcome !== 'unchanged') {
       this.folderChanged(node.parentId);
       if (moved && moved.parent.entityId !== node.parentId) this.folderChanged(moved.parent.entityId);
     }
@@ -1371,7 +1371,8 @@ export class SynapseFilesystem {
     if (af) await this.kept.followRename(af, moved.parent.entityId, moved.name);
   }
 
-  private async renameNow(src: string, dest: string, resolved: FsNode): Promise<void> {
+  /** The rename, as it applies; 'unchanged' when source and target are one file (POSIX: nothing happens). */
+  private async renameNow(src: string, dest: string, resolved: FsNode): Promise<'unchanged' | void> {
     let node = resolved;
     const { parent: destParent, name: destName } = await this.table.resolveParent(dest);
     const scratch = isScratchName(destName);
@@ -1383,7 +1384,7 @@ export class SynapseFilesystem {
     // The same file under two names (a hard link, had Synapse any) — not a backup view and the
     // file it was made from: those show different versions of one entity (QA: `mv f~ f` to
     // restore a backup, and `mv f f~` over an older backup, answered 0 and did nothing).
-    if (target && target.entityId && target.entityId === node.entityId && !isView(target) && !isView(node)) return;
+    if (target && target.entityId && target.entityId === node.entityId && !isView(target) && !isView(node)) return 'unchanged';
     // A published file whose newer bytes wait for recover, onto another file: Synapse would move
     // its old version there (replaceContent) while the kept bytes stay behind. Refused instead.
     if (target?.kind === 'file' && node.entityId && (await this.kept?.shown(node))) {

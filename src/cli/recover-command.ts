@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
 import { readPart, type Publisher } from '../fs/publisher.js';
+import type { MtimeStore } from '../fs/mtime-log.js';
 import type { JournalEntry, Spool } from '../fs/spool.js';
 import type { VersionInfo } from '../synapse/types.js';
 
@@ -89,7 +90,7 @@ async function finishUpload(e: JournalEntry, store: ObjectStore): Promise<void> 
 }
 
 export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: Spool, log: Logger | undefined,
-  storeFor: (locationId: number, entityId: string) => ObjectStore, opts: { force?: boolean } = {}): Promise<RecoverResult[]> {
+  storeFor: (locationId: number, entityId: string) => ObjectStore, opts: { force?: boolean; mtimes?: MtimeStore } = {}): Promise<RecoverResult[]> {
   const results: RecoverResult[] = [];
   const ours: OwnVersions = { versions: new Map(), created: new Set() };
   // Oldest first: of two saves of one file, the later one ends as the newest version.
@@ -137,6 +138,8 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
         // --force over a file deleted since: published as a new file of that name.
         const entity = await publisher.commit(entry.parentId, entry.name, fileHandleId, info || !entry.entityId ? entry.entityId : undefined);
         if (entity.versionNumber !== undefined) ours.versions.set(entity.id, entity.versionNumber);
+        // The time the mount showed for these bytes stays theirs (mtime-log.ts), as a publish at close keeps it.
+        if (entity.versionNumber !== undefined && e.mtime !== undefined) opts.mtimes?.set(entity.id, entity.versionNumber, e.mtime);
         if (!entry.entityId) ours.created.add(`${entry.parentId}/${entry.name}`);
         results.push({ entry, outcome: 'published', entityId: entity.id });
       }

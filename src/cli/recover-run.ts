@@ -7,6 +7,7 @@ import { transferServices, type TransferConfig } from '../fs/mount.js';
 import { createLogger } from '../log.js';
 import { clientFor, type AuthArgs } from './common.js';
 import { recoverAll } from './recover-command.js';
+import { openMtimeLog } from '../fs/mtime-log.js';
 import { UsageError } from '../config.js';
 
 export async function runRecover(opts: {
@@ -43,7 +44,10 @@ export async function runRecover(opts: {
   const storeFor = (loc: number, id: string): ObjectStore => sources.storeFor(loc, id, 'read_write');
   const orphans = await abortOrphanedUploads(spool, storeFor, log);
   if (orphans > 0) process.stdout.write(`cleaned up ${orphans} orphaned S3 upload(s) (open ones aborted, completed ones' unnamed objects deleted)\n`);
-  const results = await recoverAll(client, publisher, spool, log, storeFor, { force: opts.force === true });
+  // Not essential: without it the recovered files show Synapse's time at the next mount.
+  const mtimes = await openMtimeLog(spool.dir, { readOnly: false }).catch(() => undefined);
+  const results = await recoverAll(client, publisher, spool, log, storeFor, { force: opts.force === true, ...(mtimes ? { mtimes } : {}) });
+  await mtimes?.flush();
   let failed = 0;
   for (const r of results) {
     if (r.outcome === 'failed' || r.outcome === 'conflict') failed++;

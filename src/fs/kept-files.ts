@@ -95,7 +95,7 @@ export class KeptFiles {
     const entries = journal.entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     for (const e of entries) {
       const whole = (e.inSpool ?? (!e.s3Object && !e.s3Upload)) && (await stat(e.spoolFile).then((st) => st.size, () => -1)) === e.size;
-      const mtime = Date.parse(e.createdAt) || Date.now();
+      const mtime = e.mtime ?? (Date.parse(e.createdAt) || Date.now());
       this.add({
         parentId: e.parentId, name: e.name, entityId: e.entityId ?? '', journalId: e.id, spoolFile: e.spoolFile, md5: e.md5, whole, size: e.size, mtime,
         ...(e.baseVersion !== undefined ? { baseVersion: e.baseVersion } : {}),

@@ -33,6 +33,8 @@ export interface JournalEntry {
   size: number;
   md5: string;
   createdAt: string;
+  /** The file's mtime when journaled (ActiveFile.mtime): what the mount shows, and what recover logs. Absent before session 20. */
+  mtime?: number;
   error: string;
   /** Set once the file handle exists in Synapse, so recovery does not upload twice. */
   fileHandleId?: string;

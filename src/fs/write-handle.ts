@@ -290,7 +290,7 @@ export class ActiveFile {
         id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
         ...(this.entityId ? { entityId: this.entityId } : {}),
         ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
-        size, md5, inSpool: true, createdAt: new Date().toISOString(),
+        size, md5, inSpool: true, createdAt: new Date().toISOString(), mtime: this.mtime,
         error: 'the mount stopped while publishing this file (its close had begun)',
         publishing: publishingNow(),
       }, { durable: false });
@@ -719,7 +719,7 @@ export class ActiveFile {
         ...(where.fileHandleId ? { fileHandleId: where.fileHandleId } : {}),
         ...(where.s3Object ? { s3Object: where.s3Object } : {}),
         ...(where.s3Upload ? { s3Upload: where.s3Upload } : {}),
-        size, md5, inSpool, createdAt: new Date().toISOString(), error: (err as Error).message ?? String(err),
+        size, md5, inSpool, createdAt: new Date().toISOString(), mtime: this.mtime, error: (err as Error).message ?? String(err),
         ...(incomplete ? { incomplete } : {}),
       });
       this.entryOnDisk = true;

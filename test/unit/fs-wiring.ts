@@ -79,13 +79,8 @@ export async function makeReal(opts: { ttlMs?: number; mtimeStore?: MtimeStore }
  * a remount: nothing of the last one's memory (listings, sizes, mtimes) is carried over.
  */
 export function mountOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool' | 'root'>, opts: { ttlMs?: number; mtimeStore?: MtimeStore } = {}): SynapseFilesystem {
-  const { api, faults, store, spool } = r;
-  // As transferServices(): STS cache → FileSources (one store per location) → Publisher.
-  const sts = new StsCredentialCache({ fetch: (id, permission) => faults.getStsCredentials(id, permission) });
-  const sources = new FileSources(faults, sts, () => store, { useSts: true, requestTimeoutMs: 5_000 });
-  const publisher = new Publisher(faults, (locationId, entityId) => sources.storeFor(locationId, entityId, 'read_write'), {
-    userId: api.user.id, partSize: 5 * MiB, useSts: true, uploads: spool,
-  });
+  const { faults, spool } = r;
+  const { sources, publisher } = transferOver(r);
   // As mount(); with TTL 0 (the default here) every lookup sees what other clients did.
   // maxSizes: far below the production default (1e6); the model touches a few hundred files.
   const table = new InodeTable(faults, r.root, { ttlMs: opts.ttlMs ?? 0, maxSizes: 10_000 });
@@ -95,6 +90,17 @@ export function mountOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool' | '
     readahead: { maxWindowBlocks: 4, inflightBudget: 64 * 1024, readTimeoutMs: 5_000 },
     ...(opts.mtimeStore ? { mtimeLog: opts.mtimeStore } : {}),
   }, { publisher, spool, budget: new MemoryBudget(64 * MiB), partSize: 5 * MiB });
+}
+
+/** As transferServices(): STS cache → FileSources (one store per location) → Publisher. */
+export function transferOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool'>): { sources: FileSources; publisher: Publisher } {
+  const { api, faults, store, spool } = r;
+  const sts = new StsCredentialCache({ fetch: (id, permission) => faults.getStsCredentials(id, permission) });
+  const sources = new FileSources(faults, sts, () => store, { useSts: true, requestTimeoutMs: 5_000 });
+  const publisher = new Publisher(faults, (locationId, entityId) => sources.storeFor(locationId, entityId, 'read_write'), {
+    userId: api.user.id, partSize: 5 * MiB, useSts: true, uploads: spool,
+  });
+  return { sources, publisher };
 }
 
 /** Run `fn` on a fresh wiring (a metadata TTL of a minute unless asked), then remove its spool. */

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { openMtimeLog } from '../../src/fs/mtime-log.js';
 import type { VersionLog } from '../../src/fs/version-log.js';
 import type { SynapseFilesystem } from '../../src/fs/filesystem.js';
-import { mountOver, readText, withReal, writeNew, type Real } from './fs-wiring.js';
+import { recoverAll } from '../../src/cli/recover-command.js';
+import { mountOver, readText, transferOver, withReal, writeNew, type Real } from './fs-wiring.js';
 
 test('the mtime a writer saw is the published file\'s; another client\'s version shows its own', async () => {
   await withReal(async (r) => {
@@ -302,5 +303,25 @@ test('review: a time set through the fd of an empty file Synapse storage cannot 
     await fs.flush(t);
     await fs.release(t);
     assert.equal((await fs.getattr('/stamp')).mtime.getTime(), OLD);
+  });
+});
+
+test('review: a file whose publish failed keeps its time in its journal entry; recover logs it for the version it publishes', async () => {
+  await withLog(async (r, again, log) => {
+    r.faults.failNext('createEntity');
+    const fd = await r.fs.create('/late.txt', 0o644);
+    await r.fs.write(fd, Buffer.from('ate\n'), 1); // out of order: spooled, kept whole when journaled
+    await r.fs.write(fd, Buffer.from('l'), 0);
+    await r.fs.utimens('/late.txt', OLD, OLD);
+    await assert.rejects(r.fs.flush(fd));
+    await r.fs.release(fd);
+    const [entry] = await r.spool.listJournal();
+    assert.equal(entry?.mtime, OLD, 'in the entry');
+    const { publisher } = transferOver(r);
+    const [result] = await recoverAll(r.api, publisher, r.spool, undefined, () => r.store, { mtimes: log });
+    assert.equal(result?.outcome, 'published', result?.error);
+    const id = r.api.resolvePath(r.rootId, '/late.txt')!.id;
+    assert.equal(log.get(id, 1), OLD);
+    assert.equal((await (await again()).getattr('/late.txt')).mtime.getTime(), OLD);
   });
 });

@@ -1648,8 +1648,10 @@ export class SynapseFilesystem {
   /** utimens: the time is kept (mtimes, ActiveFile.mtime) so a second `rsync -a` sees it and skips the file. */
   async utimens(path: string, _atime: number, mtimeMs: number): Promise<void> {
     this.checkWritable(path);
-    const af = this.active.get(path);
+    let af = this.active.get(path);
     const node = af ? undefined : await this.table.resolve(path);
+    // Open under a path another client's move of a folder above it changed (review).
+    af ??= this.activeFile(path, node);
     // The patched addon sends UTIME_OMIT as 1 (`touch -a`: the mtime stays) and UTIME_NOW as the
     // time; a prebuild sends either as 1073 ms (below), taken as "now".
     if (mtimeMs === UTIME_OMIT_MS) return;

@@ -325,3 +325,18 @@ test('review: a file whose publish failed keeps its time in its journal entry; r
     assert.equal((await (await again()).getattr('/late.txt')).mtime.getTime(), OLD);
   });
 });
+
+test('review: utimens finds a file open for writing under the path another client\'s move gave it', async () => {
+  await withLog(async (r) => {
+    await r.fs.mkdir('/d');
+    await writeNew(r, '/d/f.txt', 'f\n');
+    const fd = await r.fs.open('/d/f.txt', O_WRONLY);
+    await r.remote.move(r.api.resolvePath(r.rootId, '/d')!.id, 'e');
+    r.fs.table.invalidate(r.rootId);
+    await r.fs.utimens('/e/f.txt', OLD, OLD);
+    assert.equal((await r.fs.fgetattr('', fd)).mtime.getTime(), OLD, 'the open file took the time');
+    await r.fs.write(fd, Buffer.from('g'), 0); // and a write after it moves it on, as on a local disk
+    assert.ok((await r.fs.fgetattr('', fd)).mtime.getTime() > OLD);
+    await r.fs.release(fd);
+  });
+});

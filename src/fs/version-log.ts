@@ -153,10 +153,13 @@ export class VersionLog<V> {
       await writeFile(tmp, body, { mode: 0o600 });
       const now = await readWithInode(this.file);
       // The same file, grown (another mount's rewrite would be another inode: nothing to carry).
-      if (now && now.ino === was.ino && now.bytes.length > was.bytes.length) {
-        const tail = now.bytes.subarray(was.bytes.length);
+      // From the end of the last whole line read: a line being appended then was skipped as torn.
+      const from = was.bytes.lastIndexOf(0x0a) + 1;
+      if (now && now.ino === was.ino && now.bytes.length > from) {
+        const tail = now.bytes.subarray(from);
         const whole = tail.subarray(0, tail.lastIndexOf(0x0a) + 1); // a line still being written is left out
         this.apply(whole.toString('utf8'));
+        while (this.map.size > this.maxEntries) this.map.delete(this.map.keys().next().value as string);
         await appendFile(tmp, whole);
       }
       await rename(tmp, this.file);

@@ -1288,6 +1288,8 @@ export class SynapseFilesystem {
     await this.api.deleteEntity(node.entityId);
     this.table.remove(node.parentId!, node.name);
     this.table.invalidate(node.entityId);
+    this.mtimes.delete(node.entityId);
+    this.opts.mtimeLog?.delete(node.entityId, FOLDER_LOGGED_VERSION);
     this.folderChanged(node.parentId);
   }
 
@@ -1331,7 +1333,10 @@ export class SynapseFilesystem {
     // gone, so the file goes to the trash can, as rm of a renamed file does (QA: it showed
     // again, and `rm -rf` of its folder failed with ENOTEMPTY).
     const onlyName = node.hides && node.entityId && this.table.isHidden(node.hides.parentId, node.hides.name, node.entityId);
-    if (onlyName) await this.api.deleteEntity(node.entityId);
+    if (onlyName) {
+      await this.api.deleteEntity(node.entityId);
+      if (node.versionNumber !== undefined) this.opts.mtimeLog?.delete(node.entityId, node.versionNumber);
+    }
     this.table.remove(node.parentId!, node.name);
     this.emptyReadersRenamed(node.parentId!, node.name, undefined);
     if (node.hides) {

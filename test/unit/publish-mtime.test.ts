@@ -112,7 +112,9 @@ test('adding, removing or renaming an entry changes its folder\'s mtime, also af
       };
       await stepped(['/a'], () => writeNew(r, '/a/f.txt', 'x\n'), 'create');
       await stepped(['/a'], () => r.fs.mkdir('/a/sub'), 'mkdir');
+      const subId = r.api.resolvePath(r.rootId, '/a/sub')!.id;
       await stepped(['/a'], () => r.fs.rmdir('/a/sub'), 'rmdir');
+      assert.equal(log.get(subId, 0), undefined, 'a removed folder leaves the log');
       await stepped(['/a', '/b'], () => r.fs.rename('/a/f.txt', '/b/f.txt'), 'rename across folders');
       await stepped(['/b'], () => r.fs.rename('/b/f.txt', '/b/g.txt'), 'rename within a folder');
       await stepped(['/b'], () => r.fs.unlink('/b/g.txt'), 'unlink');

@@ -126,6 +126,7 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
   await writeMountRecord({
     pid: process.pid, mountpoint: path.resolve(opts.config.mountpoint), entityId: opts.config.entityId,
     startedAt: new Date().toISOString(), endpoint: opts.config.endpoint, ...(opts.logFile ? { logFile: opts.logFile } : {}),
+    ...(mounted.adapter.mountId ? { mountId: mounted.adapter.mountId } : {}),
   }).catch((err: unknown) => log.warn({ err }, 'could not write the mount record'));
   report({ ready: true });
 

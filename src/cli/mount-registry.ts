@@ -10,6 +10,7 @@ import path from 'node:path';
 import { defaultStateDir } from '../config.js';
 import { processAlive } from '../process-alive.js';
 import { makeDirs } from '../fs/make-dirs.js';
+import { mountIdAt } from '../fs/preflight.js';
 
 export interface MountRecord {
   pid: number;
@@ -19,6 +20,11 @@ export interface MountRecord {
   logFile?: string;
   /** The Synapse endpoint the mount talks to, so `info` on a path inside it needs no --endpoint. */
   endpoint?: string;
+  /**
+   * The mount's identity in /proc/self/mountinfo (preflight.ts mountIdAt): finds this record
+   * when a folder above the mountpoint was renamed (the record is named by the path mounted at).
+   */
+  mountId?: string;
 }
 
 function mountsDir(): string {
@@ -51,6 +57,20 @@ export async function readMountRecord(mountpoint: string): Promise<MountRecord |
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The record of the mount at `dir`: by the path it was mounted at, else by the identity of what
+ * is mounted at `dir` now (a folder above it renamed since). Its `mountpoint` is where it was
+ * mounted: the name of its record and control socket.
+ */
+export async function findMountRecord(dir: string): Promise<MountRecord | undefined> {
+  const rec = await readMountRecord(dir);
+  if (rec) return rec;
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const id = mountIdAt(dir, info);
+  if (!id) return undefined;
+  return (await listMountRecords()).find((r) => r.mountId === id && processAlive(r.pid));
 }
 
 /** Every mount record (live or not), sorted by mountpoint. */

@@ -12,11 +12,12 @@
  * otherwise. Nothing here touches a path inside a mount: /proc/self/mountinfo tells what is
  * mounted, so `status` works even on a hung mount.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { canonicalMountpoint, mountedType } from '../fs/preflight.js';
+import { canonicalMountpoint, mountedType, mountpointOf } from '../fs/preflight.js';
 import type { MountStatus } from '../fs/mount-status.js';
 import { ControlError, queryControl } from './control.js';
-import { controlSocketPath, listMountRecords, processAlive, readMountRecord, removeMountRecord, type MountRecord } from './mount-registry.js';
+import { controlSocketPath, findMountRecord, listMountRecords, processAlive, removeMountRecord, type MountRecord } from './mount-registry.js';
 
 const QUERY_TIMEOUT_MS = 3_000;
 
@@ -45,7 +46,7 @@ async function report(dir: string, rec: MountRecord | undefined): Promise<MountR
   };
   if (!processAlive(rec.pid)) return { ...base, state: 'dead' };
   try {
-    const status = (await queryControl(controlSocketPath(dir), 'status', QUERY_TIMEOUT_MS)) as MountStatus;
+    const status = (await queryControl(controlSocketPath(rec.mountpoint), 'status', QUERY_TIMEOUT_MS)) as MountStatus;
     return { ...base, state: 'alive', status };
   } catch (err) {
     const e = err as ControlError;
@@ -56,7 +57,7 @@ async function report(dir: string, rec: MountRecord | undefined): Promise<MountR
 
 export async function statusOf(mountpoint: string): Promise<MountReport> {
   const dir = canonicalMountpoint(mountpoint);
-  return report(dir, await readMountRecord(dir));
+  return report(dir, await findMountRecord(dir));
 }
 
 /**
@@ -65,10 +66,13 @@ export async function statusOf(mountpoint: string): Promise<MountReport> {
  * removed rather than listed forever. A dead process with its mount still there is listed.
  */
 export async function statusAll(): Promise<MountReport[]> {
-  const reports = await Promise.all((await listMountRecords()).map((r) => report(r.mountpoint, r)));
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const records = await listMountRecords();
+  // Where each mount is now (a folder above it renamed since it was mounted).
+  const reports = await Promise.all(records.map((r) => report((r.mountId && mountpointOf(r.mountId, info)) || r.mountpoint, r)));
   const live: MountReport[] = [];
-  for (const r of reports) {
-    if (r.state === 'dead' && !r.mounted && r.pid !== undefined) await removeMountRecord(r.mountpoint, r.pid).catch(() => undefined);
+  for (const [i, r] of reports.entries()) {
+    if (r.state === 'dead' && !r.mounted && r.pid !== undefined) await removeMountRecord(records[i]!.mountpoint, r.pid).catch(() => undefined);
     else live.push(r);
   }
   return live;

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { canonicalMountpoint, findOnPath, lazyUnmount, mountedType } from '../fs/preflight.js';
-import { processAlive, readMountRecord, removeMountRecord } from './mount-registry.js';
+import { findMountRecord, processAlive, removeMountRecord } from './mount-registry.js';
 
 const exec = promisify(execFile);
 /** Uploads in flight may take a while to finish or journal; report progress meanwhile. */
@@ -20,7 +20,7 @@ const OUR_TYPE = 'fuse.synapse-mount';
 
 export async function runUnmount(mountpoint: string): Promise<number> {
   const dir = canonicalMountpoint(mountpoint);
-  const rec = await readMountRecord(dir);
+  const rec = await findMountRecord(dir);
   const type = await mountedType(dir);
   // Only our own mounts: `synapse-mount unmount /some/tmpfs` must not take someone's data away.
   if (type && type !== OUR_TYPE) {
@@ -30,7 +30,7 @@ export async function runUnmount(mountpoint: string): Promise<number> {
   if (!type) {
     if (rec && !processAlive(rec.pid)) {
       // A killed process left its record (status shows it as dead): clear it.
-      await removeMountRecord(dir, rec.pid);
+      await removeMountRecord(rec.mountpoint, rec.pid);
       process.stderr.write(`synapse-mount: ${dir} is not mounted; removed the record left by its dead serving process (pid ${rec.pid})\n`);
       return 0;
     }
@@ -67,6 +67,6 @@ export async function runUnmount(mountpoint: string): Promise<number> {
     }
   }
   if ((await mountedType(dir)) === OUR_TYPE) return 1;
-  if (rec && !processAlive(rec.pid)) await removeMountRecord(dir, rec.pid).catch(() => undefined);
+  if (rec && !processAlive(rec.pid)) await removeMountRecord(rec.mountpoint, rec.pid).catch(() => undefined);
   return 0;
 }

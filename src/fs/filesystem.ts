@@ -1670,8 +1670,8 @@ export class SynapseFilesystem {
     }
     else if (node!.kind === 'dir') this.setFolderMtime(node!.entityId, mtime);
     else if (!node!.entityId) this.mtimes.set(`local:${path}`, mtime);
-    // A file waiting for recover shows its kept bytes' time; the published version is other bytes.
-    else if (!this.kept?.has(node!.parentId, node!.name)) this.setVersionMtime(node!.entityId, node!.versionNumber, mtime);
+    // A file waiting for recover: its kept bytes take the time (the published version is other bytes).
+    else if (!(await this.kept?.setMtime(node!, mtime))) this.setVersionMtime(node!.entityId, node!.versionNumber, mtime);
   }
 
 

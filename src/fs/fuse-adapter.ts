@@ -40,7 +40,8 @@ import { S3Error } from '../s3/object-store.js';
 import { applyDirectReads, applyDirectWrites, smallReaders } from './page-cache-bypass.js';
 import { FastReadWindows, loadFastBinding } from './fast-read.js';
 import { grantedFuseTerms, requestFuseTerms, requestPages } from './fuse-terms.js';
-import { mountIdAt, mountPresent } from './preflight.js';
+import { mountIdAt, mountpointOf, mountPresent } from './preflight.js';
+import { MAX_HELD_BACK_MS } from './read-handle.js';
 import type { PageCacheStatus } from './mount-status.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
 
@@ -69,6 +70,18 @@ type Cb = (...args: unknown[]) => void;
 const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'EISDIR', 'ENOTDIR']);
 
 /** The mount option string smuggled through fuse-native's unescaped `fsname`. */
+/**
+ * fuse-native's deadline for a read: past anything the read path itself allows — --read-timeout,
+ * plus up to MAX_HELD_BACK_MS waiting for the mount's own Synapse pacing — so the read path's
+ * answer (data, or EIO) always comes first (QA: `git add` failed with ETIMEDOUT after 45 s while
+ * its presigned URL waited behind a burst of writes).
+ */
+const readMountinfo = (): Promise<string | undefined> => readFile('/proc/self/mountinfo', 'utf8').catch(() => undefined);
+
+export function readOpTimeoutMs(readTimeoutMs: number): number {
+  return readTimeoutMs + MAX_HELD_BACK_MS + 15_000;
+}
+
 export function fsnameOption(name: string, kernelCacheSeconds: number, directIo = false, readOnly = false): string {
   const safe = name.replace(/[^A-Za-z0-9_.:-]/g, '_');
   const t = Number(kernelCacheSeconds.toFixed(3));
@@ -79,6 +92,8 @@ export function fsnameOption(name: string, kernelCacheSeconds: number, directIo 
 export class FuseAdapter {
   private fuse: Fuse | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
+  /** The mount's identity in /proc/self/mountinfo (preflight.ts mountIdAt), once mounted. */
+  mountId: string | undefined;
   private readonly fast: FastReadWindows | undefined;
   /** Write-only opens bypass the page cache (in effect). */
   private readonly directWrites: boolean;
@@ -237,7 +252,7 @@ export class FuseAdapter {
       debug: this.opts.debug ?? false,
       timeout: {
         default: meta,
-        read: this.opts.readTimeoutMs + 15_000,
+        read: readOpTimeoutMs(this.opts.readTimeoutMs),
         flush: false,
         fsync: false,
         release: false,
@@ -247,6 +262,10 @@ export class FuseAdapter {
     });
     await new Promise<void>((resolve, reject) => fuse.mount((err?: Error | null) => (err ? reject(err) : resolve())));
     this.fuse = fuse;
+    // Known by id from now on (watchForUnmount): a folder above the mountpoint renamed right
+    // after the mount left nothing at the path to find it by (QA).
+    const info = await readMountinfo();
+    if (info !== undefined) this.mountId = mountIdAt(this.opts.mountpoint, info);
   }
 
   /**
@@ -257,13 +276,12 @@ export class FuseAdapter {
     // Found by its path once (canonical, mount.ts: compared as is, never resolved here — a stat
     // of it from this process would ask this very mount), then by its mount id: a rename of a
     // folder above the mountpoint changes the path mountinfo shows, not the mount.
-    let mountId: string | undefined;
     const check = async (): Promise<void> => {
-      const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => undefined);
+      const info = await readMountinfo();
       // Unreadable (EMFILE under load): no verdict — never take that for an unmount.
       if (info !== undefined) {
-        mountId ??= mountIdAt(this.opts.mountpoint, info);
-        const present = mountId !== undefined && mountPresent(mountId, info);
+        this.mountId ??= mountIdAt(this.opts.mountpoint, info);
+        const present = this.mountId !== undefined && mountPresent(this.mountId, info);
         if (!present) {
           this.stopWatching();
           onGone();
@@ -302,6 +320,11 @@ export class FuseAdapter {
     const fuse = this.fuse;
     if (!fuse) return;
     this.fuse = undefined;
+    // fuse-native unmounts by the path it mounted at: where the mount is now, if a folder above
+    // it was renamed since (QA: the unmount failed and left a dead mount at the new path).
+    const info = this.mountId ? await readMountinfo() : undefined;
+    const now = info !== undefined && this.mountId ? mountpointOf(this.mountId, info) : undefined;
+    if (now && now !== this.opts.mountpoint) (fuse as unknown as { mnt: string }).mnt = now;
     await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
     this.fast?.clearAll();
   }

@@ -220,6 +220,24 @@ export class KeptFiles {
     return { ...kept, parentId, name };
   }
 
+  /**
+   * utimens on a kept file (`os.utime`; `touch` opens it instead): the time it shows, and the one
+   * its journal entry keeps for the next mount and for recover. False if `node` has none waiting.
+   */
+  async setMtime(node: FsNode, mtime: number): Promise<boolean> {
+    const kept = await this.waiting(node);
+    if (!kept) return false;
+    this.byName.set(keyOf(kept.parentId, kept.name), { ...kept, mtime });
+    const file = this.spool.journalFile(kept.journalId);
+    try {
+      const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
+      await this.spool.writeJournal({ ...entry, mtime });
+    } catch (err) {
+      this.logger?.warn({ err, journal: file }, 'could not keep a kept file\'s new time in its journal entry; it shows until unmount');
+    }
+    return true;
+  }
+
   private async removeEntry(e: { journalId: string; spoolFile: string }): Promise<void> {
     await this.spool.removeJournal(e.journalId);
     await this.spool.removeSpoolFile(e.spoolFile);

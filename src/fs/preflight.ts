@@ -80,7 +80,16 @@ export function mountIdAt(canonical: string, info: string): string | undefined {
 
 /** Is the mount `id` (mountIdAt) in this mountinfo text, wherever it is now? */
 export function mountPresent(id: string, info: string): boolean {
-  return info.split('\n').some((line) => mountIdentity(line.split(' ')) === id);
+  return mountpointOf(id, info) !== undefined;
+}
+
+/** Where the mount `id` (mountIdAt) is now — moved with a folder above it — or undefined. */
+export function mountpointOf(id: string, info: string): string | undefined {
+  for (const line of info.split('\n')) {
+    const fields = line.split(' ');
+    if (fields[4] !== undefined && mountIdentity(fields) === id) return mountinfoPath(fields[4]);
+  }
+  return undefined;
 }
 
 const mountIdentity = (fields: string[]): string => `${fields[0]} ${fields[2]}`;

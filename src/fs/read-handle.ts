@@ -25,7 +25,7 @@ import type { ReadWindow } from './fast-read.js';
 import { FsError } from './errors.js';
 
 /** Longest a read waits past --read-timeout for the mount's own pacing (Synapse's window is 60 s). */
-const MAX_HELD_BACK_MS = 120_000;
+export const MAX_HELD_BACK_MS = 120_000;
 
 export interface ReadaheadOptions {
   maxWindowBlocks: number;

@@ -109,6 +109,31 @@ describe('synapse-mount command line', () => {
     }
   });
 
+  test('QA: a folder above the mountpoint renamed right after mounting is no unmount; status and unmount find the mount at its new path', async () => {
+    const top = await realpath(await newDir());
+    const mountedAt = path.join(top, 'a', 'mnt');
+    const dir = path.join(top, 'b', 'mnt');
+    cleanup.unshift(dir); // unmounted before `top` is removed: never an rm -rf through a mount
+    await mkdir(mountedAt, { recursive: true });
+    const r = await cli(args(projectId, mountedAt), { env });
+    assert.equal(r.code, 0, r.stderr);
+    const pid = await servingPid(mountedAt);
+    assert.equal((await sh(`mv '${top}/a' '${top}/b'`)).code, 0);
+    // Past two periods of the unmount watch (1 s): a wait for something that must not happen.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    assert.ok(alive(pid) && (await isMounted(dir)), 'still mounted, at the new path');
+    assert.equal((await sh(`cat '${dir}/data/hello.txt'`)).stdout, 'hello\n');
+    const st = await cli(['status', dir, '--json'], { env });
+    assert.equal(st.code, 0, st.stderr);
+    assert.equal((JSON.parse(st.stdout) as { state: string }).state, 'alive');
+    const all = await cli(['status', '--json'], { env });
+    assert.ok((JSON.parse(all.stdout) as { mounts: Array<{ mountpoint: string }> }).mounts.some((m) => m.mountpoint === dir), all.stdout);
+    const u = await cli(['unmount', dir], { env });
+    assert.equal(u.code, 0, u.stderr);
+    await waitFor('serving process exit', () => !alive(pid), 10_000);
+    assert.equal(await isMounted(dir), false, 'unmounted, not left dead at the new path');
+  });
+
   test('a stale mount left by a killed process is cleaned up before mounting', async () => {
     const m = await mountForeground(stack, projectId);
     m.proc.kill('SIGKILL');

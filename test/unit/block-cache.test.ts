@@ -1,7 +1,8 @@
 import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockCache } from '../../src/fs/block-cache.js';
-import { ReadHandle } from '../../src/fs/read-handle.js';
+import { MAX_HELD_BACK_MS, ReadHandle } from '../../src/fs/read-handle.js';
+import { readOpTimeoutMs } from '../../src/fs/fuse-adapter.js';
 import type { RangeSource } from '../../src/s3/object-store.js';
 
 /** Deterministic bytes: byte i of the object is (i * 31 + 7) mod 251. */
@@ -477,4 +478,10 @@ test('--read-timeout does not run out while the source waits for the mount itsel
   assert.deepEqual(await paced.read(0, 4 * KiB), ramp(0, 4 * KiB), 'waited past the timeout for its URL');
   const stalled = new ReadHandle(new SlowSource('stalled', 400, false), cache, opts);
   await assert.rejects(stalled.read(0, 4 * KiB), /took longer than 100 ms/);
+});
+
+test('QA: fuse-native\'s own read deadline outlasts what the read path allows (--read-timeout + the wait for the mount\'s pacing)', () => {
+  for (const readTimeoutMs of [5_000, 30_000, 600_000]) {
+    assert.ok(readOpTimeoutMs(readTimeoutMs) > readTimeoutMs + MAX_HELD_BACK_MS, `at --read-timeout ${readTimeoutMs / 1000}`);
+  }
 });

@@ -259,10 +259,13 @@ test('review: touching a file that waits for recover does not give its published
     await r.fs.utimens('/k.txt', OLD, OLD);
     await r.fs.flush(t);
     await r.fs.release(t);
-    // On a closed path (os.utime): accepted; the kept bytes' time is the view's.
-    await r.fs.utimens('/k.txt', OLD + 5000, OLD + 5000);
-    assert.equal(log.get(id, 1), published, 'version 1 keeps its own time');
     assert.equal((await r.fs.getattr('/k.txt')).mtime.getTime(), OLD, 'the kept file shows the time touch gave it');
+    // On a closed path (os.utime; QA: returned 0 and changed nothing): the kept bytes take it,
+    // and so does their journal entry (the next mount, recover).
+    await r.fs.utimens('/k.txt', OLD + 5000, OLD + 5000);
+    assert.equal((await r.fs.getattr('/k.txt')).mtime.getTime(), OLD + 5000);
+    assert.deepEqual((await r.spool.listJournal()).map((e) => e.mtime), [OLD + 5000]);
+    assert.equal(log.get(id, 1), published, 'version 1 keeps its own time');
   });
 });
 

@@ -68,8 +68,10 @@ export async function statusOf(mountpoint: string): Promise<MountReport> {
 export async function statusAll(): Promise<MountReport[]> {
   const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
   const records = await listMountRecords();
-  // Where each mount is now (a folder above it renamed since it was mounted).
-  const reports = await Promise.all(records.map((r) => report((r.mountId && mountpointOf(r.mountId, info)) || r.mountpoint, r)));
+  // Where each mount is now (a folder above it renamed since it was mounted) — only while its
+  // process lives: a dead mount's id and device are free for the next mount to take.
+  const whereNow = (r: MountRecord): string | undefined => (r.mountId && processAlive(r.pid) ? mountpointOf(r.mountId, info) : undefined);
+  const reports = await Promise.all(records.map((r) => report(whereNow(r) ?? r.mountpoint, r)));
   const live: MountReport[] = [];
   for (const [i, r] of reports.entries()) {
     if (r.state === 'dead' && !r.mounted && r.pid !== undefined) await removeMountRecord(records[i]!.mountpoint, r.pid).catch(() => undefined);

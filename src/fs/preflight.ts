@@ -67,7 +67,7 @@ export async function mountedType(dir: string, mountinfo: MountinfoReader = read
 /**
  * The identity of the mount on top at `canonical` — its mount id and device (mountinfo's first
  * and third fields: a mount id freed by an unmount can be reused at once, the pair cannot while
- * its filesystem lives) — or undefined.
+ * its filesystem lives: trust it only while the serving process does) — or undefined.
  */
 export function mountIdAt(canonical: string, info: string): string | undefined {
   let id: string | undefined;

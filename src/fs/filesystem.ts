@@ -1194,11 +1194,13 @@ export class SynapseFilesystem {
     // Scratch-named files with bytes (never published): they go with the mount. Said at unmount,
     // once, rather than silently (QA: `cp -r` of a tree with `notes~` kept it only here).
     const scratch = [...this.active].filter(([, f]) => f.localOnly && !f.unlinked && f.size > 0).map(([p]) => p);
-    const stillOpen = (file: ActiveFile): boolean => file.writers > 0 && !file.unlinked && !file.localOnly;
+    // Decided once, here: a writer that gets the freeze's EIO and closes before its turn below
+    // still had the file open when the mount stopped (QA: such a file was published half-written).
+    const openAtStop = new Set([...this.active.values()].filter((file) => file.writers > 0 && !file.unlinked && !file.localOnly));
     const why = 'still open for writing when the mount stopped';
-    for (const file of this.active.values()) if (stillOpen(file)) file.freeze(why);
+    for (const file of openAtStop) file.freeze(why);
     for (const [path, file] of [...this.active]) {
-      const open = stillOpen(file);
+      const open = openAtStop.has(file);
       await this.releasing.get(path);
       if (!file.dirty || file.unlinked || file.localOnly) continue;
       try {

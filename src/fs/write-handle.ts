@@ -546,6 +546,10 @@ export class ActiveFile {
    * incomplete for the reason given (the mount stops while a writer still has it open).
    */
   publish(opts: { holdBack?: string } = {}): Promise<PublishedVersion | undefined> {
+    // Frozen while a writer had it open (the mount stopping): whoever publishes it — the drain,
+    // or that writer's close racing it — journals it as incomplete; never commits it (QA: a
+    // writer that got the freeze's EIO and closed had its half-written file published).
+    const holdBack = opts.holdBack ?? this.frozen;
     return this.exclusive(() => this.tracked(async () => {
       if (this.broken) {
         throw new FsError(errnoName(this.broken), `${this.name}: not published, an earlier write failed (${(this.broken as Error).message})`);
@@ -604,10 +608,10 @@ export class ActiveFile {
           }
           throw await this.journal(err, size, md5, {});
         }
-        if (opts.holdBack) {
+        if (holdBack) {
           if (stream) this.stream = undefined;
-          this.broken = new FsError('EIO', `${this.name}: ${opts.holdBack}`);
-          throw await this.journal(this.broken, size, md5, { fileHandleId }, !stream, opts.holdBack);
+          this.broken = new FsError('EIO', `${this.name}: ${holdBack}`);
+          throw await this.journal(this.broken, size, md5, { fileHandleId }, !stream, holdBack);
         }
         let entity;
         try {

@@ -248,3 +248,26 @@ test('QA: a publish that succeeds after the rewrite of its journal entry failed 
     assert.deepEqual(await journal(r), [], 'nothing left for recover: the file is in Synapse');
   });
 });
+
+test('QA: a writer that gets the unmount\'s EIO and closes before the drain reaches its file: journaled as incomplete, never published half-written', async () => {
+  await withReal(async (r) => {
+    // Two writers: the drain works through the first while the second closes.
+    const first = await r.fs.create('/first.txt', 0o644);
+    await r.fs.write(first, Buffer.from('one\n'), 0);
+    const fd = await r.fs.create('/half.txt', 0o644);
+    await r.fs.write(fd, Buffer.from('first half\n'), 0);
+    const drained = r.fs.drain(); // freezes every file open for writing, then works through them
+    await assert.rejects(r.fs.write(fd, Buffer.from('second half\n'), 11), /still open for writing when the mount stopped/);
+    // Its close (flush, then release) comes while the drain is busy with the first file.
+    await assert.rejects(r.fs.flush(fd), /still open for writing when the mount stopped/);
+    await r.fs.release(fd);
+    const out = await drained;
+    assert.equal(r.api.resolvePath(r.rootId, '/half.txt'), undefined, 'not in Synapse');
+    assert.deepEqual(out.published, []);
+    assert.deepEqual(out.incomplete.sort(), ['/first.txt', '/half.txt']);
+    const entries = await r.spool.listJournal();
+    assert.equal(entries.length, 2);
+    assert.ok(entries.every((e) => e.incomplete), 'marked incomplete for recover');
+    await r.fs.release(first).catch(() => undefined);
+  });
+});

@@ -20,7 +20,7 @@ import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import { CONCRETE, type Entity, type UploadDestination } from '../synapse/types.js';
+import { CONCRETE, type Entity, type MultipartUploadRequest, type UploadDestination } from '../synapse/types.js';
 import type { ObjectStore, S3Location } from '../s3/object-store.js';
 import { endUnreferencedUpload, SINGLE_PUT_PREFIX } from '../s3/multipart-upload.js';
 import { s3Stats } from '../s3/s3-stats.js';
@@ -119,6 +119,14 @@ type Target =
 export class Publisher {
   private readonly destinations = new Map<string, { at: number; target: Promise<Target> }>();
   private readonly creatorOf = new Map<number, Promise<boolean>>();
+  /**
+   * Synapse hands every start of the same request (same user, name, bytes, size, location) one
+   * upload: identical files closed at once (`cp` of copies into two folders) uploaded into,
+   * and completed, the same upload — the second completion failed (QA: EINVAL at close). Such
+   * uploads run one after another here; the later one finds the upload completed and takes its
+   * file handle.
+   */
+  private readonly uploadsByRequest = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly api: SynapseApi,
@@ -271,7 +279,38 @@ export class Publisher {
       concreteType: CONCRETE.multipartUploadRequest, contentMD5Hex: src.md5, fileName: name, fileSizeBytes: src.size,
       partSizeBytes: partSize, contentType: guessContentType(name), storageLocationId: locationId, generatePreview: false,
     };
-    let status = await this.api.startMultipartUpload(request, false);
+    const key = JSON.stringify(request);
+    const before = this.uploadsByRequest.get(key) ?? Promise.resolve();
+    const mine = before.catch(() => undefined).then(() => this.multipartUpload(src, name, request, partSize));
+    this.uploadsByRequest.set(key, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.uploadsByRequest.get(key) === mine) this.uploadsByRequest.delete(key);
+    }
+  }
+
+  private async multipartUpload(src: PublishSource, name: string, request: MultipartUploadRequest, partSize: number): Promise<string> {
+    try {
+      return await this.multipartUploadOnce(src, name, request, partSize, false);
+    } catch (err) {
+      // Another process of this user may have completed the same request meanwhile (a second
+      // mount writing identical bytes): its file handle holds these very bytes.
+      const now = await this.api.startMultipartUpload(request, false).catch(() => undefined);
+      if (now?.state === 'COMPLETED' && now.resultFileHandleId) return String(now.resultFileHandleId);
+      // Synapse refused a step of the upload it resumed (a part or the completion: an upload
+      // left broken by an earlier attempt): once more, from a fresh upload (QA: recover retried
+      // the same dead upload forever).
+      if (err instanceof SynapseError && err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 403) {
+        this.opts.logger?.warn({ err, name }, 'Synapse refused a step of a resumed upload; starting it afresh');
+        return this.multipartUploadOnce(src, name, request, partSize, true);
+      }
+      throw err;
+    }
+  }
+
+  private async multipartUploadOnce(src: PublishSource, name: string, request: MultipartUploadRequest, partSize: number, forceRestart: boolean): Promise<string> {
+    let status = await this.api.startMultipartUpload(request, forceRestart);
     if (status.state !== 'COMPLETED') {
       const count = Math.ceil(src.size / partSize);
       const missing = Array.from({ length: count }, (_, i) => i + 1).filter((n) => status.partsState[n - 1] !== '1');

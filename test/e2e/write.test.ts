@@ -265,6 +265,32 @@ for i in range(3):
     assert.equal((await synapseBytes(id)).bytes.toString(), 'content\n');
   });
 
+  test('QA: identical files closed at once in Synapse storage all publish (Synapse hands such uploads one multipart upload)', async () => {
+    const dirs = ['same-a', 'same-b'].map((d) => `${m.dir}/managed/${d}`);
+    assert.equal((await sh(`mkdir ${dirs.map((d) => `'${d}'`).join(' ')}`)).code, 0);
+    const r = await runPython([
+      'import sys, threading',
+      'errors = []',
+      'def write(d):',
+      '    for i in range(12):',
+      '        try:',
+      "            with open(f'{d}/y{i}.txt', 'w') as f:",
+      "                f.write('same content\\n')",
+      '        except OSError as e:',
+      "            errors.append(f'{d}/y{i}: {e}')",
+      'threads = [threading.Thread(target=write, args=(d,)) for d in sys.argv[1:]]',
+      'for t in threads: t.start()',
+      'for t in threads: t.join()',
+      "print('\\n'.join(errors))",
+      'sys.exit(1 if errors else 0)',
+    ], dirs, 180_000);
+    assert.equal(r.code, 0, `closes failed: ${r.stdout}${r.stderr}`);
+    for (const d of ['same-a', 'same-b']) {
+      const { bytes } = await synapseBytes(await idOf(`${m.dir}/managed/${d}/y11.txt`));
+      assert.equal(bytes.toString(), 'same content\n');
+    }
+  });
+
   test('an empty file in Synapse storage can be renamed, also onto a published file (git\'s lock-file dance)', async () => {
     // QA: `: > f.lock; mv f.lock f` answered ENOENT there, which broke `git stash pop`.
     const d = `${m.dir}/managed`;

@@ -126,6 +126,10 @@ describe('synapse-mount command line', () => {
     const st = await cli(['status', dir, '--json'], { env });
     assert.equal(st.code, 0, st.stderr);
     assert.equal((JSON.parse(st.stdout) as { state: string }).state, 'alive');
+    // An empty folder left at the old path is not the mount (QA: it answered as the moved one).
+    await mkdir(mountedAt, { recursive: true });
+    const old = await cli(['status', mountedAt, '--json'], { env });
+    assert.equal(old.code, 1, old.stdout);
     const all = await cli(['status', '--json'], { env });
     assert.ok((JSON.parse(all.stdout) as { mounts: Array<{ mountpoint: string }> }).mounts.some((m) => m.mountpoint === dir), all.stdout);
     const u = await cli(['unmount', dir], { env });

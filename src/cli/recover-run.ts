@@ -73,7 +73,8 @@ async function discard(spool: Spool, entries: JournalEntry[], ids: string[]): Pr
     await spool.removeJournal(e.id);
     await spool.removeSpoolFile(e.spoolFile);
     const left = e.s3Upload ? '\tits open S3 upload is aborted by the next mount or recover'
-      : e.s3Object ? `\tthe S3 object s3://${e.s3Object.bucket}/${e.s3Object.key} stays in its bucket (no entity uses it)` : '';
+      : e.s3Object ? `\tthe S3 object s3://${e.s3Object.bucket}/${e.s3Object.key} stays in its bucket (no entity uses it)`
+        : e.fileHandleId ? `\tits uploaded bytes stay in storage as Synapse file handle ${e.fileHandleId} (no entity uses it)` : '';
     process.stdout.write(`discarded\t${e.parentId}/${e.name}\t${e.id}${left}\n`);
   }
   return 0;

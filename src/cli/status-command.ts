@@ -146,7 +146,9 @@ export function formatReport(r: MountReport): string {
   if (s.fuse) lines.push(`  FUSE:    ${s.fuse.kernelProtocol ? `protocol ${s.fuse.kernelProtocol}, ` : ''}requests up to ${formatBytes(s.fuse.maxReadBytes)} read, ${formatBytes(s.fuse.maxWriteBytes)} write`
     + ` (largest so far ${formatBytes(s.fuse.largestRead)} / ${formatBytes(s.fuse.largestWrite)})${s.pageCache?.reads === 'bypassed' ? `; shared mmap ${s.fuse.directIoSharedMmap ? 'allowed' : 'refused (ENODEV)'}` : ''}`);
   const sy = s.synapse;
-  lines.push(`  Synapse: ${sy.requests} requests (${sy.calls} calls), ${sy.retries} retried, ${sy.throttled} throttled, ${sy.errors} errors; ${sy.inFlight} in flight, ${sy.queued} queued`);
+  lines.push(`  Synapse: ${sy.requests} requests (${sy.calls} calls), ${sy.retries} retried, ${sy.throttled} throttled, ${sy.errors} errors; ${sy.inFlight} in flight, ${sy.queued} queued`
+    // QA: a close waiting 45 s showed only "2 queued"; the wait is Synapse's 600 requests a minute.
+    + (sy.heldForMs > 0 ? ` — held back ${Math.ceil(sy.heldForMs / 1000)} s more by Synapse's limit of 600 requests a minute` : ''));
   lines.push(`  S3:      ${s.s3.requests} requests, ${s.s3.errors} errors; ${formatBytes(s.s3.bytesDown)} down, ${formatBytes(s.s3.bytesUp)} up${s.s3Endpoint ? ` (${s.s3Endpoint})` : ''}`);
   const c = s.cache;
   const lookups = c.hits + c.misses;

@@ -86,7 +86,7 @@ export interface MountStatus {
     fastReplies: number;
     dir?: string;
   };
-  synapse: Pick<SynapseClientStats, 'calls' | 'requests' | 'retries' | 'throttled' | 'errors' | 'inFlight'> & { queued: number };
+  synapse: Pick<SynapseClientStats, 'calls' | 'requests' | 'retries' | 'throttled' | 'errors' | 'inFlight' | 'heldForMs'> & { queued: number };
   s3: S3Counters;
 }
 
@@ -184,7 +184,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
     },
     synapse: {
       calls: syn.calls, requests: syn.requests, retries: syn.retries, throttled: syn.throttled, errors: syn.errors,
-      inFlight: syn.inFlight, queued: syn.queued.high + syn.queued.low,
+      inFlight: syn.inFlight, queued: syn.queued.high + syn.queued.low, heldForMs: syn.heldForMs,
     },
     s3: s3Stats.snapshot(),
   };

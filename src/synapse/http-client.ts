@@ -136,6 +136,8 @@ export interface SynapseClientStats {
   errors: number;
   inFlight: number;
   queued: { high: number; low: number };
+  /** How long queued requests still wait for Synapse's 600/min pace (or a 429's Retry-After); 0 when none wait. */
+  heldForMs: number;
 }
 
 export const DEFAULT_ENDPOINT = 'https://repo-prod.prod.sagebase.org';
@@ -180,6 +182,14 @@ export class RequestQueue {
 
   get active(): number { return this.#active; }
   queued(priority: Priority): number { return this.#waiting[priority].length; }
+
+  /** How long waiting requests are still held back (the pace, or a pause); 0 if none wait. */
+  heldForMs(now = Date.now()): number {
+    if (this.#waiting.high.length + this.#waiting.low.length === 0) return 0;
+    const live = this.#sent.filter((t) => t > now - this.rate.windowMs);
+    const windowFull = live.length >= this.rate.limit ? live[live.length - this.rate.limit]! + this.rate.windowMs - now : 0;
+    return Math.max(0, this.#pausedUntil - now, windowFull);
+  }
 
   acquire(priority: Priority): Promise<void> {
     return new Promise<void>((resolve) => {
@@ -699,7 +709,7 @@ export class HttpSynapseClient implements SynapseApi {
 
   stats(): SynapseClientStats {
     const q = this.#t.queue;
-    return { ...this.#t.counters, inFlight: q.active, queued: { high: q.queued('high'), low: q.queued('low') } };
+    return { ...this.#t.counters, inFlight: q.active, queued: { high: q.queued('high'), low: q.queued('low') }, heldForMs: q.heldForMs() };
   }
 
   // -- plumbing ---------------------------------------------------------------------------------

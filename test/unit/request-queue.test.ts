@@ -28,7 +28,11 @@ test('a full rate window reports that requests are held back (the mount logs it)
   assert.equal(holds.length, 1, 'told once');
   assert.ok(holds[0]![0] > 0 && holds[0]![0] <= 200, `wait ${holds[0]![0]} ms`);
   assert.equal(holds[0]![1], 1, 'one request held');
+  // What `status` shows meanwhile (QA: "2 queued" said nothing of why).
+  const held = q.heldForMs();
+  assert.ok(held > 0 && held <= 200, `held ${held} ms`);
   await third; q.release();
+  assert.equal(q.heldForMs(), 0, 'nothing waits');
   const p = new RequestQueue(5, { limit: 100, windowMs: 200 }, () => holds.push([0, 0]));
   p.pause(Date.now() + 50);
   await p.acquire('high');

@@ -177,6 +177,10 @@ export function formatReport(r: MountReport): string {
       ...s.journal.map((j) => [j.id, `${j.parentId}/${j.name}`, formatBytes(j.size), j.createdAt, oneLine(j.error, 80)]),
     ], '    '));
   }
+  if ((s.unreadableJournal ?? 0) > 0) {
+    // QA: recover --list reported them and exited 1; status said nothing.
+    lines.push(`  ${s.unreadableJournal} journal entr${s.unreadableJournal === 1 ? 'y' : 'ies'} cannot be read: \`synapse-mount recover --list --spool-dir ${s.spoolDir}\` names them (their bytes may be in the spool)`);
+  }
   if (s.orphanedUploads > 0) {
     lines.push(`  ${s.orphanedUploads} orphaned S3 upload(s) from a dead process (aborted, or their unnamed objects deleted, at the next mount or recover)`);
   }

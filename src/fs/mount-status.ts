@@ -67,6 +67,8 @@ export interface MountStatus {
   uploads: UploadStatus[];
   /** Entries in the spool dir's journal (the spool dir may be shared by several mounts). */
   journal: JournalStatus[];
+  /** Journal files that cannot be read (torn, edited by hand): `recover --list` names them. Absent before session 20. */
+  unreadableJournal?: number;
   /** Recorded S3 multipart uploads whose process is gone (aborted at the next mount or recover). */
   orphanedUploads: number;
   cache: {
@@ -143,7 +145,8 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
     openHandles: f.refs,
   }));
   const spool = new Spool(config.spoolDir);
-  const journal: JournalStatus[] = (await spool.listJournal()).map((e) => ({
+  const { entries, unreadable } = await spool.readJournal();
+  const journal: JournalStatus[] = entries.map((e) => ({
     id: e.id, parentId: e.parentId, name: e.name, ...(e.entityId ? { entityId: e.entityId } : {}),
     size: e.size, createdAt: e.createdAt, error: scrubSecrets(String(e.error ?? '')),
   }));
@@ -167,6 +170,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
     spoolDir: config.spoolDir,
     uploads,
     journal,
+    unreadableJournal: unreadable.length,
     orphanedUploads: orphanedCount,
     cache: {
       bytes: cache.cachedBytes,

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
 import { kernelInvalidatesOnDirectWrite } from '../../src/fs/page-cache-bypass.js';
@@ -185,6 +185,15 @@ describe('synapse-mount status', () => {
     // What `recover --list` sees is what status said.
     const list = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
     assert.match(list.stdout, new RegExp(entry.id));
+    // An entry that cannot be read is said too (QA: recover --list named it, status did not).
+    const torn = path.join(spoolDir, 'journal', 'torn.json');
+    await writeFile(torn, '{"id": "torn", "spo');
+    try {
+      assert.equal((await liveStatus()).unreadableJournal, 1);
+      assert.match((await cli(['status', dir], { env })).stdout, /1 journal entry cannot be read: `synapse-mount recover --list/);
+    } finally {
+      await rm(torn, { force: true });
+    }
   });
 
   /** A second foreground mount whose record goes to this test's registry (torn down with `extra`). */

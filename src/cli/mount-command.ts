@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { defaultLogFile } from '../config.js';
 import { createLogger, registerSecret, scrubSecrets, type LogLevel } from '../log.js';
 import { mount, type MountConfig } from '../fs/mount.js';
-import { writeMountRecord, removeMountRecord, controlSocketPath } from './mount-registry.js';
+import { writeMountRecord, removeMountRecord, controlSocketPath, type MountRecord } from './mount-registry.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { collectStatus } from '../fs/mount-status.js';
 import { makeDirs } from '../fs/make-dirs.js';
@@ -123,11 +123,12 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
     log.warn({ err }, 'no control socket: `synapse-mount status` cannot ask this mount');
     return undefined;
   });
-  await writeMountRecord({
+  const record: MountRecord = {
     pid: process.pid, mountpoint: path.resolve(opts.config.mountpoint), entityId: opts.config.entityId,
     startedAt: new Date().toISOString(), endpoint: opts.config.endpoint, ...(opts.logFile ? { logFile: opts.logFile } : {}),
     ...(mounted.adapter.mountId ? { mountId: mounted.adapter.mountId } : {}),
-  }).catch((err: unknown) => log.warn({ err }, 'could not write the mount record'));
+  };
+  await writeMountRecord(record).catch((err: unknown) => log.warn({ err }, 'could not write the mount record'));
   report({ ready: true });
 
   return new Promise<number>((resolve) => {
@@ -140,6 +141,12 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
         return;
       }
       stopping = true;
+      // Stopping: once the mount is gone its id and device are the next mount's — the record
+      // must not lead `status`/`unmount` there meanwhile (review).
+      if (record.mountId) {
+        const { mountId: _gone, ...stoppingRecord } = record;
+        await writeMountRecord(stoppingRecord).catch(() => undefined);
+      }
       if (why === LAZY) await untilClosed(mounted.fs, () => mounted.adapter.sessionAlive(), log, hurry);
       log.info({ why }, 'unmounting');
       const { published, journaled, lost, incomplete, scratch } = await mounted.fs.drain();

@@ -69,11 +69,13 @@ export async function findMountRecord(dir: string): Promise<MountRecord | undefi
   const rec = await readMountRecord(dir);
   // Not when that mount lives on elsewhere now (QA: an empty folder left at the old path
   // answered as the moved mount).
-  const movedAway = rec?.mountId && processAlive(rec.pid) ? mountpointOf(rec.mountId, info) : undefined;
-  if (rec && (movedAway === undefined || movedAway === dir)) return rec;
+  const live = rec !== undefined && processAlive(rec.pid);
+  const movedAway = rec?.mountId && live ? mountpointOf(rec.mountId, info) : undefined;
+  if (rec && live && (movedAway === undefined || movedAway === dir)) return rec;
+  // A live mount moved here wins over a dead one's record left at this path (review).
   const id = mountIdAt(dir, info);
-  if (!id) return undefined;
-  return (await listMountRecords()).find((r) => r.mountId === id && processAlive(r.pid));
+  const moved = id ? (await listMountRecords()).find((r) => r.mountId === id && processAlive(r.pid)) : undefined;
+  return moved ?? (rec && !live ? rec : undefined);
 }
 
 /** Every mount record (live or not), sorted by mountpoint. */

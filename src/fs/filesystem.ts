@@ -1200,7 +1200,9 @@ export class SynapseFilesystem {
     const why = 'still open for writing when the mount stopped';
     for (const file of openAtStop) file.freeze(why);
     for (const [path, file] of [...this.active]) {
-      const open = openAtStop.has(file);
+      // Or opened for writing since (review): held back the same way.
+      const open = openAtStop.has(file) || (file.writers > 0 && !file.unlinked && !file.localOnly);
+      if (open) file.freeze(why);
       await this.releasing.get(path);
       if (!file.dirty || file.unlinked || file.localOnly) continue;
       try {
@@ -1362,11 +1364,10 @@ export class SynapseFilesystem {
     const node = await this.table.resolve(src);
     const target = await this.table.resolve(dest).catch(() => undefined);
     const outcome = await this.renameNow(src, dest, node);
+    if (outcome === 'unchanged') return; // nothing moved: no folder's time, no kept entry (review)
     const moved = await this.table.resolveParent(dest).catch(() => undefined);
-    if (outcome !== 'unchanged') {
-      this.folderChanged(node.parentId);
-      if (moved && moved.parent.entityId !== node.parentId) this.folderChanged(moved.parent.entityId);
-    }
+    this.folderChanged(node.parentId);
+    if (moved && moved.parent.entityId !== node.parentId) this.folderChanged(moved.parent.entityId);
     if (moved) this.emptyReadersRenamed(node.parentId!, node.name, { parentId: moved.parent.entityId, name: moved.name });
     // A file waiting for recover follows its name; one replaced by the rename is dropped (kept-files.ts).
     if (target && (target.parentId !== node.parentId || target.name !== node.name)) await this.kept?.discard(target, 'replaced by a rename');

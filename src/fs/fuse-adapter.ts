@@ -32,6 +32,7 @@
  *  - `write` buffers are reused by libfuse: copied before any await.
  *  - Errors are logged once here (debug for the expected ENOENT, warn otherwise).
  */
+import { execFile } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
@@ -69,19 +70,28 @@ type Cb = (...args: unknown[]) => void;
 /** Answers that tools provoke in normal use (lookups of absent files, xattr probes): debug only. */
 const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'EISDIR', 'ENOTDIR']);
 
-/** The mount option string smuggled through fuse-native's unescaped `fsname`. */
+const readMountinfo = (): Promise<string | undefined> => readFile('/proc/self/mountinfo', 'utf8').catch(() => undefined);
+
+/**
+ * fuse-native unmounts with `exec(\`fusermount -uz ${JSON.stringify(mnt)}\`)` — through a shell,
+ * and the path may now come from mountinfo (a mount that moved), where a folder name like
+ * `$(…)` would run as a command (review). The same call without a shell.
+ */
+(Fuse as unknown as { unmount: (mnt: string, cb: (err: Error | null) => void) => void }).unmount = (mnt, cb) => {
+  execFile('fusermount', ['-uz', '--', mnt], (err) => cb(err ?? null));
+};
+
 /**
  * fuse-native's deadline for a read: past anything the read path itself allows — --read-timeout,
  * plus up to MAX_HELD_BACK_MS waiting for the mount's own Synapse pacing — so the read path's
  * answer (data, or EIO) always comes first (QA: `git add` failed with ETIMEDOUT after 45 s while
  * its presigned URL waited behind a burst of writes).
  */
-const readMountinfo = (): Promise<string | undefined> => readFile('/proc/self/mountinfo', 'utf8').catch(() => undefined);
-
 export function readOpTimeoutMs(readTimeoutMs: number): number {
   return readTimeoutMs + MAX_HELD_BACK_MS + 15_000;
 }
 
+/** The mount option string smuggled through fuse-native's unescaped `fsname`. */
 export function fsnameOption(name: string, kernelCacheSeconds: number, directIo = false, readOnly = false): string {
   const safe = name.replace(/[^A-Za-z0-9_.:-]/g, '_');
   const t = Number(kernelCacheSeconds.toFixed(3));
@@ -283,6 +293,8 @@ export class FuseAdapter {
         this.mountId ??= mountIdAt(this.opts.mountpoint, info);
         const present = this.mountId !== undefined && mountPresent(this.mountId, info);
         if (!present) {
+          // Gone: its id and device are free for the next mount — never unmount by them (review).
+          this.mountId = undefined;
           this.stopWatching();
           onGone();
           return;
@@ -322,6 +334,7 @@ export class FuseAdapter {
     this.fuse = undefined;
     // fuse-native unmounts by the path it mounted at: where the mount is now, if a folder above
     // it was renamed since (QA: the unmount failed and left a dead mount at the new path).
+    // Only while the watch last saw it (mountId is dropped once the mount is gone).
     const info = this.mountId ? await readMountinfo() : undefined;
     const now = info !== undefined && this.mountId ? mountpointOf(this.mountId, info) : undefined;
     if (now && now !== this.opts.mountpoint) (fuse as unknown as { mnt: string }).mnt = now;

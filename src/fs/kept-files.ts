@@ -231,6 +231,10 @@ export class KeptFiles {
     const file = this.spool.journalFile(kept.journalId);
     try {
       const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
+      // Removed or renamed meanwhile (rm, recover, mv): not brought back, not renamed back (review).
+      if (!(await access(file).then(() => true, () => false))) return true;
+      const now = this.byName.get(keyOf(kept.parentId, kept.name));
+      if (now?.journalId !== kept.journalId) return true;
       await this.spool.writeJournal({ ...entry, mtime });
     } catch (err) {
       this.logger?.warn({ err, journal: file }, 'could not keep a kept file\'s new time in its journal entry; it shows until unmount');

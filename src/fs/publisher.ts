@@ -33,6 +33,8 @@ const MAX_PARTS = 10_000;
 const PARTS_IN_FLIGHT = 4;
 /** Tries for one part PUT to its presigned URL (403 gets a fresh URL; 5xx and resets back off). */
 const PUT_ATTEMPTS = 6;
+/** One part PUT to a presigned URL (parts are at most a few hundred MiB here). */
+const PART_PUT_TIMEOUT_MS = 10 * 60_000;
 /** Upload destinations rarely change; re-ask after this long. */
 const DESTINATION_TTL_MS = 60_000;
 
@@ -301,7 +303,8 @@ export class Publisher {
       // Synapse refused a step of the upload it resumed (a part or the completion: an upload
       // left broken by an earlier attempt): once more, from a fresh upload (QA: recover retried
       // the same dead upload forever).
-      if (err instanceof SynapseError && err.status >= 400 && err.status < 500 && err.status !== 401 && err.status !== 403) {
+      // Not a timeout, a conflict or the pace (408, 409, 429): restarting would throw parts away.
+      if (err instanceof SynapseError && (err.status === 400 || err.status === 404)) {
         this.opts.logger?.warn({ err, name }, 'Synapse refused a step of a resumed upload; starting it afresh');
         return this.multipartUploadOnce(src, name, request, partSize, true);
       }
@@ -340,7 +343,10 @@ export class Publisher {
       if (!url) throw new FsError('EIO', `no upload URL for part ${partNumber}`);
       try {
         s3Stats.request();
-        const res = await fetch(url.uploadPresignedUrl, { method: 'PUT', body: body as unknown as BodyInit, headers: url.signedHeaders ?? {} })
+        // Bounded: an identical upload queued behind this one waits for it (review).
+        const res = await fetch(url.uploadPresignedUrl, {
+          method: 'PUT', body: body as unknown as BodyInit, headers: url.signedHeaders ?? {}, signal: AbortSignal.timeout(PART_PUT_TIMEOUT_MS),
+        })
           .catch((err: unknown) => { s3Stats.error(); throw err; });
         await res.body?.cancel();
         if (res.ok) {

@@ -112,13 +112,17 @@ describe('synapse-mount command line', () => {
   test('QA: a folder above the mountpoint renamed right after mounting is no unmount; status and unmount find the mount at its new path', async () => {
     const top = await realpath(await newDir());
     const mountedAt = path.join(top, 'a', 'mnt');
-    const dir = path.join(top, 'b', 'mnt');
-    cleanup.unshift(dir); // unmounted before `top` is removed: never an rm -rf through a mount
+    // A new name with a space (mountinfo escapes it) and shell syntax (review: fuse-native
+    // unmounted through a shell, and the path now comes from mountinfo).
+    const marker = `PWNED-${path.basename(top)}`; // where a shell would create it: its working directory
+    const moved = `b $(touch ${marker})`;
+    const dir = path.join(top, moved, 'mnt');
+    cleanup.unshift(dir, mountedAt); // unmounted before `top` is removed: never an rm -rf through a mount
     await mkdir(mountedAt, { recursive: true });
     const r = await cli(args(projectId, mountedAt), { env });
     assert.equal(r.code, 0, r.stderr);
     const pid = await servingPid(mountedAt);
-    assert.equal((await sh(`mv '${top}/a' '${top}/b'`)).code, 0);
+    assert.equal((await sh(`mv '${top}/a' '${top}/${moved}'`)).code, 0);
     // Past two periods of the unmount watch (1 s): a wait for something that must not happen.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     assert.ok(alive(pid) && (await isMounted(dir)), 'still mounted, at the new path');
@@ -136,6 +140,7 @@ describe('synapse-mount command line', () => {
     assert.equal(u.code, 0, u.stderr);
     await waitFor('serving process exit', () => !alive(pid), 10_000);
     assert.equal(await isMounted(dir), false, 'unmounted, not left dead at the new path');
+    for (const cwd of [ROOT, '/', top]) assert.equal((await sh(`test -e '${path.join(cwd, marker)}'`)).code, 1, `no shell ran the path (${cwd})`);
   });
 
   test('a stale mount left by a killed process is cleaned up before mounting', async () => {

@@ -113,6 +113,8 @@ test('adding, removing or renaming an entry changes its folder\'s mtime, also af
       await stepped(['/a'], () => writeNew(r, '/a/f.txt', 'x\n'), 'create');
       await stepped(['/a'], () => r.fs.mkdir('/a/sub'), 'mkdir');
       const subId = r.api.resolvePath(r.rootId, '/a/sub')!.id;
+      await r.fs.utimens('/a/sub', old, old);
+      assert.equal(log.get(subId, 0), old);
       await stepped(['/a'], () => r.fs.rmdir('/a/sub'), 'rmdir');
       assert.equal(log.get(subId, 0), undefined, 'a removed folder leaves the log');
       await stepped(['/a', '/b'], () => r.fs.rename('/a/f.txt', '/b/f.txt'), 'rename across folders');
@@ -124,7 +126,6 @@ test('adding, removing or renaming an entry changes its folder\'s mtime, also af
       const fd = await r.fs.open('/b/h.txt', 0);
       await r.fs.release(fd);
       await r.fs.readdir('/b');
-      await r.fs.rename('/b/h.txt', '/b/h.txt'); // one file under both names: POSIX does nothing
       assert.equal(await mtime('/b'), old);
       // Kept past the mount, as a time utimens set.
       await writeNew(r, '/a/late.txt', 'l\n');

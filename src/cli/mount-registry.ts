@@ -10,7 +10,7 @@ import path from 'node:path';
 import { defaultStateDir } from '../config.js';
 import { processAlive } from '../process-alive.js';
 import { makeDirs } from '../fs/make-dirs.js';
-import { mountIdAt, mountpointOf } from '../fs/preflight.js';
+import { mountIdAt, mountpointOf, readMountinfoText } from '../fs/preflight.js';
 
 export interface MountRecord {
   pid: number;
@@ -65,7 +65,7 @@ export async function readMountRecord(mountpoint: string): Promise<MountRecord |
  * mounted: the name of its record and control socket.
  */
 export async function findMountRecord(dir: string): Promise<MountRecord | undefined> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const info = (await readMountinfoText()) ?? '';
   const rec = await readMountRecord(dir);
   // Not when that mount lives on elsewhere now (QA: an empty folder left at the old path
   // answered as the moved mount).

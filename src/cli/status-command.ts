@@ -12,9 +12,8 @@
  * otherwise. Nothing here touches a path inside a mount: /proc/self/mountinfo tells what is
  * mounted, so `status` works even on a hung mount.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { canonicalMountpoint, mountedType, mountpointOf } from '../fs/preflight.js';
+import { canonicalMountpoint, mountedType, mountpointOf, readMountinfoText } from '../fs/preflight.js';
 import type { MountStatus } from '../fs/mount-status.js';
 import { ControlError, queryControl } from './control.js';
 import { controlSocketPath, findMountRecord, listMountRecords, processAlive, removeMountRecord, type MountRecord } from './mount-registry.js';
@@ -66,7 +65,7 @@ export async function statusOf(mountpoint: string): Promise<MountReport> {
  * removed rather than listed forever. A dead process with its mount still there is listed.
  */
 export async function statusAll(): Promise<MountReport[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const info = (await readMountinfoText()) ?? '';
   const records = await listMountRecords();
   // Where each mount is now (a folder above it renamed since it was mounted) — only while its
   // process lives: a dead mount's id and device are free for the next mount to take.

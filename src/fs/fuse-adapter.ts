@@ -33,7 +33,7 @@
  *  - Errors are logged once here (debug for the expected ENOENT, warn otherwise).
  */
 import { execFile } from 'node:child_process';
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdir, readlink } from 'node:fs/promises';
 import Fuse from 'fuse-native';
 import type { Logger } from 'pino';
 import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
@@ -41,7 +41,7 @@ import { S3Error } from '../s3/object-store.js';
 import { applyDirectReads, applyDirectWrites, smallReaders } from './page-cache-bypass.js';
 import { FastReadWindows, loadFastBinding } from './fast-read.js';
 import { grantedFuseTerms, requestFuseTerms, requestPages } from './fuse-terms.js';
-import { mountIdAt, mountpointOf, mountPresent } from './preflight.js';
+import { mountIdAt, mountpointOf, mountPresent, readMountinfoText as readMountinfo } from './preflight.js';
 import { MAX_HELD_BACK_MS } from './read-handle.js';
 import type { PageCacheStatus } from './mount-status.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
@@ -69,8 +69,6 @@ type Cb = (...args: unknown[]) => void;
 
 /** Answers that tools provoke in normal use (lookups of absent files, xattr probes): debug only. */
 const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'EISDIR', 'ENOTDIR']);
-
-const readMountinfo = (): Promise<string | undefined> => readFile('/proc/self/mountinfo', 'utf8').catch(() => undefined);
 
 /**
  * fuse-native unmounts with `exec(\`fusermount -uz ${JSON.stringify(mnt)}\`)` — through a shell,
@@ -306,7 +304,6 @@ export class FuseAdapter {
     this.watchTimer = setTimeout(() => void check(), intervalMs);
     this.watchTimer.unref();
   }
-
 
   /**
    * The kernel still talks to this process: libfuse holds /dev/fuse open until its loop ends,

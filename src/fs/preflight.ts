@@ -19,14 +19,44 @@ export class MountError extends Error {
 }
 
 export type MountinfoReader = () => Promise<string>;
-const readMountinfo: MountinfoReader = () => readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+const MOUNTINFO = '/proc/self/mountinfo';
+/** This process's mount table; undefined when it cannot be read (no verdict, never "nothing mounted"). */
+export const readMountinfoText = (): Promise<string | undefined> => readFile(MOUNTINFO, 'utf8').catch(() => undefined);
+const readMountinfo: MountinfoReader = async () => (await readMountinfoText()) ?? '';
 const readMountinfoSync = (): string => {
   try {
-    return readFileSync('/proc/self/mountinfo', 'utf8');
+    return readFileSync(MOUNTINFO, 'utf8');
   } catch {
     return '';
   }
 };
+
+/** One mountinfo line: the mount's identity (mountIdAt), where it is, and its fs type. */
+interface MountEntry {
+  identity: string;
+  path: string;
+  type: string;
+}
+
+/**
+ * The mounts of a mountinfo text, in its order (a later entry at a path is on top). Identity:
+ * the mount id and device (first and third fields) — a mount id freed by an unmount can be
+ * reused at once, the pair cannot while its filesystem lives: trust it only while the serving
+ * process does. Paths come with space, tab, newline and backslash octal-escaped (`\040`).
+ */
+function mountEntries(info: string): MountEntry[] {
+  const out: MountEntry[] = [];
+  for (const line of info.split('\n')) {
+    const fields = line.split(' ');
+    if (fields[4] === undefined) continue;
+    const sep = fields.indexOf('-');
+    out.push({ identity: `${fields[0]} ${fields[2]}`, path: mountinfoPath(fields[4]), type: sep >= 0 ? fields[sep + 1] ?? 'unknown' : 'unknown' });
+  }
+  return out;
+}
+
+/** The entry on top at `canonical` (canonicalMountpoint), if anything is mounted there. */
+const topAt = (canonical: string, info: string): MountEntry | undefined => mountEntries(info).filter((e) => e.path === canonical).pop();
 
 /**
  * The path the kernel will name a mountpoint by (/proc/self/mountinfo): absolute, symlinks
@@ -45,7 +75,7 @@ export function canonicalMountpoint(dir: string, depth = 0, info = readMountinfo
     parent = realpathSync(parent);
   } catch { /* missing: as typed */ }
   const candidate = path.join(parent, path.basename(abs));
-  if (depth >= 40 || typeMountedAt(candidate, info) !== undefined) return candidate; // ELOOP's bound; a mountpoint
+  if (depth >= 40 || topAt(candidate, info)) return candidate; // ELOOP's bound; a mountpoint
   try {
     return canonicalMountpoint(path.resolve(parent, readlinkSync(candidate)), depth + 1, info);
   } catch {
@@ -64,18 +94,9 @@ export async function mountedType(dir: string, mountinfo: MountinfoReader = read
   return typeMountedAt(canonicalMountpoint(dir, 0, info), info);
 }
 
-/**
- * The identity of the mount on top at `canonical` — its mount id and device (mountinfo's first
- * and third fields: a mount id freed by an unmount can be reused at once, the pair cannot while
- * its filesystem lives: trust it only while the serving process does) — or undefined.
- */
+/** The identity (mountEntries) of the mount on top at `canonical`, or undefined. */
 export function mountIdAt(canonical: string, info: string): string | undefined {
-  let id: string | undefined;
-  for (const line of info.split('\n')) {
-    const fields = line.split(' ');
-    if (fields[4] !== undefined && mountinfoPath(fields[4]) === canonical) id = mountIdentity(fields);
-  }
-  return id;
+  return topAt(canonical, info)?.identity;
 }
 
 /** Is the mount `id` (mountIdAt) in this mountinfo text, wherever it is now? */
@@ -85,27 +106,12 @@ export function mountPresent(id: string, info: string): boolean {
 
 /** Where the mount `id` (mountIdAt) is now — moved with a folder above it — or undefined. */
 export function mountpointOf(id: string, info: string): string | undefined {
-  for (const line of info.split('\n')) {
-    const fields = line.split(' ');
-    if (fields[4] !== undefined && mountIdentity(fields) === id) return mountinfoPath(fields[4]);
-  }
-  return undefined;
+  return mountEntries(info).find((e) => e.identity === id)?.path;
 }
-
-const mountIdentity = (fields: string[]): string => `${fields[0]} ${fields[2]}`;
 
 /** The fs type mounted at `canonical` (canonicalMountpoint) in a mountinfo text, or undefined. */
 export function typeMountedAt(canonical: string, info: string): string | undefined {
-  const want = canonical;
-  // The last entry for a mountpoint is the one on top (what a path there reaches).
-  let type: string | undefined;
-  for (const line of info.split('\n')) {
-    const fields = line.split(' ');
-    if (fields[4] === undefined || mountinfoPath(fields[4]) !== want) continue;
-    const sep = fields.indexOf('-');
-    type = sep >= 0 ? fields[sep + 1] : 'unknown';
-  }
-  return type;
+  return topAt(canonical, info)?.type;
 }
 
 export async function findOnPath(cmd: string): Promise<string | undefined> {

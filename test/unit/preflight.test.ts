@@ -12,25 +12,33 @@ import path from 'node:path';
 import { canonicalMountpoint, mountedType, mountIdAt, mountinfoPath, mountPresent, preflight, typeMountedAt } from '../../src/fs/preflight.js';
 
 const line = (id: number, dir: string, type: string): string => `${id} 1 0:${id} / ${dir} rw,relatime shared:1 - ${type} ${type}-src rw`;
+/** A mount table: the root filesystem, then these lines. */
+const table = (...lines: string[]): string => ['1 0 0:1 / / rw - ext4 /dev/root rw', ...lines].join('\n');
+
+/** `fn` in a fresh directory (its real path: no symlink in it), removed afterwards. */
+async function inTempDir(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await realpath(await mkdtemp(path.join(os.tmpdir(), prefix)));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 test('an automount trigger is refused with a clear line (touching it would wait for this very mount); other mounts on top are refused', async () => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'preflight-'));
-  try {
+  await inTempDir('preflight-', async (dir) => {
     await writeFile(path.join(dir, 'x'), '');
-    const info = (...types: string[]) => async () => ['1 0 0:1 / / rw - ext4 /dev/root rw', ...types.map((t, i) => line(i + 10, dir, t))].join('\n');
+    const info = (...types: string[]) => async () => table(...types.map((t, i) => line(i + 10, dir, t)));
     await assert.rejects(preflight(dir, info('autofs')), /is an automount point \(autofs\); synapse-mount cannot be started by an automount/);
     assert.equal(await mountedType(dir, info('autofs', 'fuse.synapse-mount')), 'fuse.synapse-mount', 'the top entry counts');
     await assert.rejects(preflight(dir, info('autofs', 'fuse.synapse-mount')), /already mounted \(fuse\.synapse-mount\)/);
     await assert.rejects(preflight(dir, info('tmpfs')), /already mounted \(tmpfs\)/);
     await assert.rejects(preflight(dir, info()), /mountpoint is not empty/);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a mountpoint is named as the kernel names it: absolute, symlinks resolved, no trailing slash; mountinfo escapes decoded', async () => {
-  const base = await realpath(await mkdtemp(path.join(os.tmpdir(), 'canonical-')));
-  try {
+  await inTempDir('canonical-', async (base) => {
     const dir = path.join(base, 'with space');
     await mkdir(dir);
     await symlink(dir, path.join(base, 'link'));
@@ -42,30 +50,25 @@ test('a mountpoint is named as the kernel names it: absolute, symlinks resolved,
     assert.equal(canonicalMountpoint(path.join(base, 'missing', 'x')), path.join(base, 'missing', 'x'), 'a missing path: as given, made absolute');
     assert.equal(canonicalMountpoint('/'), '/');
     assert.equal(mountinfoPath('/a\\040b\\134c\\011d'), '/a b\\c\td');
-    const info = ['1 0 0:1 / / rw - ext4 /dev/root rw', line(10, dir.replace(/ /g, '\\040'), 'fuse.synapse-mount')].join('\n');
+    const info = table(line(10, dir.replace(/ /g, '\\040'), 'fuse.synapse-mount'));
     assert.equal(typeMountedAt(dir, info), 'fuse.synapse-mount');
     assert.equal(await mountedType(path.join(base, 'link'), async () => info), 'fuse.synapse-mount', 'through the symlink');
-  } finally {
-    await rm(base, { recursive: true, force: true });
-  }
+  });
 });
 
 test('review: a path mountinfo lists is not read as a link (an automount there would wait for this very mount); a mount is known by id and device', async () => {
-  const base = await realpath(await mkdtemp(path.join(os.tmpdir(), 'canonical-')));
-  try {
+  await inTempDir('canonical-', async (base) => {
     const real = path.join(base, 'real');
     await mkdir(real);
     const at = path.join(base, 'auto');
     await symlink(real, at); // stands for a path whose readlink would block
-    const info = ['1 0 0:1 / / rw - ext4 /dev/root rw', line(30, at, 'autofs')].join('\n');
+    const info = table(line(30, at, 'autofs'));
     assert.equal(canonicalMountpoint(at, 0, info), at, 'listed: taken as it is');
     assert.equal(canonicalMountpoint(at, 0, ''), real, 'not listed: the link is followed');
     const id = mountIdAt(at, info);
     assert.equal(id, '30 0:30');
     assert.ok(mountPresent(id!, info));
     assert.ok(mountPresent(id!, info.replace(at, path.join(base, 'renamed'))), 'a folder above it renamed: the same mount');
-    assert.ok(!mountPresent(id!, ['1 0 0:1 / / rw - ext4 /dev/root rw', line(31, at, 'autofs')].join('\n')), 'another mount at the path');
-  } finally {
-    await rm(base, { recursive: true, force: true });
-  }
+    assert.ok(!mountPresent(id!, table(line(31, at, 'autofs'))), 'another mount at the path');
+  });
 });

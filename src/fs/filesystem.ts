@@ -428,6 +428,14 @@ export class SynapseFilesystem {
     this.opts.mtimeLog?.set(folderId, FOLDER_LOGGED_VERSION, mtimeMs);
   }
 
+  /** A deleted entity's time goes, here and from the log (it would only take room there). */
+  private forgetTimeOf(node: FsNode): void {
+    const v = node.kind === 'dir' ? FOLDER_LOGGED_VERSION : node.versionNumber;
+    if (!node.entityId || v === undefined) return;
+    this.mtimes.delete(node.kind === 'dir' ? node.entityId : versionMtimeKey(node.entityId, v));
+    this.opts.mtimeLog?.delete(node.entityId, v);
+  }
+
   /**
    * POSIX: adding, removing or renaming an entry changes its folder's mtime (`find -newer`,
    * `ls -lt`). Synapse's folder modifiedOn does not move for that.
@@ -1194,14 +1202,15 @@ export class SynapseFilesystem {
     // Scratch-named files with bytes (never published): they go with the mount. Said at unmount,
     // once, rather than silently (QA: `cp -r` of a tree with `notes~` kept it only here).
     const scratch = [...this.active].filter(([, f]) => f.localOnly && !f.unlinked && f.size > 0).map(([p]) => p);
-    // Decided once, here: a writer that gets the freeze's EIO and closes before its turn below
-    // still had the file open when the mount stopped (QA: such a file was published half-written).
-    const openAtStop = new Set([...this.active.values()].filter((file) => file.writers > 0 && !file.unlinked && !file.localOnly));
+    const writing = (file: ActiveFile): boolean => file.writers > 0 && !file.unlinked && !file.localOnly;
+    // Decided at the freeze: a writer that gets its EIO and closes before its turn below still
+    // had the file open when the mount stopped (QA: such a file was published half-written).
+    const openAtStop = new Set([...this.active.values()].filter(writing));
     const why = 'still open for writing when the mount stopped';
     for (const file of openAtStop) file.freeze(why);
     for (const [path, file] of [...this.active]) {
       // Or opened for writing since (review): held back the same way.
-      const open = openAtStop.has(file) || (file.writers > 0 && !file.unlinked && !file.localOnly);
+      const open = openAtStop.has(file) || writing(file);
       if (open) file.freeze(why);
       await this.releasing.get(path);
       if (!file.dirty || file.unlinked || file.localOnly) continue;
@@ -1292,8 +1301,7 @@ export class SynapseFilesystem {
     await this.api.deleteEntity(node.entityId);
     this.table.remove(node.parentId!, node.name);
     this.table.invalidate(node.entityId);
-    this.mtimes.delete(node.entityId);
-    this.opts.mtimeLog?.delete(node.entityId, FOLDER_LOGGED_VERSION);
+    this.forgetTimeOf(node);
     this.folderChanged(node.parentId);
   }
 
@@ -1326,7 +1334,7 @@ export class SynapseFilesystem {
     // nothing in Synapse.
     if (node.entityId && !isScratchName(node.name)) {
       await this.api.deleteEntity(node.entityId);
-      if (node.versionNumber !== undefined) this.opts.mtimeLog?.delete(node.entityId, node.versionNumber);
+      this.forgetTimeOf(node);
       // Backup views of it (`mv -b g f; rm f`) showed versions of this entity, now in the trash
       // can: they go with it rather than stay listed and answer EIO (review; README, Names).
       for (const view of this.table.localEntriesOf(node.entityId)) {
@@ -1339,7 +1347,7 @@ export class SynapseFilesystem {
     const onlyName = node.hides && node.entityId && this.table.isHidden(node.hides.parentId, node.hides.name, node.entityId);
     if (onlyName) {
       await this.api.deleteEntity(node.entityId);
-      if (node.versionNumber !== undefined) this.opts.mtimeLog?.delete(node.entityId, node.versionNumber);
+      this.forgetTimeOf(node);
     }
     this.table.remove(node.parentId!, node.name);
     this.emptyReadersRenamed(node.parentId!, node.name, undefined);
@@ -1548,8 +1556,7 @@ export class SynapseFilesystem {
     if (updated.versionNumber !== undefined) this.readersOfReplaced(source.entityId, target.entityId, updated.versionNumber, true);
     await this.api.deleteEntity(source.entityId);
     this.table.upsert(this.nodeOf(updated, 'file'));
-    // The source entity is gone (rsync's temp file): its logged time would only take room.
-    if (source.versionNumber !== undefined) this.opts.mtimeLog?.delete(source.entityId, source.versionNumber);
+    this.forgetTimeOf(source); // gone (rsync's temp file)
     const size = this.table.knownSize(source);
     if (size && updated.versionNumber !== undefined) this.table.setSize(updated.id, updated.versionNumber, size);
   }
@@ -1670,13 +1677,11 @@ export class SynapseFilesystem {
       // Unchanged since its published version: that version's time now (a close may publish nothing).
       if (af.entityId) this.setVersionMtime(af.entityId, af.cleanVersion, mtime);
       else this.mtimes.set(`local:${path}`, mtime); // kept if its close publishes nothing (an empty placeholder)
-    }
-    else if (node!.kind === 'dir') this.setFolderMtime(node!.entityId, mtime);
+    } else if (node!.kind === 'dir') this.setFolderMtime(node!.entityId, mtime);
     else if (!node!.entityId) this.mtimes.set(`local:${path}`, mtime);
     // A file waiting for recover: its kept bytes take the time (the published version is other bytes).
     else if (!(await this.kept?.setMtime(node!, mtime))) this.setVersionMtime(node!.entityId, node!.versionNumber, mtime);
   }
-
 
   /** chmod/chown: accepted (Synapse has no POSIX modes) so `cp -p`, rsync and tar work; EROFS on a read-only mount. */
   async chmod(path: string): Promise<void> {

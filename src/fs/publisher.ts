@@ -302,8 +302,8 @@ export class Publisher {
       if (now?.state === 'COMPLETED' && now.resultFileHandleId) return String(now.resultFileHandleId);
       // Synapse refused a step of the upload it resumed (a part or the completion: an upload
       // left broken by an earlier attempt): once more, from a fresh upload (QA: recover retried
-      // the same dead upload forever).
-      // Not a timeout, a conflict or the pace (408, 409, 429): restarting would throw parts away.
+      // the same dead upload forever). Not on a timeout, a conflict or the pace (408, 409, 429):
+      // restarting would throw parts away.
       if (err instanceof SynapseError && (err.status === 400 || err.status === 404)) {
         this.opts.logger?.warn({ err, name }, 'Synapse refused a step of a resumed upload; starting it afresh');
         return this.multipartUploadOnce(src, name, request, partSize, true);

@@ -186,9 +186,13 @@ export class RequestQueue {
   /** How long waiting requests are still held back (the pace, or a pause); 0 if none wait. */
   heldForMs(now = Date.now()): number {
     if (this.#waiting.high.length + this.#waiting.low.length === 0) return 0;
-    const live = this.#sent.filter((t) => t > now - this.rate.windowMs);
-    const windowFull = live.length >= this.rate.limit ? live[live.length - this.rate.limit]! + this.rate.windowMs - now : 0;
-    return Math.max(0, this.#pausedUntil - now, windowFull);
+    return Math.max(0, this.#pausedUntil - now, this.#windowFullFor(now));
+  }
+
+  /** How long until the rate window has room (0: it has); forgets sends older than the window. */
+  #windowFullFor(now: number): number {
+    while (this.#sent.length > 0 && this.#sent[0]! <= now - this.rate.windowMs) this.#sent.shift();
+    return this.#sent.length >= this.rate.limit ? this.#sent[this.#sent.length - this.rate.limit]! + this.rate.windowMs - now : 0;
   }
 
   acquire(priority: Priority): Promise<void> {
@@ -210,8 +214,7 @@ export class RequestQueue {
 
   #pump(): void {
     const now = Date.now();
-    while (this.#sent.length > 0 && this.#sent[0]! <= now - this.rate.windowMs) this.#sent.shift();
-    const windowFull = this.#sent.length >= this.rate.limit ? this.#sent[0]! + this.rate.windowMs - now : 0;
+    const windowFull = this.#windowFullFor(now);
     const wait = Math.max(this.#pausedUntil - now, windowFull);
     if (wait > 0) {
       if (this.#timer === undefined && (this.#waiting.high.length > 0 || this.#waiting.low.length > 0)) {

@@ -582,6 +582,14 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       assert.equal(r3.code, 0, r3.stderr);
       assert.equal(r3.stdout.trim(), '', `rsync after the remount itemized nothing: ${r3.stdout}`);
       assert.equal(stack.seed.versions(id).length, versions);
+      // A folder's time moves when a file is added through the mount, as on a local disk (it
+      // showed the time rsync gave it, from the source).
+      const folderTime = async (): Promise<number> => Number((await sh(`stat -c %.3Y '${again.dir}/sts/tree-remount/a'`)).stdout.trim()) * 1000;
+      const before = await folderTime();
+      const t0 = Date.now();
+      assert.equal((await sh(`echo new > '${again.dir}/sts/tree-remount/a/added.txt'`)).code, 0);
+      const after = await folderTime();
+      assert.ok(after >= t0 && after > before, `folder mtime ${before} → ${after} (file added at ${t0})`);
     } finally {
       await again.unmount();
     }

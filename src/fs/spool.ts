@@ -152,6 +152,20 @@ export function publishingNow(): PublishingProcess {
   return { pid: process.pid, processStart: PROCESS_START };
 }
 
+/** What names a file this process writes (spool files, upload records' temp files): host/pid namespace, pid, start. */
+const OWNED_BY_THIS_PROCESS = `${OWNER_TAG}.${process.pid}-${PROCESS_START}`;
+
+/**
+ * Who wrote the file `name` (`<stem>.<owner>.<pid>-<start>`, OWNED_BY_THIS_PROCESS), its stem
+ * matching `stem`: undefined when the name says nothing (older releases, foreign files).
+ */
+function ownerOf(name: string, stem: RegExp): 'ours, gone' | 'ours, live' | 'another host' | undefined {
+  const m = /^(.*)\.([0-9a-f]{8})\.(\d+)-(\d+)$/.exec(name);
+  if (!m || !stem.test(m[1]!)) return undefined;
+  if (m[2] !== OWNER_TAG) return 'another host';
+  return stillPublishing({ pid: Number(m[3]), processStart: Number(m[4]) }) ? 'ours, live' : 'ours, gone';
+}
+
 /** Is `p` a live process's publish? This one's only if it is this very process (not a predecessor with its pid). */
 function stillPublishing(p: PublishingProcess): boolean {
   if (p.pid === process.pid) return p.processStart === PROCESS_START;
@@ -192,7 +206,7 @@ export class Spool {
   async recordUpload(rec: UploadRecord): Promise<void> {
     const file = this.uploadFile(rec.uploadId);
     // Owned as spool files are: one a crash left between write and rename is swept (below).
-    const tmp = `${file}.${OWNER_TAG}.${process.pid}-${PROCESS_START}.tmp`;
+    const tmp = `${file}.${OWNED_BY_THIS_PROCESS}.tmp`;
     await writeFile(tmp, JSON.stringify({ ...rec, owner: OWNER_TAG, bootId: BOOT_ID }), { mode: 0o600 });
     await rename(tmp, file);
   }
@@ -205,9 +219,7 @@ export class Spool {
   async sweepStrayRecords(): Promise<number> {
     let removed = 0;
     for (const n of await readdir(this.uploadsDir).catch(() => [] as string[])) {
-      const owner = /\.json\.([0-9a-f]{8})\.(\d+)-(\d+)\.tmp$/.exec(n);
-      if (!owner || owner[1] !== OWNER_TAG) continue;
-      if (stillPublishing({ pid: Number(owner[2]), processStart: Number(owner[3]) })) continue;
+      if (!n.endsWith('.tmp') || ownerOf(n.slice(0, -'.tmp'.length), /\.json$/) !== 'ours, gone') continue;
       await rm(path.join(this.uploadsDir, n), { force: true });
       removed++;
     }
@@ -240,7 +252,7 @@ export class Spool {
     const id = randomUUID();
     // The owner in the name: a file left by a mount that died (kill -9, OOM) is found and
     // removed by the next mount's sweepOrphanedFiles.
-    const file = path.join(this.filesDir, `${id}.${OWNER_TAG}.${process.pid}-${PROCESS_START}`);
+    const file = path.join(this.filesDir, `${id}.${OWNED_BY_THIS_PROCESS}`);
     const fh = await open(file, 'w+', 0o600);
     return new SpoolFile(id, file, fh);
   }
@@ -340,13 +352,10 @@ export class Spool {
     const candidates: string[] = [];
     for (const n of names) {
       if (n.endsWith(KEEP_SUFFIX) || named.has(n) || present.has(`${n}${KEEP_SUFFIX}`)) continue;
-      const owner = /^[0-9a-f-]{36}\.([0-9a-f]{8})\.(\d+)-(\d+)$/.exec(n);
-      if (!owner) {
-        out.unowned++;
-        continue;
-      }
-      if (owner[1] !== OWNER_TAG) continue; // another host's or container's: not ours to judge
-      if (!stillPublishing({ pid: Number(owner[2]), processStart: Number(owner[3]) })) candidates.push(n);
+      const owner = ownerOf(n, /^[0-9a-f-]{36}$/);
+      if (owner === undefined) out.unowned++;
+      // Another host's or container's is not ours to judge; a live process's is in use.
+      else if (owner === 'ours, gone') candidates.push(n);
     }
     if (candidates.length === 0) return out;
     // Read again: a process that journaled a file and died since the first read owns an entry now.

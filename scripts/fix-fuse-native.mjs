@@ -43,6 +43,14 @@
 //     lost). With it set, the C side maps UTIME_NOW to the current time and UTIME_OMIT to 1
 //     (src/fs/filesystem.ts utimens: leave that time alone).
 //
+//  7. An open of a file that a rename has just replaced (`mv tmp f` while another process opens
+//     f) reaches libfuse as "open this node" for the replaced file, which libfuse 2 no longer has
+//     a path for: it answered ENOENT itself, where a local disk opens whichever file the name
+//     holds. The mount's channel (4.) turns that answer — an OPEN or OPENDIR that libfuse
+//     refused with ENOENT without asking the filesystem — into ESTALE, on which the kernel looks
+//     the name up again and repeats the open once (do_filp_open's LOOKUP_REVAL retry): the new
+//     file opens, and a name really gone still ends in ENOENT.
+//
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
 // the README says so. As a postinstall this must never fail the user's install: every problem is
@@ -77,7 +85,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v14 */';
+const FAST_MARK = '/* synapse-mount read fast path v15 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
@@ -462,6 +470,14 @@ struct synapse_wire_init_out {
 struct synapse_wire_read_in { uint64_t fh, offset; uint32_t size, read_flags; uint64_t lock_owner; uint32_t flags, padding; };
 #define SYNAPSE_FUSE_INIT_OPCODE 26
 #define SYNAPSE_FUSE_READ_OPCODE 15
+#define SYNAPSE_FUSE_OPEN_OPCODE 14
+#define SYNAPSE_FUSE_OPENDIR_OPCODE 27
+/* The request this libfuse worker is handling: a worker receives a request (our receive), runs it
+   and sends its answer (our send) on its own thread. reached_fs is set when one of fuse-native's
+   operations runs for it (FUSE_NATIVE_HANDLER): an answer without it is libfuse's own (7.). */
+static __thread uint64_t synapse_req_unique = 0;
+static __thread uint32_t synapse_req_opcode = 0;
+static __thread int synapse_req_reached_fs = 0;
 #define SYNAPSE_FUSE_MAX_PAGES (1u << 22)
 #define SYNAPSE_FUSE_INIT_EXT (1u << 30)
 #define SYNAPSE_FUSE_DIRECT_IO_ALLOW_MMAP_HI (1u << 4) /* FUSE_DIRECT_IO_ALLOW_MMAP is bit 36: flags2 bit 4 */
@@ -565,6 +581,9 @@ static int synapse_chan_receive (struct fuse_chan **chp, char *buf, size_t size)
     if (st != NULL && st->answer_reads && st->done && st->minor >= 9 && in->opcode == SYNAPSE_FUSE_READ_OPCODE
         && (size_t) res >= sizeof(*in) + sizeof(struct synapse_wire_read_in)
         && synapse_chan_answer_read(ch, in, (const struct synapse_wire_read_in *) (buf + sizeof(*in)))) continue;
+    synapse_req_unique = in->unique;
+    synapse_req_opcode = in->opcode;
+    synapse_req_reached_fs = 0;
     return (int) res;
   }
 }
@@ -612,6 +631,18 @@ static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], si
       __atomic_store_n(&synapse_granted_done, out.error == 0 ? 1 : 0, __ATOMIC_RELEASE);
     }
   }
+  /* 7.: libfuse's own ENOENT to an open (the node lost its path to a rename) becomes ESTALE. */
+  struct iovec stale[1];
+  if (count == 1 && iov[0].iov_len == sizeof(out) && !synapse_req_reached_fs
+      && (synapse_req_opcode == SYNAPSE_FUSE_OPEN_OPCODE || synapse_req_opcode == SYNAPSE_FUSE_OPENDIR_OPCODE)) {
+    memcpy(&out, iov[0].iov_base, sizeof(out));
+    if (out.unique == synapse_req_unique && out.error == -ENOENT) {
+      out.error = -ESTALE;
+      stale[0].iov_base = &out;
+      stale[0].iov_len = sizeof(out);
+      iov = stale;
+    }
+  }
   if (writev(fuse_chan_fd(ch), iov, count) == -1) {
     int err = errno;
     struct fuse_session *se = fuse_chan_session(ch);
@@ -633,7 +664,6 @@ static void synapse_chan_destroy (struct fuse_chan *ch) {
    own channel object stays allocated and unused: destroying it would close its copy of the
    descriptor number, which by unmount time may belong to another file. */
 static struct fuse_chan *synapse_wrap_chan (struct fuse_chan *ch) {
-  if (synapse_want_max_pages <= 32 && !synapse_want_allow_mmap) return ch;
   synapse_chan_state_t *st = calloc(1, sizeof(synapse_chan_state_t));
   if (st == NULL) {
     fprintf(stderr, "synapse-mount: out of memory; FUSE requests stay at 128 KiB\\n");
@@ -759,6 +789,11 @@ if (!text.includes(FAST_MARK)) {
     [
       'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n',
       'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n  synapse_open_flags(info);\n',
+    ],
+    // Every operation fuse-native runs marks its request as seen by the filesystem (7.).
+    [
+      '  fuse_thread_locals_t *l = get_thread_locals();\\\n  l->op = op_##name;\\\n',
+      '  fuse_thread_locals_t *l = get_thread_locals();\\\n  l->op = op_##name;\\\n  synapse_req_reached_fs = 1;\\\n',
     ],
     // The mount's channel: our receive and send over fuse_mount's descriptor.
     [

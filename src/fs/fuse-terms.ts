@@ -74,7 +74,9 @@ export function loadFuseTermsBinding(): FuseTermsBinding | undefined {
 
 /**
  * Ask for these terms at this process's next mount. 32 pages without shared mmap leaves
- * libfuse's channel untouched. Returns false with the prebuild addon (libfuse's terms then).
+ * libfuse's INIT reply as it is (the mount's channel wraps libfuse's all the same, for the read
+ * fast path and opens racing a rename: scripts/fix-fuse-native.mjs 7.). Returns false with the
+ * prebuild addon (libfuse's terms then).
  */
 export function requestFuseTerms(maxPages: number, allowMmap: boolean): boolean {
   const b = loadFuseTermsBinding();

@@ -92,13 +92,13 @@ export interface Mounted {
  * Mount `entityId` with the CLI in --foreground mode in a child process; resolves once the
  * mount is in the mount table. `args` are extra CLI options.
  */
-export async function mountForeground(stack: StackLike, entityId: string, args: string[] = [], token = stack.authToken): Promise<Mounted> {
+export async function mountForeground(stack: StackLike, entityId: string, args: string[] = [], token = stack.authToken, env: NodeJS.ProcessEnv = {}): Promise<Mounted> {
   const dir = await tempDir('mnt-');
   let output = '';
   const proc = spawn(process.execPath, [
     ...NODE_ARGS, entityId, dir, '--foreground', '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint,
     '--log-level', process.env['SYNAPSE_MOUNT_TEST_LOG'] ?? 'warn', ...args,
-  ], { env: { ...process.env, SYNAPSE_AUTH_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  ], { env: { ...process.env, ...env, SYNAPSE_AUTH_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   proc.stdout?.on('data', (d: Buffer) => { output += d.toString(); });
   proc.stderr?.on('data', (d: Buffer) => { output += d.toString(); });
   let exited = false;

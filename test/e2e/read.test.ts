@@ -170,18 +170,19 @@ print(bad)`;
 
   test('random 4 KiB reads of cached data are answered in C once the reader has touched each block (fast-read.ts: a random reader keeps its blocks), on both C paths; every byte right', async () => {
     // Two mounts, one per C path: by default the mount's own channel answers a read a window
-    // holds as it receives it; with libfuse 2's own terms (128 KiB requests, no direct reads) the
-    // channel is libfuse's, and the read hook copies from the window. Each mount is fresh (an
+    // holds as it receives it; with SYNAPSE_MOUNT_FAST_REPLY=0 (and libfuse 2's own terms: 128 KiB
+    // requests, no direct reads) the channel passes reads on, and the read hook copies from the
+    // window. Each mount is fresh (an
     // empty cache, so the first touches really go through JS). O_DIRECT, as fio and databases
     // read: on any kernel every read reaches the mount, none is a page-cache hit.
     const copy = path.join(os.tmpdir(), `read-test-rand-${process.pid}.bin`);
     await writeFile(copy, files['big.bin']!);
     try {
-      for (const [variant, args] of [['channel reply', []], ['read hook', ['-o', 'max_request_size=128K,no_direct_reads']]] as const) {
-        const fresh = await mountForeground(stack, projectId, [...args]);
+      for (const [variant, args, env] of [['channel reply', [], {}], ['read hook', ['-o', 'max_request_size=128K,no_direct_reads'], { SYNAPSE_MOUNT_FAST_REPLY: '0' }]] as const) {
+        const fresh = await mountForeground(stack, projectId, [...args], stack.authToken, env);
         try {
           const st = await statusOf(fresh.dir);
-          if (variant === 'read hook') assert.equal(st.fuse?.maxReadBytes, 128 * 1024, 'libfuse\'s own terms: its own channel');
+          if (variant === 'read hook') assert.equal(st.fuse?.maxReadBytes, 128 * 1024, 'libfuse\'s own terms');
           const r = await runPython([
             'import mmap, os, random, sys',
             'random.seed(7); size = os.path.getsize(sys.argv[2]); bs = 8 * 1024 * 1024',
@@ -204,7 +205,7 @@ print(bad)`;
           // …and by the C path this variant is about: the channel's reply, or the read hook.
           const replies = after.cache.fastReplies - st.cache.fastReplies;
           if (variant === 'channel reply') assert.ok(replies >= 1900, `channel reply: ${replies} answered as the channel received them`);
-          else assert.equal(replies, 0, 'read hook: libfuse\'s channel never answers a read itself');
+          else assert.equal(replies, 0, 'read hook: with SYNAPSE_MOUNT_FAST_REPLY=0 the channel never answers a read itself');
         } finally {
           await fresh.unmount();
         }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { kernelInvalidatesOnDirectWrite } from '../../src/fs/page-cache-bypass.js';
 import type { FuseTerms } from '../../src/fs/fuse-terms.js';
 import { startStack, type Stack } from '../server/stack.js';
-import { CACHED_PAGES_PY, childId, cli, kernelAtLeast, mountForeground, runPython, statusOf, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
+import { CACHED_PAGES_PY, childId, cli, kernelAtLeast, mountForeground, runPython, statusOf, patternBytes, sh, tempDir, waitFor, type Mounted, type ShResult } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -305,6 +305,45 @@ for i in range(3):
     assert.equal(mv.stdout.trim(), '0', 'the path now holds the empty file');
     assert.equal(await childId(stack, managedId, 'reflog'), undefined, 'the replaced file went to the trash can');
     assert.ok(old);
+  });
+
+  test('while `mv tmp f` replaces f, opens of f find the old or the new file, never ENOENT', async () => {
+    // An open of a name the kernel had looked up reaches libfuse as "open this node". Between
+    // libfuse renaming its nodes and the kernel moving its entry, that node is the replaced
+    // file, which has no path left: libfuse 2 answered ENOENT (helper-36: ≈ 10 in 600 `cat`s
+    // during 20 renames), where a local disk opens whichever file the name holds.
+    const d = `${m.dir}/managed/replace`;
+    const stop = path.join(scratch, 'replace-stop');
+    const renames = 40;
+    assert.equal((await sh(`mkdir -p '${d}' && printf v0 > '${d}/f'`)).code, 0);
+    try {
+      const reader = (): Promise<ShResult> => runPython([
+        'import errno, os, sys, time',
+        'f, stop = sys.argv[1], sys.argv[2]',
+        'opened, failed, odd = 0, {}, set()',
+        'deadline = time.monotonic() + 150',
+        'while not os.path.exists(stop) and time.monotonic() < deadline:',
+        '    try:',
+        "        with open(f, 'rb') as h: data = h.read()",
+        '        opened += 1',
+        `        if data not in [b'v%d' % i for i in range(${renames + 1})]: odd.add(data)`,
+        '    except OSError as e:',
+        '        name = errno.errorcode.get(e.errno, str(e.errno))',
+        '        failed[name] = failed.get(name, 0) + 1',
+        "print(f'opened={opened} failed={failed} odd={sorted(odd)}')",
+      ], [`${d}/f`, stop], 180_000);
+      const writer = sh(`sleep 0.3; for i in $(seq 1 ${renames}); do printf v$i > '${d}/tmp' && mv '${d}/tmp' '${d}/f' || exit 1; done; touch '${stop}'`, { timeoutMs: 170_000 });
+      const [r1, r2, w] = await Promise.all([reader(), reader(), writer]);
+      assert.equal(w.code, 0, w.stderr);
+      for (const r of [r1, r2]) {
+        assert.equal(r.code, 0, r.stderr);
+        const out = r.stdout.trim();
+        assert.match(out, /^opened=[1-9]\d* failed=\{\} odd=\[\]$/, out);
+      }
+    } finally {
+      await rm(stop, { force: true });
+    }
+    assert.equal((await sh(`cat '${d}/f'`)).stdout, `v${renames}`);
   });
 
   test('rsync -a of a changed file (temp file renamed onto it) keeps the source mtime; the next rsync sends nothing', async () => {

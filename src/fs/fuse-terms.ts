@@ -32,7 +32,7 @@ export interface FuseTermsBinding {
 }
 
 export interface FuseTerms {
-  /** The kernel's FUSE protocol, e.g. "7.45" (the mount answers as 7.19 with the extensions above); absent before INIT or when INIT was left alone. */
+  /** The kernel's FUSE protocol, e.g. "7.45" (the mount answers as 7.19 with the extensions above); absent before INIT or without the patched addon. */
   kernelProtocol?: string;
   /** Largest read request the kernel may send, in bytes. */
   maxReadBytes: number;

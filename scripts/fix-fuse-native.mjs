@@ -51,6 +51,14 @@
 //     the name up again and repeats the open once (do_filp_open's LOOKUP_REVAL retry): the new
 //     file opens, and a name really gone still ends in ENOENT.
 //
+//  8. fstat of a descriptor whose file was then replaced by a rename or removed: the kernel's
+//     getattr names the node, not the descriptor, and libfuse 2 has no path for that node, so it
+//     answered ENOENT (`tail -f` gave up on a file replaced under it; a Python file unlinked
+//     while open failed its fstat). The channel keeps the open descriptors of each node (from
+//     OPEN and CREATE answers until RELEASE) and adds one to a getattr that has none; libfuse then
+//     calls fgetattr, which needs no path (5.), and the mount answers from the descriptor — or,
+//     when the node still has its path, from the path as before.
+//
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
 // the README says so. As a postinstall this must never fail the user's install: every problem is
@@ -85,7 +93,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v15 */';
+const FAST_MARK = '/* synapse-mount read fast path v16 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
@@ -477,7 +485,91 @@ struct synapse_wire_read_in { uint64_t fh, offset; uint32_t size, read_flags; ui
    operations runs for it (FUSE_NATIVE_HANDLER): an answer without it is libfuse's own (7.). */
 static __thread uint64_t synapse_req_unique = 0;
 static __thread uint32_t synapse_req_opcode = 0;
+static __thread uint64_t synapse_req_nodeid = 0;
 static __thread int synapse_req_reached_fs = 0;
+
+/* 8.: the open descriptors of each node, as (node, fh) pairs in one array (few are open at once;
+   a getattr without a descriptor scans it). Full: new opens are not noted (libfuse's ENOENT). */
+#define SYNAPSE_FUSE_GETATTR_OPCODE 3
+#define SYNAPSE_FUSE_RELEASE_OPCODE 18
+#define SYNAPSE_FUSE_CREATE_OPCODE 35
+#define SYNAPSE_FUSE_GETATTR_FH 1u
+#define SYNAPSE_OPEN_FILES_MAX 65536
+struct synapse_wire_getattr_in { uint32_t getattr_flags, dummy; uint64_t fh; };
+struct synapse_wire_release_in { uint64_t fh; uint32_t flags, release_flags; uint64_t lock_owner; };
+typedef struct { uint64_t nodeid, fh; } synapse_open_file_t;
+static synapse_open_file_t *synapse_open_files = NULL;
+static size_t synapse_open_count = 0, synapse_open_cap = 0;
+static pthread_mutex_t synapse_open_lock = PTHREAD_MUTEX_INITIALIZER;
+static void synapse_open_note (uint64_t nodeid, uint64_t fh) {
+  pthread_mutex_lock(&synapse_open_lock);
+  if (synapse_open_count == synapse_open_cap && synapse_open_cap < SYNAPSE_OPEN_FILES_MAX) {
+    size_t cap = synapse_open_cap == 0 ? 64 : synapse_open_cap * 2;
+    synapse_open_file_t *grown = realloc(synapse_open_files, cap * sizeof(*grown));
+    if (grown != NULL) {
+      synapse_open_files = grown;
+      synapse_open_cap = cap;
+    }
+  }
+  if (synapse_open_count < synapse_open_cap) {
+    synapse_open_files[synapse_open_count].nodeid = nodeid;
+    synapse_open_files[synapse_open_count].fh = fh;
+    synapse_open_count++;
+  }
+  pthread_mutex_unlock(&synapse_open_lock);
+}
+static void synapse_open_forget (uint64_t nodeid, uint64_t fh) {
+  pthread_mutex_lock(&synapse_open_lock);
+  for (size_t i = 0; i < synapse_open_count; i++) {
+    if (synapse_open_files[i].fh == fh && synapse_open_files[i].nodeid == nodeid) {
+      synapse_open_files[i] = synapse_open_files[--synapse_open_count];
+      break;
+    }
+  }
+  pthread_mutex_unlock(&synapse_open_lock);
+}
+/* The newest open descriptor of the node, if any. */
+static int synapse_open_fh_of (uint64_t nodeid, uint64_t *fh) {
+  int found = 0;
+  pthread_mutex_lock(&synapse_open_lock);
+  for (size_t i = synapse_open_count; i-- > 0;) {
+    if (synapse_open_files[i].nodeid == nodeid) {
+      *fh = synapse_open_files[i].fh;
+      found = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&synapse_open_lock);
+  return found;
+}
+/* Before libfuse sees a request (8.): forget a released descriptor; add one to a getattr without. */
+static void synapse_track_request (struct synapse_wire_in_header *in, char *arg, size_t arg_len) {
+  if (in->opcode == SYNAPSE_FUSE_RELEASE_OPCODE && arg_len >= sizeof(struct synapse_wire_release_in)) {
+    synapse_open_forget(in->nodeid, ((struct synapse_wire_release_in *) arg)->fh);
+  } else if (in->opcode == SYNAPSE_FUSE_GETATTR_OPCODE && arg_len >= sizeof(struct synapse_wire_getattr_in)) {
+    struct synapse_wire_getattr_in *ga = (struct synapse_wire_getattr_in *) arg;
+    uint64_t fh;
+    if (!(ga->getattr_flags & SYNAPSE_FUSE_GETATTR_FH) && synapse_open_fh_of(in->nodeid, &fh)) {
+      ga->getattr_flags |= SYNAPSE_FUSE_GETATTR_FH;
+      ga->fh = fh;
+    }
+  }
+}
+/* After an answer reached the kernel (8.): the descriptor an OPEN or CREATE gave its node. */
+static void synapse_track_answer (const struct synapse_wire_out_header *out, const struct iovec iov[], size_t count) {
+  if (out->error != 0 || out->unique != synapse_req_unique || !synapse_req_reached_fs || count != 2) return;
+  if (synapse_req_opcode == SYNAPSE_FUSE_OPEN_OPCODE && iov[1].iov_len >= sizeof(uint64_t)) {
+    uint64_t fh;
+    memcpy(&fh, iov[1].iov_base, sizeof(fh)); /* fuse_open_out: fh first */
+    synapse_open_note(synapse_req_nodeid, fh);
+  } else if (synapse_req_opcode == SYNAPSE_FUSE_CREATE_OPCODE && iov[1].iov_len >= 2 * sizeof(uint64_t) + 16) {
+    /* fuse_entry_out (node id first), then fuse_open_out (16 bytes, fh first). */
+    uint64_t nodeid, fh;
+    memcpy(&nodeid, iov[1].iov_base, sizeof(nodeid));
+    memcpy(&fh, (const char *) iov[1].iov_base + iov[1].iov_len - 16, sizeof(fh));
+    synapse_open_note(nodeid, fh);
+  }
+}
 #define SYNAPSE_FUSE_MAX_PAGES (1u << 22)
 #define SYNAPSE_FUSE_INIT_EXT (1u << 30)
 #define SYNAPSE_FUSE_DIRECT_IO_ALLOW_MMAP_HI (1u << 4) /* FUSE_DIRECT_IO_ALLOW_MMAP is bit 36: flags2 bit 4 */
@@ -583,7 +675,9 @@ static int synapse_chan_receive (struct fuse_chan **chp, char *buf, size_t size)
         && synapse_chan_answer_read(ch, in, (const struct synapse_wire_read_in *) (buf + sizeof(*in)))) continue;
     synapse_req_unique = in->unique;
     synapse_req_opcode = in->opcode;
+    synapse_req_nodeid = in->nodeid;
     synapse_req_reached_fs = 0;
+    if (st != NULL && st->done && st->minor >= 9) synapse_track_request((struct synapse_wire_in_header *) buf, buf + sizeof(*in), (size_t) res - sizeof(*in));
     return (int) res;
   }
 }
@@ -648,6 +742,12 @@ static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], si
     struct fuse_session *se = fuse_chan_session(ch);
     if (se != NULL && !fuse_session_exited(se) && err != ENOENT) perror("fuse: writing device");
     return -err;
+  }
+  /* Only an answer the kernel took gives it a descriptor (an interrupted open is released by
+     libfuse itself, with no RELEASE request). */
+  if (count >= 1 && iov[0].iov_len == sizeof(out)) {
+    memcpy(&out, iov[0].iov_base, sizeof(out));
+    synapse_track_answer(&out, iov, count);
   }
   return 0;
 }

@@ -457,6 +457,37 @@ for i in range(3):
     assert.deepEqual(page.page.filter((c) => c.name.startsWith('tmp')), [], 'nothing published for it');
   });
 
+  test('fstat of a descriptor whose file was replaced by a rename or removed answers for that file', async () => {
+    // The kernel's fstat names the node, not the descriptor, and libfuse 2 has no path for a
+    // replaced or removed node: it answered ENOENT (`tail -f` gave up on a file replaced under
+    // it). The mount's channel now adds the node's descriptor to such a getattr
+    // (scripts/fix-fuse-native.mjs 8.), so the mount answers from the descriptor.
+    const py = await runPython([
+      'import os, sys',
+      'd = sys.argv[1]',
+      "with open(f'{d}/victim', 'wb') as h: h.write(b'old bytes')",
+      "fd = os.open(f'{d}/victim', os.O_RDONLY)",
+      "with open(f'{d}/newer', 'wb') as h: h.write(b'the new file')",
+      "os.rename(f'{d}/newer', f'{d}/victim')",
+      'st = os.fstat(fd)',
+      "assert st.st_size == 9, ('replaced', st)",
+      "assert os.pread(fd, 100, 0) == b'old bytes'",
+      'os.close(fd)',
+      "assert os.stat(f'{d}/victim').st_size == 12",
+      "fd = os.open(f'{d}/gone', os.O_RDWR | os.O_CREAT, 0o644)",
+      "os.write(fd, b'12345')",
+      "os.unlink(f'{d}/gone')",
+      'st = os.fstat(fd)',
+      "assert st.st_size == 5, ('removed', st)",
+      "os.write(fd, b'678')",
+      "assert os.fstat(fd).st_size == 8",
+      'os.close(fd)',
+      "print('ok')",
+    ], [`${m.dir}/managed`]);
+    assert.equal(py.code, 0, py.stderr);
+    assert.equal(py.stdout.trim(), 'ok');
+  });
+
   test('overwrite makes version 2 and leaves version 1 intact', async () => {
     const f = `${m.dir}/sts/versioned.txt`;
     assert.equal((await sh(`echo one > '${f}'`)).code, 0);

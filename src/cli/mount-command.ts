@@ -115,7 +115,8 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
   }
   // `synapse-mount status DIR` asks this process over a Unix socket next to the mount record.
   const startedAt = new Date();
-  const control: ControlServer | undefined = await startControlServer(controlSocketPath(opts.config.mountpoint), () => collectStatus({
+  const socket = controlSocketPath(opts.config.mountpoint, process.pid);
+  const control: ControlServer | undefined = await startControlServer(socket, () => collectStatus({
     fs: mounted.fs, client: mounted.client, userName: mounted.userName, config: opts.config, startedAt,
     pageCache: mounted.adapter.pageCache,
     ...(opts.logFile && process.env[CHILD_ENV] ? { logFile: opts.logFile } : {}),
@@ -127,6 +128,7 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
     pid: process.pid, mountpoint: path.resolve(opts.config.mountpoint), entityId: opts.config.entityId,
     startedAt: new Date().toISOString(), endpoint: opts.config.endpoint, ...(opts.logFile ? { logFile: opts.logFile } : {}),
     ...(mounted.adapter.mountId ? { mountId: mounted.adapter.mountId } : {}),
+    socket,
   };
   await writeMountRecord(record).catch((err: unknown) => log.warn({ err }, 'could not write the mount record'));
   report({ ready: true });

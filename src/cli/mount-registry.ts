@@ -2,7 +2,13 @@
  * Which process serves which mountpoint: a small JSON file per mount under the state dir, so
  * `synapse-mount unmount DIR` can ask the serving process to drain and unmount itself (it must
  * finish uploads first; a bare `fusermount -u` cannot wait for them), and `synapse-mount status`
- * can list mounts and find each one's control socket (`<hash>.sock`, control.ts) next to it.
+ * can list mounts and find each one's control socket (control.ts) next to it.
+ *
+ * Names: `<hash of the path mounted at>-<pid>.json` and `.sock`. One per mount, not per path: a
+ * mount whose path moved (a folder above it renamed) keeps its files when another mount takes
+ * its old path — named by the path alone, the new mount's record and socket replaced the moved
+ * one's, and `status`/`unmount` of it fell back to a bare fusermount. Records before session 21
+ * are `<hash>.json` with `<hash>.sock` (still read: a mount started by an older version).
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -25,6 +31,8 @@ export interface MountRecord {
    * when a folder above the mountpoint was renamed (the record is named by the path mounted at).
    */
   mountId?: string;
+  /** Its control socket (absent in records before session 21: `<hash>.sock`). */
+  socket?: string;
 }
 
 function mountsDir(): string {
@@ -36,46 +44,52 @@ function recordBase(mountpoint: string): string {
   return path.join(mountsDir(), hash);
 }
 
-function recordPath(mountpoint: string): string {
-  return `${recordBase(mountpoint)}.json`;
+/** A mount's files: by the path it was mounted at and its serving process. */
+function recordStem(mountpoint: string, pid: number): string {
+  return `${recordBase(mountpoint)}-${pid}`;
 }
 
-/** The serving process's control socket (control.ts), next to its record. */
-export function controlSocketPath(mountpoint: string): string {
-  return `${recordBase(mountpoint)}.sock`;
+/** The control socket (control.ts) of the mount `pid` serves at `mountpoint`, next to its record. */
+export function controlSocketPath(mountpoint: string, pid: number): string {
+  return `${recordStem(mountpoint, pid)}.sock`;
+}
+
+/** Where a recorded mount's control socket is. */
+export function socketOf(rec: MountRecord): string {
+  return rec.socket ?? `${recordBase(rec.mountpoint)}.sock`;
 }
 
 export async function writeMountRecord(rec: MountRecord): Promise<void> {
-  const file = recordPath(rec.mountpoint);
+  const file = `${recordStem(rec.mountpoint, rec.pid)}.json`;
   await makeDirs(path.dirname(file));
   await writeFile(file, JSON.stringify(rec), { mode: 0o600 });
 }
 
-export async function readMountRecord(mountpoint: string): Promise<MountRecord | undefined> {
-  try {
-    return JSON.parse(await readFile(recordPath(mountpoint), 'utf8')) as MountRecord;
-  } catch {
-    return undefined;
-  }
-}
+const newestFirst = (a: MountRecord, b: MountRecord): number => b.startedAt.localeCompare(a.startedAt);
 
 /**
- * The record of the mount at `dir`: by the path it was mounted at, else by the identity of what
- * is mounted at `dir` now (a folder above it renamed since). Its `mountpoint` is where it was
- * mounted: the name of its record and control socket.
+ * The record of the mount at `dir`: a live mount mounted there that has not moved away, else
+ * the live mount whose identity is what is mounted at `dir` now (a folder above it renamed
+ * since), else a dead mount's record left at `dir` (status reports it, unmount clears it). Its
+ * `mountpoint` is where it was mounted.
  */
 export async function findMountRecord(dir: string): Promise<MountRecord | undefined> {
   const info = (await readMountinfoText()) ?? '';
-  const rec = await readMountRecord(dir);
-  // Not when that mount lives on elsewhere now (QA: an empty folder left at the old path
+  const abs = path.resolve(dir);
+  const records = await listMountRecords();
+  const here = records.filter((r) => r.mountpoint === abs).sort(newestFirst);
+  // Not a mount that lives on elsewhere now (QA: an empty folder left at the old path
   // answered as the moved mount).
-  const live = rec !== undefined && processAlive(rec.pid);
-  const movedAway = rec?.mountId && live ? mountpointOf(rec.mountId, info) : undefined;
-  if (rec && live && (movedAway === undefined || movedAway === dir)) return rec;
+  const stayed = here.find((r) => {
+    if (!processAlive(r.pid)) return false;
+    const now = r.mountId ? mountpointOf(r.mountId, info) : undefined;
+    return now === undefined || now === abs;
+  });
+  if (stayed) return stayed;
   // A live mount moved here wins over a dead one's record left at this path (review).
-  const id = mountIdAt(dir, info);
-  const moved = id ? (await listMountRecords()).find((r) => r.mountId === id && processAlive(r.pid)) : undefined;
-  return moved ?? (rec && !live ? rec : undefined);
+  const id = mountIdAt(abs, info);
+  const moved = id ? records.find((r) => r.mountId === id && processAlive(r.pid)) : undefined;
+  return moved ?? here.find((r) => !processAlive(r.pid));
 }
 
 /** Every mount record (live or not), sorted by mountpoint. */
@@ -92,11 +106,19 @@ export async function listMountRecords(): Promise<MountRecord[]> {
 }
 
 export async function removeMountRecord(mountpoint: string, pid: number): Promise<void> {
-  const rec = await readMountRecord(mountpoint);
-  if (rec && rec.pid === pid) {
-    await rm(recordPath(mountpoint), { force: true });
-    await rm(controlSocketPath(mountpoint), { force: true });
+  const stem = recordStem(mountpoint, pid);
+  await rm(`${stem}.json`, { force: true });
+  await rm(`${stem}.sock`, { force: true });
+  // A record written before session 21 (`<hash>.json`), if it is this process's.
+  const legacy = recordBase(mountpoint);
+  try {
+    const rec = JSON.parse(await readFile(`${legacy}.json`, 'utf8')) as MountRecord;
+    if (rec.pid !== pid) return;
+  } catch {
+    return;
   }
+  await rm(`${legacy}.json`, { force: true });
+  await rm(`${legacy}.sock`, { force: true });
 }
 
 export { processAlive } from '../process-alive.js';

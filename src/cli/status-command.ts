@@ -16,7 +16,7 @@ import path from 'node:path';
 import { canonicalMountpoint, mountedType, mountpointOf, readMountinfoText } from '../fs/preflight.js';
 import type { MountStatus } from '../fs/mount-status.js';
 import { ControlError, queryControl } from './control.js';
-import { controlSocketPath, findMountRecord, listMountRecords, processAlive, removeMountRecord, type MountRecord } from './mount-registry.js';
+import { findMountRecord, listMountRecords, processAlive, removeMountRecord, socketOf, type MountRecord } from './mount-registry.js';
 
 const QUERY_TIMEOUT_MS = 3_000;
 
@@ -45,7 +45,7 @@ async function report(dir: string, rec: MountRecord | undefined): Promise<MountR
   };
   if (!processAlive(rec.pid)) return { ...base, state: 'dead' };
   try {
-    const status = (await queryControl(controlSocketPath(rec.mountpoint), 'status', QUERY_TIMEOUT_MS)) as MountStatus;
+    const status = (await queryControl(socketOf(rec), 'status', QUERY_TIMEOUT_MS)) as MountStatus;
     return { ...base, state: 'alive', status };
   } catch (err) {
     const e = err as ControlError;

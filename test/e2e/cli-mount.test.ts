@@ -27,11 +27,14 @@ describe('synapse-mount command line', () => {
 
   async function servingPid(dir: string): Promise<number> {
     const mounts = path.join(stateHome, 'synapse-mount', 'mounts');
-    for (const f of await readdir(mounts)) {
-      const rec = JSON.parse(await readFile(path.join(mounts, f), 'utf8')) as { pid: number; mountpoint: string };
-      if (rec.mountpoint === dir) return rec.pid;
+    // The newest live one: a mount moved away keeps its record, named by where it was mounted.
+    let found: { pid: number; startedAt: string } | undefined;
+    for (const f of (await readdir(mounts)).filter((n) => n.endsWith('.json'))) {
+      const rec = JSON.parse(await readFile(path.join(mounts, f), 'utf8')) as { pid: number; mountpoint: string; startedAt: string };
+      if (rec.mountpoint === dir && alive(rec.pid) && (!found || rec.startedAt > found.startedAt)) found = rec;
     }
-    throw new Error(`no mount record for ${dir}`);
+    if (!found) throw new Error(`no mount record for ${dir}`);
+    return found.pid;
   }
 
   before(async () => {
@@ -136,10 +139,28 @@ describe('synapse-mount command line', () => {
     assert.equal(old.code, 1, old.stdout);
     const all = await cli(['status', '--json'], { env });
     assert.ok((JSON.parse(all.stdout) as { mounts: Array<{ mountpoint: string }> }).mounts.some((m) => m.mountpoint === dir), all.stdout);
+    // A second mount at the old path keeps its own record and socket (they were named by the
+    // path alone: the new mount's replaced the moved one's, whose status and unmount then failed).
+    const second = await cli(args(projectId, mountedAt), { env });
+    assert.equal(second.code, 0, second.stderr);
+    const secondPid = await servingPid(mountedAt);
+    assert.notEqual(secondPid, pid);
+    const pidAt = async (p: string): Promise<number> => {
+      const s = await cli(['status', p, '--json'], { env });
+      assert.equal(s.code, 0, s.stderr);
+      const j = JSON.parse(s.stdout) as { state: string; pid: number };
+      assert.equal(j.state, 'alive', s.stdout);
+      return j.pid;
+    };
+    assert.equal(await pidAt(dir), pid, 'the moved mount still answers at its new path');
+    assert.equal(await pidAt(mountedAt), secondPid, 'the new mount answers at the old path');
     const u = await cli(['unmount', dir], { env });
     assert.equal(u.code, 0, u.stderr);
     await waitFor('serving process exit', () => !alive(pid), 10_000);
     assert.equal(await isMounted(dir), false, 'unmounted, not left dead at the new path');
+    assert.ok(alive(secondPid) && (await isMounted(mountedAt)), 'the other mount is untouched');
+    assert.equal((await cli(['unmount', mountedAt], { env })).code, 0);
+    await waitFor('second serving process exit', () => !alive(secondPid), 10_000);
     for (const cwd of [ROOT, '/', top]) assert.equal((await sh(`test -e '${path.join(cwd, marker)}'`)).code, 1, `no shell ran the path (${cwd})`);
   });
 

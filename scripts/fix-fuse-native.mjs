@@ -49,7 +49,8 @@
 //     holds. The mount's channel (4.) turns that answer — an OPEN or OPENDIR that libfuse
 //     refused with ENOENT without asking the filesystem — into ESTALE, on which the kernel looks
 //     the name up again and repeats the open once (do_filp_open's LOOKUP_REVAL retry): the new
-//     file opens, and a name really gone still ends in ENOENT.
+//     file opens, and a name really gone still ends in ENOENT. A repeat that names the same node
+//     again (a reopen through /proc/PID/fd, a removed working directory) gets the ENOENT.
 //
 //  8. fstat of a descriptor whose file was then replaced by a rename or removed: the kernel's
 //     getattr names the node, not the descriptor, and libfuse 2 has no path for that node, so it
@@ -93,7 +94,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v16 */';
+const FAST_MARK = '/* synapse-mount read fast path v17 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
@@ -486,10 +487,12 @@ struct synapse_wire_read_in { uint64_t fh, offset; uint32_t size, read_flags; ui
 static __thread uint64_t synapse_req_unique = 0;
 static __thread uint32_t synapse_req_opcode = 0;
 static __thread uint64_t synapse_req_nodeid = 0;
+static __thread uint32_t synapse_req_pid = 0;
 static __thread int synapse_req_reached_fs = 0;
 
-/* 8.: the open descriptors of each node, as (node, fh) pairs in one array (few are open at once;
-   a getattr without a descriptor scans it). Full: new opens are not noted (libfuse's ENOENT). */
+/* 8.: the open descriptors of each node, as (node, fh, writable) in one array, oldest first (few
+   are open at once; a getattr without a descriptor scans it). Full: new opens are not noted
+   (their fstat, once the file has no path, is libfuse's ENOENT as before). */
 #define SYNAPSE_FUSE_GETATTR_OPCODE 3
 #define SYNAPSE_FUSE_RELEASE_OPCODE 18
 #define SYNAPSE_FUSE_CREATE_OPCODE 35
@@ -497,11 +500,13 @@ static __thread int synapse_req_reached_fs = 0;
 #define SYNAPSE_OPEN_FILES_MAX 65536
 struct synapse_wire_getattr_in { uint32_t getattr_flags, dummy; uint64_t fh; };
 struct synapse_wire_release_in { uint64_t fh; uint32_t flags, release_flags; uint64_t lock_owner; };
-typedef struct { uint64_t nodeid, fh; } synapse_open_file_t;
+typedef struct { uint64_t nodeid, fh; int writable; } synapse_open_file_t;
 static synapse_open_file_t *synapse_open_files = NULL;
 static size_t synapse_open_count = 0, synapse_open_cap = 0;
 static pthread_mutex_t synapse_open_lock = PTHREAD_MUTEX_INITIALIZER;
-static void synapse_open_note (uint64_t nodeid, uint64_t fh) {
+/* The access mode of the OPEN or CREATE this worker is handling (its fuse_open_in/fuse_create_in flags). */
+static __thread int synapse_req_writable = 0;
+static void synapse_open_note (uint64_t nodeid, uint64_t fh, int writable) {
   pthread_mutex_lock(&synapse_open_lock);
   if (synapse_open_count == synapse_open_cap && synapse_open_cap < SYNAPSE_OPEN_FILES_MAX) {
     size_t cap = synapse_open_cap == 0 ? 64 : synapse_open_cap * 2;
@@ -514,6 +519,7 @@ static void synapse_open_note (uint64_t nodeid, uint64_t fh) {
   if (synapse_open_count < synapse_open_cap) {
     synapse_open_files[synapse_open_count].nodeid = nodeid;
     synapse_open_files[synapse_open_count].fh = fh;
+    synapse_open_files[synapse_open_count].writable = writable;
     synapse_open_count++;
   }
   pthread_mutex_unlock(&synapse_open_lock);
@@ -522,27 +528,30 @@ static void synapse_open_forget (uint64_t nodeid, uint64_t fh) {
   pthread_mutex_lock(&synapse_open_lock);
   for (size_t i = 0; i < synapse_open_count; i++) {
     if (synapse_open_files[i].fh == fh && synapse_open_files[i].nodeid == nodeid) {
-      synapse_open_files[i] = synapse_open_files[--synapse_open_count];
+      /* Shifted, not swapped with the last: the order says which descriptor is newest. */
+      memmove(&synapse_open_files[i], &synapse_open_files[i + 1], (synapse_open_count - i - 1) * sizeof(synapse_open_files[0]));
+      synapse_open_count--;
       break;
     }
   }
   pthread_mutex_unlock(&synapse_open_lock);
 }
-/* The newest open descriptor of the node, if any. */
+/* A descriptor of the node: its newest one open for writing (the file's bytes as written, which
+   a local disk's one inode would show to every descriptor), else its newest. */
 static int synapse_open_fh_of (uint64_t nodeid, uint64_t *fh) {
   int found = 0;
   pthread_mutex_lock(&synapse_open_lock);
   for (size_t i = synapse_open_count; i-- > 0;) {
-    if (synapse_open_files[i].nodeid == nodeid) {
-      *fh = synapse_open_files[i].fh;
-      found = 1;
-      break;
-    }
+    if (synapse_open_files[i].nodeid != nodeid) continue;
+    if (!found || synapse_open_files[i].writable) *fh = synapse_open_files[i].fh;
+    found = 1;
+    if (synapse_open_files[i].writable) break;
   }
   pthread_mutex_unlock(&synapse_open_lock);
   return found;
 }
-/* Before libfuse sees a request (8.): forget a released descriptor; add one to a getattr without. */
+/* Before libfuse sees a request (8.): forget a released descriptor; add one to a getattr without;
+   note an open's access mode. */
 static void synapse_track_request (struct synapse_wire_in_header *in, char *arg, size_t arg_len) {
   if (in->opcode == SYNAPSE_FUSE_RELEASE_OPCODE && arg_len >= sizeof(struct synapse_wire_release_in)) {
     synapse_open_forget(in->nodeid, ((struct synapse_wire_release_in *) arg)->fh);
@@ -553,22 +562,64 @@ static void synapse_track_request (struct synapse_wire_in_header *in, char *arg,
       ga->getattr_flags |= SYNAPSE_FUSE_GETATTR_FH;
       ga->fh = fh;
     }
+  } else if ((in->opcode == SYNAPSE_FUSE_OPEN_OPCODE || in->opcode == SYNAPSE_FUSE_CREATE_OPCODE) && arg_len >= sizeof(uint32_t)) {
+    uint32_t flags;
+    memcpy(&flags, arg, sizeof(flags)); /* fuse_open_in and fuse_create_in: flags first */
+    synapse_req_writable = (flags & O_ACCMODE) != O_RDONLY;
   }
 }
-/* After an answer reached the kernel (8.): the descriptor an OPEN or CREATE gave its node. */
-static void synapse_track_answer (const struct synapse_wire_out_header *out, const struct iovec iov[], size_t count) {
-  if (out->error != 0 || out->unique != synapse_req_unique || !synapse_req_reached_fs || count != 2) return;
+/* An answer to the OPEN or CREATE this worker handles: the node and descriptor it gives, if any. */
+static int synapse_answer_gives_fh (const struct synapse_wire_out_header *out, const struct iovec iov[], size_t count, uint64_t *nodeid, uint64_t *fh) {
+  if (out->error != 0 || out->unique != synapse_req_unique || !synapse_req_reached_fs || count != 2) return 0;
   if (synapse_req_opcode == SYNAPSE_FUSE_OPEN_OPCODE && iov[1].iov_len >= sizeof(uint64_t)) {
-    uint64_t fh;
-    memcpy(&fh, iov[1].iov_base, sizeof(fh)); /* fuse_open_out: fh first */
-    synapse_open_note(synapse_req_nodeid, fh);
-  } else if (synapse_req_opcode == SYNAPSE_FUSE_CREATE_OPCODE && iov[1].iov_len >= 2 * sizeof(uint64_t) + 16) {
-    /* fuse_entry_out (node id first), then fuse_open_out (16 bytes, fh first). */
-    uint64_t nodeid, fh;
-    memcpy(&nodeid, iov[1].iov_base, sizeof(nodeid));
-    memcpy(&fh, (const char *) iov[1].iov_base + iov[1].iov_len - 16, sizeof(fh));
-    synapse_open_note(nodeid, fh);
+    *nodeid = synapse_req_nodeid;
+    memcpy(fh, iov[1].iov_base, sizeof(*fh)); /* fuse_open_out: fh first */
+    return 1;
   }
+  if (synapse_req_opcode == SYNAPSE_FUSE_CREATE_OPCODE && iov[1].iov_len >= 2 * sizeof(uint64_t) + 16) {
+    /* fuse_entry_out (node id first), then fuse_open_out (16 bytes, fh first). */
+    memcpy(nodeid, iov[1].iov_base, sizeof(*nodeid));
+    memcpy(fh, (const char *) iov[1].iov_base + iov[1].iov_len - 16, sizeof(*fh));
+    return 1;
+  }
+  return 0;
+}
+
+/* 7.: recent ESTALE answers, by (node, caller). The kernel repeats a refused open once; when the
+   repeat names the same node again (a reopen through /proc/PID/fd, or a removed working
+   directory: no new lookup can help), it gets the ENOENT. Keyed by caller too, so two readers
+   racing one rename each get their retry. */
+#define SYNAPSE_STALE_SLOTS 64
+#define SYNAPSE_STALE_NS 1000000000ull
+typedef struct { uint64_t nodeid, at_ns; uint32_t pid; } synapse_stale_t;
+static synapse_stale_t synapse_stale[SYNAPSE_STALE_SLOTS];
+static unsigned synapse_stale_next = 0;
+static uint64_t synapse_now_ns (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+}
+/* Whether libfuse's ENOENT for this open may become ESTALE (not the kernel's repeat of one). */
+static int synapse_may_answer_stale (uint64_t nodeid, uint32_t pid) {
+  uint64_t now = synapse_now_ns();
+  int repeat = 0;
+  pthread_mutex_lock(&synapse_open_lock);
+  for (unsigned i = 0; i < SYNAPSE_STALE_SLOTS; i++) {
+    synapse_stale_t *e = &synapse_stale[i];
+    if (e->at_ns != 0 && e->nodeid == nodeid && e->pid == pid && now - e->at_ns < SYNAPSE_STALE_NS) {
+      e->at_ns = 0;
+      repeat = 1;
+      break;
+    }
+  }
+  if (!repeat) {
+    synapse_stale_t *e = &synapse_stale[synapse_stale_next++ % SYNAPSE_STALE_SLOTS];
+    e->nodeid = nodeid;
+    e->pid = pid;
+    e->at_ns = now;
+  }
+  pthread_mutex_unlock(&synapse_open_lock);
+  return !repeat;
 }
 #define SYNAPSE_FUSE_MAX_PAGES (1u << 22)
 #define SYNAPSE_FUSE_INIT_EXT (1u << 30)
@@ -676,6 +727,7 @@ static int synapse_chan_receive (struct fuse_chan **chp, char *buf, size_t size)
     synapse_req_unique = in->unique;
     synapse_req_opcode = in->opcode;
     synapse_req_nodeid = in->nodeid;
+    synapse_req_pid = in->pid;
     synapse_req_reached_fs = 0;
     if (st != NULL && st->done && st->minor >= 9) synapse_track_request((struct synapse_wire_in_header *) buf, buf + sizeof(*in), (size_t) res - sizeof(*in));
     return (int) res;
@@ -711,12 +763,15 @@ static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], si
           init.flags2 |= SYNAPSE_FUSE_DIRECT_IO_ALLOW_MMAP_HI;
           allow_mmap = 1;
         }
-        out.len = sizeof(out) + sizeof(init);
-        patched[0].iov_base = &out;
-        patched[0].iov_len = sizeof(out);
-        patched[1].iov_base = &init;
-        patched[1].iov_len = sizeof(init);
-        iov = patched;
+        /* Nothing asked for (--max-request-size 128K without shared mmap): libfuse's reply as it is. */
+        if (max_pages != 0 || allow_mmap) {
+          out.len = sizeof(out) + sizeof(init);
+          patched[0].iov_base = &out;
+          patched[0].iov_len = sizeof(out);
+          patched[1].iov_base = &init;
+          patched[1].iov_len = sizeof(init);
+          iov = patched;
+        }
       }
       synapse_granted_minor = st->minor;
       synapse_granted_max_pages = max_pages;
@@ -730,24 +785,30 @@ static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], si
   if (count == 1 && iov[0].iov_len == sizeof(out) && !synapse_req_reached_fs
       && (synapse_req_opcode == SYNAPSE_FUSE_OPEN_OPCODE || synapse_req_opcode == SYNAPSE_FUSE_OPENDIR_OPCODE)) {
     memcpy(&out, iov[0].iov_base, sizeof(out));
-    if (out.unique == synapse_req_unique && out.error == -ENOENT) {
+    if (out.unique == synapse_req_unique && out.error == -ENOENT && synapse_may_answer_stale(synapse_req_nodeid, synapse_req_pid)) {
       out.error = -ESTALE;
       stale[0].iov_base = &out;
       stale[0].iov_len = sizeof(out);
       iov = stale;
     }
   }
+  /* 8.: the descriptor an OPEN or CREATE gives, noted before the kernel has it (once it does,
+     the file can be closed and its RELEASE handled by another worker before a later note), and
+     forgotten again if the answer does not reach the kernel (an interrupted open: libfuse then
+     releases it itself, with no RELEASE request). */
+  uint64_t given_node = 0, given_fh = 0;
+  int gives = 0;
+  if (count >= 1 && iov[0].iov_len == sizeof(out)) {
+    memcpy(&out, iov[0].iov_base, sizeof(out));
+    gives = synapse_answer_gives_fh(&out, iov, count, &given_node, &given_fh);
+    if (gives) synapse_open_note(given_node, given_fh, synapse_req_opcode == SYNAPSE_FUSE_CREATE_OPCODE || synapse_req_writable);
+  }
   if (writev(fuse_chan_fd(ch), iov, count) == -1) {
     int err = errno;
+    if (gives) synapse_open_forget(given_node, given_fh);
     struct fuse_session *se = fuse_chan_session(ch);
     if (se != NULL && !fuse_session_exited(se) && err != ENOENT) perror("fuse: writing device");
     return -err;
-  }
-  /* Only an answer the kernel took gives it a descriptor (an interrupted open is released by
-     libfuse itself, with no RELEASE request). */
-  if (count >= 1 && iov[0].iov_len == sizeof(out)) {
-    memcpy(&out, iov[0].iov_base, sizeof(out));
-    synapse_track_answer(&out, iov, count);
   }
   return 0;
 }
@@ -946,6 +1007,12 @@ if (!text.includes(FAST_MARK)) {
 
 // index.js (5.): plain JS, so done even without a compiler.
 const JS_PATCHES = [
+  {
+    // 8.: a file removed or replaced while open has st_nlink 0 (fuse-native turned 0 into 1).
+    what: 'st_nlink 0 not passed (fstat of a file removed while open shows 1 link)',
+    bug: '  ints[6] = (stat && stat.nlink) || 1\n',
+    fix: "  ints[6] = stat && typeof stat.nlink === 'number' ? stat.nlink : 1\n",
+  },
   {
     what: 'fstat by descriptor not patched (a file unlinked while open may answer ENOENT)',
     bug: '      return\n    }\n    this.ops.getattr(path, (err, stat) => {\n      if (err) return signal(err)\n      return signal(0, getStatArray(stat))\n    })\n  }\n\n  _op_access',

@@ -350,6 +350,13 @@ export class SynapseFilesystem {
    */
   async fgetattr(path: string, fd: number): Promise<Stat> {
     if (path !== '') return this.getattr(path);
+    // No path: the file was removed, or replaced by a rename, while open. No name links to it
+    // any more: st_nlink 0, as a local disk says (log shippers test it to notice a deletion).
+    return { ...await this.statByFd(fd), nlink: 0 };
+  }
+
+  /** The file open as `fd`, as that descriptor sees it. */
+  private async statByFd(fd: number): Promise<Stat> {
     const h = this.handles.get(fd);
     if (h?.kind === 'write') return this.activeStat(h.file);
     if (h?.kind === 'read' && h.live && sharedNow(h.live)) return this.stat('file', h.live.size, h.live.mtime);
@@ -361,7 +368,7 @@ export class SynapseFilesystem {
     if (h?.kind === 'empty') {
       await h.becoming;
       const now = this.handles.get(fd);
-      if (now !== h) return this.fgetattr(path, fd); // a reader of the published file now
+      if (now !== h) return this.statByFd(fd); // a reader of the published file now
       return h.live && sharedNow(h.live) ? this.stat('file', h.live.size, h.live.mtime) : this.stat('file', 0, Date.now());
     }
     // No path and no handle of ours: never the root's stat (resolve('') is the root).

@@ -94,7 +94,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v17 */';
+const FAST_MARK = '/* synapse-mount read fast path v18 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
@@ -290,6 +290,10 @@ static int synapse_granted_done = 0;
 static int synapse_granted_allow_mmap = 0;
 static unsigned synapse_granted_minor = 0, synapse_granted_max_pages = 0, synapse_granted_max_write = 0;
 static uint64_t synapse_largest_read = 0, synapse_largest_write = 0;
+/* The kernel ended this mount's connection (a read of /dev/fuse answered ENODEV: unmounted, or
+   aborted). The mount's unmount watch trusts this over /proc/self/mountinfo, where a mount made
+   right after can carry the same mount id and device. */
+static int synapse_session_ended = 0;
 
 /* Write-only opens and creates get FOPEN_DIRECT_IO while this is set (synapse_direct_writes);
    read-only opens while synapse_direct_reads is set and the kernel granted shared mmap of such
@@ -701,6 +705,7 @@ static int synapse_chan_receive (struct fuse_chan **chp, char *buf, size_t size)
     if (res == -1 && err == ENOENT) continue; /* the request was interrupted: read the next one */
     if (res == -1) {
       if (err == ENODEV) { /* unmounted */
+        __atomic_store_n(&synapse_session_ended, 1, __ATOMIC_RELEASE);
         if (se != NULL) fuse_session_exit(se);
         return 0;
       }
@@ -860,21 +865,23 @@ NAPI_METHOD(synapse_fuse_terms) {
   __atomic_store_n(&synapse_small_program_count, 0, __ATOMIC_RELEASE);
   uv_mutex_unlock(&synapse_program_lock);
   __atomic_store_n(&synapse_granted_done, 0, __ATOMIC_RELEASE); /* until this mount's INIT */
+  __atomic_store_n(&synapse_session_ended, 0, __ATOMIC_RELEASE);
   return NULL;
 }
 
 /* synapse_fuse_granted(): [initDone, kernelMinor, maxPages (0: libfuse's 32), maxWrite,
-   allowMmap, largestRead, largestWrite] for the latest mount. */
+   allowMmap, largestRead, largestWrite, sessionEnded] for the latest mount. */
 NAPI_METHOD(synapse_fuse_granted) {
   napi_value arr, v;
   int done = __atomic_load_n(&synapse_granted_done, __ATOMIC_ACQUIRE);
-  double vals[7] = {
+  double vals[8] = {
     done, done ? synapse_granted_minor : 0, done ? synapse_granted_max_pages : 0, done ? synapse_granted_max_write : 0,
     done ? __atomic_load_n(&synapse_granted_allow_mmap, __ATOMIC_RELAXED) : 0,
     (double) __atomic_load_n(&synapse_largest_read, __ATOMIC_RELAXED), (double) __atomic_load_n(&synapse_largest_write, __ATOMIC_RELAXED),
+    __atomic_load_n(&synapse_session_ended, __ATOMIC_ACQUIRE),
   };
-  NAPI_STATUS_THROWS(napi_create_array_with_length(env, 7, &arr))
-  for (uint32_t i = 0; i < 7; i++) {
+  NAPI_STATUS_THROWS(napi_create_array_with_length(env, 8, &arr))
+  for (uint32_t i = 0; i < 8; i++) {
     NAPI_STATUS_THROWS(napi_create_double(env, vals[i], &v))
     NAPI_STATUS_THROWS(napi_set_element(env, arr, i, v))
   }

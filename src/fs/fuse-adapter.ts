@@ -40,7 +40,7 @@ import { ERRNO, errnoName, FsError, toErrno } from './errors.js';
 import { S3Error } from '../s3/object-store.js';
 import { applyDirectReads, applyDirectWrites, smallReaders } from './page-cache-bypass.js';
 import { FastReadWindows, loadFastBinding } from './fast-read.js';
-import { grantedFuseTerms, requestFuseTerms, requestPages } from './fuse-terms.js';
+import { fuseSessionEnded, grantedFuseTerms, requestFuseTerms, requestPages } from './fuse-terms.js';
 import { mountIdAt, mountpointOf, mountPresent, readMountinfoText as readMountinfo } from './preflight.js';
 import { MAX_HELD_BACK_MS } from './read-handle.js';
 import type { PageCacheStatus } from './mount-status.js';
@@ -76,8 +76,20 @@ const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY',
  * `$(…)` would run as a command (review). The same call without a shell.
  */
 (Fuse as unknown as { unmount: (mnt: string, cb: (err: Error | null) => void) => void }).unmount = (mnt, cb) => {
+  // Our mount is gone from there already: what is mounted at the path now is someone else's.
+  if (goneFrom.delete(mnt)) {
+    cb(null);
+    return;
+  }
   execFile('fusermount', ['-uz', '--', mnt], (err) => cb(err ?? null));
 };
+
+/**
+ * Mountpoints whose mount was unmounted from outside: closing such a session must not unmount
+ * by path (a mount made there since — the user's next mount — would be detached); libfuse's own
+ * teardown, which follows, checks its descriptor before it unmounts anything.
+ */
+const goneFrom = new Set<string>();
 
 /**
  * fuse-native's deadline for a read: past anything the read path itself allows — --read-timeout,
@@ -100,6 +112,8 @@ export function fsnameOption(name: string, kernelCacheSeconds: number, directIo 
 export class FuseAdapter {
   private fuse: Fuse | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
+  /** The watch saw this mount unmounted from outside (never unmount by path after that). */
+  private goneFromOutside = false;
   /** The mount's identity in /proc/self/mountinfo (preflight.ts mountIdAt), once mounted. */
   mountId: string | undefined;
   private readonly fast: FastReadWindows | undefined;
@@ -289,8 +303,11 @@ export class FuseAdapter {
       // Unreadable (EMFILE under load): no verdict — never take that for an unmount.
       if (info !== undefined) {
         this.mountId ??= mountIdAt(this.opts.mountpoint, info);
-        const present = this.mountId !== undefined && mountPresent(this.mountId, info);
+        // The kernel's word first: a mount made right after an outside umount can take this one's
+        // id and device, and look present in mountinfo while this process serves nothing.
+        const present = this.mountId !== undefined && mountPresent(this.mountId, info) && !fuseSessionEnded();
         if (!present) {
+          this.goneFromOutside = true;
           // Gone: its id and device are free for the next mount — never unmount by them (review).
           this.mountId = undefined;
           this.stopWatching();
@@ -312,6 +329,7 @@ export class FuseAdapter {
    * alone waited forever.)
    */
   async sessionAlive(): Promise<boolean> {
+    if (fuseSessionEnded()) return false;
     const fds = await readdir('/proc/self/fd').catch(() => [] as string[]);
     for (const fd of fds) {
       if ((await readlink(`/proc/self/fd/${fd}`).catch(() => '')) === '/dev/fuse') return true;
@@ -335,6 +353,7 @@ export class FuseAdapter {
     const info = this.mountId ? await readMountinfo() : undefined;
     const now = info !== undefined && this.mountId ? mountpointOf(this.mountId, info) : undefined;
     if (now && now !== this.opts.mountpoint) (fuse as unknown as { mnt: string }).mnt = now;
+    if (this.goneFromOutside || fuseSessionEnded()) goneFrom.add((fuse as unknown as { mnt: string }).mnt);
     await new Promise<void>((resolve) => fuse.unmount(() => resolve()));
     this.fast?.clearAll();
   }

@@ -27,7 +27,7 @@ import { loadPatchedFunctions } from './fast-read.js';
 
 export interface FuseTermsBinding {
   synapse_fuse_terms(maxPages: number, allowMmap: boolean): void;
-  /** [initDone, kernelMinor, maxPages (0: libfuse's 32), maxWrite, allowMmap, largestRead, largestWrite]. */
+  /** [initDone, kernelMinor, maxPages (0: libfuse's 32), maxWrite, allowMmap, largestRead, largestWrite, sessionEnded (absent before v18)]. */
   synapse_fuse_granted(): number[];
 }
 
@@ -96,6 +96,14 @@ export function kernelMaxPages(): number {
   } catch {
     return KERNEL_MAX_PAGES;
   }
+}
+
+/**
+ * The kernel ended this process's mount's connection (/dev/fuse answered ENODEV: unmounted or
+ * aborted). False without the patched addon, which cannot tell.
+ */
+export function fuseSessionEnded(): boolean {
+  return loadFuseTermsBinding()?.synapse_fuse_granted()[7] === 1;
 }
 
 /** What the kernel granted this process's mount (libfuse 2's terms before INIT or without the patch). */

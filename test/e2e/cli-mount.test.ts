@@ -87,6 +87,25 @@ describe('synapse-mount command line', () => {
     await waitFor('serving process exit after umount', () => !alive(pid), 10_000);
   });
 
+  test('an outside umount followed at once by another mount at the path: the serving process exits and leaves the new mount alone', async () => {
+    // The new mount can take the old one's mount id and device (each the lowest free), which is
+    // how the unmount watch knew its mount: the process served nothing and lingered. And once it
+    // did notice, it unmounted by path — lazily detaching whatever was mounted there since.
+    const dir = await newDir();
+    const r = await cli(args(projectId, dir), { env });
+    assert.equal(r.code, 0, r.stderr);
+    const pid = await servingPid(dir);
+    const u = await sh(`fusermount -u '${dir}' && mount -t tmpfs -o size=1m synapse-test-tmpfs '${dir}' && touch '${dir}/theirs'`);
+    assert.equal(u.code, 0, u.stderr);
+    try {
+      await waitFor('the serving process exits', () => !alive(pid), 15_000);
+      assert.equal((await sh(`findmnt -n -o FSTYPE --mountpoint '${dir}'`)).stdout.trim(), 'tmpfs', 'the new mount is still there');
+      assert.equal((await sh(`test -e '${dir}/theirs'`)).code, 0);
+    } finally {
+      await sh(`umount '${dir}'`);
+    }
+  });
+
   test('a mountpoint given as a relative path with a trailing slash, or through a symlink, stays mounted; status and unmount take either', async () => {
     // QA: the unmount watch compared the path as typed with /proc/self/mountinfo's, so these
     // mounts took themselves for "unmounted from outside" a second after mounting.

@@ -35,6 +35,8 @@ export interface VersionLogOptions {
   /** Load only: never create, rewrite or append (a read-only mount). */
   readOnly?: boolean;
   logger?: Logger;
+  /** Awaited between writing a rewrite and carrying over what others appended meanwhile (tests: another mount's append). */
+  beforeCarryOver?: () => Promise<void>;
 }
 
 export class VersionLog<V> {
@@ -151,6 +153,7 @@ export class VersionLog<V> {
     const body = [...this.map].map(([k, v]) => this.line(k, v)).join('');
     try {
       await writeFile(tmp, body, { mode: 0o600 });
+      await this.opts.beforeCarryOver?.();
       const now = await readWithInode(this.file);
       // The same file, grown (another mount's rewrite would be another inode: nothing to carry).
       // From the end of the last whole line read: a line being appended then was skipped as torn.

@@ -117,3 +117,28 @@ test('a log that cannot be written fails at open, not at every later append', as
       'read-only: reading it fails too (the caller goes on without)');
   });
 });
+
+test('lines another mount appends while a long log is rewritten are carried over into the rewrite', async () => {
+  await withDir(async (dir) => {
+    const file = path.join(dir, 'n.jsonl');
+    // 1,500 lines for one entry: rewritten at the next open.
+    await writeFile(file, Array.from({ length: 1500 }, (_, i) => `["syn1",1,${i}]\n`).join(''));
+    let appended = false;
+    const a = await VersionLog.open(file, numbers, {
+      // Another mount appends after this one read the log and wrote its rewrite, before the rename.
+      beforeCarryOver: async () => {
+        await writeFile(file, '["syn2",1,7]\n["syn1",1,42]\n["syn3",1', { flag: 'a' });
+        appended = true;
+      },
+    });
+    assert.ok(appended, 'the long log was rewritten');
+    assert.equal(a.get('syn2', 1), 7, 'the other mount\'s entry is known here');
+    assert.equal(a.get('syn1', 1), 42, 'its newer value wins');
+    const lines = (await readFile(file, 'utf8')).trim().split('\n');
+    assert.ok(lines.length <= 3, `rewritten: ${lines.length} lines`);
+    const b = await VersionLog.open(file, numbers);
+    assert.equal(b.get('syn2', 1), 7, 'and it is in the rewritten file');
+    assert.equal(b.get('syn1', 1), 42);
+    assert.equal(b.get('syn3', 1), undefined, 'a line still being written is not carried');
+  });
+});

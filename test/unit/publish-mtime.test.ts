@@ -346,3 +346,28 @@ test('review: utimens finds a file open for writing under the path another clien
     await r.fs.release(fd);
   });
 });
+
+test('review: a rename of one file under two names (a stale listing after another client moved it) changes nothing', async () => {
+  // The kernel never sends rename(a, a); this is the other way to meet one file at both ends:
+  // folder A's listing still shows the file as `a` when another client has moved it to B/b.
+  await withReal(async (r) => {
+    await r.fs.mkdir('/A');
+    await r.fs.mkdir('/B');
+    await writeNew(r, '/A/a', 'one file\n');
+    await r.fs.readdir('/A');
+    const id = r.api.resolvePath(r.rootId, '/A/a')!.id;
+    const bId = r.api.resolvePath(r.rootId, '/B')!.id;
+    await r.remote.move(id, 'b', bId);
+    await r.fs.readdir('/B'); // B listed afresh: the file as `b`; A's listing (TTL 60 s) still has `a`
+    const folderTimes = async (): Promise<number[]> => Promise.all(['/A', '/B'].map(async (p) => (await r.fs.getattr(p)).mtime.getTime()));
+    const before = await folderTimes();
+    const version = (await r.api.getEntity(id)).versionNumber;
+    await r.fs.rename('/A/a', '/B/b');
+    const after = await r.api.getEntity(id);
+    assert.equal(after.versionNumber, version, 'no new version');
+    assert.equal(after.name, 'b');
+    assert.equal(after.parentId, bId);
+    assert.deepEqual(await folderTimes(), before, 'no folder changed');
+    assert.equal(await readText(r, '/B/b'), 'one file\n');
+  });
+});

@@ -1686,8 +1686,13 @@ export class SynapseFilesystem {
       else this.mtimes.set(`local:${path}`, mtime); // kept if its close publishes nothing (an empty placeholder)
     } else if (node!.kind === 'dir') this.setFolderMtime(node!.entityId, mtime);
     else if (!node!.entityId) this.mtimes.set(`local:${path}`, mtime);
-    // A file waiting for recover: its kept bytes take the time (the published version is other bytes).
-    else if (!(await this.kept?.setMtime(node!, mtime))) this.setVersionMtime(node!.entityId, node!.versionNumber, mtime);
+    else {
+      // A file waiting for recover that the path shows: its kept bytes take the time (the
+      // published version is other bytes). One the path does not show (a collaborator's newer
+      // version, a streamed entry): the version shown takes it, as `stat` then says (review).
+      const shown = await this.keptOrFresh(path, node!);
+      if (!(shown.view && (await this.kept?.setMtime(shown.node, mtime)))) this.setVersionMtime(shown.node.entityId, shown.node.versionNumber, mtime);
+    }
   }
 
   /** chmod/chown: accepted (Synapse has no POSIX modes) so `cp -p`, rsync and tar work; EROFS on a read-only mount. */

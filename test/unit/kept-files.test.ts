@@ -271,3 +271,18 @@ test('QA: a writer that gets the unmount\'s EIO and closes before the drain reac
     await r.fs.release(first).catch(() => undefined);
   });
 });
+
+test('touch of a path whose kept file is hidden by a collaborator\'s newer version sets the time the path shows, not the hidden entry\'s', async () => {
+  await withReal(async (r) => {
+    const id = await keptAppend(r, 't', 'one\n', 'two\n');
+    await r.remote.putVersion(id, Buffer.from('theirs\n'));
+    r.fs.table.invalidate(r.rootId);
+    assert.equal((await r.fs.getattr('/t')).size, 'theirs\n'.length, 'their version shows; the kept bytes wait for recover');
+    const T = Date.parse('2021-03-04T05:06:07Z');
+    await r.fs.utimens('/t', T, T);
+    assert.equal((await r.fs.getattr('/t')).mtime.getTime(), T, 'the version shown took the time');
+    const entries = await r.spool.listJournal();
+    assert.equal(entries.length, 1);
+    assert.notEqual((entries[0] as { mtime?: number }).mtime, T, 'the hidden kept entry kept its own time');
+  });
+});

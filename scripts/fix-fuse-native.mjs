@@ -46,11 +46,12 @@
 //  7. An open of a file that a rename has just replaced (`mv tmp f` while another process opens
 //     f) reaches libfuse as "open this node" for the replaced file, which libfuse 2 no longer has
 //     a path for: it answered ENOENT itself, where a local disk opens whichever file the name
-//     holds. The mount's channel (4.) turns that answer — an OPEN or OPENDIR that libfuse
-//     refused with ENOENT without asking the filesystem — into ESTALE, on which the kernel looks
-//     the name up again and repeats the open once (do_filp_open's LOOKUP_REVAL retry): the new
-//     file opens, and a name really gone still ends in ENOENT. A repeat that names the same node
-//     again (a reopen through /proc/PID/fd, a removed working directory) gets the ENOENT.
+//     holds. The mount's channel (4.) turns that answer — an OPEN, OPENDIR, GETATTR, GETXATTR or
+//     LISTXATTR that libfuse refused with ENOENT without asking the filesystem — into ESTALE, on
+//     which the kernel looks the name up again and repeats the call once (LOOKUP_REVAL: open,
+//     stat, getxattr by path): the new file answers, and a name really gone still ends in
+//     ENOENT. The kernel's repeat, refused again (the name replaced once more meanwhile, or
+//     nothing to look up again: a reopen through /proc/PID/fd), gets the ENOENT, never ESTALE.
 //
 //  8. fstat of a descriptor whose file was then replaced by a rename or removed: the kernel's
 //     getattr names the node, not the descriptor, and libfuse 2 has no path for that node, so it
@@ -94,7 +95,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v18 */';
+const FAST_MARK = '/* synapse-mount read fast path v20 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
@@ -504,13 +505,13 @@ static __thread int synapse_req_reached_fs = 0;
 #define SYNAPSE_OPEN_FILES_MAX 65536
 struct synapse_wire_getattr_in { uint32_t getattr_flags, dummy; uint64_t fh; };
 struct synapse_wire_release_in { uint64_t fh; uint32_t flags, release_flags; uint64_t lock_owner; };
-typedef struct { uint64_t nodeid, fh; int writable; } synapse_open_file_t;
+typedef struct { uint64_t nodeid, fh; uint32_t pid; int writable; } synapse_open_file_t;
 static synapse_open_file_t *synapse_open_files = NULL;
 static size_t synapse_open_count = 0, synapse_open_cap = 0;
 static pthread_mutex_t synapse_open_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The access mode of the OPEN or CREATE this worker is handling (its fuse_open_in/fuse_create_in flags). */
 static __thread int synapse_req_writable = 0;
-static void synapse_open_note (uint64_t nodeid, uint64_t fh, int writable) {
+static void synapse_open_note (uint64_t nodeid, uint64_t fh, uint32_t pid, int writable) {
   pthread_mutex_lock(&synapse_open_lock);
   if (synapse_open_count == synapse_open_cap && synapse_open_cap < SYNAPSE_OPEN_FILES_MAX) {
     size_t cap = synapse_open_cap == 0 ? 64 : synapse_open_cap * 2;
@@ -523,6 +524,7 @@ static void synapse_open_note (uint64_t nodeid, uint64_t fh, int writable) {
   if (synapse_open_count < synapse_open_cap) {
     synapse_open_files[synapse_open_count].nodeid = nodeid;
     synapse_open_files[synapse_open_count].fh = fh;
+    synapse_open_files[synapse_open_count].pid = pid;
     synapse_open_files[synapse_open_count].writable = writable;
     synapse_open_count++;
   }
@@ -540,29 +542,37 @@ static void synapse_open_forget (uint64_t nodeid, uint64_t fh) {
   }
   pthread_mutex_unlock(&synapse_open_lock);
 }
-/* A descriptor of the node: its newest one open for writing (the file's bytes as written, which
-   a local disk's one inode would show to every descriptor), else its newest. */
-static int synapse_open_fh_of (uint64_t nodeid, uint64_t *fh) {
-  int found = 0;
+/* A descriptor of the node for a getattr by a caller: the caller's own newest (which it cannot be
+   closing while it asks — another process's may be released before the getattr is answered:
+   QA), else the newest open for writing (the file's bytes as written, which a local disk's one
+   inode would show to every descriptor), else the newest. */
+static int synapse_open_fh_of (uint64_t nodeid, uint32_t pid, uint64_t *fh) {
+  int rank = 0; /* 3: the caller's own, 2: writable, 1: any */
   pthread_mutex_lock(&synapse_open_lock);
-  for (size_t i = synapse_open_count; i-- > 0;) {
-    if (synapse_open_files[i].nodeid != nodeid) continue;
-    if (!found || synapse_open_files[i].writable) *fh = synapse_open_files[i].fh;
-    found = 1;
-    if (synapse_open_files[i].writable) break;
+  for (size_t i = synapse_open_count; i-- > 0 && rank < 3;) {
+    const synapse_open_file_t *f = &synapse_open_files[i];
+    if (f->nodeid != nodeid) continue;
+    int r = f->pid == pid ? 3 : f->writable ? 2 : 1;
+    if (r > rank) {
+      rank = r;
+      *fh = f->fh;
+    }
   }
   pthread_mutex_unlock(&synapse_open_lock);
-  return found;
+  return rank > 0;
 }
 /* Before libfuse sees a request (8.): forget a released descriptor; add one to a getattr without;
    note an open's access mode. */
+static void synapse_stale_note (uint32_t pid, int reached);
 static void synapse_track_request (struct synapse_wire_in_header *in, char *arg, size_t arg_len) {
-  if (in->opcode == SYNAPSE_FUSE_RELEASE_OPCODE && arg_len >= sizeof(struct synapse_wire_release_in)) {
+  if (in->opcode == 1 /* LOOKUP */) {
+    synapse_stale_note(in->pid, 0);
+  } else if (in->opcode == SYNAPSE_FUSE_RELEASE_OPCODE && arg_len >= sizeof(struct synapse_wire_release_in)) {
     synapse_open_forget(in->nodeid, ((struct synapse_wire_release_in *) arg)->fh);
   } else if (in->opcode == SYNAPSE_FUSE_GETATTR_OPCODE && arg_len >= sizeof(struct synapse_wire_getattr_in)) {
     struct synapse_wire_getattr_in *ga = (struct synapse_wire_getattr_in *) arg;
     uint64_t fh;
-    if (!(ga->getattr_flags & SYNAPSE_FUSE_GETATTR_FH) && synapse_open_fh_of(in->nodeid, &fh)) {
+    if (!(ga->getattr_flags & SYNAPSE_FUSE_GETATTR_FH) && synapse_open_fh_of(in->nodeid, in->pid, &fh)) {
       ga->getattr_flags |= SYNAPSE_FUSE_GETATTR_FH;
       ga->fh = fh;
     }
@@ -589,41 +599,73 @@ static int synapse_answer_gives_fh (const struct synapse_wire_out_header *out, c
   return 0;
 }
 
-/* 7.: recent ESTALE answers, by (node, caller). The kernel repeats a refused open once; when the
-   repeat names the same node again (a reopen through /proc/PID/fd, or a removed working
-   directory: no new lookup can help), it gets the ENOENT. Keyed by caller too, so two readers
-   racing one rename each get their retry. */
+/* 7.: ESTALE answers waiting for the kernel's repeat, one per caller (thread). The kernel looks
+   the name up again (a LOOKUP from that caller) and repeats the operation once; a repeat that
+   libfuse refuses again — the name replaced once more meanwhile, or no new lookup possible (a
+   reopen through /proc/PID/fd, a removed working directory: the same node again) — gets the
+   ENOENT, never a second ESTALE, which the kernel would hand to the program. An operation of
+   the caller that reaches the filesystem ends its entry. */
+#define SYNAPSE_FUSE_LOOKUP_OPCODE 1
+#define SYNAPSE_FUSE_GETXATTR_OPCODE 22
+#define SYNAPSE_FUSE_LISTXATTR_OPCODE 23
 #define SYNAPSE_STALE_SLOTS 64
 #define SYNAPSE_STALE_NS 1000000000ull
-typedef struct { uint64_t nodeid, at_ns; uint32_t pid; } synapse_stale_t;
+typedef struct { uint64_t nodeid, at_ns; uint32_t pid, opcode; int saw_lookup; } synapse_stale_t;
 static synapse_stale_t synapse_stale[SYNAPSE_STALE_SLOTS];
 static unsigned synapse_stale_next = 0;
+static int synapse_stale_live = 0;
 static uint64_t synapse_now_ns (void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 }
-/* Whether libfuse's ENOENT for this open may become ESTALE (not the kernel's repeat of one). */
-static int synapse_may_answer_stale (uint64_t nodeid, uint32_t pid) {
+/* The operations whose ENOENT for a node without a path becomes ESTALE (each retried once by the
+   kernel: do_filp_open, vfs_statx, path_getxattr, listxattr by path). */
+static int synapse_stale_opcode (uint32_t opcode) {
+  return opcode == SYNAPSE_FUSE_OPEN_OPCODE || opcode == SYNAPSE_FUSE_OPENDIR_OPCODE || opcode == SYNAPSE_FUSE_GETATTR_OPCODE
+    || opcode == SYNAPSE_FUSE_GETXATTR_OPCODE || opcode == SYNAPSE_FUSE_LISTXATTR_OPCODE;
+}
+static synapse_stale_t *synapse_stale_of (uint32_t pid, uint64_t now) {
+  for (unsigned i = 0; i < SYNAPSE_STALE_SLOTS; i++) {
+    synapse_stale_t *e = &synapse_stale[i];
+    if (e->at_ns != 0 && e->pid == pid && now - e->at_ns < SYNAPSE_STALE_NS) return e;
+  }
+  return NULL;
+}
+/* Whether libfuse's ENOENT for this caller's operation may become ESTALE (not the kernel's repeat of one). */
+static int synapse_may_answer_stale (uint64_t nodeid, uint32_t pid, uint32_t opcode) {
   uint64_t now = synapse_now_ns();
   int repeat = 0;
   pthread_mutex_lock(&synapse_open_lock);
-  for (unsigned i = 0; i < SYNAPSE_STALE_SLOTS; i++) {
-    synapse_stale_t *e = &synapse_stale[i];
-    if (e->at_ns != 0 && e->nodeid == nodeid && e->pid == pid && now - e->at_ns < SYNAPSE_STALE_NS) {
-      e->at_ns = 0;
-      repeat = 1;
-      break;
-    }
-  }
-  if (!repeat) {
-    synapse_stale_t *e = &synapse_stale[synapse_stale_next++ % SYNAPSE_STALE_SLOTS];
+  synapse_stale_t *e = synapse_stale_of(pid, now);
+  if (e != NULL && e->opcode == opcode && (e->nodeid == nodeid || e->saw_lookup)) {
+    e->at_ns = 0;
+    repeat = 1;
+  } else {
+    if (e == NULL) e = &synapse_stale[synapse_stale_next++ % SYNAPSE_STALE_SLOTS];
     e->nodeid = nodeid;
     e->pid = pid;
+    e->opcode = opcode;
     e->at_ns = now;
+    e->saw_lookup = 0;
+    __atomic_store_n(&synapse_stale_live, 1, __ATOMIC_RELAXED);
   }
   pthread_mutex_unlock(&synapse_open_lock);
   return !repeat;
+}
+/* A LOOKUP by a caller with an ESTALE pending (its repeat is under way), or one of its operations
+   that reached the filesystem (the repeat, or anything after, went through). */
+static void synapse_stale_note (uint32_t pid, int reached) {
+  if (!__atomic_load_n(&synapse_stale_live, __ATOMIC_RELAXED)) return;
+  uint64_t now = synapse_now_ns();
+  pthread_mutex_lock(&synapse_open_lock);
+  synapse_stale_t *e = synapse_stale_of(pid, now);
+  if (e != NULL) {
+    /* A stat's repeat is the LOOKUP itself (its answer carries the attributes): done. */
+    if (reached || e->opcode == SYNAPSE_FUSE_GETATTR_OPCODE) e->at_ns = 0;
+    else e->saw_lookup = 1;
+  }
+  pthread_mutex_unlock(&synapse_open_lock);
 }
 #define SYNAPSE_FUSE_MAX_PAGES (1u << 22)
 #define SYNAPSE_FUSE_INIT_EXT (1u << 30)
@@ -785,12 +827,13 @@ static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], si
       __atomic_store_n(&synapse_granted_done, out.error == 0 ? 1 : 0, __ATOMIC_RELEASE);
     }
   }
-  /* 7.: libfuse's own ENOENT to an open (the node lost its path to a rename) becomes ESTALE. */
+  /* 7.: libfuse's own ENOENT to an open, stat or xattr read of a node that lost its path to a
+     rename or removal becomes ESTALE, once per caller and repeat. */
   struct iovec stale[1];
-  if (count == 1 && iov[0].iov_len == sizeof(out) && !synapse_req_reached_fs
-      && (synapse_req_opcode == SYNAPSE_FUSE_OPEN_OPCODE || synapse_req_opcode == SYNAPSE_FUSE_OPENDIR_OPCODE)) {
+  if (synapse_req_reached_fs && synapse_stale_opcode(synapse_req_opcode)) synapse_stale_note(synapse_req_pid, 1);
+  if (count == 1 && iov[0].iov_len == sizeof(out) && !synapse_req_reached_fs && synapse_stale_opcode(synapse_req_opcode)) {
     memcpy(&out, iov[0].iov_base, sizeof(out));
-    if (out.unique == synapse_req_unique && out.error == -ENOENT && synapse_may_answer_stale(synapse_req_nodeid, synapse_req_pid)) {
+    if (out.unique == synapse_req_unique && out.error == -ENOENT && synapse_may_answer_stale(synapse_req_nodeid, synapse_req_pid, synapse_req_opcode)) {
       out.error = -ESTALE;
       stale[0].iov_base = &out;
       stale[0].iov_len = sizeof(out);
@@ -806,7 +849,7 @@ static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], si
   if (count >= 1 && iov[0].iov_len == sizeof(out)) {
     memcpy(&out, iov[0].iov_base, sizeof(out));
     gives = synapse_answer_gives_fh(&out, iov, count, &given_node, &given_fh);
-    if (gives) synapse_open_note(given_node, given_fh, synapse_req_opcode == SYNAPSE_FUSE_CREATE_OPCODE || synapse_req_writable);
+    if (gives) synapse_open_note(given_node, given_fh, synapse_req_pid, synapse_req_opcode == SYNAPSE_FUSE_CREATE_OPCODE || synapse_req_writable);
   }
   if (writev(fuse_chan_fd(ch), iov, count) == -1) {
     int err = errno;

@@ -95,7 +95,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v20 */';
+const FAST_MARK = '/* synapse-mount read fast path v21 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
@@ -484,7 +484,10 @@ struct synapse_wire_init_out {
 struct synapse_wire_read_in { uint64_t fh, offset; uint32_t size, read_flags; uint64_t lock_owner; uint32_t flags, padding; };
 #define SYNAPSE_FUSE_INIT_OPCODE 26
 #define SYNAPSE_FUSE_READ_OPCODE 15
+#define SYNAPSE_FUSE_LOOKUP_OPCODE 1
 #define SYNAPSE_FUSE_OPEN_OPCODE 14
+#define SYNAPSE_FUSE_GETXATTR_OPCODE 22
+#define SYNAPSE_FUSE_LISTXATTR_OPCODE 23
 #define SYNAPSE_FUSE_OPENDIR_OPCODE 27
 /* The request this libfuse worker is handling: a worker receives a request (our receive), runs it
    and sends its answer (our send) on its own thread. reached_fs is set when one of fuse-native's
@@ -565,7 +568,7 @@ static int synapse_open_fh_of (uint64_t nodeid, uint32_t pid, uint64_t *fh) {
    note an open's access mode. */
 static void synapse_stale_note (uint32_t pid, int reached);
 static void synapse_track_request (struct synapse_wire_in_header *in, char *arg, size_t arg_len) {
-  if (in->opcode == 1 /* LOOKUP */) {
+  if (in->opcode == SYNAPSE_FUSE_LOOKUP_OPCODE) {
     synapse_stale_note(in->pid, 0);
   } else if (in->opcode == SYNAPSE_FUSE_RELEASE_OPCODE && arg_len >= sizeof(struct synapse_wire_release_in)) {
     synapse_open_forget(in->nodeid, ((struct synapse_wire_release_in *) arg)->fh);
@@ -605,9 +608,6 @@ static int synapse_answer_gives_fh (const struct synapse_wire_out_header *out, c
    reopen through /proc/PID/fd, a removed working directory: the same node again) — gets the
    ENOENT, never a second ESTALE, which the kernel would hand to the program. An operation of
    the caller that reaches the filesystem ends its entry. */
-#define SYNAPSE_FUSE_LOOKUP_OPCODE 1
-#define SYNAPSE_FUSE_GETXATTR_OPCODE 22
-#define SYNAPSE_FUSE_LISTXATTR_OPCODE 23
 #define SYNAPSE_STALE_SLOTS 64
 #define SYNAPSE_STALE_NS 1000000000ull
 typedef struct { uint64_t nodeid, at_ns; uint32_t pid, opcode; int saw_lookup; } synapse_stale_t;
@@ -665,6 +665,10 @@ static void synapse_stale_note (uint32_t pid, int reached) {
     if (reached || e->opcode == SYNAPSE_FUSE_GETATTR_OPCODE) e->at_ns = 0;
     else e->saw_lookup = 1;
   }
+  /* None left waiting: later operations skip this lock again. */
+  int any = 0;
+  for (unsigned i = 0; i < SYNAPSE_STALE_SLOTS && !any; i++) any = synapse_stale[i].at_ns != 0 && now - synapse_stale[i].at_ns < SYNAPSE_STALE_NS;
+  if (!any) __atomic_store_n(&synapse_stale_live, 0, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&synapse_open_lock);
 }
 #define SYNAPSE_FUSE_MAX_PAGES (1u << 22)

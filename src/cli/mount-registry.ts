@@ -68,6 +68,14 @@ export async function writeMountRecord(rec: MountRecord): Promise<void> {
 const newestFirst = (a: MountRecord, b: MountRecord): number => b.startedAt.localeCompare(a.startedAt);
 
 /**
+ * Where a recorded mount is now (a folder above it renamed since it was mounted), by its id in
+ * mountinfo — only while its process lives: a dead mount's id and device are the next mount's.
+ */
+export function whereNow(rec: MountRecord, mountinfo: string): string | undefined {
+  return rec.mountId && processAlive(rec.pid) ? mountpointOf(rec.mountId, mountinfo) : undefined;
+}
+
+/**
  * The record of the mount at `dir`: a live mount mounted there that has not moved away, else
  * the live mount whose identity is what is mounted at `dir` now (a folder above it renamed
  * since), else a dead mount's record left at `dir` (status reports it, unmount clears it). Its
@@ -80,11 +88,7 @@ export async function findMountRecord(dir: string): Promise<MountRecord | undefi
   const here = records.filter((r) => r.mountpoint === abs).sort(newestFirst);
   // Not a mount that lives on elsewhere now (QA: an empty folder left at the old path
   // answered as the moved mount).
-  const stayed = here.find((r) => {
-    if (!processAlive(r.pid)) return false;
-    const now = r.mountId ? mountpointOf(r.mountId, info) : undefined;
-    return now === undefined || now === abs;
-  });
+  const stayed = here.find((r) => processAlive(r.pid) && (whereNow(r, info) ?? abs) === abs);
   if (stayed) return stayed;
   // A live mount moved here wins over a dead one's record left at this path (review).
   const id = mountIdAt(abs, info);

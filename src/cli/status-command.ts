@@ -13,10 +13,10 @@
  * mounted, so `status` works even on a hung mount.
  */
 import path from 'node:path';
-import { canonicalMountpoint, mountedType, mountpointOf, readMountinfoText } from '../fs/preflight.js';
+import { canonicalMountpoint, mountedType, readMountinfoText } from '../fs/preflight.js';
 import type { MountStatus } from '../fs/mount-status.js';
 import { ControlError, queryControl } from './control.js';
-import { findMountRecord, listMountRecords, processAlive, removeMountRecord, socketOf, type MountRecord } from './mount-registry.js';
+import { findMountRecord, listMountRecords, processAlive, removeMountRecord, socketOf, whereNow, type MountRecord } from './mount-registry.js';
 
 const QUERY_TIMEOUT_MS = 3_000;
 
@@ -67,10 +67,7 @@ export async function statusOf(mountpoint: string): Promise<MountReport> {
 export async function statusAll(): Promise<MountReport[]> {
   const info = (await readMountinfoText()) ?? '';
   const records = await listMountRecords();
-  // Where each mount is now (a folder above it renamed since it was mounted) — only while its
-  // process lives: a dead mount's id and device are free for the next mount to take.
-  const whereNow = (r: MountRecord): string | undefined => (r.mountId && processAlive(r.pid) ? mountpointOf(r.mountId, info) : undefined);
-  const reports = await Promise.all(records.map((r) => report(whereNow(r) ?? r.mountpoint, r)));
+  const reports = await Promise.all(records.map((r) => report(whereNow(r, info) ?? r.mountpoint, r)));
   const live: MountReport[] = [];
   for (const [i, r] of reports.entries()) {
     if (r.state === 'dead' && !r.mounted && r.pid !== undefined) await removeMountRecord(records[i]!.mountpoint, r.pid).catch(() => undefined);

@@ -61,6 +61,12 @@
 //     calls fgetattr, which needs no path (5.), and the mount answers from the descriptor — or,
 //     when the node still has its path, from the path as before.
 //
+//  9. The same for directories: fstat of an open directory after `rmdir` or `mv -T dA dB` (the
+//     old dB) answered ENOENT — or ESTALE, which fstat never repeats (ext4: the directory, st_nlink
+//     0). The channel keeps OPENDIR answers too (libfuse's own: the mount has no opendir) until
+//     RELEASEDIR; a getattr of such a node gets the descriptor SYNAPSE_GONE_DIR_FH, and the
+//     mount answers it by path while the directory has one, else as an empty, removed directory.
+//
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
 // the README says so. As a postinstall this must never fail the user's install: every problem is
@@ -95,7 +101,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v21 */';
+const FAST_MARK = '/* synapse-mount read fast path v22 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
@@ -503,18 +509,23 @@ static __thread int synapse_req_reached_fs = 0;
    (their fstat, once the file has no path, is libfuse's ENOENT as before). */
 #define SYNAPSE_FUSE_GETATTR_OPCODE 3
 #define SYNAPSE_FUSE_RELEASE_OPCODE 18
+#define SYNAPSE_FUSE_RELEASEDIR_OPCODE 29
 #define SYNAPSE_FUSE_CREATE_OPCODE 35
 #define SYNAPSE_FUSE_GETATTR_FH 1u
 #define SYNAPSE_OPEN_FILES_MAX 65536
 struct synapse_wire_getattr_in { uint32_t getattr_flags, dummy; uint64_t fh; };
 struct synapse_wire_release_in { uint64_t fh; uint32_t flags, release_flags; uint64_t lock_owner; };
-typedef struct { uint64_t nodeid, fh; uint32_t pid; int writable; } synapse_open_file_t;
+typedef struct { uint64_t nodeid, fh; uint32_t pid; int writable, dir; } synapse_open_file_t;
+/* 9.: the descriptor a getattr of an open directory is given. libfuse's own directory handles
+   mean nothing to the mount, and every such directory is alike once it has no path (removed, or
+   replaced by a rename: empty, st_nlink 0); with a path the mount answers by path as before. */
+#define SYNAPSE_GONE_DIR_FH 0xFFFFFFFFull
 static synapse_open_file_t *synapse_open_files = NULL;
 static size_t synapse_open_count = 0, synapse_open_cap = 0;
 static pthread_mutex_t synapse_open_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The access mode of the OPEN or CREATE this worker is handling (its fuse_open_in/fuse_create_in flags). */
 static __thread int synapse_req_writable = 0;
-static void synapse_open_note (uint64_t nodeid, uint64_t fh, uint32_t pid, int writable) {
+static void synapse_open_note (uint64_t nodeid, uint64_t fh, uint32_t pid, int writable, int dir) {
   pthread_mutex_lock(&synapse_open_lock);
   if (synapse_open_count == synapse_open_cap && synapse_open_cap < SYNAPSE_OPEN_FILES_MAX) {
     size_t cap = synapse_open_cap == 0 ? 64 : synapse_open_cap * 2;
@@ -529,6 +540,7 @@ static void synapse_open_note (uint64_t nodeid, uint64_t fh, uint32_t pid, int w
     synapse_open_files[synapse_open_count].fh = fh;
     synapse_open_files[synapse_open_count].pid = pid;
     synapse_open_files[synapse_open_count].writable = writable;
+    synapse_open_files[synapse_open_count].dir = dir;
     synapse_open_count++;
   }
   pthread_mutex_unlock(&synapse_open_lock);
@@ -555,6 +567,11 @@ static int synapse_open_fh_of (uint64_t nodeid, uint32_t pid, uint64_t *fh) {
   for (size_t i = synapse_open_count; i-- > 0 && rank < 3;) {
     const synapse_open_file_t *f = &synapse_open_files[i];
     if (f->nodeid != nodeid) continue;
+    if (f->dir) {
+      rank = 3;
+      *fh = SYNAPSE_GONE_DIR_FH;
+      break;
+    }
     int r = f->pid == pid ? 3 : f->writable ? 2 : 1;
     if (r > rank) {
       rank = r;
@@ -570,7 +587,7 @@ static void synapse_stale_note (uint32_t pid, int reached);
 static void synapse_track_request (struct synapse_wire_in_header *in, char *arg, size_t arg_len) {
   if (in->opcode == SYNAPSE_FUSE_LOOKUP_OPCODE) {
     synapse_stale_note(in->pid, 0);
-  } else if (in->opcode == SYNAPSE_FUSE_RELEASE_OPCODE && arg_len >= sizeof(struct synapse_wire_release_in)) {
+  } else if ((in->opcode == SYNAPSE_FUSE_RELEASE_OPCODE || in->opcode == SYNAPSE_FUSE_RELEASEDIR_OPCODE) && arg_len >= sizeof(struct synapse_wire_release_in)) {
     synapse_open_forget(in->nodeid, ((struct synapse_wire_release_in *) arg)->fh);
   } else if (in->opcode == SYNAPSE_FUSE_GETATTR_OPCODE && arg_len >= sizeof(struct synapse_wire_getattr_in)) {
     struct synapse_wire_getattr_in *ga = (struct synapse_wire_getattr_in *) arg;
@@ -585,9 +602,16 @@ static void synapse_track_request (struct synapse_wire_in_header *in, char *arg,
     synapse_req_writable = (flags & O_ACCMODE) != O_RDONLY;
   }
 }
-/* An answer to the OPEN or CREATE this worker handles: the node and descriptor it gives, if any. */
+/* An answer to the OPEN, CREATE or OPENDIR this worker handles: the node and descriptor it gives,
+   if any. An OPENDIR is answered by libfuse itself (the mount has no opendir). */
 static int synapse_answer_gives_fh (const struct synapse_wire_out_header *out, const struct iovec iov[], size_t count, uint64_t *nodeid, uint64_t *fh) {
-  if (out->error != 0 || out->unique != synapse_req_unique || !synapse_req_reached_fs || count != 2) return 0;
+  if (out->error != 0 || out->unique != synapse_req_unique || count != 2) return 0;
+  if (synapse_req_opcode == SYNAPSE_FUSE_OPENDIR_OPCODE && iov[1].iov_len >= sizeof(uint64_t)) {
+    *nodeid = synapse_req_nodeid;
+    memcpy(fh, iov[1].iov_base, sizeof(*fh)); /* fuse_open_out: fh first */
+    return 1;
+  }
+  if (!synapse_req_reached_fs) return 0;
   if (synapse_req_opcode == SYNAPSE_FUSE_OPEN_OPCODE && iov[1].iov_len >= sizeof(uint64_t)) {
     *nodeid = synapse_req_nodeid;
     memcpy(fh, iov[1].iov_base, sizeof(*fh)); /* fuse_open_out: fh first */
@@ -853,7 +877,8 @@ static int synapse_chan_send (struct fuse_chan *ch, const struct iovec iov[], si
   if (count >= 1 && iov[0].iov_len == sizeof(out)) {
     memcpy(&out, iov[0].iov_base, sizeof(out));
     gives = synapse_answer_gives_fh(&out, iov, count, &given_node, &given_fh);
-    if (gives) synapse_open_note(given_node, given_fh, synapse_req_pid, synapse_req_opcode == SYNAPSE_FUSE_CREATE_OPCODE || synapse_req_writable);
+    if (gives) synapse_open_note(given_node, given_fh, synapse_req_pid, synapse_req_opcode == SYNAPSE_FUSE_CREATE_OPCODE || synapse_req_writable,
+      synapse_req_opcode == SYNAPSE_FUSE_OPENDIR_OPCODE);
   }
   if (writev(fuse_chan_fd(ch), iov, count) == -1) {
     int err = errno;

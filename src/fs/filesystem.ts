@@ -39,6 +39,7 @@ import type { RangeSource } from '../s3/object-store.js';
 import { CONCRETE, type Entity } from '../synapse/types.js';
 import { BlockCache } from './block-cache.js';
 import { errnoName, FsError } from './errors.js';
+import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
 import { isProbeName, isScratchName, MAX_NAME_LENGTH, nameProblem } from './names.js';
@@ -350,6 +351,9 @@ export class SynapseFilesystem {
    */
   async fgetattr(path: string, fd: number): Promise<Stat> {
     if (path !== '') return this.getattr(path);
+    // An open directory without a path: removed by rmdir or replaced by a rename (`mv -T dA dB`),
+    // hence empty — the mount's channel names no handle for it (scripts/fix-fuse-native.mjs 9.).
+    if (fd === GONE_DIR_FH) return { ...this.stat('dir', 4096, Date.now()), nlink: 0 };
     // No path: the file was removed, or replaced by a rename, while open. No name links to it
     // any more: st_nlink 0, as a local disk says (log shippers test it to notice a deletion).
     return { ...await this.statByFd(fd), nlink: 0 };

@@ -189,8 +189,13 @@ export class FuseAdapter {
         if (now) cb(0, now);
         else this.run('getattr', path, cb, () => fs.getattr(path));
       },
-      // fstat by fd (fuse-native's wrapper patched to pass it: scripts/fix-fuse-native.mjs 5.).
-      fgetattr: (path: string, fd: number, cb: Cb) => this.run('fgetattr', path, cb, () => fs.fgetattr(path, fd)),
+      // fstat by fd (fuse-native's wrapper patched to pass it: scripts/fix-fuse-native.mjs 5.);
+      // with a path — an open directory's getattr carries one too (9.) — as fast as getattr.
+      fgetattr: (path: string, fd: number, cb: Cb) => {
+        const now = path === '' ? undefined : fs.getattrNow(path);
+        if (now) cb(0, now);
+        else this.run('fgetattr', path, cb, () => fs.fgetattr(path, fd));
+      },
       // `.` and `..` as every Linux filesystem lists them (`ls -a`; libfuse 2 adds none). No path
       // (a directory removed while open; flag_nullpath_ok): ENOENT — '' would resolve to the root.
       readdir: (path: string, cb: Cb) => this.run('readdir', path, cb, async () => {

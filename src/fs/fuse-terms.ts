@@ -45,6 +45,13 @@ export interface FuseTerms {
   largestWrite: number;
 }
 
+/**
+ * The descriptor the mount's channel gives a getattr of an open directory (libfuse's directory
+ * handles mean nothing to the mount): answered by path, or — no path — as a removed directory
+ * (scripts/fix-fuse-native.mjs 9.). fuse-native passes descriptors as uint32.
+ */
+export const GONE_DIR_FH = 0xffffffff;
+
 const PAGE = 4096;
 /** libfuse 2's terms: 32 pages per request. */
 const LIBFUSE2_PAGES = 32;

@@ -507,6 +507,43 @@ for i in range(3):
     assert.equal(py.stdout.trim(), 'ok');
   });
 
+  test('fstat of an open directory after rmdir or `mv -T dA dB` answers as ext4: a directory, st_nlink 0, listed empty', async () => {
+    // libfuse has no path for the removed (or replaced) directory: its getattr answered ENOENT,
+    // which the channel's ESTALE (7.) turned into an ESTALE fstat never repeats. The channel now
+    // names open directories too (scripts/fix-fuse-native.mjs 9.). Listing it is empty, as on
+    // ext4 (the kernel answers getdents of a removed directory itself).
+    const py = await runPython([
+      'import os, stat, sys',
+      'd = sys.argv[1]',
+      "os.mkdir(f'{d}/rmd')",
+      "fd = os.open(f'{d}/rmd', os.O_RDONLY | os.O_DIRECTORY)",
+      "assert stat.S_ISDIR(os.fstat(fd).st_mode)",
+      "os.rmdir(f'{d}/rmd')",
+      'st = os.fstat(fd)',
+      "assert stat.S_ISDIR(st.st_mode) and st.st_nlink == 0, ('removed', st)",
+      "assert os.listdir(fd) == [], ('removed', os.listdir(fd))",
+      'os.close(fd)',
+      "os.mkdir(f'{d}/dA')",
+      "os.mkdir(f'{d}/dB')",
+      "fd = os.open(f'{d}/dB', os.O_RDONLY | os.O_DIRECTORY)",
+      "os.rename(f'{d}/dA', f'{d}/dB')",
+      'st = os.fstat(fd)',
+      "assert stat.S_ISDIR(st.st_mode) and st.st_nlink == 0, ('replaced', st)",
+      "assert os.listdir(fd) == [], ('replaced', os.listdir(fd))",
+      'os.close(fd)',
+      // The open directory that keeps its path still answers by path, as a live directory.
+      "fd = os.open(f'{d}/dB', os.O_RDONLY | os.O_DIRECTORY)",
+      "with open(f'{d}/dB/inside', 'wb') as h: h.write(b'x')",
+      'st = os.fstat(fd)',
+      "assert stat.S_ISDIR(st.st_mode) and st.st_nlink >= 2, ('live', st)",
+      "assert os.listdir(fd) == ['inside'], os.listdir(fd)",
+      'os.close(fd)',
+      "print('ok')",
+    ], [`${m.dir}/managed`]);
+    assert.equal(py.code, 0, py.stderr);
+    assert.equal(py.stdout.trim(), 'ok');
+  });
+
   test('overwrite makes version 2 and leaves version 1 intact', async () => {
     const f = `${m.dir}/sts/versioned.txt`;
     assert.equal((await sh(`echo one > '${f}'`)).code, 0);

@@ -1446,11 +1446,27 @@ export class SynapseFilesystem {
     } else if (node.kind === 'file' && !node.entityId) {
       return this.renameLocalEntry(src, dest, node, destParent, destName, target);
     }
+    // Fetched before anything changes: a folder replacing another is then missing from Synapse
+    // for one update only.
+    let entity: Entity | undefined;
     if (target) {
       if (node.kind === 'dir') {
         if (target.kind !== 'dir') throw new FsError('ENOTDIR', `${dest}: not a directory`);
         this.table.invalidate(target.entityId);
         if ((await this.table.children(target.entityId)).length > 0) throw new FsError('ENOTEMPTY', `${dest}: directory not empty`);
+        // Synapse has no rename-over: the empty target folder is deleted, then the folder moved.
+        // Whatever would refuse the move is asked first, or the target (its synID, annotations,
+        // sharing) would be gone for nothing: a folder renamed onto an empty folder in an STS
+        // folder failed with EXDEV after deleting it.
+        await this.permissions.require('change', node.entityId, src, node.benefactorId);
+        await this.permissions.require('delete', target.entityId, dest, target.benefactorId);
+        if (node.parentId !== destParent.entityId) {
+          await this.permissions.require('add files to', destParent.entityId, dest, destParent.benefactorId);
+          if (await this.crossesSts(node.parentId!, destParent.entityId)) {
+            throw new FsError('EXDEV', `${src} → ${dest}: Synapse refuses moves into or out of an STS folder`);
+          }
+        }
+        entity = await this.api.getEntity(node.entityId);
         await this.api.deleteEntity(target.entityId);
         this.table.remove(destParent.entityId, destName);
       } else if (target.kind === 'dir') {
@@ -1466,7 +1482,7 @@ export class SynapseFilesystem {
         return;
       }
     }
-    const entity = await this.api.getEntity(node.entityId);
+    entity ??= await this.api.getEntity(node.entityId);
     // rename(2) keeps the file's (or folder's) own mtime; Synapse's modifiedOn moves with the update.
     const mtime = this.mtimeOf(node, src);
     let moved: Entity;

@@ -780,6 +780,33 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal((await sh(`ls '${m.dir}/sts/moveme.txt'`)).code, 2);
   });
 
+  test('a folder renamed onto an empty folder replaces it; one refused (into the STS folder: EXDEV) leaves the target as it was', async () => {
+    // Synapse has no rename-over: the empty target is deleted, then the folder moved. A move
+    // Synapse then refused had already deleted the target: os.rename failed with EXDEV and the
+    // target folder was gone from Synapse (its synID, annotations and sharing with it).
+    const d = `${m.dir}/managed`;
+    assert.equal((await sh(`mkdir '${d}/rdA' '${d}/rdB' && echo a > '${d}/rdA/f.txt'`)).code, 0);
+    const aId = await waitForId(`${d}/rdA`);
+    assert.equal((await sh(`mv -T '${d}/rdA' '${d}/rdB'`)).code, 0);
+    assert.equal(await idOf(`${d}/rdB`), aId);
+    assert.equal((await sh(`cat '${d}/rdB/f.txt'`)).stdout, 'a\n');
+
+    assert.equal((await sh(`mkdir '${d}/xA' '${m.dir}/sts/xB' && echo x > '${d}/xA/g.txt'`)).code, 0);
+    const bId = await waitForId(`${m.dir}/sts/xB`);
+    const py = await runPython([
+      'import errno, os, sys',
+      'try:',
+      '    os.rename(sys.argv[1], sys.argv[2])',
+      "    print('renamed')",
+      'except OSError as e:',
+      "    print(errno.errorcode[e.errno])",
+    ], [`${d}/xA`, `${m.dir}/sts/xB`]);
+    assert.equal(py.stdout.trim(), 'EXDEV', py.stderr);
+    assert.equal(await idOf(`${m.dir}/sts/xB`), bId, 'the target folder is the one it was');
+    assert.equal(stack.seed.entity(bId).name, 'xB');
+    assert.equal((await sh(`cat '${d}/xA/g.txt'`)).stdout, 'x\n');
+  });
+
   test('vim can save a file (scratch files stay local)', async () => {
     const f = `${m.dir}/sts/edit.txt`;
     await sh(`printf 'hello world\\n' > '${f}'`);

@@ -225,6 +225,16 @@ function parentPath(path: string): string {
   return i <= 0 ? '/' : path.slice(0, i);
 }
 
+/**
+ * `node`'s ACL benefactor, to carry over. For a new entity pass its folder: Synapse gives a new
+ * entity no ACL of its own, and permissions.ts keys answers by benefactor — without it each file
+ * or folder the mount created cost a permission request of its own at its first change (rsync's
+ * temp file renamed onto its target, `mkdir dA; mv -T dA dB`).
+ */
+function benefactorOf(node: FsNode | undefined): Pick<FsNode, 'benefactorId'> {
+  return node?.benefactorId ? { benefactorId: node.benefactorId } : {};
+}
+
 /** Synapse answers a move into or out of an STS folder with 400 naming STS. */
 function isStsMoveRefusal(err: unknown): boolean {
   return err instanceof SynapseError && err.status === 400 && /sts/i.test(err.reason);
@@ -874,6 +884,7 @@ export class SynapseFilesystem {
   private async publish(path: string, file: ActiveFile): Promise<void> {
     let version;
     let mtime: number;
+    const newEntity = !file.entityId;
     try {
       version = await file.publish();
       mtime = file.mtime; // before anything else is awaited: a write after this is not in the version
@@ -890,9 +901,13 @@ export class SynapseFilesystem {
       else if (file.mtimeMoved && this.active.get(path) === file) this.mtimes.set(`local:${path}`, mtime);
       return;
     }
+    const listed = this.table.cachedListing(file.parentId)?.get(file.name);
+    // Whose ACL decides: the file's as listed; a file this publish created (version 1), its folder's.
+    const created = newEntity && version.versionNumber === 1;
     const node: FsNode = {
       entityId: version.entityId, name: file.name, kind: 'file', parentId: file.parentId,
       versionNumber: version.versionNumber, modifiedOn: version.modifiedOn, createdOn: version.modifiedOn,
+      ...benefactorOf(listed?.entityId === version.entityId ? listed : created ? this.table.resolveCached(parentPath(path)) : undefined),
     };
     // The mtime the writer's fstat saw (its last write, or a time utimens set on it: cp -p, tar x)
     // stays the version's: Synapse's modifiedOn is a little later (QA: vim's next save saw the
@@ -1291,7 +1306,7 @@ export class SynapseFilesystem {
     // A file open for writing and not yet in Synapse: Synapse would happily make the folder.
     if (this.active.has(path)) throw new FsError('EEXIST', `${path}: a file is being written there`);
     const entity = await this.api.createEntity({ concreteType: CONCRETE.folder, name, parentId: parent.entityId });
-    this.table.upsert(this.nodeOf(entity, 'dir'));
+    this.table.upsert({ ...this.nodeOf(entity, 'dir'), ...benefactorOf(parent) });
     this.folderChanged(parent.entityId);
   }
 
@@ -1499,7 +1514,8 @@ export class SynapseFilesystem {
       this.orphanReplaced(dest, destParent.entityId, destName);
       this.table.removeLocal(destParent.entityId, destName);
     }
-    this.table.upsert(this.nodeOf(moved, node.kind));
+    // An entity with an ACL of its own keeps it; one that inherited takes its new folder's.
+    this.table.upsert({ ...this.nodeOf(moved, node.kind), ...benefactorOf(node.benefactorId === node.entityId ? node : destParent) });
     this.moveActivePaths(src, dest);
   }
 
@@ -1582,7 +1598,7 @@ export class SynapseFilesystem {
     this.setVersionMtime(updated.id, updated.versionNumber, this.mtimeOf(source));
     if (updated.versionNumber !== undefined) this.readersOfReplaced(source.entityId, target.entityId, updated.versionNumber, true);
     await this.api.deleteEntity(source.entityId);
-    this.table.upsert(this.nodeOf(updated, 'file'));
+    this.table.upsert({ ...this.nodeOf(updated, 'file'), ...benefactorOf(target) });
     this.forgetTimeOf(source); // gone (rsync's temp file)
     const size = this.table.knownSize(source);
     if (size && updated.versionNumber !== undefined) this.table.setSize(updated.id, updated.versionNumber, size);
@@ -1671,7 +1687,7 @@ export class SynapseFilesystem {
     this.table.remove(node.parentId!, node.name);
     const updated = await this.writes!.publisher.commit(destParent.entityId, destName, String(shows.fileHandle.id), target?.entityId);
     if (target?.entityId) this.readersOfReplaced(undefined, target.entityId, undefined);
-    this.table.upsert(this.nodeOf(updated, 'file'));
+    this.table.upsert({ ...this.nodeOf(updated, 'file'), ...benefactorOf(target?.entityId === updated.id ? target : updated.versionNumber === 1 ? destParent : undefined) });
     // As rename(2): the restored bytes keep the time the view showed.
     this.setVersionMtime(updated.id, updated.versionNumber, this.mtimeOf(node));
   }

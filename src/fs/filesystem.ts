@@ -1514,8 +1514,10 @@ export class SynapseFilesystem {
       this.orphanReplaced(dest, destParent.entityId, destName);
       this.table.removeLocal(destParent.entityId, destName);
     }
-    // An entity with an ACL of its own keeps it; one that inherited takes its new folder's.
-    this.table.upsert({ ...this.nodeOf(moved, node.kind), ...benefactorOf(node.benefactorId === node.entityId ? node : destParent) });
+    // An entity with an ACL of its own keeps it; one that inherited takes its new folder's (one
+    // not known either way stays unknown: asked by its own id).
+    const ownAcl = node.benefactorId === node.entityId;
+    this.table.upsert({ ...this.nodeOf(moved, node.kind), ...benefactorOf(node.benefactorId === undefined ? undefined : ownAcl ? node : destParent) });
     this.moveActivePaths(src, dest);
   }
 

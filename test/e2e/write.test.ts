@@ -308,7 +308,7 @@ for i in range(3):
     assert.ok(old);
   });
 
-  test('while `mv tmp f` replaces f, opens of f find the old or the new file, never ENOENT', async () => {
+  test('while `mv tmp f` replaces f, opens of f find the old or the new file, never ENOENT', async (t) => {
     // An open of a name the kernel had looked up reaches libfuse as "open this node". Between
     // libfuse renaming its nodes and the kernel moving its entry, that node is the replaced
     // file, which has no path left: libfuse 2 answered ENOENT (helper-36: ≈ 10 in 600 `cat`s
@@ -354,6 +354,8 @@ for i in range(3):
         // note: not yet understood) — counted and shown, not asserted.
         assert.match(out, /^opened=[1-9]\d* failed=\{.*\} odd=\[\]$/, out);
         assert.doesNotMatch(out, /'open (ENOENT|ESTALE)'/, out);
+        // The rare failures left are not understood yet: what the mount logged goes to the report.
+        if (/EIO/.test(out)) t.diagnostic(`${out}\n${m.output().split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-20).join('\n')}`);
       }
     } finally {
       await rm(stop, { force: true });

@@ -587,9 +587,14 @@ export class SynapseFilesystem {
       // version appeared since): an append builds on those bytes, as it was told (QA: it landed
       // at that offset in the newer version, published over it). Publishing then is ESTALE.
       const keptView = view ?? (await this.keptShownToKernel(path, node));
-      if (keptView) return this.writeKept(path, node, keptView, flags);
       // Appends and partial rewrites land where the kernel thinks the file ends: build on that version.
-      const base = shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
+      const base = keptView ? undefined : shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
+      // Another open of this path for writing made the file's state while this one asked Synapse
+      // (two `>>` writers opening together), or its last close is publishing: start over, to
+      // share that file or build on what it published. Each open had built its own copy, and
+      // each published its own bytes (QA: lines lost, NUL bytes where the other's appends went).
+      if (this.active.has(path) || this.releasing.has(path)) return this.openExisting(path, flags);
+      if (keptView) return this.writeKept(path, node, keptView, flags);
       this.shown?.delete(path);
       // Opening for writing changes no time: writes do.
       const file = this.newActiveFile(path, node.parentId!, node.name, node.entityId || undefined, base, this.mtimeOf(shown?.node ?? node, path));

@@ -139,6 +139,8 @@ export async function checkRoot(client: HttpSynapseClient, entityId: string): Pr
   const root: FsNode = {
     entityId: entity.id, name: entity.name, kind: 'dir', parentId: entity.parentId,
     versionNumber: undefined, modifiedOn: Date.parse(entity.modifiedOn), createdOn: Date.parse(entity.createdOn),
+    // A project always has an ACL of its own: what the mount creates in it is asked about by it.
+    ...(entity.concreteType === CONCRETE.project ? { benefactorId: entity.id } : {}),
   };
   return { userName, userId, root };
 }

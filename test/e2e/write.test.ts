@@ -564,6 +564,57 @@ for i in range(3):
     assert.equal(stack.seed.versions(id).length, 2);
   });
 
+  test('two processes appending to one file at once (parallel jobs, `>>`): every line is published, no NUL bytes', async () => {
+    // QA: the two opens raced in the mount and each built its own copy of the file; one close
+    // failed (ESTALE) and the published file had NUL bytes where the other's lines belonged.
+    // With --metadata-ttl 0 every open asks Synapse for the folder, so the two opens interleave.
+    // Slow listings keep both opens in the mount at once.
+    const w = await mountForeground(stack, projectId, ['--metadata-ttl', '0', '--spool-dir', path.join(scratch, 'spool-append2')]);
+    try {
+      stack.dev.addFault({ target: 'synapse', pathPattern: '/entity/children', latencyMs: 300, rate: 1 });
+      await appendTogether(w);
+    } finally {
+      stack.dev.clearFaults();
+      await w.unmount();
+    }
+  });
+
+  async function appendTogether(w: Mounted): Promise<void> {
+    for (const folder of ['sts', 'managed']) {
+      const f = `${w.dir}/${folder}/jobs.log`;
+      assert.equal((await sh(`echo header > '${f}'`)).code, 0);
+      const py = await runPython([
+        'import os, sys, multiprocessing as mp',
+        'p = sys.argv[1]',
+        'bar = mp.Barrier(2)',
+        'def job(tag, q):',
+        '    bar.wait()',
+        '    fd = os.open(p, os.O_WRONLY | os.O_APPEND)',
+        '    bar.wait()',
+        "    for i in range(100): os.write(fd, f'{tag} {i}\\n'.encode())",
+        '    try:',
+        "        os.close(fd); q.put('ok')",
+        '    except OSError as e:',
+        '        q.put(str(e))',
+        'q = mp.Queue()',
+        "ps = [mp.Process(target=job, args=(t, q)) for t in 'AB']",
+        '[x.start() for x in ps]',
+        '[x.join() for x in ps]',
+        'print(sorted(q.get() for _ in ps))',
+      ], [f]);
+      assert.equal(py.code, 0, py.stderr);
+      assert.equal(py.stdout.trim(), "['ok', 'ok']", `${folder}: both closes succeed`);
+      const text = (await sh(`cat '${f}'`)).stdout;
+      assert.ok(!text.includes('\0'), `${folder}: no NUL bytes`);
+      const lines = text.split('\n').filter((l) => l.length > 0);
+      assert.equal(lines[0], 'header');
+      for (const tag of ['A', 'B']) {
+        assert.deepEqual(lines.filter((l) => l.startsWith(`${tag} `)), Array.from({ length: 100 }, (_, i) => `${tag} ${i}`), `${folder}: job ${tag}'s lines, in order`);
+      }
+      assert.equal(lines.length, 201);
+    }
+  }
+
   test('append with >> and python seek-and-rewrite', async () => {
     const f = `${m.dir}/sts/log.txt`;
     assert.equal((await sh(`printf 'abc\\n' > '${f}' && printf 'def\\n' >> '${f}'`)).code, 0);
@@ -800,6 +851,11 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal(loop.code, 0, loop.stderr);
     assert.equal((await sh(`cat '${d}/rdB/f.txt'`)).stdout, '3');
     assert.ok(bundles() - before <= 1, `${bundles() - before} permission requests for 6 renames of new entities`);
+    // Likewise in the mount's root, a project: a project always has an ACL of its own.
+    const atRoot = bundles();
+    const rootLoop = await sh(`cd '${m.dir}' && for i in 1 2 3; do printf $i > rt$i && mv rt$i rootf.txt || exit 1; done; rm rootf.txt`);
+    assert.equal(rootLoop.code, 0, rootLoop.stderr);
+    assert.ok(bundles() - atRoot <= 1, `${bundles() - atRoot} permission requests in the root`);
 
     assert.equal((await sh(`mkdir '${d}/xA' '${m.dir}/sts/xB' && echo x > '${d}/xA/g.txt'`)).code, 0);
     const bId = await waitForId(`${m.dir}/sts/xB`);

@@ -16,6 +16,7 @@ import { hostname } from 'node:os';
 import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { makeDirs } from './make-dirs.js';
+import { processAlive } from '../process-alive.js';
 
 export interface JournalEntry {
   id: string;
@@ -169,12 +170,7 @@ function ownerOf(name: string, stem: RegExp): 'ours, gone' | 'ours, live' | 'ano
 /** Is `p` a live process's publish? This one's only if it is this very process (not a predecessor with its pid). */
 function stillPublishing(p: PublishingProcess): boolean {
   if (p.pid === process.pid) return p.processStart === PROCESS_START;
-  try {
-    process.kill(p.pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return processAlive(p.pid);
 }
 
 export class Spool {

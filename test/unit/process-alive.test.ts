@@ -1,0 +1,35 @@
+/**
+ * processAlive: a zombie (dead, not yet reaped) is not alive — right after `kill -9`, a mount
+ * process is one until its parent reaps it, and a mount started then must see its journal
+ * entries as a dead process's.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { processAlive } from '../../src/process-alive.js';
+
+test('a live process is alive; a zombie child of another process and a gone pid are not', async () => {
+  assert.equal(processAlive(process.pid), true);
+  // sh starts `true` in the background and becomes `sleep`, which never reaps it: a zombie.
+  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const pid = await new Promise<number>((resolve, reject) => {
+      parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      parent.once('error', reject);
+    });
+    const deadline = Date.now() + 10_000;
+    let state = '';
+    while (Date.now() < deadline) {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state === 'Z') break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(state, 'Z', 'the child became a zombie');
+    assert.equal(processAlive(pid), false);
+  } finally {
+    parent.kill('SIGKILL');
+  }
+  assert.equal(processAlive(2 ** 22 + 1), false, 'above the largest pid Linux hands out');
+});

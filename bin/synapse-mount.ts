@@ -285,6 +285,7 @@ await yargs(argv)
       try {
         exitCode = await runRecover({
           spoolDir: path.resolve(a['spool-dir'] ?? path.join(defaultCacheDir(), 'spool')),
+          spoolDirGiven: a['spool-dir'] !== undefined,
           list: a.list,
           force: a.force,
           ...(a.discard !== undefined ? { discard: a.discard.map(String) } : {}),

@@ -1,4 +1,5 @@
 /** CLI side of `recover`: list or publish journal entries and print one line per entry. */
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ObjectStore } from '../s3/object-store.js';
 import { Spool, type JournalEntry } from '../fs/spool.js';
@@ -11,8 +12,13 @@ import { openMtimeLog } from '../fs/mtime-log.js';
 import { UsageError } from '../config.js';
 
 export async function runRecover(opts: {
-  spoolDir: string; list: boolean; force?: boolean; discard?: string[]; auth: AuthArgs; transfer: TransferConfig;
+  spoolDir: string; spoolDirGiven?: boolean; list: boolean; force?: boolean; discard?: string[]; auth: AuthArgs; transfer: TransferConfig;
 }): Promise<number> {
+  // A --spool-dir that is not there is a typo (QA: "nothing to recover" hid the entries waiting in
+  // the real one); the default one is simply not made yet when nothing was ever written.
+  if (opts.spoolDirGiven && !(await isDirectory(opts.spoolDir))) {
+    throw new UsageError(`--spool-dir ${opts.spoolDir}: no such directory (give the --spool-dir the mount used)`);
+  }
   const spool = new Spool(opts.spoolDir);
   const { entries, unreadable } = await spool.readJournal();
   // Never "nothing to recover" over an entry that cannot be read: say so, and fail.
@@ -78,4 +84,8 @@ async function discard(spool: Spool, entries: JournalEntry[], ids: string[]): Pr
     process.stdout.write(`discarded\t${e.parentId}/${e.name}\t${e.id}${left}\n`);
   }
   return 0;
+}
+
+async function isDirectory(dir: string): Promise<boolean> {
+  return stat(dir).then((st) => st.isDirectory(), () => false);
 }

@@ -202,13 +202,17 @@ export function formatList(reports: MountReport[]): string {
   return `${table(rows, '')}\n`;
 }
 
-export async function runStatus(opts: { mountpoint: string | undefined; json: boolean }, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+export async function runStatus(opts: { mountpoint: string | undefined; json: boolean }, out: (s: string) => void = (s) => process.stdout.write(s),
+  err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
   if (opts.mountpoint === undefined) {
     const reports = await statusAll();
     out(opts.json ? `${JSON.stringify({ mounts: reports }, null, 2)}\n` : formatList(reports));
     return 0;
   }
   const r = await statusOf(opts.mountpoint);
-  out(opts.json ? `${JSON.stringify(r, null, 2)}\n` : formatReport(r));
+  // A mount that is not there (dead, not ours, not answering) is the command's error: stderr,
+  // like every other CLI error; --json always answers on stdout.
+  if (opts.json) out(`${JSON.stringify(r, null, 2)}\n`);
+  else (r.state === 'alive' ? out : err)(formatReport(r));
   return r.state === 'alive' ? 0 : 1;
 }

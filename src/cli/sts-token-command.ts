@@ -25,6 +25,7 @@
  * alphanumerics, so none of these refusals happens in practice.
  */
 import type { SynapseApi } from '../synapse/api.js';
+import { SynapseError } from '../synapse/errors.js';
 import type { StsCredentials, StsPermission } from '../synapse/types.js';
 import { ConfigError } from '../config.js';
 
@@ -131,7 +132,13 @@ export interface StsTokenOptions {
 
 /** Fetch credentials and format them; the text to print. */
 export async function runStsToken(api: SynapseApi, opts: StsTokenOptions): Promise<string> {
-  const creds = await api.getStsCredentials(opts.entityId, opts.permission);
+  const creds = await api.getStsCredentials(opts.entityId, opts.permission).catch((err: unknown) => {
+    // Synapse's 400 for a folder outside STS storage names a "project setting" (QA: unexplained).
+    if (err instanceof SynapseError && err.status === 400 && /project setting|sts/i.test(err.reason)) {
+      throw new ConfigError(`${opts.entityId} is not in an STS-enabled storage location, so it has no STS credentials (make an STS folder with \`synapse-mount create-folder --sts\`): ${err.reason} (Synapse 400)`);
+    }
+    throw err;
+  });
   let bucket: string | undefined = creds.bucket;
   let baseKey = creds.baseKey;
   const isShell = opts.format !== 'json' && opts.format !== 'boto';

@@ -218,6 +218,12 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     readOnlyShell = byFormat.shell.stdout;
   });
 
+  test('recover with a --spool-dir that is not there: one line, exit 2', async () => {
+    // QA: "nothing to recover" (exit 0) for a mistyped --spool-dir hid the entries waiting in the real one.
+    const typo = await cli(['recover', '--list', '--spool-dir', path.join(home, 'no-such-spool')], { env });
+    assertOneLineError(typo, 2, /--spool-dir .*no-such-spool: no such directory/);
+  });
+
   test('sts-token: hostile values stay literal strings', async () => {
     const evil = 'a"b$(touch PWNED)`touch PWNED`\\c$HOME\'d';
     const creds = { bucket: 'b', baseKey: 'k', accessKeyId: evil, secretAccessKey: 's', sessionToken: 't', expiration: '2030-01-01T00:00:00.000Z' };
@@ -286,8 +292,8 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
       run('sts-token', 'syn999999', 'read_write'),
       run('sts-token', sts.folderId, 'write'),
     ]);
-    assertOneLineError(notSts!, 1, /STS-enabled|project setting.*\(Synapse 400\)/);
-    assert.match(notSts!.stderr, /\(Synapse 400\)/);
+    // QA: Synapse's reason alone ("Entity must have a project setting") left users guessing.
+    assertOneLineError(notSts!, 1, /syn\d+ is not in an STS-enabled storage location, so it has no STS credentials \(make an STS folder with `synapse-mount create-folder --sts`\): .*\(Synapse 400\)/);
     assertOneLineError(unknown!, 1, /\(Synapse 404\)/);
     assertOneLineError(badPerm!, 2, /Choices: "read_only", "read_write"|Invalid values/);
   });

@@ -234,7 +234,7 @@ describe('synapse-mount status', () => {
 
     const one = await cli(['status', victim.dir], { env });
     assert.equal(one.code, 1);
-    assert.match(one.stdout, /dead: the serving process \(pid \d+\) is gone; a stale mount is left/);
+    assert.match(one.stderr, /dead: the serving process \(pid \d+\) is gone; a stale mount is left/);
 
     const u = await cli(['unmount', victim.dir], { env });
     assert.equal(u.code, 0, u.stderr);
@@ -242,7 +242,7 @@ describe('synapse-mount status', () => {
     assert.deepEqual(after.map((m) => m.mountpoint), [dir], 'the dead record is gone after unmount');
     const notOurs = await cli(['status', victim.dir], { env });
     assert.equal(notOurs.code, 1);
-    assert.match(notOurs.stdout, /not a synapse-mount mount/);
+    assert.match(notOurs.stderr, /not a synapse-mount mount/);
   });
 
   test('a killed mount unmounted by hand is no longer listed (its record is removed)', async () => {

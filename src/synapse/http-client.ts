@@ -37,6 +37,11 @@
  * PROBE_INTERVAL_MS (a Synapse that hangs rather than refuses costs its caller one request
  * timeout per probe); calls already retrying give up at their next retry. The bound the user set
  * is per outage, not per call: before this, each lookup of a `cp -r` waited the whole timeout.
+ * An outage behind a load balancer answers 502/503 instead; those answers mark only the *route*
+ * that kept giving them for a whole timeout (method and path with ids left out, e.g. POST
+ * /entity/{id}/bundle2), so the same probing applies to it and to nothing else, and any other
+ * answer on that route clears it — read-only mode's 503s to writes never stop reads (QA: a `cp`
+ * during a 503 outage waited the timeout once per call it made, 5 × --retry-timeout).
  *
  * Errors: a non-2xx answer → `SynapseError(status, reason, method, path)` with Synapse's JSON
  * `reason` (or the start of the text body); a 2xx whose JSON is malformed, truncated, or lacks a
@@ -263,20 +268,39 @@ type AttemptResult =
   | { kind: 'response'; status: number; statusText: string; retryAfter: string | null; text: string }
   | { kind: 'network'; error: unknown };
 
-/** Synapse marked unreachable (module head: Outages). */
+/** Synapse marked unreachable, or a route marked failing (module head: Outages). */
 interface Outage {
   since: number;
   error: SynapseError;
   /** No probe before this (ms since the epoch). */
   nextProbeAt: number;
+  /** A call is probing it (one at a time). */
+  probing: boolean;
+  /** The route that kept answering 5xx; absent: no answer at all (Synapse unreachable). */
+  route?: string;
+}
+
+/** A call's route for outages: its method and path, ids and query left out (`GET /entity/{id}/version`). */
+function routeOf(spec: RequestSpec): string {
+  const path = spec.path.split('?')[0]!.replace(/\/(syn)?\d+(?=\/|$)/gi, '/{id}');
+  return `${spec.method} /${spec.service}${path}`;
+}
+
+/** 5xx answers: Synapse is there, but this route is failing. */
+function isServerFailure(status: number): boolean {
+  return status >= 500 && RETRYABLE_STATUS.has(status);
 }
 
 /** Outages: the least time between two probes of an unreachable Synapse. */
 const PROBE_INTERVAL_MS = 5_000;
 
-/** The error of a call not tried (or not retried) because Synapse is marked unreachable (module head: Outages). */
+/** The error of a call not tried (or not retried) because of an outage (module head: Outages). */
 function stillUnreachable(outage: Outage, method: string, shownPath: string, attempts: number): SynapseError {
   const seconds = Math.round((Date.now() - outage.since) / 1000);
+  if (outage.route) {
+    return new SynapseError(outage.error.status, `still failing (${outage.error.reason}): Synapse answered ${outage.error.status} to every ${outage.route} for a whole retry timeout ${seconds} s ago; such calls fail at once until one succeeds`,
+      method, shownPath, { attempts });
+  }
   return new SynapseError(0, `still unreachable (${outage.error.reason}): a call gave up on it ${seconds} s ago after the whole retry timeout; calls fail at once until Synapse answers again`,
     method, shownPath, { code: 'NETWORK', attempts });
 }
@@ -297,8 +321,8 @@ class Transport {
   readonly #probeIntervalMs: number;
   /** Set when a call gave up without ever reaching Synapse (module head: Outages); any answer clears it. */
   #unreachable: Outage | undefined;
-  /** A call is probing a Synapse marked unreachable (one at a time). */
-  #probing = false;
+  /** Routes that answered 5xx for a whole retry timeout (module head: Outages); any other answer on the route clears one. */
+  readonly #failing = new Map<string, Outage>();
 
   constructor(opts: HttpSynapseClientOptions) {
     this.#base = normaliseEndpoint(opts.endpoint);
@@ -338,19 +362,20 @@ class Transport {
   async request(spec: RequestSpec, okStatuses: readonly number[] = []): Promise<RawResponse> {
     this.counters.calls++;
     const shownPath = `/${spec.service}/v1${spec.path}`;
-    const outage = this.#unreachable;
-    if (!outage) return this.#retried(spec, okStatuses, shownPath, false);
-    if (this.#probing || Date.now() < outage.nextProbeAt) return this.#fail(stillUnreachable(outage, spec.method, shownPath, 0));
-    this.#probing = true;
+    const route = routeOf(spec);
+    const outage = this.#unreachable ?? this.#failing.get(route);
+    if (!outage) return this.#retried(spec, okStatuses, shownPath, route, false);
+    if (outage.probing || Date.now() < outage.nextProbeAt) return this.#fail(stillUnreachable(outage, spec.method, shownPath, 0));
+    outage.probing = true;
     try {
-      return await this.#retried(spec, okStatuses, shownPath, true);
+      return await this.#retried(spec, okStatuses, shownPath, route, true);
     } finally {
-      this.#probing = false;
+      outage.probing = false;
     }
   }
 
-  /** The call with its retries; a `probe` (Synapse marked unreachable) makes one attempt if no answer comes. */
-  async #retried(spec: RequestSpec, okStatuses: readonly number[], shownPath: string, probing: boolean): Promise<RawResponse> {
+  /** The call with its retries; a `probe` (of an outage) makes one attempt if the outage goes on. */
+  async #retried(spec: RequestSpec, okStatuses: readonly number[], shownPath: string, route: string, probing: boolean): Promise<RawResponse> {
     let probe = probing;
     const url = this.#base + shownPath;
     const started = Date.now();
@@ -380,6 +405,7 @@ class Transport {
       if (result.kind === 'response') {
         this.#unreachable = undefined;
         const { status } = result;
+        if (!isServerFailure(status)) this.#failing.delete(route);
         if ((status >= 200 && status < 300) || okStatuses.includes(status)) {
           return { status, text: result.text, shownPath };
         }
@@ -389,6 +415,14 @@ class Transport {
           this.counters.throttled++;
           retryAfterMs = parseRetryAfter(result.retryAfter, Date.now());
         }
+        const failing = isServerFailure(status) ? this.#failing.get(route) : undefined;
+        if (probe && failing) {
+          failing.nextProbeAt = Date.now() + this.#probeIntervalMs;
+          return this.#fail(error);
+        }
+        probe = false;
+        // Another call on this route gave up on it after this one started: so does this one.
+        if (failing && failing.since >= started) return this.#fail(stillUnreachable(failing, spec.method, shownPath, attempt));
       } else {
         error = new SynapseError(0, this.scrub(describeNetworkError(result.error, this.#requestTimeoutMs)), spec.method, shownPath, {
           code: 'NETWORK',
@@ -410,7 +444,10 @@ class Transport {
       if (!retryable) return this.#fail(error);
       const now = Date.now();
       const remaining = deadline - now;
-      if (remaining <= 0 && error.code === 'NETWORK') this.#unreachable ??= { since: now, error, nextProbeAt: now + this.#probeIntervalMs };
+      if (remaining <= 0 && error.code === 'NETWORK') this.#unreachable ??= { since: now, error, nextProbeAt: now + this.#probeIntervalMs, probing: false };
+      if (remaining <= 0 && isServerFailure(error.status) && !this.#failing.has(route)) {
+        this.#failing.set(route, { since: now, error, nextProbeAt: now + this.#probeIntervalMs, probing: false, route });
+      }
       let delay: number;
       if (retryAfterMs !== undefined) {
         // Honour the server's word exactly; if it asks for longer than we may wait, stop now.

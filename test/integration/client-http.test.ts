@@ -531,7 +531,7 @@ test('an unreachable Synapse is probed at most once per probe interval: a hangin
   assert.ok(Date.now() - t0 < 100, 'each failed at once');
 });
 
-test('a call already retrying gives up when another declares Synapse unreachable; a 5xx answer never does', T, async () => {
+test('a call already retrying gives up when another declares Synapse unreachable; a 5xx answer clears that mark', T, async () => {
   handler = (_s, _res, req) => { req.socket.destroy(); };
   const c = client({ retryTimeoutSec: 0.4, probeIntervalMs: 0 });
   const first = rejects(c.getEntity('syn1'));
@@ -541,12 +541,45 @@ test('a call already retrying gives up when another declares Synapse unreachable
   await first;
   assert.match(second.message, /still unreachable/, 'stopped at its next retry');
   assert.ok(Date.now() - t1 < 400, 'before its own deadline');
-  // 503s are answers: they clear the mark and are retried as before.
+  // 503s are answers: they clear the mark, and are retried as before.
   handler = (_s, res) => json(res, 503, { reason: 'Service Unavailable' });
   const five = await rejects(c.getEntity('syn1'));
   assert.equal(five.status, 503);
-  const after503 = await rejects(c.getEntity('syn1'));
-  assert.ok(after503.attempts > 1, 'still retried: a 503 marks nothing');
+  assert.ok(five.attempts > 1, 'retried for its whole timeout');
+});
+
+test('a route answering 5xx for a whole retry timeout fails at once afterwards (one probe per interval); other routes and any other answer are unaffected', T, async () => {
+  // An outage behind a load balancer answers 503 to everything (QA: a `cp` paid the whole
+  // timeout once per call); Synapse's read-only mode answers 503 to writes while reads work.
+  let down = true;
+  handler = (s, res) => {
+    if (s.method === 'GET' && !down) json(res, 200, ENTITY);
+    else if (s.method === 'GET' || s.method === 'PUT') json(res, 503, { reason: 'Service Unavailable' });
+    else json(res, 200, { page: [] });
+  };
+  const c = client({ retryTimeoutSec: 0.4, probeIntervalMs: 60_000 });
+  const first = await rejects(c.getEntity('syn1'));
+  assert.equal(first.status, 503);
+  assert.ok(first.attempts > 1, 'the first call retries for its whole timeout');
+  const before = seen.length;
+  const t0 = Date.now();
+  const next = await rejects(c.getEntity('syn2'));
+  assert.equal(next.attempts, 0, 'the same route (GET /entity/{id}) fails at once');
+  assert.equal(next.status, 503, 'as the outage answered (EIO for the filesystem)');
+  assert.match(next.message, /still failing .*503 to every GET \/repo\/entity\/\{id\} .*fail at once until one succeeds/);
+  assert.ok(Date.now() - t0 < 100);
+  assert.equal(seen.length, before, 'no request');
+  // Another route is not marked: a listing still goes through.
+  assert.deepEqual(await c.listChildren('syn1', ['file']), []);
+  // Once the probe interval has passed, one call probes; a success clears the route.
+  const c2 = client({ retryTimeoutSec: 0.4, probeIntervalMs: 0 });
+  await rejects(c2.getEntity('syn1'));
+  const [a, b] = await Promise.all([rejects(c2.getEntity('syn1')), rejects(c2.getEntity('syn2'))]);
+  assert.deepEqual([a.attempts, b.attempts].sort(), [0, 1], 'one probe (a single attempt), the other not tried');
+  down = false;
+  assert.equal((await c2.getEntity('syn1')).id, 'syn1');
+  down = true;
+  assert.ok((await rejects(c2.getEntity('syn1'))).attempts > 1, 'after a success, a call retries for its whole timeout again');
 });
 
 test('a Retry-After beyond the retry deadline ends the call at once with the 429', T, async () => {

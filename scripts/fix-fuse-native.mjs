@@ -86,7 +86,7 @@ try {
 const src = path.join(dir, 'fuse-native.c');
 const built = path.join(dir, 'build', 'Release', 'fuse.node');
 const keepPrebuild = (why) => {
-  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, reads take the slower path, written files go through the page cache, FUSE requests stay at 128 KiB, and files unlinked while open answer ENOENT)`);
+  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, reads take the slower path, written files go through the page cache, FUSE requests stay at 128 KiB, and files unlinked while open — and fstat of removed directories — answer ENOENT)`);
   process.exit(0);
 };
 let text;
@@ -101,7 +101,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v22 */';
+const FAST_MARK = '/* synapse-mount read fast path v23 */';
 const FAST_CODE = `${FAST_MARK}
 #include <fcntl.h>
 /* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
@@ -504,7 +504,7 @@ static __thread uint64_t synapse_req_nodeid = 0;
 static __thread uint32_t synapse_req_pid = 0;
 static __thread int synapse_req_reached_fs = 0;
 
-/* 8.: the open descriptors of each node, as (node, fh, writable) in one array, oldest first (few
+/* 8., 9.: the open descriptors of each node, as (node, fh, opener, writable, dir) in one array, oldest first (few
    are open at once; a getattr without a descriptor scans it). Full: new opens are not noted
    (their fstat, once the file has no path, is libfuse's ENOENT as before). */
 #define SYNAPSE_FUSE_GETATTR_OPCODE 3
@@ -563,11 +563,14 @@ static void synapse_open_forget (uint64_t nodeid, uint64_t fh) {
    inode would show to every descriptor), else the newest. */
 static int synapse_open_fh_of (uint64_t nodeid, uint32_t pid, uint64_t *fh) {
   int rank = 0; /* 3: the caller's own, 2: writable, 1: any */
+  int dir = -1; /* the newest record says file or directory (libfuse keeps a node whose name changed type) */
   pthread_mutex_lock(&synapse_open_lock);
   for (size_t i = synapse_open_count; i-- > 0 && rank < 3;) {
     const synapse_open_file_t *f = &synapse_open_files[i];
     if (f->nodeid != nodeid) continue;
-    if (f->dir) {
+    if (dir < 0) dir = f->dir;
+    if (f->dir != dir) continue;
+    if (dir) {
       rank = 3;
       *fh = SYNAPSE_GONE_DIR_FH;
       break;

@@ -134,7 +134,7 @@ export interface StsTokenOptions {
 export async function runStsToken(api: SynapseApi, opts: StsTokenOptions): Promise<string> {
   const creds = await api.getStsCredentials(opts.entityId, opts.permission).catch((err: unknown) => {
     // Synapse's 400 for a folder outside STS storage names a "project setting" (QA: unexplained).
-    if (err instanceof SynapseError && err.status === 400 && /project setting|sts/i.test(err.reason)) {
+    if (err instanceof SynapseError && err.status === 400 && /\bSTS\b|project setting/i.test(err.reason)) {
       throw new ConfigError(`${opts.entityId} is not in an STS-enabled storage location, so it has no STS credentials (make an STS folder with \`synapse-mount create-folder --sts\`): ${err.reason} (Synapse 400)`);
     }
     throw err;

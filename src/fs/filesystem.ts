@@ -225,19 +225,31 @@ function parentPath(path: string): string {
   return i <= 0 ? '/' : path.slice(0, i);
 }
 
-/**
- * `node`'s ACL benefactor, to carry over. For a new entity pass its folder: Synapse gives a new
- * entity no ACL of its own, and permissions.ts keys answers by benefactor — without it each file
- * or folder the mount created cost a permission request of its own at its first change (rsync's
- * temp file renamed onto its target, `mkdir dA; mv -T dA dB`).
- */
+/** `node`'s ACL benefactor, to carry over to a node of the same entity. */
 function benefactorOf(node: FsNode | undefined): Pick<FsNode, 'benefactorId'> {
   return node?.benefactorId ? { benefactorId: node.benefactorId } : {};
 }
 
+/**
+ * The ACL benefactor an entity without an ACL of its own has in `folder`: a new one (Synapse
+ * gives it none), or one moved there. permissions.ts keys answers by benefactor — without this,
+ * each file or folder the mount created cost a permission request of its own at its first
+ * change (rsync's temp file renamed onto its target, `mkdir dA; mv -T dA dB`).
+ */
+function inheritedIn(folder: FsNode | undefined): Pick<FsNode, 'benefactorId'> {
+  if (folder?.benefactorId) return { benefactorId: folder.benefactorId };
+  return folder?.project ? { benefactorId: folder.entityId } : {};
+}
+
+/** A moved entity's benefactor: its own ACL stays; an inherited one is its new folder's; unknown stays unknown. */
+function benefactorAfterMove(node: FsNode, destParent: FsNode): Pick<FsNode, 'benefactorId'> {
+  if (node.benefactorId === undefined) return {};
+  return node.benefactorId === node.entityId ? benefactorOf(node) : inheritedIn(destParent);
+}
+
 /** Synapse answers a move into or out of an STS folder with 400 naming STS. */
 function isStsMoveRefusal(err: unknown): boolean {
-  return err instanceof SynapseError && err.status === 400 && /sts/i.test(err.reason);
+  return err instanceof SynapseError && err.status === 400 && /\bSTS\b/i.test(err.reason);
 }
 
 export class SynapseFilesystem {
@@ -836,6 +848,10 @@ export class SynapseFilesystem {
       else await this.permissions.require('add files to', parent.entityId, path, parent.benefactorId);
     }
     const size = listed?.entityId ? await this.table.size(listed).catch(() => undefined) : undefined;
+    // An open for writing of this path made its file while this create asked Synapse: share it
+    // (openExisting says why).
+    const raced = this.active.get(path);
+    if (raced) return this.addWriteHandle(path, raced);
     // The version these bytes replace travels with the base (recover's conflict check).
     const base = size ? { ...size, version: listed?.versionNumber } : undefined;
     const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base, listed ? this.mtimeOf(listed, path) : undefined);
@@ -907,12 +923,14 @@ export class SynapseFilesystem {
       return;
     }
     const listed = this.table.cachedListing(file.parentId)?.get(file.name);
-    // Whose ACL decides: the file's as listed; a file this publish created (version 1), its folder's.
+    // Whose ACL decides: the file's as listed; a file this publish created (version 1), its
+    // folder's (the folder at the path now, if it is still the file's).
     const created = newEntity && version.versionNumber === 1;
+    const folder = created ? this.table.resolveCached(parentPath(path)) : undefined;
     const node: FsNode = {
       entityId: version.entityId, name: file.name, kind: 'file', parentId: file.parentId,
       versionNumber: version.versionNumber, modifiedOn: version.modifiedOn, createdOn: version.modifiedOn,
-      ...benefactorOf(listed?.entityId === version.entityId ? listed : created ? this.table.resolveCached(parentPath(path)) : undefined),
+      ...(listed?.entityId === version.entityId ? benefactorOf(listed) : folder?.entityId === file.parentId ? inheritedIn(folder) : {}),
     };
     // The mtime the writer's fstat saw (its last write, or a time utimens set on it: cp -p, tar x)
     // stays the version's: Synapse's modifiedOn is a little later (QA: vim's next save saw the
@@ -1311,7 +1329,7 @@ export class SynapseFilesystem {
     // A file open for writing and not yet in Synapse: Synapse would happily make the folder.
     if (this.active.has(path)) throw new FsError('EEXIST', `${path}: a file is being written there`);
     const entity = await this.api.createEntity({ concreteType: CONCRETE.folder, name, parentId: parent.entityId });
-    this.table.upsert({ ...this.nodeOf(entity, 'dir'), ...benefactorOf(parent) });
+    this.table.upsert({ ...this.nodeOf(entity, 'dir'), ...inheritedIn(parent) });
     this.folderChanged(parent.entityId);
   }
 
@@ -1519,10 +1537,10 @@ export class SynapseFilesystem {
       this.orphanReplaced(dest, destParent.entityId, destName);
       this.table.removeLocal(destParent.entityId, destName);
     }
-    // An entity with an ACL of its own keeps it; one that inherited takes its new folder's (one
-    // not known either way stays unknown: asked by its own id).
-    const ownAcl = node.benefactorId === node.entityId;
-    this.table.upsert({ ...this.nodeOf(moved, node.kind), ...benefactorOf(node.benefactorId === undefined ? undefined : ownAcl ? node : destParent) });
+    const acl = benefactorAfterMove(node, destParent);
+    this.table.upsert({ ...this.nodeOf(moved, node.kind), ...acl });
+    // A folder that changed ACL by moving: what is cached below it names the old one.
+    if (node.kind === 'dir' && acl.benefactorId !== node.benefactorId) this.table.invalidateTree(moved.id);
     this.moveActivePaths(src, dest);
   }
 
@@ -1665,7 +1683,12 @@ export class SynapseFilesystem {
       this.active.set(dest, af);
       for (const h of this.handles.values()) if (h.kind === 'write' && h.file === af) h.path = dest;
       this.table.remove(node.parentId!, node.name);
-      this.table.addLocal({ ...node, entityId: target?.entityId ?? af.entityId ?? '', name: destName, parentId: destParent.entityId });
+      const { benefactorId: _src, ...rest } = node;
+      this.table.addLocal({
+        ...rest, entityId: target?.entityId ?? af.entityId ?? '', name: destName, parentId: destParent.entityId,
+        // The ACL of the entity the name now shows: the replaced target's, or the moved file's.
+        ...(target?.entityId ? benefactorOf(target) : af.entityId && af.entityId === node.entityId ? benefactorAfterMove(node, destParent) : {}),
+      });
       // A scratch file kept after its last close (`echo x > t~; mv t~ t`) is published now: no
       // close is coming to do it. Not awaited (an upload may outlast the rename's op timeout);
       // later ops on `dest` wait for it (`releasing`).
@@ -1694,7 +1717,7 @@ export class SynapseFilesystem {
     this.table.remove(node.parentId!, node.name);
     const updated = await this.writes!.publisher.commit(destParent.entityId, destName, String(shows.fileHandle.id), target?.entityId);
     if (target?.entityId) this.readersOfReplaced(undefined, target.entityId, undefined);
-    this.table.upsert({ ...this.nodeOf(updated, 'file'), ...benefactorOf(target?.entityId === updated.id ? target : updated.versionNumber === 1 ? destParent : undefined) });
+    this.table.upsert({ ...this.nodeOf(updated, 'file'), ...(target?.entityId === updated.id ? benefactorOf(target) : updated.versionNumber === 1 ? inheritedIn(destParent) : {}) });
     // As rename(2): the restored bytes keep the time the view showed.
     this.setVersionMtime(updated.id, updated.versionNumber, this.mtimeOf(node));
   }

@@ -64,8 +64,10 @@ export interface FsNode {
   pinnedVersion?: boolean;
   /** A scratch view of a published file: where the file's entity still is, hidden (InodeTable.hide). */
   hides?: { parentId: string; name: string };
-  /** The entity whose ACL governs this one (listings name it): permissions.ts caches by it. */
+  /** The entity whose ACL governs this one (listings name it), as a synID: permissions.ts caches by it. */
   benefactorId?: string;
+  /** The mount's root is a project: always an ACL of its own, which new entities in it inherit. */
+  project?: boolean;
 }
 
 export interface FileSize {
@@ -138,7 +140,8 @@ export function nodeFromHeader(h: EntityHeader, parentId: string): FsNode | unde
     versionNumber: h.versionNumber,
     modifiedOn: h.modifiedOn ? Date.parse(h.modifiedOn) : Date.now(),
     createdOn: h.createdOn ? Date.parse(h.createdOn) : Date.now(),
-    ...(h.benefactorId !== undefined && h.benefactorId !== null ? { benefactorId: String(h.benefactorId) } : {}),
+    // A number in EntityHeader: kept as a synID, the form of entity ids here (an own ACL is benefactorId === entityId).
+    ...(h.benefactorId !== undefined && h.benefactorId !== null ? { benefactorId: `syn${String(h.benefactorId).replace(/^syn/i, '')}` } : {}),
   };
 }
 
@@ -308,6 +311,13 @@ export class InodeTable {
   /** Drop a directory's listing so the next lookup refetches it. */
   invalidate(dirId: string): void {
     this.listings.delete(dirId);
+  }
+
+  /** Drop the listings of a directory and of every directory cached below it. */
+  invalidateTree(dirId: string): void {
+    const listing = this.listings.get(dirId);
+    this.listings.delete(dirId);
+    for (const child of listing?.entries.values() ?? []) if (child.kind === 'dir' && child.entityId) this.invalidateTree(child.entityId);
   }
 
   /** The mount's own change: add or replace an entry in a cached listing. */

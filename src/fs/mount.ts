@@ -139,8 +139,10 @@ export async function checkRoot(client: HttpSynapseClient, entityId: string): Pr
   const root: FsNode = {
     entityId: entity.id, name: entity.name, kind: 'dir', parentId: entity.parentId,
     versionNumber: undefined, modifiedOn: Date.parse(entity.modifiedOn), createdOn: Date.parse(entity.createdOn),
-    // A project always has an ACL of its own: what the mount creates in it is asked about by it.
-    ...(entity.concreteType === CONCRETE.project ? { benefactorId: entity.id } : {}),
+    // A project always has an ACL of its own, which what the mount creates in it inherits. Not its
+    // benefactorId: the project's own permission answers are not its files' (Synapse asks more of
+    // a file's or folder's editor — certification — than of a project's).
+    ...(entity.concreteType === CONCRETE.project ? { project: true } : {}),
   };
   return { userName, userId, root };
 }

@@ -37,11 +37,11 @@
  * PROBE_INTERVAL_MS (a Synapse that hangs rather than refuses costs its caller one request
  * timeout per probe); calls already retrying give up at their next retry. The bound the user set
  * is per outage, not per call: before this, each lookup of a `cp -r` waited the whole timeout.
- * An outage behind a load balancer answers 502/503 instead; those answers mark only the *route*
- * that kept giving them for a whole timeout (method and path with ids left out, e.g. POST
- * /entity/{id}/bundle2), so the same probing applies to it and to nothing else, and any other
- * answer on that route clears it — read-only mode's 503s to writes never stop reads (QA: a `cp`
- * during a 503 outage waited the timeout once per call it made, 5 × --retry-timeout).
+ * An outage behind a load balancer answers 502/503/504 instead; those answers mark only the
+ * *route* that kept giving them for a whole timeout (method and path with ids left out, e.g. POST
+ * /entity/{id}/bundle2), so the same probing applies to it and to nothing else, and any answer
+ * on that route but those and 429 clears it — read-only mode's 503s to writes never stop reads
+ * (QA: a `cp` during a 503 outage waited the timeout once per call it made, 5 × --retry-timeout).
  *
  * Errors: a non-2xx answer → `SynapseError(status, reason, method, path)` with Synapse's JSON
  * `reason` (or the start of the text body); a 2xx whose JSON is malformed, truncated, or lacks a
@@ -286,9 +286,12 @@ function routeOf(spec: RequestSpec): string {
   return `${spec.method} /${spec.service}${path}`;
 }
 
-/** 5xx answers: Synapse is there, but this route is failing. */
-function isServerFailure(status: number): boolean {
-  return status >= 500 && RETRYABLE_STATUS.has(status);
+/**
+ * An outage's answers: a gateway's or load balancer's 502/503/504. Not 500 — one entity that
+ * always breaks the server would mark its route for every entity — and not 429, the throttle's.
+ */
+function isOutageAnswer(status: number): boolean {
+  return status === 502 || status === 503 || status === 504;
 }
 
 /** Outages: the least time between two probes of an unreachable Synapse. */
@@ -364,19 +367,23 @@ class Transport {
     const shownPath = `/${spec.service}/v1${spec.path}`;
     const route = routeOf(spec);
     const outage = this.#unreachable ?? this.#failing.get(route);
-    if (!outage) return this.#retried(spec, okStatuses, shownPath, route, false);
+    if (!outage) return this.#retried(spec, okStatuses, shownPath, route, undefined);
     if (outage.probing || Date.now() < outage.nextProbeAt) return this.#fail(stillUnreachable(outage, spec.method, shownPath, 0));
     outage.probing = true;
     try {
-      return await this.#retried(spec, okStatuses, shownPath, route, true);
+      return await this.#retried(spec, okStatuses, shownPath, route, outage);
     } finally {
       outage.probing = false;
     }
   }
 
-  /** The call with its retries; a `probe` (of an outage) makes one attempt if the outage goes on. */
-  async #retried(spec: RequestSpec, okStatuses: readonly number[], shownPath: string, route: string, probing: boolean): Promise<RawResponse> {
-    let probe = probing;
+  /**
+   * The call with its retries. A probe of an outage (`probed`) makes one attempt while the outage
+   * goes on: no answer, or the route's outage answer again; any other answer makes it a call like
+   * any other.
+   */
+  async #retried(spec: RequestSpec, okStatuses: readonly number[], shownPath: string, route: string, probed: Outage | undefined): Promise<RawResponse> {
+    let probe = probed;
     const url = this.#base + shownPath;
     const started = Date.now();
     const deadline = started + this.#retryTimeoutMs;
@@ -405,7 +412,7 @@ class Transport {
       if (result.kind === 'response') {
         this.#unreachable = undefined;
         const { status } = result;
-        if (!isServerFailure(status)) this.#failing.delete(route);
+        if (!isOutageAnswer(status) && status !== 429) this.#failing.delete(route);
         if ((status >= 200 && status < 300) || okStatuses.includes(status)) {
           return { status, text: result.text, shownPath };
         }
@@ -415,12 +422,12 @@ class Transport {
           this.counters.throttled++;
           retryAfterMs = parseRetryAfter(result.retryAfter, Date.now());
         }
-        const failing = isServerFailure(status) ? this.#failing.get(route) : undefined;
+        const failing = isOutageAnswer(status) ? this.#failing.get(route) : undefined;
         if (probe && failing) {
           failing.nextProbeAt = Date.now() + this.#probeIntervalMs;
           return this.#fail(error);
         }
-        probe = false;
+        probe = undefined;
         // Another call on this route gave up on it after this one started: so does this one.
         if (failing && failing.since >= started) return this.#fail(stillUnreachable(failing, spec.method, shownPath, attempt));
       } else {
@@ -431,12 +438,13 @@ class Transport {
         });
         retryable = true;
         const outage = this.#unreachable;
-        if (probe && outage) {
-          outage.nextProbeAt = Date.now() + this.#probeIntervalMs;
+        // No answer to a probe (of Synapse, or of a failing route): the outage goes on. A probe
+        // of Synapse that another call's answer ended meanwhile retries as usual.
+        if (probe && (probe.route !== undefined || outage)) {
+          (outage ?? probe).nextProbeAt = Date.now() + this.#probeIntervalMs;
           return this.#fail(error);
         }
-        // Synapse answered another call meanwhile: this one retries as usual.
-        probe = false;
+        probe = undefined;
         // Another call gave up on Synapse after this one started: so does this one.
         if (outage && outage.since >= started) return this.#fail(stillUnreachable(outage, spec.method, shownPath, attempt));
       }
@@ -445,7 +453,7 @@ class Transport {
       const now = Date.now();
       const remaining = deadline - now;
       if (remaining <= 0 && error.code === 'NETWORK') this.#unreachable ??= { since: now, error, nextProbeAt: now + this.#probeIntervalMs, probing: false };
-      if (remaining <= 0 && isServerFailure(error.status) && !this.#failing.has(route)) {
+      if (remaining <= 0 && isOutageAnswer(error.status) && !this.#failing.has(route)) {
         this.#failing.set(route, { since: now, error, nextProbeAt: now + this.#probeIntervalMs, probing: false, route });
       }
       let delay: number;

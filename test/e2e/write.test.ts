@@ -1182,6 +1182,9 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     stack.seed.grant(team, stack.secondUserId, ['READ', 'DOWNLOAD']);
     stack.seed.grant(edit, stack.secondUserId, ['READ', 'DOWNLOAD', 'CREATE', 'UPDATE']);
     await stack.seed.file(ro, 'm.txt', Buffer.from('mine\n'));
+    // A folder with an ACL of its own, which lets the second user add files where the project does not.
+    const own = (await stack.seed.folder(team, 'own-acl', { storage: 'managed' })).id;
+    stack.seed.grant(own, stack.secondUserId, ['READ', 'DOWNLOAD', 'CREATE', 'UPDATE', 'DELETE']);
     const x = await stack.seed.file(edit, 'x.txt', Buffer.from('x1\n'));
     const z = await stack.seed.file(edit, 'z.txt', Buffer.from('z1\n'));
     const spoolDir = path.join(scratch, 'spool-perms');
@@ -1203,6 +1206,11 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       // What they may do still works: a new file and a new version in the folder they can edit.
       assert.equal((await sh(`echo ok > '${m2.dir}/canedit/new.txt' && echo x2 > '${m2.dir}/canedit/x.txt'`)).code, 0);
       assert.equal(stack.seed.versions(x.id).length, 2);
+      // A folder with its own ACL keeps it when renamed (review: it was given the project's, whose
+      // cached "may not add files" then refused a file its own ACL allows).
+      const renamed = await sh(`mv '${m2.dir}/own-acl' '${m2.dir}/own-acl2' && echo mine > '${m2.dir}/own-acl2/f.txt'`);
+      assert.equal(renamed.code, 0, renamed.stderr);
+      assert.equal(stack.seed.entity(own).name, 'own-acl2');
     } finally {
       await m2.unmount();
     }

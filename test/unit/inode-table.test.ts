@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InodeTable, type FsNode } from '../../src/fs/inode-table.js';
+import { InodeTable, nodeFromHeader, type FsNode } from '../../src/fs/inode-table.js';
 import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
 import type { SynapseApi } from '../../src/synapse/api.js';
 import { MemorySynapseApi } from '../../src/synapse/memory-api.js';
@@ -221,4 +221,14 @@ test('Synapse unreachable: an expired listing is served for one more TTL; a refu
   now += 61_000;
   fail = new SynapseError(404, 'The resource you are attempting to access cannot be found', 'POST', '/repo/v1/entity/children');
   await assert.rejects(table.children('syn1'), (e: unknown) => e instanceof SynapseError && e.status === 404);
+});
+
+test('a listed entity names its ACL benefactor as a synID, so one with an ACL of its own is benefactorId === entityId', () => {
+  // EntityHeader.benefactorId is a number; entity ids are synIDs. Kept as "1001", an entity with
+  // its own ACL never matched its id, and a rename gave it its new folder's ACL (review).
+  const header = (id: string, benefactorId: number): EntityHeader => ({
+    id, name: id, type: CONCRETE.folder, versionNumber: 1, benefactorId,
+  } as EntityHeader);
+  assert.equal(nodeFromHeader(header('syn1001', 1001), 'syn1')!.benefactorId, 'syn1001');
+  assert.equal(nodeFromHeader(header('syn1002', 1001), 'syn1001')!.benefactorId, 'syn1001');
 });

@@ -11,8 +11,9 @@ import { processAlive } from '../../src/process-alive.js';
 
 test('a live process is alive; a zombie child of another process and a gone pid are not', async () => {
   assert.equal(processAlive(process.pid), true);
-  // sh starts `true` in the background and becomes `sleep`, which never reaps it: a zombie.
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // sh starts a short sleep in the background and becomes a long one, which never reaps it: a
+  // zombie once it ends (not at once: a shell that reaps on SIGCHLD must not get there first).
+  const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     const pid = await new Promise<number>((resolve, reject) => {
       parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));

@@ -39,8 +39,8 @@
  * is per outage, not per call: before this, each lookup of a `cp -r` waited the whole timeout.
  * An outage behind a load balancer answers 502/503/504 instead; those answers mark only the
  * *route* that kept giving them for a whole timeout (method and path with ids left out, e.g. POST
- * /entity/{id}/bundle2), so the same probing applies to it and to nothing else, and any answer
- * on that route but those and 429 clears it — read-only mode's 503s to writes never stop reads
+ * /entity/{id}/bundle2): its calls then make a single attempt each, one at a time (others fail at
+ * once; no interval — such answers come at once), and any answer on that route but those and 429 clears it — read-only mode's 503s to writes never stop reads
  * (QA: a `cp` during a 503 outage waited the timeout once per call it made, 5 × --retry-timeout).
  *
  * Errors: a non-2xx answer → `SynapseError(status, reason, method, path)` with Synapse's JSON
@@ -301,7 +301,7 @@ const PROBE_INTERVAL_MS = 5_000;
 function stillUnreachable(outage: Outage, method: string, shownPath: string, attempts: number): SynapseError {
   const seconds = Math.round((Date.now() - outage.since) / 1000);
   if (outage.route) {
-    return new SynapseError(outage.error.status, `still failing (${outage.error.reason}): Synapse answered ${outage.error.status} to every ${outage.route} for a whole retry timeout ${seconds} s ago; such calls fail at once until one succeeds`,
+    return new SynapseError(outage.error.status, `still failing (${outage.error.reason}): Synapse answered ${outage.error.status} to every ${outage.route} for a whole retry timeout ${seconds} s ago; such calls are not retried until one succeeds`,
       method, shownPath, { attempts });
   }
   return new SynapseError(0, `still unreachable (${outage.error.reason}): a call gave up on it ${seconds} s ago after the whole retry timeout; calls fail at once until Synapse answers again`,
@@ -368,7 +368,10 @@ class Transport {
     const route = routeOf(spec);
     const outage = this.#unreachable ?? this.#failing.get(route);
     if (!outage) return this.#retried(spec, okStatuses, shownPath, route, undefined);
-    if (outage.probing || Date.now() < outage.nextProbeAt) return this.#fail(stillUnreachable(outage, spec.method, shownPath, 0));
+    // A failing route answers at once, so any call may probe it (one at a time): the first call
+    // after the outage ends succeeds (an e2e write right after one failed, waiting for the interval).
+    // A Synapse that does not answer is probed once per interval: each probe may cost a request timeout.
+    if (outage.probing || (outage.route === undefined && Date.now() < outage.nextProbeAt)) return this.#fail(stillUnreachable(outage, spec.method, shownPath, 0));
     outage.probing = true;
     try {
       return await this.#retried(spec, okStatuses, shownPath, route, outage);

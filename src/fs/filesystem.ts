@@ -247,6 +247,11 @@ function benefactorAfterMove(node: FsNode, destParent: FsNode): Pick<FsNode, 'be
   return node.benefactorId === node.entityId ? benefactorOf(node) : inheritedIn(destParent);
 }
 
+/** EXDEV for a move across an STS folder's boundary (mv then copies and deletes). */
+function stsMoveRefused(src: string, dest: string, cause?: unknown): FsError {
+  return new FsError('EXDEV', `${src} → ${dest}: Synapse refuses moves into or out of an STS folder`, cause === undefined ? undefined : { cause });
+}
+
 /** Synapse answers a move into or out of an STS folder with 400 naming STS. */
 function isStsMoveRefusal(err: unknown): boolean {
   return err instanceof SynapseError && err.status === 400 && /\bSTS\b/i.test(err.reason);
@@ -1329,14 +1334,15 @@ export class SynapseFilesystem {
     // A file open for writing and not yet in Synapse: Synapse would happily make the folder.
     if (this.active.has(path)) throw new FsError('EEXIST', `${path}: a file is being written there`);
     const entity = await this.api.createEntity({ concreteType: CONCRETE.folder, name, parentId: parent.entityId });
-    this.table.upsert({ ...this.nodeOf(entity, 'dir'), ...inheritedIn(parent) });
+    this.table.upsert(this.nodeOf(entity, 'dir', inheritedIn(parent)));
     this.folderChanged(parent.entityId);
   }
 
-  private nodeOf(entity: Entity, kind: FsNode['kind']): FsNode {
+  /** A node for `entity`; `acl`: its benefactor, when known (benefactorOf, inheritedIn, benefactorAfterMove). */
+  private nodeOf(entity: Entity, kind: FsNode['kind'], acl: Pick<FsNode, 'benefactorId'> = {}): FsNode {
     return {
       entityId: entity.id, name: entity.name, kind, parentId: entity.parentId, versionNumber: entity.versionNumber,
-      modifiedOn: Date.parse(entity.modifiedOn) || Date.now(), createdOn: Date.parse(entity.createdOn) || Date.now(),
+      modifiedOn: Date.parse(entity.modifiedOn) || Date.now(), createdOn: Date.parse(entity.createdOn) || Date.now(), ...acl,
     };
   }
 
@@ -1471,7 +1477,7 @@ export class SynapseFilesystem {
       // Refused moves first, before the view is taken apart (QA: EXDEV halfway, and `mv`'s copy
       // fallback then found no source).
       if (hidden.parentId !== destParent.entityId && (await this.crossesSts(hidden.parentId, destParent.entityId))) {
-        throw new FsError('EXDEV', `${src} → ${dest}: Synapse refuses moves into or out of an STS folder`);
+        throw stsMoveRefused(src, dest);
       }
       this.table.remove(node.parentId!, node.name);
       node = { ...node, parentId: hidden.parentId, name: hidden.name, pinnedVersion: false };
@@ -1500,9 +1506,7 @@ export class SynapseFilesystem {
         await this.permissions.require('delete', target.entityId, dest, target.benefactorId);
         if (node.parentId !== destParent.entityId) {
           await this.permissions.require('add files to', destParent.entityId, dest, destParent.benefactorId);
-          if (await this.crossesSts(node.parentId!, destParent.entityId)) {
-            throw new FsError('EXDEV', `${src} → ${dest}: Synapse refuses moves into or out of an STS folder`);
-          }
+          if (await this.crossesSts(node.parentId!, destParent.entityId)) throw stsMoveRefused(src, dest);
         }
         entity = await this.api.getEntity(node.entityId);
         await this.api.deleteEntity(target.entityId);
@@ -1527,7 +1531,7 @@ export class SynapseFilesystem {
     try {
       moved = await this.api.updateEntity({ ...entity, name: destName, parentId: destParent.entityId });
     } catch (err) {
-      if (isStsMoveRefusal(err)) throw new FsError('EXDEV', `${src} → ${dest}: Synapse refuses moves into or out of an STS folder`, { cause: err });
+      if (isStsMoveRefusal(err)) throw stsMoveRefused(src, dest, err);
       throw err;
     }
     if (node.kind === 'dir') this.setFolderMtime(moved.id, mtime);
@@ -1538,7 +1542,7 @@ export class SynapseFilesystem {
       this.table.removeLocal(destParent.entityId, destName);
     }
     const acl = benefactorAfterMove(node, destParent);
-    this.table.upsert({ ...this.nodeOf(moved, node.kind), ...acl });
+    this.table.upsert(this.nodeOf(moved, node.kind, acl));
     // A folder that changed ACL by moving: what is cached below it names the old one.
     if (node.kind === 'dir' && acl.benefactorId !== node.benefactorId) this.table.invalidateTree(moved.id);
     this.moveActivePaths(src, dest);
@@ -1623,7 +1627,7 @@ export class SynapseFilesystem {
     this.setVersionMtime(updated.id, updated.versionNumber, this.mtimeOf(source));
     if (updated.versionNumber !== undefined) this.readersOfReplaced(source.entityId, target.entityId, updated.versionNumber, true);
     await this.api.deleteEntity(source.entityId);
-    this.table.upsert({ ...this.nodeOf(updated, 'file'), ...benefactorOf(target) });
+    this.table.upsert(this.nodeOf(updated, 'file', benefactorOf(target)));
     this.forgetTimeOf(source); // gone (rsync's temp file)
     const size = this.table.knownSize(source);
     if (size && updated.versionNumber !== undefined) this.table.setSize(updated.id, updated.versionNumber, size);
@@ -1674,7 +1678,7 @@ export class SynapseFilesystem {
       } else if (af.entityId && !isScratchName(destName)) {
         const entity = await this.api.getEntity(af.entityId);
         await this.api.updateEntity({ ...entity, name: destName, parentId: destParent.entityId }).catch((err: unknown) => {
-          if (isStsMoveRefusal(err)) throw new FsError('EXDEV', `${src} → ${dest}: STS folder boundary`, { cause: err });
+          if (isStsMoveRefusal(err)) throw stsMoveRefused(src, dest, err);
           throw err;
         });
         // Unchanged since its version: that version keeps its time past the update's modifiedOn.
@@ -1717,7 +1721,7 @@ export class SynapseFilesystem {
     this.table.remove(node.parentId!, node.name);
     const updated = await this.writes!.publisher.commit(destParent.entityId, destName, String(shows.fileHandle.id), target?.entityId);
     if (target?.entityId) this.readersOfReplaced(undefined, target.entityId, undefined);
-    this.table.upsert({ ...this.nodeOf(updated, 'file'), ...(target?.entityId === updated.id ? benefactorOf(target) : updated.versionNumber === 1 ? inheritedIn(destParent) : {}) });
+    this.table.upsert(this.nodeOf(updated, 'file', target?.entityId === updated.id ? benefactorOf(target) : updated.versionNumber === 1 ? inheritedIn(destParent) : {}));
     // As rename(2): the restored bytes keep the time the view showed.
     this.setVersionMtime(updated.id, updated.versionNumber, this.mtimeOf(node));
   }

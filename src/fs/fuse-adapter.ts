@@ -182,18 +182,18 @@ export class FuseAdapter {
 
   private ops(): Record<string, unknown> {
     const fs = this.fs;
+    const getattr = (path: string, cb: Cb): void => {
+      // The kernel's lookups: answered at once when memory has the answer (no promise chain).
+      const now = fs.getattrNow(path);
+      if (now) cb(0, now);
+      else this.run('getattr', path, cb, () => fs.getattr(path));
+    };
     return {
-      getattr: (path: string, cb: Cb) => {
-        // The kernel's lookups: answered at once when memory has the answer (no promise chain).
-        const now = fs.getattrNow(path);
-        if (now) cb(0, now);
-        else this.run('getattr', path, cb, () => fs.getattr(path));
-      },
-      // fstat by fd (fuse-native's wrapper patched to pass it: scripts/fix-fuse-native.mjs 5.);
-      // with a path — an open directory's getattr carries one too (9.) — as fast as getattr.
+      getattr,
+      // fstat by fd (fuse-native's wrapper patched to pass it: scripts/fix-fuse-native.mjs 5.):
+      // by path while there is one (an open directory's getattr carries one too: 9.).
       fgetattr: (path: string, fd: number, cb: Cb) => {
-        const now = path === '' ? undefined : fs.getattrNow(path);
-        if (now) cb(0, now);
+        if (path !== '') getattr(path, cb);
         else this.run('fgetattr', path, cb, () => fs.fgetattr(path, fd));
       },
       // `.` and `..` as every Linux filesystem lists them (`ls -a`; libfuse 2 adds none). No path

@@ -40,8 +40,9 @@
  * An outage behind a load balancer answers 502/503/504 instead; those answers mark only the
  * *route* that kept giving them for a whole timeout (method and path with ids left out, e.g. POST
  * /entity/{id}/bundle2): its calls then make a single attempt each, one at a time (others fail at
- * once; no interval — such answers come at once), and any answer on that route but those and 429 clears it — read-only mode's 503s to writes never stop reads
- * (QA: a `cp` during a 503 outage waited the timeout once per call it made, 5 × --retry-timeout).
+ * once; no probe interval — such answers come at once), and any answer on that route but those
+ * and 429 clears it — read-only mode's 503s to writes never stop reads (QA: a `cp` during a 503
+ * outage waited the timeout once per call it made, 5 × --retry-timeout).
  *
  * Errors: a non-2xx answer → `SynapseError(status, reason, method, path)` with Synapse's JSON
  * `reason` (or the start of the text body); a 2xx whose JSON is malformed, truncated, or lacks a
@@ -272,7 +273,7 @@ type AttemptResult =
 interface Outage {
   since: number;
   error: SynapseError;
-  /** No probe before this (ms since the epoch). */
+  /** No probe before this (ms since the epoch); 0 for a route, probed by any call. */
   nextProbeAt: number;
   /** A call is probing it (one at a time). */
   probing: boolean;
@@ -298,7 +299,7 @@ function isOutageAnswer(status: number): boolean {
 const PROBE_INTERVAL_MS = 5_000;
 
 /** The error of a call not tried (or not retried) because of an outage (module head: Outages). */
-function stillUnreachable(outage: Outage, method: string, shownPath: string, attempts: number): SynapseError {
+function outageError(outage: Outage, method: string, shownPath: string, attempts: number): SynapseError {
   const seconds = Math.round((Date.now() - outage.since) / 1000);
   if (outage.route) {
     return new SynapseError(outage.error.status, `still failing (${outage.error.reason}): Synapse answered ${outage.error.status} to every ${outage.route} for a whole retry timeout ${seconds} s ago; such calls are not retried until one succeeds`,
@@ -368,10 +369,7 @@ class Transport {
     const route = routeOf(spec);
     const outage = this.#unreachable ?? this.#failing.get(route);
     if (!outage) return this.#retried(spec, okStatuses, shownPath, route, undefined);
-    // A failing route answers at once, so any call may probe it (one at a time): the first call
-    // after the outage ends succeeds (an e2e write right after one failed, waiting for the interval).
-    // A Synapse that does not answer is probed once per interval: each probe may cost a request timeout.
-    if (outage.probing || (outage.route === undefined && Date.now() < outage.nextProbeAt)) return this.#fail(stillUnreachable(outage, spec.method, shownPath, 0));
+    if (outage.probing || Date.now() < outage.nextProbeAt) return this.#fail(outageError(outage, spec.method, shownPath, 0));
     outage.probing = true;
     try {
       return await this.#retried(spec, okStatuses, shownPath, route, outage);
@@ -426,13 +424,10 @@ class Transport {
           retryAfterMs = parseRetryAfter(result.retryAfter, Date.now());
         }
         const failing = isOutageAnswer(status) ? this.#failing.get(route) : undefined;
-        if (probe && failing) {
-          failing.nextProbeAt = Date.now() + this.#probeIntervalMs;
-          return this.#fail(error);
-        }
+        if (probe && failing) return this.#fail(error);
         probe = undefined;
         // Another call on this route gave up on it after this one started: so does this one.
-        if (failing && failing.since >= started) return this.#fail(stillUnreachable(failing, spec.method, shownPath, attempt));
+        if (failing && failing.since >= started) return this.#fail(outageError(failing, spec.method, shownPath, attempt));
       } else {
         error = new SynapseError(0, this.scrub(describeNetworkError(result.error, this.#requestTimeoutMs)), spec.method, shownPath, {
           code: 'NETWORK',
@@ -444,20 +439,22 @@ class Transport {
         // No answer to a probe (of Synapse, or of a failing route): the outage goes on. A probe
         // of Synapse that another call's answer ended meanwhile retries as usual.
         if (probe && (probe.route !== undefined || outage)) {
-          (outage ?? probe).nextProbeAt = Date.now() + this.#probeIntervalMs;
+          if (outage) outage.nextProbeAt = Date.now() + this.#probeIntervalMs;
           return this.#fail(error);
         }
         probe = undefined;
         // Another call gave up on Synapse after this one started: so does this one.
-        if (outage && outage.since >= started) return this.#fail(stillUnreachable(outage, spec.method, shownPath, attempt));
+        if (outage && outage.since >= started) return this.#fail(outageError(outage, spec.method, shownPath, attempt));
       }
 
       if (!retryable) return this.#fail(error);
       const now = Date.now();
       const remaining = deadline - now;
       if (remaining <= 0 && error.code === 'NETWORK') this.#unreachable ??= { since: now, error, nextProbeAt: now + this.#probeIntervalMs, probing: false };
+      // A route's answers come at once, so any call may probe it (no interval): the first call
+      // after the outage ends succeeds (an e2e write right after one failed while an interval ran).
       if (remaining <= 0 && isOutageAnswer(error.status) && !this.#failing.has(route)) {
-        this.#failing.set(route, { since: now, error, nextProbeAt: now + this.#probeIntervalMs, probing: false, route });
+        this.#failing.set(route, { since: now, error, nextProbeAt: 0, probing: false, route });
       }
       let delay: number;
       if (retryAfterMs !== undefined) {

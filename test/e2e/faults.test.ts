@@ -583,6 +583,35 @@ dst.close(); sys.stdout.write('closed\\n'); sys.stdout.flush()`;
     }
   });
 
+  test('Synapse answering 503 to everything (an outage behind its load balancer): one lookup waits out --retry-timeout, the next fail at once (EIO), and the first one after it ends works', async () => {
+    // QA (helper-47): with 503s every call waited the whole retry timeout (a `cp` took ≈ 5 ×).
+    const other = await mountForeground(stack, projectId, ['--read-only', '--retry-timeout', '3', '--metadata-ttl', '0']);
+    try {
+      stack.dev.addFault({ target: 'synapse', pathPattern: '/', status: 503, rate: 1 });
+      const timed = async (p: string): Promise<{ code: number; seconds: number; stderr: string }> => {
+        const t0 = Date.now();
+        const r = await sh(`stat '${other.dir}/${p}'`, { timeoutMs: 60_000 });
+        return { code: r.code, seconds: (Date.now() - t0) / 1000, stderr: r.stderr };
+      };
+      const first = await timed('sts/big.bin');
+      assert.notEqual(first.code, 0);
+      assert.ok(first.seconds >= 2.5, `the first lookup waits out the retry timeout (${first.seconds} s)`);
+      for (const p of ['managed/big.bin', 'sts/stall.bin', 'sts/replace.bin']) {
+        const r = await timed(p);
+        assert.notEqual(r.code, 0, p);
+        assert.match(r.stderr, /Input\/output error/, p);
+        assert.ok(r.seconds < 2, `${p}: failed after one try (${r.seconds} s)`);
+      }
+      stack.dev.clearFaults();
+      // No probe interval for answers: the very next lookup finds Synapse back.
+      assert.equal((await timed('sts/big.bin')).code, 0);
+      assert.equal((await timed('managed/big.bin')).code, 0);
+    } finally {
+      stack.dev.clearFaults();
+      await other.unmount();
+    }
+  });
+
   test('malformed or truncated JSON from Synapse: a clear error for that op; the mount survives', async () => {
     const other = await mountForeground(stack, projectId, ['--read-only', '--retry-timeout', '2', '--metadata-ttl', '0']);
     try {

@@ -1531,6 +1531,8 @@ export class SynapseFilesystem {
     try {
       moved = await this.api.updateEntity({ ...entity, name: destName, parentId: destParent.entityId });
     } catch (err) {
+      // The empty folder this move replaced is already in the trash can: put it back.
+      if (target?.kind === 'dir' && node.kind === 'dir') await this.restoreReplaced(target, destParent, dest);
       if (isStsMoveRefusal(err)) throw stsMoveRefused(src, dest, err);
       throw err;
     }
@@ -1546,6 +1548,28 @@ export class SynapseFilesystem {
     // A folder that changed ACL by moving: what is cached below it names the old one.
     if (node.kind === 'dir' && acl.benefactorId !== node.benefactorId) this.table.invalidateTree(moved.id);
     this.moveActivePaths(src, dest);
+  }
+
+  /**
+   * A folder renamed onto an empty folder deletes the target first (Synapse has no
+   * rename-over); when the move itself then fails, the target comes back out of the trash can
+   * with its synID, annotations and sharing, so a failed rename changes nothing. Best effort:
+   * if Synapse refuses that too, the log says where the folder went.
+   */
+  private async restoreReplaced(target: FsNode, destParent: FsNode, dest: string): Promise<void> {
+    try {
+      await this.api.restoreFromTrash(target.entityId);
+    } catch (err) {
+      // A restore whose answer was lost and was repeated finds it out of the trash already.
+      const back = await this.api.getEntity(target.entityId).then((e) => e.parentId === destParent.entityId, () => false);
+      if (!back) {
+        this.opts.logger?.error({ err, entity: target.entityId, path: dest },
+          'a folder rename failed after its target folder was deleted, and the target could not be restored: it is in your Synapse trash can');
+        return;
+      }
+    }
+    this.table.upsert(target);
+    this.folderChanged(destParent.entityId);
   }
 
   /**

@@ -52,6 +52,11 @@ export interface SynapseApi {
   updateEntity(entity: Entity, opts?: { newVersion?: boolean }): Promise<Entity>;
   /** DELETE /repo/v1/entity/{id} (to the trash can). */
   deleteEntity(id: string): Promise<void>;
+  /**
+   * PUT /repo/v1/trashcan/restore/{id} — back into the parent it was deleted from. Only its
+   * deleter may (403); 404 when it is not in the trash can; 409 when the name is taken again.
+   */
+  restoreFromTrash(id: string): Promise<void>;
   /** POST /repo/v1/entity/children, following nextPageToken until the end. */
   listChildren(parentId: string, types: ChildType[]): Promise<EntityHeader[]>;
   /** POST /repo/v1/entity/child — null when absent (404). */

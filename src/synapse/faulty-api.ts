@@ -42,6 +42,7 @@ const ROUTES: Record<SynapseMethod, [string, string]> = {
   createEntity: ['POST', '/repo/v1/entity'],
   updateEntity: ['PUT', '/repo/v1/entity/{id}'],
   deleteEntity: ['DELETE', '/repo/v1/entity/{id}'],
+  restoreFromTrash: ['PUT', '/repo/v1/trashcan/restore/{id}'],
   listChildren: ['POST', '/repo/v1/entity/children'],
   lookupChild: ['POST', '/repo/v1/entity/child'],
   getBundle: ['POST', '/repo/v1/entity/{id}/bundle2'],
@@ -105,6 +106,7 @@ export class FaultySynapseApi implements SynapseApi {
     return this.run('updateEntity', () => this.inner.updateEntity(entity, opts));
   }
   deleteEntity(id: string): Promise<void> { return this.run('deleteEntity', () => this.inner.deleteEntity(id)); }
+  restoreFromTrash(id: string): Promise<void> { return this.run('restoreFromTrash', () => this.inner.restoreFromTrash(id)); }
   listChildren(parentId: string, types: ChildType[]): Promise<EntityHeader[]> {
     return this.run('listChildren', () => this.inner.listChildren(parentId, types));
   }

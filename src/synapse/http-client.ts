@@ -822,6 +822,10 @@ export class HttpSynapseClient implements SynapseApi {
     await this.#req('DELETE', 'repo', `/entity/${enc(id)}`);
   }
 
+  async restoreFromTrash(id: string): Promise<void> {
+    await this.#req('PUT', 'repo', `/trashcan/restore/${enc(id)}`);
+  }
+
   async listChildren(parentId: string, types: ChildType[]): Promise<EntityHeader[]> {
     const all: EntityHeader[] = [];
     let token: string | null = null;

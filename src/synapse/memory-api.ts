@@ -143,6 +143,7 @@ interface EntityRec {
   linksToClassName?: string;
   /** Set when deleted (moved to the trash can); its subtree goes with it. */
   trashedFrom?: number;
+  trashedBy?: string;
 }
 
 interface LocationRec {
@@ -641,6 +642,23 @@ export class MemorySynapseApi implements SynapseApi {
     this.count('deleteEntity');
     const e = this.lookup(id, 'DELETE', `/repo/v1/entity/${id}`);
     e.trashedFrom = e.parentId;
+    e.trashedBy = this.user.id;
+    this.s.touch(e, this.user.id);
+  }
+
+  async restoreFromTrash(id: string): Promise<void> {
+    this.count('restoreFromTrash');
+    const M = 'PUT';
+    const P = `/repo/v1/trashcan/restore/${id}`;
+    const n = parseSynId(id);
+    const e = n === undefined ? undefined : this.s.entities.get(n);
+    if (!e || e.trashedFrom === undefined) throw this.err(404, `The node ${id} is not in the trash can.`, M, P);
+    if (e.trashedBy !== this.user.id) throw this.err(403, `User ${this.user.id} not allowed to restore ${id}. The node was deleted by a different user.`, M, P);
+    const parent = this.s.entities.get(e.trashedFrom);
+    if (!parent || this.s.isTrashed(parent)) throw this.err(403, `The intended parent ${synId(e.trashedFrom)} is in the trash can and cannot be restored to.`, M, P);
+    this.nameTaken(parent.id, e.name, e, M, P);
+    delete e.trashedFrom;
+    delete e.trashedBy;
     this.s.touch(e, this.user.id);
   }
 

@@ -833,6 +833,20 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal((await sh(`ls '${m.dir}/sts/moveme.txt'`)).code, 2);
   });
 
+  /** rename(2) from Python (mv would fall back to copying): 'renamed' or the errno's name. */
+  async function renameOutcome(src: string, dest: string): Promise<string> {
+    const py = await runPython([
+      'import errno, os, sys',
+      'try:',
+      '    os.rename(sys.argv[1], sys.argv[2])',
+      "    print('renamed')",
+      'except OSError as e:',
+      "    print(errno.errorcode[e.errno])",
+    ], [src, dest]);
+    assert.equal(py.code, 0, py.stderr);
+    return py.stdout.trim();
+  }
+
   test('a folder renamed onto an empty folder replaces it; one refused (into the STS folder: EXDEV) leaves the target as it was', async () => {
     // Synapse has no rename-over: the empty target is deleted, then the folder moved. A move
     // Synapse then refused had already deleted the target: os.rename failed with EXDEV and the
@@ -859,18 +873,34 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
 
     assert.equal((await sh(`mkdir '${d}/xA' '${m.dir}/sts/xB' && echo x > '${d}/xA/g.txt'`)).code, 0);
     const bId = await waitForId(`${m.dir}/sts/xB`);
-    const py = await runPython([
-      'import errno, os, sys',
-      'try:',
-      '    os.rename(sys.argv[1], sys.argv[2])',
-      "    print('renamed')",
-      'except OSError as e:',
-      "    print(errno.errorcode[e.errno])",
-    ], [`${d}/xA`, `${m.dir}/sts/xB`]);
-    assert.equal(py.stdout.trim(), 'EXDEV', py.stderr);
+    assert.equal(await renameOutcome(`${d}/xA`, `${m.dir}/sts/xB`), 'EXDEV');
     assert.equal(await idOf(`${m.dir}/sts/xB`), bId, 'the target folder is the one it was');
     assert.equal(stack.seed.entity(bId).name, 'xB');
     assert.equal((await sh(`cat '${d}/xA/g.txt'`)).stdout, 'x\n');
+  });
+
+  test('a folder rename Synapse refuses after the target folder was deleted puts the target back (trash can restore)', async () => {
+    // The target goes first (Synapse has no rename-over); a move that then failed (here a 409,
+    // as when someone else took the name or changed the folder meanwhile) left the empty target
+    // in the trash can: rename failed and the folder, its synID and sharing, were gone.
+    const d = `${m.dir}/managed`;
+    assert.equal((await sh(`mkdir '${d}/ryA' '${d}/ryB' && echo y > '${d}/ryA/h.txt'`)).code, 0);
+    const aId = await waitForId(`${d}/ryA`);
+    const bId = await waitForId(`${d}/ryB`);
+    stack.dev.addFault({ target: 'synapse', pathPattern: `/entity/${aId}`, method: 'PUT', status: 409, count: 1 });
+    try {
+      assert.notEqual(await renameOutcome(`${d}/ryA`, `${d}/ryB`), 'renamed');
+    } finally {
+      stack.dev.clearFaults();
+    }
+    assert.equal(stack.seed.entity(bId).parentId, stack.seed.entity(aId).parentId, 'the target is back in its folder');
+    assert.equal(stack.seed.entity(bId).name, 'ryB');
+    assert.equal(await idOf(`${d}/ryB`), bId, 'the mount shows the target again');
+    assert.equal(await idOf(`${d}/ryA`), aId);
+    assert.equal((await sh(`cat '${d}/ryA/h.txt'`)).stdout, 'y\n');
+    // And the rename works once Synapse takes it.
+    assert.equal((await sh(`mv -T '${d}/ryA' '${d}/ryB'`)).code, 0);
+    assert.equal(await idOf(`${d}/ryB`), aId);
   });
 
   test('vim can save a file (scratch files stay local)', async () => {

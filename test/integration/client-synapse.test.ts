@@ -92,6 +92,35 @@ test('create / get / update / delete; 409 on a taken name; 412 on a stale etag; 
   await rejects(syn.deleteEntity(folder.id), 404);
 });
 
+test('trash can restore: only the deleter, into the parent it left, if the name is still free', T, async () => {
+  const name = `trash-${randomUUID().slice(0, 8)}`;
+  const parent = await syn.createEntity({ concreteType: CONCRETE.folder, name, parentId: sample.projectId });
+  const child = await syn.createEntity({ concreteType: CONCRETE.folder, name: 'kid', parentId: parent.id });
+  await rejects(syn.restoreFromTrash(child.id), 404); // not in the trash can
+  await syn.deleteEntity(child.id);
+  const syn2 = new HttpSynapseClient({ endpoint: stack.endpoint, authToken: stack.secondAuthToken });
+  await rejects(syn2.restoreFromTrash(child.id), 403); // deleted by someone else
+  await syn.restoreFromTrash(child.id);
+  const back = await syn.getEntity(child.id);
+  assert.equal(back.parentId, parent.id);
+  assert.equal(back.name, 'kid');
+  assert.notEqual(back.etag, child.etag);
+  await rejects(syn.restoreFromTrash(child.id), 404); // out already
+
+  // The name taken meanwhile: 409, and it stays in the trash can.
+  await syn.deleteEntity(child.id);
+  const other = await syn.createEntity({ concreteType: CONCRETE.folder, name: 'kid', parentId: parent.id });
+  await rejects(syn.restoreFromTrash(child.id), 409);
+  await rejects(syn.getEntity(child.id), 404);
+  await syn.deleteEntity(other.id);
+  // Its parent in the trash can too: 403 (ParentInTrashCanException).
+  await syn.deleteEntity(parent.id);
+  await rejects(syn.restoreFromTrash(child.id), 403);
+  await syn.restoreFromTrash(parent.id);
+  await syn.restoreFromTrash(child.id);
+  assert.equal((await syn.listChildren(parent.id, ['folder'])).map((c) => c.id).sort().join(), [child.id].join());
+});
+
 test('listChildren follows nextPageToken (page size 2 → 3 pages for 5 children)', T, async () => {
   const parent = await syn.createEntity({ concreteType: CONCRETE.folder, name: `paging-${randomUUID().slice(0, 8)}`, parentId: sample.projectId });
   const names = ['e', 'b', 'd', 'a', 'c'];

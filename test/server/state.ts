@@ -77,6 +77,8 @@ export interface EntityRecord {
   acl?: Map<string, Set<Perm>>;
   /** Set when the entity was deleted (moved to the trash can); children go with it. */
   trashedFrom?: number;
+  /** Who deleted it: only they may restore it (TrashManagerImpl.restoreFromTrash). */
+  trashedBy?: string;
   /** EntityView only (routes/tables.ts). */
   view?: ViewDefinition;
 }
@@ -292,8 +294,15 @@ export class State {
   }
 
   /** Move an entity (and so its subtree) to the trash can. */
-  trash(e: EntityRecord): void {
+  trash(e: EntityRecord, userId: string): void {
     e.trashedFrom = e.parentId;
+    e.trashedBy = userId;
+  }
+
+  /** Back out of the trash can into the parent it was deleted from. */
+  restore(e: EntityRecord): void {
+    delete e.trashedFrom;
+    delete e.trashedBy;
   }
 
   /** Live children of a node, in creation order. */

@@ -146,8 +146,14 @@ async function scenario(b: Backend): Promise<Array<[string, Outcome]>> {
   await step('deleted folder', api.getEntity(plain.id));
   await step('child of a deleted folder', api.getEntity(child.id));
   await step('delete twice', api.deleteEntity(plain.id));
-  await step('name free again after delete', api.createEntity({ concreteType: CONCRETE.folder, name: 'plain', parentId: managed.id }),
-    (e: Entity) => ({ name: e.name }));
+  const again = api.createEntity({ concreteType: CONCRETE.folder, name: 'plain', parentId: managed.id });
+  await step('name free again after delete', again, (e: Entity) => ({ name: e.name }));
+  await step('restore a child of a deleted folder (not itself in the trash can)', api.restoreFromTrash(child.id));
+  await step('restore onto a name taken since', api.restoreFromTrash(plain.id));
+  await api.deleteEntity((await again).id);
+  await step('restore', api.restoreFromTrash(plain.id));
+  await step('child back with its folder', api.getEntity(child.id), (e: Entity) => ({ name: e.name }));
+  await step('restore twice', api.restoreFromTrash(plain.id));
   return out;
 }
 

@@ -191,7 +191,28 @@ export function register(router: Router, deps: Deps): void {
   router.add('DELETE', 'repo', '/entity/{id}', ({ params, user }) => {
     const e = lookupEntity(state, params.id);
     requirePerm(state, e, user.id, 'DELETE');
-    state.trash(e);
+    state.trash(e, user.id);
+    state.touch(e, user.id);
+    return { status: 200, empty: true };
+  });
+
+  // TrashController.restoreFromTrash (PUT /trashcan/restore/{id}): only the user who deleted
+  // the entity, into the parent it was deleted from, which must be live, writable to them and
+  // free of the name (NameConflictException). 200 with no body.
+  router.add('PUT', 'repo', '/trashcan/restore/{id}', ({ params, user }) => {
+    const id = parseSynId(params.id);
+    const e = id === undefined ? undefined : state.entities.get(id);
+    if (!e || e.trashedFrom === undefined) throw notFound(`The node ${params.id ?? ''} is not in the trash can.`);
+    if (e.trashedBy !== user.id) {
+      throw forbidden(`User ${user.id} not allowed to restore ${synId(e.id)}. The node was deleted by a different user.`);
+    }
+    const parent = state.entities.get(e.trashedFrom);
+    if (!parent || state.isTrashed(parent)) {
+      throw forbidden(`The intended parent ${synId(e.trashedFrom)} is in the trash can and cannot be restored to.`);
+    }
+    requirePerm(state, parent, user.id, 'CREATE');
+    nameTaken(state, parent.id, e.name);
+    state.restore(e);
     state.touch(e, user.id);
     return { status: 200, empty: true };
   });

@@ -67,6 +67,12 @@
 //     RELEASEDIR; a getattr of such a node gets the descriptor SYNAPSE_GONE_DIR_FH, and the
 //     mount answers it by path while the directory has one, else as an empty, removed directory.
 //
+// 10. With --allow-other, files and folders another user creates show as theirs (as on a local
+//     disk), so they may chmod and set the times of what they made — `rsync -a`, `cp -p` and
+//     tar do, and the kernel (default_permissions) refused them when every file showed as the
+//     mount owner's. create and mkdir pass their caller's uid and gid (fuse_get_context(), on
+//     libfuse's thread) after the callback; src/fs/owners.ts keeps them.
+//
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
 // the README says so. As a postinstall this must never fail the user's install: every problem is
@@ -101,8 +107,11 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v23 */';
+const FAST_MARK = '/* synapse-mount read fast path v24 */';
 const FAST_CODE = `${FAST_MARK}
+/* The uid and gid of the process whose create or mkdir this libfuse thread is handling (10.). */
+#define SYNAPSE_NOTE_CALLER(l) do { struct fuse_context *synapse_fc = fuse_get_context(); \\
+  (l)->uid = synapse_fc != NULL ? synapse_fc->uid : 0; (l)->gid = synapse_fc != NULL ? synapse_fc->gid : 0; } while (0)
 #include <fcntl.h>
 /* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
    the value 1 (1 ms after the epoch), which the mount reads as "leave this time as it is". */
@@ -1029,9 +1038,21 @@ if (!text.includes(FAST_MARK)) {
       '  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n})\n\nFUSE_METHOD(opendir',
       '  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n  synapse_track_open(l->info);\n})\n\nFUSE_METHOD(opendir',
     ],
+    // Creates and mkdirs also pass their caller's uid and gid (10.).
     [
-      'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n',
-      'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n  synapse_open_flags(info);\n',
+      'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n}, {\n' +
+        '  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n  napi_create_uint32(env, l->mode, &(argv[3]));\n}, {\n',
+      'FUSE_METHOD(create, 4, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n' +
+        '  synapse_open_flags(info);\n  SYNAPSE_NOTE_CALLER(l);\n}, {\n' +
+        '  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n  napi_create_uint32(env, l->mode, &(argv[3]));\n' +
+        '  napi_create_uint32(env, (uint32_t) l->uid, &(argv[4]));\n  napi_create_uint32(env, (uint32_t) l->gid, &(argv[5]));\n}, {\n',
+    ],
+    [
+      'FUSE_METHOD_VOID(mkdir, 2, 0, (const char *path, mode_t mode), {\n  l->path = path;\n  l->mode = mode;\n}, {\n' +
+        '  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n  napi_create_uint32(env, l->mode, &(argv[3]));\n})\n',
+      'FUSE_METHOD_VOID(mkdir, 4, 0, (const char *path, mode_t mode), {\n  l->path = path;\n  l->mode = mode;\n  SYNAPSE_NOTE_CALLER(l);\n}, {\n' +
+        '  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n  napi_create_uint32(env, l->mode, &(argv[3]));\n' +
+        '  napi_create_uint32(env, (uint32_t) l->uid, &(argv[4]));\n  napi_create_uint32(env, (uint32_t) l->gid, &(argv[5]));\n})\n',
     ],
     // Every operation fuse-native runs marks its request as seen by the filesystem (7.).
     [
@@ -1089,6 +1110,17 @@ if (!text.includes(FAST_MARK)) {
 
 // index.js (5.): plain JS, so done even without a compiler.
 const JS_PATCHES = [
+  {
+    // 10.: the creating process's uid and gid, after the callback (the C side passes them).
+    what: "create does not pass its caller's uid (with --allow-other, other users' new files show as the mount owner's)",
+    bug: '  _op_create (signal, path, mode) {\n    this.ops.create(path, mode, (err, fd) => {\n      return signal(err, fd)\n    })\n  }\n',
+    fix: '  _op_create (signal, path, mode, uid, gid) {\n    this.ops.create(path, mode, (err, fd) => {\n      return signal(err, fd)\n    }, uid, gid)\n  }\n',
+  },
+  {
+    what: "mkdir does not pass its caller's uid (with --allow-other, other users' new folders show as the mount owner's)",
+    bug: '  _op_mkdir (signal, path, mode) {\n    this.ops.mkdir(path, mode, err => {\n      return signal(err)\n    })\n  }\n',
+    fix: '  _op_mkdir (signal, path, mode, uid, gid) {\n    this.ops.mkdir(path, mode, err => {\n      return signal(err)\n    }, uid, gid)\n  }\n',
+  },
   {
     // 8.: a file removed or replaced while open has st_nlink 0 (fuse-native turned 0 into 1).
     what: 'st_nlink 0 not passed (fstat of a file removed while open shows 1 link)',

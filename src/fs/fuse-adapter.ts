@@ -45,11 +45,14 @@ import { mountIdAt, mountpointOf, mountPresent, readMountinfoText as readMountin
 import { MAX_HELD_BACK_MS } from './read-handle.js';
 import type { PageCacheStatus } from './mount-status.js';
 import { kernelCacheMs, type SynapseFilesystem } from './filesystem.js';
+import { Owners, type Owner } from './owners.js';
 
 export interface FuseMountOptions {
   mountpoint: string;
   fsname: string;
   allowOther: boolean;
+  /** --uid/--gid: whose the files are; with allowOther, what other users create shows as theirs (owners.ts). */
+  owner?: Owner;
   /** libfuse's direct_io: every open file bypasses the kernel page cache. */
   directIo?: boolean;
   /** --read-only: the kernel mounts it `ro` (EROFS before a request reaches us; `/proc/mounts` says so). */
@@ -66,6 +69,9 @@ export interface FuseMountOptions {
 }
 
 type Cb = (...args: unknown[]) => void;
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
 
 /** Answers that tools provoke in normal use (lookups of absent files, xattr probes): debug only. */
 const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'EISDIR', 'ENOTDIR']);
@@ -121,6 +127,8 @@ export class FuseAdapter {
   private readonly directWrites: boolean;
   /** Read-only opens are to bypass it — in effect once the kernel grants shared mmap of them (pageCache). */
   private readonly directReadsWanted: boolean;
+  /** Shared mounts: who made what other users created here (owners.ts). */
+  private readonly owners: Owners | undefined;
 
   constructor(
     private readonly fs: SynapseFilesystem,
@@ -134,6 +142,7 @@ export class FuseAdapter {
     this.directWrites = applyDirectWrites(opts.directWrites);
     // --direct-io bypasses the page cache for every open already: no per-open decision (or learning) then.
     this.directReadsWanted = applyDirectReads(opts.directIo === true ? false : opts.directReads);
+    this.owners = opts.allowOther && opts.owner ? new Owners(opts.owner) : undefined;
     log.debug({ fastRead: this.fast !== undefined, directWrites: this.directWrites, directReadsWanted: this.directReadsWanted }, 'native fast paths');
   }
 
@@ -182,11 +191,15 @@ export class FuseAdapter {
 
   private ops(): Record<string, unknown> {
     const fs = this.fs;
+    const owners = this.owners;
     const getattr = (path: string, cb: Cb): void => {
       // The kernel's lookups: answered at once when memory has the answer (no promise chain).
       const now = fs.getattrNow(path);
-      if (now) cb(0, now);
-      else this.run('getattr', path, cb, () => fs.getattr(path));
+      if (now) cb(0, owners ? owners.apply(path, now) : now);
+      else this.run('getattr', path, cb, async () => {
+        const stat = await fs.getattr(path);
+        return owners ? owners.apply(path, stat) : stat;
+      });
     };
     return {
       getattr,
@@ -238,7 +251,12 @@ export class FuseAdapter {
         }
         this.run('getxattr', path, cb, () => fs.getxattr(path, name), (v) => [0, v]);
       },
-      create: (path: string, mode: number, cb: Cb) => this.run('create', path, cb, () => fs.create(path, mode)),
+      // uid/gid: the creating process's (scripts/fix-fuse-native.mjs 10.; undefined with the prebuild).
+      create: (path: string, mode: number, cb: Cb, uid?: number, gid?: number) => this.run('create', path, cb, async () => {
+        const fd = await fs.create(path, mode);
+        owners?.created(path, uid, gid);
+        return fd;
+      }),
       write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
         // `buf` is libfuse's: valid until we answer (writes have no fuse-native timeout, so only
         // we answer), detached after. The write path copies what it keeps (spool file, part
@@ -250,10 +268,24 @@ export class FuseAdapter {
       fsync: (path: string, _datasync: boolean, fd: number, cb: Cb) => this.run('fsync', path, cb, () => fs.fsync(fd), () => [0]),
       truncate: (path: string, size: number, cb: Cb) => this.run('truncate', path, cb, () => fs.truncate(path, size), () => [0]),
       ftruncate: (path: string, fd: number, size: number, cb: Cb) => this.run('ftruncate', path, cb, () => fs.ftruncate(fd, size), () => [0]),
-      mkdir: (path: string, _mode: number, cb: Cb) => this.run('mkdir', path, cb, () => fs.mkdir(path), () => [0]),
-      rmdir: (path: string, cb: Cb) => this.run('rmdir', path, cb, () => fs.rmdir(path), () => [0]),
-      unlink: (path: string, cb: Cb) => this.run('unlink', path, cb, () => fs.unlink(path), () => [0]),
-      rename: (src: string, dest: string, cb: Cb) => this.run('rename', src, cb, () => fs.rename(src, dest), () => [0]),
+      mkdir: (path: string, _mode: number, cb: Cb, uid?: number, gid?: number) => this.run('mkdir', path, cb, async () => {
+        await fs.mkdir(path);
+        owners?.created(path, uid, gid);
+      }, () => [0]),
+      rmdir: (path: string, cb: Cb) => this.run('rmdir', path, cb, async () => {
+        await fs.rmdir(path);
+        owners?.removed(path);
+      }, () => [0]),
+      unlink: (path: string, cb: Cb) => this.run('unlink', path, cb, async () => {
+        await fs.unlink(path);
+        owners?.removed(path);
+      }, () => [0]),
+      rename: (src: string, dest: string, cb: Cb) => this.run('rename', src, cb, async () => {
+        const before = owners && fs.getattrNow(src);
+        await fs.rename(src, dest);
+        // Unknown kind (not in memory): treated as a folder, which moves what is below it too.
+        owners?.renamed(src, dest, before ? (before.mode & S_IFMT) === S_IFDIR : true);
+      }, () => [0]),
       utimens: (path: string, atime: number, mtime: number, cb: Cb) =>
         this.run('utimens', path, cb, () => fs.utimens(path, atime, mtime), () => [0]),
       chmod: (path: string, _mode: number, cb: Cb) => this.run('chmod', path, cb, () => fs.chmod(path), () => [0]),

@@ -292,6 +292,7 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
     mountpoint: config.mountpoint,
     fsname: `synapse:${config.entityId}`,
     allowOther: config.allowOther,
+    owner: { uid: config.uid, gid: config.gid },
     directIo: config.directIo === true,
     readOnly: config.readOnly,
     ...(config.directWrites !== undefined ? { directWrites: config.directWrites } : {}),

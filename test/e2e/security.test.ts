@@ -212,6 +212,44 @@ describe('security', () => {
     assert.equal(allowed.stdout, 'fine\n');
   });
 
+  test('on a shared mount another user\'s rsync -a, cp -p and tar x work: what they create is theirs', async () => {
+    // QA: every file showed as the mount owner's, so the kernel (default_permissions) refused
+    // the other user's chmod and utimes on the files they had just made: rsync dropped them
+    // (mkstemp … Operation not permitted, exit 23), cp -p and tar failed.
+    const asNobody = (cmd: string) => sh(`setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "${cmd}"`);
+    const src = await tempDir('others-src');
+    await chmod(src, 0o755);
+    await writeFile(path.join(src, 'f1.txt'), 'one\n');
+    await writeFile(path.join(src, 'f2.txt'), 'two\n');
+    assert.equal((await sh(`chmod 644 '${src}'/*.txt && touch -d '2020-01-02 03:04:05' '${src}'/*.txt`)).code, 0);
+    const shared = await mountForeground(stack, projectId, ['--allow-other', '--file-mode', '666', '--dir-mode', '777']);
+    mounts.push(shared);
+    const d = `${shared.dir}/others`;
+    assert.equal((await sh(`mkdir '${d}'`)).code, 0);
+    const rsync = await asNobody(`rsync -a '${src}/' '${d}/rs/'`);
+    assert.equal(rsync.code, 0, rsync.stderr);
+    const cpp = await asNobody(`cp -p '${src}/f1.txt' '${d}/cpp.txt'`);
+    assert.equal(cpp.code, 0, cpp.stderr);
+    const tar = await asNobody(`tar -C '${src}' -cf - . | tar -C '${d}' -xf - --one-top-level=tx`);
+    assert.equal(tar.code, 0, tar.stderr);
+    const mv = await asNobody(`mv '${d}/cpp.txt' '${d}/cpp2.txt'`);
+    assert.equal(mv.code, 0, mv.stderr);
+    const owned = await sh(`cd '${d}' && stat -c '%n %u %g %Y' rs rs/f1.txt rs/f2.txt cpp2.txt tx tx/f2.txt`);
+    assert.equal(owned.code, 0, owned.stderr);
+    const expected = new Date('2020-01-02T03:04:05').getTime() / 1000;
+    for (const line of owned.stdout.trim().split('\n')) {
+      const [name, uid, gid, mtime] = line.split(' ');
+      assert.equal(`${uid}:${gid}`, '65534:65534', `${name} is the user's who made it`);
+      if (name!.endsWith('.txt')) assert.equal(Number(mtime), expected, `${name} keeps its mtime`);
+    }
+    assert.equal((await sh(`cat '${d}/rs/f2.txt' '${d}/cpp2.txt' '${d}/tx/f1.txt'`)).stdout, 'two\none\none\n');
+    // What the mount owner's files are stays theirs: the other user may not chmod those.
+    const theirs = await asNobody(`chmod 600 '${shared.dir}/names/ok.txt'`);
+    assert.notEqual(theirs.code, 0);
+    assert.match(theirs.stderr, /Operation not permitted/);
+    assert.equal((await sh(`stat -c %u '${shared.dir}/names/ok.txt'`)).stdout.trim(), String(process.getuid!()));
+  });
+
   test('entity names that are not file names are hidden with a log line, never a path escape', async () => {
     const m = mounts[0] ?? await mountForeground(stack, projectId);
     if (!mounts.includes(m)) mounts.push(m);

@@ -152,11 +152,12 @@ await yargs(argv)
   )
   .command(
     ['unmount <mountpoint>', 'umount <mountpoint>'],
-    'unmount cleanly, finishing open uploads first',
-    (y) => y.positional('mountpoint', { type: 'string', demandOption: true }),
+    'unmount cleanly, finishing open uploads first; refused while the mount is in use (as umount), unless --force',
+    (y) => y.positional('mountpoint', { type: 'string', demandOption: true })
+      .option('force', { type: 'boolean', default: false, describe: 'unmount even while in use: open files are cut off (ENOTCONN), files open for writing journaled for recover' }),
     async (a) => {
       try {
-        exitCode = await runUnmount(a.mountpoint!);
+        exitCode = await runUnmount(a.mountpoint!, { force: a.force });
       } catch (err) {
         fail(err);
       }

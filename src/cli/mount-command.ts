@@ -181,17 +181,23 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
 
 /**
  * Why `stop` runs when the mountpoint left the mount table behind our back: `fusermount -uz`
- * (lazy) detaches it while programs still hold files open, and the kernel goes on sending their
- * reads and writes — so they are served until the last one is closed, then the mount stops
- * (QA: writers died mid-file and their prefixes were published). A plain unmount by someone else
- * happens only once nothing is open.
+ * (lazy) detaches it while programs still hold files open or have their working directory in
+ * it, and the kernel goes on sending their requests — so they are served until the kernel
+ * releases the connection (the last of them gone), then the mount stops (QA: writers died
+ * mid-file and their prefixes were published). A plain unmount happens only once nothing is in use.
  */
 const LAZY = 'unmounted from outside';
 
 async function untilClosed(fs: { openHandleCount: number }, sessionAlive: () => Promise<boolean>, log: Logger, hurry: { now: boolean }): Promise<void> {
-  if (fs.openHandleCount === 0) return;
-  log.warn({ open: fs.openHandleCount }, 'unmounted lazily: serving the files still open until they are closed (a signal stops at once)');
-  while (fs.openHandleCount > 0 && !hurry.now && (await sessionAlive())) await new Promise((r) => setTimeout(r, 250));
+  // In use means the kernel still has the connection, not only that files are open: a shell's
+  // working directory holds a lazily unmounted tree too (QA: its `ls` got ENOTCONN at once).
+  // A plain unmount ends the connection at once; libfuse's thread needs a moment to see it.
+  for (const until = Date.now() + 1000; Date.now() < until && !hurry.now;) {
+    if (!(await sessionAlive())) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  log.warn({ open: fs.openHandleCount }, 'unmounted lazily: serving what is still in use (open files, working directories) until it is released (a signal stops at once)');
+  while (!hurry.now && (await sessionAlive())) await new Promise((r) => setTimeout(r, 250));
 }
 
 export async function runMount(opts: MountCommandOptions): Promise<number> {

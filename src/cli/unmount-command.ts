@@ -1,8 +1,12 @@
 /**
- * `synapse-mount unmount <dir>`: asks the serving process to drain and unmount (SIGTERM), then
- * waits until the mount is gone and the process has exited. Without a live serving process
- * (killed, or mounted by another tool) it falls back to `fusermount -u`, and for a dead mount
- * (ENOTCONN) to a lazy unmount.
+ * `synapse-mount unmount <dir>`: like umount, refuses while the mount is in use (a file open, a
+ * shell's working directory there): it detaches the mount with a plain `fusermount -u`, which
+ * the kernel refuses then (QA: it used to succeed silently and cut every user off with
+ * ENOTCONN). Once detached, the serving process sees it, publishes or journals what remains and
+ * exits; this waits for that. `--force` asks the serving process to stop at once (SIGTERM):
+ * open files are cut off, files open for writing journaled for recover. Without a live serving
+ * process (killed, or mounted by another tool) it falls back to `fusermount -u`, and for a dead
+ * mount (ENOTCONN) to a lazy unmount.
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -18,7 +22,7 @@ const POLL_MS = 100;
 /** The filesystem type our mounts have in /proc/self/mountinfo (fuse-native's subtype). */
 const OUR_TYPE = 'fuse.synapse-mount';
 
-export async function runUnmount(mountpoint: string): Promise<number> {
+export async function runUnmount(mountpoint: string, opts: { force?: boolean } = {}): Promise<number> {
   const dir = canonicalMountpoint(mountpoint);
   const rec = await findMountRecord(dir);
   const type = await mountedType(dir);
@@ -38,7 +42,25 @@ export async function runUnmount(mountpoint: string): Promise<number> {
     return 1;
   }
   if (rec && processAlive(rec.pid)) {
-    process.kill(rec.pid, 'SIGTERM');
+    const fusermount = opts.force ? undefined : await findOnPath('fusermount');
+    let detached = false;
+    if (fusermount) {
+      try {
+        await exec(fusermount, ['-u', dir]);
+        detached = true;
+      } catch (err) {
+        const msg = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
+        if (/busy/i.test(msg)) {
+          process.stderr.write(`synapse-mount: ${dir} is in use (a file open there, or a working directory: \`fuser -vm ${dir}\` lists them); `
+            + 'close them and try again, or unmount with --force (their files are cut off; files open for writing are journaled for recover)\n');
+          return 1;
+        }
+        // Anything else (not ours to unmount as this user…): the serving process does it.
+      }
+    }
+    // Detached: the serving process sees it (within a second), drains and exits on its own — no
+    // signal, whose unmount by path could meet a mount made there since. Else it is told to stop.
+    if (!detached) process.kill(rec.pid, 'SIGTERM');
     const deadline = Date.now() + DRAIN_TIMEOUT_MS;
     let told = false;
     while (Date.now() < deadline) {

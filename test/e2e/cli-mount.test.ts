@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
@@ -85,6 +86,59 @@ describe('synapse-mount command line', () => {
     const u = await sh(`umount '${dir}'`);
     assert.equal(u.code, 0, u.stderr);
     await waitFor('serving process exit after umount', () => !alive(pid), 10_000);
+  });
+
+  test('unmount refuses a mount in use, as umount does; --force cuts it off; a lazy umount serves a working directory until it is left', async () => {
+    // QA: `synapse-mount unmount` exited 0 without a word while a shell had its working
+    // directory (or a program a file) in the mount, which then answered ENOTCONN to all of them;
+    // and after `umount -l` a shell's working directory alone (no open file) was cut off at once.
+    const dir = await newDir();
+    assert.equal((await cli(args(projectId, dir), { env })).code, 0);
+    const pid = await servingPid(dir);
+    // The working directory taken by the shell itself (node's spawn cwd would chdir in the child
+    // before exec, inside this test process's address space: fine, but one place fewer to reason about).
+    const shell = spawn('sh', ['-c', `cd '${dir}/data' && echo in && read go && ls && cat hello.txt`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    shell.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    shell.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    const exited = new Promise<number | null>((resolve) => shell.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor('the shell in the mount', () => out === 'in\n' || shell.exitCode !== null, 10_000);
+      assert.equal(out, 'in\n', err);
+      out = '';
+      const busy = await cli(['unmount', dir], { env });
+      assert.equal(busy.code, 1);
+      assert.match(busy.stderr, /is in use .*fuser -vm .*--force/);
+      assert.equal(busy.stderr.trim().split('\n').length, 1, 'one line');
+      assert.ok(await isMounted(dir) && alive(pid), 'still mounted and served');
+
+      // Detached lazily from outside: the shell inside still works, then the process exits.
+      assert.equal((await sh(`umount -l '${dir}'`)).code, 0);
+      await new Promise((r) => setTimeout(r, 1500)); // past the serving process's 1 s mount watch
+      assert.ok(alive(pid), 'serving the working directory still in use');
+      shell.stdin.end('go\n');
+      assert.equal(await exited, 0, err);
+      assert.equal(out, 'hello.txt\nhello\n');
+      await waitFor('serving process exit once nothing is in use', () => !alive(pid), 10_000);
+    } finally {
+      shell.kill('SIGKILL');
+    }
+
+    // --force: the old behaviour, for when it must go now.
+    assert.equal((await cli(args(projectId, dir), { env })).code, 0);
+    const pid2 = await servingPid(dir);
+    const holder = spawn('sh', ['-c', `cd '${dir}/data' && exec sleep 30`], { stdio: 'ignore' });
+    await waitFor('the holder in the mount', async () => (await sh(`fuser -m '${dir}'`)).code === 0, 10_000);
+    try {
+      assert.equal((await cli(['unmount', dir], { env })).code, 1);
+      const forced = await cli(['unmount', '--force', dir], { env });
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.equal(await isMounted(dir), false);
+      await waitFor('serving process exit', () => !alive(pid2), 10_000);
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 
   test('an outside umount followed at once by another mount at the path: the serving process exits and leaves the new mount alone', async () => {

@@ -33,5 +33,6 @@ const mtimeCodec: VersionLogCodec<number> = {
 export const mtimeLogPath = (spoolDir: string): string => path.join(path.resolve(spoolDir), 'meta', 'mtimes.jsonl');
 
 export function openMtimeLog(spoolDir: string, opts: { readOnly: boolean; logger?: Logger }): Promise<VersionLog<number>> {
-  return VersionLog.open(mtimeLogPath(spoolDir), mtimeCodec, opts);
+  // Lines from before seals hold the times users set (rsync -a): kept. (Sizes are a cache: not.)
+  return VersionLog.open(mtimeLogPath(spoolDir), mtimeCodec, { ...opts, acceptUnsealed: true });
 }

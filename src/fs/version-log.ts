@@ -6,14 +6,18 @@
  * Why (entity, version): a version names immutable content, so an entry never goes stale; a newer
  * version (written anywhere) has another key, so an old entry cannot describe it.
  *
- * Line format: one JSON array per line, `[entityId, version, ...fields]` (the codec's fields);
- * `[entityId, version]` alone forgets the entry (its entity was deleted).
+ * Line format: one JSON array per line, `[entityId, version, ...fields, seal]` (the codec's
+ * fields); `[entityId, version, seal]` alone forgets the entry (its entity was deleted). The seal,
+ * `"#crc32"` of the line's JSON without it, makes a damaged or hand-edited line a skipped one, not
+ * a wrong value (QA: a size edited in sizes.jsonl truncated a file's reads). Lines written before
+ * seals (no seal) are taken only where the caller says so (`acceptUnsealed`).
  * Several mounts may append to one log at once (O_APPEND, one write per batch of whole lines);
  * a line torn by a crash is skipped when read. The log is rewritten (temp + rename) at open when
  * it holds many more lines than entries or more than the cap; a line another mount appends during
  * that rewrite may be lost, so keep here only what can be learned again or done without.
  */
 import { randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { appendFile, open, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -37,6 +41,23 @@ export interface VersionLogOptions {
   logger?: Logger;
   /** Awaited between writing a rewrite and carrying over what others appended meanwhile (tests: another mount's append). */
   beforeCarryOver?: () => Promise<void>;
+  /** Take lines without a seal (written by versions before seals); default: skip them. */
+  acceptUnsealed?: boolean;
+}
+
+const SEAL = /^#[0-9a-f]{8}$/;
+
+/** The seal of a line's array (its last element when written). */
+function sealOf(fields: unknown[]): string {
+  return `#${crc32(JSON.stringify(fields)).toString(16).padStart(8, '0')}`;
+}
+
+/** A sealed line's array without its seal; undefined when the seal does not match (or is missing and not accepted). */
+function unseal(v: unknown[], acceptUnsealed: boolean): unknown[] | undefined {
+  const last = v[v.length - 1];
+  if (typeof last !== 'string' || !SEAL.test(last)) return acceptUnsealed ? v : undefined;
+  const fields = v.slice(0, -1);
+  return sealOf(fields) === last ? fields : undefined;
 }
 
 export class VersionLog<V> {
@@ -46,6 +67,8 @@ export class VersionLog<V> {
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   private readonly maxEntries: number;
+  /** Lines skipped by the last load for a bad seal (or none, unless accepted). */
+  private damaged = 0;
 
   private constructor(readonly file: string, private readonly codec: VersionLogCodec<V>, private readonly opts: VersionLogOptions) {
     this.maxEntries = opts.maxEntries ?? 500_000;
@@ -95,7 +118,7 @@ export class VersionLog<V> {
     if (!this.map.delete(key)) return;
     if (this.opts.readOnly) return;
     this.pending.delete(key);
-    this.pending.set(key, `${JSON.stringify([entityId, versionNumber])}\n`);
+    this.pending.set(key, sealedLine([entityId, versionNumber]));
     this.schedule();
   }
 
@@ -115,7 +138,11 @@ export class VersionLog<V> {
   private async load(): Promise<void> {
     const read = await readWithInode(this.file);
     if (!read) return;
+    this.damaged = 0;
     const lines = this.apply(read.bytes.toString('utf8'));
+    if (this.damaged > 0) {
+      this.opts.logger?.warn({ file: this.file, lines: this.damaged }, 'version log: damaged or edited lines skipped (their entries are asked for again)');
+    }
     while (this.map.size > this.maxEntries) this.map.delete(this.map.keys().next().value as string);
     if (!this.opts.readOnly && lines > 2 * this.map.size + 1000) await this.compact(read);
   }
@@ -127,8 +154,13 @@ export class VersionLog<V> {
       if (!line) continue;
       lines++;
       try {
-        const v = JSON.parse(line) as unknown;
-        if (!Array.isArray(v) || typeof v[0] !== 'string' || !Number.isInteger(v[1])) continue;
+        const parsed = JSON.parse(line) as unknown;
+        const v = Array.isArray(parsed) ? unseal(parsed, this.opts.acceptUnsealed === true) : undefined;
+        if (v === undefined) {
+          this.damaged++;
+          continue;
+        }
+        if (typeof v[0] !== 'string' || !Number.isInteger(v[1])) continue;
         const key = `${v[0]}.${v[1] as number}`;
         if (v.length === 2) { // a tombstone (delete)
           this.map.delete(key);
@@ -174,8 +206,13 @@ export class VersionLog<V> {
 
   private line(key: string, v: V): string {
     const dot = key.lastIndexOf('.');
-    return `${JSON.stringify([key.slice(0, dot), Number(key.slice(dot + 1)), ...this.codec.encode(v)])}\n`;
+    return sealedLine([key.slice(0, dot), Number(key.slice(dot + 1)), ...this.codec.encode(v)]);
   }
+}
+
+/** A log line: the fields and their seal (exported for tests that write logs by hand). */
+export function sealedLine(fields: unknown[]): string {
+  return `${JSON.stringify([...fields, sealOf(fields)])}\n`;
 }
 
 /** A file's bytes and inode, read through one descriptor; undefined if there is none. */

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { VersionLog, type VersionLogCodec } from '../../src/fs/version-log.js';
+import { sealedLine, VersionLog, type VersionLogCodec } from '../../src/fs/version-log.js';
+
+const logText = (...rows: unknown[][]): string => rows.map((r) => sealedLine(r)).join('');
 
 const numbers: VersionLogCodec<number> = {
   encode: (n) => [n],
@@ -38,7 +40,7 @@ test('entries survive a reopen; the last line of a key wins; bad and torn lines 
     a.set('syn1', 1, 11); // back to what the log has: still a line (the last one wins at load)
     await a.flush();
     assert.equal((await readFile(file, 'utf8')).trim().split('\n').length, 3);
-    await writeFile(file, '["syn2",1,"x"]\n["syn3","1",3]\n["syn9",1,5', { flag: 'a' });
+    await writeFile(file, `${logText(['syn2', 1, 'x'], ['syn3', '1', 3])}["syn9",1,5`, { flag: 'a' });
     const b = await VersionLog.open(file, numbers);
     assert.equal(b.get('syn1', 1), 11);
     assert.equal(b.get('syn1', 2), 20);
@@ -77,7 +79,7 @@ test('a read-only log reads what is there and never creates or writes the file',
     await assert.rejects(stat(path.join(dir, 'meta')), { code: 'ENOENT' });
 
     const file = path.join(dir, 'n.jsonl');
-    const body = `${'["syn1",1,1]\n'.repeat(1500)}["syn1",2,2]\n`;
+    const body = `${sealedLine(['syn1', 1, 1]).repeat(1500)}${sealedLine(['syn1', 2, 2])}`;
     await writeFile(file, body);
     const ro = await VersionLog.open(file, numbers, { readOnly: true });
     assert.deepEqual([ro.get('syn1', 1), ro.get('syn1', 2)], [1, 2]);
@@ -98,13 +100,36 @@ test('a deleted entry is gone after a reopen (a tombstone line); deleting what i
     a.delete('syn1', 1);
     a.delete('syn9', 1);
     await a.flush();
-    assert.deepEqual((await readFile(file, 'utf8')).trim().split('\n'), ['["syn1",1,10]', '["syn2",1,20]', '["syn1",1]']);
+    assert.equal(await readFile(file, 'utf8'), logText(['syn1', 1, 10], ['syn2', 1, 20], ['syn1', 1]));
     const b = await VersionLog.open(file, numbers);
     assert.equal(b.get('syn1', 1), undefined);
     assert.equal(b.get('syn2', 1), 20);
     b.set('syn1', 1, 11); // set again after the tombstone: the later line wins
     await b.flush();
     assert.equal((await VersionLog.open(file, numbers)).get('syn1', 1), 11);
+  });
+});
+
+test('a line edited or damaged after it was written is skipped (its seal), and so is one without a seal unless accepted', async () => {
+  await withDir(async (dir) => {
+    const file = path.join(dir, 'n.jsonl');
+    const a = await VersionLog.open(file, numbers);
+    a.set('syn1', 1, 3000000);
+    a.set('syn2', 1, 5);
+    await a.flush();
+    // QA: a size changed by hand (3000000 → 2000000) was believed, and reads of the file stopped short.
+    await writeFile(file, (await readFile(file, 'utf8')).replace('3000000', '2000000'));
+    await writeFile(file, '["syn3",1,7]\n', { flag: 'a' }); // as written before seals
+    const warned: unknown[] = [];
+    const logger = { warn: (o: unknown) => warned.push(o), debug: () => undefined } as unknown as import('pino').Logger;
+    const b = await VersionLog.open(file, numbers, { logger });
+    assert.equal(b.get('syn1', 1), undefined, 'the edited line is not believed');
+    assert.equal(b.get('syn2', 1), 5);
+    assert.equal(b.get('syn3', 1), undefined, 'unsealed: skipped');
+    assert.deepEqual(warned, [{ file, lines: 2 }]);
+    const legacy = await VersionLog.open(file, numbers, { acceptUnsealed: true });
+    assert.equal(legacy.get('syn3', 1), 7, 'unsealed lines taken where the caller accepts them');
+    assert.equal(legacy.get('syn1', 1), undefined, 'a broken seal never is');
   });
 });
 
@@ -122,12 +147,12 @@ test('lines another mount appends while a long log is rewritten are carried over
   await withDir(async (dir) => {
     const file = path.join(dir, 'n.jsonl');
     // 1,500 lines for one entry: rewritten at the next open.
-    await writeFile(file, Array.from({ length: 1500 }, (_, i) => `["syn1",1,${i}]\n`).join(''));
+    await writeFile(file, logText(...Array.from({ length: 1500 }, (_, i) => ['syn1', 1, i])));
     let appended = false;
     const a = await VersionLog.open(file, numbers, {
       // Another mount appends after this one read the log and wrote its rewrite, before the rename.
       beforeCarryOver: async () => {
-        await writeFile(file, '["syn2",1,7]\n["syn1",1,42]\n["syn3",1', { flag: 'a' });
+        await writeFile(file, `${logText(['syn2', 1, 7], ['syn1', 1, 42])}["syn3",1`, { flag: 'a' });
         appended = true;
       },
     });

@@ -109,6 +109,18 @@ await yargs(argv)
         if (!Number.isFinite(readTimeout) || readTimeout <= 0) throw new UsageError(`--read-timeout: "${readTimeout}" is not a positive number of seconds`);
         const retryTimeout = a['retry-timeout'];
         if (!Number.isFinite(retryTimeout) || retryTimeout < 0) throw new UsageError(`--retry-timeout: "${retryTimeout}" is not a number of seconds`);
+        const blockBytes = parseSizeWithin(a['block-size'], '--block-size', 4096, 1024 ** 3);
+        // A cache smaller than one block holds nothing (QA: --cache-size 0 mounted, and status said "29 MiB of 0 B").
+        const cacheSize = (value: string, what: string): number => {
+          const n = parseSize(value, what);
+          if (n < blockBytes) throw new UsageError(`${what}: ${value.trim()} is less than one block (--block-size ${a['block-size']})`);
+          return n;
+        };
+        const cacheDirBytes = cacheSize(a['cache-dir-size'], '--cache-dir-size'); // checked even without --cache-dir
+        const metadataView = a['metadata-view'];
+        if (metadataView !== undefined && !/^(?:syn)?\d+$/i.test(metadataView.trim())) {
+          throw new UsageError(`--metadata-view: "${metadataView}" is not a Synapse ID (expected e.g. syn123)`);
+        }
         exitCode = await runMount({
           config: {
             entityId: normaliseEntityId(a.entity!),
@@ -119,8 +131,8 @@ await yargs(argv)
             ...(a['s3-region'] ? { s3Region: a['s3-region'] } : {}),
             readOnly,
             useSts: a.sts,
-            cacheBytes: parseSize(a['cache-size'], '--cache-size'),
-            blockBytes: parseSizeWithin(a['block-size'], '--block-size', 4096, 1024 ** 3),
+            cacheBytes: cacheSize(a['cache-size'], '--cache-size'),
+            blockBytes,
             metadataTtlMs: parseTtlSeconds(a['metadata-ttl'], '--metadata-ttl') * 1000,
             readTimeoutMs: a['read-timeout'] * 1000,
             retryTimeoutSec: a['retry-timeout'],
@@ -136,9 +148,9 @@ await yargs(argv)
             spoolDir: path.resolve(a['spool-dir'] ?? path.join(defaultCacheDir(), 'spool')),
             // S3's limits for a part: 5 MiB (but the last) to 5 GiB.
             partBytes: parseSizeWithin(a['part-size'], '--part-size', 5 * 1024 ** 2, 5 * 1024 ** 3),
-            ...(a['cache-dir'] ? { cacheDir: path.resolve(a['cache-dir']), cacheDirBytes: parseSize(a['cache-dir-size'], '--cache-dir-size') } : {}),
+            ...(a['cache-dir'] ? { cacheDir: path.resolve(a['cache-dir']), cacheDirBytes } : {}),
             maxWriteMemoryBytes: parseSize(a['max-write-memory'], '--max-write-memory'),
-            ...(a['metadata-view'] ? { metadataView: normaliseEntityId(a['metadata-view']) } : {}),
+            ...(metadataView ? { metadataView: normaliseEntityId(metadataView) } : {}),
           },
           foreground: a.foreground,
           logLevel: a['log-level'] as LogLevel,

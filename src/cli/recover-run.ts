@@ -38,7 +38,9 @@ export async function runRecover(opts: {
       const where = e.s3Object ? `s3://${e.s3Object.bucket}/${e.s3Object.key}`
         : e.s3Upload ? `parts of an unfinished upload to s3://${e.s3Upload.bucket}/${e.s3Upload.key} (not readable until recover completes it)`
           : e.inSpool === false && e.fileHandleId ? `Synapse file handle ${e.fileHandleId}` : e.spoolFile;
-      process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\tfailed: ${e.error.replace(/[\t\n]/g, ' ')}\tbytes: ${where}\n`);
+      // An entry journaled while its file was still open is not a failed publish: it waits for --force.
+      const why = e.incomplete ? 'incomplete (publish with --force once checked)' : 'failed';
+      process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\t${why}: ${e.error.replace(/[\t\n]/g, ' ')}\tbytes: ${where}\n`);
     }
     return bad;
   }

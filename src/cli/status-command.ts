@@ -31,14 +31,17 @@ export interface MountReport {
   logFile?: string;
   /** Whether the mountpoint is in the mount table (a dead process can leave a stale mount). */
   mounted: boolean;
+  /** Without a record of ours: mounted by synapse-mount all the same (another user's mount). */
+  othersMount?: boolean;
   /** Why a live process gave no status. */
   error?: string;
   status?: MountStatus;
 }
 
 async function report(dir: string, rec: MountRecord | undefined): Promise<MountReport> {
-  const mounted = (await mountedType(dir)) !== undefined;
-  if (!rec) return { mountpoint: dir, state: 'not-mounted', mounted };
+  const type = await mountedType(dir);
+  const mounted = type !== undefined;
+  if (!rec) return { mountpoint: dir, state: 'not-mounted', mounted, ...(type === 'fuse.synapse-mount' ? { othersMount: true } : {}) };
   const base = {
     mountpoint: dir, pid: rec.pid, entityId: rec.entityId, startedAt: rec.startedAt, mounted,
     ...(rec.logFile ? { logFile: rec.logFile } : {}),
@@ -120,6 +123,8 @@ function deadLine(r: MountReport): string {
 /** The full human report for one mount. */
 export function formatReport(r: MountReport): string {
   if (r.state === 'not-mounted') {
+    // Records are kept per user (XDG_STATE_HOME): another user's mount has none of ours (QA).
+    if (r.othersMount) return `${r.mountpoint}: a synapse-mount mount with no record of yours: another user's (run status as the user who mounted it), or its record was removed\n`;
     return r.mounted
       ? `${r.mountpoint}: mounted, but not by synapse-mount (no mount record)\n`
       : `${r.mountpoint}: not a synapse-mount mount\n`;

@@ -83,6 +83,10 @@ export async function runUnmount(mountpoint: string, opts: { force?: boolean } =
     const msg = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
     if (/not connected|Transport endpoint/i.test(msg)) {
       await lazyUnmount(dir);
+    } else if (!rec && /not found in \/etc\/mtab|not permitted/i.test(msg)) {
+      // fusermount's words for "not your mount" (QA: they were all a user saw).
+      process.stderr.write(`synapse-mount: ${dir} is another user's mount: only they (or root) can unmount it\n`);
+      return 1;
     } else {
       process.stderr.write(`synapse-mount: could not unmount ${dir}: ${msg.split('\n')[0]}\n`);
       return 1;

@@ -138,8 +138,12 @@ export async function preflight(mountpoint: string, mountinfo: MountinfoReader =
   const dir = path.resolve(mountpoint);
   try {
     await access('/dev/fuse', constants.R_OK | constants.W_OK);
-  } catch {
-    throw new MountError('/dev/fuse is missing or not accessible: install FUSE (apt-get install fuse libfuse2) or run where /dev/fuse exists');
+  } catch (err) {
+    // Present but not ours to open (QA: mode 0600, a user not root): installing FUSE is not the fix.
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') {
+      throw new MountError('/dev/fuse exists but this user may not open it: ask an administrator to allow FUSE for users (chmod 0666 /dev/fuse, as Debian sets it), or mount as root');
+    }
+    throw new MountError('/dev/fuse is missing: install FUSE (apt-get install fuse libfuse2) or run where /dev/fuse exists (a container needs --device /dev/fuse)');
   }
   if (!(await findOnPath('fusermount')) && !(await findOnPath('fusermount3'))) {
     throw new MountError('fusermount not found: install FUSE (apt-get install fuse)');

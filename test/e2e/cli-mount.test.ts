@@ -324,6 +324,9 @@ describe('synapse-mount command line', () => {
     ['--part-size', '1K', /--part-size: 1K is outside 5M–5G/],
     ['--block-size', '3K', /--block-size: 3K is outside 4K–1G/],
     ['--cache-size', 'foo', /--cache-size: "foo" is not a size/],
+    ['--cache-size', '0', /--cache-size: 0 is less than one block \(--block-size 8M\)/],
+    ['--cache-dir-size', '0', /--cache-dir-size: 0 is less than one block/],
+    ['--metadata-view', 'abc', /--metadata-view: "abc" is not a Synapse ID/],
     ['--metadata-ttl', 'abc', /--metadata-ttl: "abc" is not a number of seconds/],
     ['--file-mode', '999', /--file-mode\/--dir-mode take octal permission bits/],
   ] as const) {

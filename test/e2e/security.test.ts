@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
-import { cli, isMounted, mountForeground, patternBytes, sh, tempDir, type Mounted } from './harness.js';
+import { cli, isMounted, mountForeground, NODE_ARGS, patternBytes, sh, tempDir, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -248,6 +248,16 @@ describe('security', () => {
     assert.notEqual(theirs.code, 0);
     assert.match(theirs.stderr, /Operation not permitted/);
     assert.equal((await sh(`stat -c %u '${shared.dir}/names/ok.txt'`)).stdout.trim(), String(process.getuid!()));
+    // The other user asking about, or unmounting, the mount: said plainly (QA: "not by
+    // synapse-mount", and fusermount's "entry … not found in /etc/mtab").
+    const cliAsNobody = (args: string) => asNobody(`HOME=/nonexistent '${process.execPath}' ${NODE_ARGS.map((a) => `'${a}'`).join(' ')} ${args}`);
+    const status = await cliAsNobody(`status '${shared.dir}'`);
+    assert.equal(status.code, 1);
+    assert.match(status.stderr, /a synapse-mount mount with no record of yours: another user's/);
+    const unmount = await cliAsNobody(`unmount '${shared.dir}'`);
+    assert.equal(unmount.code, 1);
+    assert.match(unmount.stderr, /is another user's mount: only they \(or root\) can unmount it/);
+    assert.ok(await isMounted(shared.dir), 'still mounted');
   });
 
   test('entity names that are not file names are hidden with a log line, never a path escape', async () => {

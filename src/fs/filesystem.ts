@@ -631,6 +631,14 @@ export class SynapseFilesystem {
     const fh = file.fileHandle;
     this.table.setSize(file.entityId, file.versionNumber, { size: fh.contentSize, md5: fh.contentMd5 });
     const source = await this.sources.source(file, this.cache);
+    if (source.size !== fh.contentSize) {
+      // The S3 object is not the size Synapse recorded (an external bucket's object replaced or
+      // registered with a wrong size): reads return the object's bytes, so stat says so too
+      // (QA: md5sum read past the size stat gave).
+      this.opts.logger?.warn({ path, entityId: file.entityId, version: file.versionNumber, synapseSize: fh.contentSize, objectSize: source.size },
+        'the S3 object is not the size Synapse recorded for this file; reading the object as it is');
+      this.table.setSize(file.entityId, file.versionNumber, { size: source.size, md5: undefined });
+    }
     const fd = this.nextFd++;
     // A backup view reads its version for good: what the file's name gets later is another file.
     const opened: ReadOpen = { kind: 'read', node, reader: new ReadHandle(source, this.cache, this.opts.readahead), version: file.versionNumber };

@@ -314,7 +314,7 @@ except OSError as e:
     const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
     const s3 = new S3Client({ endpoint: stack.s3Endpoint, forcePathStyle: true, region: 'us-east-1',
       credentials: { accessKeyId: stack.s3AccessKeyId, secretAccessKey: stack.s3SecretAccessKey } });
-    const replacement = patternBytes(6 * MiB, 99);
+    const replacement = patternBytes(6 * MiB + 4096, 99); // not the size Synapse recorded, either
     await s3.send(new PutObjectCommand({ Bucket: fh.bucketName, Key: fh.key, Body: replacement }));
     s3.destroy();
     child.stdin.end('go\n');
@@ -324,6 +324,9 @@ except OSError as e:
     assert.match(m.output(), /the file was replaced in S3 after it was opened/, 'one plain log line, not an S3 error with a stack');
     const fresh = await sh(`md5sum < '${m.dir}/sts/replace.bin'`);
     assert.equal(fresh.stdout.split(' ')[0], md5(replacement));
+    // stat agrees with what reads return, not with Synapse's record (QA: md5sum read past st_size).
+    assert.equal((await sh(`stat -c %s '${m.dir}/sts/replace.bin'`)).stdout.trim(), String(replacement.length));
+    assert.match(m.output(), /the S3 object is not the size Synapse recorded for this file/);
   });
 
   test('recover after the mount died between Synapse accepting a version and clearing the journal: no duplicate', async () => {

@@ -252,6 +252,11 @@ function stsMoveRefused(src: string, dest: string, cause?: unknown): FsError {
   return new FsError('EXDEV', `${src} → ${dest}: Synapse refuses moves into or out of an STS folder`, cause === undefined ? undefined : { cause });
 }
 
+/** 409: the name is taken in the parent — by an entity another client made after our listing. */
+function isNameTaken(err: unknown): boolean {
+  return err instanceof SynapseError && err.status === 409;
+}
+
 /** Synapse answers a move into or out of an STS folder with 400 naming STS. */
 function isStsMoveRefusal(err: unknown): boolean {
   return err instanceof SynapseError && err.status === 400 && /\bSTS\b/i.test(err.reason);
@@ -1341,7 +1346,16 @@ export class SynapseFilesystem {
     this.checkName(path, name);
     // A file open for writing and not yet in Synapse: Synapse would happily make the folder.
     if (this.active.has(path)) throw new FsError('EEXIST', `${path}: a file is being written there`);
-    const entity = await this.api.createEntity({ concreteType: CONCRETE.folder, name, parentId: parent.entityId });
+    let entity: Entity;
+    try {
+      entity = await this.api.createEntity({ concreteType: CONCRETE.folder, name, parentId: parent.entityId });
+    } catch (err) {
+      // Made by another client since we listed the folder: list it again, so the EEXIST that
+      // `mkdir -p` takes for "there already" is true of what it then looks up (QA: the folder
+      // stayed invisible, and mkdir -p failing, until the listing's TTL ran out).
+      if (isNameTaken(err)) this.table.invalidate(parent.entityId);
+      throw err;
+    }
     this.table.upsert(this.nodeOf(entity, 'dir', inheritedIn(parent)));
     this.folderChanged(parent.entityId);
   }
@@ -1432,9 +1446,24 @@ export class SynapseFilesystem {
   async rename(src: string, dest: string): Promise<void> {
     this.checkWritable(src);
     await this.settled(src, dest);
-    const node = await this.table.resolve(src);
-    const target = await this.table.resolve(dest).catch(() => undefined);
-    const outcome = await this.renameNow(src, dest, node);
+    let node = await this.table.resolve(src);
+    let target = await this.table.resolve(dest).catch(() => undefined);
+    let outcome: 'unchanged' | void;
+    try {
+      outcome = await this.renameNow(src, dest, node);
+    } catch (err) {
+      // The name was taken by another client after we listed its folder: list it again and
+      // rename onto what is there now, as rename(2) does (QA: `mv f.tmp f` failed with EEXIST,
+      // which rename never answers for a file, and left f.tmp behind).
+      if (!isNameTaken(err) || target) throw err;
+      const { parent: destParent } = await this.table.resolveParent(dest);
+      this.table.invalidate(destParent.entityId);
+      target = await this.table.resolve(dest).catch(() => undefined);
+      const again = await this.table.resolve(src).catch(() => undefined);
+      if (!target || !again) throw err;
+      node = again;
+      outcome = await this.renameNow(src, dest, node);
+    }
     if (outcome === 'unchanged') return; // nothing moved: no folder's time, no kept entry (review)
     const moved = await this.table.resolveParent(dest).catch(() => undefined);
     this.folderChanged(node.parentId);

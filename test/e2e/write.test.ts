@@ -903,6 +903,28 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal(await idOf(`${d}/ryB`), aId);
   });
 
+  test('names another client took after this mount listed the folder: mv onto the file replaces it, mkdir -p goes on into the folder', async () => {
+    // QA (two mounts): `mv out.csv.tmp out.csv` failed with EEXIST (Synapse's 409) — rename(2)
+    // never answers that for a file — and left out.csv.tmp behind; `mkdir -p` of a folder made
+    // elsewhere failed (EEXIST, then ENOENT for the folder) until the listing's TTL ran out.
+    const d = `${m.dir}/managed/taken`;
+    assert.equal((await sh(`mkdir '${d}' && ls '${d}'`)).code, 0); // listed: empty
+    const folderId = await waitForId(d);
+    const theirs = await stack.seed.file(folderId, 'out.csv', Buffer.from('theirs\n'));
+    assert.equal((await sh(`echo mine > '${d}/out.csv.tmp'`)).code, 0);
+    const mv = await sh(`mv '${d}/out.csv.tmp' '${d}/out.csv'`);
+    assert.equal(mv.code, 0, mv.stderr);
+    assert.equal(await idOf(`${d}/out.csv`), theirs.id, 'their file, with our bytes as its next version');
+    assert.equal((await sh(`cat '${d}/out.csv'`)).stdout, 'mine\n');
+    assert.equal(stack.seed.versions(theirs.id).length, 2);
+    assert.equal((await sh(`ls -A '${d}'`)).stdout, 'out.csv\n', 'no temporary file left');
+
+    const results = await stack.seed.folder(folderId, 'results');
+    const mk = await sh(`mkdir -p '${d}/results/run1' && echo ok > '${d}/results/run1/f.txt'`);
+    assert.equal(mk.code, 0, mk.stderr);
+    assert.equal(await idOf(`${d}/results`), results.id, 'into their folder');
+  });
+
   test('vim can save a file (scratch files stay local)', async () => {
     const f = `${m.dir}/sts/edit.txt`;
     await sh(`printf 'hello world\\n' > '${f}'`);

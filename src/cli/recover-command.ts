@@ -100,6 +100,8 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
       // One lookup and one version read serve both checks below.
       const existing = entry.entityId ?? (await api.lookupChild(entry.parentId, entry.name)) ?? undefined;
       const info = await latestVersion(api, existing);
+      // Its file gone: perhaps with its folder, and then nothing here can publish it — not --force.
+      if (entry.entityId && !info && (await folderGone(api, entry.parentId))) throw new SynapseError(404, 'folder gone', 'GET', `/entity/${entry.parentId}`);
       const done = alreadyPublished(entry, info) ? existing : undefined;
       const conflict = done || opts.force ? undefined : conflictOf(entry, ours, existing, info);
       if (conflict) {
@@ -147,9 +149,27 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
       await spool.removeSpoolFile(entry.spoolFile);
       log?.info({ name: entry.name, id: entry.id }, 'recovered');
     } catch (err) {
-      results.push({ entry, outcome: 'failed', error: (err as Error).message });
+      // Its folder deleted elsewhere (QA: "conflict … --force publishes it", then --force failed
+      // with Synapse's 404 every time): say so, and what to do.
+      const gone = err instanceof SynapseError && err.status === 404 && (await folderGone(api, entry.parentId).catch(() => false));
+      const error = gone
+        ? `its folder ${entry.parentId} was deleted (restore it from your Synapse trash can, then recover again; `
+          + `or copy the bytes — recover --list says where — and recover --discard ${entry.id})`
+        : (err as Error).message;
+      results.push({ entry, outcome: 'failed', error });
       log?.error({ err, id: entry.id }, 'recovery failed; entry kept');
     }
   }
   return results;
+}
+
+/** The folder is not in Synapse any more (deleted, in the trash can). */
+async function folderGone(api: SynapseApi, folderId: string): Promise<boolean> {
+  try {
+    await api.getEntity(folderId);
+    return false;
+  } catch (err) {
+    if (err instanceof SynapseError && err.status === 404) return true;
+    throw err;
+  }
 }

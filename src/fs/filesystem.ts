@@ -42,7 +42,7 @@ import { errnoName, FsError } from './errors.js';
 import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
-import { isProbeName, isScratchName, MAX_NAME_LENGTH, nameProblem } from './names.js';
+import { isProbeName, isScratchName, NAME_MAX, nameProblem } from './names.js';
 import type { MtimeStore } from './mtime-log.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
@@ -660,7 +660,7 @@ export class SynapseFilesystem {
     const problem = nameProblem(name);
     if (!problem) return;
     this.opts.logger?.warn({ path, rule: problem }, 'name refused: Synapse would reject it');
-    throw new FsError(name.length > MAX_NAME_LENGTH ? 'ENAMETOOLONG' : 'EINVAL', `${path}: ${problem}`);
+    throw new FsError(name.length > NAME_MAX ? 'ENAMETOOLONG' : 'EINVAL', `${path}: ${problem}`);
   }
 
   private checkWritable(path: string): void {

@@ -1,6 +1,7 @@
 /**
  * File names the mount accepts (synapse-api.md "Entity names"): Synapse takes ASCII letters,
- * digits, space and , _ . - + ( ) ' — at most 256 characters, and trims spaces. Anything else
+ * digits, space and , _ . - + ( ) ' — at most 256 characters (the mount makes at most 255,
+ * NAME_MAX), and trims spaces. Anything else
  * fails at create/mkdir/rename with EINVAL and a log line naming the rule, so `cp a:b.txt`
  * says "Invalid argument" instead of publishing a renamed file.
  *
@@ -11,12 +12,18 @@
  * (isProbeName; QA: a data file of that name was never published).
  */
 export const MAX_NAME_LENGTH = 256;
+/**
+ * Linux's NAME_MAX, which statfs reports: a 256-character name Synapse would take could not be
+ * copied to any local disk (QA), so the mount makes none (an existing one still lists).
+ */
+export const NAME_MAX = 255;
 const VALID = /^[A-Za-z0-9,_.\-+()' ]+$/;
 
 /** Why Synapse would refuse `name`, or undefined when it is fine. */
 export function nameProblem(name: string): string | undefined {
   if (name.length === 0) return 'empty name';
   if (name.length > MAX_NAME_LENGTH) return `longer than ${MAX_NAME_LENGTH} characters`;
+  if (name.length > NAME_MAX) return `longer than ${NAME_MAX} characters (NAME_MAX; Synapse takes 256, no local disk does)`;
   if (name !== name.trim()) return 'Synapse trims leading and trailing spaces';
   if (!VALID.test(name)) return "Synapse names may only contain letters, digits, spaces and , _ . - + ( ) '";
   return undefined;

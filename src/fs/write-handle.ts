@@ -39,6 +39,7 @@
 import type { Logger } from 'pino';
 import { KeptWhole, NoWriteMemory, PartsMissing, UploadNotStarted, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
 import { errnoName, FsError } from './errors.js';
+import { SynapseError } from '../synapse/errors.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import { publishingNow, type JournalEntry, type Spool, type SpoolFile } from './spool.js';
 
@@ -728,6 +729,11 @@ export class ActiveFile {
       });
       this.entryOnDisk = true;
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
+      // Its folder (or the file) deleted elsewhere meanwhile: Synapse's 404 made close() answer
+      // ENOENT, which says nothing a program can act on (QA). The file's place is gone: ESTALE.
+      if (err instanceof SynapseError && err.status === 404) {
+        return new FsError('ESTALE', `${this.name}: its folder or the file was deleted in Synapse meanwhile; not published, journaled for \`synapse-mount recover\``, { cause: err });
+      }
     } catch (jerr) {
       // No entry, so recover will not find these bytes: say where they are, keep them, and tell
       // the program (QA: close() said EIO, the spool file was removed at the last close, and the

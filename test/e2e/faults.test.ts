@@ -449,6 +449,43 @@ time.sleep(30)`;
     }
   });
 
+  test('a file whose folder another client deleted: close says ESTALE; recover names the folder, and publishes once it is restored', async () => {
+    // QA: close answered ENOENT, and recover called it a conflict "--force publishes", then
+    // --force failed with Synapse's 404 every time.
+    const spoolDir = path.join(scratch, 'spool-folder-gone');
+    const w = await mountForeground(stack, projectId, ['--spool-dir', spoolDir]);
+    const { HttpSynapseClient } = await import('../../src/synapse/http-client.js');
+    const other = new HttpSynapseClient({ endpoint: stack.endpoint, authToken: stack.authToken });
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const args = ['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint];
+    let folderId = '';
+    try {
+      assert.equal((await sh(`mkdir '${w.dir}/managed/gone' && echo a > '${w.dir}/managed/gone/f.txt'`)).code, 0);
+      folderId = await childId(stack, managedId, 'gone') ?? '';
+      await other.deleteEntity(folderId);
+      const py = await sh(`python3 -c "
+import errno, sys
+try:
+    f = open(sys.argv[1], 'w'); f.write('new'); f.close(); print('closed')
+except OSError as e:
+    print(errno.errorcode[e.errno])" '${w.dir}/managed/gone/f.txt'`);
+      assert.equal(py.stdout.trim(), 'ESTALE', py.stderr);
+    } finally {
+      await w.unmount();
+    }
+    const rec = await cli(args, { env });
+    assert.equal(rec.code, 1);
+    assert.match(rec.stdout, /^failed\t.*f\.txt.*its folder syn\d+ was deleted \(restore it from your Synapse trash can/m);
+    assert.doesNotMatch(rec.stdout, /--force publishes/);
+    await other.restoreFromTrash(folderId);
+    const again = await cli(args, { env });
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.match(again.stdout, /^published\t.*f\.txt/m);
+    const fileId = await childId(stack, folderId, 'f.txt');
+    assert.equal((await stack.seed.objectBytes(stack.seed.fileHandle(stack.seed.entity(fileId!).dataFileHandleId!).bucketName,
+      stack.seed.fileHandle(stack.seed.entity(fileId!).dataFileHandleId!).key)).toString(), 'new');
+  });
+
   test('SIGTERM while programs still write: nothing half-written is published; the bytes are journaled as incomplete, later writes fail, recover --force publishes them', async () => {
     // QA: SIGTERM published 1 MiB of a 30 MiB copy (over the file's newest version, for an
     // existing file), and bytes the writer wrote after the drain were neither published nor kept.

@@ -480,6 +480,7 @@ test('recover: an entry whose file was deleted since is a conflict (no upload); 
   const api = {
     lookupChild: async () => null,
     getLatestVersionInfo: async (id: string) => { versionReads++; throw new SynapseError(404, `${id} not found`, 'GET', `/entity/${id}/version`); },
+    getEntity: async (id: string) => ({ id }), // its folder is still there
   } as unknown as SynapseApi;
   const f = await spool.create();
   await f.write(Buffer.from('kept'), 0);

@@ -151,7 +151,10 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
       }
       if (why === LAZY) await untilClosed(mounted.fs, () => mounted.adapter.sessionAlive(), log, hurry);
       log.info({ why }, 'unmounting');
-      const { published, journaled, lost, incomplete, scratch } = await mounted.fs.drain();
+      const { published, journaled, lost, incomplete, scratch, emptyLocal } = await mounted.fs.drain();
+      if (emptyLocal.length > 0) {
+        log.warn({ count: emptyLocal.length, paths: emptyLocal.slice(0, 20) }, 'empty files kept in this mount only (their folder\'s storage cannot hold a 0-byte file) are gone with it; give them content, or keep them in an STS or external folder, to publish them');
+      }
       if (scratch.length > 0) {
         log.warn({ count: scratch.length, paths: scratch.slice(0, 20) }, 'scratch-named files (file~, #file#, .file.swp…) are kept in the mount only and are gone with it; give them a real name to publish them');
       }
@@ -186,7 +189,7 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
  * releases the connection (the last of them gone), then the mount stops (QA: writers died
  * mid-file and their prefixes were published). A plain unmount happens only once nothing is in use.
  */
-const LAZY = 'unmounted from outside';
+const LAZY = 'unmounted (umount, fusermount or synapse-mount unmount)';
 
 async function untilClosed(fs: { openHandleCount: number }, sessionAlive: () => Promise<boolean>, log: Logger, hurry: { now: boolean }): Promise<void> {
   // In use means the kernel still has the connection, not only that files are open: a shell's

@@ -1261,7 +1261,7 @@ export class SynapseFilesystem {
    * `incomplete`, which `recover` reports as a conflict (`--force` publishes it).
    * Returns what became of each, so the process can say so.
    */
-  async drain(): Promise<{ published: string[]; journaled: string[]; lost: string[]; incomplete: string[]; scratch: string[] }> {
+  async drain(): Promise<{ published: string[]; journaled: string[]; lost: string[]; incomplete: string[]; scratch: string[]; emptyLocal: string[] }> {
     const published: string[] = [];
     const journaled: string[] = [];
     const lost: string[] = [];
@@ -1303,7 +1303,13 @@ export class SynapseFilesystem {
       this.lingering.delete(file);
       await file.dispose(file.awaitingRecovery).catch(() => undefined);
     }
-    return { published, journaled, lost, incomplete, scratch };
+    // Empty files this folder's storage could not hold, kept here only: gone with the mount, as
+    // documented — named at unmount, once (QA: git saw `__init__.py` deleted after a remount,
+    // and nothing had said so).
+    const emptyLocal = this.table.localOnlyFiles()
+      .filter((f) => !this.kept?.has(f.parentId, f.name) && !isScratchName(f.name) && !isProbeName(f.name))
+      .map((f) => f.path);
+    return { published, journaled, lost, incomplete, scratch, emptyLocal };
   }
 
   async truncate(path: string, size: number): Promise<void> {

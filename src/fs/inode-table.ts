@@ -383,6 +383,34 @@ export class InodeTable {
     return out;
   }
 
+  /**
+   * Files only this mount holds, with no entity (empty placeholders, new files waiting for
+   * recover): paths from the mount root where the cached listings lead to their folder, else
+   * `synID/name`.
+   */
+  localOnlyFiles(): Array<{ path: string; parentId: string; name: string }> {
+    if (this.localEntries.size === 0) return [];
+    const paths = new Map<string, string>([[this.root.entityId, '']]);
+    const queue = [this.root.entityId];
+    for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+      for (const [name, n] of this.listings.get(id)?.entries ?? []) {
+        if (n.kind === 'dir' && n.entityId && !paths.has(n.entityId)) {
+          paths.set(n.entityId, `${paths.get(id)}/${name}`);
+          queue.push(n.entityId);
+        }
+      }
+    }
+    const out: Array<{ path: string; parentId: string; name: string }> = [];
+    for (const [parentId, dir] of this.localEntries) {
+      for (const [name, n] of dir) {
+        if (n.kind !== 'file' || n.entityId) continue;
+        const folder = paths.get(parentId);
+        out.push({ path: folder !== undefined ? `${folder}/${name}` : `${parentId}/${name}`, parentId, name });
+      }
+    }
+    return out;
+  }
+
   removeLocal(parentId: string, name: string): void {
     const dir = this.localEntries.get(parentId);
     if (!dir) return;

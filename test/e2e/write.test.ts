@@ -266,6 +266,21 @@ for i in range(3):
     assert.equal((await synapseBytes(id)).bytes.toString(), 'content\n');
   });
 
+  test('at unmount the log names the empty files Synapse storage could not hold (gone with the mount), not scratch or recover ones', async () => {
+    // QA: git saw pkg/__init__.py deleted after a remount, and nothing had said it would go.
+    const e = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool-empty-named')]);
+    try {
+      assert.equal((await sh(`mkdir -p '${e.dir}/managed/pkg-e' && : > '${e.dir}/managed/pkg-e/__init__.py' && : > '${e.dir}/managed/top-empty.txt' && touch '${e.dir}/managed/pkg-e/notes~'`)).code, 0);
+    } finally {
+      await e.unmount();
+    }
+    const line = e.output().split('\n').find((l) => l.includes('empty files kept in this mount only'));
+    assert.ok(line, e.output());
+    const { paths, count } = JSON.parse(line) as { paths: string[]; count: number };
+    assert.deepEqual(paths.sort(), ['/managed/pkg-e/__init__.py', '/managed/top-empty.txt']);
+    assert.equal(count, 2);
+  });
+
   test('QA: identical files closed at once in Synapse storage all publish (Synapse hands such uploads one multipart upload)', async () => {
     const dirs = ['same-a', 'same-b'].map((d) => `${m.dir}/managed/${d}`);
     assert.equal((await sh(`mkdir ${dirs.map((d) => `'${d}'`).join(' ')}`)).code, 0);

@@ -1306,8 +1306,10 @@ export class SynapseFilesystem {
     // Empty files this folder's storage could not hold, kept here only: gone with the mount, as
     // documented — named at unmount, once (QA: git saw `__init__.py` deleted after a remount,
     // and nothing had said so).
+    const accounted = new Set([...published, ...journaled, ...lost, ...incomplete, ...scratch]);
     const emptyLocal = this.table.localOnlyFiles()
-      .filter((f) => !this.kept?.has(f.parentId, f.name) && !isScratchName(f.name) && !isProbeName(f.name))
+      .filter((f) => !accounted.has(f.path) && !this.active.has(f.path) && !this.kept?.has(f.parentId, f.name)
+        && !isScratchName(f.name) && !isProbeName(f.name))
       .map((f) => f.path);
     return { published, journaled, lost, incomplete, scratch, emptyLocal };
   }

@@ -1484,7 +1484,7 @@ test('drain at unmount: files still open for writing are journaled as incomplete
     await r.fs.write(backup, Buffer.from('kept here only'), 0);
     await r.fs.release(backup);
     const out = await r.fs.drain();
-    assert.deepEqual(out, { published: [], journaled: [], lost: ['/streamed.bin'], incomplete: ['/new.bin'], scratch: ['/notes~'] });
+    assert.deepEqual(out, { published: [], journaled: [], lost: ['/streamed.bin'], incomplete: ['/new.bin'], scratch: ['/notes~'], emptyLocal: [] });
     assert.equal((await r.api.getEntity(id)).versionNumber, before, 'no new version of the file whose write failed');
     assert.equal(await r.api.lookupChild(r.rootId, 'new.bin'), null, 'the open file is not published');
     assert.equal(await r.api.lookupChild(r.rootId, 'streamed.bin'), null, 'the lost file is not in Synapse');

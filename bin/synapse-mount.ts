@@ -117,9 +117,12 @@ await yargs(argv)
           return n;
         };
         const cacheDirBytes = cacheSize(a['cache-dir-size'], '--cache-dir-size'); // checked even without --cache-dir
-        const metadataView = a['metadata-view'];
-        if (metadataView !== undefined && !/^(?:syn)?\d+$/i.test(metadataView.trim())) {
-          throw new UsageError(`--metadata-view: "${metadataView}" is not a Synapse ID (expected e.g. syn123)`);
+        // An option's value, so a usage error (the positional entity's is a MountError, exit 1).
+        let metadataView: string | undefined;
+        try {
+          metadataView = a['metadata-view'] === undefined ? undefined : normaliseEntityId(a['metadata-view']);
+        } catch (err) {
+          throw new UsageError(`--metadata-view: ${(err as Error).message}`);
         }
         exitCode = await runMount({
           config: {
@@ -150,7 +153,7 @@ await yargs(argv)
             partBytes: parseSizeWithin(a['part-size'], '--part-size', 5 * 1024 ** 2, 5 * 1024 ** 3),
             ...(a['cache-dir'] ? { cacheDir: path.resolve(a['cache-dir']), cacheDirBytes } : {}),
             maxWriteMemoryBytes: parseSize(a['max-write-memory'], '--max-write-memory'),
-            ...(metadataView ? { metadataView: normaliseEntityId(metadataView) } : {}),
+            ...(metadataView ? { metadataView } : {}),
           },
           foreground: a.foreground,
           logLevel: a['log-level'] as LogLevel,
@@ -164,7 +167,7 @@ await yargs(argv)
   )
   .command(
     ['unmount <mountpoint>', 'umount <mountpoint>'],
-    'unmount cleanly, finishing open uploads first; refused while the mount is in use (as umount), unless --force',
+    'unmount cleanly, finishing open uploads first (refused while in use, like umount, unless forced)',
     (y) => y.positional('mountpoint', { type: 'string', demandOption: true })
       .option('force', { type: 'boolean', default: false, describe: 'unmount even while in use: open files are cut off (ENOTCONN), files open for writing journaled for recover' }),
     async (a) => {

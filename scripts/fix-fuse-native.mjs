@@ -67,8 +67,8 @@
 //     RELEASEDIR; a getattr of such a node gets the descriptor SYNAPSE_GONE_DIR_FH, and the
 //     mount answers it by path while the directory has one, else as an empty, removed directory.
 //
-// 10. With --allow-other, files and folders another user creates show as theirs (as on a local
-//     disk), so they may chmod and set the times of what they made — `rsync -a`, `cp -p` and
+// 10. With --allow-other, files and folders another user creates show as theirs (their uid; the
+//     group stays the mount's), so they may chmod and set the times of what they made — `rsync -a`, `cp -p` and
 //     tar do, and the kernel (default_permissions) refused them when every file showed as the
 //     mount owner's. create and mkdir pass their caller's uid and gid (fuse_get_context(), on
 //     libfuse's thread) after the callback; src/fs/owners.ts keeps them.
@@ -107,11 +107,12 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v24 */';
+const FAST_MARK = '/* synapse-mount read fast path v25 */';
 const FAST_CODE = `${FAST_MARK}
-/* The uid and gid of the process whose create or mkdir this libfuse thread is handling (10.). */
+/* The uid and gid of the process whose create or mkdir this libfuse thread is handling (10.);
+   (uid_t) -1, "unknown", without a context — never root's by default. */
 #define SYNAPSE_NOTE_CALLER(l) do { struct fuse_context *synapse_fc = fuse_get_context(); \\
-  (l)->uid = synapse_fc != NULL ? synapse_fc->uid : 0; (l)->gid = synapse_fc != NULL ? synapse_fc->gid : 0; } while (0)
+  (l)->uid = synapse_fc != NULL ? synapse_fc->uid : (uid_t) -1; (l)->gid = synapse_fc != NULL ? synapse_fc->gid : (gid_t) -1; } while (0)
 #include <fcntl.h>
 /* utimens with flag_utime_omit_ok (6. above): UTIME_NOW becomes the current time, UTIME_OMIT
    the value 1 (1 ms after the epoch), which the mount reads as "leave this time as it is". */

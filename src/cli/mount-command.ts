@@ -199,6 +199,7 @@ async function untilClosed(fs: { openHandleCount: number }, sessionAlive: () => 
     if (!(await sessionAlive())) return;
     await new Promise((r) => setTimeout(r, 50));
   }
+  if (hurry.now || !(await sessionAlive())) return;
   log.warn({ open: fs.openHandleCount }, 'unmounted lazily: serving what is still in use (open files, working directories) until it is released (a signal stops at once)');
   while (!hurry.now && (await sessionAlive())) await new Promise((r) => setTimeout(r, 250));
 }

@@ -101,7 +101,10 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
       const existing = entry.entityId ?? (await api.lookupChild(entry.parentId, entry.name)) ?? undefined;
       const info = await latestVersion(api, existing);
       // Its file gone: perhaps with its folder, and then nothing here can publish it — not --force.
-      if (entry.entityId && !info && (await folderGone(api, entry.parentId))) throw new SynapseError(404, 'folder gone', 'GET', `/entity/${entry.parentId}`);
+      if (entry.entityId && !info && (await folderGone(api, entry.parentId))) {
+        results.push({ entry, outcome: 'failed', error: folderGoneMessage(entry) });
+        continue;
+      }
       const done = alreadyPublished(entry, info) ? existing : undefined;
       const conflict = done || opts.force ? undefined : conflictOf(entry, ours, existing, info);
       if (conflict) {
@@ -152,10 +155,7 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
       // Its folder deleted elsewhere (QA: "conflict … --force publishes it", then --force failed
       // with Synapse's 404 every time): say so, and what to do.
       const gone = err instanceof SynapseError && err.status === 404 && (await folderGone(api, entry.parentId).catch(() => false));
-      const error = gone
-        ? `its folder ${entry.parentId} was deleted (restore it from your Synapse trash can, then recover again; `
-          + `or copy the bytes — recover --list says where — and recover --discard ${entry.id})`
-        : (err as Error).message;
+      const error = gone ? folderGoneMessage(entry) : (err as Error).message;
       results.push({ entry, outcome: 'failed', error });
       log?.error({ err, id: entry.id }, 'recovery failed; entry kept');
     }
@@ -163,7 +163,13 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   return results;
 }
 
-/** The folder is not in Synapse any more (deleted, in the trash can). */
+/** What to do about an entry whose folder is gone: nothing here can publish it, not --force. */
+function folderGoneMessage(entry: JournalEntry): string {
+  return `its folder ${entry.parentId}, or a folder above it, was deleted (restore it from your Synapse trash can, then recover again; `
+    + `or copy the bytes — recover --list says where — and recover --discard ${entry.id})`;
+}
+
+/** The folder is not in Synapse any more (deleted, in the trash can — or a folder above it is). */
 async function folderGone(api: SynapseApi, folderId: string): Promise<boolean> {
   try {
     await api.getEntity(folderId);

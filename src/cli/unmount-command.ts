@@ -11,7 +11,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { canonicalMountpoint, findOnPath, lazyUnmount, mountedType } from '../fs/preflight.js';
+import { canonicalMountpoint, findFusermount, lazyUnmount, mountedType } from '../fs/preflight.js';
 import { findMountRecord, processAlive, removeMountRecord } from './mount-registry.js';
 
 const exec = promisify(execFile);
@@ -42,11 +42,12 @@ export async function runUnmount(mountpoint: string, opts: { force?: boolean } =
     return 1;
   }
   if (rec && processAlive(rec.pid)) {
-    const fusermount = opts.force ? undefined : await findOnPath('fusermount');
+    const fusermount = opts.force ? undefined : await findFusermount();
     let detached = false;
     if (fusermount) {
       try {
-        await exec(fusermount, ['-u', dir]);
+        // In English whatever the user's locale: its words are matched below.
+        await exec(fusermount, ['-u', dir], { env: { ...process.env, LC_ALL: 'C' } });
         detached = true;
       } catch (err) {
         const msg = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
@@ -55,7 +56,9 @@ export async function runUnmount(mountpoint: string, opts: { force?: boolean } =
             + 'close them and try again, or unmount with --force (their files are cut off; files open for writing are journaled for recover)\n');
           return 1;
         }
-        // Anything else (not ours to unmount as this user…): the serving process does it.
+        // Not the old silent cut-off for a failure we cannot read: say it, and what --force does.
+        process.stderr.write(`synapse-mount: could not unmount ${dir}: ${msg.split('\n')[0]}; unmount --force stops its serving process regardless\n`);
+        return 1;
       }
     }
     // Detached: the serving process sees it (within a second), drains and exits on its own — no
@@ -75,9 +78,9 @@ export async function runUnmount(mountpoint: string, opts: { force?: boolean } =
     process.stderr.write(`synapse-mount: ${dir} did not unmount within ${DRAIN_TIMEOUT_MS / 1000} s (pid ${rec.pid}); see its log\n`);
     return 1;
   }
-  const fusermount = await findOnPath('fusermount');
+  const fusermount = await findFusermount();
   try {
-    if (fusermount) await exec(fusermount, ['-u', dir]);
+    if (fusermount) await exec(fusermount, ['-u', dir], { env: { ...process.env, LC_ALL: 'C' } });
     else await exec('umount', [dir]);
   } catch (err) {
     const msg = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();

@@ -257,6 +257,17 @@ function isNameTaken(err: unknown): boolean {
   return err instanceof SynapseError && err.status === 409;
 }
 
+/**
+ * The plain move's 409 (renameNow's update, before anything local changed): the only rename
+ * failure rename() lists the folder again and retries for. Other paths (a file open for
+ * writing) change local state before asking Synapse, and a repeat would build on that (review).
+ */
+class MoveNameTaken extends Error {
+  constructor(readonly synapseError: unknown) {
+    super((synapseError as Error).message);
+  }
+}
+
 /** Synapse answers a move into or out of an STS folder with 400 naming STS. */
 function isStsMoveRefusal(err: unknown): boolean {
   return err instanceof SynapseError && err.status === 400 && /\bSTS\b/i.test(err.reason);
@@ -264,6 +275,8 @@ function isStsMoveRefusal(err: unknown): boolean {
 
 export class SynapseFilesystem {
   private readonly handles = new Map<number, OpenHandle>();
+  /** Versions whose S3 object is not the size Synapse recorded, already warned about (open). */
+  private readonly sizeWarned = new LRUCache<string, true>({ max: 10_000 });
   /** Asked before changes Synapse would refuse only at close (permissions.ts). */
   private readonly permissions: Permissions;
   /** Files waiting for recover, shown read-only until then (kept-files.ts). */
@@ -634,15 +647,18 @@ export class SynapseFilesystem {
     }
     const file = await this.sources.resolve(shown?.node ?? node, true);
     const fh = file.fileHandle;
-    this.table.setSize(file.entityId, file.versionNumber, { size: fh.contentSize, md5: fh.contentMd5 });
     const source = await this.sources.source(file, this.cache);
-    if (source.size !== fh.contentSize) {
-      // The S3 object is not the size Synapse recorded (an external bucket's object replaced or
-      // registered with a wrong size): reads return the object's bytes, so stat says so too
-      // (QA: md5sum read past the size stat gave).
+    // The S3 object is not the size Synapse recorded (an external bucket's object replaced, or
+    // registered with a wrong size): reads return the object's bytes, so stat says so too (QA:
+    // md5sum read past the size stat gave). Recorded once, after the object answered: a stat
+    // meanwhile must not see the size flip back and forth (review).
+    const objectDiffers = source.size !== fh.contentSize;
+    this.table.setSize(file.entityId, file.versionNumber, objectDiffers ? { size: source.size, md5: undefined } : { size: fh.contentSize, md5: fh.contentMd5 });
+    const versionKey = `${file.entityId}.${file.versionNumber}`;
+    if (objectDiffers && !this.sizeWarned.has(versionKey)) {
+      this.sizeWarned.set(versionKey, true);
       this.opts.logger?.warn({ path, entityId: file.entityId, version: file.versionNumber, synapseSize: fh.contentSize, objectSize: source.size },
         'the S3 object is not the size Synapse recorded for this file; reading the object as it is');
-      this.table.setSize(file.entityId, file.versionNumber, { size: source.size, md5: undefined });
     }
     const fd = this.nextFd++;
     // A backup view reads its version for good: what the file's name gets later is another file.
@@ -1463,14 +1479,16 @@ export class SynapseFilesystem {
       // The name was taken by another client after we listed its folder: list it again and
       // rename onto what is there now, as rename(2) does (QA: `mv f.tmp f` failed with EEXIST,
       // which rename never answers for a file, and left f.tmp behind).
-      if (!isNameTaken(err) || target) throw err;
+      if (!(err instanceof MoveNameTaken)) throw err;
       const { parent: destParent } = await this.table.resolveParent(dest);
       this.table.invalidate(destParent.entityId);
       target = await this.table.resolve(dest).catch(() => undefined);
       const again = await this.table.resolve(src).catch(() => undefined);
-      if (!target || !again) throw err;
+      if (!target || !again) throw err.synapseError;
       node = again;
-      outcome = await this.renameNow(src, dest, node);
+      outcome = await this.renameNow(src, dest, node).catch((e: unknown) => {
+        throw e instanceof MoveNameTaken ? e.synapseError : e;
+      });
     }
     if (outcome === 'unchanged') return; // nothing moved: no folder's time, no kept entry (review)
     const moved = await this.table.resolveParent(dest).catch(() => undefined);
@@ -1579,6 +1597,8 @@ export class SynapseFilesystem {
       // The empty folder this move replaced is already in the trash can: put it back.
       if (target?.kind === 'dir' && node.kind === 'dir') await this.restoreReplaced(target, destParent, dest);
       if (isStsMoveRefusal(err)) throw stsMoveRefused(src, dest, err);
+      // A name taken after our listing, with no target known here: rename() looks again.
+      if (isNameTaken(err) && !target) throw new MoveNameTaken(err);
       throw err;
     }
     if (node.kind === 'dir') this.setFolderMtime(moved.id, mtime);
@@ -1598,10 +1618,18 @@ export class SynapseFilesystem {
   /**
    * A folder renamed onto an empty folder deletes the target first (Synapse has no
    * rename-over); when the move itself then fails, the target comes back out of the trash can
-   * with its synID, annotations and sharing, so a failed rename changes nothing. Best effort:
-   * if Synapse refuses that too, the log says where the folder went.
+   * with its synID and annotations, so the failed rename leaves it where it was. Not its
+   * sharing: Synapse drops an entity's own ACL when it goes to the trash can, so a folder shared
+   * by an ACL of its own would come back open to whatever its parent allows — such a folder
+   * (or one whose ACL is unknown) stays in the trash can, and the log says so. Best effort: if
+   * Synapse refuses the restore too, the log says where the folder went.
    */
   private async restoreReplaced(target: FsNode, destParent: FsNode, dest: string): Promise<void> {
+    if (target.benefactorId === undefined || target.benefactorId === target.entityId) {
+      this.opts.logger?.error({ entity: target.entityId, path: dest },
+        'a folder rename failed after its target folder was deleted; the target had sharing settings of its own, which Synapse does not bring back, so it is left in your Synapse trash can');
+      return;
+    }
     try {
       await this.api.restoreFromTrash(target.entityId);
     } catch (err) {
@@ -1613,8 +1641,8 @@ export class SynapseFilesystem {
         return;
       }
     }
-    this.table.upsert(target);
-    this.folderChanged(destParent.entityId);
+    // Listed again rather than the node put back: the restore changed its etag and times.
+    this.table.invalidate(destParent.entityId);
   }
 
   /**

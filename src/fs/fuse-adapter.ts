@@ -70,9 +70,6 @@ export interface FuseMountOptions {
 
 type Cb = (...args: unknown[]) => void;
 
-const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
-
 /** Answers that tools provoke in normal use (lookups of absent files, xattr probes): debug only. */
 const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'EISDIR', 'ENOTDIR']);
 
@@ -251,10 +248,10 @@ export class FuseAdapter {
         }
         this.run('getxattr', path, cb, () => fs.getxattr(path, name), (v) => [0, v]);
       },
-      // uid/gid: the creating process's (scripts/fix-fuse-native.mjs 10.; undefined with the prebuild).
-      create: (path: string, mode: number, cb: Cb, uid?: number, gid?: number) => this.run('create', path, cb, async () => {
+      // uid: the creating process's (scripts/fix-fuse-native.mjs 10.; undefined with the prebuild).
+      create: (path: string, mode: number, cb: Cb, uid?: number) => this.run('create', path, cb, async () => {
         const fd = await fs.create(path, mode);
-        owners?.created(path, uid, gid);
+        owners?.created(path, uid);
         return fd;
       }),
       write: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) => {
@@ -268,9 +265,9 @@ export class FuseAdapter {
       fsync: (path: string, _datasync: boolean, fd: number, cb: Cb) => this.run('fsync', path, cb, () => fs.fsync(fd), () => [0]),
       truncate: (path: string, size: number, cb: Cb) => this.run('truncate', path, cb, () => fs.truncate(path, size), () => [0]),
       ftruncate: (path: string, fd: number, size: number, cb: Cb) => this.run('ftruncate', path, cb, () => fs.ftruncate(fd, size), () => [0]),
-      mkdir: (path: string, _mode: number, cb: Cb, uid?: number, gid?: number) => this.run('mkdir', path, cb, async () => {
+      mkdir: (path: string, _mode: number, cb: Cb, uid?: number) => this.run('mkdir', path, cb, async () => {
         await fs.mkdir(path);
-        owners?.created(path, uid, gid);
+        owners?.created(path, uid);
       }, () => [0]),
       rmdir: (path: string, cb: Cb) => this.run('rmdir', path, cb, async () => {
         await fs.rmdir(path);
@@ -281,10 +278,10 @@ export class FuseAdapter {
         owners?.removed(path);
       }, () => [0]),
       rename: (src: string, dest: string, cb: Cb) => this.run('rename', src, cb, async () => {
-        const before = owners && fs.getattrNow(src);
+        const kind = owners && fs.table.resolveCached(src)?.kind;
         await fs.rename(src, dest);
         // Unknown kind (not in memory): treated as a folder, which moves what is below it too.
-        owners?.renamed(src, dest, before ? (before.mode & S_IFMT) === S_IFDIR : true);
+        owners?.renamed(src, dest, kind === undefined || kind === 'dir');
       }, () => [0]),
       utimens: (path: string, atime: number, mtime: number, cb: Cb) =>
         this.run('utimens', path, cb, () => fs.utimens(path, atime, mtime), () => [0]),

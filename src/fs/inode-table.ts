@@ -392,7 +392,8 @@ export class InodeTable {
     if (this.localEntries.size === 0) return [];
     const paths = new Map<string, string>([[this.root.entityId, '']]);
     const queue = [this.root.entityId];
-    for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+    for (let i = 0; i < queue.length; i++) {
+      const id = queue[i]!;
       for (const [name, n] of this.listings.get(id)?.entries ?? []) {
         if (n.kind === 'dir' && n.entityId && !paths.has(n.entityId)) {
           paths.set(n.entityId, `${paths.get(id)}/${name}`);

@@ -9,6 +9,10 @@
  * following renames, forgotten on unlink/rmdir. Bounded: past MAX_ENTRIES the oldest go back to
  * the mount owner, which only matters if their maker then chmods them.
  *
+ * Only the owner: the group stays the mount's --gid, as under a setgid directory — a lab's
+ * shared mount (--gid lab, --dir-mode 775) stays writable to the lab inside what one member
+ * made (the creator's own group would shut the others out).
+ *
  * Keyed by path (the mount's own paths; the kernel asks by path through libfuse).
  */
 import { LRUCache } from 'lru-cache';
@@ -20,23 +24,26 @@ export interface Owner {
   gid: number;
 }
 
+/** The addon's "no caller known" (libfuse had no context): not root's. */
+const UNKNOWN_UID = 0xffffffff;
+
 export class Owners {
-  private readonly byPath = new LRUCache<string, Owner>({ max: MAX_ENTRIES });
+  private readonly byPath = new LRUCache<string, number>({ max: MAX_ENTRIES });
 
   constructor(private readonly mountOwner: Owner) {}
 
-  /** After a create or mkdir succeeded; uid/gid undefined when the addon could not tell (prebuild). */
-  created(path: string, uid: number | undefined, gid: number | undefined): void {
-    if (uid === undefined || gid === undefined) return;
-    if (uid === this.mountOwner.uid && gid === this.mountOwner.gid) this.byPath.delete(path);
-    else this.byPath.set(path, { uid, gid });
+  /** After a create or mkdir succeeded; uid undefined when the addon could not tell (prebuild). */
+  created(path: string, uid: number | undefined): void {
+    if (uid === undefined || uid === UNKNOWN_UID) return;
+    if (uid === this.mountOwner.uid) this.byPath.delete(path);
+    else this.byPath.set(path, uid);
   }
 
-  /** The stat's owner: its maker's when another user made it here. */
-  apply<S extends Owner>(path: string, stat: S): S {
+  /** The stat's owner: its maker when another user made it here. */
+  apply<S extends { uid: number }>(path: string, stat: S): S {
     if (this.byPath.size === 0) return stat;
-    const owner = this.byPath.get(path);
-    return owner ? { ...stat, uid: owner.uid, gid: owner.gid } : stat;
+    const uid = this.byPath.get(path);
+    return uid !== undefined ? { ...stat, uid } : stat;
   }
 
   /**
@@ -54,7 +61,7 @@ export class Owners {
     }
     const entries = [...this.byPath.entries()];
     for (const [path] of entries) if (below(path, dest) || below(path, src)) this.byPath.delete(path);
-    for (const [path, owner] of entries) if (below(path, src)) this.byPath.set(dest + path.slice(src.length), owner);
+    for (const [path, uid] of entries) if (below(path, src)) this.byPath.set(dest + path.slice(src.length), uid);
   }
 
   /** After unlink or rmdir (a folder only goes when empty). */

@@ -125,8 +125,13 @@ export async function findOnPath(cmd: string): Promise<string | undefined> {
   return undefined;
 }
 
+/** libfuse 2's fusermount, or libfuse 3's (either unmounts any FUSE mount). */
+export async function findFusermount(): Promise<string | undefined> {
+  return (await findOnPath('fusermount')) ?? (await findOnPath('fusermount3'));
+}
+
 export async function lazyUnmount(dir: string): Promise<void> {
-  const fusermount = (await findOnPath('fusermount')) ?? (await findOnPath('fusermount3'));
+  const fusermount = await findFusermount();
   if (fusermount) {
     await exec(fusermount, ['-uz', dir]).catch(() => undefined);
     return;
@@ -139,13 +144,17 @@ export async function preflight(mountpoint: string, mountinfo: MountinfoReader =
   try {
     await access('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
     // Present but not ours to open (QA: mode 0600, a user not root): installing FUSE is not the fix.
-    if ((err as NodeJS.ErrnoException).code === 'EACCES') {
+    if (code === 'EACCES') {
       throw new MountError('/dev/fuse exists but this user may not open it: ask an administrator to allow FUSE for users (chmod 0666 /dev/fuse, as Debian sets it), or mount as root');
     }
-    throw new MountError('/dev/fuse is missing: install FUSE (apt-get install fuse libfuse2) or run where /dev/fuse exists (a container needs --device /dev/fuse)');
+    if (code === 'ENOENT') {
+      throw new MountError('/dev/fuse is missing: install FUSE (apt-get install fuse libfuse2) or run where /dev/fuse exists (a container needs --device /dev/fuse)');
+    }
+    throw new MountError(`/dev/fuse cannot be opened (${code ?? (err as Error).message}): a security policy or a container may forbid FUSE here`);
   }
-  if (!(await findOnPath('fusermount')) && !(await findOnPath('fusermount3'))) {
+  if (!(await findFusermount())) {
     throw new MountError('fusermount not found: install FUSE (apt-get install fuse)');
   }
   // An automount trigger (x-systemd.automount) first, before anything touches the path: Node's

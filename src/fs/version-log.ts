@@ -52,12 +52,12 @@ function sealOf(fields: unknown[]): string {
   return `#${crc32(JSON.stringify(fields)).toString(16).padStart(8, '0')}`;
 }
 
-/** A sealed line's array without its seal; undefined when the seal does not match (or is missing and not accepted). */
-function unseal(v: unknown[], acceptUnsealed: boolean): unknown[] | undefined {
+/** A sealed line's array without its seal; 'unsealed' (written before seals), or 'damaged' (the seal does not match). */
+function unseal(v: unknown[]): unknown[] | 'unsealed' | 'damaged' {
   const last = v[v.length - 1];
-  if (typeof last !== 'string' || !SEAL.test(last)) return acceptUnsealed ? v : undefined;
+  if (typeof last !== 'string' || !SEAL.test(last)) return 'unsealed';
   const fields = v.slice(0, -1);
-  return sealOf(fields) === last ? fields : undefined;
+  return sealOf(fields) === last ? fields : 'damaged';
 }
 
 export class VersionLog<V> {
@@ -67,8 +67,8 @@ export class VersionLog<V> {
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   private readonly maxEntries: number;
-  /** Lines skipped by the last load for a bad seal (or none, unless accepted). */
-  private damaged = 0;
+  /** Lines the last load skipped: a seal that does not match, or none (unless accepted). */
+  private skipped = { damaged: 0, unsealed: 0 };
 
   private constructor(readonly file: string, private readonly codec: VersionLogCodec<V>, private readonly opts: VersionLogOptions) {
     this.maxEntries = opts.maxEntries ?? 500_000;
@@ -138,13 +138,16 @@ export class VersionLog<V> {
   private async load(): Promise<void> {
     const read = await readWithInode(this.file);
     if (!read) return;
-    this.damaged = 0;
+    this.skipped = { damaged: 0, unsealed: 0 };
     const lines = this.apply(read.bytes.toString('utf8'));
-    if (this.damaged > 0) {
-      this.opts.logger?.warn({ file: this.file, lines: this.damaged }, 'version log: damaged or edited lines skipped (their entries are asked for again)');
+    const { damaged, unsealed } = this.skipped;
+    if (damaged > 0) {
+      this.opts.logger?.warn({ file: this.file, lines: damaged }, 'version log: damaged or edited lines skipped (their entries are asked for again)');
     }
+    // A log an older synapse-mount wrote (no seals): read as empty, once — the rewrite drops it.
+    if (unsealed > 0) this.opts.logger?.debug({ file: this.file, lines: unsealed }, 'version log: lines without a seal (an older synapse-mount\'s) skipped');
     while (this.map.size > this.maxEntries) this.map.delete(this.map.keys().next().value as string);
-    if (!this.opts.readOnly && lines > 2 * this.map.size + 1000) await this.compact(read);
+    if (!this.opts.readOnly && (lines > 2 * this.map.size + 1000 || damaged + unsealed > 0)) await this.compact(read);
   }
 
   /** Take in a log's lines (the last of a key wins); returns how many there were. */
@@ -155,11 +158,13 @@ export class VersionLog<V> {
       lines++;
       try {
         const parsed = JSON.parse(line) as unknown;
-        const v = Array.isArray(parsed) ? unseal(parsed, this.opts.acceptUnsealed === true) : undefined;
-        if (v === undefined) {
-          this.damaged++;
+        if (!Array.isArray(parsed)) continue;
+        const opened = unseal(parsed);
+        if (opened === 'damaged' || (opened === 'unsealed' && this.opts.acceptUnsealed !== true)) {
+          this.skipped[opened]++;
           continue;
         }
+        const v = opened === 'unsealed' ? parsed : opened;
         if (typeof v[0] !== 'string' || !Number.isInteger(v[1])) continue;
         const key = `${v[0]}.${v[1] as number}`;
         if (v.length === 2) { // a tombstone (delete)

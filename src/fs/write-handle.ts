@@ -731,7 +731,9 @@ export class ActiveFile {
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
       // Its folder (or the file) deleted elsewhere meanwhile: Synapse's 404 made close() answer
       // ENOENT, which says nothing a program can act on (QA). The file's place is gone: ESTALE.
-      if (err instanceof SynapseError && err.status === 404) {
+      // Only the entity calls' 404 (creating the file in its folder, or its next version): an
+      // upload's 404 (an unknown multipart upload) is no such thing (review).
+      if (err instanceof SynapseError && err.status === 404 && /^\/repo\/v1\/entity(\/syn\d+)?(\?|$)/.test(err.path)) {
         return new FsError('ESTALE', `${this.name}: its folder or the file was deleted in Synapse meanwhile; not published, journaled for \`synapse-mount recover\``, { cause: err });
       }
     } catch (jerr) {

@@ -475,7 +475,7 @@ except OSError as e:
     }
     const rec = await cli(args, { env });
     assert.equal(rec.code, 1);
-    assert.match(rec.stdout, /^failed\t.*f\.txt.*its folder syn\d+ was deleted \(restore it from your Synapse trash can/m);
+    assert.match(rec.stdout, /^failed\t.*f\.txt.*its folder syn\d+, or a folder above it, was deleted \(restore it from your Synapse trash can/m);
     assert.doesNotMatch(rec.stdout, /--force publishes/);
     await other.restoreFromTrash(folderId);
     const again = await cli(args, { env });

@@ -293,10 +293,18 @@ export class State {
     this.index(e);
   }
 
-  /** Move an entity (and so its subtree) to the trash can. */
+  /**
+   * Move an entity (and so its subtree) to the trash can. As TrashManagerImpl.moveToTrash, the
+   * ACLs of the subtree go (deleteAllAclsInHierarchy): a restored folder inherits its parent's.
+   */
   trash(e: EntityRecord, userId: string): void {
     e.trashedFrom = e.parentId;
     e.trashedBy = userId;
+    const drop = (n: EntityRecord): void => {
+      delete n.acl;
+      for (const c of this.byParent.get(n.id) ?? []) drop(c);
+    };
+    drop(e);
   }
 
   /** Back out of the trash can into the parent it was deleted from. */

@@ -11,7 +11,7 @@ import {
   asObject, badRequest, conflict, forbidden, notFound, optString, preconditionFailed, type Router, type Obj,
 } from '../http.js';
 import { validateEntityName } from '../names.js';
-import { kindOfConcrete, parseSynId, ROOT_ID, synId, type EntityRecord, type State, type User } from '../state.js';
+import { ALL_PERMS, kindOfConcrete, parseSynId, ROOT_ID, synId, type EntityRecord, type State, type User } from '../state.js';
 import { entityJson, fileHandleJson, versionInfoJson } from '../views.js';
 import {
   isContainer, lookupEntity, queryFlag, readableEntity, requirePerm, validateCanAddFile, validateCanMoveFolder, type Deps,
@@ -214,6 +214,8 @@ export function register(router: Router, deps: Deps): void {
     nameTaken(state, parent.id, e.name);
     state.restore(e);
     state.touch(e, user.id);
+    // Into the root (a project): an ACL granting the restorer admin access, as Synapse makes.
+    if (parent.id === ROOT_ID) state.grant(e, user.id, [...ALL_PERMS]);
     return { status: 200, empty: true };
   });
 

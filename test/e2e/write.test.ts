@@ -938,6 +938,19 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       assert.throws(() => stack.seed.entity(zB), /no entity/, 'left in the trash can');
       assert.match(fresh.output(), /sharing settings of its own, which Synapse does not bring back, so it is left in your Synapse trash can/);
       assert.equal(await idOf(`${fd}/rzA`), zA);
+      // A restore Synapse refuses (someone took the name meanwhile): the log says where it went,
+      // and the mount does not show the folder that is no longer there.
+      assert.equal((await sh(`mkdir '${fd}/rwB'`)).code, 0);
+      const wB = await waitForId(`${fd}/rwB`);
+      stack.dev.addFault({ target: 'synapse', pathPattern: `/entity/${zA}`, method: 'PUT', status: 409, count: 1 });
+      stack.dev.addFault({ target: 'synapse', pathPattern: `/trashcan/restore/${wB}`, method: 'PUT', status: 409, count: 1 });
+      try {
+        assert.equal(await renameOutcome(`${fd}/rzA`, `${fd}/rwB`), 'EEXIST');
+      } finally {
+        stack.dev.clearFaults();
+      }
+      assert.match(fresh.output(), /the target could not be restored: it is in your Synapse trash can/);
+      assert.equal((await sh(`ls '${fd}/rwB'`)).code, 2, 'not shown: it is in the trash can');
     } finally {
       await fresh.unmount();
     }

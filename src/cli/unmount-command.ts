@@ -19,6 +19,16 @@ const exec = promisify(execFile);
 const DRAIN_TIMEOUT_MS = 10 * 60_000;
 const POLL_MS = 100;
 
+/** Wait (bounded) for a serving process told to stop to exit. */
+async function exited(pid: number): Promise<boolean> {
+  for (const deadline = Date.now() + DRAIN_TIMEOUT_MS; Date.now() < deadline;) {
+    if (!processAlive(pid)) return true;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  process.stderr.write(`synapse-mount: pid ${pid} did not stop within ${DRAIN_TIMEOUT_MS / 1000} s; see its log\n`);
+  return false;
+}
+
 /** The filesystem type our mounts have in /proc/self/mountinfo (fuse-native's subtype). */
 const OUR_TYPE = 'fuse.synapse-mount';
 
@@ -32,6 +42,17 @@ export async function runUnmount(mountpoint: string, opts: { force?: boolean } =
     return 1;
   }
   if (!type) {
+    if (rec && processAlive(rec.pid)) {
+      // Detached lazily (umount -l) while in use: its serving process goes on until released
+      // (QA: `status` listed it alive, and `unmount --force` said "not mounted").
+      if (!opts.force) {
+        process.stderr.write(`synapse-mount: ${dir} was unmounted lazily and still serves what was in use there (pid ${rec.pid}); `
+          + 'it stops once they are released, or now with unmount --force\n');
+        return 1;
+      }
+      process.kill(rec.pid, 'SIGTERM');
+      return (await exited(rec.pid)) ? 0 : 1;
+    }
     if (rec && !processAlive(rec.pid)) {
       // A killed process left its record (status shows it as dead): clear it.
       await removeMountRecord(rec.mountpoint, rec.pid);

@@ -117,6 +117,10 @@ describe('synapse-mount command line', () => {
       assert.equal((await sh(`umount -l '${dir}'`)).code, 0);
       await new Promise((r) => setTimeout(r, 1500)); // past the serving process's 1 s mount watch
       assert.ok(alive(pid), 'serving the working directory still in use');
+      // Detached but serving: `unmount` says so, not "not mounted" (QA); --force would stop it.
+      const detached = await cli(['unmount', dir], { env });
+      assert.equal(detached.code, 1);
+      assert.match(detached.stderr, /was unmounted lazily and still serves what was in use there \(pid \d+\).*unmount --force/);
       shell.stdin.end('go\n');
       assert.equal(await exited, 0, err);
       assert.equal(out, 'hello.txt\nhello\n');

@@ -946,6 +946,14 @@ export class SynapseFilesystem {
     } catch (err) {
       // Journaled again: the new entry holds (or replaced) what the one it started from held.
       if (file.awaitingRecovery) await this.dropSuperseded(file, 'a newer entry of the same file replaces it');
+      // Its folder (or the file) deleted elsewhere: forget the folder's listing and its own
+      // entry, so the next lookup asks Synapse — not every later create there failing at close
+      // for a TTL (QA: opens in a deleted folder succeeded, and `echo x > f` exited 0).
+      if (err instanceof FsError && err.errno === 'ESTALE' && err.cause instanceof SynapseError && err.cause.status === 404) {
+        const folder = this.table.resolveCached(parentPath(path));
+        this.table.invalidate(file.parentId);
+        if (folder?.parentId) this.table.invalidate(folder.parentId);
+      }
       throw err;
     }
     if (!version) {

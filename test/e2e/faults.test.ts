@@ -470,6 +470,11 @@ try:
 except OSError as e:
     print(errno.errorcode[e.errno])" '${w.dir}/managed/gone/f.txt'`);
       assert.equal(py.stdout.trim(), 'ESTALE', py.stderr);
+      // The mount now knows the folder is gone: a new file there fails at once (QA: opens kept
+      // succeeding, each failing only at close, which `echo x > f` never reports).
+      const next = await sh(`echo x > '${w.dir}/managed/gone/g.txt'`);
+      assert.notEqual(next.code, 0);
+      assert.match(next.stderr, /No such file or directory/);
     } finally {
       await w.unmount();
     }

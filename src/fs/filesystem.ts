@@ -42,7 +42,7 @@ import { errnoName, FsError } from './errors.js';
 import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
-import { isProbeName, isScratchName, NAME_MAX, nameProblem } from './names.js';
+import { isProbeName, isScratchName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
 import type { MtimeStore } from './mtime-log.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
@@ -432,7 +432,13 @@ export class SynapseFilesystem {
   async getattr(path: string): Promise<Stat> {
     const now = this.getattrNow(path);
     if (now) return now;
-    const resolved = await this.table.resolve(path);
+    const resolved = await this.table.resolve(path).catch((err: unknown) => {
+      // A name no Synapse entity can have: what a local disk answers for it (QA: ENOENT).
+      if (errnoName(err) === 'ENOENT' && path.slice(path.lastIndexOf('/') + 1).length > MAX_NAME_LENGTH) {
+        throw new FsError('ENAMETOOLONG', `${path}: longer than any name Synapse allows`);
+      }
+      throw err;
+    });
     if (this.activeFile(path, resolved)) return this.getattrNow(path)!;
     const { node, view } = await this.keptOrFresh(path, resolved);
     if (view) {

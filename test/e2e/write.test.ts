@@ -458,6 +458,8 @@ for i in range(3):
     // 256 Synapse would take, but statfs says 255 and no local disk could hold it (QA).
     const over = await sh(`touch '${m.dir}/sts/${'n'.repeat(256)}'`);
     assert.match(over.stderr, /File name too long/);
+    // A lookup of such a name says so too, as ext4 does (it said ENOENT, QA).
+    assert.match((await sh(`stat '${m.dir}/sts/${'n'.repeat(300)}'`)).stderr, /File name too long/);
     // 250 characters is a valid name: it round-trips (it crashed the local S3 server, QA).
     const name = `${'l'.repeat(246)}.txt`;
     const rt = await sh(`echo long > '${m.dir}/sts/${name}' && cat '${m.dir}/sts/${name}'`);

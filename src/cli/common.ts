@@ -17,6 +17,11 @@ export interface AuthArgs {
 
 export async function resolveAuth(args: AuthArgs): Promise<{ token: string; endpoint: string; warning?: string }> {
   const auth = await discoverAuth(args.authTokenFile ? { tokenFile: args.authTokenFile } : {});
+  // A header cannot carry it: fetch refused it, which read as "Synapse unreachable" for the
+  // whole --retry-timeout (QA). Never quoted: it is a secret.
+  if (!/^[\x21-\x7e]+$/.test(auth.token)) {
+    throw new ConfigError('the Synapse auth token holds a space, a control or a non-ASCII character, which a token never has (a copy-paste gone wrong?)');
+  }
   const endpoint = args.endpoint ?? auth.endpoint ?? DEFAULT_ENDPOINT;
   return { token: auth.token, endpoint, ...(auth.warning ? { warning: auth.warning } : {}) };
 }

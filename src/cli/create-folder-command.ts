@@ -7,9 +7,10 @@
  * Steps, and why in this order:
  *  1. GET the parent: it must be a project or folder (a clear message beats Synapse's 400).
  *  2. POST /entity/child: an existing child of that name is taken when it is a folder (what the
- *     Python client's store(createOrUpdate) does); with --sts it must be empty, because Synapse
- *     enables STS only on an empty folder — checked here too so nothing is created on refusal
- *     (Synapse also counts the trash, which we cannot see: its own 400 still comes through).
+ *     Python client's store(createOrUpdate) does). One with files keeps its storage when asked
+ *     for the same (a harmless re-run); it may not become an STS folder (Synapse enables STS
+ *     only on an empty folder, counting the trash, which we cannot see: its own 400 still comes
+ *     through) nor stop being one (its files would stay in STS storage).
  *  3. POST /storageLocation — before the folder, so a bucket that is not ready (no owner.txt
  *     naming the user, see docs/storage-commands.md) leaves no empty folder behind. Storage
  *     locations are cheap and de-duplicated by Synapse.
@@ -61,19 +62,13 @@ export async function runCreateFolder(api: SynapseApi, opts: CreateFolderOptions
   }
 
   let folderId = await api.lookupChild(parent.id, name);
+  let items = 0;
   if (folderId !== null) {
     const existing = await api.getEntity(folderId);
     if (existing.concreteType !== CONCRETE.folder) {
       throw new ConfigError(`"${name}" already exists in ${parent.id} as ${existing.id}, a ${shortType(existing.concreteType)}, not a folder`);
     }
-    if (opts.sts) {
-      const children = await api.listChildren(existing.id, ['folder', 'file', 'link']);
-      if (children.length > 0) {
-        throw new ConfigError(
-          `STS can only be enabled on an empty folder, and ${existing.id} ("${name}") has ${children.length} item(s); choose a new --name`,
-        );
-      }
-    }
+    items = (await api.listChildren(existing.id, ['folder', 'file', 'link'])).length;
   }
 
   const setting: StorageLocationSetting = opts.bucket === undefined
@@ -91,6 +86,21 @@ export async function runCreateFolder(api: SynapseApi, opts: CreateFolderOptions
   }
 
   const existingSetting = await api.getUploadProjectSetting(folderId);
+  if (items > 0) {
+    // The same command again (Synapse de-duplicates the location): nothing to change (QA: the
+    // identical --sts run was refused once the folder had files, though documented harmless).
+    if (existingSetting?.id && existingSetting.locations?.length === 1 && existingSetting.locations[0] === storageLocationId) {
+      return { folderId, storageLocationId, projectSettingId: String(existingSetting.id) };
+    }
+    if (opts.sts) {
+      throw new ConfigError(`STS can only be enabled on an empty folder, and ${folderId} ("${name}") has ${items} item(s); choose a new --name`);
+    }
+    // An STS folder with files moved off STS: its files would stay in STS storage, which Synapse
+    // keeps apart from any other (QA: it was done silently, exit 0).
+    if (existingSetting?.locations?.[0] !== undefined && (await isStsLocation(api, existingSetting.locations[0]))) {
+      throw new ConfigError(`${folderId} ("${name}") is an STS folder with ${items} item(s): its storage cannot change (files cannot move out of STS storage); choose a new --name`);
+    }
+  }
   let projectSetting: UploadDestinationListSetting | null;
   if (existingSetting) {
     await api.updateProjectSetting({ ...existingSetting, locations: [storageLocationId] });
@@ -102,6 +112,15 @@ export async function runCreateFolder(api: SynapseApi, opts: CreateFolderOptions
   }
   if (!projectSetting?.id) throw new Error(`Synapse did not return the upload setting of ${folderId}`);
   return { folderId, storageLocationId, projectSettingId: String(projectSetting.id) };
+}
+
+/** Whether a storage location is STS-enabled; unknown (not its creator: 403) counts as not. */
+async function isStsLocation(api: SynapseApi, id: number): Promise<boolean> {
+  try {
+    return (await api.getStorageLocation(id)).stsEnabled === true;
+  } catch {
+    return false;
+  }
 }
 
 /** The one line the command prints, spaced like the Python client's json.dumps. */

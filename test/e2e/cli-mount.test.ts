@@ -356,4 +356,15 @@ describe('synapse-mount command line', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /SYNAPSE_AUTH_TOKEN/);
   });
+
+  test('a token with a control character → one clear line at once, not "unreachable" for the whole retry timeout', async () => {
+    const bad = `${stack.authToken.slice(0, 8)}\u0001${stack.authToken.slice(8)}`;
+    const started = Date.now();
+    const r = await cli(args(projectId, await newDir()), { env: { ...env, SYNAPSE_AUTH_TOKEN: bad } });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /auth token holds a space, a control or a non-ASCII character/);
+    assert.ok(!r.stderr.includes(stack.authToken.slice(8)), 'the token is never quoted');
+    assert.ok(Date.now() - started < 20_000, 'no retrying');
+  });
 });

@@ -187,6 +187,21 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     assertOneLineError(usage!, 2, /base-key -> bucket/);
   });
 
+  test('create-folder on an STS folder with files: the same command again is harmless; off STS is refused', async () => {
+    // QA: the identical --sts run was refused once files were in; without --sts the folder was
+    // silently moved to a non-STS location, its files left in STS storage.
+    const first = await run('create-folder', '--parent', projectId, '--name', 'sts-full', '--bucket', stack.externalBucket, '--base-key', baseKey, '--sts');
+    assert.equal(first.code, 0, first.stderr);
+    const made = JSON.parse(first.stdout) as typeof sts;
+    await stack.seed.file(made.folderId, 'in-sts.txt', Buffer.from('x'));
+    const again = await run('create-folder', '--parent', projectId, '--name', 'sts-full', '--bucket', stack.externalBucket, '--base-key', baseKey, '--sts');
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(JSON.parse(again.stdout), made);
+    const off = await run('create-folder', '--parent', projectId, '--name', 'sts-full', '--bucket', stack.externalBucket, '--base-key', baseKey);
+    assertOneLineError(off, 1, /is an STS folder with 1 item\(s\): its storage cannot change/);
+    assert.equal((await api.getUploadDestination(made.folderId)).stsEnabled, true, 'still STS');
+  });
+
   test('sts-token: every output format, as the Python client prints them', async () => {
     const formats = ['json', 'boto', 'shell', 'bash', 'cmd', 'powershell'] as const;
     const rs = await Promise.all(formats.map((o) => run('sts-token', sts.folderId, 'read_only', '-o', o)));

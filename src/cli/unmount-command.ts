@@ -19,14 +19,23 @@ const exec = promisify(execFile);
 const DRAIN_TIMEOUT_MS = 10 * 60_000;
 const POLL_MS = 100;
 
-/** Wait (bounded) for a serving process told to stop to exit. */
-async function exited(pid: number): Promise<boolean> {
-  for (const deadline = Date.now() + DRAIN_TIMEOUT_MS; Date.now() < deadline;) {
-    if (!processAlive(pid)) return true;
+/**
+ * Wait (bounded) until the serving process has exited and our mount is gone from `dir` (a mount
+ * stacked at the path, e.g. autofs, is not ours to wait for); 0 then, else 1 with a line.
+ */
+async function untilStopped(pid: number, dir: string): Promise<number> {
+  const started = Date.now();
+  let told = false;
+  while (Date.now() < started + DRAIN_TIMEOUT_MS) {
+    if ((await mountedType(dir)) !== OUR_TYPE && !processAlive(pid)) return 0;
+    if (!told && Date.now() > started + 5000) {
+      process.stderr.write(`synapse-mount: waiting for ${dir} to finish uploads (pid ${pid})…\n`);
+      told = true;
+    }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
-  process.stderr.write(`synapse-mount: pid ${pid} did not stop within ${DRAIN_TIMEOUT_MS / 1000} s; see its log\n`);
-  return false;
+  process.stderr.write(`synapse-mount: ${dir} did not unmount within ${DRAIN_TIMEOUT_MS / 1000} s (pid ${pid}); see its log\n`);
+  return 1;
 }
 
 /** The filesystem type our mounts have in /proc/self/mountinfo (fuse-native's subtype). */
@@ -51,7 +60,7 @@ export async function runUnmount(mountpoint: string, opts: { force?: boolean } =
         return 1;
       }
       process.kill(rec.pid, 'SIGTERM');
-      return (await exited(rec.pid)) ? 0 : 1;
+      return untilStopped(rec.pid, dir);
     }
     if (rec && !processAlive(rec.pid)) {
       // A killed process left its record (status shows it as dead): clear it.
@@ -85,19 +94,7 @@ export async function runUnmount(mountpoint: string, opts: { force?: boolean } =
     // Detached: the serving process sees it (within a second), drains and exits on its own — no
     // signal, whose unmount by path could meet a mount made there since. Else it is told to stop.
     if (!detached) process.kill(rec.pid, 'SIGTERM');
-    const deadline = Date.now() + DRAIN_TIMEOUT_MS;
-    let told = false;
-    while (Date.now() < deadline) {
-      // Ours gone (a mount stacked at the path, e.g. autofs, is not ours to wait for).
-      if ((await mountedType(dir)) !== OUR_TYPE && !processAlive(rec.pid)) return 0;
-      if (!told && Date.now() > deadline - DRAIN_TIMEOUT_MS + 5000) {
-        process.stderr.write(`synapse-mount: waiting for ${dir} to finish uploads (pid ${rec.pid})…\n`);
-        told = true;
-      }
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-    process.stderr.write(`synapse-mount: ${dir} did not unmount within ${DRAIN_TIMEOUT_MS / 1000} s (pid ${rec.pid}); see its log\n`);
-    return 1;
+    return untilStopped(rec.pid, dir);
   }
   const fusermount = await findFusermount();
   try {

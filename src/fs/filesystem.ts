@@ -51,7 +51,7 @@ import { Permissions } from './permissions.js';
 import type { Spool, SpoolFile } from './spool.js';
 import { MemoryBudget, StreamingUpload, type FailedPartStore, type PartBuffers } from '../s3/multipart-upload.js';
 import { guessContentType, readPart } from './publisher.js';
-import { ActiveFile, EmptyVersionRefused, type ActiveFileInit } from './write-handle.js';
+import { ActiveFile, EmptyVersionRefused, entityGone, type ActiveFileInit } from './write-handle.js';
 
 export interface Stat {
   mode: number;
@@ -955,7 +955,7 @@ export class SynapseFilesystem {
       // Its folder (or the file) deleted elsewhere: forget the folder's listing and its own
       // entry, so the next lookup asks Synapse — not every later create there failing at close
       // for a TTL (QA: opens in a deleted folder succeeded, and `echo x > f` exited 0).
-      if (err instanceof FsError && err.errno === 'ESTALE' && err.cause instanceof SynapseError && err.cause.status === 404) {
+      if (err instanceof FsError && err.errno === 'ESTALE' && entityGone(err.cause)) {
         const folder = this.table.resolveCached(parentPath(path));
         this.table.invalidate(file.parentId);
         if (folder?.parentId) this.table.invalidate(folder.parentId);

@@ -40,6 +40,15 @@ import type { Logger } from 'pino';
 import { KeptWhole, NoWriteMemory, PartsMissing, UploadNotStarted, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
 import { errnoName, FsError } from './errors.js';
 import { SynapseError } from '../synapse/errors.js';
+
+/**
+ * Synapse's 404 to an entity call of a publish (creating the file in its folder, or its next
+ * version): the folder or the file was deleted elsewhere — close() answers ESTALE, and the
+ * filesystem forgets that folder. Not an upload's 404 (an unknown multipart upload; review).
+ */
+export function entityGone(err: unknown): boolean {
+  return err instanceof SynapseError && err.status === 404 && /^\/repo\/v1\/entity(\/syn\d+)?(\?|$)/.test(err.path);
+}
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import { publishingNow, type JournalEntry, type Spool, type SpoolFile } from './spool.js';
 
@@ -731,9 +740,7 @@ export class ActiveFile {
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
       // Its folder (or the file) deleted elsewhere meanwhile: Synapse's 404 made close() answer
       // ENOENT, which says nothing a program can act on (QA). The file's place is gone: ESTALE.
-      // Only the entity calls' 404 (creating the file in its folder, or its next version): an
-      // upload's 404 (an unknown multipart upload) is no such thing (review).
-      if (err instanceof SynapseError && err.status === 404 && /^\/repo\/v1\/entity(\/syn\d+)?(\?|$)/.test(err.path)) {
+      if (entityGone(err)) {
         return new FsError('ESTALE', `${this.name}: its folder or the file was deleted in Synapse meanwhile; not published, journaled for \`synapse-mount recover\``, { cause: err });
       }
     } catch (jerr) {

@@ -26,7 +26,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { SynapseApi } from '../synapse/api.js';
 import { CONCRETE } from '../synapse/types.js';
-import { ConfigError } from '../config.js';
+import { ConfigError, UsageError } from '../config.js';
+import { nameProblem } from '../fs/names.js';
 import { AwsObjectStore } from '../s3/aws-object-store.js';
 import { S3Error } from '../s3/object-store.js';
 
@@ -84,6 +85,14 @@ function describeS3(err: unknown, url: string): Error {
 
 export async function runAddS3File(api: SynapseApi, opts: AddS3FileOptions): Promise<string> {
   const { bucket, key } = parseS3Url(opts.url);
+  // Before any request (Synapse's 400 would come after the whole object was read for its MD5).
+  const fileName = key.slice(key.lastIndexOf('/') + 1);
+  const entityName = opts.name ?? fileName;
+  const problem = nameProblem(entityName);
+  if (problem !== undefined) {
+    if (opts.name !== undefined) throw new UsageError(`--name "${entityName}": ${problem}`);
+    throw new ConfigError(`the key's last part "${fileName}" cannot be a Synapse name (${problem}); pass --name`);
+  }
   const parent = await api.getEntity(opts.parentId);
   if (parent.concreteType !== CONCRETE.folder && parent.concreteType !== CONCRETE.project) {
     throw new ConfigError(`${parent.id} is not a folder (it is a ${parent.concreteType.slice(parent.concreteType.lastIndexOf('.') + 1)}): --parent must be a folder backed by your S3 bucket`);
@@ -103,8 +112,6 @@ export async function runAddS3File(api: SynapseApi, opts: AddS3FileOptions): Pro
     throw new ConfigError(`${opts.url} is outside ${parent.id}'s storage location: files of ${parent.id} must lie under ${where}`);
   }
 
-  const fileName = key.slice(key.lastIndexOf('/') + 1);
-  const entityName = opts.name ?? fileName;
   // Before reading the object: a taken name would only fail after the whole stream (409).
   const taken = await api.lookupChild(parent.id, entityName);
   if (taken !== null) throw new ConfigError(`"${entityName}" already exists in ${parent.id} (${taken}); pass --name to choose another name`);

@@ -22,7 +22,8 @@
  */
 import type { SynapseApi } from '../synapse/api.js';
 import { CONCRETE, type StorageLocationSetting, type UploadDestinationListSetting } from '../synapse/types.js';
-import { ConfigError } from '../config.js';
+import { ConfigError, UsageError } from '../config.js';
+import { nameProblem } from '../fs/names.js';
 import { pythonJsonDumps } from './sts-token-command.js';
 
 export interface CreateFolderOptions {
@@ -54,7 +55,9 @@ function shortType(concreteType: string): string {
 export async function runCreateFolder(api: SynapseApi, opts: CreateFolderOptions): Promise<CreateFolderResult> {
   if (opts.baseKey !== undefined && opts.bucket === undefined) throw new ConfigError('--base-key needs --bucket');
   const name = opts.name.trim();
-  if (name === '') throw new ConfigError('--name must not be empty');
+  // Synapse's own 400 would come after the parent's checks, as exit 1: a bad argument is a usage error.
+  const problem = nameProblem(name);
+  if (problem !== undefined) throw new UsageError(`--name "${name}": ${problem}`);
 
   const parent = await api.getEntity(opts.parentId);
   if (!CONTAINERS.includes(parent.concreteType)) {

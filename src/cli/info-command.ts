@@ -8,7 +8,7 @@
  * package `attr`), or Python's os.getxattr when getfattr is missing — Node has no xattr API. The
  * CLI is a separate process from the one serving the mount, so these calls cannot deadlock it.
  * Then one bundle2 of that exact version with its file handles gives MD5, size, storage
- * location and bucket/key; for a folder or project, its upload destination gives the storage
+ * location and bucket/key; a Link names its target; for a folder or project, its upload destination gives the storage
  * location (and the s3:// prefix of an external bucket).
  *
  * bundle2 lists file handles only to users with DOWNLOAD permission; without it the MD5 comes
@@ -35,6 +35,9 @@ export interface InfoResult {
   storageLocationId: number | null;
   stsEnabled: boolean | null;
   s3Url: string | null;
+  /** A Link's target (synID) and pinned version (null: the newest); null for anything else. */
+  targetId: string | null;
+  targetVersion: number | null;
 }
 
 interface ExecResult { code: number | string | null; stdout: string; stderr: string }
@@ -114,6 +117,7 @@ async function describe(api: SynapseApi, abs: string, id: string, version: numbe
     path: abs, id: entity.id, name: entity.name, type: kindOf(entity.concreteType),
     version: entity.concreteType === CONCRETE.file ? entity.versionNumber ?? null : null,
     md5: null, size: null, storageLocationId: null, stsEnabled: null, s3Url: null,
+    targetId: entity.linksTo?.targetId ?? null, targetVersion: entity.linksTo?.targetVersionNumber ?? null,
   };
 
   if (entity.concreteType === CONCRETE.file) {
@@ -158,5 +162,6 @@ export function formatInfo(r: InfoResult, json: boolean): string {
     rows.push(['storage location', `${r.storageLocationId}${r.stsEnabled ? ' (STS-enabled)' : ''}`]);
   }
   if (r.s3Url !== null) rows.push(['s3 url', r.s3Url]);
+  if (r.targetId !== null) rows.push(['target', r.targetVersion !== null ? `${r.targetId}.${r.targetVersion} (pinned)` : `${r.targetId} (newest version)`]);
   return rows.map(([k, v]) => `${`${k}:`.padEnd(18)}${v}\n`).join('');
 }

@@ -172,12 +172,14 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
 
   test('create-folder: bad input is one line', async () => {
     await stack.seed.file(managedFolderId, 'occupant.txt', Buffer.from('x'));
-    const [unknown, notFolder, noOwner, nonEmpty, usage] = await Promise.all([
+    const [unknown, notFolder, noOwner, nonEmpty, usage, emptyName, badName] = await Promise.all([
       run('create-folder', '--parent', 'syn999999', '--name', 'x'),
       run('create-folder', '--parent', fileId, '--name', 'x'),
       run('create-folder', '--parent', projectId, '--name', 'no-owner', '--bucket', stack.externalBucket, '--base-key', 'lab/nobody', '--sts'),
       run('create-folder', '--parent', projectId, '--name', 'managed', '--sts'),
       run('create-folder', '--parent', projectId, '--name', 'x', '--base-key', 'k'),
+      run('create-folder', '--parent', projectId, '--name', ' '),
+      run('create-folder', '--parent', projectId, '--name', 'a/b'),
     ]);
     assertOneLineError(unknown!, 1, /syn999999.*\(Synapse 404\)|\(Synapse 404\)/);
     assertOneLineError(notFolder!, 1, /is a FileEntity, not a project or folder/);
@@ -185,6 +187,8 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     assert.equal(await api.lookupChild(projectId, 'no-owner'), null, 'a refused bucket leaves no folder behind');
     assertOneLineError(nonEmpty!, 1, /STS can only be enabled on an empty folder/);
     assertOneLineError(usage!, 2, /base-key -> bucket/);
+    assertOneLineError(emptyName!, 2, /--name "": empty name/);
+    assertOneLineError(badName!, 2, /--name "a\/b": Synapse names may only contain/);
   });
 
   test('create-folder on an STS folder with files: the same command again is harmless; off STS is refused', async () => {
@@ -380,6 +384,13 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     assert.equal(await api.lookupChild(sts.folderId, 'by-user2.bin'), null);
     assertOneLineError(taken!, 1, new RegExp(`"data\\.bin" already exists in syn\\d+ \\(${streamedId}\\); pass --name`));
     assertOneLineError(mismatch!, 1, /--local-file .* has 14 bytes but s3:\/\/.* has 300000: they are not the same content/);
+    // Names Synapse would refuse, before any request: --name is a usage error, a key's own name says to pass --name.
+    const [badName, badKeyName] = await Promise.all([
+      run('add-s3-file', '--parent', sts.folderId, url, '--name', 'a:b.bin', ...s3),
+      run('add-s3-file', '--parent', sts.folderId, `s3://${stack.externalBucket}/${baseKey}/uploaded/x#1.bin`, ...s3),
+    ]);
+    assertOneLineError(badName!, 2, /--name "a:b\.bin": Synapse names may only contain/);
+    assertOneLineError(badKeyName!, 1, /"x#1\.bin" cannot be a Synapse name .*pass --name/);
   });
 
   test('through a mount: registered files read back; getfattr and info name them', async () => {
@@ -419,19 +430,25 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     assert.deepEqual(JSON.parse(json.stdout), {
       path: file, id: streamedId, name: 'data.bin', type: 'file', version: 1, md5: md5(awsBytes), size: awsBytes.length,
       storageLocationId: sts.storageLocationId, stsEnabled: true, s3Url: `s3://lab-external/${baseKey}/uploaded/data.bin`,
+      targetId: null, targetVersion: null,
     });
     assert.equal(folder.code, 0, folder.stderr);
     assert.deepEqual(JSON.parse(folder.stdout), {
       path: path.join(dir, 'sts-data'), id: sts.folderId, name: 'sts-data', type: 'folder', version: null, md5: null, size: null,
       storageLocationId: sts.storageLocationId, stsEnabled: true, s3Url: `s3://lab-external/${baseKey}/`,
+      targetId: null, targetVersion: null,
     });
     assertOneLineError(outside!, 1, /is not inside a synapse-mount mount/);
     assertOneLineError(missing!, 1, /No such file or directory/);
     assertOneLineError(localOnly!, 1, /is not in Synapse \(yet\): a file only this mount has/);
-    // A symlink is a Link entity, described as itself (getxattr would follow it to the target).
+    // A symlink is a Link entity, described as itself (getxattr would follow it to the target),
+    // with what it points at.
     const link = await run('info', '--json', path.join(dir, 'sts-data', 'data-link'));
     assert.equal(link.code, 0, link.stderr);
-    assert.deepEqual([JSON.parse(link.stdout).id, JSON.parse(link.stdout).type], [linkId, 'link']);
+    const linkInfo = JSON.parse(link.stdout) as Record<string, unknown>;
+    assert.deepEqual([linkInfo['id'], linkInfo['type'], linkInfo['targetId'], linkInfo['targetVersion']], [linkId, 'link', streamedId, null]);
+    const linkText = await run('info', path.join(dir, 'sts-data', 'data-link'));
+    assert.match(linkText.stdout, new RegExp(`^target: +${streamedId} \\(newest version\\)$`, 'm'));
 
     // No --endpoint: the mount's own record says which Synapse it talks to (the default,
     // synapse.org, is unreachable here). Same state dir as the mount, which got this process's env.

@@ -22,8 +22,11 @@ import type { VersionInfo } from '../synapse/types.js';
 
 export interface RecoverResult {
   entry: JournalEntry;
-  /** `conflict`: someone published the file since these bytes were written; kept (see --force). */
-  outcome: 'published' | 'already-published' | 'conflict' | 'failed';
+  /**
+   * `conflict`: someone published the file since these bytes were written; kept (see --force).
+   * `elsewhere`: journaled by a mount of another Synapse (its ids mean other entities here); kept.
+   */
+  outcome: 'published' | 'already-published' | 'conflict' | 'failed' | 'elsewhere';
   entityId?: string;
   error?: string;
 }
@@ -96,6 +99,10 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   // Oldest first: of two saves of one file, the later one ends as the newest version.
   const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   for (const entry of entries) {
+    if (!spool.ours(entry)) {
+      results.push({ entry, outcome: 'elsewhere', error: `journaled by a mount of the Synapse at ${entry.endpoint ?? '?'}; left for \`synapse-mount recover --endpoint ${entry.endpoint ?? '?'}\`` });
+      continue;
+    }
     try {
       // One lookup and one version read serve both checks below.
       const existing = entry.entityId ?? (await api.lookupChild(entry.parentId, entry.name)) ?? undefined;

@@ -9,7 +9,13 @@ import { createLogger } from '../log.js';
 import { clientFor, type AuthArgs } from './common.js';
 import { recoverAll } from './recover-command.js';
 import { openMtimeLog } from '../fs/mtime-log.js';
+import { synapseScope } from '../fs/synapse-scope.js';
 import { UsageError } from '../config.js';
+
+/** Names the Synapse of an entry journaled by a mount of another than synapse.org (spool.ts sameSynapse). */
+function elsewhere(e: JournalEntry): string {
+  return e.endpoint !== undefined && synapseScope(e.endpoint) !== '' ? ` (Synapse at ${e.endpoint})` : '';
+}
 
 export async function runRecover(opts: {
   spoolDir: string; spoolDirGiven?: boolean; list: boolean; force?: boolean; discard?: string[]; auth: AuthArgs; transfer: TransferConfig;
@@ -19,19 +25,19 @@ export async function runRecover(opts: {
   if (opts.spoolDirGiven && !(await isDirectory(opts.spoolDir))) {
     throw new UsageError(`--spool-dir ${opts.spoolDir}: no such directory (give the --spool-dir the mount used)`);
   }
-  const spool = new Spool(opts.spoolDir);
-  const { entries, unreadable } = await spool.readJournal();
+  const journal = new Spool(opts.spoolDir);
+  const { entries, unreadable } = await journal.readJournal();
   // Never "nothing to recover" over an entry that cannot be read: say so, and fail.
   for (const u of unreadable) {
-    process.stdout.write(`unreadable\t${u.file}\t${u.error.replace(/[\t\n]/g, ' ')}\t(its bytes may be in ${path.join(spool.dir, 'files')}; fix or remove the entry)\n`);
+    process.stdout.write(`unreadable\t${u.file}\t${u.error.replace(/[\t\n]/g, ' ')}\t(its bytes may be in ${path.join(journal.dir, 'files')}; fix or remove the entry)\n`);
   }
   const bad = unreadable.length > 0 ? 1 : 0;
   if (opts.discard) {
     // A bare --discard must never fall through to publishing everything.
     if (opts.discard.length === 0) throw new UsageError('--discard needs the ids of the entries to drop (see recover --list)');
-    return discard(spool, entries, opts.discard);
+    return discard(journal, entries, opts.discard);
   }
-  if (opts.list || (entries.length === 0 && (await spool.listUploads()).length === 0)) {
+  if (opts.list || (entries.length === 0 && (await journal.listUploads()).length === 0)) {
     if (entries.length === 0 && !bad) process.stdout.write(`nothing to recover in ${opts.spoolDir}\n`);
     for (const e of entries) {
       // Last column: where the whole file's bytes are, for a user who wants them before --discard.
@@ -39,7 +45,7 @@ export async function runRecover(opts: {
         : e.s3Upload ? `parts of an unfinished upload to s3://${e.s3Upload.bucket}/${e.s3Upload.key} (not readable until recover completes it)`
           : e.inSpool === false && e.fileHandleId ? `Synapse file handle ${e.fileHandleId}` : e.spoolFile;
       // An entry journaled while its file was still open is not a failed publish: it waits for --force.
-      const why = e.incomplete ? 'incomplete (publish with --force once checked)' : 'failed';
+      const why = `${e.incomplete ? 'incomplete (publish with --force once checked)' : 'failed'}${elsewhere(e)}`;
       process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\t${why}: ${e.error.replace(/[\t\n]/g, ' ')}\tbytes: ${where}\n`);
     }
     return bad;
@@ -48,12 +54,14 @@ export async function runRecover(opts: {
   // Each entry's outcome is one line on stdout; the log would repeat failures as JSON stacks.
   const log = createLogger('fatal');
   const me = await client.getUserProfile();
+  // Entries and records of another Synapse are left for a recover against it (spool.ts sameSynapse).
+  const spool = new Spool(opts.spoolDir, { endpoint: client.endpoint });
   const { publisher, sources } = transferServices(client, String(me.ownerId), opts.transfer, log, spool);
   const storeFor = (loc: number, id: string): ObjectStore => sources.storeFor(loc, id, 'read_write');
   const orphans = await abortOrphanedUploads(spool, storeFor, log);
   if (orphans > 0) process.stdout.write(`cleaned up ${orphans} orphaned S3 upload(s) (open ones aborted, completed ones' unnamed objects deleted)\n`);
   // Not essential: without it the recovered files show Synapse's time at the next mount.
-  const mtimes = await openMtimeLog(spool.dir, { readOnly: false }).catch(() => undefined);
+  const mtimes = await openMtimeLog(spool.dir, { readOnly: false, scope: synapseScope(client.endpoint) }).catch(() => undefined);
   const results = await recoverAll(client, publisher, spool, log, storeFor, { force: opts.force === true, ...(mtimes ? { mtimes } : {}) });
   await mtimes?.flush();
   let failed = 0;

@@ -13,6 +13,10 @@
  *   tmp/<pid>-<random>.tmp                    writes in progress (renamed into blocks/)
  *   meta/sizes.jsonl                          (entity id, version) → size, md5 (version-log.ts)
  *
+ * Ids are Synapse's, which another Synapse (a local server) reuses: keys of any Synapse but
+ * synapse.org carry its host (`scope`, synapse-scope.ts), so mounts of two of them may share a
+ * directory.
+ *
  * Block file: 20-byte header — magic "SMBC", u16 format, u16 key length, u32 data length,
  * u32 CRC-32 of the data, u32 CRC-32 of the header's first 16 bytes and the key — then the key
  * (`<object>#<blockSize>#<index>`), then the data. A reader checks all of it (file size, magic,
@@ -49,6 +53,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, open, readdir, rename, rmdir, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { scopedKey } from './synapse-scope.js';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { BlockId, BlockStore } from './block-cache.js';
@@ -84,6 +89,8 @@ export interface DiskCacheOptions {
   maxBytes: number;
   minFreeFraction?: number;
   logger?: Logger;
+  /** Which Synapse the mount's file handle ids belong to (synapse-scope.ts): part of every block's key. */
+  scope?: string;
   /** For tests: the file system's size and free bytes. */
   diskSpace?: (dir: string) => Promise<{ total: number; avail: number }>;
 }
@@ -201,6 +208,11 @@ export class DiskCache implements BlockStore {
     return this.usage;
   }
 
+  /** Where a block of this mount's Synapse lives: its object key carries the scope. */
+  private scoped(id: BlockId): BlockId {
+    return this.opts.scope ? { ...id, object: scopedKey(id.object, this.opts.scope) } : id;
+  }
+
   blockPath(id: BlockId): string {
     return path.join(this.blocksDir, encodeObjectKey(id.object), `${id.blockSize}-${id.index}.blk`);
   }
@@ -216,7 +228,8 @@ export class DiskCache implements BlockStore {
     }
   }
 
-  async get(id: BlockId, length: number): Promise<Buffer | undefined> {
+  async get(block: BlockId, length: number): Promise<Buffer | undefined> {
+    const id = this.scoped(block);
     const file = this.blockPath(id);
     let fh;
     try {
@@ -264,8 +277,9 @@ export class DiskCache implements BlockStore {
     this.usage = Math.max(0, this.usage - size);
   }
 
-  put(id: BlockId, data: Buffer): void {
+  put(block: BlockId, data: Buffer): void {
     if (this.closed) return;
+    const id = this.scoped(block);
     if (this.pendingBytes + data.length > MAX_PENDING_WRITE_BYTES) {
       this.stats.skipped++;
       return;
@@ -319,7 +333,7 @@ export class DiskCache implements BlockStore {
           got += bytesRead;
         }
         const before = this.stats.writes;
-        await this.write({ object, blockSize, index }, data);
+        await this.write(this.scoped({ object, blockSize, index }), data);
         if (this.stats.writes > before) stored++;
       }
     } catch (err) {
@@ -519,6 +533,6 @@ const sizeCodec: VersionLogCodec<PersistedSize> = {
  * line lost to another mount's rewrite is simply asked of Synapse again.
  */
 export type SizeLog = VersionLog<PersistedSize>;
-export function openSizeLog(dir: string, logger?: Logger): Promise<SizeLog> {
-  return VersionLog.open(path.join(path.resolve(dir), 'meta', 'sizes.jsonl'), sizeCodec, { ...(logger ? { logger } : {}) });
+export function openSizeLog(dir: string, opts: { logger?: Logger; scope?: string } = {}): Promise<SizeLog> {
+  return VersionLog.open(path.join(path.resolve(dir), 'meta', 'sizes.jsonl'), sizeCodec, opts);
 }

@@ -92,7 +92,8 @@ export class KeptFiles {
     // Oldest first: of two saves of one file, the later one shows (as recover publishes it last).
     const journal = await this.spool.readJournal();
     for (const u of journal.unreadable) this.logger?.error(u, 'a journal entry cannot be read; `synapse-mount recover --list` names it');
-    const entries = journal.entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    // Another Synapse's entries name its ids, which mean other folders here (sameSynapse).
+    const entries = journal.entries.filter((e) => this.spool.ours(e)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     for (const e of entries) {
       const whole = (e.inSpool ?? (!e.s3Object && !e.s3Upload)) && (await stat(e.spoolFile).then((st) => st.size, () => -1)) === e.size;
       const mtime = e.mtime ?? (Date.parse(e.createdAt) || Date.now());

@@ -13,6 +13,7 @@ import { AwsObjectStore } from '../s3/aws-object-store.js';
 import { BlockCache } from './block-cache.js';
 import { DiskCache, openSizeLog, type SizeLog } from './disk-cache.js';
 import { openMtimeLog } from './mtime-log.js';
+import { synapseScope } from './synapse-scope.js';
 import { FileSources } from './file-sources.js';
 import { SynapseFilesystem } from './filesystem.js';
 import { FuseAdapter } from './fuse-adapter.js';
@@ -199,7 +200,7 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
   starting = false;
   if (config.metadataView) await checkMetadataView(client, config.metadataView);
   await preflight(config.mountpoint);
-  const spool = new Spool(config.spoolDir);
+  const spool = new Spool(config.spoolDir, { endpoint: config.endpoint });
   if (!config.readOnly) {
     try {
       await spool.init();
@@ -209,7 +210,8 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
   }
 
   // Not essential: without it, times set through the mount last until unmount (as before).
-  const mtimes = await openMtimeLog(config.spoolDir, { readOnly: config.readOnly, logger: log.child({ component: 'mtimes' }) })
+  const scope = synapseScope(config.endpoint);
+  const mtimes = await openMtimeLog(config.spoolDir, { readOnly: config.readOnly, logger: log.child({ component: 'mtimes' }), scope })
     .catch((err: unknown) => {
       log.warn({ err }, config.readOnly
         ? 'file times set through earlier mounts are not shown (Synapse\'s are): the spool directory\'s meta/mtimes.jsonl cannot be read'
@@ -222,9 +224,9 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
   if (config.cacheDir) {
     try {
       disk = await DiskCache.open({
-        dir: config.cacheDir, maxBytes: config.cacheDirBytes ?? DEFAULT_CACHE_DIR_BYTES, logger: log.child({ component: 'disk-cache' }),
+        dir: config.cacheDir, maxBytes: config.cacheDirBytes ?? DEFAULT_CACHE_DIR_BYTES, logger: log.child({ component: 'disk-cache' }), scope,
       });
-      sizes = await openSizeLog(config.cacheDir, log.child({ component: 'disk-cache' }));
+      sizes = await openSizeLog(config.cacheDir, { logger: log.child({ component: 'disk-cache' }), scope });
     } catch (err) {
       throw new MountError(`--cache-dir: ${(err as Error).message}`);
     }

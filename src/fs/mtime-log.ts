@@ -4,7 +4,8 @@
  * this machine across remounts: Synapse keeps no mtime, so without this every file showed
  * Synapse's modifiedOn after a remount and the next `rsync -a` compared and rewrote every file.
  *
- * Keyed by (entity id, version); folders, which have no versions, by (id, 0). A new version
+ * Keyed by (entity id, version) — ids of another Synapse than synapse.org with its host
+ * (synapse-scope.ts); folders, which have no versions, by (id, 0). A new version
  * written anywhere shows its own time, never one given to older bytes. The log lives in the
  * spool directory (`meta/mtimes.jsonl`, one per user by default, shared by that user's mounts);
  * other machines and clients see modifiedOn. version-log.ts has the format and its caveat: a
@@ -32,7 +33,7 @@ const mtimeCodec: VersionLogCodec<number> = {
 
 export const mtimeLogPath = (spoolDir: string): string => path.join(path.resolve(spoolDir), 'meta', 'mtimes.jsonl');
 
-export function openMtimeLog(spoolDir: string, opts: { readOnly: boolean; logger?: Logger }): Promise<VersionLog<number>> {
+export function openMtimeLog(spoolDir: string, opts: { readOnly: boolean; logger?: Logger; scope?: string }): Promise<VersionLog<number>> {
   // Lines from before seals hold the times users set (rsync -a): kept. (Sizes are a cache: not.)
   return VersionLog.open(mtimeLogPath(spoolDir), mtimeCodec, { ...opts, acceptUnsealed: true });
 }

@@ -37,7 +37,8 @@ export async function orphanedUploads(spool: Spool, selfIsLive: boolean): Promis
   // An object recover completed and journaled, whose record it had not removed yet.
   const objectKey = (o: { bucket: string; key: string }): string => `${o.bucket}/${o.key}`;
   const journaledObjects = new Set(journal.flatMap((e) => [e.s3Object, e.s3Upload]).filter((o) => o !== undefined).map(objectKey));
-  return (await spool.listUploads()).filter((rec) =>
+  // Another Synapse's records are its storage's: credentials from this one could not end them.
+  return (await spool.listUploads()).filter((rec) => spool.ours(rec) &&
     !journaled.has(rec.uploadId) && !journaledObjects.has(objectKey(rec))
     // Another host's or container's (a spool on a shared disk): its pid says nothing here, and
     // aborting a live upload would lose that writer's file (review).

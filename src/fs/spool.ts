@@ -17,6 +17,7 @@ import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle }
 import path from 'node:path';
 import { makeDirs } from './make-dirs.js';
 import { processAlive } from '../process-alive.js';
+import { synapseScope } from './synapse-scope.js';
 
 export interface JournalEntry {
   id: string;
@@ -50,6 +51,12 @@ export interface JournalEntry {
    * (`--force` publishes it).
    */
   incomplete?: string;
+  /**
+   * The Synapse whose entities the entry names (set by writeJournal when the spool knows it;
+   * absent before session 24): ids are unique within one Synapse only, so a mount or recover of
+   * another leaves the entry alone (sameSynapse).
+   */
+  endpoint?: string;
   /**
    * A write-ahead entry (write-handle.ts publish): this process is publishing the file right now.
    * While it lives, the entry is not one (readJournal leaves it out: recover must not publish it
@@ -98,6 +105,8 @@ export interface UploadRecord {
   completing?: boolean;
   /** The boot the record was written in (set by recordUpload). */
   bootId?: string;
+  /** The Synapse whose storage location it is (set by recordUpload when the spool knows it). */
+  endpoint?: string;
 }
 
 /** Who is publishing (JournalEntry.publishing): the process, and when it started (pids are reused). */
@@ -173,8 +182,26 @@ function stillPublishing(p: PublishingProcess): boolean {
   return processAlive(p.pid);
 }
 
+/**
+ * Do two endpoints name the same Synapse? An entry or record without one (written before
+ * session 24), or a spool that was not told its own, matches any.
+ */
+export function sameSynapse(a: string | undefined, b: string | undefined): boolean {
+  return a === undefined || b === undefined || synapseScope(a) === synapseScope(b);
+}
+
 export class Spool {
-  constructor(readonly dir: string) {}
+  /** @param opts.endpoint the Synapse this spool's user talks to: stamped on entries and records written through it. */
+  constructor(readonly dir: string, private readonly opts: { endpoint?: string } = {}) {}
+
+  get endpoint(): string | undefined {
+    return this.opts.endpoint;
+  }
+
+  /** Is this entry or record one of this spool's Synapse (sameSynapse)? */
+  ours(e: { endpoint?: string }): boolean {
+    return sameSynapse(e.endpoint, this.opts.endpoint);
+  }
 
   private get filesDir(): string {
     return path.join(this.dir, 'files');
@@ -203,7 +230,8 @@ export class Spool {
     const file = this.uploadFile(rec.uploadId);
     // Owned as spool files are: one a crash left between write and rename is swept (below).
     const tmp = `${file}.${OWNED_BY_THIS_PROCESS}.tmp`;
-    await writeFile(tmp, JSON.stringify({ ...rec, owner: OWNER_TAG, bootId: BOOT_ID }), { mode: 0o600 });
+    const endpoint = rec.endpoint ?? this.opts.endpoint;
+    await writeFile(tmp, JSON.stringify({ ...rec, owner: OWNER_TAG, bootId: BOOT_ID, ...(endpoint ? { endpoint } : {}) }), { mode: 0o600 });
     await rename(tmp, file);
   }
 
@@ -259,7 +287,9 @@ export class Spool {
    * entry — or one naming bytes that never reached the disk — after close() had reported the
    * failure as journaled (QA).
    */
-  async writeJournal(entry: JournalEntry, opts: { durable?: boolean } = {}): Promise<string> {
+  async writeJournal(given: JournalEntry, opts: { durable?: boolean } = {}): Promise<string> {
+    const endpoint = given.endpoint ?? this.opts.endpoint;
+    const entry: JournalEntry = endpoint ? { ...given, endpoint } : given;
     // Not durable: a write-ahead entry, which only a crash of this process must survive (the
     // page cache does), written for every publish — an fsync of the whole spool file each time
     // would cost as much as the upload.

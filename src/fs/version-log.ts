@@ -10,7 +10,8 @@
  * fields); `[entityId, version, seal]` alone forgets the entry (its entity was deleted). The seal,
  * `"#crc32"` of the line's JSON without it, makes a damaged or hand-edited line a skipped one, not
  * a wrong value (QA: a size edited in sizes.jsonl truncated a file's reads). Lines written before
- * seals (no seal) are taken only where the caller says so (`acceptUnsealed`).
+ * seals (no seal) are taken only where the caller says so (`acceptUnsealed`). Ids of any Synapse
+ * but synapse.org are written with its host (`scope`, synapse-scope.ts); one log holds all.
  * Several mounts may append to one log at once (O_APPEND, one write per batch of whole lines);
  * a line torn by a crash is skipped when read. The log is rewritten (temp + rename) at open when
  * it holds many more lines than entries or more than the cap; a line another mount appends during
@@ -22,6 +23,7 @@ import { appendFile, open, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { makeDirs } from './make-dirs.js';
+import { scopedKey } from './synapse-scope.js';
 
 export interface VersionLogCodec<V> {
   /** The fields after (entity id, version) on a line. */
@@ -43,6 +45,8 @@ export interface VersionLogOptions {
   beforeCarryOver?: () => Promise<void>;
   /** Take lines without a seal (written by versions before seals); default: skip them. */
   acceptUnsealed?: boolean;
+  /** Which Synapse this mount's ids belong to (synapse-scope.ts); lines of others are kept, unseen. */
+  scope?: string;
 }
 
 const SEAL = /^#[0-9a-f]{8}$/;
@@ -90,11 +94,15 @@ export class VersionLog<V> {
   }
 
   get(entityId: string, versionNumber: number): V | undefined {
-    return this.map.get(`${entityId}.${versionNumber}`);
+    return this.map.get(this.key(entityId, versionNumber));
+  }
+
+  private key(entityId: string, versionNumber: number): string {
+    return `${scopedKey(entityId, this.opts.scope)}.${versionNumber}`;
   }
 
   set(entityId: string, versionNumber: number, value: V): void {
-    const key = `${entityId}.${versionNumber}`;
+    const key = this.key(entityId, versionNumber);
     const known = this.map.get(key);
     if (known !== undefined && this.codec.same(known, value)) return;
     this.map.delete(key); // re-insert: Map order is age order for the cap
@@ -114,11 +122,11 @@ export class VersionLog<V> {
 
   /** Forget an entry (its entity is gone): a tombstone line, `[entityId, version]`. */
   delete(entityId: string, versionNumber: number): void {
-    const key = `${entityId}.${versionNumber}`;
+    const key = this.key(entityId, versionNumber);
     if (!this.map.delete(key)) return;
     if (this.opts.readOnly) return;
     this.pending.delete(key);
-    this.pending.set(key, sealedLine([entityId, versionNumber]));
+    this.pending.set(key, sealedLine([scopedKey(entityId, this.opts.scope), versionNumber]));
     this.schedule();
   }
 

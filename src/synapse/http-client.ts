@@ -328,6 +328,11 @@ class Transport {
   /** Routes that answered 5xx for a whole retry timeout (module head: Outages); any other answer on the route clears one. */
   readonly #failing = new Map<string, Outage>();
 
+  /** The Synapse this client talks to (normalised: no trailing slash or /repo/v1). */
+  get endpoint(): string {
+    return this.#base;
+  }
+
   constructor(opts: HttpSynapseClientOptions) {
     this.#base = normaliseEndpoint(opts.endpoint);
     if (typeof opts.authToken !== 'string' || opts.authToken.trim() === '') {
@@ -753,6 +758,11 @@ export class HttpSynapseClient implements SynapseApi {
   /** Shorthand for withPriority('low'): for background work that must yield to user requests. */
   background(): HttpSynapseClient {
     return this.withPriority('low');
+  }
+
+  /** The Synapse this client talks to (normalised: no trailing slash or /repo/v1). */
+  get endpoint(): string {
+    return this.#t.endpoint;
   }
 
   stats(): SynapseClientStats {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { BlockCache, type BlockId } from '../../src/fs/block-cache.js';
 import { decodeBlock, DiskCache, encodeBlockHeader, encodeObjectKey, openSizeLog } from '../../src/fs/disk-cache.js';
 import { InodeTable, type FsNode } from '../../src/fs/inode-table.js';
+import { synapseScope } from '../../src/fs/synapse-scope.js';
 import type { SynapseApi } from '../../src/synapse/api.js';
 import type { RangeSource } from '../../src/s3/object-store.js';
 
@@ -205,6 +206,41 @@ test('sizes persist across instances; a torn line is skipped', async () => {
   assert.deepEqual(b.get('syn1', 2), { size: 20, md5: undefined });
   assert.equal(b.get('syn9', 1), undefined);
   assert.equal(b.count, 2);
+});
+
+test('two Synapses share a directory without mixing ids: blocks and sizes are scoped by endpoint', async () => {
+  // A local server numbers file handles and entities from 1 like any other: fh7 there is not fh7 on synapse.org.
+  const dir = await tmp();
+  const local = synapseScope('http://127.0.0.1:8080');
+  const other = synapseScope('http://127.0.0.1:9090/repo/v1');
+  assert.equal(synapseScope('https://repo-prod.prod.sagebase.org/repo/v1/'), '', 'synapse.org keys stay bare');
+  const prod = await DiskCache.open({ dir, maxBytes: 64 * MiB, diskSpace: bigDisk });
+  const dev = await DiskCache.open({ dir, maxBytes: 64 * MiB, diskSpace: bigDisk, scope: local });
+  const dev2 = await DiskCache.open({ dir, maxBytes: 64 * MiB, diskSpace: bigDisk, scope: other });
+  prod.put(id('fh7', 0), bytes(64 * KiB, 1));
+  dev.put(id('fh7', 0), bytes(64 * KiB, 2));
+  await Promise.all([prod.flush(), dev.flush()]);
+  assert.deepEqual(await prod.get(id('fh7', 0), 64 * KiB), bytes(64 * KiB, 1));
+  assert.deepEqual(await dev.get(id('fh7', 0), 64 * KiB), bytes(64 * KiB, 2));
+  assert.equal(await dev2.get(id('fh7', 0), 64 * KiB), undefined);
+  const before = await DiskCache.open({ dir, maxBytes: 64 * MiB, diskSpace: bigDisk });
+  assert.deepEqual(await before.get(id('fh7', 0), 64 * KiB), bytes(64 * KiB, 1), 'an unscoped (synapse.org) block is where earlier versions put it');
+
+  const sizesDev = await openSizeLog(dir, { scope: local });
+  sizesDev.set('syn3', 1, { size: 5, md5: 'dd' });
+  await sizesDev.flush();
+  const sizesProd = await openSizeLog(dir);
+  sizesProd.set('syn3', 1, { size: 9, md5: 'pp' });
+  await sizesProd.flush();
+  assert.deepEqual((await openSizeLog(dir, { scope: local })).get('syn3', 1), { size: 5, md5: 'dd' });
+  assert.deepEqual((await openSizeLog(dir)).get('syn3', 1), { size: 9, md5: 'pp' });
+  assert.equal((await openSizeLog(dir, { scope: other })).get('syn3', 1), undefined);
+  const forget = await openSizeLog(dir, { scope: local });
+  forget.delete('syn3', 1); // the local server's syn3 was deleted: synapse.org's entry stays
+  await forget.flush();
+  assert.equal((await openSizeLog(dir, { scope: local })).get('syn3', 1), undefined);
+  assert.deepEqual((await openSizeLog(dir)).get('syn3', 1), { size: 9, md5: 'pp' });
+  await Promise.all([prod.close(), dev.close(), dev2.close(), before.close()]);
 });
 
 class RampSource implements RangeSource {

@@ -461,6 +461,43 @@ test('recover: two saves of one file while Synapse was down publish in order, th
   assert.match(third[0]!.error ?? '', /syn5 is at version 4 now, these bytes were written over version 3/);
 });
 
+test('recover: an entry journaled by a mount of another Synapse is left alone (its ids name other entities here)', async () => {
+  // A local server numbers entities from 1 as any Synapse does: its syn1 is not synapse.org's.
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'wh-'));
+  dirs.push(dir);
+  const local = new Spool(dir, { endpoint: 'http://127.0.0.1:8080' });
+  const prod = new Spool(dir, { endpoint: 'https://repo-prod.prod.sagebase.org/repo/v1' });
+  await local.init();
+  const published: string[] = [];
+  const publisher = {
+    upload: async (src: { file: string }) => `fh-${(await readFile(src.file)).toString().trim()}`,
+    commit: async (_p: string, _n: string, fh: string) => {
+      published.push(fh);
+      return { id: 'syn7', versionNumber: 1, modifiedOn: new Date().toISOString() };
+    },
+  } as unknown as Publisher;
+  const api = { lookupChild: async () => null, getLatestVersionInfo: async () => undefined } as unknown as SynapseApi;
+  const save = async (spool: Spool, text: string, createdAt: string): Promise<void> => {
+    const f = await spool.create();
+    await f.write(Buffer.from(text), 0);
+    await f.close();
+    await spool.writeJournal({ id: f.id, spoolFile: f.file, parentId: 'syn1', name: `${text}.txt`, size: text.length, md5: md5(Buffer.from(text)), createdAt, error: 'Synapse was down' });
+  };
+  await save(local, 'local', '2026-12-05T10:00:00.000Z');
+  await save(prod, 'prod', '2026-12-05T10:01:00.000Z');
+  const entries = await local.listJournal();
+  assert.deepEqual(entries.map((e) => [e.name, e.endpoint]).sort(),
+    [['local.txt', 'http://127.0.0.1:8080'], ['prod.txt', 'https://repo-prod.prod.sagebase.org/repo/v1']], 'each entry names its Synapse');
+
+  const atProd = await recoverAll(api, publisher, new Spool(dir, { endpoint: 'https://repo-prod.prod.sagebase.org' }), undefined, () => new MemoryObjectStore());
+  assert.deepEqual(atProd.map((r) => [r.entry.name, r.outcome]), [['local.txt', 'elsewhere'], ['prod.txt', 'published']]);
+  assert.match(atProd[0]!.error ?? '', /recover --endpoint http:\/\/127\.0\.0\.1:8080/);
+  assert.deepEqual(published, ['fh-prod']);
+  const atLocal = await recoverAll(api, publisher, new Spool(dir, { endpoint: 'http://127.0.0.1:8080/' }), undefined, () => new MemoryObjectStore());
+  assert.deepEqual(atLocal.map((r) => [r.entry.name, r.outcome]), [['local.txt', 'published']]);
+  assert.deepEqual(published, ['fh-prod', 'fh-local']);
+});
+
 test('recover: an entry whose file was deleted since is a conflict (no upload); --force publishes it as a new file of that name', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wh-'));
   dirs.push(dir);

@@ -17,7 +17,7 @@ import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
 import { readPart, type Publisher } from '../fs/publisher.js';
 import type { MtimeStore } from '../fs/mtime-log.js';
-import type { JournalEntry, Spool } from '../fs/spool.js';
+import { heldOpenBy, type JournalEntry, type Spool } from '../fs/spool.js';
 import type { VersionInfo } from '../synapse/types.js';
 
 export interface RecoverResult {
@@ -25,8 +25,10 @@ export interface RecoverResult {
   /**
    * `conflict`: someone published the file since these bytes were written; kept (see --force).
    * `elsewhere`: journaled by a mount of another Synapse (its ids mean other entities here); kept.
+   * `open`: its file is still open in the mount that journaled it, which publishes it at the
+   * last close (JournalEntry.heldOpen); kept.
    */
-  outcome: 'published' | 'already-published' | 'conflict' | 'failed' | 'elsewhere';
+  outcome: 'published' | 'already-published' | 'conflict' | 'failed' | 'elsewhere' | 'open';
   entityId?: string;
   error?: string;
 }
@@ -99,6 +101,11 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   // Oldest first: of two saves of one file, the later one ends as the newest version.
   const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   for (const entry of entries) {
+    const holder = heldOpenBy(entry);
+    if (holder) {
+      results.push({ entry, outcome: 'open', error: `still open in the mount (pid ${holder.pid}), which publishes it at its last close; recover takes it if that fails` });
+      continue;
+    }
     if (!spool.ours(entry)) {
       results.push({ entry, outcome: 'elsewhere', error: `journaled by a mount of the Synapse at ${entry.endpoint ?? '?'}; left for \`synapse-mount recover --endpoint ${entry.endpoint ?? '?'}\`` });
       continue;

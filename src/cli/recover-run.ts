@@ -2,7 +2,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ObjectStore } from '../s3/object-store.js';
-import { Spool, type JournalEntry } from '../fs/spool.js';
+import { heldOpenBy, Spool, type JournalEntry } from '../fs/spool.js';
 import { abortOrphanedUploads } from '../fs/orphans.js';
 import { transferServices, type TransferConfig } from '../fs/mount.js';
 import { createLogger } from '../log.js';
@@ -14,7 +14,9 @@ import { UsageError } from '../config.js';
 
 /** Names the Synapse of an entry journaled by a mount of another than synapse.org (spool.ts sameSynapse). */
 function elsewhere(e: JournalEntry): string {
-  return e.endpoint !== undefined && synapseScope(e.endpoint) !== '' ? ` (Synapse at ${e.endpoint})` : '';
+  const holder = heldOpenBy(e);
+  return (e.endpoint !== undefined && synapseScope(e.endpoint) !== '' ? ` (Synapse at ${e.endpoint})` : '')
+    + (holder ? ` (still open in the mount, pid ${holder.pid}: published at its last close)` : '');
 }
 
 export async function runRecover(opts: {
@@ -82,6 +84,12 @@ async function discard(spool: Spool, entries: JournalEntry[], ids: string[]): Pr
   const unknown = ids.filter((id) => !byId.has(id));
   if (unknown.length > 0) {
     process.stderr.write(`synapse-mount: no journal entry ${unknown.join(', ')} in ${spool.dir} (see recover --list); nothing discarded\n`);
+    return 1;
+  }
+  // Its spool file is still being written through an open fd: discarding it would lose those writes.
+  const open = ids.filter((id) => heldOpenBy(byId.get(id)!));
+  if (open.length > 0) {
+    process.stderr.write(`synapse-mount: ${open.join(', ')} still open in the mount that journaled it (close it there first); nothing discarded\n`);
     return 1;
   }
   for (const id of new Set(ids)) {

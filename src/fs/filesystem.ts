@@ -993,6 +993,9 @@ export class SynapseFilesystem {
       await this.writes?.onPublished?.(version.fileHandleId, version.spoolFile, version.size)
         .catch((err: unknown) => this.opts.logger?.debug({ err }, 'post-publish hook failed'));
     }
+    // Removed while this publish ran (rm of a file being closed): unlink deletes what it created;
+    // listing it again would show a file the user removed (review).
+    if (file.unlinked) return;
     this.table.removeLocal(file.parentId, file.name);
     this.table.upsert(node);
     this.table.setSize(version.entityId, version.versionNumber, { size: version.size, md5: version.md5 });
@@ -1423,8 +1426,9 @@ export class SynapseFilesystem {
   async unlink(path: string): Promise<void> {
     this.checkWritable(path);
     await this.settled(path);
-    const node = await this.table.resolve(path);
-    if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
+    const listed = await this.table.resolve(path);
+    if (listed.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
+    let node = listed;
     const af = this.activeFile(path, node);
     if (af) {
       // POSIX keeps an unlinked file usable through the fds that hold it: keep its bytes first.
@@ -1433,6 +1437,10 @@ export class SynapseFilesystem {
           this.opts.logger?.warn({ err, path }, 'could not keep the bytes of an unlinked file still open; its writer may get errors');
         });
       }
+      // A publish that ran meanwhile (an fd's close or fsync; keepBaseLocally waits for it) may
+      // have created the file in Synapse after the node was read: that entity is what rm removes
+      // (review: rm answered 0 and the file stayed in Synapse).
+      if (!node.entityId && af.entityId) node = { ...node, entityId: af.entityId };
       af.unlinked = true;
       this.active.delete(path);
       // Opened over a file waiting for recover, or journaled itself: removing it drops that entry too.

@@ -364,6 +364,13 @@ export class Publisher {
     throw new FsError('EIO', `part ${partNumber} upload refused (HTTP ${lastStatus})`);
   }
 
+  /** Is `version` still the newest of `entityId`? A check that fails answers no: publishing again is the safe side. */
+  async isNewest(entityId: string, version: number | undefined): Promise<boolean> {
+    if (version === undefined) return false;
+    const info = await this.api.getLatestVersionInfo(entityId).catch(() => undefined);
+    return info?.versionNumber === version;
+  }
+
   /**
    * Make `fileHandleId` the content of `name` in `parentId`: a new FileEntity, or the next
    * version of `entityId` (or of whatever entity took the name meanwhile).

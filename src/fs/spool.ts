@@ -52,6 +52,14 @@ export interface JournalEntry {
    */
   incomplete?: string;
   /**
+   * Written while its file was still open in that process (write-handle.ts journal: a failed
+   * fsync or close of one of several fds): the mount still writes that spool file and publishes
+   * it at the file's last close, so recover and --discard leave the entry alone while the process
+   * lives (review: recover published the bytes and removed the spool file under an open fd, and
+   * the program's later writes were lost). Cleared at the last close (releaseHeld).
+   */
+  heldOpen?: PublishingProcess;
+  /**
    * The Synapse whose entities the entry names (set by writeJournal when the spool knows it;
    * absent before session 24): ids are unique within one Synapse only, so a mount or recover of
    * another leaves the entry alone (sameSynapse).
@@ -174,6 +182,11 @@ function ownerOf(name: string, stem: RegExp): 'ours, gone' | 'ours, live' | 'ano
   if (!m || !stem.test(m[1]!)) return undefined;
   if (m[2] !== OWNER_TAG) return 'another host';
   return stillPublishing({ pid: Number(m[3]), processStart: Number(m[4]) }) ? 'ours, live' : 'ours, gone';
+}
+
+/** The live process that still has the entry's file open (JournalEntry.heldOpen), if any. */
+export function heldOpenBy(e: JournalEntry): PublishingProcess | undefined {
+  return e.heldOpen && stillPublishing(e.heldOpen) ? e.heldOpen : undefined;
 }
 
 /** Is `p` a live process's publish? This one's only if it is this very process (not a predecessor with its pid). */
@@ -405,6 +418,15 @@ export class Spool {
 
   async removeJournal(id: string): Promise<void> {
     await rm(this.journalFile(id), { force: true });
+  }
+
+  /** The entry's file was closed for the last time: it is recover's now (JournalEntry.heldOpen). */
+  async releaseHeld(id: string): Promise<void> {
+    const file = this.journalFile(id);
+    const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
+    if (!entry.heldOpen) return;
+    delete entry.heldOpen;
+    await this.writeJournal(entry);
   }
 }
 

@@ -571,7 +571,12 @@ export class ActiveFile {
       const spool = stream ? undefined : await this.ensureLoaded();
       const md5 = stream ? await stream.upload.finalMd5() : await spool!.md5();
       const size = stream ? stream.upload.length : spool!.size;
-      if (this.entityId && this.base && this.base.md5 === md5 && this.base.size === size) {
+      // Same bytes as the version they replace — if that version is still the newest: bytes
+      // rewritten from empty (cp, `>`) over a file another client changed since must win, as any
+      // rewrite does (review: close() said 0 while Synapse kept the other client's bytes).
+      const unchanged = !!this.entityId && this.base !== undefined && this.base.md5 === md5 && this.base.size === size
+        && (this.builtOn !== undefined || await this.deps.publisher.isNewest(this.entityId, this.base.version));
+      if (unchanged) {
         if (stream) {
           // Same bytes as the published version: that version is the content again.
           this.dropStream('unchanged');
@@ -735,6 +740,8 @@ export class ActiveFile {
         ...(where.s3Upload ? { s3Upload: where.s3Upload } : {}),
         size, md5, inSpool, createdAt: new Date().toISOString(), mtime: this.mtime, error: (err as Error).message ?? String(err),
         ...(incomplete ? { incomplete } : {}),
+        // Ours until the last close (dispose): other fds may still write this spool file.
+        heldOpen: publishingNow(),
       });
       this.entryOnDisk = true;
       this.deps.logger?.error({ err, journal: file, name: this.name }, 'publish failed; bytes kept for `synapse-mount recover`');
@@ -773,6 +780,12 @@ export class ActiveFile {
     this.dropStream('closed');
     await this.aborting;
     if (!this.spoolFile) return;
+    if (keepForRecovery && this.entryOnDisk) {
+      // No fd writes it any more: recover may publish it now. If this fails the mark lapses
+      // with this process.
+      await this.deps.spool.releaseHeld(this.spoolFile.id).catch((err: unknown) =>
+        this.deps.logger?.warn({ err, name: this.name }, 'could not mark the journal entry closed; `recover` takes it once this mount stops'));
+    }
     if (keepForRecovery || this.unjournaledBytes) await this.spoolFile.close();
     else await this.spoolFile.remove();
   }

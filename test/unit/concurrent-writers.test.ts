@@ -9,6 +9,7 @@ import { readText, withReal, writeNew } from './fs-wiring.js';
 
 const O_WRONLY = 1;
 const O_APPEND = 0o2000;
+const O_TRUNC = 0o1000;
 
 test('two appenders opening at once share the file: both lines are published, nothing is journaled', async () => {
   await withReal(async (r) => {
@@ -26,5 +27,44 @@ test('two appenders opening at once share the file: both lines are published, no
     await r.fs.release(b);
     assert.equal(await readText(r, '/results.txt'), 'header\njob A\njob B\n');
     assert.deepEqual(await r.spool.listJournal(), [], 'no close failed');
+  });
+});
+
+test('cp of the bytes this mount last saw, over a file another client changed since: the copy wins, as any rewrite', async () => {
+  // Review: the "same bytes, no new version" check compared with the version seen at open, so
+  // close() said 0 while Synapse kept the other client's bytes.
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'AAAA\n');
+    await r.fs.getattr('/f.txt');
+    const id = (await r.api.lookupChild(r.rootId, 'f.txt'))!;
+    await r.remote.putVersion(id, Buffer.from('BBBB\n'));
+    const fd = await r.fs.open('/f.txt', O_WRONLY | O_TRUNC);
+    await r.fs.write(fd, Buffer.from('AAAA\n'), 0);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal(r.api.fileBytes(id).toString(), 'AAAA\n', 'Synapse holds what close() said it published');
+    assert.equal(r.api.versions(id).length, 3, 'a third version: the other client\'s stays in the history');
+
+    // Unchanged bytes over the newest version: still no new version.
+    const again = await r.fs.open('/f.txt', O_WRONLY | O_TRUNC);
+    await r.fs.write(again, Buffer.from('AAAA\n'), 0);
+    await r.fs.flush(again);
+    await r.fs.release(again);
+    assert.equal(r.api.versions(id).length, 3);
+  });
+});
+
+test('rm of a new file while an fd\'s close publishes it: the file is gone from Synapse and the listing', async () => {
+  // Review: unlink read the node before the publish created the entity, so it deleted nothing
+  // (rm answered 0), and the publish listed the file again.
+  await withReal(async (r) => {
+    const fd = await r.fs.create('/a.txt', 0o644);
+    await r.fs.write(fd, Buffer.from('hello'), 0);
+    const [closed, removed] = await Promise.allSettled([r.fs.flush(fd), r.fs.unlink('/a.txt')]);
+    assert.equal(removed.status, 'fulfilled');
+    assert.equal(closed.status, 'fulfilled');
+    await r.fs.release(fd);
+    assert.equal(await r.api.lookupChild(r.rootId, 'a.txt'), null, 'not in Synapse');
+    assert.ok(!(await r.fs.readdir('/')).includes('a.txt'), 'not listed');
   });
 });

@@ -13,6 +13,13 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoName } from '../../src/fs/errors.js';
 import { readText, withReal, writeNew, type Real } from './fs-wiring.js';
+import { heldOpenBy } from '../../src/fs/spool.js';
+import { StsCredentialCache } from '../../src/synapse/sts.js';
+import { FileSources } from '../../src/fs/file-sources.js';
+import { Publisher } from '../../src/fs/publisher.js';
+import { recoverAll } from '../../src/cli/recover-command.js';
+
+const MiB = 1024 * 1024;
 
 const O_WRONLY = 1;
 
@@ -284,5 +291,43 @@ test('touch of a path whose kept file is hidden by a collaborator\'s newer versi
     const entries = await r.spool.listJournal();
     assert.equal(entries.length, 1);
     assert.notEqual((entries[0] as { mtime?: number }).mtime, T, 'the hidden kept entry kept its own time');
+  });
+});
+
+test('recover while the journaled file is still open leaves it to the mount: the later writes are published at the last close', async () => {
+  // Review: an fsync that Synapse refused journaled the file; recover, run meanwhile, published
+  // the bytes so far and removed the spool file the open fd still wrote — the program's next
+  // writes were lost and its close failed.
+  await withReal(async (r) => {
+    await writeNew(r, '/log.txt', 'line1\n');
+    const fd = await r.fs.open('/log.txt', O_WRONLY);
+    await r.fs.write(fd, Buffer.from('line2\n'), 6);
+    r.faults.failNext('updateEntity');
+    await assert.rejects(r.fs.fsync(fd));
+    const [entry] = await r.spool.listJournal();
+    assert.ok(entry, 'the refused fsync is journaled');
+    const sts = new StsCredentialCache({ fetch: (id, permission) => r.api.getStsCredentials(id, permission) });
+    const sources = new FileSources(r.api, sts, () => r.store, { useSts: true, requestTimeoutMs: 5_000 });
+    const publisher = new Publisher(r.api, (loc, id) => sources.storeFor(loc, id, 'read_write'), { userId: r.api.user.id, partSize: 5 * MiB, useSts: true, uploads: r.spool });
+    const during = await recoverAll(r.api, publisher, r.spool, undefined, () => r.store);
+    assert.deepEqual(during.map((x) => x.outcome), ['open'], during[0]?.error);
+    assert.equal(await readFile(entry.spoolFile, 'utf8'), 'line1\nline2\n', 'the spool file is still there');
+
+    await r.fs.write(fd, Buffer.from('line3\n'), 12);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal(await readText(r, '/log.txt'), 'line1\nline2\nline3\n');
+    assert.equal(r.api.fileBytes(r.api.resolvePath(r.rootId, '/log.txt')!.id).toString(), 'line1\nline2\nline3\n', 'Synapse has every line');
+    assert.deepEqual(await r.spool.listJournal(), [], 'the entry went with the publish');
+  });
+});
+
+test('a journaled file closed for the last time is recover\'s: the entry no longer says it is open', async () => {
+  await withReal(async (r) => {
+    await keptAppend(r, 'kept.txt', 'a\n', 'b\n');
+    const [entry] = await r.spool.listJournal();
+    assert.ok(entry, 'journaled');
+    assert.equal(entry.heldOpen, undefined, 'released at the last close');
+    assert.equal(heldOpenBy(entry), undefined);
   });
 });

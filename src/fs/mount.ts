@@ -151,7 +151,7 @@ export async function checkRoot(client: HttpSynapseClient, entityId: string): Pr
 export type TransferConfig = Pick<MountConfig, 's3Endpoint' | 's3Region' | 'useSts' | 'readTimeoutMs' | 'partBytes'>;
 
 /** The STS cache, per-location S3 clients and the publisher: shared by the mount and `recover`. */
-export function transferServices(client: HttpSynapseClient, userId: string, config: TransferConfig, log: Logger, spool?: Spool): {
+export function transferServices(client: HttpSynapseClient, userId: string, config: TransferConfig, log: Logger, spool?: Spool, memory?: MemoryBudget): {
   sources: FileSources; publisher: Publisher;
 } {
   const sts = new StsCredentialCache({ fetch: (id, permission) => client.getStsCredentials(id, permission) });
@@ -171,6 +171,7 @@ export function transferServices(client: HttpSynapseClient, userId: string, conf
   const publisher = new Publisher(client, (locationId, entityId) => sources.storeFor(locationId, entityId, 'read_write'), {
     userId, partSize: config.partBytes, useSts: config.useSts, logger: log.child({ component: 'publish' }),
     ...(spool ? { uploads: spool } : {}),
+    ...(memory ? { memory } : {}),
   });
   return { sources, publisher };
 }
@@ -232,7 +233,9 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
     }
   }
 
-  const { sources, publisher } = transferServices(client, userId, config, log, spool);
+  // --max-write-memory: part buffers of streamed uploads and of publishes from the spool.
+  const writeMemory = new MemoryBudget(config.maxWriteMemoryBytes);
+  const { sources, publisher } = transferServices(client, userId, config, log, spool, writeMemory);
   // View queries run at the user's priority: a getattr waits on its folder's query (view-sizes.ts).
   const viewSizes = config.metadataView
     ? new ViewSizes({ api: client, viewId: config.metadataView, logger: log.child({ component: 'metadata-view' }) })
@@ -275,7 +278,7 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
     ...(mtimes ? { mtimeLog: mtimes } : {}),
     logger: log.child({ component: 'fs' }),
   }, config.readOnly ? undefined : {
-    publisher, spool, budget: new MemoryBudget(config.maxWriteMemoryBytes), partSize,
+    publisher, spool, budget: writeMemory, partSize,
     // Part buffers are reused across parts and files; at most --max-write-memory of them exist at
     // once (the budget), and PARTS_KEPT of them are kept while idle. Shared memory: the hash
     // worker reads them in place (src/s3/offthread-hash.ts).

@@ -22,7 +22,7 @@ import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
 import { CONCRETE, type Entity, type MultipartUploadRequest, type UploadDestination } from '../synapse/types.js';
 import type { ObjectStore, S3Location } from '../s3/object-store.js';
-import { endUnreferencedUpload, SINGLE_PUT_PREFIX } from '../s3/multipart-upload.js';
+import { endUnreferencedUpload, SINGLE_PUT_PREFIX, type MemoryBudget } from '../s3/multipart-upload.js';
 import { s3Stats } from '../s3/s3-stats.js';
 import { FsError } from './errors.js';
 import type { Spool } from './spool.js';
@@ -58,6 +58,8 @@ export interface PublisherOptions {
    * aborted by the next mount's or recover's orphan sweep (QA: kill -9 mid-publish left them).
    */
   uploads?: Pick<Spool, 'recordUpload' | 'removeUpload'>;
+  /** --max-write-memory, shared with streamed uploads: the part buffers of publishes count in it (sendParts). */
+  memory?: MemoryBudget;
 }
 
 export type StoreForLocation = (locationId: number, entityId: string) => ObjectStore;
@@ -100,18 +102,6 @@ export async function readPart(file: string, start: number, length: number): Pro
   } finally {
     await fh.close();
   }
-}
-
-/** Run `fn` over `items` with at most `limit` in flight. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
-    }
-  });
-  await Promise.all(workers);
 }
 
 type Target =
@@ -205,22 +195,13 @@ export class Publisher {
     const partSize = partSizeFor(src.size, this.opts.partSize);
     const uploads = this.opts.uploads;
     if (src.size <= partSize) {
-      const body = src.size === 0 ? Buffer.alloc(0) : await readPart(src.file, 0, src.size);
-      // Recorded as a multipart upload is: a crash before the file handle would leave it unnamed.
-      const record = {
-        uploadId: `${SINGLE_PUT_PREFIX}${randomUUID()}`, bucket: t.bucket, key, storageLocationId: t.locationId, parentId,
-        startedAt: new Date().toISOString(), pid: process.pid,
-      };
-      await uploads?.recordUpload(record).catch(() => undefined);
+      // One part that must go: counted, even over the limit (sendParts).
+      this.opts.memory?.takeSending(src.size);
       try {
-        await store.putObject(loc, body, { contentMd5Base64: Buffer.from(src.md5, 'hex').toString('base64'), contentType });
-      } catch (err) {
-        // S3 may have stored it and lost the answer; the publish fails and a retry uploads anew.
-        await this.dropObject(store, loc, record.uploadId);
-        throw err;
+        return await this.putWhole(src, parentId, name, t, store, loc, contentType);
+      } finally {
+        this.opts.memory?.release(src.size, true);
       }
-      src.onProgress?.(body.length);
-      return this.registerRecorded(store, loc, record.uploadId, src, name, t.locationId);
     } else {
       const uploadId = await store.createMultipartUpload(loc, { contentType });
       const record = {
@@ -232,7 +213,8 @@ export class Publisher {
       try {
         const count = Math.ceil(src.size / partSize);
         const parts: Array<{ partNumber: number; etag: string }> = [];
-        await pool(Array.from({ length: count }, (_, i) => i + 1), PARTS_IN_FLIGHT, async (n) => {
+        const bytesOf = (n: number): number => Math.min(partSize, src.size - (n - 1) * partSize);
+        await this.sendParts(Array.from({ length: count }, (_, i) => i + 1), bytesOf, async (n) => {
           const start = (n - 1) * partSize;
           const body = await readPart(src.file, start, Math.min(partSize, src.size - start));
           const md5 = createHash('md5').update(body).digest('base64');
@@ -251,6 +233,56 @@ export class Publisher {
       }
       return this.registerRecorded(store, loc, uploadId, src, name, t.locationId);
     }
+  }
+
+  /** A file of at most one part: one PutObject (recorded as a multipart upload is), then its file handle. */
+  private async putWhole(src: PublishSource, parentId: string, name: string, t: Extract<Target, { kind: 'sts' }>,
+    store: ObjectStore, loc: S3Location, contentType: string): Promise<string> {
+    const body = src.size === 0 ? Buffer.alloc(0) : await readPart(src.file, 0, src.size);
+    // Recorded as a multipart upload is: a crash before the file handle would leave it unnamed.
+    const record = {
+      uploadId: `${SINGLE_PUT_PREFIX}${randomUUID()}`, bucket: t.bucket, key: loc.key, storageLocationId: t.locationId, parentId,
+      startedAt: new Date().toISOString(), pid: process.pid,
+    };
+    await this.opts.uploads?.recordUpload(record).catch(() => undefined);
+    try {
+      await store.putObject(loc, body, { contentMd5Base64: Buffer.from(src.md5, 'hex').toString('base64'), contentType });
+    } catch (err) {
+      // S3 may have stored it and lost the answer; the publish fails and a retry uploads anew.
+      await this.dropObject(store, loc, record.uploadId);
+      throw err;
+    }
+    src.onProgress?.(body.length);
+    return this.registerRecorded(store, loc, record.uploadId, src, name, t.locationId);
+  }
+
+  /**
+   * Send parts `numbers` (`send`), up to PARTS_IN_FLIGHT at once, each part's buffer counted in
+   * --max-write-memory (PublisherOptions.memory): one part is always sent — a publish must make
+   * progress while writers hold the budget (a program closing one file before it writes on in
+   * another) — and more only while the budget has room, so under pressure a publish sends one
+   * part at a time (review: 16 parallel publishes held 1 GiB of parts outside the budget).
+   */
+  private async sendParts(numbers: number[], bytesOf: (n: number) => number, send: (n: number) => Promise<void>): Promise<void> {
+    const memory = this.opts.memory;
+    let next = 0;
+    const worker = async (lead: boolean): Promise<void> => {
+      while (next < numbers.length) {
+        const n = numbers[next]!;
+        const bytes = bytesOf(n);
+        if (memory) {
+          if (lead) memory.takeSending(bytes);
+          else if (!memory.tryTakeSending(bytes)) return;
+        }
+        next++;
+        try {
+          await send(n);
+        } finally {
+          memory?.release(bytes, true);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARTS_IN_FLIGHT, numbers.length) }, (_, i) => worker(i === 0)));
   }
 
   /** Delete an object nothing will name, then its record; if it cannot be deleted, the record stays for the next sweep. */
@@ -318,7 +350,7 @@ export class Publisher {
       const count = Math.ceil(src.size / partSize);
       const missing = Array.from({ length: count }, (_, i) => i + 1).filter((n) => status.partsState[n - 1] !== '1');
       src.onProgress?.(src.size - missing.reduce((sum, n) => sum + Math.min(partSize, src.size - (n - 1) * partSize), 0));
-      await pool(missing, PARTS_IN_FLIGHT, async (n) => {
+      await this.sendParts(missing, (n) => Math.min(partSize, src.size - (n - 1) * partSize), async (n) => {
         const start = (n - 1) * partSize;
         const body = await readPart(src.file, start, Math.min(partSize, src.size - start));
         await this.putPart(status.uploadId, n, body);

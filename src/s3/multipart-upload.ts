@@ -70,7 +70,8 @@ export interface PartBuffers {
  * demultiplexer with one output per sample — blocks in its write to one file while the budget
  * sits in the half-filled parts of its other files. So `acquire()` waits only when the parts in
  * flight, once back, cover it and everyone already waiting; otherwise it answers false at once
- * and the caller goes on without memory (write-handle.ts moves the file to the spool).
+ * and the caller goes on without memory (write-handle.ts moves the file to the spool). Publishes
+ * from the spool count their part buffers here too (sending at once: takeSending).
  *
  * INVARIANT: filling + promised-to-waiters ≤ limit, so every admitted waiter is served once the
  * parts in flight come back (a request larger than the whole limit is let through alone).
@@ -98,6 +99,22 @@ export class MemoryBudget {
     if (filling + this.promised + bytes > this.limit && !(filling === 0 && this.promised === 0)) return false;
     this.promised += bytes;
     await new Promise<void>((resolve) => this.waiters.push({ bytes, resolve }));
+    return true;
+  }
+
+  /**
+   * Take `bytes` for a part read and sent at once (Publisher.sendParts), even over the limit: a
+   * publish must make progress while writers hold the budget. Such bytes come back on their own.
+   */
+  takeSending(bytes: number): void {
+    this.used += bytes;
+    this.sending += bytes;
+  }
+
+  /** takeSending if there is room now (within the limit, nobody waiting); false otherwise. */
+  tryTakeSending(bytes: number): boolean {
+    if (this.waiters.length > 0 || this.used + bytes > this.limit) return false;
+    this.takeSending(bytes);
     return true;
   }
 

@@ -309,7 +309,8 @@ export class Spool {
     const durable = opts.durable ?? true;
     const file = this.journalFile(entry.id);
     const tmp = `${file}.tmp`;
-    if (durable) await syncFile(entry.spoolFile).catch(() => undefined); // a stream's entry may have none
+    // A stream's entry may have no spool file; any other failure means its bytes may not be on disk.
+    if (durable) await syncFile(entry.spoolFile).catch((err: unknown) => { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; });
     const fh = await open(tmp, 'w', 0o600);
     try {
       try {

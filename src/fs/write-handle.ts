@@ -40,6 +40,8 @@ import type { Logger } from 'pino';
 import { KeptWhole, NoWriteMemory, PartsMissing, UploadNotStarted, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
 import { errnoName, FsError } from './errors.js';
 import { SynapseError } from '../synapse/errors.js';
+import { EmptyFileNotSupported, type Publisher } from './publisher.js';
+import { publishingNow, type JournalEntry, type Spool, type SpoolFile } from './spool.js';
 
 /**
  * Synapse's 404 to an entity call of a publish (creating the file in its folder, or its next
@@ -49,8 +51,6 @@ import { SynapseError } from '../synapse/errors.js';
 export function entityGone(err: unknown): boolean {
   return err instanceof SynapseError && err.status === 404 && /^\/repo\/v1\/entity(\/syn\d+)?(\?|$)/.test(err.path);
 }
-import { EmptyFileNotSupported, type Publisher } from './publisher.js';
-import { publishingNow, type JournalEntry, type Spool, type SpoolFile } from './spool.js';
 
 export interface PublishedVersion {
   entityId: string;
@@ -279,7 +279,6 @@ export class ActiveFile {
     }
   }
 
-  /** Run `fn` after any publish in progress (serialises spool access against uploads). */
   /**
    * Removed by the user (rm, or replaced by a rename) while a failed publish's journal entry
    * waits: that entry is not wanted any more (review: recover brought a removed file back). The
@@ -316,6 +315,7 @@ export class ActiveFile {
     return this.exclusive(async () => undefined);
   }
 
+  /** Run `fn` after any publish in progress (serialises spool access against uploads). */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.busy.then(fn, fn);
     this.busy = run.catch(() => undefined);

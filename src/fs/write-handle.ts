@@ -375,7 +375,9 @@ export class ActiveFile {
       this.stream = undefined;
       this.broken = err;
       this.aborting = s.upload.abort();
-      throw new FsError('EIO', `${this.name}: the streamed bytes could not be brought back for a ${why} (${(err as Error).message})`, { cause: err });
+      // The spool's disk full is the program's ENOSPC, as a local disk's (review: it saw EIO).
+      const errno = errnoName(err) === 'ENOSPC' ? 'ENOSPC' : 'EIO';
+      throw new FsError(errno, `${this.name}: the streamed bytes could not be brought back for a ${why} (${(err as Error).message})`, { cause: err });
     }
     // Only now: until the spool holds every byte, `size` (getattr) must still come from the stream.
     this.stream = undefined;

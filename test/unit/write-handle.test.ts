@@ -12,7 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { ActiveFile, EmptyVersionRefused, type StreamTarget } from '../../src/fs/write-handle.js';
 import { EmptyFileNotSupported, type Publisher } from '../../src/fs/publisher.js';
-import { Spool } from '../../src/fs/spool.js';
+import { Spool, SpoolFile } from '../../src/fs/spool.js';
+import { errnoName } from '../../src/fs/errors.js';
 import { recoverAll } from '../../src/cli/recover-command.js';
 import { abortOrphanedUploads, sweepOrphanedUploads } from '../../src/fs/orphans.js';
 import type { SynapseApi } from '../../src/synapse/api.js';
@@ -115,6 +116,19 @@ test('a read of a streamed file spills its bytes into the spool (read back from 
   assert.equal(t.registered.length, 0);
   assert.equal(t.uploaded.length, 1);
   assert.ok(t.uploaded[0]!.equals(whole), 'the spool holds every byte');
+  await t.file.dispose(false);
+});
+
+test('a spill the spool disk cannot hold answers ENOSPC (not EIO), as a full local disk does', async () => {
+  const t = await setup();
+  await writeSeq(t.file, bytes(12 * MiB + 1, 5));
+  const write = SpoolFile.prototype.write;
+  SpoolFile.prototype.write = () => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+  try {
+    await assert.rejects(t.file.write(Buffer.from('XYZ'), 100), (err: unknown) => errnoName(err) === 'ENOSPC');
+  } finally {
+    SpoolFile.prototype.write = write;
+  }
   await t.file.dispose(false);
 });
 

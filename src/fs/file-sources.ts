@@ -98,6 +98,11 @@ export class FileSources {
   }
 
   /** The file handle behind a file node; uses the cached answer when the version is known. */
+  /** A version this mount published, with the handle it registered: resolve() needs no bundle2 for it. */
+  remember(entityId: string, versionNumber: number, fileHandle: S3FileHandle): void {
+    this.handles.set(`${entityId}.${versionNumber}`, { entityId, versionNumber, fileHandle });
+  }
+
   async resolve(node: FsNode, trustCachedVersion: boolean): Promise<ResolvedFile> {
     if (trustCachedVersion && node.versionNumber !== undefined) {
       const cached = this.handles.get(`${node.entityId}.${node.versionNumber}`);

@@ -996,6 +996,8 @@ export class SynapseFilesystem {
     // Removed while this publish ran (rm of a file being closed): unlink deletes what it created;
     // listing it again would show a file the user removed (review).
     if (file.unlinked) return;
+    const handle = this.writes?.publisher.registeredHandle(version.fileHandleId);
+    if (handle) this.sources.remember(version.entityId, version.versionNumber, handle);
     this.table.removeLocal(file.parentId, file.name);
     this.table.upsert(node);
     this.table.setSize(version.entityId, version.versionNumber, { size: version.size, md5: version.md5 });

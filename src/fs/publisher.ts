@@ -20,7 +20,8 @@ import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import { CONCRETE, type Entity, type MultipartUploadRequest, type UploadDestination } from '../synapse/types.js';
+import { CONCRETE, type Entity, type MultipartUploadRequest, type S3FileHandle, type UploadDestination } from '../synapse/types.js';
+import { LRUCache } from 'lru-cache';
 import type { ObjectStore, S3Location } from '../s3/object-store.js';
 import { endUnreferencedUpload, SINGLE_PUT_PREFIX, type MemoryBudget } from '../s3/multipart-upload.js';
 import { s3Stats } from '../s3/s3-stats.js';
@@ -176,7 +177,19 @@ export class Publisher {
       concreteType: CONCRETE.s3FileHandle, bucketName: bucket, key, storageLocationId: locationId,
       contentMd5: md5, contentSize: size, fileName: name, contentType: guessContentType(name),
     });
+    this.registered.set(String(fh.id), fh);
     return String(fh.id);
+  }
+
+  /**
+   * File handles this publisher registered lately: a file read back right after it was written
+   * needs no bundle2 to learn its handle (QA: `diff -r` after `cp -r` of 1,500 files paced
+   * 1,512 requests). Synapse's multipart API answers only the handle's id, so those are not here.
+   */
+  private readonly registered = new LRUCache<string, S3FileHandle>({ max: 1_000 });
+
+  registeredHandle(fileHandleId: string): S3FileHandle | undefined {
+    return this.registered.get(fileHandleId);
   }
 
   /** Upload the bytes and register a file handle; returns its id. */

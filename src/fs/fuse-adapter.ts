@@ -290,8 +290,13 @@ export class FuseAdapter {
       // Not supported by design, and probed routinely (`mv -b` tries link() first): no warning each time.
       symlink: (_src: string, dest: string, cb: Cb) => this.fail('symlink', dest, fs.unsupported(dest, 'creating symbolic links'), cb, true),
       link: (_src: string, dest: string, cb: Cb) => this.fail('link', dest, fs.unsupported(dest, 'hard links'), cb, true),
-      setxattr: (path: string, _n: string, _v: Buffer, _p: number, _f: number, cb: Cb) =>
-        this.fail('setxattr', path, new FsError('ENOTSUP', `${path}: extended attributes are read-only`), cb),
+      // FIFOs and device files: no Synapse equivalent (without the op, libfuse answered ENOSYS; QA).
+      mknod: (path: string, _mode: number, _dev: number, cb: Cb) => this.fail('mknod', path, fs.unsupported(path, 'creating FIFOs and device files'), cb, true),
+      // The mount's own attributes are read-only (EPERM, as for a protected attribute); others do not exist.
+      setxattr: (path: string, name: string, _v: Buffer, _p: number, _f: number, cb: Cb) =>
+        this.fail('setxattr', path, name.startsWith('user.synapse.')
+          ? new FsError('EPERM', `${path}: ${name} is set by Synapse, not writable`)
+          : new FsError('ENOTSUP', `${path}: extended attributes are read-only`), cb),
     };
   }
 

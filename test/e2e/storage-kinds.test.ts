@@ -104,6 +104,14 @@ describe('a project mixing Synapse, external and STS storage', () => {
     assert.match(outside.stdout.trim(), /^\.\/\.synapse\/syn\d+$/);
     const write = await sh(`ln -s x '${m.dir}/managed/newlink'`);
     assert.notEqual(write.code, 0);
+    assert.match(write.stderr, /Operation not permitted/);
+    // FIFOs and device files have no Synapse equivalent either: EPERM, not libfuse's ENOSYS (QA).
+    const fifo = await sh(`mkfifo '${m.dir}/managed/pipe'`);
+    assert.notEqual(fifo.code, 0);
+    assert.match(fifo.stderr, /Operation not permitted/);
+    const xattr = await sh(`setfattr -n user.synapse.id -v syn1 '${m.dir}/sts/target.txt' 2>&1; setfattr -n user.note -v x '${m.dir}/sts/target.txt'`);
+    assert.match(xattr.stdout, /Operation not permitted/, 'the mount\'s own attributes are read-only');
+    assert.match(xattr.stderr, /Operation not supported/, 'others do not exist');
   });
 
   test('a new version shows on the next open; an open handle keeps its version', async () => {

@@ -41,6 +41,7 @@ import { BlockCache } from './block-cache.js';
 import { errnoName, FsError } from './errors.js';
 import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
+import { RemovedNames } from './removed-names.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
 import { isProbeName, isScratchName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
 import type { MtimeStore } from './mtime-log.js';
@@ -288,6 +289,8 @@ export class SynapseFilesystem {
   private readonly letGo = new WeakSet<ActiveFile>();
   /** Removed files kept for the readers sharing their bytes (lastClosed, sharerClosed). */
   private readonly lingering = new Set<ActiveFile>();
+  /** Files this mount removed a moment ago: made again under their name, they come back (removed-names.ts). */
+  private readonly removedNames = new RemovedNames();
   /** A read-only fd moves on to a newer version: its read fast-path windows must go (fuse-adapter.ts). */
   onReaderMoved: ((fd: number) => void) | undefined;
   private readonly linkTargets = new Map<string, Promise<string>>();
@@ -895,6 +898,7 @@ export class SynapseFilesystem {
     // The version these bytes replace travels with the base (recover's conflict check).
     const base = size ? { ...size, version: listed?.versionNumber } : undefined;
     const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base, listed ? this.mtimeOf(listed, path) : undefined);
+    if (!listed && !hiddenId && !isScratchName(name)) file.revive = this.removedNames.take(parent.entityId, name);
     if (listed?.entityId || hiddenId) await this.emptiedOrUndone(path, file);
     if (!listed?.entityId) {
       // Visible at once in the writer's listing; published on flush.
@@ -1460,6 +1464,11 @@ export class SynapseFilesystem {
     if (node.entityId && !isScratchName(node.name)) {
       await this.api.deleteEntity(node.entityId);
       this.forgetTimeOf(node);
+      // Made again under this name soon (tar x, unzip -o, zip): it comes back as the next version
+      // (removed-names.ts) — only a file whose sharing is its folder's (an own ACL stays in the trash).
+      if (node.kind === 'file' && node.benefactorId !== undefined && node.benefactorId !== node.entityId) {
+        this.removedNames.note(node.parentId!, node.name, node.entityId);
+      }
       // Backup views of it (`mv -b g f; rm f`) showed versions of this entity, now in the trash
       // can: they go with it rather than stay listed and answer EIO (review; README, Names).
       for (const view of this.table.localEntriesOf(node.entityId)) {
@@ -1538,7 +1547,8 @@ export class SynapseFilesystem {
       this.checkName(dest, destName);
     }
     let target = (await this.table.resolve(dest).catch(() => undefined))
-      ?? (scratch ? undefined : await this.hiddenTarget(destParent.entityId, destName, node, src));
+      ?? (scratch ? undefined : await this.hiddenTarget(destParent.entityId, destName, node, src))
+      ?? (scratch || node.kind !== 'file' ? undefined : await this.revivedTarget(destParent.entityId, destName, dest));
     // The same file under two names (a hard link, had Synapse any) — not a backup view and the
     // file it was made from: those show different versions of one entity (QA: `mv f~ f` to
     // restore a backup, and `mv f f~` over an older backup, answered 0 and did nothing).
@@ -1637,6 +1647,19 @@ export class SynapseFilesystem {
     // A folder that changed ACL by moving: what is cached below it names the old one.
     if (node.kind === 'dir' && acl.benefactorId !== node.benefactorId) this.table.invalidateTree(moved.id);
     this.moveActivePaths(src, dest);
+  }
+
+  /**
+   * The file this mount removed from `dest` a moment ago, back out of the trash can as the
+   * rename's target (removed-names.ts): `zip` updating an archive removes it and renames its
+   * temp file onto the name, which then becomes the archive's next version, not a new synID.
+   */
+  private async revivedTarget(parentId: string, name: string, dest: string): Promise<FsNode | undefined> {
+    const id = this.removedNames.take(parentId, name);
+    if (id === undefined || !this.writes) return undefined;
+    if (!(await this.writes.publisher.restoreRemoved(id, parentId, name).catch(() => undefined))) return undefined;
+    this.table.invalidate(parentId);
+    return this.table.resolve(dest).catch(() => undefined);
   }
 
   /**

@@ -20,7 +20,7 @@ import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import { CONCRETE, type Entity, type MultipartUploadRequest, type S3FileHandle, type UploadDestination } from '../synapse/types.js';
+import { CONCRETE, type Entity, type MultipartUploadRequest, type S3FileHandle, type UploadDestination, type VersionInfo } from '../synapse/types.js';
 import { LRUCache } from 'lru-cache';
 import type { ObjectStore, S3Location } from '../s3/object-store.js';
 import { endUnreferencedUpload, SINGLE_PUT_PREFIX, type MemoryBudget } from '../s3/multipart-upload.js';
@@ -407,6 +407,28 @@ export class Publisher {
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
     throw new FsError('EIO', `part ${partNumber} upload refused (HTTP ${lastStatus})`);
+  }
+
+  /**
+   * Bring `entityId`, which this mount removed from `name` in `parentId` a moment ago, back out of
+   * the trash can (removed-names.ts): its current version, or undefined when Synapse refused (the
+   * name taken again, the trash can purged, another user's removal) — then the bytes are a new file.
+   */
+  async restoreRemoved(entityId: string, parentId: string, name: string): Promise<{ version: VersionInfo; fileHandleId: string } | undefined> {
+    try {
+      await this.api.restoreFromTrash(entityId);
+    } catch (err) {
+      // A restore whose answer was lost and was repeated finds it back already.
+      const back = await this.api.getEntity(entityId).then((e) => e.parentId === parentId && e.name === name, () => false);
+      if (!back) {
+        this.opts.logger?.info({ err, entityId, name }, 'the file this name held a moment ago could not be restored: these bytes become a new file');
+        return undefined;
+      }
+    }
+    const [entity, version] = await Promise.all([this.api.getEntity(entityId), this.api.getLatestVersionInfo(entityId)]);
+    if (entity.concreteType !== CONCRETE.file || !entity.dataFileHandleId) return undefined;
+    this.opts.logger?.info({ entityId, name }, 'a file removed and made again under its name: the removed file is restored and these bytes become its next version');
+    return { version, fileHandleId: String(entity.dataFileHandleId) };
   }
 
   /** Is `version` still the newest of `entityId`? A check that fails answers no: publishing again is the safe side. */

@@ -40,6 +40,7 @@ import type { Logger } from 'pino';
 import { KeptWhole, NoWriteMemory, PartsMissing, UploadNotStarted, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
 import { errnoName, FsError } from './errors.js';
 import { SynapseError } from '../synapse/errors.js';
+import type { VersionInfo } from '../synapse/types.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import { publishingNow, type JournalEntry, type Spool, type SpoolFile } from './spool.js';
 
@@ -573,6 +574,7 @@ export class ActiveFile {
       const spool = stream ? undefined : await this.ensureLoaded();
       const md5 = stream ? await stream.upload.finalMd5() : await spool!.md5();
       const size = stream ? stream.upload.length : spool!.size;
+      const revived = await this.reviveRemoved();
       // Same bytes as the version they replace — if that version is still the newest: bytes
       // rewritten from empty (cp, `>`) over a file another client changed since must win, as any
       // rewrite does (review: close() said 0 while Synapse kept the other client's bytes).
@@ -587,7 +589,11 @@ export class ActiveFile {
         this.dirty = false;
         this.writtenSincePublish = false;
         this.publishEpoch++;
-        return undefined;
+        // A removed file brought back with these very bytes: no new version, but it is in Synapse again.
+        return revived && {
+          entityId: this.entityId!, versionNumber: revived.version.versionNumber, size, md5, fileHandleId: revived.fileHandleId,
+          spoolFile: undefined, modifiedOn: Date.parse(revived.version.modifiedOn) || Date.now(),
+        };
       }
       // Write-ahead: the file as it is now, in the journal while it is published, so that a
       // crash (kill -9, OOM) mid-publish leaves it for recover — not an unreferenced spool file
@@ -675,6 +681,25 @@ export class ActiveFile {
       }
     }));
   }
+
+  /**
+   * Made again under the name it was removed from a moment ago (`revive`, removed-names.ts): the
+   * removed file comes back out of the trash can, and these bytes are its next version.
+   */
+  private async reviveRemoved(): Promise<{ version: VersionInfo; fileHandleId: string } | undefined> {
+    const id = this.revive;
+    this.revive = undefined;
+    if (id === undefined || this.entityId) return undefined;
+    const back = await this.deps.publisher.restoreRemoved(id, this.parentId, this.name);
+    if (!back) return undefined;
+    this.entityId = id;
+    this.base = { size: Number(back.version.contentSize ?? -1), md5: back.version.contentMd5, version: back.version.versionNumber };
+    this.overVersion = back.version.versionNumber;
+    return back;
+  }
+
+  /** The entity this new file's name held until this mount removed it a moment ago (removed-names.ts). */
+  revive: string | undefined;
 
   /**
    * Complete the stream and register its object; on failure, journal what can be recovered and

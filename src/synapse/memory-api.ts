@@ -140,6 +140,8 @@ interface EntityRec {
   description?: string;
   versions: VersionRec[];
   linksTo?: { targetId: string; targetVersionNumber?: number };
+  /** Shared by an ACL of its own (shareOnItsOwn): its own benefactor. Dropped in the trash can, as Synapse does. */
+  ownAcl?: true;
   linksToClassName?: string;
   /** Set when deleted (moved to the trash can); its subtree goes with it. */
   trashedFrom?: number;
@@ -211,6 +213,16 @@ class FakeState {
       if (cur.trashedFrom !== undefined) return true;
     }
     return false;
+  }
+
+  /**
+   * The ACL benefactor as Synapse's headers name it. This fake checks no permissions: every
+   * entity inherits its project's ACL, as in Synapse, unless it was shared on its own (ownAcl).
+   */
+  benefactor(e: EntityRec): number {
+    let cur = e;
+    for (let parent = this.entities.get(cur.parentId); cur.kind !== 'project' && !cur.ownAcl && parent; parent = this.entities.get(cur.parentId)) cur = parent;
+    return cur.id;
   }
 
   live(id: number): EntityRec | undefined {
@@ -470,7 +482,7 @@ export class MemorySynapseApi implements SynapseApi {
     const v = this.s.current(e);
     return {
       id: synId(e.id), name: e.name, type: KIND_CONCRETE[e.kind], versionNumber: v.versionNumber, versionLabel: v.versionLabel,
-      benefactorId: e.id, createdOn: e.createdOn, modifiedOn: e.modifiedOn, createdBy: e.createdBy, modifiedBy: e.modifiedBy,
+      benefactorId: this.s.benefactor(e), createdOn: e.createdOn, modifiedOn: e.modifiedOn, createdBy: e.createdBy, modifiedBy: e.modifiedBy,
       isLatestVersion: true,
     };
   }
@@ -643,6 +655,12 @@ export class MemorySynapseApi implements SynapseApi {
     const e = this.lookup(id, 'DELETE', `/repo/v1/entity/${id}`);
     e.trashedFrom = e.parentId;
     e.trashedBy = this.user.id;
+    // Synapse drops the trashed subtree's own ACLs (TrashManagerImpl.moveToTrash).
+    for (const x of this.s.entities.values()) {
+      for (let cur: EntityRec | undefined = x; cur; cur = this.s.entities.get(cur.parentId)) {
+        if (cur === e) { delete x.ownAcl; break; }
+      }
+    }
     this.s.touch(e, this.user.id);
   }
 
@@ -986,6 +1004,11 @@ export class MemorySynapseApi implements SynapseApi {
   /** A project owned by this client's user. */
   createProject(name: string): Promise<Entity> {
     return this.createEntity({ concreteType: CONCRETE.project, name });
+  }
+
+  /** Share `id` by an ACL of its own (what the web UI's "Sharing Settings" does): its headers name it its own benefactor. */
+  shareOnItsOwn(id: string): void {
+    this.lookup(id, 'POST', `/repo/v1/entity/${id}/acl`).ownAcl = true;
   }
 
   /** A folder (no storage of its own). */

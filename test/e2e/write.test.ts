@@ -1484,6 +1484,33 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal(bare.code, 2, 'a bare --discard is a usage error, never a full recover');
   });
 
+  test('tar x over existing files and an archive replaced by rename keep their synIDs: the new bytes are their next versions', async () => {
+    // QA: tar x (unlink, then create) and zip (temp file, unlink, rename onto the name) gave every
+    // file a new synID; the old ones — history, annotations, links — went to the trash can.
+    const dir = `${m.dir}/managed/untar`;
+    const src = path.join(scratch, 'tar-src');
+    await mkdir(path.join(src, 'sub'), { recursive: true });
+    await writeFile(path.join(src, 'a.txt'), 'a version 1\n');
+    await writeFile(path.join(src, 'sub', 'b.txt'), 'b version 1\n');
+    const first = await sh(`mkdir '${dir}' && tar -C '${src}' -cf '${scratch}/t1.tar' . && tar -C '${dir}' -xf '${scratch}/t1.tar'`);
+    assert.equal(first.code, 0, first.stderr);
+    const [a, b] = [await waitForId(`${dir}/a.txt`), await waitForId(`${dir}/sub/b.txt`)];
+    await writeFile(path.join(src, 'a.txt'), 'a version 2\n');
+    const second = await sh(`tar -C '${src}' -cf '${scratch}/t2.tar' . && tar -C '${dir}' -xf '${scratch}/t2.tar' && cat '${dir}/a.txt' '${dir}/sub/b.txt'`);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout, 'a version 2\nb version 1\n');
+    assert.deepEqual([await idOf(`${dir}/a.txt`), await idOf(`${dir}/sub/b.txt`)], [a, b], 'the same entities');
+    assert.equal(stack.seed.versions(a).length, 2, 'changed bytes: a next version');
+    assert.equal(stack.seed.versions(b).length, 1, 'the same bytes: restored, no new version');
+    assert.equal(stack.seed.entity(b).parentId, await idOf(`${dir}/sub`), 'b is out of the trash can, where it was');
+
+    const zipLike = await sh(`printf 'archive 1' > '${dir}/t.zip' && printf 'archive 2' > '${dir}/ziTMPa1' && rm '${dir}/t.zip' && mv '${dir}/ziTMPa1' '${dir}/t.zip' && cat '${dir}/t.zip' && ls '${dir}'`);
+    assert.equal(zipLike.code, 0, zipLike.stderr);
+    assert.equal(zipLike.stdout, 'archive 2a.txt\nsub\nt.zip\n');
+    const z = await idOf(`${dir}/t.zip`);
+    assert.equal(stack.seed.versions(z).length, 2, 'the archive\'s first version is in its history');
+  });
+
   test('recover --discard drops an entry and its kept bytes; an unknown id discards nothing', async () => {
     const spoolDir = path.join(scratch, 'spool-discard');
     const id = await journaledAppend(spoolDir, 'discard.txt', 'keep', 'unwanted');

@@ -43,7 +43,7 @@ import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
 import { RemovedNames } from './removed-names.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
-import { isProbeName, isScratchName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
+import { isHeldTempName, isProbeName, isScratchName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
 import type { MtimeStore } from './mtime-log.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
@@ -53,6 +53,9 @@ import type { Spool, SpoolFile } from './spool.js';
 import { MemoryBudget, StreamingUpload, type FailedPartStore, type PartBuffers } from '../s3/multipart-upload.js';
 import { guessContentType, readPart } from './publisher.js';
 import { ActiveFile, EmptyVersionRefused, entityGone, type ActiveFileInit } from './write-handle.js';
+
+/** How long a closed temporary file (names.ts isHeldTempName) waits for its rename before it is published as it is. */
+export const HELD_TEMP_MS = 10_000;
 
 export interface Stat {
   mode: number;
@@ -90,6 +93,8 @@ export interface FilesystemOptions {
   readahead: ReadaheadOptions;
   /** mtimes logged for the next mount, per (entity, version) (mtime-log.ts). */
   mtimeLog?: MtimeStore;
+  /** How long a closed temporary file waits for its rename (default HELD_TEMP_MS; tests). */
+  heldTempMs?: number;
   logger?: Logger;
 }
 
@@ -899,6 +904,7 @@ export class SynapseFilesystem {
     const base = size ? { ...size, version: listed?.versionNumber } : undefined;
     const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base, listed ? this.mtimeOf(listed, path) : undefined);
     if (!listed && !hiddenId && !isScratchName(name)) file.revive = this.removedNames.take(parent.entityId, name);
+    if (!listed && !hiddenId && isHeldTempName(name) && !isScratchName(name)) file.heldTemp = true;
     if (listed?.entityId || hiddenId) await this.emptiedOrUndone(path, file);
     if (!listed?.entityId) {
       // Visible at once in the writer's listing; published on flush.
@@ -947,6 +953,8 @@ export class SynapseFilesystem {
   }
 
   private async publish(path: string, file: ActiveFile): Promise<void> {
+    // A tool's temporary file: published by the rename that follows its close (or later: lastClosed).
+    if (file.heldTemp) return;
     let version;
     let mtime: number;
     const newEntity = !file.entityId;
@@ -1223,11 +1231,30 @@ export class SynapseFilesystem {
     };
   }
 
+  /**
+   * A temporary file (names.ts isHeldTempName) closed and not renamed within HELD_TEMP_MS: it was
+   * not one, or its tool stopped before the rename — published under its own name, as any file.
+   */
+  private publishHeldLater(file: ActiveFile): void {
+    const timer = setTimeout(() => {
+      const path = [...this.active].find(([, f]) => f === file)?.[0];
+      if (!path || !file.heldTemp || file.unlinked || file.refs > 0) return;
+      file.heldTemp = false;
+      void this.lastClosed(path, file).catch((err: unknown) => this.opts.logger?.error({ err, path }, 'publish of a temporary file never renamed failed'));
+    }, this.opts.heldTempMs ?? HELD_TEMP_MS);
+    timer.unref();
+  }
+
   /** A file's last fd is gone (or a kept scratch file got a real name): publish it and let it go. */
   private async lastClosed(path: string, file: ActiveFile): Promise<void> {
     // Scratch files (editor autosaves, swap files) live only in this mount: keep their bytes
     // until they are removed, so a later open (emacs recovering #file#) still finds them.
     if (file.localOnly && !file.unlinked) return;
+    // A tool's temporary file: the rename onto its real name comes next, and publishes it there.
+    if (file.heldTemp && !file.unlinked) {
+      this.publishHeldLater(file);
+      return;
+    }
     if (this.letGo.has(file)) return; // already (lastWriterClosed, then a reader's close)
     this.letGo.add(file);
     const publishing = this.publishAtLastClose(path, file);
@@ -1311,6 +1338,8 @@ export class SynapseFilesystem {
     const writing = (file: ActiveFile): boolean => file.writers > 0 && !file.unlinked && !file.localOnly;
     // Decided at the freeze: a writer that gets its EIO and closes before its turn below still
     // had the file open when the mount stopped (QA: such a file was published half-written).
+    // Temporary files waiting for their rename: it is not coming now; published as they are.
+    for (const file of this.active.values()) file.heldTemp = false;
     const openAtStop = new Set([...this.active.values()].filter(writing));
     const why = 'still open for writing when the mount stopped';
     for (const file of openAtStop) file.freeze(why);
@@ -1813,6 +1842,9 @@ export class SynapseFilesystem {
       // A scratch file given a real name is published from now on (the other way is refused above).
       const wasLocal = af.localOnly;
       if (wasLocal && !isScratchName(destName)) af.localOnly = false;
+      // A temporary file given its real name: published there now (below), once.
+      const wasHeld = af.heldTemp;
+      af.heldTemp = false;
       if (target?.entityId && !isScratchName(destName)) {
         // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
         const source = af.entityId;
@@ -1840,7 +1872,7 @@ export class SynapseFilesystem {
       // A scratch file kept after its last close (`echo x > t~; mv t~ t`) is published now: no
       // close is coming to do it. Not awaited (an upload may outlast the rename's op timeout);
       // later ops on `dest` wait for it (`releasing`).
-      if (wasLocal && !af.localOnly && af.refs === 0) {
+      if (((wasLocal && !af.localOnly) || wasHeld) && af.refs === 0) {
         void this.lastClosed(dest, af).catch((err: unknown) => this.opts.logger?.error({ err, path: dest }, 'publish after rename failed'));
       }
       return;

@@ -54,3 +54,15 @@ export function isProbeName(name: string): boolean {
   const n = Number(name);
   return n >= 4913 && (n - 4913) % 123 === 0;
 }
+
+/**
+ * A new file under one of these names is a tool's temporary file, written whole and then renamed
+ * onto its real name: rsync's `.<name>.XXXXXX`, GNU sed -i's `sedXXXXXX`, zip's `ziXXXXXX` (six
+ * mkstemp characters). Its publish waits a moment after its last close (filesystem.ts
+ * HELD_TEMP_MS) for that rename, so the bytes are published once, under the real name — and a
+ * collaborator who may not delete (Synapse's "Can edit" sharing) is not left with a published temp
+ * file the rename could not remove (QA). Not renamed by then, it is published under its own name.
+ */
+export function isHeldTempName(name: string): boolean {
+  return /^\..+\.[A-Za-z0-9]{6}$/.test(name) || /^(sed|zi)[A-Za-z0-9]{6}$/.test(name);
+}

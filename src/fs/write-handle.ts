@@ -701,6 +701,9 @@ export class ActiveFile {
   /** The entity this new file's name held until this mount removed it a moment ago (removed-names.ts). */
   revive: string | undefined;
 
+  /** A tool's temporary file (names.ts isHeldTempName): its publish waits for the rename after its last close. */
+  heldTemp = false;
+
   /**
    * Complete the stream and register its object; on failure, journal what can be recovered and
    * throw the error for close(). Unless its bytes went whole into the spool (KeptWhole), the

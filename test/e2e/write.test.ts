@@ -1313,6 +1313,25 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       // What they may do still works: a new file and a new version in the folder they can edit.
       assert.equal((await sh(`echo ok > '${m2.dir}/canedit/new.txt' && echo x2 > '${m2.dir}/canedit/x.txt'`)).code, 0);
       assert.equal(stack.seed.versions(x.id).length, 2);
+      // Tools that write a temp file and rename it onto the file (rsync, sed -i) work for them too:
+      // the temp file is published only under the name it gets (QA: each run left a published temp
+      // file the rename could not delete, and they could not remove it).
+      const src = path.join(scratch, 'edit-src');
+      await mkdir(src, { recursive: true });
+      await writeFile(path.join(src, 'x.txt'), 'x3 from rsync\n');
+      await writeFile(path.join(src, 'r.txt'), 'r1\n');
+      const rsync = await sh(`rsync -rt '${src}/' '${m2.dir}/canedit/' && sed -i 's/r1/r2/' '${m2.dir}/canedit/r.txt' && cat '${m2.dir}/canedit/x.txt' '${m2.dir}/canedit/r.txt'`, { timeoutMs: 60_000 });
+      assert.equal(rsync.code, 0, rsync.stderr);
+      assert.equal(rsync.stdout, 'x3 from rsync\nr2\n');
+      assert.equal(stack.seed.versions(x.id).length, 3, 'rsync made x.txt\'s next version');
+      const names = (await sh(`ls -A '${m2.dir}/canedit'`)).stdout.trim().split('\n').sort();
+      assert.deepEqual(names, ['new.txt', 'r.txt', 'x.txt', 'z.txt'], 'no temp files left');
+      const listed = await fetch(`${stack.endpoint}/repo/v1/entity/children`, {
+        method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ parentId: edit, includeTypes: ['file'] }),
+      });
+      const inSynapse = ((await listed.json()) as { page: Array<{ name: string }> }).page.map((c) => c.name).sort();
+      assert.deepEqual(inSynapse, ['new.txt', 'r.txt', 'x.txt', 'z.txt'], 'nor in Synapse');
       // A folder with its own ACL keeps it when renamed (review: it was given the project's, whose
       // cached "may not add files" then refused a file its own ACL allows).
       const renamed = await sh(`mv '${m2.dir}/own-acl' '${m2.dir}/own-acl2' && echo mine > '${m2.dir}/own-acl2/f.txt'`);

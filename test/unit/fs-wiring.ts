@@ -56,7 +56,7 @@ export interface Real {
   skipNextCheck: boolean;
 }
 
-export async function makeReal(opts: { ttlMs?: number; mtimeStore?: MtimeStore } = {}): Promise<Real> {
+export async function makeReal(opts: { ttlMs?: number; mtimeStore?: MtimeStore; heldTempMs?: number } = {}): Promise<Real> {
   const store = new MemoryObjectStore();
   const api = new MemorySynapseApi({ store });
   const project = await api.createProject('Model Project');
@@ -78,7 +78,7 @@ export async function makeReal(opts: { ttlMs?: number; mtimeStore?: MtimeStore }
  * A filesystem over `r`'s Synapse, object store and spool, as mount() wires one — called again,
  * a remount: nothing of the last one's memory (listings, sizes, mtimes) is carried over.
  */
-export function mountOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool' | 'root'>, opts: { ttlMs?: number; mtimeStore?: MtimeStore } = {}): SynapseFilesystem {
+export function mountOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool' | 'root'>, opts: { ttlMs?: number; mtimeStore?: MtimeStore; heldTempMs?: number } = {}): SynapseFilesystem {
   const { faults, spool } = r;
   const { sources, publisher } = transferOver(r);
   // As mount(); with TTL 0 (the default here) every lookup sees what other clients did.
@@ -89,6 +89,7 @@ export function mountOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool' | '
     readOnly: false, uid: 1000, gid: 1000, fileMode: 0o644, dirMode: 0o755,
     readahead: { maxWindowBlocks: 4, inflightBudget: 64 * 1024, readTimeoutMs: 5_000 },
     ...(opts.mtimeStore ? { mtimeLog: opts.mtimeStore } : {}),
+    ...(opts.heldTempMs !== undefined ? { heldTempMs: opts.heldTempMs } : {}),
   }, { publisher, spool, budget: new MemoryBudget(64 * MiB), partSize: 5 * MiB });
 }
 

@@ -101,9 +101,10 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   // Oldest first: of two saves of one file, the later one ends as the newest version.
   const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   for (const entry of entries) {
-    const holder = heldOpenBy(entry);
+    // (A pid reused since — a container's restarted mount — looks alive too: --force takes it.)
+    const holder = opts.force ? undefined : heldOpenBy(entry);
     if (holder) {
-      results.push({ entry, outcome: 'open', error: `still open in the mount (pid ${holder.pid}), which publishes it at its last close; recover takes it if that fails` });
+      results.push({ entry, outcome: 'open', error: `still open in the mount (pid ${holder.pid}), which publishes it at its last close; recover takes it if that fails (--force takes it now)` });
       continue;
     }
     if (!spool.ours(entry)) {

@@ -37,7 +37,7 @@ export async function runRecover(opts: {
   if (opts.discard) {
     // A bare --discard must never fall through to publishing everything.
     if (opts.discard.length === 0) throw new UsageError('--discard needs the ids of the entries to drop (see recover --list)');
-    return discard(journal, entries, opts.discard);
+    return discard(journal, entries, opts.discard, opts.force === true);
   }
   if (opts.list || (entries.length === 0 && (await journal.listUploads()).length === 0)) {
     if (entries.length === 0 && !bad) process.stdout.write(`nothing to recover in ${opts.spoolDir}\n`);
@@ -79,7 +79,7 @@ export async function runRecover(opts: {
  * resolved otherwise) with their spool bytes. Offline: an open multipart upload an entry named
  * is left to the orphan sweep of the next mount or recover (its record is now unreferenced).
  */
-async function discard(spool: Spool, entries: JournalEntry[], ids: string[]): Promise<number> {
+async function discard(spool: Spool, entries: JournalEntry[], ids: string[], force: boolean): Promise<number> {
   const byId = new Map(entries.map((e) => [e.id, e]));
   const unknown = ids.filter((id) => !byId.has(id));
   if (unknown.length > 0) {
@@ -87,9 +87,9 @@ async function discard(spool: Spool, entries: JournalEntry[], ids: string[]): Pr
     return 1;
   }
   // Its spool file is still being written through an open fd: discarding it would lose those writes.
-  const open = ids.filter((id) => heldOpenBy(byId.get(id)!));
+  const open = force ? [] : ids.filter((id) => heldOpenBy(byId.get(id)!));
   if (open.length > 0) {
-    process.stderr.write(`synapse-mount: ${open.join(', ')} still open in the mount that journaled it (close it there first); nothing discarded\n`);
+    process.stderr.write(`synapse-mount: ${open.join(', ')} still open in the mount that journaled it (close it there first, or --force); nothing discarded\n`);
     return 1;
   }
   for (const id of new Set(ids)) {

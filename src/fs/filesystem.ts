@@ -1239,6 +1239,10 @@ export class SynapseFilesystem {
     const timer = setTimeout(() => {
       const path = [...this.active].find(([, f]) => f === file)?.[0];
       if (!path || !file.heldTemp || file.unlinked || file.refs > 0) return;
+      if (file.renaming > 0) {
+        this.publishHeldLater(file); // the rename decides
+        return;
+      }
       file.heldTemp = false;
       void this.lastClosed(path, file).catch((err: unknown) => this.opts.logger?.error({ err, path }, 'publish of a temporary file never renamed failed'));
     }, this.opts.heldTempMs ?? HELD_TEMP_MS);
@@ -1338,8 +1342,9 @@ export class SynapseFilesystem {
     const writing = (file: ActiveFile): boolean => file.writers > 0 && !file.unlinked && !file.localOnly;
     // Decided at the freeze: a writer that gets its EIO and closes before its turn below still
     // had the file open when the mount stopped (QA: such a file was published half-written).
-    // Temporary files waiting for their rename: it is not coming now; published as they are.
-    for (const file of this.active.values()) file.heldTemp = false;
+    // Temporary files waiting for their rename: it is not coming now; published as they are, then let go.
+    const held = new Set([...this.active.values()].filter((f) => f.heldTemp && f.refs === 0));
+    for (const file of held) file.heldTemp = false;
     const openAtStop = new Set([...this.active.values()].filter(writing));
     const why = 'still open for writing when the mount stopped';
     for (const file of openAtStop) file.freeze(why);
@@ -1353,6 +1358,10 @@ export class SynapseFilesystem {
         if (open) await file.publish({ holdBack: why });
         else await this.publish(path, file);
         published.push(path);
+        if (held.has(file)) {
+          this.active.delete(path);
+          await file.dispose(false).catch(() => undefined);
+        }
       } catch (err) {
         if (err instanceof EmptyVersionRefused) continue; // logged; Synapse keeps its last version
         // Journaled, or a file whose upload failed outright (its writer already got EIO).
@@ -1493,10 +1502,14 @@ export class SynapseFilesystem {
     if (node.entityId && !isScratchName(node.name)) {
       await this.api.deleteEntity(node.entityId);
       this.forgetTimeOf(node);
+      // Its readers keep the bytes they were reading, as a removed inode's do (review: brought back
+      // by a file made again under its name, they would have followed its new version).
+      for (const h of this.handles.values()) if (h.kind === 'read' && h.node.entityId === node.entityId) h.detached = true;
       // Made again under this name soon (tar x, unzip -o, zip): it comes back as the next version
       // (removed-names.ts) — only a file whose sharing is its folder's (an own ACL stays in the trash).
       if (node.kind === 'file' && node.benefactorId !== undefined && node.benefactorId !== node.entityId) {
-        this.removedNames.note(node.parentId!, node.name, node.entityId);
+        const known = this.table.knownSize(node);
+        this.removedNames.note({ entityId: node.entityId, parentId: node.parentId!, name: node.name, size: known?.size, md5: known?.md5 });
       }
       // Backup views of it (`mv -b g f; rm f`) showed versions of this entity, now in the trash
       // can: they go with it rather than stay listed and answer EIO (review; README, Names).
@@ -1531,6 +1544,17 @@ export class SynapseFilesystem {
    */
   async rename(src: string, dest: string): Promise<void> {
     this.checkWritable(src);
+    // A temporary file waiting for this very rename: its timer must not publish it meanwhile (review).
+    const renaming = this.active.get(src);
+    if (renaming) renaming.renaming++;
+    try {
+      await this.renameSettled(src, dest);
+    } finally {
+      if (renaming) renaming.renaming--;
+    }
+  }
+
+  private async renameSettled(src: string, dest: string): Promise<void> {
     await this.settled(src, dest);
     let node = await this.table.resolve(src);
     let target = await this.table.resolve(dest).catch(() => undefined);
@@ -1577,7 +1601,8 @@ export class SynapseFilesystem {
     }
     let target = (await this.table.resolve(dest).catch(() => undefined))
       ?? (scratch ? undefined : await this.hiddenTarget(destParent.entityId, destName, node, src))
-      ?? (scratch || node.kind !== 'file' ? undefined : await this.revivedTarget(destParent.entityId, destName, dest));
+      // Only for a file not yet in Synapse (zip's temporary file): a published one keeps its own identity.
+      ?? (scratch || node.kind !== 'file' || node.entityId ? undefined : await this.revivedTarget(destParent.entityId, destName, dest));
     // The same file under two names (a hard link, had Synapse any) — not a backup view and the
     // file it was made from: those show different versions of one entity (QA: `mv f~ f` to
     // restore a backup, and `mv f f~` over an older backup, answered 0 and did nothing).
@@ -1684,9 +1709,9 @@ export class SynapseFilesystem {
    * temp file onto the name, which then becomes the archive's next version, not a new synID.
    */
   private async revivedTarget(parentId: string, name: string, dest: string): Promise<FsNode | undefined> {
-    const id = this.removedNames.take(parentId, name);
-    if (id === undefined || !this.writes) return undefined;
-    if (!(await this.writes.publisher.restoreRemoved(id, parentId, name).catch(() => undefined))) return undefined;
+    const removed = this.removedNames.take(parentId, name);
+    if (removed === undefined || !this.writes) return undefined;
+    if (!(await this.writes.publisher.restoreRemoved(removed.entityId, parentId, name).catch(() => undefined))) return undefined;
     this.table.invalidate(parentId);
     return this.table.resolve(dest).catch(() => undefined);
   }
@@ -1842,9 +1867,11 @@ export class SynapseFilesystem {
       // A scratch file given a real name is published from now on (the other way is refused above).
       const wasLocal = af.localOnly;
       if (wasLocal && !isScratchName(destName)) af.localOnly = false;
-      // A temporary file given its real name: published there now (below), once.
+      // A temporary file given its real name: published there now (below), once. Given a scratch
+      // name instead, it is a scratch file (review: it vanished from the listing).
       const wasHeld = af.heldTemp;
       af.heldTemp = false;
+      if (wasHeld && isScratchName(destName)) af.localOnly = true;
       if (target?.entityId && !isScratchName(destName)) {
         // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
         const source = af.entityId;
@@ -1872,7 +1899,7 @@ export class SynapseFilesystem {
       // A scratch file kept after its last close (`echo x > t~; mv t~ t`) is published now: no
       // close is coming to do it. Not awaited (an upload may outlast the rename's op timeout);
       // later ops on `dest` wait for it (`releasing`).
-      if (((wasLocal && !af.localOnly) || wasHeld) && af.refs === 0) {
+      if (((wasLocal && !af.localOnly) || (wasHeld && !af.localOnly)) && af.refs === 0) {
         void this.lastClosed(dest, af).catch((err: unknown) => this.opts.logger?.error({ err, path: dest }, 'publish after rename failed'));
       }
       return;

@@ -431,6 +431,12 @@ export class Publisher {
     return { version, fileHandleId: String(entity.dataFileHandleId) };
   }
 
+  /** Put a file restoreRemoved brought back into the trash can again (its new version could not be committed). */
+  async removeAgain(entityId: string): Promise<void> {
+    await this.api.deleteEntity(entityId).catch((err: unknown) =>
+      this.opts.logger?.error({ err, entityId }, 'a removed file brought back for its next version could not be removed again: it shows its old content until removed'));
+  }
+
   /** Is `version` still the newest of `entityId`? A check that fails answers no: publishing again is the safe side. */
   async isNewest(entityId: string, version: number | undefined): Promise<boolean> {
     if (version === undefined) return false;

@@ -40,7 +40,7 @@ import type { Logger } from 'pino';
 import { KeptWhole, NoWriteMemory, PartsMissing, UploadNotStarted, type FailedPartStore, type StreamingUpload } from '../s3/multipart-upload.js';
 import { errnoName, FsError } from './errors.js';
 import { SynapseError } from '../synapse/errors.js';
-import type { VersionInfo } from '../synapse/types.js';
+import type { RemovedFile } from './removed-names.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
 import { publishingNow, type JournalEntry, type Spool, type SpoolFile } from './spool.js';
 
@@ -293,14 +293,21 @@ export class ActiveFile {
     await this.deps.spool.removeJournal(id).catch(() => undefined);
   }
 
-  /** The write-ahead journal entry of a publish from the spool (publish()); its id, or undefined if it could not be written. */
-  private async writeAhead(spool: SpoolFile, size: number, md5: string): Promise<string | undefined> {
+  /**
+   * The write-ahead journal entry of a publish (publish()); its id, or undefined if it could not be
+   * written. From the spool, it names the spool file; for a streamed file, once its object is
+   * registered, the file handle and object (`registered`) — the upload record goes next, and a crash
+   * before the entity exists would leave a billed object nothing names (QA: kill -9 mid-close).
+   */
+  private async writeAhead(spool: SpoolFile, size: number, md5: string,
+    registered?: Pick<JournalEntry, 'fileHandleId' | 's3Object'>): Promise<string | undefined> {
     try {
       await this.deps.spool.writeJournal({
         id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
         ...(this.entityId ? { entityId: this.entityId } : {}),
         ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
-        size, md5, inSpool: true, createdAt: new Date().toISOString(), mtime: this.mtime,
+        ...(registered ?? {}),
+        size, md5, inSpool: registered === undefined, createdAt: new Date().toISOString(), mtime: this.mtime,
         error: 'the mount stopped while publishing this file (its close had begun)',
         publishing: publishingNow(),
       }, { durable: false });
@@ -574,7 +581,30 @@ export class ActiveFile {
       const spool = stream ? undefined : await this.ensureLoaded();
       const md5 = stream ? await stream.upload.finalMd5() : await spool!.md5();
       const size = stream ? stream.upload.length : spool!.size;
-      const revived = await this.reviveRemoved();
+      // Made again under the name it was removed from a moment ago (removed-names.ts): with the
+      // very bytes it had, the removed file just comes back; other bytes bring it back only once
+      // they are uploaded (below), so a failed publish never undoes the removal.
+      const revive = this.takeRevive();
+      if (revive && revive.md5 === md5 && revive.size === size) {
+        const back = await this.deps.publisher.restoreRemoved(revive.entityId, this.parentId, this.name);
+        if (back) {
+          if (stream) {
+            this.dropStream('unchanged');
+            this.loaded = false;
+          }
+          this.entityId = revive.entityId;
+          this.base = { size, md5, version: back.version.versionNumber };
+          this.overVersion = back.version.versionNumber;
+          this.builtOn = stream ? undefined : back.version.versionNumber;
+          this.dirty = false;
+          this.writtenSincePublish = false;
+          this.publishEpoch++;
+          return {
+            entityId: revive.entityId, versionNumber: back.version.versionNumber, size, md5, fileHandleId: back.fileHandleId,
+            spoolFile: undefined, modifiedOn: Date.parse(back.version.modifiedOn) || Date.now(),
+          };
+        }
+      }
       // Same bytes as the version they replace — if that version is still the newest: bytes
       // rewritten from empty (cp, `>`) over a file another client changed since must win, as any
       // rewrite does (review: close() said 0 while Synapse kept the other client's bytes).
@@ -589,20 +619,16 @@ export class ActiveFile {
         this.dirty = false;
         this.writtenSincePublish = false;
         this.publishEpoch++;
-        // A removed file brought back with these very bytes: no new version, but it is in Synapse again.
-        return revived && {
-          entityId: this.entityId!, versionNumber: revived.version.versionNumber, size, md5, fileHandleId: revived.fileHandleId,
-          spoolFile: undefined, modifiedOn: Date.parse(revived.version.modifiedOn) || Date.now(),
-        };
+        return undefined;
       }
       // Write-ahead: the file as it is now, in the journal while it is published, so that a
       // crash (kill -9, OOM) mid-publish leaves it for recover — not an unreferenced spool file
       // (QA). Gone once published; replaced by the real entry if the publish fails.
-      const ahead = stream ? undefined : await this.writeAhead(spool!, size, md5);
+      let ahead = stream ? undefined : await this.writeAhead(spool!, size, md5);
       try {
         let fileHandleId: string;
         try {
-          fileHandleId = stream ? await this.completeStream(stream, size, md5)
+          fileHandleId = stream ? await this.completeStream(stream, size, md5, (id) => { ahead = id; })
             : await this.deps.publisher.upload({
               file: spool!.file, size, md5, onProgress: (n) => { this.publishStream = undefined; this.uploadedBytes += n; },
             }, this.parentId, this.name);
@@ -636,11 +662,19 @@ export class ActiveFile {
           this.broken = new FsError('EIO', `${this.name}: ${holdBack}`);
           throw await this.journal(this.broken, size, md5, { fileHandleId }, !stream, holdBack);
         }
+        // The removed file of this name back out of the trash can: these bytes are its next version.
+        const revived = revive && !this.entityId && (await this.deps.publisher.restoreRemoved(revive.entityId, this.parentId, this.name)) !== undefined;
+        if (revived) this.entityId = revive.entityId;
         let entity;
         try {
-          entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId, this.entityId ? this.builtOn : undefined,
+          entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId, this.entityId && !revived ? this.builtOn : undefined,
             () => !this.unlinked);
         } catch (err) {
+          if (revived) {
+            // Not its next version after all: back to the trash can, as the user left it.
+            this.entityId = undefined;
+            await this.deps.publisher.removeAgain(revive.entityId);
+          }
           if (stream) {
             // Its bytes are only the registered file handle, which the journal names.
             this.stream = undefined;
@@ -683,33 +717,29 @@ export class ActiveFile {
   }
 
   /**
-   * Made again under the name it was removed from a moment ago (`revive`, removed-names.ts): the
-   * removed file comes back out of the trash can, and these bytes are its next version.
+   * What this file's name held until this mount removed it a moment ago (`revive`,
+   * removed-names.ts), if the file still has that name and no entity of its own; taken once.
    */
-  private async reviveRemoved(): Promise<{ version: VersionInfo; fileHandleId: string } | undefined> {
-    const id = this.revive;
+  private takeRevive(): RemovedFile | undefined {
+    const r = this.revive;
     this.revive = undefined;
-    if (id === undefined || this.entityId) return undefined;
-    const back = await this.deps.publisher.restoreRemoved(id, this.parentId, this.name);
-    if (!back) return undefined;
-    this.entityId = id;
-    this.base = { size: Number(back.version.contentSize ?? -1), md5: back.version.contentMd5, version: back.version.versionNumber };
-    this.overVersion = back.version.versionNumber;
-    return back;
+    return r && !this.entityId && r.parentId === this.parentId && r.name === this.name ? r : undefined;
   }
 
-  /** The entity this new file's name held until this mount removed it a moment ago (removed-names.ts). */
-  revive: string | undefined;
+  /** The file this new file's name held until this mount removed it a moment ago (removed-names.ts). */
+  revive: RemovedFile | undefined;
 
   /** A tool's temporary file (names.ts isHeldTempName): its publish waits for the rename after its last close. */
   heldTemp = false;
+  /** Renames of this file under way (filesystem.ts rename): a held temporary file's timer waits for them. */
+  renaming = 0;
 
   /**
    * Complete the stream and register its object; on failure, journal what can be recovered and
    * throw the error for close(). Unless its bytes went whole into the spool (KeptWhole), the
    * file is then broken for this mount: they are only on S3, or nowhere.
    */
-  private async completeStream(s: StreamTarget, size: number, md5: string): Promise<string> {
+  private async completeStream(s: StreamTarget, size: number, md5: string, onAhead: (id: string | undefined) => void): Promise<string> {
     try {
       await s.upload.complete(Buffer.from(md5, 'hex').toString('base64'));
     } catch (err) {
@@ -737,6 +767,8 @@ export class ActiveFile {
       await s.referenced?.().catch(() => undefined);
       throw reported;
     }
+    // Named by a write-ahead entry before its upload record goes (writeAhead).
+    onAhead(await this.writeAhead(await this.spool(), size, md5, { fileHandleId, s3Object: s.object }));
     try {
       await s.referenced?.();
     } catch (err) {

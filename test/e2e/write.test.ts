@@ -1523,7 +1523,7 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal(stack.seed.versions(b).length, 1, 'the same bytes: restored, no new version');
     assert.equal(stack.seed.entity(b).parentId, await idOf(`${dir}/sub`), 'b is out of the trash can, where it was');
 
-    const zipLike = await sh(`printf 'archive 1' > '${dir}/t.zip' && printf 'archive 2' > '${dir}/ziTMPa1' && rm '${dir}/t.zip' && mv '${dir}/ziTMPa1' '${dir}/t.zip' && cat '${dir}/t.zip' && ls '${dir}'`);
+    const zipLike = await sh(`printf 'archive 1' > '${dir}/t.zip' && printf 'archive 2' > '${dir}/ziTMPa12' && rm '${dir}/t.zip' && mv '${dir}/ziTMPa12' '${dir}/t.zip' && cat '${dir}/t.zip' && ls '${dir}'`);
     assert.equal(zipLike.code, 0, zipLike.stderr);
     assert.equal(zipLike.stdout, 'archive 2a.txt\nsub\nt.zip\n');
     const z = await idOf(`${dir}/t.zip`);

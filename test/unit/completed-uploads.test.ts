@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, writeFile as writeFileOnDisk } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { currentBootId, Spool, type UploadRecord } from '../../src/fs/spool.js';
+import { currentBootId, Spool, type JournalEntry, type UploadRecord } from '../../src/fs/spool.js';
 import { abortOrphanedUploads } from '../../src/fs/orphans.js';
 import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
 import { SINGLE_PUT_PREFIX } from '../../src/s3/multipart-upload.js';
@@ -148,6 +148,40 @@ test('a streamed file whose registration fails: the journal names the object and
     assert.ok(entry?.s3Object, 'journaled as an S3 object');
     assert.deepEqual(await r.spool.listUploads(), []);
     assert.ok(r.store.objects.get(`${entry.s3Object.bucket}/${entry.s3Object.key}`)!.data.equals(data));
+  });
+});
+
+test('a streamed file registered but not yet in Synapse is named by a write-ahead entry before its upload record goes: a crash then leaves it for recover', async () => {
+  // QA: kill -9 while small files in an STS folder were being closed left objects with a file
+  // handle, no entity, no record and no journal entry: billed forever, and recover saw nothing.
+  await withReal(async (r) => {
+    const data = pattern(100_000, 3);
+    r.faults.fail('createEntity', { delayMs: 300, status: 503 });
+    const closing = writeFile(r, '/k.bin', data).catch((err: unknown) => err);
+    let snapshot: JournalEntry | undefined;
+    for (let i = 0; i < 100 && !snapshot; i++) {
+      await new Promise((res) => setTimeout(res, 5));
+      for (const n of await readdir(r.spool.journalDir).catch(() => [] as string[])) {
+        if (!n.endsWith('.json')) continue;
+        const e = JSON.parse(await readFile(path.join(r.spool.journalDir, n), 'utf8')) as JournalEntry;
+        if (e.fileHandleId && e.publishing) snapshot = e;
+      }
+    }
+    assert.ok(snapshot?.s3Object && snapshot.fileHandleId, 'a write-ahead entry names the object and its file handle');
+    assert.deepEqual(await r.spool.listUploads(), [], 'its upload record is gone: the entry alone names the object');
+    await closing;
+    // The mount dies at that moment: its entry, of a process that is gone, is recover's.
+    await r.spool.removeJournal(snapshot.id);
+    r.faults.clear();
+    await r.spool.writeJournal({ ...snapshot, publishing: { pid: 999_999_999, processStart: 1 } });
+    const sts = new StsCredentialCache({ fetch: (id, permission) => r.api.getStsCredentials(id, permission) });
+    const sources = new FileSources(r.api, sts, () => r.store, { useSts: true, requestTimeoutMs: 5_000 });
+    const publisher = new Publisher(r.api, (loc, id) => sources.storeFor(loc, id, 'read_write'), { userId: r.api.user.id, partSize: 5 * MiB, useSts: true, uploads: r.spool });
+    const results = await recoverAll(r.api, publisher, r.spool, undefined, () => r.store);
+    assert.ok(results.some((x) => x.outcome === 'published' || x.outcome === 'already-published'), JSON.stringify(results.map((x) => [x.outcome, x.error])));
+    const id = await r.api.lookupChild(r.rootId, 'k.bin');
+    assert.ok(id);
+    assert.ok(r.api.fileBytes(id).equals(data), 'recovered from the registered object');
   });
 });
 

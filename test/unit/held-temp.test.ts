@@ -63,3 +63,18 @@ test('a temp-named file never renamed is published under its own name a moment a
     assert.equal(r.api.fileBytes((await r.api.lookupChild(r.rootId, 'ziQ1w2E3'))!).toString(), 'zip was killed\n');
   });
 });
+
+test('a temp-named file renamed to a scratch name stays listed, as a scratch file; real-looking names are not held', async () => {
+  await withHeld(async (r) => {
+    await writeNew(r, '/.f.txt.Xy12Ab', 'backup\n');
+    await r.fs.rename('/.f.txt.Xy12Ab', '/f.txt~');
+    assert.ok((await r.fs.readdir('/')).includes('f.txt~'));
+    assert.equal(await readText(r, '/f.txt~'), 'backup\n');
+    assert.equal(await r.api.lookupChild(r.rootId, 'f.txt~'), null, 'never published');
+    // mkstemp names have a capital letter 96 % of the time; these are users' files, published at close.
+    await writeNew(r, '/.env.sample', 'A=1\n');
+    await writeNew(r, '/zipcodes', '02139\n');
+    assert.ok(await r.api.lookupChild(r.rootId, '.env.sample'));
+    assert.ok(await r.api.lookupChild(r.rootId, 'zipcodes'));
+  });
+});

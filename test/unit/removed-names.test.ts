@@ -109,3 +109,47 @@ test('zip updating an archive (temp file, remove the archive, rename the temp on
     assert.deepEqual((await r.fs.readdir('/d')).filter((n) => !n.startsWith('.')).sort(), ['t.zip']);
   });
 });
+
+test('a publish that fails leaves the removed file in the trash can (the removal is not undone); a published file renamed onto the name keeps its own identity', async () => {
+  await withReal(async (r) => {
+    const d = await listedFolder(r);
+    await writeNew(r, '/d/f.txt', 'old\n');
+    const old = (await r.api.lookupChild(d.id, 'f.txt'))!;
+    await r.fs.unlink('/d/f.txt');
+    const fd = await r.fs.create('/d/f.txt', 0o644);
+    await r.fs.write(fd, Buffer.from('new\n'), 0);
+    r.store.failNext('putObject', 10);
+    await assert.rejects(r.fs.flush(fd));
+    await r.fs.release(fd).catch(() => undefined); // the last close tries once more, and fails too
+    assert.equal(await r.api.lookupChild(d.id, 'f.txt'), null, 'the old f.txt is not back');
+    await assert.rejects(r.remote.getEntity(old), /trash/i, 'still in the trash can');
+    r.store.failNext('putObject', 0);
+
+    // rm g; mv h g: h moves (its synID, its history); g stays removed.
+    await writeNew(r, '/d/g.txt', 'g\n');
+    await writeNew(r, '/d/h.txt', 'h\n');
+    const h = (await r.api.lookupChild(d.id, 'h.txt'))!;
+    await r.fs.unlink('/d/g.txt');
+    await r.fs.rename('/d/h.txt', '/d/g.txt');
+    assert.equal(await r.api.lookupChild(d.id, 'g.txt'), h, 'the moved file is g.txt now');
+    assert.equal(r.api.fileBytes(h).toString(), 'h\n');
+  });
+});
+
+test('a file made again but renamed before its publish is a new file under its new name', async () => {
+  await withReal(async (r) => {
+    const d = await listedFolder(r);
+    await writeNew(r, '/d/f.txt', 'old\n');
+    const old = (await r.api.lookupChild(d.id, 'f.txt'))!;
+    await r.fs.unlink('/d/f.txt');
+    const fd = await r.fs.create('/d/f.txt', 0o644);
+    await r.fs.write(fd, Buffer.from('new\n'), 0);
+    await r.fs.rename('/d/f.txt', '/d/g.txt');
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal(await r.api.lookupChild(d.id, 'f.txt'), null);
+    const g = (await r.api.lookupChild(d.id, 'g.txt'))!;
+    assert.notEqual(g, old);
+    assert.equal(r.api.fileBytes(g).toString(), 'new\n');
+  });
+});

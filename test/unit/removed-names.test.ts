@@ -20,6 +20,19 @@ async function listedFolder(r: Real): Promise<{ dir: string; id: string }> {
   return { dir: '/d', id: folder.id };
 }
 
+/**
+ * `/d/<name>` published with `old`, removed, then created again with `text` written and its fd
+ * still open: the moment before the new file's close. Returns the removed entity and the fd.
+ */
+async function remadeOpen(r: Real, d: { id: string }, name: string, old: string, text: string): Promise<{ removed: string; fd: number }> {
+  await writeNew(r, `/d/${name}`, old);
+  const removed = (await r.api.lookupChild(d.id, name))!;
+  await r.fs.unlink(`/d/${name}`);
+  const fd = await r.fs.create(`/d/${name}`, 0o644);
+  await r.fs.write(fd, Buffer.from(text), 0);
+  return { removed, fd };
+}
+
 /** unlink, then create + write + close under the same name: what `tar x` does to each file. */
 async function removeAndMake(r: Real, p: string, text: string): Promise<void> {
   await r.fs.unlink(p);
@@ -79,11 +92,7 @@ test('a file with sharing of its own is not brought back (Synapse drops its ACL 
 test('the name taken by another client meanwhile: the restore is refused and these bytes go to the file there', async () => {
   await withReal(async (r) => {
     const d = await listedFolder(r);
-    await writeNew(r, '/d/taken.txt', 'x\n');
-    const taken = (await r.api.lookupChild(d.id, 'taken.txt'))!;
-    await r.fs.unlink('/d/taken.txt');
-    const fd = await r.fs.create('/d/taken.txt', 0o644);
-    await r.fs.write(fd, Buffer.from('mine\n'), 0);
+    const { removed: taken, fd } = await remadeOpen(r, d, 'taken.txt', 'x\n', 'mine\n');
     const other = (await r.remote.putFile(d.id, 'taken.txt', Buffer.from('theirs\n'))).id; // another client, meanwhile
     await r.fs.flush(fd);
     await r.fs.release(fd);
@@ -113,11 +122,7 @@ test('zip updating an archive (temp file, remove the archive, rename the temp on
 test('a publish that fails leaves the removed file in the trash can (the removal is not undone); a published file renamed onto the name keeps its own identity', async () => {
   await withReal(async (r) => {
     const d = await listedFolder(r);
-    await writeNew(r, '/d/f.txt', 'old\n');
-    const old = (await r.api.lookupChild(d.id, 'f.txt'))!;
-    await r.fs.unlink('/d/f.txt');
-    const fd = await r.fs.create('/d/f.txt', 0o644);
-    await r.fs.write(fd, Buffer.from('new\n'), 0);
+    const { removed: old, fd } = await remadeOpen(r, d, 'f.txt', 'old\n', 'new\n');
     r.store.failNext('putObject', 10);
     await assert.rejects(r.fs.flush(fd));
     await r.fs.release(fd).catch(() => undefined); // the last close tries once more, and fails too
@@ -139,11 +144,7 @@ test('a publish that fails leaves the removed file in the trash can (the removal
 test('a file made again but renamed before its publish is a new file under its new name', async () => {
   await withReal(async (r) => {
     const d = await listedFolder(r);
-    await writeNew(r, '/d/f.txt', 'old\n');
-    const old = (await r.api.lookupChild(d.id, 'f.txt'))!;
-    await r.fs.unlink('/d/f.txt');
-    const fd = await r.fs.create('/d/f.txt', 0o644);
-    await r.fs.write(fd, Buffer.from('new\n'), 0);
+    const { removed: old, fd } = await remadeOpen(r, d, 'f.txt', 'old\n', 'new\n');
     await r.fs.rename('/d/f.txt', '/d/g.txt');
     await r.fs.flush(fd);
     await r.fs.release(fd);

@@ -12,11 +12,19 @@ import { openMtimeLog } from '../fs/mtime-log.js';
 import { synapseScope } from '../fs/synapse-scope.js';
 import { UsageError } from '../config.js';
 
-/** Names the Synapse of an entry journaled by a mount of another than synapse.org (spool.ts sameSynapse). */
+/** A last column naming the Synapse of an entry journaled by a mount of another than synapse.org (spool.ts sameSynapse). */
 function elsewhere(e: JournalEntry): string {
+  return e.endpoint !== undefined && synapseScope(e.endpoint) !== '' ? `\tsynapse: ${e.endpoint}` : '';
+}
+
+/**
+ * What waits: a failed publish; an entry journaled while its file was still open when the mount
+ * stopped (incomplete: it waits for --force); or one still open in its running mount.
+ */
+function statusOf(e: JournalEntry): string {
   const holder = heldOpenBy(e);
-  return (e.endpoint !== undefined && synapseScope(e.endpoint) !== '' ? ` (Synapse at ${e.endpoint})` : '')
-    + (holder ? ` (still open in the mount, pid ${holder.pid}: published at its last close)` : '');
+  if (holder) return `open (in the mount, pid ${holder.pid}: published at its last close)`;
+  return e.incomplete ? 'incomplete (publish with --force once checked)' : 'failed';
 }
 
 export async function runRecover(opts: {
@@ -42,13 +50,12 @@ export async function runRecover(opts: {
   if (opts.list || (entries.length === 0 && (await journal.listUploads()).length === 0)) {
     if (entries.length === 0 && !bad) process.stdout.write(`nothing to recover in ${opts.spoolDir}\n`);
     for (const e of entries) {
-      // Last column: where the whole file's bytes are, for a user who wants them before --discard.
+      // Then where the whole file's bytes are, for a user who wants them before --discard, and
+      // — for an entry of another Synapse than synapse.org — which Synapse.
       const where = e.s3Object ? `s3://${e.s3Object.bucket}/${e.s3Object.key}`
         : e.s3Upload ? `parts of an unfinished upload to s3://${e.s3Upload.bucket}/${e.s3Upload.key} (not readable until recover completes it)`
           : e.inSpool === false && e.fileHandleId ? `Synapse file handle ${e.fileHandleId}` : e.spoolFile;
-      // An entry journaled while its file was still open is not a failed publish: it waits for --force.
-      const why = `${e.incomplete ? 'incomplete (publish with --force once checked)' : 'failed'}${elsewhere(e)}`;
-      process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\t${why}: ${e.error.replace(/[\t\n]/g, ' ')}\tbytes: ${where}\n`);
+      process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\t${statusOf(e)}: ${e.error.replace(/[\t\n]/g, ' ')}\tbytes: ${where}${elsewhere(e)}\n`);
     }
     return bad;
   }

@@ -95,6 +95,9 @@ export interface DiskCacheOptions {
   diskSpace?: (dir: string) => Promise<{ total: number; avail: number }>;
 }
 
+/** How long the cache stays no larger after giving space to the spool (yieldSpace). */
+const YIELD_MS = 60_000;
+
 interface ScannedBlock {
   file: string;
   size: number;
@@ -419,7 +422,38 @@ export class DiskCache implements BlockStore {
 
   /** The bound now: --cache-dir-size, or less so the file system keeps `minFree` free. */
   private limitFor(usage: number, space: { total: number; avail: number }): number {
-    return Math.min(this.opts.maxBytes, usage + space.avail - space.total * this.minFree);
+    const capped = this.yieldedUntil > Date.now() ? this.yieldedCap : Infinity;
+    return Math.min(this.opts.maxBytes, capped, usage + space.avail - space.total * this.minFree);
+  }
+
+  /** After yieldSpace: the cache stays at most this large until `yieldedUntil`. */
+  private yieldedCap = Infinity;
+  private yieldedUntil = 0;
+
+  /**
+   * The spool, on the same file system, ran out of space: give back at least `bytes` (least
+   * recently used blocks first) and grow no more for a minute, so the writes whose bytes must be
+   * kept win over a cache (QA: blocks read into a cache sharing a small disk with the spool made
+   * the next write fail with ENOSPC after 15 MiB). True if anything was freed.
+   */
+  async yieldSpace(bytes: number): Promise<boolean> {
+    const blocks = (await this.scan().catch(() => [] as ScannedBlock[])).sort((a, b) => a.mtimeMs - b.mtimeMs);
+    let total = blocks.reduce((n, b) => n + b.size, 0);
+    let freed = 0;
+    for (const b of blocks) {
+      if (freed >= bytes) break;
+      const gone = await unlink(b.file).then(() => true, (err: unknown) => isCode(err, 'ENOENT'));
+      if (!gone) continue;
+      freed += b.size;
+      total -= b.size;
+      this.stats.evictions++;
+      this.stats.evictedBytes += b.size;
+    }
+    this.usage = total;
+    this.yieldedCap = total;
+    this.yieldedUntil = Date.now() + YIELD_MS;
+    this.opts.logger?.info({ freed, kept: total }, 'disk cache: gave its space to the spool, which ran out; it grows again in a minute');
+    return freed > 0;
   }
 
   /** Evict if `size` more bytes would pass the bound; false if they cannot fit at all. */

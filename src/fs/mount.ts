@@ -3,6 +3,7 @@
  * from a MountConfig, checks the root entity and the mountpoint, and mounts. Used by the CLI and
  * by end-to-end tests; nothing else wires layers together.
  */
+import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { HttpSynapseClient, unreachableNotice } from '../synapse/http-client.js';
 import { displayUrl } from './mount-status.js';
@@ -151,6 +152,12 @@ export async function checkRoot(client: HttpSynapseClient, entityId: string): Pr
 export type TransferConfig = Pick<MountConfig, 's3Endpoint' | 's3Region' | 'useSts' | 'readTimeoutMs' | 'partBytes'>;
 
 /** The STS cache, per-location S3 clients and the publisher: shared by the mount and `recover`. */
+/** Are two directories on one file system (one's blocks take the other's room)? */
+async function sameFileSystem(a: string, b: string): Promise<boolean> {
+  const [sa, sb] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
+  return sa !== undefined && sb !== undefined && sa.dev === sb.dev;
+}
+
 export function transferServices(client: HttpSynapseClient, userId: string, config: TransferConfig, log: Logger, spool?: Spool, memory?: MemoryBudget): {
   sources: FileSources; publisher: Publisher;
 } {
@@ -201,7 +208,9 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
   starting = false;
   if (config.metadataView) await checkMetadataView(client, config.metadataView);
   await preflight(config.mountpoint);
-  const spool = new Spool(config.spoolDir, { endpoint: config.endpoint });
+  // A --cache-dir on the spool's file system gives way when the spool runs out of room (below).
+  let makeRoom: ((bytes: number) => Promise<boolean>) | undefined;
+  const spool = new Spool(config.spoolDir, { endpoint: config.endpoint, makeRoom: (bytes) => makeRoom?.(bytes) ?? Promise.resolve(false) });
   if (!config.readOnly) {
     try {
       await spool.init();
@@ -228,6 +237,8 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
         dir: config.cacheDir, maxBytes: config.cacheDirBytes ?? DEFAULT_CACHE_DIR_BYTES, logger: log.child({ component: 'disk-cache' }), scope,
       });
       sizes = await openSizeLog(config.cacheDir, { logger: log.child({ component: 'disk-cache' }), scope });
+      const cache = disk;
+      if (await sameFileSystem(config.cacheDir, config.spoolDir)) makeRoom = (bytes) => cache.yieldSpace(bytes);
     } catch (err) {
       throw new MountError(`--cache-dir: ${(err as Error).message}`);
     }

@@ -123,6 +123,9 @@ export interface PublishingProcess {
   processStart: number;
 }
 
+/** Asked of a full disk's cache at least (SpoolFile.write): a write that needs room will need more. */
+const MAKE_ROOM_MIN = 16 * 1024 * 1024;
+
 /** Beside a spool file: its bytes must stay (Spool.markKept). */
 const KEEP_SUFFIX = '.keep';
 
@@ -204,8 +207,12 @@ export function sameSynapse(a: string | undefined, b: string | undefined): boole
 }
 
 export class Spool {
-  /** @param opts.endpoint the Synapse this spool's user talks to: stamped on entries and records written through it. */
-  constructor(readonly dir: string, private readonly opts: { endpoint?: string } = {}) {}
+  /**
+   * @param opts.endpoint the Synapse this spool's user talks to: stamped on entries and records written through it.
+   * @param opts.makeRoom asked to free `bytes` when a spool write finds the disk full (a disk cache
+   *        on the same file system: DiskCache.yieldSpace); true if it did, and the write is tried once more.
+   */
+  constructor(readonly dir: string, private readonly opts: { endpoint?: string; makeRoom?: (bytes: number) => Promise<boolean> } = {}) {}
 
   get endpoint(): string | undefined {
     return this.opts.endpoint;
@@ -291,7 +298,7 @@ export class Spool {
     // removed by the next mount's sweepOrphanedFiles.
     const file = path.join(this.filesDir, `${id}.${OWNED_BY_THIS_PROCESS}`);
     const fh = await open(file, 'w+', 0o600);
-    return new SpoolFile(id, file, fh);
+    return new SpoolFile(id, file, fh, this.opts.makeRoom);
   }
 
   /**
@@ -437,13 +444,22 @@ export class SpoolFile {
   size = 0;
   private closed = false;
 
-  constructor(readonly id: string, readonly file: string, private readonly fh: FileHandle) {}
+  constructor(readonly id: string, readonly file: string, private readonly fh: FileHandle,
+    private readonly makeRoom?: (bytes: number) => Promise<boolean>) {}
 
   async write(data: Buffer, position: number): Promise<void> {
     let off = 0;
+    let askedForRoom = false;
     while (off < data.length) {
-      const { bytesWritten } = await this.fh.write(data, off, data.length - off, position + off);
-      off += bytesWritten;
+      try {
+        const { bytesWritten } = await this.fh.write(data, off, data.length - off, position + off);
+        off += bytesWritten;
+      } catch (err) {
+        const full = (err as NodeJS.ErrnoException).code === 'ENOSPC' || (err as NodeJS.ErrnoException).code === 'EDQUOT';
+        // A cache sharing the disk gives way, once per write (Spool opts.makeRoom).
+        if (!full || askedForRoom || !this.makeRoom || !(await this.makeRoom(Math.max(data.length - off, MAKE_ROOM_MIN)).catch(() => false))) throw err;
+        askedForRoom = true;
+      }
     }
     if (this.hash && position === this.hashedUpTo && position === this.size) {
       this.hash.update(data);

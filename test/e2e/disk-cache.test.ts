@@ -255,4 +255,24 @@ describe('disk cache and request budget', () => {
     assert.ok(stack.dev.stats().s3.bytesOut - s0 < 64 * 1024, 'served from the disk cache filled at write time');
     await unmount(r);
   });
+  test('a cache on the spool\'s disk gives way when a write needs the room (no ENOSPC while the cache holds blocks)', async () => {
+    // QA: spool and --cache-dir on one 64 MiB disk; an 80 MiB read left 49 MiB of blocks, and
+    // the next 100 MiB write failed with ENOSPC after 15 MiB.
+    const disk = await tempDir('shared-disk-');
+    scratch.push(disk);
+    assert.equal((await sh(`mount -t tmpfs -o size=64m synapse-test-tmpfs '${disk}'`)).code, 0);
+    try {
+      const m = await mountWith(['--cache-dir', `${disk}/cache`, '--spool-dir', `${disk}/spool`]);
+      assert.equal(await md5Of(`${m.dir}/sts/big.bin`), md5(big));
+      const cached = (await sh(`du -sm '${disk}/cache'`)).stdout.split('\t')[0];
+      assert.ok(Number(cached) >= 30, `the read filled the cache (${cached} MiB)`);
+      const w = await sh(`head -c ${40 * MiB} /dev/urandom > '${disk}/../src-40m' && cp '${disk}/../src-40m' '${m.dir}/managed/big-write.bin' && cmp '${disk}/../src-40m' '${m.dir}/managed/big-write.bin'`, { timeoutMs: 120_000 });
+      assert.equal(w.code, 0, w.stderr);
+      const after = (await sh(`du -sm '${disk}/cache'`)).stdout.split('\t')[0];
+      assert.ok(Number(after) < Number(cached), `the cache gave way (${cached} → ${after} MiB)`);
+      await unmount(m);
+    } finally {
+      await sh(`umount '${disk}'; rm -f '${disk}/../src-40m'`);
+    }
+  });
 });

@@ -12,6 +12,7 @@ import { BlockCache, type BlockId } from '../../src/fs/block-cache.js';
 import { decodeBlock, DiskCache, encodeBlockHeader, encodeObjectKey, openSizeLog } from '../../src/fs/disk-cache.js';
 import { InodeTable, type FsNode } from '../../src/fs/inode-table.js';
 import { synapseScope } from '../../src/fs/synapse-scope.js';
+import { SpoolFile } from '../../src/fs/spool.js';
 import type { SynapseApi } from '../../src/synapse/api.js';
 import type { RangeSource } from '../../src/s3/object-store.js';
 
@@ -313,4 +314,42 @@ test('a written file can populate the cache block by block (write path)', async 
   const src = new RampSource('fh900:etag-2', body.length);
   assert.deepEqual(await cache.read(src, 0, body.length), body, 'read back from disk, not from the source');
   assert.equal(src.reads, 0);
+});
+
+test('a spool out of room on the cache\'s disk gets it: the cache gives back its least recently used blocks and grows no more for a while', async () => {
+  const dir = await tmp();
+  const cache = await DiskCache.open({ dir, maxBytes: 64 * MiB, diskSpace: bigDisk });
+  for (let i = 0; i < 8; i++) cache.put(id('fhY', i), bytes(64 * KiB, i));
+  await cache.flush();
+  assert.equal((await blockFiles(dir)).length, 8);
+  assert.equal(await cache.yieldSpace(3 * 64 * KiB), true);
+  assert.equal((await blockFiles(dir)).length, 5, 'three blocks given back');
+  cache.put(id('fhZ', 0), bytes(64 * KiB, 99));
+  await cache.flush();
+  assert.ok((await blockFiles(dir)).length <= 5, 'not growing back at once');
+  assert.equal(await cache.yieldSpace(64 * KiB * 100), true);
+  assert.equal(await cache.yieldSpace(64 * KiB), false, 'nothing left to give');
+  await cache.close();
+});
+
+test('a spool write that finds the disk full asks for room once, then goes on (or fails with ENOSPC)', async () => {
+  const written: Buffer[] = [];
+  let full = 1;
+  const fh = {
+    write: async (data: Buffer, off: number, length: number) => {
+      if (full-- > 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      written.push(Buffer.from(data.subarray(off, off + length)));
+      return { bytesWritten: length };
+    },
+  } as unknown as import('node:fs/promises').FileHandle;
+  const asked: number[] = [];
+  const file = new SpoolFile('x', '/nowhere', fh, async (n) => { asked.push(n); return true; });
+  await file.write(Buffer.from('hello'), 0);
+  assert.deepEqual(Buffer.concat(written).toString(), 'hello');
+  assert.equal(asked.length, 1);
+  full = 2;
+  await assert.rejects(file.write(Buffer.from('again'), 5), /ENOSPC/, 'asked once per write: the second ENOSPC is the caller\'s');
+  const stingy = new SpoolFile('y', '/nowhere', fh, async () => false);
+  full = 1;
+  await assert.rejects(stingy.write(Buffer.from('z'), 0), /ENOSPC/, 'no room made: ENOSPC as before');
 });

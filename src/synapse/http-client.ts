@@ -32,7 +32,8 @@
  *
  * Outages: once a call has retried for its whole `retryTimeoutSec` without any answer from
  * Synapse (transport failures only — a 5xx or 429 is an answer, and Synapse's read-only mode
- * answers 503 to writes while reads work), Synapse is marked unreachable. Until any HTTP answer
+ * answers 503 to writes while reads work) — to it or to any other call meanwhile (one hung request
+ * is not an outage) — Synapse is marked unreachable. Until any HTTP answer
  * clears the mark, calls fail at once, except one probe — a single attempt — at most every
  * PROBE_INTERVAL_MS (a Synapse that hangs rather than refuses costs its caller one request
  * timeout per probe); calls already retrying give up at their next retry. The bound the user set
@@ -325,6 +326,8 @@ class Transport {
   readonly #probeIntervalMs: number;
   /** Set when a call gave up without ever reaching Synapse (module head: Outages); any answer clears it. */
   #unreachable: Outage | undefined;
+  /** When Synapse last answered any call (an outage is marked only by a call no answer came during). */
+  #lastAnswerAt = 0;
   /** Routes that answered 5xx for a whole retry timeout (module head: Outages); any other answer on the route clears one. */
   readonly #failing = new Map<string, Outage>();
 
@@ -417,6 +420,7 @@ class Transport {
       let retryAfterMs: number | undefined;
       if (result.kind === 'response') {
         this.#unreachable = undefined;
+        this.#lastAnswerAt = Date.now();
         const { status } = result;
         if (!isOutageAnswer(status) && status !== 429) this.#failing.delete(route);
         if ((status >= 200 && status < 300) || okStatuses.includes(status)) {
@@ -455,7 +459,11 @@ class Transport {
       if (!retryable) return this.#fail(error);
       const now = Date.now();
       const remaining = deadline - now;
-      if (remaining <= 0 && error.code === 'NETWORK') this.#unreachable ??= { since: now, error, nextProbeAt: now + this.#probeIntervalMs, probing: false };
+      // Not when Synapse answered other calls meanwhile: this call's request hung, Synapse did not
+      // (QA: one slow call made every later one fail at once, Synapse answering all along).
+      if (remaining <= 0 && error.code === 'NETWORK' && this.#lastAnswerAt < started) {
+        this.#unreachable ??= { since: now, error, nextProbeAt: now + this.#probeIntervalMs, probing: false };
+      }
       // A route's answers come at once, so any call may probe it (no interval): the first call
       // after the outage ends succeeds (an e2e write right after one failed while an interval ran).
       if (remaining <= 0 && isOutageAnswer(error.status) && !this.#failing.has(route)) {

@@ -520,6 +520,20 @@ test('no answer for a whole retry timeout marks Synapse unreachable: later calls
   assert.ok(again.attempts > 1, 'after an answer, a call retries for its whole timeout again');
 });
 
+test('one call that hangs while Synapse answers others is that call\'s failure, not an outage: later calls go through', T, async () => {
+  // QA: a single 65 s request (a latency fault on one route) made every later call fail at once
+  // ("still unreachable"), Synapse answering all along.
+  handler = (s, res) => { if (!s.url.includes('syn1')) json(res, 200, ENTITY); };
+  const c = client({ retryTimeoutSec: 0.4, requestTimeoutMs: 150, probeIntervalMs: 60_000 });
+  const hung = rejects(c.getEntity('syn1'));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await c.getEntity('syn2')).id, 'syn1', 'answered meanwhile');
+  assert.equal((await hung).code, 'NETWORK');
+  const t0 = Date.now();
+  assert.equal((await c.getEntity('syn3')).id, 'syn1', 'the next call is sent, and answered');
+  assert.ok(Date.now() - t0 < 1000);
+});
+
 test('an unreachable Synapse is probed at most once per probe interval: a hanging one costs one request timeout, not one per call', T, async () => {
   handler = () => undefined; // never answers
   const c = client({ retryTimeoutSec: 0.3, requestTimeoutMs: 150, probeIntervalMs: 60_000 });

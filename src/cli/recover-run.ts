@@ -41,7 +41,12 @@ export async function runRecover(opts: {
   for (const u of unreadable) {
     process.stdout.write(`unreadable\t${u.file}\t${u.error.replace(/[\t\n]/g, ' ')}\t(its bytes may be in ${path.join(journal.dir, 'files')}; fix or remove the entry)\n`);
   }
-  const bad = unreadable.length > 0 ? 1 : 0;
+  // Bytes kept without an entry (its write failed: disk full) are the user's to copy: say where.
+  const kept = await journal.listKept();
+  for (const k of kept) {
+    process.stdout.write(`unjournaled\t${k.file}\t${k.size} bytes\t(a publish failed and its journal entry could not be written: copy these bytes where they belong, then delete the file and its .keep)\n`);
+  }
+  const bad = unreadable.length > 0 || kept.length > 0 ? 1 : 0;
   if (opts.discard) {
     // A bare --discard must never fall through to publishing everything.
     if (opts.discard.length === 0) throw new UsageError('--discard needs the ids of the entries to drop (see recover --list)');

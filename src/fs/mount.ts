@@ -332,6 +332,9 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
       if (removed > 0) log.warn({ removed, bytes, spoolDir: config.spoolDir }, 'removed spool files that no journal entry names, left by a mount that is gone (a file being written when it died: its writer was told — writes and close failed)');
       if (unowned > 0) log.info({ unowned, spoolDir: config.spoolDir }, 'spool files from an older version that no journal entry names: not removed; delete them if nothing needs them');
     }, (err: unknown) => log.warn({ err }, 'checking the spool for orphaned files failed'));
+    void spool.listKept().then((kept) => {
+      if (kept.length > 0) log.warn({ files: kept.map((k) => k.file) }, 'spool files whose publish failed and whose journal entry could not be written (`synapse-mount recover --list` names them): copy their bytes, then delete them');
+    }, () => undefined);
   }
   return {
     fs, client, adapter, userName,

@@ -371,6 +371,25 @@ export class Spool {
   }
 
   /**
+   * Spool files kept by markKept that no journal entry names (a publish failed and its entry
+   * could not be written, the disk full): only a log line said where they were (QA: invisible
+   * afterwards to the mount, recover and status). Each with its size; the caller names them.
+   */
+  async listKept(): Promise<Array<{ file: string; size: number }>> {
+    const names = await readdir(this.filesDir).catch(() => [] as string[]);
+    const named = new Set((await this.readJournal()).entries.map((e) => path.basename(e.spoolFile)));
+    const out: Array<{ file: string; size: number }> = [];
+    for (const n of names) {
+      if (!n.endsWith(KEEP_SUFFIX)) continue;
+      const base = n.slice(0, -KEEP_SUFFIX.length);
+      if (named.has(base)) continue;
+      const st = await stat(path.join(this.filesDir, base)).catch(() => undefined);
+      if (st?.isFile()) out.push({ file: path.join(this.filesDir, base), size: st.size });
+    }
+    return out;
+  }
+
+  /**
    * Bytes the user was told are in `file` (a failed publish whose journal entry could not be
    * written): never swept, whatever becomes of this process. Best effort — the disk may be full.
    */

@@ -226,8 +226,13 @@ test('a failed publish whose journal entry cannot be written (spool disk full): 
     await r.fs.write(fd, Buffer.from('p'), 0);
     await assert.rejects(r.fs.flush(fd), (err: unknown) => errnoName(err) === 'ENOSPC' && /not journaled.*bytes are in \//.test(String(err)));
     assert.deepEqual(await journal(r), []);
+    // Kept without an entry: recover --list and the next mount name it (QA: only the log did).
+    const kept = await r.spool.listKept();
+    assert.equal(kept.length, 1);
+    assert.equal(await readFile(kept[0]!.file, 'utf8'), 'precious\n');
     await r.fs.release(fd); // publishes again; refused again, and journaled this time
     assert.deepEqual(await journal(r), [{ name: 'full', bytes: 'precious\n' }]);
+    assert.deepEqual(await r.spool.listKept(), [], 'named by its entry now');
     assert.equal(r.api.resolvePath(r.rootId, '/full'), undefined);
   });
 });

@@ -326,6 +326,20 @@ class Transport {
   readonly #probeIntervalMs: number;
   /** Set when a call gave up without ever reaching Synapse (module head: Outages); any answer clears it. */
   #unreachable: Outage | undefined;
+  /** Last time a 401 was logged (#tokenRefused). */
+  #told401At = 0;
+
+  /**
+   * Synapse refused the token mid-session (expired, revoked): every call fails with EACCES from
+   * now on, which says nothing of why — one clear warning every ten minutes does (QA).
+   */
+  #tokenRefused(reason: string): void {
+    const now = Date.now();
+    if (now - this.#told401At < 600_000) return;
+    this.#told401At = now;
+    this.#log?.warn({ reason: this.scrub(reason) }, 'Synapse refused the auth token (401): it expired or was revoked. Every operation fails with EACCES (files closed meanwhile are journaled for `synapse-mount recover`); unmount and mount again with a valid token');
+  }
+
   /** When Synapse last answered any call (an outage is marked only by a call no answer came during). */
   #lastAnswerAt = 0;
   /** Routes that answered 5xx for a whole retry timeout (module head: Outages); any other answer on the route clears one. */
@@ -427,6 +441,7 @@ class Transport {
           return { status, text: result.text, shownPath };
         }
         error = new SynapseError(status, this.#reasonOf(result), spec.method, shownPath, { attempts: attempt });
+        if (status === 401) this.#tokenRefused(error.reason);
         retryable = RETRYABLE_STATUS.has(status);
         if (status === 429) {
           this.counters.throttled++;

@@ -456,6 +456,20 @@ test('log lines carry method, path, status and duration, never the token', T, as
   assert.equal(first.level, 20);
 });
 
+test('a token Synapse refuses mid-session (401) is said once, clearly, in the log — never the token', T, async () => {
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(chunk.toString()); cb(); } });
+  const logger = pino({ level: 'warn' }, sink);
+  handler = (_s, res) => json(res, 401, { reason: 'The access token has expired' });
+  const c = client({ logger });
+  assert.equal((await rejects(c.getEntity('syn1'))).status, 401);
+  assert.equal((await rejects(c.getEntity('syn2'))).status, 401);
+  const warned = lines.filter((l) => /refused the auth token \(401\)/.test(l));
+  assert.equal(warned.length, 1, 'once, not per call');
+  assert.match(warned[0]!, /expired or was revoked.*mount again with a valid token/);
+  assert.ok(!lines.join('').includes(TOKEN));
+});
+
 test('connection reset mid-request is retried', T, async () => {
   let n = 0;
   handler = (_s, res, req) => {

@@ -12,9 +12,9 @@ import { openMtimeLog } from '../fs/mtime-log.js';
 import { synapseScope } from '../fs/synapse-scope.js';
 import { UsageError } from '../config.js';
 
-/** A last column naming the Synapse of an entry journaled by a mount of another than synapse.org (spool.ts sameSynapse). */
+/** Names the Synapse of an entry journaled by a mount of another than synapse.org (spool.ts sameSynapse), after its error. */
 function elsewhere(e: JournalEntry): string {
-  return e.endpoint !== undefined && synapseScope(e.endpoint) !== '' ? `\tsynapse: ${e.endpoint}` : '';
+  return e.endpoint !== undefined && synapseScope(e.endpoint) !== '' ? ` [journaled by a mount of the Synapse at ${e.endpoint}]` : '';
 }
 
 /**
@@ -55,12 +55,11 @@ export async function runRecover(opts: {
   if (opts.list || (entries.length === 0 && (await journal.listUploads()).length === 0)) {
     if (entries.length === 0 && !bad) process.stdout.write(`nothing to recover in ${opts.spoolDir}\n`);
     for (const e of entries) {
-      // Then where the whole file's bytes are, for a user who wants them before --discard, and
-      // — for an entry of another Synapse than synapse.org — which Synapse.
+      // Last column: where the whole file's bytes are, for a user who wants them before --discard.
       const where = e.s3Object ? `s3://${e.s3Object.bucket}/${e.s3Object.key}`
         : e.s3Upload ? `parts of an unfinished upload to s3://${e.s3Upload.bucket}/${e.s3Upload.key} (not readable until recover completes it)`
           : e.inSpool === false && e.fileHandleId ? `Synapse file handle ${e.fileHandleId}` : e.spoolFile;
-      process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\t${statusOf(e)}: ${e.error.replace(/[\t\n]/g, ' ')}\tbytes: ${where}${elsewhere(e)}\n`);
+      process.stdout.write(`${e.id}\t${e.parentId}/${e.name}\t${e.size} bytes\tmd5 ${e.md5}\t${e.entityId ?? 'new file'}\t${statusOf(e)}: ${e.error.replace(/[\t\n]/g, ' ')}${elsewhere(e)}\tbytes: ${where}\n`);
     }
     return bad;
   }

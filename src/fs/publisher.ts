@@ -47,6 +47,12 @@ export interface PublishSource {
   md5: string;
   /** Called with the byte count of each part (or whole object) once S3 has it (for `status`). */
   onProgress?: (bytes: number) => void;
+  /**
+   * Called once an STS upload has its file handle, before its upload record goes: the caller's
+   * write-ahead entry names the object from then on, so a crash before the entity exists leaves
+   * it to recover (which registers nothing twice) rather than a billed object nothing names.
+   */
+  onRegistered?: (fileHandleId: string, object: { bucket: string; key: string; storageLocationId: number }) => Promise<void>;
 }
 
 export interface PublisherOptions {
@@ -314,6 +320,7 @@ export class Publisher {
       await this.dropObject(store, loc, recordId);
       throw err;
     }
+    await src.onRegistered?.(fileHandleId, { bucket: loc.bucket, key: loc.key, storageLocationId: locationId });
     // Must go before any entity refers to the object; if it cannot, the publish fails (its
     // spooled bytes are journaled and uploaded again) and the next sweep deletes this object.
     await uploads?.removeUpload(recordId);

@@ -300,14 +300,14 @@ export class ActiveFile {
    * before the entity exists would leave a billed object nothing names (QA: kill -9 mid-close).
    */
   private async writeAhead(spool: SpoolFile, size: number, md5: string,
-    registered?: Pick<JournalEntry, 'fileHandleId' | 's3Object'>): Promise<string | undefined> {
+    registered?: Pick<JournalEntry, 'fileHandleId' | 's3Object'>, inSpool = registered === undefined): Promise<string | undefined> {
     try {
       await this.deps.spool.writeJournal({
         id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
         ...(this.entityId ? { entityId: this.entityId } : {}),
         ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
         ...(registered ?? {}),
-        size, md5, inSpool: registered === undefined, createdAt: new Date().toISOString(), mtime: this.mtime,
+        size, md5, inSpool, createdAt: new Date().toISOString(), mtime: this.mtime,
         error: 'the mount stopped while publishing this file (its close had begun)',
         publishing: publishingNow(),
       }, { durable: false });
@@ -631,6 +631,10 @@ export class ActiveFile {
           fileHandleId = stream ? await this.completeStream(stream, size, md5, (id) => { ahead = id; })
             : await this.deps.publisher.upload({
               file: spool!.file, size, md5, onProgress: (n) => { this.publishStream = undefined; this.uploadedBytes += n; },
+              // The write-ahead entry names the registered object too (its bytes are still in the spool).
+              onRegistered: async (fileHandleId, object) => {
+                if (ahead) ahead = (await this.writeAhead(spool!, size, md5, { fileHandleId, s3Object: object }, true)) ?? ahead;
+              },
             }, this.parentId, this.name);
         } catch (err) {
           if (stream) {

@@ -151,13 +151,13 @@ test('a streamed file whose registration fails: the journal names the object and
   });
 });
 
-test('a streamed file registered but not yet in Synapse is named by a write-ahead entry before its upload record goes: a crash then leaves it for recover', async () => {
+for (const [kind, order] of [['streamed', 'seq'], ['spooled', 'reverse']] as const) test(`a ${kind} file registered but not yet in Synapse is named by a write-ahead entry before its upload record goes: a crash then leaves it for recover`, async () => {
   // QA: kill -9 while small files in an STS folder were being closed left objects with a file
   // handle, no entity, no record and no journal entry: billed forever, and recover saw nothing.
   await withReal(async (r) => {
     const data = pattern(100_000, 3);
     r.faults.fail('createEntity', { delayMs: 300, status: 503 });
-    const closing = writeFile(r, '/k.bin', data).catch((err: unknown) => err);
+    const closing = writeFile(r, '/k.bin', data, 16 * 1024, order).catch((err: unknown) => err);
     let snapshot: JournalEntry | undefined;
     for (let i = 0; i < 100 && !snapshot; i++) {
       await new Promise((res) => setTimeout(res, 5));

@@ -983,9 +983,10 @@ export class SynapseFilesystem {
       return;
     }
     const listed = this.table.cachedListing(file.parentId)?.get(file.name);
-    // Whose ACL decides: the file's as listed; a file this publish created (version 1), its
-    // folder's (the folder at the path now, if it is still the file's).
-    const created = newEntity && version.versionNumber === 1;
+    // Whose ACL decides: the file's as listed; a file this publish created (version 1) or brought
+    // back out of the trash can (its own ACL, if it had one, stayed there), its folder's (the
+    // folder at the path now, if it is still the file's).
+    const created = newEntity && (version.versionNumber === 1 || version.revived === true);
     const folder = created ? this.table.resolveCached(parentPath(path)) : undefined;
     const node: FsNode = {
       entityId: version.entityId, name: file.name, kind: 'file', parentId: file.parentId,
@@ -1255,7 +1256,11 @@ export class SynapseFilesystem {
     // until they are removed, so a later open (emacs recovering #file#) still finds them.
     if (file.localOnly && !file.unlinked) return;
     // A tool's temporary file: the rename onto its real name comes next, and publishes it there.
+    // Only one whose bytes are in the spool (a streamed one's are half on S3: published now), and
+    // journaled meanwhile, so a crash leaves it to recover (QA: the next mount swept its bytes).
+    if (file.heldTemp && !file.unlinked && file.streaming) file.heldTemp = false;
     if (file.heldTemp && !file.unlinked) {
+      await file.journalHeld();
       this.publishHeldLater(file);
       return;
     }
@@ -1601,8 +1606,10 @@ export class SynapseFilesystem {
     }
     let target = (await this.table.resolve(dest).catch(() => undefined))
       ?? (scratch ? undefined : await this.hiddenTarget(destParent.entityId, destName, node, src))
-      // Only for a file not yet in Synapse (zip's temporary file): a published one keeps its own identity.
-      ?? (scratch || node.kind !== 'file' || node.entityId ? undefined : await this.revivedTarget(destParent.entityId, destName, dest));
+      // Only for a tool's temporary file (zip's; published already if it streamed): any other
+      // published file keeps its own identity (`rm g; mv h g` moves h).
+      ?? (scratch || node.kind !== 'file' || (node.entityId && !isHeldTempName(node.name)) ? undefined
+        : await this.revivedTarget(destParent.entityId, destName, dest));
     // The same file under two names (a hard link, had Synapse any) — not a backup view and the
     // file it was made from: those show different versions of one entity (QA: `mv f~ f` to
     // restore a backup, and `mv f f~` over an older backup, answered 0 and did nothing).
@@ -1896,10 +1903,21 @@ export class SynapseFilesystem {
         // The ACL of the entity the name now shows: the replaced target's, or the moved file's.
         ...(target?.entityId ? benefactorOf(target) : af.entityId && af.entityId === node.entityId ? benefactorAfterMove(node, destParent) : {}),
       });
+      // A tool's temporary file given its real name is published now, and the rename answers for
+      // it — the tool's only word on its file (QA: rsync exited 0 with the publish failing). The
+      // rename has no op timeout (fuse-adapter.ts), as close has none.
+      if (wasHeld && !af.localOnly && af.refs === 0) {
+        await this.lastClosed(dest, af);
+        if (af.awaitingRecovery || af.broken || af.unjournaledBytes) {
+          throw new FsError('EIO', `${dest}: renamed, but not published (see the log); its bytes are kept for \`synapse-mount recover\``);
+        }
+        return;
+      }
+      if (wasHeld) await af.dropHeldEntry(); // a scratch file now: never published, nothing to recover
       // A scratch file kept after its last close (`echo x > t~; mv t~ t`) is published now: no
       // close is coming to do it. Not awaited (an upload may outlast the rename's op timeout);
       // later ops on `dest` wait for it (`releasing`).
-      if (((wasLocal && !af.localOnly) || (wasHeld && !af.localOnly)) && af.refs === 0) {
+      if (wasLocal && !af.localOnly && af.refs === 0) {
         void this.lastClosed(dest, af).catch((err: unknown) => this.opts.logger?.error({ err, path: dest }, 'publish after rename failed'));
       }
       return;

@@ -318,6 +318,8 @@ export class FuseAdapter {
         fsync: false,
         release: false,
         write: false,
+        // A tool's temporary file renamed onto its real name is published by the rename (filesystem.ts).
+        rename: false,
         create: meta,
       },
     });

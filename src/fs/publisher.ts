@@ -434,7 +434,7 @@ export class Publisher {
     }
     const [entity, version] = await Promise.all([this.api.getEntity(entityId), this.api.getLatestVersionInfo(entityId)]);
     if (entity.concreteType !== CONCRETE.file || !entity.dataFileHandleId) return undefined;
-    this.opts.logger?.info({ entityId, name }, 'a file removed and made again under its name: the removed file is restored and these bytes become its next version');
+    this.opts.logger?.info({ entityId, name }, 'a file removed and made again under its name: the removed file is back out of the trash can, with its synID and history');
     return { version, fileHandleId: String(entity.dataFileHandleId) };
   }
 

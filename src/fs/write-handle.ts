@@ -54,6 +54,8 @@ export function entityGone(err: unknown): boolean {
 }
 
 export interface PublishedVersion {
+  /** A removed file brought back by this publish (removed-names.ts): it inherits its folder's ACL, as a new one. */
+  revived?: boolean;
   entityId: string;
   versionNumber: number;
   size: number;
@@ -600,7 +602,7 @@ export class ActiveFile {
           this.writtenSincePublish = false;
           this.publishEpoch++;
           return {
-            entityId: revive.entityId, versionNumber: back.version.versionNumber, size, md5, fileHandleId: back.fileHandleId,
+            revived: true, entityId: revive.entityId, versionNumber: back.version.versionNumber, size, md5, fileHandleId: back.fileHandleId,
             spoolFile: undefined, modifiedOn: Date.parse(back.version.modifiedOn) || Date.now(),
           };
         }
@@ -711,6 +713,7 @@ export class ActiveFile {
           await this.deps.spool.removeJournal(this.spoolFile.id).catch(() => undefined);
         }
         return {
+          ...(revived ? { revived: true } : {}),
           entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5, fileHandleId, spoolFile: spool?.file,
           modifiedOn: Date.parse(entity.modifiedOn) || Date.now(),
         };
@@ -737,6 +740,28 @@ export class ActiveFile {
   heldTemp = false;
   /** Renames of this file under way (filesystem.ts rename): a held temporary file's timer waits for them. */
   renaming = 0;
+
+  /** The write-ahead entry of a held temporary file (journalHeld), while it waits for its rename. */
+  private heldAhead: string | undefined;
+
+  /**
+   * A held temporary file's last close (filesystem.ts lastClosed): close() said 0 before the bytes
+   * are in Synapse, so they are in the journal meanwhile (as a publish's write-ahead entry: seen by
+   * recover only once this process is gone). Its publish replaces the entry; unlink drops it.
+   */
+  journalHeld(): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.spoolFile || this.stream || !this.dirty) return;
+      this.heldAhead = await this.writeAhead(this.spoolFile, this.spoolFile.size, await this.spoolFile.md5());
+    });
+  }
+
+  /** The held entry goes (the file became a scratch file, or was removed). */
+  async dropHeldEntry(): Promise<void> {
+    const id = this.heldAhead;
+    this.heldAhead = undefined;
+    if (id && !this.journaled) await this.deps.spool.removeJournal(id).catch(() => undefined);
+  }
 
   /**
    * Complete the stream and register its object; on failure, journal what can be recovered and
@@ -843,6 +868,7 @@ export class ActiveFile {
   /** Last fd closed: drop the spool unless a failed publish still needs it. */
   async dispose(keepForRecovery: boolean): Promise<void> {
     await this.busy;
+    await this.dropHeldEntry();
     this.dropStream('closed');
     await this.aborting;
     if (!this.spoolFile) return;

@@ -7,8 +7,24 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeReal, readText, writeNew } from './fs-wiring.js';
-import { rm } from 'node:fs/promises';
+import { makeReal, readText, writeNew, type Real } from './fs-wiring.js';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { errnoName } from '../../src/fs/errors.js';
+import type { JournalEntry } from '../../src/fs/spool.js';
+
+/**
+ * A new file written as a collaborator's would be in this STS folder — into the spool, not
+ * streamed (written out of order here): only such a file is held (a streamed one is published at
+ * its close, as before).
+ */
+async function writeSpooled(r: Real, p: string, text: string): Promise<void> {
+  const fd = await r.fs.create(p, 0o644);
+  await r.fs.write(fd, Buffer.from(text.slice(1)), 1);
+  await r.fs.write(fd, Buffer.from(text.slice(0, 1)), 0);
+  await r.fs.flush(fd);
+  await r.fs.release(fd);
+}
 
 async function withHeld(fn: (r: Awaited<ReturnType<typeof makeReal>>) => Promise<void>, heldTempMs = 60_000): Promise<void> {
   const r = await makeReal({ ttlMs: 60_000, heldTempMs });
@@ -24,7 +40,7 @@ test('rsync\'s temp file renamed onto an existing file: one new version of it, n
     await writeNew(r, '/f.txt', 'old\n');
     const f = (await r.api.lookupChild(r.rootId, 'f.txt'))!;
     const created = r.api.calls['createEntity'] ?? 0;
-    await writeNew(r, '/.f.txt.Xy12Ab', 'new\n');
+    await writeSpooled(r, '/.f.txt.Xy12Ab', 'new\n');
     assert.equal(await r.api.lookupChild(r.rootId, '.f.txt.Xy12Ab'), null, 'not published at its close');
     assert.equal(await readText(r, '/.f.txt.Xy12Ab'), 'new\n', 'readable meanwhile');
     await r.fs.rename('/.f.txt.Xy12Ab', '/f.txt');
@@ -39,7 +55,7 @@ test('rsync\'s temp file renamed onto an existing file: one new version of it, n
 
 test('sed -i\'s temp file renamed to a new name: published once, under that name', async () => {
   await withHeld(async (r) => {
-    await writeNew(r, '/sedAb3dEf', 'edited\n');
+    await writeSpooled(r, '/sedAb3dEf', 'edited\n');
     await r.fs.rename('/sedAb3dEf', '/notes.txt');
     assert.equal(await readText(r, '/notes.txt'), 'edited\n');
     const id = (await r.api.lookupChild(r.rootId, 'notes.txt'))!;
@@ -50,14 +66,14 @@ test('sed -i\'s temp file renamed to a new name: published once, under that name
 
 test('a temp-named file never renamed is published under its own name a moment after its last close, or at unmount', async () => {
   await withHeld(async (r) => {
-    await writeNew(r, '/.data.csv.Q1w2E3', 'kept\n');
+    await writeSpooled(r, '/.data.csv.Q1w2E3', 'kept\n');
     for (let i = 0; i < 200 && (await r.api.lookupChild(r.rootId, '.data.csv.Q1w2E3')) === null; i++) await new Promise((res) => setTimeout(res, 10));
     const id = await r.api.lookupChild(r.rootId, '.data.csv.Q1w2E3');
     assert.ok(id, 'published after the wait');
     assert.equal(r.api.fileBytes(id).toString(), 'kept\n');
   }, 50);
   await withHeld(async (r) => {
-    await writeNew(r, '/ziQ1w2E3', 'zip was killed\n');
+    await writeSpooled(r, '/ziQ1w2E3', 'zip was killed\n');
     const drained = await r.fs.drain();
     assert.deepEqual(drained.published, ['/ziQ1w2E3']);
     assert.equal(r.api.fileBytes((await r.api.lookupChild(r.rootId, 'ziQ1w2E3'))!).toString(), 'zip was killed\n');
@@ -66,7 +82,7 @@ test('a temp-named file never renamed is published under its own name a moment a
 
 test('a temp-named file renamed to a scratch name stays listed, as a scratch file; real-looking names are not held', async () => {
   await withHeld(async (r) => {
-    await writeNew(r, '/.f.txt.Xy12Ab', 'backup\n');
+    await writeSpooled(r, '/.f.txt.Xy12Ab', 'backup\n');
     await r.fs.rename('/.f.txt.Xy12Ab', '/f.txt~');
     assert.ok((await r.fs.readdir('/')).includes('f.txt~'));
     assert.equal(await readText(r, '/f.txt~'), 'backup\n');
@@ -76,5 +92,42 @@ test('a temp-named file renamed to a scratch name stays listed, as a scratch fil
     await writeNew(r, '/zipcodes', '02139\n');
     assert.ok(await r.api.lookupChild(r.rootId, '.env.sample'));
     assert.ok(await r.api.lookupChild(r.rootId, 'zipcodes'));
+  });
+});
+
+test('a held file is in the journal until its rename publishes it: a crash leaves it to recover, and a failed publish fails the rename', async () => {
+  await withHeld(async (r) => {
+    await writeSpooled(r, '/.notes.txt.AbCdEf', 'user data\n');
+    // What a crash now would leave: the entry of a process that is gone.
+    const raw = (await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json'));
+    assert.equal(raw.length, 1, 'journaled while held (the next mount would have swept its bytes: QA)');
+    const entry = JSON.parse(await readFile(path.join(r.spool.journalDir, raw[0]!), 'utf8')) as JournalEntry;
+    assert.equal(entry.name, '.notes.txt.AbCdEf');
+    assert.ok(entry.publishing, 'hidden from recover while this mount lives');
+    assert.equal(await readFile(entry.spoolFile, 'utf8'), 'user data\n');
+
+    // The rename publishes, and answers for the publish (QA: rsync exited 0 with it failing).
+    r.faults.failNext('createEntity', 10, 503);
+    await assert.rejects(r.fs.rename('/.notes.txt.AbCdEf', '/notes.txt'), (err: unknown) => errnoName(err) === 'EIO');
+    r.faults.clear();
+    const [kept] = await r.spool.listJournal();
+    assert.equal(kept?.name, 'notes.txt', 'journaled under its new name');
+    assert.equal(await readFile(kept.spoolFile, 'utf8'), 'user data\n');
+  });
+});
+
+test('removed and made again twice within the window: still the same synID', async () => {
+  // QA: the second time, the file brought back had no known ACL benefactor, so its removal was not noted.
+  await withHeld(async (r) => {
+    const folder = await r.remote.mkdir(r.rootId, 'd');
+    await r.fs.readdir('/');
+    await writeNew(r, '/d/f.txt', '1\n');
+    const id = (await r.api.lookupChild(folder.id, 'f.txt'))!;
+    for (const text of ['2\n', '3\n']) {
+      await r.fs.unlink('/d/f.txt');
+      await writeNew(r, '/d/f.txt', text);
+      assert.equal(await r.api.lookupChild(folder.id, 'f.txt'), id, text);
+    }
+    assert.equal(r.api.versions(id).length, 3);
   });
 });

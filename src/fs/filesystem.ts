@@ -56,6 +56,8 @@ import { ActiveFile, EmptyVersionRefused, entityGone, type ActiveFileInit } from
 
 /** How long a closed temporary file (names.ts isHeldTempName) waits for its rename before it is published as it is. */
 export const HELD_TEMP_MS = 10_000;
+/** How long a rename of a held temporary file waits for the RELEASE of its tool's close. */
+const HELD_RELEASE_WAIT_MS = 1_000;
 
 export interface Stat {
   mode: number;
@@ -294,6 +296,8 @@ export class SynapseFilesystem {
   private readonly letGo = new WeakSet<ActiveFile>();
   /** Removed files kept for the readers sharing their bytes (lastClosed, sharerClosed). */
   private readonly lingering = new Set<ActiveFile>();
+  /** Renames of held temporary files waiting for the RELEASE that follows their tool's close (renameLocalFile). */
+  private readonly releaseWaiters = new Map<ActiveFile, Array<() => void>>();
   /** Files this mount removed a moment ago: made again under their name, they come back (removed-names.ts). */
   private readonly removedNames = new RemovedNames();
   /** A read-only fd moves on to a newer version: its read fast-path windows must go (fuse-adapter.ts). */
@@ -1178,6 +1182,7 @@ export class SynapseFilesystem {
     const file = h.file;
     file.refs--;
     if (h.writable) file.writers--;
+    if (file.refs === 0) for (const wake of this.releaseWaiters.get(file)?.splice(0) ?? []) wake();
     if (file.refs > 0) {
       if (h.writable && file.writers === 0) await this.lastWriterClosed(h.path, file);
       return;
@@ -1195,6 +1200,10 @@ export class SynapseFilesystem {
    */
   private async lastWriterClosed(path: string, file: ActiveFile): Promise<void> {
     if (file.localOnly) return;
+    if (file.heldTemp) {
+      await file.journalHeld(); // published by its rename, or after its last close (lastClosed)
+      return;
+    }
     // One promise for the publish and the readers' source, in `releasing` and awaited here at
     // once: this goes on before the ops waiting in `settled` (the model test found a truncate
     // applied to the file meanwhile, then lost), and they find the file let go.
@@ -1230,6 +1239,24 @@ export class SynapseFilesystem {
       entityId: file.entityId!, name: file.name, kind: 'file', parentId: file.parentId, versionNumber: version,
       modifiedOn: file.mtime, createdOn: file.mtime, pinnedVersion: true,
     };
+  }
+
+  /** Resolves once `file` has no fd left, or after `ms`. */
+  private untilReleased(file: ActiveFile, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const waiters = this.releaseWaiters.get(file) ?? [];
+      this.releaseWaiters.set(file, waiters);
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        const i = waiters.indexOf(done);
+        if (i >= 0) waiters.splice(i, 1);
+        resolve();
+      }
+      waiters.push(done);
+    }).finally(() => {
+      if (this.releaseWaiters.get(file)?.length === 0) this.releaseWaiters.delete(file);
+    });
   }
 
   /**
@@ -1348,7 +1375,7 @@ export class SynapseFilesystem {
     // Decided at the freeze: a writer that gets its EIO and closes before its turn below still
     // had the file open when the mount stopped (QA: such a file was published half-written).
     // Temporary files waiting for their rename: it is not coming now; published as they are, then let go.
-    const held = new Set([...this.active.values()].filter((f) => f.heldTemp && f.refs === 0));
+    const held = new Set([...this.active.values()].filter((f) => f.heldTemp));
     for (const file of held) file.heldTemp = false;
     const openAtStop = new Set([...this.active.values()].filter(writing));
     const why = 'still open for writing when the mount stopped';
@@ -1363,7 +1390,7 @@ export class SynapseFilesystem {
         if (open) await file.publish({ holdBack: why });
         else await this.publish(path, file);
         published.push(path);
-        if (held.has(file)) {
+        if (held.has(file) && file.refs === 0) {
           this.active.delete(path);
           await file.dispose(false).catch(() => undefined);
         }
@@ -1491,6 +1518,7 @@ export class SynapseFilesystem {
       // (review: rm answered 0 and the file stayed in Synapse).
       if (!node.entityId && af.entityId) node = { ...node, entityId: af.entityId };
       af.unlinked = true;
+      await af.dropHeldEntry(); // a removed file's held entry must not bring it back after a crash
       this.active.delete(path);
       // Opened over a file waiting for recover, or journaled itself: removing it drops that entry too.
       await this.dropSuperseded(af, 'removed');
@@ -1788,7 +1816,7 @@ export class SynapseFilesystem {
     this.active.delete(path);
     this.table.removeLocal(parentId, name);
     this.releaseUnlinked(af); // a kept scratch file nobody has open (review: never disposed)
-    void this.dropSuperseded(af, 'replaced by a rename').then(() => af.dropJournal());
+    void this.dropSuperseded(af, 'replaced by a rename').then(() => af.dropJournal()).then(() => af.dropHeldEntry());
   }
 
   /**
@@ -1867,6 +1895,7 @@ export class SynapseFilesystem {
       const old = this.active.get(dest);
       if (old) {
         old.unlinked = true;
+        await old.dropHeldEntry();
         if (old !== af) this.releaseUnlinked(old);
       }
       af.parentId = destParent.entityId;
@@ -1906,11 +1935,19 @@ export class SynapseFilesystem {
       // A tool's temporary file given its real name is published now, and the rename answers for
       // it — the tool's only word on its file (QA: rsync exited 0 with the publish failing). The
       // rename has no op timeout (fuse-adapter.ts), as close has none.
-      if (wasHeld && !af.localOnly && af.refs === 0) {
-        await this.lastClosed(dest, af);
-        if (af.awaitingRecovery || af.broken || af.unjournaledBytes) {
-          throw new FsError('EIO', `${dest}: renamed, but not published (see the log); its bytes are kept for \`synapse-mount recover\``);
+      if (wasHeld && !af.localOnly) {
+        // The tool's close is FLUSH, then an asynchronous RELEASE, which may come after this
+        // rename (review): wait a moment for it, so the publish is the rename's to answer for.
+        if (af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);
+        if (af.refs === 0) {
+          await (this.lastPublish.get(af) ?? this.lastClosed(dest, af));
+          if (af.awaitingRecovery || af.broken || af.unjournaledBytes) {
+            throw new FsError('EIO', `${dest}: renamed, but not published (see the log); its bytes are kept for \`synapse-mount recover\``);
+          }
+          return;
         }
+        // Still open (a reader): published at its last close; journaled under its new name meanwhile.
+        await af.journalHeld();
         return;
       }
       if (wasHeld) await af.dropHeldEntry(); // a scratch file now: never published, nothing to recover

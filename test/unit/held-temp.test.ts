@@ -19,11 +19,16 @@ import type { JournalEntry } from '../../src/fs/spool.js';
  * its close, as before).
  */
 async function writeSpooled(r: Real, p: string, text: string): Promise<void> {
+  await r.fs.release(await flushedOpen(r, p, text));
+}
+
+/** Such a file written and flushed, its fd still open (a tool's close is FLUSH, then RELEASE). */
+async function flushedOpen(r: Real, p: string, text: string): Promise<number> {
   const fd = await r.fs.create(p, 0o644);
   await r.fs.write(fd, Buffer.from(text.slice(1)), 1);
   await r.fs.write(fd, Buffer.from(text.slice(0, 1)), 0);
   await r.fs.flush(fd);
-  await r.fs.release(fd);
+  return fd;
 }
 
 async function withHeld(fn: (r: Awaited<ReturnType<typeof makeReal>>) => Promise<void>, heldTempMs = 60_000): Promise<void> {
@@ -129,5 +134,47 @@ test('removed and made again twice within the window: still the same synID', asy
       assert.equal(await r.api.lookupChild(folder.id, 'f.txt'), id, text);
     }
     assert.equal(r.api.versions(id).length, 3);
+  });
+});
+
+test('the rename that arrives before its file\'s RELEASE still answers for the publish (review)', async () => {
+  await withHeld(async (r) => {
+    await writeNew(r, '/f.txt', 'old\n');
+    const fd = await flushedOpen(r, '/.f.txt.AbCdEf', 'new\n');
+    r.faults.failNext('updateEntity', 10, 503);
+    const renaming = r.fs.rename('/.f.txt.AbCdEf', '/f.txt');
+    await r.fs.release(fd); // the kernel's RELEASE, after the rename began
+    await assert.rejects(renaming, (err: unknown) => errnoName(err) === 'EIO');
+    r.faults.clear();
+    assert.equal((await r.spool.listJournal())[0]?.name, 'f.txt', 'journaled under its new name');
+  });
+});
+
+test('a held file a reader keeps open: renamed, its entry follows the name; removed, its entry goes; at unmount, published truthfully', async () => {
+  await withHeld(async (r) => {
+    const entries = async (): Promise<JournalEntry[]> => Promise.all((await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json'))
+      .map(async (n) => JSON.parse(await readFile(path.join(r.spool.journalDir, n), 'utf8')) as JournalEntry));
+    const a = await flushedOpen(r, '/.k.txt.AbCdEf', 'kept\n');
+    await r.fs.release(a);
+    const reader = await r.fs.open('/.k.txt.AbCdEf', 0);
+    await r.fs.rename('/.k.txt.AbCdEf', '/k.txt');
+    assert.deepEqual((await entries()).map((e) => e.name), ['k.txt'], 'a crash now leaves it to recover, under its new name');
+    await r.fs.release(reader);
+    assert.equal(await readText(r, '/k.txt'), 'kept\n');
+    assert.equal(r.api.fileBytes((await r.api.lookupChild(r.rootId, 'k.txt'))!).toString(), 'kept\n');
+
+    const b = await flushedOpen(r, '/.g.txt.AbCdEf', 'gone\n');
+    await r.fs.release(b);
+    const reader2 = await r.fs.open('/.g.txt.AbCdEf', 0);
+    await r.fs.unlink('/.g.txt.AbCdEf');
+    assert.deepEqual(await entries(), [], 'removed: nothing for recover to bring back');
+
+    const c = await flushedOpen(r, '/.h.txt.AbCdEf', 'at unmount\n');
+    await r.fs.release(c);
+    const reader3 = await r.fs.open('/.h.txt.AbCdEf', 0);
+    const drained = await r.fs.drain();
+    assert.deepEqual(drained.published, ['/.h.txt.AbCdEf']);
+    assert.equal(r.api.fileBytes((await r.api.lookupChild(r.rootId, '.h.txt.AbCdEf'))!).toString(), 'at unmount\n', 'published, as reported');
+    void reader2; void reader3;
   });
 });

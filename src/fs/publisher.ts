@@ -20,7 +20,7 @@ import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import { CONCRETE, type Entity, type MultipartUploadRequest, type S3FileHandle, type UploadDestination, type VersionInfo } from '../synapse/types.js';
+import { CONCRETE, type Entity, type MultipartUploadRequest, type S3FileHandle, type UploadDestination } from '../synapse/types.js';
 import { LRUCache } from 'lru-cache';
 import type { ObjectStore, S3Location } from '../s3/object-store.js';
 import { endUnreferencedUpload, SINGLE_PUT_PREFIX, type MemoryBudget } from '../s3/multipart-upload.js';
@@ -232,8 +232,7 @@ export class Publisher {
       try {
         const count = Math.ceil(src.size / partSize);
         const parts: Array<{ partNumber: number; etag: string }> = [];
-        const bytesOf = (n: number): number => Math.min(partSize, src.size - (n - 1) * partSize);
-        await this.sendParts(Array.from({ length: count }, (_, i) => i + 1), bytesOf, async (n) => {
+        await this.sendParts(Array.from({ length: count }, (_, i) => i + 1), partSize, src.size, async (n) => {
           const start = (n - 1) * partSize;
           const body = await readPart(src.file, start, Math.min(partSize, src.size - start));
           const md5 = createHash('md5').update(body).digest('base64');
@@ -282,13 +281,13 @@ export class Publisher {
    * another) — and more only while the budget has room, so under pressure a publish sends one
    * part at a time (review: 16 parallel publishes held 1 GiB of parts outside the budget).
    */
-  private async sendParts(numbers: number[], bytesOf: (n: number) => number, send: (n: number) => Promise<void>): Promise<void> {
+  private async sendParts(numbers: number[], partSize: number, fileSize: number, send: (n: number) => Promise<void>): Promise<void> {
     const memory = this.opts.memory;
     let next = 0;
     const worker = async (lead: boolean): Promise<void> => {
       while (next < numbers.length) {
         const n = numbers[next]!;
-        const bytes = bytesOf(n);
+        const bytes = Math.min(partSize, fileSize - (n - 1) * partSize);
         if (memory) {
           if (lead) memory.takeSending(bytes);
           else if (!memory.tryTakeSending(bytes)) return;
@@ -370,7 +369,7 @@ export class Publisher {
       const count = Math.ceil(src.size / partSize);
       const missing = Array.from({ length: count }, (_, i) => i + 1).filter((n) => status.partsState[n - 1] !== '1');
       src.onProgress?.(src.size - missing.reduce((sum, n) => sum + Math.min(partSize, src.size - (n - 1) * partSize), 0));
-      await this.sendParts(missing, (n) => Math.min(partSize, src.size - (n - 1) * partSize), async (n) => {
+      await this.sendParts(missing, partSize, src.size, async (n) => {
         const start = (n - 1) * partSize;
         const body = await readPart(src.file, start, Math.min(partSize, src.size - start));
         await this.putPart(status.uploadId, n, body);
@@ -418,24 +417,21 @@ export class Publisher {
 
   /**
    * Bring `entityId`, which this mount removed from `name` in `parentId` a moment ago, back out of
-   * the trash can (removed-names.ts): its current version, or undefined when Synapse refused (the
+   * the trash can (removed-names.ts): the entity as it is now, or undefined when Synapse refused (the
    * name taken again, the trash can purged, another user's removal) — then the bytes are a new file.
    */
-  async restoreRemoved(entityId: string, parentId: string, name: string): Promise<{ version: VersionInfo; fileHandleId: string } | undefined> {
-    try {
-      await this.api.restoreFromTrash(entityId);
-    } catch (err) {
-      // A restore whose answer was lost and was repeated finds it back already.
-      const back = await this.api.getEntity(entityId).then((e) => e.parentId === parentId && e.name === name, () => false);
-      if (!back) {
-        this.opts.logger?.info({ err, entityId, name }, 'the file this name held a moment ago could not be restored: these bytes become a new file');
-        return undefined;
-      }
+  async restoreRemoved(entityId: string, parentId: string, name: string): Promise<Entity | undefined> {
+    const refused = await this.api.restoreFromTrash(entityId).then(() => undefined, (err: unknown) => err);
+    // One read tells both: what it is now, and — a restore whose answer was lost and was repeated
+    // — whether it is back already.
+    const entity = await this.api.getEntity(entityId).catch(() => undefined);
+    const back = entity !== undefined && entity.parentId === parentId && entity.name === name;
+    if (!back || entity.concreteType !== CONCRETE.file || !entity.dataFileHandleId) {
+      this.opts.logger?.info({ err: refused, entityId, name }, 'the file this name held a moment ago could not be restored: these bytes become a new file');
+      return undefined;
     }
-    const [entity, version] = await Promise.all([this.api.getEntity(entityId), this.api.getLatestVersionInfo(entityId)]);
-    if (entity.concreteType !== CONCRETE.file || !entity.dataFileHandleId) return undefined;
     this.opts.logger?.info({ entityId, name }, 'a file removed and made again under its name: the removed file is back out of the trash can, with its synID and history');
-    return { version, fileHandleId: String(entity.dataFileHandleId) };
+    return entity;
   }
 
   /** Put a file restoreRemoved brought back into the trash can again (its new version could not be committed). */

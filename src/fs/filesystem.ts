@@ -907,8 +907,10 @@ export class SynapseFilesystem {
     // The version these bytes replace travels with the base (recover's conflict check).
     const base = size ? { ...size, version: listed?.versionNumber } : undefined;
     const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base, listed ? this.mtimeOf(listed, path) : undefined);
-    if (!listed && !hiddenId && !isScratchName(name)) file.revive = this.removedNames.take(parent.entityId, name);
-    if (!listed && !hiddenId && isHeldTempName(name) && !isScratchName(name)) file.heldTemp = true;
+    if (!listed && !hiddenId && !isScratchName(name)) {
+      file.revive = this.removedNames.take(parent.entityId, name);
+      file.heldTemp = isHeldTempName(name);
+    }
     if (listed?.entityId || hiddenId) await this.emptiedOrUndone(path, file);
     if (!listed?.entityId) {
       // Visible at once in the writer's listing; published on flush.
@@ -1518,7 +1520,6 @@ export class SynapseFilesystem {
       // (review: rm answered 0 and the file stayed in Synapse).
       if (!node.entityId && af.entityId) node = { ...node, entityId: af.entityId };
       af.unlinked = true;
-      await af.dropHeldEntry(); // a removed file's held entry must not bring it back after a crash
       this.active.delete(path);
       // Opened over a file waiting for recover, or journaled itself: removing it drops that entry too.
       await this.dropSuperseded(af, 'removed');
@@ -1816,7 +1817,7 @@ export class SynapseFilesystem {
     this.active.delete(path);
     this.table.removeLocal(parentId, name);
     this.releaseUnlinked(af); // a kept scratch file nobody has open (review: never disposed)
-    void this.dropSuperseded(af, 'replaced by a rename').then(() => af.dropJournal()).then(() => af.dropHeldEntry());
+    void this.dropSuperseded(af, 'replaced by a rename').then(() => af.dropJournal());
   }
 
   /**

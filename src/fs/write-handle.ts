@@ -288,6 +288,8 @@ export class ActiveFile {
    * spool file goes at the last close, as for any unlinked file.
    */
   async dropJournal(): Promise<void> {
+    // A held temporary file's entry too: it must not bring a removed file back after a crash.
+    await this.dropHeldEntry();
     const id = this.journalEntry?.journalId ?? (this.entryOnDisk ? this.spoolFile?.id : undefined);
     if (!id) return;
     this.journaled = false;
@@ -590,20 +592,15 @@ export class ActiveFile {
       if (revive && revive.md5 === md5 && revive.size === size) {
         const back = await this.deps.publisher.restoreRemoved(revive.entityId, this.parentId, this.name);
         if (back) {
-          if (stream) {
-            this.dropStream('unchanged');
-            this.loaded = false;
-          }
-          this.entityId = revive.entityId;
-          this.base = { size, md5, version: back.version.versionNumber };
-          this.overVersion = back.version.versionNumber;
-          this.builtOn = stream ? undefined : back.version.versionNumber;
-          this.dirty = false;
-          this.writtenSincePublish = false;
-          this.publishEpoch++;
+          const version = back.versionNumber ?? 1;
+          this.entityId = back.id;
+          this.base = { size, md5, version };
+          this.overVersion = version;
+          this.builtOn = stream ? undefined : version;
+          this.nothingNew(stream);
           return {
-            revived: true, entityId: revive.entityId, versionNumber: back.version.versionNumber, size, md5, fileHandleId: back.fileHandleId,
-            spoolFile: undefined, modifiedOn: Date.parse(back.version.modifiedOn) || Date.now(),
+            revived: true, entityId: back.id, versionNumber: version, size, md5, fileHandleId: String(back.dataFileHandleId),
+            spoolFile: undefined, modifiedOn: Date.parse(back.modifiedOn) || Date.now(),
           };
         }
       }
@@ -613,14 +610,7 @@ export class ActiveFile {
       const unchanged = !!this.entityId && this.base !== undefined && this.base.md5 === md5 && this.base.size === size
         && (this.builtOn !== undefined || await this.deps.publisher.isNewest(this.entityId, this.base.version));
       if (unchanged) {
-        if (stream) {
-          // Same bytes as the published version: that version is the content again.
-          this.dropStream('unchanged');
-          this.loaded = false;
-        }
-        this.dirty = false;
-        this.writtenSincePublish = false;
-        this.publishEpoch++;
+        this.nothingNew(stream);
         return undefined;
       }
       // Write-ahead: the file as it is now, in the journal while it is published, so that a
@@ -721,6 +711,21 @@ export class ActiveFile {
         if (ahead && !this.journaled) await this.deps.spool.removeJournal(ahead).catch(() => undefined);
       }
     }));
+  }
+
+  /**
+   * These bytes are a version Synapse has already (the one they replace, or a removed file
+   * brought back): nothing to upload; a streamed file's upload is dropped — that version is the
+   * content again, and later writes load it from Synapse.
+   */
+  private nothingNew(stream: StreamTarget | undefined): void {
+    if (stream) {
+      this.dropStream('unchanged');
+      this.loaded = false;
+    }
+    this.dirty = false;
+    this.writtenSincePublish = false;
+    this.publishEpoch++;
   }
 
   /**

@@ -25,12 +25,17 @@ async function listedFolder(r: Real): Promise<{ dir: string; id: string }> {
  * still open: the moment before the new file's close. Returns the removed entity and the fd.
  */
 async function remadeOpen(r: Real, d: { id: string }, name: string, old: string, text: string): Promise<{ removed: string; fd: number }> {
-  await writeNew(r, `/d/${name}`, old);
-  const removed = (await r.api.lookupChild(d.id, name))!;
+  const removed = await publishedIn(r, d, name, old);
   await r.fs.unlink(`/d/${name}`);
   const fd = await r.fs.create(`/d/${name}`, 0o644);
   await r.fs.write(fd, Buffer.from(text), 0);
   return { removed, fd };
+}
+
+/** `/d/<name>` written with `text` through the mount: its synID. */
+async function publishedIn(r: Real, d: { id: string }, name: string, text: string): Promise<string> {
+  await writeNew(r, `/d/${name}`, text);
+  return (await r.api.lookupChild(d.id, name))!;
 }
 
 /** unlink, then create + write + close under the same name: what `tar x` does to each file. */
@@ -45,8 +50,7 @@ async function removeAndMake(r: Real, p: string, text: string): Promise<void> {
 test('tar x over a file: unlink then create keeps the synID; the new bytes are its next version', async () => {
   await withReal(async (r) => {
     const d = await listedFolder(r);
-    await writeNew(r, '/d/data.csv', 'a,b\n1,2\n');
-    const id = (await r.api.lookupChild(d.id, 'data.csv'))!;
+    const id = await publishedIn(r, d, 'data.csv', 'a,b\n1,2\n');
     await removeAndMake(r, '/d/data.csv', 'a,b\n3,4\n');
     assert.equal(await r.api.lookupChild(d.id, 'data.csv'), id, 'the same entity');
     assert.equal(r.api.versions(id).length, 2);
@@ -59,8 +63,7 @@ test('tar x over a file: unlink then create keeps the synID; the new bytes are i
 test('the same bytes made again: the file is restored, with no new version', async () => {
   await withReal(async (r) => {
     const d = await listedFolder(r);
-    await writeNew(r, '/d/same.txt', 'unchanged\n');
-    const id = (await r.api.lookupChild(d.id, 'same.txt'))!;
+    const id = await publishedIn(r, d, 'same.txt', 'unchanged\n');
     await removeAndMake(r, '/d/same.txt', 'unchanged\n');
     assert.equal(await r.api.lookupChild(d.id, 'same.txt'), id);
     assert.equal(r.api.versions(id).length, 1);
@@ -78,8 +81,7 @@ test('the same bytes made again: the file is restored, with no new version', asy
 test('a file with sharing of its own is not brought back (Synapse drops its ACL in the trash can)', async () => {
   await withReal(async (r) => {
     const d = await listedFolder(r);
-    await writeNew(r, '/d/shared.txt', 'x\n');
-    const shared = (await r.api.lookupChild(d.id, 'shared.txt'))!;
+    const shared = await publishedIn(r, d, 'shared.txt', 'x\n');
     r.remote.shareOnItsOwn(shared);
     await r.fs.readdir('/d'); // listed afresh (no metadata TTL here): shared on its own
     await removeAndMake(r, '/d/shared.txt', 'y\n');
@@ -105,8 +107,7 @@ test('the name taken by another client meanwhile: the restore is refused and the
 test('zip updating an archive (temp file, remove the archive, rename the temp onto it) keeps the archive\'s synID', async () => {
   await withReal(async (r) => {
     const d = await listedFolder(r);
-    await writeNew(r, '/d/t.zip', 'archive v1');
-    const id = (await r.api.lookupChild(d.id, 't.zip'))!;
+    const id = await publishedIn(r, d, 't.zip', 'archive v1');
     await writeNew(r, '/d/ziAbc123', 'archive v2');
     await r.fs.unlink('/d/t.zip');
     await r.fs.rename('/d/ziAbc123', '/d/t.zip');
@@ -132,8 +133,7 @@ test('a publish that fails leaves the removed file in the trash can (the removal
 
     // rm g; mv h g: h moves (its synID, its history); g stays removed.
     await writeNew(r, '/d/g.txt', 'g\n');
-    await writeNew(r, '/d/h.txt', 'h\n');
-    const h = (await r.api.lookupChild(d.id, 'h.txt'))!;
+    const h = await publishedIn(r, d, 'h.txt', 'h\n');
     await r.fs.unlink('/d/g.txt');
     await r.fs.rename('/d/h.txt', '/d/g.txt');
     assert.equal(await r.api.lookupChild(d.id, 'g.txt'), h, 'the moved file is g.txt now');

@@ -437,18 +437,9 @@ export class DiskCache implements BlockStore {
    * the next write fail with ENOSPC after 15 MiB). True if anything was freed.
    */
   async yieldSpace(bytes: number): Promise<boolean> {
-    const blocks = (await this.scan().catch(() => [] as ScannedBlock[])).sort((a, b) => a.mtimeMs - b.mtimeMs);
-    let total = blocks.reduce((n, b) => n + b.size, 0);
-    let freed = 0;
-    for (const b of blocks) {
-      if (freed >= bytes) break;
-      const gone = await unlink(b.file).then(() => true, (err: unknown) => isCode(err, 'ENOENT'));
-      if (!gone) continue;
-      freed += b.size;
-      total -= b.size;
-      this.stats.evictions++;
-      this.stats.evictedBytes += b.size;
-    }
+    const blocks = await this.scan().catch(() => [] as ScannedBlock[]);
+    const freed = await this.deleteOldest(blocks, (gone) => gone < bytes);
+    const total = blocks.reduce((n, b) => n + b.size, 0) - freed;
     this.usage = total;
     this.yieldedCap = total;
     this.yieldedUntil = Date.now() + YIELD_MS;
@@ -493,24 +484,36 @@ export class DiskCache implements BlockStore {
     const limit = this.limitFor(total, space);
     if (total + this.reserved + needed > limit) {
       const target = Math.max(0, limit * LOW_WATER - needed - this.reserved);
-      blocks.sort((a, b) => a.mtimeMs - b.mtimeMs);
-      for (const b of blocks) {
-        if (total <= target) break;
-        try {
-          await unlink(b.file);
-          this.stats.evictions++;
-          this.stats.evictedBytes += b.size;
-          space.avail += b.size;
-        } catch (err) {
-          if (!isCode(err, 'ENOENT')) throw err; // another mount evicted it first
-        }
-        total -= b.size;
-      }
+      const freed = await this.deleteOldest(blocks, (gone) => total - gone > target);
+      total -= freed;
+      space.avail += freed;
       this.opts.logger?.debug({ total, limit }, 'disk cache: evicted least recently used blocks');
     }
     // A write that completed while the scan ran may or may not be in it: count it (an
     // overestimate until the next scan, never an overshoot).
     this.usage = total + (this.completedBytes - completedBefore);
+  }
+
+  /**
+   * Delete `blocks`, least recently used first, while `more(bytes gone so far)`; returns the bytes
+   * gone. One another mount evicted first (ENOENT) is gone too; one that cannot be deleted is skipped.
+   */
+  private async deleteOldest(blocks: ScannedBlock[], more: (gone: number) => boolean): Promise<number> {
+    let gone = 0;
+    for (const b of [...blocks].sort((x, y) => x.mtimeMs - y.mtimeMs)) {
+      if (!more(gone)) break;
+      const deleted = await unlink(b.file).then(() => true, (err: unknown) => {
+        if (!isCode(err, 'ENOENT')) this.problem('eviction', err);
+        return isCode(err, 'ENOENT') ? 'already' : false;
+      });
+      if (deleted === false) continue;
+      gone += b.size;
+      if (deleted === true) {
+        this.stats.evictions++;
+        this.stats.evictedBytes += b.size;
+      }
+    }
+    return gone;
   }
 
   /** Every block file with its size and mtime; removes empty object dirs and stale temp files. */

@@ -1890,6 +1890,12 @@ export class SynapseFilesystem {
         // Before anything changes: the target gets these bytes, the source entity goes.
         await this.permissions.require('change', target.entityId, dest, target.benefactorId);
         if (af.entityId && af.entityId !== target.entityId) await this.permissions.require('delete', af.entityId, src, node.benefactorId);
+        // A tool's empty temporary file (rsync of an empty file, `sed -i '1,$d'`) over a file with
+        // content, where Synapse cannot hold 0 bytes: as emptying it in place (truncate(2)),
+        // refused before anything moves (QA: the rename answered 0 and the file kept its bytes).
+        if (af.heldTemp && af.size === 0 && !(await this.writes!.publisher.holdsEmptyFiles(destParent.entityId))) {
+          throw new FsError('ENOTSUP', `${dest}: not replaced by the empty ${src} — this folder's storage cannot hold a 0-byte file, so ${destName} keeps its last version`);
+        }
       }
       // Publish under the new name: as a new version of the file it replaces, if any.
       this.active.delete(src);

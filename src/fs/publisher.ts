@@ -113,7 +113,7 @@ export async function readPart(file: string, start: number, length: number): Pro
 
 type Target =
   | { kind: 'sts'; locationId: number; bucket: string; baseKey: string }
-  | { kind: 'synapse'; locationId: number; acceptsEmpty: boolean };
+  | { kind: 'synapse'; locationId: number };
 
 export class Publisher {
   private readonly destinations = new Map<string, { at: number; target: Promise<Target> }>();
@@ -147,7 +147,7 @@ export class Publisher {
     if (this.opts.useSts && external && d.stsEnabled && d.bucket && (await this.isCreator(d.storageLocationId))) {
       return { kind: 'sts', locationId: d.storageLocationId, bucket: d.bucket, baseKey: d.baseKey ?? '' };
     }
-    return { kind: 'synapse', locationId: d.storageLocationId, acceptsEmpty: false };
+    return { kind: 'synapse', locationId: d.storageLocationId };
   }
 
   private isCreator(locationId: number): Promise<boolean> {
@@ -196,6 +196,11 @@ export class Publisher {
 
   registeredHandle(fileHandleId: string): S3FileHandle | undefined {
     return this.registered.get(fileHandleId);
+  }
+
+  /** Whether a 0-byte file written into `parentId` can be published (only straight to S3: upload). */
+  async holdsEmptyFiles(parentId: string): Promise<boolean> {
+    return (await this.target(parentId)).kind === 'sts';
   }
 
   /** Upload the bytes and register a file handle; returns its id. */

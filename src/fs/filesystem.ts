@@ -1943,6 +1943,9 @@ export class SynapseFilesystem {
       // it — the tool's only word on its file (QA: rsync exited 0 with the publish failing). The
       // rename has no op timeout (fuse-adapter.ts), as close has none.
       if (wasHeld && !af.localOnly) {
+        // Replaced now, whatever the publish does: a target waiting for recover is dropped here, as
+        // rename() does after a rename that answers 0 (review: its entry stayed beside this one's).
+        if (target) await this.kept?.discard(target, 'replaced by a rename');
         // The tool's close is FLUSH, then an asynchronous RELEASE, which may come after this
         // rename (review): wait a moment for it, so the publish is the rename's to answer for.
         if (af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);

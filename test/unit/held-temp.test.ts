@@ -178,3 +178,25 @@ test('a held file a reader keeps open: renamed, its entry follows the name; remo
     void reader2; void reader3;
   });
 });
+
+test('a held file renamed onto a file waiting for recover, its publish failing too: only the new bytes wait (review)', async () => {
+  await withHeld(async (r) => {
+    await writeNew(r, '/f.txt', 'v1\n');
+    // f's next save fails: its bytes wait for recover.
+    r.faults.failNext('updateEntity');
+    const fd = await r.fs.open('/f.txt', 1);
+    await r.fs.write(fd, Buffer.from('v2 kept\n'), 0);
+    await assert.rejects(r.fs.flush(fd));
+    await r.fs.release(fd);
+    assert.deepEqual((await r.spool.listJournal()).map((e) => e.name), ['f.txt']);
+    // rsync replaces it; that publish fails as well.
+    await writeSpooled(r, '/.f.txt.AbCdEf', 'v3 by rsync\n');
+    r.faults.failNext('updateEntity', 10, 503);
+    await assert.rejects(r.fs.rename('/.f.txt.AbCdEf', '/f.txt'), (err: unknown) => errnoName(err) === 'EIO');
+    r.faults.clear();
+    const journal = await r.spool.listJournal();
+    assert.equal(journal.length, 1, `the replaced file's entry is dropped, as by a rename that publishes: ${journal.map((e) => e.id).join(', ')}`);
+    assert.equal(await readFile(journal[0]!.spoolFile, 'utf8'), 'v3 by rsync\n');
+    assert.equal(await readText(r, '/f.txt'), 'v3 by rsync\n');
+  });
+});

@@ -27,7 +27,12 @@ export async function resolveAuth(args: AuthArgs): Promise<{ token: string; endp
 }
 
 export async function clientFor(args: AuthArgs): Promise<HttpSynapseClient> {
-  const { token, endpoint, warning } = await resolveAuth(args);
+  return clientOf(await resolveAuth(args), args);
+}
+
+/** A client for auth already resolved (resolveAuth: no request made yet). */
+export function clientOf(auth: { token: string; endpoint: string; warning?: string }, args: AuthArgs): HttpSynapseClient {
+  const { token, endpoint, warning } = auth;
   if (warning) process.stderr.write(`synapse-mount: warning: ${warning}\n`);
   let told = false;
   return new HttpSynapseClient({

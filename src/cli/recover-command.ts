@@ -94,6 +94,22 @@ async function finishUpload(e: JournalEntry, store: ObjectStore): Promise<void> 
   await store.completeMultipartUpload(loc, u.uploadId, parts);
 }
 
+/**
+ * An entry recover leaves without asking Synapse, and why: still open in its running mount, or
+ * journaled by a mount of another Synapse than `spool`'s.
+ */
+export function leftAlone(entry: JournalEntry, spool: Pick<Spool, 'ours'>, force: boolean): RecoverResult | undefined {
+  // (A pid reused since — a container's restarted mount — looks alive too: --force takes it.)
+  const holder = force ? undefined : heldOpenBy(entry);
+  if (holder) {
+    return { entry, outcome: 'open', error: `still open in the mount (pid ${holder.pid}), which publishes it at its last close; recover takes it if that fails (--force takes it now)` };
+  }
+  if (!spool.ours(entry)) {
+    return { entry, outcome: 'elsewhere', error: `journaled by a mount of the Synapse at ${entry.endpoint ?? '?'}; left for \`synapse-mount recover --endpoint ${entry.endpoint ?? '?'}\`` };
+  }
+  return undefined;
+}
+
 export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: Spool, log: Logger | undefined,
   storeFor: (locationId: number, entityId: string) => ObjectStore, opts: { force?: boolean; mtimes?: MtimeStore } = {}): Promise<RecoverResult[]> {
   const results: RecoverResult[] = [];
@@ -101,14 +117,9 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   // Oldest first: of two saves of one file, the later one ends as the newest version.
   const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   for (const entry of entries) {
-    // (A pid reused since — a container's restarted mount — looks alive too: --force takes it.)
-    const holder = opts.force ? undefined : heldOpenBy(entry);
-    if (holder) {
-      results.push({ entry, outcome: 'open', error: `still open in the mount (pid ${holder.pid}), which publishes it at its last close; recover takes it if that fails (--force takes it now)` });
-      continue;
-    }
-    if (!spool.ours(entry)) {
-      results.push({ entry, outcome: 'elsewhere', error: `journaled by a mount of the Synapse at ${entry.endpoint ?? '?'}; left for \`synapse-mount recover --endpoint ${entry.endpoint ?? '?'}\`` });
+    const left = leftAlone(entry, spool, opts.force === true);
+    if (left) {
+      results.push(left);
       continue;
     }
     try {

@@ -6,8 +6,8 @@ import { heldOpenBy, Spool, type JournalEntry } from '../fs/spool.js';
 import { abortOrphanedUploads } from '../fs/orphans.js';
 import { transferServices, type TransferConfig } from '../fs/mount.js';
 import { createLogger } from '../log.js';
-import { clientFor, type AuthArgs } from './common.js';
-import { recoverAll } from './recover-command.js';
+import { clientOf, resolveAuth, type AuthArgs } from './common.js';
+import { leftAlone, recoverAll, type RecoverResult } from './recover-command.js';
 import { openMtimeLog } from '../fs/mtime-log.js';
 import { synapseScope } from '../fs/synapse-scope.js';
 import { UsageError } from '../config.js';
@@ -63,26 +63,38 @@ export async function runRecover(opts: {
     }
     return bad;
   }
-  const client = await clientFor(opts.auth);
+  // Entries and records of another Synapse are left for a recover against it (spool.ts sameSynapse).
+  const auth = await resolveAuth(opts.auth);
+  const spool = new Spool(opts.spoolDir, { endpoint: auth.endpoint });
+  const force = opts.force === true;
+  if (!entries.some((e) => !leftAlone(e, spool, force)) && !(await spool.listUploads()).some((u) => spool.ours(u))) {
+    // Nothing this Synapse could take: said without asking it (QA: an unreachable --endpoint
+    // waited its whole --retry-timeout to report entries it would never touch).
+    return report(entries.map((e) => leftAlone(e, spool, force)!)) || bad;
+  }
+  const client = clientOf(auth, opts.auth);
   // Each entry's outcome is one line on stdout; the log would repeat failures as JSON stacks.
   const log = createLogger('fatal');
   const me = await client.getUserProfile();
-  // Entries and records of another Synapse are left for a recover against it (spool.ts sameSynapse).
-  const spool = new Spool(opts.spoolDir, { endpoint: client.endpoint });
   const { publisher, sources } = transferServices(client, String(me.ownerId), opts.transfer, log, spool);
   const storeFor = (loc: number, id: string): ObjectStore => sources.storeFor(loc, id, 'read_write');
   const orphans = await abortOrphanedUploads(spool, storeFor, log);
   if (orphans > 0) process.stdout.write(`cleaned up ${orphans} orphaned S3 upload(s) (open ones aborted, completed ones' unnamed objects deleted)\n`);
   // Not essential: without it the recovered files show Synapse's time at the next mount.
   const mtimes = await openMtimeLog(spool.dir, { readOnly: false, scope: synapseScope(client.endpoint) }).catch(() => undefined);
-  const results = await recoverAll(client, publisher, spool, log, storeFor, { force: opts.force === true, ...(mtimes ? { mtimes } : {}) });
+  const results = await recoverAll(client, publisher, spool, log, storeFor, { force, ...(mtimes ? { mtimes } : {}) });
   await mtimes?.flush();
+  return report(results) || bad;
+}
+
+/** One line per entry on stdout; 1 if any failed or conflicts. */
+function report(results: RecoverResult[]): number {
   let failed = 0;
   for (const r of results) {
     if (r.outcome === 'failed' || r.outcome === 'conflict') failed++;
     process.stdout.write(`${r.outcome}\t${r.entry.parentId}/${r.entry.name}\t${r.entityId ?? ''}${r.error ? `\t${r.error}` : ''}\n`);
   }
-  return failed > 0 || bad ? 1 : 0;
+  return failed > 0 ? 1 : 0;
 }
 
 /**

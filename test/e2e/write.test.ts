@@ -1644,6 +1644,25 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.match(rec.stdout, /^unreadable\t.*abc\.json/m);
   });
 
+  test('recover against an unreachable Synapse with only another Synapse\'s entries says so at once, without waiting for it', async () => {
+    // QA (session 24): it waited the whole --retry-timeout to report entries it would never touch.
+    const spoolDir = path.join(scratch, 'spool-elsewhere');
+    await sh(`mkdir -p '${spoolDir}/journal' '${spoolDir}/files' && printf 'kept\\n' > '${spoolDir}/files/e1'`);
+    const entry = {
+      id: 'e1', spoolFile: path.join(spoolDir, 'files', 'e1'), parentId: 'syn1', name: 'f.txt', size: 5, md5: '3e6e3d8f4b1c8e2a0d2c6f2d3a9f1b7c',
+      createdAt: new Date().toISOString(), error: 'Synapse unreachable', inSpool: true, endpoint: 'https://repo-prod.example.org/repo/v1',
+    };
+    await writeFile(path.join(spoolDir, 'journal', 'e1.json'), JSON.stringify(entry));
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const started = Date.now();
+    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', 'http://127.0.0.1:3/repo/v1', '--retry-timeout', '120'], { env, timeoutMs: 60_000 });
+    assert.equal(rec.code, 0, rec.stdout + rec.stderr);
+    assert.match(rec.stdout, /^elsewhere\tsyn1\/f\.txt\t\tjournaled by a mount of the Synapse at https:\/\/repo-prod\.example\.org/m);
+    assert.doesNotMatch(rec.stderr, /unreachable/i, 'never asked the unreachable one');
+    assert.ok(Date.now() - started < 30_000, `answered without the retry timeout (${Date.now() - started} ms)`);
+    assert.equal((await readdir(path.join(spoolDir, 'journal'))).length, 1, 'the entry stays');
+  });
+
   test('a program writing more files at once than --max-write-memory has part buffers for never hangs; every file is published whole', async () => {
     // Four 5 MiB buffers, eight outputs written in turn, 64 KiB at a time (a demultiplexer):
     // streamed files used to wait for buffers only the same program's later writes would free.

@@ -14,7 +14,7 @@
 import { proxyForUrl } from '../net/proxy.js';
 import { DirectGetUnsupported, type DirectRangeGetter } from './direct-range-get.js';
 import { S3Error, type Alloc, type RangeSource } from './object-store.js';
-import { backoff, s3ErrorCode, stripQuotes } from './retry.js';
+import { backoff, GetTries, markCutShort, s3ErrorCode, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 
 export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
@@ -61,7 +61,8 @@ export class PresignedRangeSource implements RangeSource {
     if (length <= 0) return Buffer.alloc(0);
     let forceRefresh = false;
     let lastErr: unknown;
-    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const tries = new GetTries(ATTEMPTS);
+    for (;;) {
       this.urlWaits++;
       let url: string;
       try {
@@ -85,13 +86,15 @@ export class PresignedRangeSource implements RangeSource {
           // that one 400 ExpiredToken): a new URL, at once.
           forceRefresh = true;
           lastErr = new S3Error('AccessDenied', 'presigned URL refused (expired?)', 403, { cause: err });
+          if (!tries.another(lastErr)) break;
           continue;
         }
         if (err instanceof S3Error && err.status !== 0 && err.status < 500 && err.status !== 429) throw err;
         if (signal?.aborted) throw err;
         if (timeout.aborted) throw new S3Error('RequestTimeout', `presigned GET: no answer within ${this.timeoutMs} ms`, 0, { cause: err });
         lastErr = err;
-        await backoff(attempt, 1000);
+        if (!tries.another(err)) break;
+        await backoff(tries.step, 1000);
       }
     }
     throw lastErr instanceof S3Error ? lastErr : new S3Error('NetworkError', `presigned GET failed: ${(lastErr as Error)?.message}`, 0, { cause: lastErr });
@@ -152,7 +155,7 @@ export class PresignedRangeSource implements RangeSource {
     const data = res.status === 200 ? body.subarray(start, start + length) : body;
     if (data.length !== length) {
       s3Stats.error();
-      throw Object.assign(new Error(`short body: ${data.length} of ${length}`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+      throw Object.assign(new Error(`short body: ${data.length} of ${length}`), { code: 'ERR_STREAM_PREMATURE_CLOSE', cutShortAfter: data.length });
     }
     return { data, etag };
   }
@@ -163,10 +166,15 @@ async function readInto(res: Response, length: number, alloc?: Alloc): Promise<B
   const out = alloc ? alloc(length) : Buffer.allocUnsafe(length);
   let offset = 0;
   if (!res.body) return out.subarray(0, 0);
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    if (offset + chunk.length > length) throw new S3Error('InvalidRange', 'presigned GET returned more bytes than asked for', 206);
-    out.set(chunk, offset);
-    offset += chunk.length;
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      if (offset + chunk.length > length) throw new S3Error('InvalidRange', 'presigned GET returned more bytes than asked for', 206);
+      out.set(chunk, offset);
+      offset += chunk.length;
+    }
+  } catch (err) {
+    if (!(err instanceof S3Error)) markCutShort(err, offset);
+    throw err;
   }
   return offset === length ? out : out.subarray(0, offset);
 }

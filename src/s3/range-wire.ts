@@ -17,7 +17,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { s3ErrorCode, stripQuotes } from './retry.js';
+import { markCutShort, s3ErrorCode, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error } from './object-store.js';
 
@@ -446,6 +446,7 @@ export class RangeWire {
           signal?.removeEventListener('abort', onAbort);
           if (err) {
             if (!target.gotAnyByte) (err as { beforeAnswer?: boolean }).beforeAnswer = true;
+            if (target.inBody) markCutShort(err, target.received);
             s3Stats.error();
             reject(err);
             return;

@@ -496,6 +496,37 @@ describe('through the local S3 (SigV4 verified by the gate) and AwsObjectStore',
     }
   });
 
+  test('AwsObjectStore: bodies cut short mid-way are retried past 8 tries (lean path and SDK); cut short every time, 24 tries and it gives up', async () => {
+    const saved = process.env['SYNAPSE_MOUNT_S3_GET'];
+    try {
+      for (const setting of [undefined, 'sdk'] as const) {
+        if (setting === undefined) delete process.env['SYNAPSE_MOUNT_S3_GET'];
+        else process.env['SYNAPSE_MOUNT_S3_GET'] = setting;
+        let cuts = 12;
+        const srv = await scripted((_req, sock, [s, e]) => {
+          if (cuts-- <= 0) return partial(sock, [s, e]);
+          sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nContent-Range: bytes ${s}-${e - 1}/${OBJECT.length}\r\nETag: "abc123"\r\n\r\n`);
+          sock.end(OBJECT.subarray(s, s + Math.floor((e - s) / 2)), () => sock.destroy());
+        }, OBJECT.length);
+        const store = new AwsObjectStore({ endpoint: srv.url, credentials: creds, maxAttempts: 1 });
+        try {
+          const got = await store.getRange(loc, 0, 200_000);
+          assert.ok(got.data.equals(OBJECT.subarray(0, 200_000)), `${setting ?? 'lean'}: whole after 12 cut short`);
+          assert.equal(srv.requests.length, 13, setting ?? 'lean');
+          cuts = Infinity;
+          await assert.rejects(store.getRange(loc, 0, 200_000));
+          assert.equal(srv.requests.length - 13, 24, `${setting ?? 'lean'}: bounded`);
+        } finally {
+          store.destroy();
+          await srv.close();
+        }
+      }
+    } finally {
+      if (saved === undefined) delete process.env['SYNAPSE_MOUNT_S3_GET'];
+      else process.env['SYNAPSE_MOUNT_S3_GET'] = saved;
+    }
+  });
+
   test('AwsObjectStore reads through the lean path by default, through the SDK with SYNAPSE_MOUNT_S3_GET=sdk', async () => {
     const srv = await scripted((_req, sock, r) => partial(sock, r), OBJECT.length);
     const saved = process.env['SYNAPSE_MOUNT_S3_GET'];

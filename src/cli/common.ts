@@ -26,13 +26,9 @@ export async function resolveAuth(args: AuthArgs): Promise<{ token: string; endp
   return { token: auth.token, endpoint, ...(auth.warning ? { warning: auth.warning } : {}) };
 }
 
+/** A client (no request made yet: the endpoint is checked, the token read). */
 export async function clientFor(args: AuthArgs): Promise<HttpSynapseClient> {
-  return clientOf(await resolveAuth(args), args);
-}
-
-/** A client for auth already resolved (resolveAuth: no request made yet). */
-export function clientOf(auth: { token: string; endpoint: string; warning?: string }, args: AuthArgs): HttpSynapseClient {
-  const { token, endpoint, warning } = auth;
+  const { token, endpoint, warning } = await resolveAuth(args);
   if (warning) process.stderr.write(`synapse-mount: warning: ${warning}\n`);
   let told = false;
   return new HttpSynapseClient({

@@ -3,10 +3,10 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ObjectStore } from '../s3/object-store.js';
 import { heldOpenBy, Spool, type JournalEntry } from '../fs/spool.js';
-import { abortOrphanedUploads } from '../fs/orphans.js';
+import { abortOrphanedUploads, orphanedUploads } from '../fs/orphans.js';
 import { transferServices, type TransferConfig } from '../fs/mount.js';
 import { createLogger } from '../log.js';
-import { clientOf, resolveAuth, type AuthArgs } from './common.js';
+import { clientFor, type AuthArgs } from './common.js';
 import { leftAlone, recoverAll, type RecoverResult } from './recover-command.js';
 import { openMtimeLog } from '../fs/mtime-log.js';
 import { synapseScope } from '../fs/synapse-scope.js';
@@ -63,16 +63,18 @@ export async function runRecover(opts: {
     }
     return bad;
   }
+  // No request yet: the client checks the endpoint and the token's file.
+  const client = await clientFor(opts.auth);
   // Entries and records of another Synapse are left for a recover against it (spool.ts sameSynapse).
-  const auth = await resolveAuth(opts.auth);
-  const spool = new Spool(opts.spoolDir, { endpoint: auth.endpoint });
+  const spool = new Spool(opts.spoolDir, { endpoint: client.endpoint });
   const force = opts.force === true;
-  if (!entries.some((e) => !leftAlone(e, spool, force)) && !(await spool.listUploads()).some((u) => spool.ours(u))) {
+  const left = entries.map((e) => leftAlone(e, spool, force));
+  if (left.every((r) => r !== undefined) && (await orphanedUploads(spool, false)).length === 0) {
     // Nothing this Synapse could take: said without asking it (QA: an unreachable --endpoint
     // waited its whole --retry-timeout to report entries it would never touch).
-    return report(entries.map((e) => leftAlone(e, spool, force)!)) || bad;
+    if (entries.length === 0) process.stdout.write(`nothing to recover for the Synapse at ${client.endpoint} in ${opts.spoolDir}\n`);
+    return report(left.filter((r) => r !== undefined)) || bad;
   }
-  const client = clientOf(auth, opts.auth);
   // Each entry's outcome is one line on stdout; the log would repeat failures as JSON stacks.
   const log = createLogger('fatal');
   const me = await client.getUserProfile();

@@ -1828,14 +1828,7 @@ export class SynapseFilesystem {
    */
   private async renameLocalEntry(src: string, dest: string, node: FsNode, destParent: FsNode, destName: string, target: FsNode | undefined): Promise<void> {
     if (target?.kind === 'dir') throw new FsError('EISDIR', `${dest}: is a directory`);
-    if (target?.entityId) {
-      // A publish of the file open there (an fsync) finishes first: meeting the deleted entity,
-      // it would publish a new file of that name (Publisher.commit), back from the dead.
-      await this.active.get(dest)?.idle();
-      await this.api.deleteEntity(target.entityId);
-      this.opts.logger?.warn({ path: dest, entityId: target.entityId },
-        'replaced by a file kept in this mount only (empty in Synapse storage, or waiting for recover): the old file is in Synapse\'s trash can');
-    }
+    if (target?.entityId) await this.trashReplaced(dest, target);
     if (target) this.table.remove(destParent.entityId, destName);
     this.orphanReplaced(dest, destParent.entityId, destName);
     this.table.remove(node.parentId!, node.name);
@@ -1843,6 +1836,26 @@ export class SynapseFilesystem {
     const mtime = this.mtimes.get(`local:${src}`);
     this.mtimes.delete(`local:${src}`);
     if (mtime !== undefined) this.mtimes.set(`local:${dest}`, mtime);
+  }
+
+  /** A published file replaced by one kept in this mount only: it goes to Synapse's trash can. */
+  private async trashReplaced(dest: string, target: FsNode): Promise<void> {
+    // A publish of the file open there (an fsync) finishes first: meeting the deleted entity,
+    // it would publish a new file of that name (Publisher.commit), back from the dead.
+    await this.active.get(dest)?.idle();
+    await this.api.deleteEntity(target.entityId);
+    this.opts.logger?.warn({ path: dest, entityId: target.entityId },
+      'replaced by a file kept in this mount only (empty in Synapse storage, or waiting for recover): the old file is in Synapse\'s trash can');
+  }
+
+  /**
+   * Is `af`, a closed empty temporary file, to stay in this mount only where it is renamed (its
+   * folder's storage cannot hold 0 bytes)? Its RELEASE may still be coming (the tool's close is
+   * FLUSH, then RELEASE): waited for a moment first, as its publish is (renameLocalFile).
+   */
+  private async emptyStaysLocal(af: ActiveFile, destParent: FsNode): Promise<boolean> {
+    if (af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);
+    return af.refs === 0 && af.size === 0 && !(await this.writes!.publisher.holdsEmptyFiles(destParent.entityId));
   }
 
   /** The content of `source` becomes the next version of `target`; `source` is deleted. */
@@ -1886,17 +1899,25 @@ export class SynapseFilesystem {
         // be lost at unmount if kept local (QA: every later close failed with EINVAL).
         throw new FsError('EBUSY', `${src}: open for writing; close it before renaming it to a scratch name (${destName} is never published)`);
       }
+      if (target?.entityId && !isScratchName(destName) && af.heldTemp && af.size === 0 && (await this.emptyStaysLocal(af, destParent))) {
+        // A tool's empty temporary file (rsync of an empty file, `sed -i '1,$d'`) where Synapse
+        // cannot hold 0 bytes: as any closed empty file renamed onto a file (renameLocalEntry, git's
+        // lock dance), the old file goes to the trash can and the empty one stays in this mount
+        // (QA: the rename answered 0 and the file kept its bytes; a temp name the mount does not
+        // hold — no capital in its suffix — already went that way).
+        await this.permissions.require('delete', target.entityId, dest, target.benefactorId);
+        await this.trashReplaced(dest, target);
+        this.table.remove(destParent.entityId, destName);
+        target = undefined;
+      }
       if (target?.entityId && !isScratchName(destName)) {
         // Before anything changes: the target gets these bytes, the source entity goes.
         await this.permissions.require('change', target.entityId, dest, target.benefactorId);
         if (af.entityId && af.entityId !== target.entityId) await this.permissions.require('delete', af.entityId, src, node.benefactorId);
-        // A tool's empty temporary file (rsync of an empty file, `sed -i '1,$d'`) over a file with
-        // content, where Synapse cannot hold 0 bytes: as emptying it in place (truncate(2)),
-        // refused before anything moves (QA: the rename answered 0 and the file kept its bytes).
-        if (af.heldTemp && af.size === 0 && !(await this.writes!.publisher.holdsEmptyFiles(destParent.entityId))) {
-          throw new FsError('ENOTSUP', `${dest}: not replaced by the empty ${src} — this folder's storage cannot hold a 0-byte file, so ${destName} keeps its last version`);
-        }
       }
+      // A file waiting for recover that these bytes replace: dropped once they are published or
+      // journaled in its place (rename() after a rename that answers 0; below, when the publish fails).
+      const replacedKept = target && (await this.kept?.waitingUnder(target));
       // Publish under the new name: as a new version of the file it replaces, if any.
       this.active.delete(src);
       const old = this.active.get(dest);
@@ -1943,15 +1964,15 @@ export class SynapseFilesystem {
       // it — the tool's only word on its file (QA: rsync exited 0 with the publish failing). The
       // rename has no op timeout (fuse-adapter.ts), as close has none.
       if (wasHeld && !af.localOnly) {
-        // Replaced now, whatever the publish does: a target waiting for recover is dropped here, as
-        // rename() does after a rename that answers 0 (review: its entry stayed beside this one's).
-        if (target) await this.kept?.discard(target, 'replaced by a rename');
         // The tool's close is FLUSH, then an asynchronous RELEASE, which may come after this
         // rename (review): wait a moment for it, so the publish is the rename's to answer for.
         if (af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);
         if (af.refs === 0) {
           await (this.lastPublish.get(af) ?? this.lastClosed(dest, af));
           if (af.awaitingRecovery || af.broken || af.unjournaledBytes) {
+            // Journaled in its place: the replaced file's entry goes, or recover would publish both
+            // (review). Not when these bytes have no entry (the spool full): the old ones are all there is.
+            if (replacedKept && af.journalEntry && !af.unjournaledBytes) await this.kept!.discardKept(replacedKept, 'replaced by a rename');
             throw new FsError('EIO', `${dest}: renamed, but not published (see the log); its bytes are kept for \`synapse-mount recover\``);
           }
           return;

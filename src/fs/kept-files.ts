@@ -176,10 +176,26 @@ export class KeptFiles {
   /** `node` was removed, or replaced by a rename onto it: its entry and kept bytes go too. */
   async discard(node: FsNode | undefined, why: string): Promise<void> {
     const kept = node && (await this.waiting(node));
-    if (!kept) return;
-    this.byName.delete(keyOf(kept.parentId, kept.name));
+    if (kept) await this.discardKept(kept, why);
+  }
+
+  /**
+   * `kept` (from waitingUnder) and its older entries go. What shows under its name now may be a
+   * newer entry that listed them as older (a held file's failed publish over it): they leave that list.
+   */
+  async discardKept(kept: KeptFile, why: string): Promise<void> {
+    const key = keyOf(kept.parentId, kept.name);
+    const gone = new Set([kept.journalId, ...(kept.older ?? []).map((o) => o.journalId)]);
+    const now = this.byName.get(key);
+    if (now?.journalId === kept.journalId) this.byName.delete(key);
+    else if (now?.older) this.byName.set(key, { ...now, older: now.older.filter((o) => !gone.has(o.journalId)) });
     for (const e of [kept, ...(kept.older ?? [])]) await this.removeEntry(e);
     this.logger?.info({ parentId: kept.parentId, name: kept.name, journalId: kept.journalId, older: kept.older?.length ?? 0, why }, 'a file waiting for recover was removed: its journal entries are dropped');
+  }
+
+  /** The kept file under `node`'s name, if it is `node`'s and its journal entry still waits. */
+  waitingUnder(node: FsNode): Promise<KeptFile | undefined> {
+    return this.waiting(node);
   }
 
   /** The content of `kept` was published (or replaced) from this mount: its entry and bytes go. */

@@ -424,29 +424,29 @@ for i in range(3):
   });
 
 
-  test('rsync or sed -i emptying a published file in Synapse storage fails (EOPNOTSUPP), leaving it as it was', async () => {
+  test('rsync or sed -i emptying a published file in Synapse storage: as `mv` of any empty file onto it, the old file goes to the trash can', async () => {
     // QA (session 24): the tool's empty temp file renamed onto the file answered 0 while the
-    // file kept its bytes — rsync and sed said done; nothing had changed.
+    // file kept its bytes — rsync and sed said done; nothing had changed. Now the same as a
+    // closed empty file renamed there (git's lock dance, above), whatever the temp file's name.
     const src = path.join(scratch, 'rsync-empty');
     const dir = `${m.dir}/managed/emptied-by-tools`;
     assert.equal((await sh(`mkdir -p '${src}' '${dir}' && : > '${src}/r.txt' && printf 'abc\\n' > '${dir}/r.txt' && printf 'x\\n' > '${dir}/s.txt'`)).code, 0);
+    const folder = await idOf(dir);
     const r = await idOf(`${dir}/r.txt`);
     const s = await idOf(`${dir}/s.txt`);
     const rsync = await sh(`rsync -r '${src}/' '${dir}/'`);
-    assert.notEqual(rsync.code, 0, 'rsync reports the refusal');
-    assert.match(rsync.stderr, /Operation not supported/);
+    assert.equal(rsync.code, 0, rsync.stderr);
     const sed = await sh(`sed -i '1,$d' '${dir}/s.txt'`);
-    assert.notEqual(sed.code, 0, 'sed reports the refusal');
-    assert.match(sed.stderr, /Operation not supported/);
-    for (const [id, name, bytes] of [[r, 'r.txt', 'abc\n'], [s, 's.txt', 'x\n']] as const) {
-      assert.equal(stack.seed.entity(id).versionNumber, 1, `${name}: no new version`);
-      assert.equal((await synapseBytes(id)).bytes.toString(), bytes);
-      assert.equal((await sh(`cat '${dir}/${name}'`)).stdout, bytes);
+    assert.equal(sed.code, 0, sed.stderr);
+    for (const [id, name] of [[r, 'r.txt'], [s, 's.txt']] as const) {
+      assert.equal((await sh(`stat -c %s '${dir}/${name}'`)).stdout.trim(), '0', `${name}: empty in the mount`);
+      assert.equal(await childId(stack, folder, name), undefined, `${name}: the replaced file went to the trash can`);
+      assert.equal(stack.seed.trashedFrom(id), folder, `${name}: in the trash can, restorable`);
     }
-    // The tools remove their temp files after the failed rename: nothing left behind, nothing kept.
-    await waitFor('the temp files to go', async () => (await sh(`ls -A '${dir}'`)).stdout.split('\n').filter(Boolean).length === 2, 20_000);
+    assert.deepEqual((await sh(`ls -A '${dir}'`)).stdout.split('\n').filter(Boolean), ['r.txt', 's.txt'], 'no temp file left');
     assert.ok(!(await statusOf(m.dir)).journal.some((j) => j.name.startsWith('.r.txt.') || j.name.startsWith('sed')), 'no journal entry');
   });
+
   test('a scratch view of a Synapse file is read-only; a kept scratch file renamed to a real name is published', async () => {
     const dir = `${m.dir}/managed`;
     assert.equal((await sh(`printf 'v1\\n' > '${dir}/view.txt'`)).code, 0);

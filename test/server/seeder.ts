@@ -46,6 +46,8 @@ export interface Seeder {
    * test that a client never turns a server-side name into a path escape. Bypasses all checks.
    */
   forceName(id: string, name: string): void;
+  /** The synID of the folder an entity in the trash can was deleted from; undefined for one not there. */
+  trashedFrom(id: string): string | undefined;
 }
 
 export function createSeeder(state: State, s3: S3Backend, users: { user1: User; user2: User }, externalBucket: string): Seeder {
@@ -186,6 +188,12 @@ export function createSeeder(state: State, s3: S3Backend, users: { user1: User; 
 
     forceName(id, name) {
       get(id).name = name;
+    },
+
+    trashedFrom(id) {
+      const n = parseSynId(id);
+      const from = n === undefined ? undefined : state.entities.get(n)?.trashedFrom;
+      return from === undefined ? undefined : synId(from);
     },
 
     async objectBytes(bucket, key) {

@@ -31,6 +31,16 @@ async function flushedOpen(r: Real, p: string, text: string): Promise<number> {
   return fd;
 }
 
+/** `p` published as 'v1', then rewritten as 'v2 kept' with that publish failing: it waits for recover. */
+async function keptRewrite(r: Real, p: string): Promise<void> {
+  await writeNew(r, p, 'v1\n');
+  r.faults.failNext('updateEntity');
+  const fd = await r.fs.open(p, 1);
+  await r.fs.write(fd, Buffer.from('v2 kept\n'), 0);
+  await assert.rejects(r.fs.flush(fd));
+  await r.fs.release(fd);
+}
+
 async function withHeld(fn: (r: Awaited<ReturnType<typeof makeReal>>) => Promise<void>, heldTempMs = 60_000): Promise<void> {
   const r = await makeReal({ ttlMs: 60_000, heldTempMs });
   try {
@@ -181,13 +191,7 @@ test('a held file a reader keeps open: renamed, its entry follows the name; remo
 
 test('a held file renamed onto a file waiting for recover, its publish failing too: only the new bytes wait (review)', async () => {
   await withHeld(async (r) => {
-    await writeNew(r, '/f.txt', 'v1\n');
-    // f's next save fails: its bytes wait for recover.
-    r.faults.failNext('updateEntity');
-    const fd = await r.fs.open('/f.txt', 1);
-    await r.fs.write(fd, Buffer.from('v2 kept\n'), 0);
-    await assert.rejects(r.fs.flush(fd));
-    await r.fs.release(fd);
+    await keptRewrite(r, '/f.txt');
     assert.deepEqual((await r.spool.listJournal()).map((e) => e.name), ['f.txt']);
     // rsync replaces it; that publish fails as well.
     await writeSpooled(r, '/.f.txt.AbCdEf', 'v3 by rsync\n');
@@ -198,5 +202,23 @@ test('a held file renamed onto a file waiting for recover, its publish failing t
     assert.equal(journal.length, 1, `the replaced file's entry is dropped, as by a rename that publishes: ${journal.map((e) => e.id).join(', ')}`);
     assert.equal(await readFile(journal[0]!.spoolFile, 'utf8'), 'v3 by rsync\n');
     assert.equal(await readText(r, '/f.txt'), 'v3 by rsync\n');
+  });
+});
+
+test('…and when its own bytes could not be journaled (spool disk full), the replaced file\'s entry stays: the old bytes are all there is (review)', async () => {
+  await withHeld(async (r) => {
+    await keptRewrite(r, '/f.txt');
+    await writeSpooled(r, '/.f.txt.AbCdEf', 'v3 by rsync\n');
+    const writeJournal = r.spool.writeJournal.bind(r.spool);
+    r.spool.writeJournal = async (entry, opts) => {
+      if (entry.publishing || entry.name !== 'f.txt' || entry.size !== 12) return writeJournal(entry, opts);
+      throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    };
+    r.faults.failNext('updateEntity', 10, 503);
+    await assert.rejects(r.fs.rename('/.f.txt.AbCdEf', '/f.txt'));
+    r.faults.clear();
+    r.spool.writeJournal = writeJournal;
+    const left = await Promise.all((await r.spool.listJournal()).map((e) => readFile(e.spoolFile, 'utf8')));
+    assert.ok(left.includes('v2 kept\n'), `the replaced file's kept bytes still wait for recover: ${JSON.stringify(left)}`);
   });
 });

@@ -43,7 +43,7 @@ import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
 import { RemovedNames } from './removed-names.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
-import { isHeldTempName, isProbeName, isScratchName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
+import { isGitLockPath, isHeldTempName, isProbeName, isScratchName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
 import type { MtimeStore } from './mtime-log.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
@@ -909,7 +909,7 @@ export class SynapseFilesystem {
     const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base, listed ? this.mtimeOf(listed, path) : undefined);
     if (!listed && !hiddenId && !isScratchName(name)) {
       file.revive = this.removedNames.take(parent.entityId, name);
-      file.heldTemp = isHeldTempName(name);
+      file.heldTemp = isHeldTempName(name) || isGitLockPath(path);
     }
     if (listed?.entityId || hiddenId) await this.emptiedOrUndone(path, file);
     if (!listed?.entityId) {

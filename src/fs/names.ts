@@ -70,3 +70,14 @@ export function isHeldTempName(name: string): boolean {
   // without one is published at its close, as any file.
   return suffix !== undefined && /[A-Z]/.test(suffix);
 }
+
+/**
+ * A git lock file: `<file>.lock` inside a repository's `.git` (or a bare `*.git`) folder, written
+ * whole and renamed onto `<file>` — git's way to replace config, index, HEAD and refs. Held as
+ * the temporary files above are (QA: a "Can edit" collaborator's `git init` failed — the rename
+ * onto `config` had to delete the published lock file — and left `config.lock` they could not
+ * remove). A lock git removes instead (a rollback) is never published.
+ */
+export function isGitLockPath(path: string): boolean {
+  return /(^|\/)[^/]*\.git\/(?:[^/]+\/)*[^/]+\.lock$/.test(path);
+}

@@ -11,7 +11,9 @@
  * files. A renewal nobody asked for that fails is dropped; the next read asks again.
  *
  * URLs are shared by every open of the same (entity, file handle). Entries not used for a few
- * URL lifetimes are dropped.
+ * URL lifetimes are dropped. A renewal Synapse refuses (the file deleted or unshared since it
+ * was opened) leaves the URL in hand in use until S3 refuses it; then the read fails with ESTALE
+ * for a deleted file, EACCES otherwise.
  */
 import type { SynapseApi } from '../synapse/api.js';
 import type { FileHandleAssociation } from '../synapse/types.js';
@@ -25,6 +27,8 @@ interface Waiter {
   promise: Promise<string>;
   resolve: (url: string) => void;
   reject: (err: unknown) => void;
+  /** A reader's S3 refused the current URL (forced): it must never get that one back. */
+  forced: boolean;
 }
 
 interface Entry {
@@ -37,6 +41,8 @@ interface Entry {
   /** Batches carrying this entry now (an unasked renewal is not sent twice). */
   inFlight: number;
   lastUsed: number;
+  /** When Synapse last refused a renewal: the URL in hand is used without asking again for a while. */
+  refusedAt?: number;
 }
 
 export class PresignedUrls {
@@ -45,7 +51,7 @@ export class PresignedUrls {
   private scheduled = false;
 
   constructor(
-    private readonly api: Pick<SynapseApi, 'batchFileHandles'>,
+    private readonly api: Pick<SynapseApi, 'batchFileHandles'> & Partial<Pick<SynapseApi, 'getEntity'>>,
     private readonly maxAgeMs: number,
     private readonly now: () => number = Date.now,
   ) {}
@@ -65,17 +71,21 @@ export class PresignedUrls {
         this.entries.set(key, e);
       }
       e.lastUsed = this.now();
-      if (!force && e.current && this.now() - e.current.at < this.maxAgeMs) return Promise.resolve(e.current.url);
-      return this.request(e);
+      const t = this.now();
+      if (!force && e.current && (t - e.current.at < this.maxAgeMs || t - (e.refusedAt ?? -Infinity) < this.maxAgeMs)) return Promise.resolve(e.current.url);
+      return this.request(e, force);
     };
   }
 
-  private request(e: Entry): Promise<string> {
-    if (e.waiting) return e.waiting.promise;
+  private request(e: Entry, force: boolean): Promise<string> {
+    if (e.waiting) {
+      e.waiting.forced ||= force;
+      return e.waiting.promise;
+    }
     let resolve!: (url: string) => void;
     let reject!: (err: unknown) => void;
     const promise = new Promise<string>((res, rej) => { resolve = res; reject = rej; });
-    e.waiting = { promise, resolve, reject };
+    e.waiting = { promise, resolve, reject, forced: force };
     this.queued.add(e);
     this.schedule();
     return promise;
@@ -122,9 +132,15 @@ export class PresignedUrls {
         if (r?.preSignedURL) {
           if (!e.current || e.current.at <= t) e.current = { url: r.preSignedURL, at: t };
           this.settle(e, w, r.preSignedURL);
+        } else if (!w) {
+          e.refusedAt = t; // an unasked renewal: the next read asks (or uses the URL in hand a while)
+        } else if (!w.forced && e.current) {
+          // A renewal refused (the file deleted or unshared since it was opened): the URL in hand
+          // may still be good — S3 says when it is not, and that forced renewal fails the read.
+          e.refusedAt = t;
+          this.settle(e, w, e.current.url);
         } else {
-          this.settle(e, w, undefined, new FsError(r?.failureCode === 'UNAUTHORIZED' ? 'EACCES' : 'EIO',
-            `${e.association.associateObjectId}: no download URL (${r?.failureCode ?? 'none returned'})`));
+          void this.refusal(e, r?.failureCode).then((err) => this.settle(e, w, undefined, err));
         }
       });
     } catch (err) {
@@ -133,6 +149,20 @@ export class PresignedUrls {
     } finally {
       for (const s of sent) s.e.inFlight--;
     }
+  }
+
+  /**
+   * Why Synapse gave no URL: a file deleted since it was opened is ESTALE, as on NFS — its
+   * readers learn the file is gone, not that they lack a permission (QA: EACCES); one whose
+   * sharing changed is EACCES.
+   */
+  private async refusal(e: Entry, failureCode: string | undefined): Promise<FsError> {
+    const id = e.association.associateObjectId;
+    const message = `${id}: no download URL (${failureCode ?? 'none returned'})`;
+    if (failureCode !== 'UNAUTHORIZED' && failureCode !== 'NOT_FOUND') return new FsError('EIO', message);
+    const gone = this.api.getEntity ? await this.api.getEntity(id).then(() => false, (err: unknown) => (err as { status?: number }).status === 404) : false;
+    if (gone) return new FsError('ESTALE', `${id}: deleted in Synapse since it was opened (${message})`);
+    return new FsError(failureCode === 'UNAUTHORIZED' ? 'EACCES' : 'EIO', message);
   }
 
   /** Answer the waiter a slot was sent for (none: an unasked renewal, whose failure is dropped). */

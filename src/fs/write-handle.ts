@@ -50,7 +50,9 @@ import { publishingNow, type JournalEntry, type Spool, type SpoolFile } from './
  * filesystem forgets that folder. Not an upload's 404 (an unknown multipart upload; review).
  */
 export function entityGone(err: unknown): boolean {
-  return err instanceof SynapseError && err.status === 404 && /^\/repo\/v1\/entity(\/syn\d+)?(\?|$)/.test(err.path);
+  // Also the folder's upload destination, asked first for a new file (QA: ENOENT there, ESTALE otherwise).
+  return err instanceof SynapseError && err.status === 404
+    && /^\/(repo\/v1\/entity(\/syn\d+)?(\?|$)|file\/v1\/entity\/syn\d+\/uploadDestination$)/.test(err.path);
 }
 
 export interface PublishedVersion {

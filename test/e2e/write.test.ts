@@ -1356,6 +1356,13 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       });
       const inSynapse = ((await listed.json()) as { page: Array<{ name: string }> }).page.map((c) => c.name).sort();
       assert.deepEqual(inSynapse, ['new.txt', 'r.txt', 'x.txt', 'z.txt'], 'nor in Synapse');
+      // git replaces config, index, HEAD and refs by renaming `<file>.lock` onto them (QA: `git
+      // init` failed for them, leaving a published config.lock they could not remove).
+      const git = await sh(`cd '${m2.dir}/canedit' && mkdir repo && cd repo && git init -q && git config user.email a@b && git config user.name A`
+        + ` && echo hi > a.txt && git add a.txt && git -c gc.auto=0 commit -qm one && echo again >> a.txt && git commit -qam two && git log --oneline | wc -l && git status --porcelain`
+        + ` && find .git -name '*.lock'`, { timeoutMs: 120_000 });
+      assert.equal(git.code, 0, git.stderr);
+      assert.equal(git.stdout, '2\n', 'two commits, a clean tree, no lock file left');
       // A folder with its own ACL keeps it when renamed (review: it was given the project's, whose
       // cached "may not add files" then refused a file its own ACL allows).
       const renamed = await sh(`mv '${m2.dir}/own-acl' '${m2.dir}/own-acl2' && echo mine > '${m2.dir}/own-acl2/f.txt'`);

@@ -1324,6 +1324,20 @@ test('open of a path another client deleted is ESTALE (the kernel looks again); 
   });
 });
 
+// QA (session 25): ENOENT when the new file's folder went before its upload destination was asked, ESTALE otherwise.
+test('a new file whose folder another client deleted before its close: ESTALE, journaled (its upload destination is gone too)', async () => {
+  await withReal(async (r) => {
+    await r.fs.mkdir('/q3');
+    const fd = await r.fs.create('/q3/new.txt', 0o644);
+    await r.fs.write(fd, Buffer.from('mine\n'), 1); // out of order: spooled, its destination asked at close
+    await r.fs.write(fd, Buffer.from('!'), 0);
+    await r.remote.deleteEntity(r.api.resolvePath(r.rootId, '/q3')!.id);
+    await assert.rejects(r.fs.flush(fd), (err: unknown) => errnoName(err) === 'ESTALE');
+    await r.fs.release(fd);
+    assert.equal((await r.spool.listJournal()).length, 1);
+  });
+});
+
 // QA: close() said EAGAIN ("Resource temporarily unavailable") when Synapse kept answering 412.
 test('regression: a publish Synapse keeps refusing with 412 (stale etag) fails close() with ESTALE, journaled', async () => {
   await withReal(async (r) => {

@@ -222,3 +222,23 @@ test('…and when its own bytes could not be journaled (spool disk full), the re
     assert.ok(left.includes('v2 kept\n'), `the replaced file's kept bytes still wait for recover: ${JSON.stringify(left)}`);
   });
 });
+
+test('git\'s lock files inside a repository are held too: `config.lock` renamed onto `config` is its next version, nothing deleted; a lock removed is never published', async () => {
+  const { isGitLockPath } = await import('../../src/fs/names.js');
+  for (const p of ['/r/.git/config.lock', '/.git/index.lock', '/a/b/.git/refs/heads/main.lock', '/srv/repo.git/HEAD.lock', '/r/.git/modules/sub/index.lock']) assert.ok(isGitLockPath(p), p);
+  for (const p of ['/yarn.lock', '/r/Cargo.lock', '/r/.git/config', '/r/.github/x.lock', '/r/.gitignore.lock']) assert.ok(!isGitLockPath(p), p);
+  await withHeld(async (r) => {
+    await r.fs.mkdir('/.git');
+    await writeNew(r, '/.git/config', '[core]\n');
+    const git = (await r.api.lookupChild(r.rootId, '.git'))!;
+    const config = (await r.api.lookupChild(git, 'config'))!;
+    await writeSpooled(r, '/.git/config.lock', '[core]\n\tbare = false\n');
+    await r.fs.rename('/.git/config.lock', '/.git/config');
+    assert.equal(r.api.fileBytes(config).toString(), '[core]\n\tbare = false\n');
+    assert.equal(r.api.calls['deleteEntity'] ?? 0, 0, 'a collaborator without DELETE can do this');
+    const created = r.api.calls['createEntity'] ?? 0;
+    await writeSpooled(r, '/.git/index.lock', 'DIRC index');
+    await r.fs.unlink('/.git/index.lock');
+    assert.equal((r.api.calls['createEntity'] ?? 0) - created, 0, 'a rolled-back lock is never published');
+  });
+});

@@ -177,3 +177,29 @@ test("a range source hands the URL provider's refusal to the reader at once (EAC
   await assert.rejects(source.read(0, 100), (err: unknown) => (err as { errno?: string }).errno === 'EACCES');
   assert.equal(asked, 1, 'no retry of a refusal');
 });
+
+test('a file deleted (or unshared) after its open: the URL in hand serves until S3 refuses it; then ESTALE for a deleted file, EACCES for an unshared one', async () => {
+  for (const deleted of [true, false]) {
+    let now = 0;
+    const deny = new Set<string>();
+    const { api, calls } = fakeApi({ deny });
+    const urls = new PresignedUrls({
+      ...api,
+      async getEntity(id: string) {
+        if (deleted) throw Object.assign(new Error(`Entity ${id} is in trash can.`), { status: 404 });
+        return { id } as never;
+      },
+    }, 20_000, () => now);
+    const url = urls.provider(file(1));
+    const first = await url(false);
+    deny.add('501'); // QA: another client's `rm` while a reader had the file open
+    now = 25_000;
+    assert.equal(await url(false), first, 'the renewal refused: the URL in hand, not an error');
+    const asked = calls.length;
+    now = 30_000;
+    assert.equal(await url(false), first);
+    assert.equal(calls.length, asked, 'not asked again at every read after a refusal');
+    // S3 refused that URL (it expired): the forced renewal fails the read, saying why.
+    await assert.rejects(url(true), (err: unknown) => (err as { errno?: string }).errno === (deleted ? 'ESTALE' : 'EACCES'));
+  }
+});

@@ -1138,8 +1138,24 @@ export class SynapseFilesystem {
       return 0;
     }
     if (h.live && sharedNow(h.live)) return readActive(h.live, target, length, position);
+    if (!h.following && position >= h.reader.source.size) this.followAtEnd(fd, h);
     if (h.following) return h.following.then(() => h.reader.readAny(target, position, Math.min(length, target.length)));
     return h.reader.readAny(target, position, Math.min(length, target.length));
+  }
+
+  /**
+   * A reader at the end of its version moves on to a newer version of the same file that this
+   * mount has heard of (the kernel's `stat`, a listing): as on a local disk, where bytes another
+   * process appends or writes in place reach a reader past what it read — so `tail -f` follows a
+   * log another client appends to (QA: it showed nothing new, ever). Never mid-file: a reader
+   * still reading gets the version it opened, whole. Another file renamed onto the name is not
+   * followed (a new inode on a local disk too).
+   */
+  private followAtEnd(fd: number, h: ReadOpen): void {
+    if (h.detached || !h.node.parentId) return;
+    const now = this.table.cachedListing(h.node.parentId)?.get(h.node.name);
+    if (now?.kind !== 'file' || now.entityId !== h.node.entityId || now.versionNumber === undefined || now.versionNumber <= h.version) return;
+    this.follow(fd, h, now.entityId, now.versionNumber, now.modifiedOn);
   }
 
   /**
@@ -1151,7 +1167,10 @@ export class SynapseFilesystem {
   readWindow(fd: number, offset: number, onDropped: () => boolean, moveOn = true): ReturnType<ReadHandle['window']> {
     const h = this.handles.get(fd);
     if (h?.kind !== 'read' || h.following || h.live) return undefined;
-    return h.reader.window(Math.min(offset, h.reader.source.size - 1), onDropped, moveOn);
+    const w = h.reader.window(Math.min(offset, h.reader.source.size - 1), onDropped, moveOn);
+    // Reads at or across the end come to JS (two per file read through): there a reader at the
+    // end moves on to a newer version of the file (readAny: `tail -f`).
+    return w && { ...w, eof: false };
   }
 
   /** The last read of `fd` that JS answered was a random one (a seek away from a sequential run). */

@@ -1136,6 +1136,31 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     }
   });
 
+  test('tail -f follows a log another client appends to (its new versions), in both storage kinds', async () => {
+    // QA (session 25): a teammate's tail -f printed nothing new, ever — its fd read the version it
+    // opened. A reader at the end of its version now moves on to the newer one the mount hears of.
+    const mt = await mountForeground(stack, projectId, ['--read-only', '--metadata-ttl', '1']);
+    try {
+      for (const dir of ['sts', 'managed']) {
+        const folder = await idOf(`${m.dir}/${dir}`);
+        const log = await stack.seed.file(folder, `teammate-${dir}.log`, Buffer.from('line 1\n'));
+        const tail = tailFollowing(`${mt.dir}/${dir}/teammate-${dir}.log`, `teammate-${dir}`);
+        try {
+          await tail.printed('line 1', `${dir}: the first line`);
+          await stack.seed.fileVersion(log.id, Buffer.from('line 1\nline 2\n'));
+          await tail.printed('line 2', `${dir}: the line another client appended`);
+          await stack.seed.fileVersion(log.id, Buffer.from('line 1\nline 2\nline 3\n'));
+          await tail.printed('line 3', `${dir}: the next one`);
+          assert.equal(await tail.output(), 'line 1\nline 2\nline 3\n');
+        } finally {
+          await tail.stop();
+        }
+      }
+    } finally {
+      await mt.unmount();
+    }
+  });
+
   test('tail -f started before a long-running writer sees its lines before the writer closes; one started after lets the file go at its close', async () => {
     const f = `${m.dir}/sts/daemon.log`;
     assert.equal((await sh(`printf 'start\\n' > '${f}'`)).code, 0);

@@ -1,0 +1,39 @@
+/**
+ * A reader at the end of the version it opened moves on to a newer version of the same file
+ * that the mount has heard of (filesystem.ts followAtEnd): `tail -f` of a log another client
+ * appends to. A reader still inside its version keeps it, whole.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { withReal, writeNew, type Real } from './fs-wiring.js';
+
+async function readAt(r: Real, fd: number, position: number, length = 4096): Promise<string> {
+  const buf = Buffer.alloc(length);
+  return buf.subarray(0, await r.fs.read(fd, buf, length, position)).toString();
+}
+
+/** Another client publishes `text` as the file's next version; the mount hears of it (a listing after the TTL). */
+async function publishedElsewhere(r: Real, p: string, text: string): Promise<void> {
+  const id = r.api.resolvePath(r.rootId, p)!.id;
+  await r.remote.putVersion(id, Buffer.from(text));
+  r.fs.table.invalidate(r.rootId); // the listing after --metadata-ttl
+  await r.fs.getattr(p);
+}
+
+test('tail -f: a reader at the end of its version reads what another client appended; one mid-file keeps its version', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/app.log', 'line 1\n');
+    const tail = await r.fs.open('/app.log', 0);
+    const slow = await r.fs.open('/app.log', 0);
+    assert.equal(await readAt(r, tail, 0), 'line 1\n');
+    assert.equal(await readAt(r, tail, 7), '', 'at the end');
+    assert.equal(await readAt(r, slow, 0, 4), 'line', 'mid-file');
+    await publishedElsewhere(r, '/app.log', 'line 1\nline 2\n');
+    assert.equal(await readAt(r, tail, 7), 'line 2\n', 'tail -f follows');
+    assert.equal(await readAt(r, slow, 4), ' 1\n', 'the reader mid-file reads the version it opened, to its end');
+    // …and, having reached that end, moves on too.
+    assert.equal(await readAt(r, slow, 7), 'line 2\n');
+    await r.fs.release(tail);
+    await r.fs.release(slow);
+  });
+});

@@ -292,6 +292,8 @@ export class SynapseFilesystem {
   private nextFd = 10;
   /** Files a last-close publish is publishing (publishAtLastClose). */
   private readonly lastPublish = new WeakMap<ActiveFile, Promise<void>>();
+  /** baseSource(): sources of versions files open for writing build on, by `${entityId}.${version}`. */
+  private readonly baseSources = new LRUCache<string, Promise<RangeSource>>({ max: 64 });
   /** Files lastClosed has let go (or is letting go). */
   private readonly letGo = new WeakSet<ActiveFile>();
   /** Removed files kept for the readers sharing their bytes (lastClosed, sharerClosed). */
@@ -707,6 +709,7 @@ export class SynapseFilesystem {
     const w = this.writes!;
     const file = new ActiveFile({
       spool: w.spool, publisher: w.publisher, loadBase: (id, version, into) => this.loadBase(id, version, into),
+      readBase: async (id, version, position, length) => this.cache.read(await this.baseSource(id, version), position, length),
       startStream: (parentId, name, keep) => this.startStream(parentId, name, keep),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
     }, {
@@ -867,13 +870,28 @@ export class SynapseFilesystem {
     };
   }
 
-  /** Copy the published bytes of an entity into a spool file (append, partial rewrite). */
-  private async loadBase(entityId: string, version: number | undefined, into: SpoolFile): Promise<void> {
-    const file = await this.sources.resolve({
+  /**
+   * The bytes of a version files open for writing build on; one source per version (an STS
+   * source's open costs a GET), kept while those files read it.
+   */
+  private baseSource(entityId: string, version: number | undefined): Promise<RangeSource> {
+    const key = `${entityId}.${version}`;
+    const known = version === undefined ? undefined : this.baseSources.get(key);
+    if (known) return known;
+    const source = this.sources.resolve({
       entityId, name: '', kind: 'file', parentId: undefined, versionNumber: version, modifiedOn: 0, createdOn: 0,
       pinnedVersion: version !== undefined,
-    }, version !== undefined);
-    const source = await this.sources.source(file, this.cache);
+    }, version !== undefined).then((file) => this.sources.source(file, this.cache));
+    if (version !== undefined) {
+      this.baseSources.set(key, source);
+      source.catch(() => this.baseSources.delete(key));
+    }
+    return source;
+  }
+
+  /** Copy the published bytes of an entity into a spool file (append, partial rewrite). */
+  private async loadBase(entityId: string, version: number | undefined, into: SpoolFile): Promise<void> {
+    const source = await this.baseSource(entityId, version);
     const chunk = this.cache.blockSize;
     for (let off = 0; off < source.size; off += chunk) {
       await into.write(await this.cache.read(source, off, chunk), off);

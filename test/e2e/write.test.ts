@@ -1136,6 +1136,45 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     }
   });
 
+  test('SQLite opening its database read-write (its default) and querying reads a few blocks, not the whole file; an update then publishes', async () => {
+    // QA (session 25): every connection copied the whole database into the spool before its first read.
+    /** Python's sqlite3 on `db` (opened as it opens by default: read-write), then `lines`. */
+    const onDb = (db: string, ...lines: string[]): Promise<ShResult> => runPython(['import sqlite3, sys', 'c = sqlite3.connect(sys.argv[1])', ...lines], [db]);
+    const local = path.join(scratch, 'rows.sqlite');
+    const build = await runPython([
+      'import sqlite3, sys',
+      'c = sqlite3.connect(sys.argv[1])',
+      "c.execute('create table t (id integer primary key, v text)')",
+      "c.executemany('insert into t values (?, ?)', ((i, 'x' * 200 + str(i)) for i in range(150000)))",
+      'c.commit()',
+    ], [local]);
+    assert.equal(build.code, 0, build.stderr);
+    const size = Number((await sh(`stat -c %s '${local}'`)).stdout.trim());
+    assert.ok(size > 30 * MiB, `a database of ${size} bytes`);
+    assert.equal((await sh(`cp '${local}' '${m.dir}/sts/rows.sqlite'`)).code, 0);
+    const fresh = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool-sqlite')]);
+    try {
+      const sent = stack.dev.stats().s3.bytesOut;
+      const q = await onDb(`${fresh.dir}/sts/rows.sqlite`, "print(c.execute('select v from t where id = 123456').fetchone()[0][-6:])");
+      assert.equal(q.stdout.trim(), '123456', q.stderr);
+      const fetched = stack.dev.stats().s3.bytesOut - sent;
+      assert.ok(fetched < size / 2, `${fetched} of ${size} bytes fetched for one indexed SELECT`);
+      assert.ok(!(await statusOf(fresh.dir)).uploads.some((u) => u.path.endsWith('rows.sqlite')), 'nothing being written');
+      const u = await onDb(`${fresh.dir}/sts/rows.sqlite`, "c.execute(\"update t set v = 'changed' where id = 7\")", 'c.commit()', 'c.close()');
+      assert.equal(u.code, 0, u.stderr);
+    } finally {
+      await fresh.unmount();
+    }
+    // Read back through another fresh mount (this suite's own mount may still show its own version for a TTL).
+    const after = await mountForeground(stack, projectId, ['--read-only']);
+    try {
+      const check = await onDb(`${after.dir}/sts/rows.sqlite`, "print(c.execute('select v from t where id = 7').fetchone()[0], c.execute('select count(*) from t').fetchone()[0])");
+      assert.equal(check.stdout.trim(), 'changed 150000', check.stderr);
+    } finally {
+      await after.unmount();
+    }
+  });
+
   test('tail -f follows a log another client appends to (its new versions), in both storage kinds', async () => {
     // QA (session 25): a teammate's tail -f printed nothing new, ever — its fd read the version it
     // opened. A reader at the end of its version now moves on to the newer one the mount hears of.

@@ -149,6 +149,10 @@ export const XATTR_NAMES = ['user.synapse.id', 'user.synapse.version', 'user.syn
  */
 interface ReadOpen {
   kind: 'read'; node: FsNode; reader: ReadHandle; version: number; following?: Promise<void>; detached?: boolean;
+  /** Where its last read found the end of its version — no read of its last byte since (followAtEnd). */
+  atEnd?: number;
+  /** A version it could not move on to (follow failed): not tried again at every read at the end. */
+  unreachable?: number;
   /** The file is open for writing here: the fd reads the writer's bytes meanwhile (readersShare). */
   live?: ActiveFile;
 }
@@ -927,7 +931,8 @@ export class SynapseFilesystem {
     const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base, listed ? this.mtimeOf(listed, path) : undefined);
     if (!listed && !hiddenId && !isScratchName(name)) {
       file.revive = this.removedNames.take(parent.entityId, name);
-      file.heldTemp = isHeldTempName(name) || isGitLockPath(path);
+      file.heldUntilRenamed = isGitLockPath(path);
+      file.heldTemp = isHeldTempName(name) || file.heldUntilRenamed;
     }
     if (listed?.entityId || hiddenId) await this.emptiedOrUndone(path, file);
     if (!listed?.entityId) {
@@ -1090,8 +1095,9 @@ export class SynapseFilesystem {
     const following: Promise<void> = (h.following ?? Promise.resolve())
       .then(() => this.followTo(fd, h, entityId, versionNumber, modifiedOn))
       .catch((err: unknown) => {
-        this.opts.logger?.warn({ err, entityId, fd, version: versionNumber }, 'an open reader could not move on to the version this mount published; it keeps reading the one it had');
+        this.opts.logger?.warn({ err, entityId, fd, version: versionNumber }, 'an open reader could not move on to a newer version of its file; it keeps reading the one it had');
         if (h.version === versionNumber && h.node.entityId === entityId) h.version = from;
+        h.unreachable = versionNumber;
       })
       .finally(() => {
         if (h.following === following) delete h.following;
@@ -1156,23 +1162,31 @@ export class SynapseFilesystem {
       return 0;
     }
     if (h.live && sharedNow(h.live)) return readActive(h.live, target, length, position);
-    if (!h.following && position >= h.reader.source.size) this.followAtEnd(fd, h);
+    const size = h.reader.source.size;
+    if (position >= size) {
+      // The second read in a row at the end, nothing read in between: a reader waiting there.
+      if (!h.following && h.atEnd === position) this.followAtEnd(fd, h);
+      h.atEnd = position;
+    } else if (position + length >= size) {
+      delete h.atEnd; // a pass reached the last byte: its read at the end stops there
+    }
     if (h.following) return h.following.then(() => h.reader.readAny(target, position, Math.min(length, target.length)));
     return h.reader.readAny(target, position, Math.min(length, target.length));
   }
 
   /**
-   * A reader at the end of its version moves on to a newer version of the same file that this
-   * mount has heard of (the kernel's `stat`, a listing): as on a local disk, where bytes another
-   * process appends or writes in place reach a reader past what it read — so `tail -f` follows a
-   * log another client appends to (QA: it showed nothing new, ever). Never mid-file: a reader
-   * still reading gets the version it opened, whole. Another file renamed onto the name is not
-   * followed (a new inode on a local disk too).
+   * A reader that stays at the end of its version — reads there again with nothing read in
+   * between, as `tail -f` does — moves on to a newer version of the same file this mount has heard
+   * of (the kernel's `stat`, a listing), and reads past its old end what the newer one holds there
+   * (QA: a teammate's `tail -f` showed nothing new, ever). A pass over the file (`cp`, `md5sum`,
+   * `rsync`: each stops at its first read at the end) reads one version, whole (review). Another
+   * file renamed onto the name is not followed (a new inode on a local disk too).
    */
   private followAtEnd(fd: number, h: ReadOpen): void {
     if (h.detached || !h.node.parentId) return;
     const now = this.table.cachedListing(h.node.parentId)?.get(h.node.name);
     if (now?.kind !== 'file' || now.entityId !== h.node.entityId || now.versionNumber === undefined || now.versionNumber <= h.version) return;
+    if (now.versionNumber === h.unreachable) return;
     this.follow(fd, h, now.entityId, now.versionNumber, now.modifiedOn);
   }
 
@@ -1185,10 +1199,15 @@ export class SynapseFilesystem {
   readWindow(fd: number, offset: number, onDropped: () => boolean, moveOn = true): ReturnType<ReadHandle['window']> {
     const h = this.handles.get(fd);
     if (h?.kind !== 'read' || h.following || h.live) return undefined;
-    const w = h.reader.window(Math.min(offset, h.reader.source.size - 1), onDropped, moveOn);
-    // Reads at or across the end come to JS (two per file read through): there a reader at the
-    // end moves on to a newer version of the file (readAny: `tail -f`).
-    return w && { ...w, eof: false };
+    const size = h.reader.source.size;
+    const w = h.reader.window(Math.min(offset, size - 1), onDropped, moveOn);
+    if (!w) return undefined;
+    // Reads of a file's last byte and past its end come to JS (two per pass over a file): it
+    // sees each pass reach the end, and a reader that stays there (followAtEnd: `tail -f`).
+    if (w.start + w.length < size) return { ...w, eof: false };
+    if (w.length > 1) return { ...w, eof: false, length: w.length - 1 };
+    w.release();
+    return undefined;
   }
 
   /** The last read of `fd` that JS answered was a random one (a seek away from a sequential run). */
@@ -1303,6 +1322,9 @@ export class SynapseFilesystem {
    * not one, or its tool stopped before the rename — published under its own name, as any file.
    */
   private publishHeldLater(file: ActiveFile): void {
+    // git keeps `index.lock` closed through a commit's editor, then renames or removes it (review:
+    // published after 10 s, its rename had to delete it — EACCES for a "Can edit" collaborator).
+    if (file.heldUntilRenamed) return;
     const timer = setTimeout(() => {
       const path = [...this.active].find(([, f]) => f === file)?.[0];
       if (!path || !file.heldTemp || file.unlinked || file.refs > 0) return;

@@ -72,12 +72,15 @@ export function isHeldTempName(name: string): boolean {
 }
 
 /**
- * A git lock file: `<file>.lock` inside a repository's `.git` (or a bare `*.git`) folder, written
- * whole and renamed onto `<file>` — git's way to replace config, index, HEAD and refs. Held as
- * the temporary files above are (QA: a "Can edit" collaborator's `git init` failed — the rename
- * onto `config` had to delete the published lock file — and left `config.lock` they could not
- * remove). A lock git removes instead (a rollback) is never published.
+ * A git lock file: `<file>.lock` inside a repository's `.git` folder — or, in a bare `*.git`
+ * one, a lock of git's own files (HEAD, config, index, packed-refs, shallow, refs/, logs/), not a
+ * working tree's `yarn.lock` (review) — written whole and renamed onto `<file>`: git's way to
+ * replace config, index, HEAD and refs. Held as the temporary files above are, but until renamed
+ * or removed however long that takes (QA: a "Can edit" collaborator's `git init` failed — the
+ * rename onto `config` had to delete the published lock file — and left `config.lock` they could
+ * not remove). A lock git removes instead (a rollback) is never published.
  */
 export function isGitLockPath(path: string): boolean {
-  return /(^|\/)[^/]*\.git\/(?:[^/]+\/)*[^/]+\.lock$/.test(path);
+  return /(^|\/)\.git\/(?:[^/]+\/)*[^/]+\.lock$/.test(path)
+    || /(^|\/)[^/]+\.git\/(?:(?:HEAD|config|index|packed-refs|shallow|[A-Z_]+_HEAD)\.lock|(?:refs|logs|worktrees)\/(?:[^/]+\/)*[^/]+\.lock)$/.test(path);
 }

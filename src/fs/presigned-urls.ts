@@ -134,12 +134,15 @@ export class PresignedUrls {
           this.settle(e, w, r.preSignedURL);
         } else if (!w) {
           e.refusedAt = t; // an unasked renewal: the next read asks (or uses the URL in hand a while)
-        } else if (!w.forced && e.current) {
+        } else if (!w.forced && e.current && t - e.current.at < 1.5 * this.maxAgeMs) {
           // A renewal refused (the file deleted or unshared since it was opened): the URL in hand
-          // may still be good — S3 says when it is not, and that forced renewal fails the read.
+          // may still be good (URLs live 30 s) — S3 says when it is not, and that forced renewal
+          // fails the read.
           e.refusedAt = t;
           this.settle(e, w, e.current.url);
         } else {
+          // S3 refused the URL in hand, or it is past its life: never handed out again (review).
+          delete e.current;
           void this.refusal(e, r?.failureCode).then((err) => this.settle(e, w, undefined, err));
         }
       });
@@ -159,10 +162,12 @@ export class PresignedUrls {
   private async refusal(e: Entry, failureCode: string | undefined): Promise<FsError> {
     const id = e.association.associateObjectId;
     const message = `${id}: no download URL (${failureCode ?? 'none returned'})`;
-    if (failureCode !== 'UNAUTHORIZED' && failureCode !== 'NOT_FOUND') return new FsError('EIO', message);
+    // The version's file handle is gone (a version deleted elsewhere): stale as well.
+    if (failureCode === 'NOT_FOUND') return new FsError('ESTALE', `${id}: this version is no longer in Synapse (${message})`);
+    if (failureCode !== 'UNAUTHORIZED') return new FsError('EIO', message);
     const gone = this.api.getEntity ? await this.api.getEntity(id).then(() => false, (err: unknown) => (err as { status?: number }).status === 404) : false;
     if (gone) return new FsError('ESTALE', `${id}: deleted in Synapse since it was opened (${message})`);
-    return new FsError(failureCode === 'UNAUTHORIZED' ? 'EACCES' : 'EIO', message);
+    return new FsError('EACCES', message);
   }
 
   /** Answer the waiter a slot was sent for (none: an unasked renewal, whose failure is dropped). */

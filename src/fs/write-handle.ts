@@ -755,6 +755,8 @@ export class ActiveFile {
 
   /** A tool's temporary file (names.ts isHeldTempName): its publish waits for the rename after its last close. */
   heldTemp = false;
+  /** Held until renamed or removed, however long (a git lock: git holds `index.lock` through a commit's editor); published at unmount. */
+  heldUntilRenamed = false;
   /** Renames of this file under way (filesystem.ts rename): a held temporary file's timer waits for them. */
   renaming = 0;
 

@@ -226,7 +226,8 @@ test('…and when its own bytes could not be journaled (spool disk full), the re
 test('git\'s lock files inside a repository are held too: `config.lock` renamed onto `config` is its next version, nothing deleted; a lock removed is never published', async () => {
   const { isGitLockPath } = await import('../../src/fs/names.js');
   for (const p of ['/r/.git/config.lock', '/.git/index.lock', '/a/b/.git/refs/heads/main.lock', '/srv/repo.git/HEAD.lock', '/r/.git/modules/sub/index.lock']) assert.ok(isGitLockPath(p), p);
-  for (const p of ['/yarn.lock', '/r/Cargo.lock', '/r/.git/config', '/r/.github/x.lock', '/r/.gitignore.lock']) assert.ok(!isGitLockPath(p), p);
+  for (const p of ['/srv/repo.git/refs/heads/main.lock', '/srv/repo.git/packed-refs.lock']) assert.ok(isGitLockPath(p), p);
+  for (const p of ['/yarn.lock', '/r/Cargo.lock', '/r/.git/config', '/r/.github/x.lock', '/r/.gitignore.lock', '/proj.git/yarn.lock', '/proj.git/sub/poetry.lock']) assert.ok(!isGitLockPath(p), p);
   await withHeld(async (r) => {
     await r.fs.mkdir('/.git');
     await writeNew(r, '/.git/config', '[core]\n');
@@ -241,4 +242,18 @@ test('git\'s lock files inside a repository are held too: `config.lock` renamed 
     await r.fs.unlink('/.git/index.lock');
     assert.equal((r.api.calls['createEntity'] ?? 0) - created, 0, 'a rolled-back lock is never published');
   });
+});
+
+test('a git lock closed and not renamed (index.lock through a commit\'s editor) is never published by the timer; renamed later, it is the file\'s next version (review)', async () => {
+  await withHeld(async (r) => {
+    await r.fs.mkdir('/.git');
+    await writeNew(r, '/.git/index', 'DIRC 1');
+    const index = (await r.api.lookupChild((await r.api.lookupChild(r.rootId, '.git'))!, 'index'))!;
+    await writeSpooled(r, '/.git/index.lock', 'DIRC 2');
+    await new Promise((res) => setTimeout(res, 300)); // six times the hold of other temp files here
+    assert.equal(await r.api.lookupChild((await r.api.lookupChild(r.rootId, '.git'))!, 'index.lock'), null, 'not published');
+    await r.fs.rename('/.git/index.lock', '/.git/index');
+    assert.equal(r.api.fileBytes(index).toString(), 'DIRC 2');
+    assert.equal(r.api.calls['deleteEntity'] ?? 0, 0);
+  }, 50);
 });

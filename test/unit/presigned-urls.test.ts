@@ -201,5 +201,7 @@ test('a file deleted (or unshared) after its open: the URL in hand serves until 
     assert.equal(calls.length, asked, 'not asked again at every read after a refusal');
     // S3 refused that URL (it expired): the forced renewal fails the read, saying why.
     await assert.rejects(url(true), (err: unknown) => (err as { errno?: string }).errno === (deleted ? 'ESTALE' : 'EACCES'));
+    // …and the refused URL is never handed out again (review): the next read asks, and hears the same.
+    await assert.rejects(url(false), (err: unknown) => (err as { errno?: string }).errno === (deleted ? 'ESTALE' : 'EACCES'));
   }
 });

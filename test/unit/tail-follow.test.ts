@@ -1,7 +1,8 @@
 /**
- * A reader at the end of the version it opened moves on to a newer version of the same file
- * that the mount has heard of (filesystem.ts followAtEnd): `tail -f` of a log another client
- * appends to. A reader still inside its version keeps it, whole.
+ * A reader that stays at the end of the version it opened (reads there again, nothing read in
+ * between) moves on to a newer version of the same file that the mount has heard of
+ * (filesystem.ts followAtEnd): `tail -f` of a log another client appends to. A pass over the
+ * file — `cp`, `md5sum`: one read at the end — reads one version, whole.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,9 +32,22 @@ test('tail -f: a reader at the end of its version reads what another client appe
     await publishedElsewhere(r, '/app.log', 'line 1\nline 2\n');
     assert.equal(await readAt(r, tail, 7), 'line 2\n', 'tail -f follows');
     assert.equal(await readAt(r, slow, 4), ' 1\n', 'the reader mid-file reads the version it opened, to its end');
-    // …and, having reached that end, moves on too.
-    assert.equal(await readAt(r, slow, 7), 'line 2\n');
+    assert.equal(await readAt(r, slow, 7), '', 'a pass ends at its version\'s end: no bytes of another (review: cp made a file of neither)');
+    assert.equal(await readAt(r, slow, 7), 'line 2\n', 'waiting there, it moves on');
     await r.fs.release(tail);
     await r.fs.release(slow);
+  });
+});
+
+test('a second pass over one fd, a newer version known meanwhile, still ends at its version\'s end', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f.txt', 'AAAAAAAA');
+    const fd = await r.fs.open('/f.txt', 0);
+    assert.equal(await readAt(r, fd, 0), 'AAAAAAAA');
+    assert.equal(await readAt(r, fd, 8), '');
+    await publishedElsewhere(r, '/f.txt', 'BBBBBBBBBBBBBBBB');
+    assert.equal(await readAt(r, fd, 0), 'AAAAAAAA', 'the version it opened');
+    assert.equal(await readAt(r, fd, 8), '', 'not the newer one\'s tail');
+    await r.fs.release(fd);
   });
 });

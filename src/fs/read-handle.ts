@@ -6,7 +6,8 @@
  * sequential, the readahead window (in blocks) grows each time the reader enters a new block, up
  * to `maxWindowBlocks` (8 by default); a seek elsewhere resets it to 0, so random readers fetch
  * only what they touch. A run from the start of the file — how cp, cat and pandas.read_csv
- * read — grows RAMP_FACTOR-fold (4 blocks ahead at once, then the cap); a run that began at a
+ * read — grows RAMP_FACTOR-fold (4 blocks ahead at once — at the second read if the first was a
+ * header's, SMALL_FIRST_READ — then the cap); a run that began at a
  * seek (a random reader wandering forward) doubles from 1. "Near" tolerates the kernel's
  * out-of-order readahead: anything inside the current window counts. Prefetches are skipped
  * while the cache's readahead bytes exceed `inflightBudget`, so memory stays bounded whatever the
@@ -46,6 +47,15 @@ export interface ReadaheadOptions {
  */
 const RAMP_FACTOR = 4;
 
+/**
+ * A run from offset 0 whose first read is smaller than this waits for a second read before it
+ * reads ahead: a reader of a header (`head -c`, `file`, a format's magic number) fetches its
+ * block, not 5 (QA: 40 MiB for 100 bytes; mountpoint-s3 and gcsfuse also start small). `cp`,
+ * `cat` and `dd bs=1M` read 128 KiB or more at once; md5sum's second read follows its first at
+ * once, so a small-read streamer loses almost nothing.
+ */
+const SMALL_FIRST_READ = 128 * 1024;
+
 export class ReadHandle {
   private nextOffset = 0;
   private windowBlocks = 1;
@@ -57,6 +67,11 @@ export class ReadHandle {
    * plan walks only the new end of the window — not 8 cache lookups per 128 KiB request.
    */
   private coveredUpTo = -1;
+  /**
+   * The first read was a header's (SMALL_FIRST_READ): no readahead, and no window for the fast
+   * path, whose reads never reach this handle — the second read must, to start the readahead.
+   */
+  private headerOnly = false;
   private lastMode: ReadMode = 'demand';
   /** The last read planned was not part of a sequential run (a seek elsewhere). */
   private lastRandom = false;
@@ -119,7 +134,7 @@ export class ReadHandle {
    * asked when the block leaves the cache (BlockCache.hold).
    */
   window(offset: number, onDropped: () => boolean, moveOn = true): ReadWindow | undefined {
-    if (offset < 0 || offset >= this.source.size) return undefined;
+    if (offset < 0 || offset >= this.source.size || this.headerOnly) return undefined;
     const bs = this.cache.blockSize;
     const index = Math.floor(offset / bs);
     const held = this.cache.hold(this.source, index, this.lastMode, onDropped);
@@ -172,6 +187,20 @@ export class ReadHandle {
       this.runStart = offset;
       this.coveredUpTo = block;
       return 'demand';
+    }
+    if (this.lastBlock === -1 && offset === 0 && length > 0 && length < Math.min(SMALL_FIRST_READ, bs / 2)) {
+      // The first read, and a small one: its block only, until a second read says more comes.
+      this.lastBlock = block;
+      this.windowBlocks = 0;
+      this.headerOnly = true;
+      this.lastMode = 'demand';
+      return 'demand';
+    }
+    if (this.headerOnly) {
+      if (length === 0) return this.lastMode; // a window handed out is no second read
+      this.headerOnly = false;
+      this.windowBlocks = 1; // ramps to RAMP_FACTOR below
+      this.lastBlock = -1;
     }
     if (block !== this.lastBlock) {
       const factor = this.runStart === 0 ? RAMP_FACTOR : 2;

@@ -123,6 +123,27 @@ describe('read-only mount of an STS folder and a Synapse-managed folder', () => 
     }
   });
 
+  test('a header read (100 bytes at the start of a 100 MiB file) fetches its block, not the readahead of a streamer', async () => {
+    // QA (session 25): 40 MiB from S3 for `dd bs=100 count=1`; mountpoint-s3 and gcsfuse start small.
+    const fresh = await mountForeground(stack, projectId, ['--read-only']);
+    try {
+      const served = (): number => stack.dev.stats().s3.bytesOut;
+      const b0 = served();
+      const r = await sh(`dd if='${fresh.dir}/sts/big.bin' bs=100 count=1 status=none | md5sum`);
+      assert.equal(r.stdout.split(' ')[0], md5(files['big.bin']!.subarray(0, 100)));
+      await new Promise((res) => setTimeout(res, 500)); // prefetches, had any started, would be on the wire by now
+      const header = served() - b0;
+      assert.ok(header <= 8 * MiB + OPEN_STAT_BYTES, `${header} bytes from S3 for a 100-byte header`);
+      // A streamer's first read (1 MiB) still reads ahead at once.
+      const b1 = served();
+      assert.equal((await sh(`dd if='${fresh.dir}/sts/big.bin' of=/dev/null bs=1M count=2 status=none`)).code, 0);
+      await new Promise((res) => setTimeout(res, 500));
+      assert.ok(served() - b1 >= 24 * MiB, `readahead for dd bs=1M (${served() - b1} bytes)`);
+    } finally {
+      await fresh.unmount();
+    }
+  });
+
   test('dd skip= random reads return the right ranges', async () => {
     const big = files['big.bin']!;
     for (const [skip, count] of [[0, 1], [7, 3], [31, 2], [99, 1], [50, 1]] as const) {
@@ -215,21 +236,25 @@ print(bad)`;
     }
   });
 
-  test('a file read from its start gets four blocks of readahead at once; a closed file gives the readahead budget back, so header readers cannot switch readahead off', async () => {
-    // 1 MiB blocks, 16 MiB cache: a readahead budget of 4 blocks, which one header read fills.
+  test('a file read from its start gets four blocks of readahead at once (at its second read after a header-sized first); a closed file gives the readahead budget back, so short readers cannot switch readahead off', async () => {
+    // 1 MiB blocks, 16 MiB cache: a readahead budget of 4 blocks, which one short read fills.
     const small = await mountForeground(stack, projectId, ['--block-size', '1M', '--cache-size', '16M']);
     try {
       const served = (): number => stack.dev.stats().s3.bytesOut;
       const readaheadInUse = async (): Promise<number> => (await statusOf(small.dir)).cache.readaheadBytes;
       for (const name of ['big.bin', 'block-plus-one.bin', 'block-minus-one.bin']) {
+        const b0 = served();
+        const header = await sh(`dd if='${small.dir}/sts/${name}' bs=100 count=1 status=none | md5sum`);
+        assert.equal(header.stdout.split(' ')[0], md5(files[name]!.subarray(0, 100)), name);
+        assert.equal(served() - b0, MiB + OPEN_STAT_BYTES, `${name}: a header read: the open's version check and its block`);
         const before = served();
-        const r = await sh(`head -c 4096 '${small.dir}/sts/${name}' | md5sum`);
+        const r = await sh(`head -c 20000 '${small.dir}/sts/${name}' | md5sum`); // three 8 KiB reads
         assert.equal(r.code, 0, r.stderr);
-        assert.equal(r.stdout.split(' ')[0], md5(files[name]!.subarray(0, 4096)), name);
+        assert.equal(r.stdout.split(' ')[0], md5(files[name]!.subarray(0, 20000)), name);
         // Within 3 s: blocks left unread only go stale after 5 s, so this needs the close.
         await waitFor(`${name}: its readahead landed and left the budget`,
-          async () => served() - before >= 5 * MiB && (await readaheadInUse()) === 0, 3_000);
-        assert.equal(served() - before, 5 * MiB + OPEN_STAT_BYTES, `${name}: the open's version check, the block read and the four after it`);
+          async () => served() - before >= 4 * MiB && (await readaheadInUse()) === 0, 3_000);
+        assert.equal(served() - before, 4 * MiB + OPEN_STAT_BYTES, `${name}: the open's version check and the four blocks after the cached one`);
       }
     } finally {
       await small.unmount();

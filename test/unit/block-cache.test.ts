@@ -110,7 +110,7 @@ test('sequential reads grow the readahead window; a seek resets it', async () =>
   assert.deepEqual(newBlocks.sort((a, b) => a - b), [30, 50]);
 });
 
-test('the window ramps 4-fold: four blocks ahead at the first read, the cap of eight from the next block on', async () => {
+test('the window ramps 4-fold: four blocks ahead at the first read (or the second, after a small first one), the cap of eight from the next block on', async () => {
   const bs = 64 * KiB;
   const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs });
   const src = new FakeSource('ramp', 64 * bs);
@@ -120,7 +120,9 @@ test('the window ramps 4-fold: four blocks ahead at the first read, the cap of e
     return [...new Set(src.reads.map(([start]) => start / bs))].sort((a, b) => a - b);
   };
   await h.read(0, 4 * KiB);
-  assert.deepEqual(await fetched(), [0, 1, 2, 3, 4], 'block 0 read: four blocks of readahead');
+  assert.deepEqual(await fetched(), [0], 'a small first read (a header: `head -c`, `file`): its block only (QA: 40 MiB for 100 bytes)');
+  await h.read(4 * KiB, 4 * KiB);
+  assert.deepEqual(await fetched(), [0, 1, 2, 3, 4], 'a second read: four blocks of readahead');
   await h.read(bs, 4 * KiB);
   assert.deepEqual(await fetched(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'block 1 entered: the cap of eight ahead');
   await h.read(2 * bs, 4 * KiB);
@@ -150,7 +152,7 @@ test('blocks prefetched for readers that stopped give the readahead budget back 
     const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
     // Two readers of only a file's first bytes (`head`, `file`): their readahead fills the budget.
     for (const name of ['h1', 'h2']) {
-      await new ReadHandle(new FakeSource(name, 64 * bs), cache, opts).read(0, 4 * KiB);
+      await new ReadHandle(new FakeSource(name, 64 * bs), cache, opts).read(0, 32 * KiB); // a streamer's first read, not a header's
       await settle();
     }
     assert.equal(cache.readaheadInUse(), 8 * bs, 'the budget is full of blocks nobody reads');
@@ -158,7 +160,7 @@ test('blocks prefetched for readers that stopped give the readahead budget back 
     assert.equal(cache.readaheadInUse(), 0, 'stale staged blocks left the budget');
     // A reader that closes its file gives the budget back at once.
     const closing = new ReadHandle(new FakeSource('h3', 64 * bs), cache, opts);
-    await closing.read(0, 4 * KiB);
+    await closing.read(0, 32 * KiB);
     await settle();
     assert.ok(cache.readaheadInUse() > 0);
     closing.close();
@@ -170,7 +172,7 @@ test('blocks prefetched for readers that stopped give the readahead budget back 
     const gate = new Promise<void>((r) => { open = r; });
     for (let i = 1; i <= 4; i++) slow.blockGates.set(i * bs, gate);
     const inFlight = new ReadHandle(slow, cache, opts);
-    await inFlight.read(0, 4 * KiB);
+    await inFlight.read(0, 32 * KiB);
     assert.ok(cache.readaheadInUse() > 0, 'its prefetches are in flight');
     inFlight.close();
     open();
@@ -365,6 +367,8 @@ test('ReadHandle.window: the block holding an offset, its length in the file, an
   const h = new ReadHandle(src, cache, { maxWindowBlocks: 1, inflightBudget: 64 * KiB, readTimeoutMs: 5_000 });
   assert.equal(h.window(0, letGo), undefined, 'nothing read yet');
   await h.read(0, 4 * KiB);
+  assert.equal(h.window(100, letGo), undefined, 'after a header-sized first read: none, so the second read reaches the handle (and starts readahead)');
+  await h.read(4 * KiB, 4 * KiB);
   const w0 = h.window(100, letGo)!;
   assert.deepEqual([w0.start, w0.length, w0.eof], [0, 64 * KiB, false]);
   assert.deepEqual(w0.buf.subarray(0, w0.length), ramp(0, 64 * KiB));
@@ -400,7 +404,7 @@ test('handing out a window moves readahead on, as a read there would (reads in t
   const cache = new BlockCache({ maxBytes: 1024 * KiB, blockSize: 64 * KiB });
   const src = new FakeSource('ahead', 16 * 64 * KiB);
   const h = new ReadHandle(src, cache, { maxWindowBlocks: 8, inflightBudget: 16 * 64 * KiB, readTimeoutMs: 5_000 });
-  await h.read(0, 4 * KiB); // block 0, and prefetches of the blocks after it
+  await h.read(0, 32 * KiB); // block 0, and (a streamer's first read) prefetches of the blocks after it
   const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
   for (let i = 0; i < 10; i++) await turn();
   const before = src.reads.map(([s]) => s / (64 * KiB));

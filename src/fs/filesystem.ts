@@ -1796,6 +1796,12 @@ export class SynapseFilesystem {
     // A folder that changed ACL by moving: what is cached below it names the old one.
     if (node.kind === 'dir' && acl.benefactorId !== node.benefactorId) this.table.invalidateTree(moved.id);
     this.moveActivePaths(src, dest);
+    // Its readers look for newer versions under its new name (followAtEnd; review: they stopped following).
+    if (node.kind === 'file') {
+      for (const h of this.handles.values()) {
+        if (h.kind === 'read' && h.node.entityId === moved.id) h.node = { ...h.node, parentId: destParent.entityId, name: destName };
+      }
+    }
   }
 
   /**

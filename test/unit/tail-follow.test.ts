@@ -21,6 +21,15 @@ async function publishedElsewhere(r: Real, p: string, text: string): Promise<voi
   await r.fs.getattr(p);
 }
 
+/** `p` written with `text`, opened, read whole and once at its end; the fd. */
+async function readToEnd(r: Real, p: string, text: string): Promise<number> {
+  await writeNew(r, p, text);
+  const fd = await r.fs.open(p, 0);
+  assert.equal(await readAt(r, fd, 0), text);
+  assert.equal(await readAt(r, fd, text.length), '');
+  return fd;
+}
+
 test('tail -f: a reader at the end of its version reads what another client appended; one mid-file keeps its version', async () => {
   await withReal(async (r) => {
     await writeNew(r, '/app.log', 'line 1\n');
@@ -41,13 +50,20 @@ test('tail -f: a reader at the end of its version reads what another client appe
 
 test('a second pass over one fd, a newer version known meanwhile, still ends at its version\'s end', async () => {
   await withReal(async (r) => {
-    await writeNew(r, '/f.txt', 'AAAAAAAA');
-    const fd = await r.fs.open('/f.txt', 0);
-    assert.equal(await readAt(r, fd, 0), 'AAAAAAAA');
-    assert.equal(await readAt(r, fd, 8), '');
+    const fd = await readToEnd(r, '/f.txt', 'AAAAAAAA');
     await publishedElsewhere(r, '/f.txt', 'BBBBBBBBBBBBBBBB');
     assert.equal(await readAt(r, fd, 0), 'AAAAAAAA', 'the version it opened');
     assert.equal(await readAt(r, fd, 8), '', 'not the newer one\'s tail');
+    await r.fs.release(fd);
+  });
+});
+
+test('a reader of a file renamed since its open follows the file under its new name (review)', async () => {
+  await withReal(async (r) => {
+    const fd = await readToEnd(r, '/a.log', 'one\n');
+    await r.fs.rename('/a.log', '/b.log');
+    await publishedElsewhere(r, '/b.log', 'one\ntwo\n');
+    assert.equal(await readAt(r, fd, 4), 'two\n');
     await r.fs.release(fd);
   });
 });

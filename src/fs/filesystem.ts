@@ -1913,16 +1913,6 @@ export class SynapseFilesystem {
       'replaced by a file kept in this mount only (empty in Synapse storage, or waiting for recover): the old file is in Synapse\'s trash can');
   }
 
-  /**
-   * Is `af`, a closed empty temporary file, to stay in this mount only where it is renamed (its
-   * folder's storage cannot hold 0 bytes)? Its RELEASE may still be coming (the tool's close is
-   * FLUSH, then RELEASE): waited for a moment first, as its publish is (renameLocalFile).
-   */
-  private async emptyStaysLocal(af: ActiveFile, destParent: FsNode): Promise<boolean> {
-    if (af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);
-    return af.refs === 0 && af.size === 0 && !(await this.writes!.publisher.holdsEmptyFiles(destParent.entityId));
-  }
-
   /** The content of `source` becomes the next version of `target`; `source` is deleted. */
   private async replaceContent(source: FsNode, target: FsNode): Promise<void> {
     // Both, before anything changes: Synapse would take the new version, then refuse the delete.
@@ -1964,7 +1954,11 @@ export class SynapseFilesystem {
         // be lost at unmount if kept local (QA: every later close failed with EINVAL).
         throw new FsError('EBUSY', `${src}: open for writing; close it before renaming it to a scratch name (${destName} is never published)`);
       }
-      if (target?.entityId && !isScratchName(destName) && af.heldTemp && af.size === 0 && (await this.emptyStaysLocal(af, destParent))) {
+      // A tool's close is FLUSH, then an asynchronous RELEASE, which may come after this rename
+      // (review): a held file waits a moment for it, so what it holds, and its publish, are known.
+      if (af.heldTemp && af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);
+      if (target?.entityId && !isScratchName(destName) && af.heldTemp && af.refs === 0 && af.size === 0
+        && !(await this.writes!.publisher.holdsEmptyFiles(destParent.entityId))) {
         // A tool's empty temporary file (rsync of an empty file, `sed -i '1,$d'`) where Synapse
         // cannot hold 0 bytes: as any closed empty file renamed onto a file (renameLocalEntry, git's
         // lock dance), the old file goes to the trash can and the empty one stays in this mount
@@ -1982,7 +1976,7 @@ export class SynapseFilesystem {
       }
       // A file waiting for recover that these bytes replace: dropped once they are published or
       // journaled in its place (rename() after a rename that answers 0; below, when the publish fails).
-      const replacedKept = target && (await this.kept?.waitingUnder(target));
+      const replacedKept = target && (await this.kept?.waiting(target));
       // Publish under the new name: as a new version of the file it replaces, if any.
       this.active.delete(src);
       const old = this.active.get(dest);
@@ -2029,9 +2023,6 @@ export class SynapseFilesystem {
       // it — the tool's only word on its file (QA: rsync exited 0 with the publish failing). The
       // rename has no op timeout (fuse-adapter.ts), as close has none.
       if (wasHeld && !af.localOnly) {
-        // The tool's close is FLUSH, then an asynchronous RELEASE, which may come after this
-        // rename (review): wait a moment for it, so the publish is the rename's to answer for.
-        if (af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);
         if (af.refs === 0) {
           await (this.lastPublish.get(af) ?? this.lastClosed(dest, af));
           if (af.awaitingRecovery || af.broken || af.unjournaledBytes) {

@@ -180,7 +180,7 @@ export class KeptFiles {
   }
 
   /**
-   * `kept` (from waitingUnder) and its older entries go. What shows under its name now may be a
+   * `kept` (from waiting) and its older entries go. What shows under its name now may be a
    * newer entry that listed them as older (a held file's failed publish over it): they leave that list.
    */
   async discardKept(kept: KeptFile, why: string): Promise<void> {
@@ -191,11 +191,6 @@ export class KeptFiles {
     else if (now?.older) this.byName.set(key, { ...now, older: now.older.filter((o) => !gone.has(o.journalId)) });
     for (const e of [kept, ...(kept.older ?? [])]) await this.removeEntry(e);
     this.logger?.info({ parentId: kept.parentId, name: kept.name, journalId: kept.journalId, older: kept.older?.length ?? 0, why }, 'a file waiting for recover was removed: its journal entries are dropped');
-  }
-
-  /** The kept file under `node`'s name, if it is `node`'s and its journal entry still waits. */
-  waitingUnder(node: FsNode): Promise<KeptFile | undefined> {
-    return this.waiting(node);
   }
 
   /** The content of `kept` was published (or replaced) from this mount: its entry and bytes go. */
@@ -265,7 +260,7 @@ export class KeptFiles {
   }
 
   /** The kept file under `node`'s name, if it is `node`'s and its journal entry still waits. */
-  private async waiting(node: FsNode): Promise<KeptFile | undefined> {
+  async waiting(node: FsNode): Promise<KeptFile | undefined> {
     const key = keyOf(node.parentId, node.name);
     const kept = node.kind === 'file' && this.byName.size > 0 ? this.byName.get(key) : undefined;
     // Someone else's file under that name now (recover will call it a conflict): theirs shows.

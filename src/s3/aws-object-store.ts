@@ -84,7 +84,7 @@ export function unsignedPayloadByDefault(endpoint: string | undefined): boolean 
  * Attempts for one ranged GET whose body fails mid-way (resets, truncation, 5xx): S3 errors are
  * independent per request, so 8 tries make a lost block rare even at a 30% fault rate
  * (0.3^8 ≈ 7e-5 — yet a read of many blocks failed about once in 100 runs of the fault tests),
- * so a try whose body was cut short after some bytes counts a third (retry.ts GetTries); the
+ * so a try whose body was cut short after some bytes does not count (retry.ts GetTries: 3 × as many tries at most); the
  * capped backoff keeps the worst case (~4 s of waits) well inside --read-timeout.
  */
 const BODY_ATTEMPTS = 8;

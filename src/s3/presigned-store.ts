@@ -155,7 +155,9 @@ export class PresignedRangeSource implements RangeSource {
     const data = res.status === 200 ? body.subarray(start, start + length) : body;
     if (data.length !== length) {
       s3Stats.error();
-      throw Object.assign(new Error(`short body: ${data.length} of ${length}`), { code: 'ERR_STREAM_PREMATURE_CLOSE', cutShortAfter: data.length });
+      const short = Object.assign(new Error(`short body: ${data.length} of ${length}`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+      markCutShort(short, data.length);
+      throw short;
     }
     return { data, etag };
   }

@@ -34,9 +34,10 @@ function cutShort(err: unknown): boolean {
 
 /**
  * The tries of one ranged GET. A body cut short after some of it arrived is a flaky link, not a
- * server that is gone: such a try counts a third, so a read through a link that keeps cutting
- * bodies short (30% of them in the fault tests: 8 whole tries failed one read in ~100 there)
- * gets up to 3 × `limit` tries, while a server that answers nothing still fails after `limit`.
+ * server that is gone: such a try does not count toward `limit`, so a read through a link that
+ * keeps cutting bodies short (30% of them in the fault tests: 8 whole tries failed one read in
+ * ~100 there) goes on — up to 3 × `limit` tries in all — while a server that answers nothing
+ * still fails after `limit`.
  */
 export class GetTries {
   private counted = 0;

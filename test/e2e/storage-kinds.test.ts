@@ -96,6 +96,29 @@ describe('a project mixing Synapse, external and STS storage', () => {
     assert.ok(batches >= 2, `the URL was refreshed during the read (${batches} batch calls)`);
   });
 
+  test('a reader of a Synapse-storage file another client deletes gets ESTALE once its URL is refused (not EACCES)', async () => {
+    // QA (session 25): `Permission denied` mid-read; the file is gone, not forbidden.
+    const gone = await stack.seed.file(folders['managed']!, 'deleted-while-read.bin', patternBytes(12 * MiB, 7));
+    const f = `${m.dir}/managed/deleted-while-read.bin`;
+    await waitFor('the new file to be listed', async () => (await sh(`test -e '${f}'`)).code === 0, 20_000);
+    const reader = sh(`python3 -c "
+import os, sys, time
+f = open(sys.argv[1], 'rb', buffering=0)
+f.read(1024 * 1024)
+open(sys.argv[2], 'w').close()
+time.sleep(4)  # the 2 s URL has expired; Synapse will give no new one
+try:
+    f.seek(10 * 1024 * 1024); f.read(1024 * 1024); print('read')
+except OSError as e:
+    print(e.errno)
+" '${f}' '${path.join(scratch, 'first-read-done')}'`, { timeoutMs: 60_000 });
+    await waitFor('the first read', async () => (await sh(`test -e '${path.join(scratch, 'first-read-done')}'`)).code === 0, 20_000);
+    const del = await fetch(`${stack.endpoint}/repo/v1/entity/${gone.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${stack.authToken}` } });
+    assert.equal(del.status, 200);
+    const r = await reader;
+    assert.equal(r.stdout.trim(), '116', `ESTALE: ${r.stdout}${r.stderr}`);
+  });
+
   test('Link entities are symlinks: inside the mount they resolve, outside they name the synID', async () => {
     const inside = await sh(`readlink '${m.dir}/managed/to-target' && cat '${m.dir}/managed/to-target'`);
     assert.equal(inside.code, 0, inside.stderr);

@@ -24,6 +24,7 @@ describe('a project mixing Synapse, external and STS storage', () => {
   let scratch: string;
   const folders: Record<string, string> = {};
   let targetId: string;
+  let deletedWhileRead: { id: string };
 
   before(async () => {
     stack = await startStack({ fixture: 'empty', presignedUrlLifetimeSec: 2 });
@@ -37,6 +38,7 @@ describe('a project mixing Synapse, external and STS storage', () => {
       }
     }
     targetId = (await stack.seed.file(folders['sts']!, 'target.txt', Buffer.from('target\n'))).id;
+    deletedWhileRead = await stack.seed.file(folders['managed']!, 'deleted-while-read.bin', patternBytes(12 * MiB, 7));
     stack.seed.link(folders['managed']!, 'to-target', targetId);
     const outside = stack.seed.project('Elsewhere');
     const elsewhere = await stack.seed.file(outside, 'far.txt', Buffer.from('far'));
@@ -98,9 +100,8 @@ describe('a project mixing Synapse, external and STS storage', () => {
 
   test('a reader of a Synapse-storage file another client deletes gets ESTALE once its URL is refused (not EACCES)', async () => {
     // QA (session 25): `Permission denied` mid-read; the file is gone, not forbidden.
-    const gone = await stack.seed.file(folders['managed']!, 'deleted-while-read.bin', patternBytes(12 * MiB, 7));
+    const gone = deletedWhileRead;
     const f = `${m.dir}/managed/deleted-while-read.bin`;
-    await waitFor('the new file to be listed', async () => (await sh(`test -e '${f}'`)).code === 0, 20_000);
     const reader = sh(`python3 -c "
 import os, sys, time
 f = open(sys.argv[1], 'rb', buffering=0)

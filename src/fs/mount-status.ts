@@ -78,9 +78,13 @@ export interface MountStatus {
     /** Readahead outstanding: prefetches in flight and prefetched blocks not read yet. */
     readaheadBytes: number;
     blockBytes: number;
+    /** What a random read's miss fetches (a piece of a block; blockBytes when pieces are off). */
+    pieceBytes: number;
     hits: number;
     misses: number;
     diskHits: number;
+    /** Misses of random reads that fetched a piece, not a whole block. */
+    pieceFetches: number;
     bytesFetched: number;
     /** Kernel reads answered in C from a held block (fast-read.ts), never reaching JS. */
     fastReads: number;
@@ -178,9 +182,11 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
       fetchingBytes: cache.inflightBytes,
       readaheadBytes: cache.readaheadInUse(),
       blockBytes: config.blockBytes,
+      pieceBytes: cache.pieceSize,
       hits: cache.stats.hits,
       misses: cache.stats.misses,
       diskHits: cache.stats.diskHits,
+      pieceFetches: cache.stats.pieceFetches,
       bytesFetched: cache.stats.bytesFetched,
       fastReads: fastReadHits(),
       fastReplies: fastReadReplies(),

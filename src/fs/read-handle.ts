@@ -180,21 +180,21 @@ export class ReadHandle {
     if (length > 0) this.lastRandom = !sequential;
     this.nextOffset = Math.max(this.nextOffset, offset + length);
     if (!sequential) {
-      this.lastMode = 'demand';
+      this.lastMode = 'random';
       this.windowBlocks = 0;
       this.nextOffset = offset + length;
       this.lastBlock = block;
       this.runStart = offset;
       this.coveredUpTo = block;
-      return 'demand';
+      return 'random';
     }
     if (this.lastBlock === -1 && offset === 0 && length > 0 && length < Math.min(SMALL_FIRST_READ, bs / 2)) {
       // The first read, and a small one: its block only, until a second read says more comes.
       this.lastBlock = block;
       this.windowBlocks = 0;
       this.headerOnly = true;
-      this.lastMode = 'demand';
-      return 'demand';
+      this.lastMode = 'random';
+      return 'random';
     }
     if (this.headerOnly) {
       if (length === 0) return this.lastMode; // a window handed out is no second read
@@ -206,6 +206,11 @@ export class ReadHandle {
       const factor = this.runStart === 0 ? RAMP_FACTOR : 2;
       this.windowBlocks = Math.min(Math.max(1, this.windowBlocks * factor), this.opts.maxWindowBlocks);
       this.lastBlock = block;
+    }
+    // A run that began with a random read (a seek, a header) may have only pieces of this block
+    // (block-cache.ts): the run wants all of it now, before its reads pass those pieces.
+    if (length > 0 && !this.cache.has(this.source, block) && this.cache.hasPiecesOf(this.source, block) && this.cache.readaheadInUse() < this.opts.inflightBudget) {
+      this.cache.prefetch(this.source, block);
     }
     const last = Math.min(block + this.windowBlocks, Math.floor((this.source.size - 1) / bs));
     for (let next = Math.max(block + 1, this.coveredUpTo + 1); next <= last; next++) {

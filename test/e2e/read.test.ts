@@ -123,7 +123,7 @@ describe('read-only mount of an STS folder and a Synapse-managed folder', () => 
     }
   });
 
-  test('a header read (100 bytes at the start of a 100 MiB file) fetches its block, not the readahead of a streamer', async () => {
+  test('a header read (100 bytes at the start of a 100 MiB file) fetches its 1 MiB piece, not a block or the readahead of a streamer', async () => {
     // QA (session 25): 40 MiB from S3 for `dd bs=100 count=1`; mountpoint-s3 and gcsfuse start small.
     const fresh = await mountForeground(stack, projectId, ['--read-only']);
     try {
@@ -133,7 +133,7 @@ describe('read-only mount of an STS folder and a Synapse-managed folder', () => 
       assert.equal(r.stdout.split(' ')[0], md5(files['big.bin']!.subarray(0, 100)));
       await new Promise((res) => setTimeout(res, 500)); // prefetches, had any started, would be on the wire by now
       const header = served() - b0;
-      assert.ok(header <= 8 * MiB + OPEN_STAT_BYTES, `${header} bytes from S3 for a 100-byte header`);
+      assert.ok(header <= MiB + OPEN_STAT_BYTES, `${header} bytes from S3 for a 100-byte header`);
       // A streamer's first read (1 MiB) still reads ahead at once.
       const b1 = served();
       assert.equal((await sh(`dd if='${fresh.dir}/sts/big.bin' of=/dev/null bs=1M count=2 status=none`)).code, 0);
@@ -154,11 +154,50 @@ describe('read-only mount of an STS folder and a Synapse-managed folder', () => 
     assert.equal(odd.stdout.split(' ')[0], md5(big.subarray(12345 * 4096, 12348 * 4096)));
   });
 
-  test('random reads from four processes at once on a small cache: every byte right', async () => {
-    // 1 MiB blocks in 8 MiB: blocks the C fast path holds (fast-read.ts) are evicted under it
-    // all the time; a recycled buffer would show here as wrong bytes. Each reader compares
-    // every range with a local copy of the file.
-    const small = await mountForeground(stack, projectId, ['--cache-size', '8M', '--block-size', '1M']);
+  test('QA: scattered 4 KiB reads (h5py, SQLite, a parquet footer) fetch a 1 MiB piece each, not an 8 MiB block; a run from one of them reads ahead as usual', async () => {
+    const fresh = await mountForeground(stack, projectId, ['--read-only']);
+    try {
+      const served = (): number => stack.dev.stats().s3.bytesOut;
+      // 12 reads in 12 different blocks, from the end back to the start (each one a seek).
+      const offsets = Array.from({ length: 12 }, (_, i) => (95 - i * 8) * MiB + 12345 + i * 4096);
+      const reader = [
+        'import hashlib, sys',
+        'h = hashlib.md5()',
+        "with open(sys.argv[1], 'rb') as f:",
+        '    for off in map(int, sys.argv[2:]):',
+        '        f.seek(off); h.update(f.read(4096))',
+        'print(h.hexdigest())',
+      ];
+      assert.equal((await sh(`stat '${fresh.dir}/sts/big.bin' >/dev/null`)).code, 0);
+      const b0 = served();
+      const r = await runPython(reader, [`${fresh.dir}/sts/big.bin`, ...offsets.map(String)]);
+      const big = files['big.bin']!;
+      assert.equal(r.stdout.trim(), md5(Buffer.concat(offsets.map((o) => big.subarray(o, o + 4096)))), r.stderr);
+      await new Promise((res) => setTimeout(res, 500)); // any readahead would be on the wire by now
+      const fetched = served() - b0;
+      assert.ok(fetched <= 12 * MiB + 16 * OPEN_STAT_BYTES, `${fetched} bytes from S3 for 12 scattered 4 KiB reads (was 12 blocks: 96 MiB)`);
+      const st = await statusOf(fresh.dir);
+      assert.equal(st.cache.pieceBytes, MiB);
+      assert.ok(st.cache.pieceFetches >= 11, `status counts the piece fetches (${st.cache.pieceFetches})`);
+      // A sequential run that starts at a seek still gets the readahead of a run.
+      const b1 = served();
+      const run = await sh(`dd if='${fresh.dir}/sts/big.bin' bs=128K skip=200 count=64 status=none | md5sum`);
+      assert.equal(run.stdout.split(' ')[0], md5(big.subarray(200 * 128 * 1024, 264 * 128 * 1024)));
+      assert.ok(served() - b1 >= 8 * MiB, `a run from a seek reads its blocks whole (${served() - b1} bytes)`);
+    } finally {
+      await fresh.unmount();
+    }
+  });
+
+  for (const [what, options] of [
+    ['1 MiB blocks in 8 MiB', ['--cache-size', '8M', '--block-size', '1M']],
+    ['8 MiB blocks and 1 MiB pieces in 24 MiB', ['--cache-size', '24M']],
+  ] as const) test(`random reads from four processes at once on a small cache (${what}): every byte right`, async () => {
+    // Blocks the C fast path holds (fast-read.ts) are evicted under it all the time, and with
+    // 8 MiB blocks random reads fetch pieces that whole blocks replace (block-cache.ts); a
+    // recycled buffer or a piece put together wrongly would show here as wrong bytes. Each
+    // reader compares every range with a local copy of the file.
+    const small = await mountForeground(stack, projectId, [...options]);
     const copy = path.join(os.tmpdir(), `read-test-big-${process.pid}.bin`);
     try {
       await writeFile(copy, files['big.bin']!);

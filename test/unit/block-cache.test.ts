@@ -489,3 +489,161 @@ test('QA: fuse-native\'s own read deadline outlasts what the read path allows (-
     assert.ok(readOpTimeoutMs(readTimeoutMs) > readTimeoutMs + MAX_HELD_BACK_MS, `at --read-timeout ${readTimeoutMs / 1000}`);
   }
 });
+
+/** Pieces (block-cache.ts): 64 KiB blocks of four 16 KiB pieces. */
+const PBS = 64 * KiB;
+const PIECE = 16 * KiB;
+const piecesCache = (extra: Partial<ConstructorParameters<typeof BlockCache>[0]> = {}): BlockCache =>
+  new BlockCache({ maxBytes: 64 * PBS, blockSize: PBS, pieceSize: PIECE, ...extra });
+const handle = (src: RangeSource, cache: BlockCache): ReadHandle =>
+  new ReadHandle(src, cache, { maxWindowBlocks: 8, inflightBudget: 64 * PBS, readTimeoutMs: 5000 });
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+test('QA: a random read fetches the pieces it touches, not its whole block (h5py, SQLite: 8 MiB per 4 KiB record)', async () => {
+  const cache = piecesCache();
+  const src = new FakeSource('rand', 40 * PBS + 100);
+  const h = handle(src, cache);
+  await h.read(0, 4 * KiB); // a header: piece 0 only
+  assert.deepEqual(src.reads, [[0, PIECE]]);
+  assert.deepEqual(await h.read(20 * PBS + 5 * KiB, 4 * KiB), ramp(20 * PBS + 5 * KiB, 20 * PBS + 9 * KiB), 'a seek: exact bytes');
+  assert.deepEqual(src.reads.at(-1), [20 * PBS, 20 * PBS + PIECE], 'from the one piece it touches');
+  // A read across two pieces, and one across a block boundary, fetch exactly those pieces.
+  const at = 30 * PBS + PIECE - 100;
+  assert.deepEqual(await h.read(at, 200), ramp(at, at + 200));
+  const across = 33 * PBS - 50;
+  assert.deepEqual(await h.read(across, 100), ramp(across, across + 100));
+  await settle();
+  assert.deepEqual(src.reads.slice(2).sort((a, b) => a[0] - b[0]), [
+    [30 * PBS, 30 * PBS + PIECE], [30 * PBS + PIECE, 30 * PBS + 2 * PIECE],
+    [32 * PBS + 3 * PIECE, 33 * PBS], [33 * PBS, 33 * PBS + PIECE],
+  ]);
+  // The file's last piece is short; a random read there gets exact bytes too.
+  const tail = 40 * PBS + 50;
+  assert.deepEqual(await h.read(tail, 4 * KiB), ramp(tail, src.size));
+  assert.deepEqual(src.reads.at(-1), [40 * PBS, src.size]);
+  // Read again: from the cache, synchronously.
+  const before = src.reads.length;
+  const target = Buffer.alloc(4 * KiB);
+  assert.equal(h.readAny(target, 20 * PBS + 5 * KiB, 4 * KiB), 4 * KiB, 'a piece here answers without a promise');
+  assert.deepEqual(target, ramp(20 * PBS + 5 * KiB, 20 * PBS + 9 * KiB));
+  assert.equal(src.reads.length, before);
+  assert.equal(cache.stats.pieceFetches, 7);
+  assert.equal(cache.stats.bytesFetched, 6 * PIECE + 100);
+});
+
+test('pieces: concurrent random misses share one fetch; a whole block here is used as is; a failed piece is not cached', async () => {
+  const cache = piecesCache();
+  const src = new FakeSource('share', 16 * PBS);
+  let open!: () => void;
+  src.gate = new Promise((r) => { open = r; });
+  const reads = [1, 2, 3].map((i) => cache.read(src, 5 * PBS + i * 1000, 100).catch((e: unknown) => e));
+  // cache.read is 'demand'; random reads go through readInto's mode:
+  const random = [1, 2].map((i) => {
+    const out = Buffer.alloc(100);
+    return cache.readInto(src, 9 * PBS + i * 1000, 100, out, () => false, 'random').then(() => out);
+  });
+  open();
+  src.gate = undefined;
+  const [r1] = await Promise.all(reads);
+  assert.deepEqual(r1, ramp(5 * PBS + 1000, 5 * PBS + 1100));
+  const [a, b] = await Promise.all(random);
+  assert.deepEqual(a, ramp(9 * PBS + 1000, 9 * PBS + 1100));
+  assert.deepEqual(b, ramp(9 * PBS + 2000, 9 * PBS + 2100));
+  assert.deepEqual(src.reads.map(([s, e]) => [s / PBS, e - s]).sort((x, y) => x[0]! - y[0]!), [[5, PBS], [9, PIECE]], 'one block fetch, one piece fetch');
+  // A random read in block 5 (whole, here): no fetch at all.
+  const out = Buffer.alloc(100);
+  assert.equal(await cache.readInto(src, 5 * PBS + 3 * PIECE, 100, out, () => false, 'random'), 100);
+  assert.equal(src.reads.length, 2);
+  src.failNext = 1;
+  await assert.rejects(cache.readInto(src, 12 * PBS, 100, Buffer.alloc(100), () => false, 'random'), /injected failure/);
+  assert.equal(await cache.readInto(src, 12 * PBS, 100, out, () => false, 'random'), 100, 'the next read fetches again');
+  assert.deepEqual(out, ramp(12 * PBS, 12 * PBS + 100));
+});
+
+test('pieces: a reader wandering in one block gets the whole block once half its pieces are here, and the pieces then go', async () => {
+  const cache = piecesCache();
+  const src = new FakeSource('wander', 16 * PBS);
+  const random = async (at: number): Promise<void> => {
+    const out = Buffer.alloc(10);
+    await cache.readInto(src, at, 10, out, () => false, 'random');
+    assert.deepEqual(out, ramp(at, at + 10));
+  };
+  await random(3 * PBS);
+  await random(3 * PBS + 2 * PIECE);
+  assert.equal(cache.cachedBytes, 2 * PIECE);
+  await random(3 * PBS + 3 * PIECE); // half are here: the whole block (but for piece 0, here)
+  assert.deepEqual(src.reads.at(-1), [3 * PBS + PIECE, 4 * PBS]);
+  await settle();
+  assert.equal(cache.cachedBytes, PBS, 'the block alone: its pieces were dropped');
+  await random(3 * PBS + PIECE);
+  assert.equal(src.reads.length, 3, 'every later read of the block is a hit');
+});
+
+test('pieces: a sequential run that begins at a random read fetches its block whole once it continues, and reads stay exact', async () => {
+  const cache = piecesCache();
+  const src = new FakeSource('run', 32 * PBS);
+  const h = handle(src, cache);
+  const start = 10 * PBS + 1000;
+  let off = start;
+  const got: Buffer[] = [];
+  for (let i = 0; i < 12; i++, off += 8 * KiB) got.push(await h.read(off, 8 * KiB));
+  assert.deepEqual(Buffer.concat(got), ramp(start, off));
+  await settle();
+  const fetched = src.reads.map(([s, e]) => `${s / PBS}:${(e - s) / KiB}K`);
+  assert.equal(fetched[0], '10:16K', 'the seek: its piece');
+  assert.deepEqual(src.reads.filter(([s]) => s >= 10 * PBS && s < 11 * PBS), [[10 * PBS, 10 * PBS + PIECE], [10 * PBS + PIECE, 11 * PBS]],
+    `then the rest of block 10, for the run: no byte twice (fetched ${fetched.join(' ')})`);
+  assert.ok(fetched.includes('11:64K'), 'and readahead beyond it');
+  assert.equal(cache.cachedBytes >= PBS, true);
+  const target = Buffer.alloc(PBS);
+  assert.equal(cache.readIntoNow(src, 10 * PBS, PBS, target), PBS, 'block 10 is here whole');
+  assert.deepEqual(target, ramp(10 * PBS, 11 * PBS), 'assembled from its piece and the rest');
+});
+
+test('pieces: a header read then a stream (md5sum: 32 KiB reads) fetches every byte once, pooled buffers and all', async () => {
+  for (const size of [6 * PBS, 5 * PBS + 3000, PIECE + 10]) {
+    const cache = piecesCache({ maxBytes: 2 * PBS });
+    const src = new FakeSource(`md5-${size}`, size);
+    const h = handle(src, cache);
+    const got: Buffer[] = [];
+    for (let off = 0; off < size; off += 32 * KiB) got.push(await h.read(off, 32 * KiB));
+    assert.deepEqual(Buffer.concat(got), ramp(0, size), `${size}: exact bytes`);
+    await settle();
+    const fetched = src.reads.reduce((n, [s, e]) => n + Math.min(e, size) - s, 0);
+    assert.equal(fetched, size, `${size}: ${fetched} bytes fetched (${src.reads.map(([s, e]) => `${s}-${e}`).join(' ')})`);
+  }
+});
+
+test('pieces: with a disk tier, a whole block on disk answers a random read, and a fetched piece is handed to the disk', async () => {
+  const stored = new Map<string, Buffer>();
+  const idKey = (id: { object: string; blockSize: number; index: number }): string => `${id.object}/${id.blockSize}/${id.index}`;
+  const disk = {
+    get: async (id: { object: string; blockSize: number; index: number }, length: number) => {
+      const b = stored.get(idKey(id));
+      return b && b.length === length ? Buffer.from(b) : undefined;
+    },
+    put: (id: { object: string; blockSize: number; index: number }, data: Buffer) => { stored.set(idKey(id), Buffer.from(data)); },
+  };
+  const src = new FakeSource('disk', 8 * PBS);
+  stored.set(idKey({ object: 'disk', blockSize: PBS, index: 2 }), ramp(2 * PBS, 3 * PBS));
+  const cache = piecesCache({ disk });
+  const out = Buffer.alloc(100);
+  await cache.readInto(src, 2 * PBS + 3 * PIECE + 5, 100, out, () => false, 'random');
+  assert.deepEqual(out, ramp(2 * PBS + 3 * PIECE + 5, 2 * PBS + 3 * PIECE + 105));
+  assert.equal(src.reads.length, 0, 'the disk tier had the block');
+  assert.equal(cache.cachedBytes, PBS, 'kept whole');
+  await cache.readInto(src, 5 * PBS + PIECE, 100, out, () => false, 'random');
+  assert.deepEqual(src.reads, [[5 * PBS + PIECE, 5 * PBS + 2 * PIECE]]);
+  assert.deepEqual(stored.get(idKey({ object: 'disk', blockSize: PIECE, index: (5 * PBS + PIECE) / PIECE })), ramp(5 * PBS + PIECE, 5 * PBS + 2 * PIECE), 'the piece is on disk');
+  // A new cache (a remount) finds the piece on disk.
+  const again = piecesCache({ disk });
+  await again.readInto(src, 5 * PBS + PIECE + 7, 100, out, () => false, 'random');
+  assert.deepEqual(out, ramp(5 * PBS + PIECE + 7, 5 * PBS + PIECE + 107));
+  assert.equal(src.reads.length, 1);
+});
+
+test('pieces are off when they do not divide the block (and with blocks of one piece)', () => {
+  assert.equal(new BlockCache({ maxBytes: PBS, blockSize: PBS, pieceSize: 24 * KiB }).pieceSize, PBS);
+  assert.equal(new BlockCache({ maxBytes: PBS, blockSize: PBS }).pieceSize, PBS, '64 KiB blocks are smaller than the default 1 MiB piece');
+  assert.equal(new BlockCache({ maxBytes: 8 * 1024 * KiB, blockSize: 8 * 1024 * KiB }).pieceSize, 1024 * KiB);
+});

@@ -406,6 +406,7 @@ export class BlockCache {
       const into = buffer();
       for (const piece of lead) leadBytes += piece.copy(into, leadBytes);
     }
+    if (leadBytes === end - start) return buffer(); // every piece was here: no request
     const alloc = leadBytes > 0 ? (): Buffer => buffer().subarray(leadBytes) : pool && whole ? buffer : undefined;
     let data: Buffer;
     try {
@@ -435,8 +436,6 @@ export class BlockCache {
       if (!buf || (buf.length < this.pieceSize && (p + 1) * this.pieceSize < blockBytes)) break;
       out.push(buf);
     }
-    // All of it here already: fetch the last piece again rather than make an empty request.
-    if (out.length * this.pieceSize >= blockBytes) out.pop();
     return out;
   }
 
@@ -471,6 +470,7 @@ export class BlockCache {
     const key = this.key(source, index);
     if (this.fetching.has(key)) return false;
     const pieces = Math.ceil((Math.min((index + 1) * this.blockSize, source.size) - index * this.blockSize) / this.pieceSize);
+    if (pieces <= 1) return false; // a block of one piece (a small file, a file's short last block) is fetched whole
     let held = 0;
     for (let p = 0; p < pieces; p++) if (this.main.has(pieceKey(key, p)) || this.fetching.has(pieceKey(key, p))) held++;
     return held * 2 < pieces;
@@ -509,8 +509,8 @@ export class BlockCache {
       this.stats.pieceFetches++;
       this.fetchingBytes += bytes;
       started.promise = this.fetchPiece(source, index, at, at + bytes).then((fetched) => {
-        // Kept unless its whole block came meanwhile (then the piece is a view of that block).
-        if (!fetched.whole) this.main.set(key, fetched.buf);
+        // Kept unless its whole block came meanwhile (asked now, as it is stored).
+        if (!fetched.whole && !this.holdsBlock(this.key(source, index))) this.main.set(key, fetched.buf);
         return fetched.buf;
       }).finally(() => {
         this.fetching.delete(key);
@@ -623,17 +623,20 @@ export class BlockCache {
     const first = Math.floor(offset / this.blockSize);
     const last = Math.floor((end - 1) / this.blockSize);
     const pinned: Buffer[] = [];
+    let done = false;
     try {
-      // Pin each block the moment it is ours: a drop can only happen in a later task.
+      // Pin each block the moment it is ours: a drop can only happen in a later task. Not once
+      // the read is over (another block failed): nobody would unpin it.
       const perBlock = await Promise.all(
         Array.from({ length: last - first + 1 }, (_, i) => this.spansOf(source, first + i, offset, end, mode).then((spans) => {
-          for (const s of spans) pinned.push(this.pin(s.buf));
+          if (!done) for (const s of spans) pinned.push(this.pin(s.buf));
           return spans;
         })),
       );
       if (cancelled()) return 0;
       return copySpans(perBlock.flat(), offset, end, target);
     } finally {
+      done = true;
       for (const b of pinned) this.unpin(b);
     }
   }

@@ -56,6 +56,16 @@ const RAMP_FACTOR = 4;
  */
 const SMALL_FIRST_READ = 128 * 1024;
 
+/**
+ * After a random read (or a header's), the next read continues a run only if it starts where
+ * that one ended or up to this far past it; anything else is another random read. Once a run has a
+ * window, reads anywhere in it count (the kernel's readahead comes out of order). Before, the
+ * slack was a whole block, so SQLite, HDF5 or zarr reading records a few MiB apart ramped
+ * readahead and fetched whole blocks (review, session 26). As mountpoint-s3 and gcsfuse, which
+ * call a reader sequential only at (or just past) the expected offset.
+ */
+const AFTER_RANDOM_SLACK = 128 * 1024;
+
 export class ReadHandle {
   private nextOffset = 0;
   private windowBlocks = 1;
@@ -75,6 +85,8 @@ export class ReadHandle {
   private lastMode: ReadMode = 'demand';
   /** The last read planned was not part of a sequential run (a seek elsewhere). */
   private lastRandom = false;
+  /** The block of the last random read: it may hold only pieces (block-cache.ts). */
+  private piecesAt = -1;
 
   constructor(
     readonly source: RangeSource,
@@ -169,8 +181,11 @@ export class ReadHandle {
   private planReadahead(offset: number, length: number): ReadMode {
     const bs = this.cache.blockSize;
     const block = Math.floor(offset / bs);
-    const windowBytes = Math.max(this.windowBlocks, 1) * bs;
-    const nearby = offset >= this.nextOffset - windowBytes && offset <= this.nextOffset + windowBytes;
+    // After a random read only a step forward continues: a record read again is no run. A
+    // first read is a run only from (near) the file's start: one further on is a seek.
+    const afterRandom = this.windowBlocks === 0 || this.lastBlock === -1;
+    const windowBytes = afterRandom ? AFTER_RANDOM_SLACK : Math.max(this.windowBlocks, 1) * bs;
+    const nearby = offset >= this.nextOffset - (afterRandom ? 0 : windowBytes) && offset <= this.nextOffset + windowBytes;
     if (offset === 0 && !nearby) {
       // Back to the start: a new run.
       this.runStart = 0;
@@ -181,6 +196,8 @@ export class ReadHandle {
     this.nextOffset = Math.max(this.nextOffset, offset + length);
     if (!sequential) {
       this.lastMode = 'random';
+      this.headerOnly = false; // a header, then seeks: a random reader, which gets windows
+      this.piecesAt = block;
       this.windowBlocks = 0;
       this.nextOffset = offset + length;
       this.lastBlock = block;
@@ -193,6 +210,7 @@ export class ReadHandle {
       this.lastBlock = block;
       this.windowBlocks = 0;
       this.headerOnly = true;
+      this.piecesAt = block;
       this.lastMode = 'random';
       return 'random';
     }
@@ -207,10 +225,13 @@ export class ReadHandle {
       this.windowBlocks = Math.min(Math.max(1, this.windowBlocks * factor), this.opts.maxWindowBlocks);
       this.lastBlock = block;
     }
-    // A run that began with a random read (a seek, a header) may have only pieces of this block
+    // A run that began with a random read (a seek, a header) may have only pieces of its block
     // (block-cache.ts): the run wants all of it now, before its reads pass those pieces.
-    if (length > 0 && !this.cache.has(this.source, block) && this.cache.hasPiecesOf(this.source, block) && this.cache.readaheadInUse() < this.opts.inflightBudget) {
-      this.cache.prefetch(this.source, block);
+    if (length > 0 && block === this.piecesAt) {
+      this.piecesAt = -1;
+      if (!this.cache.has(this.source, block) && this.cache.hasPiecesOf(this.source, block) && this.cache.readaheadInUse() < this.opts.inflightBudget) {
+        this.cache.prefetch(this.source, block);
+      }
     }
     const last = Math.min(block + this.windowBlocks, Math.floor((this.source.size - 1) / bs));
     for (let next = Math.max(block + 1, this.coveredUpTo + 1); next <= last; next++) {

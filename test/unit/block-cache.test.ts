@@ -527,7 +527,7 @@ test('QA: a random read fetches the pieces it touches, not its whole block (h5py
   assert.equal(h.readAny(target, 20 * PBS + 5 * KiB, 4 * KiB), 4 * KiB, 'a piece here answers without a promise');
   assert.deepEqual(target, ramp(20 * PBS + 5 * KiB, 20 * PBS + 9 * KiB));
   assert.equal(src.reads.length, before);
-  assert.equal(cache.stats.pieceFetches, 7);
+  assert.equal(cache.stats.pieceFetches, 6, 'the last block, of one short piece, came whole');
   assert.equal(cache.stats.bytesFetched, 6 * PIECE + 100);
 });
 
@@ -646,4 +646,60 @@ test('pieces are off when they do not divide the block (and with blocks of one p
   assert.equal(new BlockCache({ maxBytes: PBS, blockSize: PBS, pieceSize: 24 * KiB }).pieceSize, PBS);
   assert.equal(new BlockCache({ maxBytes: PBS, blockSize: PBS }).pieceSize, PBS, '64 KiB blocks are smaller than the default 1 MiB piece');
   assert.equal(new BlockCache({ maxBytes: 8 * 1024 * KiB, blockSize: 8 * 1024 * KiB }).pieceSize, 1024 * KiB);
+});
+
+test('review: a file of one piece (or a short last block) is fetched whole, once, however it is read', async () => {
+  for (const size of [PIECE, PIECE - 100, 3 * PBS + PIECE - 7]) {
+    const cache = piecesCache();
+    const src = new FakeSource(`one-${size}`, size);
+    const h = handle(src, cache);
+    const lastBlock = Math.floor((size - 1) / PBS) * PBS;
+    await h.read(lastBlock + 10, 100); // a seek (or a header, for the one-block files)
+    const got: Buffer[] = [];
+    for (let off = lastBlock; off < size; off += 4 * KiB) got.push(await h.read(off, 4 * KiB));
+    assert.deepEqual(Buffer.concat(got), ramp(lastBlock, size));
+    await settle();
+    assert.deepEqual(src.reads.filter(([s]) => s >= lastBlock), [[lastBlock, size]], `${size}: its last block in one GET`);
+  }
+});
+
+test('review: a read spanning blocks, one of which fails, leaves no block pinned (its buffer goes back to the pool)', async () => {
+  const bs = 64 * KiB;
+  const cache = new BlockCache({ maxBytes: bs, blockSize: bs, probationBytes: bs });
+  const src = new FakeSource('pins', 8 * bs);
+  let open!: () => void;
+  src.blockGates.set(bs, new Promise<void>((r) => { open = r; }));
+  src.failNext = 1; // block 0's fetch, which starts first
+  await assert.rejects(cache.readInto(src, bs - 10, 20, Buffer.alloc(20)), /injected failure/);
+  open(); // block 1 lands after the read gave up
+  for (let i = 0; i < 3; i++) await settle();
+  for (let i = 2; i < 6; i++) await cache.read(src, i * bs, 10); // evicts block 1
+  for (let i = 0; i < 3; i++) await settle();
+  const internals = cache as unknown as { pins: Map<Buffer, number>; releaseWhenUnpinned: Set<Buffer> };
+  assert.equal(internals.pins.size, 0, 'no pin left');
+  assert.equal(internals.releaseWhenUnpinned.size, 0, 'no buffer waiting for an unpin that never comes');
+});
+
+test('review: after a random read only a step forward is a run — records a few MiB apart, or read again, stay random (pieces, no readahead)', async () => {
+  const cache = piecesCache();
+  const src = new FakeSource('cluster', 64 * PBS);
+  const h = handle(src, cache);
+  // A first read away from the start (more than 128 KiB: two 64 KiB blocks here) is a seek; then
+  // records a little more than 128 KiB apart, forward and back; then one read twice.
+  const offsets = [3 * PBS + 100, 5 * PBS + 5000, 20 * PBS + 100, 17 * PBS + 3 * PIECE, 21 * PBS + 200, 21 * PBS + 200];
+  for (const off of offsets) assert.deepEqual(await h.read(off, 4 * KiB), ramp(off, off + 4 * KiB));
+  await settle();
+  assert.ok(src.reads.every(([s, e]) => e - s === PIECE), `pieces only, no block, no readahead: ${src.reads.map(([s, e]) => `${s / PIECE}+${(e - s) / KiB}K`).join(' ')}`);
+  assert.equal(src.reads.length, 5);
+  // Reading on from where the last read ended is a run: the block whole, then readahead.
+  const next = 21 * PBS + 200 + 4 * KiB;
+  assert.deepEqual(await h.read(next, 4 * KiB), ramp(next, next + 4 * KiB));
+  await settle();
+  assert.deepEqual(src.reads.at(-1), [21 * PBS + PIECE, 22 * PBS], 'the rest of block 21');
+  const got: Buffer[] = [];
+  let off = next + 4 * KiB;
+  for (; off < 22 * PBS + 4 * KiB; off += 4 * KiB) got.push(await h.read(off, 4 * KiB));
+  assert.deepEqual(Buffer.concat(got), ramp(next + 4 * KiB, off));
+  await settle();
+  assert.ok(src.reads.some(([s, e]) => s === 23 * PBS && e === 24 * PBS), 'and readahead once it enters the next block');
 });

@@ -711,9 +711,21 @@ export class SynapseFilesystem {
     base: { size: number; md5: string | undefined; version?: number | undefined } | undefined, mtime: number | undefined,
     seed?: ActiveFileInit['seed']): ActiveFile {
     const w = this.writes!;
+    // Its reads before any change go through a ReadHandle of their own: 1 MiB pieces for
+    // SQLite's scattered pages (QA session 26: a whole block each), whole blocks for a run. No
+    // readahead: these opens keep the page cache, whose own readahead after SQLite's 100-byte
+    // header read looks like a run from the start, and fetched a 34 MB database whole.
+    let baseReader: ReadHandle | undefined;
     const file = new ActiveFile({
       spool: w.spool, publisher: w.publisher, loadBase: (id, version, into) => this.loadBase(id, version, into),
-      readBase: async (id, version, position, length) => this.cache.read(await this.baseSource(id, version), position, length),
+      readBase: async (id, version, position, length) => {
+        const source = await this.baseSource(id, version);
+        if (baseReader?.source !== source) {
+          baseReader?.close();
+          baseReader = new ReadHandle(source, this.cache, { ...this.opts.readahead, maxWindowBlocks: 0 });
+        }
+        return baseReader.read(position, length);
+      },
       startStream: (parentId, name, keep) => this.startStream(parentId, name, keep),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
     }, {

@@ -87,6 +87,8 @@ export class ReadHandle {
   private lastRandom = false;
   /** The block of the last random read: it may hold only pieces (block-cache.ts). */
   private piecesAt = -1;
+  /** Reads that continued the run since the last random read. */
+  private runReads = 0;
 
   constructor(
     readonly source: RangeSource,
@@ -191,13 +193,17 @@ export class ReadHandle {
       this.runStart = 0;
       this.coveredUpTo = -1;
     }
-    const sequential = offset === 0 || nearby;
+    // The start of the file begins a run — but not right after a random read or a header's:
+    // SQLite reads its header, then page 1, from offset 0 again, then pages all over (a re-read
+    // of offset 0 ramped readahead to 4 blocks, QA session 26).
+    const sequential = nearby || (offset === 0 && !afterRandom);
     if (length > 0) this.lastRandom = !sequential;
     this.nextOffset = Math.max(this.nextOffset, offset + length);
     if (!sequential) {
       this.lastMode = 'random';
       this.headerOnly = false; // a header, then seeks: a random reader, which gets windows
       this.piecesAt = block;
+      this.runReads = 0;
       this.windowBlocks = 0;
       this.nextOffset = offset + length;
       this.lastBlock = block;
@@ -211,6 +217,7 @@ export class ReadHandle {
       this.windowBlocks = 0;
       this.headerOnly = true;
       this.piecesAt = block;
+      this.runReads = 0;
       this.lastMode = 'random';
       return 'random';
     }
@@ -226,8 +233,10 @@ export class ReadHandle {
       this.lastBlock = block;
     }
     // A run that began with a random read (a seek, a header) may have only pieces of its block
-    // (block-cache.ts): the run wants all of it now, before its reads pass those pieces.
-    if (length > 0 && block === this.piecesAt) {
+    // (block-cache.ts): at its second read on, the run wants all of it, before its reads pass
+    // those pieces. Not at the first: SQLite reads page 2 after page 1, then pages elsewhere.
+    if (length > 0) this.runReads++;
+    if (length > 0 && block === this.piecesAt && this.runReads >= 2) {
       this.piecesAt = -1;
       if (!this.cache.has(this.source, block) && this.cache.hasPiecesOf(this.source, block) && this.cache.readaheadInUse() < this.opts.inflightBudget) {
         this.cache.prefetch(this.source, block);

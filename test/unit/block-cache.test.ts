@@ -691,15 +691,33 @@ test('review: after a random read only a step forward is a run — records a few
   await settle();
   assert.ok(src.reads.every(([s, e]) => e - s === PIECE), `pieces only, no block, no readahead: ${src.reads.map(([s, e]) => `${s / PIECE}+${(e - s) / KiB}K`).join(' ')}`);
   assert.equal(src.reads.length, 5);
-  // Reading on from where the last read ended is a run: the block whole, then readahead.
+  // Reading on from where the last read ended is a run: at its second read the block whole,
+  // then readahead.
   const next = 21 * PBS + 200 + 4 * KiB;
   assert.deepEqual(await h.read(next, 4 * KiB), ramp(next, next + 4 * KiB));
   await settle();
+  assert.equal(src.reads.length, 5, 'one read on: still the piece (SQLite reads page 2 after page 1)');
+  assert.deepEqual(await h.read(next + 4 * KiB, 4 * KiB), ramp(next + 4 * KiB, next + 8 * KiB));
+  await settle();
   assert.deepEqual(src.reads.at(-1), [21 * PBS + PIECE, 22 * PBS], 'the rest of block 21');
   const got: Buffer[] = [];
-  let off = next + 4 * KiB;
+  let off = next + 8 * KiB;
   for (; off < 22 * PBS + 4 * KiB; off += 4 * KiB) got.push(await h.read(off, 4 * KiB));
-  assert.deepEqual(Buffer.concat(got), ramp(next + 4 * KiB, off));
+  assert.deepEqual(Buffer.concat(got), ramp(next + 8 * KiB, off));
   await settle();
   assert.ok(src.reads.some(([s, e]) => s === 23 * PBS && e === 24 * PBS), 'and readahead once it enters the next block');
+});
+
+test('QA: SQLite\'s reads (header, page 1 again, page 2, then pages far apart) fetch pieces only', async () => {
+  const bs = 1024 * KiB;
+  const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs, pieceSize: 64 * KiB });
+  const src = new FakeSource('sqlite', 40 * bs);
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 8, inflightBudget: 64 * bs, readTimeoutMs: 5000 });
+  // As strace shows python3's sqlite3 on a 34 MB database for one primary-key lookup.
+  for (const [off, len] of [[0, 100], [0, 4096], [24, 16], [4096, 4096], [27246592, 4096], [27971584, 4096]] as const) {
+    assert.deepEqual(await h.read(off, len), ramp(off, off + len));
+  }
+  await settle();
+  assert.ok(src.reads.every(([s, e]) => e - s === 64 * KiB), `pieces only: ${src.reads.map(([s, e]) => `${s}+${e - s}`).join(' ')}`);
+  assert.equal(src.reads.length, 3);
 });

@@ -1,6 +1,6 @@
 import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlockCache } from '../../src/fs/block-cache.js';
+import { BlockCache, type BlockId, type BlockStore } from '../../src/fs/block-cache.js';
 import { MAX_HELD_BACK_MS, ReadHandle } from '../../src/fs/read-handle.js';
 import { readOpTimeoutMs } from '../../src/fs/fuse-adapter.js';
 import type { RangeSource } from '../../src/s3/object-store.js';
@@ -150,6 +150,7 @@ test('blocks prefetched for readers that stopped give the readahead budget back 
     const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs });
     const opts = { maxWindowBlocks: 8, inflightBudget: 8 * bs, readTimeoutMs: 5000 };
     const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
     // Two readers of only a file's first bytes (`head`, `file`): their readahead fills the budget.
     for (const name of ['h1', 'h2']) {
       await new ReadHandle(new FakeSource(name, 64 * bs), cache, opts).read(0, 32 * KiB); // a streamer's first read, not a header's
@@ -616,15 +617,7 @@ test('pieces: a header read then a stream (md5sum: 32 KiB reads) fetches every b
 });
 
 test('pieces: with a disk tier, a whole block on disk answers a random read, and a fetched piece is handed to the disk', async () => {
-  const stored = new Map<string, Buffer>();
-  const idKey = (id: { object: string; blockSize: number; index: number }): string => `${id.object}/${id.blockSize}/${id.index}`;
-  const disk = {
-    get: async (id: { object: string; blockSize: number; index: number }, length: number) => {
-      const b = stored.get(idKey(id));
-      return b && b.length === length ? Buffer.from(b) : undefined;
-    },
-    put: (id: { object: string; blockSize: number; index: number }, data: Buffer) => { stored.set(idKey(id), Buffer.from(data)); },
-  };
+  const { stored, idKey, disk } = memoryDisk();
   const src = new FakeSource('disk', 8 * PBS);
   stored.set(idKey({ object: 'disk', blockSize: PBS, index: 2 }), ramp(2 * PBS, 3 * PBS));
   const cache = piecesCache({ disk });
@@ -757,15 +750,7 @@ test('pieces: a block put together around pieces fails whole if a gap fails — 
 });
 
 test('pieces: with a disk tier, pieces an earlier mount left on disk fill a whole block (QA: a later md5sum fetched them again)', async () => {
-  const stored = new Map<string, Buffer>();
-  const idKey = (id: { object: string; blockSize: number; index: number }): string => `${id.object}/${id.blockSize}/${id.index}`;
-  const disk = {
-    get: async (id: { object: string; blockSize: number; index: number }, length: number) => {
-      const b = stored.get(idKey(id));
-      return b && b.length === length ? Buffer.from(b) : undefined;
-    },
-    put: (id: { object: string; blockSize: number; index: number }, data: Buffer) => { stored.set(idKey(id), Buffer.from(data)); },
-  };
+  const { stored, idKey, disk } = memoryDisk();
   const src = new FakeSource('disk-pieces', 4 * PBS);
   const first = piecesCache({ disk });
   await first.readInto(src, PBS + 10, 10, Buffer.alloc(10), () => false, 'random');
@@ -778,3 +763,17 @@ test('pieces: with a disk tier, pieces an earlier mount left on disk fill a whol
   assert.deepEqual(src.reads.slice(2), [[PBS + PIECE, PBS + 3 * PIECE]], 'only the gap between the pieces on disk');
   assert.deepEqual(stored.get(idKey({ object: 'disk-pieces', blockSize: PBS, index: 1 })), ramp(PBS, 2 * PBS), 'and the whole block is on disk now');
 });
+
+/** A disk tier in memory: what it stores, by `object/blockSize/index`. */
+function memoryDisk(): { stored: Map<string, Buffer>; idKey: (id: BlockId) => string; disk: BlockStore } {
+  const stored = new Map<string, Buffer>();
+  const idKey = (id: BlockId): string => `${id.object}/${id.blockSize}/${id.index}`;
+  const disk: BlockStore = {
+    get: async (id, length) => {
+      const b = stored.get(idKey(id));
+      return b && b.length === length ? Buffer.from(b) : undefined;
+    },
+    put: (id, data) => { stored.set(idKey(id), Buffer.from(data)); },
+  };
+  return { stored, idKey, disk };
+}

@@ -150,7 +150,6 @@ test('blocks prefetched for readers that stopped give the readahead budget back 
     const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs });
     const opts = { maxWindowBlocks: 8, inflightBudget: 8 * bs, readTimeoutMs: 5000 };
     const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
-
     // Two readers of only a file's first bytes (`head`, `file`): their readahead fills the budget.
     for (const name of ['h1', 'h2']) {
       await new ReadHandle(new FakeSource(name, 64 * bs), cache, opts).read(0, 32 * KiB); // a streamer's first read, not a header's

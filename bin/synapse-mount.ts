@@ -9,6 +9,7 @@ import { hideBin } from 'yargs/helpers';
 import path from 'node:path';
 import { UsageError, currentGid, currentUid, defaultCacheDir, parseSize, parseSizeWithin, parseTtlSeconds } from '../src/config.js';
 import { parseRequestSize } from '../src/fs/fuse-terms.js';
+import { cacheLayout } from '../src/fs/cache-layout.js';
 import { normaliseEntityId } from '../src/fs/mount.js';
 import { canonicalMountpoint } from '../src/fs/preflight.js';
 import { expandMountOptions } from '../src/cli/mount-options.js';
@@ -117,6 +118,11 @@ await yargs(argv)
           return n;
         };
         const cacheDirBytes = cacheSize(a['cache-dir-size'], '--cache-dir-size'); // checked even without --cache-dir
+        const cacheBytes = cacheSize(a['cache-size'], '--cache-size');
+        const layout = cacheLayout(cacheBytes, blockBytes);
+        if (layout.totalBytes > cacheBytes) {
+          process.stderr.write(`synapse-mount: warning: --cache-size ${a['cache-size']} is too small for --block-size ${a['block-size']} (readahead, scans and the cache need a block or more each); the cache will hold up to ${Math.ceil(layout.totalBytes / 1024 ** 2)} MiB\n`);
+        }
         // An option's value, so a usage error (the positional entity's is a MountError, exit 1).
         let metadataView: string | undefined;
         try {
@@ -134,7 +140,7 @@ await yargs(argv)
             ...(a['s3-region'] ? { s3Region: a['s3-region'] } : {}),
             readOnly,
             useSts: a.sts,
-            cacheBytes: cacheSize(a['cache-size'], '--cache-size'),
+            cacheBytes,
             blockBytes,
             metadataTtlMs: parseTtlSeconds(a['metadata-ttl'], '--metadata-ttl') * 1000,
             readTimeoutMs: a['read-timeout'] * 1000,

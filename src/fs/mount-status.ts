@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { SynapseClientStats } from '../synapse/http-client.js';
 import { s3Stats, type S3Counters } from '../s3/s3-stats.js';
 import { scrubSecrets } from '../log.js';
+import { cacheLayout } from './cache-layout.js';
 import { fastReadHits, fastReadReplies } from './fast-read.js';
 import { grantedFuseTerms, type FuseTerms } from './fuse-terms.js';
 import type { SynapseFilesystem } from './filesystem.js';
@@ -178,7 +179,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
     orphanedUploads: orphanedCount,
     cache: {
       bytes: cache.cachedBytes,
-      limitBytes: config.cacheBytes,
+      limitBytes: cacheLayout(config.cacheBytes, config.blockBytes).totalBytes,
       fetchingBytes: cache.inflightBytes,
       readaheadBytes: cache.readaheadInUse(),
       blockBytes: config.blockBytes,

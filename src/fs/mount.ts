@@ -12,6 +12,7 @@ import { StsCredentialCache } from '../synapse/sts.js';
 import { CONCRETE } from '../synapse/types.js';
 import { AwsObjectStore } from '../s3/aws-object-store.js';
 import { BlockCache } from './block-cache.js';
+import { cacheLayout } from './cache-layout.js';
 import { DiskCache, openSizeLog, type SizeLog } from './disk-cache.js';
 import { openMtimeLog } from './mtime-log.js';
 import { synapseScope } from './synapse-scope.js';
@@ -77,22 +78,6 @@ export interface MountedFilesystem {
   userName: string;
   unmount(): Promise<void>;
 }
-
-/**
- * Readahead in flight: at most 64 MiB — at S3's ~20 ms latency and this machine's ~500 MB/s
- * that is 6× what keeps the pipe full (DESIGN §4 suggests 128 MiB for real S3 links; memory
- * wins here), and never more than a quarter of --cache-size.
- */
-const MAX_READAHEAD_BYTES = 64 * 1024 * 1024;
-
-/**
- * A sequential run past this many bytes is a scan (read-handle.ts): the rest of its blocks go
- * through probation and are kept only when read again (block-cache.ts). Files up to this size
- * are cached on their first read. Measured: with a quarter of the cache (≈ 100 MiB) here, four
- * parallel 256 MiB reads wrote 400 MiB of fresh cache memory and cost 4.5–5.4 CPU-s per GiB;
- * with 32 MiB, 3.0–4.2.
- */
-const SCAN_AFTER_BYTES = 32 * 1024 * 1024;
 
 /**
  * Upload part buffers kept once writing has stopped for PARTS_IDLE_MS (one upload's parts in
@@ -258,16 +243,9 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
     ...(sizes ? { sizeStore: sizes } : {}),
     ...(viewSizes ? { folderSizes: viewSizes.folderSizes } : {}),
   });
-  // --cache-size bounds every block the process holds: readahead (in flight + prefetched,
-  // unread) gets a quarter of it (at most 64 MiB), the probation area for long scans 3–4
-  // blocks (block-cache.ts), the main LRU the rest — so the process stays within --cache-size +
-  // Node's own ~100 MiB. A sequential run longer than SCAN_AFTER_BYTES is a scan.
-  const readaheadBytes = Math.max(config.blockBytes, Math.min(MAX_READAHEAD_BYTES, Math.floor(config.cacheBytes / 4)));
-  // Probation must outlast a block's reading: the kernel reads a block in many requests, some out
-  // of order, and a block dropped while still being read was fetched again (and, as a "second
-  // read", promoted). Three blocks at least, even in a small cache.
-  const probationBytes = Math.max(3 * config.blockBytes, Math.min(4 * config.blockBytes, Math.floor(config.cacheBytes / 8)));
-  const mainBytes = Math.max(config.blockBytes, config.cacheBytes - readaheadBytes - probationBytes);
+  // --cache-size bounds every block the process holds (cache-layout.ts), so the process stays
+  // within it + Node's own ~100 MiB.
+  const { readaheadBytes, probationBytes, mainBytes, scanAfterBytes } = cacheLayout(config.cacheBytes, config.blockBytes);
   // Fresh block buffers are faulted in on a worker thread, not in the event loop's socket reads:
   // +5 % on a fresh mount's cold read here (bench/README.md, "Reads (session 7)").
   const cache = new BlockCache({
@@ -284,7 +262,7 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
       maxWindowBlocks: Math.max(1, Math.floor(readaheadBytes / config.blockBytes)),
       inflightBudget: readaheadBytes,
       readTimeoutMs: config.readTimeoutMs,
-      streamAfterBytes: Math.max(config.blockBytes, Math.min(SCAN_AFTER_BYTES, Math.floor(mainBytes / 4))),
+      streamAfterBytes: scanAfterBytes,
     },
     ...(mtimes ? { mtimeLog: mtimes } : {}),
     logger: log.child({ component: 'fs' }),

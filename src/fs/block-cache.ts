@@ -177,6 +177,7 @@ export class BlockCache {
       if (inUse && evicted && !this.main.has(evicted.key) && !this.probation.has(evicted.key) && !this.staged.has(evicted.key)) {
         this.ghosts.delete(evicted.key);
         evicted.from.set(evicted.key, buf);
+        this.dropPieces(evicted.key); // random reads may have fetched some while it was out
         return;
       }
       if (!poolable) return;

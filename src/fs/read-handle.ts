@@ -87,8 +87,12 @@ export class ReadHandle {
   private lastRandom = false;
   /** The block of the last random read: it may hold only pieces (block-cache.ts). */
   private piecesAt = -1;
-  /** Reads that continued the run since the last random read. */
+  /** Reads that continued the run since the last random read (or header read). */
   private runReads = 0;
+  /** The last read was random (a seek, not a header's): the run after it is confirmed at its second read. */
+  private afterSeek = false;
+  /** Where the last window handed to the fast path for this run ends (its reads never reach JS). */
+  private windowEnd = 0;
 
   constructor(
     readonly source: RangeSource,
@@ -159,7 +163,11 @@ export class ReadHandle {
     // reader reaching `offset`, so readahead moves on now (taking this block out of `staged`
     // freed budget), not at the next read JS sees, a block later. Not for a block a random
     // reader just read (`moveOn` false): that is no step forward, and must start no readahead.
-    if (moveOn) this.planReadahead(offset, 0);
+    if (moveOn) {
+      // Its reads are the run's too: the next read JS sees continues the run from the window's end.
+      this.windowEnd = Math.max(this.windowEnd, start + length);
+      this.planReadahead(offset, 0);
+    }
     return { start, length, eof: start + length === this.source.size, buf: held.buf, release: held.release };
   }
 
@@ -187,7 +195,8 @@ export class ReadHandle {
     // first read is a run only from (near) the file's start: one further on is a seek.
     const afterRandom = this.windowBlocks === 0 || this.lastBlock === -1;
     const windowBytes = afterRandom ? AFTER_RANDOM_SLACK : Math.max(this.windowBlocks, 1) * bs;
-    const nearby = offset >= this.nextOffset - (afterRandom ? 0 : windowBytes) && offset <= this.nextOffset + windowBytes;
+    const reach = Math.max(this.nextOffset, this.windowEnd);
+    const nearby = offset >= this.nextOffset - (afterRandom ? 0 : windowBytes) && offset <= reach + windowBytes;
     if (offset === 0 && !nearby) {
       // Back to the start: a new run.
       this.runStart = 0;
@@ -204,6 +213,8 @@ export class ReadHandle {
       this.headerOnly = false; // a header, then seeks: a random reader, which gets windows
       this.piecesAt = block;
       this.runReads = 0;
+      this.afterSeek = true;
+      this.windowEnd = 0;
       this.windowBlocks = 0;
       this.nextOffset = offset + length;
       this.lastBlock = block;
@@ -211,7 +222,7 @@ export class ReadHandle {
       this.coveredUpTo = block;
       return 'random';
     }
-    if (this.lastBlock === -1 && offset === 0 && length > 0 && length < Math.min(SMALL_FIRST_READ, bs / 2)) {
+    if (this.lastBlock === -1 && length > 0 && length < Math.min(SMALL_FIRST_READ, bs / 2)) {
       // The first read, and a small one: its block only, until a second read says more comes.
       this.lastBlock = block;
       this.windowBlocks = 0;
@@ -236,11 +247,18 @@ export class ReadHandle {
     // (block-cache.ts): at its second read on, the run wants all of it, before its reads pass
     // those pieces. Not at the first: SQLite reads page 2 after page 1, then pages elsewhere.
     if (length > 0) this.runReads++;
-    if (length > 0 && block === this.piecesAt && this.runReads >= 2) {
+    if (length > 0 && this.piecesAt !== -1 && this.runReads >= 2) {
       this.piecesAt = -1;
       if (!this.cache.has(this.source, block) && this.cache.hasPiecesOf(this.source, block) && this.cache.readaheadInUse() < this.opts.inflightBudget) {
         this.cache.prefetch(this.source, block);
       }
+    }
+    // After a seek the run's first read reads nothing ahead and fetches pieces if it misses: a
+    // 1 MiB read into an unaligned buffer comes as two requests, and the second, in the next
+    // block, read that block and the one after it ahead (review: 10 MiB for a 1 MiB read).
+    if (this.afterSeek) {
+      if (this.runReads < 2) return 'random';
+      this.afterSeek = false;
     }
     const last = Math.min(block + this.windowBlocks, Math.floor((this.source.size - 1) / bs));
     for (let next = Math.max(block + 1, this.coveredUpTo + 1); next <= last; next++) {

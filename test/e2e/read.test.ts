@@ -199,7 +199,7 @@ describe('read-only mount of an STS folder and a Synapse-managed folder', () => 
     // reader compares every range with a local copy of the file.
     const small = await mountForeground(stack, projectId, [...options]);
     // 24 MiB is three 8 MiB blocks: readahead, scans and the cache need one or more each (QA).
-    const tooSmall = options.includes('24M');
+    const tooSmall = (options as readonly string[]).includes('24M');
     assert.equal(/warning: --cache-size 24M is too small for --block-size 8M .*hold up to 40 MiB/.test(small.output()), tooSmall, small.output());
     assert.equal((await statusOf(small.dir)).cache.limitBytes, tooSmall ? 40 * MiB : 8 * MiB, 'status shows the real bound');
     const copy = path.join(os.tmpdir(), `read-test-big-${process.pid}.bin`);

@@ -138,9 +138,11 @@ test('the window ramps 4-fold: four blocks ahead at the first read (or the secon
   await g.read(20 * bs, 4 * KiB);
   assert.deepEqual(await got(), [20], 'a seek: only the block touched');
   await g.read(21 * bs, 4 * KiB);
-  assert.deepEqual(await got(), [20, 21, 22], 'then one block ahead');
+  assert.deepEqual(await got(), [20, 21], 'the run\'s first read: its block, nothing ahead yet (a read split in two is no run)');
   await g.read(22 * bs, 4 * KiB);
-  assert.deepEqual(await got(), [20, 21, 22, 23, 24], 'then two');
+  assert.deepEqual(await got(), [20, 21, 22, 23, 24], 'then two blocks ahead (the window grew at that first read)');
+  await g.read(23 * bs, 4 * KiB);
+  assert.deepEqual(await got(), [20, 21, 22, 23, 24, 25, 26, 27], 'then four');
 });
 
 test('blocks prefetched for readers that stopped give the readahead budget back once stale: header readers cannot switch readahead off', async () => {
@@ -776,3 +778,44 @@ function memoryDisk(): { stored: Map<string, Buffer>; idKey: (id: BlockId) => st
   };
   return { stored, idKey, disk };
 }
+
+test('review: a run after a seek whose reads the fast path answers (a window) reads ahead: the next read JS sees, at the window\'s end, continues the run', async () => {
+  const bs = 1024 * KiB;
+  const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs, pieceSize: 64 * KiB });
+  const src = new FakeSource('windowed', 40 * bs);
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 8, inflightBudget: 64 * bs, readTimeoutMs: 5000 });
+  const at = 10 * bs + 100;
+  for (let i = 0; i < 3; i++) assert.deepEqual(await h.read(at + i * 4 * KiB, 4 * KiB), ramp(at + i * 4 * KiB, at + (i + 1) * 4 * KiB));
+  await settle();
+  await settle();
+  const w = h.window(at + 12 * KiB, () => false);
+  assert.ok(w, 'block 10 is whole by now: the fast path gets it');
+  w.release();
+  // The fast path answers the rest of block 10; JS sees the next read at block 11.
+  assert.deepEqual(await h.read(11 * bs, 4 * KiB), ramp(11 * bs, 11 * bs + 4 * KiB));
+  await settle();
+  assert.ok(src.reads.some(([s]) => s === 12 * bs), `readahead past block 11 (fetched ${src.reads.map(([s, e]) => `${s / KiB}K+${(e - s) / KiB}K`).join(' ')})`);
+});
+
+test('review: a first small read near the start (dd bs=4k skip=16) is a header\'s: its piece, no readahead', async () => {
+  const bs = 1024 * KiB;
+  const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs, pieceSize: 64 * KiB });
+  const src = new FakeSource('skip16', 40 * bs);
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 8, inflightBudget: 64 * bs, readTimeoutMs: 5000 });
+  assert.deepEqual(await h.read(64 * KiB, 4 * KiB), ramp(64 * KiB, 68 * KiB));
+  await settle();
+  assert.deepEqual(src.reads, [[64 * KiB, 128 * KiB]]);
+});
+
+test('review: a read split in two across a block boundary fetches the pieces it touches, and nothing ahead', async () => {
+  const bs = 1024 * KiB;
+  const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs, pieceSize: 64 * KiB });
+  const src = new FakeSource('straddle', 40 * bs);
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 8, inflightBudget: 64 * bs, readTimeoutMs: 5000 });
+  const at = 10 * bs - 100 * KiB;
+  assert.deepEqual(await h.read(at, 100 * KiB), ramp(at, at + 100 * KiB));
+  assert.deepEqual(await h.read(10 * bs, 200 * KiB), ramp(10 * bs, 10 * bs + 200 * KiB), 'the rest, in block 10');
+  await settle();
+  const fetched = src.reads.reduce((n, [s, e]) => n + e - s, 0);
+  assert.ok(src.reads.every(([s, e]) => e - s === 64 * KiB) && fetched <= 6 * 64 * KiB, `pieces only (${src.reads.map(([s, e]) => `${s / KiB}K+${(e - s) / KiB}K`).join(' ')})`);
+});

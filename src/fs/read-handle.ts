@@ -66,6 +66,9 @@ const SMALL_FIRST_READ = 128 * 1024;
  */
 const AFTER_RANDOM_SLACK = 128 * 1024;
 
+/** Window ends remembered (ReadHandle.windowEnds): about as many as the fast path keeps per file. */
+const WINDOW_ENDS = 8;
+
 export class ReadHandle {
   private nextOffset = 0;
   private windowBlocks = 1;
@@ -91,8 +94,12 @@ export class ReadHandle {
   private runReads = 0;
   /** The last read was random (a seek, not a header's): the run after it is confirmed at its second read. */
   private afterSeek = false;
-  /** Where the last window handed to the fast path for this run ends (its reads never reach JS). */
-  private windowEnd = 0;
+  /**
+   * Ends of the last windows handed to the fast path (its reads never reach JS): a read JS sees
+   * at one of them continues a run the reader made in C — a sequential reader's, or a "random"
+   * reader's that went on reading from where it landed (review: dd skip= into a cached block).
+   */
+  private readonly windowEnds: number[] = [];
 
   constructor(
     readonly source: RangeSource,
@@ -163,11 +170,11 @@ export class ReadHandle {
     // reader reaching `offset`, so readahead moves on now (taking this block out of `staged`
     // freed budget), not at the next read JS sees, a block later. Not for a block a random
     // reader just read (`moveOn` false): that is no step forward, and must start no readahead.
-    if (moveOn) {
-      // Its reads are the run's too: the next read JS sees continues the run from the window's end.
-      this.windowEnd = Math.max(this.windowEnd, start + length);
-      this.planReadahead(offset, 0);
+    if (!this.windowEnds.includes(start + length)) {
+      this.windowEnds.push(start + length);
+      if (this.windowEnds.length > WINDOW_ENDS) this.windowEnds.shift();
     }
+    if (moveOn) this.planReadahead(offset, 0);
     return { start, length, eof: start + length === this.source.size, buf: held.buf, release: held.release };
   }
 
@@ -195,8 +202,10 @@ export class ReadHandle {
     // first read is a run only from (near) the file's start: one further on is a seek.
     const afterRandom = this.windowBlocks === 0 || this.lastBlock === -1;
     const windowBytes = afterRandom ? AFTER_RANDOM_SLACK : Math.max(this.windowBlocks, 1) * bs;
-    const reach = Math.max(this.nextOffset, this.windowEnd);
-    const nearby = offset >= this.nextOffset - (afterRandom ? 0 : windowBytes) && offset <= reach + windowBytes;
+    // A read just past a window's end: the reader read through that block in C.
+    const fromWindow = length > 0 && this.windowEnds.some((end) => offset >= end && offset <= end + AFTER_RANDOM_SLACK);
+    if (fromWindow && this.runReads < 1) this.runReads = 1; // with this read, a confirmed run
+    const nearby = fromWindow || (offset >= this.nextOffset - (afterRandom ? 0 : windowBytes) && offset <= this.nextOffset + windowBytes);
     if (offset === 0 && !nearby) {
       // Back to the start: a new run.
       this.runStart = 0;
@@ -214,7 +223,6 @@ export class ReadHandle {
       this.piecesAt = block;
       this.runReads = 0;
       this.afterSeek = true;
-      this.windowEnd = 0;
       this.windowBlocks = 0;
       this.nextOffset = offset + length;
       this.lastBlock = block;

@@ -819,3 +819,22 @@ test('review: a read split in two across a block boundary fetches the pieces it 
   const fetched = src.reads.reduce((n, [s, e]) => n + e - s, 0);
   assert.ok(src.reads.every(([s, e]) => e - s === 64 * KiB) && fetched <= 6 * 64 * KiB, `pieces only (${src.reads.map(([s, e]) => `${s / KiB}K+${(e - s) / KiB}K`).join(' ')})`);
 });
+
+test('review: a seek into a cached block whose reads the fast path then answers (a random reader\'s window) starts a run at the block\'s end', async () => {
+  const bs = 1024 * KiB;
+  const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs, pieceSize: 64 * KiB });
+  const src = new FakeSource('kept', 40 * bs);
+  await cache.read(src, 10 * bs, bs); // block 10 is here whole
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 8, inflightBudget: 64 * bs, readTimeoutMs: 5000 });
+  assert.deepEqual(await h.read(10 * bs + 100, 4 * KiB), ramp(10 * bs + 100, 10 * bs + 100 + 4 * KiB));
+  assert.equal(h.lastReadRandom, true);
+  const w = h.window(10 * bs + 100, () => false, false); // kept for the random reader
+  assert.ok(w);
+  w.release();
+  // dd bs=1M skip=10: C answers the rest of block 10; JS sees the read at block 11.
+  assert.deepEqual(await h.read(11 * bs, 64 * KiB), ramp(11 * bs, 11 * bs + 64 * KiB));
+  await settle();
+  assert.equal(h.lastReadRandom, false, 'a run');
+  assert.ok(src.reads.some(([s, e]) => s === 11 * bs && e === 12 * bs), 'block 11 whole');
+  assert.ok(src.reads.some(([s]) => s === 12 * bs), `and read ahead (fetched ${src.reads.map(([s, e]) => `${s / KiB}K+${(e - s) / KiB}K`).join(' ')})`);
+});

@@ -119,6 +119,8 @@ export class BlockCache {
   private readonly main: LRUCache<string, Buffer>;
   private readonly probation: LRUCache<string, Buffer>;
   private readonly ghosts = new LRUCache<string, true>({ max: GHOST_KEYS });
+  /** Objects whose pieces this cache found on or handed to the disk tier (heldPiecesWithDisk). */
+  private readonly piecesOnDisk = new LRUCache<string, true>({ max: GHOST_KEYS });
   private readonly fetching = new Map<string, Fetching>();
   /** Insertion order = age (oldest first). */
   private readonly staged = new Map<string, { buf: Buffer; at: number }>();
@@ -429,12 +431,17 @@ export class BlockCache {
   }
 
   /**
-   * heldPieces(), with the disk tier asked for those not in memory: an earlier mount's random
-   * reads may have left them there (a failed lookup is a failed open, cheap beside a GET).
+   * heldPieces(), with the disk tier asked for those not in memory — for objects this cache
+   * has seen pieces of on disk (found there, or put there) only: asking for every block of every
+   * file cost 8 more opens per block in the thread pool the disk writes use (review). So a new
+   * mount's first pass over a file whose pieces an earlier mount left fetches them again, unless
+   * a random read found one first.
    */
   private async heldPiecesWithDisk(disk: BlockStore, source: RangeSource, index: number, blockBytes: number): Promise<Array<Buffer | undefined>> {
+    const held = this.heldPieces(source, index, blockBytes);
+    if (!this.piecesOnDisk.has(source.cacheKey)) return held;
     const first = (index * this.blockSize) / this.pieceSize;
-    return Promise.all(this.heldPieces(source, index, blockBytes).map(async (buf, p) => buf
+    return Promise.all(held.map(async (buf, p) => buf
       ?? (await disk.get({ object: source.cacheKey, blockSize: this.pieceSize, index: first + p }, Math.min(this.pieceSize, blockBytes - p * this.pieceSize)).catch(() => undefined))));
   }
 
@@ -581,12 +588,16 @@ export class BlockCache {
       const stored = await disk.get(id, end - start).catch(() => undefined);
       if (stored) {
         this.stats.diskHits++;
+        this.piecesOnDisk.set(source.cacheKey, true);
         return { buf: stored, whole: this.holdsBlock(blockKeyOf) };
       }
     }
     const data = await source.read(start, end);
     this.stats.bytesFetched += data.length;
-    if (disk && data.length === end - start) disk.put(id, data);
+    if (disk && data.length === end - start) {
+      disk.put(id, data);
+      this.piecesOnDisk.set(source.cacheKey, true);
+    }
     return { buf: data, whole: this.holdsBlock(blockKeyOf) };
   }
 

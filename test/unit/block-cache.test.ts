@@ -750,14 +750,22 @@ test('pieces: a block put together around pieces fails whole if a gap fails — 
   assert.deepEqual(out, ramp(2 * PBS, 3 * PBS));
 });
 
-test('pieces: with a disk tier, pieces an earlier mount left on disk fill a whole block (QA: a later md5sum fetched them again)', async () => {
+test('pieces: with a disk tier, pieces on disk fill a whole block once the cache has seen pieces of that file there (QA: a later md5sum fetched them again; review: not 8 lookups for every block of every file)', async () => {
   const { stored, idKey, disk } = memoryDisk();
+  let gets = 0;
+  const counted: BlockStore = { get: (id, length) => { gets++; return disk.get(id, length); }, put: (id, data) => disk.put(id, data) };
   const src = new FakeSource('disk-pieces', 4 * PBS);
-  const first = piecesCache({ disk });
+  const first = piecesCache({ disk: counted });
   await first.readInto(src, PBS + 10, 10, Buffer.alloc(10), () => false, 'random');
   await first.readInto(src, PBS + 3 * PIECE, 10, Buffer.alloc(10), () => false, 'random');
   assert.equal(src.reads.length, 2);
-  const again = piecesCache({ disk }); // a remount
+  // Another file, read whole: one disk lookup per block, none for pieces.
+  gets = 0;
+  await first.read(new FakeSource('plain', 2 * PBS), 0, 2 * PBS);
+  assert.equal(gets, 2);
+  const again = piecesCache({ disk: counted }); // a remount
+  await again.readInto(src, PBS + 5, 10, Buffer.alloc(10), () => false, 'random'); // finds a piece on disk
+  assert.equal(src.reads.length, 2, 'no fetch for it');
   const out = Buffer.alloc(PBS);
   assert.equal(await again.readInto(src, PBS, PBS, out), PBS);
   assert.deepEqual(out, ramp(PBS, 2 * PBS));

@@ -258,7 +258,7 @@ export class BlockCache {
   }
 
   private holds(key: string): boolean {
-    return this.main.has(key) || this.probation.has(key) || this.staged.has(key) || this.fetching.has(key);
+    return this.holdsBlock(key) || this.fetching.has(key);
   }
 
   async block(source: RangeSource, index: number, mode: ReadMode = 'demand'): Promise<Buffer> {
@@ -389,11 +389,8 @@ export class BlockCache {
     const disk = this.opts.disk;
     const id: BlockId = { object: source.cacheKey, blockSize: this.blockSize, index };
     if (disk) {
-      const stored = await disk.get(id, end - start).catch(() => undefined);
-      if (stored) {
-        this.stats.diskHits++;
-        return stored;
-      }
+      const stored = await this.fromDisk(disk, id, end - start);
+      if (stored) return stored;
     }
     const pool = this.pool;
     const whole = end - start === this.blockSize;
@@ -442,7 +439,7 @@ export class BlockCache {
     if (!this.piecesOnDisk.has(source.cacheKey)) return held;
     const first = (index * this.blockSize) / this.pieceSize;
     return Promise.all(held.map(async (buf, p) => buf
-      ?? (await disk.get({ object: source.cacheKey, blockSize: this.pieceSize, index: first + p }, Math.min(this.pieceSize, blockBytes - p * this.pieceSize)).catch(() => undefined))));
+      ?? (await this.fromDisk(disk, { object: source.cacheKey, blockSize: this.pieceSize, index: first + p }, Math.min(this.pieceSize, blockBytes - p * this.pieceSize)))));
   }
 
   /**
@@ -511,19 +508,19 @@ export class BlockCache {
     if (this.fetching.has(key)) return false;
     const pieces = Math.ceil((Math.min((index + 1) * this.blockSize, source.size) - index * this.blockSize) / this.pieceSize);
     if (pieces <= 1) return false; // a block of one piece (a small file, a file's short last block) is fetched whole
-    let held = 0;
-    for (let p = 0; p < pieces; p++) if (this.main.has(pieceKey(key, p)) || this.fetching.has(pieceKey(key, p))) held++;
-    return held * 2 < pieces;
+    return this.piecesComing(key, pieces) * 2 < pieces;
+  }
+
+  /** How many of the first `pieces` pieces of block `key` are here or being fetched. */
+  private piecesComing(key: string, pieces = this.blockSize / this.pieceSize): number {
+    let n = 0;
+    for (let p = 0; p < pieces; p++) if (this.main.has(pieceKey(key, p)) || this.fetching.has(pieceKey(key, p))) n++;
+    return n;
   }
 
   /** Some piece of block `index` is here or on its way. */
   hasPiecesOf(source: RangeSource, index: number): boolean {
-    if (this.pieceSize === this.blockSize) return false;
-    const key = this.key(source, index);
-    for (let p = 0; p < this.blockSize / this.pieceSize; p++) {
-      if (this.main.has(pieceKey(key, p)) || this.fetching.has(pieceKey(key, p))) return true;
-    }
-    return false;
+    return this.pieceSize < this.blockSize && this.piecesComing(this.key(source, index)) > 0;
   }
 
   /** Block `key`'s pieces leave the cache: its whole block is here. */
@@ -573,9 +570,8 @@ export class BlockCache {
     const blockStart = index * this.blockSize;
     if (disk) {
       const blockBytes = Math.min(blockStart + this.blockSize, source.size) - blockStart;
-      const block = await disk.get({ object: source.cacheKey, blockSize: this.blockSize, index }, blockBytes).catch(() => undefined);
+      const block = await this.fromDisk(disk, { object: source.cacheKey, blockSize: this.blockSize, index }, blockBytes);
       if (block) {
-        this.stats.diskHits++;
         if (!this.holds(blockKeyOf)) {
           this.keep(blockKeyOf, block, 'demand');
           this.dropPieces(blockKeyOf);
@@ -585,9 +581,8 @@ export class BlockCache {
     }
     const id: BlockId = { object: source.cacheKey, blockSize: this.pieceSize, index: start / this.pieceSize };
     if (disk) {
-      const stored = await disk.get(id, end - start).catch(() => undefined);
+      const stored = await this.fromDisk(disk, id, end - start);
       if (stored) {
-        this.stats.diskHits++;
         this.piecesOnDisk.set(source.cacheKey, true);
         return { buf: stored, whole: this.holdsBlock(blockKeyOf) };
       }
@@ -599,6 +594,13 @@ export class BlockCache {
       this.piecesOnDisk.set(source.cacheKey, true);
     }
     return { buf: data, whole: this.holdsBlock(blockKeyOf) };
+  }
+
+  /** A block or piece from the disk tier, counted as a disk hit; its errors are misses. */
+  private async fromDisk(disk: BlockStore, id: BlockId, length: number): Promise<Buffer | undefined> {
+    const stored = await disk.get(id, length).catch(() => undefined);
+    if (stored) this.stats.diskHits++;
+    return stored;
   }
 
   /** The whole block is here (not merely being fetched). */

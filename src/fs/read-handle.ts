@@ -289,8 +289,7 @@ export class ReadHandle {
       this.coveredUpTo = next;
     }
     this.lastMode = offset - this.runStart >= (this.opts.streamAfterBytes ?? Infinity) ? 'stream' : 'demand';
-    // The run's first read after a random one still fetches pieces if it misses: a 1 MiB read
-    // into an unaligned buffer comes as two requests, and the second is no run (QA: 9 MiB).
+    // After a header read, too, the run's first read fetches pieces if it misses (above, after a seek).
     if (block === this.piecesAt && this.runReads < 2) return 'random';
     return this.lastMode;
   }

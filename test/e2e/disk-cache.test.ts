@@ -149,6 +149,49 @@ describe('disk cache and request budget', () => {
     assert.ok(again && again.size > 8 * MiB, 'the block was rewritten whole');
   });
 
+  test('random reads keep their 1 MiB pieces on disk: a remount\'s same reads need no S3, and a later md5sum fetches only the rest', async () => {
+    const dir = await cacheDir();
+    // Four 4 KiB reads in four different blocks (each a seek), as python reads them.
+    const offsets = [33 * MiB + 5000, 9 * MiB + 77, 25 * MiB + 4096, 17 * MiB + 123456];
+    const reader = `import hashlib, sys
+h = hashlib.md5()
+with open(sys.argv[1], 'rb') as f:
+    for off in map(int, sys.argv[2:]):
+        f.seek(off); h.update(f.read(4096))
+print(h.hexdigest())`;
+    const readAt = async (m: Mounted, at: number[]): Promise<void> => {
+      const r = await sh(`python3 -c "$R" '${m.dir}/sts/big.bin' ${at.join(' ')}`, { env: { ...process.env, R: reader } });
+      assert.equal(r.stdout.trim(), md5(Buffer.concat(at.map((o) => big.subarray(o, o + 4096)))), r.stderr);
+    };
+    const readAll = (m: Mounted): Promise<void> => readAt(m, offsets);
+    const first = await mountWith(['--cache-dir', dir]);
+    const s0 = stack.dev.stats().s3.bytesOut;
+    await readAll(first);
+    assert.ok(stack.dev.stats().s3.bytesOut - s0 <= 4 * MiB + 64, 'a piece per read from S3');
+    await quiet();
+    await unmount(first);
+    const pieces = (await blockFiles(dir)).filter((b) => path.basename(b.file).startsWith(`${MiB}-`));
+    assert.equal(pieces.length, 4, 'four pieces on disk');
+    // A remount reads one of them (from disk), then the whole file: the other three pieces,
+    // never in this mount's memory, come from disk too.
+    const second = await mountWith(['--cache-dir', dir]);
+    const s1 = stack.dev.stats().s3.bytesOut;
+    await readAt(second, offsets.slice(0, 1));
+    assert.ok(stack.dev.stats().s3.bytesOut - s1 < 64 * 1024, `a read after a remount came from disk (${stack.dev.stats().s3.bytesOut - s1} bytes from S3)`);
+    const s2 = stack.dev.stats().s3.bytesOut;
+    assert.equal(await md5Of(`${second.dir}/sts/big.bin`), md5(big));
+    const rest = stack.dev.stats().s3.bytesOut - s2;
+    assert.ok(rest <= big.length - 4 * MiB + 64 * 1024, `md5sum after it fetched ${rest} bytes: not the pieces on disk`);
+    await quiet();
+    await unmount(second);
+    // And every one of the reads, on a third mount, from disk.
+    const third = await mountWith(['--cache-dir', dir]);
+    const s3 = stack.dev.stats().s3.bytesOut;
+    await readAll(third);
+    assert.ok(stack.dev.stats().s3.bytesOut - s3 < 64 * 1024, `the same reads after a remount came from disk (${stack.dev.stats().s3.bytesOut - s3} bytes from S3)`);
+    await unmount(third);
+  });
+
   test('two mounts sharing one cache dir read correctly at once', async () => {
     const dir = await cacheDir();
     const [a, b] = await Promise.all([mountWith(['--cache-dir', dir]), mountWith(['--cache-dir', dir])]);

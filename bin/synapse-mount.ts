@@ -14,7 +14,7 @@ import { normaliseEntityId } from '../src/fs/mount.js';
 import { canonicalMountpoint } from '../src/fs/preflight.js';
 import { expandMountOptions } from '../src/cli/mount-options.js';
 import { installFetchProxy } from '../src/net/proxy.js';
-import { runMount } from '../src/cli/mount-command.js';
+import { CHILD_ENV, readHandedAuth, runMount } from '../src/cli/mount-command.js';
 import { runUnmount } from '../src/cli/unmount-command.js';
 import { runRecover } from '../src/cli/recover-run.js';
 import { describeError, resolveAuth } from '../src/cli/common.js';
@@ -98,7 +98,10 @@ await yargs(argv)
       }),
     async (a) => {
       try {
-        const { token, endpoint, warning } = await resolveAuth({ endpoint: a.endpoint, authTokenFile: a['auth-token-file'] });
+        // The serving child of a background mount is handed what its parent resolved (and warned of).
+        const { token, endpoint, warning } = process.env[CHILD_ENV]
+          ? await readHandedAuth()
+          : await resolveAuth({ endpoint: a.endpoint, authTokenFile: a['auth-token-file'] });
         if (warning) process.stderr.write(`synapse-mount: warning: ${warning}\n`);
         const readOnly = a['read-only'];
         const fileMode = parseInt(a['file-mode'], 8);

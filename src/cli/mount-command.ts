@@ -2,9 +2,11 @@
  * `synapse-mount <entity> <mountpoint>`: like mount-s3 and gcsfuse, returns once the mount is
  * ready and serves from a detached background process; `--foreground` stays attached.
  *
- * Background mode (Node cannot fork): the command re-executes itself as a detached child with
- * the token in the child's environment — never argv, which /proc shows to every user — and
- * waits on an IPC channel until the child reports that the mount answered its first op, or
+ * Background mode (Node cannot fork): the command re-executes itself as a detached child and
+ * hands it the token (and endpoint) through a pipe on its stdin (`readHandedAuth`) — never argv,
+ * which /proc shows to every user, nor its environment, which /proc keeps for the process's life
+ * and every child it starts would inherit (the user's own SYNAPSE_AUTH_TOKEN is left out of it
+ * too) — and waits on an IPC channel until the child reports that the mount answered its first op, or
  * reports the error, which the parent prints as one line before exiting 1. The child's stdout
  * and stderr go to the log file, so libfuse's own messages are kept there.
  *
@@ -12,6 +14,7 @@
  * (fuse-native has no destroy callback: the adapter watches /proc/self/mountinfo).
  */
 import { spawn } from 'node:child_process';
+import { TOKEN_ENV } from '../synapse/auth.js';
 import { openSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -26,6 +29,44 @@ import { makeDirs } from '../fs/make-dirs.js';
 /** Env var marking the re-executed serving child. */
 export const CHILD_ENV = 'SYNAPSE_MOUNT_SERVING_CHILD';
 const READY_TIMEOUT_MS = 120_000;
+/** The serving child waits this long for the parent's token on its stdin. */
+const HANDED_AUTH_TIMEOUT_MS = 30_000;
+
+/** What the parent hands the serving child on its stdin: one JSON document, then end of file. */
+export interface HandedAuth {
+  token: string;
+  endpoint: string;
+  /** Never handed: the parent printed its warnings before it started the child. */
+  warning?: undefined;
+}
+
+/**
+ * Serving child only: the token and endpoint its parent resolved (startBackground), read whole
+ * from stdin. The parent closes the pipe right after writing, so this never waits for a person.
+ */
+export async function readHandedAuth(input: NodeJS.ReadableStream = process.stdin): Promise<HandedAuth> {
+  const chunks: Buffer[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the mount process was not handed its auth token by the command that started it')), HANDED_AUTH_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([timeout, (async () => { for await (const c of input) chunks.push(Buffer.from(c as Buffer)); })()]);
+  } finally {
+    clearTimeout(timer);
+  }
+  let handed: Partial<HandedAuth> | undefined;
+  try {
+    handed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Partial<HandedAuth>;
+  } catch {
+    handed = undefined;
+  }
+  // Never quote what came: it is the token.
+  if (typeof handed?.token !== 'string' || typeof handed.endpoint !== 'string') {
+    throw new Error('the mount process was handed no auth token by the command that started it');
+  }
+  return { token: handed.token, endpoint: handed.endpoint };
+}
 
 interface ChildMessage {
   ready?: boolean;
@@ -60,11 +101,17 @@ async function startBackground(opts: MountCommandOptions): Promise<number> {
   const logFd = openSync(logFile, 'a', 0o600);
   const script = process.argv[1];
   if (!script) throw new Error('cannot find the synapse-mount script to run in the background');
+  const env: NodeJS.ProcessEnv = { ...process.env, [CHILD_ENV]: '1' };
+  delete env[TOKEN_ENV];
   const child = spawn(process.execPath, [...process.execArgv, script, ...withoutLogFile(opts.argv), '--foreground', '--log-file', logFile], {
     detached: true,
-    stdio: ['ignore', logFd, logFd, 'ipc'],
-    env: { ...process.env, SYNAPSE_AUTH_TOKEN: opts.config.authToken, [CHILD_ENV]: '1' },
+    stdio: ['pipe', logFd, logFd, 'ipc'],
+    env,
   });
+  const handed: HandedAuth = { token: opts.config.authToken, endpoint: opts.config.endpoint };
+  // A child that died at once closes the pipe: its exit is reported below, not an EPIPE.
+  child.stdin?.on('error', () => undefined);
+  child.stdin?.end(JSON.stringify(handed));
   return new Promise<number>((resolve) => {
     let settled = false;
     const finish = (code: number, message?: string): void => {

@@ -72,9 +72,33 @@ describe('synapse-mount command line', () => {
     const pid = await servingPid(dir);
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
     assert.ok(!cmdline.includes(stack.authToken), 'the token is not in the serving process argv');
+    // Nor its environment, which /proc keeps for the process's life (the parent hands it over a
+    // pipe): not even the SYNAPSE_AUTH_TOKEN the user's own environment gave the command.
+    const environ = await readFile(`/proc/${pid}/environ`, 'utf8');
+    assert.ok(environ.includes('XDG_STATE_HOME='), 'the rest of the environment is passed on');
+    assert.ok(!environ.includes(stack.authToken), 'the token is not in the serving process environment');
     const u = await cli(['unmount', dir], { env });
     assert.equal(u.code, 0, u.stderr);
     assert.equal(await isMounted(dir), false);
+    await waitFor('serving process exit', () => !alive(pid), 10_000);
+  });
+
+  test('a background mount with the token in a file only (--auth-token-file, nothing in the environment) serves, and its process holds no token in argv or environment', async () => {
+    const dir = await newDir();
+    const home = await tempDir('home-');
+    cleanup.push(home);
+    const tokenFile = path.join(home, 'token');
+    await writeFile(tokenFile, `${stack.authToken}\n`, { mode: 0o600 });
+    const fileEnv: NodeJS.ProcessEnv = { ...env, HOME: home };
+    delete fileEnv['SYNAPSE_AUTH_TOKEN'];
+    const r = await cli(args(projectId, dir, '--auth-token-file', tokenFile), { env: fileEnv });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await sh(`cat '${dir}/data/hello.txt'`)).stdout, 'hello\n', 'the child was handed the token the file holds');
+    const pid = await servingPid(dir);
+    for (const f of ['cmdline', 'environ']) {
+      assert.ok(!(await readFile(`/proc/${pid}/${f}`, 'utf8')).includes(stack.authToken), `no token in /proc/${pid}/${f}`);
+    }
+    assert.equal((await cli(['unmount', dir], { env })).code, 0);
     await waitFor('serving process exit', () => !alive(pid), 10_000);
   });
 

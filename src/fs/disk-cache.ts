@@ -280,7 +280,7 @@ export class DiskCache implements BlockStore {
     this.usage = Math.max(0, this.usage - size);
   }
 
-  put(block: BlockId, data: Buffer): void {
+  put(block: BlockId, data: Buffer, replaces: BlockId[] = []): void {
     if (this.closed) return;
     const id = this.scoped(block);
     if (this.pendingBytes + data.length > MAX_PENDING_WRITE_BYTES) {
@@ -290,7 +290,7 @@ export class DiskCache implements BlockStore {
     this.pendingBytes += data.length;
     this.queue.push(async () => {
       try {
-        await this.write(id, data);
+        if (await this.write(id, data)) await this.remove(replaces.map((r) => this.scoped(r)));
       } catch (err) {
         this.problem('write', err);
       } finally {
@@ -359,12 +359,26 @@ export class DiskCache implements BlockStore {
     await this.flush();
   }
 
-  private async write(id: BlockId, data: Buffer): Promise<void> {
+  /**
+   * Delete stored blocks (pieces a whole block now stands for). Another mount reading one keeps
+   * its bytes (its open descriptor), then finds the whole block. Missing ones are no error.
+   */
+  private async remove(ids: BlockId[]): Promise<void> {
+    for (const id of ids) {
+      const file = this.blockPath(id);
+      const st = await stat(file).catch(() => undefined);
+      if (!st) continue;
+      if (await unlink(file).then(() => true, () => false)) this.usage = Math.max(0, this.usage - st.size);
+    }
+  }
+
+  /** Store one block; false when there was no room (nothing written). */
+  private async write(id: BlockId, data: Buffer): Promise<boolean> {
     const header = encodeBlockHeader(id, data);
     const size = header.length + data.length;
     if (!(await this.makeRoom(size))) {
       this.stats.skipped++;
-      return;
+      return false;
     }
     // makeRoom reserved `size`; it moves to `usage` once the block is in place.
     try {
@@ -378,6 +392,7 @@ export class DiskCache implements BlockStore {
     this.stats.writes++;
     this.stats.writeBytes += data.length;
     if (this.completedBytes - this.completedAtScan > this.opts.maxBytes * RESCAN_FRACTION) void this.evict(0);
+    return true;
   }
 
   /** Write a block file to a temp file and rename it into place (atomic for readers). */

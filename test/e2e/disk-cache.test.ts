@@ -184,6 +184,8 @@ print(h.hexdigest())`;
     assert.ok(rest <= big.length - 4 * MiB + 64 * 1024, `md5sum after it fetched ${rest} bytes: not the pieces on disk`);
     await quiet();
     await unmount(second);
+    const left = (await blockFiles(dir)).filter((b) => path.basename(b.file).startsWith(`${MiB}-`));
+    assert.deepEqual(left.map((b) => b.file), [], 'the whole blocks took their pieces\' place on disk');
     // And every one of the reads, on a third mount, from disk.
     const third = await mountWith(['--cache-dir', dir]);
     const s3 = stack.dev.stats().s3.bytesOut;

@@ -754,7 +754,7 @@ test('pieces: a block put together around pieces fails whole if a gap fails — 
 test('pieces: with a disk tier, pieces on disk fill a whole block once the cache has seen pieces of that file there (QA: a later md5sum fetched them again; review: not 8 lookups for every block of every file)', async () => {
   const { stored, idKey, disk } = memoryDisk();
   let gets = 0;
-  const counted: BlockStore = { get: (id, length) => { gets++; return disk.get(id, length); }, put: (id, data) => disk.put(id, data) };
+  const counted: BlockStore = { get: (id, length) => { gets++; return disk.get(id, length); }, put: (id, data, replaces) => disk.put(id, data, replaces) };
   const src = new FakeSource('disk-pieces', 4 * PBS);
   const first = piecesCache({ disk: counted });
   await first.readInto(src, PBS + 10, 10, Buffer.alloc(10), () => false, 'random');
@@ -772,6 +772,7 @@ test('pieces: with a disk tier, pieces on disk fill a whole block once the cache
   assert.deepEqual(out, ramp(PBS, 2 * PBS));
   assert.deepEqual(src.reads.slice(2), [[PBS + PIECE, PBS + 3 * PIECE]], 'only the gap between the pieces on disk');
   assert.deepEqual(stored.get(idKey({ object: 'disk-pieces', blockSize: PBS, index: 1 })), ramp(PBS, 2 * PBS), 'and the whole block is on disk now');
+  assert.deepEqual([...stored.keys()].filter((k) => k.startsWith('disk-pieces/')), ['disk-pieces/' + PBS + '/1'], 'in place of its pieces');
 });
 
 /** A disk tier in memory: what it stores, by `object/blockSize/index`. */
@@ -783,7 +784,10 @@ function memoryDisk(): { stored: Map<string, Buffer>; idKey: (id: BlockId) => st
       const b = stored.get(idKey(id));
       return b && b.length === length ? Buffer.from(b) : undefined;
     },
-    put: (id, data) => { stored.set(idKey(id), Buffer.from(data)); },
+    put: (id, data, replaces = []) => {
+      stored.set(idKey(id), Buffer.from(data));
+      for (const r of replaces) stored.delete(idKey(r));
+    },
   };
   return { stored, idKey, disk };
 }

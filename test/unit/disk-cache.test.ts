@@ -284,6 +284,50 @@ test('the block cache reads the disk before S3 and fills it, readahead included'
   assert.ok((await stat(disk2.blockPath({ object: 'fh42', blockSize, index: 2 }))).size > blockSize, 'rewritten whole');
 });
 
+test('a block stored in place of its pieces deletes them once it is on disk; one that finds no room leaves them', async () => {
+  const dir = await tmp();
+  const piece = 16 * KiB;
+  // A bound the four pieces fit in, and the block (with its header) never could.
+  const small = await DiskCache.open({ dir, maxBytes: 70 * KiB, diskSpace: bigDisk });
+  const pieces = [0, 1, 2, 3].map((i) => id('fhP', i, piece));
+  for (const p of pieces) small.put(p, bytes(piece, p.index));
+  await small.flush();
+  assert.equal((await blockFiles(dir)).length, 4);
+  small.put(id('fhP', 0), bytes(64 * KiB, 9), pieces);
+  await small.close();
+  assert.deepEqual((await blockFiles(dir)).sort(), pieces.map((p) => small.blockPath(p)).sort(), 'not stored: the pieces stay');
+  const c = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
+  c.put(id('fhP', 0), bytes(64 * KiB, 9), [...pieces, id('fhP', 4, piece)]); // one never stored: no error
+  await c.flush();
+  const files = await blockFiles(dir);
+  assert.deepEqual(files, [c.blockPath(id('fhP', 0))], 'the block alone');
+  assert.equal(c.usedBytes, (await stat(files[0]!)).size, 'the pieces\' bytes left the estimate');
+  assert.deepEqual(await c.get(id('fhP', 0), 64 * KiB), bytes(64 * KiB, 9));
+  assert.equal(c.stats.errors, 0);
+  await c.close();
+});
+
+test('the block cache: a block read randomly (pieces on disk), then whole, is on disk once', async () => {
+  const dir = await tmp();
+  const blockSize = 64 * KiB;
+  const disk = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
+  const cache = new BlockCache({ maxBytes: 10 * MiB, blockSize, pieceSize: 16 * KiB, disk });
+  const src = new RampSource('fh43', 3 * blockSize);
+  await cache.readInto(src, blockSize + 10, 10, Buffer.alloc(10), () => false, 'random');
+  await cache.readInto(src, blockSize + 40 * KiB, 10, Buffer.alloc(10), () => false, 'random');
+  await disk.flush();
+  assert.equal((await blockFiles(dir)).length, 2, 'two pieces on disk');
+  const whole = await cache.read(src, blockSize, blockSize);
+  await disk.flush();
+  assert.deepEqual(await blockFiles(dir), [disk.blockPath({ object: 'fh43', blockSize, index: 1 })], 'the block, not its pieces beside it');
+  assert.equal(disk.usedBytes, (await stat(disk.blockPath({ object: 'fh43', blockSize, index: 1 }))).size);
+  const again = new BlockCache({ maxBytes: 10 * MiB, blockSize, pieceSize: 16 * KiB, disk });
+  const before = src.reads;
+  assert.deepEqual(await again.read(src, blockSize + 10, 10), whole.subarray(10, 20), 'a random read after a remount finds the whole block');
+  assert.equal(src.reads, before, 'with no S3 read');
+  await disk.close();
+});
+
 test('inode table: sizes from the persistent store cost no Synapse request', async () => {
   const dir = await tmp();
   const store = await openSizeLog(dir);

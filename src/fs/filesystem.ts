@@ -726,6 +726,11 @@ export class SynapseFilesystem {
         }
         return baseReader.read(position, length);
       },
+      // Staged readahead (a block its pieces grew into) gives the budget back now, not when it expires.
+      baseDone: () => {
+        baseReader?.close();
+        baseReader = undefined;
+      },
       startStream: (parentId, name, keep) => this.startStream(parentId, name, keep),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
     }, {

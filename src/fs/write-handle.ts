@@ -75,6 +75,8 @@ export interface ActiveFileDeps {
   loadBase: (entityId: string, version: number | undefined, into: SpoolFile) => Promise<void>;
   /** Bytes of that version through the block cache: reads of a file opened for writing and not changed yet. */
   readBase?: (entityId: string, version: number | undefined, position: number, length: number) => Promise<Buffer>;
+  /** Its last fd closed: whatever readBase holds (a reader's prefetched block) can go. */
+  baseDone?: () => void;
   /**
    * Start streaming a new file to S3, or undefined where its storage does not allow it. Parts S3
    * refuses for good are kept in `keep` (the file's spool, at their offsets) to be sent again.
@@ -887,6 +889,7 @@ export class ActiveFile {
   /** Last fd closed: drop the spool unless a failed publish still needs it. */
   async dispose(keepForRecovery: boolean): Promise<void> {
     await this.busy;
+    this.deps.baseDone?.();
     await this.dropHeldEntry();
     this.dropStream('closed');
     await this.aborting;

@@ -56,7 +56,10 @@ export interface Real {
   skipNextCheck: boolean;
 }
 
-export async function makeReal(opts: { ttlMs?: number; mtimeStore?: MtimeStore; heldTempMs?: number } = {}): Promise<Real> {
+/** What a test may set of the wiring; `cache` replaces the small-block cache (pieces off) made otherwise. */
+export interface WiringOptions { ttlMs?: number; mtimeStore?: MtimeStore; heldTempMs?: number; cache?: BlockCache }
+
+export async function makeReal(opts: WiringOptions = {}): Promise<Real> {
   const store = new MemoryObjectStore();
   const api = new MemorySynapseApi({ store });
   const project = await api.createProject('Model Project');
@@ -78,13 +81,13 @@ export async function makeReal(opts: { ttlMs?: number; mtimeStore?: MtimeStore; 
  * A filesystem over `r`'s Synapse, object store and spool, as mount() wires one — called again,
  * a remount: nothing of the last one's memory (listings, sizes, mtimes) is carried over.
  */
-export function mountOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool' | 'root'>, opts: { ttlMs?: number; mtimeStore?: MtimeStore; heldTempMs?: number } = {}): SynapseFilesystem {
+export function mountOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool' | 'root'>, opts: WiringOptions = {}): SynapseFilesystem {
   const { faults, spool } = r;
   const { sources, publisher } = transferOver(r);
   // As mount(); with TTL 0 (the default here) every lookup sees what other clients did.
   // maxSizes: far below the production default (1e6); the model touches a few hundred files.
   const table = new InodeTable(faults, r.root, { ttlMs: opts.ttlMs ?? 0, maxSizes: 10_000 });
-  const cache = new BlockCache({ maxBytes: 256 * 1024, blockSize: BLOCK });
+  const cache = opts.cache ?? new BlockCache({ maxBytes: 256 * 1024, blockSize: BLOCK });
   return new SynapseFilesystem(faults, table, sources, cache, {
     readOnly: false, uid: 1000, gid: 1000, fileMode: 0o644, dirMode: 0o755,
     readahead: { maxWindowBlocks: 4, inflightBudget: 64 * 1024, readTimeoutMs: 5_000 },

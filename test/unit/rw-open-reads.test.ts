@@ -7,7 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { withReal, writeNew, readText } from './fs-wiring.js';
+import { rm } from 'node:fs/promises';
+import { BlockCache } from '../../src/fs/block-cache.js';
+import { makeReal, withReal, writeNew, readText } from './fs-wiring.js';
 
 const O_RDWR = 2;
 
@@ -39,4 +41,26 @@ test('reads of a read-write fd before any write come from the published version;
     const id = r.api.resolvePath(r.rootId, '/db.sqlite')!.id;
     assert.equal(r.api.fileBytes(id).toString(), text.replace('row 12345\n', 'ROW 12345\n'));
   });
+});
+
+test('the last close of a read-write fd that only read gives back the readahead its reads staged (a block its pieces grew into), at once', async () => {
+  const KiB = 1024;
+  const cache = new BlockCache({ maxBytes: 1024 * KiB, blockSize: 64 * KiB, pieceSize: 16 * KiB });
+  const r = await makeReal({ cache });
+  try {
+    const text = Buffer.alloc(256 * KiB, 'x').toString();
+    await writeNew(r, '/db.sqlite', text);
+    const fd = await r.fs.open('/db.sqlite', O_RDWR);
+    const buf = Buffer.alloc(100);
+    // A record in block 1 (a piece), then the next bytes twice: a run, whose block is fetched whole.
+    assert.equal(await r.fs.read(fd, buf, 100, 70 * KiB), 100);
+    assert.equal(await r.fs.read(fd, buf, 100, 70 * KiB + 100), 100);
+    assert.equal(await r.fs.read(fd, buf, 100, 70 * KiB + 200), 100);
+    for (let i = 0; i < 100 && cache.readaheadInUse() === 0; i++) await new Promise((res) => setImmediate(res));
+    assert.ok(cache.readaheadInUse() > 0, 'the block is staged as readahead');
+    await r.fs.release(fd);
+    assert.equal(cache.readaheadInUse(), 0, 'and leaves the budget with the last close');
+  } finally {
+    await rm(r.spoolDir, { recursive: true, force: true });
+  }
 });

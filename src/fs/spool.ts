@@ -462,11 +462,15 @@ export class SpoolFile {
   private hashedUpTo = 0;
   size = 0;
   private closed = false;
+  /** Writes and truncates so far: a read-back MD5 stays good while this has not moved. */
+  private changes = 0;
+  private readBack: { changes: number; hex: string } | undefined;
 
   constructor(readonly id: string, readonly file: string, private readonly fh: FileHandle,
     private readonly makeRoom?: (bytes: number) => Promise<boolean>) {}
 
   async write(data: Buffer, position: number): Promise<void> {
+    this.changes++;
     let off = 0;
     let askedForRoom = false;
     while (off < data.length) {
@@ -502,6 +506,7 @@ export class SpoolFile {
   }
 
   async truncate(size: number): Promise<void> {
+    this.changes++;
     await this.fh.truncate(size);
     if (size === 0) {
       this.hash = createHash('md5');
@@ -512,9 +517,15 @@ export class SpoolFile {
     this.size = size;
   }
 
-  /** MD5 hex of the current content (incremental when possible, else read back). */
+  /**
+   * MD5 hex of the current content (incremental when possible, else read back — once per
+   * content: a held temporary file written out of order was read back for its journal entry,
+   * then again for its publish).
+   */
   async md5(): Promise<string> {
     if (this.hash && this.hashedUpTo === this.size) return this.hash.copy().digest('hex');
+    if (this.readBack?.changes === this.changes) return this.readBack.hex;
+    const changes = this.changes;
     const h = createHash('md5');
     await new Promise<void>((resolve, reject) => {
       createReadStream(this.file, { start: 0, end: Math.max(0, this.size - 1), highWaterMark: 1 << 20 })
@@ -522,7 +533,10 @@ export class SpoolFile {
         .on('end', () => resolve())
         .on('error', reject);
     });
-    return h.digest('hex');
+    const hex = h.digest('hex');
+    // Keyed by the count at the start: a write during the read-back has moved it on already.
+    this.readBack = { changes, hex };
+    return hex;
   }
 
   async close(): Promise<void> {

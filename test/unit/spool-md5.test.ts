@@ -1,0 +1,42 @@
+/**
+ * SpoolFile.md5(): incremental for files written in order; read back once per content for the
+ * rest (a held temporary file written out of order was read back for its journal entry, then
+ * again for its publish).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Spool } from '../../src/fs/spool.js';
+
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+
+test('an out-of-order file is read back once per content: a write or truncate reads it again', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'spool-md5-'));
+  try {
+    const spool = new Spool(dir);
+    await spool.init();
+    const f = await spool.create();
+    await f.write(Buffer.from('world'), 6);
+    await f.write(Buffer.from('hello '), 0);
+    assert.equal(await f.md5(), md5(Buffer.from('hello world')));
+    // Behind its back (nothing in the mount does this): the answer is the remembered one, so
+    // the second call did not read the file.
+    await writeFile(f.file, 'HELLO WORLD');
+    assert.equal(await f.md5(), md5(Buffer.from('hello world')), 'not read back again');
+    await f.write(Buffer.from('!'), 11);
+    assert.equal(await f.md5(), md5(Buffer.from('HELLO WORLD!')), 'a write: read back');
+    await f.truncate(5);
+    assert.equal(await f.md5(), md5(Buffer.from('HELLO')), 'a truncate: read back');
+    // A write while it is being read back: that answer is not kept for later.
+    const during = f.md5();
+    await f.write(Buffer.from('?'), 5);
+    await during;
+    assert.equal(await f.md5(), md5(Buffer.from('HELLO?')));
+    await f.remove();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -55,6 +55,12 @@ export interface BlockId {
   object: string;
   blockSize: number;
   index: number;
+  /**
+   * A random read's piece (`blockSize` is then the piece size): kept apart from whole blocks of
+   * that size, which a mount with that --block-size sharing the disk tier stores (review: the
+   * pieces' clean-up deleted them).
+   */
+  piece?: true;
 }
 
 /** A persistent block tier behind the memory cache. */
@@ -412,7 +418,8 @@ export class BlockCache {
     }
     if (lent && lent !== data) pool?.release(lent);
     this.stats.bytesFetched += data.length;
-    if (disk && data.length === end - start) disk.put(id, data);
+    // Pieces an earlier mount left on disk, unknown to this one, give way to it too (review).
+    if (disk && data.length === end - start) disk.put(id, data, this.pieceSize < this.blockSize ? this.pieceIdsOf(id, end - start) : []);
     return data;
   }
 
@@ -442,7 +449,7 @@ export class BlockCache {
     if (!this.piecesOnDisk.has(source.cacheKey)) return held;
     const first = (index * this.blockSize) / this.pieceSize;
     return Promise.all(held.map(async (buf, p) => buf
-      ?? (await this.fromDisk(disk, { object: source.cacheKey, blockSize: this.pieceSize, index: first + p }, Math.min(this.pieceSize, blockBytes - p * this.pieceSize)))));
+      ?? (await this.fromDisk(disk, { object: source.cacheKey, blockSize: this.pieceSize, index: first + p, piece: true }, Math.min(this.pieceSize, blockBytes - p * this.pieceSize)))));
   }
 
   /**
@@ -484,7 +491,7 @@ export class BlockCache {
   /** The disk ids of the pieces of block `id`, `blockBytes` long. */
   private pieceIdsOf(id: BlockId, blockBytes: number): BlockId[] {
     const first = (id.index * this.blockSize) / this.pieceSize;
-    return Array.from({ length: Math.ceil(blockBytes / this.pieceSize) }, (_, p) => ({ object: id.object, blockSize: this.pieceSize, index: first + p }));
+    return Array.from({ length: Math.ceil(blockBytes / this.pieceSize) }, (_, p) => ({ object: id.object, blockSize: this.pieceSize, index: first + p, piece: true }));
   }
 
   /** The pieces of block `index` that [offset, end) touches, first and last. */
@@ -590,7 +597,7 @@ export class BlockCache {
         return { buf: block.subarray(start - blockStart, end - blockStart), whole: true };
       }
     }
-    const id: BlockId = { object: source.cacheKey, blockSize: this.pieceSize, index: start / this.pieceSize };
+    const id: BlockId = { object: source.cacheKey, blockSize: this.pieceSize, index: start / this.pieceSize, piece: true };
     if (disk) {
       const stored = await this.fromDisk(disk, id, end - start);
       if (stored) {

@@ -10,6 +10,7 @@
  *
  * Layout (`<dir>`):
  *   blocks/<object>/<blockSize>-<index>.blk   one block: header + bytes
+ *   blocks/<object>/p<pieceSize>-<index>.blk  one piece of a block (a random read's), the same way
  *   tmp/<pid>-<random>.tmp                    writes in progress (renamed into blocks/)
  *   meta/sizes.jsonl                          (entity id, version) → size, md5 (version-log.ts)
  *
@@ -109,8 +110,13 @@ export function encodeObjectKey(object: string): string {
   return object.replace(/[^A-Za-z0-9._-]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
+/** A piece's size is written `p<bytes>` (BlockId.piece), in its key and its file name. */
+function sizeTag(id: BlockId): string {
+  return id.piece ? `p${id.blockSize}` : String(id.blockSize);
+}
+
 function headerKey(id: BlockId): string {
-  return `${id.object}#${id.blockSize}#${id.index}`;
+  return `${id.object}#${sizeTag(id)}#${id.index}`;
 }
 
 /** Header + key for a block of `data`. */
@@ -217,7 +223,7 @@ export class DiskCache implements BlockStore {
   }
 
   blockPath(id: BlockId): string {
-    return path.join(this.blocksDir, encodeObjectKey(id.object), `${id.blockSize}-${id.index}.blk`);
+    return path.join(this.blocksDir, encodeObjectKey(id.object), `${sizeTag(id)}-${id.index}.blk`);
   }
 
   private problem(what: string, err: unknown): void {

@@ -470,7 +470,16 @@ export class SpoolFile {
     private readonly makeRoom?: (bytes: number) => Promise<boolean>) {}
 
   async write(data: Buffer, position: number): Promise<void> {
+    // Counted when it starts and when it has landed: a read-back in between saw neither for sure.
     this.changes++;
+    try {
+      await this.writeAll(data, position);
+    } finally {
+      this.changes++;
+    }
+  }
+
+  private async writeAll(data: Buffer, position: number): Promise<void> {
     let off = 0;
     let askedForRoom = false;
     while (off < data.length) {
@@ -507,7 +516,11 @@ export class SpoolFile {
 
   async truncate(size: number): Promise<void> {
     this.changes++;
-    await this.fh.truncate(size);
+    try {
+      await this.fh.truncate(size);
+    } finally {
+      this.changes++;
+    }
     if (size === 0) {
       this.hash = createHash('md5');
       this.hashedUpTo = 0;

@@ -629,7 +629,7 @@ test('pieces: with a disk tier, a whole block on disk answers a random read, and
   assert.equal(cache.cachedBytes, PBS, 'kept whole');
   await cache.readInto(src, 5 * PBS + PIECE, 100, out, () => false, 'random');
   assert.deepEqual(src.reads, [[5 * PBS + PIECE, 5 * PBS + 2 * PIECE]]);
-  assert.deepEqual(stored.get(idKey({ object: 'disk', blockSize: PIECE, index: (5 * PBS + PIECE) / PIECE })), ramp(5 * PBS + PIECE, 5 * PBS + 2 * PIECE), 'the piece is on disk');
+  assert.deepEqual(stored.get(idKey({ object: 'disk', blockSize: PIECE, index: (5 * PBS + PIECE) / PIECE, piece: true })), ramp(5 * PBS + PIECE, 5 * PBS + 2 * PIECE), 'the piece is on disk');
   // A new cache (a remount) finds the piece on disk.
   const again = piecesCache({ disk });
   await again.readInto(src, 5 * PBS + PIECE + 7, 100, out, () => false, 'random');
@@ -775,10 +775,22 @@ test('pieces: with a disk tier, pieces on disk fill a whole block once the cache
   assert.deepEqual([...stored.keys()].filter((k) => k.startsWith('disk-pieces/')), ['disk-pieces/' + PBS + '/1'], 'in place of its pieces');
 });
 
+test('pieces: a block read whole by a mount that never saw pieces of its file takes the place of the pieces an earlier mount left on disk (review)', async () => {
+  const { stored, disk } = memoryDisk();
+  const src = new FakeSource('left-behind', 2 * PBS);
+  const first = piecesCache({ disk });
+  await first.readInto(src, PBS + 10, 10, Buffer.alloc(10), () => false, 'random');
+  await first.readInto(src, PBS + 3 * PIECE, 10, Buffer.alloc(10), () => false, 'random');
+  assert.deepEqual([...stored.keys()].filter((k) => k.includes('/p')).length, 2, 'two pieces on disk');
+  const again = piecesCache({ disk }); // a remount, reading straight through
+  assert.deepEqual(await again.read(src, 0, 2 * PBS), ramp(0, 2 * PBS));
+  assert.deepEqual([...stored.keys()].sort(), ['left-behind/' + PBS + '/0', 'left-behind/' + PBS + '/1'], 'the blocks alone');
+});
+
 /** A disk tier in memory: what it stores, by `object/blockSize/index`. */
 function memoryDisk(): { stored: Map<string, Buffer>; idKey: (id: BlockId) => string; disk: BlockStore } {
   const stored = new Map<string, Buffer>();
-  const idKey = (id: BlockId): string => `${id.object}/${id.blockSize}/${id.index}`;
+  const idKey = (id: BlockId): string => `${id.object}/${id.piece ? 'p' : ''}${id.blockSize}/${id.index}`;
   const disk: BlockStore = {
     get: async (id, length) => {
       const b = stored.get(idKey(id));

@@ -307,6 +307,22 @@ test('a block stored in place of its pieces deletes them once it is on disk; one
   await c.close();
 });
 
+test('a piece and a whole block of the same size and index are two files: the pieces\' clean-up leaves the block of a mount with that --block-size alone', async () => {
+  const dir = await tmp();
+  const c = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
+  const piece: BlockId = { object: 'fhQ', blockSize: 16 * KiB, index: 0, piece: true };
+  c.put(id('fhQ', 0, 16 * KiB), bytes(16 * KiB, 1)); // a 16K-block mount's block 0
+  c.put(piece, bytes(16 * KiB, 2)); // a 64K-block mount's piece 0
+  await c.flush();
+  assert.equal((await blockFiles(dir)).length, 2);
+  assert.deepEqual(await c.get(piece, 16 * KiB), bytes(16 * KiB, 2));
+  assert.deepEqual(await c.get(id('fhQ', 0, 16 * KiB), 16 * KiB), bytes(16 * KiB, 1));
+  c.put(id('fhQ', 0), bytes(64 * KiB, 3), [piece]);
+  await c.flush();
+  assert.deepEqual((await blockFiles(dir)).sort(), [c.blockPath(id('fhQ', 0, 16 * KiB)), c.blockPath(id('fhQ', 0))].sort());
+  await c.close();
+});
+
 test('the block cache: a block read randomly (pieces on disk), then whole, is on disk once', async () => {
   const dir = await tmp();
   const blockSize = 64 * KiB;

@@ -40,3 +40,30 @@ test('an out-of-order file is read back once per content: a write or truncate re
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a read-back that ran while a write was landing is not remembered', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'spool-md5-'));
+  try {
+    const spool = new Spool(dir);
+    await spool.init();
+    const f = await spool.create();
+    await f.write(Buffer.from('bbbb'), 4);
+    await f.write(Buffer.from('aaaa'), 0); // out of order: no incremental hash
+    // Hold the next write's bytes back until the read-back is done (a failed part saved to the
+    // spool while a publish hashes, say).
+    const fh = (f as unknown as { fh: { write: (...a: unknown[]) => Promise<unknown> } }).fh;
+    const realWrite = fh.write.bind(fh);
+    let open!: () => void;
+    const gate = new Promise<void>((res) => { open = res; });
+    fh.write = async (...a: unknown[]) => { await gate; return realWrite(...a); };
+    const writing = f.write(Buffer.from('AAAA'), 0);
+    assert.equal(await f.md5(), md5(Buffer.from('aaaabbbb')), 'the bytes there when it read');
+    open();
+    await writing;
+    fh.write = realWrite;
+    assert.equal(await f.md5(), md5(Buffer.from('AAAAbbbb')), 'read back again once the write landed');
+    await f.remove();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

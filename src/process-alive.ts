@@ -26,3 +26,35 @@ function isZombie(pid: number): boolean {
   const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
   return state === 'Z' || state === 'X';
 }
+
+/** How far a process's start, as the kernel has it, may be from the one it recorded itself. */
+const SAME_START_TOLERANCE_MS = 60_000;
+/** /proc reports start times in USER_HZ ticks, 100 a second on every Linux architecture. */
+const TICKS_PER_SECOND = 100;
+
+let bootTimeMs: number | undefined;
+
+/** When `pid` started (ms since the epoch), from /proc; undefined where /proc cannot say. */
+export function processStartMs(pid: number): number | undefined {
+  try {
+    bootTimeMs ??= Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))![1]) * 1000;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command's closing parenthesis: state is the 3rd field, starttime the 22nd.
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isFinite(ticks) && Number.isFinite(bootTimeMs) ? bootTimeMs + (ticks * 1000) / TICKS_PER_SECOND : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Is the process that recorded itself as (`pid`, started at `startedMs`) still running? Its pid
+ * alive is not enough: a container restarted on the same volume, or a long-lived host, gives the
+ * pid to another process. Generous on the start (a clock step between the two readings must never
+ * make a live writer look gone); where /proc cannot tell, the pid decides, as before.
+ */
+export function sameProcessAlive(pid: number, startedMs: number): boolean {
+  if (!processAlive(pid)) return false;
+  const start = processStartMs(pid);
+  return start === undefined || Math.abs(start - startedMs) <= SAME_START_TOLERANCE_MS;
+}

@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { makeDirs } from './make-dirs.js';
-import { processAlive } from '../process-alive.js';
+import { sameProcessAlive } from '../process-alive.js';
 import { synapseScope } from './synapse-scope.js';
 
 export interface JournalEntry {
@@ -195,7 +195,7 @@ export function heldOpenBy(e: JournalEntry): PublishingProcess | undefined {
 /** Is `p` a live process's publish? This one's only if it is this very process (not a predecessor with its pid). */
 function stillPublishing(p: PublishingProcess): boolean {
   if (p.pid === process.pid) return p.processStart === PROCESS_START;
-  return processAlive(p.pid);
+  return sameProcessAlive(p.pid, p.processStart);
 }
 
 /**

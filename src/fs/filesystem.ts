@@ -2180,19 +2180,52 @@ export class SynapseFilesystem {
     };
   }
 
+  /**
+   * The names getxattr answers for `path`: none for a file not in Synapse yet (rsync -X then
+   * tried to remove them from its temp file and exited 23, QA), md5 only when Synapse has one.
+   */
   async listxattr(path: string): Promise<string[]> {
+    await this.releasing.get(path);
     const node = await this.table.resolve(path);
-    return node.kind === 'file' ? [...XATTR_NAMES] : ['user.synapse.id'];
+    if (!node.entityId) return [];
+    if (node.kind !== 'file') return ['user.synapse.id'];
+    const names: string[] = ['user.synapse.id'];
+    if (node.versionNumber !== undefined) names.push('user.synapse.version');
+    if ((await this.table.size(node)).md5) names.push('user.synapse.md5');
+    return names;
+  }
+
+  /**
+   * Setting an attribute to the value it has is done (cp -a and rsync -X copying a file within
+   * the mount); any other set is ENOTSUP — the mount's attributes are Synapse's, and coreutils
+   * stays quiet about ENOTSUP where EPERM printed three warnings per file `mv` copied (QA).
+   */
+  /**
+   * Removing one of the mount's attributes is accepted and changes nothing, as chmod is: they
+   * are Synapse's, derived from the entity, and `rsync -aX` removes every attribute its source
+   * lacks — with an error it exited 23 on every run after the first (QA). Other names do not exist.
+   */
+  async removexattr(path: string, name: string): Promise<void> {
+    if (name.startsWith('user.synapse.') && (await this.getxattr(path, name)) !== null) return;
+    throw new FsError('ENODATA', `${path}: no attribute ${name}`);
+  }
+
+  async setxattr(path: string, name: string, value: Buffer): Promise<void> {
+    const current = name.startsWith('user.synapse.') ? await this.getxattr(path, name) : null;
+    if (current !== null && current.equals(value)) return;
+    throw new FsError('ENOTSUP', `${path}: ${name.startsWith('user.synapse.') ? `${name} is set by Synapse, not writable` : 'extended attributes are read-only'}`);
   }
 
   async getxattr(path: string, name: string): Promise<Buffer | null> {
     // A file published at its last close (touch) may still be on its way into Synapse.
     await this.releasing.get(path);
     const node = await this.table.resolve(path);
+    // Not in Synapse yet (being written, or local only): no attributes (ENODATA), not empty ones.
+    if (!node.entityId) return null;
     switch (name) {
       case 'user.synapse.id': return Buffer.from(node.entityId);
       case 'user.synapse.version':
-        return node.kind === 'file' ? Buffer.from(String(node.versionNumber ?? '')) : null;
+        return node.kind === 'file' && node.versionNumber !== undefined ? Buffer.from(String(node.versionNumber)) : null;
       case 'user.synapse.md5': {
         if (node.kind !== 'file') return null;
         const { md5 } = await this.table.size(node);

@@ -292,11 +292,10 @@ export class FuseAdapter {
       link: (_src: string, dest: string, cb: Cb) => this.fail('link', dest, fs.unsupported(dest, 'hard links'), cb, true),
       // FIFOs and device files: no Synapse equivalent (without the op, libfuse answered ENOSYS; QA).
       mknod: (path: string, _mode: number, _dev: number, cb: Cb) => this.fail('mknod', path, fs.unsupported(path, 'creating FIFOs and device files'), cb, true),
-      // The mount's own attributes are read-only (EPERM, as for a protected attribute); others do not exist.
-      setxattr: (path: string, name: string, _v: Buffer, _p: number, _f: number, cb: Cb) =>
-        this.fail('setxattr', path, name.startsWith('user.synapse.')
-          ? new FsError('EPERM', `${path}: ${name} is set by Synapse, not writable`)
-          : new FsError('ENOTSUP', `${path}: extended attributes are read-only`), cb),
+      // The mount's own attributes are read-only: a set to their value is a no-op, any other ENOTSUP.
+      setxattr: (path: string, name: string, value: Buffer, _p: number, _f: number, cb: Cb) =>
+        this.run('setxattr', path, cb, () => fs.setxattr(path, name, value), () => [0]),
+      removexattr: (path: string, name: string, cb: Cb) => this.run('removexattr', path, cb, () => fs.removexattr(path, name), () => [0]),
     };
   }
 

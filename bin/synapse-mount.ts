@@ -123,7 +123,8 @@ await yargs(argv)
         const cacheDirBytes = cacheSize(a['cache-dir-size'], '--cache-dir-size'); // checked even without --cache-dir
         const cacheBytes = cacheSize(a['cache-size'], '--cache-size');
         const layout = cacheLayout(cacheBytes, blockBytes);
-        if (layout.totalBytes > cacheBytes) {
+        // Said once, by the command: the serving child's stderr is the log file, of JSON lines (QA).
+        if (layout.totalBytes > cacheBytes && !process.env[CHILD_ENV]) {
           process.stderr.write(`synapse-mount: warning: --cache-size ${a['cache-size']} is too small for --block-size ${a['block-size']} (readahead, scans and the cache need a block or more each); the cache will hold up to ${Math.ceil(layout.totalBytes / 1024 ** 2)} MiB\n`);
         }
         // An option's value, so a usage error (the positional entity's is a MountError, exit 1).

@@ -91,8 +91,12 @@ describe('synapse-mount command line', () => {
     await writeFile(tokenFile, `${stack.authToken}\n`, { mode: 0o600 });
     const fileEnv: NodeJS.ProcessEnv = { ...env, HOME: home };
     delete fileEnv['SYNAPSE_AUTH_TOKEN'];
-    const r = await cli(args(projectId, dir, '--auth-token-file', tokenFile), { env: fileEnv });
+    const logFile = path.join(home, 'mount.log');
+    // A cache under five blocks: the command warns, once, on its own stderr (QA: the serving
+    // process said it again as the first, plain-text line of its log of JSON lines).
+    const r = await cli(args(projectId, dir, '--auth-token-file', tokenFile, '--cache-size', '24M', '--log-file', logFile), { env: fileEnv });
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: --cache-size 24M is too small/);
     assert.equal((await sh(`cat '${dir}/data/hello.txt'`)).stdout, 'hello\n', 'the child was handed the token the file holds');
     const pid = await servingPid(dir);
     for (const f of ['cmdline', 'environ']) {
@@ -100,6 +104,9 @@ describe('synapse-mount command line', () => {
     }
     assert.equal((await cli(['unmount', dir], { env })).code, 0);
     await waitFor('serving process exit', () => !alive(pid), 10_000);
+    const lines = (await readFile(logFile, 'utf8')).split('\n').filter((l) => l !== '');
+    assert.ok(lines.length > 0);
+    for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `a log line that is not JSON: ${line}`);
   });
 
   test('an outside umount makes the serving process exit', async () => {

@@ -49,7 +49,9 @@ async function report(dir: string, rec: MountRecord | undefined): Promise<MountR
   if (!processAlive(rec.pid)) return { ...base, state: 'dead' };
   try {
     const status = (await queryControl(socketOf(rec), 'status', QUERY_TIMEOUT_MS)) as MountStatus;
-    return { ...base, state: 'alive', status };
+    // Where it is mounted now: the process knows only where it was mounted (QA: a folder above
+    // it renamed, status of the new path printed the old one).
+    return { ...base, state: 'alive', status: { ...status, mountpoint: dir } };
   } catch (err) {
     const e = err as ControlError;
     const why = e.code === 'ENOENT' ? 'no control socket (mounted by an older synapse-mount?)' : e.message;
@@ -156,18 +158,24 @@ export function formatReport(r: MountReport): string {
   lines.push(`  Cache:   ${formatBytes(c.bytes)} of ${formatBytes(c.limitBytes)} in memory, ${formatBytes(c.fetchingBytes)} being fetched; `
     + `${c.hits} hits, ${c.misses} misses${lookups > 0 ? ` (${Math.round((100 * c.hits) / lookups)}% hit)` : ''}`
     + `${c.dir ? `; disk ${c.dir} (${c.diskHits} hits)` : ''}`);
-  if (s.uploads.length === 0) {
+  const uploads = inFlight(s);
+  if (uploads.length === 0) {
     lines.push('  Uploads: none in flight');
   } else {
-    lines.push(`  Uploads in flight (${s.uploads.length}):`);
+    lines.push(`  Uploads in flight (${uploads.length}):`);
     lines.push(table([
       ['PATH', 'SIZE', 'UPLOADED', 'STATE', 'ENTITY'],
-      ...s.uploads.map((u) => [
+      ...uploads.map((u) => [
         u.path, formatBytes(u.size),
         u.size > 0 ? `${formatBytes(u.uploaded)} (${Math.min(100, Math.floor((100 * u.uploaded) / u.size))}%)` : formatBytes(u.uploaded),
         u.state, u.entityId ?? 'new file',
       ]),
     ], '    '));
+  }
+  // Scratch files are never uploaded: listed apart, or they looked like uploads that never end (QA).
+  const local = s.uploads.filter((u) => u.state === 'local');
+  if (local.length > 0) {
+    lines.push(`  Local only (${local.length}, never published; gone when the mount stops): ${local.map((u) => `${u.path} (${formatBytes(u.size)})`).join(', ')}`);
   }
   if (s.journal.length === 0) {
     lines.push(`  Journal: nothing waiting for recover (${s.spoolDir})`);
@@ -188,6 +196,11 @@ export function formatReport(r: MountReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Files being written that will be published (scratch files, state `local`, never are). */
+function inFlight(s: MountStatus): MountStatus['uploads'] {
+  return s.uploads.filter((u) => u.state !== 'local');
+}
+
 /** One line per mount for the list. */
 export function formatList(reports: MountReport[]): string {
   if (reports.length === 0) return 'no synapse-mount mounts\n';
@@ -196,7 +209,7 @@ export function formatList(reports: MountReport[]): string {
     const s = r.status;
     if (r.state === 'alive' && s) {
       rows.push([
-        r.mountpoint, s.entityId, String(s.pid), 'alive', formatDuration(s.uptimeSec), String(s.uploads.length), String(s.journal.length),
+        r.mountpoint, s.entityId, String(s.pid), 'alive', formatDuration(s.uptimeSec), String(inFlight(s).length), String(s.journal.length),
         `${formatBytes(s.cache.bytes)}/${formatBytes(s.cache.limitBytes)}`, `${s.synapse.requests}/${s.synapse.errors}`, `${s.s3.requests}/${s.s3.errors}`,
       ]);
     } else {

@@ -32,8 +32,12 @@ export interface UploadStatus {
   size: number;
   /** Bytes S3 has acknowledged for the upload now running (streamed parts or the publish). */
   uploaded: number;
-  /** writing: open, not yet published; publishing: upload/registration running; clean: open, nothing to publish. */
-  state: 'writing' | 'publishing' | 'clean';
+  /**
+   * writing: open, not yet published; publishing: upload/registration running; clean: open,
+   * nothing to publish; local: a scratch or probe name kept in this mount only, never published
+   * (README, "scratch files"), until removed or the mount stops.
+   */
+  state: 'writing' | 'publishing' | 'clean' | 'local';
   /** fds open on it. */
   openHandles: number;
 }
@@ -146,7 +150,7 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
     ...(f.entityId ? { entityId: f.entityId } : {}),
     size: f.size,
     uploaded: f.bytesUploaded,
-    state: f.publishing ? 'publishing' : f.dirty ? 'writing' : 'clean',
+    state: f.localOnly ? 'local' : f.publishing ? 'publishing' : f.dirty ? 'writing' : 'clean',
     openHandles: f.refs,
   }));
   const spool = new Spool(config.spoolDir);

@@ -240,7 +240,11 @@ describe('synapse-mount command line', () => {
     assert.equal((await sh(`cat '${dir}/data/hello.txt'`)).stdout, 'hello\n');
     const st = await cli(['status', dir, '--json'], { env });
     assert.equal(st.code, 0, st.stderr);
-    assert.equal((JSON.parse(st.stdout) as { state: string }).state, 'alive');
+    const report = JSON.parse(st.stdout) as { state: string; status: { mountpoint: string } };
+    assert.equal(report.state, 'alive');
+    assert.equal(report.status.mountpoint, dir, 'where it is mounted now (QA: the path it was mounted at)');
+    const text = await cli(['status', dir], { env });
+    assert.ok(text.stdout.startsWith(`${dir}: `), text.stdout);
     // An empty folder left at the old path is not the mount (QA: it answered as the moved one).
     await mkdir(mountedAt, { recursive: true });
     const old = await cli(['status', mountedAt, '--json'], { env });

@@ -165,6 +165,20 @@ describe('synapse-mount status', () => {
     assert.equal(ls.stdout.trim(), String(12 * MiB));
   });
 
+  test('QA: closed scratch files are listed as local only, not as uploads that never finish', async () => {
+    const r = await sh(`echo scratch > '${dir}/sts/#tmp#' && echo s > '${dir}/sts/.x.swp'`);
+    assert.equal(r.code, 0, r.stderr);
+    const local = (await liveStatus()).uploads.filter((u) => u.path === '/sts/#tmp#' || u.path === '/sts/.x.swp');
+    assert.deepEqual(local.map((u) => u.state), ['local', 'local'], JSON.stringify(local));
+    const human = await cli(['status', dir], { env });
+    assert.match(human.stdout, /Uploads: none in flight/);
+    assert.match(human.stdout, /Local only \(2, never published; gone when the mount stops\): \/sts\/#tmp# \(8 B\), \/sts\/\.x\.swp \(2 B\)/);
+    const list = await cli(['status'], { env });
+    const row = list.stdout.split('\n').find((l) => l.startsWith(dir));
+    assert.match(row ?? '', / alive +\S+ +0 +0 /, `no uploads in the list either: ${list.stdout}`);
+    assert.equal((await sh(`rm '${dir}/sts/#tmp#' '${dir}/sts/.x.swp'`)).code, 0);
+  });
+
   test('a failed publish shows as a journal entry waiting for recover', async () => {
     // Synapse refuses to start the multipart upload (both at close and at the retry at release).
     stack.dev.addFault({ target: 'synapse', pathPattern: '/file/multipart', method: 'POST', status: 403, count: 10 });

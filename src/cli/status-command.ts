@@ -231,6 +231,7 @@ export async function runStatus(opts: { mountpoint: string | undefined; json: bo
   // A mount that is not there (dead, not ours, not answering) is the command's error: stderr,
   // like every other CLI error; --json always answers on stdout.
   if (opts.json) out(`${JSON.stringify(r, null, 2)}\n`);
-  else (r.state === 'alive' ? out : err)(formatReport(r));
+  else if (r.state === 'alive') out(formatReport(r));
+  else err(`synapse-mount: ${formatReport(r)}`); // one line, prefixed as every CLI error is
   return r.state === 'alive' ? 0 : 1;
 }

@@ -256,7 +256,7 @@ describe('synapse-mount status', () => {
     assert.deepEqual(after.map((m) => m.mountpoint), [dir], 'the dead record is gone after unmount');
     const notOurs = await cli(['status', victim.dir], { env });
     assert.equal(notOurs.code, 1);
-    assert.match(notOurs.stderr, /not a synapse-mount mount/);
+    assert.match(notOurs.stderr, /^synapse-mount: .*not a synapse-mount mount\n$/);
   });
 
   test('a killed mount unmounted by hand is no longer listed (its record is removed)', async () => {

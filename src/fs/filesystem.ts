@@ -2206,11 +2206,13 @@ export class SynapseFilesystem {
    * lacks — with an error it exited 23 on every run after the first (QA). Other names do not exist.
    */
   async removexattr(path: string, name: string): Promise<void> {
+    this.checkWritable(path);
     if (name.startsWith('user.synapse.') && (await this.getxattr(path, name)) !== null) return;
     throw new FsError('ENODATA', `${path}: no attribute ${name}`);
   }
 
   async setxattr(path: string, name: string, value: Buffer): Promise<void> {
+    this.checkWritable(path);
     const current = name.startsWith('user.synapse.') ? await this.getxattr(path, name) : null;
     if (current !== null && current.equals(value)) return;
     throw new FsError('ENOTSUP', `${path}: ${name.startsWith('user.synapse.') ? `${name} is set by Synapse, not writable` : 'extended attributes are read-only'}`);

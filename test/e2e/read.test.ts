@@ -452,7 +452,8 @@ for i in range(400): os.pread(fd, 4096, random.randrange(0, 100 * 1024 * 1024 - 
     const ro = await mountForeground(stack, projectId, ['--read-only']);
     try {
       for (const cmd of [`echo hi > '${ro.dir}/sts/new.txt'`, `mkdir '${ro.dir}/sts/d'`, `rm '${ro.dir}/sts/one.bin'`,
-        `mv '${ro.dir}/sts/one.bin' '${ro.dir}/sts/two.bin'`, `echo x >> '${ro.dir}/sts/one.bin'`, `chmod 600 '${ro.dir}/sts/one.bin'`]) {
+        `mv '${ro.dir}/sts/one.bin' '${ro.dir}/sts/two.bin'`, `echo x >> '${ro.dir}/sts/one.bin'`, `chmod 600 '${ro.dir}/sts/one.bin'`,
+        `setfattr -x user.synapse.id '${ro.dir}/sts/one.bin'`]) {
         const r = await sh(cmd, { timeoutMs: 20_000 });
         assert.notEqual(r.code, 0, cmd);
         assert.match(r.stderr, /Read-only file system/, cmd);

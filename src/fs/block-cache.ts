@@ -94,6 +94,9 @@ export interface BlockCacheOptions {
 /** A random reader's fetch: 1 MiB, a few milliseconds of S3 transfer after its first byte. */
 export const PIECE_BYTES = 1024 * 1024;
 
+/** A piece of a block being put together: here, on its way (undefined if it fails), or missing. */
+type PieceSlot = Buffer | Promise<Buffer | undefined> | undefined;
+
 /** `buf` holds the object's bytes from offset `at` on. */
 interface Span {
   buf: Buffer;
@@ -428,12 +431,17 @@ export class BlockCache {
    * short anywhere but at the end). Synchronous: a fetch without a disk tier starts its GET in
    * the caller's turn.
    */
-  private heldPieces(source: RangeSource, index: number, blockBytes: number): Array<Buffer | undefined> {
+  private heldPieces(source: RangeSource, index: number, blockBytes: number): PieceSlot[] {
     if (this.pieceSize === this.blockSize) return [];
     const key = this.key(source, index);
     return Array.from({ length: Math.ceil(blockBytes / this.pieceSize) }, (_, p) => {
+      const length = Math.min(this.pieceSize, blockBytes - p * this.pieceSize);
       const buf = this.main.peek(pieceKey(key, p));
-      return buf && buf.length === Math.min(this.pieceSize, blockBytes - p * this.pieceSize) ? buf : undefined;
+      if (buf) return buf.length === length ? buf : undefined;
+      // On its way for a random reader: waited for, not fetched twice (concurrent random readers
+      // of one block — DataLoader workers — had their pieces' bytes in the block's GETs too).
+      const coming = this.fetching.get(pieceKey(key, p));
+      return coming?.promise.then((b) => (b.length === length ? b : undefined), () => undefined);
     });
   }
 
@@ -444,11 +452,11 @@ export class BlockCache {
    * mount's first pass over a file whose pieces an earlier mount left fetches them again, unless
    * a random read found one first.
    */
-  private async heldPiecesWithDisk(disk: BlockStore, source: RangeSource, index: number, blockBytes: number): Promise<Array<Buffer | undefined>> {
+  private async heldPiecesWithDisk(disk: BlockStore, source: RangeSource, index: number, blockBytes: number): Promise<PieceSlot[]> {
     const held = this.heldPieces(source, index, blockBytes);
     if (!this.piecesOnDisk.has(source.cacheKey)) return held;
     const first = (index * this.blockSize) / this.pieceSize;
-    return Promise.all(held.map(async (buf, p) => buf
+    return Promise.all(held.map(async (slot, p) => slot
       ?? (await this.fromDisk(disk, { object: source.cacheKey, blockSize: this.pieceSize, index: first + p, piece: true }, Math.min(this.pieceSize, blockBytes - p * this.pieceSize)))));
   }
 
@@ -457,26 +465,40 @@ export class BlockCache {
    * that began with random reads (a header, a seek, SQLite's pages) pays no byte twice (QA: 200
    * SQLite queries fetched 120 MiB of an 85 MiB database while only leading pieces were reused).
    */
-  private async fillAroundPieces(source: RangeSource, id: BlockId, start: number, end: number, pieces: Array<Buffer | undefined>): Promise<Buffer> {
+  private async fillAroundPieces(source: RangeSource, id: BlockId, start: number, end: number, pieces: PieceSlot[]): Promise<Buffer> {
     const pool = this.pool;
     const lent = pool && end - start === this.blockSize ? pool.acquire() : undefined;
     const into = lent ?? Buffer.allocUnsafeSlow(end - start);
-    const gaps: Array<[number, number]> = [];
-    pieces.forEach((piece, p) => {
-      const at = p * this.pieceSize;
-      if (piece) piece.copy(into, at);
-      else if (gaps.length > 0 && gaps[gaps.length - 1]![1] === at) gaps[gaps.length - 1]![1] = Math.min(at + this.pieceSize, end - start);
-      else gaps.push([at, Math.min(at + this.pieceSize, end - start)]);
-    });
+    const span = (p: number): [number, number] => [p * this.pieceSize, Math.min((p + 1) * this.pieceSize, end - start)];
+    /** Ranges [from, to) of the block to GET, neighbours merged. */
+    const gapsOf = (missing: number[]): Array<[number, number]> => {
+      const gaps: Array<[number, number]> = [];
+      for (const p of missing) {
+        const [from, to] = span(p);
+        if (gaps.length > 0 && gaps[gaps.length - 1]![1] === from) gaps[gaps.length - 1]![1] = to;
+        else gaps.push([from, to]);
+      }
+      return gaps;
+    };
     // Every GET settles before the buffer can go back to the pool: a failed gap's sibling may
     // still be writing into it.
-    const results = await Promise.allSettled(gaps.map(async ([from, to]) => {
+    const fetchGaps = (gaps: Array<[number, number]>): Promise<Array<PromiseSettledResult<void>>> => Promise.allSettled(gaps.map(async ([from, to]) => {
       const view = into.subarray(from, to);
       const data = await source.read(start + from, start + to, undefined, () => view);
       if (data.length !== to - from) throw new Error(`short read of ${source.cacheKey} at ${start + from}: ${data.length} of ${to - from} bytes`);
       if (data.buffer !== view.buffer || data.byteOffset !== view.byteOffset) data.copy(into, from);
       this.stats.bytesFetched += data.length;
     }));
+    const missing: number[] = [];
+    const coming: Array<Promise<void>> = [];
+    const lost: number[] = []; // pieces that were on their way and did not come
+    pieces.forEach((slot, p) => {
+      if (slot instanceof Promise) coming.push(slot.then((b) => { if (b) b.copy(into, span(p)[0]); else lost.push(p); }));
+      else if (slot) slot.copy(into, span(p)[0]);
+      else missing.push(p);
+    });
+    const [results] = await Promise.all([fetchGaps(gapsOf(missing)), Promise.all(coming)]);
+    if (lost.length > 0) results.push(...(await fetchGaps(gapsOf(lost.sort((a, b) => a - b)))));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       if (lent) pool?.release(lent);

@@ -751,6 +751,45 @@ test('pieces: a block put together around pieces fails whole if a gap fails — 
   assert.deepEqual(out, ramp(2 * PBS, 3 * PBS));
 });
 
+test('pieces: a block fetched while a random reader\'s piece of it is on its way waits for that piece, not its bytes again (concurrent random readers)', async () => {
+  const cache = piecesCache();
+  const src = new FakeSource('inflight', 8 * PBS);
+  let open!: () => void;
+  src.blockGates.set(2 * PBS + 3 * PIECE, new Promise<void>((r) => { open = r; }));
+  const small = Buffer.alloc(10);
+  const pieceRead = cache.readInto(src, 2 * PBS + 3 * PIECE + 5, 10, small, () => false, 'random');
+  await settle();
+  const out = Buffer.alloc(PBS);
+  const blockRead = cache.readInto(src, 2 * PBS, PBS, out);
+  await settle();
+  open();
+  assert.equal(await blockRead, PBS);
+  assert.equal(await pieceRead, 10);
+  assert.deepEqual(out, ramp(2 * PBS, 3 * PBS));
+  assert.deepEqual(small, ramp(2 * PBS + 3 * PIECE + 5, 2 * PBS + 3 * PIECE + 15));
+  // Four pieces a block: piece 3 (the last) on its way, 0–2 the one gap.
+  assert.deepEqual(src.reads, [[2 * PBS + 3 * PIECE, 3 * PBS], [2 * PBS, 2 * PBS + 3 * PIECE]], 'every byte once');
+});
+
+test('pieces: a piece on its way that fails is fetched again by the block that waited for it', async () => {
+  const cache = piecesCache();
+  const src = new FakeSource('inflight-fails', 8 * PBS);
+  let open!: () => void;
+  src.blockGates.set(2 * PBS + PIECE, new Promise<void>((r) => { open = r; }));
+  const pieceRead = cache.readInto(src, 2 * PBS + PIECE, 10, Buffer.alloc(10), () => false, 'random');
+  await settle();
+  const out = Buffer.alloc(PBS);
+  const blockRead = cache.readInto(src, 2 * PBS, PBS, out);
+  await settle(); // the gaps' GETs are done
+  src.blockGates.clear();
+  src.failNext = 1;
+  open();
+  await assert.rejects(pieceRead, /injected failure/);
+  assert.equal(await blockRead, PBS);
+  assert.deepEqual(out, ramp(2 * PBS, 3 * PBS));
+  assert.deepEqual(src.reads.filter(([s]) => s === 2 * PBS + PIECE).length, 2, 'that piece asked for again');
+});
+
 test('pieces: with a disk tier, pieces on disk fill a whole block once the cache has seen pieces of that file there (QA: a later md5sum fetched them again; review: not 8 lookups for every block of every file)', async () => {
   const { stored, idKey, disk } = memoryDisk();
   let gets = 0;

@@ -72,6 +72,8 @@ export interface BlockStore {
    * block, deleted once the block itself is stored (else they stay until evicted).
    */
   put(id: BlockId, data: Buffer, replaces?: BlockId[]): void;
+  /** Whether any piece of `object` is stored (one directory read, not a lookup per piece). */
+  hasPieces?(object: string): Promise<boolean>;
 }
 
 export interface BlockCacheOptions {
@@ -132,7 +134,8 @@ export class BlockCache {
   private readonly probation: LRUCache<string, Buffer>;
   private readonly ghosts = new LRUCache<string, true>({ max: GHOST_KEYS });
   /** Objects whose pieces this cache found on or handed to the disk tier (heldPiecesWithDisk). */
-  private readonly piecesOnDisk = new LRUCache<string, true>({ max: GHOST_KEYS });
+  /** Objects with pieces on disk (true), or asked and found none there (false): DiskStore.hasPieces once per object. */
+  private readonly piecesOnDisk = new LRUCache<string, boolean>({ max: GHOST_KEYS });
   private readonly fetching = new Map<string, Fetching>();
   /** Insertion order = age (oldest first). */
   private readonly staged = new Map<string, { buf: Buffer; at: number }>();
@@ -446,15 +449,21 @@ export class BlockCache {
   }
 
   /**
-   * heldPieces(), with the disk tier asked for those not in memory — for objects this cache
-   * has seen pieces of on disk (found there, or put there) only: asking for every block of every
-   * file cost 8 more opens per block in the thread pool the disk writes use (review). So a new
-   * mount's first pass over a file whose pieces an earlier mount left fetches them again, unless
-   * a random read found one first.
+   * heldPieces(), with the disk tier asked for those not in memory — for objects with pieces on
+   * disk only (this cache put or found some, or the disk said so once, `hasPieces`): asking for
+   * every block of every file cost 8 more opens per block in the thread pool the disk writes use
+   * (review).
    */
   private async heldPiecesWithDisk(disk: BlockStore, source: RangeSource, index: number, blockBytes: number): Promise<PieceSlot[]> {
     const held = this.heldPieces(source, index, blockBytes);
-    if (!this.piecesOnDisk.has(source.cacheKey)) return held;
+    let known = this.piecesOnDisk.get(source.cacheKey);
+    if (known === undefined && disk.hasPieces) {
+      // Once per object: pieces an earlier mount left (its random reads) fill this mount's blocks too.
+      known = await disk.hasPieces(source.cacheKey).catch(() => false);
+      if (!this.piecesOnDisk.has(source.cacheKey)) this.piecesOnDisk.set(source.cacheKey, known);
+      known = this.piecesOnDisk.get(source.cacheKey);
+    }
+    if (!known) return held;
     const first = (index * this.blockSize) / this.pieceSize;
     return Promise.all(held.map(async (slot, p) => slot
       ?? (await this.fromDisk(disk, { object: source.cacheKey, blockSize: this.pieceSize, index: first + p, piece: true }, Math.min(this.pieceSize, blockBytes - p * this.pieceSize)))));

@@ -378,6 +378,12 @@ export class DiskCache implements BlockStore {
     }
   }
 
+  async hasPieces(object: string): Promise<boolean> {
+    const dir = path.dirname(this.blockPath(this.scoped({ object, blockSize: 1, index: 0 })));
+    const names = await readdir(dir).catch(() => [] as string[]);
+    return names.some((n) => n.startsWith('p') && n.endsWith('.blk'));
+  }
+
   /** Store one block; false when there was no room (nothing written). */
   private async write(id: BlockId, data: Buffer): Promise<boolean> {
     const header = encodeBlockHeader(id, data);

@@ -344,6 +344,36 @@ test('the block cache: a block read randomly (pieces on disk), then whole, is on
   await disk.close();
 });
 
+test('the block cache: a remount reading straight through uses the pieces an earlier mount left on disk (one directory read per file)', async () => {
+  const dir = await tmp();
+  const blockSize = 64 * KiB;
+  const disk = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
+  const first = new BlockCache({ maxBytes: 10 * MiB, blockSize, pieceSize: 16 * KiB, disk });
+  const src = new RangeLog('fh44', 3 * blockSize);
+  await first.readInto(src, blockSize + 10, 10, Buffer.alloc(10), () => false, 'random');
+  await first.readInto(src, blockSize + 40 * KiB, 10, Buffer.alloc(10), () => false, 'random');
+  await disk.flush();
+  const again = new BlockCache({ maxBytes: 10 * MiB, blockSize, pieceSize: 16 * KiB, disk }); // a remount
+  const src2 = new RangeLog('fh44', src.size);
+  const whole = await again.read(src2, 0, src2.size);
+  assert.deepEqual(whole, await new RangeLog('x', src.size).read(0, src.size));
+  assert.deepEqual(src2.ranges.filter(([s]) => s >= blockSize && s < 2 * blockSize), [[blockSize + 16 * KiB, blockSize + 32 * KiB], [blockSize + 48 * KiB, 2 * blockSize]],
+    'block 1: only the gaps between the pieces on disk');
+  await disk.close();
+});
+
+/** RampSource's bytes, with the ranges asked for. */
+class RangeLog implements RangeSource {
+  ranges: Array<[number, number]> = [];
+  constructor(readonly cacheKey: string, readonly size: number) {}
+  async read(start: number, end: number): Promise<Buffer> {
+    this.ranges.push([start, end]);
+    const b = Buffer.allocUnsafe(end - start);
+    for (let i = start; i < end; i++) b[i - start] = (i * 7 + 1) % 253;
+    return b;
+  }
+}
+
 test('inode table: sizes from the persistent store cost no Synapse request', async () => {
   const dir = await tmp();
   const store = await openSizeLog(dir);

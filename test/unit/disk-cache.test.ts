@@ -246,9 +246,11 @@ test('two Synapses share a directory without mixing ids: blocks and sizes are sc
 
 class RampSource implements RangeSource {
   reads = 0;
+  ranges: Array<[number, number]> = [];
   constructor(readonly cacheKey: string, readonly size: number) {}
   async read(start: number, end: number): Promise<Buffer> {
     this.reads++;
+    this.ranges.push([start, end]);
     const b = Buffer.allocUnsafe(end - start);
     for (let i = start; i < end; i++) b[i - start] = (i * 7 + 1) % 253;
     return b;
@@ -323,56 +325,43 @@ test('a piece and a whole block of the same size and index are two files: the pi
   await c.close();
 });
 
-test('the block cache: a block read randomly (pieces on disk), then whole, is on disk once', async () => {
+/** 64 KiB blocks of 16 KiB pieces over a disk tier: a random read put two pieces of block 1 on disk. */
+async function twoPiecesOnDisk(object: string): Promise<{ dir: string; disk: DiskCache; cache: BlockCache; src: RampSource }> {
   const dir = await tmp();
-  const blockSize = 64 * KiB;
   const disk = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
-  const cache = new BlockCache({ maxBytes: 10 * MiB, blockSize, pieceSize: 16 * KiB, disk });
-  const src = new RampSource('fh43', 3 * blockSize);
-  await cache.readInto(src, blockSize + 10, 10, Buffer.alloc(10), () => false, 'random');
-  await cache.readInto(src, blockSize + 40 * KiB, 10, Buffer.alloc(10), () => false, 'random');
+  const cache = new BlockCache({ maxBytes: 10 * MiB, blockSize: PIECES_BLOCK, pieceSize: 16 * KiB, disk });
+  const src = new RampSource(object, 3 * PIECES_BLOCK);
+  await cache.readInto(src, PIECES_BLOCK + 10, 10, Buffer.alloc(10), () => false, 'random');
+  await cache.readInto(src, PIECES_BLOCK + 40 * KiB, 10, Buffer.alloc(10), () => false, 'random');
   await disk.flush();
+  return { dir, disk, cache, src };
+}
+const PIECES_BLOCK = 64 * KiB;
+
+test('the block cache: a block read randomly (pieces on disk), then whole, is on disk once', async () => {
+  const { dir, disk, cache, src } = await twoPiecesOnDisk('fh43');
   assert.equal((await blockFiles(dir)).length, 2, 'two pieces on disk');
-  const whole = await cache.read(src, blockSize, blockSize);
+  const whole = await cache.read(src, PIECES_BLOCK, PIECES_BLOCK);
   await disk.flush();
-  assert.deepEqual(await blockFiles(dir), [disk.blockPath({ object: 'fh43', blockSize, index: 1 })], 'the block, not its pieces beside it');
-  assert.equal(disk.usedBytes, (await stat(disk.blockPath({ object: 'fh43', blockSize, index: 1 }))).size);
-  const again = new BlockCache({ maxBytes: 10 * MiB, blockSize, pieceSize: 16 * KiB, disk });
+  assert.deepEqual(await blockFiles(dir), [disk.blockPath({ object: 'fh43', blockSize: PIECES_BLOCK, index: 1 })], 'the block, not its pieces beside it');
+  assert.equal(disk.usedBytes, (await stat(disk.blockPath({ object: 'fh43', blockSize: PIECES_BLOCK, index: 1 }))).size);
+  const again = new BlockCache({ maxBytes: 10 * MiB, blockSize: PIECES_BLOCK, pieceSize: 16 * KiB, disk });
   const before = src.reads;
-  assert.deepEqual(await again.read(src, blockSize + 10, 10), whole.subarray(10, 20), 'a random read after a remount finds the whole block');
+  assert.deepEqual(await again.read(src, PIECES_BLOCK + 10, 10), whole.subarray(10, 20), 'a random read after a remount finds the whole block');
   assert.equal(src.reads, before, 'with no S3 read');
   await disk.close();
 });
 
 test('the block cache: a remount reading straight through uses the pieces an earlier mount left on disk (one directory read per file)', async () => {
-  const dir = await tmp();
-  const blockSize = 64 * KiB;
-  const disk = await DiskCache.open({ dir, maxBytes: 100 * MiB, diskSpace: bigDisk });
-  const first = new BlockCache({ maxBytes: 10 * MiB, blockSize, pieceSize: 16 * KiB, disk });
-  const src = new RangeLog('fh44', 3 * blockSize);
-  await first.readInto(src, blockSize + 10, 10, Buffer.alloc(10), () => false, 'random');
-  await first.readInto(src, blockSize + 40 * KiB, 10, Buffer.alloc(10), () => false, 'random');
-  await disk.flush();
-  const again = new BlockCache({ maxBytes: 10 * MiB, blockSize, pieceSize: 16 * KiB, disk }); // a remount
-  const src2 = new RangeLog('fh44', src.size);
+  const { disk, src } = await twoPiecesOnDisk('fh44');
+  const again = new BlockCache({ maxBytes: 10 * MiB, blockSize: PIECES_BLOCK, pieceSize: 16 * KiB, disk }); // a remount
+  const src2 = new RampSource('fh44', src.size);
   const whole = await again.read(src2, 0, src2.size);
-  assert.deepEqual(whole, await new RangeLog('x', src.size).read(0, src.size));
-  assert.deepEqual(src2.ranges.filter(([s]) => s >= blockSize && s < 2 * blockSize), [[blockSize + 16 * KiB, blockSize + 32 * KiB], [blockSize + 48 * KiB, 2 * blockSize]],
+  assert.deepEqual(whole, await new RampSource('x', src.size).read(0, src.size));
+  assert.deepEqual(src2.ranges.filter(([s]) => s >= PIECES_BLOCK && s < 2 * PIECES_BLOCK), [[PIECES_BLOCK + 16 * KiB, PIECES_BLOCK + 32 * KiB], [PIECES_BLOCK + 48 * KiB, 2 * PIECES_BLOCK]],
     'block 1: only the gaps between the pieces on disk');
   await disk.close();
 });
-
-/** RampSource's bytes, with the ranges asked for. */
-class RangeLog implements RangeSource {
-  ranges: Array<[number, number]> = [];
-  constructor(readonly cacheKey: string, readonly size: number) {}
-  async read(start: number, end: number): Promise<Buffer> {
-    this.ranges.push([start, end]);
-    const b = Buffer.allocUnsafe(end - start);
-    for (let i = start; i < end; i++) b[i - start] = (i * 7 + 1) % 253;
-    return b;
-  }
-}
 
 test('inode table: sizes from the persistent store cost no Synapse request', async () => {
   const dir = await tmp();

@@ -70,6 +70,9 @@ export interface FuseMountOptions {
 
 type Cb = (...args: unknown[]) => void;
 
+/** Directory entries' type bits (readdir's d_type). */
+const S_IFDIR = 0o040000;
+
 /** Answers that tools provoke in normal use (lookups of absent files, xattr probes): debug only. */
 const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'EISDIR', 'ENOTDIR']);
 
@@ -208,10 +211,12 @@ export class FuseAdapter {
       },
       // `.` and `..` as every Linux filesystem lists them (`ls -a`; libfuse 2 adds none). No path
       // (a directory removed while open; flag_nullpath_ok): ENOENT — '' would resolve to the root.
+      // With each entry's type (d_type: only the type bits of the stat are used by libfuse 2).
       readdir: (path: string, cb: Cb) => this.run('readdir', path, cb, async () => {
         if (path === '') throw new FsError('ENOENT', 'directory removed while open');
-        return ['.', '..', ...await fs.readdir(path)];
-      }),
+        const dot = { name: '.', mode: S_IFDIR };
+        return [dot, { ...dot, name: '..' }, ...await fs.readdirTyped(path)];
+      }, (entries) => [0, entries.map((e) => e.name), entries.map((e) => ({ mode: e.mode }))]),
       open: (path: string, flags: number, cb: Cb) => this.run('open', path, cb, () => fs.open(path, flags)),
       release: (path: string, fd: number, cb: Cb) => {
         this.fast?.forget(fd);

@@ -178,6 +178,29 @@ except OSError as e:
     assert.match(xattr.stderr, /Operation not supported/, 'others do not exist');
   });
 
+  test('QA: readdir gives each entry\'s type (d_type), so find -type f and os.scandir need no stat per entry', async () => {
+    const py = `import ctypes, ctypes.util, sys
+class Dirent(ctypes.Structure):
+    _fields_ = [('d_ino', ctypes.c_ulong), ('d_off', ctypes.c_long), ('d_reclen', ctypes.c_ushort), ('d_type', ctypes.c_ubyte), ('d_name', ctypes.c_char * 256)]
+libc = ctypes.CDLL(ctypes.util.find_library('c'))
+libc.opendir.restype = ctypes.c_void_p; libc.opendir.argtypes = [ctypes.c_char_p]
+libc.readdir.restype = ctypes.POINTER(Dirent); libc.readdir.argtypes = [ctypes.c_void_p]
+d = libc.opendir(sys.argv[1].encode())
+while True:
+    e = libc.readdir(d)
+    if not e: break
+    print(e.contents.d_type, e.contents.d_name.decode())`;
+    const r = await sh(`python3 -c "$PY" '${m.dir}'; python3 -c "$PY" '${m.dir}/managed'`, { env: { ...process.env, PY: py } });
+    assert.equal(r.code, 0, r.stderr);
+    const types = new Map(r.stdout.trim().split('\n').map((l) => { const [t, ...n] = l.split(' '); return [n.join(' '), Number(t)] as const; }));
+    // DT_DIR 4, DT_REG 8, DT_LNK 10 (DT_UNKNOWN 0 made every tool stat each entry).
+    assert.equal(types.get('.'), 4);
+    assert.equal(types.get('sts'), 4);
+    assert.equal(types.get('to-outside'), 10);
+    assert.equal(types.get('to-target'), 10);
+    assert.equal(types.get('r-1.bin'), 8, r.stdout);
+  });
+
   test('a new version shows on the next open; an open handle keeps its version', async () => {
     const other = await mountForeground(stack, projectId, ['--metadata-ttl', '0', '--read-only', '--block-size', '1M']);
     try {

@@ -106,6 +106,40 @@ test('freshness: lookups during a slow size load never re-list the folder; the T
   assert.equal(f.listed(f.folderId), 2);
 });
 
+test('QA: a listing made to resolve a path asks no sizes (cat of one file among 2,000 cost 2,000 requests); a readdir asks them all, and its load holds the listing', async () => {
+  const f = await gatedFake(Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`f${i}.txt`, 10 + i])));
+  let now = 0;
+  const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 60_000, now: () => now, maxSizes: 100, backgroundConcurrency: 2 });
+  const node = await table.resolve('/many/f3.txt');
+  await settle();
+  assert.equal(f.asked.length, 0, 'a lookup: no sizes');
+  const size = table.size(node);
+  await settle();
+  assert.deepEqual(f.asked.map((a) => a.id), [node.entityId], 'stat of that file: its size only');
+  await f.releaseAll();
+  assert.equal((await size).size, 13);
+  assert.equal((await table.children(f.folderId, { sizes: false })).length, 6, 'rmdir\'s emptiness check');
+  await settle();
+  assert.equal(f.asked.length, 0);
+  // 50 s later, `ls -l`: the readdir asks for the 5 sizes not known, and their load — however
+  // long — holds the listing (no re-listing half way), then ages from its end.
+  now = 50_000;
+  await table.children(f.folderId);
+  await settle();
+  assert.equal(f.asked.length, 2, 'the background lane, 2 at a time');
+  now = 200_000;
+  await table.children(f.folderId);
+  assert.equal(f.listed(f.folderId), 1, 'still loading: not listed again');
+  await f.releaseAll();
+  assert.equal(f.calls('getLatestVersionInfo'), 6, 'every size once');
+  now = 259_999;
+  await table.children(f.folderId);
+  assert.equal(f.listed(f.folderId), 1);
+  now = 260_000;
+  await table.children(f.folderId);
+  assert.equal(f.listed(f.folderId), 2, 'a TTL after the load ended');
+});
+
 test('freshness: a load that never finishes holds the listing at most maxLoadHoldMs', async () => {
   const f = await gatedFake({ 'a.txt': 1, 'b.txt': 2 });
   let now = 0;

@@ -252,6 +252,7 @@ test('inode table: a failed view query leaves every size to the per-file path', 
   const vs = new ViewSizes({ api: fakeApi, viewId: 'syn99', ...fast });
   const root: FsNode = { entityId: 'syn10', name: 'p', kind: 'dir', parentId: undefined, versionNumber: undefined, modifiedOn: 0, createdOn: 0 };
   const table = new InodeTable(fakeApi, root, { ttlMs: 60_000, folderSizes: vs.folderSizes });
+  await table.children('syn10'); // `ls -l`: the readdir asks for the folder's sizes
   const a = await table.resolve('/a');
   assert.equal((await table.size(a)).size, 3);
   await new Promise((r) => setTimeout(r, 20));

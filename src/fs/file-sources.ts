@@ -24,6 +24,9 @@ import { PresignedRangeSource } from '../s3/presigned-store.js';
 import { S3RangeSource } from '../s3/s3-range-source.js';
 import { FsError } from './errors.js';
 import { PresignedUrls } from './presigned-urls.js';
+
+/** Synapse's default storage location (S3UploadDestination's storageLocationId: 1, synapse-api.md). */
+const SYNAPSE_STORAGE_LOCATION_ID = 1;
 import type { FsNode } from './inode-table.js';
 
 /**
@@ -150,6 +153,9 @@ export class FileSources {
   }
 
   private isStsEnabled(locationId: number, entityId: string): Promise<boolean> {
+    // Synapse's own storage (location 1) never hands out STS credentials: no request to hear it
+    // say 400 (QA audit: one per mount for every user of Synapse storage).
+    if (locationId === SYNAPSE_STORAGE_LOCATION_ID) return Promise.resolve(false);
     let known = this.stsEnabled.get(locationId);
     if (!known) {
       known = this.sts.get(`loc${locationId}`, entityId, 'read_only').then(

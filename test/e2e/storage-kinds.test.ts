@@ -123,6 +123,20 @@ describe('a project mixing Synapse, external and STS storage', () => {
     assert.equal((await sh(`cat '${m.dir}/sts/moved.txt' '${m.dir}/managed/moved.txt'`)).stdout, 'plain\nplain\n');
   });
 
+  test('QA audit: reading from Synapse storage asks for no STS credentials (location 1 never has them)', async () => {
+    const fresh = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool-nosts')]);
+    try {
+      const before = stack.dev.stats().synapse.byRoute;
+      const r = await sh(`cat '${fresh.dir}/managed/r-1.bin' | wc -c`);
+      assert.equal(r.stdout.trim(), '1', r.stderr);
+      const after = stack.dev.stats().synapse.byRoute;
+      const sts = Object.keys(after).filter((k) => k.includes('/sts') && (after[k] ?? 0) > (before[k] ?? 0));
+      assert.deepEqual(sts, [], `STS requests: ${JSON.stringify(after)}`);
+    } finally {
+      await fresh.unmount();
+    }
+  });
+
   test('presigned URLs that expire mid-read are refreshed', async () => {
     // 2 s URLs; read 40 MiB in 1 MiB blocks slowly enough to outlive several URLs.
     const batchesBefore = stack.dev.stats().synapse.byRoute['POST /fileHandle/batch'] ?? 0;

@@ -26,6 +26,7 @@ import type { ObjectStore, S3Location } from '../s3/object-store.js';
 import { endUnreferencedUpload, SINGLE_PUT_PREFIX, type MemoryBudget } from '../s3/multipart-upload.js';
 import { s3Stats } from '../s3/s3-stats.js';
 import { FsError } from './errors.js';
+import { PartUrls } from './part-urls.js';
 import type { Spool } from './spool.js';
 
 const MiB = 1024 * 1024;
@@ -374,10 +375,11 @@ export class Publisher {
       const count = Math.ceil(src.size / partSize);
       const missing = Array.from({ length: count }, (_, i) => i + 1).filter((n) => status.partsState[n - 1] !== '1');
       src.onProgress?.(src.size - missing.reduce((sum, n) => sum + Math.min(partSize, src.size - (n - 1) * partSize), 0));
+      const urls = new PartUrls(this.api, status.uploadId, missing);
       await this.sendParts(missing, partSize, src.size, async (n) => {
         const start = (n - 1) * partSize;
         const body = await readPart(src.file, start, Math.min(partSize, src.size - start));
-        await this.putPart(status.uploadId, n, body);
+        await this.putPart(urls, n, body);
         src.onProgress?.(body.length);
         const md5 = createHash('md5').update(body).digest('hex');
         const added = await this.api.addPart(status.uploadId, n, md5);
@@ -391,12 +393,11 @@ export class Publisher {
     return String(status.resultFileHandleId);
   }
 
-  /** PUT one part to its presigned URL; a 403 (URL expired) gets a fresh URL once. */
-  private async putPart(uploadId: string, partNumber: number, body: Buffer): Promise<void> {
+  /** PUT one part to its presigned URL (batched: PartUrls); every retry gets a fresh URL (a 403: expired). */
+  private async putPart(urls: PartUrls, partNumber: number, body: Buffer): Promise<void> {
     let lastStatus = 0;
     for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
-      const [url] = await this.api.getPartUploadUrls(uploadId, [partNumber]);
-      if (!url) throw new FsError('EIO', `no upload URL for part ${partNumber}`);
+      const url = await urls.get(partNumber, attempt > 0);
       try {
         s3Stats.request();
         // Bounded: an identical upload queued behind this one waits for it (review).

@@ -1560,6 +1560,8 @@ export class SynapseFilesystem {
       throw err;
     }
     this.table.upsert(this.nodeOf(entity, 'dir', inheritedIn(parent)));
+    this.table.addEmptyFolder(entity.id);
+    this.writes?.publisher.newFolder(entity.id, parent.entityId);
     this.folderChanged(parent.entityId);
   }
 

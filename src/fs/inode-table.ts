@@ -324,6 +324,17 @@ export class InodeTable {
     return listing;
   }
 
+  /**
+   * A folder this mount has just created is empty: its listing is known without asking (QA
+   * audit: `cp -r` listed every folder it had just made). Other clients' additions show after
+   * the TTL, as for any listing.
+   */
+  addEmptyFolder(dirId: string): void {
+    if (this.listings.has(dirId)) return;
+    const now = this.now();
+    this.listings.set(dirId, { entries: new Map(), fetchedAt: now, loading: new Set(), loadedAt: now, sizesAsked: true });
+  }
+
   /** Drop a directory's listing so the next lookup refetches it. */
   invalidate(dirId: string): void {
     this.listings.delete(dirId);

@@ -134,6 +134,15 @@ export class Publisher {
     private readonly opts: PublisherOptions,
   ) {}
 
+  /**
+   * A folder this mount just made has no project setting of its own, so its files go where its
+   * parent's go: no `uploadDestination` request for it (QA audit: one per folder of a `cp -r`).
+   */
+  newFolder(folderId: string, parentId: string): void {
+    const parent = this.destinations.get(parentId);
+    if (parent && Date.now() - parent.at < DESTINATION_TTL_MS) this.destinations.set(folderId, parent);
+  }
+
   private target(parentId: string): Promise<Target> {
     const cached = this.destinations.get(parentId);
     if (cached && Date.now() - cached.at < DESTINATION_TTL_MS) return cached.target;

@@ -118,6 +118,13 @@ type Target =
 
 export class Publisher {
   private readonly destinations = new Map<string, { at: number; target: Promise<Target> }>();
+  /**
+   * Entities as this mount's own last create or update of them left them: the next commit PUTs
+   * on that copy instead of a GET first (QA audit: one request per append, `sed -i`, git ref
+   * update). Safe when stale: Synapse refuses a PUT with an old etag (412), and the commit then
+   * asks for the entity as before.
+   */
+  private readonly recentEntities = new LRUCache<string, Entity>({ max: 1_000, ttl: 60_000 });
   private readonly creatorOf = new Map<number, Promise<boolean>>();
   /**
    * Synapse hands every start of the same request (same user, name, bytes, size, location) one
@@ -472,12 +479,17 @@ export class Publisher {
    * version stays in the file's history. If `entityId` was deleted meanwhile, such bytes become
    * a new file of that name — unless `recreateIfDeleted()` says no (the mount removed it).
    */
+  private remember(entity: Entity): Entity {
+    this.recentEntities.set(entity.id, entity);
+    return entity;
+  }
+
   async commit(parentId: string, name: string, fileHandleId: string, entityId?: string, builtOn?: number,
     recreateIfDeleted: () => boolean = () => true): Promise<Entity> {
     let takenMeanwhile = false;
     if (!entityId) {
       try {
-        return await this.api.createEntity({ concreteType: CONCRETE.file, name, parentId, dataFileHandleId: fileHandleId });
+        return this.remember(await this.api.createEntity({ concreteType: CONCRETE.file, name, parentId, dataFileHandleId: fileHandleId }));
       } catch (err) {
         if (!(err instanceof SynapseError && err.status === 409)) throw err;
         const existing = await this.api.lookupChild(parentId, name);
@@ -487,9 +499,12 @@ export class Publisher {
       }
     }
     for (let attempt = 0; ; attempt++) {
+      // Our copy only where it cannot decide a conflict: at the version these bytes build on.
+      const copy = attempt === 0 ? this.recentEntities.get(entityId) : undefined;
+      const recent = copy && (builtOn === undefined || copy.versionNumber === builtOn) ? copy : undefined;
       let entity: Entity;
       try {
-        entity = await this.api.getEntity(entityId);
+        entity = recent ?? await this.api.getEntity(entityId);
       } catch (err) {
         // Deleted elsewhere (trash can) while listed here. A rewrite from empty (`>`, cp, a
         // save) is a new file of that name now; bytes built on the deleted one stay journaled.
@@ -506,8 +521,11 @@ export class Publisher {
         this.opts.logger?.warn({ parentId, name, entityId }, 'a file of this name was created elsewhere meanwhile: these bytes become its next version (the other stays in its history)');
       }
       try {
-        return await this.api.updateEntity({ ...entity, dataFileHandleId: fileHandleId });
+        return this.remember(await this.api.updateEntity({ ...entity, dataFileHandleId: fileHandleId }));
       } catch (err) {
+        this.recentEntities.delete(entityId);
+        // Our copy was stale (changed, or deleted, elsewhere): ask Synapse, as without one.
+        if (recent && err instanceof SynapseError && (err.status === 412 || err.status === 404)) continue;
         if (err instanceof SynapseError && err.status === 412 && attempt < 3) continue;
         throw err;
       }

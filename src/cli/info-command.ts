@@ -97,9 +97,12 @@ export async function runInfo(api: SynapseApi, file: string): Promise<InfoResult
   const linkId = await linkEntityId(api, abs);
   if (linkId) return describe(api, abs, linkId, undefined);
   const raw = await readXattr(abs, 'user.synapse.id');
-  if (raw === null) throw new ConfigError(`${abs} is not inside a synapse-mount mount (it has no user.synapse.id attribute)`);
-  const id = raw.trim();
-  // Inside a mount, an empty synID is a file only the mount has (README "What POSIX operations do").
+  // No synID inside a mount (its folder has one) is a file only the mount has (README "What
+  // POSIX operations do"; it answered an empty one until session 27, which rsync -aX tripped on).
+  const id = raw?.trim() ?? '';
+  if (!id && !(await readXattr(path.dirname(abs), 'user.synapse.id').catch(() => null))?.trim()) {
+    throw new ConfigError(`${abs} is not inside a synapse-mount mount (it has no user.synapse.id attribute)`);
+  }
   if (!id) {
     throw new ConfigError(`${abs} is not in Synapse (yet): a file only this mount has — being written, empty where Synapse storage cannot hold 0 bytes, a scratch name, or waiting for \`synapse-mount recover\``);
   }

@@ -524,9 +524,8 @@ export class Publisher {
         return this.remember(await this.api.updateEntity({ ...entity, dataFileHandleId: fileHandleId }));
       } catch (err) {
         this.recentEntities.delete(entityId);
-        // Our copy was stale (changed, or deleted, elsewhere — 412, 404 or however Synapse says
-        // it): ask Synapse and decide as without one.
-        if (recent && err instanceof SynapseError) continue;
+        // Our copy was stale (changed, or deleted, elsewhere): ask Synapse, as without one.
+        if (recent && err instanceof SynapseError && (err.status === 412 || err.status === 404)) continue;
         if (err instanceof SynapseError && err.status === 412 && attempt < 3) continue;
         throw err;
       }

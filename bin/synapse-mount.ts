@@ -100,7 +100,7 @@ await yargs(argv)
       try {
         // The serving child of a background mount is handed what its parent resolved (and warned of).
         const { token, endpoint, warning } = process.env[CHILD_ENV]
-          ? await readHandedAuth()
+          ? { ...(await readHandedAuth()), warning: undefined } // the parent printed its warnings
           : await resolveAuth({ endpoint: a.endpoint, authTokenFile: a['auth-token-file'] });
         if (warning) process.stderr.write(`synapse-mount: warning: ${warning}\n`);
         const readOnly = a['read-only'];

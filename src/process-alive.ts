@@ -7,24 +7,27 @@ import { readFileSync } from 'node:fs';
  * (QA: the killed mount's file was not shown until the next mount).
  */
 export function processAlive(pid: number): boolean {
+  return liveStat(pid) !== false;
+}
+
+/**
+ * False when `pid` is gone or a zombie; else its /proc/PID/stat fields after the command's
+ * closing parenthesis (state first), or undefined where /proc cannot say (kill(0) said it is there).
+ */
+function liveStat(pid: number): string[] | undefined | false {
   try {
     process.kill(pid, 0);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  return !isZombie(pid);
-}
-
-/** /proc/PID/stat's state (the field after the command's closing parenthesis) is Z or X. */
-function isZombie(pid: number): boolean {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
-    return false; // no /proc (or gone this instant): kill(0) said it is there
+    return undefined; // no /proc (or gone this instant)
   }
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state === 'Z' || state === 'X';
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[0] === 'Z' || fields[0] === 'X' ? false : fields;
 }
 
 /** How far a process's start, as the kernel has it, may be from the one it recorded itself. */
@@ -36,15 +39,19 @@ let bootTimeMs: number | undefined;
 
 /** When `pid` started (ms since the epoch), from /proc; undefined where /proc cannot say. */
 export function processStartMs(pid: number): number | undefined {
+  const fields = liveStat(pid);
+  return fields ? startOf(fields) : undefined;
+}
+
+/** starttime (the 22nd stat field, the 20th after the command) as ms since the epoch. */
+function startOf(fields: string[]): number | undefined {
   try {
     bootTimeMs ??= Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))![1]) * 1000;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command's closing parenthesis: state is the 3rd field, starttime the 22nd.
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    return Number.isFinite(ticks) && Number.isFinite(bootTimeMs) ? bootTimeMs + (ticks * 1000) / TICKS_PER_SECOND : undefined;
   } catch {
     return undefined;
   }
+  const ticks = Number(fields[19]);
+  return Number.isFinite(ticks) && Number.isFinite(bootTimeMs) ? bootTimeMs + (ticks * 1000) / TICKS_PER_SECOND : undefined;
 }
 
 /**
@@ -54,7 +61,8 @@ export function processStartMs(pid: number): number | undefined {
  * make a live writer look gone); where /proc cannot tell, the pid decides, as before.
  */
 export function sameProcessAlive(pid: number, startedMs: number): boolean {
-  if (!processAlive(pid)) return false;
-  const start = processStartMs(pid);
+  const fields = liveStat(pid); // one read of /proc/PID/stat for both questions
+  if (fields === false) return false;
+  const start = fields ? startOf(fields) : undefined;
   return start === undefined || Math.abs(start - startedMs) <= SAME_START_TOLERANCE_MS;
 }

@@ -36,8 +36,6 @@ const HANDED_AUTH_TIMEOUT_MS = 30_000;
 export interface HandedAuth {
   token: string;
   endpoint: string;
-  /** Never handed: the parent printed its warnings before it started the child. */
-  warning?: undefined;
 }
 
 /**

@@ -424,8 +424,9 @@ export class BlockCache {
     }
     if (lent && lent !== data) pool?.release(lent);
     this.stats.bytesFetched += data.length;
-    // Pieces an earlier mount left on disk, unknown to this one, give way to it too (review).
-    if (disk && data.length === end - start) disk.put(id, data, this.pieceSize < this.blockSize ? this.pieceIdsOf(id, end - start) : []);
+    // Pieces on disk give way to it — only for an object known to have some there
+    // (heldPiecesWithDisk asked the disk once): not 8 stat calls per block of every file.
+    if (disk && data.length === end - start) disk.put(id, data, this.piecesOnDisk.get(source.cacheKey) ? this.pieceIdsOf(id, end - start) : []);
     return data;
   }
 
@@ -459,9 +460,10 @@ export class BlockCache {
     let known = this.piecesOnDisk.get(source.cacheKey);
     if (known === undefined && disk.hasPieces) {
       // Once per object: pieces an earlier mount left (its random reads) fill this mount's blocks too.
-      known = await disk.hasPieces(source.cacheKey).catch(() => false);
-      if (!this.piecesOnDisk.has(source.cacheKey)) this.piecesOnDisk.set(source.cacheKey, known);
-      known = this.piecesOnDisk.get(source.cacheKey);
+      const found = await disk.hasPieces(source.cacheKey).catch(() => false);
+      // A piece put meanwhile (a random read) has said true already: keep it.
+      known = this.piecesOnDisk.get(source.cacheKey) ?? found;
+      this.piecesOnDisk.set(source.cacheKey, known);
     }
     if (!known) return held;
     const first = (index * this.blockSize) / this.pieceSize;

@@ -223,7 +223,12 @@ export class DiskCache implements BlockStore {
   }
 
   blockPath(id: BlockId): string {
-    return path.join(this.blocksDir, encodeObjectKey(id.object), `${sizeTag(id)}-${id.index}.blk`);
+    return path.join(this.objectDir(id.object), `${sizeTag(id)}-${id.index}.blk`);
+  }
+
+  /** Where an (already scoped) object's blocks and pieces are. */
+  private objectDir(object: string): string {
+    return path.join(this.blocksDir, encodeObjectKey(object));
   }
 
   private problem(what: string, err: unknown): void {
@@ -379,8 +384,7 @@ export class DiskCache implements BlockStore {
   }
 
   async hasPieces(object: string): Promise<boolean> {
-    const dir = path.dirname(this.blockPath(this.scoped({ object, blockSize: 1, index: 0 })));
-    const names = await readdir(dir).catch(() => [] as string[]);
+    const names = await readdir(this.objectDir(this.scoped({ object, blockSize: 0, index: 0 }).object)).catch(() => [] as string[]);
     return names.some((n) => n.startsWith('p') && n.endsWith('.blk'));
   }
 

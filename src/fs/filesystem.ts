@@ -2191,25 +2191,16 @@ export class SynapseFilesystem {
   }
 
   /**
-   * The names getxattr answers for `path`: none for a file not in Synapse yet (rsync -X then
-   * tried to remove them from its temp file and exited 23, QA), md5 only when Synapse has one.
+   * The names getxattr answers for `path`, and only those: none for a file not in Synapse yet
+   * (rsync -X then tried to remove them from its temp file and exited 23, QA), md5 only when
+   * Synapse has one.
    */
   async listxattr(path: string): Promise<string[]> {
-    await this.releasing.get(path);
-    const node = await this.table.resolve(path);
-    if (!node.entityId) return [];
-    if (node.kind !== 'file') return ['user.synapse.id'];
-    const names: string[] = ['user.synapse.id'];
-    if (node.versionNumber !== undefined) names.push('user.synapse.version');
-    if ((await this.table.size(node)).md5) names.push('user.synapse.md5');
+    const names: string[] = [];
+    for (const name of XATTR_NAMES) if ((await this.getxattr(path, name)) !== null) names.push(name);
     return names;
   }
 
-  /**
-   * Setting an attribute to the value it has is done (cp -a and rsync -X copying a file within
-   * the mount); any other set is ENOTSUP — the mount's attributes are Synapse's, and coreutils
-   * stays quiet about ENOTSUP where EPERM printed three warnings per file `mv` copied (QA).
-   */
   /**
    * Removing one of the mount's attributes is accepted and changes nothing, as chmod is: they
    * are Synapse's, derived from the entity, and `rsync -aX` removes every attribute its source
@@ -2221,6 +2212,11 @@ export class SynapseFilesystem {
     throw new FsError('ENODATA', `${path}: no attribute ${name}`);
   }
 
+  /**
+   * Setting an attribute to the value it has is done (cp -a and rsync -X copying a file within
+   * the mount); any other set is ENOTSUP — the mount's attributes are Synapse's, and coreutils
+   * stays quiet about ENOTSUP where EPERM printed three warnings per file `mv` copied (QA).
+   */
   async setxattr(path: string, name: string, value: Buffer): Promise<void> {
     this.checkWritable(path);
     const current = name.startsWith('user.synapse.') ? await this.getxattr(path, name) : null;

@@ -123,7 +123,7 @@ describe('a project mixing Synapse, external and STS storage', () => {
     assert.equal((await sh(`cat '${m.dir}/sts/moved.txt' '${m.dir}/managed/moved.txt'`)).stdout, 'plain\nplain\n');
   });
 
-  test('QA audit: reading from Synapse storage asks for no STS credentials (location 1 never has them)', async () => {
+  test('QA audit: reading from Synapse storage asks for no STS credentials (location 1 never has them), nor the sizes of the file\'s siblings; a 3-part upload asks for its part URLs once', async () => {
     const fresh = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool-nosts')]);
     try {
       const before = stack.dev.stats().synapse.byRoute;
@@ -132,6 +132,18 @@ describe('a project mixing Synapse, external and STS storage', () => {
       const after = stack.dev.stats().synapse.byRoute;
       const sts = Object.keys(after).filter((k) => k.includes('/sts') && (after[k] ?? 0) > (before[k] ?? 0));
       assert.deepEqual(sts, [], `STS requests: ${JSON.stringify(after)}`);
+      // A path used without reading its folder asks that file's size only, not its siblings'
+      // (managed/ holds 5 files or more; QA audit: a cat cost one size request per file in it).
+      const sizeRequests = Object.keys(after).filter((k) => k.endsWith('/version')).reduce((n, k) => n + (after[k] ?? 0) - (before[k] ?? 0), 0);
+      assert.ok(sizeRequests <= 1, `size requests for one cat: ${sizeRequests}`);
+      // A multipart upload into Synapse storage asks for its part URLs in one batch (3 parts).
+      const src = path.join(scratch, 'three-parts.bin');
+      await writeFile(src, patternBytes(40 * MiB, 77));
+      const b2 = stack.dev.stats().synapse.byRoute;
+      assert.equal((await sh(`cp '${src}' '${fresh.dir}/managed/three-parts.bin'`, { timeoutMs: 120_000 })).code, 0);
+      const a2 = stack.dev.stats().synapse.byRoute;
+      const urlBatches = Object.keys(a2).filter((k) => k.includes('presigned/url/batch')).reduce((n, k) => n + (a2[k] ?? 0) - (b2[k] ?? 0), 0);
+      assert.equal(urlBatches, 1, `part URL requests for 3 parts: ${JSON.stringify(a2)}`);
     } finally {
       await fresh.unmount();
     }

@@ -839,6 +839,7 @@ function memoryDisk(): { stored: Map<string, Buffer>; idKey: (id: BlockId) => st
       stored.set(idKey(id), Buffer.from(data));
       for (const r of replaces) stored.delete(idKey(r));
     },
+    hasPieces: async (object) => [...stored.keys()].some((k) => k.startsWith(`${object}/p`)),
   };
   return { stored, idKey, disk };
 }

@@ -10,14 +10,15 @@
  * need the caller to be its creator.
  *
  * File handles are immutable, so the (entity, version) → file handle answer is cached for good;
- * open() therefore costs one bundle2 call only when the listing's version is new to us.
+ * open() therefore costs one bundle2 call only when the listing's version is new to us — and
+ * none after a stat, whose size came from the same bundle2 (latestWithHandle).
  */
 import { LRUCache } from 'lru-cache';
 import { entryBound } from './lru-bound.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import type { S3FileHandle, StsCredentials, StsPermission } from '../synapse/types.js';
+import type { EntityBundle, S3FileHandle, StsCredentials, StsPermission, VersionInfo } from '../synapse/types.js';
 import type { ObjectStore, RangeSource } from '../s3/object-store.js';
 import { directGetsWanted, DirectRangeGetter } from '../s3/direct-range-get.js';
 import { PresignedRangeSource } from '../s3/presigned-store.js';
@@ -44,6 +45,9 @@ export interface OpenCache {
   /** Keep `buf` as block `index` of `source`, as if fetched. */
   offer(source: RangeSource, index: number, buf: Buffer): void;
 }
+
+/** What a read needs of a file's bundle2: the entity (its version) and its file handle. */
+const BUNDLE_WITH_HANDLE = { includeEntity: true, includeFileHandles: true } as const;
 
 /** Synapse's download URLs live 30 s; refresh at 20 s so a slow GET never starts on a dead URL. */
 const PRESIGNED_URL_MAX_AGE_MS = 20_000;
@@ -112,17 +116,39 @@ export class FileSources {
       if (cached) return cached;
     }
     const pinned = node.pinnedVersion === true && node.versionNumber !== undefined;
-    const bundle = await this.api.getBundle(node.entityId, { includeEntity: true, includeFileHandles: true },
-      ...(pinned ? [node.versionNumber] : []));
+    const bundle = await this.api.getBundle(node.entityId, BUNDLE_WITH_HANDLE, ...(pinned ? [node.versionNumber] : []));
+    if (!bundle.entity?.dataFileHandleId) throw new FsError('EIO', `${node.entityId}: bundle has no file entity`);
+    const resolved = this.keep(bundle);
+    if (!resolved) throw new FsError('EACCES', `${node.entityId}: no DOWNLOAD permission (Synapse returned no file handle)`);
+    if (!pinned) node.versionNumber = resolved.versionNumber;
+    return resolved;
+  }
+
+  /**
+   * A file's latest version and size from one bundle2, its file handle kept for the open that
+   * usually follows a stat (inode-table.ts sizeWithHandle): `cat`, `md5sum`, `cp` of a file not
+   * opened before cost one request where `/version` and then bundle2 cost two (QA audit F3).
+   * Undefined when Synapse gives no handle (no DOWNLOAD permission, an unmet access requirement).
+   */
+  async latestWithHandle(api: SynapseApi, entityId: string): Promise<VersionInfo | undefined> {
+    const bundle = await api.getBundle(entityId, BUNDLE_WITH_HANDLE);
+    const file = this.keep(bundle);
+    if (!file || !bundle.entity) return undefined;
+    const fh = file.fileHandle;
+    return {
+      id: file.entityId, versionNumber: file.versionNumber, modifiedOn: bundle.entity.modifiedOn,
+      contentSize: String(fh.contentSize), ...(fh.contentMd5 ? { contentMd5: fh.contentMd5 } : {}),
+    };
+  }
+
+  /** The bundle's file handle, cached under (entity, version) for good (handles never change). */
+  private keep(bundle: EntityBundle): ResolvedFile | undefined {
     const entity = bundle.entity;
-    if (!entity?.dataFileHandleId) throw new FsError('EIO', `${node.entityId}: bundle has no file entity`);
+    if (!entity?.dataFileHandleId) return undefined;
     const fileHandle = bundle.fileHandles?.find((fh) => String(fh.id) === String(entity.dataFileHandleId));
-    if (!fileHandle) {
-      throw new FsError('EACCES', `${node.entityId}: no DOWNLOAD permission (Synapse returned no file handle)`);
-    }
+    if (!fileHandle) return undefined;
     const resolved: ResolvedFile = { entityId: entity.id, versionNumber: entity.versionNumber ?? 1, fileHandle };
     this.handles.set(`${entity.id}.${resolved.versionNumber}`, resolved);
-    if (!pinned) node.versionNumber = resolved.versionNumber;
     return resolved;
   }
 

@@ -22,9 +22,10 @@
  * on the path to a folder are separate snapshots: each expires by its own age.
  *
  * Sizes: EntityHeader has none (synapse-api.md, "Sizes for a whole folder"), so after a listing
- * the sizes of its files are fetched in the background (GET /entity/{id}/version?limit=1), at
- * most `backgroundConcurrency` at a time so a user's own calls always find a free slot in the
- * client's queue of 3; a getattr that needs a size now takes that file out of the queue and asks
+ * the sizes of its files are fetched in the background — POST /entity/{id}/bundle2 with the
+ * file handle, kept for the file's open (sizeWithHandle; GET /entity/{id}/version?limit=1 where
+ * Synapse gives no handle, or without the option) — at most `backgroundConcurrency` at a time
+ * so a user's own calls always find a free slot in the client's queue of 3; a getattr that needs a size now takes that file out of the queue and asks
  * at once (or joins the request in flight) — no size is ever requested twice. A
  * (id, version) size never changes, so it is cached without TTL (bounded LRU), and — with
  * `--cache-dir` — also in an optional persistent `sizeStore` (disk-cache.ts), consulted on a
@@ -46,7 +47,7 @@ import { LRUCache } from 'lru-cache';
 import { entryBound } from './lru-bound.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
-import { CONCRETE, type EntityHeader } from '../synapse/types.js';
+import { CONCRETE, type EntityHeader, type VersionInfo } from '../synapse/types.js';
 import { FsError } from './errors.js';
 import { SynapseError } from '../synapse/errors.js';
 
@@ -115,6 +116,13 @@ export interface InodeTableOptions {
    * files left out (or a rejection) fall back to the per-file path.
    */
   folderSizes?: (dirId: string, nodes: readonly FsNode[]) => Promise<Map<string, FileSize>>;
+  /**
+   * A file's latest version and size together with its file handle, which the caller keeps for
+   * the open that usually follows (file-sources.ts latestWithHandle: one bundle2 instead of
+   * `/version` now and bundle2 at the open). Undefined: Synapse gave no handle (no DOWNLOAD
+   * permission, an unmet access requirement) — that folder's sizes come from `/version` after.
+   */
+  sizeWithHandle?: (api: SynapseApi, entityId: string) => Promise<VersionInfo | undefined>;
 }
 
 function kindOf(type: string): NodeKind | undefined {
@@ -181,6 +189,8 @@ export class InodeTable {
   private readonly viewPending = new Map<string, Promise<void>>();
   /** Size key → the listings whose snapshot waits for it. */
   private readonly awaiting = new Map<string, Set<Listing>>();
+  /** Folders where Synapse gave a file's size but no handle (sizeWithHandle): `/version` there. */
+  private readonly noHandlesIn = new LRUCache<string, true>(entryBound(10_000));
 
   constructor(
     private readonly api: SynapseApi,
@@ -506,8 +516,19 @@ export class InodeTable {
     return this.fetchSize(node, key, this.api);
   }
 
+  /** The latest version of a file, with its handle where Synapse gives one (sizeWithHandle). */
+  private async latestVersion(node: FsNode, api: SynapseApi): Promise<VersionInfo> {
+    const withHandle = this.opts.sizeWithHandle;
+    const folder = node.parentId ?? '';
+    if (!withHandle || this.noHandlesIn.has(folder)) return api.getLatestVersionInfo(node.entityId);
+    const info = await withHandle(api, node.entityId);
+    if (info) return info;
+    this.noHandlesIn.set(folder, true);
+    return api.getLatestVersionInfo(node.entityId);
+  }
+
   private fetchSize(node: FsNode, key: string, api: SynapseApi): Promise<FileSize> {
-    const pending = api.getLatestVersionInfo(node.entityId).then((info) => {
+    const pending = this.latestVersion(node, api).then((info) => {
       const size: FileSize = { size: Number(info.contentSize ?? 0), md5: info.contentMd5 };
       this.setSize(node.entityId, info.versionNumber, size);
       if (node.versionNumber === undefined || node.versionNumber === info.versionNumber) this.sizes.set(key, size);

@@ -242,6 +242,7 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
     logger: log.child({ component: 'inodes' }),
     ...(sizes ? { sizeStore: sizes } : {}),
     ...(viewSizes ? { folderSizes: viewSizes.folderSizes } : {}),
+    sizeWithHandle: (api, entityId) => sources.latestWithHandle(api, entityId),
   });
   // --cache-size bounds every block the process holds (cache-layout.ts), so the process stays
   // within it + Node's own ~100 MiB.

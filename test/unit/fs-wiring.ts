@@ -86,7 +86,9 @@ export function mountOver(r: Pick<Real, 'api' | 'faults' | 'store' | 'spool' | '
   const { sources, publisher } = transferOver(r);
   // As mount(); with TTL 0 (the default here) every lookup sees what other clients did.
   // maxSizes: far below the production default (1e6); the model touches a few hundred files.
-  const table = new InodeTable(faults, r.root, { ttlMs: opts.ttlMs ?? 0, maxSizes: 10_000 });
+  const table = new InodeTable(faults, r.root, {
+    ttlMs: opts.ttlMs ?? 0, maxSizes: 10_000, sizeWithHandle: (api, entityId) => sources.latestWithHandle(api, entityId),
+  });
   const cache = opts.cache ?? new BlockCache({ maxBytes: 256 * 1024, blockSize: BLOCK });
   return new SynapseFilesystem(faults, table, sources, cache, {
     readOnly: false, uid: 1000, gid: 1000, fileMode: 0o644, dirMode: 0o755,

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { withReal, writeNew, readText } from './fs-wiring.js';
+import { mountOver, withReal, writeNew, readText } from './fs-wiring.js';
 
 test('mkdir, then ls and a new file in it: no listing of it, no uploadDestination for it', async () => {
   await withReal(async (r) => {
@@ -53,5 +53,36 @@ test('a file this mount just published gets its next version with no GET of the 
     await r.fs.release(fd2);
     assert.equal(r.api.fileBytes(id).toString(), 'one\ntwo\nthree\n', 'published all the same');
     assert.ok(gets.includes(id), 'after the 412, asked');
+  });
+});
+
+test('stat then read of a file not opened before: one bundle2 gives its size and the handle the open needs (no /version); without DOWNLOAD, /version for the folder', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/a.txt', 'alpha\n');
+    await writeNew(r, '/b.txt', 'beta\n');
+    const calls: string[] = [];
+    const bundle = r.api.getBundle.bind(r.api);
+    const version = r.api.getLatestVersionInfo.bind(r.api);
+    r.api.getBundle = async (id, req, v) => { calls.push(`bundle2 ${id}`); return bundle(id, req, v); };
+    r.api.getLatestVersionInfo = async (id) => { calls.push(`version ${id}`); return version(id); };
+    // A fresh mount over the same Synapse: nothing of these files known yet.
+    const fresh = mountOver(r);
+    const a = r.api.resolvePath(r.rootId, '/a.txt')!.id;
+    assert.equal((await fresh.getattr('/a.txt')).size, 6);
+    const fd = await fresh.open('/a.txt', 0);
+    const buf = Buffer.alloc(6);
+    assert.equal(await fresh.read(fd, buf, 6, 0), 6);
+    await fresh.release(fd);
+    assert.equal(buf.toString(), 'alpha\n');
+    assert.deepEqual(calls, [`bundle2 ${a}`], 'one request for the stat and the open');
+    // Synapse gives the entity but no handle (no DOWNLOAD): the size comes from /version, and the
+    // folder's next file goes there first.
+    calls.length = 0;
+    r.api.getBundle = async (id, req, v) => { calls.push(`bundle2 ${id}`); const out = await bundle(id, req, v); return { ...out, fileHandles: [] }; };
+    const refused = mountOver(r);
+    const b = r.api.resolvePath(r.rootId, '/b.txt')!.id;
+    assert.equal((await refused.getattr('/b.txt')).size, 5);
+    assert.equal((await refused.getattr('/a.txt')).size, 6);
+    assert.deepEqual(calls, [`bundle2 ${b}`, `version ${b}`, `version ${a}`]);
   });
 });

@@ -43,7 +43,7 @@ import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
 import { RemovedNames } from './removed-names.js';
 import type { FileSize, FsNode, InodeTable } from './inode-table.js';
-import { isGitLockPath, isHeldTempName, isProbeName, isScratchName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
+import { heldTempTarget, isGitLockPath, isHeldTempName, isProbeName, isScratchName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
 import type { MtimeStore } from './mtime-log.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
@@ -870,13 +870,16 @@ export class SynapseFilesystem {
   /** A streaming upload for a new file, where its folder's storage allows one (STS fast path). */
   private async startStream(parentId: string, name: string, keep: FailedPartStore): Promise<import('./write-handle.js').StreamTarget | undefined> {
     const w = this.writes!;
-    const t = await w.publisher.streamTarget(parentId, name);
+    // rsync's `.x.csv.Ab12Cd` becomes `x.csv`: the object is named as the file will be (the key
+    // holds the name, as the Python client's uploads do; a held file is registered under its real name).
+    const objectName = heldTempTarget(name) ?? name;
+    const t = await w.publisher.streamTarget(parentId, objectName);
     if (!t) return undefined;
     const record = { bucket: t.bucket, key: t.key, storageLocationId: t.locationId, parentId, startedAt: new Date().toISOString(), pid: process.pid };
     /** The upload's record (multipart or single PutObject), removed once the object is referenced. */
     let recordId: string | undefined;
     const upload = new StreamingUpload(t.store, { bucket: t.bucket, key: t.key }, w.budget, {
-      partSize: w.partSize, partsInFlight: PARTS_IN_FLIGHT, contentType: guessContentType(name),
+      partSize: w.partSize, partsInFlight: PARTS_IN_FLIGHT, contentType: guessContentType(objectName),
       ...(w.partBuffers ? { partBuffers: w.partBuffers } : {}),
       keepFailedParts: keep,
       onPartKept: (partNumber, err) => this.opts.logger?.warn({ err, name, partNumber }, 'S3 refused a part after retries; kept in the spool to send again at close'),
@@ -894,6 +897,10 @@ export class SynapseFilesystem {
       register: (size, md5, finalName) => w.publisher.registerExternal(t.bucket, t.key, t.locationId, size, md5, finalName),
       // Throws if the record stays: the caller must then not let an entity refer to the object.
       referenced: async () => {
+        if (recordId !== undefined) await w.spool.removeUpload(recordId);
+      },
+      discard: async () => {
+        await t.store.deleteObject({ bucket: t.bucket, key: t.key });
         if (recordId !== undefined) await w.spool.removeUpload(recordId);
       },
     };
@@ -1369,9 +1376,8 @@ export class SynapseFilesystem {
     // until they are removed, so a later open (emacs recovering #file#) still finds them.
     if (file.localOnly && !file.unlinked) return;
     // A tool's temporary file: the rename onto its real name comes next, and publishes it there.
-    // Only one whose bytes are in the spool (a streamed one's are half on S3: published now), and
-    // journaled meanwhile, so a crash leaves it to recover (QA: the next mount swept its bytes).
-    if (file.heldTemp && !file.unlinked && file.streaming) file.heldTemp = false;
+    // Journaled meanwhile, so a crash leaves it to recover (QA: the next mount swept its bytes);
+    // a streamed one's upload is completed on S3 first, and registered at the rename (ActiveFile park).
     if (file.heldTemp && !file.unlinked) {
       await file.journalHeld();
       this.publishHeldLater(file);

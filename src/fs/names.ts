@@ -74,6 +74,15 @@ export function isHeldTempName(name: string): boolean {
 }
 
 /**
+ * The name a held temporary file will most likely be renamed to, where its name says: rsync's
+ * `.<name>.XXXXXX` → `<name>`. Undefined for sed's and zip's, whose names do not.
+ */
+export function heldTempTarget(name: string): string | undefined {
+  if (!isHeldTempName(name)) return undefined;
+  return /^\.(.+)\.[A-Za-z0-9]{6}$/.exec(name)?.[1];
+}
+
+/**
  * A git lock file: `<file>.lock` inside a repository's `.git` folder — or, in a bare `*.git`
  * one, a lock of git's own files (HEAD, config, index, packed-refs, shallow, refs/, logs/), not a
  * working tree's `yarn.lock` (review) — written whole and renamed onto `<file>`: git's way to

@@ -110,6 +110,12 @@ export interface StreamTarget {
    * it; throws if the record could not be removed.
    */
   referenced?: () => Promise<void>;
+  /**
+   * The completed object is wanted by no entity after all (a held temporary file removed, or read
+   * back into the spool): delete it, then its upload record. A failed delete keeps the record,
+   * so the next orphan sweep deletes the object.
+   */
+  discard?: () => Promise<void>;
 }
 
 export interface ActiveFileInit {
@@ -372,6 +378,16 @@ export class ActiveFile {
     if (!s) return;
     this.stream = undefined;
     this.deps.logger?.debug({ name: this.name, why }, 'streaming upload dropped');
+    if (this.parked) {
+      // Complete on S3, named only by the held entry: both go (removed, emptied, or the same bytes
+      // as a removed file brought back).
+      this.parked = undefined;
+      this.aborting = (async () => {
+        await this.dropHeldEntry();
+        await s.discard?.().catch((err: unknown) => this.deps.logger?.warn({ err, name: this.name }, 'could not delete the S3 object of a removed temporary file; the next mount\'s orphan sweep tries again'));
+      })();
+      return;
+    }
     this.aborting = s.upload.abort();
     // A part still failing could otherwise write its bytes into the spool after we reuse it.
     this.spoolQuiet = s.upload.keptPartsSettled();
@@ -385,6 +401,7 @@ export class ActiveFile {
   private async spill(why: string): Promise<void> {
     const s = this.stream;
     if (!s) return;
+    if (this.parked) return this.unpark(s, this.parked, why);
     const spool = await this.spool();
     this.deps.logger?.debug({ name: this.name, why, bytes: s.upload.length }, 'streamed bytes move to the spool');
     try {
@@ -423,6 +440,9 @@ export class ActiveFile {
       // POSIX: writing nothing changes nothing — not the size (even past the end), not the
       // stream, not `dirty`. FUSE never sends one; fs callers (and the model test) can.
       if (data.length === 0) return 0;
+      // Written again after its last close while held: its bytes back from S3 first. A failed
+      // read-back leaves it parked, whole and journaled — not broken.
+      if (this.stream && this.parked) await this.unpark(this.stream, this.parked, 'write');
       this.givenBytes();
       try {
         return await this.writeNow(data, position);
@@ -597,8 +617,8 @@ export class ActiveFile {
       if (this.stream && this.stream.parentId !== this.parentId) await this.spill('move to another folder');
       const stream = this.stream;
       const spool = stream ? undefined : await this.ensureLoaded();
-      const md5 = stream ? await stream.upload.finalMd5() : await spool!.md5();
-      const size = stream ? stream.upload.length : spool!.size;
+      const md5 = this.parked?.md5 ?? (stream ? await stream.upload.finalMd5() : await spool!.md5());
+      const size = this.parked?.size ?? (stream ? stream.upload.length : spool!.size);
       // Made again under the name it was removed from a moment ago (removed-names.ts): with the
       // very bytes it had, the removed file just comes back; other bytes bring it back only once
       // they are uploaded (below), so a failed publish never undoes the removal.
@@ -645,7 +665,7 @@ export class ActiveFile {
         } catch (err) {
           if (stream) {
             // completeStream journaled whatever of it can be recovered.
-            this.stream = undefined;
+            this.endStream();
             throw err;
           }
           if (err instanceof EmptyFileNotSupported && !this.entityId) {
@@ -668,7 +688,7 @@ export class ActiveFile {
           throw await this.journal(err, size, md5, {});
         }
         if (holdBack) {
-          if (stream) this.stream = undefined;
+          if (stream) this.endStream();
           this.broken = new FsError('EIO', `${this.name}: ${holdBack}`);
           throw await this.journal(this.broken, size, md5, { fileHandleId }, !stream, holdBack);
         }
@@ -687,7 +707,7 @@ export class ActiveFile {
           }
           if (stream) {
             // Its bytes are only the registered file handle, which the journal names.
-            this.stream = undefined;
+            this.endStream();
             this.broken = err;
           }
           // A streamed file's bytes are only in that file handle: its spool has none to show.
@@ -701,7 +721,7 @@ export class ActiveFile {
         this.builtOn = stream ? undefined : entity.versionNumber;
         if (stream) {
           // A streamed file's bytes are now only in Synapse: a later write loads them from there.
-          this.stream = undefined;
+          this.endStream();
           this.loaded = false;
         }
         this.dirty = false;
@@ -769,12 +789,67 @@ export class ActiveFile {
    * A held temporary file's last close (filesystem.ts lastClosed): close() said 0 before the bytes
    * are in Synapse, so they are in the journal meanwhile (as a publish's write-ahead entry: seen by
    * recover only once this process is gone). Its publish replaces the entry; unlink drops it.
+   * A streamed one is parked: its upload completed on S3 now, the entry naming the object.
    */
   journalHeld(): Promise<void> {
     return this.exclusive(async () => {
-      if (!this.spoolFile || this.stream || !this.dirty) return;
+      if (!this.dirty || this.parked) return;
+      if (this.stream) return this.park(this.stream);
+      if (!this.spoolFile) return;
       this.heldAhead = await this.writeAhead(this.spoolFile, this.spoolFile.size, await this.spoolFile.md5());
     });
+  }
+
+  /**
+   * A held temporary file's streamed bytes, completed on S3 at its last close (park) and
+   * registered only when it is published — under the name it has then: rsync's rename. Before,
+   * a streamed temporary file (every new file in an STS folder) was published under its temp
+   * name at its close and renamed after: two more requests per file, an entity other clients
+   * could see, and a file handle named `.x.csv.Ab12Cd` — the name Synapse's clients download it
+   * as (QA audit F6). Changed again before that, its bytes come back into the spool (unpark);
+   * removed, its object is deleted (dropStream).
+   */
+  private parked: { size: number; md5: string } | undefined;
+
+  private async park(s: StreamTarget): Promise<void> {
+    const md5 = await s.upload.finalMd5();
+    const size = s.upload.length;
+    try {
+      await this.finishUpload(s, size, md5);
+    } catch (err) {
+      // Journaled as a publish failing there would have been (finishUpload).
+      this.stream = undefined;
+      throw err;
+    }
+    this.parked = { size, md5 };
+    // The upload record stays until the object is registered (or deleted): with this entry naming
+    // the object, no orphan sweep takes it, and recover registers it if the mount dies first.
+    this.heldAhead = await this.writeAhead(await this.spool(), size, md5, { s3Object: s.object });
+  }
+
+  /** A parked file changes again (a write, a truncate, a read, a move): its bytes back into the spool. */
+  private async unpark(s: StreamTarget, parked: { size: number; md5: string }, why: string): Promise<void> {
+    const spool = await this.spool();
+    try {
+      await s.upload.readBack((data, offset) => spool.write(data, offset), parked.size);
+    } catch (err) {
+      const errno = errnoName(err) === 'ENOSPC' ? 'ENOSPC' : 'EIO';
+      throw new FsError(errno, `${this.name}: its bytes could not be brought back from S3 for a ${why} (${(err as Error).message}); they are still there, journaled`, { cause: err });
+    }
+    this.deps.logger?.debug({ name: this.name, why, bytes: parked.size }, 'a held temporary file\'s bytes came back from S3 into the spool');
+    this.stream = undefined;
+    this.parked = undefined;
+    // The entry named the object; the spool has every byte now. Only once it says so does the object go.
+    const entry = this.heldAhead && (await this.writeAhead(spool, parked.size, parked.md5));
+    if (this.heldAhead && !entry) return;
+    this.heldAhead = entry || undefined;
+    await s.discard?.().catch((err: unknown) => this.deps.logger?.warn({ err, name: this.name }, 'could not delete the S3 object of a temporary file read back into the spool; the next mount\'s orphan sweep tries again'));
+  }
+
+  /** The stream is over (published, or journaled by whatever failed). */
+  private endStream(): void {
+    this.stream = undefined;
+    this.parked = undefined;
   }
 
   /** The held entry goes (the file became a scratch file, or was removed). */
@@ -790,22 +865,8 @@ export class ActiveFile {
    * file is then broken for this mount: they are only on S3, or nowhere.
    */
   private async completeStream(s: StreamTarget, size: number, md5: string, onAhead: (id: string | undefined) => void): Promise<string> {
-    try {
-      await s.upload.complete(Buffer.from(md5, 'hex').toString('base64'));
-    } catch (err) {
-      // A file under one part: an ordinary spooled file whose publish failed.
-      if (err instanceof KeptWhole) throw await this.journal(err, size, md5, {});
-      this.broken = err;
-      if (err instanceof PartsMissing) {
-        // The journal owns the open upload now (the orphan sweep leaves journaled uploads alone).
-        const reported = await this.journal(err, size, md5, {
-          s3Upload: { ...s.object, uploadId: err.uploadId, parts: err.parts, missing: err.missing },
-        });
-        throw new FsError('EIO', `${this.name}: not published (${err.message}); kept for \`synapse-mount recover\``, { cause: reported });
-      }
-      this.deps.logger?.error({ err, name: this.name }, 'streaming upload failed; nothing was published');
-      throw new FsError('EIO', `${this.name}: upload failed, nothing was published (${(err as Error).message})`, { cause: err });
-    }
+    // A parked file's upload completed at its last close: only its registration is left.
+    if (!this.parked) await this.finishUpload(s, size, md5);
     let fileHandleId: string;
     try {
       fileHandleId = await s.register(size, md5, this.name);
@@ -829,6 +890,30 @@ export class ActiveFile {
       throw await this.journal(err, size, md5, { fileHandleId, s3Object: s.object });
     }
     return fileHandleId;
+  }
+
+  /**
+   * Send the stream's last part and complete its upload on S3; on failure, journal what can be
+   * recovered and throw the error for close(). Unless its bytes went whole into the spool
+   * (KeptWhole), the file is then broken for this mount: they are only on S3, or nowhere.
+   */
+  private async finishUpload(s: StreamTarget, size: number, md5: string): Promise<void> {
+    try {
+      await s.upload.complete(Buffer.from(md5, 'hex').toString('base64'));
+    } catch (err) {
+      // A file under one part: an ordinary spooled file whose publish failed.
+      if (err instanceof KeptWhole) throw await this.journal(err, size, md5, {});
+      this.broken = err;
+      if (err instanceof PartsMissing) {
+        // The journal owns the open upload now (the orphan sweep leaves journaled uploads alone).
+        const reported = await this.journal(err, size, md5, {
+          s3Upload: { ...s.object, uploadId: err.uploadId, parts: err.parts, missing: err.missing },
+        });
+        throw new FsError('EIO', `${this.name}: not published (${err.message}); kept for \`synapse-mount recover\``, { cause: reported });
+      }
+      this.deps.logger?.error({ err, name: this.name }, 'streaming upload failed; nothing was published');
+      throw new FsError('EIO', `${this.name}: upload failed, nothing was published (${(err as Error).message})`, { cause: err });
+    }
   }
 
   /** Record a failed publish for `recover`; returns the error to give to close(). */

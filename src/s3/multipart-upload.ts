@@ -541,14 +541,29 @@ export class StreamingUpload {
         log?.warn({ err, bucket: this.loc.bucket, key: this.loc.key }, 'could not delete the temporary object of a read-back; the next mount\'s orphan sweep tries again');
       });
     try {
-      for (let off = 0; off < size; off += SPILL_CHUNK) {
-        const { data } = await this.store.getRange(this.loc, off, Math.min(size, off + SPILL_CHUNK));
-        if (data.length !== Math.min(SPILL_CHUNK, size - off)) throw new OutOfOrderWrite(`read-back of ${this.loc.key} came up short at ${off}`);
-        await sink(data, off);
-      }
+      await this.copyObject(sink, size);
     } finally {
       await remove();
     }
+  }
+
+  /** The completed object's bytes to `sink`, SPILL_CHUNK at a time. */
+  private async copyObject(sink: (data: Buffer, offset: number) => Promise<void>, size: number): Promise<void> {
+    for (let off = 0; off < size; off += SPILL_CHUNK) {
+      const { data } = await this.store.getRange(this.loc, off, Math.min(size, off + SPILL_CHUNK));
+      if (data.length !== Math.min(SPILL_CHUNK, size - off)) throw new OutOfOrderWrite(`read-back of ${this.loc.key} came up short at ${off}`);
+      await sink(data, off);
+    }
+  }
+
+  /**
+   * Every byte of the object complete() made, to `sink` (in order, offsets from 0): a completed
+   * upload held back from Synapse (write-handle.ts `parked`) whose file changes again. The object
+   * stays; the caller deletes it once the bytes are safe elsewhere.
+   */
+  async readBack(sink: (data: Buffer, offset: number) => Promise<void>, size: number): Promise<void> {
+    if (!this.settledOnS3 || this.failure) throw new OutOfOrderWrite('only a completed upload can be read back');
+    await this.copyObject(sink, size);
   }
 
   /** Give up: abort the S3 upload (best effort) and free memory. */

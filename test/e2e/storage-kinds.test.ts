@@ -152,6 +152,45 @@ describe('a project mixing Synapse, external and STS storage', () => {
     }
   });
 
+  test('rsync into an STS folder publishes each file once, under its own name: no temp entity, and the file handle and S3 key name the real file (QA audit F6)', async () => {
+    // rsync writes `.<name>.XXXXXX` and renames it onto `<name>`. In an STS folder new files
+    // stream to S3 as they are written; until session 28 each was published under its temp name
+    // at its close (an entity other clients saw, a file handle whose fileName — the name Synapse's
+    // clients download it as — was the temp name), then renamed: 4 requests per file, not 2.
+    const src = path.join(scratch, 'rsync-sts');
+    await mkdir(src, { recursive: true });
+    const files: Record<string, Buffer> = { 'a.txt': Buffer.from('alpha\n'), 'big.bin': patternBytes(20 * MiB, 606) };
+    assert.equal((await sh(`mkdir '${m.dir}/sts/rs'`)).code, 0);
+    const folderId = (await childId(stack, folders['sts']!, 'rs'))!;
+    const routes = (): Record<string, number> => ({ ...stack.dev.stats().synapse.byRoute });
+    for (const round of [1, 2]) {
+      for (const [name, data] of Object.entries(files)) {
+        data[0] = 48 + round; // new bytes each round: round 2 makes each file's next version
+        await writeFile(path.join(src, name), data);
+      }
+      const before = routes();
+      // -I: same sizes, maybe the same second as round 1 — rsync's quick check must not skip them.
+      const r = await sh(`rsync -rtI '${src}/' '${m.dir}/sts/rs/'`, { timeoutMs: 120_000 });
+      assert.equal(r.code, 0, `round ${round}: ${r.stderr}`);
+      const after = routes();
+      const added = (route: string): number => (after[route] ?? 0) - (before[route] ?? 0);
+      assert.equal(added('POST /entity'), round === 1 ? 2 : 0, `round ${round}: one entity per file, none for a temp file`);
+      assert.equal(added('DELETE /entity/{id}'), 0, `round ${round}: no temp entity to delete`);
+      assert.equal(added('PUT /entity/{id}'), round === 1 ? 0 : 2, `round ${round}: no rename of a published temp file ${JSON.stringify(after)}`);
+      for (const [name, data] of Object.entries(files)) {
+        const id = (await childId(stack, folderId, name))!;
+        assert.ok(id, `${name} in Synapse`);
+        assert.equal(stack.seed.versions(id).length, round, `${name}: version ${round}`);
+        const handle = stack.seed.fileHandle(String(stack.seed.entity(id).dataFileHandleId));
+        assert.equal(handle.fileName, name, `${name}: the file handle's name`);
+        assert.ok(handle.key.endsWith(`/${name}`), `${name}: the S3 key ${handle.key}`);
+        assert.equal(md5(await stack.seed.objectBytes(handle.bucketName, handle.key)), md5(data), `${name}: bytes`);
+      }
+      const listed = (await sh(`ls -A '${m.dir}/sts/rs'`)).stdout.trim().split('\n').sort();
+      assert.deepEqual(listed, ['a.txt', 'big.bin'], `round ${round}: no temp files left`);
+    }
+  });
+
   test('presigned URLs that expire mid-read are refreshed', async () => {
     // 2 s URLs; read 40 MiB in 1 MiB blocks slowly enough to outlive several URLs.
     const batchesBefore = stack.dev.stats().synapse.byRoute['POST /fileHandle/batch'] ?? 0;

@@ -15,8 +15,8 @@ import type { JournalEntry } from '../../src/fs/spool.js';
 
 /**
  * A new file written as a collaborator's would be in this STS folder — into the spool, not
- * streamed (written out of order here): only such a file is held (a streamed one is published at
- * its close, as before).
+ * streamed (written out of order here). A streamed one (writeStreamed, below) is held too: its
+ * upload completed at its close, registered at its rename.
  */
 async function writeSpooled(r: Real, p: string, text: string): Promise<void> {
   await r.fs.release(await flushedOpen(r, p, text));
@@ -262,4 +262,113 @@ test('a git lock closed and not renamed (index.lock through a commit\'s editor) 
     assert.equal(r.api.fileBytes(index).toString(), 'DIRC 2');
     assert.equal(r.api.calls['deleteEntity'] ?? 0, 0);
   }, 50);
+});
+
+/** A new file written from its start and closed, as rsync writes its temp file: streamed to S3 here (an STS folder). */
+async function writeStreamed(r: Real, p: string, data: Buffer): Promise<void> {
+  const fd = await r.fs.create(p, 0o644);
+  for (let off = 0; off < data.length; off += 1024 * 1024) {
+    const chunk = data.subarray(off, off + 1024 * 1024);
+    await r.fs.write(fd, chunk, off);
+  }
+  await r.fs.flush(fd);
+  await r.fs.release(fd);
+}
+
+const objectKeys = (r: Real): string[] => [...r.store.objects.keys()].sort();
+
+test('a streamed temp file (STS folder) is completed on S3 at its close and registered only at its rename: the file handle and the S3 key name the real file, no temp entity (QA audit F6)', async () => {
+  for (const size of [10, 6 * 1024 * 1024 + 5]) { // one PutObject; a multipart upload of 2 parts (5 MiB parts here)
+    await withHeld(async (r) => {
+      const data = Buffer.alloc(size, 7);
+      data.write('rsync', 0);
+      const before = objectKeys(r);
+      await writeStreamed(r, '/.big.bin.Xy12Ab', data);
+      assert.equal(await r.api.lookupChild(r.rootId, '.big.bin.Xy12Ab'), null, `${size}: not published at its close`);
+      const parked = objectKeys(r).filter((k) => !before.includes(k));
+      assert.equal(parked.length, 1, `${size}: the object is on S3 already`);
+      assert.ok(parked[0]!.endsWith('/big.bin'), `${size}: its key names the file rsync renames it to (${parked[0]})`);
+      // What a crash now would leave (listJournal hides the entries of a live process).
+      const raw = (await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json'));
+      assert.equal(raw.length, 1, `${size}: journaled while held`);
+      const entry = JSON.parse(await readFile(path.join(r.spool.journalDir, raw[0]!), 'utf8')) as JournalEntry;
+      assert.equal(`${entry.s3Object?.bucket}/${entry.s3Object?.key}`, parked[0], `${size}: by its object`);
+      assert.equal(entry.inSpool, false);
+      assert.ok(entry.publishing, `${size}: hidden from recover while this mount lives`);
+      assert.equal((await r.spool.listUploads()).length, 1, `${size}: its upload record stays until it is registered`);
+      const created = r.api.calls['createEntity'] ?? 0;
+      const updated = r.api.calls['updateEntity'] ?? 0;
+
+      await r.fs.rename('/.big.bin.Xy12Ab', '/big.bin');
+      const id = (await r.api.lookupChild(r.rootId, 'big.bin'))!;
+      assert.ok(id);
+      assert.ok(r.api.fileBytes(id).equals(data), `${size}: bytes`);
+      const handle = r.api.fileHandle(r.api.versions(id)[0]!.fileHandleId!)!;
+      assert.equal(handle.fileName, 'big.bin', `${size}: the file handle's name (what Synapse's clients download it as)`);
+      assert.equal(`${handle.bucketName}/${handle.key}`, parked[0], `${size}: the object parked at the close`);
+      assert.equal((r.api.calls['createEntity'] ?? 0) - created, 1, `${size}: one entity`);
+      assert.equal((r.api.calls['updateEntity'] ?? 0) - updated, 0, `${size}: no rename of a published temp file`);
+      assert.deepEqual((await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json')), [], `${size}: journal empty`);
+      assert.deepEqual(await r.spool.listUploads(), [], `${size}: no upload record left`);
+      assert.deepEqual(objectKeys(r), [...before, parked[0]!].sort(), `${size}: no other object`);
+    });
+  }
+});
+
+test('a parked temp file removed: its object and records go; changed again: its bytes come back from S3 and the rename publishes them all', async () => {
+  await withHeld(async (r) => {
+    const before = objectKeys(r);
+    await writeStreamed(r, '/.gone.txt.Xy12Ab', Buffer.from('never mind\n'));
+    assert.equal(objectKeys(r).length, before.length + 1);
+    await r.fs.unlink('/.gone.txt.Xy12Ab');
+    await r.fs.drain();
+    assert.deepEqual(objectKeys(r), before, 'the parked object is deleted');
+    assert.deepEqual((await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json')), [], 'no entry');
+    assert.deepEqual(await r.spool.listUploads(), [], 'no upload record');
+
+    // Parked, then appended to (reopened before its rename) and read: the bytes come back first.
+    await writeStreamed(r, '/.log.txt.Xy12Ab', Buffer.from('hello '));
+    const fd = await r.fs.open('/.log.txt.Xy12Ab', 1 | 0o2000);
+    await r.fs.write(fd, Buffer.from('world\n'), 6);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal(await readText(r, '/.log.txt.Xy12Ab'), 'hello world\n');
+    await r.fs.rename('/.log.txt.Xy12Ab', '/log.txt');
+    const id = (await r.api.lookupChild(r.rootId, 'log.txt'))!;
+    assert.equal(r.api.fileBytes(id).toString(), 'hello world\n');
+    assert.equal(r.api.versions(id).length, 1);
+    assert.deepEqual((await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json')), []);
+    assert.deepEqual(await r.spool.listUploads(), []);
+    assert.equal(objectKeys(r).length, before.length + 1, 'the parked object went once its bytes were back in the spool');
+  });
+});
+
+test('a parked temp file whose rename fails to publish (Synapse refuses): the rename answers EIO, the bytes wait for recover by their object', async () => {
+  await withHeld(async (r) => {
+    await writeStreamed(r, '/.x.csv.Xy12Ab', Buffer.from('a,b\n1,2\n'));
+    r.faults.failNext('createExternalS3FileHandle', 10, 503);
+    await assert.rejects(r.fs.rename('/.x.csv.Xy12Ab', '/x.csv'), (err: unknown) => errnoName(err) === 'EIO');
+    r.faults.clear();
+    const [kept] = await r.spool.listJournal();
+    assert.equal(kept?.name, 'x.csv', 'journaled under its new name');
+    assert.ok(kept.s3Object, 'by its object');
+    assert.equal(r.store.objects.get(`${kept.s3Object.bucket}/${kept.s3Object.key}`)?.data.toString(), 'a,b\n1,2\n');
+  });
+});
+
+test('a parked temp file never renamed is published under its own name after the wait, or at unmount', async () => {
+  await withHeld(async (r) => {
+    await writeStreamed(r, '/.data.csv.Q1w2E3', Buffer.from('kept\n'));
+    for (let i = 0; i < 200 && (await r.api.lookupChild(r.rootId, '.data.csv.Q1w2E3')) === null; i++) await new Promise((res) => setTimeout(res, 10));
+    const id = await r.api.lookupChild(r.rootId, '.data.csv.Q1w2E3');
+    assert.ok(id, 'published after the wait');
+    assert.equal(r.api.fileBytes(id).toString(), 'kept\n');
+    assert.deepEqual(await r.spool.listUploads(), []);
+  }, 50);
+  await withHeld(async (r) => {
+    await writeStreamed(r, '/ziQ1w2E3', Buffer.from('zip was killed\n'));
+    const drained = await r.fs.drain();
+    assert.deepEqual(drained.published, ['/ziQ1w2E3']);
+    assert.equal(r.api.fileBytes((await r.api.lookupChild(r.rootId, 'ziQ1w2E3'))!).toString(), 'zip was killed\n');
+  });
 });

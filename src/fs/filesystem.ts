@@ -1290,10 +1290,9 @@ export class SynapseFilesystem {
    */
   private async lastWriterClosed(path: string, file: ActiveFile): Promise<void> {
     if (file.localOnly) return;
-    if (file.heldTemp) {
-      await file.journalHeld(); // published by its rename, or after its last close (lastClosed)
-      return;
-    }
+    // Published by its rename, or after its last close (lastClosed); a failed park lets it go as
+    // any failed publish (below).
+    if (file.heldTemp && (await this.held(path, file))) return;
     // One promise for the publish and the readers' source, in `releasing` and awaited here at
     // once: this goes on before the ops waiting in `settled` (the model test found a truncate
     // applied to the file meanwhile, then lost), and they find the file let go.
@@ -1350,6 +1349,23 @@ export class SynapseFilesystem {
   }
 
   /**
+   * A held temporary file's last writer closed: journal it (a streamed one's upload completed) to
+   * wait for its rename. False when that failed — its bytes journaled for recover by the failure
+   * (ActiveFile finishUpload): it is let go as any failed publish, not held forever (review: no
+   * timer was set, and the rename answered EIO however S3 fared by then).
+   */
+  private async held(path: string, file: ActiveFile): Promise<boolean> {
+    try {
+      await file.journalHeld({ park: true });
+      return true;
+    } catch (err) {
+      this.opts.logger?.error({ err, path }, 'a temporary file\'s upload failed at its close; its bytes are kept for `synapse-mount recover`');
+      file.heldTemp = false;
+      return false;
+    }
+  }
+
+  /**
    * A temporary file (names.ts isHeldTempName) closed and not renamed within HELD_TEMP_MS: it was
    * not one, or its tool stopped before the rename — published under its own name, as any file.
    */
@@ -1378,8 +1394,7 @@ export class SynapseFilesystem {
     // A tool's temporary file: the rename onto its real name comes next, and publishes it there.
     // Journaled meanwhile, so a crash leaves it to recover (QA: the next mount swept its bytes);
     // a streamed one's upload is completed on S3 first, and registered at the rename (ActiveFile park).
-    if (file.heldTemp && !file.unlinked) {
-      await file.journalHeld();
+    if (file.heldTemp && !file.unlinked && (await this.held(path, file))) {
       this.publishHeldLater(file);
       return;
     }
@@ -2067,7 +2082,7 @@ export class SynapseFilesystem {
           return;
         }
         // Still open (a reader): published at its last close; journaled under its new name meanwhile.
-        await af.journalHeld();
+        await af.journalHeld({ park: false });
         return;
       }
       if (wasHeld) await af.dropHeldEntry(); // a scratch file now: never published, nothing to recover

@@ -21,8 +21,9 @@
  * version of a listed file can show sooner: a size fetch asks for the latest version. Folders
  * on the path to a folder are separate snapshots: each expires by its own age.
  *
- * Sizes: EntityHeader has none (synapse-api.md, "Sizes for a whole folder"), so after a listing
- * the sizes of its files are fetched in the background — POST /entity/{id}/bundle2 with the
+ * Sizes: EntityHeader has none (synapse-api.md, "Sizes for a whole folder"), so after a readdir,
+ * from the first stat of one of its files (children), the sizes of its files are fetched in the
+ * background — POST /entity/{id}/bundle2 with the
  * file handle, kept for the file's open (sizeWithHandle; GET /entity/{id}/version?limit=1 where
  * Synapse gives no handle, or without the option) — at most `backgroundConcurrency` at a time
  * so a user's own calls always find a free slot in the client's queue of 3; a getattr that needs a size now takes that file out of the queue and asks
@@ -84,8 +85,10 @@ interface Listing {
   loading: Set<string>;
   /** When the snapshot finished loading (its freshness counts from here); undefined while loading. */
   loadedAt: number | undefined;
-  /** Its files' sizes were asked for (a readdir of the folder: children()); a lookup asks none. */
+  /** Its files' sizes were asked for (a stat of one of them after a readdir); a lookup asks none. */
   sizesAsked: boolean;
+  /** A readdir listed it: the first stat of one of its files asks for all their sizes (size()). */
+  readdirDone: boolean;
 }
 
 /** Default cap on how long a loading snapshot keeps its listing from being refetched. */
@@ -247,14 +250,16 @@ export class InodeTable {
   }
 
   /**
-   * The children of a directory (fresh within the TTL). `sizes` (a readdir: `ls -l`, `du`, `find`
-   * may stat them all next) sets off fetching its files' sizes in the background; a listing made
-   * to resolve a path, or to see whether a folder is empty, asks none (QA: `cat` of one file in a
-   * folder of 2,000 spent 2,000 requests of the user's 600 a minute on its siblings' sizes).
+   * The children of a directory (fresh within the TTL). `sizes` (a readdir: `ls -l` and `du` stat
+   * them all next) sets off fetching its files' sizes in the background at the first stat of one
+   * of them (size()) — not before: `find -name`, `os.walk`, `ls` in a script read d_type and stat
+   * nothing (QA: `find` of a 10,000-file tree spent 10,000 requests of the user's 600 a minute, 17
+   * minutes of them, on sizes nobody asked for). A listing made to resolve a path, or to see whether
+   * a folder is empty, asks none (`cat` of one file in a folder of 2,000 asked its siblings' sizes).
    */
   async children(dirId: string, opts: { sizes?: boolean } = {}): Promise<FsNode[]> {
     const listing = await this.listing(dirId);
-    if (opts.sizes ?? true) this.askSizes(listing, dirId);
+    if (opts.sizes ?? true) listing.readdirDone = true;
     return [...listing.entries.values()];
   }
 
@@ -328,8 +333,8 @@ export class InodeTable {
     for (const local of this.localEntries.get(dirId)?.values() ?? []) {
       if (!entries.has(local.name)) entries.set(local.name, local);
     }
-    // Loaded as listed: its sizes are asked only by a readdir (children), which reopens the load.
-    const listing: Listing = { entries, fetchedAt, loading: new Set(), loadedAt: this.now(), sizesAsked: false };
+    // Loaded as listed: its sizes are asked only at a stat after a readdir (size()), which reopens the load.
+    const listing: Listing = { entries, fetchedAt, loading: new Set(), loadedAt: this.now(), sizesAsked: false, readdirDone: false };
     this.listings.set(dirId, listing);
     return listing;
   }
@@ -342,7 +347,7 @@ export class InodeTable {
   addEmptyFolder(dirId: string): void {
     if (this.listings.has(dirId)) return;
     const now = this.now();
-    this.listings.set(dirId, { entries: new Map(), fetchedAt: now, loading: new Set(), loadedAt: now, sizesAsked: true });
+    this.listings.set(dirId, { entries: new Map(), fetchedAt: now, loading: new Set(), loadedAt: now, sizesAsked: true, readdirDone: true });
   }
 
   /** Drop a directory's listing so the next lookup refetches it. */
@@ -497,6 +502,9 @@ export class InodeTable {
    * background queue is taken out of it and fetched at once, so no request is ever made twice.
    */
   async size(node: FsNode): Promise<FileSize> {
+    // A stat after a readdir of its folder (`ls -l`, `du`): its siblings' are wanted next.
+    const folder = node.parentId === undefined ? undefined : this.listings.get(node.parentId);
+    if (folder?.readdirDone && !folder.sizesAsked && folder.entries.get(node.name) === node) this.askSizes(folder, node.parentId!);
     const key = this.sizeKey(node);
     const known = this.cachedSize(key, node);
     if (known) return known;

@@ -194,6 +194,12 @@ export class Publisher {
     return { store: this.storeFor(target.locationId, parentId), locationId: target.locationId, bucket: target.bucket, key };
   }
 
+  /** The STS storage location `parentId`'s files go to; undefined for any other storage. */
+  async stsLocationOf(parentId: string): Promise<number | undefined> {
+    const target = await this.target(parentId);
+    return target.kind === 'sts' ? target.locationId : undefined;
+  }
+
   /** Register an object already uploaded to an STS location (see streamTarget). */
   async registerExternal(bucket: string, key: string, locationId: number, size: number, md5: string, name: string): Promise<string> {
     const fh = await this.api.createExternalS3FileHandle({
@@ -427,9 +433,11 @@ export class Publisher {
           return;
         }
         s3Stats.error();
+        this.opts.logger?.debug({ status: res.status, partNumber, attempt }, 'part upload refused');
         lastStatus = res.status;
         if (res.status !== 403 && res.status < 500) break;
       } catch (err) {
+        this.opts.logger?.debug({ err: (err as Error).message, partNumber, attempt }, 'part upload failed; retrying with a fresh URL');
         if (attempt === PUT_ATTEMPTS - 1) throw new FsError('EIO', `part ${partNumber} upload failed: ${(err as Error).message}`, { cause: err });
       }
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));

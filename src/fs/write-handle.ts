@@ -383,7 +383,7 @@ export class ActiveFile {
       // as a removed file brought back).
       this.parked = undefined;
       this.aborting = (async () => {
-        await this.dropHeldEntry();
+        await this.dropHeldEntryNow();
         await s.discard?.().catch((err: unknown) => this.deps.logger?.warn({ err, name: this.name }, 'could not delete the S3 object of a removed temporary file; the next mount\'s orphan sweep tries again'));
       })();
       return;
@@ -613,8 +613,7 @@ export class ActiveFile {
         throw new FsError(errnoName(this.broken), `${this.name}: not published, an earlier write failed (${(this.broken as Error).message})`);
       }
       if (!this.dirty || this.localOnly || this.unlinked) return undefined;
-      // The stream wrote into the old folder's storage location: a moved file goes via the spool.
-      if (this.stream && this.stream.parentId !== this.parentId) await this.spill('move to another folder');
+      if (this.stream && this.stream.parentId !== this.parentId) await this.followMove(this.stream);
       const stream = this.stream;
       const spool = stream ? undefined : await this.ensureLoaded();
       const md5 = this.parked?.md5 ?? (stream ? await stream.upload.finalMd5() : await spool!.md5());
@@ -789,12 +788,23 @@ export class ActiveFile {
    * A held temporary file's last close (filesystem.ts lastClosed): close() said 0 before the bytes
    * are in Synapse, so they are in the journal meanwhile (as a publish's write-ahead entry: seen by
    * recover only once this process is gone). Its publish replaces the entry; unlink drops it.
-   * A streamed one is parked: its upload completed on S3 now, the entry naming the object.
+   * A streamed one is parked once no writer has it (`park`): its upload completed on S3 now, the
+   * entry naming the object. Called again (a rename while a reader has it open), the entry is
+   * written afresh: the file's name and folder now.
    */
-  journalHeld(): Promise<void> {
+  journalHeld(opts: { park: boolean }): Promise<void> {
     return this.exclusive(async () => {
-      if (!this.dirty || this.parked) return;
-      if (this.stream) return this.park(this.stream);
+      // A failed publish's entry (a park that failed) is what recover needs: never overwritten
+      // with what the spool holds of a streamed file (review: a partial file, its upload let go).
+      if (!this.dirty || this.broken || this.journaled) return;
+      if (this.stream && this.parked) {
+        this.heldAhead = await this.writeAhead(await this.spool(), this.parked.size, this.parked.md5, { s3Object: this.stream.object });
+        return;
+      }
+      if (this.stream) {
+        if (opts.park) await this.park(this.stream);
+        return;
+      }
       if (!this.spoolFile) return;
       this.heldAhead = await this.writeAhead(this.spoolFile, this.spoolFile.size, await this.spoolFile.md5());
     });
@@ -815,10 +825,17 @@ export class ActiveFile {
     const md5 = await s.upload.finalMd5();
     const size = s.upload.length;
     try {
-      await this.finishUpload(s, size, md5);
+      await this.finishUpload(s, size, md5, { keptWhole: 'spool' });
     } catch (err) {
       // Journaled as a publish failing there would have been (finishUpload).
       this.stream = undefined;
+      // Under one part, its PutObject failed: the bytes are whole in the spool, a spooled held
+      // file now — its rename publishes it from there (review: it waited for a recover that the
+      // live mount's mark kept away).
+      if (err instanceof KeptWhole) {
+        this.heldAhead = await this.writeAhead(await this.spool(), size, md5);
+        return;
+      }
       throw err;
     }
     this.parked = { size, md5 };
@@ -846,14 +863,51 @@ export class ActiveFile {
     await s.discard?.().catch((err: unknown) => this.deps.logger?.warn({ err, name: this.name }, 'could not delete the S3 object of a temporary file read back into the spool; the next mount\'s orphan sweep tries again'));
   }
 
+  /**
+   * The stream wrote into its old folder's storage location. Moved within it (a subfolder —
+   * rsync's --delay-updates `.~tmp~` — or one sharing its STS location), it is registered there
+   * as it is; moved out, its bytes go via the spool (a parked file's read back from S3: if that
+   * fails, they stay there, journaled).
+   */
+  private async followMove(s: StreamTarget): Promise<void> {
+    const location = await this.deps.publisher.stsLocationOf(this.parentId).catch(() => undefined);
+    if (location === s.object.storageLocationId) {
+      s.parentId = this.parentId;
+      return;
+    }
+    try {
+      await this.spill('move to another folder');
+    } catch (err) {
+      if (this.parked && this.stream === s) throw await this.journalParked(err);
+      throw err;
+    }
+  }
+
+  /** A parked file that cannot be published now: journaled by its object, the file broken here. */
+  private async journalParked(err: unknown): Promise<unknown> {
+    const s = this.stream!;
+    const p = this.parked!;
+    this.endStream();
+    this.broken ??= err;
+    this.heldAhead = undefined; // the failure's entry (same id) replaces it
+    const reported = await this.journal(err, p.size, p.md5, { s3Object: s.object });
+    // Named by the entry now: the upload record goes (recover would remove it anyway).
+    await s.referenced?.().catch(() => undefined);
+    return reported;
+  }
+
   /** The stream is over (published, or journaled by whatever failed). */
   private endStream(): void {
     this.stream = undefined;
     this.parked = undefined;
   }
 
-  /** The held entry goes (the file became a scratch file, or was removed). */
-  async dropHeldEntry(): Promise<void> {
+  /** The held entry goes (the file became a scratch file, or was removed) — after a park under way. */
+  dropHeldEntry(): Promise<void> {
+    return this.exclusive(() => this.dropHeldEntryNow());
+  }
+
+  private async dropHeldEntryNow(): Promise<void> {
     const id = this.heldAhead;
     this.heldAhead = undefined;
     if (id && !this.journaled) await this.deps.spool.removeJournal(id).catch(() => undefined);
@@ -897,12 +951,13 @@ export class ActiveFile {
    * recovered and throw the error for close(). Unless its bytes went whole into the spool
    * (KeptWhole), the file is then broken for this mount: they are only on S3, or nowhere.
    */
-  private async finishUpload(s: StreamTarget, size: number, md5: string): Promise<void> {
+  private async finishUpload(s: StreamTarget, size: number, md5: string, opts: { keptWhole: 'journal' | 'spool' } = { keptWhole: 'journal' }): Promise<void> {
     try {
       await s.upload.complete(Buffer.from(md5, 'hex').toString('base64'));
     } catch (err) {
-      // A file under one part: an ordinary spooled file whose publish failed.
-      if (err instanceof KeptWhole) throw await this.journal(err, size, md5, {});
+      // A file under one part: an ordinary spooled file whose publish failed (or, parking, a
+      // spooled file still held: the caller's).
+      if (err instanceof KeptWhole) throw opts.keptWhole === 'spool' ? err : await this.journal(err, size, md5, {});
       this.broken = err;
       if (err instanceof PartsMissing) {
         // The journal owns the open upload now (the orphan sweep leaves journaled uploads alone).
@@ -975,6 +1030,13 @@ export class ActiveFile {
   async dispose(keepForRecovery: boolean): Promise<void> {
     await this.busy;
     this.deps.baseDone?.();
+    if (this.parked && !this.unlinked) {
+      // Let go while parked, not removed and not published (a failed publish that left it so):
+      // its bytes are on S3 only — journaled for recover, never deleted (review: the object went
+      // with the file, and the rename said 0).
+      await this.journalParked(new FsError('EIO', `${this.name}: let go before it was published`));
+      keepForRecovery = true;
+    }
     await this.dropHeldEntry();
     this.dropStream('closed');
     await this.aborting;

@@ -7,7 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeReal, readText, writeNew, type Real } from './fs-wiring.js';
+import { makeReal, mountOver, readText, writeNew, type Real } from './fs-wiring.js';
+import type { FsNode } from '../../src/fs/inode-table.js';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoName } from '../../src/fs/errors.js';
@@ -370,5 +371,71 @@ test('a parked temp file never renamed is published under its own name after the
     const drained = await r.fs.drain();
     assert.deepEqual(drained.published, ['/ziQ1w2E3']);
     assert.equal(r.api.fileBytes((await r.api.lookupChild(r.rootId, 'ziQ1w2E3'))!).toString(), 'zip was killed\n');
+  });
+});
+
+test('a parked temp file renamed into a subfolder (same STS location) is registered there as it is: no read-back, no second upload', async () => {
+  await withHeld(async (r) => {
+    await r.fs.mkdir('/staging');
+    await writeStreamed(r, '/.x.csv.Xy12Ab', Buffer.from('a,b\n'));
+    const gets = r.store.calls['getRange'] ?? 0;
+    const puts = (r.store.calls['putObject'] ?? 0) + (r.store.calls['createMultipartUpload'] ?? 0);
+    await r.fs.rename('/.x.csv.Xy12Ab', '/staging/x.csv');
+    await r.fs.rename('/staging/x.csv', '/x.csv');
+    const id = (await r.api.lookupChild(r.rootId, 'x.csv'))!;
+    assert.equal(r.api.fileBytes(id).toString(), 'a,b\n');
+    assert.equal(r.api.fileHandle(r.api.versions(id)[0]!.fileHandleId!)!.fileName, 'x.csv');
+    assert.equal((r.store.calls['getRange'] ?? 0) - gets, 0, 'no read-back');
+    assert.equal((r.store.calls['putObject'] ?? 0) + (r.store.calls['createMultipartUpload'] ?? 0) - puts, 0, 'no second upload');
+  });
+});
+
+test('a parked temp file moved out of its storage location, its read-back failing: the rename answers EIO, the bytes stay on S3 journaled (review: the object was deleted and the rename said 0)', async () => {
+  await withHeld(async (r0) => {
+    // Mounted one level up, the project: two STS folders, two storage locations.
+    const project = await r0.api.getEntity(r0.root.parentId!);
+    const { folder: other } = await r0.api.createStsFolder(project.id, 'other-location');
+    const root: FsNode = { entityId: project.id, name: project.name, kind: 'dir', parentId: project.parentId, versionNumber: undefined, modifiedOn: 0, createdOn: 0 };
+    const r = { ...r0, root, fs: mountOver({ ...r0, root }, { ttlMs: 60_000, heldTempMs: 60_000 }) };
+    await writeStreamed(r, '/mounted/.y.csv.Xy12Ab', Buffer.from('y,z\n'));
+    r.store.failNext('getRange', 1000);
+    await assert.rejects(r.fs.rename('/mounted/.y.csv.Xy12Ab', '/other-location/y.csv'), (err: unknown) => errnoName(err) === 'EIO');
+    r.store.failNext('getRange', 0);
+    const [kept] = await r.spool.listJournal();
+    assert.ok(kept?.s3Object, 'journaled by its object');
+    assert.equal(kept.name, 'y.csv');
+    assert.equal(kept.parentId, other.id);
+    assert.equal(r.store.objects.get(`${kept.s3Object.bucket}/${kept.s3Object.key}`)?.data.toString(), 'y,z\n', 'the object is still there');
+    assert.equal(await r.api.lookupChild(other.id, 'y.csv'), null, 'nothing published');
+  });
+});
+
+test('a streamed temp file whose S3 upload fails at its close: under one part it waits in the spool and its rename publishes it; a failed multipart upload is journaled as it failed and the file let go (nothing partial published)', async () => {
+  await withHeld(async (r) => {
+    r.store.failNext('putObject', 1000);
+    await writeStreamed(r, '/.small.txt.Xy12Ab', Buffer.from('small\n'));
+    r.store.failNext('putObject', 0);
+    assert.equal(await r.api.lookupChild(r.rootId, '.small.txt.Xy12Ab'), null, 'still held');
+    await r.fs.rename('/.small.txt.Xy12Ab', '/small.txt');
+    const id = (await r.api.lookupChild(r.rootId, 'small.txt'))!;
+    assert.equal(r.api.fileBytes(id).toString(), 'small\n', 'published from the spool by the rename');
+    assert.deepEqual((await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json')), []);
+  });
+  await withHeld(async (r) => {
+    const big = Buffer.alloc(6 * 1024 * 1024 + 5, 3);
+    r.store.failNext('completeMultipartUpload', 1000);
+    await writeStreamed(r, '/.big.bin.Xy12Ab', big);
+    const entries = async (): Promise<JournalEntry[]> => Promise.all((await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json'))
+      .map(async (n) => JSON.parse(await readFile(path.join(r.spool.journalDir, n), 'utf8')) as JournalEntry));
+    const [failed] = await entries();
+    assert.ok(failed?.s3Upload, 'the open upload is journaled, as any failed publish of a streamed file');
+    assert.equal(failed.inSpool, false);
+    assert.equal(failed.s3Upload.parts.length, 2, 'with both parts');
+    r.store.failNext('completeMultipartUpload', 0);
+    // Let go as a failed publish (not held forever): the rename does not publish a partial file.
+    await assert.rejects(r.fs.rename('/.big.bin.Xy12Ab', '/big.bin'));
+    assert.equal(await r.api.lookupChild(r.rootId, 'big.bin'), null);
+    const [after] = await entries();
+    assert.deepEqual(after?.s3Upload, failed.s3Upload, 'the entry recover needs is as it was');
   });
 });

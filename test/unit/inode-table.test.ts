@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InodeTable, nodeFromHeader, type FsNode } from '../../src/fs/inode-table.js';
+import { InodeTable, nodeFromHeader, type FileSize, type FsNode } from '../../src/fs/inode-table.js';
 import { MemoryObjectStore } from '../../src/s3/memory-object-store.js';
 import type { SynapseApi } from '../../src/synapse/api.js';
 import { MemorySynapseApi } from '../../src/synapse/memory-api.js';
@@ -73,6 +73,12 @@ async function gatedFake(files: Record<string, number>, opts: { failSizes?: bool
 
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/** `ls -l`'s first two steps: a readdir, then a stat of its first file (which sets off the folder's sizes). */
+async function statAfterReaddir(table: InodeTable, folderId: string): Promise<FileSize> {
+  const nodes = await table.children(folderId);
+  return table.size(nodes.find((n) => n.kind === 'file' && n.entityId !== '')!);
+}
+
 test('freshness: lookups during a slow size load never re-list the folder; the TTL counts from the end of the load', async () => {
   const files = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`f${i}.txt`, 10 + i]));
   const f = await gatedFake(files);
@@ -106,7 +112,7 @@ test('freshness: lookups during a slow size load never re-list the folder; the T
   assert.equal(f.listed(f.folderId), 2);
 });
 
-test('QA: a listing made to resolve a path asks no sizes (cat of one file among 2,000 cost 2,000 requests); a readdir asks them all, and its load holds the listing', async () => {
+test('QA: a listing made to resolve a path asks no sizes (cat of one file among 2,000 cost 2,000 requests), nor a readdir alone (find, os.walk); a stat after a readdir asks them all, and its load holds the listing', async () => {
   const f = await gatedFake(Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`f${i}.txt`, 10 + i])));
   let now = 0;
   const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 60_000, now: () => now, maxSizes: 100, backgroundConcurrency: 2 });
@@ -121,16 +127,21 @@ test('QA: a listing made to resolve a path asks no sizes (cat of one file among 
   assert.equal((await table.children(f.folderId, { sizes: false })).length, 6, 'rmdir\'s emptiness check');
   await settle();
   assert.equal(f.asked.length, 0);
-  // 50 s later, `ls -l`: the readdir asks for the 5 sizes not known, and their load — however
-  // long — holds the listing (no re-listing half way), then ages from its end.
+  // 50 s later, `find` or `os.walk`: a readdir and no stat asks nothing.
   now = 50_000;
-  await table.children(f.folderId);
+  const listed = await table.children(f.folderId);
   await settle();
-  assert.equal(f.asked.length, 2, 'the background lane, 2 at a time');
+  assert.equal(f.asked.length, 0, 'a readdir alone: no sizes');
+  // `ls -l`: its first stat asks for the 5 sizes not known, and their load — however long —
+  // holds the listing (no re-listing half way), then ages from its end.
+  const first = table.size(listed.find((n) => n.name === 'f0.txt')!);
+  await settle();
+  assert.equal(f.asked.length, 3, 'the stat\'s own, and the background lane, 2 at a time');
   now = 200_000;
   await table.children(f.folderId);
   assert.equal(f.listed(f.folderId), 1, 'still loading: not listed again');
   await f.releaseAll();
+  assert.equal((await first).size, 10);
   assert.equal(f.calls('getLatestVersionInfo'), 6, 'every size once');
   now = 259_999;
   await table.children(f.folderId);
@@ -144,7 +155,7 @@ test('freshness: a load that never finishes holds the listing at most maxLoadHol
   const f = await gatedFake({ 'a.txt': 1, 'b.txt': 2 });
   let now = 0;
   const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 1_000, maxLoadHoldMs: 30_000, now: () => now, maxSizes: 100 });
-  await table.children(f.folderId);
+  void statAfterReaddir(table, f.folderId);
   await settle();
   assert.equal(f.asked.length, 2, 'both sizes asked, neither answered');
   now = 29_999;
@@ -160,7 +171,8 @@ test('freshness: failed size fetches end the load too (the size is asked again o
   const f = await gatedFake({ 'a.txt': 1, 'b.txt': 2 }, { failSizes: true });
   let now = 0;
   const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 1_000, now: () => now, maxSizes: 100 });
-  await table.children(f.folderId);
+  void statAfterReaddir(table, f.folderId).catch(() => undefined);
+  await settle();
   now = 5_000;
   await f.releaseAll();
   now = 5_999;
@@ -177,10 +189,11 @@ test('freshness: a folder whose sizes are all known is loaded as soon as it is l
   let now = 0;
   const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 1_000, now: () => now, maxSizes: 100 });
   table.addLocal({ entityId: '', name: 'being-written.txt', kind: 'file', parentId: f.folderId, versionNumber: undefined, modifiedOn: 0, createdOn: 0 });
-  await table.children(f.folderId);
+  const statted = statAfterReaddir(table, f.folderId);
   await settle();
   assert.deepEqual(f.asked.map((a) => a.id).length, 1, 'only the published file is asked for');
   await f.releaseAll();
+  assert.equal((await statted).size, 1);
   now = 10_000;
   assert.equal((await table.children(f.folderId)).length, 2);
   assert.equal(f.calls('listChildren'), 2);
@@ -197,8 +210,8 @@ test('background sizes: folders take turns, so a small folder is not stuck behin
   await f.api.putFile(small.id, 's0.txt', Buffer.from('s'));
   await f.api.putFile(small.id, 's1.txt', Buffer.from('s'));
   const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 1_000, maxSizes: 100, backgroundConcurrency: 1 });
-  await table.children(f.folderId);
-  await table.children(small.id);
+  void statAfterReaddir(table, f.folderId);
+  void statAfterReaddir(table, small.id);
   const order: string[] = [];
   for (let n = 0; n < 12; n++) {
     await settle();
@@ -218,11 +231,12 @@ test('background sizes: a getattr waiting for a size in flight lends its slot to
   const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 60_000, maxSizes: 100, backgroundConcurrency: 2 });
   const nodes = await table.children(f.folderId);
   await settle();
-  assert.equal(f.asked.length, 2, 'the background lane: 2 at a time');
+  assert.equal(f.asked.length, 0, 'a readdir alone asks nothing');
+  // `ls -l`'s first stat sets off the folder's sizes (its own first in line), 2 at a time.
   const first = table.size(nodes[0]!);
   const second = table.size(nodes[1]!);
   await settle();
-  assert.equal(f.asked.length, 3, 'the waiting getattr lends its slot, once');
+  assert.equal(f.asked.length, 3, 'the background lane (2), and a waiting getattr lends its slot, once');
   assert.deepEqual(f.asked.map((a) => a.id), nodes.slice(0, 3).map((n) => n.entityId), 'to the next file of its folder');
   await f.releaseAll();
   assert.deepEqual([(await first).size, (await second).size], [1, 2]);

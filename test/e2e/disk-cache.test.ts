@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdir, rm, stat, writeFile, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack, type StatsSnapshot } from '../server/stack.js';
-import { mountForeground, patternBytes, sh, tempDir, waitFor, type Mounted } from './harness.js';
+import { mountForeground, patternBytes, sh, synapseQuiet, tempDir, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -65,16 +65,7 @@ describe('disk cache and request budget', () => {
     return d;
   }
   /** Wait until the mount stops talking to Synapse (background size fetches after a listing). */
-  async function quiet(): Promise<void> {
-    let last = -1;
-    await waitFor('Synapse traffic to settle', async () => {
-      const n = stack.dev.stats().synapse.requests;
-      const same = n === last;
-      last = n;
-      if (!same) await new Promise((r) => setTimeout(r, 300));
-      return same;
-    }, 20_000);
-  }
+  const quiet = (): Promise<void> => synapseQuiet(stack, 300, 20_000);
 
   before(async () => {
     stack = await startStack({ fixture: 'empty' });

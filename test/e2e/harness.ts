@@ -71,6 +71,21 @@ export async function waitFor(what: string, cond: () => Promise<boolean> | boole
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
+/**
+ * Wait until the mounts stop talking to Synapse (background size fetches after a listing): the
+ * request count the same over one `stepMs` apart.
+ */
+export async function synapseQuiet(stack: { dev: { stats(): { synapse: { requests: number } } } }, stepMs = 400, timeoutMs = 30_000): Promise<void> {
+  let last = -1;
+  await waitFor('Synapse traffic to settle', async () => {
+    const n = stack.dev.stats().synapse.requests;
+    const same = n === last;
+    last = n;
+    if (!same) await new Promise((r) => setTimeout(r, stepMs));
+    return same;
+  }, timeoutMs);
+}
+
 export async function tempDir(prefix = 'synmount-'): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));
 }

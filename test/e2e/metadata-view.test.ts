@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, type Stack, type StatsSnapshot } from '../server/stack.js';
-import { mountForeground, sh, waitFor, type Mounted } from './harness.js';
+import { mountForeground, sh, synapseQuiet, type Mounted } from './harness.js';
 
 /** A file's size on its own: bundle2 (with the handle its open needs), or /version without DOWNLOAD. */
 const PER_FILE_ROUTES = ['GET /entity/{id}/version', 'POST /entity/{id}/bundle2'];
@@ -45,16 +45,7 @@ describe('--metadata-view', () => {
   const changed: Array<{ id: string; name: string; size: number }> = [];
 
   /** Wait until the mount stops talking to Synapse. */
-  async function quiet(): Promise<void> {
-    let last = -1;
-    await waitFor('Synapse traffic to settle', async () => {
-      const n = stack.dev.stats().synapse.requests;
-      const same = n === last;
-      last = n;
-      if (!same) await new Promise((r) => setTimeout(r, 400));
-      return same;
-    }, 30_000);
-  }
+  const quiet = (): Promise<void> => synapseQuiet(stack);
 
   before(async () => {
     stack = await startStack({ fixture: 'empty' });

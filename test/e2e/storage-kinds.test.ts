@@ -11,7 +11,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
 import { spawn } from 'node:child_process';
-import { childId, mountForeground, patternBytes, sh, slowMd5, tempDir, waitFor, type Mounted } from './harness.js';
+import { childId, mountForeground, patternBytes, sh, slowMd5, synapseQuiet, tempDir, waitFor, type Mounted } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -145,14 +145,7 @@ describe('a project mixing Synapse, external and STS storage', () => {
       const walk = await sh(`find '${fresh.dir}/external' '${fresh.dir}/sts' -type f -name '*.bin' | wc -l && python3 -c "import os,sys; print(sum(len(f) for d in sys.argv[1:] for _, _, f in os.walk(d)))" '${fresh.dir}/external' '${fresh.dir}/sts'`);
       assert.equal(walk.code, 0, walk.stderr);
       assert.ok(Number(walk.stdout.split('\n')[0]) >= 8, walk.stdout);
-      let last = -1;
-      await waitFor('Synapse traffic to settle', async () => {
-        const n = stack.dev.stats().synapse.requests;
-        const same = n === last;
-        last = n;
-        if (!same) await new Promise((r) => setTimeout(r, 400));
-        return same;
-      }, 20_000);
+      await synapseQuiet(stack);
       const walked = stack.dev.stats().synapse.byRoute;
       const sizeRoutes = ['GET /entity/{id}/version', 'POST /entity/{id}/bundle2'];
       assert.deepEqual(sizeRoutes.map((k) => (walked[k] ?? 0) - (after[k] ?? 0)), [0, 0], `size requests during find and os.walk: ${JSON.stringify(walked)}`);

@@ -18,7 +18,7 @@ import { entryBound } from './lru-bound.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import type { EntityBundle, S3FileHandle, StsCredentials, StsPermission, VersionInfo } from '../synapse/types.js';
+import { SYNAPSE_STORAGE_LOCATION_ID, type EntityBundle, type S3FileHandle, type StsCredentials, type StsPermission, type VersionInfo } from '../synapse/types.js';
 import type { ObjectStore, RangeSource } from '../s3/object-store.js';
 import { directGetsWanted, DirectRangeGetter } from '../s3/direct-range-get.js';
 import { PresignedRangeSource } from '../s3/presigned-store.js';
@@ -26,8 +26,6 @@ import { S3RangeSource } from '../s3/s3-range-source.js';
 import { FsError } from './errors.js';
 import { PresignedUrls } from './presigned-urls.js';
 
-/** Synapse's default storage location (S3UploadDestination's storageLocationId: 1, synapse-api.md). */
-const SYNAPSE_STORAGE_LOCATION_ID = 1;
 import type { FsNode } from './inode-table.js';
 
 /**

@@ -20,7 +20,7 @@ import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import { CONCRETE, type Entity, type MultipartUploadRequest, type S3FileHandle, type UploadDestination } from '../synapse/types.js';
+import { CONCRETE, SYNAPSE_STORAGE_LOCATION_ID, type Entity, type MultipartUploadRequest, type S3FileHandle, type UploadDestination } from '../synapse/types.js';
 import { LRUCache } from 'lru-cache';
 import type { ObjectStore, S3Location } from '../s3/object-store.js';
 import { endUnreferencedUpload, SINGLE_PUT_PREFIX, type MemoryBudget } from '../s3/multipart-upload.js';
@@ -213,7 +213,8 @@ export class Publisher {
   /**
    * File handles this publisher registered lately: a file read back right after it was written
    * needs no bundle2 to learn its handle (QA: `diff -r` after `cp -r` of 1,500 files paced
-   * 1,512 requests). Synapse's multipart API answers only the handle's id, so those are not here.
+   * 1,512 requests). Synapse's multipart API answers only the handle's id: those in Synapse's own
+   * storage are here as far as a read needs them (synapseStorageHandle); others are not.
    */
   private readonly registered = new LRUCache<string, S3FileHandle>({ max: 1_000 });
 
@@ -364,11 +365,28 @@ export class Publisher {
     const before = this.uploadsByRequest.get(key) ?? Promise.resolve();
     const mine = before.catch(() => undefined).then(() => this.multipartUpload(src, name, request, partSize));
     this.uploadsByRequest.set(key, mine);
+    let id: string;
     try {
-      return await mine;
+      id = await mine;
     } finally {
       if (this.uploadsByRequest.get(key) === mine) this.uploadsByRequest.delete(key);
     }
+    if (locationId === SYNAPSE_STORAGE_LOCATION_ID) this.registered.set(id, this.synapseStorageHandle(id, src, name));
+    return id;
+  }
+
+  /**
+   * What a read needs of a file handle this mount made in Synapse's own storage: its id, size,
+   * MD5 and location (reads there go through presigned URLs, never the bucket and key, which
+   * Synapse's multipart API does not tell — left empty). A file read back after it was written
+   * (`diff -r` after `cp -r`) then costs no bundle2 (QA audit F4).
+   */
+  private synapseStorageHandle(id: string, src: PublishSource, name: string): S3FileHandle {
+    return {
+      id, etag: '', concreteType: CONCRETE.s3FileHandle, bucketName: '', key: '', contentMd5: src.md5, contentSize: src.size,
+      contentType: guessContentType(name), fileName: name, storageLocationId: SYNAPSE_STORAGE_LOCATION_ID,
+      createdBy: String(this.opts.userId), createdOn: new Date().toISOString(),
+    };
   }
 
   private async multipartUpload(src: PublishSource, name: string, request: MultipartUploadRequest, partSize: number): Promise<string> {

@@ -7,6 +7,9 @@
  * strings and storage location ids to numbers.
  */
 
+/** Synapse's default storage location (S3UploadDestination's storageLocationId: 1, synapse-api.md). */
+export const SYNAPSE_STORAGE_LOCATION_ID = 1;
+
 export const CONCRETE = {
   project: 'org.sagebionetworks.repo.model.Project',
   folder: 'org.sagebionetworks.repo.model.Folder',

@@ -123,7 +123,7 @@ describe('a project mixing Synapse, external and STS storage', () => {
     assert.equal((await sh(`cat '${m.dir}/sts/moved.txt' '${m.dir}/managed/moved.txt'`)).stdout, 'plain\nplain\n');
   });
 
-  test('QA audit: reading from Synapse storage asks for no STS credentials (location 1 never has them), nor the sizes of the file\'s siblings, and one bundle2 for its size and handle; find and os.walk ask no sizes; a 3-part upload asks for its part URLs once', async () => {
+  test('QA audit: reading from Synapse storage asks for no STS credentials (location 1 never has them), nor the sizes of the file\'s siblings, and one bundle2 for its size and handle; find and os.walk ask no sizes; a 3-part upload asks for its part URLs once and reads back with no bundle2', async () => {
     const fresh = await mountForeground(stack, projectId, ['--spool-dir', path.join(scratch, 'spool-nosts')]);
     try {
       const before = stack.dev.stats().synapse.byRoute;
@@ -159,6 +159,11 @@ describe('a project mixing Synapse, external and STS storage', () => {
       // One batch; a part whose PUT is retried asks for a fresh URL of its own (seen once in ~10
       // runs here: a PUT to the local S3 failing once under load).
       assert.ok(urlBatches === 1 || urlBatches === 2, `part URL requests for 3 parts: ${JSON.stringify(a2)}`);
+      // Read back, it needs no bundle2: its file handle is known from the upload (QA audit F4).
+      const sum = await sh(`md5sum < '${fresh.dir}/managed/three-parts.bin'`, { timeoutMs: 60_000 });
+      assert.equal(sum.stdout.split(' ')[0], md5(patternBytes(40 * MiB, 77)));
+      const a3 = stack.dev.stats().synapse.byRoute;
+      assert.equal((a3['POST /entity/{id}/bundle2'] ?? 0) - (a2['POST /entity/{id}/bundle2'] ?? 0), 0, `read back: ${JSON.stringify(a3)}`);
     } finally {
       await fresh.unmount();
     }

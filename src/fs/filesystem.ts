@@ -1014,8 +1014,14 @@ export class SynapseFilesystem {
   }
 
   private async publish(path: string, file: ActiveFile): Promise<void> {
-    // A tool's temporary file: published by the rename that follows its close (or later: lastClosed).
-    if (file.heldTemp) return;
+    // A tool's temporary file: published by the rename that follows its close (or later:
+    // lastClosed) — but journaled now, before close() returns, when no other fd writes it (a
+    // streamed one's upload completed first): the process dying before RELEASE lost it (QA: cp
+    // said 0, kill -9, the next mount aborted its upload as an orphan).
+    if (file.heldTemp) {
+      if (file.writers <= 1) await file.journalHeld({ park: true });
+      return;
+    }
     let version;
     let mtime: number;
     const newEntity = !file.entityId;
@@ -1357,6 +1363,11 @@ export class SynapseFilesystem {
   private async held(path: string, file: ActiveFile): Promise<boolean> {
     try {
       await file.journalHeld({ park: true });
+      // Its close's journaling failed (close() said so): let go as any failed publish.
+      if (file.broken || file.awaitingRecovery) {
+        file.heldTemp = false;
+        return false;
+      }
       return true;
     } catch (err) {
       this.opts.logger?.error({ err, path }, 'a temporary file\'s upload failed at its close; its bytes are kept for `synapse-mount recover`');
@@ -2046,7 +2057,8 @@ export class SynapseFilesystem {
       if (target?.entityId && !isScratchName(destName)) {
         // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
         const source = af.entityId;
-        await af.adopt(target.entityId, target.versionNumber);
+        const known = this.table.knownSize(target);
+        await af.adopt(target.entityId, target.versionNumber, known?.md5 ? { size: known.size, md5: known.md5 } : undefined);
         this.readersOfReplaced(source, target.entityId, target.versionNumber);
         if (source && source !== target.entityId) await this.api.deleteEntity(source);
       } else if (af.entityId && !isScratchName(destName)) {

@@ -91,6 +91,9 @@ interface Listing {
   readdirDone: boolean;
 }
 
+/** How long a file's ACL that gave no file handle (no DOWNLOAD) sends its files' sizes to `/version`. */
+const NO_HANDLE_MEMORY_MS = 10 * 60_000;
+
 /** Default cap on how long a loading snapshot keeps its listing from being refetched. */
 export const DEFAULT_MAX_LOAD_HOLD_MS = 10 * 60_000;
 
@@ -123,7 +126,8 @@ export interface InodeTableOptions {
    * A file's latest version and size together with its file handle, which the caller keeps for
    * the open that usually follows (file-sources.ts latestWithHandle: one bundle2 instead of
    * `/version` now and bundle2 at the open). Undefined: Synapse gave no handle (no DOWNLOAD
-   * permission, an unmet access requirement) — that folder's sizes come from `/version` after.
+   * permission, an unmet access requirement) — sizes under that file's ACL come from `/version`
+   * for a while after.
    */
   sizeWithHandle?: (api: SynapseApi, entityId: string) => Promise<VersionInfo | undefined>;
 }
@@ -192,8 +196,12 @@ export class InodeTable {
   private readonly viewPending = new Map<string, Promise<void>>();
   /** Size key → the listings whose snapshot waits for it. */
   private readonly awaiting = new Map<string, Set<Listing>>();
-  /** Folders where Synapse gave a file's size but no handle (sizeWithHandle): `/version` there. */
-  private readonly noHandlesIn = new LRUCache<string, true>(entryBound(10_000));
+  /**
+   * ACLs (benefactors; the folder where the listing named none) under which Synapse gave a file's
+   * size but no handle (sizeWithHandle): `/version` for their files, for a while — a grant later
+   * is seen (QA: one file without DOWNLOAD sent its whole folder to the two-request path, for good).
+   */
+  private readonly noHandlesIn = new LRUCache<string, number>(entryBound(10_000));
 
   constructor(
     private readonly api: SynapseApi,
@@ -527,11 +535,12 @@ export class InodeTable {
   /** The latest version of a file, with its handle where Synapse gives one (sizeWithHandle). */
   private async latestVersion(node: FsNode, api: SynapseApi): Promise<VersionInfo> {
     const withHandle = this.opts.sizeWithHandle;
-    const folder = node.parentId ?? '';
-    if (!withHandle || this.noHandlesIn.has(folder)) return api.getLatestVersionInfo(node.entityId);
+    const acl = node.benefactorId ?? `in:${node.parentId ?? ''}`;
+    const refusedAt = this.noHandlesIn.get(acl);
+    if (!withHandle || (refusedAt !== undefined && this.now() - refusedAt < NO_HANDLE_MEMORY_MS)) return api.getLatestVersionInfo(node.entityId);
     const info = await withHandle(api, node.entityId);
     if (info) return info;
-    this.noHandlesIn.set(folder, true);
+    this.noHandlesIn.set(acl, this.now());
     return api.getLatestVersionInfo(node.entityId);
   }
 

@@ -520,14 +520,16 @@ export class ActiveFile {
    * file). The bytes are loaded first — they are this file's, and a later load would fetch
    * `entityId`'s — and the base is dropped, as it describes another entity's content: without
    * that, a file unchanged since its last publish compared equal to it and was never published,
-   * and the target kept its old bytes (found by test/unit/fs-model.test.ts).
+   * and the target kept its old bytes (found by test/unit/fs-model.test.ts). `target`: what the
+   * target's version holds, when known — the same bytes then make no version (QA: `rsync -aI` of
+   * an unchanged tree registered a file handle and swapped it into every file's version).
    */
-  adopt(entityId: string, version: number | undefined): Promise<void> {
+  adopt(entityId: string, version: number | undefined, target?: { size: number; md5: string }): Promise<void> {
     return this.exclusive(async () => {
       await this.ensureLoaded();
       this.entityId = entityId;
       this.overVersion = version;
-      this.base = undefined;
+      this.base = target && version !== undefined ? { size: target.size, md5: target.md5, version } : undefined;
       // These bytes replace the target outright (a rename onto it), whatever it holds now.
       this.builtOn = undefined;
       this.dirty = true;
@@ -545,6 +547,12 @@ export class ActiveFile {
         const size = this.base?.size ?? 0;
         if (position >= size) return Buffer.alloc(0);
         return this.deps.readBase(this.entityId, this.base?.version, position, Math.min(length, size - position));
+      }
+      // A parked file's bytes are whole in its object: read there, not brought back (QA: a read
+      // before the rename downloaded it into the spool and the rename uploaded it again).
+      if (this.stream && this.parked) {
+        const end = Math.min(this.parked.size, position + length);
+        return end > position ? this.stream.upload.readCompleted(position, end) : Buffer.alloc(0);
       }
       await this.spill('read');
       return (await this.ensureLoaded()).read(position, length);
@@ -865,7 +873,7 @@ export class ActiveFile {
 
   /**
    * The stream wrote into its old folder's storage location. Moved within it (a subfolder —
-   * rsync's --delay-updates `.~tmp~` — or one sharing its STS location), it is registered there
+   * a tool's staging folder — or one sharing its STS location), it is registered there
    * as it is; moved out, its bytes go via the spool (a parked file's read back from S3: if that
    * fails, they stay there, journaled).
    */

@@ -547,6 +547,13 @@ export class StreamingUpload {
     }
   }
 
+  /** Bytes [start, end) of the object complete() made (a parked file read before its rename). */
+  async readCompleted(start: number, end: number): Promise<Buffer> {
+    if (!this.settledOnS3 || this.failure) throw new OutOfOrderWrite('only a completed upload can be read');
+    const { data } = await this.store.getRange(this.loc, start, end);
+    return data;
+  }
+
   /** The completed object's bytes to `sink`, SPILL_CHUNK at a time. */
   private async copyObject(sink: (data: Buffer, offset: number) => Promise<void>, size: number): Promise<void> {
     for (let off = 0; off < size; off += SPILL_CHUNK) {

@@ -1414,6 +1414,12 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
       assert.equal(rsync.code, 0, rsync.stderr);
       assert.equal(rsync.stdout, 'x3 from rsync\nr2\n');
       assert.equal(stack.seed.versions(x.id).length, 3, 'rsync made x.txt\'s next version');
+      // Python's atomic write (tempfile in the folder, then os.replace) too (QA: EACCES, and a temp
+      // entity left they could not remove).
+      const py = await sh(`python3 -c "import os,tempfile,sys; d=sys.argv[1]; f=tempfile.NamedTemporaryFile('w', dir=d, delete=False); f.write('x4 from python\\n'); f.close(); os.replace(f.name, os.path.join(d, 'x.txt'))" '${m2.dir}/canedit' && cat '${m2.dir}/canedit/x.txt'`, { timeoutMs: 60_000 });
+      assert.equal(py.code, 0, py.stderr);
+      assert.equal(py.stdout, 'x4 from python\n');
+      assert.equal(stack.seed.versions(x.id).length, 4, 'os.replace made x.txt\'s next version');
       const names = (await sh(`ls -A '${m2.dir}/canedit'`)).stdout.trim().split('\n').sort();
       assert.deepEqual(names, ['new.txt', 'r.txt', 'x.txt', 'z.txt'], 'no temp files left');
       const listed = await fetch(`${stack.endpoint}/repo/v1/entity/children`, {

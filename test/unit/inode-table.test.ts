@@ -280,3 +280,34 @@ test('a listed entity names its ACL benefactor as a synID, so one with an ACL of
   assert.equal(nodeFromHeader(header('syn1001', 1001), 'syn1')!.benefactorId, 'syn1001');
   assert.equal(nodeFromHeader(header('syn1002', 1001), 'syn1001')!.benefactorId, 'syn1001');
 });
+
+test('sizes with handles: a file Synapse gives no handle for sends only its own ACL\'s files to /version, for a while (QA: one file without DOWNLOAD did it for its whole folder, for good)', async () => {
+  let now = 0;
+  const headers: EntityHeader[] = [
+    { id: 'syn21', name: 'a.txt', type: CONCRETE.file, versionNumber: 1, benefactorId: 10 } as EntityHeader,
+    { id: 'syn22', name: 'own-acl.txt', type: CONCRETE.file, versionNumber: 1, benefactorId: 22 } as EntityHeader,
+    { id: 'syn23', name: 'c.txt', type: CONCRETE.file, versionNumber: 1, benefactorId: 10 } as EntityHeader,
+    { id: 'syn24', name: 'd.txt', type: CONCRETE.file, versionNumber: 2, benefactorId: 22 } as EntityHeader,
+  ];
+  const calls: string[] = [];
+  const info = (id: string) => ({ id, versionNumber: 1, contentSize: '7', modifiedOn: new Date(0).toISOString() });
+  const api = {
+    listChildren: async () => headers,
+    getLatestVersionInfo: async (id: string) => { calls.push(`version ${id}`); return info(id); },
+  } as unknown as SynapseApi;
+  const table = new InodeTable(api, root, {
+    ttlMs: 60_000, maxSizes: 100, now: () => now,
+    sizeWithHandle: async (_api, id) => { calls.push(`bundle2 ${id}`); return id === 'syn22' || id === 'syn24' ? undefined : info(id); },
+  });
+  const node = async (name: string): Promise<FsNode> => (await table.children('syn1', { sizes: false })).find((n) => n.name === name)!;
+  await table.size(await node('own-acl.txt'));
+  await table.size(await node('a.txt'));
+  await table.size(await node('d.txt'));
+  assert.deepEqual(calls, ['bundle2 syn22', 'version syn22', 'bundle2 syn21', 'version syn24']);
+  now += 11 * 60_000; // a grant may have come since
+  calls.length = 0;
+  headers[3] = { ...headers[3]!, versionNumber: 3 } as EntityHeader;
+  table.invalidate('syn1');
+  await table.size(await node('d.txt'));
+  assert.deepEqual(calls, ['bundle2 syn24', 'version syn24']);
+});

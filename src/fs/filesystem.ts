@@ -1003,23 +1003,24 @@ export class SynapseFilesystem {
     const wrote = h.wroteIn === h.file.publishEpoch && h.file.writtenSincePublish;
     const truncated = h.changedIn === h.file.publishEpoch && h.file.dirty;
     if (!wrote && !truncated) return;
-    await this.publish(h.path, h.file);
+    await this.publish(h.path, h.file, 'close');
   }
 
   /** fsync: publish whatever changed, if this fd changed anything since the last publish. */
   async fsync(fd: number): Promise<void> {
     const h = this.handles.get(fd);
     if (!h || h.kind !== 'write' || h.changedIn !== h.file.publishEpoch) return;
-    await this.publish(h.path, h.file);
+    await this.publish(h.path, h.file, 'fsync');
   }
 
-  private async publish(path: string, file: ActiveFile): Promise<void> {
+  private async publish(path: string, file: ActiveFile, why: 'close' | 'fsync' | 'other' = 'other'): Promise<void> {
     // A tool's temporary file: published by the rename that follows its close (or later:
     // lastClosed) — but journaled now, before close() returns, when no other fd writes it (a
     // streamed one's upload completed first): the process dying before RELEASE lost it (QA: cp
-    // said 0, kill -9, the next mount aborted its upload as an orphan).
+    // said 0, kill -9, the next mount aborted its upload as an orphan). Not at an fsync: writes
+    // may follow it, and each would bring a parked file's bytes back from S3.
     if (file.heldTemp) {
-      if (file.writers <= 1) await file.journalHeld({ park: true });
+      if (why === 'close' && file.writers <= 1) await file.journalHeld({ park: true });
       return;
     }
     let version;

@@ -509,3 +509,20 @@ test('a parked temp file read before its rename is read from its object: not bro
     assert.equal((r.store.calls['putObject'] ?? 0) + (r.store.calls['createMultipartUpload'] ?? 0) - uploads, 0, 'not uploaded again');
   });
 });
+
+test('fsync of a temp file being written parks nothing: later writes go on streaming (no read-back from S3)', async () => {
+  await withHeld(async (r) => {
+    const fd = await r.fs.create('/.sync.log.Xy12Ab', 0o644);
+    const gets = r.store.calls['getRange'] ?? 0;
+    await r.fs.write(fd, Buffer.from('first\n'), 0);
+    await r.fs.fsync(fd);
+    await r.fs.write(fd, Buffer.from('second\n'), 6);
+    await r.fs.fsync(fd);
+    await r.fs.write(fd, Buffer.from('third\n'), 13);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal((r.store.calls['getRange'] ?? 0) - gets, 0, 'nothing read back');
+    await r.fs.rename('/.sync.log.Xy12Ab', '/sync.log');
+    assert.equal(r.api.fileBytes((await r.api.lookupChild(r.rootId, 'sync.log'))!).toString(), 'first\nsecond\nthird\n');
+  });
+});

@@ -1017,10 +1017,11 @@ export class SynapseFilesystem {
     // A tool's temporary file: published by the rename that follows its close (or later:
     // lastClosed) — but journaled now, before close() returns, when no other fd writes it (a
     // streamed one's upload completed first): the process dying before RELEASE lost it (QA: cp
-    // said 0, kill -9, the next mount aborted its upload as an orphan). Not at an fsync: writes
-    // may follow it, and each would bring a parked file's bytes back from S3.
+    // said 0, kill -9, the next mount aborted its upload as an orphan). An fsync journals a
+    // spooled one and parks nothing: writes may follow it, and each would bring a parked file's
+    // bytes back from S3 (a stream's bytes are then S3's parts, as for any streamed file).
     if (file.heldTemp) {
-      if (why === 'close' && file.writers <= 1) await file.journalHeld({ park: true });
+      if (why !== 'other') await file.journalHeld({ park: why === 'close' && file.writers <= 1 });
       return;
     }
     let version;
@@ -2077,6 +2078,9 @@ export class SynapseFilesystem {
       const { benefactorId: _src, ...rest } = node;
       this.table.addLocal({
         ...rest, entityId: target?.entityId ?? af.entityId ?? '', name: destName, parentId: destParent.entityId,
+        // The target's version, until these bytes make the next one — or for good when they are
+        // its bytes (review: an unchanged rsync -aI showed no version and the temp file's time).
+        ...(target?.entityId ? { versionNumber: target.versionNumber, modifiedOn: target.modifiedOn, createdOn: target.createdOn } : {}),
         // The ACL of the entity the name now shows: the replaced target's, or the moved file's.
         ...(target?.entityId ? benefactorOf(target) : af.entityId && af.entityId === node.entityId ? benefactorAfterMove(node, destParent) : {}),
       });

@@ -440,9 +440,15 @@ export class ActiveFile {
       // POSIX: writing nothing changes nothing — not the size (even past the end), not the
       // stream, not `dirty`. FUSE never sends one; fs callers (and the model test) can.
       if (data.length === 0) return 0;
-      // Written again after its last close while held: its bytes back from S3 first. A failed
-      // read-back leaves it parked, whole and journaled — not broken.
-      if (this.stream && this.parked) await this.unpark(this.stream, this.parked, 'write');
+      // Written again after its last close while held: its bytes back from S3 first. If that
+      // fails, the file is broken here — journaled by its object, never published with this
+      // write missing (review: a later write at a higher offset published a hole).
+      if (this.stream && this.parked) {
+        const [s, p] = [this.stream, this.parked];
+        await this.unpark(s, p, 'write').catch(async (err: unknown) => {
+          throw this.parked ? await this.journalParked(err) : err;
+        });
+      }
       this.givenBytes();
       try {
         return await this.writeNow(data, position);
@@ -804,7 +810,9 @@ export class ActiveFile {
     return this.exclusive(async () => {
       // A failed publish's entry (a park that failed) is what recover needs: never overwritten
       // with what the spool holds of a streamed file (review: a partial file, its upload let go).
-      if (!this.dirty || this.broken || this.journaled) return;
+      // Removed: nothing to keep (review: Python's TemporaryFile — mkstemp, unlink, write — had its
+      // bytes journaled at a FLUSH, and a crash then let recover publish the removed file).
+      if (!this.dirty || this.broken || this.journaled || this.unlinked) return;
       if (this.stream && this.parked) {
         this.heldAhead = await this.writeAhead(await this.spool(), this.parked.size, this.parked.md5, { s3Object: this.stream.object });
         return;

@@ -526,3 +526,64 @@ test('fsync of a temp file being written parks nothing: later writes go on strea
     assert.equal(r.api.fileBytes((await r.api.lookupChild(r.rootId, 'sync.log'))!).toString(), 'first\nsecond\nthird\n');
   });
 });
+
+test('review: a held temp file removed while open is never journaled (recover would bring it back); a parked file whose read-back fails under a write is broken, never published with a hole; fsync journals a spooled one', async () => {
+  await withHeld(async (r) => {
+    // Python's TemporaryFile on FUSE: mkstemp, unlink, write; a child's copy of the fd closes (FLUSH).
+    for (const streamed of [true, false]) {
+      const name = streamed ? '/tmpab12cd34' : '/tmpcd34ab12';
+      const fd = await r.fs.create(name, 0o644);
+      await r.fs.unlink(name);
+      if (streamed) await r.fs.write(fd, Buffer.from('scratch'), 0);
+      else {
+        await r.fs.write(fd, Buffer.from('cratch'), 1);
+        await r.fs.write(fd, Buffer.from('s'), 0);
+      }
+      await r.fs.flush(fd);
+      assert.deepEqual((await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json')), [], `${streamed ? 'streamed' : 'spooled'}: nothing journaled`);
+      await r.fs.release(fd);
+    }
+  });
+  await withHeld(async (r) => {
+    const fd = await r.fs.create('/tmpef56gh78', 0o644);
+    await r.fs.write(fd, Buffer.from('AAAA'), 0);
+    await r.fs.flush(fd); // a dup closed: parked
+    r.store.failNext('getRange', 1000);
+    await assert.rejects(r.fs.write(fd, Buffer.from('BBBB'), 4), (e: unknown) => errnoName(e) === 'EIO');
+    r.store.failNext('getRange', 0);
+    await assert.rejects(r.fs.write(fd, Buffer.from('CCCC'), 8), 'the file is broken here: no write goes on past the lost one');
+    await r.fs.flush(fd).catch(() => undefined);
+    await r.fs.release(fd);
+    await assert.rejects(r.fs.rename('/tmpef56gh78', '/out.txt'));
+    assert.equal(await r.api.lookupChild(r.rootId, 'out.txt'), null, 'nothing published');
+    const [kept] = await r.spool.listJournal();
+    assert.equal(r.store.objects.get(`${kept!.s3Object!.bucket}/${kept!.s3Object!.key}`)?.data.toString(), 'AAAA', 'what was written is kept, by its object');
+  });
+  await withHeld(async (r) => {
+    const fd = await r.fs.create('/tmpij90kl12', 0o644);
+    await r.fs.write(fd, Buffer.from('ata\n'), 1);
+    await r.fs.write(fd, Buffer.from('d'), 0);
+    await r.fs.fsync(fd); // os.fsync before close and os.replace
+    const raw = (await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json'));
+    assert.equal(raw.length, 1, 'journaled at the fsync');
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+  });
+});
+
+test('review: rsync -a onto an unchanged file shows the time rsync set and a second pass within the TTL makes no version either', async () => {
+  await withHeld(async (r) => {
+    await writeNew(r, '/keep.txt', 'kept bytes\n');
+    const id = (await r.api.lookupChild(r.rootId, 'keep.txt'))!;
+    const t = Date.parse('2020-01-02T03:04:05Z');
+    for (let pass = 0; pass < 2; pass++) {
+      await r.fs.getattr('/keep.txt');
+      await writeStreamed(r, '/.keep.txt.Xy12Ab', Buffer.from('kept bytes\n'));
+      await r.fs.utimens('/.keep.txt.Xy12Ab', t, t);
+      await r.fs.rename('/.keep.txt.Xy12Ab', '/keep.txt');
+      assert.equal((await r.fs.getattr('/keep.txt')).mtime.getTime(), t, `pass ${pass}: the time rsync set`);
+    }
+    assert.equal(r.api.versions(id).length, 1);
+    assert.equal(r.api.calls['updateEntity'] ?? 0, 0, 'no update');
+  });
+});

@@ -318,20 +318,39 @@ export class ActiveFile {
   private async writeAhead(spool: SpoolFile, size: number, md5: string,
     registered?: Pick<JournalEntry, 'fileHandleId' | 's3Object'>, inSpool = registered === undefined): Promise<string | undefined> {
     try {
-      await this.deps.spool.writeJournal({
-        id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
-        ...(this.entityId ? { entityId: this.entityId } : {}),
-        ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
-        ...(registered ?? {}),
-        size, md5, inSpool, createdAt: new Date().toISOString(), mtime: this.mtime,
-        error: 'the mount stopped while publishing this file (its close had begun)',
-        publishing: publishingNow(),
-      }, { durable: false });
-      return spool.id;
+      return await this.writeAheadEntry(spool, size, md5, registered, inSpool);
     } catch (err) {
       this.deps.logger?.warn({ err, name: this.name }, 'could not write the write-ahead journal entry; if the mount dies while publishing, these bytes are not recoverable (the next mount removes the spool file)');
       return undefined;
     }
+  }
+
+  /**
+   * A held temporary file's entry (journalHeld, park): as writeAhead's, but one that cannot be
+   * written is its close's error — close() must not say 0 for bytes nothing names (review). Tried
+   * again at RELEASE; failing there too, the file is published as it is (filesystem.ts held).
+   */
+  private async writeHeldEntry(spool: SpoolFile, size: number, md5: string, registered?: Pick<JournalEntry, 's3Object'>): Promise<string> {
+    try {
+      return await this.writeAheadEntry(spool, size, md5, registered, registered === undefined);
+    } catch (err) {
+      const errno = errnoName(err) === 'ENOSPC' ? 'ENOSPC' : 'EIO';
+      throw new FsError(errno, `${this.name}: its journal entry could not be written (${(err as Error).message}); it is published at its rename, or now if that fails again`, { cause: err });
+    }
+  }
+
+  private async writeAheadEntry(spool: SpoolFile, size: number, md5: string,
+    registered: Pick<JournalEntry, 'fileHandleId' | 's3Object'> | undefined, inSpool: boolean): Promise<string> {
+    await this.deps.spool.writeJournal({
+      id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
+      ...(this.entityId ? { entityId: this.entityId } : {}),
+      ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
+      ...(registered ?? {}),
+      size, md5, inSpool, createdAt: new Date().toISOString(), mtime: this.mtime,
+      error: 'the mount stopped while publishing this file (its close had begun)',
+      publishing: publishingNow(),
+    }, { durable: false });
+    return spool.id;
   }
 
   /** Resolves once the operations queued so far (a publish, a truncate) have finished. */
@@ -814,7 +833,7 @@ export class ActiveFile {
       // bytes journaled at a FLUSH, and a crash then let recover publish the removed file).
       if (!this.dirty || this.broken || this.journaled || this.unlinked) return;
       if (this.stream && this.parked) {
-        this.heldAhead = await this.writeAhead(await this.spool(), this.parked.size, this.parked.md5, { s3Object: this.stream.object });
+        this.heldAhead = await this.writeHeldEntry(await this.spool(), this.parked.size, this.parked.md5, { s3Object: this.stream.object });
         return;
       }
       if (this.stream) {
@@ -822,7 +841,7 @@ export class ActiveFile {
         return;
       }
       if (!this.spoolFile) return;
-      this.heldAhead = await this.writeAhead(this.spoolFile, this.spoolFile.size, await this.spoolFile.md5());
+      this.heldAhead = await this.writeHeldEntry(this.spoolFile, this.spoolFile.size, await this.spoolFile.md5());
     });
   }
 
@@ -849,7 +868,7 @@ export class ActiveFile {
       // file now — its rename publishes it from there (review: it waited for a recover that the
       // live mount's mark kept away).
       if (err instanceof KeptWhole) {
-        this.heldAhead = await this.writeAhead(await this.spool(), size, md5);
+        this.heldAhead = await this.writeHeldEntry(await this.spool(), size, md5);
         return;
       }
       throw err;
@@ -857,7 +876,7 @@ export class ActiveFile {
     this.parked = { size, md5 };
     // The upload record stays until the object is registered (or deleted): with this entry naming
     // the object, no orphan sweep takes it, and recover registers it if the mount dies first.
-    this.heldAhead = await this.writeAhead(await this.spool(), size, md5, { s3Object: s.object });
+    this.heldAhead = await this.writeHeldEntry(await this.spool(), size, md5, { s3Object: s.object });
   }
 
   /** A parked file changes again (a write, a truncate, a read, a move): its bytes back into the spool. */

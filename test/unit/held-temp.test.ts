@@ -587,3 +587,32 @@ test('review: rsync -a onto an unchanged file shows the time rsync set and a sec
     assert.equal(r.api.calls['updateEntity'] ?? 0, 0, 'no update');
   });
 });
+
+test('review: a held temp file whose journal entry cannot be written fails its close (ENOSPC); at RELEASE it is journaled, or — failing again — published as it is', async () => {
+  for (const second of ['ok', 'fails'] as const) {
+    await withHeld(async (r) => {
+      const write = r.spool.writeJournal.bind(r.spool);
+      let failures = second === 'ok' ? 1 : 2;
+      r.spool.writeJournal = async (...a: Parameters<typeof write>) => {
+        if (failures > 0) {
+          failures--;
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        }
+        return write(...a);
+      };
+      const fd = await r.fs.create('/.full.txt.Xy12Ab', 0o644);
+      await r.fs.write(fd, Buffer.from('keep me\n'), 0);
+      await assert.rejects(r.fs.flush(fd), (err: unknown) => errnoName(err) === 'ENOSPC', `${second}: the close says so`);
+      await r.fs.release(fd);
+      if (second === 'ok') {
+        assert.equal((await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json')).length, 1, 'journaled at RELEASE');
+        await r.fs.rename('/.full.txt.Xy12Ab', '/full.txt');
+        assert.equal(r.api.fileBytes((await r.api.lookupChild(r.rootId, 'full.txt'))!).toString(), 'keep me\n');
+      } else {
+        const id = await r.api.lookupChild(r.rootId, '.full.txt.Xy12Ab');
+        assert.ok(id, 'published under its own name rather than kept unjournaled');
+        assert.equal(r.api.fileBytes(id).toString(), 'keep me\n');
+      }
+    });
+  }
+});

@@ -135,7 +135,7 @@ dst.write(src[10*1048576:]); dst.close()`;
       stack.dev.clearFaults();
       await own.unmount();
     }
-    const journal = await Promise.all((await readdir(path.join(spoolDir, 'journal'))).map(async (f) =>
+    const journal = await Promise.all((await readdir(path.join(spoolDir, 'journal'))).filter((f) => f.endsWith('.json')).map(async (f) =>
       JSON.parse(await readFile(path.join(spoolDir, 'journal', f), 'utf8')) as JournalEntry));
     const byName = new Map(journal.map((e) => [e.name, e]));
     assert.deepEqual(byName.get('refused-big.bin')?.s3Upload?.missing.map((m) => m.partNumber), [1, 2, 3], 'the open upload, every part kept');
@@ -173,7 +173,7 @@ dst.write(src[10*1048576:]); dst.close()`;
       assert.doesNotMatch(cp.stderr, /error writing/, cp.stderr);
       assert.match(cp.stderr, /failed to close/);
       assert.equal(await childId(stack, stsId, 'unstarted.bin'), undefined, 'nothing published');
-      const entries = await Promise.all((await readdir(path.join(spoolDir, 'journal'))).map(async (f) =>
+      const entries = await Promise.all((await readdir(path.join(spoolDir, 'journal'))).filter((f) => f.endsWith('.json')).map(async (f) =>
         JSON.parse(await readFile(path.join(spoolDir, 'journal', f), 'utf8')) as JournalEntry));
       assert.deepEqual(entries.map((e) => [e.name, e.size, e.md5, Boolean(e.s3Upload)]), [['unstarted.bin', data.length, md5(data), false]]);
       // Until recover, the path shows the kept bytes (it showed an empty file)…

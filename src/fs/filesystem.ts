@@ -878,6 +878,7 @@ export class SynapseFilesystem {
     const record = { bucket: t.bucket, key: t.key, storageLocationId: t.locationId, parentId, startedAt: new Date().toISOString(), pid: process.pid };
     /** The upload's record (multipart or single PutObject), removed once the object is referenced. */
     let recordId: string | undefined;
+    let completing = false;
     const upload = new StreamingUpload(t.store, { bucket: t.bucket, key: t.key }, w.budget, {
       partSize: w.partSize, partsInFlight: PARTS_IN_FLIGHT, contentType: guessContentType(objectName),
       ...(w.partBuffers ? { partBuffers: w.partBuffers } : {}),
@@ -889,8 +890,11 @@ export class SynapseFilesystem {
       },
       onFinished: (uploadId) => w.spool.removeUpload(uploadId),
       // Until `referenced`, a crash would leave a complete object no one names: the record says so.
-      onCompleting: (uploadId) => w.spool.recordUpload({ uploadId, ...record, completing: true }).catch((err: unknown) =>
-        this.opts.logger?.warn({ err, name }, 'could not mark an upload as completing; a crash before it is registered would leave its object in S3')),
+      onCompleting: (uploadId) => {
+        completing = true;
+        return w.spool.recordUpload({ uploadId, ...record, completing: true }).catch((err: unknown) =>
+          this.opts.logger?.warn({ err, name }, 'could not mark an upload as completing; a crash before it is registered would leave its object in S3'));
+      },
     });
     return {
       upload, parentId, object: { bucket: t.bucket, key: t.key, storageLocationId: t.locationId },
@@ -902,6 +906,12 @@ export class SynapseFilesystem {
       discard: async () => {
         await t.store.deleteObject({ bucket: t.bucket, key: t.key });
         if (recordId !== undefined) await w.spool.removeUpload(recordId);
+      },
+      // Its record names the folder an orphan sweep asks STS credentials through: the one it is
+      // in now (review: the old one may be removed once the file has left it).
+      moved: async (newParentId) => {
+        record.parentId = newParentId;
+        if (recordId !== undefined) await w.spool.recordUpload({ uploadId: recordId, ...record, ...(completing ? { completing: true } : {}) });
       },
     };
   }
@@ -2048,6 +2058,8 @@ export class SynapseFilesystem {
       }
       af.parentId = destParent.entityId;
       af.name = destName;
+      // A stream into the same STS location goes on there, its record following (ActiveFile followMove).
+      await af.streamFollows();
       // A scratch file given a real name is published from now on (the other way is refused above).
       const wasLocal = af.localOnly;
       if (wasLocal && !isScratchName(destName)) af.localOnly = false;

@@ -116,6 +116,8 @@ export interface StreamTarget {
    * so the next orphan sweep deletes the object.
    */
   discard?: () => Promise<void>;
+  /** It now goes to `parentId`, a folder of the same storage location (its record follows). */
+  moved?: (parentId: string) => Promise<void>;
 }
 
 export interface ActiveFileInit {
@@ -905,17 +907,34 @@ export class ActiveFile {
    * fails, they stay there, journaled).
    */
   private async followMove(s: StreamTarget): Promise<void> {
-    const location = await this.deps.publisher.stsLocationOf(this.parentId).catch(() => undefined);
-    if (location === s.object.storageLocationId) {
-      s.parentId = this.parentId;
-      return;
-    }
+    if (await this.sameLocation(s)) return;
     try {
       await this.spill('move to another folder');
     } catch (err) {
       if (this.parked && this.stream === s) throw await this.journalParked(err);
       throw err;
     }
+  }
+
+  /**
+   * Renamed into another folder (filesystem.ts rename): a stream into the same STS location goes
+   * there now — its upload record too, which names the folder an orphan sweep would ask STS
+   * credentials through. One moved out is left to its publish (followMove: via the spool).
+   */
+  streamFollows(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.stream && this.stream.parentId !== this.parentId) await this.sameLocation(this.stream);
+    });
+  }
+
+  /** Whether `s` may go on in the file's folder now (the same STS location); if so it does. */
+  private async sameLocation(s: StreamTarget): Promise<boolean> {
+    const location = await this.deps.publisher.stsLocationOf(this.parentId).catch(() => undefined);
+    if (location !== s.object.storageLocationId) return false;
+    s.parentId = this.parentId;
+    await s.moved?.(this.parentId).catch((err: unknown) =>
+      this.deps.logger?.warn({ err, name: this.name }, 'could not move an upload\'s record to its new folder; an orphan sweep may not reach its object'));
+    return true;
   }
 
   /** A parked file that cannot be published now: journaled by its object, the file broken here. */

@@ -616,3 +616,23 @@ test('review: a held temp file whose journal entry cannot be written fails its c
     });
   }
 });
+
+test('review: a stream moved to a subfolder while open keeps going there, its upload record naming the new folder (an orphan sweep asks STS credentials through it)', async () => {
+  await withHeld(async (r) => {
+    await r.fs.mkdir('/sub');
+    const subId = (await r.api.lookupChild(r.rootId, 'sub'))!;
+    const data = Buffer.alloc(6 * 1024 * 1024 + 5, 4);
+    const fd = await r.fs.create('/moving.bin', 0o644);
+    await r.fs.write(fd, data.subarray(0, 5 * 1024 * 1024 + 1), 0); // a part filled: the multipart upload and its record exist
+    await r.fs.rename('/moving.bin', '/sub/moving.bin');
+    await r.fs.write(fd, data.subarray(5 * 1024 * 1024 + 1), 5 * 1024 * 1024 + 1);
+    const [record] = await r.spool.listUploads();
+    assert.equal(record?.parentId, subId, 'the record follows the file');
+    const gets = r.store.calls['getRange'] ?? 0;
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal((r.store.calls['getRange'] ?? 0) - gets, 0, 'no read-back: the stream went on');
+    assert.ok(r.api.fileBytes((await r.api.lookupChild(subId, 'moving.bin'))!).equals(data));
+    assert.deepEqual(await r.spool.listUploads(), []);
+  });
+});

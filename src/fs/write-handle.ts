@@ -137,6 +137,9 @@ export interface ActiveFileInit {
   mtime?: number;
 }
 
+/** A local disk's errno for a failure to keep bytes: ENOSPC when the disk is full, else EIO. */
+const diskFullOrEio = (err: unknown): 'ENOSPC' | 'EIO' => (errnoName(err) === 'ENOSPC' ? 'ENOSPC' : 'EIO');
+
 /** Emptying a published file where Synapse cannot store 0 bytes: nothing changed, nothing to recover. */
 export class EmptyVersionRefused extends FsError {
   constructor(name: string, cause: unknown) {
@@ -336,8 +339,7 @@ export class ActiveFile {
     try {
       return await this.writeAheadEntry(spool, size, md5, registered, registered === undefined);
     } catch (err) {
-      const errno = errnoName(err) === 'ENOSPC' ? 'ENOSPC' : 'EIO';
-      throw new FsError(errno, `${this.name}: its journal entry could not be written (${(err as Error).message}); it is published at its rename, or now if that fails again`, { cause: err });
+      throw new FsError(diskFullOrEio(err), `${this.name}: its journal entry could not be written (${(err as Error).message}); it is published at its rename, or now if that fails again`, { cause: err });
     }
   }
 
@@ -432,8 +434,7 @@ export class ActiveFile {
       this.broken = err;
       this.aborting = s.upload.abort();
       // The spool's disk full is the program's ENOSPC, as a local disk's (review: it saw EIO).
-      const errno = errnoName(err) === 'ENOSPC' ? 'ENOSPC' : 'EIO';
-      throw new FsError(errno, `${this.name}: the streamed bytes could not be brought back for a ${why} (${(err as Error).message})`, { cause: err });
+      throw new FsError(diskFullOrEio(err), `${this.name}: the streamed bytes could not be brought back for a ${why} (${(err as Error).message})`, { cause: err });
     }
     // Only now: until the spool holds every byte, `size` (getattr) must still come from the stream.
     this.stream = undefined;
@@ -461,15 +462,8 @@ export class ActiveFile {
       // POSIX: writing nothing changes nothing — not the size (even past the end), not the
       // stream, not `dirty`. FUSE never sends one; fs callers (and the model test) can.
       if (data.length === 0) return 0;
-      // Written again after its last close while held: its bytes back from S3 first. If that
-      // fails, the file is broken here — journaled by its object, never published with this
-      // write missing (review: a later write at a higher offset published a hole).
-      if (this.stream && this.parked) {
-        const [s, p] = [this.stream, this.parked];
-        await this.unpark(s, p, 'write').catch(async (err: unknown) => {
-          throw this.parked ? await this.journalParked(err) : err;
-        });
-      }
+      // Written again after its last close while held: its bytes back from S3 first (unpark).
+      if (this.stream && this.parked) await this.unpark(this.stream, this.parked, 'write');
       this.givenBytes();
       try {
         return await this.writeNow(data, position);
@@ -881,22 +875,29 @@ export class ActiveFile {
     this.heldAhead = await this.writeHeldEntry(await this.spool(), size, md5, { s3Object: s.object });
   }
 
-  /** A parked file changes again (a write, a truncate, a read, a move): its bytes back into the spool. */
+  /**
+   * A parked file changes again (a write, a truncate, a move out of its location): its bytes back
+   * into the spool. If that fails, the file is broken here, journaled by its object — never
+   * published with the change missing (review: a later write at a higher offset published a
+   * hole; a failed move deleted the object with the file).
+   */
   private async unpark(s: StreamTarget, parked: { size: number; md5: string }, why: string): Promise<void> {
     const spool = await this.spool();
     try {
       await s.upload.readBack((data, offset) => spool.write(data, offset), parked.size);
     } catch (err) {
-      const errno = errnoName(err) === 'ENOSPC' ? 'ENOSPC' : 'EIO';
-      throw new FsError(errno, `${this.name}: its bytes could not be brought back from S3 for a ${why} (${(err as Error).message}); they are still there, journaled`, { cause: err });
+      throw await this.journalParked(new FsError(diskFullOrEio(err),
+        `${this.name}: its bytes could not be brought back from S3 for a ${why} (${(err as Error).message}); they are still there, journaled`, { cause: err }));
     }
     this.deps.logger?.debug({ name: this.name, why, bytes: parked.size }, 'a held temporary file\'s bytes came back from S3 into the spool');
     this.stream = undefined;
     this.parked = undefined;
     // The entry named the object; the spool has every byte now. Only once it says so does the object go.
-    const entry = this.heldAhead && (await this.writeAhead(spool, parked.size, parked.md5));
-    if (this.heldAhead && !entry) return;
-    this.heldAhead = entry || undefined;
+    if (this.heldAhead) {
+      const entry = await this.writeAhead(spool, parked.size, parked.md5);
+      if (!entry) return; // the old entry still names the object: both stay
+      this.heldAhead = entry;
+    }
     await s.discard?.().catch((err: unknown) => this.deps.logger?.warn({ err, name: this.name }, 'could not delete the S3 object of a temporary file read back into the spool; the next mount\'s orphan sweep tries again'));
   }
 
@@ -907,13 +908,7 @@ export class ActiveFile {
    * fails, they stay there, journaled).
    */
   private async followMove(s: StreamTarget): Promise<void> {
-    if (await this.sameLocation(s)) return;
-    try {
-      await this.spill('move to another folder');
-    } catch (err) {
-      if (this.parked && this.stream === s) throw await this.journalParked(err);
-      throw err;
-    }
+    if (!(await this.sameLocation(s))) await this.spill('move to another folder');
   }
 
   /**

@@ -385,6 +385,27 @@ time.sleep(30)`;
     }
   });
 
+  test('SIGKILL right after a tool\'s temp file was closed (cp to rsync\'s temp name): its bytes were journaled before close() returned, and recover publishes them once', async () => {
+    // QA (session 28): close() returned 0, the park ran only at RELEASE, and a kill -9 in between
+    // left the upload to the next mount's orphan sweep — the file was lost.
+    const spoolDir = path.join(scratch, 'spool-kill-held');
+    const victim = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--part-size', '5M']);
+    const data = patternBytes(12 * MiB, 88);
+    await writeFile(path.join(scratch, 'held.bin'), data);
+    const cp = await sh(`cp '${scratch}/held.bin' '${victim.dir}/sts/.held.bin.Ab12Cd'`, { timeoutMs: 60_000 });
+    await killMount(victim);
+    assert.equal(cp.code, 0, cp.stderr);
+    await victim.unmount();
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
+    assert.equal(rec.code, 0, rec.stderr + rec.stdout);
+    const id = await childId(stack, stsId, '.held.bin.Ab12Cd');
+    assert.ok(id, `published by recover: ${rec.stdout}`);
+    const fh = stack.seed.fileHandle(stack.seed.entity(id).dataFileHandleId!);
+    assert.equal(md5(await stack.seed.objectBytes(fh.bucketName, fh.key)), md5(data), 'the exact bytes');
+    assert.match((await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint], { env })).stdout, /nothing to recover/);
+  });
+
   test('SIGKILL after S3 completed a streamed upload, before Synapse registered it: the next mount deletes the object nothing names', async () => {
     const spoolDir = path.join(scratch, 'spool-kill-completed');
     const victim = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--part-size', '5M']);

@@ -211,8 +211,8 @@ describe('a project mixing Synapse, external and STS storage', () => {
       }
       const listed = (await sh(`ls -A '${m.dir}/sts/rs'`)).stdout.trim().split('\n').sort();
       assert.deepEqual(listed, ['a.txt', 'big.bin'], `round ${round}: no temp files left`);
-      assert.deepEqual(await readdir(path.join(scratch, 'spool', 'journal')).catch(() => []), [], `round ${round}: nothing journaled`);
-      assert.deepEqual(await readdir(path.join(scratch, 'spool', 'uploads')).catch(() => []), [], `round ${round}: no upload record left`);
+      assert.deepEqual(await readdir(path.join(scratch, 'spool', 'journal')), [], `round ${round}: nothing journaled`);
+      assert.deepEqual(await readdir(path.join(scratch, 'spool', 'uploads')), [], `round ${round}: no upload record left`);
     }
   });
 

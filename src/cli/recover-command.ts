@@ -10,14 +10,13 @@
  *  - if the target entity's current version already has the entry's md5 and size, the entry is
  *    simply cleared.
  */
-import { stat } from 'node:fs/promises';
 import type { ObjectStore } from '../s3/object-store.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import { readPart, type Publisher } from '../fs/publisher.js';
+import { readPart, VersionConflict, type Publisher } from '../fs/publisher.js';
 import type { MtimeStore } from '../fs/mtime-log.js';
-import { heldOpenBy, type JournalEntry, type Spool } from '../fs/spool.js';
+import { heldOpenBy, sizeAndMd5Of, type JournalEntry, type Spool } from '../fs/spool.js';
 import type { VersionInfo } from '../synapse/types.js';
 
 export interface RecoverResult {
@@ -95,6 +94,23 @@ async function finishUpload(e: JournalEntry, store: ObjectStore): Promise<void> 
 }
 
 /**
+ * The entry to publish when the spool file still holds the bytes it was journaled with (an entry
+ * of a spooled file: no file handle, no S3 object), or why not. A file still open when its mount
+ * died (heldOpen, its holder gone) may have been written after its entry — a failed fsync, then
+ * more writes: half a rewrite, whose MD5 is not the entry's (review: recover published those
+ * bytes under it). --force publishes the bytes as they are, with their own size and MD5.
+ */
+async function checkSpoolBytes(e: JournalEntry, force: boolean): Promise<{ entry: JournalEntry } | { outcome: 'conflict' | 'failed'; error: string }> {
+  if (e.fileHandleId || e.s3Object || e.s3Upload) return { entry: e };
+  const now = await sizeAndMd5Of(e.spoolFile);
+  if (now.size === e.size && now.md5 === e.md5) return { entry: e };
+  if (force) return { entry: { ...e, size: now.size, md5: now.md5 } };
+  const what = `its spool file holds ${now.size} bytes (MD5 ${now.md5}), not the ${e.size} (MD5 ${e.md5}) it was journaled with`;
+  const why = e.heldOpen ? `still open for writing when its mount stopped, and written after it was journaled: ${what}, so it may be incomplete` : what;
+  return { outcome: e.heldOpen ? 'conflict' : 'failed', error: `${why}; not published (--force publishes the bytes as they are)` };
+}
+
+/**
  * An entry recover leaves without asking Synapse, and why: still open in its running mount, or
  * journaled by a mount of another Synapse than `spool`'s.
  */
@@ -116,13 +132,21 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   const ours: OwnVersions = { versions: new Map(), created: new Set() };
   // Oldest first: of two saves of one file, the later one ends as the newest version.
   const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-  for (const entry of entries) {
-    const left = leftAlone(entry, spool, opts.force === true);
+  for (const journaled of entries) {
+    const left = leftAlone(journaled, spool, opts.force === true);
     if (left) {
       results.push(left);
       continue;
     }
+    let entry = journaled;
     try {
+      const checked = await checkSpoolBytes(journaled, opts.force === true);
+      if ('error' in checked) {
+        results.push({ entry, ...checked });
+        log?.warn({ id: entry.id, error: checked.error }, 'recover: spool file not as journaled');
+        continue;
+      }
+      entry = checked.entry;
       // One lookup and one version read serve both checks below.
       const existing = entry.entityId ?? (await api.lookupChild(entry.parentId, entry.name)) ?? undefined;
       const info = await latestVersion(api, existing);
@@ -161,13 +185,23 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
           const o = e.s3Object;
           fileHandleId = await publisher.registerExternal(o.bucket, o.key, o.storageLocationId, e.size, e.md5, e.name);
         } else if (!fileHandleId) {
-          const size = (await stat(e.spoolFile)).size;
-          if (size !== e.size) throw new Error(`spool file ${e.spoolFile} has ${size} bytes, the journal says ${e.size}`);
           fileHandleId = await publisher.upload({ file: e.spoolFile, size: e.size, md5: e.md5 }, e.parentId, e.name);
         }
-        if (!e.fileHandleId) await spool.writeJournal({ ...e, fileHandleId });
-        // --force over a file deleted since: published as a new file of that name.
-        const entity = await publisher.commit(entry.parentId, entry.name, fileHandleId, info || !entry.entityId ? entry.entityId : undefined);
+        if (!e.fileHandleId) {
+          // The upload took a while: the running mount may have published or removed this file
+          // meanwhile (a new save of it, an rm), and dropped its entry — which writing it again
+          // would bring back (review: recover published bytes the user had removed).
+          if (!(await spool.hasJournal(entry.id))) {
+            results.push({ entry, outcome: 'failed', error: 'its entry went while it was being recovered (the running mount published or removed the file meanwhile); not published' });
+            continue;
+          }
+          await spool.writeJournal({ ...e, fileHandleId });
+        }
+        // --force over a file deleted since: published as a new file of that name. Built on the
+        // version checked above: a version made since (the user's save in the running mount, a
+        // collaborator's) is a conflict, not buried under these older bytes (review).
+        const entity = await publisher.commit(entry.parentId, entry.name, fileHandleId, info || !entry.entityId ? entry.entityId : undefined,
+          opts.force || !info ? undefined : info.versionNumber);
         if (entity.versionNumber !== undefined) ours.versions.set(entity.id, entity.versionNumber);
         // The time the mount showed for these bytes stays theirs (mtime-log.ts), as a publish at close keeps it.
         if (entity.versionNumber !== undefined && e.mtime !== undefined) opts.mtimes?.set(entity.id, entity.versionNumber, e.mtime);
@@ -180,6 +214,12 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
     } catch (err) {
       // Its folder deleted elsewhere (QA: "conflict … --force publishes it", then --force failed
       // with Synapse's 404 every time): say so, and what to do.
+      if (err instanceof VersionConflict) {
+        const error = `${err.entityId} is at version ${err.current} now, these bytes were to follow version ${err.builtOn}; not published (--force publishes it as the newest version)`;
+        results.push({ entry, outcome: 'conflict', error });
+        log?.warn({ id: entry.id, error }, 'recover: not published over newer content');
+        continue;
+      }
       const gone = err instanceof SynapseError && err.status === 404 && (await folderGone(api, entry.parentId).catch(() => false));
       const error = gone ? folderGoneMessage(entry) : (err as Error).message;
       results.push({ entry, outcome: 'failed', error });

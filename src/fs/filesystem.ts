@@ -1031,7 +1031,7 @@ export class SynapseFilesystem {
     // spooled one and parks nothing: writes may follow it, and each would bring a parked file's
     // bytes back from S3 (a stream's bytes are then S3's parts, as for any streamed file).
     if (file.heldTemp) {
-      if (why !== 'other') await file.journalHeld({ park: why === 'close' && file.writers <= 1 });
+      if (why !== 'other') await file.journalHeld({ park: why === 'close' && file.writers <= 1, durable: why === 'fsync' });
       return;
     }
     let version;
@@ -1720,6 +1720,12 @@ export class SynapseFilesystem {
 
   private async renameSettled(src: string, dest: string): Promise<void> {
     await this.settled(src, dest);
+    // A publish of the file the rename replaces (a flush or fsync of one of its fds: `settled`
+    // waits only for last closes) finishes first, so its bytes become a version before the
+    // renamed ones, never after (review: `mv new F` answered 0, then F's writer's close made its
+    // old bytes F's newest version).
+    const replaced = this.active.get(dest);
+    if (replaced && replaced !== this.active.get(src)) await replaced.idle();
     let node = await this.table.resolve(src);
     let target = await this.table.resolve(dest).catch(() => undefined);
     let outcome: 'unchanged' | void;

@@ -443,6 +443,14 @@ export class Spool {
     return path.join(this.journalDir, `${id}.json`);
   }
 
+  /** Is entry `id` still in the journal? (A running mount removes an entry it published or discarded.) */
+  async hasJournal(id: string): Promise<boolean> {
+    return stat(this.journalFile(id)).then(() => true, (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    });
+  }
+
   async removeJournal(id: string): Promise<void> {
     await rm(this.journalFile(id), { force: true });
   }
@@ -563,6 +571,19 @@ export class SpoolFile {
     await rm(this.file, { force: true });
     await rm(`${this.file}${KEEP_SUFFIX}`, { force: true }); // a later publish succeeded (review: the marker stayed)
   }
+}
+
+/** A file's size and MD5 hex as it is now, read whole (recover checks a spool file against its entry). */
+export async function sizeAndMd5Of(file: string): Promise<{ size: number; md5: string }> {
+  const h = createHash('md5');
+  let size = 0;
+  await new Promise<void>((resolve, reject) => {
+    createReadStream(file, { highWaterMark: 1 << 20 })
+      .on('data', (c) => { h.update(c as Buffer); size += c.length; })
+      .on('end', () => resolve())
+      .on('error', reject);
+  });
+  return { size, md5: h.digest('hex') };
 }
 
 /** fsync a file or directory by path. */

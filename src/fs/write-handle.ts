@@ -335,16 +335,16 @@ export class ActiveFile {
    * written is its close's error — close() must not say 0 for bytes nothing names (review). Tried
    * again at RELEASE; failing there too, the file is published as it is (filesystem.ts held).
    */
-  private async writeHeldEntry(spool: SpoolFile, size: number, md5: string, registered?: Pick<JournalEntry, 's3Object'>): Promise<string> {
+  private async writeHeldEntry(spool: SpoolFile, size: number, md5: string, registered?: Pick<JournalEntry, 's3Object'>, durable = false): Promise<string> {
     try {
-      return await this.writeAheadEntry(spool, size, md5, registered, registered === undefined);
+      return await this.writeAheadEntry(spool, size, md5, registered, registered === undefined, durable);
     } catch (err) {
       throw new FsError(diskFullOrEio(err), `${this.name}: its journal entry could not be written (${(err as Error).message}); it is published at its rename, or now if that fails again`, { cause: err });
     }
   }
 
   private async writeAheadEntry(spool: SpoolFile, size: number, md5: string,
-    registered: Pick<JournalEntry, 'fileHandleId' | 's3Object'> | undefined, inSpool: boolean): Promise<string> {
+    registered: Pick<JournalEntry, 'fileHandleId' | 's3Object'> | undefined, inSpool: boolean, durable = false): Promise<string> {
     await this.deps.spool.writeJournal({
       id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
       ...(this.entityId ? { entityId: this.entityId } : {}),
@@ -353,7 +353,7 @@ export class ActiveFile {
       size, md5, inSpool, createdAt: new Date().toISOString(), mtime: this.mtime,
       error: 'the mount stopped while publishing this file (its close had begun)',
       publishing: publishingNow(),
-    }, { durable: false });
+    }, { durable });
     return spool.id;
   }
 
@@ -821,7 +821,7 @@ export class ActiveFile {
    * entry naming the object. Called again (a rename while a reader has it open), the entry is
    * written afresh: the file's name and folder now.
    */
-  journalHeld(opts: { park: boolean }): Promise<void> {
+  journalHeld(opts: { park: boolean; durable?: boolean }): Promise<void> {
     return this.exclusive(async () => {
       // A failed publish's entry (a park that failed) is what recover needs: never overwritten
       // with what the spool holds of a streamed file (review: a partial file, its upload let go).
@@ -829,7 +829,7 @@ export class ActiveFile {
       // bytes journaled at a FLUSH, and a crash then let recover publish the removed file).
       if (!this.dirty || this.broken || this.journaled || this.unlinked) return;
       if (this.stream && this.parked) {
-        this.heldAhead = await this.writeHeldEntry(await this.spool(), this.parked.size, this.parked.md5, { s3Object: this.stream.object });
+        this.heldAhead = await this.writeHeldEntry(await this.spool(), this.parked.size, this.parked.md5, { s3Object: this.stream.object }, opts.durable);
         return;
       }
       if (this.stream) {
@@ -837,7 +837,9 @@ export class ActiveFile {
         return;
       }
       if (!this.spoolFile) return;
-      this.heldAhead = await this.writeHeldEntry(this.spoolFile, this.spoolFile.size, await this.spoolFile.md5());
+      // At an fsync, durably: the spool file's bytes and the entry reach the disk before it
+      // answers, as fsync(2) promises (review: a power cut lost what fsync had said was safe).
+      this.heldAhead = await this.writeHeldEntry(this.spoolFile, this.spoolFile.size, await this.spoolFile.md5(), undefined, opts.durable);
     });
   }
 

@@ -68,3 +68,28 @@ test('rm of a new file while an fd\'s close publishes it: the file is gone from 
     assert.ok(!(await r.fs.readdir('/')).includes('a.txt'), 'not listed');
   });
 });
+
+test('mv onto a file while a close of one of its fds publishes: the renamed bytes end newest in Synapse, as in the mount', async () => {
+  // Review: rename waited only for last closes (release), so a flush's publish still uploading
+  // committed after the rename — F's newest version became the replaced writer's bytes, while
+  // the mount showed the renamed ones.
+  await withReal(async (r) => {
+    await writeNew(r, '/F', 'v1\n');
+    await writeNew(r, '/new', 'renamed-in\n');
+    const fid = r.api.resolvePath(r.rootId, '/F')!.id;
+    const fd = await r.fs.open('/F', O_WRONLY | O_TRUNC);
+    await r.fs.truncate('/F', 0);
+    await r.fs.write(fd, Buffer.from('old-writer\n'), 0);
+    // The writer's registration is slow: its publish is still running when the rename arrives.
+    r.faults.fail('createExternalS3FileHandle', { skip: 1, times: 1, delayMs: 300 });
+    const [flushed, renamed] = await Promise.allSettled([r.fs.flush(fd), r.fs.rename('/new', '/F')]);
+    r.faults.clear();
+    assert.equal(flushed.status, 'fulfilled');
+    assert.equal(renamed.status, 'fulfilled');
+    await r.fs.release(fd);
+    assert.equal(r.api.resolvePath(r.rootId, '/F')!.id, fid, 'the same entity');
+    assert.equal(r.api.fileBytes(fid).toString(), 'renamed-in\n', 'the renamed bytes are the newest version');
+    assert.equal(r.api.versions(fid).length, 3, 'v1, the writer\'s close, then the renamed bytes');
+    assert.equal(await readText(r, '/F'), 'renamed-in\n');
+  });
+});

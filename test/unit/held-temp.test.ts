@@ -563,9 +563,13 @@ test('review: a held temp file removed while open is never journaled (recover wo
     const fd = await r.fs.create('/tmpij90kl12', 0o644);
     await r.fs.write(fd, Buffer.from('ata\n'), 1);
     await r.fs.write(fd, Buffer.from('d'), 0);
+    const writes: Array<boolean | undefined> = [];
+    const writeJournal = r.spool.writeJournal.bind(r.spool);
+    r.spool.writeJournal = async (e, opts = {}) => { writes.push(opts.durable); return writeJournal(e, opts); };
     await r.fs.fsync(fd); // os.fsync before close and os.replace
     const raw = (await readdir(r.spool.journalDir)).filter((n) => n.endsWith('.json'));
     assert.equal(raw.length, 1, 'journaled at the fsync');
+    assert.deepEqual(writes, [true], 'durably: the spool file and the entry are fsynced before fsync answers (review)');
     await r.fs.flush(fd);
     await r.fs.release(fd);
   });

@@ -336,3 +336,66 @@ test('a journaled file closed for the last time is recover\'s: the entry no long
     assert.equal(heldOpenBy(entry), undefined);
   });
 });
+
+test('recover racing the running mount: a save of the kept file made during recover\'s upload is a conflict, not buried; an rm meanwhile is not undone', async () => {
+  // Review: recover checked for newer versions once, before its upload, then committed with no
+  // version condition and wrote the entry back — the user's newer save became an older version,
+  // and a kept file removed in the mount came back.
+  await withReal(async (r) => {
+    const gated = (onRegister: () => Promise<void>): Publisher => {
+      let first = true;
+      const api = new Proxy(r.api, {
+        get(target, key) {
+          if (key === 'createExternalS3FileHandle') {
+            return async (...args: Parameters<typeof target.createExternalS3FileHandle>) => {
+              if (first) { first = false; await onRegister(); }
+              return target.createExternalS3FileHandle(...args);
+            };
+          }
+          const v = (target as unknown as Record<string | symbol, unknown>)[key];
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      const sts = new StsCredentialCache({ fetch: (id, permission) => r.api.getStsCredentials(id, permission) });
+      const sources = new FileSources(r.api, sts, () => r.store, { useSts: true, requestTimeoutMs: 5_000 });
+      return new Publisher(api, (loc, id) => sources.storeFor(loc, id, 'read_write'), { userId: r.api.user.id, partSize: 5 * MiB, useSts: true, uploads: r.spool });
+    };
+    // Kept before its upload was registered: recover uploads it again (the long part).
+    const keptUnregistered = async (name: string): Promise<string> => {
+      await writeNew(r, `/${name}`, 'v1\n');
+      r.faults.failNext('createExternalS3FileHandle');
+      const fd = await r.fs.open(`/${name}`, O_WRONLY);
+      await r.fs.write(fd, Buffer.from('kept\n'), 3);
+      await assert.rejects(r.fs.flush(fd));
+      await r.fs.release(fd);
+      return r.api.resolvePath(r.rootId, `/${name}`)!.id;
+    };
+    const id = await keptUnregistered('f.txt');
+    // While recover uploads the kept bytes, the user saves the file through the mount.
+    const saved = await recoverAll(r.api, gated(async () => {
+      const fd = await r.fs.open('/f.txt', O_WRONLY);
+      await r.fs.truncate('/f.txt', 0);
+      await r.fs.write(fd, Buffer.from('users-newer-save\n'), 0);
+      await r.fs.flush(fd);
+      await r.fs.release(fd);
+    }), r.spool, undefined, () => r.store);
+    assert.notEqual(saved[0]!.outcome, 'published', saved[0]!.error);
+    assert.equal(r.api.fileBytes(id).toString(), 'users-newer-save\n', 'the newer save stays the newest version');
+    assert.deepEqual(await r.spool.listJournal(), [], 'the save published the file: no entry brought back');
+
+    // A collaborator's version meanwhile (the entry stays): a conflict, theirs stays the newest.
+    const hid = await keptUnregistered('h.txt');
+    const theirs = await recoverAll(r.api, gated(async () => { await r.remote.putVersion(hid, Buffer.from('theirs\n')); }), r.spool, undefined, () => r.store);
+    assert.deepEqual(theirs.map((x) => x.outcome), ['conflict'], theirs[0]!.error);
+    assert.match(theirs[0]!.error ?? '', /--force publishes it/);
+    assert.equal(r.api.fileBytes(hid).toString(), 'theirs\n', 'the collaborator\'s version stays the newest');
+    assert.equal((await r.spool.listJournal()).length, 1, 'kept for recover --force');
+    for (const e of await r.spool.listJournal()) await r.spool.removeJournal(e.id);
+
+    await keptUnregistered('g.txt');
+    const removed = await recoverAll(r.api, gated(async () => { await r.fs.unlink('/g.txt'); }), r.spool, undefined, () => r.store);
+    assert.notEqual(removed[0]!.outcome, 'published', removed[0]!.error);
+    assert.equal(await r.api.lookupChild(r.rootId, 'g.txt'), null, 'the removed file stays removed');
+    assert.deepEqual(await r.spool.listJournal(), [], 'nor is its entry brought back');
+  });
+});

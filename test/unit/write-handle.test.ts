@@ -547,3 +547,53 @@ test('recover: an entry whose file was deleted since is a conflict (no upload); 
   assert.deepEqual(forced.map((r) => r.outcome), ['published']);
   assert.deepEqual(commits, [undefined], 'a new entity, not an update of the deleted one');
 });
+
+test('recover: a file still open when its mount died and written after its entry is a conflict (half a rewrite); --force publishes the bytes as they are, with their own MD5', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'wh-'));
+  dirs.push(dir);
+  const spool = new Spool(dir);
+  await spool.init();
+  const uploads: Array<{ size: number; md5: string; data: Buffer }> = [];
+  const publisher = {
+    upload: async (src: { file: string; size: number; md5: string }) => {
+      uploads.push({ size: src.size, md5: src.md5, data: await readFile(src.file) });
+      return `fh-${uploads.length}`;
+    },
+    commit: async () => ({ id: 'syn5', versionNumber: 3, modifiedOn: new Date().toISOString() }),
+  } as unknown as Publisher;
+  const api = {
+    lookupChild: async () => null,
+    getLatestVersionInfo: async () => ({ versionNumber: 2, contentMd5: 'other', contentSize: '1' }),
+  } as unknown as SynapseApi;
+  const deadHolder = { pid: 4_000_000, processStart: 1 };
+  const journal = async (name: string, journaledBytes: Buffer, laterWrite: Buffer | undefined, heldOpen: boolean): Promise<void> => {
+    const f = await spool.create();
+    await f.write(journaledBytes, 0);
+    if (laterWrite) await f.write(laterWrite, 0); // the program went on writing in place
+    await f.close();
+    await spool.writeJournal({ id: f.id, spoolFile: f.file, parentId: 'syn1', name, entityId: 'syn5', baseVersion: 2,
+      size: journaledBytes.length, md5: md5(journaledBytes), createdAt: `2026-12-06T10:00:0${uploads.length}.000Z`, error: 'fsync failed',
+      ...(heldOpen ? { heldOpen: deadHolder } : {}) });
+  };
+  const fsynced = Buffer.alloc(4096, 'B');
+  await journal('rewritten.bin', fsynced, Buffer.alloc(1024, 'C'), true);
+  const first = await recoverAll(api, publisher, spool, undefined, () => new MemoryObjectStore());
+  assert.deepEqual(first.map((r) => r.outcome), ['conflict']);
+  assert.match(first[0]!.error ?? '', /still open for writing when its mount stopped, and written after it was journaled/);
+  assert.equal(uploads.length, 0, 'half a rewrite is never published under the old MD5');
+  const forced = await recoverAll(api, publisher, spool, undefined, () => new MemoryObjectStore(), { force: true });
+  assert.deepEqual(forced.map((r) => r.outcome), ['published']);
+  assert.equal(uploads.length, 1);
+  assert.equal(uploads[0]!.md5, md5(uploads[0]!.data), '--force publishes the bytes with their own MD5');
+  assert.equal(uploads[0]!.data.subarray(0, 1).toString(), 'C');
+  // Unchanged since its entry (the fsync'd bytes): published as journaled.
+  await journal('kept.bin', fsynced, undefined, true);
+  assert.deepEqual((await recoverAll(api, publisher, spool, undefined, () => new MemoryObjectStore())).map((r) => r.outcome), ['published']);
+  assert.equal(uploads[1]!.md5, md5(fsynced));
+  // A spool file that no longer holds its entry's bytes, nobody writing it: not published.
+  await journal('changed.bin', fsynced, Buffer.alloc(10, 'D'), false);
+  const changed = await recoverAll(api, publisher, spool, undefined, () => new MemoryObjectStore());
+  assert.deepEqual(changed.map((r) => r.outcome), ['failed']);
+  assert.match(changed[0]!.error ?? '', /its spool file holds 4096 bytes \(MD5 [0-9a-f]{32}\), not the 4096/);
+  assert.equal(uploads.length, 2);
+});

@@ -32,7 +32,10 @@ import { processAlive } from '../process-alive.js';
  * flight (status, asked inside a mount), not a dead namesake's (the sweep at start).
  */
 export async function orphanedUploads(spool: Spool, selfIsLive: boolean): Promise<UploadRecord[]> {
-  const journal = await spool.listJournal();
+  const { entries: journal, unreadable } = await spool.readJournal();
+  // An entry that cannot be read (torn, edited by hand) may name any of them: none is an orphan
+  // until recover has dealt with it (as the spool-file sweep, Spool.sweepOrphanedFiles; review).
+  if (unreadable.length > 0) return [];
   const journaled = new Set(journal.map((e) => e.s3Upload?.uploadId).filter((id) => id !== undefined));
   // An object recover completed and journaled, whose record it had not removed yet.
   const objectKey = (o: { bucket: string; key: string }): string => `${o.bucket}/${o.key}`;

@@ -256,16 +256,18 @@ export class Spool {
   }
 
   /**
-   * Upload records a process died writing (between the write and its rename): never read, and
-   * nothing else names them. Another host's and live processes' stay; so do unowned ones
-   * (older releases named them by pid alone — tiny; left for the user).
+   * Upload records and journal entries a process died writing (between the write and its
+   * rename): never read, and nothing else names them. Another host's and live processes' stay;
+   * so do unowned ones (older releases named them by pid alone — tiny; left for the user).
    */
   async sweepStrayRecords(): Promise<number> {
     let removed = 0;
-    for (const n of await readdir(this.uploadsDir).catch(() => [] as string[])) {
-      if (!n.endsWith('.tmp') || ownerOf(n.slice(0, -'.tmp'.length), /\.json$/) !== 'ours, gone') continue;
-      await rm(path.join(this.uploadsDir, n), { force: true });
-      removed++;
+    for (const dir of [this.uploadsDir, this.journalDir]) {
+      for (const n of await readdir(dir).catch(() => [] as string[])) {
+        if (!n.endsWith('.tmp') || ownerOf(n.slice(0, -'.tmp'.length), /\.json$/) !== 'ours, gone') continue;
+        await rm(path.join(dir, n), { force: true });
+        removed++;
+      }
     }
     return removed;
   }
@@ -315,9 +317,17 @@ export class Spool {
     // would cost as much as the upload.
     const durable = opts.durable ?? true;
     const file = this.journalFile(entry.id);
-    const tmp = `${file}.tmp`;
+    // One temp name per process: the mount and `recover` may rewrite one entry at once (review).
+    const tmp = `${file}.${OWNED_BY_THIS_PROCESS}.tmp`;
     // A stream's entry may have no spool file; any other failure means its bytes may not be on disk.
-    if (durable) await syncFile(entry.spoolFile).catch((err: unknown) => { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; });
+    if (durable) {
+      const spooled = await syncFile(entry.spoolFile).then(() => true, (err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        return false;
+      });
+      // Its name in files/ too: a power cut could otherwise keep the entry and lose the file.
+      if (spooled) await syncDir(path.dirname(entry.spoolFile));
+    }
     const fh = await open(tmp, 'w', 0o600);
     try {
       try {
@@ -331,7 +341,7 @@ export class Spool {
       await rm(tmp, { force: true }).catch(() => undefined); // a disk full: no empty temp left behind (QA)
       throw err;
     }
-    if (durable) await syncFile(this.journalDir).catch(() => undefined);
+    if (durable) await syncDir(this.journalDir);
     return file;
   }
 
@@ -584,6 +594,17 @@ export async function sizeAndMd5Of(file: string): Promise<{ size: number; md5: s
       .on('error', reject);
   });
   return { size, md5: h.digest('hex') };
+}
+
+/**
+ * fsync a directory, so the names made or renamed in it survive a power cut. A failure is the
+ * caller's (the entry is not durable), except where the file system cannot sync a directory.
+ */
+async function syncDir(p: string): Promise<void> {
+  await syncFile(p).catch((err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+  });
 }
 
 /** fsync a file or directory by path. */

@@ -314,6 +314,14 @@ export class ActiveFile {
     await this.deps.spool.removeJournal(id).catch(() => undefined);
   }
 
+  /** A failed publish's entry (or this publish's write-ahead one in its place) goes: its bytes are superseded. */
+  private async dropEntryOnDisk(): Promise<void> {
+    if (!(this.journaled || this.entryOnDisk) || !this.spoolFile) return;
+    this.journaled = false;
+    this.entryOnDisk = false;
+    await this.deps.spool.removeJournal(this.spoolFile.id).catch(() => undefined);
+  }
+
   /**
    * The write-ahead journal entry of a publish (publish()); its id, or undefined if it could not be
    * written. From the spool, it names the spool file; for a streamed file, once its object is
@@ -323,7 +331,9 @@ export class ActiveFile {
   private async writeAhead(spool: SpoolFile, size: number, md5: string,
     registered?: Pick<JournalEntry, 'fileHandleId' | 's3Object'>, inSpool = registered === undefined): Promise<string | undefined> {
     try {
-      return await this.writeAheadEntry(spool, size, md5, registered, inSpool);
+      // It takes the place of an entry already on disk (a failed publish's, same id): durably then,
+      // or a power cut could leave a torn entry where a sound one was (review).
+      return await this.writeAheadEntry(spool, size, md5, registered, inSpool, this.journaled || this.entryOnDisk);
     } catch (err) {
       this.deps.logger?.warn({ err, name: this.name }, 'could not write the write-ahead journal entry; if the mount dies while publishing, these bytes are not recoverable (the next mount removes the spool file)');
       return undefined;
@@ -696,6 +706,9 @@ export class ActiveFile {
             this.endStream();
             throw err;
           }
+          // Emptied since an earlier publish failed: that entry's bytes are not the file any more
+          // (review: it stayed, as a write-ahead entry of 0 bytes recover could never publish).
+          if (err instanceof EmptyFileNotSupported) await this.dropEntryOnDisk();
           if (err instanceof EmptyFileNotSupported && !this.entityId) {
             this.emptyPlaceholder = true;
             // Info, not a warning: documented (README, Empty files), and git makes one per lock (QA: noise).
@@ -759,11 +772,7 @@ export class ActiveFile {
         this.unjournaledBytes = undefined;
         // A publish that failed earlier (at close) left a journal entry: these bytes are now in
         // Synapse, so it must not linger as "waiting for recover".
-        if ((this.journaled || this.entryOnDisk) && this.spoolFile) {
-          this.journaled = false;
-          this.entryOnDisk = false;
-          await this.deps.spool.removeJournal(this.spoolFile.id).catch(() => undefined);
-        }
+        await this.dropEntryOnDisk();
         return {
           ...(revived ? { revived: true } : {}),
           entityId: entity.id, versionNumber: entity.versionNumber ?? 1, size, md5, fileHandleId, spoolFile: spool?.file,

@@ -107,8 +107,14 @@ test('upload records a dead process left half-written (before their rename) are 
     const foreign = `ghi.json.${tag === '00000000' ? '11111111' : '00000000'}.${dead}-1700000000000.tmp`;
     const unowned = `jkl.json.${dead}.tmp`;
     for (const n of [stray, live, foreign, unowned]) await writeFile(path.join(uploads, n), '{"uploadId"');
-    assert.equal(await spool.sweepStrayRecords(), 1);
+    // Journal entries are written the same way (one temp name per process: the mount and recover
+    // may rewrite one entry at once — review).
+    const journal = path.join(spool.dir, 'journal');
+    for (const n of [stray, live]) await writeFile(path.join(journal, n), '{"id"');
+    assert.equal(await spool.sweepStrayRecords(), 2);
     assert.deepEqual((await readdir(uploads)).sort(), [live, foreign, unowned].sort());
+    assert.deepEqual(await readdir(journal), [live]);
+    await rm(path.join(journal, live));
     // The temp files this process writes records through are named so: one whose rename fails
     // (as if it crashed there) is this live process's, and stays.
     const target = path.join(uploads, `${createHash('sha1').update('u1').digest('hex')}.json`);

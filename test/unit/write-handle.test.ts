@@ -597,3 +597,37 @@ test('recover: a file still open when its mount died and written after its entry
   assert.match(changed[0]!.error ?? '', /its spool file holds 4096 bytes \(MD5 [0-9a-f]{32}\), not the 4096/);
   assert.equal(uploads.length, 2);
 });
+
+test('a file whose publish failed, then emptied where 0 bytes are refused: its old entry goes (recover could never publish it)', async () => {
+  // Review: the re-publish's write-ahead entry (0 bytes) took the failed entry's place and stayed.
+  for (const published of [false, true]) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'wh-'));
+    dirs.push(dir);
+    const spool = new Spool(dir);
+    await spool.init();
+    let refuse = true;
+    const publisher = {
+      upload: async (src: { size: number }) => {
+        if (src.size === 0) throw new EmptyFileNotSupported('f.txt');
+        if (refuse) throw new Error('Synapse said 503');
+        return 'fh-1';
+      },
+      commit: async () => ({ id: 'syn5', versionNumber: 2, modifiedOn: new Date().toISOString() }),
+    } as unknown as Publisher;
+    const old = Buffer.from('old\n');
+    const file = new ActiveFile({
+      spool, publisher, loadBase: async (_id, _v, into) => { await into.write(old, 0); },
+    }, { parentId: 'syn1', name: 'f.txt', entityId: published ? 'syn5' : undefined,
+      base: published ? { size: old.length, md5: md5(old), version: 1 } : undefined, localOnly: false });
+    file.refs = 1;
+    await file.write(Buffer.from('bytes Synapse refused\n'), 0);
+    await assert.rejects(file.publish());
+    assert.equal((await spool.listJournal()).length, 1, 'journaled');
+    refuse = false;
+    await file.truncate(0);
+    if (published) await assert.rejects(file.publish(), (e: unknown) => e instanceof EmptyVersionRefused);
+    else assert.equal(await file.publish(), undefined, 'an empty placeholder');
+    assert.deepEqual(await readdir(path.join(dir, 'journal')), [], `${published ? 'published' : 'new'} file: no entry left`);
+    assert.equal(file.awaitingRecovery, false);
+  }
+});

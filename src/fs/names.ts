@@ -31,11 +31,27 @@ export function nameProblem(name: string): string | undefined {
 
 export function isScratchName(name: string): boolean {
   return name.endsWith('~')
+    || isSqliteSideFile(name)
     || (name.startsWith('#') && name.endsWith('#') && name.length > 1)
     || name.startsWith('.#')
     // vim's swap files (.f.swp, .f.swo, …) and the .f.swx / .f.swpx it creates to probe a directory
     || /^\..+\.(sw[a-px]|swpx)$/.test(name)
     || isRsyncTempOfScratch(name);
+}
+
+/**
+ * SQLite's files beside a database `<db>`: its rollback journal `<db>-journal` and the WAL index
+ * `<db>-shm`, where `<db>` has an extension (`.db`, `.sqlite`, `.gpkg`, …; a real file named
+ * `lab-journal` is not one). Only SQLite on this mount ever reads them: the database file is
+ * published at each commit (SQLite fsyncs it), so Synapse always holds a committed state, and
+ * the journal — published at its fsync, removed at the commit — made every transaction cost a
+ * publish, a delete and a restore from the trash can, and failed for a "Can edit" collaborator,
+ * who may not delete (QA: "disk I/O error", a hot journal left in Synapse that rolled back the
+ * next open). The WAL (`<db>-wal`) is published as any file: in WAL mode it holds the commits
+ * until a checkpoint writes them into the database.
+ */
+export function isSqliteSideFile(name: string): boolean {
+  return /^.+\.[A-Za-z0-9]{1,16}-(?:journal|shm)$/.test(name);
 }
 
 /** rsync's temp file `.<name>.XXXXXX` (six random characters) for a scratch `<name>` (`rsync -b`). */
@@ -64,6 +80,13 @@ export function isProbeName(name: string): boolean {
  * file the rename could not remove (QA). Not renamed by then, it is published under its own name.
  */
 export function isHeldTempName(name: string): boolean {
+  // `<name>.tmp`, written whole and renamed onto `<name>`: the hand-made atomic save (`f + '.tmp'`
+  // then os.replace), and NamedTemporaryFile(prefix='.<name>.', suffix='.tmp'). A real file of
+  // that name is published 10 s after its last close instead of at it (QA: a "Can edit"
+  // collaborator's second save failed with EACCES, and the file handle kept the temp name).
+  if (/^.+\.tmp$/.test(name)) return true;
+  // git's loose-object and pack temp files, renamed onto their object name.
+  if (/^tmp_(?:obj|pack|idx|rev|bitmap|mtimes)_[A-Za-z0-9]{6}$/.test(name)) return true;
   // Python's tempfile (NamedTemporaryFile(dir=…, delete=False) or mkstemp, then os.replace: the
   // atomic-write idiom): `tmp` and 8 of a–z, 0–9 and _, with its `suffix=` if any (QA: a "Can
   // edit" collaborator's os.replace onto a file failed, leaving a temp entity they could not
@@ -85,7 +108,10 @@ export function isHeldTempName(name: string): boolean {
  */
 export function heldTempTarget(name: string): string | undefined {
   if (!isHeldTempName(name)) return undefined;
-  return /^\.(.+)\.[A-Za-z0-9]{6}$/.exec(name)?.[1];
+  return /^\.(.+)\.[A-Za-z0-9]{6}$/.exec(name)?.[1]
+    // NamedTemporaryFile(prefix='.<name>.', suffix='.tmp'): 8 of a–z, 0–9 and _ between them.
+    ?? /^\.(.+)\.[a-z0-9_]{8}\.tmp$/.exec(name)?.[1]
+    ?? /^(.+)\.tmp$/.exec(name)?.[1];
 }
 
 /**

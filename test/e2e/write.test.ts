@@ -1435,6 +1435,46 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
         + ` && find .git -name '*.lock'`, { timeoutMs: 120_000 });
       assert.equal(git.code, 0, git.stderr);
       assert.equal(git.stdout, '2\n', 'two commits, a clean tree, no lock file left');
+      // SQLite in its default (rollback journal) mode: the -journal stays in this mount, the
+      // database is published at each commit (QA: "disk I/O error" — the published journal could
+      // not be deleted at the commit — and a hot journal left in Synapse that rolled back the next open).
+      const sq = await sh(`python3 -c "
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute('create table t (x)')
+for i in range(5):
+    db.execute('insert into t values (?)', (i,))
+    db.commit()
+db.close()
+db = sqlite3.connect(sys.argv[1])
+print(db.execute('select count(*) from t').fetchone()[0])
+db.close()
+" '${m2.dir}/canedit/runs.db'`, { timeoutMs: 120_000 });
+      assert.equal(sq.code, 0, sq.stderr);
+      assert.equal(sq.stdout, '5\n');
+      // The hand-made atomic save (`f + '.tmp'`, then os.replace) is held as tempfile's is.
+      const tmpSave = await sh(`python3 -c "
+import os, sys
+f = os.path.join(sys.argv[1], 'x.txt')
+with open(f + '.tmp', 'w') as out: out.write('x5 via .tmp\\n')
+os.replace(f + '.tmp', f)
+" '${m2.dir}/canedit' && cat '${m2.dir}/canedit/x.txt'`, { timeoutMs: 60_000 });
+      assert.equal(tmpSave.code, 0, tmpSave.stderr);
+      assert.equal(tmpSave.stdout, 'x5 via .tmp\n');
+      assert.equal(stack.seed.versions(x.id).length, 5, 'os.replace of x.txt.tmp made x.txt\'s next version');
+      assert.equal(stack.seed.fileHandle(String(stack.seed.entity(x.id).dataFileHandleId)).fileName, 'x.txt', 'its file handle is named for the file');
+      const afterDb = await fetch(`${stack.endpoint}/repo/v1/entity/children`, {
+        method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ parentId: edit, includeTypes: ['file'] }),
+      });
+      const page = ((await afterDb.json()) as { page: Array<{ name: string; id: string }> }).page;
+      assert.deepEqual(page.map((c) => c.name).sort(), ['new.txt', 'r.txt', 'runs.db', 'x.txt', 'z.txt'], 'no journal, no temp file in Synapse');
+      // What Synapse holds of the database is a committed state with every row.
+      const dbCopy = path.join(scratch, 'runs-from-synapse.db');
+      const dbHandle = stack.seed.fileHandle(String(stack.seed.entity(page.find((c) => c.name === 'runs.db')!.id).dataFileHandleId));
+      await writeFile(dbCopy, await stack.seed.objectBytes(dbHandle.bucketName, dbHandle.key));
+      const check = await sh(`python3 -c "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); print(db.execute('pragma integrity_check').fetchone()[0], db.execute('select count(*) from t').fetchone()[0])" '${dbCopy}'`);
+      assert.equal(check.stdout, 'ok 5\n', check.stderr);
       // A folder with its own ACL keeps it when renamed (review: it was given the project's, whose
       // cached "may not add files" then refused a file its own ACL allows).
       const renamed = await sh(`mv '${m2.dir}/own-acl' '${m2.dir}/own-acl2' && echo mine > '${m2.dir}/own-acl2/f.txt'`);

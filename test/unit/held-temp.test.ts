@@ -114,7 +114,25 @@ test('a temp-named file renamed to a scratch name stays listed, as a scratch fil
 test('rsync\'s temp names without a capital but with lower case and digits mixed are held too (a collaborator\'s rsync failed 3.8 % of the time), and Python tempfile\'s; real names stay plain files', async () => {
   const { isHeldTempName } = await import('../../src/fs/names.js');
   for (const held of ['.x.txt.0psng6', '.f.txt.Xy12Ab', 'sedab12cd', 'zi9qwert', 'tmpjtl7wsl3', 'tmprutaa973', 'tmp_k2x9q_a', 'tmpab12cd34.csv', 'tmpbupmfasu']) assert.equal(isHeldTempName(held), true, held);
-  for (const plain of ['.env.sample', '.bashrc.backup', 'zipcodes', 'zi202401', '.x.txt.123456', 'sedabcdef', 'tmpfiles', 'tmp12345678', 'tmp.txt', 'tmpdata.csv']) assert.equal(isHeldTempName(plain), false, plain);
+  for (const plain of ['.env.sample', '.bashrc.backup', 'zipcodes', 'zi202401', '.x.txt.123456', 'sedabcdef', 'tmpfiles', 'tmp12345678', 'tmp.txt.csv', 'tmpdata.csv', 'tmp', 'tmp_obj_ab', 'report.tmpl']) assert.equal(isHeldTempName(plain), false, plain);
+});
+
+test('QA: the hand-made atomic save `<name>.tmp`, NamedTemporaryFile(prefix=\'.<name>.\', suffix=\'.tmp\') and git\'s object temp files are held; their real names are known where the name says', async () => {
+  const { heldTempTarget, isHeldTempName } = await import('../../src/fs/names.js');
+  for (const held of ['fixed.json.tmp', '.results.json.06f1qpj3.tmp', 'x.tmp', 'tmp_obj_Ab12Cd', 'tmp_pack_8YRkZP', 'tmp_idx_xq3f9a']) assert.equal(isHeldTempName(held), true, held);
+  assert.equal(heldTempTarget('fixed.json.tmp'), 'fixed.json');
+  assert.equal(heldTempTarget('.results.json.06f1qpj3.tmp'), 'results.json');
+  assert.equal(heldTempTarget('.x.csv.Ab12Cd'), 'x.csv');
+  assert.equal(heldTempTarget('tmp_pack_8YRkZP'), undefined);
+  await withHeld(async (r) => {
+    await writeNew(r, '/out.json', 'v1\n');
+    await writeSpooled(r, '/out.json.tmp', 'v2\n');
+    assert.equal(await r.api.lookupChild(r.rootId, 'out.json.tmp'), null, 'not published at its close');
+    await r.fs.rename('/out.json.tmp', '/out.json');
+    const id = (await r.api.lookupChild(r.rootId, 'out.json'))!;
+    assert.equal(r.api.fileBytes(id).toString(), 'v2\n');
+    assert.equal(r.api.versions(id).length, 2, 'the next version of out.json, no temp entity');
+  });
 });
 
 test('a held file is in the journal until its rename publishes it: a crash leaves it to recover, and a failed publish fails the rename', async () => {

@@ -1428,7 +1428,16 @@ export class SynapseFilesystem {
       await publishing;
       if (this.releasing.get(path) === publishing) this.releasing.delete(path);
     }
+    const replaced = this.active.has(path) && this.active.get(path) !== file;
     if (this.active.get(path) === file) this.active.delete(path);
+    // What waits for recover shows at its path from the moment the file stops being active, not
+    // after the awaits below: a stat there showed the old version, whose size an append then
+    // wrote at, into the journaled bytes (QA: `cp big f` refused, `echo x >> f`, recover
+    // published the big file with x written over its 1 MiB mark).
+    this.kept?.closed(file, {
+      parentId: file.parentId, name: file.name, entityId: file.entityId, mtime: file.mtime, entry: file.journalEntry,
+      unlinked: file.unlinked, replaced,
+    });
     // An unlinked file's name is no longer its own (a new file may hold it): leave its entry be.
     if (!file.unlinked && !file.localOnly && !file.emptyPlaceholder && file.entityId) this.table.removeLocal(file.parentId, file.name);
     // Removed (or replaced) while readers opened before its writer share its bytes: those are
@@ -1449,10 +1458,6 @@ export class SynapseFilesystem {
       this.table.remove(file.parentId, file.name);
       this.table.invalidate(file.parentId);
     }
-    this.kept?.closed(file, {
-      parentId: file.parentId, name: file.name, entityId: file.entityId, mtime: file.mtime, entry: file.journalEntry,
-      unlinked: file.unlinked, replaced: this.active.has(path),
-    });
   }
 
   /**

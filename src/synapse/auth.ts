@@ -195,7 +195,11 @@ export async function discoverAuth(opts: AuthOptions = {}): Promise<AuthResult> 
     }
     const token = text.trim();
     if (token === '') throw new AuthError('TOKEN_FILE', `--auth-token-file ${opts.tokenFile} is empty`);
-    return result(token, 'file');
+    // The same warning as for the config file: a token others can read is a token they have (QA).
+    const r = result(token, 'file');
+    const warning = await configFileWarning(opts.tokenFile);
+    if (warning !== null) r.warning = warning;
+    return r;
   }
 
   const fromEnv = env[TOKEN_ENV]?.trim();

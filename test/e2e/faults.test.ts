@@ -329,6 +329,36 @@ except OSError as e:
     assert.match(m.output(), /the S3 object is not the size Synapse recorded for this file/);
   });
 
+  test('`cp big f` refused by Synapse, then at once `md5sum f; echo TAIL >> f`: the path shows the kept bytes and the append lands after them; recover publishes them whole', async () => {
+    // QA: in the moment the last close let the file go, the path showed the old version: md5sum
+    // read it, and `>>` wrote at its size into the middle of the kept bytes — recover then
+    // published the big file with TAIL over its 1 MiB mark (a silently corrupt version).
+    const spoolDir = path.join(scratch, 'spool-append');
+    const orig = patternBytes(MiB, 72);
+    const f = await stack.seed.file(managedId, 'append.bin', orig);
+    const own = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--retry-timeout', '3']);
+    try {
+      const p = `${own.dir}/managed/append.bin`;
+      assert.equal((await sh(`md5sum '${p}' | cut -c1-32`)).stdout.trim(), md5(orig));
+      stack.dev.addFault({ target: 'synapse', pathPattern: '/file/multipart', status: 500 });
+      const r = await sh(`cp '${scratch}/up.bin' '${p}'; echo "cp $?"; md5sum '${p}' | cut -c1-32; echo TAIL >> '${p}'; echo "append $?"; stat -c %s '${p}'`, { timeoutMs: 60_000 });
+      stack.dev.clearFaults();
+      const [cp, seen, append, size] = r.stdout.trim().split('\n');
+      assert.equal(cp, 'cp 1', 'the refused publish fails cp');
+      assert.equal(seen, md5(big), 'md5sum reads the kept bytes');
+      assert.equal(append, 'append 0', r.stderr);
+      assert.equal(Number(size), big.length + 5);
+    } finally {
+      stack.dev.clearFaults();
+      await own.unmount();
+    }
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const rec = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint], { env });
+    assert.equal(rec.code, 0, rec.stderr);
+    const newest = stack.seed.fileHandle(String(stack.seed.entity(f.id).dataFileHandleId));
+    assert.equal(newest.contentMd5, md5(Buffer.concat([big, Buffer.from('TAIL\n')])), 'the kept bytes and the append, whole');
+  });
+
   test('recover after the mount died between Synapse accepting a version and clearing the journal: no duplicate', async () => {
     const spoolDir = path.join(scratch, 'spool-dup');
     const one = await mountForeground(stack, projectId, ['--spool-dir', spoolDir]);

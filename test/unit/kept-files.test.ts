@@ -399,3 +399,29 @@ test('recover racing the running mount: a save of the kept file made during reco
     assert.deepEqual(await r.spool.listJournal(), [], 'nor is its entry brought back');
   });
 });
+
+test('QA: while the last close of a refused rewrite lets the file go, its path shows the kept bytes, so an append lands after them', async () => {
+  // The kept view was registered only after the spool's dispose: a stat in between showed the old
+  // version, and `>>` then wrote at the old size, into the middle of the journaled bytes.
+  await withReal(async (r) => {
+    await writeNew(r, '/f', 'old-old-old\n');
+    const fd = await r.fs.open('/f', O_WRONLY);
+    await r.fs.truncate('/f', 0);
+    const data = Buffer.from('new bytes, longer than the old\n');
+    await r.fs.write(fd, data.subarray(4), 4); // out of order: spooled, not streamed
+    await r.fs.write(fd, data.subarray(0, 4), 0);
+    r.faults.fail('createExternalS3FileHandle', { times: 100 });
+    await assert.rejects(r.fs.flush(fd));
+    const releasing = r.fs.release(fd); // the kernel's RELEASE, after close() returned
+    assert.equal((await r.fs.getattr('/f')).size, data.length, 'the journaled bytes, not the old version');
+    await releasing;
+    r.faults.clear();
+    const size = (await r.fs.getattr('/f')).size;
+    const a = await r.fs.open('/f', O_WRONLY | 0o2000);
+    await r.fs.write(a, Buffer.from('TAIL\n'), size); // O_APPEND: at the size the kernel was told
+    await r.fs.flush(a);
+    await r.fs.release(a);
+    assert.equal(await readText(r, '/f'), 'new bytes, longer than the old\nTAIL\n');
+    assert.equal(r.api.fileBytes(r.api.resolvePath(r.rootId, '/f')!.id).toString(), 'new bytes, longer than the old\nTAIL\n', 'published whole');
+  });
+});

@@ -47,9 +47,15 @@ test('explicit token wins over everything', async () => {
   assert.equal(r.endpoint, 'https://repo.example.org', 'endpoint from config whatever the token source');
 });
 
-test('token file is next, trimmed', async () => {
-  const r = await discoverAuth({ tokenFile: join(dir, 'token.txt'), env: { HOME: home, SYNAPSE_AUTH_TOKEN: 'env' } });
-  assert.deepEqual([r.token, r.source], ['file-token-456', 'file']);
+test('token file is next, trimmed; one others can read gets the same warning as the config file (QA)', async () => {
+  const file = join(dir, 'token.txt');
+  await chmod(file, 0o600);
+  const r = await discoverAuth({ tokenFile: file, env: { HOME: home, SYNAPSE_AUTH_TOKEN: 'env' } });
+  assert.deepEqual([r.token, r.source, r.warning], ['file-token-456', 'file', undefined]);
+  await chmod(file, 0o644);
+  const open = await discoverAuth({ tokenFile: file, env: { HOME: home } });
+  assert.match(open.warning ?? '', /token\.txt holds a Synapse token but has mode 644 .*chmod 600/);
+  await chmod(file, 0o600);
 });
 
 test('SYNAPSE_AUTH_TOKEN before the config file', async () => {

@@ -42,7 +42,7 @@ import { errnoName, FsError } from './errors.js';
 import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
 import { RemovedNames } from './removed-names.js';
-import type { FileSize, FsNode, InodeTable } from './inode-table.js';
+import { isLocalDirId, type FileSize, type FsNode, type InodeTable } from './inode-table.js';
 import { heldTempTarget, isGitLockPath, isHeldTempName, isProbeName, isScratchName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
 import type { MtimeStore } from './mtime-log.js';
 import type { Publisher } from './publisher.js';
@@ -505,7 +505,7 @@ export class SynapseFilesystem {
 
   private setFolderMtime(folderId: string, mtimeMs: number): void {
     this.mtimes.set(folderId, mtimeMs);
-    this.opts.mtimeLog?.set(folderId, FOLDER_LOGGED_VERSION, mtimeMs);
+    if (!isLocalDirId(folderId)) this.opts.mtimeLog?.set(folderId, FOLDER_LOGGED_VERSION, mtimeMs); // a local folder ends with the mount
   }
 
   /** A deleted entity's time goes, here and from the log (it would only take room there). */
@@ -949,7 +949,9 @@ export class SynapseFilesystem {
     const { parent, name } = await this.table.resolveParent(path);
     const existing = this.active.get(path);
     if (existing) return this.addWriteHandle(path, existing);
-    if (!isScratchName(name)) {
+    // A scratch name, or any name in a mount-local folder: a file of this mount only.
+    const local = isScratchName(name) || isLocalDirId(parent.entityId);
+    if (!local) {
       this.checkName(path, name);
     }
     const listed = this.table.cachedListing(parent.entityId)?.get(name);
@@ -957,8 +959,8 @@ export class SynapseFilesystem {
     // A name a backup view hides (`mv f f~`, then vim or `cp -b` writes f): Synapse still holds
     // it, so these bytes are that file's next version — said so here, not learnt from a 409 and
     // logged as "created elsewhere meanwhile" (QA).
-    const hiddenId = listed || isScratchName(name) ? undefined : this.table.hiddenAt(parent.entityId, name);
-    if (!isScratchName(name)) {
+    const hiddenId = listed || local ? undefined : this.table.hiddenAt(parent.entityId, name);
+    if (!local) {
       if (listed?.entityId) await this.permissions.require('change', listed.entityId, path, listed.benefactorId);
       else if (hiddenId) await this.permissions.require('change', hiddenId, path);
       else await this.permissions.require('add files to', parent.entityId, path, parent.benefactorId);
@@ -971,7 +973,8 @@ export class SynapseFilesystem {
     // The version these bytes replace travels with the base (recover's conflict check).
     const base = size ? { ...size, version: listed?.versionNumber } : undefined;
     const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base, listed ? this.mtimeOf(listed, path) : undefined);
-    if (!listed && !hiddenId && !isScratchName(name)) {
+    if (local) file.localOnly = true;
+    if (!listed && !hiddenId && !local) {
       file.revive = this.removedNames.take(parent.entityId, name);
       file.heldUntilRenamed = isGitLockPath(path);
       file.heldTemp = isHeldTempName(name) || file.heldUntilRenamed;
@@ -1595,6 +1598,19 @@ export class SynapseFilesystem {
   async mkdir(path: string): Promise<void> {
     this.checkWritable(path);
     const { parent, name } = await this.table.resolveParent(path);
+    if (isLocalDirId(parent.entityId)) throw new FsError('EPERM', `${path}: a mount-local folder holds files only`);
+    // A staging folder under a scratch name (rsync --delay-updates' `.~tmp~`: Synapse refuses
+    // the `~`): in this mount only. rsync renames its finished temp files into it and, at the
+    // end, each onto its real name, then removes it (QA: mkdir failed, and rsync discarded every
+    // file with a warning and exited 0). Its files are never published while in it.
+    if (isScratchName(name)) {
+      if (this.table.cachedListing(parent.entityId)?.has(name) || (await this.table.resolve(path).then(() => true, () => false))) {
+        throw new FsError('EEXIST', `${path}: exists`);
+      }
+      this.table.addLocalDir(parent.entityId, name);
+      this.folderChanged(parent.entityId);
+      return;
+    }
     this.checkName(path, name);
     // A file open for writing and not yet in Synapse: Synapse would happily make the folder.
     if (this.active.has(path)) throw new FsError('EEXIST', `${path}: a file is being written there`);
@@ -1627,6 +1643,12 @@ export class SynapseFilesystem {
     const node = await this.table.resolve(path);
     if (node.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: not a directory`);
     if (node === this.table.root) throw new FsError('EBUSY', 'cannot remove the mount root');
+    if (isLocalDirId(node.entityId)) {
+      if ((await this.table.children(node.entityId, { sizes: false })).length > 0) throw new FsError('ENOTEMPTY', `${path}: directory not empty`);
+      this.table.remove(node.parentId!, node.name);
+      this.folderChanged(node.parentId);
+      return;
+    }
     this.table.invalidate(node.entityId);
     if ((await this.table.children(node.entityId, { sizes: false })).length > 0) throw new FsError('ENOTEMPTY', `${path}: directory not empty`);
     await this.api.deleteEntity(node.entityId);
@@ -1770,7 +1792,18 @@ export class SynapseFilesystem {
   private async renameNow(src: string, dest: string, resolved: FsNode): Promise<'unchanged' | void> {
     let node = resolved;
     const { parent: destParent, name: destName } = await this.table.resolveParent(dest);
-    const scratch = isScratchName(destName);
+    // A mount-local folder (mkdir of a scratch name: rsync's `.~tmp~`) stays where it is made, and
+    // takes only files Synapse does not have yet — a tool's temporary or scratch file — which are
+    // published when renamed out of it. A published file moved in would leave Synapse for a
+    // folder that ends with the mount (`mv` falls back to copy and delete on EXDEV: refused, not that).
+    if (isLocalDirId(node.entityId)) throw new FsError('EPERM', `${src}: a mount-local folder cannot be renamed`);
+    const intoLocal = isLocalDirId(destParent.entityId);
+    if (intoLocal) {
+      const moving = this.activeFile(src, node);
+      const unpublished = node.kind === 'file' && (moving ? (moving.heldTemp || moving.localOnly) && !moving.entityId : !node.entityId);
+      if (!unpublished) throw new FsError('EPERM', `${dest}: a mount-local folder holds only files not in Synapse yet (tools' temporary files)`);
+    }
+    const scratch = isScratchName(destName) || intoLocal;
     if (!scratch) {
       this.checkName(dest, destName);
     }
@@ -1814,7 +1847,7 @@ export class SynapseFilesystem {
       if (hidden.parentId === destParent.entityId && hidden.name === destName) return;
       target = (await this.table.resolve(dest).catch(() => undefined)) ?? await this.hiddenTarget(destParent.entityId, destName, node, src);
     } else if (node.kind === 'file' && (scratch || isScratchName(node.name) || af)) {
-      return this.renameLocalFile(src, dest, node, destParent, destName, target, af);
+      return this.renameLocalFile(src, dest, node, destParent, destName, target, af, scratch);
     } else if (node.kind === 'file' && !node.entityId) {
       return this.renameLocalEntry(src, dest, node, destParent, destName, target);
     }
@@ -2028,10 +2061,13 @@ export class SynapseFilesystem {
    * Synapse entity, if any, is left as it is; the mount's view changes at once.
    */
   private async renameLocalFile(src: string, dest: string, node: FsNode, destParent: FsNode, destName: string,
-    target: FsNode | undefined, af: ActiveFile | undefined): Promise<void> {
+    target: FsNode | undefined, af: ActiveFile | undefined, toLocal = isScratchName(destName)): Promise<void> {
     if (target?.kind === 'dir') throw new FsError('EISDIR', `${dest}: is a directory`);
     if (af) {
-      if (af.writers > 0 && !af.localOnly && isScratchName(destName)) {
+      // Out of a mount-local folder onto a real name (rsync --delay-updates' last step): published
+      // now, the rename answering for it, as a tool's temporary file given its name.
+      const staged = isLocalDirId(node.parentId) && !toLocal;
+      if (af.writers > 0 && !af.localOnly && toLocal) {
         // Its bytes could be published under no name (Synapse refuses scratch names), and would
         // be lost at unmount if kept local (QA: every later close failed with EINVAL).
         throw new FsError('EBUSY', `${src}: open for writing; close it before renaming it to a scratch name (${destName} is never published)`);
@@ -2039,7 +2075,7 @@ export class SynapseFilesystem {
       // A tool's close is FLUSH, then an asynchronous RELEASE, which may come after this rename
       // (review): a held file waits a moment for it, so what it holds, and its publish, are known.
       if (af.heldTemp && af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);
-      if (target?.entityId && !isScratchName(destName) && af.heldTemp && af.refs === 0 && af.size === 0
+      if (target?.entityId && !toLocal && (af.heldTemp || staged) && af.refs === 0 && af.size === 0
         && !(await this.writes!.publisher.holdsEmptyFiles(destParent.entityId))) {
         // A tool's empty temporary file (rsync of an empty file, `sed -i '1,$d'`) where Synapse
         // cannot hold 0 bytes: as any closed empty file renamed onto a file (renameLocalEntry, git's
@@ -2051,7 +2087,7 @@ export class SynapseFilesystem {
         this.table.remove(destParent.entityId, destName);
         target = undefined;
       }
-      if (target?.entityId && !isScratchName(destName)) {
+      if (target?.entityId && !toLocal) {
         // Before anything changes: the target gets these bytes, the source entity goes.
         await this.permissions.require('change', target.entityId, dest, target.benefactorId);
         if (af.entityId && af.entityId !== target.entityId) await this.permissions.require('delete', af.entityId, src, node.benefactorId);
@@ -2070,23 +2106,24 @@ export class SynapseFilesystem {
       af.parentId = destParent.entityId;
       af.name = destName;
       // A stream into the same STS location goes on there, its record following (ActiveFile followMove).
-      await af.streamFollows();
+      // Not into a mount-local folder: its stream stays its folder's, where it most likely goes next.
+      if (!isLocalDirId(af.parentId)) await af.streamFollows();
       // A scratch file given a real name is published from now on (the other way is refused above).
       const wasLocal = af.localOnly;
-      if (wasLocal && !isScratchName(destName)) af.localOnly = false;
+      if (wasLocal && !toLocal) af.localOnly = false;
       // A temporary file given its real name: published there now (below), once. Given a scratch
       // name instead, it is a scratch file (review: it vanished from the listing).
-      const wasHeld = af.heldTemp;
+      const wasHeld = af.heldTemp || staged;
       af.heldTemp = false;
-      if (wasHeld && isScratchName(destName)) af.localOnly = true;
-      if (target?.entityId && !isScratchName(destName)) {
+      if (wasHeld && toLocal) af.localOnly = true;
+      if (target?.entityId && !toLocal) {
         // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
         const source = af.entityId;
         const known = this.table.knownSize(target);
         await af.adopt(target.entityId, target.versionNumber, known?.md5 ? { size: known.size, md5: known.md5 } : undefined);
         this.readersOfReplaced(source, target.entityId, target.versionNumber);
         if (source && source !== target.entityId) await this.api.deleteEntity(source);
-      } else if (af.entityId && !isScratchName(destName)) {
+      } else if (af.entityId && !toLocal) {
         const entity = await this.api.getEntity(af.entityId);
         await this.api.updateEntity({ ...entity, name: destName, parentId: destParent.entityId }).catch((err: unknown) => {
           if (isStsMoveRefusal(err)) throw stsMoveRefused(src, dest, err);
@@ -2134,7 +2171,7 @@ export class SynapseFilesystem {
       }
       return;
     }
-    if (isScratchName(destName)) {
+    if (toLocal) {
       // e.g. vim's backup `file~`: hide the published file under its old name; keep a local,
       // read-only view of it under the scratch name. The entity itself is untouched.
       const hides = node.hides ?? (isScratchName(node.name) ? undefined : { parentId: node.parentId!, name: node.name });
@@ -2290,7 +2327,7 @@ export class SynapseFilesystem {
     await this.releasing.get(path);
     const node = await this.table.resolve(path);
     // Not in Synapse yet (being written, or local only): no attributes (ENODATA), not empty ones.
-    if (!node.entityId) return null;
+    if (!node.entityId || isLocalDirId(node.entityId)) return null;
     switch (name) {
       case 'user.synapse.id': return Buffer.from(node.entityId);
       case 'user.synapse.version':

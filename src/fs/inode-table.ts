@@ -89,6 +89,21 @@ interface Listing {
   sizesAsked: boolean;
   /** A readdir listed it: the first stat of one of its files asks for all their sizes (size()). */
   readdirDone: boolean;
+  /** A mount-local folder's (addLocalDir): its entries are the local ones, and never expire. */
+  local?: boolean;
+}
+
+/**
+ * Mount-local folders (InodeTable.addLocalDir): a tool's staging folder under a name Synapse
+ * refuses — rsync --delay-updates' `.~tmp~` — exists in this mount only. Its id is this prefix
+ * and a counter: never an entity's, never sent to Synapse; its listing is its local entries.
+ */
+const LOCAL_DIR_PREFIX = 'local-dir:';
+let localDirs = 0;
+
+/** Whether `id` names a mount-local folder (no Synapse entity). */
+export function isLocalDirId(id: string | undefined): boolean {
+  return id !== undefined && id.startsWith(LOCAL_DIR_PREFIX);
 }
 
 /** How long a file's ACL that gave no file handle (no DOWNLOAD) sends its files' sizes to `/version`. */
@@ -285,6 +300,7 @@ export class InodeTable {
 
   /** The freshness rule (head comment): age from the end of loading; no refetch while loading. */
   private isFresh(listing: Listing): boolean {
+    if (listing.local) return true;
     const now = this.now();
     if (listing.loadedAt !== undefined) return now - listing.loadedAt < this.opts.ttlMs;
     return now - listing.fetchedAt < Math.max(this.opts.ttlMs, this.opts.maxLoadHoldMs ?? DEFAULT_MAX_LOAD_HOLD_MS);
@@ -293,6 +309,7 @@ export class InodeTable {
   private async listing(dirId: string): Promise<Listing> {
     const cached = this.listings.get(dirId);
     if (cached && this.isFresh(cached)) return cached;
+    if (isLocalDirId(dirId)) return this.localListing(dirId);
     let pending = this.pendingListings.get(dirId);
     if (!pending) {
       pending = this.fetchListing(dirId).catch((err: unknown) => {
@@ -345,6 +362,26 @@ export class InodeTable {
     const listing: Listing = { entries, fetchedAt, loading: new Set(), loadedAt: this.now(), sizesAsked: false, readdirDone: false };
     this.listings.set(dirId, listing);
     return listing;
+  }
+
+  /** A mount-local folder's listing: its local entries, never asked of Synapse, never stale. */
+  private localListing(dirId: string): Listing {
+    const now = this.now();
+    const entries = new Map(this.localEntries.get(dirId) ?? []);
+    const listing: Listing = { entries, fetchedAt: now, loading: new Set(), loadedAt: now, sizesAsked: true, readdirDone: true, local: true };
+    this.listings.set(dirId, listing);
+    return listing;
+  }
+
+  /** A new mount-local folder `name` in `parentId` (LOCAL_DIR_PREFIX): listed at once, empty. */
+  addLocalDir(parentId: string, name: string): FsNode {
+    const now = this.now();
+    const node: FsNode = {
+      entityId: `${LOCAL_DIR_PREFIX}${++localDirs}`, name, kind: 'dir', parentId, versionNumber: undefined, modifiedOn: now, createdOn: now,
+    };
+    this.addLocal(node);
+    this.localListing(node.entityId);
+    return node;
   }
 
   /**

@@ -216,6 +216,44 @@ describe('a project mixing Synapse, external and STS storage', () => {
     }
   });
 
+  test('rsync --delay-updates works in both kinds of folder: its `.~tmp~` staging folders stay in this mount, each file is published once at the end (QA: rsync discarded every file and exited 0)', async () => {
+    const src = path.join(scratch, 'rsync-delay');
+    await mkdir(path.join(src, 'sub'), { recursive: true });
+    const files: Record<string, Buffer> = { 'a.txt': Buffer.from('alpha\n'), 'sub/b.bin': patternBytes(7 * MiB, 707) };
+    for (const kind of ['sts', 'managed']) {
+      assert.equal((await sh(`mkdir '${m.dir}/${kind}/delay'`)).code, 0);
+      const folderId = (await childId(stack, folders[kind]!, 'delay'))!;
+      for (const round of [1, 2]) {
+        for (const [name, data] of Object.entries(files)) {
+          data[0] = 48 + round;
+          await writeFile(path.join(src, name), data);
+        }
+        const r = await sh(`rsync -rtI --delay-updates '${src}/' '${m.dir}/${kind}/delay/'`, { timeoutMs: 120_000 });
+        assert.equal(r.code, 0, `${kind} round ${round}: ${r.stderr}`);
+        assert.doesNotMatch(r.stderr, /partial-dir|discard/i, r.stderr);
+        const subId = (await childId(stack, folderId, 'sub'))!;
+        for (const [name, data] of Object.entries(files)) {
+          const [dirId, base] = name.startsWith('sub/') ? [subId, name.slice(4)] : [folderId, name];
+          const id = (await childId(stack, dirId, base))!;
+          assert.ok(id, `${kind}: ${name} in Synapse`);
+          assert.equal(stack.seed.versions(id).length, round, `${kind} ${name}: version ${round}`);
+          const handle = stack.seed.fileHandle(String(stack.seed.entity(id).dataFileHandleId));
+          assert.equal(handle.fileName, base, `${kind} ${name}: the file handle's name`);
+          assert.equal((await sh(`md5sum < '${m.dir}/${kind}/delay/${name}'`)).stdout.slice(0, 32), md5(data), `${kind} ${name}: bytes`);
+        }
+        const listed = (await sh(`cd '${m.dir}/${kind}/delay' && find . | sort`)).stdout.trim().split('\n');
+        assert.deepEqual(listed, ['.', './a.txt', './sub', './sub/b.bin'], `${kind} round ${round}: no staging folder or temp file left`);
+        const inSynapse = await fetch(`${stack.endpoint}/repo/v1/entity/children`, {
+          method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ parentId: folderId, includeTypes: ['file', 'folder'] }),
+        });
+        const names = ((await inSynapse.json()) as { page: Array<{ name: string }> }).page.map((c) => c.name).sort();
+        assert.deepEqual(names, ['a.txt', 'sub'], `${kind}: nothing else in Synapse`);
+      }
+    }
+    assert.deepEqual(await readdir(path.join(scratch, 'spool', 'journal')), [], 'nothing journaled');
+  });
+
   test('presigned URLs that expire mid-read are refreshed', async () => {
     // 2 s URLs; read 40 MiB in 1 MiB blocks slowly enough to outlive several URLs.
     const batchesBefore = stack.dev.stats().synapse.byRoute['POST /fileHandle/batch'] ?? 0;

@@ -1463,12 +1463,19 @@ os.replace(f + '.tmp', f)
       assert.equal(tmpSave.stdout, 'x5 via .tmp\n');
       assert.equal(stack.seed.versions(x.id).length, 5, 'os.replace of x.txt.tmp made x.txt\'s next version');
       assert.equal(stack.seed.fileHandle(String(stack.seed.entity(x.id).dataFileHandleId)).fileName, 'x.txt', 'its file handle is named for the file');
+      // rsync --delay-updates: its `.~tmp~` stays in this mount; each file published once at the end.
+      await writeFile(path.join(src, 'x.txt'), 'x6 delayed\n');
+      await writeFile(path.join(src, 'd.txt'), 'd1\n');
+      const delayed = await sh(`rsync -rt --delay-updates '${src}/x.txt' '${src}/d.txt' '${m2.dir}/canedit/' && cat '${m2.dir}/canedit/x.txt' '${m2.dir}/canedit/d.txt'`, { timeoutMs: 60_000 });
+      assert.equal(delayed.code, 0, delayed.stderr);
+      assert.equal(delayed.stdout, 'x6 delayed\nd1\n');
+      assert.equal(stack.seed.versions(x.id).length, 6, 'x.txt\'s next version, no DELETE needed');
       const afterDb = await fetch(`${stack.endpoint}/repo/v1/entity/children`, {
         method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
         body: JSON.stringify({ parentId: edit, includeTypes: ['file'] }),
       });
       const page = ((await afterDb.json()) as { page: Array<{ name: string; id: string }> }).page;
-      assert.deepEqual(page.map((c) => c.name).sort(), ['new.txt', 'r.txt', 'runs.db', 'x.txt', 'z.txt'], 'no journal, no temp file in Synapse');
+      assert.deepEqual(page.map((c) => c.name).sort(), ['d.txt', 'new.txt', 'r.txt', 'runs.db', 'x.txt', 'z.txt'], 'no journal, no temp file, no staging folder in Synapse');
       // What Synapse holds of the database is a committed state with every row.
       const dbCopy = path.join(scratch, 'runs-from-synapse.db');
       const dbHandle = stack.seed.fileHandle(String(stack.seed.entity(page.find((c) => c.name === 'runs.db')!.id).dataFileHandleId));

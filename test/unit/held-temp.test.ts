@@ -658,3 +658,50 @@ test('review: a stream moved to a subfolder while open keeps going there, its up
     assert.deepEqual(await r.spool.listUploads(), []);
   });
 });
+
+test('rsync --delay-updates: its `.~tmp~` folder lives in this mount only; a temp file moved in waits there unpublished, and its rename out publishes it once (QA: rsync discarded every file and exited 0)', async () => {
+  await withHeld(async (r) => {
+    await writeNew(r, '/old.txt', 'old\n');
+    const oldId = (await r.api.lookupChild(r.rootId, 'old.txt'))!;
+    const calls = (): number => Object.values(r.faults.calls).reduce((a, b) => a + (b ?? 0), 0);
+    // One spooled, one streamed (an STS folder): both held, then moved into the folder.
+    await writeSpooled(r, '/.new.txt.Ab12Cd', 'new file\n');
+    const big = Buffer.alloc(3 * 1024 * 1024, 7);
+    await writeStreamed(r, '/.old.txt.Xy34Ef', big);
+    assert.ok((await r.fs.readdir('/')).includes('.new.txt.Ab12Cd'));
+    const before = calls();
+    await r.fs.mkdir('/.~tmp~');
+    assert.equal((await r.fs.getattr('/.~tmp~')).mode & 0o170000, 0o040000, 'a directory');
+    assert.ok((await r.fs.readdir('/')).includes('.~tmp~'));
+    await assert.rejects(r.fs.mkdir('/.~tmp~'), (e: unknown) => errnoName(e) === 'EEXIST');
+    await r.fs.rename('/.new.txt.Ab12Cd', '/.~tmp~/new.txt');
+    await r.fs.rename('/.old.txt.Xy34Ef', '/.~tmp~/old.txt');
+    assert.deepEqual((await r.fs.readdir('/.~tmp~')).sort(), ['new.txt', 'old.txt']);
+    assert.equal((await r.fs.getattr('/.~tmp~/old.txt')).size, big.length);
+    assert.equal(await readText(r, '/.~tmp~/new.txt'), 'new file\n');
+    assert.equal(calls() - before, 0, 'nothing asked of Synapse: no folder, no file');
+    assert.equal(await r.fs.getxattr('/.~tmp~', 'user.synapse.id'), null);
+    // What does not belong there is refused before anything changes.
+    await assert.rejects(r.fs.rename('/old.txt', '/.~tmp~/x.txt'), (e: unknown) => errnoName(e) === 'EPERM');
+    await assert.rejects(r.fs.mkdir('/.~tmp~/sub'), (e: unknown) => errnoName(e) === 'EPERM');
+    await assert.rejects(r.fs.rename('/.~tmp~', '/staging~'), (e: unknown) => errnoName(e) === 'EPERM');
+    await assert.rejects(r.fs.rmdir('/.~tmp~'), (e: unknown) => errnoName(e) === 'ENOTEMPTY');
+    // The end of the run: each file onto its real name, then the folder goes.
+    await r.fs.rename('/.~tmp~/new.txt', '/new.txt');
+    await r.fs.rename('/.~tmp~/old.txt', '/old.txt');
+    await r.fs.rmdir('/.~tmp~');
+    assert.ok(!(await r.fs.readdir('/')).includes('.~tmp~'));
+    const newId = (await r.api.lookupChild(r.rootId, 'new.txt'))!;
+    assert.equal(r.api.fileBytes(newId).toString(), 'new file\n');
+    assert.ok(r.api.fileBytes(oldId).equals(big), 'the next version of old.txt');
+    assert.equal(r.api.versions(oldId).length, 2);
+    assert.deepEqual(Object.keys(r.api.tree(r.rootId)).sort(), ['new.txt', 'old.txt'], 'no temp file, no staging folder in Synapse');
+    assert.deepEqual(await r.spool.listJournal(), []);
+    // A file made in it directly (`rsync --partial-dir=.~tmp~`) is this mount's only, too.
+    await r.fs.mkdir('/.~tmp~');
+    await writeNew(r, '/.~tmp~/part.bin', 'partial\n');
+    assert.equal(await r.api.lookupChild(r.rootId, 'part.bin'), null);
+    await r.fs.unlink('/.~tmp~/part.bin');
+    await r.fs.rmdir('/.~tmp~');
+  });
+});

@@ -7,6 +7,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import path from 'node:path';
+import os from 'node:os';
 import { UsageError, currentGid, currentUid, defaultCacheDir, parseSize, parseSizeWithin, parseTtlSeconds } from '../src/config.js';
 import { parseRequestSize } from '../src/fs/fuse-terms.js';
 import { cacheLayout } from '../src/fs/cache-layout.js';
@@ -109,10 +110,27 @@ await yargs(argv)
         if (!/^[0-7]{3,4}$/.test(a['file-mode']) || !/^[0-7]{3,4}$/.test(a['dir-mode'])) {
           throw new UsageError('--file-mode/--dir-mode take octal permission bits, e.g. 644');
         }
+        // yargs has made a number of the value already: a word is NaN by now (QA: `"NaN" is not …`).
+        const given = (n: number): string => (Number.isNaN(n) ? 'the value given' : `"${n}"`);
         const readTimeout = a['read-timeout'];
-        if (!Number.isFinite(readTimeout) || readTimeout <= 0) throw new UsageError(`--read-timeout: "${readTimeout}" is not a positive number of seconds`);
+        if (!Number.isFinite(readTimeout) || readTimeout <= 0) throw new UsageError(`--read-timeout: ${given(readTimeout)} is not a positive number of seconds`);
         const retryTimeout = a['retry-timeout'];
-        if (!Number.isFinite(retryTimeout) || retryTimeout < 0) throw new UsageError(`--retry-timeout: "${retryTimeout}" is not a number of seconds`);
+        if (!Number.isFinite(retryTimeout) || retryTimeout < 0) throw new UsageError(`--retry-timeout: ${given(retryTimeout)} is not a number of seconds`);
+        // Owner ids the kernel can show: a word became 0 (root) and -1 "nobody" (QA).
+        for (const [what, id] of [['--uid', a.uid], ['--gid', a.gid]] as const) {
+          if (id !== undefined && !(Number.isInteger(id) && id >= 0 && id < 0xffffffff)) throw new UsageError(`${what}: ${given(id)} is not a user or group id (an integer from 0)`);
+        }
+        if ((fileMode | dirMode) & ~0o777) throw new UsageError('--file-mode/--dir-mode: only permission bits (up to 777); setuid, setgid and sticky bits are not supported');
+        // Checked here, not at the first read (QA: a mistyped --s3-endpoint mounted, then every read and write failed with EIO).
+        const s3Endpoint = a['s3-endpoint'];
+        if (s3Endpoint !== undefined && !/^https?:\/\/[^/\s]+/.test(s3Endpoint.trim())) throw new UsageError(`--s3-endpoint: ${JSON.stringify(s3Endpoint)} is not an http(s) URL`);
+        if (s3Endpoint !== undefined) {
+          try {
+            new URL(s3Endpoint.trim());
+          } catch {
+            throw new UsageError(`--s3-endpoint: ${JSON.stringify(s3Endpoint)} is not an http(s) URL`);
+          }
+        }
         const blockBytes = parseSizeWithin(a['block-size'], '--block-size', 4096, 1024 ** 3);
         // A cache smaller than one block holds nothing (QA: --cache-size 0 mounted, and status said "29 MiB of 0 B").
         const cacheSize = (value: string, what: string): number => {
@@ -122,6 +140,10 @@ await yargs(argv)
         };
         const cacheDirBytes = cacheSize(a['cache-dir-size'], '--cache-dir-size'); // checked even without --cache-dir
         const cacheBytes = cacheSize(a['cache-size'], '--cache-size');
+        // The block cache is memory: one larger than the machine's ends in the OOM killer (QA: 1T mounted without a word).
+        if (cacheBytes > os.totalmem() / 2 && !process.env[CHILD_ENV]) {
+          process.stderr.write(`synapse-mount: warning: --cache-size ${a['cache-size']} is more than half of this machine's memory (${Math.round(os.totalmem() / 1024 ** 3)} GiB); the cache lives in memory (--cache-dir keeps blocks on disk)\n`);
+        }
         const layout = cacheLayout(cacheBytes, blockBytes);
         // Said once, by the command: the serving child's stderr is the log file, of JSON lines (QA).
         if (layout.totalBytes > cacheBytes && !process.env[CHILD_ENV]) {
@@ -298,8 +320,8 @@ await yargs(argv)
     'recover',
     'publish files whose upload failed (kept in the spool journal); --list only shows them',
     (y) => y.options(authOptions).options({
-      'spool-dir': { type: 'string', describe: 'the spool directory the mount used' },
-      list: { type: 'boolean', default: false, describe: 'list waiting entries without publishing' },
+      'spool-dir': { type: 'string', describe: 'the spool directory the mount used (default ~/.cache/synapse-mount/spool, /var/cache/synapse-mount/spool without HOME)' },
+      list: { type: 'boolean', default: false, describe: 'list waiting entries without publishing', conflicts: ['discard', 'force'] },
       force: { type: 'boolean', default: false, describe: 'publish even over a version someone published since the write (else such an entry is kept and reported)' },
       discard: { type: 'string', array: true, describe: 'drop these entries (ids from --list) and their kept bytes, unpublished' },
       's3-endpoint': { type: 'string', describe: 'S3 endpoint URL (as for the mount)' },

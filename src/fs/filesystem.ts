@@ -51,7 +51,7 @@ import { KeptFiles, type KeptFile } from './kept-files.js';
 import { Permissions } from './permissions.js';
 import type { Spool, SpoolFile } from './spool.js';
 import { MemoryBudget, StreamingUpload, type FailedPartStore, type PartBuffers } from '../s3/multipart-upload.js';
-import { guessContentType, readPart } from './publisher.js';
+import { guessContentType, readPart, VersionConflict } from './publisher.js';
 import { ActiveFile, EmptyVersionRefused, entityGone, type ActiveFileInit } from './write-handle.js';
 
 /** How long a closed temporary file (names.ts isHeldTempName) waits for its rename before it is published as it is. */
@@ -1049,6 +1049,9 @@ export class SynapseFilesystem {
       // Its folder (or the file) deleted elsewhere: forget the folder's listing and its own
       // entry, so the next lookup asks Synapse — not every later create there failing at close
       // for a TTL (QA: opens in a deleted folder succeeded, and `echo x > f` exited 0).
+      // A newer version published elsewhere refused these bytes: the listing learns it now, so the
+      // path shows theirs, as the README says — not the journaled bytes until the TTL ran out (QA).
+      if (err instanceof VersionConflict) this.table.invalidate(file.parentId);
       if (err instanceof FsError && err.errno === 'ESTALE' && entityGone(err.cause)) {
         const folder = this.table.resolveCached(parentPath(path));
         this.table.invalidate(file.parentId);
@@ -2217,6 +2220,12 @@ export class SynapseFilesystem {
     // The patched addon sends UTIME_OMIT as 1 (`touch -a`: the mtime stays) and UTIME_NOW as the
     // time; a prebuild sends either as 1073 ms (below), taken as "now".
     if (mtimeMs === UTIME_OMIT_MS) return;
+    // Only who may change the entity sets its time, as a local disk lets only the owner (QA: a
+    // read-only collaborator's `touch -d 2020-01-01 f` said 0 and the mount showed that date).
+    // A file open for writing was checked at its open; local and scratch entries are this mount's.
+    if (!af && node!.entityId && !isLocalDirId(node!.entityId) && !isScratchName(node!.name)) {
+      await this.permissions.require('change', node!.entityId, path, node!.benefactorId);
+    }
     // A prebuild sends UTIME_NOW and UTIME_OMIT alike as tv_sec 0 + 1,073,741,82x ns: 1073 ms.
     const mtime = mtimeMs === PREBUILD_UTIME_SPECIAL_MS ? Date.now() : mtimeMs;
     if (af) {

@@ -368,6 +368,13 @@ describe('synapse-mount command line', () => {
     ['--metadata-view', 'abc', /--metadata-view: "abc" is not a Synapse ID/],
     ['--metadata-ttl', 'abc', /--metadata-ttl: "abc" is not a number of seconds/],
     ['--file-mode', '999', /--file-mode\/--dir-mode take octal permission bits/],
+    // QA (session 29): these mounted, with files owned by root, by nobody, or every read failing.
+    ['--read-timeout', 'abc', /--read-timeout: the value given is not a positive number of seconds/],
+    ['--uid', 'abc', /--uid: the value given is not a user or group id/],
+    ['--uid', '-1', /--uid: "-1" is not a user or group id/],
+    ['--gid', '1.5', /--gid: "1.5" is not a user or group id/],
+    ['--dir-mode', '7777', /only permission bits \(up to 777\)/],
+    ['--s3-endpoint', 'not a url', /--s3-endpoint: "not a url" is not an http\(s\) URL/],
   ] as const) {
     test(`usage error: ${flag} ${value} → one line, exit 2, nothing mounted`, async () => {
       const dir = await newDir();

@@ -1388,12 +1388,14 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     const m2 = await mountForeground(stack, team, ['--spool-dir', spoolDir], stack.secondAuthToken);
     try {
       const d = `${m2.dir}/readonly`;
-      for (const cmd of [`echo new > '${d}/new.txt'`, `echo more >> '${d}/m.txt'`, `echo over > '${d}/m.txt'`, `touch '${d}/t.txt'`, `truncate -s 2 '${d}/m.txt'`]) {
+      // touch -d of their file too (QA: it said 0, and the mount showed the date it set).
+      for (const cmd of [`echo new > '${d}/new.txt'`, `echo more >> '${d}/m.txt'`, `echo over > '${d}/m.txt'`, `touch '${d}/t.txt'`, `truncate -s 2 '${d}/m.txt'`, `touch -d 2020-01-01 '${d}/m.txt'`, `touch -d 2020-01-01 '${d}'`]) {
         const r = await sh(cmd);
         assert.notEqual(r.code, 0, `${cmd}: refused`);
         assert.match(r.stderr, /Permission denied/, cmd);
       }
       assert.equal((await sh(`ls '${d}'`)).stdout.trim(), 'm.txt', 'no empty files left behind');
+      assert.notEqual((await sh(`stat -c %Y '${d}/m.txt'`)).stdout.trim(), String(Date.parse('2020-01-01T00:00:00') / 1000), 'its time unchanged');
       assert.equal((await sh(`cat '${d}/m.txt'`)).stdout, 'mine\n');
       const mv = await sh(`mv '${m2.dir}/canedit/z.txt' '${m2.dir}/canedit/x.txt'`);
       assert.notEqual(mv.code, 0);

@@ -425,3 +425,18 @@ test('QA: while the last close of a refused rewrite lets the file go, its path s
     assert.equal(r.api.fileBytes(r.api.resolvePath(r.rootId, '/f')!.id).toString(), 'new bytes, longer than the old\nTAIL\n', 'published whole');
   });
 });
+
+test('QA: an append refused because another client published a newer version shows theirs at once, not the journaled bytes until the TTL runs out', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/f', 'base\n');
+    const id = r.api.resolvePath(r.rootId, '/f')!.id;
+    await r.fs.getattr('/f');
+    await r.remote.putVersion(id, Buffer.from('theirs v2\n'));
+    const fd = await r.fs.open('/f', O_WRONLY | 0o2000);
+    await r.fs.write(fd, Buffer.from('from here\n'), 5);
+    await assert.rejects(r.fs.flush(fd), (e: unknown) => errnoName(e) === 'ESTALE');
+    await r.fs.release(fd);
+    assert.equal(await readText(r, '/f'), 'theirs v2\n', 'theirs, as the conflict said');
+    assert.deepEqual(await journal(r), [{ name: 'f', bytes: 'base\nfrom here\n' }], 'ours kept for recover');
+  });
+});

@@ -19,6 +19,9 @@ import type { MtimeStore } from '../fs/mtime-log.js';
 import { heldOpenBy, sizeAndMd5Of, type JournalEntry, type Spool } from '../fs/spool.js';
 import type { VersionInfo } from '../synapse/types.js';
 
+/** Why an entry the running mount dropped during recover's upload is not published. */
+const ENTRY_WENT = 'its entry went while it was being recovered (the running mount published or removed the file meanwhile); not published';
+
 export interface RecoverResult {
   entry: JournalEntry;
   /**
@@ -177,6 +180,11 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
           // From here the entry is a complete object: a later run registers it, never re-sends parts.
           const { s3Upload: _done, ...rest } = e;
           e = { ...rest, s3Object: { bucket: u.bucket, key: u.key, storageLocationId: u.storageLocationId } };
+          // Dropped by the running mount while the parts went (the file removed there): not brought back (review).
+          if (!(await spool.hasJournal(entry.id))) {
+            results.push({ entry, outcome: 'failed', error: ENTRY_WENT });
+            continue;
+          }
           await spool.writeJournal(e);
           await spool.removeUpload(u.uploadId);
         }
@@ -192,7 +200,7 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
           // meanwhile (a new save of it, an rm), and dropped its entry — which writing it again
           // would bring back (review: recover published bytes the user had removed).
           if (!(await spool.hasJournal(entry.id))) {
-            results.push({ entry, outcome: 'failed', error: 'its entry went while it was being recovered (the running mount published or removed the file meanwhile); not published' });
+            results.push({ entry, outcome: 'failed', error: ENTRY_WENT });
             continue;
           }
           await spool.writeJournal({ ...e, fileHandleId });

@@ -43,7 +43,7 @@ import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
 import { RemovedNames } from './removed-names.js';
 import { isLocalDirId, type FileSize, type FsNode, type InodeTable } from './inode-table.js';
-import { heldTempTarget, isGitLockPath, isHeldTempName, isProbeName, isScratchName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
+import { heldTempTarget, isGitLockPath, isHeldTempName, isProbeName, isScratchName, isSqliteSideFile, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
 import type { MtimeStore } from './mtime-log.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
@@ -109,6 +109,9 @@ const COPY_CHUNK = 8 * 1024 * 1024;
 
 /** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 6.). */
 const UTIME_OMIT_MS = 1;
+
+/** The first bytes of a SQLite rollback journal that can still undo a transaction (a "hot" one). */
+const SQLITE_JOURNAL_MAGIC = Buffer.from('d9d505f920a163d7', 'hex');
 /**
  * A file open for writing whose bytes its earlier readers read instead of their own version
  * (readersShare): once it differs from what is published — before, reading it would copy the
@@ -127,6 +130,13 @@ const readActive = (file: ActiveFile, target: Buffer, length: number, position: 
  * Synapse (files' start at 1), so a folder's time stands until it is set or moved again.
  */
 const FOLDER_LOGGED_VERSION = 0;
+/**
+ * A SQLite journal (or WAL index) in Synapse itself, published before session 29 kept them in the
+ * mount — listed under its own name, not a backup view a rename made: rm deletes it (review: a
+ * hot one left by a killed program made its database unusable, and rm changed nothing).
+ */
+const isStaleSqliteSideFile = (node: FsNode): boolean => isSqliteSideFile(node.name) && !node.hides && !node.pinnedVersion;
+
 /** A scratch name showing a version of a published file (`mv f f~`: a backup view, read-only). */
 const isView = (node: FsNode): boolean => node.entityId !== '' && isScratchName(node.name);
 /** `mtimes` key of one version of a file (SynapseFilesystem.mtimes). */
@@ -646,6 +656,9 @@ export class SynapseFilesystem {
       if (node.kind !== 'file') throw new FsError('EACCES', `${path}: links are read-only`);
       // A scratch name showing a Synapse file (`mv f f~`, vim's backup) is a read-only view:
       // bytes written there would stay in this mount and be lost at unmount.
+      if (node.entityId && isStaleSqliteSideFile(node)) {
+        throw new FsError('EACCES', `${path}: a SQLite journal published by an older release (they stay in this mount now); if no program is mid-transaction on its database, remove it (rm deletes it in Synapse)`);
+      }
       if (node.entityId && isScratchName(node.name)) {
         throw new FsError('EACCES', `${path}: a read-only view of a Synapse file (scratch names are never published); rename it to a real name to edit it`);
       }
@@ -1020,6 +1033,15 @@ export class SynapseFilesystem {
   }
 
   /** fsync: publish whatever changed, if this fd changed anything since the last publish. */
+  /** Whether `path` is a SQLite database whose rollback journal in this mount is hot (publish). */
+  private async sqliteMidTransaction(path: string, file: ActiveFile): Promise<boolean> {
+    if (!isSqliteSideFile(`${file.name}-journal`)) return false;
+    const journal = this.active.get(`${path}-journal`);
+    if (!journal || journal.unlinked || journal.size < SQLITE_JOURNAL_MAGIC.length) return false;
+    const head = await journal.read(0, SQLITE_JOURNAL_MAGIC.length).catch(() => undefined);
+    return head !== undefined && head.equals(SQLITE_JOURNAL_MAGIC);
+  }
+
   async fsync(fd: number): Promise<void> {
     const h = this.handles.get(fd);
     if (!h || h.kind !== 'write' || h.changedIn !== h.file.publishEpoch) return;
@@ -1040,8 +1062,14 @@ export class SynapseFilesystem {
     let version;
     let mtime: number;
     const newEntity = !file.entityId;
+    // A SQLite database closed while its rollback journal is hot: its program ended mid-transaction
+    // (killed, out of memory) with half of it written into the database, which only that journal —
+    // kept in this mount only (names.ts isSqliteSideFile) — can undo. Not published: journaled as
+    // incomplete, Synapse keeping the last committed version; SQLite's next open here rolls it
+    // back and publishes that (review). An fsync comes at a commit, with every page written.
+    const midTransaction = why !== 'fsync' && (await this.sqliteMidTransaction(path, file));
     try {
-      version = await file.publish();
+      version = await file.publish(midTransaction ? { holdBack: 'a SQLite database closed mid-transaction (its rollback journal is hot): not published; open it here again and SQLite rolls it back' } : {});
       mtime = file.mtime; // before anything else is awaited: a write after this is not in the version
     } catch (err) {
       // Journaled again: the new entry holds (or replaced) what the one it started from held.
@@ -1693,7 +1721,7 @@ export class SynapseFilesystem {
     // A scratch name never owns a Synapse entity, even when it shows one (an editor's backup
     // `file~` is a read-only view of the version it was renamed from): removing it deletes
     // nothing in Synapse.
-    if (node.entityId && !isScratchName(node.name)) {
+    if (node.entityId && (!isScratchName(node.name) || isStaleSqliteSideFile(node))) {
       await this.api.deleteEntity(node.entityId);
       this.forgetTimeOf(node);
       // Its readers keep the bytes they were reading, as a removed inode's do (review: brought back

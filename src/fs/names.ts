@@ -51,7 +51,8 @@ export function isScratchName(name: string): boolean {
  * until a checkpoint writes them into the database.
  */
 export function isSqliteSideFile(name: string): boolean {
-  return /^.+\.[A-Za-z0-9]{1,16}-(?:journal|shm)$/.test(name);
+  // The extension has a letter: `v1.2-journal` is a real name.
+  return /^.+\.(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{1,16}-(?:journal|shm)$/.test(name);
 }
 
 /** rsync's temp file `.<name>.XXXXXX` (six random characters) for a scratch `<name>` (`rsync -b`). */

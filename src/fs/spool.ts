@@ -471,6 +471,8 @@ export class Spool {
     const entry = JSON.parse(await readFile(file, 'utf8')) as JournalEntry;
     if (!entry.heldOpen) return;
     delete entry.heldOpen;
+    // Removed meanwhile (the file's rm): not brought back (review).
+    if (!(await this.hasJournal(id))) return;
     await this.writeJournal(entry);
   }
 }

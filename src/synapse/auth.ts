@@ -30,7 +30,8 @@
  * `:` separators, `#`/`;` comment lines, case-insensitive keys, section names case-sensitive,
  * indented continuation lines appended to the previous value, surrounding whitespace trimmed.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
@@ -138,6 +139,9 @@ export async function configFileWarning(path: string): Promise<string | null> {
     return null;
   }
   if ((mode & 0o077) === 0) return null;
+  // Advice only where it can be taken: a secret mounted read-only (Kubernetes, Docker) is the
+  // platform's to protect, and warned at every mount (review).
+  if (!(await access(path, fsConstants.W_OK).then(() => true, () => false))) return null;
   const octal = (mode & 0o777).toString(8).padStart(3, '0');
   return `${path} holds a Synapse token but has mode ${octal} (group/others can access it); run: chmod 600 ${shellQuote(path)}`;
 }

@@ -440,3 +440,58 @@ test('QA: an append refused because another client published a newer version sho
     assert.deepEqual(await journal(r), [{ name: 'f', bytes: 'base\nfrom here\n' }], 'ours kept for recover');
   });
 });
+
+test('review: a SQLite database closed while its rollback journal (kept in this mount only) is hot is never published half-way; the rollback publishes the committed state', async () => {
+  await withReal(async (r) => {
+    const committed = 'page1 page2 committed\n';
+    await writeNew(r, '/x.db', committed);
+    const id = r.api.resolvePath(r.rootId, '/x.db')!.id;
+    // A transaction: the journal (original pages behind SQLite's magic), then the database is
+    // written — and the program is killed: the kernel closes both.
+    const magic = Buffer.from('d9d505f920a163d7', 'hex');
+    const j = await r.fs.create('/x.db-journal', 0o644);
+    await r.fs.write(j, Buffer.concat([magic, Buffer.from(' original pages')]), 0);
+    await r.fs.fsync(j);
+    const d = await r.fs.open('/x.db', O_WRONLY);
+    await r.fs.write(d, Buffer.from('PAGE1'), 0);
+    await assert.rejects(r.fs.flush(d), /mid-transaction/);
+    await r.fs.release(d);
+    await r.fs.flush(j);
+    await r.fs.release(j);
+    assert.equal(r.api.fileBytes(id).toString(), committed, 'Synapse keeps the committed state');
+    assert.equal(r.api.versions(id).length, 1);
+    const [entry] = await r.spool.listJournal();
+    assert.match(entry?.incomplete ?? '', /mid-transaction/, 'journaled as incomplete: recover calls it a conflict');
+    // SQLite's next open here finds the hot journal and rolls the database back, then drops the journal.
+    const back = await r.fs.open('/x.db', O_WRONLY);
+    await r.fs.write(back, Buffer.from('page1'), 0);
+    await r.fs.fsync(back);
+    await r.fs.unlink('/x.db-journal');
+    await r.fs.flush(back);
+    await r.fs.release(back);
+    assert.equal(await readText(r, '/x.db'), committed);
+    assert.equal(r.api.fileBytes(id).toString(), committed);
+    assert.deepEqual(await r.spool.listJournal(), [], 'the rolled-back database replaced the incomplete entry');
+    // A journal that is not hot (PERSIST mode zeroes its header at the commit) holds nothing back.
+    const p = await r.fs.create('/x.db-journal', 0o644);
+    await r.fs.write(p, Buffer.alloc(28), 0);
+    const w = await r.fs.open('/x.db', O_WRONLY);
+    await r.fs.write(w, Buffer.from('PAGE1'), 0);
+    await r.fs.flush(w);
+    await r.fs.release(w);
+    await r.fs.release(p);
+    assert.equal(r.api.fileBytes(id).toString(), 'PAGE1 page2 committed\n');
+  });
+});
+
+test('review: a SQLite journal in Synapse from an older release shows read-only with a hint, and rm deletes it in Synapse', async () => {
+  await withReal(async (r) => {
+    const stale = await r.remote.putFile(r.rootId, 'x.db-journal', Buffer.concat([Buffer.from('d9d505f920a163d7', 'hex'), Buffer.from(' pages')]));
+    r.fs.table.invalidate(r.rootId);
+    await assert.rejects(r.fs.open('/x.db-journal', O_WRONLY), /SQLite journal published by an older release/);
+    await r.fs.unlink('/x.db-journal');
+    await assert.rejects(r.api.getEntity(stale.id), 'gone from Synapse (in the trash can)');
+    r.fs.table.invalidate(r.rootId);
+    assert.ok(!(await r.fs.readdir('/')).includes('x.db-journal'), 'and not listed again');
+  });
+});

@@ -13,7 +13,7 @@ test('editors\' scratch names stay local: vim backups, swap files and probes; em
   // SQLite's rollback journal and WAL index beside a database with an extension (QA); its WAL and
   // extensionless names like a lab notebook's are real files.
   for (const n of ['runs.db-journal', 'places.sqlite-journal', 'map.gpkg-shm', 'x.sqlite3-shm']) assert.ok(isScratchName(n), n);
-  for (const n of ['lab-journal', 'runs.db-wal', 'runs.db', '2024-journal', 'my.journal']) assert.ok(!isScratchName(n), n);
+  for (const n of ['lab-journal', 'runs.db-wal', 'runs.db', '2024-journal', 'my.journal', 'v1.2-journal']) assert.ok(!isScratchName(n), n);
   // vim's other probe is a real name too, local only while empty (scratch-names.test.ts).
   for (const n of ['4913', '5036', '5159', '17213']) assert.ok(isProbeName(n), n);
   for (const n of ['4913.csv', '4914', '5000', '790', '04913']) assert.ok(!isProbeName(n), n);

@@ -241,6 +241,14 @@ describe('storage commands: sts-token, create-folder, add-s3-file, info', () => 
     // QA: "nothing to recover" (exit 0) for a mistyped --spool-dir hid the entries waiting in the real one.
     const typo = await cli(['recover', '--list', '--spool-dir', path.join(home, 'no-such-spool')], { env });
     assertOneLineError(typo, 2, /--spool-dir .*no-such-spool: no such directory/);
+    // --list only lists (QA); plain recover and --list run (review: a yargs `conflicts` refused every recover).
+    const both = await cli(['recover', '--list', '--discard', 'x', '--spool-dir', home], { env });
+    assertOneLineError(both, 2, /--list only shows the entries/);
+    const empty = await tempDir('empty-spool-');
+    for (const extra of [[], ['--list']]) {
+      const r = await cli(['recover', ...extra, '--spool-dir', empty], { env });
+      assert.equal(r.code, 0, r.stderr);
+    }
   });
 
   test('sts-token: hostile values stay literal strings', async () => {

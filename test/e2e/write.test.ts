@@ -1004,6 +1004,45 @@ print(hashlib.md5(want).hexdigest())"`, { timeoutMs: 120_000 });
     assert.equal(await idOf(`${d}/results`), results.id, 'into their folder');
   });
 
+  test('SQLite killed mid-transaction (pages already in the database): Synapse keeps the committed state; the next open through the mount rolls it back and publishes it sound', async () => {
+    // Review (session 29): with the journal kept in the mount only, the kernel's close of the
+    // killed program's database published half a transaction nothing outside could undo.
+    const db = `${m.dir}/managed/killed.db`;
+    const setup = await sh(`python3 -c "
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute('create table t (x)')
+c.executemany('insert into t values (?)', [(i,) for i in range(100)])
+c.commit(); c.close()
+" '${db}'`, { timeoutMs: 60_000 });
+    assert.equal(setup.code, 0, setup.stderr);
+    const id = await idOf(db);
+    const committed = (await synapseBytes(id)).fh.contentMd5;
+    // A tiny page cache: the transaction's pages spill into the database before any commit; then kill -9.
+    const killed = await sh(`python3 -c "
+import os, signal, sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute('pragma cache_size=1')
+c.execute('begin')
+c.executemany('insert into t values (?)', [(i, ) for i in range(20000)])
+c.execute('update t set x = -1')
+os.kill(os.getpid(), signal.SIGKILL)
+" '${db}'`, { timeoutMs: 60_000 });
+    assert.notEqual(killed.code, 0);
+    assert.equal((await synapseBytes(id)).fh.contentMd5, committed, 'Synapse keeps the committed database');
+    const open = await sh(`python3 -c "
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+print(c.execute('pragma integrity_check').fetchone()[0], c.execute('select count(*), min(x) from t').fetchone())
+c.execute('insert into t values (100)'); c.commit(); c.close()
+" '${db}' && ls -A '${m.dir}/managed' | grep -c killed.db-journal`, { timeoutMs: 60_000 });
+    assert.equal(open.stdout, 'ok (100, 0)\n0\n', open.stderr);
+    const copy = path.join(scratch, 'killed-from-synapse.db');
+    await writeFile(copy, (await synapseBytes(id)).bytes);
+    const check = await sh(`python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('pragma integrity_check').fetchone()[0], c.execute('select count(*) from t').fetchone()[0])" '${copy}'`);
+    assert.equal(check.stdout, 'ok 101\n', check.stderr);
+  });
+
   test('vim can save a file (scratch files stay local)', async () => {
     const f = `${m.dir}/sts/edit.txt`;
     await sh(`printf 'hello world\\n' > '${f}'`);

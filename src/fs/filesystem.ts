@@ -43,7 +43,7 @@ import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
 import { RemovedNames } from './removed-names.js';
 import { isLocalDirId, type FileSize, type FsNode, type InodeTable } from './inode-table.js';
-import { heldTempTarget, isGitLockPath, isHeldTempName, isProbeName, isScratchName, isSqliteSideFile, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
+import { heldTempTarget, isGitLockPath, isHeldTempName, isProbeName, isScratchName, isSqliteSideFile, isStagingFolderName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
 import type { MtimeStore } from './mtime-log.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
@@ -755,8 +755,10 @@ export class SynapseFilesystem {
       startStream: (parentId, name, keep) => this.startStream(parentId, name, keep),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
     }, {
-      parentId, name, entityId, base, localOnly: isScratchName(name), ...(mtime !== undefined ? { mtime } : {}),
-      localWhileEmpty: isProbeName(name) && entityId === undefined && !seed, ...(seed ? { seed } : {}),
+      // In a mount-local folder every file is this mount's only (review: an empty one moved in, then
+      // written, was published there — asking Synapse about the local folder).
+      parentId, name, entityId, base, localOnly: isScratchName(name) || isLocalDirId(parentId), ...(mtime !== undefined ? { mtime } : {}),
+      localWhileEmpty: isProbeName(name) && entityId === undefined && !seed && !isLocalDirId(parentId), ...(seed ? { seed } : {}),
     });
     this.active.set(path, file);
     this.readersShare(file);
@@ -986,7 +988,6 @@ export class SynapseFilesystem {
     // The version these bytes replace travels with the base (recover's conflict check).
     const base = size ? { ...size, version: listed?.versionNumber } : undefined;
     const file = this.newActiveFile(path, parent.entityId, name, listed?.entityId || hiddenId, base, listed ? this.mtimeOf(listed, path) : undefined);
-    if (local) file.localOnly = true;
     if (!listed && !hiddenId && !local) {
       file.revive = this.removedNames.take(parent.entityId, name);
       file.heldUntilRenamed = isGitLockPath(path);
@@ -1630,11 +1631,11 @@ export class SynapseFilesystem {
     this.checkWritable(path);
     const { parent, name } = await this.table.resolveParent(path);
     if (isLocalDirId(parent.entityId)) throw new FsError('EPERM', `${path}: a mount-local folder holds files only`);
-    // A staging folder under a scratch name (rsync --delay-updates' `.~tmp~`: Synapse refuses
-    // the `~`): in this mount only. rsync renames its finished temp files into it and, at the
-    // end, each onto its real name, then removes it (QA: mkdir failed, and rsync discarded every
-    // file with a warning and exited 0). Its files are never published while in it.
-    if (isScratchName(name)) {
+    // A tool's staging folder (rsync --delay-updates' `.~tmp~`: Synapse refuses the `~`): in this
+    // mount only. rsync renames its finished temp files into it and, at the end, each onto its
+    // real name, then removes it (QA: mkdir failed, and rsync discarded every file with a warning
+    // and exited 0). Its files are never published while in it.
+    if (isStagingFolderName(name)) {
       if (this.table.cachedListing(parent.entityId)?.has(name) || (await this.table.resolve(path).then(() => true, () => false))) {
         throw new FsError('EEXIST', `${path}: exists`);
       }
@@ -1830,10 +1831,24 @@ export class SynapseFilesystem {
     if (isLocalDirId(node.entityId)) throw new FsError('EPERM', `${src}: a mount-local folder cannot be renamed`);
     const intoLocal = isLocalDirId(destParent.entityId);
     if (intoLocal) {
-      const moving = this.activeFile(src, node);
-      const unpublished = node.kind === 'file' && (moving ? (moving.heldTemp || moving.localOnly) && !moving.entityId : !node.entityId);
-      if (!unpublished) throw new FsError('EPERM', `${dest}: a mount-local folder holds only files not in Synapse yet (tools' temporary files)`);
+      // A published file (a tool's temp file whose name the mount does not hold: rsync's all
+      // lower-case `.f.XXXXXX`, 0.55 % of them) moves in as `mv f f~` does: a view, its entity
+      // left where it is until it moves out (review: EPERM, and rsync exit 23). A folder, or a
+      // file waiting for recover (its entry would name the local folder), may not.
+      if (node.kind !== 'file' || (this.kept?.has(node.parentId, node.name) ?? false)) {
+        throw new FsError('EPERM', `${dest}: a mount-local folder holds only files`);
+      }
+      // Closed, its RELEASE maybe still to come (its publish at close then lets it go): wait, and
+      // take the file as that leaves it (review: rsync's rename came between FLUSH and RELEASE).
+      const open = this.active.get(src);
+      if (open && open.refs > 0 && !open.localOnly && !open.heldTemp) {
+        await this.untilReleased(open, HELD_RELEASE_WAIT_MS);
+        node = await this.table.resolve(src);
+      }
     }
+    // Replacing the mount-local folder itself (`mv dir .~tmp~`): Synapse has no such folder to replace.
+    const replacing = await this.table.resolve(dest).catch(() => undefined);
+    if (replacing && isLocalDirId(replacing.entityId)) throw new FsError('EPERM', `${dest}: a mount-local folder cannot be replaced`);
     const scratch = isScratchName(destName) || intoLocal;
     if (!scratch) {
       this.checkName(dest, destName);
@@ -2098,14 +2113,18 @@ export class SynapseFilesystem {
       // Out of a mount-local folder onto a real name (rsync --delay-updates' last step): published
       // now, the rename answering for it, as a tool's temporary file given its name.
       const staged = isLocalDirId(node.parentId) && !toLocal;
+      // A tool's close is FLUSH, then an asynchronous RELEASE, which may come after this rename
+      // (review): a held file waits a moment for it, so what it holds, and its publish, are known
+      // — before the check below, which its FLUSHed fd would fail (review: rsync --delay-updates' EBUSY).
+      if (af.heldTemp && af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);
       if (af.writers > 0 && !af.localOnly && toLocal) {
         // Its bytes could be published under no name (Synapse refuses scratch names), and would
         // be lost at unmount if kept local (QA: every later close failed with EINVAL).
         throw new FsError('EBUSY', `${src}: open for writing; close it before renaming it to a scratch name (${destName} is never published)`);
       }
-      // A tool's close is FLUSH, then an asynchronous RELEASE, which may come after this rename
-      // (review): a held file waits a moment for it, so what it holds, and its publish, are known.
-      if (af.heldTemp && af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);
+      // Out of a mount-local folder to a new name: may this user add files there? (Made in the
+      // local folder, it was never asked; review: a viewer's move out failed EIO and journaled it.)
+      if (staged && !target?.entityId) await this.permissions.require('add files to', destParent.entityId, dest, destParent.benefactorId);
       if (target?.entityId && !toLocal && (af.heldTemp || staged) && af.refs === 0 && af.size === 0
         && !(await this.writes!.publisher.holdsEmptyFiles(destParent.entityId))) {
         // A tool's empty temporary file (rsync of an empty file, `sed -i '1,$d'`) where Synapse

@@ -55,6 +55,16 @@ export function isSqliteSideFile(name: string): boolean {
   return /^.+\.(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{1,16}-(?:journal|shm)$/.test(name);
 }
 
+/**
+ * A tool's staging folder, made in the mount only (filesystem.ts mkdir): rsync --delay-updates'
+ * `.~tmp~` — a dot, then a name between tildes, which Synapse refuses. Other scratch-looking
+ * folder names keep their old fate (a real folder, or EINVAL): a folder that ends with the mount
+ * must never take a user's `cp -r backup~` by surprise (review).
+ */
+export function isStagingFolderName(name: string): boolean {
+  return /^\.~.*~$/.test(name) && name.length > 2;
+}
+
 /** rsync's temp file `.<name>.XXXXXX` (six random characters) for a scratch `<name>` (`rsync -b`). */
 function isRsyncTempOfScratch(name: string): boolean {
   const m = /^\.(.+)\.[A-Za-z0-9]{6}$/.exec(name);

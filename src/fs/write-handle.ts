@@ -1090,7 +1090,8 @@ export class ActiveFile {
   async dispose(keepForRecovery: boolean): Promise<void> {
     await this.busy;
     this.deps.baseDone?.();
-    if (this.parked && !this.unlinked) {
+    // (A scratch file's — one in a mount-local folder — goes with the mount: its object below.)
+    if (this.parked && !this.unlinked && !this.localOnly) {
       // Let go while parked, not removed and not published (a failed publish that left it so):
       // its bytes are on S3 only — journaled for recover, never deleted (review: the object went
       // with the file, and the rename said 0).

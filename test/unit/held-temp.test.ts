@@ -682,10 +682,13 @@ test('rsync --delay-updates: its `.~tmp~` folder lives in this mount only; a tem
     assert.equal(calls() - before, 0, 'nothing asked of Synapse: no folder, no file');
     assert.equal(await r.fs.getxattr('/.~tmp~', 'user.synapse.id'), null);
     // What does not belong there is refused before anything changes.
-    await assert.rejects(r.fs.rename('/old.txt', '/.~tmp~/x.txt'), (e: unknown) => errnoName(e) === 'EPERM');
     await assert.rejects(r.fs.mkdir('/.~tmp~/sub'), (e: unknown) => errnoName(e) === 'EPERM');
-    await assert.rejects(r.fs.rename('/.~tmp~', '/staging~'), (e: unknown) => errnoName(e) === 'EPERM');
+    await assert.rejects(r.fs.rename('/.~tmp~', '/.~staging~'), (e: unknown) => errnoName(e) === 'EPERM');
     await assert.rejects(r.fs.rmdir('/.~tmp~'), (e: unknown) => errnoName(e) === 'ENOTEMPTY');
+    await r.fs.mkdir('/real');
+    await assert.rejects(r.fs.rename('/real', '/.~tmp~'), (e: unknown) => errnoName(e) === 'EPERM');
+    // Other scratch-looking folder names are not staging folders: Synapse refuses `~`, as before.
+    await assert.rejects(r.fs.mkdir('/backup~'), (e: unknown) => errnoName(e) === 'EINVAL');
     // The end of the run: each file onto its real name, then the folder goes.
     await r.fs.rename('/.~tmp~/new.txt', '/new.txt');
     await r.fs.rename('/.~tmp~/old.txt', '/old.txt');
@@ -695,8 +698,20 @@ test('rsync --delay-updates: its `.~tmp~` folder lives in this mount only; a tem
     assert.equal(r.api.fileBytes(newId).toString(), 'new file\n');
     assert.ok(r.api.fileBytes(oldId).equals(big), 'the next version of old.txt');
     assert.equal(r.api.versions(oldId).length, 2);
-    assert.deepEqual(Object.keys(r.api.tree(r.rootId)).sort(), ['new.txt', 'old.txt'], 'no temp file, no staging folder in Synapse');
+    assert.deepEqual(Object.keys(r.api.tree(r.rootId)).sort(), ['new.txt', 'old.txt', 'real'], 'no temp file, no staging folder in Synapse');
     assert.deepEqual(await r.spool.listJournal(), []);
+    // A published file moved in (rsync's temp file under a name the mount does not hold, published
+    // at its close) is a view there, its entity left where it was; moved out, the entity moves.
+    await writeNew(r, '/.pub.txt.qwerty', 'published temp\n');
+    const pubId = (await r.api.lookupChild(r.rootId, '.pub.txt.qwerty'))!;
+    await r.fs.mkdir('/.~tmp~');
+    await r.fs.rename('/.pub.txt.qwerty', '/.~tmp~/pub.txt');
+    assert.ok(!(await r.fs.readdir('/')).includes('.pub.txt.qwerty'));
+    assert.equal(await readText(r, '/.~tmp~/pub.txt'), 'published temp\n');
+    await r.fs.rename('/.~tmp~/pub.txt', '/pub.txt');
+    await r.fs.rmdir('/.~tmp~');
+    assert.equal(await r.api.lookupChild(r.rootId, 'pub.txt'), pubId, 'the same entity, renamed');
+    assert.equal(await r.api.lookupChild(r.rootId, '.pub.txt.qwerty'), null);
     // A file made in it directly (`rsync --partial-dir=.~tmp~`) is this mount's only, too.
     await r.fs.mkdir('/.~tmp~');
     await writeNew(r, '/.~tmp~/part.bin', 'partial\n');

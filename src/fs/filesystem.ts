@@ -1069,9 +1069,12 @@ export class SynapseFilesystem {
     // incomplete, Synapse keeping the last committed version; SQLite's next open here rolls it
     // back and publishes that (review). An fsync comes at a commit, with every page written.
     const midTransaction = why !== 'fsync' && (await this.sqliteMidTransaction(path, file));
+    const wasDirty = file.dirty;
     try {
       version = await file.publish(midTransaction ? { holdBack: 'a SQLite database closed mid-transaction (its rollback journal is hot): not published; open it here again and SQLite rolls it back' } : {});
       mtime = file.mtime; // before anything else is awaited: a write after this is not in the version
+      // Its bytes are in Synapse now: an incomplete entry of this file (half a transaction) is superseded.
+      if (wasDirty && !file.dirty) await this.kept?.dropIncomplete(file.parentId, file.name);
     } catch (err) {
       // Journaled again: the new entry holds (or replaced) what the one it started from held.
       if (file.awaitingRecovery) await this.dropSuperseded(file, 'a newer entry of the same file replaces it');

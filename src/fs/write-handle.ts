@@ -95,6 +95,8 @@ export interface JournaledAs {
   whole: boolean;
   /** The version of the entity these bytes were written over. */
   baseVersion?: number;
+  /** Why the bytes may be incomplete (JournalEntry.incomplete): never shown at the path (kept-files.ts). */
+  incomplete?: string;
 }
 
 export interface StreamTarget {
@@ -1042,6 +1044,7 @@ export class ActiveFile {
       this.journaledAs = {
         spoolFile: spool.file, journalId: spool.id, size, md5, whole: inSpool,
         ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
+        ...(incomplete ? { incomplete } : {}),
       };
       const file = await this.deps.spool.writeJournal({
         id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoName } from '../../src/fs/errors.js';
-import { readText, withReal, writeNew, type Real } from './fs-wiring.js';
+import { mountOver, readText, withReal, writeNew, type Real } from './fs-wiring.js';
 import { heldOpenBy } from '../../src/fs/spool.js';
 import { StsCredentialCache } from '../../src/synapse/sts.js';
 import { FileSources } from '../../src/fs/file-sources.js';
@@ -462,6 +462,12 @@ test('review: a SQLite database closed while its rollback journal (kept in this 
     assert.equal(r.api.versions(id).length, 1);
     const [entry] = await r.spool.listJournal();
     assert.match(entry?.incomplete ?? '', /mid-transaction/, 'journaled as incomplete: recover calls it a conflict');
+    assert.equal(await readText(r, '/x.db'), committed, 'the path shows the committed version, never half a transaction');
+    // So does a remount with that spool (QA: it showed the torn bytes, SQLite — its journal gone
+    // with the mount — took them for sound, and its next commit published the uncommitted rows).
+    const again = mountOver(r);
+    await again.showJournaled();
+    assert.equal(await readText({ ...r, fs: again }, '/x.db'), committed);
     // SQLite's next open here finds the hot journal and rolls the database back, then drops the journal.
     const back = await r.fs.open('/x.db', O_WRONLY);
     await r.fs.write(back, Buffer.from('page1'), 0);

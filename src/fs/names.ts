@@ -135,6 +135,10 @@ export function heldTempTarget(name: string): string | undefined {
  * not remove). A lock git removes instead (a rollback) is never published.
  */
 export function isGitLockPath(path: string): boolean {
+  // And git's other files written whole and renamed (or removed) inside `.git`: `packed-refs.new`,
+  // `gc.pid`, update-server-info's `refs_XXXXXX` and `packs_XXXXXX`, repack's `.tmp-<pid>-pack-*`
+  // (QA: a "Can edit" collaborator's `git gc` failed — "unable to unlink packed-refs.new").
+  if (/(^|\/)\.git\/(?:[^/]+\/)*(?:packed-refs\.new|gc\.pid|(?:refs|packs)_[A-Za-z0-9]{6}|\.tmp-\d+-pack-[^/]+)$/.test(path)) return true;
   return /(^|\/)\.git\/(?:[^/]+\/)*[^/]+\.lock$/.test(path)
     || /(^|\/)[^/]+\.git\/(?:(?:HEAD|config|index|packed-refs|shallow|[A-Z_]+_HEAD)\.lock|(?:refs|logs|worktrees)\/(?:[^/]+\/)*[^/]+\.lock)$/.test(path);
 }

@@ -252,6 +252,9 @@ test('git\'s lock files inside a repository are held too: `config.lock` renamed 
   const { isGitLockPath } = await import('../../src/fs/names.js');
   for (const p of ['/r/.git/config.lock', '/.git/index.lock', '/a/b/.git/refs/heads/main.lock', '/srv/repo.git/HEAD.lock', '/r/.git/modules/sub/index.lock']) assert.ok(isGitLockPath(p), p);
   for (const p of ['/srv/repo.git/refs/heads/main.lock', '/srv/repo.git/packed-refs.lock']) assert.ok(isGitLockPath(p), p);
+  // And git's other temp files renamed or removed whole (QA: a collaborator's `git gc` failed on packed-refs.new).
+  for (const p of ['/r/.git/packed-refs.new', '/r/.git/gc.pid', '/r/.git/info/refs_Ab12Cd', '/r/.git/objects/info/packs_x9Yz01', '/r/.git/objects/pack/.tmp-4242-pack-abc.pack']) assert.ok(isGitLockPath(p), p);
+  for (const p of ['/r/packed-refs.new', '/r/.git/info/refs', '/r/gc.pid']) assert.ok(!isGitLockPath(p), p);
   for (const p of ['/yarn.lock', '/r/Cargo.lock', '/r/.git/config', '/r/.github/x.lock', '/r/.gitignore.lock', '/proj.git/yarn.lock', '/proj.git/sub/poetry.lock']) assert.ok(!isGitLockPath(p), p);
   await withHeld(async (r) => {
     await r.fs.mkdir('/.git');

@@ -117,11 +117,13 @@ async function checkSpoolBytes(e: JournalEntry, force: boolean): Promise<{ entry
  * An entry recover leaves without asking Synapse, and why: still open in its running mount, or
  * journaled by a mount of another Synapse than `spool`'s.
  */
-export function leftAlone(entry: JournalEntry, spool: Pick<Spool, 'ours'>, force: boolean): RecoverResult | undefined {
-  // (A pid reused since — a container's restarted mount — looks alive too: --force takes it.)
-  const holder = force ? undefined : heldOpenBy(entry);
+export function leftAlone(entry: JournalEntry, spool: Pick<Spool, 'ours'>): RecoverResult | undefined {
+  // Not even with --force: the running mount still writes its spool file through an open fd, and
+  // publishes it at the last close — taking it now lost every later write (QA: close() then failed
+  // with ENOENT). The holder is matched by pid and start time, so a reused pid is not it.
+  const holder = heldOpenBy(entry);
   if (holder) {
-    return { entry, outcome: 'open', error: `still open in the mount (pid ${holder.pid}), which publishes it at its last close; recover takes it if that fails (--force takes it now)` };
+    return { entry, outcome: 'open', error: `still open in the mount (pid ${holder.pid}), which publishes it at its last close; recover takes it if that fails or the mount stops` };
   }
   if (!spool.ours(entry)) {
     return { entry, outcome: 'elsewhere', error: `journaled by a mount of the Synapse at ${entry.endpoint ?? '?'}; left for \`synapse-mount recover --endpoint ${entry.endpoint ?? '?'}\`` };
@@ -136,7 +138,7 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   // Oldest first: of two saves of one file, the later one ends as the newest version.
   const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   for (const journaled of entries) {
-    const left = leftAlone(journaled, spool, opts.force === true);
+    const left = leftAlone(journaled, spool);
     if (left) {
       results.push(left);
       continue;

@@ -50,7 +50,7 @@ export async function runRecover(opts: {
   if (opts.discard) {
     // A bare --discard must never fall through to publishing everything.
     if (opts.discard.length === 0) throw new UsageError('--discard needs the ids of the entries to drop (see recover --list)');
-    return discard(journal, entries, opts.discard, opts.force === true);
+    return discard(journal, entries, opts.discard);
   }
   if (opts.list || (entries.length === 0 && (await journal.listUploads()).length === 0)) {
     if (entries.length === 0 && !bad) process.stdout.write(`nothing to recover in ${opts.spoolDir}\n`);
@@ -68,7 +68,7 @@ export async function runRecover(opts: {
   // Entries and records of another Synapse are left for a recover against it (spool.ts sameSynapse).
   const spool = new Spool(opts.spoolDir, { endpoint: client.endpoint });
   const force = opts.force === true;
-  const left = entries.map((e) => leftAlone(e, spool, force));
+  const left = entries.map((e) => leftAlone(e, spool));
   if (left.every((r) => r !== undefined) && (await orphanedUploads(spool, false)).length === 0) {
     // Nothing this Synapse could take: said without asking it (QA: an unreachable --endpoint
     // waited its whole --retry-timeout to report entries it would never touch).
@@ -104,7 +104,7 @@ function report(results: RecoverResult[]): number {
  * resolved otherwise) with their spool bytes. Offline: an open multipart upload an entry named
  * is left to the orphan sweep of the next mount or recover (its record is now unreferenced).
  */
-async function discard(spool: Spool, entries: JournalEntry[], ids: string[], force: boolean): Promise<number> {
+async function discard(spool: Spool, entries: JournalEntry[], ids: string[]): Promise<number> {
   const byId = new Map(entries.map((e) => [e.id, e]));
   const unknown = ids.filter((id) => !byId.has(id));
   if (unknown.length > 0) {
@@ -112,9 +112,10 @@ async function discard(spool: Spool, entries: JournalEntry[], ids: string[], for
     return 1;
   }
   // Its spool file is still being written through an open fd: discarding it would lose those writes.
-  const open = force ? [] : ids.filter((id) => heldOpenBy(byId.get(id)!));
+  // Not even with --force (QA: the program's later writes were lost).
+  const open = ids.filter((id) => heldOpenBy(byId.get(id)!));
   if (open.length > 0) {
-    process.stderr.write(`synapse-mount: ${open.join(', ')} still open in the mount that journaled it (close it there first, or --force); nothing discarded\n`);
+    process.stderr.write(`synapse-mount: ${open.join(', ')} still open in the mount that journaled it (close it there first, or stop that mount); nothing discarded\n`);
     return 1;
   }
   for (const id of new Set(ids)) {

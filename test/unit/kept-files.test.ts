@@ -316,6 +316,10 @@ test('recover while the journaled file is still open leaves it to the mount: the
     const publisher = new Publisher(r.api, (loc, id) => sources.storeFor(loc, id, 'read_write'), { userId: r.api.user.id, partSize: 5 * MiB, useSts: true, uploads: r.spool });
     const during = await recoverAll(r.api, publisher, r.spool, undefined, () => r.store);
     assert.deepEqual(during.map((x) => x.outcome), ['open'], during[0]?.error);
+    // Not even --force takes it (QA: it published the fsynced bytes, removed the spool file, and the
+    // program's later writes were lost — its close failed with ENOENT).
+    const forced = await recoverAll(r.api, publisher, r.spool, undefined, () => r.store, { force: true });
+    assert.deepEqual(forced.map((x) => x.outcome), ['open'], forced[0]?.error);
     assert.equal(await readFile(entry.spoolFile, 'utf8'), 'line1\nline2\n', 'the spool file is still there');
 
     await r.fs.write(fd, Buffer.from('line3\n'), 12);

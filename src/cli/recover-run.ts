@@ -80,6 +80,9 @@ export async function runRecover(opts: {
   const me = await client.getUserProfile();
   const { publisher, sources } = transferServices(client, String(me.ownerId), opts.transfer, log, spool);
   const storeFor = (loc: number, id: string): ObjectStore => sources.storeFor(loc, id, 'read_write');
+  // Records and entries a dead process left half-written, as a mount's start removes them (QA: a
+  // stray journal temp file from a mount stopped mid-write stayed until the next mount).
+  await spool.sweepStrayRecords().catch(() => 0);
   const orphans = await abortOrphanedUploads(spool, storeFor, log);
   if (orphans > 0) process.stdout.write(`cleaned up ${orphans} orphaned S3 upload(s) (open ones aborted, completed ones' unnamed objects deleted)\n`);
   // Not essential: without it the recovered files show Synapse's time at the next mount.

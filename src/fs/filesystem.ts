@@ -1430,11 +1430,19 @@ export class SynapseFilesystem {
    * A temporary file (names.ts isHeldTempName) closed and not renamed within HELD_TEMP_MS: it was
    * not one, or its tool stopped before the rename — published under its own name, as any file.
    */
+  /** The latest timer publishHeldLater armed for each held file (earlier ones stand down). */
+  private readonly heldTimers = new WeakMap<ActiveFile, number>();
+
   private publishHeldLater(file: ActiveFile): void {
     // git keeps `index.lock` closed through a commit's editor, then renames or removes it (review:
     // published after 10 s, its rename had to delete it — EACCES for a "Can edit" collaborator).
     if (file.heldUntilRenamed) return;
+    // Counted from the last close: a timer armed at an earlier one stands down (QA: `>> log.tmp`
+    // every 4 s published a version at the first close's 10 s, and again at each later one).
+    const armed = (this.heldTimers.get(file) ?? 0) + 1;
+    this.heldTimers.set(file, armed);
     const timer = setTimeout(() => {
+      if (this.heldTimers.get(file) !== armed) return;
       const path = [...this.active].find(([, f]) => f === file)?.[0];
       if (!path || !file.heldTemp || file.unlinked || file.refs > 0) return;
       if (file.renaming > 0) {

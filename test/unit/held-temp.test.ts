@@ -723,3 +723,31 @@ test('rsync --delay-updates: its `.~tmp~` folder lives in this mount only; a tem
     await r.fs.rmdir('/.~tmp~');
   });
 });
+
+test('QA: a held file is published its wait after its LAST close, not its first (`>> log.tmp` now and then made a version per append)', async () => {
+  await withHeld(async (r) => {
+    const appendLine = async (line: string, at: number): Promise<void> => {
+      const fd = await r.fs.open('/log.tmp', 1 | 0o2000);
+      await r.fs.write(fd, Buffer.from(line), at);
+      await r.fs.flush(fd);
+      await r.fs.release(fd);
+    };
+    const fd = await r.fs.create('/log.tmp', 0o644);
+    await r.fs.write(fd, Buffer.from('one\n'), 0);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    const wait = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+    await wait(200); // the scenario's own pace: the next append 200 ms after the first close
+    await appendLine('two\n', 4);
+    await wait(200); // past the first close's 300 ms, not the second's
+    assert.equal(await r.api.lookupChild(r.rootId, 'log.tmp'), null, 'not published while appends keep coming');
+    let id: string | null = null;
+    for (let i = 0; i < 100 && !id; i++) {
+      await wait(20);
+      id = await r.api.lookupChild(r.rootId, 'log.tmp');
+    }
+    assert.ok(id, 'published after the last close\'s wait');
+    assert.equal(r.api.fileBytes(id).toString(), 'one\ntwo\n');
+    assert.equal(r.api.versions(id).length, 1, 'one version');
+  }, 300);
+});

@@ -1071,7 +1071,7 @@ export class SynapseFilesystem {
     const midTransaction = why !== 'fsync' && (await this.sqliteMidTransaction(path, file));
     const wasDirty = file.dirty;
     try {
-      version = await file.publish(midTransaction ? { holdBack: 'a SQLite database closed mid-transaction (its rollback journal is hot): not published; open it here again and SQLite rolls it back' } : {});
+      version = await file.publish(midTransaction ? { holdBack: 'a SQLite database closed mid-transaction (its rollback journal is hot): not published; open it here again and SQLite rolls it back', holdBackLocal: true } : {});
       mtime = file.mtime; // before anything else is awaited: a write after this is not in the version
       // Its bytes are in Synapse now: an incomplete entry of this file (half a transaction) is superseded.
       if (wasDirty && !file.dirty) await this.kept?.dropIncomplete(file.parentId, file.name);

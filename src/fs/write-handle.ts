@@ -644,7 +644,7 @@ export class ActiveFile {
    * go to S3 and get their file handle, but the file is journaled instead of committed — marked
    * incomplete for the reason given (the mount stops while a writer still has it open).
    */
-  publish(opts: { holdBack?: string } = {}): Promise<PublishedVersion | undefined> {
+  publish(opts: { holdBack?: string; holdBackLocal?: boolean } = {}): Promise<PublishedVersion | undefined> {
     // Frozen while a writer had it open (the mount stopping): whoever publishes it — the drain,
     // or that writer's close racing it — journals it as incomplete; never commits it (QA: a
     // writer that got the freeze's EIO and closed had its half-written file published).
@@ -690,6 +690,13 @@ export class ActiveFile {
       // Write-ahead: the file as it is now, in the journal while it is published, so that a
       // crash (kill -9, OOM) mid-publish leaves it for recover — not an unreferenced spool file
       // (QA). Gone once published; replaced by the real entry if the publish fails.
+      // Held back with every byte in the spool (a SQLite database mid-transaction): journaled as it
+      // is, not uploaded — its next save usually supersedes it, which left a billed file handle
+      // nothing used (QA).
+      if (holdBack && opts.holdBackLocal && !stream) {
+        this.broken = new FsError('EIO', `${this.name}: ${holdBack}`);
+        throw await this.journal(this.broken, size, md5, {}, true, holdBack);
+      }
       let ahead = stream ? undefined : await this.writeAhead(spool!, size, md5);
       try {
         let fileHandleId: string;

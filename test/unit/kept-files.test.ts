@@ -458,7 +458,9 @@ test('review: a SQLite database closed while its rollback journal (kept in this 
     await r.fs.fsync(j);
     const d = await r.fs.open('/x.db', O_WRONLY);
     await r.fs.write(d, Buffer.from('PAGE1'), 0);
+    const registered = r.faults.calls['createExternalS3FileHandle'] ?? 0;
     await assert.rejects(r.fs.flush(d), /mid-transaction/);
+    assert.equal((r.faults.calls['createExternalS3FileHandle'] ?? 0) - registered, 0, 'nothing uploaded (QA: a billed handle nothing used)');
     await r.fs.release(d);
     await r.fs.flush(j);
     await r.fs.release(j);

@@ -24,7 +24,10 @@ function elsewhere(e: JournalEntry): string {
 function statusOf(e: JournalEntry): string {
   const holder = heldOpenBy(e);
   if (holder) return `open (in the mount, pid ${holder.pid}: published at its last close)`;
-  return e.incomplete ? 'incomplete (publish with --force once checked)' : 'failed';
+  if (e.incomplete) return 'incomplete (publish with --force once checked)';
+  // Refused because someone published a newer version (publisher.ts VersionConflict): what plain
+  // recover will call it too (QA: --list said "failed", recover "conflict").
+  return /is at version \d+ now; these bytes build on version/.test(e.error) ? 'conflict (a newer version was published since; --force publishes it)' : 'failed';
 }
 
 export async function runRecover(opts: {

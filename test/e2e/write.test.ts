@@ -1624,7 +1624,7 @@ os.replace(f + '.tmp', f)
       assert.equal(stack.seed.versions(id).length, 2);
       const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
       const rec = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
-      assert.match(rec.stdout, /stale\.txt/, 'journaled');
+      assert.match(rec.stdout, /stale\.txt.*\tconflict \(a newer version was published since/, 'journaled, and --list calls it what recover will: a conflict');
       // The path shows theirs at once, as the README says (session 29: the kept bytes showed until
       // the listing's TTL ran out), so `cat` there is what Synapse has.
       assert.equal((await sh(`cat '${mb.dir}/managed/stale.txt'`)).stdout, 'line1\nline2 (other user)\n');

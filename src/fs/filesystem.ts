@@ -110,6 +110,9 @@ const COPY_CHUNK = 8 * 1024 * 1024;
 /** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 6.). */
 const UTIME_OMIT_MS = 1;
 
+/** How a SQLite database held back mid-transaction is journaled (JournalEntry.incomplete starts so). */
+const SQLITE_HELD_BACK = 'a SQLite database closed mid-transaction';
+
 /** The first bytes of a SQLite rollback journal that can still undo a transaction (a "hot" one). */
 const SQLITE_JOURNAL_MAGIC = Buffer.from('d9d505f920a163d7', 'hex');
 /**
@@ -667,6 +670,12 @@ export class SynapseFilesystem {
       // version appeared since): an append builds on those bytes, as it was told (QA: it landed
       // at that offset in the newer version, published over it). Publishing then is ESTALE.
       const keptView = view ?? (await this.keptShownToKernel(path, node));
+      // A SQLite database held back mid-transaction whose journal went with the mount that had it:
+      // its bytes are half a transaction nothing can undo now, and SQLite would take them for sound
+      // and publish its uncommitted rows (QA). Written only once recover has decided.
+      if (keptView?.incomplete?.startsWith(SQLITE_HELD_BACK) && !(await this.hotJournalAt(path))) {
+        throw new FsError('EACCES', `${path}: ${SQLITE_HELD_BACK} and its rollback journal is gone (the mount that had it stopped): \`synapse-mount recover --list\` shows it; \`recover --discard ID\` goes back to the last committed version`);
+      }
       // Appends and partial rewrites land where the kernel thinks the file ends: build on that version.
       const base = keptView ? undefined : shown?.base ?? (node.entityId ? { ...(await this.table.size(node)), version: node.versionNumber } : undefined);
       // Another open of this path for writing made the file's state while this one asked Synapse
@@ -1036,7 +1045,11 @@ export class SynapseFilesystem {
   /** fsync: publish whatever changed, if this fd changed anything since the last publish. */
   /** Whether `path` is a SQLite database whose rollback journal in this mount is hot (publish). */
   private async sqliteMidTransaction(path: string, file: ActiveFile): Promise<boolean> {
-    if (!isSqliteSideFile(`${file.name}-journal`)) return false;
+    return isSqliteSideFile(`${file.name}-journal`) && this.hotJournalAt(path);
+  }
+
+  /** Whether this mount holds a hot SQLite rollback journal for the database at `path`. */
+  private async hotJournalAt(path: string): Promise<boolean> {
     const journal = this.active.get(`${path}-journal`);
     if (!journal || journal.unlinked || journal.size < SQLITE_JOURNAL_MAGIC.length) return false;
     const head = await journal.read(0, SQLITE_JOURNAL_MAGIC.length).catch(() => undefined);
@@ -1069,15 +1082,14 @@ export class SynapseFilesystem {
     // incomplete, Synapse keeping the last committed version; SQLite's next open here rolls it
     // back and publishes that (review). An fsync comes at a commit, with every page written.
     const midTransaction = why !== 'fsync' && (await this.sqliteMidTransaction(path, file));
-    const wasDirty = file.dirty;
     try {
-      version = await file.publish(midTransaction ? { holdBack: 'a SQLite database closed mid-transaction (its rollback journal is hot): not published; open it here again and SQLite rolls it back', holdBackLocal: true } : {});
+      version = await file.publish(midTransaction ? { holdBack: `${SQLITE_HELD_BACK} (its rollback journal is hot): not published; open it here again and SQLite rolls it back`, holdBackLocal: true } : {});
       mtime = file.mtime; // before anything else is awaited: a write after this is not in the version
-      // Its bytes are in Synapse now: an incomplete entry of this file (half a transaction) is superseded.
-      if (wasDirty && !file.dirty) await this.kept?.dropIncomplete(file.parentId, file.name);
     } catch (err) {
-      // Journaled again: the new entry holds (or replaced) what the one it started from held.
-      if (file.awaitingRecovery) await this.dropSuperseded(file, 'a newer entry of the same file replaces it');
+      // Journaled again: the new entry holds (or replaced) what the one it started from held. Not
+      // half a transaction: the entry it was written over (a commit whose publish failed) stays,
+      // what the rollback returns to (review: it was dropped, and the commit lost).
+      if (file.awaitingRecovery && !midTransaction) await this.dropSuperseded(file, 'a newer entry of the same file replaces it');
       // Its folder (or the file) deleted elsewhere: forget the folder's listing and its own
       // entry, so the next lookup asks Synapse — not every later create there failing at close
       // for a TTL (QA: opens in a deleted folder succeeded, and `echo x > f` exited 0).

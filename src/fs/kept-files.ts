@@ -49,9 +49,8 @@ export interface KeptFile {
   older?: Array<{ journalId: string; spoolFile: string }>;
   /**
    * Why the bytes may be incomplete (a SQLite database closed mid-transaction, a file still open
-   * when the mount stopped): never shown — a program would build on half-written bytes, and its
-   * save publish them (QA: SQLite took a torn database for sound after a remount and published
-   * its uncommitted rows). The path shows Synapse's version; recover --list says where they are.
+   * when the mount stopped): JournalEntry.incomplete. Shown as any kept file; filesystem.ts
+   * refuses to write a SQLite database held back mid-transaction once its journal is gone.
    */
   incomplete?: string;
 }
@@ -109,7 +108,7 @@ export class KeptFiles {
         ...(e.baseVersion !== undefined ? { baseVersion: e.baseVersion } : {}),
         ...(e.incomplete ? { incomplete: e.incomplete } : {}),
       });
-      if (!e.entityId && whole && !e.incomplete) this.table.addLocal({ entityId: '', name: e.name, kind: 'file', parentId: e.parentId, versionNumber: undefined, modifiedOn: mtime, createdOn: mtime });
+      if (!e.entityId && whole) this.table.addLocal({ entityId: '', name: e.name, kind: 'file', parentId: e.parentId, versionNumber: undefined, modifiedOn: mtime, createdOn: mtime });
     }
     return entries.length;
   }
@@ -120,7 +119,7 @@ export class KeptFiles {
    */
   async shown(node: FsNode): Promise<KeptFile | undefined> {
     const kept = await this.waiting(node);
-    if (!kept?.whole || kept.incomplete) return undefined;
+    if (!kept?.whole) return undefined;
     if (kept.baseVersion !== undefined && node.versionNumber !== undefined && node.versionNumber !== kept.baseVersion) return undefined;
     return kept;
   }
@@ -179,16 +178,6 @@ export class KeptFiles {
         this.table.invalidate(c.parentId);
       }
     } else if (view && view.parentId === c.parentId && view.name === c.name) this.add({ ...view, mtime: c.mtime }); // touch of a kept file
-  }
-
-  /**
-   * The file at this name was published again through this mount (or found unchanged): an
-   * incomplete entry of it — half a transaction, a half-written file — is superseded by what the
-   * program did next, and goes (as a shown entry goes when the file written over it is published).
-   */
-  async dropIncomplete(parentId: string, name: string): Promise<void> {
-    const kept = this.byName.get(keyOf(parentId, name));
-    if (kept?.incomplete) await this.discardKept(kept, 'superseded by a newer save through this mount');
   }
 
   /** `node` was removed, or replaced by a rename onto it: its entry and kept bytes go too. */

@@ -2220,6 +2220,15 @@ export class SynapseFilesystem {
       // A tool's temporary file given its real name is published now, and the rename answers for
       // it — the tool's only word on its file (QA: rsync exited 0 with the publish failing). The
       // rename has no op timeout (fuse-adapter.ts), as close has none.
+      // git renames a lock onto a file it also removes whole later (`gc.pid.lock` → `gc.pid`;
+      // pack-objects' temp pack → repack's `.tmp-<pid>-pack-*`): held under its new name, not
+      // published (QA: a "Can edit" collaborator's `git gc` could not unlink gc.pid).
+      if (wasHeld && !af.localOnly && !target?.entityId && isGitLockPath(dest)) {
+        af.heldTemp = true;
+        af.heldUntilRenamed = true;
+        await af.journalHeld({ park: false }); // its entry names the new path
+        return;
+      }
       if (wasHeld && !af.localOnly) {
         if (af.refs === 0) {
           await (this.lastPublish.get(af) ?? this.lastClosed(dest, af));

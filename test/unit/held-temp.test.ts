@@ -751,3 +751,21 @@ test('QA: a held file is published its wait after its LAST close, not its first 
     assert.equal(r.api.versions(id).length, 1, 'one version');
   }, 300);
 });
+
+test('QA: a git lock renamed onto a file git removes whole later (gc.pid) stays held: never published, so a collaborator can remove it', async () => {
+  await withHeld(async (r) => {
+    await r.fs.mkdir('/.git');
+    await writeNew(r, '/.git/gc.pid.lock', '4242 host\n');
+    await r.fs.rename('/.git/gc.pid.lock', '/.git/gc.pid');
+    const gitId = (await r.api.lookupChild(r.rootId, '.git'))!;
+    assert.equal(await r.api.lookupChild(gitId, 'gc.pid'), null, 'not published at the rename');
+    assert.equal(await readText(r, '/.git/gc.pid'), '4242 host\n');
+    await r.fs.unlink('/.git/gc.pid');
+    assert.equal(await r.api.lookupChild(gitId, 'gc.pid'), null);
+    assert.deepEqual(await r.spool.listJournal(), [], 'nothing left for recover');
+    // A lock renamed onto a real file is published there, as before.
+    await writeNew(r, '/.git/config.lock', '[core]\n');
+    await r.fs.rename('/.git/config.lock', '/.git/config');
+    assert.ok(await r.api.lookupChild(gitId, 'config'));
+  });
+});

@@ -137,6 +137,12 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   const ours: OwnVersions = { versions: new Map(), created: new Set() };
   // Oldest first: of two saves of one file, the later one ends as the newest version.
   const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  // Before an entry is written back after a long step: gone means the running mount dropped it (reported, not published).
+  const stillJournaled = async (entry: JournalEntry): Promise<boolean> => {
+    if (await spool.hasJournal(entry.id)) return true;
+    results.push({ entry, outcome: 'failed', error: ENTRY_WENT });
+    return false;
+  };
   for (const journaled of entries) {
     const left = leftAlone(journaled, spool);
     if (left) {
@@ -183,10 +189,7 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
           const { s3Upload: _done, ...rest } = e;
           e = { ...rest, s3Object: { bucket: u.bucket, key: u.key, storageLocationId: u.storageLocationId } };
           // Dropped by the running mount while the parts went (the file removed there): not brought back (review).
-          if (!(await spool.hasJournal(entry.id))) {
-            results.push({ entry, outcome: 'failed', error: ENTRY_WENT });
-            continue;
-          }
+          if (!(await stillJournaled(entry))) continue;
           await spool.writeJournal(e);
           await spool.removeUpload(u.uploadId);
         }
@@ -201,10 +204,7 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
           // The upload took a while: the running mount may have published or removed this file
           // meanwhile (a new save of it, an rm), and dropped its entry — which writing it again
           // would bring back (review: recover published bytes the user had removed).
-          if (!(await spool.hasJournal(entry.id))) {
-            results.push({ entry, outcome: 'failed', error: ENTRY_WENT });
-            continue;
-          }
+          if (!(await stillJournaled(entry))) continue;
           await spool.writeJournal({ ...e, fileHandleId });
         }
         // --force over a file deleted since: published as a new file of that name. Built on the

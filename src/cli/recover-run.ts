@@ -8,6 +8,7 @@ import { transferServices, type TransferConfig } from '../fs/mount.js';
 import { createLogger } from '../log.js';
 import { clientFor, type AuthArgs } from './common.js';
 import { leftAlone, recoverAll, type RecoverResult } from './recover-command.js';
+import { VERSION_CONFLICT_SAYS } from '../fs/publisher.js';
 import { openMtimeLog } from '../fs/mtime-log.js';
 import { synapseScope } from '../fs/synapse-scope.js';
 import { UsageError } from '../config.js';
@@ -27,7 +28,7 @@ function statusOf(e: JournalEntry): string {
   if (e.incomplete) return 'incomplete (publish with --force once checked)';
   // Refused because someone published a newer version (publisher.ts VersionConflict): what plain
   // recover will call it too (QA: --list said "failed", recover "conflict").
-  return /is at version \d+ now; these bytes build on version/.test(e.error) ? 'conflict (a newer version was published since; --force publishes it)' : 'failed';
+  return VERSION_CONFLICT_SAYS.test(e.error) ? 'conflict (a newer version was published since; --force publishes it)' : 'failed';
 }
 
 export async function runRecover(opts: {

@@ -1659,7 +1659,7 @@ export class SynapseFilesystem {
     // real name, then removes it (QA: mkdir failed, and rsync discarded every file with a warning
     // and exited 0). Its files are never published while in it.
     if (isStagingFolderName(name)) {
-      if (this.table.cachedListing(parent.entityId)?.has(name) || (await this.table.resolve(path).then(() => true, () => false))) {
+      if (await this.table.resolve(path).then(() => true, () => false)) {
         throw new FsError('EEXIST', `${path}: exists`);
       }
       this.table.addLocalDir(parent.entityId, name);
@@ -1869,9 +1869,6 @@ export class SynapseFilesystem {
         node = await this.table.resolve(src);
       }
     }
-    // Replacing the mount-local folder itself (`mv dir .~tmp~`): Synapse has no such folder to replace.
-    const replacing = await this.table.resolve(dest).catch(() => undefined);
-    if (replacing && isLocalDirId(replacing.entityId)) throw new FsError('EPERM', `${dest}: a mount-local folder cannot be replaced`);
     const scratch = isScratchName(destName) || intoLocal;
     if (!scratch) {
       this.checkName(dest, destName);
@@ -1882,6 +1879,8 @@ export class SynapseFilesystem {
       // published file keeps its own identity (`rm g; mv h g` moves h).
       ?? (scratch || node.kind !== 'file' || (node.entityId && !isHeldTempName(node.name)) ? undefined
         : await this.revivedTarget(destParent.entityId, destName, dest));
+    // Replacing the mount-local folder itself (`mv dir .~tmp~`): Synapse has no such folder to replace.
+    if (target && isLocalDirId(target.entityId)) throw new FsError('EPERM', `${dest}: a mount-local folder cannot be replaced`);
     // The same file under two names (a hard link, had Synapse any) — not a backup view and the
     // file it was made from: those show different versions of one entity (QA: `mv f~ f` to
     // restore a backup, and `mv f f~` over an older backup, answered 0 and did nothing).

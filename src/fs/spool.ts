@@ -559,14 +559,7 @@ export class SpoolFile {
     if (this.hash && this.hashedUpTo === this.size) return this.hash.copy().digest('hex');
     if (this.readBack?.changes === this.changes) return this.readBack.hex;
     const changes = this.changes;
-    const h = createHash('md5');
-    await new Promise<void>((resolve, reject) => {
-      createReadStream(this.file, { start: 0, end: Math.max(0, this.size - 1), highWaterMark: 1 << 20 })
-        .on('data', (c) => { if (this.size > 0) h.update(c as Buffer); })
-        .on('end', () => resolve())
-        .on('error', reject);
-    });
-    const hex = h.digest('hex');
+    const hex = (await sizeAndMd5Of(this.file, this.size)).md5;
     // Keyed by the count at the start: a write during the read-back has moved it on already.
     this.readBack = { changes, hex };
     return hex;
@@ -585,12 +578,16 @@ export class SpoolFile {
   }
 }
 
-/** A file's size and MD5 hex as it is now, read whole (recover checks a spool file against its entry). */
-export async function sizeAndMd5Of(file: string): Promise<{ size: number; md5: string }> {
+/**
+ * A file's size and MD5 hex as it is now: read whole, or its first `limit` bytes (SpoolFile.md5's
+ * read-back, and recover checking a spool file against its entry).
+ */
+export async function sizeAndMd5Of(file: string, limit?: number): Promise<{ size: number; md5: string }> {
   const h = createHash('md5');
   let size = 0;
+  if (limit === 0) return { size, md5: h.digest('hex') };
   await new Promise<void>((resolve, reject) => {
-    createReadStream(file, { highWaterMark: 1 << 20 })
+    createReadStream(file, { highWaterMark: 1 << 20, ...(limit !== undefined ? { start: 0, end: limit - 1 } : {}) })
       .on('data', (c) => { h.update(c as Buffer); size += c.length; })
       .on('end', () => resolve())
       .on('error', reject);

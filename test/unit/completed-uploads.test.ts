@@ -26,6 +26,18 @@ const MiB = 1024 * 1024;
 /** Above pid_max: never a live process. */
 const DEAD_PID = 2 ** 22 + 5;
 
+/** A spool in a temp dir of its own, removed after `fn`. */
+async function withSpool(fn: (spool: Spool, dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'completed-'));
+  try {
+    const spool = new Spool(dir);
+    await spool.init();
+    await fn(spool, dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 function pattern(n: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(n);
   for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
@@ -277,10 +289,7 @@ test('abort: an upload S3 did complete (its answer lost) has its object deleted;
 
 test('no upload is an orphan while a journal entry cannot be read (it may name the object)', async () => {
   // Review: the upload sweep read only the readable entries, where the spool-file sweep stops.
-  const dir = await mkdtemp(path.join(tmpdir(), 'completed-'));
-  try {
-    const spool = new Spool(dir);
-    await spool.init();
+  await withSpool(async (spool, dir) => {
     const store = new MemoryObjectStore();
     const loc = { bucket: 'b', key: 'k/named-by-a-torn-entry' };
     await store.putObject(loc, pattern(100, 9));
@@ -290,8 +299,5 @@ test('no upload is an orphan while a journal entry cannot be read (it may name t
     assert.ok(store.objects.has('b/k/named-by-a-torn-entry'), 'the object stays');
     await rm(path.join(dir, 'journal', 'torn.json'));
     assert.equal(await abortOrphanedUploads(spool, () => store), 1, 'swept once every entry reads');
-
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -1082,6 +1082,9 @@ export class SynapseFilesystem {
     // incomplete, Synapse keeping the last committed version; SQLite's next open here rolls it
     // back and publishes that (review). An fsync comes at a commit, with every page written.
     const midTransaction = why !== 'fsync' && (await this.sqliteMidTransaction(path, file));
+    // A rename replacing this file is under way: its outcome decides whether these bytes still
+    // have a name (renameSettled). Nothing awaited between this wait and file.publish queueing.
+    while (file.replacing.size > 0) await Promise.all(file.replacing);
     try {
       version = await file.publish(midTransaction ? { holdBack: `${SQLITE_HELD_BACK} (its rollback journal is hot): not published; open it here again and SQLite rolls it back`, holdBackLocal: true } : {});
       mtime = file.mtime; // before anything else is awaited: a write after this is not in the version
@@ -1805,9 +1808,24 @@ export class SynapseFilesystem {
     // A publish of the file the rename replaces (a flush or fsync of one of its fds: `settled`
     // waits only for last closes) finishes first, so its bytes become a version before the
     // renamed ones, never after (review: `mv new F` answered 0, then F's writer's close made its
-    // old bytes F's newest version).
+    // old bytes F's newest version). One that starts while the rename runs waits for it (publish),
+    // then finds its file replaced — nameless, as in POSIX — and publishes nothing (review: a
+    // flush starting just after the wait committed while the rename's calls ran).
     const replaced = this.active.get(dest);
-    if (replaced && replaced !== this.active.get(src)) await replaced.idle();
+    if (!replaced || replaced === this.active.get(src)) return this.renameResolved(src, dest);
+    let done!: () => void;
+    const fence = new Promise<void>((resolve) => { done = resolve; });
+    replaced.replacing.add(fence);
+    try {
+      await replaced.idle();
+      await this.renameResolved(src, dest);
+    } finally {
+      replaced.replacing.delete(fence);
+      done();
+    }
+  }
+
+  private async renameResolved(src: string, dest: string): Promise<void> {
     let node = await this.table.resolve(src);
     let target = await this.table.resolve(dest).catch(() => undefined);
     let outcome: 'unchanged' | void;

@@ -827,6 +827,8 @@ export class ActiveFile {
   heldUntilRenamed = false;
   /** Renames of this file under way (filesystem.ts rename): a held temporary file's timer waits for them. */
   renaming = 0;
+  /** Renames onto this file under way (filesystem.ts renameSettled): its publishes wait for them to end. */
+  readonly replacing = new Set<Promise<void>>();
 
   /** The write-ahead entry of a held temporary file (journalHeld), while it waits for its rename. */
   private heldAhead: string | undefined;

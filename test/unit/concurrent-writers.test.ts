@@ -93,3 +93,68 @@ test('mv onto a file while a close of one of its fds publishes: the renamed byte
     assert.equal(await readText(r, '/F'), 'renamed-in\n');
   });
 });
+
+test('mv onto a file, and a close of one of its fds arriving while the rename is in Synapse: the close publishes nothing, the renamed bytes are newest', async () => {
+  // Review: the rename waited for publishes already running, not for one starting during its own
+  // Synapse calls — that one committed the replaced writer's bytes over the renamed ones.
+  await withReal(async (r) => {
+    await writeNew(r, '/F', 'v1\n');
+    await writeNew(r, '/new', 'renamed-in\n');
+    const fid = r.api.resolvePath(r.rootId, '/F')!.id;
+    const fd = await r.fs.open('/F', O_WRONLY | O_TRUNC);
+    await r.fs.truncate('/F', 0);
+    await r.fs.write(fd, Buffer.from('old-writer\n'), 0);
+    // The rename's delete of the source is a slow round trip: F's writer closes meanwhile.
+    const deleteEntity = r.faults.deleteEntity.bind(r.faults);
+    let inDelete!: () => void;
+    const deleting = new Promise<void>((resolve) => { inDelete = resolve; });
+    r.faults.deleteEntity = async (id: string) => {
+      inDelete();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return deleteEntity(id);
+    };
+    try {
+      const renamed = r.fs.rename('/new', '/F');
+      await deleting;
+      const [flushed, moved] = await Promise.allSettled([r.fs.flush(fd), renamed]);
+      assert.equal(flushed.status, 'fulfilled', 'close() of a replaced file succeeds, as after unlink');
+      assert.equal(moved.status, 'fulfilled');
+    } finally {
+      r.faults.deleteEntity = deleteEntity;
+    }
+    await r.fs.release(fd);
+    assert.equal(r.api.fileBytes(fid).toString(), 'renamed-in\n', 'the renamed bytes are the newest version');
+    assert.equal(r.api.versions(fid).length, 2, 'v1, then the renamed bytes: the replaced writer\'s are never published');
+    assert.equal(await readText(r, '/F'), 'renamed-in\n');
+  });
+});
+
+test('mv onto a file that fails in Synapse: a close waiting for it publishes the writer\'s bytes after all', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/F', 'v1\n');
+    await writeNew(r, '/new', 'renamed-in\n');
+    const fid = r.api.resolvePath(r.rootId, '/F')!.id;
+    const fd = await r.fs.open('/F', O_WRONLY | O_TRUNC);
+    await r.fs.truncate('/F', 0);
+    await r.fs.write(fd, Buffer.from('old-writer\n'), 0);
+    const deleteEntity = r.faults.deleteEntity.bind(r.faults);
+    let inDelete!: () => void;
+    const deleting = new Promise<void>((resolve) => { inDelete = resolve; });
+    r.faults.deleteEntity = async () => {
+      inDelete();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      throw new Error('connection reset');
+    };
+    try {
+      const renamed = r.fs.rename('/new', '/F');
+      await deleting;
+      const [flushed, moved] = await Promise.allSettled([r.fs.flush(fd), renamed]);
+      assert.equal(moved.status, 'rejected');
+      assert.equal(flushed.status, 'fulfilled');
+    } finally {
+      r.faults.deleteEntity = deleteEntity;
+    }
+    await r.fs.release(fd);
+    assert.equal(r.api.fileBytes(fid).toString(), 'old-writer\n', 'the writer\'s bytes, not lost with the failed rename');
+  });
+});

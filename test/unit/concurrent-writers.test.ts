@@ -94,35 +94,45 @@ test('mv onto a file while a close of one of its fds publishes: the renamed byte
   });
 });
 
+type Wired = Parameters<Parameters<typeof withReal>[0]>[0];
+
+/**
+ * F open for writing with new bytes; `mv /new /F` whose delete of the source is a slow round trip
+ * (`deleteEntity` answers as given after 300 ms), and F's writer's close arriving meanwhile.
+ */
+async function closeDuringRename(r: Wired, deleteAnswer: (real: () => Promise<void>) => Promise<void>) {
+  await writeNew(r, '/F', 'v1\n');
+  await writeNew(r, '/new', 'renamed-in\n');
+  const fid = r.api.resolvePath(r.rootId, '/F')!.id;
+  const fd = await r.fs.open('/F', O_WRONLY | O_TRUNC);
+  await r.fs.truncate('/F', 0);
+  await r.fs.write(fd, Buffer.from('old-writer\n'), 0);
+  const deleteEntity = r.faults.deleteEntity.bind(r.faults);
+  let inDelete!: () => void;
+  const deleting = new Promise<void>((resolve) => { inDelete = resolve; });
+  r.faults.deleteEntity = async (id: string) => {
+    inDelete();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    return deleteAnswer(() => deleteEntity(id));
+  };
+  try {
+    const renamed = r.fs.rename('/new', '/F');
+    await deleting;
+    const [flushed, moved] = await Promise.allSettled([r.fs.flush(fd), renamed]);
+    await r.fs.release(fd);
+    return { fid, flushed, moved };
+  } finally {
+    r.faults.deleteEntity = deleteEntity;
+  }
+}
+
 test('mv onto a file, and a close of one of its fds arriving while the rename is in Synapse: the close publishes nothing, the renamed bytes are newest', async () => {
   // Review: the rename waited for publishes already running, not for one starting during its own
   // Synapse calls — that one committed the replaced writer's bytes over the renamed ones.
   await withReal(async (r) => {
-    await writeNew(r, '/F', 'v1\n');
-    await writeNew(r, '/new', 'renamed-in\n');
-    const fid = r.api.resolvePath(r.rootId, '/F')!.id;
-    const fd = await r.fs.open('/F', O_WRONLY | O_TRUNC);
-    await r.fs.truncate('/F', 0);
-    await r.fs.write(fd, Buffer.from('old-writer\n'), 0);
-    // The rename's delete of the source is a slow round trip: F's writer closes meanwhile.
-    const deleteEntity = r.faults.deleteEntity.bind(r.faults);
-    let inDelete!: () => void;
-    const deleting = new Promise<void>((resolve) => { inDelete = resolve; });
-    r.faults.deleteEntity = async (id: string) => {
-      inDelete();
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      return deleteEntity(id);
-    };
-    try {
-      const renamed = r.fs.rename('/new', '/F');
-      await deleting;
-      const [flushed, moved] = await Promise.allSettled([r.fs.flush(fd), renamed]);
-      assert.equal(flushed.status, 'fulfilled', 'close() of a replaced file succeeds, as after unlink');
-      assert.equal(moved.status, 'fulfilled');
-    } finally {
-      r.faults.deleteEntity = deleteEntity;
-    }
-    await r.fs.release(fd);
+    const { fid, flushed, moved } = await closeDuringRename(r, (real) => real());
+    assert.equal(flushed.status, 'fulfilled', 'close() of a replaced file succeeds, as after unlink');
+    assert.equal(moved.status, 'fulfilled');
     assert.equal(r.api.fileBytes(fid).toString(), 'renamed-in\n', 'the renamed bytes are the newest version');
     assert.equal(r.api.versions(fid).length, 2, 'v1, then the renamed bytes: the replaced writer\'s are never published');
     assert.equal(await readText(r, '/F'), 'renamed-in\n');
@@ -131,30 +141,9 @@ test('mv onto a file, and a close of one of its fds arriving while the rename is
 
 test('mv onto a file that fails in Synapse: a close waiting for it publishes the writer\'s bytes after all', async () => {
   await withReal(async (r) => {
-    await writeNew(r, '/F', 'v1\n');
-    await writeNew(r, '/new', 'renamed-in\n');
-    const fid = r.api.resolvePath(r.rootId, '/F')!.id;
-    const fd = await r.fs.open('/F', O_WRONLY | O_TRUNC);
-    await r.fs.truncate('/F', 0);
-    await r.fs.write(fd, Buffer.from('old-writer\n'), 0);
-    const deleteEntity = r.faults.deleteEntity.bind(r.faults);
-    let inDelete!: () => void;
-    const deleting = new Promise<void>((resolve) => { inDelete = resolve; });
-    r.faults.deleteEntity = async () => {
-      inDelete();
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      throw new Error('connection reset');
-    };
-    try {
-      const renamed = r.fs.rename('/new', '/F');
-      await deleting;
-      const [flushed, moved] = await Promise.allSettled([r.fs.flush(fd), renamed]);
-      assert.equal(moved.status, 'rejected');
-      assert.equal(flushed.status, 'fulfilled');
-    } finally {
-      r.faults.deleteEntity = deleteEntity;
-    }
-    await r.fs.release(fd);
+    const { fid, flushed, moved } = await closeDuringRename(r, async () => { throw new Error('connection reset'); });
+    assert.equal(moved.status, 'rejected');
+    assert.equal(flushed.status, 'fulfilled');
     assert.equal(r.api.fileBytes(fid).toString(), 'old-writer\n', 'the writer\'s bytes, not lost with the failed rename');
   });
 });

@@ -14,7 +14,7 @@ import type { ObjectStore } from '../s3/object-store.js';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import { readPart, VersionConflict, type Publisher } from '../fs/publisher.js';
+import { NO_VERSION, readPart, VersionConflict, type Publisher } from '../fs/publisher.js';
 import type { MtimeStore } from '../fs/mtime-log.js';
 import { heldOpenBy, sizeAndMd5Of, type JournalEntry, type Spool } from '../fs/spool.js';
 import type { VersionInfo } from '../synapse/types.js';
@@ -135,6 +135,11 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
   storeFor: (locationId: number, entityId: string) => ObjectStore, opts: { force?: boolean; mtimes?: MtimeStore } = {}): Promise<RecoverResult[]> {
   const results: RecoverResult[] = [];
   const ours: OwnVersions = { versions: new Map(), created: new Set() };
+  /** A conflict: newer content in Synapse that these bytes would hide. */
+  const notOver = (entry: JournalEntry, error: string): void => {
+    results.push({ entry, outcome: 'conflict', error });
+    log?.warn({ id: entry.id, error }, 'recover: not published over newer content');
+  };
   // Oldest first: of two saves of one file, the later one ends as the newest version.
   const entries = (await spool.listJournal()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   // Before an entry is written back after a long step: gone means the running mount dropped it (reported, not published).
@@ -169,8 +174,7 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
       const done = alreadyPublished(entry, info) ? existing : undefined;
       const conflict = done || opts.force ? undefined : conflictOf(entry, ours, existing, info);
       if (conflict) {
-        results.push({ entry, outcome: 'conflict', error: `${conflict}; not published (--force publishes it as the newest version)` });
-        log?.warn({ id: entry.id, conflict }, 'recover: not published over newer content');
+        notOver(entry, `${conflict}; not published (--force publishes it as the newest version)`);
         continue;
       }
       // The entry protects its object from the orphan sweep only while it exists: a record of
@@ -209,9 +213,10 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
         }
         // --force over a file deleted since: published as a new file of that name. Built on the
         // version checked above: a version made since (the user's save in the running mount, a
-        // collaborator's) is a conflict, not buried under these older bytes (review).
+        // collaborator's) is a conflict, not buried under these older bytes (review). A new file
+        // builds on nothing (version 0): a file of its name created since is a conflict too.
         const entity = await publisher.commit(entry.parentId, entry.name, fileHandleId, info || !entry.entityId ? entry.entityId : undefined,
-          opts.force || !info ? undefined : info.versionNumber);
+          opts.force ? undefined : info?.versionNumber ?? NO_VERSION);
         if (entity.versionNumber !== undefined) ours.versions.set(entity.id, entity.versionNumber);
         // The time the mount showed for these bytes stays theirs (mtime-log.ts), as a publish at close keeps it.
         if (entity.versionNumber !== undefined && e.mtime !== undefined) opts.mtimes?.set(entity.id, entity.versionNumber, e.mtime);
@@ -225,12 +230,20 @@ export async function recoverAll(api: SynapseApi, publisher: Publisher, spool: S
       // Its folder deleted elsewhere (QA: "conflict … --force publishes it", then --force failed
       // with Synapse's 404 every time): say so, and what to do.
       if (err instanceof VersionConflict) {
-        const error = `${err.entityId} is at version ${err.current} now, these bytes were to follow version ${err.builtOn}; not published (--force publishes it as the newest version)`;
-        results.push({ entry, outcome: 'conflict', error });
-        log?.warn({ id: entry.id, error }, 'recover: not published over newer content');
+        const what = err.builtOn === NO_VERSION ? `a file named ${entry.name} (${err.entityId}) was created there since`
+          : `${err.entityId} is at version ${err.current} now, these bytes were to follow version ${err.builtOn}`;
+        const error = `${what}; not published (--force publishes it as the newest version)`;
+        notOver(entry, error);
         continue;
       }
-      const gone = err instanceof SynapseError && err.status === 404 && (await folderGone(api, entry.parentId).catch(() => false));
+      const notFound = err instanceof SynapseError && err.status === 404;
+      const gone = notFound && (await folderGone(api, entry.parentId).catch(() => false));
+      // Its file deleted after the check above (the commit met the 404): as deleted before it.
+      if (notFound && !gone && entry.entityId && (await latestVersion(api, entry.entityId).catch(() => 'unknown')) === undefined) {
+        const error = `${entry.entityId} was deleted since these bytes were written; not published (--force publishes it as a new file of that name)`;
+        notOver(entry, error);
+        continue;
+      }
       const error = gone ? folderGoneMessage(entry) : (err as Error).message;
       results.push({ entry, outcome: 'failed', error });
       log?.error({ err, id: entry.id }, 'recovery failed; entry kept');

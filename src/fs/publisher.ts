@@ -495,6 +495,11 @@ export class Publisher {
     return info?.versionNumber === version;
   }
 
+  private remember(entity: Entity): Entity {
+    this.recentEntities.set(entity.id, entity);
+    return entity;
+  }
+
   /**
    * Make `fileHandleId` the content of `name` in `parentId`: a new FileEntity, or the next
    * version of `entityId` (or of whatever entity took the name meanwhile).
@@ -504,12 +509,9 @@ export class Publisher {
    * content (a rewrite from empty) replace whatever is there: last writer wins, and the other
    * version stays in the file's history. If `entityId` was deleted meanwhile, such bytes become
    * a new file of that name — unless `recreateIfDeleted()` says no (the mount removed it).
+   * `builtOn` NO_VERSION: new bytes that must not become another file's version — a file of
+   * that name created meanwhile is a VersionConflict (recover: bytes from before it).
    */
-  private remember(entity: Entity): Entity {
-    this.recentEntities.set(entity.id, entity);
-    return entity;
-  }
-
   async commit(parentId: string, name: string, fileHandleId: string, entityId?: string, builtOn?: number,
     recreateIfDeleted: () => boolean = () => true): Promise<Entity> {
     let takenMeanwhile = false;
@@ -562,6 +564,9 @@ export class Publisher {
 /** Someone published a version after the one a write built on (Publisher.commit): ESTALE, nothing committed. */
 /** What a VersionConflict's message (and so its journal entry's `error`) says: recover --list reads it back. */
 export const VERSION_CONFLICT_SAYS = /is at version \S+ now; these bytes build on version/;
+
+/** commit's `builtOn` for a new file: it builds on no version of any file. */
+export const NO_VERSION = 0;
 
 export class VersionConflict extends FsError {
   constructor(name: string, readonly entityId: string, readonly builtOn: number, readonly current: number | undefined) {

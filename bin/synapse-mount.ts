@@ -41,17 +41,32 @@ function fail(err: unknown): never {
 
 const authOptions = {
   endpoint: { type: 'string', describe: 'Synapse base URL (default https://repo-prod.prod.sagebase.org, or [endpoints] of ~/.synapseConfig)' },
-  'auth-token-file': { type: 'string', describe: 'file holding a Synapse personal access token (else SYNAPSE_AUTH_TOKEN, else ~/.synapseConfig)' },
+  'auth-token-file': { type: 'string', describe: 'file holding a Synapse personal access token, - for stdin (else SYNAPSE_AUTH_TOKEN, else ~/.synapseConfig)' },
   'retry-timeout': { type: 'number', default: 60, describe: 'seconds to keep retrying a throttled or failing Synapse call' },
 } as const;
 
 // HTTPS_PROXY / NO_PROXY for Synapse calls (Node 20's fetch ignores them); S3 agents apply them too.
 installFetchProxy();
 
+/**
+ * `--auth-token-file -` (the token on stdin, as `docker login --password-stdin`): yargs takes a
+ * lone `-` for a positional (QA: "Unknown argument: -"), so it is joined to its flag first.
+ */
+function tokenFromStdinJoined(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--auth-token-file' && args[i + 1] === '-') {
+      out.push('--auth-token-file=-');
+      i++;
+    } else out.push(args[i]!);
+  }
+  return out;
+}
+
 // The mount-helper convention: `synapse-mount SRC DIR -o ro,cache_dir=/x` → long flags (mount-options.ts).
 let argv: string[] = [];
 try {
-  argv = expandMountOptions(hideBin(process.argv));
+  argv = expandMountOptions(tokenFromStdinJoined(hideBin(process.argv)));
 } catch (err) {
   fail(err);
 }

@@ -40,7 +40,7 @@ export type TokenSource = 'option' | 'file' | 'env' | 'config';
 export interface AuthOptions {
   /** An explicit token (e.g. from a caller that already has one). */
   token?: string;
-  /** `--auth-token-file PATH`: the file's contents, trimmed. */
+  /** `--auth-token-file PATH`: the file's contents, trimmed (`-`: stdin's). */
   tokenFile?: string;
   /** An explicit config file path; default `$HOME/.synapseConfig`. */
   configPath?: string;
@@ -131,6 +131,13 @@ function passwdHome(): string | undefined {
  * A warning when `path` is readable or writable by group/others (mode & 0o077) — it holds a
  * bearer token. null when private, or when the file cannot be stat'ed.
  */
+/** All of stdin (`--auth-token-file -`): the token piped in by a secret manager, never on argv. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export async function configFileWarning(path: string): Promise<string | null> {
   let mode: number;
   try {
@@ -192,7 +199,7 @@ export async function discoverAuth(opts: AuthOptions = {}): Promise<AuthResult> 
   if (opts.tokenFile !== undefined) {
     let text: string;
     try {
-      text = await readFile(opts.tokenFile, 'utf8');
+      text = opts.tokenFile === '-' ? await readStdin() : await readFile(opts.tokenFile, 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
       throw new AuthError('TOKEN_FILE', `cannot read --auth-token-file ${opts.tokenFile}: ${code}`, { cause: e });
@@ -201,7 +208,7 @@ export async function discoverAuth(opts: AuthOptions = {}): Promise<AuthResult> 
     if (token === '') throw new AuthError('TOKEN_FILE', `--auth-token-file ${opts.tokenFile} is empty`);
     // The same warning as for the config file: a token others can read is a token they have (QA).
     const r = result(token, 'file');
-    const warning = await configFileWarning(opts.tokenFile);
+    const warning = opts.tokenFile === '-' ? null : await configFileWarning(opts.tokenFile);
     if (warning !== null) r.warning = warning;
     return r;
   }

@@ -109,6 +109,25 @@ describe('synapse-mount command line', () => {
     for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `a log line that is not JSON: ${line}`);
   });
 
+  test('--auth-token-file - takes the token from stdin (a secret manager\'s pipe): the mount serves, no token in its argv or environment', async () => {
+    // QA: yargs refused a lone `-` ("Unknown argument: -").
+    const dir = await newDir();
+    const stdinEnv: NodeJS.ProcessEnv = { ...env };
+    delete stdinEnv['SYNAPSE_AUTH_TOKEN'];
+    const r = await cli(args(projectId, dir, '--auth-token-file', '-'), { env: stdinEnv, input: `${stack.authToken}\n` });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await sh(`cat '${dir}/data/hello.txt'`)).stdout, 'hello\n');
+    const pid = await servingPid(dir);
+    for (const f of ['cmdline', 'environ']) {
+      assert.ok(!(await readFile(`/proc/${pid}/${f}`, 'utf8')).includes(stack.authToken), `no token in /proc/${pid}/${f}`);
+    }
+    assert.equal((await cli(['unmount', dir], { env })).code, 0);
+    await waitFor('serving process exit', () => !alive(pid), 10_000);
+    const empty = await cli(args(projectId, await newDir(), '--auth-token-file', '-'), { env: stdinEnv, input: '' });
+    assert.equal(empty.code, 1);
+    assert.match(empty.stderr, /^synapse-mount: --auth-token-file - is empty\n$/);
+  });
+
   test('an outside umount makes the serving process exit', async () => {
     const dir = await newDir();
     const r = await cli(args(projectId, dir), { env });

@@ -45,14 +45,15 @@ export function sh(cmd: string, opts: { timeoutMs?: number; env?: NodeJS.Process
 }
 
 /** Run the CLI to completion (not for the serving foreground mode). */
-export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<ShResult> {
+export function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string; input?: string } = {}): Promise<ShResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [...NODE_ARGS, ...args], {
+    const child = execFile(process.execPath, [...NODE_ARGS, ...args], {
       timeout: opts.timeoutMs ?? 120_000, encoding: 'utf8', env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT,
     }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
 

@@ -1086,7 +1086,8 @@ export class SynapseFilesystem {
     // have a name (renameSettled). Nothing awaited between this wait and file.publish queueing.
     while (file.replacing.size > 0) await Promise.all(file.replacing);
     try {
-      version = await file.publish(midTransaction ? { holdBack: `${SQLITE_HELD_BACK} (its rollback journal is hot): not published; open it here again and SQLite rolls it back`, holdBackLocal: true } : {});
+      version = await file.publish(midTransaction ? { holdBack: `${SQLITE_HELD_BACK} (its rollback journal is hot): not published; open it here again and SQLite rolls it back`, holdBackLocal: true }
+        : { staysOpen: why === 'fsync' || (why === 'close' && file.writers > 1) });
       mtime = file.mtime; // before anything else is awaited: a write after this is not in the version
     } catch (err) {
       // Journaled again: the new entry holds (or replaced) what the one it started from held. Not

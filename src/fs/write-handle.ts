@@ -644,7 +644,7 @@ export class ActiveFile {
    * go to S3 and get their file handle, but the file is journaled instead of committed — marked
    * incomplete for the reason given (the mount stops while a writer still has it open).
    */
-  publish(opts: { holdBack?: string; holdBackLocal?: boolean } = {}): Promise<PublishedVersion | undefined> {
+  publish(opts: { holdBack?: string; holdBackLocal?: boolean; staysOpen?: boolean } = {}): Promise<PublishedVersion | undefined> {
     // Frozen while a writer had it open (the mount stopping): whoever publishes it — the drain,
     // or that writer's close racing it — journals it as incomplete; never commits it (QA: a
     // writer that got the freeze's EIO and closed had its half-written file published).
@@ -701,7 +701,7 @@ export class ActiveFile {
       try {
         let fileHandleId: string;
         try {
-          fileHandleId = stream ? await this.completeStream(stream, size, md5, (id) => { ahead = id; })
+          fileHandleId = stream ? await this.completeStream(stream, size, md5, (id) => { ahead = id; }, opts.staysOpen === true)
             : await this.deps.publisher.upload({
               file: spool!.file, size, md5, onProgress: (n) => { this.publishStream = undefined; this.uploadedBytes += n; },
               // The write-ahead entry names the registered object too (its bytes are still in the spool).
@@ -989,13 +989,22 @@ export class ActiveFile {
    * throw the error for close(). Unless its bytes went whole into the spool (KeptWhole), the
    * file is then broken for this mount: they are only on S3, or nowhere.
    */
-  private async completeStream(s: StreamTarget, size: number, md5: string, onAhead: (id: string | undefined) => void): Promise<string> {
+  private async completeStream(s: StreamTarget, size: number, md5: string, onAhead: (id: string | undefined) => void, staysOpen: boolean): Promise<string> {
     // A parked file's upload completed at its last close: only its registration is left.
     if (!this.parked) await this.finishUpload(s, size, md5);
     let fileHandleId: string;
     try {
       fileHandleId = await s.register(size, md5, this.name);
     } catch (err) {
+      // Still being written (an fsync, or a close with other fds open): its bytes back into the
+      // spool, so later writes and the close go on as for any spooled file whose publish failed
+      // (QA: every later write and the close failed EIO). If that fails, journaled by its object.
+      if (staysOpen && !this.parked && (await this.readBackFailed(s, size))) {
+        const reported = await this.journal(err, size, md5, {});
+        // Only once an entry names the spool file (or it is kept) does the object go.
+        await s.discard?.().catch((derr: unknown) => this.deps.logger?.warn({ err: derr, name: this.name }, 'could not delete the S3 object of a file read back into the spool; the next mount\'s orphan sweep tries again'));
+        throw reported;
+      }
       this.broken = err;
       const reported = await this.journal(err, size, md5, { s3Object: s.object });
       // Named by the journal — or, if that could not be written, in S3 only: never the sweep's.
@@ -1015,6 +1024,24 @@ export class ActiveFile {
       throw await this.journal(err, size, md5, { fileHandleId, s3Object: s.object });
     }
     return fileHandleId;
+  }
+
+  /**
+   * A completed stream whose registration failed, while the file is still written: its object
+   * read back into the spool (which then holds the file: `loaded`) and the stream ended; the
+   * journal entry written next names the spool file. False if it could not be read back.
+   */
+  private async readBackFailed(s: StreamTarget, size: number): Promise<boolean> {
+    try {
+      const spool = await this.spool();
+      await s.upload.readBack((data, offset) => spool.write(data, offset), size);
+    } catch (err) {
+      this.deps.logger?.warn({ err, name: this.name }, 'could not read a streamed file back into the spool after its registration failed; journaled by its S3 object');
+      return false;
+    }
+    this.endStream();
+    this.loaded = true;
+    return true;
   }
 
   /**

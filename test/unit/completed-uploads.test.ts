@@ -163,6 +163,30 @@ test('a streamed file whose registration fails: the journal names the object and
   });
 });
 
+test('a streamed file whose registration fails at an fsync: its bytes come back into the spool, later writes and the close go on, and the whole file is published', async () => {
+  // QA helper-84 F2: the file stayed broken — every later write and the close failed EIO.
+  await withReal(async (r) => {
+    const head = pattern(12 * MiB + 5, 31);
+    const tail = pattern(3 * MiB, 32);
+    const before = new Set(r.store.objects.keys());
+    const fd = await r.fs.create('/log.bin', 0o644);
+    for (let off = 0; off < head.length; off += 256 * 1024) await r.fs.write(fd, head.subarray(off, off + 256 * 1024), off);
+    r.faults.failNext('createExternalS3FileHandle', 1, 503);
+    await assert.rejects(r.fs.fsync(fd), /503/);
+    const [entry] = await r.spool.listJournal();
+    assert.ok(entry && entry.inSpool && !entry.s3Object, 'journaled by its spool file, which holds every byte');
+    assert.deepEqual([...r.store.objects.keys()].filter((k) => !before.has(k)), [], 'the failed object is deleted: the spool has the bytes');
+    assert.deepEqual(await r.spool.listUploads(), []);
+    await r.fs.write(fd, tail, head.length);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    const id = await r.api.lookupChild(r.rootId, 'log.bin');
+    assert.ok(id, 'published at the close');
+    assert.ok(r.api.fileBytes(id).equals(Buffer.concat([head, tail])), 'every byte, those before the fsync and after');
+    assert.deepEqual(await r.spool.listJournal(), [], 'the entry went with the publish');
+  });
+});
+
 for (const [kind, order] of [['streamed', 'seq'], ['spooled', 'reverse']] as const) test(`a ${kind} file registered but not yet in Synapse is named by a write-ahead entry before its upload record goes: a crash then leaves it for recover`, async () => {
   // QA: kill -9 while small files in an STS folder were being closed left objects with a file
   // handle, no entity, no record and no journal entry: billed forever, and recover saw nothing.

@@ -2,10 +2,10 @@
  * What every subcommand shares: turning auth options into a token and endpoint, and turning
  * errors into one clear line (no stack traces for user errors).
  */
-import { AuthError, discoverAuth } from '../synapse/auth.js';
-import { DEFAULT_ENDPOINT, HttpSynapseClient, unreachableNotice } from '../synapse/http-client.js';
+import { AuthError, CONFIG_FILE_NAME, discoverAuth, discoverEndpoint, TOKEN_ENV } from '../synapse/auth.js';
+import { DEFAULT_ENDPOINT, HttpSynapseClient, normaliseEndpoint, unreachableNotice } from '../synapse/http-client.js';
 import { SynapseError } from '../synapse/errors.js';
-import { ConfigError } from '../config.js';
+import { ConfigError, UsageError } from '../config.js';
 import { MountError } from '../fs/preflight.js';
 import { displayUrl } from '../fs/mount-status.js';
 
@@ -23,7 +23,38 @@ export async function resolveAuth(args: AuthArgs): Promise<{ token: string; endp
     throw new ConfigError('the Synapse auth token holds a space, a control or a non-ASCII character, which a token never has (a copy-paste gone wrong?)');
   }
   const endpoint = args.endpoint ?? auth.endpoint ?? DEFAULT_ENDPOINT;
+  checkEndpoint(endpoint, args.endpoint !== undefined);
   return { token: auth.token, endpoint, ...(auth.warning ? { warning: auth.warning } : {}) };
+}
+
+/** The endpoint the options name (--endpoint, else ~/.synapseConfig's, else synapse.org), checked; no token needed. */
+export async function endpointFor(args: AuthArgs): Promise<string> {
+  const endpoint = args.endpoint ?? (await discoverEndpoint()) ?? DEFAULT_ENDPOINT;
+  checkEndpoint(endpoint, args.endpoint !== undefined);
+  return endpoint;
+}
+
+/**
+ * An http(s) URL without a user name or password — refused before any request: a password in
+ * it was echoed in every error line, and each request retried for the whole --retry-timeout
+ * though none could be made (QA). A bad --endpoint is a usage error, as a bad --s3-endpoint.
+ */
+function checkEndpoint(endpoint: string, fromFlag: boolean): void {
+  const what = fromFlag ? '--endpoint' : `the endpoint in ~/${CONFIG_FILE_NAME}`;
+  const refuse = (why: string): never => {
+    throw fromFlag ? new UsageError(`${what}: ${why}`) : new ConfigError(`${what}: ${why}`);
+  };
+  let url: URL;
+  try {
+    normaliseEndpoint(endpoint);
+    url = new URL(endpoint.trim());
+  } catch {
+    // Not quoted if it may hold a password.
+    return refuse(`${endpoint.includes('@') ? 'it' : JSON.stringify(endpoint)} is not an http(s) URL`);
+  }
+  if (url.username !== '' || url.password !== '') {
+    refuse(`holds a user name or password, which Synapse does not take (the token goes in --auth-token-file, ${TOKEN_ENV} or ~/${CONFIG_FILE_NAME})`);
+  }
 }
 
 /** A client (no request made yet: the endpoint is checked, the token read). */

@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { defaultLogFile } from '../config.js';
 import { createLogger, registerSecret, scrubSecrets, type LogLevel } from '../log.js';
 import { mount, type MountConfig } from '../fs/mount.js';
+import { MountError, preflight } from '../fs/preflight.js';
 import { writeMountRecord, removeMountRecord, controlSocketPath, type MountRecord } from './mount-registry.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { collectStatus } from '../fs/mount-status.js';
@@ -94,6 +95,9 @@ function withoutLogFile(argv: string[]): string[] {
 
 /** Parent side of background mode. Resolves with the exit code. */
 async function startBackground(opts: MountCommandOptions): Promise<number> {
+  // The mountpoint's checks here first: a missing or busy mountpoint is one line, with no log
+  // file of a process that never served (QA: each left a log holding a stack trace).
+  await preflight(opts.config.mountpoint);
   const logFile = path.resolve(opts.logFile ?? defaultLogFile(opts.config.mountpoint));
   await makeDirs(path.dirname(logFile));
   const logFd = openSync(logFile, 'a', 0o600);
@@ -141,9 +145,11 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
   try {
     mounted = await mount(opts.config, log, (waiting) => {
       const message = scrubSecrets(waiting);
-      log.warn(message);
-      if (process.send) report({ waiting: message });
-      else process.stderr.write(`synapse-mount: ${message}\n`);
+      // In the foreground the log is stderr too: the line once, not also as JSON (QA).
+      if (process.send) {
+        log.warn(message);
+        report({ waiting: message });
+      } else process.stderr.write(`synapse-mount: ${message}\n`);
     });
     // Ready: fuse-native resolves mount() from the kernel's FUSE INIT. No stat of the mountpoint
     // to prove it — neither from this process (a thread blocked in a FUSE request on its own
@@ -152,7 +158,10 @@ async function serve(opts: MountCommandOptions, log: Logger): Promise<number> {
     // hangs the mount the same way). Both were seen in cli-mount.test's kill-after-mount test.
   } catch (err) {
     const message = scrubSecrets((err as Error).message);
-    log.error({ err }, 'mount failed');
+    // A user's error (a busy mountpoint, an unknown entity) is one line; a stack only for a bug.
+    // In the foreground that line is on stderr already (QA: a JSON line with a stack came first).
+    if (!(err instanceof MountError)) log.error({ err }, 'mount failed');
+    else if (process.env[CHILD_ENV]) log.error({ reason: message }, 'mount failed');
     if (process.send) report({ error: message });
     else process.stderr.write(`synapse-mount: ${message}\n`);
     if (mounted) await mounted.unmount().catch(() => undefined);

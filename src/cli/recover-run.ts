@@ -6,7 +6,8 @@ import { heldOpenBy, Spool, type JournalEntry } from '../fs/spool.js';
 import { abortOrphanedUploads, orphanedUploads } from '../fs/orphans.js';
 import { transferServices, type TransferConfig } from '../fs/mount.js';
 import { createLogger } from '../log.js';
-import { clientFor, type AuthArgs } from './common.js';
+import { clientFor, endpointFor, type AuthArgs } from './common.js';
+import { normaliseEndpoint } from '../synapse/http-client.js';
 import { leftAlone, recoverAll, type RecoverResult } from './recover-command.js';
 import { VERSION_CONFLICT_SAYS } from '../fs/publisher.js';
 import { openMtimeLog } from '../fs/mtime-log.js';
@@ -67,18 +68,20 @@ export async function runRecover(opts: {
     }
     return bad;
   }
-  // No request yet: the client checks the endpoint and the token's file.
-  const client = await clientFor(opts.auth);
   // Entries and records of another Synapse are left for a recover against it (spool.ts sameSynapse).
-  const spool = new Spool(opts.spoolDir, { endpoint: client.endpoint });
+  const endpoint = normaliseEndpoint(await endpointFor(opts.auth));
+  const spool = new Spool(opts.spoolDir, { endpoint });
   const force = opts.force === true;
   const left = entries.map((e) => leftAlone(e, spool));
   if (left.every((r) => r !== undefined) && (await orphanedUploads(spool, false)).length === 0) {
-    // Nothing this Synapse could take: said without asking it (QA: an unreachable --endpoint
-    // waited its whole --retry-timeout to report entries it would never touch).
-    if (entries.length === 0) process.stdout.write(`nothing to recover for the Synapse at ${client.endpoint} in ${opts.spoolDir}\n`);
+    // Nothing this Synapse could take: said without asking it, or needing a token (QA: an
+    // unreachable --endpoint waited its whole --retry-timeout to report entries it would never
+    // touch; with no token at all it failed).
+    if (entries.length === 0) process.stdout.write(`nothing to recover for the Synapse at ${endpoint} in ${opts.spoolDir}\n`);
     return report(left.filter((r) => r !== undefined)) || bad;
   }
+  // No request yet: the client reads the token.
+  const client = await clientFor(opts.auth);
   // Each entry's outcome is one line on stdout; the log would repeat failures as JSON stacks.
   const log = createLogger('fatal');
   const me = await client.getUserProfile();

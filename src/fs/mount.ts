@@ -86,9 +86,11 @@ export interface MountedFilesystem {
 const PARTS_KEPT = 4;
 const PARTS_IDLE_MS = 30_000;
 
-function describeRootError(err: unknown, entityId: string): Error {
+function describeRootError(err: unknown, entityId: string, asking: 'profile' | 'entity' = 'entity'): Error {
   if (err instanceof SynapseError) {
     if (err.status === 401) return new MountError(`Synapse refused the auth token (401): ${err.reason}`);
+    // The user's own profile is not about the entity (QA: "syn1001: Synapse GET /repo/v1/userProfile failed").
+    if (asking === 'profile') return new MountError(err.message);
     if (err.status === 403) return new MountError(`${entityId}: you do not have permission to read it (403)`);
     if (err.status === 404) return new MountError(`${entityId}: no such entity (404)`);
     return new MountError(`${entityId}: ${err.message}`);
@@ -111,7 +113,7 @@ export async function checkRoot(client: HttpSynapseClient, entityId: string): Pr
     userName = profile.userName;
     userId = String(profile.ownerId);
   } catch (err) {
-    throw describeRootError(err, entityId);
+    throw describeRootError(err, entityId, 'profile');
   }
   let entity;
   try {

@@ -181,6 +181,12 @@ async function readConfig(path: string, explicit: boolean): Promise<ConfigValues
   return out;
 }
 
+/** The config file's endpoint (`[endpoints] repoEndpoint`), if any: no token needed. */
+export async function discoverEndpoint(opts: Pick<AuthOptions, 'env' | 'configPath' | 'fallbackHome'> = {}): Promise<string | undefined> {
+  const configPath = opts.configPath ?? defaultConfigPath(opts.env ?? process.env, opts.fallbackHome);
+  return configPath === undefined ? undefined : (await readConfig(configPath, opts.configPath !== undefined))?.endpoint;
+}
+
 /** Find the token (see the module comment for the order). Throws AuthError when there is none. */
 export async function discoverAuth(opts: AuthOptions = {}): Promise<AuthResult> {
   const env = opts.env ?? process.env;

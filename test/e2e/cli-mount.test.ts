@@ -338,6 +338,14 @@ describe('synapse-mount command line', () => {
       assert.equal(lines.length, 1, `one line: ${r.stderr}`);
       assert.match(lines[0]!, pattern);
       assert.ok(!r.stderr.includes('    at '), 'no stack trace');
+      // A mountpoint refused before the background process starts leaves no log of it (QA: a
+      // log file with a stack trace, for each typo).
+      if (name.startsWith('mountpoint')) {
+        const logs = await readdir(path.join(stateHome, 'synapse-mount')).catch(() => [] as string[]);
+        const mountpoint = argv[1]!;
+        const logName = `${path.resolve(mountpoint).replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+/, '')}.log`;
+        assert.ok(!logs.includes(logName), `no ${logName} in ${logs.join(', ')}`);
+      }
     });
   }
 
@@ -372,6 +380,10 @@ describe('synapse-mount command line', () => {
       const r = await cli(args(projectId, m.dir), { env });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /already mounted/);
+      // In the foreground too, one line: no JSON log line with a stack before it (QA).
+      const f = await cli([...args(projectId, m.dir), '--foreground'], { env });
+      assert.equal(f.code, 1);
+      assert.match(f.stderr, /^synapse-mount: .*already mounted.*\n$/);
     } finally {
       await m.unmount();
     }
@@ -394,6 +406,10 @@ describe('synapse-mount command line', () => {
     ['--gid', '1.5', /--gid: "1.5" is not a user or group id/],
     ['--dir-mode', '7777', /only permission bits \(up to 777\)/],
     ['--s3-endpoint', 'not a url', /--s3-endpoint: "not a url" is not an http\(s\) URL/],
+    // QA (session 30): exit 1 after a TypeError; a password in it was echoed in every error line
+    // while each request was retried for the whole --retry-timeout.
+    ['--endpoint', 'notaurl', /--endpoint: "notaurl" is not an http\(s\) URL/],
+    ['--endpoint', 'http://me:secret@127.0.0.1:1', /--endpoint: holds a user name or password/],
   ] as const) {
     test(`usage error: ${flag} ${value} → one line, exit 2, nothing mounted`, async () => {
       const dir = await newDir();
@@ -401,6 +417,7 @@ describe('synapse-mount command line', () => {
       assert.equal(r.code, 2, r.stderr);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.match(r.stderr, pattern);
+      assert.ok(!r.stderr.includes('secret'), 'no password quoted');
       assert.equal(await isMounted(dir), false);
     });
   }

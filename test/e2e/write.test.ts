@@ -1838,6 +1838,12 @@ os.replace(f + '.tmp', f)
     assert.doesNotMatch(rec.stderr, /unreachable/i, 'never asked the unreachable one');
     assert.ok(Date.now() - started < 30_000, `answered without the retry timeout (${Date.now() - started} ms)`);
     assert.equal((await readdir(path.join(spoolDir, 'journal'))).length, 1, 'the entry stays');
+    // Nor does it need a token for that (QA: "no Synapse auth token", exit 1).
+    const noToken: NodeJS.ProcessEnv = { ...process.env, HOME: scratch };
+    delete noToken['SYNAPSE_AUTH_TOKEN'];
+    const bare = await cli(['recover', '--spool-dir', spoolDir, '--endpoint', 'http://127.0.0.1:3/repo/v1'], { env: noToken, timeoutMs: 60_000 });
+    assert.equal(bare.code, 0, bare.stdout + bare.stderr);
+    assert.match(bare.stdout, /^elsewhere\tsyn1\/f\.txt/m);
   });
 
   test('a program writing more files at once than --max-write-memory has part buffers for never hangs; every file is published whole', async () => {

@@ -9,6 +9,7 @@
  * mount (ENOTCONN) to a lazy unmount.
  */
 import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { canonicalMountpoint, findFusermount, lazyUnmount, mountedType } from '../fs/preflight.js';
@@ -68,7 +69,8 @@ export async function runUnmount(mountpoint: string, opts: { force?: boolean } =
       process.stderr.write(`synapse-mount: ${dir} is not mounted; removed the record left by its dead serving process (pid ${rec.pid})\n`);
       return 0;
     }
-    process.stderr.write(`synapse-mount: ${dir} is not mounted\n`);
+    const missing = await stat(dir).then(() => false, (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+    process.stderr.write(`synapse-mount: ${dir} ${missing ? 'does not exist' : 'is not mounted'}\n`);
     return 1;
   }
   if (rec && processAlive(rec.pid)) {

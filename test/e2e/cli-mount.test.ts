@@ -361,6 +361,15 @@ describe('synapse-mount command line', () => {
     assert.match(lines[1]!, /ECONNREFUSED.*gave up after \d+ attempts/);
   });
 
+  test('unmount of a folder that is not mounted, or of a path that does not exist, says which (exit 1)', async () => {
+    const plain = await cli(['unmount', await newDir()], { env });
+    assert.equal(plain.code, 1);
+    assert.match(plain.stderr, /^synapse-mount: .* is not mounted\n$/);
+    const missing = await cli(['unmount', '/nonexistent/mnt'], { env });
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, 'synapse-mount: /nonexistent/mnt does not exist\n');
+  });
+
   test('unmount leaves a mount that is not ours alone (a tmpfs with a file in it)', async () => {
     const dir = await newDir();
     assert.equal((await sh(`mount -t tmpfs none '${dir}' && echo keep > '${dir}/keep'`)).code, 0);

@@ -2,8 +2,8 @@
  * Files waiting for `recover`, as the mount shows them.
  *
  * A file whose publish failed is journaled (spool.ts) after its last close. Until `recover`
- * runs, its path shows the bytes kept in the spool — size and content as written, read-only —
- * not the version Synapse still has, nor an empty file. What the user then does to the path is
+ * runs, its path shows the bytes kept in the spool — size and content as written — not the
+ * version Synapse still has, nor an empty file. What the user then does to the path is
  * what happens to the entry:
  *  - opened for writing: the new content starts as the kept bytes (filesystem.ts writeKept: an
  *    append or an edit in place builds on what the kernel was shown; O_TRUNC drops them), and

@@ -514,16 +514,19 @@ test('a parked temp file read before its rename is read from its object: not bro
     const data = Buffer.alloc(6 * 1024 * 1024 + 5, 9);
     await writeStreamed(r, '/.rd.bin.Xy12Ab', data);
     const uploads = (r.store.calls['putObject'] ?? 0) + (r.store.calls['createMultipartUpload'] ?? 0);
+    const gets = r.store.calls['getRange'] ?? 0;
     const fd = await r.fs.open('/.rd.bin.Xy12Ab', 0);
     const buf = Buffer.alloc(data.length);
     let got = 0;
     while (got < data.length) {
-      const n = await r.fs.read(fd, buf.subarray(got), Math.min(1024 * 1024, data.length - got), got);
+      const n = await r.fs.read(fd, buf.subarray(got), Math.min(128 * 1024, data.length - got), got);
       if (n === 0) break;
       got += n;
     }
     await r.fs.release(fd);
     assert.ok(buf.subarray(0, got).equals(data), 'read whole');
+    // 4 MiB at a time: not one GET per 128 KiB read() (was 49 here).
+    assert.equal((r.store.calls['getRange'] ?? 0) - gets, 2, 'two GETs for 6 MiB');
     await r.fs.rename('/.rd.bin.Xy12Ab', '/rd.bin');
     const id = (await r.api.lookupChild(r.rootId, 'rd.bin'))!;
     assert.ok(r.api.fileBytes(id).equals(data));

@@ -2418,14 +2418,24 @@ export class SynapseFilesystem {
 
   /**
    * Setting an attribute to the value it has is done (cp -a and rsync -X copying a file within
-   * the mount); any other set is ENOTSUP — the mount's attributes are Synapse's, and coreutils
-   * stays quiet about ENOTSUP where EPERM printed three warnings per file `mv` copied (QA).
+   * the mount); so is setting one of the mount's on a file not in Synapse yet — a copy being made
+   * (rsync -X sets its source's on its new temp file, and exited 23 on every file: QA): the copy
+   * gets its own once published. Any other set is ENOTSUP — the mount's attributes are Synapse's,
+   * and coreutils stays quiet about ENOTSUP where EPERM printed three warnings per file `mv` copied (QA).
    */
   async setxattr(path: string, name: string, value: Buffer): Promise<void> {
     this.checkWritable(path);
+    if (name.startsWith('user.synapse.') && (await this.notInSynapseYet(path))) return;
     const current = name.startsWith('user.synapse.') ? await this.getxattr(path, name) : null;
     if (current !== null && current.equals(value)) return;
     throw new FsError('ENOTSUP', `${path}: ${name.startsWith('user.synapse.') ? `${name} is set by Synapse, not writable` : 'extended attributes are read-only'}`);
+  }
+
+  /** A file or folder only this mount has so far (being written, local, a mount-local folder). */
+  private async notInSynapseYet(path: string): Promise<boolean> {
+    await this.releasing.get(path);
+    const node = await this.table.resolve(path);
+    return !node.entityId || isLocalDirId(node.entityId);
   }
 
   async getxattr(path: string, name: string): Promise<Buffer | null> {

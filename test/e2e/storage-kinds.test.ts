@@ -101,6 +101,13 @@ describe('a project mixing Synapse, external and STS storage', () => {
       }
       const listed = await sh(`getfattr --absolute-names -d -m '^user\\.synapse\\.' '${m.dir}/${kind}/xattr-a/plain.txt'`);
       assert.match(listed.stdout, /user\.synapse\.id="syn\d+"/, `${kind}: published, it has its attributes (${listed.stdout}${listed.stderr})`);
+      // From the mount itself, its source carrying the mount's attributes: rsync sets them on its
+      // temp file, which is not in Synapse yet — accepted; the copy gets its own (QA: exit 23).
+      const within = await sh(`rsync -aX '${m.dir}/${kind}/xattr-a/plain.txt' '${m.dir}/${kind}/xattr-a/copy.txt'`, { timeoutMs: 60_000 });
+      assert.equal(within.code, 0, `${kind} rsync -aX within the mount: ${within.stderr}`);
+      const ids = await sh(`getfattr --absolute-names --only-values -n user.synapse.id '${m.dir}/${kind}/xattr-a/plain.txt' '${m.dir}/${kind}/xattr-a/copy.txt'`);
+      assert.match(ids.stdout, /^syn(\d+)syn(?!\1)\d+$/, `two files, two ids: ${ids.stdout}`);
+      await sh(`rm '${m.dir}/${kind}/xattr-a/copy.txt'`);
     }
     // A file not in Synapse yet lists no attributes and answers ENODATA, not empty values.
     // (python, not a shell: a shell's redirection dup()s and closes the fd it opened, and that

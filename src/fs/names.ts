@@ -84,7 +84,7 @@ export function isProbeName(name: string): boolean {
 
 /**
  * A new file under one of these names is a tool's temporary file, written whole and then renamed
- * onto its real name: rsync's `.<name>.XXXXXX`, GNU sed -i's `sedXXXXXX`, zip's `ziXXXXXX` (six
+ * onto its real name: rsync's `.<name>.XXXXXX`, GNU sed -i's `sedXXXXXX`, zip's `ziXXXXXX`, perl -i's `XXXXXXXX` (six
  * mkstemp characters, at least one a capital letter, or lower case and digits mixed). Its publish waits a moment after its last close (filesystem.ts
  * HELD_TEMP_MS) for that rename, so the bytes are published once, under the real name — and a
  * collaborator who may not delete (Synapse's "Can edit" sharing) is not left with a published temp
@@ -104,7 +104,9 @@ export function isHeldTempName(name: string): boolean {
   // remove). All letters too (6 % of its names: a test failed on `tmpbupmfasu`); not all digits.
   const py = /^tmp([a-z0-9_]{8})(?:\.[A-Za-z0-9]{1,10})?$/.exec(name)?.[1];
   if (py !== undefined) return /[a-z_]/.test(py);
-  const suffix = /^\..+\.([A-Za-z0-9]{6})$/.exec(name)?.[1] ?? /^(?:sed|zi)([A-Za-z0-9]{6})$/.exec(name)?.[1];
+  // Perl's in-place edit (`perl -pi`, 5.28+): `XX` and six mkstemp characters (QA: a "Can edit"
+  // collaborator's rename failed with EACCES, leaving a published `XXcA9MTu` they could not remove).
+  const suffix = /^\..+\.([A-Za-z0-9]{6})$/.exec(name)?.[1] ?? /^(?:sed|zi|XX)([A-Za-z0-9]{6})$/.exec(name)?.[1];
   // mkstemp draws from 62 characters: 99.4 % of its names have a capital letter or mix lower
   // case and digits, which real names like `.env.sample`, `.bashrc.backup`, `zipcodes` or
   // `zi202401` do not (review). A capital alone missed 3.8 % of them: a "Can edit" collaborator's

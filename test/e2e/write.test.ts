@@ -1451,9 +1451,10 @@ c.execute('insert into t values (100)'); c.commit(); c.close()
       await mkdir(src, { recursive: true });
       await writeFile(path.join(src, 'x.txt'), 'x3 from rsync\n');
       await writeFile(path.join(src, 'r.txt'), 'r1\n');
-      const rsync = await sh(`rsync -rt '${src}/' '${m2.dir}/canedit/' && sed -i 's/r1/r2/' '${m2.dir}/canedit/r.txt' && cat '${m2.dir}/canedit/x.txt' '${m2.dir}/canedit/r.txt'`, { timeoutMs: 60_000 });
+      const rsync = await sh(`rsync -rt '${src}/' '${m2.dir}/canedit/' && sed -i 's/r1/r2/' '${m2.dir}/canedit/r.txt' && perl -pi -e 's/r2/r3/' '${m2.dir}/canedit/r.txt'`
+        + ` && cat '${m2.dir}/canedit/x.txt' '${m2.dir}/canedit/r.txt'`, { timeoutMs: 60_000 });
       assert.equal(rsync.code, 0, rsync.stderr);
-      assert.equal(rsync.stdout, 'x3 from rsync\nr2\n');
+      assert.equal(rsync.stdout, 'x3 from rsync\nr3\n');
       assert.equal(stack.seed.versions(x.id).length, 3, 'rsync made x.txt\'s next version');
       // Python's atomic write (tempfile in the folder, then os.replace) too (QA: EACCES, and a temp
       // entity left they could not remove).

@@ -113,8 +113,8 @@ test('a temp-named file renamed to a scratch name stays listed, as a scratch fil
 
 test('rsync\'s temp names without a capital but with lower case and digits mixed are held too (a collaborator\'s rsync failed 3.8 % of the time), and Python tempfile\'s; real names stay plain files', async () => {
   const { isHeldTempName } = await import('../../src/fs/names.js');
-  for (const held of ['.x.txt.0psng6', '.f.txt.Xy12Ab', 'sedab12cd', 'zi9qwert', 'tmpjtl7wsl3', 'tmprutaa973', 'tmp_k2x9q_a', 'tmpab12cd34.csv', 'tmpbupmfasu']) assert.equal(isHeldTempName(held), true, held);
-  for (const plain of ['.env.sample', '.bashrc.backup', 'zipcodes', 'zi202401', '.x.txt.123456', 'sedabcdef', 'tmpfiles', 'tmp12345678', 'tmp.txt.csv', 'tmpdata.csv', 'tmp', 'tmp_obj_ab', 'report.tmpl']) assert.equal(isHeldTempName(plain), false, plain);
+  for (const held of ['.x.txt.0psng6', '.f.txt.Xy12Ab', 'sedab12cd', 'zi9qwert', 'tmpjtl7wsl3', 'tmprutaa973', 'tmp_k2x9q_a', 'tmpab12cd34.csv', 'tmpbupmfasu', 'XXcA9MTu', 'XXq3zz8a']) assert.equal(isHeldTempName(held), true, held);
+  for (const plain of ['.env.sample', '.bashrc.backup', 'zipcodes', 'zi202401', '.x.txt.123456', 'sedabcdef', 'tmpfiles', 'tmp12345678', 'tmp.txt.csv', 'tmpdata.csv', 'tmp', 'tmp_obj_ab', 'report.tmpl', 'XXLARGE', 'XXabcdef']) assert.equal(isHeldTempName(plain), false, plain);
 });
 
 test('QA: the hand-made atomic save `<name>.tmp`, NamedTemporaryFile(prefix=\'.<name>.\', suffix=\'.tmp\') and git\'s object temp files are held; their real names are known where the name says', async () => {

@@ -160,20 +160,40 @@ export class FileSources {
     const key = `fh${fh.id}`;
     if (fh.contentSize === 0) return new EmptySource(key);
     const loc = fh.storageLocationId;
+    const small = cache !== undefined && fh.contentSize <= Math.min(WHOLE_AT_OPEN_BYTES, cache.blockSize);
+    const whole = small && !cache.mayHoldStart(this.lastOpened.get(key)) ? fh.contentSize : 0;
+    let source: S3RangeSource | PresignedRangeSource;
     if (this.opts.useSts && loc !== undefined && (await this.isStsEnabled(loc, file.entityId))) {
       const store = this.storeFor(loc, file.entityId, 'read_only');
-      const small = cache !== undefined && fh.contentSize <= Math.min(WHOLE_AT_OPEN_BYTES, cache.blockSize);
-      const whole = small && !cache.mayHoldStart(this.lastOpened.get(key)) ? fh.contentSize : 0;
-      const source = await S3RangeSource.open(key, store, { bucket: fh.bucketName, key: fh.key }, whole);
-      this.lastOpened.set(key, source.cacheKey);
-      const body = source.takeWhole();
-      if (body && cache) cache.offer(source, 0, body);
-      return source;
+      source = await S3RangeSource.open(key, store, { bucket: fh.bucketName, key: fh.key }, whole);
+      this.sameSize(file, source.size);
+    } else {
+      const url = this.urls.provider({ entityId: file.entityId, fileHandleId: String(fh.id) });
+      const opts = { requestTimeoutMs: this.opts.requestTimeoutMs, ...(this.presignedDirect ? { direct: this.presignedDirect } : {}) };
+      // Synapse's own bucket is written by Synapse alone, once per file handle: its bytes cannot
+      // change under a handle. Any other bucket's objects can be replaced in place (a lab's
+      // external bucket, an STS folder read without STS): their version is pinned at open.
+      if (loc === SYNAPSE_STORAGE_LOCATION_ID) return new PresignedRangeSource(key, fh.contentSize, url, opts);
+      source = await PresignedRangeSource.openPinned(key, fh.contentSize, url, opts, whole);
+      if (source.objectSize !== undefined) this.sameSize(file, source.objectSize);
     }
-    return new PresignedRangeSource(key, fh.contentSize, this.urls.provider({ entityId: file.entityId, fileHandleId: String(fh.id) }), {
-      requestTimeoutMs: this.opts.requestTimeoutMs,
-      ...(this.presignedDirect ? { direct: this.presignedDirect } : {}),
-    });
+    this.lastOpened.set(key, source.cacheKey);
+    const body = source.takeWhole();
+    if (body && cache) cache.offer(source, 0, body);
+    return source;
+  }
+
+  /**
+   * The object holds the size Synapse recorded for it: else it was replaced outside Synapse, and
+   * its bytes match neither the size `stat` shows nor the MD5 Synapse has — a read would end
+   * short (or past it) with exit 0 (QA). EIO, saying so.
+   */
+  private sameSize(file: ResolvedFile, objectSize: number): void {
+    const fh = file.fileHandle;
+    if (objectSize === fh.contentSize) return;
+    this.opts.logger?.error({ entityId: file.entityId, version: file.versionNumber, fileHandleId: fh.id, bucket: fh.bucketName, key: fh.key, objectSize, recorded: fh.contentSize },
+      'the S3 object is not the size Synapse recorded for it: it was replaced outside Synapse; not read (its owner can register it again)');
+    throw new FsError('EIO', `${file.entityId}: its S3 object holds ${objectSize} bytes, Synapse recorded ${fh.contentSize}: it was changed outside Synapse`);
   }
 
   private isStsEnabled(locationId: number, entityId: string): Promise<boolean> {

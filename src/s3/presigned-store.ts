@@ -8,6 +8,10 @@
  * own retries) fails the read at once, with its own error (EACCES stays EACCES).
  * Version pinning: the first response's ETag is remembered and a later response with another
  * ETag fails the read (the object was replaced) rather than mixing bytes of two versions.
+ * `openPinned` pins it at open — a GET of the first byte, or of a small file whole — and puts it
+ * in the cache key, as the STS path does (s3-range-source.ts): for storage whose objects can be
+ * replaced in place (an external bucket), blocks cached from the old object are never served
+ * with the new one's (QA: `md5sum` exited 0 on old and new blocks interleaved).
  * Transport: DirectRangeGetter (bodies read straight into the block, direct-range-get.ts) when
  * the mount passes one and the URL needs no proxy; Node's fetch otherwise.
  */
@@ -35,10 +39,17 @@ export interface PresignedRangeSourceOptions {
 interface Got {
   data: Buffer;
   etag: string | undefined;
+  /** The object's whole size, where the answer says (Content-Range). */
+  size?: number | undefined;
 }
 
 export class PresignedRangeSource implements RangeSource {
   private pinnedEtag: string | undefined;
+  private key: string;
+  /** The object's size as S3 said at openPinned (Synapse's record is `size`). */
+  objectSize: number | undefined;
+  /** The whole object, when openPinned's GET brought it, until takeWhole(). */
+  private whole: Buffer | undefined;
   private readonly timeoutMs: number;
   /** Reads waiting for a URL: POST /fileHandle/batch, which the mount's pacing may hold back for up to a minute. */
   private urlWaits = 0;
@@ -48,17 +59,48 @@ export class PresignedRangeSource implements RangeSource {
   }
 
   constructor(
-    readonly cacheKey: string,
+    cacheKey: string,
     readonly size: number,
     private readonly url: UrlProvider,
     private readonly opts: PresignedRangeSourceOptions = {},
   ) {
+    this.key = cacheKey;
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
+  }
+
+  /** The bytes' name in the block cache: the file handle, and the object's ETag once pinned. */
+  get cacheKey(): string {
+    return this.key;
+  }
+
+  /**
+   * A source whose object version is pinned now: its first byte (or, `wholeBytes` > 0, the whole
+   * small object) fetched, its ETag in the cache key and `objectSize` what S3 holds.
+   */
+  static async openPinned(idKey: string, size: number, url: UrlProvider, opts: PresignedRangeSourceOptions = {}, wholeBytes = 0): Promise<PresignedRangeSource> {
+    const source = new PresignedRangeSource(idKey, size, url, opts);
+    const got = await source.fetch(0, wholeBytes > 0 ? wholeBytes : 1);
+    if (got.etag) source.key = `${idKey}:${got.etag}`;
+    source.objectSize = got.size;
+    if (wholeBytes > 0 && got.size === wholeBytes && got.data.length === wholeBytes) source.whole = got.data;
+    return source;
+  }
+
+  /** The whole object if openPinned fetched it; once (the caller keeps it from then on). */
+  takeWhole(): Buffer | undefined {
+    const whole = this.whole;
+    this.whole = undefined;
+    return whole;
   }
 
   async read(start: number, end: number, signal?: AbortSignal, alloc?: Alloc): Promise<Buffer> {
     const length = Math.min(end, this.size) - start;
     if (length <= 0) return Buffer.alloc(0);
+    return (await this.fetch(start, length, signal, alloc)).data;
+  }
+
+  /** [start, start+length) with retries, checked against (or pinning) the object's ETag. */
+  private async fetch(start: number, length: number, signal?: AbortSignal, alloc?: Alloc): Promise<Got> {
     let forceRefresh = false;
     let lastErr: unknown;
     const tries = new GetTries(ATTEMPTS);
@@ -74,12 +116,12 @@ export class PresignedRangeSource implements RangeSource {
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
       try {
-        const { data, etag } = await this.get(url, start, length, combined, alloc);
-        if (etag) {
-          if (this.pinnedEtag === undefined) this.pinnedEtag = etag;
-          else if (this.pinnedEtag !== etag) throw new S3Error('PreconditionFailed', 'object changed while open', 412);
+        const got = await this.get(url, start, length, combined, alloc);
+        if (got.etag) {
+          if (this.pinnedEtag === undefined) this.pinnedEtag = got.etag;
+          else if (this.pinnedEtag !== got.etag) throw new S3Error('PreconditionFailed', 'object changed while open', 412);
         }
-        return data;
+        return got;
       } catch (err) {
         if (err instanceof S3Error && (err.status === 403 || err.code === 'ExpiredToken')) {
           // Expired early, clock skew, or signed with a session token that expired (S3 answers
@@ -106,8 +148,8 @@ export class PresignedRangeSource implements RangeSource {
     if (direct?.usable && proxyForUrl(url) === undefined) {
       const out = alloc ? alloc(length) : Buffer.allocUnsafe(length);
       try {
-        const { etag } = await direct.getUrlInto(url, start, start + length, out, { signal });
-        return { data: out, etag };
+        const { etag, size } = await direct.getUrlInto(url, start, start + length, out, { signal });
+        return { data: out, etag, size };
       } catch (err) {
         // Handed over (a redirect, or an answer it cannot read — then it is off for good): fetch.
         if (!(err instanceof DirectGetUnsupported)) throw err;
@@ -134,7 +176,7 @@ export class PresignedRangeSource implements RangeSource {
       throw new S3Error(code, `presigned GET answered ${res.status} ${code}`, res.status);
     }
     const asked = `bytes ${start}-${start + length - 1}`;
-    const range = res.status === 206 ? /^bytes (\d+)-(\d+)\//.exec(res.headers.get('content-range') ?? '') : null;
+    const range = res.status === 206 ? /^bytes (\d+)-(\d+)\/(\d+|\*)/.exec(res.headers.get('content-range') ?? '') : null;
     if (range && `bytes ${range[1]}-${range[2]}` !== asked) {
       // Other bytes than asked for (a server or cache that got the range wrong): never use them.
       s3Stats.error();
@@ -159,7 +201,8 @@ export class PresignedRangeSource implements RangeSource {
       markCutShort(short, data.length);
       throw short;
     }
-    return { data, etag };
+    const size = range ? (range[3] === '*' ? undefined : Number(range[3])) : body.length;
+    return { data, etag, size };
   }
 }
 

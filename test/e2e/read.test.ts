@@ -9,6 +9,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startStack, type Stack } from '../server/stack.js';
+import { AwsObjectStore } from '../../src/s3/aws-object-store.js';
 import type { FuseTerms } from '../../src/fs/fuse-terms.js';
 import type { PageCacheStatus } from '../../src/fs/mount-status.js';
 import { CACHED_PAGES_PY, childId, cli, kernelAtLeast, mountForeground, runPython, statusOf, patternBytes, sh, slowMd5, tempDir, waitFor, type Mounted } from './harness.js';
@@ -509,6 +510,71 @@ for i in range(400): os.pread(fd, 4096, random.randrange(0, 100 * 1024 * 1024 - 
       await m2.unmount();
     }
   });
+});
+
+describe('objects replaced in their bucket outside Synapse', () => {
+  // QA (session 30): an external bucket's object replaced in place (a lab's `aws s3 cp`, a
+  // collaborator with STS write credentials) read as the old object's cached blocks interleaved
+  // with the new one's, md5sum exit 0; one of another size read short (or was cut) with exit 0.
+  let stack: Stack;
+  let m: Mounted | undefined;
+  let admin: AwsObjectStore;
+  let projectId = '';
+  const sized: Record<string, string> = {};
+  const cacheDir = path.join(os.tmpdir(), `replaced-cache-${process.pid}`);
+  const replace = async (entityId: string, bytes: Buffer): Promise<void> => {
+    const fhId = String((stack.seed.entity(entityId) as unknown as { dataFileHandleId: string }).dataFileHandleId);
+    const fh = stack.seed.fileHandle(fhId);
+    await admin.putObject({ bucket: fh.bucketName, key: fh.key }, bytes);
+  };
+
+  before(async () => {
+    stack = await startStack({ fixture: 'empty' });
+    admin = new AwsObjectStore({ endpoint: stack.s3Endpoint, credentials: { accessKeyId: stack.s3AccessKeyId, secretAccessKey: stack.s3SecretAccessKey } });
+    projectId = stack.seed.project('Replaced');
+    for (const kind of ['ext', 'sts'] as const) {
+      const folder = await stack.seed.folder(projectId, kind, { storage: kind === 'ext' ? 'external' : 'sts' });
+      sized[kind] = (await stack.seed.file(folder.id, 'sized.bin', patternBytes(12 * MiB, 3))).id;
+    }
+  });
+  after(async () => {
+    await m?.unmount();
+    await stack?.close();
+    await rm(cacheDir, { recursive: true, force: true });
+  });
+
+  test('replaced with other bytes of the same size: a later open reads the new object whole, never old cached blocks with it — also from --cache-dir after a remount', async () => {
+    const ext = (await childId(stack, projectId, 'ext'))!;
+    const A = patternBytes(40 * MiB, 1);
+    const B = patternBytes(40 * MiB, 2);
+    const { id } = await stack.seed.file(ext, 'x.bin', A);
+    m = await mountForeground(stack, projectId, ['--cache-dir', cacheDir]);
+    const p = `${m.dir}/ext/x.bin`;
+    // Some blocks cached: the start, and one further in.
+    assert.equal((await sh(`dd if='${p}' bs=1M count=2 status=none | wc -c; dd if='${p}' bs=1M skip=30 count=1 status=none | wc -c`)).stdout, '2097152\n1048576\n');
+    await replace(id, B);
+    const after1 = await sh(`md5sum < '${p}'`);
+    assert.equal(after1.code, 0, after1.stderr);
+    assert.equal(after1.stdout.split(' ')[0], md5(B), 'the new object, whole');
+    // The disk cache now holds B's blocks; replaced again (A) while unmounted, a remount reads A.
+    await m.unmount();
+    m = undefined;
+    await replace(id, A);
+    m = await mountForeground(stack, projectId, ['--cache-dir', cacheDir]);
+    const after2 = await sh(`md5sum < '${m.dir}/ext/x.bin'`);
+    assert.equal(after2.stdout.split(' ')[0], md5(A), 'no block of the replaced object from the disk cache');
+  });
+
+  for (const kind of ['ext', 'sts'] as const) {
+    test(`${kind}: replaced with an object of another size: the open fails (EIO) and the log says why — never a short or cut copy with exit 0`, async () => {
+      m ??= await mountForeground(stack, projectId, ['--cache-dir', cacheDir]);
+      await replace(sized[kind]!, patternBytes(9 * MiB, 4));
+      const r = await sh(`cp '${m.dir}/${kind}/sized.bin' /dev/null`);
+      assert.notEqual(r.code, 0, 'cp fails');
+      assert.match(r.stderr, /Input\/output error/);
+      assert.match(m.output(), /its S3 object holds 9437184 bytes, Synapse recorded 12582912|not the size Synapse recorded/);
+    });
+  }
 });
 
 describe('STS credentials expire while reading', () => {

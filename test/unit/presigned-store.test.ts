@@ -115,6 +115,29 @@ for (const transport of ['direct', 'fetch'] as const) {
         await srv.close();
       }
     });
+
+    test('openPinned: one GET pins the version into the cache key and learns the object\'s size; a small object comes whole with it; reads check that version', async () => {
+      let etag = 'v1';
+      const srv = await scripted((_req, sock, r) => partial(sock, r, etag), OBJECT.length);
+      const url = async (): Promise<string> => `${srv.url}/bucket/key?sig=x`;
+      try {
+        const pinned = await PresignedRangeSource.openPinned('fh7', OBJECT.length, url, options());
+        assert.equal(pinned.cacheKey, 'fh7:v1', 'the version names its cached blocks');
+        assert.equal(pinned.objectSize, OBJECT.length);
+        assert.equal(pinned.takeWhole(), undefined, 'one byte asked, not the object');
+        assert.equal(srv.requests.length, 1);
+        assert.match(srv.requests[0]!.head, /^range: bytes=0-0$/im);
+        const whole = await PresignedRangeSource.openPinned('fh7', OBJECT.length, url, options(), OBJECT.length);
+        assert.ok(whole.takeWhole()?.equals(OBJECT), 'the whole small object, with its version');
+        etag = 'v2';
+        await assert.rejects(pinned.read(0, 10), (e: unknown) => e instanceof S3Error && e.code === 'PreconditionFailed', 'replaced since the open');
+        const again = await PresignedRangeSource.openPinned('fh7', OBJECT.length, url, options());
+        assert.equal(again.cacheKey, 'fh7:v2', 'a later open: another key, none of the old blocks');
+        servedBy(srv.requests);
+      } finally {
+        await srv.close();
+      }
+    });
   });
 }
 

@@ -287,10 +287,10 @@ export class AwsObjectStore implements ObjectStore {
   async getRange(loc: S3Location, start: number, end: number, opts: { ifMatch?: string; signal?: AbortSignal; alloc?: Alloc } = {}): Promise<RangeResult> {
     const length = end - start;
     if (length <= 0) return { data: Buffer.alloc(0) };
-    const tries = new GetTries(BODY_ATTEMPTS);
+    const tries = new GetTries(BODY_ATTEMPTS, `s3:${this.opts.endpoint ?? ''}/${loc.bucket}`);
     for (;;) {
       try {
-        return await this.call('GetObject', async (signal) => {
+        const got = await this.call('GetObject', async (signal) => {
           const out = opts.alloc ? opts.alloc(length) : Buffer.allocUnsafe(length);
           const direct = await this.directGet(loc, start, end, out, opts.ifMatch, signal);
           if (direct) return direct;
@@ -309,6 +309,8 @@ export class AwsObjectStore implements ObjectStore {
             throw err;
           }
         }, opts.signal);
+        tries.answered();
+        return got;
       } catch (err) {
         if (opts.signal?.aborted || !isRetryableBodyError(err) || !tries.another(err)) throw toS3Error(err, 'GetObject');
         // Capped at 1 s even when S3 says SlowDown: a read waits under --read-timeout (3 s in

@@ -23,6 +23,14 @@ import { s3Stats } from './s3-stats.js';
 
 export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
 
+const originOf = (url: string): string => {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'unparsed';
+  }
+};
+
 /** As for S3 GETs (aws-object-store.ts BODY_ATTEMPTS): 8 tries, capped jittered backoff. */
 const ATTEMPTS = 8;
 
@@ -103,7 +111,7 @@ export class PresignedRangeSource implements RangeSource {
   private async fetch(start: number, length: number, signal?: AbortSignal, alloc?: Alloc): Promise<Got> {
     let forceRefresh = false;
     let lastErr: unknown;
-    const tries = new GetTries(ATTEMPTS);
+    let tries: GetTries | undefined;
     for (;;) {
       this.urlWaits++;
       let url: string;
@@ -113,10 +121,13 @@ export class PresignedRangeSource implements RangeSource {
         this.urlWaits--;
       }
       forceRefresh = false;
+      // Known once the first URL is: the outage memory is per origin (retry.ts OutageMemory).
+      tries ??= new GetTries(ATTEMPTS, `url:${originOf(url)}`);
       const timeout = AbortSignal.timeout(this.timeoutMs);
       const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
       try {
         const got = await this.get(url, start, length, combined, alloc);
+        tries.answered();
         if (got.etag) {
           if (this.pinnedEtag === undefined) this.pinnedEtag = got.etag;
           else if (this.pinnedEtag !== got.etag) throw new S3Error('PreconditionFailed', 'object changed while open', 412);

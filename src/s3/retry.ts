@@ -42,14 +42,25 @@ function cutShort(err: unknown): boolean {
 export class GetTries {
   private counted = 0;
   private all = 0;
+  private readonly limit: number;
 
-  constructor(private readonly limit: number) {}
+  /** `where`: the store the GET goes to (a bucket, a URL's origin), for the outage memory. */
+  constructor(limit: number, private readonly where?: string, private readonly outages: OutageMemory = s3Outages) {
+    this.limit = where !== undefined && outages.down(where) ? 1 : limit;
+  }
 
-  /** After the failure `err`: is another try allowed? */
+  /** After the failure `err` (one worth retrying: 5xx, no answer): is another try allowed? */
   another(err: unknown): boolean {
     this.all++;
     if (!cutShort(err)) this.counted++;
-    return this.counted < this.limit && this.all < 3 * this.limit;
+    const more = this.counted < this.limit && this.all < 3 * this.limit;
+    if (!more && this.where !== undefined) this.outages.gaveUp(this.where);
+    return more;
+  }
+
+  /** The GET was answered: its store is up. */
+  answered(): void {
+    if (this.where !== undefined) this.outages.answered(this.where);
   }
 
   /** backoff()'s attempt for the wait before the next try: grows only with the tries that got nothing. */
@@ -57,3 +68,35 @@ export class GetTries {
     return Math.max(0, this.counted - 1);
   }
 }
+
+/**
+ * Stores whose GETs gave up lately (every try failed: 5xx or no answer). Such a store is taken as
+ * down for `windowMs` after the last read that gave up, and reads meanwhile try once: through a
+ * sustained outage each read() paid 8 tries and 2–3 s of backoff, so `rsync -a` (which reads on
+ * after EIO) took minutes per few files and `dd conv=noerror` 290 GETs for one block (QA). The
+ * first answer ends it. Keyed by bucket or URL origin: one failing bucket slows no other.
+ */
+export class OutageMemory {
+  private readonly lastGaveUp = new Map<string, number>();
+
+  constructor(private readonly windowMs = 30_000, private readonly now: () => number = Date.now) {}
+
+  down(where: string): boolean {
+    const at = this.lastGaveUp.get(where);
+    return at !== undefined && this.now() - at < this.windowMs;
+  }
+
+  gaveUp(where: string): void {
+    this.lastGaveUp.delete(where);
+    this.lastGaveUp.set(where, this.now());
+    // Bounded: the oldest go first (a mount reads from a handful of buckets).
+    if (this.lastGaveUp.size > 256) this.lastGaveUp.delete(this.lastGaveUp.keys().next().value!);
+  }
+
+  answered(where: string): void {
+    this.lastGaveUp.delete(where);
+  }
+}
+
+/** The process's memory of failing stores, shared by every S3 transport. */
+export const s3Outages = new OutageMemory();

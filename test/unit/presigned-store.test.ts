@@ -182,3 +182,32 @@ test('a redirect (S3\'s 307 for a new bucket) is followed by fetch for that requ
     await srv.close();
   }
 });
+
+test('a store whose reads give up (every try 5xx) is taken as down: the next reads try once, not 8 times with backoff; its first answer ends that', async () => {
+  // QA (session 30): through a sustained outage every read() paid 8 tries and 2–3 s — rsync -a,
+  // which reads on after EIO, took minutes for a few files.
+  let down = true;
+  let flaky = 0;
+  const srv = await scripted((_req, sock, r) => {
+    if (down || flaky-- > 0) status(sock, 503, 'InternalError');
+    else partial(sock, r);
+  }, OBJECT.length);
+  const source = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/bucket/key?sig=x`);
+  try {
+    await assert.rejects(source.read(0, 10));
+    assert.equal(srv.requests.length, 8, 'the first read tries 8 times');
+    const started = Date.now();
+    await assert.rejects(source.read(10, 20));
+    await assert.rejects(source.read(20, 30));
+    assert.equal(srv.requests.length, 10, 'the next ones once each');
+    assert.ok(Date.now() - started < 1000, 'without backoff');
+    down = false;
+    assert.ok((await source.read(30, 40)).equals(OBJECT.subarray(30, 40)), 'up again: one try reads it');
+    flaky = 2;
+    const before = srv.requests.length;
+    assert.ok((await source.read(40, 50)).equals(OBJECT.subarray(40, 50)), 'and reads are retried as before');
+    assert.equal(srv.requests.length - before, 3);
+  } finally {
+    await srv.close();
+  }
+});

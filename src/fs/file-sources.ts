@@ -166,7 +166,6 @@ export class FileSources {
     if (this.opts.useSts && loc !== undefined && (await this.isStsEnabled(loc, file.entityId))) {
       const store = this.storeFor(loc, file.entityId, 'read_only');
       source = await S3RangeSource.open(key, store, { bucket: fh.bucketName, key: fh.key }, whole);
-      this.sameSize(file, source.size);
     } else {
       const url = this.urls.provider({ entityId: file.entityId, fileHandleId: String(fh.id) });
       const opts = { requestTimeoutMs: this.opts.requestTimeoutMs, ...(this.presignedDirect ? { direct: this.presignedDirect } : {}) };
@@ -175,25 +174,11 @@ export class FileSources {
       // external bucket, an STS folder read without STS): their version is pinned at open.
       if (loc === SYNAPSE_STORAGE_LOCATION_ID) return new PresignedRangeSource(key, fh.contentSize, url, opts);
       source = await PresignedRangeSource.openPinned(key, fh.contentSize, url, opts, whole);
-      if (source.objectSize !== undefined) this.sameSize(file, source.objectSize);
     }
     this.lastOpened.set(key, source.cacheKey);
     const body = source.takeWhole();
     if (body && cache) cache.offer(source, 0, body);
     return source;
-  }
-
-  /**
-   * The object holds the size Synapse recorded for it: else it was replaced outside Synapse, and
-   * its bytes match neither the size `stat` shows nor the MD5 Synapse has — a read would end
-   * short (or past it) with exit 0 (QA). EIO, saying so.
-   */
-  private sameSize(file: ResolvedFile, objectSize: number): void {
-    const fh = file.fileHandle;
-    if (objectSize === fh.contentSize) return;
-    this.opts.logger?.error({ entityId: file.entityId, version: file.versionNumber, fileHandleId: fh.id, bucket: fh.bucketName, key: fh.key, objectSize, recorded: fh.contentSize },
-      'the S3 object is not the size Synapse recorded for it: it was replaced outside Synapse; not read (its owner can register it again)');
-    throw new FsError('EIO', `${file.entityId}: its S3 object holds ${objectSize} bytes, Synapse recorded ${fh.contentSize}: it was changed outside Synapse`);
   }
 
   private isStsEnabled(locationId: number, entityId: string): Promise<boolean> {

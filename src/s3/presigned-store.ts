@@ -54,8 +54,6 @@ interface Got {
 export class PresignedRangeSource implements RangeSource {
   private pinnedEtag: string | undefined;
   private key: string;
-  /** The object's size as S3 said at openPinned (Synapse's record is `size`). */
-  objectSize: number | undefined;
   /** The whole object, when openPinned's GET brought it, until takeWhole(). */
   private whole: Buffer | undefined;
   private readonly timeoutMs: number;
@@ -68,7 +66,8 @@ export class PresignedRangeSource implements RangeSource {
 
   constructor(
     cacheKey: string,
-    readonly size: number,
+    /** Synapse's record of the object's size; what S3 holds once openPinned asked it. */
+    public size: number,
     private readonly url: UrlProvider,
     private readonly opts: PresignedRangeSourceOptions = {},
   ) {
@@ -83,13 +82,14 @@ export class PresignedRangeSource implements RangeSource {
 
   /**
    * A source whose object version is pinned now: its first byte (or, `wholeBytes` > 0, the whole
-   * small object) fetched, its ETag in the cache key and `objectSize` what S3 holds.
+   * small object) fetched, its ETag in the cache key and its size what S3 holds — an object not
+   * the size Synapse recorded is read as it is, as on the STS path (filesystem.ts open says so).
    */
   static async openPinned(idKey: string, size: number, url: UrlProvider, opts: PresignedRangeSourceOptions = {}, wholeBytes = 0): Promise<PresignedRangeSource> {
     const source = new PresignedRangeSource(idKey, size, url, opts);
     const got = await source.fetch(0, wholeBytes > 0 ? wholeBytes : 1);
     if (got.etag) source.key = `${idKey}:${got.etag}`;
-    source.objectSize = got.size;
+    if (got.size !== undefined) source.size = got.size;
     if (wholeBytes > 0 && got.size === wholeBytes && got.data.length === wholeBytes) source.whole = got.data;
     return source;
   }

@@ -123,9 +123,11 @@ for (const transport of ['direct', 'fetch'] as const) {
       try {
         const pinned = await PresignedRangeSource.openPinned('fh7', OBJECT.length, url, options());
         assert.equal(pinned.cacheKey, 'fh7:v1', 'the version names its cached blocks');
-        assert.equal(pinned.objectSize, OBJECT.length);
+        assert.equal(pinned.size, OBJECT.length);
+        const other = await PresignedRangeSource.openPinned('fh8', 5, url, options());
+        assert.equal(other.size, OBJECT.length, 'the object\'s size, not a wrong record\'s');
         assert.equal(pinned.takeWhole(), undefined, 'one byte asked, not the object');
-        assert.equal(srv.requests.length, 1);
+        assert.equal(srv.requests.length, 2);
         assert.match(srv.requests[0]!.head, /^range: bytes=0-0$/im);
         const whole = await PresignedRangeSource.openPinned('fh7', OBJECT.length, url, options(), OBJECT.length);
         assert.ok(whole.takeWhole()?.equals(OBJECT), 'the whole small object, with its version');

@@ -2189,16 +2189,9 @@ export class SynapseFilesystem {
       // Publish under the new name: as a new version of the file it replaces, if any.
       this.active.delete(src);
       const old = this.active.get(dest);
-      if (old) {
-        old.unlinked = true;
-        await old.dropHeldEntry();
-        if (old !== af) this.releaseUnlinked(old);
-      }
+      const before = { parentId: af.parentId, name: af.name, localOnly: af.localOnly, heldTemp: af.heldTemp };
       af.parentId = destParent.entityId;
       af.name = destName;
-      // A stream into the same STS location goes on there, its record following (ActiveFile followMove).
-      // Not into a mount-local folder: its stream stays its folder's, where it most likely goes next.
-      if (!isLocalDirId(af.parentId)) await af.streamFollows();
       // A scratch file given a real name is published from now on (the other way is refused above).
       const wasLocal = af.localOnly;
       if (wasLocal && !toLocal) af.localOnly = false;
@@ -2207,21 +2200,44 @@ export class SynapseFilesystem {
       const wasHeld = af.heldTemp || staged;
       af.heldTemp = false;
       if (wasHeld && toLocal) af.localOnly = true;
-      if (target?.entityId && !toLocal) {
-        // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
-        const source = af.entityId;
-        const known = this.table.knownSize(target);
-        await af.adopt(target.entityId, target.versionNumber, known?.md5 ? { size: known.size, md5: known.md5 } : undefined);
-        this.readersOfReplaced(source, target.entityId, target.versionNumber);
-        if (source && source !== target.entityId) await this.api.deleteEntity(source);
-      } else if (af.entityId && !toLocal) {
-        const entity = await this.api.getEntity(af.entityId);
-        await this.api.updateEntity({ ...entity, name: destName, parentId: destParent.entityId }).catch((err: unknown) => {
-          if (isStsMoveRefusal(err)) throw stsMoveRefused(src, dest, err);
-          throw err;
-        });
-        // Unchanged since its version: that version keeps its time past the update's modifiedOn.
-        this.setVersionMtime(af.entityId, af.cleanVersion, af.mtime);
+      try {
+        // A stream into the same STS location goes on there, its record following (ActiveFile followMove).
+        // Not into a mount-local folder: its stream stays its folder's, where it most likely goes next.
+        if (!isLocalDirId(af.parentId)) await af.streamFollows();
+        if (target?.entityId && !toLocal) {
+          // adopt() loads the bytes from the source entity, so it is deleted only afterwards.
+          const source = af.entityId;
+          const known = this.table.knownSize(target);
+          await af.adopt(target.entityId, target.versionNumber, known?.md5 ? { size: known.size, md5: known.md5 } : undefined);
+          this.readersOfReplaced(source, target.entityId, target.versionNumber);
+          // The move has happened here (the bytes are the target's next version): a source that
+          // cannot be deleted now stays behind in Synapse, said in the log — not a failed rename
+          // whose file the program can no longer find.
+          if (source && source !== target.entityId) {
+            await this.api.deleteEntity(source).catch((err: unknown) => this.opts.logger?.warn({ err, path: src, entityId: source },
+              'renamed onto a file, but its old entity could not be deleted: it stays in Synapse under its old name'));
+          }
+        } else if (af.entityId && !toLocal) {
+          const entity = await this.api.getEntity(af.entityId);
+          await this.api.updateEntity({ ...entity, name: destName, parentId: destParent.entityId }).catch((err: unknown) => {
+            if (isStsMoveRefusal(err)) throw stsMoveRefused(src, dest, err);
+            throw err;
+          });
+          // Unchanged since its version: that version keeps its time past the update's modifiedOn.
+          this.setVersionMtime(af.entityId, af.cleanVersion, af.mtime);
+        }
+      } catch (err) {
+        // Nothing moved: the file stays at its name, and the one it was to replace stays whole —
+        // its writer's close publishes it (review: marked replaced first, its bytes were dropped).
+        Object.assign(af, before);
+        this.active.set(src, af);
+        throw err;
+      }
+      // Only now is the replaced file nameless (its publishes waited for this: renameSettled).
+      if (old) {
+        old.unlinked = true;
+        await old.dropHeldEntry();
+        if (old !== af) this.releaseUnlinked(old);
       }
       this.active.set(dest, af);
       for (const h of this.handles.values()) if (h.kind === 'write' && h.file === af) h.path = dest;

@@ -147,3 +147,52 @@ test('mv onto a file that fails in Synapse: a close waiting for it publishes the
     assert.equal(r.api.fileBytes(fid).toString(), 'old-writer\n', 'the writer\'s bytes, not lost with the failed rename');
   });
 });
+
+test('mv of a file open for writing onto another open one, failing in Synapse before anything moved: both stay whole where they were, each writer\'s close publishes its bytes', async () => {
+  // Review: the replaced file was marked nameless before the rename's Synapse calls; when one
+  // failed, its writer's close answered 0 and published nothing.
+  await withReal(async (r) => {
+    await writeNew(r, '/new', 'n1\n');
+    const newId = r.api.resolvePath(r.rootId, '/new')!.id;
+    const fdF = await r.fs.create('/F', 0o644);
+    await r.fs.write(fdF, Buffer.from('F-writer\n'), 0);
+    const fdN = await r.fs.open('/new', O_WRONLY | O_TRUNC);
+    await r.fs.truncate('/new', 0);
+    await r.fs.write(fdN, Buffer.from('new-writer\n'), 0);
+    r.faults.failNext('updateEntity', 10, 500);
+    await assert.rejects(r.fs.rename('/new', '/F'));
+    r.faults.clear();
+    await r.fs.flush(fdF);
+    await r.fs.release(fdF);
+    await r.fs.flush(fdN);
+    await r.fs.release(fdN);
+    const fId = r.api.resolvePath(r.rootId, '/F')?.id;
+    assert.ok(fId, 'F published');
+    assert.equal(r.api.fileBytes(fId).toString(), 'F-writer\n');
+    assert.equal(r.api.resolvePath(r.rootId, '/new')!.id, newId);
+    assert.equal(r.api.fileBytes(newId).toString(), 'new-writer\n', 'new stayed new, with its writer\'s bytes');
+  });
+});
+
+test('mv of a file open for writing onto another open one whose source entity cannot be deleted: the move stands (the bytes are the target\'s next version), the old entity stays with a warning', async () => {
+  await withReal(async (r) => {
+    await writeNew(r, '/F', 'v1\n');
+    await writeNew(r, '/new', 'n1\n');
+    const fid = r.api.resolvePath(r.rootId, '/F')!.id;
+    const fdF = await r.fs.open('/F', O_WRONLY | O_TRUNC);
+    await r.fs.truncate('/F', 0);
+    await r.fs.write(fdF, Buffer.from('F-writer\n'), 0);
+    const fdN = await r.fs.open('/new', O_WRONLY | O_TRUNC);
+    await r.fs.truncate('/new', 0);
+    await r.fs.write(fdN, Buffer.from('new-writer\n'), 0);
+    r.faults.failNext('deleteEntity', 10, 500);
+    await r.fs.rename('/new', '/F');
+    r.faults.clear();
+    await r.fs.flush(fdF);
+    await r.fs.release(fdF);
+    await r.fs.flush(fdN);
+    await r.fs.release(fdN);
+    assert.equal(r.api.fileBytes(fid).toString(), 'new-writer\n', 'F is the renamed file\'s bytes');
+    assert.equal(await readText(r, '/F'), 'new-writer\n');
+  });
+});

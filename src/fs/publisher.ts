@@ -561,13 +561,13 @@ export class Publisher {
   }
 }
 
-/** Someone published a version after the one a write built on (Publisher.commit): ESTALE, nothing committed. */
 /** What a VersionConflict's message (and so its journal entry's `error`) says: recover --list reads it back. */
 export const VERSION_CONFLICT_SAYS = /is at version \S+ now; these bytes build on version/;
 
 /** commit's `builtOn` for a new file: it builds on no version of any file. */
 export const NO_VERSION = 0;
 
+/** Someone published a version after the one a write built on (Publisher.commit): ESTALE, nothing committed. */
 export class VersionConflict extends FsError {
   constructor(name: string, readonly entityId: string, readonly builtOn: number, readonly current: number | undefined) {
     super('ESTALE', `${name}: ${entityId} is at version ${current} now; these bytes build on version ${builtOn} and would hide that change — not published, kept for \`synapse-mount recover\` (--force publishes it)`);

@@ -139,10 +139,10 @@ export interface ActiveFileInit {
   mtime?: number;
 }
 
-/** A local disk's errno for a failure to keep bytes: ENOSPC when the disk is full, else EIO. */
 /** What readParked fetches at a time from a parked file's object. */
 const PARKED_READ_WINDOW = 4 * 1024 * 1024;
 
+/** A local disk's errno for a failure to keep bytes: ENOSPC when the disk is full, else EIO. */
 const diskFullOrEio = (err: unknown): 'ENOSPC' | 'EIO' => (errnoName(err) === 'ENOSPC' ? 'ENOSPC' : 'EIO');
 
 /** Emptying a published file where Synapse cannot store 0 bytes: nothing changed, nothing to recover. */
@@ -416,6 +416,7 @@ export class ActiveFile {
     if (!s) return;
     this.stream = undefined;
     this.deps.logger?.debug({ name: this.name, why }, 'streaming upload dropped');
+    this.parkedWindow = undefined;
     if (this.parked) {
       // Complete on S3, named only by the held entry: both go (removed, emptied, or the same bytes
       // as a removed file brought back).
@@ -933,6 +934,7 @@ export class ActiveFile {
     this.deps.logger?.debug({ name: this.name, why, bytes: parked.size }, 'a held temporary file\'s bytes came back from S3 into the spool');
     this.stream = undefined;
     this.parked = undefined;
+    this.parkedWindow = undefined;
     // The entry named the object; the spool has every byte now. Only once it says so does the object go.
     if (this.heldAhead) {
       const entry = await this.writeAhead(spool, parked.size, parked.md5);

@@ -87,7 +87,16 @@ export class PresignedRangeSource implements RangeSource {
    */
   static async openPinned(idKey: string, size: number, url: UrlProvider, opts: PresignedRangeSourceOptions = {}, wholeBytes = 0): Promise<PresignedRangeSource> {
     const source = new PresignedRangeSource(idKey, size, url, opts);
-    const got = await source.fetch(0, wholeBytes > 0 ? wholeBytes : 1);
+    // A small object asked whole may be shorter than Synapse recorded (replaced in its bucket):
+    // S3 then answers other bytes than asked (InvalidRange) — its first byte tells its size. An
+    // empty one answers that byte 416: size 0 (review: both failed the open with EIO).
+    const firstByte = (): Promise<Got> => source.fetch(0, 1).catch((err: unknown) => {
+      if (err instanceof S3Error && err.status === 416) return { data: Buffer.alloc(0), etag: undefined, size: 0 };
+      throw err;
+    });
+    const got = wholeBytes > 0
+      ? await source.fetch(0, wholeBytes).catch((err: unknown) => (err instanceof S3Error && err.code === 'InvalidRange' ? firstByte() : Promise.reject(err)))
+      : await firstByte();
     if (got.etag) source.key = `${idKey}:${got.etag}`;
     if (got.size !== undefined) source.size = got.size;
     if (wholeBytes > 0 && got.size === wholeBytes && got.data.length === wholeBytes) source.whole = got.data;
@@ -212,7 +221,8 @@ export class PresignedRangeSource implements RangeSource {
       markCutShort(short, data.length);
       throw short;
     }
-    const size = range ? (range[3] === '*' ? undefined : Number(range[3])) : body.length;
+    // The whole size from Content-Range (a 206 without one says nothing: Synapse's record stands).
+    const size = res.status === 200 ? body.length : range && range[3] !== '*' ? Number(range[3]) : undefined;
     return { data, etag, size };
   }
 }

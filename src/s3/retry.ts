@@ -42,24 +42,30 @@ function cutShort(err: unknown): boolean {
 export class GetTries {
   private counted = 0;
   private all = 0;
-  private readonly limit: number;
+  private limit: number;
 
   /** `where`: the store the GET goes to (a bucket, a URL's origin), for the outage memory. */
-  constructor(limit: number, private readonly where?: string, private readonly outages: OutageMemory = s3Outages) {
-    this.limit = where !== undefined && outages.down(where) ? 1 : limit;
+  constructor(private readonly fullLimit: number, private readonly where?: string, private readonly outages: OutageMemory = s3Outages) {
+    this.limit = where !== undefined && outages.down(where) ? 1 : fullLimit;
   }
 
-  /** After the failure `err` (one worth retrying: 5xx, no answer): is another try allowed? */
+  /** After the failure `err` (one worth retrying: 5xx, no answer, a refused URL): is another try allowed? */
   another(err: unknown): boolean {
     this.all++;
     if (!cutShort(err)) this.counted++;
+    // An answer (a 403 to renew a URL, a SlowDown, a body cut short) says the store is up: it
+    // ends a remembered outage, and never starts one (review: one object's 403s made its bucket
+    // "down", and healthy reads there lost their URL renewal and retries).
+    const outage = outageSign(err);
+    if (!outage) this.answered();
     const more = this.counted < this.limit && this.all < 3 * this.limit;
-    if (!more && this.where !== undefined) this.outages.gaveUp(this.where);
+    if (!more && outage && this.where !== undefined) this.outages.gaveUp(this.where);
     return more;
   }
 
-  /** The GET was answered: its store is up. */
+  /** The GET was answered: its store is up (full tries again). */
   answered(): void {
+    this.limit = this.fullLimit;
     if (this.where !== undefined) this.outages.answered(this.where);
   }
 
@@ -67,6 +73,16 @@ export class GetTries {
   get step(): number {
     return Math.max(0, this.counted - 1);
   }
+}
+
+/** A failure that may mean the store is down: no answer at all, or a 5xx other than SlowDown. */
+function outageSign(err: unknown): boolean {
+  if (cutShort(err)) return false;
+  // S3Error (status, code), or the SDK's own exceptions ($metadata.httpStatusCode, name).
+  const e = (err ?? {}) as { status?: unknown; code?: unknown; name?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  const status = typeof e.status === 'number' ? e.status : e.$metadata?.httpStatusCode;
+  if (typeof status !== 'number' || status === 0) return true;
+  return status >= 500 && e.code !== 'SlowDown' && e.name !== 'SlowDown';
 }
 
 /**

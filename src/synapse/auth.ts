@@ -127,17 +127,19 @@ function passwdHome(): string | undefined {
   }
 }
 
-/**
- * A warning when `path` is readable or writable by group/others (mode & 0o077) — it holds a
- * bearer token. null when private, or when the file cannot be stat'ed.
- */
 /** All of stdin (`--auth-token-file -`): the token piped in by a secret manager, never on argv. */
 async function readStdin(): Promise<string> {
+  // At a terminal it waits for the user: say what for (review: it sat silent).
+  if (process.stdin.isTTY) process.stderr.write('synapse-mount: reading the Synapse auth token from stdin (paste it, then Ctrl-D)\n');
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * A warning when `path` is readable or writable by group/others (mode & 0o077) — it holds a
+ * bearer token. null when private, or when the file cannot be stat'ed.
+ */
 export async function configFileWarning(path: string): Promise<string | null> {
   let mode: number;
   try {

@@ -116,6 +116,32 @@ for (const transport of ['direct', 'fetch'] as const) {
       }
     });
 
+    test('openPinned of an object shorter than Synapse recorded (asked whole), empty (416), or answered without Content-Range: its real size, or the record — never a failed open or a 1-byte file', async () => {
+      // Review: the whole-file GET of a shrunken small object was "other bytes than asked" and the
+      // open failed EIO; an empty object's 416 too; a 206 without Content-Range sized it 1 byte.
+      const short = OBJECT.subarray(0, 1000);
+      const srv = await scripted((req, sock, [s, e]) => {
+        if (req.head.includes('/empty')) status(sock, 416, 'InvalidRange');
+        else if (req.head.includes('/norange')) sock.end(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${e - s}\r\nETag: "v1"\r\n\r\n${OBJECT.subarray(s, e).toString('latin1')}`, 'latin1');
+        else {
+          const end = Math.min(e, short.length);
+          sock.write(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${end - s}\r\nContent-Range: bytes ${s}-${end - 1}/${short.length}\r\nETag: "v1"\r\n\r\n`);
+          sock.write(short.subarray(s, end));
+        }
+      }, OBJECT.length);
+      try {
+        const shrunk = await PresignedRangeSource.openPinned('fh1', 1010, async () => `${srv.url}/b/short?sig=x`, options(), 1010);
+        assert.equal(shrunk.size, 1000, 'the object as it is');
+        assert.ok((await shrunk.read(0, 1010)).equals(short));
+        const empty = await PresignedRangeSource.openPinned('fh2', 10, async () => `${srv.url}/b/empty?sig=x`, options());
+        assert.equal(empty.size, 0);
+        const unsaid = await PresignedRangeSource.openPinned('fh3', OBJECT.length, async () => `${srv.url}/b/norange?sig=x`, {});
+        assert.equal(unsaid.size, OBJECT.length, 'no Content-Range: Synapse\'s record stands');
+      } finally {
+        await srv.close();
+      }
+    });
+
     test('openPinned: one GET pins the version into the cache key and learns the object\'s size; a small object comes whole with it; reads check that version', async () => {
       let etag = 'v1';
       const srv = await scripted((_req, sock, r) => partial(sock, r, etag), OBJECT.length);
@@ -181,6 +207,21 @@ test('a redirect (S3\'s 307 for a new bucket) is followed by fetch for that requ
     assert.deepEqual(srv.requests.map((q) => isLean(q.head)), [true, false, false, true], 'which transport sent each');
   } finally {
     direct.destroy();
+    await srv.close();
+  }
+});
+
+test('a refusal (403) is an answer: one object refused never makes its store "down" — another\'s stale URL is still renewed', async () => {
+  const srv = await scripted((req, sock, r) => {
+    if (req.head.includes('/denied') || req.head.includes('sig=stale')) status(sock, 403, 'AccessDenied');
+    else partial(sock, r);
+  }, OBJECT.length);
+  try {
+    await assert.rejects(new PresignedRangeSource('d', OBJECT.length, async () => `${srv.url}/b/denied?sig=x`).read(0, 10));
+    let n = 0;
+    const ok = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/b/ok?sig=${n++ === 0 ? 'stale' : 'fresh'}`);
+    assert.ok((await ok.read(0, 10)).equals(OBJECT.subarray(0, 10)), 'renewed and read');
+  } finally {
     await srv.close();
   }
 });

@@ -240,6 +240,51 @@ dst.write(src[10*1048576:]); dst.close()`;
     }
   });
 
+  test('S3 failing every GET: the first read that gives up marks the bucket down, the next reads fail at once with one request each, and the first answer after it ends that', async () => {
+    // QA (session 30): through a sustained outage every read() paid 8 tries and 2–3 s of backoff.
+    const short = await mountForeground(stack, projectId, ['--read-only', '--block-size', '1M', '--cache-size', '4M']);
+    const py = `import os, sys, time
+f = os.open(sys.argv[1], os.O_RDONLY)
+os.pread(f, 4096, 0)
+print('open', flush=True)
+for off in [int(x) for x in sys.stdin.readline().split()]:
+    t = time.time()
+    try:
+        os.pread(f, 4096, off * 1048576); r = 'ok'
+    except OSError as e:
+        r = 'errno%d' % e.errno
+    print(r, round(time.time() - t, 2), flush=True)
+    if sys.stdin.readline() == '': break`;
+    const child = spawn('python3', ['-c', py, `${short.dir}/sts/stall.bin`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const lines = (): string[] => out.trim().split('\n');
+    try {
+      await waitFor('open', () => out.includes('open\n'), 20_000);
+      stack.dev.addFault({ target: 's3', pathPattern: 'stall.bin', method: 'GET', status: 500, rate: 1 });
+      const before = stack.dev.stats().s3.requests;
+      child.stdin.write('5 9 13\n\n');
+      await waitFor('first read', () => lines().length >= 2, 60_000);
+      const gaveUp = stack.dev.stats().s3.requests - before;
+      child.stdin.write('\n');
+      await waitFor('second read', () => lines().length >= 3, 20_000);
+      const second = stack.dev.stats().s3.requests - before - gaveUp;
+      assert.match(lines()[1]!, /^errno5 /, out);
+      assert.match(lines()[2]!, /^errno5 /, out);
+      assert.ok(gaveUp >= 8, `the first read tried its 8 times (${gaveUp} requests)`);
+      assert.ok(second <= 2, `the next one tried once (${second} requests)`);
+      assert.ok(Number(lines()[2]!.split(' ')[1]) < 1, `and failed at once: ${lines()[2]}`);
+      stack.dev.clearFaults();
+      child.stdin.end('\n');
+      await waitFor('third read', () => lines().length >= 4, 20_000);
+      assert.match(lines()[3]!, /^ok /, `S3 back: the next read works at once — ${out}`);
+    } finally {
+      stack.dev.clearFaults();
+      child.kill();
+      await short.unmount();
+    }
+  });
+
   test('Synapse 429 with Retry-After and 502/503 are waited out; a permanent 404 is not retried', async () => {
     const before = stack.dev.stats().synapse.byRoute['POST /entity/children'] ?? 0;
     stack.dev.addFault({ target: 'synapse', pathPattern: '/entity/children', status: 429, retryAfterSec: 1, count: 1 });

@@ -1534,7 +1534,14 @@ export class SynapseFilesystem {
     const under = this.lastPublish.get(file);
     if (under) return under;
     if (!file.dirty || file.unlinked || file.broken || file.awaitingRecovery) return undefined;
-    const publishing = this.publish(path, file).catch((err: unknown) => {
+    // Its close failed and its bytes could not be journaled (the log named their spool file):
+    // said when this try publishes them after all (QA: whoever followed the log found no bytes).
+    const unjournaled = file.unjournaledBytes;
+    const publishing = this.publish(path, file).then(() => {
+      if (unjournaled !== undefined && !file.dirty) {
+        this.opts.logger?.warn({ path, spoolFile: unjournaled }, 'published at its last close after all: the bytes its failed close left in the spool are in Synapse now');
+      }
+    }, (err: unknown) => {
       // An emptied file left as it was has been logged, and has nothing to recover.
       if (err instanceof EmptyVersionRefused) return;
       this.opts.logger?.error({ err, path: path }, 'publish at last close failed; kept for `synapse-mount recover`');

@@ -916,3 +916,14 @@ test('QA: a stream of large reads from a seek (dd bs=1M skip=N) waits for S3 onc
   await settle();
   assert.deepEqual(src.reads.slice(1).sort((a, b) => a[0] - b[0]), [[41 * MiB, 48 * MiB], [48 * MiB, 56 * MiB]], 'the rest of its block and the next, at once');
 });
+
+test('QA: a first read of exactly 128 KiB at the start (Python\'s buffered read of a header: st_blksize) is a header\'s: its pieces, no block nor readahead', async () => {
+  // 3–20 MB fetched for `open(p, 'rb').read(4096)` — 131072 was not under the 128 KiB bound.
+  const bs = 8 * 1024 * KiB;
+  const cache = new BlockCache({ maxBytes: 64 * bs, blockSize: bs, pieceSize: 1024 * KiB });
+  const src = new FakeSource('pyhead', 5 * bs);
+  const h = new ReadHandle(src, cache, { maxWindowBlocks: 8, inflightBudget: 64 * bs, readTimeoutMs: 5000 });
+  assert.deepEqual(await h.read(0, 128 * KiB), ramp(0, 128 * KiB));
+  await settle();
+  assert.deepEqual(src.reads, [[0, 1024 * KiB]], 'one 1 MiB piece');
+});

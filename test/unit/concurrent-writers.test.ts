@@ -11,6 +11,23 @@ const O_WRONLY = 1;
 const O_APPEND = 0o2000;
 const O_TRUNC = 0o1000;
 
+type Wired = Parameters<Parameters<typeof withReal>[0]>[0];
+
+/** `path` opened for writing with O_TRUNC and given `text`, as `cmd > path` while it runs: its fd. */
+async function rewriting(r: Wired, path: string, text: string): Promise<number> {
+  const fd = await r.fs.open(path, O_WRONLY | O_TRUNC);
+  await r.fs.truncate(path, 0);
+  await r.fs.write(fd, Buffer.from(text), 0);
+  return fd;
+}
+
+/** Published /F ('v1') and /new (`newText`): F's entity id. */
+async function publishedPair(r: Wired, newText: string): Promise<string> {
+  await writeNew(r, '/F', 'v1\n');
+  await writeNew(r, '/new', newText);
+  return r.api.resolvePath(r.rootId, '/F')!.id;
+}
+
 test('two appenders opening at once share the file: both lines are published, nothing is journaled', async () => {
   await withReal(async (r) => {
     await writeNew(r, '/results.txt', 'header\n');
@@ -74,12 +91,8 @@ test('mv onto a file while a close of one of its fds publishes: the renamed byte
   // committed after the rename — F's newest version became the replaced writer's bytes, while
   // the mount showed the renamed ones.
   await withReal(async (r) => {
-    await writeNew(r, '/F', 'v1\n');
-    await writeNew(r, '/new', 'renamed-in\n');
-    const fid = r.api.resolvePath(r.rootId, '/F')!.id;
-    const fd = await r.fs.open('/F', O_WRONLY | O_TRUNC);
-    await r.fs.truncate('/F', 0);
-    await r.fs.write(fd, Buffer.from('old-writer\n'), 0);
+    const fid = await publishedPair(r, 'renamed-in\n');
+    const fd = await rewriting(r, '/F', 'old-writer\n');
     // The writer's registration is slow: its publish is still running when the rename arrives.
     r.faults.fail('createExternalS3FileHandle', { skip: 1, times: 1, delayMs: 300 });
     const [flushed, renamed] = await Promise.allSettled([r.fs.flush(fd), r.fs.rename('/new', '/F')]);
@@ -94,19 +107,13 @@ test('mv onto a file while a close of one of its fds publishes: the renamed byte
   });
 });
 
-type Wired = Parameters<Parameters<typeof withReal>[0]>[0];
-
 /**
  * F open for writing with new bytes; `mv /new /F` whose delete of the source is a slow round trip
  * (`deleteEntity` answers as given after 300 ms), and F's writer's close arriving meanwhile.
  */
 async function closeDuringRename(r: Wired, deleteAnswer: (real: () => Promise<void>) => Promise<void>) {
-  await writeNew(r, '/F', 'v1\n');
-  await writeNew(r, '/new', 'renamed-in\n');
-  const fid = r.api.resolvePath(r.rootId, '/F')!.id;
-  const fd = await r.fs.open('/F', O_WRONLY | O_TRUNC);
-  await r.fs.truncate('/F', 0);
-  await r.fs.write(fd, Buffer.from('old-writer\n'), 0);
+  const fid = await publishedPair(r, 'renamed-in\n');
+  const fd = await rewriting(r, '/F', 'old-writer\n');
   const deleteEntity = r.faults.deleteEntity.bind(r.faults);
   let inDelete!: () => void;
   const deleting = new Promise<void>((resolve) => { inDelete = resolve; });
@@ -156,9 +163,7 @@ test('mv of a file open for writing onto another open one, failing in Synapse be
     const newId = r.api.resolvePath(r.rootId, '/new')!.id;
     const fdF = await r.fs.create('/F', 0o644);
     await r.fs.write(fdF, Buffer.from('F-writer\n'), 0);
-    const fdN = await r.fs.open('/new', O_WRONLY | O_TRUNC);
-    await r.fs.truncate('/new', 0);
-    await r.fs.write(fdN, Buffer.from('new-writer\n'), 0);
+    const fdN = await rewriting(r, '/new', 'new-writer\n');
     r.faults.failNext('updateEntity', 10, 500);
     await assert.rejects(r.fs.rename('/new', '/F'));
     r.faults.clear();
@@ -176,15 +181,9 @@ test('mv of a file open for writing onto another open one, failing in Synapse be
 
 test('mv of a file open for writing onto another open one whose source entity cannot be deleted: the move stands (the bytes are the target\'s next version), the old entity stays with a warning', async () => {
   await withReal(async (r) => {
-    await writeNew(r, '/F', 'v1\n');
-    await writeNew(r, '/new', 'n1\n');
-    const fid = r.api.resolvePath(r.rootId, '/F')!.id;
-    const fdF = await r.fs.open('/F', O_WRONLY | O_TRUNC);
-    await r.fs.truncate('/F', 0);
-    await r.fs.write(fdF, Buffer.from('F-writer\n'), 0);
-    const fdN = await r.fs.open('/new', O_WRONLY | O_TRUNC);
-    await r.fs.truncate('/new', 0);
-    await r.fs.write(fdN, Buffer.from('new-writer\n'), 0);
+    const fid = await publishedPair(r, 'n1\n');
+    const fdF = await rewriting(r, '/F', 'F-writer\n');
+    const fdN = await rewriting(r, '/new', 'new-writer\n');
     r.faults.failNext('deleteEntity', 10, 500);
     await r.fs.rename('/new', '/F');
     r.faults.clear();

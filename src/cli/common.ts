@@ -27,11 +27,12 @@ export async function resolveAuth(args: AuthArgs): Promise<{ token: string; endp
   return { token: auth.token, endpoint, ...(auth.warning ? { warning: auth.warning } : {}) };
 }
 
-/** The endpoint the options name (--endpoint, else ~/.synapseConfig's, else synapse.org), checked; no token needed. */
+/**
+ * The endpoint the options name (--endpoint, else ~/.synapseConfig's, else synapse.org), checked
+ * and as the client keeps it (normaliseEndpoint); no token needed.
+ */
 export async function endpointFor(args: AuthArgs): Promise<string> {
-  const endpoint = args.endpoint ?? (await discoverEndpoint()) ?? DEFAULT_ENDPOINT;
-  checkEndpoint(endpoint, args.endpoint !== undefined);
-  return endpoint;
+  return checkEndpoint(args.endpoint ?? (await discoverEndpoint()) ?? DEFAULT_ENDPOINT, args.endpoint !== undefined);
 }
 
 /**
@@ -39,22 +40,23 @@ export async function endpointFor(args: AuthArgs): Promise<string> {
  * it was echoed in every error line, and each request retried for the whole --retry-timeout
  * though none could be made (QA). A bad --endpoint is a usage error, as a bad --s3-endpoint.
  */
-function checkEndpoint(endpoint: string, fromFlag: boolean): void {
+function checkEndpoint(endpoint: string, fromFlag: boolean): string {
   const what = fromFlag ? '--endpoint' : `the endpoint in ~/${CONFIG_FILE_NAME}`;
   const refuse = (why: string): never => {
     throw fromFlag ? new UsageError(`${what}: ${why}`) : new ConfigError(`${what}: ${why}`);
   };
-  let url: URL;
+  let base: string;
   try {
-    normaliseEndpoint(endpoint);
-    url = new URL(endpoint.trim());
+    base = normaliseEndpoint(endpoint); // an http(s) URL, or it throws
   } catch {
     // Not quoted if it may hold a password.
     return refuse(`${endpoint.includes('@') ? 'it' : JSON.stringify(endpoint)} is not an http(s) URL`);
   }
+  const url = new URL(base);
   if (url.username !== '' || url.password !== '') {
     refuse(`holds a user name or password, which Synapse does not take (the token goes in --auth-token-file, ${TOKEN_ENV} or ~/${CONFIG_FILE_NAME})`);
   }
+  return base;
 }
 
 /** A client (no request made yet: the endpoint is checked, the token read). */

@@ -7,7 +7,6 @@ import { abortOrphanedUploads, orphanedUploads } from '../fs/orphans.js';
 import { transferServices, type TransferConfig } from '../fs/mount.js';
 import { createLogger } from '../log.js';
 import { clientFor, endpointFor, type AuthArgs } from './common.js';
-import { normaliseEndpoint } from '../synapse/http-client.js';
 import { leftAlone, recoverAll, type RecoverResult } from './recover-command.js';
 import { VERSION_CONFLICT_SAYS } from '../fs/publisher.js';
 import { openMtimeLog } from '../fs/mtime-log.js';
@@ -69,7 +68,7 @@ export async function runRecover(opts: {
     return bad;
   }
   // Entries and records of another Synapse are left for a recover against it (spool.ts sameSynapse).
-  const endpoint = normaliseEndpoint(await endpointFor(opts.auth));
+  const endpoint = await endpointFor(opts.auth);
   const spool = new Spool(opts.spoolDir, { endpoint });
   const force = opts.force === true;
   const left = entries.map((e) => leftAlone(e, spool));

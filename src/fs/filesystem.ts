@@ -110,6 +110,9 @@ const COPY_CHUNK = 8 * 1024 * 1024;
 /** How the patched fuse-native passes UTIME_OMIT to utimens (scripts/fix-fuse-native.mjs 6.). */
 const UTIME_OMIT_MS = 1;
 
+/** A node Synapse has: not a file being written or kept local, not a mount-local folder. */
+const inSynapse = (node: FsNode): boolean => !!node.entityId && !isLocalDirId(node.entityId);
+
 /** How a SQLite database held back mid-transaction is journaled (JournalEntry.incomplete starts so). */
 const SQLITE_HELD_BACK = 'a SQLite database closed mid-transaction';
 
@@ -2448,25 +2451,28 @@ export class SynapseFilesystem {
    */
   async setxattr(path: string, name: string, value: Buffer): Promise<void> {
     this.checkWritable(path);
-    if (name.startsWith('user.synapse.') && (await this.notInSynapseYet(path))) return;
-    const current = name.startsWith('user.synapse.') ? await this.getxattr(path, name) : null;
-    if (current !== null && current.equals(value)) return;
+    if (name.startsWith('user.synapse.')) {
+      const node = await this.xattrNode(path);
+      if (!inSynapse(node)) return;
+      const current = await this.xattrOf(node, name);
+      if (current !== null && current.equals(value)) return;
+    }
     throw new FsError('ENOTSUP', `${path}: ${name.startsWith('user.synapse.') ? `${name} is set by Synapse, not writable` : 'extended attributes are read-only'}`);
   }
 
-  /** A file or folder only this mount has so far (being written, local, a mount-local folder). */
-  private async notInSynapseYet(path: string): Promise<boolean> {
-    await this.releasing.get(path);
-    const node = await this.table.resolve(path);
-    return !node.entityId || isLocalDirId(node.entityId);
+  async getxattr(path: string, name: string): Promise<Buffer | null> {
+    return this.xattrOf(await this.xattrNode(path), name);
   }
 
-  async getxattr(path: string, name: string): Promise<Buffer | null> {
-    // A file published at its last close (touch) may still be on its way into Synapse.
+  /** The node whose attributes `path` shows: a file published at its last close (touch) may still be on its way into Synapse. */
+  private async xattrNode(path: string): Promise<FsNode> {
     await this.releasing.get(path);
-    const node = await this.table.resolve(path);
+    return this.table.resolve(path);
+  }
+
+  private async xattrOf(node: FsNode, name: string): Promise<Buffer | null> {
     // Not in Synapse yet (being written, or local only): no attributes (ENODATA), not empty ones.
-    if (!node.entityId || isLocalDirId(node.entityId)) return null;
+    if (!inSynapse(node)) return null;
     switch (name) {
       case 'user.synapse.id': return Buffer.from(node.entityId);
       case 'user.synapse.version':

@@ -63,6 +63,13 @@ export async function isMounted(dir: string): Promise<boolean> {
   return info.split('\n').some((l) => l.split(' ')[4] === escaped);
 }
 
+/**
+ * How long to wait for something Synapse must see (a publish, a trash): the mount paces itself
+ * to Synapse's 600 requests a minute, and a busy suite (write.test.ts makes ≈ 1,200 in 2.5 min)
+ * spends a minute's budget, so a publish may be held back up to a minute (a 20 s wait flaked).
+ */
+export const SYNAPSE_PACE_WAIT_MS = 75_000;
+
 export async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

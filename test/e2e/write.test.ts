@@ -11,7 +11,7 @@ import path from 'node:path';
 import { kernelInvalidatesOnDirectWrite } from '../../src/fs/page-cache-bypass.js';
 import type { FuseTerms } from '../../src/fs/fuse-terms.js';
 import { startStack, type Stack } from '../server/stack.js';
-import { CACHED_PAGES_PY, childId, cli, kernelAtLeast, mountForeground, runPython, statusOf, patternBytes, sh, tempDir, waitFor, type Mounted, type ShResult } from './harness.js';
+import { CACHED_PAGES_PY, childId, cli, kernelAtLeast, mountForeground, runPython, statusOf, patternBytes, sh, SYNAPSE_PACE_WAIT_MS, tempDir, waitFor, type Mounted, type ShResult } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -37,7 +37,7 @@ describe('writing through the mount', () => {
       const r = await sh(`getfattr --only-values -n user.synapse.id '${p}'`);
       id = r.stdout.trim();
       return /^syn\d+$/.test(id);
-    }, 10_000);
+    }, SYNAPSE_PACE_WAIT_MS);
     return id;
   }
 
@@ -417,7 +417,7 @@ for i in range(3):
     // The shell's `>` with nothing written: its close cannot report anything (README).
     assert.equal((await sh(`: > '${f}'`)).code, 0);
     // Its last close (release) runs after `:` exits: wait until the mount has let the file go.
-    await waitFor('the emptied file to be let go', async () => !(await statusOf(m.dir)).uploads.some((u) => u.path.endsWith('emptied.txt')), 20_000);
+    await waitFor('the emptied file to be let go', async () => !(await statusOf(m.dir)).uploads.some((u) => u.path.endsWith('emptied.txt')), SYNAPSE_PACE_WAIT_MS);
     assert.equal(stack.seed.entity(id).versionNumber, version, 'no new version');
     assert.equal((await synapseBytes(id)).bytes.toString(), 'abc\n');
     assert.ok(!(await statusOf(m.dir)).journal.some((j) => j.name === 'emptied.txt'), 'no journal entry for it');
@@ -464,7 +464,7 @@ for i in range(3):
     assert.equal((await sh(`echo 'from scratch' > '${dir}/kept.txt~' && mv '${dir}/kept.txt~' '${dir}/kept.txt'`)).code, 0);
     // Published at the rename, or at the release if that reached the mount after the rename.
     let kept: string | undefined;
-    await waitFor('kept.txt published', async () => (kept = await childId(stack, managedId, 'kept.txt')) !== undefined, 20_000);
+    await waitFor('kept.txt published', async () => (kept = await childId(stack, managedId, 'kept.txt')) !== undefined, SYNAPSE_PACE_WAIT_MS);
     assert.ok(kept, 'published under its real name');
     assert.equal((await synapseBytes(kept)).bytes.toString(), 'from scratch\n');
     assert.equal(await childId(stack, managedId, 'kept.txt~'), undefined, 'the scratch name never reached Synapse');

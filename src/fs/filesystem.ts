@@ -358,6 +358,13 @@ export class SynapseFilesystem {
     this.kept = writes ? new KeptFiles(writes.spool, table, opts.logger) : undefined;
     const kernelMs = kernelCacheMs(table.ttlMs);
     this.shown = kernelMs > 0 ? new LRUCache({ ...entryBound(1_000_000), ttl: kernelMs + 1000 }) : undefined;
+    // lru-cache leaves expired entries in place until they are read or pushed out: a walk of a
+    // big tree (every file stat'ed once) kept one per file, up to the million (review of QA's
+    // 50k-entry walk). Swept every few kernel timeouts instead (a timer per entry, ttlAutopurge, costs more).
+    if (this.shown) {
+      const shown = this.shown;
+      setInterval(() => shown.purgeStale(), Math.min(60_000, Math.max(5_000, kernelMs))).unref();
+    }
   }
 
   get openHandleCount(): number {
@@ -2006,7 +2013,7 @@ export class SynapseFilesystem {
     const acl = benefactorAfterMove(node, destParent);
     this.table.upsert(this.nodeOf(moved, node.kind, acl));
     // A folder that changed ACL by moving: what is cached below it names the old one.
-    if (node.kind === 'dir' && acl.benefactorId !== node.benefactorId) this.table.invalidateTree(moved.id);
+    if (node.kind === 'dir' && acl.benefactorId !== node.benefactorId) this.table.invalidateTree(moved.id, node.benefactorId);
     this.moveActivePaths(src, dest);
     // Its readers look for newer versions under its new name (followAtEnd; review: they stopped following).
     if (node.kind === 'file') {

@@ -37,7 +37,17 @@
  * go to the per-file background queue. A getattr arriving while that query is in flight waits
  * for it instead of asking on its own, so no size is requested twice.
  *
+ * Memory: listings are kept least recently used first up to `maxListedEntries` entries in all
+ * (default 100,000, ≈ 31 MB; a folder's listing is kept whole, so one bigger folder still fits).
+ * A dropped listing is listed again at its next lookup, as one past its TTL — nothing in it is
+ * only here (the mount's own local entries and hidden names live apart and are merged back at
+ * every fetch). Never dropped: a listing whose sizes are loading (its snapshot waits for them).
+ * Why: QA walked 50,000 entries and the mount kept every listing for good (≈ 1.3 GB for a
+ * 1M-file tree, with the per-file caches).
+ *
  * INVARIANT: `listings` entries hold FsNodes whose `parentId` is the listing's entity id.
+ * INVARIANT: `listedEntries` is the sum of `entries.size` over `listings` (keepListing,
+ * dropListing, upsert and remove are the only writers of either).
  * INVARIANT: a cached size belongs to exactly the (id, versionNumber) in its key.
  * INVARIANT: a listing's `loading` holds only size keys that are in flight, queued or waiting
  * for a view query, and the listing is in `awaiting` under each of them; it has `loadedAt` iff
@@ -109,6 +119,9 @@ export function isLocalDirId(id: string | undefined): boolean {
 /** How long a file's ACL that gave no file handle (no DOWNLOAD) sends its files' sizes to `/version`. */
 const NO_HANDLE_MEMORY_MS = 10 * 60_000;
 
+/** Default bound on the entries of all cached listings (head comment: Memory). */
+export const DEFAULT_MAX_LISTED_ENTRIES = 100_000;
+
 /** Default cap on how long a loading snapshot keeps its listing from being refetched. */
 export const DEFAULT_MAX_LOAD_HOLD_MS = 10 * 60_000;
 
@@ -130,6 +143,8 @@ export interface InodeTableOptions {
   /** Background size fetches in flight at once; leaves the client's other slots for users. */
   backgroundConcurrency?: number;
   maxSizes?: number;
+  /** Entries of all cached listings together (head comment: Memory); default DEFAULT_MAX_LISTED_ENTRIES. */
+  maxListedEntries?: number;
   /** Persistent (id, version) → size store, read on a memory miss and written on every learn. */
   sizeStore?: SizeStore;
   /**
@@ -178,7 +193,10 @@ export function nodeFromHeader(h: EntityHeader, parentId: string): FsNode | unde
 }
 
 export class InodeTable {
+  /** Folder id → its listing, least recently used first (keepListing, touch). */
   private readonly listings = new Map<string, Listing>();
+  /** Entries in all of `listings` (the INVARIANT above). */
+  private listedEntries = 0;
   /**
    * Entries that exist only in this mount (files being written and not yet published, editors'
    * scratch files): merged into every listing of their folder until removed.
@@ -243,6 +261,7 @@ export class InodeTable {
       const listing = node.kind === 'dir' ? this.listings.get(node.entityId) : undefined;
       const child = listing && this.isFresh(listing) ? listing.entries.get(part) : undefined;
       if (!child) return undefined;
+      this.touch(node.entityId, listing!);
       node = child;
     }
     return node;
@@ -308,7 +327,7 @@ export class InodeTable {
 
   private async listing(dirId: string): Promise<Listing> {
     const cached = this.listings.get(dirId);
-    if (cached && this.isFresh(cached)) return cached;
+    if (cached && this.isFresh(cached)) return this.touch(dirId, cached);
     if (isLocalDirId(dirId)) return this.localListing(dirId);
     let pending = this.pendingListings.get(dirId);
     if (!pending) {
@@ -360,8 +379,7 @@ export class InodeTable {
     }
     // Loaded as listed: its sizes are asked only at a stat after a readdir (size()), which reopens the load.
     const listing: Listing = { entries, fetchedAt, loading: new Set(), loadedAt: this.now(), sizesAsked: false, readdirDone: false };
-    this.listings.set(dirId, listing);
-    return listing;
+    return this.keepListing(dirId, listing);
   }
 
   /** A mount-local folder's listing: its local entries, never asked of Synapse, never stale. */
@@ -369,8 +387,7 @@ export class InodeTable {
     const now = this.now();
     const entries = new Map(this.localEntries.get(dirId) ?? []);
     const listing: Listing = { entries, fetchedAt: now, loading: new Set(), loadedAt: now, sizesAsked: true, readdirDone: true, local: true };
-    this.listings.set(dirId, listing);
-    return listing;
+    return this.keepListing(dirId, listing);
   }
 
   /** A new mount-local folder `name` in `parentId` (LOCAL_DIR_PREFIX): listed at once, empty. */
@@ -392,19 +409,67 @@ export class InodeTable {
   addEmptyFolder(dirId: string): void {
     if (this.listings.has(dirId)) return;
     const now = this.now();
-    this.listings.set(dirId, { entries: new Map(), fetchedAt: now, loading: new Set(), loadedAt: now, sizesAsked: true, readdirDone: true });
+    this.keepListing(dirId, { entries: new Map(), fetchedAt: now, loading: new Set(), loadedAt: now, sizesAsked: true, readdirDone: true });
   }
 
   /** Drop a directory's listing so the next lookup refetches it. */
   invalidate(dirId: string): void {
-    this.listings.delete(dirId);
+    this.dropListing(dirId);
   }
 
-  /** Drop the listings of a directory and of every directory cached below it. */
-  invalidateTree(dirId: string): void {
+  /**
+   * Drop the listings of a directory and of every directory cached below it. Those below a
+   * folder whose own listing was dropped for memory cannot be reached by the walk: with
+   * `formerBenefactor` (a folder moved out of that ACL), every listing naming it goes too.
+   */
+  invalidateTree(dirId: string, formerBenefactor?: string): void {
     const listing = this.listings.get(dirId);
-    this.listings.delete(dirId);
+    this.dropListing(dirId);
     for (const child of listing?.entries.values() ?? []) if (child.kind === 'dir' && child.entityId) this.invalidateTree(child.entityId);
+    if (formerBenefactor === undefined) return;
+    for (const [id, l] of [...this.listings]) {
+      for (const n of l.entries.values()) {
+        if (n.benefactorId === formerBenefactor) {
+          this.dropListing(id);
+          break;
+        }
+      }
+    }
+  }
+
+  /** Cache `listing` as `dirId`'s (the most recently used), then keep within maxListedEntries. */
+  private keepListing(dirId: string, listing: Listing): Listing {
+    this.dropListing(dirId);
+    this.listings.set(dirId, listing);
+    this.listedEntries += listing.entries.size;
+    const max = this.opts.maxListedEntries ?? DEFAULT_MAX_LISTED_ENTRIES;
+    if (this.listedEntries <= max) return listing;
+    // Least recently used first; the one just kept, and loading snapshots, stay.
+    for (const [id, l] of this.listings) {
+      if (this.listedEntries <= max) break;
+      if (l === listing || l.loading.size > 0) continue;
+      this.dropListing(id);
+    }
+    return listing;
+  }
+
+  private dropListing(dirId: string): void {
+    const listing = this.listings.get(dirId);
+    if (!listing) return;
+    this.listings.delete(dirId);
+    this.listedEntries -= listing.entries.size;
+  }
+
+  /** `listing` was used: it moves to the most recently used end. */
+  private touch(dirId: string, listing: Listing): Listing {
+    this.listings.delete(dirId);
+    this.listings.set(dirId, listing);
+    return listing;
+  }
+
+  /** How many listings, and entries in them, are cached (tests, status). */
+  get listedCounts(): { listings: number; entries: number } {
+    return { listings: this.listings.size, entries: this.listedEntries };
   }
 
   /** The mount's own change: add or replace an entry in a cached listing. */
@@ -412,13 +477,16 @@ export class InodeTable {
     if (!node.parentId) return;
     this.dropHidden(node.parentId, node.name);
     const listing = this.listings.get(node.parentId);
-    if (listing) listing.entries.set(node.name, node);
+    if (listing) {
+      if (!listing.entries.has(node.name)) this.listedEntries++;
+      listing.entries.set(node.name, node);
+    }
     this.inflightChanges.get(node.parentId)?.push({ upsert: node });
   }
 
   /** The mount's own change: remove an entry from a cached listing (and any local entry). */
   remove(parentId: string, name: string): void {
-    this.listings.get(parentId)?.entries.delete(name);
+    if (this.listings.get(parentId)?.entries.delete(name)) this.listedEntries--;
     this.inflightChanges.get(parentId)?.push({ remove: name });
     this.removeLocal(parentId, name);
   }

@@ -311,3 +311,55 @@ test('sizes with handles: a file Synapse gives no handle for sends only its own 
   await table.size(await node('d.txt'));
   assert.deepEqual(calls, ['bundle2 syn24', 'version syn24']);
 });
+
+// ---- Memory: cached listings are bounded by their entries in all (head comment: Memory) ------
+
+test('listings are kept least recently used first within maxListedEntries; a dropped one is listed again, the mount\'s own entries kept', async () => {
+  // Three folders of 4 files under the root; room for 10 entries: the root (3) and one folder (4)
+  // always fit, a second folder does not.
+  const headers = new Map<string, EntityHeader[]>([['syn1', ['a', 'b', 'c'].map((d, i) => ({ id: `syn${10 + i}`, name: d, type: CONCRETE.folder }))]]);
+  for (const [i, d] of ['a', 'b', 'c'].entries()) {
+    headers.set(`syn${10 + i}`, [1, 2, 3, 4].map((n) => ({ id: `syn${100 + 10 * i + n}`, name: `${d}${n}.txt`, type: CONCRETE.file, versionNumber: 1 })));
+  }
+  const listed: string[] = [];
+  const api = {
+    listChildren: async (id: string) => { listed.push(id); return headers.get(id) ?? []; },
+  } as unknown as SynapseApi;
+  const table = new InodeTable(api, root, { ttlMs: 60_000, maxSizes: 100, maxListedEntries: 10 });
+  await table.resolve('/a/a1.txt');
+  await table.resolve('/b/b1.txt');
+  // 3 + 4 + 4 = 11 > 10: `a`, the least recently used, went (the root was used to reach `b`).
+  assert.deepEqual(table.listedCounts, { listings: 2, entries: 7 });
+  assert.equal(table.cachedListing('syn10'), undefined);
+  assert.ok(table.cachedListing('syn11'));
+  // A new file the mount made in `b` counts; removing it uncounts it.
+  table.addLocal({ entityId: '', name: 'new.txt', kind: 'file', parentId: 'syn11', versionNumber: undefined, modifiedOn: 0, createdOn: 0 });
+  assert.equal(table.listedCounts.entries, 8);
+  // `a` again: listed again (its entries are Synapse's), and now `b` is the one to go — with its
+  // local entry merged back when it is listed once more.
+  listed.length = 0;
+  assert.equal((await table.resolve('/a/a2.txt')).entityId, 'syn102');
+  assert.deepEqual(listed, ['syn10']);
+  assert.equal(table.cachedListing('syn11'), undefined);
+  assert.deepEqual((await table.children('syn11')).map((n) => n.name).sort(), ['b1.txt', 'b2.txt', 'b3.txt', 'b4.txt', 'new.txt']);
+  assert.ok(table.listedCounts.entries <= 10 || table.listedCounts.listings === 2, JSON.stringify(table.listedCounts));
+  // A lookup through cached listings keeps them in use: the root is never the one dropped here.
+  for (const d of ['a', 'b', 'c', 'a', 'b']) await table.resolve(`/${d}/${d}1.txt`);
+  assert.ok(table.cachedListing('syn1'), 'the root, used by every lookup, stays');
+  const { entries } = table.listedCounts;
+  assert.equal(entries, [...['syn1', 'syn10', 'syn11', 'syn12']].reduce((n, id) => n + (table.cachedListing(id)?.size ?? 0), 0), 'the count is the sum of the listings');
+});
+
+test('a listing whose sizes are loading is never dropped for memory', async () => {
+  const f = await gatedFake({ 'x.bin': 1, 'y.bin': 2, 'z.bin': 3 });
+  const table = new InodeTable(f.gated, f.projectNode, { ttlMs: 60_000, maxSizes: 100, backgroundConcurrency: 1, maxListedEntries: 1 });
+  // A stat after the readdir starts the folder's size load (held at the gate).
+  const first = statAfterReaddir(table, f.folderId);
+  await settle();
+  assert.ok(f.asked.length > 0, 'sizes asked');
+  // Another folder listed now pushes the total over the bound: the loading one stays.
+  await table.children(f.projectNode.entityId, { sizes: false });
+  assert.ok(table.cachedListing(f.folderId), 'the loading snapshot stays');
+  await f.releaseAll();
+  await first;
+});

@@ -73,6 +73,10 @@
 //     mount owner's. create and mkdir pass their caller's uid and gid (fuse_get_context(), on
 //     libfuse's thread) after the callback; src/fs/owners.ts keeps them.
 //
+// 11. create passes its open flags after those (fuse-native's open passes them, its create did
+//     not): a file created O_SYNC or O_DSYNC read-write gets an fsync from the kernel after each
+//     write, which the mount journals instead of publishing a version per write (filesystem.ts fsync).
+//
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
 // the README says so. As a postinstall this must never fail the user's install: every problem is
@@ -107,7 +111,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v25 */';
+const FAST_MARK = '/* synapse-mount read fast path v26 */';
 const FAST_CODE = `${FAST_MARK}
 /* The uid and gid of the process whose create or mkdir this libfuse thread is handling (10.);
    (uid_t) -1, "unknown", without a context — never root's by default. */
@@ -1039,14 +1043,16 @@ if (!text.includes(FAST_MARK)) {
       '  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n})\n\nFUSE_METHOD(opendir',
       '  NAPI_ARGV_INT32(fd, 2)\n  if (fd != 0) {\n    l->info->fh = fd;\n  }\n  synapse_track_open(l->info);\n})\n\nFUSE_METHOD(opendir',
     ],
-    // Creates and mkdirs also pass their caller's uid and gid (10.).
+    // Creates and mkdirs also pass their caller's uid and gid (10.); creates their open flags too
+    // (11.), which fuse-native's create leaves out (its open passes them).
     [
       'FUSE_METHOD(create, 2, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n}, {\n' +
         '  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n  napi_create_uint32(env, l->mode, &(argv[3]));\n}, {\n',
-      'FUSE_METHOD(create, 4, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n' +
+      'FUSE_METHOD(create, 5, 1, (const char *path, mode_t mode, struct fuse_file_info *info), {\n  l->path = path;\n  l->mode = mode;\n  l->info = info;\n' +
         '  synapse_open_flags(info);\n  SYNAPSE_NOTE_CALLER(l);\n}, {\n' +
         '  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));\n  napi_create_uint32(env, l->mode, &(argv[3]));\n' +
-        '  napi_create_uint32(env, (uint32_t) l->uid, &(argv[4]));\n  napi_create_uint32(env, (uint32_t) l->gid, &(argv[5]));\n}, {\n',
+        '  napi_create_uint32(env, (uint32_t) l->uid, &(argv[4]));\n  napi_create_uint32(env, (uint32_t) l->gid, &(argv[5]));\n' +
+        '  napi_create_uint32(env, (uint32_t) l->info->flags, &(argv[6]));\n}, {\n',
     ],
     [
       'FUSE_METHOD_VOID(mkdir, 2, 0, (const char *path, mode_t mode), {\n  l->path = path;\n  l->mode = mode;\n}, {\n' +
@@ -1110,12 +1116,22 @@ if (!text.includes(FAST_MARK)) {
 }
 
 // index.js (5.): plain JS, so done even without a compiler.
+const CREATE_FIX = '  _op_create (signal, path, mode, uid, gid, flags) {\n    this.ops.create(path, mode, (err, fd) => {\n      return signal(err, fd)\n    }, uid, gid, flags)\n  }\n';
 const JS_PATCHES = [
   {
-    // 10.: the creating process's uid and gid, after the callback (the C side passes them).
+    // An index.js an earlier synapse-mount patched (10. only): before the entry that expects the
+    // pristine source, which then finds its fix in place.
+    upgrade: true,
+    what: 'create does not pass its open flags (O_SYNC writes through a new file publish a version each)',
+    bug: '  _op_create (signal, path, mode, uid, gid) {\n    this.ops.create(path, mode, (err, fd) => {\n      return signal(err, fd)\n    }, uid, gid)\n  }\n',
+    fix: CREATE_FIX,
+  },
+  {
+    // 10.: the creating process's uid and gid, after the callback (the C side passes them); 11.:
+    // then its open flags.
     what: "create does not pass its caller's uid (with --allow-other, other users' new files show as the mount owner's)",
     bug: '  _op_create (signal, path, mode) {\n    this.ops.create(path, mode, (err, fd) => {\n      return signal(err, fd)\n    })\n  }\n',
-    fix: '  _op_create (signal, path, mode, uid, gid) {\n    this.ops.create(path, mode, (err, fd) => {\n      return signal(err, fd)\n    }, uid, gid)\n  }\n',
+    fix: CREATE_FIX,
   },
   {
     what: "mkdir does not pass its caller's uid (with --allow-other, other users' new folders show as the mount owner's)",
@@ -1140,7 +1156,7 @@ try {
   let patched = js;
   for (const p of JS_PATCHES) {
     if (patched.split(p.bug).length === 2) patched = patched.replace(p.bug, p.fix);
-    else if (!patched.includes(p.fix)) console.warn(`synapse-mount: fuse-native's index.js is not the expected 2.2.6; ${p.what}`);
+    else if (!patched.includes(p.fix) && !p.upgrade) console.warn(`synapse-mount: fuse-native's index.js is not the expected 2.2.6; ${p.what}`);
   }
   if (patched !== js) {
     const tmp = `${indexJs}.synapse-mount-${process.pid}`;

@@ -253,9 +253,10 @@ export class FuseAdapter {
         }
         this.run('getxattr', path, cb, () => fs.getxattr(path, name), (v) => [0, v]);
       },
-      // uid: the creating process's (scripts/fix-fuse-native.mjs 10.; undefined with the prebuild).
-      create: (path: string, mode: number, cb: Cb, uid?: number) => this.run('create', path, cb, async () => {
-        const fd = await fs.create(path, mode);
+      // uid: the creating process's (scripts/fix-fuse-native.mjs 10.); flags: its open flags (11.);
+      // both undefined with the prebuild.
+      create: (path: string, mode: number, cb: Cb, uid?: number, _gid?: number, flags?: number) => this.run('create', path, cb, async () => {
+        const fd = await fs.create(path, mode, flags);
         owners?.created(path, uid);
         return fd;
       }),

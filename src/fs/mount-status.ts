@@ -17,7 +17,7 @@ import { cacheLayout } from './cache-layout.js';
 import { fastReadHits, fastReadReplies } from './fast-read.js';
 import { grantedFuseTerms, type FuseTerms } from './fuse-terms.js';
 import type { SynapseFilesystem } from './filesystem.js';
-import { Spool } from './spool.js';
+import { Spool, syncedOpenHere } from './spool.js';
 import { orphanedUploads } from './orphans.js';
 
 /** Bumped when a field changes meaning (scripts reading `status --json` can check it). */
@@ -155,7 +155,8 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
   }));
   const spool = new Spool(config.spoolDir);
   const { entries, unreadable } = await spool.readJournal();
-  const journal: JournalStatus[] = entries.map((e) => ({
+  // A file this mount has open O_SYNC is journaled at each write, and published at its close: not recover's.
+  const journal: JournalStatus[] = entries.filter((e) => !syncedOpenHere(e)).map((e) => ({
     id: e.id, parentId: e.parentId, name: e.name, ...(e.entityId ? { entityId: e.entityId } : {}),
     size: e.size, createdAt: e.createdAt, error: scrubSecrets(String(e.error ?? '')),
   }));

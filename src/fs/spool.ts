@@ -187,6 +187,17 @@ function ownerOf(name: string, stem: RegExp): 'ours, gone' | 'ours, live' | 'ano
   return stillPublishing({ pid: Number(m[3]), processStart: Number(m[4]) }) ? 'ours, live' : 'ours, gone';
 }
 
+/** JournalEntry.incomplete of an O_SYNC descriptor's entry (write-handle.ts journalSynced). */
+export const SYNCED_OPEN = 'still open for writing (O_SYNC) when the mount stopped';
+
+/**
+ * An O_SYNC descriptor's entry whose file this very process still has open: its bytes made
+ * durable, not waiting for recover — the file's close publishes it (status leaves it out).
+ */
+export function syncedOpenHere(e: JournalEntry): boolean {
+  return e.incomplete === SYNCED_OPEN && e.heldOpen?.pid === process.pid && heldOpenBy(e) !== undefined;
+}
+
 /** The live process that still has the entry's file open (JournalEntry.heldOpen), if any. */
 export function heldOpenBy(e: JournalEntry): PublishingProcess | undefined {
   return e.heldOpen && stillPublishing(e.heldOpen) ? e.heldOpen : undefined;

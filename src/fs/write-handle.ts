@@ -42,7 +42,7 @@ import { errnoName, FsError } from './errors.js';
 import { SynapseError } from '../synapse/errors.js';
 import type { RemovedFile } from './removed-names.js';
 import { EmptyFileNotSupported, type Publisher } from './publisher.js';
-import { publishingNow, type JournalEntry, type Spool, type SpoolFile } from './spool.js';
+import { publishingNow, SYNCED_OPEN, type JournalEntry, type Spool, type SpoolFile } from './spool.js';
 
 /**
  * Synapse's 404 to an entity call of a publish (creating the file in its folder, or its next
@@ -358,16 +358,17 @@ export class ActiveFile {
     }
   }
 
+  /** `state`: what the entry says of the file (default: a publish under way, its close begun). */
   private async writeAheadEntry(spool: SpoolFile, size: number, md5: string,
-    registered: Pick<JournalEntry, 'fileHandleId' | 's3Object'> | undefined, inSpool: boolean, durable = false): Promise<string> {
+    registered: Pick<JournalEntry, 'fileHandleId' | 's3Object'> | undefined, inSpool: boolean, durable = false,
+    state: Pick<JournalEntry, 'error' | 'publishing' | 'incomplete' | 'heldOpen'> = { error: 'the mount stopped while publishing this file (its close had begun)', publishing: publishingNow() }): Promise<string> {
     await this.deps.spool.writeJournal({
       id: spool.id, spoolFile: spool.file, parentId: this.parentId, name: this.name,
       ...(this.entityId ? { entityId: this.entityId } : {}),
       ...(this.entityId && this.overVersion !== undefined ? { baseVersion: this.overVersion } : {}),
       ...(registered ?? {}),
       size, md5, inSpool, createdAt: new Date().toISOString(), mtime: this.mtime,
-      error: 'the mount stopped while publishing this file (its close had begun)',
-      publishing: publishingNow(),
+      ...state,
     }, { durable });
     return spool.id;
   }
@@ -691,7 +692,7 @@ export class ActiveFile {
           this.base = { size, md5, version };
           this.overVersion = version;
           this.builtOn = stream ? undefined : version;
-          this.nothingNew(stream);
+          await this.nothingNew(stream);
           return {
             revived: true, entityId: back.id, versionNumber: version, size, md5, fileHandleId: String(back.dataFileHandleId),
             spoolFile: undefined, modifiedOn: Date.parse(back.modifiedOn) || Date.now(),
@@ -704,7 +705,7 @@ export class ActiveFile {
       const unchanged = !!this.entityId && this.base !== undefined && this.base.md5 === md5 && this.base.size === size
         && (this.builtOn !== undefined || await this.deps.publisher.isNewest(this.entityId, this.base.version));
       if (unchanged) {
-        this.nothingNew(stream);
+        await this.nothingNew(stream);
         return undefined;
       }
       // Write-ahead: the file as it is now, in the journal while it is published, so that a
@@ -818,7 +819,7 @@ export class ActiveFile {
    * brought back): nothing to upload; a streamed file's upload is dropped — that version is the
    * content again, and later writes load it from Synapse.
    */
-  private nothingNew(stream: StreamTarget | undefined): void {
+  private async nothingNew(stream: StreamTarget | undefined): Promise<void> {
     if (stream) {
       this.dropStream('unchanged');
       this.loaded = false;
@@ -826,6 +827,8 @@ export class ActiveFile {
     this.dirty = false;
     this.writtenSincePublish = false;
     this.publishEpoch++;
+    // An O_SYNC fd's entry (journalSynced) named bytes Synapse has: nothing left to recover.
+    await this.dropEntryOnDisk();
   }
 
   /**
@@ -849,6 +852,27 @@ export class ActiveFile {
   renaming = 0;
   /** Renames onto this file under way (filesystem.ts renameSettled): its publishes wait for them to end. */
   readonly replacing = new Set<Promise<void>>();
+
+  /**
+   * An fsync through an O_SYNC or O_DSYNC descriptor (filesystem.ts fsync: the kernel's, after
+   * each write): the spool file and an entry reach the disk before it answers, as such a write
+   * promises — not a version per write(). The entry says the file is still open here (heldOpen:
+   * recover leaves it to this process) and may be incomplete: after a crash recover calls it a
+   * conflict, `--force` publishing it. The file's last close publishes as usual, its write-ahead
+   * entry (the same id) taking this one's place. A streamed file's bytes are S3's parts (the last
+   * in memory): nothing more durable here, as for a held one's fsync.
+   */
+  journalSynced(): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.dirty || this.broken || this.journaled || this.unlinked || this.localOnly || this.stream) return;
+      const spool = await this.ensureLoaded();
+      await this.writeAheadEntry(spool, spool.size, await spool.md5(), undefined, true, true, {
+        error: 'written through an O_SYNC descriptor, not published yet: the mount stopped with the file still open',
+        incomplete: SYNCED_OPEN, heldOpen: publishingNow(),
+      });
+      this.entryOnDisk = true;
+    });
+  }
 
   /** The write-ahead entry of a held temporary file (journalHeld), while it waits for its rename. */
   private heldAhead: string | undefined;

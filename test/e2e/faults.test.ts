@@ -58,6 +58,18 @@ describe('fault matrix', () => {
     assert.equal(again.code, 0, again.stderr);
     return env;
   };
+  /** A python3 writer of `file` (its script says `ready` on stdout when it holds the file open). */
+  const pythonWriter = (script: string, file: string, stdin: 'ignore' | 'pipe' = 'ignore'): { writer: ReturnType<typeof spawn>; said(): string } => {
+    const writer = spawn('python3', ['-c', script, file], { stdio: [stdin, 'pipe', 'ignore'] });
+    let said = '';
+    writer.stdout!.on('data', (d: Buffer) => { said += d.toString(); });
+    return { writer, said: () => said };
+  };
+  /** The environment and arguments of `recover` of a spool dir. */
+  const recoverOf = (spoolDir: string): { env: NodeJS.ProcessEnv; args: string[] } => ({
+    env: { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken },
+    args: ['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint],
+  });
   const warningsSince = (mark: number): string =>
     m.output().slice(mark).split('\n').filter((l) => /"level":(40|50)|WARN|ERROR/.test(l)).slice(-8).join('\n');
 
@@ -481,6 +493,38 @@ time.sleep(30)`;
     assert.match((await cli(['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint], { env })).stdout, /nothing to recover/);
   });
 
+  test('SIGKILL while a file is open O_SYNC: every write acknowledged is in the spool, and recover calls it a conflict (--force publishes it)', async () => {
+    // The kernel's fsync after each O_SYNC write journals the bytes durably (filesystem.ts fsync)
+    // rather than publishing a version per write: a crash must still lose none of them.
+    const spoolDir = path.join(scratch, 'spool-kill-osync');
+    const victim = await mountForeground(stack, projectId, ['--spool-dir', spoolDir]);
+    const w = `import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_SYNC, 0o644)
+for i in range(20): os.write(fd, b'synced %d\\n' % i)
+sys.stdout.write('ready\\n'); sys.stdout.flush()
+sys.stdin.read()`;
+    const { writer, said } = pythonWriter(w, `${victim.dir}/managed/osync-killed.log`, 'pipe');
+    const { env, args } = recoverOf(spoolDir);
+    try {
+      await waitFor('writer ready', () => said().includes('ready'), 20_000);
+      await killMount(victim, writer);
+      await victim.unmount();
+      assert.equal(await childId(stack, managedId, 'osync-killed.log'), undefined, 'never published: it was still open');
+      const rec = await cli(args, { env });
+      assert.equal(rec.code, 1, rec.stdout + rec.stderr);
+      assert.match(rec.stdout, /^conflict\t.*osync-killed\.log.*may be incomplete/m);
+      const forced = await cli([...args, '--force'], { env });
+      assert.equal(forced.code, 0, forced.stdout + forced.stderr);
+      const id = await childId(stack, managedId, 'osync-killed.log');
+      assert.ok(id, forced.stdout);
+      const fh = stack.seed.fileHandle(String(stack.seed.entity(id).dataFileHandleId));
+      assert.equal((await stack.seed.objectBytes(fh.bucketName, fh.key)).toString(), Array.from({ length: 20 }, (_, i) => `synced ${i}\n`).join(''), 'every acknowledged write');
+    } finally {
+      writer.kill('SIGKILL');
+      await victim.unmount();
+    }
+  });
+
   test('SIGKILL after S3 completed a streamed upload, before Synapse registered it: the next mount deletes the object nothing names', async () => {
     const spoolDir = path.join(scratch, 'spool-kill-completed');
     const victim = await mountForeground(stack, projectId, ['--spool-dir', spoolDir, '--part-size', '5M']);
@@ -601,18 +645,15 @@ for i in range(600):
         dst.write(b'x'); dst.flush()
     except OSError as e:
         sys.stdout.write('write failed: %s\\n' % e.strerror); sys.stdout.flush(); break`;
-    const writer = spawn('python3', ['-c', w, `${t.dir}/managed/open-at-exit.txt`], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let said = '';
-    writer.stdout.on('data', (d: Buffer) => { said += d.toString(); });
-    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
-    const args = ['recover', '--spool-dir', spoolDir, '--endpoint', stack.endpoint, '--s3-endpoint', stack.s3Endpoint];
+    const { writer, said } = pythonWriter(w, `${t.dir}/managed/open-at-exit.txt`);
+    const { env, args } = recoverOf(spoolDir);
     try {
-      await waitFor('writer ready', () => said.includes('ready'), 20_000);
+      await waitFor('writer ready', () => said().includes('ready'), 20_000);
       t.proc.kill('SIGTERM');
       await waitFor('mount process exit', () => t.proc.exitCode !== null || t.proc.signalCode !== null, 30_000);
       assert.match(t.output(), /still open for writing at unmount: not published/);
       assert.equal(await childId(stack, managedId, 'open-at-exit.txt'), undefined, 'nothing published');
-      await waitFor('the writer hears of it', () => /write failed/.test(said), 20_000);
+      await waitFor('the writer hears of it', () => /write failed/.test(said()), 20_000);
       const list = await cli(['recover', '--list', '--spool-dir', spoolDir], { env });
       assert.match(list.stdout, /open-at-exit\.txt.*\tincomplete \(publish with --force once checked\): .*still open for writing/);
       const rec = await cli(args, { env });

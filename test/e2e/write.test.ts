@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { kernelInvalidatesOnDirectWrite } from '../../src/fs/page-cache-bypass.js';
 import type { FuseTerms } from '../../src/fs/fuse-terms.js';
@@ -515,6 +515,55 @@ for i in range(3):
     });
     const page = await r.json() as { page: Array<{ name: string }> };
     assert.deepEqual(page.page.filter((c) => c.name.startsWith('tmp')), [], 'nothing published for it');
+  });
+
+  test('O_SYNC and O_DSYNC read-write writes are journaled durably while open, not a version each; the close publishes once', async () => {
+    // QA (session 30): the kernel fsyncs after each write of such an fd (read-write opens go
+    // through the page cache), and every fsync published a version: 20 writes, 20 versions.
+    const journalDir = path.join(scratch, 'spool', 'journal');
+    for (const [dir, parentId] of [['sts', stsId], ['managed', managedId]] as const) {
+      const file = `${m.dir}/${dir}/osync.log`;
+      const ready = path.join(scratch, `osync-${dir}.ready`);
+      const go = path.join(scratch, `osync-${dir}.go`);
+      const writer = runPython([
+        'import os, sys, time',
+        'fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_SYNC, 0o644)',
+        "for i in range(10): os.write(fd, b'line %d\\n' % i)",
+        `open('${ready}', 'w').close()`,
+        'end = time.time() + 60',
+        `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
+        'os.close(fd)',
+        // Opened again O_DSYNC: 10 more writes, one more version.
+        'fd = os.open(sys.argv[1], os.O_RDWR | os.O_DSYNC); os.lseek(fd, 0, 2)',
+        "for i in range(10): os.write(fd, b'more %d\\n' % i)",
+        'os.close(fd)',
+      ], [file], 90_000);
+      await waitFor('the O_SYNC writes', async () => (await sh(`test -e '${ready}'`)).code === 0);
+      // Still open: not in Synapse, but each write durable in the spool, journaled as open here.
+      assert.equal(await childId(stack, parentId, 'osync.log'), undefined, `${dir}: not published while open`);
+      const written = Array.from({ length: 10 }, (_, i) => `line ${i}\n`).join('');
+      if (dir === 'managed') {
+        // (A new file in an STS folder of the user's is streamed to S3: its bytes are S3's parts.)
+        const entries = await readdir(journalDir);
+        assert.equal(entries.length, 1, `${dir}: one entry, rewritten at each write: ${entries.join(' ')}`);
+        const entry = JSON.parse(await readFile(path.join(journalDir, entries[0]!), 'utf8')) as { size: number; md5: string; incomplete?: string; heldOpen?: unknown; name: string };
+        assert.equal(entry.name, 'osync.log');
+        assert.equal(entry.size, written.length, 'the entry names every byte written so far');
+        assert.equal(entry.md5, md5(Buffer.from(written)));
+        assert.ok(entry.incomplete && entry.heldOpen, 'open here: recover leaves it to this mount; after a crash it is a conflict');
+        const status = await statusOf(m.dir);
+        assert.ok(!status.journal.some((j) => j.name === 'osync.log'), 'status does not call it waiting for recover');
+        assert.ok(status.uploads.some((u) => u.path.endsWith('/osync.log')), 'it is one of the files being written');
+      }
+      await writeFile(go, '');
+      const r = await writer;
+      assert.equal(r.code, 0, r.stderr);
+      const id = await childId(stack, parentId, 'osync.log');
+      assert.ok(id, `${dir}: published at the close`);
+      assert.equal(stack.seed.versions(id).length, 2, `${dir}: one version per close, not per write`);
+      assert.equal((await synapseBytes(id)).bytes.toString(), written + Array.from({ length: 10 }, (_, i) => `more ${i}\n`).join(''));
+      assert.deepEqual(await readdir(journalDir), [], `${dir}: published: nothing left for recover`);
+    }
   });
 
   test('fstat of a descriptor whose file was replaced by a rename or removed answers for that file', async () => {

@@ -28,8 +28,9 @@
  * 1 MiB). Pieces live in the main LRU under keys of their own. A read finds a whole block first,
  * then its pieces. Once half a block's pieces are here, the next miss fetches the whole block
  * (a reader wandering in one block pays at most twice its bytes, in two GETs), and a whole block
- * arriving drops its pieces. Pieces are plain allocations, never pooled: they are dropped to the
- * GC, so nothing can reuse a piece a reader still copies from.
+ * arriving drops its pieces. Pieces are plain allocations, never pooled nor dropped: they are
+ * left to the GC, so nothing can take a piece a reader (or a block put together around it,
+ * across its GETs) still copies from.
  *
  * Failed fetches are not cached; the next read tries again.
  *
@@ -41,14 +42,16 @@
  * Buffers: without a disk tier, block buffers come from a BufferPool and go back to it when
  * their block leaves the cache, so a long sequential read stops paying for fresh memory.
  * Readers copy out of blocks (`readInto`) while the blocks are pinned; a block dropped while
- * pinned goes back to the pool only when its last reader is done. (With a disk tier, blocks are
- * handed to asynchronous disk writes, so they are never recycled.)
+ * pinned goes back to the pool only when its last reader is done. Shorter blocks (a small file,
+ * a file's last block) are not pooled but droppable (buffer-pool.ts allocDroppable): their
+ * memory is given back when they leave the cache, on the same terms. (With a disk tier,
+ * blocks are handed to asynchronous disk writes, so they are never recycled: the GC frees them.)
  * INVARIANTS: a buffer in the pool is neither cached, staged, nor pinned; every pooled buffer a
  * fetch returns is in exactly one of main, probation or staged until it goes back to the pool.
  */
 import { LRUCache } from 'lru-cache';
 import type { RangeSource } from '../s3/object-store.js';
-import { BufferPool } from './buffer-pool.js';
+import { allocDroppable, BufferPool, dropBuffer, isDroppable } from './buffer-pool.js';
 
 /** One block of one immutable object: the disk tier's key (block size included: a remount may use another). */
 export interface BlockId {
@@ -172,9 +175,10 @@ export class BlockCache {
 
   /** A buffer left main or probation (`evicted`: pushed out by size, with where it was). */
   private recycle(buf: Buffer, evicted?: { key: string; from: LRUCache<string, Buffer> }): void {
-    const pool = this.pool;
-    const poolable = pool !== undefined && buf.length === this.blockSize;
-    if (!poolable && !this.holders.has(buf)) return;
+    // Without a disk tier, a whole block goes back to the pool and any other buffer of ours
+    // (allocDroppable) gives its memory back; with one, blocks may still be being written to disk.
+    const ours = this.pool !== undefined && (buf.length === this.blockSize || isDroppable(buf));
+    if (!ours && !this.holders.has(buf)) return;
     // Readers pin a block in the microtask after they receive it, and a drop can happen in
     // between (another fetch resolving in the same turn). Decide one macrotask later, when every
     // reader that got this buffer has pinned it.
@@ -197,9 +201,9 @@ export class BlockCache {
         this.dropPieces(evicted.key); // random reads may have fetched some while it was out
         return;
       }
-      if (!poolable) return;
+      if (!ours) return;
       if ((this.pins.get(buf) ?? 0) > 0) this.releaseWhenUnpinned.add(buf);
-      else pool.release(buf);
+      else this.release(buf);
     });
   }
 
@@ -215,7 +219,19 @@ export class BlockCache {
       return;
     }
     this.pins.delete(buf);
-    if (this.releaseWhenUnpinned.delete(buf)) this.pool?.release(buf);
+    if (this.releaseWhenUnpinned.delete(buf)) this.release(buf);
+  }
+
+  /** A buffer of ours nothing refers to any more: back to the pool, or its memory to the system. */
+  private release(buf: Buffer): void {
+    if (isDroppable(buf)) dropBuffer(buf);
+    else this.pool?.release(buf);
+  }
+
+  /** A buffer for `bytes` of a block: from the pool when whole, else droppable (never with a disk tier). */
+  private lend(bytes: number): Buffer | undefined {
+    if (!this.pool) return undefined;
+    return bytes === this.blockSize ? this.pool.acquire() : allocDroppable(bytes);
   }
 
   /** Bytes currently being fetched (not yet in the cache). */
@@ -407,22 +423,20 @@ export class BlockCache {
       const stored = await this.fromDisk(disk, id, end - start);
       if (stored) return stored;
     }
-    const pool = this.pool;
-    const whole = end - start === this.blockSize;
     const pieces = disk ? await this.heldPiecesWithDisk(disk, source, index, end - start) : this.heldPieces(source, index, end - start);
     if (pieces.some((p) => p !== undefined)) return this.fillAroundPieces(source, id, start, end, pieces);
     // One buffer for the whole fetch: a retried GET writes its new body over a failed one (the
     // failed body's stream is destroyed first, so nothing writes into it afterwards).
     let lent: Buffer | undefined;
-    const alloc = pool && whole ? (): Buffer => (lent ??= pool.acquire()) : undefined;
+    const alloc = this.pool ? (): Buffer => (lent ??= this.lend(end - start)!) : undefined;
     let data: Buffer;
     try {
       data = await source.read(start, end, undefined, alloc);
     } catch (err) {
-      if (lent) pool?.release(lent);
+      if (lent) this.release(lent);
       throw err;
     }
-    if (lent && lent !== data) pool?.release(lent);
+    if (lent && lent !== data) this.release(lent);
     this.stats.bytesFetched += data.length;
     // Pieces on disk give way to it — only for an object known to have some there
     // (heldPiecesWithDisk asked the disk once): not 8 stat calls per block of every file.
@@ -477,8 +491,7 @@ export class BlockCache {
    * SQLite queries fetched 120 MiB of an 85 MiB database while only leading pieces were reused).
    */
   private async fillAroundPieces(source: RangeSource, id: BlockId, start: number, end: number, pieces: PieceSlot[]): Promise<Buffer> {
-    const pool = this.pool;
-    const lent = pool && end - start === this.blockSize ? pool.acquire() : undefined;
+    const lent = this.lend(end - start);
     const into = lent ?? Buffer.allocUnsafeSlow(end - start);
     const span = (p: number): [number, number] => [p * this.pieceSize, Math.min((p + 1) * this.pieceSize, end - start)];
     /** Ranges [from, to) of the block to GET, neighbours merged. */
@@ -512,7 +525,7 @@ export class BlockCache {
     if (lost.length > 0) results.push(...(await fetchGaps(gapsOf(lost.sort((a, b) => a - b)))));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
-      if (lent) pool?.release(lent);
+      if (lent) this.release(lent);
       throw failed.reason;
     }
     // Its pieces on disk, there or not, give way to it: else a block read randomly, then whole,
@@ -638,6 +651,8 @@ export class BlockCache {
         return { buf: stored, whole: this.holdsBlock(blockKeyOf) };
       }
     }
+    // A plain allocation, left to the GC (head comment): a block put together around pieces
+    // copies from them across its GETs' awaits, unpinned (droppable pieces were read as zeros).
     const data = await source.read(start, end);
     this.stats.bytesFetched += data.length;
     if (disk && data.length === end - start) {

@@ -20,6 +20,7 @@ import { DirectGetUnsupported, type DirectRangeGetter } from './direct-range-get
 import { S3Error, type Alloc, type RangeSource } from './object-store.js';
 import { backoff, GetTries, markCutShort, s3ErrorCode, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
+import { allocDroppable } from '../fs/buffer-pool.js';
 
 export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
 
@@ -95,7 +96,7 @@ export class PresignedRangeSource implements RangeSource {
       throw err;
     });
     const got = wholeBytes > 0
-      ? await source.fetch(0, wholeBytes).catch((err: unknown) => (err instanceof S3Error && err.code === 'InvalidRange' ? firstByte() : Promise.reject(err)))
+      ? await source.fetch(0, wholeBytes, undefined, allocDroppable).catch((err: unknown) => (err instanceof S3Error && err.code === 'InvalidRange' ? firstByte() : Promise.reject(err)))
       : await firstByte();
     if (got.etag) source.key = `${idKey}:${got.etag}`;
     if (got.size !== undefined) source.size = got.size;

@@ -11,6 +11,7 @@
  * ETag); `takeWhole()` hands it over once, for the block cache (file-sources.ts).
  */
 import type { Alloc, ObjectStore, RangeSource, S3Location } from './object-store.js';
+import { allocDroppable } from '../fs/buffer-pool.js';
 
 export class S3RangeSource implements RangeSource {
   readonly cacheKey: string;
@@ -37,7 +38,8 @@ export class S3RangeSource implements RangeSource {
       const head = await store.head(loc);
       return new S3RangeSource(idKey, head.size, head.etag, store, loc, undefined);
     }
-    const first = wholeBytes > 0 ? Buffer.allocUnsafeSlow(wholeBytes) : undefined;
+    // Droppable: it becomes block 0 in the cache (block-cache.ts offer), which gives it back when it leaves.
+    const first = wholeBytes > 0 ? allocDroppable(wholeBytes) : undefined;
     const v = await store.readVersion(loc, first);
     const whole = first && v.firstBytes === first.length && v.size === first.length ? first : undefined;
     return new S3RangeSource(idKey, v.size, v.etag, store, loc, whole);

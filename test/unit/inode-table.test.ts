@@ -363,3 +363,25 @@ test('a listing whose sizes are loading is never dropped for memory', async () =
   await f.releaseAll();
   await first;
 });
+
+test('a folder moved out of an ACL drops the listings below it that name the old one, also past a listing dropped for memory', async () => {
+  const h = (id: string, name: string, type: string, benefactorId?: number): EntityHeader => ({ id, name, type, versionNumber: 1, ...(benefactorId ? { benefactorId } : {}) } as EntityHeader);
+  const headers = new Map<string, EntityHeader[]>([
+    ['syn1', [h('syn10', 'moved', CONCRETE.folder, 1), h('syn11', 'other', CONCRETE.folder, 11)]],
+    ['syn10', [h('syn20', 'mid', CONCRETE.folder, 1)]],
+    ['syn20', [h('syn30', 'deep', CONCRETE.folder, 1)]],
+    ['syn30', [h('syn40', 'f.txt', CONCRETE.file, 1), h('syn41', 'g.txt', CONCRETE.file, 1)]],
+    ['syn11', [h('syn50', 'x.txt', CONCRETE.file, 11), h('syn51', 'y.txt', CONCRETE.file, 11), h('syn52', 'z.txt', CONCRETE.file, 11)]],
+  ]);
+  const api = { listChildren: async (id: string) => headers.get(id) ?? [] } as unknown as SynapseApi;
+  const table = new InodeTable(api, root, { ttlMs: 60_000, maxSizes: 100, maxListedEntries: 7 });
+  await table.resolve('/moved/mid/deep/f.txt');
+  // Another folder's listing pushes out the least recently used: `moved`'s own (1 entry), so the
+  // walk from it cannot reach `deep`'s.
+  await table.resolve('/other/x.txt');
+  assert.equal(table.cachedListing('syn10'), undefined, 'moved\'s listing went for memory');
+  assert.ok(table.cachedListing('syn30'), 'deep\'s is still here');
+  table.invalidateTree('syn10', 'syn1');
+  assert.equal(table.cachedListing('syn30'), undefined, 'deep\'s listing named the old ACL: dropped');
+  assert.ok(table.cachedListing('syn11'), 'a listing under another ACL stays');
+});

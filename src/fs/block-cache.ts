@@ -28,9 +28,9 @@
  * 1 MiB). Pieces live in the main LRU under keys of their own. A read finds a whole block first,
  * then its pieces. Once half a block's pieces are here, the next miss fetches the whole block
  * (a reader wandering in one block pays at most twice its bytes, in two GETs), and a whole block
- * arriving drops its pieces. Pieces are plain allocations, never pooled nor dropped: they are
- * left to the GC, so nothing can take a piece a reader (or a block put together around it,
- * across its GETs) still copies from.
+ * arriving drops its pieces. Pieces are never pooled; they are droppable as short blocks are
+ * (buffers below): a reader pins each piece as it arrives (spansOf), and a block put together
+ * around pieces copies each in the turn it is handed over.
  *
  * Failed fetches are not cached; the next read tries again.
  *
@@ -42,9 +42,9 @@
  * Buffers: without a disk tier, block buffers come from a BufferPool and go back to it when
  * their block leaves the cache, so a long sequential read stops paying for fresh memory.
  * Readers copy out of blocks (`readInto`) while the blocks are pinned; a block dropped while
- * pinned goes back to the pool only when its last reader is done. Shorter blocks (a small file,
- * a file's last block) are not pooled but droppable (buffer-pool.ts allocDroppable): their
- * memory is given back when they leave the cache, on the same terms. (With a disk tier,
+ * pinned goes back to the pool only when its last reader is done. Shorter buffers (a small file,
+ * a file's last block, a piece) are not pooled but droppable (buffer-pool.ts allocDroppable):
+ * their memory is given back when they leave the cache, on the same terms. (With a disk tier,
  * blocks are handed to asynchronous disk writes, so they are never recycled: the GC frees them.)
  * INVARIANTS: a buffer in the pool is neither cached, staged, nor pinned; every pooled buffer a
  * fetch returns is in exactly one of main, probation or staged until it goes back to the pool.
@@ -651,9 +651,17 @@ export class BlockCache {
         return { buf: stored, whole: this.holdsBlock(blockKeyOf) };
       }
     }
-    // A plain allocation, left to the GC (head comment): a block put together around pieces
-    // copies from them across its GETs' awaits, unpinned (droppable pieces were read as zeros).
-    const data = await source.read(start, end);
+    // Droppable like a short block (one buffer for every try, as fetchBlock's).
+    let lent: Buffer | undefined;
+    const alloc = this.pool ? (): Buffer => (lent ??= this.lend(end - start)!) : undefined;
+    let data: Buffer;
+    try {
+      data = await source.read(start, end, undefined, alloc);
+    } catch (err) {
+      if (lent) this.release(lent);
+      throw err;
+    }
+    if (lent && lent !== data) this.release(lent);
     this.stats.bytesFetched += data.length;
     if (disk && data.length === end - start) {
       disk.put(id, data);
@@ -704,24 +712,35 @@ export class BlockCache {
     return copySpans(spans, offset, end, target);
   }
 
-  /** Spans covering block `index`'s part of [offset, end): the block, its pieces, or fetched. */
-  private async spansOf(source: RangeSource, index: number, offset: number, end: number, mode: ReadMode): Promise<Span[]> {
+  /**
+   * Spans covering block `index`'s part of [offset, end): the block, its pieces, or fetched.
+   * `pin` is called for each buffer the moment it is ours — a piece as it arrives, not once its
+   * siblings have: one that came first could otherwise leave the cache and be dropped meanwhile.
+   */
+  private async spansOf(source: RangeSource, index: number, offset: number, end: number, mode: ReadMode, pin: (buf: Buffer) => void): Promise<Span[]> {
     const at = index * this.blockSize;
     const ready = this.lookup(this.key(source, index), mode);
     if (ready) {
       this.stats.hits++;
+      pin(ready);
       return [{ buf: ready, at }];
     }
     const pieces = this.pieceSpans(source, index, offset, end);
     if (pieces) {
       this.stats.hits += pieces.length;
+      for (const p of pieces) pin(p.buf);
       return pieces;
     }
     if (this.wantsPieces(source, index, mode)) {
       const [first, last] = this.piecesOf(index, offset, end);
-      return Promise.all(Array.from({ length: last - first + 1 }, (_, i) => this.piece(source, index, first + i)));
+      return Promise.all(Array.from({ length: last - first + 1 }, (_, i) => this.piece(source, index, first + i).then((span) => {
+        pin(span.buf);
+        return span;
+      })));
     }
-    return [{ buf: await this.block(source, index, mode), at }];
+    const block = await this.block(source, index, mode);
+    pin(block);
+    return [{ buf: block, at }];
   }
 
   /**
@@ -739,12 +758,10 @@ export class BlockCache {
     try {
       // Pin each block the moment it is ours: a drop can only happen in a later task. Not once
       // the read is over (another block failed): nobody would unpin it.
-      const perBlock = await Promise.all(
-        Array.from({ length: last - first + 1 }, (_, i) => this.spansOf(source, first + i, offset, end, mode).then((spans) => {
-          if (!done) for (const s of spans) pinned.push(this.pin(s.buf));
-          return spans;
-        })),
-      );
+      const pin = (buf: Buffer): void => {
+        if (!done) pinned.push(this.pin(buf));
+      };
+      const perBlock = await Promise.all(Array.from({ length: last - first + 1 }, (_, i) => this.spansOf(source, first + i, offset, end, mode, pin)));
       if (cancelled()) return 0;
       return copySpans(perBlock.flat(), offset, end, target);
     } finally {

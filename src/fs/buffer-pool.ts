@@ -113,9 +113,9 @@ export class BufferPool {
 }
 
 /**
- * Blocks of at least this size that are not whole (a small file's or a file's last block) are
- * droppable: smaller ones are few bytes and glibc's heap serves them well. (Random reads' pieces
- * are not: block-cache.ts copies from them unpinned.)
+ * Buffers of at least this size that are not a whole block (a small file's or a file's last
+ * block, a random read's 1 MiB piece) are droppable: smaller ones are few bytes and glibc's heap
+ * serves them well.
  */
 const DROPPABLE_MIN_BYTES = 128 * 1024;
 const droppable = new WeakSet<ArrayBufferLike>();

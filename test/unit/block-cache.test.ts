@@ -950,3 +950,26 @@ test('short blocks (small files, a file\'s last block) give their memory back wh
   // Read again: fetched anew, exact.
   for (const f of files) assert.deepEqual(await cache.read(f, 0, f.size), ramp(0, f.size));
 });
+
+test('a random read over two pieces pins the first the moment it arrives: evicted while the second is on its way, its bytes are still there', async () => {
+  // Pieces are droppable (their memory given back when they leave the cache): pinned only once
+  // both had come, the first was dropped meanwhile and read as nothing (read.test's four random
+  // readers saw wrong ranges).
+  const bs = 1024 * KiB;
+  const piece = 256 * KiB;
+  const cache = new BlockCache({ maxBytes: bs, blockSize: bs, pieceSize: piece }); // four pieces
+  const src = new FakeSource('two-pieces', 4 * bs);
+  let openSecond!: () => void;
+  src.blockGates.set(piece, new Promise((r) => { openSecond = r; }));
+  const out = Buffer.alloc(2 * piece);
+  const spanning = cache.readInto(src, 0, 2 * piece, out, () => false, 'random');
+  for (let i = 0; i < 50 && src.reads.length < 2; i++) await new Promise((r) => setImmediate(r));
+  // Piece 0 is here; other random reads push it out of the cache, and a turn passes.
+  const other = new FakeSource('others', 8 * bs);
+  for (let i = 1; i < 6; i++) await cache.readInto(other, i * bs, 100, Buffer.alloc(100), () => false, 'random');
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  openSecond();
+  assert.equal(await spanning, 2 * piece);
+  assert.deepEqual(out, ramp(0, 2 * piece), 'both pieces\' bytes');
+});

@@ -228,6 +228,25 @@ export class BlockCache {
     else this.pool?.release(buf);
   }
 
+  /**
+   * GET [start, end) into a buffer of ours (lend), given back if the GET fails. One buffer for
+   * every try: a retried GET writes its new body over a failed one (the failed body's stream is
+   * destroyed first, so nothing writes into it afterwards).
+   */
+  private async getIntoLent(source: RangeSource, start: number, end: number): Promise<Buffer> {
+    let lent: Buffer | undefined;
+    const alloc = this.pool ? (): Buffer => (lent ??= this.lend(end - start)!) : undefined;
+    let data: Buffer;
+    try {
+      data = await source.read(start, end, undefined, alloc);
+    } catch (err) {
+      if (lent) this.release(lent);
+      throw err;
+    }
+    if (lent && lent !== data) this.release(lent);
+    return data;
+  }
+
   /** A buffer for `bytes` of a block: from the pool when whole, else droppable (never with a disk tier). */
   private lend(bytes: number): Buffer | undefined {
     if (!this.pool) return undefined;
@@ -425,18 +444,7 @@ export class BlockCache {
     }
     const pieces = disk ? await this.heldPiecesWithDisk(disk, source, index, end - start) : this.heldPieces(source, index, end - start);
     if (pieces.some((p) => p !== undefined)) return this.fillAroundPieces(source, id, start, end, pieces);
-    // One buffer for the whole fetch: a retried GET writes its new body over a failed one (the
-    // failed body's stream is destroyed first, so nothing writes into it afterwards).
-    let lent: Buffer | undefined;
-    const alloc = this.pool ? (): Buffer => (lent ??= this.lend(end - start)!) : undefined;
-    let data: Buffer;
-    try {
-      data = await source.read(start, end, undefined, alloc);
-    } catch (err) {
-      if (lent) this.release(lent);
-      throw err;
-    }
-    if (lent && lent !== data) this.release(lent);
+    const data = await this.getIntoLent(source, start, end);
     this.stats.bytesFetched += data.length;
     // Pieces on disk give way to it — only for an object known to have some there
     // (heldPiecesWithDisk asked the disk once): not 8 stat calls per block of every file.
@@ -651,17 +659,7 @@ export class BlockCache {
         return { buf: stored, whole: this.holdsBlock(blockKeyOf) };
       }
     }
-    // Droppable like a short block (one buffer for every try, as fetchBlock's).
-    let lent: Buffer | undefined;
-    const alloc = this.pool ? (): Buffer => (lent ??= this.lend(end - start)!) : undefined;
-    let data: Buffer;
-    try {
-      data = await source.read(start, end, undefined, alloc);
-    } catch (err) {
-      if (lent) this.release(lent);
-      throw err;
-    }
-    if (lent && lent !== data) this.release(lent);
+    const data = await this.getIntoLent(source, start, end);
     this.stats.bytesFetched += data.length;
     if (disk && data.length === end - start) {
       disk.put(id, data);

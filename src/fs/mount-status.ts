@@ -99,6 +99,8 @@ export interface MountStatus {
   };
   synapse: Pick<SynapseClientStats, 'calls' | 'requests' | 'retries' | 'throttled' | 'errors' | 'inFlight' | 'heldForMs'> & { queued: number };
   s3: S3Counters;
+  /** Folder listings cached, and their entries (inode-table.ts: at most 100,000 in all). Absent before session 31. */
+  listings?: { folders: number; entries: number };
 }
 
 export type PageCacheUse = 'kernel' | 'bypassed';
@@ -203,5 +205,6 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
       inFlight: syn.inFlight, queued: syn.queued.high + syn.queued.low, heldForMs: syn.heldForMs,
     },
     s3: s3Stats.snapshot(),
+    listings: { folders: fs.table.listedCounts.listings, entries: fs.table.listedCounts.entries },
   };
 }

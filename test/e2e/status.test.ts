@@ -118,6 +118,8 @@ describe('synapse-mount status', () => {
     assert.ok(s.cache.bytes >= 3 * MiB, `cache bytes ${s.cache.bytes}`);
     assert.deepEqual(s.uploads, []);
     assert.deepEqual(s.journal, []);
+    // The folder listings the reads above walked: the root, sts and managed at least.
+    assert.ok(s.listings && s.listings.folders >= 3 && s.listings.entries >= 4, `listings ${JSON.stringify(s.listings)}`);
 
     const sock = (await readdir(path.join(stateHome, 'synapse-mount', 'mounts'))).find((f) => f.endsWith('.sock'));
     assert.ok(sock, 'control socket next to the mount record');
@@ -132,6 +134,7 @@ describe('synapse-mount status', () => {
     assert.match(human.stdout, /S3: +\d+ requests, 0 errors/);
     assert.match(human.stdout, /Cache: +[\d.]+ MiB of 64 MiB in memory/);
     assert.match(human.stdout, /Uploads: none in flight/);
+    assert.match(human.stdout, /Folders: +\d+ listings cached, \d+ entries/);
     assert.ok(!human.stdout.includes(stack.authToken) && !JSON.stringify(s).includes(stack.authToken), 'no token in status');
   });
 

@@ -158,7 +158,7 @@ export function formatReport(r: MountReport): string {
   lines.push(`  Cache:   ${formatBytes(c.bytes)} of ${formatBytes(c.limitBytes)} in memory, ${formatBytes(c.fetchingBytes)} being fetched; `
     + `${c.hits} hits, ${c.misses} misses${lookups > 0 ? ` (${Math.round((100 * c.hits) / lookups)}% hit)` : ''}`
     + `${c.dir ? `; disk ${c.dir} (${c.diskHits} hits)` : ''}`);
-  if (s.listings) lines.push(`  Folders: ${s.listings.folders} listings cached, ${s.listings.entries} entries (the least recently used go past 100,000)`);
+  if (s.listings) lines.push(`  Folders: ${s.listings.folders} listings cached, ${s.listings.entries} entries (the least recently used go past 500,000)`);
   const uploads = inFlight(s);
   if (uploads.length === 0) {
     lines.push('  Uploads: none in flight');

@@ -782,6 +782,9 @@ export class BlockCache {
 function copySpans(spans: Span[], offset: number, end: number, target: Buffer): number {
   let written = 0;
   for (const { buf, at } of spans) {
+    // A droppable buffer given back while still in use reads as empty: an error, never a short
+    // read the kernel would take for the end of the file (review: loud, not silent truncation).
+    if (buf.length === 0 && isDroppable(buf)) throw new Error('a block buffer was given back while still being read (a bug); the read fails rather than come back short');
     const from = Math.max(offset, at);
     const to = Math.min(end, at + buf.length);
     if (to > from) written += buf.copy(target, from - offset, from - at, to - at);

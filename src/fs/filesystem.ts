@@ -992,7 +992,12 @@ export class SynapseFilesystem {
    */
   private noteSyncWrites(fd: number, flags: number): number {
     const h = this.handles.get(fd);
-    if (h?.kind === 'write' && h.writable && (flags & O_DSYNC) !== 0) h.syncWrites = true;
+    if (h?.kind === 'write' && h.writable && (flags & O_DSYNC) !== 0) {
+      h.syncWrites = true;
+      // Its bytes in the spool, where each fsync makes them durable — not streamed to S3, whose
+      // last part stays in memory (review: a crash lost every acknowledged write).
+      h.file.noStream();
+    }
     return fd;
   }
 
@@ -1091,10 +1096,7 @@ export class SynapseFilesystem {
     // fsync on that fd cannot be told apart — makes the bytes durable in the spool, journaled
     // as still open, and the last close publishes them once (QA: 20 writes made 20 versions,
     // 4 requests each out of the 600 a minute). A held temporary file journals as it always does.
-    if (h.syncWrites && !h.file.heldTemp) {
-      await h.file.journalSynced();
-      return;
-    }
+    if (h.syncWrites && !h.file.heldTemp && (await h.file.journalSynced())) return;
     await this.publish(h.path, h.file, 'fsync');
   }
 
@@ -2280,10 +2282,13 @@ export class SynapseFilesystem {
       if (old) {
         old.unlinked = true;
         await old.dropHeldEntry();
+        await old.dropSyncedEntry(); // nameless now: its O_SYNC entry would have recover publish it (review)
         if (old !== af) this.releaseUnlinked(old);
       }
       this.active.set(dest, af);
       for (const h of this.handles.values()) if (h.kind === 'write' && h.file === af) h.path = dest;
+      // Its O_SYNC entry names where it is now, and the file it replaced (review: recover made it anew under its old name).
+      await af.followSyncedEntry();
       this.table.remove(node.parentId!, node.name);
       const { benefactorId: _src, ...rest } = node;
       this.table.addLocal({

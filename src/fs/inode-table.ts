@@ -22,7 +22,7 @@
  * on the path to a folder are separate snapshots: each expires by its own age.
  *
  * Sizes: EntityHeader has none (synapse-api.md, "Sizes for a whole folder"), so after a readdir,
- * from the first stat of one of its files (children), the sizes of its files are fetched in the
+ * from the stat of a few of its files (children, SIZES_AFTER_STATS), the sizes of its files are fetched in the
  * background — POST /entity/{id}/bundle2 with the
  * file handle, kept for the file's open (sizeWithHandle; GET /entity/{id}/version?limit=1 where
  * Synapse gives no handle, or without the option) — at most `backgroundConcurrency` at a time
@@ -38,12 +38,14 @@
  * for it instead of asking on its own, so no size is requested twice.
  *
  * Memory: listings are kept least recently used first up to `maxListedEntries` entries in all
- * (default 100,000, ≈ 31 MB; a folder's listing is kept whole, so one bigger folder still fits).
- * A dropped listing is listed again at its next lookup, as one past its TTL — nothing in it is
- * only here (the mount's own local entries and hidden names live apart and are merged back at
- * every fetch). Never dropped: a listing whose sizes are loading (its snapshot waits for them).
- * Why: QA walked 50,000 entries and the mount kept every listing for good (≈ 1.3 GB for a
- * 1M-file tree, with the per-file caches).
+ * (default 500,000, ≈ 0.25 KB each). A dropped listing is listed again at its next lookup, as one
+ * past its TTL — nothing in it is only here (the mount's own local entries and hidden names live
+ * apart and are merged back at every fetch). Never dropped: a listing whose sizes are loading
+ * (its snapshot waits for them), nor one of the KEEP_RECENT_LISTINGS most recently used — the
+ * folders on the path being looked up (QA: a folder of 100,000 files dropped the root's listing,
+ * whose fetch then dropped the folder's, at every lookup under it). A walk of a tree bigger than
+ * the bound lists its folders again each time (LRU: each walk drops what the next needs first).
+ * Why a bound: QA walked 50,000 entries and the mount kept every listing for good.
  *
  * INVARIANT: `listings` entries hold FsNodes whose `parentId` is the listing's entity id.
  * INVARIANT: `listedEntries` is the sum of `entries.size` over `listings` (keepListing,
@@ -97,8 +99,10 @@ interface Listing {
   loadedAt: number | undefined;
   /** Its files' sizes were asked for (a stat of one of them after a readdir); a lookup asks none. */
   sizesAsked: boolean;
-  /** A readdir listed it: the first stat of one of its files asks for all their sizes (size()). */
+  /** A readdir listed it: a stat of SIZES_AFTER_STATS of its files asks for all their sizes (size()). */
   readdirDone: boolean;
+  /** Names of its files stat'ed since the readdir, until their sizes are asked (SIZES_AFTER_STATS). */
+  statted?: Set<string>;
   /** A mount-local folder's (addLocalDir): its entries are the local ones, and never expire. */
   local?: boolean;
 }
@@ -120,7 +124,18 @@ export function isLocalDirId(id: string | undefined): boolean {
 const NO_HANDLE_MEMORY_MS = 10 * 60_000;
 
 /** Default bound on the entries of all cached listings (head comment: Memory). */
-export const DEFAULT_MAX_LISTED_ENTRIES = 100_000;
+export const DEFAULT_MAX_LISTED_ENTRIES = 500_000;
+
+/** The most recently used listings, never dropped for memory: deeper than any path looked up. */
+const KEEP_RECENT_LISTINGS = 32;
+
+/**
+ * Distinct files of a folder stat'ed after its readdir before the sizes of all its files are
+ * fetched in the background: `ls -l` and `du` stat them all at once; an `ls`, then a `cat` or
+ * `stat` of one or two of its files, is a person looking (QA: `ls` of a folder of 100,000 files,
+ * then one stat, set off 100,000 size requests — hours of the token's 600 a minute).
+ */
+const SIZES_AFTER_STATS = 4;
 
 /** Default cap on how long a loading snapshot keeps its listing from being refetched. */
 export const DEFAULT_MAX_LOAD_HOLD_MS = 10 * 60_000;
@@ -145,6 +160,10 @@ export interface InodeTableOptions {
   maxSizes?: number;
   /** Entries of all cached listings together (head comment: Memory); default DEFAULT_MAX_LISTED_ENTRIES. */
   maxListedEntries?: number;
+  /** Distinct files stat'ed after a readdir before the folder's sizes are fetched (default SIZES_AFTER_STATS). */
+  sizesAfterStats?: number;
+  /** The most recently used listings never dropped for memory (default KEEP_RECENT_LISTINGS). */
+  keepRecentListings?: number;
   /** Persistent (id, version) → size store, read on a memory miss and written on every learn. */
   sizeStore?: SizeStore;
   /**
@@ -293,8 +312,8 @@ export class InodeTable {
 
   /**
    * The children of a directory (fresh within the TTL). `sizes` (a readdir: `ls -l` and `du` stat
-   * them all next) sets off fetching its files' sizes in the background at the first stat of one
-   * of them (size()) — not before: `find -name`, `os.walk`, `ls` in a script read d_type and stat
+   * them all next) sets off fetching its files' sizes in the background once a few of them are
+   * stat'ed (size(), SIZES_AFTER_STATS) — not before: `find -name`, `os.walk`, `ls` in a script read d_type and stat
    * nothing (QA: `find` of a 10,000-file tree spent 10,000 requests of the user's 600 a minute, 17
    * minutes of them, on sizes nobody asked for). A listing made to resolve a path, or to see whether
    * a folder is empty, asks none (`cat` of one file in a folder of 2,000 asked its siblings' sizes).
@@ -309,6 +328,7 @@ export class InodeTable {
   private askSizes(listing: Listing, dirId: string): void {
     if (listing.sizesAsked) return;
     listing.sizesAsked = true;
+    delete listing.statted;
     listing.loadedAt = undefined;
     this.prefetchSizes(listing, dirId);
   }
@@ -444,9 +464,10 @@ export class InodeTable {
     this.listedEntries += listing.entries.size;
     const max = this.opts.maxListedEntries ?? DEFAULT_MAX_LISTED_ENTRIES;
     if (this.listedEntries <= max) return listing;
-    // Least recently used first; the one just kept, and loading snapshots, stay.
+    // Least recently used first; the most recent (the one just kept among them), and loading
+    // snapshots, stay.
     for (const [id, l] of this.listings) {
-      if (this.listedEntries <= max) break;
+      if (this.listedEntries <= max || this.listings.size <= (this.opts.keepRecentListings ?? KEEP_RECENT_LISTINGS)) break;
       if (l === listing || l.loading.size > 0) continue;
       this.dropListing(id);
     }
@@ -615,9 +636,13 @@ export class InodeTable {
    * background queue is taken out of it and fetched at once, so no request is ever made twice.
    */
   async size(node: FsNode): Promise<FileSize> {
-    // A stat after a readdir of its folder (`ls -l`, `du`): its siblings' are wanted next.
+    // Stats after a readdir of its folder (`ls -l`, `du`): its siblings' are wanted next.
     const folder = node.parentId === undefined ? undefined : this.listings.get(node.parentId);
-    if (folder?.readdirDone && !folder.sizesAsked && folder.entries.get(node.name) === node) this.askSizes(folder, node.parentId!);
+    if (folder?.readdirDone && !folder.sizesAsked && folder.entries.get(node.name) === node) {
+      (folder.statted ??= new Set()).add(node.name);
+      // With --metadata-view, a folder's sizes are one query: asked at the first stat.
+      if (folder.statted.size >= (this.opts.sizesAfterStats ?? (this.opts.folderSizes ? 1 : SIZES_AFTER_STATS))) this.askSizes(folder, node.parentId!);
+    }
     const key = this.sizeKey(node);
     const known = this.cachedSize(key, node);
     if (known) return known;

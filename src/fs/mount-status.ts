@@ -99,7 +99,7 @@ export interface MountStatus {
   };
   synapse: Pick<SynapseClientStats, 'calls' | 'requests' | 'retries' | 'throttled' | 'errors' | 'inFlight' | 'heldForMs'> & { queued: number };
   s3: S3Counters;
-  /** Folder listings cached, and their entries (inode-table.ts: at most 100,000 in all). Absent before session 31. */
+  /** Folder listings cached, and their entries (inode-table.ts: at most 500,000 in all, beyond the most recently used). Absent before session 31. */
   listings?: { folders: number; entries: number };
 }
 

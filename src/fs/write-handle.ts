@@ -324,6 +324,7 @@ export class ActiveFile {
     if (!(this.journaled || this.entryOnDisk) || !this.spoolFile) return;
     this.journaled = false;
     this.entryOnDisk = false;
+    this.synced = false;
     await this.deps.spool.removeJournal(this.spoolFile.id).catch(() => undefined);
   }
 
@@ -862,16 +863,41 @@ export class ActiveFile {
    * entry (the same id) taking this one's place. A streamed file's bytes are S3's parts (the last
    * in memory): nothing more durable here, as for a held one's fsync.
    */
-  journalSynced(): Promise<void> {
+  journalSynced(): Promise<boolean> {
     return this.exclusive(async () => {
-      if (!this.dirty || this.broken || this.journaled || this.unlinked || this.localOnly || this.stream) return;
+      if (!this.dirty || this.unlinked || this.localOnly) return true; // nothing to make durable
+      // Streamed (another fd began it before this one), or journaled after a failed publish: the
+      // caller publishes, as every fsync did before — durable, a version each (review).
+      if (this.broken || this.journaled || this.stream) return false;
       const spool = await this.ensureLoaded();
       await this.writeAheadEntry(spool, spool.size, await spool.md5(), undefined, true, true, {
         error: 'written through an O_SYNC descriptor, not published yet: the mount stopped with the file still open',
         incomplete: SYNCED_OPEN, heldOpen: publishingNow(),
       });
       this.entryOnDisk = true;
+      this.synced = true;
+      return true;
     });
+  }
+
+  /** An O_SYNC descriptor's entry (journalSynced) stands for this file's bytes now. */
+  private synced = false;
+
+  /** The file moved (a rename while open): its O_SYNC entry names where it is now, and what it replaces. */
+  async followSyncedEntry(): Promise<void> {
+    if (this.synced) await this.journalSynced();
+  }
+
+  /** Removed or replaced: its O_SYNC entry goes (its bytes have no name to be recovered under). */
+  dropSyncedEntry(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.synced) await this.dropEntryOnDisk();
+    });
+  }
+
+  /** Spooled from its first write: an O_SYNC descriptor's bytes must be on this disk at each write (journalSynced). */
+  noStream(): void {
+    this.streamTried = true;
   }
 
   /** The write-ahead entry of a held temporary file (journalHeld), while it waits for its rename. */
@@ -1122,6 +1148,7 @@ export class ActiveFile {
     const spool = await this.spool();
     try {
       this.journaled = true;
+      this.synced = false; // a failure's entry takes its place (same id)
       // `inSpool`: the spool has every byte (not a stream's, which holds at most refused parts).
       this.journaledAs = {
         spoolFile: spool.file, journalId: spool.id, size, md5, whole: inSpool,
@@ -1187,6 +1214,13 @@ export class ActiveFile {
     this.dropStream('closed');
     await this.aborting;
     if (!this.spoolFile) return;
+    if (this.synced && !keepForRecovery) {
+      // Never published: O_SYNC writes acknowledged, then a write failed (broken) — the entry
+      // (incomplete) and its bytes stay for recover (review: they were deleted). Removed or
+      // replaced by a rename: the entry goes with the file.
+      if (this.broken && !this.unlinked) keepForRecovery = true;
+      else await this.dropEntryOnDisk();
+    }
     if (keepForRecovery && this.entryOnDisk) {
       // No fd writes it any more: recover may publish it now. If this fails the mark lapses
       // with this process.

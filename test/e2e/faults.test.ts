@@ -503,19 +503,20 @@ fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_SYNC, 0o644)
 for i in range(20): os.write(fd, b'synced %d\\n' % i)
 sys.stdout.write('ready\\n'); sys.stdout.flush()
 sys.stdin.read()`;
-    const { writer, said } = pythonWriter(w, `${victim.dir}/managed/osync-killed.log`, 'pipe');
+    // An STS folder of the user's: a new file there is streamed to S3 — but not one opened O_SYNC.
+    const { writer, said } = pythonWriter(w, `${victim.dir}/sts/osync-killed.log`, 'pipe');
     const { env, args } = recoverOf(spoolDir);
     try {
       await waitFor('writer ready', () => said().includes('ready'), 20_000);
       await killMount(victim, writer);
       await victim.unmount();
-      assert.equal(await childId(stack, managedId, 'osync-killed.log'), undefined, 'never published: it was still open');
+      assert.equal(await childId(stack, stsId, 'osync-killed.log'), undefined, 'never published: it was still open');
       const rec = await cli(args, { env });
       assert.equal(rec.code, 1, rec.stdout + rec.stderr);
       assert.match(rec.stdout, /^conflict\t.*osync-killed\.log.*may be incomplete/m);
       const forced = await cli([...args, '--force'], { env });
       assert.equal(forced.code, 0, forced.stdout + forced.stderr);
-      const id = await childId(stack, managedId, 'osync-killed.log');
+      const id = await childId(stack, stsId, 'osync-killed.log');
       assert.ok(id, forced.stdout);
       const fh = stack.seed.fileHandle(String(stack.seed.entity(id).dataFileHandleId));
       assert.equal((await stack.seed.objectBytes(fh.bucketName, fh.key)).toString(), Array.from({ length: 20 }, (_, i) => `synced ${i}\n`).join(''), 'every acknowledged write');

@@ -542,8 +542,9 @@ for i in range(3):
       // Still open: not in Synapse, but each write durable in the spool, journaled as open here.
       assert.equal(await childId(stack, parentId, 'osync.log'), undefined, `${dir}: not published while open`);
       const written = Array.from({ length: 10 }, (_, i) => `line ${i}\n`).join('');
-      if (dir === 'managed') {
-        // (A new file in an STS folder of the user's is streamed to S3: its bytes are S3's parts.)
+      {
+        // (In an STS folder of the user's too: such a file is spooled, not streamed to S3, whose
+        // last part would stay in memory.)
         const entries = await readdir(journalDir);
         assert.equal(entries.length, 1, `${dir}: one entry, rewritten at each write: ${entries.join(' ')}`);
         const entry = JSON.parse(await readFile(path.join(journalDir, entries[0]!), 'utf8')) as { size: number; md5: string; incomplete?: string; heldOpen?: unknown; name: string };

@@ -947,8 +947,10 @@ test('short blocks (small files, a file\'s last block) give their memory back wh
   const given = handedOut.filter((b) => b.buffer.byteLength === 0).length;
   assert.ok(given >= 3, `the evicted buffers gave their memory back: ${given} of 6`);
   assert.ok(handedOut.slice(-1)[0]!.buffer.byteLength > 0, 'the block still cached keeps its bytes');
-  // Read again: fetched anew, exact.
+  // Read again: fetched anew (the dropped ones), exact.
+  const before = files.reduce((n, f) => n + f.reads.length, 0);
   for (const f of files) assert.deepEqual(await cache.read(f, 0, f.size), ramp(0, f.size));
+  assert.ok(files.reduce((n, f) => n + f.reads.length, 0) - before >= given, 'every file whose buffer was given back is fetched again');
 });
 
 test('a random read over two pieces pins the first the moment it arrives: evicted while the second is on its way, its bytes are still there', async () => {
@@ -969,6 +971,7 @@ test('a random read over two pieces pins the first the moment it arrives: evicte
   for (let i = 1; i < 6; i++) await cache.readInto(other, i * bs, 100, Buffer.alloc(100), () => false, 'random');
   await new Promise((r) => setImmediate(r));
   await new Promise((r) => setImmediate(r));
+  assert.equal(cache.readIntoNow(src, 0, 100, Buffer.alloc(100), 'random'), undefined, 'piece 0 has left the cache');
   openSecond();
   assert.equal(await spanning, 2 * piece);
   assert.deepEqual(out, ramp(0, 2 * piece), 'both pieces\' bytes');

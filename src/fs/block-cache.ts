@@ -82,6 +82,8 @@ export interface BlockStore {
 export interface BlockCacheOptions {
   /** Bytes of the main LRU. */
   maxBytes: number;
+  /** Whole-block demand fetches in flight at once, in bytes (default: a quarter of maxBytes, 2 blocks to DEMAND_MAX_BYTES). */
+  demandBytes?: number;
   blockSize: number;
   /** Bytes of the probation LRU for long sequential scans (default 4 blocks). */
   probationBytes?: number;
@@ -98,6 +100,9 @@ export interface BlockCacheOptions {
 
 /** A random reader's fetch: 1 MiB, a few milliseconds of S3 transfer after its first byte. */
 export const PIECE_BYTES = 1024 * 1024;
+
+/** At most this much of blocks readers wait for is fetched at once (the readahead budget's size, cache-layout.ts). */
+const DEMAND_MAX_BYTES = 64 * 1024 * 1024;
 
 /** A piece of a block being put together: here, on its way (undefined if it fails), or missing. */
 type PieceSlot = Buffer | Promise<Buffer | undefined> | undefined;
@@ -153,8 +158,20 @@ export class BlockCache {
   private readonly releaseWhenUnpinned = new Set<Buffer>();
   stats = { hits: 0, misses: 0, bytesFetched: 0, diskHits: 0, pieceFetches: 0 };
 
+  /**
+   * Whole-block demand fetches (blocks readers wait for) in flight, in bytes, and those queued
+   * for room (gated). Prefetches have the readahead budget; demand fetches had no bound, and 250
+   * threads each opening a 7 MiB file held ≈ 0.6 GiB of buffers being filled beside a full cache
+   * (QA session 31). Pieces are not gated: a block fetch may wait for a piece on its way
+   * (fillAroundPieces), and a piece queued behind it would never come.
+   */
+  private demandBytes = 0;
+  private readonly demandQueue: Array<{ bytes: number; go: () => void }> = [];
+  private readonly demandLimit: number;
+
   constructor(private readonly opts: BlockCacheOptions) {
     this.blockSize = opts.blockSize;
+    this.demandLimit = opts.demandBytes ?? Math.max(2 * opts.blockSize, Math.min(DEMAND_MAX_BYTES, Math.floor(opts.maxBytes / 4)));
     const piece = opts.pieceSize ?? PIECE_BYTES;
     this.pieceSize = piece > 0 && piece < opts.blockSize && opts.blockSize % piece === 0 ? piece : opts.blockSize;
     this.pool = opts.disk ? undefined : new BufferPool(opts.blockSize, undefined, { prefault: opts.prefaultBuffers ?? false });
@@ -226,6 +243,23 @@ export class BlockCache {
   private release(buf: Buffer): void {
     if (isDroppable(buf)) dropBuffer(buf);
     else this.pool?.release(buf);
+  }
+
+  /** Run a demand block fetch of `bytes` once those in flight leave room (FIFO; one always runs). */
+  private async gated<T>(bytes: number, fetch: () => Promise<T>): Promise<T> {
+    if (this.demandBytes > 0 && (this.demandQueue.length > 0 || this.demandBytes + bytes > this.demandLimit)) {
+      await new Promise<void>((go) => this.demandQueue.push({ bytes, go }));
+    } else this.demandBytes += bytes;
+    try {
+      return await fetch();
+    } finally {
+      this.demandBytes -= bytes;
+      while (this.demandQueue.length > 0 && (this.demandBytes === 0 || this.demandBytes + this.demandQueue[0]!.bytes <= this.demandLimit)) {
+        const next = this.demandQueue.shift()!;
+        this.demandBytes += next.bytes;
+        next.go();
+      }
+    }
   }
 
   /**
@@ -418,7 +452,8 @@ export class BlockCache {
     this.stats.misses++;
     this.fetchingBytes += bytes;
     if (prefetch) this.prefetchingBytes += bytes;
-    entry.promise = this.fetchBlock(source, index, start, start + bytes).then((buf) => {
+    const fetch = (): Promise<Buffer> => this.fetchBlock(source, index, start, start + bytes);
+    entry.promise = (prefetch ? fetch() : this.gated(bytes, fetch)).then((buf) => {
       // Store before anyone awaiting the promise runs: they find it in lookup().
       if (entry.staging) {
         this.staged.set(key, { buf, at: Date.now() });

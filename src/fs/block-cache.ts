@@ -82,7 +82,10 @@ export interface BlockStore {
 export interface BlockCacheOptions {
   /** Bytes of the main LRU. */
   maxBytes: number;
-  /** Whole-block demand fetches in flight at once, in bytes (default: a quarter of maxBytes, 2 blocks to DEMAND_MAX_BYTES). */
+  /**
+   * Whole-block demand fetches in flight at once, in bytes (one always runs); unbounded if not
+   * given. The mount gives the readahead budget's size (cache-layout.ts).
+   */
   demandBytes?: number;
   blockSize: number;
   /** Bytes of the probation LRU for long sequential scans (default 4 blocks). */
@@ -100,9 +103,6 @@ export interface BlockCacheOptions {
 
 /** A random reader's fetch: 1 MiB, a few milliseconds of S3 transfer after its first byte. */
 export const PIECE_BYTES = 1024 * 1024;
-
-/** At most this much of blocks readers wait for is fetched at once (the readahead budget's size, cache-layout.ts). */
-const DEMAND_MAX_BYTES = 64 * 1024 * 1024;
 
 /** A piece of a block being put together: here, on its way (undefined if it fails), or missing. */
 type PieceSlot = Buffer | Promise<Buffer | undefined> | undefined;
@@ -171,7 +171,7 @@ export class BlockCache {
 
   constructor(private readonly opts: BlockCacheOptions) {
     this.blockSize = opts.blockSize;
-    this.demandLimit = opts.demandBytes ?? Math.max(2 * opts.blockSize, Math.min(DEMAND_MAX_BYTES, Math.floor(opts.maxBytes / 4)));
+    this.demandLimit = opts.demandBytes ?? Infinity;
     const piece = opts.pieceSize ?? PIECE_BYTES;
     this.pieceSize = piece > 0 && piece < opts.blockSize && opts.blockSize % piece === 0 ? piece : opts.blockSize;
     this.pool = opts.disk ? undefined : new BufferPool(opts.blockSize, undefined, { prefault: opts.prefaultBuffers ?? false });

@@ -2281,8 +2281,9 @@ export class SynapseFilesystem {
       // Only now is the replaced file nameless (its publishes waited for this: renameSettled).
       if (old) {
         old.unlinked = true;
-        await old.dropHeldEntry();
-        await old.dropSyncedEntry(); // nameless now: its O_SYNC entry would have recover publish it (review)
+        // Nameless now, as a removed file (unlink): no entry of its may have recover bring it back
+        // (review: its O_SYNC entry did).
+        await old.dropJournal();
         if (old !== af) this.releaseUnlinked(old);
       }
       this.active.set(dest, af);

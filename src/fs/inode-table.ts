@@ -488,9 +488,9 @@ export class InodeTable {
     return listing;
   }
 
-  /** How many listings, and entries in them, are cached (tests, status). */
-  get listedCounts(): { listings: number; entries: number } {
-    return { listings: this.listings.size, entries: this.listedEntries };
+  /** How many folders' listings, and entries in them, are cached (tests, status). */
+  get listedCounts(): { folders: number; entries: number } {
+    return { folders: this.listings.size, entries: this.listedEntries };
   }
 
   /** The mount's own change: add or replace an entry in a cached listing. */

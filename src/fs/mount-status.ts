@@ -205,6 +205,6 @@ export async function collectStatus(src: StatusSources): Promise<MountStatus> {
       inFlight: syn.inFlight, queued: syn.queued.high + syn.queued.low, heldForMs: syn.heldForMs,
     },
     s3: s3Stats.snapshot(),
-    listings: { folders: fs.table.listedCounts.listings, entries: fs.table.listedCounts.entries },
+    listings: fs.table.listedCounts,
   };
 }

@@ -251,8 +251,11 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
   const { readaheadBytes, probationBytes, mainBytes, scanAfterBytes } = cacheLayout(config.cacheBytes, config.blockBytes);
   // Fresh block buffers are faulted in on a worker thread, not in the event loop's socket reads:
   // +5 % on a fresh mount's cold read here (bench/README.md, "Reads (session 7)").
+  // Blocks readers wait for get as much in flight as readahead does (a crowd of readers missing at
+  // once takes turns; QA session 31: 250 of them held 0.6 GiB of buffers being filled).
   const cache = new BlockCache({
     maxBytes: mainBytes, probationBytes, blockSize: config.blockBytes, ...(disk ? { disk } : {}), prefaultBuffers: true,
+    demandBytes: readaheadBytes,
   });
   const partSize = Math.max(5 * 1024 * 1024, config.partBytes);
   const fs = new SynapseFilesystem(client, table, sources, cache, {

@@ -324,7 +324,6 @@ export class ActiveFile {
     if (!(this.journaled || this.entryOnDisk) || !this.spoolFile) return;
     this.journaled = false;
     this.entryOnDisk = false;
-    this.synced = false;
     await this.deps.spool.removeJournal(this.spoolFile.id).catch(() => undefined);
   }
 
@@ -860,8 +859,8 @@ export class ActiveFile {
    * promises — not a version per write(). The entry says the file is still open here (heldOpen:
    * recover leaves it to this process) and may be incomplete: after a crash recover calls it a
    * conflict, `--force` publishing it. The file's last close publishes as usual, its write-ahead
-   * entry (the same id) taking this one's place. A streamed file's bytes are S3's parts (the last
-   * in memory): nothing more durable here, as for a held one's fsync.
+   * entry (the same id) taking this one's place. False when it cannot (a streamed file, one
+   * journaled after a failed publish): the caller publishes instead.
    */
   journalSynced(): Promise<boolean> {
     return this.exclusive(async () => {
@@ -875,24 +874,21 @@ export class ActiveFile {
         incomplete: SYNCED_OPEN, heldOpen: publishingNow(),
       });
       this.entryOnDisk = true;
-      this.synced = true;
       return true;
     });
   }
 
-  /** An O_SYNC descriptor's entry (journalSynced) stands for this file's bytes now. */
-  private synced = false;
+  /**
+   * An O_SYNC descriptor's entry (journalSynced) stands for this file's bytes now: an entry on
+   * disk that no failed publish wrote (journal() sets both; every remover clears both).
+   */
+  private get synced(): boolean {
+    return this.entryOnDisk && !this.journaled;
+  }
 
   /** The file moved (a rename while open): its O_SYNC entry names where it is now, and what it replaces. */
   async followSyncedEntry(): Promise<void> {
     if (this.synced) await this.journalSynced();
-  }
-
-  /** Removed or replaced: its O_SYNC entry goes (its bytes have no name to be recovered under). */
-  dropSyncedEntry(): Promise<void> {
-    return this.exclusive(async () => {
-      if (this.synced) await this.dropEntryOnDisk();
-    });
   }
 
   /** Spooled from its first write: an O_SYNC descriptor's bytes must be on this disk at each write (journalSynced). */
@@ -1147,8 +1143,7 @@ export class ActiveFile {
     incomplete?: string): Promise<unknown> {
     const spool = await this.spool();
     try {
-      this.journaled = true;
-      this.synced = false; // a failure's entry takes its place (same id)
+      this.journaled = true; // a failure's entry takes the place of an O_SYNC one (same id)
       // `inSpool`: the spool has every byte (not a stream's, which holds at most refused parts).
       this.journaledAs = {
         spoolFile: spool.file, journalId: spool.id, size, md5, whole: inSpool,

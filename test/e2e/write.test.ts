@@ -523,22 +523,17 @@ for i in range(3):
     const journalDir = path.join(scratch, 'spool', 'journal');
     for (const [dir, parentId] of [['sts', stsId], ['managed', managedId]] as const) {
       const file = `${m.dir}/${dir}/osync.log`;
-      const ready = path.join(scratch, `osync-${dir}.ready`);
-      const go = path.join(scratch, `osync-${dir}.go`);
-      const writer = runPython([
-        'import os, sys, time',
+      const writer = pausedPython(`osync-${dir}`, [
         'fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_SYNC, 0o644)',
         "for i in range(10): os.write(fd, b'line %d\\n' % i)",
-        `open('${ready}', 'w').close()`,
-        'end = time.time() + 60',
-        `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
+      ], [
         'os.close(fd)',
         // Opened again O_DSYNC: 10 more writes, one more version.
         'fd = os.open(sys.argv[1], os.O_RDWR | os.O_DSYNC); os.lseek(fd, 0, 2)',
         "for i in range(10): os.write(fd, b'more %d\\n' % i)",
         'os.close(fd)',
-      ], [file], 90_000);
-      await waitFor('the O_SYNC writes', async () => (await sh(`test -e '${ready}'`)).code === 0);
+      ], [file]);
+      await writer.ready();
       // Still open: not in Synapse, but each write durable in the spool, journaled as open here.
       assert.equal(await childId(stack, parentId, 'osync.log'), undefined, `${dir}: not published while open`);
       const written = Array.from({ length: 10 }, (_, i) => `line ${i}\n`).join('');
@@ -556,8 +551,8 @@ for i in range(3):
         assert.ok(!status.journal.some((j) => j.name === 'osync.log'), 'status does not call it waiting for recover');
         assert.ok(status.uploads.some((u) => u.path.endsWith('/osync.log')), 'it is one of the files being written');
       }
-      await writeFile(go, '');
-      const r = await writer;
+      await writer.go();
+      const r = await writer.done;
       assert.equal(r.code, 0, r.stderr);
       const id = await childId(stack, parentId, 'osync.log');
       assert.ok(id, `${dir}: published at the close`);
@@ -1195,6 +1190,23 @@ c.execute('insert into t values (100)'); c.commit(); c.close()
     };
   }
 
+  /**
+   * A python3 program on `args` that runs `before`, says so (ready() resolves), then waits — up
+   * to a minute — for go() before it runs `after`.
+   */
+  function pausedPython(label: string, before: string[], after: string[], args: string[]): { ready: () => Promise<void>; go: () => Promise<void>; done: Promise<ShResult> } {
+    const ready = path.join(scratch, `${label}.ready`);
+    const go = path.join(scratch, `${label}.go`);
+    const done = runPython([
+      'import os, sys, time', ...before,
+      `open('${ready}', 'w').close()`,
+      'end = time.time() + 60',
+      `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
+      ...after,
+    ], args, 90_000);
+    return { ready: () => waitFor(`${label}: the program half way`, async () => (await sh(`test -e '${ready}'`)).code === 0), go: () => writeFile(go, ''), done };
+  }
+
   /** A process holding `file` open for appending: writes `first`, then on go() writes `last` and closes. */
   function holdingAppender(file: string, label: string, first: string, last = ''): { go: () => Promise<void>; done: Promise<{ code: number | null }> } {
     const go = path.join(scratch, `${label}-go`);
@@ -1364,20 +1376,12 @@ c.execute('insert into t values (100)'); c.commit(); c.close()
     // Open files are keyed by path; another client renaming a folder above one must not leave
     // it behind (size 0 at the new path, or published under the old name).
     const w = await mountForeground(stack, projectId, ['--metadata-ttl', '0', '--spool-dir', path.join(scratch, 'spool-move')]);
-    const ready = path.join(scratch, 'move-ready');
-    const go = path.join(scratch, 'move-go');
     try {
       assert.equal((await sh(`mkdir '${w.dir}/sts/before-move'`)).code, 0);
       const folderId = await waitForId(`${w.dir}/sts/before-move`);
-      const writer = runPython([
-        'import os, sys, time',
-        "f = open(sys.argv[1], 'wb'); f.write(b'hello '); f.flush()",
-        `open('${ready}', 'w').close()`,
-        'end = time.time() + 60',
-        `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
-        "f.write(b'world'); f.close()",
-      ], [`${w.dir}/sts/before-move/a.txt`], 90_000);
-      await waitFor('the writer to hold the file open', async () => (await sh(`test -e '${ready}'`)).code === 0);
+      const writer = pausedPython('move', ["f = open(sys.argv[1], 'wb'); f.write(b'hello '); f.flush()"], ["f.write(b'world'); f.close()"],
+        [`${w.dir}/sts/before-move/a.txt`]);
+      await writer.ready(); // holding the file open
       // Another client (the REST API, as the Python client does it) renames the folder.
       const headers = { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' };
       const entity = await (await fetch(`${stack.endpoint}/repo/v1/entity/${folderId}`, { headers })).json() as Record<string, unknown>;
@@ -1385,8 +1389,8 @@ c.execute('insert into t values (100)'); c.commit(); c.close()
       assert.equal(put.status, 200, await put.text());
       assert.equal((await sh(`stat -c %s '${w.dir}/sts/after-move/a.txt'`)).stdout.trim(), '6', 'the bytes written so far, at the new path');
       assert.notEqual((await sh(`ls '${w.dir}/sts/before-move'`)).code, 0, 'the old path is gone');
-      await writeFile(go, '');
-      const r = await writer;
+      await writer.go();
+      const r = await writer.done;
       assert.equal(r.code, 0, r.stderr);
       const id = await childId(stack, folderId, 'a.txt');
       assert.ok(id, 'published in the renamed folder');
@@ -1394,8 +1398,6 @@ c.execute('insert into t values (100)'); c.commit(); c.close()
       assert.equal((await sh(`cat '${w.dir}/sts/after-move/a.txt'`)).stdout, 'hello world');
     } finally {
       await w.unmount();
-      await rm(ready, { force: true });
-      await rm(go, { force: true });
     }
   });
 
@@ -1700,23 +1702,13 @@ os.replace(f + '.tmp', f)
     // QA: `head`, `md5sum`, an open-close made a truncated version of a file being written.
     for (const folder of ['sts', 'managed']) {
       const f = `${m.dir}/${folder}/growing.bin`;
-      const ready = path.join(scratch, `growing-${folder}.ready`);
-      const go = path.join(scratch, `growing-${folder}.go`);
-      const writer = runPython([
-        'import os, sys, time',
-        "f = open(sys.argv[1], 'wb', buffering=0)",
-        'for i in range(4): f.write(bytes([i]) * 1048576)',
-        `open('${ready}', 'w').close()`,
-        'end = time.time() + 60',
-        `while not os.path.exists('${go}') and time.time() < end: time.sleep(0.05)`,
-        'for i in range(4, 8): f.write(bytes([i]) * 1048576)',
-        'f.close()',
-      ], [f], 90_000);
-      await waitFor('writer half way', async () => (await sh(`test -e '${ready}'`)).code === 0);
+      const writer = pausedPython(`growing-${folder}`, ["f = open(sys.argv[1], 'wb', buffering=0)", 'for i in range(4): f.write(bytes([i]) * 1048576)'],
+        ['for i in range(4, 8): f.write(bytes([i]) * 1048576)', 'f.close()'], [f]);
+      await writer.ready();
       const peek = await sh(`head -c 100 '${f}' | wc -c; md5sum < '${f}' > /dev/null; python3 -c "import os,sys; os.close(os.open(sys.argv[1], os.O_RDWR))" '${f}'`);
       assert.equal(peek.code, 0, peek.stderr);
-      await writeFile(go, '');
-      const w = await writer;
+      await writer.go();
+      const w = await writer.done;
       assert.equal(w.code, 0, w.stderr);
       const id = await idOf(f);
       const want = Buffer.concat(Array.from({ length: 8 }, (_, i) => Buffer.alloc(MiB, i)));

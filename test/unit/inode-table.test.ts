@@ -340,7 +340,7 @@ test('listings are kept least recently used first within maxListedEntries; a dro
   await table.resolve('/a/a1.txt');
   await table.resolve('/b/b1.txt');
   // 3 + 4 + 4 = 11 > 10: `a`, the least recently used, went (the root was used to reach `b`).
-  assert.deepEqual(table.listedCounts, { listings: 2, entries: 7 });
+  assert.deepEqual(table.listedCounts, { folders: 2, entries: 7 });
   assert.equal(table.cachedListing('syn10'), undefined);
   assert.ok(table.cachedListing('syn11'));
   // A new file the mount made in `b` counts; removing it uncounts it.

@@ -12,7 +12,7 @@
  *                            one reused buffer per part in flight)
  *
  * Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (never argv). Prints one JSON
- * line {bytes, seconds, requests, cpu_s} on stdout; `seconds` runs from the first request to the last
+ * line {bytes, seconds, requests, cpu_s, threads} on stdout (threads: sys.ts threadTimes over the timed section); `seconds` runs from the first request to the last
  * byte (process and SDK start-up are not counted, as the mount's start-up is not either).
  *
  * Defaults (8 MiB ranges × 16 in flight per object; 16 MiB parts × 8 in flight) were the best of
@@ -25,6 +25,7 @@ import type { Readable } from 'node:stream';
 import { DirectRangeGetter } from '../src/s3/direct-range-get.js';
 import { isRetryableBodyError } from '../src/s3/aws-object-store.js';
 import { backoff } from '../src/s3/retry.js';
+import { threadTimes, threadTimesSince } from './sys.js';
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -195,6 +196,7 @@ async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   // Warm the SDK (module init, credential resolution) outside the timed section.
   client(a.endpoint).destroy();
+  const threads0 = await threadTimes(process.pid);
   const t0 = process.hrtime.bigint();
   const c0 = process.cpuUsage();
   let r: { bytes: number; requests: number };
@@ -203,7 +205,8 @@ async function main(): Promise<void> {
   else throw new Error(`direct-client: unknown command ${a.cmd} (read | write)`);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const c = process.cpuUsage(c0);
-  process.stdout.write(`${JSON.stringify({ ...r, seconds, cpu_s: (c.user + c.system) / 1e6 })}\n`);
+  const threads = threadTimesSince(threads0, await threadTimes(process.pid));
+  process.stdout.write(`${JSON.stringify({ ...r, seconds, cpu_s: (c.user + c.system) / 1e6, threads })}\n`);
 }
 
 main().catch((err: unknown) => {

@@ -19,6 +19,8 @@
  * second starts just after the other freed its memory, which on this VM can tilt a comparison).
  */
 
+import type { ThreadTimes } from './sys.js';
+
 /** `x` to `digits` decimals, as the bench reports every figure. */
 export const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 
@@ -34,6 +36,8 @@ export interface Run {
   s3Requests?: number;
   /** Writes: how long s3rver took to answer CompleteMultipartUpload (a copy of every part here; metadata only on S3). */
   s3CompleteSeconds?: number;
+  /** Seconds on a CPU and waiting for one, by thread group, of this process and of the client (the mount or the direct client) during the run. */
+  sched?: { server: ThreadTimes; client: ThreadTimes };
 }
 
 export interface Rounds {
@@ -76,6 +80,31 @@ export function describeRounds(r: Rounds): string {
   const ratios = roundRatios(r);
   return `median of ${ratios.length} rounds' ratios ${ratios.map((x) => x.toFixed(2)).join(', ')}; `
     + `best of each side ${round(direct.seconds / mount.seconds)} (mount ${r.mount.map((x) => x.mbps).join(', ')}; direct ${r.direct.map((x) => x.mbps).join(', ')})`;
+}
+
+/**
+ * Medians over the runs of each side of the seconds threads spent on a CPU and waiting for one:
+ * s3rver's thread (this process's main thread) and the client's threads (the direct client's
+ * main; the mount's main and its other named threads). '' when no run has them.
+ */
+export function describeThreadTimes(r: Rounds): string {
+  const groups = (runs: Run[], side: 'server' | 'client'): Map<string, Array<{ run: number; wait: number }>> => {
+    const out = new Map<string, Array<{ run: number; wait: number }>>();
+    for (const x of runs) {
+      for (const [g, t] of Object.entries(x.sched?.[side] ?? {} as ThreadTimes)) out.set(g, [...(out.get(g) ?? []), t]);
+    }
+    return out;
+  };
+  const say = (m: Map<string, Array<{ run: number; wait: number }>>, only?: string): string[] =>
+    [...m].filter(([g, ts]) => (only === undefined || g === only) && ts.length > 0)
+      .map(([g, ts]) => `${g} ${median(ts.map((t) => t.run)).toFixed(2)}/${median(ts.map((t) => t.wait)).toFixed(2)}`);
+  const parts = [
+    ...say(groups(r.direct, 'server'), 'main').map((x) => `s3rver's thread in direct runs ${x.slice(5)}`),
+    ...say(groups(r.mount, 'server'), 'main').map((x) => `in mount runs ${x.slice(5)}`),
+    ...say(groups(r.direct, 'client'), 'main').map((x) => `direct client's main ${x.slice(5)}`),
+    ...say(groups(r.mount, 'client')).map((x) => `mount's ${x}`),
+  ];
+  return parts.length ? `threads, s on a CPU/waiting for one (medians): ${parts.join(', ')}` : '';
 }
 
 /**

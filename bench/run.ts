@@ -29,9 +29,9 @@ import path from 'node:path';
 import { startStack, type Stack, type StatsSnapshot } from '../test/server/stack.js';
 import { ROOT } from '../test/e2e/harness.js';
 import { CLI_ARGS, mountRclone, mountS3fs, mountSynapse, type BenchMount } from './mounts.js';
-import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, pinProcesses, serverCost, sh, type ServerCost, type ShResult } from './sys.js';
+import { cpuSeconds, dropCaches, ensureTools, must, peakRssMiB, pinProcesses, serverCost, sh, threadTimes, threadTimesSince, type ServerCost, type ShResult, type ThreadTimes } from './sys.js';
 import { formatTable, type AheadBasis, type Row } from './report.js';
-import { best, describeRounds, Pacer, fastest, inTurn, pairedRatio, round, roundsDetail, type Rounds, type Run } from './rounds.js';
+import { best, describeRounds, describeThreadTimes, Pacer, fastest, inTurn, pairedRatio, round, roundsDetail, type Rounds, type Run } from './rounds.js';
 
 const MiB = 1024 * 1024;
 const BUDGET_MS = 11 * 60_000; // hard stop (the issue asks ≤ 10 min; this is the safety net)
@@ -261,15 +261,21 @@ class Bench {
 
   /** The direct client in a child process; returns MiB/s and seconds. */
   async direct(args: string, what: string, timeoutMs = 180_000): Promise<Run & { bytes: number }> {
+    const server0 = await threadTimes(process.pid);
     const cost = serverCost();
     const r = await sh(`node --import tsx bench/direct-client.ts ${args} --endpoint ${this.stack.s3Endpoint}`, {
       env: this.env(), cwd: ROOT, timeoutMs,
     });
     const s = cost();
+    const server = threadTimesSince(server0, await threadTimes(process.pid));
     if (r.code !== 0) throw new Error(`direct client (${what}) failed: ${r.stderr.trim()}`);
-    const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { bytes: number; seconds: number; cpu_s: number };
+    const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { bytes: number; seconds: number; cpu_s: number; threads?: ThreadTimes };
     // serverCpu: this process (s3rver, the gate, Synapse) while the client ran, as for a mount.
-    return { mbps: mibps(j.bytes, j.seconds), seconds: j.seconds, bytes: j.bytes, cpu: round(j.cpu_s, 2), ...serverFields(s) };
+    // The client's thread times are its own, over its timed section.
+    return {
+      mbps: mibps(j.bytes, j.seconds), seconds: j.seconds, bytes: j.bytes, cpu: round(j.cpu_s, 2), ...serverFields(s),
+      sched: { server, client: j.threads ?? {} },
+    };
   }
 
   /**
@@ -285,14 +291,15 @@ class Bench {
   }
 
   /** Time a command that reads/writes through a mount; returns seconds, CPU of the serving pid. */
-  async timed(cmd: string, pid: number, timeoutMs: number): Promise<{ r: ShResult; seconds: number; cpu: number } & ServerFields> {
-    const c0 = await cpuSeconds(pid);
+  async timed(cmd: string, pid: number, timeoutMs: number): Promise<{ r: ShResult; seconds: number; cpu: number; sched: NonNullable<Run['sched']> } & ServerFields> {
+    const [c0, server0, client0] = await Promise.all([cpuSeconds(pid), threadTimes(process.pid), threadTimes(pid)]);
     const cost = serverCost();
     const r = await sh(cmd, { timeoutMs });
     const s = cost();
-    const cpu = (await cpuSeconds(pid)) - c0;
+    const [c1, server1, client1] = await Promise.all([cpuSeconds(pid), threadTimes(process.pid), threadTimes(pid)]);
     if (r.code !== 0) throw new Error(`${cmd} failed (${r.code}): ${r.stderr.trim().slice(-2000)}`);
-    return { r, seconds: r.seconds, cpu, ...serverFields(s) };
+    const sched = { server: threadTimesSince(server0, server1), client: threadTimesSince(client0, client1) };
+    return { r, seconds: r.seconds, cpu: c1 - c0, sched, ...serverFields(s) };
   }
 
   /**
@@ -385,7 +392,7 @@ class Bench {
     const t = await this.timed(`dd if='${file}' of=/dev/null bs=1M`, m.pid, timeoutMs);
     if (ddBytes(t.r) !== BIG_BYTES) throw new Error(`${what} copied ${ddBytes(t.r)} bytes, not ${BIG_BYTES}`);
     const served = this.checkServed(what, b, BIG_BYTES);
-    const run = { mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, serverGc: t.serverGc, serverFaults: t.serverFaults, s3Bytes: served, s3Requests: this.stats().s3.requests - b.s3.requests };
+    const run = { mbps: mibps(BIG_BYTES, t.seconds), seconds: t.seconds, cpu: t.cpu, serverCpu: t.serverCpu, serverGc: t.serverGc, serverFaults: t.serverFaults, s3Bytes: served, s3Requests: this.stats().s3.requests - b.s3.requests, sched: t.sched };
     this.log(`${what}: ${run.mbps} MiB/s, CPU ${run.cpu.toFixed(2)} s`);
     return run;
   }
@@ -543,7 +550,8 @@ class Bench {
         note: `direct ${direct.mbps} MiB/s; ${describeRounds(reads)}; S3 served ${((mount.s3Bytes ?? 0) / MiB).toFixed(0)} MiB; CPU s/GiB: mount ${mount.cpu.toFixed(1)}, direct ${direct.cpu.toFixed(1)}`
           + (sdk ? `; for reference, direct through the AWS SDK: best ${sdk.mbps} MiB/s (${sdkReads.map((r) => r.mbps).join(', ')}), mount ÷ that ${round(mount.mbps / sdk.mbps)}` : '')
           + (cached ? `; through the page cache (--no-direct-reads): best ${cached.mbps} MiB/s (${pageCacheReads.map((r) => r.mbps).join(', ')}), ÷ direct ${round(cached.mbps / direct.mbps)}, CPU s/GiB ${cached.cpu.toFixed(1)}` : '')
-          + (this.aheadBasis.read !== undefined ? `; against the peers: ${this.aheadBasis.read} MiB/s, the mount's best of the ${peerCount} rounds they ran in` : ''),
+          + (this.aheadBasis.read !== undefined ? `; against the peers: ${this.aheadBasis.read} MiB/s, the mount's best of the ${peerCount} rounds they ran in` : '')
+          + (describeThreadTimes(reads) ? `; ${describeThreadTimes(reads)}` : ''),
       });
     }
     if (doWrite) {

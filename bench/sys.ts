@@ -8,7 +8,7 @@
  */
 import { PerformanceObserver } from 'node:perf_hooks';
 import { execFile, spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /**
  * CPUs the bench's clients run on (`--client-cpus`, taskset's list syntax), or undefined: every
@@ -155,4 +155,44 @@ export function serverCost(): () => ServerCost {
       faults: u.minorPageFault - u0.minorPageFault,
     };
   };
+}
+
+/**
+ * Per thread group of a process: seconds on a CPU (`run`) and seconds runnable but waiting for
+ * one (`wait`, the run queue), from /proc/<pid>/task/<tid>/schedstat. Groups: `main` (the thread
+ * whose id is the pid) and every other thread by its kernel name — libfuse's threads and the
+ * mount's worker threads carry the process title, Node's own pool threads `node`. Session 32:
+ * on two shared cores the mount's cold read is slower than the direct client's by what its
+ * threads and s3rver's wait for a CPU, not by one saturated thread (bench/README.md, Caveats).
+ */
+export type ThreadTimes = Record<string, { run: number; wait: number }>;
+
+export async function threadTimes(pid: number): Promise<ThreadTimes> {
+  const out: ThreadTimes = {};
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  await Promise.all(tids.map(async (tid) => {
+    try {
+      const [stat, comm] = await Promise.all([
+        readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8'), readFile(`/proc/${pid}/task/${tid}/comm`, 'utf8'),
+      ]);
+      const [run = 0, wait = 0] = stat.split(' ').map(Number);
+      const group = tid === String(pid) ? 'main' : comm.trim();
+      const t = (out[group] ??= { run: 0, wait: 0 });
+      t.run += run / 1e9;
+      t.wait += wait / 1e9;
+    } catch { /* the thread ended between the listing and the read */ }
+  }));
+  return out;
+}
+
+/** What each group spent between two samples (groups under 10 ms in all left out), in seconds. */
+export function threadTimesSince(before: ThreadTimes, after: ThreadTimes): ThreadTimes {
+  const out: ThreadTimes = {};
+  for (const [group, a] of Object.entries(after)) {
+    const b = before[group] ?? { run: 0, wait: 0 };
+    const run = a.run - b.run;
+    const wait = a.wait - b.wait;
+    if (run + wait >= 0.01) out[group] = { run: Math.round(run * 100) / 100, wait: Math.round(wait * 100) / 100 };
+  }
+  return out;
 }

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { inTurn, Pacer, pairedRatio, roundRatios, type Rounds } from '../../bench/rounds.js';
+import { describeThreadTimes, inTurn, Pacer, pairedRatio, roundRatios, type Rounds } from '../../bench/rounds.js';
+import { threadTimes, threadTimesSince } from '../../bench/sys.js';
 
 const run = (seconds: number) => ({ mbps: 1024 / seconds, seconds, cpu: 0 });
 
@@ -67,4 +68,32 @@ test('a paced group with an expected round length does not start a pair that wou
   // Without the expectation it would have started one.
   const blind = new Pacer({ startedAt: -470_000, targetS: 600, reserveS: 100, minRounds: 0, now: () => t });
   assert.equal(blind.another(0), true);
+});
+
+test('thread times: this process\'s main thread is found and its CPU seconds grow with work', async () => {
+  const before = await threadTimes(process.pid);
+  assert.ok(before['main'], 'the thread whose id is the pid is "main"');
+  const until = Date.now() + 60;
+  let x = 0;
+  while (Date.now() < until) x += Math.sqrt(x + 1);
+  assert.ok(x > 0);
+  const spent = threadTimesSince(before, await threadTimes(process.pid));
+  assert.ok((spent['main']?.run ?? 0) >= 0.03, `main ran ${JSON.stringify(spent)}`);
+});
+
+test('thread times are described as medians per side, s3rver\'s thread apart from the clients\'', () => {
+  const timed = (server: number, client: Record<string, [number, number]>) => ({
+    ...run(2), sched: {
+      server: { main: { run: server, wait: server / 10 } },
+      client: Object.fromEntries(Object.entries(client).map(([g, [r, w]]) => [g, { run: r, wait: w }])),
+    },
+  });
+  const r: Rounds = {
+    direct: [timed(1.5, { main: [0.5, 0.1] }), timed(1.7, { main: [0.6, 0.3] })],
+    mount: [timed(1.8, { main: [0.5, 0.3], fuse: [0.3, 0.4] }), timed(1.6, { main: [0.7, 0.5], fuse: [0.3, 0.2] })],
+  };
+  assert.equal(describeThreadTimes(r),
+    'threads, s on a CPU/waiting for one (medians): s3rver\'s thread in direct runs 1.60/0.16, in mount runs 1.70/0.17, '
+    + 'direct client\'s main 0.55/0.20, mount\'s main 0.60/0.40, mount\'s fuse 0.30/0.30');
+  assert.equal(describeThreadTimes({ direct: [run(1)], mount: [run(1)] }), '', 'nothing said without thread times');
 });

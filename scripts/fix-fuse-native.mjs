@@ -77,6 +77,10 @@
 //     not): a file created O_SYNC or O_DSYNC read-write gets an fsync from the kernel after each
 //     write, which the mount journals instead of publishing a version per write (filesystem.ts fsync).
 //
+// 12. `synapse_rcvlowat(fd, bytes)`: SO_RCVLOWAT on the sockets S3 bodies arrive on (Node has no
+//     setsockopt). Without it the socket thread woke for every ≈ 64 KiB a loopback or LAN sender
+//     wrote — ≈ 12,000 wake-ups per GiB; src/s3/receive-low-water.ts says what it saves.
+//
 // If the build cannot run (no compiler or Node headers, a read-only tree), the prebuild stays:
 // utimens falls back to the access time and every read goes through JS — the mount still works;
 // the README says so. As a postinstall this must never fail the user's install: every problem is
@@ -111,7 +115,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v26 */';
+const FAST_MARK = '/* synapse-mount read fast path v27 */';
 const FAST_CODE = `${FAST_MARK}
 /* The uid and gid of the process whose create or mkdir this libfuse thread is handling (10.);
    (uid_t) -1, "unknown", without a context — never root's by default. */
@@ -991,6 +995,18 @@ NAPI_METHOD(synapse_fast_replies_count) {
   return n;
 }
 
+/* synapse_rcvlowat(fd, bytes) (12.): SO_RCVLOWAT on a socket S3 bodies are read from; 0 or -errno. */
+#include <sys/socket.h>
+NAPI_METHOD(synapse_rcvlowat) {
+  NAPI_ARGV(2)
+  NAPI_ARGV_INT32(fd, 0)
+  NAPI_ARGV_INT32(bytes, 1)
+  int r = setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes)) == 0 ? 0 : -errno;
+  napi_value n;
+  NAPI_STATUS_THROWS(napi_create_int32(env, r, &n))
+  return n;
+}
+
 `;
 // fuse-native as published is kept beside it the first time: a later version of this script
 // patches that copy, not a file an earlier version patched (whose hooks would all match again,
@@ -1092,7 +1108,8 @@ if (!text.includes(FAST_MARK)) {
         '  NAPI_EXPORT_FUNCTION(synapse_direct_reads)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_small_readers)\n' +
         '  NAPI_EXPORT_FUNCTION(synapse_fuse_terms)\n' +
-        '  NAPI_EXPORT_FUNCTION(synapse_fuse_granted)\n',
+        '  NAPI_EXPORT_FUNCTION(synapse_fuse_granted)\n' +
+        '  NAPI_EXPORT_FUNCTION(synapse_rcvlowat)\n',
     ],
   ];
   // Unlinked-but-open files (5.): libfuse may hand these ops a NULL path. Times set one at a

@@ -31,8 +31,7 @@
  * Without the patched addon (no compiler at install) `loadFastBinding()` finds nothing and
  * every read takes the JS path; SYNAPSE_MOUNT_FAST_READ=0 turns the fast path off.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
+import { loadPatchedFunctions } from '../native-addon.js';
 
 /** The functions the C patch adds to fuse-native's addon. */
 export interface FastBinding {
@@ -70,34 +69,6 @@ export interface ReadWindow {
  * not memory; the C table has 4,096 slots.
  */
 const MAX_WINDOWS = 1024;
-
-let addon: object | null | undefined;
-
-/**
- * fuse-native's addon — the same module instance fuse-native loaded (node-gyp-build resolves the
- * same file) — with whatever the patch added (this module's functions, page-cache-bypass.ts's).
- */
-export function loadPatchedAddon(): object | null {
-  if (addon === undefined) {
-    try {
-      const require = createRequire(import.meta.url);
-      const dir = path.dirname(require.resolve('fuse-native/package.json'));
-      addon = createRequire(path.join(dir, 'index.js'))('node-gyp-build')(dir) as object;
-    } catch {
-      addon = null;
-    }
-  }
-  return addon;
-}
-
-/**
- * The addon as `T` when it has every one of `names` as a function; undefined with the prebuild
- * or an addon patched by a version of the script that did not add them yet.
- */
-export function loadPatchedFunctions<T>(...names: Array<keyof T & string>): T | undefined {
-  const a = loadPatchedAddon() as Record<string, unknown> | null;
-  return a && names.every((n) => typeof a[n] === 'function') ? a as T : undefined;
-}
 
 /** The patched addon's functions, or undefined when the prebuild is in use or the path is off. */
 export function loadFastBinding(env: NodeJS.ProcessEnv = process.env): FastBinding | undefined {
@@ -221,10 +192,10 @@ export class FastReadWindows {
 
 /** Reads the fast path answered in this process (0 without it). */
 export function fastReadHits(): number {
-  return (addon as Partial<FastBinding> | null | undefined)?.synapse_fast_hits_count?.() ?? 0;
+  return loadPatchedFunctions<Pick<FastBinding, 'synapse_fast_hits_count'>>('synapse_fast_hits_count')?.synapse_fast_hits_count() ?? 0;
 }
 
 /** Of those, the reads the mount's own channel answered as it received them (0 without it). */
 export function fastReadReplies(): number {
-  return (addon as Partial<FastBinding> | null | undefined)?.synapse_fast_replies_count?.() ?? 0;
+  return loadPatchedFunctions<Required<Pick<FastBinding, 'synapse_fast_replies_count'>>>('synapse_fast_replies_count')?.synapse_fast_replies_count() ?? 0;
 }

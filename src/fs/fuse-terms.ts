@@ -23,7 +23,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseSize, UsageError } from '../config.js';
-import { loadPatchedFunctions } from './fast-read.js';
+import { loadPatchedFunctions } from '../native-addon.js';
 
 export interface FuseTermsBinding {
   synapse_fuse_terms(maxPages: number, allowMmap: boolean): void;

@@ -38,7 +38,7 @@
  * merging.
  */
 import os from 'node:os';
-import { loadPatchedFunctions } from './fast-read.js';
+import { loadPatchedFunctions } from '../native-addon.js';
 import { kernelAtLeast } from './kernel-version.js';
 
 /** The patch's switches (per-process flags in C): write-only opens since patch v4, read-only since v6. */

@@ -39,6 +39,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { S3Error, type ObjectVersion, type S3Location } from './object-store.js';
 import { ClockSkew, DirectGetUnsupported, hostHeader, RangeWire, RegionRedirect, type Route, type WireAnswer } from './range-wire.js';
+import { lowWaterSetter, type SetLowWater } from './receive-low-water.js';
 
 export { DirectGetUnsupported } from './range-wire.js';
 
@@ -58,6 +59,8 @@ export interface DirectRangeGetOptions {
   credentials?: Credentials;
   /** Extra trust anchors (AWS_CA_BUNDLE); Node's defaults otherwise. */
   ca?: string[];
+  /** SO_RCVLOWAT for bodies (receive-low-water.ts): the patched addon's unless given; null: none. */
+  setLowWater?: SetLowWater | null;
 }
 
 /** SHA-256 of the empty body: GetObject has none, so no hashing per request. */
@@ -110,7 +113,7 @@ export class DirectRangeGetter {
 
   constructor(private readonly opts: DirectRangeGetOptions) {
     this.endpoint = opts.endpoint ? new URL(opts.endpoint) : undefined;
-    this.wire = new RangeWire(opts.ca);
+    this.wire = new RangeWire(opts.ca, opts.setLowWater === undefined ? lowWaterSetter() : opts.setLowWater ?? undefined);
   }
 
   private signer(region: string, credentials: Credentials): SignatureV4 {

@@ -17,6 +17,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { lowWaterFor, lowWaterSetter, type SetLowWater } from './receive-low-water.js';
 import { markCutShort, s3ErrorCode, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error } from './object-store.js';
@@ -91,7 +92,11 @@ class Connection {
 
   readonly socket: net.Socket;
 
-  constructor(host: string, port: number, secure: boolean, ca: string[] | undefined, scratch: Buffer, private readonly onIdle: (c: Connection) => void) {
+  /** SO_RCVLOWAT set on this socket now (1: none, the kernel's default). */
+  private lowWater = 1;
+
+  constructor(host: string, port: number, private readonly secure: boolean, ca: string[] | undefined, scratch: Buffer,
+    private readonly onIdle: (c: Connection) => void, private setLowWater: SetLowWater | undefined) {
     this.scratch = scratch;
     const onread = { buffer: () => this.nextBuffer(), callback: (n: number, buf: Uint8Array) => this.onBytes(n, buf) };
     this.socket = secure
@@ -113,6 +118,23 @@ class Connection {
     return this.scratch;
   }
 
+  /**
+   * The low-water mark for a body with `remaining` bytes to come (receive-low-water.ts): a few big
+   * reads instead of one per segment. Node keeps the descriptor on the socket's handle (TCPWrap,
+   * TLSWrap); without one, or if the kernel refuses, this connection goes without.
+   */
+  private markFor(remaining: number): void {
+    if (!this.setLowWater) return;
+    const mark = lowWaterFor(remaining, this.secure);
+    if (mark === this.lowWater) return;
+    const fd = (this.socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0 || this.setLowWater(fd, mark) !== 0) {
+      this.setLowWater = undefined;
+      return;
+    }
+    this.lowWater = mark;
+  }
+
   private onBytes(n: number, buf: Uint8Array): void {
     const t = this.target;
     if (!t) {
@@ -125,6 +147,7 @@ class Connection {
       t.received += n;
       s3Stats.down(n);
       if (t.received === t.length) this.finish(undefined);
+      else if (this.lowWater > 1) this.markFor(t.length - t.received);
       return;
     }
     if (t.errorHead) {
@@ -181,6 +204,7 @@ class Connection {
       this.headOf = head;
       s3Stats.down(rest.length);
       if (t.received === t.length) this.finish(undefined);
+      else this.markFor(t.length - t.received);
       return;
     }
     this.abort(new DirectGetUnsupported(`answer ${head.status}`));
@@ -246,6 +270,8 @@ class Connection {
     this.closeAfter = false;
     if (!reusable) this.socket.destroy();
     else {
+      // The next answer's head may be a few bytes: no mark between answers.
+      this.markFor(0);
       // Idle: closed after IDLE_MS, and it does not keep the process alive (as http.Agent does).
       this.socket.setTimeout(IDLE_MS);
       this.socket.unref();
@@ -380,7 +406,8 @@ export class RangeWire {
   private readonly scratch = Buffer.allocUnsafe(64 * 1024);
   private destroyed = false;
 
-  constructor(private readonly ca: string[] | undefined) {}
+  /** `setLowWater`: SO_RCVLOWAT for bodies (receive-low-water.ts), the patched addon's by default. */
+  constructor(private readonly ca: string[] | undefined, private readonly setLowWater: SetLowWater | undefined = lowWaterSetter()) {}
 
   /**
    * GET `route` with `headers` (Host included); the body, [start, end) of the object, into `into`.
@@ -425,7 +452,7 @@ export class RangeWire {
       let list = this.idle.get(poolKey);
       if (!list) this.idle.set(poolKey, (list = []));
       list.push(c);
-    });
+    }, this.setLowWater);
     this.open.add(conn);
     conn.socket.on('close', () => {
       this.open.delete(conn);

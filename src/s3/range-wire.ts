@@ -80,6 +80,9 @@ function parseHead(text: string): ParsedHead {
   return { status: Number(m[1]), headers };
 }
 
+/** A body's socket kept a low-water mark it could not lower: retried on a new connection, as a reset is. */
+const STUCK_MARK = (): Error => Object.assign(new Error('could not lower the socket\'s low-water mark for the end of the body'), { code: 'ECONNRESET' });
+
 /** One keep-alive connection; carries one request at a time. */
 class Connection {
   target: Target | undefined;
@@ -121,18 +124,20 @@ class Connection {
   /**
    * The low-water mark for a body with `remaining` bytes to come (receive-low-water.ts): a few big
    * reads instead of one per segment. Node keeps the descriptor on the socket's handle (TCPWrap,
-   * TLSWrap); without one, or if the kernel refuses, this connection goes without.
+   * TLSWrap); without one, or if the kernel refuses, this connection goes without from then on.
+   * False when the socket is left with a mark above the one asked for: more than is still to
+   * come, so it must not be read from again (it would wait for bytes that never arrive).
    */
-  private markFor(remaining: number): void {
-    if (!this.setLowWater) return;
+  private markFor(remaining: number): boolean {
     const mark = lowWaterFor(remaining, this.secure);
-    if (mark === this.lowWater) return;
+    if (mark === this.lowWater) return true;
     const fd = (this.socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-    if (typeof fd !== 'number' || fd < 0 || this.setLowWater(fd, mark) !== 0) {
-      this.setLowWater = undefined;
-      return;
+    if (this.setLowWater && typeof fd === 'number' && fd >= 0 && this.setLowWater(fd, mark) === 0) {
+      this.lowWater = mark;
+      return true;
     }
-    this.lowWater = mark;
+    this.setLowWater = undefined;
+    return mark > this.lowWater;
   }
 
   private onBytes(n: number, buf: Uint8Array): void {
@@ -147,7 +152,7 @@ class Connection {
       t.received += n;
       s3Stats.down(n);
       if (t.received === t.length) this.finish(undefined);
-      else if (this.lowWater > 1) this.markFor(t.length - t.received);
+      else if (this.lowWater > 1 && !this.markFor(t.length - t.received)) this.abort(STUCK_MARK());
       return;
     }
     if (t.errorHead) {
@@ -204,7 +209,7 @@ class Connection {
       this.headOf = head;
       s3Stats.down(rest.length);
       if (t.received === t.length) this.finish(undefined);
-      else this.markFor(t.length - t.received);
+      else if (this.setLowWater) this.markFor(t.length - t.received);
       return;
     }
     this.abort(new DirectGetUnsupported(`answer ${head.status}`));
@@ -266,12 +271,11 @@ class Connection {
     const head = this.headOf;
     this.target = undefined;
     this.headOf = undefined;
-    const reusable = !this.closeAfter && head?.headers.get('connection')?.toLowerCase() !== 'close';
+    // The next answer's head may be a few bytes: no mark between answers (or no next answer).
+    const reusable = !this.closeAfter && head?.headers.get('connection')?.toLowerCase() !== 'close' && this.markFor(0);
     this.closeAfter = false;
     if (!reusable) this.socket.destroy();
     else {
-      // The next answer's head may be a few bytes: no mark between answers.
-      this.markFor(0);
       // Idle: closed after IDLE_MS, and it does not keep the process alive (as http.Agent does).
       this.socket.setTimeout(IDLE_MS);
       this.socket.unref();

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { DirectRangeGetter } from '../../src/s3/direct-range-get.js';
+import { isRetryableBodyError } from '../../src/s3/aws-object-store.js';
 import { BODY_LOW_WATER_BYTES, lowWaterFor, lowWaterSetter, TLS_MARGIN_BYTES, type SetLowWater } from '../../src/s3/receive-low-water.js';
 import { scripted } from './scripted-http.js';
 import { makeTestCa } from '../test-ca.js';
@@ -157,6 +158,24 @@ describe('DirectRangeGetter under the mark', { timeout: 30_000 }, () => {
         assert.ok(into.equals(BIG));
       }
       assert.deepEqual(calls, [BODY_LOW_WATER_BYTES], 'asked once, then never again on that connection');
+    } finally {
+      g.destroy();
+      await srv.close();
+    }
+  });
+
+  test('a mark that cannot be lowered for the end of a body fails that GET as a reset (the retry loop takes it), never waits for bytes that will not come', async () => {
+    const srv = await scripted((_req, sock, r) => trickle(sock, r), BIG.length);
+    const real = realSetter();
+    // Raising works, lowering is refused: the socket keeps 1 MiB with less than that to come.
+    const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds, setLowWater: (fd, bytes) => (bytes >= BODY_LOW_WATER_BYTES ? real(fd, bytes) : -22) });
+    try {
+      const into = Buffer.alloc(BIG.length);
+      await assert.rejects(g.getInto(loc, 0, BIG.length, into), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' && isRetryableBodyError(e));
+      const small = Buffer.alloc(1000);
+      await g.getInto(loc, 0, 1000, small);
+      assert.ok(small.equals(BIG.subarray(0, 1000)), 'the next GET, on a new connection, is read');
+      assert.equal(srv.connections(), 2, 'the stuck socket was not reused');
     } finally {
       g.destroy();
       await srv.close();

@@ -224,6 +224,51 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
     }
   });
 
+  test('S3 over TLS without a proxy: blocks come through the lean reader (its socket low-water marks) byte-exact', async () => {
+    // The production path for real S3 (HTTPS, no proxy): the lean reader over TLS, where the
+    // low-water mark must stay a margin under what is left of each body (receive-low-water.ts).
+    const work = await dir('tls-s3-');
+    const ca = await makeTestCa(work, 'synapse-mount test S3 CA');
+    const t = new URL(stack.s3Endpoint);
+    const gets: Array<{ lean: boolean; range: string }> = [];
+    const server = https.createServer({ key: ca.keyPem, cert: ca.certPem }, (req, res) => {
+      if (req.method === 'GET' && req.headers.range) gets.push({ lean: !req.headers['amz-sdk-invocation-id'], range: String(req.headers.range) });
+      const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: endToEndHeaders(req.headers) }, (r) => {
+        res.writeHead(r.statusCode ?? 502, endToEndHeaders(r.headers));
+        r.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const front = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const saved = process.env['AWS_CA_BUNDLE'];
+    process.env['AWS_CA_BUNDLE'] = path.join(work, 'ca.pem');
+    let m: Mounted;
+    try {
+      m = await mountForeground({ endpoint: stack.endpoint, s3Endpoint: front, authToken: stack.authToken }, projectId, ['--read-only']);
+    } finally {
+      if (saved === undefined) delete process.env['AWS_CA_BUNDLE'];
+      else process.env['AWS_CA_BUNDLE'] = saved;
+    }
+    mounts.push(m);
+    try {
+      // Twice: the second pass's fresh open reads whatever the cache let go, on reused sockets.
+      for (const pass of [1, 2]) {
+        const sum = await sh(`dd if=${q(`${m.dir}/sts/data.bin`)} bs=1M 2>/dev/null | md5sum`, { timeoutMs: 60_000 });
+        assert.equal(sum.code, 0, `${sum.stderr}\n${m.output()}`);
+        assert.equal(sum.stdout.split(' ')[0], md5(content), `pass ${pass}`);
+      }
+      const big = gets.filter((g) => !/bytes=0-0$/.test(g.range));
+      assert.ok(big.length >= 2 && big.every((g) => g.lean), `block GETs went through the lean reader: ${JSON.stringify(gets)}`);
+    } finally {
+      await m.unmount();
+      mounts.splice(mounts.indexOf(m), 1);
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   test('npm pack → npm install -g --prefix: --version from any directory, and a mount of the demo project', async () => {
     const work = await dir('pack-');
     const pack = await sh(`npm pack --pack-destination ${q(work)} --json`, { timeoutMs: 180_000 });

@@ -88,22 +88,18 @@ export function describeRounds(r: Rounds): string {
  * main; the mount's main and its other named threads). '' when no run has them.
  */
 export function describeThreadTimes(r: Rounds): string {
-  const groups = (runs: Run[], side: 'server' | 'client'): Map<string, Array<{ run: number; wait: number }>> => {
-    const out = new Map<string, Array<{ run: number; wait: number }>>();
-    for (const x of runs) {
-      for (const [g, t] of Object.entries(x.sched?.[side] ?? {} as ThreadTimes)) out.set(g, [...(out.get(g) ?? []), t]);
-    }
-    return out;
+  /** "run/wait" medians of one thread group over `runs` (undefined when no run has it). */
+  const medians = (runs: Run[], side: 'server' | 'client', group: string): string | undefined => {
+    const ts = runs.map((x) => x.sched?.[side][group]).filter((t): t is ThreadTimes[string] => t !== undefined);
+    return ts.length ? `${median(ts.map((t) => t.run)).toFixed(2)}/${median(ts.map((t) => t.wait)).toFixed(2)}` : undefined;
   };
-  const say = (m: Map<string, Array<{ run: number; wait: number }>>, only?: string): string[] =>
-    [...m].filter(([g, ts]) => (only === undefined || g === only) && ts.length > 0)
-      .map(([g, ts]) => `${g} ${median(ts.map((t) => t.run)).toFixed(2)}/${median(ts.map((t) => t.wait)).toFixed(2)}`);
+  const mountGroups = [...new Set(r.mount.flatMap((x) => Object.keys(x.sched?.client ?? {})))];
   const parts = [
-    ...say(groups(r.direct, 'server'), 'main').map((x) => `s3rver's thread in direct runs ${x.slice(5)}`),
-    ...say(groups(r.mount, 'server'), 'main').map((x) => `in mount runs ${x.slice(5)}`),
-    ...say(groups(r.direct, 'client'), 'main').map((x) => `direct client's main ${x.slice(5)}`),
-    ...say(groups(r.mount, 'client')).map((x) => `mount's ${x}`),
-  ];
+    ['s3rver\'s thread in direct runs', medians(r.direct, 'server', 'main')],
+    ['in mount runs', medians(r.mount, 'server', 'main')],
+    ['direct client\'s main', medians(r.direct, 'client', 'main')],
+    ...mountGroups.map((g) => [`mount's ${g}`, medians(r.mount, 'client', g)]),
+  ].filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${v}`);
   return parts.length ? `threads, s on a CPU/waiting for one (medians): ${parts.join(', ')}` : '';
 }
 

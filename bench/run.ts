@@ -541,6 +541,7 @@ class Bench {
       this.results.seq_read_ratio = pairedRatio(reads);
       const sdk = sdkReads.length > 0 ? fastest(sdkReads) : undefined;
       const cached = pageCacheReads.length > 0 ? fastest(pageCacheReads) : undefined;
+      const threads = describeThreadTimes(reads);
       this.details['seq_read'] = {
         ...roundsDetail(reads), ...(sdk ? { sdk: { best: sdk, runs: sdkReads } } : {}),
         ...(cached ? { page_cache: { best: cached, runs: pageCacheReads } } : {}), rss_hwm_after_read_mib: rssAfterRead,
@@ -551,7 +552,7 @@ class Bench {
           + (sdk ? `; for reference, direct through the AWS SDK: best ${sdk.mbps} MiB/s (${sdkReads.map((r) => r.mbps).join(', ')}), mount ÷ that ${round(mount.mbps / sdk.mbps)}` : '')
           + (cached ? `; through the page cache (--no-direct-reads): best ${cached.mbps} MiB/s (${pageCacheReads.map((r) => r.mbps).join(', ')}), ÷ direct ${round(cached.mbps / direct.mbps)}, CPU s/GiB ${cached.cpu.toFixed(1)}` : '')
           + (this.aheadBasis.read !== undefined ? `; against the peers: ${this.aheadBasis.read} MiB/s, the mount's best of the ${peerCount} rounds they ran in` : '')
-          + (describeThreadTimes(reads) ? `; ${describeThreadTimes(reads)}` : ''),
+          + (threads ? `; ${threads}` : ''),
       });
     }
     if (doWrite) {

@@ -160,8 +160,9 @@ export function serverCost(): () => ServerCost {
 /**
  * Per thread group of a process: seconds on a CPU (`run`) and seconds runnable but waiting for
  * one (`wait`, the run queue), from /proc/<pid>/task/<tid>/schedstat. Groups: `main` (the thread
- * whose id is the pid) and every other thread by its kernel name — libfuse's threads and the
- * mount's worker threads carry the process title, Node's own pool threads `node`. Session 32:
+ * whose id is the pid) and every other thread by its kernel name — libfuse's threads name
+ * themselves `fuse-requests` (scripts/fix-fuse-native.mjs), the mount's worker threads carry the
+ * process title, Node's own pool threads `node`. Session 32:
  * on two shared cores the mount's cold read is slower than the direct client's by what its
  * threads and s3rver's wait for a CPU, not by one saturated thread (bench/README.md, Caveats).
  */

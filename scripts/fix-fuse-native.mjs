@@ -100,7 +100,7 @@ try {
 const src = path.join(dir, 'fuse-native.c');
 const built = path.join(dir, 'build', 'Release', 'fuse.node');
 const keepPrebuild = (why) => {
-  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, reads take the slower path, written files go through the page cache, FUSE requests stay at 128 KiB, and files unlinked while open — and fstat of removed directories — answer ENOENT)`);
+  console.warn(`synapse-mount: ${why}; using fuse-native's prebuild (utimens will see access times only, reads take the slower path, written files go through the page cache, FUSE requests stay at 128 KiB, S3 reads wake the mount per segment, and files unlinked while open — and fstat of removed directories — answer ENOENT)`);
   process.exit(0);
 };
 let text;
@@ -115,7 +115,7 @@ const UTIMENS_BUG = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)';
 const UTIMENS_FIX = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)';
 text = text.replace(UTIMENS_BUG, UTIMENS_FIX);
 
-const FAST_MARK = '/* synapse-mount read fast path v27 */';
+const FAST_MARK = '/* synapse-mount read fast path v28 */';
 const FAST_CODE = `${FAST_MARK}
 /* The uid and gid of the process whose create or mkdir this libfuse thread is handling (10.);
    (uid_t) -1, "unknown", without a context — never root's by default. */
@@ -493,6 +493,8 @@ NAPI_METHOD(synapse_direct_writes) {
    flags2 once FUSE_INIT_EXT is set, and zero-fills a short reply). Everything else passes
    through as libfuse's own channel would send and receive it. */
 #include <errno.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 struct synapse_wire_in_header { uint32_t len, opcode; uint64_t unique, nodeid; uint32_t uid, gid, pid, padding; };
 struct synapse_wire_out_header { uint32_t len; int32_t error; uint64_t unique; };
@@ -783,12 +785,20 @@ static int synapse_chan_answer_read (struct fuse_chan *ch, const struct synapse_
   return 1;
 }
 
+/* libfuse's threads are named for what they do (they took the process title, as the mount's own
+   worker threads do): per-thread CPU figures (bench/, top -H) can tell them apart. */
+static __thread int synapse_thread_named = 0;
+
 static int synapse_chan_receive (struct fuse_chan **chp, char *buf, size_t size) {
   struct fuse_chan *ch = *chp;
   struct fuse_session *se = fuse_chan_session(ch);
   synapse_chan_state_t *st = (synapse_chan_state_t *) fuse_chan_data(ch);
   ssize_t res;
   int err;
+  if (!synapse_thread_named) {
+    synapse_thread_named = 1;
+    prctl(PR_SET_NAME, "fuse-requests", 0, 0, 0);
+  }
   for (;;) {
     res = read(fuse_chan_fd(ch), buf, size);
     err = errno;
@@ -995,13 +1005,13 @@ NAPI_METHOD(synapse_fast_replies_count) {
   return n;
 }
 
-/* synapse_rcvlowat(fd, bytes) (12.): SO_RCVLOWAT on a socket S3 bodies are read from; 0 or -errno. */
-#include <sys/socket.h>
+/* synapse_rcvlowat(fd, bytes) (12.): SO_RCVLOWAT on a socket S3 bodies are read from; 0 or -errno.
+   Under 1 is refused: the kernel would read a negative mark as INT_MAX, a socket never readable. */
 NAPI_METHOD(synapse_rcvlowat) {
   NAPI_ARGV(2)
   NAPI_ARGV_INT32(fd, 0)
   NAPI_ARGV_INT32(bytes, 1)
-  int r = setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes)) == 0 ? 0 : -errno;
+  int r = bytes < 1 ? -EINVAL : setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes)) == 0 ? 0 : -errno;
   napi_value n;
   NAPI_STATUS_THROWS(napi_create_int32(env, r, &n))
   return n;
@@ -1206,7 +1216,7 @@ const headers = existsSync(path.join(nodeDir, 'include', 'node', 'node_api.h'));
 if (!gyp || !headers) keepPrebuild('cannot rebuild fuse-native (node-gyp or Node headers missing)');
 try {
   execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeDir}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  console.log('synapse-mount: rebuilt fuse-native with the utimens fix, the read fast path, direct reads and writes, and 1 MiB requests');
+  console.log('synapse-mount: rebuilt fuse-native with the utimens fix, the read fast path, direct reads and writes, 1 MiB requests, and socket low-water marks for S3 reads');
 } catch (err) {
   console.warn(`synapse-mount: fuse-native rebuild failed (${String(err.stderr ?? err.message).split('\n')[0]}); using the prebuild`);
 }

@@ -39,7 +39,7 @@
  */
 import os from 'node:os';
 import { loadPatchedFunctions } from '../native-addon.js';
-import { kernelAtLeast } from './kernel-version.js';
+import { kernelAtLeast } from '../kernel-version.js';
 
 /** The patch's switches (per-process flags in C): write-only opens since patch v4, read-only since v6. */
 export interface DirectWritesBinding {

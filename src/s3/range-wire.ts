@@ -17,7 +17,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { lowWaterFor, lowWaterSetter, type SetLowWater } from './receive-low-water.js';
+import { loweredMark, lowWaterFor, type SetLowWater } from './receive-low-water.js';
 import { markCutShort, s3ErrorCode, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error } from './object-store.js';
@@ -81,7 +81,7 @@ function parseHead(text: string): ParsedHead {
 }
 
 /** A body's socket kept a low-water mark it could not lower: retried on a new connection, as a reset is. */
-const STUCK_MARK = (): Error => Object.assign(new Error('could not lower the socket\'s low-water mark for the end of the body'), { code: 'ECONNRESET' });
+const stuckMarkError = (): Error => Object.assign(new Error('could not lower the socket\'s low-water mark for the end of the body'), { code: 'ECONNRESET' });
 
 /** One keep-alive connection; carries one request at a time. */
 class Connection {
@@ -122,22 +122,37 @@ class Connection {
   }
 
   /**
-   * The low-water mark for a body with `remaining` bytes to come (receive-low-water.ts): a few big
-   * reads instead of one per segment. Node keeps the descriptor on the socket's handle (TCPWrap,
-   * TLSWrap); without one, or if the kernel refuses, this connection goes without from then on.
-   * False when the socket is left with a mark above the one asked for: more than is still to
-   * come, so it must not be read from again (it would wait for bytes that never arrive).
+   * Set the socket's low-water mark (receive-low-water.ts): a few big reads of a body instead of
+   * one per segment. Node keeps the descriptor on the socket's handle (TCPWrap, TLSWrap). Without
+   * one, or if the kernel refuses (or the setter throws: this runs in a read callback), this
+   * connection goes without marks from then on. True when the socket now has `mark`.
    */
-  private markFor(remaining: number): boolean {
-    const mark = lowWaterFor(remaining, this.secure);
-    if (mark === this.lowWater) return true;
+  private setMark(mark: number): boolean {
     const fd = (this.socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-    if (this.setLowWater && typeof fd === 'number' && fd >= 0 && this.setLowWater(fd, mark) === 0) {
-      this.lowWater = mark;
-      return true;
+    let ok = false;
+    try {
+      ok = this.setLowWater !== undefined && typeof fd === 'number' && fd >= 0 && this.setLowWater(fd, mark) === 0;
+    } catch {
+      ok = false;
     }
-    this.setLowWater = undefined;
-    return mark > this.lowWater;
+    if (ok) this.lowWater = mark;
+    else this.setLowWater = undefined;
+    return ok;
+  }
+
+  /** At a body's start: the highest safe mark for it (no harm if it cannot be set). */
+  private markBody(remaining: number): void {
+    const mark = lowWaterFor(remaining, this.secure);
+    if (this.setLowWater && mark > this.lowWater && this.setMark(mark)) s3Stats.markedGet();
+  }
+
+  /**
+   * With `remaining` bytes to come: lower the mark if it is above what is safe. False when it is
+   * and cannot be lowered — the socket must not be read from again.
+   */
+  private socketUsable(remaining: number): boolean {
+    const lower = loweredMark(this.lowWater, remaining, this.secure);
+    return lower === undefined || this.setMark(lower);
   }
 
   private onBytes(n: number, buf: Uint8Array): void {
@@ -152,7 +167,7 @@ class Connection {
       t.received += n;
       s3Stats.down(n);
       if (t.received === t.length) this.finish(undefined);
-      else if (this.lowWater > 1 && !this.markFor(t.length - t.received)) this.abort(STUCK_MARK());
+      else if (this.lowWater > 1 && !this.socketUsable(t.length - t.received)) this.abort(stuckMarkError());
       return;
     }
     if (t.errorHead) {
@@ -209,7 +224,7 @@ class Connection {
       this.headOf = head;
       s3Stats.down(rest.length);
       if (t.received === t.length) this.finish(undefined);
-      else if (this.setLowWater) this.markFor(t.length - t.received);
+      else this.markBody(t.length - t.received);
       return;
     }
     this.abort(new DirectGetUnsupported(`answer ${head.status}`));
@@ -272,7 +287,7 @@ class Connection {
     this.target = undefined;
     this.headOf = undefined;
     // The next answer's head may be a few bytes: no mark between answers (or no next answer).
-    const reusable = !this.closeAfter && head?.headers.get('connection')?.toLowerCase() !== 'close' && this.markFor(0);
+    const reusable = !this.closeAfter && head?.headers.get('connection')?.toLowerCase() !== 'close' && this.socketUsable(0);
     this.closeAfter = false;
     if (!reusable) this.socket.destroy();
     else {
@@ -410,8 +425,8 @@ export class RangeWire {
   private readonly scratch = Buffer.allocUnsafe(64 * 1024);
   private destroyed = false;
 
-  /** `setLowWater`: SO_RCVLOWAT for bodies (receive-low-water.ts), the patched addon's by default. */
-  constructor(private readonly ca: string[] | undefined, private readonly setLowWater: SetLowWater | undefined = lowWaterSetter()) {}
+  /** `setLowWater`: SO_RCVLOWAT for bodies (receive-low-water.ts); undefined: none. */
+  constructor(private readonly ca: string[] | undefined, private readonly setLowWater: SetLowWater | undefined) {}
 
   /**
    * GET `route` with `headers` (Host included); the body, [start, end) of the object, into `into`.

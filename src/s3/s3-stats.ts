@@ -23,9 +23,15 @@ export interface S3Counters {
    * proxy, SYNAPSE_MOUNT_S3_GET=sdk, or a server it cannot read).
    */
   leanGets: number;
+  /**
+   * Of those, the GETs whose body was read under a socket low-water mark (receive-low-water.ts):
+   * 0 without the patched addon, with SYNAPSE_MOUNT_RCVLOWAT=0, on kernels before 5.10, and for
+   * bodies too short for one.
+   */
+  markedGets: number;
 }
 
-const counters: S3Counters = { requests: 0, errors: 0, bytesDown: 0, bytesUp: 0, leanGets: 0 };
+const counters: S3Counters = { requests: 0, errors: 0, bytesDown: 0, bytesUp: 0, leanGets: 0, markedGets: 0 };
 
 export const s3Stats = {
   request(): void {
@@ -43,6 +49,9 @@ export const s3Stats = {
   leanGet(): void {
     counters.leanGets++;
   },
+  markedGet(): void {
+    counters.markedGets++;
+  },
   snapshot(): S3Counters {
     return { ...counters };
   },
@@ -53,5 +62,6 @@ export const s3Stats = {
     counters.bytesDown = 0;
     counters.bytesUp = 0;
     counters.leanGets = 0;
+    counters.markedGets = 0;
   },
 };

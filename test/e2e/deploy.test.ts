@@ -22,7 +22,7 @@ import { deterministicBytes, READS_BIN_SIZE, startStack, type Stack } from '../s
 import { endToEndHeaders } from '../server/s3-gate.js';
 import { MOUNT_FLAGS } from '../../src/cli/mount-options.js';
 import { startConnectProxy } from '../connect-proxy.js';
-import { cli, isMounted, makeTestCa, mountForeground, NODE_ARGS, patternBytes, ROOT, sh, tempDir, waitFor, type Mounted, type TestCa } from './harness.js';
+import { cli, isMounted, makeTestCa, mountForeground, NODE_ARGS, patternBytes, ROOT, sh, statusOf, tempDir, waitFor, type Mounted, type TestCa } from './harness.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -261,6 +261,9 @@ describe('deployment: mount helper, proxy + private CA, npm pack', () => {
       }
       const big = gets.filter((g) => !/bytes=0-0$/.test(g.range));
       assert.ok(big.length >= 2 && big.every((g) => g.lean), `block GETs went through the lean reader: ${JSON.stringify(gets)}`);
+      // The 8 MiB block's body (over 1 MiB + the TLS margin) was read under a mark.
+      const s3 = (await statusOf(m.dir)).s3;
+      assert.ok(s3.markedGets >= 1 && s3.markedGets <= s3.leanGets, `marked GETs: ${JSON.stringify(s3)}`);
     } finally {
       await m.unmount();
       mounts.splice(mounts.indexOf(m), 1);

@@ -239,7 +239,7 @@ export const CACHED_PAGES_PY = [
 ];
 
 export { makeTestCa, type TestCa } from '../test-ca.js';
-export { kernelAtLeast } from '../../src/fs/kernel-version.js';
+export { kernelAtLeast } from '../../src/kernel-version.js';
 
 /** A loopback port nothing listens on (bound, then released): connections to it are refused. */
 export function closedPort(): Promise<number> {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { DirectRangeGetter } from '../../src/s3/direct-range-get.js';
 import { isRetryableBodyError } from '../../src/s3/aws-object-store.js';
-import { BODY_LOW_WATER_BYTES, lowWaterFor, lowWaterSetter, TLS_MARGIN_BYTES, type SetLowWater } from '../../src/s3/receive-low-water.js';
+import { BODY_LOW_WATER_BYTES, LOWER_STEP_BYTES, loweredMark, lowWaterFor, lowWaterSetter, TLS_MARGIN_BYTES, type SetLowWater } from '../../src/s3/receive-low-water.js';
 import { scripted } from './scripted-http.js';
 import { makeTestCa } from '../test-ca.js';
 
@@ -78,7 +78,7 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   }
 }
 
-test('the mark for what is left: 1 MiB while more is to come, exactly the rest at the end of a plain body, 64 KiB below it over TLS, else none', () => {
+test('the highest safe mark: 1 MiB while more is to come, at most the rest of a plain body, 64 KiB below it over TLS, else none', () => {
   assert.equal(lowWaterFor(8 * MiB, false), BODY_LOW_WATER_BYTES);
   assert.equal(lowWaterFor(300_000, false), 300_000);
   assert.equal(lowWaterFor(1, false), 1);
@@ -87,6 +87,29 @@ test('the mark for what is left: 1 MiB while more is to come, exactly the rest a
   assert.equal(lowWaterFor(300_000, true), 300_000 - TLS_MARGIN_BYTES);
   assert.equal(lowWaterFor(TLS_MARGIN_BYTES + 1, true), 1);
   assert.equal(lowWaterFor(10_000, true), 1, 'a small TLS body: no mark');
+  // A mark that must come down goes a step further than needed (fewer calls); one still safe stays.
+  assert.equal(loweredMark(BODY_LOW_WATER_BYTES, 8 * MiB, false), undefined);
+  assert.equal(loweredMark(BODY_LOW_WATER_BYTES, MiB - 10, false), MiB - 10 - LOWER_STEP_BYTES);
+  assert.equal(loweredMark(BODY_LOW_WATER_BYTES, MiB - 10, true), MiB - 10 - LOWER_STEP_BYTES - TLS_MARGIN_BYTES);
+  assert.equal(loweredMark(200_000, 100_000, false), 1);
+  assert.equal(loweredMark(1, 0, false), undefined, 'no mark: nothing to do');
+  assert.equal(loweredMark(5000, 0, true), 1, 'at the end of an answer: back to none');
+});
+
+test('off with SYNAPSE_MOUNT_RCVLOWAT=0, on kernels before 5.10, and for a getter told null', () => {
+  assert.ok(lowWaterSetter({}, true));
+  assert.equal(lowWaterSetter({ SYNAPSE_MOUNT_RCVLOWAT: '0' }, true), undefined);
+  assert.equal(lowWaterSetter({}, false), undefined);
+  const wireOf = (g: DirectRangeGetter): unknown => (g as unknown as { wire: { setLowWater: unknown } }).wire.setLowWater;
+  const off = new DirectRangeGetter({ endpoint: 'http://127.0.0.1:9', setLowWater: null });
+  const dflt = new DirectRangeGetter({ endpoint: 'http://127.0.0.1:9' });
+  try {
+    assert.equal(wireOf(off), undefined);
+    assert.equal(typeof wireOf(dflt), 'function', 'the addon\'s, by default (kernel 5.10+ here)');
+  } finally {
+    off.destroy();
+    dflt.destroy();
+  }
 });
 
 test('the addon\'s setter holds a socket\'s reads back until the mark is queued (the kernel honours it)', { timeout: 20_000 }, async () => {
@@ -117,7 +140,7 @@ test('the addon\'s setter holds a socket\'s reads back until the mark is queued 
 });
 
 describe('DirectRangeGetter under the mark', { timeout: 30_000 }, () => {
-  test('plain HTTP: 1 MiB while the body is long, lowered to exactly what is left, none between answers; every byte right on one connection', async () => {
+  test('plain HTTP: 1 MiB while the body is long, lowered in steps below what is left, none between answers; every byte right on one connection', async () => {
     const srv = await scripted((_req, sock, r) => trickle(sock, r), BIG.length);
     const rec = recording(realSetter());
     const g = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds, setLowWater: rec.set });
@@ -145,7 +168,7 @@ describe('DirectRangeGetter under the mark', { timeout: 30_000 }, () => {
     }
   });
 
-  test('TLS through a relay that cuts records apart: every mark stays 64 KiB under what is left (Node holds part of a record); a small body gets none; every byte right', async () => {
+  test('TLS through a relay that cuts records apart: the body completes — a mark at the body\'s remaining bytes waits here for raw bytes Node\'s TLS layer already took (the 64 KiB margin); a small body gets none; every byte right', async () => {
     const work = await mkdtemp(path.join(tmpdir(), 'rlw-tls-'));
     const ca = await makeTestCa(work, 'rlw test CA');
     const srv = await scripted((_req, sock, r) => trickle(sock, r), BIG.length, { key: ca.keyPem, cert: ca.certPem });

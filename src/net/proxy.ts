@@ -32,7 +32,7 @@ import tls from 'node:tls';
 import { Agent as AgentBase, type AgentConnectOpts } from 'agent-base';
 import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
-import { EnvHttpProxyAgent, setGlobalDispatcher } from 'undici';
+import { Agent as UndiciAgent, EnvHttpProxyAgent, setGlobalDispatcher, type Dispatcher } from 'undici';
 
 type Env = Record<string, string | undefined>;
 
@@ -112,6 +112,27 @@ export function s3CaCertificates(env: Env = process.env): string[] | undefined {
   }
   caCache = { key, ca };
   return ca;
+}
+
+let fetchDispatcher: { key: string; dispatcher: Dispatcher | undefined } | undefined;
+
+/**
+ * For fetch() of S3 URLs (presigned GETs that the lean reader handed over): a dispatcher that
+ * trusts AWS_CA_BUNDLE as the S3 agents do — through the proxy variables too — or undefined
+ * (the global dispatcher) when the bundle is not set. Synapse's own fetches never use it.
+ */
+export function s3FetchDispatcher(env: Env = process.env): Dispatcher | undefined {
+  const ca = s3CaCertificates(env);
+  const key = `${env['AWS_CA_BUNDLE'] ?? ''}\0${proxyConfigured(env)}`;
+  if (fetchDispatcher?.key !== key) {
+    fetchDispatcher = {
+      key,
+      dispatcher: !ca ? undefined : proxyConfigured(env)
+        ? new EnvHttpProxyAgent({ connect: { ca }, requestTls: { ca } } as ConstructorParameters<typeof EnvHttpProxyAgent>[0])
+        : new UndiciAgent({ connect: { ca } }),
+    };
+  }
+  return fetchDispatcher.dispatcher;
 }
 
 /**

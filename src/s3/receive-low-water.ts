@@ -22,6 +22,11 @@
  * allows is always safe (only more wake-ups), so near a body's end it is lowered LOWER_STEP at a
  * time rather than at every read (over TLS every read is one record: a call per 16 KiB).
  *
+ * On a new connection Linux also clamps the receive window to the mark (tcp_set_rcvlowat); the
+ * receive-buffer autotuning (tcp_rcv_space_adjust) raises that clamp as the buffer grows, so a
+ * long link starts at a 1 MiB window rather than the default 64 KiB and grows from there. Not
+ * measured on a long link (the bench is loopback; this machine has no netem).
+ *
  * The caller — range-wire.ts, one connection at a time — must never read from a socket whose
  * mark it could not lower (it fails that GET as a reset instead).
  *

@@ -153,6 +153,8 @@ const O_ACCMODE = 0o3;
 const O_TRUNC = 0o1000;
 /** Linux's O_DSYNC bit, which O_SYNC includes. */
 const O_DSYNC = 0o10000;
+/** Linux's O_EXCL bit. */
+const O_EXCL = 0o200;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
@@ -982,7 +984,12 @@ export class SynapseFilesystem {
 
   /** `flags`: the create's open flags (scripts/fix-fuse-native.mjs 11.; undefined with the prebuild). */
   async create(path: string, mode: number, flags?: number): Promise<number> {
-    return this.noteSyncWrites(await this.createFile(path, mode), flags ?? 0);
+    const fd = this.noteSyncWrites(await this.createFile(path, mode), flags ?? 0);
+    // O_EXCL: the kernel found no such name (lookup), but this mount's listing may be older than
+    // a file someone made since — its publish must not become that file's version (ActiveFile.exclusiveAs).
+    const h = this.handles.get(fd);
+    if (h?.kind === 'write' && (flags ?? 0) & O_EXCL && !h.file.entityId) h.file.exclusiveAs = `${h.file.parentId}/${h.file.name}`;
+    return fd;
   }
 
   /**

@@ -570,6 +570,9 @@ export const NO_VERSION = 0;
 /** Someone published a version after the one a write built on (Publisher.commit): ESTALE, nothing committed. */
 export class VersionConflict extends FsError {
   constructor(name: string, readonly entityId: string, readonly builtOn: number, readonly current: number | undefined) {
-    super('ESTALE', `${name}: ${entityId} is at version ${current} now; these bytes build on version ${builtOn} and would hide that change — not published, kept for \`synapse-mount recover\` (--force publishes it)`);
+    // NO_VERSION: a new file (an exclusive create, or recover's) whose name another file took.
+    super(builtOn === NO_VERSION ? 'EEXIST' : 'ESTALE', builtOn === NO_VERSION
+      ? `${name}: a file of this name (${entityId}) was created in Synapse meanwhile; these bytes would become its next version — not published, kept for \`synapse-mount recover\` (--force makes them that file's next version)`
+      : `${name}: ${entityId} is at version ${current} now; these bytes build on version ${builtOn} and would hide that change — not published, kept for \`synapse-mount recover\` (--force publishes it)`);
   }
 }

@@ -41,7 +41,7 @@ import { KeptWhole, NoWriteMemory, PartsMissing, UploadNotStarted, type FailedPa
 import { errnoName, FsError } from './errors.js';
 import { SynapseError } from '../synapse/errors.js';
 import type { RemovedFile } from './removed-names.js';
-import { EmptyFileNotSupported, type Publisher } from './publisher.js';
+import { EmptyFileNotSupported, NO_VERSION, type Publisher } from './publisher.js';
 import { publishingNow, SYNCED_OPEN, type JournalEntry, type Spool, type SpoolFile } from './spool.js';
 
 /**
@@ -768,8 +768,8 @@ export class ActiveFile {
         if (revived) this.entityId = revive.entityId;
         let entity;
         try {
-          entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId, this.entityId && !revived ? this.builtOn : undefined,
-            () => !this.unlinked);
+          entity = await this.deps.publisher.commit(this.parentId, this.name, fileHandleId, this.entityId,
+            this.entityId ? (revived ? undefined : this.builtOn) : this.createdBuiltOn(), () => !this.unlinked);
         } catch (err) {
           if (revived) {
             // Not its next version after all: back to the trash can, as the user left it.
@@ -843,6 +843,19 @@ export class ActiveFile {
 
   /** The file this new file's name held until this mount removed it a moment ago (removed-names.ts). */
   revive: RemovedFile | undefined;
+
+  /**
+   * Created O_EXCL (`open(…, 'x')`, h5py 'w-') as `folderId/name`: the program asked for a file no
+   * one else has. Should another user's file of that name appear in Synapse before the publish
+   * (this mount's listing had not seen it), these bytes are not made that file's next version: the
+   * publish fails with EEXIST and keeps them for recover (QA session 32). Not once renamed.
+   */
+  exclusiveAs: string | undefined;
+
+  /** The builtOn for a publish that creates this file (Publisher.commit): NO_VERSION when exclusive. */
+  private createdBuiltOn(): number | undefined {
+    return this.exclusiveAs === `${this.parentId}/${this.name}` ? NO_VERSION : undefined;
+  }
 
   /** A tool's temporary file (names.ts isHeldTempName): its publish waits for the rename after its last close. */
   heldTemp = false;

@@ -1850,6 +1850,38 @@ os.replace(f + '.tmp', f)
     }
   });
 
+  test('an exclusive create (open(…, "x")) of a name another writer\'s file took after the listing: EEXIST at close, that file untouched, the bytes kept for recover; a plain create of such a name becomes its next version', async () => {
+    const dir = `${m.dir}/managed`;
+    assert.equal((await sh(`ls '${dir}' > /dev/null`)).code, 0, 'the folder listed before the other files exist');
+    // Made in Synapse by another writer: this mount's listing (60 s TTL) has not seen them.
+    const theirs = await stack.seed.file(managedId, 'excl-theirs.txt', Buffer.from('theirs\n'));
+    const plain = await stack.seed.file(managedId, 'plain-theirs.txt', Buffer.from('theirs\n'));
+    const r = await runPython([
+      'import errno, sys',
+      'd = sys.argv[1]',
+      'try:',
+      '    with open(d + "/excl-theirs.txt", "x") as f:',
+      '        f.write("mine\\n")',
+      '    print("excl: ok")',
+      'except OSError as e:',
+      '    print("excl:", errno.errorcode.get(e.errno))',
+      'with open(d + "/plain-theirs.txt", "w") as f:',
+      '    f.write("mine\\n")',
+      'print("plain: ok")',
+    ], [dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /excl: EEXIST/, 'the exclusive create fails, at close (its open could not know)');
+    assert.match(r.stdout, /plain: ok/);
+    const theirsVersions = stack.seed.versions(theirs.id);
+    assert.equal(theirsVersions.length, 1, 'their file got no version from an exclusive create');
+    assert.equal((await synapseBytes(theirs.id)).bytes.toString(), 'theirs\n');
+    assert.equal(stack.seed.versions(plain.id).length, 2, 'a plain create (O_TRUNC) of the name: its next version');
+    assert.equal((await synapseBytes(plain.id)).bytes.toString(), 'mine\n');
+    const env = { ...process.env, SYNAPSE_AUTH_TOKEN: stack.authToken };
+    const list = await cli(['recover', '--list', '--spool-dir', path.join(scratch, 'spool')], { env });
+    assert.match(list.stdout, /excl-theirs\.txt/, 'the bytes wait for recover');
+  });
+
   test('a journal entry that cannot be read is reported by recover and recover --list (exit 1), never "nothing to recover"', async () => {
     // QA: a torn entry (a crash before it reached the disk) was skipped silently.
     const spoolDir = path.join(scratch, 'spool-torn');

@@ -287,7 +287,7 @@ export async function mount(given: MountConfig, log: Logger, onWaiting?: (messag
   });
   // Files whose publish failed earlier show their kept bytes until `recover` (filesystem.ts KeptView).
   const waiting = await fs.showJournaled();
-  if (waiting > 0) log.warn({ files: waiting, spoolDir: config.spoolDir }, `${waiting} file(s) wait for \`synapse-mount recover\`; shown read-only meanwhile`);
+  if (waiting > 0) log.warn({ files: waiting, spoolDir: config.spoolDir }, `${waiting} file(s) wait for \`synapse-mount recover\`; shown with their kept bytes meanwhile (writing one starts from them)`);
   const adapter = new FuseAdapter(fs, {
     mountpoint: config.mountpoint,
     fsname: `synapse:${config.entityId}`,

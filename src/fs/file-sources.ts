@@ -20,8 +20,8 @@ import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
 import { SYNAPSE_STORAGE_LOCATION_ID, type EntityBundle, type S3FileHandle, type StsCredentials, type StsPermission, type VersionInfo } from '../synapse/types.js';
 import type { ObjectStore, RangeSource } from '../s3/object-store.js';
-import { directGetsWanted } from '../s3/direct-range-get.js';
-import { PresignedRangeSource, presignedReader } from '../s3/presigned-store.js';
+import { directGetsWanted, DirectRangeGetter } from '../s3/direct-range-get.js';
+import { PresignedRangeSource } from '../s3/presigned-store.js';
 import { S3RangeSource } from '../s3/s3-range-source.js';
 import { FsError } from './errors.js';
 import { PresignedUrls } from './presigned-urls.js';
@@ -91,7 +91,7 @@ export class FileSources {
 
   private readonly urls: PresignedUrls;
   /** One lean GET pool for every presigned read (undefined with SYNAPSE_MOUNT_S3_GET=sdk). */
-  private readonly presignedDirect = directGetsWanted() ? presignedReader() : undefined;
+  private readonly presignedDirect = directGetsWanted() ? new DirectRangeGetter({}) : undefined;
 
   constructor(
     private readonly api: SynapseApi,

@@ -42,7 +42,7 @@ import { finished, type Readable } from 'node:stream';
 // pins Node 20 (engines), so the warning would only alarm users on stderr.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
-import { proxyConfigured, proxyForUrl, s3Agents, s3CaCertificates } from '../net/proxy.js';
+import { proxyConfigured, proxyForUrl, s3Agents } from '../net/proxy.js';
 import { DirectGetUnsupported, DirectRangeGetter, directGetsWanted, isAwsPartitionRegion } from './direct-range-get.js';
 import { HashWorkerLost, OffThreadSha256 } from './offthread-hash.js';
 import { backoff, GetTries, markCutShort, stripQuotes } from './retry.js';
@@ -206,8 +206,7 @@ export class AwsObjectStore implements ObjectStore {
   constructor(private readonly opts: AwsObjectStoreOptions) {
     this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
     if (directGetsAllowed(opts.endpoint, opts.region ?? 'us-east-1')) {
-      const ca = s3CaCertificates();
-      this.direct = new DirectRangeGetter({ ...(opts.endpoint ? { endpoint: opts.endpoint } : {}), region: opts.region ?? 'us-east-1', credentials: opts.credentials, ...(ca ? { ca } : {}) });
+      this.direct = new DirectRangeGetter({ ...(opts.endpoint ? { endpoint: opts.endpoint } : {}), region: opts.region ?? 'us-east-1', credentials: opts.credentials });
     }
   }
 

@@ -40,6 +40,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { S3Error, type ObjectVersion, type S3Location } from './object-store.js';
 import { ClockSkew, DirectGetUnsupported, hostHeader, RangeWire, RegionRedirect, type Route, type WireAnswer } from './range-wire.js';
 import { lowWaterSetter, type SetLowWater } from './receive-low-water.js';
+import { s3CaCertificates } from '../net/proxy.js';
 
 export { DirectGetUnsupported } from './range-wire.js';
 
@@ -57,7 +58,7 @@ export interface DirectRangeGetOptions {
   region?: string;
   /** For getInto (signed requests); getUrlInto needs none. */
   credentials?: Credentials;
-  /** Extra trust anchors (AWS_CA_BUNDLE); Node's defaults otherwise. */
+  /** Trust anchors; unless given, AWS_CA_BUNDLE's (src/net/proxy.ts), else Node's defaults. */
   ca?: string[];
   /** SO_RCVLOWAT for bodies (receive-low-water.ts): the patched addon's unless given; null: none. */
   setLowWater?: SetLowWater | null;
@@ -113,7 +114,8 @@ export class DirectRangeGetter {
 
   constructor(private readonly opts: DirectRangeGetOptions) {
     this.endpoint = opts.endpoint ? new URL(opts.endpoint) : undefined;
-    this.wire = new RangeWire(opts.ca, opts.setLowWater === undefined ? lowWaterSetter() : opts.setLowWater ?? undefined);
+    // AWS_CA_BUNDLE is trusted for S3 however a GET is signed (STS credentials or a presigned URL).
+    this.wire = new RangeWire(opts.ca ?? s3CaCertificates(), opts.setLowWater === undefined ? lowWaterSetter() : opts.setLowWater ?? undefined);
   }
 
   private signer(region: string, credentials: Credentials): SignatureV4 {

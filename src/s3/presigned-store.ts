@@ -15,18 +15,12 @@
  * Transport: DirectRangeGetter (bodies read straight into the block, direct-range-get.ts) when
  * the mount passes one and the URL needs no proxy; Node's fetch otherwise.
  */
-import { proxyForUrl, s3CaCertificates, s3FetchDispatcher } from '../net/proxy.js';
-import { DirectGetUnsupported, DirectRangeGetter } from './direct-range-get.js';
+import { proxyForUrl, s3FetchDispatcher } from '../net/proxy.js';
+import { DirectGetUnsupported, type DirectRangeGetter } from './direct-range-get.js';
 import { S3Error, type Alloc, type RangeSource } from './object-store.js';
 import { backoff, GetTries, markCutShort, s3ErrorCode, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 import { allocDroppable } from '../fs/buffer-pool.js';
-
-/** The lean reader for presigned URLs, trusting AWS_CA_BUNDLE as signed S3 requests do (QA: a private-CA store's presigned reads failed). */
-export function presignedReader(): DirectRangeGetter {
-  const ca = s3CaCertificates();
-  return new DirectRangeGetter(ca ? { ca } : {});
-}
 
 export type UrlProvider = (forceRefresh: boolean) => Promise<string>;
 

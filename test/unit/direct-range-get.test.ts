@@ -4,9 +4,6 @@
  * fall-back to the SDK when the fast path meets an answer it does not handle.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type net from 'node:net';
 import { after, before, describe, mock, test } from 'node:test';
 import { DirectGetUnsupported, DirectRangeGetter } from '../../src/s3/direct-range-get.js';
@@ -14,8 +11,7 @@ import { AwsObjectStore, isRetryableBodyError, toS3Error } from '../../src/s3/aw
 import { S3Error } from '../../src/s3/object-store.js';
 import { S3Client } from '@aws-sdk/client-s3';
 import { startStack, type Stack } from '../server/stack.js';
-import { scripted, type Answer } from './scripted-http.js';
-import { makeTestCa } from '../test-ca.js';
+import { scripted, scriptedTls, type Answer } from './scripted-http.js';
 
 const creds = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' };
 const OBJECT = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7 + 3) & 0xff));
@@ -241,10 +237,8 @@ describe('DirectRangeGetter on the wire', () => {
   });
 
   test('over TLS: the server is checked against the given CA (AWS_CA_BUNDLE), and refused without it', async () => {
-    const work = await mkdtemp(path.join(tmpdir(), 'drg-tls-'));
-    const ca = await makeTestCa(work, 'drg test CA');
-    const srv = await scripted((_req, sock, r) => partial(sock, r), OBJECT.length, { key: ca.keyPem, cert: ca.certPem });
-    const trusted = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds, ca: [ca.caPem] });
+    const srv = await scriptedTls((_req, sock, r) => partial(sock, r), OBJECT.length);
+    const trusted = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds, ca: [srv.caPem] });
     const untrusted = new DirectRangeGetter({ endpoint: srv.url, region: 'us-east-1', credentials: creds });
     try {
       await readRanges(trusted, 3, 100_000);
@@ -254,7 +248,6 @@ describe('DirectRangeGetter on the wire', () => {
       trusted.destroy();
       untrusted.destroy();
       await srv.close();
-      await rm(work, { recursive: true, force: true });
     }
   });
 

@@ -10,11 +10,7 @@ import type net from 'node:net';
 import { DirectRangeGetter } from '../../src/s3/direct-range-get.js';
 import { S3Error } from '../../src/s3/object-store.js';
 import { PresignedRangeSource } from '../../src/s3/presigned-store.js';
-import { makeTestCa } from '../test-ca.js';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { scripted } from './scripted-http.js';
+import { scripted, scriptedTls } from './scripted-http.js';
 
 const OBJECT = Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 13 + 1) & 0xff));
 
@@ -260,9 +256,7 @@ test('a store whose reads give up (every try 5xx) is taken as down: the next rea
 });
 
 test('AWS_CA_BUNDLE is trusted by presigned reads on both transports (a private-CA store), and nothing else is', async () => {
-  const work = await mkdtemp(path.join(tmpdir(), 'presigned-ca-'));
-  const ca = await makeTestCa(work, 'presigned test CA');
-  const srv = await scripted((_req, sock, r) => partial(sock, r), OBJECT.length, { key: ca.keyPem, cert: ca.certPem });
+  const srv = await scriptedTls((_req, sock, r) => partial(sock, r), OBJECT.length);
   const saved = process.env['AWS_CA_BUNDLE'];
   const read = async (direct: DirectRangeGetter | undefined): Promise<Buffer> => {
     const source = new PresignedRangeSource('k', OBJECT.length, async () => `${srv.url}/bucket/key?sig=x`, { requestTimeoutMs: 5000, ...(direct ? { direct } : {}) });
@@ -275,7 +269,7 @@ test('AWS_CA_BUNDLE is trusted by presigned reads on both transports (a private-
     readers.push(untrusted);
     await assert.rejects(read(untrusted), /certificate|self.signed|UNABLE_TO/i, 'lean, without the bundle');
     await assert.rejects(read(undefined), 'fetch, without the bundle');
-    process.env['AWS_CA_BUNDLE'] = path.join(work, 'ca.pem');
+    process.env['AWS_CA_BUNDLE'] = srv.caFile;
     const trusted = new DirectRangeGetter({});
     readers.push(trusted);
     assert.ok((await read(trusted)).equals(OBJECT.subarray(10, 5000)), 'lean, with the bundle');
@@ -285,6 +279,5 @@ test('AWS_CA_BUNDLE is trusted by presigned reads on both transports (a private-
     else process.env['AWS_CA_BUNDLE'] = saved;
     for (const r of readers) r.destroy();
     await srv.close();
-    await rm(work, { recursive: true, force: true });
   }
 });

@@ -5,16 +5,12 @@
  * no mark waits for bytes that will never come; between answers the socket has no mark.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { describe, test } from 'node:test';
 import { DirectRangeGetter } from '../../src/s3/direct-range-get.js';
 import { isRetryableBodyError } from '../../src/s3/aws-object-store.js';
 import { BODY_LOW_WATER_BYTES, LOWER_STEP_BYTES, loweredMark, lowWaterFor, lowWaterSetter, TLS_MARGIN_BYTES, type SetLowWater } from '../../src/s3/receive-low-water.js';
-import { scripted } from './scripted-http.js';
-import { makeTestCa } from '../test-ca.js';
+import { scripted, scriptedTls } from './scripted-http.js';
 
 const MiB = 1024 * 1024;
 const BIG = Buffer.from(Array.from({ length: 3 * MiB + 12_345 }, (_, i) => (i * 13 + 5) & 0xff));
@@ -169,16 +165,14 @@ describe('DirectRangeGetter under the mark', { timeout: 30_000 }, () => {
   });
 
   test('TLS through a relay that cuts records apart: the body completes — a mark at the body\'s remaining bytes waits here for raw bytes Node\'s TLS layer already took (the 64 KiB margin); a small body gets none; every byte right', async () => {
-    const work = await mkdtemp(path.join(tmpdir(), 'rlw-tls-'));
-    const ca = await makeTestCa(work, 'rlw test CA');
-    const srv = await scripted((_req, sock, r) => trickle(sock, r), BIG.length, { key: ca.keyPem, cert: ca.certPem });
+    const srv = await scriptedTls((_req, sock, r) => trickle(sock, r), BIG.length);
     // On loopback a socket read ends where the sender's write did, at a record's end; over a real
     // network it ends wherever a segment did, mid-record. The relay forwards the server's bytes
     // in 1,000-byte pieces, so reads end mid-record here too — where a mark equal to the body's
     // remaining bytes would wait for raw bytes Node's TLS layer already took.
     const relay = await chunkingRelay(Number(new URL(srv.url).port), 1000);
     const rec = recording(realSetter());
-    const g = new DirectRangeGetter({ endpoint: `https://127.0.0.1:${relay.port}`, region: 'us-east-1', credentials: creds, ca: [ca.caPem], setLowWater: rec.set });
+    const g = new DirectRangeGetter({ endpoint: `https://127.0.0.1:${relay.port}`, region: 'us-east-1', credentials: creds, ca: [srv.caPem], setLowWater: rec.set });
     try {
       const into = Buffer.alloc(BIG.length);
       await g.getInto(loc, 0, BIG.length, into);
@@ -194,7 +188,6 @@ describe('DirectRangeGetter under the mark', { timeout: 30_000 }, () => {
       g.destroy();
       relay.close();
       await srv.close();
-      await rm(work, { recursive: true, force: true });
     }
   });
 

@@ -3,8 +3,12 @@
  * parses request heads (GETs only: no request bodies), hands each to `answer` with the asked
  * range, and keeps connections open unless `answer` closes them.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import tls from 'node:tls';
+import { makeTestCa } from '../test-ca.js';
 
 export interface Req { head: string; conn: number }
 export type Answer = (req: Req, sock: net.Socket, range: [number, number]) => void;
@@ -47,3 +51,20 @@ export async function scripted(answer: Answer, wholeLength: number, tlsOptions?:
   };
 }
 
+
+/**
+ * `scripted` over HTTPS, its certificate from a private CA made for it: `caPem` to trust, `caFile`
+ * (for AWS_CA_BUNDLE); `close` also removes the CA's directory.
+ */
+export async function scriptedTls(answer: Answer, wholeLength: number): Promise<Awaited<ReturnType<typeof scripted>> & { caPem: string; caFile: string }> {
+  const work = await mkdtemp(path.join(tmpdir(), 'scripted-tls-'));
+  const ca = await makeTestCa(work, 'scripted-http test CA');
+  const srv = await scripted(answer, wholeLength, { key: ca.keyPem, cert: ca.certPem });
+  return {
+    ...srv, caPem: ca.caPem, caFile: path.join(work, 'ca.pem'),
+    close: async () => {
+      await srv.close();
+      await rm(work, { recursive: true, force: true });
+    },
+  };
+}

@@ -43,7 +43,7 @@ import { GONE_DIR_FH } from './fuse-terms.js';
 import type { FileSources } from './file-sources.js';
 import { RemovedNames } from './removed-names.js';
 import { isLocalDirId, type FileSize, type FsNode, type InodeTable } from './inode-table.js';
-import { heldTempTarget, isGitLockPath, isHeldTempName, isProbeName, isScratchName, isSqliteSideFile, isStagingFolderName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
+import { heldTempTarget, isGitLockPath, isHeldTempName, isMkstempCreate, isProbeName, isScratchName, isSqliteSideFile, isStagingFolderName, MAX_NAME_LENGTH, NAME_MAX, nameProblem } from './names.js';
 import type { MtimeStore } from './mtime-log.js';
 import type { Publisher } from './publisher.js';
 import { ReadHandle, type ReadaheadOptions } from './read-handle.js';
@@ -775,7 +775,7 @@ export class SynapseFilesystem {
         baseReader?.close();
         baseReader = undefined;
       },
-      startStream: (parentId, name, keep) => this.startStream(parentId, name, keep),
+      startStream: (parentId, name, keep, heldTemp) => this.startStream(parentId, name, keep, heldTemp),
       ...(this.opts.logger ? { logger: this.opts.logger } : {}),
     }, {
       // In a mount-local folder every file is this mount's only (review: an empty one moved in, then
@@ -906,11 +906,11 @@ export class SynapseFilesystem {
   }
 
   /** A streaming upload for a new file, where its folder's storage allows one (STS fast path). */
-  private async startStream(parentId: string, name: string, keep: FailedPartStore): Promise<import('./write-handle.js').StreamTarget | undefined> {
+  private async startStream(parentId: string, name: string, keep: FailedPartStore, heldTemp: boolean): Promise<import('./write-handle.js').StreamTarget | undefined> {
     const w = this.writes!;
     // rsync's `.x.csv.Ab12Cd` becomes `x.csv`: the object is named as the file will be (the key
     // holds the name, as the Python client's uploads do; a held file is registered under its real name).
-    const objectName = heldTempTarget(name) ?? name;
+    const objectName = (heldTemp ? heldTempTarget(name) : undefined) ?? name;
     const t = await w.publisher.streamTarget(parentId, objectName);
     if (!t) return undefined;
     const record = { bucket: t.bucket, key: t.key, storageLocationId: t.locationId, parentId, startedAt: new Date().toISOString(), pid: process.pid };
@@ -984,7 +984,7 @@ export class SynapseFilesystem {
 
   /** `flags`: the create's open flags (scripts/fix-fuse-native.mjs 11.; undefined with the prebuild). */
   async create(path: string, mode: number, flags?: number): Promise<number> {
-    const fd = this.noteSyncWrites(await this.createFile(path, mode), flags ?? 0);
+    const fd = this.noteSyncWrites(await this.createFile(path, isMkstempCreate(mode, flags)), flags ?? 0);
     // O_EXCL: the kernel found no such name (lookup), but this mount's listing may be older than
     // a file someone made since — its publish must not become that file's version (ActiveFile.exclusiveAs).
     const h = this.handles.get(fd);
@@ -1008,7 +1008,8 @@ export class SynapseFilesystem {
     return fd;
   }
 
-  private async createFile(path: string, _mode: number): Promise<number> {
+  /** `madeByMkstemp`: created as mkstemp(3) creates (names.ts isMkstempCreate). */
+  private async createFile(path: string, madeByMkstemp = false): Promise<number> {
     this.checkWritable(path);
     const { parent, name } = await this.table.resolveParent(path);
     const existing = this.active.get(path);
@@ -1040,7 +1041,7 @@ export class SynapseFilesystem {
     if (!listed && !hiddenId && !local) {
       file.revive = this.removedNames.take(parent.entityId, name);
       file.heldUntilRenamed = isGitLockPath(path);
-      file.heldTemp = isHeldTempName(name) || file.heldUntilRenamed;
+      file.heldTemp = isHeldTempName(name, madeByMkstemp) || file.heldUntilRenamed;
     }
     if (listed?.entityId || hiddenId) await this.emptiedOrUndone(path, file);
     if (!listed?.entityId) {

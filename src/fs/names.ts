@@ -85,12 +85,13 @@ export function isProbeName(name: string): boolean {
 /**
  * A new file under one of these names is a tool's temporary file, written whole and then renamed
  * onto its real name: rsync's `.<name>.XXXXXX`, GNU sed -i's `sedXXXXXX`, zip's `ziXXXXXX`, perl -i's `XXXXXXXX` (six
- * mkstemp characters, at least one a capital letter, or lower case and digits mixed). Its publish waits a moment after its last close (filesystem.ts
+ * mkstemp characters, at least one a capital letter, or lower case and digits mixed — or any six
+ * when the file was `madeByMkstemp`). Its publish waits a moment after its last close (filesystem.ts
  * HELD_TEMP_MS) for that rename, so the bytes are published once, under the real name — and a
  * collaborator who may not delete (Synapse's "Can edit" sharing) is not left with a published temp
  * file the rename could not remove (QA). Not renamed by then, it is published under its own name.
  */
-export function isHeldTempName(name: string): boolean {
+export function isHeldTempName(name: string, madeByMkstemp = false): boolean {
   // `<name>.tmp`, written whole and renamed onto `<name>`: the hand-made atomic save (`f + '.tmp'`
   // then os.replace), and NamedTemporaryFile(prefix='.<name>.', suffix='.tmp'). A real file of
   // that name is published 10 s after its last close instead of at it (QA: a "Can edit"
@@ -103,7 +104,7 @@ export function isHeldTempName(name: string): boolean {
   // edit" collaborator's os.replace onto a file failed, leaving a temp entity they could not
   // remove). All letters too (6 % of its names: a test failed on `tmpbupmfasu`); not all digits.
   const py = /^tmp([a-z0-9_]{8})(?:\.[A-Za-z0-9]{1,10})?$/.exec(name)?.[1];
-  if (py !== undefined) return /[a-z_]/.test(py);
+  if (py !== undefined) return madeByMkstemp || /[a-z_]/.test(py);
   // Perl's in-place edit (`perl -pi`, 5.28+): `XX` and six mkstemp characters (QA: a "Can edit"
   // collaborator's rename failed with EACCES, leaving a published `XXcA9MTu` they could not remove).
   const suffix = /^\..+\.([A-Za-z0-9]{6})$/.exec(name)?.[1] ?? /^(?:sed|zi|XX)([A-Za-z0-9]{6})$/.exec(name)?.[1];
@@ -111,16 +112,31 @@ export function isHeldTempName(name: string): boolean {
   // case and digits, which real names like `.env.sample`, `.bashrc.backup`, `zipcodes` or
   // `zi202401` do not (review). A capital alone missed 3.8 % of them: a "Can edit" collaborator's
   // rsync then failed with EACCES (`.x.txt.0psng6`, session 26's test run). A temporary file
-  // matching neither is published at its close, as any file.
-  return suffix !== undefined && (/[A-Z]/.test(suffix) || (/[a-z]/.test(suffix) && /[0-9]/.test(suffix)));
+  // matching neither is published at its close, as any file — unless it was made as mkstemp
+  // makes files: then the other 0.6 % are held too (CI: rsync's `.b.bin.yszklp` was published under
+  // that name, and its file handle kept it).
+  return suffix !== undefined && (madeByMkstemp || /[A-Z]/.test(suffix) || (/[a-z]/.test(suffix) && /[0-9]/.test(suffix)));
 }
 
 /**
- * The name a held temporary file will most likely be renamed to, where its name says: rsync's
- * `.<name>.XXXXXX` → `<name>`. Undefined for sed's and zip's, whose names do not.
+ * A create as mkstemp(3) makes its file — O_EXCL, and no permission for group or others (it asks
+ * 0600; rsync, sed -i, perl -i, zip and Python's tempfile all go through it). Programs saving a
+ * file under its real name ask 0666 (editors, `open(…, 'x')`), or O_EXCL with the source's mode
+ * (`cp`): only a copy of a private file looks the same, and one with a temporary file's name
+ * (`cp ~/.bashrc.backup` of a 0600 file) is then published 10 s after its close instead of at it.
+ * With such a name, this settles that the file is a temporary one (isHeldTempName).
+ * `flags` undefined (fuse-native's prebuild passes none): not known, so not.
+ */
+export function isMkstempCreate(mode: number, flags: number | undefined): boolean {
+  const O_EXCL = 0o200;
+  return flags !== undefined && (flags & O_EXCL) !== 0 && (mode & 0o077) === 0;
+}
+
+/**
+ * The name a held temporary file (isHeldTempName) will most likely be renamed to, where its name
+ * says: rsync's `.<name>.XXXXXX` → `<name>`. Undefined for sed's and zip's, whose names do not.
  */
 export function heldTempTarget(name: string): string | undefined {
-  if (!isHeldTempName(name)) return undefined;
   return /^\.(.+)\.[A-Za-z0-9]{6}$/.exec(name)?.[1]
     // NamedTemporaryFile(prefix='.<name>.', suffix='.tmp'): 8 of a–z, 0–9 and _ between them.
     ?? /^\.(.+)\.[a-z0-9_]{8}\.tmp$/.exec(name)?.[1]

@@ -81,7 +81,8 @@ export interface ActiveFileDeps {
    * Start streaming a new file to S3, or undefined where its storage does not allow it. Parts S3
    * refuses for good are kept in `keep` (the file's spool, at their offsets) to be sent again.
    */
-  startStream?: (parentId: string, name: string, keep: FailedPartStore) => Promise<StreamTarget | undefined>;
+  /** `heldTemp`: the file is a tool's temporary one (ActiveFile.heldTemp), its object named as it will be. */
+  startStream?: (parentId: string, name: string, keep: FailedPartStore, heldTemp: boolean) => Promise<StreamTarget | undefined>;
   logger?: Logger;
 }
 
@@ -466,7 +467,7 @@ export class ActiveFile {
       this.stream = await this.deps.startStream(this.parentId, this.name, {
         save: (data, offset) => spool.write(data, offset),
         load: (offset, length) => spool.read(offset, length),
-      });
+      }, this.heldTemp);
     } catch (err) {
       this.deps.logger?.debug({ err, name: this.name }, 'no streaming upload; the spool will be uploaded at close');
     }

@@ -1559,13 +1559,28 @@ os.replace(f + '.tmp', f)
       assert.equal(tmpSave.stdout, 'x5 via .tmp\n');
       assert.equal(stack.seed.versions(x.id).length, 5, 'os.replace of x.txt.tmp made x.txt\'s next version');
       assert.equal(stack.seed.fileHandle(String(stack.seed.entity(x.id).dataFileHandleId)).fileName, 'x.txt', 'its file handle is named for the file');
+      // rsync's temp file as mkstemp names 0.6 % of them — no capital, no digit — made as mkstemp
+      // makes it (O_EXCL, 0600): held too (CI: `.b.bin.yszklp` was published under that name, and
+      // without DELETE the rename onto the file would then fail).
+      const lower = await sh(`python3 -c "
+import os, sys
+d = sys.argv[1]
+fd = os.open(os.path.join(d, '.x.txt.yszklp'), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b'x5b via .x.txt.yszklp\\n')
+os.close(fd)
+os.replace(os.path.join(d, '.x.txt.yszklp'), os.path.join(d, 'x.txt'))
+" '${m2.dir}/canedit' && cat '${m2.dir}/canedit/x.txt'`, { timeoutMs: 60_000 });
+      assert.equal(lower.code, 0, lower.stderr);
+      assert.equal(lower.stdout, 'x5b via .x.txt.yszklp\n');
+      assert.equal(stack.seed.versions(x.id).length, 6, 'x.txt\'s next version');
+      assert.equal(stack.seed.fileHandle(String(stack.seed.entity(x.id).dataFileHandleId)).fileName, 'x.txt', 'its file handle is named for the file');
       // rsync --delay-updates: its `.~tmp~` stays in this mount; each file published once at the end.
       await writeFile(path.join(src, 'x.txt'), 'x6 delayed\n');
       await writeFile(path.join(src, 'd.txt'), 'd1\n');
       const delayed = await sh(`rsync -rt --delay-updates '${src}/x.txt' '${src}/d.txt' '${m2.dir}/canedit/' && cat '${m2.dir}/canedit/x.txt' '${m2.dir}/canedit/d.txt'`, { timeoutMs: 60_000 });
       assert.equal(delayed.code, 0, delayed.stderr);
       assert.equal(delayed.stdout, 'x6 delayed\nd1\n');
-      assert.equal(stack.seed.versions(x.id).length, 6, 'x.txt\'s next version, no DELETE needed');
+      assert.equal(stack.seed.versions(x.id).length, 7, 'x.txt\'s next version, no DELETE needed');
       const afterDb = await fetch(`${stack.endpoint}/repo/v1/entity/children`, {
         method: 'POST', headers: { Authorization: `Bearer ${stack.authToken}`, 'Content-Type': 'application/json' },
         body: JSON.stringify({ parentId: edit, includeTypes: ['file'] }),

@@ -772,3 +772,41 @@ test('QA: a git lock renamed onto a file git removes whole later (gc.pid) stays 
     assert.ok(await r.api.lookupChild(gitId, 'config'));
   });
 });
+
+test('CI: a temp name with no capital and no digit (0.6 % of mkstemp\'s) is held when the file was made as mkstemp makes it (O_EXCL, 0600) — streamed, its S3 key and file handle name the real file; the same name made as a user\'s file is published at its close', async () => {
+  const { isHeldTempName, isMkstempCreate } = await import('../../src/fs/names.js');
+  const O_RDWR_CREAT_EXCL = 0o302;
+  assert.equal(isMkstempCreate(0o100600, O_RDWR_CREAT_EXCL), true, 'rsync, sed -i, perl -i, tempfile');
+  assert.equal(isMkstempCreate(0o100644, 0o301), false, '`cp` of a 0644 file: O_EXCL with its mode');
+  assert.equal(isMkstempCreate(0o100600, 0o1101), false, 'a private file saved without O_EXCL');
+  assert.equal(isMkstempCreate(0o100600, undefined), false, 'flags not known (the prebuild)');
+  for (const name of ['.b.bin.yszklp', 'sedabcdef', 'XXabcdef', 'zipcodes', '.x.txt.123456', 'tmp12345678']) {
+    assert.equal(isHeldTempName(name, true), true, name);
+  }
+  assert.equal(isHeldTempName('notes.txt', true), false, 'not a temporary name, however made');
+  await withHeld(async (r) => {
+    const data = Buffer.alloc(6 * 1024 * 1024 + 5, 3);
+    const before = objectKeys(r);
+    const fd = await r.fs.create('/.b.bin.yszklp', 0o100600, O_RDWR_CREAT_EXCL);
+    for (let off = 0; off < data.length; off += 1024 * 1024) await r.fs.write(fd, data.subarray(off, off + 1024 * 1024), off);
+    await r.fs.flush(fd);
+    await r.fs.release(fd);
+    assert.equal(await r.api.lookupChild(r.rootId, '.b.bin.yszklp'), null, 'not published at its close');
+    const parked = objectKeys(r).filter((k) => !before.includes(k));
+    assert.equal(parked.length, 1);
+    assert.ok(parked[0]!.endsWith('/b.bin'), `its key names the file rsync renames it to (${parked[0]})`);
+    await r.fs.rename('/.b.bin.yszklp', '/b.bin');
+    const id = (await r.api.lookupChild(r.rootId, 'b.bin'))!;
+    assert.ok(id);
+    assert.ok(r.api.fileBytes(id).equals(data));
+    const entity = await r.api.getEntity(id) as { dataFileHandleId?: string };
+    assert.equal((await r.api.getFileHandle(String(entity.dataFileHandleId))).fileName, 'b.bin', 'the file handle names the real file');
+    assert.equal(r.api.calls['deleteEntity'] ?? 0, 0, 'no temp entity to delete');
+
+    const user = await r.fs.create('/.bashrc.backup', 0o100644, 0o1101);
+    await r.fs.write(user, Buffer.from('alias ll=ls\n'), 0);
+    await r.fs.flush(user);
+    await r.fs.release(user);
+    assert.ok(await r.api.lookupChild(r.rootId, '.bashrc.backup'), 'a user\'s file: published at its close');
+  });
+});

@@ -684,6 +684,10 @@ export class SynapseFilesystem {
       // version appeared since): an append builds on those bytes, as it was told (QA: it landed
       // at that offset in the newer version, published over it). Publishing then is ESTALE.
       const keptView = view ?? (await this.keptShownToKernel(path, node));
+      // A new file waiting for recover (never published): its next close publishes a new file
+      // there, so the folder must still take one (QA: the open answered 0, and the close failed
+      // EACCES, its entry replaced by bytes that could never publish).
+      if (!node.entityId && keptView && !isLocalDirId(node.parentId!)) await this.permissions.require('add files to', node.parentId!, path);
       // A SQLite database held back mid-transaction whose journal went with the mount that had it:
       // its bytes are half a transaction nothing can undo now, and SQLite would take them for sound
       // and publish its uncommitted rows (QA). Written only once recover has decided.

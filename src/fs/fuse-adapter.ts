@@ -180,6 +180,10 @@ export class FuseAdapter {
     if (err instanceof S3Error && err.code === 'PreconditionFailed') {
       // Expected, and worth one plain line rather than a stack: the pinned version is gone.
       this.log.warn({ op, path, errno: name }, `${op} failed: the file was replaced in S3 after it was opened; this open file answers EIO, a new open reads the new version`);
+    } else if (err instanceof FsError && err.cause === undefined && level === 'warn') {
+      // The mount's own refusal (a right Synapse would refuse, a scratch-name view, a read-only
+      // mount): its message says why; its stack says nothing (QA: ≈ 1 KB per refused write).
+      this.log.warn({ op, path, errno: name, reason: err.message }, `${op} failed`);
     } else if (this.log.isLevelEnabled(level)) this.log[level]({ op, path, errno: name, err }, `${op} failed`);
     cb(toErrno(err));
   }

@@ -24,6 +24,7 @@ import { CONCRETE, SYNAPSE_STORAGE_LOCATION_ID, type Entity, type MultipartUploa
 import { LRUCache } from 'lru-cache';
 import type { ObjectStore, S3Location } from '../s3/object-store.js';
 import { endUnreferencedUpload, SINGLE_PUT_PREFIX, type MemoryBudget } from '../s3/multipart-upload.js';
+import { s3ErrorCode } from '../s3/retry.js';
 import { s3Stats } from '../s3/s3-stats.js';
 import { FsError } from './errors.js';
 import { PartUrls } from './part-urls.js';
@@ -33,8 +34,14 @@ const MiB = 1024 * 1024;
 const MIN_PART = 5 * MiB;
 const MAX_PARTS = 10_000;
 const PARTS_IN_FLIGHT = 4;
-/** Tries for one part PUT to its presigned URL (403 gets a fresh URL; 5xx and resets back off). */
+/**
+ * Tries for one part PUT to its presigned URL (403 gets a fresh URL; 5xx and resets back off). A
+ * SlowDown is S3 asking for a slower pace, not failing: it does not count, up to 3 × as many tries
+ * (CI: at 30 % SlowDown, 6 tries lost one 5-part upload in ≈ 280).
+ */
 const PUT_ATTEMPTS = 6;
+/** The longest wait between two tries of a part, in first waits (PublisherOptions.partRetryBaseMs, doubling): 5 s. */
+const PUT_BACKOFF_CAP = 50;
 /** One part PUT to a presigned URL (parts are at most a few hundred MiB here). */
 const PART_PUT_TIMEOUT_MS = 10 * 60_000;
 /** Upload destinations rarely change; re-ask after this long. */
@@ -68,6 +75,8 @@ export interface PublisherOptions {
   uploads?: Pick<Spool, 'recordUpload' | 'removeUpload'>;
   /** --max-write-memory, shared with streamed uploads: the part buffers of publishes count in it (sendParts). */
   memory?: MemoryBudget;
+  /** The first wait between two tries of a part PUT (ms; doubles each try, at most 50 ×): 100 unless a test shortens it. */
+  partRetryBaseMs?: number;
 }
 
 export type StoreForLocation = (locationId: number, entityId: string) => ObjectStore;
@@ -436,7 +445,8 @@ export class Publisher {
   /** PUT one part to its presigned URL (batched: PartUrls); every retry gets a fresh URL (a 403: expired). */
   private async putPart(urls: PartUrls, partNumber: number, body: Buffer): Promise<void> {
     let lastStatus = 0;
-    for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
+    let counted = 0;
+    for (let attempt = 0; counted < PUT_ATTEMPTS && attempt < 3 * PUT_ATTEMPTS; attempt++) {
       const url = await urls.get(partNumber, attempt > 0);
       try {
         s3Stats.request();
@@ -445,20 +455,27 @@ export class Publisher {
           method: 'PUT', body: body as unknown as BodyInit, headers: url.signedHeaders ?? {}, signal: AbortSignal.timeout(PART_PUT_TIMEOUT_MS),
         })
           .catch((err: unknown) => { s3Stats.error(); throw err; });
-        await res.body?.cancel();
         if (res.ok) {
+          await res.body?.cancel();
           s3Stats.up(body.length);
           return;
         }
+        const code = s3ErrorCode(await res.text().catch(() => ''));
         s3Stats.error();
-        this.opts.logger?.debug({ status: res.status, partNumber, attempt }, 'part upload refused');
+        this.opts.logger?.debug({ status: res.status, code, partNumber, attempt }, 'part upload refused');
         lastStatus = res.status;
         if (res.status !== 403 && res.status < 500) break;
+        if (code !== 'SlowDown') counted++;
       } catch (err) {
         this.opts.logger?.debug({ err: (err as Error).message, partNumber, attempt }, 'part upload failed; retrying with a fresh URL');
-        if (attempt === PUT_ATTEMPTS - 1) throw new FsError('EIO', `part ${partNumber} upload failed: ${(err as Error).message}`, { cause: err });
+        if (++counted >= PUT_ATTEMPTS || attempt === 3 * PUT_ATTEMPTS - 1) {
+          throw new FsError('EIO', `part ${partNumber} upload failed: ${(err as Error).message}`, { cause: err });
+        }
       }
-      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      // No wait after the last try: the close learns at once.
+      if (counted >= PUT_ATTEMPTS || attempt === 3 * PUT_ATTEMPTS - 1) break;
+      const base = this.opts.partRetryBaseMs ?? 100;
+      await new Promise((r) => setTimeout(r, Math.min(PUT_BACKOFF_CAP * base, base * 2 ** attempt)));
     }
     throw new FsError('EIO', `part ${partNumber} upload refused (HTTP ${lastStatus})`);
   }

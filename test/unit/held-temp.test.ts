@@ -740,19 +740,20 @@ test('QA: a held file is published its wait after its LAST close, not its first 
     await r.fs.flush(fd);
     await r.fs.release(fd);
     const wait = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
-    await wait(200); // the scenario's own pace: the next append 200 ms after the first close
+    // Margins of 400 ms or more on the side that could fail (a loaded CI machine stalls the loop).
+    await wait(500); // the scenario's own pace: the next append 500 ms after the first close
     await appendLine('two\n', 4);
-    await wait(200); // past the first close's 300 ms, not the second's
+    await wait(1100); // past the first close's 1.5 s, not the second's
     assert.equal(await r.api.lookupChild(r.rootId, 'log.tmp'), null, 'not published while appends keep coming');
     let id: string | null = null;
-    for (let i = 0; i < 100 && !id; i++) {
+    for (let i = 0; i < 250 && !id; i++) {
       await wait(20);
       id = await r.api.lookupChild(r.rootId, 'log.tmp');
     }
     assert.ok(id, 'published after the last close\'s wait');
     assert.equal(r.api.fileBytes(id).toString(), 'one\ntwo\n');
     assert.equal(r.api.versions(id).length, 1, 'one version');
-  }, 300);
+  }, 1500);
 });
 
 test('QA: a git lock renamed onto a file git removes whole later (gc.pid) stays held: never published, so a collaborator can remove it', async () => {

@@ -432,6 +432,7 @@ test('a published file emptied where 0 bytes are refused: no journal entry, and 
   const v = await file.publish();
   assert.equal(v?.versionNumber, 2);
   assert.deepEqual(uploaded.map((b) => b.toString()), ['new']);
+  await file.dispose(false);
 });
 
 test('recover: two saves of one file while Synapse was down publish in order, the later last, with no false conflict; a third party\'s version is a conflict', async () => {
@@ -629,5 +630,6 @@ test('a file whose publish failed, then emptied where 0 bytes are refused: its o
     else assert.equal(await file.publish(), undefined, 'an empty placeholder');
     assert.deepEqual(await readdir(path.join(dir, 'journal')), [], `${published ? 'published' : 'new'} file: no entry left`);
     assert.equal(file.awaitingRecovery, false);
+    await file.dispose(false);
   }
 });

@@ -359,13 +359,22 @@ describe('STS and the S3 gate', () => {
         await new Promise((r) => setTimeout(r, 40));
       }
     }
-    const put = admin.send(new PutObjectCommand({ Bucket: stack.managedBucket, Key: 'atomic/obj.bin', Body: Readable.from(slow()), ContentLength: data.length }));
-    await new Promise((r) => setTimeout(r, 80));
-    const got = await admin.send(new GetObjectCommand({ Bucket: stack.managedBucket, Key: 'atomic/obj.bin' }))
-      .then(async (r) => Buffer.from(await r.Body!.transformToByteArray()), (e: unknown) => (e as Error).name);
-    await put;
-    if (typeof got === 'string') assert.equal(got, 'NoSuchKey');
-    else assert.equal(md5(got), md5(data), 'a GET that overlaps the PUT returns the whole new object');
+    // The PUT's connection was cut once in ≈ 40 full-suite runs (EPIPE while its body streamed;
+    // not reproduced alone or under CPU load): a PUT that fails on the wire is made again, at
+    // most twice — every GET that overlapped one is checked all the same.
+    for (let attempt = 1; ; attempt++) {
+      const put = admin.send(new PutObjectCommand({ Bucket: stack.managedBucket, Key: 'atomic/obj.bin', Body: Readable.from(slow()), ContentLength: data.length }));
+      const putFailed = put.then(() => undefined, (e: unknown) => e as Error & { code?: string });
+      await new Promise((r) => setTimeout(r, 80));
+      const got = await admin.send(new GetObjectCommand({ Bucket: stack.managedBucket, Key: 'atomic/obj.bin' }))
+        .then(async (r) => Buffer.from(await r.Body!.transformToByteArray()), (e: unknown) => (e as Error).name);
+      const err = await putFailed;
+      if (typeof got === 'string') assert.equal(got, 'NoSuchKey');
+      else assert.equal(md5(got), md5(data), 'a GET that overlaps the PUT returns the whole new object');
+      if (err && attempt < 3 && ['EPIPE', 'ECONNRESET'].includes(err.code ?? '')) continue;
+      assert.equal(err, undefined, `the PUT (try ${attempt})`);
+      break;
+    }
     admin.destroy();
   });
 

@@ -75,6 +75,8 @@ const S_IFDIR = 0o040000;
 
 /** Answers that tools provoke in normal use (lookups of absent files, xattr probes): debug only. */
 const EXPECTED = new Set(['ENOENT', 'ENODATA', 'ENOTSUP', 'EEXIST', 'ENOTEMPTY', 'EXDEV', 'EISDIR', 'ENOTDIR']);
+/** The mount's own refusals (a right Synapse would refuse, a read-only mount or view): logged by their reason alone. */
+const REFUSALS = new Set(['EACCES', 'EPERM', 'EROFS']);
 
 /**
  * fuse-native unmounts with `exec(\`fusermount -uz ${JSON.stringify(mnt)}\`)` — through a shell,
@@ -180,7 +182,7 @@ export class FuseAdapter {
     if (err instanceof S3Error && err.code === 'PreconditionFailed') {
       // Expected, and worth one plain line rather than a stack: the pinned version is gone.
       this.log.warn({ op, path, errno: name }, `${op} failed: the file was replaced in S3 after it was opened; this open file answers EIO, a new open reads the new version`);
-    } else if (err instanceof FsError && err.cause === undefined && level === 'warn') {
+    } else if (err instanceof FsError && err.cause === undefined && REFUSALS.has(name) && level === 'warn') {
       // The mount's own refusal (a right Synapse would refuse, a scratch-name view, a read-only
       // mount): its message says why; its stack says nothing (QA: ≈ 1 KB per refused write).
       this.log.warn({ op, path, errno: name, reason: err.message }, `${op} failed`);

@@ -11,6 +11,8 @@
  * (a sample, a year): a new, empty `4913` stays local, and it is published once written to
  * (isProbeName; QA: a data file of that name was never published).
  */
+import { constants } from 'node:fs';
+
 export const MAX_NAME_LENGTH = 256;
 /**
  * Linux's NAME_MAX, which statfs reports: a 256-character name Synapse would take could not be
@@ -119,17 +121,18 @@ export function isHeldTempName(name: string, madeByMkstemp = false): boolean {
 }
 
 /**
- * A create as mkstemp(3) makes its file — O_EXCL, and no permission for group or others (it asks
- * 0600; rsync, sed -i, perl -i, zip and Python's tempfile all go through it). Programs saving a
- * file under its real name ask 0666 (editors, `open(…, 'x')`), or O_EXCL with the source's mode
- * (`cp`): only a copy of a private file looks the same, and one with a temporary file's name
- * (`cp ~/.bashrc.backup` of a 0600 file) is then published 10 s after its close instead of at it.
+ * A create as mkstemp(3) makes its file — read-write, O_EXCL, no permission for group or others
+ * (it asks 0600; rsync, sed -i, perl -i, zip and Python's tempfile all go through it). Copies
+ * open write-only: `cp -p`/`cp -a` and `install` also create O_EXCL with 0600 until they set the
+ * mode, `tar x` as root too, and under umask 077 the kernel hands us 0600 for any create (review).
+ * Only a read-write O_EXCL create of a private file (a program's own `os.open(p, O_RDWR|O_CREAT|
+ * O_EXCL, 0o600)`) with a temporary file's name is held by mistake: published 10 s after its close.
  * With such a name, this settles that the file is a temporary one (isHeldTempName).
  * `flags` undefined (fuse-native's prebuild passes none): not known, so not.
  */
 export function isMkstempCreate(mode: number, flags: number | undefined): boolean {
-  const O_EXCL = 0o200;
-  return flags !== undefined && (flags & O_EXCL) !== 0 && (mode & 0o077) === 0;
+  const O_ACCMODE = 3; // not in fs.constants; 3 on every Linux
+  return flags !== undefined && (flags & O_ACCMODE) === constants.O_RDWR && (flags & constants.O_EXCL) !== 0 && (mode & 0o077) === 0;
 }
 
 /**

@@ -20,11 +20,11 @@ import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { SynapseApi } from '../synapse/api.js';
 import { SynapseError } from '../synapse/errors.js';
-import { CONCRETE, SYNAPSE_STORAGE_LOCATION_ID, type Entity, type MultipartUploadRequest, type S3FileHandle, type UploadDestination } from '../synapse/types.js';
+import { CONCRETE, SYNAPSE_STORAGE_LOCATION_ID, type Entity, type MultipartUploadRequest, type PartPresignedUrl, type S3FileHandle, type UploadDestination } from '../synapse/types.js';
 import { LRUCache } from 'lru-cache';
 import type { ObjectStore, S3Location } from '../s3/object-store.js';
 import { endUnreferencedUpload, SINGLE_PUT_PREFIX, type MemoryBudget } from '../s3/multipart-upload.js';
-import { s3ErrorCode } from '../s3/retry.js';
+import { s3ErrorCode, SLOWDOWN_TRY_COST } from '../s3/retry.js';
 import { s3Stats } from '../s3/s3-stats.js';
 import { FsError } from './errors.js';
 import { PartUrls } from './part-urls.js';
@@ -36,8 +36,7 @@ const MAX_PARTS = 10_000;
 const PARTS_IN_FLIGHT = 4;
 /**
  * Tries for one part PUT to its presigned URL (403 gets a fresh URL; 5xx and resets back off). A
- * SlowDown is S3 asking for a slower pace, not failing: it does not count, up to 3 × as many tries
- * (CI: at 30 % SlowDown, 6 tries lost one 5-part upload in ≈ 280).
+ * SlowDown costs half a try (retry.ts SLOWDOWN_TRY_COST).
  */
 const PUT_ATTEMPTS = 6;
 /** The longest wait between two tries of a part, in first waits (PublisherOptions.partRetryBaseMs, doubling): 5 s. */
@@ -442,12 +441,19 @@ export class Publisher {
     return String(status.resultFileHandleId);
   }
 
-  /** PUT one part to its presigned URL (batched: PartUrls); every retry gets a fresh URL (a 403: expired). */
+  /**
+   * PUT one part to its presigned URL (batched: PartUrls). A retry after a 403 (expired) or no
+   * answer gets a fresh URL; after a 5xx the URL is fine, and asking Synapse for another cost a
+   * request per try (review).
+   */
   private async putPart(urls: PartUrls, partNumber: number, body: Buffer): Promise<void> {
     let lastStatus = 0;
-    let counted = 0;
-    for (let attempt = 0; counted < PUT_ATTEMPTS && attempt < 3 * PUT_ATTEMPTS; attempt++) {
-      const url = await urls.get(partNumber, attempt > 0);
+    let spent = 0; // of PUT_ATTEMPTS
+    let url: PartPresignedUrl | undefined;
+    let fresh = false;
+    for (let attempt = 0; ; attempt++) {
+      if (!url || fresh) url = await urls.get(partNumber, attempt > 0);
+      fresh = true; // unless a 5xx below says the URL was fine
       try {
         s3Stats.request();
         // Bounded: an identical upload queued behind this one waits for it (review).
@@ -465,17 +471,17 @@ export class Publisher {
         this.opts.logger?.debug({ status: res.status, code, partNumber, attempt }, 'part upload refused');
         lastStatus = res.status;
         if (res.status !== 403 && res.status < 500) break;
-        if (code !== 'SlowDown') counted++;
+        fresh = res.status === 403;
+        spent += code === 'SlowDown' ? SLOWDOWN_TRY_COST : 1;
       } catch (err) {
         this.opts.logger?.debug({ err: (err as Error).message, partNumber, attempt }, 'part upload failed; retrying with a fresh URL');
-        if (++counted >= PUT_ATTEMPTS || attempt === 3 * PUT_ATTEMPTS - 1) {
-          throw new FsError('EIO', `part ${partNumber} upload failed: ${(err as Error).message}`, { cause: err });
-        }
+        if (++spent >= PUT_ATTEMPTS) throw new FsError('EIO', `part ${partNumber} upload failed: ${(err as Error).message}`, { cause: err });
       }
       // No wait after the last try: the close learns at once.
-      if (counted >= PUT_ATTEMPTS || attempt === 3 * PUT_ATTEMPTS - 1) break;
+      if (spent >= PUT_ATTEMPTS) break;
+      // Jittered, so parts refused together do not come back together.
       const base = this.opts.partRetryBaseMs ?? 100;
-      await new Promise((r) => setTimeout(r, Math.min(PUT_BACKOFF_CAP * base, base * 2 ** attempt)));
+      await new Promise((r) => setTimeout(r, Math.min(PUT_BACKOFF_CAP * base, base * 2 ** attempt) * (0.5 + Math.random() / 2)));
     }
     throw new FsError('EIO', `part ${partNumber} upload refused (HTTP ${lastStatus})`);
   }

@@ -45,7 +45,7 @@ process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 import { proxyConfigured, proxyForUrl, s3Agents } from '../net/proxy.js';
 import { DirectGetUnsupported, DirectRangeGetter, directGetsWanted, isAwsPartitionRegion } from './direct-range-get.js';
 import { HashWorkerLost, OffThreadSha256 } from './offthread-hash.js';
-import { backoff, GetTries, markCutShort, stripQuotes } from './retry.js';
+import { backoff, GetTries, isSlowDown, markCutShort, SLOWDOWN_TRY_COST, stripQuotes } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error, type Alloc, type CompletedPart, type ObjectStore, type ObjectVersion, type RangeResult, type S3Location } from './object-store.js';
 
@@ -85,7 +85,8 @@ export function unsignedPayloadByDefault(endpoint: string | undefined): boolean 
  * independent per request, so 8 tries make a lost block rare even at a 30% fault rate
  * (0.3^8 ≈ 7e-5 — yet a read of many blocks failed about once in 100 runs of the fault tests),
  * so a try whose body was cut short after some bytes does not count (retry.ts GetTries: 3 × as many tries at most); the
- * capped backoff keeps the worst case (~4 s of waits) well inside --read-timeout.
+ * capped backoff keeps the worst case (~4 s of waits; ≈ 8 s when S3 keeps saying SlowDown, which costs
+ * half a try) inside the default --read-timeout.
  */
 const BODY_ATTEMPTS = 8;
 
@@ -313,7 +314,7 @@ export class AwsObjectStore implements ObjectStore {
       } catch (err) {
         if (opts.signal?.aborted || !isRetryableBodyError(err) || !tries.another(err)) throw toS3Error(err, 'GetObject');
         // Capped at 1 s even when S3 says SlowDown: a read waits under --read-timeout (3 s in
-        // some deployments' tests, 30 s by default), and 8 tries must fit inside it.
+        // some deployments' tests, 30 s by default), and 8 tries (16 SlowDowns) should fit inside it.
         await backoff(tries.step, 1000);
       }
     }
@@ -384,6 +385,7 @@ export class AwsObjectStore implements ObjectStore {
   }
 
   async uploadPart(loc: S3Location, uploadId: string, partNumber: number, body: Buffer, contentMd5Base64?: string): Promise<string> {
+    let spent = 0; // of PART_ATTEMPTS: a SlowDown costs half a try (retry.ts)
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await this.call('UploadPart', (signal) => this.client.send(new UploadPartCommand({
@@ -393,7 +395,8 @@ export class AwsObjectStore implements ObjectStore {
         s3Stats.up(body.length);
         return stripQuotes(res.ETag) ?? '';
       } catch (err) {
-        if (attempt + 1 >= PART_ATTEMPTS || !isRetryablePartError(err)) throw toS3Error(err, 'UploadPart');
+        spent += isSlowDown(err) ? SLOWDOWN_TRY_COST : 1;
+        if (spent >= PART_ATTEMPTS || !isRetryablePartError(err)) throw toS3Error(err, 'UploadPart');
         await backoff(attempt + 3, 4000);
       }
     }

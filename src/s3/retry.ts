@@ -33,18 +33,26 @@ function cutShort(err: unknown): boolean {
 }
 
 /** S3 asking for a slower pace: 503 SlowDown (the SDK's exceptions carry it as their name). */
-function throttled(err: unknown): boolean {
+export function isSlowDown(err: unknown): boolean {
   const e = (err ?? {}) as { code?: unknown; name?: unknown };
   return e.code === 'SlowDown' || e.name === 'SlowDown';
 }
+
+/**
+ * What a SlowDown costs of a request's tries: half of one. S3 answered — slow down, not failed —
+ * so a throttled request gets twice its tries (CI: at 30 % SlowDown, 8 tries lost one read of
+ * ≈ 100 in ≈ 150 runs, 6 one 5-part upload in ≈ 280), its backoff growing with each; not more, as
+ * every try is one more request against a bucket that asked for fewer (review).
+ */
+export const SLOWDOWN_TRY_COST = 0.5;
 
 /**
  * The tries of one ranged GET. A body cut short after some of it arrived is a flaky link, not a
  * server that is gone: such a try does not count toward `limit`, so a read through a link that
  * keeps cutting bodies short (30% of them in the fault tests: 8 whole tries failed one read in
  * ~100 there) goes on — up to 3 × `limit` tries in all — while a server that answers nothing
- * still fails after `limit`. A SlowDown neither (S3 answered: slow down, not fail; CI: at 30 %
- * of GETs, 8 tries lost one read of ≈ 100 in ≈ 150 runs), but its backoff grows as a failure's.
+ * still fails after `limit`. A SlowDown costs half a try (SLOWDOWN_TRY_COST), its backoff growing
+ * as a failure's: at most 2 × `limit` tries, ≈ 8 s of waits — inside the default --read-timeout.
  */
 export class GetTries {
   private counted = 0;
@@ -60,8 +68,10 @@ export class GetTries {
   /** After the failure `err` (one worth retrying: 5xx, no answer, a refused URL): is another try allowed? */
   another(err: unknown): boolean {
     this.all++;
-    if (throttled(err)) this.slowed++;
-    else if (!cutShort(err)) this.counted++;
+    if (isSlowDown(err)) {
+      this.slowed++;
+      this.counted += SLOWDOWN_TRY_COST;
+    } else if (!cutShort(err)) this.counted++;
     // An answer (a 403 to renew a URL, a SlowDown, a body cut short) says the store is up: it
     // ends a remembered outage, and never starts one (review: one object's 403s made its bucket
     // "down", and healthy reads there lost their URL renewal and retries).
@@ -80,7 +90,7 @@ export class GetTries {
 
   /** backoff()'s attempt for the wait before the next try: grows with the tries that got nothing, and with SlowDowns. */
   get step(): number {
-    return Math.max(0, this.counted + this.slowed - 1);
+    return Math.max(0, Math.ceil(this.counted + this.slowed * (1 - SLOWDOWN_TRY_COST)) - 1);
   }
 }
 

@@ -160,12 +160,14 @@ describe('a project mixing Synapse, external and STS storage', () => {
       const src = path.join(scratch, 'three-parts.bin');
       await writeFile(src, patternBytes(40 * MiB, 77));
       const b2 = stack.dev.stats().synapse.byRoute;
+      const s3Before = stack.dev.stats().s3.requests;
       assert.equal((await sh(`cp '${src}' '${fresh.dir}/managed/three-parts.bin'`, { timeoutMs: 120_000 })).code, 0);
       const a2 = stack.dev.stats().synapse.byRoute;
       const urlBatches = Object.keys(a2).filter((k) => k.includes('presigned/url/batch')).reduce((n, k) => n + (a2[k] ?? 0) - (b2[k] ?? 0), 0);
-      // One batch; a part whose PUT is retried asks for a fresh URL of its own (seen once in ~10
-      // runs here: a PUT to the local S3 failing once under load).
-      assert.ok(urlBatches === 1 || urlBatches === 2, `part URL requests for 3 parts: ${JSON.stringify(a2)}`);
+      // One batch; a part whose PUT is retried may ask for a fresh URL of its own (after a 403 or
+      // no answer: PUTs to the local S3 were cut under load now and then) — never more than that.
+      const retriedPuts = stack.dev.stats().s3.requests - s3Before - 3;
+      assert.ok(urlBatches >= 1 && urlBatches <= 1 + retriedPuts, `part URL requests for 3 parts, ${retriedPuts} PUTs again: ${JSON.stringify(a2)}`);
       // Read back, it needs no bundle2: its file handle is known from the upload (QA audit F4).
       const sum = await sh(`md5sum < '${fresh.dir}/managed/three-parts.bin'`, { timeoutMs: 60_000 });
       assert.equal(sum.stdout.split(' ')[0], md5(patternBytes(40 * MiB, 77)));

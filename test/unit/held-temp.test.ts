@@ -778,7 +778,11 @@ test('CI: a temp name with no capital and no digit (0.6 % of mkstemp\'s) is held
   const { isHeldTempName, isMkstempCreate } = await import('../../src/fs/names.js');
   const O_RDWR_CREAT_EXCL = 0o302;
   assert.equal(isMkstempCreate(0o100600, O_RDWR_CREAT_EXCL), true, 'rsync, sed -i, perl -i, tempfile');
+  assert.equal(isMkstempCreate(0o100600, O_RDWR_CREAT_EXCL | 0o400000 | 0o2000000), true, 'with O_NOFOLLOW and O_CLOEXEC');
   assert.equal(isMkstempCreate(0o100644, 0o301), false, '`cp` of a 0644 file: O_EXCL with its mode');
+  // Review: `cp -p`/`cp -a`, `install`, `tar x` as root and any create under umask 077 come as
+  // O_EXCL with 0600 too — write-only.
+  assert.equal(isMkstempCreate(0o100600, 0o301), false, '`cp -a`, `install`, `tar x`: write-only');
   assert.equal(isMkstempCreate(0o100600, 0o1101), false, 'a private file saved without O_EXCL');
   assert.equal(isMkstempCreate(0o100600, undefined), false, 'flags not known (the prebuild)');
   for (const name of ['.b.bin.yszklp', 'sedabcdef', 'XXabcdef', 'zipcodes', '.x.txt.123456', 'tmp12345678']) {

@@ -95,35 +95,35 @@ async function uploadOnePart(url: string): Promise<string> {
   }
 }
 
-test('a part PUT: 10 SlowDowns in a row, then sent an 11th time, completes with the URL it had; 6 other 503s end it (EIO); SlowDown for ever, 12 tries; a 403 gets a fresh URL', async () => {
-  const slow = await partServer(Array.from({ length: 10 }, () => ({ status: 503, code: 'SlowDown' })));
+/** `check` against a part server answering `answers`, closed after, whatever happens. */
+async function withPartServer(answers: Array<{ status: number; code: string }>, check: (server: Awaited<ReturnType<typeof partServer>>) => Promise<void>): Promise<void> {
+  const server = await partServer(answers);
   try {
+    await check(server);
+  } finally {
+    await server.close();
+  }
+}
+
+const times = (n: number, status: number, code: string): Array<{ status: number; code: string }> => Array.from({ length: n }, () => ({ status, code }));
+
+test('a part PUT: 10 SlowDowns in a row, then sent an 11th time, completes with the URL it had; 6 other 503s end it (EIO); SlowDown for ever, 12 tries; a 403 gets a fresh URL', async () => {
+  await withPartServer(times(10, 503, 'SlowDown'), async (slow) => {
     assert.equal(await uploadOnePart(slow.url), '77');
     assert.equal(slow.puts(), 11);
     assert.equal(slow.urlRequests(), 1, 'one URL batch: a 503 says nothing against the URL');
-  } finally {
-    await slow.close();
-  }
-  const down = await partServer(Array.from({ length: 10 }, () => ({ status: 503, code: 'ServiceUnavailable' })));
-  try {
+  });
+  await withPartServer(times(10, 503, 'ServiceUnavailable'), async (down) => {
     await assert.rejects(uploadOnePart(down.url), (err: unknown) => errnoName(err) === 'EIO' && /HTTP 503/.test(String(err)));
     assert.equal(down.puts(), 6, 'its 6 tries');
-  } finally {
-    await down.close();
-  }
-  const endless = await partServer(Array.from({ length: 40 }, () => ({ status: 503, code: 'SlowDown' })));
-  try {
+  });
+  await withPartServer(times(40, 503, 'SlowDown'), async (endless) => {
     await assert.rejects(uploadOnePart(endless.url), (err: unknown) => errnoName(err) === 'EIO');
     assert.equal(endless.puts(), 12, 'SlowDown for ever: 6 tries at half a try each, then the close reports it');
-  } finally {
-    await endless.close();
-  }
-  const expired = await partServer([{ status: 403, code: 'AccessDenied' }]);
-  try {
+  });
+  await withPartServer(times(1, 403, 'AccessDenied'), async (expired) => {
     assert.equal(await uploadOnePart(expired.url), '77');
     assert.equal(expired.puts(), 2);
     assert.equal(expired.urlRequests(), 2, 'a fresh URL after the 403');
-  } finally {
-    await expired.close();
-  }
+  });
 });

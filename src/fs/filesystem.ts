@@ -687,7 +687,10 @@ export class SynapseFilesystem {
       // A new file waiting for recover (never published): its next close publishes a new file
       // there, so the folder must still take one (QA: the open answered 0, and the close failed
       // EACCES, its entry replaced by bytes that could never publish).
-      if (!node.entityId && keptView && !isLocalDirId(node.parentId!)) await this.permissions.require('add files to', node.parentId!, path);
+      if (!node.entityId && keptView && !isLocalDirId(node.parentId!)) {
+        const { parent } = await this.table.resolveParent(path);
+        await this.permissions.require('add files to', parent.entityId, path, parent.benefactorId);
+      }
       // A SQLite database held back mid-transaction whose journal went with the mount that had it:
       // its bytes are half a transaction nothing can undo now, and SQLite would take them for sound
       // and publish its uncommitted rows (QA). Written only once recover has decided.

@@ -58,6 +58,13 @@ import { ActiveFile, EmptyVersionRefused, entityGone, type ActiveFileInit } from
 export const HELD_TEMP_MS = 10_000;
 /** How long a rename of a held temporary file waits for the RELEASE of its tool's close. */
 const HELD_RELEASE_WAIT_MS = 1_000;
+/**
+ * The same into a mount-local staging folder (rsync --delay-updates' `.~tmp~`), where a file still
+ * open cannot go (EBUSY): its tool closed it, so the RELEASE is on its way — waited for longer, as
+ * a late one on a loaded machine would fail the whole rsync (review). A real-name rename waits
+ * less: Python's atomic write may os.replace a NamedTemporaryFile it still holds open.
+ */
+const STAGING_RELEASE_WAIT_MS = 10_000;
 
 export interface Stat {
   mode: number;
@@ -1944,7 +1951,7 @@ export class SynapseFilesystem {
       // take the file as that leaves it (review: rsync's rename came between FLUSH and RELEASE).
       const open = this.active.get(src);
       if (open && open.refs > 0 && !open.localOnly && !open.heldTemp) {
-        await this.untilReleased(open, HELD_RELEASE_WAIT_MS);
+        await this.untilReleased(open, STAGING_RELEASE_WAIT_MS);
         node = await this.table.resolve(src);
       }
     }
@@ -2217,7 +2224,7 @@ export class SynapseFilesystem {
       // A tool's close is FLUSH, then an asynchronous RELEASE, which may come after this rename
       // (review): a held file waits a moment for it, so what it holds, and its publish, are known
       // — before the check below, which its FLUSHed fd would fail (review: rsync --delay-updates' EBUSY).
-      if (af.heldTemp && af.refs > 0) await this.untilReleased(af, HELD_RELEASE_WAIT_MS);
+      if (af.heldTemp && af.refs > 0) await this.untilReleased(af, toLocal ? STAGING_RELEASE_WAIT_MS : HELD_RELEASE_WAIT_MS);
       if (af.writers > 0 && !af.localOnly && toLocal) {
         // Its bytes could be published under no name (Synapse refuses scratch names), and would
         // be lost at unmount if kept local (QA: every later close failed with EINVAL).

@@ -815,3 +815,18 @@ test('CI: a temp name with no capital and no digit (0.6 % of mkstemp\'s) is held
     assert.ok(await r.api.lookupChild(r.rootId, '.bashrc.backup'), 'a user\'s file: published at its close');
   });
 });
+
+test('review: a held temp file renamed into rsync --delay-updates\' `.~tmp~` before its RELEASE waits for it, however late (1.5 s here; it waited 1 s, then failed EBUSY and the rsync with it)', async () => {
+  await withHeld(async (r) => {
+    const fd = await flushedOpen(r, '/.late.txt.Ab12Cd', 'late release\n');
+    await r.fs.mkdir('/.~tmp~');
+    const renamed = r.fs.rename('/.late.txt.Ab12Cd', '/.~tmp~/late.txt');
+    await new Promise((res) => setTimeout(res, 1500));
+    await r.fs.release(fd);
+    await renamed;
+    assert.equal(await readText(r, '/.~tmp~/late.txt'), 'late release\n');
+    await r.fs.rename('/.~tmp~/late.txt', '/late.txt');
+    const id = (await r.api.lookupChild(r.rootId, 'late.txt'))!;
+    assert.equal(r.api.fileBytes(id).toString(), 'late release\n');
+  });
+});

@@ -17,6 +17,8 @@ const MAX_AGE_MS = 5 * 60_000;
 export class PartUrls {
   private readonly ready = new Map<number, { url: PartPresignedUrl; at: number }>();
   private readonly coming = new Map<number, Promise<void>>();
+  /** Parts whose URL was handed out: sent, or being sent (a retry asks `fresh`). */
+  private readonly handedOut = new Set<number>();
 
   /** @param order the parts to send, in the order they will be sent */
   constructor(private readonly api: Pick<SynapseApi, 'getPartUploadUrls'>, private readonly uploadId: string,
@@ -29,9 +31,9 @@ export class PartUrls {
       if (inFlight) await inFlight;
       const held = this.ready.get(n);
       this.ready.delete(n);
-      if (held && this.now() - held.at < MAX_AGE_MS) return held.url;
+      if (held && this.now() - held.at < MAX_AGE_MS) return this.handOut(n, held.url);
     }
-    const want = fresh ? [n] : [n, ...this.nextAfter(n)];
+    const want = fresh ? [n] : [n, ...this.nextInLine(n)];
     const batch = this.api.getPartUploadUrls(this.uploadId, want).then((urls) => {
       const at = this.now();
       for (const url of urls) if (want.includes(url.partNumber)) this.ready.set(url.partNumber, { url, at });
@@ -43,17 +45,27 @@ export class PartUrls {
     const got = this.ready.get(n);
     this.ready.delete(n);
     if (!got) throw new FsError('EIO', `no upload URL for part ${n}`);
-    return got.url;
+    return this.handOut(n, got.url);
   }
 
-  /** Parts after `n` in line with no young URL here or on its way, up to a batch in all. */
-  private nextAfter(n: number): number[] {
-    const from = this.order.indexOf(n) + 1;
+  private handOut(n: number, url: PartPresignedUrl): PartPresignedUrl {
+    this.handedOut.add(n);
+    return url;
+  }
+
+  /**
+   * The parts next in line besides `n` that have no URL yet — handed out, young here, or on its
+   * way — up to a batch in all. From the start of the line, not after `n`: parts read from disk
+   * in parallel ask out of order, and part 3 asking first took only itself, so part 1's batch was
+   * a second request (CI: 2 batches for a 3-part upload).
+   */
+  private nextInLine(n: number): number[] {
     const out: number[] = [];
-    for (let i = from; i < this.order.length && out.length < PART_URL_BATCH - 1; i++) {
-      const p = this.order[i]!;
+    for (const p of this.order) {
+      if (out.length >= PART_URL_BATCH - 1) break;
+      if (p === n || this.handedOut.has(p) || this.coming.has(p)) continue;
       const held = this.ready.get(p);
-      if (!this.coming.has(p) && !(held && this.now() - held.at < MAX_AGE_MS)) out.push(p);
+      if (!(held && this.now() - held.at < MAX_AGE_MS)) out.push(p);
     }
     return out;
   }

@@ -47,3 +47,15 @@ test('a retry (the URL was refused) asks for that part alone; an old URL is aske
   await urls.get(2);
   assert.deepEqual(asked[2], [2, 3], 'asked again (with what follows it)');
 });
+
+test('parts asking out of order (read from disk in parallel: part 3 first) still share one batch (CI: 2 batches for a 3-part upload)', async () => {
+  const { asked, api } = fakeApi();
+  const urls = new PartUrls(api, 'up3', [1, 2, 3]);
+  assert.equal((await urls.get(3)).partNumber, 3);
+  assert.equal((await urls.get(1)).partNumber, 1);
+  assert.equal((await urls.get(2)).partNumber, 2);
+  assert.deepEqual(asked, [[3, 1, 2]], 'one request');
+  // Sent parts are not asked for again by a later batch; a retry asks for its own.
+  assert.equal((await urls.get(2, true)).partNumber, 2);
+  assert.deepEqual(asked, [[3, 1, 2], [2]]);
+});

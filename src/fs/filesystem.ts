@@ -29,6 +29,7 @@
  * INVARIANT: every fd in `handles` maps to a handle opened by open()/create() and not yet released.
  * INVARIANT: `active` holds exactly the ActiveFiles with refs > 0, keyed by their current path.
  */
+import { constants as fsConstants } from 'node:fs';
 import { open as openFile, stat, type FileHandle } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { entryBound } from './lru-bound.js';
@@ -160,8 +161,7 @@ const O_ACCMODE = 0o3;
 const O_TRUNC = 0o1000;
 /** Linux's O_DSYNC bit, which O_SYNC includes. */
 const O_DSYNC = 0o10000;
-/** Linux's O_EXCL bit. */
-const O_EXCL = 0o200;
+const { O_EXCL } = fsConstants;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
@@ -998,12 +998,7 @@ export class SynapseFilesystem {
 
   /** `flags`: the create's open flags (scripts/fix-fuse-native.mjs 11.; undefined with the prebuild). */
   async create(path: string, mode: number, flags?: number): Promise<number> {
-    const fd = this.noteSyncWrites(await this.createFile(path, isMkstempCreate(mode, flags)), flags ?? 0);
-    // O_EXCL: the kernel found no such name (lookup), but this mount's listing may be older than
-    // a file someone made since — its publish must not become that file's version (ActiveFile.exclusiveAs).
-    const h = this.handles.get(fd);
-    if (h?.kind === 'write' && (flags ?? 0) & O_EXCL && !h.file.entityId) h.file.exclusiveAs = `${h.file.parentId}/${h.file.name}`;
-    return fd;
+    return this.noteSyncWrites(await this.createFile(path, mode, flags), flags ?? 0);
   }
 
   /**
@@ -1022,8 +1017,8 @@ export class SynapseFilesystem {
     return fd;
   }
 
-  /** `madeByMkstemp`: created as mkstemp(3) creates (names.ts isMkstempCreate). */
-  private async createFile(path: string, madeByMkstemp = false): Promise<number> {
+  /** `flags`: the create's open flags, when known (O_EXCL; mkstemp's way, names.ts isMkstempCreate). */
+  private async createFile(path: string, mode: number, flags?: number): Promise<number> {
     this.checkWritable(path);
     const { parent, name } = await this.table.resolveParent(path);
     const existing = this.active.get(path);
@@ -1055,7 +1050,10 @@ export class SynapseFilesystem {
     if (!listed && !hiddenId && !local) {
       file.revive = this.removedNames.take(parent.entityId, name);
       file.heldUntilRenamed = isGitLockPath(path);
-      file.heldTemp = isHeldTempName(name, madeByMkstemp) || file.heldUntilRenamed;
+      file.heldTemp = isHeldTempName(name, isMkstempCreate(mode, flags)) || file.heldUntilRenamed;
+      // O_EXCL: the kernel found no such name (lookup), but this mount's listing may be older than
+      // a file someone made since — its publish must not become that file's version (ActiveFile.exclusiveAs).
+      if (((flags ?? 0) & O_EXCL) !== 0) file.exclusiveAs = `${parent.entityId}/${name}`;
     }
     if (listed?.entityId || hiddenId) await this.emptiedOrUndone(path, file);
     if (!listed?.entityId) {

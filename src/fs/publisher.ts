@@ -24,7 +24,7 @@ import { CONCRETE, SYNAPSE_STORAGE_LOCATION_ID, type Entity, type MultipartUploa
 import { LRUCache } from 'lru-cache';
 import type { ObjectStore, S3Location } from '../s3/object-store.js';
 import { endUnreferencedUpload, SINGLE_PUT_PREFIX, type MemoryBudget } from '../s3/multipart-upload.js';
-import { s3ErrorCode, SLOWDOWN_TRY_COST } from '../s3/retry.js';
+import { backoff, s3ErrorCode, tryCost } from '../s3/retry.js';
 import { s3Stats } from '../s3/s3-stats.js';
 import { FsError } from './errors.js';
 import { PartUrls } from './part-urls.js';
@@ -36,7 +36,7 @@ const MAX_PARTS = 10_000;
 const PARTS_IN_FLIGHT = 4;
 /**
  * Tries for one part PUT to its presigned URL (403 gets a fresh URL; 5xx and resets back off). A
- * SlowDown costs half a try (retry.ts SLOWDOWN_TRY_COST).
+ * SlowDown costs half a try (retry.ts tryCost).
  */
 const PUT_ATTEMPTS = 6;
 /** The longest wait between two tries of a part, in first waits (PublisherOptions.partRetryBaseMs, doubling): 5 s. */
@@ -449,11 +449,9 @@ export class Publisher {
   private async putPart(urls: PartUrls, partNumber: number, body: Buffer): Promise<void> {
     let lastStatus = 0;
     let spent = 0; // of PUT_ATTEMPTS
-    let url: PartPresignedUrl | undefined;
-    let fresh = false;
+    let url: PartPresignedUrl | undefined; // undefined: ask for one (fresh after the first)
     for (let attempt = 0; ; attempt++) {
-      if (!url || fresh) url = await urls.get(partNumber, attempt > 0);
-      fresh = true; // unless a 5xx below says the URL was fine
+      url ??= await urls.get(partNumber, attempt > 0);
       try {
         s3Stats.request();
         // Bounded: an identical upload queued behind this one waits for it (review).
@@ -471,17 +469,17 @@ export class Publisher {
         this.opts.logger?.debug({ status: res.status, code, partNumber, attempt }, 'part upload refused');
         lastStatus = res.status;
         if (res.status !== 403 && res.status < 500) break;
-        fresh = res.status === 403;
-        spent += code === 'SlowDown' ? SLOWDOWN_TRY_COST : 1;
+        if (res.status === 403) url = undefined; // expired
+        spent += tryCost({ code });
       } catch (err) {
         this.opts.logger?.debug({ err: (err as Error).message, partNumber, attempt }, 'part upload failed; retrying with a fresh URL');
+        url = undefined;
         if (++spent >= PUT_ATTEMPTS) throw new FsError('EIO', `part ${partNumber} upload failed: ${(err as Error).message}`, { cause: err });
       }
       // No wait after the last try: the close learns at once.
       if (spent >= PUT_ATTEMPTS) break;
-      // Jittered, so parts refused together do not come back together.
       const base = this.opts.partRetryBaseMs ?? 100;
-      await new Promise((r) => setTimeout(r, Math.min(PUT_BACKOFF_CAP * base, base * 2 ** attempt) * (0.5 + Math.random() / 2)));
+      await backoff(attempt, PUT_BACKOFF_CAP * base, base);
     }
     throw new FsError('EIO', `part ${partNumber} upload refused (HTTP ${lastStatus})`);
   }

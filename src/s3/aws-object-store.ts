@@ -45,7 +45,7 @@ process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 import { proxyConfigured, proxyForUrl, s3Agents } from '../net/proxy.js';
 import { DirectGetUnsupported, DirectRangeGetter, directGetsWanted, isAwsPartitionRegion } from './direct-range-get.js';
 import { HashWorkerLost, OffThreadSha256 } from './offthread-hash.js';
-import { backoff, GetTries, isSlowDown, markCutShort, SLOWDOWN_TRY_COST, stripQuotes } from './retry.js';
+import { backoff, GetTries, markCutShort, stripQuotes, tryCost } from './retry.js';
 import { s3Stats } from './s3-stats.js';
 import { S3Error, type Alloc, type CompletedPart, type ObjectStore, type ObjectVersion, type RangeResult, type S3Location } from './object-store.js';
 
@@ -395,7 +395,7 @@ export class AwsObjectStore implements ObjectStore {
         s3Stats.up(body.length);
         return stripQuotes(res.ETag) ?? '';
       } catch (err) {
-        spent += isSlowDown(err) ? SLOWDOWN_TRY_COST : 1;
+        spent += tryCost(err);
         if (spent >= PART_ATTEMPTS || !isRetryablePartError(err)) throw toS3Error(err, 'UploadPart');
         await backoff(attempt + 3, 4000);
       }

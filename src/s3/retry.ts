@@ -4,9 +4,9 @@
  * transports cannot drift apart.
  */
 
-/** Capped, jittered exponential backoff before retry `attempt` (0-based): 50 ms × 2^attempt, at most `capMs`. */
-export function backoff(attempt: number, capMs: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, Math.min(capMs, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+/** Capped, jittered exponential backoff before retry `attempt` (0-based): `baseMs` (50) × 2^attempt, at most `capMs`. */
+export function backoff(attempt: number, capMs: number, baseMs = 50): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.min(capMs, baseMs * 2 ** attempt) * (0.5 + Math.random() / 2)));
 }
 
 /** An ETag header as S3 sends it ("…", quotes included) → the bare value. */
@@ -33,7 +33,7 @@ function cutShort(err: unknown): boolean {
 }
 
 /** S3 asking for a slower pace: 503 SlowDown (the SDK's exceptions carry it as their name). */
-export function isSlowDown(err: unknown): boolean {
+function isSlowDown(err: unknown): boolean {
   const e = (err ?? {}) as { code?: unknown; name?: unknown };
   return e.code === 'SlowDown' || e.name === 'SlowDown';
 }
@@ -44,7 +44,12 @@ export function isSlowDown(err: unknown): boolean {
  * ≈ 100 in ≈ 150 runs, 6 one 5-part upload in ≈ 280), its backoff growing with each; not more, as
  * every try is one more request against a bucket that asked for fewer (review).
  */
-export const SLOWDOWN_TRY_COST = 0.5;
+const SLOWDOWN_TRY_COST = 0.5;
+
+/** What the failure `err` costs of a request's tries: half of one for a SlowDown, else one. */
+export function tryCost(err: unknown): number {
+  return isSlowDown(err) ? SLOWDOWN_TRY_COST : 1;
+}
 
 /**
  * The tries of one ranged GET. A body cut short after some of it arrived is a flaky link, not a
@@ -55,8 +60,10 @@ export const SLOWDOWN_TRY_COST = 0.5;
  * as a failure's: at most 2 × `limit` tries, ≈ 8 s of waits — inside the default --read-timeout.
  */
 export class GetTries {
+  /** Of `limit`: tryCost of each failure, a body cut short costing nothing. */
   private counted = 0;
-  private slowed = 0;
+  /** The failures the backoff grows with: all but bodies cut short. */
+  private waited = 0;
   private all = 0;
   private limit: number;
 
@@ -68,10 +75,10 @@ export class GetTries {
   /** After the failure `err` (one worth retrying: 5xx, no answer, a refused URL): is another try allowed? */
   another(err: unknown): boolean {
     this.all++;
-    if (isSlowDown(err)) {
-      this.slowed++;
-      this.counted += SLOWDOWN_TRY_COST;
-    } else if (!cutShort(err)) this.counted++;
+    if (!cutShort(err)) {
+      this.counted += tryCost(err);
+      this.waited++;
+    }
     // An answer (a 403 to renew a URL, a SlowDown, a body cut short) says the store is up: it
     // ends a remembered outage, and never starts one (review: one object's 403s made its bucket
     // "down", and healthy reads there lost their URL renewal and retries).
@@ -90,7 +97,7 @@ export class GetTries {
 
   /** backoff()'s attempt for the wait before the next try: grows with the tries that got nothing, and with SlowDowns. */
   get step(): number {
-    return Math.max(0, Math.ceil(this.counted + this.slowed * (1 - SLOWDOWN_TRY_COST)) - 1);
+    return Math.max(0, this.waited - 1);
   }
 }
 
@@ -101,7 +108,7 @@ function outageSign(err: unknown): boolean {
   const e = (err ?? {}) as { status?: unknown; code?: unknown; name?: unknown; $metadata?: { httpStatusCode?: unknown } };
   const status = typeof e.status === 'number' ? e.status : e.$metadata?.httpStatusCode;
   if (typeof status !== 'number' || status === 0) return true;
-  return status >= 500 && e.code !== 'SlowDown' && e.name !== 'SlowDown';
+  return status >= 500 && !isSlowDown(e);
 }
 
 /**
